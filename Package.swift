@@ -1,0 +1,54 @@
+// swift-tools-version:6.1
+// Tandem: host-based block replication in userspace. See ../shared/DESIGN.md and docs/.
+import PackageDescription
+
+let package = Package(
+    name: "Tandem",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "tandemd", targets: ["tandemd"]),
+        .executable(name: "tandemctl", targets: ["tandemctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
+        .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .target(name: "CShims", dependencies: ["CURing", "COpenSSL"]),
+        .target(name: "TandemCore"),
+        .target(
+            name: "TandemIO",
+            dependencies: [
+                "CURing", "CLZ4", "COpenSSL", "CShims", "TandemCore",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(
+            name: "TandemNBD",
+            dependencies: ["TandemIO", "TandemCore", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "TandemControl", dependencies: ["TandemCore"]),
+        .target(
+            name: "TandemDaemon",
+            dependencies: [
+                "TandemCore", "TandemIO", "TandemNBD", "TandemControl", "CShims",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "tandemd",
+            dependencies: [
+                "TandemDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "tandemctl",
+            dependencies: [
+                "TandemControl", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .testTarget(name: "TandemCoreTests", dependencies: ["TandemCore"]),
+        .testTarget(name: "TandemControlTests", dependencies: ["TandemControl", "TandemDaemon"]),
+        .testTarget(name: "TandemSimulationTests", dependencies: ["TandemCore"]),
+        .testTarget(name: "TandemIntegrationTests", dependencies: ["TandemCore"]),
+    ]
+)

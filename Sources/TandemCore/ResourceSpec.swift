@@ -1,0 +1,101 @@
+// ResourceSpec: what a resource is, as the control plane created it and as it is persisted.
+// Pure data: no I/O. Validation of control input into this type lives in TandemControl.
+
+public enum ResourceRole: String, Sendable, Codable, CaseIterable {
+    case standalone, primary, secondary
+}
+
+public enum ReplicationMode: String, Sendable, Codable, CaseIterable {
+    case sync, async, adaptive, periodic
+}
+
+public enum CompressionKind: String, Sendable, Codable, CaseIterable {
+    case none, lz4
+}
+
+public enum DiskDrain: String, Sendable, Codable, CaseIterable {
+    case flush, drain
+}
+
+public enum InitialSync: String, Sendable, Codable, CaseIterable {
+    case full, none
+}
+
+public struct PeerSpec: Sendable, Codable, Equatable {
+    public var name: String
+    public var address: String
+    public init(name: String, address: String) {
+        self.name = name
+        self.address = address
+    }
+}
+
+public struct NBDSpec: Sendable, Codable, Equatable {
+    /// Unix socket path the export is served on.
+    public var socket: String
+    /// Optional TCP listen address "host:port".
+    public var tcp: String?
+    public init(socket: String, tcp: String? = nil) {
+        self.socket = socket
+        self.tcp = tcp
+    }
+}
+
+public struct ResourceSpec: Sendable, Codable, Equatable {
+    public var name: String
+    /// An existing block device or regular file.
+    public var volume: String
+    /// Set when the daemon created (or should create) the backing file of this size.
+    public var sizeBytes: UInt64?
+    public var role: ResourceRole
+    public var peer: PeerSpec?
+    public var mode: ReplicationMode
+    public var periodSeconds: UInt32?
+    public var rpoTargetMs: UInt32?
+    public var compression: CompressionKind
+    public var resyncRateBytesPerSecond: UInt64
+    public var bandwidthBytesPerSecond: UInt64
+    public var fencing: String
+    public var afterSplitBrain: String
+    public var diskDrain: DiskDrain
+    public var initialSync: InitialSync
+    public var asyncBufferBytes: UInt64
+    public var nbd: NBDSpec
+
+    public init(
+        name: String, volume: String, sizeBytes: UInt64? = nil, role: ResourceRole = .standalone,
+        peer: PeerSpec? = nil, mode: ReplicationMode = .sync, periodSeconds: UInt32? = nil,
+        rpoTargetMs: UInt32? = nil, compression: CompressionKind = .none,
+        resyncRateBytesPerSecond: UInt64 = 0, bandwidthBytesPerSecond: UInt64 = 0,
+        fencing: String = "dont-care", afterSplitBrain: String = "disconnect",
+        diskDrain: DiskDrain = .drain, initialSync: InitialSync = .full,
+        asyncBufferBytes: UInt64 = 256 << 20, nbd: NBDSpec
+    ) {
+        self.name = name
+        self.volume = volume
+        self.sizeBytes = sizeBytes
+        self.role = role
+        self.peer = peer
+        self.mode = mode
+        self.periodSeconds = periodSeconds
+        self.rpoTargetMs = rpoTargetMs
+        self.compression = compression
+        self.resyncRateBytesPerSecond = resyncRateBytesPerSecond
+        self.bandwidthBytesPerSecond = bandwidthBytesPerSecond
+        self.fencing = fencing
+        self.afterSplitBrain = afterSplitBrain
+        self.diskDrain = diskDrain
+        self.initialSync = initialSync
+        self.asyncBufferBytes = asyncBufferBytes
+        self.nbd = nbd
+    }
+
+    /// Resource names become export names, file names and metric labels.
+    public static func isValidName(_ name: String) -> Bool {
+        guard !name.isEmpty, name.utf8.count <= 64 else { return false }
+        return name.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A)
+                || (byte >= 0x61 && byte <= 0x7A) || byte == 0x2D || byte == 0x5F || byte == 0x2E
+        } && name.utf8.first != 0x2E
+    }
+}
