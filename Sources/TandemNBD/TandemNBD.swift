@@ -1,0 +1,2 @@
+// TandemNBD serves volumes over the NBD protocol on TandemIO's event loop.
+import TandemIO
