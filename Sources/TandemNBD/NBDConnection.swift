@@ -53,6 +53,7 @@ public final class NBDConnection: IOHandler, BufferWaiter {
     private var disconnectRequested = false
     private var closeReason: String?
     var onClosed: ((NBDConnection) -> Void)?
+    weak var listener: NBDListener?
 
     init(fd: Int32, backend: NBDExportBackend, maxRequests: Int, logger: Logger) {
         self.fd = fd
