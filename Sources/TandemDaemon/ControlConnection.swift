@@ -1,0 +1,97 @@
+// ControlConnection: one control client's session on the ControlServer: credentials check,
+// bounded line reading, decode, dispatch, reply. Runs on the connection's own thread.
+import CShims
+import Logging
+import TandemControl
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension ControlServer {
+    func serve(_ descriptor: Int32) {
+        defer {
+            state.withLock { _ = $0.connections.remove(descriptor) }
+            close(descriptor)
+        }
+        guard let credentials = Self.peerCredentials(descriptor) else {
+            logger.warning("control connection without peer credentials, closing")
+            return
+        }
+        let policy = state.withLock { $0.policy }
+        guard policy.allows(credentials) else {
+            logger.notice(
+                "control connection refused",
+                metadata: ["uid": "\(credentials.uid)", "gid": "\(credentials.gid)", "pid": "\(credentials.pid)"])
+            let error = ControlError(.permissionDenied, "uid \(credentials.uid) is not root and not in the control group")
+            _ = Self.sendAll(descriptor, ControlCodec.encode(.failure(.null, error)))
+            return
+        }
+        Self.setSendTimeout(descriptor, seconds: Self.sendTimeoutSeconds)
+        readLoop(descriptor, credentials: credentials)
+    }
+
+    func readLoop(_ descriptor: Int32, credentials: PeerCredentials) {
+        var lines = LineBuffer(lineBytesMax: Self.lineBytesMax)
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { return }  // EOF, reset, or shut down by stop()
+            lines.append(chunk[..<count])
+            while let event = lines.next() {
+                guard let reply = respond(to: event, credentials: credentials) else { continue }
+                guard Self.sendAll(descriptor, ControlCodec.encode(reply)) else { return }
+            }
+        }
+    }
+
+    /// The reply for one line; nil for a blank line (ignored, so `nc` sessions are pleasant).
+    func respond(to event: LineBuffer.Event, credentials: PeerCredentials) -> ControlReply? {
+        switch event {
+        case .tooLong:
+            return .failure(.null, ControlError(.lineTooLong, "request line longer than \(Self.lineBytesMax) bytes"))
+        case .line(let line):
+            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return nil }
+            let (id, decoded) = ControlCodec.decodeRequestWithID(line: line)
+            switch decoded {
+            case .failure(let error):
+                logger.debug("control request refused", metadata: ["error": "\(error.code.rawValue)"])
+                return .failure(id, error)
+            case .success(let request):
+                var reply = handler.handle(request, credentials: credentials)
+                reply.id = request.id
+                return reply
+            }
+        }
+    }
+
+    static func peerCredentials(_ descriptor: Int32) -> PeerCredentials? {
+        var pid: pid_t = 0
+        var uid: uid_t = 0
+        var gid: gid_t = 0
+        guard tandem_peer_cred(descriptor, &pid, &uid, &gid) == 0 else { return nil }
+        return PeerCredentials(pid: pid, uid: uid, gid: gid)
+    }
+
+    static func setSendTimeout(_ descriptor: Int32, seconds: Int) {
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        _ = setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Writes everything or reports failure (peer gone, or not reading within the timeout).
+    static func sendAll(_ descriptor: Int32, _ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { raw in
+                send(descriptor, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL))
+            }
+            if written < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            offset += written
+        }
+        return true
+    }
+}
