@@ -226,3 +226,13 @@ final class ResultBox<T>: @unchecked Sendable {
         return result
     }
 }
+
+extension EventLoop {
+    /// Starts `body` on the loop thread and waits until it calls its completion, which may
+    /// happen in a later loop turn. Not from the loop thread.
+    public func awaitOnLoop<T: Sendable>(_ body: @escaping @Sendable (@escaping (T) -> Void) -> Void) -> T {
+        let box = ResultBox<T>()
+        execute { body { box.put($0) } }
+        return box.take()
+    }
+}

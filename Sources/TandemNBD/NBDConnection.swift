@@ -13,7 +13,7 @@ public final class NBDConnection: IOHandler, BufferWaiter {
         case receive = 1, send, disk, edgeHead, edgeTail, flushAfter, cache
     }
 
-    enum State { case handshake, transmission, closing }
+    enum State { case handshake, transmission, closing, closed }
 
     let fd: Int32
     let backend: NBDExportBackend
@@ -89,7 +89,7 @@ public final class NBDConnection: IOHandler, BufferWaiter {
 
     /// Ends the connection: stops reading, lets in-flight disk work finish, frees everything.
     func close(_ reason: String) {
-        guard state != .closing else { return }
+        guard isOpen else { return }
         if closeReason == nil { closeReason = reason }
         state = .closing
         logger.debug("closing NBD connection", metadata: ["reason": "\(reason)"])
@@ -105,6 +105,7 @@ public final class NBDConnection: IOHandler, BufferWaiter {
 
     private func finishCloseIfIdle() {
         guard state == .closing, operationsInFlight == 0 else { return }
+        state = .closed
         for request in requests where request.phase != .free { release(request) }
         loop.unregister(handlerID)
         Glibc.close(fd)
@@ -139,7 +140,7 @@ public final class NBDConnection: IOHandler, BufferWaiter {
     // MARK: receiving
 
     private func armReceive() {
-        guard !receiving, state != .closing else { return }
+        guard !receiving, isOpen else { return }
         if let request = payloadRequest {
             let remaining = Int(request.header.length) - request.payloadReceived
             let target = request.buffer!.pointer + request.dataOffset + request.payloadReceived
@@ -164,7 +165,7 @@ public final class NBDConnection: IOHandler, BufferWaiter {
 
     private func received(_ result: Int32) {
         receiving = false
-        guard state != .closing else { return }
+        guard isOpen else { return }
         if result == -EINTR || result == -EAGAIN || result == -ENOBUFS {
             armReceive()
             return
@@ -190,10 +191,12 @@ public final class NBDConnection: IOHandler, BufferWaiter {
         switch state {
         case .handshake: processHandshake()
         case .transmission: processRequests()
-        case .closing: return
+        case .closing, .closed: return
         }
-        if state != .closing && !isStalled { armReceive() }
+        if isOpen && !isStalled { armReceive() }
     }
+
+    private var isOpen: Bool { state == .handshake || state == .transmission }
 
     private var isStalled: Bool {
         disconnectRequested || waitingForBuffers || (state == .transmission && freeSlots.isEmpty && payloadRequest == nil)
@@ -379,7 +382,7 @@ public final class NBDConnection: IOHandler, BufferWaiter {
 
     /// Called by the backend once the request may touch the disk.
     func issue(_ request: NBDRequest) {
-        guard state != .closing else {
+        guard isOpen else {
             backend.finished(request)
             release(request)
             return
@@ -457,9 +460,9 @@ public final class NBDConnection: IOHandler, BufferWaiter {
             request.error = result < 0 ? NBD.Errno.wire(-result) : NBD.Errno.eio
         }
         guard request.edgeReadsPending == 0 else { return }
-        guard request.error == 0, state != .closing else {
+        guard request.error == 0, isOpen else {
             backend.finished(request)
-            if state == .closing { release(request) } else { complete(request, error: request.error) }
+            if !isOpen { release(request) } else { complete(request, error: request.error) }
             return
         }
         mergeEdges(request)
@@ -537,7 +540,7 @@ public final class NBDConnection: IOHandler, BufferWaiter {
 
     private func finishDisk(_ request: NBDRequest, error: UInt32) {
         backend.finished(request)
-        if state == .closing {
+        if !isOpen {
             release(request)
         } else {
             complete(request, error: error)
@@ -570,7 +573,7 @@ public final class NBDConnection: IOHandler, BufferWaiter {
     }
 
     private func flushReplies() {
-        guard !sending, replyHead != nil, state != .closing else { return }
+        guard !sending, replyHead != nil, isOpen else { return }
         sendBatch.removeAll(keepingCapacity: true)
         var count = 0
         while let request = replyHead, count + 2 <= iovecCapacity {
@@ -602,7 +605,7 @@ public final class NBDConnection: IOHandler, BufferWaiter {
 
     private func sent(_ result: Int32) {
         sending = false
-        if state == .closing { return }
+        if !isOpen { return }
         if result == -EINTR || result == -EAGAIN {
             resend()
             return
