@@ -47,6 +47,20 @@ public enum Sockets {
         return fd
     }
 
+    /// Socket buffers large enough for a few maximum-size replies, so that a 1 MiB read
+    /// reply goes out in one send instead of several partial ones. SO_*BUFFORCE passes
+    /// net.core.[rw]mem_max when the daemon has CAP_NET_ADMIN; otherwise the capped value.
+    public static func setBufferSizes(_ fd: Int32, bytes: Int32) {
+        var value = bytes
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        if setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &value, size) != 0 {
+            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &value, size)
+        }
+        if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &value, size) != 0 {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &value, size)
+        }
+    }
+
     public static func setNoDelay(_ fd: Int32) {
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))

@@ -68,6 +68,7 @@ public final class NBDListener: IOHandler {
 
     private func adopt(_ clientFD: Int32) {
         Sockets.setNoDelay(clientFD)
+        Sockets.setBufferSizes(clientFD, bytes: 4 << 20)
         let connection = NBDConnection(fd: clientFD, backend: backend, maxRequests: maxRequestsPerConnection, logger: logger)
         connection.listener = self
         let id = ObjectIdentifier(connection)
