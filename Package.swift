@@ -49,6 +49,7 @@ let package = Package(
         .testTarget(name: "TandemCoreTests", dependencies: ["TandemCore"]),
         .testTarget(name: "TandemControlTests", dependencies: ["TandemControl", "TandemDaemon"]),
         .testTarget(name: "TandemSimulationTests", dependencies: ["TandemCore"]),
+        .testTarget(name: "TandemIOTests", dependencies: ["TandemIO", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "TandemIntegrationTests", dependencies: ["TandemCore"]),
     ]
 )

@@ -30,6 +30,7 @@ public final class EventLoop: @unchecked Sendable {
     private var thread: pthread_t?
     /// Called once per loop turn with at least this period (systemd watchdog, timers).
     private var tickHandlers: [() -> Void] = []
+    private var completions = [UnsafeMutablePointer<io_uring_cqe>?](repeating: nil, count: 256)
     private var tickTimeout = __kernel_timespec(tv_sec: 1, tv_nsec: 0)
     private static let wakeTag: UInt32 = 1
     private static let tickTag: UInt32 = 2
@@ -118,15 +119,17 @@ public final class EventLoop: @unchecked Sendable {
     public func run() {
         armWake()
         armTick()
-        var cqes = [UnsafeMutablePointer<io_uring_cqe>?](repeating: nil, count: 256)
-        while running {
-            let rc = io_uring_submit_and_wait(&ring.ring, 1)
-            if rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME {
-                preconditionFailure("io_uring_submit_and_wait failed: errno \(-rc)")
-            }
-            reap(&cqes)
+        while running { runOnce() }
+    }
+
+    /// One turn: submit everything prepared, wait for at least one completion, dispatch all
+    /// that are ready. `run` is this in a loop; tests drive it directly.
+    public func runOnce() {
+        let rc = io_uring_submit_and_wait(&ring.ring, 1)
+        if rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME {
+            preconditionFailure("io_uring_submit_and_wait failed: errno \(-rc)")
         }
-        // Let in-flight operations finish so that their buffers are not freed under them.
+        reap(&completions)
     }
 
     private func reap(_ cqes: inout [UnsafeMutablePointer<io_uring_cqe>?]) {
