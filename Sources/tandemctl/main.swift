@@ -20,6 +20,9 @@ struct Tandemctl: ParsableCommand {
             Failover.self, Demote.self, SetOptions.self, Verify.self, Resolve.self,
             OutdatePeer.self, Events.self,
         ])
+
+    /// Accepted before the subcommand too (`tandemctl --socket PATH status`).
+    @OptionGroup var options: GlobalOptions
 }
 
 Tandemctl.main()
