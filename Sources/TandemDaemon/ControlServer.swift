@@ -18,6 +18,20 @@ import Glibc
 /// implementations synchronise their own state.
 public protocol ControlHandler: AnyObject, Sendable {
     func handle(_ request: ControlRequest, credentials: PeerCredentials) -> ControlReply
+
+    /// `events`: runs on the connection's thread and sends each reply line with `emit`, which
+    /// returns false once the client is gone or the server is stopping; return then. The
+    /// default answers once with `handle`, so handlers without a stream need not implement it.
+    func stream(
+        _ request: ControlRequest, credentials: PeerCredentials, emit: (ControlReply) -> Bool)
+}
+
+extension ControlHandler {
+    public func stream(
+        _ request: ControlRequest, credentials: PeerCredentials, emit: (ControlReply) -> Bool
+    ) {
+        _ = emit(handle(request, credentials: credentials))
+    }
 }
 
 public struct ControlServerError: Error, Sendable, CustomStringConvertible {
@@ -153,6 +167,6 @@ public final class ControlServer: @unchecked Sendable {
             close(descriptor)
             return
         }
-        spawn(name: "tandem-control-conn") { self.serve(descriptor) }
+        spawn(name: "tandem-control-conn") { self.runSession(descriptor) }
     }
 }

@@ -14,6 +14,13 @@ final class TestHandler: ControlHandler {
         default: return .failure(request.id, ControlError(.unsupported, "'\(request.cmd)' is not supported"))
         }
     }
+
+    /// Two events, then the stream ends and the connection takes requests again.
+    func stream(_ request: ControlRequest, credentials: PeerCredentials, emit: (ControlReply) -> Bool) {
+        for sequence in 1...2 {
+            guard emit(.ok(.null, ["sequence": .int(Int64(sequence))])) else { return }
+        }
+    }
 }
 
 /// A server on a socket in a fresh temporary directory, stopped and removed by `close()`.
@@ -91,6 +98,34 @@ struct RunningServer {
         #expect(try client.readReply().id == .int(1))
         #expect(try client.readReply() == .failure(.int(2), ControlError(.unknownCommand, "unknown command 'nope'")))
         #expect(try client.readReply().id == .int(3))
+    }
+
+    @Test func eventsStreamRepliesWithTheRequestsId() throws {
+        let running = try RunningServer()
+        defer { running.close() }
+        let client = try ControlClient(socketPath: running.path)
+        try client.send(ControlRequest(id: .string("ev"), cmd: "events", args: [:]))
+        #expect(try client.readReply() == .ok(.string("ev"), ["sequence": .int(1)]))
+        #expect(try client.readReply() == .ok(.string("ev"), ["sequence": .int(2)]))
+        try expectPingWorks(client)
+    }
+
+    @Test func connectionsBeyondTheLimitAreToldBusy() throws {
+        let running = try RunningServer()
+        defer { running.close() }
+        var clients: [ControlClient] = []
+        for _ in 0..<ControlServer.connectionsMax {
+            let client = try ControlClient(socketPath: running.path)
+            try expectPingWorks(client)
+            clients.append(client)
+        }
+        let extra = try ControlClient(socketPath: running.path)
+        guard case .failure(let error) = try extra.readReply().result else {
+            Issue.record("connection over the limit was served")
+            return
+        }
+        #expect(error.code == .busy)
+        clients.removeAll()
     }
 
     @Test func theSocketIsCreatedWithMode0660() throws {
