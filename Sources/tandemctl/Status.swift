@@ -15,7 +15,7 @@ struct Status: ParsableCommand {
         try options.call("status", args) { fields in
             if name == nil {
                 let resources = (fields["resources"]?.arrayValue ?? []).compactMap(\.objectValue)
-                print(StatusTable.render(resources))
+                print(resources.isEmpty ? "no resources" : StatusTable.render(resources))
             } else {
                 print(StatusTable.render([fields]))
                 print("")
