@@ -11,8 +11,10 @@ import Glibc
 extension ControlServer {
     func runSession(_ descriptor: Int32) {
         defer {
-            state.withLock { _ = $0.connections.remove(descriptor) }
-            close(descriptor)
+            state.withLock { current in
+                current.connections.remove(descriptor)
+                close(descriptor)
+            }
         }
         guard let credentials = Self.peerCredentials(descriptor) else {
             logger.warning("control connection without peer credentials, closing")
