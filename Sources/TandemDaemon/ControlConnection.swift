@@ -9,10 +9,12 @@ import Glibc
 #endif
 
 extension ControlServer {
-    func serve(_ descriptor: Int32) {
+    func runSession(_ descriptor: Int32) {
         defer {
-            state.withLock { _ = $0.connections.remove(descriptor) }
-            close(descriptor)
+            state.withLock { current in
+                current.connections.remove(descriptor)
+                close(descriptor)
+            }
         }
         guard let credentials = Self.peerCredentials(descriptor) else {
             logger.warning("control connection without peer credentials, closing")
@@ -40,30 +42,47 @@ extension ControlServer {
             guard count > 0 else { return }  // EOF, reset, or shut down by stop()
             lines.append(chunk[..<count])
             while let event = lines.next() {
-                guard let reply = respond(to: event, credentials: credentials) else { continue }
-                guard Self.sendAll(descriptor, ControlCodec.encode(reply)) else { return }
+                guard serve(event, descriptor, credentials) else { return }
             }
         }
     }
 
-    /// The reply for one line; nil for a blank line (ignored, so `nc` sessions are pleasant).
-    func respond(to event: LineBuffer.Event, credentials: PeerCredentials) -> ControlReply? {
+    /// Answers one line; false when the client can no longer be written to.
+    func serve(_ event: LineBuffer.Event, _ descriptor: Int32, _ credentials: PeerCredentials) -> Bool {
+        let reply: ControlReply
         switch event {
         case .tooLong:
-            return .failure(.null, ControlError(.lineTooLong, "request line longer than \(Self.lineBytesMax) bytes"))
+            reply = .failure(.null, ControlError(.lineTooLong, "request line longer than \(Self.lineBytesMax) bytes"))
         case .line(let line):
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return nil }
+            // Blank lines are ignored, so interactive `nc` sessions are pleasant.
+            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return true }
             let (id, decoded) = ControlCodec.decodeRequestWithID(line: line)
             switch decoded {
             case .failure(let error):
                 logger.debug("control request refused", metadata: ["error": "\(error.code.rawValue)"])
-                return .failure(id, error)
+                reply = .failure(id, error)
+            case .success(let request) where request.cmd == "events":
+                return streamEvents(request, descriptor, credentials)
             case .success(let request):
-                var reply = handler.handle(request, credentials: credentials)
-                reply.id = request.id
-                return reply
+                var handled = handler.handle(request, credentials: credentials)
+                handled.id = request.id
+                reply = handled
             }
         }
+        return Self.sendAll(descriptor, ControlCodec.encode(reply))
+    }
+
+    /// Hands the connection to the handler's stream; false when the client went away.
+    func streamEvents(_ request: ControlRequest, _ descriptor: Int32, _ credentials: PeerCredentials) -> Bool {
+        var connected = true
+        handler.stream(request, credentials: credentials) { reply in
+            guard connected, !state.withLock({ $0.stopping }) else { return false }
+            var reply = reply
+            reply.id = request.id
+            connected = Self.sendAll(descriptor, ControlCodec.encode(reply))
+            return connected
+        }
+        return connected
     }
 
     static func peerCredentials(_ descriptor: Int32) -> PeerCredentials? {

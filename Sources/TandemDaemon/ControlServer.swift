@@ -18,6 +18,20 @@ import Glibc
 /// implementations synchronise their own state.
 public protocol ControlHandler: AnyObject, Sendable {
     func handle(_ request: ControlRequest, credentials: PeerCredentials) -> ControlReply
+
+    /// `events`: runs on the connection's thread and sends each reply line with `emit`, which
+    /// returns false once the client is gone or the server is stopping; return then. The
+    /// default answers once with `handle`, so handlers without a stream need not implement it.
+    func stream(
+        _ request: ControlRequest, credentials: PeerCredentials, emit: (ControlReply) -> Bool)
+}
+
+extension ControlHandler {
+    public func stream(
+        _ request: ControlRequest, credentials: PeerCredentials, emit: (ControlReply) -> Bool
+    ) {
+        _ = emit(handle(request, credentials: credentials))
+    }
 }
 
 public struct ControlServerError: Error, Sendable, CustomStringConvertible {
@@ -83,14 +97,19 @@ public final class ControlServer: @unchecked Sendable {
     /// Stops accepting, disconnects every client, waits (bounded) for their threads, and
     /// removes the socket file.
     public func stop() {
-        let (listener, connections, wasStopping) = state.withLock { current in
-            let snapshot = (current.listenDescriptor, current.connections, current.stopping)
+        // Shut descriptors down under the lock: a connection thread closes its descriptor
+        // under the same lock, so a number shut down here is never one already reused.
+        let started = state.withLock { current in
+            guard !current.stopping, current.listenDescriptor >= 0 else {
+                current.stopping = true
+                return false
+            }
             current.stopping = true
-            return snapshot
+            shutdown(current.listenDescriptor, Int32(SHUT_RDWR))
+            for descriptor in current.connections { shutdown(descriptor, Int32(SHUT_RDWR)) }
+            return true
         }
-        guard !wasStopping, listener >= 0 else { return }
-        shutdown(listener, Int32(SHUT_RDWR))
-        for descriptor in connections { shutdown(descriptor, Int32(SHUT_RDWR)) }
+        guard started else { return }
         if threads.wait(timeout: .now() + 5) == .timedOut {
             logger.warning("control threads did not finish within 5 s")
         }
@@ -110,19 +129,20 @@ public final class ControlServer: @unchecked Sendable {
     }
 
     func acceptLoop(_ listener: Int32) {
-        defer { close(listener) }
+        defer {
+            state.withLock { current in
+                close(listener)
+                current.listenDescriptor = -1
+            }
+        }
         while true {
             let descriptor = accept(listener, nil, nil)
-            if state.withLock({ $0.stopping }) {
-                if descriptor >= 0 { close(descriptor) }
-                return
-            }
             guard descriptor >= 0 else {
-                if !acceptFailureIsTransient(errno) { return }
+                if state.withLock({ $0.stopping }) || !acceptFailureIsTransient(errno) { return }
                 continue
             }
             _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
-            admit(descriptor)
+            guard admit(descriptor) else { return }
         }
     }
 
@@ -141,18 +161,27 @@ public final class ControlServer: @unchecked Sendable {
         }
     }
 
-    func admit(_ descriptor: Int32) {
-        let admitted = state.withLock { current in
-            guard current.connections.count < Self.connectionsMax else { return false }
+    /// Registers and serves a new connection; false when the server is stopping.
+    func admit(_ descriptor: Int32) -> Bool {
+        enum Admission { case admitted, busy, stopping }
+        let admission = state.withLock { current -> Admission in
+            if current.stopping { return .stopping }
+            guard current.connections.count < Self.connectionsMax else { return .busy }
             current.connections.insert(descriptor)
-            return true
+            return .admitted
         }
-        guard admitted else {
+        switch admission {
+        case .admitted:
+            spawn(name: "tandem-control-conn") { self.runSession(descriptor) }
+            return true
+        case .busy:
             let error = ControlError(.busy, "too many control connections (\(Self.connectionsMax))")
             _ = Self.sendAll(descriptor, ControlCodec.encode(.failure(.null, error)))
             close(descriptor)
-            return
+            return true
+        case .stopping:
+            close(descriptor)
+            return false
         }
-        spawn(name: "tandem-control-conn") { self.serve(descriptor) }
     }
 }

@@ -32,7 +32,9 @@ public struct ResourceStore: Sendable {
 
     /// Persists `spec`, replacing any previous version atomically.
     public func save(_ spec: ResourceSpec) throws(ResourceStoreError) {
-        precondition(ResourceSpec.isValidName(spec.name), "resource name validated before saving")
+        guard ResourceSpec.isValidName(spec.name) else {
+            throw ResourceStoreError("'\(spec.name)' is not a valid resource name")
+        }
         try makeDirectory()
         let document: JSONValue = .object(["version": .int(Self.formatVersion), "spec": .object(spec.jsonFields)])
         let bytes = JSONCodec.serialize(document) + [0x0A]
