@@ -193,13 +193,13 @@ public final class NBDConnection: IOHandler, BufferWaiter {
         case .transmission: processRequests()
         case .closing, .closed: return
         }
-        if isOpen && !isStalled { armReceive() }
+        if isOpen && (payloadRequest != nil || !isStalled) { armReceive() }
     }
 
     private var isOpen: Bool { state == .handshake || state == .transmission }
 
     private var isStalled: Bool {
-        disconnectRequested || waitingForBuffers || (state == .transmission && freeSlots.isEmpty && payloadRequest == nil)
+        disconnectRequested || waitingForBuffers || (state == .transmission && freeSlots.isEmpty)
     }
 
     private func processHandshake() {
@@ -245,7 +245,8 @@ public final class NBDConnection: IOHandler, BufferWaiter {
     // MARK: requests
 
     private func processRequests() {
-        while state == .transmission && !isStalled {
+        // While a payload streams into its request buffer the staging buffer holds nothing.
+        while state == .transmission && payloadRequest == nil && !isStalled {
             if discardBytes > 0 {
                 let take = min(discardBytes, stagingEnd - stagingStart)
                 stagingStart += take
