@@ -388,6 +388,14 @@ public final class NBDConnection: IOHandler, BufferWaiter {
             release(request)
             return
         }
+        if backend.sink != nil && request.isMutation || backend.sink != nil && request.command == .flush {
+            if request.command == .write && request.isReadModifyWrite {
+                readEdges(request)
+            } else {
+                handToSink(request)
+            }
+            return
+        }
         switch request.command {
         case .read: submitData(request, write: false)
         case .write:
@@ -467,7 +475,36 @@ public final class NBDConnection: IOHandler, BufferWaiter {
             return
         }
         mergeEdges(request)
-        submitData(request, write: true)
+        if backend.sink != nil { handToSink(request) } else { submitData(request, write: true) }
+    }
+
+    private func handToSink(_ request: NBDRequest) {
+        guard let sink = backend.sink else { preconditionFailure("handToSink without a sink") }
+        request.phase = .disk
+        let kind: NBDPendingMutation.Kind
+        switch request.command {
+        case .write: kind = .write
+        case .flush: kind = .flush
+        case .trim: kind = .trim
+        case .writeZeroes: kind = .writeZeroes
+        default: preconditionFailure("command \(request.command) is not a mutation")
+        }
+        let isWrite = kind == .write
+        operationsInFlight += 1  // the sink's answer counts as an operation in flight
+        sink.submit(NBDPendingMutation(
+            request: request, kind: kind,
+            diskOffset: isWrite ? request.diskOffset : request.header.offset,
+            diskLength: isWrite ? request.diskLength : Int(request.header.length),
+            buffer: isWrite ? request.buffer!.pointer : nil,
+            fua: request.header.flags & NBD.CommandFlag.fua != 0,
+            noHole: request.header.flags & NBD.CommandFlag.noHole != 0))
+    }
+
+    /// The sink's answer for a mutation handed to it.
+    func sinkFinished(_ request: NBDRequest, errno: Int32) {
+        operationsInFlight -= 1
+        finishDisk(request, error: errno == 0 ? 0 : NBD.Errno.wire(errno))
+        finishCloseIfIdle()
     }
 
     /// Fills the parts of the aligned buffer the client did not send from the edge blocks.

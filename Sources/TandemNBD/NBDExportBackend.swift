@@ -11,6 +11,8 @@ public final class NBDExportBackend {
     public let loop: EventLoop
     public let buffers: DataBuffers
     public var readOnly: Bool
+    /// When set, writes, flushes, trims and zeroes go to the sink instead of the volume.
+    public weak var sink: NBDWriteSink?
     public let maxRequestBytes: UInt32
     let logger: Logger
     private var activeHead: NBDRequest?
