@@ -26,8 +26,10 @@ public struct WireDecoder: Sendable {
         self.checksOrdering = checksOrdering
     }
 
-    /// Bytes received but not yet returned as frames.
-    public var bufferedBytes: Int { buffer.count - readIndex }
+    /// Bytes received but not yet returned as frames (including a validated pending header).
+    public var bufferedBytes: Int { unreadBytes + (pendingHeader == nil ? 0 : WireFormat.headerBytes) }
+
+    private var unreadBytes: Int { buffer.count - readIndex }
 
     /// The error that failed this decoder, if any.
     public var error: WireError? { failure }
@@ -66,12 +68,12 @@ public struct WireDecoder: Sendable {
 
     private mutating func decodeNext() throws(WireError) -> WireFrame? {
         if pendingHeader == nil {
-            guard bufferedBytes >= WireFormat.headerBytes else { return nil }
+            guard unreadBytes >= WireFormat.headerBytes else { return nil }
             let headerBytes = buffer[readIndex..<(readIndex + WireFormat.headerBytes)]
             pendingHeader = try WireFrameHeader.decode(headerBytes)
             readIndex += WireFormat.headerBytes
         }
-        guard let header = pendingHeader, bufferedBytes >= header.bodyBytes else { return nil }
+        guard let header = pendingHeader, unreadBytes >= header.bodyBytes else { return nil }
         let body = buffer[readIndex..<(readIndex + header.bodyBytes)]
         let message = try WireBodyDecoder.decode(header.type, body)
         if checksOrdering { try order.check(message) }
