@@ -50,5 +50,6 @@ let package = Package(
         .testTarget(name: "TandemControlTests", dependencies: ["TandemControl", "TandemDaemon"]),
         .testTarget(name: "TandemSimulationTests", dependencies: ["TandemCore"]),
         .testTarget(name: "TandemIntegrationTests", dependencies: ["TandemCore"]),
+        .testTarget(name: "TandemTLSTests", dependencies: ["TandemIO", "TandemCore"]),
     ]
 )

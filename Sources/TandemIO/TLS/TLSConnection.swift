@@ -21,6 +21,9 @@ public final class TLSConnection: @unchecked Sendable {
     private let ssl: OpaquePointer
     private let incoming: OpaquePointer
     private let outgoing: OpaquePointer
+    /// Subject of the first certificate that failed verification, for the refusal message
+    /// (OpenSSL does not keep a rejected peer's certificate).
+    fileprivate var rejectedSubject: String?
 
     public init(context: TLSContext) throws(TLSError) {
         ERR_clear_error()
@@ -36,6 +39,9 @@ public final class TLSConnection: @unchecked Sendable {
         self.incoming = incoming
         self.outgoing = outgoing
         if context.role == .server { SSL_set_accept_state(ssl) } else { SSL_set_connect_state(ssl) }
+        // The SSL never outlives self (deinit frees it), so an unretained reference is safe.
+        SSL_set_ex_data(ssl, 0, Unmanaged.passUnretained(self).toOpaque())
+        SSL_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, tandemRecordRejectedCertificate)
         try requirePeerName(context.expectedPeerName)
     }
 
@@ -115,14 +121,7 @@ public final class TLSConnection: @unchecked Sendable {
 
     /// The verified peer certificate's subject, e.g. "CN=beta", for logs and status.
     public var peerSubject: String? {
-        guard let certificate = SSL_get0_peer_certificate(ssl), let name = X509_get_subject_name(certificate) else {
-            return nil
-        }
-        var buffer = [CChar](repeating: 0, count: 256)
-        return buffer.withUnsafeMutableBufferPointer { pointer in
-            X509_NAME_oneline(name, pointer.baseAddress, Int32(pointer.count))
-            return String(cString: pointer.baseAddress!)
-        }
+        SSL_get0_peer_certificate(ssl).flatMap(subjectLine)
     }
 
     /// "TLSv1.3" once established.
@@ -195,7 +194,7 @@ public final class TLSConnection: @unchecked Sendable {
         state = .failed
         let queue = TLSError.drainErrorQueue()
         let detail = queue.isEmpty ? "" : " [\(queue)]"
-        let subject = peerSubject.map { " (peer certificate subject \($0))" } ?? ""
+        let subject = (peerSubject ?? rejectedSubject).map { " (peer certificate subject \($0))" } ?? ""
         if verify == Int(X509_V_ERR_HOSTNAME_MISMATCH) {
             return TLSError(
                 .peerName,
@@ -205,4 +204,27 @@ public final class TLSConnection: @unchecked Sendable {
         let reason = String(cString: X509_verify_cert_error_string(verify))
         return TLSError(.peerVerification, "peer certificate verification failed: \(reason)\(subject)\(detail)")
     }
+}
+
+/// "/CN=beta" for a certificate.
+private func subjectLine(_ certificate: OpaquePointer) -> String? {
+    guard let name = X509_get_subject_name(certificate) else { return nil }
+    var buffer = [CChar](repeating: 0, count: 256)
+    return buffer.withUnsafeMutableBufferPointer { pointer in
+        X509_NAME_oneline(name, pointer.baseAddress, Int32(pointer.count))
+        return String(cString: pointer.baseAddress!)
+    }
+}
+
+/// Verify callback: keeps OpenSSL's decision, and remembers which certificate it rejected.
+private func tandemRecordRejectedCertificate(_ preverifyOK: Int32, _ store: OpaquePointer?) -> Int32 {
+    guard preverifyOK != 1, let store,
+        let ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()),
+        let owner = SSL_get_ex_data(OpaquePointer(ssl), 0)
+    else { return preverifyOK }
+    let connection = Unmanaged<TLSConnection>.fromOpaque(owner).takeUnretainedValue()
+    if connection.rejectedSubject == nil, let certificate = X509_STORE_CTX_get_current_cert(store) {
+        connection.rejectedSubject = subjectLine(certificate)
+    }
+    return preverifyOK
 }
