@@ -113,4 +113,32 @@ import Testing
         let client = try TLSConnection(context: certs.context(.client, node: "alpha", expecting: "beta"))
         #expect(throws: TLSError.self) { try [1].withUnsafeBytes { try client.writePlaintext($0) } }
     }
+
+    @Test func garbageInsteadOfAHandshakeFailsCleanly() throws {
+        var random = SeededRandom(seed: 99)
+        for round in 0..<50 {
+            let server = try TLSConnection(context: certs.context(.server, node: "beta", expecting: "alpha"))
+            let count = Int.random(in: 1...4096, using: &random)
+            var garbage = (0..<count).map { _ in UInt8.random(in: 0...255, using: &random) }
+            if round % 2 == 0 { garbage.replaceSubrange(0..<min(3, count), with: [0x16, 0x03, 0x01].prefix(count)) }
+            garbage.withUnsafeBytes { server.feedCiphertext($0) }
+            do {
+                _ = try server.handshake()
+            } catch {
+                #expect(error.kind != .peerName)
+            }
+            #expect(server.state != .established)
+        }
+    }
+
+    @Test func garbageAfterTheHandshakeFailsTheReadNotTheProcess() throws {
+        let client = try TLSConnection(context: certs.context(.client, node: "alpha", expecting: "beta"))
+        let server = try TLSConnection(context: certs.context(.server, node: "beta", expecting: "alpha"))
+        _ = Pump.handshake(client: client, server: server)
+        #expect(server.state == .established)
+        let wireFrame: [UInt8] = Array("TNDM not encrypted at all".utf8)
+        wireFrame.withUnsafeBytes { server.feedCiphertext($0) }
+        #expect(Pump.readAll(server).failureValue != nil)
+        #expect(server.state == .failed)
+    }
 }

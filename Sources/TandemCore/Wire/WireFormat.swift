@@ -85,7 +85,7 @@ public struct WireFrameHeader: Equatable, Sendable {
     /// Parses and validates a header. Checks run in the order the reader sees the bytes, so
     /// the error names the first thing wrong: magic, version, checksum, type, flags, length.
     public static func decode(_ bytes: ArraySlice<UInt8>) throws(WireError) -> WireFrameHeader {
-        precondition(bytes.count >= WireFormat.headerBytes)
+        guard bytes.count >= WireFormat.headerBytes else { throw .truncated(bufferedBytes: bytes.count) }
         var reader = WireByteReader(bytes)
         let magic = reader.u32()!
         guard magic == WireFormat.magic else { throw .badMagic(magic) }

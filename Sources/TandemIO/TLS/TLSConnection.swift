@@ -80,6 +80,9 @@ public final class TLSConnection: @unchecked Sendable {
         return read > 0 ? Int(read) : 0
     }
 
+    /// Decrypted bytes already buffered inside the session (readable without more ciphertext).
+    public var pendingPlaintextBytes: Int { Int(SSL_pending(ssl)) }
+
     // MARK: Handshake
 
     /// Advances the handshake with the ciphertext fed so far. Returns true once established;
