@@ -18,6 +18,9 @@ public enum WireFormat {
     public static let maxNameBytes = 255
     public static let maxReasonBytes = 1024
     public static let generationHistoryCount = 4
+    /// Largest frame of any type but Data: the size of a buffer that can encode them all.
+    public static let controlFrameBytesMax = headerBytes
+        + WireMessageType.allCases.filter { $0 != .data }.map(\.bodyBytesRange.upperBound).max()!
 }
 
 /// Message type codes. Unknown codes drop the connection (`WireError.unknownType`).
