@@ -106,4 +106,32 @@ import TandemCore
         #expect(reply.reason.utf8.count == WireFormat.maxReasonBytes)
         #expect(reply.refusal == .other)
     }
+
+    @Test func largeFramesSurviveBufferGrowthAndCompactionWhilePayloadsAreHeld() throws {
+        var random = WireTestRandom(seed: 5)
+        var messages: [WireMessage] = []
+        for index in 0..<6 {
+            let count = Int.random(in: 1...300_000, using: &random)
+            let payload = (0..<count).map { _ in UInt8.random(in: 0...255, using: &random) }
+            messages.append(WireFixtures.data(sequence: UInt64(index + 1), epoch: 1, payload: payload))
+            messages.append(.ping(nonce: UInt64(index)))
+        }
+        var stream: [UInt8] = []
+        for message in messages { stream += try WireEncoder.encode(message, promotionNumber: 1) }
+        var decoder = WireDecoder()
+        var held: [WireMessage] = []
+        var index = 0
+        while index < stream.count {
+            let piece = min(Int.random(in: 1...100_000, using: &random), stream.count - index)
+            let written = decoder.receive(upTo: piece + 17) { tail in
+                stream[index..<(index + piece)].withUnsafeBytes { tail.copyMemory(from: $0) }
+                return piece
+            }
+            #expect(written == piece)
+            index += piece
+            while let frame = try decoder.next() { held.append(frame.message) }
+        }
+        try decoder.finish()
+        #expect(held == messages)
+    }
 }

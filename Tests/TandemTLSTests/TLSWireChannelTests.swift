@@ -26,7 +26,7 @@ import TandemCore
         while true {
             let count = buffer.withUnsafeMutableBytes { source.takeCiphertext(into: $0) }
             if count == 0 { return }
-            try buffer[0..<count].withUnsafeBytes { try destination.receiveCiphertext($0) }
+            _ = try buffer[0..<count].withUnsafeBytes { try destination.receiveCiphertext($0) }
         }
     }
 

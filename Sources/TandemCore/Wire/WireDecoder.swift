@@ -13,8 +13,11 @@ public struct WireDecoder: Sendable {
     /// Once this many consumed bytes sit at the front of the buffer, they are compacted away.
     static let compactThresholdBytes = 64 << 10
 
+    /// Valid bytes are `readIndex..<writeIndex`; the rest is room for the next receive. The
+    /// buffer grows to the largest frame seen (plus one receive) and is kept for reuse.
     private var buffer: [UInt8] = []
     private var readIndex = 0
+    private var writeIndex = 0
     private var pendingHeader: WireFrameHeader?
     private var failure: WireError?
     private var order = WireOrderCheck()
@@ -29,21 +32,40 @@ public struct WireDecoder: Sendable {
     /// Bytes received but not yet returned as frames (including a validated pending header).
     public var bufferedBytes: Int { unreadBytes + (pendingHeader == nil ? 0 : WireFormat.headerBytes) }
 
-    private var unreadBytes: Int { buffer.count - readIndex }
+    private var unreadBytes: Int { writeIndex - readIndex }
 
     /// The error that failed this decoder, if any.
     public var error: WireError? { failure }
 
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
         guard failure == nil, !bytes.isEmpty else { return }
-        compact()
-        buffer.append(contentsOf: bytes)
+        _ = receive(upTo: bytes.count) { tail in
+            tail.copyMemory(from: bytes)
+            return bytes.count
+        }
     }
 
     public mutating func feed<C: Collection<UInt8>>(_ bytes: C) {
         guard failure == nil, !bytes.isEmpty else { return }
-        compact()
-        buffer.append(contentsOf: bytes)
+        if bytes.withContiguousStorageIfAvailable({ feed(UnsafeRawBufferPointer($0)) }) == nil {
+            Array(bytes).withUnsafeBytes { feed($0) }
+        }
+    }
+
+    /// Lets a transport decrypt straight into the decoder's buffer, saving the copy `feed`
+    /// makes: `body` gets `maxBytes` of writable space and returns how many bytes it wrote.
+    /// Does nothing once the decoder has failed.
+    @discardableResult
+    public mutating func receive(upTo maxBytes: Int, _ body: (UnsafeMutableRawBufferPointer) -> Int) -> Int {
+        guard failure == nil, maxBytes > 0 else { return 0 }
+        reserveTail(maxBytes)
+        let start = writeIndex
+        let written = buffer.withUnsafeMutableBytes { all in
+            body(UnsafeMutableRawBufferPointer(rebasing: all[start..<(start + maxBytes)]))
+        }
+        precondition(written >= 0 && written <= maxBytes, "receive body reported more bytes than it was given")
+        writeIndex += written
+        return written
     }
 
     /// The next complete frame, nil when more bytes are needed. Call until nil after each feed.
@@ -82,13 +104,23 @@ public struct WireDecoder: Sendable {
         return WireFrame(header: header, message: message)
     }
 
+    private mutating func reserveTail(_ count: Int) {
+        compact()
+        let room = buffer.count - writeIndex
+        if room < count { buffer.append(contentsOf: repeatElement(0, count: max(count - room, buffer.count))) }
+    }
+
     private mutating func compact() {
-        if readIndex == buffer.count {
-            buffer.removeAll(keepingCapacity: true)
+        if readIndex == writeIndex {
             readIndex = 0
+            writeIndex = 0
         } else if readIndex >= Self.compactThresholdBytes || readIndex > buffer.count / 2 {
-            buffer.removeSubrange(0..<readIndex)
+            let (from, count) = (readIndex, unreadBytes)
+            buffer.withUnsafeMutableBytes { all in
+                all.baseAddress!.copyMemory(from: all.baseAddress! + from, byteCount: count)
+            }
             readIndex = 0
+            writeIndex = count
         }
     }
 }

@@ -20,26 +20,23 @@ public enum PeerChannelError: Error, Equatable, Sendable, CustomStringConvertibl
 
 /// Confined to one thread (the event loop that owns the connection).
 public final class TLSWireChannel: @unchecked Sendable {
-    /// Plaintext is decrypted in pieces of this size into the decoder.
+    /// Plaintext is decrypted in pieces of up to this size straight into the decoder's buffer.
     public static let plaintextChunkBytes = 64 << 10
 
     public let connection: TLSConnection
     /// Stamped into every frame header this channel sends.
     public var promotionNumber: UInt64
     private var decoder: WireDecoder
-    private let plaintext: UnsafeMutableRawBufferPointer
     private let controlFrame: UnsafeMutableRawBufferPointer
 
     public init(connection: TLSConnection, promotionNumber: UInt64, checksOrdering: Bool = true) {
         self.connection = connection
         self.promotionNumber = promotionNumber
         self.decoder = WireDecoder(checksOrdering: checksOrdering)
-        self.plaintext = .allocate(byteCount: Self.plaintextChunkBytes, alignment: 16)
         self.controlFrame = .allocate(byteCount: max(WireFormat.controlFrameBytesMax, WireEncoder.dataPrefixBytes), alignment: 16)
     }
 
     deinit {
-        plaintext.deallocate()
         controlFrame.deallocate()
     }
 
@@ -57,16 +54,34 @@ public final class TLSWireChannel: @unchecked Sendable {
         connection.feedCiphertext(bytes)
         do {
             if connection.state == .handshaking, try !connection.handshake() { return true }
-            while true {
-                switch try connection.readPlaintext(into: plaintext) {
-                case .bytes(let count): decoder.feed(UnsafeRawBufferPointer(rebasing: plaintext[0..<count]))
-                case .needsCiphertext: return true
-                case .closed: return false
-                }
-            }
         } catch {
             throw .tls(error)
         }
+        while true {
+            switch try decryptIntoDecoder() {
+            case .bytes: continue
+            case .needsCiphertext: return true
+            case .closed: return false
+            }
+        }
+    }
+
+    /// Decrypts one piece of plaintext straight into the decoder's buffer.
+    private func decryptIntoDecoder() throws(PeerChannelError) -> TLSConnection.ReadResult {
+        if decoder.error != nil { return .needsCiphertext }  // nextFrame reports it
+        var result = TLSConnection.ReadResult.needsCiphertext
+        var failure: TLSError?
+        decoder.receive(upTo: Self.plaintextChunkBytes) { tail in
+            do throws(TLSError) {
+                result = try connection.readPlaintext(into: tail)
+            } catch {
+                failure = error
+            }
+            if case .bytes(let count) = result { return count }
+            return 0
+        }
+        if let failure { throw .tls(failure) }
+        return result
     }
 
     /// The next decoded frame, nil when more ciphertext is needed.
