@@ -1,5 +1,5 @@
-import Testing
 import TandemCore
+import Testing
 
 @Suite struct WireCRC32CTests {
     @Test func knownAnswersMatchTheCastagnoliCheckValues() {

@@ -1,5 +1,5 @@
-import Testing
 import TandemCore
+import Testing
 
 @Suite struct WireCodecTests {
     static let everyMessage: [WireMessage] = [
@@ -7,11 +7,12 @@ import TandemCore
         .helloReply(WireHelloReply()),
         .helloReply(WireHelloReply(refusal: .splitBrain, reason: "both nodes wrote while apart — résumé")),
         WireFixtures.data(sequence: 1, epoch: 1, payload: Array(repeating: 0xAB, count: 4096)),
-        .data(WireData(
-            header: WireDataHeader(
-                epoch: 2, sequence: 2, offsetBytes: 1 << 40, lengthBytes: 8192, flags: [.fua, .compressed],
-                crc32c: 0xDEAD_BEEF),
-            payload: [9, 8, 7][...])),
+        .data(
+            WireData(
+                header: WireDataHeader(
+                    epoch: 2, sequence: 2, offsetBytes: 1 << 40, lengthBytes: 8192, flags: [.fua, .compressed],
+                    crc32c: 0xDEAD_BEEF),
+                payload: [9, 8, 7][...])),
         .epochBarrier(epoch: 2, writeCount: 2),
         .dataAck(epoch: 2, sequence: 2),
         .durableAck(epoch: 2),
@@ -76,7 +77,9 @@ import TandemCore
     @Test func encodingIntoACallerBufferReportsItsSize() throws {
         var buffer = [UInt8](repeating: 0, count: 256)
         for message in Self.everyMessage where message.type != .data {
-            let written = try buffer.withUnsafeMutableBytes { try WireEncoder.encode(message, promotionNumber: 3, into: $0) }
+            let written = try buffer.withUnsafeMutableBytes {
+                try WireEncoder.encode(message, promotionNumber: 3, into: $0)
+            }
             #expect(written == WireEncoder.encodedBytes(message))
             #expect(Array(buffer[0..<written]) == (try WireEncoder.encode(message, promotionNumber: 3)))
         }
@@ -91,14 +94,16 @@ import TandemCore
         hello.nodeName = String(repeating: "n", count: 256)
         #expect(throws: WireEncodeError.self) { try WireEncoder.encode(.hello(hello), promotionNumber: 0) }
         let bad = WireData(
-            header: WireDataHeader(epoch: 1, sequence: 1, offsetBytes: 0, lengthBytes: 4, flags: [.compressed], crc32c: 0),
+            header: WireDataHeader(
+                epoch: 1, sequence: 1, offsetBytes: 0, lengthBytes: 4, flags: [.compressed], crc32c: 0),
             payload: [1, 2, 3, 4][...])
         #expect(throws: WireEncodeError.self) { try WireEncoder.encode(.data(bad), promotionNumber: 0) }
     }
 
     @Test func longRefusalReasonsAreCutAtACharacterBoundary() throws {
         let reason = String(repeating: "é", count: 600)
-        let bytes = try WireEncoder.encode(.helloReply(WireHelloReply(refusal: .other, reason: reason)), promotionNumber: 0)
+        let bytes = try WireEncoder.encode(
+            .helloReply(WireHelloReply(refusal: .other, reason: reason)), promotionNumber: 0)
         guard case .helloReply(let reply) = try WireFixtures.decodeAll(bytes).first?.message else {
             Issue.record("no reply decoded")
             return

@@ -1,5 +1,5 @@
-import Testing
 import TandemCore
+import Testing
 
 /// Every way a peer's bytes can be wrong yields a precise error, never a trap.
 @Suite struct WireDecoderErrorTests {
@@ -37,9 +37,12 @@ import TandemCore
         #expect(throws: WireError.oversizedBody(type: .data, bodyBytes: Int(huge), maxBytes: WireFormat.maxBodyBytes)) {
             try decoder.next()
         }
-        #expect(F.firstError(F.rawFrame(type: 8, body: eight + [0])) == .oversizedBody(type: .ping, bodyBytes: 9, maxBytes: 8))
-        #expect(F.firstError(F.rawFrame(type: 1, body: [], bodyLength: UInt32.max))
-            == .oversizedBody(type: .hello, bodyBytes: Int(UInt32.max), maxBytes: 70 + 510))
+        #expect(
+            F.firstError(F.rawFrame(type: 8, body: eight + [0]))
+                == .oversizedBody(type: .ping, bodyBytes: 9, maxBytes: 8))
+        #expect(
+            F.firstError(F.rawFrame(type: 1, body: [], bodyLength: UInt32.max))
+                == .oversizedBody(type: .hello, bodyBytes: Int(UInt32.max), maxBytes: 70 + 510))
     }
 
     @Test func shortFixedBodiesAreInconsistent() {
@@ -110,7 +113,8 @@ import TandemCore
         (length: UInt32(WireFormat.maxPayloadBytes + 1), flags: 2, payload: 10, reserved: 0),
     ])
     func malformedDataBodiesAreInconsistent(length: UInt32, flags: UInt16, payload: Int, reserved: UInt16) {
-        let body = dataBody(offset: 0, length: length, flags: flags, reserved: reserved) + Array(repeating: 7, count: payload)
+        let body =
+            dataBody(offset: 0, length: length, flags: flags, reserved: reserved) + Array(repeating: 7, count: payload)
         guard case .inconsistentBody(.data, _) = F.firstError(F.rawFrame(type: 3, body: body)) else {
             Issue.record("expected an inconsistent data body")
             return
@@ -132,7 +136,9 @@ import TandemCore
         }
         let gap = try stream([F.data(sequence: 5, epoch: 1), F.data(sequence: 7, epoch: 1)])
         let epochBack = try stream([F.data(sequence: 1, epoch: 3), F.data(sequence: 2, epoch: 2)])
-        let afterBarrier = try stream([F.data(sequence: 1, epoch: 3), .epochBarrier(epoch: 3, writeCount: 1), F.data(sequence: 2, epoch: 3)])
+        let afterBarrier = try stream([
+            F.data(sequence: 1, epoch: 3), .epochBarrier(epoch: 3, writeCount: 1), F.data(sequence: 2, epoch: 3),
+        ])
         let barrierTwice = try stream([.epochBarrier(epoch: 3, writeCount: 0), .epochBarrier(epoch: 3, writeCount: 0)])
         let barrierBehindData = try stream([F.data(sequence: 1, epoch: 4), .epochBarrier(epoch: 3, writeCount: 0)])
         let durableBack = try stream([.durableAck(epoch: 4), .durableAck(epoch: 3)])

@@ -20,11 +20,12 @@ enum WireFixtures {
         promotionNumber: 7)
 
     static func data(sequence: UInt64, epoch: UInt64, payload: [UInt8] = [1, 2, 3, 4]) -> WireMessage {
-        .data(WireData(
-            header: WireDataHeader(
-                epoch: epoch, sequence: sequence, offsetBytes: 4096, lengthBytes: UInt32(payload.count),
-                flags: [], crc32c: CRC32C.checksum(payload)),
-            payload: payload[...]))
+        .data(
+            WireData(
+                header: WireDataHeader(
+                    epoch: epoch, sequence: sequence, offsetBytes: 4096, lengthBytes: UInt32(payload.count),
+                    flags: [], crc32c: CRC32C.checksum(payload)),
+                payload: payload[...]))
     }
 
     /// A frame with a hand-made header and body; the header CRC is computed unless given.

@@ -1,14 +1,16 @@
-import Testing
 import TandemCore
+import Testing
+
 @testable import TandemIO
 
 @Suite struct LZ4Tests {
     @Test func compressibleBlocksRoundTripAndShrink() throws {
         let block = (0..<65536).map { UInt8(truncatingIfNeeded: ($0 / 64) % 7) }
         var compressed = [UInt8](repeating: 0, count: LZ4.compressBound(block.count))
-        let count = try #require(block.withUnsafeBytes { source in
-            compressed.withUnsafeMutableBytes { LZ4.compress(source, into: $0) }
-        })
+        let count = try #require(
+            block.withUnsafeBytes { source in
+                compressed.withUnsafeMutableBytes { LZ4.compress(source, into: $0) }
+            })
         #expect(count < block.count / 10)
         var restored = [UInt8](repeating: 0, count: block.count)
         try compressed[0..<count].withUnsafeBytes { source in
@@ -31,12 +33,16 @@ import TandemCore
         let garbage: [UInt8] = [0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x01]
         var destination = [UInt8](repeating: 0, count: 4096)
         #expect(throws: LZ4Error.self) {
-            try garbage.withUnsafeBytes { source in try destination.withUnsafeMutableBytes { try LZ4.decompress(source, into: $0) } }
+            try garbage.withUnsafeBytes { source in
+                try destination.withUnsafeMutableBytes { try LZ4.decompress(source, into: $0) }
+            }
         }
         // A valid block that expands to less than the declared length is refused too.
         let block = [UInt8](repeating: 9, count: 1000)
         var compressed = [UInt8](repeating: 0, count: LZ4.compressBound(block.count))
-        let count = block.withUnsafeBytes { source in compressed.withUnsafeMutableBytes { LZ4.compress(source, into: $0)! } }
+        let count = block.withUnsafeBytes { source in
+            compressed.withUnsafeMutableBytes { LZ4.compress(source, into: $0)! }
+        }
         #expect(throws: LZ4Error.self) {
             try compressed[0..<count].withUnsafeBytes { source in
                 try destination.withUnsafeMutableBytes { try LZ4.decompress(source, into: $0) }
@@ -48,7 +54,9 @@ import TandemCore
         var random = SeededRandom(seed: 11)
         var destination = [UInt8](repeating: 0, count: 8192)
         for _ in 0..<500 {
-            let garbage = (0..<Int.random(in: 1...300, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            let garbage = (0..<Int.random(in: 1...300, using: &random)).map { _ in
+                UInt8.random(in: 0...255, using: &random)
+            }
             _ = try? garbage.withUnsafeBytes { source in
                 try destination.withUnsafeMutableBytes { try LZ4.decompress(source, into: $0) }
             }
@@ -60,7 +68,8 @@ import TandemCore
         var scratch = [UInt8](repeating: 0, count: block.count)
         let (header, compressed) = block.withUnsafeBytes { source in
             scratch.withUnsafeMutableBytes {
-                WirePayload.prepare(block: source, epoch: 1, sequence: 1, offsetBytes: 8192, fua: false, compress: false, scratch: $0)
+                WirePayload.prepare(
+                    block: source, epoch: 1, sequence: 1, offsetBytes: 8192, fua: false, compress: false, scratch: $0)
             }
         }
         #expect(compressed == nil)
@@ -73,7 +82,9 @@ import TandemCore
                 try destination.withUnsafeMutableBytes { try WirePayload.restore(header, payload: payload, into: $0) }
             }
         }
-        #expect(throws: WirePayloadError.self) { try corrupted.withUnsafeBytes { try WirePayload.verify(header, payload: $0) } }
+        #expect(throws: WirePayloadError.self) {
+            try corrupted.withUnsafeBytes { try WirePayload.verify(header, payload: $0) }
+        }
         try block.withUnsafeBytes { try WirePayload.verify(header, payload: $0) }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
-import Testing
 import TandemCore
+import Testing
+
 @testable import TandemIO
 
 /// The blocking helper over a real socketpair, carrying real wire frames: the shape of a first
@@ -11,7 +12,10 @@ import TandemCore
     @Test func wireFramesCrossASocketPairOverMutualTLS() throws {
         var fds: [Int32] = [0, 0]
         #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
-        defer { close(fds[0]); close(fds[1]) }
+        defer {
+            close(fds[0])
+            close(fds[1])
+        }
         let serverConnection = try TLSConnection(context: certs.context(.server, node: "beta", expecting: "alpha"))
         let clientConnection = try TLSConnection(context: certs.context(.client, node: "alpha", expecting: "beta"))
         let block = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 / 4096) }
@@ -83,7 +87,10 @@ import TandemCore
     @Test func aRefusedPeerLearnsWhyOverTheSocket() throws {
         var fds: [Int32] = [0, 0]
         #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
-        defer { close(fds[0]); close(fds[1]) }
+        defer {
+            close(fds[0])
+            close(fds[1])
+        }
         let serverConnection = try TLSConnection(context: certs.context(.server, node: "beta", expecting: "alpha"))
         let clientConnection = try TLSConnection(context: certs.context(.client, node: "gamma", expecting: "beta"))
         let received = ReceivedFrames()

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TandemIO
 
 @Suite struct TLSHandshakeTests {

@@ -1,4 +1,5 @@
 import Foundation
+
 @testable import TandemIO
 
 /// Certificates made once per test process by scripts/make-certs.sh: a CA with nodes alpha,
@@ -90,7 +91,8 @@ enum Pump {
         var buffer = [UInt8](repeating: 0, count: 64 << 10)
         while true {
             let result = buffer.withUnsafeMutableBytes { pointer in
-                Result { () throws(TLSError) -> TLSConnection.ReadResult in try connection.readPlaintext(into: pointer) }
+                Result { () throws(TLSError) -> TLSConnection.ReadResult in try connection.readPlaintext(into: pointer)
+                }
             }
             switch result {
             case .failure(let error): return .failure(error)

@@ -1,5 +1,6 @@
-import Testing
 import TandemCore
+import Testing
+
 @testable import TandemIO
 
 @Suite struct TLSWireChannelTests {

@@ -154,7 +154,8 @@ struct WireOrderCheck: Sendable {
             throw .outOfOrder(type: .data, reason: "epoch \(header.epoch) after data of epoch \(last)")
         }
         if let closed = lastClosedEpoch, header.epoch <= closed {
-            throw .outOfOrder(type: .data, reason: "epoch \(header.epoch) was already closed by a barrier for \(closed)")
+            throw .outOfOrder(
+                type: .data, reason: "epoch \(header.epoch) was already closed by a barrier for \(closed)")
         }
         lastSequence = header.sequence
         lastDataEpoch = header.epoch
@@ -228,7 +229,9 @@ enum WireBodyDecoder {
     private static func helloReply(_ reader: inout WireByteReader) throws(WireError) -> WireHelloReply {
         let version = reader.u16()!
         let status = reader.u8()!
-        guard reader.u8()! == 0 else { throw .inconsistentBody(type: .helloReply, reason: "reserved field is not zero") }
+        guard reader.u8()! == 0 else {
+            throw .inconsistentBody(type: .helloReply, reason: "reserved field is not zero")
+        }
         let reasonCount = Int(reader.u16()!)
         guard reasonCount <= WireFormat.maxReasonBytes, let reasonBytes = reader.bytes(reasonCount) else {
             throw .inconsistentBody(type: .helloReply, reason: "reason of \(reasonCount) bytes does not fit the body")
@@ -261,7 +264,9 @@ enum WireBodyDecoder {
         return WireData(header: header, payload: payload)
     }
 
-    private static func utf8(_ bytes: ArraySlice<UInt8>, field: String, type: WireMessageType) throws(WireError) -> String {
+    private static func utf8(_ bytes: ArraySlice<UInt8>, field: String, type: WireMessageType) throws(WireError)
+        -> String
+    {
         guard let string = String(validating: bytes, as: UTF8.self) else {
             throw .inconsistentBody(type: type, reason: "\(field) is not valid UTF-8")
         }

@@ -65,7 +65,9 @@ public enum WireEncoder {
         try validate(message)
         var bytes = [UInt8](repeating: 0, count: encodedBytes(message))
         let result = bytes.withUnsafeMutableBytes { buffer in
-            Result { () throws(WireEncodeError) -> Int in try encode(message, promotionNumber: promotionNumber, into: buffer) }
+            Result { () throws(WireEncodeError) -> Int in
+                try encode(message, promotionNumber: promotionNumber, into: buffer)
+            }
         }
         _ = try result.get()
         return bytes

@@ -20,7 +20,8 @@ public enum WireError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unsupportedVersion(let version):
             return "unsupported protocol version \(version) (this node speaks \(WireFormat.supportedVersions))"
         case .headerChecksumMismatch(let expected, let computed):
-            return "frame header checksum mismatch: carried 0x\(String(expected, radix: 16)), computed 0x\(String(computed, radix: 16))"
+            return
+                "frame header checksum mismatch: carried 0x\(String(expected, radix: 16)), computed 0x\(String(computed, radix: 16))"
         case .unknownType(let code):
             return "unknown message type \(code)"
         case .reservedFlagsSet(let flags):

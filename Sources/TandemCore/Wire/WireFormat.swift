@@ -19,7 +19,8 @@ public enum WireFormat {
     public static let maxReasonBytes = 1024
     public static let generationHistoryCount = 4
     /// Largest frame of any type but Data: the size of a buffer that can encode them all.
-    public static let controlFrameBytesMax = headerBytes
+    public static let controlFrameBytesMax =
+        headerBytes
         + WireMessageType.allCases.filter { $0 != .data }.map(\.bodyBytesRange.upperBound).max()!
 }
 
@@ -107,7 +108,9 @@ public struct WireFrameHeader: Equatable, Sendable {
         guard type.bodyBytesRange.contains(Int(length)) else {
             throw Int(length) > type.bodyBytesRange.upperBound
                 ? .oversizedBody(type: type, bodyBytes: Int(length), maxBytes: type.bodyBytesRange.upperBound)
-                : .inconsistentBody(type: type, reason: "body of \(length) bytes is shorter than the \(type.bodyBytesRange.lowerBound) required")
+                : .inconsistentBody(
+                    type: type,
+                    reason: "body of \(length) bytes is shorter than the \(type.bodyBytesRange.lowerBound) required")
         }
         return WireFrameHeader(type: type, bodyBytes: Int(length), promotionNumber: promotion)
     }

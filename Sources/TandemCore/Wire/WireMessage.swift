@@ -90,7 +90,9 @@ public struct WireHelloReply: Equatable, Sendable {
     /// Human-readable; at most `WireFormat.maxReasonBytes` of UTF-8 (longer is truncated).
     public var reason: String
 
-    public init(protocolVersion: UInt16 = UInt16(WireFormat.currentVersion), refusal: WireRefusal? = nil, reason: String = "") {
+    public init(
+        protocolVersion: UInt16 = UInt16(WireFormat.currentVersion), refusal: WireRefusal? = nil, reason: String = ""
+    ) {
         self.protocolVersion = protocolVersion
         self.refusal = refusal
         self.reason = reason

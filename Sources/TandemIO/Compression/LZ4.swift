@@ -26,7 +26,9 @@ public enum LZ4 {
 
     /// Compresses `source` into `destination`; nil when the result does not fit, which is how
     /// `compressIfItPays` stops early on incompressible data.
-    public static func compress(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer) -> Int? {
+    public static func compress(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer)
+        -> Int?
+    {
         guard !source.isEmpty, source.count <= Int(LZ4_MAX_INPUT_SIZE), !destination.isEmpty else { return nil }
         let capacity = Int32(clamping: destination.count)
         let written = LZ4_compress_default(

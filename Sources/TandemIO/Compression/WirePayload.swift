@@ -15,7 +15,8 @@ public enum WirePayloadError: Error, Equatable, Sendable, CustomStringConvertibl
         case .decompression(let error):
             return error.description
         case .checksumMismatch(let expected, let computed, let offset):
-            return "CRC32C mismatch for block at offset \(offset): carried 0x\(String(expected, radix: 16)), computed 0x\(String(computed, radix: 16))"
+            return
+                "CRC32C mismatch for block at offset \(offset): carried 0x\(String(expected, radix: 16)), computed 0x\(String(computed, radix: 16))"
         }
     }
 }
@@ -49,7 +50,9 @@ public enum WirePayload {
         if header.flags.contains(.compressed) {
             do { try LZ4.decompress(payload, into: destination) } catch { throw .decompression(error) }
         } else {
-            guard payload.count == length else { throw .bufferSizeMismatch(expectedBytes: length, bufferBytes: payload.count) }
+            guard payload.count == length else {
+                throw .bufferSizeMismatch(expectedBytes: length, bufferBytes: payload.count)
+            }
             destination.copyMemory(from: payload)
         }
         let computed = CRC32C.checksum(UnsafeRawBufferPointer(destination))

@@ -2,9 +2,9 @@
 // and write(2). For tests and for a first daemon integration; the event loop moves the same
 // ciphertext with io_uring instead.
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Confined to one thread, like the connection it drives. Does not own the descriptor.

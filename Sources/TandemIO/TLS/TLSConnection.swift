@@ -118,7 +118,8 @@ public final class TLSConnection: @unchecked Sendable {
             throw TLSError(.peerVerification, "peer presented no certificate")
         }
         let name = context.expectedPeerName
-        guard X509_check_host(certificate, name, name.utf8.count, UInt32(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS), nil) == 1
+        guard
+            X509_check_host(certificate, name, name.utf8.count, UInt32(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS), nil) == 1
         else { throw failPeer(Int(X509_V_ERR_HOSTNAME_MISMATCH)) }
     }
 

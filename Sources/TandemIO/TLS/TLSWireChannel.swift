@@ -33,7 +33,8 @@ public final class TLSWireChannel: @unchecked Sendable {
         self.connection = connection
         self.promotionNumber = promotionNumber
         self.decoder = WireDecoder(checksOrdering: checksOrdering)
-        self.controlFrame = .allocate(byteCount: max(WireFormat.controlFrameBytesMax, WireEncoder.dataPrefixBytes), alignment: 16)
+        self.controlFrame = .allocate(
+            byteCount: max(WireFormat.controlFrameBytesMax, WireEncoder.dataPrefixBytes), alignment: 16)
     }
 
     deinit {
