@@ -183,6 +183,24 @@ import Testing
         }
     }
 
+    @Test func seededRandomBodiesBehindValidHeadersNeverTrap() {
+        for seed in 0..<2000 as Range<UInt64> {
+            var random = WireTestRandom(seed: seed)
+            let type = UInt8.random(in: 0...10, using: &random)
+            let count = Int.random(in: 0...700, using: &random)
+            var body = (0..<count).map { _ in UInt8.random(in: 0...255, using: &random) }
+            if type == 1 && count >= 70 {  // plausible hello: valid role and name lengths sometimes
+                body[2] = UInt8.random(in: 0...3, using: &random)
+                body[3] = 0
+                body[68] = UInt8.random(in: 0...UInt8(min(255, count - 70)), using: &random)
+                body[69] = UInt8(min(255, count - 70 - Int(body[68])))
+            }
+            var decoder = WireDecoder()
+            decoder.feed(F.rawFrame(type: type, body: body))
+            while (try? decoder.next()).flatMap({ $0 }) != nil {}
+        }
+    }
+
     /// Recomputes the first header's CRC so that mutations reach the body checks.
     private func resealHeaders(_ bytes: [UInt8]) -> [UInt8] {
         var copy = bytes
