@@ -51,5 +51,6 @@ let package = Package(
         .testTarget(name: "TandemSimulationTests", dependencies: ["TandemCore"]),
         .testTarget(name: "TandemIOTests", dependencies: ["TandemIO", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "TandemIntegrationTests", dependencies: ["TandemCore"]),
+        .testTarget(name: "TandemTLSTests", dependencies: ["TandemIO", "TandemCore"]),
     ]
 )
