@@ -20,17 +20,40 @@ extension ControlServer {
             logger.warning("control connection without peer credentials, closing")
             return
         }
+        Self.setSendTimeout(descriptor, seconds: Self.sendTimeoutSeconds)
         let policy = state.withLock { $0.policy }
         guard policy.allows(credentials) else {
             logger.notice(
                 "control connection refused",
                 metadata: ["uid": "\(credentials.uid)", "gid": "\(credentials.gid)", "pid": "\(credentials.pid)"])
-            let error = ControlError(.permissionDenied, "uid \(credentials.uid) is not root and not in the control group")
-            _ = Self.sendAll(descriptor, ControlCodec.encode(.failure(.null, error)))
+            refuse(descriptor, ControlError(.permissionDenied, "uid \(credentials.uid) is not root and not in the control group"))
             return
         }
-        Self.setSendTimeout(descriptor, seconds: Self.sendTimeoutSeconds)
         readLoop(descriptor, credentials: credentials)
+    }
+
+    /// Answers the client's first request (or after 2 s without one, unprompted) with
+    /// `error`, then closes. Waiting for the request lets the reply carry its id, and closing
+    /// with the request still unread would make the kernel reset the connection, so the
+    /// client might never see why it was refused.
+    func refuse(_ descriptor: Int32, _ error: ControlError) {
+        Self.setReceiveTimeout(descriptor, seconds: 2)
+        var lines = LineBuffer(lineBytesMax: Self.lineBytesMax)
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        var id = JSONValue.null
+        reading: while true {
+            switch lines.next() {
+            case .line(let line): id = ControlCodec.decodeRequestWithID(line: line).id; break reading
+            case .tooLong: break reading
+            case nil: break
+            }
+            let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { break }
+            lines.append(chunk[..<count])
+        }
+        _ = Self.sendAll(descriptor, ControlCodec.encode(.failure(id, error)))
+        shutdown(descriptor, Int32(SHUT_WR))
     }
 
     func readLoop(_ descriptor: Int32, credentials: PeerCredentials) {
@@ -91,6 +114,11 @@ extension ControlServer {
         var gid: gid_t = 0
         guard tandem_peer_cred(descriptor, &pid, &uid, &gid) == 0 else { return nil }
         return PeerCredentials(pid: pid, uid: uid, gid: gid)
+    }
+
+    static func setReceiveTimeout(_ descriptor: Int32, seconds: Int) {
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
     static func setSendTimeout(_ descriptor: Int32, seconds: Int) {

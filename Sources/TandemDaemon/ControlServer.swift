@@ -62,6 +62,8 @@ public final class ControlServer: @unchecked Sendable {
         var listenDescriptor: Int32 = -1
         var connections: Set<Int32> = []
         var stopping = false
+        /// Between a successful start() and stop(): the socket file is ours to remove.
+        var running = false
         var policy = ControlAccessPolicy(groupID: nil)
     }
     let state = Mutex(State())
@@ -88,6 +90,7 @@ public final class ControlServer: @unchecked Sendable {
         state.withLock {
             $0.listenDescriptor = descriptor
             $0.stopping = false
+            $0.running = true
             $0.policy = ControlAccessPolicy(groupID: groupID)
         }
         logger.info("control socket listening", metadata: ["path": "\(path)", "group": "\(group ?? "-")"])
@@ -100,12 +103,12 @@ public final class ControlServer: @unchecked Sendable {
         // Shut descriptors down under the lock: a connection thread closes its descriptor
         // under the same lock, so a number shut down here is never one already reused.
         let started = state.withLock { current in
-            guard !current.stopping, current.listenDescriptor >= 0 else {
+            defer {
                 current.stopping = true
-                return false
+                current.running = false
             }
-            current.stopping = true
-            shutdown(current.listenDescriptor, Int32(SHUT_RDWR))
+            guard current.running else { return false }
+            if current.listenDescriptor >= 0 { shutdown(current.listenDescriptor, Int32(SHUT_RDWR)) }
             for descriptor in current.connections { shutdown(descriptor, Int32(SHUT_RDWR)) }
             return true
         }
@@ -138,7 +141,8 @@ public final class ControlServer: @unchecked Sendable {
         while true {
             let descriptor = accept(listener, nil, nil)
             guard descriptor >= 0 else {
-                if state.withLock({ $0.stopping }) || !acceptFailureIsTransient(errno) { return }
+                let code = errno
+                if state.withLock({ $0.stopping }) || !acceptFailureIsTransient(code) { return }
                 continue
             }
             _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
@@ -146,7 +150,7 @@ public final class ControlServer: @unchecked Sendable {
         }
     }
 
-    /// Decides every errno accept4 can return: retry, back off, or give up on the socket.
+    /// Decides every errno accept can return: retry, back off, or give up on the socket.
     func acceptFailureIsTransient(_ code: Int32) -> Bool {
         switch code {
         case EINTR, ECONNABORTED, EAGAIN, EPROTO, EPERM:

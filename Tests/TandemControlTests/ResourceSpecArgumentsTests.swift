@@ -88,3 +88,36 @@ import TandemCore
         #expect(try parse(spec.jsonFields).get() == spec)
     }
 }
+
+@Suite struct ResourceSpecSettingsTests {
+    let spec = ResourceSpec(name: "r0", volume: "/dev/vdb", nbd: NBDSpec(socket: "/run/tandem/r0.nbd"))
+
+    func refusal(_ settings: [String: JSONValue]) -> ControlError? {
+        do throws(ControlError) {
+            _ = try spec.applying(settings: settings)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test func liveSettingsChangeAndTheRestStays() throws {
+        let changed = try spec.applying(settings: ["resync_rate": .int(100 << 20), "mode": .string("async")])
+        #expect(changed.resyncRateBytesPerSecond == 100 << 20)
+        #expect(changed.mode == .async)
+        #expect(changed.volume == spec.volume && changed.nbd == spec.nbd)
+    }
+
+    @Test func leavingPeriodicModeDropsThePeriod() throws {
+        let periodic = try spec.applying(settings: ["mode": .string("periodic"), "period_s": .int(30)])
+        #expect(periodic.periodSeconds == 30)
+        let back = try periodic.applying(settings: ["mode": .string("sync")])
+        #expect(back.periodSeconds == nil)
+    }
+
+    @Test func fixedAndUnknownSettingsAreRefusedByName() {
+        #expect(refusal(["volume": .string("/dev/vdc")])?.message.contains("'volume'") == true)
+        #expect(refusal(["speed": .int(1)]) == ControlError(.invalidArgument, "unknown argument 'speed'"))
+        #expect(refusal(["bandwidth": .int(-5)])?.message.contains("'bandwidth'") == true)
+    }
+}
