@@ -7,7 +7,15 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <linux/falloc.h>
+#include <sys/uio.h>
 #include "CShims.h"
+
+const int tandem_O_DIRECT = O_DIRECT;
+const int tandem_RWF_DSYNC = RWF_DSYNC;
+const int tandem_FALLOC_FL_KEEP_SIZE = FALLOC_FL_KEEP_SIZE;
+const int tandem_FALLOC_FL_PUNCH_HOLE = FALLOC_FL_PUNCH_HOLE;
+const int tandem_FALLOC_FL_ZERO_RANGE = FALLOC_FL_ZERO_RANGE;
 
 int tandem_errno(void) { return errno; }
 void tandem_set_errno(int value) { errno = value; }

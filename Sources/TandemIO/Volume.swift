@@ -19,7 +19,7 @@ public final class Volume {
     /// Opens `path`; creates a file of `createSizeBytes` when it is missing and a size is given.
     public init(path: String, createSizeBytes: UInt64?, logger: Logger) throws(IOError) {
         self.path = path
-        var fd = open(path, O_RDWR | O_CLOEXEC | O_DIRECT)
+        var fd = open(path, O_RDWR | O_CLOEXEC | tandem_O_DIRECT)
         if fd < 0 && errno == ENOENT, let size = createSizeBytes {
             fd = try Self.createFile(path: path, sizeBytes: size)
         }
@@ -71,7 +71,7 @@ public final class Volume {
             throw IOError(errno: code, "ftruncate \(path)")
         }
         close(fd)
-        return open(path, O_RDWR | O_CLOEXEC | O_DIRECT)
+        return open(path, O_RDWR | O_CLOEXEC | tandem_O_DIRECT)
     }
 
     private static func geometry(fd: Int32, stat st: stat, blockDevice: Bool, direct: Bool) throws(IOError)
@@ -79,7 +79,7 @@ public final class Volume {
     {
         guard blockDevice else {
             guard (st.st_mode & S_IFMT) == S_IFREG else { throw IOError(errno: EINVAL, "volume is neither a block device nor a regular file") }
-            // 4 KiB satisfies O_DIRECT on every filesystem's block size we support.
+            // 4 KiB satisfies tandem_O_DIRECT on every filesystem's block size we support.
             return (UInt64(st.st_size), direct ? 4096 : 1)
         }
         var size: UInt64 = 0
@@ -112,7 +112,7 @@ extension EventLoop {
             io_uring_prep_read(sqe, fd, buffer, UInt32(length), offset)
         }
         if volume.fixedSlot != nil { sqe.pointee.flags |= fixedFileFlag }
-        if dsync { sqe.pointee.rw_flags = Int32(RWF_DSYNC) }
+        if dsync { sqe.pointee.rw_flags = Int32(tandem_RWF_DSYNC) }
     }
 
     public func prepareFlush(volume: Volume, handler: UInt32, tag: UInt32) {

@@ -2,6 +2,7 @@
 // buffer; write payloads beyond what the staging read already holds go straight into the
 // request's (registered) buffer. Replies are gathered into one sendmsg per loop turn.
 // Loop thread only; every operation it submits is tagged with its handler id.
+import CShims
 import CURing
 import Glibc
 import Logging
@@ -433,9 +434,9 @@ public final class NBDConnection: IOHandler, BufferWaiter {
         request.phase = .disk
         let mode: Int32
         if request.command == .writeZeroes && request.header.flags & NBD.CommandFlag.noHole != 0 {
-            mode = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE
+            mode = tandem_FALLOC_FL_ZERO_RANGE | tandem_FALLOC_FL_KEEP_SIZE
         } else {
-            mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+            mode = tandem_FALLOC_FL_PUNCH_HOLE | tandem_FALLOC_FL_KEEP_SIZE
         }
         loop.prepareFallocate(volume: backend.volume, mode: mode, offset: request.header.offset,
                               length: UInt64(request.header.length), handler: handlerID, tag: tag(.disk, request))

@@ -17,6 +17,13 @@ int tandem_blk_sszget(int fd, int *sectorSize);
 /// The peer's credentials on a Unix socket (SO_PEERCRED; struct ucred needs _GNU_SOURCE).
 int tandem_peer_cred(int fd, pid_t *pid, uid_t *uid, gid_t *gid);
 
+/// Flags glibc exposes only under _GNU_SOURCE, given their values by CShims.c.
+extern const int tandem_O_DIRECT;
+extern const int tandem_RWF_DSYNC;
+extern const int tandem_FALLOC_FL_KEEP_SIZE;
+extern const int tandem_FALLOC_FL_PUNCH_HOLE;
+extern const int tandem_FALLOC_FL_ZERO_RANGE;
+
 /// eventfd(2) with EFD_CLOEXEC.
 int tandem_eventfd(void);
 #endif
