@@ -1,3 +1,4 @@
+import Glibc
 import TandemCore
 
 // Simulation: one seeded run of a primary and a secondary state machine against fake disks,
@@ -71,6 +72,8 @@ final class Simulation {
     var outstanding: [(request: RequestID, blocks: Range<Int>)] = []
     var nextRequest: RequestID = 1
     var requestsIssued = 0
+    /// TANDEM_SIM_TRACE=1 prints every event and action of a run (use with TANDEM_SIM_SEED).
+    let tracing = getenv("TANDEM_SIM_TRACE") != nil
     var primaryActions: [PrimaryAction] = []
     var secondaryActions: [SecondaryAction] = []
 
@@ -95,6 +98,7 @@ final class Simulation {
             guard timeNs <= scenario.runEndNs else { break }
             nowNs = timeNs
             step += 1
+            if tracing { print("\(nowNs / 1000)µs #\(step) \(event)") }
             handle(event)
             if failure == nil { checkInvariants() }
             if step > 2_000_000 { fail("the run did not settle") }
@@ -214,14 +218,20 @@ final class Simulation {
         precondition(primaryAlive)
         primaryActions.removeAll(keepingCapacity: true)
         primary.handle(event, nowNs: nowNs, into: &primaryActions)
-        for action in primaryActions { perform(action) }
+        for action in primaryActions {
+            if tracing { print("    primary: \(action)") }
+            perform(action)
+        }
     }
 
     func driveSecondary(_ event: SecondaryEvent) {
         precondition(secondaryAlive)
         secondaryActions.removeAll(keepingCapacity: true)
         secondary.handle(event, nowNs: nowNs, into: &secondaryActions)
-        for action in secondaryActions { perform(action) }
+        for action in secondaryActions {
+            if tracing { print("    secondary: \(action)") }
+            perform(action)
+        }
     }
 
     private func blocks(offsetBytes: UInt64, lengthBytes: UInt32) -> Range<Int> {

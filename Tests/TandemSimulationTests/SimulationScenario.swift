@@ -56,7 +56,7 @@ struct SimulationScenario: CustomStringConvertible {
             groupCommitBytesMax: random.between(2, 16) * Self.blockSizeBytes,
             testingFault: testingFault)
         workloadEndNs = UInt64(operationCount) * 60_000
-        runEndNs = workloadEndNs + 200_000_000
+        runEndNs = workloadEndNs + 100_000_000
         var faults: [(atNs: UInt64, fault: Fault)] = []
         for _ in 0..<random.below(4) {
             let fault: Fault

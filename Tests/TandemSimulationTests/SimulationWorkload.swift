@@ -6,7 +6,7 @@ import TandemCore
 
 extension Simulation {
     func issueRequest(dependent: Bool) {
-        guard primaryAlive else { return }
+        guard primaryAlive, nowNs <= scenario.workloadEndNs else { return }
         if !dependent {
             guard requestsIssued < scenario.operationCount else { return }
             events.schedule(.appIssue, atNs: nowNs + random.between(1_000, 120_000))

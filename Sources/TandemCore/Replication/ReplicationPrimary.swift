@@ -135,7 +135,15 @@ public struct ReplicationPrimary: Sendable {
             return
         }
         precondition(!waiting.isFull, "more application requests than requestsWaitingMax")
-        if waiting.isEmpty { actions.append(.writesBlocked) }
+        if waiting.isEmpty {
+            actions.append(.writesBlocked)
+            // The buffer drains only as the secondary confirms epochs durable: ask for that
+            // now rather than at the secondary's next group commit.
+            let newestClosedEpoch = startsNewEpoch ? openEpoch : openEpoch - 1
+            if newestClosedEpoch > peerFlushRequestedEpoch {
+                requestPeerFlush(through: newestClosedEpoch, into: &actions)
+            }
+        }
         waiting.append(request)
     }
 
@@ -338,7 +346,7 @@ public struct ReplicationPrimary: Sendable {
         if lastEpoch > 0 && (lastEpoch < openEpoch || startsNewEpoch) {
             actions.append(.send(.epochBarrier(epoch: lastEpoch)))
         }
-        if config.mode == .sync && peerFlushRequestedEpoch > peerDurableEpoch {
+        if peerFlushRequestedEpoch > peerDurableEpoch {
             actions.append(.send(.flushRequest(throughEpoch: peerFlushRequestedEpoch)))
         }
         actions.append(.send(.resendComplete(throughSequence: lastSequence)))
