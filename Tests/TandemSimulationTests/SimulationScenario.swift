@@ -58,7 +58,7 @@ struct SimulationScenario: CustomStringConvertible {
         workloadEndNs = UInt64(operationCount) * 60_000
         runEndNs = workloadEndNs + 100_000_000
         var faults: [(atNs: UInt64, fault: Fault)] = []
-        for _ in 0..<random.below(4) {
+        for _ in 0..<(random.chance(perMille: 200) ? random.between(4, 8) : random.below(4)) {
             let fault: Fault
             switch random.below(10) {
             case 0..<4: fault = .disconnect

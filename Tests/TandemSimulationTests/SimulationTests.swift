@@ -2,7 +2,7 @@ import Glibc
 import Testing
 import TandemCore
 
-// Seeded simulation runs. TANDEM_SIM_SEEDS sets how many seeds (default 2000, split over
+// Seeded simulation runs. TANDEM_SIM_SEEDS sets how many seeds (default 10 000, split over
 // shards that run in parallel); TANDEM_SIM_SEED=<n> runs just that seed.
 
 enum SimulationSeeds {
@@ -15,7 +15,7 @@ enum SimulationSeeds {
 
     static var count: UInt64 {
         guard let text = getenv("TANDEM_SIM_SEEDS"), let count = UInt64(String(cString: text)) else {
-            return 2000
+            return 10_000
         }
         return count
     }
