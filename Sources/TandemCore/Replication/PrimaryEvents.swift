@@ -20,6 +20,18 @@ public struct LocalWrite: Sendable, Hashable {
     public var offsetBytes: UInt64
     public var lengthBytes: UInt32
     public var fua: Bool
+
+    public init(
+        request: RequestID, sequence: WriteSequence, epoch: Epoch, offsetBytes: UInt64,
+        lengthBytes: UInt32, fua: Bool
+    ) {
+        self.request = request
+        self.sequence = sequence
+        self.epoch = epoch
+        self.offsetBytes = offsetBytes
+        self.lengthBytes = lengthBytes
+        self.fua = fua
+    }
 }
 
 public enum PrimaryAction: Sendable, Hashable {

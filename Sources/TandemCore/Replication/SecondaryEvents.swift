@@ -17,6 +17,13 @@ public struct SecondaryWrite: Sendable, Hashable {
     public var epoch: Epoch
     public var offsetBytes: UInt64
     public var lengthBytes: UInt32
+
+    public init(sequence: WriteSequence, epoch: Epoch, offsetBytes: UInt64, lengthBytes: UInt32) {
+        self.sequence = sequence
+        self.epoch = epoch
+        self.offsetBytes = offsetBytes
+        self.lengthBytes = lengthBytes
+    }
 }
 
 public enum SecondaryAction: Sendable, Hashable {
