@@ -58,6 +58,9 @@ final class NBDExport {
     private func startNBDKit() throws -> Int32 {
         let pidFile = directory.file("nbdkit.pid")
         try ExternalTool.check("nbdkit", ["-U", socketPath, "-P", pidFile, "file", volumePath, "cache=none"], timeoutSeconds: 30)
+        // The background server writes its pid file just after the foreground one exits;
+        // nbdkit offers no other readiness signal, so wait for the file (bounded).
+        for _ in 0..<500 where !FileManager.default.fileExists(atPath: pidFile) { usleep(10_000) }
         guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
             let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
         else { throw HarnessError("nbdkit wrote no pid file") }
