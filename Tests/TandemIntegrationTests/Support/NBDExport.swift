@@ -89,6 +89,7 @@ final class NBDExport {
             nbdkitPID = nil
             // nbdkit is not our child; wait (bounded) for it to go so the volume is quiet.
             for _ in 0..<200 where Self.processExists(pid) { usleep(10_000) }
+            if Self.processExists(pid) { kill(pid, SIGKILL) }
         }
     }
 
