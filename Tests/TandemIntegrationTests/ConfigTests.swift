@@ -1,0 +1,40 @@
+// Guarantee 6 for configuration: a config file with an unknown key or a bad value stops
+// tandemd before it does anything, with exit status 2 and a message naming the key.
+import Foundation
+import Testing
+
+extension Integration {
+    @Suite struct Config {
+        /// Runs tandemd once with `configText` as its config file; the config is the only
+        /// thing wrong, every required setting is given as a valid flag too.
+        func runWithConfig(_ configText: String) throws -> (ToolResult, DaemonProcess) {
+            let daemon = try DaemonProcess()
+            let configPath = daemon.directory.file("tandemd.conf")
+            try configText.write(toFile: configPath, atomically: true, encoding: .utf8)
+            let result = try ExternalTool.run(try Binaries.tandemd(), ["--config", configPath] + daemon.arguments, timeoutSeconds: 30)
+            return (result, daemon)
+        }
+
+        @Test(arguments: [
+            ("unknown key", "frobnicate_level = 3\n", "frobnicate_level"),
+            ("bad number", "ring_entries = lots\n", "ring_entries"),
+            ("negative size", "buffer_pool_bytes = -1\n", "buffer_pool_bytes"),
+            ("unknown log level", "log_level = loud\n", "log_level"),
+        ])
+        func badConfigExitsWithStatus2NamingTheKey(_ label: String, _ text: String, _ key: String) throws {
+            let (result, daemon) = try runWithConfig(text)
+            #expect(!result.timedOut, "\(label): tandemd kept running with a bad config")
+            #expect(result.status == 2, "\(label): exit status \(result.status), want 2\n\(result)")
+            #expect(result.stderr.contains(key), "\(label): stderr does not name \(key): \(result.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: daemon.controlSocket), "\(label): control socket created")
+        }
+
+        @Test func missingConfigFileExitsWithStatus2() throws {
+            let daemon = try DaemonProcess()
+            let path = daemon.directory.file("absent.conf")
+            let result = try ExternalTool.run(try Binaries.tandemd(), ["--config", path] + daemon.arguments, timeoutSeconds: 30)
+            #expect(result.status == 2, "\(result)")
+            #expect(result.stderr.contains("absent.conf"), "stderr does not name the file: \(result.stderr)")
+        }
+    }
+}

@@ -1,0 +1,180 @@
+// The control socket (DESIGN.md "Control socket"): resources are created, reported and
+// deleted through JSON lines; bad input (guarantee 6) gets an exact error code, creates
+// nothing, and leaves the connection usable.
+import Foundation
+import Testing
+
+extension Integration {
+    @Suite struct ControlSocket {
+        /// Expects `reply` to be `ok:false` with `code`, then that the same connection still
+        /// answers ping.
+        static func expectRefused(
+            _ reply: JSONObject, _ code: String, on client: ControlClient,
+            sourceLocation: SourceLocation = #_sourceLocation
+        ) throws {
+            #expect(reply.ok == false, "accepted: \(reply)", sourceLocation: sourceLocation)
+            #expect(reply.errorCode == code, "error code: \(reply)", sourceLocation: sourceLocation)
+            #expect(!(reply.string("message") ?? "").isEmpty, "no message: \(reply)", sourceLocation: sourceLocation)
+            #expect(try client.request("ping").ok == true, "connection unusable after \(code)", sourceLocation: sourceLocation)
+        }
+
+        func createArguments(_ daemon: DaemonProcess, name: String = "r0", sizeBytes: Int = 64 << 20) -> JSONObject {
+            ["name": name, "volume": daemon.directory.file("\(name).img"), "size_bytes": sizeBytes,
+             "nbd": ["socket": daemon.directory.file("\(name).sock")]]
+        }
+
+        @Test func pingAnswersOk() throws {
+            let daemon = try DaemonProcess.started()
+            let client = try daemon.control()
+            #expect(try client.request("ping").ok == true)
+        }
+
+        @Test func createStatusDeleteLifecycle() throws {
+            let daemon = try DaemonProcess.started()
+            let client = try daemon.control()
+            let volume = daemon.directory.file("r0.img")
+            let created = try client.request("create", createArguments(daemon))
+            #expect(created.ok == true, "\(created)\n\(daemon.logTail())")
+            #expect(try VolumeFiles.sizeBytes(volume) == 64 << 20, "create with size_bytes makes the file")
+            #expect(FileManager.default.fileExists(atPath: daemon.directory.file("r0.sock")), "no NBD socket")
+
+            let status = try client.request("status", ["name": "r0"])
+            #expect(status.ok == true, "\(status)")
+            #expect(status.string("role") == "standalone")
+            #expect(status.uint64("size_bytes") == 64 << 20)
+            #expect(status.string("disk_state") != nil, "status lacks disk_state: \(status)")
+            #expect(status.string("connection_state") != nil, "status lacks connection_state: \(status)")
+
+            try Self.expectRefused(try client.request("create", createArguments(daemon)), "exists", on: client)
+
+            #expect(try client.request("delete", ["name": "r0"]).ok == true)
+            try Self.expectRefused(try client.request("status", ["name": "r0"]), "not-found", on: client)
+            try Self.expectRefused(try client.request("delete", ["name": "r0"]), "not-found", on: client)
+        }
+
+        @Test func malformedJSONIsBadJSON() throws {
+            let daemon = try DaemonProcess.started()
+            let client = try daemon.control()
+            for line in [#"{"id":1,"cmd":"#, "not json at all", #"{"id":1,"cmd":"ping"}}"#] {
+                try client.sendLine(Array(line.utf8))
+                try Self.expectRefused(try client.readReply(), "bad-json", on: client)
+            }
+        }
+
+        @Test func wellFormedJSONThatIsNotARequestIsBadRequest() throws {
+            let daemon = try DaemonProcess.started()
+            let client = try daemon.control()
+            for line in ["[1,2,3]", "42", #"{"id":3}"#, #"{"id":4,"cmd":7}"#] {
+                try client.sendLine(Array(line.utf8))
+                try Self.expectRefused(try client.readReply(), "bad-request", on: client)
+            }
+        }
+
+        @Test func unknownCommandIsRefused() throws {
+            let daemon = try DaemonProcess.started()
+            let client = try daemon.control()
+            try Self.expectRefused(try client.request("frobnicate"), "unknown-command", on: client)
+        }
+
+        @Test(arguments: ["enable", "disable", "failover"])
+        func commandsOfLaterIssuesAnswerUnsupported(_ command: String) throws {
+            let daemon = try DaemonProcess.started()
+            let client = try daemon.control()
+            #expect(try client.request("create", createArguments(daemon)).ok == true)
+            try Self.expectRefused(try client.request(command, ["name": "r0"]), "unsupported", on: client)
+        }
+
+        @Test func createWithoutRequiredArgumentsIsMissingArgument() throws {
+            let daemon = try DaemonProcess.started()
+            let client = try daemon.control()
+            for key in ["name", "volume"] {
+                var arguments = createArguments(daemon)
+                arguments[key] = nil
+                try Self.expectRefused(try client.request("create", arguments), "missing-argument", on: client)
+            }
+            try Self.expectRefused(try client.request("status"), "missing-argument", on: client)
+            try expectNothingCreated(daemon, client: client)
+        }
+
+        /// Each case is one field changed from a valid create.
+        static let invalidCreates: [(label: String, key: String, value: any Sendable)] = [
+            ("size not a multiple of 4096", "size_bytes", 1000),
+            ("size zero", "size_bytes", 0),
+            ("negative size", "size_bytes", -4096),
+            ("size of the wrong type", "size_bytes", "64MiB"),
+            ("name with a slash", "name", "../r0"),
+            ("name with a space", "name", "r 0"),
+            ("empty name", "name", ""),
+            ("name too long", "name", String(repeating: "a", count: 65)),
+            ("volume not a string", "volume", 5),
+            ("volume relative", "volume", "relative/r0.img"),
+            ("nbd not an object", "nbd", "r0.sock"),
+            ("unknown key", "frobnicate", true),
+            ("unknown mode", "mode", "telepathic"),
+        ]
+
+        @Test func createWithInvalidArgumentsIsInvalidArgumentAndCreatesNothing() throws {
+            let daemon = try DaemonProcess.started()
+            let client = try daemon.control()
+            for invalid in Self.invalidCreates {
+                var arguments = createArguments(daemon)
+                arguments[invalid.key] = invalid.value
+                let reply = try client.request("create", arguments)
+                #expect(reply.errorCode == "invalid-argument", "\(invalid.label): \(reply)")
+                #expect(reply.ok == false, "\(invalid.label) was accepted")
+            }
+            #expect(try client.request("ping").ok == true)
+            try expectNothingCreated(daemon, client: client)
+        }
+
+        @Test func overLongLineIsRefusedAndTheConnectionStaysUsable() throws {
+            let daemon = try DaemonProcess.started()
+            let client = try daemon.control()
+            let padding = String(repeating: "x", count: (1 << 20) + 4096)
+            try client.sendLine(Array(#"{"id":1,"cmd":"ping","pad":"\#(padding)"}"#.utf8))
+            try Self.expectRefused(try client.readReply(), "line-too-long", on: client)
+            // Twice, to show the daemon resynchronised at the newline both times.
+            try client.sendLine(Array(padding.utf8))
+            try Self.expectRefused(try client.readReply(), "line-too-long", on: client)
+        }
+
+        @Test func badInputOnOneConnectionDoesNotDisturbAnother() throws {
+            let daemon = try DaemonProcess.started()
+            let calm = try daemon.control()
+            let noisy = try daemon.control()
+            try noisy.sendLine(Array("}{".utf8))
+            _ = try noisy.readReply()
+            try noisy.sendLine([UInt8](repeating: 0x7b, count: 2 << 20))
+            _ = try noisy.readReply()
+            #expect(try calm.request("ping").ok == true)
+            #expect(daemon.isRunning)
+        }
+
+        @Test func tandemctlSpeaksTheProtocolAndFailsOnRefusal() throws {
+            let daemon = try DaemonProcess.started()
+            let ctl = try Binaries.tandemctl()
+            let volume = daemon.directory.file("r0.img")
+            let created = try ExternalTool.run(ctl, [
+                "--socket", daemon.controlSocket, "create", "r0", "--volume", volume, "--size", "64MiB",
+                "--nbd-socket", daemon.directory.file("r0.sock"),
+            ])
+            #expect(created.succeeded, "\(created)")
+            #expect(try VolumeFiles.sizeBytes(volume) == 64 << 20)
+
+            let status = try ExternalTool.run(ctl, ["--socket", daemon.controlSocket, "--json", "status", "r0"])
+            #expect(status.succeeded, "\(status)")
+            let json = try? JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? JSONObject
+            #expect(json != nil, "tandemctl --json printed no JSON object: \(status.stdout)")
+
+            let missing = try ExternalTool.run(ctl, ["--socket", daemon.controlSocket, "status", "nope"])
+            #expect(missing.status != 0 && !missing.timedOut, "tandemctl exits 0 on ok:false: \(missing)")
+            #expect((missing.stdout + missing.stderr).contains("not-found"), "\(missing)")
+        }
+
+        func expectNothingCreated(_ daemon: DaemonProcess, client: ControlClient) throws {
+            let status = try client.request("status", ["name": "r0"])
+            #expect(status.errorCode == "not-found", "a refused create left a resource: \(status)")
+            #expect(!FileManager.default.fileExists(atPath: daemon.directory.file("r0.img")), "a refused create made a volume file")
+        }
+    }
+}
