@@ -83,7 +83,7 @@ public enum WireEncoder {
             return WireFormat.dataFixedBytes + data.payload.count
         case .epochBarrier, .dataAck:
             return 16
-        case .durableAck, .flushRequest, .ping, .pong, .resendComplete, .syncComplete:
+        case .durableAck, .flushRequest, .ping, .pong, .resendComplete, .syncComplete, .failoverRequest, .demoted:
             return 8
         }
     }
@@ -107,7 +107,7 @@ public enum WireEncoder {
             writer.put(epoch)
             writer.put(sequence)
         case .durableAck(let value), .flushRequest(let value), .ping(let value), .pong(let value),
-            .resendComplete(let value), .syncComplete(let value):
+            .resendComplete(let value), .syncComplete(let value), .failoverRequest(let value), .demoted(let value):
             writer.put(value)
         }
     }

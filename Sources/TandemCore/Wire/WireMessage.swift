@@ -170,6 +170,11 @@ public enum WireMessage: Equatable, Sendable {
     /// The initial full copy is durable on the receiver through this sequence: its volume
     /// now equals the sender's history, so it may call itself UpToDate.
     case syncComplete(throughSequence: UInt64)
+    /// Secondary → primary: planned failover; stop taking writes, drain, demote, answer Demoted.
+    case failoverRequest(promotion: UInt64)
+    /// Primary → secondary: every write through `throughSequence` is durable on the receiver and
+    /// the sender is now secondary; the receiver may promote itself.
+    case demoted(throughSequence: UInt64)
 
     public var type: WireMessageType {
         switch self {
@@ -184,6 +189,8 @@ public enum WireMessage: Equatable, Sendable {
         case .pong: return .pong
         case .resendComplete: return .resendComplete
         case .syncComplete: return .syncComplete
+        case .failoverRequest: return .failoverRequest
+        case .demoted: return .demoted
         }
     }
 }

@@ -70,7 +70,10 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     private var syncChunksOutstanding = 0
     private(set) var peerSynced: Bool
 
-    init(spec: ResourceSpec, volume: Volume, context: ReplicationContext, logger: Logger) {
+    /// The peer asked for a planned failover (FailoverRequest).
+    var onFailoverRequested: (() -> Void)?
+
+    init(spec: ResourceSpec, volume: Volume, context: ReplicationContext, initialSync: InitialSync, logger: Logger) {
         self.resource = spec.name
         self.spec = spec
         self.volume = volume
@@ -84,8 +87,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         scratch = .allocate(byteCount: Int(context.config.maxRequestBytes) + Int(context.config.maxRequestBytes) / 255 + 64,
                             alignment: 16)
         session = UInt64.random(in: 1...UInt64.max)
-        peerSynced = spec.initialSync == .none
-        syncWanted = spec.initialSync == .full
+        peerSynced = initialSync == .none
+        syncWanted = initialSync == .full
         actions.reserveCapacity(256)
         batch.reserveCapacity(256)
         handlerID = context.loop.register(self)
@@ -113,6 +116,14 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         draining = done
         checkDrained()
     }
+
+    /// After a drain for a planned failover: tells the peer it may promote, then hangs up.
+    func sendDemotedAndClose() {
+        link?.send(.demoted(throughSequence: 0))
+        link?.close("demoted for a planned failover")
+    }
+
+    var isConnectedToPeer: Bool { link?.isEstablished == true }
 
     var isDrained: Bool { machine.writesInFlight == 0 && parked.isEmpty && localWritesInFlight == 0 }
 
@@ -468,6 +479,9 @@ extension PrimaryReplicator {
             link.send(.pong(nonce: nonce))
         case .pong:
             break
+        case .failoverRequest:
+            context.events.publish(resource: resource, "failover-requested", ["peer": .string(link.peerNodeName)])
+            onFailoverRequested?()
         default:
             return link.close("protocol violation: a secondary sent \(message.type)")
         }

@@ -74,7 +74,9 @@ final class ReplicationMetadata: IOHandler {
         if let pending { write(pending) }
     }
 
-    private func encode(_ value: ReplicationRecord) {
+    private func encode(_ value: ReplicationRecord) { Self.encode(value, into: buffer) }
+
+    static func encode(_ value: ReplicationRecord, into buffer: UnsafeMutableRawPointer) {
         memset(buffer, 0, Self.slotBytes)
         buffer.storeBytes(of: Self.magic.littleEndian, toByteOffset: 0, as: UInt64.self)
         buffer.storeBytes(of: value.generation.littleEndian, toByteOffset: 8, as: UInt64.self)

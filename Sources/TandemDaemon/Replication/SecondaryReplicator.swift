@@ -143,6 +143,17 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     }
 
     private var pendingSession: UInt64 = 0
+    /// A planned failover waits for the peer's Demoted (true) or the link's end (false).
+    private var onDemoted: ((Bool) -> Void)?
+
+    var isConnectedToPeer: Bool { link?.isEstablished == true }
+
+    /// Asks the primary to drain and demote; `done(true)` once it has.
+    func requestFailover(_ done: @escaping (Bool) -> Void) {
+        guard let link, link.isEstablished, onDemoted == nil else { return done(false) }
+        onDemoted = done
+        link.send(.failoverRequest(promotion: 0))
+    }
 
     func peerLink(_ link: PeerLink, validate hello: WireHello) -> PeerLinkVerdict {
         .refuse(.other, "unexpected second Hello")
@@ -181,6 +192,12 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             context.events.publish(resource: resource, "disk-state", ["disk_state": .string("UpToDate")])
         case .ping(let nonce): link.send(.pong(nonce: nonce))
         case .pong: break
+        case .demoted:
+            context.events.publish(resource: resource, "peer-demoted", ["peer": .string(link.peerNodeName)])
+            let handler = onDemoted
+            onDemoted = nil
+            handler?(true)
+            return
         default: return link.close("protocol violation: a primary sent \(message.type)")
         }
         perform()
@@ -189,6 +206,10 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     func peerLinkClosed(_ link: PeerLink, reason: String) {
         guard link === self.link else { return }
         self.link = nil
+        if let handler = onDemoted {
+            onDemoted = nil
+            handler(false)
+        }
         if machine.isConnected { feed(.connectionDown) }
         noteFailure(reason)
         context.events.publish(resource: resource, "connection-state", ["connection_state": .string("Connecting")])
