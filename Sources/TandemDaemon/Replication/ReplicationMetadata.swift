@@ -51,7 +51,17 @@ final class ReplicationMetadata: IOHandler {
         if !writing { loop.unregister(handlerID) }
     }
 
-    /// Writes `newRecord` (coalescing with one already in flight); `onWritten` follows.
+    /// The record as it will be once every requested write is done.
+    var latest: ReplicationRecord { pending ?? record }
+
+    /// Changes the latest record and writes it; `onRecorded` follows once it is stable.
+    func update(_ change: (inout ReplicationRecord) -> Void) {
+        var next = latest
+        change(&next)
+        write(next)
+    }
+
+    /// Writes `newRecord` (after the one in flight, if any); `onRecorded` follows.
     func write(_ newRecord: ReplicationRecord) {
         guard !closed else { return }
         guard !writing else { pending = newRecord; return }

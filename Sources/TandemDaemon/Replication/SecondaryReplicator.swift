@@ -143,6 +143,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     }
 
     private var pendingSession: UInt64 = 0
+    private var recordRequestedEpoch: Epoch?
     /// A planned failover waits for the peer's Demoted (true) or the link's end (false).
     private var onDemoted: ((Bool) -> Void)?
 
@@ -166,11 +167,12 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             if machine.isConnected { feed(.connectionDown) }
             guard ioInFlight == 0 else { return link.close("writes of the previous session still in flight") }
             machine = ReplicationSecondary(config: machine.config, durableThroughEpoch: 0, restarted: false)
+            recordRequestedEpoch = nil
             primarySession = pendingSession
-            var record = metadata.record
-            record.session = primarySession
-            record.durableThroughEpoch = 0
-            metadata.write(record)
+            metadata.update { [primarySession] in
+                $0.session = primarySession
+                $0.durableThroughEpoch = 0
+            }
         }
         lastError = nil
         context.events.publish(resource: resource, "connection-state", ["connection_state": .string("Connected")])
@@ -186,9 +188,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         case .flushRequest(let epoch): feed(.message(.flushRequest(throughEpoch: epoch)))
         case .resendComplete(let sequence): feed(.message(.resendComplete(throughSequence: sequence)))
         case .syncComplete:
-            var record = metadata.record
-            record.synced = true
-            metadata.write(record)
+            metadata.update { $0.synced = true }
             context.events.publish(resource: resource, "disk-state", ["disk_state": .string("UpToDate")])
         case .ping(let nonce): link.send(.pong(nonce: nonce))
         case .pong: break
@@ -292,10 +292,11 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             ioInFlight += 1
             context.loop.prepareFlush(volume: volume, handler: handlerID, tag: Self.flushTag)
         case .recordDurableEpoch(let epoch):
-            var record = metadata.record
-            record.durableThroughEpoch = epoch
-            record.session = primarySession
-            metadata.write(record)
+            recordRequestedEpoch = epoch
+            metadata.update { [primarySession] in
+                $0.durableThroughEpoch = epoch
+                $0.session = primarySession
+            }
         case .send(let message): send(message)
         case .protocolViolation(let reason): link?.close("protocol violation: \(reason)")
         }
@@ -309,9 +310,13 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         }
     }
 
+    /// Feeds the state machine the record it asked for once a write covering it is stable.
     private func recorded(_ record: ReplicationRecord) {
-        guard record.durableThroughEpoch > 0, record.session == primarySession else { return }
-        feed(.durableEpochRecorded(record.durableThroughEpoch))
+        guard let wanted = recordRequestedEpoch, record.session == primarySession,
+            record.durableThroughEpoch >= wanted
+        else { return }
+        recordRequestedEpoch = nil
+        feed(.durableEpochRecorded(wanted))
         perform()
     }
 
