@@ -109,7 +109,9 @@ public final class PeerSocket: IOHandler {
             let sqe = loop.sqe(handler: handlerID, tag: Tag.cancel.rawValue)
             io_uring_prep_cancel64(sqe, UInt64(handlerID) << 32 | UInt64(Tag.connect.rawValue), 0)
         }
-        shutdown(fd, Int32(SHUT_RDWR))
+        // What was queued before the close (a last message, a TLS alert or close_notify) is
+        // sent first; the shutdown follows the last send.
+        if !sending { shutdown(fd, Int32(SHUT_RDWR)) }
         // A no-op so that the close is reported from a completion, never from inside close().
         let sqe = loop.sqe(handler: handlerID, tag: Tag.nop.rawValue)
         io_uring_prep_nop(sqe)
@@ -165,7 +167,7 @@ public final class PeerSocket: IOHandler {
     private func sendCompleted(_ result: Int32) {
         inFlight -= 1
         sending = false
-        guard !isClosing else { return }
+        if isClosing { return sendWhileClosing(result) }
         if result < 0 {
             if result == -EINTR || result == -EAGAIN { return kick() }
             return close("send failed: \(String(cString: strerror(-result)))")
@@ -173,6 +175,22 @@ public final class PeerSocket: IOHandler {
         sendStart += Int(result)
         precondition(sendStart <= sendEnd, "sent more than was queued")
         kick()
+    }
+
+    private func sendWhileClosing(_ result: Int32) {
+        if result > 0 { sendStart += Int(result) }
+        if result > 0 && sendStart == sendEnd {
+            sendStart = 0
+            sendEnd = output?(sendBuffer) ?? 0
+        }
+        guard result > 0, sendStart < sendEnd else {
+            shutdown(fd, Int32(SHUT_RDWR))
+            return
+        }
+        let sqe = loop.sqe(handler: handlerID, tag: Tag.send.rawValue)
+        io_uring_prep_send(sqe, fd, sendBuffer.baseAddress! + sendStart, sendEnd - sendStart, Int32(MSG_NOSIGNAL))
+        sending = true
+        inFlight += 1
     }
 
     private func finishIfIdle() {
