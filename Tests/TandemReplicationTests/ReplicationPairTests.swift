@@ -3,7 +3,11 @@
 import Foundation
 import Testing
 
-@Suite(.serialized) struct ReplicationPairTests {
+/// Daemons are real processes and the machine has two cores: one test at a time.
+@Suite(.serialized) enum Replication {}
+
+extension Replication {
+@Suite struct ReplicationPairTests {
     @Test func syncPairHoldsFioVerifiedWritesOnBothVolumes() throws {
         let pair = try ReplicatedPair()
         try pair.createAndEnable()
@@ -149,6 +153,8 @@ import Testing
     }
 }
 
+}
+
 /// Writes distinct 4 KiB blocks at QD1 and records each one the server acknowledged.
 final class AcknowledgedWriter: @unchecked Sendable {
     let socket: String
@@ -195,4 +201,71 @@ final class AcknowledgedWriter: @unchecked Sendable {
     }
 
     func join() { finished.wait() }
+}
+
+extension Replication {
+@Suite struct AsyncAndRestartTests {
+    @Test func asyncSecondaryHoldsAGapFreePrefixOfADependentChainAfterPrimaryKill() throws {
+        let pair = try ReplicatedPair()
+        try pair.createAndEnable(mode: "async")
+        try pair.waitInSync()
+        let writer = AcknowledgedWriter(socket: pair.nbdSocket(pair.alpha), blocks: pair.sizeBytes / 4096)
+        writer.start()
+        try writer.waitForAcknowledged(2000, timeoutSeconds: 60)
+        pair.alpha.crash()
+        writer.join()
+        let acknowledgedCount = writer.acknowledged.count
+        try pair.expectOK(try pair.beta.control().request("failover", ["name": ReplicatedPair.resource, "force": true]))
+        let reader = try RawNBDClient.transmitting(socketPath: pair.nbdSocket(pair.beta), exportName: "r0")
+        defer { reader.disconnect() }
+        var prefix = 0
+        while prefix < acknowledgedCount + 64,
+            try reader.read(offset: UInt64(prefix) * 4096, length: 4096) == AcknowledgedWriter.pattern(prefix)
+        {
+            prefix += 1
+        }
+        // Everything after the prefix must be untouched: a gap would break write order.
+        let zero = [UInt8](repeating: 0, count: 4096)
+        var gaps: [Int] = []
+        for index in prefix..<(acknowledgedCount + 64) where try reader.read(offset: UInt64(index) * 4096, length: 4096) != zero {
+            gaps.append(index)
+        }
+        #expect(gaps.isEmpty, "writes after the prefix end \(prefix) are present: \(gaps.prefix(20))")
+        #expect(prefix > 0)
+    }
+
+    @Test func killedSecondaryRestartsCatchesUpAndEndsIdentical() throws {
+        let pair = try ReplicatedPair(sizeBytes: 32 << 20)
+        try pair.createAndEnable()
+        try pair.waitInSync()
+        let writer = AcknowledgedWriter(socket: pair.nbdSocket(pair.alpha), blocks: 4000)
+        writer.start()
+        try writer.waitForAcknowledged(500, timeoutSeconds: 60)
+        pair.beta.crash()
+        usleep(300_000)
+        try pair.beta.start()
+        writer.join()
+        #expect(writer.acknowledged.count == 4000)
+        try pair.waitInSync()
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
+    }
+
+    @Test func eventsStreamStateChangesAsJSONLines() throws {
+        let pair = try ReplicatedPair(sizeBytes: 8 << 20)
+        let events = try pair.alpha.control()
+        try events.sendLine(Array(#"{"id": 1, "cmd": "events"}"#.utf8))
+        #expect(try events.readReply()["event"] as? String == "subscribed")
+        try pair.createAndEnable()
+        var seen: [String] = []
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, !seen.contains("peer-disk-state") {
+            if let kind = try events.readReply()["event"] as? String { seen.append(kind) }
+        }
+        #expect(seen.contains("enabled"))
+        #expect(seen.contains("connection-state"))
+        #expect(seen.contains("peer-disk-state"))
+    }
+}
 }

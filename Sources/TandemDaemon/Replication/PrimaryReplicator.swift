@@ -206,7 +206,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
 
     /// Hands parked requests to the state machine in order, while the log has room.
     private func admitParked() {
-        while let index = parked.first, !syncReadInFlight, !syncWanted || !syncWaitingForQuiet {
+        // While the state machine is blocked its own FIFO holds requests; it is bounded, so the
+        // rest wait here (bounded in turn by the NBD connections' request limits).
+        while let index = parked.first, !syncReadInFlight, !syncWaitingForQuiet, !machine.isBlocked {
             guard admit(index) else { return }
             parked.removeFirst()
         }
