@@ -269,3 +269,27 @@ extension Replication {
     }
 }
 }
+
+extension Replication {
+@Suite struct PeerIdentityTests {
+    @Test func peerWhoseCertificateNamesAnotherNodeIsRefused() throws {
+        let pair = try ReplicatedPair(sizeBytes: 8 << 20, betaCertificateNode: "gamma")
+        try pair.createAndEnable()
+        let refused = try pair.waitFor(pair.alpha, timeoutSeconds: 20, "alpha to report the wrong name") {
+            ($0["last_error"] as? String)?.contains("does not name the expected node 'beta'") == true
+        }
+        #expect(refused["connection_state"] as? String != "Connected")
+        #expect(try pair.status(pair.beta)["connection_state"] as? String != "Connected")
+    }
+
+    @Test func primaryWhoseCertificateNamesAnotherNodeIsRefusedByTheSecondary() throws {
+        let pair = try ReplicatedPair(sizeBytes: 8 << 20, alphaCertificateNode: "gamma")
+        try pair.createAndEnable()
+        let refused = try pair.waitFor(pair.alpha, timeoutSeconds: 20, "alpha to hear the refusal") {
+            ($0["last_error"] as? String)?.contains("unexpected-node") == true
+        }
+        #expect(refused["connection_state"] as? String != "Connected")
+        #expect(pair.beta.logTail().contains("does not name the configured peer"))
+    }
+}
+}

@@ -13,8 +13,10 @@ final class PeerAcceptor: PeerLinkDelegate {
     let lookup: (String) -> Resource?
     private var listener: PeerSocketListener?
     /// Links still in their handshake (owned here until a resource takes them).
-    private var pending: [ObjectIdentifier: PeerLink] = [:]
+    private var pending: [ObjectIdentifier: (link: PeerLink, acceptedNs: UInt64)] = [:]
     static let pendingMax = 64
+    /// A connection that has not sent its Hello by then is dropped (it holds a pending slot).
+    static let handshakeTimeoutNs: UInt64 = 10_000_000_000
 
     init(context: ReplicationContext, lookup: @escaping (String) -> Resource?) {
         self.context = context
@@ -32,7 +34,15 @@ final class PeerAcceptor: PeerLinkDelegate {
     func stop() {
         listener?.stop()
         listener = nil
-        for link in pending.values { link.close("daemon stopping") }
+        for entry in pending.values { entry.link.close("daemon stopping") }
+    }
+
+    /// Drops connections stuck in their handshake (called from the loop's tick).
+    func tick() {
+        let now = ReplicationContext.nowNs()
+        for entry in pending.values where now - entry.acceptedNs > Self.handshakeTimeoutNs {
+            entry.link.close("no Hello within \(Self.handshakeTimeoutNs / 1_000_000_000) s")
+        }
     }
 
     private func accepted(_ fd: Int32) {
@@ -49,17 +59,18 @@ final class PeerAcceptor: PeerLinkDelegate {
         }
         let socket = PeerSocket(loop: context.loop, connectedFD: fd)
         let link = PeerLink(socket: socket, connection: connection, hello: nil, delegate: self, logger: context.logger)
-        pending[ObjectIdentifier(link)] = link
+        pending[ObjectIdentifier(link)] = (link, ReplicationContext.nowNs())
     }
 
     func peerLink(_ link: PeerLink, validate hello: WireHello) -> PeerLinkVerdict {
-        pending[ObjectIdentifier(link)] = nil
         let verdict: PeerLinkVerdict
         if let resource = lookup(hello.resourceName) {
             verdict = resource.validateIncoming(hello, link: link)
         } else {
             verdict = .refuse(.unknownResource, "no resource '\(hello.resourceName)' on this node")
         }
+        // An accepted link now belongs to its resource; a refused one stays here until closed.
+        if case .accept = verdict { pending[ObjectIdentifier(link)] = nil }
         if case .refuse(let code, let reason) = verdict {
             context.events.publish(resource: lookup(hello.resourceName) == nil ? nil : hello.resourceName,
                                    "peer-refused", ["code": .string("\(code)"), "message": .string(reason),
@@ -73,6 +84,7 @@ final class PeerAcceptor: PeerLinkDelegate {
 
     func peerLinkClosed(_ link: PeerLink, reason: String) {
         guard pending.removeValue(forKey: ObjectIdentifier(link)) != nil else { return }
+        if reason.hasPrefix("refused the peer") { return }  // published at the refusal
         // Failed before any Hello: a TLS refusal (wrong CA, no certificate) or garbage.
         context.events.publish(resource: nil, "peer-refused", ["message": .string(reason)])
     }

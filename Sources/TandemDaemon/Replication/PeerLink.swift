@@ -131,6 +131,10 @@ final class PeerLink: PeerSocketDelegate {
     }
 
     private func receivedHello(_ message: WireMessage) {
+        // A listener that refuses us answers with a refusal instead of its Hello.
+        if case .helloReply(let reply) = message, let refusal = reply.refusal {
+            return close("refused by the peer: \(refusal): \(reply.reason)")
+        }
         guard case .hello(let hello) = message else {
             return close("protocol violation: expected Hello, got \(message.type)")
         }

@@ -79,7 +79,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         self.volume = volume
         self.context = context
         self.logger = logger
-        let bufferBytes = max(spec.asyncBufferBytes, UInt64(4 * Self.chunkBytes))
+        // The state machine refuses a write larger than its buffer: leave room for two of the
+        // largest NBD requests whatever async_buffer_bytes says.
+        let bufferBytes = max(spec.asyncBufferBytes, 2 * UInt64(context.config.maxRequestBytes), UInt64(4 * Self.chunkBytes))
         machine = ReplicationPrimary(config: ReplicationPrimaryConfig(
             mode: spec.mode == .async ? .async : .sync, bufferBytesMax: bufferBytes))
         log = RetentionLog(bufferBytes: Int(bufferBytes), writeBytesMax: Int(context.config.maxRequestBytes),
@@ -466,6 +468,7 @@ extension PrimaryReplicator {
     }
 
     func peerLink(_ link: PeerLink, received message: WireMessage) {
+        guard link === self.link, machine.isConnected else { return }
         switch message {
         case .durableAck(let epoch):
             if peerHelloSeen {

@@ -13,16 +13,20 @@ final class ReplicatedPair {
     let sizeBytes: Int
 
     /// `betaCertificates`: a directory with another ca.crt/beta.crt/beta.key (a stranger).
-    init(sizeBytes: Int = 64 << 20, betaCertificates: String? = nil) throws {
+    /// `betaCertificateNode`: beta presents the certificate made for another node name.
+    init(sizeBytes: Int = 64 << 20, betaCertificates: String? = nil, betaCertificateNode: String? = nil,
+         alphaCertificateNode: String? = nil) throws {
         self.sizeBytes = sizeBytes
         certs = try TempDirectory("certs")
-        try Self.makeCertificates(into: certs.path, nodes: ["alpha", "beta"])
+        try Self.makeCertificates(into: certs.path, nodes: ["alpha", "beta"] + [betaCertificateNode, alphaCertificateNode].compactMap { $0 })
         alphaAddress = "127.0.0.1:\(try Self.freePort())"
         betaAddress = "127.0.0.1:\(try Self.freePort())"
         alpha = try DaemonProcess()
         beta = try DaemonProcess()
-        configure(alpha, node: "alpha", listen: alphaAddress, certificates: certs.path)
-        configure(beta, node: "beta", listen: betaAddress, certificates: betaCertificates ?? certs.path)
+        configure(alpha, node: "alpha", listen: alphaAddress, certificates: certs.path,
+                  certificateNode: alphaCertificateNode)
+        configure(beta, node: "beta", listen: betaAddress, certificates: betaCertificates ?? certs.path,
+                  certificateNode: betaCertificateNode ?? "beta")
         try alpha.start()
         try beta.start()
     }
@@ -33,11 +37,13 @@ final class ReplicatedPair {
         try ExternalTool.check("/bin/sh", [script, directory] + nodes)
     }
 
-    private func configure(_ daemon: DaemonProcess, node: String, listen: String, certificates: String) {
+    private func configure(_ daemon: DaemonProcess, node: String, listen: String, certificates: String,
+                           certificateNode: String? = nil) {
         daemon.nodeName = node
+        let file = certificateNode ?? node
         daemon.extraArguments = [
-            "--listen", listen, "--tls-ca", "\(certificates)/ca.crt", "--tls-cert", "\(certificates)/\(node).crt",
-            "--tls-key", "\(certificates)/\(node).key",
+            "--listen", listen, "--tls-ca", "\(certificates)/ca.crt", "--tls-cert", "\(certificates)/\(file).crt",
+            "--tls-key", "\(certificates)/\(file).key",
         ]
     }
 
