@@ -46,7 +46,8 @@ final class PeerLink: PeerSocketDelegate {
         self.logger = logger
         phase = socket.isConnected ? .tls : .connecting
         socket.delegate = self
-        socket.output = { [unowned self] buffer in self.channel.takeCiphertext(into: buffer) }
+        // The channel, not the link: a socket may outlive its link while it finishes closing.
+        socket.output = { [channel] buffer in channel.takeCiphertext(into: buffer) }
         if socket.isConnected { begin() }
     }
 
