@@ -252,6 +252,24 @@ extension Replication {
         #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
     }
 
+    @Test func killedPrimaryRestartsReEnablesAndCopiesAgain() throws {
+        let pair = try ReplicatedPair(sizeBytes: 16 << 20)
+        try pair.createAndEnable()
+        try pair.waitInSync()
+        let writer = AcknowledgedWriter(socket: pair.nbdSocket(pair.alpha), blocks: 4096)
+        writer.start()
+        try writer.waitForAcknowledged(200, timeoutSeconds: 60)
+        pair.alpha.crash()
+        writer.join()
+        try pair.alpha.start()
+        let status = try pair.status(pair.alpha)
+        #expect(status["enabled"] as? Bool == true)
+        try pair.waitInSync()
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
+    }
+
     @Test func eventsStreamStateChangesAsJSONLines() throws {
         let pair = try ReplicatedPair(sizeBytes: 8 << 20)
         let events = try pair.alpha.control()
