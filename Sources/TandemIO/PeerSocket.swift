@@ -39,6 +39,20 @@ public final class PeerSocket: IOHandler {
 
     private enum Tag: UInt32 { case connect = 1, receive, send, cancel, nop }
 
+    /// A peer host that vanishes without a reset is noticed by TCP: keepalive probes after 5 s
+    /// of silence (3 × 2 s), and unacknowledged data fails the connection after 15 s.
+    static func configure(_ fd: Int32) {
+        Sockets.setNoDelay(fd)
+        Sockets.setBufferSizes(fd, bytes: 4 << 20)
+        var on: Int32 = 1, idle: Int32 = 5, interval: Int32 = 2, count: Int32 = 3, userTimeoutMs: UInt32 = 15_000
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, size)
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE, &idle, size)
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPINTVL, &interval, size)
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPCNT, &count, size)
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_USER_TIMEOUT, &userTimeoutMs, socklen_t(MemoryLayout<UInt32>.size))
+    }
+
     /// Adopts a connected socket (an accepted one).
     public init(loop: EventLoop, connectedFD: Int32) {
         self.loop = loop
@@ -46,8 +60,7 @@ public final class PeerSocket: IOHandler {
         self.isConnected = true
         receiveBuffer = .allocate(byteCount: Self.receiveBufferBytes, alignment: 64)
         sendBuffer = .allocate(byteCount: Self.sendBufferBytes, alignment: 64)
-        Sockets.setNoDelay(fd)
-        Sockets.setBufferSizes(fd, bytes: 4 << 20)
+        Self.configure(fd)
         handlerID = loop.register(self)
     }
 
@@ -64,8 +77,7 @@ public final class PeerSocket: IOHandler {
         address.initialize(to: storage)
         receiveBuffer = .allocate(byteCount: Self.receiveBufferBytes, alignment: 64)
         sendBuffer = .allocate(byteCount: Self.sendBufferBytes, alignment: 64)
-        Sockets.setNoDelay(fd)
-        Sockets.setBufferSizes(fd, bytes: 4 << 20)
+        Self.configure(fd)
         handlerID = loop.register(self)
         let sqe = loop.sqe(handler: handlerID, tag: Tag.connect.rawValue)
         address.withMemoryRebound(to: sockaddr.self, capacity: 1) { io_uring_prep_connect(sqe, fd, $0, length) }
