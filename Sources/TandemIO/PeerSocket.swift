@@ -2,8 +2,8 @@
 // side), one receive and one send in flight at a time. It knows nothing of TLS: bytes to send
 // come from the owner's `output` source (TLS ciphertext), received bytes go to the delegate.
 // Buffers are allocated once per connection. Loop thread only.
-import CURing
 import Glibc
+import CURing
 
 public protocol PeerSocketDelegate: AnyObject {
     func peerSocketConnected(_ socket: PeerSocket)
@@ -66,11 +66,7 @@ public final class PeerSocket: IOHandler {
 
     /// Starts a non-blocking connect to "host:port" on the ring.
     public init(loop: EventLoop, connectTo text: String) throws(IOError) {
-        guard let (family, storage, length) = Sockets.parse(address: text) else {
-            throw IOError(errno: EINVAL, "bad peer address '\(text)' (want host:port)")
-        }
-        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw IOError(errno: errno, "socket") }
+        let (fd, storage, length) = try Sockets.streamSocket(for: text)
         self.loop = loop
         self.fd = fd
         self.isConnected = false
@@ -107,7 +103,7 @@ public final class PeerSocket: IOHandler {
             guard sendEnd > 0 else { return }
         }
         let sqe = loop.sqe(handler: handlerID, tag: Tag.send.rawValue)
-        io_uring_prep_send(sqe, fd, sendBuffer.baseAddress! + sendStart, sendEnd - sendStart, Int32(MSG_NOSIGNAL))
+        io_uring_prep_send(sqe, fd, sendBuffer.baseAddress! + sendStart, sendEnd - sendStart, Sockets.sendFlags)
         sending = true
         inFlight += 1
     }
@@ -123,7 +119,7 @@ public final class PeerSocket: IOHandler {
         }
         // What was queued before the close (a last message, a TLS alert or close_notify) is
         // sent first; the shutdown follows the last send.
-        if !sending { shutdown(fd, Int32(SHUT_RDWR)) }
+        if !sending { Sockets.shutdownBoth(fd) }
         // A no-op so that the close is reported from a completion, never from inside close().
         let sqe = loop.sqe(handler: handlerID, tag: Tag.nop.rawValue)
         io_uring_prep_nop(sqe)
@@ -196,11 +192,11 @@ public final class PeerSocket: IOHandler {
             sendEnd = output?(sendBuffer) ?? 0
         }
         guard result > 0, sendStart < sendEnd else {
-            shutdown(fd, Int32(SHUT_RDWR))
+            Sockets.shutdownBoth(fd)
             return
         }
         let sqe = loop.sqe(handler: handlerID, tag: Tag.send.rawValue)
-        io_uring_prep_send(sqe, fd, sendBuffer.baseAddress! + sendStart, sendEnd - sendStart, Int32(MSG_NOSIGNAL))
+        io_uring_prep_send(sqe, fd, sendBuffer.baseAddress! + sendStart, sendEnd - sendStart, Sockets.sendFlags)
         sending = true
         inFlight += 1
     }

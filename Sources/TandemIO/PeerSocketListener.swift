@@ -1,7 +1,7 @@
 // PeerSocketListener: accepts replication connections on the daemon's `listen` address
 // through the ring and hands each accepted fd to its owner. Loop thread only.
-import CURing
 import Glibc
+import CURing
 
 public final class PeerSocketListener: IOHandler {
     public let loop: EventLoop
@@ -32,7 +32,7 @@ public final class PeerSocketListener: IOHandler {
 
     private func armAccept() {
         let sqe = loop.sqe(handler: handlerID, tag: Self.acceptTag)
-        io_uring_prep_accept(sqe, fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+        io_uring_prep_accept(sqe, fd, nil, nil, Sockets.acceptFlags)
     }
 
     public func ioCompleted(tag: UInt32, result: Int32, flags: UInt32) {
