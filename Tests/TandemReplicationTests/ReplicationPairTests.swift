@@ -89,6 +89,29 @@ extension Replication {
         #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
     }
 
+    @Test func plannedFailoverDuringAWorkloadKeepsEveryAcknowledgedWrite() throws {
+        let pair = try ReplicatedPair(sizeBytes: 32 << 20)
+        try pair.createAndEnable()
+        try pair.waitInSync()
+        let writer = AcknowledgedWriter(socket: pair.nbdSocket(pair.alpha), blocks: 8192)
+        writer.start()
+        try writer.waitForAcknowledged(300, timeoutSeconds: 60)
+        try pair.expectOK(try pair.beta.control().request("failover", ["name": ReplicatedPair.resource]))
+        writer.join()  // the old primary refuses writes once it drains
+        let acknowledged = writer.acknowledged
+        #expect(acknowledged.count >= 300 && acknowledged.count < 8192)
+        let reader = try RawNBDClient.transmitting(socketPath: pair.nbdSocket(pair.beta), exportName: "r0")
+        defer { reader.disconnect() }
+        var missing: [Int] = []
+        for index in acknowledged where try reader.read(offset: UInt64(index) * 4096, length: 4096) != AcknowledgedWriter.pattern(index) {
+            missing.append(index)
+        }
+        #expect(missing.isEmpty, "acknowledged writes missing after a planned failover: \(missing.prefix(20))")
+        try pair.waitFor(pair.beta, "the new primary connected to the old one") {
+            $0["connection_state"] as? String == "Connected" && $0["unconfirmed_bytes"] as? Int == 0
+        }
+    }
+
     @Test func peerWithACertificateFromAnotherCAIsRefused() throws {
         let stranger = try TempDirectory("stranger")
         try ReplicatedPair.makeCertificates(into: stranger.path, nodes: ["beta"])

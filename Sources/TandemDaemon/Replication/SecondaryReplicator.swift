@@ -49,7 +49,9 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         self.context = context
         self.logger = logger
         let config = ReplicationSecondaryConfig(
-            mode: spec.mode == .async ? .async : .sync, diskDrain: spec.diskDrain,
+            // Always acknowledge completions: a sync primary needs them, an async one ignores
+            // them, and the two nodes' `mode` may differ (or change with a failover).
+            mode: .sync, diskDrain: spec.diskDrain,
             queuedBytesMax: max(spec.asyncBufferBytes, 4 << 20) + (64 << 20), queuedWritesMax: 8192)
         received = Array(repeating: nil, count: config.queuedWritesMax)
         do {
