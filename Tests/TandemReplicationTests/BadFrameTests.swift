@@ -14,17 +14,25 @@ extension Replication {
         var decoder = WireDecoder(checksOrdering: false)
         private var buffer = [UInt8](repeating: 0, count: 64 << 10)
 
-        init(pair: ReplicatedPair) throws {
+        /// Connects and sends a Hello; `refusal` is set when beta refused it.
+        var refusal: WireHelloReply?
+
+        init(pair: ReplicatedPair, resource: String = "r0", sizeBytes: Int? = nil) throws {
             let context = try TLSContext(
                 role: .client, caFile: pair.certs.file("ca.crt"), certFile: pair.certs.file("alpha.crt"),
                 keyFile: pair.certs.file("alpha.key"), expectedPeerName: "beta")
             fd = try connectTo(pair.betaAddress)
             stream = TLSBlockingStream(connection: try TLSConnection(context: context), fd: fd)
             try stream.handshake()
-            try send(.hello(WireHello(role: .primary, nodeName: "alpha", resourceName: "r0",
-                                      volumeSizeBytes: UInt64(pair.sizeBytes),
+            try send(.hello(WireHello(role: .primary, nodeName: "alpha", resourceName: resource,
+                                      volumeSizeBytes: UInt64(sizeBytes ?? pair.sizeBytes),
                                       generations: WireGenerations(current: 99, bitmap: 0), promotionNumber: 0)))
-            guard case .hello = try nextMessage(), case .helloReply(let reply) = try nextMessage(), reply.isAccepted
+            let first = try nextMessage()
+            if case .helloReply(let reply) = first, !reply.isAccepted {
+                refusal = reply
+                return
+            }
+            guard case .hello = first, case .helloReply(let reply) = try nextMessage(), reply.isAccepted
             else { throw HarnessError("beta did not accept the Hello") }
             try send(.helloReply(WireHelloReply()))
             guard case .durableAck = try nextMessage() else { throw HarnessError("no durable epoch from beta") }
@@ -60,8 +68,10 @@ extension Replication {
         }
     }
 
-    static func dataFrame(offset: UInt64, payload: [UInt8], crc: UInt32, sequence: UInt64 = 1) throws -> [UInt8] {
-        let header = WireDataHeader(epoch: 1, sequence: sequence, offsetBytes: offset,
+    static func dataFrame(offset: UInt64, payload: [UInt8], crc: UInt32, sequence: UInt64 = 1, epoch: UInt64 = 1)
+        throws -> [UInt8]
+    {
+        let header = WireDataHeader(epoch: epoch, sequence: sequence, offsetBytes: offset,
                                     lengthBytes: UInt32(payload.count), crc32c: crc)
         var prefix = [UInt8](repeating: 0, count: WireEncoder.dataPrefixBytes)
         let count = try prefix.withUnsafeMutableBytes {
@@ -84,6 +94,7 @@ extension Replication {
             ("garbage", [UInt8](repeating: 0x5A, count: 300)),
             ("oversized body", header),
             ("write past the end", try Self.dataFrame(offset: 8 << 20, payload: block, crc: CRC32C.checksum(block))),
+            ("epoch out of order", try Self.dataFrame(offset: 0, payload: block, crc: CRC32C.checksum(block), epoch: 5)),
             ("truncated frame", Array(try Self.dataFrame(offset: 0, payload: block, crc: CRC32C.checksum(block)).prefix(100))),
         ]
         for (name, bytes) in cases {
@@ -97,6 +108,19 @@ extension Replication {
         let zero = [UInt8](repeating: 0, count: 4096)
         #expect(try VolumeFiles.bytes(pair.volume(pair.beta), offset: 0, count: 4096) == zero)
         #expect(pair.beta.logTail().contains("CRC32C mismatch"))
+    }
+
+    @Test func helloForAnUnknownResourceOrAnotherSizeIsRefusedWithAReason() throws {
+        let pair = try ReplicatedPair(sizeBytes: 8 << 20)
+        try pair.create(on: pair.beta, role: "secondary", peer: ("alpha", pair.alphaAddress), mode: "sync",
+                        initialSync: "none", compression: "none")
+        try pair.expectOK(try pair.beta.control().request("enable", ["name": ReplicatedPair.resource]))
+        let unknown = try FakePrimary(pair: pair, resource: "nope")
+        #expect(unknown.refusal?.refusal == .unknownResource)
+        let resized = try FakePrimary(pair: pair, sizeBytes: 4 << 20)
+        #expect(resized.refusal?.refusal == .sizeMismatch)
+        #expect(resized.refusal?.reason.contains("4194304") == true)
+        #expect(try pair.beta.control().request("ping")["ok"] as? Bool == true)
     }
 }
 }
