@@ -134,7 +134,12 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         guard hello.volumeSizeBytes == volume.sizeBytes else {
             return .refuse(.sizeMismatch, "local volume has \(volume.sizeBytes) bytes, peer \(hello.volumeSizeBytes)")
         }
-        if let old = self.link { old.close("replaced by a new connection from the primary") }
+        if let old = self.link {
+            // The old connection's close will be ignored (it is no longer `link`): end its
+            // session in the state machine now.
+            old.close("replaced by a new connection from the primary")
+            if machine.isConnected { feed(.connectionDown) }
+        }
         self.link = link
         peerNode = hello.nodeName
         pendingSession = hello.generations.current
@@ -168,6 +173,11 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             // A new primary session (the primary restarted): its epochs start afresh.
             if machine.isConnected { feed(.connectionDown) }
             guard ioInFlight == 0 else { return link.close("writes of the previous session still in flight") }
+            // Queued payloads of the old session would collide with the new sequence numbers.
+            for index in received.indices {
+                if let entry = received[index] { release(entry) }
+                received[index] = nil
+            }
             machine = ReplicationSecondary(config: machine.config, durableThroughEpoch: 0, restarted: false)
             recordRequestedEpoch = nil
             primarySession = pendingSession
@@ -178,6 +188,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         }
         lastError = nil
         context.events.publish(resource: resource, "connection-state", ["connection_state": .string("Connected")])
+        if machine.isConnected { feed(.connectionDown) }
         feed(.connectionUp)
         perform()
     }
