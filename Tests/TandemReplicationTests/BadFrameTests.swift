@@ -115,6 +115,11 @@ extension Replication {
         try pair.create(on: pair.beta, role: "secondary", peer: ("alpha", pair.alphaAddress), mode: "sync",
                         initialSync: "none", compression: "none")
         try pair.expectOK(try pair.beta.control().request("enable", ["name": ReplicatedPair.resource]))
+        // A second connection from the same primary replaces a live one.
+        let first = try FakePrimary(pair: pair)
+        let second = try FakePrimary(pair: pair)
+        #expect(first.closedByPeer())
+        #expect(second.refusal == nil)
         let unknown = try FakePrimary(pair: pair, resource: "nope")
         #expect(unknown.refusal?.refusal == .unknownResource)
         let resized = try FakePrimary(pair: pair, sizeBytes: 4 << 20)
