@@ -155,6 +155,23 @@ extension Replication {
         #expect(pair.beta.logTail().contains("peer-refused"))
     }
 
+    @Test func disableLetsASyncPrimaryWhosePeerIsGoneServeLocally() throws {
+        let pair = try ReplicatedPair(sizeBytes: 16 << 20)
+        try pair.createAndEnable()
+        try pair.waitInSync()
+        pair.beta.crash()
+        let writer = AcknowledgedWriter(socket: pair.nbdSocket(pair.alpha), blocks: 500)
+        writer.start()
+        usleep(500_000)
+        #expect(writer.acknowledged.count < 500, "sync writes must wait while the peer is away")
+        try pair.expectOK(try pair.alpha.control().request("disable", ["name": ReplicatedPair.resource]))
+        writer.join()
+        #expect(writer.acknowledged.count == 500)
+        let status = try pair.status(pair.alpha)
+        #expect(status["connection_state"] as? String == "StandAlone")
+        #expect(status["enabled"] as? Bool == false)
+    }
+
     @Test func controlErrorsAreClear() throws {
         let pair = try ReplicatedPair(sizeBytes: 8 << 20)
         try pair.createAndEnable()
