@@ -16,10 +16,12 @@ extension Replication {
         try ExternalTool.check("fio", [
             "--name=verify", "--ioengine=nbd", "--uri=\(uri)", "--rw=randwrite", "--bs=4k", "--size=16m",
             "--iodepth=16", "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--randseed=7",
+            "--verify_state_save=0",
         ])
         try ExternalTool.check("fio", [
             "--name=sequential", "--ioengine=nbd", "--uri=\(uri)", "--rw=write", "--bs=1m", "--size=32m",
             "--offset=32m", "--iodepth=8", "--verify=crc32c", "--do_verify=1", "--verify_fatal=1",
+            "--verify_state_save=0",
         ])
         try pair.waitInSync()
         try pair.alpha.stop()
