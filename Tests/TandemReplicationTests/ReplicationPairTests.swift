@@ -29,6 +29,21 @@ extension Replication {
         #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
     }
 
+    @Test func asyncPairWithFlushDrainAndLZ4HoldsFioVerifiedWrites() throws {
+        let pair = try ReplicatedPair(sizeBytes: 32 << 20)
+        try pair.createAndEnable(mode: "async", compression: "lz4", diskDrain: "flush")
+        try pair.waitInSync()
+        try ExternalTool.check("fio", [
+            "--name=async", "--ioengine=nbd", "--uri=nbd+unix:///r0?socket=\(pair.nbdSocket(pair.alpha))",
+            "--rw=randwrite", "--bs=16k", "--size=16m", "--iodepth=8", "--verify=crc32c", "--do_verify=1",
+            "--verify_fatal=1", "--verify_state_save=0", "--buffer_compress_percentage=50", "--refill_buffers",
+        ])
+        try pair.waitInSync()
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
+    }
+
     @Test func writeZeroesAndTrimLeaveBothVolumesIdentical() throws {
         let pair = try ReplicatedPair(sizeBytes: 16 << 20)
         try pair.createAndEnable()

@@ -69,21 +69,22 @@ final class ReplicatedPair {
     func nbdSocket(_ daemon: DaemonProcess) -> String { daemon.directory.file("nbd.sock") }
 
     /// Creates r0 on both nodes and enables both; beta first so alpha's first dial succeeds.
-    func createAndEnable(mode: String = "sync", initialSync: String = "full", compression: String = "none") throws {
+    func createAndEnable(mode: String = "sync", initialSync: String = "full", compression: String = "none",
+                         diskDrain: String = "drain") throws {
         try create(on: beta, role: "secondary", peer: ("alpha", alphaAddress), mode: mode, initialSync: initialSync,
-                   compression: compression)
+                   compression: compression, diskDrain: diskDrain)
         try create(on: alpha, role: "primary", peer: ("beta", betaAddress), mode: mode, initialSync: initialSync,
-                   compression: compression)
+                   compression: compression, diskDrain: diskDrain)
         try expectOK(try beta.control().request("enable", ["name": Self.resource]))
         try expectOK(try alpha.control().request("enable", ["name": Self.resource]))
     }
 
     func create(on daemon: DaemonProcess, role: String, peer: (String, String), mode: String, initialSync: String,
-                compression: String) throws {
+                compression: String, diskDrain: String = "drain") throws {
         let reply = try daemon.control().request("create", [
             "name": Self.resource, "volume": volume(daemon), "size_bytes": sizeBytes, "role": role,
             "peer": ["name": peer.0, "address": peer.1], "mode": mode, "initial_sync": initialSync,
-            "compression": compression, "nbd": ["socket": nbdSocket(daemon)],
+            "compression": compression, "disk_drain": diskDrain, "nbd": ["socket": nbdSocket(daemon)],
         ])
         try expectOK(reply)
     }
