@@ -113,6 +113,7 @@ extension Resource {
             changeRole(to: .primary)
             context.events.publish(resource: spec.name, "promoted", ["reason": .string(reason)])
             enabled = false
+            writeMarker(false)
             if wasEnabled && reason == "planned failover" {
                 // The old primary is now secondary and holds the same data: no copy needed.
                 do throws(ControlError) { try enable(initialSync: InitialSync.none) } catch { return done(error) }
@@ -157,6 +158,7 @@ extension Resource {
             changeRole(to: .secondary)
             context.events.publish(resource: spec.name, "demoted", [:])
             enabled = false
+            writeMarker(false)
             // The old peer becomes primary and sends everything from now on.
             writeSyncedRecord()
             if wanted { try? enable() }
