@@ -141,10 +141,14 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         guard stopping, link == nil, localWritesInFlight == 0, !syncReadInFlight, let done = onStopped else { return }
         onStopped = nil
         // Replication is being turned off: a write whose local I/O completed is on this
-        // node's disk and is answered as such; anything else fails.
+        // node's disk and is answered as such, a FLUSH once the local disk is flushed (rare:
+        // a blocking fdatasync here keeps it simple); anything else fails.
+        let hasFlushes = slots.contains { $0.kind == .flush && $0.mutation != nil }
+        let flushed = hasFlushes && fdatasync(volume.fd) == 0
         for index in slots.indices where slots[index].mutation != nil {
-            let local = slots[index].kind == .write && !slots[index].failed && slots[index].sequence != 0
-            slots[index].mutation?.finish(errno: local ? 0 : EIO)
+            let slot = slots[index]
+            let local = slot.kind == .write && !slot.failed && slot.sequence != 0
+            slots[index].mutation?.finish(errno: local || (slot.kind == .flush && flushed) ? 0 : EIO)
             slots[index].mutation = nil
         }
         context.loop.unregister(handlerID)
