@@ -49,6 +49,8 @@ let package = Package(
         .testTarget(name: "TandemCoreTests", dependencies: ["TandemCore"]),
         .testTarget(name: "TandemControlTests", dependencies: ["TandemControl", "TandemDaemon"]),
         .testTarget(name: "TandemSimulationTests", dependencies: ["TandemCore"]),
+        .testTarget(name: "TandemIOTests", dependencies: ["TandemIO", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "TandemIntegrationTests", dependencies: ["TandemCore"]),
+        .testTarget(name: "TandemTLSTests", dependencies: ["TandemIO", "TandemCore"]),
     ]
 )

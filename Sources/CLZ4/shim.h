@@ -1,4 +1,2 @@
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
+// No feature macros here: see Sources/CURing/shim.h.
 #include <lz4.h>

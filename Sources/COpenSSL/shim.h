@@ -1,6 +1,4 @@
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
+// No feature macros here: see Sources/CURing/shim.h.
 #include <openssl/ssl.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>

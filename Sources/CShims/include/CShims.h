@@ -1,34 +1,29 @@
-// CShims: static inline wrappers for C function-like macros and errno, which Swift cannot
-// import directly. Nothing else belongs here.
+// CShims: wrappers for C function-like macros, errno and structures Swift cannot import
+// cleanly. The header declares plain functions over plain types; the bodies live in
+// CShims.c, compiled with _GNU_SOURCE, so that this module never redefines glibc types
+// (fd_set) differently from Swift's Glibc module.
 #ifndef TANDEM_CSHIMS_H
 #define TANDEM_CSHIMS_H
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <errno.h>
-#include <sys/socket.h>
+#include <stdint.h>
 #include <sys/types.h>
-#include <sys/ioctl.h>
-#include <linux/fs.h>
-#include <fcntl.h>
 
-static inline int tandem_errno(void) { return errno; }
-static inline void tandem_set_errno(int value) { errno = value; }
+int tandem_errno(void);
+void tandem_set_errno(int value);
 
 /// BLKGETSIZE64 and BLKSSZGET are function-like ioctl request macros.
-static inline int tandem_blk_getsize64(int fd, unsigned long long *size) {
-    return ioctl(fd, BLKGETSIZE64, size);
-}
-static inline int tandem_blk_sszget(int fd, int *sectorSize) {
-    return ioctl(fd, BLKSSZGET, sectorSize);
-}
+int tandem_blk_getsize64(int fd, unsigned long long *size);
+int tandem_blk_sszget(int fd, int *sectorSize);
 
-/// The peer's credentials on a Unix socket (SO_PEERCRED).
-static inline int tandem_peer_cred(int fd, pid_t *pid, uid_t *uid, gid_t *gid) {
-    struct ucred cred;
-    socklen_t len = sizeof(cred);
-    int rc = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len);
-    if (rc == 0) { *pid = cred.pid; *uid = cred.uid; *gid = cred.gid; }
-    return rc;
-}
+/// The peer's credentials on a Unix socket (SO_PEERCRED; struct ucred needs _GNU_SOURCE).
+int tandem_peer_cred(int fd, pid_t *pid, uid_t *uid, gid_t *gid);
+
+/// Flags glibc exposes only under _GNU_SOURCE, given their values by CShims.c.
+extern const int tandem_O_DIRECT;
+extern const int tandem_RWF_DSYNC;
+extern const int tandem_FALLOC_FL_KEEP_SIZE;
+extern const int tandem_FALLOC_FL_PUNCH_HOLE;
+extern const int tandem_FALLOC_FL_ZERO_RANGE;
+
+/// eventfd(2) with EFD_CLOEXEC.
+int tandem_eventfd(void);
 #endif

@@ -1,0 +1,50 @@
+// What the primary's replication state machine consumes and emits.
+
+public enum PrimaryEvent: Sendable, Hashable {
+    case writeSubmitted(request: RequestID, offsetBytes: UInt64, lengthBytes: UInt32, fua: Bool)
+    case flushSubmitted(request: RequestID)
+    /// The local write submitted for `sequence` completed (durably, if it was FUA).
+    case localWriteCompleted(sequence: WriteSequence)
+    case localFlushCompleted
+    case peerMessage(SecondaryMessage)
+    case connectionUp
+    case connectionDown
+    case tick
+}
+
+/// A local write to submit; the payload is the application's buffer for `request`.
+public struct LocalWrite: Sendable, Hashable {
+    public var request: RequestID
+    public var sequence: WriteSequence
+    public var epoch: Epoch
+    public var offsetBytes: UInt64
+    public var lengthBytes: UInt32
+    public var fua: Bool
+
+    public init(
+        request: RequestID, sequence: WriteSequence, epoch: Epoch, offsetBytes: UInt64,
+        lengthBytes: UInt32, fua: Bool
+    ) {
+        self.request = request
+        self.sequence = sequence
+        self.epoch = epoch
+        self.offsetBytes = offsetBytes
+        self.lengthBytes = lengthBytes
+        self.fua = fua
+    }
+}
+
+public enum PrimaryAction: Sendable, Hashable {
+    case submitLocalWrite(LocalWrite)
+    /// Flush the local volume; answer with `.localFlushCompleted`. At most one is in flight.
+    case submitLocalFlush
+    case send(PrimaryMessage)
+    case acknowledgeWrite(request: RequestID)
+    case acknowledgeFlush(request: RequestID)
+    /// The replication buffer is full: new application requests wait until `writesUnblocked`.
+    case writesBlocked
+    case writesUnblocked
+    /// The peer broke the protocol; drop the connection (the state machine already treats it
+    /// as down).
+    case protocolViolation(String)
+}

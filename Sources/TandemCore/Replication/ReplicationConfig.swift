@@ -1,0 +1,76 @@
+// Limits and policies of the replication state machines. Every queue and in-flight count is
+// bounded here; the daemon derives these from the ResourceSpec.
+
+public enum ReplicationAckMode: String, Sendable, Hashable, CaseIterable {
+    /// Acknowledge a write after the local completion and the peer's completion; FLUSH/FUA
+    /// once durable on both nodes.
+    case sync
+    /// Acknowledge a write after the local completion; the peer catches up from a bounded queue.
+    case async
+}
+
+public struct ReplicationPrimaryConfig: Sendable, Hashable {
+    public var mode: ReplicationAckMode
+    /// Payload bytes of admitted writes the secondary has not yet confirmed durable (the
+    /// retransmission buffer; in async mode the replication queue). When a new write would
+    /// exceed it, writes wait (the primary is "blocked").
+    public var bufferBytesMax: UInt64
+    /// Admitted writes not yet both acknowledged and confirmed durable by the peer.
+    public var writesInFlightMax: Int
+    /// Application requests waiting for admission while blocked.
+    public var requestsWaitingMax: Int
+    /// Admitted FLUSH requests not yet acknowledged.
+    public var flushesPendingMax: Int
+
+    public init(
+        mode: ReplicationAckMode, bufferBytesMax: UInt64 = 256 << 20, writesInFlightMax: Int = 4096,
+        requestsWaitingMax: Int = 1024, flushesPendingMax: Int = 256
+    ) {
+        precondition(bufferBytesMax > 0 && writesInFlightMax > 0 && requestsWaitingMax > 0)
+        precondition(flushesPendingMax > 0)
+        self.mode = mode
+        self.bufferBytesMax = bufferBytesMax
+        self.writesInFlightMax = writesInFlightMax
+        self.requestsWaitingMax = requestsWaitingMax
+        self.flushesPendingMax = flushesPendingMax
+    }
+}
+
+/// Deliberately wrong behaviours, only for proving that the simulator's checker can fail.
+public enum SecondaryTestingFault: Sendable, Hashable {
+    /// Submit every received write at once, ignoring epoch order.
+    case appliesEpochsOutOfOrder
+}
+
+public struct ReplicationSecondaryConfig: Sendable, Hashable {
+    public var mode: ReplicationAckMode
+    public var diskDrain: DiskDrain
+    /// Received writes not yet completed on the secondary's disk. Must be at least the
+    /// primary's `bufferBytesMax` / `writesInFlightMax`, or a busy primary is refused.
+    public var queuedBytesMax: UInt64
+    public var queuedWritesMax: Int
+    /// Writes of the current epoch submitted to the disk at once.
+    public var writesInFlightMax: Int
+    /// Group commit: flush at the latest this long after the first unflushed epoch completed…
+    public var groupCommitIntervalNs: UInt64
+    /// …or once this many bytes completed since the last flush.
+    public var groupCommitBytesMax: UInt64
+    public var testingFault: SecondaryTestingFault?
+
+    public init(
+        mode: ReplicationAckMode, diskDrain: DiskDrain = .drain, queuedBytesMax: UInt64 = 256 << 20,
+        queuedWritesMax: Int = 4096, writesInFlightMax: Int = 64,
+        groupCommitIntervalNs: UInt64 = 2_000_000, groupCommitBytesMax: UInt64 = 64 << 20,
+        testingFault: SecondaryTestingFault? = nil
+    ) {
+        precondition(queuedBytesMax > 0 && queuedWritesMax > 0 && writesInFlightMax > 0)
+        self.mode = mode
+        self.diskDrain = diskDrain
+        self.queuedBytesMax = queuedBytesMax
+        self.queuedWritesMax = queuedWritesMax
+        self.writesInFlightMax = writesInFlightMax
+        self.groupCommitIntervalNs = groupCommitIntervalNs
+        self.groupCommitBytesMax = groupCommitBytesMax
+        self.testingFault = testingFault
+    }
+}

@@ -1,0 +1,374 @@
+// ReplicationPrimary: the primary's side of one resource's replication, as a pure state
+// machine. It assigns epochs and sequence numbers, decides when application requests are
+// acknowledged (sync or async), keeps the retransmission buffer until the secondary has
+// confirmed each epoch durable, and accounts the RPO (lag bytes and age).
+// It performs no I/O and reads no clock: the caller passes `nowNs` with every event and
+// carries out the returned actions. Confined to one thread (the resource's event loop).
+
+public struct ReplicationPrimary: Sendable {
+    struct Write: Sendable {
+        var request: RequestID
+        var sequence: WriteSequence
+        var epoch: Epoch
+        var offsetBytes: UInt64
+        var lengthBytes: UInt32
+        var fua: Bool
+        var localDone = false
+        var peerApplied = false
+        var acknowledged = false
+        var acknowledgedAtNs: UInt64 = 0
+    }
+
+    enum WaitingRequest: Sendable {
+        case write(request: RequestID, offsetBytes: UInt64, lengthBytes: UInt32, fua: Bool)
+        case flush(request: RequestID)
+    }
+
+    struct PendingFlush: Sendable {
+        var request: RequestID
+        var epoch: Epoch
+    }
+
+    public let config: ReplicationPrimaryConfig
+
+    /// Admitted writes in sequence order, kept until acknowledged and confirmed durable.
+    private var writes: BoundedQueue<Write>
+    private var waiting: BoundedQueue<WaitingRequest>
+    private var flushes: BoundedQueue<PendingFlush>
+
+    private var nextSequence: WriteSequence = 1
+    /// The epoch the next write joins unless `startsNewEpoch`.
+    public private(set) var openEpoch: Epoch = 0
+    private var startsNewEpoch = true
+
+    public private(set) var isConnected = false
+    /// Connected and the secondary's hello received: the stream is live.
+    public private(set) var isPeerReady = false
+    public private(set) var peerDurableEpoch: Epoch = 0
+    private var peerFlushRequestedEpoch: Epoch = 0
+
+    private var localFlushInFlight = false
+    private var localFlushCoversEpoch: Epoch = 0
+    public private(set) var localDurableEpoch: Epoch = 0
+
+    /// Payload bytes of admitted writes whose epoch the peer has not confirmed durable.
+    public private(set) var unconfirmedBytes: UInt64 = 0
+    /// Acknowledged to the application, not yet confirmed durable by the secondary.
+    public private(set) var lagBytes: UInt64 = 0
+    public var isBlocked: Bool { !waiting.isEmpty }
+    public var writesInFlight: Int { writes.count }
+
+    public init(config: ReplicationPrimaryConfig) {
+        self.config = config
+        self.writes = BoundedQueue(capacity: config.writesInFlightMax)
+        self.waiting = BoundedQueue(capacity: config.requestsWaitingMax)
+        self.flushes = BoundedQueue(capacity: config.flushesPendingMax)
+    }
+
+    /// Age of the oldest acknowledged write the secondary has not confirmed durable; 0 if none.
+    public func rpoAgeNs(nowNs: UInt64) -> UInt64 {
+        var oldestNs: UInt64? = nil
+        for index in 0..<writes.count {
+            let write = writes[index]
+            guard write.acknowledged, write.epoch > peerDurableEpoch else { continue }
+            oldestNs = min(oldestNs ?? write.acknowledgedAtNs, write.acknowledgedAtNs)
+        }
+        guard let oldestNs else { return 0 }
+        return nowNs >= oldestNs ? nowNs - oldestNs : 0
+    }
+
+    /// The epoch of an admitted write still held in the buffer (for status and tests).
+    public func epoch(ofSequence sequence: WriteSequence) -> Epoch? {
+        guard let index = index(ofSequence: sequence) else { return nil }
+        return writes[index].epoch
+    }
+
+    public mutating func handle(
+        _ event: PrimaryEvent, nowNs: UInt64, into actions: inout [PrimaryAction]
+    ) {
+        switch event {
+        case let .writeSubmitted(request, offsetBytes, lengthBytes, fua):
+            precondition(lengthBytes > 0, "zero-length write")
+            precondition(UInt64(lengthBytes) <= config.bufferBytesMax, "write larger than the buffer")
+            enqueueOrAdmit(
+                .write(request: request, offsetBytes: offsetBytes, lengthBytes: lengthBytes, fua: fua),
+                nowNs: nowNs, into: &actions)
+        case let .flushSubmitted(request):
+            enqueueOrAdmit(.flush(request: request), nowNs: nowNs, into: &actions)
+        case let .localWriteCompleted(sequence):
+            guard let index = index(ofSequence: sequence) else {
+                preconditionFailure("completion for unknown write \(sequence)")
+            }
+            precondition(!writes[index].localDone, "write \(sequence) completed twice")
+            writes[index].localDone = true
+            acknowledgeIfDone(index, nowNs: nowNs, into: &actions)
+            submitLocalFlushIfDue(into: &actions)
+        case .localFlushCompleted:
+            precondition(localFlushInFlight, "flush completion without a flush")
+            localFlushInFlight = false
+            localDurableEpoch = max(localDurableEpoch, localFlushCoversEpoch)
+            acknowledgeFlushes(into: &actions)
+            submitLocalFlushIfDue(into: &actions)
+        case let .peerMessage(message):
+            receive(message, nowNs: nowNs, into: &actions)
+        case .connectionUp:
+            precondition(!isConnected, "connection up twice")
+            isConnected = true
+            isPeerReady = false
+        case .connectionDown:
+            isConnected = false
+            isPeerReady = false
+        case .tick:
+            break
+        }
+        releaseFinished()
+        admitWaiting(nowNs: nowNs, into: &actions)
+    }
+
+    // MARK: Admission
+
+    private mutating func enqueueOrAdmit(
+        _ request: WaitingRequest, nowNs: UInt64, into actions: inout [PrimaryAction]
+    ) {
+        if waiting.isEmpty && canAdmit(request) {
+            admit(request, nowNs: nowNs, into: &actions)
+            return
+        }
+        precondition(!waiting.isFull, "more application requests than requestsWaitingMax")
+        if waiting.isEmpty {
+            actions.append(.writesBlocked)
+            // The buffer drains only as the secondary confirms epochs durable: ask for that
+            // now rather than at the secondary's next group commit.
+            let newestClosedEpoch = startsNewEpoch ? openEpoch : openEpoch - 1
+            if newestClosedEpoch > peerFlushRequestedEpoch {
+                requestPeerFlush(through: newestClosedEpoch, into: &actions)
+            }
+        }
+        waiting.append(request)
+    }
+
+    private func canAdmit(_ request: WaitingRequest) -> Bool {
+        switch request {
+        case let .write(_, _, lengthBytes, _):
+            return !writes.isFull && unconfirmedBytes + UInt64(lengthBytes) <= config.bufferBytesMax
+        case .flush:
+            return !flushes.isFull
+        }
+    }
+
+    private mutating func admitWaiting(nowNs: UInt64, into actions: inout [PrimaryAction]) {
+        guard !waiting.isEmpty else { return }
+        while let next = waiting.first, canAdmit(next) {
+            waiting.removeFirst()
+            admit(next, nowNs: nowNs, into: &actions)
+        }
+        if waiting.isEmpty { actions.append(.writesUnblocked) }
+    }
+
+    private mutating func admit(
+        _ request: WaitingRequest, nowNs: UInt64, into actions: inout [PrimaryAction]
+    ) {
+        switch request {
+        case let .write(request, offsetBytes, lengthBytes, fua):
+            admitWrite(request, offsetBytes, lengthBytes, fua, into: &actions)
+        case let .flush(request):
+            admitFlush(request, into: &actions)
+        }
+    }
+
+    private mutating func admitWrite(
+        _ request: RequestID, _ offsetBytes: UInt64, _ lengthBytes: UInt32, _ fua: Bool,
+        into actions: inout [PrimaryAction]
+    ) {
+        // The epoch rule: a write that arrives after any write of the open epoch was
+        // acknowledged may depend on it, so it starts a new epoch; so does one after FLUSH/FUA.
+        if startsNewEpoch {
+            openEpoch += 1
+            startsNewEpoch = false
+        }
+        let write = Write(
+            request: request, sequence: nextSequence, epoch: openEpoch, offsetBytes: offsetBytes,
+            lengthBytes: lengthBytes, fua: fua)
+        nextSequence += 1
+        writes.append(write)
+        unconfirmedBytes += UInt64(lengthBytes)
+        actions.append(
+            .submitLocalWrite(
+                LocalWrite(
+                    request: request, sequence: write.sequence, epoch: write.epoch,
+                    offsetBytes: offsetBytes, lengthBytes: lengthBytes, fua: fua)))
+        if isPeerReady { actions.append(.send(.data(dataMessage(write)))) }
+        if fua {
+            closeOpenEpoch(into: &actions)
+            if config.mode == .sync { requestPeerFlush(through: write.epoch, into: &actions) }
+        }
+    }
+
+    private mutating func admitFlush(_ request: RequestID, into actions: inout [PrimaryAction]) {
+        let epoch = openEpoch
+        if !startsNewEpoch { closeOpenEpoch(into: &actions) }
+        flushes.append(PendingFlush(request: request, epoch: epoch))
+        if config.mode == .sync { requestPeerFlush(through: epoch, into: &actions) }
+        submitLocalFlushIfDue(into: &actions)
+        acknowledgeFlushes(into: &actions)
+    }
+
+    private mutating func closeOpenEpoch(into actions: inout [PrimaryAction]) {
+        precondition(!startsNewEpoch, "closing an epoch twice")
+        startsNewEpoch = true
+        if isPeerReady { actions.append(.send(.epochBarrier(epoch: openEpoch))) }
+    }
+
+    private mutating func requestPeerFlush(through epoch: Epoch, into actions: inout [PrimaryAction]) {
+        guard epoch > peerDurableEpoch else { return }
+        peerFlushRequestedEpoch = max(peerFlushRequestedEpoch, epoch)
+        if isPeerReady { actions.append(.send(.flushRequest(throughEpoch: epoch))) }
+    }
+
+    // MARK: Acknowledgement
+
+    private mutating func acknowledgeIfDone(
+        _ index: Int, nowNs: UInt64, into actions: inout [PrimaryAction]
+    ) {
+        let write = writes[index]
+        guard !write.acknowledged, write.localDone else { return }
+        if config.mode == .sync {
+            guard write.peerApplied else { return }
+            // FUA is "durable on both": the local FUA completion and the peer's durable epoch.
+            if write.fua && write.epoch > peerDurableEpoch { return }
+        }
+        writes[index].acknowledged = true
+        writes[index].acknowledgedAtNs = nowNs
+        if write.epoch > peerDurableEpoch { lagBytes += UInt64(write.lengthBytes) }
+        actions.append(.acknowledgeWrite(request: write.request))
+        if write.epoch == openEpoch && !startsNewEpoch { closeOpenEpoch(into: &actions) }
+    }
+
+    private mutating func acknowledgeFlushes(into actions: inout [PrimaryAction]) {
+        while let flush = flushes.first, flush.epoch <= localDurableEpoch {
+            if config.mode == .sync && flush.epoch > peerDurableEpoch { return }
+            flushes.removeFirst()
+            actions.append(.acknowledgeFlush(request: flush.request))
+        }
+    }
+
+    /// Writes with epoch ≤ the result have all completed locally. Epochs named by pending
+    /// flushes are closed, so no later write can join them.
+    private func locallyCompleteEpoch() -> Epoch {
+        for index in 0..<writes.count where !writes[index].localDone {
+            return writes[index].epoch - 1
+        }
+        return openEpoch
+    }
+
+    private mutating func submitLocalFlushIfDue(into actions: inout [PrimaryAction]) {
+        guard !localFlushInFlight, let newest = flushes.last, newest.epoch > localDurableEpoch else {
+            return
+        }
+        let complete = locallyCompleteEpoch()
+        var covers: Epoch = 0
+        for index in 0..<flushes.count where flushes[index].epoch <= complete {
+            covers = max(covers, flushes[index].epoch)
+        }
+        guard covers > localDurableEpoch else { return }
+        localFlushInFlight = true
+        localFlushCoversEpoch = covers
+        actions.append(.submitLocalFlush)
+    }
+
+    // MARK: Peer
+
+    private mutating func receive(
+        _ message: SecondaryMessage, nowNs: UInt64, into actions: inout [PrimaryAction]
+    ) {
+        precondition(isConnected, "peer message while disconnected")
+        switch message {
+        case let .hello(durableEpoch):
+            guard !isPeerReady else { return violation("second hello", into: &actions) }
+            guard durableEpoch >= peerDurableEpoch, durableEpoch <= openEpoch else {
+                // The secondary claims less than it confirmed before (its metadata was lost)
+                // or more than was ever written: only a resync can repair that.
+                return violation("hello with durable epoch \(durableEpoch)", into: &actions)
+            }
+            isPeerReady = true
+            peerDurable(through: durableEpoch, nowNs: nowNs, into: &actions)
+            resend(into: &actions)
+        case let .dataAck(sequence):
+            guard isPeerReady, sequence < nextSequence else {
+                return violation("data ack for \(sequence)", into: &actions)
+            }
+            guard let index = index(ofSequence: sequence) else { return }
+            writes[index].peerApplied = true
+            acknowledgeIfDone(index, nowNs: nowNs, into: &actions)
+        case let .durableThroughEpoch(epoch):
+            guard isPeerReady, epoch <= openEpoch, epoch < openEpoch || startsNewEpoch else {
+                return violation("durable ack for open epoch \(epoch)", into: &actions)
+            }
+            peerDurable(through: epoch, nowNs: nowNs, into: &actions)
+        }
+    }
+
+    private mutating func violation(_ reason: String, into actions: inout [PrimaryAction]) {
+        isConnected = false
+        isPeerReady = false
+        actions.append(.protocolViolation(reason))
+    }
+
+    private mutating func peerDurable(
+        through epoch: Epoch, nowNs: UInt64, into actions: inout [PrimaryAction]
+    ) {
+        guard epoch > peerDurableEpoch else { return }
+        let previous = peerDurableEpoch
+        peerDurableEpoch = epoch
+        for index in 0..<writes.count {
+            let write = writes[index]
+            guard write.epoch > previous, write.epoch <= epoch else { continue }
+            unconfirmedBytes -= UInt64(write.lengthBytes)
+            if write.acknowledged { lagBytes -= UInt64(write.lengthBytes) }
+            // Durable on the secondary implies applied there.
+            writes[index].peerApplied = true
+            acknowledgeIfDone(index, nowNs: nowNs, into: &actions)
+        }
+        acknowledgeFlushes(into: &actions)
+    }
+
+    /// Everything after the secondary's durable epoch goes again, in order: the secondary
+    /// drops what it already has and, after its own power loss, rewrites what may have
+    /// landed out of order.
+    private mutating func resend(into actions: inout [PrimaryAction]) {
+        var lastSequence: WriteSequence = 0
+        var lastEpoch: Epoch = 0
+        for index in 0..<writes.count where writes[index].epoch > peerDurableEpoch {
+            actions.append(.send(.data(dataMessage(writes[index]))))
+            lastSequence = writes[index].sequence
+            lastEpoch = writes[index].epoch
+        }
+        if lastEpoch > 0 && (lastEpoch < openEpoch || startsNewEpoch) {
+            actions.append(.send(.epochBarrier(epoch: lastEpoch)))
+        }
+        if peerFlushRequestedEpoch > peerDurableEpoch {
+            actions.append(.send(.flushRequest(throughEpoch: peerFlushRequestedEpoch)))
+        }
+        actions.append(.send(.resendComplete(throughSequence: lastSequence)))
+    }
+
+    // MARK: Buffer
+
+    private func index(ofSequence sequence: WriteSequence) -> Int? {
+        guard let first = writes.first, sequence >= first.sequence else { return nil }
+        let index = Int(sequence - first.sequence)
+        return index < writes.count ? index : nil
+    }
+
+    private mutating func releaseFinished() {
+        while let first = writes.first, first.acknowledged, first.epoch <= peerDurableEpoch {
+            writes.removeFirst()
+        }
+    }
+
+    private func dataMessage(_ write: Write) -> DataMessage {
+        DataMessage(
+            epoch: write.epoch, sequence: write.sequence, offsetBytes: write.offsetBytes,
+            lengthBytes: write.lengthBytes, flags: write.fua ? [.fua] : [])
+    }
+}

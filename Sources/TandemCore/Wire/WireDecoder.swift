@@ -1,0 +1,281 @@
+// A streaming decoder for the peer protocol: bytes go in in pieces of any size, whole frames
+// come out, or the first error, after which the decoder stays failed (the connection must be
+// dropped). No input can make it trap: every length is checked before it is used, and a
+// frame's body is only buffered once its header has been validated against the limits.
+
+/// A decoded frame: the header (which carries the sender's promotion number) and the message.
+public struct WireFrame: Equatable, Sendable {
+    public var header: WireFrameHeader
+    public var message: WireMessage
+}
+
+public struct WireDecoder: Sendable {
+    /// Once this many consumed bytes sit at the front of the buffer, they are compacted away.
+    static let compactThresholdBytes = 64 << 10
+
+    /// Valid bytes are `readIndex..<writeIndex`; the rest is room for the next receive. The
+    /// buffer grows to the largest frame seen (plus one receive) and is kept for reuse.
+    private var buffer: [UInt8] = []
+    private var readIndex = 0
+    private var writeIndex = 0
+    private var pendingHeader: WireFrameHeader?
+    private var failure: WireError?
+    private var order = WireOrderCheck()
+    private let checksOrdering: Bool
+
+    /// `checksOrdering`: refuse Data whose sequence is not the previous plus one, Data or
+    /// barriers whose epoch goes backwards, and durable acks that go backwards.
+    public init(checksOrdering: Bool = true) {
+        self.checksOrdering = checksOrdering
+    }
+
+    /// Bytes received but not yet returned as frames (including a validated pending header).
+    public var bufferedBytes: Int { unreadBytes + (pendingHeader == nil ? 0 : WireFormat.headerBytes) }
+
+    private var unreadBytes: Int { writeIndex - readIndex }
+
+    /// The error that failed this decoder, if any.
+    public var error: WireError? { failure }
+
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
+        guard failure == nil, !bytes.isEmpty else { return }
+        _ = receive(upTo: bytes.count) { tail in
+            tail.copyMemory(from: bytes)
+            return bytes.count
+        }
+    }
+
+    public mutating func feed<C: Collection<UInt8>>(_ bytes: C) {
+        guard failure == nil, !bytes.isEmpty else { return }
+        if bytes.withContiguousStorageIfAvailable({ feed(UnsafeRawBufferPointer($0)) }) == nil {
+            Array(bytes).withUnsafeBytes { feed($0) }
+        }
+    }
+
+    /// Lets a transport decrypt straight into the decoder's buffer, saving the copy `feed`
+    /// makes: `body` gets `maxBytes` of writable space and returns how many bytes it wrote.
+    /// Does nothing once the decoder has failed.
+    @discardableResult
+    public mutating func receive(upTo maxBytes: Int, _ body: (UnsafeMutableRawBufferPointer) -> Int) -> Int {
+        guard failure == nil, maxBytes > 0 else { return 0 }
+        reserveTail(maxBytes)
+        let start = writeIndex
+        let written = buffer.withUnsafeMutableBytes { all in
+            body(UnsafeMutableRawBufferPointer(rebasing: all[start..<(start + maxBytes)]))
+        }
+        precondition(written >= 0 && written <= maxBytes, "receive body reported more bytes than it was given")
+        writeIndex += written
+        return written
+    }
+
+    /// The next complete frame, nil when more bytes are needed. Call until nil after each feed.
+    public mutating func next() throws(WireError) -> WireFrame? {
+        if let failure { throw failure }
+        do {
+            return try decodeNext()
+        } catch {
+            failure = error
+            throw error
+        }
+    }
+
+    /// Call when the stream has ended: a partial frame left behind is an error.
+    public mutating func finish() throws(WireError) {
+        if let failure { throw failure }
+        if bufferedBytes > 0 {
+            failure = .truncated(bufferedBytes: bufferedBytes)
+            throw .truncated(bufferedBytes: bufferedBytes)
+        }
+    }
+
+    private mutating func decodeNext() throws(WireError) -> WireFrame? {
+        if pendingHeader == nil {
+            guard unreadBytes >= WireFormat.headerBytes else { return nil }
+            let headerBytes = buffer[readIndex..<(readIndex + WireFormat.headerBytes)]
+            pendingHeader = try WireFrameHeader.decode(headerBytes)
+            readIndex += WireFormat.headerBytes
+        }
+        guard let header = pendingHeader, unreadBytes >= header.bodyBytes else { return nil }
+        let body = buffer[readIndex..<(readIndex + header.bodyBytes)]
+        let message = try WireBodyDecoder.decode(header.type, body)
+        if checksOrdering { try order.check(message) }
+        readIndex += header.bodyBytes
+        pendingHeader = nil
+        return WireFrame(header: header, message: message)
+    }
+
+    private mutating func reserveTail(_ count: Int) {
+        compact()
+        let room = buffer.count - writeIndex
+        if room < count { buffer.append(contentsOf: repeatElement(0, count: max(count - room, buffer.count))) }
+    }
+
+    private mutating func compact() {
+        if readIndex == writeIndex {
+            readIndex = 0
+            writeIndex = 0
+        } else if readIndex >= Self.compactThresholdBytes || readIndex > buffer.count / 2 {
+            let (from, count) = (readIndex, unreadBytes)
+            buffer.withUnsafeMutableBytes { all in
+                all.baseAddress!.copyMemory(from: all.baseAddress! + from, byteCount: count)
+            }
+            readIndex = 0
+            writeIndex = count
+        }
+    }
+}
+
+/// Per-connection ordering rules that the codec can see on its own (see docs/protocol.md).
+struct WireOrderCheck: Sendable {
+    private var lastSequence: UInt64?
+    private var lastDataEpoch: UInt64?
+    private var lastClosedEpoch: UInt64?
+    private var lastDurableEpoch: UInt64?
+
+    mutating func check(_ message: WireMessage) throws(WireError) {
+        switch message {
+        case .data(let data): try checkData(data.header)
+        case .epochBarrier(let epoch, _): try checkBarrier(epoch)
+        case .durableAck(let epoch):
+            if let last = lastDurableEpoch, epoch < last {
+                throw .outOfOrder(type: .durableAck, reason: "durable epoch \(epoch) after \(last)")
+            }
+            lastDurableEpoch = epoch
+        default:
+            break
+        }
+    }
+
+    private mutating func checkData(_ header: WireDataHeader) throws(WireError) {
+        if let last = lastSequence, last == UInt64.max || header.sequence != last + 1 {
+            throw .outOfOrder(type: .data, reason: "sequence \(header.sequence) after \(last)")
+        }
+        if let last = lastDataEpoch, header.epoch < last {
+            throw .outOfOrder(type: .data, reason: "epoch \(header.epoch) after data of epoch \(last)")
+        }
+        if let closed = lastClosedEpoch, header.epoch <= closed {
+            throw .outOfOrder(
+                type: .data, reason: "epoch \(header.epoch) was already closed by a barrier for \(closed)")
+        }
+        lastSequence = header.sequence
+        lastDataEpoch = header.epoch
+    }
+
+    private mutating func checkBarrier(_ epoch: UInt64) throws(WireError) {
+        if let closed = lastClosedEpoch, epoch <= closed {
+            throw .outOfOrder(type: .epochBarrier, reason: "barrier for epoch \(epoch) after barrier for \(closed)")
+        }
+        if let last = lastDataEpoch, epoch < last {
+            throw .outOfOrder(type: .epochBarrier, reason: "barrier for epoch \(epoch) after data of epoch \(last)")
+        }
+        lastClosedEpoch = epoch
+    }
+}
+
+/// Parses bodies whose length the header already bounded.
+enum WireBodyDecoder {
+    static func decode(_ type: WireMessageType, _ body: ArraySlice<UInt8>) throws(WireError) -> WireMessage {
+        var reader = WireByteReader(body)
+        let message: WireMessage
+        switch type {
+        case .hello: message = .hello(try hello(&reader))
+        case .helloReply: message = .helloReply(try helloReply(&reader))
+        case .data: message = .data(try data(&reader))
+        case .epochBarrier:
+            let epoch = reader.u64()!
+            let count = reader.u32()!
+            guard reader.u32()! == 0 else { throw .inconsistentBody(type: type, reason: "reserved field is not zero") }
+            message = .epochBarrier(epoch: epoch, writeCount: count)
+        case .dataAck: message = .dataAck(epoch: reader.u64()!, sequence: reader.u64()!)
+        case .durableAck: message = .durableAck(epoch: reader.u64()!)
+        case .flushRequest: message = .flushRequest(epoch: reader.u64()!)
+        case .ping: message = .ping(nonce: reader.u64()!)
+        case .pong: message = .pong(nonce: reader.u64()!)
+        }
+        guard reader.remaining == 0 else {
+            throw .inconsistentBody(type: type, reason: "\(reader.remaining) bytes left after the last field")
+        }
+        return message
+    }
+
+    private static func hello(_ reader: inout WireByteReader) throws(WireError) -> WireHello {
+        // The header guaranteed at least `WireHello.fixedBytes`, so the fixed reads succeed.
+        let version = reader.u16()!
+        let roleCode = reader.u8()!
+        guard let role = ResourceRole(wireCode: roleCode) else {
+            throw .inconsistentBody(type: .hello, reason: "unknown role \(roleCode)")
+        }
+        guard reader.u8()! == 0 else { throw .inconsistentBody(type: .hello, reason: "reserved field is not zero") }
+        let size = reader.u64()!
+        let current = reader.u64()!
+        let bitmap = reader.u64()!
+        var history: [UInt64] = []
+        for _ in 0..<WireFormat.generationHistoryCount { history.append(reader.u64()!) }
+        let promotion = reader.u64()!
+        let nodeCount = Int(reader.u8()!)
+        let resourceCount = Int(reader.u8()!)
+        guard reader.remaining == nodeCount + resourceCount else {
+            throw .inconsistentBody(
+                type: .hello, reason: "names of \(nodeCount)+\(resourceCount) bytes in \(reader.remaining) remaining")
+        }
+        let node = try utf8(reader.bytes(nodeCount)!, field: "node name", type: .hello)
+        let resource = try utf8(reader.bytes(resourceCount)!, field: "resource name", type: .hello)
+        return WireHello(
+            protocolVersion: version, role: role, nodeName: node, resourceName: resource, volumeSizeBytes: size,
+            generations: WireGenerations(current: current, bitmap: bitmap, history: history),
+            promotionNumber: promotion)
+    }
+
+    private static func helloReply(_ reader: inout WireByteReader) throws(WireError) -> WireHelloReply {
+        let version = reader.u16()!
+        let status = reader.u8()!
+        guard reader.u8()! == 0 else {
+            throw .inconsistentBody(type: .helloReply, reason: "reserved field is not zero")
+        }
+        let reasonCount = Int(reader.u16()!)
+        guard reasonCount <= WireFormat.maxReasonBytes, let reasonBytes = reader.bytes(reasonCount) else {
+            throw .inconsistentBody(type: .helloReply, reason: "reason of \(reasonCount) bytes does not fit the body")
+        }
+        let reason = try utf8(reasonBytes, field: "reason", type: .helloReply)
+        return WireHelloReply(
+            protocolVersion: version, refusal: status == 0 ? nil : WireRefusal(rawValue: status), reason: reason)
+    }
+
+    private static func data(_ reader: inout WireByteReader) throws(WireError) -> WireData {
+        let epoch = reader.u64()!
+        let sequence = reader.u64()!
+        let offset = reader.u64()!
+        let length = reader.u32()!
+        let flags = WireDataFlags(rawValue: reader.u16()!)
+        let reserved = reader.u16()!
+        let crc = reader.u32()!
+        let header = WireDataHeader(
+            epoch: epoch, sequence: sequence, offsetBytes: offset, lengthBytes: length, flags: flags, crc32c: crc)
+        let payload = reader.bytes(reader.remaining)!
+        guard reserved == 0 else { throw .inconsistentBody(type: .data, reason: "reserved field is not zero") }
+        do {
+            try WireEncoder.validate(header, payloadBytes: payload.count)
+        } catch {
+            throw .inconsistentBody(type: .data, reason: error.description.replacingPrefix("invalid data message: "))
+        }
+        guard offset <= UInt64.max - UInt64(length) else {
+            throw .inconsistentBody(type: .data, reason: "offset \(offset) + length \(length) overflows")
+        }
+        return WireData(header: header, payload: payload)
+    }
+
+    private static func utf8(_ bytes: ArraySlice<UInt8>, field: String, type: WireMessageType) throws(WireError)
+        -> String
+    {
+        guard let string = String(validating: bytes, as: UTF8.self) else {
+            throw .inconsistentBody(type: type, reason: "\(field) is not valid UTF-8")
+        }
+        return string
+    }
+}
+
+extension String {
+    fileprivate func replacingPrefix(_ prefix: String) -> String {
+        hasPrefix(prefix) ? String(dropFirst(prefix.count)) : self
+    }
+}

@@ -1,0 +1,183 @@
+// The peer protocol's constants, limits and frame header. All integers on the wire are
+// little-endian (both supported platforms are little-endian, so encoding is a plain store).
+// See docs/protocol.md for the byte layout and the rules that drop a connection.
+
+public enum WireFormat {
+    /// "TNDM" as bytes on the wire; read as a little-endian UInt32.
+    public static let magic: UInt32 = 0x4D44_4E54
+    /// The protocol version this build speaks; the only one it accepts in frame headers.
+    public static let currentVersion: UInt8 = 1
+    public static let supportedVersions: ClosedRange<UInt8> = 1...1
+    public static let headerBytes = 24
+    /// Fixed part of a Data body, before the payload.
+    public static let dataFixedBytes = 36
+    /// Largest payload (uncompressed block length) one Data message may carry.
+    public static let maxPayloadBytes = 32 << 20
+    /// Largest body of any frame.
+    public static let maxBodyBytes = dataFixedBytes + maxPayloadBytes
+    public static let maxNameBytes = 255
+    public static let maxReasonBytes = 1024
+    public static let generationHistoryCount = 4
+    /// Largest frame of any type but Data: the size of a buffer that can encode them all.
+    public static let controlFrameBytesMax =
+        headerBytes
+        + WireMessageType.allCases.filter { $0 != .data }.map(\.bodyBytesRange.upperBound).max()!
+}
+
+/// Message type codes. Unknown codes drop the connection (`WireError.unknownType`).
+public enum WireMessageType: UInt8, Sendable, CaseIterable {
+    case hello = 1
+    case helloReply = 2
+    case data = 3
+    case epochBarrier = 4
+    case dataAck = 5
+    case durableAck = 6
+    case flushRequest = 7
+    case ping = 8
+    case pong = 9
+
+    /// The body length a frame of this type may have: exact for fixed-size messages, an
+    /// upper bound (checked at the header, before any body is buffered) for the others.
+    var bodyBytesRange: ClosedRange<Int> {
+        switch self {
+        case .hello: return WireHello.fixedBytes...(WireHello.fixedBytes + 2 * WireFormat.maxNameBytes)
+        case .helloReply: return WireHelloReply.fixedBytes...(WireHelloReply.fixedBytes + WireFormat.maxReasonBytes)
+        case .data: return (WireFormat.dataFixedBytes + 1)...WireFormat.maxBodyBytes
+        case .epochBarrier: return 16...16
+        case .dataAck: return 16...16
+        case .durableAck, .flushRequest, .ping, .pong: return 8...8
+        }
+    }
+}
+
+/// The fixed 24-byte header in front of every body.
+///
+/// | offset | size | field                                          |
+/// |--------|------|------------------------------------------------|
+/// | 0      | 4    | magic "TNDM"                                   |
+/// | 4      | 1    | protocol version                               |
+/// | 5      | 1    | message type                                   |
+/// | 6      | 2    | flags, reserved, must be 0 in version 1        |
+/// | 8      | 4    | body length in bytes                           |
+/// | 12     | 8    | sender's promotion number                      |
+/// | 20     | 4    | CRC32C of bytes 0..<20                         |
+public struct WireFrameHeader: Equatable, Sendable {
+    public var type: WireMessageType
+    public var bodyBytes: Int
+    public var promotionNumber: UInt64
+
+    public init(type: WireMessageType, bodyBytes: Int, promotionNumber: UInt64) {
+        self.type = type
+        self.bodyBytes = bodyBytes
+        self.promotionNumber = promotionNumber
+    }
+
+    /// Writes the header into the first 24 bytes of `buffer`.
+    public func encode(into buffer: UnsafeMutableRawBufferPointer) {
+        precondition(buffer.count >= WireFormat.headerBytes, "header buffer too small")
+        precondition(bodyBytes >= 0 && bodyBytes <= WireFormat.maxBodyBytes, "body too large")
+        buffer.storeBytes(of: WireFormat.magic.littleEndian, toByteOffset: 0, as: UInt32.self)
+        buffer.storeBytes(of: WireFormat.currentVersion, toByteOffset: 4, as: UInt8.self)
+        buffer.storeBytes(of: type.rawValue, toByteOffset: 5, as: UInt8.self)
+        buffer.storeBytes(of: UInt16(0), toByteOffset: 6, as: UInt16.self)
+        buffer.storeBytes(of: UInt32(bodyBytes).littleEndian, toByteOffset: 8, as: UInt32.self)
+        buffer.storeBytes(of: promotionNumber.littleEndian, toByteOffset: 12, as: UInt64.self)
+        let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: buffer[0..<20]))
+        buffer.storeBytes(of: crc.littleEndian, toByteOffset: 20, as: UInt32.self)
+    }
+
+    /// Parses and validates a header. Checks run in the order the reader sees the bytes, so
+    /// the error names the first thing wrong: magic, version, checksum, type, flags, length.
+    public static func decode(_ bytes: ArraySlice<UInt8>) throws(WireError) -> WireFrameHeader {
+        guard bytes.count >= WireFormat.headerBytes else { throw .truncated(bufferedBytes: bytes.count) }
+        var reader = WireByteReader(bytes)
+        let magic = reader.u32()!
+        guard magic == WireFormat.magic else { throw .badMagic(magic) }
+        let version = reader.u8()!
+        guard WireFormat.supportedVersions.contains(version) else { throw .unsupportedVersion(version) }
+        let typeCode = reader.u8()!
+        let flags = reader.u16()!
+        let length = reader.u32()!
+        let promotion = reader.u64()!
+        let crc = reader.u32()!
+        let start = bytes.startIndex
+        let computed = CRC32C.checksum(bytes[start..<(start + 20)])
+        guard crc == computed else { throw .headerChecksumMismatch(expected: crc, computed: computed) }
+        guard let type = WireMessageType(rawValue: typeCode) else { throw .unknownType(typeCode) }
+        guard flags == 0 else { throw .reservedFlagsSet(flags) }
+        guard type.bodyBytesRange.contains(Int(length)) else {
+            throw Int(length) > type.bodyBytesRange.upperBound
+                ? .oversizedBody(type: type, bodyBytes: Int(length), maxBytes: type.bodyBytesRange.upperBound)
+                : .inconsistentBody(
+                    type: type,
+                    reason: "body of \(length) bytes is shorter than the \(type.bodyBytesRange.lowerBound) required")
+        }
+        return WireFrameHeader(type: type, bodyBytes: Int(length), promotionNumber: promotion)
+    }
+}
+
+/// Reads little-endian integers from a byte slice; every read returns nil past the end, so
+/// that no peer input can trap.
+struct WireByteReader {
+    private let bytes: ArraySlice<UInt8>
+    private(set) var index: Int
+
+    init(_ bytes: ArraySlice<UInt8>) {
+        self.bytes = bytes
+        self.index = bytes.startIndex
+    }
+
+    var remaining: Int { bytes.endIndex - index }
+
+    mutating func u8() -> UInt8? {
+        guard remaining >= 1 else { return nil }
+        defer { index += 1 }
+        return bytes[index]
+    }
+
+    mutating func u16() -> UInt16? { integer(UInt16.self) }
+    mutating func u32() -> UInt32? { integer(UInt32.self) }
+    mutating func u64() -> UInt64? { integer(UInt64.self) }
+
+    mutating func bytes(_ count: Int) -> ArraySlice<UInt8>? {
+        guard count >= 0, remaining >= count else { return nil }
+        defer { index += count }
+        return bytes[index..<(index + count)]
+    }
+
+    private mutating func integer<T: FixedWidthInteger & UnsignedInteger>(_: T.Type) -> T? {
+        let size = MemoryLayout<T>.size
+        guard remaining >= size else { return nil }
+        var value: T = 0
+        for offset in 0..<size { value |= T(bytes[index + offset]) << (8 * offset) }
+        index += size
+        return value
+    }
+}
+
+/// Writes little-endian integers into a caller-provided buffer; bounds are the caller's
+/// responsibility (the encoder sizes the buffer first), and are checked by precondition.
+struct WireByteWriter {
+    let buffer: UnsafeMutableRawBufferPointer
+    private(set) var index: Int
+
+    init(_ buffer: UnsafeMutableRawBufferPointer, at index: Int = 0) {
+        self.buffer = buffer
+        self.index = index
+    }
+
+    mutating func put<T: FixedWidthInteger>(_ value: T) {
+        let size = MemoryLayout<T>.size
+        precondition(index + size <= buffer.count, "wire buffer overflow")
+        buffer.storeBytes(of: value.littleEndian, toByteOffset: index, as: T.self)
+        index += size
+    }
+
+    mutating func put<C: Collection<UInt8>>(bytes: C) {
+        precondition(index + bytes.count <= buffer.count, "wire buffer overflow")
+        for byte in bytes {
+            buffer[index] = byte
+            index += 1
+        }
+    }
+}

@@ -1,0 +1,199 @@
+// The peer protocol's messages as value types. Layouts are in docs/protocol.md; the codec is
+// in WireEncoder/WireDecoder. Nothing here performs I/O.
+
+/// DRBD-style generation identifiers, as exchanged in the handshake.
+public struct WireGenerations: Equatable, Sendable {
+    public var current: UInt64
+    public var bitmap: UInt64
+    /// Exactly `WireFormat.generationHistoryCount` entries, newest first.
+    public var history: [UInt64]
+
+    public init(current: UInt64, bitmap: UInt64, history: [UInt64] = [0, 0, 0, 0]) {
+        precondition(history.count == WireFormat.generationHistoryCount, "history must have 4 entries")
+        self.current = current
+        self.bitmap = bitmap
+        self.history = history
+    }
+}
+
+/// First message on a connection, sent by both sides as soon as TLS is up.
+public struct WireHello: Equatable, Sendable {
+    /// u16 version, u8 role, u8 reserved, u64 size, u64 current, u64 bitmap, 4×u64 history,
+    /// u64 promotion, u8 node length, u8 resource length; then the two names.
+    static let fixedBytes = 2 + 1 + 1 + 8 + 8 + 8 + 32 + 8 + 1 + 1
+
+    /// Highest protocol version the sender speaks.
+    public var protocolVersion: UInt16
+    public var role: ResourceRole
+    public var nodeName: String
+    public var resourceName: String
+    public var volumeSizeBytes: UInt64
+    public var generations: WireGenerations
+    public var promotionNumber: UInt64
+
+    public init(
+        protocolVersion: UInt16 = UInt16(WireFormat.currentVersion), role: ResourceRole, nodeName: String,
+        resourceName: String, volumeSizeBytes: UInt64, generations: WireGenerations, promotionNumber: UInt64
+    ) {
+        self.protocolVersion = protocolVersion
+        self.role = role
+        self.nodeName = nodeName
+        self.resourceName = resourceName
+        self.volumeSizeBytes = volumeSizeBytes
+        self.generations = generations
+        self.promotionNumber = promotionNumber
+    }
+}
+
+/// Why a handshake was refused. A struct rather than an enum so that a code from a newer
+/// peer is carried through (and logged) instead of dropping the reply.
+public struct WireRefusal: RawRepresentable, Equatable, Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    public static let unsupportedVersion = WireRefusal(rawValue: 1)
+    public static let unknownResource = WireRefusal(rawValue: 2)
+    public static let unexpectedNode = WireRefusal(rawValue: 3)
+    public static let sizeMismatch = WireRefusal(rawValue: 4)
+    public static let splitBrain = WireRefusal(rawValue: 5)
+    public static let unrelatedData = WireRefusal(rawValue: 6)
+    public static let roleConflict = WireRefusal(rawValue: 7)
+    public static let stalePromotion = WireRefusal(rawValue: 8)
+    public static let busy = WireRefusal(rawValue: 9)
+    public static let other = WireRefusal(rawValue: 255)
+
+    public var description: String {
+        switch self {
+        case .unsupportedVersion: return "unsupported-version"
+        case .unknownResource: return "unknown-resource"
+        case .unexpectedNode: return "unexpected-node"
+        case .sizeMismatch: return "size-mismatch"
+        case .splitBrain: return "split-brain"
+        case .unrelatedData: return "unrelated-data"
+        case .roleConflict: return "role-conflict"
+        case .stalePromotion: return "stale-promotion"
+        case .busy: return "busy"
+        case .other: return "other"
+        default: return "code-\(rawValue)"
+        }
+    }
+}
+
+/// Answer to a Hello: accepted (`refusal == nil`) or refused with a code and a reason.
+public struct WireHelloReply: Equatable, Sendable {
+    /// u16 version, u8 status (0 accepted, else refusal code), u8 reserved, u16 reason length.
+    static let fixedBytes = 6
+
+    /// The version both sides will speak (the lower of the two highest versions).
+    public var protocolVersion: UInt16
+    public var refusal: WireRefusal?
+    /// Human-readable; at most `WireFormat.maxReasonBytes` of UTF-8 (longer is truncated).
+    public var reason: String
+
+    public init(
+        protocolVersion: UInt16 = UInt16(WireFormat.currentVersion), refusal: WireRefusal? = nil, reason: String = ""
+    ) {
+        self.protocolVersion = protocolVersion
+        self.refusal = refusal
+        self.reason = reason
+    }
+
+    public var isAccepted: Bool { refusal == nil }
+}
+
+public struct WireDataFlags: OptionSet, Hashable, Sendable {
+    public var rawValue: UInt16
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
+
+    /// The write must be durable on the secondary before it is acknowledged.
+    public static let fua = WireDataFlags(rawValue: 1 << 0)
+    /// The payload is an LZ4 block that decompresses to `lengthBytes`.
+    public static let compressed = WireDataFlags(rawValue: 1 << 1)
+    public static let known: WireDataFlags = [.fua, .compressed]
+}
+
+/// The fixed fields of a Data message.
+public struct WireDataHeader: Equatable, Sendable {
+    public var epoch: UInt64
+    /// Consecutive per connection: each Data message carries the previous one's plus one.
+    public var sequence: UInt64
+    public var offsetBytes: UInt64
+    /// Uncompressed length of the block.
+    public var lengthBytes: UInt32
+    public var flags: WireDataFlags
+    /// CRC32C of the uncompressed block; the secondary checks it before writing.
+    public var crc32c: UInt32
+
+    public init(
+        epoch: UInt64, sequence: UInt64, offsetBytes: UInt64, lengthBytes: UInt32,
+        flags: WireDataFlags = [], crc32c: UInt32
+    ) {
+        self.epoch = epoch
+        self.sequence = sequence
+        self.offsetBytes = offsetBytes
+        self.lengthBytes = lengthBytes
+        self.flags = flags
+        self.crc32c = crc32c
+    }
+}
+
+/// A Data message. When decoded, `payload` is a slice of the decoder's buffer: drop it before
+/// feeding the decoder again, or the next feed copies the buffer.
+public struct WireData: Equatable, Sendable {
+    public var header: WireDataHeader
+    public var payload: ArraySlice<UInt8>
+
+    public init(header: WireDataHeader, payload: ArraySlice<UInt8>) {
+        self.header = header
+        self.payload = payload
+    }
+}
+
+public enum WireMessage: Equatable, Sendable {
+    case hello(WireHello)
+    case helloReply(WireHelloReply)
+    case data(WireData)
+    /// Closes `epoch`: it held `writeCount` Data messages. Later Data carries a larger epoch.
+    case epochBarrier(epoch: UInt64, writeCount: UInt32)
+    /// The secondary completed (not necessarily flushed) this write.
+    case dataAck(epoch: UInt64, sequence: UInt64)
+    /// The secondary's disk holds every write of every epoch up to and including `epoch`.
+    case durableAck(epoch: UInt64)
+    /// Asks the secondary to make everything through `epoch` durable now and say so.
+    case flushRequest(epoch: UInt64)
+    case ping(nonce: UInt64)
+    case pong(nonce: UInt64)
+
+    public var type: WireMessageType {
+        switch self {
+        case .hello: return .hello
+        case .helloReply: return .helloReply
+        case .data: return .data
+        case .epochBarrier: return .epochBarrier
+        case .dataAck: return .dataAck
+        case .durableAck: return .durableAck
+        case .flushRequest: return .flushRequest
+        case .ping: return .ping
+        case .pong: return .pong
+        }
+    }
+}
+
+extension ResourceRole {
+    var wireCode: UInt8 {
+        switch self {
+        case .standalone: return 0
+        case .primary: return 1
+        case .secondary: return 2
+        }
+    }
+
+    init?(wireCode: UInt8) {
+        switch wireCode {
+        case 0: self = .standalone
+        case 1: self = .primary
+        case 2: self = .secondary
+        default: return nil
+        }
+    }
+}

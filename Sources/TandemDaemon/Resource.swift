@@ -1,0 +1,112 @@
+// Resource: one replicated volume on this node: its spec, its open volume, and its NBD
+// front end. Until the peer link exists (DESIGN.md write path) a resource serves its local
+// volume. Loop thread only.
+import Glibc
+import Logging
+import TandemControl
+import TandemCore
+import TandemIO
+import TandemNBD
+
+final class Resource {
+    let spec: ResourceSpec
+    let volume: Volume
+    let backend: NBDExportBackend
+    private var listeners: [NBDListener] = []
+    let logger: Logger
+
+    /// Opens the volume and starts serving; undoes everything it did when it fails.
+    init(spec: ResourceSpec, loop: EventLoop, buffers: DataBuffers, config: DaemonConfig, logger: Logger) throws(ControlError) {
+        self.spec = spec
+        self.logger = logger
+        do {
+            volume = try Volume(path: spec.volume, createSizeBytes: spec.sizeBytes, logger: logger)
+        } catch {
+            throw ControlError(error.errno == ENOENT ? .notFound : .ioError, "volume: \(error)")
+        }
+        try Self.checkSize(volume, spec)
+        do {
+            try volume.attach(to: loop)
+        } catch {
+            throw ControlError(.ioError, "\(error)")
+        }
+        backend = NBDExportBackend(
+            name: spec.name, volume: volume, loop: loop, buffers: buffers, readOnly: spec.role == .secondary,
+            maxRequestBytes: config.maxRequestBytes, logger: logger)
+        do {
+            try listen(config: config)
+        } catch {
+            for listener in listeners { listener.stop {} }
+            volume.detach(from: loop)
+            throw error
+        }
+    }
+
+    private static func checkSize(_ volume: Volume, _ spec: ResourceSpec) throws(ControlError) {
+        guard volume.sizeBytes > 0, volume.sizeBytes % 4096 == 0 else {
+            throw ControlError(.invalidArgument, "volume: size \(volume.sizeBytes) bytes is not a positive multiple of 4096")
+        }
+        if let wanted = spec.sizeBytes, wanted != volume.sizeBytes {
+            throw ControlError(.invalidArgument,
+                               "size_bytes: the volume exists with \(volume.sizeBytes) bytes, not \(wanted)")
+        }
+    }
+
+    private func listen(config: DaemonConfig) throws(ControlError) {
+        let perConnection = Int(config.maxRequestsPerConnection)
+        do {
+            let unixFD = try Sockets.listenUnix(path: spec.nbd.socket)
+            listeners.append(NBDListener(fd: unixFD, description: spec.nbd.socket, backend: backend,
+                                         maxRequestsPerConnection: perConnection, logger: logger))
+            if let tcp = spec.nbd.tcp {
+                let tcpFD = try Sockets.listenTCP(address: tcp)
+                listeners.append(NBDListener(fd: tcpFD, description: tcp, backend: backend,
+                                             maxRequestsPerConnection: perConnection, logger: logger))
+            }
+        } catch {
+            throw ControlError(error.errno == EADDRINUSE || error.errno == EEXIST ? .exists : .ioError, "nbd: \(error)")
+        }
+        for listener in listeners { listener.start() }
+    }
+
+    /// Stops serving: closes clients and listeners; `done` runs once all is quiet.
+    func stop(loop: EventLoop, _ done: @escaping () -> Void) {
+        var remaining = listeners.count
+        let finish = { [volume, spec] in
+            volume.detach(from: loop)
+            unlink(spec.nbd.socket)
+            done()
+        }
+        guard remaining > 0 else { finish(); return }
+        for listener in listeners {
+            listener.stop {
+                remaining -= 1
+                if remaining == 0 { finish() }
+            }
+        }
+    }
+
+    /// The fields `status` reports (DESIGN.md "Control socket").
+    var status: [String: JSONValue] {
+        var fields = spec.jsonFields
+        let stats = backend.stats
+        fields["role"] = .string(spec.role.rawValue)
+        fields["connection_state"] = .string(spec.role == .standalone ? "StandAlone" : "Connecting")
+        fields["disk_state"] = .string("UpToDate")
+        fields["replication_state"] = .string("Off")
+        fields["size_bytes"] = .int(Int64(volume.sizeBytes))
+        fields["direct_io"] = .bool(volume.direct)
+        fields["nbd_clients"] = .int(Int64(backend.connectionCount))
+        fields["out_of_sync_bytes"] = .int(0)
+        fields["lag_bytes"] = .int(0)
+        fields["rpo_ms"] = .int(0)
+        fields["split_brain"] = .bool(false)
+        fields["io"] = .object([
+            "read_requests": .int(Int64(stats.readRequests)), "read_bytes": .int(Int64(stats.readBytes)),
+            "write_requests": .int(Int64(stats.writeRequests)), "write_bytes": .int(Int64(stats.writeBytes)),
+            "flush_requests": .int(Int64(stats.flushRequests)), "other_requests": .int(Int64(stats.otherRequests)),
+            "errors": .int(Int64(stats.errors)),
+        ])
+        return fields
+    }
+}

@@ -1,0 +1,115 @@
+// ResourceStore: resources persisted as `<stateDir>/resources/<name>.json`, so they come back
+// after a restart. Crash-safe: a spec is written to a temporary file, fsynced, renamed over the
+// old one and the directory fsynced, so after a crash at any point a file holds either the old
+// or the new spec, never a torn one. Leftover temporary files are ignored (and removed) on load.
+import TandemControl
+import TandemCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct ResourceStoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+public struct ResourceStore: Sendable {
+    /// Layout version written into every file; a newer one is refused, not misread.
+    public static let formatVersion: Int64 = 1
+    static let fileBytesMax = 1 << 20
+    static let temporarySuffix = ".tmp"
+
+    public let directory: String
+
+    public init(stateDir: String) {
+        directory = stateDir + "/resources"
+    }
+
+    func path(of name: String) -> String { "\(directory)/\(name).json" }
+    func temporaryPath(of name: String) -> String { "\(directory)/.\(name).json\(Self.temporarySuffix)" }
+
+    /// Persists `spec`, replacing any previous version atomically.
+    public func save(_ spec: ResourceSpec) throws(ResourceStoreError) {
+        guard ResourceSpec.isValidName(spec.name) else {
+            throw ResourceStoreError("'\(spec.name)' is not a valid resource name")
+        }
+        try makeDirectory()
+        let document: JSONValue = .object(["version": .int(Self.formatVersion), "spec": .object(spec.jsonFields)])
+        let bytes = JSONCodec.serialize(document) + [0x0A]
+        let temporary = temporaryPath(of: spec.name)
+        try FileIO.writeDurably(bytes, to: temporary)
+        guard rename(temporary, path(of: spec.name)) == 0 else {
+            let error = FileIO.failure("rename \(temporary)")
+            unlink(temporary)
+            throw error
+        }
+        try FileIO.syncDirectory(directory)
+    }
+
+    /// Forgets a resource. Removing one that is not stored is not an error.
+    public func remove(name: String) throws(ResourceStoreError) {
+        guard ResourceSpec.isValidName(name) else { return }
+        guard unlink(path(of: name)) == 0 || errno == ENOENT else { throw FileIO.failure("unlink \(path(of: name))") }
+        unlink(temporaryPath(of: name))
+        try FileIO.syncDirectory(directory)
+    }
+
+    /// Every stored spec, and a line per file that could not be loaded (the daemon logs them
+    /// and keeps serving the others rather than refusing to start).
+    public func loadAll() -> (specs: [ResourceSpec], problems: [String]) {
+        guard let names = FileIO.listDirectory(directory) else {
+            if errno == ENOENT { return ([], []) }
+            return ([], ["cannot list \(directory): \(String(cString: strerror(errno)))"])
+        }
+        var specs: [ResourceSpec] = []
+        var problems: [String] = []
+        for fileName in names.sorted() {
+            if fileName.hasPrefix(".") {
+                if fileName.hasSuffix(Self.temporarySuffix) { unlink("\(directory)/\(fileName)") }
+                continue
+            }
+            guard fileName.hasSuffix(".json") else { continue }
+            switch load(fileName: fileName) {
+            case .success(let spec): specs.append(spec)
+            case .failure(let error): problems.append(error.message)
+            }
+        }
+        return (specs, problems)
+    }
+
+    func load(fileName: String) -> Result<ResourceSpec, ResourceStoreError> {
+        let filePath = "\(directory)/\(fileName)"
+        let bytes: [UInt8]
+        do throws(ResourceStoreError) {
+            bytes = try FileIO.readAll(filePath, bytesMax: Self.fileBytesMax)
+        } catch {
+            return .failure(error)
+        }
+        guard case .success(let value) = JSONCodec.parse(bytes), let document = value.objectValue,
+            let fields = document["spec"]?.objectValue
+        else { return .failure(ResourceStoreError("\(filePath): not a resource file (bad JSON)")) }
+        guard document["version"]?.intValue == Self.formatVersion else {
+            return .failure(ResourceStoreError("\(filePath): unsupported format version"))
+        }
+        let spec: ResourceSpec
+        do throws(ControlError) {
+            spec = try ResourceSpec.parse(createArgs: fields, defaultNBDSocketDirectory: "/")
+        } catch {
+            return .failure(ResourceStoreError("\(filePath): \(error.message)"))
+        }
+        guard fileName == "\(spec.name).json" else {
+            return .failure(ResourceStoreError("\(filePath): holds resource '\(spec.name)', not the one its name says"))
+        }
+        return .success(spec)
+    }
+
+    func makeDirectory() throws(ResourceStoreError) {
+        var prefix = ""
+        for component in directory.split(separator: "/") {
+            prefix += "/" + component
+            if mkdir(prefix, 0o750) != 0, errno != EEXIST { throw FileIO.failure("mkdir \(prefix)") }
+        }
+    }
+}

@@ -1,0 +1,73 @@
+// The two ends of a Data message's payload: the sender decides whether LZ4 pays and computes
+// the CRC32C of the uncompressed block; the receiver restores the block into its own buffer
+// and checks the CRC32C before anything may be written.
+import TandemCore
+
+public enum WirePayloadError: Error, Equatable, Sendable, CustomStringConvertible {
+    case bufferSizeMismatch(expectedBytes: Int, bufferBytes: Int)
+    case decompression(LZ4Error)
+    case checksumMismatch(expected: UInt32, computed: UInt32, offsetBytes: UInt64)
+
+    public var description: String {
+        switch self {
+        case .bufferSizeMismatch(let expected, let buffer):
+            return "block of \(expected) bytes does not fit a \(buffer)-byte buffer"
+        case .decompression(let error):
+            return error.description
+        case .checksumMismatch(let expected, let computed, let offset):
+            return
+                "CRC32C mismatch for block at offset \(offset): carried 0x\(String(expected, radix: 16)), computed 0x\(String(computed, radix: 16))"
+        }
+    }
+}
+
+public enum WirePayload {
+    /// Prepares a block for sending. Returns the header to send and, when compression paid,
+    /// the compressed length in `scratch` (send `scratch[0..<n]`); nil means send `block`.
+    public static func prepare(
+        block: UnsafeRawBufferPointer, epoch: UInt64, sequence: UInt64, offsetBytes: UInt64, fua: Bool,
+        compress: Bool, scratch: UnsafeMutableRawBufferPointer
+    ) -> (header: WireDataHeader, compressedBytes: Int?) {
+        precondition(!block.isEmpty && block.count <= WireFormat.maxPayloadBytes, "block size out of range")
+        var flags: WireDataFlags = fua ? [.fua] : []
+        let compressed = compress ? LZ4.compressIfItPays(block, into: scratch) : nil
+        if compressed != nil { flags.insert(.compressed) }
+        let header = WireDataHeader(
+            epoch: epoch, sequence: sequence, offsetBytes: offsetBytes, lengthBytes: UInt32(block.count),
+            flags: flags, crc32c: CRC32C.checksum(block))
+        return (header, compressed)
+    }
+
+    /// Restores a received block into `destination` (exactly `header.lengthBytes` long) and
+    /// verifies its CRC32C. On any error the destination must not be written to disk.
+    public static func restore(
+        _ header: WireDataHeader, payload: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer
+    ) throws(WirePayloadError) {
+        let length = Int(header.lengthBytes)
+        guard destination.count == length else {
+            throw .bufferSizeMismatch(expectedBytes: length, bufferBytes: destination.count)
+        }
+        if header.flags.contains(.compressed) {
+            do { try LZ4.decompress(payload, into: destination) } catch { throw .decompression(error) }
+        } else {
+            guard payload.count == length else {
+                throw .bufferSizeMismatch(expectedBytes: length, bufferBytes: payload.count)
+            }
+            destination.copyMemory(from: payload)
+        }
+        let computed = CRC32C.checksum(UnsafeRawBufferPointer(destination))
+        guard computed == header.crc32c else {
+            throw .checksumMismatch(expected: header.crc32c, computed: computed, offsetBytes: header.offsetBytes)
+        }
+    }
+
+    /// Verifies an uncompressed payload in place, for a receiver that writes straight from
+    /// the buffer the payload arrived in.
+    public static func verify(_ header: WireDataHeader, payload: UnsafeRawBufferPointer) throws(WirePayloadError) {
+        precondition(!header.flags.contains(.compressed), "compressed payloads are verified by restore")
+        let computed = CRC32C.checksum(payload)
+        guard computed == header.crc32c, payload.count == Int(header.lengthBytes) else {
+            throw .checksumMismatch(expected: header.crc32c, computed: computed, offsetBytes: header.offsetBytes)
+        }
+    }
+}

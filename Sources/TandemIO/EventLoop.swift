@@ -1,0 +1,241 @@
+// EventLoop: one thread, one ring. Everything submitted on the ring completes back here and
+// is dispatched to the handler named in `user_data`. Work from other threads (the control
+// socket) arrives through `execute`, which wakes the ring through an eventfd.
+import CShims
+import CURing
+import Glibc
+import Logging
+
+/// The owner of in-flight operations. Called on the loop thread only.
+public protocol IOHandler: AnyObject {
+    func ioCompleted(tag: UInt32, result: Int32, flags: UInt32)
+}
+
+/// Confined to its own thread except `execute` and `stop`, which lock; hence
+/// `@unchecked Sendable`.
+public final class EventLoop: @unchecked Sendable {
+    public let ring: Ring
+    public let pool: BufferPool
+    let logger: Logger
+    private var handlers: [IOHandler?] = [nil]  // 0: the loop itself
+    private var freeHandlerIDs: [UInt32] = []
+    private var fileSlotsFree: [UInt32]
+    private static let fileSlots: UInt32 = 1024
+
+    private let wakeFD: Int32
+    private var wakeValue: UInt64 = 0
+    private var lock = pthread_mutex_t()
+    private var pending: [@Sendable () -> Void] = []
+    private var running = true
+    private var thread: pthread_t?
+    /// Called once per loop turn with at least this period (systemd watchdog, timers).
+    private var tickHandlers: [() -> Void] = []
+    private var completions = [UnsafeMutablePointer<io_uring_cqe>?](repeating: nil, count: 256)
+    private var tickTimeout = __kernel_timespec(tv_sec: 1, tv_nsec: 0)
+    private static let wakeTag: UInt32 = 1
+    private static let tickTag: UInt32 = 2
+
+    public init(ringEntries: UInt32, poolBytes: Int, logger: Logger) throws(IOError) {
+        self.logger = logger
+        ring = try Ring(entries: ringEntries)
+        pool = try BufferPool(totalBytes: poolBytes)
+        do {
+            try ring.registerBuffer(pool.base, length: pool.totalBytes)
+            pool.registered = true
+        } catch {
+            logger.warning("io_uring buffer registration refused; using unregistered buffers",
+                           metadata: ["error": "\(error)"])
+        }
+        try ring.registerSparseFiles(count: Self.fileSlots)
+        fileSlotsFree = Array((0..<Self.fileSlots).reversed())
+        wakeFD = tandem_eventfd()
+        guard wakeFD >= 0 else { throw IOError(errno: errno, "eventfd") }
+        pthread_mutex_init(&lock, nil)
+        if !ring.keepsOverflow {
+            logger.warning("kernel lacks IORING_FEAT_NODROP; completion queue sized 4x to compensate")
+        }
+    }
+
+    deinit {
+        close(wakeFD)
+        pthread_mutex_destroy(&lock)
+    }
+
+    // MARK: handlers and fixed files
+
+    public func register(_ handler: IOHandler) -> UInt32 {
+        if let id = freeHandlerIDs.popLast() {
+            handlers[Int(id)] = handler
+            return id
+        }
+        handlers.append(handler)
+        return UInt32(handlers.count - 1)
+    }
+
+    /// The caller guarantees that no operation tagged with `id` is still in flight.
+    public func unregister(_ id: UInt32) {
+        precondition(id != 0 && handlers[Int(id)] != nil)
+        handlers[Int(id)] = nil
+        freeHandlerIDs.append(id)
+    }
+
+    public func registerFile(_ fd: Int32) throws(IOError) -> UInt32 {
+        guard let slot = fileSlotsFree.popLast() else { throw IOError(errno: EMFILE, "fixed file table") }
+        try ring.updateFile(slot: slot, fd: fd)
+        return slot
+    }
+
+    public func unregisterFile(_ slot: UInt32) {
+        try? ring.updateFile(slot: slot, fd: -1)
+        fileSlotsFree.append(slot)
+    }
+
+    public func onTick(_ body: @escaping () -> Void) { tickHandlers.append(body) }
+
+    // MARK: cross-thread work
+
+    /// Runs `body` on the loop thread at its next turn. Safe from any thread.
+    public func execute(_ body: @escaping @Sendable () -> Void) {
+        pthread_mutex_lock(&lock)
+        pending.append(body)
+        pthread_mutex_unlock(&lock)
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
+    }
+
+    /// Runs `body` on the loop thread and waits for its result. Not from the loop thread.
+    public func submitAndWait<T: Sendable>(_ body: @escaping @Sendable () -> T) -> T {
+        let box = ResultBox<T>()
+        execute { box.put(body()) }
+        return box.take()
+    }
+
+    public func stop() {
+        execute { [unowned self] in self.running = false }
+    }
+
+    // MARK: running
+
+    public func run() {
+        armWake()
+        armTick()
+        while running { runOnce() }
+    }
+
+    /// One turn: submit everything prepared, wait for at least one completion, dispatch all
+    /// that are ready. `run` is this in a loop; tests drive it directly.
+    public func runOnce() {
+        let rc = io_uring_submit_and_wait(&ring.ring, 1)
+        if rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME {
+            preconditionFailure("io_uring_submit_and_wait failed: errno \(-rc)")
+        }
+        reap(&completions)
+    }
+
+    private func reap(_ cqes: inout [UnsafeMutablePointer<io_uring_cqe>?]) {
+        while true {
+            let count = cqes.withUnsafeMutableBufferPointer { buffer in
+                Int(io_uring_peek_batch_cqe(&ring.ring, buffer.baseAddress, UInt32(buffer.count)))
+            }
+            if count == 0 { return }
+            for index in 0..<count {
+                let cqe = cqes[index]!.pointee
+                dispatch(userData: cqe.user_data, result: cqe.res, flags: cqe.flags)
+            }
+            io_uring_cq_advance(&ring.ring, UInt32(count))
+        }
+    }
+
+    @inline(__always)
+    private func dispatch(userData: UInt64, result: Int32, flags: UInt32) {
+        let handlerID = UInt32(truncatingIfNeeded: userData >> 32)
+        let tag = UInt32(truncatingIfNeeded: userData)
+        if handlerID == 0 {
+            loopCompleted(tag: tag, result: result)
+            return
+        }
+        guard Int(handlerID) < handlers.count, let handler = handlers[Int(handlerID)] else {
+            preconditionFailure("completion for unregistered handler \(handlerID) tag \(tag)")
+        }
+        handler.ioCompleted(tag: tag, result: result, flags: flags)
+    }
+
+    private func loopCompleted(tag: UInt32, result: Int32) {
+        switch tag {
+        case Self.wakeTag:
+            runPending()
+            if running { armWake() }
+        case Self.tickTag:
+            for tick in tickHandlers { tick() }
+            if running { armTick() }
+        default:
+            break  // cancellations and other loop-internal completions carry no work
+        }
+    }
+
+    private func runPending() {
+        pthread_mutex_lock(&lock)
+        let work = pending
+        pending.removeAll(keepingCapacity: true)
+        pthread_mutex_unlock(&lock)
+        for body in work { body() }
+    }
+
+    private func armWake() {
+        let sqe = ring.sqe()
+        io_uring_prep_read(sqe, wakeFD, &wakeValue, 8, 0)
+        io_uring_sqe_set_data64(sqe, packUserData(handler: 0, tag: Self.wakeTag))
+    }
+
+    private func armTick() {
+        let sqe = ring.sqe()
+        io_uring_prep_timeout(sqe, &tickTimeout, 0, 0)
+        io_uring_sqe_set_data64(sqe, packUserData(handler: 0, tag: Self.tickTag))
+    }
+
+    /// Prepares an SQE whose completion goes to `handler` with `tag`.
+    @inline(__always)
+    public func sqe(handler: UInt32, tag: UInt32) -> UnsafeMutablePointer<io_uring_sqe> {
+        let sqe = ring.sqe()
+        sqe.pointee.user_data = packUserData(handler: handler, tag: tag)
+        return sqe
+    }
+}
+
+/// A one-shot hand-over of a value between two threads.
+final class ResultBox<T>: @unchecked Sendable {
+    private var value: T?
+    private var mutex = pthread_mutex_t()
+    private var cond = pthread_cond_t()
+    init() {
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&cond, nil)
+    }
+    deinit {
+        pthread_mutex_destroy(&mutex)
+        pthread_cond_destroy(&cond)
+    }
+    func put(_ newValue: T) {
+        pthread_mutex_lock(&mutex)
+        value = newValue
+        pthread_cond_signal(&cond)
+        pthread_mutex_unlock(&mutex)
+    }
+    func take() -> T {
+        pthread_mutex_lock(&mutex)
+        while value == nil { pthread_cond_wait(&cond, &mutex) }
+        let result = value!
+        pthread_mutex_unlock(&mutex)
+        return result
+    }
+}
+
+extension EventLoop {
+    /// Starts `body` on the loop thread and waits until it calls its completion, which may
+    /// happen in a later loop turn. Not from the loop thread.
+    public func awaitOnLoop<T: Sendable>(_ body: @escaping @Sendable (@escaping (T) -> Void) -> Void) -> T {
+        let box = ResultBox<T>()
+        execute { body { box.put($0) } }
+        return box.take()
+    }
+}

@@ -1,0 +1,92 @@
+// Sockets: listening sockets for the NBD front end and the peer link. Setup only; the data
+// moves on the ring.
+import Glibc
+
+public enum Sockets {
+    /// A listening Unix stream socket at `path`, replacing a stale socket file.
+    public static func listenUnix(path: String, mode: mode_t = 0o660, backlog: Int32 = 128) throws(IOError) -> Int32 {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard path.utf8.count < capacity else { throw IOError(errno: ENAMETOOLONG, "socket path \(path)") }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: path.utf8)
+            raw[path.utf8.count] = 0
+        }
+        var st = stat()
+        if lstat(path, &st) == 0 {
+            guard (st.st_mode & S_IFMT) == S_IFSOCK else { throw IOError(errno: EEXIST, "\(path) exists and is not a socket") }
+            unlink(path)
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw IOError(errno: errno, "socket") }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else { let code = errno; Glibc.close(fd); throw IOError(errno: code, "bind \(path)") }
+        chmod(path, mode)
+        guard listen(fd, backlog) == 0 else { let code = errno; Glibc.close(fd); throw IOError(errno: code, "listen \(path)") }
+        return fd
+    }
+
+    /// A listening TCP socket on "host:port" (IPv4 dotted quad, "[v6]:port", or "*:port").
+    public static func listenTCP(address text: String, backlog: Int32 = 128) throws(IOError) -> Int32 {
+        guard let (family, storage, length) = parse(address: text) else {
+            throw IOError(errno: EINVAL, "bad listen address '\(text)' (want host:port)")
+        }
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw IOError(errno: errno, "socket") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var copy = storage
+        let rc = withUnsafePointer(to: &copy) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+        }
+        guard rc == 0 else { let code = errno; Glibc.close(fd); throw IOError(errno: code, "bind \(text)") }
+        guard listen(fd, backlog) == 0 else { let code = errno; Glibc.close(fd); throw IOError(errno: code, "listen \(text)") }
+        return fd
+    }
+
+    /// Socket buffers large enough for a few maximum-size replies, so that a 1 MiB read
+    /// reply goes out in one send instead of several partial ones. SO_*BUFFORCE passes
+    /// net.core.[rw]mem_max when the daemon has CAP_NET_ADMIN; otherwise the capped value.
+    public static func setBufferSizes(_ fd: Int32, bytes: Int32) {
+        var value = bytes
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        if setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &value, size) != 0 {
+            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &value, size)
+        }
+        if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &value, size) != 0 {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &value, size)
+        }
+    }
+
+    public static func setNoDelay(_ fd: Int32) {
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    /// Parses "host:port"; host may be an IPv4 address, "[IPv6]", "*" or "localhost".
+    public static func parse(address text: String) -> (Int32, sockaddr_storage, socklen_t)? {
+        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]) else { return nil }
+        var host = String(text[..<colon])
+        var storage = sockaddr_storage()
+        if host.hasPrefix("[") && host.hasSuffix("]") {
+            host = String(host.dropFirst().dropLast())
+            var address = sockaddr_in6()
+            address.sin6_family = sa_family_t(AF_INET6)
+            address.sin6_port = port.bigEndian
+            guard inet_pton(AF_INET6, host, &address.sin6_addr) == 1 else { return nil }
+            withUnsafeBytes(of: address) { raw in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: raw) } }
+            return (AF_INET6, storage, socklen_t(MemoryLayout<sockaddr_in6>.size))
+        }
+        if host == "*" || host.isEmpty { host = "0.0.0.0" }
+        if host == "localhost" { host = "127.0.0.1" }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { return nil }
+        withUnsafeBytes(of: address) { raw in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw.prefix(MemoryLayout<sockaddr_in>.size))) } }
+        return (AF_INET, storage, socklen_t(MemoryLayout<sockaddr_in>.size))
+    }
+}

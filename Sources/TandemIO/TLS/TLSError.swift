@@ -1,0 +1,58 @@
+// Errors of the peer TLS transport, each with a reason an operator can act on. OpenSSL's
+// per-thread error queue is drained into the message, so a later failure never reports an
+// earlier one's cause.
+import COpenSSL
+
+public struct TLSError: Error, Equatable, Sendable, CustomStringConvertible {
+    public enum Kind: String, Equatable, Sendable {
+        /// CA, certificate or key could not be loaded, or do not match.
+        case configuration
+        /// The peer's certificate does not chain to the configured CA (or is otherwise invalid).
+        case peerVerification
+        /// The peer's certificate is valid but does not name the expected node.
+        case peerName
+        /// The peer does not speak TLS 1.3.
+        case protocolVersion
+        /// The peer refused us (it sent a fatal alert).
+        case refusedByPeer
+        /// Any other handshake or record-layer failure.
+        case handshake
+        /// The peer closed the connection (cleanly or not) where more was expected.
+        case closed
+        /// The socket failed.
+        case io
+    }
+
+    public var kind: Kind
+    public var message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var description: String { "TLS \(kind.rawValue): \(message)" }
+
+    /// Empties OpenSSL's error queue for this thread into one line.
+    static func drainErrorQueue() -> String {
+        var parts: [String] = []
+        var buffer = [CChar](repeating: 0, count: 256)
+        while parts.count < 16 {
+            let code = ERR_get_error()
+            if code == 0 { break }
+            let text = buffer.withUnsafeMutableBufferPointer { pointer in
+                ERR_error_string_n(code, pointer.baseAddress, pointer.count)
+                return String(cString: pointer.baseAddress!)
+            }
+            parts.append(text)
+        }
+        ERR_clear_error()
+        return parts.joined(separator: "; ")
+    }
+
+    /// An error whose message ends with whatever OpenSSL queued.
+    static func fromQueue(_ kind: Kind, _ message: String) -> TLSError {
+        let queue = drainErrorQueue()
+        return TLSError(kind, queue.isEmpty ? message : "\(message): \(queue)")
+    }
+}

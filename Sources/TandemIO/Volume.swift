@@ -1,0 +1,142 @@
+// Volume: a block device or regular file opened for the data path. O_DIRECT where the
+// filesystem accepts it; otherwise buffered, said once in the log. The descriptor sits in
+// the ring's fixed-file table. Confined to the loop thread after open.
+import CShims
+import CURing
+import Glibc
+import Logging
+
+public final class Volume {
+    public let path: String
+    public let fd: Int32
+    public let sizeBytes: UInt64
+    public let isBlockDevice: Bool
+    public let direct: Bool
+    /// Offsets and lengths of disk I/O must be multiples of this (1 when buffered).
+    public let alignment: Int
+    public private(set) var fixedSlot: UInt32?
+
+    /// Opens `path`; creates a file of `createSizeBytes` when it is missing and a size is given.
+    public init(path: String, createSizeBytes: UInt64?, logger: Logger) throws(IOError) {
+        self.path = path
+        var fd = open(path, O_RDWR | O_CLOEXEC | tandem_O_DIRECT)
+        if fd < 0 && errno == ENOENT, let size = createSizeBytes {
+            fd = try Self.createFile(path: path, sizeBytes: size)
+        }
+        var direct = true
+        if fd < 0 && errno == EINVAL {
+            fd = open(path, O_RDWR | O_CLOEXEC)
+            direct = false
+            if fd >= 0 {
+                logger.notice("filesystem refuses O_DIRECT; using buffered I/O for this volume",
+                              metadata: ["volume": "\(path)"])
+            }
+        }
+        guard fd >= 0 else { throw IOError(errno: errno, "open \(path)") }
+        self.fd = fd
+        self.direct = direct
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            let code = errno
+            close(fd)
+            throw IOError(errno: code, "fstat \(path)")
+        }
+        isBlockDevice = (st.st_mode & S_IFMT) == S_IFBLK
+        do {
+            (sizeBytes, alignment) = try Self.geometry(fd: fd, stat: st, blockDevice: isBlockDevice, direct: direct)
+        } catch {
+            close(fd)
+            throw error
+        }
+    }
+
+    deinit { close(fd) }
+
+    public func attach(to loop: EventLoop) throws(IOError) {
+        fixedSlot = try loop.registerFile(fd)
+    }
+
+    public func detach(from loop: EventLoop) {
+        if let slot = fixedSlot { loop.unregisterFile(slot) }
+        fixedSlot = nil
+    }
+
+    private static func createFile(path: String, sizeBytes: UInt64) throws(IOError) -> Int32 {
+        let fd = open(path, O_RDWR | O_CLOEXEC | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else { throw IOError(errno: errno, "create \(path)") }
+        guard ftruncate(fd, off_t(sizeBytes)) == 0 else {
+            let code = errno
+            close(fd)
+            unlink(path)
+            throw IOError(errno: code, "ftruncate \(path)")
+        }
+        close(fd)
+        return open(path, O_RDWR | O_CLOEXEC | tandem_O_DIRECT)
+    }
+
+    private static func geometry(fd: Int32, stat st: stat, blockDevice: Bool, direct: Bool) throws(IOError)
+        -> (UInt64, Int)
+    {
+        guard blockDevice else {
+            guard (st.st_mode & S_IFMT) == S_IFREG else { throw IOError(errno: EINVAL, "volume is neither a block device nor a regular file") }
+            // 4 KiB satisfies tandem_O_DIRECT on every filesystem's block size we support.
+            return (UInt64(st.st_size), direct ? 4096 : 1)
+        }
+        var size: UInt64 = 0
+        guard tandem_blk_getsize64(fd, &size) == 0 else { throw IOError(errno: errno, "BLKGETSIZE64") }
+        var sector: Int32 = 512
+        guard tandem_blk_sszget(fd, &sector) == 0 else { throw IOError(errno: errno, "BLKSSZGET") }
+        return (size, direct ? Int(sector) : 1)
+    }
+}
+
+extension EventLoop {
+    /// A read or write of `length` bytes at `offset` on `volume`, from or into `buffer`.
+    /// Uses the registered-buffer opcodes when the buffer lies in the registered pool.
+    @inline(__always)
+    public func prepareVolumeIO(
+        write: Bool, volume: Volume, buffer: UnsafeMutableRawPointer, length: Int, offset: UInt64,
+        dsync: Bool, handler: UInt32, tag: UInt32
+    ) {
+        let sqe = self.sqe(handler: handler, tag: tag)
+        let fd = volume.fixedSlot.map { Int32($0) } ?? volume.fd
+        if pool.registered && pool.contains(buffer, length: length) {
+            if write {
+                io_uring_prep_write_fixed(sqe, fd, buffer, UInt32(length), offset, 0)
+            } else {
+                io_uring_prep_read_fixed(sqe, fd, buffer, UInt32(length), offset, 0)
+            }
+        } else if write {
+            io_uring_prep_write(sqe, fd, buffer, UInt32(length), offset)
+        } else {
+            io_uring_prep_read(sqe, fd, buffer, UInt32(length), offset)
+        }
+        if volume.fixedSlot != nil { sqe.pointee.flags |= fixedFileFlag }
+        if dsync { sqe.pointee.rw_flags = Int32(tandem_RWF_DSYNC) }
+    }
+
+    public func prepareFlush(volume: Volume, handler: UInt32, tag: UInt32) {
+        let sqe = self.sqe(handler: handler, tag: tag)
+        let fd = volume.fixedSlot.map { Int32($0) } ?? volume.fd
+        io_uring_prep_fsync(sqe, fd, UInt32(IORING_FSYNC_DATASYNC))
+        if volume.fixedSlot != nil { sqe.pointee.flags |= fixedFileFlag }
+    }
+
+    public func prepareFallocate(volume: Volume, mode: Int32, offset: UInt64, length: UInt64,
+                                 handler: UInt32, tag: UInt32) {
+        let sqe = self.sqe(handler: handler, tag: tag)
+        let fd = volume.fixedSlot.map { Int32($0) } ?? volume.fd
+        io_uring_prep_fallocate(sqe, fd, mode, off_t(offset), off_t(length))
+        if volume.fixedSlot != nil { sqe.pointee.flags |= fixedFileFlag }
+    }
+
+    public func prepareFadvise(volume: Volume, offset: UInt64, length: UInt32, handler: UInt32, tag: UInt32) {
+        let sqe = self.sqe(handler: handler, tag: tag)
+        let fd = volume.fixedSlot.map { Int32($0) } ?? volume.fd
+        io_uring_prep_fadvise(sqe, fd, offset, off_t(length), POSIX_FADV_WILLNEED)
+        if volume.fixedSlot != nil { sqe.pointee.flags |= fixedFileFlag }
+    }
+}
+
+/// IOSQE_FIXED_FILE is a macro over an enum value Swift imports as a constant.
+let fixedFileFlag = UInt8(1 << IOSQE_FIXED_FILE_BIT)

@@ -1,0 +1,85 @@
+// NBDRequest: one request slot of a connection, allocated when the connection opens and
+// reused for every request it carries. Loop thread only.
+import TandemCore
+import TandemIO
+
+final class NBDRequest {
+    enum Phase {
+        case free
+        /// Payload still arriving from the socket.
+        case receiving
+        /// Waiting for an overlapping read-modify-write (or for one to be allowed).
+        case waiting
+        case readingEdges
+        case disk
+        /// FUA on TRIM / WRITE_ZEROES: the data operation is done, the flush runs.
+        case flushing
+        case replying
+    }
+
+    unowned let connection: NBDConnection
+    let index: UInt16
+    var phase = Phase.free
+    var header = NBDRequestHeader(flags: 0, type: 0, handle: 0, offset: 0, length: 0)
+    var command = NBD.Command.read
+    var buffer: DataBuffer?
+    /// Head and tail blocks of a read-modify-write.
+    var edges: DataBuffer?
+    /// Where the request's bytes start inside `buffer` (the unaligned head).
+    var dataOffset = 0
+    /// Aligned disk range the request touches.
+    var diskOffset: UInt64 = 0
+    var diskLength = 0
+    var diskDone = 0
+    var payloadReceived = 0
+    var edgeReadsPending = 0
+    var error: UInt32 = 0
+    var fallocateFallback = false
+    /// Whether the request is an entry of the export's in-flight mutation list.
+    var isActiveMutation = false
+    var isReadModifyWrite = false
+    // Intrusive links (export's active and waiting lists, connection's reply queue).
+    var nextActive: NBDRequest?
+    weak var previousActive: NBDRequest?
+    var nextWaiting: NBDRequest?
+    var nextReply: NBDRequest?
+    /// Reply header bytes (simple: 16, structured data: 28, structured error: 26).
+    let replyHeader: UnsafeMutableRawBufferPointer
+    var replyHeaderBytes = 0
+
+    init(connection: NBDConnection, index: UInt16, replyHeader: UnsafeMutableRawBufferPointer) {
+        self.connection = connection
+        self.index = index
+        self.replyHeader = replyHeader
+    }
+
+    var isMutation: Bool {
+        command == .write || command == .trim || command == .writeZeroes
+    }
+
+    var endOffset: UInt64 { header.offset + UInt64(header.length) }
+
+    /// The range that conflicts with a read-modify-write: its aligned cover for RMW itself.
+    var lockStart: UInt64 { isReadModifyWrite ? diskOffset : header.offset }
+    var lockEnd: UInt64 { isReadModifyWrite ? diskOffset + UInt64(diskLength) : endOffset }
+
+    func overlaps(_ other: NBDRequest) -> Bool {
+        lockStart < other.lockEnd && other.lockStart < lockEnd
+    }
+
+    func reset() {
+        phase = .free
+        buffer = nil
+        edges = nil
+        dataOffset = 0
+        diskDone = 0
+        payloadReceived = 0
+        edgeReadsPending = 0
+        error = 0
+        fallocateFallback = false
+        isReadModifyWrite = false
+        nextReply = nil
+        nextWaiting = nil
+        replyHeaderBytes = 0
+    }
+}

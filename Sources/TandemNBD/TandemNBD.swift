@@ -1,2 +1,0 @@
-// TandemNBD serves volumes over the NBD protocol on TandemIO's event loop.
-import TandemIO

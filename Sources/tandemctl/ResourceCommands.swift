@@ -1,0 +1,135 @@
+// ResourceCommands: the subcommands that act on one resource by name.
+import ArgumentParser
+import TandemControl
+
+struct Ping: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Check that the daemon answers.")
+    @OptionGroup var options: GlobalOptions
+    func run() throws { try options.call("ping") }
+}
+
+struct Delete: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Stop serving a resource and forget it. The volume's data is left in place.")
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Resource name.") var name: String
+    func run() throws { try options.call("delete", ["name": .string(name)]) }
+}
+
+struct Enable: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Attach the volume and start serving and replicating.")
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Resource name.") var name: String
+    func run() throws { try options.call("enable", ["name": .string(name)]) }
+}
+
+struct Disable: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Stop serving and replicating; keep the resource.")
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Resource name.") var name: String
+    func run() throws { try options.call("disable", ["name": .string(name)]) }
+}
+
+struct Failover: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Promote this node's copy to primary.",
+        discussion: "Without --force, refused while the peer's data may be newer than this node's.")
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Resource name.") var name: String
+    @Flag(help: "Promote even though the peer may hold newer data (after the primary is lost).")
+    var force = false
+    func run() throws { try options.call("failover", ["name": .string(name), "force": .bool(force)]) }
+}
+
+struct Demote: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Make this node's copy secondary.")
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Resource name.") var name: String
+    func run() throws { try options.call("demote", ["name": .string(name)]) }
+}
+
+struct Verify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compare both copies online; mismatching regions are marked out of sync.")
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Resource name.") var name: String
+    func run() throws { try options.call("verify", ["name": .string(name)]) }
+}
+
+struct Resolve: ParsableCommand {
+    enum Side: String, ExpressibleByArgument, CaseIterable { case local, peer }
+    static let configuration = CommandConfiguration(
+        abstract: "End a split brain by discarding one side's changes.")
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Resource name.") var name: String
+    @Option(help: ArgumentHelp("Whose changes since the split are discarded: local or peer.", valueName: "side"))
+    var discard: Side
+    func run() throws { try options.call("resolve", ["name": .string(name), "discard": .string(discard.rawValue)]) }
+}
+
+struct OutdatePeer: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "outdate-peer",
+        abstract: "Confirm the peer is outdated (fenced), so suspended I/O may resume.")
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Resource name.") var name: String
+    func run() throws { try options.call("outdate-peer", ["name": .string(name)]) }
+}
+
+struct SetOptions: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "set",
+        abstract: "Change a resource's settings live.",
+        discussion: """
+            Settings are given as key=value with the create keys (docs/control-protocol.md), \
+            e.g. 'tandemctl set r0 resync_rate=100MiB bandwidth=0 mode=async'. Values that \
+            are integers (with an optional size suffix) are sent as integers, true/false as \
+            booleans, anything else as strings.
+            """)
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Resource name.") var name: String
+    @Argument(help: ArgumentHelp("Settings to change.", valueName: "key=value")) var settings: [String]
+
+    func run() throws {
+        var args: [String: JSONValue] = ["name": .string(name)]
+        for setting in settings {
+            guard let equals = setting.firstIndex(of: "="), equals != setting.startIndex else {
+                throw ValidationError("'\(setting)' is not key=value")
+            }
+            let value = String(setting[setting.index(after: equals)...])
+            args[String(setting[..<equals])] = Self.jsonValue(value)
+        }
+        try options.call("set", args)
+    }
+
+    static func jsonValue(_ text: String) -> JSONValue {
+        if text == "true" { return .bool(true) }
+        if text == "false" { return .bool(false) }
+        if let bytes = ByteSize.parse(text), bytes <= UInt64(Int64.max) { return .int(Int64(bytes)) }
+        return .string(text)
+    }
+}
+
+struct Events: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Follow state changes until interrupted, one line per event.")
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Only this resource's events (all when omitted).") var name: String?
+
+    func run() throws {
+        let client = try options.connect()
+        var args: [String: JSONValue] = [:]
+        if let name { args["name"] = .string(name) }
+        do {
+            try client.send(ControlRequest(id: .int(1), cmd: "events", args: args))
+            while true {
+                let reply = try client.readReply()
+                try options.show(reply) { print(StatusTable.keyValueLine($0)) }
+            }
+        } catch let error as ControlClientError {
+            if case .connectionLost = error { return }
+            printError("tandemctl: \(error)")
+            throw ExitCode(2)
+        }
+    }
+}

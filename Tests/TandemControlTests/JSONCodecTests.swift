@@ -1,0 +1,73 @@
+import Testing
+import TandemControl
+
+@Suite struct JSONCodecTests {
+    @Test func integersStayExactAcrossTheWholeInt64Range() {
+        for number in [Int64.min, -1, 0, 1, 9_007_199_254_740_993, Int64.max] {
+            let text = JSONCodec.serializeString(.int(number))
+            #expect(parseJSON(text) == .int(number))
+        }
+    }
+
+    @Test func integersBeyondInt64AreRefusedNotRounded() {
+        #expect(parseJSON("9223372036854775808") == nil)
+        #expect(parseJSON("-9223372036854775809") == nil)
+    }
+
+    @Test func valuesRoundTripThroughSerializeAndParse() {
+        let value: JSONValue = .object([
+            "a": .array([.null, .bool(true), .bool(false), .double(1.5), .string("x\"\\\n\t\u{1}é😀")]),
+            "nested": .object(["k": .int(-3)]), "": .string(""),
+        ])
+        #expect(parseJSON(JSONCodec.serializeString(value)) == value)
+    }
+
+    @Test func objectKeysAreSortedForDeterministicOutput() {
+        let value: JSONValue = .object(["b": .int(2), "a": .int(1), "c": .object(["z": .null, "y": .null])])
+        #expect(JSONCodec.serializeString(value) == #"{"a":1,"b":2,"c":{"y":null,"z":null}}"#)
+    }
+
+    @Test func escapesAndSurrogatePairsDecode() {
+        #expect(parseJSON(#""\u00e9\ud83d\ude00\/\b\f\n\r\t""#) == .string("é😀/\u{8}\u{C}\n\r\t"))
+    }
+
+    @Test(arguments: [
+        "", " ", "{", "}", "[1,]", "{\"a\":1,}", "{'a':1}", "tru", "nul", "01", "1.", ".5", "1e", "-",
+        "+1", "\"abc", "\"\\x\"", "\"\\u12\"", "\"\\ud800\"", "\"\\udc00\"", "\"a\u{1}b\"", "[1 2]",
+        "{\"a\" 1}", "{1:2}", "{\"a\":1}{}", "NaN", "Infinity", "1e999", "{\"a\":1,\"a\":2}",
+    ])
+    func malformedInputIsRefused(text: String) {
+        #expect(parseJSON(text) == nil)
+    }
+
+    @Test func invalidUTF8IsRefused() {
+        #expect((try? JSONCodec.parse([0x22, 0xFF, 0xFE, 0x22]).get()) == nil)
+    }
+
+    @Test func nestingIsBoundedInsteadOfExhaustingTheStack() {
+        let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        #expect(parseJSON(deep) == nil)
+        let allowed = String(repeating: "[", count: JSONCodec.depthMax) + String(repeating: "]", count: JSONCodec.depthMax)
+        #expect(parseJSON(allowed) != nil)
+    }
+
+    @Test func arbitraryBytesNeverCrashTheParser() {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        let alphabet = Array("{}[]\":,0123456789-+.eEtrufalsn \\u\n".utf8) + [0x00, 0xC3, 0xFF]
+        for _ in 0..<3000 {
+            var input: [UInt8] = []
+            for _ in 0..<Int(state % 40) {
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                input.append(alphabet[Int(state >> 33) % alphabet.count])
+            }
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            if case .success(let value) = JSONCodec.parse(input) {
+                #expect(parseJSON(JSONCodec.serializeString(value)) == value)
+            }
+        }
+    }
+
+    @Test func nonFiniteDoublesSerializeAsNull() {
+        #expect(JSONCodec.serializeString(.array([.double(.nan), .double(.infinity)])) == "[null,null]")
+    }
+}

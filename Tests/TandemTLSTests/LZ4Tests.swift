@@ -1,0 +1,102 @@
+import TandemCore
+import Testing
+
+@testable import TandemIO
+
+@Suite struct LZ4Tests {
+    @Test func compressibleBlocksRoundTripAndShrink() throws {
+        let block = (0..<65536).map { UInt8(truncatingIfNeeded: ($0 / 64) % 7) }
+        var compressed = [UInt8](repeating: 0, count: LZ4.compressBound(block.count))
+        let count = try #require(
+            block.withUnsafeBytes { source in
+                compressed.withUnsafeMutableBytes { LZ4.compress(source, into: $0) }
+            })
+        #expect(count < block.count / 10)
+        var restored = [UInt8](repeating: 0, count: block.count)
+        try compressed[0..<count].withUnsafeBytes { source in
+            try restored.withUnsafeMutableBytes { try LZ4.decompress(source, into: $0) }
+        }
+        #expect(restored == block)
+    }
+
+    @Test func incompressibleBlocksAreSentAsTheyAre() {
+        var random = SeededRandom(seed: 3)
+        let block = (0..<4096).map { _ in UInt8.random(in: 0...255, using: &random) }
+        var scratch = [UInt8](repeating: 0, count: block.count)
+        let result = block.withUnsafeBytes { source in
+            scratch.withUnsafeMutableBytes { LZ4.compressIfItPays(source, into: $0) }
+        }
+        #expect(result == nil)
+    }
+
+    @Test func malformedOrWrongLengthBlocksAreRefused() {
+        let garbage: [UInt8] = [0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x01]
+        var destination = [UInt8](repeating: 0, count: 4096)
+        #expect(throws: LZ4Error.self) {
+            try garbage.withUnsafeBytes { source in
+                try destination.withUnsafeMutableBytes { try LZ4.decompress(source, into: $0) }
+            }
+        }
+        // A valid block that expands to less than the declared length is refused too.
+        let block = [UInt8](repeating: 9, count: 1000)
+        var compressed = [UInt8](repeating: 0, count: LZ4.compressBound(block.count))
+        let count = block.withUnsafeBytes { source in
+            compressed.withUnsafeMutableBytes { LZ4.compress(source, into: $0)! }
+        }
+        #expect(throws: LZ4Error.self) {
+            try compressed[0..<count].withUnsafeBytes { source in
+                try destination.withUnsafeMutableBytes { try LZ4.decompress(source, into: $0) }
+            }
+        }
+    }
+
+    @Test func seededGarbageNeverOverrunsTheDestination() {
+        var random = SeededRandom(seed: 11)
+        var destination = [UInt8](repeating: 0, count: 8192)
+        for _ in 0..<500 {
+            let garbage = (0..<Int.random(in: 1...300, using: &random)).map { _ in
+                UInt8.random(in: 0...255, using: &random)
+            }
+            _ = try? garbage.withUnsafeBytes { source in
+                try destination.withUnsafeMutableBytes { try LZ4.decompress(source, into: $0) }
+            }
+        }
+    }
+
+    @Test func aCorruptedBlockFailsItsCRCBeforeItCanBeWritten() throws {
+        let block = [UInt8](repeating: 0x5A, count: 4096)
+        var scratch = [UInt8](repeating: 0, count: block.count)
+        let (header, compressed) = block.withUnsafeBytes { source in
+            scratch.withUnsafeMutableBytes {
+                WirePayload.prepare(
+                    block: source, epoch: 1, sequence: 1, offsetBytes: 8192, fua: false, compress: false, scratch: $0)
+            }
+        }
+        #expect(compressed == nil)
+        #expect(header.crc32c == CRC32C.checksum(block))
+        var corrupted = block
+        corrupted[100] ^= 1
+        var destination = [UInt8](repeating: 0, count: block.count)
+        #expect(throws: WirePayloadError.self) {
+            try corrupted.withUnsafeBytes { payload in
+                try destination.withUnsafeMutableBytes { try WirePayload.restore(header, payload: payload, into: $0) }
+            }
+        }
+        #expect(throws: WirePayloadError.self) {
+            try corrupted.withUnsafeBytes { try WirePayload.verify(header, payload: $0) }
+        }
+        try block.withUnsafeBytes { try WirePayload.verify(header, payload: $0) }
+    }
+}
+
+struct SeededRandom: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
