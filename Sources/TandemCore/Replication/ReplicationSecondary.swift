@@ -100,6 +100,22 @@ public struct ReplicationSecondary: Sendable {
         applyNext(nowNs: nowNs, into: &actions)
         flushIfDue(nowNs: nowNs, into: &actions)
         updateConsistency()
+        checkInvariants()
+    }
+
+    private func checkInvariants() {
+        precondition(durableThroughEpoch <= flushedThroughEpoch, "recorded more than flushed")
+        precondition(flushedThroughEpoch <= completedThroughEpoch, "flushed an incomplete epoch")
+        precondition(completedThroughEpoch <= closedThroughEpoch, "completed an open epoch")
+        precondition(writesInFlight >= 0 && writesInFlight <= config.writesInFlightMax)
+        precondition(queuedBytes <= config.queuedBytesMax)
+        guard config.testingFault == nil else { return }
+        if config.diskDrain == .flush {
+            precondition(completedThroughEpoch <= flushedThroughEpoch + 1, "two epochs unflushed")
+        }
+        if let first = queue.first {
+            precondition(first.message.epoch > completedThroughEpoch, "a completed epoch is queued")
+        }
     }
 
     // MARK: Receiving
