@@ -293,7 +293,8 @@ public struct ReplicationPrimary: Sendable {
     private mutating func receive(
         _ message: SecondaryMessage, nowNs: UInt64, into actions: inout [PrimaryAction]
     ) {
-        precondition(isConnected, "peer message while disconnected")
+        // A message read before the connection was dropped (e.g. after a violation) is stale.
+        guard isConnected else { return }
         switch message {
         case let .hello(durableEpoch):
             guard !isPeerReady else { return violation("second hello", into: &actions) }

@@ -78,8 +78,8 @@ public struct ReplicationSecondary: Sendable {
         case .connectionDown:
             isConnected = false
         case let .message(message):
-            precondition(isConnected, "message while disconnected")
-            receive(message, into: &actions)
+            // A message read before the connection was dropped (e.g. after a violation) is stale.
+            if isConnected { receive(message, into: &actions) }
         case let .writeCompleted(sequence):
             complete(sequence, into: &actions)
         case .flushCompleted:
