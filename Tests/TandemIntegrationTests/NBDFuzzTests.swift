@@ -3,22 +3,16 @@
 // serving a client that was connected meanwhile. A failing seed is printed; rerun one with
 // TANDEM_FUZZ_SEED=<seed>.
 import Foundation
+import TandemCore
 import Testing
 
+extension SplitMix64 {
+    mutating func pick<T>(_ choices: [T]) -> T { choices[Int(next() % UInt64(choices.count))] }
+    mutating func bytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8(truncatingIfNeeded: next()) } }
+}
+
 extension Integration.NBDBadInput {
-    /// SplitMix64: small, seedable, reproducible.
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func pick<T>(_ choices: [T]) -> T { choices[Int(next() % UInt64(choices.count))] }
-        mutating func bytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8(truncatingIfNeeded: next()) } }
-    }
+    typealias Random = SplitMix64
 
     /// One request that must not change the volume: anything but an in-range mutation.
     static func harmlessRequest(_ random: inout Random, cookie: UInt64, volumeBytes: UInt64) -> [UInt8] {
@@ -39,7 +33,7 @@ extension Integration.NBDBadInput {
         let seeds: [UInt64] = ProcessInfo.processInfo.environment["TANDEM_FUZZ_SEED"].flatMap(UInt64.init).map { [$0] }
             ?? Array(1...24)
         for seed in seeds {
-            var random = Random(state: seed)
+            var random = Random(seed: seed)
             let client = try RawNBDClient(socketPath: scene.export.socketPath)
             if random.next() % 5 == 0 {
                 _ = client.stream.sendUntilBlocked(random.bytes(Int(random.next() % 300) + 1))
