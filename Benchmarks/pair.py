@@ -140,14 +140,18 @@ def summary(directory, repeat, targets):
             if unavailable[t]:
                 row.append("n/a")
                 continue
-            med[(t, workload, name)] = median_or_none(values(directory, t, workload, name, repeat))
-            row.append(fmt(med[(t, workload, name)]))
+            xs = values(directory, t, workload, name, repeat)
+            med[(t, workload, name)] = median_or_none(xs)
+            cell = fmt(med[(t, workload, name)])
+            if len(xs) > 1:
+                cell += f" ({fmt(min(xs))}–{fmt(max(xs))})"
+            row.append(cell)
         if ratio:
             a, b = med.get(("sync", workload, name)), med.get(("qemu", workload, name))
             row.append(f"{a / b:.2f}" if a and b else "–")
         print("| " + " | ".join(row) + " |")
     print()
-    print(f"Medians of {repeat} runs. Latency rows: lower is better.")
+    print(f"Medians of {repeat} runs, (min–max) in brackets. Latency rows: lower is better.")
     for t in targets:
         if unavailable[t]:
             print(f"- {NAMES[t]}: **not measured** — {unavailable[t]}")
