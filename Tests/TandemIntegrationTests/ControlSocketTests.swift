@@ -101,7 +101,6 @@ extension Integration {
                 arguments[key] = nil
                 try Self.expectRefused(try client.request("create", arguments), "missing-argument", on: client)
             }
-            try Self.expectRefused(try client.request("status"), "missing-argument", on: client)
             try expectNothingCreated(daemon, client: client)
         }
 

@@ -14,7 +14,7 @@ extension Replication {
 
     @Test(arguments: [1, 2, 3, 4, 5])
     func liveEntriesSurviveWrapAroundUnderRandomSizes(seed: UInt64) {
-        var random = SplitMix(seed: seed)
+        var random = SplitMix64(seed: seed)
         let bufferBytes = 64 << 10
         let writeBytesMax = 16 << 10
         let log = RetentionLog(bufferBytes: bufferBytes, writeBytesMax: writeBytesMax, entriesMax: 64)
@@ -55,16 +55,4 @@ extension Replication {
         }
     }
 }
-}
-
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
