@@ -74,7 +74,7 @@ workloads=(
 
 start_nbdkit() {
     local sock="$work/nbdkit.sock" pidfile="$work/nbdkit.pid"
-    rm -f "$pidfile"
+    rm -f "$pidfile" "$sock"
     nbdkit -U "$sock" -P "$pidfile" file "$file" cache=none
     for _ in $(seq 500); do [[ -s "$pidfile" ]] && break; sleep 0.01; done
     server_pid="$(cat "$pidfile")"
@@ -83,7 +83,7 @@ start_nbdkit() {
 
 start_tandemd() {
     local state="$work/state" control="$work/control.sock" sock="$work/r0.sock"
-    rm -rf "$state"
+    rm -rf "$state" "$control" "$sock"
     server_pid="$(python3 scripts/lib/start-tandemd.py --log "$work/tandemd.log" -- \
         "$bin/tandemd" --node-name bench --state-dir "$state" --control-socket "$control")"
     "$bin/tandemctl" --socket "$control" create r0 --volume "$file" --nbd-socket "$sock" >/dev/null

@@ -53,17 +53,3 @@ extension Integration {
         }
     }
 }
-
-/// Paths and client helpers for a resource served by a daemon that a test restarts itself.
-struct NBDTarget {
-    let volumePath: String
-    let socketPath: String
-    init(directory: TempDirectory) {
-        volumePath = directory.file("r0.img")
-        socketPath = directory.file("r0.sock")
-    }
-    var uri: String { "nbd+unix:///r0?socket=\(socketPath)" }
-    func qemuIO(_ commands: [String]) throws -> ToolResult {
-        try ExternalTool.run("qemu-io", ["-f", "raw"] + commands.flatMap { ["-c", $0] } + [uri], timeoutSeconds: 60)
-    }
-}
