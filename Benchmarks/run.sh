@@ -107,9 +107,16 @@ for round in $(seq "$repeat"); do
             read -r -a args <<<"${entry#*|}"
             out="$raw_dir/$target.$name.$round.json"
             echo "bench: round $round/$repeat $target $name" >&2
-            fio --name="$name" "${target_args[@]}" "${args[@]}" --size="$size" --numjobs=1 \
+            if ! fio --name="$name" "${target_args[@]}" "${args[@]}" --size="$size" --numjobs=1 \
                 --time_based --runtime="$runtime" --ramp_time="$ramp" --randrepeat=0 \
-                --output-format=json --output="$out"
+                --output-format=json --output="$out" 2>"$out.stderr"; then
+                echo "bench: fio failed: $target $name (round $round); $(head -c 600 "$out.stderr")" >&2
+                if [[ -n "$server_pid" ]] && ! kill -0 "$server_pid" 2>/dev/null; then
+                    echo "bench: the $target server (pid $server_pid) is gone" >&2
+                    [[ -f "$work/tandemd.log" ]] && tail -n 20 "$work/tandemd.log" >&2
+                fi
+                exit 1
+            fi
         done
         if [[ -n "$server_pid" ]]; then
             echo "$(peak_rss_kib "$server_pid")" >"$raw_dir/$target.rss_kib.$round"
