@@ -74,6 +74,7 @@ workloads=(
 
 start_nbdkit() {
     local sock="$work/nbdkit.sock" pidfile="$work/nbdkit.pid"
+    # nbdkit leaves its socket behind when it stops; the next round binds it again.
     rm -f "$pidfile" "$sock"
     nbdkit -U "$sock" -P "$pidfile" file "$file" cache=none
     for _ in $(seq 500); do [[ -s "$pidfile" ]] && break; sleep 0.01; done

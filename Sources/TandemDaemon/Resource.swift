@@ -55,7 +55,9 @@ final class Resource {
     private func listen(config: DaemonConfig) throws(ControlError) {
         let perConnection = Int(config.maxRequestsPerConnection)
         do {
-            let unixFD = try Sockets.listenUnix(path: spec.nbd.socket)
+            // NBD clients in the control group (e.g. a non-root qemu) may connect too.
+            let group = config.controlGroup.flatMap { ControlAccessPolicy.groupID(named: $0) }
+            let unixFD = try Sockets.listenUnix(path: spec.nbd.socket, groupID: group)
             listeners.append(NBDListener(fd: unixFD, description: spec.nbd.socket, backend: backend,
                                          maxRequestsPerConnection: perConnection, logger: logger))
             if let tcp = spec.nbd.tcp {

@@ -4,7 +4,7 @@ import Glibc
 
 public enum Sockets {
     /// A listening Unix stream socket at `path`, replacing a stale socket file.
-    public static func listenUnix(path: String, mode: mode_t = 0o660, backlog: Int32 = 128) throws(IOError) -> Int32 {
+    public static func listenUnix(path: String, mode: mode_t = 0o660, groupID: gid_t? = nil, backlog: Int32 = 128) throws(IOError) -> Int32 {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let capacity = MemoryLayout.size(ofValue: address.sun_path)
@@ -25,6 +25,11 @@ public enum Sockets {
         }
         guard rc == 0 else { let code = errno; Glibc.close(fd); throw IOError(errno: code, "bind \(path)") }
         chmod(path, mode)
+        if let groupID, chown(path, uid_t.max, groupID) != 0 {
+            let code = errno
+            Glibc.close(fd)
+            throw IOError(errno: code, "chown \(path) to group \(groupID)")
+        }
         guard listen(fd, backlog) == 0 else { let code = errno; Glibc.close(fd); throw IOError(errno: code, "listen \(path)") }
         return fd
     }

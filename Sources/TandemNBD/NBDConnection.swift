@@ -287,8 +287,8 @@ public final class NBDConnection: IOHandler, BufferWaiter {
         stagingStart += NBD.requestHeaderBytes
         if hasPayload {
             takePayload(request)
-        } else if command == .read && header.length == 0 {
-            complete(request, error: 0)
+        } else if header.length == 0 && command != .flush {
+            complete(request, error: 0)  // nothing to read, trim, zero or cache
         } else {
             backend.admit(request)
         }

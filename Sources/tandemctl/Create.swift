@@ -47,7 +47,7 @@ struct Create: ParsableCommand {
     var initialSync: String?
     @Option(help: ArgumentHelp("Async replication queue size (default 256MiB).", valueName: "bytes"))
     var asyncBuffer: ByteCount?
-    @Option(help: ArgumentHelp("NBD Unix socket (default <state dir>/<name>.nbd).", valueName: "path"))
+    @Option(help: ArgumentHelp("NBD Unix socket (default: <name>.nbd beside the daemon's control socket).", valueName: "path"))
     var nbdSocket: String?
     @Option(help: ArgumentHelp("Also serve NBD on this TCP address.", valueName: "host:port"))
     var nbdTcp: String?

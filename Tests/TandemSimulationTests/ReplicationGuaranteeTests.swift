@@ -261,3 +261,45 @@ private func submitted(_ actions: [SecondaryAction]) -> [WriteSequence] {
         #expect(submitted(actions).isEmpty)
     }
 }
+
+@Suite struct BadPeerInputTests {
+    private func isViolation(_ actions: [PrimaryAction]) -> Bool {
+        actions.contains { if case .protocolViolation = $0 { true } else { false } }
+    }
+
+    @Test func aDurableAckForAnEpochStillOpenIsRefusedAndAcknowledgesNothing() {
+        var harness = PrimaryHarness(.sync)
+        harness.connect()
+        let a = harness.write(1, block: 0, fua: false)
+        harness.send(.localWriteCompleted(sequence: a.sequence))
+        let actions = harness.send(.peerMessage(.durableThroughEpoch(1)))
+        #expect(isViolation(actions) && !acknowledges(actions, write: 1))
+        #expect(!harness.primary.isPeerReady && harness.primary.peerDurableEpoch == 0)
+    }
+
+    @Test func aHelloClaimingLessThanWasConfirmedIsRefused() {
+        var harness = PrimaryHarness(.async)
+        harness.connect()
+        let a = harness.write(1, block: 0)
+        harness.send(.localWriteCompleted(sequence: a.sequence))
+        harness.send(.peerMessage(.durableThroughEpoch(1)))
+        harness.send(.connectionDown)
+        harness.send(.connectionUp)
+        #expect(isViolation(harness.send(.peerMessage(.hello(durableThroughEpoch: 0)))))
+    }
+
+    @Test func aDataAckForAWriteNeverSentIsRefused() {
+        var harness = PrimaryHarness(.sync)
+        harness.connect()
+        #expect(isViolation(harness.send(.peerMessage(.dataAck(sequence: 9)))))
+    }
+
+    @Test func statusReportsLagAndRPOInMilliseconds() {
+        var harness = PrimaryHarness(.async)
+        harness.connect()
+        let a = harness.write(1, block: 0)
+        harness.send(.localWriteCompleted(sequence: a.sequence), atNs: 2_000_000)
+        let status = harness.primary.status(nowNs: 9_500_000)
+        #expect(status.lagBytes == 4096 && status.rpoMs == 7 && status.openEpoch == 1)
+    }
+}

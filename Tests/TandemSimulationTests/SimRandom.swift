@@ -1,17 +1,13 @@
 // SimRandom: SplitMix64, the simulator's only source of randomness. A seed fixes a run.
 
+import TandemCore
+
 struct SimRandom {
-    private var state: UInt64
+    private var generator: SplitMix64
 
-    init(seed: UInt64) { state = seed }
+    init(seed: UInt64) { generator = SplitMix64(seed: seed) }
 
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    mutating func next() -> UInt64 { generator.next() }
 
     /// Uniform in 0..<bound (the modulo bias is irrelevant at these bounds).
     mutating func below(_ bound: UInt64) -> UInt64 {

@@ -30,8 +30,10 @@ public struct NBDHandshake {
         case close(reason: String)
     }
 
-    /// Longest option payload accepted; anything longer is malformed here and closes.
-    public static let maxOptionBytes = 64 << 10
+    /// Longest option payload accepted; anything longer is malformed here and closes. An
+    /// export name is at most 4 KiB, so 16 KiB leaves room and fits a connection's staging
+    /// buffer whole.
+    public static let maxOptionBytes = 16 << 10
     public static let greetingBytes = 18
 
     private enum Phase { case clientFlags, optionHeader, done }

@@ -123,6 +123,18 @@ public struct ReplicationPrimary: Sendable {
         }
         releaseFinished()
         admitWaiting(nowNs: nowNs, into: &actions)
+        checkInvariants()
+    }
+
+    private func checkInvariants() {
+        precondition(unconfirmedBytes <= config.bufferBytesMax, "replication buffer overflow")
+        precondition(lagBytes <= unconfirmedBytes, "lag exceeds the unconfirmed bytes")
+        precondition(peerDurableEpoch <= openEpoch && localDurableEpoch <= openEpoch)
+        precondition(waiting.isEmpty || !canAdmit(waiting.first!), "a waiting request could run")
+        if let first = writes.first {
+            precondition(first.sequence + WriteSequence(writes.count) == nextSequence,
+                         "the buffer is not contiguous")
+        }
     }
 
     // MARK: Admission
@@ -281,7 +293,8 @@ public struct ReplicationPrimary: Sendable {
     private mutating func receive(
         _ message: SecondaryMessage, nowNs: UInt64, into actions: inout [PrimaryAction]
     ) {
-        precondition(isConnected, "peer message while disconnected")
+        // A message read before the connection was dropped (e.g. after a violation) is stale.
+        guard isConnected else { return }
         switch message {
         case let .hello(durableEpoch):
             guard !isPeerReady else { return violation("second hello", into: &actions) }

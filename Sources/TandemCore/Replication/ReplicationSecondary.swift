@@ -78,8 +78,8 @@ public struct ReplicationSecondary: Sendable {
         case .connectionDown:
             isConnected = false
         case let .message(message):
-            precondition(isConnected, "message while disconnected")
-            receive(message, into: &actions)
+            // A message read before the connection was dropped (e.g. after a violation) is stale.
+            if isConnected { receive(message, into: &actions) }
         case let .writeCompleted(sequence):
             complete(sequence, into: &actions)
         case .flushCompleted:
@@ -100,6 +100,22 @@ public struct ReplicationSecondary: Sendable {
         applyNext(nowNs: nowNs, into: &actions)
         flushIfDue(nowNs: nowNs, into: &actions)
         updateConsistency()
+        checkInvariants()
+    }
+
+    private func checkInvariants() {
+        precondition(durableThroughEpoch <= flushedThroughEpoch, "recorded more than flushed")
+        precondition(flushedThroughEpoch <= completedThroughEpoch, "flushed an incomplete epoch")
+        precondition(completedThroughEpoch <= closedThroughEpoch, "completed an open epoch")
+        precondition(writesInFlight >= 0 && writesInFlight <= config.writesInFlightMax)
+        precondition(queuedBytes <= config.queuedBytesMax)
+        guard config.testingFault == nil else { return }
+        if config.diskDrain == .flush {
+            precondition(completedThroughEpoch <= flushedThroughEpoch + 1, "two epochs unflushed")
+        }
+        if let first = queue.first {
+            precondition(first.message.epoch > completedThroughEpoch, "a completed epoch is queued")
+        }
     }
 
     // MARK: Receiving
