@@ -28,6 +28,9 @@ ramp="${BENCH_RAMP:-2}"
 repeat="${BENCH_REPEAT:-3}"
 targets="${BENCH_TARGETS:-raw nbdkit tandemd}"
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+# The commit measured: taken before the build, marked when the tree has local changes.
+commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if ! git diff --quiet HEAD -- Sources Package.swift 2>/dev/null; then commit="$commit+local-changes"; fi
 results="${BENCH_RESULTS:-$repo/Benchmarks/results/$stamp.md}"
 
 scripts/setup.sh
@@ -130,7 +133,7 @@ done
     echo "## Benchmark $stamp"
     echo
     echo "Command: \`BENCH_SIZE=$size BENCH_RUNTIME=$runtime BENCH_REPEAT=$repeat BENCH_TARGETS=\"$targets\" Benchmarks/run.sh\`"
-    echo "Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown); kernel $(uname -r);" \
+    echo "Commit: $commit; kernel $(uname -r);" \
         "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs));" \
         "$(fio --version); nbdkit $(nbdkit --version | cut -d' ' -f2);" \
         "filesystem $(stat -f -c %T "$bench_dir") at $bench_dir"
