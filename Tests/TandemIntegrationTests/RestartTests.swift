@@ -27,6 +27,9 @@ extension Integration {
             let status = try daemon.control().request("status", ["name": "r0"])
             #expect(status.ok == true, "r0 is gone after a restart: \(status)")
             #expect(status.uint64("size_bytes") == UInt64(Self.volumeBytes))
+            let listing = try daemon.control().request("status")
+            let names = (listing["resources"] as? [JSONObject])?.compactMap { $0.string("name") }
+            #expect(names == ["r0"], "status without a name lists \(String(describing: names))")
             expectQemuIOSucceeded(try target.qemuIO(["read -P 0x3c 0 5000", "read -P 0x5d 5000 12345", "read -P 0x3c 17345 1031231"]))
             #expect(try VolumeFiles.sha256(target.volumePath) == digest)
         }
