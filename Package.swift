@@ -52,5 +52,6 @@ let package = Package(
         .testTarget(name: "TandemIOTests", dependencies: ["TandemIO", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "TandemIntegrationTests", dependencies: ["TandemCore"]),
         .testTarget(name: "TandemTLSTests", dependencies: ["TandemIO", "TandemCore"]),
+        .testTarget(name: "TandemReplicationTests", dependencies: ["TandemCore", "TandemIO", "TandemDaemon"]),
     ]
 )

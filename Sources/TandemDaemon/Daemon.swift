@@ -24,9 +24,16 @@ public final class Daemon {
         let loop = try EventLoop(ringEntries: config.ringEntries, poolBytes: Int(config.bufferPoolBytes), logger: logger)
         let buffers = DataBuffers(pool: loop.pool, heapBudgetBytes: 2 * Int(config.maxRequestBytes))
         let store = ResourceStore(stateDir: config.stateDir)
-        let registry = ResourceRegistry(loop: loop, buffers: buffers, store: store, config: config, logger: logger)
+        let events = EventHub(logger: logger)
+        let registry = ResourceRegistry(loop: loop, buffers: buffers, store: store, config: config, events: events,
+                                        logger: logger)
+        if config.tlsCA != nil {
+            try registry.acceptor.start()
+        } else {
+            logger.notice("no tls_ca configured: the replication listener is off")
+        }
         registry.restore()
-        let control = DaemonControl(registry: registry, loop: loop, config: config, logger: logger)
+        let control = DaemonControl(registry: registry, loop: loop, config: config, events: events, logger: logger)
         let server = ControlServer(path: config.controlSocket, group: config.controlGroup, handler: control, logger: logger)
         try server.start()
         let notify = SystemdNotify.fromProcessEnvironment()

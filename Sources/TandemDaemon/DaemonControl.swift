@@ -11,16 +11,16 @@ final class DaemonControl: ControlHandler {
     let loop: EventLoop
     let config: DaemonConfig
     let logger: Logger
+    let events: EventHub
     static let version = "0.1.0"
-    /// Commands DESIGN.md names that arrive with the replication pair.
-    static let laterCommands: Set<String> = [
-        "enable", "disable", "failover", "demote", "set", "verify", "resolve", "outdate-peer", "events",
-    ]
+    /// Commands DESIGN.md names that arrive with later issues (bitmap, resync, split brain).
+    static let laterCommands: Set<String> = ["set", "verify", "resolve", "outdate-peer"]
 
-    init(registry: ResourceRegistry, loop: EventLoop, config: DaemonConfig, logger: Logger) {
+    init(registry: ResourceRegistry, loop: EventLoop, config: DaemonConfig, events: EventHub, logger: Logger) {
         self.registry = registry
         self.loop = loop
         self.config = config
+        self.events = events
         self.logger = logger
     }
 
@@ -35,6 +35,8 @@ final class DaemonControl: ControlHandler {
             result = status(request.args)
         case "delete":
             result = delete(request.args)
+        case "enable", "disable", "failover", "demote":
+            result = transition(request.cmd, request.args)
         case let command where Self.laterCommands.contains(command):
             result = .failure(ControlError(.unsupported, "'\(command)' is not supported by this version yet"))
         default:
@@ -55,8 +57,8 @@ final class DaemonControl: ControlHandler {
         } catch {
             return .failure(error)
         }
-        guard spec.role == .standalone else {
-            return .failure(ControlError(.unsupported, "role: '\(spec.role.rawValue)' needs the peer link, not in this version yet; use standalone"))
+        guard spec.mode == .sync || spec.mode == .async else {
+            return .failure(ControlError(.unsupported, "mode: '\(spec.mode.rawValue)' is not supported by this version yet; use sync or async"))
         }
         let registry = self.registry
         return loop.submitAndWait { Result { () throws(ControlError) in try registry.create(spec) } }
@@ -82,6 +84,73 @@ final class DaemonControl: ControlHandler {
         let error: ControlError? = loop.awaitOnLoop { done in registry.delete(name, done) }
         if let error { return .failure(error) }
         return .success(["name": .string(name)])
+    }
+
+    private func resourceName(_ args: [String: JSONValue]) -> Result<String, ControlError> {
+        guard let nameValue = args["name"] else { return .failure(ControlError(.missingArgument, "name: required")) }
+        guard case .string(let name) = nameValue else {
+            return .failure(ControlError(.invalidArgument, "name: must be a string"))
+        }
+        return .success(name)
+    }
+
+    /// enable, disable, failover (force), demote: each waits on the loop until the change is
+    /// done or refused.
+    private func transition(_ command: String, _ args: [String: JSONValue]) -> Result<[String: JSONValue], ControlError> {
+        let name: String
+        switch resourceName(args) {
+        case .success(let found): name = found
+        case .failure(let error): return .failure(error)
+        }
+        var force = false
+        if let value = args["force"] {
+            guard case .bool(let flag) = value else { return .failure(ControlError(.invalidArgument, "force: must be true or false")) }
+            guard command == "failover" else { return .failure(ControlError(.invalidArgument, "force: only for failover")) }
+            force = flag
+        }
+        let registry = self.registry
+        let forced = force
+        let error: ControlError? = loop.awaitOnLoop { done in
+            let resource: Resource
+            do throws(ControlError) { resource = try registry.resource(name) } catch { return done(error) }
+            switch command {
+            case "enable":
+                do throws(ControlError) { try resource.enable() } catch { return done(error) }
+                done(nil)
+            case "disable": resource.disable(done)
+            case "failover": resource.failover(force: forced, done)
+            default: resource.demote(done)
+            }
+        }
+        if let error { return .failure(error) }
+        return loop.submitAndWait { Result { () throws(ControlError) in try registry.status(name) } }
+    }
+
+    /// `events`: one JSON line per state change until the client goes away. Optional `name`
+    /// filters by resource.
+    func stream(_ request: ControlRequest, credentials: PeerCredentials, emit: (ControlReply) -> Bool) {
+        guard request.cmd == "events" else { return _ = emit(handle(request, credentials: credentials)) }
+        var filter: String?
+        if let value = request.args["name"] {
+            guard case .string(let name) = value else {
+                return _ = emit(ControlReply.failure(request.id, ControlError(.invalidArgument, "name: must be a string")))
+            }
+            filter = name
+        }
+        let subscriber = events.subscribe()
+        defer { events.unsubscribe(subscriber) }
+        guard emit(.ok(request.id, ["event": .string("subscribed")])) else { return }
+        while true {
+            let (batch, dropped) = events.take(subscriber, timeoutMs: 1000)
+            if dropped > 0, !emit(.ok(request.id, ["event": .string("events-dropped"), "count": .int(Int64(dropped))])) {
+                return
+            }
+            for event in batch {
+                if let filter, case .string(let resource)? = event["resource"], resource != filter { continue }
+                guard emit(.ok(request.id, event)) else { return }
+            }
+            if batch.isEmpty, !emit(.ok(request.id, ["event": .string("heartbeat")])) { return }
+        }
     }
 
     /// Where NBD sockets go when `create` names none: beside the control socket.

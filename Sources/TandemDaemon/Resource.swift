@@ -9,15 +9,26 @@ import TandemIO
 import TandemNBD
 
 final class Resource {
-    let spec: ResourceSpec
+    var spec: ResourceSpec
     let volume: Volume
+    let context: ReplicationContext
+    /// Persists a changed spec (role after failover/demote).
+    var persist: ((ResourceSpec) -> Void)?
+    var primary: PrimaryReplicator?
+    var secondary: SecondaryReplicator?
+    /// `enable` was issued (persisted as a marker file beside the metadata).
+    var enabled = false
+    /// A failover, demote, enable or disable is under way.
+    var transitioning = false
     let backend: NBDExportBackend
     private var listeners: [NBDListener] = []
     let logger: Logger
 
     /// Opens the volume and starts serving; undoes everything it did when it fails.
-    init(spec: ResourceSpec, loop: EventLoop, buffers: DataBuffers, config: DaemonConfig, logger: Logger) throws(ControlError) {
+    init(spec: ResourceSpec, loop: EventLoop, buffers: DataBuffers, config: DaemonConfig, context: ReplicationContext,
+         logger: Logger) throws(ControlError) {
         self.spec = spec
+        self.context = context
         self.logger = logger
         do {
             volume = try Volume(path: spec.volume, createSizeBytes: spec.sizeBytes, logger: logger)
@@ -73,6 +84,10 @@ final class Resource {
 
     /// Stops serving: closes clients and listeners; `done` runs once all is quiet.
     func stop(loop: EventLoop, _ done: @escaping () -> Void) {
+        stopReplication { [self] in self.stopListeners(loop: loop, done) }
+    }
+
+    private func stopListeners(loop: EventLoop, _ done: @escaping () -> Void) {
         var remaining = listeners.count
         let finish = { [volume, spec] in
             volume.detach(from: loop)
@@ -93,9 +108,10 @@ final class Resource {
         var fields = spec.jsonFields
         let stats = backend.stats
         fields["role"] = .string(spec.role.rawValue)
-        fields["connection_state"] = .string(spec.role == .standalone ? "StandAlone" : "Connecting")
+        fields["connection_state"] = .string("StandAlone")
         fields["disk_state"] = .string("UpToDate")
         fields["replication_state"] = .string("Off")
+        fields["enabled"] = .bool(enabled)
         fields["size_bytes"] = .int(Int64(volume.sizeBytes))
         fields["direct_io"] = .bool(volume.direct)
         fields["nbd_clients"] = .int(Int64(backend.connectionCount))
@@ -103,6 +119,9 @@ final class Resource {
         fields["lag_bytes"] = .int(0)
         fields["rpo_ms"] = .int(0)
         fields["split_brain"] = .bool(false)
+        if let primary { fields.merge(primary.statusFields) { $1 } }
+        if let secondary { fields.merge(secondary.statusFields) { $1 } }
+        if spec.role == .secondary && secondary == nil { fields["disk_state"] = .string(secondaryDiskStateAtRest) }
         fields["io"] = .object([
             "read_requests": .int(Int64(stats.readRequests)), "read_bytes": .int(Int64(stats.readBytes)),
             "write_requests": .int(Int64(stats.writeRequests)), "write_bytes": .int(Int64(stats.writeBytes)),

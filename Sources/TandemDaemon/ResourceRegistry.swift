@@ -11,14 +11,30 @@ final class ResourceRegistry: @unchecked Sendable {
     let store: ResourceStore
     let config: DaemonConfig
     let logger: Logger
+    let events: EventHub
+    let context: ReplicationContext
     private var resources: [String: Resource] = [:]
+    private(set) var acceptor: PeerAcceptor!
 
-    init(loop: EventLoop, buffers: DataBuffers, store: ResourceStore, config: DaemonConfig, logger: Logger) {
+    init(loop: EventLoop, buffers: DataBuffers, store: ResourceStore, config: DaemonConfig, events: EventHub,
+         logger: Logger) {
         self.loop = loop
         self.buffers = buffers
         self.store = store
         self.config = config
         self.logger = logger
+        self.events = events
+        context = ReplicationContext(loop: loop, config: config, events: events, logger: logger)
+        acceptor = PeerAcceptor(context: context) { [unowned self] name in self.resources[name] }
+        loop.onTick { [unowned self] in
+            for resource in self.resources.values { resource.primary?.tick() }
+            self.acceptor.tick()
+        }
+    }
+
+    func resource(_ name: String) throws(ControlError) -> Resource {
+        guard let resource = resources[name] else { throw ControlError(.notFound, "no resource '\(name)'") }
+        return resource
     }
 
     var count: Int { resources.count }
@@ -63,7 +79,11 @@ final class ResourceRegistry: @unchecked Sendable {
     }
 
     func delete(_ name: String, _ done: @escaping (ControlError?) -> Void) {
-        guard resources[name] != nil else { return done(ControlError(.notFound, "no resource '\(name)'")) }
+        guard let resource = resources[name] else { return done(ControlError(.notFound, "no resource '\(name)'")) }
+        guard !resource.enabled else {
+            return done(ControlError(.wrongState, "resource '\(name)' is enabled; disable it before deleting it"))
+        }
+        resource.removeReplicationFiles()
         remove(name) { [store] in
             do {
                 try store.remove(name: name)
@@ -76,6 +96,7 @@ final class ResourceRegistry: @unchecked Sendable {
 
     /// Stops every resource at shutdown (their persisted specs stay).
     func stopAll() {
+        acceptor.stop()
         for resource in resources.values { resource.stop(loop: loop) {} }
         resources.removeAll()
     }
@@ -83,8 +104,19 @@ final class ResourceRegistry: @unchecked Sendable {
     private func open(_ spec: ResourceSpec) throws(ControlError) {
         var resourceLogger = logger
         resourceLogger[metadataKey: "resource"] = "\(spec.name)"
-        let resource = try Resource(spec: spec, loop: loop, buffers: buffers, config: config, logger: resourceLogger)
+        let resource = try Resource(spec: spec, loop: loop, buffers: buffers, config: config, context: context,
+                                    logger: resourceLogger)
+        resource.persist = { [store, resourceLogger] spec in
+            do { try store.save(spec) } catch {
+                resourceLogger.error("persisting the resource failed", metadata: ["error": "\(error)"])
+            }
+        }
         resources[spec.name] = resource
+        if resource.markerSaysEnabled {
+            do { try resource.enable() } catch {
+                resourceLogger.error("re-enabling replication failed", metadata: ["error": "\(error.message)"])
+            }
+        }
         resourceLogger.info("resource serving", metadata: [
             "volume": "\(spec.volume)", "nbd": "\(spec.nbd.socket)", "size_bytes": "\(resource.volume.sizeBytes)",
             "direct_io": "\(resource.volume.direct)",

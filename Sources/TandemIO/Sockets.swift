@@ -66,6 +66,24 @@ public enum Sockets {
         }
     }
 
+    /// SOCK_CLOEXEC, for accept on the ring. (Files that import CURing must not name the
+    /// SOCK_* constants themselves: in a whole-module build the first importer owns them.)
+    public static let acceptFlags = Int32(SOCK_CLOEXEC.rawValue)
+    /// MSG_NOSIGNAL, for sends on the ring (same reason).
+    public static let sendFlags = Int32(MSG_NOSIGNAL)
+
+    public static func shutdownBoth(_ fd: Int32) { _ = shutdown(fd, Int32(SHUT_RDWR)) }
+
+    /// A new stream socket for connecting to "host:port", and the parsed address.
+    public static func streamSocket(for text: String) throws(IOError) -> (Int32, sockaddr_storage, socklen_t) {
+        guard let (family, storage, length) = parse(address: text) else {
+            throw IOError(errno: EINVAL, "bad peer address '\(text)' (want host:port)")
+        }
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw IOError(errno: errno, "socket") }
+        return (fd, storage, length)
+    }
+
     public static func setNoDelay(_ fd: Int32) {
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))

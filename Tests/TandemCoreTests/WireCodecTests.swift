@@ -19,6 +19,10 @@ import Testing
         .flushRequest(epoch: 3),
         .ping(nonce: 0x0102_0304_0506_0708),
         .pong(nonce: UInt64.max),
+        .resendComplete(throughSequence: 42),
+        .syncComplete(throughSequence: 43),
+        .failoverRequest(promotion: 1),
+        .demoted(throughSequence: 0),
     ]
 
     @Test func everyMessageRoundTripsWithItsPromotionNumber() throws {

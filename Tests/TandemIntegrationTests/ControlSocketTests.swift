@@ -76,7 +76,16 @@ extension Integration {
             try Self.expectRefused(try client.request("frobnicate"), "unknown-command", on: client)
         }
 
-        @Test(arguments: ["enable", "disable", "failover"])
+        /// A standalone resource has no peer: the replication commands say so.
+        @Test(arguments: ["enable", "disable", "failover", "demote"])
+        func replicationCommandsOnAStandaloneResourceAreWrongState(_ command: String) throws {
+            let daemon = try DaemonProcess.started()
+            let client = try daemon.control()
+            #expect(try client.request("create", createArguments(daemon)).ok == true)
+            try Self.expectRefused(try client.request(command, ["name": "r0"]), "wrong-state", on: client)
+        }
+
+        @Test(arguments: ["set", "verify", "resolve", "outdate-peer"])
         func commandsOfLaterIssuesAnswerUnsupported(_ command: String) throws {
             let daemon = try DaemonProcess.started()
             let client = try daemon.control()

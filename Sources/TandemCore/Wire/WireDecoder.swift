@@ -191,6 +191,10 @@ enum WireBodyDecoder {
         case .flushRequest: message = .flushRequest(epoch: reader.u64()!)
         case .ping: message = .ping(nonce: reader.u64()!)
         case .pong: message = .pong(nonce: reader.u64()!)
+        case .resendComplete: message = .resendComplete(throughSequence: reader.u64()!)
+        case .syncComplete: message = .syncComplete(throughSequence: reader.u64()!)
+        case .failoverRequest: message = .failoverRequest(promotion: reader.u64()!)
+        case .demoted: message = .demoted(throughSequence: reader.u64()!)
         }
         guard reader.remaining == 0 else {
             throw .inconsistentBody(type: type, reason: "\(reader.remaining) bytes left after the last field")

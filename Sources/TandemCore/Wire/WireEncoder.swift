@@ -83,7 +83,7 @@ public enum WireEncoder {
             return WireFormat.dataFixedBytes + data.payload.count
         case .epochBarrier, .dataAck:
             return 16
-        case .durableAck, .flushRequest, .ping, .pong:
+        case .durableAck, .flushRequest, .ping, .pong, .resendComplete, .syncComplete, .failoverRequest, .demoted:
             return 8
         }
     }
@@ -106,7 +106,8 @@ public enum WireEncoder {
         case .dataAck(let epoch, let sequence):
             writer.put(epoch)
             writer.put(sequence)
-        case .durableAck(let value), .flushRequest(let value), .ping(let value), .pong(let value):
+        case .durableAck(let value), .flushRequest(let value), .ping(let value), .pong(let value),
+            .resendComplete(let value), .syncComplete(let value), .failoverRequest(let value), .demoted(let value):
             writer.put(value)
         }
     }

@@ -35,6 +35,10 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
     case flushRequest = 7
     case ping = 8
     case pong = 9
+    case resendComplete = 10
+    case syncComplete = 11
+    case failoverRequest = 12
+    case demoted = 13
 
     /// The body length a frame of this type may have: exact for fixed-size messages, an
     /// upper bound (checked at the header, before any body is buffered) for the others.
@@ -45,7 +49,8 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
         case .data: return (WireFormat.dataFixedBytes + 1)...WireFormat.maxBodyBytes
         case .epochBarrier: return 16...16
         case .dataAck: return 16...16
-        case .durableAck, .flushRequest, .ping, .pong: return 8...8
+        case .durableAck, .flushRequest, .ping, .pong, .resendComplete, .syncComplete, .failoverRequest, .demoted:
+            return 8...8
         }
     }
 }

@@ -163,6 +163,18 @@ public enum WireMessage: Equatable, Sendable {
     case flushRequest(epoch: UInt64)
     case ping(nonce: UInt64)
     case pong(nonce: UInt64)
+    /// Everything after the secondary's durable epoch has been re-sent, through this
+    /// sequence (0: nothing was re-sent). A restarted secondary is consistent again once it
+    /// has applied through it.
+    case resendComplete(throughSequence: UInt64)
+    /// The initial full copy is durable on the receiver through this sequence: its volume
+    /// now equals the sender's history, so it may call itself UpToDate.
+    case syncComplete(throughSequence: UInt64)
+    /// Secondary → primary: planned failover; stop taking writes, drain, demote, answer Demoted.
+    case failoverRequest(promotion: UInt64)
+    /// Primary → secondary: every write through `throughSequence` is durable on the receiver and
+    /// the sender is now secondary; the receiver may promote itself.
+    case demoted(throughSequence: UInt64)
 
     public var type: WireMessageType {
         switch self {
@@ -175,6 +187,10 @@ public enum WireMessage: Equatable, Sendable {
         case .flushRequest: return .flushRequest
         case .ping: return .ping
         case .pong: return .pong
+        case .resendComplete: return .resendComplete
+        case .syncComplete: return .syncComplete
+        case .failoverRequest: return .failoverRequest
+        case .demoted: return .demoted
         }
     }
 }

@@ -25,7 +25,14 @@ public final class TLSConnection: @unchecked Sendable {
     /// (OpenSSL does not keep a rejected peer's certificate).
     fileprivate var rejectedSubject: String?
 
-    public init(context: TLSContext) throws(TLSError) {
+    /// Whether the handshake itself requires the context's expected peer name. A listener
+    /// that serves several resources learns which name to expect only from the peer's Hello;
+    /// it passes false and checks `peerCertificateNames` afterwards. The chain to the CA is
+    /// always verified.
+    public let checksPeerName: Bool
+
+    public init(context: TLSContext, checksPeerName: Bool = true) throws(TLSError) {
+        self.checksPeerName = checksPeerName
         ERR_clear_error()
         guard let ssl = SSL_new(context.handle) else { throw .fromQueue(.configuration, "SSL_new failed") }
         guard let incoming = BIO_new(BIO_s_mem()), let outgoing = BIO_new(BIO_s_mem()) else {
@@ -42,7 +49,7 @@ public final class TLSConnection: @unchecked Sendable {
         // The SSL never outlives self (deinit frees it), so an unretained reference is safe.
         SSL_set_ex_data(ssl, 0, Unmanaged.passUnretained(self).toOpaque())
         SSL_set_verify(ssl, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, tandemRecordRejectedCertificate)
-        try requirePeerName(context.expectedPeerName)
+        if checksPeerName { try requirePeerName(context.expectedPeerName) }
     }
 
     deinit { SSL_free(ssl) }
@@ -117,6 +124,7 @@ public final class TLSConnection: @unchecked Sendable {
             state = .failed
             throw TLSError(.peerVerification, "peer presented no certificate")
         }
+        guard checksPeerName else { return }
         let name = context.expectedPeerName
         guard
             X509_check_host(certificate, name, name.utf8.count, UInt32(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS), nil) == 1
@@ -126,6 +134,16 @@ public final class TLSConnection: @unchecked Sendable {
     /// The verified peer certificate's subject, e.g. "CN=beta", for logs and status.
     public var peerSubject: String? {
         SSL_get0_peer_certificate(ssl).flatMap(subjectLine)
+    }
+
+    /// Whether the verified peer certificate names `name` (SAN DNS, else CN), as the
+    /// handshake's own check would have decided.
+    public func peerCertificateNames(_ name: String) -> Bool {
+        guard state == .established, !name.isEmpty, let certificate = SSL_get0_peer_certificate(ssl) else {
+            return false
+        }
+        return X509_check_host(certificate, name, name.utf8.count, UInt32(X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS), nil)
+            == 1
     }
 
     /// "TLSv1.3" once established.

@@ -1,0 +1,93 @@
+// EventHub: state changes of every resource, as JSON objects, fanned out to `events`
+// subscribers. Published on the loop thread, read on control-connection threads; every
+// subscriber's queue is bounded (a slow reader loses the oldest events and is told how
+// many). Hence the lock and `@unchecked Sendable`.
+import Glibc
+import Logging
+import TandemControl
+
+final class EventHub: @unchecked Sendable {
+    static let queuedEventsMax = 1024
+
+    final class Subscriber {
+        var queue: [[String: JSONValue]] = []
+        var dropped = 0
+    }
+
+    private var mutex = pthread_mutex_t()
+    private var condition = pthread_cond_t()
+    private var subscribers: [ObjectIdentifier: Subscriber] = [:]
+    private var sequence: Int64 = 0
+    let logger: Logger
+
+    init(logger: Logger) {
+        self.logger = logger
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&condition, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(&mutex)
+        pthread_cond_destroy(&condition)
+    }
+
+    /// Records a state change: logged, and queued for every subscriber.
+    func publish(resource: String?, _ kind: String, _ fields: [String: JSONValue] = [:]) {
+        var event = fields
+        event["event"] = .string(kind)
+        if let resource { event["resource"] = .string(resource) }
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        event["time_ms"] = .int(Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000)
+        logger.info("event \(kind)", metadata: [
+            "resource": "\(resource ?? "-")",
+            "detail": "\(fields.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " "))",
+        ])
+        pthread_mutex_lock(&mutex)
+        sequence += 1
+        event["seq"] = .int(sequence)
+        for subscriber in subscribers.values {
+            if subscriber.queue.count >= Self.queuedEventsMax {
+                subscriber.queue.removeFirst()
+                subscriber.dropped += 1
+            }
+            subscriber.queue.append(event)
+        }
+        pthread_cond_broadcast(&condition)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    func subscribe() -> Subscriber {
+        let subscriber = Subscriber()
+        pthread_mutex_lock(&mutex)
+        subscribers[ObjectIdentifier(subscriber)] = subscriber
+        pthread_mutex_unlock(&mutex)
+        return subscriber
+    }
+
+    func unsubscribe(_ subscriber: Subscriber) {
+        pthread_mutex_lock(&mutex)
+        subscribers[ObjectIdentifier(subscriber)] = nil
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// Waits up to `timeoutMs` for events; returns them (empty on timeout) and the count of
+    /// events lost to the queue bound since the last call.
+    func take(_ subscriber: Subscriber, timeoutMs: Int) -> ([[String: JSONValue]], Int) {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        if subscriber.queue.isEmpty {
+            var deadline = timespec()
+            clock_gettime(CLOCK_REALTIME, &deadline)
+            let nanoseconds = Int(deadline.tv_nsec) + (timeoutMs % 1000) * 1_000_000
+            deadline.tv_sec += timeoutMs / 1000 + nanoseconds / 1_000_000_000
+            deadline.tv_nsec = nanoseconds % 1_000_000_000
+            _ = pthread_cond_timedwait(&condition, &mutex, &deadline)
+        }
+        let events = subscriber.queue
+        let dropped = subscriber.dropped
+        subscriber.queue.removeAll()
+        subscriber.dropped = 0
+        return (events, dropped)
+    }
+}

@@ -1,0 +1,166 @@
+// PeerLink: one replication connection — a PeerSocket carrying a TLSWireChannel, and the
+// session handshake (Hello, HelloReply) of docs/protocol.md. After the handshake every frame
+// goes to the delegate (the resource's replicator). Any TLS failure or protocol violation
+// closes the link with a reason; nothing of an offending frame reaches the delegate.
+// Loop thread only.
+import Logging
+import TandemCore
+import TandemIO
+
+enum PeerLinkVerdict {
+    /// Accept the peer: from now on frames go to `delegate`; `hello` is ours, sent first by a
+    /// listening side (nil on the dialling side, which sent its Hello already).
+    case accept(delegate: PeerLinkDelegate, hello: WireHello?)
+    case refuse(WireRefusal, String)
+}
+
+protocol PeerLinkDelegate: AnyObject {
+    /// The peer's Hello arrived: accept or refuse it.
+    func peerLink(_ link: PeerLink, validate hello: WireHello) -> PeerLinkVerdict
+    /// Both sides accepted: the replication stream may flow.
+    func peerLinkEstablished(_ link: PeerLink)
+    func peerLink(_ link: PeerLink, received message: WireMessage)
+    /// Called once; `refusal` when the session was refused by either side.
+    func peerLinkClosed(_ link: PeerLink, reason: String)
+}
+
+final class PeerLink: PeerSocketDelegate {
+    enum Phase { case connecting, tls, awaitingHello, awaitingReply, established, closed }
+
+    let socket: PeerSocket
+    let channel: TLSWireChannel
+    weak var delegate: PeerLinkDelegate?
+    private(set) var phase: Phase
+    private let ownHello: WireHello?
+    private var peerHelloAccepted = false
+    let logger: Logger
+    private(set) var peerNodeName = ""
+
+    /// `hello`: ours, for the dialling side (sent as soon as TLS is up).
+    init(socket: PeerSocket, connection: TLSConnection, hello: WireHello?, delegate: PeerLinkDelegate,
+         logger: Logger) {
+        self.socket = socket
+        self.channel = TLSWireChannel(connection: connection, promotionNumber: 0)
+        self.ownHello = hello
+        self.delegate = delegate
+        self.logger = logger
+        phase = socket.isConnected ? .tls : .connecting
+        socket.delegate = self
+        // The channel, not the link: a socket may outlive its link while it finishes closing.
+        socket.output = { [channel] buffer in channel.takeCiphertext(into: buffer) }
+        if socket.isConnected { begin() }
+    }
+
+    var isEstablished: Bool { phase == .established }
+
+    /// Sends a control message; false when the link is not established (the caller drops it).
+    @discardableResult
+    func send(_ message: WireMessage) -> Bool {
+        guard phase == .established || (phase == .awaitingReply && message.type == .helloReply)
+            || message.type == .hello || message.type == .helloReply
+        else { return false }
+        do { try channel.send(message) } catch { close("\(error)"); return false }
+        socket.kick()
+        return true
+    }
+
+    func sendData(_ header: WireDataHeader, payload: UnsafeRawBufferPointer) -> Bool {
+        guard phase == .established else { return false }
+        do { try channel.sendData(header, payload: payload) } catch { close("\(error)"); return false }
+        socket.kick()
+        return true
+    }
+
+    func close(_ reason: String) {
+        guard phase != .closed else { return }
+        phase = .closed
+        channel.close()
+        socket.kick()
+        socket.close(reason)
+    }
+
+    // MARK: socket events
+
+    func peerSocketConnected(_ socket: PeerSocket) {
+        phase = .tls
+        begin()
+    }
+
+    private func begin() {
+        do { try channel.start() } catch { return close("\(error)") }
+        socket.start()
+    }
+
+    func peerSocket(_ socket: PeerSocket, received bytes: UnsafeRawBufferPointer) {
+        guard phase != .closed else { return }
+        do {
+            let open = try channel.receiveCiphertext(bytes)
+            socket.kick()
+            if phase == .tls && channel.isEstablished { tlsEstablished() }
+            try drainFrames()
+            if !open && phase != .closed {
+                try channel.finish()
+                close("peer ended the TLS session")
+            }
+        } catch {
+            socket.kick()  // a TLS alert for the peer, if any
+            close("\(error)")
+        }
+    }
+
+    func peerSocketClosed(_ socket: PeerSocket, reason: String) {
+        phase = .closed
+        delegate?.peerLinkClosed(self, reason: reason)
+    }
+
+    // MARK: session
+
+    private func tlsEstablished() {
+        phase = .awaitingHello
+        if let ownHello { send(.hello(ownHello)) }
+    }
+
+    private func drainFrames() throws(PeerChannelError) {
+        while phase != .closed, phase != .tls, let frame = try channel.nextFrame() {
+            switch phase {
+            case .awaitingHello: receivedHello(frame.message)
+            case .awaitingReply: receivedReply(frame.message)
+            case .established: delegate?.peerLink(self, received: frame.message)
+            case .connecting, .tls, .closed: return
+            }
+        }
+    }
+
+    private func receivedHello(_ message: WireMessage) {
+        // A listener that refuses us answers with a refusal instead of its Hello.
+        if case .helloReply(let reply) = message, let refusal = reply.refusal {
+            return close("refused by the peer: \(refusal): \(reply.reason)")
+        }
+        guard case .hello(let hello) = message else {
+            return close("protocol violation: expected Hello, got \(message.type)")
+        }
+        peerNodeName = hello.nodeName
+        guard let delegate else { return close("no owner for the link") }
+        switch delegate.peerLink(self, validate: hello) {
+        case .refuse(let code, let reason):
+            send(.helloReply(WireHelloReply(refusal: code, reason: reason)))
+            close("refused the peer: \(code): \(reason)")
+        case .accept(let owner, let hello):
+            self.delegate = owner
+            if let hello { send(.hello(hello)) }
+            phase = .awaitingReply
+            send(.helloReply(WireHelloReply()))
+        }
+    }
+
+    private func receivedReply(_ message: WireMessage) {
+        guard case .helloReply(let reply) = message else {
+            return close("protocol violation: expected HelloReply, got \(message.type)")
+        }
+        guard reply.isAccepted else {
+            return close("refused by the peer: \(reply.refusal!): \(reply.reason)")
+        }
+        phase = .established
+        delegate?.peerLinkEstablished(self)
+    }
+}

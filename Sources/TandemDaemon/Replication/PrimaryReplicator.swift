@@ -1,0 +1,598 @@
+// PrimaryReplicator: runs ReplicationPrimary for one resource against the ring and the peer
+// link. It is the export's NBDWriteSink: every write is copied once into the retention log
+// (the source of Data frames and of re-sends after a reconnect), written locally from the
+// NBD buffer, and acknowledged when the state machine says so. It dials the peer and
+// reconnects with backoff; with initial_sync full it copies the whole volume through the same
+// Data stream before the peer counts as UpToDate. Loop thread only.
+import Glibc
+import Logging
+import TandemControl
+import TandemCore
+import TandemIO
+import TandemNBD
+
+final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
+    enum SlotKind { case free, write, flush, zeroes, zeroChunk, syncChunk }
+
+    struct Slot {
+        var kind: SlotKind = .free
+        var mutation: NBDPendingMutation?
+        var logIndex = 0
+        var sequence: WriteSequence = 0
+        var parent = 0  // zero chunks: the zeroes slot
+        var remaining = 0  // zeroes: chunks not yet acknowledged
+        var cursor: UInt64 = 0  // zeroes: next offset to issue
+        var failed = false
+    }
+
+    static let chunkBytes = 1 << 20
+    static let flushTag: UInt32 = 0xFFFF_0001
+    static let syncReadTag: UInt32 = 0xFFFF_0002
+
+    let resource: String
+    let spec: ResourceSpec
+    let volume: Volume
+    let context: ReplicationContext
+    let logger: Logger
+    private var machine: ReplicationPrimary
+    private var actions: [PrimaryAction] = []
+    private var batch: [PrimaryAction] = []
+    private var deferred: [PrimaryEvent] = []
+    private var slots: [Slot] = []
+    private var freeSlots: [Int] = []
+    private var parked: [Int] = []  // slots waiting for retention-log space, in order
+    private let log: RetentionLog
+    private let scratch: UnsafeMutableRawBufferPointer
+    private var handlerID: UInt32 = 0
+    private var localWritesInFlight = 0
+
+    private(set) var link: PeerLink?
+    private(set) var enabled = false
+    private var stopping = false
+    private var onStopped: (() -> Void)?
+    private var nextDialNs: UInt64 = 0
+    private var backoffNs: UInt64 = 250_000_000
+    private var peerHelloSeen = false
+    private var barrierEpoch: Epoch = 0
+    private var barrierCount: UInt32 = 0
+    let session: UInt64
+    private(set) var connectionState = "StandAlone"
+    private(set) var lastError: String?
+    /// Planned failover: no new writes; the callback runs once everything is confirmed.
+    private var draining: (() -> Void)?
+
+    // Initial full copy.
+    private var syncCursor: UInt64 = 0
+    private var syncWanted = false
+    private var syncReadInFlight = false
+    private var syncSlot: Int?
+    private var syncLastSequence: WriteSequence = 0
+    private var syncChunksOutstanding = 0
+    private(set) var peerSynced: Bool
+
+    /// The peer asked for a planned failover (FailoverRequest).
+    var onFailoverRequested: (() -> Void)?
+
+    init(spec: ResourceSpec, volume: Volume, context: ReplicationContext, initialSync: InitialSync, logger: Logger) {
+        self.resource = spec.name
+        self.spec = spec
+        self.volume = volume
+        self.context = context
+        self.logger = logger
+        // The state machine refuses a write larger than its buffer: leave room for two of the
+        // largest NBD requests whatever async_buffer_bytes says.
+        let bufferBytes = max(spec.asyncBufferBytes, 2 * UInt64(context.config.maxRequestBytes), UInt64(4 * Self.chunkBytes))
+        machine = ReplicationPrimary(config: ReplicationPrimaryConfig(
+            mode: spec.mode == .async ? .async : .sync, bufferBytesMax: bufferBytes))
+        log = RetentionLog(bufferBytes: Int(bufferBytes), writeBytesMax: Int(context.config.maxRequestBytes),
+                           entriesMax: machine.config.writesInFlightMax + machine.config.requestsWaitingMax)
+        scratch = .allocate(byteCount: Int(context.config.maxRequestBytes) + Int(context.config.maxRequestBytes) / 255 + 64,
+                            alignment: 16)
+        session = UInt64.random(in: 1...UInt64.max)
+        peerSynced = initialSync == .none
+        syncWanted = initialSync == .full
+        actions.reserveCapacity(256)
+        batch.reserveCapacity(256)
+        handlerID = context.loop.register(self)
+    }
+
+    deinit { scratch.deallocate() }
+
+    // MARK: control
+
+    func enable() {
+        enabled = true
+        nextDialNs = 0
+        dialIfDue(nowNs: ReplicationContext.nowNs())
+    }
+
+    func disable() {
+        enabled = false
+        link?.close("disabled by the operator")
+        connectionState = "StandAlone"
+    }
+
+    /// Stops taking writes and calls `done` once every admitted write is acknowledged and
+    /// confirmed durable by the peer (planned failover).
+    func drain(_ done: @escaping () -> Void) {
+        draining = done
+        checkDrained()
+    }
+
+    /// After a drain for a planned failover: tells the peer it may promote, then hangs up.
+    func sendDemotedAndClose() {
+        link?.send(.demoted(throughSequence: 0))
+        link?.close("demoted for a planned failover")
+    }
+
+    var isConnectedToPeer: Bool { link?.isEstablished == true }
+
+    var isDrained: Bool { machine.writesInFlight == 0 && parked.isEmpty && localWritesInFlight == 0 }
+
+    func stop(_ done: @escaping () -> Void) {
+        stopping = true
+        enabled = false
+        onStopped = done
+        link?.close("resource stopping")
+        checkStopped()
+    }
+
+    private func checkStopped() {
+        guard stopping, link == nil, localWritesInFlight == 0, !syncReadInFlight, let done = onStopped else { return }
+        onStopped = nil
+        // Replication is being turned off: a write whose local I/O completed is on this
+        // node's disk and is answered as such, a FLUSH once the local disk is flushed (rare:
+        // a blocking fdatasync here keeps it simple); anything else fails.
+        let hasFlushes = slots.contains { $0.kind == .flush && $0.mutation != nil }
+        let flushed = hasFlushes && fdatasync(volume.fd) == 0
+        for index in slots.indices where slots[index].mutation != nil {
+            let slot = slots[index]
+            let local = slot.kind == .write && !slot.failed && slot.sequence != 0
+            slots[index].mutation?.finish(errno: local || (slot.kind == .flush && flushed) ? 0 : EIO)
+            slots[index].mutation = nil
+        }
+        context.loop.unregister(handlerID)
+        done()
+    }
+
+    func tick() {
+        let now = ReplicationContext.nowNs()
+        dialIfDue(nowNs: now)
+        feed(.tick)
+    }
+
+    // MARK: status
+
+    var statusFields: [String: JSONValue] {
+        let now = ReplicationContext.nowNs()
+        var fields: [String: JSONValue] = [:]
+        fields["connection_state"] = .string(connectionState)
+        fields["disk_state"] = .string("UpToDate")
+        fields["peer_disk_state"] = .string(peerSynced ? "UpToDate" : (syncWanted ? "Inconsistent" : "Unknown"))
+        fields["replication_state"] = .string(replicationState)
+        fields["lag_bytes"] = .int(Int64(machine.lagBytes))
+        fields["rpo_ms"] = .int(Int64(machine.rpoAgeNs(nowNs: now) / 1_000_000))
+        fields["unconfirmed_bytes"] = .int(Int64(machine.unconfirmedBytes))
+        fields["writes_blocked"] = .bool(machine.isBlocked || !parked.isEmpty)
+        fields["out_of_sync_bytes"] = .int(peerSynced ? 0 : Int64(volume.sizeBytes - min(syncCursor, volume.sizeBytes)))
+        fields["resync_progress"] = .double(volume.sizeBytes == 0 ? 1 : Double(syncCursor) / Double(volume.sizeBytes))
+        fields["enabled"] = .bool(enabled)
+        if let lastError { fields["last_error"] = .string(lastError) }
+        return fields
+    }
+
+    private var replicationState: String {
+        guard link?.isEstablished == true else { return enabled ? "Off" : "Off" }
+        if !peerSynced && syncWanted { return "SyncSource" }
+        return machine.isBlocked ? "Blocked" : "Established"
+    }
+
+    // MARK: NBD sink
+
+    func submit(_ mutation: NBDPendingMutation) {
+        if stopping || draining != nil { return mutation.finish(errno: draining != nil ? EROFS : EIO) }
+        let index = allocateSlot()
+        slots[index].mutation = mutation
+        switch mutation.kind {
+        case .write: slots[index].kind = .write
+        case .flush: slots[index].kind = .flush
+        case .writeZeroes:
+            slots[index].kind = .zeroes
+            slots[index].cursor = mutation.diskOffset
+        case .trim:
+            // Trimmed blocks may read back as anything; doing nothing on both nodes keeps
+            // the replicas identical, which a local-only discard would not.
+            freeSlot(index)
+            return mutation.finish(errno: 0)
+        }
+        parked.append(index)
+        admitParked()
+        perform()
+    }
+
+    /// Hands parked requests to the state machine in order, while the log has room.
+    private func admitParked() {
+        // While the state machine is blocked its own FIFO holds requests; it is bounded, so the
+        // rest wait here (bounded in turn by the NBD connections' request limits).
+        while let index = parked.first, !syncReadInFlight, !syncWaitingForQuiet, !machine.isBlocked {
+            guard admit(index) else { return }
+            parked.removeFirst()
+        }
+    }
+
+    private var syncWaitingForQuiet: Bool { syncWanted && syncReadPending }
+    private var syncReadPending = false
+
+    /// False when the retention log has no room yet.
+    private func admit(_ index: Int) -> Bool {
+        let slot = slots[index]
+        switch slot.kind {
+        case .flush:
+            feed(.flushSubmitted(request: RequestID(index)))
+            return true
+        case .write:
+            let mutation = slot.mutation!
+            guard let (logIndex, pointer) = appendLog(mutation.diskLength) else { return false }
+            pointer.copyMemory(from: mutation.buffer!, byteCount: mutation.diskLength)
+            slots[index].logIndex = logIndex
+            feed(.writeSubmitted(request: RequestID(index), offsetBytes: mutation.diskOffset,
+                                 lengthBytes: UInt32(mutation.diskLength), fua: mutation.fua))
+            return true
+        case .zeroes:
+            return admitZeroChunks(index)
+        default:
+            preconditionFailure("slot \(index) of kind \(slot.kind) parked")
+        }
+    }
+
+    /// Issues the zero chunks of a WRITE_ZEROES as ordinary replicated writes.
+    private func admitZeroChunks(_ index: Int) -> Bool {
+        let mutation = slots[index].mutation!
+        let end = mutation.diskOffset + UInt64(mutation.diskLength)
+        while slots[index].cursor < end {
+            let offset = slots[index].cursor
+            let length = Int(min(UInt64(Self.chunkBytes), end - offset))
+            guard let (logIndex, pointer) = appendLog(length) else { return false }
+            memset(pointer, 0, length)
+            let chunk = allocateSlot()
+            slots[chunk].kind = .zeroChunk
+            slots[chunk].parent = index
+            slots[chunk].logIndex = logIndex
+            slots[index].remaining += 1
+            slots[index].cursor = offset + UInt64(length)
+            let fua = mutation.fua && slots[index].cursor == end
+            feed(.writeSubmitted(request: RequestID(chunk), offsetBytes: offset, lengthBytes: UInt32(length), fua: fua))
+        }
+        return true
+    }
+
+    private func appendLog(_ length: Int) -> (Int, UnsafeMutableRawPointer)? {
+        log.releaseFront { [machine] sequence in machine.epoch(ofSequence: sequence) == nil }
+        guard let (index, pointer) = log.append(length: length) else { return nil }
+        return (index, pointer)
+    }
+
+    // MARK: slots
+
+    private func allocateSlot() -> Int {
+        if let index = freeSlots.popLast() { return index }
+        slots.append(Slot())
+        return slots.count - 1
+    }
+
+    private func freeSlot(_ index: Int) {
+        slots[index] = Slot()
+        freeSlots.append(index)
+    }
+
+    // MARK: the state machine
+
+    private func feed(_ event: PrimaryEvent) {
+        machine.handle(event, nowNs: ReplicationContext.nowNs(), into: &actions)
+    }
+
+    /// Carries out actions until none are left (actions may produce events that produce more).
+    private func perform() {
+        while !actions.isEmpty || !deferred.isEmpty {
+            if actions.isEmpty {
+                let event = deferred.removeFirst()
+                feed(event)
+                continue
+            }
+            swap(&actions, &batch)
+            for action in batch { execute(action) }
+            batch.removeAll(keepingCapacity: true)
+        }
+        admitParked()
+        if !actions.isEmpty { return perform() }
+        continueSync()
+        checkDrained()
+    }
+
+    private func execute(_ action: PrimaryAction) {
+        switch action {
+        case .submitLocalWrite(let write): submitLocalWrite(write)
+        case .submitLocalFlush:
+            context.loop.prepareFlush(volume: volume, handler: handlerID, tag: Self.flushTag)
+            localWritesInFlight += 1
+        case .send(let message): send(message)
+        case .acknowledgeWrite(let request): acknowledged(Int(request))
+        case .acknowledgeFlush(let request):
+            let index = Int(request)
+            slots[index].mutation?.finish(errno: slots[index].failed ? EIO : 0)
+            freeSlot(index)
+        case .writesBlocked, .writesUnblocked: break
+        case .protocolViolation(let reason):
+            link?.close("protocol violation: \(reason)")
+        }
+    }
+
+    private func submitLocalWrite(_ write: LocalWrite) {
+        let index = Int(write.request)
+        slots[index].sequence = write.sequence
+        log.assign(index: slots[index].logIndex, sequence: write.sequence)
+        let buffer: UnsafeMutableRawPointer
+        switch slots[index].kind {
+        case .write: buffer = slots[index].mutation!.buffer!
+        case .zeroChunk: buffer = log.pointer(index: slots[index].logIndex)
+        case .syncChunk:
+            // The block was just read from this volume: nothing to write locally.
+            syncLastSequence = write.sequence
+            deferred.append(.localWriteCompleted(sequence: write.sequence))
+            return
+        default: preconditionFailure("local write for a \(slots[index].kind) slot")
+        }
+        localWritesInFlight += 1
+        context.loop.prepareVolumeIO(write: true, volume: volume, buffer: buffer, length: Int(write.lengthBytes),
+                                     offset: write.offsetBytes, dsync: write.fua, handler: handlerID,
+                                     tag: UInt32(index))
+    }
+
+    private func acknowledged(_ index: Int) {
+        switch slots[index].kind {
+        case .write:
+            slots[index].mutation?.finish(errno: slots[index].failed ? EIO : 0)
+            freeSlot(index)
+        case .zeroChunk:
+            let parent = slots[index].parent
+            if slots[index].failed { slots[parent].failed = true }
+            freeSlot(index)
+            slots[parent].remaining -= 1
+            let mutation = slots[parent].mutation!
+            if slots[parent].remaining == 0 && slots[parent].cursor == mutation.diskOffset + UInt64(mutation.diskLength) {
+                mutation.finish(errno: slots[parent].failed ? EIO : 0)
+                freeSlot(parent)
+            }
+        case .syncChunk:
+            syncChunksOutstanding -= 1
+            freeSlot(index)
+        default: preconditionFailure("acknowledgement for a \(slots[index].kind) slot")
+        }
+    }
+
+    // MARK: local completions
+
+    func ioCompleted(tag: UInt32, result: Int32, flags: UInt32) {
+        switch tag {
+        case Self.flushTag:
+            localWritesInFlight -= 1
+            if result < 0 { diskFailed("flush", result) }
+            feed(.localFlushCompleted)
+        case Self.syncReadTag:
+            syncReadCompleted(result)
+        default:
+            localWritesInFlight -= 1
+            let index = Int(tag)
+            let expected = slots[index].kind == .write ? slots[index].mutation!.diskLength : -1
+            if result < 0 || (expected >= 0 && Int(result) != expected) {
+                diskFailed("write", result)
+                slots[index].failed = true
+            }
+            feed(.localWriteCompleted(sequence: slots[index].sequence))
+        }
+        perform()
+        checkStopped()
+    }
+
+    private func diskFailed(_ operation: String, _ result: Int32) {
+        let reason = result < 0 ? String(cString: strerror(-result)) : "short transfer"
+        lastError = "local \(operation) failed: \(reason)"
+        logger.error("local disk I/O failed", metadata: ["operation": "\(operation)", "error": "\(reason)"])
+        context.events.publish(resource: resource, "disk-error", ["message": .string(lastError!)])
+    }
+
+    private func checkDrained() {
+        guard let done = draining, isDrained else { return }
+        draining = nil
+        done()
+    }
+}
+
+// MARK: - The peer link
+
+extension PrimaryReplicator {
+    private func dialIfDue(nowNs: UInt64) {
+        guard enabled, !stopping, link == nil, nowNs >= nextDialNs, let peer = spec.peer else { return }
+        nextDialNs = nowNs + backoffNs
+        backoffNs = min(backoffNs * 2, 5_000_000_000)
+        do {
+            let connection = try context.clientConnection(peerName: peer.name)
+            let socket = try PeerSocket(loop: context.loop, connectTo: peer.address)
+            link = PeerLink(socket: socket, connection: connection, hello: ownHello, delegate: self, logger: logger)
+            setConnectionState("Connecting")
+        } catch let error as ControlError {
+            noteFailure(error.message)
+        } catch {
+            noteFailure("\(error)")
+        }
+    }
+
+    private var ownHello: WireHello {
+        WireHello(role: .primary, nodeName: context.config.nodeName, resourceName: resource,
+                  volumeSizeBytes: volume.sizeBytes, generations: WireGenerations(current: session, bitmap: 0),
+                  promotionNumber: 0)
+    }
+
+    private func setConnectionState(_ state: String) {
+        guard state != connectionState else { return }
+        connectionState = state
+        context.events.publish(resource: resource, "connection-state", ["connection_state": .string(state)])
+    }
+
+    private func noteFailure(_ reason: String) {
+        if reason != lastError {
+            logger.warning("peer link", metadata: ["reason": "\(reason)"])
+            context.events.publish(resource: resource, "peer-error", ["message": .string(reason)])
+        }
+        lastError = reason
+    }
+
+    func peerLink(_ link: PeerLink, validate hello: WireHello) -> PeerLinkVerdict {
+        guard hello.resourceName == resource else {
+            return .refuse(.unknownResource, "expected resource '\(resource)', peer names '\(hello.resourceName)'")
+        }
+        guard hello.volumeSizeBytes == volume.sizeBytes else {
+            return .refuse(.sizeMismatch, "local volume has \(volume.sizeBytes) bytes, peer \(hello.volumeSizeBytes)")
+        }
+        guard hello.role == .secondary else {
+            return .refuse(.roleConflict, "this node is primary and so is the peer")
+        }
+        return .accept(delegate: self, hello: nil)
+    }
+
+    func peerLinkEstablished(_ link: PeerLink) {
+        backoffNs = 250_000_000
+        lastError = nil
+        peerHelloSeen = false
+        barrierEpoch = 0
+        barrierCount = 0
+        setConnectionState("Connected")
+        feed(.connectionUp)
+        perform()
+    }
+
+    func peerLink(_ link: PeerLink, received message: WireMessage) {
+        guard link === self.link, machine.isConnected else { return }
+        switch message {
+        case .durableAck(let epoch):
+            if peerHelloSeen {
+                feed(.peerMessage(.durableThroughEpoch(epoch)))
+            } else {
+                peerHelloSeen = true
+                feed(.peerMessage(.hello(durableThroughEpoch: epoch)))
+            }
+        case .dataAck(_, let sequence):
+            guard peerHelloSeen else { return link.close("protocol violation: DataAck before the durable epoch") }
+            feed(.peerMessage(.dataAck(sequence: sequence)))
+        case .ping(let nonce):
+            link.send(.pong(nonce: nonce))
+        case .pong:
+            break
+        case .failoverRequest:
+            context.events.publish(resource: resource, "failover-requested", ["peer": .string(link.peerNodeName)])
+            onFailoverRequested?()
+        default:
+            return link.close("protocol violation: a secondary sent \(message.type)")
+        }
+        perform()
+        checkSyncDone()
+    }
+
+    func peerLinkClosed(_ link: PeerLink, reason: String) {
+        guard link === self.link else { return }
+        self.link = nil
+        if machine.isConnected { feed(.connectionDown) }
+        noteFailure(reason)
+        setConnectionState(enabled ? "Connecting" : "StandAlone")
+        perform()
+        checkStopped()
+    }
+
+    /// Encodes one message of the state machine onto the link.
+    func send(_ message: PrimaryMessage) {
+        guard let link, link.isEstablished else { return }
+        switch message {
+        case .data(let data): sendData(data, on: link)
+        case .epochBarrier(let epoch):
+            let count = barrierEpoch == epoch ? barrierCount : 0
+            link.send(.epochBarrier(epoch: epoch, writeCount: count))
+        case .flushRequest(let epoch): link.send(.flushRequest(epoch: epoch))
+        case .resendComplete(let sequence): link.send(.resendComplete(throughSequence: sequence))
+        }
+    }
+
+    private func sendData(_ data: DataMessage, on link: PeerLink) {
+        guard let block = log.payload(sequence: data.sequence) else {
+            preconditionFailure("no retained payload for write \(data.sequence)")
+        }
+        if barrierEpoch != data.epoch {
+            barrierEpoch = data.epoch
+            barrierCount = 0
+        }
+        barrierCount += 1
+        let (header, compressed) = WirePayload.prepare(
+            block: block, epoch: data.epoch, sequence: data.sequence, offsetBytes: data.offsetBytes,
+            fua: data.flags.contains(.fua), compress: spec.compression == .lz4, scratch: scratch)
+        let payload = compressed.map { UnsafeRawBufferPointer(rebasing: scratch[0..<$0]) } ?? block
+        _ = link.sendData(header, payload: payload)
+    }
+}
+
+// MARK: - Initial full copy
+
+extension PrimaryReplicator {
+    /// Reads the next chunk once no local write is in flight, so that the chunk carries the
+    /// newest data of its region and is sequenced after every write that touched it.
+    func continueSync() {
+        let wantsChunk = syncWanted && !stopping && !syncReadInFlight && machine.isPeerReady
+            && syncCursor < volume.sizeBytes && !machine.isBlocked
+        syncReadPending = wantsChunk
+        guard wantsChunk, localWritesInFlight == 0 else { return }
+        let length = Int(min(UInt64(Self.chunkBytes), volume.sizeBytes - syncCursor))
+        guard let (logIndex, pointer) = appendLog(length) else {
+            syncReadPending = false
+            return
+        }
+        let index = allocateSlot()
+        slots[index].kind = .syncChunk
+        slots[index].logIndex = logIndex
+        syncSlot = index
+        syncReadInFlight = true
+        syncReadPending = false
+        context.loop.prepareVolumeIO(write: false, volume: volume, buffer: pointer, length: length,
+                                     offset: syncCursor, dsync: false, handler: handlerID, tag: Self.syncReadTag)
+    }
+
+    func syncReadCompleted(_ result: Int32) {
+        syncReadInFlight = false
+        guard let index = syncSlot else { preconditionFailure("sync read without a slot") }
+        syncSlot = nil
+        let length = Int(min(UInt64(Self.chunkBytes), volume.sizeBytes - syncCursor))
+        guard result == Int32(length) else {
+            diskFailed("read for the initial copy", result)
+            log.dropLast(index: slots[index].logIndex)
+            freeSlot(index)
+            syncWanted = false
+            return
+        }
+        let offset = syncCursor
+        syncCursor += UInt64(length)
+        syncChunksOutstanding += 1
+        feed(.writeSubmitted(request: RequestID(index), offsetBytes: offset, lengthBytes: UInt32(length), fua: false))
+        if syncCursor >= volume.sizeBytes {
+            context.events.publish(resource: resource, "initial-sync-sent", ["bytes": .int(Int64(volume.sizeBytes))])
+        }
+    }
+
+    /// Once the last chunk's epoch is durable on the peer, the peer is UpToDate.
+    func checkSyncDone() {
+        guard syncWanted, syncCursor >= volume.sizeBytes, !syncReadInFlight, syncChunksOutstanding == 0,
+            syncLastSequence != 0,
+            machine.epoch(ofSequence: syncLastSequence) == nil, let link, link.isEstablished
+        else { return }
+        syncWanted = false
+        peerSynced = true
+        link.send(.syncComplete(throughSequence: syncLastSequence))
+        context.events.publish(resource: resource, "peer-disk-state", ["peer_disk_state": .string("UpToDate")])
+    }
+}

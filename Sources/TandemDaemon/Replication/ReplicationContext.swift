@@ -1,0 +1,70 @@
+// What a resource's replicator needs from the daemon: the loop, TLS material, node name,
+// events, and the clock. One per daemon; loop thread only.
+import Glibc
+import Logging
+import TandemControl
+import TandemCore
+import TandemIO
+
+final class ReplicationContext {
+    let loop: EventLoop
+    let config: DaemonConfig
+    let events: EventHub
+    let logger: Logger
+    /// Client side (the primary dials); the expected name is set per connection.
+    private var clientContexts: [String: TLSContext] = [:]
+    private var serverContext: TLSContext?
+
+    init(loop: EventLoop, config: DaemonConfig, events: EventHub, logger: Logger) {
+        self.loop = loop
+        self.config = config
+        self.events = events
+        self.logger = logger
+    }
+
+    static func nowNs() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+    }
+
+    private func credentials() throws(ControlError) -> (ca: String, cert: String, key: String) {
+        guard let ca = config.tlsCA, let cert = config.tlsCert, let key = config.tlsKey else {
+            throw ControlError(.wrongState, "the peer link needs tls_ca, tls_cert and tls_key in the daemon's config")
+        }
+        return (ca, cert, key)
+    }
+
+    /// A TLS session for dialling `peerName`.
+    func clientConnection(peerName: String) throws(ControlError) -> TLSConnection {
+        do {
+            if clientContexts[peerName] == nil {
+                let (ca, cert, key) = try credentials()
+                clientContexts[peerName] = try TLSContext(
+                    role: .client, caFile: ca, certFile: cert, keyFile: key, expectedPeerName: peerName)
+            }
+            return try TLSConnection(context: clientContexts[peerName]!)
+        } catch let error as ControlError {
+            throw error
+        } catch {
+            throw ControlError(.ioError, "TLS: \(error)")
+        }
+    }
+
+    /// A TLS session for an accepted connection: the chain is verified in the handshake, the
+    /// name once the Hello says which resource (and so which peer) it is for.
+    func serverConnection() throws(ControlError) -> TLSConnection {
+        do {
+            if serverContext == nil {
+                let (ca, cert, key) = try credentials()
+                serverContext = try TLSContext(
+                    role: .server, caFile: ca, certFile: cert, keyFile: key, expectedPeerName: "any-peer")
+            }
+            return try TLSConnection(context: serverContext!, checksPeerName: false)
+        } catch let error as ControlError {
+            throw error
+        } catch {
+            throw ControlError(.ioError, "TLS: \(error)")
+        }
+    }
+}

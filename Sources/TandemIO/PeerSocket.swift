@@ -1,0 +1,212 @@
+// PeerSocket: one replication TCP connection driven by the ring: a connect (for the dialling
+// side), one receive and one send in flight at a time. It knows nothing of TLS: bytes to send
+// come from the owner's `output` source (TLS ciphertext), received bytes go to the delegate.
+// Buffers are allocated once per connection. Loop thread only.
+import Glibc
+import CURing
+
+public protocol PeerSocketDelegate: AnyObject {
+    func peerSocketConnected(_ socket: PeerSocket)
+    func peerSocket(_ socket: PeerSocket, received bytes: UnsafeRawBufferPointer)
+    /// Called once, after every operation of the socket has completed and the fd is closed.
+    func peerSocketClosed(_ socket: PeerSocket, reason: String)
+}
+
+public final class PeerSocket: IOHandler {
+    public static let receiveBufferBytes = 256 << 10
+    public static let sendBufferBytes = 1 << 20
+
+    public let loop: EventLoop
+    public weak var delegate: PeerSocketDelegate?
+    /// Fills the buffer with bytes to send, returns how many (0: nothing pending).
+    public var output: ((UnsafeMutableRawBufferPointer) -> Int)?
+    public private(set) var isConnected: Bool
+    public private(set) var isClosing = false
+    private let fd: Int32
+    private var handlerID: UInt32 = 0
+    /// Read by the kernel when the connect is submitted, so it must not move.
+    private let address = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: 1)
+    private let receiveBuffer: UnsafeMutableRawBufferPointer
+    private let sendBuffer: UnsafeMutableRawBufferPointer
+    private var sendStart = 0
+    private var sendEnd = 0
+    private var inFlight = 0
+    private var sending = false
+    private var receiving = false
+    private var connecting = false
+    private var closeReason = ""
+    private var closedReported = false
+
+    private enum Tag: UInt32 { case connect = 1, receive, send, cancel, nop }
+
+    /// A peer host that vanishes without a reset is noticed by TCP: keepalive probes after 5 s
+    /// of silence (3 × 2 s), and unacknowledged data fails the connection after 15 s.
+    static func configure(_ fd: Int32) {
+        Sockets.setNoDelay(fd)
+        Sockets.setBufferSizes(fd, bytes: 4 << 20)
+        var on: Int32 = 1, idle: Int32 = 5, interval: Int32 = 2, count: Int32 = 3, userTimeoutMs: UInt32 = 15_000
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, size)
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE, &idle, size)
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPINTVL, &interval, size)
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPCNT, &count, size)
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_USER_TIMEOUT, &userTimeoutMs, socklen_t(MemoryLayout<UInt32>.size))
+    }
+
+    /// Adopts a connected socket (an accepted one).
+    public init(loop: EventLoop, connectedFD: Int32) {
+        self.loop = loop
+        self.fd = connectedFD
+        self.isConnected = true
+        receiveBuffer = .allocate(byteCount: Self.receiveBufferBytes, alignment: 64)
+        sendBuffer = .allocate(byteCount: Self.sendBufferBytes, alignment: 64)
+        Self.configure(fd)
+        handlerID = loop.register(self)
+    }
+
+    /// Starts a non-blocking connect to "host:port" on the ring.
+    public init(loop: EventLoop, connectTo text: String) throws(IOError) {
+        let (fd, storage, length) = try Sockets.streamSocket(for: text)
+        self.loop = loop
+        self.fd = fd
+        self.isConnected = false
+        address.initialize(to: storage)
+        receiveBuffer = .allocate(byteCount: Self.receiveBufferBytes, alignment: 64)
+        sendBuffer = .allocate(byteCount: Self.sendBufferBytes, alignment: 64)
+        Self.configure(fd)
+        handlerID = loop.register(self)
+        let sqe = loop.sqe(handler: handlerID, tag: Tag.connect.rawValue)
+        address.withMemoryRebound(to: sockaddr.self, capacity: 1) { io_uring_prep_connect(sqe, fd, $0, length) }
+        connecting = true
+        inFlight += 1
+    }
+
+    deinit {
+        address.deallocate()
+        receiveBuffer.deallocate()
+        sendBuffer.deallocate()
+    }
+
+    /// Begins receiving (call once the delegate is set, for an accepted socket).
+    public func start() {
+        precondition(isConnected)
+        armReceive()
+        kick()
+    }
+
+    /// Sends what `output` has, if no send is in flight.
+    public func kick() {
+        guard isConnected, !isClosing, !sending else { return }
+        if sendStart == sendEnd {
+            sendStart = 0
+            sendEnd = output?(sendBuffer) ?? 0
+            guard sendEnd > 0 else { return }
+        }
+        let sqe = loop.sqe(handler: handlerID, tag: Tag.send.rawValue)
+        io_uring_prep_send(sqe, fd, sendBuffer.baseAddress! + sendStart, sendEnd - sendStart, Sockets.sendFlags)
+        sending = true
+        inFlight += 1
+    }
+
+    /// Ends the connection; the delegate hears `peerSocketClosed` once everything settled.
+    public func close(_ reason: String) {
+        guard !isClosing else { return }
+        isClosing = true
+        closeReason = reason
+        if connecting {
+            let sqe = loop.sqe(handler: handlerID, tag: Tag.cancel.rawValue)
+            io_uring_prep_cancel64(sqe, UInt64(handlerID) << 32 | UInt64(Tag.connect.rawValue), 0)
+        }
+        // What was queued before the close (a last message, a TLS alert or close_notify) is
+        // sent first; the shutdown follows the last send.
+        if !sending { Sockets.shutdownBoth(fd) }
+        // A no-op so that the close is reported from a completion, never from inside close().
+        let sqe = loop.sqe(handler: handlerID, tag: Tag.nop.rawValue)
+        io_uring_prep_nop(sqe)
+        inFlight += 1
+    }
+
+    public func ioCompleted(tag: UInt32, result: Int32, flags: UInt32) {
+        guard let kind = Tag(rawValue: tag) else { preconditionFailure("unknown peer socket tag \(tag)") }
+        switch kind {
+        case .connect: connectCompleted(result)
+        case .receive: receiveCompleted(result)
+        case .send: sendCompleted(result)
+        case .cancel: return
+        case .nop: inFlight -= 1
+        }
+        finishIfIdle()
+    }
+
+    private func connectCompleted(_ result: Int32) {
+        inFlight -= 1
+        connecting = false
+        guard !isClosing else { return }
+        guard result == 0 else {
+            close("connect failed: \(String(cString: strerror(-result)))")
+            return
+        }
+        isConnected = true
+        delegate?.peerSocketConnected(self)
+        if !isClosing { start() }
+    }
+
+    private func armReceive() {
+        guard !isClosing, !receiving else { return }
+        let sqe = loop.sqe(handler: handlerID, tag: Tag.receive.rawValue)
+        io_uring_prep_recv(sqe, fd, receiveBuffer.baseAddress, receiveBuffer.count, 0)
+        receiving = true
+        inFlight += 1
+    }
+
+    private func receiveCompleted(_ result: Int32) {
+        inFlight -= 1
+        receiving = false
+        guard !isClosing else { return }
+        if result == 0 { return close("peer closed the connection") }
+        if result < 0 {
+            if result == -EINTR || result == -EAGAIN { return armReceive() }
+            return close("receive failed: \(String(cString: strerror(-result)))")
+        }
+        delegate?.peerSocket(self, received: UnsafeRawBufferPointer(rebasing: receiveBuffer[0..<Int(result)]))
+        armReceive()
+    }
+
+    private func sendCompleted(_ result: Int32) {
+        inFlight -= 1
+        sending = false
+        if isClosing { return sendWhileClosing(result) }
+        if result < 0 {
+            if result == -EINTR || result == -EAGAIN { return kick() }
+            return close("send failed: \(String(cString: strerror(-result)))")
+        }
+        sendStart += Int(result)
+        precondition(sendStart <= sendEnd, "sent more than was queued")
+        kick()
+    }
+
+    private func sendWhileClosing(_ result: Int32) {
+        if result > 0 { sendStart += Int(result) }
+        if result > 0 && sendStart == sendEnd {
+            sendStart = 0
+            sendEnd = output?(sendBuffer) ?? 0
+        }
+        guard result > 0, sendStart < sendEnd else {
+            Sockets.shutdownBoth(fd)
+            return
+        }
+        let sqe = loop.sqe(handler: handlerID, tag: Tag.send.rawValue)
+        io_uring_prep_send(sqe, fd, sendBuffer.baseAddress! + sendStart, sendEnd - sendStart, Sockets.sendFlags)
+        sending = true
+        inFlight += 1
+    }
+
+    private func finishIfIdle() {
+        guard isClosing, inFlight == 0, !closedReported else { return }
+        closedReported = true
+        isConnected = false
+        Glibc.close(fd)
+        loop.unregister(handlerID)
+        delegate?.peerSocketClosed(self, reason: closeReason)
+    }
+}

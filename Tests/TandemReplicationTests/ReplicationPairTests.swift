@@ -1,0 +1,386 @@
+// The replication pair end to end: two tandemd processes on loopback with TLS, file-backed
+// volumes, real clients (fio, a raw NBD writer) and real crashes (SIGKILL).
+import Foundation
+import Testing
+
+/// Daemons are real processes and the machine has two cores: one test at a time.
+@Suite(.serialized) enum Replication {}
+
+extension Replication {
+@Suite struct ReplicationPairTests {
+    @Test func syncPairHoldsFioVerifiedWritesOnBothVolumes() throws {
+        let pair = try ReplicatedPair()
+        try pair.createAndEnable()
+        try pair.waitInSync()
+        let uri = "nbd+unix:///r0?socket=\(pair.nbdSocket(pair.alpha))"
+        try ExternalTool.check("fio", [
+            "--name=verify", "--ioengine=nbd", "--uri=\(uri)", "--rw=randwrite", "--bs=4k", "--size=16m",
+            "--iodepth=16", "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--randseed=7",
+            "--verify_state_save=0",
+        ])
+        try ExternalTool.check("fio", [
+            "--name=sequential", "--ioengine=nbd", "--uri=\(uri)", "--rw=write", "--bs=1m", "--size=32m",
+            "--offset=32m", "--iodepth=8", "--verify=crc32c", "--do_verify=1", "--verify_fatal=1",
+            "--verify_state_save=0",
+        ])
+        try pair.waitInSync()
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
+    }
+
+    @Test func asyncPairWithFlushDrainAndLZ4HoldsFioVerifiedWrites() throws {
+        let pair = try ReplicatedPair(sizeBytes: 32 << 20)
+        try pair.createAndEnable(mode: "async", compression: "lz4", diskDrain: "flush")
+        try pair.waitInSync()
+        try ExternalTool.check("fio", [
+            "--name=async", "--ioengine=nbd", "--uri=nbd+unix:///r0?socket=\(pair.nbdSocket(pair.alpha))",
+            "--rw=randwrite", "--bs=16k", "--size=16m", "--iodepth=8", "--verify=crc32c", "--do_verify=1",
+            "--verify_fatal=1", "--verify_state_save=0", "--buffer_compress_percentage=50", "--refill_buffers",
+        ])
+        try pair.waitInSync()
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
+    }
+
+    @Test func writeZeroesAndTrimLeaveBothVolumesIdentical() throws {
+        let pair = try ReplicatedPair(sizeBytes: 16 << 20)
+        try pair.createAndEnable()
+        try pair.waitInSync()
+        let uri = "nbd+unix:///r0?socket=\(pair.nbdSocket(pair.alpha))"
+        for command in ["write -P 0x11 0 8M", "write -z 1M 3M", "discard 5M 1M", "write -z -u 6M 1M", "flush"] {
+            try ExternalTool.check("qemu-io", ["-f", "raw", "-c", command, uri])
+        }
+        try ExternalTool.check("qemu-io", ["-f", "raw", "-c", "read -P 0 1M 3M", uri])
+        try pair.waitInSync()
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
+        #expect(try VolumeFiles.bytes(pair.volume(pair.beta), offset: 2 << 20, count: 4096) == [UInt8](repeating: 0, count: 4096))
+    }
+
+    @Test func compressedInitialCopyMakesTheSecondaryIdentical() throws {
+        let pair = try ReplicatedPair(sizeBytes: 32 << 20)
+        try VolumeFiles.makeRandom(pair.volume(pair.alpha), sizeBytes: 16 << 20)
+        try FileHandle(forWritingAtPath: pair.volume(pair.alpha))!.truncate(atOffset: 32 << 20)
+        try pair.createAndEnable(compression: "lz4")
+        try pair.waitInSync()
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
+    }
+
+    @Test func syncForcedFailoverAfterPrimaryKillKeepsEveryAcknowledgedWrite() throws {
+        let pair = try ReplicatedPair()
+        try pair.createAndEnable()
+        try pair.waitInSync()
+        let writer = AcknowledgedWriter(socket: pair.nbdSocket(pair.alpha), blocks: pair.sizeBytes / 4096)
+        writer.start()
+        try writer.waitForAcknowledged(300, timeoutSeconds: 60)
+        pair.alpha.crash()
+        writer.join()
+        let acknowledged = writer.acknowledged
+        #expect(acknowledged.count >= 300)
+
+        let promoted = try pair.expectOK(try pair.beta.control().request(
+            "failover", ["name": ReplicatedPair.resource, "force": true]))
+        #expect(promoted["role"] as? String == "primary")
+        let reader = try RawNBDClient.transmitting(socketPath: pair.nbdSocket(pair.beta), exportName: "r0")
+        defer { reader.disconnect() }
+        var missing: [Int] = []
+        for index in acknowledged {
+            let block = try reader.read(offset: UInt64(index) * 4096, length: 4096)
+            if block != AcknowledgedWriter.pattern(index) { missing.append(index) }
+        }
+        #expect(missing.isEmpty, "acknowledged writes missing after failover: \(missing.prefix(20))")
+    }
+
+    @Test func plannedFailoverAndFailbackLoseNothing() throws {
+        let pair = try ReplicatedPair(sizeBytes: 16 << 20)
+        try pair.createAndEnable()
+        try pair.waitInSync()
+        try writeBlocks(pair.nbdSocket(pair.alpha), range: 0..<100)
+        try pair.expectOK(try pair.beta.control().request("failover", ["name": ReplicatedPair.resource]))
+        try pair.waitFor(pair.alpha, "alpha demoted") { $0["role"] as? String == "secondary" }
+        try pair.waitFor(pair.beta, "beta primary and connected") {
+            $0["role"] as? String == "primary" && $0["connection_state"] as? String == "Connected"
+        }
+        try writeBlocks(pair.nbdSocket(pair.beta), range: 100..<200)
+        try pair.expectOK(try pair.alpha.control().request("failover", ["name": ReplicatedPair.resource]))
+        try pair.waitFor(pair.alpha, "alpha primary again and connected") {
+            $0["role"] as? String == "primary" && $0["connection_state"] as? String == "Connected"
+        }
+        let reader = try RawNBDClient.transmitting(socketPath: pair.nbdSocket(pair.alpha), exportName: "r0")
+        for index in 0..<200 {
+            #expect(try reader.read(offset: UInt64(index) * 4096, length: 4096) == AcknowledgedWriter.pattern(index))
+        }
+        reader.disconnect()
+        try pair.waitFor(pair.alpha, "nothing left to confirm") { $0["unconfirmed_bytes"] as? Int == 0 }
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
+    }
+
+    @Test func plannedFailoverDuringAWorkloadKeepsEveryAcknowledgedWrite() throws {
+        let pair = try ReplicatedPair(sizeBytes: 32 << 20)
+        try pair.createAndEnable()
+        try pair.waitInSync()
+        let writer = AcknowledgedWriter(socket: pair.nbdSocket(pair.alpha), blocks: 8192)
+        writer.start()
+        try writer.waitForAcknowledged(300, timeoutSeconds: 60)
+        try pair.expectOK(try pair.beta.control().request("failover", ["name": ReplicatedPair.resource]))
+        writer.join()  // the old primary refuses writes once it drains
+        let acknowledged = writer.acknowledged
+        #expect(acknowledged.count >= 300 && acknowledged.count < 8192)
+        let reader = try RawNBDClient.transmitting(socketPath: pair.nbdSocket(pair.beta), exportName: "r0")
+        defer { reader.disconnect() }
+        var missing: [Int] = []
+        for index in acknowledged where try reader.read(offset: UInt64(index) * 4096, length: 4096) != AcknowledgedWriter.pattern(index) {
+            missing.append(index)
+        }
+        #expect(missing.isEmpty, "acknowledged writes missing after a planned failover: \(missing.prefix(20))")
+        try pair.waitFor(pair.beta, "the new primary connected to the old one") {
+            $0["connection_state"] as? String == "Connected" && $0["unconfirmed_bytes"] as? Int == 0
+        }
+    }
+
+    @Test func peerWithACertificateFromAnotherCAIsRefused() throws {
+        let stranger = try TempDirectory("stranger")
+        try ReplicatedPair.makeCertificates(into: stranger.path, nodes: ["beta"])
+        let pair = try ReplicatedPair(sizeBytes: 8 << 20, betaCertificates: stranger.path)
+        try pair.createAndEnable()
+        let refused = try pair.waitFor(pair.alpha, timeoutSeconds: 20, "alpha to report the refusal") {
+            ($0["last_error"] as? String)?.contains("certificate verification failed") == true
+        }
+        #expect(refused["connection_state"] as? String != "Connected")
+        usleep(1_500_000)
+        #expect(try pair.status(pair.beta)["connection_state"] as? String != "Connected")
+        #expect(try pair.status(pair.alpha)["connection_state"] as? String != "Connected")
+        #expect(pair.beta.logTail().contains("peer-refused"))
+    }
+
+    @Test func garbageOnTheReplicationPortIsDroppedAndTheDaemonCarriesOn() throws {
+        let pair = try ReplicatedPair(sizeBytes: 8 << 20)
+        let port = Int(pair.betaAddress.split(separator: ":").last!)!
+        for garbage in [[UInt8](repeating: 0x41, count: 5000), Array("TNDM\u{1}\u{3}".utf8), [0x16, 0x03, 0x01, 0xFF, 0xFF]] {
+            try sendAndClose(port: port, garbage)
+        }
+        #expect(try pair.beta.control().request("ping")["ok"] as? Bool == true)
+        try pair.createAndEnable()
+        try pair.waitInSync()
+        #expect(pair.beta.logTail().contains("peer-refused"))
+    }
+
+    @Test func disableLetsASyncPrimaryWhosePeerIsGoneServeLocally() throws {
+        let pair = try ReplicatedPair(sizeBytes: 16 << 20)
+        try pair.createAndEnable()
+        try pair.waitInSync()
+        pair.beta.crash()
+        let writer = AcknowledgedWriter(socket: pair.nbdSocket(pair.alpha), blocks: 500)
+        writer.start()
+        usleep(500_000)
+        #expect(writer.acknowledged.count < 500, "sync writes must wait while the peer is away")
+        try pair.expectOK(try pair.alpha.control().request("disable", ["name": ReplicatedPair.resource]))
+        writer.join()
+        #expect(writer.acknowledged.count == 500)
+        let status = try pair.status(pair.alpha)
+        #expect(status["connection_state"] as? String == "StandAlone")
+        #expect(status["enabled"] as? Bool == false)
+    }
+
+    @Test func controlErrorsAreClear() throws {
+        let pair = try ReplicatedPair(sizeBytes: 8 << 20)
+        try pair.createAndEnable()
+        let again = try pair.alpha.control().request("enable", ["name": ReplicatedPair.resource])
+        #expect(again["error"] as? String == "wrong-state")
+        let onPrimary = try pair.alpha.control().request("failover", ["name": ReplicatedPair.resource])
+        #expect(onPrimary["error"] as? String == "wrong-state")
+        let deleteEnabled = try pair.alpha.control().request("delete", ["name": ReplicatedPair.resource])
+        #expect(deleteEnabled["error"] as? String == "wrong-state")
+        try pair.expectOK(try pair.alpha.control().request("disable", ["name": ReplicatedPair.resource]))
+        try pair.expectOK(try pair.alpha.control().request("delete", ["name": ReplicatedPair.resource]))
+    }
+
+    private func writeBlocks(_ socket: String, range: Range<Int>) throws {
+        let client = try RawNBDClient.transmitting(socketPath: socket, exportName: "r0")
+        defer { client.disconnect() }
+        for index in range { try client.write(offset: UInt64(index) * 4096, data: AcknowledgedWriter.pattern(index)) }
+    }
+
+    private func sendAndClose(port: Int, _ bytes: [UInt8]) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+        guard connected else { throw HarnessError("connect to the replication port failed") }
+        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        usleep(200_000)
+    }
+}
+
+}
+
+/// Writes distinct 4 KiB blocks at QD1 and records each one the server acknowledged.
+final class AcknowledgedWriter: @unchecked Sendable {
+    let socket: String
+    let blocks: Int
+    private let lock = NSLock()
+    private var done: [Int] = []
+    private var thread: Thread?
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(socket: String, blocks: Int) {
+        self.socket = socket
+        self.blocks = blocks
+    }
+
+    /// Block `index`'s content: its index, then bytes derived from it.
+    static func pattern(_ index: Int) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        for position in 0..<4096 { bytes[position] = UInt8(truncatingIfNeeded: index &* 31 &+ position &* 7) }
+        withUnsafeBytes(of: UInt64(index).littleEndian) { for (offset, byte) in $0.enumerated() { bytes[offset] = byte } }
+        return bytes
+    }
+
+    var acknowledged: [Int] { lock.withLock { done } }
+
+    func start() {
+        let thread = Thread { [self] in
+            defer { finished.signal() }
+            guard let client = try? RawNBDClient.transmitting(socketPath: socket, exportName: "r0") else { return }
+            for index in 0..<blocks {
+                do { try client.write(offset: UInt64(index) * 4096, data: Self.pattern(index)) } catch { return }
+                lock.withLock { done.append(index) }
+            }
+        }
+        self.thread = thread
+        thread.start()
+    }
+
+    func waitForAcknowledged(_ count: Int, timeoutSeconds: Double) throws {
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        while acknowledged.count < count {
+            guard Date() < deadline else { throw HarnessError("only \(acknowledged.count) writes acknowledged") }
+            usleep(10_000)
+        }
+    }
+
+    func join() { finished.wait() }
+}
+
+extension Replication {
+@Suite struct AsyncAndRestartTests {
+    @Test func asyncSecondaryHoldsAGapFreePrefixOfADependentChainAfterPrimaryKill() throws {
+        let pair = try ReplicatedPair()
+        try pair.createAndEnable(mode: "async")
+        try pair.waitInSync()
+        let writer = AcknowledgedWriter(socket: pair.nbdSocket(pair.alpha), blocks: pair.sizeBytes / 4096)
+        writer.start()
+        try writer.waitForAcknowledged(2000, timeoutSeconds: 60)
+        pair.alpha.crash()
+        writer.join()
+        let acknowledgedCount = writer.acknowledged.count
+        try pair.expectOK(try pair.beta.control().request("failover", ["name": ReplicatedPair.resource, "force": true]))
+        let reader = try RawNBDClient.transmitting(socketPath: pair.nbdSocket(pair.beta), exportName: "r0")
+        defer { reader.disconnect() }
+        var prefix = 0
+        while prefix < acknowledgedCount + 64,
+            try reader.read(offset: UInt64(prefix) * 4096, length: 4096) == AcknowledgedWriter.pattern(prefix)
+        {
+            prefix += 1
+        }
+        // Everything after the prefix must be untouched: a gap would break write order.
+        let zero = [UInt8](repeating: 0, count: 4096)
+        var gaps: [Int] = []
+        for index in prefix..<(acknowledgedCount + 64) where try reader.read(offset: UInt64(index) * 4096, length: 4096) != zero {
+            gaps.append(index)
+        }
+        #expect(gaps.isEmpty, "writes after the prefix end \(prefix) are present: \(gaps.prefix(20))")
+        #expect(prefix > 0)
+    }
+
+    @Test func killedSecondaryRestartsCatchesUpAndEndsIdentical() throws {
+        let pair = try ReplicatedPair(sizeBytes: 32 << 20)
+        try pair.createAndEnable()
+        try pair.waitInSync()
+        let writer = AcknowledgedWriter(socket: pair.nbdSocket(pair.alpha), blocks: 4000)
+        writer.start()
+        try writer.waitForAcknowledged(500, timeoutSeconds: 60)
+        pair.beta.crash()
+        usleep(300_000)
+        try pair.beta.start()
+        writer.join()
+        #expect(writer.acknowledged.count == 4000)
+        try pair.waitInSync()
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
+    }
+
+    @Test func killedPrimaryRestartsReEnablesAndCopiesAgain() throws {
+        let pair = try ReplicatedPair(sizeBytes: 16 << 20)
+        try pair.createAndEnable()
+        try pair.waitInSync()
+        let writer = AcknowledgedWriter(socket: pair.nbdSocket(pair.alpha), blocks: 4096)
+        writer.start()
+        try writer.waitForAcknowledged(200, timeoutSeconds: 60)
+        pair.alpha.crash()
+        writer.join()
+        try pair.alpha.start()
+        let status = try pair.status(pair.alpha)
+        #expect(status["enabled"] as? Bool == true)
+        try pair.waitInSync()
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
+    }
+
+    @Test func eventsStreamStateChangesAsJSONLines() throws {
+        let pair = try ReplicatedPair(sizeBytes: 8 << 20)
+        let events = try pair.alpha.control()
+        try events.sendLine(Array(#"{"id": 1, "cmd": "events"}"#.utf8))
+        #expect(try events.readReply()["event"] as? String == "subscribed")
+        try pair.createAndEnable()
+        var seen: [String] = []
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, !seen.contains("peer-disk-state") {
+            if let kind = try events.readReply()["event"] as? String { seen.append(kind) }
+        }
+        #expect(seen.contains("enabled"))
+        #expect(seen.contains("connection-state"))
+        #expect(seen.contains("peer-disk-state"))
+    }
+}
+}
+
+extension Replication {
+@Suite struct PeerIdentityTests {
+    @Test func peerWhoseCertificateNamesAnotherNodeIsRefused() throws {
+        let pair = try ReplicatedPair(sizeBytes: 8 << 20, betaCertificateNode: "gamma")
+        try pair.createAndEnable()
+        let refused = try pair.waitFor(pair.alpha, timeoutSeconds: 20, "alpha to report the wrong name") {
+            ($0["last_error"] as? String)?.contains("does not name the expected node 'beta'") == true
+        }
+        #expect(refused["connection_state"] as? String != "Connected")
+        #expect(try pair.status(pair.beta)["connection_state"] as? String != "Connected")
+    }
+
+    @Test func primaryWhoseCertificateNamesAnotherNodeIsRefusedByTheSecondary() throws {
+        let pair = try ReplicatedPair(sizeBytes: 8 << 20, alphaCertificateNode: "gamma")
+        try pair.createAndEnable()
+        let refused = try pair.waitFor(pair.alpha, timeoutSeconds: 20, "alpha to hear the refusal") {
+            ($0["last_error"] as? String)?.contains("unexpected-node") == true
+        }
+        #expect(refused["connection_state"] as? String != "Connected")
+        #expect(pair.beta.logTail().contains("does not name the configured peer"))
+    }
+}
+}

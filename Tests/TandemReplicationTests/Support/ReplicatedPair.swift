@@ -1,0 +1,126 @@
+// ReplicatedPair: two real tandemd processes ("alpha" primary, "beta" secondary) on loopback,
+// with certificates from scripts/make-certs.sh and file-backed volumes under /var/tmp, and
+// one resource "r0" between them.
+import Foundation
+
+final class ReplicatedPair {
+    static let resource = "r0"
+    let certs: TempDirectory
+    let alpha: DaemonProcess
+    let beta: DaemonProcess
+    let alphaAddress: String
+    let betaAddress: String
+    let sizeBytes: Int
+
+    /// `betaCertificates`: a directory with another ca.crt/beta.crt/beta.key (a stranger).
+    /// `betaCertificateNode`: beta presents the certificate made for another node name.
+    init(sizeBytes: Int = 64 << 20, betaCertificates: String? = nil, betaCertificateNode: String? = nil,
+         alphaCertificateNode: String? = nil) throws {
+        self.sizeBytes = sizeBytes
+        certs = try TempDirectory("certs")
+        try Self.makeCertificates(into: certs.path, nodes: ["alpha", "beta"] + [betaCertificateNode, alphaCertificateNode].compactMap { $0 })
+        alphaAddress = "127.0.0.1:\(try Self.freePort())"
+        betaAddress = "127.0.0.1:\(try Self.freePort())"
+        alpha = try DaemonProcess()
+        beta = try DaemonProcess()
+        configure(alpha, node: "alpha", listen: alphaAddress, certificates: certs.path,
+                  certificateNode: alphaCertificateNode)
+        configure(beta, node: "beta", listen: betaAddress, certificates: betaCertificates ?? certs.path,
+                  certificateNode: betaCertificateNode ?? "beta")
+        try alpha.start()
+        try beta.start()
+    }
+
+    static func makeCertificates(into directory: String, nodes: [String]) throws {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("scripts/make-certs.sh").path
+        try ExternalTool.check("/bin/sh", [script, directory] + nodes)
+    }
+
+    private func configure(_ daemon: DaemonProcess, node: String, listen: String, certificates: String,
+                           certificateNode: String? = nil) {
+        daemon.nodeName = node
+        let file = certificateNode ?? node
+        daemon.extraArguments = [
+            "--listen", listen, "--tls-ca", "\(certificates)/ca.crt", "--tls-cert", "\(certificates)/\(file).crt",
+            "--tls-key", "\(certificates)/\(file).key",
+        ]
+    }
+
+    /// A port nobody listens on right now.
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Bool in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound else { throw HarnessError("cannot find a free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func volume(_ daemon: DaemonProcess) -> String { daemon.directory.file("volume") }
+    func nbdSocket(_ daemon: DaemonProcess) -> String { daemon.directory.file("nbd.sock") }
+
+    /// Creates r0 on both nodes and enables both; beta first so alpha's first dial succeeds.
+    func createAndEnable(mode: String = "sync", initialSync: String = "full", compression: String = "none",
+                         diskDrain: String = "drain") throws {
+        try create(on: beta, role: "secondary", peer: ("alpha", alphaAddress), mode: mode, initialSync: initialSync,
+                   compression: compression, diskDrain: diskDrain)
+        try create(on: alpha, role: "primary", peer: ("beta", betaAddress), mode: mode, initialSync: initialSync,
+                   compression: compression, diskDrain: diskDrain)
+        try expectOK(try beta.control().request("enable", ["name": Self.resource]))
+        try expectOK(try alpha.control().request("enable", ["name": Self.resource]))
+    }
+
+    func create(on daemon: DaemonProcess, role: String, peer: (String, String), mode: String, initialSync: String,
+                compression: String, diskDrain: String = "drain") throws {
+        let reply = try daemon.control().request("create", [
+            "name": Self.resource, "volume": volume(daemon), "size_bytes": sizeBytes, "role": role,
+            "peer": ["name": peer.0, "address": peer.1], "mode": mode, "initial_sync": initialSync,
+            "compression": compression, "disk_drain": diskDrain, "nbd": ["socket": nbdSocket(daemon)],
+        ])
+        try expectOK(reply)
+    }
+
+    @discardableResult
+    func expectOK(_ reply: JSONObject) throws -> JSONObject {
+        guard reply["ok"] as? Bool == true else { throw HarnessError("request refused: \(reply)") }
+        return reply
+    }
+
+    func status(_ daemon: DaemonProcess) throws -> JSONObject {
+        try expectOK(try daemon.control().request("status", ["name": Self.resource]))
+    }
+
+    /// Polls status until `condition` holds; throws with the last status and the log.
+    @discardableResult
+    func waitFor(_ daemon: DaemonProcess, timeoutSeconds: Double = 60, _ what: String,
+                 _ condition: (JSONObject) -> Bool) throws -> JSONObject {
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        var last: JSONObject = [:]
+        while Date() < deadline {
+            last = try status(daemon)
+            if condition(last) { return last }
+            usleep(50_000)
+        }
+        throw HarnessError("timed out waiting for \(what); last status \(last)\n" + daemon.logTail())
+    }
+
+    /// Both nodes connected and UpToDate, nothing left to confirm.
+    func waitInSync(timeoutSeconds: Double = 120) throws {
+        try waitFor(alpha, timeoutSeconds: timeoutSeconds, "alpha connected with an UpToDate peer") {
+            $0["connection_state"] as? String == "Connected" && $0["peer_disk_state"] as? String == "UpToDate"
+                && $0["lag_bytes"] as? Int == 0 && $0["unconfirmed_bytes"] as? Int == 0
+        }
+        try waitFor(beta, timeoutSeconds: timeoutSeconds, "beta UpToDate") {
+            $0["disk_state"] as? String == "UpToDate" && $0["connection_state"] as? String == "Connected"
+        }
+    }
+}

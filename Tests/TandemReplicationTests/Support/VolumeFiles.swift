@@ -1,0 +1,55 @@
+// VolumeFiles: making, checksumming and comparing the files behind volumes.
+import Foundation
+
+enum VolumeFiles {
+    /// A file of `sizeBytes` random bytes (from /dev/urandom), written in 1 MiB chunks.
+    static func makeRandom(_ path: String, sizeBytes: Int) throws {
+        let chunkBytes = 1 << 20
+        precondition(sizeBytes % chunkBytes == 0, "random files are whole MiB")
+        guard let source = FileHandle(forReadingAtPath: "/dev/urandom") else {
+            throw HarnessError("cannot open /dev/urandom")
+        }
+        defer { try? source.close() }
+        FileManager.default.createFile(atPath: path, contents: nil)
+        let sink = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        defer { try? sink.close() }
+        for _ in 0..<(sizeBytes / chunkBytes) {
+            guard let chunk = try source.read(upToCount: chunkBytes), chunk.count == chunkBytes else {
+                throw HarnessError("short read from /dev/urandom")
+            }
+            try sink.write(contentsOf: chunk)
+        }
+    }
+
+    /// A sparse, all-zero file of `sizeBytes`.
+    static func makeZero(_ path: String, sizeBytes: Int) throws {
+        FileManager.default.createFile(atPath: path, contents: nil)
+        guard truncate(path, off_t(sizeBytes)) == 0 else { throw HarnessError("truncate \(path): errno \(errno)") }
+    }
+
+    static func sha256(_ path: String) throws -> String {
+        let result = try ExternalTool.check("sha256sum", [path])
+        guard let digest = result.stdout.split(separator: " ").first, digest.count == 64 else {
+            throw HarnessError("unexpected sha256sum output: \(result.stdout)")
+        }
+        return String(digest)
+    }
+
+    static func sizeBytes(_ path: String) throws -> UInt64 {
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        return (attributes[.size] as? NSNumber)?.uint64Value ?? 0
+    }
+
+    /// Bytes `offset..<offset+count` of a file.
+    static func bytes(_ path: String, offset: UInt64, count: Int) throws -> [UInt8] {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw HarnessError("cannot open \(path)") }
+        defer { try? handle.close() }
+        try handle.seek(toOffset: offset)
+        return Array(try handle.read(upToCount: count) ?? Data())
+    }
+
+    /// True when `path` is the same file as `other`, byte for byte (cmp).
+    static func identical(_ path: String, _ other: String) throws -> Bool {
+        try ExternalTool.run("cmp", [path, other]).status == 0
+    }
+}
