@@ -29,7 +29,7 @@ for spec in "randwrite 4k 32" "randread 4k 32" "write 1m 16" "randwrite 4k 1"; d
     set -- $spec
     before="$(count)"
     fio --name=a --ioengine=nbd --uri="$uri" --rw="$1" --bs="$2" --iodepth="$3" --size=1g \
-        --number_ios="$requests" --loops=100 --output-format=json --output="$work/fio.json"
+        --number_ios="$requests" --output-format=json --output="$work/fio.json"
     after="$(count)"
     done_ios="$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["jobs"][0]; print(j["read"]["total_ios"]+j["write"]["total_ios"])' "$work/fio.json")"
     echo "| $1 $2 QD$3 | $done_ios | $((after - before)) |"

@@ -28,6 +28,9 @@ ramp="${BENCH_RAMP:-2}"
 repeat="${BENCH_REPEAT:-3}"
 targets="${BENCH_TARGETS:-raw nbdkit tandemd}"
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+# The commit measured: taken before the build, marked when the tree has local changes.
+commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if ! git diff --quiet HEAD -- Sources Package.swift 2>/dev/null; then commit="$commit+local-changes"; fi
 results="${BENCH_RESULTS:-$repo/Benchmarks/results/$stamp.md}"
 
 scripts/setup.sh
@@ -84,7 +87,7 @@ start_nbdkit() {
 
 start_tandemd() {
     local state="$work/state" control="$work/control.sock" sock="$work/r0.sock"
-    rm -rf "$state"
+    rm -rf "$state" "$control" "$sock"
     server_pid="$(python3 scripts/lib/start-tandemd.py --log "$work/tandemd.log" -- \
         "$bin/tandemd" --node-name bench --state-dir "$state" --control-socket "$control")"
     "$bin/tandemctl" --socket "$control" create r0 --volume "$file" --nbd-socket "$sock" >/dev/null
@@ -108,9 +111,16 @@ for round in $(seq "$repeat"); do
             read -r -a args <<<"${entry#*|}"
             out="$raw_dir/$target.$name.$round.json"
             echo "bench: round $round/$repeat $target $name" >&2
-            fio --name="$name" "${target_args[@]}" "${args[@]}" --size="$size" --numjobs=1 \
+            if ! fio --name="$name" "${target_args[@]}" "${args[@]}" --size="$size" --numjobs=1 \
                 --time_based --runtime="$runtime" --ramp_time="$ramp" --randrepeat=0 \
-                --output-format=json --output="$out"
+                --output-format=json --output="$out" 2>"$out.stderr"; then
+                echo "bench: fio failed: $target $name (round $round); $(head -c 600 "$out.stderr")" >&2
+                if [[ -n "$server_pid" ]] && ! kill -0 "$server_pid" 2>/dev/null; then
+                    echo "bench: the $target server (pid $server_pid) is gone" >&2
+                    [[ -f "$work/tandemd.log" ]] && tail -n 20 "$work/tandemd.log" >&2
+                fi
+                exit 1
+            fi
         done
         if [[ -n "$server_pid" ]]; then
             echo "$(peak_rss_kib "$server_pid")" >"$raw_dir/$target.rss_kib.$round"
@@ -123,7 +133,7 @@ done
     echo "## Benchmark $stamp"
     echo
     echo "Command: \`BENCH_SIZE=$size BENCH_RUNTIME=$runtime BENCH_REPEAT=$repeat BENCH_TARGETS=\"$targets\" Benchmarks/run.sh\`"
-    echo "Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown); kernel $(uname -r);" \
+    echo "Commit: $commit; kernel $(uname -r);" \
         "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs));" \
         "$(fio --version); nbdkit $(nbdkit --version | cut -d' ' -f2);" \
         "filesystem $(stat -f -c %T "$bench_dir") at $bench_dir"

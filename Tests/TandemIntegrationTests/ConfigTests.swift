@@ -15,11 +15,15 @@ extension Integration {
             return (result, daemon)
         }
 
+        // docs/configuration.md: a small TOML subset, `key = value` per line.
         @Test(arguments: [
             ("unknown key", "frobnicate_level = 3\n", "frobnicate_level"),
-            ("bad number", "ring_entries = lots\n", "ring_entries"),
+            ("value out of range", "ring_entries = 1000\n", "ring_entries"),
+            ("value of the wrong kind", "ring_entries = \"lots\"\n", "ring_entries"),
             ("negative size", "buffer_pool_bytes = -1\n", "buffer_pool_bytes"),
-            ("unknown log level", "log_level = loud\n", "log_level"),
+            ("unknown log level", "log_level = \"loud\"\n", "log_level"),
+            ("unquoted string", "log_level = info\n", "log_level"),
+            ("key set twice", "ring_entries = 64\nring_entries = 128\n", "ring_entries"),
         ])
         func badConfigExitsWithStatus2NamingTheKey(_ label: String, _ text: String, _ key: String) throws {
             let (result, daemon) = try runWithConfig(text)

@@ -101,6 +101,27 @@ extension Integration {
             try scene.expectUnharmed()
         }
 
+        @Test(.enabled(if: NBDExport.server == .tandemd))
+        func badInputOnOneResourceDoesNotDisturbAnother() throws {
+            let scene = try Scene()
+            let daemon = try #require(scene.export.daemon)
+            let other = NBDTarget(directory: daemon.directory, name: "r1")
+            try VolumeFiles.makeRandom(other.volumePath, sizeBytes: 16 << 20)
+            try NBDExport.create(on: daemon, name: "r1", volume: other.volumePath, socket: other.socketPath, sizeBytes: nil)
+            let otherDigest = try VolumeFiles.sha256(other.volumePath)
+            let otherClient = try RawNBDClient.transmitting(socketPath: other.socketPath, exportName: "r1")
+
+            let bad = try RawNBDClient.transmitting(socketPath: scene.export.socketPath, exportName: scene.export.name)
+            try bad.stream.sendAll(RawNBDClient.requestHeader(type: NBDWire.cmdWrite, cookie: 1, offset: 0, length: 1 << 20, magic: 0x0bad_0bad))
+            #expect(bad.stream.awaitPeerClose(), "the server kept a connection with a bad request magic open")
+
+            let expected = try VolumeFiles.bytes(other.volumePath, offset: 4096, count: 4096)
+            #expect(try otherClient.read(offset: 4096, length: 4096, cookie: 3) == expected, "r1 was not served")
+            expectQemuIOSucceeded(try other.qemuIO(["read 0 1M"]))
+            #expect(try VolumeFiles.sha256(other.volumePath) == otherDigest)
+            try scene.expectUnharmed()
+        }
+
         @Test func floodOfUnreadRepliesDoesNotStarveOtherClients() throws {
             let scene = try Scene()
             let flooder = try RawNBDClient.transmitting(socketPath: scene.export.socketPath, exportName: scene.export.name)

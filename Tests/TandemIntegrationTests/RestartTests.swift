@@ -27,6 +27,9 @@ extension Integration {
             let status = try daemon.control().request("status", ["name": "r0"])
             #expect(status.ok == true, "r0 is gone after a restart: \(status)")
             #expect(status.uint64("size_bytes") == UInt64(Self.volumeBytes))
+            let listing = try daemon.control().request("status")
+            let names = (listing["resources"] as? [JSONObject])?.compactMap { $0.string("name") }
+            #expect(names == ["r0"], "status without a name lists \(String(describing: names))")
             expectQemuIOSucceeded(try target.qemuIO(["read -P 0x3c 0 5000", "read -P 0x5d 5000 12345", "read -P 0x3c 17345 1031231"]))
             #expect(try VolumeFiles.sha256(target.volumePath) == digest)
         }
@@ -51,19 +54,5 @@ extension Integration {
             let status = try daemon.control().request("status", ["name": "r0"])
             #expect(status.errorCode == "not-found", "a deleted resource came back: \(status)")
         }
-    }
-}
-
-/// Paths and client helpers for a resource served by a daemon that a test restarts itself.
-struct NBDTarget {
-    let volumePath: String
-    let socketPath: String
-    init(directory: TempDirectory) {
-        volumePath = directory.file("r0.img")
-        socketPath = directory.file("r0.sock")
-    }
-    var uri: String { "nbd+unix:///r0?socket=\(socketPath)" }
-    func qemuIO(_ commands: [String]) throws -> ToolResult {
-        try ExternalTool.run("qemu-io", ["-f", "raw"] + commands.flatMap { ["-c", $0] } + [uri], timeoutSeconds: 60)
     }
 }
