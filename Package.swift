@@ -50,8 +50,7 @@ let package = Package(
         .testTarget(name: "TandemControlTests", dependencies: ["TandemControl", "TandemDaemon"]),
         .testTarget(name: "TandemSimulationTests", dependencies: ["TandemCore"]),
         .testTarget(name: "TandemIOTests", dependencies: ["TandemIO", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "TandemIntegrationTests", dependencies: ["TandemCore"]),
+        .testTarget(name: "TandemIntegrationTests", dependencies: ["TandemCore", "TandemIO", "TandemDaemon"]),
         .testTarget(name: "TandemTLSTests", dependencies: ["TandemIO", "TandemCore"]),
-        .testTarget(name: "TandemReplicationTests", dependencies: ["TandemCore", "TandemIO", "TandemDaemon"]),
     ]
 )

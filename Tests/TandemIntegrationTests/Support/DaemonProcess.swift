@@ -11,6 +11,7 @@ final class DaemonProcess {
     let stateDir: String
     let controlSocket: String
     var extraArguments: [String]
+    var nodeName = "test"
     private(set) var child: ChildProcess?
     private var starts = 0
 
@@ -36,7 +37,7 @@ final class DaemonProcess {
     deinit { child?.signal(SIGKILL) }
 
     var arguments: [String] {
-        ["--node-name", "test", "--state-dir", stateDir, "--control-socket", controlSocket]
+        ["--node-name", nodeName, "--state-dir", stateDir, "--control-socket", controlSocket]
             + extraArguments
     }
 

@@ -6,7 +6,8 @@ final class TempDirectory {
     let path: String
 
     init(_ label: String) throws {
-        let base = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
+        // Volumes live here too: /var/tmp, not a tmpfs, so O_DIRECT and flushes are real.
+        let base = ProcessInfo.processInfo.environment["TANDEM_TEST_DIR"] ?? "/var/tmp"
         var template = Array("\(base)/tnd-\(label.prefix(12))-XXXXXX".utf8CString)
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         guard made != nil else { throw HarnessError("mkdtemp in \(base) failed: errno \(errno)") }
