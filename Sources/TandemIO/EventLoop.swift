@@ -11,6 +11,12 @@ public protocol IOHandler: AnyObject {
     func ioCompleted(tag: UInt32, result: Int32, flags: UInt32)
 }
 
+/// Work that should happen once per loop turn, after every ready completion was dispatched:
+/// gathering the replies they produced into one send.
+public protocol TurnEndHandler: AnyObject {
+    func turnEnded()
+}
+
 /// Confined to its own thread except `execute` and `stop`, which lock; hence
 /// `@unchecked Sendable`.
 public final class EventLoop: @unchecked Sendable {
@@ -31,6 +37,8 @@ public final class EventLoop: @unchecked Sendable {
     /// Called once per loop turn with at least this period (systemd watchdog, timers).
     private var tickHandlers: [() -> Void] = []
     private var completions = [UnsafeMutablePointer<io_uring_cqe>?](repeating: nil, count: 256)
+    private var turnEndHandlers: [TurnEndHandler] = []
+    private var turnEndRunning: [TurnEndHandler] = []
     private var tickTimeout = __kernel_timespec(tv_sec: 1, tv_nsec: 0)
     private static let wakeTag: UInt32 = 1
     private static let tickTag: UInt32 = 2
@@ -130,6 +138,22 @@ public final class EventLoop: @unchecked Sendable {
             preconditionFailure("io_uring_submit_and_wait failed: errno \(-rc)")
         }
         reap(&completions)
+        runTurnEnd()
+    }
+
+    /// Calls `handler.turnEnded()` once the completions of this turn are dispatched. The
+    /// caller keeps its own "scheduled" flag so that it is listed once per turn; the arrays
+    /// keep their capacity, so scheduling allocates nothing after warm-up.
+    public func atTurnEnd(_ handler: TurnEndHandler) {
+        turnEndHandlers.append(handler)
+    }
+
+    private func runTurnEnd() {
+        while !turnEndHandlers.isEmpty {
+            swap(&turnEndHandlers, &turnEndRunning)
+            for handler in turnEndRunning { handler.turnEnded() }
+            turnEndRunning.removeAll(keepingCapacity: true)
+        }
     }
 
     private func reap(_ cqes: inout [UnsafeMutablePointer<io_uring_cqe>?]) {

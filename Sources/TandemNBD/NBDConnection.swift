@@ -9,7 +9,7 @@ import Logging
 import TandemCore
 import TandemIO
 
-public final class NBDConnection: IOHandler, BufferWaiter {
+public final class NBDConnection: IOHandler, BufferWaiter, TurnEndHandler {
     enum Kind: UInt32 {
         case receive = 1, send, disk, edgeHead, edgeTail, flushAfter, cache
     }
@@ -51,6 +51,8 @@ public final class NBDConnection: IOHandler, BufferWaiter {
     /// Bytes of an unusable write payload still to be read and dropped.
     private var discardBytes = 0
     private var waitingForBuffers = false
+    /// Replies completed in this loop turn leave together in one sendmsg at its end.
+    private var replyFlushScheduled = false
     private var disconnectRequested = false
     private var closeReason: String?
     var onClosed: ((NBDConnection) -> Void)?
@@ -608,6 +610,14 @@ public final class NBDConnection: IOHandler, BufferWaiter {
         }
         if let tail = replyTail { tail.nextReply = request } else { replyHead = request }
         replyTail = request
+        if !replyFlushScheduled {
+            replyFlushScheduled = true
+            loop.atTurnEnd(self)
+        }
+    }
+
+    public func turnEnded() {
+        replyFlushScheduled = false
         flushReplies()
     }
 
