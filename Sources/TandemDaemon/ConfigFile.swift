@@ -67,20 +67,11 @@ public enum ConfigFile {
     }
 
     static func readText(_ path: String) throws(ConfigError) -> String {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else {
-            throw ConfigError("cannot open config \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { close(descriptor) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0, errno == EINTR { continue }
-            guard count >= 0 else { throw ConfigError("cannot read config \(path): \(String(cString: strerror(errno)))") }
-            if count == 0 { break }
-            bytes.append(contentsOf: chunk[..<count])
-            guard bytes.count <= fileBytesMax else { throw ConfigError("config \(path) is larger than 1 MiB") }
+        let bytes: [UInt8]
+        do {
+            bytes = try FileIO.readAll(path, bytesMax: fileBytesMax)
+        } catch {
+            throw ConfigError("cannot read config: \(error.message)")
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw ConfigError("config \(path) is not UTF-8 text")
