@@ -22,6 +22,7 @@ final class Resource {
     var transitioning = false
     let backend: NBDExportBackend
     private var listeners: [NBDListener] = []
+    private let config: DaemonConfig
     let logger: Logger
 
     /// Opens the volume and starts serving; undoes everything it did when it fails.
@@ -29,6 +30,7 @@ final class Resource {
          logger: Logger) throws(ControlError) {
         self.spec = spec
         self.context = context
+        self.config = config
         self.logger = logger
         do {
             volume = try Volume(path: spec.volume, createSizeBytes: spec.sizeBytes, logger: logger)
@@ -44,13 +46,36 @@ final class Resource {
         backend = NBDExportBackend(
             name: spec.name, volume: volume, loop: loop, buffers: buffers, readOnly: spec.role == .secondary,
             maxRequestBytes: config.maxRequestBytes, logger: logger)
+        // A secondary serves nothing until it is promoted (DESIGN.md, issue 3): no client
+        // can read a volume that may be between two consistent states.
+        guard spec.role != .secondary else { return }
         do {
-            try listen(config: config)
+            try listen()
         } catch {
-            for listener in listeners { listener.stop {} }
             volume.detach(from: loop)
             throw error
         }
+    }
+
+    var isServing: Bool { !listeners.isEmpty }
+
+    /// Opens the NBD export after a promotion; a failure is logged and the export stays shut.
+    func startServing() {
+        guard listeners.isEmpty else { return }
+        do {
+            try listen()
+            logger.info("NBD export open", metadata: ["nbd": "\(spec.nbd.socket)"])
+        } catch {
+            logger.error("NBD export could not be opened", metadata: ["error": "\(error.message)"])
+        }
+    }
+
+    /// Closes the NBD export and its clients after a demotion; the volume stays open.
+    func stopServing() {
+        let closing = listeners
+        listeners.removeAll()
+        for listener in closing { listener.stop {} }
+        if !closing.isEmpty { unlink(spec.nbd.socket) }
     }
 
     private static func checkSize(_ volume: Volume, _ spec: ResourceSpec) throws(ControlError) {
@@ -63,23 +88,28 @@ final class Resource {
         }
     }
 
-    private func listen(config: DaemonConfig) throws(ControlError) {
+    /// Binds the export's sockets and starts accepting; on failure nothing stays open.
+    private func listen() throws(ControlError) {
         let perConnection = Int(config.maxRequestsPerConnection)
+        var opened: [(fd: Int32, description: String)] = []
         do {
             // NBD clients in the control group (e.g. a non-root qemu) may connect too.
             let group = config.controlGroup.flatMap { ControlAccessPolicy.groupID(named: $0) }
-            let unixFD = try Sockets.listenUnix(path: spec.nbd.socket, groupID: group)
-            listeners.append(NBDListener(fd: unixFD, description: spec.nbd.socket, backend: backend,
-                                         maxRequestsPerConnection: perConnection, logger: logger))
+            opened.append((try Sockets.listenUnix(path: spec.nbd.socket, groupID: group), spec.nbd.socket))
             if let tcp = spec.nbd.tcp {
-                let tcpFD = try Sockets.listenTCP(address: tcp)
-                listeners.append(NBDListener(fd: tcpFD, description: tcp, backend: backend,
-                                             maxRequestsPerConnection: perConnection, logger: logger))
+                opened.append((try Sockets.listenTCP(address: tcp), tcp))
             }
         } catch {
+            for socket in opened { close(socket.fd) }
+            if !opened.isEmpty { unlink(spec.nbd.socket) }
             throw ControlError(error.errno == EADDRINUSE || error.errno == EEXIST ? .exists : .ioError, "nbd: \(error)")
         }
-        for listener in listeners { listener.start() }
+        for socket in opened {
+            let listener = NBDListener(fd: socket.fd, description: socket.description, backend: backend,
+                                       maxRequestsPerConnection: perConnection, logger: logger)
+            listeners.append(listener)
+            listener.start()
+        }
     }
 
     /// Stops serving: closes clients and listeners; `done` runs once all is quiet.
@@ -89,9 +119,10 @@ final class Resource {
 
     private func stopListeners(loop: EventLoop, _ done: @escaping () -> Void) {
         var remaining = listeners.count
+        let serving = isServing
         let finish = { [volume, spec] in
             volume.detach(from: loop)
-            unlink(spec.nbd.socket)
+            if serving { unlink(spec.nbd.socket) }
             done()
         }
         guard remaining > 0 else { finish(); return }
@@ -115,6 +146,7 @@ final class Resource {
         fields["size_bytes"] = .int(Int64(volume.sizeBytes))
         fields["direct_io"] = .bool(volume.direct)
         fields["nbd_clients"] = .int(Int64(backend.connectionCount))
+        fields["nbd_serving"] = .bool(isServing)
         fields["out_of_sync_bytes"] = .int(0)
         fields["lag_bytes"] = .int(0)
         fields["rpo_ms"] = .int(0)

@@ -168,6 +168,7 @@ extension Resource {
     private func changeRole(to role: ResourceRole) {
         spec.role = role
         backend.readOnly = role == .secondary
+        if role == .secondary { stopServing() } else { startServing() }
         persist?(spec)
         context.events.publish(resource: spec.name, "role", ["role": .string(role.rawValue)])
     }

@@ -122,6 +122,28 @@ extension Replication {
         #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
     }
 
+    @Test func onlyThePrimaryServesNBDAndTheExportFollowsTheRole() throws {
+        let pair = try ReplicatedPair(sizeBytes: 16 << 20)
+        try pair.createAndEnable()
+        try pair.waitInSync()
+        #expect(try pair.status(pair.beta)["nbd_serving"] as? Bool == false)
+        #expect(!FileManager.default.fileExists(atPath: pair.nbdSocket(pair.beta)), "a secondary opened its NBD socket")
+        #expect(throws: (any Error).self) { try RawNBDClient(socketPath: pair.nbdSocket(pair.beta)) }
+        try writeBlocks(pair.nbdSocket(pair.alpha), range: 0..<10)
+
+        try pair.expectOK(try pair.beta.control().request("failover", ["name": ReplicatedPair.resource]))
+        try pair.waitFor(pair.beta, "beta primary") { $0["role"] as? String == "primary" }
+        try pair.waitFor(pair.alpha, "alpha demoted") { $0["role"] as? String == "secondary" }
+        #expect(try pair.status(pair.beta)["nbd_serving"] as? Bool == true)
+        #expect(try pair.status(pair.alpha)["nbd_serving"] as? Bool == false)
+        #expect(!FileManager.default.fileExists(atPath: pair.nbdSocket(pair.alpha)), "a demoted primary kept its NBD socket")
+        let reader = try RawNBDClient.transmitting(socketPath: pair.nbdSocket(pair.beta), exportName: "r0")
+        defer { reader.disconnect() }
+        for index in 0..<10 {
+            #expect(try reader.read(offset: UInt64(index) * 4096, length: 4096) == AcknowledgedWriter.pattern(index))
+        }
+    }
+
     @Test func plannedFailoverDuringAWorkloadKeepsEveryAcknowledgedWrite() throws {
         let pair = try ReplicatedPair(sizeBytes: 32 << 20)
         try pair.createAndEnable()
