@@ -32,3 +32,36 @@ int tandem_peer_cred(int fd, pid_t *pid, uid_t *uid, gid_t *gid) {
 }
 
 int tandem_eventfd(void) { return eventfd(0, EFD_CLOEXEC); }
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <nmmintrin.h>
+#include <string.h>
+
+int tandem_crc32c_hw_available(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    return (c & bit_SSE4_2) != 0;
+}
+
+__attribute__((target("sse4.2")))
+uint32_t tandem_crc32c_hw(uint32_t seed, const void *bytes, size_t count) {
+    const unsigned char *p = bytes;
+    uint64_t crc = (uint32_t)~seed;
+    while (count >= 8) {
+        uint64_t word;
+        memcpy(&word, p, 8);
+        crc = _mm_crc32_u64(crc, word);
+        p += 8;
+        count -= 8;
+    }
+    uint32_t crc32 = (uint32_t)crc;
+    while (count--) crc32 = _mm_crc32_u8(crc32, *p++);
+    return ~crc32;
+}
+#else
+int tandem_crc32c_hw_available(void) { return 0; }
+uint32_t tandem_crc32c_hw(uint32_t seed, const void *bytes, size_t count) {
+    (void)bytes; (void)count; return seed;
+}
+#endif

@@ -34,7 +34,7 @@ public enum WirePayload {
         if compressed != nil { flags.insert(.compressed) }
         let header = WireDataHeader(
             epoch: epoch, sequence: sequence, offsetBytes: offsetBytes, lengthBytes: UInt32(block.count),
-            flags: flags, crc32c: CRC32C.checksum(block))
+            flags: flags, crc32c: FastCRC32C.checksum(UnsafeRawBufferPointer(block)))
         return (header, compressed)
     }
 
@@ -55,7 +55,7 @@ public enum WirePayload {
             }
             destination.copyMemory(from: payload)
         }
-        let computed = CRC32C.checksum(UnsafeRawBufferPointer(destination))
+        let computed = FastCRC32C.checksum(UnsafeRawBufferPointer(destination))
         guard computed == header.crc32c else {
             throw .checksumMismatch(expected: header.crc32c, computed: computed, offsetBytes: header.offsetBytes)
         }
@@ -65,7 +65,7 @@ public enum WirePayload {
     /// the buffer the payload arrived in.
     public static func verify(_ header: WireDataHeader, payload: UnsafeRawBufferPointer) throws(WirePayloadError) {
         precondition(!header.flags.contains(.compressed), "compressed payloads are verified by restore")
-        let computed = CRC32C.checksum(payload)
+        let computed = FastCRC32C.checksum(payload)
         guard computed == header.crc32c, payload.count == Int(header.lengthBytes) else {
             throw .checksumMismatch(expected: header.crc32c, computed: computed, offsetBytes: header.offsetBytes)
         }
