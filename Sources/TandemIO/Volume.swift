@@ -91,6 +91,17 @@ public final class Volume {
 }
 
 extension EventLoop {
+    /// An SQE for an operation on `volume`, with the descriptor to name in it: the
+    /// fixed-file slot (and IOSQE_FIXED_FILE) when the volume has one.
+    @inline(__always)
+    private func volumeSQE(_ volume: Volume, handler: UInt32, tag: UInt32)
+        -> (sqe: UnsafeMutablePointer<io_uring_sqe>, fd: Int32, fixed: Bool)
+    {
+        let sqe = self.sqe(handler: handler, tag: tag)
+        if let slot = volume.fixedSlot { return (sqe, Int32(slot), true) }
+        return (sqe, volume.fd, false)
+    }
+
     /// A read or write of `length` bytes at `offset` on `volume`, from or into `buffer`.
     /// Uses the registered-buffer opcodes when the buffer lies in the registered pool.
     @inline(__always)
@@ -98,8 +109,7 @@ extension EventLoop {
         write: Bool, volume: Volume, buffer: UnsafeMutableRawPointer, length: Int, offset: UInt64,
         dsync: Bool, handler: UInt32, tag: UInt32
     ) {
-        let sqe = self.sqe(handler: handler, tag: tag)
-        let fd = volume.fixedSlot.map { Int32($0) } ?? volume.fd
+        let (sqe, fd, fixed) = volumeSQE(volume, handler: handler, tag: tag)
         if pool.registered && pool.contains(buffer, length: length) {
             if write {
                 io_uring_prep_write_fixed(sqe, fd, buffer, UInt32(length), offset, 0)
@@ -111,30 +121,27 @@ extension EventLoop {
         } else {
             io_uring_prep_read(sqe, fd, buffer, UInt32(length), offset)
         }
-        if volume.fixedSlot != nil { sqe.pointee.flags |= fixedFileFlag }
+        if fixed { sqe.pointee.flags |= fixedFileFlag }
         if dsync { sqe.pointee.rw_flags = Int32(tandem_RWF_DSYNC) }
     }
 
     public func prepareFlush(volume: Volume, handler: UInt32, tag: UInt32) {
-        let sqe = self.sqe(handler: handler, tag: tag)
-        let fd = volume.fixedSlot.map { Int32($0) } ?? volume.fd
+        let (sqe, fd, fixed) = volumeSQE(volume, handler: handler, tag: tag)
         io_uring_prep_fsync(sqe, fd, UInt32(IORING_FSYNC_DATASYNC))
-        if volume.fixedSlot != nil { sqe.pointee.flags |= fixedFileFlag }
+        if fixed { sqe.pointee.flags |= fixedFileFlag }
     }
 
     public func prepareFallocate(volume: Volume, mode: Int32, offset: UInt64, length: UInt64,
                                  handler: UInt32, tag: UInt32) {
-        let sqe = self.sqe(handler: handler, tag: tag)
-        let fd = volume.fixedSlot.map { Int32($0) } ?? volume.fd
+        let (sqe, fd, fixed) = volumeSQE(volume, handler: handler, tag: tag)
         io_uring_prep_fallocate(sqe, fd, mode, off_t(offset), off_t(length))
-        if volume.fixedSlot != nil { sqe.pointee.flags |= fixedFileFlag }
+        if fixed { sqe.pointee.flags |= fixedFileFlag }
     }
 
     public func prepareFadvise(volume: Volume, offset: UInt64, length: UInt32, handler: UInt32, tag: UInt32) {
-        let sqe = self.sqe(handler: handler, tag: tag)
-        let fd = volume.fixedSlot.map { Int32($0) } ?? volume.fd
+        let (sqe, fd, fixed) = volumeSQE(volume, handler: handler, tag: tag)
         io_uring_prep_fadvise(sqe, fd, offset, off_t(length), POSIX_FADV_WILLNEED)
-        if volume.fixedSlot != nil { sqe.pointee.flags |= fixedFileFlag }
+        if fixed { sqe.pointee.flags |= fixedFileFlag }
     }
 }
 

@@ -391,7 +391,7 @@ public final class NBDConnection: IOHandler, BufferWaiter, TurnEndHandler {
             release(request)
             return
         }
-        if backend.sink != nil && request.isMutation || backend.sink != nil && request.command == .flush {
+        if backend.sink != nil && (request.isMutation || request.command == .flush) {
             if request.command == .write && request.isReadModifyWrite {
                 readEdges(request)
             } else {
