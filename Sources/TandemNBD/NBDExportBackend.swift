@@ -11,8 +11,10 @@ public final class NBDExportBackend {
     public let loop: EventLoop
     public let buffers: DataBuffers
     public var readOnly: Bool
-    /// When set, writes, flushes, trims and zeroes go to the sink instead of the volume.
-    public weak var sink: NBDWriteSink?
+    /// When set, writes, flushes, trims and zeroes go to the sink instead of the volume. A
+    /// strong reference (a weak one costs a side-table lookup per write): the owner sets it
+    /// when replication starts and clears it when replication stops.
+    public var sink: NBDWriteSink?
     public let maxRequestBytes: UInt32
     let logger: Logger
     private var activeHead: NBDRequest?

@@ -40,7 +40,10 @@ final class NBDRequest {
     var isReadModifyWrite = false
     // Intrusive links (export's active and waiting lists, connection's reply queue).
     var nextActive: NBDRequest?
-    weak var previousActive: NBDRequest?
+    /// Unowned: the strong link is `nextActive` of the previous entry, which exists exactly as
+    /// long as this back link. (A weak reference would give every request a side table, and
+    /// every retain of it the slow path.)
+    unowned(unsafe) var previousActive: NBDRequest?
     var nextWaiting: NBDRequest?
     var nextReply: NBDRequest?
     /// Reply header bytes (simple: 16, structured data: 28, structured error: 26).
