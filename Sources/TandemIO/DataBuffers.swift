@@ -54,6 +54,15 @@ public final class DataBuffers {
         wakeHead()
     }
 
+    /// Whether `buffer` may be held well beyond its request (a replicated write kept until
+    /// the peer confirms it) and still leave its pool enough: more than a quarter of the
+    /// registered pool free, or of the heap budget unused. Below that a holder copies instead,
+    /// so that held writes can never starve reads and new requests.
+    public func canLend(_ buffer: DataBuffer) -> Bool {
+        if buffer.pooled != nil { return pool.freeBytes > pool.totalBytes / 4 }
+        return heapBytesInUse <= heapBudgetBytes * 3 / 4
+    }
+
     public func cancelWait(_ waiter: BufferWaiter) {
         waiters.removeAll { $0 === waiter }
         wakeHead()

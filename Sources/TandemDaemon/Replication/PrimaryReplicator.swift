@@ -1,7 +1,8 @@
 // PrimaryReplicator: runs ReplicationPrimary for one resource against the ring and the peer
-// link. It is the export's NBDWriteSink: every write is copied once into the retention log
-// (the source of Data frames and of re-sends after a reconnect), written locally from the
-// NBD buffer, and acknowledged when the state machine says so. It dials the peer and
+// link. It is the export's NBDWriteSink: a write's NBD buffer is taken over (RetainedWrites),
+// written locally and sent to the peer from that same buffer in one loop turn, kept for
+// re-sends until the peer confirms it durable, and acknowledged when the state machine says
+// so. It dials the peer and
 // reconnects with backoff; with initial_sync full it copies the whole volume through the same
 // Data stream before the peer counts as UpToDate. Loop thread only.
 import Glibc
@@ -40,8 +41,10 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     private var deferred: [PrimaryEvent] = []
     private var slots: [Slot] = []
     private var freeSlots: [Int] = []
-    private var parked: [Int] = []  // slots waiting for retention-log space, in order
-    private let log: RetentionLog
+    private var parked: [Int] = []  // slots waiting for room among the retained writes, in order
+    private let retained: RetainedWrites
+    /// Zero chunks of WRITE_ZEROES are written and sent from here.
+    private let zeros: UnsafeMutableRawPointer
     private let scratch: UnsafeMutableRawBufferPointer
     private var handlerID: UInt32 = 0
     private var localWritesInFlight = 0
@@ -73,7 +76,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     /// The peer asked for a planned failover (FailoverRequest).
     var onFailoverRequested: (() -> Void)?
 
-    init(spec: ResourceSpec, volume: Volume, context: ReplicationContext, initialSync: InitialSync, logger: Logger) {
+    init(spec: ResourceSpec, volume: Volume, buffers: DataBuffers, context: ReplicationContext,
+         initialSync: InitialSync, logger: Logger) {
         self.resource = spec.name
         self.spec = spec
         self.volume = volume
@@ -84,8 +88,13 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         let bufferBytes = max(spec.asyncBufferBytes, 2 * UInt64(context.config.maxRequestBytes), UInt64(4 * Self.chunkBytes))
         machine = ReplicationPrimary(config: ReplicationPrimaryConfig(
             mode: spec.mode == .async ? .async : .sync, bufferBytesMax: bufferBytes))
-        log = RetentionLog(bufferBytes: Int(bufferBytes), writeBytesMax: Int(context.config.maxRequestBytes),
-                           entriesMax: machine.config.writesInFlightMax + machine.config.requestsWaitingMax)
+        retained = RetainedWrites(buffers: buffers, arenaBytes: Int(bufferBytes),
+                                  writeBytesMax: Int(context.config.maxRequestBytes),
+                                  entriesMax: machine.config.writesInFlightMax + machine.config.requestsWaitingMax)
+        var memory: UnsafeMutableRawPointer? = nil
+        precondition(posix_memalign(&memory, 4096, Self.chunkBytes) == 0 && memory != nil, "zero chunk allocation")
+        zeros = memory!
+        memset(zeros, 0, Self.chunkBytes)
         scratch = .allocate(byteCount: Int(context.config.maxRequestBytes) + Int(context.config.maxRequestBytes) / 255 + 64,
                             alignment: 16)
         session = UInt64.random(in: 1...UInt64.max)
@@ -96,7 +105,10 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         handlerID = context.loop.register(self)
     }
 
-    deinit { scratch.deallocate() }
+    deinit {
+        scratch.deallocate()
+        free(zeros)
+    }
 
     // MARK: control
 
@@ -151,6 +163,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
             slots[index].mutation?.finish(errno: local || (slot.kind == .flush && flushed) ? 0 : EIO)
             slots[index].mutation = nil
         }
+        retained.releaseAll()
         context.loop.unregister(handlerID)
         done()
     }
@@ -176,6 +189,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         fields["writes_blocked"] = .bool(machine.isBlocked || !parked.isEmpty)
         fields["out_of_sync_bytes"] = .int(peerSynced ? 0 : Int64(volume.sizeBytes - min(syncCursor, volume.sizeBytes)))
         fields["resync_progress"] = .double(volume.sizeBytes == 0 ? 1 : Double(syncCursor) / Double(volume.sizeBytes))
+        fields["retained_writes"] = .int(Int64(retained.count))
+        fields["spilled_writes"] = .int(Int64(clamping: retained.spilledWrites))
         fields["enabled"] = .bool(enabled)
         if let lastError { fields["last_error"] = .string(lastError) }
         return fields
@@ -223,7 +238,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     private var syncWaitingForQuiet: Bool { syncWanted && syncReadPending }
     private var syncReadPending = false
 
-    /// False when the retention log has no room yet.
+    /// False when there is no room among the retained writes yet.
     private func admit(_ index: Int) -> Bool {
         let slot = slots[index]
         switch slot.kind {
@@ -232,9 +247,15 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
             return true
         case .write:
             let mutation = slot.mutation!
-            guard let (logIndex, pointer) = appendLog(mutation.diskLength) else { return false }
-            pointer.copyMemory(from: mutation.buffer!, byteCount: mutation.diskLength)
-            slots[index].logIndex = logIndex
+            guard !retained.isFull else { return false }
+            if let buffer = mutation.takeBufferIfSpare() {
+                slots[index].logIndex = retained.appendLent(buffer, length: mutation.diskLength)
+            } else {
+                guard let logIndex = retained.appendCopy(of: mutation.buffer!, length: mutation.diskLength) else {
+                    return false
+                }
+                slots[index].logIndex = logIndex
+            }
             feed(.writeSubmitted(request: RequestID(index), offsetBytes: mutation.diskOffset,
                                  lengthBytes: UInt32(mutation.diskLength), fua: mutation.fua))
             return true
@@ -252,8 +273,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         while slots[index].cursor < end {
             let offset = slots[index].cursor
             let length = Int(min(UInt64(Self.chunkBytes), end - offset))
-            guard let (logIndex, pointer) = appendLog(length) else { return false }
-            memset(pointer, 0, length)
+            guard !retained.isFull else { return false }
+            let logIndex = retained.appendShared(zeros, length: length)
             let chunk = allocateSlot()
             slots[chunk].kind = .zeroChunk
             slots[chunk].parent = index
@@ -266,10 +287,15 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         return true
     }
 
-    private func appendLog(_ length: Int) -> (Int, UnsafeMutableRawPointer)? {
-        log.releaseFront { [machine] sequence in machine.epoch(ofSequence: sequence) == nil }
-        guard let (index, pointer) = log.append(length: length) else { return nil }
-        return (index, pointer)
+    /// Gives back what the state machine no longer holds (acknowledged and durable on the
+    /// peer). Returning a lent buffer may wake NBD connections waiting for one, which may
+    /// submit new writes: so this runs only after a batch of actions is done.
+    private func releaseRetained() {
+        let held = retained.count
+        retained.releaseFront { [machine] sequence in machine.epoch(ofSequence: sequence) == nil }
+        guard retained.count < held, !parked.isEmpty else { return }
+        admitParked()
+        if !actions.isEmpty { perform() }
     }
 
     // MARK: slots
@@ -307,6 +333,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         if !actions.isEmpty { return perform() }
         continueSync()
         checkDrained()
+        releaseRetained()
     }
 
     private func execute(_ action: PrimaryAction) {
@@ -330,11 +357,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     private func submitLocalWrite(_ write: LocalWrite) {
         let index = Int(write.request)
         slots[index].sequence = write.sequence
-        log.assign(index: slots[index].logIndex, sequence: write.sequence)
-        let buffer: UnsafeMutableRawPointer
+        retained.assign(index: slots[index].logIndex, sequence: write.sequence)
         switch slots[index].kind {
-        case .write: buffer = slots[index].mutation!.buffer!
-        case .zeroChunk: buffer = log.pointer(index: slots[index].logIndex)
+        case .write, .zeroChunk: break
         case .syncChunk:
             // The block was just read from this volume: nothing to write locally.
             syncLastSequence = write.sequence
@@ -343,6 +368,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         default: preconditionFailure("local write for a \(slots[index].kind) slot")
         }
         localWritesInFlight += 1
+        let buffer = retained.pointer(index: slots[index].logIndex)
         context.loop.prepareVolumeIO(write: true, volume: volume, buffer: buffer, length: Int(write.lengthBytes),
                                      offset: write.offsetBytes, dsync: write.fua, handler: handlerID,
                                      tag: UInt32(index))
@@ -522,7 +548,7 @@ extension PrimaryReplicator {
     }
 
     private func sendData(_ data: DataMessage, on link: PeerLink) {
-        guard let block = log.payload(sequence: data.sequence) else {
+        guard let block = retained.payload(sequence: data.sequence) else {
             preconditionFailure("no retained payload for write \(data.sequence)")
         }
         if barrierEpoch != data.epoch {
@@ -549,7 +575,7 @@ extension PrimaryReplicator {
         syncReadPending = wantsChunk
         guard wantsChunk, localWritesInFlight == 0 else { return }
         let length = Int(min(UInt64(Self.chunkBytes), volume.sizeBytes - syncCursor))
-        guard let (logIndex, pointer) = appendLog(length) else {
+        guard let (logIndex, pointer) = retained.appendSpilled(length: length) else {
             syncReadPending = false
             return
         }
@@ -570,7 +596,7 @@ extension PrimaryReplicator {
         let length = Int(min(UInt64(Self.chunkBytes), volume.sizeBytes - syncCursor))
         guard result == Int32(length) else {
             diskFailed("read for the initial copy", result)
-            log.dropLast(index: slots[index].logIndex)
+            retained.dropLast(index: slots[index].logIndex)
             freeSlot(index)
             syncWanted = false
             return

@@ -35,7 +35,7 @@ extension Resource {
         switch spec.role {
         case .primary:
             _ = try context.clientConnection(peerName: spec.peer!.name)  // fail early on bad TLS config
-            let replicator = PrimaryReplicator(spec: spec, volume: volume, context: context,
+            let replicator = PrimaryReplicator(spec: spec, volume: volume, buffers: backend.buffers, context: context,
                                                initialSync: initialSync, logger: logger)
             replicator.onFailoverRequested = { [unowned self] in self.plannedDemote() }
             primary = replicator

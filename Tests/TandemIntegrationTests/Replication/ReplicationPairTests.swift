@@ -347,6 +347,33 @@ extension Replication {
         #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
     }
 
+    @Test func writesHeldForAnAbsentPeerSpillWhenThePoolRunsShortAndAllArrive() throws {
+        // A 2 MiB registered pool: alpha lends request buffers to its retained writes only while
+        // more than a quarter of the pool is free, then copies into the spill arena, so that
+        // writes held for a dead peer never starve new requests. Both kinds must be re-sent.
+        let pair = try ReplicatedPair(sizeBytes: 32 << 20,
+                                      alphaArguments: ["--buffer-pool-bytes", "2MiB", "--max-request-bytes", "1MiB"])
+        try pair.createAndEnable(mode: "async")
+        try pair.waitInSync()
+        pair.beta.crash()
+        try ExternalTool.check("fio", [
+            "--name=held", "--ioengine=nbd", "--uri=nbd+unix:///r0?socket=\(pair.nbdSocket(pair.alpha))",
+            "--rw=randwrite", "--bsrange=4k-128k", "--size=16m", "--iodepth=16", "--verify=crc32c",
+            "--do_verify=1", "--verify_fatal=1", "--verify_state_save=0", "--randseed=11",
+        ])
+        let held = try pair.status(pair.alpha)
+        let retainedWrites = held["retained_writes"] as? Int ?? -1
+        let spilledWrites = held["spilled_writes"] as? Int ?? -1
+        #expect(spilledWrites > 0, "some writes were copied: \(held)")
+        #expect(retainedWrites > spilledWrites, "some writes kept their request buffer: \(held)")
+        try pair.beta.start()
+        try pair.waitInSync()
+        #expect(try pair.status(pair.alpha)["retained_writes"] as? Int == 0)
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
+    }
+
     @Test func killedPrimaryRestartsReEnablesAndCopiesAgain() throws {
         let pair = try ReplicatedPair(sizeBytes: 16 << 20)
         try pair.createAndEnable()
