@@ -24,6 +24,7 @@ import Testing
 
     private func move(from source: TLSWireChannel, to destination: TLSWireChannel) throws {
         var buffer = [UInt8](repeating: 0, count: 32 << 10)
+        try source.flush()
         while true {
             let count = buffer.withUnsafeMutableBytes { source.takeCiphertext(into: $0) }
             if count == 0 { return }
@@ -79,5 +80,44 @@ import Testing
         #expect(open == false)
         #expect(try server.nextFrame() == nil)
         #expect(throws: PeerChannelError.wire(.truncated(bufferedBytes: 10))) { try server.finish() }
+    }
+}
+
+extension TLSWireChannelTests {
+    /// Staged messages and payloads too large to stage arrive whole and in the order sent.
+    @Test func stagedAndDirectPayloadsArriveInOrder() throws {
+        let (client, server) = try pair()
+        var expected: [WireMessage] = []
+        var random = SplitMix64(seed: 3)
+        var sequence: UInt64 = 1
+        for round in 0..<200 {
+            let sizes = [512, 4096, TLSWireChannel.stagedPayloadMax, TLSWireChannel.stagedPayloadMax + 4096, 256 << 10]
+            let size = sizes[Int(random.next() % UInt64(sizes.count))]
+            let block = (0..<size).map { UInt8(truncatingIfNeeded: $0 &+ round) }
+            let header = WireDataHeader(epoch: 1, sequence: sequence, offsetBytes: UInt64(round) * 4096,
+                                        lengthBytes: UInt32(size), flags: [], crc32c: CRC32C.checksum(block))
+            try block.withUnsafeBytes { try client.sendData(header, payload: $0) }
+            expected.append(.data(WireData(header: header, payload: block[...])))
+            sequence += 1
+            if random.next() % 2 == 0 {
+                try client.send(.ping(nonce: UInt64(round)))
+                expected.append(.ping(nonce: UInt64(round)))
+            }
+            // Flush (as at a turn's end) only now and then, so that many messages share one.
+            if random.next() % 8 == 0 { try move(from: client, to: server) }
+        }
+        try move(from: client, to: server)
+        #expect(try frames(server) == expected)
+    }
+
+    @Test func nothingStagedIsSentBeforeAFlush() throws {
+        let (client, _) = try pair()
+        try client.send(.ping(nonce: 9))
+        #expect(client.hasStaged)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        #expect(buffer.withUnsafeMutableBytes { client.takeCiphertext(into: $0) } == 0)
+        try client.flush()
+        #expect(!client.hasStaged)
+        #expect(buffer.withUnsafeMutableBytes { client.takeCiphertext(into: $0) } > 0)
     }
 }

@@ -1,8 +1,9 @@
 // PeerLink: one replication connection — a PeerSocket carrying a TLSWireChannel, and the
 // session handshake (Hello, HelloReply) of docs/protocol.md. After the handshake every frame
-// goes to the delegate (the resource's replicator). Any TLS failure or protocol violation
-// closes the link with a reason; nothing of an offending frame reaches the delegate.
-// Loop thread only.
+// goes to the delegate (the resource's replicator). Messages sent during a loop turn are
+// staged and encrypted together at the turn's end, then handed to the socket in one send.
+// Any TLS failure or protocol violation closes the link with a reason; nothing of an
+// offending frame reaches the delegate. Loop thread only.
 import Logging
 import TandemCore
 import TandemIO
@@ -24,7 +25,7 @@ protocol PeerLinkDelegate: AnyObject {
     func peerLinkClosed(_ link: PeerLink, reason: String)
 }
 
-final class PeerLink: PeerSocketDelegate {
+final class PeerLink: PeerSocketDelegate, TurnEndHandler {
     enum Phase { case connecting, tls, awaitingHello, awaitingReply, established, closed }
 
     let socket: PeerSocket
@@ -35,6 +36,7 @@ final class PeerLink: PeerSocketDelegate {
     private var peerHelloAccepted = false
     let logger: Logger
     private(set) var peerNodeName = ""
+    private var flushScheduled = false
 
     /// `hello`: ours, for the dialling side (sent as soon as TLS is up).
     init(socket: PeerSocket, connection: TLSConnection, hello: WireHello?, delegate: PeerLinkDelegate,
@@ -60,15 +62,29 @@ final class PeerLink: PeerSocketDelegate {
             || message.type == .hello || message.type == .helloReply
         else { return false }
         do { try channel.send(message) } catch { close("\(error)"); return false }
-        socket.kick()
+        scheduleFlush()
         return true
     }
 
     func sendData(_ header: WireDataHeader, payload: UnsafeRawBufferPointer) -> Bool {
         guard phase == .established else { return false }
         do { try channel.sendData(header, payload: payload) } catch { close("\(error)"); return false }
-        socket.kick()
+        scheduleFlush()
         return true
+    }
+
+    private func scheduleFlush() {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        socket.loop.atTurnEnd(self)
+    }
+
+    /// The turn's messages, encrypted together, go to the socket.
+    func turnEnded() {
+        flushScheduled = false
+        guard phase != .closed else { return }
+        do { try channel.flush() } catch { return close("\(error)") }
+        socket.kick()
     }
 
     func close(_ reason: String) {

@@ -1,7 +1,10 @@
 // TLSWireChannel: the peer protocol over one TLSConnection, with no socket. Ciphertext from
 // the socket engine goes in, decoded frames come out; messages go in, ciphertext to send comes
-// out. Control messages are encoded into a buffer allocated once; Data payloads go from the
-// caller's buffer straight into TLS encryption.
+// out. Messages are gathered in a plaintext staging buffer (allocated once) and encrypted
+// together by `flush`, which the owner calls once per loop turn: a turn's acknowledgements
+// and small writes become one TLS record instead of one or two each. A Data payload above
+// `stagedPayloadMax` is not copied: it goes from the caller's buffer straight into TLS
+// encryption, after whatever was staged before it.
 import TandemCore
 
 public enum PeerChannelError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -22,12 +25,18 @@ public enum PeerChannelError: Error, Equatable, Sendable, CustomStringConvertibl
 public final class TLSWireChannel: @unchecked Sendable {
     /// Plaintext is decrypted in pieces of up to this size straight into the decoder's buffer.
     public static let plaintextChunkBytes = 64 << 10
+    /// Staged plaintext: four full TLS records.
+    public static let stagingBytes = 64 << 10
+    /// Larger payloads are encrypted from where they lie rather than copied into staging.
+    public static let stagedPayloadMax = 8 << 10
 
     public let connection: TLSConnection
     /// Stamped into every frame header this channel sends.
     public var promotionNumber: UInt64
     private var decoder: WireDecoder
     private let controlFrame: UnsafeMutableRawBufferPointer
+    private let staging: UnsafeMutableRawBufferPointer
+    private var stagedBytes = 0
 
     public init(connection: TLSConnection, promotionNumber: UInt64, checksOrdering: Bool = true) {
         self.connection = connection
@@ -35,10 +44,12 @@ public final class TLSWireChannel: @unchecked Sendable {
         self.decoder = WireDecoder(checksOrdering: checksOrdering)
         self.controlFrame = .allocate(
             byteCount: max(WireFormat.controlFrameBytesMax, WireEncoder.dataPrefixBytes), alignment: 16)
+        self.staging = .allocate(byteCount: Self.stagingBytes, alignment: 64)
     }
 
     deinit {
         controlFrame.deallocate()
+        staging.deallocate()
     }
 
     public var isEstablished: Bool { connection.state == .established }
@@ -95,7 +106,7 @@ public final class TLSWireChannel: @unchecked Sendable {
         do { try decoder.finish() } catch { throw .wire(error) }
     }
 
-    /// Encrypts a control message (anything but Data) without allocating.
+    /// Stages a control message (anything but Data) without allocating; `flush` encrypts it.
     public func send(_ message: WireMessage) throws(PeerChannelError) {
         precondition(message.type != .data, "Data goes through sendData")
         let count: Int
@@ -104,10 +115,11 @@ public final class TLSWireChannel: @unchecked Sendable {
         } catch {
             throw .encode(error)
         }
-        try write(UnsafeRawBufferPointer(rebasing: controlFrame[0..<count]))
+        try stage(UnsafeRawBufferPointer(rebasing: controlFrame[0..<count]))
     }
 
-    /// Encrypts a Data frame: the prefix from a small buffer, the payload from where it lies.
+    /// Stages a Data frame. A payload of up to `stagedPayloadMax` is copied behind its prefix;
+    /// a larger one is encrypted at once from where it lies, after everything staged so far.
     public func sendData(_ header: WireDataHeader, payload: UnsafeRawBufferPointer) throws(PeerChannelError) {
         let count: Int
         do {
@@ -116,8 +128,31 @@ public final class TLSWireChannel: @unchecked Sendable {
         } catch {
             throw .encode(error)
         }
-        try write(UnsafeRawBufferPointer(rebasing: controlFrame[0..<count]))
-        try write(payload)
+        try stage(UnsafeRawBufferPointer(rebasing: controlFrame[0..<count]))
+        if payload.count <= Self.stagedPayloadMax {
+            try stage(payload)
+        } else {
+            try flush()
+            try write(payload)
+        }
+    }
+
+    /// Encrypts everything staged, in order; the ciphertext then waits in `takeCiphertext`.
+    public func flush() throws(PeerChannelError) {
+        guard stagedBytes > 0 else { return }
+        let count = stagedBytes
+        stagedBytes = 0
+        try write(UnsafeRawBufferPointer(rebasing: staging[0..<count]))
+    }
+
+    /// Whether messages are staged and not yet encrypted.
+    public var hasStaged: Bool { stagedBytes > 0 }
+
+    private func stage(_ bytes: UnsafeRawBufferPointer) throws(PeerChannelError) {
+        if stagedBytes + bytes.count > staging.count { try flush() }
+        guard bytes.count <= staging.count else { return try write(bytes) }
+        (staging.baseAddress! + stagedBytes).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        stagedBytes += bytes.count
     }
 
     /// Ciphertext waiting for the socket.
@@ -127,8 +162,12 @@ public final class TLSWireChannel: @unchecked Sendable {
         connection.takeCiphertext(into: buffer)
     }
 
-    /// Queues close_notify; send `takeCiphertext` afterwards.
-    public func close() { connection.close() }
+    /// Encrypts what is staged (best effort) and queues close_notify; send `takeCiphertext`
+    /// afterwards.
+    public func close() {
+        try? flush()
+        connection.close()
+    }
 
     private func write(_ bytes: UnsafeRawBufferPointer) throws(PeerChannelError) {
         do { try connection.writePlaintext(bytes) } catch { throw .tls(error) }
