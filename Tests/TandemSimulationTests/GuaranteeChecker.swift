@@ -96,8 +96,19 @@ struct GuaranteeChecker {
             for block in 0..<blockCount where disk.cache[block] < ackedRequired[block] {
                 return "sync secondary block \(block) holds write \(disk.cache[block]), acknowledged write \(ackedRequired[block]) is missing"
             }
+            // Sync promises every acknowledged write, which includes everything any present
+            // write can depend on; writes of later epochs may be applied ahead (DataFlags
+            // .acknowledgedAfterApply), so the content need not be an epoch prefix.
+            return admittedViolation(disk.cache)
         }
         return prefixViolation(disk.cache)
+    }
+
+    func admittedViolation(_ content: [WriteSequence]) -> String? {
+        for (block, sequence) in content.enumerated() where sequence >= WriteSequence(epochOfSequence.count) {
+            return "block \(block) holds write \(sequence) the primary never admitted"
+        }
+        return nil
     }
 
     /// Crash consistency: the content equals the primary's history through some epoch K plus

@@ -187,8 +187,8 @@ private struct SecondaryHarness {
     }
 
     @discardableResult
-    mutating func data(_ sequence: WriteSequence, epoch: Epoch, block: UInt64 = 0) -> [SecondaryAction] {
-        send(.message(.data(DataMessage(epoch: epoch, sequence: sequence, offsetBytes: block * 4096, lengthBytes: 4096, flags: []))))
+    mutating func data(_ sequence: WriteSequence, epoch: Epoch, block: UInt64 = 0, flags: DataFlags = []) -> [SecondaryAction] {
+        send(.message(.data(DataMessage(epoch: epoch, sequence: sequence, offsetBytes: block * 4096, lengthBytes: 4096, flags: flags))))
     }
 }
 
@@ -205,6 +205,34 @@ private func submitted(_ actions: [SecondaryAction]) -> [WriteSequence] {
         #expect(submitted(harness.data(3, epoch: 2, block: 2)).isEmpty)
         #expect(submitted(harness.send(.writeCompleted(sequence: 2))).isEmpty)
         #expect(submitted(harness.send(.writeCompleted(sequence: 1))) == [3])
+    }
+
+    @Test func aWriteAcknowledgedAfterApplyGoesAheadOfItsEpochUnlessItOverlapsAnOutstandingOne() {
+        var harness = SecondaryHarness(ReplicationSecondaryConfig(mode: .sync))
+        harness.send(.connectionUp)
+        let sync: DataFlags = [.acknowledgedAfterApply]
+        #expect(submitted(harness.data(1, epoch: 1, block: 0, flags: sync)) == [1])
+        #expect(submitted(harness.data(2, epoch: 2, block: 1, flags: sync)) == [2], "no overlap: ahead of epoch 1")
+        #expect(submitted(harness.data(3, epoch: 3, block: 0, flags: sync)).isEmpty, "overlaps write 1, still outstanding")
+        #expect(submitted(harness.data(4, epoch: 3, block: 2, flags: sync)).isEmpty, "submission stays in sequence order")
+        #expect(submitted(harness.send(.writeCompleted(sequence: 2))).isEmpty)
+        #expect(submitted(harness.send(.writeCompleted(sequence: 1))) == [3, 4])
+        // Completion is still tracked in order: write 4 stays queued behind write 3.
+        harness.send(.writeCompleted(sequence: 4))
+        #expect(harness.secondary.queuedWrites == 2)
+        harness.send(.writeCompleted(sequence: 3))
+        #expect(harness.secondary.queuedWrites == 0)
+    }
+
+    @Test func withoutTheFlagOrWithDiskDrainFlushEpochsStayStrictlyOrdered() {
+        var flush = SecondaryHarness(ReplicationSecondaryConfig(mode: .sync, diskDrain: .flush))
+        flush.send(.connectionUp)
+        #expect(submitted(flush.data(1, epoch: 1, block: 0, flags: [.acknowledgedAfterApply])) == [1])
+        #expect(submitted(flush.data(2, epoch: 2, block: 1, flags: [.acknowledgedAfterApply])).isEmpty)
+        var plain = SecondaryHarness(ReplicationSecondaryConfig(mode: .sync))
+        plain.send(.connectionUp)
+        #expect(submitted(plain.data(1, epoch: 1, block: 0)) == [1])
+        #expect(submitted(plain.data(2, epoch: 2, block: 1)).isEmpty)
     }
 
     @Test func groupCommitFlushesOnceForSeveralEpochs() {

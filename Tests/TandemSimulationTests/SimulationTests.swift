@@ -52,6 +52,17 @@ enum SimulationSeeds {
                 "the checker never noticed out-of-order application in 400 seeds")
     }
 
+    @Test func checkerCatchesASyncWriteAppliedAheadOverAnOutstandingOne() {
+        var caught: [SimulationFailure] = []
+        for seed in UInt64(1)...400 {
+            let scenario = SimulationScenario(seed: seed, testingFault: .appliesAheadOverOutstandingWrites)
+            if let failure = Simulation(scenario: scenario).run() { caught.append(failure) }
+        }
+        if getenv("TANDEM_SIM_VERBOSE") != nil { caught.forEach { print($0) } }
+        #expect(caught.contains { $0.message.contains("acknowledged write") && $0.message.contains("is missing") },
+                "the checker never noticed an overtaking write in 400 seeds")
+    }
+
     @Test func aSeedReplaysExactly() {
         for seed in UInt64(1)...20 {
             let first = Simulation(scenario: SimulationScenario(seed: seed))

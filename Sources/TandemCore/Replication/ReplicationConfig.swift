@@ -40,6 +40,8 @@ public struct ReplicationPrimaryConfig: Sendable, Hashable {
 public enum SecondaryTestingFault: Sendable, Hashable {
     /// Submit every received write at once, ignoring epoch order.
     case appliesEpochsOutOfOrder
+    /// Apply sync writes ahead of their epoch even over an outstanding overlapping write.
+    case appliesAheadOverOutstandingWrites
 }
 
 public struct ReplicationSecondaryConfig: Sendable, Hashable {

@@ -15,6 +15,11 @@ public struct DataFlags: OptionSet, Sendable, Hashable {
     public init(rawValue: UInt8) { self.rawValue = rawValue }
     /// The write was FUA on the primary; its epoch ends with it.
     public static let fua = DataFlags(rawValue: 1 << 0)
+    /// Sync mode: the primary acknowledges the write only once the secondary has completed
+    /// it. So every write it may depend on (acknowledged before it was issued) is already
+    /// complete on the secondary, and the secondary may issue it before earlier epochs have
+    /// completed, as long as it overlaps no earlier write still outstanding there.
+    public static let acknowledgedAfterApply = DataFlags(rawValue: 1 << 1)
 }
 
 /// One replicated write, as shipped to the secondary (payload travels beside it).

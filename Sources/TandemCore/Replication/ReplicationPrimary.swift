@@ -382,6 +382,12 @@ public struct ReplicationPrimary: Sendable {
     private func dataMessage(_ write: Write) -> DataMessage {
         DataMessage(
             epoch: write.epoch, sequence: write.sequence, offsetBytes: write.offsetBytes,
-            lengthBytes: write.lengthBytes, flags: write.fua ? [.fua] : [])
+            lengthBytes: write.lengthBytes, flags: dataFlags(fua: write.fua))
+    }
+
+    private func dataFlags(fua: Bool) -> DataFlags {
+        var flags: DataFlags = fua ? [.fua] : []
+        if config.mode == .sync { flags.insert(.acknowledgedAfterApply) }
+        return flags
     }
 }

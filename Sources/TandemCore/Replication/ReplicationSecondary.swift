@@ -18,7 +18,7 @@ public struct ReplicationSecondary: Sendable {
     /// Received writes from the first not yet completed on, contiguous in sequence.
     private var queue: BoundedQueue<Write>
     private var queuedBytes: UInt64 = 0
-    private var writesInFlight = 0
+    public private(set) var writesInFlight = 0
     /// The next sequence to submit; submissions are a prefix of the queue.
     private var nextSubmitSequence: WriteSequence = 0
 
@@ -224,7 +224,7 @@ public struct ReplicationSecondary: Sendable {
             let message = queue[index].message
             if config.testingFault != .appliesEpochsOutOfOrder {
                 precondition(message.epoch >= applyingEpoch, "a write of a completed epoch is queued")
-                guard message.epoch == applyingEpoch else { return }
+                guard message.epoch == applyingEpoch || mayApplyAhead(index) else { return }
             }
             queue[index].state = .inFlight
             writesInFlight += 1
@@ -235,6 +235,27 @@ public struct ReplicationSecondary: Sendable {
                         sequence: message.sequence, epoch: message.epoch,
                         offsetBytes: message.offsetBytes, lengthBytes: message.lengthBytes)))
         }
+    }
+
+    /// A write of a later epoch may be issued before the applying epoch has completed when
+    /// its primary acknowledges only after it completed here (sync): whatever it may depend on
+    /// was acknowledged, so is complete here already. It must still overlap no earlier write
+    /// that has not completed — the newer bytes have to land last (a re-send after a
+    /// reconnect carries both). `disk_drain: flush` keeps the strict order, which is its
+    /// promise. The scan is bounded: far behind, the write waits for its epoch.
+    private func mayApplyAhead(_ index: Int) -> Bool {
+        let message = queue[index].message
+        guard message.flags.contains(.acknowledgedAfterApply), config.diskDrain == .drain,
+            index < 4 * config.writesInFlightMax
+        else { return false }
+        let start = message.offsetBytes
+        let end = start + UInt64(message.lengthBytes)
+        if config.testingFault == .appliesAheadOverOutstandingWrites { return true }
+        for earlier in 0..<index where queue[earlier].state != .completed {
+            let other = queue[earlier].message
+            if other.offsetBytes < end && start < other.offsetBytes + UInt64(other.lengthBytes) { return false }
+        }
+        return true
     }
 
     // MARK: Durability

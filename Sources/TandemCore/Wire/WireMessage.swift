@@ -109,7 +109,10 @@ public struct WireDataFlags: OptionSet, Hashable, Sendable {
     public static let fua = WireDataFlags(rawValue: 1 << 0)
     /// The payload is an LZ4 block that decompresses to `lengthBytes`.
     public static let compressed = WireDataFlags(rawValue: 1 << 1)
-    public static let known: WireDataFlags = [.fua, .compressed]
+    /// The sender acknowledges the write only after the receiver completed it (sync mode):
+    /// the receiver may apply it ahead of earlier epochs (docs/replication.md).
+    public static let acknowledgedAfterApply = WireDataFlags(rawValue: 1 << 2)
+    public static let known: WireDataFlags = [.fua, .compressed, .acknowledgedAfterApply]
 }
 
 /// The fixed fields of a Data message.

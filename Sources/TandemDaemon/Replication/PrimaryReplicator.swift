@@ -558,7 +558,8 @@ extension PrimaryReplicator {
         barrierCount += 1
         let (header, compressed) = WirePayload.prepare(
             block: block, epoch: data.epoch, sequence: data.sequence, offsetBytes: data.offsetBytes,
-            fua: data.flags.contains(.fua), compress: spec.compression == .lz4, scratch: scratch)
+            fua: data.flags.contains(.fua), acknowledgedAfterApply: data.flags.contains(.acknowledgedAfterApply),
+            compress: spec.compression == .lz4, scratch: scratch)
         let payload = compressed.map { UnsafeRawBufferPointer(rebasing: scratch[0..<$0]) } ?? block
         _ = link.sendData(header, payload: payload)
     }

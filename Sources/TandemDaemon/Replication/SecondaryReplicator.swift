@@ -89,6 +89,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         fields["durable_through_epoch"] = .int(Int64(machine.durableThroughEpoch))
         fields["consistent"] = .bool(machine.isConsistent)
         fields["queued_writes"] = .int(Int64(machine.queuedWrites))
+        fields["writes_in_flight"] = .int(Int64(machine.writesInFlight))
         fields["lag_bytes"] = .int(0)
         fields["rpo_ms"] = .int(0)
         if let peerNode { fields["peer_node"] = .string(peerNode) }
@@ -259,8 +260,10 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     }
 
     private func message(_ header: WireDataHeader) -> DataMessage {
-        DataMessage(epoch: header.epoch, sequence: header.sequence, offsetBytes: header.offsetBytes,
-                    lengthBytes: header.lengthBytes, flags: header.flags.contains(.fua) ? [.fua] : [])
+        var flags: DataFlags = header.flags.contains(.fua) ? [.fua] : []
+        if header.flags.contains(.acknowledgedAfterApply) { flags.insert(.acknowledgedAfterApply) }
+        return DataMessage(epoch: header.epoch, sequence: header.sequence, offsetBytes: header.offsetBytes,
+                           lengthBytes: header.lengthBytes, flags: flags)
     }
 
     private func allocate(sequence: WriteSequence, length: Int) -> Received {

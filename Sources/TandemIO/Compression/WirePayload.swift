@@ -26,10 +26,11 @@ public enum WirePayload {
     /// the compressed length in `scratch` (send `scratch[0..<n]`); nil means send `block`.
     public static func prepare(
         block: UnsafeRawBufferPointer, epoch: UInt64, sequence: UInt64, offsetBytes: UInt64, fua: Bool,
-        compress: Bool, scratch: UnsafeMutableRawBufferPointer
+        acknowledgedAfterApply: Bool = false, compress: Bool, scratch: UnsafeMutableRawBufferPointer
     ) -> (header: WireDataHeader, compressedBytes: Int?) {
         precondition(!block.isEmpty && block.count <= WireFormat.maxPayloadBytes, "block size out of range")
         var flags: WireDataFlags = fua ? [.fua] : []
+        if acknowledgedAfterApply { flags.insert(.acknowledgedAfterApply) }
         let compressed = compress ? LZ4.compressIfItPays(block, into: scratch) : nil
         if compressed != nil { flags.insert(.compressed) }
         let header = WireDataHeader(
