@@ -29,6 +29,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     static let chunkBytes = 1 << 20
     static let flushTag: UInt32 = 0xFFFF_0001
     static let syncReadTag: UInt32 = 0xFFFF_0002
+    static let stopFlushTag: UInt32 = 0xFFFF_0003
 
     let resource: String
     let spec: ResourceSpec
@@ -53,6 +54,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     private(set) var enabled = false
     private var stopping = false
     private var onStopped: (() -> Void)?
+    /// When stopping with FLUSH requests held: nil until the local flush completed.
+    private var stopFlushSucceeded: Bool?
+    private var stopFlushRunning = false
     private var nextDialNs: UInt64 = 0
     private var backoffNs: UInt64 = 250_000_000
     private var peerHelloSeen = false
@@ -150,13 +154,21 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     }
 
     private func checkStopped() {
-        guard stopping, link == nil, localWritesInFlight == 0, !syncReadInFlight, let done = onStopped else { return }
-        onStopped = nil
+        guard stopping, link == nil, localWritesInFlight == 0, !syncReadInFlight, onStopped != nil else { return }
         // Replication is being turned off: a write whose local I/O completed is on this
-        // node's disk and is answered as such, a FLUSH once the local disk is flushed (rare:
-        // a blocking fdatasync here keeps it simple); anything else fails.
+        // node's disk and is answered as such, a FLUSH once the local disk is flushed (on the
+        // ring, like every other flush); anything else fails.
         let hasFlushes = slots.contains { $0.kind == .flush && $0.mutation != nil }
-        let flushed = hasFlushes && fdatasync(volume.fd) == 0
+        if hasFlushes && stopFlushSucceeded == nil {
+            guard !stopFlushRunning else { return }
+            stopFlushRunning = true
+            localWritesInFlight += 1
+            context.loop.prepareFlush(volume: volume, handler: handlerID, tag: Self.stopFlushTag)
+            return
+        }
+        let flushed = stopFlushSucceeded == true
+        guard let done = onStopped else { return }
+        onStopped = nil
         for index in slots.indices where slots[index].mutation != nil {
             let slot = slots[index]
             let local = slot.kind == .write && !slot.failed && slot.sequence != 0
@@ -406,6 +418,11 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
             feed(.localFlushCompleted)
         case Self.syncReadTag:
             syncReadCompleted(result)
+        case Self.stopFlushTag:
+            localWritesInFlight -= 1
+            if result < 0 { diskFailed("flush", result) }
+            stopFlushSucceeded = result == 0
+            return checkStopped()
         default:
             localWritesInFlight -= 1
             let index = Int(tag)

@@ -211,6 +211,32 @@ extension Replication {
         #expect(status["enabled"] as? Bool == false)
     }
 
+    @Test func disableAnswersAFlushHeldForAGonePeerOnceTheLocalDiskIsFlushed() throws {
+        let pair = try ReplicatedPair(sizeBytes: 16 << 20)
+        try pair.createAndEnable()
+        try pair.waitInSync()
+        pair.beta.crash()
+        let client = try RawNBDClient.transmitting(socketPath: pair.nbdSocket(pair.alpha), exportName: "r0")
+        defer { client.disconnect() }
+        // A WRITE and a FLUSH covering it, in one send: the server takes both from one
+        // receive in one turn, so once the write is admitted (unconfirmed_bytes) the flush,
+        // which needs the gone peer's durable ack, is held too.
+        let block = [UInt8](repeating: 0x5A, count: 4096)
+        try client.stream.sendAll(
+            RawNBDClient.requestHeader(type: NBDWire.cmdWrite, cookie: 7, offset: 8192, length: 4096) + block
+                + RawNBDClient.requestHeader(type: NBDWire.cmdFlush, cookie: 6, offset: 0, length: 0))
+        try pair.waitFor(pair.alpha, "the write held for the gone peer") { $0["unconfirmed_bytes"] as? Int == 4096 }
+        try pair.expectOK(try pair.alpha.control().request("disable", ["name": ReplicatedPair.resource]))
+        var answered: [UInt64: UInt32] = [:]
+        for _ in 0..<2 {
+            let (outcome, reply) = client.readSimpleReply(dataBytes: 0)
+            guard outcome == .data, let reply else { throw HarnessError("no reply after disable: \(outcome)") }
+            answered[reply.cookie] = reply.error
+        }
+        #expect(answered == [6: 0, 7: 0], "flush and write answered successfully: \(answered)")
+        #expect(try client.read(offset: 8192, length: 4096) == block)
+    }
+
     @Test func controlErrorsAreClear() throws {
         let pair = try ReplicatedPair(sizeBytes: 8 << 20)
         try pair.createAndEnable()
