@@ -2,6 +2,9 @@
 # Replicated-write benchmark, in one run, on backing files in BENCH_DIR:
 #   raw         fio io_uring O_DIRECT on the source file itself (the limit; a pair writes
 #               both copies to this one disk, so compare pairs against raw / 2)
+#   rawpair     the same workload on both files at once (two fio jobs, one per file, each
+#               at the workload's queue depth), reported per file: what each copy of a pair
+#               can get from this disk when both are written together
 #   qemu        QEMU's synchronous active mirror: qemu-storage-daemon exports the source over
 #               NBD to fio; blockdev-mirror copy-mode=write-blocking copies every write to a
 #               target served by a separate qemu-nbd before completing it
@@ -22,6 +25,9 @@
 # both filled, TGT a copy of SRC):
 #   raw:
 #     fio --ioengine=io_uring --direct=1 --filename=SRC <workload> --size=SIZE
+#   rawpair (WORK/copy.0.img and copy.1.img are hard links to SRC and TGT):
+#     fio --ioengine=io_uring --direct=1 --group_reporting --filename_format='WORK/copy.$jobnum.img' \
+#       --numjobs=2 <workload> --size=SIZE        (MiB/s and IOPS halved: per file)
 #   qemu (AIO = BENCH_QEMU_AIO, default io_uring):
 #     qemu-nbd -f raw --cache=none --aio=AIO -k WORK/tgt.sock -x tgt --fork --pid-file=... TGT
 #     qemu-storage-daemon \
@@ -68,7 +74,7 @@
 #   BENCH_SIZE     backing file size (default 1G)
 #   BENCH_RUNTIME  seconds per measured fio run (default 15); BENCH_RAMP warm-up seconds (2)
 #   BENCH_REPEAT   repetitions, medians reported (default 3)
-#   BENCH_TARGETS  subset of "raw qemu standalone sync async" (default all, in that order;
+#   BENCH_TARGETS  subset of "raw rawpair qemu standalone sync async" (default all, in that order;
 #                  async's rate comes from sync, so keep sync before async)
 #   BENCH_QEMU_AIO io_uring or native (default io_uring)
 #   BENCH_RESULTS  markdown output (default Benchmarks/results/pair-<UTC timestamp>.md)
@@ -82,7 +88,7 @@ size="${BENCH_SIZE:-1G}"
 runtime="${BENCH_RUNTIME:-15}"
 ramp="${BENCH_RAMP:-2}"
 repeat="${BENCH_REPEAT:-3}"
-targets="${BENCH_TARGETS:-raw qemu standalone sync async}"
+targets="${BENCH_TARGETS:-raw rawpair qemu standalone sync async}"
 qemu_aio="${BENCH_QEMU_AIO:-io_uring}"
 connect_timeout="${BENCH_CONNECT_TIMEOUT:-30}"
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"
@@ -91,8 +97,8 @@ helper=(python3 "$repo/Benchmarks/pair.py")
 qmp=(python3 "$repo/Benchmarks/qmp.py")
 
 for target in $targets; do
-    case "$target" in raw | qemu | standalone | sync | async) ;;
-        *) echo "pair: unknown target '$target' (raw qemu standalone sync async)" >&2; exit 2 ;;
+    case "$target" in raw | rawpair | qemu | standalone | sync | async) ;;
+        *) echo "pair: unknown target '$target' (raw rawpair qemu standalone sync async)" >&2; exit 2 ;;
     esac
 done
 
@@ -112,6 +118,8 @@ raw_dir="$work/json"
 mkdir -p "$raw_dir"
 src="$work/src.img"
 tgt="$work/tgt.img"
+
+jobs=1  # fio jobs per run: 2 for rawpair (one per file)
 
 # Running daemons: "label=pid" entries; all are stopped between targets.
 procs=()
@@ -153,6 +161,13 @@ unavailable() { # target message
 # ------------------------------------------------------------------ raw
 start_raw() {
     target_args=(--ioengine=io_uring --direct=1 "--filename=$src")
+}
+
+start_rawpair() {
+    ln -f "$src" "$work/copy.0.img"
+    ln -f "$tgt" "$work/copy.1.img"
+    target_args=(--ioengine=io_uring --direct=1 --group_reporting "--filename_format=$work/copy.\$jobnum.img")
+    jobs=2
 }
 
 # ------------------------------------------------------------------ QEMU active mirror
@@ -292,10 +307,10 @@ run_fio() { # target name round fio-args...
     shift 3
     local out="$raw_dir/$target.$name.$round.json" before after
     echo "pair: round $round/$repeat $target $name" >&2
-    fio --name="$name-warmup" "${target_args[@]}" "$@" --size="$size" --numjobs=1 \
+    fio --name="$name-warmup" "${target_args[@]}" "$@" --size="$size" --numjobs="$jobs" \
         --time_based --runtime="$ramp" --randrepeat=0 --output=/dev/null
     before="$(cpu_snapshot)"
-    fio --name="$name" "${target_args[@]}" "$@" --size="$size" --numjobs=1 \
+    fio --name="$name" "${target_args[@]}" "$@" --size="$size" --numjobs="$jobs" \
         --time_based --runtime="$runtime" --randrepeat=0 \
         --output-format=json --output="$out"
     after="$(cpu_snapshot)"
@@ -322,7 +337,7 @@ measure_rpo() { # round
     "${helper[@]}" rpo-sample "$work/async-alpha.ctl" r0 "$raw_dir/async.rpo.$round.samples" 0.1 &
     sampler=$!
     fio --name=rpo "${target_args[@]}" --rw=write --bs=1m --iodepth=16 --rate="$rate" \
-        --size="$size" --numjobs=1 --time_based --runtime="$runtime" \
+        --size="$size" --numjobs="$jobs" --time_based --runtime="$runtime" \
         --output-format=json --output="$raw_dir/async.rpo.$round.json"
     kill -TERM "$sampler"
     wait "$sampler" || true
@@ -332,7 +347,7 @@ for round in $(seq "$repeat"); do
     for target in $targets; do
         [[ -f "$raw_dir/$target.unavailable" ]] && continue
         case "$target" in
-            raw | qemu) "start_$target" ;; # any failure here ends the run (set -e)
+            raw | rawpair | qemu) "start_$target" ;; # any failure here ends the run (set -e)
             *) # tandemd targets may be unavailable in this build; they return 1 then
                 if ! "start_$target"; then
                     stop_all
@@ -350,6 +365,7 @@ for round in $(seq "$repeat"); do
             finish_qemu "$round"
         fi
         stop_all
+        jobs=1
     done
 done
 
