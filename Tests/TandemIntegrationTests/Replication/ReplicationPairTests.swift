@@ -400,6 +400,30 @@ extension Replication {
         #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
     }
 
+    @Test func aBacklogLargerThanTheSecondarysQueueBoundIsResentAndApplied() throws {
+        // beta's queue bound is max(async_buffer_bytes, 4 MiB) + 64 MiB = 68 MiB; alpha keeps
+        // 160 MiB of async writes while beta is down and re-sends all of it at once on
+        // reconnect. The bound counts writes received and not yet written, so beta takes the
+        // backlog as long as its disk keeps up with the stream (it does here; a secondary
+        // disk much slower than the link would still overrun it: docs/replication.md).
+        let pair = try ReplicatedPair(sizeBytes: 256 << 20)
+        try pair.createAndEnable(mode: "async", initialSync: "none", secondaryBufferBytes: 1 << 20)
+        try pair.waitInSync()
+        pair.beta.crash()
+        try ExternalTool.check("fio", [
+            "--name=backlog", "--ioengine=nbd", "--uri=nbd+unix:///r0?socket=\(pair.nbdSocket(pair.alpha))",
+            "--rw=write", "--bs=1m", "--size=160m", "--iodepth=8", "--buffer_pattern=0x5aa5",
+        ])
+        #expect(try pair.status(pair.alpha)["unconfirmed_bytes"] as? Int ?? 0 >= 160 << 20)
+        try pair.beta.start()
+        try pair.waitInSync(timeoutSeconds: 120)
+        let log = try String(contentsOfFile: pair.beta.logPath, encoding: .utf8)
+        #expect(!log.contains("exceeded the secondary's queue"), "beta refused the backlog:\n\(pair.beta.logTail())")
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
+    }
+
     @Test func killedPrimaryRestartsReEnablesAndCopiesAgain() throws {
         let pair = try ReplicatedPair(sizeBytes: 16 << 20)
         try pair.createAndEnable()

@@ -71,10 +71,11 @@ final class ReplicatedPair {
     func nbdSocket(_ daemon: DaemonProcess) -> String { daemon.directory.file("nbd.sock") }
 
     /// Creates r0 on both nodes and enables both; beta first so alpha's first dial succeeds.
+    /// `secondaryBufferBytes`: beta's async_buffer_bytes (what sizes its receive queue).
     func createAndEnable(mode: String = "sync", initialSync: String = "full", compression: String = "none",
-                         diskDrain: String = "drain") throws {
+                         diskDrain: String = "drain", secondaryBufferBytes: Int? = nil) throws {
         try create(on: beta, role: "secondary", peer: ("alpha", alphaAddress), mode: mode, initialSync: initialSync,
-                   compression: compression, diskDrain: diskDrain)
+                   compression: compression, diskDrain: diskDrain, asyncBufferBytes: secondaryBufferBytes)
         try create(on: alpha, role: "primary", peer: ("beta", betaAddress), mode: mode, initialSync: initialSync,
                    compression: compression, diskDrain: diskDrain)
         try expectOK(try beta.control().request("enable", ["name": Self.resource]))
@@ -82,12 +83,14 @@ final class ReplicatedPair {
     }
 
     func create(on daemon: DaemonProcess, role: String, peer: (String, String), mode: String, initialSync: String,
-                compression: String, diskDrain: String = "drain") throws {
-        let reply = try daemon.control().request("create", [
+                compression: String, diskDrain: String = "drain", asyncBufferBytes: Int? = nil) throws {
+        var arguments: [String: Any] = [
             "name": Self.resource, "volume": volume(daemon), "size_bytes": sizeBytes, "role": role,
             "peer": ["name": peer.0, "address": peer.1], "mode": mode, "initial_sync": initialSync,
             "compression": compression, "disk_drain": diskDrain, "nbd": ["socket": nbdSocket(daemon)],
-        ])
+        ]
+        if let asyncBufferBytes { arguments["async_buffer_bytes"] = asyncBufferBytes }
+        let reply = try daemon.control().request("create", arguments)
         try expectOK(reply)
     }
 
