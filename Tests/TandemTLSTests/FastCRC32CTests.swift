@@ -22,4 +22,21 @@ struct FastCRC32CTests {
             }
         }
     }
+
+    /// Every path of the three-stream code: just below, at and above each block size, and
+    /// several long blocks in a row, at odd alignments.
+    @Test func threeStreamBoundariesAgree() {
+        var random = SplitMix64(seed: 7)
+        let bytes = (0..<(4 * 3 * 8192 + 64)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+        let lengths = [0, 1, 7, 8, 767, 768, 769, 775, 1536, 24_575, 24_576, 24_577, 24_576 + 768, 49_152, 98_304 + 5]
+        bytes.withUnsafeBytes { all in
+            for length in lengths {
+                for start in [0, 1, 3, 8] {
+                    let slice = UnsafeRawBufferPointer(rebasing: all[start..<(start + length)])
+                    #expect(FastCRC32C.checksum(slice, seed: 0) == CRC32C.checksum(slice, seed: 0),
+                            "length \(length) at offset \(start)")
+                }
+            }
+        }
+    }
 }
