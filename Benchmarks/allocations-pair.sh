@@ -76,18 +76,7 @@ bin="$(swift build -c release --show-bin-path)"
 work="$(mktemp -d "$bench_dir/alloc-pair.XXXXXX")"
 
 # Running daemons, "name=pid"; stopped by stop_all (between modes and on exit).
-procs=()
-stop_all() {
-    local entry pid
-    for entry in "${procs[@]}"; do
-        pid="${entry##*=}"
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid"
-            timeout 30 tail --pid="$pid" -f /dev/null || kill -KILL "$pid" 2>/dev/null || true
-        fi
-    done
-    procs=()
-}
+source Benchmarks/lib/processes.sh
 cleanup() {
     local status=$?
     stop_all

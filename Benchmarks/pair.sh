@@ -122,18 +122,7 @@ tgt="$work/tgt.img"
 jobs=1  # fio jobs per run: 2 for rawpair (one per file)
 
 # Running daemons: "label=pid" entries; all are stopped between targets.
-procs=()
-stop_all() {
-    local entry pid
-    for entry in "${procs[@]}"; do
-        pid="${entry##*=}"
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid"
-            timeout 30 tail --pid="$pid" -f /dev/null || kill -KILL "$pid"
-        fi
-    done
-    procs=()
-}
+source Benchmarks/lib/processes.sh
 cleanup() {
     stop_all
     rm -f "$src" "$tgt"

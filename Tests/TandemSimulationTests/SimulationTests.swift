@@ -42,25 +42,26 @@ enum SimulationSeeds {
     }
 
     @Test func checkerCatchesASecondaryThatAppliesEpochsOutOfOrder() {
-        var caught: [SimulationFailure] = []
-        for seed in UInt64(1)...400 {
-            let scenario = SimulationScenario(seed: seed, testingFault: .appliesEpochsOutOfOrder)
-            if let failure = Simulation(scenario: scenario).run() { caught.append(failure) }
-        }
-        if getenv("TANDEM_SIM_VERBOSE") != nil { caught.forEach { print($0) } }
+        let caught = failures(with: .appliesEpochsOutOfOrder)
         #expect(caught.contains { $0.message.contains("not crash-consistent") },
                 "the checker never noticed out-of-order application in 400 seeds")
     }
 
     @Test func checkerCatchesASyncWriteAppliedAheadOverAnOutstandingOne() {
+        let caught = failures(with: .appliesAheadOverOutstandingWrites)
+        #expect(caught.contains { $0.message.contains("acknowledged write") && $0.message.contains("is missing") },
+                "the checker never noticed an overtaking write in 400 seeds")
+    }
+
+    /// What the checker reports over 400 seeds of a deliberately wrong secondary.
+    private func failures(with fault: SecondaryTestingFault) -> [SimulationFailure] {
         var caught: [SimulationFailure] = []
         for seed in UInt64(1)...400 {
-            let scenario = SimulationScenario(seed: seed, testingFault: .appliesAheadOverOutstandingWrites)
+            let scenario = SimulationScenario(seed: seed, testingFault: fault)
             if let failure = Simulation(scenario: scenario).run() { caught.append(failure) }
         }
         if getenv("TANDEM_SIM_VERBOSE") != nil { caught.forEach { print($0) } }
-        #expect(caught.contains { $0.message.contains("acknowledged write") && $0.message.contains("is missing") },
-                "the checker never noticed an overtaking write in 400 seeds")
+        return caught
     }
 
     @Test func aSeedReplaysExactly() {
