@@ -2,9 +2,9 @@
 // link. It is the export's NBDWriteSink: a write's NBD buffer is taken over (RetainedWrites),
 // written locally and sent to the peer from that same buffer in one loop turn, kept for
 // re-sends until the peer confirms it durable, and acknowledged when the state machine says
-// so. It dials the peer and
-// reconnects with backoff; with initial_sync full it copies the whole volume through the same
-// Data stream before the peer counts as UpToDate. Loop thread only.
+// so. It dials the peer and reconnects with backoff; with initial_sync full it copies the
+// whole volume through the same Data stream before the peer counts as UpToDate. Loop thread
+// only.
 import Glibc
 import Logging
 import TandemControl
@@ -18,7 +18,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     struct Slot {
         var kind: SlotKind = .free
         var mutation: NBDPendingMutation?
-        var logIndex = 0
+        var retainedIndex = 0
         var sequence: WriteSequence = 0
         var parent = 0  // zero chunks: the zeroes slot
         var remaining = 0  // zeroes: chunks not yet acknowledged
@@ -261,12 +261,12 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
             let mutation = slot.mutation!
             guard !retained.isFull else { return false }
             if let buffer = mutation.takeBufferIfSpare() {
-                slots[index].logIndex = retained.appendLent(buffer, length: mutation.diskLength)
+                slots[index].retainedIndex = retained.appendLent(buffer, length: mutation.diskLength)
             } else {
-                guard let logIndex = retained.appendCopy(of: mutation.buffer!, length: mutation.diskLength) else {
+                guard let retainedIndex = retained.appendCopy(of: mutation.buffer!, length: mutation.diskLength) else {
                     return false
                 }
-                slots[index].logIndex = logIndex
+                slots[index].retainedIndex = retainedIndex
             }
             feed(.writeSubmitted(request: RequestID(index), offsetBytes: mutation.diskOffset,
                                  lengthBytes: UInt32(mutation.diskLength), fua: mutation.fua))
@@ -286,11 +286,11 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
             let offset = slots[index].cursor
             let length = Int(min(UInt64(Self.chunkBytes), end - offset))
             guard !retained.isFull else { return false }
-            let logIndex = retained.appendShared(zeros, length: length)
+            let retainedIndex = retained.appendShared(zeros, length: length)
             let chunk = allocateSlot()
             slots[chunk].kind = .zeroChunk
             slots[chunk].parent = index
-            slots[chunk].logIndex = logIndex
+            slots[chunk].retainedIndex = retainedIndex
             slots[index].remaining += 1
             slots[index].cursor = offset + UInt64(length)
             let fua = mutation.fua && slots[index].cursor == end
@@ -369,7 +369,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     private func submitLocalWrite(_ write: LocalWrite) {
         let index = Int(write.request)
         slots[index].sequence = write.sequence
-        retained.assign(index: slots[index].logIndex, sequence: write.sequence)
+        retained.assign(index: slots[index].retainedIndex, sequence: write.sequence)
         switch slots[index].kind {
         case .write, .zeroChunk: break
         case .syncChunk:
@@ -380,7 +380,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         default: preconditionFailure("local write for a \(slots[index].kind) slot")
         }
         localWritesInFlight += 1
-        let buffer = retained.pointer(index: slots[index].logIndex)
+        let buffer = retained.pointer(index: slots[index].retainedIndex)
         context.loop.prepareVolumeIO(write: true, volume: volume, buffer: buffer, length: Int(write.lengthBytes),
                                      offset: write.offsetBytes, dsync: write.fua, handler: handlerID,
                                      tag: UInt32(index))
@@ -593,13 +593,13 @@ extension PrimaryReplicator {
         syncReadPending = wantsChunk
         guard wantsChunk, localWritesInFlight == 0 else { return }
         let length = Int(min(UInt64(Self.chunkBytes), volume.sizeBytes - syncCursor))
-        guard let (logIndex, pointer) = retained.appendSpilled(length: length) else {
+        guard let (retainedIndex, pointer) = retained.appendSpilled(length: length) else {
             syncReadPending = false
             return
         }
         let index = allocateSlot()
         slots[index].kind = .syncChunk
-        slots[index].logIndex = logIndex
+        slots[index].retainedIndex = retainedIndex
         syncSlot = index
         syncReadInFlight = true
         syncReadPending = false
@@ -614,7 +614,7 @@ extension PrimaryReplicator {
         let length = Int(min(UInt64(Self.chunkBytes), volume.sizeBytes - syncCursor))
         guard result == Int32(length) else {
             diskFailed("read for the initial copy", result)
-            retained.dropLast(index: slots[index].logIndex)
+            retained.dropLast(index: slots[index].retainedIndex)
             freeSlot(index)
             syncWanted = false
             return
