@@ -17,7 +17,7 @@ public struct ReplicationSecondary: Sendable {
 
     /// Received writes from the first not yet completed on, contiguous in sequence.
     private var queue: BoundedQueue<Write>
-    private var queuedBytes: UInt64 = 0
+    public private(set) var queuedBytes: UInt64 = 0
     public private(set) var writesInFlight = 0
     /// The next sequence to submit; submissions are a prefix of the queue.
     private var nextSubmitSequence: WriteSequence = 0

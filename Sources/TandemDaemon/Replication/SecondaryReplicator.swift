@@ -90,6 +90,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         fields["consistent"] = .bool(machine.isConsistent)
         fields["queued_writes"] = .int(Int64(machine.queuedWrites))
         fields["writes_in_flight"] = .int(Int64(machine.writesInFlight))
+        fields["queued_bytes"] = .int(Int64(machine.queuedBytes))
         fields["lag_bytes"] = .int(0)
         fields["rpo_ms"] = .int(0)
         if let peerNode { fields["peer_node"] = .string(peerNode) }
