@@ -3,6 +3,7 @@
 import ArgumentParser
 import Logging
 import TandemDaemon
+import TandemIO
 
 #if canImport(Glibc)
 import Glibc
@@ -98,6 +99,9 @@ struct Tandemd: ParsableCommand {
             return handler
         }
         var logger = Logger(label: "tandemd")
+        if !opensslCachesSmallBlocks {
+            logger.notice("OpenSSL had allocated before its block cache could be installed; TLS records allocate")
+        }
         logger[metadataKey: "node"] = "\(daemonConfig.nodeName)"
         do {
             try Daemon(config: daemonConfig, logger: logger).run()
@@ -113,4 +117,6 @@ struct Tandemd: ParsableCommand {
     }
 }
 
+// Before anything can make OpenSSL allocate: see OpenSSLMemory.
+let opensslCachesSmallBlocks = OpenSSLMemory.cacheSmallBlocks()
 Tandemd.main()

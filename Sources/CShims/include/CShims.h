@@ -33,4 +33,10 @@ uint32_t tandem_crc32c_hw(uint32_t seed, const void *bytes, size_t count);
 
 /// eventfd(2) with EFD_CLOEXEC.
 int tandem_eventfd(void);
+
+/// Routes OpenSSL's allocations through a per-thread cache of small blocks (see CShims.c).
+/// Must run before OpenSSL allocates anything; returns 0 (and changes nothing) otherwise.
+int tandem_openssl_cache_small_blocks(void);
+/// Small blocks this thread took from its cache, and allocated afresh, since it started.
+void tandem_openssl_small_block_counts(unsigned long *reused, unsigned long *allocated);
 #endif
