@@ -83,15 +83,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
 
-bench_dir="${BENCH_DIR:-$repo/.bench}"
-size="${BENCH_SIZE:-1G}"
-runtime="${BENCH_RUNTIME:-15}"
-ramp="${BENCH_RAMP:-2}"
-repeat="${BENCH_REPEAT:-3}"
+source Benchmarks/lib/settings.sh
 targets="${BENCH_TARGETS:-raw rawpair qemu standalone sync async}"
 qemu_aio="${BENCH_QEMU_AIO:-io_uring}"
 connect_timeout="${BENCH_CONNECT_TIMEOUT:-30}"
-stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 results="${BENCH_RESULTS:-$repo/Benchmarks/results/pair-$stamp.md}"
 helper=(python3 "$repo/Benchmarks/pair.py")
 qmp=(python3 "$repo/Benchmarks/qmp.py")
@@ -102,12 +97,7 @@ for target in $targets; do
     esac
 done
 
-scripts/setup.sh
-mkdir -p "$bench_dir" "$(dirname "$results")"
-if [[ "$(stat -f -c %T "$bench_dir")" == "tmpfs" ]]; then
-    echo "pair: $bench_dir is tmpfs; set BENCH_DIR to a directory on a real disk" >&2
-    exit 1
-fi
+bench_prepare pair "$results"
 if [[ " $targets " =~ \ (standalone|sync|async)\  ]]; then
     swift build -c release
     bin="$(swift build -c release --show-bin-path)"

@@ -21,24 +21,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
 
-bench_dir="${BENCH_DIR:-$repo/.bench}"
-size="${BENCH_SIZE:-1G}"
-runtime="${BENCH_RUNTIME:-15}"
-ramp="${BENCH_RAMP:-2}"
-repeat="${BENCH_REPEAT:-3}"
+source Benchmarks/lib/settings.sh
 targets="${BENCH_TARGETS:-raw nbdkit tandemd}"
-stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 # The commit measured: taken before the build, marked when the tree has local changes.
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if ! git diff --quiet HEAD -- Sources Package.swift 2>/dev/null; then commit="$commit+local-changes"; fi
 results="${BENCH_RESULTS:-$repo/Benchmarks/results/$stamp.md}"
 
-scripts/setup.sh
-mkdir -p "$bench_dir" "$(dirname "$results")"
-if [[ "$(stat -f -c %T "$bench_dir")" == "tmpfs" ]]; then
-    echo "bench: $bench_dir is tmpfs; set BENCH_DIR to a directory on a real disk" >&2
-    exit 1
-fi
+bench_prepare bench "$results"
 if [[ " $targets " == *" tandemd "* ]]; then
     swift build -c release
     bin="$(swift build -c release --show-bin-path)"
