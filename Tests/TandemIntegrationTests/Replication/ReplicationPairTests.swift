@@ -222,7 +222,10 @@ extension Replication {
         pair.beta.crash()
         let writer = AcknowledgedWriter(socket: pair.nbdSocket(pair.alpha), blocks: 500)
         writer.start()
-        usleep(500_000)
+        // Once alpha has noticed and holds a write, no later one can be acknowledged.
+        try pair.waitFor(pair.alpha, "a write held for the gone peer") {
+            $0["connection_state"] as? String != "Connected" && ($0["unconfirmed_bytes"] as? Int ?? 0) > 0
+        }
         #expect(writer.acknowledged.count < 500, "sync writes must wait while the peer is away")
         try pair.expectOK(try pair.alpha.control().request("disable", ["name": ReplicatedPair.resource]))
         writer.join()
@@ -291,7 +294,12 @@ extension Replication {
         }
         guard connected else { throw HarnessError("connect to the replication port failed") }
         _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        usleep(200_000)
+        // The daemon reads the bytes and drops the connection: wait for that (EOF or reset),
+        // at most 10 s.
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var sink = [UInt8](repeating: 0, count: 4096)
+        while sink.withUnsafeMutableBytes({ recv(fd, $0.baseAddress, $0.count, 0) }) > 0 {}
     }
 }
 
@@ -384,7 +392,9 @@ extension Replication {
         writer.start()
         try writer.waitForAcknowledged(500, timeoutSeconds: 60)
         pair.beta.crash()
-        usleep(300_000)
+        // Restart only once alpha has seen the peer go, so that the writes in between wait
+        // for the reconnect and are re-sent.
+        try pair.waitFor(pair.alpha, "alpha to notice the crash") { $0["connection_state"] as? String != "Connected" }
         try pair.beta.start()
         writer.join()
         #expect(writer.acknowledged.count == 4000)
