@@ -10,32 +10,15 @@ import Testing
     let certs = TestCertificates.shared
 
     @Test func wireFramesCrossASocketPairOverMutualTLS() throws {
-        var fds: [Int32] = [0, 0]
-        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
-        defer {
-            close(fds[0])
-            close(fds[1])
-        }
-        let serverConnection = try TLSConnection(context: certs.context(.server, node: "beta", expecting: "alpha"))
-        let clientConnection = try TLSConnection(context: certs.context(.client, node: "alpha", expecting: "beta"))
+        let (client, server) = try startPair(clientNode: "alpha")
+        defer { server.close() }
         let block = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 / 4096) }
-
-        let received = ReceivedFrames()
-        let serverFD = fds[1]
-        let serverDone = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            defer { serverDone.signal() }
-            received.result = Result { try Self.serve(TLSBlockingStream(connection: serverConnection, fd: serverFD)) }
-        }
-        let client = TLSBlockingStream(connection: clientConnection, fd: fds[0])
         try client.handshake()
         try client.write(WireEncoder.encode(.hello(WireFixturesTLS.hello), promotionNumber: 3))
         try Self.sendData(block, over: client)
         try client.write(WireEncoder.encode(.epochBarrier(epoch: 1, writeCount: 1), promotionNumber: 3))
         client.close()
-        serverDone.wait()
-
-        let frames = try #require(try received.result?.get())
+        let frames = try #require(try server.wait()?.get())
         #expect(frames.count == 3)
         #expect(frames.first?.message == .hello(WireFixturesTLS.hello))
         guard case .data(let data) = frames[1].message else {
@@ -85,22 +68,8 @@ import Testing
     }
 
     @Test func aRefusedPeerLearnsWhyOverTheSocket() throws {
-        var fds: [Int32] = [0, 0]
-        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
-        defer {
-            close(fds[0])
-            close(fds[1])
-        }
-        let serverConnection = try TLSConnection(context: certs.context(.server, node: "beta", expecting: "alpha"))
-        let clientConnection = try TLSConnection(context: certs.context(.client, node: "gamma", expecting: "beta"))
-        let received = ReceivedFrames()
-        let serverFD = fds[1]
-        let serverDone = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            defer { serverDone.signal() }
-            received.result = Result { try Self.serve(TLSBlockingStream(connection: serverConnection, fd: serverFD)) }
-        }
-        let client = TLSBlockingStream(connection: clientConnection, fd: fds[0])
+        let (client, server) = try startPair(clientNode: "gamma")
+        defer { server.close() }
         let clientError: TLSError? = {
             do {
                 try client.handshake()
@@ -109,16 +78,52 @@ import Testing
                 return nil
             } catch { return error as? TLSError }
         }()
-        serverDone.wait()
+        let served = try #require(server.wait())
         #expect(clientError?.kind == .refusedByPeer)
-        let serverError = try #require(received.result?.failureValue as? TLSError)
+        let serverError = try #require(served.failureValue as? TLSError)
         #expect(serverError.kind == .peerName)
     }
 }
 
-/// Written by the server thread before it signals, read by the test after it waits.
-final class ReceivedFrames: @unchecked Sendable {
+extension TLSBlockingStreamTests {
+    /// A socketpair; beta serves one end on its own thread (`serve`), the returned client
+    /// stream (the certificate of `clientNode`, expecting beta) holds the other.
+    private func startPair(clientNode: String) throws -> (TLSBlockingStream, ServerThread) {
+        var fds: [Int32] = [0, 0]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0 else {
+            throw TLSError(.configuration, "socketpair failed")
+        }
+        let serverConnection = try TLSConnection(context: certs.context(.server, node: "beta", expecting: "alpha"))
+        let clientConnection = try TLSConnection(context: certs.context(.client, node: clientNode, expecting: "beta"))
+        let server = ServerThread(fds: fds)
+        let serverFD = fds[1]
+        Thread.detachNewThread {
+            defer { server.done.signal() }
+            server.result = Result { try Self.serve(TLSBlockingStream(connection: serverConnection, fd: serverFD)) }
+        }
+        return (TLSBlockingStream(connection: clientConnection, fd: fds[0]), server)
+    }
+}
+
+/// The server side of `startPair`: its result is written by the server thread before it
+/// signals, and read by the test after it waits.
+final class ServerThread: @unchecked Sendable {
+    let fds: [Int32]
+    let done = DispatchSemaphore(value: 0)
     var result: Result<[WireFrame], any Error>?
+
+    init(fds: [Int32]) { self.fds = fds }
+
+    func wait() -> Result<[WireFrame], any Error>? {
+        done.wait()
+        return result
+    }
+
+    /// Closes both ends of the socketpair (after `wait`).
+    func close() {
+        Glibc.close(fds[0])
+        Glibc.close(fds[1])
+    }
 }
 
 enum WireFixturesTLS {
