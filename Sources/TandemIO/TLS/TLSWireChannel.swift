@@ -1,6 +1,6 @@
 // TLSWireChannel: the peer protocol over one TLSConnection, with no socket. Ciphertext from
 // the socket engine goes in, decoded frames come out; messages go in, ciphertext to send comes
-// out. Messages are gathered in a plaintext staging buffer (allocated once) and encrypted
+// out. Messages are encoded into a plaintext staging buffer (allocated once) and encrypted
 // together by `flush`, which the owner calls once per loop turn: a turn's acknowledgements
 // and small writes become one TLS record instead of one or two each. A Data payload above
 // `stagedPayloadMax` is not copied: it goes from the caller's buffer straight into TLS
@@ -34,7 +34,6 @@ public final class TLSWireChannel: @unchecked Sendable {
     /// Stamped into every frame header this channel sends.
     public var promotionNumber: UInt64
     private var decoder: WireDecoder
-    private let controlFrame: UnsafeMutableRawBufferPointer
     private let staging: UnsafeMutableRawBufferPointer
     private var stagedBytes = 0
 
@@ -42,13 +41,10 @@ public final class TLSWireChannel: @unchecked Sendable {
         self.connection = connection
         self.promotionNumber = promotionNumber
         self.decoder = WireDecoder(checksOrdering: checksOrdering)
-        self.controlFrame = .allocate(
-            byteCount: max(WireFormat.controlFrameBytesMax, WireEncoder.dataPrefixBytes), alignment: 16)
         self.staging = .allocate(byteCount: Self.stagingBytes, alignment: 64)
     }
 
     deinit {
-        controlFrame.deallocate()
         staging.deallocate()
     }
 
@@ -109,26 +105,24 @@ public final class TLSWireChannel: @unchecked Sendable {
     /// Stages a control message (anything but Data) without allocating; `flush` encrypts it.
     public func send(_ message: WireMessage) throws(PeerChannelError) {
         precondition(message.type != .data, "Data goes through sendData")
-        let count: Int
+        let tail = try stagingTail()
         do {
-            count = try WireEncoder.encode(message, promotionNumber: promotionNumber, into: controlFrame)
+            stagedBytes += try WireEncoder.encode(message, promotionNumber: promotionNumber, into: tail)
         } catch {
             throw .encode(error)
         }
-        try stage(UnsafeRawBufferPointer(rebasing: controlFrame[0..<count]))
     }
 
     /// Stages a Data frame. A payload of up to `stagedPayloadMax` is copied behind its prefix;
     /// a larger one is encrypted at once from where it lies, after everything staged so far.
     public func sendData(_ header: WireDataHeader, payload: UnsafeRawBufferPointer) throws(PeerChannelError) {
-        let count: Int
+        let tail = try stagingTail()
         do {
-            count = try WireEncoder.encodeDataPrefix(
-                header, payloadBytes: payload.count, promotionNumber: promotionNumber, into: controlFrame)
+            stagedBytes += try WireEncoder.encodeDataPrefix(
+                header, payloadBytes: payload.count, promotionNumber: promotionNumber, into: tail)
         } catch {
             throw .encode(error)
         }
-        try stage(UnsafeRawBufferPointer(rebasing: controlFrame[0..<count]))
         if payload.count <= Self.stagedPayloadMax {
             try stage(payload)
         } else {
@@ -147,6 +141,14 @@ public final class TLSWireChannel: @unchecked Sendable {
 
     /// Whether messages are staged and not yet encrypted.
     public var hasStaged: Bool { stagedBytes > 0 }
+
+    /// The free end of the staging buffer, with room for any control frame or Data prefix
+    /// (flushing first when there is not): frames are encoded straight into it.
+    private func stagingTail() throws(PeerChannelError) -> UnsafeMutableRawBufferPointer {
+        let frameBytesMax = max(WireFormat.controlFrameBytesMax, WireEncoder.dataPrefixBytes)
+        if staging.count - stagedBytes < frameBytesMax { try flush() }
+        return UnsafeMutableRawBufferPointer(rebasing: staging[stagedBytes...])
+    }
 
     private func stage(_ bytes: UnsafeRawBufferPointer) throws(PeerChannelError) {
         if stagedBytes + bytes.count > staging.count { try flush() }
