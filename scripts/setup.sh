@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
     liburing-dev liblz4-dev libssl-dev pkg-config          # build: system library modules
     libnbd-bin nbdkit qemu-utils qemu-system-common fio    # tests: real NBD clients and a peer
+    nbdfuse                                                # tests: volumes that fail or lose power
     openssl ca-certificates python3                        # certificates; readiness and JSON helpers
 )
 

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <linux/falloc.h>
 #include <sys/uio.h>
+#include <sys/vfs.h>
 #include "CShims.h"
 
 const int tandem_O_DIRECT = O_DIRECT;
@@ -21,6 +22,11 @@ int tandem_errno(void) { return errno; }
 void tandem_set_errno(int value) { errno = value; }
 
 int tandem_blk_getsize64(int fd, unsigned long long *size) { return ioctl(fd, BLKGETSIZE64, size); }
+
+long long tandem_fs_type(int fd) {
+    struct statfs fs;
+    return fstatfs(fd, &fs) == 0 ? (long long)fs.f_type : -1;
+}
 int tandem_blk_sszget(int fd, int *sectorSize) { return ioctl(fd, BLKSSZGET, sectorSize); }
 
 int tandem_peer_cred(int fd, pid_t *pid, uid_t *uid, gid_t *gid) {

@@ -14,6 +14,17 @@ public final class Volume {
     public let direct: Bool
     /// Offsets and lengths of disk I/O must be multiples of this (1 when buffered).
     public let alignment: Int
+    /// Whether a write submitted with RWF_DSYNC through io_uring is durable when it completes.
+    /// True for block devices and the local filesystems in `dsyncFilesystems`. Elsewhere it
+    /// cannot be relied on: FUSE, for one, completes such a write without syncing it (seen on
+    /// Linux 6.18, where the same write through pwritev2 is synced). There a FUA write is a
+    /// plain write followed by a flush.
+    public let honoursDSyncWrites: Bool
+
+    /// statfs f_type of the filesystems whose io_uring RWF_DSYNC writes are durable: ext2/3/4,
+    /// XFS, Btrfs, F2FS, bcachefs, ZFS, and tmpfs (which has nothing to make durable).
+    static let dsyncFilesystems: Set<Int> = [0xEF53, 0x5846_5342, 0x9123_683E, 0xF2F5_2010, 0xCA45_1A4E,
+                                             0x2FC1_2FC1, 0x0102_1994]
     public private(set) var fixedSlot: UInt32?
 
     /// Opens `path`; creates a file of `createSizeBytes` when it is missing and a size is given.
@@ -42,6 +53,12 @@ public final class Volume {
             throw IOError(errno: code, "fstat \(path)")
         }
         isBlockDevice = (st.st_mode & S_IFMT) == S_IFBLK
+        let filesystem = tandem_fs_type(fd)
+        honoursDSyncWrites = isBlockDevice || Self.dsyncFilesystems.contains(Int(filesystem))
+        if !honoursDSyncWrites {
+            logger.notice("this filesystem's synchronous writes are not trusted; FUA writes are followed by a flush",
+                          metadata: ["volume": "\(path)", "f_type": "0x\(String(filesystem, radix: 16))"])
+        }
         do {
             (sizeBytes, alignment) = try Self.geometry(fd: fd, stat: st, blockDevice: isBlockDevice, direct: direct)
         } catch {

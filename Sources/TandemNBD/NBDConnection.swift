@@ -427,7 +427,7 @@ public final class NBDConnection: IOHandler, BufferWaiter, TurnEndHandler {
         loop.prepareVolumeIO(
             write: write, volume: backend.volume, buffer: request.buffer!.pointer + done,
             length: request.diskLength - done, offset: request.diskOffset + UInt64(done),
-            dsync: write && request.header.flags & NBD.CommandFlag.fua != 0,
+            dsync: write && request.header.flags & NBD.CommandFlag.fua != 0 && backend.volume.honoursDSyncWrites,
             handler: handlerID, tag: tag(.disk, request))
         operationsInFlight += 1
     }
@@ -546,8 +546,14 @@ public final class NBDConnection: IOHandler, BufferWaiter, TurnEndHandler {
                 finishDisk(request, error: NBD.Errno.eio)  // unexpected end of volume
             } else if request.diskDone < request.diskLength {
                 submitData(request, write: request.command == .write)  // short transfer
-            } else {
+            } else if request.command == .read || backend.volume.honoursDSyncWrites
+                || request.header.flags & NBD.CommandFlag.fua == 0 {
                 finishDisk(request, error: 0)
+            } else {
+                // FUA on a volume whose RWF_DSYNC writes are not trusted: flush after the write.
+                request.phase = .flushing
+                loop.prepareFlush(volume: backend.volume, handler: handlerID, tag: tag(.flushAfter, request))
+                operationsInFlight += 1
             }
             return
         }

@@ -46,6 +46,34 @@ extension Integration {
             ]))
         }
 
+        /// A power cut, not just kill -9: the volume forgets whatever was not flushed, so an
+        /// acknowledged FUA write or FLUSH that tandemd did not really make durable is lost.
+        @Test func acknowledgedFUAAndFlushedWritesSurviveAPowerCut() throws {
+            let disk = try PowerLossVolume(sizeBytes: Self.volumeBytes)
+            let daemon = try DaemonProcess.started()
+            let target = NBDTarget(directory: daemon.directory)
+            try NBDExport.create(on: daemon, name: "r0", volume: disk.path, socket: target.socketPath, sizeBytes: nil)
+            expectQemuIOSucceeded(try target.qemuIO(["write -P 0x93 1048576 1M", "flush"]))
+            // FUA writes with no flush after them, and a write never flushed: a raw client, since
+            // qemu-io flushes when it closes.
+            let raw = try RawNBDClient.transmitting(socketPath: target.socketPath, exportName: "r0")
+            try raw.write(offset: 0, data: [UInt8](repeating: 0x91, count: 64 << 10), fua: true)
+            try raw.write(offset: 8192, data: [UInt8](repeating: 0x92, count: 4096), fua: true)
+            try raw.write(offset: 4 << 20, data: [UInt8](repeating: 0x94, count: 64 << 10))
+
+            daemon.crash()
+            disk.cutPower()
+            // The harness really drops what was not flushed (else this test could not fail).
+            #expect(try disk.backingBytes(offset: 4 << 20, count: 4096).allSatisfy { $0 == 0 },
+                    "the unflushed write reached the backing file: the power cut lost nothing")
+            try disk.powerOn()
+            try daemon.start()
+            expectQemuIOSucceeded(try target.qemuIO([
+                "read -P 0x91 0 8192", "read -P 0x92 8192 4096", "read -P 0x91 12288 53248", "read -P 0x93 1048576 1M",
+            ]))
+            try daemon.stop()
+        }
+
         @Test func deletedResourceStaysDeletedAfterRestart() throws {
             let (daemon, _) = try daemonWithResource()
             #expect(try daemon.control().request("delete", ["name": "r0"]).ok == true)

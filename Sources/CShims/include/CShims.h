@@ -13,6 +13,8 @@ void tandem_set_errno(int value);
 
 /// BLKGETSIZE64 and BLKSSZGET are function-like ioctl request macros.
 int tandem_blk_getsize64(int fd, unsigned long long *size);
+/// The filesystem type (statfs f_type) of the file behind `fd`, or -1 with errno set.
+long long tandem_fs_type(int fd);
 int tandem_blk_sszget(int fd, int *sectorSize);
 
 /// The peer's credentials on a Unix socket (SO_PEERCRED; struct ucred needs _GNU_SOURCE).
