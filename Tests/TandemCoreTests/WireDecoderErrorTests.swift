@@ -163,7 +163,9 @@ import Testing
             let count = Int.random(in: 0...2000, using: &random)
             let garbage = (0..<count).map { _ in UInt8.random(in: 0...255, using: &random) }
             decoder.feed(garbage)
-            _ = try? decoder.next()
+            let outcome = drain(&decoder, fed: garbage.count)
+            // Random bytes never pass a header CRC: no frame comes out of them.
+            #expect(outcome.frames == 0, "seed \(seed): garbage decoded as \(outcome.frames) frames")
         }
     }
 
@@ -179,7 +181,8 @@ import Testing
             if Bool.random(using: &random) { bytes = resealHeaders(bytes) }
             var decoder = WireDecoder()
             decoder.feed(bytes)
-            while (try? decoder.next()).flatMap({ $0 }) != nil {}
+            let outcome = drain(&decoder, fed: bytes.count)
+            #expect(outcome.frames <= WireCodecTests.everyMessage.count, "seed \(seed): more frames than were encoded")
         }
     }
 
@@ -196,9 +199,31 @@ import Testing
                 body[69] = UInt8(min(255, count - 70 - Int(body[68])))
             }
             var decoder = WireDecoder()
-            decoder.feed(F.rawFrame(type: type, body: body))
-            while (try? decoder.next()).flatMap({ $0 }) != nil {}
+            let frame = F.rawFrame(type: type, body: body)
+            decoder.feed(frame)
+            let outcome = drain(&decoder, fed: frame.count)
+            #expect(outcome.frames <= 1, "seed \(seed): one frame decoded as \(outcome.frames)")
         }
+    }
+
+    /// Decodes until the decoder stops and checks what it must guarantee for any input: it
+    /// stops (an error, or a need for more bytes), an error is sticky, and it holds no more
+    /// than it was fed. (Memory safety itself is checked by running these suites under ASan.)
+    private func drain(_ decoder: inout WireDecoder, fed: Int) -> (frames: Int, failed: Bool) {
+        var frames = 0
+        while frames <= fed {
+            do {
+                guard try decoder.next() != nil else { break }
+                frames += 1
+            } catch {
+                #expect(decoder.error != nil, "a thrown error was not kept")
+                #expect(throws: WireError.self) { _ = try decoder.next() }
+                return (frames, true)
+            }
+        }
+        #expect(frames <= fed, "the decoder kept returning frames")
+        #expect(decoder.bufferedBytes <= fed, "the decoder holds \(decoder.bufferedBytes) bytes of \(fed) fed")
+        return (frames, false)
     }
 
     /// Recomputes the first header's CRC so that mutations reach the body checks.

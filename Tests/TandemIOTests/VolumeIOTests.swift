@@ -1,3 +1,4 @@
+import CShims
 import Glibc
 import Logging
 import Testing
@@ -23,6 +24,10 @@ struct VolumeIOTests {
         let loop = try EventLoop(ringEntries: 64, poolBytes: 1 << 20, logger: logger)
         let volume = try Volume(path: path, createSizeBytes: 1 << 20, logger: logger)
         #expect(volume.sizeBytes == 1 << 20)
+        // /var/tmp is on a real disk here: the volume must really bypass the page cache.
+        #expect(volume.direct)
+        #expect(fcntl(volume.fd, F_GETFL) & tandem_O_DIRECT != 0, "the volume's descriptor lacks O_DIRECT")
+        #expect(volume.alignment == 4096)
         try volume.attach(to: loop)
         let collector = Collector()
         let id = loop.register(collector)

@@ -42,8 +42,11 @@ extension Integration {
             #expect(status.ok == true, "\(status)")
             #expect(status.string("role") == "standalone")
             #expect(status.uint64("size_bytes") == 64 << 20)
-            #expect(status.string("disk_state") != nil, "status lacks disk_state: \(status)")
-            #expect(status.string("connection_state") != nil, "status lacks connection_state: \(status)")
+            // A standalone resource is its only copy: up to date, with no peer to connect to.
+            #expect(status.string("disk_state") == "UpToDate", "disk_state: \(status)")
+            #expect(status.string("connection_state") == "StandAlone", "connection_state: \(status)")
+            #expect(status.string("replication_state") == "Off", "replication_state: \(status)")
+            #expect(status.bool("nbd_serving") == true, "nbd_serving: \(status)")
 
             try Self.expectRefused(try client.request("create", createArguments(daemon)), "exists", on: client)
 
@@ -151,9 +154,9 @@ extension Integration {
             let calm = try daemon.control()
             let noisy = try daemon.control()
             try noisy.sendLine(Array("}{".utf8))
-            _ = try noisy.readReply()
+            #expect(try noisy.readReply().errorCode == "bad-json")
             try noisy.sendLine([UInt8](repeating: 0x7b, count: 2 << 20))
-            _ = try noisy.readReply()
+            #expect(try noisy.readReply().errorCode == "line-too-long")
             #expect(try calm.request("ping").ok == true)
             #expect(daemon.isRunning)
         }
@@ -172,7 +175,9 @@ extension Integration {
             let status = try ExternalTool.run(ctl, ["--socket", daemon.controlSocket, "--json", "status", "r0"])
             #expect(status.succeeded, "\(status)")
             let json = try? JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? JSONObject
-            #expect(json != nil, "tandemctl --json printed no JSON object: \(status.stdout)")
+            #expect(json?.ok == true, "tandemctl --json printed no successful reply: \(status.stdout)")
+            #expect(json?.string("role") == "standalone", "\(status.stdout)")
+            #expect(json?.uint64("size_bytes") == 64 << 20, "\(status.stdout)")
 
             let missing = try ExternalTool.run(ctl, ["--socket", daemon.controlSocket, "status", "nope"])
             #expect(missing.status != 0 && !missing.timedOut, "tandemctl exits 0 on ok:false: \(missing)")

@@ -68,7 +68,10 @@ enum SimulationSeeds {
         for seed in UInt64(1)...20 {
             let first = Simulation(scenario: SimulationScenario(seed: seed))
             let second = Simulation(scenario: SimulationScenario(seed: seed))
-            #expect(first.run() == nil && second.run() == nil)
+            let firstFailure = first.run()
+            let secondFailure = second.run()
+            #expect(firstFailure == nil)
+            #expect(secondFailure == nil)
             #expect(first.step == second.step && first.nowNs == second.nowNs)
             #expect(first.secondaryDisk.durable == second.secondaryDisk.durable)
             #expect(first.primaryDisk.cache == second.primaryDisk.cache)

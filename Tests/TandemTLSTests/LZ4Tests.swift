@@ -52,15 +52,27 @@ import Testing
 
     @Test func seededGarbageNeverOverrunsTheDestination() {
         var random = SeededRandom(seed: 11)
-        var destination = [UInt8](repeating: 0, count: 8192)
+        // The decoder gets the first 8 KiB; a canary fills the rest, and must survive.
+        let canary: UInt8 = 0xC3
+        var memory = [UInt8](repeating: canary, count: 8192 + 4096)
+        var refused = 0
         for _ in 0..<500 {
             let garbage = (0..<Int.random(in: 1...300, using: &random)).map { _ in
                 UInt8.random(in: 0...255, using: &random)
             }
-            _ = try? garbage.withUnsafeBytes { source in
-                try destination.withUnsafeMutableBytes { try LZ4.decompress(source, into: $0) }
+            do {
+                try garbage.withUnsafeBytes { source in
+                    try memory.withUnsafeMutableBytes {
+                        try LZ4.decompress(source, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<8192]))
+                    }
+                }
+            } catch {
+                refused += 1
             }
+            #expect(memory[8192...].allSatisfy { $0 == canary }, "decompression wrote past its destination")
         }
+        // Nearly all random blocks are invalid LZ4; they must be refused, not decoded.
+        #expect(refused > 400, "only \(refused) of 500 garbage blocks were refused")
     }
 
     @Test func aCorruptedBlockFailsItsCRCBeforeItCanBeWritten() throws {

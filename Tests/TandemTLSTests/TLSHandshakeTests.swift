@@ -104,6 +104,7 @@ import Testing
             _ = try TLSContext(
                 role: .server, caFile: dir + "/nope.crt", certFile: dir + "/alpha.crt", keyFile: dir + "/alpha.key",
                 expectedPeerName: "beta")
+            Issue.record("a missing CA file was accepted")
         } catch {
             #expect(error.kind == .configuration)
             #expect(error.message.contains("nope.crt"))

@@ -3,8 +3,14 @@
 import Foundation
 import Testing
 
-/// Daemons are real processes and the machine has two cores: one test at a time.
-@Suite(.serialized) enum Replication {}
+/// Daemons are real processes and the machine has two cores: one test at a time. The
+/// replication suites are nested in `Integration`, whose `.serialized` covers every nested
+/// suite: no two real-process tests of either kind ever overlap.
+extension Integration {
+    @Suite enum Replication {}
+}
+
+typealias Replication = Integration.Replication
 
 extension Replication {
 @Suite struct ReplicationPairTests {
@@ -197,7 +203,8 @@ extension Replication {
             ($0["last_error"] as? String)?.contains("certificate verification failed") == true
         }
         #expect(refused["connection_state"] as? String != "Connected")
-        usleep(1_500_000)
+        // The refusal holds over alpha's retries: two more refused handshakes on beta.
+        #expect(try pair.awaitEvents(pair.beta, named: "peer-refused", count: 2) == 2, Comment(rawValue: pair.beta.logTail()))
         #expect(try pair.status(pair.beta)["connection_state"] as? String != "Connected")
         #expect(try pair.status(pair.alpha)["connection_state"] as? String != "Connected")
         #expect(pair.beta.logTail().contains("peer-refused"))

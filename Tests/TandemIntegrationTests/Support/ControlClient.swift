@@ -63,6 +63,7 @@ final class ControlClient {
 /// Typed access to reply fields, tolerant of how JSONSerialization bridges numbers.
 extension Dictionary where Key == String, Value == Any {
     var ok: Bool? { self["ok"] as? Bool }
+    func bool(_ key: String) -> Bool? { self[key] as? Bool }
     var errorCode: String? { self["error"] as? String }
     func string(_ key: String) -> String? { self[key] as? String }
     func uint64(_ key: String) -> UInt64? {

@@ -1,8 +1,8 @@
 // The integration suite: real tandemd processes driven by real clients (nbdinfo, qemu-io,
 // qemu-img, nbdcopy, fio) and by hand-written bad input.
 //
-// Every test runs inside `Integration`, which is `.serialized`: daemons are real processes
-// and CI has two cores. Each test builds its own temporary directory and daemon, so a test
+// Every test runs inside `Integration`, which is `.serialized` (the trait covers nested
+// suites, the replication ones included): daemons are real processes and CI has two cores. Each test builds its own temporary directory and daemon, so a test
 // never depends on what another one left behind.
 //
 // Environment:

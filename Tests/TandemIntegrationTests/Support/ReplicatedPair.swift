@@ -104,18 +104,39 @@ final class ReplicatedPair {
         try expectOK(try daemon.control().request("status", ["name": Self.resource]))
     }
 
-    /// Polls status until `condition` holds; throws with the last status and the log.
+    /// Waits until `condition` holds for the daemon's status: it subscribes to the daemon's
+    /// `events` stream, then reads status once, and again after every event line. State changes
+    /// arrive as events; counters such as lag_bytes have none, and the stream's idle heartbeat
+    /// (one a second) re-checks them. Throws with the last status and the log on the timeout.
     @discardableResult
     func waitFor(_ daemon: DaemonProcess, timeoutSeconds: Double = 60, _ what: String,
                  _ condition: (JSONObject) -> Bool) throws -> JSONObject {
         let deadline = Date().addingTimeInterval(timeoutSeconds)
-        var last: JSONObject = [:]
-        while Date() < deadline {
+        let events = try daemon.control()
+        try events.sendLine(Array(#"{"id": 0, "cmd": "events"}"#.utf8))
+        _ = try events.readReply()  // the subscription is in place: no change after it is missed
+        var last = try status(daemon)
+        while !condition(last) {
+            guard Date() < deadline else {
+                throw HarnessError("timed out waiting for \(what); last status \(last)\n" + daemon.logTail())
+            }
+            _ = try events.readReply()  // the next event, or the idle heartbeat
             last = try status(daemon)
-            if condition(last) { return last }
-            usleep(50_000)
         }
-        throw HarnessError("timed out waiting for \(what); last status \(last)\n" + daemon.logTail())
+        return last
+    }
+
+    /// Reads `daemon`'s events until `count` events named `name` arrived after the
+    /// subscription (or the timeout passes); returns how many did.
+    func awaitEvents(_ daemon: DaemonProcess, named name: String, count: Int, timeoutSeconds: Double = 30) throws -> Int {
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        let events = try daemon.control()
+        try events.sendLine(Array(#"{"id": 0, "cmd": "events"}"#.utf8))
+        var seen = 0
+        while seen < count, Date() < deadline {
+            if try events.readReply()["event"] as? String == name { seen += 1 }
+        }
+        return seen
     }
 
     /// Both nodes connected and UpToDate, nothing left to confirm.
