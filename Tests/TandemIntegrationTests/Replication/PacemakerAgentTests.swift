@@ -139,12 +139,18 @@ extension Replication {
                         initialSync: "full", compression: "none")
         try pair.expectOK(try pair.alpha.control().request("enable", ["name": ReplicatedPair.resource]))
         let beta = try OCFAgent(socket: pair.beta.controlSocket, instance: "tandem:1")
+        // As root, ocf-tester runs meta-data as `nobody`: give it a copy it can reach
+        // wherever the checkout lives.
+        let agent = beta.recorder.file("tandem")
+        try FileManager.default.copyItem(atPath: OCFAgent.path, toPath: agent)
+        chmod(agent, 0o755)
+        chmod(beta.recorder.path, 0o755)
         // Its sequence demotes and re-promotes beta with nobody primary, which needs
         // promote_without_peer (a cluster would fence the other node first).
         let tester = try ExternalTool.run("ocf-tester", [
             "-n", "tandem:1", "-o", "resource=r0", "-o", "socket=\(pair.beta.controlSocket)",
             "-o", "tandemctl=\(try Binaries.tandemctl())", "-o", "promote_without_peer=true",
-            "-o", "peer_connect_timeout=3", OCFAgent.path,
+            "-o", "peer_connect_timeout=3", agent,
         ], timeoutSeconds: 300, environment: [
             "OCF_ROOT": "/usr/lib/ocf",
             "PATH": beta.recorder.path + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"),
