@@ -8,6 +8,7 @@ packages=(
     libnbd-bin nbdkit qemu-utils qemu-system-common fio    # tests: real NBD clients and a peer
     nbdfuse                                                # tests: volumes that fail or lose power
     openssl ca-certificates python3                        # certificates; readiness and JSON helpers
+    resource-agents libxml2-utils                          # tests: ocf-tester, the OCF DTD, xmllint
 )
 
 missing=()

@@ -140,6 +140,15 @@ final class DaemonControl: ControlHandler {
         let subscriber = events.subscribe()
         defer { events.unsubscribe(subscriber) }
         guard emit(.ok(request.id, ["event": .string("subscribed")])) else { return }
+        // Subscribed first, then the snapshot: a change racing the dump comes after it, so
+        // the reader's picture is never older than the daemon's.
+        let registry = self.registry
+        for event in EventHub.existsEvents(loop.submitAndWait { registry.statusAll() }, only: filter) {
+            guard emit(.ok(request.id, event)) else { return }
+        }
+        guard emit(.ok(request.id, ["event": .string("initial-done"), "time_ms": .int(EventHub.wallClockMs())])) else {
+            return
+        }
         while true {
             let (batch, dropped) = events.take(subscriber, timeoutMs: 1000)
             if dropped > 0, !emit(.ok(request.id, ["event": .string("events-dropped"), "count": .int(Int64(dropped))])) {
@@ -149,7 +158,9 @@ final class DaemonControl: ControlHandler {
                 if let filter, case .string(let resource)? = event["resource"], resource != filter { continue }
                 guard emit(.ok(request.id, event)) else { return }
             }
-            if batch.isEmpty, !emit(.ok(request.id, ["event": .string("heartbeat")])) { return }
+            if batch.isEmpty, !emit(.ok(request.id, ["event": .string("heartbeat"), "time_ms": .int(EventHub.wallClockMs())])) {
+                return
+            }
         }
     }
 

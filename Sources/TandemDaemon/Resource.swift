@@ -20,6 +20,9 @@ final class Resource {
     var enabled = false
     /// A failover, demote, enable or disable is under way.
     var transitioning = false
+    /// This process demoted the resource and its volume holds every acknowledged write: the
+    /// next secondary replicator starts consistent (not "restarted"). Not persisted.
+    var demotedInProcess = false
     let backend: NBDExportBackend
     private var listeners: [NBDListener] = []
     private let config: DaemonConfig

@@ -109,27 +109,3 @@ struct SetOptions: ParsableCommand {
         return .string(text)
     }
 }
-
-struct Events: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Follow state changes until interrupted, one line per event.")
-    @OptionGroup var options: GlobalOptions
-    @Argument(help: "Only this resource's events (all when omitted).") var name: String?
-
-    func run() throws {
-        let client = try options.connect()
-        var args: [String: JSONValue] = [:]
-        if let name { args["name"] = .string(name) }
-        do {
-            try client.send(ControlRequest(id: .int(1), cmd: "events", args: args))
-            while true {
-                let reply = try client.readReply()
-                try options.show(reply) { print(StatusTable.keyValueLine($0)) }
-            }
-        } catch let error as ControlClientError {
-            if case .connectionLost = error { return }
-            printError("tandemctl: \(error)")
-            throw ExitCode(2)
-        }
-    }
-}

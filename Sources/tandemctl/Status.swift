@@ -1,83 +1,99 @@
-// Status: `tandemctl status [NAME]`: a table of all resources, or one resource in detail.
+// Status: `tandemctl status [NAME] [--watch]`: a table of all resources in human units, the
+// reasons for every state that is not healthy, and a progress bar for a running copy; or one
+// resource in detail. `--watch` refreshes in place on a terminal, and prints one report per
+// refresh otherwise.
 import ArgumentParser
 import TandemControl
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show resources: role, connection, disk and replication state, lag.")
+        abstract: "Show resources: role, connection, disk and replication state, lag, and what is wrong.",
+        discussion: """
+            Under the table, each resource that is not healthy gets a line per reason \
+            ('peer not connected: ...', 'secondary is Inconsistent: full copy 42% done'), and \
+            a running copy or verify a progress bar with its rate and time to completion.
+
+            With --watch the report is refreshed every --interval seconds: in place when the \
+            output is a terminal, one report after another otherwise (each headed by the time). \
+            The rate comes from the daemon, or else from the change between two refreshes.
+            """)
     @OptionGroup var options: GlobalOptions
     @Argument(help: "Only this resource, with every field (all resources when omitted).")
     var name: String?
+    @Flag(help: "Refresh until interrupted.")
+    var watch = false
+    @Option(help: ArgumentHelp("Seconds between refreshes with --watch.", valueName: "seconds"))
+    var interval: Double = 2
+    @Option(help: ArgumentHelp("Stop after this many refreshes with --watch (default: never).", valueName: "n"))
+    var count: Int?
+
+    func validate() throws {
+        guard interval >= 0.1, interval <= 3600 else { throw ValidationError("--interval: 0.1 to 3600 seconds") }
+        if let count, count < 1 { throw ValidationError("--count: at least 1") }
+    }
 
     func run() throws {
         var args: [String: JSONValue] = [:]
         if let name { args["name"] = .string(name) }
-        try options.call("status", args) { fields in
-            if name == nil {
-                let resources = (fields["resources"]?.arrayValue ?? []).compactMap(\.objectValue)
-                print(resources.isEmpty ? "no resources" : StatusTable.render(resources))
-            } else {
-                print(StatusTable.render([fields]))
-                print("")
-                print(StatusTable.details(fields))
+        guard watch else { return try options.call("status", args) { print(report($0, rates: [:])) } }
+        let client = try options.connect()
+        var sampler = RateSampler()
+        var refreshes = 0
+        let terminal = isatty(1) == 1
+        while count.map({ refreshes < $0 }) ?? true {
+            if refreshes > 0 { usleep(useconds_t(interval * 1_000_000)) }
+            refreshes += 1
+            let reply: ControlReply
+            do { reply = try client.request(cmd: "status", args: args) } catch {
+                printError("tandemctl: \(error)")
+                throw ExitCode(2)
             }
+            let now = RateSampler.nowMs()
+            if terminal && !options.json { print("\u{1B}[H\u{1B}[2J", terminator: "") }
+            if !options.json { print("tandemctl status, every \(interval)s: \(EventText.timestamp(now))\n") }
+            try options.show(reply) { fields in
+                print(report(fields, rates: sampler.update(resources(fields), nowMs: now)))
+                if !terminal { print("") }
+            }
+            fflush(nil)
         }
+    }
+
+    func resources(_ fields: [String: JSONValue]) -> [[String: JSONValue]] {
+        name == nil ? (fields["resources"]?.arrayValue ?? []).compactMap(\.objectValue) : [fields]
+    }
+
+    func report(_ fields: [String: JSONValue], rates: StatusReport.MeasuredRates) -> String {
+        let text = StatusReport.render(resources(fields), measuredRates: rates)
+        return name == nil ? text : text + "\n\n" + StatusReport.details(fields)
     }
 }
 
-enum StatusTable {
-    /// Column title and the reply keys it reads, first present wins.
-    static let columns: [(String, [String])] = [
-        ("NAME", ["name"]), ("ROLE", ["role"]), ("CONNECTION", ["connection_state", "connection"]),
-        ("DISK", ["disk_state", "disk"]), ("REPLICATION", ["replication_state", "replication"]),
-        ("OUT-OF-SYNC", ["out_of_sync_bytes"]), ("LAG", ["lag_bytes"]), ("RPO-MS", ["rpo_ms"]),
-    ]
+/// Copy rate per resource from the change of `out_of_sync_bytes` between two refreshes.
+struct RateSampler {
+    var last: [String: (remaining: Int64, timeMs: Int64)] = [:]
 
-    static func render(_ resources: [[String: JSONValue]]) -> String {
-        let rows = resources.map { fields in
-            columns.map { _, keys in
-                keys.lazy.compactMap { key in fields[key].map { cell($0, isBytes: key.hasSuffix("_bytes")) } }.first ?? "-"
+    mutating func update(_ resources: [[String: JSONValue]], nowMs: Int64) -> StatusReport.MeasuredRates {
+        var rates: StatusReport.MeasuredRates = [:]
+        for fields in resources {
+            guard let name = fields["name"]?.stringValue, let remaining = fields["out_of_sync_bytes"]?.intValue else {
+                continue
             }
+            if let previous = last[name], nowMs > previous.timeMs, previous.remaining > remaining {
+                rates[name] = UInt64((previous.remaining - remaining) * 1000 / (nowMs - previous.timeMs))
+            }
+            last[name] = (remaining, nowMs)
         }
-        let header = columns.map(\.0)
-        let widths = header.indices.map { column in
-            ([header] + rows).map { $0[column].count }.max() ?? 0
-        }
-        return ([header] + rows).map { row in
-            row.enumerated().map { column, text in
-                column == row.count - 1 ? text : text.padding(to: widths[column])
-            }.joined(separator: "  ")
-        }.joined(separator: "\n")
+        return rates
     }
 
-    static func cell(_ value: JSONValue, isBytes: Bool) -> String {
-        switch value {
-        case .string(let text): text
-        case .int(let number): isBytes && number >= 0 ? ByteSize.format(UInt64(number)) : String(number)
-        case .bool(let flag): flag ? "yes" : "no"
-        case .null: "-"
-        default: JSONCodec.serializeString(value)
-        }
-    }
-
-    static func details(_ fields: [String: JSONValue]) -> String {
-        fields.keys.sorted().map { key in
-            let value = fields[key] ?? .null
-            let text = value.stringValue ?? JSONCodec.serializeString(value)
-            return "\(key): \(text)"
-        }.joined(separator: "\n")
-    }
-
-    static func keyValueLine(_ fields: [String: JSONValue]) -> String {
-        fields.keys.sorted().map { key in
-            let value = fields[key] ?? .null
-            return "\(key)=\(value.stringValue ?? JSONCodec.serializeString(value))"
-        }.joined(separator: " ")
-    }
-}
-
-extension String {
-    func padding(to width: Int) -> String {
-        count >= width ? self : self + String(repeating: " ", count: width - count)
+    static func nowMs() -> Int64 {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
     }
 }

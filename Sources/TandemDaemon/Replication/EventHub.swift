@@ -36,9 +36,7 @@ final class EventHub: @unchecked Sendable {
         var event = fields
         event["event"] = .string(kind)
         if let resource { event["resource"] = .string(resource) }
-        var time = timespec()
-        clock_gettime(CLOCK_REALTIME, &time)
-        event["time_ms"] = .int(Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000)
+        event["time_ms"] = .int(Self.wallClockMs())
         logger.info("event \(kind)", metadata: [
             "resource": "\(resource ?? "-")",
             "detail": "\(fields.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " "))",
@@ -55,6 +53,32 @@ final class EventHub: @unchecked Sendable {
         }
         pthread_cond_broadcast(&condition)
         pthread_mutex_unlock(&mutex)
+    }
+
+    /// Milliseconds since the Unix epoch: events carry wall-clock time for people and logs.
+    static func wallClockMs() -> Int64 {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
+    }
+
+    /// The state fields an `exists` event of the initial dump copies from a resource's status.
+    static let existsFields = [
+        "role", "enabled", "connection_state", "disk_state", "peer_disk_state", "replication_state",
+        "out_of_sync_bytes", "resync_progress", "lag_bytes", "last_error", "disk_error", "split_brain",
+    ]
+
+    /// One `exists` event per resource (`initial: true`), as DRBD's `events2` starts with.
+    static func existsEvents(_ statusAll: [String: JSONValue], only filter: String?) -> [[String: JSONValue]] {
+        let resources = (statusAll["resources"]?.arrayValue ?? []).compactMap(\.objectValue)
+        let timeMs = wallClockMs()
+        return resources.compactMap { status in
+            guard let name = status["name"]?.stringValue, filter == nil || filter == name else { return nil }
+            var event: [String: JSONValue] = ["event": .string("exists"), "resource": .string(name),
+                                              "initial": .bool(true), "time_ms": .int(timeMs)]
+            for key in existsFields { if let value = status[key] { event[key] = value } }
+            return event
+        }
     }
 
     func subscribe() -> Subscriber {

@@ -76,6 +76,10 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     private var syncLastSequence: WriteSequence = 0
     private var syncChunksOutstanding = 0
     private(set) var peerSynced: Bool
+    /// Copy rate, measured on ticks at least a second apart (status: rate and ETA).
+    private var syncSampleNs: UInt64 = 0
+    private var syncSampleCursor: UInt64 = 0
+    private var syncRateBytesPerSecond: UInt64 = 0
 
     /// The peer asked for a planned failover (FailoverRequest).
     var onFailoverRequested: (() -> Void)?
@@ -184,6 +188,25 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         let now = ReplicationContext.nowNs()
         dialIfDue(nowNs: now)
         feed(.tick)
+        sampleSyncRate(nowNs: now)
+    }
+
+    /// Smoothed bytes per second of the initial copy (half the newest second, half before).
+    private func sampleSyncRate(nowNs: UInt64) {
+        guard syncWanted, !peerSynced, link?.isEstablished == true else {
+            syncSampleNs = 0
+            syncRateBytesPerSecond = 0
+            return
+        }
+        guard syncSampleNs != 0 else {
+            (syncSampleNs, syncSampleCursor) = (nowNs, syncCursor)
+            return
+        }
+        let elapsedNs = nowNs - syncSampleNs
+        guard elapsedNs >= 900_000_000 else { return }  // ticks come about once a second
+        let recent = (syncCursor - syncSampleCursor) * 1_000_000_000 / elapsedNs
+        syncRateBytesPerSecond = syncRateBytesPerSecond == 0 ? recent : (syncRateBytesPerSecond + recent) / 2
+        (syncSampleNs, syncSampleCursor) = (nowNs, syncCursor)
     }
 
     // MARK: status
@@ -201,6 +224,11 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         fields["writes_blocked"] = .bool(machine.isBlocked || !parked.isEmpty)
         fields["out_of_sync_bytes"] = .int(peerSynced ? 0 : Int64(volume.sizeBytes - min(syncCursor, volume.sizeBytes)))
         fields["resync_progress"] = .double(volume.sizeBytes == 0 ? 1 : Double(syncCursor) / Double(volume.sizeBytes))
+        fields["resync_rate_bytes_per_second"] = .int(Int64(clamping: syncRateBytesPerSecond))
+        if syncRateBytesPerSecond > 0, !peerSynced {
+            let remaining = volume.sizeBytes - min(syncCursor, volume.sizeBytes)
+            fields["resync_eta_seconds"] = .int(Int64(clamping: (remaining + syncRateBytesPerSecond - 1) / syncRateBytesPerSecond))
+        }
         fields["retained_writes"] = .int(Int64(retained.count))
         fields["spilled_writes"] = .int(Int64(clamping: retained.spilledWrites))
         fields["enabled"] = .bool(enabled)

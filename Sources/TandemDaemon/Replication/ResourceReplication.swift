@@ -44,7 +44,9 @@ extension Resource {
             replicator.enable()
         case .secondary:
             _ = try context.serverConnection()
-            secondary = try SecondaryReplicator(spec: spec, volume: volume, context: context, logger: logger)
+            secondary = try SecondaryReplicator(spec: spec, volume: volume, context: context, logger: logger,
+                                                handedOver: demotedInProcess)
+            demotedInProcess = false
             backend.readOnly = true
         case .standalone:
             preconditionFailure("standalone resources do not replicate")
@@ -161,12 +163,14 @@ extension Resource {
             writeMarker(false)
             // The old peer becomes primary and sends everything from now on.
             writeSyncedRecord()
+            demotedInProcess = true
             if wanted { try? enable() }
         }
     }
 
     private func changeRole(to role: ResourceRole) {
         spec.role = role
+        if role == .primary { demotedInProcess = false }
         backend.readOnly = role == .secondary
         if role == .secondary { stopServing() } else { startServing() }
         persist?(spec)

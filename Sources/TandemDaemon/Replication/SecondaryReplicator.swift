@@ -42,7 +42,10 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     private(set) var peerNode: String?
     private var primarySession: UInt64 = 0
 
-    init(spec: ResourceSpec, volume: Volume, context: ReplicationContext, logger: Logger) throws(ControlError) {
+    /// `handedOver`: this process demoted the resource and its volume holds every write it
+    /// acknowledged, so nothing may have landed out of order: consistent from the start.
+    init(spec: ResourceSpec, volume: Volume, context: ReplicationContext, logger: Logger,
+         handedOver: Bool = false) throws(ControlError) {
         self.resource = spec.name
         self.spec = spec
         self.volume = volume
@@ -64,7 +67,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         // A record from an earlier run means this process may have stopped with unflushed
         // writes in flight: not consistent until the primary has re-sent.
         machine = ReplicationSecondary(config: config, durableThroughEpoch: record.durableThroughEpoch,
-                                       restarted: record.generation > 0)
+                                       restarted: record.generation > 0 && !handedOver)
         primarySession = record.session
         actions.reserveCapacity(256)
         batch.reserveCapacity(256)

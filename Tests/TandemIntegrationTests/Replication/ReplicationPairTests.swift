@@ -485,6 +485,8 @@ extension Replication {
         let events = try pair.alpha.control()
         try events.sendLine(Array(#"{"id": 1, "cmd": "events"}"#.utf8))
         #expect(try events.readReply()["event"] as? String == "subscribed")
+        // No resources yet: the initial dump is empty and ends with its marker.
+        #expect(try events.readReply()["event"] as? String == "initial-done")
         try pair.createAndEnable()
         var seen: [String] = []
         let deadline = Date().addingTimeInterval(30)

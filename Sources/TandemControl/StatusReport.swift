@@ -1,0 +1,153 @@
+// StatusReport: `tandemctl status` for people: a table of resources in human units, then for
+// each resource that is not healthy the reasons in words, and a progress bar for a running
+// copy or verify. Pure: it formats the daemon's status fields and knows no clock. State
+// words it does not know are shown as they come, never refused.
+
+public enum StatusReport {
+    /// Column title and the reply key it reads.
+    public static let columns: [(title: String, key: String)] = [
+        ("NAME", "name"), ("ROLE", "role"), ("CONNECTION", "connection_state"), ("DISK", "disk_state"),
+        ("PEER-DISK", "peer_disk_state"), ("REPLICATION", "replication_state"), ("OUT-OF-SYNC", "out_of_sync_bytes"),
+        ("LAG", "lag_bytes"), ("RPO", "rpo_ms"),
+    ]
+
+    /// A rate measured by the caller (two samples in `--watch`), used when the daemon reports none.
+    public typealias MeasuredRates = [String: UInt64]
+
+    /// The table, then the reasons and progress of every resource that is not healthy.
+    public static func render(_ resources: [[String: JSONValue]], measuredRates: MeasuredRates = [:]) -> String {
+        guard !resources.isEmpty else { return "no resources" }
+        var lines = [table(resources)]
+        for fields in resources {
+            let name = fields["name"]?.stringValue ?? "?"
+            let reasons = problems(fields)
+            let bar = progress(fields, measuredRate: measuredRates[name])
+            if reasons.isEmpty && bar == nil { continue }
+            if lines.count == 1 { lines.append("") }
+            lines += reasons.map { "\(name): \($0)" }
+            if let bar { lines.append("\(name): \(bar)") }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    public static func table(_ resources: [[String: JSONValue]]) -> String {
+        let header = columns.map(\.title)
+        let rows = resources.map { fields in columns.map { cell(fields[$0.key], key: $0.key) } }
+        let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
+        return ([header] + rows).map { row in
+            row.enumerated().map { column, text in
+                column == row.count - 1 ? text : text + String(repeating: " ", count: widths[column] - text.count)
+            }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+
+    static func cell(_ value: JSONValue?, key: String) -> String {
+        guard let value else { return "-" }
+        switch value {
+        case .string(let text): return text
+        case .int(let number) where number >= 0 && key.hasSuffix("_bytes"): return HumanUnits.bytes(UInt64(number))
+        case .int(let number) where number >= 0 && key.hasSuffix("_ms"):
+            return HumanUnits.duration(milliseconds: UInt64(number))
+        case .int(let number): return String(number)
+        case .bool(let flag): return flag ? "yes" : "no"
+        case .null: return "-"
+        default: return JSONCodec.serializeString(value)
+        }
+    }
+
+    /// Why a resource is not healthy, in words an operator can act on; empty when healthy.
+    public static func problems(_ fields: [String: JSONValue]) -> [String] {
+        let name = fields["name"]?.stringValue ?? "NAME"
+        let role = fields["role"]?.stringValue ?? "standalone"
+        let disk = fields["disk_state"]?.stringValue ?? "UpToDate"
+        let lastError = fields["last_error"]?.stringValue
+        var reasons: [String] = []
+        if disk == "Failed" {
+            reasons.append("disk failed: " + (fields["disk_error"]?.stringValue ?? lastError ?? "see the daemon's log"))
+        }
+        if fields["split_brain"]?.boolValue == true {
+            reasons.append("split brain: the copies diverged; end it with 'tandemctl resolve \(name) --discard local|peer'")
+        }
+        if role != "standalone" { reasons += connectionProblems(fields, name: name, lastError: lastError) }
+        if let local = diskProblem(disk, replication: fields["replication_state"]?.stringValue) { reasons.append(local) }
+        if role == "primary", let peer = peerDiskProblem(fields) { reasons.append(peer) }
+        if fields["writes_blocked"]?.boolValue == true || fields["replication_state"]?.stringValue == "Blocked" {
+            let unconfirmed = fields["unconfirmed_bytes"]?.intValue.map { HumanUnits.bytes(UInt64(max(0, $0))) } ?? "?"
+            reasons.append("writes blocked: the replication buffer is full (\(unconfirmed) not yet confirmed by the peer)")
+        }
+        return reasons
+    }
+
+    static func connectionProblems(_ fields: [String: JSONValue], name: String, lastError: String?) -> [String] {
+        guard fields["enabled"]?.boolValue != false else {
+            return ["replication disabled: 'tandemctl enable \(name)' starts it"]
+        }
+        let connection = fields["connection_state"]?.stringValue ?? "unknown"
+        guard connection != "Connected" else { return [] }
+        return ["peer not connected" + (lastError.map { ": \($0)" } ?? " (\(connection))")]
+    }
+
+    static func diskProblem(_ disk: String, replication: String?) -> String? {
+        switch disk {
+        case "UpToDate", "Failed": return nil
+        case "Inconsistent" where replication == "SyncTarget":
+            return "this copy is Inconsistent: receiving the full copy from the primary"
+        case "Inconsistent": return "this copy is Inconsistent: it is not usable until a copy from the primary completes"
+        case "Outdated": return "this copy is Outdated: the peer holds newer data"
+        case "Consistent": return "this copy is Consistent: crash-consistent, but possibly behind the primary"
+        case "DUnknown", "Unknown": return "this copy's state is unknown"
+        default: return "disk state \(disk)"
+        }
+    }
+
+    static func peerDiskProblem(_ fields: [String: JSONValue]) -> String? {
+        guard let peer = fields["peer_disk_state"]?.stringValue else { return nil }
+        switch peer {
+        case "UpToDate": return nil
+        case "Inconsistent":
+            let done = number(fields["resync_progress"]).map { " \(Int(($0 * 100).rounded(.down)))% done" } ?? ""
+            return "secondary is Inconsistent: full copy\(done)"
+        case "Outdated": return "secondary is Outdated: it needs a resync"
+        case "DUnknown", "Unknown": return "the secondary's disk state is unknown"
+        default: return "secondary is \(peer)"
+        }
+    }
+
+    /// "sync [#######.............]  35.2%  12MiB/s  ETA 8s" while a copy or verify runs.
+    public static func progress(_ fields: [String: JSONValue], measuredRate: UInt64? = nil) -> String? {
+        let replication = fields["replication_state"]?.stringValue ?? ""
+        let isVerify = replication.hasPrefix("Verify")
+        guard isVerify || replication.hasPrefix("Sync") || replication.hasPrefix("PausedSync"),
+            let fraction = number(fields[isVerify ? "verify_progress" : "resync_progress"] ?? fields["resync_progress"])
+        else { return nil }
+        let clamped = min(max(fraction, 0), 1)
+        let width = 20
+        let filled = Int((clamped * Double(width)).rounded(.down))
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        let tenths = Int((clamped * 1000).rounded(.down))
+        var text = "\(isVerify ? "verify" : "sync") [\(bar)] \(tenths / 10).\(tenths % 10)%"
+        let reported = fields["resync_rate_bytes_per_second"]?.intValue.flatMap { $0 > 0 ? UInt64($0) : nil }
+        guard let rate = reported ?? measuredRate, rate > 0 else { return text + "  rate -  ETA -" }
+        text += "  " + HumanUnits.rate(bytesPerSecond: rate)
+        let remaining = fields["out_of_sync_bytes"]?.intValue.map { UInt64(max(0, $0)) }
+        let eta = fields["resync_eta_seconds"]?.intValue.map { UInt64(max(0, $0)) }
+            ?? remaining.map { ($0 + rate - 1) / rate }
+        return text + "  ETA " + (eta.map { HumanUnits.duration(seconds: $0) } ?? "-")
+    }
+
+    static func number(_ value: JSONValue?) -> Double? {
+        switch value {
+        case .int(let number)?: Double(number)
+        case .double(let number)?: number
+        default: nil
+        }
+    }
+
+    /// Every field of one resource, `key: value`, sorted (for `tandemctl status NAME`).
+    public static func details(_ fields: [String: JSONValue]) -> String {
+        fields.keys.sorted().map { key in
+            let value = fields[key] ?? .null
+            return "\(key): \(value.stringValue ?? JSONCodec.serializeString(value))"
+        }.joined(separator: "\n")
+    }
+}
