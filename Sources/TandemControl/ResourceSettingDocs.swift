@@ -1,11 +1,27 @@
 // ResourceSettingDocs: the documentation of every `create` key, in the order of
 // docs/control-protocol.md, for docs/tunables.md. Defaults are read from the spec a minimal
-// `create` makes, choices from the enums and lists the parser uses, and the live flag from
-// `liveSettingKeys`; only the words are written here. Tests check that every key the parser
+// `create` makes, choices from the enums and lists the parser uses; the words and the
+// designed live flag are written here. Tests check that every key the parser
 // takes has an entry and that the bounds are the parser's.
 import TandemCore
 
 extension ResourceSpec {
+    /// The spec a `create` with only `name` and `volume` makes: the source of every default.
+    public static func withDefaults(name: String = "r0", volume: String = "/dev/null") -> ResourceSpec {
+        // Both arguments are valid by construction; a failure here is a bug in the parser.
+        guard let spec = try? parse(
+            createArgs: ["name": .string(name), "volume": .string(volume)], defaultNBDSocketDirectory: "/run/tandem")
+        else { preconditionFailure("the default resource spec does not parse") }
+        return spec
+    }
+
+    /// DESIGN.md's settings that `set` is to change on a running resource; the others are
+    /// fixed at `create`. While `set` answers `unsupported`, none changes live.
+    public static let designedLiveKeys: Set<String> = [
+        "mode", "period_s", "rpo_target_ms", "compression", "resync_rate", "bandwidth", "fencing",
+        "after_split_brain", "disk_drain", "async_buffer_bytes",
+    ]
+
     public static var tunableDocs: [TunableDoc] {
         let defaults = withDefaults().jsonFields
         func entry(
@@ -15,7 +31,7 @@ extension ResourceSpec {
             let defaultText = stated ?? defaults[name].map { renderDefault($0, unit: unit) } ?? "unset"
             return TunableDoc(
                 name: name, unit: unit, defaultText: defaultText, range: range, bounds: bounds,
-                live: liveSettingKeys.contains(name), advice: advice)
+                live: designedLiveKeys.contains(name), advice: advice)
         }
         return identityDocs(entry) + replicationDocs(entry) + policyDocs(entry)
     }
@@ -61,7 +77,7 @@ extension ResourceSpec {
 
     private static func replicationDocs(_ entry: DocEntry) -> [TunableDoc] {
         [
-            entry("mode", "word", ReplicationMode.allCases.map { "`\($0.rawValue)`" }.joined(separator: ", "),
+            entry("mode", "word", allModes.map { "`\($0)`" }.joined(separator: ", "),
                   nil, nil, """
                 `sync`: a write is acknowledged once it is on both disks (no acknowledged \
                 write is lost by a failover). `async`: once it is on the local disk; the \
@@ -134,6 +150,12 @@ extension ResourceSpec {
                 depth 1 workload at the secondary's flush rate.
                 """),
         ]
+    }
+
+    /// Every mode DESIGN.md names: those the parser knows and those refused as unsupported.
+    public static var allModes: [String] {
+        let known = ReplicationMode.allCases.map(\.rawValue)
+        return known + unsupportedModes.filter { !known.contains($0) }
     }
 
     /// A default as the page shows it: words in backquotes, byte counts also in binary units.

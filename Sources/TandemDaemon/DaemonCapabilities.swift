@@ -1,7 +1,7 @@
 // DaemonCapabilities: the `capabilities` reply: what this daemon carries out and what it
 // refuses with `unsupported`, computed from the tables the daemon itself acts on
-// (ControlCodec.commands, DaemonControl.laterCommands, ResourceSpec's support table), so
-// that it cannot claim what the code does not do.
+// (ControlCodec.commands, DaemonControl.laterCommands, ResourceSpec's support table, the
+// enums the parser accepts), so that it cannot claim what the code does not do.
 import TandemControl
 import TandemCore
 
@@ -9,19 +9,15 @@ extension DaemonControl {
     var capabilities: [String: JSONValue] {
         let commands = ControlCodec.commands.sorted()
         let settings = ResourceSpec.tunableDocs.map(\.name).sorted()
-        let live = settings.filter { ResourceSpec.liveSettingKeys.contains($0) }
+        let live = ResourceSpec.tunableDocs.filter(\.live).map(\.name).sorted()
         return [
             "node": .string(config.nodeName),
             "version": .string(Self.version),
             "protocol_version": .int(ControlProtocol.version),
             "commands": Self.split(commands) { !Self.laterCommands.contains($0) },
-            "modes": Self.split(ReplicationMode.allCases.map(\.rawValue)) { mode in
-                ResourceSpec.implementedModes.contains { $0.rawValue == mode }
-            },
-            "compression": Self.split(CompressionKind.allCases.map(\.rawValue)) { kind in
-                ResourceSpec.implementedCompression.contains { $0.rawValue == kind }
-            },
-            "settings": Self.split(settings) { !ResourceSpec.unimplementedSettingKeys.contains($0) },
+            "modes": Self.split(ResourceSpec.allModes) { !ResourceSpec.unsupportedModes.contains($0) },
+            "compression": Self.split(CompressionKind.allCases.map(\.rawValue)) { _ in true },
+            "settings": Self.split(settings) { !ResourceSpec.unsupportedKeys.contains($0) },
             "live_settings": .array(Self.laterCommands.contains("set") ? [] : live.map(JSONValue.string)),
             "error_codes": .array(ControlErrorCode.allCases.map { .string($0.rawValue) }),
         ]

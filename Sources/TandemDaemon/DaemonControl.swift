@@ -58,11 +58,11 @@ final class DaemonControl: ControlHandler {
     private func create(_ args: [String: JSONValue]) -> Result<[String: JSONValue], ControlError> {
         let spec: ResourceSpec
         do {
+            try ResourceSpec.refuseUnsupportedSettings(args)
             spec = try ResourceSpec.parse(createArgs: args, defaultNBDSocketDirectory: runtimeDirectory)
         } catch {
             return .failure(error)
         }
-        if let refusal = spec.unsupportedSetting() { return .failure(refusal) }
         let registry = self.registry
         return loop.submitAndWait { Result { () throws(ControlError) in try registry.create(spec) } }
     }

@@ -55,28 +55,21 @@ public enum TunablesPage {
             "## Resource",
             "",
             "Arguments of `create` (`tandemctl create --help` names the flag of each), persisted with",
-            "the resource. *Live* marks the settings `set` is specified to change on a running",
-            "resource; the others are fixed at `create` (delete and create the resource to change them).",
-        ]
-        if DaemonControl.laterCommands.contains("set") {
-            lines += [
-                "This version answers `set` itself with `unsupported`, so today every setting is fixed",
-                "at `create`.",
-            ]
-        }
-        lines += [
+            "the resource. *Live* says whether `set` changes the setting on a running resource: `no`",
+            "means it is fixed at `create` (delete and create the resource to change it); `not yet`",
+            "means `set` is specified to change it but this version answers `set` with `unsupported`.",
             "*This version* says what a daemon of this version does with the setting: a setting it",
-            "does not carry out yet is refused with error `unsupported` (unless left at its default),",
-            "never accepted and ignored; `tandemctl capabilities` reports the same from the same table.",
+            "does not carry out yet is refused with error `unsupported` when given (`null` counts as",
+            "not given), never accepted and ignored; `tandemctl capabilities` reports the same from",
+            "the same table.",
             "",
             "| Key | Unit | Default | Range | Live | This version |",
             "|---|---|---|---|---|---|",
         ]
         let docs = ResourceSpec.tunableDocs
         for doc in docs {
-            let live = doc.live ? "yes" : "no"
             lines.append(
-                "| `\(doc.name)` | \(doc.unit) | \(doc.defaultText) | \(doc.range) | \(live) | \(support(doc.name)) |")
+                "| `\(doc.name)` | \(doc.unit) | \(doc.defaultText) | \(doc.range) | \(live(doc)) | \(support(doc.name)) |")
         }
         lines.append("")
         for doc in docs {
@@ -88,14 +81,17 @@ public enum TunablesPage {
     /// What this version does with a resource setting, from the support table.
     static func support(_ key: String) -> String {
         if key == "mode" {
-            let refused = ReplicationMode.allCases.filter { !ResourceSpec.implementedModes.contains($0) }
-            let works = ResourceSpec.implementedModes.map { "`\($0.rawValue)`" }.joined(separator: ", ")
-            guard !refused.isEmpty else { return "works" }
-            return "\(works) work; \(refused.map { "`\($0.rawValue)`" }.joined(separator: ", ")) refused (`unsupported`)"
+            let works = ResourceSpec.allModes.filter { !ResourceSpec.unsupportedModes.contains($0) }
+            guard !ResourceSpec.unsupportedModes.isEmpty else { return "works" }
+            return "\(works.map { "`\($0)`" }.joined(separator: ", ")) work; "
+                + "\(ResourceSpec.unsupportedModes.map { "`\($0)`" }.joined(separator: ", ")) refused (`unsupported`)"
         }
-        if ResourceSpec.unimplementedSettingKeys.contains(key) {
-            return "refused (`unsupported`) unless at its default"
-        }
-        return "works"
+        return ResourceSpec.unsupportedKeys.contains(key) ? "refused (`unsupported`) when given" : "works"
+    }
+
+    /// The Live column: `set` is specified for the designed keys, but may not be built yet.
+    static func live(_ doc: TunableDoc) -> String {
+        guard doc.live else { return "no" }
+        return DaemonControl.laterCommands.contains("set") ? "not yet" : "yes"
     }
 }

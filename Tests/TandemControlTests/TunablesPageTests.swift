@@ -30,36 +30,33 @@ import Testing
             """)
     }
 
-    /// A spec with every optional key set: its JSON keys are every key `create` takes.
+    /// A spec with every optional key the parser carries out set: its JSON keys, with the
+    /// keys refused as unsupported, are every key DESIGN.md gives `create`.
     @Test func everyCreateKeyIsDocumentedOnce() throws {
         let args: [String: JSONValue] = [
             "name": .string("r0"), "volume": .string("/dev/vdb"), "size_bytes": .int(1 << 30),
             "role": .string("primary"), "peer": .object(["name": .string("beta"), "address": .string("10.0.0.2:7788")]),
-            "mode": .string("periodic"), "period_s": .int(60), "rpo_target_ms": .int(500),
+            "mode": .string("async"),
             "nbd": .object(["socket": .string("/run/tandem/r0.nbd"), "tcp": .string("127.0.0.1:10809")]),
         ]
         let spec = try ResourceSpec.parse(createArgs: args, defaultNBDSocketDirectory: "/run/tandem")
         let documented = ResourceSpec.tunableDocs.map(\.name)
         #expect(Set(documented).count == documented.count, "a key is documented twice: \(documented)")
-        #expect(Set(documented) == Set(spec.jsonFields.keys))
+        #expect(Set(documented) == Set(spec.jsonFields.keys).union(ResourceSpec.unsupportedKeys))
         #expect(Set(ConfigKey.allCases.map(\.tunableDoc.name)) == Set(ConfigKey.allCases.map(\.rawValue)))
     }
 
-    @Test func theLiveColumnIsTheSetTable() {
-        let docs = ResourceSpec.tunableDocs
-        #expect(Set(docs.filter(\.live).map(\.name)) == ResourceSpec.liveSettingKeys)
-        #expect(Set(docs.filter { !$0.live }.map(\.name)) == ResourceSpec.fixedSettingKeys)
+    @Test func theModesDocumentedAreTheParsersAndTheRefusedOnes() {
+        let known = ReplicationMode.allCases.map(\.rawValue)
+        #expect(Set(ResourceSpec.allModes) == Set(known).union(ResourceSpec.unsupportedModes))
     }
 
-    /// Arguments some keys need beside them to be valid at all.
-    static let companions: [String: [String: JSONValue]] = ["period_s": ["mode": .string("periodic")]]
-
-    @Test(arguments: ResourceSpec.tunableDocs.filter { $0.bounds != nil }.map(\.name))
+    /// Settings refused as unsupported are left out: their range is the one DESIGN.md specifies.
+    @Test(arguments: ResourceSpec.tunableDocs.filter { $0.bounds != nil && !ResourceSpec.unsupportedKeys.contains($0.name) }.map(\.name))
     func aResourceSettingsBoundsAreTheParsers(key: String) throws {
         let bounds = try #require(ResourceSpec.tunableDocs.first { $0.name == key }?.bounds)
         func parse(_ value: Int64) -> ControlError? {
-            var args: [String: JSONValue] = ["name": .string("r0"), "volume": .string("/dev/vdb"), key: .int(value)]
-            args.merge(Self.companions[key] ?? [:]) { $1 }
+            let args: [String: JSONValue] = ["name": .string("r0"), "volume": .string("/dev/vdb"), key: .int(value)]
             do {
                 _ = try ResourceSpec.parse(createArgs: args, defaultNBDSocketDirectory: "/run/tandem")
                 return nil
