@@ -1,7 +1,8 @@
 // ResourceSettingDocs: the documentation of every `create` key, in the order of
 // docs/control-protocol.md, for docs/tunables.md. Defaults are read from the spec a minimal
-// `create` makes, choices from the enums and lists the parser uses; the words and the
-// designed live flag are written here. Tests check that every key the parser
+// `create` makes (DESIGN.md's defaults are stated for the settings refused as unsupported),
+// choices from the enums and lists the parser uses; the words and the designed live flag
+// are written here. Tests check that every key the parser
 // takes has an entry and that the bounds are the parser's.
 import TandemCore
 
@@ -122,22 +123,22 @@ extension ResourceSpec {
 
     private static func policyDocs(_ entry: DocEntry) -> [TunableDoc] {
         [
-            entry("resync_rate", "bytes/s", "≥ 0; 0 selects the dynamic controller", 0...Int64.max, nil, """
+            entry("resync_rate", "bytes/s", "≥ 0; 0 selects the dynamic controller", 0...Int64.max, "0 (dynamic)", """
                 A hard cap on resync traffic (0: a controller that backs off while \
                 application I/O is active). Lower it when a resync starves the application; \
                 the initial copy of this version runs unthrottled.
                 """),
-            entry("bandwidth", "bytes/s", "≥ 0; 0 means no cap", 0...Int64.max, nil, """
+            entry("bandwidth", "bytes/s", "≥ 0; 0 means no cap", 0...Int64.max, "0 (no cap)", """
                 A cap on all replication traffic of the resource, for a link shared with \
                 other traffic (OpenSDS's replication_bandwidth).
                 """),
-            entry("fencing", "word", fencingPolicies.map { "`\($0)`" }.joined(separator: ", "), nil, nil, """
+            entry("fencing", "word", fencingPolicies.map { "`\($0)`" }.joined(separator: ", "), nil, "`dont-care`", """
                 `suspend-io`: a sync primary that loses its peer suspends application I/O \
                 until the peer is back or the control plane confirms with `outdate-peer` \
                 that it is fenced, so a failover elsewhere cannot be contradicted.
                 """),
             entry("after_split_brain", "word", splitBrainPolicies.map { "`\($0)`" }.joined(separator: ", "),
-                  nil, nil, """
+                  nil, "`disconnect`", """
                 What to do when both nodes wrote while apart: `disconnect` stays apart and \
                 waits for `resolve`; the others choose a survivor automatically.
                 """),
