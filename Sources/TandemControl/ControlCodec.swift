@@ -6,7 +6,7 @@ public enum ControlCodec {
     /// Every command the protocol defines (DESIGN.md). Unknown names get `unknown-command`;
     /// known ones a daemon does not implement yet get `unsupported` from the handler.
     public static let commands: Set<String> = [
-        "ping", "create", "enable", "disable", "failover", "demote", "status", "set", "verify",
+        "ping", "capabilities", "create", "enable", "disable", "failover", "demote", "status", "set", "verify",
         "resolve", "outdate-peer", "delete", "events",
     ]
 

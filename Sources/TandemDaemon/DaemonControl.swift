@@ -28,7 +28,12 @@ final class DaemonControl: ControlHandler {
         let result: Result<[String: JSONValue], ControlError>
         switch request.cmd {
         case "ping":
-            result = .success(["node": .string(config.nodeName), "version": .string(Self.version)])
+            result = .success([
+                "node": .string(config.nodeName), "version": .string(Self.version),
+                "protocol_version": .int(ControlProtocol.version),
+            ])
+        case "capabilities":
+            result = .success(capabilities)
         case "create":
             result = create(request.args)
         case "status":
@@ -53,12 +58,10 @@ final class DaemonControl: ControlHandler {
     private func create(_ args: [String: JSONValue]) -> Result<[String: JSONValue], ControlError> {
         let spec: ResourceSpec
         do {
+            try ResourceSpec.refuseUnsupportedSettings(args)
             spec = try ResourceSpec.parse(createArgs: args, defaultNBDSocketDirectory: runtimeDirectory)
         } catch {
             return .failure(error)
-        }
-        guard spec.mode == .sync || spec.mode == .async else {
-            return .failure(ControlError(.unsupported, "mode: '\(spec.mode.rawValue)' is not supported by this version yet; use sync or async"))
         }
         let registry = self.registry
         return loop.submitAndWait { Result { () throws(ControlError) in try registry.create(spec) } }

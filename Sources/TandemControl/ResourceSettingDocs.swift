@@ -1,0 +1,172 @@
+// ResourceSettingDocs: the documentation of every `create` key, in the order of
+// docs/control-protocol.md, for docs/tunables.md. Defaults are read from the spec a minimal
+// `create` makes (DESIGN.md's defaults are stated for the settings refused as unsupported),
+// choices from the enums and lists the parser uses; the words and the designed live flag
+// are written here. Tests check that every key the parser
+// takes has an entry and that the bounds are the parser's.
+import TandemCore
+
+extension ResourceSpec {
+    /// The spec a `create` with only `name` and `volume` makes: the source of every default.
+    public static func withDefaults(name: String = "r0", volume: String = "/dev/null") -> ResourceSpec {
+        // Both arguments are valid by construction; a failure here is a bug in the parser.
+        guard let spec = try? parse(
+            createArgs: ["name": .string(name), "volume": .string(volume)], defaultNBDSocketDirectory: "/run/tandem")
+        else { preconditionFailure("the default resource spec does not parse") }
+        return spec
+    }
+
+    /// DESIGN.md's settings that `set` is to change on a running resource; the others are
+    /// fixed at `create`. While `set` answers `unsupported`, none changes live.
+    public static let designedLiveKeys: Set<String> = [
+        "mode", "period_s", "rpo_target_ms", "compression", "resync_rate", "bandwidth", "fencing",
+        "after_split_brain", "disk_drain", "async_buffer_bytes",
+    ]
+
+    public static var tunableDocs: [TunableDoc] {
+        let defaults = withDefaults().jsonFields
+        func entry(
+            _ name: String, _ unit: String, range: String, bounds: ClosedRange<Int64>? = nil,
+            stated: String? = nil, _ advice: String
+        ) -> TunableDoc {
+            let defaultText = stated ?? defaults[name].map { renderDefault($0, unit: unit) } ?? "unset"
+            return TunableDoc(
+                name: name, unit: unit, defaultText: defaultText, range: range, bounds: bounds,
+                live: designedLiveKeys.contains(name), advice: advice)
+        }
+        return identityDocs(entry) + replicationDocs(entry) + policyDocs(entry)
+    }
+
+    /// name, unit, range, bounds, the default in words where it is not one value, advice.
+    typealias DocEntry = (String, String, String, ClosedRange<Int64>?, String?, String) -> TunableDoc
+
+    private static func identityDocs(_ entry: DocEntry) -> [TunableDoc] {
+        [
+            entry("name", "name", "1–64 of `A-Z a-z 0-9 - _ .`, not starting with `.`", nil, "required", """
+                The resource's name on this node: also its NBD export name, the name of its \
+                persisted file and metadata, and the `resource` of its events. Use the same \
+                name on both nodes (the peer link matches resources by name).
+                """),
+            entry("volume", "path", "absolute path of a block device or regular file", nil, "required", """
+                The local copy. In production a block device (an LV or a partition) of the \
+                same size on both nodes; a file works too. `status` reports `direct_io`: \
+                whether the volume could be opened with O_DIRECT (tmpfs, for one, cannot).
+                """),
+            entry("size_bytes", "bytes", "> 0, multiple of 4096", 4096...Int64.max - 4095,
+                  "the volume's size", """
+                Creates a missing volume file of this size; when the volume exists it must \
+                have exactly this size. Leave it out for a block device.
+                """),
+            entry("role", "word", ResourceRole.allCases.map { "`\($0.rawValue)`" }.joined(separator: ", "),
+                  nil, nil, """
+                `primary` serves the volume over NBD and replicates to the peer; `secondary` \
+                receives and serves nothing until promoted; `standalone` serves without a \
+                peer. Changes only through `failover` and `demote` (persisted).
+                """),
+            entry("peer", "object", "`{\"name\": node name, \"address\": \"host:port\"}`", nil,
+                  "none (required for `primary` and `secondary`)", """
+                The other node: `name` must be named by its TLS certificate, `address` is its \
+                `listen` address (the primary dials it; the secondary only accepts that node).
+                """),
+            entry("nbd", "object", "`socket`: absolute path ≤ 107 bytes; `tcp`: `host:port`", nil,
+                  "socket `<name>.nbd` beside the control socket, no TCP", """
+                Where the volume is served. Give `tcp` only on a trusted network: NBD has no \
+                authentication.
+                """),
+        ]
+    }
+
+    private static func replicationDocs(_ entry: DocEntry) -> [TunableDoc] {
+        [
+            entry("mode", "word", allModes.map { "`\($0)`" }.joined(separator: ", "),
+                  nil, nil, """
+                `sync`: a write is acknowledged once it is on both disks (no acknowledged \
+                write is lost by a failover). `async`: once it is on the local disk; the \
+                secondary is a crash-consistent prefix that may lack the newest writes (see \
+                `lag_bytes`, `rpo_ms`). Choose `async` when the link's round trip dominates \
+                write latency (a WAN) and losing the last moments of writes on a forced \
+                failover is acceptable.
+                """),
+            entry("period_s", "seconds", "1–86400; only with mode `periodic`", 1...86_400, "unset", """
+                The interval between cycles in `periodic` mode (OpenSDS's replication_period, \
+                which is in minutes: multiply by 60).
+                """),
+            entry("rpo_target_ms", "milliseconds", "1–86400000", 1...86_400_000, "unset (no pacing)", """
+                A lag target: writes would be paced (acknowledged later) so that the age of \
+                the oldest write the secondary lacks stays below it. `rpo_ms` is reported \
+                either way.
+                """),
+            entry("async_buffer_bytes", "bytes", "1 MiB – 1 TiB, multiple of 4096", 1 << 20...1 << 40, nil, """
+                Bounds the payload of writes admitted and not yet confirmed durable by the \
+                secondary, in both modes (the effective bound is at least twice \
+                `max_request_bytes` and 4 MiB). When it is full new writes wait \
+                (`replication_state` `Blocked`). In async mode it is how far the secondary \
+                may fall behind before the application is slowed: raise it for bursts over a \
+                slow link. The primary allocates a spill arena of this size (plus two \
+                requests) at `enable`, touched only when used.
+                """),
+            entry("compression", "word", CompressionKind.allCases.map { "`\($0.rawValue)`" }.joined(separator: ", "),
+                  nil, nil, """
+                `lz4` compresses each replicated block whose compressed form is smaller \
+                (checksummed before compression). Turn it on when the replication link, not \
+                the disk or the CPU, is the bottleneck and the data compresses (not for \
+                encrypted or already compressed data).
+                """),
+            entry("initial_sync", "word", InitialSync.allCases.map { "`\($0.rawValue)`" }.joined(separator: ", "),
+                  nil, nil, """
+                `full` copies the whole volume to the secondary at the first `enable` (the \
+                secondary is `Inconsistent` until it ends). `none` skips it: only when both \
+                volumes are known to be identical, e.g. both freshly zeroed.
+                """),
+        ]
+    }
+
+    private static func policyDocs(_ entry: DocEntry) -> [TunableDoc] {
+        [
+            entry("resync_rate", "bytes/s", "≥ 0; 0 selects the dynamic controller", 0...Int64.max, "0 (dynamic)", """
+                A hard cap on resync traffic (0: a controller that backs off while \
+                application I/O is active). Lower it when a resync starves the application; \
+                the initial copy of this version runs unthrottled.
+                """),
+            entry("bandwidth", "bytes/s", "≥ 0; 0 means no cap", 0...Int64.max, "0 (no cap)", """
+                A cap on all replication traffic of the resource, for a link shared with \
+                other traffic (OpenSDS's replication_bandwidth).
+                """),
+            entry("fencing", "word", fencingPolicies.map { "`\($0)`" }.joined(separator: ", "), nil, "`dont-care`", """
+                `suspend-io`: a sync primary that loses its peer suspends application I/O \
+                until the peer is back or the control plane confirms with `outdate-peer` \
+                that it is fenced, so a failover elsewhere cannot be contradicted.
+                """),
+            entry("after_split_brain", "word", splitBrainPolicies.map { "`\($0)`" }.joined(separator: ", "),
+                  nil, "`disconnect`", """
+                What to do when both nodes wrote while apart: `disconnect` stays apart and \
+                waits for `resolve`; the others choose a survivor automatically.
+                """),
+            entry("disk_drain", "word", DiskDrain.allCases.map { "`\($0.rawValue)`" }.joined(separator: ", "),
+                  nil, nil, """
+                How the secondary keeps dependent writes in order. `drain` (group commit): \
+                writes of an epoch complete before the next epoch's are issued, and one \
+                flush makes a group of epochs durable. `flush`: a flush at every epoch \
+                boundary, for devices that may reorder completed writes; it caps a queue \
+                depth 1 workload at the secondary's flush rate.
+                """),
+        ]
+    }
+
+    /// Every mode DESIGN.md names: those the parser knows and those refused as unsupported.
+    public static var allModes: [String] {
+        let known = ReplicationMode.allCases.map(\.rawValue)
+        return known + unsupportedModes.filter { !known.contains($0) }
+    }
+
+    /// A default as the page shows it: words in backquotes, byte counts also in binary units.
+    static func renderDefault(_ value: JSONValue, unit: String) -> String {
+        switch value {
+        case .string(let text): return "`\(text)`"
+        case .int(let number) where unit.hasPrefix("bytes") && number >= 1024:
+            return "\(number) (\(ByteSize.format(UInt64(number))))"
+        case .int(let number): return "\(number)"
+        default: return "`\(JSONCodec.serializeString(value))`"
+        }
+    }
+}

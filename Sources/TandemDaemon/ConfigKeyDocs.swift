@@ -1,0 +1,109 @@
+// ConfigKeyDocs: the documentation of every ConfigKey for docs/tunables.md: unit, range and
+// advice beside the key; the default is read from DaemonConfig() and the flag from
+// ConfigKey.flag. Every key is read once, at start-up: none changes while the daemon runs.
+// The switches are exhaustive, so a new key does not compile until it is documented.
+import TandemControl
+
+extension ConfigKey {
+    public var tunableDoc: TunableDoc {
+        TunableDoc(
+            name: rawValue, unit: docUnit, defaultText: DaemonConfig().documentedValue(self),
+            range: docRange, bounds: docBounds, live: false, advice: docAdvice)
+    }
+
+    var docUnit: String {
+        switch self {
+        case .nodeName: "name"
+        case .stateDir, .controlSocket, .tlsCA, .tlsCert, .tlsKey: "path"
+        case .controlGroup: "group name"
+        case .listen, .metricsListen: "host:port"
+        case .logLevel: "word"
+        case .bufferPoolBytes, .maxRequestBytes: "bytes"
+        case .ringEntries, .maxRequestsPerConnection: "count"
+        }
+    }
+
+    var docRange: String {
+        switch self {
+        case .nodeName: "1–64 of `A-Z a-z 0-9 - _ .`, not starting with `.`"
+        case .stateDir: "absolute path"
+        case .controlSocket: "absolute path ≤ 107 bytes"
+        case .controlGroup: "an existing group"
+        case .listen, .metricsListen: "port 1–65535"
+        case .logLevel: Self.logLevels.map { "`\($0)`" }.joined(separator: ", ")
+        case .bufferPoolBytes: "1 MiB – 4 GiB, multiple of 4096"
+        case .ringEntries: "power of two, 8 – 32768"
+        case .maxRequestsPerConnection: "1 – 4096"
+        case .maxRequestBytes: "4096 – 32 MiB, ≤ `buffer_pool_bytes`"
+        case .tlsCA, .tlsCert, .tlsKey: "absolute path of a PEM file; all three or none"
+        }
+    }
+
+    /// The integer bounds `docRange` states; tests probe them against ConfigValidation.
+    var docBounds: ClosedRange<Int64>? {
+        switch self {
+        case .bufferPoolBytes: 1 << 20...4 << 30
+        case .ringEntries: 8...32768
+        case .maxRequestsPerConnection: 1...4096
+        case .maxRequestBytes: 4096...32 << 20
+        default: nil
+        }
+    }
+
+    var docAdvice: String {
+        switch self {
+        case .nodeName:
+            "This node's name. Peers' certificates must name the node they expect, and it appears in logs. Set it on every node; the default only suits a single test machine."
+        case .stateDir:
+            "Where resources are persisted (`resources/<name>.json`) and their replication metadata lives. A local, durable filesystem that survives reboots, or resources are forgotten."
+        case .controlSocket:
+            "The Unix socket of the control plane and `tandemctl`. Change it only to run several daemons on one host (tests) or where `/run` is unavailable; pass the same path to `tandemctl --socket`."
+        case .controlGroup:
+            "Besides root and the daemon's user, members of this group may use the control socket (and the NBD sockets). Set it to let an unprivileged control plane (a CSI driver, Pacemaker's `haclient`) drive Tandem."
+        case .listen:
+            "Where the replication link accepts the peer (the secondary side). Bind it to the replication network's address on hosts with several networks."
+        case .metricsListen:
+            "Address for Prometheus metrics over HTTP; bind it to a management network or localhost. This version validates the address but serves no metrics on it yet."
+        case .logLevel:
+            "Messages at this level and above go to stderr (the journal). `info` reports state changes and refused control requests; `debug` adds per-connection detail."
+        case .bufferPoolBytes:
+            "Data-path memory, allocated and registered with io_uring at start-up: it bounds the payload of all requests in flight. Raise it for many resources or deep client queues (`spilled_writes` growing in `status` is a sign); lower it on small hosts."
+        case .ringEntries:
+            "Submission queue size of each io_uring (the completion queue is four times larger). Raise it for very deep queues across many resources."
+        case .maxRequestsPerConnection:
+            "NBD requests one connection may have in flight before the daemon stops reading from it. Raise it for clients that queue deeper than 128; lower it to share the buffer pool more fairly between many connections."
+        case .maxRequestBytes:
+            "The largest NBD request payload, advertised as the maximum block size; clients split larger I/O. Lower it only with a small buffer pool."
+        case .tlsCA:
+            "The CA both nodes' certificates chain to. Without TLS material the daemon serves standalone resources only."
+        case .tlsCert:
+            "This node's certificate; it must name `node_name`."
+        case .tlsKey:
+            "This node's private key (keep it mode 0600)."
+        }
+    }
+}
+
+extension DaemonConfig {
+    /// A key's value as docs/tunables.md shows a default.
+    func documentedValue(_ key: ConfigKey) -> String {
+        func text(_ value: String?) -> String { value.map { "`\($0)`" } ?? "unset" }
+        func bytes(_ value: UInt64) -> String { "\(value) (\(ByteSize.format(value)))" }
+        switch key {
+        case .nodeName: return text(nodeName)
+        case .stateDir: return text(stateDir)
+        case .controlSocket: return text(controlSocket)
+        case .controlGroup: return text(controlGroup)
+        case .listen: return text(listen)
+        case .metricsListen: return text(metricsListen)
+        case .logLevel: return text(logLevel)
+        case .bufferPoolBytes: return bytes(bufferPoolBytes)
+        case .ringEntries: return "\(ringEntries)"
+        case .maxRequestsPerConnection: return "\(maxRequestsPerConnection)"
+        case .maxRequestBytes: return bytes(UInt64(maxRequestBytes))
+        case .tlsCA: return text(tlsCA)
+        case .tlsCert: return text(tlsCert)
+        case .tlsKey: return text(tlsKey)
+        }
+    }
+}

@@ -1,0 +1,97 @@
+// docs/tunables.md is the code's tables rendered: the page must equal the rendering byte for
+// byte, every key the parser takes must be documented, and the documented bounds must be
+// the validators' bounds. Regenerate the page after changing a table with
+//   TANDEM_REGENERATE_DOCS=1 swift test --filter TunablesPage
+import Foundation
+import TandemControl
+import TandemCore
+import TandemDaemon
+import Testing
+
+@Suite struct TunablesPageTests {
+    static let pagePath = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("docs/tunables.md").path
+
+    @Test func theTunablesPageIsTheRenderingOfTheCodesTables() throws {
+        let rendered = TunablesPage.render()
+        if ProcessInfo.processInfo.environment["TANDEM_REGENERATE_DOCS"] == "1" {
+            try rendered.write(toFile: Self.pagePath, atomically: true, encoding: .utf8)
+        }
+        let page = try String(contentsOfFile: Self.pagePath, encoding: .utf8)
+        let pageLines = page.split(separator: "\n", omittingEmptySubsequences: false)
+        let renderedLines = rendered.split(separator: "\n", omittingEmptySubsequences: false)
+        let firstDifference = zip(pageLines, renderedLines).enumerated().first { $0.element.0 != $0.element.1 }
+        #expect(
+            page == rendered,
+            """
+            docs/tunables.md differs from the code's tables (first at line \((firstDifference?.offset ?? min(pageLines.count, renderedLines.count)) + 1)); \
+            run `\(TunablesPage.regenerateCommand)` and review the diff
+            """)
+    }
+
+    /// A spec with every optional key the parser carries out set: its JSON keys, with the
+    /// keys refused as unsupported, are every key DESIGN.md gives `create`.
+    @Test func everyCreateKeyIsDocumentedOnce() throws {
+        let args: [String: JSONValue] = [
+            "name": .string("r0"), "volume": .string("/dev/vdb"), "size_bytes": .int(1 << 30),
+            "role": .string("primary"), "peer": .object(["name": .string("beta"), "address": .string("10.0.0.2:7788")]),
+            "mode": .string("async"),
+            "nbd": .object(["socket": .string("/run/tandem/r0.nbd"), "tcp": .string("127.0.0.1:10809")]),
+        ]
+        let spec = try ResourceSpec.parse(createArgs: args, defaultNBDSocketDirectory: "/run/tandem")
+        let documented = ResourceSpec.tunableDocs.map(\.name)
+        #expect(Set(documented).count == documented.count, "a key is documented twice: \(documented)")
+        #expect(Set(documented) == Set(spec.jsonFields.keys).union(ResourceSpec.unsupportedKeys))
+        #expect(Set(ConfigKey.allCases.map(\.tunableDoc.name)) == Set(ConfigKey.allCases.map(\.rawValue)))
+    }
+
+    @Test func theModesDocumentedAreTheParsersAndTheRefusedOnes() {
+        let known = ReplicationMode.allCases.map(\.rawValue)
+        #expect(Set(ResourceSpec.allModes) == Set(known).union(ResourceSpec.unsupportedModes))
+    }
+
+    /// Settings refused as unsupported are left out: their range is the one DESIGN.md specifies.
+    @Test(arguments: ResourceSpec.tunableDocs.filter { $0.bounds != nil && !ResourceSpec.unsupportedKeys.contains($0.name) }.map(\.name))
+    func aResourceSettingsBoundsAreTheParsers(key: String) throws {
+        let bounds = try #require(ResourceSpec.tunableDocs.first { $0.name == key }?.bounds)
+        func parse(_ value: Int64) -> ControlError? {
+            let args: [String: JSONValue] = ["name": .string("r0"), "volume": .string("/dev/vdb"), key: .int(value)]
+            do {
+                _ = try ResourceSpec.parse(createArgs: args, defaultNBDSocketDirectory: "/run/tandem")
+                return nil
+            } catch { return error }
+        }
+        #expect(parse(bounds.lowerBound) == nil, "\(key) = \(bounds.lowerBound) refused")
+        #expect(parse(bounds.upperBound) == nil, "\(key) = \(bounds.upperBound) refused")
+        if bounds.lowerBound > Int64.min {
+            #expect(parse(bounds.lowerBound - 1)?.code == .invalidArgument, "\(key) = \(bounds.lowerBound - 1) accepted")
+        }
+        if bounds.upperBound < Int64.max {
+            #expect(parse(bounds.upperBound + 1)?.code == .invalidArgument, "\(key) = \(bounds.upperBound + 1) accepted")
+        }
+    }
+
+    @Test(arguments: ConfigKey.allCases.filter { $0.tunableDoc.bounds != nil })
+    func aDaemonKeysBoundsAreTheValidators(key: ConfigKey) throws {
+        let bounds = try #require(key.tunableDoc.bounds)
+        func accepts(_ value: Int64) -> Bool {
+            var config = DaemonConfig()
+            do {
+                try config.set(key, .integer(UInt64(value)))
+                return true
+            } catch { return false }
+        }
+        #expect(accepts(bounds.lowerBound) && accepts(bounds.upperBound), "\(key.rawValue): \(bounds) not accepted")
+        #expect(!accepts(bounds.lowerBound - 1) && !accepts(bounds.upperBound + 1), "\(key.rawValue): outside \(bounds) accepted")
+    }
+
+    @Test func theDocumentedDefaultsAreTheCodesDefaults() {
+        let resource = Dictionary(uniqueKeysWithValues: ResourceSpec.tunableDocs.map { ($0.name, $0.defaultText) })
+        #expect(resource["mode"] == "`sync`")
+        #expect(resource["async_buffer_bytes"] == "\(ResourceSpec.withDefaults().asyncBufferBytes) (256MiB)")
+        #expect(resource["disk_drain"] == "`drain`")
+        #expect(ConfigKey.bufferPoolBytes.tunableDoc.defaultText == "\(DaemonConfig().bufferPoolBytes) (32MiB)")
+        #expect(ConfigKey.listen.tunableDoc.defaultText == "`\(DaemonConfig().listen)`")
+    }
+}
