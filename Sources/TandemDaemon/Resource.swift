@@ -21,6 +21,8 @@ final class Resource {
     /// A failover, demote, enable or disable is under way.
     var transitioning = false
     let backend: NBDExportBackend
+    /// Metrics counters, kept across enable/disable and role changes.
+    let counters = ResourceCounters()
     private var listeners: [NBDListener] = []
     private let config: DaemonConfig
     let logger: Logger
@@ -45,7 +47,7 @@ final class Resource {
         }
         backend = NBDExportBackend(
             name: spec.name, volume: volume, loop: loop, buffers: buffers, readOnly: spec.role == .secondary,
-            maxRequestBytes: config.maxRequestBytes, logger: logger)
+            maxRequestBytes: config.maxRequestBytes, localWriteLatency: counters.localWriteLatency, logger: logger)
         // A secondary serves nothing until it is promoted (DESIGN.md, issue 3): no client
         // can read a volume that may be between two consistent states.
         guard spec.role != .secondary else { return }
