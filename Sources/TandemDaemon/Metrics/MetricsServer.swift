@@ -50,7 +50,7 @@ public final class MetricsServer: @unchecked Sendable {
         do {
             descriptor = try Sockets.listenTCP(address: address, backlog: Int32(Self.connectionsMax))
         } catch {
-            throw IOError(errno: error.errno, "metrics_listen \(address): \(error)")
+            throw IOError(errno: error.errno, "metrics_listen \(address): \(error.operation)")
         }
         state.withLock {
             $0.listenDescriptor = descriptor

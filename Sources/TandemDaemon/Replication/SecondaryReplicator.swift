@@ -16,6 +16,8 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         var pointer: UnsafeMutableRawPointer
         var pooled: PoolBuffer?
         var length: Int
+        /// When its local write was submitted (MonotonicClock), for the latency histogram.
+        var submittedNs: UInt64 = 0
     }
 
     static let flushTag: UInt32 = 0xFFFF_0001
@@ -308,6 +310,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
                 preconditionFailure("no payload for write \(write.sequence)")
             }
             ioInFlight += 1
+            received[slot]!.submittedNs = MonotonicClock.nowNs()
             context.loop.prepareVolumeIO(write: true, volume: volume, buffer: entry.pointer, length: entry.length,
                                          offset: write.offsetBytes, dsync: false, handler: handlerID, tag: UInt32(slot))
         case .submitFlush:
@@ -368,6 +371,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             let slot = Int(tag)
             guard let entry = received[slot] else { preconditionFailure("completion without a write") }
             precondition(result == Int32(entry.length), "secondary write failed: \(result)")
+            counters.localWriteLatency.record(since: entry.submittedNs)
             received[slot] = nil
             release(entry)
             feed(.writeCompleted(sequence: entry.sequence))
