@@ -157,11 +157,30 @@ public final class MetricsServer: @unchecked Sendable {
             isHead = request?.method == "HEAD"
             response = answer(request)
         }
-        _ = Self.sendAll(descriptor, response.bytes(head: isHead))
-        // Let the client read the answer before the close (a close with unread input resets).
+        guard Self.sendAll(descriptor, response.bytes(head: isHead)) else { return }
+        // Closing with unread input would reset the connection, and the client might lose the
+        // answer: end our side, then read what the client still sends (bounded) until it
+        // closes too.
         shutdown(descriptor, Int32(SHUT_WR))
-        var drain = [UInt8](repeating: 0, count: 512)
-        _ = drain.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+        discardInput(descriptor, bytesMax: 1 << 16, timeoutMs: 1000)
+    }
+
+    func discardInput(_ descriptor: Int32, bytesMax: Int, timeoutMs: Int) {
+        var scratch = [UInt8](repeating: 0, count: 4096)
+        var discarded = 0
+        let deadline = MonotonicClock.nowNs() + UInt64(timeoutMs) * 1_000_000
+        while discarded < bytesMax {
+            let now = MonotonicClock.nowNs()
+            guard now < deadline else { return }
+            var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&poller, 1, Int32((deadline - now) / 1_000_000) + 1)
+            if ready < 0 && errno == EINTR { continue }
+            guard ready > 0 else { return }
+            let count = scratch.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { return }
+            discarded += count
+        }
     }
 
     func answer(_ request: HTTPRequestHead?) -> HTTPResponse {

@@ -86,6 +86,35 @@ extension Replication {
         #expect(try after.value("process_open_fds") > 0)
     }
 
+    @Test func refusedCertificatesCountAsTLSFailuresOnBothNodes() throws {
+        let stranger = try TempDirectory("stranger")
+        try ReplicatedPair.makeCertificates(into: stranger.path, nodes: ["beta"])
+        let alphaMetrics = "127.0.0.1:\(try ReplicatedPair.freePort())"
+        let betaMetrics = "127.0.0.1:\(try ReplicatedPair.freePort())"
+        let pair = try ReplicatedPair(sizeBytes: 8 << 20, betaCertificates: stranger.path,
+                                      alphaArguments: ["--metrics-listen", alphaMetrics],
+                                      betaArguments: ["--metrics-listen", betaMetrics])
+        try pair.createAndEnable()
+        // The link is counted when it closes, before the reason reaches status.
+        try pair.waitFor(pair.alpha, timeoutSeconds: 20, "alpha to report the refusal") {
+            ($0["last_error"] as? String)?.contains("certificate verification failed") == true
+        }
+        let alpha = try MetricsScrape.scrape(alphaMetrics)
+        // Beta fails when alpha's alert (or the close) arrives, which may be a moment later.
+        let beta = try MetricsScrape.waitFor(betaMetrics, "beta to count a failed handshake") {
+            try $0.value("tandem_tls_handshake_failures_total") >= 1
+        }
+        let r0 = ["resource": ReplicatedPair.resource]
+        #expect(try alpha.value("tandem_tls_handshake_failures_total") >= 1)
+        #expect(try alpha.value("tandem_errors_total", r0.merging(["kind": "tls"]) { $1 }) >= 1)
+        #expect(try alpha.value("tandem_errors_total", r0.merging(["kind": "protocol"]) { $1 }) == 0)
+        #expect(try beta.value("tandem_tls_handshake_failures_total") >= 1)
+        for scrape in [alpha, beta] {
+            #expect(try scrape.value("tandem_tls_handshakes_total") == 0)
+            #expect(try scrape.currentState("tandem_connection_state", resource: ReplicatedPair.resource) != "Connected")
+        }
+    }
+
     /// fio writes `workloadBytes` at a fixed rate (so it lasts about 4 s) while the endpoint
     /// is scraped back to back; returns the scrapes taken while fio ran, parsed.
     func runFioWhileScraping(_ pair: ReplicatedPair, _ address: String) throws -> [MetricsScrape] {

@@ -166,6 +166,19 @@ struct MetricsScrape {
         return try MetricsScrape(text: answer.body)
     }
 
+    /// Scrapes until `condition` holds (a counter reached a value); throws with the last
+    /// scrape after the timeout.
+    static func waitFor(_ address: String, timeoutSeconds: Double = 20, _ what: String,
+                        _ condition: (MetricsScrape) throws -> Bool) throws -> MetricsScrape {
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        while true {
+            let scrape = try scrape(address)
+            if try condition(scrape) { return scrape }
+            guard Date() < deadline else { throw HarnessError("timed out waiting for \(what)\n\(scrape.text.prefix(4000))") }
+            usleep(50_000)
+        }
+    }
+
     /// The samples named `name` whose labels include `labels`.
     func series(_ name: String, _ labels: [String: String] = [:]) -> [MetricSample] {
         samples.filter { sample in sample.name == name && labels.allSatisfy { sample.labels[$0.key] == $0.value } }
