@@ -112,3 +112,24 @@ import Testing
         #expect(HTTPRequestHead.endOfHead(Array("GET / HTTP/1.1\r\nA: b\r\n".utf8)[...]) == nil)
     }
 }
+
+@Suite struct ResourceCountersTests {
+    @Test func resyncRateIsTheCopysProgressSinceTheLastTick() {
+        let counters = ResourceCounters()
+        counters.updateResyncRate(nowNs: 1_000_000_000)
+        #expect(counters.resyncRateBytesPerSecond == 0)
+        counters.resyncedBytes += 8 << 20
+        counters.updateResyncRate(nowNs: 1_500_000_000)
+        #expect(counters.resyncRateBytesPerSecond == 16 << 20)
+        counters.updateResyncRate(nowNs: 2_500_000_000)
+        #expect(counters.resyncRateBytesPerSecond == 0)
+    }
+
+    @Test func peerLinkFailuresCountByKind() {
+        let counters = ResourceCounters()
+        counters.count(.tls)
+        counters.count(.protocol)
+        counters.count(.protocol)
+        #expect(counters.values == ResourceCounterValues(protocolErrors: 2, tlsErrors: 1))
+    }
+}
