@@ -7,7 +7,7 @@ packages=(
     liburing-dev liblz4-dev libssl-dev pkg-config          # build: system library modules
     libnbd-bin nbdkit qemu-utils qemu-system-common fio    # tests: real NBD clients and a peer
     openssl ca-certificates python3                        # certificates; readiness and JSON helpers
-    python3-prometheus-client                              # tests: parse metrics scrapes (Debian python, /usr/bin/python3)
+    python3-prometheus-client prometheus                   # tests: parse (/usr/bin/python3) and lint (promtool) metrics
 )
 
 missing=()

@@ -73,6 +73,7 @@ extension Replication {
         #expect(try moved("tandem_replicated_write_latency_seconds_count") == Double(Self.workloadWrites))
         #expect(try moved("tandem_replicated_write_latency_seconds_sum") > 0)
         for scrape in [after, betaAfter] {
+            try scrape.lint()
             try expectHistogramsWellFormed(scrape)
             #expect(try scrape.value("tandem_tls_handshakes_total") >= 1)
             #expect(try scrape.value("tandem_tls_handshake_failures_total") == 0)

@@ -166,6 +166,18 @@ struct MetricsScrape {
         return try MetricsScrape(text: answer.body)
     }
 
+    /// Prometheus' own linter (`promtool check metrics`, Debian's prometheus package): naming
+    /// conventions (units, `_total`), HELP and TYPE for every family. Throws with its findings.
+    func lint() throws {
+        let scratch = try TempDirectory("lint")
+        let path = scratch.file("metrics.txt")
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let result = try ExternalTool.run("/bin/sh", ["-c", "promtool check metrics < \"$0\"", path], timeoutSeconds: 60)
+        guard result.succeeded, result.stdout.isEmpty, result.stderr.isEmpty else {
+            throw HarnessError("promtool check metrics objects: \(result)")
+        }
+    }
+
     /// Scrapes until `condition` holds (a counter reached a value); throws with the last
     /// scrape after the timeout.
     static func waitFor(_ address: String, timeoutSeconds: Double = 20, _ what: String,
