@@ -98,9 +98,15 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
         close(reason)
     }
 
+    /// Closes after a channel error. A connection that merely ended (the peer went away,
+    /// the socket failed) is no TLS or protocol failure, unless it ended a handshake.
     private func fail(_ error: PeerChannelError) {
         if phase != .closed && failure == nil {
-            if case .tls = error { failure = .tls } else { failure = .protocol }
+            switch error {
+            case .tls(let tls) where tls.kind == .closed || tls.kind == .io: break
+            case .tls: failure = .tls
+            case .wire, .encode: failure = .protocol
+            }
         }
         close("\(error)")
     }

@@ -116,6 +116,23 @@ extension Replication {
         }
     }
 
+    @Test func aCrashedPeerIsALostConnectionNotAnError() throws {
+        let alphaMetrics = "127.0.0.1:\(try ReplicatedPair.freePort())"
+        let pair = try ReplicatedPair(sizeBytes: 8 << 20, alphaArguments: ["--metrics-listen", alphaMetrics])
+        try pair.createAndEnable()
+        try pair.waitInSync()
+        pair.beta.crash()
+        try pair.waitFor(pair.alpha, "alpha to lose the peer") { $0["connection_state"] as? String != "Connected" }
+        let scrape = try MetricsScrape.scrape(alphaMetrics)
+        let r0 = ["resource": ReplicatedPair.resource]
+        for kind in ["disk", "protocol", "tls", "nbd"] {
+            #expect(try scrape.value("tandem_errors_total", r0.merging(["kind": kind]) { $1 }) == 0, "errors of kind \(kind)")
+        }
+        #expect(try scrape.value("tandem_tls_handshakes_total") == 1)
+        #expect(try scrape.value("tandem_tls_handshake_failures_total") == 0)
+        #expect(try scrape.currentState("tandem_connection_state", resource: ReplicatedPair.resource) == "Connecting")
+    }
+
     /// fio writes `workloadBytes` at a fixed rate (so it lasts about 4 s) while the endpoint
     /// is scraped back to back; returns the scrapes taken while fio ran, parsed.
     func runFioWhileScraping(_ pair: ReplicatedPair, _ address: String) throws -> [MetricsScrape] {
