@@ -9,6 +9,7 @@ packages=(
     nbdfuse                                                # tests: volumes that fail or lose power
     openssl ca-certificates python3                        # certificates; readiness and JSON helpers
     resource-agents libxml2-utils                          # tests: ocf-tester, the OCF DTD, xmllint
+    python3-prometheus-client prometheus                   # tests: parse (/usr/bin/python3) and lint (promtool) metrics
 )
 
 missing=()

@@ -2,6 +2,7 @@
 // Checked when a key is set (so the error carries the file line) and again as a whole
 // after the file and flags are applied.
 import TandemControl
+import TandemIO
 
 extension DaemonConfig {
     /// nil when the key's current value is acceptable, else what is wrong and what is allowed.
@@ -17,8 +18,10 @@ extension DaemonConfig {
         case .listen:
             return isHostPort(listen) ? nil : "'\(name)' must be host:port, got \"\(listen)\""
         case .metricsListen:
+            // Bound at start-up as given: no name resolution, so a host name is refused here.
             guard let metricsListen else { return nil }
-            return isHostPort(metricsListen) ? nil : "'\(name)' must be host:port, got \"\(metricsListen)\""
+            return isHostPort(metricsListen) && Sockets.parse(address: metricsListen) != nil ? nil
+                : "'\(name)' must be IPv4:port, [IPv6]:port, *:port or localhost:port, got \"\(metricsListen)\""
         case .logLevel:
             return ConfigKey.logLevels.contains(logLevel) ? nil : "'\(name)' must be one of \(ConfigKey.logLevels.joined(separator: "|")), got \"\(logLevel)\""
         case .controlGroup:

@@ -1,6 +1,6 @@
 // Daemon: composition. The main thread runs the event loop (the ring is created on it and
-// only it submits); the control server runs its own threads and hands every command to the
-// loop; a signal thread turns SIGTERM/SIGINT into a clean stop.
+// only it submits); the control server and the metrics endpoint run their own threads and hand
+// every command or scrape to the loop; a signal thread turns SIGTERM/SIGINT into a clean stop.
 import Glibc
 import Logging
 import TandemControl
@@ -35,10 +35,16 @@ public final class Daemon {
         registry.restore()
         let control = DaemonControl(registry: registry, loop: loop, config: config, events: events, logger: logger)
         let server = ControlServer(path: config.controlSocket, group: config.controlGroup, handler: control, logger: logger)
-        try server.start()
+        let metrics = try startMetrics(registry: registry, loop: loop)
+        do {
+            try server.start()
+        } catch {
+            metrics?.stop()
+            throw error
+        }
         let notify = SystemdNotify.fromProcessEnvironment()
         if notify.watchdogIntervalNs != nil { loop.onTick { notify.send("WATCHDOG=1") } }
-        startSignalThread(loop: loop)
+        startSignalThread(loop: loop, beforeStop: { metrics?.stop() })
         logger.info("tandemd ready", metadata: [
             "node": "\(config.nodeName)", "control": "\(config.controlSocket)",
             "resources": "\(registry.count)", "registered_buffers": "\(loop.pool.registered)",
@@ -49,6 +55,18 @@ public final class Daemon {
         server.stop()
         registry.stopAll()
         logger.info("tandemd stopped")
+    }
+
+    /// The Prometheus endpoint, when `metrics_listen` is set; a bind failure stops start-up.
+    private func startMetrics(registry: ResourceRegistry, loop: EventLoop) throws -> MetricsServer? {
+        guard let address = config.metricsListen else { return nil }
+        let version = DaemonControl.version
+        let server = MetricsServer(address: address, logger: logger) {
+            let snapshot = loop.submitAndWait { registry.metrics(version: version) }
+            return MetricsExposition.render(snapshot, process: ProcessMetrics.current())
+        }
+        try server.start()
+        return server
     }
 
     private func makeDirectory(_ path: String) throws {
@@ -72,10 +90,12 @@ public final class Daemon {
         signal(SIGPIPE, SIG_IGN)
     }
 
-    private func startSignalThread(loop: EventLoop) {
+    /// `beforeStop` runs on the signal thread while the loop still runs (the metrics threads
+    /// may be waiting for it), then the loop is told to stop.
+    private func startSignalThread(loop: EventLoop, beforeStop: @escaping @Sendable () -> Void) {
         let logger = self.logger
         var thread = pthread_t()
-        let context = Unmanaged.passRetained(SignalContext(loop: loop, logger: logger)).toOpaque()
+        let context = Unmanaged.passRetained(SignalContext(loop: loop, logger: logger, beforeStop: beforeStop)).toOpaque()
         pthread_create(&thread, nil, { raw in
             let context = Unmanaged<SignalContext>.fromOpaque(raw!).takeRetainedValue()
             var set = sigset_t()
@@ -88,6 +108,7 @@ public final class Daemon {
                 guard sigwait(&set, &signalNumber) == 0 else { continue }
                 if signalNumber == SIGHUP { continue }
                 context.logger.info("stopping on signal", metadata: ["signal": "\(signalNumber)"])
+                context.beforeStop()
                 context.loop.stop()
                 return nil
             }
@@ -99,8 +120,10 @@ public final class Daemon {
 private final class SignalContext: @unchecked Sendable {
     let loop: EventLoop
     let logger: Logger
-    init(loop: EventLoop, logger: Logger) {
+    let beforeStop: @Sendable () -> Void
+    init(loop: EventLoop, logger: Logger, beforeStop: @escaping @Sendable () -> Void) {
         self.loop = loop
         self.logger = logger
+        self.beforeStop = beforeStop
     }
 }

@@ -24,6 +24,8 @@ final class Resource {
     /// next secondary replicator starts consistent (not "restarted"). Not persisted.
     var demotedInProcess = false
     let backend: NBDExportBackend
+    /// Metrics counters, kept across enable/disable and role changes.
+    let counters = ResourceCounters()
     private var listeners: [NBDListener] = []
     private let config: DaemonConfig
     let logger: Logger
@@ -48,7 +50,7 @@ final class Resource {
         }
         backend = NBDExportBackend(
             name: spec.name, volume: volume, loop: loop, buffers: buffers, readOnly: spec.role == .secondary,
-            maxRequestBytes: config.maxRequestBytes, logger: logger)
+            maxRequestBytes: config.maxRequestBytes, localWriteLatency: counters.localWriteLatency, logger: logger)
         // A secondary serves nothing until it is promoted (DESIGN.md, issue 3): no client
         // can read a volume that may be between two consistent states.
         guard spec.role != .secondary else { return }

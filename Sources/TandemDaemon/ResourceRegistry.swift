@@ -39,6 +39,9 @@ final class ResourceRegistry: @unchecked Sendable {
 
     var count: Int { resources.count }
 
+    /// Every resource, by name (metrics).
+    var sortedResources: [Resource] { resources.keys.sorted().map { resources[$0]! } }
+
     /// Brings back every persisted resource; one that fails to open is logged and skipped.
     func restore() {
         let (specs, problems) = store.loadAll()

@@ -424,6 +424,7 @@ public final class NBDConnection: IOHandler, BufferWaiter, TurnEndHandler {
     private func submitData(_ request: NBDRequest, write: Bool) {
         request.phase = .disk
         let done = request.diskDone
+        if write && done == 0 { request.diskStartNs = MonotonicClock.nowNs() }
         loop.prepareVolumeIO(
             write: write, volume: backend.volume, buffer: request.buffer!.pointer + done,
             length: request.diskLength - done, offset: request.diskOffset + UInt64(done),
@@ -468,6 +469,7 @@ public final class NBDConnection: IOHandler, BufferWaiter, TurnEndHandler {
 
     private func edgeCompleted(_ request: NBDRequest, _ result: Int32) {
         request.edgeReadsPending -= 1
+        if result != Int32(backend.volume.alignment) { backend.recordDiskError() }
         if result != Int32(backend.volume.alignment) && request.error == 0 {
             request.error = result < 0 ? NBD.Errno.wire(-result) : NBD.Errno.eio
         }
@@ -536,6 +538,7 @@ public final class NBDConnection: IOHandler, BufferWaiter, TurnEndHandler {
             if request.command == .trim && (result == -EOPNOTSUPP || result == -EINVAL) {
                 finishDisk(request, error: 0)  // TRIM is advisory
             } else {
+                backend.recordDiskError()
                 finishDisk(request, error: NBD.Errno.wire(-result))
             }
             return
@@ -543,11 +546,13 @@ public final class NBDConnection: IOHandler, BufferWaiter, TurnEndHandler {
         if request.command == .read || request.command == .write {
             request.diskDone += Int(result)
             if result == 0 {
+                backend.recordDiskError()
                 finishDisk(request, error: NBD.Errno.eio)  // unexpected end of volume
             } else if request.diskDone < request.diskLength {
                 submitData(request, write: request.command == .write)  // short transfer
             } else if request.command == .read || backend.volume.honoursDSyncWrites
                 || request.header.flags & NBD.CommandFlag.fua == 0 {
+                if request.command == .write { backend.localWriteLatency.record(since: request.diskStartNs) }
                 finishDisk(request, error: 0)
             } else {
                 // FUA on a volume whose RWF_DSYNC writes are not trusted: flush after the write.
@@ -582,6 +587,7 @@ public final class NBDConnection: IOHandler, BufferWaiter, TurnEndHandler {
             operationsInFlight += 1
             return
         }
+        if result < 0 { backend.recordDiskError() }
         finishDisk(request, error: result < 0 ? NBD.Errno.wire(-result) : 0)
     }
 

@@ -24,10 +24,14 @@ public final class NBDExportBackend {
     private var readModifyWrites = 0
     var connections: [ObjectIdentifier: NBDConnection] = [:]
     public private(set) var stats = NBDStats()
+    /// Writes this export puts on the volume itself (no sink): submit to local completion.
+    /// Shared with the resource's replicator, which counts the writes it submits.
+    public let localWriteLatency: LatencyHistogram
 
     public init(name: String, volume: Volume, loop: EventLoop, buffers: DataBuffers, readOnly: Bool,
-                maxRequestBytes: UInt32, logger: Logger) {
+                maxRequestBytes: UInt32, localWriteLatency: LatencyHistogram = LatencyHistogram(), logger: Logger) {
         self.name = name
+        self.localWriteLatency = localWriteLatency
         self.volume = volume
         self.loop = loop
         self.buffers = buffers
@@ -96,6 +100,9 @@ public final class NBDExportBackend {
         if request.error != 0 { stats.errors += 1 }
     }
 
+    /// A read, write, flush or fallocate on the volume failed (counted once per failure).
+    func recordDiskError() { stats.diskErrors += 1 }
+
     private func start(_ request: NBDRequest) {
         if request.isMutation {
             request.isActiveMutation = true
@@ -162,4 +169,6 @@ public struct NBDStats: Sendable {
     public var flushRequests: UInt64 = 0
     public var otherRequests: UInt64 = 0
     public var errors: UInt64 = 0
+    /// Volume operations that failed (the requests they belonged to count in `errors`).
+    public var diskErrors: UInt64 = 0
 }

@@ -31,6 +31,8 @@ final class NBDRequest {
     var diskOffset: UInt64 = 0
     var diskLength = 0
     var diskDone = 0
+    /// When the local write was submitted (MonotonicClock), for the latency histogram.
+    var diskStartNs: UInt64 = 0
     var payloadReceived = 0
     var edgeReadsPending = 0
     var error: UInt32 = 0

@@ -24,6 +24,8 @@ extension Integration {
             ("unknown log level", "log_level = \"loud\"\n", "log_level"),
             ("unquoted string", "log_level = info\n", "log_level"),
             ("key set twice", "ring_entries = 64\nring_entries = 128\n", "ring_entries"),
+            ("metrics address naming a host", "metrics_listen = \"metrics.example:9788\"\n", "metrics_listen"),
+            ("metrics address without a port", "metrics_listen = \"127.0.0.1\"\n", "metrics_listen"),
         ])
         func badConfigExitsWithStatus2NamingTheKey(_ label: String, _ text: String, _ key: String) throws {
             let (result, daemon) = try runWithConfig(text)

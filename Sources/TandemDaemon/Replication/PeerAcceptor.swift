@@ -58,7 +58,8 @@ final class PeerAcceptor: PeerLinkDelegate {
             return context.events.publish(resource: nil, "peer-refused", ["message": .string(error.message)])
         }
         let socket = PeerSocket(loop: context.loop, connectedFD: fd)
-        let link = PeerLink(socket: socket, connection: connection, hello: nil, delegate: self, logger: context.logger)
+        let link = PeerLink(socket: socket, connection: connection, hello: nil, delegate: self,
+                            counters: context.counters, logger: context.logger)
         pending[ObjectIdentifier(link)] = (link, ReplicationContext.nowNs())
     }
 

@@ -37,11 +37,16 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
     let logger: Logger
     private(set) var peerNodeName = ""
     private var flushScheduled = false
+    /// Daemon-wide TLS handshake counts (metrics).
+    private let counters: DaemonCounters
+    /// Why the link ended badly, if it did: the owner counts it (tandem_errors_total).
+    private(set) var failure: PeerLinkFailure?
 
     /// `hello`: ours, for the dialling side (sent as soon as TLS is up).
     init(socket: PeerSocket, connection: TLSConnection, hello: WireHello?, delegate: PeerLinkDelegate,
-         logger: Logger) {
+         counters: DaemonCounters, logger: Logger) {
         self.socket = socket
+        self.counters = counters
         self.channel = TLSWireChannel(connection: connection, promotionNumber: 0)
         self.ownHello = hello
         self.delegate = delegate
@@ -61,14 +66,14 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
         guard phase == .established || (phase == .awaitingReply && message.type == .helloReply)
             || message.type == .hello || message.type == .helloReply
         else { return false }
-        do { try channel.send(message) } catch { close("\(error)"); return false }
+        do { try channel.send(message) } catch { fail(error); return false }
         scheduleFlush()
         return true
     }
 
     func sendData(_ header: WireDataHeader, payload: UnsafeRawBufferPointer) -> Bool {
         guard phase == .established else { return false }
-        do { try channel.sendData(header, payload: payload) } catch { close("\(error)"); return false }
+        do { try channel.sendData(header, payload: payload) } catch { fail(error); return false }
         scheduleFlush()
         return true
     }
@@ -83,12 +88,32 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
     func turnEnded() {
         flushScheduled = false
         guard phase != .closed else { return }
-        do { try channel.flush() } catch { return close("\(error)") }
+        do { try channel.flush() } catch { return fail(error) }
         socket.kick()
+    }
+
+    /// Closes after the peer broke the protocol: counted as a protocol error.
+    func closeForViolation(_ reason: String) {
+        if phase != .closed && failure == nil { failure = .protocol }
+        close(reason)
+    }
+
+    /// Closes after a channel error. A connection that merely ended (the peer went away,
+    /// the socket failed) is no TLS or protocol failure, unless it ended a handshake.
+    private func fail(_ error: PeerChannelError) {
+        if phase != .closed && failure == nil {
+            switch error {
+            case .tls(let tls) where tls.kind == .closed || tls.kind == .io: break
+            case .tls: failure = .tls
+            case .wire, .encode: failure = .protocol
+            }
+        }
+        close("\(error)")
     }
 
     func close(_ reason: String) {
         guard phase != .closed else { return }
+        countUnfinishedHandshake()
         phase = .closed
         channel.close()
         socket.kick()
@@ -103,7 +128,7 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
     }
 
     private func begin() {
-        do { try channel.start() } catch { return close("\(error)") }
+        do { try channel.start() } catch { return fail(error) }
         socket.start()
     }
 
@@ -120,18 +145,27 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
             }
         } catch {
             socket.kick()  // a TLS alert for the peer, if any
-            close("\(error)")
+            fail(error)
         }
     }
 
     func peerSocketClosed(_ socket: PeerSocket, reason: String) {
+        countUnfinishedHandshake()
         phase = .closed
         delegate?.peerLinkClosed(self, reason: reason)
     }
 
     // MARK: session
 
+    /// A link that ends while TLS is still negotiating is a failed handshake.
+    private func countUnfinishedHandshake() {
+        guard phase == .tls else { return }
+        counters.tlsHandshakeFailures += 1
+        if failure == nil { failure = .tls }
+    }
+
     private func tlsEstablished() {
+        counters.tlsHandshakes += 1
         phase = .awaitingHello
         if let ownHello { send(.hello(ownHello)) }
     }
@@ -153,7 +187,7 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
             return close("refused by the peer: \(refusal): \(reply.reason)")
         }
         guard case .hello(let hello) = message else {
-            return close("protocol violation: expected Hello, got \(message.type)")
+            return closeForViolation("protocol violation: expected Hello, got \(message.type)")
         }
         peerNodeName = hello.nodeName
         guard let delegate else { return close("no owner for the link") }
@@ -171,7 +205,7 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
 
     private func receivedReply(_ message: WireMessage) {
         guard case .helloReply(let reply) = message else {
-            return close("protocol violation: expected HelloReply, got \(message.type)")
+            return closeForViolation("protocol violation: expected HelloReply, got \(message.type)")
         }
         guard reply.isAccepted else {
             return close("refused by the peer: \(reply.refusal!): \(reply.reason)")

@@ -24,6 +24,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         var remaining = 0  // zeroes: chunks not yet acknowledged
         var cursor: UInt64 = 0  // zeroes: next offset to issue
         var failed = false
+        /// MonotonicClock times for the latency histograms: handed to us, submitted locally.
+        var submittedNs: UInt64 = 0
+        var localSubmittedNs: UInt64 = 0
     }
 
     static let chunkBytes = 1 << 20
@@ -35,6 +38,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     let spec: ResourceSpec
     let volume: Volume
     let context: ReplicationContext
+    let counters: ResourceCounters
     let logger: Logger
     private var machine: ReplicationPrimary
     private var actions: [PrimaryAction] = []
@@ -85,8 +89,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     var onFailoverRequested: (() -> Void)?
 
     init(spec: ResourceSpec, volume: Volume, buffers: DataBuffers, context: ReplicationContext,
-         initialSync: InitialSync, logger: Logger) {
+         initialSync: InitialSync, counters: ResourceCounters, logger: Logger) {
         self.resource = spec.name
+        self.counters = counters
         self.spec = spec
         self.volume = volume
         self.context = context
@@ -248,6 +253,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         if stopping || draining != nil { return mutation.finish(errno: draining != nil ? EROFS : EIO) }
         let index = allocateSlot()
         slots[index].mutation = mutation
+        slots[index].submittedNs = MonotonicClock.nowNs()
         switch mutation.kind {
         case .write: slots[index].kind = .write
         case .flush: slots[index].kind = .flush
@@ -390,7 +396,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
             freeSlot(index)
         case .writesBlocked, .writesUnblocked: break
         case .protocolViolation(let reason):
-            link?.close("protocol violation: \(reason)")
+            link?.closeForViolation("protocol violation: \(reason)")
         }
     }
 
@@ -408,6 +414,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         default: preconditionFailure("local write for a \(slots[index].kind) slot")
         }
         localWritesInFlight += 1
+        slots[index].localSubmittedNs = MonotonicClock.nowNs()
         let buffer = retained.pointer(index: slots[index].retainedIndex)
         context.loop.prepareVolumeIO(write: true, volume: volume, buffer: buffer, length: Int(write.lengthBytes),
                                      offset: write.offsetBytes, dsync: write.fua, handler: handlerID,
@@ -417,6 +424,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     private func acknowledged(_ index: Int) {
         switch slots[index].kind {
         case .write:
+            if spec.mode == .sync && !slots[index].failed {
+                counters.replicatedWriteLatency.record(since: slots[index].submittedNs)
+            }
             slots[index].mutation?.finish(errno: slots[index].failed ? EIO : 0)
             freeSlot(index)
         case .zeroChunk:
@@ -458,6 +468,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
             if result < 0 || (expected >= 0 && Int(result) != expected) {
                 diskFailed("write", result)
                 slots[index].failed = true
+            } else {
+                counters.localWriteLatency.record(since: slots[index].localSubmittedNs)
             }
             feed(.localWriteCompleted(sequence: slots[index].sequence))
         }
@@ -467,6 +479,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
 
     private func diskFailed(_ operation: String, _ result: Int32) {
         let reason = result < 0 ? String(cString: strerror(-result)) : "short transfer"
+        counters.diskErrors += 1
         lastError = "local \(operation) failed: \(reason)"
         logger.error("local disk I/O failed", metadata: ["operation": "\(operation)", "error": "\(reason)"])
         context.events.publish(resource: resource, "disk-error", ["message": .string(lastError!)])
@@ -489,7 +502,8 @@ extension PrimaryReplicator {
         do {
             let connection = try context.clientConnection(peerName: peer.name)
             let socket = try PeerSocket(loop: context.loop, connectTo: peer.address)
-            link = PeerLink(socket: socket, connection: connection, hello: ownHello, delegate: self, logger: logger)
+            link = PeerLink(socket: socket, connection: connection, hello: ownHello, delegate: self,
+                            counters: context.counters, logger: logger)
             setConnectionState("Connecting")
         } catch let error as ControlError {
             noteFailure(error.message)
@@ -553,7 +567,7 @@ extension PrimaryReplicator {
                 feed(.peerMessage(.hello(durableThroughEpoch: epoch)))
             }
         case .dataAck(_, let sequence):
-            guard peerHelloSeen else { return link.close("protocol violation: DataAck before the durable epoch") }
+            guard peerHelloSeen else { return link.closeForViolation("protocol violation: DataAck before the durable epoch") }
             feed(.peerMessage(.dataAck(sequence: sequence)))
         case .ping(let nonce):
             link.send(.pong(nonce: nonce))
@@ -563,7 +577,7 @@ extension PrimaryReplicator {
             context.events.publish(resource: resource, "failover-requested", ["peer": .string(link.peerNodeName)])
             onFailoverRequested?()
         default:
-            return link.close("protocol violation: a secondary sent \(message.type)")
+            return link.closeForViolation("protocol violation: a secondary sent \(message.type)")
         }
         perform()
         checkSyncDone()
@@ -572,6 +586,7 @@ extension PrimaryReplicator {
     func peerLinkClosed(_ link: PeerLink, reason: String) {
         guard link === self.link else { return }
         self.link = nil
+        if let failure = link.failure { counters.count(failure) }
         if machine.isConnected { feed(.connectionDown) }
         noteFailure(reason)
         setConnectionState(enabled ? "Connecting" : "StandAlone")
@@ -606,7 +621,13 @@ extension PrimaryReplicator {
             fua: data.flags.contains(.fua), acknowledgedAfterApply: data.flags.contains(.acknowledgedAfterApply),
             compress: spec.compression == .lz4, scratch: scratch)
         let payload = compressed.map { UnsafeRawBufferPointer(rebasing: scratch[0..<$0]) } ?? block
-        _ = link.sendData(header, payload: payload)
+        if link.sendData(header, payload: payload) {
+            if retained.isInitialCopy(sequence: data.sequence) {
+                counters.resyncedBytes += UInt64(block.count)
+            } else {
+                counters.replicatedBytes += UInt64(block.count)
+            }
+        }
     }
 }
 
@@ -621,7 +642,7 @@ extension PrimaryReplicator {
         syncReadPending = wantsChunk
         guard wantsChunk, localWritesInFlight == 0 else { return }
         let length = Int(min(UInt64(Self.chunkBytes), volume.sizeBytes - syncCursor))
-        guard let (retainedIndex, pointer) = retained.appendSpilled(length: length) else {
+        guard let (retainedIndex, pointer) = retained.appendSpilled(length: length, initialCopy: true) else {
             syncReadPending = false
             return
         }

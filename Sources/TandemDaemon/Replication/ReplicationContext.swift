@@ -11,6 +11,8 @@ final class ReplicationContext {
     let config: DaemonConfig
     let events: EventHub
     let logger: Logger
+    /// Daemon-wide counters for the metrics endpoint.
+    let counters = DaemonCounters()
     /// Client side (the primary dials); the expected name is set per connection.
     private var clientContexts: [String: TLSContext] = [:]
     private var serverContext: TLSContext?

@@ -36,7 +36,7 @@ extension Resource {
         case .primary:
             _ = try context.clientConnection(peerName: spec.peer!.name)  // fail early on bad TLS config
             let replicator = PrimaryReplicator(spec: spec, volume: volume, buffers: backend.buffers, context: context,
-                                               initialSync: initialSync, logger: logger)
+                                               initialSync: initialSync, counters: counters, logger: logger)
             replicator.onFailoverRequested = { [unowned self] in self.plannedDemote() }
             primary = replicator
             backend.readOnly = false
@@ -44,8 +44,8 @@ extension Resource {
             replicator.enable()
         case .secondary:
             _ = try context.serverConnection()
-            secondary = try SecondaryReplicator(spec: spec, volume: volume, context: context, logger: logger,
-                                                handedOver: demotedInProcess)
+            secondary = try SecondaryReplicator(spec: spec, volume: volume, context: context, counters: counters,
+                                                logger: logger, handedOver: demotedInProcess)
             demotedInProcess = false
             backend.readOnly = true
         case .standalone:

@@ -26,6 +26,8 @@ final class RetainedWrites {
         /// 0 until the state machine admitted the write and assigned its sequence.
         var sequence: WriteSequence
         var storage: Storage
+        /// A block read for the initial full copy (counted as resync traffic, not replication).
+        var initialCopy = false
     }
 
     let buffers: DataBuffers
@@ -66,9 +68,10 @@ final class RetainedWrites {
     }
 
     /// Space for `length` bytes in the arena, or nil when there is none now.
-    func appendSpilled(length: Int) -> (index: Int, pointer: UnsafeMutableRawPointer)? {
+    func appendSpilled(length: Int, initialCopy: Bool = false) -> (index: Int, pointer: UnsafeMutableRawPointer)? {
         guard !isFull, let pointer = arena.reserve(length) else { return nil }
-        return (append(Entry(pointer: pointer, length: length, sequence: 0, storage: .spilled)), pointer)
+        let entry = Entry(pointer: pointer, length: length, sequence: 0, storage: .spilled, initialCopy: initialCopy)
+        return (append(entry), pointer)
     }
 
     /// Bytes that outlive the entry (the caller checked `isFull`).
@@ -93,12 +96,20 @@ final class RetainedWrites {
 
     /// The bytes of the write with `sequence`, if still held.
     func payload(sequence: WriteSequence) -> UnsafeRawBufferPointer? {
+        guard let found = find(sequence) else { return nil }
+        return UnsafeRawBufferPointer(start: found.pointer, count: found.length)
+    }
+
+    /// Whether the write with `sequence` is a block of the initial full copy.
+    func isInitialCopy(sequence: WriteSequence) -> Bool { find(sequence)?.initialCopy ?? false }
+
+    private func find(_ sequence: WriteSequence) -> Entry? {
         guard count > 0 else { return nil }
         let first = entry(at: 0).sequence
         guard first != 0, sequence >= first, sequence - first < UInt64(count) else { return nil }
         let found = entry(at: Int(sequence - first))
         precondition(found.sequence == sequence, "retained writes out of sequence order")
-        return UnsafeRawBufferPointer(start: found.pointer, count: found.length)
+        return found
     }
 
     /// Drops entries from the front while `released(sequence)` says the state machine has

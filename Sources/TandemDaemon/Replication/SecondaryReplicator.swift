@@ -16,6 +16,8 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         var pointer: UnsafeMutableRawPointer
         var pooled: PoolBuffer?
         var length: Int
+        /// When its local write was submitted (MonotonicClock), for the latency histogram.
+        var submittedNs: UInt64 = 0
     }
 
     static let flushTag: UInt32 = 0xFFFF_0001
@@ -25,6 +27,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     let spec: ResourceSpec
     let volume: Volume
     let context: ReplicationContext
+    let counters: ResourceCounters
     let logger: Logger
     private(set) var machine: ReplicationSecondary
     private var actions: [SecondaryAction] = []
@@ -44,9 +47,10 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
 
     /// `handedOver`: this process demoted the resource and its volume holds every write it
     /// acknowledged, so nothing may have landed out of order: consistent from the start.
-    init(spec: ResourceSpec, volume: Volume, context: ReplicationContext, logger: Logger,
-         handedOver: Bool = false) throws(ControlError) {
+    init(spec: ResourceSpec, volume: Volume, context: ReplicationContext, counters: ResourceCounters,
+         logger: Logger, handedOver: Bool = false) throws(ControlError) {
         self.resource = spec.name
+        self.counters = counters
         self.spec = spec
         self.volume = volume
         self.context = context
@@ -216,7 +220,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             onDemoted = nil
             handler?(true)
             return
-        default: return link.close("protocol violation: a primary sent \(message.type)")
+        default: return link.closeForViolation("protocol violation: a primary sent \(message.type)")
         }
         perform()
     }
@@ -224,6 +228,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     func peerLinkClosed(_ link: PeerLink, reason: String) {
         guard link === self.link else { return }
         self.link = nil
+        if let failure = link.failure { counters.count(failure) }
         if let handler = onDemoted {
             onDemoted = nil
             handler(false)
@@ -240,14 +245,14 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         let length = Int(header.lengthBytes)
         guard header.offsetBytes <= volume.sizeBytes, UInt64(length) <= volume.sizeBytes - header.offsetBytes,
             header.offsetBytes % UInt64(volume.alignment) == 0, length % volume.alignment == 0
-        else { return link.close("protocol violation: write of \(length) bytes at \(header.offsetBytes) is outside or misaligned on the volume") }
+        else { return link.closeForViolation("protocol violation: write of \(length) bytes at \(header.offsetBytes) is outside or misaligned on the volume") }
         let slot = Int(header.sequence % UInt64(received.count))
         if let existing = received[slot], existing.sequence == header.sequence {
             // A re-send of a write still queued here: the state machine drops the copy.
             feed(.message(.data(message(header))))
             return
         }
-        guard received[slot] == nil else { return link.close("protocol violation: too many writes queued") }
+        guard received[slot] == nil else { return link.closeForViolation("protocol violation: too many writes queued") }
         let entry = allocate(sequence: header.sequence, length: length)
         let destination = UnsafeMutableRawBufferPointer(start: entry.pointer, count: length)
         let failure: WirePayloadError? = data.payload.withUnsafeBytes { payload in
@@ -256,8 +261,9 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         }
         if let failure {
             release(entry)
-            return link.close("refusing a Data frame: \(failure)")
+            return link.closeForViolation("refusing a Data frame: \(failure)")
         }
+        counters.receivedBytes += UInt64(length)
         let queuedBefore = machine.queuedWrites
         feed(.message(.data(message(header))))
         if machine.queuedWrites > queuedBefore { received[slot] = entry } else { release(entry) }
@@ -306,6 +312,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
                 preconditionFailure("no payload for write \(write.sequence)")
             }
             ioInFlight += 1
+            received[slot]!.submittedNs = MonotonicClock.nowNs()
             context.loop.prepareVolumeIO(write: true, volume: volume, buffer: entry.pointer, length: entry.length,
                                          offset: write.offsetBytes, dsync: false, handler: handlerID, tag: UInt32(slot))
         case .submitFlush:
@@ -318,7 +325,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
                 $0.session = primarySession
             }
         case .send(let message): send(message)
-        case .protocolViolation(let reason): link?.close("protocol violation: \(reason)")
+        case .protocolViolation(let reason): link?.closeForViolation("protocol violation: \(reason)")
         }
     }
 
@@ -366,6 +373,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             let slot = Int(tag)
             guard let entry = received[slot] else { preconditionFailure("completion without a write") }
             precondition(result == Int32(entry.length), "secondary write failed: \(result)")
+            counters.localWriteLatency.record(since: entry.submittedNs)
             received[slot] = nil
             release(entry)
             feed(.writeCompleted(sequence: entry.sequence))

@@ -14,9 +14,9 @@ final class ReplicatedPair {
 
     /// `betaCertificates`: a directory with another ca.crt/beta.crt/beta.key (a stranger).
     /// `betaCertificateNode`: beta presents the certificate made for another node name.
-    /// `alphaArguments`: more tandemd flags for alpha (e.g. a smaller buffer pool).
+    /// `alphaArguments`, `betaArguments`: more tandemd flags (e.g. a smaller buffer pool).
     init(sizeBytes: Int = 64 << 20, betaCertificates: String? = nil, betaCertificateNode: String? = nil,
-         alphaCertificateNode: String? = nil, alphaArguments: [String] = []) throws {
+         alphaCertificateNode: String? = nil, alphaArguments: [String] = [], betaArguments: [String] = []) throws {
         self.sizeBytes = sizeBytes
         certs = try TempDirectory("certs")
         try Self.makeCertificates(into: certs.path, nodes: ["alpha", "beta"] + [betaCertificateNode, alphaCertificateNode].compactMap { $0 })
@@ -29,6 +29,7 @@ final class ReplicatedPair {
         alpha.extraArguments += alphaArguments
         configure(beta, node: "beta", listen: betaAddress, certificates: betaCertificates ?? certs.path,
                   certificateNode: betaCertificateNode ?? "beta")
+        beta.extraArguments += betaArguments
         try alpha.start()
         try beta.start()
     }

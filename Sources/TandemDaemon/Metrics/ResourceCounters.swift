@@ -1,0 +1,53 @@
+// ResourceCounters and DaemonCounters: the plain counters the data path keeps for the metrics
+// endpoint. Loop thread only: they are incremented where the event happens (no lock, no
+// allocation) and read on the loop thread when a scrape asks (MetricsServer hands the read to
+// the loop with EventLoop.submitAndWait). A resource's counters live as long as the resource,
+// across enable/disable and role changes, so the counters never go backwards.
+import TandemIO
+
+/// Why a peer link ended badly, for `tandem_errors_total{kind=...}`.
+enum PeerLinkFailure {
+    /// The TLS layer failed (handshake, certificate, record layer).
+    case tls
+    /// The peer broke the replication protocol (bad frame, wrong message, CRC mismatch).
+    case `protocol`
+}
+
+final class ResourceCounters {
+    /// Local volume writes: submit to completion (NBD's own writes and the replicator's).
+    let localWriteLatency = LatencyHistogram()
+    /// Sync mode: a write handed to the replicator until it is acknowledged to the client
+    /// (local completion and the peer's acknowledgement).
+    let replicatedWriteLatency = LatencyHistogram()
+    /// Primary: payload bytes of application writes sent to the peer (re-sends included).
+    var replicatedBytes: UInt64 = 0
+    /// Primary: payload bytes of the initial full copy sent to the peer.
+    var resyncedBytes: UInt64 = 0
+    /// Secondary: payload bytes of Data frames received from the primary.
+    var receivedBytes: UInt64 = 0
+    /// Replication-side disk failures (the NBD front end counts its own in NBDStats).
+    var diskErrors: UInt64 = 0
+    var protocolErrors: UInt64 = 0
+    var tlsErrors: UInt64 = 0
+
+    func count(_ failure: PeerLinkFailure) {
+        switch failure {
+        case .tls: tlsErrors += 1
+        case .protocol: protocolErrors += 1
+        }
+    }
+
+    var values: ResourceCounterValues {
+        ResourceCounterValues(
+            replicatedBytes: replicatedBytes, resyncedBytes: resyncedBytes, receivedBytes: receivedBytes,
+            diskErrors: diskErrors, protocolErrors: protocolErrors, tlsErrors: tlsErrors)
+    }
+}
+
+/// Daemon-wide counters (the peer listener's handshakes belong to no resource yet).
+final class DaemonCounters {
+    /// TLS handshakes completed on peer links, both directions.
+    var tlsHandshakes: UInt64 = 0
+    /// Peer links that ended before their TLS handshake completed.
+    var tlsHandshakeFailures: UInt64 = 0
+}

@@ -1,0 +1,24 @@
+// Taking the metrics snapshot on the loop thread: the resources' `status` (the very fields the
+// control socket answers with) and their counters, copied in one loop turn.
+import TandemIO
+
+extension Resource {
+    /// Loop thread only.
+    var metrics: ResourceMetrics {
+        var values = counters.values
+        values.diskErrors += backend.stats.diskErrors
+        return ResourceMetrics(
+            name: spec.name, status: status, counters: values,
+            localWriteLatency: counters.localWriteLatency.snapshot,
+            replicatedWriteLatency: counters.replicatedWriteLatency.snapshot)
+    }
+}
+
+extension ResourceRegistry {
+    /// Loop thread only.
+    func metrics(version: String) -> DaemonMetrics {
+        DaemonMetrics(
+            version: version, node: config.nodeName, tlsHandshakes: context.counters.tlsHandshakes,
+            tlsHandshakeFailures: context.counters.tlsHandshakeFailures, resources: sortedResources.map(\.metrics))
+    }
+}

@@ -1,0 +1,86 @@
+// Guarantee 6 for the metrics endpoint: whatever a client sends, it gets an HTTP error (or a
+// closed connection) and the daemon keeps serving scrapes and control requests. And a
+// metrics_listen the daemon cannot use stops it at start with a message naming the address.
+import Foundation
+import Testing
+
+extension Integration {
+@Suite struct MetricsHTTP {
+    static func startDaemon() throws -> (DaemonProcess, String) {
+        let address = "127.0.0.1:\(try ReplicatedPair.freePort())"
+        return (try DaemonProcess.started(extraArguments: ["--metrics-listen", address]), address)
+    }
+
+    @Test(arguments: [
+        ("not HTTP", "garbage\r\n\r\n", 400),
+        ("unknown path", "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404),
+        ("metrics under another path", "GET /metrics/../admin HTTP/1.1\r\n\r\n", 404),
+        ("POST", "POST /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc", 405),
+        ("HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400),
+        ("binary", "\u{16}\u{03}\u{01}\u{00}\u{7F}\u{01}\u{00}\n\r\n\r\n", 400),
+        ("NUL in the target", "GET /metr\u{0}ics HTTP/1.1\r\n\r\n", 400),
+        ("lower-case method", "get /metrics HTTP/1.1\r\n\r\n", 400),
+    ])
+    func badRequestsGetAnErrorAndTheEndpointKeepsServing(_ label: String, _ request: String, _ status: Int) throws {
+        try expectAnswered(Array(request.utf8), status, label)
+    }
+
+    @Test func requestHeadOverTheLimitGets431() throws {
+        let padding = [UInt8](repeating: 0x61, count: 10_000)
+        try expectAnswered(Array("GET /metrics HTTP/1.1\r\nX-Padding: ".utf8) + padding, 431, "head too long")
+    }
+
+    func expectAnswered(_ request: [UInt8], _ status: Int, _ label: String) throws {
+        let (daemon, address) = try Self.startDaemon()
+        defer { try? daemon.stop() }
+        let raw = try HTTPProbe.exchange(address, request)
+        let answer = HTTPProbe.parse(raw)
+        #expect(answer?.status == status, "\(label): answered \(String(decoding: raw.prefix(200), as: UTF8.self))")
+        #expect(daemon.isRunning, "\(label): tandemd died\n\(daemon.logTail())")
+        let scrape = try MetricsScrape.scrape(address)
+        #expect(try scrape.value("tandem_resources") == 0)
+        #expect(try daemon.control().request("ping", [:])["ok"] as? Bool == true)
+    }
+
+    @Test func silentAndHalfOpenClientsAreCutOffWhileOthersAreServed() throws {
+        let (daemon, address) = try Self.startDaemon()
+        defer { try? daemon.stop() }
+        // A client that connects and says nothing holds one connection slot, not the endpoint.
+        let silent = try HTTPProbe.connect(address, timeoutSeconds: 20)
+        defer { close(silent) }
+        let partial = try HTTPProbe.connect(address, timeoutSeconds: 20)
+        defer { close(partial) }
+        _ = Array("GET /metrics HTTP/1.1\r\n".utf8).withUnsafeBytes { send(partial, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        for _ in 0..<3 { #expect(try MetricsScrape.scrape(address).value("tandem_resources") == 0) }
+        // Both are answered 408 once the request deadline (5 s) has passed, then closed.
+        for fd in [silent, partial] {
+            let answer = HTTPProbe.parse(HTTPProbe.readToEnd(fd))
+            #expect(answer?.status == 408)
+        }
+        // A client that connects and hangs up at once changes nothing either.
+        close(try HTTPProbe.connect(address, timeoutSeconds: 5))
+        #expect(try MetricsScrape.scrape(address).value("tandem_resources") == 0)
+        #expect(daemon.isRunning)
+    }
+
+    @Test func headRequestGetsHeadersOnly() throws {
+        let (daemon, address) = try Self.startDaemon()
+        defer { try? daemon.stop() }
+        let raw = try HTTPProbe.exchange(address, Array("HEAD /metrics HTTP/1.0\r\n\r\n".utf8))
+        let answer = HTTPProbe.parse(raw)
+        #expect(answer?.status == 200)
+        #expect(answer?.body == "")
+        #expect(Int(answer?.headers["content-length"] ?? "0") ?? 0 > 0)
+    }
+
+    @Test func metricsAddressInUseStopsTheDaemonNamingIt() throws {
+        let (holder, address) = try Self.startDaemon()
+        defer { try? holder.stop() }
+        let daemon = try DaemonProcess(extraArguments: ["--metrics-listen", address])
+        let result = try ExternalTool.run(try Binaries.tandemd(), daemon.arguments, timeoutSeconds: 30)
+        #expect(result.status == 1, "\(result)")
+        #expect(result.stderr.contains("metrics_listen \(address)"), "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: daemon.controlSocket))
+    }
+}
+}
