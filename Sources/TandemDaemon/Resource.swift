@@ -21,6 +21,11 @@ final class Resource {
     /// A failover, demote, enable or disable is under way.
     var transitioning = false
     let backend: NBDExportBackend
+    /// This node's disk: once failed, the resource stops using it (DiskHealth).
+    let health: DiskHealth
+    /// The peer refused the link because its disk failed: replication is detached and this
+    /// primary serves alone until the operator re-enables it.
+    var peerDiskFailure: String?
     private var listeners: [NBDListener] = []
     private let config: DaemonConfig
     let logger: Logger
@@ -46,6 +51,10 @@ final class Resource {
         backend = NBDExportBackend(
             name: spec.name, volume: volume, loop: loop, buffers: buffers, readOnly: spec.role == .secondary,
             maxRequestBytes: config.maxRequestBytes, logger: logger)
+        health = DiskHealth(resource: spec.name, events: context.events, logger: logger)
+        let health = self.health
+        backend.onDiskError = { operation, errno in health.record(operation, errno: errno) }
+        health.onFailed = { [unowned self] in self.diskFailed() }
         // A secondary serves nothing until it is promoted (DESIGN.md, issue 3): no client
         // can read a volume that may be between two consistent states.
         guard spec.role != .secondary else { return }
@@ -154,6 +163,12 @@ final class Resource {
         if let primary { fields.merge(primary.statusFields) { $1 } }
         if let secondary { fields.merge(secondary.statusFields) { $1 } }
         if spec.role == .secondary && secondary == nil { fields["disk_state"] = .string(secondaryDiskStateAtRest) }
+        if let peerDiskFailure {
+            fields["peer_disk_state"] = .string("Failed")
+            fields["redundant"] = .bool(false)
+            fields["last_error"] = .string(peerDiskFailure)
+        }
+        health.merge(into: &fields)
         fields["io"] = .object([
             "read_requests": .int(Int64(stats.readRequests)), "read_bytes": .int(Int64(stats.readBytes)),
             "write_requests": .int(Int64(stats.writeRequests)), "write_bytes": .int(Int64(stats.writeBytes)),

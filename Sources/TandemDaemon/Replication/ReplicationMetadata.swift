@@ -30,6 +30,10 @@ final class ReplicationMetadata: IOHandler {
     private var pending: ReplicationRecord?
     /// Runs on the loop once a written record is stable.
     var onRecorded: ((ReplicationRecord) -> Void)?
+    /// Runs once if a record write fails (negated errno, or a short byte count); nothing is
+    /// written after that and `onRecorded` never follows.
+    var onFailed: ((Int32) -> Void)?
+    private(set) var failed = false
     private var closed = false
 
     init(path: String, loop: EventLoop, logger: Logger) throws(IOError) {
@@ -63,7 +67,7 @@ final class ReplicationMetadata: IOHandler {
 
     /// Writes `newRecord` (after the one in flight, if any); `onRecorded` follows.
     func write(_ newRecord: ReplicationRecord) {
-        guard !closed else { return }
+        guard !closed, !failed else { return }
         guard !writing else { pending = newRecord; return }
         var next = newRecord
         next.generation = record.generation + 1
@@ -79,7 +83,12 @@ final class ReplicationMetadata: IOHandler {
     func ioCompleted(tag: UInt32, result: Int32, flags: UInt32) {
         writing = false
         if closed { return loop.unregister(handlerID) }
-        precondition(result == Int32(Self.slotBytes), "metadata write failed: \(result)")
+        guard result == Int32(Self.slotBytes) else {
+            failed = true
+            pending = nil
+            onFailed?(result)
+            return
+        }
         onRecorded?(record)
         if let pending { write(pending) }
     }

@@ -9,6 +9,9 @@ import TandemIO
 extension Resource {
     private var enabledMarker: String { "\(context.config.stateDir)/\(spec.name).enabled" }
     private var metadataPath: String { "\(context.config.stateDir)/\(spec.name).meta" }
+    /// Present while the peer's copy lacks writes because its disk failed: the next enable
+    /// of this primary copies the whole volume.
+    private var peerFailedMarker: String { "\(context.config.stateDir)/\(spec.name).peer-failed" }
 
     /// What a stopped secondary's metadata says about its volume.
     var secondaryDiskStateAtRest: String {
@@ -25,7 +28,12 @@ extension Resource {
         }
         guard !enabled else { throw ControlError(.wrongState, "resource '\(spec.name)' is already enabled") }
         guard !transitioning else { throw ControlError(.busy, "resource '\(spec.name)' is changing state") }
-        try startReplication(initialSync: initialSync ?? spec.initialSync)
+        // Enabling is how the operator says the disk is fixed: it is used again.
+        health.clear()
+        backend.refusesMutations = false
+        peerDiskFailure = nil
+        let peerLacksWrites = spec.role == .primary && access(peerFailedMarker, F_OK) == 0
+        try startReplication(initialSync: peerLacksWrites ? .full : initialSync ?? spec.initialSync)
         enabled = true
         writeMarker(true)
         context.events.publish(resource: spec.name, "enabled", ["role": .string(spec.role.rawValue)])
@@ -36,15 +44,18 @@ extension Resource {
         case .primary:
             _ = try context.clientConnection(peerName: spec.peer!.name)  // fail early on bad TLS config
             let replicator = PrimaryReplicator(spec: spec, volume: volume, buffers: backend.buffers, context: context,
-                                               initialSync: initialSync, logger: logger)
+                                               initialSync: initialSync, health: health, logger: logger)
             replicator.onFailoverRequested = { [unowned self] in self.plannedDemote() }
+            replicator.onPeerDiskFailed = { [unowned self] reason in self.peerDiskFailed(reason) }
+            replicator.onPeerSynced = { [unowned self] in unlink(self.peerFailedMarker) }
             primary = replicator
             backend.readOnly = false
             backend.sink = replicator
             replicator.enable()
         case .secondary:
             _ = try context.serverConnection()
-            secondary = try SecondaryReplicator(spec: spec, volume: volume, context: context, logger: logger)
+            secondary = try SecondaryReplicator(spec: spec, volume: volume, context: context, health: health,
+                                                logger: logger)
             backend.readOnly = true
         case .standalone:
             preconditionFailure("standalone resources do not replicate")
@@ -79,6 +90,30 @@ extension Resource {
         done()
     }
 
+    // MARK: disk failures (docs/replication.md "Disk failures")
+
+    /// This node's disk failed: it takes no more writes. A secondary also stops replicating
+    /// (and refuses its primary with `disk-failed`); a primary keeps its link so that what is
+    /// in flight is settled, and answers every later write and flush with EIO.
+    func diskFailed() {
+        backend.refusesMutations = true
+        secondary?.diskFailed()
+    }
+
+    /// The secondary's disk failed: detach it and serve alone (DRBD's on-io-error detach on
+    /// the peer). Writes waiting for the peer are answered from this node's disk.
+    func peerDiskFailed(_ reason: String) {
+        guard primary != nil, !transitioning else { return }
+        peerDiskFailure = reason
+        let fd = open(peerFailedMarker, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        if fd >= 0 { fsync(fd); close(fd) }
+        context.events.publish(resource: spec.name, "peer-disk-failed", [
+            "peer_disk_state": .string("Failed"), "redundant": .bool(false), "message": .string(reason),
+        ])
+        transitioning = true
+        stopReplication { [self] in transitioning = false }
+    }
+
     // MARK: failover
 
     func failover(force: Bool, _ done: @escaping (ControlError?) -> Void) {
@@ -86,6 +121,10 @@ extension Resource {
             return done(ControlError(.wrongState, "resource '\(spec.name)' is \(spec.role.rawValue): failover is run on the secondary"))
         }
         guard !transitioning else { return done(ControlError(.busy, "resource '\(spec.name)' is changing state")) }
+        if let failure = health.failure {
+            return done(ControlError(.wrongState,
+                "this node's disk failed (\(failure.operation): \(failure.message)); it cannot become primary"))
+        }
         if force { return promote(reason: "forced failover", done) }
         guard let secondary, secondary.isConnectedToPeer else {
             return done(ControlError(.wrongState,
@@ -211,6 +250,7 @@ extension Resource {
 
     func removeReplicationFiles() {
         unlink(enabledMarker)
+        unlink(peerFailedMarker)
         unlink(metadataPath)
     }
 
