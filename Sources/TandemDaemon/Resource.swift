@@ -31,14 +31,15 @@ final class Resource {
     let logger: Logger
 
     /// Opens the volume and starts serving; undoes everything it did when it fails.
+    /// `creatingVolume`: a missing volume file may be created (at `create`, not at restart).
     init(spec: ResourceSpec, loop: EventLoop, buffers: DataBuffers, config: DaemonConfig, context: ReplicationContext,
-         logger: Logger) throws(ControlError) {
+         creatingVolume: Bool = true, logger: Logger) throws(ControlError) {
         self.spec = spec
         self.context = context
         self.config = config
         self.logger = logger
         do {
-            volume = try Volume(path: spec.volume, createSizeBytes: spec.sizeBytes, logger: logger)
+            volume = try Volume(path: spec.volume, createSizeBytes: creatingVolume ? spec.sizeBytes : nil, logger: logger)
         } catch {
             throw ControlError(error.errno == ENOENT ? .notFound : .ioError, "volume: \(error)")
         }

@@ -52,7 +52,8 @@ final class ResourceRegistry: @unchecked Sendable {
         for problem in problems { logger.error("persisted resource unreadable", metadata: ["problem": "\(problem)"]) }
         for spec in specs {
             do {
-                try open(spec)
+                // A volume missing at start is reported, never re-created empty.
+                try open(spec, creating: false)
             } catch {
                 logger.error("resource could not be restored", metadata: ["resource": "\(spec.name)", "error": "\(error.message)"])
                 let failure = DiskFailure(operation: "open", errno: Self.errno(in: error), message: error.message)
@@ -70,7 +71,7 @@ final class ResourceRegistry: @unchecked Sendable {
             throw ControlError(.exists, "resource '\(other.spec.name)' already uses this volume or NBD socket")
         }
         var spec = spec
-        try open(spec)
+        try open(spec, creating: true)
         spec.sizeBytes = resources[spec.name]!.volume.sizeBytes
         do {
             try store.save(spec)
@@ -149,11 +150,11 @@ final class ResourceRegistry: @unchecked Sendable {
         return value
     }
 
-    private func open(_ spec: ResourceSpec) throws(ControlError) {
+    private func open(_ spec: ResourceSpec, creating: Bool) throws(ControlError) {
         var resourceLogger = logger
         resourceLogger[metadataKey: "resource"] = "\(spec.name)"
         let resource = try Resource(spec: spec, loop: loop, buffers: buffers, config: config, context: context,
-                                    logger: resourceLogger)
+                                    creatingVolume: creating, logger: resourceLogger)
         resource.persist = { [store, resourceLogger] spec in
             do { try store.save(spec) } catch {
                 resourceLogger.error("persisting the resource failed", metadata: ["error": "\(error)"])

@@ -1,0 +1,350 @@
+// A failing disk fails its resource, not the daemon (issue 7 §3), with real faults: a volume
+// on a small loop-mounted ext4 that runs out of space (ENOSPC), and a volume that is an
+// nbdfuse file served by `nbdkit --filter=error` whose writes fail with EIO once a trigger
+// file exists. Each fault is put on the secondary and on the primary of resource "r1" while
+// "r0" on the same two daemons keeps replicating; the daemons keep their pid, status and an
+// event say Failed with the operation and errno, the application sees EIO (primary's own
+// disk) or keeps being served (secondary's disk), and a restart with the fault still there
+// comes up. Needs root (mount, FUSE), as the suite does here and in CI.
+import Foundation
+import Testing
+
+/// A volume file on a 64 MiB ext4 mounted from a loop device: larger than the free space, so
+/// writes past it fail with ENOSPC.
+private final class SmallFilesystem {
+    let directory: TempDirectory
+    let mountPoint: String
+    private var mounted = false
+
+    init() throws {
+        directory = try TempDirectory("smallfs")
+        let image = directory.file("fs.img")
+        mountPoint = directory.file("mnt")
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        try ExternalTool.check("truncate", ["-s", "64M", image])
+        try ExternalTool.check("mkfs.ext4", ["-q", "-F", image])
+        try ExternalTool.check("mount", ["-o", "loop", image, mountPoint])
+        mounted = true
+    }
+
+    var volume: String { "\(mountPoint)/volume" }
+
+    func unmount() {
+        guard mounted else { return }
+        mounted = false
+        if (try? ExternalTool.run("umount", [mountPoint]))?.succeeded != true {
+            _ = try? ExternalTool.run("umount", ["-l", mountPoint])
+        }
+    }
+
+    deinit { unmount() }
+}
+
+/// A volume whose writes fail with EIO while `failing` is on: nbdkit's memory plugin behind
+/// its error filter (triggered by a file), attached as a file with nbdfuse.
+private final class ErrorInjectingDisk {
+    let directory: TempDirectory
+    let mountPoint: String
+    private let trigger: String
+    private var nbdkitPID: Int32 = 0
+    private var fuse: ChildProcess?
+
+    init(sizeBytes: Int) throws {
+        directory = try TempDirectory("eiodisk")
+        mountPoint = directory.file("mnt")
+        trigger = directory.file("trigger")
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        let socket = directory.file("nbdkit.sock")
+        let pidFile = directory.file("nbdkit.pid")
+        // nbdkit forks once its socket listens and writes its pid.
+        try ExternalTool.check("nbdkit", [
+            "-U", socket, "-P", pidFile, "--filter=error", "memory", "size=\(sizeBytes)", "error=EIO",
+            "error-pwrite-rate=100%", "error-pwrite-file=\(trigger)",
+        ])
+        nbdkitPID = Int32((try String(contentsOfFile: pidFile, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        fuse = try ChildProcess(executable: try ExternalTool.locate("nbdfuse"),
+                                arguments: [volume, "--unix", socket], environment: nil,
+                                outputPath: directory.file("nbdfuse.log"))
+        // Mounted once the file shows the export's size.
+        let deadline = Date().addingTimeInterval(30)
+        while (try? VolumeFiles.sizeBytes(volume)) != UInt64(sizeBytes) {
+            guard Date() < deadline, fuse?.isRunning == true else {
+                throw HarnessError("nbdfuse did not attach \(volume)")
+            }
+            usleep(20_000)
+        }
+    }
+
+    var volume: String { "\(mountPoint)/volume" }
+
+    var failing: Bool {
+        get { FileManager.default.fileExists(atPath: trigger) }
+        set {
+            if newValue { FileManager.default.createFile(atPath: trigger, contents: nil) }
+            else { try? FileManager.default.removeItem(atPath: trigger) }
+        }
+    }
+
+    func detach() {
+        if let fuse, fuse.isRunning {
+            if (try? ExternalTool.run("umount", [mountPoint]))?.succeeded != true {
+                _ = try? ExternalTool.run("umount", ["-l", mountPoint])
+            }
+            if !fuse.wait(timeoutSeconds: 10) { fuse.signal(SIGKILL) }
+        }
+        fuse = nil
+    }
+
+    deinit {
+        detach()
+        if nbdkitPID > 0 { kill(nbdkitPID, SIGTERM) }
+    }
+}
+
+/// The `events` stream of one daemon, read until an awaited event arrives.
+private final class EventWatcher {
+    let client: ControlClient
+    private var seen: [JSONObject] = []
+
+    init(_ daemon: DaemonProcess) throws {
+        client = try daemon.control()
+        try client.sendLine(Array(#"{"id": 1, "cmd": "events"}"#.utf8))
+        guard try client.readReply()["event"] as? String == "subscribed" else { throw HarnessError("no events stream") }
+    }
+
+    /// The first event `kind` of `resource` (heartbeats arrive every second, so the
+    /// deadline is checked at least that often).
+    @discardableResult
+    func await(_ kind: String, resource: String, timeoutSeconds: Double = 60) throws -> JSONObject {
+        if let found = seen.first(where: { $0["event"] as? String == kind && $0["resource"] as? String == resource }) {
+            return found
+        }
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        while Date() < deadline {
+            let event = try client.readReply()
+            seen.append(event)
+            if event["event"] as? String == kind && event["resource"] as? String == resource { return event }
+        }
+        throw HarnessError("no \(kind) event for \(resource) within \(timeoutSeconds) s; saw \(seen.map { $0["event"] ?? "?" })")
+    }
+}
+
+extension Replication {
+@Suite struct DiskFailureTests {
+    static let faulty = "r1"
+    static let faultySizeBytes = 128 << 20
+
+    // MARK: the secondary's disk
+
+    @Test func secondaryRunningOutOfSpaceFailsOnlyItsResourceAndThePrimaryKeepsServing() throws {
+        let filesystem = try SmallFilesystem()
+        defer { filesystem.unmount() }
+        let pair = try startPairWithHealthyR0()
+        try createFaulty(pair, alphaVolume: pair.alpha.directory.file("r1.vol"), betaVolume: filesystem.volume)
+        try checkSecondaryFailure(pair, errno: ENOSPC) {
+            // More than the file system holds: the secondary's apply fails part way.
+            try qemuIO(pair, "write -P 0x5a 0 100M", expectFailure: false)
+        }
+    }
+
+    @Test func secondaryDiskReturningEIOFailsOnlyItsResourceAndThePrimaryKeepsServing() throws {
+        let disk = try ErrorInjectingDisk(sizeBytes: Self.faultySizeBytes)
+        defer { disk.detach() }
+        let pair = try startPairWithHealthyR0()
+        try createFaulty(pair, alphaVolume: pair.alpha.directory.file("r1.vol"), betaVolume: disk.volume)
+        try qemuIO(pair, "write -P 0x11 0 4M", expectFailure: false)  // the disk works until...
+        disk.failing = true
+        try checkSecondaryFailure(pair, errno: EIO) {
+            try qemuIO(pair, "write -P 0x5a 0 8M", expectFailure: false)
+        }
+    }
+
+    /// The fault in `inject` hits beta's r1: beta fails r1 and refuses alpha with disk-failed;
+    /// alpha detaches, acknowledges from its own disk and reports it is not redundant; r0
+    /// replicates throughout; both daemons survive, and beta restarts with the fault in place.
+    private func checkSecondaryFailure(_ pair: ReplicatedPair, errno: Int32, inject: () throws -> Void) throws {
+        let alphaPID = pair.alpha.pid
+        let betaPID = pair.beta.pid
+        let alphaEvents = try EventWatcher(pair.alpha)
+        let betaEvents = try EventWatcher(pair.beta)
+        try writeR0(pair, pattern: "0x21", offsetMiB: 0)
+        try inject()
+        let failed = try betaEvents.await("disk-failed", resource: Self.faulty)
+        #expect((failed["disk_error"] as? JSONObject)?["errno"] as? Int == Int(errno))
+        try alphaEvents.await("peer-disk-failed", resource: Self.faulty)
+        let beta = try status(pair.beta, Self.faulty)
+        #expect(beta["disk_state"] as? String == "Failed")
+        let error = beta["disk_error"] as? JSONObject
+        #expect(["write", "flush"].contains(error?["operation"] as? String ?? ""))
+        #expect(error?["errno"] as? Int == Int(errno))
+        let alpha = try status(pair.alpha, Self.faulty)
+        #expect(alpha["peer_disk_state"] as? String == "Failed")
+        #expect(alpha["redundant"] as? Bool == false)
+        #expect(alpha["disk_state"] as? String != "Failed")
+        // The application is still served, from alpha's disk alone.
+        try qemuIO(pair, "write -P 0x6b 0 1M", expectFailure: false)
+        try qemuIO(pair, "read -P 0x6b 0 1M", expectFailure: false)
+        try writeR0(pair, pattern: "0x22", offsetMiB: 8)
+        try pair.waitInSync()
+        #expect(pair.alpha.pid == alphaPID && pair.alpha.isRunning)
+        #expect(pair.beta.pid == betaPID && pair.beta.isRunning)
+        // A restart with the disk still failing comes up and r0 carries on.
+        try pair.beta.stop()
+        try pair.beta.start()
+        try writeR0(pair, pattern: "0x23", offsetMiB: 16)
+        try pair.waitInSync()
+        #expect(try status(pair.beta, Self.faulty)["name"] as? String == Self.faulty)
+        #expect(pair.beta.isRunning && pair.alpha.pid == alphaPID)
+        try expectR0Identical(pair)
+    }
+
+    // MARK: the primary's own disk
+
+    @Test func primaryRunningOutOfSpaceAnswersEIOAndFailsOnlyItsResource() throws {
+        let filesystem = try SmallFilesystem()
+        defer { filesystem.unmount() }
+        let pair = try startPairWithHealthyR0()
+        try createFaulty(pair, alphaVolume: filesystem.volume, betaVolume: pair.beta.directory.file("r1.vol"))
+        try checkPrimaryFailure(pair, errno: ENOSPC, inject: {
+            try qemuIO(pair, "write -P 0x5a 0 100M", expectFailure: true)
+        }, restartFault: {}, afterRestart: {
+            // Still out of space: the next write fails r1 again, and only r1.
+            let events = try EventWatcher(pair.alpha)
+            try qemuIO(pair, "write -P 0x5b 0 100M", expectFailure: true)
+            try events.await("disk-failed", resource: Self.faulty)
+            #expect(try status(pair.alpha, Self.faulty)["disk_state"] as? String == "Failed")
+        })
+    }
+
+    @Test func primaryDiskReturningEIOAnswersEIOAndFailsOnlyItsResource() throws {
+        let disk = try ErrorInjectingDisk(sizeBytes: Self.faultySizeBytes)
+        defer { disk.detach() }
+        let pair = try startPairWithHealthyR0()
+        try createFaulty(pair, alphaVolume: disk.volume, betaVolume: pair.beta.directory.file("r1.vol"))
+        try qemuIO(pair, "write -P 0x11 0 4M", expectFailure: false)
+        try checkPrimaryFailure(pair, errno: EIO, inject: {
+            disk.failing = true
+            try qemuIO(pair, "write -P 0x5a 0 8M", expectFailure: true)
+        }, restartFault: {
+            // The volume is gone altogether at the next start: r1 is listed Failed (open).
+            disk.detach()
+        }, afterRestart: {
+            let restarted = try status(pair.alpha, Self.faulty)
+            #expect(restarted["disk_state"] as? String == "Failed")
+            #expect((restarted["disk_error"] as? JSONObject)?["operation"] as? String == "open")
+            #expect((restarted["disk_error"] as? JSONObject)?["errno"] as? Int == Int(ENOENT))
+            #expect(!FileManager.default.fileExists(atPath: disk.volume), "a missing volume must not be re-created")
+            // It can be deleted like any other resource.
+            try pair.expectOK(try pair.alpha.control().request("delete", ["name": Self.faulty]))
+        })
+    }
+
+    /// The fault in `inject` hits alpha's r1, whose client gets EIO: r1 is Failed on alpha
+    /// and refuses later writes with EIO; r0 replicates throughout; alpha survives, and
+    /// restarts (after `restartFault`) with the fault in place.
+    private func checkPrimaryFailure(_ pair: ReplicatedPair, errno: Int32, inject: () throws -> Void,
+                                     restartFault: () throws -> Void, afterRestart: () throws -> Void) throws {
+        let alphaPID = pair.alpha.pid
+        let betaPID = pair.beta.pid
+        let alphaEvents = try EventWatcher(pair.alpha)
+        try writeR0(pair, pattern: "0x31", offsetMiB: 0)
+        try inject()
+        let failed = try alphaEvents.await("disk-failed", resource: Self.faulty)
+        #expect((failed["disk_error"] as? JSONObject)?["errno"] as? Int == Int(errno))
+        let alpha = try status(pair.alpha, Self.faulty)
+        #expect(alpha["disk_state"] as? String == "Failed")
+        #expect((alpha["disk_error"] as? JSONObject)?["operation"] as? String == "write")
+        #expect((alpha["disk_error"] as? JSONObject)?["errno"] as? Int == Int(errno))
+        #expect(alpha["redundant"] as? Bool == false)
+        // Later writes and flushes are refused with EIO; nothing is acknowledged wrongly.
+        try qemuIO(pair, "write -P 0x77 64M 4k", expectFailure: true)
+        try qemuIO(pair, "flush", expectFailure: true)
+        try writeR0(pair, pattern: "0x32", offsetMiB: 8)
+        try pair.waitInSync()
+        #expect(pair.alpha.pid == alphaPID && pair.alpha.isRunning)
+        #expect(pair.beta.pid == betaPID && pair.beta.isRunning)
+        try pair.alpha.stop()
+        try restartFault()
+        try pair.alpha.start()
+        try writeR0(pair, pattern: "0x33", offsetMiB: 16)
+        try pair.waitInSync()
+        #expect(pair.alpha.isRunning && pair.beta.pid == betaPID)
+        try afterRestart()
+        try expectR0Identical(pair)
+    }
+
+    // MARK: helpers
+
+    /// Two daemons with r0 (32 MiB, sync) replicating.
+    private func startPairWithHealthyR0() throws -> ReplicatedPair {
+        let pair = try ReplicatedPair(sizeBytes: 32 << 20)
+        try pair.createAndEnable()
+        try pair.waitInSync()
+        return pair
+    }
+
+    /// r1 between the two daemons on the given volumes (sync, no initial copy), connected.
+    private func createFaulty(_ pair: ReplicatedPair, alphaVolume: String, betaVolume: String) throws {
+        for (daemon, role, peer, volume) in [
+            (pair.beta, "secondary", ("alpha", pair.alphaAddress), betaVolume),
+            (pair.alpha, "primary", ("beta", pair.betaAddress), alphaVolume),
+        ] {
+            try pair.expectOK(try daemon.control().request("create", [
+                "name": Self.faulty, "volume": volume, "size_bytes": Self.faultySizeBytes, "role": role,
+                "peer": ["name": peer.0, "address": peer.1], "mode": "sync", "initial_sync": "none",
+                "nbd": ["socket": daemon.directory.file("r1.sock")],
+            ]))
+        }
+        try pair.expectOK(try pair.beta.control().request("enable", ["name": Self.faulty]))
+        try pair.expectOK(try pair.alpha.control().request("enable", ["name": Self.faulty]))
+        try waitFor(pair.alpha, Self.faulty, "r1 connected") { $0["connection_state"] as? String == "Connected" }
+    }
+
+    private func status(_ daemon: DaemonProcess, _ name: String) throws -> JSONObject {
+        let reply = try daemon.control().request("status", ["name": name])
+        guard reply["ok"] as? Bool == true else { throw HarnessError("status \(name) refused: \(reply)") }
+        return reply
+    }
+
+    private func waitFor(_ daemon: DaemonProcess, _ name: String, _ what: String,
+                         _ condition: (JSONObject) -> Bool) throws {
+        let deadline = Date().addingTimeInterval(60)
+        var last: JSONObject = [:]
+        while Date() < deadline {
+            last = try status(daemon, name)
+            if condition(last) { return }
+            usleep(50_000)
+        }
+        throw HarnessError("timed out waiting for \(what); last status \(last)\n" + daemon.logTail())
+    }
+
+    /// One qemu-io command on alpha's r1 export; `expectFailure`: the client must see EIO.
+    private func qemuIO(_ pair: ReplicatedPair, _ command: String, expectFailure: Bool) throws {
+        let uri = "nbd+unix:///\(Self.faulty)?socket=\(pair.alpha.directory.file("r1.sock"))"
+        let result = try ExternalTool.run("qemu-io", ["-f", "raw", "-c", command, uri])
+        let output = result.stdout + result.stderr
+        if expectFailure {
+            // qemu-io names the error of a failed read or write; a failed flush only exits 1.
+            let sawEIO = command.hasPrefix("flush") || output.contains("Input/output error")
+            #expect(!result.succeeded && sawEIO, "qemu-io \(command) should fail with EIO: \(result)")
+        } else {
+            guard result.succeeded, !output.contains("failed") else {
+                throw HarnessError("qemu-io \(command) failed: \(result)\n" + pair.alpha.logTail())
+            }
+        }
+    }
+
+    /// Writes 8 MiB to r0 through alpha's export.
+    private func writeR0(_ pair: ReplicatedPair, pattern: String, offsetMiB: Int) throws {
+        let uri = "nbd+unix:///r0?socket=\(pair.nbdSocket(pair.alpha))"
+        try ExternalTool.check("qemu-io", ["-f", "raw", "-c", "write -P \(pattern) \(offsetMiB)M 8M", "-c", "flush", uri])
+    }
+
+    private func expectR0Identical(_ pair: ReplicatedPair) throws {
+        try pair.waitInSync()
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
+    }
+}
+}
