@@ -46,7 +46,7 @@ private final class ErrorInjectingDisk {
     let directory: TempDirectory
     let mountPoint: String
     private let trigger: String
-    private var nbdkitPID: Int32 = 0
+    private var nbdkit: ChildProcess?
     private var fuse: ChildProcess?
 
     init(sizeBytes: Int) throws {
@@ -55,13 +55,16 @@ private final class ErrorInjectingDisk {
         trigger = directory.file("trigger")
         try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
         let socket = directory.file("nbdkit.sock")
-        let pidFile = directory.file("nbdkit.pid")
-        // nbdkit forks once its socket listens and writes its pid.
-        try ExternalTool.check("nbdkit", [
-            "-U", socket, "-P", pidFile, "--filter=error", "memory", "size=\(sizeBytes)", "error=EIO",
+        nbdkit = try ChildProcess(executable: try ExternalTool.locate("nbdkit"), arguments: [
+            "-f", "-U", socket, "--filter=error", "memory", "size=\(sizeBytes)", "error=EIO",
             "error-pwrite-rate=100%", "error-pwrite-file=\(trigger)",
-        ])
-        nbdkitPID = Int32((try String(contentsOfFile: pidFile, encoding: .utf8)).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        ], outputPath: directory.file("nbdkit.log"))
+        // The socket appears once nbdkit listens.
+        let listening = Date().addingTimeInterval(30)
+        while !FileManager.default.fileExists(atPath: socket) {
+            guard Date() < listening, nbdkit?.isRunning == true else { throw HarnessError("nbdkit did not start") }
+            usleep(20_000)
+        }
         fuse = try ChildProcess(executable: try ExternalTool.locate("nbdfuse"),
                                 arguments: [volume, "--unix", socket], environment: nil,
                                 outputPath: directory.file("nbdfuse.log"))
@@ -97,7 +100,10 @@ private final class ErrorInjectingDisk {
 
     deinit {
         detach()
-        if nbdkitPID > 0 { kill(nbdkitPID, SIGTERM) }
+        if let nbdkit {
+            nbdkit.signal(SIGTERM)
+            if !nbdkit.wait(timeoutSeconds: 10) { nbdkit.signal(SIGKILL) }
+        }
     }
 }
 
@@ -143,7 +149,7 @@ extension Replication {
         try createFaulty(pair, alphaVolume: pair.alpha.directory.file("r1.vol"), betaVolume: filesystem.volume)
         try checkSecondaryFailure(pair, errno: ENOSPC) {
             // More than the file system holds: the secondary's apply fails part way.
-            try qemuIO(pair, "write -P 0x5a 0 100M", expectFailure: false)
+            try qemuIO(pair, Self.fillVolume("0x5a"), expectFailure: false)
         }
     }
 
@@ -206,11 +212,11 @@ extension Replication {
         let pair = try startPairWithHealthyR0()
         try createFaulty(pair, alphaVolume: filesystem.volume, betaVolume: pair.beta.directory.file("r1.vol"))
         try checkPrimaryFailure(pair, errno: ENOSPC, inject: {
-            try qemuIO(pair, "write -P 0x5a 0 100M", expectFailure: true)
+            try qemuIO(pair, Self.fillVolume("0x5a"), expectFailure: true)
         }, restartFault: {}, afterRestart: {
             // Still out of space: the next write fails r1 again, and only r1.
             let events = try EventWatcher(pair.alpha)
-            try qemuIO(pair, "write -P 0x5b 0 100M", expectFailure: true)
+            try qemuIO(pair, Self.fillVolume("0x5b"), expectFailure: true)
             try events.await("disk-failed", resource: Self.faulty)
             #expect(try status(pair.alpha, Self.faulty)["disk_state"] as? String == "Failed")
         })
@@ -318,10 +324,20 @@ extension Replication {
         throw HarnessError("timed out waiting for \(what); last status \(last)\n" + daemon.logTail())
     }
 
-    /// One qemu-io command on alpha's r1 export; `expectFailure`: the client must see EIO.
+    /// 100 MiB, more than the small file system holds, in requests of 20 MiB.
+    static func fillVolume(_ pattern: String) -> [String] {
+        (0..<5).map { "write -P \(pattern) \($0 * 20)M 20M" }
+    }
+
     private func qemuIO(_ pair: ReplicatedPair, _ command: String, expectFailure: Bool) throws {
+        try qemuIO(pair, [command], expectFailure: expectFailure)
+    }
+
+    /// qemu-io commands on alpha's r1 export; `expectFailure`: the client must see EIO.
+    private func qemuIO(_ pair: ReplicatedPair, _ commands: [String], expectFailure: Bool) throws {
         let uri = "nbd+unix:///\(Self.faulty)?socket=\(pair.alpha.directory.file("r1.sock"))"
-        let result = try ExternalTool.run("qemu-io", ["-f", "raw", "-c", command, uri])
+        let result = try ExternalTool.run("qemu-io", ["-f", "raw"] + commands.flatMap { ["-c", $0] } + [uri])
+        let command = commands.joined(separator: "; ")
         let output = result.stdout + result.stderr
         if expectFailure {
             // qemu-io names the error of a failed read or write; a failed flush only exits 1.
