@@ -129,6 +129,8 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     func diskFailed() {
         guard let failure = health.failure else { return }
         lastError = "disk failed: \(failure.operation): \(failure.message)"
+        // The volume now lacks writes: only a full copy makes it current again.
+        metadata.update { $0.synced = false }
         link?.close("this node's disk failed (\(failure.operation): \(failure.message))")
     }
 

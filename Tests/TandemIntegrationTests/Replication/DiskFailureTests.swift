@@ -147,10 +147,10 @@ extension Replication {
         defer { filesystem.unmount() }
         let pair = try startPairWithHealthyR0()
         try createFaulty(pair, alphaVolume: pair.alpha.directory.file("r1.vol"), betaVolume: filesystem.volume)
-        try checkSecondaryFailure(pair, errno: ENOSPC) {
+        try checkSecondaryFailure(pair, errno: ENOSPC, inject: {
             // More than the file system holds: the secondary's apply fails part way.
             try qemuIO(pair, Self.fillVolume("0x5a"), expectFailure: false)
-        }
+        }, afterRestart: {})
     }
 
     @Test func secondaryDiskReturningEIOFailsOnlyItsResourceAndThePrimaryKeepsServing() throws {
@@ -160,15 +160,29 @@ extension Replication {
         try createFaulty(pair, alphaVolume: pair.alpha.directory.file("r1.vol"), betaVolume: disk.volume)
         try qemuIO(pair, "write -P 0x11 0 4M", expectFailure: false)  // the disk works until...
         disk.failing = true
-        try checkSecondaryFailure(pair, errno: EIO) {
+        try checkSecondaryFailure(pair, errno: EIO, inject: {
             try qemuIO(pair, "write -P 0x5a 0 8M", expectFailure: false)
-        }
+        }, afterRestart: {
+            // The disk is repaired: re-enabling both sides copies alpha's volume to beta.
+            disk.failing = false
+            for daemon in [pair.beta, pair.alpha] {
+                try pair.expectOK(try daemon.control().request("disable", ["name": Self.faulty]))
+                try pair.expectOK(try daemon.control().request("enable", ["name": Self.faulty]))
+            }
+            try waitFor(pair.alpha, Self.faulty, "r1 redundant again") {
+                $0["peer_disk_state"] as? String == "UpToDate" && $0["redundant"] as? Bool == true
+                    && $0["unconfirmed_bytes"] as? Int == 0
+            }
+            #expect(try status(pair.beta, Self.faulty)["disk_state"] as? String == "UpToDate")
+        })
+        #expect(try VolumeFiles.sha256(pair.alpha.directory.file("r1.vol")) == VolumeFiles.sha256(disk.volume))
     }
 
     /// The fault in `inject` hits beta's r1: beta fails r1 and refuses alpha with disk-failed;
     /// alpha detaches, acknowledges from its own disk and reports it is not redundant; r0
     /// replicates throughout; both daemons survive, and beta restarts with the fault in place.
-    private func checkSecondaryFailure(_ pair: ReplicatedPair, errno: Int32, inject: () throws -> Void) throws {
+    private func checkSecondaryFailure(_ pair: ReplicatedPair, errno: Int32, inject: () throws -> Void,
+                                       afterRestart: () throws -> Void) throws {
         let alphaPID = pair.alpha.pid
         let betaPID = pair.beta.pid
         let alphaEvents = try EventWatcher(pair.alpha)
@@ -201,6 +215,7 @@ extension Replication {
         try pair.waitInSync()
         #expect(try status(pair.beta, Self.faulty)["name"] as? String == Self.faulty)
         #expect(pair.beta.isRunning && pair.alpha.pid == alphaPID)
+        try afterRestart()
         try expectR0Identical(pair)
     }
 
