@@ -294,6 +294,45 @@ extension Replication {
         try expectR0Identical(pair)
     }
 
+    // MARK: a resource without a peer
+
+    @Test func standaloneResourceOnAFailingDiskFailsAloneAndTheNBDServerAnswersEIO() throws {
+        let disk = try ErrorInjectingDisk(sizeBytes: 16 << 20)
+        defer { disk.detach() }
+        let daemon = try DaemonProcess.started()
+        let healthy = daemon.directory.file("r0.vol")
+        try NBDExport.create(on: daemon, name: "r0", volume: healthy, socket: daemon.directory.file("r0.sock"),
+                             sizeBytes: 16 << 20)
+        try NBDExport.create(on: daemon, name: Self.faulty, volume: disk.volume,
+                             socket: daemon.directory.file("r1.sock"), sizeBytes: nil)
+        let pid = daemon.pid
+        let events = try EventWatcher(daemon)
+        let faulty = "nbd+unix:///\(Self.faulty)?socket=\(daemon.directory.file("r1.sock"))"
+        let other = "nbd+unix:///r0?socket=\(daemon.directory.file("r0.sock"))"
+        try ExternalTool.check("qemu-io", ["-f", "raw", "-c", "write -P 0x11 0 1M", faulty])
+        disk.failing = true
+        let failedWrite = try ExternalTool.run("qemu-io", ["-f", "raw", "-c", "write -P 0x22 1M 1M", faulty])
+        #expect(!failedWrite.succeeded && failedWrite.stdout.contains("Input/output error"), "\(failedWrite)")
+        let event = try events.await("disk-failed", resource: Self.faulty)
+        #expect((event["disk_error"] as? JSONObject)?["operation"] as? String == "write")
+        #expect((event["disk_error"] as? JSONObject)?["errno"] as? Int == Int(EIO))
+        #expect(try status(daemon, Self.faulty)["disk_state"] as? String == "Failed")
+        // The failed disk is written no more, even where it would work now; reads go on.
+        disk.failing = false
+        let refused = try ExternalTool.run("qemu-io", ["-f", "raw", "-c", "write -P 0x33 2M 4k", faulty])
+        #expect(!refused.succeeded && refused.stdout.contains("Input/output error"), "\(refused)")
+        try ExternalTool.check("qemu-io", ["-f", "raw", "-c", "read -P 0x11 0 1M", faulty])
+        try ExternalTool.check("qemu-io", ["-f", "raw", "-c", "write -P 0x44 0 1M", "-c", "read -P 0x44 0 1M", other])
+        #expect(try status(daemon, "r0")["disk_state"] as? String == "UpToDate")
+        #expect(daemon.pid == pid && daemon.isRunning)
+        // A restart uses the disk again (here repaired): the failure is not persisted.
+        try daemon.stop()
+        try daemon.start()
+        #expect(try status(daemon, Self.faulty)["disk_state"] as? String == "UpToDate")
+        try ExternalTool.check("qemu-io", ["-f", "raw", "-c", "write -P 0x55 2M 4k", "-c", "read -P 0x55 2M 4k", faulty])
+        try daemon.stop()
+    }
+
     // MARK: helpers
 
     /// Two daemons with r0 (32 MiB, sync) replicating.
