@@ -178,10 +178,28 @@ extension Replication {
         #expect(try VolumeFiles.sha256(pair.alpha.directory.file("r1.vol")) == VolumeFiles.sha256(disk.volume))
     }
 
+    @Test func secondaryMetadataWriteFailingFailsOnlyItsResource() throws {
+        // beta's metadata file for r1 is a symlink to a disk that fails on demand.
+        let disk = try ErrorInjectingDisk(sizeBytes: 1 << 20)
+        defer { disk.detach() }
+        let pair = try startPairWithHealthyR0()
+        try FileManager.default.createSymbolicLink(atPath: "\(pair.beta.stateDir)/\(Self.faulty).meta",
+                                                   withDestinationPath: disk.volume)
+        try createFaulty(pair, alphaVolume: pair.alpha.directory.file("r1.vol"),
+                         betaVolume: pair.beta.directory.file("r1.vol"))
+        try qemuIO(pair, ["write -P 0x11 0 1M", "flush"], expectFailure: false)
+        disk.failing = true
+        try checkSecondaryFailure(pair, errno: EIO, operations: ["metadata write"], inject: {
+            // The flush makes beta record a durable epoch: that record's write fails.
+            try qemuIO(pair, ["write -P 0x5a 0 1M", "flush"], expectFailure: false)
+        }, afterRestart: {})
+    }
+
     /// The fault in `inject` hits beta's r1: beta fails r1 and refuses alpha with disk-failed;
     /// alpha detaches, acknowledges from its own disk and reports it is not redundant; r0
     /// replicates throughout; both daemons survive, and beta restarts with the fault in place.
-    private func checkSecondaryFailure(_ pair: ReplicatedPair, errno: Int32, inject: () throws -> Void,
+    private func checkSecondaryFailure(_ pair: ReplicatedPair, errno: Int32, operations: [String] = ["write", "flush"],
+                                       inject: () throws -> Void,
                                        afterRestart: () throws -> Void) throws {
         let alphaPID = pair.alpha.pid
         let betaPID = pair.beta.pid
@@ -195,7 +213,7 @@ extension Replication {
         let beta = try status(pair.beta, Self.faulty)
         #expect(beta["disk_state"] as? String == "Failed")
         let error = beta["disk_error"] as? JSONObject
-        #expect(["write", "flush"].contains(error?["operation"] as? String ?? ""))
+        #expect(operations.contains(error?["operation"] as? String ?? ""), "\(beta)")
         #expect(error?["errno"] as? Int == Int(errno))
         let alpha = try status(pair.alpha, Self.faulty)
         #expect(alpha["peer_disk_state"] as? String == "Failed")
