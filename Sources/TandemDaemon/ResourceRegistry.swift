@@ -46,7 +46,8 @@ final class ResourceRegistry: @unchecked Sendable {
 
     var count: Int { resources.count + unopened.count }
 
-    /// Brings back every persisted resource; one that fails to open is logged and skipped.
+    /// Brings back every persisted resource; one whose volume fails to open is logged and
+    /// listed as Failed (`unopened`), and the others are served.
     func restore() {
         let (specs, problems) = store.loadAll()
         for problem in problems { logger.error("persisted resource unreadable", metadata: ["problem": "\(problem)"]) }

@@ -214,27 +214,33 @@ extension Resource {
 
     /// A demoted primary's volume is the newest there is: record it as synced.
     private func writeSyncedRecord() {
-        guard let metadata = try? ReplicationMetadata(path: metadataPath, loop: context.loop, logger: logger) else {
-            return
+        let metadata: ReplicationMetadata
+        do {
+            metadata = try ReplicationMetadata(path: metadataPath, loop: context.loop, logger: logger)
+        } catch {
+            return health.record("metadata open", errno: error.errno)
         }
         var record = metadata.record
         record.synced = true
         record.generation += 1
         metadata.close()
-        writeRecordSynchronously(record)
+        let code = writeRecordSynchronously(record)
+        if code != 0 { health.record("metadata write", errno: code) }
     }
 
-    private func writeRecordSynchronously(_ record: ReplicationRecord) {
+    /// 0, or the errno of the failed open, write or fsync.
+    private func writeRecordSynchronously(_ record: ReplicationRecord) -> Int32 {
         // Rare (role changes): a blocking write keeps the role change simple.
         let fd = open(metadataPath, O_RDWR)
-        guard fd >= 0 else { return }
+        guard fd >= 0 else { return errno }
         defer { close(fd) }
         var buffer = [UInt8](repeating: 0, count: ReplicationMetadata.slotBytes)
         buffer.withUnsafeMutableBytes { ReplicationMetadata.encode(record, into: $0.baseAddress!) }
-        _ = buffer.withUnsafeBytes {
+        let written = buffer.withUnsafeBytes {
             pwrite(fd, $0.baseAddress, $0.count, off_t(Int(record.generation % 2) * ReplicationMetadata.slotBytes))
         }
-        fsync(fd)
+        guard written == ReplicationMetadata.slotBytes else { return written < 0 ? errno : EIO }
+        return fsync(fd) == 0 ? 0 : errno
     }
 
     func writeMarker(_ on: Bool) {
