@@ -40,12 +40,14 @@ private final class SmallFilesystem {
     deinit { unmount() }
 }
 
-/// A volume whose writes fail with EIO while `failing` is on: nbdkit's memory plugin behind
-/// its error filter (triggered by a file), attached as a file with nbdfuse.
+/// A volume whose writes fail with EIO while `failing` is on (reads while `readsFailing` is):
+/// nbdkit's memory plugin behind its error filter (triggered by files), attached as a file
+/// with nbdfuse.
 private final class ErrorInjectingDisk {
     let directory: TempDirectory
     let mountPoint: String
     private let trigger: String
+    private let readTrigger: String
     private var nbdkit: ChildProcess?
     private var fuse: ChildProcess?
 
@@ -53,11 +55,13 @@ private final class ErrorInjectingDisk {
         directory = try TempDirectory("eiodisk")
         mountPoint = directory.file("mnt")
         trigger = directory.file("trigger")
+        readTrigger = directory.file("read-trigger")
         try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
         let socket = directory.file("nbdkit.sock")
         nbdkit = try ChildProcess(executable: try ExternalTool.locate("nbdkit"), arguments: [
             "-f", "-U", socket, "--filter=error", "memory", "size=\(sizeBytes)", "error=EIO",
             "error-pwrite-rate=100%", "error-pwrite-file=\(trigger)",
+            "error-pread-rate=100%", "error-pread-file=\(readTrigger)",
         ], outputPath: directory.file("nbdkit.log"))
         // The socket appears once nbdkit listens.
         let listening = Date().addingTimeInterval(30)
@@ -85,6 +89,14 @@ private final class ErrorInjectingDisk {
         set {
             if newValue { FileManager.default.createFile(atPath: trigger, contents: nil) }
             else { try? FileManager.default.removeItem(atPath: trigger) }
+        }
+    }
+
+    var readsFailing: Bool {
+        get { FileManager.default.fileExists(atPath: readTrigger) }
+        set {
+            if newValue { FileManager.default.createFile(atPath: readTrigger, contents: nil) }
+            else { try? FileManager.default.removeItem(atPath: readTrigger) }
         }
     }
 
@@ -278,6 +290,30 @@ extension Replication {
         })
     }
 
+    @Test func primaryReadFailingDuringTheInitialCopyFailsOnlyItsResource() throws {
+        let disk = try ErrorInjectingDisk(sizeBytes: Self.faultySizeBytes)
+        defer { disk.detach() }
+        let pair = try startPairWithHealthyR0()
+        let alphaPID = pair.alpha.pid
+        disk.readsFailing = true
+        let events = try EventWatcher(pair.alpha)
+        try createFaulty(pair, alphaVolume: disk.volume, betaVolume: pair.beta.directory.file("r1.vol"),
+                         initialSync: "full")
+        let failed = try events.await("disk-failed", resource: Self.faulty)
+        #expect((failed["disk_error"] as? JSONObject)?["operation"] as? String == "read")
+        #expect((failed["disk_error"] as? JSONObject)?["errno"] as? Int == Int(EIO))
+        let alpha = try status(pair.alpha, Self.faulty)
+        #expect(alpha["disk_state"] as? String == "Failed")
+        #expect(alpha["peer_disk_state"] as? String != "UpToDate", "the copy never finished: \(alpha)")
+        #expect(alpha["redundant"] as? Bool == false)
+        // A client's read gets the disk's EIO; r0 is untouched.
+        try qemuIO(pair, "read 0 64k", expectFailure: true)
+        try writeR0(pair, pattern: "0x41", offsetMiB: 0)
+        try pair.waitInSync()
+        #expect(pair.alpha.pid == alphaPID && pair.alpha.isRunning)
+        try expectR0Identical(pair)
+    }
+
     /// The fault in `inject` hits alpha's r1, whose client gets EIO: r1 is Failed on alpha
     /// and refuses later writes with EIO; r0 replicates throughout; alpha survives, and
     /// restarts (after `restartFault`) with the fault in place.
@@ -361,15 +397,17 @@ extension Replication {
         return pair
     }
 
-    /// r1 between the two daemons on the given volumes (sync, no initial copy), connected.
-    private func createFaulty(_ pair: ReplicatedPair, alphaVolume: String, betaVolume: String) throws {
+    /// r1 between the two daemons on the given volumes (sync, by default no initial copy),
+    /// connected.
+    private func createFaulty(_ pair: ReplicatedPair, alphaVolume: String, betaVolume: String,
+                              initialSync: String = "none") throws {
         for (daemon, role, peer, volume) in [
             (pair.beta, "secondary", ("alpha", pair.alphaAddress), betaVolume),
             (pair.alpha, "primary", ("beta", pair.betaAddress), alphaVolume),
         ] {
             try pair.expectOK(try daemon.control().request("create", [
                 "name": Self.faulty, "volume": volume, "size_bytes": Self.faultySizeBytes, "role": role,
-                "peer": ["name": peer.0, "address": peer.1], "mode": "sync", "initial_sync": "none",
+                "peer": ["name": peer.0, "address": peer.1], "mode": "sync", "initial_sync": initialSync,
                 "nbd": ["socket": daemon.directory.file("r1.sock")],
             ]))
         }
