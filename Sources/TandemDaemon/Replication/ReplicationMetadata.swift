@@ -42,7 +42,12 @@ final class ReplicationMetadata: IOHandler {
         var memory: UnsafeMutableRawPointer? = nil
         precondition(posix_memalign(&memory, 4096, Self.slotBytes) == 0)
         buffer = memory!
-        record = Self.load(fd: volume.fd, buffer: buffer)
+        do {
+            record = try Self.load(fd: volume.fd, buffer: buffer)
+        } catch {
+            free(buffer)
+            throw error
+        }
         handlerID = loop.register(self)
     }
 
@@ -117,11 +122,14 @@ final class ReplicationMetadata: IOHandler {
             synced: buffer.load(fromByteOffset: 32, as: UInt8.self) == 1)
     }
 
-    /// The newest valid slot, read synchronously at open.
-    private static func load(fd: Int32, buffer: UnsafeMutableRawPointer) -> ReplicationRecord {
+    /// The newest valid slot, read synchronously at open. A slot that cannot be read is an
+    /// error (a fresh record would claim less than the disk holds); a torn or empty one is not.
+    private static func load(fd: Int32, buffer: UnsafeMutableRawPointer) throws(IOError) -> ReplicationRecord {
         var best = ReplicationRecord()
         for slot in 0..<2 {
-            guard pread(fd, buffer, slotBytes, off_t(slot * slotBytes)) == slotBytes,
+            let count = pread(fd, buffer, slotBytes, off_t(slot * slotBytes))
+            if count < 0 { throw IOError(errno: errno, "read metadata slot \(slot)") }
+            guard count == slotBytes,
                 let found = decode(buffer), found.generation >= best.generation
             else { continue }
             best = found

@@ -64,6 +64,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             metadata = try ReplicationMetadata(
                 path: "\(context.config.stateDir)/\(spec.name).meta", loop: context.loop, logger: logger)
         } catch {
+            health.record("metadata open", errno: error.errno)
             throw ControlError(.ioError, "replication metadata: \(error)")
         }
         let record = metadata.record

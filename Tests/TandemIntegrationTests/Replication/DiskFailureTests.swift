@@ -204,7 +204,17 @@ extension Replication {
         try checkSecondaryFailure(pair, errno: EIO, operations: ["metadata write"], inject: {
             // The flush makes beta record a durable epoch: that record's write fails.
             try qemuIO(pair, ["write -P 0x5a 0 1M", "flush"], expectFailure: false)
-        }, afterRestart: {})
+        }, afterRestart: {
+            // An unreadable record is a failure too, not a fresh start.
+            disk.readsFailing = true
+            try pair.expectOK(try pair.beta.control().request("disable", ["name": Self.faulty]))
+            let refused = try pair.beta.control().request("enable", ["name": Self.faulty])
+            #expect(refused["ok"] as? Bool == false, "enable with an unreadable record: \(refused)")
+            let beta = try status(pair.beta, Self.faulty)
+            #expect(beta["disk_state"] as? String == "Failed")
+            #expect((beta["disk_error"] as? JSONObject)?["operation"] as? String == "metadata open")
+            #expect((beta["disk_error"] as? JSONObject)?["errno"] as? Int == Int(EIO))
+        })
     }
 
     /// The fault in `inject` hits beta's r1: beta fails r1 and refuses alpha with disk-failed;
