@@ -1,7 +1,8 @@
 // A failing disk fails its resource, not the daemon (issue 7 §3), with real faults: a volume
 // on a small loop-mounted ext4 that runs out of space (ENOSPC), and a volume that is an
-// nbdfuse file served by `nbdkit --filter=error` whose writes fail with EIO once a trigger
-// file exists. Each fault is put on the secondary and on the primary of resource "r1" while
+// nbdfuse file served by `nbdkit --filter=error` whose writes (or reads) fail with EIO once a
+// trigger file exists — also under the secondary's metadata file and the primary's initial
+// copy. Each fault is put on the secondary and on the primary of resource "r1" while
 // "r0" on the same two daemons keeps replicating; the daemons keep their pid, status and an
 // event say Failed with the operation and errno, the application sees EIO (primary's own
 // disk) or keeps being served (secondary's disk), and a restart with the fault still there
