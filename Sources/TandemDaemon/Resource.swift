@@ -26,19 +26,25 @@ final class Resource {
     let backend: NBDExportBackend
     /// Metrics counters, kept across enable/disable and role changes.
     let counters = ResourceCounters()
+    /// This node's disk: once failed, the resource stops using it (DiskHealth).
+    let health: DiskHealth
+    /// The peer refused the link because its disk failed: replication is detached and this
+    /// primary serves alone until the operator re-enables it.
+    var peerDiskFailure: String?
     private var listeners: [NBDListener] = []
     private let config: DaemonConfig
     let logger: Logger
 
     /// Opens the volume and starts serving; undoes everything it did when it fails.
+    /// `creatingVolume`: a missing volume file may be created (at `create`, not at restart).
     init(spec: ResourceSpec, loop: EventLoop, buffers: DataBuffers, config: DaemonConfig, context: ReplicationContext,
-         logger: Logger) throws(ControlError) {
+         creatingVolume: Bool = true, logger: Logger) throws(ControlError) {
         self.spec = spec
         self.context = context
         self.config = config
         self.logger = logger
         do {
-            volume = try Volume(path: spec.volume, createSizeBytes: spec.sizeBytes, logger: logger)
+            volume = try Volume(path: spec.volume, createSizeBytes: creatingVolume ? spec.sizeBytes : nil, logger: logger)
         } catch {
             throw ControlError(error.errno == ENOENT ? .notFound : .ioError, "volume: \(error)")
         }
@@ -51,6 +57,10 @@ final class Resource {
         backend = NBDExportBackend(
             name: spec.name, volume: volume, loop: loop, buffers: buffers, readOnly: spec.role == .secondary,
             maxRequestBytes: config.maxRequestBytes, localWriteLatency: counters.localWriteLatency, logger: logger)
+        health = DiskHealth(resource: spec.name, events: context.events, logger: logger)
+        let health = self.health
+        backend.onDiskError = { operation, errno in health.record(operation, errno: errno) }
+        health.onFailed = { [unowned self] in self.diskFailed() }
         // A secondary serves nothing until it is promoted (DESIGN.md, issue 3): no client
         // can read a volume that may be between two consistent states.
         guard spec.role != .secondary else { return }
@@ -159,6 +169,12 @@ final class Resource {
         if let primary { fields.merge(primary.statusFields) { $1 } }
         if let secondary { fields.merge(secondary.statusFields) { $1 } }
         if spec.role == .secondary && secondary == nil { fields["disk_state"] = .string(secondaryDiskStateAtRest) }
+        if let peerDiskFailure {
+            fields["peer_disk_state"] = .string("Failed")
+            fields["redundant"] = .bool(false)
+            fields["last_error"] = .string(peerDiskFailure)
+        }
+        health.merge(into: &fields)
         fields["io"] = .object([
             "read_requests": .int(Int64(stats.readRequests)), "read_bytes": .int(Int64(stats.readBytes)),
             "write_requests": .int(Int64(stats.writeRequests)), "write_bytes": .int(Int64(stats.writeBytes)),

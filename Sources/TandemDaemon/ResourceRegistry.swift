@@ -1,5 +1,6 @@
 // ResourceRegistry: the resources this node serves, by name. Confined to the loop thread
 // (hence `@unchecked Sendable`: other threads only reach it through EventLoop.execute).
+import Glibc
 import Logging
 import TandemControl
 import TandemCore
@@ -14,6 +15,9 @@ final class ResourceRegistry: @unchecked Sendable {
     let events: EventHub
     let context: ReplicationContext
     private var resources: [String: Resource] = [:]
+    /// Persisted resources whose volume could not be opened at start: reported Failed (and
+    /// deletable) so that one bad disk neither stops the daemon nor hides the resource.
+    private var unopened: [String: (spec: ResourceSpec, failure: DiskFailure)] = [:]
     private(set) var acceptor: PeerAcceptor!
 
     init(loop: EventLoop, buffers: DataBuffers, store: ResourceStore, config: DaemonConfig, events: EventHub,
@@ -33,35 +37,45 @@ final class ResourceRegistry: @unchecked Sendable {
     }
 
     func resource(_ name: String) throws(ControlError) -> Resource {
+        if let entry = unopened[name] {
+            throw ControlError(.wrongState, "resource '\(name)' could not open its volume at start (\(entry.failure.message)); fix the disk and restart the daemon, or delete the resource")
+        }
         guard let resource = resources[name] else { throw ControlError(.notFound, "no resource '\(name)'") }
         return resource
     }
 
-    var count: Int { resources.count }
+    var count: Int { resources.count + unopened.count }
 
     /// Every resource, by name (metrics).
     var sortedResources: [Resource] { resources.keys.sorted().map { resources[$0]! } }
 
-    /// Brings back every persisted resource; one that fails to open is logged and skipped.
+    /// Brings back every persisted resource; one whose volume fails to open is logged and
+    /// listed as Failed (`unopened`), and the others are served.
     func restore() {
         let (specs, problems) = store.loadAll()
         for problem in problems { logger.error("persisted resource unreadable", metadata: ["problem": "\(problem)"]) }
         for spec in specs {
             do {
-                try open(spec)
+                // A volume missing at start is reported, never re-created empty.
+                try open(spec, creating: false)
             } catch {
                 logger.error("resource could not be restored", metadata: ["resource": "\(spec.name)", "error": "\(error.message)"])
+                let failure = DiskFailure(operation: "open", errno: Self.errno(in: error), message: error.message)
+                unopened[spec.name] = (spec, failure)
+                events.publish(resource: spec.name, "disk-failed", ["disk_error": failure.json, "disk_state": .string("Failed")])
             }
         }
     }
 
     func create(_ spec: ResourceSpec) throws(ControlError) -> [String: JSONValue] {
-        guard resources[spec.name] == nil else { throw ControlError(.exists, "resource '\(spec.name)' exists") }
+        guard resources[spec.name] == nil, unopened[spec.name] == nil else {
+            throw ControlError(.exists, "resource '\(spec.name)' exists")
+        }
         if let other = resources.values.first(where: { $0.spec.nbd.socket == spec.nbd.socket || $0.spec.volume == spec.volume }) {
             throw ControlError(.exists, "resource '\(other.spec.name)' already uses this volume or NBD socket")
         }
         var spec = spec
-        try open(spec)
+        try open(spec, creating: true)
         spec.sizeBytes = resources[spec.name]!.volume.sizeBytes
         do {
             try store.save(spec)
@@ -73,15 +87,27 @@ final class ResourceRegistry: @unchecked Sendable {
     }
 
     func status(_ name: String) throws(ControlError) -> [String: JSONValue] {
+        if let entry = unopened[name] { return Self.unopenedStatus(entry.spec, entry.failure) }
         guard let resource = resources[name] else { throw ControlError(.notFound, "no resource '\(name)'") }
         return resource.status
     }
 
     func statusAll() -> [String: JSONValue] {
-        ["resources": .array(resources.keys.sorted().map { .object(resources[$0]!.status) })]
+        let names = (Array(resources.keys) + Array(unopened.keys)).sorted()
+        return ["resources": .array(names.map { name in
+            if let entry = unopened[name] { return .object(Self.unopenedStatus(entry.spec, entry.failure)) }
+            return .object(resources[name]!.status)
+        })]
     }
 
     func delete(_ name: String, _ done: @escaping (ControlError?) -> Void) {
+        if unopened.removeValue(forKey: name) != nil {
+            for suffix in ["enabled", "meta", "peer-failed"] { unlink("\(config.stateDir)/\(name).\(suffix)") }
+            do { try store.remove(name: name) } catch {
+                return done(ControlError(.ioError, "removing the persisted resource failed: \(error)"))
+            }
+            return done(nil)
+        }
         guard let resource = resources[name] else { return done(ControlError(.notFound, "no resource '\(name)'")) }
         guard !resource.enabled else {
             return done(ControlError(.wrongState, "resource '\(name)' is enabled; disable it before deleting it"))
@@ -104,11 +130,35 @@ final class ResourceRegistry: @unchecked Sendable {
         resources.removeAll()
     }
 
-    private func open(_ spec: ResourceSpec) throws(ControlError) {
+    /// What `status` says of a resource whose volume could not be opened.
+    private static func unopenedStatus(_ spec: ResourceSpec, _ failure: DiskFailure) -> [String: JSONValue] {
+        var fields = spec.jsonFields
+        fields["role"] = .string(spec.role.rawValue)
+        fields["connection_state"] = .string("StandAlone")
+        fields["disk_state"] = .string("Failed")
+        fields["disk_error"] = failure.json
+        fields["replication_state"] = .string("Off")
+        fields["redundant"] = .bool(false)
+        fields["enabled"] = .bool(false)
+        fields["nbd_serving"] = .bool(false)
+        fields["last_error"] = .string(failure.message)
+        return fields
+    }
+
+    /// The errno an open failure carried ("... (errno N)"), EIO when it names none.
+    private static func errno(in error: ControlError) -> Int32 {
+        guard let range = error.message.ranges(of: "(errno ").last,
+            let end = error.message[range.upperBound...].firstIndex(of: ")"),
+            let value = Int32(error.message[range.upperBound..<end])
+        else { return EIO }
+        return value
+    }
+
+    private func open(_ spec: ResourceSpec, creating: Bool) throws(ControlError) {
         var resourceLogger = logger
         resourceLogger[metadataKey: "resource"] = "\(spec.name)"
         let resource = try Resource(spec: spec, loop: loop, buffers: buffers, config: config, context: context,
-                                    logger: resourceLogger)
+                                    creatingVolume: creating, logger: resourceLogger)
         resource.persist = { [store, resourceLogger] spec in
             do { try store.save(spec) } catch {
                 resourceLogger.error("persisting the resource failed", metadata: ["error": "\(error)"])

@@ -391,6 +391,10 @@ public final class NBDConnection: IOHandler, BufferWaiter, TurnEndHandler {
             release(request)
             return
         }
+        if backend.refusesMutations && (request.isMutation || request.command == .flush) {
+            request.phase = .disk
+            return finishDisk(request, error: NBD.Errno.eio)
+        }
         if backend.sink != nil && (request.isMutation || request.command == .flush) {
             if request.command == .write && request.isReadModifyWrite {
                 readEdges(request)
@@ -469,9 +473,9 @@ public final class NBDConnection: IOHandler, BufferWaiter, TurnEndHandler {
 
     private func edgeCompleted(_ request: NBDRequest, _ result: Int32) {
         request.edgeReadsPending -= 1
-        if result != Int32(backend.volume.alignment) { backend.recordDiskError() }
         if result != Int32(backend.volume.alignment) && request.error == 0 {
             request.error = result < 0 ? NBD.Errno.wire(-result) : NBD.Errno.eio
+            backend.onDiskError?("read", result < 0 ? -result : EIO)
         }
         guard request.edgeReadsPending == 0 else { return }
         guard request.error == 0, isOpen else {
@@ -538,7 +542,7 @@ public final class NBDConnection: IOHandler, BufferWaiter, TurnEndHandler {
             if request.command == .trim && (result == -EOPNOTSUPP || result == -EINVAL) {
                 finishDisk(request, error: 0)  // TRIM is advisory
             } else {
-                backend.recordDiskError()
+                reportDiskError(request, -result)
                 finishDisk(request, error: NBD.Errno.wire(-result))
             }
             return
@@ -546,7 +550,7 @@ public final class NBDConnection: IOHandler, BufferWaiter, TurnEndHandler {
         if request.command == .read || request.command == .write {
             request.diskDone += Int(result)
             if result == 0 {
-                backend.recordDiskError()
+                reportDiskError(request, EIO)
                 finishDisk(request, error: NBD.Errno.eio)  // unexpected end of volume
             } else if request.diskDone < request.diskLength {
                 submitData(request, write: request.command == .write)  // short transfer
@@ -587,8 +591,24 @@ public final class NBDConnection: IOHandler, BufferWaiter, TurnEndHandler {
             operationsInFlight += 1
             return
         }
-        if result < 0 { backend.recordDiskError() }
+        if result < 0 { backend.onDiskError?("flush", -result) }
         finishDisk(request, error: result < 0 ? NBD.Errno.wire(-result) : 0)
+    }
+
+    /// A failed disk result is the resource's business too; a zeroing method the file
+    /// system lacks (EOPNOTSUPP) and a failed cache hint are not disk failures.
+    private func reportDiskError(_ request: NBDRequest, _ errno: Int32) {
+        let operation: String
+        switch request.command {
+        case .read: operation = "read"
+        case .write: operation = "write"
+        case .flush: operation = "flush"
+        case .trim, .writeZeroes:
+            guard errno != EOPNOTSUPP && errno != EINVAL else { return }
+            operation = request.command == .trim ? "trim" : "write-zeroes"
+        default: return
+        }
+        backend.onDiskError?(operation, errno)
     }
 
     private func finishDisk(_ request: NBDRequest, error: UInt32) {

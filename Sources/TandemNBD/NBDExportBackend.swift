@@ -16,6 +16,12 @@ public final class NBDExportBackend {
     /// when replication starts and clears it when replication stops.
     public var sink: NBDWriteSink?
     public let maxRequestBytes: UInt32
+    /// Told of every failed disk result of the export's own I/O (operation, errno); the
+    /// owner decides what a failure means for the resource.
+    public var onDiskError: ((String, Int32) -> Void)?
+    /// The disk has failed: writes, flushes, trims and zeroes are answered with EIO without
+    /// touching it (or the sink). Reads still go to the disk and report its own errors.
+    public var refusesMutations = false
     let logger: Logger
     private var activeHead: NBDRequest?
     private var waitingHead: NBDRequest?
@@ -101,8 +107,6 @@ public final class NBDExportBackend {
     }
 
     /// A read, write, flush or fallocate on the volume failed (counted once per failure).
-    func recordDiskError() { stats.diskErrors += 1 }
-
     private func start(_ request: NBDRequest) {
         if request.isMutation {
             request.isActiveMutation = true
@@ -169,6 +173,4 @@ public struct NBDStats: Sendable {
     public var flushRequests: UInt64 = 0
     public var otherRequests: UInt64 = 0
     public var errors: UInt64 = 0
-    /// Volume operations that failed (the requests they belonged to count in `errors`).
-    public var diskErrors: UInt64 = 0
 }

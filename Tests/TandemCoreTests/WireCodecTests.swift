@@ -104,6 +104,21 @@ import Testing
         #expect(throws: WireEncodeError.self) { try WireEncoder.encode(.data(bad), promotionNumber: 0) }
     }
 
+    @Test func diskFailedRefusalTravelsAsCode10AndAnUnknownCodeIsCarriedThrough() throws {
+        #expect(WireRefusal.diskFailed.rawValue == 10)
+        #expect(WireRefusal.diskFailed.description == "disk-failed")
+        #expect(WireRefusal(rawValue: 11).description == "code-11")
+        for refusal in [WireRefusal.diskFailed, WireRefusal(rawValue: 11)] {
+            let bytes = try WireEncoder.encode(
+                .helloReply(WireHelloReply(refusal: refusal, reason: "write: No space left on device")), promotionNumber: 0)
+            guard case .helloReply(let reply) = try WireFixtures.decodeAll(bytes).first?.message else {
+                Issue.record("no reply decoded")
+                return
+            }
+            #expect(reply.refusal == refusal)
+        }
+    }
+
     @Test func longRefusalReasonsAreCutAtACharacterBoundary() throws {
         let reason = String(repeating: "é", count: 600)
         let bytes = try WireEncoder.encode(

@@ -60,6 +60,8 @@ public struct WireRefusal: RawRepresentable, Equatable, Hashable, Sendable, Cust
     public static let roleConflict = WireRefusal(rawValue: 7)
     public static let stalePromotion = WireRefusal(rawValue: 8)
     public static let busy = WireRefusal(rawValue: 9)
+    /// The refusing node's disk for this resource has failed (an older peer shows `code-10`).
+    public static let diskFailed = WireRefusal(rawValue: 10)
     public static let other = WireRefusal(rawValue: 255)
 
     public var description: String {
@@ -73,6 +75,7 @@ public struct WireRefusal: RawRepresentable, Equatable, Hashable, Sendable, Cust
         case .roleConflict: return "role-conflict"
         case .stalePromotion: return "stale-promotion"
         case .busy: return "busy"
+        case .diskFailed: return "disk-failed"
         case .other: return "other"
         default: return "code-\(rawValue)"
         }

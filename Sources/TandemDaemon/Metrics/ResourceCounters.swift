@@ -25,8 +25,6 @@ final class ResourceCounters {
     var resyncedBytes: UInt64 = 0
     /// Secondary: payload bytes of Data frames received from the primary.
     var receivedBytes: UInt64 = 0
-    /// Replication-side disk failures (the NBD front end counts its own in NBDStats).
-    var diskErrors: UInt64 = 0
     var protocolErrors: UInt64 = 0
     var tlsErrors: UInt64 = 0
 
@@ -40,7 +38,7 @@ final class ResourceCounters {
     var values: ResourceCounterValues {
         ResourceCounterValues(
             replicatedBytes: replicatedBytes, resyncedBytes: resyncedBytes, receivedBytes: receivedBytes,
-            diskErrors: diskErrors, protocolErrors: protocolErrors, tlsErrors: tlsErrors)
+            diskErrors: 0, protocolErrors: protocolErrors, tlsErrors: tlsErrors)
     }
 }
 

@@ -6,7 +6,7 @@ extension Resource {
     /// Loop thread only.
     var metrics: ResourceMetrics {
         var values = counters.values
-        values.diskErrors += backend.stats.diskErrors
+        values.diskErrors = health.errorCount  // every failed disk result, NBD's and the replicators'
         return ResourceMetrics(
             name: spec.name, status: status, counters: values,
             localWriteLatency: counters.localWriteLatency.snapshot,

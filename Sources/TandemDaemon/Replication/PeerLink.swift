@@ -36,6 +36,8 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
     private var peerHelloAccepted = false
     let logger: Logger
     private(set) var peerNodeName = ""
+    /// The code the peer refused this session with, if it did.
+    private(set) var peerRefusal: WireRefusal?
     private var flushScheduled = false
     /// Daemon-wide TLS handshake counts (metrics).
     private let counters: DaemonCounters
@@ -184,6 +186,7 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
     private func receivedHello(_ message: WireMessage) {
         // A listener that refuses us answers with a refusal instead of its Hello.
         if case .helloReply(let reply) = message, let refusal = reply.refusal {
+            peerRefusal = refusal
             return close("refused by the peer: \(refusal): \(reply.reason)")
         }
         guard case .hello(let hello) = message else {
@@ -208,6 +211,7 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
             return closeForViolation("protocol violation: expected HelloReply, got \(message.type)")
         }
         guard reply.isAccepted else {
+            peerRefusal = reply.refusal
             return close("refused by the peer: \(reply.refusal!): \(reply.reason)")
         }
         phase = .established

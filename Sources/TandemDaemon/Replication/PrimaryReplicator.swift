@@ -27,6 +27,10 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         /// MonotonicClock times for the latency histograms: handed to us, submitted locally.
         var submittedNs: UInt64 = 0
         var localSubmittedNs: UInt64 = 0
+        var diskOffset: UInt64 = 0  // local writes: the range, and how much of it is written
+        var diskLength = 0
+        var doneBytes = 0
+        var fua = false
     }
 
     static let chunkBytes = 1 << 20
@@ -39,6 +43,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     let volume: Volume
     let context: ReplicationContext
     let counters: ResourceCounters
+    let health: DiskHealth
     let logger: Logger
     private var machine: ReplicationPrimary
     private var actions: [PrimaryAction] = []
@@ -87,14 +92,19 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
 
     /// The peer asked for a planned failover (FailoverRequest).
     var onFailoverRequested: (() -> Void)?
+    /// The peer refused the link because its disk failed (refusal disk-failed).
+    var onPeerDiskFailed: ((String) -> Void)?
+    /// The initial full copy completed: the peer holds everything.
+    var onPeerSynced: (() -> Void)?
 
     init(spec: ResourceSpec, volume: Volume, buffers: DataBuffers, context: ReplicationContext,
-         initialSync: InitialSync, counters: ResourceCounters, logger: Logger) {
+         initialSync: InitialSync, counters: ResourceCounters, health: DiskHealth, logger: Logger) {
         self.resource = spec.name
         self.counters = counters
         self.spec = spec
         self.volume = volume
         self.context = context
+        self.health = health
         self.logger = logger
         // The state machine refuses a write larger than its buffer: leave room for two of the
         // largest NBD requests whatever async_buffer_bytes says.
@@ -175,7 +185,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
             context.loop.prepareFlush(volume: volume, handler: handlerID, tag: Self.stopFlushTag)
             return
         }
-        let flushed = stopFlushSucceeded == true
+        let flushed = stopFlushSucceeded == true && !health.isFailed
         guard let done = onStopped else { return }
         onStopped = nil
         for index in slots.indices where slots[index].mutation != nil {
@@ -237,6 +247,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         fields["retained_writes"] = .int(Int64(retained.count))
         fields["spilled_writes"] = .int(Int64(clamping: retained.spilledWrites))
         fields["enabled"] = .bool(enabled)
+        fields["redundant"] = .bool(link?.isEstablished == true && machine.isPeerReady && peerSynced)
         if let lastError { fields["last_error"] = .string(lastError) }
         return fields
     }
@@ -251,6 +262,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
 
     func submit(_ mutation: NBDPendingMutation) {
         if stopping || draining != nil { return mutation.finish(errno: draining != nil ? EROFS : EIO) }
+        // A failed disk takes no more writes (docs/replication.md "Disk failures").
+        if health.isFailed { return mutation.finish(errno: EIO) }
         let index = allocateSlot()
         slots[index].mutation = mutation
         slots[index].submittedNs = MonotonicClock.nowNs()
@@ -391,8 +404,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         case .send(let message): send(message)
         case .acknowledgeWrite(let request): acknowledged(Int(request))
         case .acknowledgeFlush(let request):
+            // After a disk failure no flush can promise durability.
             let index = Int(request)
-            slots[index].mutation?.finish(errno: slots[index].failed ? EIO : 0)
+            slots[index].mutation?.finish(errno: health.isFailed ? EIO : 0)
             freeSlot(index)
         case .writesBlocked, .writesUnblocked: break
         case .protocolViolation(let reason):
@@ -413,12 +427,22 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
             return
         default: preconditionFailure("local write for a \(slots[index].kind) slot")
         }
+        slots[index].diskOffset = write.offsetBytes
+        slots[index].diskLength = Int(write.lengthBytes)
+        slots[index].doneBytes = 0
+        slots[index].fua = write.fua
+        submitLocalIO(index)
+    }
+
+    /// Writes what is left of a slot's range (all of it, or the rest after a short write).
+    private func submitLocalIO(_ index: Int) {
         localWritesInFlight += 1
         slots[index].localSubmittedNs = MonotonicClock.nowNs()
-        let buffer = retained.pointer(index: slots[index].retainedIndex)
-        context.loop.prepareVolumeIO(write: true, volume: volume, buffer: buffer, length: Int(write.lengthBytes),
-                                     offset: write.offsetBytes, dsync: write.fua, handler: handlerID,
-                                     tag: UInt32(index))
+        let slot = slots[index]
+        let buffer = retained.pointer(index: slot.retainedIndex) + slot.doneBytes
+        context.loop.prepareVolumeIO(write: true, volume: volume, buffer: buffer, length: slot.diskLength - slot.doneBytes,
+                                     offset: slot.diskOffset + UInt64(slot.doneBytes), dsync: slot.fua,
+                                     handler: handlerID, tag: UInt32(index))
     }
 
     private func acknowledged(_ index: Int) {
@@ -464,9 +488,15 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         default:
             localWritesInFlight -= 1
             let index = Int(tag)
-            let expected = slots[index].kind == .write ? slots[index].mutation!.diskLength : -1
-            if result < 0 || (expected >= 0 && Int(result) != expected) {
-                diskFailed("write", result)
+            let left = slots[index].diskLength - slots[index].doneBytes
+            if result == -EINTR || result == -EAGAIN || (result > 0 && Int(result) < left) {
+                // Interrupted or short (e.g. the file system ran out of space part way): the
+                // rest is tried again, and fails with the disk's own errno if it must.
+                if result > 0 { slots[index].doneBytes += Int(result) }
+                return submitLocalIO(index)
+            }
+            if result <= 0 {
+                diskFailed("write", result == 0 ? -EIO : result)
                 slots[index].failed = true
             } else {
                 counters.localWriteLatency.record(since: slots[index].localSubmittedNs)
@@ -479,10 +509,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
 
     private func diskFailed(_ operation: String, _ result: Int32) {
         let reason = result < 0 ? String(cString: strerror(-result)) : "short transfer"
-        counters.diskErrors += 1
         lastError = "local \(operation) failed: \(reason)"
-        logger.error("local disk I/O failed", metadata: ["operation": "\(operation)", "error": "\(reason)"])
-        context.events.publish(resource: resource, "disk-error", ["message": .string(lastError!)])
+        health.record(operation, result: result)
     }
 
     private func checkDrained() {
@@ -592,6 +620,7 @@ extension PrimaryReplicator {
         setConnectionState(enabled ? "Connecting" : "StandAlone")
         perform()
         checkStopped()
+        if link.peerRefusal == .diskFailed { onPeerDiskFailed?(reason) }
     }
 
     /// Encodes one message of the state machine onto the link.
@@ -637,7 +666,7 @@ extension PrimaryReplicator {
     /// Reads the next chunk once no local write is in flight, so that the chunk carries the
     /// newest data of its region and is sequenced after every write that touched it.
     func continueSync() {
-        let wantsChunk = syncWanted && !stopping && !syncReadInFlight && machine.isPeerReady
+        let wantsChunk = syncWanted && !stopping && !health.isFailed && !syncReadInFlight && machine.isPeerReady
             && syncCursor < volume.sizeBytes && !machine.isBlocked
         syncReadPending = wantsChunk
         guard wantsChunk, localWritesInFlight == 0 else { return }
@@ -662,7 +691,7 @@ extension PrimaryReplicator {
         syncSlot = nil
         let length = Int(min(UInt64(Self.chunkBytes), volume.sizeBytes - syncCursor))
         guard result == Int32(length) else {
-            diskFailed("read for the initial copy", result)
+            diskFailed("read", result)
             retained.dropLast(index: slots[index].retainedIndex)
             freeSlot(index)
             syncWanted = false
@@ -687,5 +716,6 @@ extension PrimaryReplicator {
         peerSynced = true
         link.send(.syncComplete(throughSequence: syncLastSequence))
         context.events.publish(resource: resource, "peer-disk-state", ["peer_disk_state": .string("UpToDate")])
+        onPeerSynced?()
     }
 }

@@ -30,6 +30,10 @@ final class ReplicationMetadata: IOHandler {
     private var pending: ReplicationRecord?
     /// Runs on the loop once a written record is stable.
     var onRecorded: ((ReplicationRecord) -> Void)?
+    /// Runs once if a record write fails (negated errno, or a short byte count); nothing is
+    /// written after that and `onRecorded` never follows.
+    var onFailed: ((Int32) -> Void)?
+    private(set) var failed = false
     private var closed = false
 
     init(path: String, loop: EventLoop, logger: Logger) throws(IOError) {
@@ -38,7 +42,12 @@ final class ReplicationMetadata: IOHandler {
         var memory: UnsafeMutableRawPointer? = nil
         precondition(posix_memalign(&memory, 4096, Self.slotBytes) == 0)
         buffer = memory!
-        record = Self.load(fd: volume.fd, buffer: buffer)
+        do {
+            record = try Self.load(fd: volume.fd, buffer: buffer)
+        } catch {
+            free(buffer)
+            throw error
+        }
         handlerID = loop.register(self)
     }
 
@@ -63,7 +72,7 @@ final class ReplicationMetadata: IOHandler {
 
     /// Writes `newRecord` (after the one in flight, if any); `onRecorded` follows.
     func write(_ newRecord: ReplicationRecord) {
-        guard !closed else { return }
+        guard !closed, !failed else { return }
         guard !writing else { pending = newRecord; return }
         var next = newRecord
         next.generation = record.generation + 1
@@ -79,7 +88,12 @@ final class ReplicationMetadata: IOHandler {
     func ioCompleted(tag: UInt32, result: Int32, flags: UInt32) {
         writing = false
         if closed { return loop.unregister(handlerID) }
-        precondition(result == Int32(Self.slotBytes), "metadata write failed: \(result)")
+        guard result == Int32(Self.slotBytes) else {
+            failed = true
+            pending = nil
+            onFailed?(result)
+            return
+        }
         onRecorded?(record)
         if let pending { write(pending) }
     }
@@ -108,11 +122,14 @@ final class ReplicationMetadata: IOHandler {
             synced: buffer.load(fromByteOffset: 32, as: UInt8.self) == 1)
     }
 
-    /// The newest valid slot, read synchronously at open.
-    private static func load(fd: Int32, buffer: UnsafeMutableRawPointer) -> ReplicationRecord {
+    /// The newest valid slot, read synchronously at open. A slot that cannot be read is an
+    /// error (a fresh record would claim less than the disk holds); a torn or empty one is not.
+    private static func load(fd: Int32, buffer: UnsafeMutableRawPointer) throws(IOError) -> ReplicationRecord {
         var best = ReplicationRecord()
         for slot in 0..<2 {
-            guard pread(fd, buffer, slotBytes, off_t(slot * slotBytes)) == slotBytes,
+            let count = pread(fd, buffer, slotBytes, off_t(slot * slotBytes))
+            if count < 0 { throw IOError(errno: errno, "read metadata slot \(slot)") }
+            guard count == slotBytes,
                 let found = decode(buffer), found.generation >= best.generation
             else { continue }
             best = found

@@ -9,6 +9,9 @@ import TandemIO
 extension Resource {
     private var enabledMarker: String { "\(context.config.stateDir)/\(spec.name).enabled" }
     private var metadataPath: String { "\(context.config.stateDir)/\(spec.name).meta" }
+    /// Present while the peer's copy lacks writes because its disk failed: the next enable
+    /// of this primary copies the whole volume.
+    private var peerFailedMarker: String { "\(context.config.stateDir)/\(spec.name).peer-failed" }
 
     /// What a stopped secondary's metadata says about its volume.
     var secondaryDiskStateAtRest: String {
@@ -25,7 +28,12 @@ extension Resource {
         }
         guard !enabled else { throw ControlError(.wrongState, "resource '\(spec.name)' is already enabled") }
         guard !transitioning else { throw ControlError(.busy, "resource '\(spec.name)' is changing state") }
-        try startReplication(initialSync: initialSync ?? spec.initialSync)
+        // Enabling is how the operator says the disk is fixed: it is used again.
+        health.clear()
+        backend.refusesMutations = false
+        peerDiskFailure = nil
+        let peerLacksWrites = spec.role == .primary && access(peerFailedMarker, F_OK) == 0
+        try startReplication(initialSync: peerLacksWrites ? .full : initialSync ?? spec.initialSync)
         enabled = true
         writeMarker(true)
         context.events.publish(resource: spec.name, "enabled", ["role": .string(spec.role.rawValue)])
@@ -36,8 +44,11 @@ extension Resource {
         case .primary:
             _ = try context.clientConnection(peerName: spec.peer!.name)  // fail early on bad TLS config
             let replicator = PrimaryReplicator(spec: spec, volume: volume, buffers: backend.buffers, context: context,
-                                               initialSync: initialSync, counters: counters, logger: logger)
+                                               initialSync: initialSync, counters: counters, health: health,
+                                               logger: logger)
             replicator.onFailoverRequested = { [unowned self] in self.plannedDemote() }
+            replicator.onPeerDiskFailed = { [unowned self] reason in self.peerDiskFailed(reason) }
+            replicator.onPeerSynced = { [unowned self] in unlink(self.peerFailedMarker) }
             primary = replicator
             backend.readOnly = false
             backend.sink = replicator
@@ -45,7 +56,7 @@ extension Resource {
         case .secondary:
             _ = try context.serverConnection()
             secondary = try SecondaryReplicator(spec: spec, volume: volume, context: context, counters: counters,
-                                                logger: logger, handedOver: demotedInProcess)
+                                                health: health, logger: logger, handedOver: demotedInProcess)
             demotedInProcess = false
             backend.readOnly = true
         case .standalone:
@@ -81,6 +92,30 @@ extension Resource {
         done()
     }
 
+    // MARK: disk failures (docs/replication.md "Disk failures")
+
+    /// This node's disk failed: it takes no more writes. A secondary also stops replicating
+    /// (and refuses its primary with `disk-failed`); a primary keeps its link so that what is
+    /// in flight is settled, and answers every later write and flush with EIO.
+    func diskFailed() {
+        backend.refusesMutations = true
+        secondary?.diskFailed()
+    }
+
+    /// The secondary's disk failed: detach it and serve alone (DRBD's on-io-error detach on
+    /// the peer). Writes waiting for the peer are answered from this node's disk.
+    func peerDiskFailed(_ reason: String) {
+        guard primary != nil, !transitioning else { return }
+        peerDiskFailure = reason
+        let fd = open(peerFailedMarker, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        if fd >= 0 { fsync(fd); close(fd) }
+        context.events.publish(resource: spec.name, "peer-disk-failed", [
+            "peer_disk_state": .string("Failed"), "redundant": .bool(false), "message": .string(reason),
+        ])
+        transitioning = true
+        stopReplication { [self] in transitioning = false }
+    }
+
     // MARK: failover
 
     func failover(force: Bool, _ done: @escaping (ControlError?) -> Void) {
@@ -88,6 +123,10 @@ extension Resource {
             return done(ControlError(.wrongState, "resource '\(spec.name)' is \(spec.role.rawValue): failover is run on the secondary"))
         }
         guard !transitioning else { return done(ControlError(.busy, "resource '\(spec.name)' is changing state")) }
+        if let failure = health.failure {
+            return done(ControlError(.wrongState,
+                "this node's disk failed (\(failure.operation): \(failure.message)); it cannot become primary"))
+        }
         if force { return promote(reason: "forced failover", done) }
         guard let secondary, secondary.isConnectedToPeer else {
             return done(ControlError(.wrongState,
@@ -179,27 +218,33 @@ extension Resource {
 
     /// A demoted primary's volume is the newest there is: record it as synced.
     private func writeSyncedRecord() {
-        guard let metadata = try? ReplicationMetadata(path: metadataPath, loop: context.loop, logger: logger) else {
-            return
+        let metadata: ReplicationMetadata
+        do {
+            metadata = try ReplicationMetadata(path: metadataPath, loop: context.loop, logger: logger)
+        } catch {
+            return health.record("metadata open", errno: error.errno)
         }
         var record = metadata.record
         record.synced = true
         record.generation += 1
         metadata.close()
-        writeRecordSynchronously(record)
+        let code = writeRecordSynchronously(record)
+        if code != 0 { health.record("metadata write", errno: code) }
     }
 
-    private func writeRecordSynchronously(_ record: ReplicationRecord) {
+    /// 0, or the errno of the failed open, write or fsync.
+    private func writeRecordSynchronously(_ record: ReplicationRecord) -> Int32 {
         // Rare (role changes): a blocking write keeps the role change simple.
         let fd = open(metadataPath, O_RDWR)
-        guard fd >= 0 else { return }
+        guard fd >= 0 else { return errno }
         defer { close(fd) }
         var buffer = [UInt8](repeating: 0, count: ReplicationMetadata.slotBytes)
         buffer.withUnsafeMutableBytes { ReplicationMetadata.encode(record, into: $0.baseAddress!) }
-        _ = buffer.withUnsafeBytes {
+        let written = buffer.withUnsafeBytes {
             pwrite(fd, $0.baseAddress, $0.count, off_t(Int(record.generation % 2) * ReplicationMetadata.slotBytes))
         }
-        fsync(fd)
+        guard written == ReplicationMetadata.slotBytes else { return written < 0 ? errno : EIO }
+        return fsync(fd) == 0 ? 0 : errno
     }
 
     func writeMarker(_ on: Bool) {
@@ -215,6 +260,7 @@ extension Resource {
 
     func removeReplicationFiles() {
         unlink(enabledMarker)
+        unlink(peerFailedMarker)
         unlink(metadataPath)
     }
 

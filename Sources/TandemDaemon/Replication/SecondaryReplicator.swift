@@ -18,6 +18,9 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         var length: Int
         /// When its local write was submitted (MonotonicClock), for the latency histogram.
         var submittedNs: UInt64 = 0
+        var offsetBytes: UInt64 = 0
+        /// Written so far (a short write is continued from here).
+        var doneBytes = 0
     }
 
     static let flushTag: UInt32 = 0xFFFF_0001
@@ -28,6 +31,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     let volume: Volume
     let context: ReplicationContext
     let counters: ResourceCounters
+    let health: DiskHealth
     let logger: Logger
     private(set) var machine: ReplicationSecondary
     private var actions: [SecondaryAction] = []
@@ -48,12 +52,13 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     /// `handedOver`: this process demoted the resource and its volume holds every write it
     /// acknowledged, so nothing may have landed out of order: consistent from the start.
     init(spec: ResourceSpec, volume: Volume, context: ReplicationContext, counters: ResourceCounters,
-         logger: Logger, handedOver: Bool = false) throws(ControlError) {
+         health: DiskHealth, logger: Logger, handedOver: Bool = false) throws(ControlError) {
         self.resource = spec.name
         self.counters = counters
         self.spec = spec
         self.volume = volume
         self.context = context
+        self.health = health
         self.logger = logger
         let config = ReplicationSecondaryConfig(
             // Always acknowledge completions: a sync primary needs them, an async one ignores
@@ -65,6 +70,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             metadata = try ReplicationMetadata(
                 path: "\(context.config.stateDir)/\(spec.name).meta", loop: context.loop, logger: logger)
         } catch {
+            health.record("metadata open", errno: error.errno)
             throw ControlError(.ioError, "replication metadata: \(error)")
         }
         let record = metadata.record
@@ -77,6 +83,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         batch.reserveCapacity(256)
         handlerID = context.loop.register(self)
         metadata.onRecorded = { [unowned self] record in self.recorded(record) }
+        metadata.onFailed = { [health] result in health.record("metadata write", result: result) }
     }
 
     deinit { timeout.deallocate() }
@@ -100,6 +107,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         fields["queued_bytes"] = .int(Int64(machine.queuedBytes))
         fields["lag_bytes"] = .int(0)
         fields["rpo_ms"] = .int(0)
+        fields["redundant"] = .bool(link?.isEstablished == true && isSynced && machine.isConsistent)
         if let peerNode { fields["peer_node"] = .string(peerNode) }
         if let lastError { fields["last_error"] = .string(lastError) }
         return fields
@@ -122,6 +130,17 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         done()
     }
 
+    /// This node's disk failed (DiskHealth): nothing more is written or acknowledged, the
+    /// primary is dropped, and its reconnects are refused with `disk-failed` so that it
+    /// stops waiting for this node and serves alone.
+    func diskFailed() {
+        guard let failure = health.failure else { return }
+        lastError = "disk failed: \(failure.operation): \(failure.message)"
+        // The volume now lacks writes: only a full copy makes it current again.
+        metadata.update { $0.synced = false }
+        link?.close("this node's disk failed (\(failure.operation): \(failure.message))")
+    }
+
     private func noteFailure(_ reason: String) {
         lastError = reason
         logger.warning("peer link", metadata: ["reason": "\(reason)"])
@@ -133,6 +152,9 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     /// An accepted connection whose Hello names this resource.
     func validate(_ hello: WireHello, link: PeerLink) -> PeerLinkVerdict {
         guard !stopping else { return .refuse(.busy, "resource '\(resource)' is stopping") }
+        if let failure = health.failure {
+            return .refuse(.diskFailed, "the disk of resource '\(resource)' failed: \(failure.operation): \(failure.message) (errno \(failure.errno))")
+        }
         guard let peer = spec.peer, link.channel.connection.peerCertificateNames(peer.name) else {
             return .refuse(.unexpectedNode, "the peer's certificate (\(link.channel.connection.peerSubject ?? "none")) does not name the configured peer '\(spec.peer?.name ?? "")'")
         }
@@ -311,11 +333,11 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             guard let entry = received[slot], entry.sequence == write.sequence else {
                 preconditionFailure("no payload for write \(write.sequence)")
             }
-            ioInFlight += 1
-            received[slot]!.submittedNs = MonotonicClock.nowNs()
-            context.loop.prepareVolumeIO(write: true, volume: volume, buffer: entry.pointer, length: entry.length,
-                                         offset: write.offsetBytes, dsync: false, handler: handlerID, tag: UInt32(slot))
+            guard !health.isFailed else { return }  // a failed disk is not written to
+            received[slot]!.offsetBytes = write.offsetBytes
+            submitWrite(slot)
         case .submitFlush:
+            guard !health.isFailed else { return }
             ioInFlight += 1
             context.loop.prepareFlush(volume: volume, handler: handlerID, tag: Self.flushTag)
         case .recordDurableEpoch(let epoch):
@@ -329,8 +351,20 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         }
     }
 
+    /// Writes what is left of a received write (all of it, or the rest after a short write).
+    private func submitWrite(_ slot: Int) {
+        let entry = received[slot]!
+        ioInFlight += 1
+        if entry.doneBytes == 0 { received[slot]!.submittedNs = MonotonicClock.nowNs() }
+        context.loop.prepareVolumeIO(write: true, volume: volume, buffer: entry.pointer + entry.doneBytes,
+                                     length: entry.length - entry.doneBytes,
+                                     offset: entry.offsetBytes + UInt64(entry.doneBytes), dsync: false,
+                                     handler: handlerID, tag: UInt32(slot))
+    }
+
     private func send(_ message: SecondaryMessage) {
-        guard let link, link.isEstablished else { return }
+        // After a disk failure nothing is acknowledged: the link is being closed.
+        guard let link, link.isEstablished, !health.isFailed else { return }
         switch message {
         case .hello(let epoch), .durableThroughEpoch(let epoch): link.send(.durableAck(epoch: epoch))
         case .dataAck(let sequence): link.send(.dataAck(epoch: 0, sequence: sequence))
@@ -366,19 +400,38 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             feed(.tick)
         case Self.flushTag:
             ioInFlight -= 1
-            precondition(result >= 0, "secondary flush failed: errno \(-result)")
-            feed(.flushCompleted)
+            if result == -EINTR || result == -EAGAIN {
+                ioInFlight += 1
+                context.loop.prepareFlush(volume: volume, handler: handlerID, tag: Self.flushTag)
+            } else if result < 0 {
+                health.record("flush", result: result)  // never reported durable
+            } else {
+                feed(.flushCompleted)
+            }
         default:
             ioInFlight -= 1
-            let slot = Int(tag)
-            guard let entry = received[slot] else { preconditionFailure("completion without a write") }
-            precondition(result == Int32(entry.length), "secondary write failed: \(result)")
-            counters.localWriteLatency.record(since: entry.submittedNs)
-            received[slot] = nil
-            release(entry)
-            feed(.writeCompleted(sequence: entry.sequence))
+            writeCompleted(slot: Int(tag), result: result)
         }
         perform()
         checkStopped()
+    }
+
+    private func writeCompleted(slot: Int, result: Int32) {
+        guard let entry = received[slot] else { preconditionFailure("completion without a write") }
+        let left = entry.length - entry.doneBytes
+        if result == -EINTR || result == -EAGAIN || (result > 0 && Int(result) < left) {
+            // Interrupted or short (e.g. out of space part way): the rest is tried again and
+            // fails with the disk's own errno if it must.
+            if result > 0 { received[slot]!.doneBytes += Int(result) }
+            return submitWrite(slot)
+        }
+        received[slot] = nil
+        release(entry)
+        guard result > 0 else {
+            // The write is not on disk: it is never acknowledged (DiskHealth fails the resource).
+            return health.record("write", result: result == 0 ? -EIO : result)
+        }
+        counters.localWriteLatency.record(since: entry.submittedNs)
+        feed(.writeCompleted(sequence: entry.sequence))
     }
 }
