@@ -37,6 +37,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     static let flushTag: UInt32 = 0xFFFF_0001
     static let syncReadTag: UInt32 = 0xFFFF_0002
     static let stopFlushTag: UInt32 = 0xFFFF_0003
+    /// On a slot's tag: the flush that makes its FUA write durable on a volume whose RWF_DSYNC
+    /// writes are not trusted (Volume.honoursDSyncWrites).
+    static let fuaFlushBit: UInt32 = 0x4000_0000
 
     let resource: String
     let spec: ResourceSpec
@@ -441,7 +444,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         let slot = slots[index]
         let buffer = retained.pointer(index: slot.retainedIndex) + slot.doneBytes
         context.loop.prepareVolumeIO(write: true, volume: volume, buffer: buffer, length: slot.diskLength - slot.doneBytes,
-                                     offset: slot.diskOffset + UInt64(slot.doneBytes), dsync: slot.fua,
+                                     offset: slot.diskOffset + UInt64(slot.doneBytes), dsync: slot.fua && volume.honoursDSyncWrites,
                                      handler: handlerID, tag: UInt32(index))
     }
 
@@ -485,6 +488,14 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
             if result < 0 { diskFailed("flush", result) }
             stopFlushSucceeded = result == 0
             return checkStopped()
+        case let tag where tag & Self.fuaFlushBit != 0:
+            localWritesInFlight -= 1
+            let index = Int(tag & ~Self.fuaFlushBit)
+            if result < 0 {
+                diskFailed("flush", result)
+                slots[index].failed = true
+            }
+            feed(.localWriteCompleted(sequence: slots[index].sequence))
         default:
             localWritesInFlight -= 1
             let index = Int(tag)
@@ -500,6 +511,12 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
                 slots[index].failed = true
             } else {
                 counters.localWriteLatency.record(since: slots[index].localSubmittedNs)
+                if slots[index].fua && !volume.honoursDSyncWrites {
+                    // The write is done but not known durable: flush before it counts as complete.
+                    localWritesInFlight += 1
+                    return context.loop.prepareFlush(volume: volume, handler: handlerID,
+                                                     tag: UInt32(index) | Self.fuaFlushBit)
+                }
             }
             feed(.localWriteCompleted(sequence: slots[index].sequence))
         }

@@ -169,6 +169,16 @@ final class RawNBDClient {
         }
     }
 
+    /// A FLUSH that must succeed.
+    func flush(cookie: UInt64 = 3) throws {
+        try stream.sendAll(Self.requestHeader(type: NBDWire.cmdFlush, cookie: cookie, offset: 0, length: 0))
+        let (outcome, reply) = readSimpleReply(dataBytes: 0)
+        guard outcome == .data, let reply else { throw HarnessError("FLUSH: \(outcome)") }
+        guard reply.error == 0, reply.cookie == cookie else {
+            throw HarnessError("FLUSH failed: NBD error \(reply.error), cookie \(reply.cookie)")
+        }
+    }
+
     /// NBD_CMD_DISC and close.
     func disconnect() {
         let header = Self.requestHeader(type: NBDWire.cmdDisconnect, cookie: 99, offset: 0, length: 0)
