@@ -1,0 +1,114 @@
+// NBDConnection+Replies: encoding replies into each request's slot header and sending them.
+// Replies completed in one loop turn leave together in one sendmsg at its end; one send is in
+// flight per connection so replies stay whole on the stream. Loop thread only.
+import CShims
+import CURing
+import Glibc
+import TandemCore
+
+extension NBDConnection {
+    func complete(_ request: NBDRequest, error: UInt32) {
+        request.error = error
+        request.phase = .replying
+        backend.record(request)
+        let handle = request.header.handle
+        if request.command == .read && structuredReplies {
+            if error == 0 {
+                NBDReply.encodeReadChunkHeader(into: request.replyHeader, handle: handle, offset: request.header.offset,
+                                               dataLength: request.header.length)
+                request.replyHeaderBytes = 28
+            } else {
+                NBDReply.encodeStructuredError(into: request.replyHeader, handle: handle, error: error)
+                request.replyHeaderBytes = NBDReply.structuredErrorBytes
+            }
+        } else {
+            NBDReply.encodeSimple(into: request.replyHeader, error: error, handle: handle)
+            request.replyHeaderBytes = NBD.simpleReplyBytes
+        }
+        if let tail = replyTail { tail.nextReply = request } else { replyHead = request }
+        replyTail = request
+        if !replyFlushScheduled {
+            replyFlushScheduled = true
+            loop.atTurnEnd(self)
+        }
+    }
+
+    public func turnEnded() {
+        replyFlushScheduled = false
+        flushReplies()
+    }
+
+    private func flushReplies() {
+        guard !sending, replyHead != nil, isOpen else { return }
+        sendBatch.removeAll(keepingCapacity: true)
+        var count = 0
+        while let request = replyHead, count + 2 <= iovecCapacity {
+            replyHead = request.nextReply
+            request.nextReply = nil
+            iovecs[count] = iovec(iov_base: request.replyHeader.baseAddress, iov_len: request.replyHeaderBytes)
+            count += 1
+            if request.command == .read && request.error == 0 && request.header.length > 0 {
+                iovecs[count] = iovec(iov_base: request.buffer!.pointer + request.dataOffset,
+                                      iov_len: Int(request.header.length))
+                count += 1
+            }
+            sendBatch.append(request)
+        }
+        if replyHead == nil { replyTail = nil }
+        sendIovecFirst = 0
+        sendIovecCount = count
+        submitSendmsg()
+    }
+
+    private func submitSendmsg() {
+        sending = true
+        message = msghdr()
+        message.msg_iov = iovecs + sendIovecFirst
+        message.msg_iovlen = sendIovecCount - sendIovecFirst
+        let sqe = self.sqe(.send)
+        io_uring_prep_sendmsg(sqe, fd, &message, UInt32(MSG_NOSIGNAL))
+    }
+
+    func sent(_ result: Int32) {
+        sending = false
+        if !isOpen { return }
+        if result == -EINTR || result == -EAGAIN {
+            resend()
+            return
+        }
+        guard result >= 0 else {
+            close("send failed: errno \(-result)")
+            return
+        }
+        if sendIovecCount == 0 {
+            handshakeOutput.removeFirst(Int(result))
+            sendHandshakeOutput()
+            flushReplies()
+            return
+        }
+        var remaining = Int(result)
+        while sendIovecFirst < sendIovecCount && remaining >= iovecs[sendIovecFirst].iov_len {
+            remaining -= iovecs[sendIovecFirst].iov_len
+            sendIovecFirst += 1
+        }
+        if sendIovecFirst < sendIovecCount {
+            iovecs[sendIovecFirst].iov_base += remaining
+            iovecs[sendIovecFirst].iov_len -= remaining
+            submitSendmsg()
+            return
+        }
+        for request in sendBatch { release(request) }
+        sendBatch.removeAll(keepingCapacity: true)
+        sendIovecCount = 0
+        if disconnectRequested {
+            closeWhenDrained()
+        } else {
+            flushReplies()
+            process()
+        }
+    }
+
+    private func resend() {
+        if sendIovecCount == 0 { sendHandshakeOutput() } else { submitSendmsg() }
+    }
+}
