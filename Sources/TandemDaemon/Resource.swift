@@ -20,6 +20,12 @@ final class Resource {
     var enabled = false
     /// A failover, demote, enable or disable is under way.
     var transitioning = false
+    /// Export mutations counted when replication last stopped cleanly (ResourceReplication).
+    var mutationsAtCleanStop: UInt64?
+    /// A refusal met while no replicator runs (status `last_error`).
+    var refusalError: String?
+    /// Promoted with `allow_inconsistent` (persisted in the record).
+    var promotedInconsistent = false
     let backend: NBDExportBackend
     private var listeners: [NBDListener] = []
     private let config: DaemonConfig
@@ -46,6 +52,8 @@ final class Resource {
         backend = NBDExportBackend(
             name: spec.name, volume: volume, loop: loop, buffers: buffers, readOnly: spec.role == .secondary,
             maxRequestBytes: config.maxRequestBytes, logger: logger)
+        promotedInconsistent = spec.role == .primary && readRecord()?.promotedInconsistent == true
+        forgetCleanStopUnlessEnabled()
         // A secondary serves nothing until it is promoted (DESIGN.md, issue 3): no client
         // can read a volume that may be between two consistent states.
         guard spec.role != .secondary else { return }
@@ -151,9 +159,19 @@ final class Resource {
         fields["lag_bytes"] = .int(0)
         fields["rpo_ms"] = .int(0)
         fields["split_brain"] = .bool(false)
+        if spec.role == .primary {
+            // The peer's state is unknown unless a running replicator says otherwise.
+            fields["peer_disk_state"] = .string(DiskState.unknown.rawValue)
+            fields["promoted_inconsistent"] = .bool(promotedInconsistent)
+            if promotedInconsistent { fields["disk_state"] = .string(DiskState.inconsistent.rawValue) }
+        }
         if let primary { fields.merge(primary.statusFields) { $1 } }
         if let secondary { fields.merge(secondary.statusFields) { $1 } }
-        if spec.role == .secondary && secondary == nil { fields["disk_state"] = .string(secondaryDiskStateAtRest) }
+        if spec.role == .secondary && secondary == nil {
+            fields["disk_state"] = .string(secondaryDiskStateAtRest.rawValue)
+            fields["peer_disk_state"] = .string(DiskState.unknown.rawValue)
+        }
+        if fields["last_error"] == nil, let refusalError { fields["last_error"] = .string(refusalError) }
         fields["io"] = .object([
             "read_requests": .int(Int64(stats.readRequests)), "read_bytes": .int(Int64(stats.readBytes)),
             "write_requests": .int(Int64(stats.writeRequests)), "write_bytes": .int(Int64(stats.writeBytes)),

@@ -74,17 +74,39 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
 
     deinit { timeout.deallocate() }
 
-    var isSynced: Bool { metadata.record.synced || spec.initialSync == .none }
+    /// No full copy is pending or interrupted (what the record will say once written).
+    var isSynced: Bool { metadata.latest.synced }
 
-    var diskState: String {
-        if !machine.isConsistent { return "Inconsistent" }
-        return isSynced ? "UpToDate" : "Inconsistent"
+    /// The primary's last SyncComplete on this link: this copy held every acknowledged write
+    /// through that sequence.
+    private var confirmedThrough: WriteSequence?
+    /// The newest write received on this link that its primary may have acknowledged before
+    /// this node applied it (async: no acknowledged-after-apply flag).
+    private var newestAsyncReceived: WriteSequence = 0
+
+    var diskState: DiskState {
+        let confirmed = confirmedThrough.map { newestAsyncReceived <= $0 } ?? false
+        return DiskState.ofSecondary(synced: isSynced, consistent: machine.isConsistent,
+                                     connected: link?.isEstablished == true && machine.isConnected,
+                                     confirmed: confirmed)
     }
+
+    private var lastPublishedDiskState: DiskState?
+
+    private func publishDiskState() {
+        let state = diskState
+        guard state != lastPublishedDiskState else { return }
+        lastPublishedDiskState = state
+        context.events.publish(resource: resource, "disk-state", ["disk_state": .string(state.rawValue)])
+    }
+
+    /// `WFConnection`: waiting for the primary to dial (only the primary dials).
+    var connectionState: String { link?.isEstablished == true ? "Connected" : "WFConnection" }
 
     var statusFields: [String: JSONValue] {
         var fields: [String: JSONValue] = [:]
-        fields["connection_state"] = .string(link?.isEstablished == true ? "Connected" : "Connecting")
-        fields["disk_state"] = .string(diskState)
+        fields["connection_state"] = .string(connectionState)
+        fields["disk_state"] = .string(diskState.rawValue)
         fields["replication_state"] = .string(link?.isEstablished == true ? (isSynced ? "Established" : "SyncTarget") : "Off")
         fields["durable_through_epoch"] = .int(Int64(machine.durableThroughEpoch))
         fields["consistent"] = .bool(machine.isConsistent)
@@ -94,8 +116,19 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         fields["lag_bytes"] = .int(0)
         fields["rpo_ms"] = .int(0)
         if let peerNode { fields["peer_node"] = .string(peerNode) }
-        if let lastError { fields["last_error"] = .string(lastError) }
+        if let error = context.newerHandshakeFailure(than: lastErrorNs), !isConnectedToPeer {
+            fields["last_error"] = .string(error)
+        } else if let lastError {
+            fields["last_error"] = .string(lastError)
+        }
         return fields
+    }
+
+    private var lastErrorNs: UInt64 = 0
+
+    /// A connection for this resource was refused here (PeerAcceptor / `validate`).
+    func noteRefusal(_ reason: String) {
+        noteFailure("refused a connection: \(reason)")
     }
 
     /// Promotion: `done` runs once nothing of the stream is in flight any more.
@@ -117,6 +150,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
 
     private func noteFailure(_ reason: String) {
         lastError = reason
+        lastErrorNs = ReplicationContext.nowNs()
         logger.warning("peer link", metadata: ["reason": "\(reason)"])
         context.events.publish(resource: resource, "peer-error", ["message": .string(reason)])
     }
@@ -136,6 +170,12 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         guard hello.volumeSizeBytes == volume.sizeBytes else {
             return .refuse(.sizeMismatch, "local volume has \(volume.sizeBytes) bytes, peer \(hello.volumeSizeBytes)")
         }
+        let basis = SessionBasis(wireValue: hello.generations.bitmap, session: hello.generations.current)
+        let verdict = SecondarySessionVerdict.decide(
+            recordSession: primarySession, recordContinuedFrom: metadata.latest.continuedFrom, recordSynced: isSynced,
+            fresh: metadata.latest.generation == 0, session: hello.generations.current, basis: basis)
+        if case .refuse(let reason) = verdict { return .refuse(.unrelatedData, reason) }
+        pendingVerdict = verdict
         if let old = self.link {
             // The old connection's close will be ignored (it is no longer `link`): end its
             // session in the state machine now.
@@ -152,6 +192,9 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     }
 
     private var pendingSession: UInt64 = 0
+    private var pendingVerdict: SecondarySessionVerdict = .sameSession
+    /// A new session's record is being written: the stream starts once it is stable.
+    private var awaitingSessionRecord = false
     private var recordRequestedEpoch: Epoch?
     /// A planned failover waits for the peer's Demoted (true) or the link's end (false).
     private var onDemoted: ((Bool) -> Void)?
@@ -183,16 +226,26 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             machine = ReplicationSecondary(config: machine.config, durableThroughEpoch: 0, restarted: false)
             recordRequestedEpoch = nil
             primarySession = pendingSession
+            var synced = true, continuedFrom: UInt64 = 0
+            if case .newSession(let nowSynced, let from) = pendingVerdict { (synced, continuedFrom) = (nowSynced, from) }
             metadata.update { [primarySession] in
                 $0.session = primarySession
                 $0.durableThroughEpoch = 0
+                $0.synced = synced
+                $0.continuedFrom = continuedFrom
             }
+            // Nothing of the session is applied before the record (e.g. "a full copy is
+            // under way": Inconsistent) is stable; the stream starts with our first DurableAck.
+            awaitingSessionRecord = true
         }
         lastError = nil
+        confirmedThrough = nil
+        newestAsyncReceived = 0
         context.events.publish(resource: resource, "connection-state", ["connection_state": .string("Connected")])
         if machine.isConnected { feed(.connectionDown) }
-        feed(.connectionUp)
+        if !awaitingSessionRecord { feed(.connectionUp) }
         perform()
+        publishDiskState()
     }
 
     func peerLink(_ link: PeerLink, received message: WireMessage) {
@@ -202,9 +255,14 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         case .epochBarrier(let epoch, _): feed(.message(.epochBarrier(epoch: epoch)))
         case .flushRequest(let epoch): feed(.message(.flushRequest(throughEpoch: epoch)))
         case .resendComplete(let sequence): feed(.message(.resendComplete(throughSequence: sequence)))
-        case .syncComplete:
-            metadata.update { $0.synced = true }
-            context.events.publish(resource: resource, "disk-state", ["disk_state": .string("UpToDate")])
+        case .syncComplete(let sequence):
+            if !metadata.latest.synced || metadata.latest.promotedInconsistent {
+                metadata.update {
+                    $0.synced = true
+                    $0.promotedInconsistent = false
+                }
+            }
+            confirmedThrough = sequence
         case .ping(let nonce): link.send(.pong(nonce: nonce))
         case .pong: break
         case .demoted:
@@ -216,6 +274,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         default: return link.close("protocol violation: a primary sent \(message.type)")
         }
         perform()
+        publishDiskState()
     }
 
     func peerLinkClosed(_ link: PeerLink, reason: String) {
@@ -226,9 +285,11 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             handler(false)
         }
         if machine.isConnected { feed(.connectionDown) }
+        awaitingSessionRecord = false
         noteFailure(reason)
-        context.events.publish(resource: resource, "connection-state", ["connection_state": .string("Connecting")])
+        context.events.publish(resource: resource, "connection-state", ["connection_state": .string("WFConnection")])
         perform()
+        publishDiskState()
         checkStopped()
     }
 
@@ -254,6 +315,9 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         if let failure {
             release(entry)
             return link.close("refusing a Data frame: \(failure)")
+        }
+        if !header.flags.contains(.acknowledgedAfterApply) {
+            newestAsyncReceived = max(newestAsyncReceived, header.sequence)
         }
         let queuedBefore = machine.queuedWrites
         feed(.message(.data(message(header))))
@@ -329,6 +393,12 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
 
     /// Feeds the state machine the record it asked for once a write covering it is stable.
     private func recorded(_ record: ReplicationRecord) {
+        if awaitingSessionRecord, record.session == primarySession, let link, link.isEstablished, link === self.link {
+            awaitingSessionRecord = false
+            feed(.connectionUp)
+            perform()
+            publishDiskState()
+        }
         guard let wanted = recordRequestedEpoch, record.session == primarySession,
             record.durableThroughEpoch >= wanted
         else { return }
