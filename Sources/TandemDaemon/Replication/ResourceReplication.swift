@@ -181,7 +181,7 @@ extension Resource {
                 : ""
             let message = "this node's copy is \(state.rawValue) (a full copy or a re-send has not finished): "
                 + "promoting it would expose data the primary never had\(hint)"
-            secondary?.noteRefusal(message)
+            secondary?.noteRefusal("failover refused: " + message)
             return done(ControlError(.wrongState, message))
         }
         transitioning = true
@@ -341,7 +341,11 @@ extension Resource {
             return .refuse(.busy, "resource '\(spec.name)' is not enabled here")
         }
         let verdict = secondary.validate(hello, link: link)
-        if case .refuse(let code, let reason) = verdict { secondary.noteRefusal("\(code): \(reason)") }
+        if case .refuse(let code, let reason) = verdict {
+            secondary.noteRefusal(hello.role == .secondary && code == .roleConflict
+                ? "the peer '\(hello.nodeName)' is secondary for '\(spec.name)' too: neither node is primary (promote one with failover, or fix the configuration)"
+                : "refused a connection: \(code): \(reason)")
+        }
         return verdict
     }
 }

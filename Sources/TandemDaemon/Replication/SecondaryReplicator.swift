@@ -41,6 +41,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     private(set) var lastError: String?
     private(set) var peerNode: String?
     private var primarySession: UInt64 = 0
+    private let probe: SecondaryProbe
 
     init(spec: ResourceSpec, volume: Volume, context: ReplicationContext, logger: Logger) throws(ControlError) {
         self.resource = spec.name
@@ -66,10 +67,18 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         machine = ReplicationSecondary(config: config, durableThroughEpoch: record.durableThroughEpoch,
                                        restarted: record.generation > 0)
         primarySession = record.session
+        probe = SecondaryProbe(resource: spec.name, volumeSizeBytes: volume.sizeBytes, context: context, logger: logger)
         actions.reserveCapacity(256)
         batch.reserveCapacity(256)
         handlerID = context.loop.register(self)
         metadata.onRecorded = { [unowned self] record in self.recorded(record) }
+        probe.onResult = { [unowned self] result in self.noteFailure(result) }
+    }
+
+    /// Probes the peer when no primary has connected for a while (SecondaryProbe).
+    func tick() {
+        guard !stopping else { return }
+        probe.tick(connected: link != nil, peer: spec.peer)
     }
 
     deinit { timeout.deallocate() }
@@ -127,12 +136,13 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     private var lastErrorNs: UInt64 = 0
 
     /// A connection for this resource was refused here (PeerAcceptor / `validate`).
-    func noteRefusal(_ reason: String) {
-        noteFailure("refused a connection: \(reason)")
+    func noteRefusal(_ message: String) {
+        noteFailure(message)
     }
 
     /// Promotion: `done` runs once nothing of the stream is in flight any more.
     func stop(_ done: @escaping () -> Void) {
+        probe.stop()
         stopping = true
         onStopped = done
         link?.close("resource stopping")
@@ -149,8 +159,9 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     }
 
     private func noteFailure(_ reason: String) {
-        lastError = reason
         lastErrorNs = ReplicationContext.nowNs()
+        guard reason != lastError else { return }
+        lastError = reason
         logger.warning("peer link", metadata: ["reason": "\(reason)"])
         context.events.publish(resource: resource, "peer-error", ["message": .string(reason)])
     }
@@ -166,7 +177,11 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         guard hello.nodeName == peer.name else {
             return .refuse(.unexpectedNode, "the peer says it is '\(hello.nodeName)', expected '\(peer.name)'")
         }
-        guard hello.role == .primary else { return .refuse(.roleConflict, "the peer is not primary") }
+        guard hello.role == .primary else {
+            return .refuse(.roleConflict, hello.role == .secondary
+                ? "'\(context.config.nodeName)' is secondary for '\(resource)' too: neither node is primary"
+                : "the peer is not primary")
+        }
         guard hello.volumeSizeBytes == volume.sizeBytes else {
             return .refuse(.sizeMismatch, "local volume has \(volume.sizeBytes) bytes, peer \(hello.volumeSizeBytes)")
         }
@@ -239,6 +254,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             awaitingSessionRecord = true
         }
         lastError = nil
+        probe.sessionSeen()
         confirmedThrough = nil
         newestAsyncReceived = 0
         context.events.publish(resource: resource, "connection-state", ["connection_state": .string("Connected")])
