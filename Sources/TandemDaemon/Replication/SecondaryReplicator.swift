@@ -116,6 +116,8 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         var fields: [String: JSONValue] = [:]
         fields["connection_state"] = .string(connectionState)
         fields["disk_state"] = .string(diskState.rawValue)
+        // The primary's copy is the reference while it is connected; otherwise unknown.
+        fields["peer_disk_state"] = .string((isConnectedToPeer ? DiskState.upToDate : .unknown).rawValue)
         fields["replication_state"] = .string(link?.isEstablished == true ? (isSynced ? "Established" : "SyncTarget") : "Off")
         fields["durable_through_epoch"] = .int(Int64(machine.durableThroughEpoch))
         fields["consistent"] = .bool(machine.isConsistent)
