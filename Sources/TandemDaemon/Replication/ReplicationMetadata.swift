@@ -61,6 +61,9 @@ final class ReplicationMetadata: IOHandler {
         if !writing { loop.unregister(handlerID) }
     }
 
+    /// A write is in flight or queued: the file changes until it is done.
+    var isWriting: Bool { writing || pending != nil }
+
     /// The record as it will be once every requested write is done.
     var latest: ReplicationRecord { pending ?? record }
 

@@ -191,6 +191,9 @@ extension Resource {
             changeRole(to: .primary)
             _ = updateRecord {
                 $0.cleanStop = 0
+                // initial_sync described the volumes at creation: the next session of a
+                // promoted node copies (a planned failover's enable says otherwise itself).
+                $0.primaryStarted = true
                 if inconsistent { $0.promotedInconsistent = true }
             }
             if inconsistent {

@@ -152,7 +152,8 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     }
 
     private func checkStopped() {
-        guard stopping, link == nil, ioInFlight == 0, !timerArmed, let done = onStopped else { return }
+        // The record too: the owner may write it synchronously once this is done.
+        guard stopping, link == nil, ioInFlight == 0, !timerArmed, !metadata.isWriting, let done = onStopped else { return }
         onStopped = nil
         for index in received.indices { if let entry = received[index] { release(entry); received[index] = nil } }
         metadata.close()
@@ -411,6 +412,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
 
     /// Feeds the state machine the record it asked for once a write covering it is stable.
     private func recorded(_ record: ReplicationRecord) {
+        if stopping { return checkStopped() }
         if awaitingSessionRecord, record.session == primarySession, let link, link.isEstablished, link === self.link {
             awaitingSessionRecord = false
             feed(.connectionUp)
