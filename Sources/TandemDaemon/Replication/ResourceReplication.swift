@@ -33,6 +33,7 @@ extension Resource {
         guard !enabled else { throw ControlError(.wrongState, "resource '\(spec.name)' is already enabled") }
         guard !transitioning else { throw ControlError(.busy, "resource '\(spec.name)' is changing state") }
         try startReplication(initialSync: initialSync)
+        refusalError = nil
         enabled = true
         writeMarker(true)
         context.events.publish(resource: spec.name, "enabled", ["role": .string(spec.role.rawValue)])
@@ -335,7 +336,9 @@ extension Resource {
     func validateIncoming(_ hello: WireHello, link: PeerLink) -> PeerLinkVerdict {
         guard spec.role == .secondary else {
             let reason = "resource '\(spec.name)' is \(spec.role.rawValue) on this node"
-            let seen = "refused a connection from '\(hello.nodeName)' (\(hello.role.rawValue)): \(reason)"
+            let seen = hello.role == .secondary && spec.role == .primary
+                ? "'\(hello.nodeName)' (secondary) probed this node: no connection from this primary reached it for a while; check that it is enabled and that this node reaches its address"
+                : "refused a connection from '\(hello.nodeName)' (\(hello.role.rawValue)): \(reason)"
             if let primary { primary.noteRefusal(seen) } else { refusalError = seen }
             return .refuse(.roleConflict, reason)
         }
