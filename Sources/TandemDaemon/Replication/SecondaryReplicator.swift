@@ -211,7 +211,8 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
 
     private var pendingSession: UInt64 = 0
     private var pendingVerdict: SecondarySessionVerdict = .sameSession
-    /// A new session's record is being written: the stream starts once it is stable.
+    /// A new session's record is being written: the stream starts once it is stable (on
+    /// this connection or the next).
     private var awaitingSessionRecord = false
     private var recordRequestedEpoch: Epoch?
     /// A planned failover waits for the peer's Demoted (true) or the link's end (false).
@@ -304,7 +305,6 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             handler(false)
         }
         if machine.isConnected { feed(.connectionDown) }
-        awaitingSessionRecord = false
         noteFailure(reason)
         context.events.publish(resource: resource, "connection-state", ["connection_state": .string("WFConnection")])
         perform()
@@ -413,11 +413,14 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     /// Feeds the state machine the record it asked for once a write covering it is stable.
     private func recorded(_ record: ReplicationRecord) {
         if stopping { return checkStopped() }
-        if awaitingSessionRecord, record.session == primarySession, let link, link.isEstablished, link === self.link {
+        if awaitingSessionRecord, record.session == primarySession {
+            // Also across a reconnect within the session: nothing of it before this.
             awaitingSessionRecord = false
-            feed(.connectionUp)
-            perform()
-            publishDiskState()
+            if let link, link.isEstablished, !machine.isConnected {
+                feed(.connectionUp)
+                perform()
+                publishDiskState()
+            }
         }
         guard let wanted = recordRequestedEpoch, record.session == primarySession,
             record.durableThroughEpoch >= wanted

@@ -178,6 +178,9 @@ extension Replication {
 
     @Test func aForcedPromotionOfAnInconsistentCopyNeedsTheFlagAndKeepsSayingSo() throws {
         let pair = try interruptedCopy()
+        let withoutForce = try pair.beta.control().request(
+            "failover", ["name": ReplicatedPair.resource, "allow_inconsistent": true])
+        #expect(withoutForce["error"] as? String == "invalid-argument", "\(withoutForce)")
         let events = try EventRecorder(pair.beta)
         defer { events.stop() }
         let promoted = try pair.expectOK(try pair.beta.control().request(
