@@ -78,10 +78,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     private(set) var peerSynced: Bool
     /// How this session relates to what the peer holds (the Hello's `bitmap` field).
     private(set) var basis: SessionBasis
-    /// The peer's first DurableAck in this run: before it the peer's state is unknown.
+    /// The peer's first DurableAck of this session (this run), which it sends once it has
+    /// recorded the session: before it the peer's state is unknown.
     private var peerHeard = false
-    /// The peer accepted this session and recorded it durably (its first DurableAck).
-    private var peerJoinedSession = false
     /// The sequence the peer was last told it holds everything through, on this link.
     private var confirmedOnLink: WriteSequence?
     private var stopRecorded = false
@@ -187,7 +186,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         guard !stopRecorded else { return }
         stopRecorded = true
         let clean = isCleanForStop
-        let value = clean ? (peerJoinedSession ? session : basis.cleanStopValue) : 0
+        let value = clean ? (peerHeard ? session : basis.cleanStopValue) : 0
         if clean && value != 0 {
             logger.info("clean stop: the peer holds every write; the next start skips the full copy",
                         metadata: ["session": "\(session)"])
@@ -591,9 +590,8 @@ extension PrimaryReplicator {
                 feed(.peerMessage(.durableThroughEpoch(epoch)))
             } else {
                 peerHelloSeen = true
-                if !peerHeard || !peerJoinedSession {
+                if !peerHeard {
                     peerHeard = true
-                    peerJoinedSession = true
                     publishPeerDiskState()
                 }
                 feed(.peerMessage(.hello(durableThroughEpoch: epoch)))
