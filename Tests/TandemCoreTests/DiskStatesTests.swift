@@ -30,6 +30,18 @@ import Testing
         #expect(DiskState.ofPeer(heard: true, peerReady: false, copying: false, sync: true, lagBytes: 0) == .unknown)
     }
 
+    @Test func changesBetweenUpToDateAndConsistentAreCoalescedOthersPublishedAtOnce() {
+        let second = DiskState.lagChangeIntervalNs
+        #expect(DiskState.consistent.publishesNow(from: nil, sinceLastNs: 0))
+        #expect(!DiskState.consistent.publishesNow(from: .consistent, sinceLastNs: second))
+        #expect(!DiskState.consistent.publishesNow(from: .upToDate, sinceLastNs: second - 1))
+        #expect(DiskState.consistent.publishesNow(from: .upToDate, sinceLastNs: second))
+        #expect(!DiskState.upToDate.publishesNow(from: .consistent, sinceLastNs: 10))
+        #expect(DiskState.inconsistent.publishesNow(from: .upToDate, sinceLastNs: 0))
+        #expect(DiskState.outdated.publishesNow(from: .consistent, sinceLastNs: 0))
+        #expect(DiskState.upToDate.publishesNow(from: .unknown, sinceLastNs: 0))
+    }
+
     @Test func aPrimaryCopiesAgainAfterAnUncleanStopWhateverInitialSyncSaid() {
         // initial_sync describes the volumes at creation: it counts for the first run only.
         #expect(SessionBasis.forPrimaryStart(initialSync: .none, firstRun: true, cleanStop: 0) == .assumeInSync)

@@ -110,6 +110,26 @@ public enum SecondarySessionVerdict: Equatable, Sendable {
 }
 
 extension DiskState {
+    /// A change between `UpToDate` and `Consistent` only: an async stream under load does
+    /// this with every acknowledgement, so events coalesce such changes (at most one per
+    /// interval, the state at that moment) while any other change is published at once.
+    public func isLagOnlyChange(from previous: DiskState) -> Bool {
+        switch (self, previous) {
+        case (.upToDate, .consistent), (.consistent, .upToDate): return true
+        default: return false
+        }
+    }
+
+    /// Whether a change to this state is published now (`sinceLastNs`: since the last
+    /// published change), or left for a later tick.
+    public func publishesNow(from previous: DiskState?, sinceLastNs: UInt64) -> Bool {
+        guard let previous else { return true }
+        guard previous != self else { return false }
+        return !isLagOnlyChange(from: previous) || sinceLastNs >= DiskState.lagChangeIntervalNs
+    }
+
+    public static let lagChangeIntervalNs: UInt64 = 1_000_000_000
+
     /// A secondary's own copy.
     /// - `synced`: no full copy is pending or interrupted (persisted).
     /// - `consistent`: the state machine holds an epoch prefix (false after a restart until

@@ -85,6 +85,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     private var confirmedOnLink: WriteSequence?
     private var stopRecorded = false
     private var lastPublishedPeerState: DiskState?
+    private var lastPeerStatePublishedNs: UInt64 = 0
 
     /// Runs once, before the first write of the session is submitted: the record must no
     /// longer say that the peer holds this volume's content.
@@ -227,6 +228,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         let now = ReplicationContext.nowNs()
         dialIfDue(nowNs: now)
         feed(.tick)
+        publishPeerDiskState()
     }
 
     // MARK: status
@@ -644,11 +646,16 @@ extension PrimaryReplicator {
         ])
     }
 
-    /// One event per change of the peer's disk state as this node sees it.
+    /// One event per change of the peer's disk state as this node sees it (changes between
+    /// UpToDate and Consistent coalesced, see `DiskState.publishesNow`; `tick` catches up).
     func publishPeerDiskState() {
         let state = peerDiskState
-        guard state != lastPublishedPeerState else { return }
+        let now = ReplicationContext.nowNs()
+        guard state.publishesNow(from: lastPublishedPeerState, sinceLastNs: now &- lastPeerStatePublishedNs) else {
+            return
+        }
         lastPublishedPeerState = state
+        lastPeerStatePublishedNs = now
         context.events.publish(resource: resource, "peer-disk-state", ["peer_disk_state": .string(state.rawValue)])
     }
 

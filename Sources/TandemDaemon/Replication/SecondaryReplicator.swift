@@ -79,12 +79,17 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     func tick() {
         guard !stopping else { return }
         probe.tick(connected: link != nil, peer: spec.peer)
+        publishDiskState()
     }
 
     deinit { timeout.deallocate() }
 
-    /// No full copy is pending or interrupted (what the record will say once written).
-    var isSynced: Bool { metadata.latest.synced }
+    /// No full copy is pending or interrupted (what the record will say once written); a
+    /// fresh copy created with `initial_sync: none` is taken at the operator's word.
+    var isSynced: Bool {
+        let record = metadata.latest
+        return record.synced || (record.generation == 0 && spec.initialSync == .none)
+    }
 
     /// The primary's last SyncComplete on this link: this copy held every acknowledged write
     /// through that sequence.
@@ -102,10 +107,18 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
 
     private var lastPublishedDiskState: DiskState?
 
+    private var lastDiskStatePublishedNs: UInt64 = 0
+
+    /// One event per change (changes between UpToDate and Consistent coalesced, see
+    /// `DiskState.publishesNow`; `tick` catches up).
     private func publishDiskState() {
         let state = diskState
-        guard state != lastPublishedDiskState else { return }
+        let now = ReplicationContext.nowNs()
+        guard state.publishesNow(from: lastPublishedDiskState, sinceLastNs: now &- lastDiskStatePublishedNs) else {
+            return
+        }
         lastPublishedDiskState = state
+        lastDiskStatePublishedNs = now
         context.events.publish(resource: resource, "disk-state", ["disk_state": .string(state.rawValue)])
     }
 
