@@ -142,6 +142,9 @@ final class Resource {
         }
     }
 
+    /// A primary's own copy: the reference, unless it was promoted while Inconsistent.
+    var primaryDiskState: DiskState { promotedInconsistent ? .inconsistent : .upToDate }
+
     /// The fields `status` reports (DESIGN.md "Control socket").
     var status: [String: JSONValue] {
         var fields = spec.jsonFields
@@ -163,7 +166,7 @@ final class Resource {
             // The peer's state is unknown unless a running replicator says otherwise.
             fields["peer_disk_state"] = .string(DiskState.unknown.rawValue)
             fields["promoted_inconsistent"] = .bool(promotedInconsistent)
-            if promotedInconsistent { fields["disk_state"] = .string(DiskState.inconsistent.rawValue) }
+            fields["disk_state"] = .string(primaryDiskState.rawValue)
         }
         if let primary { fields.merge(primary.statusFields) { $1 } }
         if let secondary { fields.merge(secondary.statusFields) { $1 } }

@@ -182,7 +182,7 @@ extension Resource {
                 : ""
             let message = "this node's copy is \(state.rawValue) (a full copy or a re-send has not finished): "
                 + "promoting it would expose data the primary never had\(hint)"
-            secondary?.noteRefusal("failover refused: " + message)
+            if let secondary { secondary.noteRefusal("failover refused: " + message) } else { refusalError = "failover refused: " + message }
             return done(ControlError(.wrongState, message))
         }
         transitioning = true

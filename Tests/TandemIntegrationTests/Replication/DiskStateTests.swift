@@ -159,6 +159,26 @@ extension Replication {
         #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
     }
 
+    @Test func writesMadeWhileReplicationIsDisabledAreCopiedAtTheNextEnable() throws {
+        let pair = try ReplicatedPair(sizeBytes: 16 << 20)
+        try pair.createAndEnable(mode: "async", initialSync: "none")
+        try pair.waitInSync()
+        // Disabled and enabled again with nothing written in between: no copy.
+        try pair.expectOK(try pair.alpha.control().request("disable", ["name": ReplicatedPair.resource]))
+        let quiet = try pair.expectOK(try pair.alpha.control().request("enable", ["name": ReplicatedPair.resource]))
+        #expect(quiet["session_start"] as? String == "clean-restart", "\(quiet)")
+        try pair.waitInSync()
+        // Written locally while disabled: the peer lacks it, so the next enable copies.
+        try pair.expectOK(try pair.alpha.control().request("disable", ["name": ReplicatedPair.resource]))
+        try writeBlocks(pair.nbdSocket(pair.alpha), range: 0..<32)
+        let copying = try pair.expectOK(try pair.alpha.control().request("enable", ["name": ReplicatedPair.resource]))
+        #expect(copying["session_start"] as? String == "full-copy", "\(copying)")
+        try pair.waitInSync()
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
+    }
+
     @Test func aKillDuringAFullCopyLeavesTheSecondaryInconsistentAndRefusesAPlainForcedPromotion() throws {
         let pair = try interruptedCopy()
         // Across its own restart too: the record says a copy was under way.
