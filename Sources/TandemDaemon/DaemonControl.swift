@@ -111,8 +111,22 @@ final class DaemonControl: ControlHandler {
             guard command == "failover" else { return .failure(ControlError(.invalidArgument, "force: only for failover")) }
             force = flag
         }
+        var allowInconsistent = false
+        if let value = args["allow_inconsistent"] {
+            guard case .bool(let flag) = value else {
+                return .failure(ControlError(.invalidArgument, "allow_inconsistent: must be true or false"))
+            }
+            guard command == "failover" else {
+                return .failure(ControlError(.invalidArgument, "allow_inconsistent: only for failover"))
+            }
+            guard !flag || force else {
+                return .failure(ControlError(.invalidArgument, "allow_inconsistent: only together with force: true"))
+            }
+            allowInconsistent = flag
+        }
         let registry = self.registry
         let forced = force
+        let acceptsInconsistent = allowInconsistent
         let error: ControlError? = loop.awaitOnLoop { done in
             let resource: Resource
             do throws(ControlError) { resource = try registry.resource(name) } catch { return done(error) }
@@ -121,7 +135,7 @@ final class DaemonControl: ControlHandler {
                 do throws(ControlError) { try resource.enable() } catch { return done(error) }
                 done(nil)
             case "disable": resource.disable(done)
-            case "failover": resource.failover(force: forced, done)
+            case "failover": resource.failover(force: forced, allowInconsistent: acceptsInconsistent, done)
             default: resource.demote(done)
             }
         }

@@ -23,6 +23,12 @@ final class Resource {
     /// This process demoted the resource and its volume holds every acknowledged write: the
     /// next secondary replicator starts consistent (not "restarted"). Not persisted.
     var demotedInProcess = false
+    /// Export mutations counted when replication last stopped cleanly (ResourceReplication).
+    var mutationsAtCleanStop: UInt64?
+    /// A refusal met while no replicator runs (status `last_error`).
+    var refusalError: String?
+    /// Promoted with `allow_inconsistent` (persisted in the record).
+    var promotedInconsistent = false
     let backend: NBDExportBackend
     /// Metrics counters, kept across enable/disable and role changes.
     let counters = ResourceCounters()
@@ -61,6 +67,8 @@ final class Resource {
         let health = self.health
         backend.onDiskError = { operation, errno in health.record(operation, errno: errno) }
         health.onFailed = { [unowned self] in self.diskFailed() }
+        promotedInconsistent = spec.role == .primary && readRecord()?.promotedInconsistent == true
+        forgetCleanStopUnlessEnabled()
         // A secondary serves nothing until it is promoted (DESIGN.md, issue 3): no client
         // can read a volume that may be between two consistent states.
         guard spec.role != .secondary else { return }
@@ -149,6 +157,9 @@ final class Resource {
         }
     }
 
+    /// A primary's own copy: the reference, unless it was promoted while Inconsistent.
+    var primaryDiskState: DiskState { promotedInconsistent ? .inconsistent : .upToDate }
+
     /// The fields `status` reports (DESIGN.md "Control socket").
     var status: [String: JSONValue] {
         var fields = spec.jsonFields
@@ -166,9 +177,19 @@ final class Resource {
         fields["lag_bytes"] = .int(0)
         fields["rpo_ms"] = .int(0)
         fields["split_brain"] = .bool(false)
+        if spec.role == .primary {
+            // The peer's state is unknown unless a running replicator says otherwise.
+            fields["peer_disk_state"] = .string(DiskState.unknown.rawValue)
+            fields["promoted_inconsistent"] = .bool(promotedInconsistent)
+            fields["disk_state"] = .string(primaryDiskState.rawValue)
+        }
         if let primary { fields.merge(primary.statusFields) { $1 } }
         if let secondary { fields.merge(secondary.statusFields) { $1 } }
-        if spec.role == .secondary && secondary == nil { fields["disk_state"] = .string(secondaryDiskStateAtRest) }
+        if spec.role == .secondary && secondary == nil {
+            fields["disk_state"] = .string(secondaryDiskStateAtRest.rawValue)
+            fields["peer_disk_state"] = .string(DiskState.unknown.rawValue)
+        }
+        if fields["last_error"] == nil, let refusalError { fields["last_error"] = .string(refusalError) }
         if let peerDiskFailure {
             fields["peer_disk_state"] = .string("Failed")
             fields["redundant"] = .bool(false)

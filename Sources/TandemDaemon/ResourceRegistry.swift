@@ -31,7 +31,10 @@ final class ResourceRegistry: @unchecked Sendable {
         context = ReplicationContext(loop: loop, config: config, events: events, logger: logger)
         acceptor = PeerAcceptor(context: context) { [unowned self] name in self.resources[name] }
         loop.onTick { [unowned self] in
-            for resource in self.resources.values { resource.primary?.tick() }
+            for resource in self.resources.values {
+                resource.primary?.tick()
+                resource.secondary?.tick()
+            }
             self.acceptor.tick()
         }
     }

@@ -33,12 +33,26 @@ struct Disable: ParsableCommand {
 struct Failover: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Promote this node's copy to primary.",
-        discussion: "Without --force, refused while the peer's data may be newer than this node's.")
+        discussion: """
+            Without --force, refused while the peer's data may be newer than this node's. With \
+            --force, still refused while this node's copy is Inconsistent (a full copy or a \
+            re-send had not finished), unless --allow-inconsistent is given too; a copy promoted \
+            that way reports promoted_inconsistent: true from then on.
+            """)
     @OptionGroup var options: GlobalOptions
     @Argument(help: "Resource name.") var name: String
     @Flag(help: "Promote even though the peer may hold newer data (after the primary is lost).")
     var force = false
-    func run() throws { try options.call("failover", ["name": .string(name), "force": .bool(force)]) }
+    @Flag(help: "With --force: promote even an Inconsistent copy (data that is no state the primary ever had).")
+    var allowInconsistent = false
+    func validate() throws {
+        if allowInconsistent && !force { throw ValidationError("--allow-inconsistent needs --force") }
+    }
+    func run() throws {
+        var arguments: [String: JSONValue] = ["name": .string(name), "force": .bool(force)]
+        if allowInconsistent { arguments["allow_inconsistent"] = .bool(true) }
+        try options.call("failover", arguments)
+    }
 }
 
 struct Demote: ParsableCommand {

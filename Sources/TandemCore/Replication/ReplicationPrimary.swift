@@ -57,6 +57,8 @@ public struct ReplicationPrimary: Sendable {
     public private(set) var lagBytes: UInt64 = 0
     public var isBlocked: Bool { !waiting.isEmpty }
     public var writesInFlight: Int { writes.count }
+    /// The sequence number of the newest admitted write (0: none yet).
+    public var lastSequence: WriteSequence { nextSequence - 1 }
 
     public init(config: ReplicationPrimaryConfig) {
         self.config = config

@@ -92,6 +92,25 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     private var syncSampleNs: UInt64 = 0
     private var syncSampleCursor: UInt64 = 0
     private var syncRateBytesPerSecond: UInt64 = 0
+    /// How this session relates to what the peer holds (the Hello's `bitmap` field).
+    private(set) var basis: SessionBasis
+    /// The peer's first DurableAck of this session (this run), which it sends once it has
+    /// recorded the session: before it the peer's state is unknown.
+    private var peerHeard = false
+    /// The sequence the peer was last told it holds everything through, on this link.
+    private var confirmedOnLink: WriteSequence?
+    private var stopRecorded = false
+    private var lastPublishedPeerState: DiskState?
+    private var lastPeerStatePublishedNs: UInt64 = 0
+
+    /// Runs once, before the first write of the session is submitted: the record must no
+    /// longer say that the peer holds this volume's content.
+    var onFirstWrite: (() -> Void)?
+    /// Runs once when replication stops: the record's `cleanStop` (0: not clean).
+    var onStopRecorded: ((UInt64) -> Void)?
+
+    /// Why this session started as it did (status `session_start_reason`).
+    var sessionStartReason = ""
 
     /// The peer asked for a planned failover (FailoverRequest).
     var onFailoverRequested: (() -> Void)?
@@ -101,7 +120,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     var onPeerSynced: (() -> Void)?
 
     init(spec: ResourceSpec, volume: Volume, buffers: DataBuffers, context: ReplicationContext,
-         initialSync: InitialSync, counters: ResourceCounters, health: DiskHealth, logger: Logger) {
+         basis: SessionBasis, counters: ResourceCounters, health: DiskHealth, logger: Logger) {
         self.resource = spec.name
         self.counters = counters
         self.spec = spec
@@ -124,8 +143,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         scratch = .allocate(byteCount: Int(context.config.maxRequestBytes) + Int(context.config.maxRequestBytes) / 255 + 64,
                             alignment: 16)
         session = UInt64.random(in: 1...UInt64.max)
-        peerSynced = initialSync == .none
-        syncWanted = initialSync == .full
+        self.basis = basis
+        peerSynced = basis != .fullCopy
+        syncWanted = basis == .fullCopy
         actions.reserveCapacity(256)
         batch.reserveCapacity(256)
         handlerID = context.loop.register(self)
@@ -145,6 +165,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     }
 
     func disable() {
+        recordStop()
         enabled = false
         link?.close("disabled by the operator")
         connectionState = "StandAlone"
@@ -168,11 +189,34 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     var isDrained: Bool { machine.writesInFlight == 0 && parked.isEmpty && localWritesInFlight == 0 }
 
     func stop(_ done: @escaping () -> Void) {
+        recordStop()
         stopping = true
         enabled = false
         onStopped = done
         link?.close("resource stopping")
         checkStopped()
+    }
+
+    /// Everything admitted was confirmed durable by the peer and no copy is due: the peer
+    /// holds this volume's content, so the next session may skip the full copy.
+    var isCleanForStop: Bool {
+        localWritesInFlight == 0 && parked.isEmpty && machine.writesInFlight == 0 && machine.unconfirmedBytes == 0
+            && peerSynced && !syncWanted
+    }
+
+    /// Persists (through the owner) whether this stop was clean, once, before the link goes.
+    private func recordStop() {
+        guard !stopRecorded else { return }
+        stopRecorded = true
+        let clean = isCleanForStop
+        let value = clean ? (peerHeard ? session : basis.cleanStopValue) : 0
+        if clean && value != 0 {
+            logger.info("clean stop: the peer holds every write; the next start skips the full copy",
+                        metadata: ["session": "\(session)"])
+        } else {
+            logger.notice("stop with writes not confirmed by the peer (or a copy due): the next start copies the volume")
+        }
+        onStopRecorded?(value)
     }
 
     private func checkStopped() {
@@ -206,6 +250,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         let now = ReplicationContext.nowNs()
         dialIfDue(nowNs: now)
         feed(.tick)
+        publishPeerDiskState()
         sampleSyncRate(nowNs: now)
     }
 
@@ -233,8 +278,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         let now = ReplicationContext.nowNs()
         var fields: [String: JSONValue] = [:]
         fields["connection_state"] = .string(connectionState)
-        fields["disk_state"] = .string("UpToDate")
-        fields["peer_disk_state"] = .string(peerSynced ? "UpToDate" : (syncWanted ? "Inconsistent" : "Unknown"))
+        fields["peer_disk_state"] = .string(peerDiskState.rawValue)
         fields["replication_state"] = .string(replicationState)
         fields["lag_bytes"] = .int(Int64(machine.lagBytes))
         fields["rpo_ms"] = .int(Int64(machine.rpoAgeNs(nowNs: now) / 1_000_000))
@@ -251,8 +295,28 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         fields["spilled_writes"] = .int(Int64(clamping: retained.spilledWrites))
         fields["enabled"] = .bool(enabled)
         fields["redundant"] = .bool(link?.isEstablished == true && machine.isPeerReady && peerSynced)
+        fields["session_start"] = .string(Self.word(basis))
+        fields["session_start_reason"] = .string(sessionStartReason)
         if let lastError { fields["last_error"] = .string(lastError) }
         return fields
+    }
+
+    /// The status word for a session basis.
+    static func word(_ basis: SessionBasis) -> String {
+        switch basis {
+        case .fullCopy: return "full-copy"
+        case .assumeInSync: return "assumed-in-sync"
+        case .continues: return "clean-restart"
+        }
+    }
+
+    /// A connection refused here (the resource is primary on this node).
+    func noteRefusal(_ reason: String) { noteFailure(reason) }
+
+    var peerDiskState: DiskState {
+        DiskState.ofPeer(heard: peerHeard, peerReady: link?.isEstablished == true && machine.isPeerReady,
+                         copying: syncWanted && !peerSynced, sync: machine.config.mode == .sync,
+                         lagBytes: machine.lagBytes)
     }
 
     private var replicationState: String {
@@ -267,6 +331,10 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         if stopping || draining != nil { return mutation.finish(errno: draining != nil ? EROFS : EIO) }
         // A failed disk takes no more writes (docs/replication.md "Disk failures").
         if health.isFailed { return mutation.finish(errno: EIO) }
+        if mutation.kind != .flush && mutation.kind != .trim, let invalidate = onFirstWrite {
+            onFirstWrite = nil
+            invalidate()
+        }
         let index = allocateSlot()
         slots[index].mutation = mutation
         slots[index].submittedNs = MonotonicClock.nowNs()
@@ -396,6 +464,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
         continueSync()
         checkDrained()
         releaseRetained()
+        confirmPeerIfInSync()
     }
 
     private func execute(_ action: PrimaryAction) {
@@ -559,7 +628,7 @@ extension PrimaryReplicator {
 
     private var ownHello: WireHello {
         WireHello(role: .primary, nodeName: context.config.nodeName, resourceName: resource,
-                  volumeSizeBytes: volume.sizeBytes, generations: WireGenerations(current: session, bitmap: 0),
+                  volumeSizeBytes: volume.sizeBytes, generations: WireGenerations(current: session, bitmap: basis.wireValue(session: session)),
                   promotionNumber: 0)
     }
 
@@ -596,6 +665,7 @@ extension PrimaryReplicator {
         peerHelloSeen = false
         barrierEpoch = 0
         barrierCount = 0
+        confirmedOnLink = nil
         setConnectionState("Connected")
         feed(.connectionUp)
         perform()
@@ -609,6 +679,10 @@ extension PrimaryReplicator {
                 feed(.peerMessage(.durableThroughEpoch(epoch)))
             } else {
                 peerHelloSeen = true
+                if !peerHeard {
+                    peerHeard = true
+                    publishPeerDiskState()
+                }
                 feed(.peerMessage(.hello(durableThroughEpoch: epoch)))
             }
         case .dataAck(_, let sequence):
@@ -634,10 +708,59 @@ extension PrimaryReplicator {
         if let failure = link.failure { counters.count(failure) }
         if machine.isConnected { feed(.connectionDown) }
         noteFailure(reason)
+        if reason.hasPrefix("refused by the peer: \(WireRefusal.unrelatedData)") && basis != .fullCopy {
+            startFullCopy(because: reason)
+        }
         setConnectionState(enabled ? "Connecting" : "StandAlone")
         perform()
+        publishPeerDiskState()
         checkStopped()
         if link.peerRefusal == .diskFailed { onPeerDiskFailed?(reason) }
+    }
+
+    /// The peer cannot continue from this session's basis: copy the whole volume.
+    private func startFullCopy(because reason: String) {
+        logger.warning("the peer needs a full copy", metadata: ["reason": "\(reason)"])
+        basis = .fullCopy
+        sessionStartReason = "the peer refused to continue without a copy: \(reason)"
+        peerSynced = false
+        syncWanted = true
+        syncCursor = 0
+        if let invalidate = onFirstWrite {
+            onFirstWrite = nil
+            invalidate()
+        }
+        context.events.publish(resource: resource, "session-start", [
+            "session_start": .string("full-copy"), "reason": .string("the peer refused to continue: \(reason)"),
+        ])
+    }
+
+    /// One event per change of the peer's disk state as this node sees it (changes between
+    /// UpToDate and Consistent coalesced, see `DiskState.publishesNow`; `tick` catches up).
+    func publishPeerDiskState() {
+        let state = peerDiskState
+        let now = ReplicationContext.nowNs()
+        guard state.publishesNow(from: lastPublishedPeerState, sinceLastNs: now &- lastPeerStatePublishedNs) else {
+            return
+        }
+        lastPublishedPeerState = state
+        lastPeerStatePublishedNs = now
+        context.events.publish(resource: resource, "peer-disk-state", ["peer_disk_state": .string(state.rawValue)])
+    }
+
+    /// Tells the peer it holds every acknowledged write (SyncComplete), whenever that
+    /// becomes true: in sync mode once per connection (writes are acknowledged only after
+    /// the peer applied them), in async mode each time the lag returns to 0 after new writes.
+    private func confirmPeerIfInSync() {
+        guard let link, link.isEstablished, machine.isPeerReady, peerSynced, !syncWanted else { return }
+        let sync = machine.config.mode == .sync
+        guard sync || machine.lagBytes == 0 else { return publishPeerDiskState() }
+        let through = machine.lastSequence
+        if confirmedOnLink == nil || (!sync && confirmedOnLink != through) {
+            confirmedOnLink = through
+            link.send(.syncComplete(throughSequence: through))
+        }
+        publishPeerDiskState()
     }
 
     /// Encodes one message of the state machine onto the link.
@@ -711,7 +834,8 @@ extension PrimaryReplicator {
             diskFailed("read", result)
             retained.dropLast(index: slots[index].retainedIndex)
             freeSlot(index)
-            syncWanted = false
+            // The copy stays wanted and unfinished (the failed disk reads no more of it): the
+            // peer's copy is Inconsistent, not UpToDate.
             return
         }
         let offset = syncCursor
@@ -731,8 +855,12 @@ extension PrimaryReplicator {
         else { return }
         syncWanted = false
         peerSynced = true
+        // The copy is complete through its last chunk: the peer holds a consistent image
+        // from now on (UpToDate once it also holds every acknowledged write).
+        confirmedOnLink = syncLastSequence
         link.send(.syncComplete(throughSequence: syncLastSequence))
-        context.events.publish(resource: resource, "peer-disk-state", ["peer_disk_state": .string("UpToDate")])
+        context.events.publish(resource: resource, "initial-sync-done", ["bytes": .int(Int64(volume.sizeBytes))])
+        publishPeerDiskState()
         onPeerSynced?()
     }
 }

@@ -24,6 +24,19 @@ final class ReplicationContext {
         self.logger = logger
     }
 
+    /// The last connection refused before its Hello named a resource (TLS or garbage):
+    /// every secondary still waiting for its primary shows it as `last_error`.
+    private var handshakeFailure: (message: String, ns: UInt64)?
+
+    func noteHandshakeFailure(_ reason: String) {
+        handshakeFailure = ("a peer connection failed before it named a resource: \(reason)", Self.nowNs())
+    }
+
+    func newerHandshakeFailure(than ns: UInt64) -> String? {
+        guard let handshakeFailure, handshakeFailure.ns > ns else { return nil }
+        return handshakeFailure.message
+    }
+
     static func nowNs() -> UInt64 {
         var time = timespec()
         clock_gettime(CLOCK_MONOTONIC, &time)

@@ -1,6 +1,7 @@
 // ReplicationMetadata: the small per-resource record a replica keeps in the state dir —
 // "durable through epoch E" of the current primary session and whether the initial copy has
-// completed. Two checksummed 4 KiB slots written alternately through the ring with
+// completed (secondary), and whether a primary stopped cleanly and was promoted inconsistent
+// (primary). The same file serves both roles, one at a time. Two checksummed 4 KiB slots written alternately through the ring with
 // RWF_DSYNC, so a torn write leaves the other slot intact; the newest valid slot wins.
 // A documented simplification of DESIGN.md's metadata layout (no bitmap, no activity log).
 // Loop thread only.
@@ -15,6 +16,15 @@ struct ReplicationRecord: Equatable {
     var session: UInt64 = 0
     var durableThroughEpoch: Epoch = 0
     var synced = false
+    /// Secondary: the session its current one continued from without a copy (0: none).
+    var continuedFrom: UInt64 = 0
+    /// Primary: the session basis that still holds after a stop (`SessionBasis.cleanStopValue`
+    /// or the session that ended with everything confirmed); 0 after a crash or a write.
+    var cleanStop: UInt64 = 0
+    /// This node has started a session as primary (so `initial_sync` no longer applies).
+    var primaryStarted = false
+    /// This node was promoted while its copy was Inconsistent (`allow_inconsistent`).
+    var promotedInconsistent = false
 }
 
 final class ReplicationMetadata: IOHandler {
@@ -59,6 +69,9 @@ final class ReplicationMetadata: IOHandler {
         onRecorded = nil
         if !writing { loop.unregister(handlerID) }
     }
+
+    /// A write is in flight or queued: the file changes until it is done.
+    var isWriting: Bool { writing || pending != nil }
 
     /// The record as it will be once every requested write is done.
     var latest: ReplicationRecord { pending ?? record }
@@ -107,6 +120,10 @@ final class ReplicationMetadata: IOHandler {
         buffer.storeBytes(of: value.session.littleEndian, toByteOffset: 16, as: UInt64.self)
         buffer.storeBytes(of: value.durableThroughEpoch.littleEndian, toByteOffset: 24, as: UInt64.self)
         buffer.storeBytes(of: UInt8(value.synced ? 1 : 0), toByteOffset: 32, as: UInt8.self)
+        buffer.storeBytes(of: UInt8(value.primaryStarted ? 1 : 0), toByteOffset: 33, as: UInt8.self)
+        buffer.storeBytes(of: UInt8(value.promotedInconsistent ? 1 : 0), toByteOffset: 34, as: UInt8.self)
+        buffer.storeBytes(of: value.continuedFrom.littleEndian, toByteOffset: 40, as: UInt64.self)
+        buffer.storeBytes(of: value.cleanStop.littleEndian, toByteOffset: 48, as: UInt64.self)
         let crc = CRC32C.checksum(UnsafeRawBufferPointer(start: buffer, count: 60))
         buffer.storeBytes(of: crc.littleEndian, toByteOffset: 60, as: UInt32.self)
     }
@@ -119,12 +136,16 @@ final class ReplicationMetadata: IOHandler {
             generation: UInt64(littleEndian: buffer.load(fromByteOffset: 8, as: UInt64.self)),
             session: UInt64(littleEndian: buffer.load(fromByteOffset: 16, as: UInt64.self)),
             durableThroughEpoch: UInt64(littleEndian: buffer.load(fromByteOffset: 24, as: UInt64.self)),
-            synced: buffer.load(fromByteOffset: 32, as: UInt8.self) == 1)
+            synced: buffer.load(fromByteOffset: 32, as: UInt8.self) == 1,
+            continuedFrom: UInt64(littleEndian: buffer.load(fromByteOffset: 40, as: UInt64.self)),
+            cleanStop: UInt64(littleEndian: buffer.load(fromByteOffset: 48, as: UInt64.self)),
+            primaryStarted: buffer.load(fromByteOffset: 33, as: UInt8.self) == 1,
+            promotedInconsistent: buffer.load(fromByteOffset: 34, as: UInt8.self) == 1)
     }
 
     /// The newest valid slot, read synchronously at open. A slot that cannot be read is an
     /// error (a fresh record would claim less than the disk holds); a torn or empty one is not.
-    private static func load(fd: Int32, buffer: UnsafeMutableRawPointer) throws(IOError) -> ReplicationRecord {
+    static func load(fd: Int32, buffer: UnsafeMutableRawPointer) throws(IOError) -> ReplicationRecord {
         var best = ReplicationRecord()
         for slot in 0..<2 {
             let count = pread(fd, buffer, slotBytes, off_t(slot * slotBytes))

@@ -13,15 +13,22 @@ extension Resource {
     /// of this primary copies the whole volume.
     private var peerFailedMarker: String { "\(context.config.stateDir)/\(spec.name).peer-failed" }
 
-    /// What a stopped secondary's metadata says about its volume.
-    var secondaryDiskStateAtRest: String {
-        guard let metadata = try? ReplicationMetadata(path: metadataPath, loop: context.loop, logger: logger) else {
-            return "Unknown"
-        }
-        defer { metadata.close() }
-        return metadata.record.synced || spec.initialSync == .none ? "UpToDate" : "Inconsistent"
+    /// What a stopped secondary's record says about its volume: never UpToDate (it is not
+    /// connected, so its primary may be writing).
+    var secondaryDiskStateAtRest: DiskState {
+        let record = readRecord() ?? ReplicationRecord()
+        return DiskState.ofSecondary(synced: record.synced || (record.generation == 0 && spec.initialSync == .none),
+                                     consistent: true, connected: false, confirmed: false)
     }
 
+    /// This node's own copy as it stands (promotion checks).
+    private var ownDiskState: DiskState {
+        if let secondary { return secondary.diskState }
+        return secondaryDiskStateAtRest
+    }
+
+    /// `initialSync`: set only by a planned failover (`none`: the old primary handed over
+    /// every write); otherwise the record and the spec decide (`sessionBasis`).
     func enable(initialSync: InitialSync? = nil) throws(ControlError) {
         guard spec.role != .standalone else {
             throw ControlError(.wrongState, "resource '\(spec.name)' is standalone: it has no peer to replicate to")
@@ -33,19 +40,46 @@ extension Resource {
         backend.refusesMutations = false
         peerDiskFailure = nil
         let peerLacksWrites = spec.role == .primary && access(peerFailedMarker, F_OK) == 0
-        try startReplication(initialSync: peerLacksWrites ? .full : initialSync ?? spec.initialSync)
+        try startReplication(initialSync: peerLacksWrites ? .full : initialSync)
+        refusalError = nil
         enabled = true
         writeMarker(true)
         context.events.publish(resource: spec.name, "enabled", ["role": .string(spec.role.rawValue)])
     }
 
-    private func startReplication(initialSync: InitialSync) throws(ControlError) {
+    private func startReplication(initialSync: InitialSync?) throws(ControlError) {
         switch spec.role {
         case .primary:
             _ = try context.clientConnection(peerName: spec.peer!.name)  // fail early on bad TLS config
+            var record = readRecord() ?? ReplicationRecord()
+            if let failure = health.failure {
+                throw ControlError(.ioError, "replication metadata: \(failure.operation): \(failure.message)")
+            }
+            if let written = mutationsAtCleanStop, written != mutationCount {
+                record.cleanStop = 0  // written locally while replication was off
+            }
+            mutationsAtCleanStop = nil
+            let (basis, reason) = sessionBasis(record: record, override: initialSync)
+            record.primaryStarted = true
+            record.cleanStop = basis.cleanStopValue  // still true until the first write
+            guard updateRecord(record) else {
+                throw ControlError(.ioError, "replication metadata: cannot write \(metadataPath)")
+            }
             let replicator = PrimaryReplicator(spec: spec, volume: volume, buffers: backend.buffers, context: context,
-                                               initialSync: initialSync, counters: counters, health: health,
-                                               logger: logger)
+                                               basis: basis, counters: counters, health: health, logger: logger)
+            replicator.sessionStartReason = reason
+            replicator.onFirstWrite = { [unowned self] in _ = updateRecord { $0.cleanStop = 0 } }
+            replicator.onStopRecorded = { [unowned self] value in
+                _ = updateRecord { $0.cleanStop = value }
+                if value != 0 { mutationsAtCleanStop = mutationCount }
+                context.events.publish(resource: spec.name, "replication-stopped", ["clean": .bool(value != 0)])
+            }
+            logger.notice("primary session starts", metadata: [
+                "session_start": "\(PrimaryReplicator.word(basis))", "reason": "\(reason)",
+            ])
+            context.events.publish(resource: spec.name, "session-start", [
+                "session_start": .string(PrimaryReplicator.word(basis)), "reason": .string(reason),
+            ])
             replicator.onFailoverRequested = { [unowned self] in self.plannedDemote() }
             replicator.onPeerDiskFailed = { [unowned self] reason in self.peerDiskFailed(reason) }
             replicator.onPeerSynced = { [unowned self] in unlink(self.peerFailedMarker) }
@@ -62,6 +96,43 @@ extension Resource {
         case .standalone:
             preconditionFailure("standalone resources do not replicate")
         }
+    }
+
+    /// How the next primary session starts, and why (for status, the event and the log).
+    private func sessionBasis(record: ReplicationRecord, override: InitialSync?) -> (SessionBasis, String) {
+        if let override {
+            return override == .none
+                ? (.assumeInSync, "planned failover: the old primary handed over every write")
+                : (.fullCopy, "a full copy was asked for")
+        }
+        let firstRun = !record.primaryStarted
+        let basis = SessionBasis.forPrimaryStart(initialSync: spec.initialSync, firstRun: firstRun,
+                                                 cleanStop: record.cleanStop)
+        switch basis {
+        case .continues:
+            return (basis, "clean stop: every write was confirmed durable by the peer, none since; no resync")
+        case .assumeInSync:
+            return (basis, record.cleanStop != 0
+                ? "clean stop before any write; the volumes were in sync (initial_sync none)"
+                : "initial_sync none: the volumes are identical at creation")
+        case .fullCopy:
+            return (basis, firstRun
+                ? "initial copy (initial_sync full)"
+                : "unclean stop (crash, kill -9, power loss) or writes the peer had not confirmed: the peer may lack writes, so the whole volume is copied")
+        }
+    }
+
+    /// Mutations the export has taken (a primary with replication off writes only locally).
+    var mutationCount: UInt64 {
+        let stats = backend.stats
+        return stats.writeRequests + stats.otherRequests
+    }
+
+    /// A primary that is not replicating may take local writes the peer never sees: its
+    /// record must not promise a clean stop (called when the resource opens disabled).
+    func forgetCleanStopUnlessEnabled() {
+        guard spec.role == .primary, !markerSaysEnabled, let record = readRecord(), record.cleanStop != 0 else { return }
+        _ = updateRecord { $0.cleanStop = 0 }
     }
 
     func disable(_ done: @escaping (ControlError?) -> Void) {
@@ -118,7 +189,9 @@ extension Resource {
 
     // MARK: failover
 
-    func failover(force: Bool, _ done: @escaping (ControlError?) -> Void) {
+    /// `allowInconsistent`: with `force`, promote even an Inconsistent copy (the operator
+    /// accepts data that is no state the primary ever had).
+    func failover(force: Bool, allowInconsistent: Bool = false, _ done: @escaping (ControlError?) -> Void) {
         guard spec.role == .secondary else {
             return done(ControlError(.wrongState, "resource '\(spec.name)' is \(spec.role.rawValue): failover is run on the secondary"))
         }
@@ -127,7 +200,7 @@ extension Resource {
             return done(ControlError(.wrongState,
                 "this node's disk failed (\(failure.operation): \(failure.message)); it cannot become primary"))
         }
-        if force { return promote(reason: "forced failover", done) }
+        if force { return promote(reason: "forced failover", allowInconsistent: allowInconsistent, done) }
         guard let secondary, secondary.isConnectedToPeer else {
             return done(ControlError(.wrongState,
                 "the peer is not connected, so it may hold newer data; use force: true if it is really gone"))
@@ -143,15 +216,35 @@ extension Resource {
         }
     }
 
-    private func promote(reason: String, _ done: @escaping (ControlError?) -> Void) {
-        if let secondary, !secondary.machine.isConsistent, reason != "forced failover" {
-            return done(ControlError(.wrongState, "this node's volume is not consistent"))
+    private func promote(reason: String, allowInconsistent: Bool = false, _ done: @escaping (ControlError?) -> Void) {
+        let state = ownDiskState
+        let inconsistent = state == .inconsistent || state == .failed
+        if inconsistent && !(reason == "forced failover" && allowInconsistent) {
+            let hint = reason == "forced failover"
+                ? "; add allow_inconsistent: true (tandemctl failover --force --allow-inconsistent) to promote it anyway"
+                : ""
+            let message = "this node's copy is \(state.rawValue) (a full copy or a re-send has not finished): "
+                + "promoting it would expose data the primary never had\(hint)"
+            if let secondary { secondary.noteRefusal("failover refused: " + message) } else { refusalError = "failover refused: " + message }
+            return done(ControlError(.wrongState, message))
         }
         transitioning = true
         let wasEnabled = enabled
         stopReplication { [self] in
             transitioning = false
             changeRole(to: .primary)
+            _ = updateRecord {
+                $0.cleanStop = 0
+                // initial_sync described the volumes at creation: the next session of a
+                // promoted node copies (a planned failover's enable says otherwise itself).
+                $0.primaryStarted = true
+                if inconsistent { $0.promotedInconsistent = true }
+            }
+            if inconsistent {
+                promotedInconsistent = true
+                logger.warning("promoted an Inconsistent copy (allow_inconsistent)")
+                context.events.publish(resource: spec.name, "promoted-inconsistent", ["disk_state": .string(state.rawValue)])
+            }
             context.events.publish(resource: spec.name, "promoted", ["reason": .string(reason)])
             enabled = false
             writeMarker(false)
@@ -216,35 +309,66 @@ extension Resource {
         context.events.publish(resource: spec.name, "role", ["role": .string(role.rawValue)])
     }
 
-    /// A demoted primary's volume is the newest there is: record it as synced.
+    /// A demoted primary's volume is the newest there is: record it as synced (unless it was
+    /// promoted Inconsistent), and as belonging to no session, so that only a planned
+    /// failover's hand-over or a full copy can start the next one.
     private func writeSyncedRecord() {
-        let metadata: ReplicationMetadata
-        do {
-            metadata = try ReplicationMetadata(path: metadataPath, loop: context.loop, logger: logger)
-        } catch {
-            return health.record("metadata open", errno: error.errno)
+        _ = updateRecord {
+            $0.synced = !$0.promotedInconsistent
+            $0.session = 0
+            $0.continuedFrom = 0
+            $0.durableThroughEpoch = 0
+            $0.cleanStop = 0
         }
-        var record = metadata.record
-        record.synced = true
-        record.generation += 1
-        metadata.close()
-        let code = writeRecordSynchronously(record)
-        if code != 0 { health.record("metadata write", errno: code) }
+        promotedInconsistent = false
     }
 
-    /// 0, or the errno of the failed open, write or fsync.
-    private func writeRecordSynchronously(_ record: ReplicationRecord) -> Int32 {
-        // Rare (role changes): a blocking write keeps the role change simple.
-        let fd = open(metadataPath, O_RDWR)
-        guard fd >= 0 else { return errno }
+    /// The record as on disk, read synchronously (enable, role changes, status at rest).
+    func readRecord() -> ReplicationRecord? {
+        let fd = open(metadataPath, O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: ReplicationMetadata.slotBytes, alignment: 4096)
+        defer { buffer.deallocate() }
+        do {
+            return try ReplicationMetadata.load(fd: fd, buffer: buffer)
+        } catch {
+            // Unreadable is not empty: a fresh record would claim less than the disk holds.
+            health.record("metadata read", errno: error.errno)
+            return nil
+        }
+    }
+
+    /// Reads, changes and durably writes the record. Only while no secondary replicator has
+    /// the file open. Rare (enable, stop, the first write of a session, role changes): a
+    /// blocking write keeps them simple.
+    func updateRecord(_ change: (inout ReplicationRecord) -> Void) -> Bool {
+        var record = readRecord() ?? ReplicationRecord()
+        change(&record)
+        return updateRecord(record)
+    }
+
+    private func updateRecord(_ newRecord: ReplicationRecord) -> Bool {
+        var record = newRecord
+        record.generation = (readRecord()?.generation ?? 0) + 1
+        let fd = open(metadataPath, O_RDWR | O_CREAT, 0o600)
+        guard fd >= 0 else {
+            health.record("metadata write", errno: errno)
+            return false
+        }
         defer { close(fd) }
         var buffer = [UInt8](repeating: 0, count: ReplicationMetadata.slotBytes)
         buffer.withUnsafeMutableBytes { ReplicationMetadata.encode(record, into: $0.baseAddress!) }
         let written = buffer.withUnsafeBytes {
             pwrite(fd, $0.baseAddress, $0.count, off_t(Int(record.generation % 2) * ReplicationMetadata.slotBytes))
         }
-        guard written == ReplicationMetadata.slotBytes else { return written < 0 ? errno : EIO }
-        return fsync(fd) == 0 ? 0 : errno
+        guard written == ReplicationMetadata.slotBytes, fsync(fd) == 0 else {
+            let code = written < 0 || written == ReplicationMetadata.slotBytes ? errno : EIO
+            logger.error("writing the replication record failed", metadata: ["errno": "\(code)"])
+            health.record("metadata write", errno: code)  // the resource's disk failed
+            return false
+        }
+        return true
     }
 
     func writeMarker(_ on: Bool) {
@@ -268,9 +392,23 @@ extension Resource {
 
     func validateIncoming(_ hello: WireHello, link: PeerLink) -> PeerLinkVerdict {
         guard spec.role == .secondary else {
-            return .refuse(.roleConflict, "resource '\(spec.name)' is \(spec.role.rawValue) on this node")
+            let reason = "resource '\(spec.name)' is \(spec.role.rawValue) on this node"
+            let seen = hello.role == .secondary && spec.role == .primary
+                ? "'\(hello.nodeName)' (secondary) probed this node: no connection from this primary reached it for a while; check that it is enabled and that this node reaches its address"
+                : "refused a connection from '\(hello.nodeName)' (\(hello.role.rawValue)): \(reason)"
+            if let primary { primary.noteRefusal(seen) } else { refusalError = seen }
+            return .refuse(.roleConflict, reason)
         }
-        guard let secondary, enabled else { return .refuse(.busy, "resource '\(spec.name)' is not enabled here") }
-        return secondary.validate(hello, link: link)
+        guard let secondary, enabled else {
+            refusalError = "refused a connection from '\(hello.nodeName)': resource '\(spec.name)' is not enabled here"
+            return .refuse(.busy, "resource '\(spec.name)' is not enabled here")
+        }
+        let verdict = secondary.validate(hello, link: link)
+        if case .refuse(let code, let reason) = verdict {
+            secondary.noteRefusal(hello.role == .secondary && code == .roleConflict
+                ? "the peer '\(hello.nodeName)' is secondary for '\(spec.name)' too: neither node is primary (promote one with failover, or fix the configuration)"
+                : "refused a connection: \(code): \(reason)")
+        }
+        return verdict
     }
 }

@@ -48,6 +48,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     private(set) var lastError: String?
     private(set) var peerNode: String?
     private var primarySession: UInt64 = 0
+    private let probe: SecondaryProbe
 
     /// `handedOver`: this process demoted the resource and its volume holds every write it
     /// acknowledged, so nothing may have landed out of order: consistent from the start.
@@ -79,26 +80,71 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         machine = ReplicationSecondary(config: config, durableThroughEpoch: record.durableThroughEpoch,
                                        restarted: record.generation > 0 && !handedOver)
         primarySession = record.session
+        probe = SecondaryProbe(resource: spec.name, volumeSizeBytes: volume.sizeBytes, context: context, logger: logger)
         actions.reserveCapacity(256)
         batch.reserveCapacity(256)
         handlerID = context.loop.register(self)
         metadata.onRecorded = { [unowned self] record in self.recorded(record) }
         metadata.onFailed = { [health] result in health.record("metadata write", result: result) }
+        probe.onResult = { [unowned self] result in self.noteFailure(result) }
+    }
+
+    /// Probes the peer when no primary has connected for a while (SecondaryProbe).
+    func tick() {
+        guard !stopping else { return }
+        probe.tick(connected: link != nil, peer: spec.peer)
+        publishDiskState()
     }
 
     deinit { timeout.deallocate() }
 
-    var isSynced: Bool { metadata.record.synced || spec.initialSync == .none }
-
-    var diskState: String {
-        if !machine.isConsistent { return "Inconsistent" }
-        return isSynced ? "UpToDate" : "Inconsistent"
+    /// No full copy is pending or interrupted (what the record will say once written); a
+    /// fresh copy created with `initial_sync: none` is taken at the operator's word.
+    var isSynced: Bool {
+        let record = metadata.latest
+        return record.synced || (record.generation == 0 && spec.initialSync == .none)
     }
+
+    /// The primary's last SyncComplete on this link: this copy held every acknowledged write
+    /// through that sequence.
+    private var confirmedThrough: WriteSequence?
+    /// The newest write received on this link that its primary may have acknowledged before
+    /// this node applied it (async: no acknowledged-after-apply flag).
+    private var newestAsyncReceived: WriteSequence = 0
+
+    var diskState: DiskState {
+        let confirmed = confirmedThrough.map { newestAsyncReceived <= $0 } ?? false
+        return DiskState.ofSecondary(synced: isSynced, consistent: machine.isConsistent,
+                                     connected: link?.isEstablished == true && machine.isConnected,
+                                     confirmed: confirmed)
+    }
+
+    private var lastPublishedDiskState: DiskState?
+
+    private var lastDiskStatePublishedNs: UInt64 = 0
+
+    /// One event per change (changes between UpToDate and Consistent coalesced, see
+    /// `DiskState.publishesNow`; `tick` catches up).
+    private func publishDiskState() {
+        let state = diskState
+        let now = ReplicationContext.nowNs()
+        guard state.publishesNow(from: lastPublishedDiskState, sinceLastNs: now &- lastDiskStatePublishedNs) else {
+            return
+        }
+        lastPublishedDiskState = state
+        lastDiskStatePublishedNs = now
+        context.events.publish(resource: resource, "disk-state", ["disk_state": .string(state.rawValue)])
+    }
+
+    /// `WFConnection`: waiting for the primary to dial (only the primary dials).
+    var connectionState: String { link?.isEstablished == true ? "Connected" : "WFConnection" }
 
     var statusFields: [String: JSONValue] {
         var fields: [String: JSONValue] = [:]
-        fields["connection_state"] = .string(link?.isEstablished == true ? "Connected" : "Connecting")
-        fields["disk_state"] = .string(diskState)
+        fields["connection_state"] = .string(connectionState)
+        fields["disk_state"] = .string(diskState.rawValue)
+        // The primary's copy is the reference while it is connected; otherwise unknown.
+        fields["peer_disk_state"] = .string((isConnectedToPeer ? DiskState.upToDate : .unknown).rawValue)
         fields["replication_state"] = .string(link?.isEstablished == true ? (isSynced ? "Established" : "SyncTarget") : "Off")
         fields["durable_through_epoch"] = .int(Int64(machine.durableThroughEpoch))
         fields["consistent"] = .bool(machine.isConsistent)
@@ -109,12 +155,24 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         fields["rpo_ms"] = .int(0)
         fields["redundant"] = .bool(link?.isEstablished == true && isSynced && machine.isConsistent)
         if let peerNode { fields["peer_node"] = .string(peerNode) }
-        if let lastError { fields["last_error"] = .string(lastError) }
+        if let error = context.newerHandshakeFailure(than: lastErrorNs), !isConnectedToPeer {
+            fields["last_error"] = .string(error)
+        } else if let lastError {
+            fields["last_error"] = .string(lastError)
+        }
         return fields
+    }
+
+    private var lastErrorNs: UInt64 = 0
+
+    /// A connection for this resource was refused here (PeerAcceptor / `validate`).
+    func noteRefusal(_ message: String) {
+        noteFailure(message)
     }
 
     /// Promotion: `done` runs once nothing of the stream is in flight any more.
     func stop(_ done: @escaping () -> Void) {
+        probe.stop()
         stopping = true
         onStopped = done
         link?.close("resource stopping")
@@ -122,7 +180,8 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     }
 
     private func checkStopped() {
-        guard stopping, link == nil, ioInFlight == 0, !timerArmed, let done = onStopped else { return }
+        // The record too: the owner may write it synchronously once this is done.
+        guard stopping, link == nil, ioInFlight == 0, !timerArmed, !metadata.isWriting, let done = onStopped else { return }
         onStopped = nil
         for index in received.indices { if let entry = received[index] { release(entry); received[index] = nil } }
         metadata.close()
@@ -142,6 +201,8 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     }
 
     private func noteFailure(_ reason: String) {
+        lastErrorNs = ReplicationContext.nowNs()
+        guard reason != lastError else { return }
         lastError = reason
         logger.warning("peer link", metadata: ["reason": "\(reason)"])
         context.events.publish(resource: resource, "peer-error", ["message": .string(reason)])
@@ -161,10 +222,20 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         guard hello.nodeName == peer.name else {
             return .refuse(.unexpectedNode, "the peer says it is '\(hello.nodeName)', expected '\(peer.name)'")
         }
-        guard hello.role == .primary else { return .refuse(.roleConflict, "the peer is not primary") }
+        guard hello.role == .primary else {
+            return .refuse(.roleConflict, hello.role == .secondary
+                ? "'\(context.config.nodeName)' is secondary for '\(resource)' too: neither node is primary"
+                : "the peer is not primary")
+        }
         guard hello.volumeSizeBytes == volume.sizeBytes else {
             return .refuse(.sizeMismatch, "local volume has \(volume.sizeBytes) bytes, peer \(hello.volumeSizeBytes)")
         }
+        let basis = SessionBasis(wireValue: hello.generations.bitmap, session: hello.generations.current)
+        let verdict = SecondarySessionVerdict.decide(
+            recordSession: primarySession, recordContinuedFrom: metadata.latest.continuedFrom, recordSynced: isSynced,
+            fresh: metadata.latest.generation == 0, session: hello.generations.current, basis: basis)
+        if case .refuse(let reason) = verdict { return .refuse(.unrelatedData, reason) }
+        pendingVerdict = verdict
         if let old = self.link {
             // The old connection's close will be ignored (it is no longer `link`): end its
             // session in the state machine now.
@@ -181,6 +252,10 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     }
 
     private var pendingSession: UInt64 = 0
+    private var pendingVerdict: SecondarySessionVerdict = .sameSession
+    /// A new session's record is being written: the stream starts once it is stable (on
+    /// this connection or the next).
+    private var awaitingSessionRecord = false
     private var recordRequestedEpoch: Epoch?
     /// A planned failover waits for the peer's Demoted (true) or the link's end (false).
     private var onDemoted: ((Bool) -> Void)?
@@ -212,16 +287,27 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             machine = ReplicationSecondary(config: machine.config, durableThroughEpoch: 0, restarted: false)
             recordRequestedEpoch = nil
             primarySession = pendingSession
+            var synced = true, continuedFrom: UInt64 = 0
+            if case .newSession(let nowSynced, let from) = pendingVerdict { (synced, continuedFrom) = (nowSynced, from) }
             metadata.update { [primarySession] in
                 $0.session = primarySession
                 $0.durableThroughEpoch = 0
+                $0.synced = synced
+                $0.continuedFrom = continuedFrom
             }
+            // Nothing of the session is applied before the record (e.g. "a full copy is
+            // under way": Inconsistent) is stable; the stream starts with our first DurableAck.
+            awaitingSessionRecord = true
         }
         lastError = nil
+        probe.sessionSeen()
+        confirmedThrough = nil
+        newestAsyncReceived = 0
         context.events.publish(resource: resource, "connection-state", ["connection_state": .string("Connected")])
         if machine.isConnected { feed(.connectionDown) }
-        feed(.connectionUp)
+        if !awaitingSessionRecord { feed(.connectionUp) }
         perform()
+        publishDiskState()
     }
 
     func peerLink(_ link: PeerLink, received message: WireMessage) {
@@ -231,9 +317,14 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         case .epochBarrier(let epoch, _): feed(.message(.epochBarrier(epoch: epoch)))
         case .flushRequest(let epoch): feed(.message(.flushRequest(throughEpoch: epoch)))
         case .resendComplete(let sequence): feed(.message(.resendComplete(throughSequence: sequence)))
-        case .syncComplete:
-            metadata.update { $0.synced = true }
-            context.events.publish(resource: resource, "disk-state", ["disk_state": .string("UpToDate")])
+        case .syncComplete(let sequence):
+            if !metadata.latest.synced || metadata.latest.promotedInconsistent {
+                metadata.update {
+                    $0.synced = true
+                    $0.promotedInconsistent = false
+                }
+            }
+            confirmedThrough = sequence
         case .ping(let nonce): link.send(.pong(nonce: nonce))
         case .pong: break
         case .demoted:
@@ -245,6 +336,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         default: return link.closeForViolation("protocol violation: a primary sent \(message.type)")
         }
         perform()
+        publishDiskState()
     }
 
     func peerLinkClosed(_ link: PeerLink, reason: String) {
@@ -257,8 +349,9 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         }
         if machine.isConnected { feed(.connectionDown) }
         noteFailure(reason)
-        context.events.publish(resource: resource, "connection-state", ["connection_state": .string("Connecting")])
+        context.events.publish(resource: resource, "connection-state", ["connection_state": .string("WFConnection")])
         perform()
+        publishDiskState()
         checkStopped()
     }
 
@@ -286,6 +379,9 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             return link.closeForViolation("refusing a Data frame: \(failure)")
         }
         counters.receivedBytes += UInt64(length)
+        if !header.flags.contains(.acknowledgedAfterApply) {
+            newestAsyncReceived = max(newestAsyncReceived, header.sequence)
+        }
         let queuedBefore = machine.queuedWrites
         feed(.message(.data(message(header))))
         if machine.queuedWrites > queuedBefore { received[slot] = entry } else { release(entry) }
@@ -373,6 +469,16 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
 
     /// Feeds the state machine the record it asked for once a write covering it is stable.
     private func recorded(_ record: ReplicationRecord) {
+        if stopping { return checkStopped() }
+        if awaitingSessionRecord, record.session == primarySession {
+            // Also across a reconnect within the session: nothing of it before this.
+            awaitingSessionRecord = false
+            if let link, link.isEstablished, !machine.isConnected {
+                feed(.connectionUp)
+                perform()
+                publishDiskState()
+            }
+        }
         guard let wanted = recordRequestedEpoch, record.session == primarySession,
             record.durableThroughEpoch >= wanted
         else { return }

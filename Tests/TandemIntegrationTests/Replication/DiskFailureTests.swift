@@ -43,47 +43,25 @@ private final class SmallFilesystem {
 
 /// A volume whose writes fail with EIO while `failing` is on (reads while `readsFailing` is):
 /// nbdkit's memory plugin behind its error filter (triggered by files), attached as a file
-/// with nbdfuse.
+/// with nbdfuse (NBDKitFuseFile).
 private final class ErrorInjectingDisk {
     let directory: TempDirectory
-    let mountPoint: String
     private let trigger: String
     private let readTrigger: String
-    private var nbdkit: ChildProcess?
-    private var fuse: ChildProcess?
+    private let file: NBDKitFuseFile
 
     init(sizeBytes: Int) throws {
         directory = try TempDirectory("eiodisk")
-        mountPoint = directory.file("mnt")
         trigger = directory.file("trigger")
         readTrigger = directory.file("read-trigger")
-        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
-        let socket = directory.file("nbdkit.sock")
-        nbdkit = try ChildProcess(executable: try ExternalTool.locate("nbdkit"), arguments: [
-            "-f", "-U", socket, "--filter=error", "memory", "size=\(sizeBytes)", "error=EIO",
+        file = try NBDKitFuseFile(directory: directory, nbdkitArguments: [
+            "--filter=error", "memory", "size=\(sizeBytes)", "error=EIO",
             "error-pwrite-rate=100%", "error-pwrite-file=\(trigger)",
             "error-pread-rate=100%", "error-pread-file=\(readTrigger)",
-        ], outputPath: directory.file("nbdkit.log"))
-        // The socket appears once nbdkit listens.
-        let listening = Date().addingTimeInterval(30)
-        while !FileManager.default.fileExists(atPath: socket) {
-            guard Date() < listening, nbdkit?.isRunning == true else { throw HarnessError("nbdkit did not start") }
-            usleep(20_000)
-        }
-        fuse = try ChildProcess(executable: try ExternalTool.locate("nbdfuse"),
-                                arguments: [volume, "--unix", socket], environment: nil,
-                                outputPath: directory.file("nbdfuse.log"))
-        // Mounted once the file shows the export's size.
-        let deadline = Date().addingTimeInterval(30)
-        while (try? VolumeFiles.sizeBytes(volume)) != UInt64(sizeBytes) {
-            guard Date() < deadline, fuse?.isRunning == true else {
-                throw HarnessError("nbdfuse did not attach \(volume)")
-            }
-            usleep(20_000)
-        }
+        ])
     }
 
-    var volume: String { "\(mountPoint)/volume" }
+    var volume: String { file.path }
 
     var failing: Bool {
         get { FileManager.default.fileExists(atPath: trigger) }
@@ -101,23 +79,7 @@ private final class ErrorInjectingDisk {
         }
     }
 
-    func detach() {
-        if let fuse, fuse.isRunning {
-            if (try? ExternalTool.run("umount", [mountPoint]))?.succeeded != true {
-                _ = try? ExternalTool.run("umount", ["-l", mountPoint])
-            }
-            if !fuse.wait(timeoutSeconds: 10) { fuse.signal(SIGKILL) }
-        }
-        fuse = nil
-    }
-
-    deinit {
-        detach()
-        if let nbdkit {
-            nbdkit.signal(SIGTERM)
-            if !nbdkit.wait(timeoutSeconds: 10) { nbdkit.signal(SIGKILL) }
-        }
-    }
+    func detach() { file.detach(abruptly: false) }
 }
 
 /// The `events` stream of one daemon, read until an awaited event arrives.

@@ -45,7 +45,8 @@ extension Replication {
         let beta = try tandemctl(pair.beta, ["status"])
         let betaLines = lines(beta.stdout).filter { !$0.isEmpty }
         #expect(betaLines.count == 2, "a healthy pair needs no reasons:\n\(beta.stdout)")
-        #expect(Array(words(betaLines[1]).prefix(6)) == ["r0", "secondary", "Connected", "UpToDate", "-", "Established"])
+        // A connected secondary knows its primary's copy: it is the newest there is.
+        #expect(Array(words(betaLines[1]).prefix(6)) == ["r0", "secondary", "Connected", "UpToDate", "UpToDate", "Established"])
 
         let dump = try initialDump(pair.alpha)
         for field in ["role=primary", "connection_state=Connected", "disk_state=UpToDate", "peer_disk_state=UpToDate",

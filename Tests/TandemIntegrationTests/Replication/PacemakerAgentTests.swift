@@ -87,11 +87,12 @@ extension Replication {
         #expect(try role(pair, pair.beta) == "secondary")
         #expect(beta.lastScore == "-D")
 
-        // Started means unpromoted: alpha's primary steps down; its copy stays UpToDate.
+        // Started means unpromoted: alpha's primary steps down. A secondary with no primary
+        // connected cannot promise UpToDate: its copy is Consistent, the lower score.
         #expect(try alpha.status("start") == OCFAgent.success)
         #expect(try alpha.status("monitor") == OCFAgent.success)
         #expect(try role(pair, pair.alpha) == "secondary")
-        #expect(alpha.lastScore == "-v 100")
+        #expect(alpha.lastScore == "-v 5")
         // Two secondaries have no connection: promotion needs promote_without_peer.
         #expect(try alpha.status("promote") == OCFAgent.generic)
         #expect(try role(pair, pair.alpha) == "secondary")

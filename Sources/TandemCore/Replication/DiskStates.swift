@@ -1,0 +1,159 @@
+// DiskStates: what a node may say about its copy and its peer's, and how a primary session
+// starts (full copy, or continuing from a state the peer is known to hold). Pure decisions
+// over facts the daemon gathers; no I/O, no clock. Each word is a promise (DESIGN.md,
+// "States"): a node never reports more than it knows.
+
+/// DRBD's disk state words.
+public enum DiskState: String, Sendable, Equatable {
+    /// Holds every acknowledged write.
+    case upToDate = "UpToDate"
+    /// A crash-consistent prefix of the primary's history that may lack recent writes.
+    case consistent = "Consistent"
+    /// Consistent and known to lack writes.
+    case outdated = "Outdated"
+    /// Neither: a full copy in progress or interrupted, or a re-send not yet applied.
+    case inconsistent = "Inconsistent"
+    /// Its disk returned errors.
+    case failed = "Failed"
+    /// The peer's state as seen by a node that cannot know it.
+    case unknown = "DUnknown"
+}
+
+/// How a primary session relates to what the secondary already holds. Carried in the
+/// primary's Hello as the `bitmap` generation field (docs/protocol.md, *Session*).
+public enum SessionBasis: Equatable, Sendable {
+    /// The secondary is overwritten in volume order: Inconsistent until SyncComplete.
+    case fullCopy
+    /// The operator said the volumes are identical (`initial_sync: none` at creation, or a
+    /// planned failover whose old primary handed over everything).
+    case assumeInSync
+    /// The primary stopped cleanly at the end of session `from`, with everything confirmed
+    /// durable by the peer, and has written nothing since.
+    case continues(from: UInt64)
+
+    /// The Hello's `bitmap` field: 0 for a full copy, the session itself for "in sync".
+    public func wireValue(session: UInt64) -> UInt64 {
+        switch self {
+        case .fullCopy: return 0
+        case .assumeInSync: return session
+        case .continues(let from): return from
+        }
+    }
+
+    public init(wireValue: UInt64, session: UInt64) {
+        if wireValue == 0 {
+            self = .fullCopy
+        } else if wireValue == session {
+            self = .assumeInSync
+        } else {
+            self = .continues(from: wireValue)
+        }
+    }
+
+    /// What a primary records while nothing has been written in the session: the basis
+    /// that still holds after a crash (0: none, a full copy follows).
+    public var cleanStopValue: UInt64 {
+        switch self {
+        case .fullCopy: return 0
+        case .assumeInSync: return SessionBasis.assumeMarker
+        case .continues(let from): return from
+        }
+    }
+
+    static let assumeMarker = UInt64.max
+
+    /// The basis of a primary's next session, from its persisted record.
+    /// - `cleanStop`: 0 after a crash, a write, or a stop with anything unconfirmed; else
+    ///   what `cleanStopValue` (or the session that ended cleanly) said.
+    /// - `firstRun`: this node has never started a session as primary.
+    /// `initialSync` describes the volumes at creation, so it counts only for the first run.
+    public static func forPrimaryStart(initialSync: InitialSync, firstRun: Bool, cleanStop: UInt64) -> SessionBasis {
+        if cleanStop == assumeMarker { return .assumeInSync }
+        if cleanStop != 0 { return .continues(from: cleanStop) }
+        return firstRun && initialSync == .none ? .assumeInSync : .fullCopy
+    }
+}
+
+/// What a secondary does with a primary's Hello for `session` with `basis`.
+public enum SecondarySessionVerdict: Equatable, Sendable {
+    /// A reconnect within the session it has: carry on.
+    case sameSession
+    /// A new session: start the state machine afresh; `synced` is what the record says
+    /// from now on (false while a full copy is coming).
+    case newSession(synced: Bool, continuedFrom: UInt64)
+    /// The basis does not match what this copy holds: the primary must copy everything.
+    case refuse(String)
+
+    /// - `recordSession`, `recordContinuedFrom`, `recordSynced`: this copy's record.
+    /// - `fresh`: no record was ever written (a new resource).
+    public static func decide(recordSession: UInt64, recordContinuedFrom: UInt64, recordSynced: Bool, fresh: Bool,
+                              session: UInt64, basis: SessionBasis) -> SecondarySessionVerdict {
+        if session == recordSession && !fresh { return .sameSession }
+        switch basis {
+        case .fullCopy:
+            return .newSession(synced: false, continuedFrom: 0)
+        case .assumeInSync:
+            guard recordSynced || fresh else {
+                return .refuse("this copy is Inconsistent (a full copy did not finish): it needs a full copy")
+            }
+            return .newSession(synced: true, continuedFrom: 0)
+        case .continues(let from):
+            guard recordSynced else {
+                return .refuse("this copy is Inconsistent (a full copy did not finish): it needs a full copy")
+            }
+            guard from == recordSession || from == recordContinuedFrom else {
+                return .refuse("the primary continues session \(from), this copy holds session \(recordSession): it needs a full copy")
+            }
+            return .newSession(synced: true, continuedFrom: from)
+        }
+    }
+}
+
+extension DiskState {
+    /// A change between `UpToDate` and `Consistent` only: an async stream under load does
+    /// this with every acknowledgement, so events coalesce such changes (at most one per
+    /// interval, the state at that moment) while any other change is published at once.
+    public func isLagOnlyChange(from previous: DiskState) -> Bool {
+        switch (self, previous) {
+        case (.upToDate, .consistent), (.consistent, .upToDate): return true
+        default: return false
+        }
+    }
+
+    /// Whether a change to this state is published now (`sinceLastNs`: since the last
+    /// published change), or left for a later tick.
+    public func publishesNow(from previous: DiskState?, sinceLastNs: UInt64) -> Bool {
+        guard let previous else { return true }
+        guard previous != self else { return false }
+        return !isLagOnlyChange(from: previous) || sinceLastNs >= DiskState.lagChangeIntervalNs
+    }
+
+    public static let lagChangeIntervalNs: UInt64 = 1_000_000_000
+
+    /// A secondary's own copy.
+    /// - `synced`: no full copy is pending or interrupted (persisted).
+    /// - `consistent`: the state machine holds an epoch prefix (false after a restart until
+    ///   the primary's re-send has been applied).
+    /// - `connected`: a live session with the primary.
+    /// - `confirmed`: the primary said this connection that the copy holds every write it
+    ///   acknowledged (SyncComplete), and nothing it may have acknowledged since has
+    ///   arrived out of the stream's reach (in sync mode a write is acknowledged only after
+    ///   this node applied it, so arrivals do not undo the confirmation).
+    public static func ofSecondary(synced: Bool, consistent: Bool, connected: Bool, confirmed: Bool) -> DiskState {
+        guard synced, consistent else { return .inconsistent }
+        return connected && confirmed ? .upToDate : .consistent
+    }
+
+    /// The primary's view of its peer's copy.
+    /// - `heard`: the peer answered in this run (before that the primary knows nothing).
+    /// - `peerReady`: connected and the stream is live now.
+    /// - `copying`: a full copy is due or in progress.
+    /// - `sync`: sync mode (a write is acknowledged only once the peer completed it).
+    /// - `lagBytes`: acknowledged writes the peer has not confirmed durable.
+    public static func ofPeer(heard: Bool, peerReady: Bool, copying: Bool, sync: Bool, lagBytes: UInt64) -> DiskState {
+        guard heard else { return .unknown }
+        if copying { return .inconsistent }
+        if peerReady { return sync || lagBytes == 0 ? .upToDate : .consistent }
+        return lagBytes > 0 ? .outdated : .unknown
+    }
+}

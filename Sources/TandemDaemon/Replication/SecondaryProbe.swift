@@ -1,0 +1,76 @@
+// SecondaryProbe: only a primary dials, so a secondary whose peer never connects cannot tell
+// "the primary is slow to come" from "nobody is primary". After `quietNs` without a session
+// the secondary dials its peer itself, with a secondary Hello, at most every `intervalNs`.
+// It never takes a session this way: the peer refuses (a secondary says it is secondary too,
+// a primary says it is primary), and the refusal or the dial error becomes the secondary's
+// `last_error`. Loop thread only.
+import Logging
+import TandemControl
+import TandemCore
+import TandemIO
+
+final class SecondaryProbe: PeerLinkDelegate {
+    static let quietNs: UInt64 = 10_000_000_000
+    static let intervalNs: UInt64 = 30_000_000_000
+
+    let resource: String
+    let volumeSizeBytes: UInt64
+    let context: ReplicationContext
+    let logger: Logger
+    private var link: PeerLink?
+    private var nextProbeNs: UInt64
+    /// Runs with what the probe learnt (a refusal or an error).
+    var onResult: ((String) -> Void)?
+
+    init(resource: String, volumeSizeBytes: UInt64, context: ReplicationContext, logger: Logger) {
+        self.resource = resource
+        self.volumeSizeBytes = volumeSizeBytes
+        self.context = context
+        self.logger = logger
+        nextProbeNs = ReplicationContext.nowNs() + Self.quietNs
+    }
+
+    /// The primary connected: no probe for another quiet period.
+    func sessionSeen() {
+        nextProbeNs = ReplicationContext.nowNs() + Self.quietNs
+        link?.close("the primary connected")
+    }
+
+    func stop() {
+        onResult = nil
+        link?.close("resource stopping")
+    }
+
+    func tick(connected: Bool, peer: PeerSpec?) {
+        let now = ReplicationContext.nowNs()
+        guard !connected, link == nil, now >= nextProbeNs, let peer else { return }
+        nextProbeNs = now + Self.intervalNs
+        do {
+            let connection = try context.clientConnection(peerName: peer.name)
+            let socket = try PeerSocket(loop: context.loop, connectTo: peer.address)
+            let hello = WireHello(role: .secondary, nodeName: context.config.nodeName, resourceName: resource,
+                                  volumeSizeBytes: volumeSizeBytes, generations: WireGenerations(current: 0, bitmap: 0),
+                                  promotionNumber: 0)
+            link = PeerLink(socket: socket, connection: connection, hello: hello, delegate: self,
+                            counters: context.counters, logger: logger)
+        } catch let error as ControlError {
+            onResult?("no connection from the primary; probing the peer failed: \(error.message)")
+        } catch {
+            onResult?("no connection from the primary; probing the peer failed: \(error)")
+        }
+    }
+
+    func peerLink(_ link: PeerLink, validate hello: WireHello) -> PeerLinkVerdict {
+        .refuse(.roleConflict, "'\(context.config.nodeName)' is secondary for '\(resource)' and only probed")
+    }
+
+    func peerLinkEstablished(_ link: PeerLink) { link.close("probe done") }
+    func peerLink(_ link: PeerLink, received message: WireMessage) {}
+
+    func peerLinkClosed(_ link: PeerLink, reason: String) {
+        guard link === self.link else { return }
+        self.link = nil
+        guard reason != "the primary connected", reason != "resource stopping" else { return }
+        onResult?("no connection from the primary; the peer answered a probe: \(reason)")
+    }
+}
