@@ -1,11 +1,12 @@
 // NBDExportBackend: one exported volume and what its connections share: the list of
 // mutations in flight, so that a read-modify-write never interleaves with an overlapping
-// write (from any connection), and the export description. Loop thread only.
+// write (from any connection) and, on a replicated export, overlapping mutations reach the
+// replicator one after the other; and the export description. Loop thread only.
 import Logging
 import TandemCore
 import TandemIO
 
-public final class NBDExportBackend {
+public final class NBDExportBackend: TurnEndHandler {
     public let name: String
     public let volume: Volume
     public let loop: EventLoop
@@ -20,8 +21,11 @@ public final class NBDExportBackend {
     private var activeHead: NBDRequest?
     private var waitingHead: NBDRequest?
     private var waitingTail: NBDRequest?
-    /// Read-modify-writes active or waiting: only then do writes need a conflict scan.
+    /// Read-modify-writes active or waiting: only then do writes of an unreplicated export
+    /// need a conflict scan.
     private var readModifyWrites = 0
+    /// Waiters are released at the end of the loop turn (see `finished`).
+    private var releaseScheduled = false
     var connections: [ObjectIdentifier: NBDConnection] = [:]
     public private(set) var stats = NBDStats()
 
@@ -48,7 +52,7 @@ public final class NBDExportBackend {
                          maximumBlockBytes: maxRequestBytes)
     }
 
-    /// Starts `request` now, or queues it behind a conflicting read-modify-write.
+    /// Starts `request` now, or queues it behind a conflicting mutation.
     func admit(_ request: NBDRequest) {
         if request.isReadModifyWrite { readModifyWrites += 1 }
         if mustWait(request) {
@@ -60,12 +64,28 @@ public final class NBDExportBackend {
         start(request)
     }
 
-    /// Called when a mutation's disk work is over (done, failed or abandoned).
+    /// Called when a mutation's disk work is over (done, failed or abandoned); with a sink,
+    /// when the sink has answered it.
     func finished(_ request: NBDRequest) {
         guard request.isActiveMutation else { return }
         unlinkActive(request)
         if request.isReadModifyWrite { readModifyWrites -= 1 }
-        if waitingHead != nil { releaseWaiters() }
+        scheduleRelease()
+    }
+
+    /// Waiters start at the end of the turn, never from inside `finished`: with a sink,
+    /// `finished` runs inside the sink's answer, and starting a waiter there would hand the
+    /// sink a new mutation while it is still carrying out its previous batch. The turn's end
+    /// comes before the next submission, so the waiter's I/O leaves no later.
+    private func scheduleRelease() {
+        guard waitingHead != nil, !releaseScheduled else { return }
+        releaseScheduled = true
+        loop.atTurnEnd(self)
+    }
+
+    public func turnEnded() {
+        releaseScheduled = false
+        releaseWaiters()
     }
 
     /// Removes a request that never started (its connection is closing).
@@ -78,7 +98,7 @@ public final class NBDExportBackend {
                 if waitingTail === current { waitingTail = previous }
                 current.nextWaiting = nil
                 if current.isReadModifyWrite { readModifyWrites -= 1 }
-                releaseWaiters()
+                scheduleRelease()
                 return
             }
             previous = current
@@ -115,11 +135,20 @@ public final class NBDExportBackend {
         request.isActiveMutation = false
     }
 
-    /// A mutation waits when it overlaps an active or earlier-waiting mutation and one of
-    /// the two is a read-modify-write. Plain overlapping writes may run concurrently: NBD
-    /// leaves their order to the client.
+    /// A mutation waits when it overlaps an active or earlier-waiting mutation and
+    /// - one of the two is a read-modify-write (its merged blocks must not interleave with
+    ///   another write), or
+    /// - the export is replicated (it has a sink). NBD leaves the order of overlapping
+    ///   requests to the client, but two replicas may not choose differently: the later one
+    ///   waits until the earlier has been answered, so the primary's disk has completed it
+    ///   and, since its answer closes its epoch, the secondary applies the later one after
+    ///   it (docs/replication.md, *Overlapping writes*).
+    /// Plain writes of an unreplicated export may run concurrently. The scan runs only while
+    /// some mutation is active or waiting, and visits each of them once.
     private func mustWait(_ request: NBDRequest) -> Bool {
-        request.isMutation && readModifyWrites > 0 && conflicts(request, waitingBefore: nil)
+        guard request.isMutation, activeHead != nil || waitingHead != nil else { return false }
+        guard readModifyWrites > 0 || sink != nil else { return false }
+        return conflicts(request, waitingBefore: nil)
     }
 
     private func releaseWaiters() {
@@ -140,14 +169,19 @@ public final class NBDExportBackend {
     }
 
     private func conflicts(_ request: NBDRequest, waitingBefore stopAt: NBDRequest?) -> Bool {
-        var cursor = activeHead
+        let everyOverlap = sink != nil || request.isReadModifyWrite
+        let start = request.lockStart
+        let end = request.lockEnd
+        // Unowned traversal: the lists own their entries, and a plain reference would
+        // retain and release every entry the scan passes.
+        unowned(unsafe) var cursor = activeHead
         while let other = cursor {
-            if (request.isReadModifyWrite || other.isReadModifyWrite) && request.overlaps(other) { return true }
+            if start < other.lockEnd && other.lockStart < end && (everyOverlap || other.isReadModifyWrite) { return true }
             cursor = other.nextActive
         }
         cursor = waitingHead
         while let other = cursor, other !== stopAt {
-            if (request.isReadModifyWrite || other.isReadModifyWrite) && request.overlaps(other) { return true }
+            if start < other.lockEnd && other.lockStart < end && (everyOverlap || other.isReadModifyWrite) { return true }
             cursor = other.nextWaiting
         }
         return false

@@ -8,7 +8,7 @@ final class NBDRequest {
         case free
         /// Payload still arriving from the socket.
         case receiving
-        /// Waiting for an overlapping read-modify-write (or for one to be allowed).
+        /// Waiting for an overlapping mutation to finish (NBDExportBackend.mustWait).
         case waiting
         case readingEdges
         case disk
@@ -62,13 +62,10 @@ final class NBDRequest {
 
     var endOffset: UInt64 { header.offset + UInt64(header.length) }
 
-    /// The range that conflicts with a read-modify-write: its aligned cover for RMW itself.
+    /// The range an overlapping mutation must wait for: the aligned cover of a
+    /// read-modify-write, the request's own range otherwise.
     var lockStart: UInt64 { isReadModifyWrite ? diskOffset : header.offset }
     var lockEnd: UInt64 { isReadModifyWrite ? diskOffset + UInt64(diskLength) : endOffset }
-
-    func overlaps(_ other: NBDRequest) -> Bool {
-        lockStart < other.lockEnd && other.lockStart < lockEnd
-    }
 
     func reset() {
         phase = .free
