@@ -28,7 +28,6 @@ final class ResourceRegistry: @unchecked Sendable {
         acceptor = PeerAcceptor(context: context) { [unowned self] name in self.resources[name] }
         loop.onTick { [unowned self] in
             for resource in self.resources.values { resource.primary?.tick() }
-            self.acceptor.tick()
         }
     }
 

@@ -141,6 +141,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             // session in the state machine now.
             old.close("replaced by a new connection from the primary")
             if machine.isConnected { feed(.connectionDown) }
+            abandonUnprovenSession()
         }
         self.link = link
         peerNode = hello.nodeName
@@ -152,6 +153,9 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     }
 
     private var pendingSession: UInt64 = 0
+    /// While a new primary session has not written anything: the state machine and session
+    /// it replaced, restored if it ends (see `peerLinkEstablished`).
+    private var unprovenSession: (machine: ReplicationSecondary, session: UInt64)?
     private var recordRequestedEpoch: Epoch?
     /// A planned failover waits for the peer's Demoted (true) or the link's end (false).
     private var onDemoted: ((Bool) -> Void)?
@@ -171,28 +175,49 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
 
     func peerLinkEstablished(_ link: PeerLink) {
         guard link === self.link else { return link.close("superseded") }
+        if machine.isConnected { feed(.connectionDown) }
         if pendingSession != primarySession {
-            // A new primary session (the primary restarted): its epochs start afresh.
-            if machine.isConnected { feed(.connectionDown) }
-            guard ioInFlight == 0 else { return link.close("writes of the previous session still in flight") }
+            // A new primary session (the primary restarted): its epochs start afresh. The
+            // switch stays in memory until the session proves itself (`commitSession`): one
+            // that ends before, say in a protocol violation, leaves the recorded session, its
+            // durable epoch and this state machine as they were, so the real primary's next
+            // session is answered as before.
+            guard ioInFlight == 0, machine.queuedWrites == 0, recordRequestedEpoch == nil else {
+                return link.close("writes of the previous session still in flight")
+            }
             // Queued payloads of the old session would collide with the new sequence numbers.
             for index in received.indices {
                 if let entry = received[index] { release(entry) }
                 received[index] = nil
             }
+            unprovenSession = (machine, primarySession)
             machine = ReplicationSecondary(config: machine.config, durableThroughEpoch: 0, restarted: false)
-            recordRequestedEpoch = nil
             primarySession = pendingSession
-            metadata.update { [primarySession] in
-                $0.session = primarySession
-                $0.durableThroughEpoch = 0
-            }
         }
         lastError = nil
         context.events.publish(resource: resource, "connection-state", ["connection_state": .string("Connected")])
-        if machine.isConnected { feed(.connectionDown) }
         feed(.connectionUp)
         perform()
+    }
+
+    /// The new session's first Data frame was accepted and is about to be written: from now
+    /// on the volume holds its writes, so it replaces the recorded session.
+    private func commitSession() {
+        guard unprovenSession != nil else { return }
+        unprovenSession = nil
+        metadata.update { [primarySession] in
+            $0.session = primarySession
+            $0.durableThroughEpoch = 0
+        }
+    }
+
+    /// The new session ended before it wrote anything: back to the one recorded.
+    private func abandonUnprovenSession() {
+        guard let previous = unprovenSession else { return }
+        unprovenSession = nil
+        machine = previous.machine
+        primarySession = previous.session
+        logger.info("a new primary session ended before its first write; keeping the recorded session")
     }
 
     func peerLink(_ link: PeerLink, received message: WireMessage) {
@@ -203,6 +228,9 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         case .flushRequest(let epoch): feed(.message(.flushRequest(throughEpoch: epoch)))
         case .resendComplete(let sequence): feed(.message(.resendComplete(throughSequence: sequence)))
         case .syncComplete:
+            guard unprovenSession == nil else {
+                return link.close("protocol violation: SyncComplete before any Data of the session")
+            }
             metadata.update { $0.synced = true }
             context.events.publish(resource: resource, "disk-state", ["disk_state": .string("UpToDate")])
         case .ping(let nonce): link.send(.pong(nonce: nonce))
@@ -226,6 +254,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             handler(false)
         }
         if machine.isConnected { feed(.connectionDown) }
+        abandonUnprovenSession()
         noteFailure(reason)
         context.events.publish(resource: resource, "connection-state", ["connection_state": .string("Connecting")])
         perform()
@@ -257,7 +286,12 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         }
         let queuedBefore = machine.queuedWrites
         feed(.message(.data(message(header))))
-        if machine.queuedWrites > queuedBefore { received[slot] = entry } else { release(entry) }
+        if machine.queuedWrites > queuedBefore {
+            received[slot] = entry
+            commitSession()
+        } else {
+            release(entry)
+        }
     }
 
     private func message(_ header: WireDataHeader) -> DataMessage {
