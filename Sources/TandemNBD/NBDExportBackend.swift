@@ -18,7 +18,10 @@ public final class NBDExportBackend: TurnEndHandler {
     public var sink: NBDWriteSink?
     public let maxRequestBytes: UInt32
     let logger: Logger
-    private var activeHead: NBDRequest?
+    /// The mutations on the disk (or with the sink), dense: the conflict scan reads one
+    /// contiguous array. A request knows its index (`activeIndex`); removal moves the last
+    /// entry into the hole. Grows with the number of requests in flight, then stays.
+    private var active: [ActiveMutation] = []
     private var waitingHead: NBDRequest?
     private var waitingTail: NBDRequest?
     /// Read-modify-writes active or waiting: only then do writes of an unreplicated export
@@ -38,6 +41,7 @@ public final class NBDExportBackend: TurnEndHandler {
         self.readOnly = readOnly
         self.maxRequestBytes = maxRequestBytes
         self.logger = logger
+        active.reserveCapacity(256)
     }
 
     public var connectionCount: Int { connections.count }
@@ -67,7 +71,7 @@ public final class NBDExportBackend: TurnEndHandler {
     /// Called when a mutation's disk work is over (done, failed or abandoned); with a sink,
     /// when the sink has answered it.
     func finished(_ request: NBDRequest) {
-        guard request.isActiveMutation else { return }
+        guard request.activeIndex >= 0 else { return }
         unlinkActive(request)
         if request.isReadModifyWrite { readModifyWrites -= 1 }
         scheduleRelease()
@@ -118,21 +122,21 @@ public final class NBDExportBackend: TurnEndHandler {
 
     private func start(_ request: NBDRequest) {
         if request.isMutation {
-            request.isActiveMutation = true
-            request.nextActive = activeHead
-            request.previousActive = nil
-            activeHead?.previousActive = request
-            activeHead = request
+            request.activeIndex = active.count
+            active.append(ActiveMutation(start: request.lockStart, end: request.lockEnd,
+                                         isReadModifyWrite: request.isReadModifyWrite, request: request))
         }
         request.connection.issue(request)
     }
 
     private func unlinkActive(_ request: NBDRequest) {
-        if let previous = request.previousActive { previous.nextActive = request.nextActive } else { activeHead = request.nextActive }
-        request.nextActive?.previousActive = request.previousActive
-        request.nextActive = nil
-        request.previousActive = nil
-        request.isActiveMutation = false
+        let index = request.activeIndex
+        let last = active.removeLast()
+        if index < active.count {
+            active[index] = last
+            last.request.activeIndex = index
+        }
+        request.activeIndex = -1
     }
 
     /// A mutation waits when it overlaps an active or earlier-waiting mutation and
@@ -144,9 +148,10 @@ public final class NBDExportBackend: TurnEndHandler {
     ///   and, since its answer closes its epoch, the secondary applies the later one after
     ///   it (docs/replication.md, *Overlapping writes*).
     /// Plain writes of an unreplicated export may run concurrently. The scan runs only while
-    /// some mutation is active or waiting, and visits each of them once.
+    /// some mutation is active or waiting: a pass over a dense array of ranges (no reference
+    /// counting, about a nanosecond an entry), then over the waiting list, usually empty.
     private func mustWait(_ request: NBDRequest) -> Bool {
-        guard request.isMutation, activeHead != nil || waitingHead != nil else { return false }
+        guard request.isMutation, !active.isEmpty || waitingHead != nil else { return false }
         guard readModifyWrites > 0 || sink != nil else { return false }
         return conflicts(request, waitingBefore: nil)
     }
@@ -172,20 +177,29 @@ public final class NBDExportBackend: TurnEndHandler {
         let everyOverlap = sink != nil || request.isReadModifyWrite
         let start = request.lockStart
         let end = request.lockEnd
-        // Unowned traversal: the lists own their entries, and a plain reference would
-        // retain and release every entry the scan passes.
-        unowned(unsafe) var cursor = activeHead
-        while let other = cursor {
-            if start < other.lockEnd && other.lockStart < end && (everyOverlap || other.isReadModifyWrite) { return true }
-            cursor = other.nextActive
+        let activeConflict = active.withUnsafeBufferPointer { entries in
+            for entry in entries where start < entry.end && entry.start < end && (everyOverlap || entry.isReadModifyWrite) {
+                return true
+            }
+            return false
         }
-        cursor = waitingHead
+        if activeConflict { return true }
+        var cursor = waitingHead
         while let other = cursor, other !== stopAt {
             if start < other.lockEnd && other.lockStart < end && (everyOverlap || other.isReadModifyWrite) { return true }
             cursor = other.nextWaiting
         }
         return false
     }
+}
+
+/// An entry of the export's active list: the range a mutation holds and its request.
+struct ActiveMutation {
+    var start: UInt64
+    var end: UInt64
+    var isReadModifyWrite: Bool
+    /// The request outlives its entry: it stays in its connection's slots while active.
+    unowned(unsafe) var request: NBDRequest
 }
 
 public struct NBDStats: Sendable {

@@ -35,15 +35,10 @@ final class NBDRequest {
     var edgeReadsPending = 0
     var error: UInt32 = 0
     var fallocateFallback = false
-    /// Whether the request is an entry of the export's in-flight mutation list.
-    var isActiveMutation = false
+    /// The request's index in the export's list of active mutations; -1 when not in it.
+    var activeIndex = -1
     var isReadModifyWrite = false
-    // Intrusive links (export's active and waiting lists, connection's reply queue).
-    var nextActive: NBDRequest?
-    /// Unowned: the strong link is `nextActive` of the previous entry, which exists exactly as
-    /// long as this back link. (A weak reference would give every request a side table, and
-    /// every retain of it the slow path.)
-    unowned(unsafe) var previousActive: NBDRequest?
+    // Intrusive links (export's waiting list, connection's reply queue).
     var nextWaiting: NBDRequest?
     var nextReply: NBDRequest?
     /// Reply header bytes (simple: 16, structured data: 28, structured error: 26).
