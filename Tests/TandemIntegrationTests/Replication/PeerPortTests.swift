@@ -54,6 +54,7 @@ extension Replication {
             ("garbage", [UInt8](repeating: 0x5A, count: 300)),
             ("epoch out of order", try BadFrameTests.dataFrame(offset: 0, payload: block, crc: CRC32C.checksum(block), epoch: 5)),
             ("CRC32C mismatch", try BadFrameTests.dataFrame(offset: 0, payload: block, crc: CRC32C.checksum(block) ^ 1)),
+            ("SyncComplete before any Data", try WireEncoder.encode(.syncComplete(throughSequence: 1), promotionNumber: 0)),
         ]
         var cut = Date()
         for (name, bytes) in violations {
@@ -65,6 +66,7 @@ extension Replication {
             let status = try pair.status(pair.beta)
             #expect(status["durable_through_epoch"] as? Int == durableBefore, "\(name) changed beta's record: \(status)")
         }
+        #expect(pair.beta.logTail().contains("SyncComplete before any Data of the session"))
         // A sync write needs beta: it is answered once alpha's next session is running.
         let client = try RawNBDClient.transmitting(socketPath: pair.nbdSocket(pair.alpha), exportName: "r0")
         try client.write(offset: 64 * 4096, data: AcknowledgedWriter.pattern(64))
