@@ -91,8 +91,8 @@ extension Replication {
 }
 
 /// Holds idle TCP connections and connections stopped in the middle of a TLS ClientHello
-/// on a peer port, and opens a new one whenever the daemon drops one (checked every 200 ms,
-/// as a patient attacker would).
+/// on a peer port, from several addresses, and opens a new one whenever the daemon drops one
+/// (checked every 200 ms, as a patient attacker would).
 final class PeerPortFlood: @unchecked Sendable {
     let port: UInt16
     let idle: Int
@@ -114,7 +114,7 @@ final class PeerPortFlood: @unchecked Sendable {
 
     func start() throws {
         var opened: [Int32] = []
-        for index in 0..<(idle + halfTLS) { opened.append(try open(halfTLS: index >= idle)) }
+        for index in 0..<(idle + halfTLS) { opened.append(try open(index: index)) }
         lock.withLock {
             fds = opened
             running = true
@@ -151,7 +151,7 @@ final class PeerPortFlood: @unchecked Sendable {
     /// Replaces every connection the daemon has closed.
     private func sweep() {
         for (index, fd) in lock.withLock({ fds }).enumerated() where fd < 0 {
-            guard let replacement = try? open(halfTLS: index >= idle) else { continue }
+            guard let replacement = try? open(index: index) else { continue }
             lock.withLock { fds[index] = replacement }
         }
         var polls = lock.withLock { fds.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) } }
@@ -161,7 +161,7 @@ final class PeerPortFlood: @unchecked Sendable {
             let count = scratch.withUnsafeMutableBytes { recv(entry.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
             guard count <= 0, !(count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) else { continue }
             close(entry.fd)
-            let replacement = (try? open(halfTLS: index >= idle)) ?? -1
+            let replacement = (try? open(index: index)) ?? -1
             lock.withLock {
                 fds[index] = replacement
                 reopenedCount += 1
@@ -169,8 +169,32 @@ final class PeerPortFlood: @unchecked Sendable {
         }
     }
 
-    private func open(halfTLS: Bool) throws -> Int32 {
-        let fd = try connectTo("127.0.0.1:\(port)")
+    /// Idle connections come from 127.0.0.2 to 127.0.0.7 (more than the daemon holds in
+    /// all, so it must evict across addresses), the half-TLS ones from 127.0.0.1, the
+    /// primary's own address.
+    private func open(index: Int) throws -> Int32 {
+        let halfTLS = index >= idle
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw HarnessError("socket: errno \(errno)") }
+        var local = sockaddr_in()
+        local.sin_family = sa_family_t(AF_INET)
+        local.sin_addr.s_addr = inet_addr(halfTLS ? "127.0.0.1" : "127.0.0.\(2 + index % 6)")
+        var remote = sockaddr_in()
+        remote.sin_family = sa_family_t(AF_INET)
+        remote.sin_addr.s_addr = inet_addr("127.0.0.1")
+        remote.sin_port = port.bigEndian
+        let size = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let connected = withUnsafePointer(to: &local) { localPointer in
+            withUnsafePointer(to: &remote) { remotePointer in
+                localPointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, size) == 0 }
+                    && remotePointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, size) == 0 }
+            }
+        }
+        guard connected else {
+            let code = errno
+            close(fd)
+            throw HarnessError("flood connection \(index): errno \(code)")
+        }
         if halfTLS {
             // A TLS record header announcing a 512-byte handshake record, and only the start
             // of a ClientHello: the server waits for the rest.
