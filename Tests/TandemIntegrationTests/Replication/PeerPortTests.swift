@@ -66,7 +66,8 @@ extension Replication {
             let status = try pair.status(pair.beta)
             #expect(status["durable_through_epoch"] as? Int == durableBefore, "\(name) changed beta's record: \(status)")
         }
-        #expect(pair.beta.logTail().contains("SyncComplete before any Data of the session"))
+        #expect(try String(contentsOfFile: pair.beta.logPath, encoding: .utf8)
+            .contains("SyncComplete before any Data of the session"))
         // A sync write needs beta: it is answered once alpha's next session is running.
         let client = try RawNBDClient.transmitting(socketPath: pair.nbdSocket(pair.alpha), exportName: "r0")
         try client.write(offset: 64 * 4096, data: AcknowledgedWriter.pattern(64))
