@@ -35,7 +35,6 @@ final class ResourceRegistry: @unchecked Sendable {
                 resource.primary?.tick()
                 resource.secondary?.tick()
             }
-            self.acceptor.tick()
         }
     }
 

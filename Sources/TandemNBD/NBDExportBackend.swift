@@ -1,11 +1,12 @@
 // NBDExportBackend: one exported volume and what its connections share: the list of
 // mutations in flight, so that a read-modify-write never interleaves with an overlapping
-// write (from any connection), and the export description. Loop thread only.
+// write (from any connection) and, on a replicated export, overlapping mutations reach the
+// replicator one after the other; and the export description. Loop thread only.
 import Logging
 import TandemCore
 import TandemIO
 
-public final class NBDExportBackend {
+public final class NBDExportBackend: TurnEndHandler {
     public let name: String
     public let volume: Volume
     public let loop: EventLoop
@@ -23,11 +24,17 @@ public final class NBDExportBackend {
     /// touching it (or the sink). Reads still go to the disk and report its own errors.
     public var refusesMutations = false
     let logger: Logger
-    private var activeHead: NBDRequest?
+    /// The mutations on the disk (or with the sink), dense: the conflict scan reads one
+    /// contiguous array. A request knows its index (`activeIndex`); removal moves the last
+    /// entry into the hole. Grows with the number of requests in flight, then stays.
+    private var active: [ActiveMutation] = []
     private var waitingHead: NBDRequest?
     private var waitingTail: NBDRequest?
-    /// Read-modify-writes active or waiting: only then do writes need a conflict scan.
+    /// Read-modify-writes active or waiting: only then do writes of an unreplicated export
+    /// need a conflict scan.
     private var readModifyWrites = 0
+    /// Waiters are released at the end of the loop turn (see `finished`).
+    private var releaseScheduled = false
     var connections: [ObjectIdentifier: NBDConnection] = [:]
     public private(set) var stats = NBDStats()
     /// Writes this export puts on the volume itself (no sink): submit to local completion.
@@ -44,6 +51,7 @@ public final class NBDExportBackend {
         self.readOnly = readOnly
         self.maxRequestBytes = maxRequestBytes
         self.logger = logger
+        active.reserveCapacity(256)
     }
 
     public var connectionCount: Int { connections.count }
@@ -58,7 +66,7 @@ public final class NBDExportBackend {
                          maximumBlockBytes: maxRequestBytes)
     }
 
-    /// Starts `request` now, or queues it behind a conflicting read-modify-write.
+    /// Starts `request` now, or queues it behind a conflicting mutation.
     func admit(_ request: NBDRequest) {
         if request.isReadModifyWrite { readModifyWrites += 1 }
         if mustWait(request) {
@@ -70,12 +78,28 @@ public final class NBDExportBackend {
         start(request)
     }
 
-    /// Called when a mutation's disk work is over (done, failed or abandoned).
+    /// Called when a mutation's disk work is over (done, failed or abandoned); with a sink,
+    /// when the sink has answered it.
     func finished(_ request: NBDRequest) {
-        guard request.isActiveMutation else { return }
+        guard request.activeIndex >= 0 else { return }
         unlinkActive(request)
         if request.isReadModifyWrite { readModifyWrites -= 1 }
-        if waitingHead != nil { releaseWaiters() }
+        scheduleRelease()
+    }
+
+    /// Waiters start at the end of the turn, never from inside `finished`: with a sink,
+    /// `finished` runs inside the sink's answer, and starting a waiter there would hand the
+    /// sink a new mutation while it is still carrying out its previous batch. The turn's end
+    /// comes before the next submission, so the waiter's I/O leaves no later.
+    private func scheduleRelease() {
+        guard waitingHead != nil, !releaseScheduled else { return }
+        releaseScheduled = true
+        loop.atTurnEnd(self)
+    }
+
+    public func turnEnded() {
+        releaseScheduled = false
+        releaseWaiters()
     }
 
     /// Removes a request that never started (its connection is closing).
@@ -88,7 +112,7 @@ public final class NBDExportBackend {
                 if waitingTail === current { waitingTail = previous }
                 current.nextWaiting = nil
                 if current.isReadModifyWrite { readModifyWrites -= 1 }
-                releaseWaiters()
+                scheduleRelease()
                 return
             }
             previous = current
@@ -109,28 +133,38 @@ public final class NBDExportBackend {
     /// A read, write, flush or fallocate on the volume failed (counted once per failure).
     private func start(_ request: NBDRequest) {
         if request.isMutation {
-            request.isActiveMutation = true
-            request.nextActive = activeHead
-            request.previousActive = nil
-            activeHead?.previousActive = request
-            activeHead = request
+            request.activeIndex = active.count
+            active.append(ActiveMutation(start: request.lockStart, end: request.lockEnd,
+                                         isReadModifyWrite: request.isReadModifyWrite, request: request))
         }
         request.connection.issue(request)
     }
 
     private func unlinkActive(_ request: NBDRequest) {
-        if let previous = request.previousActive { previous.nextActive = request.nextActive } else { activeHead = request.nextActive }
-        request.nextActive?.previousActive = request.previousActive
-        request.nextActive = nil
-        request.previousActive = nil
-        request.isActiveMutation = false
+        let index = request.activeIndex
+        let last = active.removeLast()
+        if index < active.count {
+            active[index] = last
+            last.request.activeIndex = index
+        }
+        request.activeIndex = -1
     }
 
-    /// A mutation waits when it overlaps an active or earlier-waiting mutation and one of
-    /// the two is a read-modify-write. Plain overlapping writes may run concurrently: NBD
-    /// leaves their order to the client.
+    /// A mutation waits when it overlaps an active or earlier-waiting mutation and
+    /// - one of the two is a read-modify-write (its merged blocks must not interleave with
+    ///   another write), or
+    /// - the export is replicated (it has a sink). NBD leaves the order of overlapping
+    ///   requests to the client, but two replicas may not choose differently: the later one
+    ///   waits until the earlier has been answered, so the primary's disk has completed it
+    ///   and, since its answer closes its epoch, the secondary applies the later one after
+    ///   it (docs/replication.md, *Overlapping writes*).
+    /// Plain writes of an unreplicated export may run concurrently. The scan runs only while
+    /// some mutation is active or waiting: a pass over a dense array of ranges (no reference
+    /// counting, about a nanosecond an entry), then over the waiting list, usually empty.
     private func mustWait(_ request: NBDRequest) -> Bool {
-        request.isMutation && readModifyWrites > 0 && conflicts(request, waitingBefore: nil)
+        guard request.isMutation, !active.isEmpty || waitingHead != nil else { return false }
+        guard readModifyWrites > 0 || sink != nil else { return false }
+        return conflicts(request, waitingBefore: nil)
     }
 
     private func releaseWaiters() {
@@ -151,18 +185,32 @@ public final class NBDExportBackend {
     }
 
     private func conflicts(_ request: NBDRequest, waitingBefore stopAt: NBDRequest?) -> Bool {
-        var cursor = activeHead
-        while let other = cursor {
-            if (request.isReadModifyWrite || other.isReadModifyWrite) && request.overlaps(other) { return true }
-            cursor = other.nextActive
+        let everyOverlap = sink != nil || request.isReadModifyWrite
+        let start = request.lockStart
+        let end = request.lockEnd
+        let activeConflict = active.withUnsafeBufferPointer { entries in
+            for entry in entries where start < entry.end && entry.start < end && (everyOverlap || entry.isReadModifyWrite) {
+                return true
+            }
+            return false
         }
-        cursor = waitingHead
+        if activeConflict { return true }
+        var cursor = waitingHead
         while let other = cursor, other !== stopAt {
-            if (request.isReadModifyWrite || other.isReadModifyWrite) && request.overlaps(other) { return true }
+            if start < other.lockEnd && other.lockStart < end && (everyOverlap || other.isReadModifyWrite) { return true }
             cursor = other.nextWaiting
         }
         return false
     }
+}
+
+/// An entry of the export's active list: the range a mutation holds and its request.
+struct ActiveMutation {
+    var start: UInt64
+    var end: UInt64
+    var isReadModifyWrite: Bool
+    /// The request outlives its entry: it stays in its connection's slots while active.
+    unowned(unsafe) var request: NBDRequest
 }
 
 public struct NBDStats: Sendable {

@@ -8,7 +8,7 @@ final class NBDRequest {
         case free
         /// Payload still arriving from the socket.
         case receiving
-        /// Waiting for an overlapping read-modify-write (or for one to be allowed).
+        /// Waiting for an overlapping mutation to finish (NBDExportBackend.mustWait).
         case waiting
         case readingEdges
         case disk
@@ -37,15 +37,10 @@ final class NBDRequest {
     var edgeReadsPending = 0
     var error: UInt32 = 0
     var fallocateFallback = false
-    /// Whether the request is an entry of the export's in-flight mutation list.
-    var isActiveMutation = false
+    /// The request's index in the export's list of active mutations; -1 when not in it.
+    var activeIndex = -1
     var isReadModifyWrite = false
-    // Intrusive links (export's active and waiting lists, connection's reply queue).
-    var nextActive: NBDRequest?
-    /// Unowned: the strong link is `nextActive` of the previous entry, which exists exactly as
-    /// long as this back link. (A weak reference would give every request a side table, and
-    /// every retain of it the slow path.)
-    unowned(unsafe) var previousActive: NBDRequest?
+    // Intrusive links (export's waiting list, connection's reply queue).
     var nextWaiting: NBDRequest?
     var nextReply: NBDRequest?
     /// Reply header bytes (simple: 16, structured data: 28, structured error: 26).
@@ -64,13 +59,10 @@ final class NBDRequest {
 
     var endOffset: UInt64 { header.offset + UInt64(header.length) }
 
-    /// The range that conflicts with a read-modify-write: its aligned cover for RMW itself.
+    /// The range an overlapping mutation must wait for: the aligned cover of a
+    /// read-modify-write, the request's own range otherwise.
     var lockStart: UInt64 { isReadModifyWrite ? diskOffset : header.offset }
     var lockEnd: UInt64 { isReadModifyWrite ? diskOffset + UInt64(diskLength) : endOffset }
-
-    func overlaps(_ other: NBDRequest) -> Bool {
-        lockStart < other.lockEnd && other.lockStart < lockEnd
-    }
 
     func reset() {
         phase = .free

@@ -83,6 +83,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         probe = SecondaryProbe(resource: spec.name, volumeSizeBytes: volume.sizeBytes, context: context, logger: logger)
         actions.reserveCapacity(256)
         batch.reserveCapacity(256)
+        heldWrites.reserveCapacity(config.queuedWritesMax)
         handlerID = context.loop.register(self)
         metadata.onRecorded = { [unowned self] record in self.recorded(record) }
         metadata.onFailed = { [health] result in health.record("metadata write", result: result) }
@@ -241,6 +242,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             // session in the state machine now.
             old.close("replaced by a new connection from the primary")
             if machine.isConnected { feed(.connectionDown) }
+            abandonUnprovenSession()
         }
         self.link = link
         peerNode = hello.nodeName
@@ -253,9 +255,14 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
 
     private var pendingSession: UInt64 = 0
     private var pendingVerdict: SecondarySessionVerdict = .sameSession
-    /// A new session's record is being written: the stream starts once it is stable (on
-    /// this connection or the next).
+    /// A new session's record is being written: none of its writes or flushes reaches the
+    /// disk before it is stable (they wait in `heldWrites` / `flushHeld`).
     private var awaitingSessionRecord = false
+    private var heldWrites: [Int] = []
+    private var flushHeld = false
+    /// While a new primary session has not written anything: the state machine and session
+    /// it replaced, restored if it ends (see `peerLinkEstablished`).
+    private var unprovenSession: (machine: ReplicationSecondary, session: UInt64)?
     private var recordRequestedEpoch: Epoch?
     /// A planned failover waits for the peer's Demoted (true) or the link's end (false).
     private var onDemoted: ((Bool) -> Void)?
@@ -275,39 +282,61 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
 
     func peerLinkEstablished(_ link: PeerLink) {
         guard link === self.link else { return link.close("superseded") }
+        if machine.isConnected { feed(.connectionDown) }
         if pendingSession != primarySession {
-            // A new primary session (the primary restarted): its epochs start afresh.
-            if machine.isConnected { feed(.connectionDown) }
-            guard ioInFlight == 0 else { return link.close("writes of the previous session still in flight") }
+            // A new primary session (the primary restarted): its epochs start afresh. The
+            // switch stays in memory until the session proves itself (`commitSession`): one
+            // that ends before, say in a protocol violation, leaves the recorded session, its
+            // durable epoch and this state machine as they were, so the real primary's next
+            // session is answered as before.
+            guard ioInFlight == 0, machine.queuedWrites == 0, recordRequestedEpoch == nil, !awaitingSessionRecord else {
+                return link.close("writes of the previous session still in flight")
+            }
             // Queued payloads of the old session would collide with the new sequence numbers.
             for index in received.indices {
                 if let entry = received[index] { release(entry) }
                 received[index] = nil
             }
+            unprovenSession = (machine, primarySession)
             machine = ReplicationSecondary(config: machine.config, durableThroughEpoch: 0, restarted: false)
-            recordRequestedEpoch = nil
             primarySession = pendingSession
-            var synced = true, continuedFrom: UInt64 = 0
-            if case .newSession(let nowSynced, let from) = pendingVerdict { (synced, continuedFrom) = (nowSynced, from) }
-            metadata.update { [primarySession] in
-                $0.session = primarySession
-                $0.durableThroughEpoch = 0
-                $0.synced = synced
-                $0.continuedFrom = continuedFrom
-            }
-            // Nothing of the session is applied before the record (e.g. "a full copy is
-            // under way": Inconsistent) is stable; the stream starts with our first DurableAck.
-            awaitingSessionRecord = true
         }
         lastError = nil
         probe.sessionSeen()
         confirmedThrough = nil
         newestAsyncReceived = 0
         context.events.publish(resource: resource, "connection-state", ["connection_state": .string("Connected")])
-        if machine.isConnected { feed(.connectionDown) }
-        if !awaitingSessionRecord { feed(.connectionUp) }
+        feed(.connectionUp)
         perform()
         publishDiskState()
+    }
+
+    /// The new session's first Data frame was accepted and is about to be written: from now
+    /// on the volume holds its writes, so it replaces the recorded session.
+    /// The record says how the session relates to this volume (`synced: false` while a full
+    /// copy is under way: Inconsistent, across restarts); nothing of the session reaches the
+    /// disk before that record is stable (`recorded`).
+    private func commitSession() {
+        guard unprovenSession != nil else { return }
+        unprovenSession = nil
+        var synced = true, continuedFrom: UInt64 = 0
+        if case .newSession(let nowSynced, let from) = pendingVerdict { (synced, continuedFrom) = (nowSynced, from) }
+        metadata.update { [primarySession] in
+            $0.session = primarySession
+            $0.durableThroughEpoch = 0
+            $0.synced = synced
+            $0.continuedFrom = continuedFrom
+        }
+        awaitingSessionRecord = true
+    }
+
+    /// The new session ended before it wrote anything: back to the one recorded.
+    private func abandonUnprovenSession() {
+        guard let previous = unprovenSession else { return }
+        unprovenSession = nil
+        machine = previous.machine
+        primarySession = previous.session
+        logger.info("a new primary session ended before its first write; keeping the recorded session")
     }
 
     func peerLink(_ link: PeerLink, received message: WireMessage) {
@@ -318,6 +347,15 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         case .flushRequest(let epoch): feed(.message(.flushRequest(throughEpoch: epoch)))
         case .resendComplete(let sequence): feed(.message(.resendComplete(throughSequence: sequence)))
         case .syncComplete(let sequence):
+            if unprovenSession != nil {
+                // A new session confirming this copy before sending anything: right for one
+                // that continues or is in sync by the operator's word (it proves itself with
+                // this message, which the session check allowed), never for a full copy.
+                if case .newSession(synced: false, _) = pendingVerdict {
+                    return link.closeForViolation("protocol violation: SyncComplete before any Data of the session")
+                }
+                commitSession()
+            }
             if !metadata.latest.synced || metadata.latest.promotedInconsistent {
                 metadata.update {
                     $0.synced = true
@@ -348,6 +386,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             handler(false)
         }
         if machine.isConnected { feed(.connectionDown) }
+        abandonUnprovenSession()
         noteFailure(reason)
         context.events.publish(resource: resource, "connection-state", ["connection_state": .string("WFConnection")])
         perform()
@@ -384,7 +423,12 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         }
         let queuedBefore = machine.queuedWrites
         feed(.message(.data(message(header))))
-        if machine.queuedWrites > queuedBefore { received[slot] = entry } else { release(entry) }
+        if machine.queuedWrites > queuedBefore {
+            received[slot] = entry
+            commitSession()
+        } else {
+            release(entry)
+        }
     }
 
     private func message(_ header: WireDataHeader) -> DataMessage {
@@ -431,9 +475,11 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             }
             guard !health.isFailed else { return }  // a failed disk is not written to
             received[slot]!.offsetBytes = write.offsetBytes
+            if awaitingSessionRecord { return heldWrites.append(slot) }
             submitWrite(slot)
         case .submitFlush:
             guard !health.isFailed else { return }
+            if awaitingSessionRecord { return flushHeld = true }
             ioInFlight += 1
             context.loop.prepareFlush(volume: volume, handler: handlerID, tag: Self.flushTag)
         case .recordDurableEpoch(let epoch):
@@ -471,13 +517,17 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     private func recorded(_ record: ReplicationRecord) {
         if stopping { return checkStopped() }
         if awaitingSessionRecord, record.session == primarySession {
-            // Also across a reconnect within the session: nothing of it before this.
+            // The session's record is stable: what it held back may reach the disk.
             awaitingSessionRecord = false
-            if let link, link.isEstablished, !machine.isConnected {
-                feed(.connectionUp)
-                perform()
-                publishDiskState()
+            if !health.isFailed {
+                for slot in heldWrites { submitWrite(slot) }
+                if flushHeld {
+                    ioInFlight += 1
+                    context.loop.prepareFlush(volume: volume, handler: handlerID, tag: Self.flushTag)
+                }
             }
+            heldWrites.removeAll(keepingCapacity: true)
+            flushHeld = false
         }
         guard let wanted = recordRequestedEpoch, record.session == primarySession,
             record.durableThroughEpoch >= wanted

@@ -24,6 +24,7 @@ enum NBDWire {
     static let cmdWrite: UInt16 = 1
     static let cmdDisconnect: UInt16 = 2
     static let cmdFlush: UInt16 = 3
+    static let cmdWriteZeroes: UInt16 = 6
     static let flagFUA: UInt16 = 1
 
     static let errnoEINVAL: UInt32 = 22
@@ -167,6 +168,23 @@ final class RawNBDClient {
         guard reply.error == 0, reply.cookie == cookie else {
             throw HarnessError("WRITE at \(offset) failed: NBD error \(reply.error), cookie \(reply.cookie)")
         }
+    }
+
+    /// Sends requests (headers with their payloads) in one go, without waiting for replies.
+    func sendWithoutWaiting(_ requests: [UInt8]) throws {
+        try stream.sendAll(requests)
+    }
+
+    /// Reads `count` simple replies to requests that carry no reply data; returns each
+    /// cookie's error (0: success).
+    func readReplies(_ count: Int) throws -> [UInt64: UInt32] {
+        var errors: [UInt64: UInt32] = [:]
+        for _ in 0..<count {
+            let (outcome, reply) = readSimpleReply(dataBytes: 0)
+            guard outcome == .data, let reply else { throw HarnessError("reply \(errors.count + 1) of \(count): \(outcome)") }
+            errors[reply.cookie] = reply.error
+        }
+        return errors
     }
 
     /// A FLUSH that must succeed.
