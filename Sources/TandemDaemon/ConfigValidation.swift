@@ -15,7 +15,7 @@ extension DaemonConfig {
         case .controlSocket:
             return isUnixSocketPath(controlSocket) ? nil : "'\(name)' must be an absolute path of at most 107 bytes, got \"\(controlSocket)\""
         case .listen:
-            return isHostPort(listen) ? nil : "'\(name)' must be host:port, got \"\(listen)\""
+            return isListenAddress(listen) ? nil : "'\(name)' must be host:port with an IPv4 address, [IPv6], '*' or 'localhost', got \"\(listen)\""
         case .metricsListen:
             guard let metricsListen else { return nil }
             return isHostPort(metricsListen) ? nil : "'\(name)' must be host:port, got \"\(metricsListen)\""

@@ -57,9 +57,6 @@ final class DaemonControl: ControlHandler {
         } catch {
             return .failure(error)
         }
-        guard spec.mode == .sync || spec.mode == .async else {
-            return .failure(ControlError(.unsupported, "mode: '\(spec.mode.rawValue)' is not supported by this version yet; use sync or async"))
-        }
         let registry = self.registry
         return loop.submitAndWait { Result { () throws(ControlError) in try registry.create(spec) } }
     }

@@ -59,6 +59,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     private var stopFlushRunning = false
     private var nextDialNs: UInt64 = 0
     private var backoffNs: UInt64 = 250_000_000
+    private lazy var resolver = PeerAddressResolver(loop: context.loop)
     private var peerHelloSeen = false
     private var barrierEpoch: Epoch = 0
     private var barrierCount: UInt32 = 0
@@ -455,12 +456,20 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
 
 extension PrimaryReplicator {
     private func dialIfDue(nowNs: UInt64) {
-        guard enabled, !stopping, link == nil, nowNs >= nextDialNs, let peer = spec.peer else { return }
+        guard enabled, !stopping, link == nil, !resolver.isResolving, nowNs >= nextDialNs, let peer = spec.peer
+        else { return }
         nextDialNs = nowNs + backoffNs
         backoffNs = min(backoffNs * 2, 5_000_000_000)
+        // A name is looked up at every dial, off the loop thread; the dial goes on when it answers.
+        setConnectionState("Connecting")
+        resolver.resolve(peer.address) { [weak self] result in self?.dial(peer, result) }
+    }
+
+    private func dial(_ peer: PeerSpec, _ addresses: Result<[SocketAddress], AddressLookupError>) {
+        guard enabled, !stopping, link == nil else { return }
         do {
             let connection = try context.clientConnection(peerName: peer.name)
-            let socket = try PeerSocket(loop: context.loop, connectTo: peer.address)
+            let socket = try PeerSocket(loop: context.loop, connectTo: addresses.get())
             link = PeerLink(socket: socket, connection: connection, hello: ownHello, delegate: self, logger: logger)
             setConnectionState("Connecting")
         } catch let error as ControlError {
