@@ -34,7 +34,6 @@ final class NBDRequest {
     var payloadReceived = 0
     var edgeReadsPending = 0
     var error: UInt32 = 0
-    var fallocateFallback = false
     /// Whether the request is an entry of the export's in-flight mutation list.
     var isActiveMutation = false
     var isReadModifyWrite = false
@@ -79,7 +78,6 @@ final class NBDRequest {
         payloadReceived = 0
         edgeReadsPending = 0
         error = 0
-        fallocateFallback = false
         isReadModifyWrite = false
         nextReply = nil
         nextWaiting = nil

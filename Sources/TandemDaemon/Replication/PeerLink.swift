@@ -36,6 +36,8 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
     private var peerHelloAccepted = false
     let logger: Logger
     private(set) var peerNodeName = ""
+    /// This side refused the peer's Hello (the owner reported why when it refused).
+    private(set) var refusedThePeer = false
     private var flushScheduled = false
 
     /// `hello`: ours, for the dialling side (sent as soon as TLS is up).
@@ -160,6 +162,7 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
         switch delegate.peerLink(self, validate: hello) {
         case .refuse(let code, let reason):
             send(.helloReply(WireHelloReply(refusal: code, reason: reason)))
+            refusedThePeer = true
             close("refused the peer: \(code): \(reason)")
         case .accept(let owner, let hello):
             self.delegate = owner
