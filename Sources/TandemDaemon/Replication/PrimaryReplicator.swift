@@ -5,6 +5,7 @@
 // so. It dials the peer and reconnects with backoff; with initial_sync full it copies the
 // whole volume through the same Data stream before the peer counts as UpToDate. Loop thread
 // only.
+import DequeModule
 import Glibc
 import Logging
 import TandemControl
@@ -39,10 +40,10 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     private var machine: ReplicationPrimary
     private var actions: [PrimaryAction] = []
     private var batch: [PrimaryAction] = []
-    private var deferred: [PrimaryEvent] = []
+    private var deferred = Deque<PrimaryEvent>(minimumCapacity: 256)  // FIFO: O(1) at both ends
     private var slots: [Slot] = []
     private var freeSlots: [Int] = []
-    private var parked: [Int] = []  // slots waiting for room among the retained writes, in order
+    private var parked = Deque<Int>(minimumCapacity: 256)  // slots waiting for room among the retained writes, in order
     private let retained: RetainedWrites
     /// Zero chunks of WRITE_ZEROES are written and sent from here.
     private let zeros: UnsafeMutableRawPointer
