@@ -150,7 +150,6 @@ final class Resource {
         fields["out_of_sync_bytes"] = .int(0)
         fields["lag_bytes"] = .int(0)
         fields["rpo_ms"] = .int(0)
-        fields["split_brain"] = .bool(false)
         if let primary { fields.merge(primary.statusFields) { $1 } }
         if let secondary { fields.merge(secondary.statusFields) { $1 } }
         if spec.role == .secondary && secondary == nil { fields["disk_state"] = .string(secondaryDiskStateAtRest) }
