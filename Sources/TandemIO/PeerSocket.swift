@@ -84,8 +84,7 @@ public final class PeerSocket: IOHandler {
     }
 
     private static func openSocket(family: Int32) throws(IOError) -> Int32 {
-        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw IOError(errno: errno, "socket") }
+        let fd = try Sockets.streamSocket(family: family)
         configure(fd)
         return fd
     }

@@ -74,6 +74,13 @@ public enum Sockets {
 
     public static func shutdownBoth(_ fd: Int32) { _ = shutdown(fd, Int32(SHUT_RDWR)) }
 
+    /// A new TCP socket of `family` (AF_INET, AF_INET6) for connecting, close-on-exec.
+    public static func streamSocket(family: Int32) throws(IOError) -> Int32 {
+        let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw IOError(errno: errno, "socket") }
+        return fd
+    }
+
     public static func setNoDelay(_ fd: Int32) {
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
