@@ -12,6 +12,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
     ],
     targets: [
         .systemLibrary(name: "CURing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
@@ -24,6 +25,7 @@ let package = Package(
             dependencies: [
                 "CURing", "CLZ4", "COpenSSL", "CShims", "TandemCore",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ]),
         .target(
             name: "TandemNBD",
@@ -34,6 +36,7 @@ let package = Package(
             dependencies: [
                 "TandemCore", "TandemIO", "TandemNBD", "TandemControl", "CShims",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "DequeModule", package: "swift-collections"),
             ]),
         .executableTarget(
             name: "tandemd",

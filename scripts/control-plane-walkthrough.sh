@@ -103,7 +103,7 @@ ctl status-after-failover alpha status r0
 
 echo; echo "## forced failover: the primary (beta) dies"
 kill -KILL "${pid[beta]}"; timeout 30 tail --pid="${pid[beta]}" -f /dev/null; unset 'pid[beta]'
-wait_for alpha connection_state=Connecting
+wait_for alpha connection_state=WFConnection
 ctl failover-unforced alpha failover r0
 ctl failover-forced alpha failover r0 --force
 ctl status-after-forced alpha status r0

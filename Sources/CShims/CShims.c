@@ -18,7 +18,6 @@ const int tandem_FALLOC_FL_KEEP_SIZE = FALLOC_FL_KEEP_SIZE;
 const int tandem_FALLOC_FL_PUNCH_HOLE = FALLOC_FL_PUNCH_HOLE;
 const int tandem_FALLOC_FL_ZERO_RANGE = FALLOC_FL_ZERO_RANGE;
 
-int tandem_errno(void) { return errno; }
 void tandem_set_errno(int value) { errno = value; }
 
 int tandem_blk_getsize64(int fd, unsigned long long *size) { return ioctl(fd, BLKGETSIZE64, size); }

@@ -1,9 +1,13 @@
-// JSONCodec: a strict RFC 8259 parser and a deterministic serializer for JSONValue.
-// Integers stay exact Int64 (sizes and offsets must never pass through Double). The parser
-// never traps on any input: every malformed byte sequence is a JSONError, and nesting depth
-// and input size are bounded so a hostile control client cannot exhaust the stack or memory.
+// JSONCodec: JSONValue to and from JSON text, through Foundation's JSONSerialization. What
+// this file adds is what the control plane needs on top: integers stay exact Int64 (sizes
+// and offsets must never pass through Double: an integer beyond Int64 is refused, not
+// rounded), booleans never become numbers, nesting and input size are bounded so a hostile
+// client cannot exhaust the stack or memory, and output is deterministic (keys sorted).
+// Parsing never traps: every malformed input is a JSONError.
+import Foundation
 
-/// Why a byte sequence is not the JSON we accept; `offset` is the byte where it went wrong.
+/// Why a byte sequence is not the JSON we accept; `offset` is the byte where it went wrong
+/// when that is known (0 otherwise: Foundation reports a position only in its message).
 public struct JSONError: Error, Sendable, Equatable, CustomStringConvertible {
     public var offset: Int
     public var reason: String
@@ -11,7 +15,7 @@ public struct JSONError: Error, Sendable, Equatable, CustomStringConvertible {
         self.offset = offset
         self.reason = reason
     }
-    public var description: String { "\(reason) at byte \(offset)" }
+    public var description: String { offset > 0 ? "\(reason) at byte \(offset)" : reason }
 }
 
 public enum JSONCodec {
@@ -21,91 +25,120 @@ public enum JSONCodec {
     public static let inputBytesMax = 16 << 20
 
     /// Parses exactly one JSON value; surrounding whitespace is allowed, anything else is not.
+    /// Input must be UTF-8 (a NUL byte, which UTF-16 or UTF-32 text would have, is refused).
     public static func parse(_ bytes: some Collection<UInt8>) -> Result<JSONValue, JSONError> {
         guard bytes.count <= inputBytesMax else {
             return .failure(JSONError(offset: 0, reason: "input larger than \(inputBytesMax) bytes"))
         }
-        var parser = JSONParser(bytes: Array(bytes))
+        let data = Data(bytes)
+        if let nul = data.firstIndex(of: 0) {
+            return .failure(JSONError(offset: nul - data.startIndex, reason: "NUL byte in JSON text"))
+        }
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+        } catch {
+            return .failure(JSONError(offset: 0, reason: foundationReason(error)))
+        }
         do throws(JSONError) {
-            parser.skipWhitespace()
-            let value = try parser.parseValue(depth: 0)
-            parser.skipWhitespace()
-            guard parser.atEnd else { throw parser.error("unexpected data after the value") }
-            return .success(value)
+            return .success(try value(of: object, depth: 0))
         } catch {
             return .failure(error)
         }
     }
 
-    /// Serializes with object keys sorted (bytewise), no insignificant whitespace, no newline.
+    /// Serializes with object keys sorted, no insignificant whitespace, no newline.
     public static func serialize(_ value: JSONValue) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(64)
-        write(value, into: &out)
-        return out
+        let options: JSONSerialization.WritingOptions = [.sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes]
+        do {
+            return [UInt8](try JSONSerialization.data(withJSONObject: foundationObject(value), options: options))
+        } catch {
+            // foundationObject gives only strings, finite numbers, booleans, null, arrays and
+            // string-keyed dictionaries, all of which JSONSerialization writes.
+            preconditionFailure("JSONSerialization refused a JSONValue: \(error)")
+        }
     }
 
     public static func serializeString(_ value: JSONValue) -> String {
         String(decoding: serialize(value), as: UTF8.self)
     }
 
-    static func write(_ value: JSONValue, into out: inout [UInt8]) {
-        switch value {
-        case .null: out.append(contentsOf: Array("null".utf8))
-        case .bool(let flag): out.append(contentsOf: Array((flag ? "true" : "false").utf8))
-        case .int(let number): out.append(contentsOf: Array(String(number).utf8))
-        case .double(let number): writeDouble(number, into: &out)
-        case .string(let text): writeString(text, into: &out)
-        case .array(let items):
-            out.append(UInt8(ascii: "["))
-            for (index, item) in items.enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                write(item, into: &out)
-            }
-            out.append(UInt8(ascii: "]"))
-        case .object(let fields):
-            writeObject(fields, into: &out)
+    // MARK: Foundation's objects to JSONValue
+
+    static func value(of object: Any, depth: Int) throws(JSONError) -> JSONValue {
+        switch object {
+        case is NSNull:
+            return .null
+        case let number as NSNumber:
+            return try value(of: number)
+        case let text as String:
+            return .string(text)
+        case let items as [Any]:
+            guard depth < depthMax else { throw JSONError(offset: 0, reason: "nesting deeper than \(depthMax)") }
+            var values: [JSONValue] = []
+            values.reserveCapacity(items.count)
+            for item in items { values.append(try value(of: item, depth: depth + 1)) }
+            return .array(values)
+        case let fields as [String: Any]:
+            guard depth < depthMax else { throw JSONError(offset: 0, reason: "nesting deeper than \(depthMax)") }
+            var values: [String: JSONValue] = [:]
+            values.reserveCapacity(fields.count)
+            for (key, item) in fields { values[key] = try value(of: item, depth: depth + 1) }
+            return .object(values)
+        default:
+            throw JSONError(offset: 0, reason: "unexpected JSON value of type \(type(of: object))")
         }
     }
 
-    static func writeObject(_ fields: [String: JSONValue], into out: inout [UInt8]) {
-        out.append(UInt8(ascii: "{"))
-        let keys = fields.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
-        for (index, key) in keys.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            writeString(key, into: &out)
-            out.append(UInt8(ascii: ":"))
-            write(fields[key] ?? .null, into: &out)
+    /// JSONSerialization keeps the literal's kind in the number's type: a boolean is "c", an
+    /// integer a signed or unsigned integer type, a fraction or exponent "d"; an integer
+    /// outside Int64 and UInt64 comes as an NSDecimalNumber.
+    static func value(of number: NSNumber) throws(JSONError) -> JSONValue {
+        if let decimal = number as? NSDecimalNumber {
+            let integer = decimal.int64Value
+            if decimal.compare(NSDecimalNumber(value: integer)) == .orderedSame { return .int(integer) }
+            var rounded = decimal.decimalValue, exact = decimal.decimalValue
+            NSDecimalRound(&rounded, &exact, 0, .plain)
+            if rounded == exact { throw JSONError(offset: 0, reason: "integer \(decimal) does not fit in 64 bits") }
+            return .double(decimal.doubleValue)
         }
-        out.append(UInt8(ascii: "}"))
+        switch String(cString: number.objCType) {
+        case "c", "B":
+            return .bool(number.boolValue)
+        case "q", "l", "i", "s":
+            return .int(number.int64Value)
+        case "Q", "L", "I", "S", "C":
+            guard number.uint64Value <= UInt64(Int64.max) else {
+                throw JSONError(offset: 0, reason: "integer \(number.uint64Value) does not fit in 64 bits")
+            }
+            return .int(Int64(number.uint64Value))
+        default:
+            let double = number.doubleValue
+            guard double.isFinite else { throw JSONError(offset: 0, reason: "number out of range") }
+            return .double(double)
+        }
     }
+
+    /// Foundation's own explanation ("Unexpected end of file during JSON parse."), which
+    /// names the character position where it has one.
+    static func foundationReason(_ error: any Error) -> String {
+        let nsError = error as NSError
+        let detail = nsError.userInfo[NSDebugDescriptionErrorKey] as? String ?? nsError.localizedDescription
+        return "invalid JSON: \(detail)"
+    }
+
+    // MARK: JSONValue to Foundation's objects
 
     /// JSON has no NaN or infinity; they are written as null rather than as invalid JSON.
-    static func writeDouble(_ number: Double, into out: inout [UInt8]) {
-        guard number.isFinite else {
-            out.append(contentsOf: Array("null".utf8))
-            return
+    static func foundationObject(_ value: JSONValue) -> Any {
+        switch value {
+        case .null: return NSNull()
+        case .bool(let flag): return NSNumber(value: flag)
+        case .int(let number): return NSNumber(value: number)
+        case .double(let number): return number.isFinite ? NSNumber(value: number) : NSNull()
+        case .string(let text): return text
+        case .array(let items): return items.map(foundationObject)
+        case .object(let fields): return fields.mapValues(foundationObject)
         }
-        out.append(contentsOf: Array(String(number).utf8))
-    }
-
-    static func writeString(_ text: String, into out: inout [UInt8]) {
-        let hex = Array("0123456789abcdef".utf8)
-        out.append(UInt8(ascii: "\""))
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(contentsOf: [0x5C, 0x22])
-            case UInt8(ascii: "\\"): out.append(contentsOf: [0x5C, 0x5C])
-            case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-            case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
-            case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
-            case 0x00..<0x20, 0x7F:
-                out.append(contentsOf: Array("\\u00".utf8))
-                out.append(hex[Int(byte >> 4)])
-                out.append(hex[Int(byte & 0x0F)])
-            default: out.append(byte)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
     }
 }

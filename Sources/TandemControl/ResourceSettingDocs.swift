@@ -121,6 +121,12 @@ extension ResourceSpec {
         ]
     }
 
+    /// DESIGN.md's words for the two policies this version refuses (`unsupportedKeys`): the
+    /// page lists what they will accept once built.
+    static let designFencingPolicies = ["dont-care", "suspend-io"]
+    static let designSplitBrainPolicies = ["disconnect", "discard-zero-changes", "discard-younger-primary",
+                                           "discard-least-changes"]
+
     private static func policyDocs(_ entry: DocEntry) -> [TunableDoc] {
         [
             entry("resync_rate", "bytes/s", "≥ 0; 0 selects the dynamic controller", 0...Int64.max, "0 (dynamic)", """
@@ -132,12 +138,12 @@ extension ResourceSpec {
                 A cap on all replication traffic of the resource, for a link shared with \
                 other traffic (OpenSDS's replication_bandwidth).
                 """),
-            entry("fencing", "word", fencingPolicies.map { "`\($0)`" }.joined(separator: ", "), nil, "`dont-care`", """
+            entry("fencing", "word", Self.designFencingPolicies.map { "`\($0)`" }.joined(separator: ", "), nil, "`dont-care`", """
                 `suspend-io`: a sync primary that loses its peer suspends application I/O \
                 until the peer is back or the control plane confirms with `outdate-peer` \
                 that it is fenced, so a failover elsewhere cannot be contradicted.
                 """),
-            entry("after_split_brain", "word", splitBrainPolicies.map { "`\($0)`" }.joined(separator: ", "),
+            entry("after_split_brain", "word", Self.designSplitBrainPolicies.map { "`\($0)`" }.joined(separator: ", "),
                   nil, "`disconnect`", """
                 What to do when both nodes wrote while apart: `disconnect` stays apart and \
                 waits for `resolve`; the others choose a survivor automatically.

@@ -4,10 +4,14 @@
 import TandemCore
 
 extension ResourceSpec {
-    public static let fencingPolicies = ["dont-care", "suspend-io"]
-    public static let splitBrainPolicies = [
-        "disconnect", "discard-zero-changes", "discard-younger-primary", "discard-least-changes",
-    ]
+    /// DESIGN.md's keys whose behaviour is not built yet: `create` refuses each with
+    /// `unsupported`, naming the key, rather than accepting a setting that does nothing.
+    /// Each leaves this list with the issue that builds it (rates with resync, fencing and
+    /// the split-brain policy with split brain, `rpo_target_ms` and `period_s` with the
+    /// adaptive and periodic modes).
+    public static let unsupportedKeys = ["after_split_brain", "bandwidth", "fencing", "period_s", "resync_rate", "rpo_target_ms"]
+    /// DESIGN.md's modes that are not built yet; `create` refuses them with `unsupported`.
+    public static let unsupportedModes = ["adaptive", "periodic"]
     /// sun_path holds 108 bytes including the terminating NUL.
     public static let unixSocketPathBytesMax = 107
     static let blockBytes: Int64 = 4096
@@ -16,7 +20,8 @@ extension ResourceSpec {
     public static func parse(
         createArgs: [String: JSONValue], defaultNBDSocketDirectory: String
     ) throws(ControlError) -> ResourceSpec {
-        var reader = ArgumentReader(createArgs)
+        try refuseUnsupported(createArgs)
+        var reader = ArgumentReader(createArgs.filter { key, value in !(value == .null && unsupportedKeys.contains(key)) })
         let name = try reader.requiredString("name")
         guard isValidName(name) else {
             throw reader.invalid(
@@ -41,6 +46,18 @@ extension ResourceSpec {
         return spec
     }
 
+    /// A key of `unsupportedKeys` with any value but `null`, or an unsupported mode.
+    static func refuseUnsupported(_ args: [String: JSONValue]) throws(ControlError) {
+        for key in unsupportedKeys where args[key] != nil && args[key] != .null {
+            throw ControlError(.unsupported, "argument '\(key)' is not supported by this version yet")
+        }
+        if case .string(let mode)? = args["mode"], unsupportedModes.contains(mode) {
+            throw ControlError(
+                .unsupported,
+                "argument 'mode': '\(mode)' is not supported by this version yet; use sync or async")
+        }
+    }
+
     static func parseSize(_ reader: inout ArgumentReader) throws(ControlError) -> Int64? {
         guard let size = try reader.optionalInteger("size_bytes", in: 1...Int64.max, unit: "bytes") else {
             return nil
@@ -51,7 +68,7 @@ extension ResourceSpec {
         return size
     }
 
-    /// role, peer, mode, period_s, rpo_target_ms, and how they constrain each other.
+    /// role, peer, mode, and how they constrain each other.
     static func parseReplication(_ reader: inout ArgumentReader, into spec: inout ResourceSpec) throws(ControlError) {
         spec.role = try reader.optionalChoice("role", ResourceRole.self) ?? .standalone
         if let peer = try reader.optionalObject("peer") {
@@ -63,18 +80,6 @@ extension ResourceSpec {
             throw ControlError(.missingArgument, "missing argument 'peer' (role \(spec.role.rawValue) needs a peer)")
         }
         spec.mode = try reader.optionalChoice("mode", ReplicationMode.self) ?? .sync
-        let period = try reader.optionalInteger("period_s", in: 1...86_400, unit: "seconds")
-        if spec.mode == .periodic {
-            guard let period else {
-                throw ControlError(.missingArgument, "missing argument 'period_s' (mode periodic needs it)")
-            }
-            spec.periodSeconds = UInt32(period)
-        } else if period != nil {
-            throw reader.invalid("period_s", "is only allowed with mode periodic")
-        }
-        spec.rpoTargetMs = try reader.optionalInteger(
-            "rpo_target_ms", in: 1...86_400_000, unit: "milliseconds"
-        ).map { UInt32($0) }
         if let buffer = try reader.optionalInteger("async_buffer_bytes", in: (1 << 20)...(1 << 40), unit: "bytes") {
             guard buffer % blockBytes == 0 else {
                 throw reader.invalid("async_buffer_bytes", "must be a multiple of \(blockBytes), got \(buffer)")
@@ -83,15 +88,9 @@ extension ResourceSpec {
         }
     }
 
-    /// compression, rates, fencing, split-brain policy, disk drain, initial sync.
+    /// compression, disk drain, initial sync.
     static func parsePolicies(_ reader: inout ArgumentReader, into spec: inout ResourceSpec) throws(ControlError) {
         spec.compression = try reader.optionalChoice("compression", CompressionKind.self) ?? .none
-        let rate = try reader.optionalInteger("resync_rate", in: 0...Int64.max, unit: "bytes per second")
-        spec.resyncRateBytesPerSecond = UInt64(rate ?? 0)
-        let bandwidth = try reader.optionalInteger("bandwidth", in: 0...Int64.max, unit: "bytes per second")
-        spec.bandwidthBytesPerSecond = UInt64(bandwidth ?? 0)
-        spec.fencing = try reader.optionalWord("fencing", allowed: fencingPolicies) ?? "dont-care"
-        spec.afterSplitBrain = try reader.optionalWord("after_split_brain", allowed: splitBrainPolicies) ?? "disconnect"
         spec.diskDrain = try reader.optionalChoice("disk_drain", DiskDrain.self) ?? .drain
         spec.initialSync = try reader.optionalChoice("initial_sync", InitialSync.self) ?? .full
     }
@@ -103,7 +102,10 @@ extension ResourceSpec {
             throw reader.invalid("name", "must be 1-64 characters of A-Z a-z 0-9 '-' '_' '.', not starting with '.'")
         }
         let address = try reader.requiredString("address")
-        guard isHostPort(address) else { throw reader.invalid("address", "must be host:port, got '\(ControlCodec.printable(address))'") }
+        guard isPeerAddress(address) else {
+            throw reader.invalid(
+                "address", "must be host:port (an IPv4 address, [IPv6] or a DNS name), got '\(ControlCodec.printable(address))'")
+        }
         try reader.finish()
         return PeerSpec(name: name, address: address)
     }
@@ -112,8 +114,9 @@ extension ResourceSpec {
         var reader = nbd
         let socket = try reader.optionalString("socket") ?? defaultSocket
         let tcp = try reader.optionalString("tcp")
-        if let tcp, !isHostPort(tcp) {
-            throw reader.invalid("tcp", "must be host:port, got '\(ControlCodec.printable(tcp))'")
+        if let tcp, !isListenAddress(tcp) {
+            throw reader.invalid(
+                "tcp", "must be host:port with an IPv4 address, [IPv6], '*' or 'localhost', got '\(ControlCodec.printable(tcp))'")
         }
         try reader.finish()
         return NBDSpec(socket: socket, tcp: tcp)
@@ -124,9 +127,6 @@ extension ResourceSpec {
         var fields: [String: JSONValue] = [
             "name": .string(name), "volume": .string(volume), "role": .string(role.rawValue),
             "mode": .string(mode.rawValue), "compression": .string(compression.rawValue),
-            "resync_rate": .int(Int64(clamping: resyncRateBytesPerSecond)),
-            "bandwidth": .int(Int64(clamping: bandwidthBytesPerSecond)),
-            "fencing": .string(fencing), "after_split_brain": .string(afterSplitBrain),
             "disk_drain": .string(diskDrain.rawValue), "initial_sync": .string(initialSync.rawValue),
             "async_buffer_bytes": .int(Int64(clamping: asyncBufferBytes)),
         ]
@@ -135,8 +135,6 @@ extension ResourceSpec {
         fields["nbd"] = .object(nbdFields)
         if let sizeBytes { fields["size_bytes"] = .int(Int64(clamping: sizeBytes)) }
         if let peer { fields["peer"] = .object(["name": .string(peer.name), "address": .string(peer.address)]) }
-        if let periodSeconds { fields["period_s"] = .int(Int64(periodSeconds)) }
-        if let rpoTargetMs { fields["rpo_target_ms"] = .int(Int64(rpoTargetMs)) }
         return fields
     }
 }
@@ -151,11 +149,58 @@ public func isUnixSocketPath(_ path: String) -> Bool {
 
 /// "host:port" or "[ipv6]:port" with a port 1-65535 and a host without whitespace.
 public func isHostPort(_ text: String) -> Bool {
-    guard let colon = text.lastIndex(of: ":") else { return false }
-    let host = text[..<colon]
-    let portText = text[text.index(after: colon)...]
-    guard let port = UInt16(portText), port > 0, !host.isEmpty else { return false }
+    guard let (host, _) = splitHostPort(text) else { return false }
     guard !host.contains(where: { $0.isWhitespace || $0 == "/" }) else { return false }
     if host.hasPrefix("[") { return host.hasSuffix("]") && host.count > 2 }
     return !host.contains(":")
+}
+
+/// A peer to dial: "host:port" with a port 1-65535, where host is an IPv4 address, "[IPv6]"
+/// or a DNS name (labels of 1-63 letters, digits and '-', at most 253 characters), which
+/// getaddrinfo resolves each time the peer is dialled.
+public func isPeerAddress(_ text: String) -> Bool {
+    guard let (host, _) = splitHostPort(text) else { return false }
+    if host.hasPrefix("[") { return isBracketedIPv6(host) }
+    return isDNSName(host)
+}
+
+/// "host:port" that a socket can bind without a name lookup: an IPv4 address, "[IPv6]",
+/// "*" (every IPv4 address) or "localhost".
+public func isListenAddress(_ text: String) -> Bool {
+    guard let (host, _) = splitHostPort(text) else { return false }
+    if host.hasPrefix("[") { return isBracketedIPv6(host) }
+    if host == "*" || host == "localhost" { return true }
+    let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+    return parts.count == 4 && parts.allSatisfy { part in
+        !part.isEmpty && part.count <= 3 && part.allSatisfy(\.isASCII) && part.allSatisfy(\.isNumber)
+            && Int(part).map { $0 <= 255 } == true
+    }
+}
+
+func splitHostPort(_ text: String) -> (host: Substring, port: UInt16)? {
+    guard let colon = text.lastIndex(of: ":") else { return nil }
+    let host = text[..<colon]
+    guard let port = UInt16(text[text.index(after: colon)...]), port > 0, !host.isEmpty else { return nil }
+    return (host, port)
+}
+
+func isBracketedIPv6(_ host: Substring) -> Bool {
+    guard host.hasPrefix("["), host.hasSuffix("]"), host.count > 3 else { return false }
+    return host.dropFirst().dropLast().utf8.allSatisfy { byte in
+        (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x46) || (byte >= 0x61 && byte <= 0x66)
+            || byte == 0x3A || byte == 0x2E
+    }
+}
+
+/// Also true for a dotted IPv4 address, which is a name getaddrinfo resolves to itself.
+func isDNSName(_ host: Substring) -> Bool {
+    guard host.utf8.count <= 253 else { return false }
+    let labels = host.split(separator: ".", omittingEmptySubsequences: false)
+    return labels.allSatisfy { label in
+        (1...63).contains(label.utf8.count) && label.first != "-" && label.last != "-"
+            && label.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                    || byte == 0x2D
+            }
+    }
 }

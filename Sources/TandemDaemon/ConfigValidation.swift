@@ -16,7 +16,7 @@ extension DaemonConfig {
         case .controlSocket:
             return isUnixSocketPath(controlSocket) ? nil : "'\(name)' must be an absolute path of at most 107 bytes, got \"\(controlSocket)\""
         case .listen:
-            return isHostPort(listen) ? nil : "'\(name)' must be host:port, got \"\(listen)\""
+            return isListenAddress(listen) ? nil : "'\(name)' must be host:port with an IPv4 address, [IPv6], '*' or 'localhost', got \"\(listen)\""
         case .metricsListen:
             // Bound at start-up as given: no name resolution, so a host name is refused here.
             guard let metricsListen else { return nil }

@@ -58,7 +58,6 @@ final class DaemonControl: ControlHandler {
     private func create(_ args: [String: JSONValue]) -> Result<[String: JSONValue], ControlError> {
         let spec: ResourceSpec
         do {
-            try ResourceSpec.refuseUnsupportedSettings(args)
             spec = try ResourceSpec.parse(createArgs: args, defaultNBDSocketDirectory: runtimeDirectory)
         } catch {
             return .failure(error)

@@ -176,7 +176,6 @@ final class Resource {
         fields["out_of_sync_bytes"] = .int(0)
         fields["lag_bytes"] = .int(0)
         fields["rpo_ms"] = .int(0)
-        fields["split_brain"] = .bool(false)
         if spec.role == .primary {
             // The peer's state is unknown unless a running replicator says otherwise.
             fields["peer_disk_state"] = .string(DiskState.unknown.rawValue)

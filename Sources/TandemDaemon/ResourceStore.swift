@@ -95,7 +95,7 @@ public struct ResourceStore: Sendable {
         }
         let spec: ResourceSpec
         do throws(ControlError) {
-            spec = try ResourceSpec.parse(createArgs: fields, defaultNBDSocketDirectory: "/")
+            spec = try ResourceSpec.parse(createArgs: Self.withoutLegacyDefaults(fields), defaultNBDSocketDirectory: "/")
         } catch {
             return .failure(ResourceStoreError("\(filePath): \(error.message)"))
         }
@@ -103,6 +103,18 @@ public struct ResourceStore: Sendable {
             return .failure(ResourceStoreError("\(filePath): holds resource '\(spec.name)', not the one its name says"))
         }
         return .success(spec)
+    }
+
+    /// Files written before the unbuilt settings were refused carry them at their defaults,
+    /// which describe what the code did (no rate limit, no fencing); those are dropped. A file
+    /// that asked for more is refused by `parse` with the key named.
+    static let legacyDefaults: [String: JSONValue] = [
+        "resync_rate": .int(0), "bandwidth": .int(0), "fencing": .string("dont-care"),
+        "after_split_brain": .string("disconnect"),
+    ]
+
+    static func withoutLegacyDefaults(_ fields: [String: JSONValue]) -> [String: JSONValue] {
+        fields.filter { key, value in legacyDefaults[key] != value }
     }
 
     func makeDirectory() throws(ResourceStoreError) {

@@ -2,6 +2,7 @@
 // the registered pool (no allocation); larger ones, rare and amortised over megabytes, take
 // an aligned heap block under a bounded in-flight budget. Waiters are served first come,
 // first served so that a large request is not starved by small ones. Loop thread only.
+import DequeModule
 import Glibc
 
 public struct DataBuffer {
@@ -20,14 +21,14 @@ public final class DataBuffers {
     public let poolLimitBytes: Int
     public let heapBudgetBytes: Int
     public private(set) var heapBytesInUse = 0
-    private var waiters: [BufferWaiter] = []
+    /// FIFO of waiters: O(1) at the front; room for 256 reserved at start.
+    private var waiters = Deque<BufferWaiter>(minimumCapacity: 256)
     private var waking = false
 
     public init(pool: BufferPool, heapBudgetBytes: Int) {
         self.pool = pool
         self.poolLimitBytes = max(BufferPool.blockBytes, pool.totalBytes / 8)
         self.heapBudgetBytes = heapBudgetBytes
-        waiters.reserveCapacity(256)
     }
 
     /// A buffer of at least `bytes`, or nil (then the caller is queued and woken later).

@@ -15,18 +15,4 @@ public struct IOError: Error, Sendable, Equatable, CustomStringConvertible {
         "\(operation): \(String(cString: strerror(errno))) (errno \(errno))"
     }
 
-    /// The completion should simply be submitted again.
-    public static func isTransient(_ errno: Int32) -> Bool {
-        errno == EINTR || errno == EAGAIN
-    }
-}
-
-/// Runs a syscall-style closure until it stops failing with EINTR.
-@inline(__always)
-func retryingEINTR(_ body: () -> Int32) -> Int32 {
-    while true {
-        let rc = body()
-        if rc == -1 && Glibc.errno == EINTR { continue }
-        return rc
-    }
 }

@@ -22,7 +22,7 @@ public final class PeerSocket: IOHandler {
     public var output: ((UnsafeMutableRawBufferPointer) -> Int)?
     public private(set) var isConnected: Bool
     public private(set) var isClosing = false
-    private let fd: Int32
+    private var fd: Int32
     private var handlerID: UInt32 = 0
     /// Read by the kernel when the connect is submitted, so it must not move.
     private let address = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: 1)
@@ -36,6 +36,9 @@ public final class PeerSocket: IOHandler {
     private var connecting = false
     private var closeReason = ""
     private var closedReported = false
+    /// The dialling side's addresses still to try, in order, should this connect fail.
+    private var untriedAddresses: ArraySlice<SocketAddress> = []
+    private var connectingTo = ""
 
     private enum Tag: UInt32 { case connect = 1, receive, send, cancel, nop }
 
@@ -64,19 +67,33 @@ public final class PeerSocket: IOHandler {
         handlerID = loop.register(self)
     }
 
-    /// Starts a non-blocking connect to "host:port" on the ring.
-    public init(loop: EventLoop, connectTo text: String) throws(IOError) {
-        let (fd, storage, length) = try Sockets.streamSocket(for: text)
+    /// Starts a non-blocking connect on the ring to the first of `addresses` (getaddrinfo's
+    /// order), moving on to the next when one fails: "localhost" may give ::1 first while the
+    /// peer listens on IPv4 only.
+    public init(loop: EventLoop, connectTo addresses: [SocketAddress]) throws(IOError) {
+        guard let first = addresses.first else { throw IOError(errno: EDESTADDRREQ, "connect: no address") }
         self.loop = loop
-        self.fd = fd
+        self.fd = -1
         self.isConnected = false
-        address.initialize(to: storage)
         receiveBuffer = .allocate(byteCount: Self.receiveBufferBytes, alignment: 64)
         sendBuffer = .allocate(byteCount: Self.sendBufferBytes, alignment: 64)
-        Self.configure(fd)
+        untriedAddresses = addresses.dropFirst()
+        fd = try Self.openSocket(family: first.family)
         handlerID = loop.register(self)
+        startConnect(to: first)
+    }
+
+    private static func openSocket(family: Int32) throws(IOError) -> Int32 {
+        let fd = try Sockets.streamSocket(family: family)
+        configure(fd)
+        return fd
+    }
+
+    private func startConnect(to target: SocketAddress) {
+        address.initialize(to: target.storage)
+        connectingTo = target.description
         let sqe = loop.sqe(handler: handlerID, tag: Tag.connect.rawValue)
-        address.withMemoryRebound(to: sockaddr.self, capacity: 1) { io_uring_prep_connect(sqe, fd, $0, length) }
+        address.withMemoryRebound(to: sockaddr.self, capacity: 1) { io_uring_prep_connect(sqe, fd, $0, target.length) }
         connecting = true
         inFlight += 1
     }
@@ -143,7 +160,16 @@ public final class PeerSocket: IOHandler {
         connecting = false
         guard !isClosing else { return }
         guard result == 0 else {
-            close("connect failed: \(String(cString: strerror(-result)))")
+            let reason = "connect to \(connectingTo) failed: \(String(cString: strerror(-result)))"
+            if let next = untriedAddresses.popFirst() {
+                Glibc.close(fd)
+                do throws(IOError) { fd = try Self.openSocket(family: next.family) } catch {
+                    fd = -1
+                    return close("\(reason); \(error)")
+                }
+                return startConnect(to: next)
+            }
+            close(reason)
             return
         }
         isConnected = true

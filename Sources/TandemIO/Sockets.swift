@@ -74,14 +74,11 @@ public enum Sockets {
 
     public static func shutdownBoth(_ fd: Int32) { _ = shutdown(fd, Int32(SHUT_RDWR)) }
 
-    /// A new stream socket for connecting to "host:port", and the parsed address.
-    public static func streamSocket(for text: String) throws(IOError) -> (Int32, sockaddr_storage, socklen_t) {
-        guard let (family, storage, length) = parse(address: text) else {
-            throw IOError(errno: EINVAL, "bad peer address '\(text)' (want host:port)")
-        }
+    /// A new TCP socket of `family` (AF_INET, AF_INET6) for connecting, close-on-exec.
+    public static func streamSocket(family: Int32) throws(IOError) -> Int32 {
         let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw IOError(errno: errno, "socket") }
-        return (fd, storage, length)
+        return fd
     }
 
     public static func setNoDelay(_ fd: Int32) {

@@ -36,7 +36,6 @@ final class NBDRequest {
     var payloadReceived = 0
     var edgeReadsPending = 0
     var error: UInt32 = 0
-    var fallocateFallback = false
     /// The request's index in the export's list of active mutations; -1 when not in it.
     var activeIndex = -1
     var isReadModifyWrite = false
@@ -73,7 +72,6 @@ final class NBDRequest {
         payloadReceived = 0
         edgeReadsPending = 0
         error = 0
-        fallocateFallback = false
         isReadModifyWrite = false
         nextReply = nil
         nextWaiting = nil

@@ -29,51 +29,55 @@ struct Tandemd: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Read settings from this config file.", valueName: "path"))
     var config: String?
 
-    @Option(help: ArgumentHelp("This node's name; peer certificates must name it. (node_name, default \"node\")", valueName: "name"))
-    var nodeName: String?
-    @Option(help: ArgumentHelp("Directory for persisted resources and metadata. (state_dir, default /var/lib/tandem)", valueName: "path"))
-    var stateDir: String?
-    @Option(help: ArgumentHelp("Control socket path. (control_socket, default /run/tandem/control.sock)", valueName: "path"))
-    var controlSocket: String?
-    @Option(help: ArgumentHelp("Group allowed to use the control socket besides root; \"\" for none. (control_group)", valueName: "group"))
-    var controlGroup: String?
-    @Option(help: ArgumentHelp("Replication listen address. (listen, default 0.0.0.0:7788)", valueName: "host:port"))
-    var listen: String?
-    @Option(help: ArgumentHelp("Prometheus metrics address; \"\" disables. (metrics_listen)", valueName: "host:port"))
-    var metricsListen: String?
-    @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical. (log_level, default info)", valueName: "level"))
-    var logLevel: String?
-    @Option(help: ArgumentHelp("Data-path buffer memory, 1MiB-4GiB, multiple of 4096. (buffer_pool_bytes, default 32MiB)", valueName: "bytes"))
-    var bufferPoolBytes: String?
-    @Option(help: ArgumentHelp("io_uring submission queue size, power of two 8-32768. (ring_entries, default 1024)", valueName: "count"))
-    var ringEntries: String?
-    @Option(help: ArgumentHelp("NBD requests in flight per connection, 1-4096. (max_requests_per_connection, default 128)", valueName: "count"))
-    var maxRequestsPerConnection: String?
-    @Option(help: ArgumentHelp("Largest NBD request payload, 4096-32MiB. (max_request_bytes, default 32MiB)", valueName: "bytes"))
-    var maxRequestBytes: String?
-    @Option(name: .customLong("tls-ca"), help: ArgumentHelp("CA certificate (PEM) peers must chain to. (tls_ca)", valueName: "path"))
-    var tlsCA: String?
-    @Option(help: ArgumentHelp("This node's certificate (PEM). (tls_cert)", valueName: "path"))
-    var tlsCert: String?
-    @Option(help: ArgumentHelp("This node's private key (PEM). (tls_key)", valueName: "path"))
-    var tlsKey: String?
+    /// Every config key's flag (`--node-name NAME` or `--node-name=NAME`), generated from
+    /// ConfigKey's table rather than declared one by one, so a new key is a flag at once.
+    @Argument(parsing: .allUnrecognized, help: ArgumentHelp(Self.settingsHelp, valueName: "--key value"))
+    var settings: [String] = []
 
-    var flagValues: [(ConfigKey, String?)] {
-        [
-            (.nodeName, nodeName), (.stateDir, stateDir), (.controlSocket, controlSocket),
-            (.controlGroup, controlGroup), (.listen, listen), (.metricsListen, metricsListen),
-            (.logLevel, logLevel), (.bufferPoolBytes, bufferPoolBytes), (.ringEntries, ringEntries),
-            (.maxRequestsPerConnection, maxRequestsPerConnection), (.maxRequestBytes, maxRequestBytes),
-            (.tlsCA, tlsCA), (.tlsCert, tlsCert), (.tlsKey, tlsKey),
-        ]
+    static let flagKeys = Dictionary(uniqueKeysWithValues: ConfigKey.allCases.map { ($0.flag, $0) })
+
+    static var settingsHelp: String {
+        let flags = ConfigKey.allCases.map { key in "\(key.flag) <\(valueName(key.kind))> (\(key.rawValue))" }
+        return "Any config-file key as a flag: " + flags.joined(separator: ", ")
+            + ". Units, defaults and ranges: docs/configuration.md."
+    }
+
+    static func valueName(_ kind: ConfigKey.Kind) -> String {
+        switch kind {
+        case .text: "text"
+        case .optionalText: "text, \"\" for none"
+        case .bytes: "bytes, e.g. 64MiB"
+        case .count: "count"
+        }
+    }
+
+    /// The flags in the order given, each with its value.
+    func flagValues() throws(ConfigError) -> [(ConfigKey, String)] {
+        var values: [(ConfigKey, String)] = []
+        var index = 0
+        while index < settings.count {
+            let word = settings[index]
+            index += 1
+            let name = word.split(separator: "=", maxSplits: 1).first.map(String.init) ?? word
+            guard let key = Self.flagKeys[name] else {
+                throw ConfigError("unknown option or argument '\(word)' (see --help)")
+            }
+            if name.count < word.count {
+                values.append((key, String(word.dropFirst(name.count + 1))))
+            } else {
+                guard index < settings.count else { throw ConfigError("\(key.flag) needs a value") }
+                values.append((key, settings[index]))
+                index += 1
+            }
+        }
+        return values
     }
 
     /// Defaults, then the file, then the flags; validated as a whole.
     func loadConfig() throws(ConfigError) -> DaemonConfig {
         var daemonConfig = DaemonConfig()
         if let config { try applyConfigFile(path: config, to: &daemonConfig) }
-        for (key, value) in flagValues {
-            guard let value else { continue }
+        for (key, value) in try flagValues() {
             do throws(ConfigError) {
                 try daemonConfig.set(key, flagValue: value)
             } catch {

@@ -9,9 +9,35 @@ import TandemControl
         }
     }
 
+    /// 2^53 + 1 is the first integer a Double cannot hold: it must arrive as that integer.
+    @Test func integersAboveDoublePrecisionParseAsExactIntegers() {
+        #expect(parseJSON("9007199254740993") == .int(9_007_199_254_740_993))
+        #expect(parseJSON("[9223372036854775807,-9223372036854775808]") == .array([.int(.max), .int(.min)]))
+        #expect(parseJSON(#"{"size_bytes":9007199254740993}"#) == .object(["size_bytes": .int(9_007_199_254_740_993)]))
+        #expect(JSONCodec.serializeString(.int(9_007_199_254_740_993)) == "9007199254740993")
+        #expect(JSONCodec.serializeString(.int(.max)) == "9223372036854775807")
+    }
+
+    @Test func numbersKeepTheirKindAndBooleansAreNotNumbers() {
+        #expect(parseJSON("[0,1,true,false,1.0,1e2,-0]") == .array([
+            .int(0), .int(1), .bool(true), .bool(false), .double(1.0), .double(100), .int(0),
+        ]))
+        #expect(JSONCodec.serializeString(.array([.bool(true), .int(1), .double(1.5)])) == "[true,1,1.5]")
+    }
+
+    /// Foundation's parser, unlike the hand-written one it replaced, accepts a trailing comma
+    /// and lets the last of two equal keys win. docs/control-protocol.md says so.
+    @Test func foundationsLeniencyIsWhatTheDocsSay() {
+        #expect(parseJSON("[1,]") == .array([.int(1)]))
+        #expect(parseJSON(#"{"a":1,"a":2}"#) == .object(["a": .int(2)]))
+    }
+
     @Test func integersBeyondInt64AreRefusedNotRounded() {
         #expect(parseJSON("9223372036854775808") == nil)
         #expect(parseJSON("-9223372036854775809") == nil)
+        #expect(parseJSON("18446744073709551615") == nil)
+        #expect(parseJSON("[100000000000000000000000]") == nil)
+        #expect(parseJSON("1.5e300") == .double(1.5e300), "a fraction or exponent is a Double, as before")
     }
 
     @Test func valuesRoundTripThroughSerializeAndParse() {
@@ -32,9 +58,10 @@ import TandemControl
     }
 
     @Test(arguments: [
-        "", " ", "{", "}", "[1,]", "{\"a\":1,}", "{'a':1}", "tru", "nul", "01", "1.", ".5", "1e", "-",
+        "", " ", "{", "}", "{'a':1}", "tru", "nul", "01", "1.", ".5", "1e", "-",
         "+1", "\"abc", "\"\\x\"", "\"\\u12\"", "\"\\ud800\"", "\"\\udc00\"", "\"a\u{1}b\"", "[1 2]",
-        "{\"a\" 1}", "{1:2}", "{\"a\":1}{}", "NaN", "Infinity", "1e999", "{\"a\":1,\"a\":2}",
+        "{\"a\" 1}", "{1:2}", "{\"a\":1}{}", "NaN", "Infinity", "1e999",
+        "\u{0}1", "[1,\u{0}2]",
     ])
     func malformedInputIsRefused(text: String) {
         #expect(parseJSON(text) == nil)

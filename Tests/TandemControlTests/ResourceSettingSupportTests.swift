@@ -1,5 +1,5 @@
-// A setting the parser accepts is carried out or refused with `unsupported` (common brief,
-// DESIGN.md): the support table decides, for modes and each setting, before validation.
+// A setting the parser accepts is carried out or refused with `unsupported` (DESIGN.md): the
+// support table (ResourceSpec.unsupportedKeys / unsupportedModes) decides, in `parse`.
 import TandemControl
 import TandemCore
 import Testing
@@ -9,7 +9,7 @@ import Testing
 
     func refusal(_ args: [String: JSONValue]) -> ControlError? {
         do {
-            try ResourceSpec.refuseUnsupportedSettings(minimal.merging(args) { $1 })
+            _ = try ResourceSpec.parse(createArgs: minimal.merging(args) { $1 }, defaultNBDSocketDirectory: "/run/tandem")
             return nil
         } catch { return error }
     }

@@ -23,8 +23,6 @@ import TandemCore
         #expect(spec.role == .standalone)
         #expect(spec.mode == .sync)
         #expect(spec.nbd == NBDSpec(socket: "/run/tandem/r0.nbd"))
-        #expect(spec.fencing == "dont-care")
-        #expect(spec.afterSplitBrain == "disconnect")
         #expect(spec.sizeBytes == nil)
     }
 
@@ -39,8 +37,6 @@ import TandemCore
         ("name", JSONValue.string("../etc")), ("name", .int(3)), ("volume", .string("relative/path")),
         ("size_bytes", .int(0)), ("size_bytes", .int(4097)), ("size_bytes", .string("1GiB")),
         ("role", .string("master")), ("mode", .string("semi-sync")), ("compression", .string("zstd")),
-        ("period_s", .int(10)), ("rpo_target_ms", .int(0)), ("resync_rate", .int(-1)),
-        ("bandwidth", .double(1.5)), ("fencing", .string("stonith")), ("after_split_brain", .string("merge")),
         ("disk_drain", .string("barrier")), ("initial_sync", .string("partial")),
         ("async_buffer_bytes", .int(4096)), ("nbd", .string("/s")), ("peer", .object(["name": .string("b"), "address": .string("x:1")])),
     ])
@@ -65,9 +61,43 @@ import TandemCore
         #expect(refusal(["role": .string("primary"), "peer": badAddress])?.message.contains("'peer.address'") == true)
     }
 
-    @Test func periodicModeRequiresAPeriod() {
-        #expect(refusal(["mode": .string("periodic")])?.message.contains("'period_s'") == true)
-        #expect(refusal(["mode": .string("periodic"), "period_s": .int(30)]) == nil)
+    @Test(arguments: ResourceSpec.unsupportedKeys)
+    func anUnbuiltSettingIsRefusedAsUnsupportedNamingItsKey(key: String) {
+        for value: JSONValue in [.int(0), .int(100 << 20), .string("dont-care"), .string("disconnect")] {
+            let error = refusal([key: value])
+            #expect(error?.code == .unsupported, "\(key)=\(value): \(error?.message ?? "accepted")")
+            #expect(error?.message.contains("'\(key)'") == true)
+        }
+        #expect(refusal([key: .null]) == nil, "null means absent")
+    }
+
+    @Test(arguments: ResourceSpec.unsupportedModes)
+    func anUnbuiltModeIsRefusedAsUnsupported(mode: String) {
+        let error = refusal(["mode": .string(mode)])
+        #expect(error?.code == .unsupported)
+        #expect(error?.message.contains("'mode'") == true && error?.message.contains(mode) == true)
+    }
+
+    @Test(arguments: ["beta:7788", "localhost:7788", "[::1]:7788", "10.0.0.2:7788", "node-2.example.com:1"])
+    func aPeerAddressMayBeAHostName(address: String) throws {
+        let peer: JSONValue = .object(["name": .string("beta"), "address": .string(address)])
+        let spec = try parse(minimal.merging(["role": .string("primary"), "peer": peer]) { $1 }).get()
+        #expect(spec.peer?.address == address)
+    }
+
+    @Test(arguments: ["beta", "beta:0", "beta:70000", "be ta:7788", "-beta:7788", "beta..x:7788", "[::1:7788",
+                      "[zz]:7788", "beta_1:7788", "a/b:7788", ":7788"])
+    func aPeerAddressThatCannotBeParsedIsRefused(address: String) {
+        let peer: JSONValue = .object(["name": .string("beta"), "address": .string(address)])
+        let error = refusal(["role": .string("primary"), "peer": peer])
+        #expect(error?.code == .invalidArgument)
+        #expect(error?.message.contains("'peer.address'") == true)
+    }
+
+    @Test func anNBDTCPAddressMustBeBindableWithoutALookUp() {
+        #expect(refusal(["nbd": .object(["tcp": .string("beta:10809")])])?.message.contains("'nbd.tcp'") == true)
+        #expect(refusal(["nbd": .object(["tcp": .string("127.0.0.1:10809")])]) == nil)
+        #expect(refusal(["nbd": .object(["tcp": .string("[::1]:10809")])]) == nil)
     }
 
     @Test func anNBDSocketPathThatDoesNotFitSunPathIsRefused() {
@@ -80,44 +110,12 @@ import TandemCore
         args["size_bytes"] = .int(1 << 30)
         args["role"] = .string("primary")
         args["peer"] = .object(["name": .string("beta"), "address": .string("[::1]:7788")])
-        args["mode"] = .string("periodic")
-        args["period_s"] = .int(60)
-        args["rpo_target_ms"] = .int(500)
+        args["mode"] = .string("async")
+        args["compression"] = .string("lz4")
+        args["disk_drain"] = .string("flush")
+        args["async_buffer_bytes"] = .int(64 << 20)
         args["nbd"] = .object(["socket": .string("/run/r0.sock"), "tcp": .string("127.0.0.1:10809")])
         let spec = try parse(args).get()
         #expect(try parse(spec.jsonFields).get() == spec)
-    }
-}
-
-@Suite struct ResourceSpecSettingsTests {
-    let spec = ResourceSpec(name: "r0", volume: "/dev/vdb", nbd: NBDSpec(socket: "/run/tandem/r0.nbd"))
-
-    func refusal(_ settings: [String: JSONValue]) -> ControlError? {
-        do throws(ControlError) {
-            _ = try spec.applying(settings: settings)
-            return nil
-        } catch {
-            return error
-        }
-    }
-
-    @Test func liveSettingsChangeAndTheRestStays() throws {
-        let changed = try spec.applying(settings: ["resync_rate": .int(100 << 20), "mode": .string("async")])
-        #expect(changed.resyncRateBytesPerSecond == 100 << 20)
-        #expect(changed.mode == .async)
-        #expect(changed.volume == spec.volume && changed.nbd == spec.nbd)
-    }
-
-    @Test func leavingPeriodicModeDropsThePeriod() throws {
-        let periodic = try spec.applying(settings: ["mode": .string("periodic"), "period_s": .int(30)])
-        #expect(periodic.periodSeconds == 30)
-        let back = try periodic.applying(settings: ["mode": .string("sync")])
-        #expect(back.periodSeconds == nil)
-    }
-
-    @Test func fixedAndUnknownSettingsAreRefusedByName() {
-        #expect(refusal(["volume": .string("/dev/vdc")])?.message.contains("'volume'") == true)
-        #expect(refusal(["speed": .int(1)]) == ControlError(.invalidArgument, "unknown argument 'speed'"))
-        #expect(refusal(["bandwidth": .int(-5)])?.message.contains("'bandwidth'") == true)
     }
 }

@@ -53,6 +53,26 @@ import Glibc
         #expect(access("\(stateDir)/resources/.r0.json.tmp", F_OK) != 0)
     }
 
+    /// Files from before the unbuilt settings were refused hold them at their defaults: the
+    /// resource still loads. One that asked for a rate limit is refused with the key named.
+    @Test func anOlderFileWithUnbuiltSettingsAtTheirDefaultsStillLoads() throws {
+        let stateDir = makeTemporaryDirectory()
+        defer { removeTree(stateDir) }
+        let store = ResourceStore(stateDir: stateDir)
+        mkdir("\(stateDir)/resources", 0o750)
+        func file(_ name: String, _ extra: String) -> String {
+            "{\"version\":1,\"spec\":{\"name\":\"\(name)\",\"volume\":\"/dev/vdb\",\"size_bytes\":1048576,"
+                + "\"nbd\":{\"socket\":\"/run/tandem/\(name).nbd\"},\(extra)}}"
+        }
+        let legacy = "\"resync_rate\":0,\"bandwidth\":0,\"fencing\":\"dont-care\",\"after_split_brain\":\"disconnect\""
+        writeFile("\(stateDir)/resources/r0.json", file("r0", legacy))
+        writeFile("\(stateDir)/resources/r1.json", file("r1", "\"resync_rate\":5"))
+        let loaded = store.loadAll()
+        #expect(loaded.specs == [spec("r0")])
+        #expect(loaded.problems.count == 1)
+        #expect(loaded.problems.first?.contains("'resync_rate'") == true)
+    }
+
     @Test func aDamagedFileIsReportedAndTheOthersStillLoad() throws {
         let stateDir = makeTemporaryDirectory()
         defer { removeTree(stateDir) }

@@ -122,6 +122,7 @@ extension Integration {
             ("nbd not an object", "nbd", "r0.sock"),
             ("unknown key", "frobnicate", true),
             ("unknown mode", "mode", "telepathic"),
+            ("nbd tcp address that needs a look-up", "nbd", ["socket": "/tmp/x.sock", "tcp": "beta:10809"]),
         ]
 
         @Test func createWithInvalidArgumentsIsInvalidArgumentAndCreatesNothing() throws {
@@ -136,6 +137,58 @@ extension Integration {
             }
             #expect(try client.request("ping").ok == true)
             try expectNothingCreated(daemon, client: client)
+        }
+
+        @Test func createWithAPeerAddressThatCannotBeParsedNamesItAndCreatesNothing() throws {
+            let daemon = try DaemonProcess.started()
+            let client = try daemon.control()
+            for address in ["beta", "beta:0", "be ta:7788", "beta_1:7788", "[::1:7788", "-beta:7788"] {
+                var arguments = createArguments(daemon)
+                arguments["role"] = "primary"
+                arguments["peer"] = ["name": "beta", "address": address]
+                let reply = try client.request("create", arguments)
+                try Self.expectRefused(reply, "invalid-argument", on: client)
+                #expect(reply.string("message")?.contains("'peer.address'") == true, "\(address): \(reply)")
+            }
+            try expectNothingCreated(daemon, client: client)
+        }
+
+        /// Settings DESIGN.md names whose behaviour is not built yet: refused as unsupported,
+        /// naming the key, never accepted to do nothing (values at their old defaults too).
+        static let unbuiltSettings: [(key: String, value: any Sendable)] = [
+            ("fencing", "dont-care"), ("fencing", "suspend-io"), ("after_split_brain", "disconnect"),
+            ("resync_rate", 0), ("resync_rate", 100 << 20), ("bandwidth", 0), ("bandwidth", 50 << 20),
+            ("rpo_target_ms", 500), ("period_s", 30), ("mode", "adaptive"), ("mode", "periodic"),
+        ]
+
+        @Test func createWithAnUnbuiltSettingIsUnsupportedNamesTheKeyAndCreatesNothing() throws {
+            let daemon = try DaemonProcess.started()
+            let client = try daemon.control()
+            for setting in Self.unbuiltSettings {
+                var arguments = createArguments(daemon)
+                arguments[setting.key] = setting.value
+                let reply = try client.request("create", arguments)
+                try Self.expectRefused(reply, "unsupported", on: client)
+                #expect(reply.string("message")?.contains("'\(setting.key)'") == true, "\(setting): \(reply)")
+                try expectNothingCreated(daemon, client: client)
+            }
+        }
+
+        /// `set` is not built yet: it changes nothing, whatever it names.
+        @Test func setWithAnUnbuiltSettingIsUnsupportedAndChangesNothing() throws {
+            let daemon = try DaemonProcess.started()
+            let client = try daemon.control()
+            #expect(try client.request("create", createArguments(daemon)).ok == true)
+            var before = try client.request("status", ["name": "r0"])
+            before["id"] = nil
+            for setting in Self.unbuiltSettings {
+                let reply = try client.request("set", ["name": "r0", setting.key: setting.value])
+                try Self.expectRefused(reply, "unsupported", on: client)
+            }
+            var after = try client.request("status", ["name": "r0"])
+            after["id"] = nil
+            #expect(NSDictionary(dictionary: before) == NSDictionary(dictionary: after), "\(before)\n\(after)")
+            #expect(after["fencing"] == nil && after["resync_rate"] == nil, "status reports an unbuilt setting: \(after)")
         }
 
         @Test func overLongLineIsRefusedAndTheConnectionStaysUsable() throws {

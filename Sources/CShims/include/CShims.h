@@ -8,7 +8,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-int tandem_errno(void);
 void tandem_set_errno(int value);
 
 /// BLKGETSIZE64 and BLKSSZGET are function-like ioctl request macros.

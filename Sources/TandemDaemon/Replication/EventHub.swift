@@ -2,6 +2,7 @@
 // subscribers. Published on the loop thread, read on control-connection threads; every
 // subscriber's queue is bounded (a slow reader loses the oldest events and is told how
 // many). Hence the lock and `@unchecked Sendable`.
+import DequeModule
 import Glibc
 import Logging
 import TandemControl
@@ -10,7 +11,7 @@ final class EventHub: @unchecked Sendable {
     static let queuedEventsMax = 1024
 
     final class Subscriber {
-        var queue: [[String: JSONValue]] = []
+        var queue = Deque<[String: JSONValue]>(minimumCapacity: EventHub.queuedEventsMax)
         var dropped = 0
     }
 
@@ -108,9 +109,9 @@ final class EventHub: @unchecked Sendable {
             deadline.tv_nsec = nanoseconds % 1_000_000_000
             _ = pthread_cond_timedwait(&condition, &mutex, &deadline)
         }
-        let events = subscriber.queue
+        let events = Array(subscriber.queue)
         let dropped = subscriber.dropped
-        subscriber.queue.removeAll()
+        subscriber.queue.removeAll(keepingCapacity: true)
         subscriber.dropped = 0
         return (events, dropped)
     }

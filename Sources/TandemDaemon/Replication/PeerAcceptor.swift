@@ -226,7 +226,7 @@ final class PeerAcceptor: PeerLinkDelegate, IOHandler {
 
     func peerLinkClosed(_ link: PeerLink, reason: String) {
         guard pending.removeValue(forKey: ObjectIdentifier(link)) != nil else { return }
-        if reason.hasPrefix("refused the peer") { return }  // published at the refusal
+        if link.refusedThePeer { return }  // published at the refusal
         // Failed before any Hello: a TLS refusal (wrong CA, no certificate) or garbage.
         context.noteHandshakeFailure(reason)
         context.events.publish(resource: nil, "peer-refused", ["message": .string(reason)])

@@ -38,6 +38,8 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
     private(set) var peerNodeName = ""
     /// The code the peer refused this session with, if it did.
     private(set) var peerRefusal: WireRefusal?
+    /// This side refused the peer's Hello (the owner reported why when it refused).
+    private(set) var refusedThePeer = false
     private var flushScheduled = false
     /// Daemon-wide TLS handshake counts (metrics).
     private let counters: DaemonCounters
@@ -197,6 +199,7 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
         switch delegate.peerLink(self, validate: hello) {
         case .refuse(let code, let reason):
             send(.helloReply(WireHelloReply(refusal: code, reason: reason)))
+            refusedThePeer = true
             close("refused the peer: \(code): \(reason)")
         case .accept(let owner, let hello):
             self.delegate = owner

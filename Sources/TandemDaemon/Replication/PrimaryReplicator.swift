@@ -5,6 +5,7 @@
 // so. It dials the peer and reconnects with backoff; with initial_sync full it copies the
 // whole volume through the same Data stream before the peer counts as UpToDate. Loop thread
 // only.
+import DequeModule
 import Glibc
 import Logging
 import TandemControl
@@ -51,10 +52,10 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     private var machine: ReplicationPrimary
     private var actions: [PrimaryAction] = []
     private var batch: [PrimaryAction] = []
-    private var deferred: [PrimaryEvent] = []
+    private var deferred = Deque<PrimaryEvent>(minimumCapacity: 256)  // FIFO: O(1) at both ends
     private var slots: [Slot] = []
     private var freeSlots: [Int] = []
-    private var parked: [Int] = []  // slots waiting for room among the retained writes, in order
+    private var parked = Deque<Int>(minimumCapacity: 256)  // slots waiting for room among the retained writes, in order
     private let retained: RetainedWrites
     /// Zero chunks of WRITE_ZEROES are written and sent from here.
     private let zeros: UnsafeMutableRawPointer
@@ -71,6 +72,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     private var stopFlushRunning = false
     private var nextDialNs: UInt64 = 0
     private var backoffNs: UInt64 = 250_000_000
+    private lazy var resolver = PeerAddressResolver(loop: context.loop)
     private var peerHelloSeen = false
     private var barrierEpoch: Epoch = 0
     private var barrierCount: UInt32 = 0
@@ -610,12 +612,20 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
 
 extension PrimaryReplicator {
     private func dialIfDue(nowNs: UInt64) {
-        guard enabled, !stopping, link == nil, nowNs >= nextDialNs, let peer = spec.peer else { return }
+        guard enabled, !stopping, link == nil, !resolver.isResolving, nowNs >= nextDialNs, let peer = spec.peer
+        else { return }
         nextDialNs = nowNs + backoffNs
         backoffNs = min(backoffNs * 2, 5_000_000_000)
+        // A name is looked up at every dial, off the loop thread; the dial goes on when it answers.
+        setConnectionState("Connecting")
+        resolver.resolve(peer.address) { [weak self] result in self?.dial(peer, result) }
+    }
+
+    private func dial(_ peer: PeerSpec, _ addresses: Result<[SocketAddress], AddressLookupError>) {
+        guard enabled, !stopping, link == nil else { return }
         do {
             let connection = try context.clientConnection(peerName: peer.name)
-            let socket = try PeerSocket(loop: context.loop, connectTo: peer.address)
+            let socket = try PeerSocket(loop: context.loop, connectTo: addresses.get())
             link = PeerLink(socket: socket, connection: connection, hello: ownHello, delegate: self,
                             counters: context.counters, logger: logger)
             setConnectionState("Connecting")

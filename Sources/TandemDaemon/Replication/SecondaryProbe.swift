@@ -43,11 +43,19 @@ final class SecondaryProbe: PeerLinkDelegate {
 
     func tick(connected: Bool, peer: PeerSpec?) {
         let now = ReplicationContext.nowNs()
-        guard !connected, link == nil, now >= nextProbeNs, let peer else { return }
+        guard !connected, link == nil, !resolver.isResolving, now >= nextProbeNs, let peer else { return }
         nextProbeNs = now + Self.intervalNs
+        // A name is looked up off the loop thread, as the primary's dial does.
+        resolver.resolve(peer.address) { [weak self] result in self?.probe(peer, result) }
+    }
+
+    private lazy var resolver = PeerAddressResolver(loop: context.loop)
+
+    private func probe(_ peer: PeerSpec, _ addresses: Result<[SocketAddress], AddressLookupError>) {
+        guard link == nil, onResult != nil else { return }
         do {
             let connection = try context.clientConnection(peerName: peer.name)
-            let socket = try PeerSocket(loop: context.loop, connectTo: peer.address)
+            let socket = try PeerSocket(loop: context.loop, connectTo: addresses.get())
             let hello = WireHello(role: .secondary, nodeName: context.config.nodeName, resourceName: resource,
                                   volumeSizeBytes: volumeSizeBytes, generations: WireGenerations(current: 0, bitmap: 0),
                                   promotionNumber: 0)

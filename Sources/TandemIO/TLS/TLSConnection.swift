@@ -203,19 +203,24 @@ public final class TLSConnection: @unchecked Sendable {
         if code == SSL_ERROR_SYSCALL && queue.isEmpty {
             return TLSError(.closed, "connection ended without close_notify during \(operation)")
         }
-        return TLSError(Self.classify(queue), "\(operation) failed: \(queue.isEmpty ? "SSL error \(code)" : queue)")
+        return TLSError(Self.classify(queue), "\(operation) failed: \(queue.isEmpty ? "SSL error \(code)" : queue.text)")
     }
 
-    private static func classify(_ queue: String) -> TLSError.Kind {
-        if queue.contains("unsupported protocol") || queue.contains("protocol version") { return .protocolVersion }
-        if queue.contains("alert") { return .refusedByPeer }
+    /// By OpenSSL's reason codes: a version we or the peer refuse, else a fatal alert the peer
+    /// sent (OpenSSL reports a received alert N as reason SSL_AD_REASON_OFFSET + N).
+    private static func classify(_ queue: TLSError.QueuedErrors) -> TLSError.Kind {
+        if queue.containsSSLReason(where: { $0 == SSL_R_UNSUPPORTED_PROTOCOL || $0 == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION }) {
+            return .protocolVersion
+        }
+        let alerts = Int32(SSL_AD_REASON_OFFSET)..<Int32(SSL_AD_REASON_OFFSET + 256)
+        if queue.containsSSLReason(where: { alerts.contains($0) }) { return .refusedByPeer }
         return .handshake
     }
 
     private func failPeer(_ verify: Int) -> TLSError {
         state = .failed
         let queue = TLSError.drainErrorQueue()
-        let detail = queue.isEmpty ? "" : " [\(queue)]"
+        let detail = queue.isEmpty ? "" : " [\(queue.text)]"
         let subject = (peerSubject ?? rejectedSubject).map { " (peer certificate subject \($0))" } ?? ""
         if verify == Int(X509_V_ERR_HOSTNAME_MISMATCH) {
             return TLSError(

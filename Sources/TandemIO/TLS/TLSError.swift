@@ -33,26 +33,42 @@ public struct TLSError: Error, Equatable, Sendable, CustomStringConvertible {
 
     public var description: String { "TLS \(kind.rawValue): \(message)" }
 
-    /// Empties OpenSSL's error queue for this thread into one line.
-    static func drainErrorQueue() -> String {
-        var parts: [String] = []
-        var buffer = [CChar](repeating: 0, count: 256)
-        while parts.count < 16 {
-            let code = ERR_get_error()
-            if code == 0 { break }
-            let text = buffer.withUnsafeMutableBufferPointer { pointer in
+    /// What OpenSSL queued for a failure: the packed error codes, for decisions, and their
+    /// text, for people. Decisions never read the text.
+    struct QueuedErrors {
+        var codes: [UInt] = []
+        var text: String { codes.map(Self.describe).joined(separator: "; ") }
+        var isEmpty: Bool { codes.isEmpty }
+
+        /// An SSL-library error with one of `reasons` (SSL_R_*).
+        func containsSSLReason(where matches: (Int32) -> Bool) -> Bool {
+            codes.contains { code in ERR_GET_LIB(code) == ERR_LIB_SSL && matches(ERR_GET_REASON(code)) }
+        }
+
+        static func describe(_ code: UInt) -> String {
+            var buffer = [CChar](repeating: 0, count: 256)
+            return buffer.withUnsafeMutableBufferPointer { pointer in
                 ERR_error_string_n(code, pointer.baseAddress, pointer.count)
                 return String(cString: pointer.baseAddress!)
             }
-            parts.append(text)
+        }
+    }
+
+    /// Empties OpenSSL's error queue for this thread (the first 16 entries are kept).
+    static func drainErrorQueue() -> QueuedErrors {
+        var queued = QueuedErrors()
+        while queued.codes.count < 16 {
+            let code = ERR_get_error()
+            if code == 0 { break }
+            queued.codes.append(code)
         }
         ERR_clear_error()
-        return parts.joined(separator: "; ")
+        return queued
     }
 
     /// An error whose message ends with whatever OpenSSL queued.
     static func fromQueue(_ kind: Kind, _ message: String) -> TLSError {
         let queue = drainErrorQueue()
-        return TLSError(kind, queue.isEmpty ? message : "\(message): \(queue)")
+        return TLSError(kind, queue.isEmpty ? message : "\(message): \(queue.text)")
     }
 }

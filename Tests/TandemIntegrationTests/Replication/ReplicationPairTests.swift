@@ -480,6 +480,47 @@ extension Replication {
         #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
     }
 
+    /// A peer named by host name is looked up when dialled and replicates like an address.
+    @Test func aPairWhosePeerIsNamedByHostNameConnectsAndReplicates() throws {
+        let pair = try ReplicatedPair(sizeBytes: 16 << 20)
+        try pair.createAndEnable(peerHost: "localhost")
+        try pair.waitInSync()
+        #expect(try pair.status(pair.alpha)["peer"].flatMap { ($0 as? JSONObject)?["address"] as? String }?
+            .hasPrefix("localhost:") == true)
+        let client = try RawNBDClient.transmitting(socketPath: pair.nbdSocket(pair.alpha), exportName: "r0")
+        for index in 0..<256 { try client.write(offset: UInt64(index) * 4096, data: AcknowledgedWriter.pattern(index)) }
+        client.disconnect()
+        try pair.waitInSync()
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
+    }
+
+    /// A name that does not resolve is an error in status and an event; the primary stays Connecting.
+    @Test func anUnresolvablePeerNameIsALastErrorAndTheDaemonCarriesOn() throws {
+        let pair = try ReplicatedPair(sizeBytes: 8 << 20)
+        try pair.create(on: pair.alpha, role: "primary", peer: ("beta", "no-such-host.invalid:7788"), mode: "sync",
+                        initialSync: "full", compression: "none")
+        let events = try pair.alpha.control()
+        try events.sendLine(Array(#"{"id": 1, "cmd": "events"}"#.utf8))
+        #expect(try events.readReply()["event"] as? String == "subscribed")
+        try pair.expectOK(try pair.alpha.control().request("enable", ["name": ReplicatedPair.resource]))
+        let failed = try pair.waitFor(pair.alpha, timeoutSeconds: 30, "alpha to report the failed look-up") {
+            ($0["last_error"] as? String)?.contains("cannot resolve 'no-such-host.invalid'") == true
+        }
+        #expect(failed["connection_state"] as? String == "Connecting")
+        var reported = false
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline, !reported {
+            let event = try events.readReply()
+            reported = event["event"] as? String == "peer-error"
+                && (event["message"] as? String)?.contains("cannot resolve") == true
+        }
+        #expect(reported, "no peer-error event for the failed look-up")
+        #expect(pair.alpha.isRunning)
+        #expect(try pair.alpha.control().request("ping")["ok"] as? Bool == true)
+    }
+
     @Test func eventsStreamStateChangesAsJSONLines() throws {
         let pair = try ReplicatedPair(sizeBytes: 8 << 20)
         let events = try pair.alpha.control()

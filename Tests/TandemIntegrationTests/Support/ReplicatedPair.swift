@@ -77,11 +77,16 @@ final class ReplicatedPair {
 
     /// Creates r0 on both nodes and enables both; beta first so alpha's first dial succeeds.
     /// `secondaryBufferBytes`: beta's async_buffer_bytes (what sizes its receive queue).
+    /// `peerHost`: the host both name their peer by instead of 127.0.0.1 (e.g. "localhost").
     func createAndEnable(mode: String = "sync", initialSync: String = "full", compression: String = "none",
-                         diskDrain: String = "drain", secondaryBufferBytes: Int? = nil) throws {
-        try create(on: beta, role: "secondary", peer: ("alpha", alphaAddress), mode: mode, initialSync: initialSync,
+                         diskDrain: String = "drain", secondaryBufferBytes: Int? = nil, peerHost: String? = nil) throws {
+        func named(_ address: String) -> String {
+            guard let peerHost else { return address }
+            return "\(peerHost):\(address.split(separator: ":").last!)"
+        }
+        try create(on: beta, role: "secondary", peer: ("alpha", named(alphaAddress)), mode: mode, initialSync: initialSync,
                    compression: compression, diskDrain: diskDrain, asyncBufferBytes: secondaryBufferBytes)
-        try create(on: alpha, role: "primary", peer: ("beta", betaAddress), mode: mode, initialSync: initialSync,
+        try create(on: alpha, role: "primary", peer: ("beta", named(betaAddress)), mode: mode, initialSync: initialSync,
                    compression: compression, diskDrain: diskDrain)
         try expectOK(try beta.control().request("enable", ["name": Self.resource]))
         try expectOK(try alpha.control().request("enable", ["name": Self.resource]))
