@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
     liburing-dev liblz4-dev libssl-dev pkg-config          # build: system library modules
     libnbd-bin nbdkit qemu-utils qemu-system-common fio    # tests: real NBD clients and a peer
-    nbdfuse                                                # tests: volumes that fail or lose power
+                                                           # (libnbd-bin ships nbdfuse: volumes that fail or lose power)
     e2fsprogs mount                                        # disk-failure tests: a small loop-mounted ext4
     openssl ca-certificates python3                        # certificates; readiness and JSON helpers
     resource-agents libxml2-utils                          # tests: ocf-tester, the OCF DTD, xmllint
