@@ -13,6 +13,8 @@ swift test --skip-build "$@"
 # buffer is invisible to their assertions without it. (Only for the whole suite.)
 if (($# == 0)); then
     swift build --build-tests --sanitize=address --scratch-path .build-asan
-    swift test --skip-build --sanitize=address --scratch-path .build-asan \
+    # Leak checking is off: XCTest's own runner leaks a few objects at exit, which would fail
+    # the run; this run is for out-of-bounds accesses.
+    ASAN_OPTIONS=detect_leaks=0 swift test --skip-build --sanitize=address --scratch-path .build-asan \
         --filter 'WireDecoderErrorTests|LZ4Tests|WireCodecTests'
 fi

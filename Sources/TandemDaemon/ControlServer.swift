@@ -44,7 +44,7 @@ public struct ControlServerError: Error, Sendable, CustomStringConvertible {
 /// (descriptors, the connection set, the stopping flag, the access policy) lives in `state`
 /// behind a Mutex. Connection threads own their descriptor and are the only ones to close it;
 /// `stop()` only shuts descriptors down to wake the blocked threads.
-public final class ControlServer: @unchecked Sendable {
+public final class ControlServer: @unchecked Sendable, ConnectionThreads {
     /// Longest request line accepted, excluding the newline.
     public static let lineBytesMax = 1 << 20
     /// Concurrent connections served; one more is told `busy` and closed.
@@ -118,17 +118,6 @@ public final class ControlServer: @unchecked Sendable {
         }
         unlink(path)
         logger.info("control socket closed", metadata: ["path": "\(path)"])
-    }
-
-    func spawn(name: String, _ body: @escaping @Sendable () -> Void) {
-        threads.enter()
-        let thread = Thread { [threads] in
-            body()
-            threads.leave()
-        }
-        thread.name = name
-        thread.stackSize = 1 << 20
-        thread.start()
     }
 
     func acceptLoop(_ listener: Int32) {

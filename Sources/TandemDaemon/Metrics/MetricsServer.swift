@@ -16,7 +16,7 @@ import TandemIO
 import Glibc
 #endif
 
-public final class MetricsServer: @unchecked Sendable {
+public final class MetricsServer: @unchecked Sendable, ConnectionThreads {
     /// Largest request head (request line and headers) read; a longer one gets 431.
     public static let requestBytesMax = 8192
     /// Concurrent connections; one more gets 503 and is closed.
@@ -77,17 +77,6 @@ public final class MetricsServer: @unchecked Sendable {
         if threads.wait(timeout: .now() + 5) == .timedOut {
             logger.warning("metrics threads did not finish within 5 s")
         }
-    }
-
-    func spawn(name: String, _ body: @escaping @Sendable () -> Void) {
-        threads.enter()
-        let thread = Thread { [threads] in
-            body()
-            threads.leave()
-        }
-        thread.name = name
-        thread.stackSize = 1 << 20
-        thread.start()
     }
 
     func acceptLoop(_ listener: Int32) {

@@ -102,8 +102,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink, PeerLinkDelegate {
     /// The sequence the peer was last told it holds everything through, on this link.
     private var confirmedOnLink: WriteSequence?
     private var stopRecorded = false
-    private var lastPublishedPeerState: DiskState?
-    private var lastPeerStatePublishedNs: UInt64 = 0
+    private var peerStateAnnouncer = DiskStateAnnouncer(event: "peer-disk-state", field: "peer_disk_state")
 
     /// Runs once, before the first write of the session is submitted: the record must no
     /// longer say that the peer holds this volume's content.
@@ -748,14 +747,7 @@ extension PrimaryReplicator {
     /// One event per change of the peer's disk state as this node sees it (changes between
     /// UpToDate and Consistent coalesced, see `DiskState.publishesNow`; `tick` catches up).
     func publishPeerDiskState() {
-        let state = peerDiskState
-        let now = ReplicationContext.nowNs()
-        guard state.publishesNow(from: lastPublishedPeerState, sinceLastNs: now &- lastPeerStatePublishedNs) else {
-            return
-        }
-        lastPublishedPeerState = state
-        lastPeerStatePublishedNs = now
-        context.events.publish(resource: resource, "peer-disk-state", ["peer_disk_state": .string(state.rawValue)])
+        peerStateAnnouncer.announce(peerDiskState, resource: resource, events: context.events)
     }
 
     /// Tells the peer it holds every acknowledged write (SyncComplete), whenever that

@@ -120,21 +120,12 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
                                      confirmed: confirmed)
     }
 
-    private var lastPublishedDiskState: DiskState?
-
-    private var lastDiskStatePublishedNs: UInt64 = 0
+    private var diskStateAnnouncer = DiskStateAnnouncer(event: "disk-state", field: "disk_state")
 
     /// One event per change (changes between UpToDate and Consistent coalesced, see
     /// `DiskState.publishesNow`; `tick` catches up).
     private func publishDiskState() {
-        let state = diskState
-        let now = ReplicationContext.nowNs()
-        guard state.publishesNow(from: lastPublishedDiskState, sinceLastNs: now &- lastDiskStatePublishedNs) else {
-            return
-        }
-        lastPublishedDiskState = state
-        lastDiskStatePublishedNs = now
-        context.events.publish(resource: resource, "disk-state", ["disk_state": .string(state.rawValue)])
+        diskStateAnnouncer.announce(diskState, resource: resource, events: context.events)
     }
 
     /// `WFConnection`: waiting for the primary to dial (only the primary dials).
