@@ -52,10 +52,12 @@ final class ReplicatedPair {
 
     /// A port nobody uses right now, below the kernel's ephemeral range (32768 and up here):
     /// a daemon restarted on it later must not find it taken by some outgoing connection's
-    /// ephemeral port, as a port the kernel picks with bind(0) can be.
+    /// ephemeral port, as a port the kernel picks with bind(0) can be. Ports are handed out in
+    /// turn from a random start, never twice in one test run: two random picks could be the
+    /// same port, and the second daemon to bind it would fail.
     static func freePort() throws -> Int {
         for _ in 0..<200 {
-            let port = Int.random(in: 20_000..<32_768)
+            let port = PortCursor.shared.next()
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             defer { close(fd) }
             var address = sockaddr_in()
@@ -70,6 +72,20 @@ final class ReplicatedPair {
             if bound { return port }
         }
         throw HarnessError("cannot find a free port below the ephemeral range")
+    }
+
+    /// The next port to try, 20000–32767 in turn from a random start (thread-safe).
+    private final class PortCursor: @unchecked Sendable {
+        static let shared = PortCursor()
+        private let lock = NSLock()
+        private var port = Int.random(in: 20_000..<32_768)
+
+        func next() -> Int {
+            lock.lock()
+            defer { lock.unlock() }
+            port = port + 1 < 32_768 ? port + 1 : 20_000
+            return port
+        }
     }
 
     func volume(_ daemon: DaemonProcess) -> String { daemon.directory.file("volume") }
