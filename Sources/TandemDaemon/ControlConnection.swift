@@ -9,19 +9,14 @@ import Glibc
 #endif
 
 extension ControlServer {
+    /// Serves one client; ConnectionThreads closes the descriptor when this returns.
     func runSession(_ descriptor: Int32) {
-        defer {
-            state.withLock { current in
-                current.connections.remove(descriptor)
-                close(descriptor)
-            }
-        }
         guard let credentials = Self.peerCredentials(descriptor) else {
             logger.warning("control connection without peer credentials, closing")
             return
         }
         Self.setSendTimeout(descriptor, seconds: Self.sendTimeoutSeconds)
-        let policy = state.withLock { $0.policy }
+        let policy = self.policy.withLock { $0 }
         guard policy.allows(credentials) else {
             logger.notice(
                 "control connection refused",
@@ -99,7 +94,7 @@ extension ControlServer {
     func streamEvents(_ request: ControlRequest, _ descriptor: Int32, _ credentials: PeerCredentials) -> Bool {
         var connected = true
         handler.stream(request, credentials: credentials) { reply in
-            guard connected, !state.withLock({ $0.stopping }) else { return false }
+            guard connected, !connections.isStopping else { return false }
             var reply = reply
             reply.id = request.id
             connected = Self.sendAll(descriptor, ControlCodec.encode(reply))

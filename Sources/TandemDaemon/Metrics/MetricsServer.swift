@@ -6,17 +6,15 @@
 // can neither crash nor stall the daemon: bad requests get 400/404/405/431, a slow client
 // is cut off at the deadline. Not the data path: blocking I/O is deliberate, as in
 // ControlServer.
-import Dispatch
 import Foundation
 import Logging
-import Synchronization
 import TandemIO
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-public final class MetricsServer: @unchecked Sendable, ConnectionThreads {
+public final class MetricsServer: @unchecked Sendable {
     /// Largest request head (request line and headers) read; a longer one gets 431.
     public static let requestBytesMax = 8192
     /// Concurrent connections; one more gets 503 and is closed.
@@ -27,21 +25,14 @@ public final class MetricsServer: @unchecked Sendable, ConnectionThreads {
     public let address: String
     let snapshot: @Sendable () -> String
     let logger: Logger
-    let threads = DispatchGroup()
-
-    struct State {
-        var listenDescriptor: Int32 = -1
-        var connections: Set<Int32> = []
-        var stopping = false
-        var running = false
-    }
-    let state = Mutex(State())
+    let connections: ConnectionThreads
 
     /// `snapshot` produces the exposition text; it is called on a connection thread.
     public init(address: String, logger: Logger, snapshot: @escaping @Sendable () -> String) {
         self.address = address
         self.logger = logger
         self.snapshot = snapshot
+        connections = ConnectionThreads(label: "metrics", connectionsMax: Self.connectionsMax, logger: logger)
     }
 
     /// Binds and starts accepting; throws with the address and the reason.
@@ -52,85 +43,21 @@ public final class MetricsServer: @unchecked Sendable, ConnectionThreads {
         } catch {
             throw IOError(errno: error.errno, "metrics_listen \(address): \(error.operation)")
         }
-        state.withLock {
-            $0.listenDescriptor = descriptor
-            $0.running = true
-        }
         logger.info("metrics endpoint listening", metadata: ["address": "\(address)"])
-        spawn(name: "tandem-metrics-accept") { self.acceptLoop(descriptor) }
+        connections.start(listener: descriptor, serve: { self.serve($0) }, refuse: { descriptor in
+            Self.setTimeouts(descriptor, milliseconds: 100)
+            _ = Self.sendAll(descriptor, HTTPResponse.error(503, "too many metrics connections").bytes(head: false))
+        })
     }
 
     /// Stops accepting, disconnects clients and waits (bounded) for their threads. Call it
     /// while the loop still runs: a thread taking a snapshot waits for the loop.
     public func stop() {
-        let started = state.withLock { current in
-            defer {
-                current.stopping = true
-                current.running = false
-            }
-            guard current.running else { return false }
-            if current.listenDescriptor >= 0 { shutdown(current.listenDescriptor, Int32(SHUT_RDWR)) }
-            for descriptor in current.connections { shutdown(descriptor, Int32(SHUT_RDWR)) }
-            return true
-        }
-        guard started else { return }
-        if threads.wait(timeout: .now() + 5) == .timedOut {
-            logger.warning("metrics threads did not finish within 5 s")
-        }
+        connections.stop()
     }
 
-    func acceptLoop(_ listener: Int32) {
-        defer {
-            state.withLock { current in
-                close(listener)
-                current.listenDescriptor = -1
-            }
-        }
-        while true {
-            let descriptor = accept(listener, nil, nil)
-            guard descriptor >= 0 else {
-                let code = errno
-                if state.withLock({ $0.stopping }) { return }
-                switch code {
-                case EINTR, ECONNABORTED, EAGAIN, EPROTO, EPERM: continue
-                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
-                    logger.warning("metrics accept failed, backing off", metadata: ["errno": "\(code)"])
-                    usleep(100_000)
-                    continue
-                default:
-                    logger.error("metrics socket failed, no longer accepting", metadata: ["errno": "\(code)"])
-                    return
-                }
-            }
-            _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
-            enum Admission { case admitted, busy, stopping }
-            let admission = state.withLock { current -> Admission in
-                if current.stopping { return .stopping }
-                guard current.connections.count < Self.connectionsMax else { return .busy }
-                current.connections.insert(descriptor)
-                return .admitted
-            }
-            switch admission {
-            case .admitted:
-                spawn(name: "tandem-metrics-conn") { self.serve(descriptor) }
-            case .busy:
-                Self.setTimeouts(descriptor, milliseconds: 100)
-                _ = Self.sendAll(descriptor, HTTPResponse.error(503, "too many metrics connections").bytes(head: false))
-                close(descriptor)
-            case .stopping:
-                close(descriptor)
-                return
-            }
-        }
-    }
-
+    /// Answers one request; ConnectionThreads closes the descriptor when this returns.
     func serve(_ descriptor: Int32) {
-        defer {
-            state.withLock { current in
-                current.connections.remove(descriptor)
-                close(descriptor)
-            }
-        }
         Self.setTimeouts(descriptor, milliseconds: Self.requestTimeoutMs)
         let response: HTTPResponse
         var isHead = false

@@ -18,7 +18,7 @@ final class PowerLossVolume {
     init(sizeBytes: Int) throws {
         directory = try TempDirectory("powerloss")
         self.sizeBytes = sizeBytes
-        FileManager.default.createFile(atPath: backingPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: backingPath, contents: nil)
         guard truncate(backingPath, off_t(sizeBytes)) == 0 else { throw HarnessError("truncate backing: errno \(errno)") }
         try powerOn()
     }
