@@ -23,6 +23,7 @@ import Testing
         .syncComplete(throughSequence: 43),
         .failoverRequest(promotion: 1),
         .demoted(throughSequence: 0),
+        .replicaHello(WireReplicaHello(durableThroughEpoch: 7, diskState: .inconsistent)),
     ]
 
     @Test func everyMessageRoundTripsWithItsPromotionNumber() throws {

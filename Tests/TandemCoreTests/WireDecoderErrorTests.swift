@@ -11,7 +11,7 @@ import Testing
     }
 
     @Test func unsupportedVersionIsRefused() {
-        #expect(F.firstError(F.rawFrame(type: 8, body: eight, version: 2)) == .unsupportedVersion(2))
+        #expect(F.firstError(F.rawFrame(type: 8, body: eight, version: 1)) == .unsupportedVersion(1))
         #expect(F.firstError(F.rawFrame(type: 8, body: eight, version: 0)) == .unsupportedVersion(0))
     }
 
@@ -27,6 +27,14 @@ import Testing
     @Test func unknownTypeAndReservedFlagsAreRefused() {
         #expect(F.firstError(F.rawFrame(type: 99, body: eight)) == .unknownType(99))
         #expect(F.firstError(F.rawFrame(type: 0, body: eight)) == .unknownType(0))
+        #expect(F.firstError(F.rawFrame(type: 15, body: eight)) == .unknownType(15))
+        // ReplicaHello's seven reserved bytes must be zero.
+        var hello = [UInt8](repeating: 0, count: 16)
+        hello[8] = 3
+        #expect(F.firstError(F.rawFrame(type: 14, body: hello)) == nil)
+        hello[15] = 1
+        #expect(F.firstError(F.rawFrame(type: 14, body: hello))
+                == .inconsistentBody(type: .replicaHello, reason: "reserved field is not zero"))
         #expect(F.firstError(F.rawFrame(type: 8, body: eight, flags: 4)) == .reservedFlagsSet(4))
     }
 

@@ -20,7 +20,7 @@ enum WireFixtures {
 
     /// A frame with a hand-made header and body; the header CRC is computed unless given.
     static func rawFrame(
-        type: UInt8, body: [UInt8], version: UInt8 = 1, flags: UInt16 = 0, bodyLength: UInt32? = nil,
+        type: UInt8, body: [UInt8], version: UInt8 = WireFormat.currentVersion, flags: UInt16 = 0, bodyLength: UInt32? = nil,
         magic: UInt32 = WireFormat.magic, promotion: UInt64 = 0
     ) -> [UInt8] {
         var header: [UInt8] = []

@@ -23,7 +23,7 @@ private struct PrimaryHarness {
 
     mutating func connect(durableThroughEpoch: Epoch = 0) {
         send(.connectionUp)
-        send(.peerMessage(.hello(durableThroughEpoch: durableThroughEpoch)))
+        send(.peerMessage(.hello(durableThroughEpoch: durableThroughEpoch, copy: .consistent)))
     }
 
     /// Submits a write and returns its sequence and epoch.
@@ -134,7 +134,7 @@ private func acknowledges(_ actions: [PrimaryAction], flush request: RequestID) 
         harness.send(.peerMessage(.durableThroughEpoch(1)))
         harness.send(.connectionDown)
         harness.send(.connectionUp)
-        let resent = harness.send(.peerMessage(.hello(durableThroughEpoch: 1)))
+        let resent = harness.send(.peerMessage(.hello(durableThroughEpoch: 1, copy: .consistent)))
         let data = resent.compactMap { if case .send(.data(let m)) = $0 { m.sequence } else { nil } }
         #expect(data == [b.sequence])
         #expect(resent.last == .send(.resendComplete(throughSequence: b.sequence)))
@@ -272,7 +272,7 @@ private func submitted(_ actions: [SecondaryAction]) -> [WriteSequence] {
     @Test func restartedSecondaryIsInconsistentUntilThePrimaryResentWhatFollowedItsDurableEpoch() {
         var harness = SecondaryHarness(ReplicationSecondaryConfig(mode: .async), durableThroughEpoch: 4, restarted: true)
         #expect(!harness.secondary.isConsistent)
-        #expect(harness.send(.connectionUp) == [.send(.hello(durableThroughEpoch: 4))])
+        #expect(harness.send(.connectionUp) == [.send(.hello(durableThroughEpoch: 4, copy: .inconsistent))])
         harness.data(10, epoch: 5)
         harness.send(.message(.resendComplete(throughSequence: 10)))
         #expect(!harness.secondary.isConsistent)  // re-sent, not yet re-applied
@@ -313,7 +313,7 @@ private func submitted(_ actions: [SecondaryAction]) -> [WriteSequence] {
         harness.send(.peerMessage(.durableThroughEpoch(1)))
         harness.send(.connectionDown)
         harness.send(.connectionUp)
-        #expect(isViolation(harness.send(.peerMessage(.hello(durableThroughEpoch: 0)))))
+        #expect(isViolation(harness.send(.peerMessage(.hello(durableThroughEpoch: 0, copy: .consistent)))))
     }
 
     @Test func aDataAckForAWriteNeverSentIsRefused() {

@@ -147,7 +147,7 @@ final class Simulation {
         case let .toPrimary(message, connection):
             guard connected, connection == self.connection, primaryAlive else { return }
             switch message {
-            case let .hello(epoch), let .durableThroughEpoch(epoch): rpo.confirm(through: epoch)
+            case let .hello(epoch, _), let .durableThroughEpoch(epoch): rpo.confirm(through: epoch)
             case .dataAck: break
             }
             drivePrimary(.peerMessage(message))

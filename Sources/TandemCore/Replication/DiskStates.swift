@@ -157,3 +157,30 @@ extension DiskState {
         return lagBytes > 0 ? .outdated : .unknown
     }
 }
+
+extension DiskState {
+    /// The byte that carries this word in a ReplicaHello.
+    public var wire: WireDiskState {
+        switch self {
+        case .unknown: return .unknown
+        case .inconsistent: return .inconsistent
+        case .outdated: return .outdated
+        case .consistent: return .consistent
+        case .upToDate: return .upToDate
+        case .failed: return .failed
+        }
+    }
+
+    /// nil for a code this version does not know.
+    public init?(wire: WireDiskState) {
+        switch wire {
+        case .unknown: self = .unknown
+        case .inconsistent: self = .inconsistent
+        case .outdated: self = .outdated
+        case .consistent: self = .consistent
+        case .upToDate: self = .upToDate
+        case .failed: self = .failed
+        default: return nil
+        }
+    }
+}

@@ -57,8 +57,10 @@ public enum PrimaryMessage: Sendable, Hashable {
 
 /// Secondary → primary.
 public enum SecondaryMessage: Sendable, Hashable {
-    /// First message on every connection: what the secondary has recorded as durable.
-    case hello(durableThroughEpoch: Epoch)
+    /// First message on every connection (the wire's ReplicaHello): what the secondary has
+    /// recorded as durable, and its own copy's state as it starts (`inconsistent` after its
+    /// crash until the re-send is applied, or while a full copy is due; else `consistent`).
+    case hello(durableThroughEpoch: Epoch, copy: DiskState)
     /// Write `sequence` has completed on the secondary's disk (sync mode only).
     case dataAck(sequence: WriteSequence)
     /// Every write of every epoch ≤ `epoch` is flushed on the secondary and recorded so.

@@ -298,7 +298,7 @@ public struct ReplicationPrimary: Sendable {
         // A message read before the connection was dropped (e.g. after a violation) is stale.
         guard isConnected else { return }
         switch message {
-        case let .hello(durableEpoch):
+        case let .hello(durableEpoch, _):
             guard !isPeerReady else { return violation("second hello", into: &actions) }
             guard durableEpoch >= peerDurableEpoch, durableEpoch <= openEpoch else {
                 // The secondary claims less than it confirmed before (its metadata was lost)

@@ -74,7 +74,7 @@ public struct ReplicationSecondary: Sendable {
         case .connectionUp:
             precondition(!isConnected, "connection up twice")
             isConnected = true
-            actions.append(.send(.hello(durableThroughEpoch: durableThroughEpoch)))
+            actions.append(.send(.hello(durableThroughEpoch: durableThroughEpoch, copy: isConsistent ? .consistent : .inconsistent)))
         case .connectionDown:
             isConnected = false
         case let .message(message):

@@ -195,6 +195,13 @@ enum WireBodyDecoder {
         case .syncComplete: message = .syncComplete(throughSequence: reader.u64()!)
         case .failoverRequest: message = .failoverRequest(promotion: reader.u64()!)
         case .demoted: message = .demoted(throughSequence: reader.u64()!)
+        case .replicaHello:
+            let epoch = reader.u64()!
+            let state = WireDiskState(rawValue: reader.u8()!)
+            for _ in 0..<7 {
+                guard reader.u8()! == 0 else { throw .inconsistentBody(type: type, reason: "reserved field is not zero") }
+            }
+            message = .replicaHello(WireReplicaHello(durableThroughEpoch: epoch, diskState: state))
         }
         guard reader.remaining == 0 else {
             throw .inconsistentBody(type: type, reason: "\(reader.remaining) bytes left after the last field")

@@ -81,7 +81,7 @@ public enum WireEncoder {
             return WireHelloReply.fixedBytes + truncatedReason(reply.reason).count
         case .data(let data):
             return WireFormat.dataFixedBytes + data.payload.count
-        case .epochBarrier, .dataAck:
+        case .epochBarrier, .dataAck, .replicaHello:
             return 16
         case .durableAck, .flushRequest, .ping, .pong, .resendComplete, .syncComplete, .failoverRequest, .demoted:
             return 8
@@ -106,6 +106,10 @@ public enum WireEncoder {
         case .dataAck(let epoch, let sequence):
             writer.put(epoch)
             writer.put(sequence)
+        case .replicaHello(let hello):
+            writer.put(hello.durableThroughEpoch)
+            writer.put(hello.diskState.rawValue)
+            for _ in 0..<7 { writer.put(UInt8(0)) }
         case .durableAck(let value), .flushRequest(let value), .ping(let value), .pong(let value),
             .resendComplete(let value), .syncComplete(let value), .failoverRequest(let value), .demoted(let value):
             writer.put(value)

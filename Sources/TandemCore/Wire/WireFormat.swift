@@ -6,8 +6,9 @@ public enum WireFormat {
     /// "TNDM" as bytes on the wire; read as a little-endian UInt32.
     public static let magic: UInt32 = 0x4D44_4E54
     /// The protocol version this build speaks; the only one it accepts in frame headers.
-    public static let currentVersion: UInt8 = 1
-    public static let supportedVersions: ClosedRange<UInt8> = 1...1
+    /// Version 2 added ReplicaHello (type 14) as the secondary's first stream frame.
+    public static let currentVersion: UInt8 = 2
+    public static let supportedVersions: ClosedRange<UInt8> = 2...2
     public static let headerBytes = 24
     /// Fixed part of a Data body, before the payload.
     public static let dataFixedBytes = 36
@@ -39,6 +40,7 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
     case syncComplete = 11
     case failoverRequest = 12
     case demoted = 13
+    case replicaHello = 14
 
     /// The body length a frame of this type may have: exact for fixed-size messages, an
     /// upper bound (checked at the header, before any body is buffered) for the others.
@@ -47,8 +49,7 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
         case .hello: return WireHello.fixedBytes...(WireHello.fixedBytes + 2 * WireFormat.maxNameBytes)
         case .helloReply: return WireHelloReply.fixedBytes...(WireHelloReply.fixedBytes + WireFormat.maxReasonBytes)
         case .data: return (WireFormat.dataFixedBytes + 1)...WireFormat.maxBodyBytes
-        case .epochBarrier: return 16...16
-        case .dataAck: return 16...16
+        case .epochBarrier, .dataAck, .replicaHello: return 16...16
         case .durableAck, .flushRequest, .ping, .pong, .resendComplete, .syncComplete, .failoverRequest, .demoted:
             return 8...8
         }

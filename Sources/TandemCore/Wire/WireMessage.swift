@@ -181,6 +181,9 @@ public enum WireMessage: Equatable, Sendable {
     /// Primary → secondary: every write through `throughSequence` is durable on the receiver and
     /// the sender is now secondary; the receiver may promote itself.
     case demoted(throughSequence: UInt64)
+    /// The secondary's first frame of the replication stream (version 2): what it recorded
+    /// as durable in the session it holds, and its own copy's state as it starts.
+    case replicaHello(WireReplicaHello)
 
     public var type: WireMessageType {
         switch self {
@@ -197,6 +200,7 @@ public enum WireMessage: Equatable, Sendable {
         case .syncComplete: return .syncComplete
         case .failoverRequest: return .failoverRequest
         case .demoted: return .demoted
+        case .replicaHello: return .replicaHello
         }
     }
 }
@@ -217,5 +221,35 @@ extension ResourceRole {
         case 2: self = .secondary
         default: return nil
         }
+    }
+}
+
+/// A disk state word as one byte on the wire. A struct rather than an enum so that a code
+/// from a newer peer is carried through (and refused by the receiver's rules) rather than
+/// failing the decode.
+public struct WireDiskState: RawRepresentable, Equatable, Hashable, Sendable {
+    public var rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    public static let unknown = WireDiskState(rawValue: 0)
+    public static let inconsistent = WireDiskState(rawValue: 1)
+    public static let outdated = WireDiskState(rawValue: 2)
+    public static let consistent = WireDiskState(rawValue: 3)
+    public static let upToDate = WireDiskState(rawValue: 4)
+    public static let failed = WireDiskState(rawValue: 5)
+}
+
+/// ReplicaHello (type 14): u64 durable epoch, u8 disk state, 7 reserved bytes (0).
+public struct WireReplicaHello: Equatable, Sendable {
+    /// Every write of every epoch up to this one of the session the secondary holds is on its
+    /// stable storage (0: none).
+    public var durableThroughEpoch: UInt64
+    /// The secondary's copy as it starts this connection: `inconsistent` after its own crash
+    /// (until the re-send is applied) or while a full copy is due; `consistent` otherwise.
+    public var diskState: WireDiskState
+
+    public init(durableThroughEpoch: UInt64, diskState: WireDiskState) {
+        self.durableThroughEpoch = durableThroughEpoch
+        self.diskState = diskState
     }
 }

@@ -683,19 +683,22 @@ extension PrimaryReplicator {
     func peerLink(_ link: PeerLink, received message: WireMessage) {
         guard link === self.link, machine.isConnected else { return }
         switch message {
-        case .durableAck(let epoch):
-            if peerHelloSeen {
-                feed(.peerMessage(.durableThroughEpoch(epoch)))
-            } else {
-                peerHelloSeen = true
-                if !peerHeard {
-                    peerHeard = true
-                    publishPeerDiskState()
-                }
-                feed(.peerMessage(.hello(durableThroughEpoch: epoch)))
+        case .replicaHello(let hello):
+            guard !peerHelloSeen else { return link.closeForViolation("protocol violation: a second ReplicaHello") }
+            guard let copy = DiskState(wire: hello.diskState) else {
+                return link.closeForViolation("protocol violation: ReplicaHello with disk state code \(hello.diskState.rawValue)")
             }
+            peerHelloSeen = true
+            if !peerHeard {
+                peerHeard = true
+                publishPeerDiskState()
+            }
+            feed(.peerMessage(.hello(durableThroughEpoch: hello.durableThroughEpoch, copy: copy)))
+        case .durableAck(let epoch):
+            guard peerHelloSeen else { return link.closeForViolation("protocol violation: DurableAck before ReplicaHello") }
+            feed(.peerMessage(.durableThroughEpoch(epoch)))
         case .dataAck(_, let sequence):
-            guard peerHelloSeen else { return link.closeForViolation("protocol violation: DataAck before the durable epoch") }
+            guard peerHelloSeen else { return link.closeForViolation("protocol violation: DataAck before ReplicaHello") }
             feed(.peerMessage(.dataAck(sequence: sequence)))
         case .ping(let nonce):
             link.send(.pong(nonce: nonce))

@@ -10,23 +10,6 @@ import Logging
 import TandemCore
 import TandemIO
 
-struct ReplicationRecord: Equatable {
-    var generation: UInt64 = 0
-    /// The primary session these epochs belong to (the primary's Hello `current` UUID).
-    var session: UInt64 = 0
-    var durableThroughEpoch: Epoch = 0
-    var synced = false
-    /// Secondary: the session its current one continued from without a copy (0: none).
-    var continuedFrom: UInt64 = 0
-    /// Primary: the session basis that still holds after a stop (`SessionBasis.cleanStopValue`
-    /// or the session that ended with everything confirmed); 0 after a crash or a write.
-    var cleanStop: UInt64 = 0
-    /// This node has started a session as primary (so `initial_sync` no longer applies).
-    var primaryStarted = false
-    /// This node was promoted while its copy was Inconsistent (`allow_inconsistent`).
-    var promotedInconsistent = false
-}
-
 final class ReplicationMetadata: IOHandler {
     static let slotBytes = 4096
     static let magic: UInt64 = 0x4154_454D_4D44_4E54  // "TNDMMETA"

@@ -499,7 +499,9 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         // After a disk failure nothing is acknowledged: the link is being closed.
         guard let link, link.isEstablished, !health.isFailed else { return }
         switch message {
-        case .hello(let epoch), .durableThroughEpoch(let epoch): link.send(.durableAck(epoch: epoch))
+        case .hello(let epoch, let copy):
+            link.send(.replicaHello(WireReplicaHello(durableThroughEpoch: epoch, diskState: copy.wire)))
+        case .durableThroughEpoch(let epoch): link.send(.durableAck(epoch: epoch))
         case .dataAck(let sequence): link.send(.dataAck(epoch: 0, sequence: sequence))
         }
     }

@@ -1,0 +1,26 @@
+// ConnectionStates: the words `status` uses for a resource's link and stream, as enums (the
+// raw values are DRBD's, and what the control protocol carries).
+
+/// The replication link as a node sees it.
+public enum ConnectionState: String, Sendable, Equatable {
+    /// Replication is off on this node (disabled, or standalone).
+    case standAlone = "StandAlone"
+    /// The primary is dialling (or redialling after a failure, with backoff).
+    case connecting = "Connecting"
+    /// The secondary is waiting for its primary to dial (only the primary dials).
+    case wfConnection = "WFConnection"
+    /// TLS is up and both Hellos were accepted.
+    case connected = "Connected"
+}
+
+/// What the primary's replication stream is doing (status `replication_state`).
+public enum ReplicationStreamState: String, Sendable, Equatable {
+    /// No live link.
+    case off = "Off"
+    /// A full copy is running: the peer is Inconsistent until it ends.
+    case syncSource = "SyncSource"
+    /// The replication buffer is full: writes wait for the peer's durable acks.
+    case blocked = "Blocked"
+    /// Writes flow to the peer.
+    case established = "Established"
+}
