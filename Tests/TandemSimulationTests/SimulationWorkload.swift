@@ -1,96 +1,145 @@
+import Glibc
 import TandemCore
 
-// The application side of a simulation run: writes (some FUA), flushes, and dependent
-// writes issued only once an earlier write was acknowledged. A write never overlaps a
-// write still in flight (as a filesystem would not), so the primary's history is exact.
+// The application side of a simulation run: writes (some FUA), flushes, and dependent writes
+// issued only once an earlier write was acknowledged. Without `overlappingWrites` a write
+// never overlaps a write still in flight (as a file system would not); with it, a write may
+// land on blocks a write in flight covers (NBD allows it; the core serialises them).
 
 extension Simulation {
     func issueRequest(dependent: Bool) {
-        guard primaryAlive, nowNs <= scenario.workloadEndNs else { return }
+        guard nowNs <= scenario.workloadEndNs else { return }
         if !dependent {
             guard requestsIssued < scenario.operationCount else { return }
             events.schedule(.appIssue, atNs: nowNs + random.between(1_000, 120_000))
         }
-        guard outstanding.count < scenario.requestsOutstandingMax else { return }
-        requestsIssued += 1
+        guard let node = livePrimary, outstanding.count < scenario.requestsOutstandingMax else { return }
         let request = nextRequest
-        nextRequest += 1
         if !dependent && random.chance(perMille: 100) {
+            requestsIssued += 1
+            nextRequest += 1
             requests[request] = .flush(snapshot: checker.ackedRequired)
             outstanding.append((request, 0..<0))
-            drivePrimary(.flushSubmitted(request: request))
-            return
+            return submitToPrimary(node, request)
         }
-        guard let range = freeRange() else { return }
+        guard let range = scenario.overlappingWrites ? anyRange() : freeRange() else { return }
+        requestsIssued += 1
+        nextRequest += 1
         let fua = random.chance(perMille: 100)
-        requests[request] = .write(blocks: range, fua: fua, sequence: nil)
+        requests[request] = .write(blocks: range, fua: fua, value: nil)
         outstanding.append((request, range))
-        drivePrimary(
-            .writeSubmitted(
-                request: request, offsetBytes: UInt64(range.lowerBound) * SimulationScenario.blockSizeBytes,
-                lengthBytes: UInt32(UInt64(range.count) * SimulationScenario.blockSizeBytes), fua: fua))
+        submitToPrimary(node, request)
+    }
+
+    private func anyRange() -> Range<Int> {
+        let first = Int(random.below(UInt64(scenario.blockCount)))
+        let count = min(Int(random.between(1, 3)), scenario.blockCount - first)
+        return first..<(first + count)
     }
 
     private func freeRange() -> Range<Int>? {
         for _ in 0..<4 {
-            let first = Int(random.below(UInt64(scenario.blockCount)))
-            let count = min(Int(random.between(1, 3)), scenario.blockCount - first)
-            let range = first..<(first + count)
+            let range = anyRange()
             if !outstanding.contains(where: { $0.blocks.overlaps(range) }) { return range }
         }
         return nil
     }
 
-    func acknowledged(_ request: RequestID) {
+    /// The primary answers a request: `errno` 0 is an acknowledgement.
+    func answer(_ request: RequestID, errno: Int32) {
         guard let index = outstanding.firstIndex(where: { $0.request == request }) else {
-            return fail("request \(request) acknowledged twice or never submitted")
+            return fail("request \(request) answered twice or never submitted")
         }
         outstanding.remove(at: index)
+        requestsAnswered += 1
         switch requests.removeValue(forKey: request) {
-        case let .write(blocks, fua, sequence?):
-            checker.recordWriteAcknowledged(sequence, blocks: blocks, fua: fua)
-            rpo.acknowledged(sequence, atNs: nowNs)
+        case let .write(blocks, fua, value?):
+            guard errno == 0 else { return }
+            checker.recordWriteAcknowledged(value, blocks: blocks, fua: fua)
             // Some writes depend on this one: the application issues them only now.
             if random.chance(perMille: 400) { events.schedule(.appDependentWrite, atNs: nowNs) }
         case let .flush(snapshot):
-            checker.recordFlushAcknowledged(snapshot: snapshot)
-        case .write(_, _, nil), nil:
-            fail("request \(request) acknowledged before it was admitted")
+            guard errno == 0 else { return }
+            let peerCovered = livePrimary?.primary.map { $0.peerSynced && !$0.standalone } ?? false
+            checker.recordFlushAcknowledged(snapshot: snapshot, peerCovered: peerCovered)
+        case .write(_, _, nil):
+            if errno == 0 { fail("request \(request) acknowledged before it was admitted") }
+        case .copyChunk, nil:
+            fail("request \(request) is no application request")
         }
     }
 
     // MARK: Checks
 
+    /// After every event: the primary holds what it acknowledged, every disk state said is
+    /// true, and two nodes that both say they are in sync, with nothing admitted unanswered,
+    /// hold the same blocks.
     func checkInvariants() {
-        if primaryAlive {
-            if let problem = checker.checkPrimary(primaryDisk) { return fail(problem) }
-            if let problem = rpo.check(primary, nowNs: nowNs) { return fail(problem) }
-        }
-        if let problem = checker.checkSecondary(secondaryDisk, consistent: secondaryAlive && secondary.isConsistent) {
-            return fail(problem)
-        }
-        if secondaryAlive && secondary.isConsistent && !secondaryWasConsistent {
-            // A secondary that restarted may call itself consistent only after the re-send.
-            if !resendCompletedSinceRestart {
-                return fail("the secondary became consistent before the primary re-sent what followed its durable epoch")
+        for node in nodes where node.alive {
+            if node.isPrimary, let primary = node.primary {
+                if !node.diskFailed && node.lineage == checker.lineage {
+                    if let problem = checker.checkPrimary(node.disk, name: node.name) { return fail(problem) }
+                }
+                guard !primary.standalone else { continue }
+                if let problem = rpo.check(primary.machine, nowNs: nowNs) { return fail(problem) }
+                // What the primary says of its peer, once the peer's hello told it anything.
+                if let link, link.primary == node.index, primary.machine.isPeerReady {
+                    let peer = nodes[link.secondary]
+                    let claim = peerDiskState(node)
+                    if peer.alive, !peer.diskFailed, let problem = checker.checkClaim(
+                        claim, by: "primary \(node.name) about its peer \(peer.name)", content: peer.disk.cache,
+                        session: primary.session, currentLineage: true) {
+                        return fail(problem)
+                    }
+                }
+            } else if !node.isPrimary {
+                let claim = secondaryDiskState(node)
+                // An async UpToDate rests on the SyncComplete it received (sync: exact).
+                let through = scenario.mode == .async && node.secondary?.session == node.historySession ? node.secondary?.confirmedThrough : nil
+                if let session = node.historySession, let problem = checker.checkClaim(
+                    claim, by: "secondary \(node.name)", content: node.disk.cache, session: session,
+                    currentLineage: node.lineage == checker.lineage, confirmedThrough: through) {
+                    return fail(problem)
+                }
+                // (While a full copy is due the peer lacks the regions not copied yet.)
+                if scenario.mode == .sync, node.lineage == checker.lineage, claim != .failed, node.record.synced,
+                    let problem = checker.checkSecondaryDurable(node.disk, name: node.name) {
+                    return fail(problem)
+                }
             }
-            secondaryWasConsistent = true
+        }
+        if let primaryNode = livePrimary, let link, link.primary == primaryNode.index, !link.impostor {
+            let secondaryNode = nodes[link.secondary]
+            let admittedUnanswered = outstanding.contains { if case .write(_, _, _?) = requests[$0.request] { true } else { false } }
+            if !admittedUnanswered, secondaryNode.alive, !primaryNode.diskFailed, !secondaryNode.diskFailed,
+                peerDiskState(primaryNode) == .upToDate, secondaryDiskState(secondaryNode) == .upToDate,
+                primaryNode.disk.cache != secondaryNode.disk.cache {
+                return fail("both nodes say UpToDate with nothing unanswered, but primary \(primaryNode.name) holds \(primaryNode.disk.cache) and secondary \(secondaryNode.name) \(secondaryNode.disk.cache)")
+            }
         }
     }
 
     /// At the end the pair has had time to settle: a live primary has answered everything,
-    /// the secondary holds exactly the primary's content and has confirmed all of it durable.
+    /// the secondary holds exactly the primary's content, both say UpToDate, the lag is 0.
     func checkSettled() {
-        guard primaryAlive else { return }
+        guard let primaryNode = livePrimary, let primary = primaryNode.primary else {
+            return fail("no primary after the pair settled")
+        }
         if !outstanding.isEmpty {
-            return fail("\(outstanding.count) requests still unacknowledged after the pair settled")
+            return fail("\(outstanding.count) requests still unanswered after the pair settled")
         }
-        guard secondaryAlive, connected else { return fail("the pair did not reconnect") }
-        if !secondary.isConsistent { return fail("the secondary is still inconsistent after settling") }
-        if secondaryDisk.cache != primaryDisk.cache {
-            return fail("settled volumes differ: primary \(primaryDisk.cache), secondary \(secondaryDisk.cache)")
+        if nodes.contains(where: { $0.diskFailed }) { return }
+        guard let link, link.primary == primaryNode.index else { return fail("the pair did not reconnect") }
+        let secondaryNode = nodes[link.secondary]
+        let claim = secondaryDiskState(secondaryNode)
+        let peerClaim = peerDiskState(primaryNode)
+        guard claim == .upToDate, peerClaim == .upToDate else {
+            return fail("after settling the secondary says \(claim.rawValue) and the primary says \(peerClaim.rawValue) of it")
         }
-        if primary.lagBytes != 0 { return fail("lag of \(primary.lagBytes) bytes after settling") }
+        if secondaryNode.disk.cache != primaryNode.disk.cache {
+            return fail("settled volumes differ: primary \(primaryNode.disk.cache), secondary \(secondaryNode.disk.cache)")
+        }
+        if primary.machine.lagBytes != 0 { return fail("lag of \(primary.machine.lagBytes) bytes after settling") }
     }
 }
 
