@@ -115,12 +115,14 @@ struct GuaranteeChecker {
         return nil
     }
 
-    /// A forced promotion: what the promoted node holds is the truth from now on.
-    mutating func startLineage(content: [UInt64], durable: [UInt64]) {
+    /// A forced promotion: what the promoted node holds is the truth from now on. A sync
+    /// secondary that was synced keeps the durability promised of it (`keepsSyncPromises`).
+    mutating func startLineage(content: [UInt64], keepsSyncPromises: Bool) {
         lineage += 1
         ackedRequired = content
         ackedValues = content.map { [$0] }
-        durableRequiredPrimary = durable
+        durableRequiredPrimary = keepsSyncPromises && mode == .sync
+            ? durableRequiredSecondary : Array(repeating: 0, count: blockCount)
         durableRequiredSecondary = Array(repeating: 0, count: blockCount)
     }
 
@@ -170,14 +172,15 @@ struct GuaranteeChecker {
 
     // MARK: Requirements
 
-    mutating func recordWriteAcknowledged(_ value: UInt64, blocks: Range<Int>, fua: Bool) {
+    /// `peerCovered` false: acknowledged by a primary replicating to no one (detached).
+    mutating func recordWriteAcknowledged(_ value: UInt64, blocks: Range<Int>, fua: Bool, peerCovered: Bool) {
         for block in blocks {
             ackedRequired[block] = max(ackedRequired[block], value)
             let index = ackedValues[block].firstIndex { $0 > value } ?? ackedValues[block].count
             ackedValues[block].insert(value, at: index)
             if fua {
                 durableRequiredPrimary[block] = max(durableRequiredPrimary[block], value)
-                if mode == .sync {
+                if mode == .sync && peerCovered {
                     durableRequiredSecondary[block] = max(durableRequiredSecondary[block], value)
                 }
             }

@@ -430,6 +430,12 @@ final class Simulation {
         if node.isPrimary {
             startPrimary(node)
         } else {
+            // disk_drain: flush never has two epochs unflushed, so what survived a crash is still
+            // a prefix: a forced promotion right now would expose a consistent volume.
+            if scenario.diskDrain == .flush, node.record.synced, let session = node.historySession,
+                let problem = checker.histories[session]?.prefixViolation(node.disk.cache) {
+                return fail("disk_drain flush, after \(node.name)'s restart: \(problem)")
+            }
             startSecondary(node, handedOver: false)
             if let primaryNode = livePrimary, primaryNode.primary?.standalone == true {
                 // The operator re-enables the primary once the peer's disk works again: the
@@ -516,7 +522,8 @@ final class Simulation {
             $0.promotedInconsistent = false
         }
         disconnect("forced failover")
-        checker.startLineage(content: candidate.disk.cache, durable: candidate.disk.durable)
+        drainSecondaryIO(candidate)
+        checker.startLineage(content: candidate.disk.cache, keepsSyncPromises: candidate.record.synced && !inconsistent)
         candidate.lineage = checker.lineage
         promote(candidate, basis: nil, inconsistent: inconsistent)
     }

@@ -2,8 +2,9 @@ import Glibc
 import Testing
 import TandemCore
 
-// Seeded simulation runs. TANDEM_SIM_SEEDS sets how many seeds (default 10 000, split over
-// shards that run in parallel); TANDEM_SIM_SEED=<n> runs just that seed.
+// Seeded simulation runs. TANDEM_SIM_SEEDS sets how many seeds (default 3 000, about 2.3
+// million simulated steps, split over shards that run in parallel); TANDEM_SIM_SEED=<n> runs
+// just that seed. The total of simulated steps is printed at the end.
 
 enum SimulationSeeds {
     static let shardCount = 4
@@ -15,7 +16,7 @@ enum SimulationSeeds {
 
     static var count: UInt64 {
         guard let text = getenv("TANDEM_SIM_SEEDS"), let count = UInt64(String(cString: text)) else {
-            return 10_000
+            return 3_000
         }
         return count
     }

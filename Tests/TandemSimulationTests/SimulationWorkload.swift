@@ -55,7 +55,8 @@ extension Simulation {
         switch requests.removeValue(forKey: request) {
         case let .write(blocks, fua, value?):
             guard errno == 0 else { return }
-            checker.recordWriteAcknowledged(value, blocks: blocks, fua: fua)
+            let detached = livePrimary?.primary?.standalone ?? true
+            checker.recordWriteAcknowledged(value, blocks: blocks, fua: fua, peerCovered: !detached)
             // Some writes depend on this one: the application issues them only now.
             if random.chance(perMille: 400) { events.schedule(.appDependentWrite, atNs: nowNs) }
         case let .flush(snapshot):
