@@ -158,7 +158,7 @@ final class Resource {
     }
 
     /// A primary's own copy: the reference, unless it was promoted while Inconsistent.
-    var primaryDiskState: DiskState { promotedInconsistent ? .inconsistent : .upToDate }
+    var primaryDiskState: DiskState { DiskState.ofPrimary(promotedInconsistent: promotedInconsistent) }
 
     /// The fields `status` reports (DESIGN.md "Control socket").
     var status: [String: JSONValue] {
