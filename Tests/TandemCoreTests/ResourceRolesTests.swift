@@ -308,4 +308,44 @@ import Testing
         #expect(ResourceRoles.demote(primary, replicating: true, drained: false, peerConnected: true)
             == .success(.drainThenHandOver))
     }
+
+    // MARK: incoming connections
+
+    @Test func onlyAnEnabledSecondaryTakesAPeersSession() {
+        let probed = ResourceRoles.incoming(facts(.primary, enabled: true), peerRole: .secondary, peerNode: "beta",
+                                            secondaryRunning: false)
+        #expect(probed == IncomingRefusal(
+            code: .roleConflict, reason: "resource 'r0' is primary on this node",
+            seen: "'beta' (secondary) probed this node: no connection from this primary reached it for a while; "
+                + "check that it is enabled and that this node reaches its address"))
+        let twoPrimaries = ResourceRoles.incoming(facts(.primary, enabled: true), peerRole: .primary, peerNode: "beta",
+                                                  secondaryRunning: false)
+        #expect(twoPrimaries == IncomingRefusal(
+            code: .roleConflict, reason: "resource 'r0' is primary on this node",
+            seen: "refused a connection from 'beta' (primary): resource 'r0' is primary on this node"))
+        let standalone = ResourceRoles.incoming(facts(.standalone), peerRole: .secondary, peerNode: "beta",
+                                                secondaryRunning: false)
+        #expect(standalone?.code == .roleConflict)
+        #expect(standalone?.seen == "refused a connection from 'beta' (secondary): resource 'r0' is standalone on this node")
+        let disabled = IncomingRefusal(
+            code: .busy, reason: "resource 'r0' is not enabled here",
+            seen: "refused a connection from 'alpha': resource 'r0' is not enabled here")
+        #expect(ResourceRoles.incoming(facts(.secondary), peerRole: .primary, peerNode: "alpha",
+                                       secondaryRunning: false) == disabled)
+        #expect(ResourceRoles.incoming(facts(.secondary), peerRole: .primary, peerNode: "alpha",
+                                       secondaryRunning: true) == disabled)
+        #expect(ResourceRoles.incoming(facts(.secondary, enabled: true), peerRole: .primary, peerNode: "alpha",
+                                       secondaryRunning: true) == nil)
+    }
+
+    @Test func aSecondaryRefusingASecondarySaysNeitherNodeIsPrimary() {
+        let secondary = facts(.secondary, enabled: true)
+        #expect(ResourceRoles.secondaryRefusalSeen(secondary, code: .roleConflict, reason: "x", peerRole: .secondary,
+                                                   peerNode: "alpha")
+            == "the peer 'alpha' is secondary for 'r0' too: neither node is primary "
+                + "(promote one with failover, or fix the configuration)")
+        #expect(ResourceRoles.secondaryRefusalSeen(secondary, code: .unrelatedData, reason: "needs a copy",
+                                                   peerRole: .primary, peerNode: "alpha")
+            == "refused a connection: unrelated-data: needs a copy")
+    }
 }

@@ -366,4 +366,54 @@ public enum ResourceRoles {
         }
         return .success(.drainThenHandOver)
     }
+
+    // MARK: incoming connections
+
+    /// A peer's Hello that this node's role refuses before any replicator sees it, or nil
+    /// when the secondary replicator is to judge it (only an enabled secondary takes
+    /// sessions).
+    /// - `secondaryRunning`: a secondary replicator runs.
+    public static func incoming(_ facts: ResourceRoleFacts, peerRole: ResourceRole, peerNode: String,
+                                secondaryRunning: Bool) -> IncomingRefusal? {
+        guard facts.role == .secondary else {
+            let reason = "resource '\(facts.name)' is \(facts.role.rawValue) on this node"
+            let seen = peerRole == .secondary && facts.role == .primary
+                ? "'\(peerNode)' (secondary) probed this node: no connection from this primary reached it for a "
+                    + "while; check that it is enabled and that this node reaches its address"
+                : "refused a connection from '\(peerNode)' (\(peerRole.rawValue)): \(reason)"
+            return IncomingRefusal(code: .roleConflict, reason: reason, seen: seen)
+        }
+        guard secondaryRunning, facts.enabled else {
+            return IncomingRefusal(
+                code: .busy, reason: "resource '\(facts.name)' is not enabled here",
+                seen: "refused a connection from '\(peerNode)': resource '\(facts.name)' is not enabled here")
+        }
+        return nil
+    }
+
+    /// What a secondary keeps as `last_error` when its replicator refused a peer's Hello.
+    /// A secondary peer refused for its role means neither node is primary.
+    public static func secondaryRefusalSeen(_ facts: ResourceRoleFacts, code: WireRefusal, reason: String,
+                                            peerRole: ResourceRole, peerNode: String) -> String {
+        peerRole == .secondary && code == .roleConflict
+            ? "the peer '\(peerNode)' is secondary for '\(facts.name)' too: neither node is primary "
+                + "(promote one with failover, or fix the configuration)"
+            : "refused a connection: \(code): \(reason)"
+    }
+}
+
+/// A connection refused for this node's role.
+public struct IncomingRefusal: Equatable, Sendable {
+    /// The refusal code sent to the peer.
+    public var code: WireRefusal
+    /// The reason sent to the peer.
+    public var reason: String
+    /// What this node keeps as `last_error`.
+    public var seen: String
+
+    public init(code: WireRefusal, reason: String, seen: String) {
+        self.code = code
+        self.reason = reason
+        self.seen = seen
+    }
 }

@@ -352,23 +352,16 @@ extension Resource {
     // MARK: incoming connections
 
     func validateIncoming(_ hello: WireHello, link: PeerLink) -> PeerLinkVerdict {
-        guard spec.role == .secondary else {
-            let reason = "resource '\(spec.name)' is \(spec.role.rawValue) on this node"
-            let seen = hello.role == .secondary && spec.role == .primary
-                ? "'\(hello.nodeName)' (secondary) probed this node: no connection from this primary reached it for a while; check that it is enabled and that this node reaches its address"
-                : "refused a connection from '\(hello.nodeName)' (\(hello.role.rawValue)): \(reason)"
-            if let primary { primary.noteRefusal(seen) } else { refusalError = seen }
-            return .refuse(.roleConflict, reason)
+        if let refusal = ResourceRoles.incoming(roleFacts, peerRole: hello.role, peerNode: hello.nodeName,
+                                                secondaryRunning: secondary != nil) {
+            if let primary { primary.noteRefusal(refusal.seen) } else { refusalError = refusal.seen }
+            return .refuse(refusal.code, refusal.reason)
         }
-        guard let secondary, enabled else {
-            refusalError = "refused a connection from '\(hello.nodeName)': resource '\(spec.name)' is not enabled here"
-            return .refuse(.busy, "resource '\(spec.name)' is not enabled here")
-        }
+        let secondary = secondary!  // ResourceRoles.incoming refuses when none runs
         let verdict = secondary.validate(hello, link: link)
         if case .refuse(let code, let reason) = verdict {
-            secondary.noteRefusal(hello.role == .secondary && code == .roleConflict
-                ? "the peer '\(hello.nodeName)' is secondary for '\(spec.name)' too: neither node is primary (promote one with failover, or fix the configuration)"
-                : "refused a connection: \(code): \(reason)")
+            secondary.noteRefusal(ResourceRoles.secondaryRefusalSeen(roleFacts, code: code, reason: reason,
+                                                                     peerRole: hello.role, peerNode: hello.nodeName))
         }
         return verdict
     }
