@@ -66,6 +66,16 @@ import Testing
         #expect(start.basis == .fullCopy)
         #expect(start.reason == .uncleanStop)
         #expect(start.record.cleanStop == 0)
+        // "Identical at creation" no longer holds once the volume was written alone.
+        let firstRun = PrimaryStart(PrimaryStartFacts(record: ReplicationRecord(), initialSync: .none,
+                                                      writtenWhileDisabled: true))
+        #expect(firstRun.basis == .fullCopy)
+        #expect(firstRun.reason == .writtenBeforeFirstStart)
+        #expect(firstRun.record.primaryStarted && firstRun.record.cleanStop == 0)
+        let firstFull = PrimaryStart(PrimaryStartFacts(record: ReplicationRecord(), initialSync: .full,
+                                                       writtenWhileDisabled: true))
+        #expect(firstFull.basis == .fullCopy)
+        #expect(firstFull.reason == .initialCopy)
         // A clean stop of an in-sync session too: the local writes are not on the peer.
         let restarted = PrimaryStart(PrimaryStartFacts(
             record: ReplicationRecord(cleanStop: SessionBasis.assumeInSync.cleanStopValue, primaryStarted: true),
@@ -113,6 +123,7 @@ import Testing
         let cases: [PrimaryStartFacts] = [
             PrimaryStartFacts(record: ReplicationRecord(), initialSync: .full),
             PrimaryStartFacts(record: ReplicationRecord(), initialSync: .none),
+            PrimaryStartFacts(record: ReplicationRecord(), initialSync: .none, writtenWhileDisabled: true),
             PrimaryStartFacts(record: ReplicationRecord(cleanStop: 7, primaryStarted: true), initialSync: .full),
             PrimaryStartFacts(record: crashed, initialSync: .full, peerLacksWrites: true),
             PrimaryStartFacts(record: crashed, initialSync: .full, handedOver: true),

@@ -65,7 +65,9 @@ public struct PrimaryStartFacts: Equatable, Sendable {
     /// The peer's disk failed while it was this primary's secondary (the peer-failed marker):
     /// it lacks writes.
     public var peerLacksWrites: Bool
-    /// The export took writes while replication was off since the last clean stop.
+    /// The export may have taken writes the peer never saw while replication was off: since
+    /// the last clean stop or since creation (counted), or before this daemon started (writes
+    /// of an earlier run cannot be counted, so a primary opened disabled says so).
     public var writtenWhileDisabled: Bool
 
     public init(record: ReplicationRecord, initialSync: InitialSync, handedOver: Bool = false,
@@ -87,6 +89,7 @@ public enum PrimaryStartReason: Equatable, Sendable, CustomStringConvertible {
     case cleanStopBeforeAnyWrite
     case identicalAtCreation
     case initialCopy
+    case writtenBeforeFirstStart
     case uncleanStop
     /// `PrimaryStartFault.restartForgetsUnconfirmedWrites` (testing only).
     case uncleanStopTreatedAsClean
@@ -105,6 +108,9 @@ public enum PrimaryStartReason: Equatable, Sendable, CustomStringConvertible {
             return "initial_sync none: the volumes are identical at creation"
         case .initialCopy:
             return "initial copy (initial_sync full)"
+        case .writtenBeforeFirstStart:
+            return "initial_sync none, but the volume may have been written before replication first started: "
+                + "the whole volume is copied"
         case .uncleanStop:
             return "unclean stop (crash, kill -9, power loss) or writes the peer had not confirmed: "
                 + "the peer may lack writes, so the whole volume is copied"
@@ -126,7 +132,8 @@ public struct PrimaryStart: Equatable, Sendable {
     /// Precedence: a peer that lacks writes is copied whatever else holds; a planned
     /// failover's hand-over is in sync; otherwise the record decides
     /// (`SessionBasis.forPrimaryStart`), after writes made while replication was off have
-    /// cancelled its clean stop.
+    /// cancelled its clean stop, and `initial_sync: none` ("identical at creation") with them
+    /// on the first run.
     public init(_ facts: PrimaryStartFacts, fault: PrimaryStartFault? = nil) {
         var record = facts.record
         if facts.writtenWhileDisabled { record.cleanStop = 0 }
@@ -141,6 +148,9 @@ public struct PrimaryStart: Equatable, Sendable {
         if facts.peerLacksWrites { return (.fullCopy, .peerLacksWrites) }
         if facts.handedOver { return (.assumeInSync, .handedOver) }
         let firstRun = !record.primaryStarted
+        if firstRun && facts.initialSync == .none && facts.writtenWhileDisabled {
+            return (.fullCopy, .writtenBeforeFirstStart)
+        }
         let basis = SessionBasis.forPrimaryStart(initialSync: facts.initialSync, firstRun: firstRun,
                                                  cleanStop: record.cleanStop)
         switch basis {

@@ -72,9 +72,10 @@ extension Resource {
         let facts = PrimaryStartFacts(
             record: record, initialSync: spec.initialSync, handedOver: handedOver,
             peerLacksWrites: access(peerFailedMarker, F_OK) == 0,
-            writtenWhileDisabled: mutationsAtCleanStop.map { $0 != mutationCount } ?? false)
+            writtenWhileDisabled: writesUncounted || mutationsAtCleanStop.map { $0 != mutationCount } ?? false)
         let start = PrimaryStart(facts)
         mutationsAtCleanStop = nil
+        writesUncounted = false
         guard updateRecord(start.record) else {
             throw ControlError(.ioError, "replication metadata: cannot write \(metadataPath)")
         }
