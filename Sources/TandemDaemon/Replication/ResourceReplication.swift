@@ -266,7 +266,11 @@ extension Resource {
             // The old peer becomes primary and sends everything from now on.
             writeSyncedRecord()
             demotedInProcess = true
-            if wanted { try? enable() }
+            guard wanted else { return }
+            do throws(ControlError) { try enable() } catch {
+                logger.error("enabling replication as secondary after the demotion failed",
+                             metadata: ["error": "\(error.message)"])
+            }
         }
     }
 
