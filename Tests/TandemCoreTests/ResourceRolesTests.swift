@@ -114,6 +114,14 @@ import Testing
         #expect(honest.basis == .fullCopy)
         #expect(faulty.basis == .assumeInSync)
         #expect(faulty.reason == .uncleanStopTreatedAsClean)
+        // A synced secondary refuses nothing here: it takes the faulty session as in sync, so
+        // only a checker that compares the volumes sees the writes it lacks.
+        #expect(SecondarySessionVerdict.decide(recordSession: 41, recordContinuedFrom: 0, recordSynced: true,
+                                               fresh: false, session: 42, basis: faulty.basis)
+            == .newSession(synced: true, continuedFrom: 0))
+        #expect(SecondarySessionVerdict.decide(recordSession: 41, recordContinuedFrom: 0, recordSynced: true,
+                                               fresh: false, session: 42, basis: honest.basis)
+            == .newSession(synced: false, continuedFrom: 0))
         // Writes made while disabled are an unclean stop too.
         let written = PrimaryStart(PrimaryStartFacts(
             record: ReplicationRecord(cleanStop: 7, primaryStarted: true), initialSync: .full,
