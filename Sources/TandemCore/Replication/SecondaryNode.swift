@@ -306,6 +306,7 @@ public struct SecondaryNode: Sendable {
 
     private mutating func endLink(nowNs: UInt64, into actions: inout [SecondaryNodeAction]) {
         link = .none
+        nextProbeNs = nowNs + config.probeQuietNs  // a quiet period counts from the link's end
         if failoverPending {
             failoverPending = false
             actions.append(.failoverAnswered(demoted: false))

@@ -263,8 +263,9 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         node.handle(event, nowNs: ReplicationContext.nowNs(), into: &actions)
     }
 
-    /// Carries out what the node asked; an action that feeds the node again (a disk error
-    /// reported to DiskHealth calls back `diskFailed`) is picked up by the same loop.
+    /// Carries out what the node asked; an action whose callee feeds the node again (a disk
+    /// error reported to DiskHealth calls back `diskFailed`, a failover answer stops this
+    /// replicator) is picked up by the same loop, and a stop it began is checked at the end.
     func perform() {
         guard !performing else { return }
         performing = true
@@ -275,6 +276,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         }
         performing = false
         armTimer()
+        checkStopped()
     }
 
     private func execute(_ action: SecondaryNodeAction) {
