@@ -246,6 +246,23 @@ private let syncedRecord = ReplicationRecord(generation: 4, session: 5, durableT
         #expect(harness.send(.linkClosed).first == .failoverAnswered(demoted: false))
     }
 
+    @Test func aStopLeavesANewSessionsHeldWritesUnwritten() {
+        var harness = Harness()
+        harness.connect(session: 7, bitmap: 0)
+        #expect(writes(harness.data(1, epoch: 1)).isEmpty)
+        harness.send(.stop)
+        #expect(writes(harness.send(.recorded(ReplicationRecord(generation: 1, session: 7)))).isEmpty)
+    }
+
+    @Test func aFailedRecordWriteFailsTheNode() {
+        var harness = Harness(record: syncedRecord, handedOver: true)
+        harness.connect(session: 5, bitmap: 5)
+        let failed = harness.send(.recordFailed(errno: 5))
+        #expect(failed.first == .notice(.diskError(SecondaryDiskFault(operation: "metadata write", errno: 5))))
+        #expect(harness.node.diskState == .failed && !harness.node.isConnected)
+        #expect(harness.node.classify(Harness.write(1, epoch: 4)) == .ignore)
+    }
+
     @Test func stoppingClosesTheLinkAndRefusesHellos() {
         var harness = Harness(record: syncedRecord, handedOver: true)
         harness.connect(session: 5, bitmap: 5)

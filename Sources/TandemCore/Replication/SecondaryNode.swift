@@ -382,6 +382,8 @@ public struct SecondaryNode: Sendable {
     }
 
     private mutating func recorded(_ stored: ReplicationRecord, nowNs: UInt64, into actions: inout [SecondaryNodeAction]) {
+        // Stopping (a promotion): nothing more of the stream is written or acknowledged.
+        guard !isStopping else { return }
         if awaitingSessionRecord, stored.session == session {
             // The session's record is stable: what it held back may reach the disk.
             awaitingSessionRecord = false
