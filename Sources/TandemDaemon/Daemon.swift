@@ -1,3 +1,9 @@
+// TandemDaemon owns a node's running state: its resources (volume, NBD export, replication
+// drivers that carry out TandemCore's decisions on the ring and the TLS link, the persisted
+// record and marker files), the control server, the metrics endpoint, the config and the
+// resource store. It decides no replication rule itself (TandemCore does), and never lets a
+// client, peer or disk failure crash the process: a failure stays with its resource.
+//
 // Daemon: composition. The main thread runs the event loop (the ring is created on it and
 // only it submits); the control server and the metrics endpoint run their own threads and hand
 // every command or scrape to the loop; a signal thread turns SIGTERM/SIGINT into a clean stop.

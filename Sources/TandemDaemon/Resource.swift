@@ -23,8 +23,12 @@ final class Resource {
     /// This process demoted the resource and its volume holds every acknowledged write: the
     /// next secondary replicator starts consistent (not "restarted"). Not persisted.
     var demotedInProcess = false
-    /// Export mutations counted when replication last stopped cleanly (ResourceReplication).
+    /// Export mutations counted when the primary's record last promised that the peer holds
+    /// this volume (a clean stop, or creation); nil: no such promise in this process.
     var mutationsAtCleanStop: UInt64?
+    /// A primary opened disabled by a restarted daemon: writes of the earlier run cannot be
+    /// counted, so the next session may not assume the peer holds them (PrimaryStartFacts).
+    var writesUncounted = false
     /// A refusal met while no replicator runs (status `last_error`).
     var refusalError: String?
     /// Promoted with `allow_inconsistent` (persisted in the record).
@@ -69,6 +73,9 @@ final class Resource {
         health.onFailed = { [unowned self] in self.diskFailed() }
         promotedInconsistent = spec.role == .primary && readRecord()?.promotedInconsistent == true
         forgetCleanStopUnlessEnabled()
+        if spec.role == .primary && !markerSaysEnabled {
+            if creatingVolume { mutationsAtCleanStop = 0 } else { writesUncounted = true }
+        }
         // A secondary serves nothing until it is promoted (DESIGN.md, issue 3): no client
         // can read a volume that may be between two consistent states.
         guard spec.role != .secondary else { return }
@@ -158,7 +165,7 @@ final class Resource {
     }
 
     /// A primary's own copy: the reference, unless it was promoted while Inconsistent.
-    var primaryDiskState: DiskState { promotedInconsistent ? .inconsistent : .upToDate }
+    var primaryDiskState: DiskState { DiskState.ofPrimary(promotedInconsistent: promotedInconsistent) }
 
     /// The fields `status` reports (DESIGN.md "Control socket").
     var status: [String: JSONValue] {

@@ -1,2 +1,5 @@
-// TandemIO owns the real world: the io_uring engine, the registered buffer pool, volumes,
-// sockets, the TLS transport and the clock. It holds no replication policy.
+// TandemIO owns the real world: the event loop and its io_uring ring, the registered buffer
+// pool and request buffers, volumes (O_DIRECT files and devices), TCP and Unix sockets, the
+// TLS transport, LZ4 and the hardware CRC32C, systemd notification, the monotonic clock and
+// latency histograms.
+// It holds no replication policy: it carries out I/O and reports results.

@@ -1,3 +1,7 @@
+// TandemNBD owns the NBD server on the ring: listeners, connections (handshake, request
+// decoding, read-modify-write, replies) and the export each volume is served as, which
+// hands mutations of a replicated export to its NBDWriteSink. It decides no replication rule.
+//
 // NBDListener: accepts NBD clients on one listening socket through the ring and hands each
 // to a new NBDConnection of its export. Loop thread only.
 import CURing

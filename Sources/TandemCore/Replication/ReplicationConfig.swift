@@ -42,6 +42,9 @@ public enum SecondaryTestingFault: Sendable, Hashable {
     case appliesEpochsOutOfOrder
     /// Apply sync writes ahead of their epoch even over an outstanding overlapping write.
     case appliesAheadOverOutstandingWrites
+    /// SecondaryNode reports UpToDate while connected even without the primary's
+    /// SyncComplete (a copy that may lack acknowledged writes claims it has them all).
+    case claimsUpToDateBeforeConfirmed
 }
 
 public struct ReplicationSecondaryConfig: Sendable, Hashable {

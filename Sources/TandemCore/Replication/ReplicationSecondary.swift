@@ -109,7 +109,10 @@ public struct ReplicationSecondary: Sendable {
         precondition(completedThroughEpoch <= closedThroughEpoch, "completed an open epoch")
         precondition(writesInFlight >= 0 && writesInFlight <= config.writesInFlightMax)
         precondition(queuedBytes <= config.queuedBytesMax)
-        guard config.testingFault == nil else { return }
+        // The ordering faults break these on purpose (the simulator's checker must see it).
+        guard config.testingFault != .appliesEpochsOutOfOrder,
+            config.testingFault != .appliesAheadOverOutstandingWrites
+        else { return }
         if config.diskDrain == .flush {
             precondition(completedThroughEpoch <= flushedThroughEpoch + 1, "two epochs unflushed")
         }
@@ -139,15 +142,10 @@ public struct ReplicationSecondary: Sendable {
         }
     }
 
-    private mutating func receive(_ data: DataMessage, into actions: inout [SecondaryAction]) {
-        if let received = receivedThroughSequence, data.sequence <= received {
-            // A re-send of what this node already has: acknowledge again if it is done, the
-            // first acknowledgement may have been lost with the previous connection.
-            if config.mode == .sync && isCompleted(data.sequence) {
-                actions.append(.send(.dataAck(sequence: data.sequence)))
-            }
-            return
-        }
+    /// What a Data message would be to this machine, without changing anything: the driver
+    /// asks before it allocates and restores a payload (`.accept` is queued by `.data`).
+    public func classify(_ data: DataMessage) -> DataVerdict {
+        if let received = receivedThroughSequence, data.sequence <= received { return .duplicate }
         let inOrder: Bool
         if let received = receivedThroughSequence {
             inOrder = data.sequence == received + 1
@@ -155,12 +153,39 @@ public struct ReplicationSecondary: Sendable {
         } else {
             inOrder = data.epoch == lastReceivedEpoch + 1
         }
-        guard inOrder, data.epoch > closedThroughEpoch, data.lengthBytes > 0
-        else {
-            return violation("data \(data.sequence) of epoch \(data.epoch) out of order", &actions)
+        guard inOrder, data.epoch > closedThroughEpoch, data.lengthBytes > 0 else {
+            return .violation("data \(data.sequence) of epoch \(data.epoch) out of order")
         }
         guard !queue.isFull, queuedBytes + UInt64(data.lengthBytes) <= config.queuedBytesMax else {
-            return violation("primary exceeded the secondary's queue", &actions)
+            return .violation("primary exceeded the secondary's queue")
+        }
+        return .accept
+    }
+
+    public enum DataVerdict: Sendable, Hashable {
+        /// Queued to be applied in order.
+        case accept
+        /// A re-send of a write received before: dropped (acknowledged again when complete).
+        case duplicate
+        case violation(String)
+    }
+
+    /// Nothing of the stream is queued, being written, flushed or recorded.
+    public var isIdle: Bool { queue.isEmpty && writesInFlight == 0 && !flushInFlight && !recordInFlight }
+
+    private mutating func receive(_ data: DataMessage, into actions: inout [SecondaryAction]) {
+        switch classify(data) {
+        case .duplicate:
+            // A re-send of what this node already has: acknowledge again if it is done, the
+            // first acknowledgement may have been lost with the previous connection.
+            if config.mode == .sync && isCompleted(data.sequence) {
+                actions.append(.send(.dataAck(sequence: data.sequence)))
+            }
+            return
+        case .violation(let reason):
+            return violation(reason, &actions)
+        case .accept:
+            break
         }
         if queue.isEmpty { nextSubmitSequence = data.sequence }
         if data.epoch > lastReceivedEpoch { closedThroughEpoch = max(closedThroughEpoch, data.epoch - 1) }

@@ -1,7 +1,7 @@
-// ReplicationMetadata: the small per-resource record a replica keeps in the state dir —
-// "durable through epoch E" of the current primary session and whether the initial copy has
-// completed (secondary), and whether a primary stopped cleanly and was promoted inconsistent
-// (primary). The same file serves both roles, one at a time. Two checksummed 4 KiB slots written alternately through the ring with
+// ReplicationMetadata: stores the per-resource `ReplicationRecord` (TandemCore decides what
+// it says: the secondary's session, durable epoch and copy state; the primary's clean stop,
+// first run and inconsistent promotion) in the state dir. The same file serves both roles,
+// one at a time. Two checksummed 4 KiB slots written alternately through the ring with
 // RWF_DSYNC, so a torn write leaves the other slot intact; the newest valid slot wins.
 // A documented simplification of DESIGN.md's metadata layout (no bitmap, no activity log).
 // Loop thread only.

@@ -1,5 +1,8 @@
 // The replication side of a Resource: enable/disable, planned and forced failover, demote,
-// and role changes. Loop thread only; every transition ends in `done` with nil or an error.
+// and role changes. What each transition decides (preconditions, refusals, session start,
+// records) is TandemCore's `ResourceRoles`; this file carries it out: it stops and starts
+// replicators, changes roles, persists records and publishes events. Loop thread only;
+// every transition ends in `done` with nil or an error.
 import Glibc
 import Logging
 import TandemControl
@@ -13,12 +16,9 @@ extension Resource {
     /// of this primary copies the whole volume.
     private var peerFailedMarker: String { "\(context.config.stateDir)/\(spec.name).peer-failed" }
 
-    /// What a stopped secondary's record says about its volume: never UpToDate (it is not
-    /// connected, so its primary may be writing).
+    /// What a stopped secondary's record says about its volume (ResourceRoles).
     var secondaryDiskStateAtRest: DiskState {
-        let record = readRecord() ?? ReplicationRecord()
-        return DiskState.ofSecondary(synced: record.synced || (record.generation == 0 && spec.initialSync == .none),
-                                     consistent: true, connected: false, confirmed: false)
+        DiskState.ofSecondaryAtRest(record: readRecord() ?? ReplicationRecord(), initialSync: spec.initialSync)
     }
 
     /// This node's own copy as it stands (promotion checks).
@@ -27,66 +27,29 @@ extension Resource {
         return secondaryDiskStateAtRest
     }
 
-    /// `initialSync`: set only by a planned failover (`none`: the old primary handed over
-    /// every write); otherwise the record and the spec decide (`sessionBasis`).
-    func enable(initialSync: InitialSync? = nil) throws(ControlError) {
-        guard spec.role != .standalone else {
-            throw ControlError(.wrongState, "resource '\(spec.name)' is standalone: it has no peer to replicate to")
-        }
-        guard !enabled else { throw ControlError(.wrongState, "resource '\(spec.name)' is already enabled") }
-        guard !transitioning else { throw ControlError(.busy, "resource '\(spec.name)' is changing state") }
+    var roleFacts: ResourceRoleFacts {
+        ResourceRoleFacts(name: spec.name, role: spec.role, enabled: enabled, transitioning: transitioning)
+    }
+
+    /// `handedOver`: set only by a planned failover (the old primary handed over every
+    /// write); otherwise the record and the spec decide (`PrimaryStart`).
+    func enable(handedOver: Bool = false) throws(ControlError) {
+        if let refusal = ResourceRoles.checkEnable(roleFacts) { throw ControlError(refusal) }
         // Enabling is how the operator says the disk is fixed: it is used again.
         health.clear()
         backend.refusesMutations = false
         peerDiskFailure = nil
-        let peerLacksWrites = spec.role == .primary && access(peerFailedMarker, F_OK) == 0
-        try startReplication(initialSync: peerLacksWrites ? .full : initialSync)
+        try startReplication(handedOver: handedOver)
         refusalError = nil
         enabled = true
         writeMarker(true)
         context.events.publish(resource: spec.name, "enabled", ["role": .string(spec.role.rawValue)])
     }
 
-    private func startReplication(initialSync: InitialSync?) throws(ControlError) {
+    private func startReplication(handedOver: Bool) throws(ControlError) {
         switch spec.role {
         case .primary:
-            _ = try context.clientConnection(peerName: spec.peer!.name)  // fail early on bad TLS config
-            var record = readRecord() ?? ReplicationRecord()
-            if let failure = health.failure {
-                throw ControlError(.ioError, "replication metadata: \(failure.operation): \(failure.message)")
-            }
-            if let written = mutationsAtCleanStop, written != mutationCount {
-                record.cleanStop = 0  // written locally while replication was off
-            }
-            mutationsAtCleanStop = nil
-            let (basis, reason) = sessionBasis(record: record, override: initialSync)
-            record.primaryStarted = true
-            record.cleanStop = basis.cleanStopValue  // still true until the first write
-            guard updateRecord(record) else {
-                throw ControlError(.ioError, "replication metadata: cannot write \(metadataPath)")
-            }
-            let replicator = PrimaryReplicator(spec: spec, volume: volume, buffers: backend.buffers, context: context,
-                                               basis: basis, counters: counters, health: health, logger: logger)
-            replicator.sessionStartReason = reason
-            replicator.onFirstWrite = { [unowned self] in _ = updateRecord { $0.cleanStop = 0 } }
-            replicator.onStopRecorded = { [unowned self] value in
-                _ = updateRecord { $0.cleanStop = value }
-                if value != 0 { mutationsAtCleanStop = mutationCount }
-                context.events.publish(resource: spec.name, "replication-stopped", ["clean": .bool(value != 0)])
-            }
-            logger.notice("primary session starts", metadata: [
-                "session_start": "\(PrimaryReplicator.word(basis))", "reason": "\(reason)",
-            ])
-            context.events.publish(resource: spec.name, "session-start", [
-                "session_start": .string(PrimaryReplicator.word(basis)), "reason": .string(reason),
-            ])
-            replicator.onFailoverRequested = { [unowned self] in self.plannedDemote() }
-            replicator.onPeerDiskFailed = { [unowned self] reason in self.peerDiskFailed(reason) }
-            replicator.onPeerSynced = { [unowned self] in unlink(self.peerFailedMarker) }
-            primary = replicator
-            backend.readOnly = false
-            backend.sink = replicator
-            replicator.enable()
+            try startPrimary(handedOver: handedOver)
         case .secondary:
             _ = try context.serverConnection()
             secondary = try SecondaryReplicator(spec: spec, volume: volume, context: context, counters: counters,
@@ -98,28 +61,46 @@ extension Resource {
         }
     }
 
-    /// How the next primary session starts, and why (for status, the event and the log).
-    private func sessionBasis(record: ReplicationRecord, override: InitialSync?) -> (SessionBasis, String) {
-        if let override {
-            return override == .none
-                ? (.assumeInSync, "planned failover: the old primary handed over every write")
-                : (.fullCopy, "a full copy was asked for")
+    /// Decides the session's start from the record (PrimaryStart), persists the record it
+    /// says, and starts the replicator.
+    private func startPrimary(handedOver: Bool) throws(ControlError) {
+        _ = try context.clientConnection(peerName: spec.peer!.name)  // fail early on bad TLS config
+        let record = readRecord() ?? ReplicationRecord()
+        if let failure = health.failure {
+            throw ControlError(.ioError, "replication metadata: \(failure.operation): \(failure.message)")
         }
-        let firstRun = !record.primaryStarted
-        let basis = SessionBasis.forPrimaryStart(initialSync: spec.initialSync, firstRun: firstRun,
-                                                 cleanStop: record.cleanStop)
-        switch basis {
-        case .continues:
-            return (basis, "clean stop: every write was confirmed durable by the peer, none since; no resync")
-        case .assumeInSync:
-            return (basis, record.cleanStop != 0
-                ? "clean stop before any write; the volumes were in sync (initial_sync none)"
-                : "initial_sync none: the volumes are identical at creation")
-        case .fullCopy:
-            return (basis, firstRun
-                ? "initial copy (initial_sync full)"
-                : "unclean stop (crash, kill -9, power loss) or writes the peer had not confirmed: the peer may lack writes, so the whole volume is copied")
+        let facts = PrimaryStartFacts(
+            record: record, initialSync: spec.initialSync, handedOver: handedOver,
+            peerLacksWrites: access(peerFailedMarker, F_OK) == 0,
+            writtenWhileDisabled: writesUncounted || mutationsAtCleanStop.map { $0 != mutationCount } ?? false)
+        let start = PrimaryStart(facts)
+        mutationsAtCleanStop = nil
+        writesUncounted = false
+        guard updateRecord(start.record) else {
+            throw ControlError(.ioError, "replication metadata: cannot write \(metadataPath)")
         }
+        let replicator = PrimaryReplicator(spec: spec, volume: volume, buffers: backend.buffers, context: context,
+                                           basis: start.basis, counters: counters, health: health, logger: logger)
+        replicator.sessionStartReason = start.reason.description
+        replicator.onFirstWrite = { [unowned self] in _ = updateRecord { $0 = $0.afterFirstWrite() } }
+        replicator.onStopRecorded = { [unowned self] value in
+            _ = updateRecord { $0 = $0.stopped(cleanStop: value) }
+            if value != 0 { mutationsAtCleanStop = mutationCount }
+            context.events.publish(resource: spec.name, "replication-stopped", ["clean": .bool(value != 0)])
+        }
+        logger.notice("primary session starts", metadata: [
+            "session_start": "\(start.basis.word)", "reason": "\(start.reason)",
+        ])
+        context.events.publish(resource: spec.name, "session-start", [
+            "session_start": .string(start.basis.word), "reason": .string(start.reason.description),
+        ])
+        replicator.onFailoverRequested = { [unowned self] in self.plannedDemote() }
+        replicator.onPeerDiskFailed = { [unowned self] reason in self.peerDiskFailed(reason) }
+        replicator.onPeerSynced = { [unowned self] in unlink(self.peerFailedMarker) }
+        primary = replicator
+        backend.readOnly = false
+        backend.sink = replicator
+        replicator.enable()
     }
 
     /// Mutations the export has taken (a primary with replication off writes only locally).
@@ -131,13 +112,14 @@ extension Resource {
     /// A primary that is not replicating may take local writes the peer never sees: its
     /// record must not promise a clean stop (called when the resource opens disabled).
     func forgetCleanStopUnlessEnabled() {
-        guard spec.role == .primary, !markerSaysEnabled, let record = readRecord(), record.cleanStop != 0 else { return }
-        _ = updateRecord { $0.cleanStop = 0 }
+        guard spec.role == .primary, let record = readRecord(),
+            let opened = record.atOpen(role: spec.role, enabled: markerSaysEnabled)
+        else { return }
+        _ = updateRecord(opened)
     }
 
     func disable(_ done: @escaping (ControlError?) -> Void) {
-        guard enabled else { return done(ControlError(.wrongState, "resource '\(spec.name)' is not enabled")) }
-        guard !transitioning else { return done(ControlError(.busy, "resource '\(spec.name)' is changing state")) }
+        if let refusal = ResourceRoles.checkDisable(roleFacts) { return done(ControlError(refusal)) }
         enabled = false
         writeMarker(false)
         transitioning = true
@@ -190,67 +172,55 @@ extension Resource {
     // MARK: failover
 
     /// `allowInconsistent`: with `force`, promote even an Inconsistent copy (the operator
-    /// accepts data that is no state the primary ever had).
+    /// accepts data that is no state the primary ever had). The rules are ResourceRoles'.
     func failover(force: Bool, allowInconsistent: Bool = false, _ done: @escaping (ControlError?) -> Void) {
-        guard spec.role == .secondary else {
-            return done(ControlError(.wrongState, "resource '\(spec.name)' is \(spec.role.rawValue): failover is run on the secondary"))
-        }
-        guard !transitioning else { return done(ControlError(.busy, "resource '\(spec.name)' is changing state")) }
-        if let failure = health.failure {
-            return done(ControlError(.wrongState,
-                "this node's disk failed (\(failure.operation): \(failure.message)); it cannot become primary"))
-        }
-        if force { return promote(reason: "forced failover", allowInconsistent: allowInconsistent, done) }
-        guard let secondary, secondary.isConnectedToPeer else {
-            return done(ControlError(.wrongState,
-                "the peer is not connected, so it may hold newer data; use force: true if it is really gone"))
-        }
-        transitioning = true
-        context.events.publish(resource: spec.name, "failover-started", [:])
-        secondary.requestFailover { [self] demoted in
-            transitioning = false
-            guard demoted else {
-                return done(ControlError(.wrongState, "the peer went away before it demoted; use force: true if it is gone"))
+        let step = ResourceRoles.failover(
+            roleFacts, force: force, allowInconsistent: allowInconsistent,
+            diskFailure: health.failure.map { "\($0.operation): \($0.message)" },
+            peerConnected: secondary?.isConnectedToPeer == true)
+        switch step {
+        case .failure(let refusal):
+            done(ControlError(refusal))
+        case .success(.promote(let kind)):
+            promote(kind, done)
+        case .success(.askPeerToDemote):
+            transitioning = true
+            context.events.publish(resource: spec.name, "failover-started", [:])
+            secondary!.requestFailover { [self] demoted in
+                transitioning = false
+                guard demoted else { return done(ControlError(ResourceRoles.peerLeftBeforeDemoting)) }
+                promote(.planned, done)
             }
-            promote(reason: "planned failover", done)
         }
     }
 
-    private func promote(reason: String, allowInconsistent: Bool = false, _ done: @escaping (ControlError?) -> Void) {
+    private func promote(_ kind: PromotionKind, _ done: @escaping (ControlError?) -> Void) {
         let state = ownDiskState
-        let inconsistent = state == .inconsistent || state == .failed
-        if inconsistent && !(reason == "forced failover" && allowInconsistent) {
-            let hint = reason == "forced failover"
-                ? "; add allow_inconsistent: true (tandemctl failover --force --allow-inconsistent) to promote it anyway"
-                : ""
-            let message = "this node's copy is \(state.rawValue) (a full copy or a re-send has not finished): "
-                + "promoting it would expose data the primary never had\(hint)"
-            if let secondary { secondary.noteRefusal("failover refused: " + message) } else { refusalError = "failover refused: " + message }
-            return done(ControlError(.wrongState, message))
+        let promotion: Promotion
+        switch ResourceRoles.promotion(kind, ownDiskState: state) {
+        case .failure(let refusal):
+            let seen = "failover refused: " + refusal.message
+            if let secondary { secondary.noteRefusal(seen) } else { refusalError = seen }
+            return done(ControlError(refusal))
+        case .success(let allowed):
+            promotion = allowed
         }
         transitioning = true
         let wasEnabled = enabled
         stopReplication { [self] in
             transitioning = false
             changeRole(to: .primary)
-            _ = updateRecord {
-                $0.cleanStop = 0
-                // initial_sync described the volumes at creation: the next session of a
-                // promoted node copies (a planned failover's enable says otherwise itself).
-                $0.primaryStarted = true
-                if inconsistent { $0.promotedInconsistent = true }
-            }
-            if inconsistent {
+            _ = updateRecord { $0 = $0.promoted(inconsistent: promotion.inconsistent) }
+            if promotion.inconsistent {
                 promotedInconsistent = true
                 logger.warning("promoted an Inconsistent copy (allow_inconsistent)")
                 context.events.publish(resource: spec.name, "promoted-inconsistent", ["disk_state": .string(state.rawValue)])
             }
-            context.events.publish(resource: spec.name, "promoted", ["reason": .string(reason)])
+            context.events.publish(resource: spec.name, "promoted", ["reason": .string(kind.reason)])
             enabled = false
             writeMarker(false)
-            if wasEnabled && reason == "planned failover" {
-                // The old primary is now secondary and holds the same data: no copy needed.
-                do throws(ControlError) { try enable(initialSync: InitialSync.none) } catch { return done(error) }
+            if promotion.enablesAfter(wasEnabled: wasEnabled) {
+                do throws(ControlError) { try enable(handedOver: true) } catch { return done(error) }
             }
             done(nil)
         }
@@ -258,23 +228,23 @@ extension Resource {
 
     /// `demote` from the control socket: drain, then become secondary.
     func demote(_ done: @escaping (ControlError?) -> Void) {
-        guard spec.role == .primary else {
-            return done(ControlError(.wrongState, "resource '\(spec.name)' is \(spec.role.rawValue), not primary"))
-        }
-        guard !transitioning else { return done(ControlError(.busy, "resource '\(spec.name)' is changing state")) }
-        guard let primary else {
+        let step = ResourceRoles.demote(roleFacts, replicating: primary != nil, drained: primary?.isDrained ?? true,
+                                        peerConnected: primary?.isConnectedToPeer == true)
+        switch step {
+        case .failure(let refusal):
+            done(ControlError(refusal))
+        case .success(.becomeSecondaryNow):
             becomeSecondary(enable: false)
-            return done(nil)
-        }
-        guard primary.isDrained || primary.isConnectedToPeer else {
-            return done(ControlError(.wrongState, "writes are waiting for the peer, which is not connected"))
-        }
-        transitioning = true
-        primary.drain { [self] in
-            transitioning = false
-            primary.sendDemotedAndClose()
-            becomeSecondary(enable: enabled)
             done(nil)
+        case .success(.drainThenHandOver):
+            let primary = primary!
+            transitioning = true
+            primary.drain { [self] in
+                transitioning = false
+                primary.sendDemotedAndClose()
+                becomeSecondary(enable: enabled)
+                done(nil)
+            }
         }
     }
 
@@ -296,7 +266,11 @@ extension Resource {
             // The old peer becomes primary and sends everything from now on.
             writeSyncedRecord()
             demotedInProcess = true
-            if wanted { try? enable() }
+            guard wanted else { return }
+            do throws(ControlError) { try enable() } catch {
+                logger.error("enabling replication as secondary after the demotion failed",
+                             metadata: ["error": "\(error.message)"])
+            }
         }
     }
 
@@ -309,17 +283,9 @@ extension Resource {
         context.events.publish(resource: spec.name, "role", ["role": .string(role.rawValue)])
     }
 
-    /// A demoted primary's volume is the newest there is: record it as synced (unless it was
-    /// promoted Inconsistent), and as belonging to no session, so that only a planned
-    /// failover's hand-over or a full copy can start the next one.
+    /// A demoted primary's volume is the newest there is (ReplicationRecord.demoted).
     private func writeSyncedRecord() {
-        _ = updateRecord {
-            $0.synced = !$0.promotedInconsistent
-            $0.session = 0
-            $0.continuedFrom = 0
-            $0.durableThroughEpoch = 0
-            $0.cleanStop = 0
-        }
+        _ = updateRecord { $0 = $0.demoted() }
         promotedInconsistent = false
     }
 
@@ -391,24 +357,27 @@ extension Resource {
     // MARK: incoming connections
 
     func validateIncoming(_ hello: WireHello, link: PeerLink) -> PeerLinkVerdict {
-        guard spec.role == .secondary else {
-            let reason = "resource '\(spec.name)' is \(spec.role.rawValue) on this node"
-            let seen = hello.role == .secondary && spec.role == .primary
-                ? "'\(hello.nodeName)' (secondary) probed this node: no connection from this primary reached it for a while; check that it is enabled and that this node reaches its address"
-                : "refused a connection from '\(hello.nodeName)' (\(hello.role.rawValue)): \(reason)"
-            if let primary { primary.noteRefusal(seen) } else { refusalError = seen }
-            return .refuse(.roleConflict, reason)
+        if let refusal = ResourceRoles.incoming(roleFacts, peerRole: hello.role, peerNode: hello.nodeName,
+                                                secondaryRunning: secondary != nil) {
+            if let primary { primary.noteRefusal(refusal.seen) } else { refusalError = refusal.seen }
+            return .refuse(refusal.code, refusal.reason)
         }
-        guard let secondary, enabled else {
-            refusalError = "refused a connection from '\(hello.nodeName)': resource '\(spec.name)' is not enabled here"
-            return .refuse(.busy, "resource '\(spec.name)' is not enabled here")
-        }
+        let secondary = secondary!  // ResourceRoles.incoming refuses when none runs
         let verdict = secondary.validate(hello, link: link)
         if case .refuse(let code, let reason) = verdict {
-            secondary.noteRefusal(hello.role == .secondary && code == .roleConflict
-                ? "the peer '\(hello.nodeName)' is secondary for '\(spec.name)' too: neither node is primary (promote one with failover, or fix the configuration)"
-                : "refused a connection: \(code): \(reason)")
+            secondary.noteRefusal(ResourceRoles.secondaryRefusalSeen(roleFacts, code: code, reason: reason,
+                                                                     peerRole: hello.role, peerNode: hello.nodeName))
         }
         return verdict
+    }
+}
+
+extension ControlError {
+    /// A role rule's refusal as the control socket returns it.
+    init(_ refusal: RoleRefusal) {
+        switch refusal.code {
+        case .wrongState: self.init(.wrongState, refusal.message)
+        case .busy: self.init(.busy, refusal.message)
+        }
     }
 }

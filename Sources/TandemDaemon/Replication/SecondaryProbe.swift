@@ -1,6 +1,7 @@
 // SecondaryProbe: only a primary dials, so a secondary whose peer never connects cannot tell
-// "the primary is slow to come" from "nobody is primary". After `quietNs` without a session
-// the secondary dials its peer itself, with a secondary Hello, at most every `intervalNs`.
+// "the primary is slow to come" from "nobody is primary". When SecondaryNode says a probe is
+// due (no session for a quiet period, then at most every interval: its `.probe` action), the
+// secondary dials its peer itself, with a secondary Hello.
 // It never takes a session this way: the peer refuses (a secondary says it is secondary too,
 // a primary says it is primary), and the refusal or the dial error becomes the secondary's
 // `last_error`. Loop thread only.
@@ -10,15 +11,11 @@ import TandemCore
 import TandemIO
 
 final class SecondaryProbe: PeerLinkDelegate {
-    static let quietNs: UInt64 = 10_000_000_000
-    static let intervalNs: UInt64 = 30_000_000_000
-
     let resource: String
     let volumeSizeBytes: UInt64
     let context: ReplicationContext
     let logger: Logger
     private var link: PeerLink?
-    private var nextProbeNs: UInt64
     /// Runs with what the probe learnt (a refusal or an error).
     var onResult: ((String) -> Void)?
 
@@ -27,12 +24,10 @@ final class SecondaryProbe: PeerLinkDelegate {
         self.volumeSizeBytes = volumeSizeBytes
         self.context = context
         self.logger = logger
-        nextProbeNs = ReplicationContext.nowNs() + Self.quietNs
     }
 
-    /// The primary connected: no probe for another quiet period.
+    /// The primary connected: a probe in progress ends.
     func sessionSeen() {
-        nextProbeNs = ReplicationContext.nowNs() + Self.quietNs
         link?.close("the primary connected")
     }
 
@@ -41,10 +36,9 @@ final class SecondaryProbe: PeerLinkDelegate {
         link?.close("resource stopping")
     }
 
-    func tick(connected: Bool, peer: PeerSpec?) {
-        let now = ReplicationContext.nowNs()
-        guard !connected, link == nil, !resolver.isResolving, now >= nextProbeNs, let peer else { return }
-        nextProbeNs = now + Self.intervalNs
+    /// Dials the peer unless a probe is still under way.
+    func start(peer: PeerSpec?) {
+        guard link == nil, !resolver.isResolving, onResult != nil, let peer else { return }
         // A name is looked up off the loop thread, as the primary's dial does.
         resolver.resolve(peer.address) { [weak self] result in self?.probe(peer, result) }
     }

@@ -35,7 +35,7 @@ extension Replication {
             guard case .hello = first, case .helloReply(let reply) = try nextMessage(), reply.isAccepted
             else { throw HarnessError("beta did not accept the Hello") }
             try send(.helloReply(WireHelloReply()))
-            guard case .durableAck = try nextMessage() else { throw HarnessError("no durable epoch from beta") }
+            guard case .replicaHello = try nextMessage() else { throw HarnessError("no ReplicaHello from beta") }
         }
 
         deinit { close(fd) }

@@ -1,0 +1,466 @@
+// SecondaryNode: every decision of a secondary replica, as a pure state machine wrapping
+// ReplicationSecondary (which applies the stream). It decides which primary it accepts (the
+// Hello checks and the session verdict), when a new primary session replaces the recorded one
+// (only once it proves itself with its first Data or an allowed SyncComplete; until then the
+// previous machine is kept and restored if the session ends), what the record says
+// (`.writeRecord`), that none of a new session's writes or flushes reaches the disk before its
+// record is stable, what the ReplicaHello reports, which Data frames are duplicates, what
+// SyncComplete and Demoted change, the disk state it reports, what a disk failure stops, and
+// when to probe a peer that never connects. No I/O, no clock (time comes with each event),
+// confined to one thread (the resource's event loop).
+
+public struct SecondaryNodeConfig: Sendable, Hashable {
+    public var machine: ReplicationSecondaryConfig
+    public var resourceName: String
+    /// This node's name (refusal texts).
+    public var nodeName: String
+    /// The configured peer, nil when none is configured (every Hello is refused).
+    public var peerName: String?
+    public var volumeSizeBytes: UInt64
+    /// Writes must start and end on this boundary (the volume's O_DIRECT alignment).
+    public var alignment: Int
+    /// What the volumes were at creation (`initial_sync: none`: identical).
+    public var initialSync: InitialSync
+    /// Without a primary for this long the node probes its peer once…
+    public var probeQuietNs: UInt64
+    /// …and again at most this often.
+    public var probeIntervalNs: UInt64
+
+    public init(
+        machine: ReplicationSecondaryConfig, resourceName: String, nodeName: String, peerName: String?,
+        volumeSizeBytes: UInt64, alignment: Int, initialSync: InitialSync,
+        probeQuietNs: UInt64 = 10_000_000_000, probeIntervalNs: UInt64 = 30_000_000_000
+    ) {
+        precondition(alignment > 0)
+        self.machine = machine
+        self.resourceName = resourceName
+        self.nodeName = nodeName
+        self.peerName = peerName
+        self.volumeSizeBytes = volumeSizeBytes
+        self.alignment = alignment
+        self.initialSync = initialSync
+        self.probeQuietNs = probeQuietNs
+        self.probeIntervalNs = probeIntervalNs
+    }
+}
+
+public struct SecondaryNode: Sendable {
+    enum LinkPhase: Sendable, Equatable {
+        case none
+        /// A Hello was accepted; the handshake is finishing.
+        case accepted
+        case established
+    }
+
+    public let config: SecondaryNodeConfig
+    public private(set) var machine: ReplicationSecondary
+    /// The record as it will be once every requested write is stored.
+    public private(set) var record: ReplicationRecord
+    /// The primary session the machine's epochs belong to.
+    public private(set) var session: UInt64
+    private var link = LinkPhase.none
+    /// The accepted Hello's session and what it means for this copy.
+    private var pendingSession: UInt64 = 0
+    private var pendingVerdict = SecondarySessionVerdict.sameSession
+    /// While a new primary session has not written anything: the machine and session it
+    /// replaced, restored if it ends.
+    private var unproven: (machine: ReplicationSecondary, session: UInt64)?
+    /// A new session's record is being stored: its writes and flushes wait.
+    private var awaitingSessionRecord = false
+    private var heldWrites: BoundedQueue<SecondaryWrite>
+    private var flushHeld = false
+    private var recordRequestedEpoch: Epoch?
+    /// The primary's last SyncComplete on this link.
+    public private(set) var confirmedThrough: WriteSequence?
+    /// The newest write received on this link that its primary may have acknowledged before
+    /// this node applied it (async: no acknowledged-after-apply flag).
+    private var newestAsyncReceived: WriteSequence = 0
+    private var failoverPending = false
+    public private(set) var diskFault: SecondaryDiskFault?
+    public private(set) var isStopping = false
+    private var nextProbeNs: UInt64
+    private var machineActions: [SecondaryAction] = []
+
+    /// - `record`: the stored record (`ReplicationRecord()` for a new resource).
+    /// - `handedOver`: this process demoted the resource and its volume holds every write it
+    ///   acknowledged (see `restarted`).
+    public init(config: SecondaryNodeConfig, record: ReplicationRecord, handedOver: Bool, nowNs: UInt64) {
+        self.config = config
+        self.record = record
+        session = record.session
+        machine = ReplicationSecondary(config: config.machine, durableThroughEpoch: record.durableThroughEpoch,
+                                       restarted: Self.restarted(record: record, handedOver: handedOver))
+        heldWrites = BoundedQueue(capacity: config.machine.queuedWritesMax)
+        nextProbeNs = nowNs + config.probeQuietNs
+        machineActions.reserveCapacity(256)
+    }
+
+    // MARK: rules over the record
+
+    /// The restart rule: a record from an earlier run means the node may have stopped with
+    /// unflushed writes, which may have landed in any order: not consistent until the primary
+    /// has re-sent. Not so when this process demoted and handed over everything.
+    public static func restarted(record: ReplicationRecord, handedOver: Bool) -> Bool {
+        record.generation > 0 && !handedOver
+    }
+
+    /// No full copy is pending or interrupted; a fresh copy created with `initial_sync: none`
+    /// is taken at the operator's word.
+    public static func isSynced(record: ReplicationRecord, initialSync: InitialSync) -> Bool {
+        record.synced || (record.generation == 0 && initialSync == .none)
+    }
+
+    public var isSynced: Bool { Self.isSynced(record: record, initialSync: config.initialSync) }
+
+    // MARK: state for status
+
+    public var isConnected: Bool { link == .established }
+
+    public var connectionState: ConnectionState { link == .established ? .connected : .wfConnection }
+
+    public var diskState: DiskState {
+        if diskFault != nil { return .failed }
+        var confirmed = confirmedThrough.map { newestAsyncReceived <= $0 } ?? false
+        if config.machine.testingFault == .claimsUpToDateBeforeConfirmed { confirmed = true }
+        return DiskState.ofSecondary(synced: isSynced, consistent: machine.isConsistent,
+                                     connected: link == .established && machine.isConnected, confirmed: confirmed)
+    }
+
+    /// The primary's copy is the reference while it is connected; otherwise unknown.
+    public var peerDiskState: DiskState { link == .established ? .upToDate : .unknown }
+
+    public var streamState: SecondaryStreamState {
+        guard link == .established else { return .off }
+        return isSynced ? .established : .syncTarget
+    }
+
+    /// Both copies hold the same writes while the link lasts.
+    public var isRedundant: Bool { link == .established && isSynced && machine.isConsistent && diskFault == nil }
+
+    /// When the group-commit timer next needs a `.tick`.
+    public var flushDeadlineNs: UInt64? { machine.flushDeadlineNs }
+
+    /// What the driver does with a Data frame before it reads the payload.
+    public func classify(_ data: DataMessage) -> SecondaryDataClass {
+        guard link == .established, machine.isConnected, diskFault == nil, !isStopping else { return .ignore }
+        let length = UInt64(data.lengthBytes)
+        let alignment = UInt64(config.alignment)
+        guard data.offsetBytes <= config.volumeSizeBytes, length <= config.volumeSizeBytes - data.offsetBytes,
+            data.offsetBytes % alignment == 0, length % alignment == 0
+        else {
+            return .violation("protocol violation: write of \(length) bytes at \(data.offsetBytes) is outside or misaligned on the volume")
+        }
+        switch machine.classify(data) {
+        case .accept: return .new
+        case .duplicate: return .duplicate
+        case .violation(let reason): return .violation("protocol violation: \(reason)")
+        }
+    }
+
+    // MARK: events
+
+    public mutating func handle(_ event: SecondaryNodeEvent, nowNs: UInt64, into actions: inout [SecondaryNodeAction]) {
+        switch event {
+        case .hello(let facts): hello(facts, nowNs: nowNs, into: &actions)
+        case .linkEstablished: established(nowNs: nowNs, into: &actions)
+        case .linkClosed: closed(nowNs: nowNs, into: &actions)
+        case .message(let message):
+            guard link == .established, machine.isConnected else { break }
+            feed(.message(message), nowNs: nowNs, into: &actions)
+        case .data(let data): receive(data, nowNs: nowNs, into: &actions)
+        case .syncComplete(let through): syncComplete(through, into: &actions)
+        case .demoted:
+            guard link == .established, machine.isConnected else { break }
+            actions.append(.notice(.peerDemoted))
+            if failoverPending {
+                failoverPending = false
+                actions.append(.failoverAnswered(demoted: true))
+            }
+        case .unexpected(let type):
+            guard link == .established, machine.isConnected else { break }
+            actions.append(.closeForViolation("protocol violation: a primary sent \(type)"))
+        case .requestFailover:
+            guard link == .established, !failoverPending, diskFault == nil, !isStopping else {
+                actions.append(.failoverAnswered(demoted: false))
+                break
+            }
+            failoverPending = true
+            actions.append(.sendFailoverRequest)
+        case .writeCompleted(let sequence, let errno):
+            if errno != 0 {
+                // Not on the disk: never acknowledged, and the copy now lacks it.
+                fail(SecondaryDiskFault(operation: "write", errno: errno), nowNs: nowNs, into: &actions)
+            } else {
+                feed(.writeCompleted(sequence: sequence), nowNs: nowNs, into: &actions)
+            }
+        case .flushCompleted(let errno):
+            if errno != 0 {
+                fail(SecondaryDiskFault(operation: "flush", errno: errno), nowNs: nowNs, into: &actions)  // never durable
+            } else {
+                feed(.flushCompleted, nowNs: nowNs, into: &actions)
+            }
+        case .recorded(let stored): recorded(stored, nowNs: nowNs, into: &actions)
+        case .recordFailed(let errno):
+            fail(SecondaryDiskFault(operation: "metadata write", errno: errno), nowNs: nowNs, into: &actions)
+        case .diskFailed(let fault): fail(fault, ownResult: false, nowNs: nowNs, into: &actions)
+        case .stop:
+            guard !isStopping else { break }
+            isStopping = true
+            if link != .none { close("resource stopping", nowNs: nowNs, into: &actions) }
+        case .tick:
+            feed(.tick, nowNs: nowNs, into: &actions)
+            if !isStopping, link == .none, config.peerName != nil, nowNs >= nextProbeNs {
+                nextProbeNs = nowNs + config.probeIntervalNs
+                actions.append(.probe)
+            }
+        }
+        checkInvariants()
+    }
+
+    private func checkInvariants() {
+        precondition(heldWrites.isEmpty && !flushHeld || awaitingSessionRecord, "writes held without a session record")
+        precondition(unproven == nil || machine.queuedWrites == 0, "an unproven session holds writes")
+        precondition(unproven == nil || !awaitingSessionRecord, "an unproven session's record is being written")
+        precondition(!failoverPending || link == .established, "failover pending without a link")
+        precondition(link != .established || !isStopping, "connected while stopping")
+    }
+
+    // MARK: the handshake
+
+    private mutating func hello(_ facts: PrimaryHelloFacts, nowNs: UInt64, into actions: inout [SecondaryNodeAction]) {
+        let hello = facts.hello
+        let resource = config.resourceName
+        guard !isStopping else { return actions.append(.refuseLink(.busy, "resource '\(resource)' is stopping")) }
+        if let diskFault {
+            return actions.append(.refuseLink(.diskFailed,
+                "the disk of resource '\(resource)' failed: \(diskFault.summary) (errno \(diskFault.errno))"))
+        }
+        guard let peer = config.peerName, facts.certificateNamesPeer else {
+            return actions.append(.refuseLink(.unexpectedNode,
+                "the peer's certificate (\(facts.certificateSubject ?? "none")) does not name the configured peer '\(config.peerName ?? "")'"))
+        }
+        guard hello.nodeName == peer else {
+            return actions.append(.refuseLink(.unexpectedNode, "the peer says it is '\(hello.nodeName)', expected '\(peer)'"))
+        }
+        guard hello.role == .primary else {
+            return actions.append(.refuseLink(.roleConflict, hello.role == .secondary
+                ? "'\(config.nodeName)' is secondary for '\(resource)' too: neither node is primary"
+                : "the peer is not primary"))
+        }
+        guard hello.volumeSizeBytes == config.volumeSizeBytes else {
+            return actions.append(.refuseLink(.sizeMismatch,
+                "local volume has \(config.volumeSizeBytes) bytes, peer \(hello.volumeSizeBytes)"))
+        }
+        let current = hello.generations.current
+        let basis = SessionBasis(wireValue: hello.generations.bitmap, session: current)
+        let verdict = SecondarySessionVerdict.decide(
+            recordSession: session, recordContinuedFrom: record.continuedFrom, recordSynced: isSynced,
+            fresh: record.generation == 0, session: current, basis: basis)
+        if case .refuse(let reason) = verdict { return actions.append(.refuseLink(.unrelatedData, reason)) }
+        if link != .none {
+            // The old connection is closed without a `.linkClosed`: end its session now.
+            close("replaced by a new connection from the primary", nowNs: nowNs, into: &actions)
+        }
+        pendingVerdict = verdict
+        pendingSession = current
+        link = .accepted
+        actions.append(.acceptLink)
+    }
+
+    private mutating func established(nowNs: UInt64, into actions: inout [SecondaryNodeAction]) {
+        guard link == .accepted else { return }
+        if machine.isConnected { feed(.connectionDown, nowNs: nowNs, into: &actions) }
+        if pendingSession != session {
+            // A new primary session (the primary restarted): its epochs start afresh. The
+            // switch stays in memory until the session proves itself (`commitSession`): one
+            // that ends before, say in a protocol violation, leaves the recorded session, its
+            // durable epoch and the machine as they were.
+            guard machine.isIdle, recordRequestedEpoch == nil, !awaitingSessionRecord else {
+                return close("writes of the previous session still in flight", nowNs: nowNs, into: &actions)
+            }
+            // Payloads of the old session would collide with the new sequence numbers.
+            actions.append(.releasePayloads)
+            unproven = (machine, session)
+            machine = ReplicationSecondary(config: config.machine, durableThroughEpoch: 0, restarted: false)
+            session = pendingSession
+        }
+        link = .established
+        nextProbeNs = nowNs + config.probeQuietNs
+        actions.append(.endProbe)
+        confirmedThrough = nil
+        newestAsyncReceived = 0
+        actions.append(.notice(.connectionState(.connected)))
+        feed(.connectionUp, nowNs: nowNs, into: &actions)
+    }
+
+    private mutating func closed(nowNs: UInt64, into actions: inout [SecondaryNodeAction]) {
+        guard link != .none else { return }
+        endLink(nowNs: nowNs, into: &actions)
+    }
+
+    /// Closes the current connection (the driver reports no `.linkClosed` for it).
+    private mutating func close(_ reason: String, nowNs: UInt64, into actions: inout [SecondaryNodeAction]) {
+        actions.append(.closeLink(reason))
+        endLink(nowNs: nowNs, into: &actions)
+    }
+
+    private mutating func endLink(nowNs: UInt64, into actions: inout [SecondaryNodeAction]) {
+        link = .none
+        nextProbeNs = nowNs + config.probeQuietNs  // a quiet period counts from the link's end
+        if failoverPending {
+            failoverPending = false
+            actions.append(.failoverAnswered(demoted: false))
+        }
+        if machine.isConnected { feed(.connectionDown, nowNs: nowNs, into: &actions) }
+        if let previous = unproven {
+            // The new session ended before it wrote anything: back to the one recorded.
+            unproven = nil
+            machine = previous.machine
+            session = previous.session
+            actions.append(.notice(.sessionAbandoned))
+        }
+        actions.append(.notice(.connectionState(.wfConnection)))
+    }
+
+    /// The new session's first Data frame was accepted, or it confirmed this copy: from now
+    /// on it replaces the recorded session. The record says how the session relates to this
+    /// volume (`synced: false` while a full copy is under way: Inconsistent, across restarts);
+    /// nothing of the session reaches the disk before it is stable (`recorded`).
+    private mutating func commitSession(into actions: inout [SecondaryNodeAction]) {
+        guard unproven != nil else { return }
+        unproven = nil
+        var synced = true, continuedFrom: UInt64 = 0
+        if case .newSession(let nowSynced, let from) = pendingVerdict { (synced, continuedFrom) = (nowSynced, from) }
+        record.session = session
+        record.durableThroughEpoch = 0
+        record.synced = synced
+        record.continuedFrom = continuedFrom
+        writeRecord(into: &actions)
+        awaitingSessionRecord = true
+    }
+
+    private mutating func writeRecord(into actions: inout [SecondaryNodeAction]) {
+        // Any non-zero generation says "written" (`fresh` in the session verdict); the store
+        // numbers its writes itself.
+        record.generation += 1
+        actions.append(.writeRecord(record))
+    }
+
+    // MARK: the stream
+
+    private mutating func receive(_ data: DataMessage, nowNs: UInt64, into actions: inout [SecondaryNodeAction]) {
+        switch classify(data) {
+        case .ignore: return
+        case .violation(let reason): return actions.append(.closeForViolation(reason))
+        case .duplicate: break
+        case .new:
+            if !data.flags.contains(.acknowledgedAfterApply) {
+                newestAsyncReceived = max(newestAsyncReceived, data.sequence)
+            }
+            commitSession(into: &actions)
+        }
+        feed(.message(.data(data)), nowNs: nowNs, into: &actions)
+    }
+
+    private mutating func syncComplete(_ through: WriteSequence, into actions: inout [SecondaryNodeAction]) {
+        guard link == .established, machine.isConnected else { return }
+        if unproven != nil {
+            // A new session confirming this copy before sending anything: right for one that
+            // continues or is in sync by the operator's word (it proves itself with this
+            // message, which the session check allowed), never for a full copy.
+            if case .newSession(synced: false, _) = pendingVerdict {
+                return actions.append(.closeForViolation("protocol violation: SyncComplete before any Data of the session"))
+            }
+            commitSession(into: &actions)
+        }
+        if !record.synced || record.promotedInconsistent {
+            record.synced = true
+            record.promotedInconsistent = false
+            writeRecord(into: &actions)
+        }
+        confirmedThrough = through
+    }
+
+    private mutating func recorded(_ stored: ReplicationRecord, nowNs: UInt64, into actions: inout [SecondaryNodeAction]) {
+        // Stopping (a promotion): nothing more of the stream is written or acknowledged.
+        guard !isStopping else { return }
+        if awaitingSessionRecord, stored.session == session {
+            // The session's record is stable: what it held back may reach the disk.
+            awaitingSessionRecord = false
+            if diskFault == nil {
+                while !heldWrites.isEmpty { actions.append(.submitWrite(heldWrites.removeFirst())) }
+                if flushHeld { actions.append(.submitFlush) }
+            }
+            heldWrites.removeAll()
+            flushHeld = false
+        }
+        guard let wanted = recordRequestedEpoch, stored.session == session, stored.durableThroughEpoch >= wanted
+        else { return }
+        recordRequestedEpoch = nil
+        feed(.durableEpochRecorded(wanted), nowNs: nowNs, into: &actions)
+    }
+
+    // MARK: disk failures
+
+    /// The first failure stops writing and acknowledging; the volume lacks writes from now on
+    /// (only a full copy makes it current again); the primary is dropped and later Hellos are
+    /// refused with `disk-failed`, so that it stops waiting for this node and serves alone.
+    /// `ownResult`: a result of this node's own I/O (reported to the driver, which counts it);
+    /// otherwise the driver reported it.
+    private mutating func fail(_ fault: SecondaryDiskFault, ownResult: Bool = true, nowNs: UInt64,
+                               into actions: inout [SecondaryNodeAction]) {
+        if ownResult { actions.append(.notice(.diskError(fault))) }
+        if let known = diskFault {
+            if known.message == nil, known.operation == fault.operation, known.errno == fault.errno {
+                diskFault?.message = fault.message
+            }
+            return
+        }
+        diskFault = fault
+        record.synced = false
+        writeRecord(into: &actions)
+        heldWrites.removeAll()
+        flushHeld = false
+        if link != .none { close("this node's disk failed (\(fault.summary))", nowNs: nowNs, into: &actions) }
+    }
+
+    // MARK: the machine
+
+    private mutating func feed(_ event: SecondaryEvent, nowNs: UInt64, into actions: inout [SecondaryNodeAction]) {
+        machine.handle(event, nowNs: nowNs, into: &machineActions)
+        for action in machineActions { translate(action, into: &actions) }
+        machineActions.removeAll(keepingCapacity: true)
+    }
+
+    private mutating func translate(_ action: SecondaryAction, into actions: inout [SecondaryNodeAction]) {
+        switch action {
+        case .submitWrite(let write):
+            guard diskFault == nil else { return }  // a failed disk is not written to
+            if awaitingSessionRecord { return heldWrites.append(write) }
+            actions.append(.submitWrite(write))
+        case .submitFlush:
+            guard diskFault == nil else { return }
+            if awaitingSessionRecord { return flushHeld = true }
+            actions.append(.submitFlush)
+        case .recordDurableEpoch(let epoch):
+            recordRequestedEpoch = epoch
+            record.durableThroughEpoch = epoch
+            record.session = session
+            writeRecord(into: &actions)
+        case .send(let message):
+            // After a disk failure nothing is acknowledged: the link is being closed.
+            guard diskFault == nil, link == .established else { return }
+            if case .hello(let epoch, _) = message {
+                // The copy as it starts: Inconsistent while a full copy is due or unfinished,
+                // or after a restart until the re-send is applied.
+                var synced = isSynced
+                if unproven != nil, case .newSession(let nowSynced, _) = pendingVerdict { synced = nowSynced }
+                let copy: DiskState = synced && machine.isConsistent ? .consistent : .inconsistent
+                return actions.append(.send(.hello(durableThroughEpoch: epoch, copy: copy)))
+            }
+            actions.append(.send(message))
+        case .protocolViolation(let reason):
+            actions.append(.closeForViolation("protocol violation: \(reason)"))
+        }
+    }
+}

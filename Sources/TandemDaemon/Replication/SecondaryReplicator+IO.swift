@@ -1,0 +1,143 @@
+// SecondaryReplicator's I/O mechanics: payload buffers (restored before the node sees a new
+// write, none for a duplicate), the volume writes and flushes the node asks for (a short or
+// interrupted transfer is continued here; the final result goes to the node), and the
+// group-commit timer. Loop thread only.
+import CURing
+import Glibc
+import TandemCore
+import TandemIO
+
+extension SecondaryReplicator {
+    /// A Data frame: the node says whether it is a new write (restore its payload), a
+    /// duplicate (no payload needed) or neither.
+    func receiveData(_ data: WireData, link: PeerLink) {
+        let header = data.header
+        let message = Self.message(header)
+        switch node.classify(message) {
+        case .ignore:
+            return
+        case .duplicate, .violation:
+            return feed(.data(message))  // the node re-acknowledges, or closes the link
+        case .new:
+            break
+        }
+        let length = Int(header.lengthBytes)
+        let slot = Int(header.sequence % UInt64(received.count))
+        // The node queues fewer writes than there are slots, so a slot of a new write is free.
+        guard received[slot] == nil else { return link.closeForViolation("protocol violation: too many writes queued") }
+        let entry = allocate(sequence: header.sequence, length: length)
+        let destination = UnsafeMutableRawBufferPointer(start: entry.pointer, count: length)
+        let failure: WirePayloadError? = data.payload.withUnsafeBytes { payload in
+            do throws(WirePayloadError) { try WirePayload.restore(header, payload: payload, into: destination) } catch { return error }
+            return nil
+        }
+        if let failure {
+            release(entry)
+            return link.closeForViolation("refusing a Data frame: \(failure)")
+        }
+        counters.receivedBytes += UInt64(length)
+        received[slot] = entry
+        feed(.data(message))
+    }
+
+    static func message(_ header: WireDataHeader) -> DataMessage {
+        var flags: DataFlags = header.flags.contains(.fua) ? [.fua] : []
+        if header.flags.contains(.acknowledgedAfterApply) { flags.insert(.acknowledgedAfterApply) }
+        return DataMessage(epoch: header.epoch, sequence: header.sequence, offsetBytes: header.offsetBytes,
+                           lengthBytes: header.lengthBytes, flags: flags)
+    }
+
+    private func allocate(sequence: WriteSequence, length: Int) -> Received {
+        if let pooled = context.loop.pool.allocate(bytes: length) {
+            return Received(sequence: sequence, pointer: pooled.pointer, pooled: pooled, length: length)
+        }
+        var memory: UnsafeMutableRawPointer? = nil
+        precondition(posix_memalign(&memory, 4096, max(length, 4096)) == 0 && memory != nil, "out of memory")
+        return Received(sequence: sequence, pointer: memory!, pooled: nil, length: length)
+    }
+
+    private func release(_ entry: Received) {
+        if let pooled = entry.pooled { context.loop.pool.release(pooled) } else { free(entry.pointer) }
+    }
+
+    func releasePayloads() {
+        for index in received.indices {
+            if let entry = received[index] { release(entry) }
+            received[index] = nil
+        }
+    }
+
+    // MARK: volume I/O
+
+    func submit(_ write: SecondaryWrite) {
+        let slot = Int(write.sequence % UInt64(received.count))
+        guard let entry = received[slot], entry.sequence == write.sequence else {
+            preconditionFailure("no payload for write \(write.sequence)")
+        }
+        received[slot]!.offsetBytes = write.offsetBytes
+        submitWrite(slot)
+    }
+
+    /// Writes what is left of a received write (all of it, or the rest after a short write).
+    private func submitWrite(_ slot: Int) {
+        let entry = received[slot]!
+        ioInFlight += 1
+        if entry.doneBytes == 0 { received[slot]!.submittedNs = MonotonicClock.nowNs() }
+        context.loop.prepareVolumeIO(write: true, volume: volume, buffer: entry.pointer + entry.doneBytes,
+                                     length: entry.length - entry.doneBytes,
+                                     offset: entry.offsetBytes + UInt64(entry.doneBytes), dsync: false,
+                                     handler: handlerID, tag: UInt32(slot))
+    }
+
+    func submitFlush() {
+        ioInFlight += 1
+        context.loop.prepareFlush(volume: volume, handler: handlerID, tag: Self.flushTag)
+    }
+
+    /// The group-commit deadline, as an io_uring timeout.
+    func armTimer() {
+        guard !timerArmed, !stopping, let deadline = node.flushDeadlineNs else { return }
+        let now = ReplicationContext.nowNs()
+        let delay = deadline > now ? deadline - now : 0
+        timeout.pointee.tv_sec = Int64(delay / 1_000_000_000)
+        timeout.pointee.tv_nsec = Int64(delay % 1_000_000_000)
+        let sqe = context.loop.sqe(handler: handlerID, tag: Self.timerTag)
+        io_uring_prep_timeout(sqe, timeout, 0, 0)
+        timerArmed = true
+    }
+
+    func ioCompleted(tag: UInt32, result: Int32, flags: UInt32) {
+        switch tag {
+        case Self.timerTag:
+            timerArmed = false
+            feed(.tick)
+        case Self.flushTag:
+            ioInFlight -= 1
+            if result == -EINTR || result == -EAGAIN {
+                submitFlush()
+            } else {
+                feed(.flushCompleted(errno: result < 0 ? -result : 0))
+            }
+        default:
+            ioInFlight -= 1
+            writeCompleted(slot: Int(tag), result: result)
+        }
+        perform()
+        checkStopped()
+    }
+
+    private func writeCompleted(slot: Int, result: Int32) {
+        guard let entry = received[slot] else { preconditionFailure("completion without a write") }
+        let left = entry.length - entry.doneBytes
+        if result == -EINTR || result == -EAGAIN || (result > 0 && Int(result) < left) {
+            // Interrupted or short (e.g. out of space part way): the rest is tried again and
+            // fails with the disk's own errno if it must.
+            if result > 0 { received[slot]!.doneBytes += Int(result) }
+            return submitWrite(slot)
+        }
+        received[slot] = nil
+        release(entry)
+        if result > 0 { counters.localWriteLatency.record(since: entry.submittedNs) }
+        feed(.writeCompleted(sequence: entry.sequence, errno: result > 0 ? 0 : (result == 0 ? EIO : -result)))
+    }
+}
