@@ -88,6 +88,8 @@ struct GuaranteeChecker {
     let overlapping: Bool
     private(set) var histories: [UInt64: SessionHistory] = [:]
     private(set) var lineage = 0
+    /// The lineage each session belongs to.
+    private(set) var lineageOfSession: [UInt64: Int] = [:]
     /// Per block, the newest acknowledged write covering it: must be readable on the primary.
     private(set) var ackedRequired: [UInt64]
     /// Per block, every acknowledged write covering it in the lineage (ascending).
@@ -112,7 +114,12 @@ struct GuaranteeChecker {
     mutating func startSession(_ session: UInt64, base: [UInt64]) -> String? {
         guard histories[session] == nil else { return "session number \(session) used twice" }
         histories[session] = SessionHistory(session: session, base: base)
+        lineageOfSession[session] = lineage
         return nil
+    }
+
+    func isCurrentLineage(session: UInt64?) -> Bool {
+        session.flatMap { lineageOfSession[$0] } == lineage
     }
 
     /// A forced promotion: what the promoted node holds is the truth from now on. A sync

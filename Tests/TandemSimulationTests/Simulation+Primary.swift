@@ -23,6 +23,8 @@ final class PrimarySide {
     /// sequence) is durable on it.
     var peerInconsistentThrough: WriteSequence?
     var draining = false
+    /// The secondary accepted this link's Hello.
+    var peerAccepted = false
     /// The peer's disk failed: replication is detached, writes go to the local disk only.
     var standalone = false
     var localIOInFlight = 0
@@ -43,19 +45,17 @@ final class PrimarySide {
 }
 
 extension Simulation {
-    /// A node starts (or restarts, or is promoted) as primary: the basis from its record, a
-    /// new session.
-    func startPrimary(_ node: SimNode, basis override: SessionBasis? = nil) {
-        var basis = override ?? SessionBasis.forPrimaryStart(
-            initialSync: scenario.initialSync, firstRun: !node.record.primaryStarted, cleanStop: node.record.cleanStop)
-        if scenario.testingFault == .restartForgetsUnconfirmedWrites, override == nil, node.record.cleanStop == 0,
-            node.lastPrimarySession != 0 {
-            basis = .continues(from: node.lastPrimarySession)
-        }
-        node.writeRecord {
-            $0.primaryStarted = true
-            $0.cleanStop = basis.cleanStopValue
-        }
+    /// A node starts (or restarts, or is promoted) as primary: the basis from its record
+    /// (ResourceRoles' PrimaryStart), a new session.
+    func startPrimary(_ node: SimNode, handedOver: Bool = false, peerLacksWrites: Bool = false) {
+        let fault: PrimaryStartFault? = scenario.testingFault == .restartForgetsUnconfirmedWrites
+            ? .restartForgetsUnconfirmedWrites : nil
+        let start = PrimaryStart(PrimaryStartFacts(record: node.record, initialSync: scenario.initialSync,
+                                                   handedOver: handedOver, peerLacksWrites: peerLacksWrites),
+                                 fault: fault)
+        let basis = start.basis
+        node.record = start.record
+        node.record.generation += 1
         // A FLUSH covers every write completed before it, also those of an earlier run (or
         // received as secondary) that the disk may still cache: the volume is flushed before
         // it is served. (ReplicationPrimary acknowledges a FLUSH before the session's first
@@ -68,7 +68,7 @@ extension Simulation {
         node.lastPrimarySession = session
         node.primary = PrimarySide(config: scenario.primaryConfig, session: session, basis: basis)
         node.historySession = session
-        if node.lineage != checker.lineage { fail("\(node.name) starts as primary of an abandoned lineage") }
+        node.lineage = checker.lineage
         if let problem = checker.startSession(session, base: node.disk.cache) { fail(problem) }
         rpo = RPOReference()
         trace("\(node.name) starts primary session \(session) (\(basis))")
@@ -242,7 +242,8 @@ extension Simulation {
     func primaryLinkUp(_ node: SimNode, _ primary: PrimarySide) {
         primary.confirmedOnLink = nil
         primary.peerInconsistentThrough = nil
-        sendToSecondary(.hello(session: primary.session, basis: primary.basis))
+        primary.peerAccepted = false
+        sendToSecondary(.hello(session: primary.session, basis: primary.basis, nodeName: node.name, certificateNamesPeer: true))
         drivePrimary(node, .connectionUp)
     }
 
@@ -268,9 +269,13 @@ extension Simulation {
                 break
             }
             drivePrimary(node, .peerMessage(message))
+        case .accepted:
+            break
+        case .failoverRequest:
+            failoverRequested(node)
         case let .refused(reason, refusal):
-            trace("\(node.name) refused by the peer: \(reason)")
-            disconnect("refused: \(reason)")
+            trace("\(node.name) refused by the peer: \(refusal): \(reason)")
+            disconnect("refused: \(reason)", notifySecondary: false)
             if refusal == .diskFailed {
                 peerDiskFailed(node, primary)
             } else if refusal == .unrelatedData, primary.basis != .fullCopy {

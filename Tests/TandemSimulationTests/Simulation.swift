@@ -43,9 +43,8 @@ final class SimNode {
     var incarnation = 0
     var isPrimary: Bool
     var primary: PrimarySide?
-    var secondary: SecondarySide?
-    /// A secondary's new session, unproven until its first Data (or SyncComplete).
-    var pending: SecondarySide?
+    var secondary: SecondaryNode?
+    /// The primary's own disk failed (a secondary's failure is its node's).
     var diskFailed = false
     /// The lineage (see GuaranteeChecker) this node's content belongs to.
     var lineage = 0
@@ -54,8 +53,9 @@ final class SimNode {
     var historySession: UInt64? = 0
     /// The last session this node ran as primary (the seeded restart fault uses it).
     var lastPrimarySession: UInt64 = 0
-    /// A "durable through epoch" record write in flight (lands or not at a crash).
-    var recordInFlight: Epoch?
+    /// Record writes in flight, in order (a crash keeps a prefix of them: each is atomic).
+    var recordsInFlight: [ReplicationRecord] = []
+    var lastRecordDoneNs: UInt64 = 0
     var io: [FakeDisk.Tag: IO] = [:]
 
     init(index: Int, content: [UInt64], isPrimary: Bool) {
@@ -73,25 +73,21 @@ final class SimNode {
 final class Simulation {
     /// Primary → secondary on one connection.
     enum ToSecondary {
-        case hello(session: UInt64, basis: SessionBasis)
+        case hello(session: UInt64, basis: SessionBasis, nodeName: String, certificateNamesPeer: Bool)
         case message(PrimaryMessage)
         case syncComplete(throughSequence: WriteSequence)
+        case demoted
         /// Bytes that decode to nothing valid (an impostor's).
         case garbage
     }
 
-    enum Refusal {
-        /// The copy cannot continue from the primary's basis: a full copy is needed.
-        case unrelatedData
-        case diskFailed
-        /// The previous session still has I/O in flight: try again later.
-        case busy
-    }
-
     /// Secondary → primary.
     enum ToPrimary {
+        /// The secondary accepted the Hello (the HelloReply).
+        case accepted
+        case refused(String, WireRefusal)
         case message(SecondaryMessage)
-        case refused(String, Refusal)
+        case failoverRequest
     }
 
     enum Event {
@@ -100,11 +96,13 @@ final class Simulation {
         case writeDone(node: Int, tag: FakeDisk.Tag, incarnation: Int)
         case flushDone(node: Int, tag: FakeDisk.Tag, incarnation: Int)
         case copyReadDone(node: Int, incarnation: Int, blocks: Range<Int>)
-        case recordDone(node: Int, epoch: Epoch, incarnation: Int)
+        case recordDone(node: Int, incarnation: Int)
         case toSecondary(ToSecondary, link: Int)
         case toPrimary(ToPrimary, link: Int)
         case dial
         case restart(node: Int)
+        /// The operator looks: with no node primary, the secondary is promoted (forced).
+        case operatorCheck
         case tick
         case fault(SimulationScenario.Fault)
     }
@@ -159,7 +157,7 @@ final class Simulation {
     /// TANDEM_SIM_TRACE=1 prints every event and action of a run (use with TANDEM_SIM_SEED).
     let tracing = getenv("TANDEM_SIM_TRACE") != nil
     var primaryActions: [PrimaryAction] = []
-    var secondaryActions: [SecondaryAction] = []
+    var secondaryActions: [SecondaryNodeAction] = []
 
     struct PayloadKey: Hashable {
         var session: UInt64
@@ -194,6 +192,7 @@ final class Simulation {
     }
 
     func run() -> SimulationFailure? {
+        startSecondary(nodes[1], handedOver: false)
         startPrimary(nodes[0])
         events.schedule(.appIssue, atNs: 1000)
         events.schedule(.tick, atNs: 100_000)
@@ -252,13 +251,10 @@ final class Simulation {
             let node = nodes[index]
             guard node.alive, incarnation == node.incarnation, let primary = node.primary else { return }
             copyReadCompleted(node, primary, blocks: blocks)
-        case let .recordDone(index, epoch, incarnation):
+        case let .recordDone(index, incarnation):
             let node = nodes[index]
-            guard node.alive, incarnation == node.incarnation, node.recordInFlight == epoch else { return }
-            node.recordInFlight = nil
-            node.writeRecord { $0.durableThroughEpoch = epoch }
-            guard node.secondary != nil else { return }
-            driveSecondary(node, .durableEpochRecorded(epoch))
+            guard node.alive, incarnation == node.incarnation else { return }
+            recordDone(node)
         case let .toSecondary(message, linkID):
             guard let link, link.id == linkID else { return }
             secondaryReceived(message, node: nodes[link.secondary])
@@ -269,11 +265,15 @@ final class Simulation {
             dialScheduled = false
             dial()
         case let .restart(index): restart(nodes[index])
+        case .operatorCheck:
+            if !nodes.contains(where: { $0.isPrimary }) {
+                trace("the operator finds no primary: forced failover")
+                forcedFailover(allowInconsistent: true)
+            }
         case .tick:
             for node in nodes where node.alive {
                 if let primary = node.primary, !primary.standalone { drivePrimary(node, .tick) }
                 if node.secondary != nil { driveSecondary(node, .tick) }
-                if node.pending != nil { drivePending(node, .tick) }
             }
             events.schedule(.tick, atNs: nowNs + random.between(50_000, 500_000))
         case let .fault(fault): inject(fault)
@@ -305,13 +305,9 @@ final class Simulation {
             if result != 0 { primaryDiskFailed(node, operation: "flush", errno: result) }
             answer(request, errno: node.diskFailed ? EIO : 0)
         case let .secondaryWrite(sequence):
-            guard node.secondary != nil else { return }
-            if result != 0 { return secondaryDiskFailed(node, operation: "write", errno: result) }
-            driveSecondary(node, .writeCompleted(sequence: sequence))
+            driveSecondary(node, .writeCompleted(sequence: sequence, errno: result))
         case .secondaryFlush:
-            guard node.secondary != nil else { return }
-            if result != 0 { return secondaryDiskFailed(node, operation: "flush", errno: result) }
-            driveSecondary(node, .flushCompleted)
+            driveSecondary(node, .flushCompleted(errno: result))
         }
     }
 
@@ -331,20 +327,22 @@ final class Simulation {
         events.schedule(.toPrimary(message, link: link.id), atNs: link.lastToPrimaryNs)
     }
 
-    /// Drops the connection; both ends notice now. Messages in flight are never delivered.
-    func disconnect(_ reason: String) {
+    /// Drops the connection; both ends notice now (the secondary not when it closed it
+    /// itself). Messages in flight are never delivered.
+    func disconnect(_ reason: String, notifySecondary: Bool = true) {
         guard let link else { return }
         trace("link \(link.id) down: \(reason)")
         self.link = nil
-        if let before = impostorRecords.removeValue(forKey: link.id), !sameSession(before, nodes[link.secondary].record) {
-            fail("an impostor's session changed \(nodes[link.secondary].name)'s record from \(before) to \(nodes[link.secondary].record)")
+        if let before = impostorRecords.removeValue(forKey: link.id), let after = nodes[link.secondary].secondary?.record,
+            !sameSession(before, after) {
+            fail("an impostor's session changed \(nodes[link.secondary].name)'s record from \(before) to \(after)")
         }
         if let primaryIndex = link.primary {
             let node = nodes[primaryIndex]
             if node.alive, let primary = node.primary { primaryLinkDown(node, primary) }
         }
         let secondary = nodes[link.secondary]
-        if secondary.alive { secondaryLinkDown(secondary) }
+        if secondary.alive && notifySecondary { secondaryLinkDown(secondary) }
         scheduleDial(afterNs: random.between(10_000, 2_000_000))
     }
 
@@ -398,11 +396,10 @@ final class Simulation {
         node.alive = false
         node.incarnation += 1
         if powerLoss { node.disk.powerLoss(&random) } else { node.disk.processCrash(&random) }
-        // The record write in flight lands or not (the record is crash-atomic).
-        if let epoch = node.recordInFlight, random.chance(perMille: 500) {
-            node.writeRecord { $0.durableThroughEpoch = epoch }
-        }
-        node.recordInFlight = nil
+        // The record writes in flight: a prefix of them lands (each is crash-atomic).
+        let landing = Int(random.below(UInt64(node.recordsInFlight.count + 1)))
+        if landing > 0 { node.record = node.recordsInFlight[landing - 1] }
+        node.recordsInFlight.removeAll()
         node.io.removeAll()
         if node.isPrimary {
             // The application's requests die with the primary: nothing more is answered.
@@ -416,7 +413,6 @@ final class Simulation {
         }
         node.primary = nil
         node.secondary = nil
-        node.pending = nil
         trace("\(node.name) \(powerLoss ? "lost power" : "was killed")")
     }
 
@@ -432,7 +428,7 @@ final class Simulation {
         } else {
             // disk_drain: flush never has two epochs unflushed, so what survived a crash is still
             // a prefix: a forced promotion right now would expose a consistent volume.
-            if scenario.diskDrain == .flush, node.record.synced, let session = node.historySession,
+            if scenario.diskDrain == .flush, node.record.synced, let session = contentSession(node),
                 let problem = checker.histories[session]?.prefixViolation(node.disk.cache) {
                 return fail("disk_drain flush, after \(node.name)'s restart: \(problem)")
             }
@@ -445,92 +441,134 @@ final class Simulation {
                 for (tag, io) in primaryNode.io.sorted(by: { $0.key < $1.key }) {
                     primaryNode.io[tag] = nil
                     switch io {
-                    case let .standaloneWrite(request):
+                    case .standaloneWrite, .primaryWrite:
                         ioCompleted(primaryNode, io, result: primaryNode.disk.completeWrite(tag) ?? EIO)
-                        _ = request
-                    case .standaloneFlush:
-                        ioCompleted(primaryNode, io, result: primaryNode.disk.completeFlush(tag) ?? EIO)
-                    case .primaryWrite:
-                        ioCompleted(primaryNode, io, result: primaryNode.disk.completeWrite(tag) ?? EIO)
-                    case .primaryFlush:
+                    case .standaloneFlush, .primaryFlush:
                         ioCompleted(primaryNode, io, result: primaryNode.disk.completeFlush(tag) ?? EIO)
                     default:
                         break
                     }
                 }
-                startPrimary(primaryNode, basis: .fullCopy)
+                startPrimary(primaryNode, peerLacksWrites: true)
             }
         }
     }
 
-    private func plannedFailover() {
-        guard let link, let primaryIndex = link.primary, let primaryNode = nodes[primaryIndex].primary else { return }
-        let secondaryNode = nodes[link.secondary]
-        let claim = secondaryDiskState(secondaryNode)
-        guard claim != .inconsistent && claim != .failed, !nodes[primaryIndex].diskFailed, !primaryNode.standalone else {
-            return trace("planned failover refused: the secondary is \(claim.rawValue)")
-        }
-        trace("planned failover: \(nodes[primaryIndex].name) drains")
-        primaryNode.draining = true
-        checkDrained(nodes[primaryIndex])
+    private func roleFacts(_ node: SimNode) -> ResourceRoleFacts {
+        ResourceRoleFacts(name: Self.resourceName, role: node.isPrimary ? .primary : .secondary, enabled: true,
+                          transitioning: false)
     }
 
-    /// The drained primary hands over: it demotes (its record: synced, no session) and the
-    /// secondary, which holds every write, is promoted and starts a session "in sync".
+    /// The operator runs `failover` on the secondary, which asks the connected primary to
+    /// drain and demote (ResourceRoles.failover, SecondaryNode.requestFailover).
+    private func plannedFailover() {
+        guard let candidate = liveSecondary, let secondary = candidate.secondary else { return }
+        let diskFailure = secondary.diskFault?.summary
+        switch ResourceRoles.failover(roleFacts(candidate), force: false, allowInconsistent: false,
+                                      diskFailure: diskFailure, peerConnected: secondary.isConnected) {
+        case let .failure(refusal):
+            trace("planned failover refused: \(refusal.message)")
+        case .success(.askPeerToDemote):
+            trace("planned failover: \(candidate.name) asks its primary to demote")
+            driveSecondary(candidate, .requestFailover)
+        case .success(.promote):
+            fail("a planned failover promoted at once")
+        }
+    }
+
+    /// The primary was asked to hand over (FailoverRequest): it drains (ResourceRoles.demote).
+    func failoverRequested(_ node: SimNode) {
+        guard let primary = node.primary else { return }
+        let drained = primary.machine.writesInFlight == 0
+        switch ResourceRoles.demote(roleFacts(node), replicating: !primary.standalone, drained: drained,
+                                    peerConnected: link?.primary == node.index) {
+        case let .failure(refusal):
+            trace("demote refused: \(refusal.message)")
+        case .success(.becomeSecondaryNow):
+            trace("demote: not replicating")
+        case .success(.drainThenHandOver):
+            trace("planned failover: \(node.name) drains")
+            primary.draining = true
+            checkDrained(node)
+        }
+    }
+
+    /// The drained primary hands over: it tells the peer Demoted, hangs up and becomes
+    /// secondary (its record: synced, no session); the peer promotes itself on Demoted.
     func handOver(from oldPrimary: SimNode) {
-        guard let link, link.primary == oldPrimary.index, let session = oldPrimary.primary?.session else { return }
-        let newPrimary = nodes[link.secondary]
-        failovers += 1
-        disconnect("planned failover")
+        guard link?.primary == oldPrimary.index, let session = oldPrimary.primary?.session else { return }
+        sendToSecondary(.demoted)
         oldPrimary.primary = nil
         oldPrimary.isPrimary = false
         // The demoted volume is flushed: the new primary's FLUSHes promise it durable too.
         oldPrimary.disk.flushNow()
-        oldPrimary.writeRecord {
-            $0.synced = !$0.promotedInconsistent
-            $0.session = 0
-            $0.continuedFrom = 0
-            $0.durableThroughEpoch = 0
-            $0.cleanStop = 0
-        }
+        oldPrimary.record = oldPrimary.record.demoted()
+        oldPrimary.record.generation += 1
         oldPrimary.historySession = session
         startSecondary(oldPrimary, handedOver: true)
-        promote(newPrimary, basis: .assumeInSync, inconsistent: false)
+        if oldPrimary.diskFailed {
+            // The resource's disk failed while it was primary: the secondary knows it.
+            driveSecondary(oldPrimary, .diskFailed(SecondaryDiskFault(operation: "write", errno: EIO)))
+        }
+    }
+
+    /// The answer to the secondary's failover request.
+    func failoverAnswered(_ node: SimNode, demoted: Bool) {
+        if demoted {
+            failovers += 1
+            disconnect("planned failover", notifySecondary: false)
+            promote(node, .planned)
+        } else {
+            // The old primary may have demoted with the link gone before Demoted arrived.
+            events.schedule(.operatorCheck, atNs: nowNs + random.between(100_000, 2_000_000))
+        }
     }
 
     private func forcedFailover(allowInconsistent: Bool) {
-        guard let candidate = liveSecondary, !candidate.diskFailed else { return }
-        let claim = secondaryDiskState(candidate)
-        let inconsistent = claim == .inconsistent || claim == .failed
-        guard !inconsistent || allowInconsistent else {
-            return trace("forced failover refused: \(candidate.name) is \(claim.rawValue)")
+        // With both nodes secondary, the operator picks the better copy.
+        func rank(_ node: SimNode) -> Int {
+            switch node.secondary?.diskState {
+            case .upToDate?: 0
+            case .consistent?, .outdated?: 1
+            case .inconsistent?: 2
+            default: 3
+            }
+        }
+        let candidates = nodes.filter { $0.alive && !$0.isPrimary && $0.secondary != nil }
+        guard let candidate = candidates.min(by: { rank($0) < rank($1) }), let secondary = candidate.secondary else { return }
+        let step = ResourceRoles.failover(roleFacts(candidate), force: true, allowInconsistent: allowInconsistent,
+                                          diskFailure: secondary.diskFault?.summary, peerConnected: secondary.isConnected)
+        guard case let .success(.promote(kind)) = step else {
+            if case let .failure(refusal) = step { trace("forced failover refused: \(refusal.message)") }
+            return
+        }
+        guard case let .success(promotion) = ResourceRoles.promotion(kind, ownDiskState: secondary.diskState) else {
+            return trace("forced failover refused: \(candidate.name) is \(secondary.diskState.rawValue)")
         }
         failovers += 1
         let oldPrimary = nodes[1 - candidate.index]
         // Fencing: the old primary is stopped (killed if it runs) and comes back as secondary.
-        if oldPrimary.alive {
+        if oldPrimary.alive && oldPrimary.isPrimary {
             crash(oldPrimary, powerLoss: false)
             events.schedule(.restart(node: oldPrimary.index), atNs: nowNs + random.between(100_000, 5_000_000))
         }
-        oldPrimary.isPrimary = false
-        oldPrimary.writeRecord {
-            $0.synced = !$0.promotedInconsistent
-            $0.session = 0
-            $0.continuedFrom = 0
-            $0.durableThroughEpoch = 0
-            $0.cleanStop = 0
-            $0.promotedInconsistent = false
+        if oldPrimary.isPrimary {
+            // The operator demotes it before it runs again (ResourceRoles: demote at rest).
+            oldPrimary.isPrimary = false
+            oldPrimary.record = oldPrimary.record.demoted()
+            oldPrimary.record.generation += 1
         }
         disconnect("forced failover")
         drainSecondaryIO(candidate)
-        checker.startLineage(content: candidate.disk.cache, keepsSyncPromises: candidate.record.synced && !inconsistent)
-        candidate.lineage = checker.lineage
-        promote(candidate, basis: nil, inconsistent: inconsistent)
+        checker.startLineage(content: candidate.disk.cache,
+                             keepsSyncPromises: candidate.record.synced && !promotion.inconsistent)
+        promote(candidate, kind, inconsistent: promotion.inconsistent)
     }
 
-    /// The secondary's state machine goes (a promotion, a new session): its writes and flush
-    /// in flight finish first, so none of them lands after what comes next.
+    /// The secondary's state machine stops (a promotion): its writes and flush in flight
+    /// finish first, and the records it asked for are stored.
     func drainSecondaryIO(_ node: SimNode) {
+        driveSecondary(node, .stop)
         for (tag, io) in node.io.sorted(by: { $0.key < $1.key }) {
             switch io {
             case .secondaryWrite: _ = node.disk.completeWrite(tag)
@@ -539,32 +577,27 @@ final class Simulation {
             }
             node.io[tag] = nil
         }
-        node.recordInFlight = nil
+        if let last = node.recordsInFlight.last { node.record = last }
+        node.recordsInFlight.removeAll()
     }
 
-    /// `basis`: set by a planned failover's hand-over; otherwise the record decides.
-    private func promote(_ node: SimNode, basis: SessionBasis?, inconsistent: Bool) {
-        // Replication stops first: the secondary's writes and flush in flight finish.
+    private func promote(_ node: SimNode, _ kind: PromotionKind, inconsistent: Bool = false) {
         drainSecondaryIO(node)
         node.secondary = nil
-        node.pending = nil
         node.isPrimary = true
-        node.writeRecord {
-            $0.cleanStop = 0
-            $0.primaryStarted = true
-            if inconsistent { $0.promotedInconsistent = true }
-        }
-        startPrimary(node, basis: basis)
+        node.record = node.record.promoted(inconsistent: inconsistent)
+        node.record.generation += 1
+        startPrimary(node, handedOver: kind == .planned)
     }
 
-    /// Between two real sessions, a peer with a valid certificate connects to the secondary:
-    /// with a Hello for a session of its own and then garbage, or garbage at once. The
-    /// secondary must drop it and keep what it had.
+    /// Between two real sessions, a peer with a valid certificate (or, sometimes, another
+    /// node's) connects to the secondary: with a Hello for a session of its own and then
+    /// garbage, or garbage at once. The secondary must drop it and keep what it had.
     private func impostorSession(helloFirst: Bool) {
-        guard let node = liveSecondary else { return }
+        guard let node = liveSecondary, node.secondary != nil else { return }
         impostors += 1
         disconnect("an impostor connects")
-        let recordBefore = node.record
+        let recordBefore = node.secondary!.record
         linkCount += 1
         link = Link(id: linkCount, primary: nil, secondary: node.index, lastToSecondaryNs: nowNs, lastToPrimaryNs: nowNs)
         if helloFirst {
@@ -575,7 +608,9 @@ final class Simulation {
             case 1: basis = .assumeInSync
             default: basis = .continues(from: random.chance(perMille: 500) ? node.record.session : random.between(1, 1000))
             }
-            sendToSecondary(.hello(session: session, basis: basis))
+            let namesPeer = random.chance(perMille: 800)
+            sendToSecondary(.hello(session: session, basis: basis, nodeName: namesPeer ? nodes[1 - node.index].name : "mallory",
+                                   certificateNamesPeer: namesPeer))
         }
         sendToSecondary(.garbage)
         impostorRecords[linkCount] = recordBefore

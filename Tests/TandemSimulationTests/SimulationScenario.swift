@@ -10,10 +10,11 @@ import TandemCore
 enum SimulationFault: Hashable, CustomStringConvertible {
     /// The secondary's state machine misbehaves (ReplicationSecondaryConfig.testingFault).
     case secondary(SecondaryTestingFault)
-    /// A restarted primary treats an unclean stop as clean: it continues its old session's
-    /// basis and forgets that the peer may lack its unconfirmed writes.
+    /// A restarted primary treats an unclean stop as clean (PrimaryStartFault): it says the
+    /// volumes are in sync and forgets that the peer may lack its unconfirmed writes.
     case restartForgetsUnconfirmedWrites
-    /// The secondary reports UpToDate while connected without the primary's SyncComplete.
+    /// The secondary reports UpToDate while connected without the primary's SyncComplete
+    /// (SecondaryTestingFault.claimsUpToDateBeforeConfirmed).
     case claimsUpToDateBeforeConfirmed
 
     var description: String {
@@ -103,6 +104,7 @@ struct SimulationScenario: CustomStringConvertible {
             writesInFlightMax: writesInFlightMax, requestsWaitingMax: 16, flushesPendingMax: 16)
         var secondaryFault: SecondaryTestingFault?
         if case let .secondary(fault) = testingFault { secondaryFault = fault }
+        if testingFault == .claimsUpToDateBeforeConfirmed { secondaryFault = .claimsUpToDateBeforeConfirmed }
         secondaryConfig = ReplicationSecondaryConfig(
             mode: mode, diskDrain: diskDrain, queuedBytesMax: bufferBlocks * Self.blockSizeBytes,
             queuedWritesMax: writesInFlightMax, writesInFlightMax: Int(random.between(1, 8)),

@@ -76,6 +76,8 @@ final class NSLockLike: @unchecked Sendable {
         print("simulation shard \(shard): \(seeds) seeds, \(steps) steps")
         if total.allDone {
             print("simulation: \(total.seeds) seeds, \(total.steps) simulated steps in total")
+            let gaps = SimulationKnownGaps.lock.withLock { SimulationKnownGaps.counts }
+            print("simulation: known gaps seen (tolerated): unproven-session disk state \(gaps.unprovenSessionDiskState) times")
         }
     }
 
