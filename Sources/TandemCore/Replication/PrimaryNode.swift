@@ -578,7 +578,9 @@ public struct PrimaryNode: Sendable {
         guard enabled, !stopping else {
             return actions.append(.closeLink(stopping ? "resource stopping" : "disabled by the operator"))
         }
+        // After a loss the next tick redials at once, then backs off from 250 ms again.
         backoffNs = config.backoffInitialNs
+        nextDialNs = 0
         confirmedOnLink = nil
         setConnectionState(.connected, into: &actions)
         drive(.connectionUp, nowNs: nowNs, into: &actions)

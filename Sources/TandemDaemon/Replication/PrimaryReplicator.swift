@@ -202,7 +202,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         if performing { return deferred.append(event) }
         node.handle(event, nowNs: ReplicationContext.nowNs(), into: &actions)
         perform()
-        publishPeerDiskState()
+        // The first peer-disk-state event follows the resource's `enabled` (on the next event).
+        if event != .enable { publishPeerDiskState() }
     }
 
     /// Carries out actions until none are left; events that arrive meanwhile follow in order.
