@@ -172,6 +172,7 @@ public struct PrimaryNode: Sendable {
         guard !stopped else {
             // Everything was answered: a late request fails, anything else is ignored.
             if case let .request(id, _) = event { actions.append(.answer(id, errno: PrimaryErrno.eio)) }
+            if case .linkUp = event { actions.append(.closeLink("resource stopped")) }
             return
         }
         switch event {
@@ -518,7 +519,10 @@ public struct PrimaryNode: Sendable {
     private mutating func hangUp(_ reason: String, into actions: inout [PrimaryNodeAction]) {
         switch link {
         case .idle: break
-        case .dialing: link = .idle  // the driver drops a dial that completes now
+        case .dialing:
+            // A dial being resolved is dropped when it answers; a link being opened closes.
+            link = .idle
+            actions.append(.closeLink(reason))
         case .up: actions.append(.closeLink(reason))
         }
     }
