@@ -241,16 +241,24 @@ private struct Harness {
         h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
         #expect(h.localWrites.isEmpty)
         h.send(.copyChunkRead(offsetBytes: 0, lengthBytes: 1 << 20, errno: 0))
-        #expect(h.localWrites.first?.source == .copyChunk && h.localWrites.first?.sequence == 1)
-        #expect(h.localWrites.count == 2, "then the waiting write, after the chunk")
+        #expect(h.localWrites.map(\.source) == [.copyChunk] && h.localWrites.first?.sequence == 1)
+        // The write overlaps the chunk, which the sync peer has not applied yet: it waits.
+        // No local write runs, so the next chunk is read meanwhile.
+        #expect(h.actions.contains(.readCopyChunk(offsetBytes: 1 << 20, lengthBytes: 1 << 20)))
+        h.send(.peer(.dataAck(sequence: 1)))
+        #expect(h.localWrites.isEmpty, "a chunk read is in flight: nothing is admitted")
+        h.send(.copyChunkRead(offsetBytes: 1 << 20, lengthBytes: 1 << 20, errno: 0))
+        // The chunk, then the write, in a later epoch than the first chunk.
+        #expect(h.localWrites.map(\.source) == [.copyChunk, .request(1)])
+        #expect(h.localWrites.map(\.sequence) == [2, 3])
+        #expect(h.localWrites[1].epoch > 1)
         #expect(!h.actions.contains { if case .readCopyChunk = $0 { return true } else { return false } },
                 "the next chunk waits for the local write")
-        h.send(.localWriteDone(sequence: 2, errno: 0))
-        #expect(h.actions.contains(.readCopyChunk(offsetBytes: 1 << 20, lengthBytes: 1 << 20)))
-        h.send(.copyChunkRead(offsetBytes: 1 << 20, lengthBytes: 1 << 20, errno: 0))
+        h.send(.localWriteDone(sequence: 3, errno: 0))
+        #expect(h.actions.contains(.readCopyChunk(offsetBytes: 2 << 20, lengthBytes: 1 << 20)))
         h.send(.copyChunkRead(offsetBytes: 2 << 20, lengthBytes: 1 << 20, errno: 0))
         #expect(h.actions.contains(.notice(.copySent(bytes: 3 << 20))))
-        for sequence in 1...4 { h.send(.peer(.dataAck(sequence: WriteSequence(sequence)))) }
+        for sequence in 2...4 { h.send(.peer(.dataAck(sequence: WriteSequence(sequence)))) }
         #expect(h.node.peerDiskState == .inconsistent)
         h.send(.peer(.durableThroughEpoch(h.node.primary.openEpoch)))
         #expect(h.actions.contains(.sendSyncComplete(throughSequence: 4)))

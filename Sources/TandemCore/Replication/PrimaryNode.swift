@@ -22,7 +22,7 @@ public struct PrimaryNode: Sendable {
         /// Every chunk of a WRITE_ZEROES was admitted.
         var issuedAll = false
         var failed = false
-        /// Position in `active` (writes and zeroes only), -1 otherwise.
+        /// Position in `active` (writes, zeroes, copy chunks), -1 otherwise.
         var activePosition = -1
     }
 
@@ -49,7 +49,8 @@ public struct PrimaryNode: Sendable {
 
     var tickets: [Ticket]
     private var freeTickets: [Int]
-    /// Tickets of writes and zeroes admitted and not answered: the overlap rule scans them.
+    /// Tickets of writes, zeroes and copy chunks admitted and not answered (acknowledged, for
+    /// a chunk): the overlap rule scans them.
     private var active: [Int]
     /// The ticket of each held sequence (`sequence % count`): the store holds at most
     /// `writesInFlightMax` contiguous sequences.
@@ -340,7 +341,7 @@ public struct PrimaryNode: Sendable {
     mutating func allocateTicket(_ kind: Ticket.Kind, request: RequestID, start: UInt64, end: UInt64) -> Int {
         guard let ticket = freeTickets.popLast() else { preconditionFailure("more tickets than admitted requests") }
         tickets[ticket] = Ticket(kind: kind, request: request, start: start, end: end)
-        if kind == .write || kind == .zeroes {
+        if kind == .write || kind == .zeroes || kind == .copyChunk {
             tickets[ticket].activePosition = active.count
             active.append(ticket)
         }
