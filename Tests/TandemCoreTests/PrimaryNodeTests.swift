@@ -367,7 +367,7 @@ private struct SplitMix: RandomNumberGenerator {
     @Test(arguments: [(ReplicationAckMode.async, UInt64(1)), (.async, 2), (.sync, 3), (.sync, 4)])
     func randomOverlappingWorkloadsKeepTheRules(mode: ReplicationAckMode, seed: UInt64) {
         var random = SplitMix(state: seed)
-        var h = Harness(mode: mode, bufferBytes: 4 << 20, chunkBytes: 64 << 10)
+        var h = Harness(mode: mode, bufferBytes: 256 << 10, chunkBytes: 64 << 10)
         h.connect()
         var outstanding = Set<RequestID>()
         var nextID: RequestID = 1
@@ -378,6 +378,10 @@ private struct SplitMix: RandomNumberGenerator {
         var answeredCount = 0
         /// The newest epoch the stream has closed (barrier, flush request, or a later write).
         var closedEpoch: Epoch = 0
+        /// A payload store carrying out the actions in order, as the driver does: it must
+        /// never hold more than the node's bounds.
+        var held: [WriteSequence: UInt32] = [:]
+        var heldBytes: UInt64 = 0
 
         func absorb(_ actions: [PrimaryNodeAction]) {
             for action in actions {
@@ -388,6 +392,10 @@ private struct SplitMix: RandomNumberGenerator {
                     answeredCount += 1
                 case let .writeLocal(write):
                     if write.source != .copyChunk { localInFlight.append(write.sequence) }
+                    held[write.sequence] = write.lengthBytes
+                    heldBytes += UInt64(write.lengthBytes)
+                    #expect(heldBytes <= 256 << 10, "the store would hold \(heldBytes) bytes, beyond the node's bound")
+                    #expect(held.count <= h.node.config.primary.writesInFlightMax)
                 case .flushLocal:
                     #expect(!flushInFlight, "two local flushes at once")
                     flushInFlight = true
@@ -407,6 +415,10 @@ private struct SplitMix: RandomNumberGenerator {
                     #expect(through > releasedThrough)
                     releasedThrough = through
                     for sequence in sent.keys where sequence <= through { sent[sequence] = nil }
+                    for (sequence, length) in held where sequence <= through {
+                        held[sequence] = nil
+                        heldBytes -= UInt64(length)
+                    }
                 default:
                     break
                 }

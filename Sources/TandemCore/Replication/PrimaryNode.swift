@@ -242,11 +242,7 @@ public struct PrimaryNode: Sendable {
         }
         checkCopyDone(into: &actions)
         confirmPeerIfInSync(into: &actions)
-        let released = primary.oldestHeldSequence - 1
-        if released > releasedThrough {
-            releasedThrough = released
-            actions.append(.release(throughSequence: released))
-        }
+        emitRelease(into: &actions)
         if draining && !drainedSent && isDrained {
             drainedSent = true
             actions.append(.drained)
@@ -311,8 +307,18 @@ public struct PrimaryNode: Sendable {
             }
         }
         inner.removeAll(keepingCapacity: true)
+        // Room freed by this event is released before anything admitted later reuses it:
+        // the driver's store, carrying the actions out in order, holds what the node holds.
+        emitRelease(into: &actions)
         // A copy chunk was read from this disk: it is complete locally at once.
         if copyDone != 0 { drive(.localWriteCompleted(sequence: copyDone), nowNs: nowNs, into: &actions) }
+    }
+
+    private mutating func emitRelease(into actions: inout [PrimaryNodeAction]) {
+        let released = primary.oldestHeldSequence - 1
+        guard released > releasedThrough else { return }
+        releasedThrough = released
+        actions.append(.release(throughSequence: released))
     }
 
     private func slot(_ sequence: WriteSequence) -> Int { Int(sequence % UInt64(ticketOfSequence.count)) }

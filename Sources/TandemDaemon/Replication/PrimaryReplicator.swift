@@ -46,8 +46,6 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var requests: [RequestSlot] = []
     var freeRequests: [Int] = []
     let retained: RetainedWrites
-    /// Releases wait for the end of the batch.
-    var releaseThrough: WriteSequence = 0
     /// Zero chunks of WRITE_ZEROES are written and sent from here.
     let zeros: UnsafeMutableRawPointer
     let scratch: UnsafeMutableRawBufferPointer
@@ -215,12 +213,10 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
                 for action in batch { execute(action) }
                 batch.removeAll(keepingCapacity: true)
             }
-            if releaseThrough > 0 {
-                // Returning a lent buffer may wake NBD connections waiting for one: their
-                // requests are deferred and handled next.
-                retained.release(through: releaseThrough)
-                releaseThrough = 0
-            }
+            // Released entries left the store at once (the node may reuse their room in the
+            // same batch); their lent buffers go back now, after the batch: that may wake NBD
+            // connections waiting for one, whose requests are deferred and handled next.
+            retained.returnReleasedBuffers()
             guard let event = deferred.popFirst() else { break }
             node.handle(event, nowNs: ReplicationContext.nowNs(), into: &actions)
         }
@@ -234,7 +230,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         case .flushLocal: context.loop.prepareFlush(volume: volume, handler: handlerID, tag: Self.flushTag)
         case let .readCopyChunk(offset, length): readCopyChunk(offset: offset, length: length)
         case .discardCopyChunk: retained.discardCopyChunk()
-        case let .release(through): releaseThrough = max(releaseThrough, through)
+        case let .release(through): retained.release(through: through)
         case let .send(message): send(message)
         case let .sendSyncComplete(through): _ = link?.send(.syncComplete(throughSequence: through))
         case .dial: dial()
@@ -253,7 +249,6 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             }
         case .stopped:
             retained.releaseAll()
-            releaseThrough = 0
             context.loop.unregister(handlerID)
             if let done = onStopped {
                 onStopped = nil

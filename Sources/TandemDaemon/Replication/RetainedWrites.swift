@@ -48,6 +48,9 @@ final class RetainedWrites {
     private(set) var spilledWrites: UInt64 = 0
     /// The arena space reserved for the full-copy chunk being read.
     private var copyChunk: UnsafeMutableRawPointer?
+    /// Lent buffers of released entries, given back by `returnReleasedBuffers` (reserved:
+    /// no allocation).
+    private var releasedBuffers: [DataBuffer] = []
 
     /// - `bytesMax`, `entriesMax`: the node's bounds on bytes and writes held.
     /// - `writeBytesMax`: the largest single write (request or chunk).
@@ -55,6 +58,7 @@ final class RetainedWrites {
         self.buffers = buffers
         arena = SpillArena(bufferBytes: bytesMax, writeBytesMax: writeBytesMax, spansMax: entriesMax)
         entries = Array(repeating: nil, count: entriesMax)
+        releasedBuffers.reserveCapacity(entriesMax)
     }
 
     deinit { releaseAll() }
@@ -133,16 +137,23 @@ final class RetainedWrites {
         return entries[slot(sequence)]!.initialCopy
     }
 
-    /// Frees every entry through `sequence`. Giving a buffer back may wake NBD connections
-    /// waiting for one (and so submit new writes): call it where that is safe.
+    /// Drops every entry through `sequence` at once (the node may reuse the room in the same
+    /// batch); their lent buffers wait for `returnReleasedBuffers`, since giving one back
+    /// may wake NBD connections waiting for one.
     func release(through sequence: WriteSequence) {
         while count > 0, first <= sequence { dropFront() }
     }
 
-    /// Drops every entry (replication is stopping).
+    /// Gives the lent buffers of released entries back to their pool (after a batch).
+    func returnReleasedBuffers() {
+        while let buffer = releasedBuffers.popLast() { buffers.release(buffer) }
+    }
+
+    /// Drops every entry (replication is stopping) and gives every buffer back.
     func releaseAll() {
         if copyChunk != nil { discardCopyChunk() }  // the arena's newest span
         while count > 0 { dropFront() }
+        returnReleasedBuffers()
     }
 
     private func dropFront() {
@@ -154,7 +165,7 @@ final class RetainedWrites {
         switch front.storage {
         case .lent(let buffer):
             lentBytes -= buffer.capacity
-            buffers.release(buffer)
+            releasedBuffers.append(buffer)
         case .spilled: arena.releaseOldest()
         case .shared: break
         }

@@ -45,6 +45,7 @@ extension Replication {
                 let count = Int(1 + random.next() % UInt64(live.count))
                 let releasedThrough = live[count - 1].sequence
                 retained.release(through: releasedThrough)
+                retained.returnReleasedBuffers()  // the driver does this after its batch
                 for entry in live.prefix(count) { liveBytes -= entry.length }
                 live.removeFirst(count)
                 continue
