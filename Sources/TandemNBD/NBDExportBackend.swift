@@ -1,7 +1,8 @@
 // NBDExportBackend: one exported volume and what its connections share: the list of
 // mutations in flight, so that a read-modify-write never interleaves with an overlapping
-// write (from any connection) and, on a replicated export, overlapping mutations reach the
-// replicator one after the other; and the export description. Loop thread only.
+// write (from any connection); and the export description. On a replicated export the
+// order of overlapping writes is the replication core's business (PrimaryNode's overlap
+// rule). Loop thread only.
 import Logging
 import TandemCore
 import TandemIO
@@ -150,20 +151,16 @@ public final class NBDExportBackend: TurnEndHandler {
         request.activeIndex = -1
     }
 
-    /// A mutation waits when it overlaps an active or earlier-waiting mutation and
-    /// - one of the two is a read-modify-write (its merged blocks must not interleave with
-    ///   another write), or
-    /// - the export is replicated (it has a sink). NBD leaves the order of overlapping
-    ///   requests to the client, but two replicas may not choose differently: the later one
-    ///   waits until the earlier has been answered, so the primary's disk has completed it
-    ///   and, since its answer closes its epoch, the secondary applies the later one after
-    ///   it (docs/replication.md, *Overlapping writes*).
-    /// Plain writes of an unreplicated export may run concurrently. The scan runs only while
-    /// some mutation is active or waiting: a pass over a dense array of ranges (no reference
-    /// counting, about a nanosecond an entry), then over the waiting list, usually empty.
+    /// A mutation waits when it overlaps an active or earlier-waiting mutation and one of the
+    /// two is a read-modify-write (its merged blocks must not interleave with another
+    /// write). Plain writes may run concurrently here: on a replicated export the sink
+    /// orders overlapping writes itself (PrimaryNode's overlap rule, docs/replication.md
+    /// *Overlapping writes*). The scan runs only while a read-modify-write is active or
+    /// waiting: a pass over a dense array of ranges (no reference counting, about a
+    /// nanosecond an entry), then over the waiting list, usually empty.
     private func mustWait(_ request: NBDRequest) -> Bool {
         guard request.isMutation, !active.isEmpty || waitingHead != nil else { return false }
-        guard readModifyWrites > 0 || sink != nil else { return false }
+        guard readModifyWrites > 0 else { return false }
         return conflicts(request, waitingBefore: nil)
     }
 
@@ -185,7 +182,7 @@ public final class NBDExportBackend: TurnEndHandler {
     }
 
     private func conflicts(_ request: NBDRequest, waitingBefore stopAt: NBDRequest?) -> Bool {
-        let everyOverlap = sink != nil || request.isReadModifyWrite
+        let everyOverlap = request.isReadModifyWrite
         let start = request.lockStart
         let end = request.lockEnd
         let activeConflict = active.withUnsafeBufferPointer { entries in

@@ -12,9 +12,23 @@ public enum PrimaryEvent: Sendable, Hashable {
     case tick
 }
 
-/// A local write to submit; the payload is the application's buffer for `request`.
+/// Where a write's payload comes from.
+public enum PayloadSource: Sendable, Hashable {
+    /// The application request's own buffer.
+    case request(RequestID)
+    /// The shared block of zeros (a chunk of a WRITE_ZEROES).
+    case zeroes
+    /// The block just read from the local volume for a full copy (already on this disk:
+    /// nothing is written locally).
+    case copyChunk
+}
+
+/// A write admitted under `sequence`, its identity from admission until it is released.
+/// From `ReplicationPrimary`, `request` is the caller's handle and `source` is
+/// `.request(request)`; `PrimaryNode` fills in the real source.
 public struct LocalWrite: Sendable, Hashable {
     public var request: RequestID
+    public var source: PayloadSource
     public var sequence: WriteSequence
     public var epoch: Epoch
     public var offsetBytes: UInt64
@@ -26,6 +40,7 @@ public struct LocalWrite: Sendable, Hashable {
         lengthBytes: UInt32, fua: Bool
     ) {
         self.request = request
+        self.source = .request(request)
         self.sequence = sequence
         self.epoch = epoch
         self.offsetBytes = offsetBytes

@@ -11,9 +11,10 @@ public enum ReplicationAckMode: String, Sendable, Hashable, CaseIterable {
 
 public struct ReplicationPrimaryConfig: Sendable, Hashable {
     public var mode: ReplicationAckMode
-    /// Payload bytes of admitted writes the secondary has not yet confirmed durable (the
-    /// retransmission buffer; in async mode the replication queue). When a new write would
-    /// exceed it, writes wait (the primary is "blocked").
+    /// Payload bytes of the writes held: admitted and not yet both acknowledged and
+    /// confirmed durable by the secondary (the retransmission buffer; in async mode the
+    /// replication queue). When a new write would exceed it, writes wait (the primary is
+    /// "blocked"). The daemon's payload store is exactly this big.
     public var bufferBytesMax: UInt64
     /// Admitted writes not yet both acknowledged and confirmed durable by the peer.
     public var writesInFlightMax: Int

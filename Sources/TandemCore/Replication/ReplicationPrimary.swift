@@ -55,10 +55,27 @@ public struct ReplicationPrimary: Sendable {
     public private(set) var unconfirmedBytes: UInt64 = 0
     /// Acknowledged to the application, not yet confirmed durable by the secondary.
     public private(set) var lagBytes: UInt64 = 0
+    /// Payload bytes of every write still held (admitted, not yet released): what the
+    /// driver keeps in its retained store. Admission keeps it ≤ `bufferBytesMax`, so a
+    /// store of that size can never refuse an admitted write.
+    public private(set) var retainedBytes: UInt64 = 0
     public var isBlocked: Bool { !waiting.isEmpty }
     public var writesInFlight: Int { writes.count }
     /// The sequence number of the newest admitted write (0: none yet).
     public var lastSequence: WriteSequence { nextSequence - 1 }
+    /// The oldest write still held; `lastSequence + 1` when none is: every write before it
+    /// is released (acknowledged and durable on the peer) and its payload may be freed.
+    public var oldestHeldSequence: WriteSequence { writes.first?.sequence ?? nextSequence }
+    /// The epoch of the newest write still held (0: none).
+    public var newestHeldEpoch: Epoch { writes.last?.epoch ?? 0 }
+
+    /// Whether a write of `lengthBytes` submitted now would be admitted at once.
+    public func canAdmitWrite(lengthBytes: UInt32) -> Bool {
+        waiting.isEmpty && canAdmit(.write(request: 0, offsetBytes: 0, lengthBytes: lengthBytes, fua: false))
+    }
+
+    /// Whether a FLUSH submitted now would be admitted at once.
+    public var canAdmitFlush: Bool { waiting.isEmpty && !flushes.isFull }
 
     public init(config: ReplicationPrimaryConfig) {
         self.config = config
@@ -131,6 +148,8 @@ public struct ReplicationPrimary: Sendable {
     private func checkInvariants() {
         precondition(unconfirmedBytes <= config.bufferBytesMax, "replication buffer overflow")
         precondition(lagBytes <= unconfirmedBytes, "lag exceeds the unconfirmed bytes")
+        precondition(unconfirmedBytes <= retainedBytes && retainedBytes <= config.bufferBytesMax,
+                     "retained bytes out of bounds")
         precondition(peerDurableEpoch <= openEpoch && localDurableEpoch <= openEpoch)
         precondition(waiting.isEmpty || !canAdmit(waiting.first!), "a waiting request could run")
         if let first = writes.first {
@@ -164,7 +183,7 @@ public struct ReplicationPrimary: Sendable {
     private func canAdmit(_ request: WaitingRequest) -> Bool {
         switch request {
         case let .write(_, _, lengthBytes, _):
-            return !writes.isFull && unconfirmedBytes + UInt64(lengthBytes) <= config.bufferBytesMax
+            return !writes.isFull && retainedBytes + UInt64(lengthBytes) <= config.bufferBytesMax
         case .flush:
             return !flushes.isFull
         }
@@ -206,6 +225,7 @@ public struct ReplicationPrimary: Sendable {
         nextSequence += 1
         writes.append(write)
         unconfirmedBytes += UInt64(lengthBytes)
+        retainedBytes += UInt64(lengthBytes)
         actions.append(
             .submitLocalWrite(
                 LocalWrite(
@@ -377,6 +397,7 @@ public struct ReplicationPrimary: Sendable {
 
     private mutating func releaseFinished() {
         while let first = writes.first, first.acknowledged, first.epoch <= peerDurableEpoch {
+            retainedBytes -= UInt64(first.lengthBytes)
             writes.removeFirst()
         }
     }

@@ -1,12 +1,15 @@
-// RetainedWrites: every write the secondary has not yet confirmed durable, in admission
-// order, so that it can be re-sent after a reconnect. A write normally stays in the registered
-// buffer its NBD request received it into: the request hands the buffer over, and the same
-// bytes go to the local write, to the peer and to any re-send without a copy. When the pool
-// it came from runs short (a slow or absent peer in async mode holds many writes), the write
-// is instead copied into the spill arena and its buffer goes back to the pool at once, so that
-// reads and new writes are still served. The arena also receives the initial copy's reads;
-// zero chunks all share one block of zeros. Entries leave from the front once the state
-// machine has released their write. Loop thread only.
+// RetainedWrites: the payload of every write PrimaryNode still holds, keyed by its sequence
+// number (the write's identity from admission to release), so that it can be re-sent after a
+// reconnect. A write normally stays in the registered buffer its NBD request received it
+// into: the request hands the buffer over, and the same bytes go to the local write, to the
+// peer and to any re-send without a copy. When the pool it came from runs short (a slow or
+// absent peer in async mode holds many writes), the write is instead copied into the spill
+// arena and its buffer goes back to the pool at once, so that reads and new writes are still
+// served. The arena also receives the full copy's reads; zero chunks all share one block of
+// zeros. Entries leave from the front when the node releases them (`release(through:)`).
+// The store is sized from the node's bounds (writes in flight, bytes held), so it never
+// refuses a write the node admitted. An entry also carries its local write's progress (the
+// driver's I/O tag is its slot). Loop thread only.
 import Glibc
 import TandemCore
 import TandemIO
@@ -23,136 +26,146 @@ final class RetainedWrites {
     struct Entry {
         var pointer: UnsafeMutableRawPointer
         var length: Int
-        /// 0 until the state machine admitted the write and assigned its sequence.
         var sequence: WriteSequence
         var storage: Storage
-        /// A block read for the initial full copy (counted as resync traffic, not replication).
+        /// A block read for the full copy (counted as resync traffic, not replication).
         var initialCopy = false
+        // The local write: where, how much is done, when it was submitted.
+        var offset: UInt64 = 0
+        var doneBytes = 0
+        var fua = false
+        var localSubmittedNs: UInt64 = 0
     }
 
     let buffers: DataBuffers
     let arena: SpillArena
     private var entries: [Entry?]
-    private var head = 0  // index of the oldest entry
+    /// The oldest held sequence (meaningful when `count > 0`).
+    private var first: WriteSequence = 0
     private(set) var count = 0
     /// Bytes of lent buffers held, and how many writes were copied into the arena instead.
     private(set) var lentBytes = 0
     private(set) var spilledWrites: UInt64 = 0
+    /// The arena space reserved for the full-copy chunk being read.
+    private var copyChunk: UnsafeMutableRawPointer?
+    /// Lent buffers of released entries, given back by `returnReleasedBuffers` (reserved:
+    /// no allocation).
+    private var releasedBuffers: [DataBuffer] = []
 
-    init(buffers: DataBuffers, arenaBytes: Int, writeBytesMax: Int, entriesMax: Int) {
+    /// - `bytesMax`, `entriesMax`: the node's bounds on bytes and writes held.
+    /// - `writeBytesMax`: the largest single write (request or chunk).
+    init(buffers: DataBuffers, bytesMax: Int, writeBytesMax: Int, entriesMax: Int) {
         self.buffers = buffers
-        arena = SpillArena(bufferBytes: arenaBytes, writeBytesMax: writeBytesMax, spansMax: entriesMax)
+        arena = SpillArena(bufferBytes: bytesMax, writeBytesMax: writeBytesMax, spansMax: entriesMax)
         entries = Array(repeating: nil, count: entriesMax)
+        releasedBuffers.reserveCapacity(entriesMax)
     }
 
     deinit { releaseAll() }
 
-    var isFull: Bool { count == entries.count }
+    /// The slot of `sequence` (also the driver's I/O tag for its local write).
+    func slot(_ sequence: WriteSequence) -> Int { Int(sequence % UInt64(entries.count)) }
 
-    private func entry(at position: Int) -> Entry {
-        entries[(head + position) % entries.count]!
-    }
-
-    private func append(_ entry: Entry) -> Int {
-        precondition(!isFull)
-        let index = (head + count) % entries.count
-        entries[index] = entry
+    private func add(_ entry: Entry) {
+        precondition(count < entries.count, "more writes held than the node admits")
+        precondition(count == 0 || entry.sequence == first + UInt64(count), "retained writes out of sequence order")
+        if count == 0 { first = entry.sequence }
+        entries[slot(entry.sequence)] = entry
         count += 1
-        return index
     }
 
-    /// Keeps a request's own buffer (the caller checked `isFull`).
-    func appendLent(_ buffer: DataBuffer, length: Int) -> Int {
+    /// Keeps a request's own buffer for `sequence`.
+    func retainLent(_ buffer: DataBuffer, length: Int, sequence: WriteSequence) {
         lentBytes += buffer.capacity
-        return append(Entry(pointer: buffer.pointer, length: length, sequence: 0, storage: .lent(buffer)))
+        add(Entry(pointer: buffer.pointer, length: length, sequence: sequence, storage: .lent(buffer)))
     }
 
-    /// Space for `length` bytes in the arena, or nil when there is none now.
-    func appendSpilled(length: Int, initialCopy: Bool = false) -> (index: Int, pointer: UnsafeMutableRawPointer)? {
-        guard !isFull, let pointer = arena.reserve(length) else { return nil }
-        let entry = Entry(pointer: pointer, length: length, sequence: 0, storage: .spilled, initialCopy: initialCopy)
-        return (append(entry), pointer)
-    }
-
-    /// Bytes that outlive the entry (the caller checked `isFull`).
-    func appendShared(_ pointer: UnsafeMutableRawPointer, length: Int) -> Int {
-        append(Entry(pointer: pointer, length: length, sequence: 0, storage: .shared))
-    }
-
-    /// Copies a write into the arena (its buffer stays with the request); nil when full.
-    func appendCopy(of bytes: UnsafeRawPointer, length: Int) -> Int? {
-        guard let (index, pointer) = appendSpilled(length: length) else { return nil }
+    /// Copies a write into the arena (its buffer stays with the request).
+    func retainCopy(of bytes: UnsafeRawPointer, length: Int, sequence: WriteSequence) {
+        guard let pointer = arena.reserve(length) else {
+            preconditionFailure("the spill arena refused a write the node admitted")
+        }
         pointer.copyMemory(from: bytes, byteCount: length)
         spilledWrites += 1
-        return index
+        add(Entry(pointer: pointer, length: length, sequence: sequence, storage: .spilled))
     }
 
-    func assign(index: Int, sequence: WriteSequence) {
-        precondition(entries[index] != nil && entries[index]!.sequence == 0)
-        entries[index]!.sequence = sequence
+    /// Bytes that outlive the entry (the shared zeros).
+    func retainShared(_ pointer: UnsafeMutableRawPointer, length: Int, sequence: WriteSequence) {
+        add(Entry(pointer: pointer, length: length, sequence: sequence, storage: .shared))
     }
 
-    func pointer(index: Int) -> UnsafeMutableRawPointer { entries[index]!.pointer }
+    /// Space in the arena for the next full-copy chunk (the node admits nothing until the
+    /// read ends, so it is the arena's newest span when the chunk is admitted).
+    func reserveCopyChunk(length: Int) -> UnsafeMutableRawPointer {
+        precondition(copyChunk == nil, "two copy chunks at once")
+        guard let pointer = arena.reserve(length) else {
+            preconditionFailure("the spill arena refused a copy chunk the node made room for")
+        }
+        copyChunk = pointer
+        return pointer
+    }
+
+    func retainCopyChunk(length: Int, sequence: WriteSequence) {
+        guard let pointer = copyChunk else { preconditionFailure("no copy chunk was read") }
+        copyChunk = nil
+        add(Entry(pointer: pointer, length: length, sequence: sequence, storage: .spilled, initialCopy: true))
+    }
+
+    func discardCopyChunk() {
+        precondition(copyChunk != nil)
+        copyChunk = nil
+        arena.unreserveNewest()
+    }
+
+    /// The entry of a held sequence (its slot must hold it).
+    subscript(slot slot: Int) -> Entry {
+        get { entries[slot]! }
+        _modify { yield &entries[slot]! }
+    }
 
     /// The bytes of the write with `sequence`, if still held.
     func payload(sequence: WriteSequence) -> UnsafeRawBufferPointer? {
-        guard let found = find(sequence) else { return nil }
+        guard count > 0, sequence >= first, sequence - first < UInt64(count) else { return nil }
+        let found = entries[slot(sequence)]!
         return UnsafeRawBufferPointer(start: found.pointer, count: found.length)
     }
 
-    /// Whether the write with `sequence` is a block of the initial full copy.
-    func isInitialCopy(sequence: WriteSequence) -> Bool { find(sequence)?.initialCopy ?? false }
-
-    private func find(_ sequence: WriteSequence) -> Entry? {
-        guard count > 0 else { return nil }
-        let first = entry(at: 0).sequence
-        guard first != 0, sequence >= first, sequence - first < UInt64(count) else { return nil }
-        let found = entry(at: Int(sequence - first))
-        precondition(found.sequence == sequence, "retained writes out of sequence order")
-        return found
+    /// Whether the write with `sequence` is a block of the full copy.
+    func isInitialCopy(sequence: WriteSequence) -> Bool {
+        guard count > 0, sequence >= first, sequence - first < UInt64(count) else { return false }
+        return entries[slot(sequence)]!.initialCopy
     }
 
-    /// Drops entries from the front while `released(sequence)` says the state machine has
-    /// let go of them. Giving a buffer back may wake NBD connections waiting for one (and so
-    /// submit new writes): call it where that is safe.
-    func releaseFront(_ released: (WriteSequence) -> Bool) {
-        while count > 0 {
-            let front = entry(at: 0)
-            guard front.sequence != 0, released(front.sequence) else { return }
-            dropFront()
-        }
+    /// Drops every entry through `sequence` at once (the node may reuse the room in the same
+    /// batch); their lent buffers wait for `returnReleasedBuffers`, since giving one back
+    /// may wake NBD connections waiting for one.
+    func release(through sequence: WriteSequence) {
+        while count > 0, first <= sequence { dropFront() }
     }
 
-    /// Drops every entry (replication is stopping).
+    /// Gives the lent buffers of released entries back to their pool (after a batch).
+    func returnReleasedBuffers() {
+        while let buffer = releasedBuffers.popLast() { buffers.release(buffer) }
+    }
+
+    /// Drops every entry (replication is stopping) and gives every buffer back.
     func releaseAll() {
+        if copyChunk != nil { discardCopyChunk() }  // the arena's newest span
         while count > 0 { dropFront() }
+        returnReleasedBuffers()
     }
 
     private func dropFront() {
-        let front = entries[head]!
-        entries[head] = nil
-        head = (head + 1) % entries.count
-        count -= 1
-        free(front.storage)
-    }
-
-    /// Drops the newest entry (its write was refused before admission).
-    func dropLast(index: Int) {
-        precondition(count > 0 && (head + count - 1) % entries.count == index)
-        let last = entries[index]!
+        let index = slot(first)
+        let front = entries[index]!
         entries[index] = nil
+        first += 1
         count -= 1
-        switch last.storage {
-        case .spilled: arena.unreserveNewest()
-        default: free(last.storage)
-        }
-    }
-
-    private func free(_ storage: Storage) {
-        switch storage {
+        switch front.storage {
         case .lent(let buffer):
             lentBytes -= buffer.capacity
-            buffers.release(buffer)
+            releasedBuffers.append(buffer)
         case .spilled: arena.releaseOldest()
         case .shared: break
         }

@@ -1,6 +1,7 @@
 // Retained writes are the only copy a re-send after a reconnect can use: a live entry must
 // never be overwritten by a later one, whatever mix of lent buffers and arena copies, whatever
-// the sizes and however the arena wraps; and every lent buffer goes back to its pool.
+// the sizes and however the arena wraps; the arena never refuses a write within the node's
+// byte bound (the driver preconditions that); and every lent buffer goes back to its pool.
 import Testing
 import TandemCore
 import TandemIO
@@ -26,7 +27,7 @@ extension Replication {
         let pool = try BufferPool(totalBytes: 256 << 10)
         let buffers = DataBuffers(pool: pool, heapBudgetBytes: 64 << 10)
         let waiter = NoWaiting()
-        let retained = RetainedWrites(buffers: buffers, arenaBytes: bufferBytes, writeBytesMax: writeBytesMax,
+        let retained = RetainedWrites(buffers: buffers, bytesMax: bufferBytes, writeBytesMax: writeBytesMax,
                                       entriesMax: 64)
         let zeros = UnsafeMutableRawPointer.allocate(byteCount: writeBytesMax, alignment: 4096)
         defer { zeros.deallocate() }
@@ -36,46 +37,47 @@ extension Replication {
         var live: [Live] = []
         var liveBytes = 0
         var nextSequence: WriteSequence = 1
-        var kinds = [0, 0, 0]
+        var kinds = [0, 0, 0, 0]
         for _ in 0..<4_000 {
             let length = 4096 * Int(1 + random.next() % UInt64(writeBytesMax / 4096))
-            let releasing = liveBytes + length > bufferBytes || retained.isFull || random.next() % 3 == 0
+            let releasing = liveBytes + length > bufferBytes || retained.count == 64 || random.next() % 3 == 0
             if releasing, !live.isEmpty {
                 let count = Int(1 + random.next() % UInt64(live.count))
                 let releasedThrough = live[count - 1].sequence
-                retained.releaseFront { $0 <= releasedThrough }
+                retained.release(through: releasedThrough)
+                retained.returnReleasedBuffers()  // the driver does this after its batch
                 for entry in live.prefix(count) { liveBytes -= entry.length }
                 live.removeFirst(count)
                 continue
             }
-            // The state machine admits a write only while the buffer bound holds.
-            guard liveBytes + length <= bufferBytes, !retained.isFull else { continue }
+            // The node admits a write only while the buffer bound holds.
+            guard liveBytes + length <= bufferBytes, retained.count < 64 else { continue }
             var fill = UInt8(truncatingIfNeeded: nextSequence) | 1
-            let index: Int
-            switch random.next() % 3 {
+            switch random.next() % 4 {
             case 0:
                 guard let buffer = buffers.allocate(bytes: length, for: waiter) else {
                     Issue.record("pool exhausted with \(retained.lentBytes) bytes lent")
                     return
                 }
                 buffer.pointer.initializeMemory(as: UInt8.self, repeating: fill, count: length)
-                index = retained.appendLent(buffer, length: length)
+                retained.retainLent(buffer, length: length, sequence: nextSequence)
                 kinds[0] += 1
             case 1:
                 source.initializeMemory(as: UInt8.self, repeating: fill, count: length)
-                guard let copied = retained.appendCopy(of: source, length: length) else {
-                    Issue.record("no room for \(length) bytes with \(liveBytes) live in a \(retained.arena.capacityBytes)-byte arena")
-                    return
-                }
+                retained.retainCopy(of: source, length: length, sequence: nextSequence)
                 source.initializeMemory(as: UInt8.self, repeating: 0xEE, count: length)  // the copy must not alias
-                index = copied
                 kinds[1] += 1
+            case 2:
+                // A full-copy chunk: space reserved before the read, kept under its sequence.
+                let pointer = retained.reserveCopyChunk(length: length)
+                pointer.initializeMemory(as: UInt8.self, repeating: fill, count: length)
+                retained.retainCopyChunk(length: length, sequence: nextSequence)
+                kinds[3] += 1
             default:
                 fill = 0
-                index = retained.appendShared(zeros, length: length)
+                retained.retainShared(zeros, length: length, sequence: nextSequence)
                 kinds[2] += 1
             }
-            retained.assign(index: index, sequence: nextSequence)
             live.append(Live(sequence: nextSequence, length: length, fill: fill))
             liveBytes += length
             nextSequence += 1
@@ -93,6 +95,7 @@ extension Replication {
         #expect(retained.lentBytes == 0)
         #expect(pool.freeBytes == pool.totalBytes, "every lent buffer went back to the pool")
         #expect(retained.spilledWrites == UInt64(kinds[1]))
+        #expect(retained.arena.count == 0, "every arena span released")
     }
 
     @Test func lendingStopsWhileTheQuarterOfThePoolWouldBeGone() throws {

@@ -1,0 +1,126 @@
+// What the primary node (PrimaryNode) consumes and emits: application requests, local I/O
+// results, the link's life and the peer's messages in; answers, local I/O, messages, link
+// commands and notices out. The driver (PrimaryReplicator) only carries these out.
+
+/// Linux errno values the node answers with (TandemCore does not import Glibc).
+public enum PrimaryErrno {
+    public static let eio: Int32 = 5
+    public static let enomem: Int32 = 12
+    public static let erofs: Int32 = 30
+}
+
+/// An application (NBD) request, as the node sees it. Its `RequestID` is the driver's handle
+/// until the node answers it.
+public enum ApplicationRequest: Sendable, Hashable {
+    case write(offsetBytes: UInt64, lengthBytes: UInt32, fua: Bool)
+    case writeZeroes(offsetBytes: UInt64, lengthBytes: UInt64, fua: Bool)
+    case flush
+    case trim
+}
+
+public struct PrimaryNodeConfig: Sendable, Hashable {
+    public var primary: ReplicationPrimaryConfig
+    public var volumeSizeBytes: UInt64
+    /// Whether a peer is configured (without one the node never dials).
+    public var hasPeer: Bool
+    /// WRITE_ZEROES chunks and full-copy chunks.
+    public var chunkBytes: UInt32
+    /// Application requests waiting for admission (the one FIFO). Beyond it a request is
+    /// answered ENOMEM at once.
+    public var requestsQueuedMax: Int
+    public var backoffInitialNs: UInt64
+    public var backoffMaxNs: UInt64
+
+    public init(
+        primary: ReplicationPrimaryConfig, volumeSizeBytes: UInt64, hasPeer: Bool = true,
+        chunkBytes: UInt32 = 1 << 20, requestsQueuedMax: Int = 16_384,
+        backoffInitialNs: UInt64 = 250_000_000, backoffMaxNs: UInt64 = 5_000_000_000
+    ) {
+        precondition(chunkBytes > 0 && requestsQueuedMax > 0)
+        precondition(UInt64(chunkBytes) <= primary.bufferBytesMax, "a chunk larger than the buffer")
+        self.primary = primary
+        self.volumeSizeBytes = volumeSizeBytes
+        self.hasPeer = hasPeer
+        self.chunkBytes = chunkBytes
+        self.requestsQueuedMax = requestsQueuedMax
+        self.backoffInitialNs = backoffInitialNs
+        self.backoffMaxNs = backoffMaxNs
+    }
+}
+
+public enum PrimaryNodeEvent: Sendable, Hashable {
+    /// The operator enabled replication (dial now) / disabled it (record the stop, hang up).
+    case enable
+    case disable
+    /// Planned failover: new requests are answered EROFS; `.drained` once every admitted
+    /// write is answered and durable on the peer.
+    case drain
+    /// Replication stops: record the stop, hang up, answer what is held, then `.stopped`.
+    case stop
+    case request(id: RequestID, ApplicationRequest)
+    /// A local write (`.writeLocal`) ended: 0, or the errno (a short transfer the driver
+    /// could not complete counts as EIO).
+    case localWriteDone(sequence: WriteSequence, errno: Int32)
+    case localFlushDone(errno: Int32)
+    /// The read asked by `.readCopyChunk` ended: 0 when all `lengthBytes` were read.
+    case copyChunkRead(offsetBytes: UInt64, lengthBytes: UInt32, errno: Int32)
+    /// The volume failed outside the node's own I/O (the export's reads, the metadata).
+    case diskFailedElsewhere
+    case dialFailed(String)
+    /// TLS is up and both Hellos were accepted.
+    case linkUp
+    /// The link is gone; `refusal` when the peer refused it with a reason code.
+    case linkDown(reason: String, refusal: WireRefusal?)
+    case peer(SecondaryMessage)
+    case tick
+}
+
+public enum PrimaryNotice: Sendable, Hashable {
+    /// The first failure of the node's own disk I/O ("write", "flush", "read").
+    case diskFailed(operation: String, errno: Int32)
+    /// The peer refused the link because its disk failed.
+    case peerDiskFailed(String)
+    /// The peer refused to continue this session's basis: a full copy starts.
+    case fullCopyStarted(reason: String)
+    /// Every chunk of the full copy has been read and admitted.
+    case copySent(bytes: UInt64)
+    /// The peer holds the whole volume (the copy's last epoch is durable there).
+    case copyDone(bytes: UInt64)
+    case connectionState(ConnectionState)
+}
+
+public enum PrimaryNodeAction: Sendable, Hashable {
+    /// Answer the application request (0 or an errno).
+    case answer(RequestID, errno: Int32)
+    /// Keep the payload of `write.sequence` (from `write.source`) until it is released, and
+    /// write it locally unless it is a copy chunk (then it is already on the disk); answer
+    /// with `.localWriteDone`.
+    case writeLocal(LocalWrite)
+    /// Flush the local volume; answer with `.localFlushDone`. At most one is in flight.
+    case flushLocal
+    /// Read a full-copy chunk into the retained store's next space; answer `.copyChunkRead`.
+    case readCopyChunk(offsetBytes: UInt64, lengthBytes: UInt32)
+    /// The chunk read failed: give its space back.
+    case discardCopyChunk
+    /// Payloads through `throughSequence` are no longer needed: free them (after the batch:
+    /// a freed buffer may wake NBD connections).
+    case release(throughSequence: WriteSequence)
+    case send(PrimaryMessage)
+    /// Tell the peer it holds every acknowledged write through `throughSequence`.
+    case sendSyncComplete(throughSequence: WriteSequence)
+    /// Open a link to the peer; answer `.linkUp` or `.dialFailed` (then `.linkDown` when an
+    /// opened link closes).
+    case dial
+    case closeLink(String)
+    /// The peer broke the protocol: drop the link.
+    case protocolViolation(String)
+    /// Persist the record's clean-stop value (0: not clean) — once, before the link goes.
+    case recordStop(cleanStop: UInt64)
+    /// The record must stop saying the peer holds this volume (before the first mutation).
+    case invalidateCleanStop
+    /// Draining: every admitted write is answered and durable on the peer.
+    case drained
+    /// Stopping: everything is answered; free every payload.
+    case stopped
+    case notice(PrimaryNotice)
+}

@@ -1,0 +1,140 @@
+// PrimaryReplicator's peer link: dialling when the node says so (the address is looked up
+// at every dial, off the loop thread), validating the secondary's Hello, feeding the link's
+// life and the secondary's messages to the node, and encoding the node's messages onto the
+// link (a Data frame's payload straight from the retained store, LZ4-compressed into scratch
+// when configured).
+import Glibc
+import TandemControl
+import TandemCore
+import TandemIO
+
+extension PrimaryReplicator: PeerLinkDelegate {
+    func dial() {
+        guard let peer = spec.peer else { return feed(.dialFailed("no peer configured")) }
+        resolver.resolve(peer.address) { [weak self] result in self?.dial(peer, result) }
+    }
+
+    private func dial(_ peer: PeerSpec, _ addresses: Result<[SocketAddress], AddressLookupError>) {
+        // Disabled or stopped while the name was looked up: the node forgot this dial.
+        guard node.isDialing, link == nil else { return }
+        do {
+            let connection = try context.clientConnection(peerName: peer.name)
+            let socket = try PeerSocket(loop: context.loop, connectTo: addresses.get())
+            link = PeerLink(socket: socket, connection: connection, hello: ownHello, delegate: self,
+                            counters: context.counters, logger: logger)
+        } catch let error as ControlError {
+            noteFailure(error.message)
+            feed(.dialFailed(error.message))
+        } catch {
+            noteFailure("\(error)")
+            feed(.dialFailed("\(error)"))
+        }
+    }
+
+    private var ownHello: WireHello {
+        WireHello(role: .primary, nodeName: context.config.nodeName, resourceName: resource,
+                  volumeSizeBytes: volume.sizeBytes,
+                  generations: WireGenerations(current: session, bitmap: basis.wireValue(session: session)),
+                  promotionNumber: 0)
+    }
+
+    func noteFailure(_ reason: String) {
+        if reason != lastError {
+            logger.warning("peer link", metadata: ["reason": "\(reason)"])
+            context.events.publish(resource: resource, "peer-error", ["message": .string(reason)])
+        }
+        setLastError(reason)
+    }
+
+    /// A connection refused here (the resource is primary on this node).
+    func noteRefusal(_ reason: String) { noteFailure(reason) }
+
+    func peerLink(_ link: PeerLink, validate hello: WireHello) -> PeerLinkVerdict {
+        guard hello.resourceName == resource else {
+            return .refuse(.unknownResource, "expected resource '\(resource)', peer names '\(hello.resourceName)'")
+        }
+        guard hello.volumeSizeBytes == volume.sizeBytes else {
+            return .refuse(.sizeMismatch, "local volume has \(volume.sizeBytes) bytes, peer \(hello.volumeSizeBytes)")
+        }
+        guard hello.role == .secondary else {
+            return .refuse(.roleConflict, "this node is primary and so is the peer")
+        }
+        return .accept(delegate: self, hello: nil)
+    }
+
+    func peerLinkEstablished(_ link: PeerLink) {
+        guard link === self.link else { return }
+        setLastError(nil)
+        barrierEpoch = 0
+        barrierCount = 0
+        feed(.linkUp)
+    }
+
+    func peerLink(_ link: PeerLink, received message: WireMessage) {
+        guard link === self.link else { return }
+        switch message {
+        case .replicaHello(let hello):
+            guard let copy = DiskState(wire: hello.diskState) else {
+                return link.closeForViolation("protocol violation: ReplicaHello with disk state code \(hello.diskState.rawValue)")
+            }
+            feed(.peer(.hello(durableThroughEpoch: hello.durableThroughEpoch, copy: copy)))
+        case .durableAck(let epoch):
+            feed(.peer(.durableThroughEpoch(epoch)))
+        case .dataAck(_, let sequence):
+            feed(.peer(.dataAck(sequence: sequence)))
+        case .ping(let nonce):
+            link.send(.pong(nonce: nonce))
+        case .pong:
+            break
+        case .failoverRequest:
+            context.events.publish(resource: resource, "failover-requested", ["peer": .string(link.peerNodeName)])
+            onFailoverRequested?()
+        default:
+            link.closeForViolation("protocol violation: a secondary sent \(message.type)")
+        }
+    }
+
+    func peerLinkClosed(_ link: PeerLink, reason: String) {
+        guard link === self.link else { return }
+        self.link = nil
+        if let failure = link.failure { counters.count(failure) }
+        noteFailure(reason)
+        feed(.linkDown(reason: reason, refusal: link.peerRefusal))
+    }
+
+    /// Encodes one message of the node onto the link.
+    func send(_ message: PrimaryMessage) {
+        guard let link, link.isEstablished else { return }
+        switch message {
+        case .data(let data): sendData(data, on: link)
+        case .epochBarrier(let epoch):
+            let count = barrierEpoch == epoch ? barrierCount : 0
+            link.send(.epochBarrier(epoch: epoch, writeCount: count))
+        case .flushRequest(let epoch): link.send(.flushRequest(epoch: epoch))
+        case .resendComplete(let sequence): link.send(.resendComplete(throughSequence: sequence))
+        }
+    }
+
+    private func sendData(_ data: DataMessage, on link: PeerLink) {
+        guard let block = retained.payload(sequence: data.sequence) else {
+            preconditionFailure("no retained payload for write \(data.sequence)")
+        }
+        if barrierEpoch != data.epoch {
+            barrierEpoch = data.epoch
+            barrierCount = 0
+        }
+        barrierCount += 1
+        let (header, compressed) = WirePayload.prepare(
+            block: block, epoch: data.epoch, sequence: data.sequence, offsetBytes: data.offsetBytes,
+            fua: data.flags.contains(.fua), acknowledgedAfterApply: data.flags.contains(.acknowledgedAfterApply),
+            compress: spec.compression == .lz4, scratch: scratch)
+        let payload = compressed.map { UnsafeRawBufferPointer(rebasing: scratch[0..<$0]) } ?? block
+        if link.sendData(header, payload: payload) {
+            if retained.isInitialCopy(sequence: data.sequence) {
+                counters.resyncedBytes += UInt64(block.count)
+            } else {
+                counters.replicatedBytes += UInt64(block.count)
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+// PrimaryReplicator's local I/O: the node's writes, flushes and full-copy reads on the ring,
+// and their results fed back as node events. I/O mechanics stay here: a write interrupted
+// (EINTR/EAGAIN) or short (e.g. the file system ran out of space part way) is continued from
+// where it stopped, and fails with the disk's own errno if it must; a FUA write on a volume
+// whose RWF_DSYNC is not trusted is followed by a flush before it counts as done. The node
+// sees only the final result of each operation.
+import Glibc
+import TandemCore
+import TandemIO
+
+extension PrimaryReplicator {
+    /// Keeps the payload of an admitted write under its sequence and writes it locally.
+    func writeLocal(_ write: LocalWrite) {
+        let length = Int(write.lengthBytes)
+        switch write.source {
+        case .request(let id):
+            guard let mutation = requests[Int(id)].mutation else { preconditionFailure("write for a free request") }
+            if let buffer = mutation.takeBufferIfSpare() {
+                retained.retainLent(buffer, length: length, sequence: write.sequence)
+            } else {
+                retained.retainCopy(of: mutation.buffer!, length: length, sequence: write.sequence)
+            }
+        case .zeroes:
+            retained.retainShared(zeros, length: length, sequence: write.sequence)
+        case .copyChunk:
+            // Just read from this volume: nothing to write locally.
+            retained.retainCopyChunk(length: length, sequence: write.sequence)
+            return
+        }
+        let slot = retained.slot(write.sequence)
+        retained[slot: slot].offset = write.offsetBytes
+        retained[slot: slot].fua = write.fua
+        retained[slot: slot].doneBytes = 0
+        submitLocalIO(slot)
+    }
+
+    /// Writes what is left of a retained write (all of it, or the rest after a short write).
+    func submitLocalIO(_ slot: Int) {
+        retained[slot: slot].localSubmittedNs = MonotonicClock.nowNs()
+        let entry = retained[slot: slot]
+        context.loop.prepareVolumeIO(write: true, volume: volume, buffer: entry.pointer + entry.doneBytes,
+                                     length: entry.length - entry.doneBytes, offset: entry.offset + UInt64(entry.doneBytes),
+                                     dsync: entry.fua && volume.honoursDSyncWrites, handler: handlerID, tag: UInt32(slot))
+    }
+
+    func readCopyChunk(offset: UInt64, length: UInt32) {
+        let pointer = retained.reserveCopyChunk(length: Int(length))
+        copyRead = (offset, length)
+        context.loop.prepareVolumeIO(write: false, volume: volume, buffer: pointer, length: Int(length),
+                                     offset: offset, dsync: false, handler: handlerID, tag: Self.copyReadTag)
+    }
+
+    func ioCompleted(tag: UInt32, result: Int32, flags: UInt32) {
+        switch tag {
+        case Self.flushTag:
+            feed(.localFlushDone(errno: result < 0 ? -result : 0))
+        case Self.copyReadTag:
+            guard let (offset, length) = copyRead else { preconditionFailure("a copy read nobody asked for") }
+            copyRead = nil
+            let errno = result == Int32(length) ? 0 : (result < 0 ? -result : EIO)
+            feed(.copyChunkRead(offsetBytes: offset, lengthBytes: length, errno: errno))
+        case let tag where tag & Self.fuaFlushBit != 0:
+            let slot = Int(tag & ~Self.fuaFlushBit)
+            feed(.localWriteDone(sequence: retained[slot: slot].sequence, errno: result < 0 ? -result : 0))
+        default:
+            let slot = Int(tag)
+            let entry = retained[slot: slot]
+            let left = entry.length - entry.doneBytes
+            if result == -EINTR || result == -EAGAIN || (result > 0 && Int(result) < left) {
+                if result > 0 { retained[slot: slot].doneBytes += Int(result) }
+                return submitLocalIO(slot)
+            }
+            if result <= 0 {
+                return feed(.localWriteDone(sequence: entry.sequence, errno: result == 0 ? EIO : -result))
+            }
+            counters.localWriteLatency.record(since: entry.localSubmittedNs)
+            if entry.fua && !volume.honoursDSyncWrites {
+                // The write is done but not known durable: flush before it counts as complete.
+                return context.loop.prepareFlush(volume: volume, handler: handlerID, tag: UInt32(slot) | Self.fuaFlushBit)
+            }
+            feed(.localWriteDone(sequence: entry.sequence, errno: 0))
+        }
+    }
+}

@@ -1,0 +1,50 @@
+// PrimaryReplicator's status fields and peer-disk-state events, read from the node.
+import TandemControl
+import TandemCore
+
+extension PrimaryReplicator {
+    var statusFields: [String: JSONValue] {
+        let now = ReplicationContext.nowNs()
+        let primary = node.primary
+        var fields: [String: JSONValue] = [:]
+        fields["connection_state"] = .string(node.connectionState.rawValue)
+        fields["peer_disk_state"] = .string(peerDiskState.rawValue)
+        fields["replication_state"] = .string(node.streamState.rawValue)
+        fields["lag_bytes"] = .int(Int64(primary.lagBytes))
+        fields["rpo_ms"] = .int(Int64(primary.rpoAgeNs(nowNs: now) / 1_000_000))
+        fields["unconfirmed_bytes"] = .int(Int64(primary.unconfirmedBytes))
+        fields["writes_blocked"] = .bool(node.isBlocked)
+        fields["out_of_sync_bytes"] = .int(Int64(node.outOfSyncBytes))
+        fields["resync_progress"] = .double(volume.sizeBytes == 0 ? 1 : Double(min(node.copyCursor, volume.sizeBytes)) / Double(volume.sizeBytes))
+        let rate = node.copyRateBytesPerSecond
+        fields["resync_rate_bytes_per_second"] = .int(Int64(clamping: rate))
+        if rate > 0, !node.peerSynced {
+            fields["resync_eta_seconds"] = .int(Int64(clamping: (node.outOfSyncBytes + rate - 1) / rate))
+        }
+        fields["retained_writes"] = .int(Int64(retained.count))
+        fields["spilled_writes"] = .int(Int64(clamping: retained.spilledWrites))
+        fields["enabled"] = .bool(node.enabled)
+        fields["redundant"] = .bool(node.isPeerReady && node.peerSynced)
+        fields["session_start"] = .string(Self.word(basis))
+        fields["session_start_reason"] = .string(sessionStartReason)
+        if let lastError { fields["last_error"] = .string(lastError) }
+        return fields
+    }
+
+    /// The status word for a session basis.
+    static func word(_ basis: SessionBasis) -> String {
+        switch basis {
+        case .fullCopy: return "full-copy"
+        case .assumeInSync: return "assumed-in-sync"
+        case .continues: return "clean-restart"
+        }
+    }
+
+    var peerDiskState: DiskState { node.peerDiskState }
+
+    /// One event per change of the peer's disk state as this node sees it (changes between
+    /// UpToDate and Consistent coalesced, see `DiskState.publishesNow`; `tick` catches up).
+    func publishPeerDiskState() {
+        peerStateAnnouncer.announce(peerDiskState, resource: resource, events: context.events)
+    }
+}

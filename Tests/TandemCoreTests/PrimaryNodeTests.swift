@@ -1,0 +1,492 @@
+// PrimaryNode: the primary's decisions, checked on the actions it emits for each event.
+import TandemCore
+import Testing
+
+/// A node and the actions of its last event.
+private struct Harness {
+    var node: PrimaryNode
+    var actions: [PrimaryNodeAction] = []
+    var nowNs: UInt64 = 1_000_000_000
+
+    init(mode: ReplicationAckMode = .async, basis: SessionBasis = .assumeInSync, bufferBytes: UInt64 = 8 << 20,
+         volumeBytes: UInt64 = 64 << 20, chunkBytes: UInt32 = 1 << 20) {
+        node = PrimaryNode(
+            config: PrimaryNodeConfig(
+                primary: ReplicationPrimaryConfig(mode: mode, bufferBytesMax: bufferBytes),
+                volumeSizeBytes: volumeBytes, chunkBytes: chunkBytes),
+            session: 77, basis: basis)
+    }
+
+    @discardableResult
+    mutating func send(_ event: PrimaryNodeEvent) -> [PrimaryNodeAction] {
+        actions.removeAll()
+        node.handle(event, nowNs: nowNs, into: &actions)
+        return actions
+    }
+
+    /// Enabled, dialled, link up, the peer's hello accepted.
+    mutating func connect(durable: Epoch = 0, copy: DiskState = .consistent) {
+        send(.enable)
+        #expect(actions.contains(.dial))
+        send(.linkUp)
+        send(.peer(.hello(durableThroughEpoch: durable, copy: copy)))
+    }
+
+    var answers: [(RequestID, Int32)] {
+        actions.compactMap { if case let .answer(id, errno) = $0 { return (id, errno) } else { return nil } }
+    }
+
+    var localWrites: [LocalWrite] {
+        actions.compactMap { if case let .writeLocal(write) = $0 { return write } else { return nil } }
+    }
+
+    var dataSent: [DataMessage] {
+        actions.compactMap { if case let .send(.data(data)) = $0 { return data } else { return nil } }
+    }
+
+    func answered(_ id: RequestID) -> Int32? { answers.first { $0.0 == id }?.1 }
+}
+
+@Suite struct PrimaryNodeTests {
+    @Test func aWriteIsWrittenSentAndAnsweredAfterTheLocalCompletionInAsyncMode() {
+        var h = Harness()
+        h.connect()
+        h.send(.request(id: 5, .write(offsetBytes: 4096, lengthBytes: 4096, fua: false)))
+        #expect(h.actions.first == .invalidateCleanStop, "the session's first mutation cancels the clean stop")
+        #expect(h.localWrites.count == 1)
+        let write = h.localWrites[0]
+        #expect(write.source == .request(5) && write.sequence == 1 && write.offsetBytes == 4096)
+        #expect(h.dataSent.map(\.sequence) == [1], "sent from the same payload in the same batch")
+        #expect(h.answers.isEmpty)
+        h.send(.localWriteDone(sequence: 1, errno: 0))
+        #expect(h.answered(5) == 0)
+        // Released only once the peer has it durable.
+        #expect(!h.actions.contains { if case .release = $0 { return true } else { return false } })
+        h.send(.peer(.durableThroughEpoch(1)))
+        #expect(h.actions.contains(.release(throughSequence: 1)))
+        // A second mutation does not invalidate again.
+        h.send(.request(id: 6, .write(offsetBytes: 0, lengthBytes: 512, fua: false)))
+        #expect(!h.actions.contains(.invalidateCleanStop))
+    }
+
+    @Test func aSyncWriteIsAnsweredOnlyAfterThePeerAppliedIt() {
+        var h = Harness(mode: .sync)
+        h.connect()
+        h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
+        h.send(.localWriteDone(sequence: 1, errno: 0))
+        #expect(h.answers.isEmpty)
+        h.send(.peer(.dataAck(sequence: 1)))
+        #expect(h.answered(1) == 0)
+    }
+
+    @Test func anOverlappingWriteWaitsUntilTheEarlierIsAnsweredAndTheQueueStaysFIFO() {
+        var h = Harness()
+        h.connect()
+        h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 8192, fua: false)))
+        #expect(h.localWrites.count == 1)
+        h.send(.request(id: 2, .write(offsetBytes: 4096, lengthBytes: 4096, fua: false)))
+        #expect(h.localWrites.isEmpty, "overlaps write 1, not yet answered")
+        h.send(.request(id: 3, .write(offsetBytes: 1 << 20, lengthBytes: 4096, fua: false)))
+        #expect(h.localWrites.isEmpty, "strict FIFO behind the waiting write")
+        h.send(.localWriteDone(sequence: 1, errno: 0))
+        #expect(h.answered(1) == 0)
+        #expect(h.localWrites.map(\.source) == [.request(2), .request(3)])
+        // The later write is in a later epoch: the secondary applies it after the earlier.
+        let epochs = h.dataSent.map(\.epoch)
+        #expect(epochs.count == 2 && epochs[0] > 1)
+    }
+
+    @Test func nonOverlappingWritesRunConcurrently() {
+        var h = Harness()
+        h.connect()
+        h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
+        h.send(.request(id: 2, .write(offsetBytes: 4096, lengthBytes: 4096, fua: false)))
+        #expect(h.localWrites.map(\.sequence) == [2])
+        #expect(h.node.localWritesInFlight == 2)
+    }
+
+    @Test func writeZeroesIsChunkedIntoReplicatedWritesOfTheSharedZeroBlock() {
+        var h = Harness()
+        h.connect()
+        h.send(.request(id: 9, .writeZeroes(offsetBytes: 0, lengthBytes: 2_500_000, fua: true)))
+        let writes = h.localWrites
+        #expect(writes.map(\.lengthBytes) == [1 << 20, 1 << 20, 2_500_000 - 2 << 20])
+        #expect(writes.allSatisfy { $0.source == .zeroes && $0.request == 9 })
+        #expect(writes.map(\.fua) == [false, false, true], "FUA on the last chunk only")
+        #expect(h.dataSent.count == 3)
+        h.send(.localWriteDone(sequence: 1, errno: 0))
+        h.send(.localWriteDone(sequence: 2, errno: 0))
+        #expect(h.answers.isEmpty, "answered once every chunk is")
+        h.send(.localWriteDone(sequence: 3, errno: 0))
+        #expect(h.answered(9) == 0, "async: the last (FUA) chunk durable locally answers the request")
+    }
+
+    @Test func zeroesWaitForRoomChunkByChunk() {
+        var h = Harness(bufferBytes: 4 << 20)
+        h.connect()
+        h.send(.request(id: 1, .writeZeroes(offsetBytes: 0, lengthBytes: 6 << 20, fua: false)))
+        #expect(h.localWrites.count == 4, "the buffer holds four chunks")
+        #expect(h.node.isBlocked && h.node.streamState == .blocked)
+        h.send(.request(id: 2, .flush))
+        #expect(h.actions.isEmpty, "the flush waits behind the zeroes")
+        for sequence in 1...4 { h.send(.localWriteDone(sequence: WriteSequence(sequence), errno: 0)) }
+        h.send(.peer(.durableThroughEpoch(h.node.primary.openEpoch)))
+        #expect(h.actions.contains(.release(throughSequence: 4)))
+        #expect(h.localWrites.count == 2, "the last two chunks follow once room is released")
+    }
+
+    @Test func trimIsANoOpAnsweredAtOnce() {
+        var h = Harness()
+        h.send(.request(id: 4, .trim))
+        #expect(h.actions == [.answer(4, errno: 0)])
+    }
+
+    @Test func aFlushIsAnsweredAfterTheLocalFlush() {
+        var h = Harness()
+        h.connect()
+        h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
+        h.send(.request(id: 2, .flush))
+        #expect(!h.actions.contains(.flushLocal), "the write is not complete locally yet")
+        h.send(.localWriteDone(sequence: 1, errno: 0))
+        #expect(h.actions.contains(.flushLocal))
+        h.send(.localFlushDone(errno: 0))
+        #expect(h.answered(2) == 0)
+    }
+
+    @Test func theFirstDiskErrorFailsTheRequestAndEveryLaterMutation() {
+        var h = Harness()
+        h.connect()
+        h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
+        h.send(.request(id: 2, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))  // waits: overlap
+        h.send(.localWriteDone(sequence: 1, errno: 28))
+        #expect(h.actions.contains(.notice(.diskFailed(operation: "write", errno: 28))))
+        #expect(h.answered(1) == PrimaryErrno.eio)
+        #expect(h.answered(2) == PrimaryErrno.eio, "the queued mutation fails too")
+        h.send(.request(id: 3, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)))
+        #expect(h.actions == [.answer(3, errno: PrimaryErrno.eio)])
+        h.send(.request(id: 4, .flush))
+        #expect(h.actions == [.answer(4, errno: PrimaryErrno.eio)])
+    }
+
+    @Test func theLinkIsDialledWithBackoffAndReconnectsAfterALoss() {
+        var h = Harness()
+        #expect(h.node.connectionState == .standAlone)
+        h.send(.enable)
+        #expect(h.actions.contains(.dial) && h.node.connectionState == .connecting)
+        h.send(.dialFailed("refused"))
+        h.send(.tick)
+        #expect(!h.actions.contains(.dial), "not before 250 ms")
+        h.nowNs += 250_000_000
+        h.send(.tick)
+        #expect(h.actions.contains(.dial))
+        h.send(.dialFailed("refused"))
+        h.nowNs += 250_000_000
+        h.send(.tick)
+        #expect(!h.actions.contains(.dial), "the backoff doubled to 500 ms")
+        h.nowNs += 250_000_000
+        h.send(.tick)
+        #expect(h.actions.contains(.dial))
+        h.send(.linkUp)
+        #expect(h.node.connectionState == .connected)
+        #expect(h.actions.contains(.notice(.connectionState(.connected))))
+        h.send(.linkDown(reason: "reset", refusal: nil))
+        #expect(h.node.connectionState == .connecting && h.node.streamState == .off)
+        h.send(.tick)
+        #expect(h.actions.contains(.dial), "a lost link is redialled at the next tick")
+        h.send(.dialFailed("refused"))
+        h.send(.tick)
+        #expect(!h.actions.contains(.dial))
+        h.nowNs += 250_000_000
+        h.send(.tick)
+        #expect(h.actions.contains(.dial), "the backoff starts again at 250 ms after a link was up")
+    }
+
+    @Test func helloResendsAndSyncCompleteFollowsInSyncMode() {
+        var h = Harness(mode: .sync)
+        h.send(.enable)
+        h.send(.linkUp)
+        #expect(h.node.peerDiskState == .unknown, "nothing heard yet")
+        h.send(.peer(.hello(durableThroughEpoch: 0, copy: .consistent)))
+        #expect(h.actions.contains(.send(.resendComplete(throughSequence: 0))))
+        #expect(h.actions.contains(.sendSyncComplete(throughSequence: 0)))
+        #expect(h.node.peerDiskState == .upToDate)
+        h.send(.peer(.hello(durableThroughEpoch: 0, copy: .consistent)))
+        #expect(h.actions.contains { if case .protocolViolation = $0 { return true } else { return false } })
+    }
+
+    @Test func aPeerThatReportsInconsistentStaysInconsistentUntilTheResentWritesAreDurable() {
+        var h = Harness()
+        h.connect()
+        h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
+        h.send(.localWriteDone(sequence: 1, errno: 0))
+        h.send(.linkDown(reason: "peer crashed", refusal: nil))
+        #expect(h.node.peerDiskState == .outdated)
+        h.nowNs += 1_000_000_000
+        h.send(.tick)
+        h.send(.linkUp)
+        h.send(.peer(.hello(durableThroughEpoch: 0, copy: .inconsistent)))
+        #expect(h.dataSent.map(\.sequence) == [1], "the unconfirmed write goes again")
+        #expect(h.node.peerDiskState == .inconsistent)
+        h.send(.peer(.durableThroughEpoch(1)))
+        #expect(h.node.peerDiskState == .upToDate)
+        #expect(h.actions.contains(.sendSyncComplete(throughSequence: 1)))
+    }
+
+    @Test func aFullCopyReadsChunksWhenQuietAndCompletesWhenTheLastIsDurable() {
+        var h = Harness(mode: .sync, basis: .fullCopy, volumeBytes: 3 << 20)
+        h.connect()
+        #expect(h.node.peerDiskState == .inconsistent && h.node.streamState == .syncSource)
+        #expect(h.actions.contains(.readCopyChunk(offsetBytes: 0, lengthBytes: 1 << 20)))
+        // Nothing is admitted while the read is in flight.
+        h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
+        #expect(h.localWrites.isEmpty)
+        h.send(.copyChunkRead(offsetBytes: 0, lengthBytes: 1 << 20, errno: 0))
+        #expect(h.localWrites.map(\.source) == [.copyChunk] && h.localWrites.first?.sequence == 1)
+        // The write overlaps the chunk, which the sync peer has not applied yet: it waits.
+        // No local write runs, so the next chunk is read meanwhile.
+        #expect(h.actions.contains(.readCopyChunk(offsetBytes: 1 << 20, lengthBytes: 1 << 20)))
+        h.send(.peer(.dataAck(sequence: 1)))
+        #expect(h.localWrites.isEmpty, "a chunk read is in flight: nothing is admitted")
+        h.send(.copyChunkRead(offsetBytes: 1 << 20, lengthBytes: 1 << 20, errno: 0))
+        // The chunk, then the write, in a later epoch than the first chunk.
+        #expect(h.localWrites.map(\.source) == [.copyChunk, .request(1)])
+        #expect(h.localWrites.map(\.sequence) == [2, 3])
+        #expect(h.localWrites[1].epoch > 1)
+        #expect(!h.actions.contains { if case .readCopyChunk = $0 { return true } else { return false } },
+                "the next chunk waits for the local write")
+        h.send(.localWriteDone(sequence: 3, errno: 0))
+        #expect(h.actions.contains(.readCopyChunk(offsetBytes: 2 << 20, lengthBytes: 1 << 20)))
+        h.send(.copyChunkRead(offsetBytes: 2 << 20, lengthBytes: 1 << 20, errno: 0))
+        #expect(h.actions.contains(.notice(.copySent(bytes: 3 << 20))))
+        for sequence in 2...4 { h.send(.peer(.dataAck(sequence: WriteSequence(sequence)))) }
+        #expect(h.node.peerDiskState == .inconsistent)
+        h.send(.peer(.durableThroughEpoch(h.node.primary.openEpoch)))
+        #expect(h.actions.contains(.sendSyncComplete(throughSequence: 4)))
+        #expect(h.actions.contains(.notice(.copyDone(bytes: 3 << 20))))
+        #expect(h.node.peerDiskState == .upToDate && h.node.outOfSyncBytes == 0)
+    }
+
+    @Test func aFailedCopyReadStopsTheCopyAndLeavesThePeerInconsistent() {
+        var h = Harness(basis: .fullCopy, volumeBytes: 2 << 20)
+        h.connect()
+        h.send(.copyChunkRead(offsetBytes: 0, lengthBytes: 1 << 20, errno: 5))
+        #expect(h.actions.contains(.discardCopyChunk))
+        #expect(h.actions.contains(.notice(.diskFailed(operation: "read", errno: 5))))
+        #expect(!h.actions.contains { if case .readCopyChunk = $0 { return true } else { return false } })
+        #expect(h.node.peerDiskState == .inconsistent)
+    }
+
+    @Test func anUnrelatedDataRefusalSwitchesToAFullCopy() {
+        var h = Harness(basis: .continues(from: 5))
+        h.send(.enable)
+        h.send(.linkDown(reason: "refused by the peer: unrelated-data", refusal: .unrelatedData))
+        #expect(h.node.basis == .fullCopy && h.node.copyWanted && !h.node.peerSynced)
+        #expect(h.actions.contains(.invalidateCleanStop))
+        #expect(h.actions.contains(.notice(.fullCopyStarted(reason: "refused by the peer: unrelated-data"))))
+    }
+
+    @Test func drainRefusesNewWritesAndReportsDrainedWhenEverythingIsDurableOnThePeer() {
+        var h = Harness()
+        h.connect()
+        h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
+        h.send(.drain)
+        #expect(!h.actions.contains(.drained))
+        h.send(.request(id: 2, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)))
+        #expect(h.actions == [.answer(2, errno: PrimaryErrno.erofs)])
+        h.send(.localWriteDone(sequence: 1, errno: 0))
+        #expect(!h.actions.contains(.drained), "answered but not durable on the peer")
+        h.send(.peer(.durableThroughEpoch(1)))
+        #expect(h.actions.contains(.drained))
+    }
+
+    @Test func stopAnswersLocallyCompletedWritesAndFlushedFlushesAndFailsTheRest() {
+        var h = Harness(mode: .sync)
+        h.connect()
+        h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
+        h.send(.request(id: 2, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)))
+        h.send(.request(id: 3, .flush))
+        h.send(.request(id: 4, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))  // overlaps 1: queued
+        h.send(.localWriteDone(sequence: 1, errno: 0))
+        h.send(.stop)
+        #expect(h.actions.contains(.recordStop(cleanStop: 0)))
+        #expect(h.actions.contains(.closeLink("resource stopping")))
+        h.send(.linkDown(reason: "resource stopping", refusal: nil))
+        #expect(h.answers.isEmpty, "write 2 is still running locally")
+        h.send(.localWriteDone(sequence: 2, errno: 0))
+        // The stream machine's own flush for the FLUSH (sync: not answerable without the
+        // peer), then the stop's flush once nothing else runs.
+        #expect(h.actions == [.flushLocal])
+        h.send(.localFlushDone(errno: 0))
+        #expect(h.actions == [.flushLocal], "a held FLUSH gets a local flush at stop")
+        h.send(.localFlushDone(errno: 0))
+        #expect(h.answered(1) == 0 && h.answered(2) == 0 && h.answered(3) == 0)
+        #expect(h.answered(4) == PrimaryErrno.eio)
+        #expect(h.actions.last == .stopped)
+    }
+
+    @Test func aCleanStopRecordsTheSessionOnceThePeerWasHeard() {
+        var h = Harness()
+        h.connect()
+        h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
+        h.send(.localWriteDone(sequence: 1, errno: 0))
+        h.send(.peer(.durableThroughEpoch(1)))
+        #expect(h.node.isCleanForStop)
+        h.send(.disable)
+        #expect(h.actions.contains(.recordStop(cleanStop: 77)))
+        #expect(h.node.connectionState == .standAlone)
+        h.send(.stop)
+        #expect(!h.actions.contains { if case .recordStop = $0 { return true } else { return false } }, "recorded once")
+    }
+
+    @Test func anUnheardPeerKeepsTheBasisAsTheCleanStop() {
+        var h = Harness(basis: .continues(from: 12))
+        h.send(.stop)
+        #expect(h.actions.contains(.recordStop(cleanStop: 12)))
+        #expect(h.actions.last == .stopped)
+    }
+}
+
+/// A deterministic generator for the randomized test.
+private struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+}
+
+@Suite struct PrimaryNodeRandomTests {
+    /// Overlapping requests of every kind, local completions in any order, peer acks and
+    /// link losses at random: every request is answered exactly once, no two writes of one
+    /// epoch overlap, releases only move forward, and once everything settles every request
+    /// has been answered 0.
+    @Test(arguments: [(ReplicationAckMode.async, UInt64(1)), (.async, 2), (.sync, 3), (.sync, 4)])
+    func randomOverlappingWorkloadsKeepTheRules(mode: ReplicationAckMode, seed: UInt64) {
+        var random = SplitMix(state: seed)
+        var h = Harness(mode: mode, bufferBytes: 256 << 10, chunkBytes: 64 << 10)
+        h.connect()
+        var outstanding = Set<RequestID>()
+        var nextID: RequestID = 1
+        var localInFlight: [WriteSequence] = []
+        var flushInFlight = false
+        var sent: [WriteSequence: DataMessage] = [:]
+        var releasedThrough: WriteSequence = 0
+        var answeredCount = 0
+        /// The newest epoch the stream has closed (barrier, flush request, or a later write).
+        var closedEpoch: Epoch = 0
+        /// A payload store carrying out the actions in order, as the driver does: it must
+        /// never hold more than the node's bounds.
+        var held: [WriteSequence: UInt32] = [:]
+        var heldBytes: UInt64 = 0
+
+        func absorb(_ actions: [PrimaryNodeAction]) {
+            for action in actions {
+                switch action {
+                case let .answer(id, errno):
+                    #expect(outstanding.remove(id) != nil, "request \(id) answered twice or never asked")
+                    #expect(errno == 0, "no failure was injected")
+                    answeredCount += 1
+                case let .writeLocal(write):
+                    if write.source != .copyChunk { localInFlight.append(write.sequence) }
+                    held[write.sequence] = write.lengthBytes
+                    heldBytes += UInt64(write.lengthBytes)
+                    #expect(heldBytes <= 256 << 10, "the store would hold \(heldBytes) bytes, beyond the node's bound")
+                    #expect(held.count <= h.node.config.primary.writesInFlightMax)
+                case .flushLocal:
+                    #expect(!flushInFlight, "two local flushes at once")
+                    flushInFlight = true
+                case let .send(.epochBarrier(epoch)), let .send(.flushRequest(epoch)):
+                    closedEpoch = max(closedEpoch, epoch)
+                case let .send(.data(data)):
+                    closedEpoch = max(closedEpoch, data.epoch - 1)
+                    if sent[data.sequence] == nil {
+                        let end = data.offsetBytes + UInt64(data.lengthBytes)
+                        for other in sent.values where other.epoch == data.epoch {
+                            #expect(!(data.offsetBytes < other.offsetBytes + UInt64(other.lengthBytes) && other.offsetBytes < end),
+                                    "writes \(other.sequence) and \(data.sequence) overlap in epoch \(data.epoch)")
+                        }
+                        sent[data.sequence] = data
+                    }
+                case let .release(through):
+                    #expect(through > releasedThrough)
+                    releasedThrough = through
+                    for sequence in sent.keys where sequence <= through { sent[sequence] = nil }
+                    for (sequence, length) in held where sequence <= through {
+                        held[sequence] = nil
+                        heldBytes -= UInt64(length)
+                    }
+                default:
+                    break
+                }
+            }
+        }
+
+        for _ in 0..<6_000 {
+            h.nowNs += 1_000_000
+            switch random.below(10) {
+            case 0, 1, 2:
+                let id = nextID
+                nextID += 1
+                outstanding.insert(id)
+                let offset = UInt64(random.below(32)) * 4096
+                let request: ApplicationRequest
+                switch random.below(12) {
+                case 0: request = .flush
+                case 1: request = .trim
+                case 2: request = .writeZeroes(offsetBytes: offset, lengthBytes: UInt64(1 + random.below(40)) * 4096, fua: random.below(2) == 0)
+                default: request = .write(offsetBytes: offset, lengthBytes: UInt32(1 + random.below(4)) * 4096, fua: random.below(8) == 0)
+                }
+                absorb(h.send(.request(id: id, request)))
+            case 3, 4, 5:
+                guard !localInFlight.isEmpty else { continue }
+                let sequence = localInFlight.remove(at: random.below(localInFlight.count))
+                absorb(h.send(.localWriteDone(sequence: sequence, errno: 0)))
+            case 6:
+                guard flushInFlight else { continue }
+                flushInFlight = false
+                absorb(h.send(.localFlushDone(errno: 0)))
+            case 7:
+                let keys = sent.keys.sorted()
+                guard h.node.isPeerReady, mode == .sync, !keys.isEmpty else { continue }
+                absorb(h.send(.peer(.dataAck(sequence: keys[random.below(keys.count)]))))
+            case 8:
+                guard h.node.isPeerReady, closedEpoch > h.node.primary.peerDurableEpoch else { continue }
+                absorb(h.send(.peer(.durableThroughEpoch(closedEpoch))))
+            default:
+                if h.node.isPeerReady && random.below(20) == 0 {
+                    absorb(h.send(.linkDown(reason: "cut", refusal: nil)))
+                    sent.removeAll()
+                } else if !h.node.isPeerReady {
+                    h.nowNs += 10_000_000_000
+                    absorb(h.send(.tick))
+                    absorb(h.send(.linkUp))
+                    absorb(h.send(.peer(.hello(durableThroughEpoch: h.node.primary.peerDurableEpoch, copy: .consistent))))
+                }
+            }
+        }
+        // Settle: everything completes, the peer confirms everything.
+        var rounds = 0
+        while !outstanding.isEmpty && rounds < 10_000 {
+            rounds += 1
+            if !h.node.isPeerReady {
+                h.nowNs += 10_000_000_000
+                absorb(h.send(.tick))
+                absorb(h.send(.linkUp))
+                absorb(h.send(.peer(.hello(durableThroughEpoch: h.node.primary.peerDurableEpoch, copy: .consistent))))
+            }
+            if let sequence = localInFlight.popLast() { absorb(h.send(.localWriteDone(sequence: sequence, errno: 0))) }
+            if flushInFlight {
+                flushInFlight = false
+                absorb(h.send(.localFlushDone(errno: 0)))
+            }
+            if mode == .sync { for sequence in sent.keys.sorted() { absorb(h.send(.peer(.dataAck(sequence: sequence)))) } }
+            if closedEpoch > h.node.primary.peerDurableEpoch { absorb(h.send(.peer(.durableThroughEpoch(closedEpoch)))) }
+        }
+        #expect(outstanding.isEmpty, "\(outstanding.count) requests never answered")
+        #expect(answeredCount > 1_000)
+    }
+}
