@@ -1,172 +1,182 @@
 import Glibc
 import TandemCore
 
-// The primary's side of a simulated node: the state machine (ReplicationPrimary) and what the
-// daemon's PrimaryReplicator decides around it today — the session and its basis from the
-// record, the full copy, SyncComplete, drain, the disk-error and peer-failed rules — as the
-// driver does them (docs/replication.md, "The daemon's driver"). These driver rules move into
-// TandemCore's PrimaryNode (issue 8); this file then only maps its actions.
+// The primary's side of a simulated node: TandemCore's PrimaryNode, the machine the daemon
+// runs (PrimaryReplicator only carries out its actions). This file does what that driver
+// does: requests, local I/O results, copy reads and the link's life in as events; answers,
+// local I/O, messages, records and link commands out. After the peer's disk failed the
+// resource detaches replication (the node stops) and writes go to the local disk alone.
 
 final class PrimarySide {
-    var machine: ReplicationPrimary
-    let session: UInt64
-    var basis: SessionBasis
-    var peerHeard = false
-    var peerSynced: Bool
-    var copyWanted: Bool
-    var copyCursor = 0
-    var copyReadInFlight = false
-    var copyLastSequence: WriteSequence = 0
-    var copyChunksOutstanding = 0
-    var confirmedOnLink: WriteSequence?
-    /// The peer said Inconsistent in its hello: until what was re-sent (through this
-    /// sequence) is durable on it.
-    var peerInconsistentThrough: WriteSequence?
-    var draining = false
-    /// The secondary accepted this link's Hello.
-    var peerAccepted = false
-    /// The peer's disk failed: replication is detached, writes go to the local disk only.
+    var node: PrimaryNode
+    var session: UInt64 { node.session }
+    var machine: ReplicationPrimary { node.primary }
+    /// The peer's disk failed: replication is stopped, writes go to the local disk only.
     var standalone = false
-    var localIOInFlight = 0
-    var wroteInSession = false
-    /// Application requests waiting while a copy chunk is read (the driver's `parked`).
-    var parked: [RequestID] = []
-    var failedSequences: Set<WriteSequence> = []
-    var sequenceOfRequest: [RequestID: WriteSequence] = [:]
-    var deferred: [PrimaryEvent] = []
+    /// The link's Hello was accepted by the secondary (the node has been told `.linkUp`).
+    var peerAccepted = false
+    /// Demoted for a planned failover: stopping; the link is the new primary's to close.
+    var handingOver = false
+    /// Chunks read for the full copy, in order, until the node admits them.
+    var copyChunks: [[UInt64]] = []
 
-    init(config: ReplicationPrimaryConfig, session: UInt64, basis: SessionBasis) {
-        machine = ReplicationPrimary(config: config)
-        self.session = session
-        self.basis = basis
-        peerSynced = basis != .fullCopy
-        copyWanted = basis == .fullCopy
-    }
+    init(node: PrimaryNode) { self.node = node }
 }
 
 extension Simulation {
+    func primaryConfig() -> PrimaryNodeConfig {
+        PrimaryNodeConfig(
+            primary: scenario.primaryConfig,
+            volumeSizeBytes: UInt64(scenario.blockCount) * SimulationScenario.blockSizeBytes,
+            hasPeer: true, chunkBytes: UInt32(UInt64(scenario.copyChunkBlocks) * SimulationScenario.blockSizeBytes),
+            requestsQueuedMax: 64, backoffInitialNs: 100_000, backoffMaxNs: 2_000_000)
+    }
+
     /// A node starts (or restarts, or is promoted) as primary: the basis from its record
-    /// (ResourceRoles' PrimaryStart), a new session.
+    /// (ResourceRoles' PrimaryStart), a new session, then `enable`.
     func startPrimary(_ node: SimNode, handedOver: Bool = false, peerLacksWrites: Bool = false) {
         let fault: PrimaryStartFault? = scenario.testingFault == .restartForgetsUnconfirmedWrites
             ? .restartForgetsUnconfirmedWrites : nil
         let start = PrimaryStart(PrimaryStartFacts(record: node.record, initialSync: scenario.initialSync,
-                                                   handedOver: handedOver, peerLacksWrites: peerLacksWrites),
+                                                   handedOver: handedOver,
+                                                   peerLacksWrites: peerLacksWrites || node.peerFailedMarker),
                                  fault: fault)
-        let basis = start.basis
         node.record = start.record
         node.record.generation += 1
-        // A FLUSH covers every write completed before it, also those of an earlier run (or
-        // received as secondary) that the disk may still cache: the volume is flushed before
-        // it is served. (ReplicationPrimary acknowledges a FLUSH before the session's first
-        // write without a flush: docs/replication.md "The simulator", findings.)
-        node.disk.flushNow()
         var session: UInt64
         repeat { session = random.between(1, UInt64.max - 1) } while checker.histories[session] != nil
         sessionsStarted += 1
         node.isPrimary = true
         node.lastPrimarySession = session
-        node.primary = PrimarySide(config: scenario.primaryConfig, session: session, basis: basis)
-        node.historySession = session
         node.lineage = checker.lineage
+        node.historySession = session
+        if scenario.tolerated.flushBeforeServing {
+            // Known gap: see SimulationKnownGaps.flushBeforeServing.
+            node.disk.flushNow()
+        }
         if let problem = checker.startSession(session, base: node.disk.cache) { fail(problem) }
-        rpo = RPOReference()
-        trace("\(node.name) starts primary session \(session) (\(basis))")
-        scheduleDial(afterNs: random.between(10_000, 1_000_000))
+        node.primary = PrimarySide(node: PrimaryNode(config: primaryConfig(), session: session, basis: start.basis))
+        trace("\(node.name) starts primary session \(session) (\(start.basis), \(start.reason))")
+        drivePrimary(node, .enable)
     }
 
     // MARK: State machine
 
-    func drivePrimary(_ node: SimNode, _ event: PrimaryEvent) {
+    func drivePrimary(_ node: SimNode, _ event: PrimaryNodeEvent) {
         guard let primary = node.primary else { return }
-        var next: PrimaryEvent? = event
-        while let event = next {
-            primaryActions.removeAll(keepingCapacity: true)
-            primary.machine.handle(event, nowNs: nowNs, into: &primaryActions)
-            let actions = primaryActions
-            for action in actions {
-                trace("\(node.name) primary: \(action)")
-                perform(action, node: node, primary: primary)
-            }
-            next = primary.deferred.isEmpty ? nil : primary.deferred.removeFirst()
+        primaryActions.removeAll(keepingCapacity: true)
+        primary.node.handle(event, nowNs: nowNs, into: &primaryActions)
+        let actions = primaryActions
+        for action in actions {
+            trace("\(node.name) primary: \(action)")
+            perform(action, node: node, primary: primary)
+            if failure != nil || node.primary !== primary { return }
         }
-        afterPrimaryBatch(node, primary)
     }
 
-    private func afterPrimaryBatch(_ node: SimNode, _ primary: PrimarySide) {
-        admitParked(node, primary)
-        continueCopy(node, primary)
-        checkCopyDone(node, primary)
-        confirmPeerIfInSync(node, primary)
-        checkDrained(node)
-    }
-
-    private func perform(_ action: PrimaryAction, node: SimNode, primary: PrimarySide) {
+    private func perform(_ action: PrimaryNodeAction, node: SimNode, primary: PrimarySide) {
         switch action {
-        case let .submitLocalWrite(write):
+        case let .answer(request, errno):
+            answer(request, errno: errno)
+        case let .writeLocal(write):
             let range = blocks(offsetBytes: write.offsetBytes, lengthBytes: write.lengthBytes)
-            rpo.admitted(write)
-            primary.sequenceOfRequest[write.request] = write.sequence
-            switch requests[write.request] {
-            case let .write(blocks, fua, nil):
+            let values: [UInt64]
+            switch write.source {
+            case let .request(request):
                 let value = nextValue
                 nextValue += 1
-                requests[write.request] = .write(blocks: blocks, fua: fua, value: value)
-                let extent = FakeDisk.Extent(firstBlock: range.lowerBound, values: Array(repeating: value, count: range.count))
-                payloads[PayloadKey(session: primary.session, sequence: write.sequence)] = extent
-                if let problem = checker.recordAdmission(
-                    session: primary.session, sequence: write.sequence, epoch: write.epoch, blocks: range,
-                    values: extent.values, isCopyChunk: false) {
-                    return fail(problem)
+                guard case let .write(blocks, fua, nil) = requests[request], blocks == range else {
+                    return fail("write \(write.sequence) names request \(request), which is no unadmitted write of \(range)")
                 }
-                if node.diskFailed {
-                    primary.failedSequences.insert(write.sequence)
-                    primary.deferred.append(.localWriteCompleted(sequence: write.sequence))
-                } else {
-                    primary.localIOInFlight += 1
-                    submitWrite(node, extent, fua: write.fua, io: .primaryWrite(write.sequence))
+                requests[request] = .write(blocks: blocks, fua: fua, value: value)
+                values = Array(repeating: value, count: range.count)
+            case .zeroes:
+                let value = nextValue
+                nextValue += 1
+                guard case .zeroes(let blocks, let fua, var chunks) = requests[write.request] else {
+                    return fail("zero chunk \(write.sequence) names request \(write.request), which is no WRITE_ZEROES")
                 }
-            case let .copyChunk(_, values):
-                payloads[PayloadKey(session: primary.session, sequence: write.sequence)] =
-                    FakeDisk.Extent(firstBlock: range.lowerBound, values: values)
-                if let problem = checker.recordAdmission(
-                    session: primary.session, sequence: write.sequence, epoch: write.epoch, blocks: range,
-                    values: values, isCopyChunk: true) {
-                    return fail(problem)
-                }
-                // The chunk was just read from this volume: nothing to write locally.
-                primary.copyLastSequence = write.sequence
-                primary.deferred.append(.localWriteCompleted(sequence: write.sequence))
-            default:
-                fail("the primary admitted request \(write.request), which is no unadmitted write")
+                chunks.append((range, value))
+                requests[write.request] = .zeroes(blocks: blocks, fua: fua, chunks: chunks)
+                values = Array(repeating: value, count: range.count)
+            case .copyChunk:
+                guard !primary.copyChunks.isEmpty else { return fail("a copy chunk was admitted that was never read") }
+                values = primary.copyChunks.removeFirst()
+                guard values.count == range.count else { return fail("copy chunk \(write.sequence) has the wrong length") }
             }
-        case .submitLocalFlush:
-            if node.diskFailed {
-                primary.deferred.append(.localFlushCompleted)
-            } else {
-                primary.localIOInFlight += 1
-                submitFlush(node, io: .primaryFlush)
+            let extent = FakeDisk.Extent(firstBlock: range.lowerBound, values: values)
+            payloads[PayloadKey(session: primary.session, sequence: write.sequence)] = extent
+            if let problem = checker.recordAdmission(
+                session: primary.session, sequence: write.sequence, epoch: write.epoch, blocks: range,
+                values: values, isCopyChunk: write.source == .copyChunk) {
+                return fail(problem)
             }
+            // A copy chunk was just read from this disk: nothing is written locally.
+            if write.source != .copyChunk { submitWrite(node, extent, fua: write.fua, io: .primaryWrite(write.sequence, session: primary.session)) }
+        case .flushLocal:
+            submitFlush(node, io: .primaryFlush(session: primary.session))
+        case let .readCopyChunk(offset, length):
+            let range = blocks(offsetBytes: offset, lengthBytes: length)
+            events.schedule(.copyReadDone(node: node.index, incarnation: node.incarnation, session: primary.session, blocks: range),
+                            atNs: nowNs + random.between(10_000, 200_000))
+        case .discardCopyChunk:
+            break  // a failed read added nothing
+        case .release:
+            break  // payloads are kept by (session, sequence)
         case let .send(message):
-            guard let link, link.primary == node.index else { return }
+            guard let link, link.primary == node.index, primary.peerAccepted else { return }
             sendToSecondary(.message(message))
-        case let .acknowledgeWrite(request):
-            let sequence = primary.sequenceOfRequest.removeValue(forKey: request) ?? 0
-            rpo.acknowledged(sequence, atNs: nowNs)
-            if case .copyChunk = requests[request] {
-                requests[request] = nil
-                primary.copyChunksOutstanding -= 1
-                return
-            }
-            answer(request, errno: node.diskFailed || primary.failedSequences.contains(sequence) ? EIO : 0)
-        case let .acknowledgeFlush(request):
-            // After a disk failure no flush can promise durability.
-            answer(request, errno: node.diskFailed ? EIO : 0)
-        case .writesBlocked, .writesUnblocked:
-            break
+        case let .sendSyncComplete(through):
+            guard let link, link.primary == node.index, primary.peerAccepted else { return }
+            syncCompleteSnapshots[SyncCompleteKey(session: primary.session, through: through)] = checker.ackedRequired
+            sendToSecondary(.syncComplete(throughSequence: through))
+        case .dial:
+            dial(from: node)
+        case let .closeLink(reason):
+            if link?.primary == node.index && !primary.handingOver { disconnect("\(node.name) closes: \(reason)") }
         case let .protocolViolation(reason):
             fail("primary \(node.name) reports a protocol violation by a real secondary: \(reason)")
+        case let .recordStop(cleanStop):
+            node.record = node.record.stopped(cleanStop: cleanStop)
+            node.record.generation += 1
+        case .invalidateCleanStop:
+            node.record = node.record.afterFirstWrite()
+            node.record.generation += 1
+        case .drained:
+            handOver(from: node)
+        case .stopped:
+            if primary.handingOver {
+                node.primary = nil
+            } else {
+                // Replication stopped after the peer's disk failed: the resource writes alone.
+                primary.standalone = true
+                trace("\(node.name) detached: writes go to the local disk only")
+            }
+        case let .notice(notice):
+            switch notice {
+            case .diskFailed:
+                node.diskFailed = true
+            case let .peerDiskFailed(reason):
+                trace("\(node.name): the peer's disk failed (\(reason)): replication stops")
+                node.peerFailedMarker = true
+                node.record = node.record.stopped(cleanStop: 0)
+                node.record.generation += 1
+                pendingDetach.insert(node.index)
+            case .copyDone:
+                copiesCompleted += 1
+                node.peerFailedMarker = false
+            case .fullCopyStarted, .copySent, .connectionState:
+                break
+            }
         }
+    }
+
+    func copyReadCompleted(_ node: SimNode, _ primary: PrimarySide, blocks: Range<Int>) {
+        let (values, errno) = node.disk.read(blocks)
+        if errno == 0 { primary.copyChunks.append(values) }
+        drivePrimary(node, .copyChunkRead(
+            offsetBytes: UInt64(blocks.lowerBound) * SimulationScenario.blockSizeBytes,
+            lengthBytes: UInt32(UInt64(blocks.count) * SimulationScenario.blockSizeBytes), errno: errno))
     }
 
     // MARK: Application requests
@@ -174,15 +184,8 @@ extension Simulation {
     /// An application request reaches the primary node.
     func submitToPrimary(_ node: SimNode, _ request: RequestID) {
         guard let primary = node.primary else { return }
-        if primary.draining { return answer(request, errno: EROFS) }
-        if node.diskFailed { return answer(request, errno: EIO) }
-        if case .write = requests[request], !primary.wroteInSession {
-            // Before the session's first write: the record no longer says the peer holds this
-            // volume's content.
-            primary.wroteInSession = true
-            node.writeRecord { $0.cleanStop = 0 }
-        }
         if primary.standalone {
+            if node.diskFailed { return answer(request, errno: EIO) }
             switch requests[request] {
             case let .write(blocks, fua, nil):
                 let value = nextValue
@@ -190,149 +193,88 @@ extension Simulation {
                 requests[request] = .write(blocks: blocks, fua: fua, value: value)
                 submitWrite(node, FakeDisk.Extent(firstBlock: blocks.lowerBound, values: Array(repeating: value, count: blocks.count)),
                             fua: fua, io: .standaloneWrite(request))
+            case let .zeroes(blocks, fua, _):
+                let value = nextValue
+                nextValue += 1
+                requests[request] = .zeroes(blocks: blocks, fua: fua, chunks: [(blocks, value)])
+                submitWrite(node, FakeDisk.Extent(firstBlock: blocks.lowerBound, values: Array(repeating: value, count: blocks.count)),
+                            fua: fua, io: .standaloneWrite(request))
             case .flush:
                 submitFlush(node, io: .standaloneFlush(request))
+            case .trim:
+                answer(request, errno: 0)
             default:
                 break
             }
             return
         }
-        primary.parked.append(request)
-        admitParked(node, primary)
-    }
-
-    private func copyWaiting(_ node: SimNode, _ primary: PrimarySide) -> Bool {
-        primary.copyReadInFlight || (copyWantsChunk(node, primary) && primary.localIOInFlight > 0)
-    }
-
-    private func admitParked(_ node: SimNode, _ primary: PrimarySide) {
-        while !primary.parked.isEmpty, !copyWaiting(node, primary), !primary.machine.isBlocked, node.primary === primary {
-            let request = primary.parked.removeFirst()
-            switch requests[request] {
-            case let .write(blocks, fua, nil):
-                drivePrimaryNested(node, .writeSubmitted(
-                    request: request, offsetBytes: UInt64(blocks.lowerBound) * SimulationScenario.blockSizeBytes,
-                    lengthBytes: UInt32(UInt64(blocks.count) * SimulationScenario.blockSizeBytes), fua: fua))
-            case .flush:
-                drivePrimaryNested(node, .flushSubmitted(request: request))
-            default:
-                break
-            }
-        }
-    }
-
-    /// Feeds an event from inside a batch's follow-up (no recursion into afterPrimaryBatch).
-    private func drivePrimaryNested(_ node: SimNode, _ event: PrimaryEvent) {
-        guard let primary = node.primary else { return }
-        var next: PrimaryEvent? = event
-        while let event = next {
-            primaryActions.removeAll(keepingCapacity: true)
-            primary.machine.handle(event, nowNs: nowNs, into: &primaryActions)
-            let actions = primaryActions
-            for action in actions {
-                trace("\(node.name) primary: \(action)")
-                perform(action, node: node, primary: primary)
-            }
-            next = primary.deferred.isEmpty ? nil : primary.deferred.removeFirst()
+        let size = SimulationScenario.blockSizeBytes
+        trace("request \(request) to \(node.name): \(String(describing: requests[request]))")
+        switch requests[request] {
+        case let .write(blocks, fua, nil):
+            drivePrimary(node, .request(id: request, .write(
+                offsetBytes: UInt64(blocks.lowerBound) * size, lengthBytes: UInt32(UInt64(blocks.count) * size), fua: fua)))
+        case let .zeroes(blocks, fua, _):
+            drivePrimary(node, .request(id: request, .writeZeroes(
+                offsetBytes: UInt64(blocks.lowerBound) * size, lengthBytes: UInt64(blocks.count) * size, fua: fua)))
+        case .flush:
+            drivePrimary(node, .request(id: request, .flush))
+        case .trim:
+            drivePrimary(node, .request(id: request, .trim))
+        default:
+            break
         }
     }
 
     // MARK: Link
 
-    func primaryLinkUp(_ node: SimNode, _ primary: PrimarySide) {
-        primary.confirmedOnLink = nil
-        primary.peerInconsistentThrough = nil
+    /// The node dials: the secondary answers its Hello (accept or refuse) after a network
+    /// delay; a node that is down does not answer.
+    private func dial(from node: SimNode) {
+        let peer = nodes[1 - node.index]
+        guard link == nil, peer.alive, !peer.isPrimary, peer.secondary != nil else {
+            events.schedule(.dialFailed(node: node.index, incarnation: node.incarnation),
+                            atNs: nowNs + random.between(50_000, 500_000))
+            return
+        }
+        linkCount += 1
+        link = Link(id: linkCount, primary: node.index, secondary: peer.index, lastToSecondaryNs: nowNs, lastToPrimaryNs: nowNs)
+        trace("link \(linkCount) opens: \(node.name) → \(peer.name)")
+        guard let primary = node.primary else { return }
         primary.peerAccepted = false
-        sendToSecondary(.hello(session: primary.session, basis: primary.basis, nodeName: node.name, certificateNamesPeer: true))
-        drivePrimary(node, .connectionUp)
+        sendToSecondary(.hello(session: primary.session, basis: primary.node.basis, nodeName: node.name, certificateNamesPeer: true))
     }
 
-    func primaryLinkDown(_ node: SimNode, _ primary: PrimarySide) {
-        guard !primary.standalone else { return }
-        if primary.machine.isConnected { drivePrimary(node, .connectionDown) }
-        // The copy starts over on the next connection.
-        if primary.copyWanted && !primary.copyReadInFlight { primary.copyCursor = 0 }
+    func primaryLinkDown(_ node: SimNode, _ primary: PrimarySide, reason: String, refusal: WireRefusal? = nil) {
+        primary.peerAccepted = false
+        if primary.node.copyWanted && primary.node.copyCursor > 0 { copiesInterrupted += 1 }
+        drivePrimary(node, .linkDown(reason: reason, refusal: refusal))
+        detachIfPeerFailed(node)
+    }
+
+    /// After the peer's disk failed the resource stops replication (`.stop`): the node
+    /// answers what it holds, and the resource writes alone from then on.
+    func detachIfPeerFailed(_ node: SimNode) {
+        guard pendingDetach.remove(node.index) != nil, node.primary != nil else { return }
+        drivePrimary(node, .stop)
     }
 
     func primaryReceived(_ message: ToPrimary, node: SimNode) {
         guard let primary = node.primary, !primary.standalone else { return }
         switch message {
-        case let .message(message):
-            switch message {
-            case let .hello(epoch, copy):
-                rpo.confirm(through: epoch)
-                primary.peerHeard = true
-                if copy == .inconsistent { primary.peerInconsistentThrough = primary.machine.lastSequence }
-            case let .durableThroughEpoch(epoch):
-                rpo.confirm(through: epoch)
-            case .dataAck:
-                break
-            }
-            drivePrimary(node, .peerMessage(message))
         case .accepted:
-            break
+            primary.peerAccepted = true
+            drivePrimary(node, .linkUp)
+        case let .message(message):
+            drivePrimary(node, .peer(message))
         case .failoverRequest:
             failoverRequested(node)
         case let .refused(reason, refusal):
             trace("\(node.name) refused by the peer: \(refusal): \(reason)")
-            disconnect("refused: \(reason)", notifySecondary: false)
-            if refusal == .diskFailed {
-                peerDiskFailed(node, primary)
-            } else if refusal == .unrelatedData, primary.basis != .fullCopy {
-                // unrelated-data: the peer cannot continue from this basis; copy everything.
-                primary.basis = .fullCopy
-                primary.peerSynced = false
-                primary.copyWanted = true
-                primary.copyCursor = 0
-                if !primary.wroteInSession {
-                    primary.wroteInSession = true
-                    node.writeRecord { $0.cleanStop = 0 }
-                }
-            }
-        }
-    }
-
-    /// The peer's disk failed: replication detaches. Held requests are answered as for a stop
-    /// (a write whose local I/O completed: 0; a FLUSH: after a local flush), then the node
-    /// writes alone.
-    private func peerDiskFailed(_ node: SimNode, _ primary: PrimarySide) {
-        primary.standalone = true
-        node.writeRecord { $0.cleanStop = 0 }
-        var held: [RequestID] = []
-        for (request, _) in outstanding { held.append(request) }
-        for request in held {
-            switch requests[request] {
-            case .write(_, _, nil):
-                // Not admitted yet: it goes to the local disk now.
-                primary.parked.removeAll { $0 == request }
-                submitToPrimary(node, request)
-            case .write(_, _, _?):
-                // Admitted: if its local write is still in flight, answer when it completes.
-                answerWhenLocalDone.insert(request)
-            case .flush:
-                primary.parked.removeAll { $0 == request }
-                submitFlush(node, io: .standaloneFlush(request))
-            default:
-                break
-            }
-        }
-        finishDetached(node, primary)
-    }
-
-    /// Answers the held writes whose local write completed (the rest: at their completion).
-    func finishDetached(_ node: SimNode, _ primary: PrimarySide) {
-        guard primary.standalone else { return }
-        for request in answerWhenLocalDone.sorted() {
-            guard let sequence = primary.sequenceOfRequest[request], outstanding.contains(where: { $0.request == request })
-            else { answerWhenLocalDone.remove(request); continue }
-            let inFlight = node.io.values.contains {
-                if case let .primaryWrite(inFlight) = $0 { return inFlight == sequence }
-                return false
-            }
-            if !inFlight {
-                answerWhenLocalDone.remove(request)
-                answer(request, errno: node.diskFailed || primary.failedSequences.contains(sequence) ? EIO : 0)
-            }
+            guard let link, link.primary == node.index else { return }
+            self.link = nil
+            scheduleDial(afterNs: 0)
+            primaryLinkDown(node, primary, reason: "refused by the peer: \(refusal): \(reason)", refusal: refusal)
         }
     }
 
@@ -342,92 +284,7 @@ extension Simulation {
         node.diskFailed = true
     }
 
-    // MARK: Full copy
-
-    private func copyWantsChunk(_ node: SimNode, _ primary: PrimarySide) -> Bool {
-        primary.copyWanted && !node.diskFailed && !primary.copyReadInFlight && primary.machine.isPeerReady
-            && link?.primary == node.index && primary.copyCursor < scenario.blockCount && !primary.machine.isBlocked
-    }
-
-    /// Reads the next chunk once no local write is in flight, so that it carries the newest
-    /// data of its region and is sequenced after every write that touched it.
-    private func continueCopy(_ node: SimNode, _ primary: PrimarySide) {
-        guard copyWantsChunk(node, primary), primary.localIOInFlight == 0 else { return }
-        let end = min(primary.copyCursor + scenario.copyChunkBlocks, scenario.blockCount)
-        primary.copyReadInFlight = true
-        events.schedule(.copyReadDone(node: node.index, incarnation: node.incarnation, blocks: primary.copyCursor..<end),
-                        atNs: nowNs + random.between(10_000, 200_000))
-    }
-
-    func copyReadCompleted(_ node: SimNode, _ primary: PrimarySide, blocks: Range<Int>) {
-        primary.copyReadInFlight = false
-        let (values, errno) = node.disk.read(blocks)
-        guard errno == 0 else {
-            // The copy stays wanted and unfinished: the peer's copy stays Inconsistent.
-            primaryDiskFailed(node, operation: "read", errno: errno)
-            return afterPrimaryBatch(node, primary)
-        }
-        guard primary.copyCursor == blocks.lowerBound, primary.machine.isPeerReady else {
-            // The link dropped while the chunk was read: the copy starts over.
-            primary.copyCursor = 0
-            return afterPrimaryBatch(node, primary)
-        }
-        primary.copyCursor = blocks.upperBound
-        primary.copyChunksOutstanding += 1
-        let request = nextRequest
-        nextRequest += 1
-        requests[request] = .copyChunk(blocks: blocks, values: values)
-        // A chunk must end its epoch: in sync mode it stays unacknowledged until the peer
-        // applied it, and a write admitted after it would join its epoch and be applied
-        // concurrently with it on the peer (the older chunk data could land last). FUA ends
-        // the epoch. (The daemon sends chunks without it: docs/replication.md "The
-        // simulator", findings.)
-        drivePrimary(node, .writeSubmitted(
-            request: request, offsetBytes: UInt64(blocks.lowerBound) * SimulationScenario.blockSizeBytes,
-            lengthBytes: UInt32(UInt64(blocks.count) * SimulationScenario.blockSizeBytes), fua: scenario.mode == .sync))
-    }
-
-    /// Once the last chunk's epoch is durable on the peer, the peer holds everything.
-    private func checkCopyDone(_ node: SimNode, _ primary: PrimarySide) {
-        guard primary.copyWanted, primary.copyCursor >= scenario.blockCount, !primary.copyReadInFlight,
-            primary.copyChunksOutstanding == 0, primary.copyLastSequence != 0,
-            primary.machine.epoch(ofSequence: primary.copyLastSequence) == nil,
-            let link, link.primary == node.index, primary.machine.isPeerReady
-        else { return }
-        primary.copyWanted = false
-        primary.peerSynced = true
-        primary.confirmedOnLink = primary.copyLastSequence
-        copiesCompleted += 1
-        sendToSecondary(.syncComplete(throughSequence: primary.copyLastSequence))
-    }
-
-    /// SyncComplete whenever the peer holds every acknowledged write: in sync mode once per
-    /// connection, in async mode each time the lag returns to 0 after new writes.
-    private func confirmPeerIfInSync(_ node: SimNode, _ primary: PrimarySide) {
-        guard let link, link.primary == node.index, primary.machine.isPeerReady, primary.peerSynced, !primary.copyWanted
-        else { return }
-        let sync = scenario.mode == .sync
-        guard sync || primary.machine.lagBytes == 0 else { return }
-        // Through the newest write that every earlier one is acknowledged with: a write
-        // admitted but not yet acknowledged must undo the confirmation when it arrives (the
-        // daemon confirms through `lastSequence`, which lets an async secondary say UpToDate
-        // before it holds such a write: docs/replication.md "Known gaps").
-        let unanswered = primary.sequenceOfRequest.values.min()
-        let through = unanswered.map { $0 - 1 } ?? primary.machine.lastSequence
-        if primary.confirmedOnLink == nil || (!sync && primary.confirmedOnLink != through) {
-            primary.confirmedOnLink = through
-            sendToSecondary(.syncComplete(throughSequence: through))
-        }
-    }
-
-    func checkDrained(_ node: SimNode) {
-        guard let primary = node.primary, primary.draining else { return }
-        guard primary.machine.writesInFlight == 0, primary.parked.isEmpty, primary.localIOInFlight == 0,
-            !primary.copyReadInFlight, primary.peerSynced, link?.primary == node.index
-        else { return }
-        trace("\(node.name) drained: hands over")
-        handOver(from: node)
-    }
+    func checkDrained(_ node: SimNode) {}
 
     // MARK: Disk states
 
@@ -435,16 +292,6 @@ extension Simulation {
     func peerDiskState(_ node: SimNode) -> DiskState {
         guard let primary = node.primary else { return .unknown }
         if primary.standalone { return .failed }
-        let peerReady = link?.primary == node.index && primary.machine.isPeerReady
-        var copying = primary.copyWanted && !primary.peerSynced
-        if let through = primary.peerInconsistentThrough {
-            if through == 0 || primary.machine.epoch(ofSequence: through) == nil {
-                primary.peerInconsistentThrough = nil
-            } else {
-                copying = true
-            }
-        }
-        return DiskState.ofPeer(heard: primary.peerHeard, peerReady: peerReady, copying: copying,
-                                sync: scenario.mode == .sync, lagBytes: primary.machine.lagBytes)
+        return primary.node.peerDiskState
     }
 }

@@ -26,8 +26,8 @@ struct SimulationFailure: Error, CustomStringConvertible {
 /// One node: its disk, its persisted record, and the role it has now.
 final class SimNode {
     enum IO {
-        case primaryWrite(WriteSequence)
-        case primaryFlush
+        case primaryWrite(WriteSequence, session: UInt64)
+        case primaryFlush(session: UInt64)
         case standaloneWrite(RequestID)
         case standaloneFlush(RequestID)
         case secondaryWrite(WriteSequence)
@@ -51,8 +51,10 @@ final class SimNode {
     /// The session whose history this node's content is a state of (nil: none; a crashed
     /// primary's volume is whatever its disk kept).
     var historySession: UInt64? = 0
-    /// The last session this node ran as primary (the seeded restart fault uses it).
+    /// The last session this node ran as primary.
     var lastPrimarySession: UInt64 = 0
+    /// `<name>.peer-failed`: the peer's disk failed while this node was its primary.
+    var peerFailedMarker = false
     /// Record writes in flight, in order (a crash keeps a prefix of them: each is atomic).
     var recordsInFlight: [ReplicationRecord] = []
     var lastRecordDoneNs: UInt64 = 0
@@ -95,11 +97,11 @@ final class Simulation {
         case appDependentWrite
         case writeDone(node: Int, tag: FakeDisk.Tag, incarnation: Int)
         case flushDone(node: Int, tag: FakeDisk.Tag, incarnation: Int)
-        case copyReadDone(node: Int, incarnation: Int, blocks: Range<Int>)
+        case copyReadDone(node: Int, incarnation: Int, session: UInt64, blocks: Range<Int>)
         case recordDone(node: Int, incarnation: Int)
         case toSecondary(ToSecondary, link: Int)
         case toPrimary(ToPrimary, link: Int)
-        case dial
+        case dialFailed(node: Int, incarnation: Int)
         case restart(node: Int)
         /// The operator looks: with no node primary, the secondary is promoted (forced).
         case operatorCheck
@@ -109,8 +111,10 @@ final class Simulation {
 
     enum AppRequest {
         case write(blocks: Range<Int>, fua: Bool, value: UInt64?)
+        /// WRITE_ZEROES: each chunk admitted is a write of its own (its value: those zeros).
+        case zeroes(blocks: Range<Int>, fua: Bool, chunks: [(blocks: Range<Int>, value: UInt64)])
         case flush(snapshot: [UInt64])
-        case copyChunk(blocks: Range<Int>, values: [UInt64])
+        case trim(blocks: Range<Int>)
     }
 
     /// One connection between a primary (or an impostor) and a secondary.
@@ -133,7 +137,17 @@ final class Simulation {
     var nodes: [SimNode]
     var link: Link?
     var linkCount = 0
-    var dialScheduled = false
+    /// What was acknowledged when each SyncComplete was sent (known gap, see
+    /// SimulationKnownGaps.syncCompleteBeforeAcknowledged).
+    var syncCompleteSnapshots: [SyncCompleteKey: [UInt64]] = [:]
+
+    struct SyncCompleteKey: Hashable {
+        var session: UInt64
+        var through: WriteSequence
+    }
+
+    /// Primaries whose peer's disk failed: replication stops once the link is down.
+    var pendingDetach: Set<Int> = []
     var nextTag: FakeDisk.Tag = 1
     /// Global write identities (block values); values up to `initialValues` are the volume's
     /// content at creation.
@@ -144,7 +158,10 @@ final class Simulation {
     var restarts = 0
     var failovers = 0
     var impostors = 0
+    /// Planned failovers whose old primary demoted while the requester could not promote.
+    var plannedFailoversStranded = 0
     var copiesCompleted = 0
+    var copiesInterrupted = 0
     var diskErrors = 0
 
     var checker: GuaranteeChecker
@@ -156,7 +173,7 @@ final class Simulation {
     var requestsAnswered = 0
     /// TANDEM_SIM_TRACE=1 prints every event and action of a run (use with TANDEM_SIM_SEED).
     let tracing = getenv("TANDEM_SIM_TRACE") != nil
-    var primaryActions: [PrimaryAction] = []
+    var primaryActions: [PrimaryNodeAction] = []
     var secondaryActions: [SecondaryNodeAction] = []
 
     struct PayloadKey: Hashable {
@@ -247,9 +264,10 @@ final class Simulation {
             guard node.alive, incarnation == node.incarnation, let io = node.io.removeValue(forKey: tag) else { return }
             guard let result = node.disk.completeFlush(tag) else { return }
             ioCompleted(node, io, result: result)
-        case let .copyReadDone(index, incarnation, blocks):
+        case let .copyReadDone(index, incarnation, session, blocks):
             let node = nodes[index]
-            guard node.alive, incarnation == node.incarnation, let primary = node.primary else { return }
+            guard node.alive, incarnation == node.incarnation, let primary = node.primary, primary.session == session
+            else { return }
             copyReadCompleted(node, primary, blocks: blocks)
         case let .recordDone(index, incarnation):
             let node = nodes[index]
@@ -261,12 +279,17 @@ final class Simulation {
         case let .toPrimary(message, linkID):
             guard let link, link.id == linkID, let primaryIndex = link.primary else { return }
             primaryReceived(message, node: nodes[primaryIndex])
-        case .dial:
-            dialScheduled = false
-            dial()
+        case let .dialFailed(index, incarnation):
+            let node = nodes[index]
+            guard node.alive, incarnation == node.incarnation else { return }
+            drivePrimary(node, .dialFailed("the peer does not answer"))
         case let .restart(index): restart(nodes[index])
         case .operatorCheck:
-            if !nodes.contains(where: { $0.isPrimary }) {
+            operatorCheckPending = false
+            if nodes.contains(where: { $0.alive && !$0.isPrimary && $0.primary != nil }) {
+                // A demoted primary is still stopping: its resource is busy; look again later.
+                events.schedule(.operatorCheck, atNs: nowNs + random.between(100_000, 1_000_000))
+            } else if !nodes.contains(where: { $0.isPrimary }) {
                 trace("the operator finds no primary: forced failover")
                 forcedFailover(allowInconsistent: true)
             }
@@ -276,6 +299,11 @@ final class Simulation {
                 if node.secondary != nil { driveSecondary(node, .tick) }
             }
             events.schedule(.tick, atNs: nowNs + random.between(50_000, 500_000))
+            if !operatorCheckPending && !nodes.contains(where: { $0.isPrimary }) {
+                // No node is primary (a hand-over lost with its link, ...): the operator looks.
+                operatorCheckPending = true
+                events.schedule(.operatorCheck, atNs: nowNs + random.between(500_000, 3_000_000))
+            }
         case let .fault(fault): inject(fault)
         }
     }
@@ -283,21 +311,12 @@ final class Simulation {
     private func ioCompleted(_ node: SimNode, _ io: SimNode.IO, result: Int32) {
         if result != 0 { diskErrors += 1 }
         switch io {
-        case let .primaryWrite(sequence):
-            guard let primary = node.primary else { return }
-            primary.localIOInFlight -= 1
-            if result != 0 {
-                primaryDiskFailed(node, operation: "write", errno: result)
-                primary.failedSequences.insert(sequence)
-            }
-            if primary.standalone { return finishDetached(node, primary) }
-            drivePrimary(node, .localWriteCompleted(sequence: sequence))
-        case .primaryFlush:
-            guard let primary = node.primary else { return }
-            primary.localIOInFlight -= 1
-            if result != 0 { primaryDiskFailed(node, operation: "flush", errno: result) }
-            if primary.standalone { return }
-            drivePrimary(node, .localFlushCompleted)
+        case let .primaryWrite(sequence, session):
+            guard node.primary?.session == session else { return }
+            drivePrimary(node, .localWriteDone(sequence: sequence, errno: result))
+        case let .primaryFlush(session):
+            guard node.primary?.session == session else { return }
+            drivePrimary(node, .localFlushDone(errno: result))
         case let .standaloneWrite(request):
             if result != 0 { primaryDiskFailed(node, operation: "write", errno: result) }
             answer(request, errno: result)
@@ -333,38 +352,22 @@ final class Simulation {
         guard let link else { return }
         trace("link \(link.id) down: \(reason)")
         self.link = nil
-        if let before = impostorRecords.removeValue(forKey: link.id), let after = nodes[link.secondary].secondary?.record,
-            !sameSession(before, after) {
+        // (A disk failure meanwhile changes `synced` itself.)
+        if let before = impostorRecords.removeValue(forKey: link.id), let secondary = nodes[link.secondary].secondary,
+            secondary.diskFault == nil, !sameSession(before, secondary.record) {
+            let after = secondary.record
             fail("an impostor's session changed \(nodes[link.secondary].name)'s record from \(before) to \(after)")
-        }
-        if let primaryIndex = link.primary {
-            let node = nodes[primaryIndex]
-            if node.alive, let primary = node.primary { primaryLinkDown(node, primary) }
         }
         let secondary = nodes[link.secondary]
         if secondary.alive && notifySecondary { secondaryLinkDown(secondary) }
-        scheduleDial(afterNs: random.between(10_000, 2_000_000))
-    }
-
-    func scheduleDial(afterNs delayNs: UInt64) {
-        guard !dialScheduled else { return }
-        dialScheduled = true
-        events.schedule(.dial, atNs: nowNs + delayNs)
-    }
-
-    /// Only the primary dials. A dial to a node that is down fails and is retried.
-    private func dial() {
-        guard link == nil, let primaryNode = livePrimary, let primary = primaryNode.primary, !primary.standalone else {
-            return
+        if let primaryIndex = link.primary {
+            let node = nodes[primaryIndex]
+            if node.alive, let primary = node.primary { primaryLinkDown(node, primary, reason: reason) }
         }
-        let secondary = nodes[1 - primaryNode.index]
-        guard secondary.alive, !secondary.isPrimary else { return scheduleDial(afterNs: random.between(100_000, 2_000_000)) }
-        linkCount += 1
-        link = Link(id: linkCount, primary: primaryNode.index, secondary: secondary.index,
-                    lastToSecondaryNs: nowNs, lastToPrimaryNs: nowNs)
-        trace("link \(linkCount) up: \(primaryNode.name) → \(secondary.name)")
-        primaryLinkUp(primaryNode, primary)
     }
+
+    /// The primary node dials on its own (on ticks, with backoff).
+    func scheduleDial(afterNs delayNs: UInt64) {}
 
     // MARK: Faults
 
@@ -479,7 +482,7 @@ final class Simulation {
     /// The primary was asked to hand over (FailoverRequest): it drains (ResourceRoles.demote).
     func failoverRequested(_ node: SimNode) {
         guard let primary = node.primary else { return }
-        let drained = primary.machine.writesInFlight == 0
+        let drained = primary.node.isDrained
         switch ResourceRoles.demote(roleFacts(node), replicating: !primary.standalone, drained: drained,
                                     peerConnected: link?.primary == node.index) {
         case let .failure(refusal):
@@ -488,20 +491,22 @@ final class Simulation {
             trace("demote: not replicating")
         case .success(.drainThenHandOver):
             trace("planned failover: \(node.name) drains")
-            primary.draining = true
-            checkDrained(node)
+            drivePrimary(node, .drain)
         }
     }
 
-    /// The drained primary hands over: it tells the peer Demoted, hangs up and becomes
-    /// secondary (its record: synced, no session); the peer promotes itself on Demoted.
+    /// The drained primary hands over: it tells the peer Demoted, stops (a FLUSH still held is
+    /// answered after a local flush) and becomes secondary (its record: synced, no session);
+    /// the peer promotes itself on Demoted. The link closes after Demoted is delivered.
     func handOver(from oldPrimary: SimNode) {
-        guard link?.primary == oldPrimary.index, let session = oldPrimary.primary?.session else { return }
+        guard link?.primary == oldPrimary.index, let primary = oldPrimary.primary else { return }
+        let session = primary.session
         sendToSecondary(.demoted)
-        oldPrimary.primary = nil
+        primary.handingOver = true
         oldPrimary.isPrimary = false
-        // The demoted volume is flushed: the new primary's FLUSHes promise it durable too.
-        oldPrimary.disk.flushNow()
+        drivePrimary(oldPrimary, .stop)
+        drivePrimary(oldPrimary, .linkDown(reason: "demoted for a planned failover", refusal: nil))
+        if scenario.tolerated.flushBeforeServing { oldPrimary.disk.flushNow() }
         oldPrimary.record = oldPrimary.record.demoted()
         oldPrimary.record.generation += 1
         oldPrimary.historySession = session
@@ -515,8 +520,19 @@ final class Simulation {
     /// The answer to the secondary's failover request.
     func failoverAnswered(_ node: SimNode, demoted: Bool) {
         if demoted {
+            let state = secondaryDiskState(node)
+            let promotable: Bool
+            if case .success = ResourceRoles.promotion(.planned, ownDiskState: state) { promotable = true } else { promotable = false }
+            disconnect("planned failover", notifySecondary: !promotable)
+            guard promotable else {
+                // The old primary demoted, but this copy may not be promoted (it asked while
+                // Inconsistent): no node is primary until the operator acts.
+                plannedFailoversStranded += 1
+                trace("planned failover: \(node.name) is \(state.rawValue) and refuses to promote after its peer demoted")
+                events.schedule(.operatorCheck, atNs: nowNs + random.between(100_000, 2_000_000))
+                return
+            }
             failovers += 1
-            disconnect("planned failover", notifySecondary: false)
             promote(node, .planned)
         } else {
             // The old primary may have demoted with the link gone before Demoted arrived.
@@ -617,6 +633,7 @@ final class Simulation {
     }
 
     var impostorRecords: [Int: ReplicationRecord] = [:]
+    var operatorCheckPending = false
 
     /// The session fields of two records agree (the durable epoch may advance meanwhile).
     private func sameSession(_ a: ReplicationRecord, _ b: ReplicationRecord) -> Bool {

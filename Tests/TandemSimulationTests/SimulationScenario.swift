@@ -75,16 +75,20 @@ struct SimulationScenario: CustomStringConvertible {
     let primaryConfig: ReplicationPrimaryConfig
     let secondaryConfig: ReplicationSecondaryConfig
     let testingFault: SimulationFault?
+    /// The known gaps of the node machines the checker lets pass (SimulationKnownGaps).
+    var tolerated = KnownGapsTolerated.all
     /// When the workload stops issuing requests; faults happen before it.
     let workloadEndNs: UInt64
     /// When the run ends; the time in between lets the pair settle.
     let runEndNs: UInt64
     let faults: [(atNs: UInt64, fault: Fault)]
 
-    /// Overlapping writes need the core's overlap rule (PrimaryNode); off until it is there.
-    static let overlapSupported = false
+    /// Overlapping writes need the core's overlap rule (PrimaryNode serialises them).
+    static let overlapSupported = true
 
-    init(seed: UInt64, testingFault: SimulationFault? = nil, overlapping: Bool? = nil) {
+    /// `primaryRestart`: add a primary kill -9 (the restart-fault test needs one in every run;
+    /// its control run has it too). Default: when `testingFault` is the restart fault.
+    init(seed: UInt64, testingFault: SimulationFault? = nil, overlapping: Bool? = nil, primaryRestart: Bool? = nil) {
         var random = SimRandom(seed: seed ^ 0x5EED_5CE7_A110_0000)
         self.seed = seed
         self.testingFault = testingFault
@@ -132,7 +136,7 @@ struct SimulationScenario: CustomStringConvertible {
             faults.append((random.below(workloadEndNs), fault))
         }
         // The seeded-fault tests need the situation their fault is about in every run.
-        if testingFault == .restartForgetsUnconfirmedWrites {
+        if primaryRestart ?? (testingFault == .restartForgetsUnconfirmedWrites) {
             faults.append((random.below(workloadEndNs), .crash(.primary, powerLoss: false)))
         }
         self.faults = faults
