@@ -151,6 +151,7 @@ extension Simulation {
                 // Replication stopped after the peer's disk failed: the resource writes alone.
                 primary.standalone = true
                 trace("\(node.name) detached: writes go to the local disk only")
+                reenableIfPeerRecovered(node)
             }
         case let .notice(notice):
             switch notice {
@@ -273,7 +274,6 @@ extension Simulation {
             trace("\(node.name) refused by the peer: \(refusal): \(reason)")
             guard let link, link.primary == node.index else { return }
             self.link = nil
-            scheduleDial(afterNs: 0)
             primaryLinkDown(node, primary, reason: "refused by the peer: \(refusal): \(reason)", refusal: refusal)
         }
     }
@@ -283,8 +283,6 @@ extension Simulation {
         trace("\(node.name) disk failed: \(operation) \(errno)")
         node.diskFailed = true
     }
-
-    func checkDrained(_ node: SimNode) {}
 
     // MARK: Disk states
 

@@ -24,7 +24,6 @@ extension Simulation {
         node.secondary = SecondaryNode(config: secondaryConfig(for: node), record: node.record, handedOver: handedOver,
                                        nowNs: nowNs)
         trace("\(node.name) starts as secondary (record session \(node.record.session), synced \(node.record.synced))")
-        scheduleDial(afterNs: random.between(10_000, 1_000_000))
     }
 
     func driveSecondary(_ node: SimNode, _ event: SecondaryNodeEvent) {

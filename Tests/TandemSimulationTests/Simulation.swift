@@ -165,7 +165,6 @@ final class Simulation {
     var diskErrors = 0
 
     var checker: GuaranteeChecker
-    var rpo = RPOReference()
     var requests: [RequestID: AppRequest] = [:]
     var outstanding: [(request: RequestID, blocks: Range<Int>)] = []
     var nextRequest: RequestID = 1
@@ -366,9 +365,6 @@ final class Simulation {
         }
     }
 
-    /// The primary node dials on its own (on ticks, with backoff).
-    func scheduleDial(afterNs delayNs: UInt64) {}
-
     // MARK: Faults
 
     private func inject(_ fault: SimulationScenario.Fault) {
@@ -436,25 +432,31 @@ final class Simulation {
                 return fail("disk_drain flush, after \(node.name)'s restart: \(problem)")
             }
             startSecondary(node, handedOver: false)
-            if let primaryNode = livePrimary, primaryNode.primary?.standalone == true {
-                // The operator re-enables the primary once the peer's disk works again: the
-                // peer-failed marker makes it a full copy.
-                trace("\(primaryNode.name) re-enabled after the peer's disk failure")
-                // Enabling waits for the local I/O of the detached primary.
-                for (tag, io) in primaryNode.io.sorted(by: { $0.key < $1.key }) {
-                    primaryNode.io[tag] = nil
-                    switch io {
-                    case .standaloneWrite, .primaryWrite:
-                        ioCompleted(primaryNode, io, result: primaryNode.disk.completeWrite(tag) ?? EIO)
-                    case .standaloneFlush, .primaryFlush:
-                        ioCompleted(primaryNode, io, result: primaryNode.disk.completeFlush(tag) ?? EIO)
-                    default:
-                        break
-                    }
-                }
-                startPrimary(primaryNode, peerLacksWrites: true)
+            if let primaryNode = livePrimary { reenableIfPeerRecovered(primaryNode) }
+        }
+    }
+
+    /// The operator re-enables a detached primary once its peer's disk works again (the peer
+    /// restarted): the peer-failed marker makes the new session a full copy.
+    func reenableIfPeerRecovered(_ primaryNode: SimNode) {
+        let peer = nodes[1 - primaryNode.index]
+        guard primaryNode.primary?.standalone == true, peer.alive, !peer.isPrimary, let secondary = peer.secondary,
+            secondary.diskFault == nil
+        else { return }
+        trace("\(primaryNode.name) re-enabled after the peer's disk failure")
+        // Enabling waits for the local I/O of the detached primary.
+        for (tag, io) in primaryNode.io.sorted(by: { $0.key < $1.key }) {
+            primaryNode.io[tag] = nil
+            switch io {
+            case .standaloneWrite, .primaryWrite:
+                ioCompleted(primaryNode, io, result: primaryNode.disk.completeWrite(tag) ?? EIO)
+            case .standaloneFlush, .primaryFlush:
+                ioCompleted(primaryNode, io, result: primaryNode.disk.completeFlush(tag) ?? EIO)
+            default:
+                break
             }
         }
+        startPrimary(primaryNode, peerLacksWrites: true)
     }
 
     private func roleFacts(_ node: SimNode) -> ResourceRoleFacts {
@@ -639,8 +641,6 @@ final class Simulation {
     private func sameSession(_ a: ReplicationRecord, _ b: ReplicationRecord) -> Bool {
         a.session == b.session && a.synced == b.synced && a.continuedFrom == b.continuedFrom
     }
-    /// After the peer's disk failed: admitted writes answered once their local write is done.
-    var answerWhenLocalDone: Set<RequestID> = []
 
     private func diskWriteLatencyNs() -> UInt64 {
         random.chance(perMille: 100) ? random.between(200_000, 2_000_000) : random.between(10_000, 150_000)

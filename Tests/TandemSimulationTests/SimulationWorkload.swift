@@ -189,40 +189,6 @@ extension Simulation {
     }
 }
 
-/// The RPO the primary should report, computed independently from what it acknowledged and
-/// which durable epochs the simulator delivered to it.
-struct RPOReference {
-    private var epochOf: [WriteSequence: (epoch: Epoch, lengthBytes: UInt64)] = [:]
-    private var unconfirmed: [(sequence: WriteSequence, epoch: Epoch, lengthBytes: UInt64, ackNs: UInt64)] = []
-    private var confirmedEpoch: Epoch = 0
-
-    mutating func admitted(_ write: LocalWrite) {
-        epochOf[write.sequence] = (write.epoch, UInt64(write.lengthBytes))
-    }
-
-    mutating func acknowledged(_ sequence: WriteSequence, atNs: UInt64) {
-        guard let (epoch, lengthBytes) = epochOf.removeValue(forKey: sequence) else { return }
-        if epoch > confirmedEpoch { unconfirmed.append((sequence, epoch, lengthBytes, atNs)) }
-    }
-
-    mutating func confirm(through epoch: Epoch) {
-        confirmedEpoch = max(confirmedEpoch, epoch)
-        unconfirmed.removeAll { $0.epoch <= confirmedEpoch }
-    }
-
-    func check(_ primary: ReplicationPrimary, nowNs: UInt64) -> String? {
-        let lagBytes = unconfirmed.reduce(0) { $0 + $1.lengthBytes }
-        if primary.lagBytes != lagBytes {
-            return "primary reports lag_bytes \(primary.lagBytes), acknowledged-but-unconfirmed writes total \(lagBytes)"
-        }
-        let ageNs = unconfirmed.map { nowNs - $0.ackNs }.max() ?? 0
-        if primary.rpoAgeNs(nowNs: nowNs) != ageNs {
-            return "primary reports rpo age \(primary.rpoAgeNs(nowNs: nowNs)) ns, the oldest unconfirmed write is \(ageNs) ns old"
-        }
-        return nil
-    }
-}
-
 /// Gaps of the node machines the simulator found, tolerated (and counted) so that the suite
 /// checks everything else; each is in docs/replication.md ("The simulator"). A scenario can
 /// tolerate none (`KnownGapsTolerated.none`): `theCheckerSeesEveryKnownGap` shows each is
