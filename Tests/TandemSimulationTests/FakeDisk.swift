@@ -102,6 +102,9 @@ final class FakeDisk {
         return 0
     }
 
+    /// The result of a metadata record write (the record lives on the same disk).
+    func metadataWriteResult() -> Int32 { nextResult(isWrite: true) }
+
     /// A read (the full copy's): the cached content of `blocks`, or an errno.
     func read(_ blocks: Range<Int>) -> (values: [UInt64], errno: Int32) {
         let result = nextResult(isWrite: false)

@@ -94,6 +94,9 @@ struct GuaranteeChecker {
     private(set) var ackedRequired: [UInt64]
     /// Per block, every acknowledged write covering it in the lineage (ascending).
     private var ackedValues: [[UInt64]]
+    /// Per block, the newest write acknowledged while the primary replicated (not detached
+    /// after its peer's disk failed): what a sync secondary holds.
+    private var replicatedAckedRequired: [UInt64]
     /// Per block, the newest write an acknowledged FLUSH/FUA made durable on the primary…
     private var durableRequiredPrimary: [UInt64]
     /// …and, in sync mode, on the secondary too.
@@ -105,6 +108,7 @@ struct GuaranteeChecker {
         self.overlapping = overlapping
         ackedRequired = initialContent
         ackedValues = initialContent.map { [$0] }
+        replicatedAckedRequired = initialContent
         durableRequiredPrimary = initialContent
         durableRequiredSecondary = Array(repeating: 0, count: blockCount)
     }
@@ -128,6 +132,7 @@ struct GuaranteeChecker {
         lineage += 1
         ackedRequired = content
         ackedValues = content.map { [$0] }
+        replicatedAckedRequired = content
         durableRequiredPrimary = keepsSyncPromises && mode == .sync
             ? durableRequiredSecondary : Array(repeating: 0, count: blockCount)
         durableRequiredSecondary = Array(repeating: 0, count: blockCount)
@@ -138,6 +143,7 @@ struct GuaranteeChecker {
     mutating func primaryLostItsCache(content: [UInt64]) {
         for block in 0..<blockCount {
             ackedRequired[block] = min(ackedRequired[block], content[block])
+            replicatedAckedRequired[block] = min(replicatedAckedRequired[block], content[block])
             ackedValues[block].removeAll { $0 > content[block] }
             if ackedValues[block].isEmpty { ackedValues[block] = [content[block]] }
         }
@@ -183,6 +189,7 @@ struct GuaranteeChecker {
     mutating func recordWriteAcknowledged(_ value: UInt64, blocks: Range<Int>, fua: Bool, peerCovered: Bool) {
         for block in blocks {
             ackedRequired[block] = max(ackedRequired[block], value)
+            if peerCovered { replicatedAckedRequired[block] = max(replicatedAckedRequired[block], value) }
             let index = ackedValues[block].firstIndex { $0 > value } ?? ackedValues[block].count
             ackedValues[block].insert(value, at: index)
             if fua {
@@ -254,7 +261,11 @@ struct GuaranteeChecker {
             if let problem = history.admittedViolation(content) { return "\(who) says UpToDate: \(problem)" }
         case .consistent, .outdated:
             if mode == .sync && currentLineage {
-                if let problem = missingAcknowledged(content) { return "\(who) says \(claim.rawValue) (sync): \(problem)" }
+                // Sync: every write acknowledged while replicating (a detached primary's
+                // acknowledgements are the ones a Consistent copy may lack).
+                for block in 0..<blockCount where content[block] < replicatedAckedRequired[block] {
+                    return "\(who) says \(claim.rawValue) (sync): block \(block) holds \(content[block]), acknowledged write \(replicatedAckedRequired[block]) is missing"
+                }
                 if let problem = history.admittedViolation(content) { return "\(who) says \(claim.rawValue): \(problem)" }
             } else if let problem = history.prefixViolation(content) {
                 return "\(who) says \(claim.rawValue): \(problem)"

@@ -132,6 +132,12 @@ extension Simulation {
     func recordDone(_ node: SimNode) {
         guard !node.recordsInFlight.isEmpty else { return }
         let stored = node.recordsInFlight.removeFirst()
+        let errno = node.disk.metadataWriteResult()
+        guard errno == 0 else {
+            // Not stored; nothing after it is either.
+            node.recordsInFlight.removeAll()
+            return driveSecondary(node, .recordFailed(errno: errno))
+        }
         node.record = stored
         driveSecondary(node, .recorded(stored))
     }

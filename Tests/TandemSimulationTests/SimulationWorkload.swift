@@ -52,6 +52,13 @@ extension Simulation {
         return nil
     }
 
+    /// The primary answers without its peer: detached (or detaching) after the peer's disk
+    /// failed, or there is no primary.
+    var isDetached: Bool {
+        guard let node = livePrimary, let primary = node.primary else { return true }
+        return primary.standalone || pendingDetach.contains(node.index) || (primary.node.stopping && !primary.handingOver)
+    }
+
     /// The primary answers a request: `errno` 0 is an acknowledgement.
     func answer(_ request: RequestID, errno: Int32) {
         guard let index = outstanding.firstIndex(where: { $0.request == request }) else {
@@ -62,13 +69,13 @@ extension Simulation {
         switch requests.removeValue(forKey: request) {
         case let .write(blocks, fua, value?):
             guard errno == 0 else { return }
-            let detached = livePrimary?.primary?.standalone ?? true
+            let detached = isDetached
             checker.recordWriteAcknowledged(value, blocks: blocks, fua: fua, peerCovered: !detached)
             // Some writes depend on this one: the application issues them only now.
             if random.chance(perMille: 400) { events.schedule(.appDependentWrite, atNs: nowNs) }
         case let .flush(snapshot):
             guard errno == 0 else { return }
-            let peerCovered = livePrimary?.primary.map { $0.node.peerSynced && !$0.standalone } ?? false
+            let peerCovered = !isDetached && livePrimary?.primary?.node.peerSynced == true
             checker.recordFlushAcknowledged(snapshot: snapshot, peerCovered: peerCovered)
         case .write(_, _, nil):
             if errno == 0 { fail("request \(request) acknowledged before it was admitted") }
@@ -78,7 +85,7 @@ extension Simulation {
             guard covered == blocks.count else {
                 return fail("WRITE_ZEROES \(request) of \(blocks.count) blocks acknowledged after chunks of \(covered)")
             }
-            let detached = livePrimary?.primary?.standalone ?? true
+            let detached = isDetached
             let lastChunk = chunks.max { $0.blocks.lowerBound < $1.blocks.lowerBound }?.blocks
             for chunk in chunks {
                 // FUA makes the whole request durable; the known gap: only its last chunk is.
