@@ -635,6 +635,8 @@ final class Simulation {
     }
 
     var impostorRecords: [Int: ReplicationRecord] = [:]
+    /// Answered WRITEs of the primary's session whose epoch is not yet durable on the peer.
+    var answeredUnconfirmed: [(session: UInt64, epoch: Epoch, bytes: UInt64, answeredNs: UInt64)] = []
     var operatorCheckPending = false
 
     /// The session fields of two records agree (the durable epoch may advance meanwhile).

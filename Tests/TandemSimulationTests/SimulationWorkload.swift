@@ -68,6 +68,7 @@ extension Simulation {
         requestsAnswered += 1
         switch requests.removeValue(forKey: request) {
         case let .write(blocks, fua, value?):
+            noteAnsweredForRPO(value: value, blocks: blocks)
             guard errno == 0 else { return }
             let detached = isDetached
             checker.recordWriteAcknowledged(value, blocks: blocks, fua: fua, peerCovered: !detached)
@@ -99,6 +100,37 @@ extension Simulation {
         }
     }
 
+    // MARK: RPO
+
+    /// A WRITE the node answered was acknowledged by its stream machine (unless the node is
+    /// stopping, which answers what is held without it): until its epoch is durable on the
+    /// peer it counts in `lag_bytes` and the RPO age.
+    private func noteAnsweredForRPO(value: UInt64, blocks: Range<Int>) {
+        guard let node = livePrimary, let primary = node.primary, !primary.standalone, !primary.node.stopping,
+            let epoch = checker.histories[primary.session]?.epochOfValue[value]
+        else { return }
+        answeredUnconfirmed.append((primary.session, epoch, UInt64(blocks.count) * SimulationScenario.blockSizeBytes, nowNs))
+    }
+
+    /// A lower bound computed independently: the answered WRITEs whose epoch the peer has not
+    /// confirmed durable (copy chunks and zero chunks, not visible here, can only add).
+    func checkRPO(_ node: SimNode, _ primary: PrimarySide) -> String? {
+        let machine = primary.machine
+        answeredUnconfirmed.removeAll { $0.session != primary.session || $0.epoch <= machine.peerDurableEpoch }
+        let bytes = answeredUnconfirmed.reduce(0) { $0 + $1.bytes }
+        if machine.lagBytes < bytes {
+            return "primary \(node.name) reports lag_bytes \(machine.lagBytes), but answered writes not confirmed durable total \(bytes)"
+        }
+        let ageNs = answeredUnconfirmed.map { nowNs - $0.answeredNs }.max() ?? 0
+        if machine.rpoAgeNs(nowNs: nowNs) < ageNs {
+            return "primary \(node.name) reports an RPO age of \(machine.rpoAgeNs(nowNs: nowNs)) ns, the oldest answered unconfirmed write is \(ageNs) ns old"
+        }
+        if bytes == 0 && machine.lagBytes > 0 && !primary.node.copyWanted && machine.peerDurableEpoch >= machine.openEpoch {
+            return "primary \(node.name) reports lag_bytes \(machine.lagBytes) with every epoch confirmed durable"
+        }
+        return nil
+    }
+
     // MARK: Checks
 
     /// After every event: the primary holds what it acknowledged, every disk state said is
@@ -111,6 +143,7 @@ extension Simulation {
                     if let problem = checker.checkPrimary(node.disk, name: node.name) { return fail(problem) }
                 }
                 guard !primary.standalone else { continue }
+                if let problem = checkRPO(node, primary) { return fail(problem) }
                 // What the primary says of its peer, once the peer's hello told it anything.
                 if let link, link.primary == node.index, primary.node.isPeerReady {
                     let peer = nodes[link.secondary]
