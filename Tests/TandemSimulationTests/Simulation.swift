@@ -202,9 +202,9 @@ final class Simulation {
     }
 
     var replayCommand: String {
-        var command = "TANDEM_SIM_SEED=\(scenario.seed)"
-        if let fault = scenario.testingFault { command += " (seeded fault: \(fault))" }
-        return command + " swift test --filter TandemSimulationTests.SimulationTests/guaranteesHoldUnderSeededFaults"
+        let command = "TANDEM_SIM_SEED=\(scenario.seed) TANDEM_SIM_TRACE=1 swift test --filter TandemSimulationTests.SimulationTests/guaranteesHoldUnderSeededFaults"
+        guard let fault = scenario.testingFault else { return command }
+        return "seeded fault \(fault): run its checkerCatches… test with TANDEM_SIM_VERBOSE=1 (seed \(scenario.seed))"
     }
 
     func run() -> SimulationFailure? {
