@@ -194,14 +194,18 @@ final class NSLockLike: @unchecked Sendable {
         }
     }
 
-    /// The failure message names the seed and the command that replays it.
+    /// A failure names the seed and how to replay it: the command for a seeded run, the test
+    /// for a seeded-fault run.
     @Test func aFailureGivesTheReplayCommand() {
         guard let failure = firstFailure(with: .secondary(.appliesEpochsOutOfOrder), matches: { _ in true }) else {
             Issue.record("no failure to look at")
             return
         }
-        #expect(failure.description.contains("TANDEM_SIM_SEED=\(failure.seed)"))
-        #expect(failure.description.contains("swift test --filter"))
+        #expect(failure.description.contains("seed \(failure.seed)"))
+        #expect(failure.description.contains("checkerCatches"))
+        let replay = Simulation(scenario: SimulationScenario(seed: 4711)).replayCommand
+        #expect(replay.hasPrefix("TANDEM_SIM_SEED=4711 "))
+        #expect(replay.contains("swift test --filter TandemSimulationTests.SimulationTests/guaranteesHoldUnderSeededFaults"))
     }
 }
 
