@@ -94,7 +94,7 @@ public enum MetricsExposition {
         ("tandem_unconfirmed_bytes", "unconfirmed_bytes", 1,
          "Replication buffer occupancy: admitted writes the secondary has not confirmed (status: unconfirmed_bytes)."),
         ("tandem_resync_progress_ratio", "resync_progress", 1,
-         "Fraction of the initial copy done, 0 to 1 (status: resync_progress)."),
+         "Fraction of the full copy done, 0 to 1; 1 when none is due (status: resync_progress)."),
         ("tandem_resync_rate_bytes_per_second", "resync_rate_bytes_per_second", 1,
          "Initial copy rate, smoothed over about a second (status: resync_rate_bytes_per_second)."),
         ("tandem_nbd_clients", "nbd_clients", 1, "NBD client connections open on the export (status: nbd_clients)."),
