@@ -172,9 +172,9 @@ final class Resource {
         var fields = spec.jsonFields
         let stats = backend.stats
         fields["role"] = .string(spec.role.rawValue)
-        fields["connection_state"] = .string("StandAlone")
-        fields["disk_state"] = .string("UpToDate")
-        fields["replication_state"] = .string("Off")
+        fields["connection_state"] = .string(ConnectionState.standAlone.rawValue)
+        fields["disk_state"] = .string(DiskState.upToDate.rawValue)
+        fields["replication_state"] = .string(ReplicationStreamState.off.rawValue)
         fields["enabled"] = .bool(enabled)
         fields["size_bytes"] = .int(Int64(volume.sizeBytes))
         fields["direct_io"] = .bool(volume.direct)

@@ -136,10 +136,10 @@ final class ResourceRegistry: @unchecked Sendable {
     private static func unopenedStatus(_ spec: ResourceSpec, _ failure: DiskFailure) -> [String: JSONValue] {
         var fields = spec.jsonFields
         fields["role"] = .string(spec.role.rawValue)
-        fields["connection_state"] = .string("StandAlone")
-        fields["disk_state"] = .string("Failed")
+        fields["connection_state"] = .string(ConnectionState.standAlone.rawValue)
+        fields["disk_state"] = .string(DiskState.failed.rawValue)
         fields["disk_error"] = failure.json
-        fields["replication_state"] = .string("Off")
+        fields["replication_state"] = .string(ReplicationStreamState.off.rawValue)
         fields["redundant"] = .bool(false)
         fields["enabled"] = .bool(false)
         fields["nbd_serving"] = .bool(false)

@@ -2,7 +2,7 @@
 // raw values are DRBD's, and what the control protocol carries).
 
 /// The replication link as a node sees it.
-public enum ConnectionState: String, Sendable, Equatable {
+public enum ConnectionState: String, Sendable, Equatable, CaseIterable {
     /// Replication is off on this node (disabled, or standalone).
     case standAlone = "StandAlone"
     /// The primary is dialling (or redialling after a failure, with backoff).
@@ -14,13 +14,13 @@ public enum ConnectionState: String, Sendable, Equatable {
 }
 
 /// What the primary's replication stream is doing (status `replication_state`).
-public enum ReplicationStreamState: String, Sendable, Equatable {
+public enum ReplicationStreamState: String, Sendable, Equatable, CaseIterable {
     /// No live link.
     case off = "Off"
+    /// Writes flow to the peer.
+    case established = "Established"
     /// A full copy is running: the peer is Inconsistent until it ends.
     case syncSource = "SyncSource"
     /// The replication buffer is full: writes wait for the peer's durable acks.
     case blocked = "Blocked"
-    /// Writes flow to the peer.
-    case established = "Established"
 }

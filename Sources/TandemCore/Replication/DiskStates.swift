@@ -4,7 +4,7 @@
 // "States"): a node never reports more than it knows.
 
 /// DRBD's disk state words.
-public enum DiskState: String, Sendable, Equatable {
+public enum DiskState: String, Sendable, Equatable, CaseIterable {
     /// Holds every acknowledged write.
     case upToDate = "UpToDate"
     /// A crash-consistent prefix of the primary's history that may lack recent writes.

@@ -118,7 +118,7 @@ public enum SecondaryNodeAction: Sendable, Equatable {
 }
 
 /// The secondary's stream as status shows it (`replication_state`).
-public enum SecondaryStreamState: String, Sendable, Equatable {
+public enum SecondaryStreamState: String, Sendable, Equatable, CaseIterable {
     case off = "Off"
     /// A full copy is being received: Inconsistent until the primary's SyncComplete.
     case syncTarget = "SyncTarget"

@@ -3,6 +3,7 @@
 // taken in the same loop turn as the counters, so a scrape and `status` cannot disagree
 // about what they both show. Rendering runs on the HTTP thread, not on the loop.
 import TandemControl
+import TandemCore
 import TandemIO
 
 /// Counters a resource keeps besides its status (ResourceCounters, copied).
@@ -69,18 +70,25 @@ public enum MetricsExposition {
     static let stateWords: [(family: String, field: String, label: String, words: [String], help: String)] = [
         ("tandem_role", "role", "role", ["primary", "secondary", "standalone"],
          "The resource's role on this node: 1 for the current role, 0 for the others (status: role)."),
-        ("tandem_connection_state", "connection_state", "state", ["StandAlone", "Connecting", "Connected"],
+        ("tandem_connection_state", "connection_state", "state", ConnectionState.allCases.map(\.rawValue),
          "The peer link's state: 1 for the current state, 0 for the others (status: connection_state)."),
         ("tandem_disk_state", "disk_state", "state",
-         ["UpToDate", "Consistent", "Outdated", "Inconsistent", "Failed", "DUnknown", "Unknown"],
+         DiskState.allCases.map(\.rawValue),
          "This node's copy: 1 for the current disk state, 0 for the others (status: disk_state)."),
         ("tandem_peer_disk_state", "peer_disk_state", "state",
-         ["UpToDate", "Consistent", "Outdated", "Inconsistent", "Failed", "DUnknown", "Unknown"],
+         DiskState.allCases.map(\.rawValue),
          "The peer's copy as this primary knows it: 1 for the current state, 0 for the others (status: peer_disk_state)."),
         ("tandem_replication_state", "replication_state", "state",
-         ["Off", "Established", "SyncSource", "SyncTarget", "Blocked"],
+         replicationStateWords,
          "The replication stream: 1 for the current state, 0 for the others (status: replication_state)."),
     ]
+
+    /// Both roles' stream words, each once, in declaration order.
+    static let replicationStateWords: [String] = {
+        var words = ReplicationStreamState.allCases.map(\.rawValue)
+        for word in SecondaryStreamState.allCases.map(\.rawValue) where !words.contains(word) { words.append(word) }
+        return words
+    }()
 
     /// Gauges copied from a numeric status field; `scale` converts to the base unit.
     static let statusGauges: [(family: String, field: String, scale: Double, help: String)] = [
@@ -94,7 +102,7 @@ public enum MetricsExposition {
         ("tandem_unconfirmed_bytes", "unconfirmed_bytes", 1,
          "Replication buffer occupancy: admitted writes the secondary has not confirmed (status: unconfirmed_bytes)."),
         ("tandem_resync_progress_ratio", "resync_progress", 1,
-         "Fraction of the initial copy done, 0 to 1 (status: resync_progress)."),
+         "Fraction of the full copy done, 0 to 1; 1 when none is due (status: resync_progress)."),
         ("tandem_resync_rate_bytes_per_second", "resync_rate_bytes_per_second", 1,
          "Initial copy rate, smoothed over about a second (status: resync_rate_bytes_per_second)."),
         ("tandem_nbd_clients", "nbd_clients", 1, "NBD client connections open on the export (status: nbd_clients)."),

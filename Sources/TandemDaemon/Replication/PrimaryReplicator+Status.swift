@@ -15,7 +15,10 @@ extension PrimaryReplicator {
         fields["unconfirmed_bytes"] = .int(Int64(primary.unconfirmedBytes))
         fields["writes_blocked"] = .bool(node.isBlocked)
         fields["out_of_sync_bytes"] = .int(Int64(node.outOfSyncBytes))
-        fields["resync_progress"] = .double(volume.sizeBytes == 0 ? 1 : Double(min(node.copyCursor, volume.sizeBytes)) / Double(volume.sizeBytes))
+        // 1 when no copy is due (nothing is out of sync), not 0: "nothing done" would read as
+        // a copy that has not started.
+        let copied = node.outOfSyncBytes == 0 || volume.sizeBytes == 0
+        fields["resync_progress"] = .double(copied ? 1 : Double(min(node.copyCursor, volume.sizeBytes)) / Double(volume.sizeBytes))
         let rate = node.copyRateBytesPerSecond
         fields["resync_rate_bytes_per_second"] = .int(Int64(clamping: rate))
         if rate > 0, !node.peerSynced {

@@ -57,6 +57,9 @@ extension Replication {
         #expect(started["session_start"] as? String == "assumed-in-sync", "\(started)")
         #expect(started["session_start_reason"] as? String
                     == "initial_sync none: the volumes are identical at creation", "\(started)")
+        // No copy is due: nothing out of sync, progress complete (not "0, not started").
+        #expect(started["out_of_sync_bytes"] as? Int == 0, "\(started)")
+        #expect(started["resync_progress"] as? Double == 1, "\(started)")
         try pair.waitInSync()
     }
 }
