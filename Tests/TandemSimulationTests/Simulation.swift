@@ -162,6 +162,9 @@ final class Simulation {
     var plannedFailoversStranded = 0
     var copiesCompleted = 0
     var copiesInterrupted = 0
+    /// Steps at which both nodes said UpToDate with nothing admitted unanswered (the blocks
+    /// were compared).
+    var stepsInSync = 0
     var diskErrors = 0
 
     var checker: GuaranteeChecker

@@ -265,6 +265,6 @@ extension Simulation {
     var summary: String {
         "seed \(scenario.seed): \(step) steps, \(requestsIssued) requests (\(requestsAnswered) answered), "
             + "\(sessionsStarted) primary sessions, \(restarts) restarts, \(failovers) failovers, \(copiesCompleted) full copies (\(copiesInterrupted) interrupted), \(plannedFailoversStranded) stranded planned failovers, "
-            + "\(impostors) impostors, \(diskErrors) disk errors, \(linkCount) connections; \(scenario)"
+            + "\(impostors) impostors, \(diskErrors) disk errors, \(linkCount) connections, \(stepsInSync) steps in sync; \(scenario)"
     }
 }

@@ -197,9 +197,10 @@ extension Simulation {
                 default: false
                 }
             }
-            if !admittedUnanswered, secondaryNode.alive, !primaryNode.diskFailed,
-                peerDiskState(primaryNode) == .upToDate, secondaryDiskState(secondaryNode) == .upToDate,
-                primaryNode.disk.cache != secondaryNode.disk.cache {
+            let inSync = !admittedUnanswered && secondaryNode.alive && !primaryNode.diskFailed
+                && peerDiskState(primaryNode) == .upToDate && secondaryDiskState(secondaryNode) == .upToDate
+            if inSync { stepsInSync += 1 }
+            if inSync, primaryNode.disk.cache != secondaryNode.disk.cache {
                 return fail("both nodes say UpToDate with nothing unanswered, but primary \(primaryNode.name) holds \(primaryNode.disk.cache) and secondary \(secondaryNode.name) \(secondaryNode.disk.cache)")
             }
         }
