@@ -1,19 +1,33 @@
+import Glibc
 import TandemCore
 
-// FakeDisk: a volume of `blockCount` blocks with a volatile write cache. Each block holds the
-// sequence number of the write that last wrote it (0: initial content).
+// FakeDisk: one node's volume of `blockCount` blocks with a volatile write cache. Each block
+// holds a *value*: the global identity of the application write that last wrote it (0 and
+// the initial-content values: what the volume held at creation). A full copy's chunk writes
+// the values the primary read, so content can be compared across nodes.
 // - A completed write is in the cache (what reads see); a FUA write is durable at completion.
 // - A flush makes durable every write that completed before the flush was submitted.
-// - Power loss keeps an arbitrary subset of unflushed and in-flight writes, landed in an
-//   arbitrary order (a device may reorder completed writes), and the cache becomes the
-//   durable content.
+// - Power loss keeps an arbitrary subset of unflushed and in-flight writes (a block never
+//   returns to a version older than a durable one; in-flight writes land in any order), and
+//   the cache becomes the durable content.
 // - A process crash (kill -9) keeps the cache; each in-flight write lands or does not.
+// - Errors: from the scenario's chosen operation on, writes (ENOSPC: writes only; EIO: writes
+//   and flushes) complete with an errno and change nothing. Every I/O is identified by a tag.
 
 final class FakeDisk {
+    typealias Tag = UInt64
+
     struct Extent {
-        var sequence: WriteSequence
         var firstBlock: Int
-        var blockCount: Int
+        var values: [UInt64]
+        var blocks: Range<Int> { firstBlock..<(firstBlock + values.count) }
+    }
+
+    /// From the `afterOperations`-th completed operation on, operations fail with `errno`.
+    struct ErrorPlan: CustomStringConvertible {
+        var afterOperations: Int
+        var errno: Int32
+        var description: String { "\(errno == ENOSPC ? "ENOSPC" : "EIO") after \(afterOperations) ops" }
     }
 
     private struct Landed {
@@ -22,67 +36,100 @@ final class FakeDisk {
     }
 
     let blockCount: Int
-    private(set) var cache: [WriteSequence]
-    private(set) var durable: [WriteSequence]
+    private(set) var cache: [UInt64]
+    private(set) var durable: [UInt64]
     /// Completion stamp of the write each durable block holds: a flush never lets an older
     /// completed write overwrite a newer one that is already durable (e.g. by FUA).
     private var durableStamp: [UInt64]
     private var unflushed: [Landed] = []
-    private var inFlight: [(extent: Extent, fua: Bool)] = []
-    private var flushStamps: [UInt64] = []
+    private var inFlight: [(tag: Tag, extent: Extent, fua: Bool)] = []
+    private var flushes: [(tag: Tag, stamp: UInt64)] = []
     private var stamp: UInt64 = 0
+    var errorPlan: ErrorPlan?
+    private(set) var operations = 0
+    private(set) var failedOperations = 0
 
-    init(blockCount: Int) {
-        self.blockCount = blockCount
-        cache = Array(repeating: 0, count: blockCount)
-        durable = Array(repeating: 0, count: blockCount)
-        durableStamp = Array(repeating: 0, count: blockCount)
+    init(content: [UInt64]) {
+        blockCount = content.count
+        cache = content
+        durable = content
+        durableStamp = Array(repeating: 0, count: content.count)
     }
 
-    func submitWrite(_ extent: Extent, fua: Bool) {
-        precondition(extent.firstBlock >= 0 && extent.firstBlock + extent.blockCount <= blockCount)
-        inFlight.append((extent, fua))
+    var hasInFlightWrites: Bool { !inFlight.isEmpty }
+
+    func submitWrite(_ extent: Extent, fua: Bool, tag: Tag) {
+        precondition(extent.firstBlock >= 0 && extent.firstBlock + extent.values.count <= blockCount)
+        inFlight.append((tag, extent, fua))
     }
 
-    /// False if the write was lost with a crash of its node.
-    @discardableResult
-    func completeWrite(_ sequence: WriteSequence) -> Bool {
-        guard let index = inFlight.firstIndex(where: { $0.extent.sequence == sequence }) else {
-            return false
-        }
-        let (extent, fua) = inFlight.remove(at: index)
+    private func nextResult(isWrite: Bool) -> Int32 {
+        operations += 1
+        guard let plan = errorPlan, operations >= plan.afterOperations else { return 0 }
+        if plan.errno == ENOSPC && !isWrite { return 0 }
+        failedOperations += 1
+        return plan.errno
+    }
+
+    /// The errno the write completed with (0: it landed in the cache); nil if it was lost
+    /// with a crash of its node.
+    func completeWrite(_ tag: Tag) -> Int32? {
+        guard let index = inFlight.firstIndex(where: { $0.tag == tag }) else { return nil }
+        let (_, extent, fua) = inFlight.remove(at: index)
+        let result = nextResult(isWrite: true)
+        guard result == 0 else { return result }
+        land(extent, fua: fua)
+        return 0
+    }
+
+    private func land(_ extent: Extent, fua: Bool) {
         stamp += 1
-        for block in extent.firstBlock..<(extent.firstBlock + extent.blockCount) {
-            cache[block] = extent.sequence
-        }
+        for (offset, value) in extent.values.enumerated() { cache[extent.firstBlock + offset] = value }
         let landed = Landed(stamp: stamp, extent: extent)
         if fua { makeDurable(landed) } else { unflushed.append(landed) }
-        return true
     }
 
-    func submitFlush() { flushStamps.append(stamp) }
+    func submitFlush(tag: Tag) { flushes.append((tag, stamp)) }
 
-    @discardableResult
-    func completeFlush() -> Bool {
-        guard !flushStamps.isEmpty else { return false }
-        let coversStamp = flushStamps.removeFirst()
-        for landed in unflushed where landed.stamp <= coversStamp { makeDurable(landed) }
-        unflushed.removeAll { $0.stamp <= coversStamp }
-        return true
+    /// The errno of the flush (0: done); nil if it was lost with a crash.
+    func completeFlush(_ tag: Tag) -> Int32? {
+        guard let index = flushes.firstIndex(where: { $0.tag == tag }) else { return nil }
+        let covers = flushes.remove(at: index).stamp
+        let result = nextResult(isWrite: false)
+        guard result == 0 else { return result }
+        for landed in unflushed where landed.stamp <= covers { makeDurable(landed) }
+        unflushed.removeAll { $0.stamp <= covers }
+        return 0
+    }
+
+    /// The result of a metadata record write (the record lives on the same disk).
+    func metadataWriteResult() -> Int32 { nextResult(isWrite: true) }
+
+    /// A read (the full copy's): the cached content of `blocks`, or an errno.
+    func read(_ blocks: Range<Int>) -> (values: [UInt64], errno: Int32) {
+        let result = nextResult(isWrite: false)
+        return result == 0 ? (Array(cache[blocks]), 0) : ([], result)
     }
 
     private func makeDurable(_ landed: Landed) {
         let extent = landed.extent
-        for block in extent.firstBlock..<(extent.firstBlock + extent.blockCount)
-        where landed.stamp > durableStamp[block] {
-            durable[block] = extent.sequence
-            durableStamp[block] = landed.stamp
+        for (offset, value) in extent.values.enumerated() where landed.stamp > durableStamp[extent.firstBlock + offset] {
+            durable[extent.firstBlock + offset] = value
+            durableStamp[extent.firstBlock + offset] = landed.stamp
         }
     }
 
+    /// A synchronous flush of everything completed (fsync before the volume is served).
+    func flushNow() {
+        for landed in unflushed { makeDurable(landed) }
+        unflushed.removeAll()
+    }
+
     func powerLoss(_ random: inout SimRandom) {
-        var candidates = unflushed.map(\.extent) + inFlight.map(\.extent)
-        candidates = candidates.filter { _ in random.chance(perMille: 500) }
+        // Completed writes keep their completion order per block (a block never goes back to
+        // a version older than one already durable); in-flight ones land in any order after.
+        for landed in unflushed where random.chance(perMille: 500) { makeDurable(landed) }
+        var candidates = inFlight.map(\.extent).filter { _ in random.chance(perMille: 500) }
         random.shuffle(&candidates)
         for extent in candidates {
             stamp += 1
@@ -91,15 +138,18 @@ final class FakeDisk {
         cache = durable
         unflushed.removeAll()
         inFlight.removeAll()
-        flushStamps.removeAll()
+        flushes.removeAll()
     }
 
     func processCrash(_ random: inout SimRandom) {
-        var pending = inFlight.map(\.extent.sequence)
+        var pending = inFlight
         random.shuffle(&pending)
-        for sequence in pending where random.chance(perMille: 500) { completeWrite(sequence) }
+        for write in pending where random.chance(perMille: 500) { land(write.extent, fua: write.fua) }
         inFlight.removeAll()
-        if !flushStamps.isEmpty && random.chance(perMille: 500) { completeFlush() }
-        flushStamps.removeAll()
+        if let last = flushes.last, random.chance(perMille: 500) {
+            for landed in unflushed where landed.stamp <= last.stamp { makeDurable(landed) }
+            unflushed.removeAll { $0.stamp <= last.stamp }
+        }
+        flushes.removeAll()
     }
 }

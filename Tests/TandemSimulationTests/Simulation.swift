@@ -1,10 +1,12 @@
 import Glibc
 import TandemCore
 
-// Simulation: one seeded run of a primary and a secondary state machine against fake disks,
-// a fake network (one ordered stream per connection, random delays, disconnects) and a
-// simulated clock, under an application workload and the scenario's faults. After every
-// event it checks the guarantees; the first violation ends the run.
+// Simulation: one seeded run of two role-symmetric nodes (A and B, each primary or secondary)
+// against fake disks, a fake network (one ordered stream per direction per connection, random
+// delays, disconnects) and a simulated clock, under an application workload and the
+// scenario's faults. Each node persists a ReplicationRecord and restarts from it. After every
+// event it checks the guarantees and every disk state a node reports; the first violation
+// ends the run.
 
 struct SimulationFailure: Error, CustomStringConvertible {
     var seed: UInt64
@@ -12,34 +14,117 @@ struct SimulationFailure: Error, CustomStringConvertible {
     var step: Int
     var timeNs: UInt64
     var message: String
+    var replay: String
 
     var description: String {
         "simulation seed \(seed) failed at step \(step) (t=\(timeNs / 1000)µs): \(message)\n"
             + "  scenario: \(scenario)\n"
-            + "  replay: TANDEM_SIM_SEED=\(seed) swift test --filter TandemSimulationTests"
+            + "  replay: \(replay)"
+    }
+}
+
+/// One node: its disk, its persisted record, and the role it has now.
+final class SimNode {
+    enum IO {
+        case primaryWrite(WriteSequence, session: UInt64)
+        case primaryFlush(session: UInt64)
+        case standaloneWrite(RequestID)
+        case standaloneFlush(RequestID)
+        case secondaryWrite(WriteSequence)
+        case secondaryFlush
+    }
+
+    let index: Int
+    var name: String { index == 0 ? "A" : "B" }
+    let disk: FakeDisk
+    /// The record as on stable storage (ReplicationMetadata): survives every crash.
+    var record = ReplicationRecord()
+    var alive = true
+    var incarnation = 0
+    var isPrimary: Bool
+    var primary: PrimarySide?
+    var secondary: SecondaryNode?
+    /// The primary's own disk failed (a secondary's failure is its node's).
+    var diskFailed = false
+    /// The lineage (see GuaranteeChecker) this node's content belongs to.
+    var lineage = 0
+    /// The session whose history this node's content is a state of (nil: none; a crashed
+    /// primary's volume is whatever its disk kept).
+    var historySession: UInt64? = 0
+    /// The last session this node ran as primary.
+    var lastPrimarySession: UInt64 = 0
+    /// `<name>.peer-failed`: the peer's disk failed while this node was its primary.
+    var peerFailedMarker = false
+    /// Record writes in flight, in order (a crash keeps a prefix of them: each is atomic).
+    var recordsInFlight: [ReplicationRecord] = []
+    var lastRecordDoneNs: UInt64 = 0
+    var io: [FakeDisk.Tag: IO] = [:]
+
+    init(index: Int, content: [UInt64], isPrimary: Bool) {
+        self.index = index
+        disk = FakeDisk(content: content)
+        self.isPrimary = isPrimary
+    }
+
+    func writeRecord(_ change: (inout ReplicationRecord) -> Void) {
+        change(&record)
+        record.generation += 1
     }
 }
 
 final class Simulation {
+    /// Primary → secondary on one connection.
+    enum ToSecondary {
+        case hello(session: UInt64, basis: SessionBasis, nodeName: String, certificateNamesPeer: Bool)
+        case message(PrimaryMessage)
+        case syncComplete(throughSequence: WriteSequence)
+        case demoted
+        /// Bytes that decode to nothing valid (an impostor's).
+        case garbage
+    }
+
+    /// Secondary → primary.
+    enum ToPrimary {
+        /// The secondary accepted the Hello (the HelloReply).
+        case accepted
+        case refused(String, WireRefusal)
+        case message(SecondaryMessage)
+        case failoverRequest
+    }
+
     enum Event {
         case appIssue
         case appDependentWrite
-        case primaryWriteDone(WriteSequence)
-        case primaryFlushDone
-        case secondaryWriteDone(WriteSequence, incarnation: Int)
-        case secondaryFlushDone(incarnation: Int)
-        case secondaryRecordDone(Epoch, incarnation: Int)
-        case toSecondary(PrimaryMessage, connection: Int)
-        case toPrimary(SecondaryMessage, connection: Int)
-        case reconnect
-        case secondaryRestart
+        case writeDone(node: Int, tag: FakeDisk.Tag, incarnation: Int)
+        case flushDone(node: Int, tag: FakeDisk.Tag, incarnation: Int)
+        case copyReadDone(node: Int, incarnation: Int, session: UInt64, blocks: Range<Int>)
+        case recordDone(node: Int, incarnation: Int)
+        case toSecondary(ToSecondary, link: Int)
+        case toPrimary(ToPrimary, link: Int)
+        case dialFailed(node: Int, incarnation: Int)
+        case restart(node: Int)
+        /// The operator looks: with no node primary, the secondary is promoted (forced).
+        case operatorCheck
         case tick
         case fault(SimulationScenario.Fault)
     }
 
     enum AppRequest {
-        case write(blocks: Range<Int>, fua: Bool, sequence: WriteSequence?)
-        case flush(snapshot: [WriteSequence])
+        case write(blocks: Range<Int>, fua: Bool, value: UInt64?)
+        /// WRITE_ZEROES: each chunk admitted is a write of its own (its value: those zeros).
+        case zeroes(blocks: Range<Int>, fua: Bool, chunks: [(blocks: Range<Int>, value: UInt64)])
+        case flush(snapshot: [UInt64])
+        case trim(blocks: Range<Int>)
+    }
+
+    /// One connection between a primary (or an impostor) and a secondary.
+    struct Link {
+        var id: Int
+        var primary: Int?
+        var secondary: Int
+        var lastToSecondaryNs: UInt64
+        var lastToPrimaryNs: UInt64
+        var impostor: Bool { primary == nil }
     }
 
     let scenario: SimulationScenario
@@ -49,47 +134,85 @@ final class Simulation {
     var step = 0
     var failure: String?
 
-    var primary: ReplicationPrimary
-    var secondary: ReplicationSecondary
-    let primaryDisk: FakeDisk
-    let secondaryDisk: FakeDisk
-    var primaryAlive = true
-    var secondaryAlive = true
-    var secondaryIncarnation = 0
-    /// The secondary's persisted metadata: its recorded durable epoch.
-    var secondaryRecordedEpoch: Epoch = 0
-    var resendCompletedSinceRestart = true
-    var secondaryWasConsistent = true
+    var nodes: [SimNode]
+    var link: Link?
+    var linkCount = 0
+    /// What was acknowledged when each SyncComplete was sent (known gap, see
+    /// SimulationKnownGaps.syncCompleteBeforeAcknowledged).
+    var syncCompleteSnapshots: [SyncCompleteKey: [UInt64]] = [:]
 
-    var connection = 0
-    var connected = false
-    var lastToSecondaryNs: UInt64 = 0
-    var lastToPrimaryNs: UInt64 = 0
+    struct SyncCompleteKey: Hashable {
+        var session: UInt64
+        var through: WriteSequence
+    }
+
+    /// Primaries whose peer's disk failed: replication stops once the link is down.
+    var pendingDetach: Set<Int> = []
+    var nextTag: FakeDisk.Tag = 1
+    /// Global write identities (block values); values up to `initialValues` are the volume's
+    /// content at creation.
+    var nextValue: UInt64
+    /// Payload of every replicated write, by (session, sequence): what a Data frame carries.
+    var payloads: [PayloadKey: FakeDisk.Extent] = [:]
+    var sessionsStarted = 0
+    var restarts = 0
+    var failovers = 0
+    var impostors = 0
+    /// Planned failovers whose old primary demoted while the requester could not promote.
+    var plannedFailoversStranded = 0
+    var copiesCompleted = 0
+    var copiesInterrupted = 0
+    /// Steps at which both nodes said UpToDate with nothing admitted unanswered (the blocks
+    /// were compared).
+    var stepsInSync = 0
+    var diskErrors = 0
 
     var checker: GuaranteeChecker
-    var rpo: RPOReference
     var requests: [RequestID: AppRequest] = [:]
     var outstanding: [(request: RequestID, blocks: Range<Int>)] = []
     var nextRequest: RequestID = 1
     var requestsIssued = 0
+    var requestsAnswered = 0
     /// TANDEM_SIM_TRACE=1 prints every event and action of a run (use with TANDEM_SIM_SEED).
     let tracing = getenv("TANDEM_SIM_TRACE") != nil
-    var primaryActions: [PrimaryAction] = []
-    var secondaryActions: [SecondaryAction] = []
+    var primaryActions: [PrimaryNodeAction] = []
+    var secondaryActions: [SecondaryNodeAction] = []
+
+    struct PayloadKey: Hashable {
+        var session: UInt64
+        var sequence: WriteSequence
+    }
 
     init(scenario: SimulationScenario) {
         self.scenario = scenario
         random = SimRandom(seed: scenario.seed)
-        primary = ReplicationPrimary(config: scenario.primaryConfig)
-        secondary = ReplicationSecondary(config: scenario.secondaryConfig)
-        primaryDisk = FakeDisk(blockCount: scenario.blockCount)
-        secondaryDisk = FakeDisk(blockCount: scenario.blockCount)
-        checker = GuaranteeChecker(mode: scenario.mode, blockCount: scenario.blockCount)
-        rpo = RPOReference()
+        let blockCount = scenario.blockCount
+        // initial_sync full: A's volume holds data B lacks; none: both are equal (zeros).
+        var initial = Array(repeating: UInt64(0), count: blockCount)
+        if scenario.initialSync == .full {
+            for block in 0..<blockCount where random.chance(perMille: 600) { initial[block] = UInt64(block + 1) }
+        }
+        nextValue = UInt64(blockCount + 1)
+        nodes = [
+            SimNode(index: 0, content: initial, isPrimary: true),
+            SimNode(index: 1, content: Array(repeating: 0, count: blockCount), isPrimary: false),
+        ]
+        checker = GuaranteeChecker(
+            mode: scenario.mode, blockCount: blockCount, overlapping: scenario.overlappingWrites, initialContent: initial)
+        // Session 0: the volumes as created (B's claim at rest refers to it).
+        _ = checker.startSession(0, base: initial)
+        if scenario.initialSync == .full { nodes[1].historySession = nil }
+    }
+
+    var replayCommand: String {
+        let command = "TANDEM_SIM_SEED=\(scenario.seed) TANDEM_SIM_TRACE=1 swift test --filter TandemSimulationTests.SimulationTests/guaranteesHoldUnderSeededFaults"
+        guard let fault = scenario.testingFault else { return command }
+        return "seeded fault \(fault): run its checkerCatches… test with TANDEM_SIM_VERBOSE=1 (seed \(scenario.seed))"
     }
 
     func run() -> SimulationFailure? {
-        events.schedule(.reconnect, atNs: 0)
+        startSecondary(nodes[1], handedOver: false)
+        startPrimary(nodes[0])
         events.schedule(.appIssue, atNs: 1000)
         events.schedule(.tick, atNs: 100_000)
         for (atNs, fault) in scenario.faults { events.schedule(.fault(fault), atNs: atNs) }
@@ -107,12 +230,25 @@ final class Simulation {
         guard let failure else { return nil }
         return SimulationFailure(
             seed: scenario.seed, scenario: scenario.description, step: step, timeNs: nowNs,
-            message: failure)
+            message: failure, replay: replayCommand)
     }
 
     func fail(_ message: String) {
         if failure == nil { failure = message }
     }
+
+    func trace(_ text: @autoclosure () -> String) {
+        if tracing { print("    \(text())") }
+    }
+
+    func makeTag() -> FakeDisk.Tag {
+        defer { nextTag += 1 }
+        return nextTag
+    }
+
+    /// The node that is primary and running, if any.
+    var livePrimary: SimNode? { nodes.first { $0.alive && $0.isPrimary && $0.primary != nil } }
+    var liveSecondary: SimNode? { nodes.first { $0.alive && !$0.isPrimary } }
 
     // MARK: Events
 
@@ -120,195 +256,425 @@ final class Simulation {
         switch event {
         case .appIssue: issueRequest(dependent: false)
         case .appDependentWrite: issueRequest(dependent: true)
-        case let .primaryWriteDone(sequence):
-            guard primaryAlive else { return }
-            primaryDisk.completeWrite(sequence)
-            drivePrimary(.localWriteCompleted(sequence: sequence))
-        case .primaryFlushDone:
-            guard primaryAlive else { return }
-            primaryDisk.completeFlush()
-            drivePrimary(.localFlushCompleted)
-        case let .secondaryWriteDone(sequence, incarnation):
-            guard secondaryAlive, incarnation == secondaryIncarnation else { return }
-            secondaryDisk.completeWrite(sequence)
-            driveSecondary(.writeCompleted(sequence: sequence))
-        case let .secondaryFlushDone(incarnation):
-            guard secondaryAlive, incarnation == secondaryIncarnation else { return }
-            secondaryDisk.completeFlush()
-            driveSecondary(.flushCompleted)
-        case let .secondaryRecordDone(epoch, incarnation):
-            guard secondaryAlive, incarnation == secondaryIncarnation else { return }
-            secondaryRecordedEpoch = epoch
-            driveSecondary(.durableEpochRecorded(epoch))
-        case let .toSecondary(message, connection):
-            guard connected, connection == self.connection, secondaryAlive else { return }
-            if case .resendComplete = message { resendCompletedSinceRestart = true }
-            driveSecondary(.message(message))
-        case let .toPrimary(message, connection):
-            guard connected, connection == self.connection, primaryAlive else { return }
-            switch message {
-            case let .hello(epoch, _), let .durableThroughEpoch(epoch): rpo.confirm(through: epoch)
-            case .dataAck: break
+        case let .writeDone(index, tag, incarnation):
+            let node = nodes[index]
+            guard node.alive, incarnation == node.incarnation, let io = node.io.removeValue(forKey: tag) else { return }
+            guard let result = node.disk.completeWrite(tag) else { return }
+            ioCompleted(node, io, result: result)
+        case let .flushDone(index, tag, incarnation):
+            let node = nodes[index]
+            guard node.alive, incarnation == node.incarnation, let io = node.io.removeValue(forKey: tag) else { return }
+            guard let result = node.disk.completeFlush(tag) else { return }
+            ioCompleted(node, io, result: result)
+        case let .copyReadDone(index, incarnation, session, blocks):
+            let node = nodes[index]
+            guard node.alive, incarnation == node.incarnation, let primary = node.primary, primary.session == session
+            else { return }
+            copyReadCompleted(node, primary, blocks: blocks)
+        case let .recordDone(index, incarnation):
+            let node = nodes[index]
+            guard node.alive, incarnation == node.incarnation else { return }
+            recordDone(node)
+        case let .toSecondary(message, linkID):
+            guard let link, link.id == linkID else { return }
+            secondaryReceived(message, node: nodes[link.secondary])
+        case let .toPrimary(message, linkID):
+            guard let link, link.id == linkID, let primaryIndex = link.primary else { return }
+            primaryReceived(message, node: nodes[primaryIndex])
+        case let .dialFailed(index, incarnation):
+            let node = nodes[index]
+            guard node.alive, incarnation == node.incarnation else { return }
+            drivePrimary(node, .dialFailed("the peer does not answer"))
+        case let .restart(index): restart(nodes[index])
+        case .operatorCheck:
+            operatorCheckPending = false
+            if nodes.contains(where: { $0.alive && !$0.isPrimary && $0.primary != nil }) {
+                // A demoted primary is still stopping: its resource is busy; look again later.
+                events.schedule(.operatorCheck, atNs: nowNs + random.between(100_000, 1_000_000))
+            } else if !nodes.contains(where: { $0.isPrimary }) {
+                trace("the operator finds no primary: forced failover")
+                forcedFailover(allowInconsistent: true)
             }
-            drivePrimary(.peerMessage(message))
-        case .reconnect: reconnect()
-        case .secondaryRestart: restartSecondary()
         case .tick:
-            if primaryAlive { drivePrimary(.tick) }
-            if secondaryAlive { driveSecondary(.tick) }
+            for node in nodes where node.alive {
+                if let primary = node.primary, !primary.standalone { drivePrimary(node, .tick) }
+                if node.secondary != nil { driveSecondary(node, .tick) }
+            }
             events.schedule(.tick, atNs: nowNs + random.between(50_000, 500_000))
+            if !operatorCheckPending && !nodes.contains(where: { $0.isPrimary }) {
+                // No node is primary (a hand-over lost with its link, ...): the operator looks.
+                operatorCheckPending = true
+                events.schedule(.operatorCheck, atNs: nowNs + random.between(500_000, 3_000_000))
+            }
         case let .fault(fault): inject(fault)
         }
     }
 
+    private func ioCompleted(_ node: SimNode, _ io: SimNode.IO, result: Int32) {
+        if result != 0 { diskErrors += 1 }
+        switch io {
+        case let .primaryWrite(sequence, session):
+            guard node.primary?.session == session else { return }
+            drivePrimary(node, .localWriteDone(sequence: sequence, errno: result))
+        case let .primaryFlush(session):
+            guard node.primary?.session == session else { return }
+            drivePrimary(node, .localFlushDone(errno: result))
+        case let .standaloneWrite(request):
+            if result != 0 { primaryDiskFailed(node, operation: "write", errno: result) }
+            answer(request, errno: result)
+        case let .standaloneFlush(request):
+            if result != 0 { primaryDiskFailed(node, operation: "flush", errno: result) }
+            answer(request, errno: node.diskFailed ? EIO : 0)
+        case let .secondaryWrite(sequence):
+            driveSecondary(node, .writeCompleted(sequence: sequence, errno: result))
+        case .secondaryFlush:
+            driveSecondary(node, .flushCompleted(errno: result))
+        }
+    }
+
+    // MARK: Network
+
+    func sendToSecondary(_ message: ToSecondary) {
+        guard var link else { return }
+        link.lastToSecondaryNs = max(link.lastToSecondaryNs, nowNs + networkDelayNs())
+        self.link = link
+        events.schedule(.toSecondary(message, link: link.id), atNs: link.lastToSecondaryNs)
+    }
+
+    func sendToPrimary(_ message: ToPrimary) {
+        guard var link else { return }
+        link.lastToPrimaryNs = max(link.lastToPrimaryNs, nowNs + networkDelayNs())
+        self.link = link
+        events.schedule(.toPrimary(message, link: link.id), atNs: link.lastToPrimaryNs)
+    }
+
+    /// Drops the connection; both ends notice now (the secondary not when it closed it
+    /// itself). Messages in flight are never delivered.
+    func disconnect(_ reason: String, notifySecondary: Bool = true) {
+        guard let link else { return }
+        trace("link \(link.id) down: \(reason)")
+        self.link = nil
+        // (A disk failure meanwhile changes `synced` itself.)
+        if let before = impostorRecords.removeValue(forKey: link.id), let secondary = nodes[link.secondary].secondary,
+            secondary.diskFault == nil, !sameSession(before, secondary.record) {
+            let after = secondary.record
+            fail("an impostor's session changed \(nodes[link.secondary].name)'s record from \(before) to \(after)")
+        }
+        let secondary = nodes[link.secondary]
+        if secondary.alive && notifySecondary { secondaryLinkDown(secondary) }
+        if let primaryIndex = link.primary {
+            let node = nodes[primaryIndex]
+            if node.alive, let primary = node.primary { primaryLinkDown(node, primary, reason: reason) }
+        }
+    }
+
+    // MARK: Faults
+
     private func inject(_ fault: SimulationScenario.Fault) {
+        trace("fault: \(fault)")
         switch fault {
         case .disconnect:
-            disconnect()
-        case .secondaryPowerLoss, .secondaryCrash:
-            guard secondaryAlive else { return }
-            disconnect()
-            secondaryAlive = false
-            secondaryIncarnation += 1
-            if case .secondaryPowerLoss = fault {
-                secondaryDisk.powerLoss(&random)
-            } else {
-                secondaryDisk.processCrash(&random)
+            disconnect("injected disconnect")
+        case let .crash(role, powerLoss):
+            guard let node = role == .primary ? livePrimary : liveSecondary else { return }
+            crash(node, powerLoss: powerLoss)
+            events.schedule(.restart(node: node.index), atNs: nowNs + random.between(100_000, 5_000_000))
+        case .plannedFailover:
+            plannedFailover()
+        case let .forcedFailover(allowInconsistent):
+            forcedFailover(allowInconsistent: allowInconsistent)
+        case let .impostor(helloFirst):
+            impostorSession(helloFirst: helloFirst)
+        case let .diskErrors(role, errno):
+            guard let node = role == .primary ? livePrimary : liveSecondary else { return }
+            node.disk.errorPlan = FakeDisk.ErrorPlan(
+                afterOperations: node.disk.operations + Int(random.between(1, 20)), errno: errno)
+        }
+    }
+
+    func crash(_ node: SimNode, powerLoss: Bool) {
+        guard node.alive else { return }
+        if link?.primary == node.index || link?.secondary == node.index { disconnect("\(node.name) crashed") }
+        node.alive = false
+        node.incarnation += 1
+        if powerLoss { node.disk.powerLoss(&random) } else { node.disk.processCrash(&random) }
+        // The record writes in flight: a prefix of them lands (each is crash-atomic).
+        let landing = Int(random.below(UInt64(node.recordsInFlight.count + 1)))
+        if landing > 0 { node.record = node.recordsInFlight[landing - 1] }
+        node.recordsInFlight.removeAll()
+        node.io.removeAll()
+        if node.isPrimary {
+            // The application's requests die with the primary: nothing more is answered.
+            outstanding.removeAll()
+            requests.removeAll()
+            if powerLoss && node.lineage == checker.lineage {
+                checker.primaryLostItsCache(content: node.disk.cache)
+                if let problem = checker.checkPrimary(node.disk, name: node.name) { return fail("after power loss: \(problem)") }
             }
-            events.schedule(.secondaryRestart, atNs: nowNs + random.between(100_000, 5_000_000))
-        case .primaryDeath:
-            guard primaryAlive else { return }
-            disconnect()
-            primaryAlive = false
+            node.historySession = nil
         }
+        node.primary = nil
+        node.secondary = nil
+        trace("\(node.name) \(powerLoss ? "lost power" : "was killed")")
     }
 
-    private func restartSecondary() {
-        secondary = ReplicationSecondary(
-            config: scenario.secondaryConfig, durableThroughEpoch: secondaryRecordedEpoch,
-            restarted: true)
-        secondaryAlive = true
-        resendCompletedSinceRestart = false
-        secondaryWasConsistent = false
-        if secondary.isConsistent { fail("a restarted secondary claims to be consistent") }
-        // disk_drain: flush never has two epochs unflushed, so what survived a power loss is
-        // still a prefix: a forced promotion right now would expose a consistent volume.
-        if scenario.diskDrain == .flush, let problem = checker.prefixViolation(secondaryDisk.cache) {
-            fail("disk_drain flush, after the secondary's restart: \(problem)")
-        }
-        events.schedule(.reconnect, atNs: nowNs + random.between(10_000, 1_000_000))
-    }
-
-    private func disconnect() {
-        guard connected else { return }
-        connected = false
-        if primaryAlive { drivePrimary(.connectionDown) }
-        if secondaryAlive { driveSecondary(.connectionDown) }
-        events.schedule(.reconnect, atNs: nowNs + random.between(10_000, 2_000_000))
-    }
-
-    private func reconnect() {
-        guard !connected, primaryAlive, secondaryAlive else { return }
-        connection += 1
-        connected = true
-        lastToSecondaryNs = nowNs
-        lastToPrimaryNs = nowNs
-        drivePrimary(.connectionUp)
-        driveSecondary(.connectionUp)
-    }
-
-    // MARK: State machines
-
-    func drivePrimary(_ event: PrimaryEvent) {
-        precondition(primaryAlive)
-        primaryActions.removeAll(keepingCapacity: true)
-        primary.handle(event, nowNs: nowNs, into: &primaryActions)
-        for action in primaryActions {
-            if tracing { print("    primary: \(action)") }
-            perform(action)
-        }
-    }
-
-    func driveSecondary(_ event: SecondaryEvent) {
-        precondition(secondaryAlive)
-        secondaryActions.removeAll(keepingCapacity: true)
-        secondary.handle(event, nowNs: nowNs, into: &secondaryActions)
-        for action in secondaryActions {
-            if tracing { print("    secondary: \(action)") }
-            perform(action)
-        }
-    }
-
-    private func blocks(offsetBytes: UInt64, lengthBytes: UInt32) -> Range<Int> {
-        let first = Int(offsetBytes / SimulationScenario.blockSizeBytes)
-        return first..<(first + Int(UInt64(lengthBytes) / SimulationScenario.blockSizeBytes))
-    }
-
-    private func perform(_ action: PrimaryAction) {
-        switch action {
-        case let .submitLocalWrite(write):
-            let range = blocks(offsetBytes: write.offsetBytes, lengthBytes: write.lengthBytes)
-            if let problem = checker.recordAdmission(write, blocks: range) { fail(problem) }
-            if case let .write(blocks, fua, _) = requests[write.request] {
-                requests[write.request] = .write(blocks: blocks, fua: fua, sequence: write.sequence)
+    /// A node comes back with what its disk and record kept.
+    private func restart(_ node: SimNode) {
+        guard !node.alive else { return }
+        restarts += 1
+        node.alive = true
+        node.diskFailed = false
+        node.disk.errorPlan = nil
+        if node.isPrimary {
+            startPrimary(node)
+        } else {
+            // disk_drain: flush never has two epochs unflushed, so what survived a crash is still
+            // a prefix: a forced promotion right now would expose a consistent volume.
+            if scenario.diskDrain == .flush, node.record.synced, let session = contentSession(node),
+                let problem = checker.histories[session]?.prefixViolation(node.disk.cache) {
+                return fail("disk_drain flush, after \(node.name)'s restart: \(problem)")
             }
-            rpo.admitted(write)
-            primaryDisk.submitWrite(
-                FakeDisk.Extent(sequence: write.sequence, firstBlock: range.lowerBound, blockCount: range.count),
-                fua: write.fua)
-            events.schedule(.primaryWriteDone(write.sequence), atNs: nowNs + diskWriteLatencyNs())
-        case .submitLocalFlush:
-            primaryDisk.submitFlush()
-            events.schedule(.primaryFlushDone, atNs: nowNs + diskFlushLatencyNs())
-        case let .send(message):
-            guard connected else { return }
-            lastToSecondaryNs = max(lastToSecondaryNs, nowNs + networkDelayNs())
-            events.schedule(.toSecondary(message, connection: connection), atNs: lastToSecondaryNs)
-        case let .acknowledgeWrite(request):
-            acknowledged(request)
-        case let .acknowledgeFlush(request):
-            acknowledged(request)
-        case .writesBlocked, .writesUnblocked:
-            break
-        case let .protocolViolation(reason):
-            fail("primary reports a protocol violation: \(reason)")
+            startSecondary(node, handedOver: false)
+            if let primaryNode = livePrimary { reenableIfPeerRecovered(primaryNode) }
         }
     }
 
-    private func perform(_ action: SecondaryAction) {
-        switch action {
-        case let .submitWrite(write):
-            let range = blocks(offsetBytes: write.offsetBytes, lengthBytes: write.lengthBytes)
-            secondaryDisk.submitWrite(
-                FakeDisk.Extent(sequence: write.sequence, firstBlock: range.lowerBound, blockCount: range.count),
-                fua: false)
-            events.schedule(
-                .secondaryWriteDone(write.sequence, incarnation: secondaryIncarnation),
-                atNs: nowNs + diskWriteLatencyNs())
-        case .submitFlush:
-            secondaryDisk.submitFlush()
-            events.schedule(
-                .secondaryFlushDone(incarnation: secondaryIncarnation), atNs: nowNs + diskFlushLatencyNs())
-        case let .recordDurableEpoch(epoch):
-            events.schedule(
-                .secondaryRecordDone(epoch, incarnation: secondaryIncarnation),
-                atNs: nowNs + diskWriteLatencyNs())
-        case let .send(message):
-            guard connected else { return }
-            lastToPrimaryNs = max(lastToPrimaryNs, nowNs + networkDelayNs())
-            events.schedule(.toPrimary(message, connection: connection), atNs: lastToPrimaryNs)
-        case let .protocolViolation(reason):
-            fail("secondary reports a protocol violation: \(reason)")
+    /// The operator re-enables a detached primary once its peer's disk works again (the peer
+    /// restarted): the peer-failed marker makes the new session a full copy.
+    func reenableIfPeerRecovered(_ primaryNode: SimNode) {
+        let peer = nodes[1 - primaryNode.index]
+        guard primaryNode.primary?.standalone == true, peer.alive, !peer.isPrimary, let secondary = peer.secondary,
+            secondary.diskFault == nil
+        else { return }
+        trace("\(primaryNode.name) re-enabled after the peer's disk failure")
+        // Enabling waits for the local I/O of the detached primary.
+        for (tag, io) in primaryNode.io.sorted(by: { $0.key < $1.key }) {
+            primaryNode.io[tag] = nil
+            switch io {
+            case .standaloneWrite, .primaryWrite:
+                ioCompleted(primaryNode, io, result: primaryNode.disk.completeWrite(tag) ?? EIO)
+            case .standaloneFlush, .primaryFlush:
+                ioCompleted(primaryNode, io, result: primaryNode.disk.completeFlush(tag) ?? EIO)
+            default:
+                break
+            }
         }
+        startPrimary(primaryNode, peerLacksWrites: true)
+    }
+
+    private func roleFacts(_ node: SimNode) -> ResourceRoleFacts {
+        ResourceRoleFacts(name: Self.resourceName, role: node.isPrimary ? .primary : .secondary, enabled: true,
+                          transitioning: false)
+    }
+
+    /// The operator runs `failover` on the secondary, which asks the connected primary to
+    /// drain and demote (ResourceRoles.failover, SecondaryNode.requestFailover).
+    private func plannedFailover() {
+        guard let candidate = liveSecondary, let secondary = candidate.secondary else { return }
+        let diskFailure = secondary.diskFault?.summary
+        switch ResourceRoles.failover(roleFacts(candidate), force: false, allowInconsistent: false,
+                                      diskFailure: diskFailure, peerConnected: secondary.isConnected) {
+        case let .failure(refusal):
+            trace("planned failover refused: \(refusal.message)")
+        case .success(.askPeerToDemote):
+            trace("planned failover: \(candidate.name) asks its primary to demote")
+            driveSecondary(candidate, .requestFailover)
+        case .success(.promote):
+            fail("a planned failover promoted at once")
+        }
+    }
+
+    /// The primary was asked to hand over (FailoverRequest): it drains (ResourceRoles.demote).
+    func failoverRequested(_ node: SimNode) {
+        guard let primary = node.primary else { return }
+        let drained = primary.node.isDrained
+        switch ResourceRoles.demote(roleFacts(node), replicating: !primary.standalone, drained: drained,
+                                    peerConnected: link?.primary == node.index) {
+        case let .failure(refusal):
+            trace("demote refused: \(refusal.message)")
+        case .success(.becomeSecondaryNow):
+            trace("demote: not replicating")
+        case .success(.drainThenHandOver):
+            trace("planned failover: \(node.name) drains")
+            drivePrimary(node, .drain)
+        }
+    }
+
+    /// The drained primary hands over: it tells the peer Demoted, stops (a FLUSH still held is
+    /// answered after a local flush) and becomes secondary (its record: synced, no session);
+    /// the peer promotes itself on Demoted. The link closes after Demoted is delivered.
+    func handOver(from oldPrimary: SimNode) {
+        guard link?.primary == oldPrimary.index, let primary = oldPrimary.primary else { return }
+        let session = primary.session
+        sendToSecondary(.demoted)
+        primary.handingOver = true
+        oldPrimary.isPrimary = false
+        drivePrimary(oldPrimary, .stop)
+        drivePrimary(oldPrimary, .linkDown(reason: "demoted for a planned failover", refusal: nil))
+        if scenario.tolerated.flushBeforeServing { oldPrimary.disk.flushNow() }
+        oldPrimary.record = oldPrimary.record.demoted()
+        oldPrimary.record.generation += 1
+        oldPrimary.historySession = session
+        startSecondary(oldPrimary, handedOver: true)
+        if oldPrimary.diskFailed {
+            // The resource's disk failed while it was primary: the secondary knows it.
+            driveSecondary(oldPrimary, .diskFailed(SecondaryDiskFault(operation: "write", errno: EIO)))
+        }
+    }
+
+    /// The answer to the secondary's failover request.
+    func failoverAnswered(_ node: SimNode, demoted: Bool) {
+        if demoted {
+            let state = secondaryDiskState(node)
+            let promotable: Bool
+            if case .success = ResourceRoles.promotion(.planned, ownDiskState: state) { promotable = true } else { promotable = false }
+            disconnect("planned failover", notifySecondary: !promotable)
+            guard promotable else {
+                // The old primary demoted, but this copy may not be promoted (it asked while
+                // Inconsistent): no node is primary until the operator acts.
+                plannedFailoversStranded += 1
+                trace("planned failover: \(node.name) is \(state.rawValue) and refuses to promote after its peer demoted")
+                events.schedule(.operatorCheck, atNs: nowNs + random.between(100_000, 2_000_000))
+                return
+            }
+            failovers += 1
+            promote(node, .planned)
+        } else {
+            // The old primary may have demoted with the link gone before Demoted arrived.
+            events.schedule(.operatorCheck, atNs: nowNs + random.between(100_000, 2_000_000))
+        }
+    }
+
+    private func forcedFailover(allowInconsistent: Bool) {
+        // With both nodes secondary, the operator picks the better copy.
+        func rank(_ node: SimNode) -> Int {
+            switch node.secondary?.diskState {
+            case .upToDate?: 0
+            case .consistent?, .outdated?: 1
+            case .inconsistent?: 2
+            default: 3
+            }
+        }
+        let candidates = nodes.filter { $0.alive && !$0.isPrimary && $0.secondary != nil }
+        guard let candidate = candidates.min(by: { rank($0) < rank($1) }), let secondary = candidate.secondary else { return }
+        let step = ResourceRoles.failover(roleFacts(candidate), force: true, allowInconsistent: allowInconsistent,
+                                          diskFailure: secondary.diskFault?.summary, peerConnected: secondary.isConnected)
+        guard case let .success(.promote(kind)) = step else {
+            if case let .failure(refusal) = step { trace("forced failover refused: \(refusal.message)") }
+            return
+        }
+        guard case let .success(promotion) = ResourceRoles.promotion(kind, ownDiskState: secondary.diskState) else {
+            return trace("forced failover refused: \(candidate.name) is \(secondary.diskState.rawValue)")
+        }
+        failovers += 1
+        let oldPrimary = nodes[1 - candidate.index]
+        // Fencing: the old primary is stopped (killed if it runs) and comes back as secondary.
+        if oldPrimary.alive && oldPrimary.isPrimary {
+            crash(oldPrimary, powerLoss: false)
+            events.schedule(.restart(node: oldPrimary.index), atNs: nowNs + random.between(100_000, 5_000_000))
+        }
+        if oldPrimary.isPrimary {
+            // The operator demotes it before it runs again (ResourceRoles: demote at rest).
+            oldPrimary.isPrimary = false
+            oldPrimary.record = oldPrimary.record.demoted()
+            oldPrimary.record.generation += 1
+        }
+        disconnect("forced failover")
+        drainSecondaryIO(candidate)
+        checker.startLineage(content: candidate.disk.cache,
+                             keepsSyncPromises: candidate.record.synced && !promotion.inconsistent)
+        promote(candidate, kind, inconsistent: promotion.inconsistent)
+    }
+
+    /// The secondary's state machine stops (a promotion): its writes and flush in flight
+    /// finish first, and the records it asked for are stored.
+    func drainSecondaryIO(_ node: SimNode) {
+        driveSecondary(node, .stop)
+        for (tag, io) in node.io.sorted(by: { $0.key < $1.key }) {
+            switch io {
+            case .secondaryWrite: _ = node.disk.completeWrite(tag)
+            case .secondaryFlush: _ = node.disk.completeFlush(tag)
+            default: continue
+            }
+            node.io[tag] = nil
+        }
+        if let last = node.recordsInFlight.last { node.record = last }
+        node.recordsInFlight.removeAll()
+    }
+
+    private func promote(_ node: SimNode, _ kind: PromotionKind, inconsistent: Bool = false) {
+        drainSecondaryIO(node)
+        node.secondary = nil
+        node.isPrimary = true
+        node.record = node.record.promoted(inconsistent: inconsistent)
+        node.record.generation += 1
+        startPrimary(node, handedOver: kind == .planned)
+    }
+
+    /// Between two real sessions, a peer with a valid certificate (or, sometimes, another
+    /// node's) connects to the secondary: with a Hello for a session of its own and then
+    /// garbage, or garbage at once. The secondary must drop it and keep what it had.
+    private func impostorSession(helloFirst: Bool) {
+        guard let node = liveSecondary, node.secondary != nil else { return }
+        impostors += 1
+        disconnect("an impostor connects")
+        let recordBefore = node.secondary!.record
+        linkCount += 1
+        link = Link(id: linkCount, primary: nil, secondary: node.index, lastToSecondaryNs: nowNs, lastToPrimaryNs: nowNs)
+        if helloFirst {
+            let session = random.between(1, UInt64.max - 1)
+            let basis: SessionBasis
+            switch random.below(3) {
+            case 0: basis = .fullCopy
+            case 1: basis = .assumeInSync
+            default: basis = .continues(from: random.chance(perMille: 500) ? node.record.session : random.between(1, 1000))
+            }
+            let namesPeer = random.chance(perMille: 800)
+            sendToSecondary(.hello(session: session, basis: basis, nodeName: namesPeer ? nodes[1 - node.index].name : "mallory",
+                                   certificateNamesPeer: namesPeer))
+        }
+        sendToSecondary(.garbage)
+        impostorRecords[linkCount] = recordBefore
+    }
+
+    var impostorRecords: [Int: ReplicationRecord] = [:]
+    /// Answered WRITEs of the primary's session whose epoch is not yet durable on the peer.
+    var answeredUnconfirmed: [(session: UInt64, epoch: Epoch, bytes: UInt64, answeredNs: UInt64)] = []
+    var operatorCheckPending = false
+
+    /// The session fields of two records agree (the durable epoch may advance meanwhile).
+    private func sameSession(_ a: ReplicationRecord, _ b: ReplicationRecord) -> Bool {
+        a.session == b.session && a.synced == b.synced && a.continuedFrom == b.continuedFrom
     }
 
     private func diskWriteLatencyNs() -> UInt64 {
         random.chance(perMille: 100) ? random.between(200_000, 2_000_000) : random.between(10_000, 150_000)
     }
 
-    private func diskFlushLatencyNs() -> UInt64 { random.between(50_000, 1_500_000) }
+    func diskFlushLatencyNs() -> UInt64 { random.between(50_000, 1_500_000) }
 
-    private func networkDelayNs() -> UInt64 {
+    func networkDelayNs() -> UInt64 {
         random.chance(perMille: 50) ? random.between(500_000, 3_000_000) : random.between(5_000, 200_000)
+    }
+
+    func submitWrite(_ node: SimNode, _ extent: FakeDisk.Extent, fua: Bool, io: SimNode.IO) {
+        let tag = makeTag()
+        node.io[tag] = io
+        trace("\(node.name) write tag \(tag): \(io) \(extent.blocks)")
+        node.disk.submitWrite(extent, fua: fua, tag: tag)
+        events.schedule(.writeDone(node: node.index, tag: tag, incarnation: node.incarnation), atNs: nowNs + diskWriteLatencyNs())
+    }
+
+    func submitFlush(_ node: SimNode, io: SimNode.IO) {
+        let tag = makeTag()
+        node.io[tag] = io
+        trace("\(node.name) flush tag \(tag): \(io)")
+        node.disk.submitFlush(tag: tag)
+        events.schedule(.flushDone(node: node.index, tag: tag, incarnation: node.incarnation), atNs: nowNs + diskFlushLatencyNs())
+    }
+
+    func blocks(offsetBytes: UInt64, lengthBytes: UInt32) -> Range<Int> {
+        let first = Int(offsetBytes / SimulationScenario.blockSizeBytes)
+        return first..<(first + Int(UInt64(lengthBytes) / SimulationScenario.blockSizeBytes))
     }
 }

@@ -1,21 +1,61 @@
+import Glibc
 import TandemCore
 
 // SimulationScenario: everything a seed decides before the run starts — mode, drain policy,
-// limits, workload size and the fault plan. The seed alone reproduces a run.
+// limits, initial sync, workload size, disk errors and the fault plan. The seed alone
+// reproduces a run.
+
+/// Deliberately wrong behaviours of the simulated system, only for proving that the checker
+/// catches them (the seeded-fault tests).
+enum SimulationFault: Hashable, CustomStringConvertible {
+    /// The secondary's state machine misbehaves (ReplicationSecondaryConfig.testingFault).
+    case secondary(SecondaryTestingFault)
+    /// A restarted primary treats an unclean stop as clean (PrimaryStartFault): it says the
+    /// volumes are in sync and forgets that the peer may lack its unconfirmed writes.
+    case restartForgetsUnconfirmedWrites
+    /// The secondary reports UpToDate while connected without the primary's SyncComplete
+    /// (SecondaryTestingFault.claimsUpToDateBeforeConfirmed).
+    case claimsUpToDateBeforeConfirmed
+
+    var description: String {
+        switch self {
+        case let .secondary(fault): "secondary testing fault \(fault)"
+        case .restartForgetsUnconfirmedWrites: "restart forgets unconfirmed writes"
+        case .claimsUpToDateBeforeConfirmed: "claims UpToDate before confirmed"
+        }
+    }
+}
 
 struct SimulationScenario: CustomStringConvertible {
+    enum Role: CustomStringConvertible {
+        case primary, secondary
+        var description: String { self == .primary ? "primary" : "secondary" }
+    }
+
     enum Fault: CustomStringConvertible {
         case disconnect
-        case secondaryPowerLoss
-        case secondaryCrash
-        case primaryDeath
+        /// The node in `role` loses power (`powerLoss`) or its process is killed (kill -9);
+        /// it restarts from its persisted record.
+        case crash(Role, powerLoss: Bool)
+        /// The operator asks the secondary to take over: the primary drains and demotes.
+        case plannedFailover
+        /// The primary is gone (killed now if it is not) and the secondary is promoted;
+        /// `allowInconsistent`: even an Inconsistent copy.
+        case forcedFailover(allowInconsistent: Bool)
+        /// A peer with a valid certificate opens a session to the secondary and then sends
+        /// garbage (`helloFirst`: after a Hello for a new session).
+        case impostor(helloFirst: Bool)
+        /// The node in `role` gets disk errors from now on.
+        case diskErrors(Role, errno: Int32)
 
         var description: String {
             switch self {
             case .disconnect: "disconnect"
-            case .secondaryPowerLoss: "secondary power loss"
-            case .secondaryCrash: "secondary kill -9"
-            case .primaryDeath: "primary death"
+            case let .crash(role, powerLoss): "\(role) \(powerLoss ? "power loss" : "kill -9")"
+            case .plannedFailover: "planned failover"
+            case let .forcedFailover(allowInconsistent): "forced failover\(allowInconsistent ? " allowing Inconsistent" : "")"
+            case let .impostor(helloFirst): helloFirst ? "impostor session" : "garbage connection"
+            case let .diskErrors(role, errno): "\(role) disk \(errno == ENOSPC ? "ENOSPC" : "EIO")"
             }
         }
     }
@@ -25,55 +65,88 @@ struct SimulationScenario: CustomStringConvertible {
     let seed: UInt64
     let mode: ReplicationAckMode
     let diskDrain: DiskDrain
+    let initialSync: InitialSync
     let blockCount: Int
+    let copyChunkBlocks: Int
     let operationCount: Int
     let requestsOutstandingMax: Int
+    /// Application writes may overlap writes still in flight (the core serialises them).
+    let overlappingWrites: Bool
     let primaryConfig: ReplicationPrimaryConfig
     let secondaryConfig: ReplicationSecondaryConfig
+    let testingFault: SimulationFault?
+    /// The known gaps of the node machines the checker lets pass (SimulationKnownGaps).
+    var tolerated = KnownGapsTolerated.all
     /// When the workload stops issuing requests; faults happen before it.
     let workloadEndNs: UInt64
     /// When the run ends; the time in between lets the pair settle.
     let runEndNs: UInt64
     let faults: [(atNs: UInt64, fault: Fault)]
 
-    init(seed: UInt64, testingFault: SecondaryTestingFault? = nil) {
+    /// Overlapping writes need the core's overlap rule (PrimaryNode serialises them).
+    static let overlapSupported = true
+
+    /// `primaryRestart`: add a primary kill -9 (the restart-fault test needs one in every run;
+    /// its control run has it too). Default: when `testingFault` is the restart fault.
+    init(seed: UInt64, testingFault: SimulationFault? = nil, overlapping: Bool? = nil, primaryRestart: Bool? = nil) {
         var random = SimRandom(seed: seed ^ 0x5EED_5CE7_A110_0000)
         self.seed = seed
+        self.testingFault = testingFault
         mode = random.chance(perMille: 500) ? .sync : .async
         diskDrain = random.chance(perMille: 250) ? .flush : .drain
+        initialSync = random.chance(perMille: 300) ? .full : .none
         blockCount = Int(random.between(4, 24))
+        copyChunkBlocks = Int(random.between(1, 4))
         operationCount = Int(random.between(20, 160))
         requestsOutstandingMax = Int(random.between(1, 8))
-        let bufferBlocks = random.between(3, 24)
+        let overlapChance = random.chance(perMille: 500)
+        overlappingWrites = overlapping ?? (Self.overlapSupported && overlapChance)
+        let bufferBlocks = random.between(4, 24)
         let writesInFlightMax = Int(random.between(3, 32))
         primaryConfig = ReplicationPrimaryConfig(
             mode: mode, bufferBytesMax: bufferBlocks * Self.blockSizeBytes,
             writesInFlightMax: writesInFlightMax, requestsWaitingMax: 16, flushesPendingMax: 16)
+        var secondaryFault: SecondaryTestingFault?
+        if case let .secondary(fault) = testingFault { secondaryFault = fault }
+        if testingFault == .claimsUpToDateBeforeConfirmed { secondaryFault = .claimsUpToDateBeforeConfirmed }
         secondaryConfig = ReplicationSecondaryConfig(
             mode: mode, diskDrain: diskDrain, queuedBytesMax: bufferBlocks * Self.blockSizeBytes,
             queuedWritesMax: writesInFlightMax, writesInFlightMax: Int(random.between(1, 8)),
             groupCommitIntervalNs: random.between(200_000, 3_000_000),
             groupCommitBytesMax: random.between(2, 16) * Self.blockSizeBytes,
-            testingFault: testingFault)
+            testingFault: secondaryFault)
         workloadEndNs = UInt64(operationCount) * 60_000
-        runEndNs = workloadEndNs + 100_000_000
+        runEndNs = workloadEndNs + 150_000_000
         var faults: [(atNs: UInt64, fault: Fault)] = []
-        for _ in 0..<(random.chance(perMille: 200) ? random.between(4, 8) : random.below(4)) {
+        let faultCount = random.chance(perMille: 200) ? random.between(4, 8) : random.below(4)
+        for _ in 0..<faultCount {
             let fault: Fault
-            switch random.below(10) {
-            case 0..<4: fault = .disconnect
-            case 4..<7: fault = .secondaryPowerLoss
-            case 7..<9: fault = .secondaryCrash
-            default: fault = .primaryDeath
+            switch random.below(100) {
+            case 0..<20: fault = .disconnect
+            case 20..<32: fault = .crash(.secondary, powerLoss: true)
+            case 32..<40: fault = .crash(.secondary, powerLoss: false)
+            case 40..<50: fault = .crash(.primary, powerLoss: true)
+            case 50..<58: fault = .crash(.primary, powerLoss: false)
+            case 58..<68: fault = .plannedFailover
+            case 68..<76: fault = .forcedFailover(allowInconsistent: random.chance(perMille: 300))
+            case 76..<84: fault = .impostor(helloFirst: random.chance(perMille: 700))
+            case 84..<92: fault = .diskErrors(.secondary, errno: random.chance(perMille: 500) ? EIO : ENOSPC)
+            default: fault = .diskErrors(.primary, errno: random.chance(perMille: 500) ? EIO : ENOSPC)
             }
             faults.append((random.below(workloadEndNs), fault))
+        }
+        // The seeded-fault tests need the situation their fault is about in every run.
+        if primaryRestart ?? (testingFault == .restartForgetsUnconfirmedWrites) {
+            faults.append((random.below(workloadEndNs), .crash(.primary, powerLoss: false)))
         }
         self.faults = faults
     }
 
     var description: String {
         let faultList = faults.map { "\($0.fault)@\($0.atNs / 1000)µs" }.joined(separator: ", ")
-        return "\(mode) mode, disk_drain \(diskDrain), \(blockCount) blocks, \(operationCount) requests, "
+        return "\(mode) mode, disk_drain \(diskDrain), initial_sync \(initialSync), \(blockCount) blocks (copy chunks of \(copyChunkBlocks)), "
+            + "\(operationCount) requests\(overlappingWrites ? " (overlapping)" : ""), "
             + "buffer \(primaryConfig.bufferBytesMax / Self.blockSizeBytes) blocks, faults [\(faultList)]"
+            + (testingFault.map { ", seeded fault: \($0)" } ?? "")
     }
 }

@@ -1,129 +1,276 @@
+import Glibc
 import TandemCore
 
-// The application side of a simulation run: writes (some FUA), flushes, and dependent
-// writes issued only once an earlier write was acknowledged. A write never overlaps a
-// write still in flight (as a filesystem would not), so the primary's history is exact.
+// The application side of a simulation run: writes (some FUA), flushes, and dependent writes
+// issued only once an earlier write was acknowledged. Without `overlappingWrites` a write
+// never overlaps a write still in flight (as a file system would not); with it, a write may
+// land on blocks a write in flight covers (NBD allows it; the core serialises them).
 
 extension Simulation {
     func issueRequest(dependent: Bool) {
-        guard primaryAlive, nowNs <= scenario.workloadEndNs else { return }
+        guard nowNs <= scenario.workloadEndNs else { return }
         if !dependent {
             guard requestsIssued < scenario.operationCount else { return }
             events.schedule(.appIssue, atNs: nowNs + random.between(1_000, 120_000))
         }
-        guard outstanding.count < scenario.requestsOutstandingMax else { return }
-        requestsIssued += 1
+        guard let node = livePrimary, outstanding.count < scenario.requestsOutstandingMax else { return }
         let request = nextRequest
-        nextRequest += 1
         if !dependent && random.chance(perMille: 100) {
+            requestsIssued += 1
+            nextRequest += 1
             requests[request] = .flush(snapshot: checker.ackedRequired)
             outstanding.append((request, 0..<0))
-            drivePrimary(.flushSubmitted(request: request))
-            return
+            return submitToPrimary(node, request)
         }
-        guard let range = freeRange() else { return }
+        // A detached primary writes straight to its disk: overlapping writes in flight there
+        // have no defined order (NBD's rule), so the application does not send them.
+        let serialised = node.primary?.standalone == false
+        guard let range = scenario.overlappingWrites && serialised ? anyRange() : freeRange() else { return }
+        requestsIssued += 1
+        nextRequest += 1
         let fua = random.chance(perMille: 100)
-        requests[request] = .write(blocks: range, fua: fua, sequence: nil)
+        switch random.below(100) {
+        case 0..<6: requests[request] = .zeroes(blocks: range, fua: fua, chunks: [])
+        case 6..<9: requests[request] = .trim(blocks: range)
+        default: requests[request] = .write(blocks: range, fua: fua, value: nil)
+        }
         outstanding.append((request, range))
-        drivePrimary(
-            .writeSubmitted(
-                request: request, offsetBytes: UInt64(range.lowerBound) * SimulationScenario.blockSizeBytes,
-                lengthBytes: UInt32(UInt64(range.count) * SimulationScenario.blockSizeBytes), fua: fua))
+        submitToPrimary(node, request)
+    }
+
+    private func anyRange() -> Range<Int> {
+        let first = Int(random.below(UInt64(scenario.blockCount)))
+        let count = min(Int(random.chance(perMille: 100) ? random.between(4, 8) : random.between(1, 3)), scenario.blockCount - first)
+        return first..<(first + count)
     }
 
     private func freeRange() -> Range<Int>? {
         for _ in 0..<4 {
-            let first = Int(random.below(UInt64(scenario.blockCount)))
-            let count = min(Int(random.between(1, 3)), scenario.blockCount - first)
-            let range = first..<(first + count)
+            let range = anyRange()
             if !outstanding.contains(where: { $0.blocks.overlaps(range) }) { return range }
         }
         return nil
     }
 
-    func acknowledged(_ request: RequestID) {
+    /// The primary answers without its peer: detached (or detaching) after the peer's disk
+    /// failed, or there is no primary.
+    var isDetached: Bool {
+        guard let node = livePrimary, let primary = node.primary else { return true }
+        return primary.standalone || pendingDetach.contains(node.index) || (primary.node.stopping && !primary.handingOver)
+    }
+
+    /// The primary answers a request: `errno` 0 is an acknowledgement.
+    func answer(_ request: RequestID, errno: Int32) {
         guard let index = outstanding.firstIndex(where: { $0.request == request }) else {
-            return fail("request \(request) acknowledged twice or never submitted")
+            return fail("request \(request) answered twice or never submitted")
         }
         outstanding.remove(at: index)
+        requestsAnswered += 1
         switch requests.removeValue(forKey: request) {
-        case let .write(blocks, fua, sequence?):
-            checker.recordWriteAcknowledged(sequence, blocks: blocks, fua: fua)
-            rpo.acknowledged(sequence, atNs: nowNs)
+        case let .write(blocks, fua, value?):
+            noteAnsweredForRPO(value: value, blocks: blocks)
+            guard errno == 0 else { return }
+            let detached = isDetached
+            checker.recordWriteAcknowledged(value, blocks: blocks, fua: fua, peerCovered: !detached)
             // Some writes depend on this one: the application issues them only now.
             if random.chance(perMille: 400) { events.schedule(.appDependentWrite, atNs: nowNs) }
         case let .flush(snapshot):
-            checker.recordFlushAcknowledged(snapshot: snapshot)
-        case .write(_, _, nil), nil:
-            fail("request \(request) acknowledged before it was admitted")
+            guard errno == 0 else { return }
+            let peerCovered = !isDetached && livePrimary?.primary?.node.peerSynced == true
+            checker.recordFlushAcknowledged(snapshot: snapshot, peerCovered: peerCovered)
+        case .write(_, _, nil):
+            if errno == 0 { fail("request \(request) acknowledged before it was admitted") }
+        case let .zeroes(blocks, fua, chunks):
+            guard errno == 0 else { return }
+            let covered = chunks.reduce(0) { $0 + $1.blocks.count }
+            guard covered == blocks.count else {
+                return fail("WRITE_ZEROES \(request) of \(blocks.count) blocks acknowledged after chunks of \(covered)")
+            }
+            let detached = isDetached
+            let lastChunk = chunks.max { $0.blocks.lowerBound < $1.blocks.lowerBound }?.blocks
+            for chunk in chunks {
+                // FUA makes the whole request durable; the known gap: only its last chunk is.
+                let durable = fua && (!scenario.tolerated.zeroesFUAOnlyLastChunk || chunk.blocks == lastChunk)
+                checker.recordWriteAcknowledged(chunk.value, blocks: chunk.blocks, fua: durable, peerCovered: !detached)
+            }
+        case .trim:
+            break
+        case nil:
+            fail("request \(request) is no application request")
         }
+    }
+
+    // MARK: RPO
+
+    /// A WRITE the node answered was acknowledged by its stream machine (unless the node is
+    /// stopping, which answers what is held without it): until its epoch is durable on the
+    /// peer it counts in `lag_bytes` and the RPO age.
+    private func noteAnsweredForRPO(value: UInt64, blocks: Range<Int>) {
+        guard let node = livePrimary, let primary = node.primary, !primary.standalone, !primary.node.stopping,
+            let epoch = checker.histories[primary.session]?.epochOfValue[value]
+        else { return }
+        answeredUnconfirmed.append((primary.session, epoch, UInt64(blocks.count) * SimulationScenario.blockSizeBytes, nowNs))
+    }
+
+    /// A lower bound computed independently: the answered WRITEs whose epoch the peer has not
+    /// confirmed durable (copy chunks and zero chunks, not visible here, can only add).
+    func checkRPO(_ node: SimNode, _ primary: PrimarySide) -> String? {
+        let machine = primary.machine
+        answeredUnconfirmed.removeAll { $0.session != primary.session || $0.epoch <= machine.peerDurableEpoch }
+        let bytes = answeredUnconfirmed.reduce(0) { $0 + $1.bytes }
+        if machine.lagBytes < bytes {
+            return "primary \(node.name) reports lag_bytes \(machine.lagBytes), but answered writes not confirmed durable total \(bytes)"
+        }
+        let ageNs = answeredUnconfirmed.map { nowNs - $0.answeredNs }.max() ?? 0
+        if machine.rpoAgeNs(nowNs: nowNs) < ageNs {
+            return "primary \(node.name) reports an RPO age of \(machine.rpoAgeNs(nowNs: nowNs)) ns, the oldest answered unconfirmed write is \(ageNs) ns old"
+        }
+        if bytes == 0 && machine.lagBytes > 0 && !primary.node.copyWanted && machine.peerDurableEpoch >= machine.openEpoch {
+            return "primary \(node.name) reports lag_bytes \(machine.lagBytes) with every epoch confirmed durable"
+        }
+        return nil
     }
 
     // MARK: Checks
 
+    /// After every event: the primary holds what it acknowledged, every disk state said is
+    /// true, and two nodes that both say they are in sync, with nothing admitted unanswered,
+    /// hold the same blocks.
     func checkInvariants() {
-        if primaryAlive {
-            if let problem = checker.checkPrimary(primaryDisk) { return fail(problem) }
-            if let problem = rpo.check(primary, nowNs: nowNs) { return fail(problem) }
-        }
-        if let problem = checker.checkSecondary(secondaryDisk, consistent: secondaryAlive && secondary.isConsistent) {
-            return fail(problem)
-        }
-        if secondaryAlive && secondary.isConsistent && !secondaryWasConsistent {
-            // A secondary that restarted may call itself consistent only after the re-send.
-            if !resendCompletedSinceRestart {
-                return fail("the secondary became consistent before the primary re-sent what followed its durable epoch")
+        for node in nodes where node.alive {
+            if node.isPrimary, let primary = node.primary {
+                if !node.diskFailed && node.lineage == checker.lineage {
+                    if let problem = checker.checkPrimary(node.disk, name: node.name) { return fail(problem) }
+                }
+                guard !primary.standalone else { continue }
+                if let problem = checkRPO(node, primary) { return fail(problem) }
+                // What the primary says of its peer, once the peer's hello told it anything.
+                if let link, link.primary == node.index, primary.node.isPeerReady {
+                    let peer = nodes[link.secondary]
+                    let claim = peerDiskState(node)
+                    if peer.alive, !peer.diskFailed, let problem = checker.checkClaim(
+                        claim, by: "primary \(node.name) about its peer \(peer.name)", content: peer.disk.cache,
+                        session: primary.session, currentLineage: true) {
+                        return fail(problem)
+                    }
+                }
+            } else if !node.isPrimary {
+                let claim = secondaryDiskState(node)
+                let session = contentSession(node)
+                let currentLineage = checker.isCurrentLineage(session: session)
+                // An async UpToDate rests on the SyncComplete it received (sync: exact).
+                let through = scenario.mode == .async && node.secondary?.session == session ? node.secondary?.confirmedThrough : nil
+                // Known gap (SecondaryNode.diskState): while a new session is unproven, the state
+                // comes from its fresh machine and the old record, so a restarted copy being
+                // replaced by a full copy says Consistent until the first Data. Tolerated and
+                // counted until fixed (docs/replication.md "The simulator", known gaps).
+                if let secondary = node.secondary, secondary.session != secondary.record.session,
+                    scenario.tolerated.unprovenSessionDiskState {
+                    if let session, checker.checkClaim(claim, by: "", content: node.disk.cache, session: session,
+                                                        currentLineage: currentLineage) != nil {
+                        SimulationKnownGaps.count(\.unprovenSessionDiskState)
+                    }
+                } else if let session, let problem = checker.checkClaim(
+                    claim, by: "secondary \(node.name)", content: node.disk.cache, session: session,
+                    currentLineage: currentLineage, confirmedThrough: through) {
+                    // Known gap (PrimaryNode's SyncComplete names lastSequence): tolerated when the
+                    // copy holds everything acknowledged when that SyncComplete was sent.
+                    guard scenario.tolerated.syncCompleteBeforeAcknowledged, claim == .upToDate, let through,
+                        let snapshot = syncCompleteSnapshots[SyncCompleteKey(session: session, through: through)],
+                        !zip(node.disk.cache, snapshot).contains(where: { $0 < $1 })
+                    else { return fail(problem) }
+                    SimulationKnownGaps.count(\.syncCompleteBeforeAcknowledged)
+                }
+                // (While a full copy is due the peer lacks the regions not copied yet.)
+                if scenario.mode == .sync, currentLineage, node.record.synced, claim != .failed,
+                    let problem = checker.checkSecondaryDurable(node.disk, name: node.name) {
+                    return fail(problem)
+                }
             }
-            secondaryWasConsistent = true
+        }
+        if let primaryNode = livePrimary, let link, link.primary == primaryNode.index, !link.impostor {
+            let secondaryNode = nodes[link.secondary]
+            let admittedUnanswered = outstanding.contains {
+                switch requests[$0.request] {
+                case .write(_, _, _?): true
+                case let .zeroes(_, _, chunks): !chunks.isEmpty
+                default: false
+                }
+            }
+            let inSync = !admittedUnanswered && secondaryNode.alive && !primaryNode.diskFailed
+                && peerDiskState(primaryNode) == .upToDate && secondaryDiskState(secondaryNode) == .upToDate
+            if inSync { stepsInSync += 1 }
+            if inSync, primaryNode.disk.cache != secondaryNode.disk.cache {
+                return fail("both nodes say UpToDate with nothing unanswered, but primary \(primaryNode.name) holds \(primaryNode.disk.cache) and secondary \(secondaryNode.name) \(secondaryNode.disk.cache)")
+            }
         }
     }
 
     /// At the end the pair has had time to settle: a live primary has answered everything,
-    /// the secondary holds exactly the primary's content and has confirmed all of it durable.
+    /// the secondary holds exactly the primary's content, both say UpToDate, the lag is 0.
     func checkSettled() {
-        guard primaryAlive else { return }
+        guard let primaryNode = livePrimary, let primary = primaryNode.primary else {
+            return fail("no primary after the pair settled")
+        }
         if !outstanding.isEmpty {
-            return fail("\(outstanding.count) requests still unacknowledged after the pair settled")
+            return fail("\(outstanding.count) requests still unanswered after the pair settled: \(outstanding.map(\.request))")
         }
-        guard secondaryAlive, connected else { return fail("the pair did not reconnect") }
-        if !secondary.isConsistent { return fail("the secondary is still inconsistent after settling") }
-        if secondaryDisk.cache != primaryDisk.cache {
-            return fail("settled volumes differ: primary \(primaryDisk.cache), secondary \(secondaryDisk.cache)")
+        if nodes.contains(where: { $0.diskFailed || $0.secondary?.diskFault != nil }) { return }
+        guard let link, link.primary == primaryNode.index else { return fail("the pair did not reconnect") }
+        let secondaryNode = nodes[link.secondary]
+        let claim = secondaryDiskState(secondaryNode)
+        let peerClaim = peerDiskState(primaryNode)
+        guard claim == .upToDate, peerClaim == .upToDate else {
+            return fail("after settling the secondary says \(claim.rawValue) and the primary says \(peerClaim.rawValue) of it")
         }
-        if primary.lagBytes != 0 { return fail("lag of \(primary.lagBytes) bytes after settling") }
+        if secondaryNode.disk.cache != primaryNode.disk.cache {
+            return fail("settled volumes differ: primary \(primaryNode.disk.cache), secondary \(secondaryNode.disk.cache)")
+        }
+        if primary.machine.lagBytes != 0 { return fail("lag of \(primary.machine.lagBytes) bytes after settling") }
     }
 }
 
-/// The RPO the primary should report, computed independently from what it acknowledged and
-/// which durable epochs the simulator delivered to it.
-struct RPOReference {
-    private var epochOf: [WriteSequence: (epoch: Epoch, lengthBytes: UInt64)] = [:]
-    private var unconfirmed: [(sequence: WriteSequence, epoch: Epoch, lengthBytes: UInt64, ackNs: UInt64)] = []
-    private var confirmedEpoch: Epoch = 0
+/// Gaps of the node machines the simulator found, tolerated (and counted) so that the suite
+/// checks everything else; each is in docs/replication.md ("The simulator"). A scenario can
+/// tolerate none (`KnownGapsTolerated.none`): `theCheckerSeesEveryKnownGap` shows each is
+/// caught then. Remove a gap here when its fix lands.
+struct KnownGapsTolerated: Hashable {
+    /// SecondaryNode.diskState during an unproven new session: Consistent from the fresh
+    /// machine and the old record's `synced`, even when the Hello announced a full copy and
+    /// the copy is a restarted, not crash-consistent one.
+    var unprovenSessionDiskState = true
+    /// PrimaryNode's async SyncComplete names `lastSequence`, including writes admitted but not
+    /// yet acknowledged; acknowledged just after, they are part of what the secondary's
+    /// UpToDate claims before it applied them. Tolerated when the copy holds every write
+    /// acknowledged when the SyncComplete was sent. (Fix: confirm through the newest
+    /// sequence all of whose predecessors are acknowledged.)
+    var syncCompleteBeforeAcknowledged = true
+    /// The volume is not flushed when a node starts serving as primary or demotes: a FLUSH
+    /// before the session's first write is answered without a disk flush, so it promises
+    /// what may only be in the disk's cache (writes of an earlier run, or received as
+    /// secondary). The simulator flushes at those points while this is true.
+    var flushBeforeServing = true
+    /// A WRITE_ZEROES with FUA is chunked with FUA on its last chunk only (PrimaryNode, as the
+    /// driver did before): the earlier chunks are not durable on the primary when it is
+    /// answered. The checker holds only the last chunk to FUA while this is true.
+    var zeroesFUAOnlyLastChunk = true
 
-    mutating func admitted(_ write: LocalWrite) {
-        epochOf[write.sequence] = (write.epoch, UInt64(write.lengthBytes))
+    static let all = KnownGapsTolerated()
+    static let none = KnownGapsTolerated(unprovenSessionDiskState: false, syncCompleteBeforeAcknowledged: false,
+                                         flushBeforeServing: false, zeroesFUAOnlyLastChunk: false)
+}
+
+/// How often each tolerated gap was seen in this process.
+enum SimulationKnownGaps {
+    struct Counts {
+        var unprovenSessionDiskState = 0
+        var syncCompleteBeforeAcknowledged = 0
     }
 
-    mutating func acknowledged(_ sequence: WriteSequence, atNs: UInt64) {
-        guard let (epoch, lengthBytes) = epochOf.removeValue(forKey: sequence) else { return }
-        if epoch > confirmedEpoch { unconfirmed.append((sequence, epoch, lengthBytes, atNs)) }
-    }
+    nonisolated(unsafe) static var counts = Counts()
+    static let lock = NSLockLike()
 
-    mutating func confirm(through epoch: Epoch) {
-        confirmedEpoch = max(confirmedEpoch, epoch)
-        unconfirmed.removeAll { $0.epoch <= confirmedEpoch }
-    }
-
-    func check(_ primary: ReplicationPrimary, nowNs: UInt64) -> String? {
-        let lagBytes = unconfirmed.reduce(0) { $0 + $1.lengthBytes }
-        if primary.lagBytes != lagBytes {
-            return "primary reports lag_bytes \(primary.lagBytes), acknowledged-but-unconfirmed writes total \(lagBytes)"
-        }
-        let ageNs = unconfirmed.map { nowNs - $0.ackNs }.max() ?? 0
-        if primary.rpoAgeNs(nowNs: nowNs) != ageNs {
-            return "primary reports rpo age \(primary.rpoAgeNs(nowNs: nowNs)) ns, the oldest unconfirmed write is \(ageNs) ns old"
-        }
-        return nil
+    static func count(_ gap: WritableKeyPath<Counts, Int>) {
+        lock.withLock { counts[keyPath: gap] += 1 }
     }
 }

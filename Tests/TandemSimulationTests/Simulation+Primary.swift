@@ -1,0 +1,295 @@
+import Glibc
+import TandemCore
+
+// The primary's side of a simulated node: TandemCore's PrimaryNode, the machine the daemon
+// runs (PrimaryReplicator only carries out its actions). This file does what that driver
+// does: requests, local I/O results, copy reads and the link's life in as events; answers,
+// local I/O, messages, records and link commands out. After the peer's disk failed the
+// resource detaches replication (the node stops) and writes go to the local disk alone.
+
+final class PrimarySide {
+    var node: PrimaryNode
+    var session: UInt64 { node.session }
+    var machine: ReplicationPrimary { node.primary }
+    /// The peer's disk failed: replication is stopped, writes go to the local disk only.
+    var standalone = false
+    /// The link's Hello was accepted by the secondary (the node has been told `.linkUp`).
+    var peerAccepted = false
+    /// Demoted for a planned failover: stopping; the link is the new primary's to close.
+    var handingOver = false
+    /// Chunks read for the full copy, in order, until the node admits them.
+    var copyChunks: [[UInt64]] = []
+
+    init(node: PrimaryNode) { self.node = node }
+}
+
+extension Simulation {
+    func primaryConfig() -> PrimaryNodeConfig {
+        PrimaryNodeConfig(
+            primary: scenario.primaryConfig,
+            volumeSizeBytes: UInt64(scenario.blockCount) * SimulationScenario.blockSizeBytes,
+            hasPeer: true, chunkBytes: UInt32(UInt64(scenario.copyChunkBlocks) * SimulationScenario.blockSizeBytes),
+            requestsQueuedMax: 64, backoffInitialNs: 100_000, backoffMaxNs: 2_000_000)
+    }
+
+    /// A node starts (or restarts, or is promoted) as primary: the basis from its record
+    /// (ResourceRoles' PrimaryStart), a new session, then `enable`.
+    func startPrimary(_ node: SimNode, handedOver: Bool = false, peerLacksWrites: Bool = false) {
+        let fault: PrimaryStartFault? = scenario.testingFault == .restartForgetsUnconfirmedWrites
+            ? .restartForgetsUnconfirmedWrites : nil
+        let start = PrimaryStart(PrimaryStartFacts(record: node.record, initialSync: scenario.initialSync,
+                                                   handedOver: handedOver,
+                                                   peerLacksWrites: peerLacksWrites || node.peerFailedMarker),
+                                 fault: fault)
+        node.record = start.record
+        node.record.generation += 1
+        var session: UInt64
+        repeat { session = random.between(1, UInt64.max - 1) } while checker.histories[session] != nil
+        sessionsStarted += 1
+        node.isPrimary = true
+        node.lastPrimarySession = session
+        node.lineage = checker.lineage
+        node.historySession = session
+        if scenario.tolerated.flushBeforeServing {
+            // Known gap: see SimulationKnownGaps.flushBeforeServing.
+            node.disk.flushNow()
+        }
+        if let problem = checker.startSession(session, base: node.disk.cache) { fail(problem) }
+        node.primary = PrimarySide(node: PrimaryNode(config: primaryConfig(), session: session, basis: start.basis))
+        trace("\(node.name) starts primary session \(session) (\(start.basis), \(start.reason))")
+        drivePrimary(node, .enable)
+    }
+
+    // MARK: State machine
+
+    func drivePrimary(_ node: SimNode, _ event: PrimaryNodeEvent) {
+        guard let primary = node.primary else { return }
+        primaryActions.removeAll(keepingCapacity: true)
+        primary.node.handle(event, nowNs: nowNs, into: &primaryActions)
+        let actions = primaryActions
+        for action in actions {
+            trace("\(node.name) primary: \(action)")
+            perform(action, node: node, primary: primary)
+            if failure != nil || node.primary !== primary { return }
+        }
+    }
+
+    private func perform(_ action: PrimaryNodeAction, node: SimNode, primary: PrimarySide) {
+        switch action {
+        case let .answer(request, errno):
+            answer(request, errno: errno)
+        case let .writeLocal(write):
+            let range = blocks(offsetBytes: write.offsetBytes, lengthBytes: write.lengthBytes)
+            let values: [UInt64]
+            switch write.source {
+            case let .request(request):
+                let value = nextValue
+                nextValue += 1
+                guard case let .write(blocks, fua, nil) = requests[request], blocks == range else {
+                    return fail("write \(write.sequence) names request \(request), which is no unadmitted write of \(range)")
+                }
+                requests[request] = .write(blocks: blocks, fua: fua, value: value)
+                values = Array(repeating: value, count: range.count)
+            case .zeroes:
+                let value = nextValue
+                nextValue += 1
+                guard case .zeroes(let blocks, let fua, var chunks) = requests[write.request] else {
+                    return fail("zero chunk \(write.sequence) names request \(write.request), which is no WRITE_ZEROES")
+                }
+                chunks.append((range, value))
+                requests[write.request] = .zeroes(blocks: blocks, fua: fua, chunks: chunks)
+                values = Array(repeating: value, count: range.count)
+            case .copyChunk:
+                guard !primary.copyChunks.isEmpty else { return fail("a copy chunk was admitted that was never read") }
+                values = primary.copyChunks.removeFirst()
+                guard values.count == range.count else { return fail("copy chunk \(write.sequence) has the wrong length") }
+            }
+            let extent = FakeDisk.Extent(firstBlock: range.lowerBound, values: values)
+            payloads[PayloadKey(session: primary.session, sequence: write.sequence)] = extent
+            if let problem = checker.recordAdmission(
+                session: primary.session, sequence: write.sequence, epoch: write.epoch, blocks: range,
+                values: values, isCopyChunk: write.source == .copyChunk) {
+                return fail(problem)
+            }
+            // A copy chunk was just read from this disk: nothing is written locally.
+            if write.source != .copyChunk { submitWrite(node, extent, fua: write.fua, io: .primaryWrite(write.sequence, session: primary.session)) }
+        case .flushLocal:
+            submitFlush(node, io: .primaryFlush(session: primary.session))
+        case let .readCopyChunk(offset, length):
+            let range = blocks(offsetBytes: offset, lengthBytes: length)
+            events.schedule(.copyReadDone(node: node.index, incarnation: node.incarnation, session: primary.session, blocks: range),
+                            atNs: nowNs + random.between(10_000, 200_000))
+        case .discardCopyChunk:
+            break  // a failed read added nothing
+        case .release:
+            break  // payloads are kept by (session, sequence)
+        case let .send(message):
+            guard let link, link.primary == node.index, primary.peerAccepted else { return }
+            sendToSecondary(.message(message))
+        case let .sendSyncComplete(through):
+            guard let link, link.primary == node.index, primary.peerAccepted else { return }
+            syncCompleteSnapshots[SyncCompleteKey(session: primary.session, through: through)] = checker.ackedRequired
+            sendToSecondary(.syncComplete(throughSequence: through))
+        case .dial:
+            dial(from: node)
+        case let .closeLink(reason):
+            if link?.primary == node.index && !primary.handingOver { disconnect("\(node.name) closes: \(reason)") }
+        case let .protocolViolation(reason):
+            fail("primary \(node.name) reports a protocol violation by a real secondary: \(reason)")
+        case let .recordStop(cleanStop):
+            node.record = node.record.stopped(cleanStop: cleanStop)
+            node.record.generation += 1
+        case .invalidateCleanStop:
+            node.record = node.record.afterFirstWrite()
+            node.record.generation += 1
+        case .drained:
+            handOver(from: node)
+        case .stopped:
+            if primary.handingOver {
+                node.primary = nil
+            } else {
+                // Replication stopped after the peer's disk failed: the resource writes alone.
+                primary.standalone = true
+                trace("\(node.name) detached: writes go to the local disk only")
+                reenableIfPeerRecovered(node)
+            }
+        case let .notice(notice):
+            switch notice {
+            case .diskFailed:
+                node.diskFailed = true
+            case let .peerDiskFailed(reason):
+                trace("\(node.name): the peer's disk failed (\(reason)): replication stops")
+                node.peerFailedMarker = true
+                node.record = node.record.stopped(cleanStop: 0)
+                node.record.generation += 1
+                pendingDetach.insert(node.index)
+            case .copyDone:
+                copiesCompleted += 1
+                node.peerFailedMarker = false
+            case .fullCopyStarted, .copySent, .connectionState:
+                break
+            }
+        }
+    }
+
+    func copyReadCompleted(_ node: SimNode, _ primary: PrimarySide, blocks: Range<Int>) {
+        let (values, errno) = node.disk.read(blocks)
+        if errno == 0 { primary.copyChunks.append(values) }
+        drivePrimary(node, .copyChunkRead(
+            offsetBytes: UInt64(blocks.lowerBound) * SimulationScenario.blockSizeBytes,
+            lengthBytes: UInt32(UInt64(blocks.count) * SimulationScenario.blockSizeBytes), errno: errno))
+    }
+
+    // MARK: Application requests
+
+    /// An application request reaches the primary node.
+    func submitToPrimary(_ node: SimNode, _ request: RequestID) {
+        guard let primary = node.primary else { return }
+        if primary.standalone {
+            if node.diskFailed { return answer(request, errno: EIO) }
+            switch requests[request] {
+            case let .write(blocks, fua, nil):
+                let value = nextValue
+                nextValue += 1
+                requests[request] = .write(blocks: blocks, fua: fua, value: value)
+                submitWrite(node, FakeDisk.Extent(firstBlock: blocks.lowerBound, values: Array(repeating: value, count: blocks.count)),
+                            fua: fua, io: .standaloneWrite(request))
+            case let .zeroes(blocks, fua, _):
+                let value = nextValue
+                nextValue += 1
+                requests[request] = .zeroes(blocks: blocks, fua: fua, chunks: [(blocks, value)])
+                submitWrite(node, FakeDisk.Extent(firstBlock: blocks.lowerBound, values: Array(repeating: value, count: blocks.count)),
+                            fua: fua, io: .standaloneWrite(request))
+            case .flush:
+                submitFlush(node, io: .standaloneFlush(request))
+            case .trim:
+                answer(request, errno: 0)
+            default:
+                break
+            }
+            return
+        }
+        let size = SimulationScenario.blockSizeBytes
+        trace("request \(request) to \(node.name): \(String(describing: requests[request]))")
+        switch requests[request] {
+        case let .write(blocks, fua, nil):
+            drivePrimary(node, .request(id: request, .write(
+                offsetBytes: UInt64(blocks.lowerBound) * size, lengthBytes: UInt32(UInt64(blocks.count) * size), fua: fua)))
+        case let .zeroes(blocks, fua, _):
+            drivePrimary(node, .request(id: request, .writeZeroes(
+                offsetBytes: UInt64(blocks.lowerBound) * size, lengthBytes: UInt64(blocks.count) * size, fua: fua)))
+        case .flush:
+            drivePrimary(node, .request(id: request, .flush))
+        case .trim:
+            drivePrimary(node, .request(id: request, .trim))
+        default:
+            break
+        }
+    }
+
+    // MARK: Link
+
+    /// The node dials: the secondary answers its Hello (accept or refuse) after a network
+    /// delay; a node that is down does not answer.
+    private func dial(from node: SimNode) {
+        let peer = nodes[1 - node.index]
+        guard link == nil, peer.alive, !peer.isPrimary, peer.secondary != nil else {
+            events.schedule(.dialFailed(node: node.index, incarnation: node.incarnation),
+                            atNs: nowNs + random.between(50_000, 500_000))
+            return
+        }
+        linkCount += 1
+        link = Link(id: linkCount, primary: node.index, secondary: peer.index, lastToSecondaryNs: nowNs, lastToPrimaryNs: nowNs)
+        trace("link \(linkCount) opens: \(node.name) → \(peer.name)")
+        guard let primary = node.primary else { return }
+        primary.peerAccepted = false
+        sendToSecondary(.hello(session: primary.session, basis: primary.node.basis, nodeName: node.name, certificateNamesPeer: true))
+    }
+
+    func primaryLinkDown(_ node: SimNode, _ primary: PrimarySide, reason: String, refusal: WireRefusal? = nil) {
+        primary.peerAccepted = false
+        if primary.node.copyWanted && primary.node.copyCursor > 0 { copiesInterrupted += 1 }
+        drivePrimary(node, .linkDown(reason: reason, refusal: refusal))
+        detachIfPeerFailed(node)
+    }
+
+    /// After the peer's disk failed the resource stops replication (`.stop`): the node
+    /// answers what it holds, and the resource writes alone from then on.
+    func detachIfPeerFailed(_ node: SimNode) {
+        guard pendingDetach.remove(node.index) != nil, node.primary != nil else { return }
+        drivePrimary(node, .stop)
+    }
+
+    func primaryReceived(_ message: ToPrimary, node: SimNode) {
+        guard let primary = node.primary, !primary.standalone else { return }
+        switch message {
+        case .accepted:
+            primary.peerAccepted = true
+            drivePrimary(node, .linkUp)
+        case let .message(message):
+            drivePrimary(node, .peer(message))
+        case .failoverRequest:
+            failoverRequested(node)
+        case let .refused(reason, refusal):
+            trace("\(node.name) refused by the peer: \(refusal): \(reason)")
+            guard let link, link.primary == node.index else { return }
+            self.link = nil
+            primaryLinkDown(node, primary, reason: "refused by the peer: \(refusal): \(reason)", refusal: refusal)
+        }
+    }
+
+    func primaryDiskFailed(_ node: SimNode, operation: String, errno: Int32) {
+        guard !node.diskFailed else { return }
+        trace("\(node.name) disk failed: \(operation) \(errno)")
+        node.diskFailed = true
+    }
+
+    // MARK: Disk states
+
+    /// What the primary says about its peer's copy (status `peer_disk_state`).
+    func peerDiskState(_ node: SimNode) -> DiskState {
+        guard let primary = node.primary else { return .unknown }
+        if primary.standalone { return .failed }
+        return primary.node.peerDiskState
+    }
+}

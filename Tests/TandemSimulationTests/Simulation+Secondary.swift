@@ -1,0 +1,160 @@
+import Glibc
+import TandemCore
+
+// The secondary's side of a simulated node: TandemCore's SecondaryNode, the machine the daemon
+// runs (SecondaryReplicator only carries out its actions). This file does what that driver
+// does: it turns the simulated network, disk and record store into the node's events and
+// carries out its actions.
+
+extension Simulation {
+    static let resourceName = "sim"
+
+    func secondaryConfig(for node: SimNode) -> SecondaryNodeConfig {
+        SecondaryNodeConfig(
+            machine: scenario.secondaryConfig, resourceName: Self.resourceName, nodeName: node.name,
+            peerName: nodes[1 - node.index].name,
+            volumeSizeBytes: UInt64(scenario.blockCount) * SimulationScenario.blockSizeBytes,
+            alignment: Int(SimulationScenario.blockSizeBytes), initialSync: scenario.initialSync)
+    }
+
+    /// A node starts as secondary from its record (`handedOver`: it just demoted and holds
+    /// every write, so it is not "restarted").
+    func startSecondary(_ node: SimNode, handedOver: Bool) {
+        node.isPrimary = false
+        node.secondary = SecondaryNode(config: secondaryConfig(for: node), record: node.record, handedOver: handedOver,
+                                       nowNs: nowNs)
+        trace("\(node.name) starts as secondary (record session \(node.record.session), synced \(node.record.synced))")
+    }
+
+    func driveSecondary(_ node: SimNode, _ event: SecondaryNodeEvent) {
+        guard node.secondary != nil else { return }
+        secondaryActions.removeAll(keepingCapacity: true)
+        node.secondary!.handle(event, nowNs: nowNs, into: &secondaryActions)
+        let actions = secondaryActions
+        for action in actions {
+            trace("\(node.name) secondary: \(action)")
+            perform(action, node: node)
+            if failure != nil || node.secondary == nil { return }
+        }
+    }
+
+    private func perform(_ action: SecondaryNodeAction, node: SimNode) {
+        guard let secondary = node.secondary else { return }
+        switch action {
+        case .acceptLink:
+            // The handshake finishes (TLS, the HelloReply): the link is established.
+            guard let link, link.secondary == node.index else { return }
+            if let primaryIndex = link.primary { nodes[primaryIndex].primary?.peerAccepted = true }
+            sendToPrimary(.accepted)
+            driveSecondary(node, .linkEstablished)
+        case let .refuseLink(code, reason):
+            sendToPrimary(.refused(reason, code))
+            if let link, link.impostor { disconnect("\(node.name) refused an impostor: \(reason)", notifySecondary: false) }
+        case let .closeLink(reason):
+            disconnect("\(node.name) closes: \(reason)", notifySecondary: false)
+        case let .closeForViolation(reason):
+            guard let link, link.secondary == node.index else { return }
+            if !link.impostor { return fail("secondary \(node.name) closes the real primary's link: \(reason)") }
+            trace("\(node.name) drops the impostor: \(reason)")
+            disconnect("protocol violation by an impostor: \(reason)", notifySecondary: true)
+        case .releasePayloads:
+            break  // payloads are kept by (session, sequence)
+        case let .submitWrite(write):
+            guard let extent = payloads[PayloadKey(session: secondary.session, sequence: write.sequence)] else {
+                return fail("\(node.name) applies write \(write.sequence) of session \(secondary.session), which was never sent")
+            }
+            let range = blocks(offsetBytes: write.offsetBytes, lengthBytes: write.lengthBytes)
+            guard extent.blocks == range else { return fail("write \(write.sequence) applied at the wrong blocks") }
+            submitWrite(node, extent, fua: false, io: .secondaryWrite(write.sequence))
+        case .submitFlush:
+            submitFlush(node, io: .secondaryFlush)
+        case let .writeRecord(record):
+            // The store writes records in order; each is crash-atomic.
+            node.recordsInFlight.append(record)
+            node.lastRecordDoneNs = max(node.lastRecordDoneNs, nowNs) + random.between(10_000, 150_000)
+            events.schedule(.recordDone(node: node.index, incarnation: node.incarnation), atNs: node.lastRecordDoneNs)
+        case let .send(message):
+            guard let link, link.secondary == node.index else { return }
+            sendToPrimary(.message(message))
+        case .sendFailoverRequest:
+            sendToPrimary(.failoverRequest)
+        case let .failoverAnswered(demoted):
+            failoverAnswered(node, demoted: demoted)
+        case .probe, .endProbe:
+            break
+        case let .notice(notice):
+            if case .diskError = notice { diskErrors += 1 }
+            if case .peerDemoted = notice {
+                // A demote nobody here asked for (the request's link is gone): the operator
+                // promotes this node.
+                events.schedule(.operatorCheck, atNs: nowNs + random.between(100_000, 2_000_000))
+            }
+        }
+    }
+
+    func secondaryLinkDown(_ node: SimNode) {
+        driveSecondary(node, .linkClosed)
+    }
+
+    func secondaryReceived(_ message: ToSecondary, node: SimNode) {
+        guard node.alive, !node.isPrimary, node.secondary != nil else { return }
+        switch message {
+        case let .hello(session, basis, nodeName, certificateNamesPeer):
+            let hello = WireHello(
+                role: .primary, nodeName: nodeName, resourceName: Self.resourceName,
+                volumeSizeBytes: UInt64(scenario.blockCount) * SimulationScenario.blockSizeBytes,
+                generations: WireGenerations(current: session, bitmap: basis.wireValue(session: session)), promotionNumber: 0)
+            driveSecondary(node, .hello(PrimaryHelloFacts(hello: hello, certificateNamesPeer: certificateNamesPeer,
+                                                          certificateSubject: certificateNamesPeer ? nodeName : "impostor")))
+        case let .message(.data(data)):
+            // The driver classifies a Data frame before it reads the payload.
+            switch node.secondary!.classify(data) {
+            case .new, .duplicate: driveSecondary(node, .data(data))
+            case .ignore: break
+            case let .violation(reason):
+                guard let link, link.impostor else { return fail("secondary \(node.name) refuses the real primary's data: \(reason)") }
+                disconnect("impostor: \(reason)", notifySecondary: true)
+            }
+        case let .message(message):
+            driveSecondary(node, .message(message))
+        case let .syncComplete(through):
+            driveSecondary(node, .syncComplete(through: through))
+        case .demoted:
+            driveSecondary(node, .demoted)
+        case .garbage:
+            // Undecodable bytes close the link (the codec's error), whatever the session.
+            guard let link, link.impostor else { return fail("the real primary sent garbage") }
+            disconnect("garbage from an impostor", notifySecondary: true)
+        }
+    }
+
+    /// The record store finished the oldest record write.
+    func recordDone(_ node: SimNode) {
+        guard !node.recordsInFlight.isEmpty else { return }
+        let stored = node.recordsInFlight.removeFirst()
+        let errno = node.disk.metadataWriteResult()
+        guard errno == 0 else {
+            // Not stored; nothing after it is either.
+            node.recordsInFlight.removeAll()
+            return driveSecondary(node, .recordFailed(errno: errno))
+        }
+        node.record = stored
+        driveSecondary(node, .recorded(stored))
+    }
+
+    /// What the secondary says about its own copy (status `disk_state`).
+    func secondaryDiskState(_ node: SimNode) -> DiskState {
+        guard let secondary = node.secondary else {
+            return DiskState.ofSecondaryAtRest(record: node.record, initialSync: scenario.initialSync)
+        }
+        return secondary.diskState
+    }
+
+    /// The session whose history this secondary's content is a state of: its recorded
+    /// session (an unproven new one has written nothing), or, with none recorded, what it was
+    /// when it last changed role.
+    func contentSession(_ node: SimNode) -> UInt64? {
+        let recorded = node.secondary?.record.session ?? node.record.session
+        return recorded != 0 ? recorded : node.historySession
+    }
+}
