@@ -112,7 +112,7 @@ private struct Harness {
         let writes = h.localWrites
         #expect(writes.map(\.lengthBytes) == [1 << 20, 1 << 20, 2_500_000 - 2 << 20])
         #expect(writes.allSatisfy { $0.source == .zeroes && $0.request == 9 })
-        #expect(writes.map(\.fua) == [false, false, true], "FUA on the last chunk only")
+        #expect(writes.map(\.fua) == [true, true, true], "FUA on every chunk: the whole range is durable when answered")
         #expect(h.dataSent.count == 3)
         h.send(.localWriteDone(sequence: 1, errno: 0))
         h.send(.localWriteDone(sequence: 2, errno: 0))
@@ -342,7 +342,21 @@ private struct Harness {
         var h = Harness(basis: .continues(from: 12))
         h.send(.stop)
         #expect(h.actions.contains(.recordStop(cleanStop: 12)))
+        // A node that stops serving as primary flushes its disk first, always.
+        #expect(h.actions.last == .flushLocal)
+        h.send(.localFlushDone(errno: 0))
         #expect(h.actions.last == .stopped)
+    }
+
+    @Test func aFlushBeforeAnyWriteOfTheRunStillFlushesTheDisk() {
+        // The volume may hold writes of an earlier run that are only in the disk's cache.
+        var h = Harness()
+        h.connect()
+        h.send(.request(id: 5, .flush))
+        #expect(h.actions.contains(.flushLocal), "no flush: \(h.actions)")
+        #expect(h.answers.isEmpty)
+        h.send(.localFlushDone(errno: 0))
+        #expect(h.answers.map(\.0) == [5] && h.answers.map(\.1) == [0])
     }
 }
 

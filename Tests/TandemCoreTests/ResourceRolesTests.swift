@@ -246,18 +246,18 @@ import Testing
     @Test func failoverRunsOnTheSecondaryOnly() {
         for role in [ResourceRole.primary, .standalone] {
             #expect(ResourceRoles.failover(facts(role), force: true, allowInconsistent: false, diskFailure: nil,
-                                           peerConnected: true)
+                                           peerConnected: true, ownDiskState: .upToDate)
                 == .failure(RoleRefusal(.wrongState, "resource 'r0' is \(role.rawValue): failover is run on the secondary")))
         }
         #expect(ResourceRoles.failover(facts(.secondary, transitioning: true), force: true, allowInconsistent: false,
-                                       diskFailure: nil, peerConnected: true)
+                                       diskFailure: nil, peerConnected: true, ownDiskState: .upToDate)
             == .failure(RoleRefusal(.busy, "resource 'r0' is changing state")))
     }
 
     @Test func aFailedDiskIsNeverPromotedNotEvenForced() {
         for force in [false, true] {
             #expect(ResourceRoles.failover(facts(.secondary, enabled: true), force: force, allowInconsistent: force,
-                                           diskFailure: "write: Input/output error", peerConnected: true)
+                                           diskFailure: "write: Input/output error", peerConnected: true, ownDiskState: .upToDate)
                 == .failure(RoleRefusal(.wrongState,
                     "this node's disk failed (write: Input/output error); it cannot become primary")))
         }
@@ -266,15 +266,21 @@ import Testing
     @Test func aPlannedFailoverNeedsTheConnectedPeerAForcedOneDoesNot() {
         let secondary = facts(.secondary, enabled: true)
         #expect(ResourceRoles.failover(secondary, force: false, allowInconsistent: false, diskFailure: nil,
-                                       peerConnected: false)
+                                       peerConnected: false, ownDiskState: .consistent)
             == .failure(RoleRefusal(.wrongState,
                 "the peer is not connected, so it may hold newer data; use force: true if it is really gone")))
         #expect(ResourceRoles.failover(secondary, force: false, allowInconsistent: false, diskFailure: nil,
-                                       peerConnected: true) == .success(.askPeerToDemote))
+                                       peerConnected: true, ownDiskState: .consistent) == .success(.askPeerToDemote))
         #expect(ResourceRoles.failover(secondary, force: true, allowInconsistent: false, diskFailure: nil,
-                                       peerConnected: false) == .success(.promote(.forced(allowInconsistent: false))))
+                                       peerConnected: false, ownDiskState: .consistent) == .success(.promote(.forced(allowInconsistent: false))))
         #expect(ResourceRoles.failover(facts(.secondary), force: true, allowInconsistent: true, diskFailure: nil,
-                                       peerConnected: true) == .success(.promote(.forced(allowInconsistent: true))))
+                                       peerConnected: true, ownDiskState: .inconsistent) == .success(.promote(.forced(allowInconsistent: true))))
+        // An Inconsistent copy is refused before the primary is asked to demote.
+        #expect(ResourceRoles.failover(secondary, force: false, allowInconsistent: false, diskFailure: nil,
+                                       peerConnected: true, ownDiskState: .inconsistent)
+            == .failure(RoleRefusal(.wrongState,
+                "this node's copy is Inconsistent (a full copy or a re-send has not finished): "
+                    + "promoting it would expose data the primary never had")))
         #expect(ResourceRoles.peerLeftBeforeDemoting == RoleRefusal(.wrongState,
             "the peer went away before it demoted; use force: true if it is gone"))
         #expect(PromotionKind.planned.reason == "planned failover")

@@ -119,12 +119,6 @@ final class FakeDisk {
         }
     }
 
-    /// A synchronous flush of everything completed (fsync before the volume is served).
-    func flushNow() {
-        for landed in unflushed { makeDurable(landed) }
-        unflushed.removeAll()
-    }
-
     func powerLoss(_ random: inout SimRandom) {
         // Completed writes keep their completion order per block (a block never goes back to
         // a version older than one already durable); in-flight ones land in any order after.

@@ -50,10 +50,6 @@ extension Simulation {
         node.lastPrimarySession = session
         node.lineage = checker.lineage
         node.historySession = session
-        if scenario.tolerated.flushBeforeServing {
-            // Known gap: see SimulationKnownGaps.flushBeforeServing.
-            node.disk.flushNow()
-        }
         if let problem = checker.startSession(session, base: node.disk.cache) { fail(problem) }
         node.primary = PrimarySide(node: PrimaryNode(config: primaryConfig(), session: session, basis: start.basis))
         trace("\(node.name) starts primary session \(session) (\(start.basis), \(start.reason))")
@@ -128,7 +124,6 @@ extension Simulation {
             sendToSecondary(.message(message))
         case let .sendSyncComplete(through):
             guard let link, link.primary == node.index, primary.peerAccepted else { return }
-            syncCompleteSnapshots[SyncCompleteKey(session: primary.session, through: through)] = checker.ackedRequired
             sendToSecondary(.syncComplete(throughSequence: through))
         case .dial:
             dial(from: node)

@@ -137,15 +137,6 @@ final class Simulation {
     var nodes: [SimNode]
     var link: Link?
     var linkCount = 0
-    /// What was acknowledged when each SyncComplete was sent (known gap, see
-    /// SimulationKnownGaps.syncCompleteBeforeAcknowledged).
-    var syncCompleteSnapshots: [SyncCompleteKey: [UInt64]] = [:]
-
-    struct SyncCompleteKey: Hashable {
-        var session: UInt64
-        var through: WriteSequence
-    }
-
     /// Primaries whose peer's disk failed: replication stops once the link is down.
     var pendingDetach: Set<Int> = []
     var nextTag: FakeDisk.Tag = 1
@@ -473,7 +464,8 @@ final class Simulation {
         guard let candidate = liveSecondary, let secondary = candidate.secondary else { return }
         let diskFailure = secondary.diskFault?.summary
         switch ResourceRoles.failover(roleFacts(candidate), force: false, allowInconsistent: false,
-                                      diskFailure: diskFailure, peerConnected: secondary.isConnected) {
+                                      diskFailure: diskFailure, peerConnected: secondary.isConnected,
+                                      ownDiskState: secondary.diskState) {
         case let .failure(refusal):
             trace("planned failover refused: \(refusal.message)")
         case .success(.askPeerToDemote):
@@ -511,7 +503,6 @@ final class Simulation {
         oldPrimary.isPrimary = false
         drivePrimary(oldPrimary, .stop)
         drivePrimary(oldPrimary, .linkDown(reason: "demoted for a planned failover", refusal: nil))
-        if scenario.tolerated.flushBeforeServing { oldPrimary.disk.flushNow() }
         oldPrimary.record = oldPrimary.record.demoted()
         oldPrimary.record.generation += 1
         oldPrimary.historySession = session
@@ -558,7 +549,8 @@ final class Simulation {
         let candidates = nodes.filter { $0.alive && !$0.isPrimary && $0.secondary != nil }
         guard let candidate = candidates.min(by: { rank($0) < rank($1) }), let secondary = candidate.secondary else { return }
         let step = ResourceRoles.failover(roleFacts(candidate), force: true, allowInconsistent: allowInconsistent,
-                                          diskFailure: secondary.diskFault?.summary, peerConnected: secondary.isConnected)
+                                          diskFailure: secondary.diskFault?.summary, peerConnected: secondary.isConnected,
+                                          ownDiskState: secondary.diskState)
         guard case let .success(.promote(kind)) = step else {
             if case let .failure(refusal) = step { trace("forced failover refused: \(refusal.message)") }
             return

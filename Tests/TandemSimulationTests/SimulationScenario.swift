@@ -75,8 +75,6 @@ struct SimulationScenario: CustomStringConvertible {
     let primaryConfig: ReplicationPrimaryConfig
     let secondaryConfig: ReplicationSecondaryConfig
     let testingFault: SimulationFault?
-    /// The known gaps of the node machines the checker lets pass (SimulationKnownGaps).
-    var tolerated = KnownGapsTolerated.all
     /// When the workload stops issuing requests; faults happen before it.
     let workloadEndNs: UInt64
     /// When the run ends; the time in between lets the pair settle.

@@ -76,9 +76,6 @@ final class NSLockLike: @unchecked Sendable {
         print("simulation shard \(shard): \(seeds) seeds, \(steps) steps")
         if total.allDone {
             print("simulation: \(total.seeds) seeds, \(total.steps) simulated steps in total")
-            let gaps = SimulationKnownGaps.lock.withLock { SimulationKnownGaps.counts }
-            print("simulation: known gaps seen in this process (tolerated): unproven-session disk state \(gaps.unprovenSessionDiskState) times, "
-                + "SyncComplete before acknowledged \(gaps.syncCompleteBeforeAcknowledged) times")
         }
     }
 
@@ -118,45 +115,6 @@ final class NSLockLike: @unchecked Sendable {
     }
 
     static let faultSeeds: UInt64 = 400
-
-    /// Each gap of the node machines that the suite tolerates (KnownGapsTolerated) is caught
-    /// when it is not tolerated, and the same scenario passes when it is. When one of these
-    /// fails, that gap was fixed: remove its tolerance.
-    enum Gap: String, CaseIterable, Sendable {
-        case unprovenSessionDiskState, syncCompleteBeforeAcknowledged, flushBeforeServing, zeroesFUAOnlyLastChunk
-
-        var keyPath: WritableKeyPath<KnownGapsTolerated, Bool> {
-            switch self {
-            case .unprovenSessionDiskState: \.unprovenSessionDiskState
-            case .syncCompleteBeforeAcknowledged: \.syncCompleteBeforeAcknowledged
-            case .flushBeforeServing: \.flushBeforeServing
-            case .zeroesFUAOnlyLastChunk: \.zeroesFUAOnlyLastChunk
-            }
-        }
-
-        var caughtAs: String {
-            switch self {
-            case .unprovenSessionDiskState: "says Consistent"
-            case .syncCompleteBeforeAcknowledged: "says UpToDate"
-            case .flushBeforeServing, .zeroesFUAOnlyLastChunk: "durably holds"
-            }
-        }
-    }
-
-    @Test(arguments: Gap.allCases)
-    func theCheckerSeesEveryKnownGap(gap: Gap) {
-        var found: SimulationFailure?
-        for seed in UInt64(1)...3000 {
-            var scenario = SimulationScenario(seed: seed)
-            scenario.tolerated[keyPath: gap.keyPath] = false
-            guard let failure = Simulation(scenario: scenario).run(), failure.message.contains(gap.caughtAs) else { continue }
-            #expect(Simulation(scenario: SimulationScenario(seed: seed)).run() == nil, "seed \(seed) fails when tolerated too")
-            found = failure
-            break
-        }
-        if getenv("TANDEM_SIM_VERBOSE") != nil, let found { print(found) }
-        #expect(found != nil, "not caught in 3000 seeds: fixed? then remove its tolerance")
-    }
 
     /// The first failure of a deliberately wrong system that `matches`, within 400 seeds,
     /// whose control run (the same scenario without the fault) passes: the fault, not the

@@ -87,11 +87,9 @@ extension Simulation {
                 return fail("WRITE_ZEROES \(request) of \(blocks.count) blocks acknowledged after chunks of \(covered)")
             }
             let detached = isDetached
-            let lastChunk = chunks.max { $0.blocks.lowerBound < $1.blocks.lowerBound }?.blocks
             for chunk in chunks {
-                // FUA makes the whole request durable; the known gap: only its last chunk is.
-                let durable = fua && (!scenario.tolerated.zeroesFUAOnlyLastChunk || chunk.blocks == lastChunk)
-                checker.recordWriteAcknowledged(chunk.value, blocks: chunk.blocks, fua: durable, peerCovered: !detached)
+                // FUA makes the whole request durable (every chunk is written FUA).
+                checker.recordWriteAcknowledged(chunk.value, blocks: chunk.blocks, fua: fua, peerCovered: !detached)
             }
         case .trim:
             break
@@ -160,26 +158,10 @@ extension Simulation {
                 let currentLineage = checker.isCurrentLineage(session: session)
                 // An async UpToDate rests on the SyncComplete it received (sync: exact).
                 let through = scenario.mode == .async && node.secondary?.session == session ? node.secondary?.confirmedThrough : nil
-                // Known gap (SecondaryNode.diskState): while a new session is unproven, the state
-                // comes from its fresh machine and the old record, so a restarted copy being
-                // replaced by a full copy says Consistent until the first Data. Tolerated and
-                // counted until fixed (docs/replication.md "The simulator", known gaps).
-                if let secondary = node.secondary, secondary.session != secondary.record.session,
-                    scenario.tolerated.unprovenSessionDiskState {
-                    if let session, checker.checkClaim(claim, by: "", content: node.disk.cache, session: session,
-                                                        currentLineage: currentLineage) != nil {
-                        SimulationKnownGaps.count(\.unprovenSessionDiskState)
-                    }
-                } else if let session, let problem = checker.checkClaim(
+                if let session, let problem = checker.checkClaim(
                     claim, by: "secondary \(node.name)", content: node.disk.cache, session: session,
                     currentLineage: currentLineage, confirmedThrough: through) {
-                    // Known gap (PrimaryNode's SyncComplete names lastSequence): tolerated when the
-                    // copy holds everything acknowledged when that SyncComplete was sent.
-                    guard scenario.tolerated.syncCompleteBeforeAcknowledged, claim == .upToDate, let through,
-                        let snapshot = syncCompleteSnapshots[SyncCompleteKey(session: session, through: through)],
-                        !zip(node.disk.cache, snapshot).contains(where: { $0 < $1 })
-                    else { return fail(problem) }
-                    SimulationKnownGaps.count(\.syncCompleteBeforeAcknowledged)
+                    return fail(problem)
                 }
                 // (While a full copy is due the peer lacks the regions not copied yet.)
                 if scenario.mode == .sync, currentLineage, node.record.synced, claim != .failed,
@@ -227,50 +209,5 @@ extension Simulation {
             return fail("settled volumes differ: primary \(primaryNode.disk.cache), secondary \(secondaryNode.disk.cache)")
         }
         if primary.machine.lagBytes != 0 { return fail("lag of \(primary.machine.lagBytes) bytes after settling") }
-    }
-}
-
-/// Gaps of the node machines the simulator found, tolerated (and counted) so that the suite
-/// checks everything else; each is in docs/replication.md ("The simulator"). A scenario can
-/// tolerate none (`KnownGapsTolerated.none`): `theCheckerSeesEveryKnownGap` shows each is
-/// caught then. Remove a gap here when its fix lands.
-struct KnownGapsTolerated: Hashable {
-    /// SecondaryNode.diskState during an unproven new session: Consistent from the fresh
-    /// machine and the old record's `synced`, even when the Hello announced a full copy and
-    /// the copy is a restarted, not crash-consistent one.
-    var unprovenSessionDiskState = true
-    /// PrimaryNode's async SyncComplete names `lastSequence`, including writes admitted but not
-    /// yet acknowledged; acknowledged just after, they are part of what the secondary's
-    /// UpToDate claims before it applied them. Tolerated when the copy holds every write
-    /// acknowledged when the SyncComplete was sent. (Fix: confirm through the newest
-    /// sequence all of whose predecessors are acknowledged.)
-    var syncCompleteBeforeAcknowledged = true
-    /// The volume is not flushed when a node starts serving as primary or demotes: a FLUSH
-    /// before the session's first write is answered without a disk flush, so it promises
-    /// what may only be in the disk's cache (writes of an earlier run, or received as
-    /// secondary). The simulator flushes at those points while this is true.
-    var flushBeforeServing = true
-    /// A WRITE_ZEROES with FUA is chunked with FUA on its last chunk only (PrimaryNode, as the
-    /// driver did before): the earlier chunks are not durable on the primary when it is
-    /// answered. The checker holds only the last chunk to FUA while this is true.
-    var zeroesFUAOnlyLastChunk = true
-
-    static let all = KnownGapsTolerated()
-    static let none = KnownGapsTolerated(unprovenSessionDiskState: false, syncCompleteBeforeAcknowledged: false,
-                                         flushBeforeServing: false, zeroesFUAOnlyLastChunk: false)
-}
-
-/// How often each tolerated gap was seen in this process.
-enum SimulationKnownGaps {
-    struct Counts {
-        var unprovenSessionDiskState = 0
-        var syncCompleteBeforeAcknowledged = 0
-    }
-
-    nonisolated(unsafe) static var counts = Counts()
-    static let lock = NSLockLike()
-
-    static func count(_ gap: WritableKeyPath<Counts, Int>) {
-        lock.withLock { counts[keyPath: gap] += 1 }
     }
 }

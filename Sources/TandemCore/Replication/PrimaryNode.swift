@@ -488,7 +488,7 @@ public struct PrimaryNode: Sendable {
             if last { tickets[zeroes.ticket].issuedAll = true }
             zeroing = last ? nil : zeroes
             drive(.writeSubmitted(request: RequestID(zeroes.ticket), offsetBytes: offset, lengthBytes: length,
-                                  fua: zeroes.fua && last), nowNs: nowNs, into: &actions)
+                                  fua: zeroes.fua), nowNs: nowNs, into: &actions)
         }
         return true
     }
@@ -534,14 +534,15 @@ public struct PrimaryNode: Sendable {
         }
     }
 
-    /// Once the link is gone and no local I/O runs: a write whose local I/O completed is on
-    /// this node's disk and is answered as such, a FLUSH once the local disk is flushed;
-    /// anything else fails.
+    /// Once the link is gone and no local I/O runs, the local disk is flushed (always: a
+    /// node that stops serving as primary — disabled, demoted, shut down — leaves every
+    /// write it answered durable, whatever its disk cache held). Then a write whose local I/O
+    /// completed is on this node's disk and is answered as such, a FLUSH is answered if that
+    /// flush succeeded; anything else fails.
     private mutating func checkStopped(into actions: inout [PrimaryNodeAction]) {
         guard stopping, !stopped, link == .idle, localWritesInFlight == 0, !localFlushInFlight, !copyReadInFlight
         else { return }
-        let holdsFlush = tickets.contains { $0.kind == .flush }
-        if holdsFlush && stopFlushErrno == nil && !diskFailed {
+        if stopFlushErrno == nil && !diskFailed {
             stopFlushInFlight = true
             localFlushInFlight = true
             return actions.append(.flushLocal)
@@ -642,7 +643,11 @@ public struct PrimaryNode: Sendable {
         guard isPeerReady, peerSynced, !copyWanted else { return }
         let sync = config.primary.mode == .sync
         guard sync || primary.lagBytes == 0 else { return }
-        let through = primary.lastSequence
+        // Async: only through the acknowledged prefix. A write admitted but not yet
+        // acknowledged may be acknowledged before the peer applied it, so the peer's UpToDate
+        // must not cover it; once it arrives there the peer is Consistent until the next
+        // SyncComplete. Sync: every write is acknowledged only after the peer applied it.
+        let through = sync ? primary.lastSequence : primary.acknowledgedThroughSequence
         if confirmedOnLink == nil || (!sync && confirmedOnLink != through) {
             confirmedOnLink = through
             actions.append(.sendSyncComplete(throughSequence: through))

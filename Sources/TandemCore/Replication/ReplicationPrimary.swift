@@ -50,6 +50,10 @@ public struct ReplicationPrimary: Sendable {
     private var localFlushInFlight = false
     private var localFlushCoversEpoch: Epoch = 0
     public private(set) var localDurableEpoch: Epoch = 0
+    /// A local flush has completed in this run. Epoch 0 is "nothing written in this run", not
+    /// "durable": the volume may hold writes of an earlier run (or received as secondary)
+    /// that are only in the disk's cache, so a FLUSH is answered only after a flush.
+    private var flushedOnce = false
 
     /// Payload bytes of admitted writes whose epoch the peer has not confirmed durable.
     public private(set) var unconfirmedBytes: UInt64 = 0
@@ -63,6 +67,12 @@ public struct ReplicationPrimary: Sendable {
     public var writesInFlight: Int { writes.count }
     /// The sequence number of the newest admitted write (0: none yet).
     public var lastSequence: WriteSequence { nextSequence - 1 }
+    /// The newest sequence through which every admitted write has been acknowledged (writes
+    /// that left the buffer were). Scans only up to the first unacknowledged write.
+    public var acknowledgedThroughSequence: WriteSequence {
+        for index in 0..<writes.count where !writes[index].acknowledged { return writes[index].sequence - 1 }
+        return nextSequence - 1
+    }
     /// The oldest write still held; `lastSequence + 1` when none is: every write before it
     /// is released (acknowledged and durable on the peer) and its payload may be freed.
     public var oldestHeldSequence: WriteSequence { writes.first?.sequence ?? nextSequence }
@@ -125,6 +135,7 @@ public struct ReplicationPrimary: Sendable {
         case .localFlushCompleted:
             precondition(localFlushInFlight, "flush completion without a flush")
             localFlushInFlight = false
+            flushedOnce = true
             localDurableEpoch = max(localDurableEpoch, localFlushCoversEpoch)
             acknowledgeFlushes(into: &actions)
             submitLocalFlushIfDue(into: &actions)
@@ -279,7 +290,7 @@ public struct ReplicationPrimary: Sendable {
     }
 
     private mutating func acknowledgeFlushes(into actions: inout [PrimaryAction]) {
-        while let flush = flushes.first, flush.epoch <= localDurableEpoch {
+        while let flush = flushes.first, flush.epoch <= localDurableEpoch, flushedOnce {
             if config.mode == .sync && flush.epoch > peerDurableEpoch { return }
             flushes.removeFirst()
             actions.append(.acknowledgeFlush(request: flush.request))
@@ -296,7 +307,7 @@ public struct ReplicationPrimary: Sendable {
     }
 
     private mutating func submitLocalFlushIfDue(into actions: inout [PrimaryAction]) {
-        guard !localFlushInFlight, let newest = flushes.last, newest.epoch > localDurableEpoch else {
+        guard !localFlushInFlight, let newest = flushes.last, newest.epoch > localDurableEpoch || !flushedOnce else {
             return
         }
         let complete = locallyCompleteEpoch()
@@ -304,7 +315,9 @@ public struct ReplicationPrimary: Sendable {
         for index in 0..<flushes.count where flushes[index].epoch <= complete {
             covers = max(covers, flushes[index].epoch)
         }
-        guard covers > localDurableEpoch else { return }
+        // The first flush of the run is due even for epoch 0 (flushes of epoch 0 count).
+        let firstDue = !flushedOnce && flushes.first!.epoch <= complete
+        guard covers > localDurableEpoch || firstDue else { return }
         localFlushInFlight = true
         localFlushCoversEpoch = covers
         actions.append(.submitLocalFlush)

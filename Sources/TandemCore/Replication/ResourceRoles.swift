@@ -321,8 +321,12 @@ public enum ResourceRoles {
     ///   so it is never promoted, not even when forced.
     /// - `peerConnected`: a planned failover needs the primary connected, since a primary it
     ///   cannot reach may hold newer data.
+    /// `ownDiskState`: this node's copy now. A planned failover that this copy could not
+    /// complete (it is Inconsistent) is refused before the primary is asked to demote: the
+    /// primary would hand over and leave no node primary.
     public static func failover(_ facts: ResourceRoleFacts, force: Bool, allowInconsistent: Bool,
-                                diskFailure: String?, peerConnected: Bool) -> Result<FailoverStep, RoleRefusal> {
+                                diskFailure: String?, peerConnected: Bool,
+                                ownDiskState: DiskState) -> Result<FailoverStep, RoleRefusal> {
         guard facts.role == .secondary else {
             return .failure(RoleRefusal(.wrongState,
                 "resource '\(facts.name)' is \(facts.role.rawValue): failover is run on the secondary"))
@@ -337,6 +341,7 @@ public enum ResourceRoles {
             return .failure(RoleRefusal(.wrongState,
                 "the peer is not connected, so it may hold newer data; use force: true if it is really gone"))
         }
+        if case .failure(let refusal) = promotion(.planned, ownDiskState: ownDiskState) { return .failure(refusal) }
         return .success(.askPeerToDemote)
     }
 

@@ -122,8 +122,20 @@ public struct SecondaryNode: Sendable {
         if diskFault != nil { return .failed }
         var confirmed = confirmedThrough.map { newestAsyncReceived <= $0 } ?? false
         if config.machine.testingFault == .claimsUpToDateBeforeConfirmed { confirmed = true }
-        return DiskState.ofSecondary(synced: isSynced, consistent: machine.isConsistent,
+        let copy = ownCopy
+        return DiskState.ofSecondary(synced: copy.synced, consistent: copy.consistent,
                                      connected: link == .established && machine.isConnected, confirmed: confirmed)
+    }
+
+    /// What the volume holds now. While a new session is unproven the disk still holds the
+    /// recorded session's content: its consistency is the replaced machine's (a restarted
+    /// copy is not crash-consistent until re-sent), and a session that announced a full copy
+    /// makes it unsynced from the moment it was accepted.
+    private var ownCopy: (synced: Bool, consistent: Bool) {
+        guard let unproven else { return (isSynced, machine.isConsistent) }
+        var synced = isSynced
+        if case .newSession(let nowSynced, _) = pendingVerdict { synced = nowSynced }
+        return (synced, unproven.machine.isConsistent)
     }
 
     /// The primary's copy is the reference while it is connected; otherwise unknown.
@@ -453,9 +465,8 @@ public struct SecondaryNode: Sendable {
             if case .hello(let epoch, _) = message {
                 // The copy as it starts: Inconsistent while a full copy is due or unfinished,
                 // or after a restart until the re-send is applied.
-                var synced = isSynced
-                if unproven != nil, case .newSession(let nowSynced, _) = pendingVerdict { synced = nowSynced }
-                let copy: DiskState = synced && machine.isConsistent ? .consistent : .inconsistent
+                let own = ownCopy
+                let copy: DiskState = own.synced && own.consistent ? .consistent : .inconsistent
                 return actions.append(.send(.hello(durableThroughEpoch: epoch, copy: copy)))
             }
             actions.append(.send(message))

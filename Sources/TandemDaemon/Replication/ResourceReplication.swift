@@ -177,7 +177,7 @@ extension Resource {
         let step = ResourceRoles.failover(
             roleFacts, force: force, allowInconsistent: allowInconsistent,
             diskFailure: health.failure.map { "\($0.operation): \($0.message)" },
-            peerConnected: secondary?.isConnectedToPeer == true)
+            peerConnected: secondary?.isConnectedToPeer == true, ownDiskState: ownDiskState)
         switch step {
         case .failure(let refusal):
             done(ControlError(refusal))
