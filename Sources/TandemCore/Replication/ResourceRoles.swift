@@ -243,7 +243,7 @@ extension DiskState {
     /// connected, so its primary may be writing). A resource that never wrote a record was
     /// created with `initial_sync: none` in sync, else it awaits its initial copy.
     public static func ofSecondaryAtRest(record: ReplicationRecord, initialSync: InitialSync) -> DiskState {
-        ofSecondary(synced: record.synced || (record.generation == 0 && initialSync == .none),
+        ofSecondary(synced: SecondaryNode.isSynced(record: record, initialSync: initialSync),
                     consistent: true, connected: false, confirmed: false)
     }
 }

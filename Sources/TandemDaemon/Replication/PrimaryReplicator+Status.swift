@@ -28,19 +28,10 @@ extension PrimaryReplicator {
         fields["spilled_writes"] = .int(Int64(clamping: retained.spilledWrites))
         fields["enabled"] = .bool(node.enabled)
         fields["redundant"] = .bool(node.isPeerReady && node.peerSynced)
-        fields["session_start"] = .string(Self.word(basis))
+        fields["session_start"] = .string(basis.word)
         fields["session_start_reason"] = .string(sessionStartReason)
         if let lastError { fields["last_error"] = .string(lastError) }
         return fields
-    }
-
-    /// The status word for a session basis.
-    static func word(_ basis: SessionBasis) -> String {
-        switch basis {
-        case .fullCopy: return "full-copy"
-        case .assumeInSync: return "assumed-in-sync"
-        case .continues: return "clean-restart"
-        }
     }
 
     var peerDiskState: DiskState { node.peerDiskState }
