@@ -49,7 +49,6 @@ extension PrimaryNode {
             copyLastSequence != 0, copyLastSequence < primary.oldestHeldSequence, isPeerReady
         else { return }
         copyWanted = false
-        peerSynced = true
         // The copy is complete through its last chunk: the peer holds a consistent image
         // from now on (UpToDate once it also holds every acknowledged write).
         confirmedOnLink = copyLastSequence
@@ -60,7 +59,7 @@ extension PrimaryNode {
     /// Smoothed bytes per second of the copy (half the newest second, half before), sampled
     /// on ticks at least 0.9 s apart.
     mutating func sampleCopyRate(nowNs: UInt64) {
-        guard copyWanted, !peerSynced, isPeerReady else {
+        guard copyWanted, isPeerReady else {
             copySampleNs = 0
             copyRateBytesPerSecond = 0
             return

@@ -79,8 +79,10 @@ public struct PrimaryNode: Sendable {
     var confirmedOnLink: WriteSequence?
 
     // The full copy.
-    public internal(set) var peerSynced: Bool
+    /// A full copy is due or running: the peer does not hold this volume's content yet.
     public internal(set) var copyWanted: Bool
+    /// The peer holds this volume's content (no full copy is due).
+    public var peerSynced: Bool { !copyWanted }
     public internal(set) var copyCursor: UInt64 = 0
     var copyReadInFlight = false
     /// The copy waits for local writes to finish before its next read: admission pauses.
@@ -117,7 +119,6 @@ public struct PrimaryNode: Sendable {
         queue = BoundedQueue(capacity: config.requestsQueuedMax)
         inner.reserveCapacity(256)
         backoffNs = config.backoffInitialNs
-        peerSynced = basis != .fullCopy
         copyWanted = basis == .fullCopy
     }
 
@@ -125,7 +126,7 @@ public struct PrimaryNode: Sendable {
 
     public var streamState: ReplicationStreamState {
         guard link == .up else { return .off }
-        if copyWanted && !peerSynced { return .syncSource }
+        if copyWanted { return .syncSource }
         return isBlocked ? .blocked : .established
     }
 
@@ -138,7 +139,7 @@ public struct PrimaryNode: Sendable {
     public var peerDiskState: DiskState {
         DiskState.ofPeer(
             heard: peerHeard, peerReady: isPeerReady,
-            copying: (copyWanted && !peerSynced) || peerInconsistentThroughEpoch != nil,
+            copying: copyWanted || peerInconsistentThroughEpoch != nil,
             sync: config.primary.mode == .sync, lagBytes: primary.lagBytes)
     }
 
@@ -150,7 +151,7 @@ public struct PrimaryNode: Sendable {
     /// Everything admitted was confirmed durable by the peer and no copy is due: the peer
     /// holds this volume's content, so the next session may skip the full copy.
     public var isCleanForStop: Bool {
-        isDrained && primary.unconfirmedBytes == 0 && peerSynced && !copyWanted
+        isDrained && primary.unconfirmedBytes == 0 && !copyWanted
     }
 
     /// What the record's clean stop says if replication stopped now.
@@ -613,7 +614,6 @@ public struct PrimaryNode: Sendable {
     /// The peer cannot continue from this session's basis: copy the whole volume.
     private mutating func startFullCopy(because reason: String, into actions: inout [PrimaryNodeAction]) {
         basis = .fullCopy
-        peerSynced = false
         copyWanted = true
         copyCursor = 0
         invalidateCleanStop(into: &actions)
@@ -640,7 +640,7 @@ public struct PrimaryNode: Sendable {
     /// becomes true: in sync mode once per link (writes are acknowledged only after the peer
     /// applied them), in async mode each time the lag returns to 0 after new writes.
     private mutating func confirmPeerIfInSync(into actions: inout [PrimaryNodeAction]) {
-        guard isPeerReady, peerSynced, !copyWanted else { return }
+        guard isPeerReady, !copyWanted else { return }
         let sync = config.primary.mode == .sync
         guard sync || primary.lagBytes == 0 else { return }
         // Async: only through the acknowledged prefix. A write admitted but not yet
