@@ -59,8 +59,24 @@ public final class Daemon {
         loop.run()
         notify.send("STOPPING=1")
         server.stop()
-        registry.stopAll()
+        stopResources(registry, loop: loop)
         logger.info("tandemd stopped")
+    }
+
+    /// How long shutdown waits for the resources to stop (their local I/O, a primary's stop
+    /// flush); beyond it the process exits and the next start treats the stop as unclean.
+    static let shutdownTimeoutNs: UInt64 = 20_000_000_000
+
+    /// Stops every resource with the loop still turning: a primary's stop flushes its disk
+    /// and only then records a clean stop (PrimaryNode), which needs the flush's completion.
+    private func stopResources(_ registry: ResourceRegistry, loop: EventLoop) {
+        var stopped = false
+        registry.stopAll { stopped = true }
+        loop.runWhile(deadlineNs: MonotonicClock.nowNs() + Self.shutdownTimeoutNs) { !stopped }
+        if !stopped {
+            logger.warning("shutdown: resources still stopping after the timeout; their next start copies",
+                           metadata: ["timeout_s": "\(Self.shutdownTimeoutNs / 1_000_000_000)"])
+        }
     }
 
     /// The Prometheus endpoint, when `metrics_listen` is set; a bind failure stops start-up.

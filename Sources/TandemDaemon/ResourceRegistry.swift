@@ -125,10 +125,18 @@ final class ResourceRegistry: @unchecked Sendable {
         }
     }
 
-    /// Stops every resource at shutdown (their persisted specs stay).
-    func stopAll() {
+    /// Stops every resource at shutdown (their persisted specs stay); `done` runs on the
+    /// loop once each has stopped (its primary flushed its disk and recorded its stop).
+    func stopAll(_ done: @escaping () -> Void) {
         acceptor.stop()
-        for resource in resources.values { resource.stop(loop: loop) {} }
+        var remaining = resources.count
+        guard remaining > 0 else { return done() }
+        for resource in resources.values {
+            resource.stop(loop: loop) {
+                remaining -= 1
+                if remaining == 0 { done() }
+            }
+        }
         resources.removeAll()
     }
 

@@ -130,6 +130,16 @@ public final class EventLoop: @unchecked Sendable {
         while running { runOnce() }
     }
 
+    /// After `run` returned: turns again while `condition` holds, at most until `deadlineNs`
+    /// (MonotonicClock), with the tick armed so that no turn waits longer than a tick (work
+    /// that must finish at shutdown: a resource's last I/O and flush).
+    public func runWhile(deadlineNs: UInt64, _ condition: () -> Bool) {
+        running = true
+        armTick()
+        while condition() && MonotonicClock.nowNs() < deadlineNs { runOnce() }
+        running = false
+    }
+
     /// One turn: submit everything prepared, wait for at least one completion, dispatch all
     /// that are ready. `run` is this in a loop; tests drive it directly.
     public func runOnce() {

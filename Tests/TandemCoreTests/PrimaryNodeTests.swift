@@ -308,7 +308,6 @@ private struct Harness {
         h.send(.request(id: 4, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))  // overlaps 1: queued
         h.send(.localWriteDone(sequence: 1, errno: 0))
         h.send(.stop)
-        #expect(h.actions.contains(.recordStop(cleanStop: 0)))
         #expect(h.actions.contains(.closeLink("resource stopping")))
         h.send(.linkDown(reason: "resource stopping", refusal: nil))
         #expect(h.answers.isEmpty, "write 2 is still running locally")
@@ -319,6 +318,7 @@ private struct Harness {
         h.send(.localFlushDone(errno: 0))
         #expect(h.actions == [.flushLocal], "a held FLUSH gets a local flush at stop")
         h.send(.localFlushDone(errno: 0))
+        #expect(h.actions.contains(.recordStop(cleanStop: 0)))
         #expect(h.answered(1) == 0 && h.answered(2) == 0 && h.answered(3) == 0)
         #expect(h.answered(4) == PrimaryErrno.eio)
         #expect(h.actions.last == .stopped)
@@ -332,8 +332,14 @@ private struct Harness {
         h.send(.peer(.durableThroughEpoch(1)))
         #expect(h.node.isCleanForStop)
         h.send(.disable)
-        #expect(h.actions.contains(.recordStop(cleanStop: 77)))
         #expect(h.node.connectionState == .standAlone)
+        h.send(.stop)
+        h.send(.linkDown(reason: "resource stopping", refusal: nil))
+        #expect(!h.actions.contains { if case .recordStop = $0 { return true } else { return false } },
+                "not before the stop's flush")
+        #expect(h.actions.last == .flushLocal)
+        h.send(.localFlushDone(errno: 0))
+        #expect(h.actions.contains(.recordStop(cleanStop: 77)))
         h.send(.stop)
         #expect(!h.actions.contains { if case .recordStop = $0 { return true } else { return false } }, "recorded once")
     }
@@ -341,10 +347,54 @@ private struct Harness {
     @Test func anUnheardPeerKeepsTheBasisAsTheCleanStop() {
         var h = Harness(basis: .continues(from: 12))
         h.send(.stop)
-        #expect(h.actions.contains(.recordStop(cleanStop: 12)))
-        // A node that stops serving as primary flushes its disk first, always.
+        // A node that stops serving as primary flushes its disk first, always, and records
+        // the clean stop only once that flush is done.
         #expect(h.actions.last == .flushLocal)
         h.send(.localFlushDone(errno: 0))
+        #expect(h.actions.contains(.recordStop(cleanStop: 12)))
+        #expect(h.actions.last == .stopped)
+    }
+
+    @Test func aStopWhoseFlushFailedIsNotClean() {
+        var h = Harness(basis: .continues(from: 12))
+        h.send(.stop)
+        h.send(.localFlushDone(errno: PrimaryErrno.eio))
+        #expect(h.actions.contains(.recordStop(cleanStop: 0)))
+    }
+
+    @Test func aHandOverRecordsTheDemotionBeforeItTellsThePeer() {
+        var h = Harness(mode: .sync)
+        h.connect()
+        h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
+        h.send(.localWriteDone(sequence: 1, errno: 0))
+        h.send(.peer(.dataAck(sequence: 1)))
+        h.send(.drain)
+        h.send(.peer(.durableThroughEpoch(1)))
+        #expect(h.actions.contains(.drained))
+        h.send(.handOver)
+        #expect(h.actions == [.flushLocal], "the link stays up; the disk is flushed first")
+        h.send(.localFlushDone(errno: 0))
+        #expect(h.actions.contains(.recordDemotion))
+        #expect(!h.actions.contains(.sendDemoted) && !h.actions.contains(.stopped))
+        h.send(.tick)
+        #expect(!h.actions.contains(.sendDemoted), "nothing is told before the demotion is recorded")
+        h.send(.demotionRecorded)
+        let sent = h.actions.firstIndex(of: .sendDemoted)
+        let closed = h.actions.firstIndex { if case .closeLink = $0 { return true } else { return false } }
+        #expect(sent != nil && closed != nil && sent! < closed!, "Demoted, then the link closes")
+        #expect(h.actions.last == .stopped)
+    }
+
+    @Test func aStopBeforeTheDemotionIsAskedCallsTheHandOverOff() {
+        var h = Harness(mode: .sync)
+        h.connect()
+        h.send(.drain)
+        h.send(.handOver)
+        #expect(h.actions == [.flushLocal])
+        h.send(.stop)
+        h.send(.linkDown(reason: "resource stopping", refusal: nil))
+        h.send(.localFlushDone(errno: 0))
+        #expect(!h.actions.contains(.recordDemotion) && !h.actions.contains(.sendDemoted))
         #expect(h.actions.last == .stopped)
     }
 

@@ -9,7 +9,7 @@ private struct Harness {
 
     init(record: ReplicationRecord = ReplicationRecord(), handedOver: Bool = false, initialSync: InitialSync = .full,
          fault: SecondaryTestingFault? = nil) {
-        let machine = ReplicationSecondaryConfig(mode: .sync, groupCommitIntervalNs: 1_000, testingFault: fault)
+        let machine = ReplicationSecondaryConfig(groupCommitIntervalNs: 1_000, testingFault: fault)
         let config = SecondaryNodeConfig(
             machine: machine, resourceName: "r1", nodeName: "beta", peerName: "alpha",
             volumeSizeBytes: Self.sizeBytes, alignment: 4096, initialSync: initialSync)

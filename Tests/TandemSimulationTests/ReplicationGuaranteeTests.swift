@@ -198,7 +198,7 @@ private func submitted(_ actions: [SecondaryAction]) -> [WriteSequence] {
 
 @Suite struct SecondaryOrderTests {
     @Test func secondaryAppliesEpochNPlusOneOnlyAfterEveryWriteOfEpochNCompleted() {
-        var harness = SecondaryHarness(ReplicationSecondaryConfig(mode: .async))
+        var harness = SecondaryHarness(ReplicationSecondaryConfig())
         harness.send(.connectionUp)
         #expect(submitted(harness.data(1, epoch: 1)) == [1])
         #expect(submitted(harness.data(2, epoch: 1, block: 1)) == [2])
@@ -208,7 +208,7 @@ private func submitted(_ actions: [SecondaryAction]) -> [WriteSequence] {
     }
 
     @Test func aWriteAcknowledgedAfterApplyGoesAheadOfItsEpochUnlessItOverlapsAnOutstandingOne() {
-        var harness = SecondaryHarness(ReplicationSecondaryConfig(mode: .sync))
+        var harness = SecondaryHarness(ReplicationSecondaryConfig())
         harness.send(.connectionUp)
         let sync: DataFlags = [.acknowledgedAfterApply]
         #expect(submitted(harness.data(1, epoch: 1, block: 0, flags: sync)) == [1])
@@ -225,18 +225,18 @@ private func submitted(_ actions: [SecondaryAction]) -> [WriteSequence] {
     }
 
     @Test func withoutTheFlagOrWithDiskDrainFlushEpochsStayStrictlyOrdered() {
-        var flush = SecondaryHarness(ReplicationSecondaryConfig(mode: .sync, diskDrain: .flush))
+        var flush = SecondaryHarness(ReplicationSecondaryConfig(diskDrain: .flush))
         flush.send(.connectionUp)
         #expect(submitted(flush.data(1, epoch: 1, block: 0, flags: [.acknowledgedAfterApply])) == [1])
         #expect(submitted(flush.data(2, epoch: 2, block: 1, flags: [.acknowledgedAfterApply])).isEmpty)
-        var plain = SecondaryHarness(ReplicationSecondaryConfig(mode: .sync))
+        var plain = SecondaryHarness(ReplicationSecondaryConfig())
         plain.send(.connectionUp)
         #expect(submitted(plain.data(1, epoch: 1, block: 0)) == [1])
         #expect(submitted(plain.data(2, epoch: 2, block: 1)).isEmpty)
     }
 
     @Test func groupCommitFlushesOnceForSeveralEpochs() {
-        let config = ReplicationSecondaryConfig(mode: .async, groupCommitIntervalNs: 1_000)
+        let config = ReplicationSecondaryConfig(groupCommitIntervalNs: 1_000)
         var harness = SecondaryHarness(config)
         harness.send(.connectionUp)
         var flushes = 0
@@ -252,7 +252,7 @@ private func submitted(_ actions: [SecondaryAction]) -> [WriteSequence] {
     }
 
     @Test func aFlushRequestFromThePrimaryIsServedAtOnce() {
-        var harness = SecondaryHarness(ReplicationSecondaryConfig(mode: .sync, groupCommitIntervalNs: 1_000_000))
+        var harness = SecondaryHarness(ReplicationSecondaryConfig(groupCommitIntervalNs: 1_000_000))
         harness.send(.connectionUp)
         harness.data(1, epoch: 1)
         #expect(harness.send(.writeCompleted(sequence: 1)).contains(.send(.dataAck(sequence: 1))))
@@ -260,7 +260,7 @@ private func submitted(_ actions: [SecondaryAction]) -> [WriteSequence] {
     }
 
     @Test func diskDrainFlushFlushesAtEveryEpochBoundaryBeforeTheNextEpoch() {
-        var harness = SecondaryHarness(ReplicationSecondaryConfig(mode: .async, diskDrain: .flush))
+        var harness = SecondaryHarness(ReplicationSecondaryConfig(diskDrain: .flush))
         harness.send(.connectionUp)
         harness.data(1, epoch: 1)
         harness.data(2, epoch: 2, block: 1)
@@ -270,7 +270,7 @@ private func submitted(_ actions: [SecondaryAction]) -> [WriteSequence] {
     }
 
     @Test func restartedSecondaryIsInconsistentUntilThePrimaryResentWhatFollowedItsDurableEpoch() {
-        var harness = SecondaryHarness(ReplicationSecondaryConfig(mode: .async), durableThroughEpoch: 4, restarted: true)
+        var harness = SecondaryHarness(ReplicationSecondaryConfig(), durableThroughEpoch: 4, restarted: true)
         #expect(!harness.secondary.isConsistent)
         #expect(harness.send(.connectionUp) == [.send(.hello(durableThroughEpoch: 4, copy: .inconsistent))])
         harness.data(10, epoch: 5)
@@ -281,7 +281,7 @@ private func submitted(_ actions: [SecondaryAction]) -> [WriteSequence] {
     }
 
     @Test func outOfOrderDataIsRefused() {
-        var harness = SecondaryHarness(ReplicationSecondaryConfig(mode: .async))
+        var harness = SecondaryHarness(ReplicationSecondaryConfig())
         harness.send(.connectionUp)
         harness.data(1, epoch: 1)
         let actions = harness.data(3, epoch: 1)

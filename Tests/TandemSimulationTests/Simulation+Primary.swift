@@ -17,6 +17,9 @@ final class PrimarySide {
     var peerAccepted = false
     /// Demoted for a planned failover: stopping; the link is the new primary's to close.
     var handingOver = false
+    /// `.recordDemotion` was carried out: `.demotionRecorded` follows after the batch, as
+    /// the daemon's driver feeds it (deferred, in the same loop turn).
+    var demotionRecorded = false
     /// Chunks read for the full copy, in order, until the node admits them.
     var copyChunks: [[UInt64]] = []
 
@@ -67,6 +70,10 @@ extension Simulation {
             trace("\(node.name) primary: \(action)")
             perform(action, node: node, primary: primary)
             if failure != nil || node.primary !== primary { return }
+        }
+        if primary.demotionRecorded {
+            primary.demotionRecorded = false
+            drivePrimary(node, .demotionRecorded)
         }
     }
 
@@ -139,9 +146,16 @@ extension Simulation {
             node.record.generation += 1
         case .drained:
             handOver(from: node)
+        case .recordDemotion:
+            recordDemotion(node)
+            primary.demotionRecorded = true
+        case .sendDemoted:
+            guard let link, link.primary == node.index, primary.peerAccepted else { return }
+            sendToSecondary(.demoted)
         case .stopped:
             if primary.handingOver {
                 node.primary = nil
+                finishHandOver(node, session: primary.session)
             } else {
                 // Replication stopped after the peer's disk failed: the resource writes alone.
                 primary.standalone = true

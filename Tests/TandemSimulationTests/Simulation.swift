@@ -492,19 +492,28 @@ final class Simulation {
         }
     }
 
-    /// The drained primary hands over: it tells the peer Demoted, stops (a FLUSH still held is
-    /// answered after a local flush) and becomes secondary (its record: synced, no session);
-    /// the peer promotes itself on Demoted. The link closes after Demoted is delivered.
+    /// The drained primary hands over as PrimaryNode's `.handOver` says (the daemon's
+    /// ResourceReplication.demote does the same): it stops with the link kept and flushes
+    /// its disk, the demotion is recorded (role secondary, the demoted record: synced, no
+    /// session), and only then is the peer told Demoted (it promotes itself) and the link
+    /// closed. A crash before the record leaves it primary and the peer secondary.
     func handOver(from oldPrimary: SimNode) {
         guard link?.primary == oldPrimary.index, let primary = oldPrimary.primary else { return }
-        let session = primary.session
-        sendToSecondary(.demoted)
         primary.handingOver = true
+        drivePrimary(oldPrimary, .handOver)
+    }
+
+    /// `.recordDemotion`: the role and the record change at once (the daemon writes both
+    /// synchronously before it feeds `.demotionRecorded`).
+    func recordDemotion(_ oldPrimary: SimNode) {
         oldPrimary.isPrimary = false
-        drivePrimary(oldPrimary, .stop)
-        drivePrimary(oldPrimary, .linkDown(reason: "demoted for a planned failover", refusal: nil))
         oldPrimary.record = oldPrimary.record.demoted()
         oldPrimary.record.generation += 1
+    }
+
+    /// The old primary stopped after a hand-over (its disk flushed, its demotion recorded,
+    /// Demoted sent): it becomes secondary.
+    func finishHandOver(_ oldPrimary: SimNode, session: UInt64) {
         oldPrimary.historySession = session
         startSecondary(oldPrimary, handedOver: true)
         if oldPrimary.diskFailed {

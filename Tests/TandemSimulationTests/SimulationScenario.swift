@@ -108,7 +108,7 @@ struct SimulationScenario: CustomStringConvertible {
         if case let .secondary(fault) = testingFault { secondaryFault = fault }
         if testingFault == .claimsUpToDateBeforeConfirmed { secondaryFault = .claimsUpToDateBeforeConfirmed }
         secondaryConfig = ReplicationSecondaryConfig(
-            mode: mode, diskDrain: diskDrain, queuedBytesMax: bufferBlocks * Self.blockSizeBytes,
+            diskDrain: diskDrain, queuedBytesMax: bufferBlocks * Self.blockSizeBytes,
             queuedWritesMax: writesInFlightMax, writesInFlightMax: Int(random.between(1, 8)),
             groupCommitIntervalNs: random.between(200_000, 3_000_000),
             groupCommitBytesMax: random.between(2, 16) * Self.blockSizeBytes,

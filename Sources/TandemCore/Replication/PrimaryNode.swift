@@ -103,6 +103,10 @@ public struct PrimaryNode: Sendable {
     private var stopFlushInFlight = false
     private var stopFlushErrno: Int32?
     private var cleanStopInvalidated = false
+    /// Planned failover: stopping without hanging up until the demotion is recorded.
+    public private(set) var handingOver = false
+    private var demotionRequested = false
+    private var demotionRecorded = false
 
     public init(config: PrimaryNodeConfig, session: UInt64, basis: SessionBasis) {
         precondition(session != 0, "session 0 means none")
@@ -186,18 +190,28 @@ public struct PrimaryNode: Sendable {
             setConnectionState(.connecting, into: &actions)
             dialIfDue(nowNs: nowNs, into: &actions)
         case .disable:
-            recordStop(into: &actions)
+            // The stop is recorded by `.stop`, after the local flush (checkStopped).
             enabled = false
             hangUp("disabled by the operator", into: &actions)
             setConnectionState(.standAlone, into: &actions)
         case .drain:
             draining = true
         case .stop:
-            recordStop(into: &actions)
+            // A hand-over whose demotion is not asked for yet is called off: this node stays
+            // primary and the peer, never told, stays secondary.
+            if handingOver && !demotionRequested { handingOver = false }
             stopping = true
             enabled = false
             hangUp("resource stopping", into: &actions)
             setConnectionState(.standAlone, into: &actions)
+        case .handOver:
+            guard !stopping else { break }
+            stopping = true
+            handingOver = true
+            enabled = false
+        case .demotionRecorded:
+            precondition(demotionRequested, "a demotion recorded that was not asked for")
+            demotionRecorded = true
         case let .request(id, request):
             receive(id, request, into: &actions)
         case let .localWriteDone(sequence, errno):
@@ -518,10 +532,10 @@ public struct PrimaryNode: Sendable {
 
     // MARK: Stop
 
-    private mutating func recordStop(into actions: inout [PrimaryNodeAction]) {
+    private mutating func recordStop(flushed: Bool, into actions: inout [PrimaryNodeAction]) {
         guard !stopRecorded else { return }
         stopRecorded = true
-        actions.append(.recordStop(cleanStop: cleanStopValue))
+        actions.append(.recordStop(cleanStop: flushed ? cleanStopValue : 0))
     }
 
     private mutating func hangUp(_ reason: String, into actions: inout [PrimaryNodeAction]) {
@@ -540,13 +554,34 @@ public struct PrimaryNode: Sendable {
     /// write it answered durable, whatever its disk cache held). Then a write whose local I/O
     /// completed is on this node's disk and is answered as such, a FLUSH is answered if that
     /// flush succeeded; anything else fails.
+    ///
+    /// A hand-over keeps the link through the flush and the demotion record, then sends
+    /// Demoted and hangs up: the peer may promote only once this node can no longer come
+    /// back as primary.
     private mutating func checkStopped(into actions: inout [PrimaryNodeAction]) {
-        guard stopping, !stopped, link == .idle, localWritesInFlight == 0, !localFlushInFlight, !copyReadInFlight
+        guard stopping, !stopped, link == .idle || handingOver, localWritesInFlight == 0, !localFlushInFlight,
+            !copyReadInFlight
         else { return }
         if stopFlushErrno == nil && !diskFailed {
             stopFlushInFlight = true
             localFlushInFlight = true
             return actions.append(.flushLocal)
+        }
+        // Only now: a clean stop says this volume holds what the peer holds, which a power
+        // loss before the flush completed would make false (the cache dies, the record not).
+        recordStop(flushed: stopFlushErrno == 0 && !diskFailed, into: &actions)
+        if handingOver {
+            guard demotionRecorded else {
+                if !demotionRequested {
+                    demotionRequested = true
+                    actions.append(.recordDemotion)
+                }
+                return
+            }
+            if link == .up { actions.append(.sendDemoted) }
+            // The link's end arrives after `.stopped`, which ignores it.
+            hangUp("demoted for a planned failover", into: &actions)
+            setConnectionState(.standAlone, into: &actions)
         }
         let flushed = stopFlushErrno == 0 && !diskFailed
         for index in tickets.indices {

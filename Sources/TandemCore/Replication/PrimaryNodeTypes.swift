@@ -57,6 +57,13 @@ public enum PrimaryNodeEvent: Sendable, Hashable {
     case drain
     /// Replication stops: record the stop, hang up, answer what is held, then `.stopped`.
     case stop
+    /// Planned failover, once `.drained`: stop like `.stop` but keep the link, flush the local
+    /// disk, ask for the demotion to be recorded (`.recordDemotion`), and only once it is
+    /// (`.demotionRecorded`) tell the peer (`.sendDemoted`), hang up and stop. A crash before
+    /// the record is durable leaves this node primary and the peer, never told, secondary.
+    case handOver
+    /// The demotion asked by `.recordDemotion` is durable (role and record).
+    case demotionRecorded
     case request(id: RequestID, ApplicationRequest)
     /// A local write (`.writeLocal`) ended: 0, or the errno (a short transfer the driver
     /// could not complete counts as EIO).
@@ -114,12 +121,18 @@ public enum PrimaryNodeAction: Sendable, Hashable {
     case closeLink(String)
     /// The peer broke the protocol: drop the link.
     case protocolViolation(String)
-    /// Persist the record's clean-stop value (0: not clean) — once, before the link goes.
+    /// Persist the record's clean-stop value (0: not clean) — once, when the node stops,
+    /// after its stop flush (a clean stop claims this volume is durable).
     case recordStop(cleanStop: UInt64)
     /// The record must stop saying the peer holds this volume (before the first mutation).
     case invalidateCleanStop
     /// Draining: every admitted write is answered and durable on the peer.
     case drained
+    /// Hand-over: the local disk is flushed; make the demotion durable (role secondary, the
+    /// demoted record), then answer `.demotionRecorded`.
+    case recordDemotion
+    /// Hand-over: tell the peer it may promote (Demoted); the link closes right after.
+    case sendDemoted
     /// Stopping: everything is answered; free every payload.
     case stopped
     case notice(PrimaryNotice)

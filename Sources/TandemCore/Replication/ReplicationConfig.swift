@@ -48,8 +48,11 @@ public enum SecondaryTestingFault: Sendable, Hashable {
     case claimsUpToDateBeforeConfirmed
 }
 
+/// The secondary acknowledges every completed write (DataAck) whatever the primary's mode: a
+/// sync primary needs the acks, an async one ignores them, and the two nodes' `mode` may
+/// differ (or change with a failover). So the secondary has no mode of its own, and the
+/// simulator cannot configure one that production never runs.
 public struct ReplicationSecondaryConfig: Sendable, Hashable {
-    public var mode: ReplicationAckMode
     public var diskDrain: DiskDrain
     /// Received writes not yet completed on the secondary's disk. Must be at least the
     /// primary's `bufferBytesMax` / `writesInFlightMax`, or a busy primary is refused.
@@ -64,13 +67,12 @@ public struct ReplicationSecondaryConfig: Sendable, Hashable {
     public var testingFault: SecondaryTestingFault?
 
     public init(
-        mode: ReplicationAckMode, diskDrain: DiskDrain = .drain, queuedBytesMax: UInt64 = 256 << 20,
+        diskDrain: DiskDrain = .drain, queuedBytesMax: UInt64 = 256 << 20,
         queuedWritesMax: Int = 4096, writesInFlightMax: Int = 64,
         groupCommitIntervalNs: UInt64 = 2_000_000, groupCommitBytesMax: UInt64 = 64 << 20,
         testingFault: SecondaryTestingFault? = nil
     ) {
         precondition(queuedBytesMax > 0 && queuedWritesMax > 0 && writesInFlightMax > 0)
-        self.mode = mode
         self.diskDrain = diskDrain
         self.queuedBytesMax = queuedBytesMax
         self.queuedWritesMax = queuedWritesMax

@@ -178,7 +178,7 @@ public struct ReplicationSecondary: Sendable {
         case .duplicate:
             // A re-send of what this node already has: acknowledge again if it is done, the
             // first acknowledgement may have been lost with the previous connection.
-            if config.mode == .sync && isCompleted(data.sequence) {
+            if isCompleted(data.sequence) {
                 actions.append(.send(.dataAck(sequence: data.sequence)))
             }
             return
@@ -216,7 +216,7 @@ public struct ReplicationSecondary: Sendable {
         queue[index].state = .completed
         writesInFlight -= 1
         bytesCompletedSinceFlush += UInt64(queue[index].message.lengthBytes)
-        if config.mode == .sync && isConnected { actions.append(.send(.dataAck(sequence: sequence))) }
+        if isConnected { actions.append(.send(.dataAck(sequence: sequence))) }
         while let front = queue.first, front.state == .completed {
             queue.removeFirst()
             queuedBytes -= UInt64(front.message.lengthBytes)

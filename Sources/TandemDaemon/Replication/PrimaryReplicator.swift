@@ -60,6 +60,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     private(set) var lastError: String?
     func setLastError(_ error: String?) { lastError = error }
     var onStopped: (() -> Void)?
+    private var onRecordDemotion: (() -> Void)?
     var onDrained: (() -> Void)?
     var peerStateAnnouncer = DiskStateAnnouncer(event: "peer-disk-state", field: "peer_disk_state")
 
@@ -133,10 +134,13 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         feed(.drain)
     }
 
-    /// After a drain for a planned failover: tells the peer it may promote, then hangs up.
-    func sendDemotedAndClose() {
-        _ = link?.send(.demoted(throughSequence: 0))
-        link?.close("demoted for a planned failover")
+    /// After a drain for a planned failover: stops with the link kept, flushes, runs
+    /// `recordDemotion` (which must make the demotion durable before it returns), then tells
+    /// the peer it may promote, hangs up and calls `done` (PrimaryNode's `.handOver`).
+    func handOver(recordDemotion: @escaping () -> Void, done: @escaping () -> Void) {
+        onRecordDemotion = recordDemotion
+        onStopped = done
+        feed(.handOver)
     }
 
     var isConnectedToPeer: Bool { link?.isEstablished == true }
@@ -247,6 +251,13 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
                 onDrained = nil
                 done()
             }
+        case .recordDemotion:
+            if let record = onRecordDemotion {
+                onRecordDemotion = nil
+                record()
+            }
+            feed(.demotionRecorded)
+        case .sendDemoted: _ = link?.send(.demoted(throughSequence: 0))
         case .stopped:
             retained.releaseAll()
             context.loop.unregister(handlerID)

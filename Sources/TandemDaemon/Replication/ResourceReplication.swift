@@ -238,12 +238,19 @@ extension Resource {
             done(nil)
         case .success(.drainThenHandOver):
             let primary = primary!
+            let wanted = enabled
             transitioning = true
             primary.drain { [self] in
-                transitioning = false
-                primary.sendDemotedAndClose()
-                becomeSecondary(enable: enabled)
-                done(nil)
+                // The demotion is durable before the peer hears Demoted (PrimaryNode's
+                // `.handOver`): a crash before it leaves this node primary and the peer,
+                // never told, secondary — never two primaries.
+                self.primary = nil
+                backend.sink = nil
+                primary.handOver(recordDemotion: { [self] in persistDemotion() }, done: { [self] in
+                    transitioning = false
+                    finishDemotion(enable: wanted)
+                    done(nil)
+                })
             }
         }
     }
@@ -259,18 +266,27 @@ extension Resource {
         transitioning = true
         stopReplication { [self] in
             transitioning = false
-            changeRole(to: .secondary)
-            context.events.publish(resource: spec.name, "demoted", [:])
-            enabled = false
-            writeMarker(false)
-            // The old peer becomes primary and sends everything from now on.
-            writeSyncedRecord()
-            demotedInProcess = true
-            guard wanted else { return }
-            do throws(ControlError) { try enable() } catch {
-                logger.error("enabling replication as secondary after the demotion failed",
-                             metadata: ["error": "\(error.message)"])
-            }
+            persistDemotion()
+            finishDemotion(enable: wanted)
+        }
+    }
+
+    /// The role change and the demoted record, written before anyone is told.
+    private func persistDemotion() {
+        changeRole(to: .secondary)
+        context.events.publish(resource: spec.name, "demoted", [:])
+        enabled = false
+        writeMarker(false)
+        // The old peer becomes primary and sends everything from now on.
+        writeSyncedRecord()
+    }
+
+    private func finishDemotion(enable wanted: Bool) {
+        demotedInProcess = true
+        guard wanted else { return }
+        do throws(ControlError) { try enable() } catch {
+            logger.error("enabling replication as secondary after the demotion failed",
+                         metadata: ["error": "\(error.message)"])
         }
     }
 

@@ -72,9 +72,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         self.health = health
         self.logger = logger
         let machine = ReplicationSecondaryConfig(
-            // Always acknowledge completions: a sync primary needs them, an async one ignores
-            // them, and the two nodes' `mode` may differ (or change with a failover).
-            mode: .sync, diskDrain: spec.diskDrain,
+            diskDrain: spec.diskDrain,
             queuedBytesMax: max(spec.asyncBufferBytes, 4 << 20) + (64 << 20), queuedWritesMax: 8192)
         received = Array(repeating: nil, count: machine.queuedWritesMax)
         do {
