@@ -50,13 +50,18 @@ extension Replication {
     /// beta's volume is a PausableVolume: where the test needs to see what beta says while it
     /// lacks acknowledged writes, it holds beta's disk first, so beta can receive the writes
     /// but not apply them, and nothing lands while the test compares beta's word with the
-    /// bytes on its disk. A premature UpToDate is then seen, not raced: shown by breaking the
-    /// code once (issue 14 item 7) — with SecondaryNode.diskState always `confirmed` (what
-    /// `SecondaryTestingFault.claimsUpToDateBeforeConfirmed` does) the "behind" stage fails;
-    /// with `DiskState.ofSecondary` answering UpToDate for a connected copy that is not
-    /// consistent (a restarted secondary before the re-send is applied) the reconnect stage
-    /// fails; reverted, it passes. The old form, which read alpha's lag after beta's
-    /// UpToDate, passed with the second break.
+    /// bytes on its disk. A premature UpToDate is then seen, not raced. Shown by breaking the
+    /// code once (issue 14 item 7; `swift test --skip-build --filter DiskStateTests/bothNodes`
+    /// after each temporary edit, then reverted: passes):
+    /// - SecondaryNode.diskState always `confirmed` (what
+    ///   `SecondaryTestingFault.claimsUpToDateBeforeConfirmed` does): fails in the "behind"
+    ///   stage (beta UpToDate with 32 writes queued). The old form of this test, which read
+    ///   alpha's lag after beta's UpToDate, passed.
+    /// - `DiskState.ofSecondary` answering UpToDate for a connected copy that is not
+    ///   consistent, or the first break plus ReplicationSecondary counting a restarted copy
+    ///   consistent once `resendComplete` arrives (before the re-send is applied): fails in
+    ///   the reconnect window (beta UpToDate with the re-send queued). The old form caught
+    ///   these only because its status read beat the re-send on this machine.
     @Test func bothNodesReportTheTruthAtEachStageOfAnOutage() throws {
         let pair = try ReplicatedPair(sizeBytes: 16 << 20)
         let disk = try PausableVolume(sizeBytes: 16 << 20)
