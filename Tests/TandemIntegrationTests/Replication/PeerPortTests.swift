@@ -84,7 +84,8 @@ extension Replication {
             #expect(status["durable_through_epoch"] as? Int == durableBefore, "\(name) changed beta's status: \(status)")
             let recordAfter = try ReplicationRecordFile(pair.beta)
             let unchanged = recordAfter == recordBefore  // not in #expect: it would print 8 KiB of bytes
-            #expect(unchanged, "\(name) changed beta's record on disk: \(String(describing: recordAfter.record)), was \(recorded)")
+            #expect(unchanged,
+                    "\(name) changed beta's record on disk: \(String(describing: recordAfter.record)), was \(recorded)")
         }
         // Once alpha is back on its own session, which beta recorded, the file is still the
         // same: a record write of the fake sessions that was still in flight at the check
@@ -92,7 +93,8 @@ extension Replication {
         try pair.waitFor(pair.beta, "alpha's session back on beta") { $0["connection_state"] as? String == "Connected" }
         let recordAfterAll = try ReplicationRecordFile(pair.beta)
         let unchanged = recordAfterAll == recordBefore
-        #expect(unchanged, "beta's record on disk changed: \(String(describing: recordAfterAll.record)), was \(recorded)")
+        #expect(unchanged,
+                "beta's record on disk changed: \(String(describing: recordAfterAll.record)), was \(recorded)")
         #expect(try String(contentsOfFile: pair.beta.logPath, encoding: .utf8)
             .contains("SyncComplete before any Data of the session"))
         // A sync write needs beta: it is answered once alpha's next session is running.
