@@ -47,14 +47,48 @@ final class EventRecorder: @unchecked Sendable {
 
 extension Replication {
 @Suite struct DiskStateTests {
+    /// beta's volume is a PausableVolume: where the test needs to see what beta says while it
+    /// lacks acknowledged writes, it holds beta's disk first, so beta can receive the writes
+    /// but not apply them, and nothing lands while the test compares beta's word with the
+    /// bytes on its disk. A premature UpToDate is then seen, not raced. Shown by breaking the
+    /// code once (issue 14 item 7; `swift test --skip-build --filter DiskStateTests/bothNodes`
+    /// after each temporary edit, then reverted: passes):
+    /// - SecondaryNode.diskState always `confirmed` (what
+    ///   `SecondaryTestingFault.claimsUpToDateBeforeConfirmed` does): fails in the "behind"
+    ///   stage (beta UpToDate with 32 writes queued). The old form of this test, which read
+    ///   alpha's lag after beta's UpToDate, passed.
+    /// - `DiskState.ofSecondary` answering UpToDate for a connected copy that is not
+    ///   consistent, or the first break plus ReplicationSecondary counting a restarted copy
+    ///   consistent once `resendComplete` arrives (before the re-send is applied): fails in
+    ///   the reconnect window (beta UpToDate with the re-send queued). The old form caught
+    ///   these only because its status read beat the re-send on this machine.
     @Test func bothNodesReportTheTruthAtEachStageOfAnOutage() throws {
         let pair = try ReplicatedPair(sizeBytes: 16 << 20)
+        let disk = try PausableVolume(sizeBytes: 16 << 20)
+        defer { disk.detach() }
+        guard symlink(disk.path, pair.volume(pair.beta)) == 0 else { throw HarnessError("symlink: errno \(errno)") }
         try pair.createAndEnable(mode: "async")
         // Connected and caught up: both say UpToDate.
         try pair.waitInSync()
         let connected = try pair.status(pair.beta)
         #expect(connected["disk_state"] as? String == "UpToDate")
         #expect(connected["peer_disk_state"] as? String == "UpToDate")
+
+        // Connected and behind: alpha acknowledges writes (async) that beta received but its
+        // held disk cannot take. beta is Consistent, not UpToDate, and alpha says the same.
+        try disk.pause()
+        try writeBlocks(pair.nbdSocket(pair.alpha), range: 300..<332)
+        let behind = try pair.waitFor(pair.beta, "beta to receive alpha's writes") {
+            $0["queued_bytes"] as? Int ?? 0 >= 32 * 4096
+        }
+        #expect(behind["disk_state"] as? String == "Consistent", "beta lacks 32 acknowledged writes: \(behind)")
+        let lagging = try pair.status(pair.alpha)
+        #expect(lagging["peer_disk_state"] as? String == "Consistent", "\(lagging)")
+        #expect(lagging["lag_bytes"] as? Int == 32 * 4096, "\(lagging)")
+        #expect(try disk.backingBytes(offset: 300 * 4096, count: 4096) != AcknowledgedWriter.pattern(300),
+                "the held disk took a write")
+        try disk.resume()
+        try pair.waitInSync()
 
         // The peer killed: the primary can no longer know, and says so.
         pair.beta.crash()
@@ -70,18 +104,7 @@ extension Replication {
         #expect(alone["peer_disk_state"] as? String == "Outdated", "\(alone)")
         #expect(alone["lag_bytes"] as? Int == 256 * 4096, "\(alone)")
 
-        // Reconnect: beta (restarted after its kill) is not UpToDate until it holds all of it.
-        try pair.beta.start()
-        let upToDate = try pair.waitFor(pair.beta, "beta UpToDate again") { $0["disk_state"] as? String == "UpToDate" }
-        #expect(upToDate["connection_state"] as? String == "Connected")
-        // Nothing was written since: if beta says UpToDate it must already hold every write.
-        let caughtUp = try pair.status(pair.alpha)
-        #expect(caughtUp["lag_bytes"] as? Int == 0, "beta said UpToDate while alpha still lagged: \(caughtUp)")
-        #expect(caughtUp["peer_disk_state"] as? String == "UpToDate", "\(caughtUp)")
-        for index in [0, 100, 255] {
-            #expect(try VolumeFiles.bytes(pair.volume(pair.beta), offset: UInt64(index) * 4096, count: 4096)
-                == AcknowledgedWriter.pattern(index))
-        }
+        try checkReconnect(pair, disk: disk)
 
         // The primary killed: the secondary is cut off from a primary that may be writing.
         pair.alpha.crash()
@@ -92,6 +115,46 @@ extension Replication {
         #expect(orphan["disk_state"] as? String == "Consistent", "\(orphan)")
         #expect(orphan["last_error"] as? String != nil, "\(orphan)")
         try pair.beta.stop()
+    }
+
+    /// Reconnect: beta, restarted after its kill, is not UpToDate until it holds every write
+    /// alpha made alone. alpha is stopped (SIGSTOP) while beta starts, so beta's event
+    /// recorder is in place before alpha can reach it, and beta's disk is held, so beta gets
+    /// the re-send but cannot apply it: that moment stays still while both nodes are asked.
+    private func checkReconnect(_ pair: ReplicatedPair, disk: PausableVolume) throws {
+        try disk.pause()
+        kill(pair.alpha.pid, SIGSTOP)
+        let started = Result { try pair.beta.start() }
+        let recorder = Result { try EventRecorder(pair.beta) }
+        kill(pair.alpha.pid, SIGCONT)
+        try started.get()
+        let events = try recorder.get()
+        defer { events.stop() }
+        let received = try pair.waitFor(pair.beta, "beta to receive the re-send") {
+            $0["connection_state"] as? String == "Connected" && $0["queued_bytes"] as? Int ?? 0 >= 256 * 4096
+        }
+        #expect(received["disk_state"] as? String == "Inconsistent", "beta holds none of the re-send: \(received)")
+        let resending = try pair.status(pair.alpha)
+        #expect(resending["peer_disk_state"] as? String != "UpToDate", "\(resending)")
+        #expect(resending["lag_bytes"] as? Int == 256 * 4096, "\(resending)")
+        #expect(try disk.backingBytes(offset: 100 * 4096, count: 4096) != AcknowledgedWriter.pattern(100),
+                "the held disk took a write")
+        try disk.resume()
+        let upToDate = try pair.waitFor(pair.beta, "beta UpToDate again") { $0["disk_state"] as? String == "UpToDate" }
+        #expect(upToDate["connection_state"] as? String == "Connected")
+        // Nothing was written since: UpToDate on beta means alpha has nothing left to send.
+        let caughtUp = try pair.status(pair.alpha)
+        #expect(caughtUp["lag_bytes"] as? Int == 0, "\(caughtUp)")
+        #expect(caughtUp["peer_disk_state"] as? String == "UpToDate", "\(caughtUp)")
+        for index in [0, 100, 255] {
+            #expect(try VolumeFiles.bytes(pair.volume(pair.beta), offset: UInt64(index) * 4096, count: 4096)
+                == AcknowledgedWriter.pattern(index))
+        }
+        // A claim made before the window above (say at the connection, then taken back) is in
+        // the events: no UpToDate before the Inconsistent of the re-send.
+        let states = events.values("disk-state", "disk_state")
+        let firstUpToDate = states.firstIndex(of: "UpToDate") ?? states.endIndex
+        #expect(!states[firstUpToDate...].contains("Inconsistent"), "beta's disk states since its restart: \(states)")
     }
 
     @Test func anAsyncPrimaryKilledUnderLagCopiesAgainAndTheSecondaryIsNeverUpToDateShort() throws {

@@ -1,6 +1,16 @@
 // The peer port cannot be used to lock a pair out: connections that never authenticate are
 // bounded and evicted, and a session that ends in a protocol violation changes nothing the
 // secondary has recorded. Both are measured as the real primary's time to get back.
+//
+// "Recorded" is the record file on beta's disk (`r0.meta` in its state dir, decoded by
+// ReplicationRecordFile), not the durable epoch in status: the daemon could keep the right
+// values in memory and still have written a stranger's session to disk, which it would then
+// load at its next start. Shown to fail on that (issue 14 item 7): with a temporary break in
+// SecondaryNode.established that also emits `.writeRecord` of the new session (session =
+// the Hello's, durable epoch 0) while the in-memory state stays as it was,
+// `swift test --skip-build --filter PeerPortTests/aGarbage` failed on every violation
+// ("garbage changed beta's record on disk: … session: 99, durableThroughEpoch: 0 …") and
+// after them, where the old status check passed; reverted, it passes.
 import Foundation
 import Testing
 import TandemCore
@@ -46,6 +56,13 @@ extension Replication {
         try pair.waitInSync()
         let durableBefore = try pair.status(pair.beta)["durable_through_epoch"] as? Int ?? -1
         #expect(durableBefore > 0)
+        // The record on disk as the pair left it: alpha's session, durable through the epoch
+        // status reports, the copy synced. Nothing is written between here and the end of
+        // the violations, so the file must stay byte for byte the same.
+        let recordBefore = try ReplicationRecordFile(pair.beta)
+        let recorded = try #require(recordBefore.record, "beta has no valid record on disk")
+        #expect(recorded.session != 0 && recorded.synced, "\(recorded)")
+        #expect(recorded.durableThroughEpoch == UInt64(durableBefore), "status and disk differ: \(recorded)")
 
         // Sessions with alpha's real certificate and a session number of their own: each
         // replaces alpha's link and then breaks the protocol.
@@ -64,8 +81,20 @@ extension Replication {
             #expect(fake.closedByPeer(), "beta kept the session after \(name)")
             cut = Date()
             let status = try pair.status(pair.beta)
-            #expect(status["durable_through_epoch"] as? Int == durableBefore, "\(name) changed beta's record: \(status)")
+            #expect(status["durable_through_epoch"] as? Int == durableBefore, "\(name) changed beta's status: \(status)")
+            let recordAfter = try ReplicationRecordFile(pair.beta)
+            let unchanged = recordAfter == recordBefore  // not in #expect: it would print 8 KiB of bytes
+            #expect(unchanged,
+                    "\(name) changed beta's record on disk: \(String(describing: recordAfter.record)), was \(recorded)")
         }
+        // Once alpha is back on its own session, which beta recorded, the file is still the
+        // same: a record write of the fake sessions that was still in flight at the check
+        // above would have landed by now.
+        try pair.waitFor(pair.beta, "alpha's session back on beta") { $0["connection_state"] as? String == "Connected" }
+        let recordAfterAll = try ReplicationRecordFile(pair.beta)
+        let unchanged = recordAfterAll == recordBefore
+        #expect(unchanged,
+                "beta's record on disk changed: \(String(describing: recordAfterAll.record)), was \(recorded)")
         #expect(try String(contentsOfFile: pair.beta.logPath, encoding: .utf8)
             .contains("SyncComplete before any Data of the session"))
         // A sync write needs beta: it is answered once alpha's next session is running.
