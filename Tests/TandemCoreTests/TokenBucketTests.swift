@@ -25,8 +25,10 @@ import Testing
             let start = now
             let firstRate = rate
             var changed = false
-            for _ in 0..<2000 {
-                now += UInt64.random(in: 0...2_000_000, using: &random)
+            for _ in 0..<5000 {
+                // Mostly greedy, sometimes idle for up to 10 s (an idle bucket must not hoard).
+                let idle = UInt64.random(in: 0..<50, using: &random) == 0
+                now += UInt64.random(in: 0...(idle ? 10_000_000_000 : 2_000_000), using: &random)
                 if UInt64.random(in: 0..<100, using: &random) == 0 {
                     rate = UInt64.random(in: 1 << 16...(1 << 31), using: &random)
                     bucket.setRate(rate, nowNs: now)
