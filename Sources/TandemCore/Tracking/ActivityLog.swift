@@ -136,13 +136,21 @@ public struct ActivityLog: Sendable {
         return resident[slot] == extent && incoming[slot] != Self.none
     }
 
-    private func extents(offsetBytes: UInt64, lengthBytes: UInt64) -> ClosedRange<UInt32> {
+    /// Extents `first...last` of one write. Plain integers rather than a ClosedRange: the
+    /// range's generic iteration allocated in debug builds, on the per-write path.
+    private struct Span {
+        let first: UInt32
+        let last: UInt32
+        func contains(_ extent: UInt32) -> Bool { extent >= first && extent <= last }
+    }
+
+    private func extents(offsetBytes: UInt64, lengthBytes: UInt64) -> Span {
         precondition(lengthBytes > 0 && offsetBytes < volumeSizeBytes && lengthBytes <= volumeSizeBytes - offsetBytes,
                      "write \(offsetBytes)+\(lengthBytes) outside the volume")
         let first = UInt32(offsetBytes / extentBytes)
         let last = UInt32((offsetBytes + lengthBytes - 1) / extentBytes)
         precondition(Int(last - first) < extentsPerWriteMax, "a write touching \(last - first + 1) extents")
-        return first...last
+        return Span(first: first, last: last)
     }
 
     // MARK: Writes
@@ -151,17 +159,21 @@ public struct ActivityLog: Sendable {
     public mutating func noteWrite(offsetBytes: UInt64, lengthBytes: UInt64) -> Admission {
         let range = extents(offsetBytes: offsetBytes, lengthBytes: lengthBytes)
         var misses = 0
-        for extent in range {
-            guard let slot = index.find(extent) else {
+        var extent = range.first
+        while extent <= range.last {
+            if let slot = index.find(extent) {
+                if resident[slot] == extent && incoming[slot] != Self.none { return .retryLater }
+            } else {
                 misses += 1
-                continue
             }
-            if resident[slot] == extent && incoming[slot] != Self.none { return .retryLater }
+            extent += 1
         }
         guard findVictims(misses, excluding: range) else { return .retryLater }
         var ticket: UInt64 = 0
         var nextVictim = 0
-        for extent in range {
+        extent = range.first
+        while extent <= range.last {
+            defer { extent += 1 }
             let slot: Int
             if let found = index.find(extent) {
                 slot = found
@@ -181,7 +193,10 @@ public struct ActivityLog: Sendable {
 
     /// The write has been answered (or abandoned): its extents may be evicted again.
     public mutating func writeCompleted(offsetBytes: UInt64, lengthBytes: UInt64) {
-        for extent in extents(offsetBytes: offsetBytes, lengthBytes: lengthBytes) {
+        let range = extents(offsetBytes: offsetBytes, lengthBytes: lengthBytes)
+        var extent = range.first
+        while extent <= range.last {
+            defer { extent += 1 }
             guard let slot = index.find(extent), incoming[slot] == extent || incoming[slot] == Self.none else {
                 preconditionFailure("completion of a write to extent \(extent), which holds no writes")
             }
@@ -192,7 +207,7 @@ public struct ActivityLog: Sendable {
 
     /// Picks `count` slots into `scratch`: unused slots first, then the least recently used
     /// evictable residents outside `range`. Reserves nothing.
-    private mutating func findVictims(_ count: Int, excluding range: ClosedRange<UInt32>) -> Bool {
+    private mutating func findVictims(_ count: Int, excluding range: Span) -> Bool {
         var found = 0
         while found < count && slotsUsed + found < capacity {
             scratch[found] = slotsUsed + found
@@ -356,30 +371,46 @@ public struct ActivityLog: Sendable {
         if lruTail == -1 { lruTail = slot }
     }
 
-    /// In place, without allocating (Array.sort may take a temporary buffer).
+    /// In place, without allocating (Array.sort may take a temporary buffer; `stride`
+    /// loops and `swapAt` allocated in debug builds).
     static func heapSort(_ values: inout [UInt32], count: Int) {
-        func siftDown(_ values: inout [UInt32], _ start: Int, _ end: Int) {
-            var root = start
-            while 2 * root + 1 < end {
-                var child = 2 * root + 1
-                if child + 1 < end && values[child] < values[child + 1] { child += 1 }
-                guard values[root] < values[child] else { return }
-                values.swapAt(root, child)
-                root = child
-            }
-        }
         guard count > 1 else { return }
-        for start in stride(from: count / 2 - 1, through: 0, by: -1) { siftDown(&values, start, count) }
-        for end in stride(from: count - 1, to: 0, by: -1) {
-            values.swapAt(0, end)
+        var start = count / 2
+        while start > 0 {
+            start -= 1
+            siftDown(&values, start, count)
+        }
+        var end = count - 1
+        while end > 0 {
+            let top = values[0]
+            values[0] = values[end]
+            values[end] = top
             siftDown(&values, 0, end)
+            end -= 1
+        }
+    }
+
+    private static func siftDown(_ values: inout [UInt32], _ start: Int, _ end: Int) {
+        var root = start
+        while 2 * root + 1 < end {
+            var child = 2 * root + 1
+            if child + 1 < end && values[child] < values[child + 1] { child += 1 }
+            guard values[root] < values[child] else { return }
+            let parent = values[root]
+            values[root] = values[child]
+            values[child] = parent
+            root = child
         }
     }
 
     private func checkInvariants() {
-        assert(index.count == (0..<slotsUsed).reduce(0) {
-            $0 + (resident[$1] == Self.none ? 0 : 1) + (incoming[$1] == Self.none ? 0 : 1)
-        }, "the extent index disagrees with the slots")
-        assert(inFlightTransaction == 0 || inFlightTransaction <= lastDurableTransaction + 1 + 1)
+        #if DEBUG
+            var indexed = 0
+            for slot in 0..<slotsUsed {
+                if resident[slot] != Self.none { indexed += 1 }
+                if incoming[slot] != Self.none { indexed += 1 }
+            }
+            assert(index.count == indexed, "the extent index disagrees with the slots")
+        #endif
     }
 }

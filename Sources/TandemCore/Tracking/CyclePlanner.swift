@@ -115,7 +115,7 @@ public struct CyclePlanner: Sendable {
             return nil
         }
         guard !overlapsAdmittedWrite(run) else { return nil }
-        let slot = readEnd.firstIndex(of: 0)!
+        let slot = Self.freeSlot(readEnd)
         readIndexes[slot] = cursor.regionIndex
         readFirst[slot] = run.first
         readEnd[slot] = run.end
@@ -127,9 +127,9 @@ public struct CyclePlanner: Sendable {
 
     /// Region `regionIndex` has been read: writes waiting on it may be admitted.
     public mutating func readCompleted(regionIndex: UInt64) {
-        guard let slot = (0..<readsInFlightMax).first(where: { readEnd[$0] != 0 && readIndexes[$0] == regionIndex }) else {
-            preconditionFailure("completion of region \(regionIndex), which is not being read")
-        }
+        var slot = 0
+        while slot < readsInFlightMax && !(readEnd[slot] != 0 && readIndexes[slot] == regionIndex) { slot += 1 }
+        precondition(slot < readsInFlightMax, "completion of region \(regionIndex), which is not being read")
         readEnd[slot] = 0
         readsInFlight -= 1
     }
@@ -174,9 +174,8 @@ public struct CyclePlanner: Sendable {
     public mutating func applicationWriteAdmitted(offsetBytes: UInt64, lengthBytes: UInt64) -> WriteToken {
         precondition(lengthBytes > 0 && offsetBytes < volumeSizeBytes && lengthBytes <= volumeSizeBytes - offsetBytes,
                      "write outside the volume")
-        guard let slot = writeEnd.firstIndex(of: 0) else {
-            preconditionFailure("more than \(writesAdmittedMax) application writes admitted")
-        }
+        precondition(writesAdmitted < writesAdmittedMax, "more than \(writesAdmittedMax) application writes admitted")
+        let slot = Self.freeSlot(writeEnd)
         writeFirst[slot] = offsetBytes / blockBytes
         writeEnd[slot] = (offsetBytes + lengthBytes + blockBytes - 1) / blockBytes
         writesAdmitted += 1
@@ -187,6 +186,13 @@ public struct CyclePlanner: Sendable {
         precondition(writeEnd[token.slot] != 0, "a write answered twice")
         writeEnd[token.slot] = 0
         writesAdmitted -= 1
+    }
+
+    /// The first slot whose end is 0 (free); the caller knows there is one.
+    private static func freeSlot(_ ends: [UInt64]) -> Int {
+        var slot = 0
+        while ends[slot] != 0 { slot += 1 }
+        return slot
     }
 
     private func overlapsAdmittedWrite(_ run: BlockRun) -> Bool {
