@@ -72,7 +72,10 @@ import Testing
         #expect(al.endTurn() == nil)
         // A write to the extent on its way out waits for the eviction to finish.
         #expect(write(&al, 1) == .retryLater)
-        #expect(persistPages(&al) == [0])
+        let request = al.nextPageToPersist()
+        #expect(request?.page == 0 && request?.extent == 1)
+        al.bitmapPagePersisted(request!)
+        #expect(al.nextPageToPersist() == nil)
         #expect(al.endTurn() == 2)
         #expect(Array(al.transactionExtents) == [2, 3])
         al.transactionDurable(2)

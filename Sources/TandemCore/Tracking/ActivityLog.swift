@@ -25,10 +25,12 @@ public struct ActivityLog: Sendable {
         case retryLater
     }
 
-    /// A bitmap page to write for an eviction; hand it back to `bitmapPagePersisted` once
-    /// the page, encoded after this request was taken, is durable.
+    /// A bitmap page to write for the eviction of `extent`; hand it back to
+    /// `bitmapPagePersisted` once the page, encoded after this request was taken, is durable.
     public struct PageRequest: Equatable, Sendable {
         public let page: Int
+        /// The extent leaving the active set that needs this page.
+        public let extent: UInt32
         let serial: UInt64
     }
 
@@ -268,7 +270,7 @@ public struct ActivityLog: Sendable {
             pagesUnrequested[slot] &= ~(1 << UInt64(bit))
             if pagesUnrequested[slot] == 0 { requestQueue.removeFirst() }
             serial += 1
-            return PageRequest(page: pagesFirst[slot] + bit, serial: serial)
+            return PageRequest(page: pagesFirst[slot] + bit, extent: resident[slot], serial: serial)
         }
         return nil
     }
