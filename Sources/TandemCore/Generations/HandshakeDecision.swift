@@ -89,11 +89,9 @@ public enum HandshakeDecision: Equatable, Sendable {
         let (row, decision) = tableRow(own: own, peer: peer)
         guard let direction = decision.direction, !isInitialInSync(decision) else { return (row, decision) }
         let (source, target) = direction == .ownToPeer ? (own, peer) : (peer, own)
-        let worse: Set<DiskState> = [.outdated, .inconsistent]
-        let better: Set<DiskState> = [.upToDate, .consistent]
-        if worse.contains(source.diskState) && better.contains(target.diskState) {
-            return (row, .refusedSourceNotUsable(direction))
-        }
+        let sourceLacksData = source.diskState == .outdated || source.diskState == .inconsistent
+        let targetHoldsData = target.diskState == .upToDate || target.diskState == .consistent
+        if sourceLacksData && targetHoldsData { return (row, .refusedSourceNotUsable(direction)) }
         return (row, decision)
     }
 

@@ -93,11 +93,11 @@ public struct ResyncRateController: Sendable {
         let perStep = correction / steps
         for index in 0..<plan.count { plan[index] += perStep }
         planTotal += perStep * steps
-        let now = plan[planHead]
+        let due = plan[planHead]  // this step's share of the planned corrections
         plan[planHead] = 0
         planHead = (planHead + 1) % plan.count
-        planTotal -= now
-        let wanted = UInt64(max(0, completedPerStep + now))
+        planTotal -= due
+        let wanted = UInt64(max(0, completedPerStep + due))
 
         if applicationActive {
             ceilingBytesPerSecond = max(settings.rateMinBytesPerSecond, ceilingBytesPerSecond / 2)
