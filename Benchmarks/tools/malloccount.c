@@ -1,5 +1,6 @@
 // Counts malloc/calloc/realloc calls of the process it is preloaded into; SIGUSR2 prints the
-// count to stderr. Used by Benchmarks/allocations.sh to show that serving a request
+// count to stderr, and `malloccount_value()` returns it to code that looks it up with dlsym
+// (TandemCoreTests' TrackingAllocationTests). Used by Benchmarks/allocations.sh to show that serving a request
 // allocates nothing.
 //
 // Finding where allocations come from: with MALLOCCOUNT_TRACE=N in the environment, SIGUSR1
@@ -75,3 +76,5 @@ __attribute__((constructor)) static void init(void) {
     trace_every = atol(every);
     signal(SIGUSR1, toggle_trace);
 }
+
+long malloccount_value(void) { return atomic_load(&count); }
