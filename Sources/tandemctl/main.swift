@@ -1,6 +1,11 @@
 // tandemctl: the operator's and control plane's client for tandemd's control socket.
 // Thin: builds a request from flags, prints the reply as a table or as JSON.
 import ArgumentParser
+import TandemControl
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct Tandemctl: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -25,4 +30,6 @@ struct Tandemctl: ParsableCommand {
     @OptionGroup var options: GlobalOptions
 }
 
+// Before anything opens a descriptor: a closed stdout must not become the control socket.
+guard StandardDescriptors.ensureOpen() else { exit(127) }
 Tandemctl.main()

@@ -237,6 +237,22 @@ extension Integration {
             #expect((missing.stdout + missing.stderr).contains("not-found"), "\(missing)")
         }
 
+        /// A tandemctl started with stdout closed must not write its report into the control
+        /// socket (which would otherwise take descriptor 1): the daemon sees only requests.
+        @Test func tandemctlWithStdoutClosedWritesNothingIntoTheSocket() throws {
+            let daemon = try DaemonProcess.started(extraArguments: ["--log-level", "debug"])
+            let ctl = try Binaries.tandemctl()
+            for json in [[], ["--json"]] {
+                let script = #"exec "$0" "$@" >&-"#
+                let result = try ExternalTool.run("/bin/sh", ["-c", script, ctl, "--socket", daemon.controlSocket]
+                    + json + ["status", "--watch", "--count", "3", "--interval", "0.1"], timeoutSeconds: 30)
+                #expect(result.succeeded, "\(result)")
+            }
+            #expect(try daemon.control().request("ping").ok == true)
+            let log = (try? String(contentsOfFile: daemon.logPath, encoding: .utf8)) ?? ""
+            #expect(!log.contains("control request refused"), "the daemon got garbage:\n\(daemon.logTail())")
+        }
+
         func expectNothingCreated(_ daemon: DaemonProcess, client: ControlClient) throws {
             let status = try client.request("status", ["name": "r0"])
             #expect(status.errorCode == "not-found", "a refused create left a resource: \(status)")
