@@ -131,7 +131,7 @@ final class PeerAcceptor: PeerLinkDelegate, IOHandler {
             return context.events.publish(resource: nil, "peer-refused", ["message": .string("\(error)")])
         }
         let link = PeerLink(socket: socket, connection: connection, hello: nil, delegate: self,
-                            counters: context.counters, logger: context.logger)
+                            counters: context.counters, liveness: context.liveness, logger: context.logger)
         pending[ObjectIdentifier(link)] = Pending(link: link, acceptedNs: ReplicationContext.nowNs(), source: source)
         armTimer()
     }

@@ -37,6 +37,12 @@ final class ReplicationContext {
         return handshakeFailure.message
     }
 
+    /// Pings and the dead-link bound of every peer link (ping_interval_ms, ping_timeout_ms).
+    var liveness: LinkLivenessConfig {
+        LinkLivenessConfig(pingIntervalNs: UInt64(config.pingIntervalMs) * 1_000_000,
+                           timeoutNs: UInt64(config.pingTimeoutMs) * 1_000_000)
+    }
+
     static func nowNs() -> UInt64 {
         var time = timespec()
         clock_gettime(CLOCK_MONOTONIC, &time)
