@@ -41,7 +41,7 @@ let package = Package(
         .executableTarget(
             name: "tandemd",
             dependencies: [
-                "TandemDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "TandemDaemon", "TandemControl", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(

@@ -22,6 +22,7 @@ public enum ConfigKey: String, CaseIterable, Sendable {
     case bufferPoolBytes = "buffer_pool_bytes", ringEntries = "ring_entries"
     case maxRequestsPerConnection = "max_requests_per_connection", maxRequestBytes = "max_request_bytes"
     case tlsCA = "tls_ca", tlsCert = "tls_cert", tlsKey = "tls_key"
+    case pingIntervalMs = "ping_interval_ms", pingTimeoutMs = "ping_timeout_ms"
 
     public enum Kind: Sendable { case text, optionalText, bytes, count }
 
@@ -32,7 +33,7 @@ public enum ConfigKey: String, CaseIterable, Sendable {
         case .nodeName, .stateDir, .controlSocket, .listen, .logLevel: .text
         case .controlGroup, .metricsListen, .tlsCA, .tlsCert, .tlsKey: .optionalText
         case .bufferPoolBytes, .maxRequestBytes: .bytes
-        case .ringEntries, .maxRequestsPerConnection: .count
+        case .ringEntries, .maxRequestsPerConnection, .pingIntervalMs, .pingTimeoutMs: .count
         }
     }
 
@@ -107,6 +108,8 @@ extension DaemonConfig {
         case .ringEntries: ringEntries = UInt32(min(number, limit))
         case .maxRequestsPerConnection: maxRequestsPerConnection = UInt32(min(number, limit))
         case .maxRequestBytes: maxRequestBytes = UInt32(min(number, limit))
+        case .pingIntervalMs: pingIntervalMs = UInt32(min(number, limit))
+        case .pingTimeoutMs: pingTimeoutMs = UInt32(min(number, limit))
         default: throw ConfigError("'\(key.rawValue)' must be \(key.expectedForm)")
         }
         if number > limit, key != .bufferPoolBytes {

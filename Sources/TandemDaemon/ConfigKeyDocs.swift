@@ -20,6 +20,7 @@ extension ConfigKey {
         case .logLevel: "word"
         case .bufferPoolBytes, .maxRequestBytes: "bytes"
         case .ringEntries, .maxRequestsPerConnection: "count"
+        case .pingIntervalMs, .pingTimeoutMs: "ms"
         }
     }
 
@@ -36,6 +37,8 @@ extension ConfigKey {
         case .maxRequestsPerConnection: "1 – 4096"
         case .maxRequestBytes: "4096 – 32 MiB, ≤ `buffer_pool_bytes`"
         case .tlsCA, .tlsCert, .tlsKey: "absolute path of a PEM file; all three or none"
+        case .pingIntervalMs: "1000 – 60000"
+        case .pingTimeoutMs: "2000 – 600000, ≥ 2 × `ping_interval_ms`"
         }
     }
 
@@ -46,6 +49,8 @@ extension ConfigKey {
         case .ringEntries: 8...32768
         case .maxRequestsPerConnection: 1...4096
         case .maxRequestBytes: 4096...32 << 20
+        case .pingIntervalMs: 1000...60000
+        case .pingTimeoutMs: 2000...600_000
         default: nil
         }
     }
@@ -80,6 +85,10 @@ extension ConfigKey {
             "This node's certificate; it must name `node_name`."
         case .tlsKey:
             "This node's private key (keep it mode 0600)."
+        case .pingIntervalMs:
+            "A peer link on which nothing has arrived for this long is sent a Ping (the peer answers with a Pong). Anything received counts, so a busy link sends none. Checked once a second, so a Ping goes out up to 1 s after this."
+        case .pingTimeoutMs:
+            "A peer link on which nothing at all has arrived for this long is closed as dead, and the primary stops waiting for the peer: it is how a peer host that vanished without a TCP reset (power loss, a cut cable, a hung host) is noticed, between this time and 1 s later. A link's handshake must also finish within it. Lower it to fail over or degrade sooner; raise it on links that can stall for longer without the peer being gone."
         }
     }
 }
@@ -104,6 +113,8 @@ extension DaemonConfig {
         case .tlsCA: return text(tlsCA)
         case .tlsCert: return text(tlsCert)
         case .tlsKey: return text(tlsKey)
+        case .pingIntervalMs: return "\(pingIntervalMs)"
+        case .pingTimeoutMs: return "\(pingTimeoutMs)"
         }
     }
 }

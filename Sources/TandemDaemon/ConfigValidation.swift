@@ -29,7 +29,7 @@ extension DaemonConfig {
             return controlGroup.contains(where: { $0.isWhitespace || $0 == ":" }) ? "'\(name)' must be a group name, got \"\(controlGroup)\"" : nil
         case .tlsCA, .tlsCert, .tlsKey:
             return optionalPathProblem(key)
-        case .bufferPoolBytes, .ringEntries, .maxRequestsPerConnection, .maxRequestBytes:
+        case .bufferPoolBytes, .ringEntries, .maxRequestsPerConnection, .maxRequestBytes, .pingIntervalMs, .pingTimeoutMs:
             return numberProblem(key)
         }
     }
@@ -47,6 +47,10 @@ extension DaemonConfig {
             return (1...4096).contains(maxRequestsPerConnection) ? nil : "'\(name)' must be between 1 and 4096, got \(maxRequestsPerConnection)"
         case .maxRequestBytes:
             return (4096...32 << 20).contains(maxRequestBytes) ? nil : "'\(name)' must be between 4096 and 32MiB, got \(maxRequestBytes)"
+        case .pingIntervalMs:
+            return (1000...60000).contains(pingIntervalMs) ? nil : "'\(name)' must be between 1000 and 60000, got \(pingIntervalMs)"
+        case .pingTimeoutMs:
+            return (2000...600_000).contains(pingTimeoutMs) ? nil : "'\(name)' must be between 2000 and 600000, got \(pingTimeoutMs)"
         default:
             return nil
         }
@@ -76,6 +80,10 @@ extension DaemonConfig {
         if UInt64(maxRequestBytes) > bufferPoolBytes {
             throw ConfigError(
                 "invalid configuration: 'max_request_bytes' (\(maxRequestBytes)) must not exceed 'buffer_pool_bytes' (\(bufferPoolBytes))")
+        }
+        if pingTimeoutMs < 2 * pingIntervalMs {
+            throw ConfigError(
+                "invalid configuration: 'ping_timeout_ms' (\(pingTimeoutMs)) must be at least twice 'ping_interval_ms' (\(pingIntervalMs))")
         }
         let tls = [tlsCA, tlsCert, tlsKey].compactMap { $0 }
         if !tls.isEmpty, tls.count != 3 {

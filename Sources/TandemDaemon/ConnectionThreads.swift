@@ -1,6 +1,7 @@
 // ConnectionThreads: what the control socket and the metrics endpoint share. Each accepts on
 // a blocking socket of its own, off the event loop: one accept thread, one thread per
-// connection up to `connectionsMax` (one more gets `refuse` and is closed), every thread
+// connection up to `connectionsMax` (one more gets `refuse` on a thread of its own, and
+// past `refusalsMax` of those is closed unanswered), every thread
 // counted so that `stop()` can wait for all of them, bounded. Descriptors are closed under
 // the lock after `serve` returns, and `stop()` shuts them down under the same lock, so a
 // number it shuts down is never one already reused.
@@ -8,6 +9,7 @@ import Dispatch
 import Foundation
 import Logging
 import Synchronization
+import TandemIO
 
 #if canImport(Glibc)
 import Glibc
@@ -20,9 +22,18 @@ final class ConnectionThreads: @unchecked Sendable {
     let logger: Logger
     private let threads = DispatchGroup()
 
+    /// Refusals answered at once, each on a thread of its own while it lingers; one more
+    /// is closed unanswered (see `refuseAndLinger`).
+    static let refusalsMax = 4
+    /// How long a refused client may go on sending after the answer before it is closed.
+    static let refusalLingerMs = 1000
+    /// What a refused client may send after the answer before it is closed.
+    static let refusalLingerBytesMax = 1 << 16
+
     private struct State {
         var listenDescriptor: Int32 = -1
         var connections: Set<Int32> = []
+        var refusals: Set<Int32> = []
         var stopping = false
         var running = false
     }
@@ -61,7 +72,7 @@ final class ConnectionThreads: @unchecked Sendable {
             }
             guard current.running else { return false }
             if current.listenDescriptor >= 0 { shutdown(current.listenDescriptor, Int32(SHUT_RDWR)) }
-            for descriptor in current.connections { shutdown(descriptor, Int32(SHUT_RDWR)) }
+            for descriptor in current.connections.union(current.refusals) { shutdown(descriptor, Int32(SHUT_RDWR)) }
             return true
         }
         guard started else { return false }
@@ -87,10 +98,14 @@ final class ConnectionThreads: @unchecked Sendable {
                 continue
             }
             _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
-            enum Admission { case admitted, busy, stopping }
+            enum Admission { case admitted, refused, busy, stopping }
             let admission = state.withLock { current -> Admission in
                 if current.stopping { return .stopping }
-                guard current.connections.count < connectionsMax else { return .busy }
+                guard current.connections.count < connectionsMax else {
+                    guard current.refusals.count < Self.refusalsMax else { return .busy }
+                    current.refusals.insert(descriptor)
+                    return .refused
+                }
                 current.connections.insert(descriptor)
                 return .admitted
             }
@@ -103,13 +118,52 @@ final class ConnectionThreads: @unchecked Sendable {
                         close(descriptor)
                     }
                 }
+            case .refused:
+                spawn(name: "tandem-\(label)-refuse") {
+                    self.refuseAndLinger(descriptor, refuse)
+                    self.state.withLock { current in
+                        current.refusals.remove(descriptor)
+                        close(descriptor)
+                    }
+                }
             case .busy:
-                refuse(descriptor)
                 close(descriptor)
             case .stopping:
                 close(descriptor)
                 return
             }
+        }
+    }
+
+    /// Answers a connection past the limit, then lingers: closing with input unread (the
+    /// request, or what a slow client still sends) makes the kernel reset the connection,
+    /// and the client sees a reset instead of the answer, or fails to send the rest of its
+    /// request and never reads it. So the answer is followed by a shutdown of the sending
+    /// side, and the client's bytes are read and dropped until it closes, bounded by
+    /// `refusalLingerMs` and `refusalLingerBytesMax`.
+    private func refuseAndLinger(_ descriptor: Int32, _ refuse: (Int32) -> Void) {
+        refuse(descriptor)
+        shutdown(descriptor, Int32(SHUT_WR))
+        Self.discardInput(descriptor, bytesMax: Self.refusalLingerBytesMax, timeoutMs: Self.refusalLingerMs)
+    }
+
+    /// Reads and drops what the client sends until it closes, `bytesMax` arrived or
+    /// `timeoutMs` passed.
+    static func discardInput(_ descriptor: Int32, bytesMax: Int, timeoutMs: Int) {
+        var scratch = [UInt8](repeating: 0, count: 4096)
+        var discarded = 0
+        let deadline = MonotonicClock.nowNs() + UInt64(timeoutMs) * 1_000_000
+        while discarded < bytesMax {
+            let now = MonotonicClock.nowNs()
+            guard now < deadline else { return }
+            var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&poller, 1, Int32((deadline - now) / 1_000_000) + 1)
+            if ready < 0 && errno == EINTR { continue }
+            guard ready > 0 else { return }
+            let count = scratch.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if count < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+            guard count > 0 else { return }
+            discarded += count
         }
     }
 

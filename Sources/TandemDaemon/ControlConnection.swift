@@ -3,6 +3,7 @@
 import CShims
 import Logging
 import TandemControl
+import TandemIO
 
 #if canImport(Glibc)
 import Glibc
@@ -15,7 +16,11 @@ extension ControlServer {
             logger.warning("control connection without peer credentials, closing")
             return
         }
-        Self.setSendTimeout(descriptor, seconds: Self.sendTimeoutSeconds)
+        // Without a send timeout a client that stops reading would hold this thread forever.
+        do throws(IOError) { try Self.setSendTimeout(descriptor, seconds: Self.sendTimeoutSeconds) } catch {
+            logger.warning("control connection closed: \(error)")
+            return
+        }
         let policy = self.policy.withLock { $0 }
         guard policy.allows(credentials) else {
             logger.notice(
@@ -32,7 +37,12 @@ extension ControlServer {
     /// with the request still unread would make the kernel reset the connection, so the
     /// client might never see why it was refused.
     func refuse(_ descriptor: Int32, _ error: ControlError) {
-        Self.setReceiveTimeout(descriptor, seconds: 2)
+        do throws(IOError) { try Self.setReceiveTimeout(descriptor, seconds: 2) } catch let optionError {
+            // Reading for the request's id could then wait forever: answer without it.
+            logger.warning("control refusal sent without waiting for the request: \(optionError)")
+            _ = Self.sendAll(descriptor, ControlCodec.encode(.failure(.null, error)))
+            return
+        }
         var lines = LineBuffer(lineBytesMax: Self.lineBytesMax)
         var chunk = [UInt8](repeating: 0, count: 4096)
         var id = JSONValue.null
@@ -111,14 +121,12 @@ extension ControlServer {
         return PeerCredentials(pid: pid, uid: uid, gid: gid)
     }
 
-    static func setReceiveTimeout(_ descriptor: Int32, seconds: Int) {
-        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
-        _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    static func setReceiveTimeout(_ descriptor: Int32, seconds: Int) throws(IOError) {
+        try Sockets.setOption(descriptor, SOL_SOCKET, SO_RCVTIMEO, timeval(tv_sec: seconds, tv_usec: 0), "SO_RCVTIMEO")
     }
 
-    static func setSendTimeout(_ descriptor: Int32, seconds: Int) {
-        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
-        _ = setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    static func setSendTimeout(_ descriptor: Int32, seconds: Int) throws(IOError) {
+        try Sockets.setOption(descriptor, SOL_SOCKET, SO_SNDTIMEO, timeval(tv_sec: seconds, tv_usec: 0), "SO_SNDTIMEO")
     }
 
     /// Writes everything or reports failure (peer gone, or not reading within the timeout).

@@ -50,7 +50,10 @@ public final class Daemon {
         }
         let notify = SystemdNotify.fromProcessEnvironment()
         if notify.watchdogIntervalNs != nil { loop.onTick { notify.send("WATCHDOG=1") } }
-        startSignalThread(loop: loop, beforeStop: { metrics?.stop() })
+        startSignalThread(loop: loop, beforeStop: { metrics?.stop() }, onHangUp: {
+            // reloadTLS logs and publishes the outcome itself.
+            _ = loop.submitAndWait { Result { () throws(ControlError) in try registry.context.reloadTLS() } }
+        })
         logger.info("tandemd ready", metadata: [
             "node": "\(config.nodeName)", "control": "\(config.controlSocket)",
             "resources": "\(registry.count)", "registered_buffers": "\(loop.pool.registered)",
@@ -113,11 +116,14 @@ public final class Daemon {
     }
 
     /// `beforeStop` runs on the signal thread while the loop still runs (the metrics threads
-    /// may be waiting for it), then the loop is told to stop.
-    private func startSignalThread(loop: EventLoop, beforeStop: @escaping @Sendable () -> Void) {
+    /// may be waiting for it), then the loop is told to stop. SIGHUP runs `onHangUp` (the TLS
+    /// material is reloaded) and the daemon goes on.
+    private func startSignalThread(loop: EventLoop, beforeStop: @escaping @Sendable () -> Void,
+                                   onHangUp: @escaping @Sendable () -> Void) {
         let logger = self.logger
         var thread = pthread_t()
-        let context = Unmanaged.passRetained(SignalContext(loop: loop, logger: logger, beforeStop: beforeStop)).toOpaque()
+        let context = Unmanaged.passRetained(
+            SignalContext(loop: loop, logger: logger, beforeStop: beforeStop, onHangUp: onHangUp)).toOpaque()
         pthread_create(&thread, nil, { raw in
             let context = Unmanaged<SignalContext>.fromOpaque(raw!).takeRetainedValue()
             var set = sigset_t()
@@ -128,7 +134,11 @@ public final class Daemon {
             while true {
                 var signalNumber: Int32 = 0
                 guard sigwait(&set, &signalNumber) == 0 else { continue }
-                if signalNumber == SIGHUP { continue }
+                if signalNumber == SIGHUP {
+                    context.logger.info("reloading TLS material on SIGHUP")
+                    context.onHangUp()
+                    continue
+                }
                 context.logger.info("stopping on signal", metadata: ["signal": "\(signalNumber)"])
                 context.beforeStop()
                 context.loop.stop()
@@ -143,9 +153,12 @@ private final class SignalContext: @unchecked Sendable {
     let loop: EventLoop
     let logger: Logger
     let beforeStop: @Sendable () -> Void
-    init(loop: EventLoop, logger: Logger, beforeStop: @escaping @Sendable () -> Void) {
+    let onHangUp: @Sendable () -> Void
+    init(loop: EventLoop, logger: Logger, beforeStop: @escaping @Sendable () -> Void,
+         onHangUp: @escaping @Sendable () -> Void) {
         self.loop = loop
         self.logger = logger
         self.beforeStop = beforeStop
+        self.onHangUp = onHangUp
     }
 }

@@ -27,6 +27,11 @@ public struct DaemonConfig: Sendable, Equatable {
     public var tlsCA: String? = nil
     public var tlsCert: String? = nil
     public var tlsKey: String? = nil
+    /// A peer link on which nothing has arrived for this long is sent a Ping.
+    public var pingIntervalMs: UInt32 = 2000
+    /// A peer link on which nothing has arrived for this long is closed as dead; a link's
+    /// handshake must finish within it too.
+    public var pingTimeoutMs: UInt32 = 6000
 
     public init() {}
 }

@@ -42,6 +42,9 @@ final class DaemonControl: ControlHandler {
             result = delete(request.args)
         case "enable", "disable", "failover", "demote":
             result = transition(request.cmd, request.args)
+        case "reload-tls":
+            let registry = self.registry
+            result = loop.submitAndWait { Result { () throws(ControlError) in try registry.context.reloadTLS() } }
         case let command where Self.laterCommands.contains(command):
             result = .failure(ControlError(.unsupported, "'\(command)' is not supported by this version yet"))
         default:

@@ -43,27 +43,29 @@ public final class PeerSocket: IOHandler {
     private enum Tag: UInt32 { case connect = 1, receive, send, cancel, nop }
 
     /// A peer host that vanishes without a reset is noticed by TCP: keepalive probes after 5 s
-    /// of silence (3 × 2 s), and unacknowledged data fails the connection after 15 s.
-    static func configure(_ fd: Int32) {
-        Sockets.setNoDelay(fd)
-        Sockets.setBufferSizes(fd, bytes: 4 << 20)
-        var on: Int32 = 1, idle: Int32 = 5, interval: Int32 = 2, count: Int32 = 3, userTimeoutMs: UInt32 = 15_000
-        let size = socklen_t(MemoryLayout<Int32>.size)
-        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, size)
-        setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE, &idle, size)
-        setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPINTVL, &interval, size)
-        setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPCNT, &count, size)
-        setsockopt(fd, Int32(IPPROTO_TCP), TCP_USER_TIMEOUT, &userTimeoutMs, socklen_t(MemoryLayout<UInt32>.size))
+    /// of silence (3 × 2 s), and unacknowledged data fails the connection after 15 s. A
+    /// connection that cannot have these (or its buffers and TCP_NODELAY) is not used: the
+    /// error names the option and the errno.
+    static func configure(_ fd: Int32) throws(IOError) {
+        try Sockets.setNoDelay(fd)
+        try Sockets.setBufferSizes(fd, bytes: 4 << 20)
+        let tcp = Int32(IPPROTO_TCP)
+        try Sockets.setOption(fd, SOL_SOCKET, SO_KEEPALIVE, Int32(1), "SO_KEEPALIVE")
+        try Sockets.setOption(fd, tcp, TCP_KEEPIDLE, Int32(5), "TCP_KEEPIDLE")
+        try Sockets.setOption(fd, tcp, TCP_KEEPINTVL, Int32(2), "TCP_KEEPINTVL")
+        try Sockets.setOption(fd, tcp, TCP_KEEPCNT, Int32(3), "TCP_KEEPCNT")
+        try Sockets.setOption(fd, tcp, TCP_USER_TIMEOUT, UInt32(15_000), "TCP_USER_TIMEOUT")
     }
 
-    /// Adopts a connected socket (an accepted one).
-    public init(loop: EventLoop, connectedFD: Int32) {
+    /// Adopts a connected socket (an accepted one). Throws, leaving `connectedFD` open for
+    /// the caller to close, when the socket cannot be configured.
+    public init(loop: EventLoop, connectedFD: Int32) throws(IOError) {
+        try Self.configure(connectedFD)
         self.loop = loop
         self.fd = connectedFD
         self.isConnected = true
         receiveBuffer = .allocate(byteCount: Self.receiveBufferBytes, alignment: 64)
         sendBuffer = .allocate(byteCount: Self.sendBufferBytes, alignment: 64)
-        Self.configure(fd)
         handlerID = loop.register(self)
     }
 
@@ -85,7 +87,10 @@ public final class PeerSocket: IOHandler {
 
     private static func openSocket(family: Int32) throws(IOError) -> Int32 {
         let fd = try Sockets.streamSocket(family: family)
-        configure(fd)
+        do throws(IOError) { try configure(fd) } catch {
+            Glibc.close(fd)
+            throw error
+        }
         return fd
     }
 

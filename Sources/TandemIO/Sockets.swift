@@ -41,8 +41,12 @@ public enum Sockets {
         }
         let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw IOError(errno: errno, "socket") }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        // Without SO_REUSEADDR a restarted daemon cannot bind while old connections linger
+        // in TIME_WAIT, so a failure here fails the listener rather than a later restart.
+        do throws(IOError) { try setOption(fd, SOL_SOCKET, SO_REUSEADDR, Int32(1), "SO_REUSEADDR") } catch {
+            Glibc.close(fd)
+            throw error
+        }
         var copy = storage
         let rc = withUnsafePointer(to: &copy) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
@@ -55,15 +59,25 @@ public enum Sockets {
     /// Socket buffers large enough for a few maximum-size replies, so that a 1 MiB read
     /// reply goes out in one send instead of several partial ones. SO_*BUFFORCE passes
     /// net.core.[rw]mem_max when the daemon has CAP_NET_ADMIN; otherwise the capped value.
-    public static func setBufferSizes(_ fd: Int32, bytes: Int32) {
-        var value = bytes
-        let size = socklen_t(MemoryLayout<Int32>.size)
-        if setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &value, size) != 0 {
-            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &value, size)
+    /// The FORCE variants fail with EPERM without the capability, which is expected and
+    /// falls back; any other failure, or one of the fallback, is thrown.
+    public static func setBufferSizes(_ fd: Int32, bytes: Int32) throws(IOError) {
+        let pairs = [(SO_SNDBUFFORCE, SO_SNDBUF, "SO_SNDBUF"), (SO_RCVBUFFORCE, SO_RCVBUF, "SO_RCVBUF")]
+        for (forced, plain, name) in pairs {
+            do throws(IOError) { try setOption(fd, SOL_SOCKET, forced, bytes, name + "FORCE") } catch {
+                guard error.errno == EPERM else { throw error }
+                try setOption(fd, SOL_SOCKET, plain, bytes, name)
+            }
         }
-        if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &value, size) != 0 {
-            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &value, size)
-        }
+    }
+
+    /// setsockopt with `value`, or the errno thrown as "setsockopt NAME".
+    public static func setOption<Value>(_ fd: Int32, _ level: Int32, _ option: Int32, _ value: Value, _ name: String)
+        throws(IOError)
+    {
+        var copy = value
+        let rc = setsockopt(fd, level, option, &copy, socklen_t(MemoryLayout<Value>.size))
+        guard rc == 0 else { throw IOError(errno: errno, "setsockopt \(name)") }
     }
 
     /// SOCK_CLOEXEC, for accept on the ring. (Files that import CURing must not name the
@@ -81,9 +95,8 @@ public enum Sockets {
         return fd
     }
 
-    public static func setNoDelay(_ fd: Int32) {
-        var one: Int32 = 1
-        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    public static func setNoDelay(_ fd: Int32) throws(IOError) {
+        try setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, Int32(1), "TCP_NODELAY")
     }
 
     /// Parses "host:port"; host may be an IPv4 address, "[IPv6]", "*" or "localhost".

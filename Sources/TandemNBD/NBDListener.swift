@@ -71,8 +71,13 @@ public final class NBDListener: IOHandler {
     }
 
     private func adopt(_ clientFD: Int32) {
-        Sockets.setNoDelay(clientFD)
-        Sockets.setBufferSizes(clientFD, bytes: 4 << 20)
+        // Latency and throughput, not correctness: the client is served either way.
+        do throws(IOError) {
+            try Sockets.setNoDelay(clientFD)
+            try Sockets.setBufferSizes(clientFD, bytes: 4 << 20)
+        } catch {
+            logger.warning("NBD client socket options", metadata: ["listener": "\(description)", "error": "\(error)"])
+        }
         let connection = NBDConnection(fd: clientFD, backend: backend, maxRequests: maxRequestsPerConnection, logger: logger)
         connection.listener = self
         let id = ObjectIdentifier(connection)

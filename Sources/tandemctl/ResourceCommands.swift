@@ -8,6 +8,20 @@ struct Ping: ParsableCommand {
     func run() throws { try options.call("ping") }
 }
 
+struct ReloadTLS: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reload-tls",
+        abstract: "Read the TLS CA, certificate and key again (certificate rotation).",
+        discussion: """
+            The daemon reads tls_ca, tls_cert and tls_key again from the paths it was started \
+            with (as on SIGHUP). New peer connections use them; links already up keep going. \
+            When a file cannot be loaded, or the key does not match the certificate, the \
+            request is refused and the previous material stays in use.
+            """)
+    @OptionGroup var options: GlobalOptions
+    func run() throws { try options.call("reload-tls") }
+}
+
 struct Delete: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Stop serving a resource and forget it. The volume's data is left in place.")

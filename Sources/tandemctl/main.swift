@@ -1,6 +1,11 @@
 // tandemctl: the operator's and control plane's client for tandemd's control socket.
 // Thin: builds a request from flags, prints the reply as a table or as JSON.
 import ArgumentParser
+import TandemControl
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct Tandemctl: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,11 +23,13 @@ struct Tandemctl: ParsableCommand {
         subcommands: [
             Ping.self, Create.self, Status.self, Delete.self, Enable.self, Disable.self,
             Failover.self, Demote.self, SetOptions.self, Verify.self, Resolve.self,
-            OutdatePeer.self, Events.self, Capabilities.self,
+            OutdatePeer.self, Events.self, Capabilities.self, ReloadTLS.self,
         ])
 
     /// Accepted before the subcommand too (`tandemctl --socket PATH status`).
     @OptionGroup var options: GlobalOptions
 }
 
+// Before anything opens a descriptor: a closed stdout must not become the control socket.
+guard StandardDescriptors.ensureOpen() else { exit(127) }
 Tandemctl.main()

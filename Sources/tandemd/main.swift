@@ -2,6 +2,7 @@
 // it, validates, sets up logging and runs the Daemon. All behaviour lives in TandemDaemon.
 import ArgumentParser
 import Logging
+import TandemControl
 import TandemDaemon
 import TandemIO
 
@@ -121,6 +122,9 @@ struct Tandemd: ParsableCommand {
     }
 }
 
+// Before anything opens a descriptor: a closed stdout or stderr must not become a socket
+// that log lines are then written into.
+guard StandardDescriptors.ensureOpen() else { exit(127) }
 // Before anything can make OpenSSL allocate: see OpenSSLMemory.
 let opensslCachesSmallBlocks = OpenSSLMemory.cacheSmallBlocks()
 Tandemd.main()

@@ -91,7 +91,7 @@ import TandemDaemon
 
     @Test func everyKeyHasAFlag() {
         #expect(ConfigKey.allCases.map(\.flag).contains("--max-requests-per-connection"))
-        #expect(ConfigKey.allCases.count == 14)
+        #expect(ConfigKey.allCases.count == 16)
     }
 
     @Test func theDefaultsAreValid() throws {

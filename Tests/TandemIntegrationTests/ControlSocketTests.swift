@@ -237,6 +237,48 @@ extension Integration {
             #expect((missing.stdout + missing.stderr).contains("not-found"), "\(missing)")
         }
 
+        /// A tandemctl started with stdout closed must not write its report into the control
+        /// socket (which would otherwise take descriptor 1): the daemon sees only requests.
+        @Test func tandemctlWithStdoutClosedWritesNothingIntoTheSocket() throws {
+            let daemon = try DaemonProcess.started(extraArguments: ["--log-level", "debug"])
+            let ctl = try Binaries.tandemctl()
+            for json in [[], ["--json"]] {
+                let script = #"exec "$0" "$@" >&-"#
+                let result = try ExternalTool.run("/bin/sh", ["-c", script, ctl, "--socket", daemon.controlSocket]
+                    + json + ["status", "--watch", "--count", "3", "--interval", "0.1"], timeoutSeconds: 30)
+                #expect(result.succeeded, "\(result)")
+            }
+            #expect(try daemon.control().request("ping").ok == true)
+            let log = (try? String(contentsOfFile: daemon.logPath, encoding: .utf8)) ?? ""
+            #expect(!log.contains("control request refused"), "the daemon got garbage:\n\(daemon.logTail())")
+        }
+
+        /// tandemd started with stdout and stderr closed opens /dev/null onto them first, so no
+        /// socket or ring of its own becomes descriptor 1 or 2 and receives its log lines.
+        @Test func tandemdWithStdoutAndStderrClosedKeepsThemOnDevNull() throws {
+            let daemon = try DaemonProcess()
+            let notify = try NotifySocket(path: daemon.directory.file("notify.sock"))
+            var environment = ProcessInfo.processInfo.environment
+            environment["NOTIFY_SOCKET"] = notify.path
+            let child = try ChildProcess(
+                executable: "/bin/sh", arguments: ["-c", #"exec "$0" "$@" >&- 2>&-"#, try Binaries.tandemd()] + daemon.arguments,
+                environment: environment, outputPath: daemon.directory.file("sh.log"))
+            defer {
+                child.signal(SIGTERM)
+                _ = child.wait(timeoutSeconds: 30)
+            }
+            var ready = false
+            for _ in 0..<300 where !ready && child.isRunning {
+                ready = notify.receive(timeoutMs: 100)?.split(separator: "\n").contains("READY=1") == true
+            }
+            try #require(ready, "tandemd sent no READY=1 (exit status \(String(describing: child.exitStatus)))")
+            #expect(try daemon.control().request("ping").ok == true)
+            for descriptor in [1, 2] {
+                let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(child.pid)/fd/\(descriptor)")
+                #expect(target == "/dev/null", "descriptor \(descriptor) is \(target ?? "closed")")
+            }
+        }
+
         func expectNothingCreated(_ daemon: DaemonProcess, client: ControlClient) throws {
             let status = try client.request("status", ["name": "r0"])
             #expect(status.errorCode == "not-found", "a refused create left a resource: \(status)")

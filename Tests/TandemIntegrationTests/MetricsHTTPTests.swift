@@ -63,6 +63,46 @@ extension Integration {
         #expect(daemon.isRunning)
     }
 
+    /// With every connection slot held by a slowloris, one more client gets its 503 whole,
+    /// even while it is still trickling its own request: the endpoint must not close with
+    /// unread input, which makes the kernel answer with a reset instead of the 503.
+    @Test func aRefusedSlowClientReceivesTheWhole503() throws {
+        let (daemon, address) = try Self.startDaemon()
+        defer { try? daemon.stop() }
+        let partial = Array("GET /metrics HTTP/1.1\r\n".utf8)
+        var holders: [Int32] = []
+        defer { holders.forEach { close($0) } }
+        for _ in 0..<16 {
+            let fd = try HTTPProbe.connect(address, timeoutSeconds: 20)
+            holders.append(fd)
+            _ = partial.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        }
+        for attempt in 0..<5 {
+            let fd = try HTTPProbe.connect(address, timeoutSeconds: 10)
+            defer { close(fd) }
+            // A slowloris: the request line, then a header line every 20 ms, never the blank
+            // line; the answer is read only afterwards.
+            // A client library stops at the first failed send (a reset) and never reads the
+            // answer, so every send must succeed: the endpoint reads and discards the rest.
+            _ = partial.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            var sendErrno: Int32 = 0
+            for line in 0..<10 where sendErrno == 0 {
+                usleep(20_000)
+                let header = Array("X-Slow-\(line): 1\r\n".utf8)
+                let sent = header.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if sent < 0 { sendErrno = errno }
+            }
+            #expect(sendErrno == 0, "attempt \(attempt): the request was cut off with errno \(sendErrno)")
+            let (raw, readErrno) = HTTPProbe.readToEndOrError(fd)
+            let answer = HTTPProbe.parse(raw)
+            #expect(readErrno == 0, "attempt \(attempt): read failed with errno \(readErrno) after \(raw.count) bytes")
+            #expect(answer?.status == 503, "attempt \(attempt): \(String(decoding: raw.prefix(200), as: UTF8.self))")
+            #expect(answer.map { $0.body.utf8.count == Int($0.headers["content-length"] ?? "") } == true,
+                    "attempt \(attempt): body cut short: \(String(decoding: raw, as: UTF8.self))")
+        }
+        #expect(daemon.isRunning)
+    }
+
     @Test func headRequestGetsHeadersOnly() throws {
         let (daemon, address) = try Self.startDaemon()
         defer { try? daemon.stop() }

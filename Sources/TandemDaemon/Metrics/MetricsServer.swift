@@ -44,8 +44,10 @@ public final class MetricsServer: @unchecked Sendable {
             throw IOError(errno: error.errno, "metrics_listen \(address): \(error.operation)")
         }
         logger.info("metrics endpoint listening", metadata: ["address": "\(address)"])
-        connections.start(listener: descriptor, serve: { self.serve($0) }, refuse: { descriptor in
-            Self.setTimeouts(descriptor, milliseconds: 100)
+        connections.start(listener: descriptor, serve: { self.serve($0) }, refuse: { [logger] descriptor in
+            do throws(IOError) { try Self.setTimeouts(descriptor, milliseconds: 100) } catch {
+                return logger.warning("metrics connection closed unanswered: \(error)")
+            }
             _ = Self.sendAll(descriptor, HTTPResponse.error(503, "too many metrics connections").bytes(head: false))
         })
     }
@@ -58,7 +60,10 @@ public final class MetricsServer: @unchecked Sendable {
 
     /// Answers one request; ConnectionThreads closes the descriptor when this returns.
     func serve(_ descriptor: Int32) {
-        Self.setTimeouts(descriptor, milliseconds: Self.requestTimeoutMs)
+        // Without the timeouts a silent client would hold this thread past the deadline.
+        do throws(IOError) { try Self.setTimeouts(descriptor, milliseconds: Self.requestTimeoutMs) } catch {
+            return logger.warning("metrics connection closed unanswered: \(error)")
+        }
         let response: HTTPResponse
         var isHead = false
         switch readRequestHead(descriptor) {
@@ -78,25 +83,7 @@ public final class MetricsServer: @unchecked Sendable {
         // answer: end our side, then read what the client still sends (bounded) until it
         // closes too.
         shutdown(descriptor, Int32(SHUT_WR))
-        discardInput(descriptor, bytesMax: 1 << 16, timeoutMs: 1000)
-    }
-
-    func discardInput(_ descriptor: Int32, bytesMax: Int, timeoutMs: Int) {
-        var scratch = [UInt8](repeating: 0, count: 4096)
-        var discarded = 0
-        let deadline = MonotonicClock.nowNs() + UInt64(timeoutMs) * 1_000_000
-        while discarded < bytesMax {
-            let now = MonotonicClock.nowNs()
-            guard now < deadline else { return }
-            var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&poller, 1, Int32((deadline - now) / 1_000_000) + 1)
-            if ready < 0 && errno == EINTR { continue }
-            guard ready > 0 else { return }
-            let count = scratch.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { return }
-            discarded += count
-        }
+        ConnectionThreads.discardInput(descriptor, bytesMax: 1 << 16, timeoutMs: 1000)
     }
 
     func answer(_ request: HTTPRequestHead?) -> HTTPResponse {
@@ -133,11 +120,10 @@ public final class MetricsServer: @unchecked Sendable {
         }
     }
 
-    static func setTimeouts(_ descriptor: Int32, milliseconds: Int) {
-        var timeout = timeval(tv_sec: milliseconds / 1000, tv_usec: Int((milliseconds % 1000) * 1000))
-        let size = socklen_t(MemoryLayout<timeval>.size)
-        _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, size)
-        _ = setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &timeout, size)
+    static func setTimeouts(_ descriptor: Int32, milliseconds: Int) throws(IOError) {
+        let timeout = timeval(tv_sec: milliseconds / 1000, tv_usec: Int((milliseconds % 1000) * 1000))
+        try Sockets.setOption(descriptor, SOL_SOCKET, SO_RCVTIMEO, timeout, "SO_RCVTIMEO")
+        try Sockets.setOption(descriptor, SOL_SOCKET, SO_SNDTIMEO, timeout, "SO_SNDTIMEO")
     }
 
     static func sendAll(_ descriptor: Int32, _ bytes: [UInt8]) -> Bool {

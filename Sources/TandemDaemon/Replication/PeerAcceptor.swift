@@ -125,9 +125,13 @@ final class PeerAcceptor: PeerLinkDelegate, IOHandler {
             close(fd)
             return context.events.publish(resource: nil, "peer-refused", ["message": .string(error.message)])
         }
-        let socket = PeerSocket(loop: context.loop, connectedFD: fd)
+        let socket: PeerSocket
+        do throws(IOError) { socket = try PeerSocket(loop: context.loop, connectedFD: fd) } catch {
+            close(fd)
+            return context.events.publish(resource: nil, "peer-refused", ["message": .string("\(error)")])
+        }
         let link = PeerLink(socket: socket, connection: connection, hello: nil, delegate: self,
-                            counters: context.counters, logger: context.logger)
+                            counters: context.counters, liveness: context.liveness, logger: context.logger)
         pending[ObjectIdentifier(link)] = Pending(link: link, acceptedNs: ReplicationContext.nowNs(), source: source)
         armTimer()
     }

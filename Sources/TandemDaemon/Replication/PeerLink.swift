@@ -3,7 +3,9 @@
 // goes to the delegate (the resource's replicator). Messages sent during a loop turn are
 // staged and encrypted together at the turn's end, then handed to the socket in one send.
 // Any TLS failure or protocol violation closes the link with a reason; nothing of an
-// offending frame reaches the delegate. Loop thread only.
+// offending frame reaches the delegate. The owner calls `checkLiveness` once per tick: a
+// link whose handshake has not finished within ping_timeout_ms, or on which nothing has
+// arrived for that long, is closed; an idle one is pinged (LinkLiveness). Loop thread only.
 import Logging
 import TandemCore
 import TandemIO
@@ -45,10 +47,15 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
     private let counters: DaemonCounters
     /// Why the link ended badly, if it did: the owner counts it (tandem_errors_total).
     private(set) var failure: PeerLinkFailure?
+    private var liveness: LinkLiveness
+    /// Bytes arrived since the last `checkLiveness`: a flag, not a clock read per receive.
+    private var heardSinceCheck = false
+    private var pingNonce: UInt64 = 0
 
     /// `hello`: ours, for the dialling side (sent as soon as TLS is up).
     init(socket: PeerSocket, connection: TLSConnection, hello: WireHello?, delegate: PeerLinkDelegate,
-         counters: DaemonCounters, logger: Logger) {
+         counters: DaemonCounters, liveness: LinkLivenessConfig, logger: Logger) {
+        self.liveness = LinkLiveness(config: liveness, nowNs: ReplicationContext.nowNs())
         self.socket = socket
         self.counters = counters
         self.channel = TLSWireChannel(connection: connection, promotionNumber: 0)
@@ -124,6 +131,22 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
         socket.close(reason)
     }
 
+    /// Once per tick, from the link's owner: pings an idle link, closes a dead one or one
+    /// whose handshake is overdue.
+    func checkLiveness(nowNs: UInt64) {
+        guard phase != .closed else { return }
+        let heard = heardSinceCheck
+        heardSinceCheck = false
+        switch liveness.check(nowNs: nowNs, heard: heard) {
+        case .alive: break
+        case .ping:
+            pingNonce &+= 1
+            send(.ping(nonce: pingNonce))
+        case .dead(let reason):
+            close(reason)
+        }
+    }
+
     // MARK: socket events
 
     func peerSocketConnected(_ socket: PeerSocket) {
@@ -138,6 +161,7 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
 
     func peerSocket(_ socket: PeerSocket, received bytes: UnsafeRawBufferPointer) {
         guard phase != .closed else { return }
+        heardSinceCheck = true
         do {
             let open = try channel.receiveCiphertext(bytes)
             socket.kick()
@@ -218,6 +242,7 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
             return close("refused by the peer: \(reply.refusal!): \(reply.reason)")
         }
         phase = .established
+        liveness.established(nowNs: ReplicationContext.nowNs())
         delegate?.peerLinkEstablished(self)
     }
 }

@@ -21,7 +21,7 @@ extension PrimaryReplicator: PeerLinkDelegate {
             let connection = try context.clientConnection(peerName: peer.name)
             let socket = try PeerSocket(loop: context.loop, connectTo: addresses.get())
             link = PeerLink(socket: socket, connection: connection, hello: ownHello, delegate: self,
-                            counters: context.counters, logger: logger)
+                            counters: context.counters, liveness: context.liveness, logger: logger)
         } catch let error as ControlError {
             noteFailure(error.message)
             feed(.dialFailed(error.message))

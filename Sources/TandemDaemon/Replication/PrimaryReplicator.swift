@@ -155,6 +155,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var isCleanForStop: Bool { node.isCleanForStop }
 
     func tick() {
+        link?.checkLiveness(nowNs: ReplicationContext.nowNs())
         feed(.tick)
         publishPeerDiskState()
     }

@@ -37,6 +37,12 @@ final class ReplicationContext {
         return handshakeFailure.message
     }
 
+    /// Pings and the dead-link bound of every peer link (ping_interval_ms, ping_timeout_ms).
+    var liveness: LinkLivenessConfig {
+        LinkLivenessConfig(pingIntervalNs: UInt64(config.pingIntervalMs) * 1_000_000,
+                           timeoutNs: UInt64(config.pingTimeoutMs) * 1_000_000)
+    }
+
     static func nowNs() -> UInt64 {
         var time = timespec()
         clock_gettime(CLOCK_MONOTONIC, &time)
@@ -64,6 +70,32 @@ final class ReplicationContext {
         } catch {
             throw ControlError(.ioError, "TLS: \(error)")
         }
+    }
+
+    /// Reads the CA, certificate and key again from the configured paths, for certificate
+    /// rotation (`reload-tls`, SIGHUP). Every context in use is rebuilt first; only when all
+    /// load do they replace the old ones, so a bad file changes nothing. New connections use
+    /// the new material; links already up keep their sessions (each holds its own context).
+    func reloadTLS() throws(ControlError) -> [String: JSONValue] {
+        let (ca, cert, key) = try credentials()
+        let server: TLSContext
+        var clients: [String: TLSContext] = [:]
+        do {
+            server = try TLSContext(role: .server, caFile: ca, certFile: cert, keyFile: key, expectedPeerName: "any-peer")
+            for peer in clientContexts.keys {
+                clients[peer] = try TLSContext(role: .client, caFile: ca, certFile: cert, keyFile: key, expectedPeerName: peer)
+            }
+        } catch {
+            let message = "TLS material not reloaded, the previous stays in use: \(error)"
+            logger.warning("reload-tls refused", metadata: ["error": "\(error)"])
+            events.publish(resource: nil, "tls-reload-refused", ["message": .string(message)])
+            throw ControlError(.invalidArgument, message)
+        }
+        serverContext = server
+        clientContexts = clients
+        logger.notice("TLS material reloaded", metadata: ["ca": "\(ca)", "cert": "\(cert)", "key": "\(key)"])
+        events.publish(resource: nil, "tls-reloaded", ["ca": .string(ca), "cert": .string(cert)])
+        return ["tls_ca": .string(ca), "tls_cert": .string(cert), "tls_key": .string(key)]
     }
 
     /// A TLS session for an accepted connection: the chain is verified in the handshake, the

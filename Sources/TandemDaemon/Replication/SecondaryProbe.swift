@@ -36,6 +36,9 @@ final class SecondaryProbe: PeerLinkDelegate {
         link?.close("resource stopping")
     }
 
+    /// Once per tick: a probe whose peer stalls is ended like any link's handshake.
+    func checkLiveness(nowNs: UInt64) { link?.checkLiveness(nowNs: nowNs) }
+
     /// Dials the peer unless a probe is still under way.
     func start(peer: PeerSpec?) {
         guard link == nil, !resolver.isResolving, onResult != nil, let peer else { return }
@@ -54,7 +57,7 @@ final class SecondaryProbe: PeerLinkDelegate {
                                   volumeSizeBytes: volumeSizeBytes, generations: WireGenerations(current: 0, bitmap: 0),
                                   promotionNumber: 0)
             link = PeerLink(socket: socket, connection: connection, hello: hello, delegate: self,
-                            counters: context.counters, logger: logger)
+                            counters: context.counters, liveness: context.liveness, logger: logger)
         } catch let error as ControlError {
             onResult?("no connection from the primary; probing the peer failed: \(error.message)")
         } catch {

@@ -108,6 +108,9 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     /// Probe timing and the group-commit deadline (the node decides what is due).
     func tick() {
         guard !stopping else { return }
+        let now = ReplicationContext.nowNs()
+        link?.checkLiveness(nowNs: now)
+        probe.checkLiveness(nowNs: now)
         feed(.tick)
         perform()
         publishDiskState()

@@ -160,6 +160,34 @@ extension Replication {
         #expect(beta.lastScore == "-D", "stopped at the end: no score")
     }
 
+    /// docs/pacemaker.md's exit codes when the daemon has no such resource (a configuration
+    /// error on this node: 6 wherever the agent is asked to make it run, not running for
+    /// monitor, success for stop and notify), and for a standalone one.
+    @Test func missingAndStandaloneResourcesGetTheDocumentedExitCodes() throws {
+        let daemon = try DaemonProcess.started()
+        let created = try daemon.control().request("create", [
+            "name": "solo", "volume": daemon.directory.file("solo.img"), "size_bytes": 4 << 20,
+            "nbd": ["socket": daemon.directory.file("solo.nbd")],
+        ])
+        #expect(created["ok"] as? Bool == true, "\(created)")
+        let missing = try OCFAgent(socket: daemon.controlSocket, instance: "tandem:0", resource: "nope")
+        let expected: [(String, Int32)] = [
+            ("validate-all", OCFAgent.configured), ("start", OCFAgent.configured), ("promote", OCFAgent.configured),
+            ("demote", OCFAgent.configured), ("monitor", OCFAgent.notRunning), ("stop", OCFAgent.success),
+            ("notify", OCFAgent.success),
+        ]
+        for (action, code) in expected {
+            let result = try missing.run(action)
+            #expect(result.status == code, "\(action) of a missing resource: \(result)")
+        }
+        let solo = try OCFAgent(socket: daemon.controlSocket, instance: "tandem:0", resource: "solo")
+        for action in ["start", "promote", "demote"] {
+            let result = try solo.run(action)
+            #expect(result.status == OCFAgent.configured, "\(action) of a standalone resource: \(result)")
+        }
+        #expect(try daemon.control().request("status", ["name": "solo"])["role"] as? String == "standalone")
+    }
+
     @Test func agentMetadataIsValidAndBadParametersAreRefused() throws {
         let daemon = try DaemonProcess.started()
         let created = try daemon.control().request("create", [

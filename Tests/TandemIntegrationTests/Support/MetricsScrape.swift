@@ -61,6 +61,20 @@ enum HTTPProbe {
         return answer
     }
 
+    /// Reads until the server closes; also returns the errno that ended the read (0 at a
+    /// clean end of stream), so a reset is told apart from a close.
+    static func readToEndOrError(_ fd: Int32) -> ([UInt8], Int32) {
+        var answer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count < 0 && errno == EINTR { continue }
+            if count < 0 { return (answer, errno) }
+            if count == 0 { return (answer, 0) }
+            answer += chunk[..<count]
+        }
+    }
+
     /// Splits a response into status, headers and body; nil when it is not HTTP.
     static func parse(_ bytes: [UInt8]) -> HTTPAnswer? {
         let text = String(decoding: bytes, as: UTF8.self)

@@ -1,0 +1,47 @@
+import Testing
+@testable import TandemCore
+
+/// A peer that vanishes without a reset is declared dead within the timeout; a busy link is
+/// never pinged; a handshake that stalls is ended at the same bound.
+struct LinkLivenessTests {
+    let config = LinkLivenessConfig(pingIntervalNs: 2_000_000_000, timeoutNs: 6_000_000_000)
+    let second: UInt64 = 1_000_000_000
+
+    @Test func aSilentPeerIsPingedOncePerIntervalThenDeclaredDead() {
+        var liveness = LinkLiveness(config: config, nowNs: 0)
+        liveness.established(nowNs: 0)
+        let verdicts = (1...6).map { liveness.check(nowNs: UInt64($0) * second, heard: false) }
+        #expect(verdicts[0] == .alive)
+        #expect(verdicts[1] == .ping)
+        #expect(verdicts[2] == .alive)
+        #expect(verdicts[3] == .ping)
+        #expect(verdicts[4] == .alive)
+        guard case .dead(let reason) = verdicts[5] else { Issue.record("alive after 6 s of silence"); return }
+        #expect(reason.contains("6000 ms"), "\(reason)")
+    }
+
+    @Test func aBusyLinkIsNeverPinged() {
+        var liveness = LinkLiveness(config: config, nowNs: 0)
+        liveness.established(nowNs: 0)
+        for tick in 1...100 { #expect(liveness.check(nowNs: UInt64(tick) * second, heard: true) == .alive) }
+    }
+
+    @Test func anAnsweredPingKeepsTheLinkAlive() {
+        var liveness = LinkLiveness(config: config, nowNs: 0)
+        liveness.established(nowNs: 0)
+        #expect(liveness.check(nowNs: 2 * second, heard: false) == .ping)
+        #expect(liveness.check(nowNs: 3 * second, heard: true) == .alive)  // the Pong
+        #expect(liveness.check(nowNs: 8 * second, heard: false) == .ping)
+        guard case .dead = liveness.check(nowNs: 9 * second, heard: false) else { Issue.record("alive"); return }
+    }
+
+    @Test func aHandshakeThatStallsEndsAtTheTimeoutWhateverArrives() {
+        var liveness = LinkLiveness(config: config, nowNs: 10 * second)
+        #expect(liveness.check(nowNs: 15 * second, heard: true) == .alive)
+        guard case .dead(let reason) = liveness.check(nowNs: 16 * second, heard: true) else {
+            Issue.record("a handshake went on past the timeout")
+            return
+        }
+        #expect(reason.contains("handshake"), "\(reason)")
+    }
+}
