@@ -1,7 +1,8 @@
-// PrimaryNode's link: the operator's enable and disable, dialling with backoff, the link's
-// up and down (a peer's `unrelated-data` refusal starts a full copy, `disk-failed` is
-// reported), the peer's messages (its ReplicaHello says what its copy holds) and
-// SyncComplete, which tells the peer it holds every acknowledged write.
+// PrimaryNode's link: the operator's enable and disable, dialling with backoff, the peer's
+// Hello (resource, size, role), the link's up and down (a peer's `unrelated-data` refusal
+// starts a full copy, `disk-failed` is reported), the peer's messages (its ReplicaHello says
+// what its copy holds) and SyncComplete, which tells the peer it holds every acknowledged
+// write.
 
 extension PrimaryNode {
     // MARK: Link
@@ -20,6 +21,24 @@ extension PrimaryNode {
         enabled = false
         hangUp("disabled by the operator", into: &actions)
         setConnectionState(.standAlone, into: &actions)
+    }
+
+    /// Judges the Hello of the peer this node dialled, as `SecondaryNode` judges a primary's:
+    /// the peer must serve the same resource, on a volume of the same size, as secondary. Its
+    /// certificate was checked against the configured peer by TLS already. The resource's name
+    /// is the driver's (the node's config does not carry it). Changes nothing.
+    public func judgePeerHello(_ hello: WireHello, resourceName: String) -> PeerHelloVerdict {
+        guard hello.resourceName == resourceName else {
+            return .refuse(.unknownResource, "expected resource '\(resourceName)', peer names '\(hello.resourceName)'")
+        }
+        guard hello.volumeSizeBytes == config.volumeSizeBytes else {
+            return .refuse(.sizeMismatch,
+                           "local volume has \(config.volumeSizeBytes) bytes, peer \(hello.volumeSizeBytes)")
+        }
+        guard hello.role == .secondary else {
+            return .refuse(.roleConflict, "this node is primary and so is the peer")
+        }
+        return .accept
     }
 
     mutating func setConnectionState(_ state: ConnectionState, into actions: inout [PrimaryNodeAction]) {
