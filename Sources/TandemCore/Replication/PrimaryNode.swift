@@ -5,6 +5,13 @@
 // disk failures. A write's identity is its sequence number from admission to release; until
 // admission a request is the driver's `RequestID`. No I/O, no clock (`nowNs` comes with each
 // event), no randomness (the session is passed in). Confined to one thread.
+//
+// This file holds the state, the events' dispatch and what follows every event (settle, the
+// invariants), the feeding of ReplicationPrimary and the local I/O results. The rest is in
+// PrimaryNode+Admission (the queue, the overlap rule, tickets), +Copy (the full copy), +Link
+// (enable, dial, the link's life, the peer's messages, SyncComplete) and +Stop (stop,
+// hand-over, disk failure). State those files share is internal, not private: Swift's
+// `private` does not reach an extension in another file. Only the node itself touches it.
 
 public struct PrimaryNode: Sendable {
     /// An admitted request (or copy chunk) until it is answered: `ReplicationPrimary` knows it
@@ -43,38 +50,38 @@ public struct PrimaryNode: Sendable {
 
     public let config: PrimaryNodeConfig
     public let session: UInt64
-    public private(set) var basis: SessionBasis
+    public internal(set) var basis: SessionBasis
     public private(set) var primary: ReplicationPrimary
     private var inner: [PrimaryAction] = []
 
     var tickets: [Ticket]
-    private var freeTickets: [Int]
+    var freeTickets: [Int]
     /// Tickets of writes, zeroes and copy chunks admitted and not answered (acknowledged, for
     /// a chunk): the overlap rule scans them.
-    private var active: [Int]
+    var active: [Int]
     /// The ticket of each held sequence (`sequence % count`): the store holds at most
     /// `writesInFlightMax` contiguous sequences.
     private var ticketOfSequence: [Int]
-    private var queue: BoundedQueue<Queued>
+    var queue: BoundedQueue<Queued>
     var zeroing: Zeroing?
     /// The head of the queue waits for room in the buffer (not for an overlap).
-    public private(set) var isBlocked = false
+    public internal(set) var isBlocked = false
     private var releasedThrough: WriteSequence = 0
 
     public private(set) var localWritesInFlight = 0
-    private var localFlushInFlight = false
+    var localFlushInFlight = false
 
     // The link.
-    public private(set) var enabled = false
-    private var link: Link = .idle
-    private var nextDialNs: UInt64 = 0
-    private var backoffNs: UInt64
-    public private(set) var connectionState: ConnectionState = .standAlone
+    public internal(set) var enabled = false
+    var link: Link = .idle
+    var nextDialNs: UInt64 = 0
+    var backoffNs: UInt64
+    public internal(set) var connectionState: ConnectionState = .standAlone
     /// The peer's first ReplicaHello in this run: before it the peer's state is unknown.
-    public private(set) var peerHeard = false
+    public internal(set) var peerHeard = false
     /// The peer reported itself inconsistent (it restarted after a crash): it stays
     /// Inconsistent until the writes re-sent to it are durable there (through this epoch).
-    public private(set) var peerInconsistentThroughEpoch: Epoch?
+    public internal(set) var peerInconsistentThroughEpoch: Epoch?
     /// The sequence SyncComplete last named on this link.
     var confirmedOnLink: WriteSequence?
 
@@ -94,19 +101,19 @@ public struct PrimaryNode: Sendable {
     public internal(set) var copyRateBytesPerSecond: UInt64 = 0
 
     // Failure, drain, stop.
-    public private(set) var diskFailed = false
+    public internal(set) var diskFailed = false
     public private(set) var draining = false
     private var drainedSent = false
-    public private(set) var stopping = false
-    public private(set) var stopped = false
-    private var stopRecorded = false
-    private var stopFlushInFlight = false
-    private var stopFlushErrno: Int32?
-    private var cleanStopInvalidated = false
+    public internal(set) var stopping = false
+    public internal(set) var stopped = false
+    var stopRecorded = false
+    var stopFlushInFlight = false
+    var stopFlushErrno: Int32?
+    var cleanStopInvalidated = false
     /// Planned failover: stopping without hanging up until the demotion is recorded.
-    public private(set) var handingOver = false
-    private var demotionRequested = false
-    private var demotionRecorded = false
+    public internal(set) var handingOver = false
+    var demotionRequested = false
+    var demotionRecorded = false
 
     public init(config: PrimaryNodeConfig, session: UInt64, basis: SessionBasis) {
         precondition(session != 0, "session 0 means none")
@@ -183,49 +190,23 @@ public struct PrimaryNode: Sendable {
         }
         switch event {
         case .enable:
-            guard !stopping else { break }
-            enabled = true
-            nextDialNs = 0
-            backoffNs = config.backoffInitialNs
-            setConnectionState(.connecting, into: &actions)
-            dialIfDue(nowNs: nowNs, into: &actions)
+            enable(nowNs: nowNs, into: &actions)
         case .disable:
-            // The stop is recorded by `.stop`, after the local flush (checkStopped).
-            enabled = false
-            hangUp("disabled by the operator", into: &actions)
-            setConnectionState(.standAlone, into: &actions)
+            disable(into: &actions)
         case .drain:
             draining = true
         case .stop:
-            // A hand-over whose demotion is not asked for yet is called off: this node stays
-            // primary and the peer, never told, stays secondary.
-            if handingOver && !demotionRequested { handingOver = false }
-            stopping = true
-            enabled = false
-            hangUp("resource stopping", into: &actions)
-            setConnectionState(.standAlone, into: &actions)
+            beginStop(into: &actions)
         case .handOver:
-            guard !stopping else { break }
-            stopping = true
-            handingOver = true
-            enabled = false
+            beginHandOver()
         case .demotionRecorded:
-            precondition(demotionRequested, "a demotion recorded that was not asked for")
-            demotionRecorded = true
+            demotionWasRecorded()
         case let .request(id, request):
             receive(id, request, into: &actions)
         case let .localWriteDone(sequence, errno):
             localWriteDone(sequence, errno: errno, nowNs: nowNs, into: &actions)
         case let .localFlushDone(errno):
-            precondition(localFlushInFlight, "a flush result without a flush")
-            localFlushInFlight = false
-            if errno != 0 { failDisk("flush", errno, into: &actions) }
-            if stopFlushInFlight {
-                stopFlushInFlight = false
-                stopFlushErrno = errno
-            } else {
-                drive(.localFlushCompleted, nowNs: nowNs, into: &actions)
-            }
+            localFlushDone(errno: errno, nowNs: nowNs, into: &actions)
         case let .copyChunkRead(offset, length, errno):
             copyChunkRead(offset, length, errno: errno, nowNs: nowNs, into: &actions)
         case .diskFailedElsewhere:
@@ -357,157 +338,6 @@ public struct PrimaryNode: Sendable {
         }
     }
 
-    // MARK: Tickets
-
-    mutating func allocateTicket(_ kind: Ticket.Kind, request: RequestID, start: UInt64, end: UInt64) -> Int {
-        guard let ticket = freeTickets.popLast() else { preconditionFailure("more tickets than admitted requests") }
-        tickets[ticket] = Ticket(kind: kind, request: request, start: start, end: end)
-        if kind == .write || kind == .zeroes || kind == .copyChunk {
-            tickets[ticket].activePosition = active.count
-            active.append(ticket)
-        }
-        return ticket
-    }
-
-    private mutating func freeTicket(_ ticket: Int) {
-        let position = tickets[ticket].activePosition
-        if position >= 0 {
-            let last = active.removeLast()
-            if position < active.count {
-                active[position] = last
-                tickets[last].activePosition = position
-            }
-        }
-        tickets[ticket] = Ticket()
-        freeTickets.append(ticket)
-    }
-
-    /// The overlap rule: a mutation that overlaps an admitted write not yet answered waits
-    /// until that one is answered. NBD leaves the order of overlapping requests to the
-    /// client, but two replicas may not choose differently: once the earlier is answered its
-    /// epoch is closed, so the secondary applies the later one after it.
-    private func overlapsUnanswered(start: UInt64, end: UInt64) -> Bool {
-        for ticket in active where start < tickets[ticket].end && tickets[ticket].start < end {
-            return true
-        }
-        return false
-    }
-
-    // MARK: Admission
-
-    private mutating func receive(
-        _ id: RequestID, _ request: ApplicationRequest, into actions: inout [PrimaryNodeAction]
-    ) {
-        if stopping || draining || diskFailed {
-            // Planned failover: read-only from now on; a stopping node or a failed disk: EIO.
-            let errno = stopping || diskFailed ? PrimaryErrno.eio : PrimaryErrno.erofs
-            return actions.append(.answer(id, errno: errno))
-        }
-        switch request {
-        case .trim:
-            // Trimmed blocks may read back as anything; doing nothing on both nodes keeps
-            // the replicas identical, which a local-only discard would not.
-            return actions.append(.answer(id, errno: 0))
-        case let .write(_, length, _):
-            if length == 0 || UInt64(length) > config.primary.bufferBytesMax {
-                return actions.append(.answer(id, errno: PrimaryErrno.eio))
-            }
-            invalidateCleanStop(into: &actions)
-        case let .writeZeroes(_, length, _):
-            if length == 0 { return actions.append(.answer(id, errno: 0)) }
-            invalidateCleanStop(into: &actions)
-        case .flush:
-            break
-        }
-        guard !queue.isFull else { return actions.append(.answer(id, errno: PrimaryErrno.enomem)) }
-        queue.append(Queued(request: id, kind: request))
-    }
-
-    private mutating func invalidateCleanStop(into actions: inout [PrimaryNodeAction]) {
-        guard !cleanStopInvalidated else { return }
-        cleanStopInvalidated = true
-        actions.append(.invalidateCleanStop)
-    }
-
-    /// Admits queued requests in order while there is room, nothing overlaps and no copy
-    /// read is due or in flight.
-    private mutating func admitQueued(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
-        isBlocked = false
-        while !stopping {
-            if diskFailed {
-                // The failed request and every later mutation (and flush) fail.
-                if let zeroes = zeroing {
-                    tickets[zeroes.ticket].failed = true
-                    tickets[zeroes.ticket].issuedAll = true
-                    zeroing = nil
-                    if tickets[zeroes.ticket].writesOutstanding == 0 {
-                        actions.append(.answer(tickets[zeroes.ticket].request, errno: PrimaryErrno.eio))
-                        freeTicket(zeroes.ticket)
-                    }
-                }
-                while !queue.isEmpty {
-                    actions.append(.answer(queue.removeFirst().request, errno: PrimaryErrno.eio))
-                }
-                return
-            }
-            if copyReadInFlight || copyWaitingForQuiet { return }
-            if zeroing != nil {
-                guard admitZeroChunks(nowNs: nowNs, into: &actions) else { return }
-                continue
-            }
-            guard let head = queue.first else { return }
-            switch head.kind {
-            case .flush:
-                guard primary.canAdmitFlush else { isBlocked = true; return }
-                queue.removeFirst()
-                let ticket = allocateTicket(.flush, request: head.request, start: 0, end: 0)
-                drive(.flushSubmitted(request: RequestID(ticket)), nowNs: nowNs, into: &actions)
-            case let .write(offset, length, fua):
-                if overlapsUnanswered(start: offset, end: offset + UInt64(length)) { return }
-                guard primary.canAdmitWrite(lengthBytes: length) else { isBlocked = true; return }
-                queue.removeFirst()
-                let ticket = allocateTicket(.write, request: head.request, start: offset, end: offset + UInt64(length))
-                tickets[ticket].writesOutstanding = 1
-                drive(.writeSubmitted(request: RequestID(ticket), offsetBytes: offset, lengthBytes: length, fua: fua),
-                      nowNs: nowNs, into: &actions)
-            case let .writeZeroes(offset, length, fua):
-                if overlapsUnanswered(start: offset, end: offset + length) { return }
-                guard primary.canAdmitWrite(lengthBytes: UInt32(min(UInt64(config.chunkBytes), length))) else {
-                    isBlocked = true
-                    return
-                }
-                queue.removeFirst()
-                let ticket = allocateTicket(.zeroes, request: head.request, start: offset, end: offset + length)
-                zeroing = Zeroing(ticket: ticket, cursor: offset, end: offset + length, fua: fua)
-            case .trim:
-                preconditionFailure("TRIM is answered on arrival")
-            }
-        }
-    }
-
-    /// Admits the zero chunks of the WRITE_ZEROES in progress while there is room; true
-    /// when every chunk is admitted.
-    private mutating func admitZeroChunks(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) -> Bool {
-        guard var zeroes = zeroing else { return true }
-        while zeroes.cursor < zeroes.end {
-            let length = UInt32(min(UInt64(config.chunkBytes), zeroes.end - zeroes.cursor))
-            guard primary.canAdmitWrite(lengthBytes: length) else {
-                zeroing = zeroes
-                isBlocked = true
-                return false
-            }
-            let offset = zeroes.cursor
-            zeroes.cursor += UInt64(length)
-            let last = zeroes.cursor == zeroes.end
-            tickets[zeroes.ticket].writesOutstanding += 1
-            if last { tickets[zeroes.ticket].issuedAll = true }
-            zeroing = last ? nil : zeroes
-            drive(.writeSubmitted(request: RequestID(zeroes.ticket), offsetBytes: offset, lengthBytes: length,
-                                  fua: zeroes.fua), nowNs: nowNs, into: &actions)
-        }
-        return true
-    }
-
     // MARK: Local results
 
     private mutating func localWriteDone(
@@ -524,168 +354,15 @@ public struct PrimaryNode: Sendable {
         drive(.localWriteCompleted(sequence: sequence), nowNs: nowNs, into: &actions)
     }
 
-    mutating func failDisk(_ operation: String, _ errno: Int32, into actions: inout [PrimaryNodeAction]) {
-        guard !diskFailed else { return }
-        diskFailed = true
-        actions.append(.notice(.diskFailed(operation: operation, errno: errno)))
-    }
-
-    // MARK: Stop
-
-    private mutating func recordStop(flushed: Bool, into actions: inout [PrimaryNodeAction]) {
-        guard !stopRecorded else { return }
-        stopRecorded = true
-        actions.append(.recordStop(cleanStop: flushed ? cleanStopValue : 0))
-    }
-
-    private mutating func hangUp(_ reason: String, into actions: inout [PrimaryNodeAction]) {
-        switch link {
-        case .idle: break
-        case .dialing:
-            // A dial being resolved is dropped when it answers; a link being opened closes.
-            link = .idle
-            actions.append(.closeLink(reason))
-        case .up: actions.append(.closeLink(reason))
-        }
-    }
-
-    /// Once the link is gone and no local I/O runs, the local disk is flushed (always: a
-    /// node that stops serving as primary — disabled, demoted, shut down — leaves every
-    /// write it answered durable, whatever its disk cache held). Then a write whose local I/O
-    /// completed is on this node's disk and is answered as such, a FLUSH is answered if that
-    /// flush succeeded; anything else fails.
-    ///
-    /// A hand-over keeps the link through the flush and the demotion record, then sends
-    /// Demoted and hangs up: the peer may promote only once this node can no longer come
-    /// back as primary.
-    private mutating func checkStopped(into actions: inout [PrimaryNodeAction]) {
-        guard stopping, !stopped, link == .idle || handingOver, localWritesInFlight == 0, !localFlushInFlight,
-            !copyReadInFlight
-        else { return }
-        if stopFlushErrno == nil && !diskFailed {
-            stopFlushInFlight = true
-            localFlushInFlight = true
-            return actions.append(.flushLocal)
-        }
-        // Only now: a clean stop says this volume holds what the peer holds, which a power
-        // loss before the flush completed would make false (the cache dies, the record not).
-        recordStop(flushed: stopFlushErrno == 0 && !diskFailed, into: &actions)
-        if handingOver {
-            guard demotionRecorded else {
-                if !demotionRequested {
-                    demotionRequested = true
-                    actions.append(.recordDemotion)
-                }
-                return
-            }
-            if link == .up { actions.append(.sendDemoted) }
-            // The link's end arrives after `.stopped`, which ignores it.
-            hangUp("demoted for a planned failover", into: &actions)
-            setConnectionState(.standAlone, into: &actions)
-        }
-        let flushed = stopFlushErrno == 0 && !diskFailed
-        for index in tickets.indices {
-            let ticket = tickets[index]
-            let errno: Int32
-            switch ticket.kind {
-            case .free, .copyChunk: continue
-            case .write, .zeroes:
-                let local = ticket.issuedAll || ticket.kind == .write
-                errno = local && ticket.localPending == 0 && !ticket.failed && zeroing?.ticket != index ? 0 : PrimaryErrno.eio
-            case .flush:
-                errno = flushed ? 0 : PrimaryErrno.eio
-            }
-            actions.append(.answer(ticket.request, errno: errno))
-        }
-        while !queue.isEmpty { actions.append(.answer(queue.removeFirst().request, errno: PrimaryErrno.eio)) }
-        zeroing = nil
-        stopped = true
-        actions.append(.stopped)
-    }
-
-    // MARK: Link
-
-    private mutating func setConnectionState(_ state: ConnectionState, into actions: inout [PrimaryNodeAction]) {
-        guard state != connectionState else { return }
-        connectionState = state
-        actions.append(.notice(.connectionState(state)))
-    }
-
-    private mutating func dialIfDue(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
-        guard enabled, !stopping, config.hasPeer, link == .idle, nowNs >= nextDialNs else { return }
-        nextDialNs = nowNs + backoffNs
-        backoffNs = min(backoffNs * 2, config.backoffMaxNs)
-        link = .dialing
-        setConnectionState(.connecting, into: &actions)
-        actions.append(.dial)
-    }
-
-    private mutating func linkUp(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
-        precondition(link != .up, "link up twice")
-        link = .up
-        guard enabled, !stopping else {
-            return actions.append(.closeLink(stopping ? "resource stopping" : "disabled by the operator"))
-        }
-        // After a loss the next tick redials at once, then backs off from 250 ms again.
-        backoffNs = config.backoffInitialNs
-        nextDialNs = 0
-        confirmedOnLink = nil
-        setConnectionState(.connected, into: &actions)
-        drive(.connectionUp, nowNs: nowNs, into: &actions)
-    }
-
-    private mutating func linkDown(
-        _ reason: String, refusal: WireRefusal?, nowNs: UInt64, into actions: inout [PrimaryNodeAction]
-    ) {
-        link = .idle
-        if primary.isConnected { drive(.connectionDown, nowNs: nowNs, into: &actions) }
-        if refusal == .unrelatedData && basis != .fullCopy {
-            startFullCopy(because: reason, into: &actions)
-        }
-        if refusal == .diskFailed { actions.append(.notice(.peerDiskFailed(reason))) }
-        setConnectionState(enabled && !stopping ? .connecting : .standAlone, into: &actions)
-    }
-
-    /// The peer cannot continue from this session's basis: copy the whole volume.
-    private mutating func startFullCopy(because reason: String, into actions: inout [PrimaryNodeAction]) {
-        basis = .fullCopy
-        copyWanted = true
-        copyCursor = 0
-        invalidateCleanStop(into: &actions)
-        actions.append(.notice(.fullCopyStarted(reason: reason)))
-    }
-
-    private mutating func peerMessage(
-        _ message: SecondaryMessage, nowNs: UInt64, into actions: inout [PrimaryNodeAction]
-    ) {
-        // A message read before the link was dropped (e.g. after a violation) is stale.
-        guard link == .up, primary.isConnected else { return }
-        drive(.peerMessage(message), nowNs: nowNs, into: &actions)
-        guard case let .hello(_, copy) = message, primary.isPeerReady else { return }
-        peerHeard = true
-        // A peer that says it is inconsistent (it restarted after a crash) holds an epoch
-        // prefix only once the writes re-sent now are durable there.
-        let resent = primary.newestHeldEpoch
-        if copy == .inconsistent || copy == .failed, resent > primary.peerDurableEpoch {
-            peerInconsistentThroughEpoch = max(peerInconsistentThroughEpoch ?? 0, resent)
-        }
-    }
-
-    /// Tells the peer it holds every acknowledged write (SyncComplete), whenever that
-    /// becomes true: in sync mode once per link (writes are acknowledged only after the peer
-    /// applied them), in async mode each time the lag returns to 0 after new writes.
-    private mutating func confirmPeerIfInSync(into actions: inout [PrimaryNodeAction]) {
-        guard isPeerReady, !copyWanted else { return }
-        let sync = config.primary.mode == .sync
-        guard sync || primary.lagBytes == 0 else { return }
-        // Async: only through the acknowledged prefix. A write admitted but not yet
-        // acknowledged may be acknowledged before the peer applied it, so the peer's UpToDate
-        // must not cover it; once it arrives there the peer is Consistent until the next
-        // SyncComplete. Sync: every write is acknowledged only after the peer applied it.
-        let through = sync ? primary.lastSequence : primary.acknowledgedThroughSequence
-        if confirmedOnLink == nil || (!sync && confirmedOnLink != through) {
-            confirmedOnLink = through
-            actions.append(.sendSyncComplete(throughSequence: through))
+    private mutating func localFlushDone(errno: Int32, nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
+        precondition(localFlushInFlight, "a flush result without a flush")
+        localFlushInFlight = false
+        if errno != 0 { failDisk("flush", errno, into: &actions) }
+        if stopFlushInFlight {
+            stopFlushInFlight = false
+            stopFlushErrno = errno
+        } else {
+            drive(.localFlushCompleted, nowNs: nowNs, into: &actions)
         }
     }
 }

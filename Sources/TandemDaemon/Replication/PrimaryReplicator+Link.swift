@@ -1,5 +1,5 @@
 // PrimaryReplicator's peer link: dialling when the node says so (the address is looked up
-// at every dial, off the loop thread), validating the secondary's Hello, feeding the link's
+// at every dial, off the loop thread), asking the node about the Hello, feeding the link's
 // life and the secondary's messages to the node, and encoding the node's messages onto the
 // link (a Data frame's payload straight from the retained store, LZ4-compressed into scratch
 // when configured).
@@ -50,16 +50,10 @@ extension PrimaryReplicator: PeerLinkDelegate {
     func noteRefusal(_ reason: String) { noteFailure(reason) }
 
     func peerLink(_ link: PeerLink, validate hello: WireHello) -> PeerLinkVerdict {
-        guard hello.resourceName == resource else {
-            return .refuse(.unknownResource, "expected resource '\(resource)', peer names '\(hello.resourceName)'")
+        switch node.judgePeerHello(hello, resourceName: resource) {
+        case .accept: return .accept(delegate: self, hello: nil)
+        case let .refuse(code, reason): return .refuse(code, reason)
         }
-        guard hello.volumeSizeBytes == volume.sizeBytes else {
-            return .refuse(.sizeMismatch, "local volume has \(volume.sizeBytes) bytes, peer \(hello.volumeSizeBytes)")
-        }
-        guard hello.role == .secondary else {
-            return .refuse(.roleConflict, "this node is primary and so is the peer")
-        }
-        return .accept(delegate: self, hello: nil)
     }
 
     func peerLinkEstablished(_ link: PeerLink) {

@@ -1,0 +1,157 @@
+// PrimaryNode's admission: every application request enters one bounded FIFO and its head is
+// admitted when ReplicationPrimary has room, it overlaps no admitted unanswered write (the
+// overlap rule) and no full-copy read is due or in flight. A WRITE_ZEROES is admitted chunk by
+// chunk; TRIM is answered at once. An admitted request is a ticket until it is answered.
+
+extension PrimaryNode {
+    // MARK: Admission
+
+    mutating func receive(
+        _ id: RequestID, _ request: ApplicationRequest, into actions: inout [PrimaryNodeAction]
+    ) {
+        if stopping || draining || diskFailed {
+            // Planned failover: read-only from now on; a stopping node or a failed disk: EIO.
+            let errno = stopping || diskFailed ? PrimaryErrno.eio : PrimaryErrno.erofs
+            return actions.append(.answer(id, errno: errno))
+        }
+        switch request {
+        case .trim:
+            // Trimmed blocks may read back as anything; doing nothing on both nodes keeps
+            // the replicas identical, which a local-only discard would not.
+            return actions.append(.answer(id, errno: 0))
+        case let .write(_, length, _):
+            if length == 0 || UInt64(length) > config.primary.bufferBytesMax {
+                return actions.append(.answer(id, errno: PrimaryErrno.eio))
+            }
+            invalidateCleanStop(into: &actions)
+        case let .writeZeroes(_, length, _):
+            if length == 0 { return actions.append(.answer(id, errno: 0)) }
+            invalidateCleanStop(into: &actions)
+        case .flush:
+            break
+        }
+        guard !queue.isFull else { return actions.append(.answer(id, errno: PrimaryErrno.enomem)) }
+        queue.append(Queued(request: id, kind: request))
+    }
+
+    mutating func invalidateCleanStop(into actions: inout [PrimaryNodeAction]) {
+        guard !cleanStopInvalidated else { return }
+        cleanStopInvalidated = true
+        actions.append(.invalidateCleanStop)
+    }
+
+    /// Admits queued requests in order while there is room, nothing overlaps and no copy
+    /// read is due or in flight.
+    mutating func admitQueued(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
+        isBlocked = false
+        while !stopping {
+            if diskFailed {
+                // The failed request and every later mutation (and flush) fail.
+                if let zeroes = zeroing {
+                    tickets[zeroes.ticket].failed = true
+                    tickets[zeroes.ticket].issuedAll = true
+                    zeroing = nil
+                    if tickets[zeroes.ticket].writesOutstanding == 0 {
+                        actions.append(.answer(tickets[zeroes.ticket].request, errno: PrimaryErrno.eio))
+                        freeTicket(zeroes.ticket)
+                    }
+                }
+                while !queue.isEmpty {
+                    actions.append(.answer(queue.removeFirst().request, errno: PrimaryErrno.eio))
+                }
+                return
+            }
+            if copyReadInFlight || copyWaitingForQuiet { return }
+            if zeroing != nil {
+                guard admitZeroChunks(nowNs: nowNs, into: &actions) else { return }
+                continue
+            }
+            guard let head = queue.first else { return }
+            switch head.kind {
+            case .flush:
+                guard primary.canAdmitFlush else { isBlocked = true; return }
+                queue.removeFirst()
+                let ticket = allocateTicket(.flush, request: head.request, start: 0, end: 0)
+                drive(.flushSubmitted(request: RequestID(ticket)), nowNs: nowNs, into: &actions)
+            case let .write(offset, length, fua):
+                if overlapsUnanswered(start: offset, end: offset + UInt64(length)) { return }
+                guard primary.canAdmitWrite(lengthBytes: length) else { isBlocked = true; return }
+                queue.removeFirst()
+                let ticket = allocateTicket(.write, request: head.request, start: offset, end: offset + UInt64(length))
+                tickets[ticket].writesOutstanding = 1
+                drive(.writeSubmitted(request: RequestID(ticket), offsetBytes: offset, lengthBytes: length, fua: fua),
+                      nowNs: nowNs, into: &actions)
+            case let .writeZeroes(offset, length, fua):
+                if overlapsUnanswered(start: offset, end: offset + length) { return }
+                guard primary.canAdmitWrite(lengthBytes: UInt32(min(UInt64(config.chunkBytes), length))) else {
+                    isBlocked = true
+                    return
+                }
+                queue.removeFirst()
+                let ticket = allocateTicket(.zeroes, request: head.request, start: offset, end: offset + length)
+                zeroing = Zeroing(ticket: ticket, cursor: offset, end: offset + length, fua: fua)
+            case .trim:
+                preconditionFailure("TRIM is answered on arrival")
+            }
+        }
+    }
+
+    /// Admits the zero chunks of the WRITE_ZEROES in progress while there is room; true
+    /// when every chunk is admitted.
+    private mutating func admitZeroChunks(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) -> Bool {
+        guard var zeroes = zeroing else { return true }
+        while zeroes.cursor < zeroes.end {
+            let length = UInt32(min(UInt64(config.chunkBytes), zeroes.end - zeroes.cursor))
+            guard primary.canAdmitWrite(lengthBytes: length) else {
+                zeroing = zeroes
+                isBlocked = true
+                return false
+            }
+            let offset = zeroes.cursor
+            zeroes.cursor += UInt64(length)
+            let last = zeroes.cursor == zeroes.end
+            tickets[zeroes.ticket].writesOutstanding += 1
+            if last { tickets[zeroes.ticket].issuedAll = true }
+            zeroing = last ? nil : zeroes
+            drive(.writeSubmitted(request: RequestID(zeroes.ticket), offsetBytes: offset, lengthBytes: length,
+                                  fua: zeroes.fua), nowNs: nowNs, into: &actions)
+        }
+        return true
+    }
+
+    // MARK: Tickets
+
+    mutating func allocateTicket(_ kind: Ticket.Kind, request: RequestID, start: UInt64, end: UInt64) -> Int {
+        guard let ticket = freeTickets.popLast() else { preconditionFailure("more tickets than admitted requests") }
+        tickets[ticket] = Ticket(kind: kind, request: request, start: start, end: end)
+        if kind == .write || kind == .zeroes || kind == .copyChunk {
+            tickets[ticket].activePosition = active.count
+            active.append(ticket)
+        }
+        return ticket
+    }
+
+    mutating func freeTicket(_ ticket: Int) {
+        let position = tickets[ticket].activePosition
+        if position >= 0 {
+            let last = active.removeLast()
+            if position < active.count {
+                active[position] = last
+                tickets[last].activePosition = position
+            }
+        }
+        tickets[ticket] = Ticket()
+        freeTickets.append(ticket)
+    }
+
+    /// The overlap rule: a mutation that overlaps an admitted write not yet answered waits
+    /// until that one is answered. NBD leaves the order of overlapping requests to the
+    /// client, but two replicas may not choose differently: once the earlier is answered its
+    /// epoch is closed, so the secondary applies the later one after it.
+    private func overlapsUnanswered(start: UInt64, end: UInt64) -> Bool {
+        for ticket in active where start < tickets[ticket].end && tickets[ticket].start < end {
+            return true
+        }
+        return false
+    }
+}

@@ -1,0 +1,127 @@
+// PrimaryNode's link: the operator's enable and disable, dialling with backoff, the peer's
+// Hello (resource, size, role), the link's up and down (a peer's `unrelated-data` refusal
+// starts a full copy, `disk-failed` is reported), the peer's messages (its ReplicaHello says
+// what its copy holds) and SyncComplete, which tells the peer it holds every acknowledged
+// write.
+
+extension PrimaryNode {
+    // MARK: Link
+
+    mutating func enable(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
+        guard !stopping else { return }
+        enabled = true
+        nextDialNs = 0
+        backoffNs = config.backoffInitialNs
+        setConnectionState(.connecting, into: &actions)
+        dialIfDue(nowNs: nowNs, into: &actions)
+    }
+
+    mutating func disable(into actions: inout [PrimaryNodeAction]) {
+        // The stop is recorded by `.stop`, after the local flush (checkStopped).
+        enabled = false
+        hangUp("disabled by the operator", into: &actions)
+        setConnectionState(.standAlone, into: &actions)
+    }
+
+    /// Judges the Hello of the peer this node dialled, as `SecondaryNode` judges a primary's:
+    /// the peer must serve the same resource, on a volume of the same size, as secondary. Its
+    /// certificate was checked against the configured peer by TLS already. The resource's name
+    /// is the driver's (the node's config does not carry it). Changes nothing.
+    public func judgePeerHello(_ hello: WireHello, resourceName: String) -> PeerHelloVerdict {
+        guard hello.resourceName == resourceName else {
+            return .refuse(.unknownResource, "expected resource '\(resourceName)', peer names '\(hello.resourceName)'")
+        }
+        guard hello.volumeSizeBytes == config.volumeSizeBytes else {
+            return .refuse(.sizeMismatch,
+                           "local volume has \(config.volumeSizeBytes) bytes, peer \(hello.volumeSizeBytes)")
+        }
+        guard hello.role == .secondary else {
+            return .refuse(.roleConflict, "this node is primary and so is the peer")
+        }
+        return .accept
+    }
+
+    mutating func setConnectionState(_ state: ConnectionState, into actions: inout [PrimaryNodeAction]) {
+        guard state != connectionState else { return }
+        connectionState = state
+        actions.append(.notice(.connectionState(state)))
+    }
+
+    mutating func dialIfDue(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
+        guard enabled, !stopping, config.hasPeer, link == .idle, nowNs >= nextDialNs else { return }
+        nextDialNs = nowNs + backoffNs
+        backoffNs = min(backoffNs * 2, config.backoffMaxNs)
+        link = .dialing
+        setConnectionState(.connecting, into: &actions)
+        actions.append(.dial)
+    }
+
+    mutating func linkUp(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
+        precondition(link != .up, "link up twice")
+        link = .up
+        guard enabled, !stopping else {
+            return actions.append(.closeLink(stopping ? "resource stopping" : "disabled by the operator"))
+        }
+        // After a loss the next tick redials at once, then backs off from 250 ms again.
+        backoffNs = config.backoffInitialNs
+        nextDialNs = 0
+        confirmedOnLink = nil
+        setConnectionState(.connected, into: &actions)
+        drive(.connectionUp, nowNs: nowNs, into: &actions)
+    }
+
+    mutating func linkDown(
+        _ reason: String, refusal: WireRefusal?, nowNs: UInt64, into actions: inout [PrimaryNodeAction]
+    ) {
+        link = .idle
+        if primary.isConnected { drive(.connectionDown, nowNs: nowNs, into: &actions) }
+        if refusal == .unrelatedData && basis != .fullCopy {
+            startFullCopy(because: reason, into: &actions)
+        }
+        if refusal == .diskFailed { actions.append(.notice(.peerDiskFailed(reason))) }
+        setConnectionState(enabled && !stopping ? .connecting : .standAlone, into: &actions)
+    }
+
+    /// The peer cannot continue from this session's basis: copy the whole volume.
+    private mutating func startFullCopy(because reason: String, into actions: inout [PrimaryNodeAction]) {
+        basis = .fullCopy
+        copyWanted = true
+        copyCursor = 0
+        invalidateCleanStop(into: &actions)
+        actions.append(.notice(.fullCopyStarted(reason: reason)))
+    }
+
+    mutating func peerMessage(
+        _ message: SecondaryMessage, nowNs: UInt64, into actions: inout [PrimaryNodeAction]
+    ) {
+        // A message read before the link was dropped (e.g. after a violation) is stale.
+        guard link == .up, primary.isConnected else { return }
+        drive(.peerMessage(message), nowNs: nowNs, into: &actions)
+        guard case let .hello(_, copy) = message, primary.isPeerReady else { return }
+        peerHeard = true
+        // A peer that says it is inconsistent (it restarted after a crash) holds an epoch
+        // prefix only once the writes re-sent now are durable there.
+        let resent = primary.newestHeldEpoch
+        if copy == .inconsistent || copy == .failed, resent > primary.peerDurableEpoch {
+            peerInconsistentThroughEpoch = max(peerInconsistentThroughEpoch ?? 0, resent)
+        }
+    }
+
+    /// Tells the peer it holds every acknowledged write (SyncComplete), whenever that
+    /// becomes true: in sync mode once per link (writes are acknowledged only after the peer
+    /// applied them), in async mode each time the lag returns to 0 after new writes.
+    mutating func confirmPeerIfInSync(into actions: inout [PrimaryNodeAction]) {
+        guard isPeerReady, !copyWanted else { return }
+        let sync = config.primary.mode == .sync
+        guard sync || primary.lagBytes == 0 else { return }
+        // Async: only through the acknowledged prefix. A write admitted but not yet
+        // acknowledged may be acknowledged before the peer applied it, so the peer's UpToDate
+        // must not cover it; once it arrives there the peer is Consistent until the next
+        // SyncComplete. Sync: every write is acknowledged only after the peer applied it.
+        let through = sync ? primary.lastSequence : primary.acknowledgedThroughSequence
+        if confirmedOnLink == nil || (!sync && confirmedOnLink != through) {
+            confirmedOnLink = through
+            actions.append(.sendSyncComplete(throughSequence: through))
+        }
+    }
+}

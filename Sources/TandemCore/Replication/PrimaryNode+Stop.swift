@@ -1,0 +1,110 @@
+// PrimaryNode's end: a stop (disable, shutdown, demotion) hangs up, waits for local I/O,
+// flushes the local disk, records the stop (clean only after that flush), answers everything
+// held and says `.stopped`. A planned failover's hand-over keeps the link through the flush
+// and the demotion record, then sends Demoted. A failure of the local disk is noted once
+// here; admission then fails every later mutation and the stop's record is not clean.
+
+extension PrimaryNode {
+    // MARK: Stop
+
+    mutating func beginStop(into actions: inout [PrimaryNodeAction]) {
+        // A hand-over whose demotion is not asked for yet is called off: this node stays
+        // primary and the peer, never told, stays secondary.
+        if handingOver && !demotionRequested { handingOver = false }
+        stopping = true
+        enabled = false
+        hangUp("resource stopping", into: &actions)
+        setConnectionState(.standAlone, into: &actions)
+    }
+
+    mutating func beginHandOver() {
+        guard !stopping else { return }
+        stopping = true
+        handingOver = true
+        enabled = false
+    }
+
+    mutating func demotionWasRecorded() {
+        precondition(demotionRequested, "a demotion recorded that was not asked for")
+        demotionRecorded = true
+    }
+
+    private mutating func recordStop(flushed: Bool, into actions: inout [PrimaryNodeAction]) {
+        guard !stopRecorded else { return }
+        stopRecorded = true
+        actions.append(.recordStop(cleanStop: flushed ? cleanStopValue : 0))
+    }
+
+    mutating func hangUp(_ reason: String, into actions: inout [PrimaryNodeAction]) {
+        switch link {
+        case .idle: break
+        case .dialing:
+            // A dial being resolved is dropped when it answers; a link being opened closes.
+            link = .idle
+            actions.append(.closeLink(reason))
+        case .up: actions.append(.closeLink(reason))
+        }
+    }
+
+    /// Once the link is gone and no local I/O runs, the local disk is flushed (always: a
+    /// node that stops serving as primary — disabled, demoted, shut down — leaves every
+    /// write it answered durable, whatever its disk cache held). Then a write whose local I/O
+    /// completed is on this node's disk and is answered as such, a FLUSH is answered if that
+    /// flush succeeded; anything else fails.
+    ///
+    /// A hand-over keeps the link through the flush and the demotion record, then sends
+    /// Demoted and hangs up: the peer may promote only once this node can no longer come
+    /// back as primary.
+    mutating func checkStopped(into actions: inout [PrimaryNodeAction]) {
+        guard stopping, !stopped, link == .idle || handingOver, localWritesInFlight == 0, !localFlushInFlight,
+            !copyReadInFlight
+        else { return }
+        if stopFlushErrno == nil && !diskFailed {
+            stopFlushInFlight = true
+            localFlushInFlight = true
+            return actions.append(.flushLocal)
+        }
+        // Only now: a clean stop says this volume holds what the peer holds, which a power
+        // loss before the flush completed would make false (the cache dies, the record not).
+        recordStop(flushed: stopFlushErrno == 0 && !diskFailed, into: &actions)
+        if handingOver {
+            guard demotionRecorded else {
+                if !demotionRequested {
+                    demotionRequested = true
+                    actions.append(.recordDemotion)
+                }
+                return
+            }
+            if link == .up { actions.append(.sendDemoted) }
+            // The link's end arrives after `.stopped`, which ignores it.
+            hangUp("demoted for a planned failover", into: &actions)
+            setConnectionState(.standAlone, into: &actions)
+        }
+        let flushed = stopFlushErrno == 0 && !diskFailed
+        for index in tickets.indices {
+            let ticket = tickets[index]
+            let errno: Int32
+            switch ticket.kind {
+            case .free, .copyChunk: continue
+            case .write, .zeroes:
+                let local = ticket.issuedAll || ticket.kind == .write
+                errno = local && ticket.localPending == 0 && !ticket.failed && zeroing?.ticket != index ? 0 : PrimaryErrno.eio
+            case .flush:
+                errno = flushed ? 0 : PrimaryErrno.eio
+            }
+            actions.append(.answer(ticket.request, errno: errno))
+        }
+        while !queue.isEmpty { actions.append(.answer(queue.removeFirst().request, errno: PrimaryErrno.eio)) }
+        zeroing = nil
+        stopped = true
+        actions.append(.stopped)
+    }
+
+    // MARK: Disk failure
+
+    mutating func failDisk(_ operation: String, _ errno: Int32, into actions: inout [PrimaryNodeAction]) {
+        guard !diskFailed else { return }
+        diskFailed = true
+        actions.append(.notice(.diskFailed(operation: operation, errno: errno)))
+    }
+}
