@@ -47,8 +47,12 @@ public struct PrimaryNode: Sendable {
     public private(set) var primary: ReplicationPrimary
     private var inner: [PrimaryAction] = []
 
-    var tickets: [Ticket]
-    private var freeTickets: [Int]
+    /// Allocated on demand up to `ticketsMax` (an idle node holds none; docs/benchmarks.md,
+    /// "Per-pair memory"), and handed out in the same order as from a full table: freed
+    /// tickets first, last freed first, then the next new one.
+    var tickets: [Ticket] = []
+    private var freeTickets: [Int] = []
+    private let ticketsMax: Int
     /// Tickets of writes, zeroes and copy chunks admitted and not answered (acknowledged, for
     /// a chunk): the overlap rule scans them.
     private var active: [Int]
@@ -110,11 +114,8 @@ public struct PrimaryNode: Sendable {
         self.session = session
         self.basis = basis
         primary = ReplicationPrimary(config: config.primary)
-        let ticketCount = config.primary.writesInFlightMax + config.primary.flushesPendingMax + 1
-        tickets = Array(repeating: Ticket(), count: ticketCount)
-        freeTickets = Array((0..<ticketCount).reversed())
+        ticketsMax = config.primary.writesInFlightMax + config.primary.flushesPendingMax + 1
         active = []
-        active.reserveCapacity(ticketCount)
         ticketOfSequence = Array(repeating: -1, count: config.primary.writesInFlightMax)
         queue = BoundedQueue(capacity: config.requestsQueuedMax)
         inner.reserveCapacity(256)
@@ -346,7 +347,14 @@ public struct PrimaryNode: Sendable {
     // MARK: Tickets
 
     mutating func allocateTicket(_ kind: Ticket.Kind, request: RequestID, start: UInt64, end: UInt64) -> Int {
-        guard let ticket = freeTickets.popLast() else { preconditionFailure("more tickets than admitted requests") }
+        let ticket: Int
+        if let free = freeTickets.popLast() {
+            ticket = free
+        } else {
+            precondition(tickets.count < ticketsMax, "more tickets than admitted requests")
+            ticket = tickets.count
+            tickets.append(Ticket())
+        }
         tickets[ticket] = Ticket(kind: kind, request: request, start: start, end: end)
         if kind == .write || kind == .zeroes || kind == .copyChunk {
             tickets[ticket].activePosition = active.count

@@ -16,6 +16,10 @@ final class ReplicationContext {
     /// Client side (the primary dials); the expected name is set per connection.
     private var clientContexts: [String: TLSContext] = [:]
     private var serverContext: TLSContext?
+    /// One chunk of zeros (`PrimaryReplicator.chunkBytes`) that every primary's write-zeroes
+    /// and zero chunks point at: shared per daemon rather than 1 MiB per pair, and read-only,
+    /// so that a stray write into it stops the daemon instead of corrupting every resource.
+    private(set) lazy var zeroChunk: UnsafeMutableRawPointer = Self.makeZeroChunk()
 
     init(loop: EventLoop, config: DaemonConfig, events: EventHub, logger: Logger) {
         self.loop = loop
@@ -35,6 +39,15 @@ final class ReplicationContext {
     func newerHandshakeFailure(than ns: UInt64) -> String? {
         guard let handshakeFailure, handshakeFailure.ns > ns else { return nil }
         return handshakeFailure.message
+    }
+
+    private static func makeZeroChunk() -> UnsafeMutableRawPointer {
+        var memory: UnsafeMutableRawPointer? = nil
+        precondition(posix_memalign(&memory, 4096, PrimaryReplicator.chunkBytes) == 0 && memory != nil,
+                     "zero chunk allocation")
+        memset(memory!, 0, PrimaryReplicator.chunkBytes)
+        precondition(mprotect(memory!, PrimaryReplicator.chunkBytes, PROT_READ) == 0, "zero chunk mprotect")
+        return memory!  // lives as long as the daemon
     }
 
     static func nowNs() -> UInt64 {
