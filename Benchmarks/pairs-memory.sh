@@ -2,9 +2,11 @@
 # Idle memory and CPU per connected pair: two tandemd processes (release build, TLS on
 # loopback, started as Benchmarks/pair.sh's start_pair does), N resources replicated from
 # alpha (primary) to beta (secondary), all Connected and idle. Reports, for each daemon:
-# RSS before any resource and with N connected pairs, the difference per pair, the CPU it
-# used over IDLE_SECONDS of idleness (utime+stime from /proc/PID/stat), per pair, and its
-# open descriptors.
+# RSS (VmRSS) before any resource and with N connected pairs, the difference per pair and
+# how much of it is anonymous memory (RssAnon: the daemon's own heap and buffers; the rest
+# is library code paged in once, by the first pair, whatever N), the CPU it used over
+# IDLE_SECONDS of idleness (utime+stime from /proc/PID/stat), per pair, and its open
+# descriptors.
 #
 # Commands (WORK = a fresh BENCH_DIR/pairs.XXXXXX):
 #   scripts/make-certs.sh WORK/certs alpha beta
@@ -32,6 +34,8 @@
 #   BENCH_DIR        where the volumes live (default .bench/ in the repository)
 #   BENCH_CONNECT_TIMEOUT  seconds to wait for all pairs to connect (default 120)
 #   PAIRS_KEEP=1     keep WORK (logs) after a successful run
+#   PAIRS_BIN        a directory holding tandemd to measure instead of this checkout's release
+#                    build (for a before/after of another commit)
 # Rerun: Benchmarks/pairs-memory.sh 256    (prints a markdown table on stdout)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,8 +63,13 @@ needed_fds=$((pairs * 3 + 256))
 
 scripts/setup.sh
 mkdir -p "$bench_dir"
-swift build -c release >/dev/null || die "swift build -c release failed"
-bin="$(swift build -c release --show-bin-path)"
+if [[ -n "${PAIRS_BIN:-}" ]]; then
+    bin="$PAIRS_BIN"
+    [[ -x "$bin/tandemd" ]] || die "PAIRS_BIN: no tandemd in $bin"
+else
+    swift build -c release >/dev/null || die "swift build -c release failed"
+    bin="$(swift build -c release --show-bin-path)"
+fi
 work="$(mktemp -d "$bench_dir/pairs.XXXXXX")"
 
 source Benchmarks/lib/processes.sh
@@ -96,8 +105,8 @@ port_a="$(python3 Benchmarks/pair.py free-port)"
 port_b="$(python3 Benchmarks/pair.py free-port)"
 start_node beta "$port_b"
 start_node alpha "$port_a"
-read -r base_rss_alpha _ base_fds_alpha _ < <(python3 Benchmarks/lib/pairs.py sample "$pid_alpha")
-read -r base_rss_beta _ base_fds_beta _ < <(python3 Benchmarks/lib/pairs.py sample "$pid_beta")
+read -r base_rss_alpha base_anon_alpha _ base_fds_alpha < <(python3 Benchmarks/lib/pairs.py sample "$pid_alpha")
+read -r base_rss_beta base_anon_beta _ base_fds_beta < <(python3 Benchmarks/lib/pairs.py sample "$pid_beta")
 
 started=$SECONDS
 python3 Benchmarks/lib/pairs.py create "$work/alpha.ctl" "$work/beta.ctl" "$work" "$pairs" "$mode" \
@@ -109,23 +118,24 @@ done
 echo "pairs-memory: $pairs $mode pairs Connected after $((SECONDS - started)) s" >&2
 sleep "$settle_seconds"
 
-read -r rss_alpha ticks0_alpha fds_alpha threads_alpha < <(python3 Benchmarks/lib/pairs.py sample "$pid_alpha")
-read -r rss_beta ticks0_beta fds_beta threads_beta < <(python3 Benchmarks/lib/pairs.py sample "$pid_beta")
+read -r rss_alpha anon_alpha ticks0_alpha fds_alpha < <(python3 Benchmarks/lib/pairs.py sample "$pid_alpha")
+read -r rss_beta anon_beta ticks0_beta fds_beta < <(python3 Benchmarks/lib/pairs.py sample "$pid_beta")
 sleep "$idle_seconds"
-read -r _ ticks1_alpha _ _ < <(python3 Benchmarks/lib/pairs.py sample "$pid_alpha")
-read -r _ ticks1_beta _ _ < <(python3 Benchmarks/lib/pairs.py sample "$pid_beta")
+read -r _ _ ticks1_alpha _ < <(python3 Benchmarks/lib/pairs.py sample "$pid_alpha")
+read -r _ _ ticks1_beta _ < <(python3 Benchmarks/lib/pairs.py sample "$pid_beta")
 hz="$(getconf CLK_TCK)"
 
-echo "| node | RSS idle, no resource (MiB) | RSS, $pairs pairs Connected (MiB) | per pair (MiB) | idle CPU over ${idle_seconds} s (%) | per pair (µs/s) | descriptors (per pair) |"
-echo "|---|---|---|---|---|---|---|"
+echo "| node | RSS, no resource (MiB) | RSS, $pairs pairs Connected (MiB) | RSS per pair (MiB) | of which anonymous (MiB) | idle CPU over ${idle_seconds} s (%) | per pair (µs/s) | descriptors (per pair) |"
+echo "|---|---|---|---|---|---|---|---|"
 for node in alpha beta; do
-    eval "base=\$base_rss_$node rss=\$rss_$node t0=\$ticks0_$node t1=\$ticks1_$node fds=\$fds_$node bfds=\$base_fds_$node"
-    python3 - "$node" "$base" "$rss" "$t0" "$t1" "$hz" "$idle_seconds" "$pairs" "$fds" "$bfds" <<'PY'
+    eval "base=\$base_rss_$node rss=\$rss_$node banon=\$base_anon_$node anon=\$anon_$node"
+    eval "t0=\$ticks0_$node t1=\$ticks1_$node fds=\$fds_$node bfds=\$base_fds_$node"
+    python3 - "$node" "$base" "$rss" "$banon" "$anon" "$t0" "$t1" "$hz" "$idle_seconds" "$pairs" "$fds" "$bfds" <<'PY'
 import sys
-node, base, rss, t0, t1, hz, idle, pairs, fds, bfds = sys.argv[1], *map(float, sys.argv[2:])
+node, base, rss, banon, anon, t0, t1, hz, idle, pairs, fds, bfds = sys.argv[1], *map(float, sys.argv[2:])
 role = "alpha (primary)" if node == "alpha" else "beta (secondary)"
 cpu = (t1 - t0) / hz / idle
 print(f"| {role} | {base / 1024:.1f} | {rss / 1024:.1f} | {(rss - base) / 1024 / pairs:.3f} | "
-      f"{cpu * 100:.2f} | {cpu * 1e6 / pairs:.1f} | {int(fds)} ({(fds - bfds) / pairs:.1f}) |")
+      f"{(anon - banon) / 1024 / pairs:.3f} | {cpu * 100:.2f} | {cpu * 1e6 / pairs:.1f} | {int(fds)} ({(fds - bfds) / pairs:.1f}) |")
 PY
 done

@@ -9,7 +9,8 @@
       polls `status` (all resources) every 0.5 s until N resources report
       connection_state Connected; exit 1 with a count on timeout.
   pairs.py sample PID
-      prints "rss_kib cpu_ticks fds threads" of PID from /proc.
+      prints "rss_kib anon_kib cpu_ticks fds" of PID from /proc (VmRSS, RssAnon,
+      utime+stime, open descriptors).
 """
 import json, os, socket, sys, time
 
@@ -72,12 +73,12 @@ def sample(pid):
     status = open(f"/proc/{pid}/status").read().split("\n")
     fields = dict(line.split(":", 1) for line in status if ":" in line)
     rss_kib = int(fields["VmRSS"].split()[0])
-    threads = int(fields["Threads"])
+    anon_kib = int(fields["RssAnon"].split()[0])
     stat = open(f"/proc/{pid}/stat").read()
     after = stat[stat.rindex(")") + 2:].split()
     ticks = int(after[11]) + int(after[12])  # utime, stime: fields 14 and 15
     fds = len(os.listdir(f"/proc/{pid}/fd"))
-    print(rss_kib, ticks, fds, threads)
+    print(rss_kib, anon_kib, ticks, fds)
     return 0
 
 

@@ -58,7 +58,8 @@ public struct PrimaryNode: Sendable {
     private var active: [Int]
     /// The ticket of each held sequence (`sequence % count`): the store holds at most
     /// `writesInFlightMax` contiguous sequences.
-    private var ticketOfSequence: [Int]
+    /// Allocated at the first local write (an idle node never needs it).
+    private var ticketOfSequence: [Int] = []
     private var queue: BoundedQueue<Queued>
     var zeroing: Zeroing?
     /// The head of the queue waits for room in the buffer (not for an overlap).
@@ -116,7 +117,6 @@ public struct PrimaryNode: Sendable {
         primary = ReplicationPrimary(config: config.primary)
         ticketsMax = config.primary.writesInFlightMax + config.primary.flushesPendingMax + 1
         active = []
-        ticketOfSequence = Array(repeating: -1, count: config.primary.writesInFlightMax)
         queue = BoundedQueue(capacity: config.requestsQueuedMax)
         inner.reserveCapacity(256)
         backoffNs = config.backoffInitialNs
@@ -272,6 +272,9 @@ public struct PrimaryNode: Sendable {
             switch inner[index] {
             case var .submitLocalWrite(write):
                 let ticket = Int(write.request)
+                if ticketOfSequence.isEmpty {
+                    ticketOfSequence = Array(repeating: -1, count: config.primary.writesInFlightMax)
+                }
                 ticketOfSequence[slot(write.sequence)] = ticket
                 write.request = tickets[ticket].request
                 switch tickets[ticket].kind {
@@ -323,7 +326,7 @@ public struct PrimaryNode: Sendable {
         actions.append(.release(throughSequence: released))
     }
 
-    private func slot(_ sequence: WriteSequence) -> Int { Int(sequence % UInt64(ticketOfSequence.count)) }
+    private func slot(_ sequence: WriteSequence) -> Int { Int(sequence % UInt64(config.primary.writesInFlightMax)) }
 
     private mutating func writeAcknowledged(_ ticket: Int, into actions: inout [PrimaryNodeAction]) {
         tickets[ticket].writesOutstanding -= 1
@@ -507,6 +510,7 @@ public struct PrimaryNode: Sendable {
     private mutating func localWriteDone(
         _ sequence: WriteSequence, errno: Int32, nowNs: UInt64, into actions: inout [PrimaryNodeAction]
     ) {
+        precondition(!ticketOfSequence.isEmpty, "a local write result before any local write")
         let ticket = ticketOfSequence[slot(sequence)]
         precondition(ticket >= 0 && tickets[ticket].localPending > 0, "a local write result for \(sequence)")
         tickets[ticket].localPending -= 1
