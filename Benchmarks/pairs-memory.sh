@@ -34,6 +34,9 @@
 #   BENCH_DIR        where the volumes live (default .bench/ in the repository)
 #   BENCH_CONNECT_TIMEOUT  seconds to wait for all pairs to connect (default 120)
 #   PAIRS_KEEP=1     keep WORK (logs) after a successful run
+#   PAIRS_ALLOCS=1   also count heap allocations (malloc/calloc/realloc) over the idle
+#                    window, with Benchmarks/tools/malloccount.c preloaded into both daemons
+#                    as Benchmarks/allocations-pair.sh does (the counter adds a little RSS)
 #   PAIRS_BIN        a directory holding tandemd to measure instead of this checkout's release
 #                    build (for a before/after of another commit)
 # Rerun: Benchmarks/pairs-memory.sh 256    (prints a markdown table on stdout)
@@ -88,12 +91,19 @@ cleanup() {
 trap cleanup EXIT
 
 scripts/make-certs.sh "$work/certs" alpha beta >/dev/null || die "scripts/make-certs.sh failed"
+preload=()
+if [[ "${PAIRS_ALLOCS:-0}" == 1 ]]; then
+    source Benchmarks/lib/alloc-common.sh
+    alloc_build_counter "$work/malloccount.so" || die "cannot compile Benchmarks/tools/malloccount.c"
+    preload=(env LD_PRELOAD="$work/malloccount.so")
+fi
 mkdir -p "$work/alpha" "$work/beta"
 
 start_node() { # node port
     local node="$1" port="$2" pid
+    # env (when preloading) execs tandemd, so the pid start-tandemd.py prints is tandemd's.
     pid="$(python3 scripts/lib/start-tandemd.py --log "$work/$node.log" -- \
-        "$bin/tandemd" --node-name "$node" --state-dir "$work/state-$node" \
+        "${preload[@]}" "$bin/tandemd" --node-name "$node" --state-dir "$work/state-$node" \
         --control-socket "$work/$node.ctl" --listen "127.0.0.1:$port" \
         --tls-ca "$work/certs/ca.crt" --tls-cert "$work/certs/$node.crt" --tls-key "$work/certs/$node.key")" ||
         die "tandemd $node did not start; see $work/$node.log"
@@ -120,7 +130,16 @@ sleep "$settle_seconds"
 
 read -r rss_alpha anon_alpha ticks0_alpha fds_alpha < <(python3 Benchmarks/lib/pairs.py sample "$pid_alpha")
 read -r rss_beta anon_beta ticks0_beta fds_beta < <(python3 Benchmarks/lib/pairs.py sample "$pid_beta")
+if ((${#preload[@]} > 0)); then
+    allocs0_alpha="$(alloc_count "$pid_alpha" "$work/alpha.log")"
+    allocs0_beta="$(alloc_count "$pid_beta" "$work/beta.log")"
+fi
 sleep "$idle_seconds"
+if ((${#preload[@]} > 0)); then
+    allocs1_alpha="$(alloc_count "$pid_alpha" "$work/alpha.log")"
+    allocs1_beta="$(alloc_count "$pid_beta" "$work/beta.log")"
+    echo "pairs-memory: heap allocations over ${idle_seconds} s idle: alpha $((allocs1_alpha - allocs0_alpha)), beta $((allocs1_beta - allocs0_beta))" >&2
+fi
 read -r _ _ ticks1_alpha _ < <(python3 Benchmarks/lib/pairs.py sample "$pid_alpha")
 read -r _ _ ticks1_beta _ < <(python3 Benchmarks/lib/pairs.py sample "$pid_beta")
 hz="$(getconf CLK_TCK)"
