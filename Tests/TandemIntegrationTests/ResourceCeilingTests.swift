@@ -99,6 +99,63 @@ extension Integration {
             let again = try client.request("create", createArguments(daemon, name: "r0"))
             #expect(again.ok == true, "\(again)\n\(daemon.logTail())")
         }
+
+        /// A client that connects while the daemon has no descriptor left waits in the
+        /// listen backlog; the listener retries its accept every 100 ms rather than re-arming
+        /// one that fails at once, which spun a core for as long as the limit held. Once a
+        /// resource is deleted, the client is served.
+        @Test func aClientConnectingAtTheDescriptorLimitWaitsWithoutSpinningAndIsServedLater() throws {
+            let daemon = try DaemonProcess(extraArguments: [])
+            daemon.openFilesLimit = 64
+            try daemon.start()
+            let client = try daemon.control()
+            var created = 0
+            while created < 64, try client.request("create", createArguments(daemon, name: "r\(created)")).ok == true {
+                created += 1
+            }
+            #expect(created > 10, "only \(created) resources under a limit of 64\n\(daemon.logTail())")
+            let last = "r\(created - 1)"
+            let socket = daemon.directory.file("\(last).sock")
+            let uri = "nbd+unix:///\(last)?socket=\(socket)"
+            // The refused create left a descriptor or two free: these connections take them
+            // and queue behind them, so that qemu-io, connecting last, has to wait.
+            var fillers = try (0..<4).map { _ in try UnixStream(path: socket) }
+            let qemuIO = try ChildProcess(
+                executable: try ExternalTool.locate("qemu-io"),
+                arguments: ["-f", "raw", "-c", "write -P 0x3c 0 4096", "-c", "read -P 0x3c 0 4096", uri],
+                outputPath: daemon.directory.file("qemu-io.log"))
+            defer { qemuIO.signal(SIGKILL) }
+            // The daemon logs the failed accept: from then on it is at the limit with a
+            // client waiting.
+            let deadline = Date().addingTimeInterval(30)
+            while !daemon.logTail().contains("accept: out of file descriptors"), Date() < deadline {
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            #expect(daemon.logTail().contains("accept: out of file descriptors"), "no failed accept logged\n\(daemon.logTail())")
+            let ticksBefore = try Self.cpuTicks(daemon.pid)
+            Thread.sleep(forTimeInterval: 1)  // the window the CPU is measured over
+            let ticksUsed = try Self.cpuTicks(daemon.pid) - ticksBefore
+            #expect(ticksUsed < Int(sysconf(Int32(_SC_CLK_TCK))) / 4, "the daemon used \(ticksUsed) ticks in 1 s at the limit")
+            #expect(qemuIO.exitStatus == nil, "the client did not wait")
+            for filler in fillers { filler.closeNow() }
+            fillers.removeAll()
+            #expect(try client.request("delete", ["name": "r0"]).ok == true)
+            #expect(qemuIO.wait(timeoutSeconds: 30), "the waiting client was not served after a descriptor was freed")
+            let output = (try? String(contentsOfFile: daemon.directory.file("qemu-io.log"), encoding: .utf8)) ?? ""
+            #expect(qemuIO.exitStatus == 0, "qemu-io: \(output)")
+            #expect(!output.contains("Pattern verification failed"), "qemu-io: \(output)")
+        }
+
+        /// utime + stime of `pid`, in clock ticks.
+        static func cpuTicks(_ pid: Int32) throws -> Int {
+            let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+            guard let close = stat.lastIndex(of: ")") else { throw HarnessError("unreadable /proc/\(pid)/stat") }
+            let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+            guard fields.count > 12, let user = Int(fields[11]), let system = Int(fields[12]) else {
+                throw HarnessError("unreadable /proc/\(pid)/stat")
+            }
+            return user + system
+        }
     }
 }
 
