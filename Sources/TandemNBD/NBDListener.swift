@@ -23,6 +23,8 @@ public final class NBDListener: IOHandler {
     /// Read by the kernel when the timeout is submitted, after `armBackoff` returns: a
     /// stable address, not a Swift property.
     private let backoffTimeout = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
+    /// Logged once per run of failures, not at every retry.
+    private var outOfDescriptorsLogged = false
     private var cancelsInFlight = 0
     private var stopping = false
     private var onStopped: (() -> Void)?
@@ -89,11 +91,15 @@ public final class NBDListener: IOHandler {
         }
         accepting = false
         if result >= 0 {
+            outOfDescriptorsLogged = false
             if stopping { Glibc.close(result) } else { adopt(result) }
         } else if result == -EMFILE || result == -ENFILE {
             if !stopping {
-                logger.warning("accept: out of file descriptors; retrying in 100 ms",
-                               metadata: ["listener": "\(description)", "errno": "\(-result)"])
+                if !outOfDescriptorsLogged {
+                    outOfDescriptorsLogged = true
+                    logger.warning("accept: out of file descriptors; retrying every 100 ms",
+                                   metadata: ["listener": "\(description)", "errno": "\(-result)"])
+                }
                 armBackoff()
                 return
             }
