@@ -6,7 +6,7 @@ import Glibc
 
 enum FileIO {
     static func failure(_ what: String) -> ResourceStoreError {
-        ResourceStoreError("\(what): \(String(cString: strerror(errno)))")
+        ResourceStoreError("\(what): \(String(cString: strerror(errno)))", errno: errno)
     }
 
     /// Creates or truncates `path`, writes `bytes` and fsyncs before closing.

@@ -56,13 +56,17 @@ final class Resource {
         do {
             volume = try Volume(path: spec.volume, createSizeBytes: creatingVolume ? spec.sizeBytes : nil, logger: logger)
         } catch {
-            throw ControlError(error.errno == ENOENT ? .notFound : .ioError, "volume: \(error)")
+            throw ControlError(error.errno == ENOENT ? .notFound : .ioError, "volume: \(Self.describe(error))")
         }
-        try Self.checkSize(volume, spec)
         do {
+            try Self.checkSize(volume, spec)
             try volume.attach(to: loop)
+        } catch let error as ControlError {
+            volume.discardCreatedFile()
+            throw error
         } catch {
-            throw ControlError(.ioError, "\(error)")
+            volume.discardCreatedFile()
+            throw ControlError(.ioError, Self.describe(error))
         }
         backend = NBDExportBackend(
             name: spec.name, volume: volume, loop: loop, buffers: buffers, readOnly: spec.role == .secondary,
@@ -83,8 +87,20 @@ final class Resource {
             try listen()
         } catch {
             volume.detach(from: loop)
+            volume.discardCreatedFile()
             throw error
         }
+    }
+
+    /// An I/O error as a refusal's message; running out of descriptors names the limit that
+    /// sets how many resources a daemon holds (docs/operations.md "How many resources").
+    static func describe(_ error: any Error) -> String {
+        let code = (error as? IOError)?.errno ?? (error as? ResourceStoreError)?.errno
+        guard code == EMFILE else { return "\(error)" }
+        var limit = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        return "\(error); this daemon's open-file limit (RLIMIT_NOFILE \(limit.rlim_cur)) is reached: "
+            + "raise LimitNOFILE (docs/operations.md, \"How many resources\")"
     }
 
     var isServing: Bool { !listeners.isEmpty }
@@ -132,7 +148,8 @@ final class Resource {
         } catch {
             for socket in opened { close(socket.fd) }
             if !opened.isEmpty { unlink(spec.nbd.socket) }
-            throw ControlError(error.errno == EADDRINUSE || error.errno == EEXIST ? .exists : .ioError, "nbd: \(error)")
+            throw ControlError(error.errno == EADDRINUSE || error.errno == EEXIST ? .exists : .ioError,
+                               "nbd: \(Self.describe(error))")
         }
         for socket in opened {
             let listener = NBDListener(fd: socket.fd, description: socket.description, backend: backend,

@@ -77,16 +77,39 @@ final class ResourceRegistry: @unchecked Sendable {
             throw ControlError(.exists, "resource '\(other.spec.name)' already uses this volume or NBD socket")
         }
         var spec = spec
+        let stateFilesBefore = stateFiles(of: spec.name).filter { access($0, F_OK) == 0 }
         try open(spec, creating: true)
-        spec.sizeBytes = resources[spec.name]!.volume.sizeBytes
+        let resource = resources[spec.name]!
+        spec.sizeBytes = resource.volume.sizeBytes
         do {
             try store.save(spec)
         } catch {
-            remove(spec.name) {}
-            throw ControlError(.ioError, "persisting the resource failed: \(error)")
+            undoCreate(resource, keeping: stateFilesBefore)
+            throw ControlError(.ioError, "persisting the resource failed: \(Resource.describe(error))")
         }
-        return resources[spec.name]!.status
+        return resource.status
     }
+
+    /// A create refused after its resource opened leaves nothing it made: the volume file
+    /// it created, the NBD socket, a spec file a failed save may have left, state files that
+    /// were not there before. Synchronous, so that the refusal is only sent when they are gone.
+    private func undoCreate(_ resource: Resource, keeping stateFilesBefore: [String]) {
+        let name = resource.spec.name
+        resource.stopServing()
+        resource.volume.discardCreatedFile()
+        for path in stateFiles(of: name) where !stateFilesBefore.contains(path) { unlink(path) }
+        do { try store.remove(name: name) } catch {
+            logger.error("removing a refused resource's spec failed", metadata: ["resource": "\(name)", "error": "\(error)"])
+        }
+        remove(name) {}
+    }
+
+    /// The per-resource files beside the persisted specs (ResourceReplication).
+    private func stateFiles(of name: String) -> [String] {
+        Self.stateFileSuffixes.map { "\(config.stateDir)/\(name).\($0)" }
+    }
+
+    private static let stateFileSuffixes = ["enabled", "meta", "peer-failed"]
 
     func status(_ name: String) throws(ControlError) -> [String: JSONValue] {
         if let entry = unopened[name] { return Self.unopenedStatus(entry.spec, entry.failure) }
@@ -104,7 +127,7 @@ final class ResourceRegistry: @unchecked Sendable {
 
     func delete(_ name: String, _ done: @escaping (ControlError?) -> Void) {
         if unopened.removeValue(forKey: name) != nil {
-            for suffix in ["enabled", "meta", "peer-failed"] { unlink("\(config.stateDir)/\(name).\(suffix)") }
+            for path in stateFiles(of: name) { unlink(path) }
             do { try store.remove(name: name) } catch {
                 return done(ControlError(.ioError, "removing the persisted resource failed: \(error)"))
             }

@@ -11,7 +11,12 @@ import Glibc
 
 public struct ResourceStoreError: Error, Sendable, Equatable, CustomStringConvertible {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    /// The errno of a failed system call; 0 when the error is not one.
+    public var errno: Int32
+    public init(_ message: String, errno: Int32 = 0) {
+        self.message = message
+        self.errno = errno
+    }
     public var description: String { message }
 }
 

@@ -25,8 +25,15 @@ public final class EventLoop: @unchecked Sendable {
     let logger: Logger
     private var handlers: [IOHandler?] = [nil]  // 0: the loop itself
     private var freeHandlerIDs: [UInt32] = []
+    /// Free slots of the ring's fixed-file table (one per open volume). The table is sized
+    /// from RLIMIT_NOFILE (every slot holds an open descriptor, so more could never be used,
+    /// and the kernel refuses a larger table), bounded by `fileSlotsMax`.
     private var fileSlotsFree: [UInt32]
-    private static let fileSlots: UInt32 = 1024
+    public let fileSlotCount: UInt32
+    /// 8 bytes of kernel memory per slot: 256 KiB at the bound. A volume beyond it still
+    /// works, through its plain descriptor (`registerFile` returns nil).
+    public static let fileSlotsMax: UInt32 = 32_768
+    private var fileTableFullLogged = false
 
     private let wakeFD: Int32
     private var wakeValue: UInt64 = 0
@@ -43,7 +50,9 @@ public final class EventLoop: @unchecked Sendable {
     private static let wakeTag: UInt32 = 1
     private static let tickTag: UInt32 = 2
 
-    public init(ringEntries: UInt32, poolBytes: Int, logger: Logger) throws(IOError) {
+    /// `fileSlots`: the fixed-file table's size; by default `fileSlots(openFilesLimit:)` of
+    /// this process's soft RLIMIT_NOFILE.
+    public init(ringEntries: UInt32, poolBytes: Int, fileSlots: UInt32? = nil, logger: Logger) throws(IOError) {
         self.logger = logger
         ring = try Ring(entries: ringEntries)
         pool = try BufferPool(totalBytes: poolBytes)
@@ -54,8 +63,9 @@ public final class EventLoop: @unchecked Sendable {
             logger.warning("io_uring buffer registration refused; using unregistered buffers",
                            metadata: ["error": "\(error)"])
         }
-        try ring.registerSparseFiles(count: Self.fileSlots)
-        fileSlotsFree = Array((0..<Self.fileSlots).reversed())
+        fileSlotCount = fileSlots ?? Self.fileSlots(openFilesLimit: Self.openFilesSoftLimit())
+        try ring.registerSparseFiles(count: fileSlotCount)
+        fileSlotsFree = Array((0..<fileSlotCount).reversed())
         wakeFD = tandem_eventfd()
         guard wakeFD >= 0 else { throw IOError(errno: errno, "eventfd") }
         pthread_mutex_init(&lock, nil)
@@ -87,9 +97,34 @@ public final class EventLoop: @unchecked Sendable {
         freeHandlerIDs.append(id)
     }
 
-    public func registerFile(_ fd: Int32) throws(IOError) -> UInt32 {
-        guard let slot = fileSlotsFree.popLast() else { throw IOError(errno: EMFILE, "fixed file table") }
-        try ring.updateFile(slot: slot, fd: fd)
+    /// The fixed-file table's size for a process allowed `openFilesLimit` descriptors.
+    public static func fileSlots(openFilesLimit: UInt64) -> UInt32 {
+        UInt32(max(1, min(openFilesLimit, UInt64(fileSlotsMax))))
+    }
+
+    static func openFilesSoftLimit() -> UInt64 {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        return UInt64(limit.rlim_cur)  // RLIM_INFINITY is UInt64.max: the bound applies
+    }
+
+    /// Puts `fd` in a free fixed-file slot; nil when the table is full (the caller then uses
+    /// the plain descriptor: one more reference count per I/O, nothing refused).
+    public func registerFile(_ fd: Int32) throws(IOError) -> UInt32? {
+        guard let slot = fileSlotsFree.popLast() else {
+            if !fileTableFullLogged {
+                fileTableFullLogged = true
+                logger.notice("io_uring fixed-file table full; further volumes use plain descriptors",
+                              metadata: ["slots": "\(fileSlotCount)"])
+            }
+            return nil
+        }
+        do {
+            try ring.updateFile(slot: slot, fd: fd)
+        } catch {
+            fileSlotsFree.append(slot)
+            throw error
+        }
         return slot
     }
 

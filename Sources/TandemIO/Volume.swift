@@ -27,12 +27,19 @@ public final class Volume {
                                              0x2FC1_2FC1, 0x0102_1994]
     public private(set) var fixedSlot: UInt32?
 
+    /// This open created the file (`createSizeBytes` was given and the path was missing):
+    /// whoever refuses the resource afterwards removes it again (`discardCreatedFile`).
+    public let createdFile: Bool
+
     /// Opens `path`; creates a file of `createSizeBytes` when it is missing and a size is given.
+    /// A file it created is removed again when the open fails after creating it.
     public init(path: String, createSizeBytes: UInt64?, logger: Logger) throws(IOError) {
         self.path = path
+        var created = false
         var fd = open(path, O_RDWR | O_CLOEXEC | tandem_O_DIRECT)
         if fd < 0 && errno == ENOENT, let size = createSizeBytes {
             fd = try Self.createFile(path: path, sizeBytes: size)
+            created = true
         }
         var direct = true
         if fd < 0 && errno == EINVAL {
@@ -43,15 +50,17 @@ public final class Volume {
                               metadata: ["volume": "\(path)"])
             }
         }
-        guard fd >= 0 else { throw IOError(errno: errno, "open \(path)") }
+        func fail(_ code: Int32, _ what: String) -> IOError {
+            if fd >= 0 { close(fd) }
+            if created { unlink(path) }
+            return IOError(errno: code, what)
+        }
+        guard fd >= 0 else { throw fail(errno, "open \(path)") }
         self.fd = fd
         self.direct = direct
+        createdFile = created
         var st = stat()
-        guard fstat(fd, &st) == 0 else {
-            let code = errno
-            close(fd)
-            throw IOError(errno: code, "fstat \(path)")
-        }
+        guard fstat(fd, &st) == 0 else { throw fail(errno, "fstat \(path)") }
         isBlockDevice = (st.st_mode & S_IFMT) == S_IFBLK
         let filesystem = tandem_fs_type(fd)
         honoursDSyncWrites = isBlockDevice || Self.dsyncFilesystems.contains(Int(filesystem))
@@ -62,9 +71,14 @@ public final class Volume {
         do {
             (sizeBytes, alignment) = try Self.geometry(fd: fd, stat: st, blockDevice: isBlockDevice, direct: direct)
         } catch {
-            close(fd)
-            throw error
+            throw fail(error.errno, error.operation)
         }
+    }
+
+    /// Removes the file this open created, for a resource refused after its volume was
+    /// opened; the descriptor stays valid until the volume is released.
+    public func discardCreatedFile() {
+        if createdFile { unlink(path) }
     }
 
     deinit { close(fd) }

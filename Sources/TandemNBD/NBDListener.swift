@@ -17,10 +17,20 @@ public final class NBDListener: IOHandler {
     let logger: Logger
     private var handlerID: UInt32 = 0
     private var accepting = false
+    /// Out of descriptors (EMFILE/ENFILE): the ring would fail a re-armed accept at once,
+    /// for as long as the limit holds, so the next accept waits `backoffTimeout` instead.
+    private var backingOff = false
+    /// Read by the kernel when the timeout is submitted, after `armBackoff` returns: a
+    /// stable address, not a Swift property.
+    private let backoffTimeout = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
+    /// Logged once per run of failures, not at every retry.
+    private var outOfDescriptorsLogged = false
+    private var cancelsInFlight = 0
     private var stopping = false
     private var onStopped: (() -> Void)?
     private static let acceptTag: UInt32 = 1
     private static let cancelTag: UInt32 = 2
+    private static let backoffTag: UInt32 = 3
 
     public init(fd: Int32, description: String, backend: NBDExportBackend, maxRequestsPerConnection: Int, logger: Logger) {
         self.fd = fd
@@ -28,7 +38,10 @@ public final class NBDListener: IOHandler {
         self.backend = backend
         self.maxRequestsPerConnection = maxRequestsPerConnection
         self.logger = logger
+        backoffTimeout.initialize(to: __kernel_timespec(tv_sec: 0, tv_nsec: 100_000_000))
     }
+
+    deinit { backoffTimeout.deallocate() }
 
     public func start() {
         handlerID = backend.loop.register(self)
@@ -40,17 +53,21 @@ public final class NBDListener: IOHandler {
     public func stop(_ done: @escaping () -> Void) {
         stopping = true
         onStopped = done
-        if accepting {
-            let sqe = backend.loop.sqe(handler: handlerID, tag: Self.cancelTag)
-            io_uring_prep_cancel64(sqe, packedAcceptUserData, 0)
-        }
+        // Each cancel's own completion is awaited too: the handler may not be unregistered
+        // while one is due (the accept it cancels can complete first, e.g. with EMFILE).
+        if accepting { cancel(tag: Self.acceptTag) }
+        if backingOff { cancel(tag: Self.backoffTag) }
         for connection in Array(backend.connections.values) where connection.listener === self {
             connection.close("export is being removed")
         }
         finishStopIfIdle()
     }
 
-    private var packedAcceptUserData: UInt64 { UInt64(handlerID) << 32 | UInt64(Self.acceptTag) }
+    private func cancel(tag: UInt32) {
+        let sqe = backend.loop.sqe(handler: handlerID, tag: Self.cancelTag)
+        io_uring_prep_cancel64(sqe, UInt64(handlerID) << 32 | UInt64(tag), 0)
+        cancelsInFlight += 1
+    }
 
     private func armAccept() {
         guard !stopping else { return }
@@ -60,14 +77,42 @@ public final class NBDListener: IOHandler {
     }
 
     public func ioCompleted(tag: UInt32, result: Int32, flags: UInt32) {
-        if tag == Self.cancelTag { return }
+        switch tag {
+        case Self.cancelTag:
+            cancelsInFlight -= 1
+            finishStopIfIdle()
+            return
+        case Self.backoffTag:
+            backingOff = false
+            if stopping { finishStopIfIdle() } else { armAccept() }
+            return
+        default:
+            break
+        }
         accepting = false
         if result >= 0 {
+            outOfDescriptorsLogged = false
             if stopping { Glibc.close(result) } else { adopt(result) }
+        } else if result == -EMFILE || result == -ENFILE {
+            if !stopping {
+                if !outOfDescriptorsLogged {
+                    outOfDescriptorsLogged = true
+                    logger.warning("accept: out of file descriptors; retrying every 100 ms",
+                                   metadata: ["listener": "\(description)", "errno": "\(-result)"])
+                }
+                armBackoff()
+                return
+            }
         } else if result != -ECANCELED && result != -EINTR && result != -EAGAIN && result != -ECONNABORTED {
             logger.warning("accept failed", metadata: ["listener": "\(description)", "errno": "\(-result)"])
         }
         if stopping { finishStopIfIdle() } else { armAccept() }
+    }
+
+    private func armBackoff() {
+        let sqe = backend.loop.sqe(handler: handlerID, tag: Self.backoffTag)
+        io_uring_prep_timeout(sqe, backoffTimeout, 0, 0)
+        backingOff = true
     }
 
     private func adopt(_ clientFD: Int32) {
@@ -90,7 +135,7 @@ public final class NBDListener: IOHandler {
     }
 
     private func finishStopIfIdle() {
-        guard stopping, !accepting else { return }
+        guard stopping, !accepting, !backingOff, cancelsInFlight == 0 else { return }
         guard !backend.connections.values.contains(where: { $0.listener === self }) else { return }
         guard let done = onStopped else { return }
         onStopped = nil

@@ -65,6 +65,55 @@ struct VolumeIOTests {
         #expect(done.take() == 1)
     }
 
+    /// The fixed-file table is sized from RLIMIT_NOFILE, bounded; a volume that finds it
+    /// full is still served, through its plain descriptor.
+    @Test func aVolumeBeyondTheFixedFileTableIsServedThroughItsDescriptor() throws {
+        #expect(EventLoop.fileSlots(openFilesLimit: 20_000) == 20_000)
+        #expect(EventLoop.fileSlots(openFilesLimit: UInt64.max) == EventLoop.fileSlotsMax)
+        #expect(EventLoop.fileSlots(openFilesLimit: 0) == 1)
+        let logger = Logger(label: "test")
+        let loop = try EventLoop(ringEntries: 64, poolBytes: 1 << 20, fileSlots: 1, logger: logger)
+        let paths = [scratchPath(), scratchPath()]
+        defer { for path in paths { unlink(path) } }
+        let volumes = try paths.map { path throws(IOError) in try Volume(path: path, createSizeBytes: 1 << 20, logger: logger) }
+        for volume in volumes { try volume.attach(to: loop) }
+        #expect(volumes[0].fixedSlot == 0)
+        #expect(volumes[1].fixedSlot == nil, "a second slot in a table of one")
+        let collector = Collector()
+        let id = loop.register(collector)
+        let out = try #require(loop.pool.allocate(bytes: 4096))
+        let back = try #require(loop.pool.allocate(bytes: 4096))
+        memset(out.pointer, 0x5A, 4096)
+        loop.prepareVolumeIO(write: true, volume: volumes[1], buffer: out.pointer, length: 4096, offset: 8192,
+                             dsync: false, handler: id, tag: 1)
+        try runUntil(loop) { collector.results.count == 1 }
+        loop.prepareVolumeIO(write: false, volume: volumes[1], buffer: back.pointer, length: 4096, offset: 8192,
+                             dsync: false, handler: id, tag: 2)
+        try runUntil(loop) { collector.results.count == 2 }
+        #expect(collector.results[1] == 4096 && collector.results[2] == 4096)
+        #expect(memcmp(out.pointer, back.pointer, 4096) == 0)
+        // Detaching the first frees its slot for the next volume.
+        volumes[0].detach(from: loop)
+        try volumes[1].attach(to: loop)
+        #expect(volumes[1].fixedSlot == 0)
+    }
+
+    /// A volume file the open created is removed when the open then fails, and on request
+    /// by a resource refused later; an existing file is never removed.
+    @Test func onlyAFileTheOpenCreatedIsDiscarded() throws {
+        let logger = Logger(label: "test")
+        let path = scratchPath()
+        defer { unlink(path) }
+        let created = try Volume(path: path, createSizeBytes: 1 << 20, logger: logger)
+        #expect(created.createdFile)
+        let reopened = try Volume(path: path, createSizeBytes: 1 << 20, logger: logger)
+        #expect(!reopened.createdFile)
+        reopened.discardCreatedFile()
+        #expect(access(path, F_OK) == 0, "an existing volume file was removed")
+        created.discardCreatedFile()
+        #expect(access(path, F_OK) != 0, "the created file is still there")
+    }
+
     /// Runs the loop's reaping until `condition` holds, bounded by a turn count.
     func runUntil(_ loop: EventLoop, _ condition: () -> Bool) throws {
         for _ in 0..<1000 where !condition() {

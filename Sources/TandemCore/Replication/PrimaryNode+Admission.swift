@@ -122,7 +122,14 @@ extension PrimaryNode {
     // MARK: Tickets
 
     mutating func allocateTicket(_ kind: Ticket.Kind, request: RequestID, start: UInt64, end: UInt64) -> Int {
-        guard let ticket = freeTickets.popLast() else { preconditionFailure("more tickets than admitted requests") }
+        let ticket: Int
+        if let free = freeTickets.popLast() {
+            ticket = free
+        } else {
+            precondition(tickets.count < ticketsMax, "more tickets than admitted requests")
+            ticket = tickets.count
+            tickets.append(Ticket())
+        }
         tickets[ticket] = Ticket(kind: kind, request: request, start: start, end: end)
         if kind == .write || kind == .zeroes || kind == .copyChunk {
             tickets[ticket].activePosition = active.count

@@ -54,14 +54,19 @@ public struct PrimaryNode: Sendable {
     public private(set) var primary: ReplicationPrimary
     private var inner: [PrimaryAction] = []
 
-    var tickets: [Ticket]
-    var freeTickets: [Int]
+    /// Allocated on demand up to `ticketsMax` (an idle node holds none; docs/benchmarks.md,
+    /// "Per-pair memory"), and handed out in the same order as from a full table: freed
+    /// tickets first, last freed first, then the next new one.
+    var tickets: [Ticket] = []
+    var freeTickets: [Int] = []
+    let ticketsMax: Int
     /// Tickets of writes, zeroes and copy chunks admitted and not answered (acknowledged, for
     /// a chunk): the overlap rule scans them.
     var active: [Int]
     /// The ticket of each held sequence (`sequence % count`): the store holds at most
     /// `writesInFlightMax` contiguous sequences.
-    private var ticketOfSequence: [Int]
+    /// Allocated at the first local write (an idle node never needs it).
+    private var ticketOfSequence: [Int] = []
     var queue: BoundedQueue<Queued>
     var zeroing: Zeroing?
     /// The head of the queue waits for room in the buffer (not for an overlap).
@@ -121,12 +126,8 @@ public struct PrimaryNode: Sendable {
         self.session = session
         self.basis = basis
         primary = ReplicationPrimary(config: config.primary)
-        let ticketCount = config.primary.writesInFlightMax + config.primary.flushesPendingMax + 1
-        tickets = Array(repeating: Ticket(), count: ticketCount)
-        freeTickets = Array((0..<ticketCount).reversed())
+        ticketsMax = config.primary.writesInFlightMax + config.primary.flushesPendingMax + 1
         active = []
-        active.reserveCapacity(ticketCount)
-        ticketOfSequence = Array(repeating: -1, count: config.primary.writesInFlightMax)
         queue = BoundedQueue(capacity: config.requestsQueuedMax)
         inner.reserveCapacity(256)
         backoffNs = config.backoffInitialNs
@@ -266,6 +267,9 @@ public struct PrimaryNode: Sendable {
             switch inner[index] {
             case var .submitLocalWrite(write):
                 let ticket = Int(write.request)
+                if ticketOfSequence.isEmpty {
+                    ticketOfSequence = Array(repeating: -1, count: config.primary.writesInFlightMax)
+                }
                 ticketOfSequence[slot(write.sequence)] = ticket
                 write.request = tickets[ticket].request
                 switch tickets[ticket].kind {
@@ -317,7 +321,7 @@ public struct PrimaryNode: Sendable {
         actions.append(.release(throughSequence: released))
     }
 
-    private func slot(_ sequence: WriteSequence) -> Int { Int(sequence % UInt64(ticketOfSequence.count)) }
+    private func slot(_ sequence: WriteSequence) -> Int { Int(sequence % UInt64(config.primary.writesInFlightMax)) }
 
     private mutating func writeAcknowledged(_ ticket: Int, into actions: inout [PrimaryNodeAction]) {
         tickets[ticket].writesOutstanding -= 1
@@ -343,6 +347,7 @@ public struct PrimaryNode: Sendable {
     private mutating func localWriteDone(
         _ sequence: WriteSequence, errno: Int32, nowNs: UInt64, into actions: inout [PrimaryNodeAction]
     ) {
+        precondition(!ticketOfSequence.isEmpty, "a local write result before any local write")
         let ticket = ticketOfSequence[slot(sequence)]
         precondition(ticket >= 0 && tickets[ticket].localPending > 0, "a local write result for \(sequence)")
         tickets[ticket].localPending -= 1

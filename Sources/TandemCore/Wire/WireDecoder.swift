@@ -104,10 +104,21 @@ public struct WireDecoder: Sendable {
         return WireFrame(header: header, message: message)
     }
 
+    /// The room is not zero-filled: every receive writes before the decoder reads, and
+    /// untouched pages of the room stay out of memory (an idle link's decoder, which has seen
+    /// a handshake and a few pings, holds a page or two of its 64 KiB room, not all of it).
     private mutating func reserveTail(_ count: Int) {
         compact()
         let room = buffer.count - writeIndex
-        if room < count { buffer.append(contentsOf: repeatElement(0, count: max(count - room, buffer.count))) }
+        guard room < count else { return }
+        let grownCount = buffer.count + max(count - room, buffer.count)
+        let valid = writeIndex
+        buffer = [UInt8](unsafeUninitializedCapacity: grownCount) { storage, initializedCount in
+            buffer.withUnsafeBytes { old in
+                UnsafeMutableRawBufferPointer(storage).copyMemory(from: UnsafeRawBufferPointer(rebasing: old[..<valid]))
+            }
+            initializedCount = grownCount  // UInt8 is trivial: the room past `valid` is written before it is read
+        }
     }
 
     private mutating func compact() {

@@ -46,7 +46,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var requests: [RequestSlot] = []
     var freeRequests: [Int] = []
     let retained: RetainedWrites
-    /// Zero chunks of WRITE_ZEROES are written and sent from here.
+    /// Zero chunks of WRITE_ZEROES are written and sent from here (the daemon's one
+    /// read-only chunk, ReplicationContext.zeroChunk).
     let zeros: UnsafeMutableRawPointer
     let scratch: UnsafeMutableRawBufferPointer
     var handlerID: UInt32 = 0
@@ -103,10 +104,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         // The store holds what the node holds: never more writes, never more bytes.
         retained = RetainedWrites(buffers: buffers, bytesMax: Int(bufferBytes), writeBytesMax: writeBytesMax,
                                   entriesMax: config.primary.writesInFlightMax)
-        var memory: UnsafeMutableRawPointer? = nil
-        precondition(posix_memalign(&memory, 4096, Self.chunkBytes) == 0 && memory != nil, "zero chunk allocation")
-        zeros = memory!
-        memset(zeros, 0, Self.chunkBytes)
+        zeros = context.zeroChunk
         scratch = .allocate(byteCount: Int(context.config.maxRequestBytes) + Int(context.config.maxRequestBytes) / 255 + 64,
                             alignment: 16)
         actions.reserveCapacity(256)
@@ -118,7 +116,6 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
 
     deinit {
         scratch.deallocate()
-        free(zeros)
     }
 
     // MARK: control
@@ -158,6 +155,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         link?.checkLiveness(nowNs: ReplicationContext.nowNs())
         feed(.tick)
         publishPeerDiskState()
+        retained.releaseMemoryWhenIdle()
     }
 
     // MARK: NBD sink

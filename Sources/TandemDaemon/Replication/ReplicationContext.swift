@@ -16,6 +16,10 @@ final class ReplicationContext {
     /// Client side (the primary dials); the expected name is set per connection.
     private var clientContexts: [String: TLSContext] = [:]
     private var serverContext: TLSContext?
+    /// One chunk of zeros (`PrimaryReplicator.chunkBytes`) that every primary's write-zeroes
+    /// and zero chunks point at: shared per daemon rather than 1 MiB per pair, and read-only,
+    /// so that a stray write into it stops the daemon instead of corrupting every resource.
+    private(set) lazy var zeroChunk: UnsafeMutableRawPointer = Self.makeZeroChunk()
 
     init(loop: EventLoop, config: DaemonConfig, events: EventHub, logger: Logger) {
         self.loop = loop
@@ -41,6 +45,15 @@ final class ReplicationContext {
     var liveness: LinkLivenessConfig {
         LinkLivenessConfig(pingIntervalNs: UInt64(config.pingIntervalMs) * 1_000_000,
                            timeoutNs: UInt64(config.pingTimeoutMs) * 1_000_000)
+    }
+
+    private static func makeZeroChunk() -> UnsafeMutableRawPointer {
+        var memory: UnsafeMutableRawPointer? = nil
+        precondition(posix_memalign(&memory, 4096, PrimaryReplicator.chunkBytes) == 0 && memory != nil,
+                     "zero chunk allocation")
+        memset(memory!, 0, PrimaryReplicator.chunkBytes)
+        precondition(mprotect(memory!, PrimaryReplicator.chunkBytes, PROT_READ) == 0, "zero chunk mprotect")
+        return memory!  // lives as long as the daemon
     }
 
     static func nowNs() -> UInt64 {

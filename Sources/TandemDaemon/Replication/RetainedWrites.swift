@@ -10,6 +10,7 @@
 // The store is sized from the node's bounds (writes in flight, bytes held), so it never
 // refuses a write the node admitted. An entry also carries its local write's progress (the
 // driver's I/O tag is its slot). Loop thread only.
+import DequeModule
 import Glibc
 import TandemCore
 import TandemIO
@@ -39,7 +40,7 @@ final class RetainedWrites {
 
     let buffers: DataBuffers
     let arena: SpillArena
-    private var entries: [Entry?]
+    private var entries: SlotTable<Entry>
     /// The oldest held sequence (meaningful when `count > 0`).
     private var first: WriteSequence = 0
     private(set) var count = 0
@@ -57,7 +58,7 @@ final class RetainedWrites {
     init(buffers: DataBuffers, bytesMax: Int, writeBytesMax: Int, entriesMax: Int) {
         self.buffers = buffers
         arena = SpillArena(bufferBytes: bytesMax, writeBytesMax: writeBytesMax, spansMax: entriesMax)
-        entries = Array(repeating: nil, count: entriesMax)
+        entries = SlotTable(count: entriesMax)
         releasedBuffers.reserveCapacity(entriesMax)
     }
 
@@ -149,6 +150,24 @@ final class RetainedWrites {
         while let buffer = releasedBuffers.popLast() { buffers.release(buffer) }
     }
 
+    /// Gives memory a burst used back once the store has been empty for two calls in a row
+    /// (the replicator calls this every tick, about once a second): the slot table's chunks
+    /// and the spill arena's pages. A store emptied only briefly between writes keeps them,
+    /// so a busy link allocates nothing.
+    func releaseMemoryWhenIdle() {
+        guard count == 0, copyChunk == nil else {
+            emptyAtLastCall = false
+            return
+        }
+        if emptyAtLastCall {
+            entries.releaseChunksIfEmpty()
+            arena.releasePagesIfEmpty()
+        }
+        emptyAtLastCall = true
+    }
+
+    private var emptyAtLastCall = false
+
     /// Drops every entry (replication is stopping) and gives every buffer back.
     func releaseAll() {
         if copyChunk != nil { discardCopyChunk() }  // the arena's newest span
@@ -178,28 +197,42 @@ final class RetainedWrites {
 final class SpillArena {
     let capacityBytes: Int
     let base: UnsafeMutableRawPointer
-    private var spans: [(offset: Int, length: Int)]
-    private var head = 0
-    private(set) var count = 0
+    /// Grows on demand up to `spansMax` and keeps its capacity (an idle pair holds none).
+    private var spans: Deque<(offset: Int, length: Int)> = []
+    private let spansMax: Int
+    /// The end of the highest span reserved since the pages were last given back.
+    private var touchedBytes = 0
+    var count: Int { spans.count }
 
     init(bufferBytes: Int, writeBytesMax: Int, spansMax: Int) {
         capacityBytes = bufferBytes + 2 * writeBytesMax
+        self.spansMax = spansMax
         var memory: UnsafeMutableRawPointer? = nil
         precondition(posix_memalign(&memory, 4096, capacityBytes) == 0 && memory != nil, "spill arena allocation")
         base = memory!
-        spans = Array(repeating: (0, 0), count: spansMax)
     }
 
     deinit { Glibc.free(base) }
 
-    private func span(at position: Int) -> (offset: Int, length: Int) { spans[(head + position) % spans.count] }
+    private func span(at position: Int) -> (offset: Int, length: Int) { spans[position] }
 
     func reserve(_ length: Int) -> UnsafeMutableRawPointer? {
         precondition(length > 0)
-        guard count < spans.count, let offset = place(length) else { return nil }
-        spans[(head + count) % spans.count] = (offset, length)
-        count += 1
+        guard count < spansMax, let offset = place(length) else { return nil }
+        spans.append((offset, length))
+        touchedBytes = max(touchedBytes, offset + length)
         return base + offset
+    }
+
+    /// Gives the pages used since the last call back to the kernel, when no span is held:
+    /// an arena that took a burst of spilled writes (up to the replication buffer) would
+    /// otherwise keep them resident. The next spill faults fresh zero pages in.
+    func releasePagesIfEmpty() {
+        guard count == 0, touchedBytes > 0 else { return }
+        let pageBytes = 4096
+        let length = (touchedBytes + pageBytes - 1) / pageBytes * pageBytes
+        precondition(madvise(base, length, MADV_DONTNEED) == 0, "madvise of the spill arena failed")
+        touchedBytes = 0
     }
 
     private func place(_ length: Int) -> Int? {
@@ -216,12 +249,11 @@ final class SpillArena {
 
     func releaseOldest() {
         precondition(count > 0)
-        head = (head + 1) % spans.count
-        count -= 1
+        spans.removeFirst()
     }
 
     func unreserveNewest() {
         precondition(count > 0)
-        count -= 1
+        spans.removeLast()
     }
 }

@@ -38,7 +38,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     private var actions: [SecondaryNodeAction] = []
     private var batch: [SecondaryNodeAction] = []
     /// Payloads received and not yet written, by sequence modulo the node's queue bound.
-    var received: [Received?]
+    var received: SlotTable<Received>
     var handlerID: UInt32 = 0
     /// Writes and flushes submitted and not completed.
     var ioInFlight = 0
@@ -74,7 +74,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         let machine = ReplicationSecondaryConfig(
             diskDrain: spec.diskDrain,
             queuedBytesMax: max(spec.asyncBufferBytes, 4 << 20) + (64 << 20), queuedWritesMax: 8192)
-        received = Array(repeating: nil, count: machine.queuedWritesMax)
+        received = SlotTable(count: machine.queuedWritesMax)
         do {
             metadata = try ReplicationMetadata(
                 path: "\(context.config.stateDir)/\(spec.name).meta", loop: context.loop, logger: logger)
@@ -114,6 +114,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         feed(.tick)
         perform()
         publishDiskState()
+        received.releaseChunksWhenIdle()
     }
 
     var diskState: DiskState { node.diskState }

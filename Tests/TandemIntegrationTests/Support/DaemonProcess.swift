@@ -12,6 +12,9 @@ final class DaemonProcess {
     let controlSocket: String
     var extraArguments: [String]
     var nodeName = "test"
+    /// RLIMIT_NOFILE for the daemon (soft and hard), set by a shell's `ulimit -n` that then
+    /// execs tandemd; nil: inherited.
+    var openFilesLimit: Int?
     private(set) var child: ChildProcess?
     private var starts = 0
 
@@ -49,9 +52,14 @@ final class DaemonProcess {
         let notify = try NotifySocket(path: directory.file("notify.\(starts).sock"))
         var environment = ProcessInfo.processInfo.environment
         environment["NOTIFY_SOCKET"] = notify.path
+        var executable = try Binaries.tandemd()
+        var arguments = self.arguments
+        if let openFilesLimit {
+            arguments = ["-c", "ulimit -n \(openFilesLimit) && exec \"$0\" \"$@\"", executable] + arguments
+            executable = "/bin/sh"
+        }
         let child = try ChildProcess(
-            executable: try Binaries.tandemd(), arguments: arguments, environment: environment,
-            outputPath: logPath)
+            executable: executable, arguments: arguments, environment: environment, outputPath: logPath)
         self.child = child
         let deadline = Date().addingTimeInterval(Self.readyTimeoutSeconds)
         while Date() < deadline {
