@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Where a request's time goes: the request phase trace (tandemctl trace) under two loads,
+# and what the trace costs. On backing files in BENCH_DIR:
+#   1. sync pair (alpha primary, beta secondary, TLS, loopback; started as Benchmarks/pair.sh
+#      starts it, initial_sync none), fio 4 KiB QD1 randwrite through alpha's NBD export:
+#      a) overhead: BENCH_REPEAT rounds, each one run with the trace off and one with it on
+#         (alternated, so drift hits both alike): fio p50 / p99 completion latency and IOPS
+#      b) the breakdown: trace on (counts reset), one run, then `tandemctl trace r0` on alpha
+#         and on beta (the secondary's own receive/apply/ack)
+#   2. standalone resource on the same source file, fio 4 KiB QD32 randread: the same
+#      alternation (IOPS), then the breakdown.
+# Each fio run: --ioengine=nbd --uri=nbd+unix:///r0?socket=... --rw=randwrite|randread
+#   --bs=4k --iodepth=1|32 --size=SIZE --time_based --runtime=RUNTIME --randrepeat=0,
+#   after an unmeasured warm-up of BENCH_RAMP seconds.
+# Trace switching: tandemctl --socket CTL trace r0 --on | --off (on both nodes of the pair).
+# Settings: BENCH_DIR, BENCH_SIZE (default 1G), BENCH_RUNTIME (default 10), BENCH_RAMP (2),
+#   BENCH_REPEAT (3), BENCH_RESULTS (default Benchmarks/results/trace-<UTC timestamp>.md).
+# Rerun: BENCH_DIR=/var/tmp/bench-trace Benchmarks/trace.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo="$PWD"
+BENCH_RUNTIME="${BENCH_RUNTIME:-10}"
+source Benchmarks/lib/settings.sh
+source Benchmarks/lib/processes.sh
+results="${BENCH_RESULTS:-$repo/Benchmarks/results/trace-$stamp.md}"
+helper=(python3 "$repo/Benchmarks/pair.py")
+connect_timeout="${BENCH_CONNECT_TIMEOUT:-30}"
+
+bench_prepare trace "$results"
+swift build -c release
+bin="$(swift build -c release --show-bin-path)"
+work="$(mktemp -d "$bench_dir/trace.XXXXXX")"
+src="$work/src.img"
+tgt="$work/tgt.img"
+trap 'stop_all; rm -f "$src" "$tgt"' EXIT
+
+echo "trace: filling $size backing files in $work" >&2
+fio --name=fill --filename="$src" --size="$size" --rw=write --bs=1m --iodepth=16 \
+    --ioengine=io_uring --direct=1 --output=/dev/null
+cp --sparse=never "$src" "$tgt"
+sync
+
+ctl() { local socket="$1"; shift; "$bin/tandemctl" --socket "$socket" "$@"; }
+
+start_node() { # name control [extra args...]
+    local name="$1" control="$2"
+    shift 2
+    python3 scripts/lib/start-tandemd.py --log "$work/$name.log" -- \
+        "$bin/tandemd" --node-name "$name" --state-dir "$work/$name" --control-socket "$control" "$@"
+}
+
+start_pair() {
+    local port_a port_b certs="$work/certs" node
+    scripts/make-certs.sh "$certs" alpha beta >/dev/null
+    port_a="$("${helper[@]}" free-port)"
+    port_b="$("${helper[@]}" free-port)"
+    procs+=("beta=$(start_node beta "$work/beta.ctl" --listen "127.0.0.1:$port_b" --tls-ca "$certs/ca.crt" \
+        --tls-cert "$certs/beta.crt" --tls-key "$certs/beta.key")")
+    procs+=("alpha=$(start_node alpha "$work/alpha.ctl" --listen "127.0.0.1:$port_a" --tls-ca "$certs/ca.crt" \
+        --tls-cert "$certs/alpha.crt" --tls-key "$certs/alpha.key")")
+    ctl "$work/beta.ctl" create r0 --volume "$tgt" --role secondary --peer-name alpha \
+        --peer-address "127.0.0.1:$port_a" --mode sync --initial-sync none --nbd-socket "$work/beta-r0.sock" >/dev/null
+    ctl "$work/alpha.ctl" create r0 --volume "$src" --role primary --peer-name beta \
+        --peer-address "127.0.0.1:$port_b" --mode sync --initial-sync none --nbd-socket "$work/alpha-r0.sock" >/dev/null
+    for node in beta alpha; do ctl "$work/$node.ctl" enable r0 >/dev/null 2>&1 || true; done
+    for node in alpha beta; do "${helper[@]}" wait-connected "$work/$node.ctl" r0 "$connect_timeout" >/dev/null; done
+}
+
+fio_run() { # socket out fio-args...
+    local socket="$1" out="$2"
+    shift 2
+    local target=(--ioengine=nbd "--uri=nbd+unix:///r0?socket=$socket" --size="$size" --randrepeat=0 --time_based)
+    fio --name=warmup "${target[@]}" "$@" --runtime="$ramp" --output=/dev/null
+    fio --name=run "${target[@]}" "$@" --runtime="$runtime" --output-format=json --output="$out"
+}
+
+# fio JSON -> "iops p50_us p99_us" (completion latency of the run's reads or writes)
+fio_figures() {
+    python3 - "$1" <<'EOF'
+import json, sys
+job = json.load(open(sys.argv[1]))["jobs"][0]
+side = job["write"] if job["write"]["io_bytes"] > 0 else job["read"]
+pct = side["clat_ns"]["percentile"]
+print(f'{side["iops"]:.0f} {pct["50.000000"] / 1000:.1f} {pct["99.000000"] / 1000:.1f}')
+EOF
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+
+alternate() { # label socket "ctl sockets" fio-args...
+    local label="$1" socket="$2" controls="$3" round state control
+    shift 3
+    for round in $(seq "$repeat"); do
+        for state in off on; do
+            for control in $controls; do ctl "$control" trace r0 "--$state" >/dev/null; done
+            echo "trace: $label round $round/$repeat, trace $state" >&2
+            fio_run "$socket" "$work/$label.$state.$round.json" "$@"
+            echo "$state $round $(fio_figures "$work/$label.$state.$round.json")" >>"$work/$label.figures"
+        done
+    done
+    {
+        echo "| $label, trace | IOPS (median) | p50 µs (median) | p99 µs (median) | rounds (IOPS p50 p99) |"
+        echo "|---|---|---|---|---|"
+        for state in off on; do
+            local rows
+            rows="$(grep "^$state " "$work/$label.figures")"
+            echo "| $state | $(awk '{print $3}' <<<"$rows" | median) | $(awk '{print $4}' <<<"$rows" | median) |" \
+                "$(awk '{print $5}' <<<"$rows" | median) | $(awk '{printf "%s%s %s %s", (NR > 1 ? "; " : ""), $3, $4, $5}' <<<"$rows") |"
+        done
+        echo
+    } >>"$results"
+}
+
+breakdown() { # label socket "node=ctl ..." fio-args...
+    local label="$1" socket="$2" nodes="$3" entry
+    shift 3
+    for entry in $nodes; do ctl "${entry#*=}" trace r0 --on >/dev/null; done
+    echo "trace: $label breakdown" >&2
+    fio_run "$socket" "$work/$label.breakdown.json" "$@"
+    {
+        echo "$label with the trace on, fio: IOPS p50 µs p99 µs = $(fio_figures "$work/$label.breakdown.json")"
+        echo
+        for entry in $nodes; do
+            echo "\`tandemctl trace r0\` on ${entry%%=*}:"
+            echo '```'
+            ctl "${entry#*=}" trace r0
+            echo '```'
+            ctl "${entry#*=}" --json trace r0 >"$work/$label.${entry%%=*}.trace.json"
+        done
+        echo
+    } >>"$results"
+}
+
+{
+    echo "# Request phase trace, $stamp"
+    echo
+    echo "$(nproc) CPUs, $(uname -r); size $size, runtime ${runtime} s, warm-up ${ramp} s, $repeat rounds; $(git rev-parse --short HEAD)"
+    echo
+} >"$results"
+
+start_pair
+qd1=(--rw=randwrite --bs=4k --iodepth=1)
+alternate sync_qd1_randwrite "$work/alpha-r0.sock" "$work/alpha.ctl $work/beta.ctl" "${qd1[@]}"
+breakdown sync_qd1_randwrite "$work/alpha-r0.sock" "alpha=$work/alpha.ctl beta=$work/beta.ctl" "${qd1[@]}"
+stop_all
+
+procs+=("standalone=$(start_node standalone "$work/standalone.ctl")")
+ctl "$work/standalone.ctl" create r0 --volume "$src" --nbd-socket "$work/standalone-r0.sock" >/dev/null
+qd32=(--rw=randread --bs=4k --iodepth=32)
+alternate standalone_qd32_randread "$work/standalone-r0.sock" "$work/standalone.ctl" "${qd32[@]}"
+breakdown standalone_qd32_randread "$work/standalone-r0.sock" "standalone=$work/standalone.ctl" "${qd32[@]}"
+stop_all
+
+cat "$results"
+echo "trace: results in $results; raw fio and trace JSON in $work" >&2
