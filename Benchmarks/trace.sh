@@ -4,7 +4,8 @@
 #   1. sync pair (alpha primary, beta secondary, TLS, loopback; started as Benchmarks/pair.sh
 #      starts it, initial_sync none), fio 4 KiB QD1 randwrite through alpha's NBD export:
 #      a) overhead: BENCH_REPEAT rounds, each one run with the trace off and one with it on
-#         (alternated, so drift hits both alike): fio p50 / p99 completion latency and IOPS
+#         (alternated, so drift hits both alike): fio p50 / p99 completion latency, IOPS, and
+#         the daemons' CPU time (utime+stime from /proc/PID/stat, both nodes) per I/O; medians
 #      b) the breakdown: trace on (counts reset), one run, then `tandemctl trace r0` on alpha
 #         and on beta (the secondary's own receive/apply/ack)
 #   2. standalone resource on the same source file, fio 4 KiB QD32 randread: the same
@@ -71,18 +72,32 @@ fio_run() { # socket out fio-args...
     shift 2
     local target=(--ioengine=nbd "--uri=nbd+unix:///r0?socket=$socket" --size="$size" --randrepeat=0 --time_based)
     fio --name=warmup "${target[@]}" "$@" --runtime="$ramp" --output=/dev/null
+    local before
+    before="$(daemon_ticks)"
     fio --name=run "${target[@]}" "$@" --runtime="$runtime" --output-format=json --output="$out"
+    echo $(($(daemon_ticks) - before)) >"$out.ticks"
 }
 
-# fio JSON -> "iops p50_us p99_us" (completion latency of the run's reads or writes)
+# fio JSON [daemon CPU ticks] -> "iops p50_us p99_us [cpu_us_per_io]" (completion latency of
+# the run's reads or writes; CPU: utime+stime of every daemon over the measured run)
 fio_figures() {
-    python3 - "$1" <<'EOF'
-import json, sys
-job = json.load(open(sys.argv[1]))["jobs"][0]
+    python3 - "$@" <<'EOF'
+import json, os, sys
+text = open(sys.argv[1]).read()
+job = json.loads(text[text.index("{"):])["jobs"][0]
 side = job["write"] if job["write"]["io_bytes"] > 0 else job["read"]
 pct = side["clat_ns"]["percentile"]
-print(f'{side["iops"]:.0f} {pct["50.000000"] / 1000:.1f} {pct["99.000000"] / 1000:.1f}')
+line = f'{side["iops"]:.0f} {pct["50.000000"] / 1000:.1f} {pct["99.000000"] / 1000:.1f}'
+if len(sys.argv) > 2 and side["total_ios"] > 0:
+    line += f' {int(sys.argv[2]) * 1e6 / os.sysconf("SC_CLK_TCK") / side["total_ios"]:.1f}'
+print(line)
 EOF
+}
+
+daemon_ticks() { # sum of utime+stime of every running daemon
+    local entry total=0
+    for entry in "${procs[@]}"; do total=$((total + $("${helper[@]}" cpu-ticks "${entry##*=}"))); done
+    echo "$total"
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
@@ -95,17 +110,19 @@ alternate() { # label socket "ctl sockets" fio-args...
             for control in $controls; do ctl "$control" trace r0 "--$state" >/dev/null; done
             echo "trace: $label round $round/$repeat, trace $state" >&2
             fio_run "$socket" "$work/$label.$state.$round.json" "$@"
-            echo "$state $round $(fio_figures "$work/$label.$state.$round.json")" >>"$work/$label.figures"
+            echo "$state $round $(fio_figures "$work/$label.$state.$round.json" "$(cat "$work/$label.$state.$round.json.ticks")")" \
+                >>"$work/$label.figures"
         done
     done
     {
-        echo "| $label, trace | IOPS (median) | p50 µs (median) | p99 µs (median) | rounds (IOPS p50 p99) |"
-        echo "|---|---|---|---|---|"
+        echo "| $label, trace | IOPS | p50 µs | p99 µs | daemon CPU µs per I/O | rounds (IOPS p50 p99 CPU) |"
+        echo "|---|---|---|---|---|---|"
         for state in off on; do
             local rows
             rows="$(grep "^$state " "$work/$label.figures")"
             echo "| $state | $(awk '{print $3}' <<<"$rows" | median) | $(awk '{print $4}' <<<"$rows" | median) |" \
-                "$(awk '{print $5}' <<<"$rows" | median) | $(awk '{printf "%s%s %s %s", (NR > 1 ? "; " : ""), $3, $4, $5}' <<<"$rows") |"
+                "$(awk '{print $5}' <<<"$rows" | median) | $(awk '{print $6}' <<<"$rows" | median) |" \
+                "$(awk '{printf "%s%s %s %s %s", (NR > 1 ? "; " : ""), $3, $4, $5, $6}' <<<"$rows") |"
         done
         echo
     } >>"$results"
@@ -118,7 +135,7 @@ breakdown() { # label socket "node=ctl ..." fio-args...
     echo "trace: $label breakdown" >&2
     fio_run "$socket" "$work/$label.breakdown.json" "$@"
     {
-        echo "$label with the trace on, fio: IOPS p50 µs p99 µs = $(fio_figures "$work/$label.breakdown.json")"
+        echo "$label with the trace on, fio: IOPS p50 µs p99 µs CPU µs/I/O = $(fio_figures "$work/$label.breakdown.json" "$(cat "$work/$label.breakdown.json.ticks")")"
         echo
         for entry in $nodes; do
             echo "\`tandemctl trace r0\` on ${entry%%=*}:"
