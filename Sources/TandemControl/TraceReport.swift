@@ -24,7 +24,7 @@ public enum TraceReport {
             ])
         }
         lines.append(contentsOf: table(rows))
-        lines.append("times in µs; p50/p90/p99 interpolated inside histogram buckets (1-1.5-2-3-5-7 steps);")
+        lines.append("times in µs; p50/p90/p99 interpolated inside histogram buckets (steps of 20-33 %);")
         lines.append("the pair's peer_round_trip is on this node's clock, secondary_* on the secondary's (run trace there)")
         return lines.joined(separator: "\n")
     }

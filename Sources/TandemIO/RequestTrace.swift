@@ -95,13 +95,15 @@ public struct SequenceStamps {
 
 /// Loop thread only (plain counters).
 public final class RequestTrace {
-    /// Upper bounds of the time buckets, in nanoseconds: 1 µs to 1 s in 1-1.5-2-3-5-7 steps
-    /// (finer than LatencyHistogram's: most phases take microseconds); +Inf is implicit.
+    /// Upper bounds of the time buckets, in nanoseconds: 1 µs to 1 s, ten a decade in steps
+    /// of 20-33 % (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8), finer than LatencyHistogram's: most
+    /// phases take microseconds, and `tandemctl trace` reads percentiles from these buckets.
+    /// +Inf is implicit.
     public static let boundsNs: [UInt64] = {
         var bounds: [UInt64] = []
         var decade: UInt64 = 1_000
         while decade < 1_000_000_000 {
-            for step: UInt64 in [10, 15, 20, 30, 50, 70] { bounds.append(decade * step / 10) }
+            for step: UInt64 in [10, 12, 15, 20, 25, 30, 40, 50, 60, 80] { bounds.append(decade * step / 10) }
             decade *= 10
         }
         bounds.append(1_000_000_000)
@@ -155,9 +157,7 @@ public final class RequestTrace {
         let base = (operation.rawValue * TracePhase.allCases.count + phase.rawValue) * Self.stride
         let durationNs = end.ns > start.ns ? end.ns - start.ns : 0
         let turns = end.turn > start.turn ? end.turn - start.turn : 0
-        var index = 0
-        let bounds = Self.boundsNs
-        while index < bounds.count && durationNs > bounds[index] { index += 1 }
+        let index = Self.bucket(durationNs)
         counts[base + index] &+= 1
         counts[base + Self.timeBuckets] &+= 1
         counts[base + Self.timeBuckets + 1] &+= durationNs
@@ -167,6 +167,20 @@ public final class RequestTrace {
         while turnIndex < turnBounds.count && turns > turnBounds[turnIndex] { turnIndex += 1 }
         counts[turnBase + turnIndex] &+= 1
         counts[turnBase + Self.turnBuckets] &+= turns
+    }
+
+    /// The first bucket whose bound is at least `durationNs` (binary search; the last, +Inf,
+    /// past every bound).
+    @inline(__always)
+    static func bucket(_ durationNs: UInt64) -> Int {
+        let bounds = boundsNs
+        var low = 0
+        var high = bounds.count
+        while low < high {
+            let middle = (low + high) / 2
+            if durationNs > bounds[middle] { low = middle + 1 } else { high = middle }
+        }
+        return low
     }
 
     // MARK: stamps by sequence (replicated writes)

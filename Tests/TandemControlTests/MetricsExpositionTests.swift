@@ -139,7 +139,7 @@ import Testing
         #expect(lines.contains(#"tandem_trace_enabled{resource="r0"} 1"#))
         let labels = #"resource="r0",op="write",phase="peer_round_trip""#
         #expect(lines.contains("tandem_trace_phase_seconds_bucket{\(labels),le=\"0.00005\"} 0"))
-        #expect(lines.contains("tandem_trace_phase_seconds_bucket{\(labels),le=\"0.00007\"} 1"))
+        #expect(lines.contains("tandem_trace_phase_seconds_bucket{\(labels),le=\"0.00006\"} 1"))
         #expect(lines.contains("tandem_trace_phase_seconds_bucket{\(labels),le=\"+Inf\"} 1"))
         #expect(lines.contains("tandem_trace_phase_seconds_sum{\(labels)} 6e-05"))
         #expect(lines.contains("tandem_trace_phase_seconds_count{\(labels)} 1"))

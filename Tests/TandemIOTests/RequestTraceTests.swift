@@ -21,9 +21,9 @@ struct RequestTraceTests {
         #expect(writes.count == 2)
         #expect(writes.sumNs == 40_500)
         #expect(writes.turnSum == 2)
-        // 0.5 µs falls in the first bucket (≤ 1 µs), 40 µs in (30, 50].
+        // 0.5 µs falls in the first bucket (≤ 1 µs), 40 µs in (30, 40].
         #expect(writes.bucketCounts[0] == 1)
-        #expect(writes.bucketCounts[RequestTrace.boundsNs.firstIndex(of: 50_000)!] == 1)
+        #expect(writes.bucketCounts[RequestTrace.boundsNs.firstIndex(of: 40_000)!] == 1)
         #expect(writes.turnBucketCounts[0] == 1 && writes.turnBucketCounts[2] == 1)
         let reads = try #require(phase(trace, .read, .local))
         #expect(reads.count == 1 && reads.turnBucketCounts.last == 1)  // 39 turns: beyond the last bound
@@ -63,13 +63,13 @@ struct RequestTraceTests {
     @Test func quantilesInterpolateInsideTheirBucketAsPrometheusDoes() throws {
         let trace = RequestTrace()
         trace.enable()
-        // 100 hops in (10, 15] µs and 100 in (100, 150] µs.
-        for _ in 0..<100 { trace.record(.read, .total, from: stamp(1, turn: 0), to: stamp(12_001, turn: 1)) }
-        for _ in 0..<100 { trace.record(.read, .total, from: stamp(1, turn: 0), to: stamp(120_001, turn: 3)) }
+        // 100 hops in (12, 15] µs and 100 in (120, 150] µs.
+        for _ in 0..<100 { trace.record(.read, .total, from: stamp(1, turn: 0), to: stamp(13_001, turn: 1)) }
+        for _ in 0..<100 { trace.record(.read, .total, from: stamp(1, turn: 0), to: stamp(130_001, turn: 3)) }
         let total = try #require(phase(trace, .read, .total))
-        #expect(total.quantileNs(0.25) == 12_500)  // halfway through (10 µs, 15 µs]
+        #expect(total.quantileNs(0.25) == 13_500)  // halfway through (12 µs, 15 µs]
         #expect(total.quantileNs(0.5) == 15_000)
-        #expect(total.quantileNs(0.99) == 149_000)
+        #expect(total.quantileNs(0.99) == 149_400)
         #expect(total.quantileTurns(0.5) == 1)
         #expect(total.quantileTurns(0.99) == 3)
     }
@@ -78,6 +78,17 @@ struct RequestTraceTests {
         let bounds = RequestTrace.boundsNs
         #expect(bounds.first == 1_000 && bounds.last == 1_000_000_000)
         #expect(zip(bounds, bounds.dropFirst()).allSatisfy { $0 < $1 })
-        #expect(bounds.contains(1_500) && bounds.contains(70_000) && bounds.contains(500_000_000))
+        #expect(bounds.contains(1_200) && bounds.contains(80_000) && bounds.contains(500_000_000))
+        #expect(bounds.count == 61)
+    }
+
+    @Test func everyDurationLandsInTheFirstBucketThatHoldsIt() {
+        let bounds = RequestTrace.boundsNs
+        for durationNs: UInt64 in [0, 1, 999, 1_000, 1_001, 1_200, 1_201, 79_999, 80_000, 999_999_999, 1_000_000_000,
+                                   1_000_000_001, .max] {
+            let index = RequestTrace.bucket(durationNs)
+            let expected = bounds.firstIndex { durationNs <= $0 } ?? bounds.count
+            #expect(index == expected, "\(durationNs) ns")
+        }
     }
 }
