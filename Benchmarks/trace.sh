@@ -9,7 +9,8 @@
 #      b) the breakdown: trace on (counts reset), one run, then `tandemctl trace r0` on alpha
 #         and on beta (the secondary's own receive/apply/ack)
 #   2. standalone resource on the same source file, fio 4 KiB QD32 randread: the same
-#      alternation (IOPS), then the breakdown.
+#      alternation with a third run per round, fio io_uring O_DIRECT on the file itself
+#      (raw: what the trace's local_io phase can be compared with), then the breakdown.
 # Each fio run: --ioengine=nbd --uri=nbd+unix:///r0?socket=... --rw=randwrite|randread
 #   --bs=4k --iodepth=1|32 --size=SIZE --time_based --runtime=RUNTIME --randrepeat=0,
 #   after an unmeasured warm-up of BENCH_RAMP seconds.
@@ -67,10 +68,11 @@ start_pair() {
     for node in alpha beta; do "${helper[@]}" wait-connected "$work/$node.ctl" r0 "$connect_timeout" >/dev/null; done
 }
 
-fio_run() { # socket out fio-args...
+fio_run() { # socket|raw out fio-args...  ("raw": fio io_uring O_DIRECT on the source file)
     local socket="$1" out="$2"
     shift 2
     local target=(--ioengine=nbd "--uri=nbd+unix:///r0?socket=$socket" --size="$size" --randrepeat=0 --time_based)
+    [[ "$socket" == raw ]] && target=(--ioengine=io_uring --direct=1 "--filename=$src" --size="$size" --randrepeat=0 --time_based)
     fio --name=warmup "${target[@]}" "$@" --runtime="$ramp" --output=/dev/null
     local before
     before="$(daemon_ticks)"
@@ -102,22 +104,26 @@ daemon_ticks() { # sum of utime+stime of every running daemon
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 
-alternate() { # label socket "ctl sockets" fio-args...
-    local label="$1" socket="$2" controls="$3" round state control
-    shift 3
+alternate() { # label socket "ctl sockets" "states" fio-args...  (states: off on [raw])
+    local label="$1" socket="$2" controls="$3" states="$4" round state control
+    shift 4
     for round in $(seq "$repeat"); do
-        for state in off on; do
-            for control in $controls; do ctl "$control" trace r0 "--$state" >/dev/null; done
-            echo "trace: $label round $round/$repeat, trace $state" >&2
-            fio_run "$socket" "$work/$label.$state.$round.json" "$@"
+        for state in $states; do
+            echo "trace: $label round $round/$repeat, $state" >&2
+            if [[ "$state" == raw ]]; then
+                fio_run raw "$work/$label.$state.$round.json" "$@"
+            else
+                for control in $controls; do ctl "$control" trace r0 "--$state" >/dev/null; done
+                fio_run "$socket" "$work/$label.$state.$round.json" "$@"
+            fi
             echo "$state $round $(fio_figures "$work/$label.$state.$round.json" "$(cat "$work/$label.$state.$round.json.ticks")")" \
                 >>"$work/$label.figures"
         done
     done
     {
-        echo "| $label, trace | IOPS | p50 µs | p99 µs | daemon CPU µs per I/O | rounds (IOPS p50 p99 CPU) |"
+        echo "| $label: trace off / on (raw: fio on the file) | IOPS | p50 µs | p99 µs | daemon CPU µs per I/O | rounds (IOPS p50 p99 CPU) |"
         echo "|---|---|---|---|---|---|"
-        for state in off on; do
+        for state in $states; do
             local rows
             rows="$(grep "^$state " "$work/$label.figures")"
             echo "| $state | $(awk '{print $3}' <<<"$rows" | median) | $(awk '{print $4}' <<<"$rows" | median) |" \
@@ -157,14 +163,14 @@ breakdown() { # label socket "node=ctl ..." fio-args...
 
 start_pair
 qd1=(--rw=randwrite --bs=4k --iodepth=1)
-alternate sync_qd1_randwrite "$work/alpha-r0.sock" "$work/alpha.ctl $work/beta.ctl" "${qd1[@]}"
+alternate sync_qd1_randwrite "$work/alpha-r0.sock" "$work/alpha.ctl $work/beta.ctl" "off on" "${qd1[@]}"
 breakdown sync_qd1_randwrite "$work/alpha-r0.sock" "alpha=$work/alpha.ctl beta=$work/beta.ctl" "${qd1[@]}"
 stop_all
 
 procs+=("standalone=$(start_node standalone "$work/standalone.ctl")")
 ctl "$work/standalone.ctl" create r0 --volume "$src" --nbd-socket "$work/standalone-r0.sock" >/dev/null
 qd32=(--rw=randread --bs=4k --iodepth=32)
-alternate standalone_qd32_randread "$work/standalone-r0.sock" "$work/standalone.ctl" "${qd32[@]}"
+alternate standalone_qd32_randread "$work/standalone-r0.sock" "$work/standalone.ctl" "off on raw" "${qd32[@]}"
 breakdown standalone_qd32_randread "$work/standalone-r0.sock" "standalone=$work/standalone.ctl" "${qd32[@]}"
 stop_all
 

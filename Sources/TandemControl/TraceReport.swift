@@ -19,7 +19,7 @@ public enum TraceReport {
             let turns = "\(phase["turns_p50"]?.intValue ?? 0)/\(phase["turns_p99"]?.intValue ?? 0)"
             rows.append([
                 phase["op"]?.stringValue ?? "?", phase["phase"]?.stringValue ?? "?",
-                String(phase["count"]?.intValue ?? 0), micro(phase["mean_us"]), micro(phase["p50_us"]),
+                String(phase["count"]?.intValue ?? 0), micro(phase["mean_us"], quantile: false), micro(phase["p50_us"]),
                 micro(phase["p90_us"]), micro(phase["p99_us"]), number(phase["turns_mean"]), turns,
             ])
         }
@@ -29,8 +29,10 @@ public enum TraceReport {
         return lines.joined(separator: "\n")
     }
 
-    static func micro(_ value: JSONValue?) -> String {
+    /// Microseconds; "≤1" inside the first bucket, where interpolation from zero says nothing.
+    static func micro(_ value: JSONValue?, quantile: Bool = true) -> String {
         guard let value = double(value) else { return "-" }
+        if quantile && value <= 1 { return "≤1" }
         return value >= 100 ? String(Int64(value.rounded())) : number(.double(value))
     }
 

@@ -42,11 +42,13 @@ public enum TracePhase: Int, CaseIterable, Sendable {
     case admit
     /// Local volume I/O: submitted to the ring → completed.
     case local
-    /// Pair, primary: handed to the replicator → its Data frame encrypted and queued on the
-    /// peer link (the admission, the TLS record and the send's submission).
+    /// Pair, primary: handed to the replicator → its Data frame encoded and staged on the
+    /// peer link (the node's admission, the frame's CRC32C, the copy into the staging
+    /// buffer). The link encrypts what a turn staged when the turn ends: after this phase.
     case send
-    /// Pair, primary: Data frame queued → the peer's DataAck handled here. On the primary's
-    /// clock: the wire both ways, the secondary's receive, write and acknowledgement.
+    /// Pair, primary: Data frame staged → the peer's DataAck handled here. On the primary's
+    /// clock: the TLS encryption at the turn's end, the wire both ways, the secondary's
+    /// receive, write and acknowledgement, and the decryption of the ack.
     case peer
     /// Pair, primary: handed to the replicator → answered (local write and peer ack done).
     case replicate
@@ -59,9 +61,10 @@ public enum TracePhase: Int, CaseIterable, Sendable {
     case secondaryReceive
     /// Secondary: the write submitted → completed.
     case secondaryApply
-    /// Secondary: the write completed → its DataAck encrypted and queued on the link.
+    /// Secondary: the write completed → its DataAck staged on the link (encrypted, like
+    /// every message, when the turn ends).
     case secondaryAck
-    /// Secondary: the frame handed over → its DataAck queued.
+    /// Secondary: the frame handed over → its DataAck staged.
     case secondaryTotal
 
     public var label: String {
