@@ -1,6 +1,6 @@
 // RequestTrace: a resource's per-request phase trace (docs/metrics.md "Request phase trace").
 // Each hop of a request (NBD receive, admission, local I/O, hand-over to the replicator, the
-// Data frame queued, the peer's DataAck, the reply sent) takes a stamp — the monotonic clock
+// Data frame staged, the peer's DataAck, the reply sent) takes a stamp — the monotonic clock
 // and the event loop's turn number — and the time and turns between two hops are counted
 // into a fixed-bucket histogram per phase. Off by default: then each hop costs one branch on
 // `enabled` and nothing else. Storage is allocated the first time the trace is enabled (a
