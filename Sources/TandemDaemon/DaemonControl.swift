@@ -40,6 +40,8 @@ final class DaemonControl: ControlHandler {
             result = status(request.args)
         case "delete":
             result = delete(request.args)
+        case "trace":
+            result = trace(request.args)
         case "enable", "disable", "failover", "demote":
             result = transition(request.cmd, request.args)
         case "reload-tls":

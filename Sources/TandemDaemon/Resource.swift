@@ -70,7 +70,8 @@ final class Resource {
         }
         backend = NBDExportBackend(
             name: spec.name, volume: volume, loop: loop, buffers: buffers, readOnly: spec.role == .secondary,
-            maxRequestBytes: config.maxRequestBytes, localWriteLatency: counters.localWriteLatency, logger: logger)
+            maxRequestBytes: config.maxRequestBytes, localWriteLatency: counters.localWriteLatency,
+            trace: counters.trace, logger: logger)
         health = DiskHealth(resource: spec.name, events: context.events, logger: logger)
         let health = self.health
         backend.onDiskError = { operation, errno in health.record(operation, errno: errno) }

@@ -47,6 +47,9 @@ public final class EventLoop: @unchecked Sendable {
     private var turnEndHandlers: [TurnEndHandler] = []
     private var turnEndRunning: [TurnEndHandler] = []
     private var tickTimeout = __kernel_timespec(tv_sec: 1, tv_nsec: 0)
+    /// Loop turns completed (one per `runOnce`): the request trace counts the turns between
+    /// a request's hops with it (RequestTrace).
+    public private(set) var turn: UInt64 = 0
     private static let wakeTag: UInt32 = 1
     private static let tickTag: UInt32 = 2
 
@@ -182,6 +185,7 @@ public final class EventLoop: @unchecked Sendable {
         if rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME {
             preconditionFailure("io_uring_submit_and_wait failed: errno \(-rc)")
         }
+        turn &+= 1
         reap(&completions)
         runTurnEnd()
     }

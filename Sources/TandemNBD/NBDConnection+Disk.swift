@@ -16,6 +16,7 @@ extension NBDConnection {
             release(request)
             return
         }
+        if backend.trace.enabled { backend.traceHop(request, .admit) }
         if backend.refusesMutations && (request.isMutation || request.command == .flush) {
             request.phase = .disk
             return finishDisk(request, error: NBD.Errno.eio)
@@ -125,6 +126,7 @@ extension NBDConnection {
             } else if request.command == .read || backend.volume.honoursDSyncWrites
                 || request.header.flags & NBD.CommandFlag.fua == 0 {
                 if request.command == .write { backend.localWriteLatency.record(since: request.diskStartNs) }
+                if backend.trace.enabled { backend.traceHop(request, .local) }
                 finishDisk(request, error: 0)
             } else {
                 // FUA on a volume whose RWF_DSYNC writes are not trusted: flush after the write.

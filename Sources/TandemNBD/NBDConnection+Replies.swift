@@ -5,11 +5,13 @@ import CShims
 import CURing
 import Glibc
 import TandemCore
+import TandemIO
 
 extension NBDConnection {
     func complete(_ request: NBDRequest, error: UInt32) {
         request.error = error
         request.phase = .replying
+        if backend.trace.enabled { request.traceHop = loop.traceStamp() }
         backend.record(request)
         let handle = request.header.handle
         if request.command == .read && structuredReplies {
@@ -97,6 +99,7 @@ extension NBDConnection {
             submitSendmsg()
             return
         }
+        if backend.trace.enabled { traceReplies() }
         for request in sendBatch { release(request) }
         sendBatch.removeAll(keepingCapacity: true)
         sendIovecCount = 0
@@ -105,6 +108,16 @@ extension NBDConnection {
         } else {
             flushReplies()
             process()
+        }
+    }
+
+    /// The replies of `sendBatch` are on the socket: their reply and total phases end now.
+    private func traceReplies() {
+        let now = loop.traceStamp()
+        for request in sendBatch {
+            guard let operation = request.traceOperation else { continue }
+            backend.trace.record(operation, .reply, from: request.traceHop, to: now)
+            backend.trace.record(operation, .total, from: request.traceStart, to: now)
         }
     }
 

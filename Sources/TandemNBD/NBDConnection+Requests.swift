@@ -44,6 +44,7 @@ extension NBDConnection {
         let request = requests[Int(freeSlots.last!)]
         request.header = header
         request.command = command
+        request.traceStart = receiveStamp
         if !prepareBuffers(request) { return false }
         freeSlots.removeLast()
         stagingStart += NBD.requestHeaderBytes

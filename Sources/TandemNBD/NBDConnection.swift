@@ -59,6 +59,8 @@ public final class NBDConnection: IOHandler, BufferWaiter, TurnEndHandler {
     /// Replies completed in this loop turn leave together in one sendmsg at its end.
     var replyFlushScheduled = false
     var disconnectRequested = false
+    /// The last receive's trace stamp: requests parsed from it start there (RequestTrace).
+    var receiveStamp = TraceStamp.none
     var onClosed: ((NBDConnection) -> Void)?
     weak var listener: NBDListener?
 
@@ -183,6 +185,7 @@ public final class NBDConnection: IOHandler, BufferWaiter, TurnEndHandler {
             close(result == 0 ? "client closed the connection" : "receive failed: errno \(-result)")
             return
         }
+        receiveStamp = backend.trace.enabled ? loop.traceStamp() : .none
         if let request = payloadRequest {
             request.payloadReceived += Int(result)
             if request.payloadReceived == Int(request.header.length) {

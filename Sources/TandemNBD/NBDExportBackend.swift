@@ -41,10 +41,14 @@ public final class NBDExportBackend: TurnEndHandler {
     /// Writes this export puts on the volume itself (no sink): submit to local completion.
     /// Shared with the resource's replicator, which counts the writes it submits.
     public let localWriteLatency: LatencyHistogram
+    /// The resource's request trace (off unless enabled); shared with its replicators.
+    public let trace: RequestTrace
 
     public init(name: String, volume: Volume, loop: EventLoop, buffers: DataBuffers, readOnly: Bool,
-                maxRequestBytes: UInt32, localWriteLatency: LatencyHistogram = LatencyHistogram(), logger: Logger) {
+                maxRequestBytes: UInt32, localWriteLatency: LatencyHistogram = LatencyHistogram(),
+                trace: RequestTrace = RequestTrace(), logger: Logger) {
         self.name = name
+        self.trace = trace
         self.localWriteLatency = localWriteLatency
         self.volume = volume
         self.loop = loop
@@ -69,6 +73,7 @@ public final class NBDExportBackend: TurnEndHandler {
 
     /// Starts `request` now, or queues it behind a conflicting mutation.
     func admit(_ request: NBDRequest) {
+        if trace.enabled { traceHop(request, .receive) }
         if request.isReadModifyWrite { readModifyWrites += 1 }
         if mustWait(request) {
             request.phase = .waiting
@@ -119,6 +124,16 @@ public final class NBDExportBackend: TurnEndHandler {
             previous = current
             cursor = current.nextWaiting
         }
+    }
+
+    /// Records the phase from the request's last hop (the receive for `.receive`) to now,
+    /// which becomes its last hop. Only while the trace is enabled.
+    func traceHop(_ request: NBDRequest, _ phase: TracePhase) {
+        let now = loop.traceStamp()
+        if let operation = request.traceOperation {
+            trace.record(operation, phase, from: phase == .receive ? request.traceStart : request.traceHop, to: now)
+        }
+        request.traceHop = now
     }
 
     func record(_ request: NBDRequest) {

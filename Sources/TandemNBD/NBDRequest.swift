@@ -34,6 +34,9 @@ final class NBDRequest {
     /// When the local write was submitted (MonotonicClock), for the latency histogram.
     var diskStartNs: UInt64 = 0
     var payloadReceived = 0
+    /// Trace stamps (RequestTrace): the receive that carried the header, and the last hop.
+    var traceStart = TraceStamp.none
+    var traceHop = TraceStamp.none
     var edgeReadsPending = 0
     var error: UInt32 = 0
     /// The request's index in the export's list of active mutations; -1 when not in it.
@@ -58,6 +61,15 @@ final class NBDRequest {
 
     var endOffset: UInt64 { header.offset + UInt64(header.length) }
 
+    /// Reads and writes are traced; other commands are not.
+    var traceOperation: TraceOperation? {
+        switch command {
+        case .read: .read
+        case .write: .write
+        default: nil
+        }
+    }
+
     /// The range an overlapping mutation must wait for: the aligned cover of a
     /// read-modify-write, the request's own range otherwise.
     var lockStart: UInt64 { isReadModifyWrite ? diskOffset : header.offset }
@@ -76,5 +88,7 @@ final class NBDRequest {
         nextReply = nil
         nextWaiting = nil
         replyHeaderBytes = 0
+        traceStart = .none
+        traceHop = .none
     }
 }

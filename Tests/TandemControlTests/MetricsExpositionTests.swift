@@ -122,3 +122,32 @@ import Testing
         #expect(counters.values == ResourceCounterValues(protocolErrors: 2, tlsErrors: 1))
     }
 }
+
+@Suite struct RequestTraceExpositionTests {
+    @Test func tracePhasesArePublishedOnceEnabledAsHistogramsOfSecondsAndTurns() {
+        let trace = RequestTrace()
+        var untraced = MetricsExpositionTests.resource([:])
+        untraced.name = "r1"
+        untraced.trace = trace.snapshot
+        trace.enable()
+        trace.record(.write, .peer, from: TraceStamp(ns: 1_000, turn: 5), to: TraceStamp(ns: 61_000, turn: 7))
+        var traced = MetricsExpositionTests.resource([:])
+        traced.trace = trace.snapshot
+        let text = MetricsExposition.render(DaemonMetrics(version: "9.9", node: "alpha", tlsHandshakes: 0,
+                                                          tlsHandshakeFailures: 0, resources: [traced, untraced]))
+        let lines = Set(text.split(separator: "\n").map(String.init))
+        #expect(lines.contains(#"tandem_trace_enabled{resource="r0"} 1"#))
+        let labels = #"resource="r0",op="write",phase="peer_round_trip""#
+        #expect(lines.contains("tandem_trace_phase_seconds_bucket{\(labels),le=\"0.00005\"} 0"))
+        #expect(lines.contains("tandem_trace_phase_seconds_bucket{\(labels),le=\"0.00006\"} 1"))
+        #expect(lines.contains("tandem_trace_phase_seconds_bucket{\(labels),le=\"+Inf\"} 1"))
+        #expect(lines.contains("tandem_trace_phase_seconds_sum{\(labels)} 6e-05"))
+        #expect(lines.contains("tandem_trace_phase_seconds_count{\(labels)} 1"))
+        #expect(lines.contains("tandem_trace_phase_loop_turns_bucket{\(labels),le=\"1\"} 0"))
+        #expect(lines.contains("tandem_trace_phase_loop_turns_bucket{\(labels),le=\"2\"} 1"))
+        #expect(lines.contains("tandem_trace_phase_loop_turns_sum{\(labels)} 2"))
+        // A resource whose trace was never enabled, and phases that counted nothing, have no series.
+        #expect(!text.contains(#"resource="r1",op"#) && !text.contains(#"tandem_trace_enabled{resource="r1"}"#))
+        #expect(!text.contains(#"phase="receive""#))
+    }
+}

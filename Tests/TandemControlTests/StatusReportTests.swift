@@ -110,3 +110,20 @@ import TandemControl
         #expect(EventText.line(["event": .string("subscribed")]) == nil)
     }
 }
+
+@Suite struct TraceReportTests {
+    @Test func phasesPrintAsRowsInTheOrderGivenWithQuantilesBelowOneMicrosecondAsAnUpperBound() {
+        let phase: [String: JSONValue] = [
+            "op": .string("write"), "phase": .string("admit"), "count": .int(12), "mean_us": .double(0.3),
+            "p50_us": .double(0.5), "p90_us": .double(1.4), "p99_us": .double(250.4), "turns_mean": .double(0),
+            "turns_p50": .int(0), "turns_p99": .int(2),
+        ]
+        let text = TraceReport.render(["name": .string("r0"), "enabled": .bool(true), "age_ms": .int(2500),
+                                       "phases": .array([.object(phase)])])
+        let lines = text.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+        #expect(lines[0] == ["trace", "r0:", "on,", "counting", "for", "2.5s"])
+        #expect(lines[1].first == "op" && lines[2] == ["write", "admit", "12", "0.3", "≤1", "1.4", "250", "0.0", "0/2"])
+        let off = TraceReport.render(["name": .string("r0"), "enabled": .bool(false), "age_ms": .int(0), "phases": .array([])])
+        #expect(off.contains("nothing counted"))
+    }
+}

@@ -34,6 +34,8 @@ public struct ResourceMetrics: Sendable {
     public var counters: ResourceCounterValues
     public var localWriteLatency: LatencyHistogramSnapshot
     public var replicatedWriteLatency: LatencyHistogramSnapshot
+    /// The request phase trace (`trace` command); published once it was ever enabled.
+    public var trace: RequestTraceSnapshot = .off
 
     public init(name: String, status: [String: JSONValue], counters: ResourceCounterValues,
                 localWriteLatency: LatencyHistogramSnapshot, replicatedWriteLatency: LatencyHistogramSnapshot) {
@@ -169,6 +171,7 @@ public enum MetricsExposition {
         for resource in resources {
             writer.histogram("tandem_replicated_write_latency_seconds", [("resource", resource.name)], resource.replicatedWriteLatency)
         }
+        renderTraces(resources, into: &writer)
     }
 
     static func renderCounters(_ resources: [ResourceMetrics], into writer: inout PrometheusTextWriter) {

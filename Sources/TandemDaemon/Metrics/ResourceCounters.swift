@@ -19,6 +19,9 @@ final class ResourceCounters {
     /// Sync mode: a write handed to the replicator until it is acknowledged to the client
     /// (local completion and the peer's acknowledgement).
     let replicatedWriteLatency = LatencyHistogram()
+    /// The per-request phase trace (off unless enabled with the `trace` command); shared by
+    /// the NBD export and the replicators.
+    let trace = RequestTrace()
     /// Primary: payload bytes of application writes sent to the peer (re-sends included).
     var replicatedBytes: UInt64 = 0
     /// Primary: payload bytes of the initial full copy sent to the peer.

@@ -7,10 +7,12 @@ extension Resource {
     var metrics: ResourceMetrics {
         var values = counters.values
         values.diskErrors = health.errorCount  // every failed disk result, NBD's and the replicators'
-        return ResourceMetrics(
+        var metrics = ResourceMetrics(
             name: spec.name, status: status, counters: values,
             localWriteLatency: counters.localWriteLatency.snapshot,
             replicatedWriteLatency: counters.replicatedWriteLatency.snapshot)
+        metrics.trace = counters.trace.snapshot
+        return metrics
     }
 }
 

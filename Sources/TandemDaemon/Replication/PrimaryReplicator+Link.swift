@@ -75,6 +75,10 @@ extension PrimaryReplicator: PeerLinkDelegate {
         case .durableAck(let epoch):
             feed(.peer(.durableThroughEpoch(epoch)))
         case .dataAck(_, let sequence):
+            if trace.enabled, let stamps = trace.existingStamps(sequence), stamps.pointee.link.isSet {
+                trace.record(.write, .peer, from: stamps.pointee.link, to: context.loop.traceStamp())
+                stamps.pointee.link = .none  // a re-acknowledgement counts once
+            }
             feed(.peer(.dataAck(sequence: sequence)))
         case .ping(let nonce):
             link.send(.pong(nonce: nonce))
@@ -124,6 +128,11 @@ extension PrimaryReplicator: PeerLinkDelegate {
             compress: spec.compression == .lz4, scratch: scratch)
         let payload = compressed.map { UnsafeRawBufferPointer(rebasing: scratch[0..<$0]) } ?? block
         if link.sendData(header, payload: payload) {
+            if trace.enabled, let stamps = trace.existingStamps(data.sequence), !stamps.pointee.link.isSet {
+                let now = context.loop.traceStamp()
+                trace.record(.write, .send, from: stamps.pointee.start, to: now)
+                stamps.pointee.link = now
+            }
             if retained.isInitialCopy(sequence: data.sequence) {
                 counters.resyncedBytes += UInt64(block.count)
             } else {

@@ -15,6 +15,9 @@ extension PrimaryReplicator {
         switch write.source {
         case .request(let id):
             guard let mutation = requests[Int(id)].mutation else { preconditionFailure("write for a free request") }
+            if trace.enabled && requests[Int(id)].traceStamp.isSet {
+                trace.begin(write.sequence, at: requests[Int(id)].traceStamp).pointee.local = context.loop.traceStamp()
+            }
             if let buffer = mutation.takeBufferIfSpare() {
                 retained.retainLent(buffer, length: length, sequence: write.sequence)
             } else {
@@ -74,6 +77,9 @@ extension PrimaryReplicator {
                 return feed(.localWriteDone(sequence: entry.sequence, errno: result == 0 ? EIO : -result))
             }
             counters.localWriteLatency.record(since: entry.localSubmittedNs)
+            if trace.enabled, let stamps = trace.existingStamps(entry.sequence) {
+                trace.record(.write, .local, from: stamps.pointee.local, to: context.loop.traceStamp())
+            }
             if entry.fua && !volume.honoursDSyncWrites {
                 // The write is done but not known durable: flush before it counts as complete.
                 return context.loop.prepareFlush(volume: volume, handler: handlerID, tag: UInt32(slot) | Self.fuaFlushBit)

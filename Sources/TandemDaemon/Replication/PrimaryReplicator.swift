@@ -20,6 +20,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         var mutation: NBDPendingMutation?
         /// MonotonicClock time it was handed to us (the replicated-write latency histogram).
         var submittedNs: UInt64 = 0
+        /// The hand-over's trace stamp (writes, while the trace is enabled).
+        var traceStamp = TraceStamp.none
     }
 
     static let chunkBytes = 1 << 20
@@ -78,6 +80,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var onPeerDiskFailed: ((String) -> Void)?
     /// The full copy completed: the peer holds everything.
     var onPeerSynced: (() -> Void)?
+
+    /// The resource's request trace (RequestTrace; off unless enabled).
+    var trace: RequestTrace { counters.trace }
 
     var session: UInt64 { node.session }
     var basis: SessionBasis { node.basis }
@@ -173,6 +178,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         let index = allocateRequest()
         requests[index].mutation = mutation
         requests[index].submittedNs = MonotonicClock.nowNs()
+        if trace.enabled && mutation.kind == .write { requests[index].traceStamp = context.loop.traceStamp() }
         // A failed disk takes no more writes (docs/replication.md "Disk failures").
         if health.isFailed && !node.diskFailed { feed(.diskFailedElsewhere) }
         feed(.request(id: RequestID(index), request))
@@ -189,6 +195,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         guard let mutation = requests[index].mutation else { preconditionFailure("request \(id) answered twice") }
         if mutation.kind == .write && errno == 0 && spec.mode == .sync {
             counters.replicatedWriteLatency.record(since: requests[index].submittedNs)
+        }
+        if trace.enabled && requests[index].traceStamp.isSet {
+            trace.record(.write, .replicate, from: requests[index].traceStamp, to: context.loop.traceStamp())
         }
         requests[index] = RequestSlot()
         freeRequests.append(index)

@@ -21,6 +21,7 @@ extension SecondaryReplicator {
         case .new:
             break
         }
+        if counters.trace.enabled { _ = counters.trace.begin(header.sequence, at: context.loop.traceStamp()) }
         let length = Int(header.lengthBytes)
         let slot = Int(header.sequence % UInt64(received.count))
         // The node queues fewer writes than there are slots, so a slot of a new write is free.
@@ -75,6 +76,11 @@ extension SecondaryReplicator {
             preconditionFailure("no payload for write \(write.sequence)")
         }
         received[slot]!.offsetBytes = write.offsetBytes
+        if counters.trace.enabled, let stamps = counters.trace.existingStamps(write.sequence) {
+            let now = context.loop.traceStamp()
+            counters.trace.record(.write, .secondaryReceive, from: stamps.pointee.start, to: now)
+            stamps.pointee.local = now
+        }
         submitWrite(slot)
     }
 
@@ -138,6 +144,12 @@ extension SecondaryReplicator {
         received[slot] = nil
         release(entry)
         if result > 0 { counters.localWriteLatency.record(since: entry.submittedNs) }
+        if result > 0, counters.trace.enabled, let stamps = counters.trace.existingStamps(entry.sequence) {
+            let now = context.loop.traceStamp()
+            counters.trace.record(.write, .secondaryApply, from: stamps.pointee.local, to: now)
+            stamps.pointee.local = now
+            stamps.pointee.link = now  // completed: the ack may follow
+        }
         feed(.writeCompleted(sequence: entry.sequence, errno: result > 0 ? 0 : (result == 0 ? EIO : -result)))
     }
 }

@@ -339,13 +339,27 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         }
     }
 
+    /// The DataAck of `sequence` is queued: its ack and total phases end (once: a duplicate's
+    /// re-acknowledgement is not counted).
+    private func traceAcknowledged(_ sequence: WriteSequence) {
+        guard counters.trace.enabled, let stamps = counters.trace.existingStamps(sequence), stamps.pointee.link.isSet else {
+            return
+        }
+        let now = context.loop.traceStamp()
+        counters.trace.record(.write, .secondaryAck, from: stamps.pointee.link, to: now)
+        counters.trace.record(.write, .secondaryTotal, from: stamps.pointee.start, to: now)
+        stamps.pointee.link = .none
+    }
+
     private func send(_ message: SecondaryMessage) {
         guard let link, link.isEstablished else { return }
         switch message {
         case .hello(let epoch, let copy):
             link.send(.replicaHello(WireReplicaHello(durableThroughEpoch: epoch, diskState: copy.wire)))
         case .durableThroughEpoch(let epoch): link.send(.durableAck(epoch: epoch))
-        case .dataAck(let sequence): link.send(.dataAck(epoch: 0, sequence: sequence))
+        case .dataAck(let sequence):
+            link.send(.dataAck(epoch: 0, sequence: sequence))
+            traceAcknowledged(sequence)
         }
     }
 }
