@@ -1,6 +1,7 @@
 // TandemCore owns every replication decision, as pure code: the primary's and the
 // secondary's state machines (Replication/), disk states and session bases, the role rules
 // (how a primary session starts, failover, promotion, demotion: ResourceRoles), what the
-// persisted ReplicationRecord says, the resource spec, and the wire and NBD message codecs.
+// persisted ReplicationRecord says, the metadata file's codec and loading verdict (Metadata/),
+// the resource spec, and the wire and NBD message codecs.
 // It must never perform I/O, read a clock or draw entropy: time (`nowNs`), session numbers
 // and seeds come in as inputs, so that the simulator runs exactly what production runs.
