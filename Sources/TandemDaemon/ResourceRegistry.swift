@@ -61,12 +61,48 @@ final class ResourceRegistry: @unchecked Sendable {
                 // A volume missing at start is reported, never re-created empty.
                 try open(spec, creating: false)
             } catch {
-                logger.error("resource could not be restored", metadata: ["resource": "\(spec.name)", "error": "\(error.message)"])
-                let failure = DiskFailure(operation: "open", errno: Self.errno(in: error), message: error.message)
-                unopened[spec.name] = (spec, failure)
-                events.publish(resource: spec.name, "disk-failed", ["disk_error": failure.json, "disk_state": .string("Failed")])
+                recordUnopened(spec, error)
             }
         }
+    }
+
+    /// A resource whose volume or metadata could not be opened: listed as Failed.
+    private func recordUnopened(_ spec: ResourceSpec, _ error: ControlError) {
+        logger.error("resource could not be restored", metadata: ["resource": "\(spec.name)", "error": "\(error.message)"])
+        // Resource.init names metadata failures "metadata <path>: <reason>".
+        let operation = error.message.hasPrefix("metadata ") ? "metadata open" : "open"
+        let failure = DiskFailure(operation: operation, errno: Self.errno(in: error), message: error.message)
+        unopened[spec.name] = (spec, failure)
+        events.publish(resource: spec.name, "disk-failed", ["disk_error": failure.json, "disk_state": .string("Failed")])
+    }
+
+    /// `create-md` with `force`: re-initialises a resource's metadata (docs/metadata.md). A
+    /// resource that could not open its metadata at start is opened again with the new file.
+    func createMetadata(_ name: String, force: Bool) throws(ControlError) -> [String: JSONValue] {
+        guard unopened[name] != nil || resources[name] != nil else { throw ControlError(.notFound, "no resource '\(name)'") }
+        guard force else {
+            throw ControlError(.invalidArgument, "create-md replaces the metadata of '\(name)' with one that claims nothing: the next connection copies the whole volume; repeat with force: true")
+        }
+        guard let entry = unopened[name] else {
+            try resources[name]!.reinitialiseMetadata()
+            return resources[name]!.status
+        }
+        var spec = entry.spec
+        guard let sizeBytes = spec.sizeBytes else {
+            throw ControlError(.wrongState, "resource '\(name)' has no recorded size; delete and re-create it")
+        }
+        let path = spec.metadataPath ?? MetadataStore.defaultPath(stateDir: config.stateDir, name: name)
+        spec.metadataPath = path
+        do throws(IOError) { try MetadataStore.reinitialise(spec, path: path, volumeSizeBytes: sizeBytes) } catch {
+            throw ControlError(.ioError, "metadata \(path): \(error)")
+        }
+        Resource.publishCreated(events, name: name, path: path)
+        unopened.removeValue(forKey: name)
+        do throws(ControlError) { try open(spec, creating: false) } catch {
+            recordUnopened(spec, error)
+            throw error
+        }
+        return resources[name]!.status
     }
 
     func create(_ spec: ResourceSpec) throws(ControlError) -> [String: JSONValue] {
@@ -77,6 +113,7 @@ final class ResourceRegistry: @unchecked Sendable {
             throw ControlError(.exists, "resource '\(other.spec.name)' already uses this volume or NBD socket")
         }
         var spec = spec
+        if spec.metadataPath == nil { spec.metadataPath = MetadataStore.defaultPath(stateDir: config.stateDir, name: spec.name) }
         try open(spec, creating: true)
         spec.sizeBytes = resources[spec.name]!.volume.sizeBytes
         do {
@@ -103,8 +140,10 @@ final class ResourceRegistry: @unchecked Sendable {
     }
 
     func delete(_ name: String, _ done: @escaping (ControlError?) -> Void) {
-        if unopened.removeValue(forKey: name) != nil {
-            for suffix in ["enabled", "meta", "peer-failed"] { unlink("\(config.stateDir)/\(name).\(suffix)") }
+        if let entry = unopened.removeValue(forKey: name) {
+            let old = MetadataStore.legacyPaths(stateDir: config.stateDir, name: name)
+            for path in [old.meta, old.enabled, old.peerFailed] { unlink(path) }
+            unlink(entry.spec.metadataPath ?? MetadataStore.defaultPath(stateDir: config.stateDir, name: name))
             do { try store.remove(name: name) } catch {
                 return done(ControlError(.ioError, "removing the persisted resource failed: \(error)"))
             }
@@ -167,7 +206,11 @@ final class ResourceRegistry: @unchecked Sendable {
             }
         }
         resources[spec.name] = resource
-        if resource.markerSaysEnabled {
+        if spec.metadataPath == nil {
+            // Converted from format 2: the resource file now names its metadata.
+            resource.persist?(resource.spec)
+        }
+        if resource.recordSaysEnabled {
             do { try resource.enable() } catch {
                 resourceLogger.error("re-enabling replication failed", metadata: ["error": "\(error.message)"])
             }
