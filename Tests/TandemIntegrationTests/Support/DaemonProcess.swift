@@ -12,6 +12,9 @@ final class DaemonProcess {
     let controlSocket: String
     var extraArguments: [String]
     var nodeName = "test"
+    /// A program (and its arguments) tandemd runs under, e.g. strace injecting faults;
+    /// empty: tandemd runs directly.
+    var launchPrefix: [String] = []
     private(set) var child: ChildProcess?
     private var starts = 0
 
@@ -49,9 +52,11 @@ final class DaemonProcess {
         let notify = try NotifySocket(path: directory.file("notify.\(starts).sock"))
         var environment = ProcessInfo.processInfo.environment
         environment["NOTIFY_SOCKET"] = notify.path
+        let tandemd = try Binaries.tandemd()
         let child = try ChildProcess(
-            executable: try Binaries.tandemd(), arguments: arguments, environment: environment,
-            outputPath: logPath)
+            executable: launchPrefix.first ?? tandemd,
+            arguments: launchPrefix.isEmpty ? arguments : Array(launchPrefix.dropFirst()) + [tandemd] + arguments,
+            environment: environment, outputPath: logPath)
         self.child = child
         let deadline = Date().addingTimeInterval(Self.readyTimeoutSeconds)
         while Date() < deadline {
