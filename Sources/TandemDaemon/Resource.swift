@@ -73,6 +73,7 @@ final class Resource {
         do {
             try volume.attach(to: loop)
         } catch {
+            metadata.close()
             throw ControlError(.ioError, "\(error)")
         }
         backend = NBDExportBackend(
@@ -91,6 +92,7 @@ final class Resource {
         do {
             try listen()
         } catch {
+            metadata.close()
             volume.detach(from: loop)
             throw error
         }
