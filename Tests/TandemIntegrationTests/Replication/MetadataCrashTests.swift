@@ -100,7 +100,7 @@ extension Replication {
         let deadline = Date().addingTimeInterval(10)
         while failedStep && pair.alpha.isRunning && Date() < deadline { usleep(10_000) }
         let killed = !pair.alpha.isRunning
-        killTracee(pair.alpha)
+        pair.alpha.crashWithTracee()
         #expect(killed, "the injected kill never happened (fewer fdatasyncs than \(killAt))")
         pair.alpha.launchPrefix = []
         try pair.alpha.start()
@@ -118,15 +118,17 @@ extension Replication {
         try pair.beta.stop()
         #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
     }
+}
+}
 
-    /// SIGKILL to tandemd itself (killing strace alone would detach and leave it running),
-    /// then to strace.
-    private func killTracee(_ daemon: DaemonProcess) {
-        let pid = daemon.pid
-        if daemon.isRunning, let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8) {
+extension DaemonProcess {
+    /// SIGKILL to tandemd itself when it runs under a `launchPrefix` tracer (killing strace
+    /// alone would detach tandemd and leave it running), then to the tracer.
+    func crashWithTracee() {
+        let tracer = pid
+        if isRunning, let text = try? String(contentsOfFile: "/proc/\(tracer)/task/\(tracer)/children", encoding: .utf8) {
             for child in text.split(separator: " ").compactMap({ Int32($0) }) { kill(child, SIGKILL) }
         }
-        daemon.crash()
+        crash()
     }
-}
 }

@@ -190,11 +190,10 @@ extension Replication {
 
     // MARK: conversion
 
-    @Test func aFormatTwoStateDirectoryIsConvertedOnceWithAnEvent() throws {
-        let daemon = try startWithSecondary(initialSync: "full")
-        try daemon.stop()
-        // Rewrite the state directory as a tandemd of before format 3 left it: the resource
-        // file without metadata_path, and the three files.
+    /// Rewrites r0's state as a tandemd of before format 3 left it: the resource file
+    /// without metadata_path, and `.meta` (session 0x1234, durable epoch 9, synced) and
+    /// `.enabled`. The daemon must be stopped.
+    private func writeFormatTwoState(_ daemon: DaemonProcess) throws {
         let resourceFile = "\(daemon.stateDir)/resources/\(Self.name).json"
         var document = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: resourceFile))) as! [String: Any]
         var spec = document["spec"] as! [String: Any]
@@ -207,20 +206,32 @@ extension Replication {
         try writeFile("\(daemon.stateDir)/\(Self.name).meta",
                       MetadataConversion.encodeLegacySlot(record) + MetadataConversion.encodeLegacySlot(ReplicationRecord(generation: 4)))
         try writeFile("\(daemon.stateDir)/\(Self.name).enabled", [])
+    }
+
+    /// The converted superblock holds the old record and marker; the old files are gone.
+    private func expectConverted(_ daemon: DaemonProcess, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let bytes = try readFile(metadataPath(daemon))
+        let superblock = try MetadataLoad.decide(
+            fileBytes: UInt64(bytes.count), slotA: Array(bytes[0..<4096]), slotB: Array(bytes[4096..<8192]),
+            expected: MetadataExpectation(resourceName: Self.name, volumeSizeBytes: UInt64(Self.sizeBytes))).get().superblock
+        #expect(superblock.session == 0x1234 && superblock.durableEpoch == 9 && superblock.enabled
+                    && superblock.record.synced && superblock.recordWrites == 5, "\(superblock)", sourceLocation: sourceLocation)
+        for suffix in ["meta", "enabled", "peer-failed"] {
+            #expect(!FileManager.default.fileExists(atPath: "\(daemon.stateDir)/\(Self.name).\(suffix)"), "\(suffix)",
+                    sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func aFormatTwoStateDirectoryIsConvertedOnceWithAnEvent() throws {
+        let daemon = try startWithSecondary(initialSync: "full")
+        try daemon.stop()
+        try writeFormatTwoState(daemon)
         try daemon.start()
         let converted = try status(daemon)
         #expect(converted["metadata_path"] as? String == metadataPath(daemon), "\(converted)")
         #expect(converted["enabled"] as? Bool == true, "the .enabled marker was lost: \(converted)")
         #expect(converted["disk_state"] as? String != "Failed", "\(converted)")
-        for suffix in ["meta", "enabled", "peer-failed"] {
-            #expect(!FileManager.default.fileExists(atPath: "\(daemon.stateDir)/\(Self.name).\(suffix)"), "\(suffix)")
-        }
-        let superblock = try MetadataLoad.decide(
-            fileBytes: UInt64(try readFile(metadataPath(daemon)).count), slotA: Array(try readFile(metadataPath(daemon))[0..<4096]),
-            slotB: Array(try readFile(metadataPath(daemon))[4096..<8192]),
-            expected: MetadataExpectation(resourceName: Self.name, volumeSizeBytes: UInt64(Self.sizeBytes))).get().superblock
-        #expect(superblock.session == 0x1234 && superblock.durableEpoch == 9 && superblock.enabled
-                    && superblock.record.synced && superblock.recordWrites == 5)
+        try expectConverted(daemon)
         let log = (try? String(contentsOfFile: daemon.logPath, encoding: .utf8)) ?? ""
         #expect(log.contains("event metadata-converted"), "\(daemon.logTail())")
         // The resource file names the metadata now: the next start converts nothing.
@@ -229,6 +240,29 @@ extension Replication {
         let again = (try? String(contentsOfFile: daemon.logPath, encoding: .utf8)) ?? ""
         #expect(!again.contains("event metadata-converted"))
         #expect(try status(daemon)["disk_state"] as? String != "Failed")
+        try daemon.stop()
+    }
+
+    /// kill -9 at each rename of the start that converts (the new metadata file's, then the
+    /// resource file's): the next start converts or finds the converted file, losing nothing.
+    @Test(arguments: 1...2)
+    func aConversionKilledAtARenameCompletesAtTheNextStart(_ killAt: Int) throws {
+        let daemon = try startWithSecondary(initialSync: "full")
+        try daemon.stop()
+        try writeFormatTwoState(daemon)
+        daemon.launchPrefix = ["/usr/bin/strace", "-f", "-qq", "-o", "/dev/null",
+                               "-e", "inject=rename:signal=KILL:when=\(killAt)"]
+        do { try daemon.start() } catch {}  // killed before READY (or after)
+        let deadline = Date().addingTimeInterval(20)
+        while daemon.isRunning && Date() < deadline { usleep(10_000) }
+        #expect(!daemon.isRunning, "no rename \(killAt) at the converting start")
+        daemon.crashWithTracee()
+        daemon.launchPrefix = []
+        try daemon.start()
+        let converted = try status(daemon)
+        #expect(converted["disk_state"] as? String != "Failed", "\(converted)")
+        #expect(converted["enabled"] as? Bool == true, "\(converted)")
+        try expectConverted(daemon)
         try daemon.stop()
     }
 }
