@@ -114,6 +114,14 @@ final class ResourceRegistry: @unchecked Sendable {
         }
         var spec = spec
         if spec.metadataPath == nil { spec.metadataPath = MetadataStore.defaultPath(stateDir: config.stateDir, name: spec.name) }
+        // `create` writes a new metadata file there: it must not be anyone's volume or metadata.
+        let metadataPath = spec.metadataPath!
+        if metadataPath == spec.volume {
+            throw ControlError(.invalidArgument, "metadata_path: must not be the volume")
+        }
+        if let other = resources.values.first(where: { $0.metadata.path == metadataPath || $0.spec.volume == metadataPath }) {
+            throw ControlError(.exists, "resource '\(other.spec.name)' already uses \(metadataPath) as its volume or metadata")
+        }
         try open(spec, creating: true)
         spec.sizeBytes = resources[spec.name]!.volume.sizeBytes
         do {

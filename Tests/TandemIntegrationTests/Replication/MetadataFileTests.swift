@@ -161,6 +161,34 @@ extension Replication {
         try daemon.stop()
     }
 
+    @Test func createRefusesAMetadataPathInUseAndInternalMetadata() throws {
+        let daemon = try startWithSecondary()
+        let refuse = { (extra: [String: Any], code: String) throws in
+            var arguments: [String: Any] = [
+                "name": "r1", "volume": daemon.directory.file("r1.vol"), "size_bytes": Self.sizeBytes,
+                "nbd": ["socket": daemon.directory.file("r1.sock")],
+            ]
+            arguments.merge(extra) { $1 }
+            let reply = try daemon.control().request("create", arguments)
+            #expect(reply["ok"] as? Bool == false && reply["error"] as? String == code, "\(extra): \(reply)")
+        }
+        try refuse(["metadata_path": metadataPath(daemon)], "exists")  // r0's metadata
+        try refuse(["metadata_path": daemon.directory.file("\(Self.name).vol")], "exists")  // r0's volume
+        try refuse(["metadata_path": daemon.directory.file("r1.vol")], "invalid-argument")  // its own volume
+        try refuse(["metadata": "internal"], "unsupported")
+        try refuse(["metadata_path": "relative.md"], "invalid-argument")
+        // r0 is untouched: it still loads after a restart.
+        try daemon.stop()
+        try daemon.start()
+        #expect(try status(daemon)["disk_state"] as? String != "Failed")
+        try ok(try daemon.control().request("create", [
+            "name": "r1", "volume": daemon.directory.file("r1.vol"), "size_bytes": Self.sizeBytes,
+            "nbd": ["socket": daemon.directory.file("r1.sock")], "metadata_path": daemon.directory.file("elsewhere.md"),
+        ]))
+        #expect(try status(daemon, "r1")["metadata_path"] as? String == daemon.directory.file("elsewhere.md"))
+        try daemon.stop()
+    }
+
     // MARK: create-md
 
     @Test func createMDReinitialisesAFailedSecondaryWhichThenNeedsAFullCopy() throws {
