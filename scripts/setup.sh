@@ -11,6 +11,7 @@ packages=(
     openssl ca-certificates python3                        # certificates; readiness and JSON helpers
     resource-agents libxml2-utils                          # tests: ocf-tester, the OCF DTD, xmllint
     python3-prometheus-client prometheus                   # tests: parse (/usr/bin/python3) and lint (promtool) metrics
+    strace                                                 # tests: kill -9 at metadata crash points (fault injection)
 )
 
 missing=()

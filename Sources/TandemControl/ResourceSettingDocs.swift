@@ -73,6 +73,15 @@ extension ResourceSpec {
                 Where the volume is served. Give `tcp` only on a trusted network: NBD has no \
                 authentication.
                 """),
+            entry("metadata", "word", "`external` (`internal` is refused as `unsupported` in this version)", nil, nil, """
+                Where the metadata (docs/metadata.md) lives: `external`, a file of its own \
+                at `metadata_path`. `internal` (the end of the volume) is not built yet.
+                """),
+            entry("metadata_path", "path", "absolute path", nil, "`<state_dir>/<name>.md`", """
+                The metadata file: put it on another disk than the volume, or on storage \
+                with a faster flush. Fixed at `create` (the default is resolved then and \
+                persisted); the file is created there, replacing any file of that name.
+                """),
         ]
     }
 

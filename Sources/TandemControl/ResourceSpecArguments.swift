@@ -35,6 +35,7 @@ extension ResourceSpec {
         spec.sizeBytes = try parseSize(&reader).map { UInt64($0) }
         try parseReplication(&reader, into: &spec)
         try parsePolicies(&reader, into: &spec)
+        try parseMetadata(&reader, into: &spec)
         if let nbd = try reader.optionalObject("nbd") {
             spec.nbd = try parseNBD(nbd, defaultSocket: spec.nbd.socket)
         }
@@ -95,6 +96,23 @@ extension ResourceSpec {
         spec.initialSync = try reader.optionalChoice("initial_sync", InitialSync.self) ?? .full
     }
 
+    /// `metadata` (placement) and `metadata_path`. Internal metadata (at the end of the
+    /// volume) is not built yet: refused as `unsupported`.
+    static func parseMetadata(_ reader: inout ArgumentReader, into spec: inout ResourceSpec) throws(ControlError) {
+        if let placement = try reader.optionalString("metadata") {
+            if placement == "internal" {
+                throw ControlError(.unsupported, "argument 'metadata': 'internal' is not supported by this version yet; use external")
+            }
+            guard placement == "external" else {
+                throw reader.invalid("metadata", "must be external or internal, got '\(ControlCodec.printable(placement))'")
+            }
+        }
+        if let path = try reader.optionalString("metadata_path") {
+            guard isAbsolutePath(path) else { throw reader.invalid("metadata_path", "must be an absolute path") }
+            spec.metadataPath = path
+        }
+    }
+
     static func parsePeer(_ peer: ArgumentReader) throws(ControlError) -> PeerSpec {
         var reader = peer
         let name = try reader.requiredString("name")
@@ -133,6 +151,8 @@ extension ResourceSpec {
         var nbdFields: [String: JSONValue] = ["socket": .string(nbd.socket)]
         if let tcp = nbd.tcp { nbdFields["tcp"] = .string(tcp) }
         fields["nbd"] = .object(nbdFields)
+        fields["metadata"] = .string("external")
+        if let metadataPath { fields["metadata_path"] = .string(metadataPath) }
         if let sizeBytes { fields["size_bytes"] = .int(Int64(clamping: sizeBytes)) }
         if let peer { fields["peer"] = .object(["name": .string(peer.name), "address": .string(peer.address)]) }
         return fields

@@ -63,7 +63,13 @@ public enum StatusReport {
         let lastError = fields["last_error"]?.stringValue
         var reasons: [String] = []
         if disk == "Failed" {
-            reasons.append("disk failed: " + (fields["disk_error"]?.stringValue ?? lastError ?? "see the daemon's log"))
+            if fields["disk_error"]?.objectValue?["operation"]?.stringValue == "metadata open" {
+                reasons.append("metadata cannot be proven: \(lastError ?? "see the daemon's log"); put the right file back "
+                    + "and restart tandemd, or re-initialise it with 'tandemctl create-md \(name) --force' "
+                    + "(the next connection copies the whole volume)")
+            } else {
+                reasons.append("disk failed: " + (fields["disk_error"]?.stringValue ?? lastError ?? "see the daemon's log"))
+            }
         }
         if fields["split_brain"]?.boolValue == true {
             reasons.append("split brain: the copies diverged; end it with 'tandemctl resolve \(name) --discard local|peer'")

@@ -57,12 +57,16 @@ public struct ResourceSpec: Sendable, Equatable {
     public var initialSync: InitialSync
     public var asyncBufferBytes: UInt64
     public var nbd: NBDSpec
+    /// Where the metadata file lives (docs/metadata.md). Set at `create` (default
+    /// `<state_dir>/<name>.md`); nil only in a resource file of before format 3, whose
+    /// format-2 files are converted once at start.
+    public var metadataPath: String?
 
     public init(
         name: String, volume: String, sizeBytes: UInt64? = nil, role: ResourceRole = .standalone,
         peer: PeerSpec? = nil, mode: ReplicationMode = .sync, compression: CompressionKind = .none,
         diskDrain: DiskDrain = .drain, initialSync: InitialSync = .full,
-        asyncBufferBytes: UInt64 = 256 << 20, nbd: NBDSpec
+        asyncBufferBytes: UInt64 = 256 << 20, nbd: NBDSpec, metadataPath: String? = nil
     ) {
         self.name = name
         self.volume = volume
@@ -75,6 +79,7 @@ public struct ResourceSpec: Sendable, Equatable {
         self.initialSync = initialSync
         self.asyncBufferBytes = asyncBufferBytes
         self.nbd = nbd
+        self.metadataPath = metadataPath
     }
 
     /// Resource names become export names, file names and metric labels.

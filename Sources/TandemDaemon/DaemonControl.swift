@@ -47,6 +47,8 @@ final class DaemonControl: ControlHandler {
         case "reload-tls":
             let registry = self.registry
             result = loop.submitAndWait { Result { () throws(ControlError) in try registry.context.reloadTLS() } }
+        case "create-md":
+            result = createMetadata(request.args)
         case let command where Self.laterCommands.contains(command):
             result = .failure(ControlError(.unsupported, "'\(command)' is not supported by this version yet"))
         default:
@@ -91,6 +93,26 @@ final class DaemonControl: ControlHandler {
         let error: ControlError? = loop.awaitOnLoop { done in registry.delete(name, done) }
         if let error { return .failure(error) }
         return .success(["name": .string(name)])
+    }
+
+    /// `create-md`: `name`, `force` (required true).
+    private func createMetadata(_ args: [String: JSONValue]) -> Result<[String: JSONValue], ControlError> {
+        let name: String
+        switch resourceName(args) {
+        case .success(let found): name = found
+        case .failure(let error): return .failure(error)
+        }
+        var force = false
+        if let value = args["force"] {
+            guard case .bool(let flag) = value else { return .failure(ControlError(.invalidArgument, "force: must be true or false")) }
+            force = flag
+        }
+        if let unknown = args.keys.first(where: { !["name", "force"].contains($0) }) {
+            return .failure(ControlError(.invalidArgument, "unknown argument '\(unknown)'"))
+        }
+        let registry = self.registry
+        let forced = force
+        return loop.submitAndWait { Result { () throws(ControlError) in try registry.createMetadata(name, force: forced) } }
     }
 
     private func resourceName(_ args: [String: JSONValue]) -> Result<String, ControlError> {

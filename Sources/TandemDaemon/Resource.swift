@@ -16,8 +16,10 @@ final class Resource {
     var persist: ((ResourceSpec) -> Void)?
     var primary: PrimaryReplicator?
     var secondary: SecondaryReplicator?
-    /// `enable` was issued (persisted as a marker file beside the metadata).
+    /// `enable` was issued (persisted as the metadata's `enabled` flag).
     var enabled = false
+    /// The resource's metadata file (docs/metadata.md): every durable fact of this node.
+    var metadata: MetadataFile
     /// A failover, demote, enable or disable is under way.
     var transitioning = false
     /// This process demoted the resource and its volume holds every acknowledged write: the
@@ -26,9 +28,6 @@ final class Resource {
     /// Export mutations counted when the primary's record last promised that the peer holds
     /// this volume (a clean stop, or creation); nil: no such promise in this process.
     var mutationsAtCleanStop: UInt64?
-    /// A primary opened disabled by a restarted daemon: writes of the earlier run cannot be
-    /// counted, so the next session may not assume the peer holds them (PrimaryStartFacts).
-    var writesUncounted = false
     /// A refusal met while no replicator runs (status `last_error`).
     var refusalError: String?
     /// Promoted with `allow_inconsistent` (persisted in the record).
@@ -60,11 +59,27 @@ final class Resource {
         }
         do {
             try Self.checkSize(volume, spec)
-            try volume.attach(to: loop)
-        } catch let error as ControlError {
+        } catch {
             volume.discardCreatedFile()
             throw error
+        }
+        let metadataPath = spec.metadataPath ?? MetadataStore.defaultPath(stateDir: config.stateDir, name: spec.name)
+        let opened: MetadataStore.Opened
+        do {
+            opened = try MetadataStore.open(
+                spec: spec, path: metadataPath, volumeSizeBytes: volume.sizeBytes, stateDir: config.stateDir,
+                creating: creatingVolume, legacy: spec.metadataPath == nil, loop: loop, logger: logger)
         } catch {
+            logger.error("metadata cannot be used", metadata: ["metadata": "\(metadataPath)", "reason": "\(error.reason)"])
+            volume.discardCreatedFile()
+            throw ControlError(.ioError, error.description)
+        }
+        metadata = opened.file
+        self.spec.metadataPath = metadataPath
+        do {
+            try volume.attach(to: loop)
+        } catch {
+            metadata.close()
             volume.discardCreatedFile()
             throw ControlError(.ioError, Self.describe(error))
         }
@@ -76,17 +91,16 @@ final class Resource {
         let health = self.health
         backend.onDiskError = { operation, errno in health.record(operation, errno: errno) }
         health.onFailed = { [unowned self] in self.diskFailed() }
-        promotedInconsistent = spec.role == .primary && readRecord()?.promotedInconsistent == true
-        forgetCleanStopUnlessEnabled()
-        if spec.role == .primary && !markerSaysEnabled {
-            if creatingVolume { mutationsAtCleanStop = 0 } else { writesUncounted = true }
-        }
+        announce(opened)
+        promotedInconsistent = spec.role == .primary && record.promotedInconsistent
+        prepareRecordAtOpen(creating: creatingVolume)
         // A secondary serves nothing until it is promoted (DESIGN.md, issue 3): no client
         // can read a volume that may be between two consistent states.
         guard spec.role != .secondary else { return }
         do {
             try listen()
         } catch {
+            metadata.close()
             volume.detach(from: loop)
             volume.discardCreatedFile()
             throw error
@@ -168,7 +182,8 @@ final class Resource {
     private func stopListeners(loop: EventLoop, _ done: @escaping () -> Void) {
         var remaining = listeners.count
         let serving = isServing
-        let finish = { [volume, spec] in
+        let finish = { [volume, spec, metadata] in
+            metadata.close()
             volume.detach(from: loop)
             if serving { unlink(spec.nbd.socket) }
             done()
@@ -195,6 +210,7 @@ final class Resource {
         fields["replication_state"] = .string(ReplicationStreamState.off.rawValue)
         fields["enabled"] = .bool(enabled)
         fields["size_bytes"] = .int(Int64(volume.sizeBytes))
+        fields["metadata_path"] = .string(metadata.path)
         fields["direct_io"] = .bool(volume.direct)
         fields["nbd_clients"] = .int(Int64(backend.connectionCount))
         fields["nbd_serving"] = .bool(isServing)

@@ -61,12 +61,48 @@ final class ResourceRegistry: @unchecked Sendable {
                 // A volume missing at start is reported, never re-created empty.
                 try open(spec, creating: false)
             } catch {
-                logger.error("resource could not be restored", metadata: ["resource": "\(spec.name)", "error": "\(error.message)"])
-                let failure = DiskFailure(operation: "open", errno: Self.errno(in: error), message: error.message)
-                unopened[spec.name] = (spec, failure)
-                events.publish(resource: spec.name, "disk-failed", ["disk_error": failure.json, "disk_state": .string("Failed")])
+                recordUnopened(spec, error)
             }
         }
+    }
+
+    /// A resource whose volume or metadata could not be opened: listed as Failed.
+    private func recordUnopened(_ spec: ResourceSpec, _ error: ControlError) {
+        logger.error("resource could not be restored", metadata: ["resource": "\(spec.name)", "error": "\(error.message)"])
+        // Resource.init names metadata failures "metadata <path>: <reason>".
+        let operation = error.message.hasPrefix("metadata ") ? "metadata open" : "open"
+        let failure = DiskFailure(operation: operation, errno: Self.errno(in: error), message: error.message)
+        unopened[spec.name] = (spec, failure)
+        events.publish(resource: spec.name, "disk-failed", ["disk_error": failure.json, "disk_state": .string("Failed")])
+    }
+
+    /// `create-md` with `force`: re-initialises a resource's metadata (docs/metadata.md). A
+    /// resource that could not open its metadata at start is opened again with the new file.
+    func createMetadata(_ name: String, force: Bool) throws(ControlError) -> [String: JSONValue] {
+        guard unopened[name] != nil || resources[name] != nil else { throw ControlError(.notFound, "no resource '\(name)'") }
+        guard force else {
+            throw ControlError(.invalidArgument, "create-md replaces the metadata of '\(name)' with one that claims nothing: the next connection copies the whole volume; repeat with force: true")
+        }
+        guard let entry = unopened[name] else {
+            try resources[name]!.reinitialiseMetadata()
+            return resources[name]!.status
+        }
+        var spec = entry.spec
+        guard let sizeBytes = spec.sizeBytes else {
+            throw ControlError(.wrongState, "resource '\(name)' has no recorded size; delete and re-create it")
+        }
+        let path = spec.metadataPath ?? MetadataStore.defaultPath(stateDir: config.stateDir, name: name)
+        spec.metadataPath = path
+        do throws(IOError) { try MetadataStore.reinitialise(spec, path: path, volumeSizeBytes: sizeBytes) } catch {
+            throw ControlError(.ioError, "metadata \(path): \(error)")
+        }
+        Resource.publishCreated(events, name: name, path: path)
+        unopened.removeValue(forKey: name)
+        do throws(ControlError) { try open(spec, creating: false) } catch {
+            recordUnopened(spec, error)
+            throw error
+        }
+        return resources[name]!.status
     }
 
     func create(_ spec: ResourceSpec) throws(ControlError) -> [String: JSONValue] {
@@ -77,7 +113,16 @@ final class ResourceRegistry: @unchecked Sendable {
             throw ControlError(.exists, "resource '\(other.spec.name)' already uses this volume or NBD socket")
         }
         var spec = spec
-        let stateFilesBefore = stateFiles(of: spec.name).filter { access($0, F_OK) == 0 }
+        if spec.metadataPath == nil { spec.metadataPath = MetadataStore.defaultPath(stateDir: config.stateDir, name: spec.name) }
+        // `create` writes a new metadata file there: it must not be anyone's volume or metadata.
+        let metadataPath = spec.metadataPath!
+        if metadataPath == spec.volume {
+            throw ControlError(.invalidArgument, "metadata_path: must not be the volume")
+        }
+        if let other = resources.values.first(where: { $0.metadata.path == metadataPath || $0.spec.volume == metadataPath }) {
+            throw ControlError(.exists, "resource '\(other.spec.name)' already uses \(metadataPath) as its volume or metadata")
+        }
+        let stateFilesBefore = stateFiles(of: spec.name, metadataPath: metadataPath).filter { access($0, F_OK) == 0 }
         try open(spec, creating: true)
         let resource = resources[spec.name]!
         spec.sizeBytes = resource.volume.sizeBytes
@@ -97,19 +142,21 @@ final class ResourceRegistry: @unchecked Sendable {
         let name = resource.spec.name
         resource.stopServing()
         resource.volume.discardCreatedFile()
-        for path in stateFiles(of: name) where !stateFilesBefore.contains(path) { unlink(path) }
+        for path in stateFiles(of: name, metadataPath: resource.metadata.path) where !stateFilesBefore.contains(path) {
+            unlink(path)
+        }
         do { try store.remove(name: name) } catch {
             logger.error("removing a refused resource's spec failed", metadata: ["resource": "\(name)", "error": "\(error)"])
         }
         remove(name) {}
     }
 
-    /// The per-resource files beside the persisted specs (ResourceReplication).
-    private func stateFiles(of name: String) -> [String] {
-        Self.stateFileSuffixes.map { "\(config.stateDir)/\(name).\($0)" }
+    /// The files a resource keeps beside its volume: its metadata file, and the three files
+    /// of format 2 a conversion may have left (docs/metadata.md).
+    private func stateFiles(of name: String, metadataPath: String) -> [String] {
+        let old = MetadataStore.legacyPaths(stateDir: config.stateDir, name: name)
+        return [metadataPath, old.meta, old.enabled, old.peerFailed]
     }
-
-    private static let stateFileSuffixes = ["enabled", "meta", "peer-failed"]
 
     func status(_ name: String) throws(ControlError) -> [String: JSONValue] {
         if let entry = unopened[name] { return Self.unopenedStatus(entry.spec, entry.failure) }
@@ -126,8 +173,10 @@ final class ResourceRegistry: @unchecked Sendable {
     }
 
     func delete(_ name: String, _ done: @escaping (ControlError?) -> Void) {
-        if unopened.removeValue(forKey: name) != nil {
-            for path in stateFiles(of: name) { unlink(path) }
+        if let entry = unopened.removeValue(forKey: name) {
+            let old = MetadataStore.legacyPaths(stateDir: config.stateDir, name: name)
+            for path in [old.meta, old.enabled, old.peerFailed] { unlink(path) }
+            unlink(entry.spec.metadataPath ?? MetadataStore.defaultPath(stateDir: config.stateDir, name: name))
             do { try store.remove(name: name) } catch {
                 return done(ControlError(.ioError, "removing the persisted resource failed: \(error)"))
             }
@@ -198,7 +247,11 @@ final class ResourceRegistry: @unchecked Sendable {
             }
         }
         resources[spec.name] = resource
-        if resource.markerSaysEnabled {
+        if spec.metadataPath == nil {
+            // Converted from format 2: the resource file now names its metadata.
+            resource.persist?(resource.spec)
+        }
+        if resource.recordSaysEnabled {
             do { try resource.enable() } catch {
                 resourceLogger.error("re-enabling replication failed", metadata: ["error": "\(error.message)"])
             }

@@ -47,6 +47,10 @@ struct Create: ParsableCommand {
     var initialSync: String?
     @Option(help: ArgumentHelp("Async replication queue size (default 256MiB).", valueName: "bytes"))
     var asyncBuffer: ByteCount?
+    @Option(help: ArgumentHelp("external (default; internal is not supported yet).", valueName: "where"))
+    var metadata: String?
+    @Option(help: ArgumentHelp("Metadata file (default <state_dir>/<name>.md).", valueName: "path"))
+    var metadataPath: String?
     @Option(help: ArgumentHelp("NBD Unix socket (default: <name>.nbd beside the daemon's control socket).", valueName: "path"))
     var nbdSocket: String?
     @Option(help: ArgumentHelp("Also serve NBD on this TCP address.", valueName: "host:port"))
@@ -57,6 +61,7 @@ struct Create: ParsableCommand {
         let strings: [(String, String?)] = [
             ("role", role), ("mode", mode), ("compression", compression), ("fencing", fencing),
             ("after_split_brain", afterSplitBrain), ("disk_drain", diskDrain), ("initial_sync", initialSync),
+            ("metadata", metadata), ("metadata_path", metadataPath),
         ]
         for (key, value) in strings { if let value { args[key] = .string(value) } }
         let sizes: [(String, ByteCount?)] = [

@@ -76,6 +76,23 @@ struct Demote: ParsableCommand {
     func run() throws { try options.call("demote", ["name": .string(name)]) }
 }
 
+struct CreateMD: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create-md",
+        abstract: "Re-initialise a resource's metadata; the next connection copies the whole volume.",
+        discussion: """
+            For a resource whose metadata cannot be proven (status disk_error operation \
+            "metadata open": both slots corrupt, truncated, missing, another resource's or \
+            size, a newer format). The new metadata claims nothing: a secondary gets a full \
+            copy from its primary; a primary copies its whole volume to its peer. Refused \
+            without --force and while the resource is enabled.
+            """)
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Resource name.") var name: String
+    @Flag(help: "Replace the metadata (required).") var force = false
+    func run() throws { try options.call("create-md", ["name": .string(name), "force": .bool(force)]) }
+}
+
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Compare both copies online; mismatching regions are marked out of sync.")

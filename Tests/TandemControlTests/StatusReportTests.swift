@@ -79,6 +79,13 @@ import TandemControl
         failed["disk_error"] = .string("write EIO at offset 4096")
         failed["replication_state"] = .string("Established")
         #expect(StatusReport.problems(failed) == ["disk failed: write EIO at offset 4096"])
+        let metadata: [String: JSONValue] = [
+            "name": .string("r0"), "role": .string("secondary"), "disk_state": .string("Failed"),
+            "disk_error": .object(["operation": .string("metadata open"), "errno": .int(2)]),
+            "last_error": .string("metadata /var/lib/tandem/r0.md: metadata file missing"),
+        ]
+        #expect(StatusReport.problems(metadata).first?.contains("'tandemctl create-md r0 --force'") == true)
+        #expect(StatusReport.problems(metadata).first?.contains("metadata file missing") == true)
         var outdated = secondary
         outdated["disk_state"] = .string("Outdated")
         #expect(StatusReport.problems(outdated) == ["this copy is Outdated: the peer holds newer data"])

@@ -10,15 +10,9 @@ import TandemCore
 import TandemIO
 
 extension Resource {
-    private var enabledMarker: String { "\(context.config.stateDir)/\(spec.name).enabled" }
-    private var metadataPath: String { "\(context.config.stateDir)/\(spec.name).meta" }
-    /// Present while the peer's copy lacks writes because its disk failed: the next enable
-    /// of this primary copies the whole volume.
-    private var peerFailedMarker: String { "\(context.config.stateDir)/\(spec.name).peer-failed" }
-
     /// What a stopped secondary's record says about its volume (ResourceRoles).
     var secondaryDiskStateAtRest: DiskState {
-        DiskState.ofSecondaryAtRest(record: readRecord() ?? ReplicationRecord(), initialSync: spec.initialSync)
+        DiskState.ofSecondaryAtRest(record: record, initialSync: spec.initialSync)
     }
 
     /// This node's own copy as it stands (promotion checks).
@@ -39,10 +33,11 @@ extension Resource {
         health.clear()
         backend.refusesMutations = false
         peerDiskFailure = nil
+        try reopenMetadataIfFailed()
         try startReplication(handedOver: handedOver)
         refusalError = nil
         enabled = true
-        writeMarker(true)
+        writeEnabled(true)
         context.events.publish(resource: spec.name, "enabled", ["role": .string(spec.role.rawValue)])
     }
 
@@ -53,7 +48,8 @@ extension Resource {
         case .secondary:
             _ = try context.serverConnection()
             secondary = try SecondaryReplicator(spec: spec, volume: volume, context: context, counters: counters,
-                                                health: health, logger: logger, handedOver: demotedInProcess)
+                                                health: health, metadataFile: metadata, logger: logger,
+                                                handedOver: demotedInProcess)
             demotedInProcess = false
             backend.readOnly = true
         case .standalone:
@@ -65,19 +61,20 @@ extension Resource {
     /// says, and starts the replicator.
     private func startPrimary(handedOver: Bool) throws(ControlError) {
         _ = try context.clientConnection(peerName: spec.peer!.name)  // fail early on bad TLS config
-        let record = readRecord() ?? ReplicationRecord()
         if let failure = health.failure {
             throw ControlError(.ioError, "replication metadata: \(failure.operation): \(failure.message)")
         }
+        // The facts come from the record: the flags persist what a restart would otherwise
+        // forget; writes while disabled in this process are also counted.
+        let node = metadata.latest
         let facts = PrimaryStartFacts(
-            record: record, initialSync: spec.initialSync, handedOver: handedOver,
-            peerLacksWrites: access(peerFailedMarker, F_OK) == 0,
-            writtenWhileDisabled: writesUncounted || mutationsAtCleanStop.map { $0 != mutationCount } ?? false)
+            record: node.record, initialSync: spec.initialSync, handedOver: handedOver,
+            peerLacksWrites: node.peerLacksWrites,
+            writtenWhileDisabled: node.writtenWhileDisabled || mutationsAtCleanStop.map { $0 != mutationCount } ?? false)
         let start = PrimaryStart(facts)
         mutationsAtCleanStop = nil
-        writesUncounted = false
-        guard updateRecord(start.record) else {
-            throw ControlError(.ioError, "replication metadata: cannot write \(metadataPath)")
+        guard updateRecord({ $0 = start.record }, also: { $0.writtenWhileDisabled = false }) else {
+            throw ControlError(.ioError, "replication metadata: cannot write \(metadata.path)")
         }
         let replicator = PrimaryReplicator(spec: spec, volume: volume, buffers: backend.buffers, context: context,
                                            basis: start.basis, counters: counters, health: health, logger: logger)
@@ -96,7 +93,9 @@ extension Resource {
         ])
         replicator.onFailoverRequested = { [unowned self] in self.plannedDemote() }
         replicator.onPeerDiskFailed = { [unowned self] reason in self.peerDiskFailed(reason) }
-        replicator.onPeerSynced = { [unowned self] in unlink(self.peerFailedMarker) }
+        replicator.onPeerSynced = { [unowned self] in
+            if metadata.latest.peerLacksWrites { _ = updateNode { $0.peerLacksWrites = false } }
+        }
         primary = replicator
         backend.readOnly = false
         backend.sink = replicator
@@ -110,18 +109,26 @@ extension Resource {
     }
 
     /// A primary that is not replicating may take local writes the peer never sees: its
-    /// record must not promise a clean stop (called when the resource opens disabled).
-    func forgetCleanStopUnlessEnabled() {
-        guard spec.role == .primary, let record = readRecord(),
-            let opened = record.atOpen(role: spec.role, enabled: markerSaysEnabled)
-        else { return }
-        _ = updateRecord(opened)
+    /// record must not promise a clean stop, and writes of an earlier run cannot be counted,
+    /// so a primary reopened disabled records `written-while-disabled` (PrimaryStartFacts).
+    /// A new resource's writes are counted from 0.
+    func prepareRecordAtOpen(creating: Bool) {
+        guard spec.role == .primary, !metadata.latest.enabled else { return }
+        if creating {
+            mutationsAtCleanStop = 0
+            return
+        }
+        if let opened = record.atOpen(role: spec.role, enabled: false) {
+            _ = updateRecord({ $0 = opened }, also: { $0.writtenWhileDisabled = true })
+        } else if !metadata.latest.writtenWhileDisabled {
+            _ = updateNode { $0.writtenWhileDisabled = true }
+        }
     }
 
     func disable(_ done: @escaping (ControlError?) -> Void) {
         if let refusal = ResourceRoles.checkDisable(roleFacts) { return done(ControlError(refusal)) }
         enabled = false
-        writeMarker(false)
+        writeEnabled(false)
         transitioning = true
         stopReplication { [self] in
             transitioning = false
@@ -160,8 +167,8 @@ extension Resource {
     func peerDiskFailed(_ reason: String) {
         guard primary != nil, !transitioning else { return }
         peerDiskFailure = reason
-        let fd = open(peerFailedMarker, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        if fd >= 0 { fsync(fd); close(fd) }
+        // Durable before anything else: the next session must copy what the peer lacks.
+        _ = updateNode { $0.peerLacksWrites = true }
         context.events.publish(resource: spec.name, "peer-disk-failed", [
             "peer_disk_state": .string("Failed"), "redundant": .bool(false), "message": .string(reason),
         ])
@@ -218,7 +225,7 @@ extension Resource {
             }
             context.events.publish(resource: spec.name, "promoted", ["reason": .string(kind.reason)])
             enabled = false
-            writeMarker(false)
+            writeEnabled(false)
             if promotion.enablesAfter(wasEnabled: wasEnabled) {
                 do throws(ControlError) { try enable(handedOver: true) } catch { return done(error) }
             }
@@ -276,7 +283,7 @@ extension Resource {
         changeRole(to: .secondary)
         context.events.publish(resource: spec.name, "demoted", [:])
         enabled = false
-        writeMarker(false)
+        writeEnabled(false)
         // The old peer becomes primary and sends everything from now on.
         writeSyncedRecord()
     }
@@ -295,6 +302,7 @@ extension Resource {
         if role == .primary { demotedInProcess = false }
         backend.readOnly = role == .secondary
         if role == .secondary { stopServing() } else { startServing() }
+        _ = updateNode { $0.roleLastTaken = MetadataRole(role) }
         persist?(spec)
         context.events.publish(resource: spec.name, "role", ["role": .string(role.rawValue)])
     }
@@ -305,69 +313,48 @@ extension Resource {
         promotedInconsistent = false
     }
 
-    /// The record as on disk, read synchronously (enable, role changes, status at rest).
-    func readRecord() -> ReplicationRecord? {
-        let fd = open(metadataPath, O_RDONLY)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: ReplicationMetadata.slotBytes, alignment: 4096)
-        defer { buffer.deallocate() }
-        do {
-            return try ReplicationMetadata.load(fd: fd, buffer: buffer)
+    /// The replication record as it will be once every requested write is done.
+    var record: ReplicationRecord { metadata.latest.record }
+
+    /// Changes and durably writes the record (its write count bumped) and, in the same
+    /// superblock write, other fields (`also`). False, with the disk failed, if it fails.
+    func updateRecord(_ change: (inout ReplicationRecord) -> Void,
+                      also: (inout MetadataSuperblock) -> Void = { _ in }) -> Bool {
+        updateNode { node in
+            var record = node.record
+            change(&record)
+            record.generation = node.recordWrites + 1
+            node.record = record
+            also(&node)
+        }
+    }
+
+    /// Changes and writes the superblock: synchronously (durable on return) unless the
+    /// secondary replicator has a ring write under way, behind which it is queued.
+    func updateNode(_ change: (inout MetadataSuperblock) -> Void) -> Bool {
+        do throws(IOError) {
+            try metadata.update(change)
+            return true
         } catch {
-            // Unreadable is not empty: a fresh record would claim less than the disk holds.
-            health.record("metadata read", errno: error.errno)
-            return nil
-        }
-    }
-
-    /// Reads, changes and durably writes the record. Only while no secondary replicator has
-    /// the file open. Rare (enable, stop, the first write of a session, role changes): a
-    /// blocking write keeps them simple.
-    func updateRecord(_ change: (inout ReplicationRecord) -> Void) -> Bool {
-        var record = readRecord() ?? ReplicationRecord()
-        change(&record)
-        return updateRecord(record)
-    }
-
-    private func updateRecord(_ newRecord: ReplicationRecord) -> Bool {
-        var record = newRecord
-        record.generation = (readRecord()?.generation ?? 0) + 1
-        let fd = open(metadataPath, O_RDWR | O_CREAT, 0o600)
-        guard fd >= 0 else {
-            health.record("metadata write", errno: errno)
+            logger.error("writing the metadata failed", metadata: ["metadata": "\(metadata.path)", "error": "\(error)"])
+            health.record("metadata write", errno: error.errno)  // the resource's disk failed
             return false
         }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: ReplicationMetadata.slotBytes)
-        buffer.withUnsafeMutableBytes { ReplicationMetadata.encode(record, into: $0.baseAddress!) }
-        let written = buffer.withUnsafeBytes {
-            pwrite(fd, $0.baseAddress, $0.count, off_t(Int(record.generation % 2) * ReplicationMetadata.slotBytes))
-        }
-        guard written == ReplicationMetadata.slotBytes, fsync(fd) == 0 else {
-            let code = written < 0 || written == ReplicationMetadata.slotBytes ? errno : EIO
-            logger.error("writing the replication record failed", metadata: ["errno": "\(code)"])
-            health.record("metadata write", errno: code)  // the resource's disk failed
-            return false
-        }
-        return true
     }
 
-    func writeMarker(_ on: Bool) {
-        if on {
-            let fd = open(enabledMarker, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-            if fd >= 0 { fsync(fd); close(fd) }
-        } else {
-            unlink(enabledMarker)
-        }
+    func writeEnabled(_ on: Bool) {
+        guard metadata.latest.enabled != on else { return }
+        _ = updateNode { $0.enabled = on }
     }
 
-    var markerSaysEnabled: Bool { access(enabledMarker, F_OK) == 0 }
+    /// The operator's last enable/disable, as the metadata holds it (restart).
+    var recordSaysEnabled: Bool { metadata.latest.enabled }
 
     func removeReplicationFiles() {
-        unlink(enabledMarker)
-        unlink(peerFailedMarker)
-        unlink(metadataPath)
+        metadata.close()
+        do throws(IOError) { try MetadataFileIO.remove(path: metadata.path) } catch {
+            logger.warning("removing the metadata file failed", metadata: ["error": "\(error)"])
+        }
     }
 
     // MARK: incoming connections

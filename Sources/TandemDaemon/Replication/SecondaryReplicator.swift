@@ -63,7 +63,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     /// `handedOver`: this process demoted the resource and its volume holds every write it
     /// acknowledged (SecondaryNode.restarted).
     init(spec: ResourceSpec, volume: Volume, context: ReplicationContext, counters: ResourceCounters,
-         health: DiskHealth, logger: Logger, handedOver: Bool = false) throws(ControlError) {
+         health: DiskHealth, metadataFile: MetadataFile, logger: Logger, handedOver: Bool = false) throws(ControlError) {
         self.resource = spec.name
         self.counters = counters
         self.spec = spec
@@ -75,13 +75,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             diskDrain: spec.diskDrain,
             queuedBytesMax: max(spec.asyncBufferBytes, 4 << 20) + (64 << 20), queuedWritesMax: 8192)
         received = SlotTable(count: machine.queuedWritesMax)
-        do {
-            metadata = try ReplicationMetadata(
-                path: "\(context.config.stateDir)/\(spec.name).meta", loop: context.loop, logger: logger)
-        } catch {
-            health.record("metadata open", errno: error.errno)
-            throw ControlError(.ioError, "replication metadata: \(error)")
-        }
+        metadata = ReplicationMetadata(file: metadataFile)
         let config = SecondaryNodeConfig(
             machine: machine, resourceName: spec.name, nodeName: context.config.nodeName, peerName: spec.peer?.name,
             volumeSizeBytes: volume.sizeBytes, alignment: volume.alignment, initialSync: spec.initialSync)
@@ -97,7 +91,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             checkStopped()
         }
         metadata.onFailed = { [unowned self] result in
-            feed(.recordFailed(errno: result < 0 ? -result : EIO))
+            feed(.recordFailed(errno: result))
             perform()
         }
         probe.onResult = { [unowned self] result in self.noteFailure(result) }

@@ -154,14 +154,24 @@ extension Replication {
     }
 
     @Test func secondaryMetadataWriteFailingFailsOnlyItsResource() throws {
-        // beta's metadata file for r1 is a symlink to a disk that fails on demand.
+        // beta's metadata file for r1 is moved onto a disk that fails on demand (a symlink
+        // in its place: creation renames a new file into place, so it is moved afterwards).
         let disk = try ErrorInjectingDisk(sizeBytes: 1 << 20)
         defer { disk.detach() }
         let pair = try startPairWithHealthyR0()
-        try FileManager.default.createSymbolicLink(atPath: "\(pair.beta.stateDir)/\(Self.faulty).meta",
-                                                   withDestinationPath: disk.volume)
         try createFaulty(pair, alphaVolume: pair.alpha.directory.file("r1.vol"),
                          betaVolume: pair.beta.directory.file("r1.vol"))
+        try pair.beta.stop()
+        let metadataPath = "\(pair.beta.stateDir)/\(Self.faulty).md"
+        let metadata = try Data(contentsOf: URL(fileURLWithPath: metadataPath))
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: disk.volume))
+        try handle.write(contentsOf: metadata)
+        try handle.synchronize()
+        try handle.close()
+        try FileManager.default.removeItem(atPath: metadataPath)
+        try FileManager.default.createSymbolicLink(atPath: metadataPath, withDestinationPath: disk.volume)
+        try pair.beta.start()
+        try waitFor(pair.alpha, Self.faulty, "r1 connected") { $0["connection_state"] as? String == "Connected" }
         try qemuIO(pair, ["write -P 0x11 0 1M", "flush"], expectFailure: false)
         disk.failing = true
         try checkSecondaryFailure(pair, errno: EIO, operations: ["metadata write"], inject: {

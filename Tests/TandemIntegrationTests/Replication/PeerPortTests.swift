@@ -2,7 +2,7 @@
 // bounded and evicted, and a session that ends in a protocol violation changes nothing the
 // secondary has recorded. Both are measured as the real primary's time to get back.
 //
-// "Recorded" is the record file on beta's disk (`r0.meta` in its state dir, decoded by
+// "Recorded" is the record file on beta's disk (`r0.md` in its state dir, decoded by
 // ReplicationRecordFile), not the durable epoch in status: the daemon could keep the right
 // values in memory and still have written a stranger's session to disk, which it would then
 // load at its next start. Shown to fail on that (issue 14 item 7): with a temporary break in

@@ -15,6 +15,9 @@ final class DaemonProcess {
     /// RLIMIT_NOFILE for the daemon (soft and hard), set by a shell's `ulimit -n` that then
     /// execs tandemd; nil: inherited.
     var openFilesLimit: Int?
+    /// A program (and its arguments) tandemd runs under, e.g. strace injecting faults;
+    /// empty: tandemd runs directly.
+    var launchPrefix: [String] = []
     private(set) var child: ChildProcess?
     private var starts = 0
 
@@ -52,8 +55,9 @@ final class DaemonProcess {
         let notify = try NotifySocket(path: directory.file("notify.\(starts).sock"))
         var environment = ProcessInfo.processInfo.environment
         environment["NOTIFY_SOCKET"] = notify.path
-        var executable = try Binaries.tandemd()
-        var arguments = self.arguments
+        let tandemd = try Binaries.tandemd()
+        var executable = launchPrefix.first ?? tandemd
+        var arguments = launchPrefix.isEmpty ? self.arguments : Array(launchPrefix.dropFirst()) + [tandemd] + self.arguments
         if let openFilesLimit {
             arguments = ["-c", "ulimit -n \(openFilesLimit) && exec \"$0\" \"$@\"", executable] + arguments
             executable = "/bin/sh"

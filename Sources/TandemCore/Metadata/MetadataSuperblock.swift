@@ -1,0 +1,141 @@
+// MetadataSuperblock: everything a node has *done* with a resource, as one superblock slot
+// holds it (docs/metadata.md, *Superblock slot*): identity and geometry, role last taken,
+// generations, the stream's session and durable epoch, the clean stop, and the flags that
+// were marker files before format 3 (`enabled`, `peer-lacks-writes`). `record` is the
+// `ReplicationRecord` view the state machines read and write. A value: no I/O.
+
+/// Bits of the superblock's `flags` field; a set bit outside `known` is refused.
+public struct MetadataFlags: OptionSet, Equatable, Sendable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    public static let enabled = MetadataFlags(rawValue: 1 << 0)
+    public static let synced = MetadataFlags(rawValue: 1 << 1)
+    public static let consistent = MetadataFlags(rawValue: 1 << 2)
+    public static let primaryStarted = MetadataFlags(rawValue: 1 << 3)
+    public static let promotedInconsistent = MetadataFlags(rawValue: 1 << 4)
+    public static let peerLacksWrites = MetadataFlags(rawValue: 1 << 5)
+    public static let outdated = MetadataFlags(rawValue: 1 << 6)
+    public static let crashedPrimary = MetadataFlags(rawValue: 1 << 7)
+    public static let writtenWhileDisabled = MetadataFlags(rawValue: 1 << 8)
+    public static let cycleCommitted = MetadataFlags(rawValue: 1 << 9)
+    public static let fullSyncTarget = MetadataFlags(rawValue: 1 << 10)
+
+    /// Bits 0-10; bits 11-31 are reserved.
+    public static let known = MetadataFlags(rawValue: (1 << 11) - 1)
+}
+
+/// The role this node last took for the resource (byte 128).
+public enum MetadataRole: UInt8, Equatable, Sendable {
+    case none = 0, primary = 1, secondary = 2
+
+    public init(_ role: ResourceRole) {
+        switch role {
+        case .standalone: self = .none
+        case .primary: self = .primary
+        case .secondary: self = .secondary
+        }
+    }
+}
+
+/// Where the metadata lives (byte 129).
+public enum MetadataPlacement: UInt8, Equatable, Sendable {
+    case external = 0, `internal` = 1
+}
+
+public struct MetadataSuperblock: Equatable, Sendable {
+    public static let formatVersion: UInt32 = 3
+    public static let historyCount = 4
+    public static let nameBytesMax = 64
+    /// Defaults of a new file (docs/metadata.md; the settings that change them come with the
+    /// bitmap and activity-log work of issue 13).
+    public static let bitmapBlockBytesDefault: UInt32 = 4096
+    public static let alExtentBytesDefault: UInt32 = 4 << 20
+    public static let alSlotsDefault: UInt32 = 8
+    public static let alExtentsMaxDefault: UInt32 = 512
+
+    /// Bumped by every superblock write; 1 for the first. The slot is `sequence % 2`.
+    public var sequence: UInt64 = 0
+    /// Random at `create`; 0 until known.
+    public var resourceUUID: UInt128 = 0
+    public var resourceName: String
+    public var volumeSizeBytes: UInt64
+    public var bitmapBlockBytes: UInt32 = bitmapBlockBytesDefault
+    public var alExtentBytes: UInt32 = alExtentBytesDefault
+    public var alSlots: UInt32 = alSlotsDefault
+    public var alExtentsMax: UInt32 = alExtentsMaxDefault
+    public var roleLastTaken: MetadataRole = .none
+    public var placement: MetadataPlacement = .external
+    public var flags: MetadataFlags = []
+    public var currentGeneration: UInt64 = 0
+    public var bitmapGeneration: UInt64 = 0
+    /// Exactly `historyCount` entries, newest first (0: none).
+    public var history: [UInt64] = [0, 0, 0, 0]
+    public var promotionNumber: UInt64 = 0
+    public var session: UInt64 = 0
+    public var durableEpoch: UInt64 = 0
+    public var continuedFrom: UInt64 = 0
+    public var cleanStop: UInt64 = 0
+    public var cycle: UInt64 = 0
+    public var cycleAppliedThrough: UInt64 = 0
+    public var consistentAsOfNs: UInt64 = 0
+    public var changedBytes: UInt64 = 0
+    public var peerNodeName: String = ""
+    /// Writes of the replication record (`ReplicationRecord.generation`): 0 while the
+    /// resource's record was never written, which the secondary's restart rule and session
+    /// verdict read (`SecondaryNode.restarted`, `fresh`).
+    public var recordWrites: UInt64 = 0
+
+    public init(resourceName: String, volumeSizeBytes: UInt64) {
+        self.resourceName = resourceName
+        self.volumeSizeBytes = volumeSizeBytes
+    }
+
+    public var geometry: MetadataGeometry {
+        MetadataGeometry(volumeSizeBytes: volumeSizeBytes, bitmapBlockBytes: bitmapBlockBytes, alSlots: alSlots)
+    }
+
+    /// The slot (0: A, 1: B) this superblock is written to.
+    public var slot: Int { Int(sequence % 2) }
+
+    public var enabled: Bool {
+        get { flags.contains(.enabled) }
+        set { set(.enabled, newValue) }
+    }
+
+    public var peerLacksWrites: Bool {
+        get { flags.contains(.peerLacksWrites) }
+        set { set(.peerLacksWrites, newValue) }
+    }
+
+    public var writtenWhileDisabled: Bool {
+        get { flags.contains(.writtenWhileDisabled) }
+        set { set(.writtenWhileDisabled, newValue) }
+    }
+
+    public mutating func set(_ flag: MetadataFlags, _ on: Bool) {
+        if on { flags.insert(flag) } else { flags.remove(flag) }
+    }
+
+    /// The replication record the state machines read and write (`ReplicationRecord`),
+    /// stored in these fields and flags.
+    public var record: ReplicationRecord {
+        get {
+            ReplicationRecord(
+                generation: recordWrites, session: session, durableThroughEpoch: durableEpoch,
+                synced: flags.contains(.synced), continuedFrom: continuedFrom, cleanStop: cleanStop,
+                primaryStarted: flags.contains(.primaryStarted),
+                promotedInconsistent: flags.contains(.promotedInconsistent))
+        }
+        set {
+            recordWrites = newValue.generation
+            session = newValue.session
+            durableEpoch = newValue.durableThroughEpoch
+            continuedFrom = newValue.continuedFrom
+            cleanStop = newValue.cleanStop
+            set(.synced, newValue.synced)
+            set(.primaryStarted, newValue.primaryStarted)
+            set(.promotedInconsistent, newValue.promotedInconsistent)
+        }
+    }
+}

@@ -1,0 +1,142 @@
+// MetadataFile: a resource's open format-3 metadata file (docs/metadata.md) and the newest
+// superblock in it. All durable per-resource state is written here: synchronously for the
+// rare transitions (enable, disable, role changes, session starts: pwrite continued after
+// short writes, then fdatasync), and through the ring for the secondary's record writes
+// (an O_DIRECT write continued after short completions, then IORING_FSYNC_DATASYNC). It
+// never trusts RWF_DSYNC: some filesystems (FUSE) complete such writes unsynced. Writes
+// alternate between the two slots; one in flight at a time, the newest request queued.
+// Loop thread only.
+import Glibc
+import Logging
+import TandemCore
+import TandemIO
+
+final class MetadataFile: IOHandler {
+    private enum Tag: UInt32 { case write = 1, flush = 2 }
+
+    let path: String
+    private let volume: Volume
+    private let loop: EventLoop
+    private let buffer: UnsafeMutableRawPointer
+    private var handlerID: UInt32 = 0
+    /// The newest superblock on stable storage.
+    private(set) var superblock: MetadataSuperblock
+    private var inFlight: MetadataSuperblock?
+    private var writtenBytes = 0
+    private var queued: MetadataSuperblock?
+    private(set) var failed = false
+    private var closed = false
+    /// Runs on the loop when a ring write is stable.
+    var onWritten: ((MetadataSuperblock) -> Void)?
+    /// Runs once when a ring write fails (errno); nothing is written after that.
+    var onFailed: ((Int32) -> Void)?
+
+    /// Opens a file whose superblock was already proven (`MetadataStore.open`).
+    init(path: String, superblock: MetadataSuperblock, loop: EventLoop, logger: Logger) throws(IOError) {
+        self.path = path
+        self.superblock = superblock
+        self.loop = loop
+        volume = try Volume(path: path, createSizeBytes: nil, logger: logger)
+        var memory: UnsafeMutableRawPointer? = nil
+        precondition(posix_memalign(&memory, 4096, MetadataGeometry.slotBytes) == 0)
+        buffer = memory!
+        handlerID = loop.register(self)
+    }
+
+    deinit { free(buffer) }
+
+    /// Stops taking writes; one in flight finishes first.
+    func close() {
+        guard !closed else { return }
+        closed = true
+        queued = nil
+        onWritten = nil
+        if inFlight == nil { loop.unregister(handlerID) }
+    }
+
+    /// A ring write is in flight or queued.
+    var isWriting: Bool { inFlight != nil || queued != nil }
+
+    /// The superblock as it will be once every requested write is done.
+    var latest: MetadataSuperblock { queued ?? inFlight ?? superblock }
+
+    /// Changes the latest superblock and writes it: synchronously when no ring write is
+    /// under way (the change is durable on return), else queued behind it.
+    func update(_ change: (inout MetadataSuperblock) -> Void) throws(IOError) {
+        var next = latest
+        change(&next)
+        if isWriting { return writeAsync(next) }
+        try writeNow(next)
+    }
+
+    /// Writes `next` synchronously (sequence bumped). Precondition: no ring write under way.
+    func writeNow(_ next: MetadataSuperblock) throws(IOError) {
+        precondition(!isWriting, "a synchronous metadata write beside a ring write")
+        guard !closed, !failed else { throw IOError(errno: EIO, "write \(path): the metadata file failed earlier") }
+        let sealed = prepare(next)
+        do {
+            try MetadataFileIO.writeAll(fd: volume.fd, UnsafeRawBufferPointer(start: buffer, count: MetadataGeometry.slotBytes),
+                                        offset: slotOffset(sealed), path: path)
+            try MetadataFileIO.dataSync(fd: volume.fd, path: path)
+        } catch {
+            failed = true
+            throw error
+        }
+        superblock = sealed
+    }
+
+    /// Writes `next` through the ring after the one in flight; `onWritten` follows.
+    func writeAsync(_ next: MetadataSuperblock) {
+        guard !closed, !failed else { return }
+        guard inFlight == nil else { queued = next; return }
+        inFlight = prepare(next)
+        queued = nil
+        writtenBytes = 0
+        submitWrite()
+    }
+
+    private func prepare(_ next: MetadataSuperblock) -> MetadataSuperblock {
+        var sealed = next
+        sealed.sequence = superblock.sequence + 1
+        let bytes = MetadataSuperblockCodec.encode(sealed)
+        bytes.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: MetadataGeometry.slotBytes) }
+        return sealed
+    }
+
+    private func slotOffset(_ sealed: MetadataSuperblock) -> UInt64 {
+        UInt64(sealed.slot * MetadataGeometry.slotBytes)
+    }
+
+    private func submitWrite() {
+        let offset = slotOffset(inFlight!) + UInt64(writtenBytes)
+        loop.prepareVolumeIO(write: true, volume: volume, buffer: buffer + writtenBytes,
+                             length: MetadataGeometry.slotBytes - writtenBytes, offset: offset, dsync: false,
+                             handler: handlerID, tag: Tag.write.rawValue)
+    }
+
+    func ioCompleted(tag: UInt32, result: Int32, flags: UInt32) {
+        if result == -EINTR || result == -EAGAIN {
+            // Interrupted: submit the same operation again.
+            return tag == Tag.write.rawValue ? submitWrite() : loop.prepareFlush(volume: volume, handler: handlerID, tag: tag)
+        }
+        guard result >= 0, !(tag == Tag.write.rawValue && result == 0) else { return fail(result < 0 ? -result : EIO) }
+        if tag == Tag.write.rawValue {
+            writtenBytes += Int(result)
+            if writtenBytes < MetadataGeometry.slotBytes { return submitWrite() }  // a short write: the rest
+            return loop.prepareFlush(volume: volume, handler: handlerID, tag: Tag.flush.rawValue)
+        }
+        superblock = inFlight!
+        inFlight = nil
+        if closed { return loop.unregister(handlerID) }
+        onWritten?(superblock)
+        if let queued { writeAsync(queued) }
+    }
+
+    private func fail(_ code: Int32) {
+        failed = true
+        inFlight = nil
+        queued = nil
+        if closed { return loop.unregister(handlerID) }
+        onFailed?(code)
+    }
+}

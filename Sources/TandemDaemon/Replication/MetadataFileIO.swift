@@ -1,0 +1,152 @@
+// MetadataFileIO: the blocking file operations of a metadata file (docs/metadata.md): load
+// (both slots, handed to TandemCore's verdict), crash-safe creation (`<path>.new`, written
+// whole, fsync, rename, directory fsync), removal, and whole-buffer writes that continue
+// after a short write or EINTR. Used at open, create, conversion and create-md only.
+import Glibc
+import TandemCore
+import TandemIO
+
+/// Why a metadata file cannot be opened: status and the log say `message`.
+struct MetadataOpenError: Error, CustomStringConvertible {
+    var path: String
+    var reason: String
+    var errno: Int32
+
+    var description: String { "metadata \(path): \(reason)" }
+}
+
+enum MetadataFileIO {
+    static let chunkBytes = 1 << 20
+
+    /// The file's size and both slots' bytes (shorter where the file is), nil if missing.
+    static func readSlots(path: String) throws(IOError) -> (fileBytes: UInt64, slotA: [UInt8], slotB: [UInt8])? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 && errno == ENOENT { return nil }
+        guard fd >= 0 else { throw IOError(errno: errno, "open \(path)") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw IOError(errno: errno, "fstat \(path)") }
+        let slotA = try readAll(fd: fd, count: MetadataGeometry.slotBytes, offset: 0, path: path)
+        let slotB = try readAll(fd: fd, count: MetadataGeometry.slotBytes, offset: UInt64(MetadataGeometry.slotBytes), path: path)
+        return (UInt64(st.st_size), slotA, slotB)
+    }
+
+    /// The whole content of a small file (a format-2 `.meta`), nil if missing.
+    static func readFile(path: String, bytesMax: Int) throws(IOError) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 && errno == ENOENT { return nil }
+        guard fd >= 0 else { throw IOError(errno: errno, "open \(path)") }
+        defer { close(fd) }
+        return try readAll(fd: fd, count: bytesMax, offset: 0, path: path)
+    }
+
+    /// Reads up to `count` bytes (fewer only at the end of the file).
+    static func readAll(fd: Int32, count: Int, offset: UInt64, path: String) throws(IOError) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var done = 0
+        while done < count {
+            let got = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
+            if got < 0 && errno == EINTR { continue }
+            guard got >= 0 else { throw IOError(errno: errno, "read \(path)") }
+            if got == 0 { break }
+            done += got
+        }
+        return Array(bytes[0..<done])
+    }
+
+    /// Writes all of `buffer` at `offset`, continuing after short writes and EINTR.
+    static func writeAll(fd: Int32, _ buffer: UnsafeRawBufferPointer, offset: UInt64, path: String) throws(IOError) {
+        var done = 0
+        while done < buffer.count {
+            let wrote = pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            if wrote < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+            guard wrote > 0 else { throw IOError(errno: wrote < 0 ? errno : EIO, "write \(path)") }
+            done += wrote
+        }
+    }
+
+    /// Writes all of `bytes` at `offset` (as `writeAll(fd:_:offset:path:)`).
+    static func writeAll(fd: Int32, bytes: [UInt8], offset: UInt64, path: String) throws(IOError) {
+        var done = 0
+        while done < bytes.count {
+            let wrote = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, $0.count - done, off_t(offset) + off_t(done)) }
+            if wrote < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+            guard wrote > 0 else { throw IOError(errno: wrote < 0 ? errno : EIO, "write \(path)") }
+            done += wrote
+        }
+    }
+
+    /// fdatasync, retried only on EINTR (after a real error the kernel may have dropped the
+    /// dirty pages: retrying would report success for data that is gone).
+    static func dataSync(fd: Int32, path: String) throws(IOError) {
+        while fdatasync(fd) != 0 {
+            guard errno == EINTR else { throw IOError(errno: errno, "fdatasync \(path)") }
+        }
+    }
+
+    static func syncDirectory(of path: String) throws(IOError) {
+        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) }.flatMap { $0.isEmpty ? "/" : $0 } ?? "."
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw IOError(errno: errno, "open directory \(directory)") }
+        defer { close(fd) }
+        while fsync(fd) != 0 {
+            guard errno == EINTR else { throw IOError(errno: errno, "fsync directory \(directory)") }
+        }
+    }
+
+    /// Creates the file whole at `<path>.new` and renames it into place: a crash leaves no
+    /// file or the old one, never a partial one. Every unit is written (no holes). Returns
+    /// the superblock as written (sequence 2, in slot A).
+    static func create(path: String, _ superblock: MetadataSuperblock) throws(IOError) -> MetadataSuperblock {
+        let temporary = path + ".new"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw IOError(errno: errno, "create \(temporary)") }
+        let slots = MetadataLoad.newFileSlots(superblock)
+        do throws(IOError) {
+            defer { close(fd) }
+            try writeUnits(fd: fd, slots: slots, path: temporary)
+            while fsync(fd) != 0 {
+                guard errno == EINTR else { throw IOError(errno: errno, "fsync \(temporary)") }
+            }
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+        guard rename(temporary, path) == 0 else {
+            let code = errno
+            unlink(temporary)
+            throw IOError(errno: code, "rename \(temporary)")
+        }
+        try syncDirectory(of: path)
+        return slots.superblock
+    }
+
+    private static func writeUnits(fd: Int32, slots: (slotA: [UInt8], slotB: [UInt8], superblock: MetadataSuperblock),
+                                   path: String) throws(IOError) {
+        let geometry = slots.superblock.geometry
+        try writeAll(fd: fd, bytes: slots.slotA + slots.slotB, offset: 0, path: path)
+        // Activity-log slots: zeroes (no transaction yet: the active set is empty).
+        let zeroes = [UInt8](repeating: 0, count: Int(geometry.bitmapOffset - geometry.activityLogOffset))
+        try writeAll(fd: fd, bytes: zeroes, offset: geometry.activityLogOffset, path: path)
+        // Bitmap pages, every bit clear, written in chunks.
+        let clear = [UInt8](repeating: 0, count: BitmapPageHeader.bitsBytes)
+        let pagesPerChunk = UInt64(chunkBytes / MetadataGeometry.slotBytes)
+        var page: UInt64 = 0
+        while page < geometry.bitmapPages {
+            var chunk: [UInt8] = []
+            let end = min(geometry.bitmapPages, page + pagesPerChunk)
+            for index in page..<end {
+                chunk += BitmapPageHeader(pageIndex: UInt32(index), superblockSequence: slots.superblock.sequence)
+                    .encodePage(bits: clear)
+            }
+            try writeAll(fd: fd, bytes: chunk, offset: geometry.bitmapPageOffset(page), path: path)
+            page = end
+        }
+    }
+
+    /// Removes a file and makes the removal durable; a missing file is no error.
+    static func remove(path: String) throws(IOError) {
+        guard unlink(path) == 0 || errno == ENOENT else { throw IOError(errno: errno, "unlink \(path)") }
+        try syncDirectory(of: path)
+    }
+}
