@@ -2,7 +2,7 @@ import Glibc
 import Testing
 import TandemCore
 
-// Seeded simulation runs. TANDEM_SIM_SEEDS sets how many seeds (default 3 000, about 2.3
+// Seeded simulation runs. TANDEM_SIM_SEEDS sets how many seeds (default 3 000, about 2.4
 // million simulated steps, split over shards that run in parallel); TANDEM_SIM_SEED=<n> runs
 // just that seed. The total of simulated steps is printed at the end.
 
