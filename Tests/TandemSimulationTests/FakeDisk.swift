@@ -9,10 +9,15 @@ import TandemCore
 // - A flush makes durable every write that completed before the flush was submitted.
 // - Power loss keeps an arbitrary subset of unflushed and in-flight writes (a block never
 //   returns to a version older than a durable one; in-flight writes land in any order), and
-//   the cache becomes the durable content.
-// - A process crash (kill -9) keeps the cache; each in-flight write lands or does not.
+//   the cache becomes the durable content. With `tornWrites` a multi-block write may be kept
+//   in part: a seeded subset of its blocks gets the new value, the rest keep what they had
+//   (drives promise atomicity per sector, not per request). A write made durable (FUA, or
+//   covered by a completed flush) is never torn.
+// - A process crash (kill -9) keeps the cache; each in-flight write lands or does not (the
+//   kernel finishes what it submitted to the device).
 // - Errors: from the scenario's chosen operation on, writes (ENOSPC: writes only; EIO: writes
-//   and flushes) complete with an errno and change nothing. Every I/O is identified by a tag.
+//   and flushes) complete with an errno; with `tornWrites` a failed multi-block write may have
+//   reached the cache in part, else it changes nothing. Every I/O is identified by a tag.
 
 final class FakeDisk {
     typealias Tag = UInt64
@@ -46,10 +51,26 @@ final class FakeDisk {
     private var flushes: [(tag: Tag, stamp: UInt64)] = []
     private var stamp: UInt64 = 0
     var errorPlan: ErrorPlan?
+    /// Multi-block writes may land in part at a power loss or when they fail.
+    var tornWrites = false
+    /// Seeded fault (`SimulationFault.diskTearsDurableWrites`): a disk that acknowledges FUA
+    /// and flushes before a multi-block write is wholly on stable media, so a power loss may
+    /// tear writes it reported durable too. Acts only with `tornWrites`.
+    var tearsDurableWrites = false
+    /// The latest multi-block writes made durable, with what their blocks held before (only
+    /// kept for `tearsDurableWrites`).
+    private var recentlyDurable: [(stamp: UInt64, extent: Extent, previous: [(value: UInt64, stamp: UInt64)])] = []
     private(set) var operations = 0
     private(set) var failedOperations = 0
+    /// Writes kept in part (at a power loss or a failure), for the run's summary.
+    private(set) var tornWriteCount = 0
 
-    init(content: [UInt64]) {
+    /// Decides which blocks of a failed write reached the cache (the disk's own stream, so
+    /// that error timing does not shift the simulation's).
+    private var failureRandom: SimRandom
+
+    init(content: [UInt64], seed: UInt64) {
+        failureRandom = SimRandom(seed: seed)
         blockCount = content.count
         cache = content
         durable = content
@@ -77,7 +98,16 @@ final class FakeDisk {
         guard let index = inFlight.firstIndex(where: { $0.tag == tag }) else { return nil }
         let (_, extent, fua) = inFlight.remove(at: index)
         let result = nextResult(isWrite: true)
-        guard result == 0 else { return result }
+        guard result == 0 else {
+            // A failed write may have transferred part of its blocks before the error.
+            if tornWrites && extent.values.count > 1 && failureRandom.chance(perMille: 500) {
+                tornWriteCount += 1
+                for (offset, value) in extent.values.enumerated() where failureRandom.chance(perMille: 500) {
+                    land(Extent(firstBlock: extent.firstBlock + offset, values: [value]), fua: false)
+                }
+            }
+            return result
+        }
         land(extent, fua: fua)
         return 0
     }
@@ -111,24 +141,54 @@ final class FakeDisk {
         return result == 0 ? (Array(cache[blocks]), 0) : ([], result)
     }
 
-    private func makeDurable(_ landed: Landed) {
+    /// `keeps`: which of the extent's blocks reach stable media (all but at a torn power loss).
+    private func makeDurable(_ landed: Landed, keeps: [Bool]? = nil) {
         let extent = landed.extent
+        if tearsDurableWrites && keeps == nil && extent.values.count > 1 {
+            let previous = extent.blocks.map { (durable[$0], durableStamp[$0]) }
+            recentlyDurable.append((landed.stamp, extent, previous))
+            if recentlyDurable.count > 8 { recentlyDurable.removeFirst() }
+        }
         for (offset, value) in extent.values.enumerated() where landed.stamp > durableStamp[extent.firstBlock + offset] {
+            guard keeps?[offset] ?? true else { continue }
             durable[extent.firstBlock + offset] = value
             durableStamp[extent.firstBlock + offset] = landed.stamp
+        }
+    }
+
+    /// At a power loss, an unflushed or in-flight write is kept whole, not at all, or (torn
+    /// writes) in part.
+    private func persistAtPowerLoss(_ landed: Landed, _ random: inout SimRandom) {
+        let count = landed.extent.values.count
+        if tornWrites && count > 1 && random.chance(perMille: 300) {
+            tornWriteCount += 1
+            makeDurable(landed, keeps: (0..<count).map { _ in random.chance(perMille: 500) })
+        } else if random.chance(perMille: 500) {
+            makeDurable(landed)
         }
     }
 
     func powerLoss(_ random: inout SimRandom) {
         // Completed writes keep their completion order per block (a block never goes back to
         // a version older than one already durable); in-flight ones land in any order after.
-        for landed in unflushed where random.chance(perMille: 500) { makeDurable(landed) }
-        var candidates = inFlight.map(\.extent).filter { _ in random.chance(perMille: 500) }
+        for landed in unflushed { persistAtPowerLoss(landed, &random) }
+        var candidates = inFlight.map(\.extent)
         random.shuffle(&candidates)
         for extent in candidates {
             stamp += 1
-            makeDurable(Landed(stamp: stamp, extent: extent))
+            persistAtPowerLoss(Landed(stamp: stamp, extent: extent), &random)
         }
+        if tornWrites && tearsDurableWrites {
+            // The seeded fault: blocks of writes already reported durable go back to what they
+            // held before, if nothing newer is durable there.
+            for entry in recentlyDurable where random.chance(perMille: 500) {
+                for (offset, block) in entry.extent.blocks.enumerated()
+                where durableStamp[block] == entry.stamp && random.chance(perMille: 500) {
+                    (durable[block], durableStamp[block]) = entry.previous[offset]
+                }
+            }
+        }
+        recentlyDurable.removeAll()
         cache = durable
         unflushed.removeAll()
         inFlight.removeAll()

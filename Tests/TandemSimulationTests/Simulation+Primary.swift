@@ -121,7 +121,7 @@ extension Simulation {
         case let .readCopyChunk(offset, length):
             let range = blocks(offsetBytes: offset, lengthBytes: length)
             events.schedule(.copyReadDone(node: node.index, incarnation: node.incarnation, session: primary.session, blocks: range),
-                            atNs: nowNs + random.between(10_000, 200_000))
+                            atNs: nowNs + stalled(random.between(10_000, 200_000)))
         case .discardCopyChunk:
             break  // a failed read added nothing
         case .release:

@@ -71,7 +71,7 @@ extension Simulation {
         case let .writeRecord(record):
             // The store writes records in order; each is crash-atomic.
             node.recordsInFlight.append(record)
-            node.lastRecordDoneNs = max(node.lastRecordDoneNs, nowNs) + random.between(10_000, 150_000)
+            node.lastRecordDoneNs = max(node.lastRecordDoneNs, nowNs) + stalled(random.between(10_000, 150_000))
             events.schedule(.recordDone(node: node.index, incarnation: node.incarnation), atNs: node.lastRecordDoneNs)
         case let .send(message):
             guard let link, link.secondary == node.index else { return }

@@ -59,10 +59,13 @@ final class SimNode {
     var recordsInFlight: [ReplicationRecord] = []
     var lastRecordDoneNs: UInt64 = 0
     var io: [FakeDisk.Tag: IO] = [:]
+    /// Writes the driver reported completed after a timeout while the disk still had them
+    /// (the seeded fault `completesStuckWritesAfterTimeout`): they land when the disk is done.
+    var timedOutWrites: Set<FakeDisk.Tag> = []
 
-    init(index: Int, content: [UInt64], isPrimary: Bool) {
+    init(index: Int, content: [UInt64], isPrimary: Bool, seed: UInt64) {
         self.index = index
-        disk = FakeDisk(content: content)
+        disk = FakeDisk(content: content, seed: seed)
         self.isPrimary = isPrimary
     }
 
@@ -96,6 +99,8 @@ final class Simulation {
         case appIssue
         case appDependentWrite
         case writeDone(node: Int, tag: FakeDisk.Tag, incarnation: Int)
+        /// The seeded fault's driver stops waiting for a write (SimulationFault.writeTimeoutNs).
+        case writeTimedOut(node: Int, tag: FakeDisk.Tag, incarnation: Int)
         case flushDone(node: Int, tag: FakeDisk.Tag, incarnation: Int)
         case copyReadDone(node: Int, incarnation: Int, session: UInt64, blocks: Range<Int>)
         case recordDone(node: Int, incarnation: Int)
@@ -130,6 +135,8 @@ final class Simulation {
     let scenario: SimulationScenario
     var random: SimRandom
     var nowNs: UInt64 = 0
+    /// When the run ends: the scenario's end, later if a disk stall ends late.
+    var runEndNs: UInt64
     var events = EventQueue<Event>()
     var step = 0
     var failure: String?
@@ -157,6 +164,7 @@ final class Simulation {
     /// were compared).
     var stepsInSync = 0
     var diskErrors = 0
+    var diskStalls = 0
 
     var checker: GuaranteeChecker
     var requests: [RequestID: AppRequest] = [:]
@@ -185,9 +193,14 @@ final class Simulation {
         }
         nextValue = UInt64(blockCount + 1)
         nodes = [
-            SimNode(index: 0, content: initial, isPrimary: true),
-            SimNode(index: 1, content: Array(repeating: 0, count: blockCount), isPrimary: false),
+            SimNode(index: 0, content: initial, isPrimary: true, seed: scenario.seed ^ 0xD15C_A000),
+            SimNode(index: 1, content: Array(repeating: 0, count: blockCount), isPrimary: false, seed: scenario.seed ^ 0xD15C_B000),
         ]
+        for node in nodes {
+            node.disk.tornWrites = scenario.tornWrites
+            node.disk.tearsDurableWrites = scenario.testingFault == .diskTearsDurableWrites
+        }
+        runEndNs = scenario.runEndNs
         checker = GuaranteeChecker(
             mode: scenario.mode, blockCount: blockCount, overlapping: scenario.overlappingWrites, initialContent: initial)
         // Session 0: the volumes as created (B's claim at rest refers to it).
@@ -209,7 +222,7 @@ final class Simulation {
         for (atNs, fault) in scenario.faults { events.schedule(.fault(fault), atNs: atNs) }
         while failure == nil, let (timeNs, event) = events.popFirst() {
             precondition(timeNs >= nowNs, "simulated time went backwards")
-            guard timeNs <= scenario.runEndNs else { break }
+            guard timeNs <= runEndNs else { break }
             nowNs = timeNs
             step += 1
             if tracing { print("\(nowNs / 1000)µs #\(step) \(event)") }
@@ -249,9 +262,20 @@ final class Simulation {
         case .appDependentWrite: issueRequest(dependent: true)
         case let .writeDone(index, tag, incarnation):
             let node = nodes[index]
-            guard node.alive, incarnation == node.incarnation, let io = node.io.removeValue(forKey: tag) else { return }
+            guard node.alive, incarnation == node.incarnation else { return }
+            guard let io = node.io.removeValue(forKey: tag) else {
+                // Reported completed at its timeout (seeded fault): it lands only now.
+                if node.timedOutWrites.remove(tag) != nil { _ = node.disk.completeWrite(tag) }
+                return
+            }
             guard let result = node.disk.completeWrite(tag) else { return }
             ioCompleted(node, io, result: result)
+        case let .writeTimedOut(index, tag, incarnation):
+            let node = nodes[index]
+            guard node.alive, incarnation == node.incarnation, let io = node.io.removeValue(forKey: tag) else { return }
+            trace("\(node.name) write tag \(tag) timed out: reported completed while still in flight")
+            node.timedOutWrites.insert(tag)
+            ioCompleted(node, io, result: 0)
         case let .flushDone(index, tag, incarnation):
             let node = nodes[index]
             guard node.alive, incarnation == node.incarnation, let io = node.io.removeValue(forKey: tag) else { return }
@@ -291,7 +315,10 @@ final class Simulation {
                 if let primary = node.primary, !primary.standalone { drivePrimary(node, .tick) }
                 if node.secondary != nil { driveSecondary(node, .tick) }
             }
-            events.schedule(.tick, atNs: nowNs + random.between(50_000, 500_000))
+            // Past the scenario's end only a disk stall is awaited (DiskStalls): a coarser
+            // clock then keeps seconds of waiting from costing ten thousands of steps.
+            let tickNs = nowNs > scenario.runEndNs ? random.between(1_000_000, 5_000_000) : random.between(50_000, 500_000)
+            events.schedule(.tick, atNs: nowNs + tickNs)
             if !operatorCheckPending && !nodes.contains(where: { $0.isPrimary }) {
                 // No node is primary (a hand-over lost with its link, ...): the operator looks.
                 operatorCheckPending = true
@@ -394,6 +421,7 @@ final class Simulation {
         if landing > 0 { node.record = node.recordsInFlight[landing - 1] }
         node.recordsInFlight.removeAll()
         node.io.removeAll()
+        node.timedOutWrites.removeAll()
         if node.isPrimary {
             // The application's requests die with the primary: nothing more is answered.
             outstanding.removeAll()
@@ -649,10 +677,22 @@ final class Simulation {
     }
 
     private func diskWriteLatencyNs() -> UInt64 {
-        random.chance(perMille: 100) ? random.between(200_000, 2_000_000) : random.between(10_000, 150_000)
+        stalled(random.chance(perMille: 100) ? random.between(200_000, 2_000_000) : random.between(10_000, 150_000))
     }
 
-    func diskFlushLatencyNs() -> UInt64 { random.between(50_000, 1_500_000) }
+    func diskFlushLatencyNs() -> UInt64 { stalled(random.between(50_000, 1_500_000)) }
+
+    /// A disk operation's latency, or (DiskStalls, while the workload runs) a stall of
+    /// seconds; the run then settles after the stall ends.
+    func stalled(_ latencyNs: UInt64) -> UInt64 {
+        guard let stalls = scenario.diskStalls, nowNs <= scenario.workloadEndNs, random.chance(perMille: stalls.perMille)
+        else { return latencyNs }
+        let stallNs = random.between(stalls.minNs, stalls.maxNs)
+        diskStalls += 1
+        trace("disk stall of \(stallNs / 1_000_000) ms")
+        runEndNs = max(runEndNs, nowNs + stallNs + scenario.runEndNs - scenario.workloadEndNs)
+        return latencyNs + stallNs
+    }
 
     func networkDelayNs() -> UInt64 {
         random.chance(perMille: 50) ? random.between(500_000, 3_000_000) : random.between(5_000, 200_000)
@@ -664,6 +704,10 @@ final class Simulation {
         trace("\(node.name) write tag \(tag): \(io) \(extent.blocks)")
         node.disk.submitWrite(extent, fua: fua, tag: tag)
         events.schedule(.writeDone(node: node.index, tag: tag, incarnation: node.incarnation), atNs: nowNs + diskWriteLatencyNs())
+        if scenario.testingFault == .completesStuckWritesAfterTimeout {
+            events.schedule(.writeTimedOut(node: node.index, tag: tag, incarnation: node.incarnation),
+                            atNs: nowNs + SimulationFault.writeTimeoutNs)
+        }
     }
 
     func submitFlush(_ node: SimNode, io: SimNode.IO) {

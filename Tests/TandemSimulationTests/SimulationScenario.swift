@@ -16,14 +16,36 @@ enum SimulationFault: Hashable, CustomStringConvertible {
     /// The secondary reports UpToDate while connected without the primary's SyncComplete
     /// (SecondaryTestingFault.claimsUpToDateBeforeConfirmed).
     case claimsUpToDateBeforeConfirmed
+    /// The disks acknowledge FUA and flushes before a multi-block write is wholly on stable
+    /// media: a power loss may tear writes reported durable (FakeDisk.tearsDurableWrites).
+    case diskTearsDurableWrites
+    /// The drivers give up waiting for a write after `writeTimeoutNs` and report it completed
+    /// to the node while it is still in flight; it lands when the disk gets to it (a naive
+    /// disk timeout: DRBD's disk-timeout documentation warns of exactly this).
+    case completesStuckWritesAfterTimeout
+
+    static let writeTimeoutNs: UInt64 = 50_000_000
 
     var description: String {
         switch self {
         case let .secondary(fault): "secondary testing fault \(fault)"
         case .restartForgetsUnconfirmedWrites: "restart forgets unconfirmed writes"
         case .claimsUpToDateBeforeConfirmed: "claims UpToDate before confirmed"
+        case .diskTearsDurableWrites: "disk tears writes it reported durable"
+        case .completesStuckWritesAfterTimeout: "driver completes stuck writes after \(Self.writeTimeoutNs / 1_000_000) ms"
         }
     }
+}
+
+/// Slow and stuck I/O: each disk operation (write, flush, copy read, record write) of either
+/// node stalls with `perMille` chance for `minNs...maxNs` before it completes, so completions
+/// come far out of order. Stalls start only while the workload runs; the run's settling time
+/// starts after the last one ends.
+struct DiskStalls: CustomStringConvertible {
+    var perMille: UInt64
+    var minNs: UInt64
+    var maxNs: UInt64
+    var description: String { "stalls \(perMille)‰ of \(minNs / 1_000_000)–\(maxNs / 1_000_000) ms" }
 }
 
 struct SimulationScenario: CustomStringConvertible {
@@ -81,12 +103,30 @@ struct SimulationScenario: CustomStringConvertible {
     let runEndNs: UInt64
     let faults: [(atNs: UInt64, fault: Fault)]
 
+    /// Multi-block writes may land in part (FakeDisk.tornWrites), in every seed.
+    let tornWrites: Bool
+    /// Slow and stuck I/O, in some seeds.
+    let diskStalls: DiskStalls?
+
     /// Overlapping writes need the core's overlap rule (PrimaryNode serialises them).
     static let overlapSupported = true
+    /// The switches of the fault classes torn writes and stuck I/O (off: not simulated).
+    static let tornWritesEnabled = true
+    static let diskStallsEnabled = true
 
     /// `primaryRestart`: add a primary kill -9 (the restart-fault test needs one in every run;
     /// its control run has it too). Default: when `testingFault` is the restart fault.
-    init(seed: UInt64, testingFault: SimulationFault? = nil, overlapping: Bool? = nil, primaryRestart: Bool? = nil) {
+    /// `tornWrites`, `stalls`: switch those fault classes on or off (default: the switches
+    /// above; stalls in 5 % of seeds).
+    init(seed: UInt64, testingFault: SimulationFault? = nil, overlapping: Bool? = nil, primaryRestart: Bool? = nil,
+         tornWrites: Bool? = nil, stalls: Bool? = nil) {
+        // Drawn from a stream of their own, so that the classes leave the rest of a seed's
+        // scenario as it was.
+        var ioRandom = SimRandom(seed: seed ^ 0x5710_7ED1_0000_0000)
+        self.tornWrites = tornWrites ?? Self.tornWritesEnabled
+        let stalling = ioRandom.chance(perMille: 50)
+        diskStalls = (stalls ?? (Self.diskStallsEnabled && stalling))
+            ? DiskStalls(perMille: ioRandom.between(20, 100), minNs: 500_000_000, maxNs: 3_000_000_000) : nil
         var random = SimRandom(seed: seed ^ 0x5EED_5CE7_A110_0000)
         self.seed = seed
         self.testingFault = testingFault
@@ -145,6 +185,7 @@ struct SimulationScenario: CustomStringConvertible {
         return "\(mode) mode, disk_drain \(diskDrain), initial_sync \(initialSync), \(blockCount) blocks (copy chunks of \(copyChunkBlocks)), "
             + "\(operationCount) requests\(overlappingWrites ? " (overlapping)" : ""), "
             + "buffer \(primaryConfig.bufferBytesMax / Self.blockSizeBytes) blocks, faults [\(faultList)]"
+            + (tornWrites ? ", torn writes" : "") + (diskStalls.map { ", \($0)" } ?? "")
             + (testingFault.map { ", seeded fault: \($0)" } ?? "")
     }
 }

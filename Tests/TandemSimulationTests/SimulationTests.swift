@@ -2,7 +2,7 @@ import Glibc
 import Testing
 import TandemCore
 
-// Seeded simulation runs. TANDEM_SIM_SEEDS sets how many seeds (default 3 000, about 2.3
+// Seeded simulation runs. TANDEM_SIM_SEEDS sets how many seeds (default 3 000, about 2.4
 // million simulated steps, split over shards that run in parallel); TANDEM_SIM_SEED=<n> runs
 // just that seed. The total of simulated steps is printed at the end.
 
@@ -114,18 +114,48 @@ final class NSLockLike: @unchecked Sendable {
         #expect(caught != nil, "the checker never noticed a wrong UpToDate in \(Self.faultSeeds) seeds")
     }
 
+    /// Torn writes: a disk that tears, at a power loss, writes it had reported durable (FUA,
+    /// or covered by a flush). The checker must tell these tears from the ones it allows (of
+    /// unacknowledged or unflushed writes); with torn writes switched off the same seeds show
+    /// nothing, so the fault class is what finds it.
+    @Test func checkerCatchesADiskThatTearsWritesItReportedDurable() {
+        let caught = firstFailure(with: .diskTearsDurableWrites, tornWrites: true) { $0.message.contains("durably holds") }
+        #expect(caught != nil, "the checker never noticed a torn durable write in \(Self.faultSeeds) seeds")
+        guard let caught else { return }
+        let untorn = firstFailure(with: .diskTearsDurableWrites, seeds: 1...max(caught.seed, Self.classOffSeeds),
+                                  tornWrites: false) { _ in true }
+        #expect(untorn == nil, "without torn writes the fault should be invisible: \(untorn!)")
+    }
+
+    /// Stuck I/O: a driver that stops waiting for a write after a timeout and reports it
+    /// completed while the disk still has it. Without stalls no write takes that long, so the
+    /// same seeds show nothing.
+    @Test func checkerCatchesADriverThatCompletesStuckWritesAfterATimeout() {
+        let caught = firstFailure(with: .completesStuckWritesAfterTimeout, stalls: true) { _ in true }
+        #expect(caught != nil, "the checker never noticed writes completed at a timeout in \(Self.faultSeeds) seeds")
+        guard let caught else { return }
+        let unstalled = firstFailure(with: .completesStuckWritesAfterTimeout, seeds: 1...max(caught.seed, Self.classOffSeeds),
+                                     stalls: false) { _ in true }
+        #expect(unstalled == nil, "without stalls the fault should be invisible: \(unstalled!)")
+    }
+
     static let faultSeeds: UInt64 = 400
+    /// Seeds at least that a seeded fault runs with its fault class switched off.
+    static let classOffSeeds: UInt64 = 100
 
     /// The first failure of a deliberately wrong system that `matches`, within 400 seeds,
     /// whose control run (the same scenario without the fault) passes: the fault, not the
     /// scenario, is what the checker caught.
-    private func firstFailure(with fault: SimulationFault, overlapping: Bool? = nil,
+    private func firstFailure(with fault: SimulationFault, overlapping: Bool? = nil, seeds: ClosedRange<UInt64>? = nil,
+                              tornWrites: Bool? = nil, stalls: Bool? = nil,
                               matches: (SimulationFailure) -> Bool) -> SimulationFailure? {
         let restart = fault == .restartForgetsUnconfirmedWrites
-        for seed in UInt64(1)...Self.faultSeeds {
-            let scenario = SimulationScenario(seed: seed, testingFault: fault, overlapping: overlapping, primaryRestart: restart)
+        for seed in seeds ?? UInt64(1)...Self.faultSeeds {
+            let scenario = SimulationScenario(seed: seed, testingFault: fault, overlapping: overlapping, primaryRestart: restart,
+                                              tornWrites: tornWrites, stalls: stalls)
             guard let failure = Simulation(scenario: scenario).run(), matches(failure) else { continue }
-            let control = SimulationScenario(seed: seed, testingFault: nil, overlapping: overlapping, primaryRestart: restart)
+            let control = SimulationScenario(seed: seed, testingFault: nil, overlapping: overlapping, primaryRestart: restart,
+                                             tornWrites: tornWrites, stalls: stalls)
             if let controlFailure = Simulation(scenario: control).run() {
                 Issue.record("seed \(seed) fails without the fault too: \(controlFailure)")
                 return nil
@@ -223,6 +253,6 @@ extension Simulation {
     var summary: String {
         "seed \(scenario.seed): \(step) steps, \(requestsIssued) requests (\(requestsAnswered) answered), "
             + "\(sessionsStarted) primary sessions, \(restarts) restarts, \(failovers) failovers, \(copiesCompleted) full copies (\(copiesInterrupted) interrupted), \(plannedFailoversStranded) stranded planned failovers, "
-            + "\(impostors) impostors, \(diskErrors) disk errors, \(linkCount) connections, \(stepsInSync) steps in sync; \(scenario)"
+            + "\(impostors) impostors, \(diskErrors) disk errors, \(diskStalls) disk stalls, \(nodes.map(\.disk.tornWriteCount).reduce(0, +)) torn writes, \(linkCount) connections, \(stepsInSync) steps in sync; \(scenario)"
     }
 }
