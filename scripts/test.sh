@@ -11,8 +11,8 @@
 # Why it is shaped this way: the integration suite is serialised (its tests start real
 # daemons; see Tests/TandemIntegrationTests/Support/Integration.swift) and spends most of its
 # time waiting on daemons and clients, not computing. So it runs in the foreground while the
-# CPU-bound rest — every other test target, then the ASan build and run — runs beside it in a
-# second `swift test` process (`--ignore-lock`: both only read the build directory; the ASan
+# CPU-bound rest — every other test target, then the ASan build and run — runs beside it, at a
+# lower priority, in a second `swift test` process (`--ignore-lock`: both only read the build directory; the ASan
 # build has a scratch path of its own). Anything outside the `Integration` suite counts as a
 # unit test and runs in that second process, so a real-process test must live in
 # `Integration` to stay serialised.
@@ -93,9 +93,13 @@ run_asan() {
 }
 
 # The CPU-bound part, in the background: every target but the integration suite, then (full
-# run only) ASan. Both run even when the first fails, so one run reports every failure.
+# run only) ASan. Both run even when the first fails, so one run reports every failure. It
+# runs at a lower CPU and I/O priority: the integration suite's daemons are the critical path
+# and answer to timeouts, the background part only has to end before them.
 background_part() {
     local status=0
+    renice -n 10 -p "$BASHPID" >/dev/null 2>&1 || true
+    ionice -c 2 -n 7 -p "$BASHPID" >/dev/null 2>&1 || true
     run_tests units --skip "$integration" || status=$?
     if [[ $mode == full ]]; then
         run_asan || status=$?
