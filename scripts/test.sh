@@ -12,10 +12,10 @@
 # daemons; see Tests/TandemIntegrationTests/Support/Integration.swift) and spends most of its
 # time waiting on daemons and clients, not computing. So it runs in the foreground while the
 # CPU-bound rest — every other test target, then the ASan build and run — runs beside it, at a
-# lower priority, in a second `swift test` process (`--ignore-lock`: both only read the build directory; the ASan
-# build has a scratch path of its own). Anything outside the `Integration` suite counts as a
-# unit test and runs in that second process, so a real-process test must live in
-# `Integration` to stay serialised.
+# lower priority, in a second `swift test` process (`--ignore-lock`: both only read the build
+# directory; the ASan build has a scratch path of its own). Anything outside the `Integration`
+# suite counts as a unit test and runs in that second process, so a real-process test must
+# live in `Integration` to stay serialised.
 #
 # Each part's log goes to .build/test-logs/ (and to the terminal: the foreground part as it
 # runs, the background part when it ends); the closing lines of every `swift test` and the
