@@ -30,7 +30,8 @@ cd "$(dirname "$0")/.."
 mode=full
 if (($# > 0)) && [[ $1 == --quick ]]; then
     if (($# > 1)); then
-        echo "test.sh: --quick takes no other arguments (to pick tests, use: scripts/test.sh --filter X)" >&2
+        echo "test.sh: --quick takes no other arguments" \
+            "(to pick tests, use: scripts/test.sh --filter X)" >&2
         exit 2
     fi
     mode=quick
@@ -85,7 +86,8 @@ run_tests() {
 # leaks a few objects at exit, which would fail the run; this run is for out-of-bounds accesses.
 run_asan() {
     local start=$SECONDS status=0
-    swift build --build-tests --sanitize=address --scratch-path .build-asan >"$logs/asan.log" 2>&1 || status=$?
+    swift build --build-tests --sanitize=address --scratch-path .build-asan >"$logs/asan.log" 2>&1 ||
+        status=$?
     echo "asan-build: exit $status after $((SECONDS - start)) s" >>"$logs/parts"
     ((status == 0)) || return "$status"
     ASAN_OPTIONS=detect_leaks=0 run_tests asan --sanitize=address --scratch-path .build-asan \
@@ -158,6 +160,7 @@ slowest_ten
 
 if ((foreground_status != 0 || background_status != 0)); then
     echo
-    echo "test.sh: FAILED (integration part exit $foreground_status, other parts exit $background_status; logs in $logs/)" >&2
+    echo "test.sh: FAILED (integration part exit $foreground_status," \
+        "other parts exit $background_status; logs in $logs/)" >&2
     exit 1
 fi
