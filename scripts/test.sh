@@ -1,23 +1,168 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what is missing, builds, runs every test (unit, simulation,
-# real-client interoperability, daemon integration). Extra arguments go to `swift test`,
-# e.g. `scripts/test.sh --filter NBDBadInput`.
+# The test suite: installs what is missing, builds, runs the tests, prints the slowest ten.
+#
+#   scripts/test.sh            everything (what CI runs through .ci/run): unit suites, the
+#                              simulator's 3 000 seeds, the real-process integration suite, and
+#                              the decoders again under AddressSanitizer.
+#   scripts/test.sh --quick    the inner loop: unit suites, 300 simulator seeds and one real
+#                              replicated pair (a sync pair under fio); no ASan build.
+#   scripts/test.sh ARGS...    `swift test ARGS...` after the build, e.g. `--filter NBDBadInput`.
+#
+# Why it is shaped this way: the integration suite is serialised (its tests start real
+# daemons; see Tests/TandemIntegrationTests/Support/Integration.swift) and spends most of its
+# time waiting on daemons and clients, not computing. So it runs in the foreground while the
+# CPU-bound rest — every other test target, then the ASan build and run — runs beside it, at a
+# lower priority, in a second `swift test` process (`--ignore-lock`: both only read the build
+# directory; the ASan build has a scratch path of its own). Anything outside the `Integration`
+# suite counts as a unit test and runs in that second process, so a real-process test must
+# live in `Integration` to stay serialised.
+#
+# Each part's log goes to .build/test-logs/ (and to the terminal: the foreground part as it
+# runs, the background part when it ends); the closing lines of every `swift test` and the
+# simulator's step count are repeated in the summary. The script exits non-zero if any part
+# failed.
+#
+# Environment: TANDEM_SIM_SEEDS (default 3000, or 300 with --quick) sets the simulator's
+# seeds; the integration suite's own variables are in Integration.swift.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+mode=full
+if (($# > 0)) && [[ $1 == --quick ]]; then
+    if (($# > 1)); then
+        echo "test.sh: --quick takes no other arguments" \
+            "(to pick tests, use: scripts/test.sh --filter X)" >&2
+        exit 2
+    fi
+    mode=quick
+elif (($# > 0)); then
+    mode=args
+fi
+
+# The integration suite's real-process tests, and the one that stands for them in --quick.
+readonly integration=TandemIntegrationTests
+readonly quick_pair='ReplicationPairTests/syncPairHoldsFioVerifiedWritesOnBothVolumes'
+readonly asan_filter='WireDecoderErrorTests|LZ4Tests|WireCodecTests'
+
 scripts/setup.sh
 swift build --build-tests
-# The simulator runs TANDEM_SIM_SEEDS seeds (3 000 unless set: about 2.3 million simulated
-# steps, under a minute on two cores) and prints the total of simulated steps.
-export TANDEM_SIM_SEEDS="${TANDEM_SIM_SEEDS:-3000}"
-swift test --skip-build "$@"
+
+if [[ $mode == args ]]; then
+    export TANDEM_SIM_SEEDS="${TANDEM_SIM_SEEDS:-3000}"
+    exec swift test --skip-build "$@"
+fi
+
+# The simulator prints its total of simulated steps; 3 000 seeds are about 2.3 million steps
+# (about 40 CPU-seconds in a debug build).
+if [[ $mode == quick ]]; then
+    export TANDEM_SIM_SEEDS="${TANDEM_SIM_SEEDS:-300}"
+else
+    export TANDEM_SIM_SEEDS="${TANDEM_SIM_SEEDS:-3000}"
+fi
+
+logs=.build/test-logs
+mkdir -p "$logs"
+rm -f "$logs"/*.log
+
+# Runs one `swift test` into $logs/<name>.log (and the terminal when $SHOW_OUTPUT is set);
+# the outcome is the test run's exit status. --no-parallel keeps each reported test time the
+# test's own (not time spent queued behind other tests) and leaves a core to the daemons of
+# the integration suite.
+run_tests() {
+    local name=$1
+    shift
+    local start=$SECONDS status=0
+    if [[ -n ${SHOW_OUTPUT:-} ]]; then
+        swift test --skip-build --ignore-lock --no-parallel "$@" 2>&1 | tee -a "$logs/$name.log" || status=$?
+    else
+        swift test --skip-build --ignore-lock --no-parallel "$@" >>"$logs/$name.log" 2>&1 || status=$?
+    fi
+    echo "$name: exit $status after $((SECONDS - start)) s" >>"$logs/parts"
+    return "$status"
+}
 
 # The decoders' garbage and mutation tests again under AddressSanitizer: an overrun of a
-# buffer is invisible to their assertions without it. (Only for the whole suite.)
-if (($# == 0)); then
-    swift build --build-tests --sanitize=address --scratch-path .build-asan
-    # Leak checking is off: XCTest's own runner leaks a few objects at exit, which would fail
-    # the run; this run is for out-of-bounds accesses.
-    ASAN_OPTIONS=detect_leaks=0 swift test --skip-build --sanitize=address --scratch-path .build-asan \
-        --filter 'WireDecoderErrorTests|LZ4Tests|WireCodecTests'
+# buffer is invisible to their assertions without it. Leak checking is off: the test runner
+# leaks a few objects at exit, which would fail the run; this run is for out-of-bounds accesses.
+run_asan() {
+    local start=$SECONDS status=0
+    swift build --build-tests --sanitize=address --scratch-path .build-asan >"$logs/asan.log" 2>&1 ||
+        status=$?
+    echo "asan-build: exit $status after $((SECONDS - start)) s" >>"$logs/parts"
+    ((status == 0)) || return "$status"
+    ASAN_OPTIONS=detect_leaks=0 run_tests asan --sanitize=address --scratch-path .build-asan \
+        --filter "$asan_filter"
+}
+
+# The CPU-bound part, in the background: every target but the integration suite, then (full
+# run only) ASan. Both run even when the first fails, so one run reports every failure. It
+# runs at a lower CPU and I/O priority: the integration suite's daemons are the critical path
+# and answer to timeouts, the background part only has to end before them.
+background_part() {
+    local status=0
+    renice -n 10 -p "$BASHPID" >/dev/null 2>&1 || true
+    ionice -c 2 -n 7 -p "$BASHPID" >/dev/null 2>&1 || true
+    run_tests units --skip "$integration" || status=$?
+    if [[ $mode == full ]]; then
+        run_asan || status=$?
+    fi
+    return "$status"
+}
+
+: >"$logs/parts"
+background_part &
+background_pid=$!
+
+# The foreground part: the serialised real-process suite, shown as it runs.
+if [[ $mode == quick ]]; then
+    foreground_filter="$quick_pair"
+else
+    foreground_filter="$integration"
+fi
+foreground_status=0
+SHOW_OUTPUT=1 run_tests integration --filter "$foreground_filter" || foreground_status=$?
+
+background_status=0
+wait "$background_pid" || background_status=$?
+for name in units asan; do
+    if [[ -f $logs/$name.log ]]; then
+        echo
+        echo "==== $name ($logs/$name.log)"
+        cat "$logs/$name.log"
+    fi
+done
+
+# The slowest ten tests over every part, from Swift Testing's "Test X passed after N seconds"
+# and XCTest's "Test Case 'X' passed (N seconds)" lines.
+slowest_ten() {
+    local name
+    for name in integration units asan; do
+        [[ -f $logs/$name.log ]] || continue
+        sed -n -E \
+            -e "s/^.* Test (.+) (passed|failed) after ([0-9.]+) seconds.*$/\3 \1 [$name]/p" \
+            -e "s/^Test Case '(.+)' (passed|failed) \(([0-9.]+) seconds\).*$/\3 \1 [$name]/p" \
+            "$logs/$name.log"
+    done | sort -rn | awk '
+        # Not "Test run with N tests" (the whole run); awk reads everything, so no SIGPIPE.
+        $2 == "run" && $3 == "with" { next }
+        shown < 10 { time = $1; $1 = ""; printf "%9.3f s %s\n", time, $0; shown++ }'
+}
+
+echo
+echo "==== summary ($mode run, TANDEM_SIM_SEEDS=$TANDEM_SIM_SEEDS)"
+cat "$logs/parts"
+for name in units integration asan; do
+    [[ -f $logs/$name.log ]] || continue
+    grep -h -E "Executed [0-9]+ tests?|Test run with [0-9]+ tests?|simulated steps in total" "$logs/$name.log" |
+        sed "s/^/$name: /" || true
+done
+echo
+echo "==== slowest ten tests"
+slowest_ten || true
+
+if ((foreground_status != 0 || background_status != 0)); then
+    echo
+    echo "test.sh: FAILED (integration part exit $foreground_status," \
+        "other parts exit $background_status; logs in $logs/)" >&2
+    exit 1
 fi
