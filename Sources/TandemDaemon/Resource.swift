@@ -72,7 +72,7 @@ final class Resource {
         } catch {
             logger.error("metadata cannot be used", metadata: ["metadata": "\(metadataPath)", "reason": "\(error.reason)"])
             volume.discardCreatedFile()
-            throw ControlError(.ioError, error.description)
+            throw ControlError(.ioError, Self.describe(error))
         }
         metadata = opened.file
         self.spec.metadataPath = metadataPath
@@ -80,6 +80,7 @@ final class Resource {
             try volume.attach(to: loop)
         } catch {
             metadata.close()
+            if creatingVolume { unlink(metadataPath) }
             volume.discardCreatedFile()
             throw ControlError(.ioError, Self.describe(error))
         }
@@ -100,7 +101,9 @@ final class Resource {
         do {
             try listen()
         } catch {
+            // A refused create leaves nothing behind: the metadata file it made goes too.
             metadata.close()
+            if creatingVolume { unlink(metadataPath) }
             volume.detach(from: loop)
             volume.discardCreatedFile()
             throw error
@@ -111,6 +114,7 @@ final class Resource {
     /// sets how many resources a daemon holds (docs/operations.md "How many resources").
     static func describe(_ error: any Error) -> String {
         let code = (error as? IOError)?.errno ?? (error as? ResourceStoreError)?.errno
+            ?? (error as? MetadataOpenError)?.errno
         guard code == EMFILE else { return "\(error)" }
         var limit = rlimit()
         getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
