@@ -36,14 +36,37 @@ corpus_of() {
 for target in "${targets[@]}"; do corpus_of "$target" >/dev/null; done
 
 # TANDEM_LIBFUZZER leaves out the targets' own main (the seed and replay tool of a plain
-# build), so libFuzzer's main is the entry point.
+# build), so libFuzzer's main is the entry point. Both sanitizers go to swiftc in one flag:
+# given `--sanitize=fuzzer --sanitize=address`, SwiftPM passes two -sanitize= flags in an
+# order that changes from run to run, and the compiler keeps only the last, so modules were
+# built without coverage or without ASan, and rebuilt on every run.
+build() {
+    swift build -c release --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address -Xswiftc -DTANDEM_LIBFUZZER \
+        --scratch-path "$scratch" --product "$1" 2>&1 | grep -v "Cannot export local symbol" || true
+    [[ -x "$scratch/release/$1" ]] || { echo "fuzz.sh: $1 did not build" >&2; exit 1; }
+}
+
+# Coverage counters libFuzzer finds in a binary (each target has 10 000 to 30 000). Without
+# them it mutates blindly and finds nothing, while reporting millions of executions.
+counters() {
+    SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 "$scratch/release/$1" -runs=0 2>&1 |
+        sed -n 's/^INFO: Loaded [0-9]* modules* *(\([0-9]*\) inline 8-bit counters.*/\1/p' | head -1
+}
+counters_min=5000
+
 for target in "${targets[@]}"; do
-    swift build -c release --sanitize=fuzzer --sanitize=address -Xswiftc -DTANDEM_LIBFUZZER \
-        --scratch-path "$scratch" --product "$target" 2>&1 | grep -v "Cannot export local symbol" || true
-    [[ -x "$scratch/release/$target" ]] || { echo "fuzz.sh: $target did not build" >&2; exit 1; }
+    build "$target"
+    count="$(counters "$target")"
+    if ((${count:-0} < counters_min)); then
+        echo "fuzz.sh: $target has ${count:-no} coverage counters; rebuilding it from scratch"
+        rm -rf "$(realpath "$scratch/release")"
+        build "$target"
+        count="$(counters "$target")"
+        ((${count:-0} >= counters_min)) || { echo "fuzz.sh: $target is not instrumented ($count counters)" >&2; exit 1; }
+    fi
 done
 
-declare -A executions
+declare -A executions coverage
 failed=()
 for target in "${targets[@]}"; do
     corpus="$(corpus_of "$target")"
@@ -62,6 +85,7 @@ for target in "${targets[@]}"; do
         -rss_limit_mb="$rss_limit_mb" -max_len="$max_len" -print_final_stats=1 \
         -artifact_prefix="$artifacts/" >"$log" 2>&1 || status=$?
     executions[$target]="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
+    coverage[$target]="$(grep -oE "cov: [0-9]+ ft: [0-9]+ corp: [0-9]+" "$log" | tail -1)"
     grep -E "^#[0-9]+ +DONE|^Done [0-9]+ runs" "$log" || true
     if ((status != 0)); then
         failed+=("$target")
@@ -74,10 +98,10 @@ for target in "${targets[@]}"; do
 done
 
 echo
-echo "target        executions   result"
+echo "target        executions   result   coverage at the end"
 for target in "${targets[@]}"; do
     result=ok
     [[ " ${failed[*]} " == *" $target "* ]] && result=FAILED
-    printf '%-13s %11s   %s\n' "$target" "${executions[$target]:-?}" "$result"
+    printf '%-13s %11s   %-6s   %s\n' "$target" "${executions[$target]:-?}" "$result" "${coverage[$target]:-}"
 done
 ((${#failed[@]} == 0)) || exit 1
