@@ -32,6 +32,9 @@ enum ControlSeeds {
             ("replies", ControlCodec.encode(.ok(.int(7), ["resources": .array([.object(["name": .string("r0")])])]))
                 + ControlCodec.encode(.failure(.string("x"), ControlError(.notFound, "no resource 'r9'")))),
             ("refused", Array("{\"cmd\":\"nope\",\"id\":3}\r\n[1,2]\n{\"id\":1e999}\n{\"cmd\":5}\n\"x\"\n{\"a\":\n".utf8)),
+            ("numbers-and-escapes", Array(("{\"cmd\":\"ping\",\"id\":1e20}\n{\"cmd\":\"ping\",\"id\":-0.0}\n"
+                + "{\"cmd\":\"status\",\"id\":123456789012345678901234567890}\n{\"cmd\":\"ping\",\"id\":0.1,\"x\":\"\\ud800\\u0000\"}\n"
+                + "{\"cmd\":\"create\",\"name\":\"r0\",\"volume\":\"/v\",\"size_bytes\":4096.0}\n").utf8)),
             ("long-line", Array(repeating: 0x20, count: 70) + Array("{\"cmd\":\"ping\"}\n".utf8)),
         ]
         return streams.enumerated().map { index, stream in
