@@ -32,10 +32,11 @@ enum FuzzWireTool {
 enum WireFuzz {
     static func check(_ bytes: UnsafeRawBufferPointer) {
         var input = FuzzInput(bytes)
-        // Mutations almost never keep a header's CRC32C right, so half of the inputs get
-        // their header checksums recomputed: that lets the fuzzer reach every body decoder
-        // with any type and length, while the other half keeps the checksum check covered.
-        if input.choice(0xC4C, below: 2) == 0 { input.stream = withHeaderChecksums(input.stream) }
+        // Mutations almost never keep a CRC32C right, so half of the inputs get their header
+        // and block checksums recomputed: that lets the fuzzer reach every body decoder with
+        // any type and length, and a successful restore with any block, while the other
+        // half keeps the checksum checks covered.
+        if input.choice(0xC4C, below: 2) == 0 { input.stream = WireChecksumFixup.apply(input.stream) }
         let whole = WireRun(input.stream, pieces: input.stream.isEmpty ? [] : [0..<input.stream.count])
         let pieces = WireRun(input.stream, pieces: input.chunks(), receiveEvery: 1 + input.choice(0x5EED, below: 3))
         fuzzCheck(whole.frames == pieces.frames, "fed in pieces, the frames differ")
@@ -47,20 +48,6 @@ enum WireFuzz {
         for frame in unordered.frames {
             if case .data(let data) = frame.message { WirePayloadFuzz.check(data) }
         }
-    }
-
-    /// Walks the stream as a sequence of frames by their length fields and rewrites each
-    /// header's CRC32C.
-    static func withHeaderChecksums(_ stream: [UInt8]) -> [UInt8] {
-        var fixed = stream
-        var position = 0
-        while position + WireFormat.headerBytes <= fixed.count {
-            let crc = CRC32C.checksum(fixed[position..<(position + 20)])
-            for index in 0..<4 { fixed[position + 20 + index] = UInt8(truncatingIfNeeded: crc >> (8 * UInt32(index))) }
-            let length = (0..<4).reduce(0) { sum, index in sum | Int(fixed[position + 8 + index]) << (8 * index) }
-            position += WireFormat.headerBytes + length
-        }
-        return fixed
     }
 
     /// Frame k re-encodes to the k-th run of bytes of the stream; what is left after the last
