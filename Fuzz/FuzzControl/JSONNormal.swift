@@ -19,7 +19,11 @@ enum JSONNormal {
         ControlRequest(id: value(request.id), cmd: request.cmd, args: request.args.mapValues(value))
     }
 
+    /// A reply's own `id` and `ok` replace result fields of those names (ControlCodec.encode
+    /// says so), so such fields are not expected back.
     static func reply(_ reply: ControlReply) -> ControlReply {
-        ControlReply(id: value(reply.id), result: reply.result.map { $0.mapValues(value) })
+        ControlReply(
+            id: value(reply.id),
+            result: reply.result.map { fields in fields.filter { $0.key != "id" && $0.key != "ok" }.mapValues(value) })
     }
 }
