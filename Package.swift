@@ -55,5 +55,15 @@ let package = Package(
         .testTarget(name: "TandemIOTests", dependencies: ["TandemIO", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "TandemIntegrationTests", dependencies: ["TandemCore", "TandemIO", "TandemDaemon"]),
         .testTarget(name: "TandemTLSTests", dependencies: ["TandemIO", "TandemCore"]),
+        // Fuzz targets (docs/fuzzing.md): libFuzzer entry points when scripts/fuzz.sh builds
+        // them with --sanitize=fuzzer; in a plain build, tools that write the seed corpus
+        // and replay inputs.
+        .target(name: "FuzzSupport", dependencies: ["TandemCore"], path: "Fuzz/FuzzSupport"),
+        .executableTarget(name: "FuzzNBD", dependencies: ["FuzzSupport", "TandemCore"], path: "Fuzz/FuzzNBD"),
+        .executableTarget(
+            name: "FuzzWire", dependencies: ["FuzzSupport", "TandemCore", "TandemIO"], path: "Fuzz/FuzzWire"),
+        .executableTarget(
+            name: "FuzzControl", dependencies: ["FuzzSupport", "TandemControl", "TandemCore"],
+            path: "Fuzz/FuzzControl"),
     ]
 )

@@ -3,7 +3,8 @@
 #
 #   scripts/test.sh            everything (what CI runs through .ci/run): unit suites, the
 #                              simulator's 3 000 seeds, the real-process integration suite, and
-#                              the decoders again under AddressSanitizer.
+#                              the decoders again under AddressSanitizer, then a bounded
+#                              libFuzzer run of each decoder (scripts/fuzz.sh, TANDEM_FUZZ_S).
 #   scripts/test.sh --quick    the inner loop: unit suites, 300 simulator seeds and one real
 #                              replicated pair (a sync pair under fio); no ASan build.
 #   scripts/test.sh ARGS...    `swift test ARGS...` after the build, e.g. `--filter NBDBadInput`.
@@ -11,7 +12,7 @@
 # Why it is shaped this way: the integration suite is serialised (its tests start real
 # daemons; see Tests/TandemIntegrationTests/Support/Integration.swift) and spends most of its
 # time waiting on daemons and clients, not computing. So it runs in the foreground while the
-# CPU-bound rest — every other test target, then the ASan build and run — runs beside it, at a
+# CPU-bound rest — every other test target, then the ASan build and run, then the fuzz run — runs beside it, at a
 # lower priority, in a second `swift test` process (`--ignore-lock`: both only read the build
 # directory; the ASan build has a scratch path of its own). Anything outside the `Integration`
 # suite counts as a unit test and runs in that second process, so a real-process test must
@@ -94,8 +95,19 @@ run_asan() {
         --filter "$asan_filter"
 }
 
+# The decoders under libFuzzer (scripts/fuzz.sh, docs/fuzzing.md), a bounded run: TANDEM_FUZZ_S
+# seconds per target (20 unless set; 0 skips it). A crash, hang or allocation over its bound
+# fails the run.
+run_fuzz() {
+    local start=$SECONDS status=0 seconds="${TANDEM_FUZZ_S:-20}"
+    ((seconds > 0)) || return 0
+    scripts/fuzz.sh "$seconds" >"$logs/fuzz.log" 2>&1 || status=$?
+    echo "fuzz: exit $status after $((SECONDS - start)) s ($seconds s per target)" >>"$logs/parts"
+    return "$status"
+}
+
 # The CPU-bound part, in the background: every target but the integration suite, then (full
-# run only) ASan. Both run even when the first fails, so one run reports every failure. It
+# run only) ASan and the fuzz run. All run even when one fails, so one run reports every failure. It
 # runs at a lower CPU and I/O priority: the integration suite's daemons are the critical path
 # and answer to timeouts, the background part only has to end before them.
 background_part() {
@@ -105,6 +117,7 @@ background_part() {
     run_tests units --skip "$integration" || status=$?
     if [[ $mode == full ]]; then
         run_asan || status=$?
+        run_fuzz || status=$?
     fi
     return "$status"
 }
@@ -124,7 +137,7 @@ SHOW_OUTPUT=1 run_tests integration --filter "$foreground_filter" || foreground_
 
 background_status=0
 wait "$background_pid" || background_status=$?
-for name in units asan; do
+for name in units asan fuzz; do
     if [[ -f $logs/$name.log ]]; then
         echo
         echo "==== $name ($logs/$name.log)"

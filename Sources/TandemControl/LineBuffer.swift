@@ -22,7 +22,8 @@ public struct LineBuffer {
         self.lineBytesMax = lineBytesMax
     }
 
-    /// Bytes held that are not yet part of a complete line.
+    /// Bytes held that are not yet part of a complete line; once `next()` has returned nil,
+    /// at most `lineBytesMax + 1` (the limit and a "\r" that may still end the line).
     public var pendingBytes: Int { buffer.count }
 
     public mutating func append(_ bytes: some Sequence<UInt8>) {
@@ -45,7 +46,10 @@ public struct LineBuffer {
             }
             guard let newline else {
                 scanned = buffer.count
-                guard buffer.count > lineBytesMax else { return nil }
+                // One byte more than the limit may still be the "\r" of a "\r\n" that ends a
+                // line of exactly the limit: refusing it now would make the answer depend on
+                // where the stream was cut into reads.
+                guard buffer.count > lineBytesMax + 1 else { return nil }
                 buffer.removeAll(keepingCapacity: true)
                 scanned = 0
                 discarding = true

@@ -103,4 +103,27 @@ import TandemControl
         #expect(buffer.next() == .tooLong)
         #expect(buffer.next() == .line(bytes("yes")))
     }
+
+    /// Found by FuzzControl (docs/fuzzing.md): a line of exactly the limit ending in "\r\n"
+    /// was refused as too long when a read ended between the "\r" and the "\n", and accepted
+    /// otherwise. The fuzzer's input: a 65-byte unfinished line with a 64-byte limit.
+    @Test func aLineOfExactlyTheLimitEndingInCRLFIsALineWhereverTheReadsAreCut() {
+        let line = [UInt8](repeating: 0x76, count: 64)
+        for cut in 1...(line.count + 2) {
+            let stream = line + [0x0D, 0x0A]
+            var buffer = LineBuffer(lineBytesMax: 64)
+            var events: [LineBuffer.Event] = []
+            buffer.append(stream[..<cut])
+            while let event = buffer.next() { events.append(event) }
+            buffer.append(stream[cut...])
+            while let event = buffer.next() { events.append(event) }
+            #expect(events == [.line(line)], "read cut after \(cut) bytes")
+        }
+        var buffer = LineBuffer(lineBytesMax: 64)
+        buffer.append(line + [0x0D])
+        #expect(buffer.next() == nil)
+        #expect(buffer.pendingBytes == 65)
+        buffer.append([0x0D])
+        #expect(buffer.next() == .tooLong)
+    }
 }

@@ -88,6 +88,36 @@ struct NBDHandshakeTests {
         #expect(buffer.isEmpty)
     }
 
+    /// Found by FuzzNBD (docs/fuzzing.md): a close for unknown client flags, a bad option
+    /// magic or an over-long option left the handshake where it was, so bytes fed after the
+    /// close were negotiated again. The fuzzer's input was the flags 0x13130a0a.
+    @Test func aHandshakeThatEndedConsumesNothingMoreAndKeepsItsOutcome() {
+        let valid = [0, 0, 0, 1] + option(NBD.Option.go.rawValue, goPayload(name: "r0"))
+        var tooLong = ByteWriter()
+        tooLong.append(NBD.optionMagic)
+        tooLong.append(NBD.Option.info.rawValue)
+        tooLong.append(UInt32(NBDHandshake.maxOptionBytes + 1))
+        let endings: [[UInt8]] = [
+            [0x13, 0x13, 0x0A, 0x0A],
+            [0, 0, 0, 1] + Array(repeating: 0x41, count: 16),
+            [0, 0, 0, 1] + tooLong.bytes,
+            [0, 0, 0, 1] + option(NBD.Option.abort.rawValue),
+            valid,
+        ]
+        for input in endings {
+            var handshake = NBDHandshake(export: Self.export)
+            let (_, outcome) = feed(&handshake, input)
+            #expect(outcome != .needMore)
+            _ = handshake.takeOutput()
+            for _ in 0..<2 {
+                let (used, again) = feed(&handshake, valid)
+                #expect(used == 0)
+                #expect(again == outcome)
+                #expect(handshake.takeOutput().isEmpty)
+            }
+        }
+    }
+
     @Test func unknownExportIsRefusedWithErrUnknownAndNegotiationGoesOn() {
         var handshake = NBDHandshake(export: Self.export)
         let (_, outcome) = feed(&handshake, [0, 0, 0, 1] + option(NBD.Option.go.rawValue, goPayload(name: "other")))

@@ -36,7 +36,11 @@ public struct NBDHandshake {
     public static let maxOptionBytes = 16 << 10
     public static let greetingBytes = 18
 
-    private enum Phase { case clientFlags, optionHeader, done }
+    private enum Phase: Equatable {
+        case clientFlags, optionHeader
+        /// Ended in transmission or close; every later feed repeats this outcome.
+        case done(Outcome)
+    }
     private var phase = Phase.clientFlags
     private var noZeroes = false
     private var structuredReplies = false
@@ -62,14 +66,23 @@ public struct NBDHandshake {
         return bytes
     }
 
-    /// Consumes what it can from `input`; returns the bytes used and the outcome so far.
+    /// Consumes what it can from `input`; returns the bytes used and the outcome so far. Once
+    /// the handshake has ended (transmission or close), it consumes nothing more, says nothing
+    /// more and returns that outcome again: a refused client stays refused.
     public mutating func feed(_ input: UnsafeRawBufferPointer) -> (consumed: Int, outcome: Outcome) {
+        if case .done(let outcome) = phase { return (0, outcome) }
+        let (used, outcome) = negotiate(input)
+        if outcome != .needMore { phase = .done(outcome) }
+        return (used, outcome)
+    }
+
+    private mutating func negotiate(_ input: UnsafeRawBufferPointer) -> (consumed: Int, outcome: Outcome) {
         var used = 0
         while true {
             let rest = UnsafeRawBufferPointer(rebasing: input[used...])
             switch phase {
-            case .done:
-                return (used, .needMore)
+            case .done(let outcome):
+                preconditionFailure("negotiate after the handshake ended in \(outcome)")
             case .clientFlags:
                 guard rest.count >= 4 else { return (used, .needMore) }
                 let flags = rest.loadBE(UInt32.self, at: 0)
@@ -96,10 +109,7 @@ public struct NBDHandshake {
                 used += 16 + length
                 let data = UnsafeRawBufferPointer(rebasing: rest[16..<(16 + length)])
                 let outcome = handle(option: option, data: data)
-                if outcome != .needMore {
-                    phase = .done
-                    return (used, outcome)
-                }
+                if outcome != .needMore { return (used, outcome) }
             }
         }
     }
