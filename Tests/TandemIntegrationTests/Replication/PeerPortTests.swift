@@ -75,10 +75,17 @@ extension Replication {
         ]
         var cut = Date()
         for (name, bytes) in violations {
-            let fake = try BadFrameTests.FakePrimary(pair: pair)
-            #expect(fake.refusal == nil, "beta refused the fake session before \(name)")
-            try fake.sendRaw(bytes)
-            #expect(fake.closedByPeer(), "beta kept the session after \(name)")
+            // alpha is held (SIGSTOP) while the fake session runs: its redial would otherwise
+            // replace the fake session mid-handshake (a race that failed this test under load,
+            // "beta closed the connection"), and the fake must be the session beta judges.
+            kill(pair.alpha.pid, SIGSTOP)
+            do {
+                defer { kill(pair.alpha.pid, SIGCONT) }
+                let fake = try BadFrameTests.FakePrimary(pair: pair)
+                #expect(fake.refusal == nil, "beta refused the fake session before \(name)")
+                try fake.sendRaw(bytes)
+                #expect(fake.closedByPeer(), "beta kept the session after \(name)")
+            }
             cut = Date()
             let status = try pair.status(pair.beta)
             #expect(status["durable_through_epoch"] as? Int == durableBefore, "\(name) changed beta's status: \(status)")
