@@ -173,6 +173,19 @@ echo
 echo "==== slowest ten tests"
 slowest_ten || true
 
+# One plain closing line over every part ("N passed, N failed"): the tests Swift Testing ran
+# (its "Test run with N tests" lines) and the tests it reported failed.
+total=0
+failed=0
+for name in units integration asan; do
+    [[ -f $logs/$name.log ]] || continue
+    count=$(sed -n -E 's/^.*Test run with ([0-9]+) tests?.*$/\1/p' "$logs/$name.log" | tail -1)
+    total=$((total + ${count:-0}))
+    failed=$((failed + $(grep -E '^✘ Test .* failed after' "$logs/$name.log" | grep -c -v '^✘ Test run with' || true)))
+done
+echo
+echo "test.sh: $((total - failed)) passed, $failed failed"
+
 if ((foreground_status != 0 || background_status != 0)); then
     echo
     echo "test.sh: FAILED (integration part exit $foreground_status," \
