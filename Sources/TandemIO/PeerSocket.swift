@@ -1,5 +1,6 @@
 // PeerSocket: one replication TCP connection driven by the ring: a connect (for the dialling
-// side), one receive and one send in flight at a time. It knows nothing of TLS: bytes to send
+// side), one receive and one send in flight at a time; receives can be held while the owner
+// cannot take more (backpressure). It knows nothing of TLS: bytes to send
 // come from the owner's `output` source (TLS ciphertext), received bytes go to the delegate.
 // Buffers are allocated once per connection. Loop thread only.
 import Glibc
@@ -33,6 +34,9 @@ public final class PeerSocket: IOHandler {
     private var inFlight = 0
     private var sending = false
     private var receiving = false
+    /// The owner cannot take more bytes now (backpressure): no receive is armed until
+    /// `resumeReceives`, so the peer's sends stop at the TCP window.
+    public private(set) var receivesHeld = false
     private var connecting = false
     private var closeReason = ""
     private var closedReported = false
@@ -116,6 +120,18 @@ public final class PeerSocket: IOHandler {
         kick()
     }
 
+    /// Stops arming receives: the one in flight, if any, still completes and is delivered.
+    public func holdReceives() {
+        receivesHeld = true
+    }
+
+    /// Arms the next receive again after `holdReceives`.
+    public func resumeReceives() {
+        guard receivesHeld else { return }
+        receivesHeld = false
+        if isConnected { armReceive() }
+    }
+
     /// Sends what `output` has, if no send is in flight.
     public func kick() {
         guard isConnected, !isClosing, !sending else { return }
@@ -183,7 +199,7 @@ public final class PeerSocket: IOHandler {
     }
 
     private func armReceive() {
-        guard !isClosing, !receiving else { return }
+        guard !isClosing, !receiving, !receivesHeld else { return }
         let sqe = loop.sqe(handler: handlerID, tag: Tag.receive.rawValue)
         io_uring_prep_recv(sqe, fd, receiveBuffer.baseAddress, receiveBuffer.count, 0)
         receiving = true

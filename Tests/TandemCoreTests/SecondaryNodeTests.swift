@@ -8,8 +8,9 @@ private struct Harness {
     var nowNs: UInt64 = 1_000_000
 
     init(record: ReplicationRecord = ReplicationRecord(), handedOver: Bool = false, initialSync: InitialSync = .full,
-         fault: SecondaryTestingFault? = nil) {
-        let machine = ReplicationSecondaryConfig(groupCommitIntervalNs: 1_000, testingFault: fault)
+         fault: SecondaryTestingFault? = nil, queuedBytesMax: UInt64 = 256 << 20) {
+        let machine = ReplicationSecondaryConfig(queuedBytesMax: queuedBytesMax, groupCommitIntervalNs: 1_000,
+                                                 testingFault: fault)
         let config = SecondaryNodeConfig(
             machine: machine, resourceName: "r1", nodeName: "beta", peerName: "alpha",
             volumeSizeBytes: Self.sizeBytes, alignment: 4096, initialSync: initialSync)
@@ -163,6 +164,25 @@ private let syncedRecord = ReplicationRecord(generation: 4, session: 5, durableT
         // A duplicate of a completed write is acknowledged again.
         harness.send(.writeCompleted(sequence: 1, errno: 0))
         #expect(harness.data(1, epoch: 4) == [.send(.dataAck(sequence: 1))])
+    }
+
+    @Test func aFrameThatDoesNotFitWaitsForRoomAndOneLargerThanTheBoundIsAViolation() {
+        // Room for two 4 KiB writes: the third waits (backpressure) until a write completes.
+        var harness = Harness(record: syncedRecord, handedOver: true, queuedBytesMax: 8192)
+        harness.connect(session: 5, bitmap: 5)
+        harness.data(1, epoch: 4)
+        harness.data(2, epoch: 4, block: 1)
+        #expect(harness.node.classify(Harness.write(3, epoch: 4, block: 2)) == .wait)
+        // Delivered anyway, it is the driver's fault and ends the link rather than overrun the queue.
+        var careless = harness
+        #expect(careless.data(3, epoch: 4, block: 2).contains { if case .closeForViolation = $0 { true } else { false } })
+        harness.send(.writeCompleted(sequence: 2, errno: 0))
+        #expect(harness.node.classify(Harness.write(3, epoch: 4, block: 2)) == .wait)  // 1 still queued before it
+        harness.send(.writeCompleted(sequence: 1, errno: 0))
+        #expect(harness.node.classify(Harness.write(3, epoch: 4, block: 2)) == .new)
+        let huge = DataMessage(epoch: 4, sequence: 3, offsetBytes: 0, lengthBytes: 12288, flags: [.acknowledgedAfterApply])
+        #expect(harness.node.classify(huge)
+            == .violation("protocol violation: data 3 of 12288 bytes exceeds the secondary's queue bound"))
     }
 
     @Test func aDiskErrorStopsAcknowledgingAndRefusesThePrimary() {

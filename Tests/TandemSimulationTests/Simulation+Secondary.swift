@@ -111,6 +111,8 @@ extension Simulation {
             switch node.secondary!.classify(data) {
             case .new, .duplicate: driveSecondary(node, .data(data))
             case .ignore: break
+            // The simulated primary stays within the secondary's queue bound, so no frame waits.
+            case .wait: fail("secondary \(node.name) has no room for data \(data.sequence)")
             case let .violation(reason):
                 guard let link, link.impostor else { return fail("secondary \(node.name) refuses the real primary's data: \(reason)") }
                 disconnect("impostor: \(reason)", notifySecondary: true)

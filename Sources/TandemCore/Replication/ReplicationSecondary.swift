@@ -156,9 +156,12 @@ public struct ReplicationSecondary: Sendable {
         guard inOrder, data.epoch > closedThroughEpoch, data.lengthBytes > 0 else {
             return .violation("data \(data.sequence) of epoch \(data.epoch) out of order")
         }
-        guard !queue.isFull, queuedBytes + UInt64(data.lengthBytes) <= config.queuedBytesMax else {
-            return .violation("primary exceeded the secondary's queue")
+        // A write larger than the whole bound could never be queued; any other write fits once
+        // enough of the queue has been written (backpressure, not a fault of the primary).
+        guard UInt64(data.lengthBytes) <= config.queuedBytesMax else {
+            return .violation("data \(data.sequence) of \(data.lengthBytes) bytes exceeds the secondary's queue bound")
         }
+        guard !queue.isFull, queuedBytes + UInt64(data.lengthBytes) <= config.queuedBytesMax else { return .wait }
         return .accept
     }
 
@@ -167,6 +170,9 @@ public struct ReplicationSecondary: Sendable {
         case accept
         /// A re-send of a write received before: dropped (acknowledged again when complete).
         case duplicate
+        /// No room in the queue now: the driver holds the frame (and stops reading the link)
+        /// until a completed write frees room, then asks again.
+        case wait
         case violation(String)
     }
 
@@ -184,6 +190,8 @@ public struct ReplicationSecondary: Sendable {
             return
         case .violation(let reason):
             return violation(reason, &actions)
+        case .wait:
+            return violation("data \(data.sequence) delivered while the queue had no room for it", &actions)
         case .accept:
             break
         }

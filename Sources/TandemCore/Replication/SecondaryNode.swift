@@ -165,6 +165,7 @@ public struct SecondaryNode: Sendable {
         switch machine.classify(data) {
         case .accept: return .new
         case .duplicate: return .duplicate
+        case .wait: return .wait
         case .violation(let reason): return .violation("protocol violation: \(reason)")
         }
     }
@@ -364,6 +365,7 @@ public struct SecondaryNode: Sendable {
         switch classify(data) {
         case .ignore: return
         case .violation(let reason): return actions.append(.closeForViolation(reason))
+        case .wait: return actions.append(.closeForViolation("a Data frame was delivered with no room for it in the queue"))
         case .duplicate: break
         case .new:
             if !data.flags.contains(.acknowledgedAfterApply) {

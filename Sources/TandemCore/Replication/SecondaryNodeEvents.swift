@@ -133,6 +133,9 @@ public enum SecondaryDataClass: Sendable, Hashable {
     case duplicate
     /// Not for this session (stale, or the disk failed): drop it.
     case ignore
+    /// No room in the receive queue now: hold the frame, stop reading the link, and ask again
+    /// when a write completes (backpressure on the primary's stream).
+    case wait
     /// The frame breaks the protocol: close the link with this reason.
     case violation(String)
 }

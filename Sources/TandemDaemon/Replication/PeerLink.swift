@@ -5,7 +5,10 @@
 // Any TLS failure or protocol violation closes the link with a reason; nothing of an
 // offending frame reaches the delegate. The owner calls `checkLiveness` once per tick: a
 // link whose handshake has not finished within ping_timeout_ms, or on which nothing has
-// arrived for that long, is closed; an idle one is pinged (LinkLiveness). Loop thread only.
+// arrived for that long, is closed; an idle one is pinged (LinkLiveness). The delegate may
+// pause delivery (backpressure): the frame it could not take is held, no further frame is
+// decoded and no receive is armed until `resumeDelivery`; a paused link is not judged dead
+// for the silence its own pause causes. Loop thread only.
 import Logging
 import TandemCore
 import TandemIO
@@ -51,6 +54,12 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
     /// Bytes arrived since the last `checkLiveness`: a flag, not a clock read per receive.
     private var heardSinceCheck = false
     private var pingNonce: UInt64 = 0
+    /// Delivery paused by the delegate (backpressure): the frame it gave back, first on resume.
+    private var heldMessage: WireMessage?
+    private var resuming = false
+
+    /// The delegate has paused delivery and not resumed it.
+    var isPaused: Bool { heldMessage != nil }
 
     /// `hello`: ours, for the dialling side (sent as soon as TLS is up).
     init(socket: PeerSocket, connection: TLSConnection, hello: WireHello?, delegate: PeerLinkDelegate,
@@ -135,7 +144,8 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
     /// whose handshake is overdue.
     func checkLiveness(nowNs: UInt64) {
         guard phase != .closed else { return }
-        let heard = heardSinceCheck
+        // While this side holds its receives, the silence is its own doing, not the peer's.
+        let heard = heardSinceCheck || isPaused
         heardSinceCheck = false
         switch liveness.check(nowNs: nowNs, heard: heard) {
         case .alive: break
@@ -145,6 +155,30 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
         case .dead(let reason):
             close(reason)
         }
+    }
+
+    /// From the delegate, for the frame it was just given and cannot take now: the frame is
+    /// held, delivery stops and the socket's receives are held (what TLS already decrypted —
+    /// at most one receive's worth — waits in the decoder).
+    func pauseDelivery(holding message: WireMessage) {
+        precondition(heldMessage == nil, "delivery paused twice")
+        guard phase == .established else { return }
+        heldMessage = message
+        socket.holdReceives()
+    }
+
+    /// Delivers the held frame again, then what the decoder has, then receives again; the
+    /// delegate may pause once more on any of them.
+    func resumeDelivery() {
+        guard let message = heldMessage, !resuming, phase == .established else { return }
+        resuming = true
+        defer { resuming = false }
+        heldMessage = nil
+        delegate?.peerLink(self, received: message)
+        guard heldMessage == nil, phase == .established else { return }
+        do { try drainFrames() } catch { return fail(error) }
+        guard heldMessage == nil, phase == .established else { return }
+        socket.resumeReceives()
     }
 
     // MARK: socket events
@@ -199,7 +233,7 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
     }
 
     private func drainFrames() throws(PeerChannelError) {
-        while phase != .closed, phase != .tls, let frame = try channel.nextFrame() {
+        while phase != .closed, phase != .tls, heldMessage == nil, let frame = try channel.nextFrame() {
             switch phase {
             case .awaitingHello: receivedHello(frame.message)
             case .awaitingReply: receivedReply(frame.message)

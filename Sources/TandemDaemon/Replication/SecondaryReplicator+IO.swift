@@ -9,13 +9,16 @@ import TandemIO
 
 extension SecondaryReplicator {
     /// A Data frame: the node says whether it is a new write (restore its payload), a
-    /// duplicate (no payload needed) or neither.
+    /// duplicate (no payload needed), one with no room yet (the link holds it and stops
+    /// reading until a write completes: `resumeIfRoom`) or neither.
     func receiveData(_ data: WireData, link: PeerLink) {
         let header = data.header
         let message = Self.message(header)
         switch node.classify(message) {
         case .ignore:
             return
+        case .wait:
+            return link.pauseDelivery(holding: .data(data))
         case .duplicate, .violation:
             return feed(.data(message))  // the node re-acknowledges, or closes the link
         case .new:
@@ -129,7 +132,15 @@ extension SecondaryReplicator {
             writeCompleted(slot: Int(tag), result: result)
         }
         perform()
+        resumeIfRoom()
         checkStopped()
+    }
+
+    /// A completion may have freed room in the node's queue: a link paused for want of it
+    /// offers its held frame again (and pauses again if it still does not fit).
+    private func resumeIfRoom() {
+        guard let link, link.isPaused else { return }
+        link.resumeDelivery()
     }
 
     private func writeCompleted(slot: Int, result: Int32) {

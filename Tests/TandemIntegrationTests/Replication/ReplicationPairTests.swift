@@ -442,8 +442,8 @@ extension Replication {
         // beta's queue bound is max(async_buffer_bytes, 4 MiB) + 64 MiB = 68 MiB; alpha keeps
         // 160 MiB of async writes while beta is down and re-sends all of it at once on
         // reconnect. The bound counts writes received and not yet written, so beta takes the
-        // backlog as long as its disk keeps up with the stream (it does here; a secondary
-        // disk much slower than the link would still overrun it: docs/replication.md).
+        // backlog as long as its disk keeps up with the stream (it does here; a slower disk
+        // slows the stream instead: BackpressureTests).
         let pair = try ReplicatedPair(sizeBytes: 256 << 20)
         try pair.createAndEnable(mode: "async", initialSync: "none", secondaryBufferBytes: 1 << 20)
         try pair.waitInSync()
