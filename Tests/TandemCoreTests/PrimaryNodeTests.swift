@@ -355,6 +355,22 @@ private struct Harness {
         #expect(h.actions.last == .stopped)
     }
 
+    @Test func aPeerThatClaimsLessThanItConfirmedNeedsANewSessionThatCopies() {
+        var h = Harness(mode: .async)
+        h.connect()
+        h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
+        h.send(.localWriteDone(sequence: 1, errno: 0))
+        h.send(.peer(.durableThroughEpoch(1)))
+        h.send(.linkDown(reason: "cut", refusal: nil))
+        h.send(.tick)
+        h.send(.linkUp)
+        // Its record was re-initialised: durable through 0, below the 1 it confirmed.
+        h.send(.peer(.hello(durableThroughEpoch: 0, copy: .inconsistent)))
+        #expect(h.actions.contains { if case .notice(.peerNeedsFullCopy) = $0 { true } else { false } })
+        #expect(h.actions.contains { if case .closeLink = $0 { true } else { false } })
+        #expect(!h.actions.contains { if case .protocolViolation = $0 { true } else { false } })
+    }
+
     @Test func aStopWhoseFlushFailedIsNotClean() {
         var h = Harness(basis: .continues(from: 12))
         h.send(.stop)

@@ -172,6 +172,10 @@ extension Simulation {
                 node.record = node.record.stopped(cleanStop: 0)
                 node.record.generation += 1
                 pendingDetach.insert(node.index)
+            case let .peerNeedsFullCopy(reason):
+                // A simulated secondary acknowledges an epoch only once its record says so, and
+                // records are crash-atomic: it can never claim less than it confirmed.
+                return fail("primary \(node.name): a real secondary lost its record: \(reason)")
             case .copyDone:
                 copiesCompleted += 1
                 node.peerFailedMarker = false

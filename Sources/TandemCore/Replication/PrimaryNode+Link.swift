@@ -96,6 +96,16 @@ extension PrimaryNode {
     ) {
         // A message read before the link was dropped (e.g. after a violation) is stale.
         guard link == .up, primary.isConnected else { return }
+        if case let .hello(durable, _) = message, !primary.isPeerReady, durable < primary.peerDurableEpoch {
+            // The peer confirmed more before: its record was lost or replaced (a corrupt
+            // slot, `create-md`). The writes it lacks were released here, so no re-send can
+            // repair it, and this session's Hello would meet the same record again: the
+            // owner records that the peer lacks writes and starts a new session that copies.
+            let reason = "the peer's record says durable through epoch \(durable), below the "
+                + "\(primary.peerDurableEpoch) it confirmed: it lost its record, so the volume is copied"
+            actions.append(.notice(.peerNeedsFullCopy(reason)))
+            return actions.append(.closeLink(reason))
+        }
         drive(.peerMessage(message), nowNs: nowNs, into: &actions)
         guard case let .hello(_, copy) = message, primary.isPeerReady else { return }
         peerHeard = true

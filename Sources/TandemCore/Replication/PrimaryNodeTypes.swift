@@ -94,6 +94,9 @@ public enum PrimaryNotice: Sendable, Hashable {
     case diskFailed(operation: String, errno: Int32)
     /// The peer refused the link because its disk failed.
     case peerDiskFailed(String)
+    /// The peer's record claims less than it confirmed (it lost its record): this session
+    /// cannot continue; a new one must copy the volume (the owner restarts replication).
+    case peerNeedsFullCopy(String)
     /// The peer refused to continue this session's basis: a full copy starts.
     case fullCopyStarted(reason: String)
     /// Every chunk of the full copy has been read and admitted.

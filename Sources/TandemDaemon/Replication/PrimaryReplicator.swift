@@ -78,6 +78,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var onFailoverRequested: (() -> Void)?
     /// The peer refused the link because its disk failed (refusal disk-failed).
     var onPeerDiskFailed: ((String) -> Void)?
+    /// The peer lost its record: replication restarts with a new session that copies.
+    var onPeerNeedsFullCopy: ((String) -> Void)?
     /// The full copy completed: the peer holds everything.
     var onPeerSynced: (() -> Void)?
 
@@ -294,6 +296,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             health.record(operation, errno: errno)
         case let .peerDiskFailed(reason):
             onPeerDiskFailed?(reason)
+        case let .peerNeedsFullCopy(reason):
+            lastError = reason
+            onPeerNeedsFullCopy?(reason)
         case let .fullCopyStarted(reason):
             logger.warning("the peer needs a full copy", metadata: ["reason": "\(reason)"])
             sessionStartReason = "the peer refused to continue without a copy: \(reason)"

@@ -93,6 +93,7 @@ extension Resource {
         ])
         replicator.onFailoverRequested = { [unowned self] in self.plannedDemote() }
         replicator.onPeerDiskFailed = { [unowned self] reason in self.peerDiskFailed(reason) }
+        replicator.onPeerNeedsFullCopy = { [unowned self] reason in self.peerNeedsFullCopy(reason) }
         replicator.onPeerSynced = { [unowned self] in
             if metadata.latest.peerLacksWrites { _ = updateNode { $0.peerLacksWrites = false } }
         }
@@ -174,6 +175,25 @@ extension Resource {
         ])
         transitioning = true
         stopReplication { [self] in transitioning = false }
+    }
+
+    /// The peer's record claims less than it confirmed (a corrupt slot, `create-md`): what it
+    /// lacks was released here, so this session cannot continue. The flag makes the next
+    /// session a full copy (PrimaryStart), and replication restarts at once with it.
+    func peerNeedsFullCopy(_ reason: String) {
+        guard primary != nil, !transitioning else { return }
+        _ = updateNode { $0.peerLacksWrites = true }
+        logger.warning("the peer lost its record: replication restarts with a full copy", metadata: ["reason": "\(reason)"])
+        context.events.publish(resource: spec.name, "peer-needs-full-copy", ["message": .string(reason)])
+        transitioning = true
+        stopReplication { [self] in
+            transitioning = false
+            guard enabled else { return }
+            do throws(ControlError) { try startReplication(handedOver: false) } catch {
+                refusalError = error.message
+                logger.error("restarting replication for the full copy failed", metadata: ["error": "\(error.message)"])
+            }
+        }
     }
 
     // MARK: failover
