@@ -30,6 +30,7 @@ final class ResourceRegistry: @unchecked Sendable {
         self.events = events
         context = ReplicationContext(loop: loop, config: config, events: events, logger: logger)
         acceptor = PeerAcceptor(context: context) { [unowned self] name in self.resources[name] }
+        acceptor.unopenedReason = { [unowned self] name in self.unopened[name].map { "\($0.failure.operation): \($0.failure.message)" } }
         loop.onTick { [unowned self] in
             for resource in self.resources.values {
                 resource.primary?.tick()

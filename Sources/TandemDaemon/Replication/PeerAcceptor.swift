@@ -40,6 +40,9 @@ final class PeerAcceptor: PeerLinkDelegate, IOHandler {
 
     let context: ReplicationContext
     let lookup: (String) -> Resource?
+    /// Why a persisted resource that could not be opened at start (its volume or metadata)
+    /// is not served: a peer is told that instead of "no resource".
+    var unopenedReason: (String) -> String? = { _ in nil }
     private var listener: PeerSocketListener?
     /// Links still in their handshake (owned here until a resource takes them).
     private var pending: [ObjectIdentifier: Pending] = [:]
@@ -212,6 +215,8 @@ final class PeerAcceptor: PeerLinkDelegate, IOHandler {
         let verdict: PeerLinkVerdict
         if let resource = lookup(hello.resourceName) {
             verdict = resource.validateIncoming(hello, link: link)
+        } else if let reason = unopenedReason(hello.resourceName) {
+            verdict = .refuse(.diskFailed, "resource '\(hello.resourceName)' could not be opened here: \(reason)")
         } else {
             verdict = .refuse(.unknownResource, "no resource '\(hello.resourceName)' on this node")
         }

@@ -34,6 +34,28 @@ extension Replication {
         #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
     }
 
+    /// A secondary whose metadata cannot be proven is Failed; its primary is told why (the
+    /// peer's disk failed, naming the file) rather than "no resource", and detaches.
+    @Test func aSecondaryWhoseMetadataCannotBeProvenIsReportedAsAFailedPeerDisk() throws {
+        let pair = try ReplicatedPair(sizeBytes: 16 << 20)
+        try pair.createAndEnable(mode: "async")
+        try pair.waitInSync()
+        try pair.beta.stop()
+        let path = "\(pair.beta.stateDir)/\(ReplicatedPair.resource).md"
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.write(contentsOf: Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 1) }))
+        try handle.close()
+        try pair.beta.start()
+        try pair.waitFor(pair.alpha, "alpha told beta's disk failed") {
+            $0["peer_disk_state"] as? String == "Failed"
+                && ($0["last_error"] as? String ?? "").contains("could not be opened here")
+        }
+        let beta = try pair.status(pair.beta)
+        #expect(beta["disk_state"] as? String == "Failed", "\(beta)")
+        try pair.alpha.stop()
+        try pair.beta.stop()
+    }
+
     private func writeBlocks(_ socket: String, range: Range<Int>) throws {
         let client = try RawNBDClient.transmitting(socketPath: socket, exportName: ReplicatedPair.resource)
         defer { client.disconnect() }
