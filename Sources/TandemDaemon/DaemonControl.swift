@@ -102,16 +102,15 @@ final class DaemonControl: ControlHandler {
         case .success(let found): name = found
         case .failure(let error): return .failure(error)
         }
-        var force = false
-        if let value = args["force"] {
-            guard case .bool(let flag) = value else { return .failure(ControlError(.invalidArgument, "force: must be true or false")) }
-            force = flag
+        let forced: Bool
+        switch flag(args, "force") {
+        case .success(let value): forced = value ?? false
+        case .failure(let error): return .failure(error)
         }
         if let unknown = args.keys.first(where: { !["name", "force"].contains($0) }) {
             return .failure(ControlError(.invalidArgument, "unknown argument '\(unknown)'"))
         }
         let registry = self.registry
-        let forced = force
         return loop.submitAndWait { Result { () throws(ControlError) in try registry.createMetadata(name, force: forced) } }
     }
 
@@ -123,6 +122,13 @@ final class DaemonControl: ControlHandler {
         return .success(name)
     }
 
+    /// A boolean argument: nil when absent, `invalid-argument` when not a boolean.
+    private func flag(_ args: [String: JSONValue], _ key: String) -> Result<Bool?, ControlError> {
+        guard let value = args[key] else { return .success(nil) }
+        guard case .bool(let flag) = value else { return .failure(ControlError(.invalidArgument, "\(key): must be true or false")) }
+        return .success(flag)
+    }
+
     /// enable, disable, failover (force), demote: each waits on the loop until the change is
     /// done or refused.
     private func transition(_ command: String, _ args: [String: JSONValue]) -> Result<[String: JSONValue], ControlError> {
@@ -132,16 +138,17 @@ final class DaemonControl: ControlHandler {
         case .failure(let error): return .failure(error)
         }
         var force = false
-        if let value = args["force"] {
-            guard case .bool(let flag) = value else { return .failure(ControlError(.invalidArgument, "force: must be true or false")) }
+        switch flag(args, "force") {
+        case .success(nil): break
+        case .success(let value?):
             guard command == "failover" else { return .failure(ControlError(.invalidArgument, "force: only for failover")) }
-            force = flag
+            force = value
+        case .failure(let error): return .failure(error)
         }
         var allowInconsistent = false
-        if let value = args["allow_inconsistent"] {
-            guard case .bool(let flag) = value else {
-                return .failure(ControlError(.invalidArgument, "allow_inconsistent: must be true or false"))
-            }
+        switch flag(args, "allow_inconsistent") {
+        case .success(nil): break
+        case .success(let flag?):
             guard command == "failover" else {
                 return .failure(ControlError(.invalidArgument, "allow_inconsistent: only for failover"))
             }
@@ -149,6 +156,7 @@ final class DaemonControl: ControlHandler {
                 return .failure(ControlError(.invalidArgument, "allow_inconsistent: only together with force: true"))
             }
             allowInconsistent = flag
+        case .failure(let error): return .failure(error)
         }
         let registry = self.registry
         let forced = force

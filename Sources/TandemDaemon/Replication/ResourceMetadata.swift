@@ -43,13 +43,7 @@ extension Resource {
             health.record("metadata create", errno: error.errno)
             throw ControlError(.ioError, "metadata \(path): \(error)")
         }
-        do throws(MetadataOpenError) {
-            metadata = try MetadataStore.load(spec, path: path, volumeSizeBytes: volume.sizeBytes, loop: context.loop,
-                                              logger: logger).file
-        } catch {
-            health.record("metadata open", errno: error.errno)
-            throw ControlError(.ioError, error.description)
-        }
+        try loadMetadata(path: path)
         promotedInconsistent = false
         mutationsAtCleanStop = nil
         Self.publishCreated(context.events, name: spec.name, path: path)
@@ -61,6 +55,12 @@ extension Resource {
         guard metadata.failed else { return }
         let path = metadata.path
         metadata.close()
+        try loadMetadata(path: path)
+    }
+
+    /// Opens and proves the file at `path` as this resource's metadata; a failure is a
+    /// "metadata open" disk failure.
+    private func loadMetadata(path: String) throws(ControlError) {
         do throws(MetadataOpenError) {
             metadata = try MetadataStore.load(spec, path: path, volumeSizeBytes: volume.sizeBytes, loop: context.loop,
                                               logger: logger).file
