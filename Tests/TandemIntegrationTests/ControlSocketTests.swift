@@ -88,6 +88,28 @@ extension Integration {
             try Self.expectRefused(try client.request(command, ["name": "r0"]), "wrong-state", on: client)
         }
 
+        /// Boolean flags of the transitions and create-md: a wrong type, a flag on a command
+        /// that has none, `allow_inconsistent` without `force`: each refused with its reason.
+        @Test func badFlagsAreInvalidArgumentsNamingTheFlag() throws {
+            let daemon = try DaemonProcess.started()
+            let client = try daemon.control()
+            #expect(try client.request("create", createArguments(daemon)).ok == true)
+            let cases: [(String, JSONObject, String)] = [
+                ("failover", ["force": "yes"], "force: must be true or false"),
+                ("enable", ["force": true], "force: only for failover"),
+                ("failover", ["allow_inconsistent": 1], "allow_inconsistent: must be true or false"),
+                ("failover", ["allow_inconsistent": true], "allow_inconsistent: only together with force: true"),
+                ("create-md", ["force": "yes"], "force: must be true or false"),
+            ]
+            for (command, flags, message) in cases {
+                var arguments = flags
+                arguments["name"] = "r0"
+                let reply = try client.request(command, arguments)
+                try Self.expectRefused(reply, "invalid-argument", on: client)
+                #expect(reply.string("message") == message, "\(command) \(flags): \(reply)")
+            }
+        }
+
         @Test(arguments: ["set", "verify", "resolve", "outdate-peer"])
         func commandsOfLaterIssuesAnswerUnsupported(_ command: String) throws {
             let daemon = try DaemonProcess.started()
