@@ -122,14 +122,19 @@ private struct Harness {
     }
 
     @Test func zeroesWaitForRoomChunkByChunk() {
-        var h = Harness(bufferBytes: 4 << 20)
+        // Sync: a full buffer makes writes wait (async goes Ahead instead: PrimaryNodeAheadTests).
+        var h = Harness(mode: .sync, bufferBytes: 4 << 20)
         h.connect()
         h.send(.request(id: 1, .writeZeroes(offsetBytes: 0, lengthBytes: 6 << 20, fua: false)))
         #expect(h.localWrites.count == 4, "the buffer holds four chunks")
         #expect(h.node.isBlocked && h.node.streamState == .blocked)
         h.send(.request(id: 2, .flush))
         #expect(h.actions.isEmpty, "the flush waits behind the zeroes")
-        for sequence in 1...4 { h.send(.localWriteDone(sequence: WriteSequence(sequence), errno: 0)) }
+        for sequence in 1...4 {
+            h.send(.localWriteDone(sequence: WriteSequence(sequence), errno: 0))
+            h.send(.peer(.dataAck(sequence: WriteSequence(sequence))))
+        }
+        #expect(h.node.streamState == .blocked, "sync: the full buffer waits for the peer, never Ahead")
         h.send(.peer(.durableThroughEpoch(h.node.primary.openEpoch)))
         #expect(h.actions.contains(.release(throughSequence: 4)))
         #expect(h.localWrites.count == 2, "the last two chunks follow once room is released")
@@ -499,10 +504,25 @@ private struct SplitMix: RandomNumberGenerator {
                         held[sequence] = nil
                         heldBytes -= UInt64(length)
                     }
+                case .streamRestarted:
+                    // A catch-up session after Ahead: a fresh stream, sequences from 1.
+                    #expect(held.isEmpty && localInFlight.isEmpty && !flushInFlight, "a stream restarted with writes held")
+                    releasedThrough = 0
+                    sent.removeAll()
+                    closedEpoch = 0
                 default:
                     break
                 }
             }
+        }
+
+        /// The link comes back (a catch-up session's stream starts with a new session).
+        func reconnect() {
+            h.nowNs += 10_000_000_000
+            absorb(h.send(.tick))
+            if h.node.isDialing { absorb(h.send(.linkUp)) }
+            let durable = h.node.restartPending ? 0 : h.node.primary.peerDurableEpoch
+            absorb(h.send(.peer(.hello(durableThroughEpoch: durable, copy: .consistent))))
         }
 
         for _ in 0..<6_000 {
@@ -541,10 +561,7 @@ private struct SplitMix: RandomNumberGenerator {
                     absorb(h.send(.linkDown(reason: "cut", refusal: nil)))
                     sent.removeAll()
                 } else if !h.node.isPeerReady {
-                    h.nowNs += 10_000_000_000
-                    absorb(h.send(.tick))
-                    absorb(h.send(.linkUp))
-                    absorb(h.send(.peer(.hello(durableThroughEpoch: h.node.primary.peerDurableEpoch, copy: .consistent))))
+                    reconnect()
                 }
             }
         }
@@ -553,10 +570,7 @@ private struct SplitMix: RandomNumberGenerator {
         while !outstanding.isEmpty && rounds < 10_000 {
             rounds += 1
             if !h.node.isPeerReady {
-                h.nowNs += 10_000_000_000
-                absorb(h.send(.tick))
-                absorb(h.send(.linkUp))
-                absorb(h.send(.peer(.hello(durableThroughEpoch: h.node.primary.peerDurableEpoch, copy: .consistent))))
+                reconnect()
             }
             if let sequence = localInFlight.popLast() { absorb(h.send(.localWriteDone(sequence: sequence, errno: 0))) }
             if flushInFlight {

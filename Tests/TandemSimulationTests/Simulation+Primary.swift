@@ -22,6 +22,11 @@ final class PrimarySide {
     var demotionRecorded = false
     /// Chunks read for the full copy, in order, until the node admits them.
     var copyChunks: [[UInt64]] = []
+    /// The batch being carried out was decided while the node was (or went) Ahead: its
+    /// acknowledgements were made without the peer.
+    var batchAhead = false
+    /// The copy read being reported added its chunk to `copyChunks`.
+    var chunkJustRead = false
 
     init(node: PrimaryNode) { self.node = node }
 }
@@ -32,7 +37,8 @@ extension Simulation {
             primary: scenario.primaryConfig,
             volumeSizeBytes: UInt64(scenario.blockCount) * SimulationScenario.blockSizeBytes,
             hasPeer: true, chunkBytes: UInt32(UInt64(scenario.copyChunkBlocks) * SimulationScenario.blockSizeBytes),
-            requestsQueuedMax: 64, backoffInitialNs: 100_000, backoffMaxNs: 2_000_000)
+            requestsQueuedMax: 64, backoffInitialNs: 100_000, backoffMaxNs: 2_000_000,
+            syncTracksWithoutPeer: scenario.fencingDontCare)
     }
 
     /// A node starts (or restarts, or is promoted) as primary: the basis from its record
@@ -64,8 +70,11 @@ extension Simulation {
     func drivePrimary(_ node: SimNode, _ event: PrimaryNodeEvent) {
         guard let primary = node.primary else { return }
         primaryActions.removeAll(keepingCapacity: true)
+        let wasAhead = primary.node.isAhead
         primary.node.handle(event, nowNs: nowNs, into: &primaryActions)
         let actions = primaryActions
+        primary.batchAhead = wasAhead || primary.node.isAhead
+        defer { primary.batchAhead = false }
         for action in actions {
             trace("\(node.name) primary: \(action)")
             perform(action, node: node, primary: primary)
@@ -123,7 +132,8 @@ extension Simulation {
             events.schedule(.copyReadDone(node: node.index, incarnation: node.incarnation, session: primary.session, blocks: range),
                             atNs: nowNs + stalled(random.between(10_000, 200_000)))
         case .discardCopyChunk:
-            break  // a failed read added nothing
+            // A failed read added nothing; a chunk read while the node went Ahead is dropped.
+            if primary.chunkJustRead { primary.copyChunks.removeLast() }
         case .release:
             break  // payloads are kept by (session, sequence)
         case let .send(message):
@@ -152,6 +162,12 @@ extension Simulation {
         case .sendDemoted:
             guard let link, link.primary == node.index, primary.peerAccepted else { return }
             sendToSecondary(.demoted)
+        case .streamRestarted:
+            // A catch-up session starts: its history begins with what this disk holds now.
+            node.lastPrimarySession = primary.session
+            node.historySession = primary.session
+            trace("\(node.name) starts catch-up session \(primary.session) (\(primary.node.basis))")
+            if let problem = checker.startSession(primary.session, base: node.disk.cache) { return fail(problem) }
         case .stopped:
             if primary.handingOver {
                 node.primary = nil
@@ -179,6 +195,10 @@ extension Simulation {
             case .copyDone:
                 copiesCompleted += 1
                 node.peerFailedMarker = false
+            case .ahead:
+                aheadEntered += 1
+            case .catchUpStarted:
+                catchUpsStarted += 1
             case .fullCopyStarted, .copySent, .connectionState:
                 break
             }
@@ -188,6 +208,8 @@ extension Simulation {
     func copyReadCompleted(_ node: SimNode, _ primary: PrimarySide, blocks: Range<Int>) {
         let (values, errno) = node.disk.read(blocks)
         if errno == 0 { primary.copyChunks.append(values) }
+        primary.chunkJustRead = errno == 0
+        defer { primary.chunkJustRead = false }
         drivePrimary(node, .copyChunkRead(
             offsetBytes: UInt64(blocks.lowerBound) * SimulationScenario.blockSizeBytes,
             lengthBytes: UInt32(UInt64(blocks.count) * SimulationScenario.blockSizeBytes), errno: errno))
@@ -246,8 +268,9 @@ extension Simulation {
     /// delay; a node that is down does not answer.
     private func dial(from node: SimNode) {
         let peer = nodes[1 - node.index]
+        node.dialsStarted += 1
         guard link == nil, peer.alive, !peer.isPrimary, peer.secondary != nil else {
-            events.schedule(.dialFailed(node: node.index, incarnation: node.incarnation),
+            events.schedule(.dialFailed(node: node.index, incarnation: node.incarnation, dial: node.dialsStarted),
                             atNs: nowNs + random.between(50_000, 500_000))
             return
         }
@@ -256,7 +279,7 @@ extension Simulation {
         trace("link \(linkCount) opens: \(node.name) → \(peer.name)")
         guard let primary = node.primary else { return }
         primary.peerAccepted = false
-        sendToSecondary(.hello(session: primary.session, basis: primary.node.basis, nodeName: node.name, certificateNamesPeer: true))
+        sendToSecondary(.hello(session: primary.node.helloSession, basis: primary.node.helloBasis, nodeName: node.name, certificateNamesPeer: true))
     }
 
     func primaryLinkDown(_ node: SimNode, _ primary: PrimarySide, reason: String, refusal: WireRefusal? = nil) {

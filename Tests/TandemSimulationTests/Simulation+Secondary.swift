@@ -103,7 +103,7 @@ extension Simulation {
             let hello = WireHello(
                 role: .primary, nodeName: nodeName, resourceName: Self.resourceName,
                 volumeSizeBytes: UInt64(scenario.blockCount) * SimulationScenario.blockSizeBytes,
-                generations: WireGenerations(current: session, bitmap: basis.wireValue(session: session)), promotionNumber: 0)
+                generations: basis.wireGenerations(session: session), promotionNumber: 0)
             driveSecondary(node, .hello(PrimaryHelloFacts(hello: hello, certificateNamesPeer: certificateNamesPeer,
                                                           certificateSubject: certificateNamesPeer ? nodeName : "impostor")))
         case let .message(.data(data)):

@@ -41,6 +41,8 @@ final class SimNode {
     var record = ReplicationRecord()
     var alive = true
     var incarnation = 0
+    /// Dials started (a dial's failure answers only the latest).
+    var dialsStarted = 0
     var isPrimary: Bool
     var primary: PrimarySide?
     var secondary: SecondaryNode?
@@ -106,7 +108,7 @@ final class Simulation {
         case recordDone(node: Int, incarnation: Int)
         case toSecondary(ToSecondary, link: Int)
         case toPrimary(ToPrimary, link: Int)
-        case dialFailed(node: Int, incarnation: Int)
+        case dialFailed(node: Int, incarnation: Int, dial: Int)
         case restart(node: Int)
         /// The operator looks: with no node primary, the secondary is promoted (forced).
         case operatorCheck
@@ -159,6 +161,8 @@ final class Simulation {
     /// Planned failovers whose old primary demoted while the requester could not promote.
     var plannedFailoversStranded = 0
     var copiesCompleted = 0
+    var aheadEntered = 0
+    var catchUpsStarted = 0
     var copiesInterrupted = 0
     /// Steps at which both nodes said UpToDate with nothing admitted unanswered (the blocks
     /// were compared).
@@ -296,9 +300,10 @@ final class Simulation {
         case let .toPrimary(message, linkID):
             guard let link, link.id == linkID, let primaryIndex = link.primary else { return }
             primaryReceived(message, node: nodes[primaryIndex])
-        case let .dialFailed(index, incarnation):
+        case let .dialFailed(index, incarnation, dial):
             let node = nodes[index]
-            guard node.alive, incarnation == node.incarnation else { return }
+            // A dial the node hung up (going Ahead) and replaced answers no later one.
+            guard node.alive, incarnation == node.incarnation, dial == node.dialsStarted else { return }
             drivePrimary(node, .dialFailed("the peer does not answer"))
         case let .restart(index): restart(nodes[index])
         case .operatorCheck:
@@ -668,7 +673,7 @@ final class Simulation {
 
     var impostorRecords: [Int: ReplicationRecord] = [:]
     /// Answered WRITEs of the primary's session whose epoch is not yet durable on the peer.
-    var answeredUnconfirmed: [(session: UInt64, epoch: Epoch, bytes: UInt64, answeredNs: UInt64)] = []
+    var answeredUnconfirmed: [(session: UInt64, epoch: Epoch, blocks: Range<Int>, answeredNs: UInt64)] = []
     var operatorCheckPending = false
 
     /// The session fields of two records agree (the durable epoch may advance meanwhile).

@@ -107,6 +107,8 @@ struct SimulationScenario: CustomStringConvertible {
     let tornWrites: Bool
     /// Slow and stuck I/O, in some seeds.
     let diskStalls: DiskStalls?
+    /// Sync with `fencing: dont-care`: the primary goes Ahead while its peer is away.
+    let fencingDontCare: Bool
 
     /// Overlapping writes need the core's overlap rule (PrimaryNode serialises them).
     static let overlapSupported = true
@@ -127,10 +129,14 @@ struct SimulationScenario: CustomStringConvertible {
         let stalling = ioRandom.chance(perMille: 50)
         diskStalls = (stalls ?? (Self.diskStallsEnabled && stalling))
             ? DiskStalls(perMille: ioRandom.between(20, 100), minNs: 500_000_000, maxNs: 3_000_000_000) : nil
+        // Also a stream of its own: half the sync seeds run with `fencing: dont-care`.
+        var fencingRandom = SimRandom(seed: seed ^ 0xFE4C_1A60_0000_0000)
+        let dontCare = fencingRandom.chance(perMille: 500)
         var random = SimRandom(seed: seed ^ 0x5EED_5CE7_A110_0000)
         self.seed = seed
         self.testingFault = testingFault
         mode = random.chance(perMille: 500) ? .sync : .async
+        fencingDontCare = mode == .sync && dontCare
         diskDrain = random.chance(perMille: 250) ? .flush : .drain
         initialSync = random.chance(perMille: 300) ? .full : .none
         blockCount = Int(random.between(4, 24))
@@ -185,7 +191,7 @@ struct SimulationScenario: CustomStringConvertible {
         return "\(mode) mode, disk_drain \(diskDrain), initial_sync \(initialSync), \(blockCount) blocks (copy chunks of \(copyChunkBlocks)), "
             + "\(operationCount) requests\(overlappingWrites ? " (overlapping)" : ""), "
             + "buffer \(primaryConfig.bufferBytesMax / Self.blockSizeBytes) blocks, faults [\(faultList)]"
-            + (tornWrites ? ", torn writes" : "") + (diskStalls.map { ", \($0)" } ?? "")
+            + (fencingDontCare ? ", fencing dont-care" : "") + (tornWrites ? ", torn writes" : "") + (diskStalls.map { ", \($0)" } ?? "")
             + (testingFault.map { ", seeded fault: \($0)" } ?? "")
     }
 }

@@ -56,7 +56,9 @@ extension Simulation {
     /// failed, or there is no primary.
     var isDetached: Bool {
         guard let node = livePrimary, let primary = node.primary else { return true }
+        // Ahead: acknowledged on this copy alone (the peer gets it in the catch-up, if ever).
         return primary.standalone || pendingDetach.contains(node.index) || (primary.node.stopping && !primary.handingOver)
+            || primary.node.isAhead || primary.batchAhead
     }
 
     /// The primary answers a request: `errno` 0 is an acknowledgement.
@@ -107,21 +109,33 @@ extension Simulation {
         guard let node = livePrimary, let primary = node.primary, !primary.standalone, !primary.node.stopping,
             let epoch = checker.histories[primary.session]?.epochOfValue[value]
         else { return }
-        answeredUnconfirmed.append((primary.session, epoch, UInt64(blocks.count) * SimulationScenario.blockSizeBytes, nowNs))
+        answeredUnconfirmed.append((primary.session, epoch, blocks, nowNs))
     }
 
     /// A lower bound computed independently: the answered WRITEs whose epoch the peer has not
     /// confirmed durable (copy chunks and zero chunks, not visible here, can only add).
     func checkRPO(_ node: SimNode, _ primary: PrimarySide) -> String? {
         let machine = primary.machine
-        answeredUnconfirmed.removeAll { $0.session != primary.session || $0.epoch <= machine.peerDurableEpoch }
-        let bytes = answeredUnconfirmed.reduce(0) { $0 + $1.bytes }
-        if machine.lagBytes < bytes {
-            return "primary \(node.name) reports lag_bytes \(machine.lagBytes), but answered writes not confirmed durable total \(bytes)"
+        answeredUnconfirmed.removeAll {
+            $0.session != primary.session || (!machine.isTracking && $0.epoch <= machine.peerDurableEpoch)
         }
         let ageNs = answeredUnconfirmed.map { nowNs - $0.answeredNs }.max() ?? 0
-        if machine.rpoAgeNs(nowNs: nowNs) < ageNs {
-            return "primary \(node.name) reports an RPO age of \(machine.rpoAgeNs(nowNs: nowNs)) ns, the oldest answered unconfirmed write is \(ageNs) ns old"
+        if primary.node.rpoAgeNs(nowNs: nowNs) < ageNs {
+            return "primary \(node.name) reports an RPO age of \(primary.node.rpoAgeNs(nowNs: nowNs)) ns, the oldest answered unconfirmed write is \(ageNs) ns old"
+        }
+        if primary.node.isAhead {
+            // Ahead, the bitmap stands for the peer: every answered write it lacks is marked.
+            let bitmap = primary.node.bitmap
+            for entry in answeredUnconfirmed {
+                for block in entry.blocks where !bitmap.isSet(block: UInt64(block)) {
+                    return "primary \(node.name) is Ahead, but block \(block) of an answered write the peer never confirmed is clean in its bitmap"
+                }
+            }
+            return nil
+        }
+        let bytes = answeredUnconfirmed.reduce(0) { $0 + UInt64($1.blocks.count) * SimulationScenario.blockSizeBytes }
+        if machine.lagBytes < bytes {
+            return "primary \(node.name) reports lag_bytes \(machine.lagBytes), but answered writes not confirmed durable total \(bytes)"
         }
         if bytes == 0 && machine.lagBytes > 0 && !primary.node.copyWanted && machine.peerDurableEpoch >= machine.openEpoch {
             return "primary \(node.name) reports lag_bytes \(machine.lagBytes) with every epoch confirmed durable"

@@ -23,4 +23,7 @@ public enum ReplicationStreamState: String, Sendable, Equatable, CaseIterable {
     case syncSource = "SyncSource"
     /// The replication buffer is full: writes wait for the peer's durable acks.
     case blocked = "Blocked"
+    /// Writes are acknowledged on the primary's copy alone and tracked in its dirty bitmap
+    /// (the peer is away, or the async buffer overflowed): the next link catches up.
+    case ahead = "Ahead"
 }

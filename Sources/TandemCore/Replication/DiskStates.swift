@@ -30,31 +30,31 @@ public enum SessionBasis: Equatable, Sendable {
     /// The primary stopped cleanly at the end of session `from`, with everything confirmed
     /// durable by the peer, and has written nothing since.
     case continues(from: UInt64)
+    /// The primary went on without the peer (Ahead) and its dirty bitmap holds every region
+    /// the peer lacks relative to any of these points: only those regions are copied. The
+    /// secondary is Inconsistent until SyncComplete, as in a full copy (CatchUp.swift).
+    case catchUp([CatchUpBase])
 
-    /// The Hello's `bitmap` field: 0 for a full copy, the session itself for "in sync".
+    /// The Hello's `bitmap` field: 0 for a full copy (and for a catch-up, which a version-2
+    /// peer therefore takes for one), the session itself for "in sync".
     public func wireValue(session: UInt64) -> UInt64 {
         switch self {
-        case .fullCopy: return 0
+        case .fullCopy, .catchUp: return 0
         case .assumeInSync: return session
         case .continues(let from): return from
         }
     }
 
+    /// A version-2 Hello's basis (its history is all zero).
     public init(wireValue: UInt64, session: UInt64) {
-        if wireValue == 0 {
-            self = .fullCopy
-        } else if wireValue == session {
-            self = .assumeInSync
-        } else {
-            self = .continues(from: wireValue)
-        }
+        self.init(generations: WireGenerations(current: session, bitmap: wireValue))
     }
 
     /// What a primary records while nothing has been written in the session: the basis
     /// that still holds after a crash (0: none, a full copy follows).
     public var cleanStopValue: UInt64 {
         switch self {
-        case .fullCopy: return 0
+        case .fullCopy, .catchUp: return 0
         case .assumeInSync: return SessionBasis.assumeMarker
         case .continues(let from): return from
         }
@@ -86,11 +86,23 @@ public enum SecondarySessionVerdict: Equatable, Sendable {
 
     /// - `recordSession`, `recordContinuedFrom`, `recordSynced`: this copy's record.
     /// - `fresh`: no record was ever written (a new resource).
+    /// - `recordDurableEpoch`: the record's durable epoch (a catch-up needs at least its base's).
     public static func decide(recordSession: UInt64, recordContinuedFrom: UInt64, recordSynced: Bool, fresh: Bool,
+                              recordDurableEpoch: Epoch = 0,
                               session: UInt64, basis: SessionBasis) -> SecondarySessionVerdict {
         if session == recordSession && !fresh { return .sameSession }
         switch basis {
         case .fullCopy:
+            return .newSession(synced: false, continuedFrom: 0)
+        case .catchUp(let bases):
+            let held = bases.contains {
+                $0.isHeld(recordSession: recordSession, recordContinuedFrom: recordContinuedFrom,
+                          recordSynced: recordSynced, recordDurableEpoch: recordDurableEpoch, fresh: fresh)
+            }
+            guard held else {
+                return .refuse("this copy holds session \(recordSession) through epoch \(recordDurableEpoch)"
+                    + "\(recordSynced ? "" : ", Inconsistent"), which the primary's bitmap does not cover: it needs a full copy")
+            }
             return .newSession(synced: false, continuedFrom: 0)
         case .assumeInSync:
             guard recordSynced || fresh else {

@@ -9,6 +9,11 @@ public enum PrimaryEvent: Sendable, Hashable {
     case peerMessage(SecondaryMessage)
     case connectionUp
     case connectionDown
+    /// The peer leaves this stream for good (Ahead): every held write counts as delivered,
+    /// because PrimaryNode has marked its region in the dirty bitmap, and from now on writes
+    /// are acknowledged once local and released at once. The stream never reconnects: the
+    /// next session starts a new one.
+    case trackingStarted
     case tick
 }
 

@@ -66,6 +66,8 @@ extension PrimaryNode {
                 guard admitZeroChunks(nowNs: nowNs, into: &actions) else { return }
                 continue
             }
+            // A catch-up's new stream waits for the old one to go quiet.
+            if restartPending { return }
             guard let head = queue.first else { return }
             switch head.kind {
             case .flush:
@@ -77,6 +79,7 @@ extension PrimaryNode {
                 if overlapsUnanswered(start: offset, end: offset + UInt64(length)) { return }
                 guard primary.canAdmitWrite(lengthBytes: length) else { isBlocked = true; return }
                 queue.removeFirst()
+                trackIfAhead(offset, UInt64(length))
                 let ticket = allocateTicket(.write, request: head.request, start: offset, end: offset + UInt64(length))
                 tickets[ticket].writesOutstanding = 1
                 drive(.writeSubmitted(request: RequestID(ticket), offsetBytes: offset, lengthBytes: length, fua: fua),
@@ -108,6 +111,7 @@ extension PrimaryNode {
                 return false
             }
             let offset = zeroes.cursor
+            trackIfAhead(offset, UInt64(length))
             zeroes.cursor += UInt64(length)
             let last = zeroes.cursor == zeroes.end
             tickets[zeroes.ticket].writesOutstanding += 1
@@ -116,6 +120,20 @@ extension PrimaryNode {
             drive(.writeSubmitted(request: RequestID(zeroes.ticket), offsetBytes: offset, lengthBytes: length,
                                   fua: zeroes.fua), nowNs: nowNs, into: &actions)
         }
+        return true
+    }
+
+    /// Ahead: a write's region is marked before the write is admitted (before it can reach
+    /// this disk), so the bitmap always covers what the peer lacks.
+    private mutating func trackIfAhead(_ offset: UInt64, _ length: UInt64) {
+        if isAhead { _ = bitmap.setRange(offsetBytes: offset, lengthBytes: length) }
+    }
+
+    /// The head of the queue waits for room in the buffer (not for a flush slot).
+    var blockedOnBuffer: Bool {
+        guard isBlocked else { return false }
+        if zeroing != nil { return true }
+        if case .flush = queue.first?.kind { return false }
         return true
     }
 

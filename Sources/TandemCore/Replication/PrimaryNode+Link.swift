@@ -52,6 +52,7 @@ extension PrimaryNode {
         nextDialNs = nowNs + backoffNs
         backoffNs = min(backoffNs * 2, config.backoffMaxNs)
         link = .dialing
+        prepareCatchUpSession()
         setConnectionState(.connecting, into: &actions)
         actions.append(.dial)
     }
@@ -66,6 +67,13 @@ extension PrimaryNode {
         backoffNs = config.backoffInitialNs
         nextDialNs = 0
         confirmedOnLink = nil
+        if isAhead {
+            // Only a catch-up session's link may end Ahead (a dial opened before it was hung up).
+            guard restartOnLinkUp else { return actions.append(.closeLink("the node went Ahead")) }
+            restartPending = true
+            setConnectionState(.connected, into: &actions)
+            return  // the stream starts once the old one is quiet (restartStreamIfQuiet)
+        }
         setConnectionState(.connected, into: &actions)
         drive(.connectionUp, nowNs: nowNs, into: &actions)
     }
@@ -74,9 +82,18 @@ extension PrimaryNode {
         _ reason: String, refusal: WireRefusal?, nowNs: UInt64, into actions: inout [PrimaryNodeAction]
     ) {
         link = .idle
+        let pendingBasis = pendingSession?.basis
+        restartPending = false
+        pendingSession = nil
+        deferredPeerHello = nil
         if primary.isConnected { drive(.connectionDown, nowNs: nowNs, into: &actions) }
-        if refusal == .unrelatedData && basis != .fullCopy {
-            startFullCopy(because: reason, into: &actions)
+        if refusal == .unrelatedData {
+            if let pendingBasis {
+                // A catch-up refused: the peer holds none of its bases; the next one copies all.
+                if pendingBasis != .fullCopy { refuseCatchUp(because: reason, into: &actions) }
+            } else if basis != .fullCopy {
+                startFullCopy(because: reason, into: &actions)
+            }
         }
         if refusal == .diskFailed { actions.append(.notice(.peerDiskFailed(reason))) }
         setConnectionState(enabled && !stopping ? .connecting : .standAlone, into: &actions)
@@ -85,8 +102,9 @@ extension PrimaryNode {
     /// The peer cannot continue from this session's basis: copy the whole volume.
     private mutating func startFullCopy(because reason: String, into actions: inout [PrimaryNodeAction]) {
         basis = .fullCopy
-        copyWanted = true
-        copyCursor = 0
+        // The peer holds none of the bases: the next sessions copy everything.
+        catchUpBases = []
+        markWholeVolume()
         invalidateCleanStop(into: &actions)
         actions.append(.notice(.fullCopyStarted(reason: reason)))
     }
@@ -94,6 +112,14 @@ extension PrimaryNode {
     mutating func peerMessage(
         _ message: SecondaryMessage, nowNs: UInt64, into actions: inout [PrimaryNodeAction]
     ) {
+        if restartPending {
+            // The catch-up session's stream has not started: only its ReplicaHello may come.
+            guard case .hello = message, deferredPeerHello == nil else {
+                return actions.append(.protocolViolation("a secondary message before its ReplicaHello"))
+            }
+            deferredPeerHello = message
+            return
+        }
         // A message read before the link was dropped (e.g. after a violation) is stale.
         guard link == .up, primary.isConnected else { return }
         if case let .hello(durable, _) = message, !primary.isPeerReady, durable < primary.peerDurableEpoch {

@@ -49,9 +49,10 @@ public struct PrimaryNode: Sendable {
     enum Link: Sendable, Equatable { case idle, dialing, up }
 
     public let config: PrimaryNodeConfig
-    public let session: UInt64
+    /// The session of the stream: a catch-up after Ahead starts a new one (+Ahead).
+    public internal(set) var session: UInt64
     public internal(set) var basis: SessionBasis
-    public private(set) var primary: ReplicationPrimary
+    public internal(set) var primary: ReplicationPrimary
     private var inner: [PrimaryAction] = []
 
     /// Allocated on demand up to `ticketsMax` (an idle node holds none; docs/benchmarks.md,
@@ -66,12 +67,12 @@ public struct PrimaryNode: Sendable {
     /// The ticket of each held sequence (`sequence % count`): the store holds at most
     /// `writesInFlightMax` contiguous sequences.
     /// Allocated at the first local write (an idle node never needs it).
-    private var ticketOfSequence: [Int] = []
+    var ticketOfSequence: [Int] = []
     var queue: BoundedQueue<Queued>
     var zeroing: Zeroing?
     /// The head of the queue waits for room in the buffer (not for an overlap).
     public internal(set) var isBlocked = false
-    private var releasedThrough: WriteSequence = 0
+    var releasedThrough: WriteSequence = 0
 
     public private(set) var localWritesInFlight = 0
     var localFlushInFlight = false
@@ -90,12 +91,42 @@ public struct PrimaryNode: Sendable {
     /// The sequence SyncComplete last named on this link.
     var confirmedOnLink: WriteSequence?
 
-    // The full copy.
-    /// A full copy is due or running: the peer does not hold this volume's content yet.
+    // Tracking and catch-up (+Ahead).
+    /// The regions the peer may lack: every block for a full copy; what was written while
+    /// Ahead (and what was held when it began) for a catch-up. The copy walks it.
+    public internal(set) var bitmap: DirtyBitmap
+    /// Writes are acknowledged on this copy alone and tracked in the bitmap.
+    public internal(set) var isAhead = false
+    public internal(set) var aheadSinceNs: UInt64 = 0
+    /// What the peer may hold that the bitmap covers (the next catch-up's bases).
+    public internal(set) var catchUpBases: [CatchUpBase]
+    /// The dial in progress (or the link) carries this new catch-up session: once it is up,
+    /// admission pauses until nothing is in flight, then the new stream starts.
+    var pendingSession: (session: UInt64, basis: SessionBasis)?
+    var restartOnLinkUp: Bool { pendingSession != nil }
+    /// What the Hello of the next link names: the pending catch-up session, or this one.
+    public var helloSession: UInt64 { pendingSession?.session ?? session }
+    public var helloBasis: SessionBasis { pendingSession?.basis ?? basis }
+    /// The link of a catch-up session is up and waits for the old stream to go quiet.
+    public internal(set) var restartPending = false
+    /// The peer's ReplicaHello, received while the stream restart waited.
+    var deferredPeerHello: SecondaryMessage?
+    var sessionsStarted: UInt64 = 0
+
+    // The copy (full or catch-up).
+    /// A copy is due or running: the peer does not hold this volume's content yet.
     public internal(set) var copyWanted: Bool
-    /// The peer holds this volume's content (no full copy is due).
+    /// The peer holds this volume's content (no copy is due).
     public var peerSynced: Bool { !copyWanted }
+    /// Byte offset from which the copy looks for the next dirty run.
     public internal(set) var copyCursor: UInt64 = 0
+    /// The next dirty run to read (found once per cursor move), and the run being read.
+    var copyRun: BlockRun?
+    var copyReadRun: BlockRun?
+    /// Bytes the copy has read and admitted in this session, and what it had to copy when it
+    /// began.
+    public internal(set) var copiedBytes: UInt64 = 0
+    public internal(set) var copyTotalBytes: UInt64 = 0
     var copyReadInFlight = false
     /// The copy waits for local writes to finish before its next read: admission pauses.
     var copyWaitingForQuiet = false
@@ -131,12 +162,40 @@ public struct PrimaryNode: Sendable {
         queue = BoundedQueue(capacity: config.requestsQueuedMax)
         inner.reserveCapacity(256)
         backoffNs = config.backoffInitialNs
-        copyWanted = basis == .fullCopy
+        bitmap = DirtyBitmap(volumeSizeBytes: config.volumeSizeBytes, blockBytes: config.bitmapBlockBytes)
+        catchUpBases = basis.startingBases
+        copyWanted = false
+        switch basis {
+        case .fullCopy:
+            markWholeVolume()
+        case .catchUp:
+            // Only a restart with a persisted bitmap could continue one; without it, every block.
+            markWholeVolume()
+        case .assumeInSync, .continues:
+            break
+        }
+    }
+
+    /// Every block is dirty: the copy moves the whole volume.
+    mutating func markWholeVolume() {
+        _ = bitmap.setBlocks(BlockRun(first: 0, count: bitmap.blockCount))
+        startCopy()
+    }
+
+    /// The copy (re)starts at the beginning of the bitmap.
+    mutating func startCopy() {
+        copyWanted = true
+        copyCursor = 0
+        copyRun = nil
+        copiedBytes = 0
+        copyTotalBytes = bitmap.outOfSyncBytes
+        copyLastSequence = 0
     }
 
     // MARK: Read-only state
 
     public var streamState: ReplicationStreamState {
+        if isAhead { return .ahead }
         guard link == .up else { return .off }
         if copyWanted { return .syncSource }
         return isBlocked ? .blocked : .established
@@ -149,7 +208,9 @@ public struct PrimaryNode: Sendable {
     public var isDialing: Bool { link == .dialing }
 
     public var peerDiskState: DiskState {
-        DiskState.ofPeer(
+        // The peer lacks what this node wrote without it, and knows nothing of it yet.
+        if isAhead || restartPending { return peerHeard ? .outdated : .unknown }
+        return DiskState.ofPeer(
             heard: peerHeard, peerReady: isPeerReady,
             copying: copyWanted || peerInconsistentThroughEpoch != nil,
             sync: config.primary.mode == .sync, lagBytes: primary.lagBytes)
@@ -172,8 +233,17 @@ public struct PrimaryNode: Sendable {
         return peerHeard ? session : basis.cleanStopValue
     }
 
-    public var outOfSyncBytes: UInt64 {
-        peerSynced ? 0 : config.volumeSizeBytes - min(copyCursor, config.volumeSizeBytes)
+    /// Set bits × block size: what the peer lacks and the copy has not read yet.
+    public var outOfSyncBytes: UInt64 { bitmap.outOfSyncBytes }
+
+    /// `lag_bytes`: acknowledged bytes the peer has not confirmed durable; Ahead, every dirty
+    /// region (the peer lacks them all).
+    public var lagBytes: UInt64 { max(primary.lagBytes, isAhead ? outOfSyncBytes : 0) }
+
+    /// The RPO age: of the oldest acknowledged write the peer lacks (Ahead: since the oldest
+    /// write unconfirmed when it began).
+    public func rpoAgeNs(nowNs: UInt64) -> UInt64 {
+        max(primary.rpoAgeNs(nowNs: nowNs), isAhead ? nowNs - min(aheadSinceNs, nowNs) : 0)
     }
 
     public var queuedRequests: Int { queue.count + (zeroing == nil ? 0 : 1) }
@@ -214,6 +284,8 @@ public struct PrimaryNode: Sendable {
             diskFailed = true
         case .dialFailed:
             if link == .dialing { link = .idle }
+        case let .peerVersion(version):
+            peerSpeaks(version, into: &actions)
         case .linkUp:
             linkUp(nowNs: nowNs, into: &actions)
         case let .linkDown(reason, refusal):
@@ -233,6 +305,8 @@ public struct PrimaryNode: Sendable {
     /// finish a drain or a stop.
     private mutating func settle(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
         admitQueued(nowNs: nowNs, into: &actions)
+        if enterAheadIfDue(nowNs: nowNs, into: &actions) { admitQueued(nowNs: nowNs, into: &actions) }
+        if restartStreamIfQuiet(nowNs: nowNs, into: &actions) { admitQueued(nowNs: nowNs, into: &actions) }
         continueCopy(nowNs: nowNs, into: &actions)
         if let through = peerInconsistentThroughEpoch, primary.peerDurableEpoch >= through {
             peerInconsistentThroughEpoch = nil
@@ -253,6 +327,8 @@ public struct PrimaryNode: Sendable {
         precondition(!(copyReadInFlight && zeroing != nil), "a copy read while zeroes are admitted")
         precondition(primary.retainedBytes <= config.primary.bufferBytesMax)
         precondition(link == .up || !primary.isConnected, "the stream is up without a link")
+        precondition(isAhead == primary.isTracking || restartPending, "Ahead and the stream disagree")
+        precondition(!isAhead || copyWanted, "Ahead without a copy due")
     }
 
     // MARK: ReplicationPrimary

@@ -30,13 +30,22 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
     public var requestsQueuedMax: Int
     public var backoffInitialNs: UInt64
     public var backoffMaxNs: UInt64
+    /// `fencing: dont-care`: a sync primary whose peer is away goes Ahead (acknowledges on its
+    /// own copy and tracks the regions) instead of waiting for the peer (`suspend-io`). An
+    /// async primary goes Ahead when its buffer is full, whatever this says.
+    public var syncTracksWithoutPeer: Bool
+    /// Bytes per bit of the dirty bitmap (`bitmap_block_bytes`).
+    public var bitmapBlockBytes: UInt64
 
     public init(
         primary: ReplicationPrimaryConfig, volumeSizeBytes: UInt64, hasPeer: Bool = true,
         chunkBytes: UInt32 = 1 << 20, requestsQueuedMax: Int = 16_384,
-        backoffInitialNs: UInt64 = 250_000_000, backoffMaxNs: UInt64 = 5_000_000_000
+        backoffInitialNs: UInt64 = 250_000_000, backoffMaxNs: UInt64 = 5_000_000_000,
+        syncTracksWithoutPeer: Bool = false, bitmapBlockBytes: UInt64 = 4096
     ) {
         precondition(chunkBytes > 0 && requestsQueuedMax > 0)
+        precondition(DirtyBitmap.isValidBlockBytes(bitmapBlockBytes), "bitmap block bytes \(bitmapBlockBytes)")
+        precondition(UInt64(chunkBytes) >= bitmapBlockBytes, "a chunk smaller than a bitmap block")
         precondition(UInt64(chunkBytes) <= primary.bufferBytesMax, "a chunk larger than the buffer")
         self.primary = primary
         self.volumeSizeBytes = volumeSizeBytes
@@ -45,6 +54,8 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
         self.requestsQueuedMax = requestsQueuedMax
         self.backoffInitialNs = backoffInitialNs
         self.backoffMaxNs = backoffMaxNs
+        self.syncTracksWithoutPeer = syncTracksWithoutPeer
+        self.bitmapBlockBytes = bitmapBlockBytes
     }
 }
 
@@ -81,6 +92,8 @@ public enum PrimaryNodeEvent: Sendable, Hashable {
     /// The volume failed outside the node's own I/O (the export's reads, the metadata).
     case diskFailedElsewhere
     case dialFailed(String)
+    /// The dialled peer's Hello names this highest protocol version (before `.linkUp`).
+    case peerVersion(UInt16)
     /// TLS is up and both Hellos were accepted.
     case linkUp
     /// The link is gone; `refusal` when the peer refused it with a reason code.
@@ -99,9 +112,14 @@ public enum PrimaryNotice: Sendable, Hashable {
     case peerNeedsFullCopy(String)
     /// The peer refused to continue this session's basis: a full copy starts.
     case fullCopyStarted(reason: String)
-    /// Every chunk of the full copy has been read and admitted.
+    /// The node went Ahead: it acknowledges writes on its own copy and tracks their regions.
+    case ahead(reason: String, outOfSyncBytes: UInt64)
+    /// A catch-up session's stream started: only the bitmap's regions are copied.
+    case catchUpStarted(bytes: UInt64)
+    /// Every chunk of the copy (full or catch-up) has been read and admitted.
     case copySent(bytes: UInt64)
-    /// The peer holds the whole volume (the copy's last epoch is durable there).
+    /// The peer holds the whole volume (the copy's last epoch is durable there); `bytes`: what
+    /// the copy moved.
     case copyDone(bytes: UInt64)
     case connectionState(ConnectionState)
 }
@@ -145,5 +163,8 @@ public enum PrimaryNodeAction: Sendable, Hashable {
     case sendDemoted
     /// Stopping: everything is answered; free every payload.
     case stopped
+    /// A new session's stream starts (a catch-up after Ahead): nothing is held, and sequence
+    /// numbers start again at 1.
+    case streamRestarted
     case notice(PrimaryNotice)
 }

@@ -42,6 +42,8 @@ public struct ReplicationPrimary: Sendable {
     private var startsNewEpoch = true
 
     public private(set) var isConnected = false
+    /// The peer left this stream (`.trackingStarted`): the owner's bitmap covers what it lacks.
+    public private(set) var isTracking = false
     /// Connected and the secondary's hello received: the stream is live.
     public private(set) var isPeerReady = false
     public private(set) var peerDurableEpoch: Epoch = 0
@@ -65,6 +67,13 @@ public struct ReplicationPrimary: Sendable {
     public private(set) var retainedBytes: UInt64 = 0
     public var isBlocked: Bool { !waiting.isEmpty }
     public var writesInFlight: Int { writes.count }
+    /// FLUSH requests admitted and not yet acknowledged.
+    public var flushesPending: Int { flushes.count }
+
+    /// Calls `body` with the range of every write still held, oldest first.
+    public func forEachHeldWrite(_ body: (_ offsetBytes: UInt64, _ lengthBytes: UInt32) -> Void) {
+        for index in 0..<writes.count { body(writes[index].offsetBytes, writes[index].lengthBytes) }
+    }
     /// The sequence number of the newest admitted write (0: none yet).
     public var lastSequence: WriteSequence { nextSequence - 1 }
     /// The newest sequence through which every admitted write has been acknowledged (writes
@@ -143,11 +152,14 @@ public struct ReplicationPrimary: Sendable {
             receive(message, nowNs: nowNs, into: &actions)
         case .connectionUp:
             precondition(!isConnected, "connection up twice")
+            precondition(!isTracking, "a tracking stream never reconnects")
             isConnected = true
             isPeerReady = false
         case .connectionDown:
             isConnected = false
             isPeerReady = false
+        case .trackingStarted:
+            startTracking(nowNs: nowNs, into: &actions)
         case .tick:
             break
         }
@@ -230,12 +242,14 @@ public struct ReplicationPrimary: Sendable {
             openEpoch += 1
             startsNewEpoch = false
         }
-        let write = Write(
+        var write = Write(
             request: request, sequence: nextSequence, epoch: openEpoch, offsetBytes: offsetBytes,
             lengthBytes: lengthBytes, fua: fua)
+        // Tracking: the bitmap stands for the peer, which will get this region by a catch-up.
+        write.peerApplied = isTracking
         nextSequence += 1
         writes.append(write)
-        unconfirmedBytes += UInt64(lengthBytes)
+        if !isTracking { unconfirmedBytes += UInt64(lengthBytes) }
         retainedBytes += UInt64(lengthBytes)
         actions.append(
             .submitLocalWrite(
@@ -277,21 +291,21 @@ public struct ReplicationPrimary: Sendable {
     ) {
         let write = writes[index]
         guard !write.acknowledged, write.localDone else { return }
-        if config.mode == .sync {
+        if config.mode == .sync && !isTracking {
             guard write.peerApplied else { return }
             // FUA is "durable on both": the local FUA completion and the peer's durable epoch.
             if write.fua && write.epoch > peerDurableEpoch { return }
         }
         writes[index].acknowledged = true
         writes[index].acknowledgedAtNs = nowNs
-        if write.epoch > peerDurableEpoch { lagBytes += UInt64(write.lengthBytes) }
+        if write.epoch > peerDurableEpoch && !isTracking { lagBytes += UInt64(write.lengthBytes) }
         actions.append(.acknowledgeWrite(request: write.request))
         if write.epoch == openEpoch && !startsNewEpoch { closeOpenEpoch(into: &actions) }
     }
 
     private mutating func acknowledgeFlushes(into actions: inout [PrimaryAction]) {
         while let flush = flushes.first, flush.epoch <= localDurableEpoch, flushedOnce {
-            if config.mode == .sync && flush.epoch > peerDurableEpoch { return }
+            if config.mode == .sync && !isTracking && flush.epoch > peerDurableEpoch { return }
             flushes.removeFirst()
             actions.append(.acknowledgeFlush(request: flush.request))
         }
@@ -380,6 +394,21 @@ public struct ReplicationPrimary: Sendable {
         acknowledgeFlushes(into: &actions)
     }
 
+    /// The peer is out of this stream; the owner marked every held write in its bitmap. What
+    /// waited for the peer (sync acknowledgements, sync flushes) no longer does.
+    private mutating func startTracking(nowNs: UInt64, into actions: inout [PrimaryAction]) {
+        precondition(!isConnected, "tracking while the peer is connected")
+        guard !isTracking else { return }
+        isTracking = true
+        for index in 0..<writes.count where writes[index].epoch > peerDurableEpoch {
+            unconfirmedBytes -= UInt64(writes[index].lengthBytes)
+            if writes[index].acknowledged { lagBytes -= UInt64(writes[index].lengthBytes) }
+            writes[index].peerApplied = true
+            acknowledgeIfDone(index, nowNs: nowNs, into: &actions)
+        }
+        acknowledgeFlushes(into: &actions)
+    }
+
     /// Everything after the secondary's durable epoch goes again, in order: the secondary
     /// drops what it already has and, after its own power loss, rewrites what may have
     /// landed out of order.
@@ -409,7 +438,7 @@ public struct ReplicationPrimary: Sendable {
     }
 
     private mutating func releaseFinished() {
-        while let first = writes.first, first.acknowledged, first.epoch <= peerDurableEpoch {
+        while let first = writes.first, first.acknowledged, isTracking || first.epoch <= peerDurableEpoch {
             retainedBytes -= UInt64(first.lengthBytes)
             writes.removeFirst()
         }

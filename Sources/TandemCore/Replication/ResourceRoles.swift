@@ -158,7 +158,7 @@ public struct PrimaryStart: Equatable, Sendable {
             return (basis, .cleanStop)
         case .assumeInSync:
             return (basis, record.cleanStop != 0 ? .cleanStopBeforeAnyWrite : .identicalAtCreation)
-        case .fullCopy:
+        case .fullCopy, .catchUp:  // forPrimaryStart never answers a catch-up
             if firstRun { return (basis, .initialCopy) }
             if fault == .restartForgetsUnconfirmedWrites { return (.assumeInSync, .uncleanStopTreatedAsClean) }
             return (basis, .uncleanStop)
@@ -173,6 +173,7 @@ extension SessionBasis {
         case .fullCopy: return "full-copy"
         case .assumeInSync: return "assumed-in-sync"
         case .continues: return "clean-restart"
+        case .catchUp: return "catch-up"
         }
     }
 }

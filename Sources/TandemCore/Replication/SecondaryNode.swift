@@ -265,10 +265,12 @@ public struct SecondaryNode: Sendable {
                 "local volume has \(config.volumeSizeBytes) bytes, peer \(hello.volumeSizeBytes)"))
         }
         let current = hello.generations.current
-        let basis = SessionBasis(wireValue: hello.generations.bitmap, session: current)
+        let basis = SessionBasis(generations: hello.generations)
+        // An unproven session wrote nothing: the copy still holds the recorded one.
         let verdict = SecondarySessionVerdict.decide(
-            recordSession: session, recordContinuedFrom: record.continuedFrom, recordSynced: isSynced,
-            fresh: record.generation == 0, session: current, basis: basis)
+            recordSession: unproven?.session ?? session, recordContinuedFrom: record.continuedFrom, recordSynced: isSynced,
+            fresh: record.generation == 0, recordDurableEpoch: record.durableThroughEpoch, session: current,
+            basis: basis)
         if case .refuse(let reason) = verdict { return actions.append(.refuseLink(.unrelatedData, reason)) }
         if link != .none {
             // The old connection is closed without a `.linkClosed`: end its session now.

@@ -9,6 +9,13 @@ public enum WireFormat {
     /// Version 2 added ReplicaHello (type 14) as the secondary's first stream frame.
     public static let currentVersion: UInt8 = 2
     public static let supportedVersions: ClosedRange<UInt8> = 2...2
+    /// The highest version a Hello names. Version 3 adds only a Hello meaning (the catch-up
+    /// bases in its history, CatchUp.swift); its frames keep the version-2 layout, so a
+    /// version-2 peer reads every frame of a version-3 one.
+    public static let helloVersion: UInt16 = 3
+    /// The first version whose secondary reads a catch-up's bases (older ones take the
+    /// catch-up for a full copy).
+    public static let catchUpVersion: UInt16 = 3
     public static let headerBytes = 24
     /// Fixed part of a Data body, before the payload.
     public static let dataFixedBytes = 36

@@ -32,7 +32,7 @@ public struct WireHello: Equatable, Sendable {
     public var promotionNumber: UInt64
 
     public init(
-        protocolVersion: UInt16 = UInt16(WireFormat.currentVersion), role: ResourceRole, nodeName: String,
+        protocolVersion: UInt16 = WireFormat.helloVersion, role: ResourceRole, nodeName: String,
         resourceName: String, volumeSizeBytes: UInt64, generations: WireGenerations, promotionNumber: UInt64
     ) {
         self.protocolVersion = protocolVersion

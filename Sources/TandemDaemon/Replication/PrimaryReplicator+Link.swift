@@ -34,7 +34,7 @@ extension PrimaryReplicator: PeerLinkDelegate {
     private var ownHello: WireHello {
         WireHello(role: .primary, nodeName: context.config.nodeName, resourceName: resource,
                   volumeSizeBytes: volume.sizeBytes,
-                  generations: WireGenerations(current: session, bitmap: basis.wireValue(session: session)),
+                  generations: node.helloBasis.wireGenerations(session: node.helloSession),
                   promotionNumber: 0)
     }
 
@@ -51,7 +51,9 @@ extension PrimaryReplicator: PeerLinkDelegate {
 
     func peerLink(_ link: PeerLink, validate hello: WireHello) -> PeerLinkVerdict {
         switch node.judgePeerHello(hello, resourceName: resource) {
-        case .accept: return .accept(delegate: self, hello: nil)
+        case .accept:
+            peerHelloVersion = hello.protocolVersion
+            return .accept(delegate: self, hello: nil)
         case let .refuse(code, reason): return .refuse(code, reason)
         }
     }
@@ -61,6 +63,7 @@ extension PrimaryReplicator: PeerLinkDelegate {
         setLastError(nil)
         barrierEpoch = 0
         barrierCount = 0
+        feed(.peerVersion(peerHelloVersion))
         feed(.linkUp)
     }
 

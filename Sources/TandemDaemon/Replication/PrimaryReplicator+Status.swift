@@ -10,15 +10,16 @@ extension PrimaryReplicator {
         fields["connection_state"] = .string(node.connectionState.rawValue)
         fields["peer_disk_state"] = .string(peerDiskState.rawValue)
         fields["replication_state"] = .string(node.streamState.rawValue)
-        fields["lag_bytes"] = .int(Int64(primary.lagBytes))
-        fields["rpo_ms"] = .int(Int64(primary.rpoAgeNs(nowNs: now) / 1_000_000))
+        fields["lag_bytes"] = .int(Int64(clamping: node.lagBytes))
+        fields["rpo_ms"] = .int(Int64(node.rpoAgeNs(nowNs: now) / 1_000_000))
         fields["unconfirmed_bytes"] = .int(Int64(primary.unconfirmedBytes))
         fields["writes_blocked"] = .bool(node.isBlocked)
         fields["out_of_sync_bytes"] = .int(Int64(node.outOfSyncBytes))
         // 1 when no copy is due (nothing is out of sync), not 0: "nothing done" would read as
         // a copy that has not started.
-        let copied = node.outOfSyncBytes == 0 || volume.sizeBytes == 0
-        fields["resync_progress"] = .double(copied ? 1 : Double(min(node.copyCursor, volume.sizeBytes)) / Double(volume.sizeBytes))
+        let total = node.copiedBytes + node.outOfSyncBytes
+        let copied = node.outOfSyncBytes == 0 || total == 0
+        fields["resync_progress"] = .double(copied ? 1 : Double(node.copiedBytes) / Double(total))
         let rate = node.copyRateBytesPerSecond
         fields["resync_rate_bytes_per_second"] = .int(Int64(clamping: rate))
         if rate > 0, !node.peerSynced {

@@ -60,6 +60,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     lazy var resolver = PeerAddressResolver(loop: context.loop)
     var barrierEpoch: Epoch = 0
     var barrierCount: UInt32 = 0
+    /// The highest protocol version the dialled peer's Hello named (told to the node at link up).
+    var peerHelloVersion: UInt16 = WireFormat.helloVersion
     private(set) var lastError: String?
     func setLastError(_ error: String?) { lastError = error }
     var onStopped: (() -> Void)?
@@ -268,6 +270,10 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             }
             feed(.demotionRecorded)
         case .sendDemoted: _ = link?.send(.demoted(throughSequence: 0))
+        case .streamRestarted:
+            precondition(retained.count == 0, "a stream restarted with writes held")
+            barrierEpoch = 0
+            barrierCount = 0
         case .stopped:
             retained.releaseAll()
             context.loop.unregister(handlerID)
@@ -305,10 +311,23 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             context.events.publish(resource: resource, "session-start", [
                 "session_start": .string("full-copy"), "reason": .string("the peer refused to continue: \(reason)"),
             ])
+        case let .ahead(reason, outOfSync):
+            logger.warning("Ahead: writes are acknowledged on this copy alone and tracked",
+                           metadata: ["reason": "\(reason)", "out_of_sync_bytes": "\(outOfSync)"])
+            context.events.publish(resource: resource, "ahead", [
+                "reason": .string(reason), "out_of_sync_bytes": .int(Int64(clamping: outOfSync)),
+            ])
+            publishPeerDiskState()
+        case let .catchUpStarted(bytes):
+            logger.notice("catch-up starts", metadata: ["bytes": "\(bytes)", "session": "\(session)"])
+            sessionStartReason = "catch-up after Ahead: only the regions written without the peer are copied"
+            context.events.publish(resource: resource, "catch-up-started", ["bytes": .int(Int64(clamping: bytes))])
         case let .copySent(bytes):
-            context.events.publish(resource: resource, "initial-sync-sent", ["bytes": .int(Int64(bytes))])
+            let name = node.basis.isCatchUp ? "catch-up-sent" : "initial-sync-sent"
+            context.events.publish(resource: resource, name, ["bytes": .int(Int64(bytes))])
         case let .copyDone(bytes):
-            context.events.publish(resource: resource, "initial-sync-done", ["bytes": .int(Int64(bytes))])
+            let name = node.basis.isCatchUp ? "catch-up-done" : "initial-sync-done"
+            context.events.publish(resource: resource, name, ["bytes": .int(Int64(bytes))])
             publishPeerDiskState()
             onPeerSynced?()
         case let .connectionState(state):

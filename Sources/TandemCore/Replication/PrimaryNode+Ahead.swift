@@ -1,0 +1,116 @@
+// PrimaryNode's tracking: going Ahead instead of blocking the application, and the catch-up
+// session that follows.
+//
+// An async primary whose buffer is full, or a sync primary with `fencing: dont-care` whose
+// link is down while writes wait for the peer, goes Ahead: every write still held is marked in
+// the dirty bitmap, the stream stops waiting for the peer (`.trackingStarted`), any link is
+// hung up, and from then on each write is marked before it is admitted and acknowledged once
+// it is on this disk. The peer is Outdated.
+//
+// The next dial names a new session whose basis is a catch-up from the points the bitmap
+// covers (CatchUp.swift). Once that link is up, admission pauses until nothing is in flight,
+// a fresh stream starts (sequence 1, epoch 1, as a new session does on the secondary), and the
+// copy walks the bitmap; application writes stream as usual meanwhile. The peer is
+// Inconsistent until the copy's SyncComplete, as in DRBD's resync.
+
+extension PrimaryNode {
+    /// Whether the node must stop waiting for its peer now.
+    private var aheadReason: String? {
+        guard !isAhead, !stopping, !diskFailed, enabled, config.hasPeer else { return nil }
+        if config.primary.mode == .async {
+            return blockedOnBuffer ? "the replication buffer is full" : nil
+        }
+        let waiting = primary.writesInFlight > 0 || !queue.isEmpty || zeroing != nil
+        guard config.syncTracksWithoutPeer, waiting, link != .up else { return nil }
+        return "the peer is away (fencing dont-care)"
+    }
+
+    /// Goes Ahead when due; true when it did (admission can go on).
+    mutating func enterAheadIfDue(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) -> Bool {
+        guard let reason = aheadReason else { return false }
+        isAhead = true
+        // The RPO age counts from the oldest write the peer lacks, acknowledged before this.
+        aheadSinceNs = nowNs - min(primary.rpoAgeNs(nowNs: nowNs), nowNs)
+        // Everything the peer has not confirmed durable goes into the bitmap: held writes
+        // (copy chunks too) whatever their state, and the copy's unread regions are set already.
+        var marked: [(UInt64, UInt32)] = []
+        primary.forEachHeldWrite { marked.append(($0, $1)) }
+        for (offset, length) in marked { _ = bitmap.setRange(offsetBytes: offset, lengthBytes: UInt64(length)) }
+        catchUpBases = SessionBasis.basesAfterLosingPeer(
+            session: session, peerDurableEpoch: primary.peerDurableEpoch, previous: catchUpBases)
+        if primary.isConnected { drive(.connectionDown, nowNs: nowNs, into: &actions) }
+        drive(.trackingStarted, nowNs: nowNs, into: &actions)
+        hangUp("going Ahead: \(reason)", into: &actions)
+        if link == .dialing { link = .idle }
+        pendingSession = nil
+        restartPending = false
+        deferredPeerHello = nil
+        startCopy()
+        invalidateCleanStop(into: &actions)
+        actions.append(.notice(.ahead(reason: reason, outOfSyncBytes: bitmap.outOfSyncBytes)))
+        return true
+    }
+
+    /// A dial while Ahead names a new session that catches up from the bitmap's bases.
+    mutating func prepareCatchUpSession() {
+        guard isAhead else { return }
+        sessionsStarted += 1
+        var generator = SplitMix64(seed: session ^ (sessionsStarted &* 0x9E37_79B9_7F4A_7C15))
+        var next = generator.next()
+        while next == 0 || next == session || catchUpBases.contains(where: { $0.session == next }) {
+            next = generator.next()
+        }
+        if catchUpBases.isEmpty { _ = bitmap.setBlocks(BlockRun(first: 0, count: bitmap.blockCount)) }
+        pendingSession = (next, catchUpBases.isEmpty ? .fullCopy : .catchUp(catchUpBases))
+    }
+
+    /// The peer holds none of the catch-up's bases: the next session copies the whole volume.
+    mutating func refuseCatchUp(because reason: String, into actions: inout [PrimaryNodeAction]) {
+        catchUpBases = []
+        _ = bitmap.setBlocks(BlockRun(first: 0, count: bitmap.blockCount))
+        actions.append(.notice(.fullCopyStarted(reason: reason)))
+    }
+
+    /// Nothing of the old stream is in flight: it can be replaced.
+    private var isQuiet: Bool {
+        primary.writesInFlight == 0 && primary.flushesPending == 0 && !localFlushInFlight
+            && localWritesInFlight == 0 && zeroing == nil && !copyReadInFlight
+    }
+
+    /// Starts the catch-up session's stream once the old one is quiet; true when it did.
+    mutating func restartStreamIfQuiet(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) -> Bool {
+        guard restartPending, isQuiet, let pending = pendingSession else { return false }
+        restartPending = false
+        pendingSession = nil
+        (session, basis) = pending
+        isAhead = false
+        primary = ReplicationPrimary(config: config.primary)
+        releasedThrough = 0
+        peerInconsistentThroughEpoch = nil
+        for index in ticketOfSequence.indices { ticketOfSequence[index] = -1 }
+        actions.append(.streamRestarted)
+        if bitmap.outOfSyncBytes == 0 {
+            // The session needs a first write and the copy's SyncComplete: one block goes.
+            _ = bitmap.setBlocks(BlockRun(first: 0, count: 1))
+        }
+        startCopy()
+        actions.append(.notice(.catchUpStarted(bytes: copyTotalBytes)))
+        drive(.connectionUp, nowNs: nowNs, into: &actions)
+        if let hello = deferredPeerHello {
+            deferredPeerHello = nil
+            peerMessage(hello, nowNs: nowNs, into: &actions)
+        }
+        return true
+    }
+
+    /// A peer that speaks only version 2 read a catch-up's Hello as a full copy (its `bitmap`
+    /// field is 0): copy everything, as it expects.
+    mutating func peerSpeaks(_ version: UInt16, into actions: inout [PrimaryNodeAction]) {
+        guard version < WireFormat.catchUpVersion, let pending = pendingSession, pending.basis.isCatchUp else { return }
+        pendingSession = (pending.session, .fullCopy)
+        _ = bitmap.setBlocks(BlockRun(first: 0, count: bitmap.blockCount))
+        actions.append(.notice(.fullCopyStarted(reason:
+            "the peer speaks protocol \(version), which cannot catch up from a bitmap: the whole volume is copied "
+            + "(upgrade it: docs/operations.md, rolling upgrade)")))
+    }
+}
