@@ -1,0 +1,177 @@
+// LinkProxy: a real TCP proxy inside the test process, put between a dialling node (alpha)
+// and the address it dials (beta's listen address), so a test can break and shape the link
+// the way networks do: `cut` (every connection closed, new ones refused until `heal`),
+// `stall`/`resume` one direction (nothing forwarded; the data waits in the kernel's socket
+// buffers, so TCP's windows close as on a link that went silent), and a token-bucket cap on
+// one direction's bytes. It counts the bytes it forwards in each direction, which is how the
+// catch-up tests measure what crossed the wire.
+//
+// Threads: one accepts; each accepted connection gets one thread per direction, blocked in
+// read(2) on its source socket. All state sits behind one NSCondition; waits (a stalled
+// direction, an empty token bucket, a test waiting for a connection or for bytes) are waits
+// on that condition, never sleeps. Bounded: at most `connectionsMax` pairs at once, one
+// `chunkBytes` buffer per direction and pair; `stop()` (or deinit) closes every descriptor
+// and joins every thread.
+import Foundation
+
+final class LinkProxy {
+    /// `toTarget`: from the node that dials (alpha) to the target (beta); `fromTarget`: back.
+    enum Direction: CaseIterable, Sendable { case toTarget, fromTarget }
+
+    static let chunkBytes = 64 << 10
+    static let connectionsMax = 64
+    static let defaultBurstBytes = 64 << 10
+    static let stopTimeoutSeconds: Double = 10
+
+    let port: Int
+    let targetPort: Int
+    /// What the dialling node is told to dial instead of the target.
+    var address: String { "127.0.0.1:\(port)" }
+    private let engine: Engine
+
+    /// Listens on a free 127.0.0.1 port and forwards every connection to `target`
+    /// ("127.0.0.1:port"; the target need not listen yet: a connection it refuses is closed).
+    init(target: String) throws {
+        guard let targetPort = target.split(separator: ":").last.flatMap({ Int($0) }) else {
+            throw HarnessError("proxy target \(target) has no port")
+        }
+        self.targetPort = targetPort
+        port = try ReplicatedPair.freePort()
+        engine = try Engine(listenPort: port, targetPort: targetPort)
+        engine.startAccepting()
+    }
+
+    deinit { engine.stop() }
+
+    // MARK: Controls
+
+    /// Closes every connection through the proxy now (both peers read end-of-file) and,
+    /// until `heal()`, accepts new ones only to close them at once. Returns once every
+    /// closed connection's descriptors are gone.
+    func cut() { engine.cut() }
+
+    /// Forwards new connections again.
+    func heal() { engine.heal() }
+
+    /// Stops forwarding `directions`: bytes stay in the kernel (at most one `chunkBytes`
+    /// read before the stall was seen waits inside the proxy), so the sender's TCP window
+    /// closes. The connections stay open.
+    func stall(_ directions: Set<Direction> = Set(Direction.allCases)) { engine.setStalled(true, directions) }
+
+    func resume(_ directions: Set<Direction> = Set(Direction.allCases)) { engine.setStalled(false, directions) }
+
+    /// Paces `directions` (all their connections together) with a token bucket: bytes
+    /// forwarded by time t after this call ≤ rate × t + burst. nil removes the cap.
+    func capBytesPerSecond(_ rateBytesPerSecond: Int?, burstBytes: Int = LinkProxy.defaultBurstBytes,
+                           _ directions: Set<Direction> = Set(Direction.allCases)) {
+        precondition(rateBytesPerSecond.map { $0 > 0 } ?? true && burstBytes > 0, "a cap needs a positive rate and burst")
+        engine.setCap(rateBytesPerSecond.map { (rate: $0, burst: burstBytes) }, directions)
+    }
+
+    /// Closes everything and joins the threads; the proxy cannot be used afterwards.
+    func stop() { engine.stop() }
+
+    // MARK: Counters
+
+    /// Bytes written to the far side in `direction` since start or `resetCounters()`.
+    func forwardedBytes(_ direction: Direction) -> Int { engine.read { $0.forwardedBytes[direction]! } }
+
+    /// Connections accepted and connected to the target (since start or `resetCounters()`).
+    var connectionsAccepted: Int { engine.read { $0.connectionsAccepted } }
+
+    /// Connections accepted and closed at once: while cut, or when the target refused.
+    var connectionsRefused: Int { engine.read { $0.connectionsRefused } }
+
+    /// Why the last refused connection was refused (for failure messages).
+    var lastRefusal: String { engine.read { $0.lastRefusal } }
+
+    /// Connections open through the proxy now.
+    var connectionsOpen: Int { engine.read { $0.pairs.count } }
+
+    func resetCounters() {
+        engine.update {
+            for direction in Direction.allCases { $0.forwardedBytes[direction] = 0 }
+            $0.connectionsAccepted = 0
+            $0.connectionsRefused = 0
+        }
+    }
+
+    // MARK: Waits on real conditions
+
+    /// Waits until at least `count` connections were established through the proxy (since
+    /// start or the last reset); false on the timeout.
+    @discardableResult
+    func waitForConnections(_ count: Int, timeoutSeconds: Double) -> Bool {
+        engine.wait(timeoutSeconds: timeoutSeconds) { $0.connectionsAccepted >= count }
+    }
+
+    /// Waits until at least `bytes` were forwarded in `direction`; false on the timeout.
+    @discardableResult
+    func waitForForwarded(_ direction: Direction, atLeast bytes: Int, timeoutSeconds: Double) -> Bool {
+        engine.wait(timeoutSeconds: timeoutSeconds) { $0.forwardedBytes[direction]! >= bytes }
+    }
+}
+
+extension LinkProxy {
+    /// One accepted connection and its connection to the target. Its descriptors are fixed at
+    /// init; `pumpsRunning` and `torn` change only under the engine's lock.
+    final class Pair: @unchecked Sendable {
+        let client: Int32
+        let target: Int32
+        var pumpsRunning = 2
+        var torn = false
+
+        init(client: Int32, target: Int32) {
+            self.client = client
+            self.target = target
+        }
+
+        func source(_ direction: Direction) -> Int32 { direction == .toTarget ? client : target }
+        func sink(_ direction: Direction) -> Int32 { direction == .toTarget ? target : client }
+
+        /// Both peers see the end; threads blocked on either descriptor wake up.
+        func tearDown() {
+            torn = true
+            shutdown(client, Int32(SHUT_RDWR))
+            shutdown(target, Int32(SHUT_RDWR))
+        }
+    }
+
+    /// Everything the threads share; only touched with the engine's condition locked.
+    struct State {
+        var pairs: [ObjectIdentifier: Pair] = [:]
+        var isCut = false
+        var stopped = false
+        var threadsRunning = 0
+        var connectionsAccepted = 0
+        var connectionsRefused = 0
+        var lastRefusal = ""
+        var forwardedBytes: [Direction: Int] = [.toTarget: 0, .fromTarget: 0]
+        var stalled: Set<Direction> = []
+        var caps: [Direction: TokenBucket] = [:]
+    }
+
+    /// bytes ≤ rate × t + burst: the bucket holds at most `burst` tokens and fills at `rate`.
+    struct TokenBucket {
+        let rate: Int
+        let burst: Int
+        var tokens: Double
+        var refilledNs: UInt64
+
+        init(rate: Int, burst: Int) {
+            self.rate = rate
+            self.burst = burst
+            tokens = Double(burst)
+            refilledNs = Engine.monotonicNs()
+        }
+
+        mutating func refill() {
+            let now = Engine.monotonicNs()
+            tokens = min(Double(burst), tokens + Double(now - refilledNs) * Double(rate) / 1e9)
+            refilledNs = now
+        }
+
+        /// Seconds until `bytes` tokens are there (0: now).
+        func secondsUntil(_ bytes: Int) -> Double { max(0, (Double(bytes) - tokens) / Double(rate)) }
+    }
+}
