@@ -162,13 +162,26 @@ extension Replication {
         return dirtyBytes
     }
 
-    /// Both UpToDate and connected, nothing left to ship, the stream `Established`.
+    /// Both UpToDate and connected, nothing left to ship, the stream `Established`. On the
+    /// way alpha must never call its peer UpToDate while bits are still set: the catch-up's
+    /// own words (`SyncSource`, the peer `Inconsistent` until done) are sampled and quoted
+    /// on failure, not required, as a short catch-up may pass between two samples.
     static func waitCaughtUp(_ pair: ReplicatedPair) throws {
-        try pair.waitInSync(timeoutSeconds: 60)
-        try pair.waitFor(pair.alpha, timeoutSeconds: 10, "alpha \(Word.established), nothing out of sync") {
-            $0["replication_state"] as? String == Word.established && $0["out_of_sync_bytes"] as? Int == 0
-                && $0["redundant"] as? Bool == true
+        var observed: [String] = []
+        var prematureUpToDate: JSONObject?
+        try pair.waitFor(pair.alpha, timeoutSeconds: 60, "alpha \(Word.established) with its peer UpToDate, nothing out of sync") { status in
+            let dirtyBytes = status["out_of_sync_bytes"] as? Int ?? -1
+            let peerDisk = status["peer_disk_state"] as? String ?? "-"
+            let word = "\(status["replication_state"] as? String ?? "-")/\(peerDisk)/\(dirtyBytes)"
+            if observed.last != word { observed.append(word) }
+            if peerDisk == "UpToDate", dirtyBytes != 0, prematureUpToDate == nil { prematureUpToDate = status }
+            return status["replication_state"] as? String == Word.established && dirtyBytes == 0
+                && peerDisk == "UpToDate" && status["redundant"] as? Bool == true
+                && status["connection_state"] as? String == "Connected"
         }
+        #expect(prematureUpToDate == nil,
+                "alpha called its peer UpToDate with bits set: \(prematureUpToDate ?? [:]); seen \(observed)")
+        try pair.waitInSync(timeoutSeconds: 30)
     }
 
     static func expectOnlyDirtyRegionsMoved(_ proxy: LinkProxy, dirtyBytes: Int) throws {
