@@ -81,7 +81,7 @@ extension Integration {
         let client = try TCPEnd.connected(to: proxy.port)
         let server = try target.accept(timeoutSeconds: 5)
         let rateBytesPerSecond = 1 << 20
-        let burstBytes = 64 << 10
+        let burstBytes = 16 << 10  // less than a chunk read: written a burst at a time
         let totalBytes = 3 << 19  // 1.5 MiB: about 1.4 s at the cap
         let start = Date()
         proxy.capBytesPerSecond(rateBytesPerSecond, burstBytes: burstBytes, [.toTarget])
@@ -99,6 +99,34 @@ extension Integration {
         #expect(worstExcessBytes <= 0, "forwarded \(worstExcessBytes) bytes beyond rate × t + burst")
         #expect(seconds >= Double(totalBytes - burstBytes) / Double(rateBytesPerSecond), "took \(seconds) s")
         #expect(seconds < 10, "a capped direction must still deliver: took \(seconds) s")
+    }
+
+    /// A delayed direction holds each chunk for the delay but keeps its throughput: a round
+    /// trip takes both delays, and 8 MiB cross in far less than 8 MiB / chunk × delay (12.8 s).
+    @Test func aDelayedLinkAddsItsDelayToEachWayButKeepsItsThroughput() throws {
+        let target = try TCPEnd.listening()
+        let proxy = try LinkProxy(target: target.address)
+        defer { proxy.stop() }
+        let client = try TCPEnd.connected(to: proxy.port)
+        let server = try target.accept(timeoutSeconds: 5)
+        let delayMs = 100
+        proxy.delay(milliseconds: delayMs)
+        let start = Date()
+        try client.sendAll([1])
+        _ = try server.readExactly(1, timeoutSeconds: 5)
+        try server.sendAll([2])
+        _ = try client.readExactly(1, timeoutSeconds: 5)
+        let roundTripSeconds = Date().timeIntervalSince(start)
+        #expect(roundTripSeconds >= 2 * Double(delayMs) / 1000, "round trip \(roundTripSeconds) s")
+        let totalBytes = 8 << 20
+        let bulkStart = Date()
+        let sender = Thread { try? client.sendAll([UInt8](repeating: 0x33, count: totalBytes)) }
+        sender.start()
+        var received = 0
+        while received < totalBytes { received += try server.readSome(upTo: totalBytes - received, timeoutSeconds: 10) }
+        let bulkSeconds = Date().timeIntervalSince(bulkStart)
+        #expect(bulkSeconds >= Double(delayMs) / 1000 && bulkSeconds < 5, "8 MiB took \(bulkSeconds) s")
+        proxy.delay(milliseconds: 0)
     }
 
     /// stop() joins every thread (it preconditions that) and closes every descriptor: the

@@ -6,11 +6,11 @@
 // one direction's bytes. It counts the bytes it forwards in each direction, which is how the
 // catch-up tests measure what crossed the wire.
 //
-// Threads: one accepts; each accepted connection gets one thread per direction, blocked in
-// read(2) on its source socket. All state sits behind one NSCondition; waits (a stalled
+// Threads: one accepts; each accepted connection gets a reader and a writer per direction,
+// with a bounded line of chunks between them (what `delay` holds back). All state sits behind one NSCondition; waits (a stalled
 // direction, an empty token bucket, a test waiting for a connection or for bytes) are waits
-// on that condition, never sleeps. Bounded: at most `connectionsMax` pairs at once, one
-// `chunkBytes` buffer per direction and pair; `stop()` (or deinit) closes every descriptor
+// on that condition, never sleeps. Bounded: at most `connectionsMax` pairs at once,
+// `lineBytesMax` held per direction and pair; `stop()` (or deinit) closes every descriptor
 // and joins every thread.
 import Foundation
 
@@ -19,6 +19,9 @@ final class LinkProxy {
     enum Direction: CaseIterable, Sendable { case toTarget, fromTarget }
 
     static let chunkBytes = 64 << 10
+    /// What a direction holds read and not yet written (its delay line) before the reader
+    /// waits: 4 MiB is 100 ms at 40 MB/s.
+    static let lineBytesMax = 4 << 20
     static let connectionsMax = 64
     static let defaultBurstBytes = 64 << 10
     static let stopTimeoutSeconds: Double = 10
@@ -53,9 +56,9 @@ final class LinkProxy {
     /// Forwards new connections again.
     func heal() { engine.heal() }
 
-    /// Stops forwarding `directions`: bytes stay in the kernel (at most one `chunkBytes`
-    /// read before the stall was seen waits inside the proxy), so the sender's TCP window
-    /// closes. The connections stay open.
+    /// Stops forwarding `directions`: nothing more is read, so bytes stay in the kernel and
+    /// the sender's TCP window closes (what the proxy had already read — a chunk, or a delay
+    /// line's worth — waits inside it). The connections stay open.
     func stall(_ directions: Set<Direction> = Set(Direction.allCases)) { engine.setStalled(true, directions) }
 
     func resume(_ directions: Set<Direction> = Set(Direction.allCases)) { engine.setStalled(false, directions) }
@@ -66,6 +69,16 @@ final class LinkProxy {
                            _ directions: Set<Direction> = Set(Direction.allCases)) {
         precondition(rateBytesPerSecond.map { $0 > 0 } ?? true && burstBytes > 0, "a cap needs a positive rate and burst")
         engine.setCap(rateBytesPerSecond.map { (rate: $0, burst: burstBytes) }, directions)
+    }
+
+    /// Holds every chunk of `directions` for `milliseconds` after it was read (0: none), as
+    /// a longer wire would; throughput is unchanged up to `lineBytesMax` per delay. Applies
+    /// to bytes read from now on.
+    func delay(milliseconds: Int, _ directions: Set<Direction> = Set(Direction.allCases)) {
+        precondition(milliseconds >= 0 && milliseconds <= 60_000, "delay \(milliseconds) ms")
+        engine.update { state in
+            for direction in directions { state.delaysNs[direction] = UInt64(milliseconds) * 1_000_000 }
+        }
     }
 
     /// Closes everything and joins the threads; the proxy cannot be used afterwards.
@@ -114,11 +127,14 @@ final class LinkProxy {
 
 extension LinkProxy {
     /// One accepted connection and its connection to the target. Its descriptors are fixed at
-    /// init; `pumpsRunning` and `torn` change only under the engine's lock.
+    /// init; everything else changes only under the engine's lock.
     final class Pair: @unchecked Sendable {
+        /// A reader and a writer per direction.
+        static let threads = 4
         let client: Int32
         let target: Int32
-        var pumpsRunning = 2
+        let lines: [Direction: Line] = [.toTarget: Line(), .fromTarget: Line()]
+        var threadsRunning = Pair.threads
         var torn = false
 
         init(client: Int32, target: Int32) {
@@ -137,6 +153,14 @@ extension LinkProxy {
         }
     }
 
+    /// One direction of a pair: chunks read from the source, not yet written to the sink.
+    final class Line {
+        var chunks: [(dueNs: UInt64, bytes: [UInt8])] = []
+        var queuedBytes = 0
+        /// The source ended: pass the end on once the chunks are written.
+        var ended = false
+    }
+
     /// Everything the threads share; only touched with the engine's condition locked.
     struct State {
         var pairs: [ObjectIdentifier: Pair] = [:]
@@ -149,6 +173,7 @@ extension LinkProxy {
         var forwardedBytes: [Direction: Int] = [.toTarget: 0, .fromTarget: 0]
         var stalled: Set<Direction> = []
         var caps: [Direction: TokenBucket] = [:]
+        var delaysNs: [Direction: UInt64] = [:]
     }
 
     /// bytes ≤ rate × t + burst: the bucket holds at most `burst` tokens and fills at `rate`.

@@ -1,5 +1,5 @@
-// LinkProxy's engine: the listening socket, the accept thread and the per-direction pump
-// threads. It is a separate object from LinkProxy so that the threads hold the engine, not
+// LinkProxy's engine: the listening socket, the accept thread, and each connection's reader
+// and writer threads. It is a separate object from LinkProxy so that the threads hold the engine, not
 // the handle: dropping the last LinkProxy runs its deinit, which stops the engine.
 import Foundation
 
@@ -95,7 +95,7 @@ extension LinkProxy {
             state.isCut = true
             for pair in state.pairs.values { pair.tearDown() }
             condition.broadcast()
-            // The pumps see the shutdown at once; the last of each pair closes it.
+            // Its threads see the shutdown at once; the last of each pair closes it.
             let deadline = Date().addingTimeInterval(stopTimeoutSeconds)
             while !state.pairs.isEmpty, condition.wait(until: deadline) {}
             let left = state.pairs.count
@@ -164,7 +164,7 @@ extension LinkProxy {
             }
         }
 
-        /// Connects `client` to the target and starts its pumps, or closes it: while cut, when
+        /// Connects `client` to the target and starts its threads, or closes it: while cut, when
         /// the target refuses (it is down), or beyond `connectionsMax`.
         private func admit(_ client: Int32) {
             let refusing = read { $0.isCut || $0.stopped || $0.pairs.count >= connectionsMax }
@@ -184,11 +184,12 @@ extension LinkProxy {
             let pair = Pair(client: client, target: target)
             state.pairs[ObjectIdentifier(pair)] = pair
             state.connectionsAccepted += 1
-            state.threadsRunning += 2
+            state.threadsRunning += Pair.threads
             condition.broadcast()
             condition.unlock()
             for direction in Direction.allCases {
-                Thread.detachNewThread { [self] in pump(pair, direction) }
+                Thread.detachNewThread { [self] in reader(pair, direction) }
+                Thread.detachNewThread { [self] in writer(pair, direction) }
             }
         }
 
@@ -218,63 +219,114 @@ extension LinkProxy {
 
         // MARK: Forwarding
 
-        /// Forwards one direction of `pair` until either side ends or the pair is torn down.
-        private func pump(_ pair: Pair, _ direction: Direction) {
+        /// Reads one direction of `pair` into its line until the source ends or the pair is
+        /// torn down. It reads nothing while the direction is stalled or its line is full, so
+        /// what the proxy has not read waits in the kernel and the sender's window closes.
+        private func reader(_ pair: Pair, _ direction: Direction) {
             let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunkBytes, alignment: 16)
             defer {
                 buffer.deallocate()
                 finish(pair)
             }
-            let source = pair.source(direction)
-            let sink = pair.sink(direction)
+            let line = pair.lines[direction]!
             while true {
-                let count = Glibc.read(source, buffer, readLimit(direction))
+                guard awaitRoomToRead(pair, direction) else { return }
+                let count = Glibc.read(pair.source(direction), buffer, chunkBytes)
                 if count < 0 && errno == EINTR { continue }
-                if count == 0 {
-                    shutdown(sink, Int32(SHUT_WR))  // pass the end on; the other direction goes on
+                if count <= 0 {
+                    update { _ in count == 0 ? (line.ended = true) : pair.tearDown() }
                     return
                 }
-                if count < 0 || !takeTokens(count, direction, pair) || !sendAll(sink, buffer, count) {
-                    update { _ in pair.tearDown() }
-                    return
+                let bytes = Array(UnsafeRawBufferPointer(start: buffer, count: count))
+                update { state in
+                    line.chunks.append((dueNs: Self.monotonicNs() + state.delaysNs[direction, default: 0], bytes: bytes))
+                    line.queuedBytes += count
                 }
-                update { $0.forwardedBytes[direction]! += count }
             }
         }
 
-        /// Never more than the bucket's burst at once, or a capped direction could never send.
-        private func readLimit(_ direction: Direction) -> Int {
-            read { min(chunkBytes, $0.caps[direction]?.burst ?? chunkBytes) }
+        /// False when the pair was torn down while waiting.
+        private func awaitRoomToRead(_ pair: Pair, _ direction: Direction) -> Bool {
+            let line = pair.lines[direction]!
+            condition.lock()
+            defer { condition.unlock() }
+            while state.stalled.contains(direction) || line.queuedBytes >= lineBytesMax {
+                if pair.torn || state.stopped { return false }
+                condition.wait()
+            }
+            return !pair.torn && !state.stopped
         }
 
-        /// Waits while the direction is stalled or its bucket lacks `count` tokens, then takes
-        /// them; false when the pair was torn down meanwhile.
-        private func takeTokens(_ count: Int, _ direction: Direction, _ pair: Pair) -> Bool {
+        /// Writes one direction of `pair` from its line: each chunk once its delay has passed,
+        /// the direction is not stalled and the bucket holds its tokens. Passes the source's
+        /// end on once everything before it is written; the other direction goes on.
+        private func writer(_ pair: Pair, _ direction: Direction) {
+            defer { finish(pair) }
+            let sink = pair.sink(direction)
+            while let bytes = nextToWrite(pair, direction) {
+                guard sendAll(sink, bytes) else {
+                    update { _ in pair.tearDown() }
+                    return
+                }
+                update { $0.forwardedBytes[direction]! += bytes.count }
+            }
+        }
+
+        /// The next bytes `direction` may write now (waiting until it may); nil at the end of
+        /// the line (its end is passed on first) or when the pair was torn down.
+        private func nextToWrite(_ pair: Pair, _ direction: Direction) -> [UInt8]? {
+            let line = pair.lines[direction]!
             condition.lock()
             defer { condition.unlock() }
             while true {
-                if pair.torn || state.stopped { return false }
+                if pair.torn || state.stopped { return nil }
+                guard let head = line.chunks.first else {
+                    if line.ended {
+                        shutdown(pair.sink(direction), Int32(SHUT_WR))
+                        return nil
+                    }
+                    condition.wait()
+                    continue
+                }
                 if state.stalled.contains(direction) {
                     condition.wait()
                     continue
                 }
-                guard var bucket = state.caps[direction] else { return true }
-                bucket.refill()
-                let waitSeconds = bucket.secondsUntil(count)
-                if waitSeconds == 0 {
-                    bucket.tokens -= Double(count)
-                    state.caps[direction] = bucket
-                    return true
+                let now = Self.monotonicNs()
+                if head.dueNs > now {
+                    _ = condition.wait(until: Date().addingTimeInterval(Double(head.dueNs - now) / 1e9))
+                    continue
                 }
-                state.caps[direction] = bucket
-                _ = condition.wait(until: Date().addingTimeInterval(waitSeconds))
+                // Never more than a burst at once, or a capped direction could never send.
+                var take = head.bytes.count
+                if var bucket = state.caps[direction] {
+                    take = min(take, bucket.burst)
+                    bucket.refill()
+                    let waitSeconds = bucket.secondsUntil(take)
+                    if waitSeconds > 0 {
+                        state.caps[direction] = bucket
+                        _ = condition.wait(until: Date().addingTimeInterval(waitSeconds))
+                        continue
+                    }
+                    bucket.tokens -= Double(take)
+                    state.caps[direction] = bucket
+                }
+                let bytes = Array(head.bytes[0..<take])
+                if take == head.bytes.count {
+                    line.chunks.removeFirst()
+                } else {
+                    line.chunks[0].bytes.removeFirst(take)
+                }
+                line.queuedBytes -= take
+                condition.broadcast()  // room for the reader
+                return bytes
             }
         }
 
-        private func sendAll(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Bool {
+        private func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
             var sent = 0
-            while sent < count {
-                let written = send(fd, buffer + sent, count - sent, Int32(MSG_NOSIGNAL))
+            while sent < bytes.count {
+                let written = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                 if written < 0 && errno == EINTR { continue }
                 if written <= 0 { return false }
                 sent += written
@@ -282,12 +334,12 @@ extension LinkProxy {
             return true
         }
 
-        /// The last pump of a pair closes its descriptors, under the lock, so that no
+        /// The last thread of a pair closes its descriptors, under the lock, so that no
         /// `tearDown` can shut down a descriptor number already reused.
         private func finish(_ pair: Pair) {
             update { state in
-                pair.pumpsRunning -= 1
-                if pair.pumpsRunning == 0 {
+                pair.threadsRunning -= 1
+                if pair.threadsRunning == 0 {
                     close(pair.client)
                     close(pair.target)
                     state.pairs[ObjectIdentifier(pair)] = nil
