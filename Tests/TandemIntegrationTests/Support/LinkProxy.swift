@@ -2,16 +2,16 @@
 // and the address it dials (beta's listen address), so a test can break and shape the link
 // the way networks do: `cut` (every connection closed, new ones refused until `heal`),
 // `stall`/`resume` one direction (nothing forwarded; the data waits in the kernel's socket
-// buffers, so TCP's windows close as on a link that went silent), and a token-bucket cap on
-// one direction's bytes. It counts the bytes it forwards in each direction, which is how the
+// buffers, so TCP's windows close as on a link that went silent), a token-bucket cap and a
+// delay per direction. It counts the bytes it forwards in each direction, which is how the
 // catch-up tests measure what crossed the wire.
 //
 // Threads: one accepts; each accepted connection gets a reader and a writer per direction,
-// with a bounded line of chunks between them (what `delay` holds back). All state sits behind one NSCondition; waits (a stalled
-// direction, an empty token bucket, a test waiting for a connection or for bytes) are waits
-// on that condition, never sleeps. Bounded: at most `connectionsMax` pairs at once,
-// `lineBytesMax` held per direction and pair; `stop()` (or deinit) closes every descriptor
-// and joins every thread.
+// with a bounded line of chunks between them (what `delay` holds back). All state sits
+// behind one NSCondition; waits (a stalled direction, an empty token bucket, a chunk not due
+// yet, a test waiting for a connection or for bytes) are waits on that condition, never
+// sleeps. Bounded: at most `connectionsMax` pairs at once, `lineBytesMax` held per
+// direction and pair; `stop()` (or deinit) closes every descriptor and joins every thread.
 import Foundation
 
 final class LinkProxy {
