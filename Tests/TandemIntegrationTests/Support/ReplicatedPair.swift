@@ -1,6 +1,7 @@
 // ReplicatedPair: two real tandemd processes ("alpha" primary, "beta" secondary) on loopback,
 // with certificates from scripts/make-certs.sh and file-backed volumes under /var/tmp, and
-// one resource "r0" between them.
+// one resource "r0" between them. With `throughProxy`, alpha dials beta through a LinkProxy
+// in the test process, so a test can cut, stall or cap the link and count its bytes.
 import Foundation
 
 final class ReplicatedPair {
@@ -11,17 +12,25 @@ final class ReplicatedPair {
     let alphaAddress: String
     let betaAddress: String
     let sizeBytes: Int
+    /// Between alpha and beta's listen address when the pair was made `throughProxy`.
+    let proxy: LinkProxy?
+    /// The address alpha's resource names for beta: the proxy's, or beta's own.
+    var betaAddressForAlpha: String { proxy?.address ?? betaAddress }
 
     /// `betaCertificates`: a directory with another ca.crt/beta.crt/beta.key (a stranger).
     /// `betaCertificateNode`: beta presents the certificate made for another node name.
     /// `alphaArguments`, `betaArguments`: more tandemd flags (e.g. a smaller buffer pool).
+    /// `throughProxy`: alpha's resource dials beta through a LinkProxy (`proxy`); beta still
+    /// names alpha's own address (it never dials).
     init(sizeBytes: Int = 64 << 20, betaCertificates: String? = nil, betaCertificateNode: String? = nil,
-         alphaCertificateNode: String? = nil, alphaArguments: [String] = [], betaArguments: [String] = []) throws {
+         alphaCertificateNode: String? = nil, alphaArguments: [String] = [], betaArguments: [String] = [],
+         throughProxy: Bool = false) throws {
         self.sizeBytes = sizeBytes
         certs = try TempDirectory("certs")
         try Self.makeCertificates(into: certs.path, nodes: ["alpha", "beta"] + [betaCertificateNode, alphaCertificateNode].compactMap { $0 })
         alphaAddress = "127.0.0.1:\(try Self.freePort())"
         betaAddress = "127.0.0.1:\(try Self.freePort())"
+        proxy = throughProxy ? try LinkProxy(target: betaAddress) : nil
         alpha = try DaemonProcess()
         beta = try DaemonProcess()
         configure(alpha, node: "alpha", listen: alphaAddress, certificates: certs.path,
@@ -93,29 +102,35 @@ final class ReplicatedPair {
 
     /// Creates r0 on both nodes and enables both; beta first so alpha's first dial succeeds.
     /// `secondaryBufferBytes`: beta's async_buffer_bytes (what sizes its receive queue).
+    /// `primaryBufferBytes`: alpha's async_buffer_bytes (what bounds its retained writes).
     /// `peerHost`: the host both name their peer by instead of 127.0.0.1 (e.g. "localhost").
+    /// `fencing`: the resource's fencing policy on both nodes; nil leaves the key out.
     func createAndEnable(mode: String = "sync", initialSync: String = "full", compression: String = "none",
-                         diskDrain: String = "drain", secondaryBufferBytes: Int? = nil, peerHost: String? = nil) throws {
+                         diskDrain: String = "drain", secondaryBufferBytes: Int? = nil, primaryBufferBytes: Int? = nil,
+                         peerHost: String? = nil, fencing: String? = nil) throws {
         func named(_ address: String) -> String {
             guard let peerHost else { return address }
             return "\(peerHost):\(address.split(separator: ":").last!)"
         }
         try create(on: beta, role: "secondary", peer: ("alpha", named(alphaAddress)), mode: mode, initialSync: initialSync,
-                   compression: compression, diskDrain: diskDrain, asyncBufferBytes: secondaryBufferBytes)
-        try create(on: alpha, role: "primary", peer: ("beta", named(betaAddress)), mode: mode, initialSync: initialSync,
-                   compression: compression, diskDrain: diskDrain)
+                   compression: compression, diskDrain: diskDrain, asyncBufferBytes: secondaryBufferBytes, fencing: fencing)
+        try create(on: alpha, role: "primary", peer: ("beta", named(betaAddressForAlpha)), mode: mode,
+                   initialSync: initialSync, compression: compression, diskDrain: diskDrain,
+                   asyncBufferBytes: primaryBufferBytes, fencing: fencing)
         try expectOK(try beta.control().request("enable", ["name": Self.resource]))
         try expectOK(try alpha.control().request("enable", ["name": Self.resource]))
     }
 
     func create(on daemon: DaemonProcess, role: String, peer: (String, String), mode: String, initialSync: String,
-                compression: String, diskDrain: String = "drain", asyncBufferBytes: Int? = nil) throws {
+                compression: String, diskDrain: String = "drain", asyncBufferBytes: Int? = nil,
+                fencing: String? = nil) throws {
         var arguments: [String: Any] = [
             "name": Self.resource, "volume": volume(daemon), "size_bytes": sizeBytes, "role": role,
             "peer": ["name": peer.0, "address": peer.1], "mode": mode, "initial_sync": initialSync,
             "compression": compression, "disk_drain": diskDrain, "nbd": ["socket": nbdSocket(daemon)],
         ]
         if let asyncBufferBytes { arguments["async_buffer_bytes"] = asyncBufferBytes }
+        if let fencing { arguments["fencing"] = fencing }
         let reply = try daemon.control().request("create", arguments)
         try expectOK(reply)
     }

@@ -1,0 +1,59 @@
+// FioJob: a time-based fio workload through an NBD export, running in the background while a
+// test breaks things, with its JSON report read at the end (completions and the worst
+// latency: what the application saw). A job still running when the FioJob goes is killed.
+import Foundation
+
+final class FioJob {
+    struct Report {
+        var writes: Int
+        var maxLatencyNs: Int
+        var errorCode: Int
+    }
+
+    let scratch: TempDirectory
+    let child: ChildProcess
+    let runtimeSeconds: Int
+
+    /// Random `blockBytes` writes over the first `regionBytes` of the export at `socket`, at
+    /// most `rateIOPS`, `iodepth` in flight, for `runtimeSeconds`.
+    init(socket: String, regionBytes: Int, runtimeSeconds: Int, rateIOPS: Int, iodepth: Int = 4,
+         blockBytes: Int = 4096, seed: Int = 13) throws {
+        self.runtimeSeconds = runtimeSeconds
+        scratch = try TempDirectory("fio")
+        child = try ChildProcess(
+            executable: try ExternalTool.locate("fio"),
+            arguments: [
+                "--name=workload", "--ioengine=nbd", "--uri=nbd+unix:///r0?socket=\(socket)", "--rw=randwrite",
+                "--bs=\(blockBytes)", "--size=\(regionBytes)", "--iodepth=\(iodepth)", "--time_based",
+                "--runtime=\(runtimeSeconds)s", "--rate_iops=\(rateIOPS)", "--randseed=\(seed)",
+                "--output-format=json",
+            ],
+            outputPath: scratch.file("fio.json"), errorPath: scratch.file("fio.err"))
+    }
+
+    deinit {
+        child.signal(SIGKILL)
+        _ = child.wait(timeoutSeconds: 10)
+    }
+
+    /// Waits for the job to end (its runtime plus `graceSeconds`) and reads its report;
+    /// throws with fio's output when it fails, stalls past the bound or reports no JSON.
+    func finish(graceSeconds: Double = 30) throws -> Report {
+        guard child.wait(timeoutSeconds: Double(runtimeSeconds) + graceSeconds) else {
+            child.signal(SIGKILL)
+            throw HarnessError("fio still running \(graceSeconds) s after its \(runtimeSeconds) s runtime: its writes stalled")
+        }
+        let text = (try? String(contentsOfFile: scratch.file("fio.json"), encoding: .utf8)) ?? ""
+        let errors = (try? String(contentsOfFile: scratch.file("fio.err"), encoding: .utf8)) ?? ""
+        guard child.exitStatus == 0, let start = text.firstIndex(of: "{"),
+            let report = try? JSONSerialization.jsonObject(with: Data(text[start...].utf8)) as? JSONObject,
+            let job = (report["jobs"] as? [JSONObject])?.first, let write = job["write"] as? JSONObject,
+            let latency = write["lat_ns"] as? JSONObject
+        else {
+            throw HarnessError("fio exited \(child.exitStatus ?? -1) without a report:\n\(text.suffix(2000))\n\(errors.suffix(2000))")
+        }
+        return Report(writes: (write["total_ios"] as? NSNumber)?.intValue ?? 0,
+                      maxLatencyNs: (latency["max"] as? NSNumber)?.intValue ?? Int.max,
+                      errorCode: (job["error"] as? NSNumber)?.intValue ?? -1)
+    }
+}
