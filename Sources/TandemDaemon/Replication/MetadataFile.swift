@@ -160,17 +160,18 @@ final class MetadataFile: IOHandler {
     /// Writes the pages of `bitmap` changed since they were last persisted (every page when
     /// the area is not known to hold this bitmap's persisted state: the first write after
     /// open, or after a failure), then fdatasync, then records them persisted in `bitmap`.
-    /// A sealed area is unsealed durably first: pages never change under a seal. Does not
-    /// seal (`sealBitmap` does). Returns the pages written. `bitmap` must be the one loaded
-    /// from or written to this file before, or a new one (a full write follows).
+    /// A sealed area is unsealed durably before a page is written: pages never change under
+    /// a seal. Does not seal (`sealBitmap` does). Returns the pages written (0: the area
+    /// already holds the bitmap; a seal then stays). `bitmap` must be the one last loaded
+    /// from or written to this file, or one the file has not seen (every page is written).
     @discardableResult
     func writeBitmap(_ bitmap: inout DirtyBitmap) throws(IOError) -> Int {
         precondition(BitmapAreaCodec.fits(bitmap, superblock), "a bitmap of another geometry than \(path)'s")
         precondition(!isWriting, "a bitmap write beside a ring write")
         guard !closed, !failed else { throw IOError(errno: EIO, "write \(path): the metadata file failed earlier") }
-        try invalidateBitmap()
         let all = !bitmapAreaMatches
-        guard all || bitmap.dirtyPageCount > 0 else { return 0 }
+        guard all || bitmap.dirtyPageCount > 0 else { return 0 }  // the area already holds it
+        try invalidateBitmap()
         bitmapAreaMatches = false
         let written: Int
         do {
@@ -194,8 +195,7 @@ final class MetadataFile: IOHandler {
     /// The clean stop: writes `bitmap` (`writeBitmap`) and then the superblock that seals
     /// it, each durable before the next step. Already sealed with no page changed: nothing.
     func sealBitmap(_ bitmap: inout DirtyBitmap) throws(IOError) {
-        if superblock.bitmapSealed && bitmapAreaMatches && bitmap.dirtyPageCount == 0 { return }
-        try writeBitmap(&bitmap)
+        if try writeBitmap(&bitmap) == 0 && superblock.bitmapSealed { return }
         var sealed = superblock
         sealed.bitmapSealedSequence = superblock.sequence
         try writeNow(sealed)

@@ -108,6 +108,11 @@ import Testing
         #expect(sameBits(loaded, bitmap), "loaded \(loaded.setBlockCount) bits, sealed \(bitmap.setBlockCount)")
         #expect(loaded.setBlockCount == 3 + 20 + 9000 + 1)
         #expect(loaded.dirtyPageCount == 0)
+        // A clean stop with nothing changed since the load writes nothing; the seal stays.
+        var unchanged = loaded
+        let sequence = reopened.superblock.sequence
+        try reopened.sealBitmap(&unchanged)
+        #expect(reopened.superblock.sequence == sequence && reopened.bitmapSealed)
         reopened.close()
     }
 
