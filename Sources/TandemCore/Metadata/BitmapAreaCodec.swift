@@ -18,7 +18,8 @@ public enum BitmapPageProblem: Error, Equatable, Sendable, CustomStringConvertib
         switch self {
         case .unit(let error): return "\(error)"
         case .otherResource(let found, let expected):
-            return "page of another resource (tag \(String(found, radix: 16)), this resource's is \(String(expected, radix: 16)))"
+            let tags = "tag \(String(found, radix: 16)), this resource's is \(String(expected, radix: 16))"
+            return "page of another resource (\(tags))"
         case .writtenAfterSeal(let page, let sealed):
             return "page written at superblock sequence \(page), after the bitmap was sealed at \(sealed)"
         case .bits(let error): return "\(error)"
@@ -40,7 +41,8 @@ public enum BitmapAreaCodec {
         let geometry = superblock.geometry
         let blockBytes = UInt64(superblock.bitmapBlockBytes)
         guard DirtyBitmap.isValidBlockBytes(blockBytes), superblock.volumeSizeBytes > 0 else {
-            return .failure(BitmapGeometryError("bitmap block bytes \(blockBytes) over a volume of \(superblock.volumeSizeBytes) bytes"))
+            return .failure(BitmapGeometryError(
+                "bitmap block bytes \(blockBytes) over a volume of \(superblock.volumeSizeBytes) bytes"))
         }
         guard geometry.bitmapBits <= DirtyBitmap.blockCountMax else {
             return .failure(BitmapGeometryError("\(geometry.bitmapBits) bitmap blocks exceed \(DirtyBitmap.blockCountMax)"))
