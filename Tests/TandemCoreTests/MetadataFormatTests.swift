@@ -191,9 +191,10 @@ import Testing
 
     @Test func bitmapPagesRoundTripAndABadPageIsReported() throws {
         let bits = (0..<BitmapPageHeader.bitsBytes).map { UInt8(truncatingIfNeeded: $0 * 7) }
-        let page = BitmapPageHeader(pageIndex: 3, superblockSequence: 42).encodePage(bits: bits)
+        let page = BitmapPageHeader(pageIndex: 3, superblockSequence: 42, resourceTag: 0x5A).encodePage(bits: bits)
         let decoded = try BitmapPageHeader.decodePage(page, expectedIndex: 3).get()
-        #expect(decoded.header == BitmapPageHeader(pageIndex: 3, superblockSequence: 42))
+        #expect(decoded.header == BitmapPageHeader(pageIndex: 3, superblockSequence: 42, resourceTag: 0x5A))
+        #expect(page[24] == 0x5A)  // the resource tag at its documented offset
         #expect(Array(decoded.bits) == bits)
         guard case .failure(.invalidField) = BitmapPageHeader.decodePage(page, expectedIndex: 4) else {
             Issue.record("a page at the wrong place was accepted"); return

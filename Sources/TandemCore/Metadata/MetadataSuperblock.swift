@@ -85,6 +85,11 @@ public struct MetadataSuperblock: Equatable, Sendable {
     /// resource's record was never written, which the secondary's restart rule and session
     /// verdict read (`SecondaryNode.restarted`, `fresh`).
     public var recordWrites: UInt64 = 0
+    /// Bitmap sealed (offset 328): 0 while the bitmap area is not authoritative; otherwise
+    /// the superblock sequence under which the last page of the sealed bitmap was written,
+    /// durably, before this superblock (docs/metadata.md, *Bitmap validity*). Every page of
+    /// a sealed bitmap carries a sequence ≤ this; no page is written while it is non-zero.
+    public var bitmapSealedSequence: UInt64 = 0
 
     public init(resourceName: String, volumeSizeBytes: UInt64) {
         self.resourceName = resourceName
@@ -107,6 +112,9 @@ public struct MetadataSuperblock: Equatable, Sendable {
         get { flags.contains(.peerLacksWrites) }
         set { set(.peerLacksWrites, newValue) }
     }
+
+    /// The bitmap area holds a bitmap that covers every write of this copy.
+    public var bitmapSealed: Bool { bitmapSealedSequence != 0 }
 
     public var writtenWhileDisabled: Bool {
         get { flags.contains(.writtenWhileDisabled) }

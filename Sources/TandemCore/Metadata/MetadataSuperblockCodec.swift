@@ -11,6 +11,7 @@ public enum MetadataSuperblockCodec {
     static let nameOffset = 40
     static let peerNameOffset = 256
     static let recordWritesOffset = 320
+    static let bitmapSealedOffset = 328
 
     /// The 4096 bytes of `superblock`'s slot. Precondition: names fit, history has 4 entries.
     public static func encode(_ superblock: MetadataSuperblock) -> [UInt8] {
@@ -42,6 +43,7 @@ public enum MetadataSuperblockCodec {
         for (index, value) in tail.enumerated() { MetadataBytes.put(value, &bytes, at: 184 + 8 * index) }
         precondition(MetadataBytes.putText(superblock.peerNodeName, &bytes, at: peerNameOffset, capacity: 64))
         MetadataBytes.put(superblock.recordWrites, &bytes, at: recordWritesOffset)
+        MetadataBytes.put(superblock.bitmapSealedSequence, &bytes, at: bitmapSealedOffset)
         MetadataBytes.seal(&bytes, crcOffset: crcOffset)
         return bytes
     }
@@ -103,7 +105,14 @@ public enum MetadataSuperblockCodec {
         superblock.changedBytes = MetadataBytes.get(UInt64.self, slot, at: 248)
         superblock.peerNodeName = peerName
         superblock.recordWrites = MetadataBytes.get(UInt64.self, slot, at: recordWritesOffset)
+        superblock.bitmapSealedSequence = MetadataBytes.get(UInt64.self, slot, at: bitmapSealedOffset)
         if let problem = geometryProblem(superblock) { return .failure(.invalidField(problem)) }
+        // The pages are durable before the superblock that seals them is written: a seal at
+        // or above the slot's own sequence claims pages written after it.
+        guard superblock.bitmapSealedSequence < superblock.sequence else {
+            return .failure(.invalidField(
+                "bitmap sealed at sequence \(superblock.bitmapSealedSequence), not below the slot's \(superblock.sequence)"))
+        }
         return .success(superblock)
     }
 

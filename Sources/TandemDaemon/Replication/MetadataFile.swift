@@ -5,7 +5,8 @@
 // (an O_DIRECT write continued after short completions, then IORING_FSYNC_DATASYNC). It
 // never trusts RWF_DSYNC: some filesystems (FUSE) complete such writes unsynced. Writes
 // alternate between the two slots; one in flight at a time, the newest request queued.
-// Loop thread only.
+// The dirty bitmap's area is written and read here too (blocking, see *Dirty bitmap*
+// below), sealed by the superblock's `bitmap sealed` field. Loop thread only.
 import Glibc
 import Logging
 import TandemCore
@@ -26,6 +27,9 @@ final class MetadataFile: IOHandler {
     private var queued: MetadataSuperblock?
     private(set) var failed = false
     private var closed = false
+    /// The bitmap area equals the persisted state of the bitmap last loaded from or
+    /// written to it in this process: only then may a write skip the unchanged pages.
+    private var bitmapAreaMatches = false
     /// Runs on the loop when a ring write is stable.
     var onWritten: ((MetadataSuperblock) -> Void)?
     /// Runs once when a ring write fails (errno); nothing is written after that.
@@ -130,6 +134,80 @@ final class MetadataFile: IOHandler {
         if closed { return loop.unregister(handlerID) }
         onWritten?(superblock)
         if let queued { writeAsync(queued) }
+    }
+
+    // MARK: Dirty bitmap (docs/metadata.md, *Bitmap validity*)
+    //
+    // Ordering: the pages of a bitmap are durable (pwrite, fdatasync) before the superblock
+    // that seals them is written; the seal is cleared durably before any page changes and
+    // before the first volume write the sealed bitmap would not cover (`invalidateBitmap`).
+    // Blocking and synchronous, like `writeNow`: not beside a ring write.
+
+    /// The bitmap area is sealed: it covers every write of this copy (`loadBitmap` gives it).
+    var bitmapSealed: Bool { superblock.bitmapSealed }
+
+    /// The sealed bitmap, every page proven (CRC, index, resource tag, sequence, bits inside
+    /// the volume); nil when the superblock does not seal one (no bitmap: the caller cannot
+    /// know which blocks differ). Throws, naming the file and the page, when a page cannot be
+    /// proven; never returns a clear page it could not read. Reading changes nothing.
+    func loadBitmap() throws(MetadataBitmapError) -> DirtyBitmap? {
+        guard superblock.bitmapSealed else { return nil }
+        let bitmap = try MetadataBitmapIO.readPages(fd: volume.fd, path: path, superblock: superblock)
+        bitmapAreaMatches = true
+        return bitmap
+    }
+
+    /// Writes the pages of `bitmap` changed since they were last persisted (every page when
+    /// the area is not known to hold this bitmap's persisted state: the first write after
+    /// open, or after a failure), then fdatasync, then records them persisted in `bitmap`.
+    /// A sealed area is unsealed durably before a page is written: pages never change under
+    /// a seal. Does not seal (`sealBitmap` does). Returns the pages written (0: the area
+    /// already holds the bitmap; a seal then stays). `bitmap` must be the one last loaded
+    /// from or written to this file, or one the file has not seen (every page is written).
+    @discardableResult
+    func writeBitmap(_ bitmap: inout DirtyBitmap) throws(IOError) -> Int {
+        precondition(BitmapAreaCodec.fits(bitmap, superblock), "a bitmap of another geometry than \(path)'s")
+        precondition(!isWriting, "a bitmap write beside a ring write")
+        guard !closed, !failed else { throw IOError(errno: EIO, "write \(path): the metadata file failed earlier") }
+        let all = !bitmapAreaMatches
+        guard all || bitmap.dirtyPageCount > 0 else { return 0 }  // the area already holds it
+        try invalidateBitmap()
+        bitmapAreaMatches = false
+        let written: Int
+        do {
+            written = try MetadataBitmapIO.writePages(bitmap, all: all, fd: volume.fd, path: path,
+                                                      superblock: superblock, sequence: superblock.sequence)
+            try MetadataFileIO.dataSync(fd: volume.fd, path: path)
+        } catch {
+            failed = true
+            throw error
+        }
+        // Synchronous on the loop: no bit changed since the pages were encoded.
+        var page = all ? 0 : bitmap.nextDirtyPage(from: 0)
+        while let current = page {
+            bitmap.pagePersisted(current, version: bitmap.pageVersion(current))
+            page = all ? (current + 1 < bitmap.pageCount ? current + 1 : nil) : bitmap.nextDirtyPage(from: current + 1)
+        }
+        bitmapAreaMatches = true
+        return written
+    }
+
+    /// The clean stop: writes `bitmap` (`writeBitmap`) and then the superblock that seals
+    /// it, each durable before the next step. Already sealed with no page changed: nothing.
+    func sealBitmap(_ bitmap: inout DirtyBitmap) throws(IOError) {
+        if try writeBitmap(&bitmap) == 0 && superblock.bitmapSealed { return }
+        var sealed = superblock
+        sealed.bitmapSealedSequence = superblock.sequence
+        try writeNow(sealed)
+    }
+
+    /// Clears the seal durably (a superblock write); nothing if not sealed. Call before the
+    /// first volume write that the sealed bitmap would not cover.
+    func invalidateBitmap() throws(IOError) {
+        guard superblock.bitmapSealed else { return }
+        var next = latest
+        next.bitmapSealedSequence = 0
+        try writeNow(next)
     }
 
     private func fail(_ code: Int32) {

@@ -128,16 +128,18 @@ enum MetadataFileIO {
         // Activity-log slots: zeroes (no transaction yet: the active set is empty).
         let zeroes = [UInt8](repeating: 0, count: Int(geometry.bitmapOffset - geometry.activityLogOffset))
         try writeAll(fd: fd, bytes: zeroes, offset: geometry.activityLogOffset, path: path)
-        // Bitmap pages, every bit clear, written in chunks.
+        // Bitmap pages, every bit clear, written in chunks (not sealed: the superblock's
+        // `bitmap sealed` is 0, so nothing reads them before a bitmap write replaces them).
         let clear = [UInt8](repeating: 0, count: BitmapPageHeader.bitsBytes)
+        let tag = BitmapPageHeader.resourceTag(slots.superblock.resourceUUID)
         let pagesPerChunk = UInt64(chunkBytes / MetadataGeometry.slotBytes)
         var page: UInt64 = 0
         while page < geometry.bitmapPages {
             var chunk: [UInt8] = []
             let end = min(geometry.bitmapPages, page + pagesPerChunk)
             for index in page..<end {
-                chunk += BitmapPageHeader(pageIndex: UInt32(index), superblockSequence: slots.superblock.sequence)
-                    .encodePage(bits: clear)
+                chunk += BitmapPageHeader(pageIndex: UInt32(index), superblockSequence: slots.superblock.sequence,
+                                          resourceTag: tag).encodePage(bits: clear)
             }
             try writeAll(fd: fd, bytes: chunk, offset: geometry.bitmapPageOffset(page), path: path)
             page = end
