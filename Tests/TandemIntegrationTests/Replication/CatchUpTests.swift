@@ -189,6 +189,9 @@ extension Replication {
         let sentBytes = proxy.forwardedBytes(.toTarget)
         let boundBytes = dirtyBytes + dirtyBytes / 10 + handshakeAllowanceBytes
         #expect(proxy.connectionsAccepted >= 1)
+        // The figures, for the issue's notes and docs/benchmarks.md (not a timing claim).
+        FileHandle.standardError.write(Data(
+            "catch-up: \(dirtyBytes) dirty bytes, \(sentBytes) bytes alpha→beta (\(String(format: "%.3f", Double(sentBytes) / Double(max(dirtyBytes, 1))))×)\n".utf8))
         #expect(sentBytes <= boundBytes,
                 "alpha sent \(sentBytes) bytes to catch up \(dirtyBytes) dirty bytes (bound \(boundBytes); the volume is \(volumeBytes))")
     }
