@@ -48,7 +48,8 @@ extension Simulation {
             ? .restartForgetsUnconfirmedWrites : nil
         let start = PrimaryStart(PrimaryStartFacts(record: node.record, initialSync: scenario.initialSync,
                                                    handedOver: handedOver,
-                                                   peerLacksWrites: peerLacksWrites || node.peerFailedMarker),
+                                                   peerLacksWrites: peerLacksWrites || node.peerFailedMarker,
+                                                   tracked: node.sealedBitmap?.bases),
                                  fault: fault)
         node.record = start.record
         node.record.generation += 1
@@ -60,7 +61,8 @@ extension Simulation {
         node.lineage = checker.lineage
         node.historySession = session
         if let problem = checker.startSession(session, base: node.disk.cache) { fail(problem) }
-        node.primary = PrimarySide(node: PrimaryNode(config: primaryConfig(), session: session, basis: start.basis))
+        node.primary = PrimarySide(node: PrimaryNode(config: primaryConfig(), session: session, basis: start.basis,
+                                                     trackedBitmap: node.sealedBitmap?.bitmap))
         trace("\(node.name) starts primary session \(session) (\(start.basis), \(start.reason))")
         drivePrimary(node, .enable)
     }
@@ -154,6 +156,10 @@ extension Simulation {
         case .invalidateCleanStop:
             node.record = node.record.afterFirstWrite()
             node.record.generation += 1
+            node.sealedBitmap = nil  // the daemon clears the seal in the same record write
+        case let .persistBitmap(bases):
+            // Sealed after the stop's flush, in one durable metadata write (crash-atomic here).
+            node.sealedBitmap = (primary.node.bitmap, bases)
         case .drained:
             handOver(from: node)
         case .recordDemotion:

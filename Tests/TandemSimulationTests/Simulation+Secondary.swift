@@ -21,6 +21,7 @@ extension Simulation {
     /// every write, so it is not "restarted").
     func startSecondary(_ node: SimNode, handedOver: Bool) {
         node.isPrimary = false
+        node.sealedBitmap = nil
         node.secondary = SecondaryNode(config: secondaryConfig(for: node), record: node.record, handedOver: handedOver,
                                        nowNs: nowNs)
         trace("\(node.name) starts as secondary (record session \(node.record.session), synced \(node.record.synced))")

@@ -43,6 +43,9 @@ final class SimNode {
     var incarnation = 0
     /// Dials started (a dial's failure answers only the latest).
     var dialsStarted = 0
+    /// The bitmap the last primary stop sealed in the metadata, with the bases it covers
+    /// (cleared by the next session's first write and by any role change).
+    var sealedBitmap: (bitmap: DirtyBitmap, bases: [CatchUpBase])?
     var isPrimary: Bool
     var primary: PrimarySide?
     var secondary: SecondaryNode?
@@ -540,6 +543,7 @@ final class Simulation {
     /// synchronously before it feeds `.demotionRecorded`).
     func recordDemotion(_ oldPrimary: SimNode) {
         oldPrimary.isPrimary = false
+        oldPrimary.sealedBitmap = nil
         oldPrimary.record = oldPrimary.record.demoted()
         oldPrimary.record.generation += 1
     }
@@ -610,6 +614,7 @@ final class Simulation {
         if oldPrimary.isPrimary {
             // The operator demotes it before it runs again (ResourceRoles: demote at rest).
             oldPrimary.isPrimary = false
+            oldPrimary.sealedBitmap = nil
             oldPrimary.record = oldPrimary.record.demoted()
             oldPrimary.record.generation += 1
         }

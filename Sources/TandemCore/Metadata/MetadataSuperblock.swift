@@ -90,6 +90,8 @@ public struct MetadataSuperblock: Equatable, Sendable {
     /// durably, before this superblock (docs/metadata.md, *Bitmap validity*). Every page of
     /// a sealed bitmap carries a sequence ≤ this; no page is written while it is non-zero.
     public var bitmapSealedSequence: UInt64 = 0
+    /// While the bitmap is sealed: the points it covers (CatchUp.swift), at most two.
+    public var catchUpBases: [CatchUpBase] = []
 
     public init(resourceName: String, volumeSizeBytes: UInt64) {
         self.resourceName = resourceName

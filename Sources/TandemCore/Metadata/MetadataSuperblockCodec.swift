@@ -12,6 +12,8 @@ public enum MetadataSuperblockCodec {
     static let peerNameOffset = 256
     static let recordWritesOffset = 320
     static let bitmapSealedOffset = 328
+    /// Two (session, durable epoch) pairs: the catch-up bases the sealed bitmap covers.
+    static let catchUpBasesOffset = 336
 
     /// The 4096 bytes of `superblock`'s slot. Precondition: names fit, history has 4 entries.
     public static func encode(_ superblock: MetadataSuperblock) -> [UInt8] {
@@ -44,6 +46,11 @@ public enum MetadataSuperblockCodec {
         precondition(MetadataBytes.putText(superblock.peerNodeName, &bytes, at: peerNameOffset, capacity: 64))
         MetadataBytes.put(superblock.recordWrites, &bytes, at: recordWritesOffset)
         MetadataBytes.put(superblock.bitmapSealedSequence, &bytes, at: bitmapSealedOffset)
+        precondition(superblock.catchUpBases.count <= CatchUpBase.countMax)
+        for (index, base) in superblock.catchUpBases.enumerated() {
+            MetadataBytes.put(base.session, &bytes, at: catchUpBasesOffset + 16 * index)
+            MetadataBytes.put(base.durableThroughEpoch, &bytes, at: catchUpBasesOffset + 16 * index + 8)
+        }
         MetadataBytes.seal(&bytes, crcOffset: crcOffset)
         return bytes
     }
@@ -106,6 +113,11 @@ public enum MetadataSuperblockCodec {
         superblock.peerNodeName = peerName
         superblock.recordWrites = MetadataBytes.get(UInt64.self, slot, at: recordWritesOffset)
         superblock.bitmapSealedSequence = MetadataBytes.get(UInt64.self, slot, at: bitmapSealedOffset)
+        superblock.catchUpBases = (0..<CatchUpBase.countMax).compactMap { index in
+            let base = CatchUpBase(session: MetadataBytes.get(UInt64.self, slot, at: catchUpBasesOffset + 16 * index),
+                                   durableThroughEpoch: MetadataBytes.get(UInt64.self, slot, at: catchUpBasesOffset + 16 * index + 8))
+            return base.session == 0 && base.durableThroughEpoch == 0 ? nil : base
+        }
         if let problem = geometryProblem(superblock) { return .failure(.invalidField(problem)) }
         // The pages are durable before the superblock that seals them is written: a seal at
         // or above the slot's own sequence claims pages written after it.

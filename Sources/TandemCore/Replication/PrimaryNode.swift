@@ -151,7 +151,9 @@ public struct PrimaryNode: Sendable {
     var demotionRequested = false
     var demotionRecorded = false
 
-    public init(config: PrimaryNodeConfig, session: UInt64, basis: SessionBasis) {
+    /// `trackedBitmap`: with a `catchUp` basis, the regions the peer may lack (persisted at the
+    /// last stop, or tracked since); without one a catch-up copies every block.
+    public init(config: PrimaryNodeConfig, session: UInt64, basis: SessionBasis, trackedBitmap: DirtyBitmap? = nil) {
         precondition(session != 0, "session 0 means none")
         self.config = config
         self.session = session
@@ -169,8 +171,13 @@ public struct PrimaryNode: Sendable {
         case .fullCopy:
             markWholeVolume()
         case .catchUp:
-            // Only a restart with a persisted bitmap could continue one; without it, every block.
-            markWholeVolume()
+            if let trackedBitmap, trackedBitmap.blockBytes == bitmap.blockBytes,
+                trackedBitmap.volumeSizeBytes == bitmap.volumeSizeBytes {
+                bitmap = trackedBitmap
+                startCopy()
+            } else {
+                markWholeVolume()
+            }
         case .assumeInSync, .continues:
             break
         }

@@ -152,6 +152,10 @@ public enum PrimaryNodeAction: Sendable, Hashable {
     /// Persist the record's clean-stop value (0: not clean) — once, when the node stops,
     /// after its stop flush (a clean stop claims this volume is durable).
     case recordStop(cleanStop: UInt64)
+    /// Before a stop that is flushed but not clean: persist the node's `bitmap` (every region
+    /// the peer may lack relative to `bases`) so that the next session catches up instead of
+    /// copying the volume.
+    case persistBitmap(bases: [CatchUpBase])
     /// The record must stop saying the peer holds this volume (before the first mutation).
     case invalidateCleanStop
     /// Draining: every admitted write is answered and durable on the peer.

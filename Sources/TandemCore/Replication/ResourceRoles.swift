@@ -69,14 +69,18 @@ public struct PrimaryStartFacts: Equatable, Sendable {
     /// the last clean stop or since creation (counted), or before this daemon started (writes
     /// of an earlier run cannot be counted, so a primary opened disabled says so).
     public var writtenWhileDisabled: Bool
+    /// A bitmap (persisted at the last stop, or tracked since) covers every region the peer
+    /// may lack relative to these bases, writes while disabled included: nil when none does.
+    public var tracked: [CatchUpBase]?
 
     public init(record: ReplicationRecord, initialSync: InitialSync, handedOver: Bool = false,
-                peerLacksWrites: Bool = false, writtenWhileDisabled: Bool = false) {
+                peerLacksWrites: Bool = false, writtenWhileDisabled: Bool = false, tracked: [CatchUpBase]? = nil) {
         self.record = record
         self.initialSync = initialSync
         self.handedOver = handedOver
         self.peerLacksWrites = peerLacksWrites
         self.writtenWhileDisabled = writtenWhileDisabled
+        self.tracked = tracked
     }
 }
 
@@ -91,6 +95,8 @@ public enum PrimaryStartReason: Equatable, Sendable, CustomStringConvertible {
     case initialCopy
     case writtenBeforeFirstStart
     case uncleanStop
+    /// The last stop persisted its bitmap (or writes since were tracked): only its regions go.
+    case trackedSinceStop
     /// `PrimaryStartFault.restartForgetsUnconfirmedWrites` (testing only).
     case uncleanStopTreatedAsClean
 
@@ -114,6 +120,9 @@ public enum PrimaryStartReason: Equatable, Sendable, CustomStringConvertible {
         case .uncleanStop:
             return "unclean stop (crash, kill -9, power loss) or writes the peer had not confirmed: "
                 + "the peer may lack writes, so the whole volume is copied"
+        case .trackedSinceStop:
+            return "the last stop left writes the peer had not confirmed (or writes came while disabled): "
+                + "its bitmap says which, and only those regions are copied"
         case .uncleanStopTreatedAsClean:
             return "testing fault: an unclean stop treated as clean"
         }
@@ -147,6 +156,7 @@ public struct PrimaryStart: Equatable, Sendable {
                               fault: PrimaryStartFault?) -> (SessionBasis, PrimaryStartReason) {
         if facts.peerLacksWrites { return (.fullCopy, .peerLacksWrites) }
         if facts.handedOver { return (.assumeInSync, .handedOver) }
+        if let bases = facts.tracked, !bases.isEmpty { return (.catchUp(bases), .trackedSinceStop) }
         let firstRun = !record.primaryStarted
         if firstRun && facts.initialSync == .none && facts.writtenWhileDisabled {
             return (.fullCopy, .writtenBeforeFirstStart)

@@ -194,10 +194,11 @@ final class MetadataFile: IOHandler {
 
     /// The clean stop: writes `bitmap` (`writeBitmap`) and then the superblock that seals
     /// it, each durable before the next step. Already sealed with no page changed: nothing.
-    func sealBitmap(_ bitmap: inout DirtyBitmap) throws(IOError) {
-        if try writeBitmap(&bitmap) == 0 && superblock.bitmapSealed { return }
+    func sealBitmap(_ bitmap: inout DirtyBitmap, bases: [CatchUpBase] = []) throws(IOError) {
+        if try writeBitmap(&bitmap) == 0 && superblock.bitmapSealed && superblock.catchUpBases == bases { return }
         var sealed = superblock
         sealed.bitmapSealedSequence = superblock.sequence
+        sealed.catchUpBases = bases
         try writeNow(sealed)
     }
 
@@ -207,6 +208,7 @@ final class MetadataFile: IOHandler {
         guard superblock.bitmapSealed else { return }
         var next = latest
         next.bitmapSealedSequence = 0
+        next.catchUpBases = []
         try writeNow(next)
     }
 

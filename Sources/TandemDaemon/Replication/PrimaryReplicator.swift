@@ -74,6 +74,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var onFirstWrite: (() -> Void)?
     /// Runs once when replication stops: the record's `cleanStop` (0: not clean).
     var onStopRecorded: ((UInt64) -> Void)?
+    /// A stop that is flushed but not clean: persist the bitmap and the bases it covers (the
+    /// metadata's bitmap area, sealed) before the stop is recorded.
+    var onPersistBitmap: ((DirtyBitmap, [CatchUpBase]) -> Void)?
     /// Why this session started as it did (status `session_start_reason`).
     var sessionStartReason = ""
     /// The peer asked for a planned failover (FailoverRequest).
@@ -253,6 +256,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         case let .closeLink(reason): link?.close(reason)
         case let .protocolViolation(reason): link?.closeForViolation("protocol violation: \(reason)")
         case let .recordStop(cleanStop): recordStop(cleanStop)
+        case let .persistBitmap(bases): onPersistBitmap?(node.bitmap, bases)
         case .invalidateCleanStop:
             if let invalidate = onFirstWrite {
                 onFirstWrite = nil
