@@ -15,6 +15,7 @@ extension PrimaryNode {
         let wanted = copyWanted && !stopping && !diskFailed && !copyReadInFlight && isPeerReady
             && copyCursor < config.volumeSizeBytes && zeroing == nil && !isBlocked
             && primary.canAdmitWrite(lengthBytes: length)
+            && resyncAdmits(length, consuming: localWritesInFlight == 0, nowNs: nowNs)
         copyWaitingForQuiet = wanted && localWritesInFlight > 0
         guard wanted, localWritesInFlight == 0 else { return }
         copyReadInFlight = true

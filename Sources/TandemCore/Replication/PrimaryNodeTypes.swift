@@ -30,11 +30,15 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
     public var requestsQueuedMax: Int
     public var backoffInitialNs: UInt64
     public var backoffMaxNs: UInt64
+    /// `resync_rate`: the cap on copy (resync) reads, bytes per second; 0: unthrottled.
+    /// `.setResyncRate` changes it live (PrimaryNode+Throttle).
+    public var resyncRateBytesPerSecond: UInt64
 
     public init(
         primary: ReplicationPrimaryConfig, volumeSizeBytes: UInt64, hasPeer: Bool = true,
         chunkBytes: UInt32 = 1 << 20, requestsQueuedMax: Int = 16_384,
-        backoffInitialNs: UInt64 = 250_000_000, backoffMaxNs: UInt64 = 5_000_000_000
+        backoffInitialNs: UInt64 = 250_000_000, backoffMaxNs: UInt64 = 5_000_000_000,
+        resyncRateBytesPerSecond: UInt64 = 0
     ) {
         precondition(chunkBytes > 0 && requestsQueuedMax > 0)
         precondition(UInt64(chunkBytes) <= primary.bufferBytesMax, "a chunk larger than the buffer")
@@ -45,6 +49,7 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
         self.requestsQueuedMax = requestsQueuedMax
         self.backoffInitialNs = backoffInitialNs
         self.backoffMaxNs = backoffMaxNs
+        self.resyncRateBytesPerSecond = resyncRateBytesPerSecond
     }
 }
 
@@ -87,6 +92,9 @@ public enum PrimaryNodeEvent: Sendable, Hashable {
     case linkDown(reason: String, refusal: WireRefusal?)
     case peer(SecondaryMessage)
     case tick
+    /// `set resync_rate`: the copy's cap from now on (0: unthrottled). A refused copy read
+    /// is retried at `resyncRetryAtNs`: the driver feeds `.tick` then.
+    case setResyncRate(bytesPerSecond: UInt64)
 }
 
 public enum PrimaryNotice: Sendable, Hashable {
