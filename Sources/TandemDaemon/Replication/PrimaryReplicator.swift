@@ -55,6 +55,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var handlerID: UInt32 = 0
     /// The full-copy chunk being read.
     var copyRead: (offset: UInt64, length: UInt32)?
+    /// When the resync pacer's loop timer fires (0: none armed): `resync_rate` refused a copy
+    /// read, and only a `.tick` at the node's retry time lets it go on (PrimaryReplicator+Pacing).
+    var pacerArmedNs: UInt64 = 0
 
     var link: PeerLink?
     lazy var resolver = PeerAddressResolver(loop: context.loop)
@@ -106,7 +109,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         let bufferBytes = max(spec.asyncBufferBytes, 2 * UInt64(writeBytesMax), UInt64(4 * Self.chunkBytes))
         let config = PrimaryNodeConfig(
             primary: ReplicationPrimaryConfig(mode: spec.mode == .async ? .async : .sync, bufferBytesMax: bufferBytes),
-            volumeSizeBytes: volume.sizeBytes, hasPeer: spec.peer != nil, chunkBytes: UInt32(Self.chunkBytes))
+            volumeSizeBytes: volume.sizeBytes, hasPeer: spec.peer != nil, chunkBytes: UInt32(Self.chunkBytes),
+            resyncRateBytesPerSecond: spec.resyncRateBytesPerSecond)
         node = PrimaryNode(config: config, session: UInt64.random(in: 1...UInt64.max), basis: basis)
         // The store holds what the node holds: never more writes, never more bytes.
         retained = RetainedWrites(buffers: buffers, bytesMax: Int(bufferBytes), writeBytesMax: writeBytesMax,
@@ -146,6 +150,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         onStopped = done
         feed(.handOver)
     }
+
+    /// `set resync_rate`: the copy's cap from now on (0: unthrottled).
+    func setResyncRate(_ bytesPerSecond: UInt64) { feed(.setResyncRate(bytesPerSecond: bytesPerSecond)) }
 
     var isConnectedToPeer: Bool { link?.isEstablished == true }
 
@@ -214,6 +221,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         if performing { return deferred.append(event) }
         node.handle(event, nowNs: ReplicationContext.nowNs(), into: &actions)
         perform()
+        armResyncPacer()
         // The first peer-disk-state event follows the resource's `enabled` (on the next event).
         if event != .enable { publishPeerDiskState() }
     }
