@@ -174,13 +174,15 @@ public final class EventLoop: @unchecked Sendable {
     private func timerFired(slot: Int) {
         timerSlotDeadlinesNs[slot] = 0
         let now = MonotonicClock.nowNs()
-        var due: [() -> Void] = []
+        var due: [(deadlineNs: UInt64, body: () -> Void)] = []
         timers.removeAll { timer in
             guard timer.deadlineNs <= now else { return false }
-            due.append(timer.body)
+            due.append(timer)
             return true
         }
-        for body in due { body() }
+        // Several due at once (a late turn) run in deadline order, as if each had been on time.
+        due.sort { $0.deadlineNs < $1.deadlineNs }
+        for timer in due { timer.body() }
         armTimer()
     }
 
