@@ -17,11 +17,15 @@ extension ResourceSpec {
     }
 
     /// DESIGN.md's settings that `set` is to change on a running resource; the others are
-    /// fixed at `create`. While `set` answers `unsupported`, none changes live.
+    /// fixed at `create`. Those of `liveKeys` change live in this version.
     public static let designedLiveKeys: Set<String> = [
         "mode", "period_s", "rpo_target_ms", "compression", "resync_rate", "bandwidth", "fencing",
         "after_split_brain", "disk_drain", "async_buffer_bytes",
     ]
+
+    /// The settings `set` changes on a running resource in this version; `set` refuses the
+    /// other designed ones with `unsupported`.
+    public static let liveKeys: Set<String> = ["resync_rate"]
 
     public static var tunableDocs: [TunableDoc] {
         let defaults = withDefaults().jsonFields
@@ -130,27 +134,33 @@ extension ResourceSpec {
         ]
     }
 
-    /// DESIGN.md's words for the two policies this version refuses (`unsupportedKeys`): the
-    /// page lists what they will accept once built.
-    static let designFencingPolicies = ["dont-care", "suspend-io"]
+    /// DESIGN.md's words for the policy this version refuses (`unsupportedKeys`): the page
+    /// lists what it will accept once built.
     static let designSplitBrainPolicies = ["disconnect", "discard-zero-changes", "discard-younger-primary",
                                            "discard-least-changes"]
 
     private static func policyDocs(_ entry: DocEntry) -> [TunableDoc] {
         [
-            entry("resync_rate", "bytes/s", "≥ 0; 0 selects the dynamic controller", 0...Int64.max, "0 (dynamic)", """
-                A hard cap on resync traffic (0: a controller that backs off while \
-                application I/O is active). Lower it when a resync starves the application; \
-                the initial copy of this version runs unthrottled.
+            entry("resync_rate", "bytes/s", "0 – 1 TiB/s; 0 means unthrottled", 0...resyncRateBytesPerSecondMax, nil, """
+                A hard cap on resync traffic (the full copy): the copy reads a chunk only when \
+                the bytes it has read since the cap was set stay within rate × elapsed + \
+                burst (a token bucket; burst = 1 MiB or one chunk). Application writes are \
+                never slowed by it. Lower it when a resync starves the application; `set` \
+                changes it on a running resource. 0: unthrottled (the dynamic controller that \
+                backs off while the application is active is not built yet).
                 """),
             entry("bandwidth", "bytes/s", "≥ 0; 0 means no cap", 0...Int64.max, "0 (no cap)", """
                 A cap on all replication traffic of the resource, for a link shared with \
                 other traffic (OpenSDS's replication_bandwidth).
                 """),
-            entry("fencing", "word", Self.designFencingPolicies.map { "`\($0)`" }.joined(separator: ", "), nil, "`dont-care`", """
-                `suspend-io`: a sync primary that loses its peer suspends application I/O \
-                until the peer is back or the control plane confirms with `outdate-peer` \
-                that it is fenced, so a failover elsewhere cannot be contradicted.
+            entry("fencing", "word", Fencing.allCases.map { "`\($0.rawValue)`" }.joined(separator: ", "), nil,
+                  "`dont-care` (a resource file written before `fencing` existed loads as `suspend-io`)", """
+                What a sync primary does while its peer is away. `dont-care` (DRBD's \
+                default): it keeps serving, acknowledging writes on its own copy and \
+                tracking them; the peer becomes `Outdated`, and "no acknowledged write is \
+                lost" is the guarantee of the connected pair, as in DRBD. `suspend-io`: it \
+                waits for its peer, so every acknowledged write is on both copies. Fixed at \
+                `create`.
                 """),
             entry("after_split_brain", "word", Self.designSplitBrainPolicies.map { "`\($0)`" }.joined(separator: ", "),
                   nil, "`disconnect`", """

@@ -9,7 +9,9 @@ extension ResourceSpec {
     /// Each leaves this list with the issue that builds it (rates with resync, fencing and
     /// the split-brain policy with split brain, `rpo_target_ms` and `period_s` with the
     /// adaptive and periodic modes).
-    public static let unsupportedKeys = ["after_split_brain", "bandwidth", "fencing", "period_s", "resync_rate", "rpo_target_ms"]
+    public static let unsupportedKeys = ["after_split_brain", "bandwidth", "period_s", "rpo_target_ms"]
+    /// `resync_rate`'s bound: 1 TiB/s, far above any disk, so a typo in units is refused.
+    public static let resyncRateBytesPerSecondMax: Int64 = 1 << 40
     /// DESIGN.md's modes that are not built yet; `create` refuses them with `unsupported`.
     public static let unsupportedModes = ["adaptive", "periodic"]
     /// sun_path holds 108 bytes including the terminating NUL.
@@ -89,11 +91,19 @@ extension ResourceSpec {
         }
     }
 
-    /// compression, disk drain, initial sync.
+    /// compression, disk drain, initial sync, fencing, resync rate.
     static func parsePolicies(_ reader: inout ArgumentReader, into spec: inout ResourceSpec) throws(ControlError) {
         spec.compression = try reader.optionalChoice("compression", CompressionKind.self) ?? .none
         spec.diskDrain = try reader.optionalChoice("disk_drain", DiskDrain.self) ?? .drain
         spec.initialSync = try reader.optionalChoice("initial_sync", InitialSync.self) ?? .full
+        spec.fencing = try reader.optionalChoice("fencing", Fencing.self) ?? .dontCare
+        spec.resyncRateBytesPerSecond = try parseResyncRate(&reader) ?? 0
+    }
+
+    /// `resync_rate` (bytes per second, 0: unthrottled), for `create` and `set`.
+    public static func parseResyncRate(_ reader: inout ArgumentReader) throws(ControlError) -> UInt64? {
+        try reader.optionalInteger("resync_rate", in: 0...resyncRateBytesPerSecondMax, unit: "bytes per second")
+            .map { UInt64($0) }
     }
 
     /// `metadata` (placement) and `metadata_path`. Internal metadata (at the end of the
@@ -146,6 +156,7 @@ extension ResourceSpec {
             "name": .string(name), "volume": .string(volume), "role": .string(role.rawValue),
             "mode": .string(mode.rawValue), "compression": .string(compression.rawValue),
             "disk_drain": .string(diskDrain.rawValue), "initial_sync": .string(initialSync.rawValue),
+            "fencing": .string(fencing.rawValue), "resync_rate": .int(Int64(clamping: resyncRateBytesPerSecond)),
             "async_buffer_bytes": .int(Int64(clamping: asyncBufferBytes)),
         ]
         var nbdFields: [String: JSONValue] = ["socket": .string(nbd.socket)]

@@ -132,13 +132,15 @@ public enum StatusReport {
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
         let tenths = Int((clamped * 1000).rounded(.down))
         var text = "\(isVerify ? "verify" : "sync") [\(bar)] \(tenths / 10).\(tenths % 10)%"
+        // The configured cap (`resync_rate`), when there is one.
+        let cap = fields["resync_rate"]?.intValue.flatMap { $0 > 0 ? "  cap " + HumanUnits.rate(bytesPerSecond: UInt64($0)) : nil } ?? ""
         let reported = fields["resync_rate_bytes_per_second"]?.intValue.flatMap { $0 > 0 ? UInt64($0) : nil }
-        guard let rate = reported ?? measuredRate, rate > 0 else { return text + "  rate -  ETA -" }
+        guard let rate = reported ?? measuredRate, rate > 0 else { return text + "  rate -  ETA -" + cap }
         text += "  " + HumanUnits.rate(bytesPerSecond: rate)
         let remaining = fields["out_of_sync_bytes"]?.intValue.map { UInt64(max(0, $0)) }
         let eta = fields["resync_eta_seconds"]?.intValue.map { UInt64(max(0, $0)) }
             ?? remaining.map { ($0 + rate - 1) / rate }
-        return text + "  ETA " + (eta.map { HumanUnits.duration(seconds: $0) } ?? "-")
+        return text + "  ETA " + (eta.map { HumanUnits.duration(seconds: $0) } ?? "-") + cap
     }
 
     static func number(_ value: JSONValue?) -> Double? {

@@ -23,6 +23,15 @@ public enum InitialSync: String, Sendable, CaseIterable {
     case full, none
 }
 
+/// What a sync primary does while its peer is away (docs/replication.md, "Fencing").
+/// `dontCare`: it keeps serving, acknowledging writes on its own copy and tracking them (the
+/// peer becomes Outdated; "no acknowledged write lost" is the connected pair's guarantee, as
+/// in DRBD). `suspendIO`: it waits for its peer. The behaviour is PrimaryNode's.
+public enum Fencing: String, Sendable, CaseIterable {
+    case dontCare = "dont-care"
+    case suspendIO = "suspend-io"
+}
+
 public struct PeerSpec: Sendable, Equatable {
     public var name: String
     public var address: String
@@ -55,6 +64,10 @@ public struct ResourceSpec: Sendable, Equatable {
     public var compression: CompressionKind
     public var diskDrain: DiskDrain
     public var initialSync: InitialSync
+    public var fencing: Fencing
+    /// `resync_rate`: the cap on resync (copy) traffic, bytes per second; 0: unthrottled.
+    /// Changes live with `set`.
+    public var resyncRateBytesPerSecond: UInt64
     public var asyncBufferBytes: UInt64
     public var nbd: NBDSpec
     /// Where the metadata file lives (docs/metadata.md). Set at `create` (default
@@ -65,8 +78,8 @@ public struct ResourceSpec: Sendable, Equatable {
     public init(
         name: String, volume: String, sizeBytes: UInt64? = nil, role: ResourceRole = .standalone,
         peer: PeerSpec? = nil, mode: ReplicationMode = .sync, compression: CompressionKind = .none,
-        diskDrain: DiskDrain = .drain, initialSync: InitialSync = .full,
-        asyncBufferBytes: UInt64 = 256 << 20, nbd: NBDSpec, metadataPath: String? = nil
+        diskDrain: DiskDrain = .drain, initialSync: InitialSync = .full, fencing: Fencing = .dontCare,
+        resyncRateBytesPerSecond: UInt64 = 0, asyncBufferBytes: UInt64 = 256 << 20, nbd: NBDSpec, metadataPath: String? = nil
     ) {
         self.name = name
         self.volume = volume
@@ -77,6 +90,8 @@ public struct ResourceSpec: Sendable, Equatable {
         self.compression = compression
         self.diskDrain = diskDrain
         self.initialSync = initialSync
+        self.fencing = fencing
+        self.resyncRateBytesPerSecond = resyncRateBytesPerSecond
         self.asyncBufferBytes = asyncBufferBytes
         self.nbd = nbd
         self.metadataPath = metadataPath

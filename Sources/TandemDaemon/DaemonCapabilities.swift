@@ -9,7 +9,7 @@ extension DaemonControl {
     var capabilities: [String: JSONValue] {
         let commands = ControlCodec.commands.sorted()
         let settings = ResourceSpec.tunableDocs.map(\.name).sorted()
-        let live = ResourceSpec.tunableDocs.filter(\.live).map(\.name).sorted()
+        let live = ResourceSpec.liveKeys.sorted()
         return [
             "node": .string(config.nodeName),
             "version": .string(Self.version),

@@ -14,7 +14,7 @@ final class DaemonControl: ControlHandler {
     let events: EventHub
     static let version = "0.1.0"
     /// Commands DESIGN.md names that arrive with later issues (bitmap, resync, split brain).
-    static let laterCommands: Set<String> = ["set", "verify", "resolve", "outdate-peer"]
+    static let laterCommands: Set<String> = ["verify", "resolve", "outdate-peer"]
 
     init(registry: ResourceRegistry, loop: EventLoop, config: DaemonConfig, events: EventHub, logger: Logger) {
         self.registry = registry
@@ -49,6 +49,8 @@ final class DaemonControl: ControlHandler {
             result = loop.submitAndWait { Result { () throws(ControlError) in try registry.context.reloadTLS() } }
         case "create-md":
             result = createMetadata(request.args)
+        case "set":
+            result = set(request.args)
         case let command where Self.laterCommands.contains(command):
             result = .failure(ControlError(.unsupported, "'\(command)' is not supported by this version yet"))
         default:
@@ -93,6 +95,15 @@ final class DaemonControl: ControlHandler {
         let error: ControlError? = loop.awaitOnLoop { done in registry.delete(name, done) }
         if let error { return .failure(error) }
         return .success(["name": .string(name)])
+    }
+
+    /// `set`: `name` and the settings to change (ResourceSettingChange), all validated before
+    /// any changes; applied, persisted and answered with the resource's status.
+    private func set(_ args: [String: JSONValue]) -> Result<[String: JSONValue], ControlError> {
+        let change: ResourceSettingChange
+        do { change = try ResourceSettingChange.parse(args) } catch { return .failure(error) }
+        let registry = self.registry
+        return loop.submitAndWait { Result { () throws(ControlError) in try registry.change(change) } }
     }
 
     /// `create-md`: `name`, `force` (required true).

@@ -28,6 +28,10 @@ final class Resource {
     /// Export mutations counted when the primary's record last promised that the peer holds
     /// this volume (a clean stop, or creation); nil: no such promise in this process.
     var mutationsAtCleanStop: UInt64?
+    /// Primary, replication stopped: the bitmap its last stop left (sealed in the metadata,
+    /// or tracked in memory since a clean stop) and the bases it covers; writes while
+    /// disabled are marked in it (Resource+Tracking).
+    var trackedSinceStop: TrackedBitmap?
     /// A refusal met while no replicator runs (status `last_error`).
     var refusalError: String?
     /// Promoted with `allow_inconsistent` (persisted in the record).
@@ -91,10 +95,12 @@ final class Resource {
         health = DiskHealth(resource: spec.name, events: context.events, logger: logger)
         let health = self.health
         backend.onDiskError = { operation, errno in health.record(operation, errno: errno) }
+        backend.onUnreplicatedMutation = { [unowned self] offset, length in self.trackUnreplicated(offset, length) }
         health.onFailed = { [unowned self] in self.diskFailed() }
         announce(opened)
         promotedInconsistent = spec.role == .primary && record.promotedInconsistent
         prepareRecordAtOpen(creating: creatingVolume)
+        loadTrackedBitmapAtOpen()
         // A secondary serves nothing until it is promoted (DESIGN.md, issue 3): no client
         // can read a volume that may be between two consistent states.
         guard spec.role != .secondary else { return }

@@ -55,15 +55,31 @@ final class ResourceRegistry: @unchecked Sendable {
     /// Brings back every persisted resource; one whose volume fails to open is logged and
     /// listed as Failed (`unopened`), and the others are served.
     func restore() {
-        let (specs, problems) = store.loadAll()
+        let (specs, problems, fencingDefaulted) = store.loadAll()
         for problem in problems { logger.error("persisted resource unreadable", metadata: ["problem": "\(problem)"]) }
         for spec in specs {
+            if fencingDefaulted.contains(spec.name) { announceFencingDefaulted(spec) }
             do {
                 // A volume missing at start is reported, never re-created empty.
                 try open(spec, creating: false)
             } catch {
                 recordUnopened(spec, error)
             }
+        }
+    }
+
+    /// A resource file from before `fencing` existed: it keeps the behaviour it was created
+    /// with (`suspend-io`), says so, and is rewritten with the setting named.
+    private func announceFencingDefaulted(_ spec: ResourceSpec) {
+        let reason = "the resource file predates the fencing setting; kept the behaviour it was created with"
+        logger.notice("fencing defaulted", metadata: [
+            "resource": "\(spec.name)", "fencing": "\(spec.fencing.rawValue)", "reason": "\(reason)",
+        ])
+        events.publish(resource: spec.name, "fencing-defaulted", [
+            "fencing": .string(spec.fencing.rawValue), "reason": .string(reason),
+        ])
+        do { try store.save(spec) } catch {
+            logger.error("rewriting the resource file failed", metadata: ["resource": "\(spec.name)", "error": "\(error)"])
         }
     }
 
@@ -104,6 +120,22 @@ final class ResourceRegistry: @unchecked Sendable {
             throw error
         }
         return resources[name]!.status
+    }
+
+    /// `set`: persists the changed spec first (a failure changes nothing), then applies it to
+    /// the running resource.
+    func change(_ change: ResourceSettingChange) throws(ControlError) -> [String: JSONValue] {
+        let resource = try resource(change.name)
+        var spec = resource.spec
+        if let rate = change.resyncRateBytesPerSecond { spec.resyncRateBytesPerSecond = rate }
+        do { try store.save(spec) } catch {
+            throw ControlError(.ioError, "persisting the resource failed, nothing changed: \(Resource.describe(error))")
+        }
+        resource.spec = spec
+        if let rate = change.resyncRateBytesPerSecond { resource.primary?.setResyncRate(rate) }
+        events.publish(resource: change.name, "settings-changed", change.jsonFields)
+        logger.notice("settings changed", metadata: ["resource": "\(change.name)", "settings": "\(change.jsonFields)"])
+        return resource.status
     }
 
     func create(_ spec: ResourceSpec) throws(ControlError) -> [String: JSONValue] {

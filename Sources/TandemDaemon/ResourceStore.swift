@@ -21,8 +21,13 @@ public struct ResourceStoreError: Error, Sendable, Equatable, CustomStringConver
 }
 
 public struct ResourceStore: Sendable {
-    /// Layout version written into every file; a newer one is refused, not misread.
-    public static let formatVersion: Int64 = 1
+    /// Layout version written into every file; a newer one is refused, not misread. Format 1
+    /// predates `fencing`: such a file loads as `suspend-io`, the behaviour it was created
+    /// with (`fencingDefaulted`), and is rewritten as format 2 at start.
+    public static let formatVersion: Int64 = 2
+    static let formatVersionsRead: ClosedRange<Int64> = 1...2
+    /// What a format-1 file's resource does while its sync peer is away: it waited.
+    public static let formatOneFencing = Fencing.suspendIO
     static let fileBytesMax = 1 << 20
     static let temporarySuffix = ".tmp"
 
@@ -61,15 +66,18 @@ public struct ResourceStore: Sendable {
         try FileIO.syncDirectory(directory)
     }
 
-    /// Every stored spec, and a line per file that could not be loaded (the daemon logs them
-    /// and keeps serving the others rather than refusing to start).
-    public func loadAll() -> (specs: [ResourceSpec], problems: [String]) {
+    /// Every stored spec, a line per file that could not be loaded (the daemon logs them
+    /// and keeps serving the others rather than refusing to start), and the names of the
+    /// format-1 resources whose `fencing` was set to `formatOneFencing` (the daemon says so
+    /// and rewrites their files).
+    public func loadAll() -> (specs: [ResourceSpec], problems: [String], fencingDefaulted: [String]) {
         guard let names = FileIO.listDirectory(directory) else {
-            if errno == ENOENT { return ([], []) }
-            return ([], ["cannot list \(directory): \(String(cString: strerror(errno)))"])
+            if errno == ENOENT { return ([], [], []) }
+            return ([], ["cannot list \(directory): \(String(cString: strerror(errno)))"], [])
         }
         var specs: [ResourceSpec] = []
         var problems: [String] = []
+        var fencingDefaulted: [String] = []
         for fileName in names.sorted() {
             if fileName.hasPrefix(".") {
                 if fileName.hasSuffix(Self.temporarySuffix) { unlink("\(directory)/\(fileName)") }
@@ -77,14 +85,17 @@ public struct ResourceStore: Sendable {
             }
             guard fileName.hasSuffix(".json") else { continue }
             switch load(fileName: fileName) {
-            case .success(let spec): specs.append(spec)
+            case .success(let (spec, defaulted)):
+                specs.append(spec)
+                if defaulted { fencingDefaulted.append(spec.name) }
             case .failure(let error): problems.append(error.message)
             }
         }
-        return (specs, problems)
+        return (specs, problems, fencingDefaulted)
     }
 
-    func load(fileName: String) -> Result<ResourceSpec, ResourceStoreError> {
+    /// The spec, and whether its `fencing` was defaulted (a format-1 file).
+    func load(fileName: String) -> Result<(ResourceSpec, Bool), ResourceStoreError> {
         let filePath = "\(directory)/\(fileName)"
         let bytes: [UInt8]
         do throws(ResourceStoreError) {
@@ -95,24 +106,34 @@ public struct ResourceStore: Sendable {
         guard case .success(let value) = JSONCodec.parse(bytes), let document = value.objectValue,
             let fields = document["spec"]?.objectValue
         else { return .failure(ResourceStoreError("\(filePath): not a resource file (bad JSON)")) }
-        guard document["version"]?.intValue == Self.formatVersion else {
+        guard let version = document["version"]?.intValue, Self.formatVersionsRead.contains(version) else {
             return .failure(ResourceStoreError("\(filePath): unsupported format version"))
+        }
+        var settings = fields
+        var fencingDefaulted = false
+        if version == 1 {
+            settings = Self.withoutLegacyDefaults(fields)
+            if settings["fencing"] == nil {
+                settings["fencing"] = .string(Self.formatOneFencing.rawValue)
+                fencingDefaulted = true
+            }
         }
         let spec: ResourceSpec
         do throws(ControlError) {
-            spec = try ResourceSpec.parse(createArgs: Self.withoutLegacyDefaults(fields), defaultNBDSocketDirectory: "/")
+            spec = try ResourceSpec.parse(createArgs: settings, defaultNBDSocketDirectory: "/")
         } catch {
             return .failure(ResourceStoreError("\(filePath): \(error.message)"))
         }
         guard fileName == "\(spec.name).json" else {
             return .failure(ResourceStoreError("\(filePath): holds resource '\(spec.name)', not the one its name says"))
         }
-        return .success(spec)
+        return .success((spec, fencingDefaulted))
     }
 
-    /// Files written before the unbuilt settings were refused carry them at their defaults,
-    /// which describe what the code did (no rate limit, no fencing); those are dropped. A file
-    /// that asked for more is refused by `parse` with the key named.
+    /// Format-1 files written before the unbuilt settings were refused carry them at their
+    /// defaults of then (no rate limit, `fencing: dont-care` that was never carried out);
+    /// those are dropped, so such a file's `fencing` is `formatOneFencing` too. A file that
+    /// asked for more is refused by `parse` with the key named.
     static let legacyDefaults: [String: JSONValue] = [
         "resync_rate": .int(0), "bandwidth": .int(0), "fencing": .string("dont-care"),
         "after_split_brain": .string("disconnect"),

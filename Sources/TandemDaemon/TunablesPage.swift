@@ -57,7 +57,7 @@ public enum TunablesPage {
             "Arguments of `create` (`tandemctl create --help` names the flag of each), persisted with",
             "the resource. *Live* says whether `set` changes the setting on a running resource: `no`",
             "means it is fixed at `create` (delete and create the resource to change it); `not yet`",
-            "means `set` is specified to change it but this version answers `set` with `unsupported`.",
+            "means `set` is specified to change it but this version refuses it with `unsupported`.",
             "*This version* says what a daemon of this version does with the setting: a setting it",
             "does not carry out yet is refused with error `unsupported` when given (`null` counts as",
             "not given), never accepted and ignored; `tandemctl capabilities` reports the same from",
@@ -89,9 +89,10 @@ public enum TunablesPage {
         return ResourceSpec.unsupportedKeys.contains(key) ? "refused (`unsupported`) when given" : "works"
     }
 
-    /// The Live column: `set` is specified for the designed keys, but may not be built yet.
+    /// The Live column: `set` is specified for the designed keys; it changes those of
+    /// `ResourceSpec.liveKeys` in this version.
     static func live(_ doc: TunableDoc) -> String {
         guard doc.live else { return "no" }
-        return DaemonControl.laterCommands.contains("set") ? "not yet" : "yes"
+        return ResourceSpec.liveKeys.contains(doc.name) && !DaemonControl.laterCommands.contains("set") ? "yes" : "not yet"
     }
 }

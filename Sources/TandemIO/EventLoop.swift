@@ -52,6 +52,15 @@ public final class EventLoop: @unchecked Sendable {
     public private(set) var turn: UInt64 = 0
     private static let wakeTag: UInt32 = 1
     private static let tickTag: UInt32 = 2
+    /// Timers shorter than a tick (`runAt`; the resync pacer): deadlines (MonotonicClock ns)
+    /// and what runs then. Few: one per throttled resource.
+    private var timers: [(deadlineNs: UInt64, body: () -> Void)] = []
+    /// The absolute deadline of each armed timer timeout (0: the slot is free). Each slot
+    /// has its own timespec, which the kernel reads when the SQE is submitted.
+    private var timerSlotDeadlinesNs = [UInt64](repeating: 0, count: EventLoop.timerSlots)
+    private let timerSpecs = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: EventLoop.timerSlots)
+    static let timerSlots = 4
+    private static let timerTagBase: UInt32 = 0x100
 
     /// `fileSlots`: the fixed-file table's size; by default `fileSlots(openFilesLimit:)` of
     /// this process's soft RLIMIT_NOFILE.
@@ -80,6 +89,7 @@ public final class EventLoop: @unchecked Sendable {
     deinit {
         close(wakeFD)
         pthread_mutex_destroy(&lock)
+        timerSpecs.deallocate()
     }
 
     // MARK: handlers and fixed files
@@ -137,6 +147,44 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     public func onTick(_ body: @escaping () -> Void) { tickHandlers.append(body) }
+
+    /// Runs `body` on the loop thread once MonotonicClock reaches `deadlineNs` (at once, at
+    /// the next turn, if it has passed), for pacing finer than the tick. Loop thread only.
+    /// There is no cancelling: the body checks whether it is still wanted.
+    public func runAt(deadlineNs: UInt64, _ body: @escaping () -> Void) {
+        timers.append((deadlineNs, body))
+        armTimer()
+    }
+
+    /// Arms a timeout for the earliest timer unless one fires by then. With every slot armed
+    /// later, the earliest slot's completion re-arms: a timer is late, never lost.
+    private func armTimer() {
+        guard let earliest = timers.lazy.map(\.deadlineNs).min() else { return }
+        guard !timerSlotDeadlinesNs.contains(where: { $0 != 0 && $0 <= earliest }),
+            let slot = timerSlotDeadlinesNs.firstIndex(of: 0)
+        else { return }
+        timerSlotDeadlinesNs[slot] = max(earliest, 1)
+        timerSpecs[slot] = __kernel_timespec(
+            tv_sec: Int64(earliest / 1_000_000_000), tv_nsec: Int64(earliest % 1_000_000_000))
+        let sqe = ring.sqe()
+        io_uring_prep_timeout(sqe, timerSpecs + slot, 0, UInt32(IORING_TIMEOUT_ABS))
+        io_uring_sqe_set_data64(sqe, packUserData(handler: 0, tag: Self.timerTagBase + UInt32(slot)))
+    }
+
+    private func timerFired(slot: Int) {
+        timerSlotDeadlinesNs[slot] = 0
+        let now = MonotonicClock.nowNs()
+        var due: [(deadlineNs: UInt64, body: () -> Void)] = []
+        timers.removeAll { timer in
+            guard timer.deadlineNs <= now else { return false }
+            due.append(timer)
+            return true
+        }
+        // Several due at once (a late turn) run in deadline order, as if each had been on time.
+        due.sort { $0.deadlineNs < $1.deadlineNs }
+        for timer in due { timer.body() }
+        armTimer()
+    }
 
     // MARK: cross-thread work
 
@@ -241,6 +289,8 @@ public final class EventLoop: @unchecked Sendable {
         case Self.tickTag:
             for tick in tickHandlers { tick() }
             if running { armTick() }
+        case Self.timerTagBase..<Self.timerTagBase + UInt32(Self.timerSlots):
+            timerFired(slot: Int(tag - Self.timerTagBase))
         default:
             break  // cancellations and other loop-internal completions carry no work
         }

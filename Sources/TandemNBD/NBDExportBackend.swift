@@ -24,6 +24,9 @@ public final class NBDExportBackend: TurnEndHandler {
     /// The disk has failed: writes, flushes, trims and zeroes are answered with EIO without
     /// touching it (or the sink). Reads still go to the disk and report its own errors.
     public var refusesMutations = false
+    /// Told of every mutation (offset, length in bytes) before it goes to the volume without
+    /// a sink: the owner tracks what replication will have to catch up.
+    public var onUnreplicatedMutation: ((UInt64, UInt64) -> Void)?
     let logger: Logger
     /// The mutations on the disk (or with the sink), dense: the conflict scan reads one
     /// contiguous array. A request knows its index (`activeIndex`); removal moves the last
@@ -148,6 +151,9 @@ public final class NBDExportBackend: TurnEndHandler {
 
     /// A read, write, flush or fallocate on the volume failed (counted once per failure).
     private func start(_ request: NBDRequest) {
+        if request.isMutation, sink == nil, request.lockEnd > request.lockStart, let track = onUnreplicatedMutation {
+            track(request.lockStart, request.lockEnd - request.lockStart)
+        }
         if request.isMutation {
             request.activeIndex = active.count
             active.append(ActiveMutation(start: request.lockStart, end: request.lockEnd,

@@ -33,7 +33,7 @@ struct Create: ParsableCommand {
     var rpoTargetMs: Int64?
     @Option(help: ArgumentHelp("none or lz4 (default none).", valueName: "kind"))
     var compression: String?
-    @Option(help: ArgumentHelp("Resync cap in bytes per second; 0 = dynamic (default).", valueName: "bytes"))
+    @Option(help: ArgumentHelp("Resync cap in bytes per second; 0 = unthrottled (default). Changes live with set.", valueName: "bytes"))
     var resyncRate: ByteCount?
     @Option(help: ArgumentHelp("Cap on all replication traffic, bytes per second; 0 = none.", valueName: "bytes"))
     var bandwidth: ByteCount?

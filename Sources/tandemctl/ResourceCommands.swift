@@ -127,9 +127,11 @@ struct SetOptions: ParsableCommand {
         abstract: "Change a resource's settings live.",
         discussion: """
             Settings are given as key=value with the create keys (docs/control-protocol.md), \
-            e.g. 'tandemctl set r0 resync_rate=100MiB bandwidth=0 mode=async'. Values that \
-            are integers (with an optional size suffix) are sent as integers, true/false as \
-            booleans, anything else as strings.
+            e.g. 'tandemctl set r0 resync_rate=100MiB' (0: unthrottled). This version \
+            changes resync_rate live ('tandemctl capabilities' lists live_settings); the \
+            other settings are refused with 'unsupported' and nothing changes. The change is \
+            persisted. Values that are integers (with an optional size suffix) are sent as \
+            integers, true/false as booleans, anything else as strings.
             """)
     @OptionGroup var options: GlobalOptions
     @Argument(help: "Resource name.") var name: String
@@ -144,7 +146,12 @@ struct SetOptions: ParsableCommand {
             let value = String(setting[setting.index(after: equals)...])
             args[String(setting[..<equals])] = Self.jsonValue(value)
         }
-        try options.call("set", args)
+        try options.call("set", args) { fields in
+            for key in args.keys.sorted() where key != "name" {
+                let value = fields[key] ?? .null
+                print("\(name): \(key) = \(value.stringValue ?? JSONCodec.serializeString(value))")
+            }
+        }
     }
 
     static func jsonValue(_ text: String) -> JSONValue {

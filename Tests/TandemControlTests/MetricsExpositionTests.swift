@@ -58,7 +58,7 @@ import Testing
         let status: [String: JSONValue] = [
             "role": .string("primary"), "connection_state": .string("Connected"), "disk_state": .string("Failed"),
             "replication_state": .string("Paused"), "lag_bytes": .int(4096), "rpo_ms": .int(1500), "mode": .string("sync"),
-            "io": .object(["write_bytes": .int(1 << 20), "errors": .int(1)]),
+            "resync_rate": .int(8 << 20), "io": .object(["write_bytes": .int(1 << 20), "errors": .int(1)]),
         ]
         let text = MetricsExposition.render(DaemonMetrics(version: "9.9", node: "alpha", tlsHandshakes: 1, tlsHandshakeFailures: 0,
                                                           resources: [Self.resource(status)]))
@@ -75,6 +75,7 @@ import Testing
         #expect(!text.contains("tandem_peer_disk_state{"))
         #expect(lines.contains(#"tandem_lag_bytes{resource="r0"} 4096"#))
         #expect(lines.contains(#"tandem_rpo_seconds{resource="r0"} 1.5"#))
+        #expect(lines.contains(#"tandem_resync_rate_limit_bytes_per_second{resource="r0"} 8388608"#))
         #expect(lines.contains(#"tandem_nbd_write_bytes_total{resource="r0"} 1048576"#))
         #expect(lines.contains(#"tandem_replicated_bytes_total{resource="r0"} 8192"#))
         #expect(lines.contains(#"tandem_errors_total{resource="r0",kind="disk"} 2"#))

@@ -24,6 +24,41 @@ import TandemCore
         #expect(spec.mode == .sync)
         #expect(spec.nbd == NBDSpec(socket: "/run/tandem/r0.nbd"))
         #expect(spec.sizeBytes == nil)
+        #expect(spec.fencing == .dontCare, "DRBD's default for a new resource")
+        #expect(spec.resyncRateBytesPerSecond == 0)
+    }
+
+    @Test func fencingAndResyncRateAreTakenAndReportedUnderTheirKeys() throws {
+        let spec = try parse(minimal.merging(["fencing": .string("suspend-io"), "resync_rate": .int(8 << 20)]) { $1 }).get()
+        #expect(spec.fencing == .suspendIO && spec.resyncRateBytesPerSecond == 8 << 20)
+        #expect(spec.jsonFields["fencing"] == .string("suspend-io") && spec.jsonFields["resync_rate"] == .int(8 << 20))
+        #expect(refusal(["fencing": .string("stonith")])?.message
+            == "argument 'fencing' must be one of dont-care|suspend-io, got 'stonith'")
+    }
+
+    func change(_ args: [String: JSONValue]) -> Result<ResourceSettingChange, ControlError> {
+        Result { () throws(ControlError) in try ResourceSettingChange.parse(args) }
+    }
+
+    @Test func setTakesResyncRateAndRefusesEverythingElseNamingTheKey() throws {
+        let name: JSONValue = .string("r0")
+        #expect(try change(["name": name, "resync_rate": .int(1 << 20)]).get()
+            == ResourceSettingChange(name: "r0", resyncRateBytesPerSecond: 1 << 20))
+        #expect(try change(["name": name, "resync_rate": .int(0)]).get().resyncRateBytesPerSecond == 0)
+        func refused(_ args: [String: JSONValue]) -> ControlError? {
+            if case .failure(let error) = change(args) { return error }
+            return nil
+        }
+        #expect(refused(["resync_rate": .int(1)])?.code == .missingArgument)
+        #expect(refused(["name": name])?.code == .missingArgument)
+        let fixed = refused(["name": name, "resync_rate": .int(1 << 20), "mode": .string("async")])
+        #expect(fixed?.code == .unsupported && fixed?.message.contains("'mode'") == true, "\(String(describing: fixed))")
+        #expect(refused(["name": name, "bandwidth": .int(0)])?.code == .unsupported)
+        let unknown = refused(["name": name, "resync": .int(1)])
+        #expect(unknown?.code == .invalidArgument && unknown?.message.contains("'resync'") == true)
+        let bad = refused(["name": name, "resync_rate": .string("fast")])
+        #expect(bad?.code == .invalidArgument && bad?.message.contains("'resync_rate'") == true)
+        #expect(refused(["name": name, "resync_rate": .int(-5)])?.code == .invalidArgument)
     }
 
     @Test(arguments: ["name", "volume"])
@@ -38,6 +73,8 @@ import TandemCore
         ("size_bytes", .int(0)), ("size_bytes", .int(4097)), ("size_bytes", .string("1GiB")),
         ("role", .string("master")), ("mode", .string("semi-sync")), ("compression", .string("zstd")),
         ("disk_drain", .string("barrier")), ("initial_sync", .string("partial")),
+        ("fencing", .string("resource-only")), ("fencing", .int(1)), ("resync_rate", .int(-1)),
+        ("resync_rate", .int((1 << 40) + 1)), ("resync_rate", .string("8MiB")),
         ("async_buffer_bytes", .int(4096)), ("nbd", .string("/s")), ("peer", .object(["name": .string("b"), "address": .string("x:1")])),
     ])
     func aBadValueIsRefusedNamingItsKey(key: String, value: JSONValue) {

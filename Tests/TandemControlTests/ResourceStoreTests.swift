@@ -53,24 +53,46 @@ import Glibc
         #expect(access("\(stateDir)/resources/.r0.json.tmp", F_OK) != 0)
     }
 
-    /// Files from before the unbuilt settings were refused hold them at their defaults: the
-    /// resource still loads. One that asked for a rate limit is refused with the key named.
-    @Test func anOlderFileWithUnbuiltSettingsAtTheirDefaultsStillLoads() throws {
+    /// Format-1 files predate `fencing`: they keep the behaviour they were created with
+    /// (`suspend-io`) and say so, whether they carry the unbuilt settings at their defaults
+    /// of then (`fencing: dont-care` included, which was never carried out) or nothing. One
+    /// that asked for an unbuilt setting is refused with the key named.
+    @Test func aFormatOneFileLoadsAsSuspendIOAndSaysSo() throws {
         let stateDir = makeTemporaryDirectory()
         defer { removeTree(stateDir) }
         let store = ResourceStore(stateDir: stateDir)
         mkdir("\(stateDir)/resources", 0o750)
         func file(_ name: String, _ extra: String) -> String {
             "{\"version\":1,\"spec\":{\"name\":\"\(name)\",\"volume\":\"/dev/vdb\",\"size_bytes\":1048576,"
-                + "\"nbd\":{\"socket\":\"/run/tandem/\(name).nbd\"},\(extra)}}"
+                + "\"nbd\":{\"socket\":\"/run/tandem/\(name).nbd\"}\(extra)}}"
         }
-        let legacy = "\"resync_rate\":0,\"bandwidth\":0,\"fencing\":\"dont-care\",\"after_split_brain\":\"disconnect\""
+        let legacy = ",\"resync_rate\":0,\"bandwidth\":0,\"fencing\":\"dont-care\",\"after_split_brain\":\"disconnect\""
         writeFile("\(stateDir)/resources/r0.json", file("r0", legacy))
-        writeFile("\(stateDir)/resources/r1.json", file("r1", "\"resync_rate\":5"))
+        writeFile("\(stateDir)/resources/r1.json", file("r1", ""))
+        writeFile("\(stateDir)/resources/r2.json", file("r2", ",\"bandwidth\":5"))
+        var new = spec("r3")
+        new.resyncRateBytesPerSecond = 8 << 20
+        try store.save(new)
         let loaded = store.loadAll()
-        #expect(loaded.specs == [spec("r0")])
+        var old = [spec("r0"), spec("r1")]
+        for index in old.indices { old[index].fencing = .suspendIO }
+        #expect(loaded.specs == old + [new])
+        #expect(loaded.fencingDefaulted == ["r0", "r1"], "a format-2 file's fencing is its own")
         #expect(loaded.problems.count == 1)
-        #expect(loaded.problems.first?.contains("'resync_rate'") == true)
+        #expect(loaded.problems.first?.contains("'bandwidth'") == true)
+        // Rewritten, an old file is format 2 and no longer defaulted.
+        try store.save(loaded.specs[0])
+        let again = store.loadAll()
+        #expect(again.specs.first == old[0] && again.fencingDefaulted == ["r1"])
+    }
+
+    @Test func aNewerFormatIsRefusedNotMisread() throws {
+        let stateDir = makeTemporaryDirectory()
+        defer { removeTree(stateDir) }
+        mkdir("\(stateDir)/resources", 0o750)
+        writeFile("\(stateDir)/resources/r9.json", JSONCodec.serializeString(.object(["version": .int(3), "spec": .object(spec("r9").jsonFields)])))
+        let loaded = ResourceStore(stateDir: stateDir).loadAll()
+        #expect(loaded.specs.isEmpty && loaded.problems.first?.contains("unsupported format version") == true)
     }
 
     @Test func aDamagedFileIsReportedAndTheOthersStillLoad() throws {

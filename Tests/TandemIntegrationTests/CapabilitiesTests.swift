@@ -113,6 +113,29 @@ extension Integration {
             }
         }
 
+        /// Every key of `live_settings` is changed by `set` on a running resource; a designed
+        /// live setting not listed is refused as `unsupported`.
+        @Test func everyLiveSettingListedChangesWithSetAndTheOthersAreRefused() throws {
+            let daemon = try DaemonProcess.started()
+            let client = try daemon.control()
+            let capabilities = try client.request("capabilities")
+            #expect(try client.request("create", createArguments(daemon, name: "r0")).ok == true)
+            let live = try #require(capabilities["live_settings"] as? [String])
+            #expect(!live.isEmpty, "set is supported but changes nothing: \(capabilities)")
+            for setting in live {
+                let sample = try #require(Self.sampleSettings[setting], "no sample value for '\(setting)': add one")
+                let reply = try client.request("set", sample.merging(["name": "r0"]) { $1 })
+                #expect(reply.ok == true, "\(setting) is listed live but set answers \(reply)")
+                let status = try client.request("status", ["name": "r0"])
+                for (key, value) in sample { #expect("\(status[key] ?? "absent")" == "\(value)", "\(setting): \(status)") }
+            }
+            for setting in ["mode", "compression", "fencing", "bandwidth"] where !live.contains(setting) {
+                let sample = try #require(Self.sampleSettings[setting])
+                try ControlSocket.expectRefused(
+                    try client.request("set", sample.merging(["name": "r0"]) { $1 }), "unsupported", on: client)
+            }
+        }
+
         @Test func tandemctlCapabilitiesPrintsWhatTheDaemonSays() throws {
             let daemon = try DaemonProcess.started()
             let ctl = try Binaries.tandemctl()

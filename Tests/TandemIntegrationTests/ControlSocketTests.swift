@@ -110,7 +110,7 @@ extension Integration {
             }
         }
 
-        @Test(arguments: ["set", "verify", "resolve", "outdate-peer"])
+        @Test(arguments: ["verify", "resolve", "outdate-peer"])
         func commandsOfLaterIssuesAnswerUnsupported(_ command: String) throws {
             let daemon = try DaemonProcess.started()
             let client = try daemon.control()
@@ -178,8 +178,7 @@ extension Integration {
         /// Settings DESIGN.md names whose behaviour is not built yet: refused as unsupported,
         /// naming the key, never accepted to do nothing (values at their old defaults too).
         static let unbuiltSettings: [(key: String, value: any Sendable)] = [
-            ("fencing", "dont-care"), ("fencing", "suspend-io"), ("after_split_brain", "disconnect"),
-            ("resync_rate", 0), ("resync_rate", 100 << 20), ("bandwidth", 0), ("bandwidth", 50 << 20),
+            ("after_split_brain", "disconnect"), ("bandwidth", 0), ("bandwidth", 50 << 20),
             ("rpo_target_ms", 500), ("period_s", 30), ("mode", "adaptive"), ("mode", "periodic"),
         ]
 
@@ -196,21 +195,57 @@ extension Integration {
             }
         }
 
-        /// `set` is not built yet: it changes nothing, whatever it names.
-        @Test func setWithAnUnbuiltSettingIsUnsupportedAndChangesNothing() throws {
+        /// `set` changes `resync_rate` only: any other setting (unbuilt, or fixed at `create`)
+        /// is refused as `unsupported`, an unknown key or a bad value as `invalid-argument`,
+        /// and a refused `set` changes nothing, not even the settings it named rightly.
+        @Test func setRefusesWhatCannotChangeLiveAndChangesNothing() throws {
             let daemon = try DaemonProcess.started()
             let client = try daemon.control()
             #expect(try client.request("create", createArguments(daemon)).ok == true)
             var before = try client.request("status", ["name": "r0"])
             before["id"] = nil
-            for setting in Self.unbuiltSettings {
-                let reply = try client.request("set", ["name": "r0", setting.key: setting.value])
+            let fixedAtCreate: [(key: String, value: any Sendable)] = [
+                ("fencing", "suspend-io"), ("mode", "async"), ("compression", "lz4"), ("volume", "/tmp/x"),
+            ]
+            for setting in Self.unbuiltSettings + fixedAtCreate {
+                let reply = try client.request("set", ["name": "r0", "resync_rate": 1 << 20, setting.key: setting.value])
                 try Self.expectRefused(reply, "unsupported", on: client)
+                #expect(reply.string("message")?.contains("'\(setting.key)'") == true, "\(setting): \(reply)")
             }
+            let invalid: [JSONObject] = [
+                ["name": "r0", "resync_rte": 1 << 20], ["name": "r0", "resync_rate": -1],
+                ["name": "r0", "resync_rate": "fast"], ["name": "r0", "resync_rate": (1 << 40) + 1],
+            ]
+            for arguments in invalid {
+                try Self.expectRefused(try client.request("set", arguments), "invalid-argument", on: client)
+            }
+            try Self.expectRefused(try client.request("set", ["name": "r0"]), "missing-argument", on: client)
+            try Self.expectRefused(try client.request("set", ["name": "nope", "resync_rate": 0]), "not-found", on: client)
             var after = try client.request("status", ["name": "r0"])
             after["id"] = nil
             #expect(NSDictionary(dictionary: before) == NSDictionary(dictionary: after), "\(before)\n\(after)")
-            #expect(after["fencing"] == nil && after["resync_rate"] == nil, "status reports an unbuilt setting: \(after)")
+            #expect(after.uint64("resync_rate") == 0 && after.string("fencing") == "dont-care", "\(after)")
+        }
+
+        /// `tandemctl set r0 resync_rate=8MiB`: applied, answered with the new value, shown by
+        /// status, and kept across a restart (persisted).
+        @Test func tandemctlSetChangesResyncRateLiveAndARestartKeepsIt() throws {
+            let daemon = try DaemonProcess.started()
+            let client = try daemon.control()
+            #expect(try client.request("create", createArguments(daemon)).ok == true)
+            let ctl = try Binaries.tandemctl()
+            let set = try ExternalTool.run(ctl, ["--socket", daemon.controlSocket, "set", "r0", "resync_rate=8MiB"])
+            #expect(set.succeeded && set.stdout.contains("r0: resync_rate = 8388608"), "\(set)")
+            #expect(try client.request("status", ["name": "r0"]).uint64("resync_rate") == 8 << 20)
+            let refused = try ExternalTool.run(ctl, ["--socket", daemon.controlSocket, "set", "r0", "mode=async"])
+            #expect(refused.status == 1 && refused.stderr.contains("unsupported"), "\(refused)")
+            try daemon.stop()
+            try daemon.start()
+            let restarted = try daemon.control().request("status", ["name": "r0"])
+            #expect(restarted.uint64("resync_rate") == 8 << 20, "\(restarted)")
+            let json = try ExternalTool.run(ctl, ["--socket", daemon.controlSocket, "--json", "set", "r0", "resync_rate=0"])
+            let reply = try? JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? JSONObject
+            #expect(reply?.ok == true && reply?.uint64("resync_rate") == 0, "\(json)")
         }
 
         @Test func overLongLineIsRefusedAndTheConnectionStaysUsable() throws {

@@ -34,6 +34,37 @@ extension Integration {
             #expect(try VolumeFiles.sha256(target.volumePath) == digest)
         }
 
+        /// A resource file of format 1 (written before `fencing` existed) keeps the behaviour
+        /// it was created with: it loads as `suspend-io`, the daemon says so in its log, and
+        /// the file is rewritten as format 2 naming it, so the next start is quiet.
+        @Test func aResourceFileFromBeforeFencingLoadsAsSuspendIOAndSaysSo() throws {
+            let (daemon, _) = try daemonWithResource()
+            #expect(try daemon.control().request("status", ["name": "r0"]).string("fencing") == "dont-care")
+            #expect(try daemon.stop() == 0)
+            let file = "\(daemon.stateDir)/resources/r0.json"
+            var document = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file))) as? JSONObject)
+            var spec = try #require(document["spec"] as? JSONObject)
+            #expect(document["version"] as? Int == 2 && spec["fencing"] as? String == "dont-care")
+            spec["fencing"] = nil
+            spec["resync_rate"] = nil
+            document["spec"] = spec
+            document["version"] = 1
+            try JSONSerialization.data(withJSONObject: document).write(to: URL(fileURLWithPath: file))
+            try daemon.start()
+            let status = try daemon.control().request("status", ["name": "r0"])
+            #expect(status.ok == true && status.string("fencing") == "suspend-io", "\(status)")
+            let log = (try? String(contentsOfFile: daemon.logPath, encoding: .utf8)) ?? ""
+            #expect(log.contains("fencing defaulted") && log.contains("suspend-io"), "\(daemon.logTail())")
+            let rewritten = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file))) as? JSONObject)
+            #expect(rewritten["version"] as? Int == 2 && (rewritten["spec"] as? JSONObject)?["fencing"] as? String == "suspend-io",
+                    "\(rewritten)")
+            #expect(try daemon.stop() == 0)
+            try daemon.start()
+            #expect(try daemon.control().request("status", ["name": "r0"]).string("fencing") == "suspend-io")
+            let quiet = (try? String(contentsOfFile: daemon.logPath, encoding: .utf8)) ?? ""
+            #expect(!quiet.contains("fencing defaulted"), "said again after the rewrite")
+        }
+
         @Test func acknowledgedFUAAndFlushedWritesSurviveKill9() throws {
             let (daemon, target) = try daemonWithResource()
             // qemu-io's -f sets NBD_CMD_FLAG_FUA; the last write is covered by an explicit flush.

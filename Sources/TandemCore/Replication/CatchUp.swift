@@ -99,6 +99,13 @@ extension SessionBasis {
         return false
     }
 
+    /// What a clean stop's value (`ReplicationRecord.cleanStop`) says the peer holds: writes
+    /// made after it can be caught up from these bases.
+    public static func basesAfterCleanStop(_ cleanStop: UInt64) -> [CatchUpBase] {
+        if cleanStop == 0 { return [] }
+        return cleanStop == assumeMarker ? [.assumed] : [.all(of: cleanStop)]
+    }
+
     /// The bases this basis starts a session with: what the peer holds at its start.
     public var startingBases: [CatchUpBase] {
         switch self {

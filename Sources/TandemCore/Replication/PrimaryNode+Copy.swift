@@ -22,7 +22,9 @@ extension PrimaryNode {
         // The copy leaves half the buffer to the application: a copy that filled it would
         // block an async application and send it Ahead again.
         let share = max(config.primary.bufferBytesMax / 2, UInt64(config.chunkBytes))
-        guard primary.canAdmitWrite(lengthBytes: length), primary.retainedBytes + UInt64(length) <= share else { return }
+        guard primary.canAdmitWrite(lengthBytes: length), primary.retainedBytes + UInt64(length) <= share,
+            resyncAdmits(length, consuming: localWritesInFlight == 0, nowNs: nowNs)
+        else { return }
         copyWaitingForQuiet = localWritesInFlight > 0
         guard localWritesInFlight == 0 else { return }
         copyReadInFlight = true

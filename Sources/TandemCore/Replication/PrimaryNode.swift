@@ -135,6 +135,8 @@ public struct PrimaryNode: Sendable {
     var copySampleNs: UInt64 = 0
     var copySampleCursor: UInt64 = 0
     public internal(set) var copyRateBytesPerSecond: UInt64 = 0
+    /// `resync_rate`'s token bucket and retry time (PrimaryNode+Throttle).
+    var resyncThrottle = ResyncThrottle()
 
     // Failure, drain, stop.
     public internal(set) var diskFailed = false
@@ -303,6 +305,8 @@ public struct PrimaryNode: Sendable {
             dialIfDue(nowNs: nowNs, into: &actions)
             drive(.tick, nowNs: nowNs, into: &actions)
             sampleCopyRate(nowNs: nowNs)
+        case let .setResyncRate(rate):
+            setResyncRate(rate, nowNs: nowNs)
         }
         settle(nowNs: nowNs, into: &actions)
         checkInvariants()

@@ -36,12 +36,16 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
     public var syncTracksWithoutPeer: Bool
     /// Bytes per bit of the dirty bitmap (`bitmap_block_bytes`).
     public var bitmapBlockBytes: UInt64
+    /// `resync_rate`: the cap on copy (resync) reads, bytes per second; 0: unthrottled.
+    /// `.setResyncRate` changes it live (PrimaryNode+Throttle).
+    public var resyncRateBytesPerSecond: UInt64
 
     public init(
         primary: ReplicationPrimaryConfig, volumeSizeBytes: UInt64, hasPeer: Bool = true,
         chunkBytes: UInt32 = 1 << 20, requestsQueuedMax: Int = 16_384,
         backoffInitialNs: UInt64 = 250_000_000, backoffMaxNs: UInt64 = 5_000_000_000,
-        syncTracksWithoutPeer: Bool = false, bitmapBlockBytes: UInt64 = 4096
+        syncTracksWithoutPeer: Bool = false, bitmapBlockBytes: UInt64 = 4096,
+        resyncRateBytesPerSecond: UInt64 = 0
     ) {
         precondition(chunkBytes > 0 && requestsQueuedMax > 0)
         precondition(DirtyBitmap.isValidBlockBytes(bitmapBlockBytes), "bitmap block bytes \(bitmapBlockBytes)")
@@ -56,6 +60,7 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
         self.backoffMaxNs = backoffMaxNs
         self.syncTracksWithoutPeer = syncTracksWithoutPeer
         self.bitmapBlockBytes = bitmapBlockBytes
+        self.resyncRateBytesPerSecond = resyncRateBytesPerSecond
     }
 }
 
@@ -100,6 +105,9 @@ public enum PrimaryNodeEvent: Sendable, Hashable {
     case linkDown(reason: String, refusal: WireRefusal?)
     case peer(SecondaryMessage)
     case tick
+    /// `set resync_rate`: the copy's cap from now on (0: unthrottled). A refused copy read
+    /// is retried at `resyncRetryAtNs`: the driver feeds `.tick` then.
+    case setResyncRate(bytesPerSecond: UInt64)
 }
 
 public enum PrimaryNotice: Sendable, Hashable {

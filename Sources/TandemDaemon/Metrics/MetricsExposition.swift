@@ -107,6 +107,8 @@ public enum MetricsExposition {
          "Fraction of the full copy done, 0 to 1; 1 when none is due (status: resync_progress)."),
         ("tandem_resync_rate_bytes_per_second", "resync_rate_bytes_per_second", 1,
          "Initial copy rate, smoothed over about a second (status: resync_rate_bytes_per_second)."),
+        ("tandem_resync_rate_limit_bytes_per_second", "resync_rate", 1,
+         "The configured cap on resync traffic, 0 when unthrottled (status: resync_rate; changes with set)."),
         ("tandem_nbd_clients", "nbd_clients", 1, "NBD client connections open on the export (status: nbd_clients)."),
     ]
 

@@ -55,6 +55,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var handlerID: UInt32 = 0
     /// The full-copy chunk being read.
     var copyRead: (offset: UInt64, length: UInt32)?
+    /// When the resync pacer's loop timer fires (0: none armed): `resync_rate` refused a copy
+    /// read, and only a `.tick` at the node's retry time lets it go on (PrimaryReplicator+Pacing).
+    var pacerArmedNs: UInt64 = 0
 
     var link: PeerLink?
     lazy var resolver = PeerAddressResolver(loop: context.loop)
@@ -97,7 +100,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var peerSynced: Bool { node.peerSynced }
 
     init(spec: ResourceSpec, volume: Volume, buffers: DataBuffers, context: ReplicationContext,
-         basis: SessionBasis, counters: ResourceCounters, health: DiskHealth, logger: Logger) {
+         basis: SessionBasis, trackedBitmap: DirtyBitmap? = nil, counters: ResourceCounters, health: DiskHealth,
+         logger: Logger) {
         self.resource = spec.name
         self.counters = counters
         self.spec = spec
@@ -111,8 +115,10 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         let bufferBytes = max(spec.asyncBufferBytes, 2 * UInt64(writeBytesMax), UInt64(4 * Self.chunkBytes))
         let config = PrimaryNodeConfig(
             primary: ReplicationPrimaryConfig(mode: spec.mode == .async ? .async : .sync, bufferBytesMax: bufferBytes),
-            volumeSizeBytes: volume.sizeBytes, hasPeer: spec.peer != nil, chunkBytes: UInt32(Self.chunkBytes))
-        node = PrimaryNode(config: config, session: UInt64.random(in: 1...UInt64.max), basis: basis)
+            volumeSizeBytes: volume.sizeBytes, hasPeer: spec.peer != nil, chunkBytes: UInt32(Self.chunkBytes),
+            syncTracksWithoutPeer: spec.fencing == .dontCare, resyncRateBytesPerSecond: spec.resyncRateBytesPerSecond)
+        node = PrimaryNode(config: config, session: UInt64.random(in: 1...UInt64.max), basis: basis,
+                           trackedBitmap: trackedBitmap)
         // The store holds what the node holds: never more writes, never more bytes.
         retained = RetainedWrites(buffers: buffers, bytesMax: Int(bufferBytes), writeBytesMax: writeBytesMax,
                                   entriesMax: config.primary.writesInFlightMax)
@@ -151,6 +157,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         onStopped = done
         feed(.handOver)
     }
+
+    /// `set resync_rate`: the copy's cap from now on (0: unthrottled).
+    func setResyncRate(_ bytesPerSecond: UInt64) { feed(.setResyncRate(bytesPerSecond: bytesPerSecond)) }
 
     var isConnectedToPeer: Bool { link?.isEstablished == true }
 
@@ -219,6 +228,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         if performing { return deferred.append(event) }
         node.handle(event, nowNs: ReplicationContext.nowNs(), into: &actions)
         perform()
+        armResyncPacer()
         // The first peer-disk-state event follows the resource's `enabled` (on the next event).
         if event != .enable { publishPeerDiskState() }
     }

@@ -67,22 +67,36 @@ extension Resource {
         // The facts come from the record: the flags persist what a restart would otherwise
         // forget; writes while disabled in this process are also counted.
         let node = metadata.latest
+        let tracked = trackedForStart()
         let facts = PrimaryStartFacts(
             record: node.record, initialSync: spec.initialSync, handedOver: handedOver,
             peerLacksWrites: node.peerLacksWrites,
-            writtenWhileDisabled: node.writtenWhileDisabled || mutationsAtCleanStop.map { $0 != mutationCount } ?? false)
+            writtenWhileDisabled: node.writtenWhileDisabled || mutationsAtCleanStop.map { $0 != mutationCount } ?? false,
+            tracked: tracked?.bases)
         let start = PrimaryStart(facts)
         mutationsAtCleanStop = nil
-        guard updateRecord({ $0 = start.record }, also: { $0.writtenWhileDisabled = false }) else {
+        // The node owns the tracked bitmap from now on; the seal goes with this record (a
+        // crash before the catch-up ends then copies the volume: nothing is missed).
+        guard updateRecord({ $0 = start.record }, also: {
+            $0.writtenWhileDisabled = false
+            $0.bitmapSealedSequence = 0
+            $0.catchUpBases = []
+        }) else {
             throw ControlError(.ioError, "replication metadata: cannot write \(metadata.path)")
         }
+        trackedSinceStop = nil
         let replicator = PrimaryReplicator(spec: spec, volume: volume, buffers: backend.buffers, context: context,
-                                           basis: start.basis, counters: counters, health: health, logger: logger)
+                                           basis: start.basis, trackedBitmap: start.basis.isCatchUp ? tracked?.bitmap : nil,
+                                           counters: counters, health: health, logger: logger)
         replicator.sessionStartReason = start.reason.description
         replicator.onFirstWrite = { [unowned self] in _ = updateRecord { $0 = $0.afterFirstWrite() } }
+        replicator.onPersistBitmap = { [unowned self] bitmap, bases in persistTrackedBitmap(bitmap, bases: bases) }
         replicator.onStopRecorded = { [unowned self] value in
             _ = updateRecord { $0 = $0.stopped(cleanStop: value) }
-            if value != 0 { mutationsAtCleanStop = mutationCount }
+            if value != 0 {
+                mutationsAtCleanStop = mutationCount
+                trackFromCleanStop(value)
+            }
             context.events.publish(resource: spec.name, "replication-stopped", ["clean": .bool(value != 0)])
         }
         logger.notice("primary session starts", metadata: [
@@ -323,6 +337,7 @@ extension Resource {
         backend.readOnly = role == .secondary
         if role == .secondary { stopServing() } else { startServing() }
         _ = updateNode { $0.roleLastTaken = MetadataRole(role) }
+        dropTrackedBitmap()
         persist?(spec)
         context.events.publish(resource: spec.name, "role", ["role": .string(role.rawValue)])
     }

@@ -121,9 +121,10 @@ final class ReplicatedPair {
         try expectOK(try alpha.control().request("enable", ["name": Self.resource]))
     }
 
+    /// `settings`: more `create` keys (e.g. `resync_rate`).
     func create(on daemon: DaemonProcess, role: String, peer: (String, String), mode: String, initialSync: String,
                 compression: String, diskDrain: String = "drain", asyncBufferBytes: Int? = nil,
-                fencing: String? = nil) throws {
+                fencing: String? = nil, settings: [String: Any] = [:]) throws {
         var arguments: [String: Any] = [
             "name": Self.resource, "volume": volume(daemon), "size_bytes": sizeBytes, "role": role,
             "peer": ["name": peer.0, "address": peer.1], "mode": mode, "initial_sync": initialSync,
@@ -131,6 +132,7 @@ final class ReplicatedPair {
         ]
         if let asyncBufferBytes { arguments["async_buffer_bytes"] = asyncBufferBytes }
         if let fencing { arguments["fencing"] = fencing }
+        arguments.merge(settings) { $1 }
         let reply = try daemon.control().request("create", arguments)
         try expectOK(reply)
     }

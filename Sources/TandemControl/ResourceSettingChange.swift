@@ -1,0 +1,51 @@
+// ResourceSettingChange: the arguments of `set` (docs/control-protocol.md), validated before
+// anything changes. `name` and at least one setting; a setting `create` knows that this
+// version cannot change on a running resource is refused with `unsupported`, an unknown key
+// with `invalid-argument`, a bad value as `create` would refuse it. Only `ResourceSpec.liveKeys`
+// pass.
+import TandemCore
+
+public struct ResourceSettingChange: Sendable, Equatable {
+    public var name: String
+    /// `resync_rate`, bytes per second (0: unthrottled); nil: unchanged.
+    public var resyncRateBytesPerSecond: UInt64?
+
+    public init(name: String, resyncRateBytesPerSecond: UInt64? = nil) {
+        self.name = name
+        self.resyncRateBytesPerSecond = resyncRateBytesPerSecond
+    }
+
+    /// Every key `create` takes (documented on the tunables page), with the unbuilt ones.
+    static var createKeys: Set<String> {
+        Set(ResourceSpec.tunableDocs.map(\.name)).union(ResourceSpec.unsupportedKeys)
+    }
+
+    public static func parse(_ args: [String: JSONValue]) throws(ControlError) -> ResourceSettingChange {
+        var reader = ArgumentReader(args)
+        let name = try reader.requiredString("name")
+        let keys = args.keys.filter { $0 != "name" }.sorted()
+        let live = ResourceSpec.liveKeys.sorted().joined(separator: ", ")
+        guard !keys.isEmpty else {
+            throw ControlError(.missingArgument, "set needs at least one setting (key: value); settings set changes: \(live)")
+        }
+        for key in keys where !ResourceSpec.liveKeys.contains(key) {
+            guard createKeys.contains(key) else {
+                throw ControlError(
+                    .invalidArgument, "unknown setting '\(ControlCodec.printable(key))'; settings set changes: \(live)")
+            }
+            throw ControlError(
+                .unsupported, "setting '\(key)' cannot change on a running resource in this version; settings set changes: \(live)")
+        }
+        var change = ResourceSettingChange(name: name)
+        change.resyncRateBytesPerSecond = try ResourceSpec.parseResyncRate(&reader)
+        try reader.finish()
+        return change
+    }
+
+    /// The changed settings under their `create` keys (the reply's `changed`, the event).
+    public var jsonFields: [String: JSONValue] {
+        var fields: [String: JSONValue] = [:]
+        if let resyncRateBytesPerSecond { fields["resync_rate"] = .int(Int64(clamping: resyncRateBytesPerSecond)) }
+        return fields
+    }
+}

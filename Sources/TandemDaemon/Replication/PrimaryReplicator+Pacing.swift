@@ -1,0 +1,20 @@
+// PrimaryReplicator's resync pacer: when `resync_rate` refuses a copy read, nothing else wakes
+// the copy (no chunk is in flight, and the loop's tick comes once a second: at 8 MiB/s with a
+// 1 MiB burst that would cap the copy near 1 MiB/s). So a loop timer feeds the node a `.tick`
+// at the instant it named (`resyncRetryAtNs`), and the copy reads its next chunk then.
+import TandemCore
+
+extension PrimaryReplicator {
+    /// After every event: arms the timer for the node's retry time unless one fires by then.
+    func armResyncPacer() {
+        guard let retryNs = node.resyncRetryAtNs else { return }
+        guard pacerArmedNs == 0 || retryNs < pacerArmedNs else { return }
+        pacerArmedNs = retryNs
+        context.loop.runAt(deadlineNs: retryNs) { [weak self] in
+            // A later, superseded timer finds another deadline armed and does nothing.
+            guard let self, self.pacerArmedNs == retryNs else { return }
+            self.pacerArmedNs = 0
+            self.feed(.tick)
+        }
+    }
+}

@@ -1,0 +1,165 @@
+// PrimaryNode's `resync_rate`: a full copy driven with a fake clock, as the driver would
+// (a `.tick` at `resyncRetryAtNs`, chunk reads answered at once, the peer confirming), checking
+// at every read that the copy's bytes never exceed rate × elapsed + burst, across live changes.
+import TandemCore
+import Testing
+
+/// A copying node, its clock, and the reads it asked for.
+private struct CopyDriver {
+    var node: PrimaryNode
+    var nowNs: UInt64 = 1_000_000_000
+    var random: SplitMix64
+    /// Every copy read: when it was asked for and how long it is.
+    var reads: [(atNs: UInt64, bytes: UInt64)] = []
+    var events: [PrimaryNodeEvent] = []
+    var localPending: [WriteSequence] = []
+    /// Sent and not yet acknowledged by the fake peer; the newest epoch the stream closed.
+    var unacknowledged: [WriteSequence] = []
+    var closedEpoch: Epoch = 0
+    var copyDone = false
+    var nextRequest: RequestID = 1
+    /// Application writes go on during the copy (the cap must not count them, and a copy
+    /// waiting for quiet must not spend tokens it does not use).
+    var writing: Bool
+
+    init(rate: UInt64, volumeBytes: UInt64 = 64 << 20, seed: UInt64, writing: Bool = true) {
+        node = PrimaryNode(
+            config: PrimaryNodeConfig(
+                primary: ReplicationPrimaryConfig(mode: .async, bufferBytesMax: 8 << 20),
+                volumeSizeBytes: volumeBytes, resyncRateBytesPerSecond: rate),
+            session: 77, basis: .fullCopy)
+        random = SplitMix64(seed: seed)
+        self.writing = writing
+        for event in [PrimaryNodeEvent.enable, .linkUp, .peer(.hello(durableThroughEpoch: 0, copy: .inconsistent))] {
+            handle(event)
+        }
+    }
+
+    mutating func handle(_ event: PrimaryNodeEvent) {
+        var actions: [PrimaryNodeAction] = []
+        node.handle(event, nowNs: nowNs, into: &actions)
+        for action in actions {
+            switch action {
+            case let .readCopyChunk(offset, length):
+                reads.append((nowNs, UInt64(length)))
+                events.append(.copyChunkRead(offsetBytes: offset, lengthBytes: length, errno: 0))
+            case let .writeLocal(write) where write.source != .copyChunk:
+                localPending.append(write.sequence)
+            case .notice(.copyDone):
+                copyDone = true
+            case let .send(.data(data)):
+                unacknowledged.append(data.sequence)
+                closedEpoch = max(closedEpoch, data.epoch - 1)
+            case let .send(.epochBarrier(epoch)), let .send(.flushRequest(epoch)):
+                closedEpoch = max(closedEpoch, epoch)
+            case let .protocolViolation(reason):
+                Issue.record("protocol violation: \(reason)")
+            default:
+                break
+            }
+        }
+    }
+
+    /// Handles what is due now, then moves the clock: at most to the node's retry time.
+    mutating func step() {
+        while !events.isEmpty { handle(events.removeFirst()) }
+        var next = nowNs + UInt64.random(in: 1_000_000...20_000_000, using: &random)
+        if let retry = node.resyncRetryAtNs, retry > nowNs { next = min(next, retry) }
+        nowNs = next
+        handle(.tick)
+        for sequence in unacknowledged { handle(.peer(.dataAck(sequence: sequence))) }
+        unacknowledged.removeAll()
+        if closedEpoch > node.primary.peerDurableEpoch { handle(.peer(.durableThroughEpoch(closedEpoch))) }
+        for sequence in localPending { handle(.localWriteDone(sequence: sequence, errno: 0)) }
+        localPending.removeAll()
+        if writing && UInt64.random(in: 0..<4, using: &random) == 0 {
+            let offset = UInt64.random(in: 0..<(node.config.volumeSizeBytes >> 12), using: &random) << 12
+            handle(.request(id: nextRequest, .write(offsetBytes: offset, lengthBytes: 4096, fua: false)))
+            nextRequest += 1
+        }
+    }
+
+    /// The reads from index `first` on (asked at or after `fromNs`), checked at every read:
+    /// their bytes never exceed rate × elapsed + burst.
+    func checkBound(
+        rate: UInt64, burst: UInt64, fromNs: UInt64, first: Int = 0, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
+        var bytes: UInt64 = 0
+        for read in reads[first...] {
+            bytes += read.bytes
+            let allowed = rate * (read.atNs - fromNs) / 1_000_000_000 + burst
+            #expect(bytes <= allowed, "\(bytes) bytes read \(read.atNs - fromNs) ns after the cap of \(rate) B/s",
+                    sourceLocation: sourceLocation)
+            if bytes > allowed { return }
+        }
+    }
+}
+
+@Suite struct PrimaryNodeThrottleTests {
+    static let burst: UInt64 = 1 << 20
+
+    @Test func aCappedCopyNeverReadsMoreThanRateTimesTimePlusBurstAndKeepsPace() {
+        for seed in UInt64(1)...4 {
+            let rate: UInt64 = 8 << 20
+            var driver = CopyDriver(rate: rate, seed: seed)
+            let start = driver.nowNs
+            let configured = driver.node.resyncRateBytesPerSecond
+            #expect(configured == rate)
+            while !driver.copyDone && driver.nowNs < start + 60_000_000_000 { driver.step() }
+            let done = driver.copyDone
+            #expect(done, "the copy finishes (seed \(seed))")
+            guard done else { return }
+            driver.checkBound(rate: rate, burst: Self.burst, fromNs: start)
+            // Woken at the retry time, the copy runs at the cap: the first chunk goes with the
+            // burst, the 63 others one per 1/8 s: the last is read at 7.875 s.
+            let lastRead = driver.reads.last!.atNs - start
+            #expect(lastRead >= 7_875_000_000 && lastRead <= 8_100_000_000, "last read after \(lastRead) ns (seed \(seed))")
+        }
+    }
+
+    @Test func aLiveRateChangeHoldsFromTheChangeOnAndZeroUnthrottles() {
+        var driver = CopyDriver(rate: 32 << 20, seed: 9)
+        while driver.reads.reduce(0, { $0 + $1.bytes }) < 16 << 20 && driver.nowNs < 10_000_000_000 { driver.step() }
+        let (slowFrom, slowFirst) = (driver.nowNs, driver.reads.count)
+        driver.handle(.setResyncRate(bytesPerSecond: 2 << 20))
+        let changed = driver.node.resyncRateBytesPerSecond
+        #expect(changed == 2 << 20)
+        while driver.nowNs < slowFrom + 3_000_000_000 { driver.step() }
+        driver.checkBound(rate: 2 << 20, burst: Self.burst, fromNs: slowFrom, first: slowFirst)
+        let slowBytes = driver.reads[slowFirst...].reduce(0) { $0 + $1.bytes }
+        #expect(slowBytes >= 4 << 20, "the copy goes on at the new rate: \(slowBytes)")
+        // Unthrottled: the rest goes as fast as the buffer allows, with no retry pending.
+        let fastFrom = driver.nowNs
+        driver.handle(.setResyncRate(bytesPerSecond: 0))
+        while !driver.copyDone && driver.nowNs < fastFrom + 60_000_000_000 { driver.step() }
+        let (done, retry, tookNs) = (driver.copyDone, driver.node.resyncRetryAtNs, driver.nowNs - fastFrom)
+        #expect(done && retry == nil)
+        #expect(tookNs < 2_000_000_000, "unthrottled, the rest takes \(tookNs) ns")
+        // And from unthrottled back to a cap: a new bucket, full, bounds it from the change.
+        var again = CopyDriver(rate: 0, seed: 10)
+        while again.reads.count < 8 && again.nowNs < 10_000_000_000 { again.step() }
+        let (cappedFrom, cappedFirst) = (again.nowNs, again.reads.count)
+        again.handle(.setResyncRate(bytesPerSecond: 4 << 20))
+        while again.nowNs < cappedFrom + 2_000_000_000 { again.step() }
+        again.checkBound(rate: 4 << 20, burst: Self.burst, fromNs: cappedFrom, first: cappedFirst)
+    }
+
+    @Test func aRefusedReadLeavesARetryTimeAndTheTickAtItReadsIt() {
+        var driver = CopyDriver(rate: 1 << 20, volumeBytes: 4 << 20, seed: 3, writing: false)
+        driver.step()  // the first chunk went with the full burst; the second is refused
+        let reads = driver.reads.count
+        guard let retry = driver.node.resyncRetryAtNs else {
+            Issue.record("a refused read leaves no retry time")
+            return
+        }
+        #expect(retry > driver.nowNs)
+        driver.nowNs = retry - 1
+        driver.handle(.tick)
+        let early = driver.reads.count
+        #expect(early == reads, "one nanosecond early is refused")
+        driver.nowNs = retry
+        driver.handle(.tick)
+        let onTime = driver.reads.count
+        #expect(onTime == reads + 1, "at the retry time the read goes")
+    }
+}

@@ -1,0 +1,59 @@
+// `resync_rate` on a real pair: the initial copy of a 64 MiB volume at 8 MiB/s, sampled from
+// the primary's status while it runs (the bytes the copy has sent never exceed rate × elapsed
+// + burst at any sample), then `set resync_rate=0` lets it finish, and both volumes are equal.
+// No lower bound on the rate is asserted: accuracy belongs to benchmarks.
+import Foundation
+import Testing
+
+extension Replication {
+@Suite struct ResyncRateTests {
+    static let rateBytesPerSecond = 8 << 20
+    /// The node's burst: max(1 MiB, one chunk of 1 MiB).
+    static let burstBytes = 1 << 20
+
+    @Test func aCappedInitialCopyStaysUnderRateTimesTimePlusBurstUntilSetLiftsTheCap() throws {
+        let pair = try ReplicatedPair(sizeBytes: 64 << 20)
+        try VolumeFiles.makeRandom(pair.volume(pair.alpha), sizeBytes: pair.sizeBytes)
+        try pair.create(on: pair.beta, role: "secondary", peer: ("alpha", pair.alphaAddress), mode: "sync",
+                        initialSync: "full", compression: "none")
+        try pair.create(on: pair.alpha, role: "primary", peer: ("beta", pair.betaAddress), mode: "sync",
+                        initialSync: "full", compression: "none", settings: ["resync_rate": Self.rateBytesPerSecond])
+        try pair.expectOK(try pair.beta.control().request("enable", ["name": ReplicatedPair.resource]))
+        // The bucket starts at the primary's enable, after this instant: the bound from here
+        // is looser than the node's, never tighter.
+        let start = Date()
+        try pair.expectOK(try pair.alpha.control().request("enable", ["name": ReplicatedPair.resource]))
+        let client = try pair.alpha.control()
+        var samples: [(seconds: Double, copied: Int)] = []
+        var measuredRates: [Int] = []
+        while Date().timeIntervalSince(start) < 4 {
+            let status = try pair.expectOK(try client.request("status", ["name": ReplicatedPair.resource]))
+            // Taken after the reply: the status is at least this old, so the bound is fair.
+            let seconds = Date().timeIntervalSince(start)
+            let outOfSync = try #require(status["out_of_sync_bytes"] as? Int, "\(status)")
+            samples.append((seconds, pair.sizeBytes - outOfSync))
+            #expect(status["resync_rate"] as? Int == Self.rateBytesPerSecond)
+            if let rate = status["resync_rate_bytes_per_second"] as? Int, rate > 0 { measuredRates.append(rate) }
+            Thread.sleep(forTimeInterval: 0.05)  // a sampling interval, not a synchronisation
+        }
+        for sample in samples {
+            let allowed = Double(Self.rateBytesPerSecond) * sample.seconds + Double(Self.burstBytes)
+            #expect(Double(sample.copied) <= allowed, "\(sample.copied) bytes copied after \(sample.seconds) s")
+        }
+        let copied = samples.last?.copied ?? 0
+        #expect(copied > 0 && copied < pair.sizeBytes, "the capped copy is under way, not done: \(copied)")
+        // Smoothed over windows of at least 0.9 s: at most the rate plus one burst per window.
+        for rate in measuredRates {
+            #expect(Double(rate) <= Double(Self.rateBytesPerSecond) + Double(Self.burstBytes) / 0.9, "status rate \(rate)")
+        }
+        print("resync_rate 8 MiB/s: \(copied) bytes copied in \(samples.last?.seconds ?? 0) s, \(samples.count) samples, status rates \(measuredRates)")
+
+        let lifted = try pair.expectOK(try client.request("set", ["name": ReplicatedPair.resource, "resync_rate": 0]))
+        #expect(lifted["resync_rate"] as? Int == 0)
+        try pair.waitInSync()
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
+    }
+}
+}
