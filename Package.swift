@@ -65,5 +65,6 @@ let package = Package(
         .executableTarget(
             name: "FuzzControl", dependencies: ["FuzzSupport", "TandemControl", "TandemCore"],
             path: "Fuzz/FuzzControl"),
+        .executableTarget(name: "FuzzMetadata", dependencies: ["FuzzSupport", "TandemCore"], path: "Fuzz/FuzzMetadata"),
     ]
 )

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 shift $(($# > 0 ? 1 : 0))
 targets=("$@")
-((${#targets[@]} > 0)) || targets=(FuzzNBD FuzzWire FuzzControl)
+((${#targets[@]} > 0)) || targets=(FuzzNBD FuzzWire FuzzControl FuzzMetadata)
 
 scratch="${FUZZ_SCRATCH:-.build-fuzz}"
 timeout_s="${FUZZ_TIMEOUT_S:-10}"
@@ -29,7 +29,17 @@ corpus_of() {
     FuzzNBD) echo nbd ;;
     FuzzWire) echo wire ;;
     FuzzControl) echo control ;;
-    *) echo "unknown fuzz target $1 (known: FuzzNBD FuzzWire FuzzControl)" >&2; return 1 ;;
+    FuzzMetadata) echo metadata ;;
+    *) echo "unknown fuzz target $1 (known: FuzzNBD FuzzWire FuzzControl FuzzMetadata)" >&2; return 1 ;;
+    esac
+}
+
+# The longest input of a target: FUZZ_MAX_LEN, except that a metadata input is a whole pair
+# of superblock slots (8 KiB) after its 8-byte seed.
+max_len_of() {
+    case "$1" in
+    FuzzMetadata) echo $((max_len > 8200 ? max_len : 8200)) ;;
+    *) echo "$max_len" ;;
     esac
 }
 
@@ -82,7 +92,7 @@ for target in "${targets[@]}"; do
     SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 \
         "$scratch/release/$target" "$work" "Fuzz/corpus/$corpus" \
         -max_total_time="$seconds" -timeout="$timeout_s" -malloc_limit_mb="$malloc_limit_mb" \
-        -rss_limit_mb="$rss_limit_mb" -max_len="$max_len" -print_final_stats=1 \
+        -rss_limit_mb="$rss_limit_mb" -max_len="$(max_len_of "$target")" -print_final_stats=1 \
         -artifact_prefix="$artifacts/" >"$log" 2>&1 || status=$?
     executions[$target]="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)"
     coverage[$target]="$(grep -oE "cov: [0-9]+ ft: [0-9]+ corp: [0-9]+" "$log" | tail -1)"

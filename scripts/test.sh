@@ -43,7 +43,7 @@ fi
 # The integration suite's real-process tests, and the one that stands for them in --quick.
 readonly integration=TandemIntegrationTests
 readonly quick_pair='ReplicationPairTests/syncPairHoldsFioVerifiedWritesOnBothVolumes'
-readonly asan_filter='WireDecoderErrorTests|LZ4Tests|WireCodecTests'
+readonly asan_filter='WireDecoderErrorTests|LZ4Tests|WireCodecTests|MetadataFormatTests'
 
 scripts/setup.sh
 swift build --build-tests

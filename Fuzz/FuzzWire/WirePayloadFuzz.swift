@@ -58,6 +58,9 @@ enum WirePayloadFuzz {
             fuzzCheck(decompressed && CRC32C.checksum(again) != data.header.crc32c, "a checksum mismatch that is not one")
         case .bufferSizeMismatch?:
             fuzzCheck(false, "restore refused the buffer sized from the header")
+        case .implausibleLength?:
+            // Refused before liblz4 is asked: LZ4 cannot expand the payload that far.
+            fuzzCheck(!decompressed, "restore calls a length implausible that liblz4 restores")
         }
     }
 

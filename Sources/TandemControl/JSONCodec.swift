@@ -92,7 +92,12 @@ public enum JSONCodec {
 
     /// JSONSerialization keeps the literal's kind in the number's type: a boolean is "c", an
     /// integer a signed or unsigned integer type, a fraction or exponent "d"; an integer
-    /// outside Int64 and UInt64 comes as an NSDecimalNumber.
+    /// outside Int64 and UInt64, and a number of about 17 or more significant digits (any
+    /// form), comes as an NSDecimalNumber, which no longer says how it was spelt.
+    /// So a number of magnitude 2^63 or more is refused whatever its form: an integer there
+    /// could not be told from a Double, and a Double there serialises as text that reads back
+    /// as such an integer. A Decimal's Double is taken from its digits (correctly rounded;
+    /// `doubleValue` is not), so the same text always gives the same Double.
     static func value(of number: NSNumber) throws(JSONError) -> JSONValue {
         if let decimal = number as? NSDecimalNumber {
             let integer = decimal.int64Value
@@ -100,7 +105,10 @@ public enum JSONCodec {
             var rounded = decimal.decimalValue, exact = decimal.decimalValue
             NSDecimalRound(&rounded, &exact, 0, .plain)
             if rounded == exact { throw JSONError(offset: 0, reason: "integer \(decimal) does not fit in 64 bits") }
-            return .double(decimal.doubleValue)
+            guard let double = Double(decimal.stringValue) else {
+                throw JSONError(offset: 0, reason: "number \(decimal) out of range")
+            }
+            return try finite(double)
         }
         switch String(cString: number.objCType) {
         case "c", "B":
@@ -113,10 +121,18 @@ public enum JSONCodec {
             }
             return .int(Int64(number.uint64Value))
         default:
-            let double = number.doubleValue
-            guard double.isFinite else { throw JSONError(offset: 0, reason: "number out of range") }
-            return .double(double)
+            return try finite(number.doubleValue)
         }
+    }
+
+    /// Magnitudes from 2^63 up are refused (see `value(of:)`), as are infinities.
+    static let doubleMagnitudeLimit = 0x1p63
+
+    static func finite(_ double: Double) throws(JSONError) -> JSONValue {
+        guard double.isFinite, double.magnitude < doubleMagnitudeLimit else {
+            throw JSONError(offset: 0, reason: "number \(double) out of range (magnitude below 2^63)")
+        }
+        return .double(double)
     }
 
     /// Foundation's own explanation ("Unexpected end of file during JSON parse."), which

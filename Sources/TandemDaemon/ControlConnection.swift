@@ -35,12 +35,18 @@ extension ControlServer {
     /// Answers the client's first request (or after 2 s without one, unprompted) with
     /// `error`, then closes. Waiting for the request lets the reply carry its id, and closing
     /// with the request still unread would make the kernel reset the connection, so the
-    /// client might never see why it was refused.
+    /// client might never see why it was refused. For the same reason what the client sends
+    /// after it (pipelined requests, the rest of an over-long line) is read and dropped until
+    /// it closes, bounded as a refusal past the connection limit is
+    /// (`ConnectionThreads.discardInput`).
     func refuse(_ descriptor: Int32, _ error: ControlError) {
         do throws(IOError) { try Self.setReceiveTimeout(descriptor, seconds: 2) } catch let optionError {
             // Reading for the request's id could then wait forever: answer without it.
             logger.warning("control refusal sent without waiting for the request: \(optionError)")
             _ = Self.sendAll(descriptor, ControlCodec.encode(.failure(.null, error)))
+            shutdown(descriptor, Int32(SHUT_WR))
+            ConnectionThreads.discardInput(descriptor, bytesMax: ConnectionThreads.refusalLingerBytesMax,
+                                           timeoutMs: ConnectionThreads.refusalLingerMs)
             return
         }
         var lines = LineBuffer(lineBytesMax: Self.lineBytesMax)
@@ -59,6 +65,8 @@ extension ControlServer {
         }
         _ = Self.sendAll(descriptor, ControlCodec.encode(.failure(id, error)))
         shutdown(descriptor, Int32(SHUT_WR))
+        ConnectionThreads.discardInput(descriptor, bytesMax: ConnectionThreads.refusalLingerBytesMax,
+                                       timeoutMs: ConnectionThreads.refusalLingerMs)
     }
 
     func readLoop(_ descriptor: Int32, credentials: PeerCredentials) {

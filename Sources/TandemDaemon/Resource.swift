@@ -207,8 +207,17 @@ final class Resource {
         }
     }
 
-    /// A primary's own copy: the reference, unless it was promoted while Inconsistent.
-    var primaryDiskState: DiskState { DiskState.ofPrimary(promotedInconsistent: promotedInconsistent) }
+    /// What status says of both copies: TandemCore decides from the role, the running
+    /// replicator's words and the disk failures.
+    var reportedDiskStates: ReportedDiskStates {
+        let facts: ResourceCopyFacts
+        switch spec.role {
+        case .standalone: facts = .standalone
+        case .primary: facts = .primary(promotedInconsistent: promotedInconsistent, replicator: primary?.peerView)
+        case .secondary: facts = .secondary(atRest: secondaryDiskStateAtRest, replicator: secondary?.copyView)
+        }
+        return ReportedDiskStates.decide(facts, ownDiskFailed: health.isFailed, peerDiskFailed: peerDiskFailure != nil)
+    }
 
     /// The fields `status` reports (DESIGN.md "Control socket").
     var status: [String: JSONValue] {
@@ -216,7 +225,6 @@ final class Resource {
         let stats = backend.stats
         fields["role"] = .string(spec.role.rawValue)
         fields["connection_state"] = .string(ConnectionState.standAlone.rawValue)
-        fields["disk_state"] = .string(DiskState.upToDate.rawValue)
         fields["replication_state"] = .string(ReplicationStreamState.off.rawValue)
         fields["enabled"] = .bool(enabled)
         fields["size_bytes"] = .int(Int64(volume.sizeBytes))
@@ -227,24 +235,15 @@ final class Resource {
         fields["out_of_sync_bytes"] = .int(0)
         fields["lag_bytes"] = .int(0)
         fields["rpo_ms"] = .int(0)
-        if spec.role == .primary {
-            // The peer's state is unknown unless a running replicator says otherwise.
-            fields["peer_disk_state"] = .string(DiskState.unknown.rawValue)
-            fields["promoted_inconsistent"] = .bool(promotedInconsistent)
-            fields["disk_state"] = .string(primaryDiskState.rawValue)
-        }
+        if spec.role == .primary { fields["promoted_inconsistent"] = .bool(promotedInconsistent) }
         if let primary { fields.merge(primary.statusFields) { $1 } }
         if let secondary { fields.merge(secondary.statusFields) { $1 } }
-        if spec.role == .secondary && secondary == nil {
-            fields["disk_state"] = .string(secondaryDiskStateAtRest.rawValue)
-            fields["peer_disk_state"] = .string(DiskState.unknown.rawValue)
-        }
+        let states = reportedDiskStates
+        fields["disk_state"] = .string(states.diskState.rawValue)
+        if let peer = states.peerDiskState { fields["peer_disk_state"] = .string(peer.rawValue) }
+        if let redundant = states.redundant { fields["redundant"] = .bool(redundant) }
         if fields["last_error"] == nil, let refusalError { fields["last_error"] = .string(refusalError) }
-        if let peerDiskFailure {
-            fields["peer_disk_state"] = .string("Failed")
-            fields["redundant"] = .bool(false)
-            fields["last_error"] = .string(peerDiskFailure)
-        }
+        if let peerDiskFailure { fields["last_error"] = .string(peerDiskFailure) }
         health.merge(into: &fields)
         fields["io"] = .object([
             "read_requests": .int(Int64(stats.readRequests)), "read_bytes": .int(Int64(stats.readBytes)),

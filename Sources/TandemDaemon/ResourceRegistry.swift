@@ -90,7 +90,7 @@ final class ResourceRegistry: @unchecked Sendable {
         let operation = error.message.hasPrefix("metadata ") ? "metadata open" : "open"
         let failure = DiskFailure(operation: operation, errno: Self.errno(in: error), message: error.message)
         unopened[spec.name] = (spec, failure)
-        events.publish(resource: spec.name, "disk-failed", ["disk_error": failure.json, "disk_state": .string("Failed")])
+        events.publish(resource: spec.name, "disk-failed", ["disk_error": failure.json, "disk_state": .string(DiskState.failed.rawValue)])
     }
 
     /// `create-md` with `force`: re-initialises a resource's metadata (docs/metadata.md). A
@@ -250,10 +250,11 @@ final class ResourceRegistry: @unchecked Sendable {
         var fields = spec.jsonFields
         fields["role"] = .string(spec.role.rawValue)
         fields["connection_state"] = .string(ConnectionState.standAlone.rawValue)
-        fields["disk_state"] = .string(DiskState.failed.rawValue)
+        let states = ReportedDiskStates.unopened
+        fields["disk_state"] = .string(states.diskState.rawValue)
+        if let redundant = states.redundant { fields["redundant"] = .bool(redundant) }
         fields["disk_error"] = failure.json
         fields["replication_state"] = .string(ReplicationStreamState.off.rawValue)
-        fields["redundant"] = .bool(false)
         fields["enabled"] = .bool(false)
         fields["nbd_serving"] = .bool(false)
         fields["last_error"] = .string(failure.message)

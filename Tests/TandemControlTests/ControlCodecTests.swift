@@ -126,4 +126,37 @@ import TandemControl
         buffer.append([0x0D])
         #expect(buffer.next() == .tooLong)
     }
+
+    /// Many lines in one read: each line taken must not move the rest of the read (which
+    /// made a read of n short lines cost n²/2 byte moves).
+    @Test func manyLinesInOneReadCostLinearWork() {
+        let count = 50_000
+        let stream = bytes(String(repeating: "ab\n", count: count))
+        var buffer = LineBuffer(lineBytesMax: 1 << 20)
+        buffer.append(stream)
+        var lines = 0
+        while let event = buffer.next() {
+            #expect(event == .line(bytes("ab")))
+            lines += 1
+        }
+        #expect(lines == count)
+        #expect(buffer.pendingBytes == 0)
+        #expect(buffer.movedBytes <= stream.count, "\(buffer.movedBytes) bytes moved for \(stream.count) read")
+    }
+
+    /// A long line without a newline, arriving in small reads, is searched once, and what is
+    /// held stays within the limit plus one byte however long it goes on.
+    @Test func aLongLineWithoutNewlineInSmallReadsIsHeldWithinTheLimit() {
+        var buffer = LineBuffer(lineBytesMax: 4096)
+        var events: [LineBuffer.Event] = []
+        for _ in 0..<10_000 {
+            buffer.append([UInt8](repeating: 0x61, count: 100))
+            while let event = buffer.next() { events.append(event) }
+            #expect(buffer.pendingBytes <= 4097)
+        }
+        buffer.append(bytes("\nok\n"))
+        while let event = buffer.next() { events.append(event) }
+        #expect(events == [.tooLong, .line(bytes("ok"))])
+        #expect(buffer.movedBytes <= 10)
+    }
 }

@@ -10,6 +10,34 @@ import TandemDaemon
 
     @Test(.enabled(if: canSwitchUser))
     func aUserOutsideTheControlGroupGetsPermissionDeniedAndIsDisconnected() throws {
+        let output = try runUnprivileged(sending: #"b'{"id":1,"cmd":"ping"}\n'"#)
+        try expectRefusal(output)
+    }
+
+    /// A refused client that sent more than its first request (pipelined requests) gets the
+    /// answer and a clean end of stream, not a reset: closing with its bytes unread would
+    /// make the kernel reset the connection, and the client would lose the reason.
+    @Test(.enabled(if: canSwitchUser))
+    func aRefusedClientThatSentMoreGetsTheAnswerAndACleanClose() throws {
+        let output = try runUnprivileged(sending: #"b'{"id":1,"cmd":"ping"}\n' + b'{"cmd":"status"}\n' * 2000"#)
+        #expect(!output.hasSuffix("RESET"), "the refused client's connection was reset: \(output)")
+        try expectRefusal(output.hasSuffix("RESET") ? String(output.dropLast(5)) : output)
+    }
+
+    private func expectRefusal(_ output: String) throws {
+        let reply = try ControlCodec.decodeReply(line: Array(output.utf8).filter { $0 != 0x0A }).get()
+        guard case .failure(let error) = reply.result else {
+            Issue.record("an unprivileged user was served")
+            return
+        }
+        #expect(error.code == .permissionDenied)
+        #expect(reply.id == .int(1))
+    }
+
+    /// Runs a Python client as nobody: it sends `payload` (a Python bytes expression), reads
+    /// until the server ends the stream and prints what it got, then "RESET" if the stream
+    /// ended with a reset instead of an end of file.
+    private func runUnprivileged(sending payload: String) throws -> String {
         let running = try RunningServer()
         defer { running.close() }
         // Open the file-system path so that only the SO_PEERCRED check can refuse.
@@ -17,16 +45,21 @@ import TandemDaemon
         chmod(running.directory + "/run", 0o755)
         chmod(running.path, 0o666)
         let script = """
-            import socket
+            import socket, sys
             s = socket.socket(socket.AF_UNIX)
             s.connect("\(running.path)")
-            s.sendall(b'{"id":1,"cmd":"ping"}\\n')
+            s.sendall(\(payload))
             data = b""
+            reset = False
             while True:
-                chunk = s.recv(4096)
+                try:
+                    chunk = s.recv(4096)
+                except ConnectionResetError:
+                    reset = True
+                    break
                 if not chunk: break
                 data += chunk
-            print(data.decode(), end="")
+            print(data.decode() + ("RESET" if reset else ""), end="")
             """
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
@@ -36,12 +69,7 @@ import TandemDaemon
         try process.run()
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        let reply = try ControlCodec.decodeReply(line: Array(data).filter { $0 != 0x0A }).get()
-        guard case .failure(let error) = reply.result else {
-            Issue.record("an unprivileged user was served")
-            return
-        }
-        #expect(error.code == .permissionDenied)
-        #expect(reply.id == .int(1))
+        #expect(process.terminationStatus == 0)
+        return String(decoding: data, as: UTF8.self)
     }
 }

@@ -37,7 +37,39 @@ import TandemControl
         #expect(parseJSON("-9223372036854775809") == nil)
         #expect(parseJSON("18446744073709551615") == nil)
         #expect(parseJSON("[100000000000000000000000]") == nil)
-        #expect(parseJSON("1.5e300") == .double(1.5e300), "a fraction or exponent is a Double, as before")
+        #expect(parseJSON("1.5e300") == nil, "nor a Double of that size (finding 6)")
+        #expect(parseJSON("1.5e18") == .double(1.5e18), "below 2^63 a fraction or exponent is a Double, as before")
+    }
+
+    /// Found by FuzzControl (docs/fuzzing.md, finding 6): `12345678901234564567.890` parsed
+    /// to a Double that serialises as `1.2345678901234565e+19`, which Foundation reads back as
+    /// an integer beyond 64 bits, refused: the codec wrote what it refuses. And numbers of 17
+    /// or more digits went through Decimal's `doubleValue`, which is not correctly rounded,
+    /// so the same text could parse to two different Doubles.
+    @Test func everyNumberParsedSurvivesSerializeAndParse() {
+        let texts = [
+            "12345678901234564567.890", "1.2345678901234565e+19", "0.12345678901234565", "123456789012345678.5",
+            "-98765432109876543210.5", "1.5e300", "1.234567890123456e+19", "9.3e18", "1e-5", "0.1",
+        ]
+        for text in texts {
+            guard let value = parseJSON(text) else { continue }  // refused: nothing to round-trip
+            let again = parseJSON(JSONCodec.serializeString(value))
+            // JSON has one kind of number: a Double with no fraction may come back as the integer.
+            #expect(again.map(Self.number) == Self.number(value), "\(text) parsed to \(value), which came back as \(String(describing: again))")
+        }
+        // A Double parsed from many digits is the correctly rounded one.
+        #expect(parseJSON("0.12345678901234565") == .double(0.12345678901234565))
+        #expect(parseJSON("1.2345678901234565e+19") == nil, "a number of magnitude 2^63 or more, however it is spelt")
+        #expect(parseJSON("12345678901234564567.890") == nil)
+        #expect(parseJSON("-98765432109876543210.5") == nil)
+    }
+
+    static func number(_ value: JSONValue) -> Double? {
+        switch value {
+        case .int(let integer): return Double(integer)
+        case .double(let double): return double
+        default: return nil
+        }
     }
 
     @Test func valuesRoundTripThroughSerializeAndParse() {

@@ -84,6 +84,27 @@ import Testing
         }
     }
 
+    /// Found while fuzzing the loader (docs/fuzzing.md, FuzzMetadata): a sealed slot whose
+    /// volume size is near 2^64 decoded, and its geometry (the file size the loader checks,
+    /// `bitmapBits`) overflowed: the daemon would trap on a file naming such a size. No Linux
+    /// volume is larger than 2^63 − 1 bytes (offsets are signed), so a slot that says more is
+    /// refused as invalid.
+    @Test func aVolumeSizeWhoseGeometryOverflowsIsRefused() {
+        for size in [UInt64.max, UInt64.max - 4094, UInt64(Int64.max) + 1] {
+            var superblock = Self.sample(sequence: 1)
+            superblock.volumeSizeBytes = size
+            let slot = MetadataSuperblockCodec.encode(superblock)
+            guard case .failure(.invalidField) = MetadataSuperblockCodec.decode(slot) else {
+                Issue.record("a volume size of \(size) bytes was accepted")
+                continue
+            }
+        }
+        var largest = Self.sample(sequence: 1)
+        largest.volumeSizeBytes = MetadataGeometry.volumeSizeBytesMax
+        #expect(MetadataSuperblockCodec.decode(MetadataSuperblockCodec.encode(largest)) == .success(largest))
+        #expect(largest.geometry.fileBytes > largest.geometry.bitmapOffset)
+    }
+
     @Test func theNewerValidSlotWins() throws {
         let loaded = try load(Self.sample(sequence: 8), Self.sample(sequence: 9)).get()
         #expect(loaded.superblock.sequence == 9)

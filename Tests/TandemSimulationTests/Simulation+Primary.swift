@@ -13,6 +13,9 @@ final class PrimarySide {
     var machine: ReplicationPrimary { node.primary }
     /// The peer's disk failed: replication is stopped, writes go to the local disk only.
     var standalone = false
+    /// The peer said its disk failed (the daemon's `peerDiskFailure`): from that notice on the
+    /// peer is `Failed` in status.
+    var peerDiskFailed = false
     /// The link's Hello was accepted by the secondary (the node has been told `.linkUp`).
     var peerAccepted = false
     /// Demoted for a planned failover: stopping; the link is the new primary's to close.
@@ -190,6 +193,7 @@ extension Simulation {
                 node.diskFailed = true
             case let .peerDiskFailed(reason):
                 trace("\(node.name): the peer's disk failed (\(reason)): replication stops")
+                primary.peerDiskFailed = true
                 node.peerFailedMarker = true
                 node.record = node.record.stopped(cleanStop: 0)
                 node.record.generation += 1
@@ -328,10 +332,16 @@ extension Simulation {
 
     // MARK: Disk states
 
-    /// What the primary says about its peer's copy (status `peer_disk_state`).
+    /// What the primary says about its peer's copy (status `peer_disk_state`): the daemon's
+    /// decision (`ReportedDiskStates`) over what this driver knows.
     func peerDiskState(_ node: SimNode) -> DiskState {
         guard let primary = node.primary else { return .unknown }
-        if primary.standalone { return .failed }
-        return primary.node.peerDiskState
+        let view = primary.standalone ? nil : PrimaryPeerView(
+            peerDiskState: primary.node.peerDiskState, peerReady: primary.node.isPeerReady,
+            peerSynced: primary.node.peerSynced)
+        let states = ReportedDiskStates.decide(
+            .primary(promotedInconsistent: node.record.promotedInconsistent, replicator: view),
+            ownDiskFailed: node.diskFailed, peerDiskFailed: primary.peerDiskFailed)
+        return states.peerDiskState ?? .unknown
     }
 }

@@ -145,12 +145,16 @@ extension Simulation {
         driveSecondary(node, .recorded(stored))
     }
 
-    /// What the secondary says about its own copy (status `disk_state`).
+    /// What the secondary says about its own copy (status `disk_state`): the daemon's
+    /// decision (`ReportedDiskStates`) over what this driver knows. (A secondary's disk
+    /// failure is its node's `diskFault`, so its node says `Failed` itself.)
     func secondaryDiskState(_ node: SimNode) -> DiskState {
-        guard let secondary = node.secondary else {
-            return DiskState.ofSecondaryAtRest(record: node.record, initialSync: scenario.initialSync)
+        let view = node.secondary.map {
+            SecondaryCopyView(diskState: $0.diskState, peerDiskState: $0.peerDiskState, redundant: $0.isRedundant)
         }
-        return secondary.diskState
+        let atRest = DiskState.ofSecondaryAtRest(record: node.record, initialSync: scenario.initialSync)
+        return ReportedDiskStates.decide(.secondary(atRest: atRest, replicator: view),
+                                         ownDiskFailed: false, peerDiskFailed: false).diskState
     }
 
     /// The session whose history this secondary's content is a state of: its recorded

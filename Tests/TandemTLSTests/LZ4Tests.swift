@@ -101,4 +101,61 @@ import Testing
     }
 }
 
+/// What a receiver allocates for a Data frame is sized by what arrived, not by the length
+/// the peer claims (WirePayload.restoredBytes, which the secondary asks before allocating).
+@Suite struct WirePayloadSizingTests {
+    static func header(lengthBytes: Int, compressed: Bool) -> WireDataHeader {
+        WireDataHeader(epoch: 1, sequence: 1, offsetBytes: 0, lengthBytes: UInt32(lengthBytes),
+                       flags: compressed ? [.compressed] : [], crc32c: 0)
+    }
+
+    @Test func aCompressedFrameClaiming32MiBInAFewBytesSizesNothing() {
+        for payloadBytes in [1, 4, 1000] {
+            let claimed = WireFormat.maxPayloadBytes
+            #expect(throws: WirePayloadError.implausibleLength(lengthBytes: claimed, payloadBytes: payloadBytes)) {
+                try WirePayload.restoredBytes(Self.header(lengthBytes: claimed, compressed: true), payloadBytes: payloadBytes)
+            }
+        }
+        // Restore refuses it too, before liblz4 is asked, whatever buffer it is given.
+        var destination = [UInt8](repeating: 0, count: 4096 * 255 + 4096)
+        let payload = [UInt8](repeating: 0, count: 16)
+        #expect(throws: WirePayloadError.implausibleLength(lengthBytes: destination.count, payloadBytes: 16)) {
+            try payload.withUnsafeBytes { source in
+                try destination.withUnsafeMutableBytes {
+                    try WirePayload.restore(Self.header(lengthBytes: $0.count, compressed: true), payload: source, into: $0)
+                }
+            }
+        }
+    }
+
+    @Test func anUncompressedFrameIsSizedByItsPayload() throws {
+        #expect(try WirePayload.restoredBytes(Self.header(lengthBytes: 4096, compressed: false), payloadBytes: 4096) == 4096)
+        #expect(throws: WirePayloadError.bufferSizeMismatch(expectedBytes: 4096, bufferBytes: 512)) {
+            try WirePayload.restoredBytes(Self.header(lengthBytes: 4096, compressed: false), payloadBytes: 512)
+        }
+    }
+
+    /// The bound admits everything a primary sends: the most compressible blocks (zeros) of
+    /// every size up to the largest a Data frame carries.
+    @Test func everyBlockAPrimaryCompressesIsWithinTheBound() throws {
+        for size in [4096, 65536, 1 << 20, WireFormat.maxPayloadBytes] {
+            let block = [UInt8](repeating: 0, count: size)
+            var scratch = [UInt8](repeating: 0, count: size)
+            let (header, compressed) = block.withUnsafeBytes { source in
+                scratch.withUnsafeMutableBytes {
+                    WirePayload.prepare(block: source, epoch: 1, sequence: 1, offsetBytes: 0, fua: false,
+                                        compress: true, scratch: $0)
+                }
+            }
+            let payloadBytes = try #require(compressed)
+            #expect(try WirePayload.restoredBytes(header, payloadBytes: payloadBytes) == size)
+            var restored = [UInt8](repeating: 1, count: size)
+            try scratch[..<payloadBytes].withUnsafeBytes { payload in
+                try restored.withUnsafeMutableBytes { try WirePayload.restore(header, payload: payload, into: $0) }
+            }
+            #expect(restored == block, "\(size) bytes (\(payloadBytes) compressed)")
+        }
+    }
+}
+
 typealias SeededRandom = SplitMix64

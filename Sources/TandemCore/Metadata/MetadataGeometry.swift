@@ -11,6 +11,9 @@ public struct MetadataGeometry: Equatable, Sendable {
     public static let alSlotsRange: ClosedRange<UInt32> = 2...64
     public static let alExtentsMaxRange: ClosedRange<UInt32> = 0...ActivityLogTransaction.extentsMax
     public static let alExtentBytesMax: UInt32 = 1 << 30
+    /// No Linux volume is larger (file and device offsets are signed 64-bit), and every
+    /// size up to it keeps the geometry's arithmetic within 64 bits.
+    public static let volumeSizeBytesMax = UInt64(Int64.max)
 
     public var volumeSizeBytes: UInt64
     public var bitmapBlockBytes: UInt32

@@ -147,6 +147,10 @@ public enum MetadataSuperblockCodec {
         guard superblock.volumeSizeBytes > 0, superblock.sequence > 0 else {
             return "volume size \(superblock.volumeSizeBytes), sequence \(superblock.sequence) (both > 0)"
         }
+        // Beyond it the geometry's arithmetic (the file size the loader checks) overflows.
+        guard superblock.volumeSizeBytes <= MetadataGeometry.volumeSizeBytesMax else {
+            return "volume size \(superblock.volumeSizeBytes) (at most \(MetadataGeometry.volumeSizeBytesMax))"
+        }
         return nil
     }
 }

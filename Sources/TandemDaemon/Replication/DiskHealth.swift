@@ -9,6 +9,7 @@
 import Glibc
 import Logging
 import TandemControl
+import TandemCore
 
 struct DiskFailure: Equatable {
     /// What was being done: "write", "flush", "read", "metadata write", "open", ...
@@ -56,7 +57,7 @@ final class DiskHealth {
         logger.error("disk failed: the resource stops using its disk", metadata: [
             "operation": "\(operation)", "errno": "\(code)", "error": "\(message)",
         ])
-        events.publish(resource: resource, "disk-failed", ["disk_error": found.json, "disk_state": .string("Failed")])
+        events.publish(resource: resource, "disk-failed", ["disk_error": found.json, "disk_state": .string(DiskState.failed.rawValue)])
         onFailed?()
     }
 
@@ -67,11 +68,9 @@ final class DiskHealth {
         events.publish(resource: resource, "disk-attached", [:])
     }
 
-    /// Status fields that override the replicators' own disk state.
+    /// The failure's status field (the disk states it overrides are `ReportedDiskStates`').
     func merge(into fields: inout [String: JSONValue]) {
         guard let failure else { return }
-        fields["disk_state"] = .string("Failed")
         fields["disk_error"] = failure.json
-        fields["redundant"] = .bool(false)
     }
 }

@@ -1,14 +1,15 @@
-// PrimaryReplicator's status fields and peer-disk-state events, read from the node.
+// PrimaryReplicator's status fields and peer-disk-state events, read from the node. The disk
+// states themselves are decided by `ReportedDiskStates` (Resource.status).
 import TandemControl
 import TandemCore
 
 extension PrimaryReplicator {
+    /// Status fields other than the disk states (`peerView`).
     var statusFields: [String: JSONValue] {
         let now = ReplicationContext.nowNs()
         let primary = node.primary
         var fields: [String: JSONValue] = [:]
         fields["connection_state"] = .string(node.connectionState.rawValue)
-        fields["peer_disk_state"] = .string(peerDiskState.rawValue)
         fields["replication_state"] = .string(node.streamState.rawValue)
         fields["lag_bytes"] = .int(Int64(clamping: node.lagBytes))
         fields["rpo_ms"] = .int(Int64(node.rpoAgeNs(nowNs: now) / 1_000_000))
@@ -28,7 +29,6 @@ extension PrimaryReplicator {
         fields["retained_writes"] = .int(Int64(retained.count))
         fields["spilled_writes"] = .int(Int64(clamping: retained.spilledWrites))
         fields["enabled"] = .bool(node.enabled)
-        fields["redundant"] = .bool(node.isPeerReady && node.peerSynced)
         fields["session_start"] = .string(basis.word)
         fields["session_start_reason"] = .string(sessionStartReason)
         if let lastError { fields["last_error"] = .string(lastError) }
@@ -36,6 +36,12 @@ extension PrimaryReplicator {
     }
 
     var peerDiskState: DiskState { node.peerDiskState }
+
+    /// What the node says of the peer's copy; the resource's status reports it through
+    /// `ReportedDiskStates`.
+    var peerView: PrimaryPeerView {
+        PrimaryPeerView(peerDiskState: node.peerDiskState, peerReady: node.isPeerReady, peerSynced: node.peerSynced)
+    }
 
     /// One event per change of the peer's disk state as this node sees it (changes between
     /// UpToDate and Consistent coalesced, see `DiskState.publishesNow`; `tick` catches up).

@@ -184,8 +184,10 @@ extension Resource {
         peerDiskFailure = reason
         // Durable before anything else: the next session must copy what the peer lacks.
         _ = updateNode { $0.peerLacksWrites = true }
+        let states = reportedDiskStates
         context.events.publish(resource: spec.name, "peer-disk-failed", [
-            "peer_disk_state": .string("Failed"), "redundant": .bool(false), "message": .string(reason),
+            "peer_disk_state": .string((states.peerDiskState ?? .failed).rawValue),
+            "redundant": .bool(states.redundant ?? false), "message": .string(reason),
         ])
         transitioning = true
         stopReplication { [self] in transitioning = false }

@@ -4,7 +4,8 @@
 // secondary dials its peer itself, with a secondary Hello.
 // It never takes a session this way: the peer refuses (a secondary says it is secondary too,
 // a primary says it is primary), and the refusal or the dial error becomes the secondary's
-// `last_error`. Loop thread only.
+// `last_error`. Each end is typed where the probe ends it (`SecondaryProbeEnd`), which also
+// decides what is reported. Loop thread only.
 import Logging
 import TandemControl
 import TandemCore
@@ -16,6 +17,9 @@ final class SecondaryProbe: PeerLinkDelegate {
     let context: ReplicationContext
     let logger: Logger
     private var link: PeerLink?
+    /// Why this side closed the current link, set where it closes it; nil: the link ended on
+    /// its own (the peer, TLS, the network or the liveness deadline).
+    private var closing: SecondaryProbeEnd?
     /// Runs with what the probe learnt (a refusal or an error).
     var onResult: ((String) -> Void)?
 
@@ -28,12 +32,20 @@ final class SecondaryProbe: PeerLinkDelegate {
 
     /// The primary connected: a probe in progress ends.
     func sessionSeen() {
-        link?.close("the primary connected")
+        end(.primaryConnected, "the primary connected")
     }
 
     func stop() {
         onResult = nil
-        link?.close("resource stopping")
+        end(.stopping, "resource stopping")
+    }
+
+    /// Closes the link for `cause`, unless it is already closing for a reason of its own
+    /// (which is then the one reported).
+    private func end(_ cause: SecondaryProbeEnd, _ words: String) {
+        guard let link, link.phase != .closed else { return }
+        closing = cause
+        link.close(words)
     }
 
     /// Once per tick: a probe whose peer stalls is ended like any link's handshake.
@@ -59,9 +71,9 @@ final class SecondaryProbe: PeerLinkDelegate {
             link = PeerLink(socket: socket, connection: connection, hello: hello, delegate: self,
                             counters: context.counters, liveness: context.liveness, logger: logger)
         } catch let error as ControlError {
-            onResult?("no connection from the primary; probing the peer failed: \(error.message)")
+            report(.dialFailed(reason: error.message))
         } catch {
-            onResult?("no connection from the primary; probing the peer failed: \(error)")
+            report(.dialFailed(reason: "\(error)"))
         }
     }
 
@@ -69,13 +81,19 @@ final class SecondaryProbe: PeerLinkDelegate {
         .refuse(.roleConflict, "'\(context.config.nodeName)' is secondary for '\(resource)' and only probed")
     }
 
-    func peerLinkEstablished(_ link: PeerLink) { link.close("probe done") }
+    func peerLinkEstablished(_ link: PeerLink) { end(.handshakeCompleted, "probe done") }
     func peerLink(_ link: PeerLink, received message: WireMessage) {}
 
     func peerLinkClosed(_ link: PeerLink, reason: String) {
         guard link === self.link else { return }
         self.link = nil
-        guard reason != "the primary connected", reason != "resource stopping" else { return }
-        onResult?("no connection from the primary; the peer answered a probe: \(reason)")
+        let cause = closing ?? .linkClosed(reason: reason)
+        closing = nil
+        report(cause)
+    }
+
+    private func report(_ end: SecondaryProbeEnd) {
+        guard let finding = end.finding else { return }
+        onResult?(finding)
     }
 }

@@ -25,10 +25,15 @@ extension SecondaryReplicator {
             break
         }
         if counters.trace.enabled { _ = counters.trace.begin(header.sequence, at: context.loop.traceStamp()) }
-        let length = Int(header.lengthBytes)
         let slot = Int(header.sequence % UInt64(received.count))
         // The node queues fewer writes than there are slots, so a slot of a new write is free.
         guard received[slot] == nil else { return link.closeForViolation("protocol violation: too many writes queued") }
+        // Sized by what arrived, never by the claimed length alone: a compressed frame may
+        // claim 32 MiB in a few bytes.
+        let length: Int
+        do throws(WirePayloadError) { length = try WirePayload.restoredBytes(header, payloadBytes: data.payload.count) } catch {
+            return link.closeForViolation("refusing a Data frame: \(error)")
+        }
         let entry = allocate(sequence: header.sequence, length: length)
         let destination = UnsafeMutableRawBufferPointer(start: entry.pointer, count: length)
         let failure: WirePayloadError? = data.payload.withUnsafeBytes { payload in

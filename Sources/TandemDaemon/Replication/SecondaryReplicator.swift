@@ -121,12 +121,17 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         diskStateAnnouncer.announce(node.diskState, resource: resource, events: context.events)
     }
 
+    /// What the node says of both copies; the resource's status reports them through
+    /// `ReportedDiskStates`.
+    var copyView: SecondaryCopyView {
+        SecondaryCopyView(diskState: node.diskState, peerDiskState: node.peerDiskState, redundant: node.isRedundant)
+    }
+
+    /// Status fields other than the disk states (`copyView`).
     var statusFields: [String: JSONValue] {
         let machine = node.machine
         var fields: [String: JSONValue] = [:]
         fields["connection_state"] = .string(node.connectionState.rawValue)
-        fields["disk_state"] = .string(node.diskState.rawValue)
-        fields["peer_disk_state"] = .string(node.peerDiskState.rawValue)
         fields["replication_state"] = .string(node.streamState.rawValue)
         fields["durable_through_epoch"] = .int(Int64(machine.durableThroughEpoch))
         fields["consistent"] = .bool(machine.isConsistent)
@@ -135,7 +140,6 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         fields["queued_bytes"] = .int(Int64(machine.queuedBytes))
         fields["lag_bytes"] = .int(0)
         fields["rpo_ms"] = .int(0)
-        fields["redundant"] = .bool(node.isRedundant)
         if let peerNode { fields["peer_node"] = .string(peerNode) }
         if let error = context.newerHandshakeFailure(than: lastErrorNs), !isConnectedToPeer {
             fields["last_error"] = .string(error)

@@ -18,6 +18,18 @@ public enum LZ4Error: Error, Equatable, Sendable, CustomStringConvertible {
 }
 
 public enum LZ4 {
+    /// The most output bytes one input byte of a valid block yields: a match-length byte
+    /// adds at most 255, a token with its offset at most 19 for 3 bytes, a literal 1.
+    public static let expansionMax = 255
+
+    /// The largest block `compressedBytes` of a valid LZ4 block can decompress to; a
+    /// receiver sizes nothing on a peer's claim beyond it.
+    public static func decompressedBytesMax(compressedBytes: Int) -> Int {
+        precondition(compressedBytes >= 0)
+        return compressedBytes.multipliedReportingOverflow(by: expansionMax).overflow
+            ? Int.max : compressedBytes * expansionMax
+    }
+
     /// Worst-case compressed size of `count` input bytes.
     public static func compressBound(_ count: Int) -> Int {
         precondition(count >= 0 && count <= Int(LZ4_MAX_INPUT_SIZE), "LZ4 input too large")

@@ -7,6 +7,8 @@ public enum WirePayloadError: Error, Equatable, Sendable, CustomStringConvertibl
     case bufferSizeMismatch(expectedBytes: Int, bufferBytes: Int)
     case decompression(LZ4Error)
     case checksumMismatch(expected: UInt32, computed: UInt32, offsetBytes: UInt64)
+    /// A compressed payload too short to restore to the length its header claims.
+    case implausibleLength(lengthBytes: Int, payloadBytes: Int)
 
     public var description: String {
         switch self {
@@ -17,6 +19,8 @@ public enum WirePayloadError: Error, Equatable, Sendable, CustomStringConvertibl
         case .checksumMismatch(let expected, let computed, let offset):
             return
                 "CRC32C mismatch for block at offset \(offset): carried 0x\(String(expected, radix: 16)), computed 0x\(String(computed, radix: 16))"
+        case .implausibleLength(let length, let payload):
+            return "a compressed payload of \(payload) bytes cannot restore to \(length) bytes (LZ4 expands at most \(LZ4.expansionMax)-fold)"
         }
     }
 }
@@ -39,21 +43,34 @@ public enum WirePayload {
         return (header, compressed)
     }
 
+    /// The bytes a receiver allocates to restore a Data frame's block, checked against what
+    /// arrived before anything is allocated: an uncompressed payload is the block; a
+    /// compressed one cannot restore to more than LZ4 can expand it to, so a peer's claimed
+    /// length alone (up to 32 MiB for a few bytes) sizes nothing.
+    public static func restoredBytes(_ header: WireDataHeader, payloadBytes: Int) throws(WirePayloadError) -> Int {
+        let length = Int(header.lengthBytes)
+        if header.flags.contains(.compressed) {
+            guard length <= LZ4.decompressedBytesMax(compressedBytes: payloadBytes) else {
+                throw .implausibleLength(lengthBytes: length, payloadBytes: payloadBytes)
+            }
+        } else if payloadBytes != length {
+            throw .bufferSizeMismatch(expectedBytes: length, bufferBytes: payloadBytes)
+        }
+        return length
+    }
+
     /// Restores a received block into `destination` (exactly `header.lengthBytes` long) and
     /// verifies its CRC32C. On any error the destination must not be written to disk.
     public static func restore(
         _ header: WireDataHeader, payload: UnsafeRawBufferPointer, into destination: UnsafeMutableRawBufferPointer
     ) throws(WirePayloadError) {
-        let length = Int(header.lengthBytes)
+        let length = try restoredBytes(header, payloadBytes: payload.count)
         guard destination.count == length else {
             throw .bufferSizeMismatch(expectedBytes: length, bufferBytes: destination.count)
         }
         if header.flags.contains(.compressed) {
             do { try LZ4.decompress(payload, into: destination) } catch { throw .decompression(error) }
         } else {
-            guard payload.count == length else {
-                throw .bufferSizeMismatch(expectedBytes: length, bufferBytes: payload.count)
-            }
             destination.copyMemory(from: payload)
         }
         let computed = FastCRC32C.checksum(UnsafeRawBufferPointer(destination))

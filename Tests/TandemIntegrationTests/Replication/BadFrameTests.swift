@@ -111,6 +111,32 @@ extension Replication {
         #expect(try String(contentsOfFile: pair.beta.logPath, encoding: .utf8).contains("CRC32C mismatch"))
     }
 
+    /// A compressed Data frame that claims a 4 MiB block in 16 bytes: LZ4 cannot expand that
+    /// far, so the secondary refuses it by its size (WirePayload.restoredBytes, asked before
+    /// the buffer is allocated), drops the connection and writes nothing.
+    @Test func aCompressedFrameClaimingMoreThanItsPayloadCanHoldIsRefusedByItsSize() throws {
+        let pair = try ReplicatedPair(sizeBytes: 8 << 20)
+        try pair.create(on: pair.beta, role: "secondary", peer: ("alpha", pair.alphaAddress), mode: "sync",
+                        initialSync: "none", compression: "lz4")
+        try pair.expectOK(try pair.beta.control().request("enable", ["name": ReplicatedPair.resource]))
+        let claimedBytes = 4 << 20
+        let payload = [UInt8](repeating: 0x11, count: 16)
+        let header = WireDataHeader(epoch: 1, sequence: 1, offsetBytes: 0, lengthBytes: UInt32(claimedBytes),
+                                    flags: [.compressed], crc32c: 0)
+        var prefix = [UInt8](repeating: 0, count: WireEncoder.dataPrefixBytes)
+        let count = try prefix.withUnsafeMutableBytes {
+            try WireEncoder.encodeDataPrefix(header, payloadBytes: payload.count, promotionNumber: 0, into: $0)
+        }
+        let fake = try FakePrimary(pair: pair)
+        try fake.sendRaw(Array(prefix[0..<count]) + payload)
+        #expect(fake.closedByPeer(), "beta kept the connection")
+        #expect(try pair.beta.control().request("ping")["ok"] as? Bool == true)
+        try pair.beta.stop()
+        let log = try String(contentsOfFile: pair.beta.logPath, encoding: .utf8)
+        #expect(log.contains("a compressed payload of 16 bytes cannot restore to \(claimedBytes) bytes"))
+        #expect(try VolumeFiles.bytes(pair.volume(pair.beta), offset: 0, count: 4096) == [UInt8](repeating: 0, count: 4096))
+    }
+
     @Test func helloForAnUnknownResourceOrAnotherSizeIsRefusedWithAReason() throws {
         let pair = try ReplicatedPair(sizeBytes: 8 << 20)
         try pair.create(on: pair.beta, role: "secondary", peer: ("alpha", pair.alphaAddress), mode: "sync",
