@@ -135,6 +135,35 @@ extension Replication {
         try Self.expectIdenticalVolumes(pair)
     }
 
+    // MARK: (e) the primary restarted while Ahead
+
+    /// A clean stop while Ahead seals the bitmap in the metadata file; the restarted primary
+    /// loads it (every page proven) and catches up only its regions: issue 13 item 4.
+    @Test func aPrimaryRestartedWhileAheadCatchesUpFromItsSealedBitmap() throws {
+        let pair = try Self.makePair()
+        let proxy = try #require(pair.proxy)
+        try pair.createAndEnable(mode: "async", initialSync: "none", primaryBufferBytes: 4 << 20)
+        try pair.waitInSync()
+        let fio = try FioJob(socket: pair.nbdSocket(pair.alpha), regionBytes: Self.workloadRegionBytes,
+                             runtimeSeconds: Self.workloadSeconds, rateIOPS: Self.workloadRateIOPS)
+        #expect(proxy.waitForForwarded(.toTarget, atLeast: 1 << 20, timeoutSeconds: 15), "no workload crossed the link")
+        proxy.cut()
+        _ = try Self.waitAhead(pair)
+        try Self.expectUnstalled(try fio.finish(), mode: "async")
+        let dirtyBytes = try Self.dirtyBytesOnceStopped(pair)
+
+        try pair.alpha.stop()
+        try pair.alpha.start()
+        let restarted = try pair.status(pair.alpha)
+        #expect(restarted["session_start"] as? String == "catch-up", "\(restarted)")
+        #expect(restarted["out_of_sync_bytes"] as? Int == dirtyBytes, "the sealed bitmap holds what was dirty: \(restarted)")
+        proxy.resetCounters()
+        proxy.heal()
+        try Self.waitCaughtUp(pair)
+        try Self.expectOnlyDirtyRegionsMoved(proxy, dirtyBytes: dirtyBytes)
+        try Self.expectIdenticalVolumes(pair)
+    }
+
     // MARK: Steps
 
     /// alpha `Ahead` with bits set, within 10 s of losing its peer.
