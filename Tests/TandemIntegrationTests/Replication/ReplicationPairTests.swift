@@ -224,7 +224,8 @@ extension Replication {
 
     @Test func disableLetsASyncPrimaryWhosePeerIsGoneServeLocally() throws {
         let pair = try ReplicatedPair(sizeBytes: 16 << 20)
-        try pair.createAndEnable()
+        // fencing suspend-io: the sync primary waits for its gone peer (dont-care goes Ahead).
+        try pair.createAndEnable(fencing: "suspend-io")
         try pair.waitInSync()
         pair.beta.crash()
         let writer = AcknowledgedWriter(socket: pair.nbdSocket(pair.alpha), blocks: 500)
@@ -244,7 +245,8 @@ extension Replication {
 
     @Test func disableAnswersAFlushHeldForAGonePeerOnceTheLocalDiskIsFlushed() throws {
         let pair = try ReplicatedPair(sizeBytes: 16 << 20)
-        try pair.createAndEnable()
+        // fencing suspend-io: the sync primary waits for its gone peer (dont-care goes Ahead).
+        try pair.createAndEnable(fencing: "suspend-io")
         try pair.waitInSync()
         pair.beta.crash()
         let client = try RawNBDClient.transmitting(socketPath: pair.nbdSocket(pair.alpha), exportName: "r0")
