@@ -164,6 +164,40 @@ extension Replication {
         try Self.expectIdenticalVolumes(pair)
     }
 
+    /// The same stop, then a byte of the sealed bitmap flipped behind the daemon's back: the
+    /// restarted primary does not believe the page (its CRC fails), says so, and copies the
+    /// whole volume rather than miss a region.
+    @Test func aSealedBitmapPageThatFailsItsChecksIsNotBelievedAndTheVolumeIsCopied() throws {
+        let pair = try Self.makePair()
+        let proxy = try #require(pair.proxy)
+        try pair.createAndEnable(mode: "async", initialSync: "none", primaryBufferBytes: 4 << 20)
+        try pair.waitInSync()
+        let fio = try FioJob(socket: pair.nbdSocket(pair.alpha), regionBytes: Self.workloadRegionBytes,
+                             runtimeSeconds: 2, rateIOPS: Self.workloadRateIOPS)
+        #expect(proxy.waitForForwarded(.toTarget, atLeast: 1 << 20, timeoutSeconds: 15), "no workload crossed the link")
+        proxy.cut()
+        _ = try Self.waitAhead(pair)
+        _ = try fio.finish()
+        try pair.alpha.stop()
+        // docs/metadata.md: the bitmap's first page follows the two superblock slots and the
+        // eight activity-log slots (8192 + 8 × 4096); its bits start 32 bytes in.
+        let path = "\(pair.alpha.stateDir)/\(ReplicatedPair.resource).md"
+        let file = try #require(FileHandle(forUpdatingAtPath: path))
+        try file.seek(toOffset: 40960 + 100)
+        let byte = try #require(try file.read(upToCount: 1)).first!
+        try file.seek(toOffset: 40960 + 100)
+        try file.write(contentsOf: Data([byte ^ 0xFF]))
+        try file.close()
+        try pair.alpha.start()
+        let restarted = try pair.status(pair.alpha)
+        #expect(restarted["session_start"] as? String == "full-copy", "\(restarted)")
+        let log = try String(contentsOfFile: pair.alpha.logPath, encoding: .utf8)
+        #expect(log.contains("bitmap page 0 unreadable"), "alpha says why:\n\(pair.alpha.logTail())")
+        proxy.heal()
+        try Self.waitCaughtUp(pair)
+        try Self.expectIdenticalVolumes(pair)
+    }
+
     // MARK: Steps
 
     /// alpha `Ahead` with bits set, within 10 s of losing its peer.
