@@ -28,6 +28,8 @@ final class PrimarySide {
     /// The batch being carried out was decided while the node was (or went) Ahead: its
     /// acknowledgements were made without the peer.
     var batchAhead = false
+    /// A clean restart (SIGTERM) is under way: once stopped, the daemon exits and starts again.
+    var restartWhenStopped = false
     /// The copy read being reported added its chunk to `copyChunks`.
     var chunkJustRead = false
 
@@ -56,6 +58,7 @@ extension Simulation {
                                  fault: fault)
         node.record = start.record
         node.record.generation += 1
+        if start.basis.isCatchUp { catchUpsFromSealedBitmap += 1 }
         var session: UInt64
         repeat { session = random.between(1, UInt64.max - 1) } while checker.histories[session] != nil
         sessionsStarted += 1
@@ -178,7 +181,11 @@ extension Simulation {
             trace("\(node.name) starts catch-up session \(primary.session) (\(primary.node.basis))")
             if let problem = checker.startSession(primary.session, base: node.disk.cache) { return fail(problem) }
         case .stopped:
-            if primary.handingOver {
+            if primary.restartWhenStopped {
+                // The daemon exits once its resources stopped; it is started again.
+                crash(node, powerLoss: false)
+                events.schedule(.restart(node: node.index), atNs: nowNs + random.between(100_000, 2_000_000))
+            } else if primary.handingOver {
                 node.primary = nil
                 finishHandOver(node, session: primary.session)
             } else {

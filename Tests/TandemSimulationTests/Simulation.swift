@@ -166,6 +166,7 @@ final class Simulation {
     var copiesCompleted = 0
     var aheadEntered = 0
     var catchUpsStarted = 0
+    var catchUpsFromSealedBitmap = 0
     var copiesInterrupted = 0
     /// Steps at which both nodes said UpToDate with nothing admitted unanswered (the blocks
     /// were compared).
@@ -411,6 +412,12 @@ final class Simulation {
             forcedFailover(allowInconsistent: allowInconsistent)
         case let .impostor(helloFirst):
             impostorSession(helloFirst: helloFirst)
+        case .cleanRestart:
+            guard let node = livePrimary, let primary = node.primary, !primary.standalone, !primary.handingOver,
+                !primary.node.stopping
+            else { return }
+            primary.restartWhenStopped = true
+            drivePrimary(node, .stop)
         case let .diskErrors(role, errno):
             guard let node = role == .primary ? livePrimary : liveSecondary else { return }
             node.disk.errorPlan = FakeDisk.ErrorPlan(

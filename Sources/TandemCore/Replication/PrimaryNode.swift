@@ -245,9 +245,9 @@ public struct PrimaryNode: Sendable {
     /// Set bits × block size: what the peer lacks and the copy has not read yet.
     public var outOfSyncBytes: UInt64 { bitmap.outOfSyncBytes }
 
-    /// `lag_bytes`: acknowledged bytes the peer has not confirmed durable; Ahead, every dirty
-    /// region (the peer lacks them all).
-    public var lagBytes: UInt64 { max(primary.lagBytes, isAhead ? outOfSyncBytes : 0) }
+    /// `lag_bytes`: acknowledged bytes the peer has not confirmed durable; Ahead or catching
+    /// up, at least every dirty region (acknowledged writes the peer lacks, all of them).
+    public var lagBytes: UInt64 { max(primary.lagBytes, isAhead || basis.isCatchUp ? outOfSyncBytes : 0) }
 
     /// The RPO age: of the oldest acknowledged write the peer lacks (Ahead: since the oldest
     /// write unconfirmed when it began).
