@@ -198,6 +198,46 @@ extension Replication {
         try Self.expectIdenticalVolumes(pair)
     }
 
+    // MARK: (f) during a catch-up: the target's state, a failover, a primary crash
+
+    /// A catch-up held slow by `resync_rate`: the target says `Inconsistent` (it is, the DRBD
+    /// way: regions land out of order), a plain failover to it is refused, and a kill -9 of
+    /// the primary mid-catch-up loses nothing: the restarted primary cannot know which
+    /// regions its last moments touched (no activity log yet), so it copies the volume whole,
+    /// and the volumes end equal.
+    @Test func duringACatchUpTheTargetIsInconsistentAndAPrimaryCrashEndsInACompleteCopy() throws {
+        let pair = try Self.makePair()
+        let proxy = try #require(pair.proxy)
+        try pair.createAndEnable(mode: "async", initialSync: "none", primaryBufferBytes: 4 << 20)
+        try pair.waitInSync()
+        let fio = try FioJob(socket: pair.nbdSocket(pair.alpha), regionBytes: Self.workloadRegionBytes,
+                             runtimeSeconds: 3, rateIOPS: Self.workloadRateIOPS)
+        #expect(proxy.waitForForwarded(.toTarget, atLeast: 1 << 20, timeoutSeconds: 15), "no workload crossed the link")
+        proxy.cut()
+        _ = try Self.waitAhead(pair)
+        _ = try fio.finish()
+        // 1 MiB/s: the catch-up of several MiB takes seconds, long enough to look at.
+        try pair.expectOK(try pair.alpha.control().request("set", ["name": ReplicatedPair.resource, "resync_rate": 1 << 20]))
+        proxy.heal()
+        try pair.waitFor(pair.alpha, timeoutSeconds: 30, "alpha catching up") {
+            $0["replication_state"] as? String == "SyncSource" && ($0["resync_progress"] as? Double ?? 0) > 0
+        }
+        let target = try pair.waitFor(pair.beta, timeoutSeconds: 10, "beta a catch-up target") {
+            $0["disk_state"] as? String == "Inconsistent"
+        }
+        #expect(target["redundant"] as? Bool == false, "\(target)")
+        let refused = try pair.beta.control().request("failover", ["name": ReplicatedPair.resource])
+        #expect(refused["ok"] as? Bool == false, "a failover to a catch-up target: \(refused)")
+
+        pair.alpha.crash()
+        try pair.alpha.start()
+        let restarted = try pair.status(pair.alpha)
+        #expect(restarted["session_start"] as? String == "full-copy", "\(restarted)")
+        try pair.expectOK(try pair.alpha.control().request("set", ["name": ReplicatedPair.resource, "resync_rate": 0]))
+        try Self.waitCaughtUp(pair)
+        try Self.expectIdenticalVolumes(pair)
+    }
+
     // MARK: Steps
 
     /// alpha `Ahead` with bits set, within 10 s of losing its peer.
