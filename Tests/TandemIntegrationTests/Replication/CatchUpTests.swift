@@ -198,6 +198,29 @@ extension Replication {
         try Self.expectIdenticalVolumes(pair)
     }
 
+    // MARK: (g) a congested link
+
+    /// A link slower than the application (the proxy caps alpha → beta at 1 MB/s, the
+    /// workload writes 4 MB/s): the async buffer overflows, alpha goes Ahead instead of
+    /// making writes wait (the stream is hung up and the next link catches up), the workload
+    /// never stalls, and once it stops the pair ends in sync.
+    @Test func anAsyncPrimaryOnACongestedLinkGoesAheadInsteadOfStalling() throws {
+        let pair = try Self.makePair()
+        let proxy = try #require(pair.proxy)
+        try pair.createAndEnable(mode: "async", initialSync: "none", primaryBufferBytes: 4 << 20)
+        try pair.waitInSync()
+        let events = try EventWatch(pair.alpha)
+        defer { events.stop() }
+        proxy.capBytesPerSecond(1 << 20, [.toTarget])
+        let fio = try FioJob(socket: pair.nbdSocket(pair.alpha), regionBytes: Self.workloadRegionBytes,
+                             runtimeSeconds: Self.workloadSeconds, rateIOPS: Self.workloadRateIOPS)
+        try Self.expectUnstalled(try fio.finish(), mode: "async on a congested link")
+        #expect(events.saw(Word.aheadEvent, timeoutSeconds: 5), "the buffer overflowed: alpha must have gone Ahead")
+        proxy.capBytesPerSecond(nil, [.toTarget])
+        try Self.waitCaughtUp(pair)
+        try Self.expectIdenticalVolumes(pair)
+    }
+
     // MARK: (f) during a catch-up: the target's state, a failover, a primary crash
 
     /// A catch-up held slow by `resync_rate`: the target says `Inconsistent` (it is, the DRBD
