@@ -46,6 +46,8 @@ extension Resource {
         try loadMetadata(path: path)
         promotedInconsistent = false
         mutationsAtCleanStop = nil
+        // A re-initialised node has no history with its peer: the next session copies all.
+        trackedSinceStop = nil
         Self.publishCreated(context.events, name: spec.name, path: path)
     }
 
