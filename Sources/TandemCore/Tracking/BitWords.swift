@@ -8,10 +8,17 @@ struct BitWords: Sendable, Equatable {
     private(set) var words: [UInt64]
     let bitCount: UInt64
 
-    init(bitCount: UInt64) {
+    /// `allocated: false`: no storage until `allocate()` (a cycle's bits, which a bitmap
+    /// that never freezes one does not need: a 1 TiB volume's bitmap is 32 MiB).
+    init(bitCount: UInt64, allocated: Bool = true) {
         precondition(bitCount > 0, "a bit array needs at least one bit")
         self.bitCount = bitCount
-        self.words = Array(repeating: 0, count: Int((bitCount + 63) / 64))
+        self.words = allocated ? Array(repeating: 0, count: Int((bitCount + 63) / 64)) : []
+    }
+
+    /// Gives an unallocated array its storage (all clear); nothing if it has it.
+    mutating func allocate() {
+        if words.isEmpty { words = Array(repeating: 0, count: Int((bitCount + 63) / 64)) }
     }
 
     var wordCount: Int { words.count }

@@ -56,8 +56,10 @@ public struct DirtyBitmap: Sendable {
         self.blockCount = blocks
         self.pageCount = Int((blocks + Self.bitsPerPage - 1) / Self.bitsPerPage)
         self.live = BitWords(bitCount: blocks)
-        self.frozen = BitWords(bitCount: blocks)
-        self.sinceFreeze = BitWords(bitCount: blocks)
+        // The cycle's bits exist from the first freeze on (a bitmap that never freezes one,
+        // as the catch-up session's, carries only the live bits).
+        self.frozen = BitWords(bitCount: blocks, allocated: false)
+        self.sinceFreeze = BitWords(bitCount: blocks, allocated: false)
         self.pageVersions = Array(repeating: 0, count: pageCount)
         self.persistedVersions = Array(repeating: 0, count: pageCount)
     }
@@ -183,6 +185,8 @@ public struct DirtyBitmap: Sendable {
     /// persisted meanwhile still cover cycle K); writes from now on are also recorded as K+1.
     public mutating func freezeCycle() {
         precondition(!cycleFrozen, "a cycle is already frozen")
+        frozen.allocate()
+        sinceFreeze.allocate()
         frozen.copy(from: live)
         sinceFreeze.zeroAll()
         frozenBlockCount = setBlockCount
