@@ -51,13 +51,17 @@ extension Simulation {
     func startPrimary(_ node: SimNode, handedOver: Bool = false, peerLacksWrites: Bool = false) {
         let fault: PrimaryStartFault? = scenario.testingFault == .restartForgetsUnconfirmedWrites
             ? .restartForgetsUnconfirmedWrites : nil
+        // Resource.trackedForStart: what this process tracked, else the seal loaded at open.
+        let tracked = (node.trackedInMemory ?? node.sealedBitmap).flatMap { $0.bitmap.outOfSyncBytes > 0 ? $0 : nil }
         let start = PrimaryStart(PrimaryStartFacts(record: node.record, initialSync: scenario.initialSync,
-                                                   handedOver: handedOver,
-                                                   peerLacksWrites: peerLacksWrites || node.peerFailedMarker,
-                                                   tracked: node.sealedBitmap?.bases),
+                                                   handedOver: handedOver, peerLacksWrites: peerLacksWrites,
+                                                   tracked: tracked?.bases),
                                  fault: fault)
         node.record = start.record
         node.record.generation += 1
+        // The start record clears the seal; the node owns the tracked bitmap from now on.
+        node.sealedBitmap = nil
+        node.trackedInMemory = nil
         if start.basis.isCatchUp { catchUpsFromSealedBitmap += 1 }
         var session: UInt64
         repeat { session = random.between(1, UInt64.max - 1) } while checker.histories[session] != nil
@@ -68,7 +72,7 @@ extension Simulation {
         node.historySession = session
         if let problem = checker.startSession(session, base: node.disk.cache) { fail(problem) }
         node.primary = PrimarySide(node: PrimaryNode(config: primaryConfig(), session: session, basis: start.basis,
-                                                     trackedBitmap: node.sealedBitmap?.bitmap))
+                                                     trackedBitmap: tracked?.bitmap))
         trace("\(node.name) starts primary session \(session) (\(start.basis), \(start.reason))")
         drivePrimary(node, .enable)
     }
@@ -159,6 +163,12 @@ extension Simulation {
         case let .recordStop(cleanStop):
             node.record = node.record.stopped(cleanStop: cleanStop)
             node.record.generation += 1
+            if cleanStop != 0 {
+                // Resource.trackFromCleanStop: writes without a replicator are tracked from here.
+                let bitmap = DirtyBitmap(volumeSizeBytes: primary.node.config.volumeSizeBytes,
+                                         blockBytes: primary.node.config.bitmapBlockBytes)
+                node.trackedInMemory = (bitmap, SessionBasis.basesAfterCleanStop(cleanStop))
+            }
         case .invalidateCleanStop:
             node.record = node.record.afterFirstWrite()
             node.record.generation += 1
@@ -166,6 +176,7 @@ extension Simulation {
         case let .persistBitmap(bases):
             // Sealed after the stop's flush, in one durable metadata write (crash-atomic here).
             node.sealedBitmap = (primary.node.bitmap, bases)
+            node.trackedInMemory = (primary.node.bitmap, bases)
         case .drained:
             handOver(from: node)
         case .recordDemotion:
@@ -201,7 +212,6 @@ extension Simulation {
             case let .peerDiskFailed(reason):
                 trace("\(node.name): the peer's disk failed (\(reason)): replication stops")
                 primary.peerDiskFailed = true
-                node.peerFailedMarker = true
                 node.record = node.record.stopped(cleanStop: 0)
                 node.record.generation += 1
                 pendingDetach.insert(node.index)
@@ -211,7 +221,6 @@ extension Simulation {
                 return fail("primary \(node.name): a real secondary lost its record: \(reason)")
             case .copyDone:
                 copiesCompleted += 1
-                node.peerFailedMarker = false
             case .ahead:
                 aheadEntered += 1
             case .catchUpStarted:
@@ -234,6 +243,16 @@ extension Simulation {
 
     // MARK: Application requests
 
+    /// Resource.trackUnreplicated: a write without a replicator clears the seal (durably,
+    /// first) and is marked in the tracked bitmap, if there is one.
+    private func trackStandalone(_ node: SimNode, _ blocks: Range<Int>) {
+        guard node.trackedInMemory != nil else { return }
+        node.sealedBitmap = nil
+        let size = SimulationScenario.blockSizeBytes
+        _ = node.trackedInMemory!.bitmap.setRange(offsetBytes: UInt64(blocks.lowerBound) * size,
+                                                   lengthBytes: UInt64(blocks.count) * size)
+    }
+
     /// An application request reaches the primary node.
     func submitToPrimary(_ node: SimNode, _ request: RequestID) {
         guard let primary = node.primary else { return }
@@ -241,12 +260,14 @@ extension Simulation {
             if node.diskFailed { return answer(request, errno: EIO) }
             switch requests[request] {
             case let .write(blocks, fua, nil):
+                trackStandalone(node, blocks)
                 let value = nextValue
                 nextValue += 1
                 requests[request] = .write(blocks: blocks, fua: fua, value: value)
                 submitWrite(node, FakeDisk.Extent(firstBlock: blocks.lowerBound, values: Array(repeating: value, count: blocks.count)),
                             fua: fua, io: .standaloneWrite(request))
             case let .zeroes(blocks, fua, _):
+                trackStandalone(node, blocks)
                 let value = nextValue
                 nextValue += 1
                 requests[request] = .zeroes(blocks: blocks, fua: fua, chunks: [(blocks, value)])

@@ -22,6 +22,7 @@ extension Simulation {
     func startSecondary(_ node: SimNode, handedOver: Bool) {
         node.isPrimary = false
         node.sealedBitmap = nil
+        node.trackedInMemory = nil
         node.secondary = SecondaryNode(config: secondaryConfig(for: node), record: node.record, handedOver: handedOver,
                                        nowNs: nowNs)
         trace("\(node.name) starts as secondary (record session \(node.record.session), synced \(node.record.synced))")

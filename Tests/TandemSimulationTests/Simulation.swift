@@ -46,6 +46,9 @@ final class SimNode {
     /// The bitmap the last primary stop sealed in the metadata, with the bases it covers
     /// (cleared by the next session's first write and by any role change).
     var sealedBitmap: (bitmap: DirtyBitmap, bases: [CatchUpBase])?
+    /// The daemon's `trackedSinceStop`: the bitmap of the last stop (or a clean stop's empty
+    /// one) with the writes made without a replicator since; lost with the process.
+    var trackedInMemory: (bitmap: DirtyBitmap, bases: [CatchUpBase])?
     var isPrimary: Bool
     var primary: PrimarySide?
     var secondary: SecondaryNode?
@@ -59,7 +62,6 @@ final class SimNode {
     /// The last session this node ran as primary.
     var lastPrimarySession: UInt64 = 0
     /// `<name>.peer-failed`: the peer's disk failed while this node was its primary.
-    var peerFailedMarker = false
     /// Record writes in flight, in order (a crash keeps a prefix of them: each is atomic).
     var recordsInFlight: [ReplicationRecord] = []
     var lastRecordDoneNs: UInt64 = 0
@@ -449,6 +451,7 @@ final class Simulation {
         }
         node.primary = nil
         node.secondary = nil
+        node.trackedInMemory = nil
         trace("\(node.name) \(powerLoss ? "lost power" : "was killed")")
     }
 
@@ -551,6 +554,7 @@ final class Simulation {
     func recordDemotion(_ oldPrimary: SimNode) {
         oldPrimary.isPrimary = false
         oldPrimary.sealedBitmap = nil
+        oldPrimary.trackedInMemory = nil
         oldPrimary.record = oldPrimary.record.demoted()
         oldPrimary.record.generation += 1
     }
@@ -622,6 +626,7 @@ final class Simulation {
             // The operator demotes it before it runs again (ResourceRoles: demote at rest).
             oldPrimary.isPrimary = false
             oldPrimary.sealedBitmap = nil
+            oldPrimary.trackedInMemory = nil
             oldPrimary.record = oldPrimary.record.demoted()
             oldPrimary.record.generation += 1
         }

@@ -182,8 +182,11 @@ extension Resource {
     func peerDiskFailed(_ reason: String) {
         guard primary != nil, !transitioning else { return }
         peerDiskFailure = reason
-        // Durable before anything else: the next session must copy what the peer lacks.
-        _ = updateNode { $0.peerLacksWrites = true }
+        // What the peer lacks is what its stop leaves in the bitmap: every write it had not
+        // confirmed durable (sealed with the stop), and the writes made alone from now on
+        // (tracked; the first clears the seal first). A crash meanwhile leaves no seal and an
+        // unclean record: a full copy. A peer that comes back with another record (its disk
+        // replaced, `create-md --force`) refuses the catch-up: a full copy too.
         let states = reportedDiskStates
         context.events.publish(resource: spec.name, "peer-disk-failed", [
             "peer_disk_state": .string((states.peerDiskState ?? .failed).rawValue),

@@ -138,12 +138,17 @@ extension Replication {
         try checkSecondaryFailure(pair, errno: EIO, inject: {
             try qemuIO(pair, "write -P 0x5a 0 8M", expectFailure: false)
         }, afterRestart: {
-            // The disk is repaired: re-enabling both sides copies alpha's volume to beta.
+            // The disk is repaired: re-enabling both sides catches beta up with what it lacks
+            // (what it never confirmed, and what alpha wrote alone), not the whole volume.
             disk.failing = false
+            var enabled: JSONObject = [:]
             for daemon in [pair.beta, pair.alpha] {
                 try pair.expectOK(try daemon.control().request("disable", ["name": Self.faulty]))
-                try pair.expectOK(try daemon.control().request("enable", ["name": Self.faulty]))
+                enabled = try pair.expectOK(try daemon.control().request("enable", ["name": Self.faulty]))
             }
+            #expect(enabled["session_start"] as? String == "catch-up", "\(enabled)")
+            let lacking = enabled["out_of_sync_bytes"] as? Int ?? 0
+            #expect(lacking > 0 && lacking < Self.faultySizeBytes / 2, "a catch-up, not a copy of the volume: \(enabled)")
             try waitFor(pair.alpha, Self.faulty, "r1 redundant again") {
                 $0["peer_disk_state"] as? String == "UpToDate" && $0["redundant"] as? Bool == true
                     && $0["unconfirmed_bytes"] as? Int == 0
