@@ -181,6 +181,22 @@ private struct AheadHarness {
         #expect(h.node.outOfSyncBytes == 64 << 20)
     }
 
+    @Test func aSessionThatStartsAsACatchUpCopiesEverythingToAVersion2Peer() {
+        // A restart from a sealed bitmap: the Hello says catch-up, which a version-2 secondary
+        // reads as a full copy and accepts whatever its copy holds.
+        var tracked = DirtyBitmap(volumeSizeBytes: 64 << 20, blockBytes: 4096)
+        _ = tracked.setRange(offsetBytes: 0, lengthBytes: 8192)
+        var h = AheadHarness(mode: .async)
+        h.node = PrimaryNode(config: h.node.config, session: 77,
+                             basis: .catchUp([CatchUpBase(session: 9, durableThroughEpoch: 3)]), trackedBitmap: tracked)
+        #expect(h.node.outOfSyncBytes == 8192)
+        h.send(.enable)
+        h.send(.peerVersion(3))
+        #expect(h.node.outOfSyncBytes == 8192, "a version-3 peer checks the base: only the tracked blocks")
+        h.send(.peerVersion(2))
+        #expect(h.node.basis == .fullCopy && h.node.outOfSyncBytes == 64 << 20)
+    }
+
     @Test func aRefusedCatchUpMakesTheNextSessionAFullCopy() {
         var h = AheadHarness(mode: .sync, tracksWithoutPeer: true)
         h.connect()

@@ -104,11 +104,19 @@ extension PrimaryNode {
     }
 
     /// A peer that speaks only version 2 read a catch-up's Hello as a full copy (its `bitmap`
-    /// field is 0): copy everything, as it expects.
+    /// field is 0) and accepted it whatever its copy holds: copy everything, as it expects.
+    /// Both the Hello of a pending catch-up session and a session that started as one (a
+    /// restart from a sealed bitmap, writes while disabled).
     mutating func peerSpeaks(_ version: UInt16, into actions: inout [PrimaryNodeAction]) {
-        guard version < WireFormat.catchUpVersion, let pending = pendingSession, pending.basis.isCatchUp else { return }
-        pendingSession = (pending.session, .fullCopy)
-        _ = bitmap.setBlocks(BlockRun(first: 0, count: bitmap.blockCount))
+        guard version < WireFormat.catchUpVersion, helloBasis.isCatchUp else { return }
+        catchUpBases = []
+        if let pending = pendingSession {
+            pendingSession = (pending.session, .fullCopy)
+            _ = bitmap.setBlocks(BlockRun(first: 0, count: bitmap.blockCount))
+        } else {
+            basis = .fullCopy
+            markWholeVolume()
+        }
         actions.append(.notice(.fullCopyStarted(reason:
             "the peer speaks protocol \(version), which cannot catch up from a bitmap: the whole volume is copied "
             + "(upgrade it: docs/operations.md, rolling upgrade)")))

@@ -321,9 +321,10 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             onPeerNeedsFullCopy?(reason)
         case let .fullCopyStarted(reason):
             logger.warning("the peer needs a full copy", metadata: ["reason": "\(reason)"])
-            sessionStartReason = "the peer refused to continue without a copy: \(reason)"
+            // The reason says why (a refusal by the peer names it; so does a version-2 peer).
+            sessionStartReason = "a full copy: \(reason)"
             context.events.publish(resource: resource, "session-start", [
-                "session_start": .string("full-copy"), "reason": .string("the peer refused to continue: \(reason)"),
+                "session_start": .string("full-copy"), "reason": .string(reason),
             ])
         case let .ahead(reason, outOfSync):
             logger.warning("Ahead: writes are acknowledged on this copy alone and tracked",
