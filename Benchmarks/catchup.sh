@@ -116,9 +116,14 @@ start_node() { # name [port metrics-port]: prints the pid
     python3 scripts/lib/start-tandemd.py --log "$work/$1.log" -- \
         "$bin/tandemd" --node-name "$1" --state-dir "$work/$1" --control-socket "$work/$1.ctl" "${peer[@]}"
 }
-stop_pid() { # pid: SIGTERM, wait for the exit
+stop_pid() { # pid: SIGTERM, wait for the exit, drop it from procs (its number may be reused)
+    local entry kept=()
     kill -TERM "$1"
     timeout 30 tail --pid="$1" -f /dev/null
+    for entry in "${procs[@]}"; do
+        [[ "${entry##*=}" == "$1" ]] || kept+=("$entry")
+    done
+    procs=("${kept[@]}")
 }
 metric() { # metrics-port family
     "${helper[@]}" metrics "http://127.0.0.1:$1/metrics" r0 | awk -v f="$2" '$1 == f { print $2 }'
