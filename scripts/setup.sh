@@ -12,6 +12,7 @@ packages=(
     resource-agents libxml2-utils                          # tests: ocf-tester, the OCF DTD, xmllint
     python3-prometheus-client prometheus                   # tests: parse (/usr/bin/python3) and lint (promtool) metrics
     strace                                                 # tests: kill -9 at metadata crash points (fault injection)
+    rsync                                                  # benchmarks: catch-up against rsync --inplace --no-whole-file
 )
 
 missing=()
