@@ -232,8 +232,10 @@ final class Resource {
         fields["direct_io"] = .bool(volume.direct)
         fields["nbd_clients"] = .int(Int64(backend.connectionCount))
         fields["nbd_serving"] = .bool(isServing)
-        fields["out_of_sync_bytes"] = .int(0)
-        fields["lag_bytes"] = .int(0)
+        // A stopped primary's tracked regions: what the next session will catch up.
+        let tracked = Int64(clamping: trackedSinceStop?.bitmap.outOfSyncBytes ?? 0)
+        fields["out_of_sync_bytes"] = .int(tracked)
+        fields["lag_bytes"] = .int(tracked)
         fields["rpo_ms"] = .int(0)
         if spec.role == .primary { fields["promoted_inconsistent"] = .bool(promotedInconsistent) }
         if let primary { fields.merge(primary.statusFields) { $1 } }

@@ -304,7 +304,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             logger.info("clean stop: the peer holds every write; the next start skips the full copy",
                         metadata: ["session": "\(session)"])
         } else {
-            logger.notice("stop with writes not confirmed by the peer (or a copy due): the next start copies the volume")
+            logger.notice(
+                "stop with writes not confirmed by the peer (or a copy due): the next start catches up from the sealed bitmap, or copies the volume if none was sealed")
         }
         onStopRecorded?(value)
     }
