@@ -135,7 +135,7 @@ public struct PrimaryNode: Sendable {
     var copySampleNs: UInt64 = 0
     var copySampleCursor: UInt64 = 0
     public internal(set) var copyRateBytesPerSecond: UInt64 = 0
-    /// `resync_rate`'s token bucket and retry time (PrimaryNode+Throttle).
+    /// `resync_rate`'s token bucket or dynamic controller, and retry time (PrimaryNode+Throttle).
     var resyncThrottle = ResyncThrottle()
 
     // Failure, drain, stop.
@@ -307,6 +307,8 @@ public struct PrimaryNode: Sendable {
             sampleCopyRate(nowNs: nowNs)
         case let .setResyncRate(rate):
             setResyncRate(rate, nowNs: nowNs)
+        case let .setResyncRateMin(rate):
+            setResyncRateMin(rate)
         }
         settle(nowNs: nowNs, into: &actions)
         checkInvariants()
