@@ -116,7 +116,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         let config = PrimaryNodeConfig(
             primary: ReplicationPrimaryConfig(mode: spec.mode == .async ? .async : .sync, bufferBytesMax: bufferBytes),
             volumeSizeBytes: volume.sizeBytes, hasPeer: spec.peer != nil, chunkBytes: UInt32(Self.chunkBytes),
-            syncTracksWithoutPeer: spec.fencing == .dontCare, resyncRateBytesPerSecond: spec.resyncRateBytesPerSecond)
+            syncTracksWithoutPeer: spec.fencing == .dontCare, resyncRateBytesPerSecond: spec.resyncRateBytesPerSecond,
+            resyncRateMinBytesPerSecond: spec.resyncRateMinBytesPerSecond)
         node = PrimaryNode(config: config, session: UInt64.random(in: 1...UInt64.max), basis: basis,
                            trackedBitmap: trackedBitmap)
         // The store holds what the node holds: never more writes, never more bytes.
@@ -158,8 +159,11 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         feed(.handOver)
     }
 
-    /// `set resync_rate`: the copy's cap from now on (0: unthrottled).
+    /// `set resync_rate`: the copy's cap from now on (0: the dynamic controller).
     func setResyncRate(_ bytesPerSecond: UInt64) { feed(.setResyncRate(bytesPerSecond: bytesPerSecond)) }
+
+    /// `set resync_rate_min`: the dynamic controller's floor from now on.
+    func setResyncRateMin(_ bytesPerSecond: UInt64) { feed(.setResyncRateMin(bytesPerSecond: bytesPerSecond)) }
 
     var isConnectedToPeer: Bool { link?.isEstablished == true }
 
