@@ -223,3 +223,23 @@ private struct CopyDriver {
         #expect(lowered >= (8 << 20) * 95 / 100 && lowered <= (8 << 20) * 115 / 100, "lowered floor: \(lowered) B/s")
     }
 }
+
+/// `.resyncPermitted`: the daemon's `resync_concurrency_max` slot.
+@Suite struct PrimaryNodeResyncPermitTests {
+    @Test func withoutAPermitTheCopyReadsNothingAndSaysPausedSyncUntilItIsGiven() {
+        var driver = CopyDriver(rate: 0, volumeBytes: 16 << 20, seed: 11, writing: true)
+        driver.reads.removeAll()  // the copy's first read went at the peer's hello
+        driver.handle(.resyncPermitted(false))
+        while driver.nowNs < 3_000_000_000 { driver.step() }
+        let (paused, state, reads) = (driver.node.copyWanted, driver.node.streamState, driver.reads.count)
+        #expect(paused && state == .pausedSync && reads == 0, "\(state), \(reads) reads while paused")
+        let retry = driver.node.resyncRetryAtNs
+        #expect(retry == nil, "a paused copy asks for no tick")
+        driver.handle(.resyncPermitted(true))
+        let resumed = driver.node.streamState
+        #expect(resumed == .syncSource)
+        while !driver.copyDone && driver.nowNs < 30_000_000_000 { driver.step() }
+        let (done, state2) = (driver.copyDone, driver.node.streamState)
+        #expect(done && state2 == .established, "\(state2)")
+    }
+}

@@ -81,7 +81,7 @@ extension PrimaryNode {
     /// When a copy read refused by the cap may go: the driver feeds `.tick` then. Nil while
     /// the copy is not throttled (or not running).
     public var resyncRetryAtNs: UInt64? {
-        guard copyWanted, isPeerReady, !stopping else { return nil }
+        guard copyWanted, resyncPermitted, isPeerReady, !stopping else { return nil }
         return resyncThrottle.retryAtNs
     }
 

@@ -117,6 +117,9 @@ public enum PrimaryNodeEvent: Sendable, Hashable {
     /// `set resync_rate_min`: the dynamic controller's floor from its next step on (1 byte/s
     /// to 10 GiB/s).
     case setResyncRateMin(bytesPerSecond: UInt64)
+    /// The daemon's `resync_concurrency_max` slot: without it the copy (full or catch-up)
+    /// reads nothing and `streamState` is `pausedSync`. A node starts permitted.
+    case resyncPermitted(Bool)
 }
 
 public enum PrimaryNotice: Sendable, Hashable {
