@@ -74,6 +74,17 @@ import TandemControl
         #expect(StatusReport.progress(fields) == "sync [########............] 42.0%  8MiB/s  ETA 8s")
     }
 
+    @Test func aPausedCopySaysItWaitsForASlot() {
+        var fields = Self.healthyPrimary
+        fields["peer_disk_state"] = .string("Inconsistent")
+        fields["replication_state"] = .string("PausedSync")
+        fields["resync_progress"] = .double(0)
+        #expect(StatusReport.problems(fields) == [
+            "secondary is Inconsistent: full copy 0% done",
+            "resync paused: the daemon's resync_concurrency_max copies run; this one waits for a slot",
+        ])
+    }
+
     @Test func everyUnhealthyStateHasAReasonAndUnknownWordsPassThrough() {
         let secondary: [String: JSONValue] = [
             "name": .string("r1"), "role": .string("secondary"), "enabled": .bool(true),
