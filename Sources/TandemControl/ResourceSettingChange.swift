@@ -7,12 +7,15 @@ import TandemCore
 
 public struct ResourceSettingChange: Sendable, Equatable {
     public var name: String
-    /// `resync_rate`, bytes per second (0: unthrottled); nil: unchanged.
+    /// `resync_rate`, bytes per second (0: the dynamic controller); nil: unchanged.
     public var resyncRateBytesPerSecond: UInt64?
+    /// `resync_rate_min`, bytes per second (the controller's floor); nil: unchanged.
+    public var resyncRateMinBytesPerSecond: UInt64?
 
-    public init(name: String, resyncRateBytesPerSecond: UInt64? = nil) {
+    public init(name: String, resyncRateBytesPerSecond: UInt64? = nil, resyncRateMinBytesPerSecond: UInt64? = nil) {
         self.name = name
         self.resyncRateBytesPerSecond = resyncRateBytesPerSecond
+        self.resyncRateMinBytesPerSecond = resyncRateMinBytesPerSecond
     }
 
     /// Every key `create` takes (documented on the tunables page), with the unbuilt ones.
@@ -38,6 +41,7 @@ public struct ResourceSettingChange: Sendable, Equatable {
         }
         var change = ResourceSettingChange(name: name)
         change.resyncRateBytesPerSecond = try ResourceSpec.parseResyncRate(&reader)
+        change.resyncRateMinBytesPerSecond = try ResourceSpec.parseResyncRateMin(&reader)
         try reader.finish()
         return change
     }
@@ -46,6 +50,9 @@ public struct ResourceSettingChange: Sendable, Equatable {
     public var jsonFields: [String: JSONValue] {
         var fields: [String: JSONValue] = [:]
         if let resyncRateBytesPerSecond { fields["resync_rate"] = .int(Int64(clamping: resyncRateBytesPerSecond)) }
+        if let resyncRateMinBytesPerSecond {
+            fields["resync_rate_min"] = .int(Int64(clamping: resyncRateMinBytesPerSecond))
+        }
         return fields
     }
 }

@@ -19,13 +19,13 @@ extension ResourceSpec {
     /// DESIGN.md's settings that `set` is to change on a running resource; the others are
     /// fixed at `create`. Those of `liveKeys` change live in this version.
     public static let designedLiveKeys: Set<String> = [
-        "mode", "period_s", "rpo_target_ms", "compression", "resync_rate", "bandwidth", "fencing",
+        "mode", "period_s", "rpo_target_ms", "compression", "resync_rate", "resync_rate_min", "bandwidth", "fencing",
         "after_split_brain", "disk_drain", "async_buffer_bytes",
     ]
 
     /// The settings `set` changes on a running resource in this version; `set` refuses the
     /// other designed ones with `unsupported`.
-    public static let liveKeys: Set<String> = ["resync_rate"]
+    public static let liveKeys: Set<String> = ["resync_rate", "resync_rate_min"]
 
     public static var tunableDocs: [TunableDoc] {
         let defaults = withDefaults().jsonFields
@@ -141,13 +141,22 @@ extension ResourceSpec {
 
     private static func policyDocs(_ entry: DocEntry) -> [TunableDoc] {
         [
-            entry("resync_rate", "bytes/s", "0 – 1 TiB/s; 0 means unthrottled", 0...resyncRateBytesPerSecondMax, nil, """
-                A hard cap on resync traffic (the full copy): the copy reads a chunk only when \
-                the bytes it has read since the cap was set stay within rate × elapsed + \
-                burst (a token bucket; burst = 1 MiB or one chunk). Application writes are \
-                never slowed by it. Lower it when a resync starves the application; `set` \
-                changes it on a running resource. 0: unthrottled (the dynamic controller that \
-                backs off while the application is active is not built yet).
+            entry("resync_rate", "bytes/s", "0 – 1 TiB/s; 0 selects the dynamic controller", 0...resyncRateBytesPerSecondMax, nil, """
+                A hard cap on resync traffic (the full copy and a catch-up): the copy reads a \
+                chunk only when the bytes it has read since the cap was set stay within rate × \
+                elapsed + burst (a token bucket; burst = 1 MiB or one chunk). Application writes \
+                are never slowed by it. 0 (the default): the dynamic controller (DRBD's \
+                c-plan-ahead / c-fill-target / c-min-rate) keeps 4 MiB of copy in flight, \
+                backs off to `resync_rate_min` while the application writes and rises again \
+                when it is idle. `set` changes it on a running resource.
+                """),
+            entry("resync_rate_min", "bytes/s", "64 KiB/s – 10 GiB/s", resyncRateMinBytesPerSecondRange, nil, """
+                The dynamic controller's floor (`resync_rate: 0`): however busy the \
+                application, the copy is given at least this rate (the link may still be \
+                slower). DRBD's 250 KiB/s leaves a 100 GiB volume degraded for almost five \
+                days under load; at 32 MiB/s 10 GiB takes 5.3 minutes and 100 GiB 53 minutes. \
+                Lower it when the application cannot spare that much disk bandwidth; `set` \
+                changes it on a running resource.
                 """),
             entry("bandwidth", "bytes/s", "≥ 0; 0 means no cap", 0...Int64.max, "0 (no cap)", """
                 A cap on all replication traffic of the resource, for a link shared with \

@@ -12,6 +12,8 @@ extension ResourceSpec {
     public static let unsupportedKeys = ["after_split_brain", "bandwidth", "period_s", "rpo_target_ms"]
     /// `resync_rate`'s bound: 1 TiB/s, far above any disk, so a typo in units is refused.
     public static let resyncRateBytesPerSecondMax: Int64 = 1 << 40
+    /// `resync_rate_min`'s bounds: 64 KiB/s to the controller's maximum, 10 GiB/s.
+    public static let resyncRateMinBytesPerSecondRange: ClosedRange<Int64> = (64 << 10)...(10 << 30)
     /// DESIGN.md's modes that are not built yet; `create` refuses them with `unsupported`.
     public static let unsupportedModes = ["adaptive", "periodic"]
     /// sun_path holds 108 bytes including the terminating NUL.
@@ -98,9 +100,16 @@ extension ResourceSpec {
         spec.initialSync = try reader.optionalChoice("initial_sync", InitialSync.self) ?? .full
         spec.fencing = try reader.optionalChoice("fencing", Fencing.self) ?? .dontCare
         spec.resyncRateBytesPerSecond = try parseResyncRate(&reader) ?? 0
+        spec.resyncRateMinBytesPerSecond = try parseResyncRateMin(&reader) ?? 32 << 20
     }
 
-    /// `resync_rate` (bytes per second, 0: unthrottled), for `create` and `set`.
+    /// `resync_rate_min` (bytes per second), for `create` and `set`.
+    public static func parseResyncRateMin(_ reader: inout ArgumentReader) throws(ControlError) -> UInt64? {
+        try reader.optionalInteger("resync_rate_min", in: resyncRateMinBytesPerSecondRange, unit: "bytes per second")
+            .map { UInt64($0) }
+    }
+
+    /// `resync_rate` (bytes per second, 0: the dynamic controller), for `create` and `set`.
     public static func parseResyncRate(_ reader: inout ArgumentReader) throws(ControlError) -> UInt64? {
         try reader.optionalInteger("resync_rate", in: 0...resyncRateBytesPerSecondMax, unit: "bytes per second")
             .map { UInt64($0) }
@@ -157,6 +166,7 @@ extension ResourceSpec {
             "mode": .string(mode.rawValue), "compression": .string(compression.rawValue),
             "disk_drain": .string(diskDrain.rawValue), "initial_sync": .string(initialSync.rawValue),
             "fencing": .string(fencing.rawValue), "resync_rate": .int(Int64(clamping: resyncRateBytesPerSecond)),
+            "resync_rate_min": .int(Int64(clamping: resyncRateMinBytesPerSecond)),
             "async_buffer_bytes": .int(Int64(clamping: asyncBufferBytes)),
         ]
         var nbdFields: [String: JSONValue] = ["socket": .string(nbd.socket)]

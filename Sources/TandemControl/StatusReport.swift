@@ -77,6 +77,9 @@ public enum StatusReport {
         if role != "standalone" { reasons += connectionProblems(fields, name: name, lastError: lastError) }
         if let local = diskProblem(disk, replication: fields["replication_state"]?.stringValue) { reasons.append(local) }
         if role == "primary", let peer = peerDiskProblem(fields) { reasons.append(peer) }
+        if fields["replication_state"]?.stringValue == "PausedSync" {
+            reasons.append("resync paused: the daemon's resync_concurrency_max copies run; this one waits for a slot")
+        }
         if fields["writes_blocked"]?.boolValue == true || fields["replication_state"]?.stringValue == "Blocked" {
             let unconfirmed = fields["unconfirmed_bytes"]?.intValue.map { HumanUnits.bytes(UInt64(max(0, $0))) } ?? "?"
             reasons.append("writes blocked: the replication buffer is full (\(unconfirmed) not yet confirmed by the peer)")

@@ -65,9 +65,11 @@ public struct ResourceSpec: Sendable, Equatable {
     public var diskDrain: DiskDrain
     public var initialSync: InitialSync
     public var fencing: Fencing
-    /// `resync_rate`: the cap on resync (copy) traffic, bytes per second; 0: unthrottled.
-    /// Changes live with `set`.
+    /// `resync_rate`: the cap on resync (copy) traffic, bytes per second; 0: the dynamic
+    /// controller. Changes live with `set`.
     public var resyncRateBytesPerSecond: UInt64
+    /// `resync_rate_min`: the dynamic controller's floor, bytes per second. Changes live.
+    public var resyncRateMinBytesPerSecond: UInt64
     public var asyncBufferBytes: UInt64
     public var nbd: NBDSpec
     /// Where the metadata file lives (docs/metadata.md). Set at `create` (default
@@ -79,7 +81,7 @@ public struct ResourceSpec: Sendable, Equatable {
         name: String, volume: String, sizeBytes: UInt64? = nil, role: ResourceRole = .standalone,
         peer: PeerSpec? = nil, mode: ReplicationMode = .sync, compression: CompressionKind = .none,
         diskDrain: DiskDrain = .drain, initialSync: InitialSync = .full, fencing: Fencing = .dontCare,
-        resyncRateBytesPerSecond: UInt64 = 0, asyncBufferBytes: UInt64 = 256 << 20, nbd: NBDSpec, metadataPath: String? = nil
+        resyncRateBytesPerSecond: UInt64 = 0, resyncRateMinBytesPerSecond: UInt64 = 32 << 20, asyncBufferBytes: UInt64 = 256 << 20, nbd: NBDSpec, metadataPath: String? = nil
     ) {
         self.name = name
         self.volume = volume
@@ -92,6 +94,7 @@ public struct ResourceSpec: Sendable, Equatable {
         self.initialSync = initialSync
         self.fencing = fencing
         self.resyncRateBytesPerSecond = resyncRateBytesPerSecond
+        self.resyncRateMinBytesPerSecond = resyncRateMinBytesPerSecond
         self.asyncBufferBytes = asyncBufferBytes
         self.nbd = nbd
         self.metadataPath = metadataPath

@@ -23,6 +23,7 @@ public enum ConfigKey: String, CaseIterable, Sendable {
     case maxRequestsPerConnection = "max_requests_per_connection", maxRequestBytes = "max_request_bytes"
     case tlsCA = "tls_ca", tlsCert = "tls_cert", tlsKey = "tls_key"
     case pingIntervalMs = "ping_interval_ms", pingTimeoutMs = "ping_timeout_ms"
+    case resyncConcurrencyMax = "resync_concurrency_max"
 
     public enum Kind: Sendable { case text, optionalText, bytes, count }
 
@@ -33,7 +34,7 @@ public enum ConfigKey: String, CaseIterable, Sendable {
         case .nodeName, .stateDir, .controlSocket, .listen, .logLevel: .text
         case .controlGroup, .metricsListen, .tlsCA, .tlsCert, .tlsKey: .optionalText
         case .bufferPoolBytes, .maxRequestBytes: .bytes
-        case .ringEntries, .maxRequestsPerConnection, .pingIntervalMs, .pingTimeoutMs: .count
+        case .ringEntries, .maxRequestsPerConnection, .pingIntervalMs, .pingTimeoutMs, .resyncConcurrencyMax: .count
         }
     }
 
@@ -110,6 +111,7 @@ extension DaemonConfig {
         case .maxRequestBytes: maxRequestBytes = UInt32(min(number, limit))
         case .pingIntervalMs: pingIntervalMs = UInt32(min(number, limit))
         case .pingTimeoutMs: pingTimeoutMs = UInt32(min(number, limit))
+        case .resyncConcurrencyMax: resyncConcurrencyMax = UInt32(min(number, limit))
         default: throw ConfigError("'\(key.rawValue)' must be \(key.expectedForm)")
         }
         if number > limit, key != .bufferPoolBytes {

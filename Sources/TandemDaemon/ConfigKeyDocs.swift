@@ -19,7 +19,7 @@ extension ConfigKey {
         case .listen, .metricsListen: "host:port"
         case .logLevel: "word"
         case .bufferPoolBytes, .maxRequestBytes: "bytes"
-        case .ringEntries, .maxRequestsPerConnection: "count"
+        case .ringEntries, .maxRequestsPerConnection, .resyncConcurrencyMax: "count"
         case .pingIntervalMs, .pingTimeoutMs: "ms"
         }
     }
@@ -39,6 +39,7 @@ extension ConfigKey {
         case .tlsCA, .tlsCert, .tlsKey: "absolute path of a PEM file; all three or none"
         case .pingIntervalMs: "1000 – 60000"
         case .pingTimeoutMs: "2000 – 600000, ≥ 2 × `ping_interval_ms`"
+        case .resyncConcurrencyMax: "1 – 1024"
         }
     }
 
@@ -51,6 +52,7 @@ extension ConfigKey {
         case .maxRequestBytes: 4096...32 << 20
         case .pingIntervalMs: 1000...60000
         case .pingTimeoutMs: 2000...600_000
+        case .resyncConcurrencyMax: 1...1024
         default: nil
         }
     }
@@ -87,6 +89,8 @@ extension ConfigKey {
             "This node's private key (keep it mode 0600)."
         case .pingIntervalMs:
             "A peer link on which nothing has arrived for this long is sent a Ping (the peer answers with a Pong). Anything received counts, so a busy link sends none. Checked once a second, so a Ping goes out up to 1 s after this."
+        case .resyncConcurrencyMax:
+            "How many of this daemon's resources copy (a full copy or a catch-up) at once, DRBD's `resync-after` idea without the ordering: many resources on one disk resync a few at a time instead of thrashing it together. The others report `replication_state: PausedSync` (events `resync-paused`, `resync-resumed`) and copy nothing until a slot frees; slots go in the order the copies asked. Raise it when the resources sit on separate disks."
         case .pingTimeoutMs:
             "A peer link on which nothing at all has arrived for this long is closed as dead, and the primary stops waiting for the peer: it is how a peer host that vanished without a TCP reset (power loss, a cut cable, a hung host) is noticed, between this time and 1 s later. A link's handshake must also finish within it. Lower it to fail over or degrade sooner; raise it on links that can stall for longer without the peer being gone."
         }
@@ -115,6 +119,7 @@ extension DaemonConfig {
         case .tlsKey: return text(tlsKey)
         case .pingIntervalMs: return "\(pingIntervalMs)"
         case .pingTimeoutMs: return "\(pingTimeoutMs)"
+        case .resyncConcurrencyMax: return "\(resyncConcurrencyMax)"
         }
     }
 }

@@ -29,7 +29,8 @@ extension DaemonConfig {
             return controlGroup.contains(where: { $0.isWhitespace || $0 == ":" }) ? "'\(name)' must be a group name, got \"\(controlGroup)\"" : nil
         case .tlsCA, .tlsCert, .tlsKey:
             return optionalPathProblem(key)
-        case .bufferPoolBytes, .ringEntries, .maxRequestsPerConnection, .maxRequestBytes, .pingIntervalMs, .pingTimeoutMs:
+        case .bufferPoolBytes, .ringEntries, .maxRequestsPerConnection, .maxRequestBytes, .pingIntervalMs, .pingTimeoutMs,
+             .resyncConcurrencyMax:
             return numberProblem(key)
         }
     }
@@ -51,6 +52,8 @@ extension DaemonConfig {
             return (1000...60000).contains(pingIntervalMs) ? nil : "'\(name)' must be between 1000 and 60000, got \(pingIntervalMs)"
         case .pingTimeoutMs:
             return (2000...600_000).contains(pingTimeoutMs) ? nil : "'\(name)' must be between 2000 and 600000, got \(pingTimeoutMs)"
+        case .resyncConcurrencyMax:
+            return (1...1024).contains(resyncConcurrencyMax) ? nil : "'\(name)' must be between 1 and 1024, got \(resyncConcurrencyMax)"
         default:
             return nil
         }

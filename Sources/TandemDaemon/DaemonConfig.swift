@@ -32,6 +32,9 @@ public struct DaemonConfig: Sendable, Equatable {
     /// A peer link on which nothing has arrived for this long is closed as dead; a link's
     /// handshake must finish within it too.
     public var pingTimeoutMs: UInt32 = 6000
+    /// Resources of this daemon that copy (full copy or catch-up) at once; the others are
+    /// PausedSync until a slot frees.
+    public var resyncConcurrencyMax: UInt32 = 4
 
     public init() {}
 }

@@ -33,8 +33,10 @@ struct Create: ParsableCommand {
     var rpoTargetMs: Int64?
     @Option(help: ArgumentHelp("none or lz4 (default none).", valueName: "kind"))
     var compression: String?
-    @Option(help: ArgumentHelp("Resync cap in bytes per second; 0 = unthrottled (default). Changes live with set.", valueName: "bytes"))
+    @Option(help: ArgumentHelp("Resync cap in bytes per second; 0 = the dynamic controller (default). Changes live with set.", valueName: "bytes"))
     var resyncRate: ByteCount?
+    @Option(help: ArgumentHelp("The dynamic controller's floor, bytes per second (default 32MiB). Changes live with set.", valueName: "bytes"))
+    var resyncRateMin: ByteCount?
     @Option(help: ArgumentHelp("Cap on all replication traffic, bytes per second; 0 = none.", valueName: "bytes"))
     var bandwidth: ByteCount?
     @Option(help: ArgumentHelp("dont-care or suspend-io (default dont-care).", valueName: "policy"))
@@ -65,7 +67,8 @@ struct Create: ParsableCommand {
         ]
         for (key, value) in strings { if let value { args[key] = .string(value) } }
         let sizes: [(String, ByteCount?)] = [
-            ("size_bytes", size), ("resync_rate", resyncRate), ("bandwidth", bandwidth), ("async_buffer_bytes", asyncBuffer),
+            ("size_bytes", size), ("resync_rate", resyncRate), ("resync_rate_min", resyncRateMin),
+            ("bandwidth", bandwidth), ("async_buffer_bytes", asyncBuffer),
         ]
         for (key, value) in sizes { if let value { args[key] = value.json } }
         if let period { args["period_s"] = .int(period) }

@@ -127,8 +127,9 @@ struct SetOptions: ParsableCommand {
         abstract: "Change a resource's settings live.",
         discussion: """
             Settings are given as key=value with the create keys (docs/control-protocol.md), \
-            e.g. 'tandemctl set r0 resync_rate=100MiB' (0: unthrottled). This version \
-            changes resync_rate live ('tandemctl capabilities' lists live_settings); the \
+            e.g. 'tandemctl set r0 resync_rate=100MiB' (0: the dynamic controller) or \
+            'tandemctl set r0 resync_rate_min=64MiB' (its floor). This version changes \
+            resync_rate and resync_rate_min live ('tandemctl capabilities' lists live_settings); the \
             other settings are refused with 'unsupported' and nothing changes. The change is \
             persisted. Values that are integers (with an optional size suffix) are sent as \
             integers, true/false as booleans, anything else as strings.

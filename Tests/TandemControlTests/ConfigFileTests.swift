@@ -87,11 +87,16 @@ import TandemDaemon
         #expect(throws: ConfigError.self) { try config.set(.ringEntries, flagValue: "many") }
         try config.set(.controlGroup, flagValue: "")
         #expect(config.controlGroup == nil)
+        try config.set(.resyncConcurrencyMax, flagValue: "1")
+        #expect(config.resyncConcurrencyMax == 1)
+        #expect(throws: ConfigError.self) { try config.set(.resyncConcurrencyMax, flagValue: "0") }
+        #expect(throws: ConfigError.self) { try config.set(.resyncConcurrencyMax, flagValue: "1025") }
     }
 
     @Test func everyKeyHasAFlag() {
         #expect(ConfigKey.allCases.map(\.flag).contains("--max-requests-per-connection"))
-        #expect(ConfigKey.allCases.count == 16)
+        #expect(ConfigKey.allCases.map(\.flag).contains("--resync-concurrency-max"))
+        #expect(ConfigKey.allCases.count == 17)
     }
 
     @Test func theDefaultsAreValid() throws {

@@ -65,13 +65,24 @@ import TandemControl
         let lines = StatusReport.render([fields]).split(separator: "\n", omittingEmptySubsequences: false)
         #expect(Array(lines.suffix(3)) == ["", "r0: secondary is Inconsistent: full copy 42% done",
                                            "r0: sync [########............] 42.0%  rate -  ETA -"])
-        // A capped copy names its cap; 0 (unthrottled) names none.
+        // A capped copy names its cap; 0 (the dynamic controller) names none.
         fields["resync_rate"] = .int(8 << 20)
         #expect(StatusReport.progress(fields) == "sync [########............] 42.0%  rate -  ETA -  cap 8MiB/s")
         fields["resync_rate_bytes_per_second"] = .int(8 << 20)
         #expect(StatusReport.progress(fields) == "sync [########............] 42.0%  8MiB/s  ETA 8s  cap 8MiB/s")
         fields["resync_rate"] = .int(0)
         #expect(StatusReport.progress(fields) == "sync [########............] 42.0%  8MiB/s  ETA 8s")
+    }
+
+    @Test func aPausedCopySaysItWaitsForASlot() {
+        var fields = Self.healthyPrimary
+        fields["peer_disk_state"] = .string("Inconsistent")
+        fields["replication_state"] = .string("PausedSync")
+        fields["resync_progress"] = .double(0)
+        #expect(StatusReport.problems(fields) == [
+            "secondary is Inconsistent: full copy 0% done",
+            "resync paused: the daemon's resync_concurrency_max copies run; this one waits for a slot",
+        ])
     }
 
     @Test func everyUnhealthyStateHasAReasonAndUnknownWordsPassThrough() {

@@ -21,8 +21,10 @@ private struct CopyDriver {
     /// Application writes go on during the copy (the cap must not count them, and a copy
     /// waiting for quiet must not spend tokens it does not use).
     var writing: Bool
+    /// An application write at every step (otherwise one step in four).
+    var writeEveryStep: Bool
 
-    init(rate: UInt64, volumeBytes: UInt64 = 64 << 20, seed: UInt64, writing: Bool = true) {
+    init(rate: UInt64, volumeBytes: UInt64 = 64 << 20, seed: UInt64, writing: Bool = true, writeEveryStep: Bool = false) {
         node = PrimaryNode(
             config: PrimaryNodeConfig(
                 primary: ReplicationPrimaryConfig(mode: .async, bufferBytesMax: 8 << 20),
@@ -30,6 +32,7 @@ private struct CopyDriver {
             session: 77, basis: .fullCopy)
         random = SplitMix64(seed: seed)
         self.writing = writing
+        self.writeEveryStep = writeEveryStep
         for event in [PrimaryNodeEvent.enable, .linkUp, .peer(.hello(durableThroughEpoch: 0, copy: .inconsistent))] {
             handle(event)
         }
@@ -72,7 +75,7 @@ private struct CopyDriver {
         if closedEpoch > node.primary.peerDurableEpoch { handle(.peer(.durableThroughEpoch(closedEpoch))) }
         for sequence in localPending { handle(.localWriteDone(sequence: sequence, errno: 0)) }
         localPending.removeAll()
-        if writing && UInt64.random(in: 0..<4, using: &random) == 0 {
+        if writing && (writeEveryStep || UInt64.random(in: 0..<4, using: &random) == 0) {
             let offset = UInt64.random(in: 0..<(node.config.volumeSizeBytes >> 12), using: &random) << 12
             handle(.request(id: nextRequest, .write(offsetBytes: offset, lengthBytes: 4096, fua: false)))
             nextRequest += 1
@@ -117,7 +120,7 @@ private struct CopyDriver {
         }
     }
 
-    @Test func aLiveRateChangeHoldsFromTheChangeOnAndZeroUnthrottles() {
+    @Test func aLiveRateChangeHoldsFromTheChangeOnAndZeroSelectsTheController() {
         var driver = CopyDriver(rate: 32 << 20, seed: 9)
         while driver.reads.reduce(0, { $0 + $1.bytes }) < 16 << 20 && driver.nowNs < 10_000_000_000 { driver.step() }
         let (slowFrom, slowFirst) = (driver.nowNs, driver.reads.count)
@@ -128,14 +131,15 @@ private struct CopyDriver {
         driver.checkBound(rate: 2 << 20, burst: Self.burst, fromNs: slowFrom, first: slowFirst)
         let slowBytes = driver.reads[slowFirst...].reduce(0) { $0 + $1.bytes }
         #expect(slowBytes >= 4 << 20, "the copy goes on at the new rate: \(slowBytes)")
-        // Unthrottled: the rest goes as fast as the buffer allows, with no retry pending.
+        // 0: the dynamic controller; the application writes now and then, so the rest goes
+        // well above the floor (32 MiB/s), with no retry pending once done.
         let fastFrom = driver.nowNs
         driver.handle(.setResyncRate(bytesPerSecond: 0))
         while !driver.copyDone && driver.nowNs < fastFrom + 60_000_000_000 { driver.step() }
         let (done, retry, tookNs) = (driver.copyDone, driver.node.resyncRetryAtNs, driver.nowNs - fastFrom)
         #expect(done && retry == nil)
-        #expect(tookNs < 2_000_000_000, "unthrottled, the rest takes \(tookNs) ns")
-        // And from unthrottled back to a cap: a new bucket, full, bounds it from the change.
+        #expect(tookNs < 2_000_000_000, "under the controller, the rest takes \(tookNs) ns")
+        // And from the controller back to a cap: a new bucket, full, bounds it from the change.
         var again = CopyDriver(rate: 0, seed: 10)
         while again.reads.count < 8 && again.nowNs < 10_000_000_000 { again.step() }
         let (cappedFrom, cappedFirst) = (again.nowNs, again.reads.count)
@@ -161,5 +165,81 @@ private struct CopyDriver {
         driver.handle(.tick)
         let onTime = driver.reads.count
         #expect(onTime == reads + 1, "at the retry time the read goes")
+    }
+}
+
+/// `resync_rate: 0`: the dynamic controller, driven as the daemon drives it (a `.tick` at the
+/// retry time, or every millisecond or so), with a fake peer that confirms at once.
+@Suite struct PrimaryNodeDynamicRateTests {
+    static let floor: UInt64 = 32 << 20
+
+    /// Steps for `forNs` (or until the copy is done): the copy's bytes read meanwhile, and the time.
+    private static func run(_ driver: inout CopyDriver, forNs: UInt64) -> (bytes: UInt64, ns: UInt64) {
+        let (fromNs, first) = (driver.nowNs, driver.reads.count)
+        while driver.nowNs < fromNs + forNs && !driver.copyDone { driver.step() }
+        return (driver.reads[first...].reduce(0) { $0 + $1.bytes }, driver.nowNs - fromNs)
+    }
+
+    private static func rate(_ sample: (bytes: UInt64, ns: UInt64)) -> UInt64 {
+        sample.bytes * 1_000_000_000 / max(sample.ns, 1)
+    }
+
+    @Test func applicationWritesBringTheCopyDownToTheFloorAndNeverBelowIt() {
+        for seed in UInt64(1)...3 {
+            var driver = CopyDriver(rate: 0, volumeBytes: 1 << 30, seed: seed, writing: true, writeEveryStep: true)
+            _ = Self.run(&driver, forNs: 300_000_000)  // the ceiling halves each busy step
+            let busy = Self.rate(Self.run(&driver, forNs: 2_000_000_000))
+            #expect(busy >= Self.floor * 95 / 100, "busy: \(busy) B/s, floor \(Self.floor) (seed \(seed))")
+            #expect(busy <= Self.floor * 115 / 100, "busy: \(busy) B/s, floor \(Self.floor) (seed \(seed))")
+            let target = driver.node.resyncTargetBytesPerSecond
+            #expect(target >= Self.floor && target <= Self.floor * 11 / 10, "target \(target) (seed \(seed))")
+        }
+    }
+
+    @Test func idleTheCopyRisesWellAboveTheFloor() {
+        var driver = CopyDriver(rate: 0, volumeBytes: 1 << 30, seed: 5, writing: true, writeEveryStep: true)
+        _ = Self.run(&driver, forNs: 500_000_000)
+        let busy = Self.rate(Self.run(&driver, forNs: 1_000_000_000))
+        driver.writing = false
+        _ = Self.run(&driver, forNs: 300_000_000)
+        let idle = Self.rate(Self.run(&driver, forNs: 1_000_000_000))
+        #expect(idle >= 4 * busy, "idle \(idle) B/s, busy \(busy) B/s")
+        #expect(idle >= 4 * Self.floor, "idle \(idle) B/s")
+    }
+
+    @Test func aLiveFloorChangeIsObeyed() {
+        var driver = CopyDriver(rate: 0, volumeBytes: 1 << 30, seed: 7, writing: true, writeEveryStep: true)
+        _ = Self.run(&driver, forNs: 500_000_000)
+        let floor: UInt64 = 96 << 20
+        driver.handle(.setResyncRateMin(bytesPerSecond: floor))
+        let current = driver.node.resyncRateMinBytesPerSecond
+        #expect(current == floor)
+        _ = Self.run(&driver, forNs: 100_000_000)
+        let raised = Self.rate(Self.run(&driver, forNs: 2_000_000_000))
+        #expect(raised >= floor * 95 / 100 && raised <= floor * 115 / 100, "raised floor: \(raised) B/s")
+        driver.handle(.setResyncRateMin(bytesPerSecond: 8 << 20))
+        _ = Self.run(&driver, forNs: 100_000_000)
+        let lowered = Self.rate(Self.run(&driver, forNs: 2_000_000_000))
+        #expect(lowered >= (8 << 20) * 95 / 100 && lowered <= (8 << 20) * 115 / 100, "lowered floor: \(lowered) B/s")
+    }
+}
+
+/// `.resyncPermitted`: the daemon's `resync_concurrency_max` slot.
+@Suite struct PrimaryNodeResyncPermitTests {
+    @Test func withoutAPermitTheCopyReadsNothingAndSaysPausedSyncUntilItIsGiven() {
+        var driver = CopyDriver(rate: 0, volumeBytes: 16 << 20, seed: 11, writing: true)
+        driver.reads.removeAll()  // the copy's first read went at the peer's hello
+        driver.handle(.resyncPermitted(false))
+        while driver.nowNs < 3_000_000_000 { driver.step() }
+        let (paused, state, reads) = (driver.node.copyWanted, driver.node.streamState, driver.reads.count)
+        #expect(paused && state == .pausedSync && reads == 0, "\(state), \(reads) reads while paused")
+        let retry = driver.node.resyncRetryAtNs
+        #expect(retry == nil, "a paused copy asks for no tick")
+        driver.handle(.resyncPermitted(true))
+        let resumed = driver.node.streamState
+        #expect(resumed == .syncSource)
+        while !driver.copyDone && driver.nowNs < 30_000_000_000 { driver.step() }
+        let (done, state2) = (driver.copyDone, driver.node.streamState)
+        #expect(done && state2 == .established, "\(state2)")
     }
 }

@@ -13,6 +13,7 @@ extension Integration {
             "period_s": ["mode": "periodic", "period_s": 60],
             "rpo_target_ms": ["rpo_target_ms": 500],
             "resync_rate": ["resync_rate": 100 << 20],
+            "resync_rate_min": ["resync_rate_min": 64 << 20],
             "bandwidth": ["bandwidth": 100 << 20],
             "fencing": ["fencing": "suspend-io"],
             "after_split_brain": ["after_split_brain": "discard-zero-changes"],

@@ -215,6 +215,8 @@ extension Integration {
             let invalid: [JSONObject] = [
                 ["name": "r0", "resync_rte": 1 << 20], ["name": "r0", "resync_rate": -1],
                 ["name": "r0", "resync_rate": "fast"], ["name": "r0", "resync_rate": (1 << 40) + 1],
+                ["name": "r0", "resync_rate_min": 0], ["name": "r0", "resync_rate_min": (10 << 30) + 1],
+                ["name": "r0", "resync_rate": 0, "resync_rate_min": 1024],
             ]
             for arguments in invalid {
                 try Self.expectRefused(try client.request("set", arguments), "invalid-argument", on: client)
@@ -225,6 +227,7 @@ extension Integration {
             after["id"] = nil
             #expect(NSDictionary(dictionary: before) == NSDictionary(dictionary: after), "\(before)\n\(after)")
             #expect(after.uint64("resync_rate") == 0 && after.string("fencing") == "dont-care", "\(after)")
+            #expect(after.uint64("resync_rate_min") == 32 << 20, "\(after)")
         }
 
         /// `tandemctl set r0 resync_rate=8MiB`: applied, answered with the new value, shown by
@@ -236,6 +239,8 @@ extension Integration {
             let ctl = try Binaries.tandemctl()
             let set = try ExternalTool.run(ctl, ["--socket", daemon.controlSocket, "set", "r0", "resync_rate=8MiB"])
             #expect(set.succeeded && set.stdout.contains("r0: resync_rate = 8388608"), "\(set)")
+            let floor = try ExternalTool.run(ctl, ["--socket", daemon.controlSocket, "set", "r0", "resync_rate_min=64MiB"])
+            #expect(floor.succeeded && floor.stdout.contains("r0: resync_rate_min = 67108864"), "\(floor)")
             #expect(try client.request("status", ["name": "r0"]).uint64("resync_rate") == 8 << 20)
             let refused = try ExternalTool.run(ctl, ["--socket", daemon.controlSocket, "set", "r0", "mode=async"])
             #expect(refused.status == 1 && refused.stderr.contains("unsupported"), "\(refused)")
@@ -243,6 +248,7 @@ extension Integration {
             try daemon.start()
             let restarted = try daemon.control().request("status", ["name": "r0"])
             #expect(restarted.uint64("resync_rate") == 8 << 20, "\(restarted)")
+            #expect(restarted.uint64("resync_rate_min") == 64 << 20, "\(restarted)")
             let json = try ExternalTool.run(ctl, ["--socket", daemon.controlSocket, "--json", "set", "r0", "resync_rate=0"])
             let reply = try? JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? JSONObject
             #expect(reply?.ok == true && reply?.uint64("resync_rate") == 0, "\(json)")

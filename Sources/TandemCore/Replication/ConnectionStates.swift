@@ -26,4 +26,7 @@ public enum ReplicationStreamState: String, Sendable, Equatable, CaseIterable {
     /// Writes are acknowledged on the primary's copy alone and tracked in its dirty bitmap
     /// (the peer is away, or the async buffer overflowed): the next link catches up.
     case ahead = "Ahead"
+    /// A copy is due and the peer is ready, but the daemon's `resync_concurrency_max` copies
+    /// run elsewhere: this one copies nothing until a slot frees.
+    case pausedSync = "PausedSync"
 }

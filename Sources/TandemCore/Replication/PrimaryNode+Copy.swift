@@ -14,7 +14,7 @@ extension PrimaryNode {
     /// writes have finished so that it can.
     mutating func continueCopy(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
         copyWaitingForQuiet = false
-        guard copyWanted, !isAhead, !restartPending, !stopping, !diskFailed, !copyReadInFlight, isPeerReady,
+        guard copyWanted, resyncPermitted, !isAhead, !restartPending, !stopping, !diskFailed, !copyReadInFlight, isPeerReady,
             zeroing == nil, !isBlocked, let run = nextCopyRun(into: &actions)
         else { return }
         let offset = run.first * bitmap.blockBytes

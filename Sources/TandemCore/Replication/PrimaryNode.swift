@@ -135,8 +135,10 @@ public struct PrimaryNode: Sendable {
     var copySampleNs: UInt64 = 0
     var copySampleCursor: UInt64 = 0
     public internal(set) var copyRateBytesPerSecond: UInt64 = 0
-    /// `resync_rate`'s token bucket and retry time (PrimaryNode+Throttle).
+    /// `resync_rate`'s token bucket or dynamic controller, and retry time (PrimaryNode+Throttle).
     var resyncThrottle = ResyncThrottle()
+    /// The daemon's concurrency slot (`.resyncPermitted`): without it the copy waits.
+    public internal(set) var resyncPermitted = true
 
     // Failure, drain, stop.
     public internal(set) var diskFailed = false
@@ -206,7 +208,7 @@ public struct PrimaryNode: Sendable {
     public var streamState: ReplicationStreamState {
         if isAhead { return .ahead }
         guard link == .up else { return .off }
-        if copyWanted { return .syncSource }
+        if copyWanted { return resyncPermitted || !isPeerReady ? .syncSource : .pausedSync }
         return isBlocked ? .blocked : .established
     }
 
@@ -307,6 +309,10 @@ public struct PrimaryNode: Sendable {
             sampleCopyRate(nowNs: nowNs)
         case let .setResyncRate(rate):
             setResyncRate(rate, nowNs: nowNs)
+        case let .setResyncRateMin(rate):
+            setResyncRateMin(rate)
+        case let .resyncPermitted(permitted):
+            resyncPermitted = permitted
         }
         settle(nowNs: nowNs, into: &actions)
         checkInvariants()

@@ -36,21 +36,26 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
     public var syncTracksWithoutPeer: Bool
     /// Bytes per bit of the dirty bitmap (`bitmap_block_bytes`).
     public var bitmapBlockBytes: UInt64
-    /// `resync_rate`: the cap on copy (resync) reads, bytes per second; 0: unthrottled.
-    /// `.setResyncRate` changes it live (PrimaryNode+Throttle).
+    /// `resync_rate`: the cap on copy (resync) reads, bytes per second; 0: the dynamic
+    /// controller. `.setResyncRate` changes it live (PrimaryNode+Throttle).
     public var resyncRateBytesPerSecond: UInt64
+    /// `resync_rate_min`: the dynamic controller's floor, bytes per second (at most
+    /// ResyncRateController's maximum, 10 GiB/s). `.setResyncRateMin` changes it live.
+    public var resyncRateMinBytesPerSecond: UInt64
 
     public init(
         primary: ReplicationPrimaryConfig, volumeSizeBytes: UInt64, hasPeer: Bool = true,
         chunkBytes: UInt32 = 1 << 20, requestsQueuedMax: Int = 16_384,
         backoffInitialNs: UInt64 = 250_000_000, backoffMaxNs: UInt64 = 5_000_000_000,
         syncTracksWithoutPeer: Bool = false, bitmapBlockBytes: UInt64 = 4096,
-        resyncRateBytesPerSecond: UInt64 = 0
+        resyncRateBytesPerSecond: UInt64 = 0, resyncRateMinBytesPerSecond: UInt64 = 32 << 20
     ) {
         precondition(chunkBytes > 0 && requestsQueuedMax > 0)
         precondition(DirtyBitmap.isValidBlockBytes(bitmapBlockBytes), "bitmap block bytes \(bitmapBlockBytes)")
         precondition(UInt64(chunkBytes) >= bitmapBlockBytes, "a chunk smaller than a bitmap block")
         precondition(UInt64(chunkBytes) <= primary.bufferBytesMax, "a chunk larger than the buffer")
+        precondition(resyncRateMinBytesPerSecond > 0
+            && resyncRateMinBytesPerSecond <= ResyncRateController.Settings().rateMaxBytesPerSecond, "resync_rate_min")
         self.primary = primary
         self.volumeSizeBytes = volumeSizeBytes
         self.hasPeer = hasPeer
@@ -61,6 +66,7 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
         self.syncTracksWithoutPeer = syncTracksWithoutPeer
         self.bitmapBlockBytes = bitmapBlockBytes
         self.resyncRateBytesPerSecond = resyncRateBytesPerSecond
+        self.resyncRateMinBytesPerSecond = resyncRateMinBytesPerSecond
     }
 }
 
@@ -105,9 +111,15 @@ public enum PrimaryNodeEvent: Sendable, Hashable {
     case linkDown(reason: String, refusal: WireRefusal?)
     case peer(SecondaryMessage)
     case tick
-    /// `set resync_rate`: the copy's cap from now on (0: unthrottled). A refused copy read
-    /// is retried at `resyncRetryAtNs`: the driver feeds `.tick` then.
+    /// `set resync_rate`: the copy's cap from now on (0: the dynamic controller). A refused
+    /// copy read is retried at `resyncRetryAtNs`: the driver feeds `.tick` then.
     case setResyncRate(bytesPerSecond: UInt64)
+    /// `set resync_rate_min`: the dynamic controller's floor from its next step on (1 byte/s
+    /// to 10 GiB/s).
+    case setResyncRateMin(bytesPerSecond: UInt64)
+    /// The daemon's `resync_concurrency_max` slot: without it the copy (full or catch-up)
+    /// reads nothing and `streamState` is `pausedSync`. A node starts permitted.
+    case resyncPermitted(Bool)
 }
 
 public enum PrimaryNotice: Sendable, Hashable {

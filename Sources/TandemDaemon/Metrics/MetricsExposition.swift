@@ -108,7 +108,11 @@ public enum MetricsExposition {
         ("tandem_resync_rate_bytes_per_second", "resync_rate_bytes_per_second", 1,
          "Initial copy rate, smoothed over about a second (status: resync_rate_bytes_per_second)."),
         ("tandem_resync_rate_limit_bytes_per_second", "resync_rate", 1,
-         "The configured cap on resync traffic, 0 when unthrottled (status: resync_rate; changes with set)."),
+         "The configured cap on resync traffic, 0 when the dynamic controller paces it (status: resync_rate; changes with set)."),
+        ("tandem_resync_rate_min_bytes_per_second", "resync_rate_min", 1,
+         "The dynamic controller's floor (status: resync_rate_min; changes with set)."),
+        ("tandem_resync_rate_target_bytes_per_second", "resync_rate_target_bytes_per_second", 1,
+         "The dynamic controller's latest budget as a rate, 0 under a fixed cap or before the copy's first read (status: resync_rate_target_bytes_per_second)."),
         ("tandem_nbd_clients", "nbd_clients", 1, "NBD client connections open on the export (status: nbd_clients)."),
     ]
 

@@ -23,6 +23,7 @@ extension PrimaryReplicator {
         fields["resync_progress"] = .double(copied ? 1 : Double(node.copiedBytes) / Double(total))
         let rate = node.copyRateBytesPerSecond
         fields["resync_rate_bytes_per_second"] = .int(Int64(clamping: rate))
+        fields["resync_rate_target_bytes_per_second"] = .int(Int64(clamping: node.peerSynced ? 0 : node.resyncTargetBytesPerSecond))
         if rate > 0, !node.peerSynced {
             fields["resync_eta_seconds"] = .int(Int64(clamping: (node.outOfSyncBytes + rate - 1) / rate))
         }

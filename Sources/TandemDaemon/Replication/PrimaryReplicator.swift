@@ -58,6 +58,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     /// When the resync pacer's loop timer fires (0: none armed): `resync_rate` refused a copy
     /// read, and only a `.tick` at the node's retry time lets it go on (PrimaryReplicator+Pacing).
     var pacerArmedNs: UInt64 = 0
+    /// This resource's `resync_concurrency_max` slot (PrimaryReplicator+ResyncSlot).
+    var resyncSlot = ResyncSlot.none
 
     var link: PeerLink?
     lazy var resolver = PeerAddressResolver(loop: context.loop)
@@ -116,7 +118,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         let config = PrimaryNodeConfig(
             primary: ReplicationPrimaryConfig(mode: spec.mode == .async ? .async : .sync, bufferBytesMax: bufferBytes),
             volumeSizeBytes: volume.sizeBytes, hasPeer: spec.peer != nil, chunkBytes: UInt32(Self.chunkBytes),
-            syncTracksWithoutPeer: spec.fencing == .dontCare, resyncRateBytesPerSecond: spec.resyncRateBytesPerSecond)
+            syncTracksWithoutPeer: spec.fencing == .dontCare, resyncRateBytesPerSecond: spec.resyncRateBytesPerSecond,
+            resyncRateMinBytesPerSecond: spec.resyncRateMinBytesPerSecond)
         node = PrimaryNode(config: config, session: UInt64.random(in: 1...UInt64.max), basis: basis,
                            trackedBitmap: trackedBitmap)
         // The store holds what the node holds: never more writes, never more bytes.
@@ -130,9 +133,15 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         requests.reserveCapacity(256)
         freeRequests.reserveCapacity(256)
         handlerID = context.loop.register(self)
+        // The copy waits for a slot of the daemon's resync_concurrency_max (updateResyncSlot).
+        var none: [PrimaryNodeAction] = []
+        node.handle(.resyncPermitted(false), nowNs: ReplicationContext.nowNs(), into: &none)
+        precondition(none.isEmpty, "a node before enable acted on its resync permit")
     }
 
     deinit {
+        // A replicator dropped without stopping must not keep a slot.
+        if resyncSlot != .none { context.resyncArbiter.withdraw(ObjectIdentifier(self)) }
         scratch.deallocate()
     }
 
@@ -158,8 +167,11 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         feed(.handOver)
     }
 
-    /// `set resync_rate`: the copy's cap from now on (0: unthrottled).
+    /// `set resync_rate`: the copy's cap from now on (0: the dynamic controller).
     func setResyncRate(_ bytesPerSecond: UInt64) { feed(.setResyncRate(bytesPerSecond: bytesPerSecond)) }
+
+    /// `set resync_rate_min`: the dynamic controller's floor from now on.
+    func setResyncRateMin(_ bytesPerSecond: UInt64) { feed(.setResyncRateMin(bytesPerSecond: bytesPerSecond)) }
 
     var isConnectedToPeer: Bool { link?.isEstablished == true }
 
@@ -228,6 +240,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         if performing { return deferred.append(event) }
         node.handle(event, nowNs: ReplicationContext.nowNs(), into: &actions)
         perform()
+        updateResyncSlot()
         armResyncPacer()
         // The first peer-disk-state event follows the resource's `enabled` (on the next event).
         if event != .enable { publishPeerDiskState() }

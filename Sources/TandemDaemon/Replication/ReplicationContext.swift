@@ -13,6 +13,8 @@ final class ReplicationContext {
     let logger: Logger
     /// Daemon-wide counters for the metrics endpoint.
     let counters = DaemonCounters()
+    /// `resync_concurrency_max`: which resources may copy now.
+    let resyncArbiter: ResyncArbiter
     /// Client side (the primary dials); the expected name is set per connection.
     private var clientContexts: [String: TLSContext] = [:]
     private var serverContext: TLSContext?
@@ -26,6 +28,7 @@ final class ReplicationContext {
         self.config = config
         self.events = events
         self.logger = logger
+        resyncArbiter = ResyncArbiter(slotsMax: Int(config.resyncConcurrencyMax))
     }
 
     /// The last connection refused before its Hello named a resource (TLS or garbage):

@@ -1,7 +1,8 @@
 // `resync_rate` on a real pair: the initial copy of a 64 MiB volume at 8 MiB/s, sampled from
 // the primary's status while it runs (the bytes the copy has sent never exceed rate × elapsed
 // + burst at any sample), then `set resync_rate=0` lets it finish, and both volumes are equal.
-// No lower bound on the rate is asserted: accuracy belongs to benchmarks.
+// No lower bound on the capped rate is asserted: accuracy belongs to benchmarks. Under the
+// dynamic controller (`resync_rate: 0`) an idle copy rises far above a 1 MiB/s floor.
 import Foundation
 import Testing
 
@@ -51,6 +52,33 @@ extension Replication {
         let lifted = try pair.expectOK(try client.request("set", ["name": ReplicatedPair.resource, "resync_rate": 0]))
         #expect(lifted["resync_rate"] as? Int == 0)
         try pair.waitInSync()
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
+    }
+
+    /// `resync_rate: 0` with a floor of 1 MiB/s on an idle pair: the controller rises far above
+    /// the floor (a copy held at it would take 64 s), says so in status, and the volumes end equal.
+    @Test func theDynamicControllerCopiesAnIdleVolumeFarAboveItsFloor() throws {
+        let pair = try ReplicatedPair(sizeBytes: 64 << 20)
+        try VolumeFiles.makeRandom(pair.volume(pair.alpha), sizeBytes: pair.sizeBytes)
+        try pair.create(on: pair.beta, role: "secondary", peer: ("alpha", pair.alphaAddress), mode: "sync",
+                        initialSync: "full", compression: "none")
+        let floor = 1 << 20
+        try pair.create(on: pair.alpha, role: "primary", peer: ("beta", pair.betaAddress), mode: "sync",
+                        initialSync: "full", compression: "none", settings: ["resync_rate": 0, "resync_rate_min": floor])
+        try pair.expectOK(try pair.beta.control().request("enable", ["name": ReplicatedPair.resource]))
+        let start = Date()
+        try pair.expectOK(try pair.alpha.control().request("enable", ["name": ReplicatedPair.resource]))
+        var targets: [Int] = []
+        try pair.waitFor(pair.alpha, timeoutSeconds: 30, "the copy done") { status in
+            if let target = status["resync_rate_target_bytes_per_second"] as? Int, target > 0 { targets.append(target) }
+            return status["peer_disk_state"] as? String == "UpToDate"
+        }
+        let seconds = Date().timeIntervalSince(start)
+        print("resync_rate 0, floor 1 MiB/s, idle: 64 MiB copied in \(seconds) s; controller targets \(targets)")
+        #expect(seconds < 16, "64 MiB took \(seconds) s: at most 4 times the floor's rate")
+        #expect(targets.contains { $0 > 4 * floor }, "status targets \(targets)")
         try pair.alpha.stop()
         try pair.beta.stop()
         #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))

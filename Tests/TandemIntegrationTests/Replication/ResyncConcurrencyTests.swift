@@ -1,0 +1,91 @@
+// `resync_concurrency_max` on a real pair: alpha runs with 1, and two resources (r0, r1) each
+// start a full copy of 32 MiB of random data, capped at 8 MiB/s so the first copy lasts about
+// four seconds. The second reports `PausedSync` (event `resync-paused`) and copies nothing
+// while the first copies; once the first is done it is granted the slot (`resync-resumed`)
+// and copies; both volumes equal their peer's at the end.
+import Foundation
+import Testing
+
+extension Replication {
+@Suite struct ResyncConcurrencyTests {
+    static let names = ["r0", "r1"]
+
+    @Test func withOneSlotTheSecondResourcePausesUntilTheFirstCopyIsDone() throws {
+        let size = 32 << 20
+        let pair = try ReplicatedPair(sizeBytes: size, alphaArguments: ["--resync-concurrency-max", "1"])
+        func volume(_ daemon: DaemonProcess, _ name: String) -> String { daemon.directory.file("\(name).img") }
+        func create(_ daemon: DaemonProcess, _ name: String, role: String, peer: (String, String)) throws {
+            try pair.expectOK(try daemon.control().request("create", [
+                "name": name, "volume": volume(daemon, name), "size_bytes": size, "role": role,
+                "peer": ["name": peer.0, "address": peer.1], "mode": "sync", "initial_sync": "full",
+                "nbd": ["socket": daemon.directory.file("\(name).sock")], "resync_rate": 8 << 20,
+            ]))
+        }
+        for name in Self.names {
+            try VolumeFiles.makeRandom(volume(pair.alpha, name), sizeBytes: size)
+            try create(pair.beta, name, role: "secondary", peer: ("alpha", pair.alphaAddress))
+            try create(pair.alpha, name, role: "primary", peer: ("beta", pair.betaAddress))
+            try pair.expectOK(try pair.beta.control().request("enable", ["name": name]))
+        }
+        let client = try pair.alpha.control()
+        func status(_ name: String) throws -> JSONObject {
+            try pair.expectOK(try client.request("status", ["name": name]))
+        }
+        let events = try pair.alpha.control()
+        try events.sendLine(Array(#"{"id": 0, "cmd": "events"}"#.utf8))
+        _ = try events.readReply()
+        try pair.expectOK(try client.request("enable", ["name": "r0"]))
+        try pair.expectOK(try client.request("enable", ["name": "r1"]))
+
+        // While r0 copies, r1 is PausedSync once its peer is ready (before its peer's Hello the
+        // link is up but the peer unheard: SyncSource as for any copy, asking for no slot yet)
+        // and copies nothing.
+        var pausedSamples = 0
+        var r0 = try status("r0")
+        while r0["peer_disk_state"] as? String != "UpToDate" {
+            let r1 = try status("r1")
+            let state = r1["replication_state"] as? String
+            let unheard = state == "SyncSource" && r1["peer_disk_state"] as? String == "DUnknown"
+            #expect(state == "PausedSync" || state == "Off" || unheard, "r1 while r0 copies: \(r1)")
+            #expect(r1["out_of_sync_bytes"] as? Int == size, "r1 copied while r0 held the slot: \(r1)")
+            if state == "PausedSync" { pausedSamples += 1 }
+            let copying = r0["replication_state"] as? String
+            #expect(copying == "SyncSource" || copying == "Off", "r0: \(r0)")
+            Thread.sleep(forTimeInterval: 0.05)  // a sampling interval, not a synchronisation
+            r0 = try status("r0")
+        }
+        #expect(pausedSamples >= 10, "r1 was seen PausedSync \(pausedSamples) times")
+
+        // The events: r1 paused, then resumed only after r0's copy was done.
+        var seen: [String] = []
+        let deadline = Date().addingTimeInterval(60)
+        while !seen.contains("r1 resync-resumed"), Date() < deadline {
+            let event = try events.readReply()
+            guard let kind = event["event"] as? String, let resource = event["resource"] as? String else { continue }
+            if kind.hasPrefix("resync-") || kind == "copy-done" || (kind == "peer-disk-state" && resource == "r0") {
+                seen.append("\(resource) \(kind)" + (kind == "peer-disk-state" ? " \(event["peer_disk_state"] ?? "")" : ""))
+            }
+        }
+        let paused = seen.firstIndex(of: "r1 resync-paused")
+        let r0Done = seen.firstIndex(of: "r0 peer-disk-state UpToDate")
+        let resumed = seen.firstIndex(of: "r1 resync-resumed")
+        #expect(paused != nil && resumed != nil && r0Done != nil, "\(seen)")
+        if let paused, let resumed, let r0Done { #expect(paused < r0Done && r0Done < resumed, "\(seen)") }
+        #expect(!seen.contains("r0 resync-paused"), "\(seen)")
+
+        try pair.waitFor(pair.alpha, timeoutSeconds: 60, "r1's copy done") { _ in
+            (try? status("r1"))?["peer_disk_state"] as? String == "UpToDate"
+        }
+        for name in Self.names {
+            let done = try status(name)
+            #expect(done["replication_state"] as? String == "Established", "\(done)")
+            #expect(try client.request("disable", ["name": name])["ok"] as? Bool == true)
+        }
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        for name in Self.names {
+            #expect(try VolumeFiles.sha256(volume(pair.alpha, name)) == VolumeFiles.sha256(volume(pair.beta, name)), "\(name)")
+        }
+    }
+}
+}
