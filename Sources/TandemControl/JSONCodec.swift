@@ -145,13 +145,19 @@ public enum JSONCodec {
 
     // MARK: JSONValue to Foundation's objects
 
-    /// JSON has no NaN or infinity; they are written as null rather than as invalid JSON.
+    /// JSON has no NaN or infinity; they are written as null rather than as invalid JSON. A
+    /// Double with no fraction that fits Int64 is written as that integer, every digit:
+    /// JSONSerialization would write `2.3456789012345646e+18`, which reads back as the integer
+    /// 2345678901234564600, not the Double's 2345678901234564608.
     static func foundationObject(_ value: JSONValue) -> Any {
         switch value {
         case .null: return NSNull()
         case .bool(let flag): return NSNumber(value: flag)
         case .int(let number): return NSNumber(value: number)
-        case .double(let number): return number.isFinite ? NSNumber(value: number) : NSNull()
+        case .double(let number):
+            guard number.isFinite else { return NSNull() }
+            if number.rounded() == number, let integer = Int64(exactly: number) { return NSNumber(value: integer) }
+            return NSNumber(value: number)
         case .string(let text): return text
         case .array(let items): return items.map(foundationObject)
         case .object(let fields): return fields.mapValues(foundationObject)
