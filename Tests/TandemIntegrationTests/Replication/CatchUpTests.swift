@@ -140,16 +140,8 @@ extension Replication {
     /// A clean stop while Ahead seals the bitmap in the metadata file; the restarted primary
     /// loads it (every page proven) and catches up only its regions: issue 13 item 4.
     @Test func aPrimaryRestartedWhileAheadCatchesUpFromItsSealedBitmap() throws {
-        let pair = try Self.makePair()
-        let proxy = try #require(pair.proxy)
-        try pair.createAndEnable(mode: "async", initialSync: "none", primaryBufferBytes: 4 << 20)
-        try pair.waitInSync()
-        let fio = try FioJob(socket: pair.nbdSocket(pair.alpha), regionBytes: Self.workloadRegionBytes,
-                             runtimeSeconds: Self.workloadSeconds, rateIOPS: Self.workloadRateIOPS)
-        #expect(proxy.waitForForwarded(.toTarget, atLeast: 1 << 20, timeoutSeconds: 15), "no workload crossed the link")
-        proxy.cut()
-        _ = try Self.waitAhead(pair)
-        try Self.expectUnstalled(try fio.finish(), mode: "async")
+        let (pair, proxy, report) = try Self.aheadAfterACutWorkload(seconds: Self.workloadSeconds)
+        try Self.expectUnstalled(report, mode: "async")
         let dirtyBytes = try Self.dirtyBytesOnceStopped(pair)
 
         try pair.alpha.stop()
@@ -168,16 +160,7 @@ extension Replication {
     /// restarted primary does not believe the page (its CRC fails), says so, and copies the
     /// whole volume rather than miss a region.
     @Test func aSealedBitmapPageThatFailsItsChecksIsNotBelievedAndTheVolumeIsCopied() throws {
-        let pair = try Self.makePair()
-        let proxy = try #require(pair.proxy)
-        try pair.createAndEnable(mode: "async", initialSync: "none", primaryBufferBytes: 4 << 20)
-        try pair.waitInSync()
-        let fio = try FioJob(socket: pair.nbdSocket(pair.alpha), regionBytes: Self.workloadRegionBytes,
-                             runtimeSeconds: 2, rateIOPS: Self.workloadRateIOPS)
-        #expect(proxy.waitForForwarded(.toTarget, atLeast: 1 << 20, timeoutSeconds: 15), "no workload crossed the link")
-        proxy.cut()
-        _ = try Self.waitAhead(pair)
-        _ = try fio.finish()
+        let (pair, proxy, _) = try Self.aheadAfterACutWorkload(seconds: 2)
         try pair.alpha.stop()
         // docs/metadata.md: the bitmap's first page follows the two superblock slots and the
         // eight activity-log slots (8192 + 8 × 4096); its bits start 32 bytes in.
@@ -229,16 +212,7 @@ extension Replication {
     /// regions its last moments touched (no activity log yet), so it copies the volume whole,
     /// and the volumes end equal.
     @Test func duringACatchUpTheTargetIsInconsistentAndAPrimaryCrashEndsInACompleteCopy() throws {
-        let pair = try Self.makePair()
-        let proxy = try #require(pair.proxy)
-        try pair.createAndEnable(mode: "async", initialSync: "none", primaryBufferBytes: 4 << 20)
-        try pair.waitInSync()
-        let fio = try FioJob(socket: pair.nbdSocket(pair.alpha), regionBytes: Self.workloadRegionBytes,
-                             runtimeSeconds: 3, rateIOPS: Self.workloadRateIOPS)
-        #expect(proxy.waitForForwarded(.toTarget, atLeast: 1 << 20, timeoutSeconds: 15), "no workload crossed the link")
-        proxy.cut()
-        _ = try Self.waitAhead(pair)
-        _ = try fio.finish()
+        let (pair, proxy, _) = try Self.aheadAfterACutWorkload(seconds: 3)
         // 1 MiB/s: the catch-up of several MiB takes seconds, long enough to look at.
         try pair.expectOK(try pair.alpha.control().request("set", ["name": ReplicatedPair.resource, "resync_rate": 1 << 20]))
         proxy.heal()
@@ -262,6 +236,21 @@ extension Replication {
     }
 
     // MARK: Steps
+
+    /// An async pair through the proxy (alpha's buffer 4 MiB), in sync; a workload of
+    /// `seconds`, the link cut once it flows. On return alpha is Ahead and the workload ended.
+    static func aheadAfterACutWorkload(seconds: Int) throws -> (ReplicatedPair, LinkProxy, FioJob.Report) {
+        let pair = try makePair()
+        let proxy = try #require(pair.proxy)
+        try pair.createAndEnable(mode: "async", initialSync: "none", primaryBufferBytes: 4 << 20)
+        try pair.waitInSync()
+        let fio = try FioJob(socket: pair.nbdSocket(pair.alpha), regionBytes: workloadRegionBytes,
+                             runtimeSeconds: seconds, rateIOPS: workloadRateIOPS)
+        #expect(proxy.waitForForwarded(.toTarget, atLeast: 1 << 20, timeoutSeconds: 15), "no workload crossed the link")
+        proxy.cut()
+        _ = try waitAhead(pair)
+        return (pair, proxy, try fio.finish())
+    }
 
     /// alpha `Ahead` with bits set, within 10 s of losing its peer.
     static func waitAhead(_ pair: ReplicatedPair) throws -> JSONObject {
