@@ -33,9 +33,7 @@ extension PrimaryNode {
         aheadSinceNs = nowNs - min(primary.rpoAgeNs(nowNs: nowNs), nowNs)
         // Everything the peer has not confirmed durable goes into the bitmap: held writes
         // (copy chunks too) whatever their state, and the copy's unread regions are set already.
-        var marked: [(UInt64, UInt32)] = []
-        primary.forEachHeldWrite { marked.append(($0, $1)) }
-        for (offset, length) in marked { _ = bitmap.setRange(offsetBytes: offset, lengthBytes: UInt64(length)) }
+        markHeldWrites()
         catchUpBases = SessionBasis.basesAfterLosingPeer(
             session: session, peerDurableEpoch: primary.peerDurableEpoch, previous: catchUpBases)
         if primary.isConnected { drive(.connectionDown, nowNs: nowNs, into: &actions) }
@@ -49,6 +47,12 @@ extension PrimaryNode {
         invalidateCleanStop(into: &actions)
         actions.append(.notice(.ahead(reason: reason, outOfSyncBytes: bitmap.outOfSyncBytes)))
         return true
+    }
+
+    /// Marks every write the stream still holds (not confirmed durable by the peer).
+    mutating func markHeldWrites() {
+        let primary = self.primary
+        primary.forEachHeldWrite { offset, length in _ = bitmap.setRange(offsetBytes: offset, lengthBytes: UInt64(length)) }
     }
 
     /// A dial while Ahead names a new session that catches up from the bitmap's bases.

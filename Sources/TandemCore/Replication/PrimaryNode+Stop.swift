@@ -35,9 +35,7 @@ extension PrimaryNode {
         if flushed && !isCleanForStop && !handingOver {
             // Everything the peer has not confirmed joins the bitmap, as on going Ahead: the
             // next session catches up from it instead of copying the volume.
-            var held: [(UInt64, UInt32)] = []
-            primary.forEachHeldWrite { held.append(($0, $1)) }
-            for (offset, length) in held { _ = bitmap.setRange(offsetBytes: offset, lengthBytes: UInt64(length)) }
+            markHeldWrites()
             let bases = isAhead ? catchUpBases : SessionBasis.basesAfterLosingPeer(
                 session: session, peerDurableEpoch: primary.peerDurableEpoch, previous: catchUpBases)
             if !bases.isEmpty { actions.append(.persistBitmap(bases: bases)) }
