@@ -64,14 +64,14 @@ extension PrimaryNode {
         while next == 0 || next == session || catchUpBases.contains(where: { $0.session == next }) {
             next = generator.next()
         }
-        if catchUpBases.isEmpty { _ = bitmap.setBlocks(BlockRun(first: 0, count: bitmap.blockCount)) }
+        if catchUpBases.isEmpty { markEveryBlock() }
         pendingSession = (next, catchUpBases.isEmpty ? .fullCopy : .catchUp(catchUpBases))
     }
 
     /// The peer holds none of the catch-up's bases: the next session copies the whole volume.
     mutating func refuseCatchUp(because reason: String, into actions: inout [PrimaryNodeAction]) {
         catchUpBases = []
-        _ = bitmap.setBlocks(BlockRun(first: 0, count: bitmap.blockCount))
+        markEveryBlock()
         actions.append(.notice(.fullCopyStarted(reason: reason)))
     }
 
@@ -116,7 +116,7 @@ extension PrimaryNode {
         catchUpBases = []
         if let pending = pendingSession {
             pendingSession = (pending.session, .fullCopy)
-            _ = bitmap.setBlocks(BlockRun(first: 0, count: bitmap.blockCount))
+            markEveryBlock()
         } else {
             basis = .fullCopy
             markWholeVolume()

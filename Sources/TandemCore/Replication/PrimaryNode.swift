@@ -189,8 +189,13 @@ public struct PrimaryNode: Sendable {
 
     /// Every block is dirty: the copy moves the whole volume.
     mutating func markWholeVolume() {
-        _ = bitmap.setBlocks(BlockRun(first: 0, count: bitmap.blockCount))
+        markEveryBlock()
         startCopy()
+    }
+
+    /// Sets every bit (the peer may lack any block).
+    mutating func markEveryBlock() {
+        _ = bitmap.setBlocks(BlockRun(first: 0, count: bitmap.blockCount))
     }
 
     /// The copy (re)starts at the beginning of the bitmap.
