@@ -16,11 +16,14 @@ final class ReplicationMetadata {
 
     init(file: MetadataFile) {
         self.file = file
-        file.onWritten = { [unowned self] superblock in
-            if !closed { onRecorded?(superblock.record) }
+        // Weak: what `onRecorded` runs may close and release this view (its replicator stops).
+        file.onWritten = { [weak self] superblock in
+            guard let self, !closed else { return }
+            onRecorded?(superblock.record)
         }
-        file.onFailed = { [unowned self] code in
-            if !closed { onFailed?(code) }
+        file.onFailed = { [weak self] code in
+            guard let self, !closed else { return }
+            onFailed?(code)
         }
     }
 

@@ -85,16 +85,20 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         actions.reserveCapacity(256)
         batch.reserveCapacity(256)
         handlerID = context.loop.register(self)
-        metadata.onRecorded = { [unowned self] record in
+        // Strong for the whole body: the stop these calls may finish releases this replicator
+        // (the loop held the last reference), and an unowned `self` read after that aborts.
+        metadata.onRecorded = { [weak self] record in
+            guard let self else { return }
             feed(.recorded(record))
             perform()
             checkStopped()
         }
-        metadata.onFailed = { [unowned self] result in
+        metadata.onFailed = { [weak self] result in
+            guard let self else { return }
             feed(.recordFailed(errno: result))
             perform()
         }
-        probe.onResult = { [unowned self] result in self.noteFailure(result) }
+        probe.onResult = { [weak self] result in self?.noteFailure(result) }
     }
 
     deinit { timeout.deallocate() }

@@ -74,6 +74,17 @@ final class RawNBDClient {
         return client
     }
 
+    /// Writes `AcknowledgedWriter.pattern(index)` to each 4 KiB block of `blocks`, one at a
+    /// time (each acknowledged before the next is sent), over a connection of its own; then
+    /// a flush if `flush`.
+    static func writePatterns(socketPath: String, exportName: String = "r0", blocks: Range<Int>,
+                              flush: Bool = false) throws {
+        let client = try transmitting(socketPath: socketPath, exportName: exportName)
+        defer { client.disconnect() }
+        for index in blocks { try client.write(offset: UInt64(index) * 4096, data: AcknowledgedWriter.pattern(index)) }
+        if flush { try client.flush() }
+    }
+
     func sendOption(_ option: UInt32, length: UInt32, data: [UInt8]) throws {
         var bytes: [UInt8] = []
         bytes.appendBE(NBDWire.optionMagic)
