@@ -40,6 +40,10 @@ private struct Harness {
         actions.compactMap { if case let .writeLocal(write) = $0 { return write } else { return nil } }
     }
 
+    var reads: [(UInt64, UInt32)] {
+        actions.compactMap { if case let .readCopyChunk(offset, length) = $0 { return (offset, length) } else { return nil } }
+    }
+
     var dataSent: [DataMessage] {
         actions.compactMap { if case let .send(.data(data)) = $0 { return data } else { return nil } }
     }
@@ -237,33 +241,30 @@ private struct Harness {
         #expect(h.actions.contains(.sendSyncComplete(throughSequence: 1)))
     }
 
-    @Test func aFullCopyReadsChunksWhenQuietAndCompletesWhenTheLastIsDurable() {
+    @Test func aFullCopyReadsChunksAtOnceUnderRegionLocksAndCompletesWhenTheLastIsDurable() {
         var h = Harness(mode: .sync, basis: .fullCopy, volumeBytes: 3 << 20)
         h.connect()
         #expect(h.node.peerDiskState == .inconsistent && h.node.streamState == .syncSource)
-        #expect(h.actions.contains(.readCopyChunk(offsetBytes: 0, lengthBytes: 1 << 20)))
-        // Nothing is admitted while the read is in flight.
-        h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
+        #expect(h.reads.map(\.0) == [0, 1 << 20, 2 << 20], "every chunk is read at once")
+        // A write into a chunk being read waits for that chunk.
+        h.send(.request(id: 1, .write(offsetBytes: 4096, lengthBytes: 4096, fua: false)))
         #expect(h.localWrites.isEmpty)
-        h.send(.copyChunkRead(offsetBytes: 0, lengthBytes: 1 << 20, errno: 0))
-        #expect(h.localWrites.map(\.source) == [.copyChunk] && h.localWrites.first?.sequence == 1)
-        // The write overlaps the chunk, which the sync peer has not applied yet: it waits.
-        // No local write runs, so the next chunk is read meanwhile.
-        #expect(h.actions.contains(.readCopyChunk(offsetBytes: 1 << 20, lengthBytes: 1 << 20)))
-        h.send(.peer(.dataAck(sequence: 1)))
-        #expect(h.localWrites.isEmpty, "a chunk read is in flight: nothing is admitted")
-        h.send(.copyChunkRead(offsetBytes: 1 << 20, lengthBytes: 1 << 20, errno: 0))
-        // The chunk, then the write, in a later epoch than the first chunk.
-        #expect(h.localWrites.map(\.source) == [.copyChunk, .request(1)])
-        #expect(h.localWrites.map(\.sequence) == [2, 3])
-        #expect(h.localWrites[1].epoch > 1)
-        #expect(!h.actions.contains { if case .readCopyChunk = $0 { return true } else { return false } },
-                "the next chunk waits for the local write")
-        h.send(.localWriteDone(sequence: 3, errno: 0))
-        #expect(h.actions.contains(.readCopyChunk(offsetBytes: 2 << 20, lengthBytes: 1 << 20)))
+        // Reads end in any order; each chunk is admitted as its read ends.
         h.send(.copyChunkRead(offsetBytes: 2 << 20, lengthBytes: 1 << 20, errno: 0))
+        #expect(h.localWrites.map(\.offsetBytes) == [2 << 20] && h.localWrites.first?.source == .copyChunk)
+        h.send(.copyChunkRead(offsetBytes: 0, lengthBytes: 1 << 20, errno: 0))
+        #expect(h.localWrites.map(\.offsetBytes) == [0] && h.localWrites.first?.sequence == 2)
+        let chunkEpoch = h.localWrites.first?.epoch ?? 0
+        // The write overlaps the chunk, which the sync peer has not applied yet: it waits for
+        // that, then goes in a later epoch.
+        #expect(h.localWrites.count == 1)
+        h.send(.peer(.dataAck(sequence: 2)))
+        #expect(h.localWrites.map(\.source) == [.request(1)] && h.localWrites.first?.sequence == 3)
+        #expect(h.localWrites.first?.epoch ?? 0 > chunkEpoch)
+        h.send(.copyChunkRead(offsetBytes: 1 << 20, lengthBytes: 1 << 20, errno: 0))
         #expect(h.actions.contains(.notice(.copySent(bytes: 3 << 20))))
-        for sequence in 2...4 { h.send(.peer(.dataAck(sequence: WriteSequence(sequence)))) }
+        h.send(.localWriteDone(sequence: 3, errno: 0))
+        for sequence in [1, 3, 4] { h.send(.peer(.dataAck(sequence: WriteSequence(sequence)))) }
         #expect(h.node.peerDiskState == .inconsistent)
         h.send(.peer(.durableThroughEpoch(h.node.primary.openEpoch)))
         #expect(h.actions.contains(.sendSyncComplete(throughSequence: 4)))
@@ -271,11 +272,33 @@ private struct Harness {
         #expect(h.node.peerDiskState == .upToDate && h.node.outOfSyncBytes == 0)
     }
 
+    @Test func aCopyRunWaitsForItsBusyRegionAndHoldsNewWritesToItWhileOthersGoOn() {
+        var h = Harness(mode: .async, basis: .fullCopy, volumeBytes: 4 << 20)
+        h.send(.enable)
+        h.send(.request(id: 1, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)))
+        #expect(h.localWrites.map(\.sequence) == [1])
+        h.send(.linkUp)
+        h.send(.peer(.hello(durableThroughEpoch: 0, copy: .consistent)))
+        #expect(h.reads.isEmpty, "the first run's region has a local write in flight")
+        // A write elsewhere goes on; one into the waiting run's region waits, and so does
+        // everything behind it (one FIFO).
+        h.send(.request(id: 2, .write(offsetBytes: 3 << 20, lengthBytes: 4096, fua: false)))
+        #expect(h.localWrites.map(\.offsetBytes) == [3 << 20])
+        h.send(.request(id: 3, .write(offsetBytes: 4096, lengthBytes: 4096, fua: false)))
+        #expect(h.localWrites.isEmpty, "a write into the region the copy waits for")
+        // The region goes quiet: its run and the next ones are read, up to the busy one.
+        h.send(.localWriteDone(sequence: 1, errno: 0))
+        #expect(h.reads.map(\.0) == [0, 1 << 20, 2 << 20])
+        #expect(h.localWrites.isEmpty, "write 3 now waits for the chunk being read")
+        h.send(.copyChunkRead(offsetBytes: 0, lengthBytes: 1 << 20, errno: 0))
+        #expect(h.localWrites.map(\.source) == [.copyChunk, .request(3)], "the chunk, then the write")
+    }
+
     @Test func aFailedCopyReadStopsTheCopyAndLeavesThePeerInconsistent() {
         var h = Harness(basis: .fullCopy, volumeBytes: 2 << 20)
         h.connect()
         h.send(.copyChunkRead(offsetBytes: 0, lengthBytes: 1 << 20, errno: 5))
-        #expect(h.actions.contains(.discardCopyChunk))
+        #expect(h.actions.contains(.discardCopyChunk(offsetBytes: 0)))
         #expect(h.actions.contains(.notice(.diskFailed(operation: "read", errno: 5))))
         #expect(!h.actions.contains { if case .readCopyChunk = $0 { return true } else { return false } })
         #expect(h.node.peerDiskState == .inconsistent)

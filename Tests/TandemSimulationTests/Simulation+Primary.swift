@@ -23,15 +23,13 @@ final class PrimarySide {
     /// `.recordDemotion` was carried out: `.demotionRecorded` follows after the batch, as
     /// the daemon's driver feeds it (deferred, in the same loop turn).
     var demotionRecorded = false
-    /// Chunks read for the full copy, in order, until the node admits them.
-    var copyChunks: [[UInt64]] = []
+    /// Chunks read for the copy, by first block, until the node admits or discards them.
+    var copyChunks: [Int: [UInt64]] = [:]
     /// The batch being carried out was decided while the node was (or went) Ahead: its
     /// acknowledgements were made without the peer.
     var batchAhead = false
     /// A clean restart (SIGTERM) is under way: once stopped, the daemon exits and starts again.
     var restartWhenStopped = false
-    /// The copy read being reported added its chunk to `copyChunks`.
-    var chunkJustRead = false
 
     init(node: PrimaryNode) { self.node = node }
 }
@@ -42,6 +40,7 @@ extension Simulation {
             primary: scenario.primaryConfig,
             volumeSizeBytes: UInt64(scenario.blockCount) * SimulationScenario.blockSizeBytes,
             hasPeer: true, chunkBytes: UInt32(UInt64(scenario.copyChunkBlocks) * SimulationScenario.blockSizeBytes),
+            copyBuffersMax: scenario.copyBuffers,
             requestsQueuedMax: 64, backoffInitialNs: 100_000, backoffMaxNs: 2_000_000,
             syncTracksWithoutPeer: scenario.fencingDontCare)
     }
@@ -124,8 +123,10 @@ extension Simulation {
                 requests[write.request] = .zeroes(blocks: blocks, fua: fua, chunks: chunks)
                 values = Array(repeating: value, count: range.count)
             case .copyChunk:
-                guard !primary.copyChunks.isEmpty else { return fail("a copy chunk was admitted that was never read") }
-                values = primary.copyChunks.removeFirst()
+                guard let read = primary.copyChunks.removeValue(forKey: range.lowerBound) else {
+                    return fail("a copy chunk of \(range) was admitted that was never read")
+                }
+                values = read
                 guard values.count == range.count else { return fail("copy chunk \(write.sequence) has the wrong length") }
             }
             let extent = FakeDisk.Extent(firstBlock: range.lowerBound, values: values)
@@ -143,9 +144,9 @@ extension Simulation {
             let range = blocks(offsetBytes: offset, lengthBytes: length)
             events.schedule(.copyReadDone(node: node.index, incarnation: node.incarnation, session: primary.session, blocks: range),
                             atNs: nowNs + stalled(random.between(10_000, 200_000)))
-        case .discardCopyChunk:
+        case let .discardCopyChunk(offset):
             // A failed read added nothing; a chunk read while the node went Ahead is dropped.
-            if primary.chunkJustRead { primary.copyChunks.removeLast() }
+            primary.copyChunks[Int(offset / SimulationScenario.blockSizeBytes)] = nil
         case .release:
             break  // payloads are kept by (session, sequence)
         case let .send(message):
@@ -233,9 +234,7 @@ extension Simulation {
 
     func copyReadCompleted(_ node: SimNode, _ primary: PrimarySide, blocks: Range<Int>) {
         let (values, errno) = node.disk.read(blocks)
-        if errno == 0 { primary.copyChunks.append(values) }
-        primary.chunkJustRead = errno == 0
-        defer { primary.chunkJustRead = false }
+        if errno == 0 { primary.copyChunks[blocks.lowerBound] = values }
         drivePrimary(node, .copyChunkRead(
             offsetBytes: UInt64(blocks.lowerBound) * SimulationScenario.blockSizeBytes,
             lengthBytes: UInt32(UInt64(blocks.count) * SimulationScenario.blockSizeBytes), errno: errno))

@@ -94,6 +94,8 @@ struct SimulationScenario: CustomStringConvertible {
     let initialSync: InitialSync
     let blockCount: Int
     let copyChunkBlocks: Int
+    /// Copy chunks the primary holds at once (reads in flight and chunks not yet released).
+    let copyBuffers: Int
     let operationCount: Int
     let requestsOutstandingMax: Int
     /// Application writes may overlap writes still in flight (the core serialises them).
@@ -145,6 +147,7 @@ struct SimulationScenario: CustomStringConvertible {
         initialSync = random.chance(perMille: 300) ? .full : .none
         blockCount = Int(random.between(4, 24))
         copyChunkBlocks = Int(random.between(1, 4))
+        copyBuffers = Int(random.between(1, 8))
         operationCount = Int(random.between(20, 160))
         requestsOutstandingMax = Int(random.between(1, 8))
         let overlapChance = random.chance(perMille: 500)
@@ -196,7 +199,7 @@ struct SimulationScenario: CustomStringConvertible {
 
     var description: String {
         let faultList = faults.map { "\($0.fault)@\($0.atNs / 1000)µs" }.joined(separator: ", ")
-        return "\(mode) mode, disk_drain \(diskDrain), initial_sync \(initialSync), \(blockCount) blocks (copy chunks of \(copyChunkBlocks)), "
+        return "\(mode) mode, disk_drain \(diskDrain), initial_sync \(initialSync), \(blockCount) blocks (copy chunks of \(copyChunkBlocks), \(copyBuffers) at once), "
             + "\(operationCount) requests\(overlappingWrites ? " (overlapping)" : ""), "
             + "buffer \(primaryConfig.bufferBytesMax / Self.blockSizeBytes) blocks, faults [\(faultList)]"
             + (fencingDontCare ? ", fencing dont-care" : "") + (tornWrites ? ", torn writes" : "") + (diskStalls.map { ", \($0)" } ?? "")

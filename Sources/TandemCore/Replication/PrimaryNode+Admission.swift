@@ -1,6 +1,7 @@
 // PrimaryNode's admission: every application request enters one bounded FIFO and its head is
-// admitted when ReplicationPrimary has room, it overlaps no admitted unanswered write (the
-// overlap rule) and no full-copy read is due or in flight. A WRITE_ZEROES is admitted chunk by
+// admitted when ReplicationPrimary has room beside what the copy's reads reserved, it overlaps
+// no admitted unanswered write (the overlap rule) and no region the copy is reading or waits
+// to read (PrimaryNode+Copy). A WRITE_ZEROES is admitted chunk by
 // chunk; TRIM is answered at once. An admitted request is a ticket until it is answered.
 
 extension PrimaryNode {
@@ -40,8 +41,7 @@ extension PrimaryNode {
         actions.append(.invalidateCleanStop)
     }
 
-    /// Admits queued requests in order while there is room, nothing overlaps and no copy
-    /// read is due or in flight.
+    /// Admits queued requests in order while there is room and nothing overlaps.
     mutating func admitQueued(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
         isBlocked = false
         while !stopping {
@@ -61,7 +61,6 @@ extension PrimaryNode {
                 }
                 return
             }
-            if copyReadInFlight || copyWaitingForQuiet { return }
             if zeroing != nil {
                 guard admitZeroChunks(nowNs: nowNs, into: &actions) else { return }
                 continue
@@ -76,8 +75,9 @@ extension PrimaryNode {
                 let ticket = allocateTicket(.flush, request: head.request, start: 0, end: 0)
                 drive(.flushSubmitted(request: RequestID(ticket)), nowNs: nowNs, into: &actions)
             case let .write(offset, length, fua):
-                if overlapsUnanswered(start: offset, end: offset + UInt64(length)) { return }
-                guard primary.canAdmitWrite(lengthBytes: length) else { isBlocked = true; return }
+                let end = offset + UInt64(length)
+                if overlapsUnanswered(start: offset, end: end) || overlapsCopy(start: offset, end: end) { return }
+                guard hasRoomBesideCopyReads(length) else { isBlocked = true; return }
                 queue.removeFirst()
                 trackIfAhead(offset, UInt64(length))
                 let ticket = allocateTicket(.write, request: head.request, start: offset, end: offset + UInt64(length))
@@ -85,8 +85,10 @@ extension PrimaryNode {
                 drive(.writeSubmitted(request: RequestID(ticket), offsetBytes: offset, lengthBytes: length, fua: fua),
                       nowNs: nowNs, into: &actions)
             case let .writeZeroes(offset, length, fua):
-                if overlapsUnanswered(start: offset, end: offset + length) { return }
-                guard primary.canAdmitWrite(lengthBytes: UInt32(min(UInt64(config.chunkBytes), length))) else {
+                if overlapsUnanswered(start: offset, end: offset + length) || overlapsCopy(start: offset, end: offset + length) {
+                    return
+                }
+                guard hasRoomBesideCopyReads(UInt32(min(UInt64(config.chunkBytes), length))) else {
                     isBlocked = true
                     return
                 }
@@ -105,7 +107,7 @@ extension PrimaryNode {
         guard var zeroes = zeroing else { return true }
         while zeroes.cursor < zeroes.end {
             let length = UInt32(min(UInt64(config.chunkBytes), zeroes.end - zeroes.cursor))
-            guard primary.canAdmitWrite(lengthBytes: length) else {
+            guard hasRoomBesideCopyReads(length) else {
                 zeroing = zeroes
                 isBlocked = true
                 return false
@@ -121,6 +123,12 @@ extension PrimaryNode {
                                   fua: zeroes.fua), nowNs: nowNs, into: &actions)
         }
         return true
+    }
+
+    /// Room for a write of `length` beside what the copy reads in flight have reserved (each
+    /// is admitted when its read ends).
+    private func hasRoomBesideCopyReads(_ length: UInt32) -> Bool {
+        primary.hasRoom(writes: copyReads.count + 1, bytes: copyReadBytes + UInt64(length))
     }
 
     /// Ahead: a write's region is marked before the write is admitted (before it can reach

@@ -84,6 +84,7 @@ extension PrimaryNode {
     /// Starts the catch-up session's stream once the old one is quiet; true when it did.
     mutating func restartStreamIfQuiet(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) -> Bool {
         guard restartPending, isQuiet, let pending = pendingSession else { return false }
+        precondition(copyChunksHeld.isEmpty, "copy chunks held across a stream restart")
         restartPending = false
         pendingSession = nil
         (session, basis) = pending

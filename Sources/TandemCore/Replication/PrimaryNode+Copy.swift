@@ -1,85 +1,124 @@
 // PrimaryNode's copy: the bitmap's dirty runs go to the peer in chunks (every block for a full
 // copy, the tracked regions for a catch-up), as ordinary writes of the Data stream, while
-// application writes go on. A chunk is read only when no local write is in flight (so it holds
-// the newest data of its region and is sequenced after every write that touched it) and
-// nothing is admitted while its read is in flight; its bits are cleared when it is admitted
-// (if the node goes Ahead before the peer confirmed it, it is marked again with every held
-// write). The copy ends when the last chunk's write is released (durable on the peer): then
-// SyncComplete. A link lost mid-copy does not restart it: the chunks already admitted are
-// re-sent with every other unconfirmed write and the cursor goes on. A peer that refuses to
-// continue the session (`unrelated-data`) restarts it from 0 as a full copy.
+// application writes go on. Up to `copyBuffersMax` chunks are read at once (the driver keeps
+// a buffer per chunk until it is released), each under a region lock: a run is read only when
+// no local write overlapping it is in flight (so the chunk holds the newest data of its region
+// and is sequenced after every write that touched it), and an application write overlapping a
+// run being read waits until the chunk is admitted. The next run waiting for a busy region
+// makes writes to that region wait too, so a hot region cannot starve the copy. Reads end and
+// are admitted in any order (their runs do not overlap). A chunk's bits are cleared when it is
+// admitted (if the node goes Ahead before the peer confirmed it, it is marked again with every
+// held write; a read that ends while Ahead, or after the copy started over, is discarded and
+// its bits stay set). The copy ends when the last chunk's write is released (durable on the
+// peer): then SyncComplete. A link lost mid-copy does not restart it: the chunks already
+// admitted are re-sent with every other unconfirmed write and the cursor goes on. A peer that
+// refuses to continue the session (`unrelated-data`) restarts it from 0 as a full copy.
+
+/// A copy read in flight: its run and the copy it belongs to.
+struct CopyRead: Sendable {
+    var run: BlockRun
+    var generation: UInt64
+}
 
 extension PrimaryNode {
-    /// Reads the next dirty run when the copy may go on, or pauses admission until local
-    /// writes have finished so that it can.
+    /// Reads the next dirty runs while the copy may go on: up to `copyBuffersMax` chunk buffers,
+    /// within its share of the stream's room and the resync rate.
     mutating func continueCopy(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
-        copyWaitingForQuiet = false
-        guard copyWanted, resyncPermitted, !isAhead, !restartPending, !stopping, !diskFailed, !copyReadInFlight, isPeerReady,
-            zeroing == nil, !isBlocked, let run = nextCopyRun(into: &actions)
+        copyWaitsForRegion = false
+        guard copyWanted, resyncPermitted, !isAhead, !restartPending, !stopping, !diskFailed, isPeerReady,
+            zeroing == nil, !isBlocked
         else { return }
-        let offset = run.first * bitmap.blockBytes
-        let length = UInt32(min(run.count * bitmap.blockBytes, config.volumeSizeBytes - offset))
         // The copy leaves half the buffer to the application: a copy that filled it would
         // block an async application and send it Ahead again.
         let share = max(config.primary.bufferBytesMax / 2, UInt64(config.chunkBytes))
-        guard primary.canAdmitWrite(lengthBytes: length), primary.retainedBytes + UInt64(length) <= share,
-            resyncAdmits(length, consuming: localWritesInFlight == 0, nowNs: nowNs)
-        else { return }
-        copyWaitingForQuiet = localWritesInFlight > 0
-        guard localWritesInFlight == 0 else { return }
-        copyReadInFlight = true
-        copyReadRun = run
-        actions.append(.readCopyChunk(offsetBytes: offset, lengthBytes: length))
+        while copyReads.count + copyChunksHeld.count < config.copyBuffersMax, let run = nextCopyRun(into: &actions) {
+            let offset = run.first * bitmap.blockBytes
+            let length = UInt32(min(run.count * bitmap.blockBytes, config.volumeSizeBytes - offset))
+            let reserved = copyReadBytes + UInt64(length)
+            guard primary.hasRoom(writes: copyReads.count + 1, bytes: reserved), primary.retainedBytes + reserved <= share
+            else { return }
+            if localWriteInFlight(overlapping: offset, offset + UInt64(length)) {
+                copyWaitsForRegion = true
+                return
+            }
+            guard resyncAdmits(length, consuming: true, nowNs: nowNs) else { return }
+            copyRun = nil
+            copyCursor = run.end * bitmap.blockBytes
+            copyReads.append(CopyRead(run: run, generation: copyGeneration))
+            copyReadBytes = reserved
+            actions.append(.readCopyChunk(offsetBytes: offset, lengthBytes: length))
+        }
     }
 
     /// The next dirty run at or after the cursor, at most a chunk long (found once per
-    /// cursor move); nil once the bitmap has no more, when the copy has been sent.
+    /// cursor move); nil once the bitmap has no more.
     private mutating func nextCopyRun(into actions: inout [PrimaryNodeAction]) -> BlockRun? {
         if let copyRun { return copyRun }
         guard copyCursor < config.volumeSizeBytes else { return nil }
         let maxBlocks = UInt64(config.chunkBytes) / bitmap.blockBytes
         copyRun = bitmap.nextDirtyRun(from: copyCursor / bitmap.blockBytes, maxBlocks: maxBlocks)
-        if copyRun == nil { copyCursorReachedEnd(into: &actions) }
+        if copyRun == nil {
+            copyCursor = config.volumeSizeBytes
+            noteCopySent(into: &actions)
+        }
         return copyRun
     }
 
-    /// Every dirty run has been read and admitted.
-    private mutating func copyCursorReachedEnd(into actions: inout [PrimaryNodeAction]) {
-        copyCursor = config.volumeSizeBytes
+    /// Every dirty run has been read and admitted: said once per copy.
+    private mutating func noteCopySent(into actions: inout [PrimaryNodeAction]) {
+        guard copyCursor >= config.volumeSizeBytes, copyReads.isEmpty, !copySentNoticed else { return }
+        copySentNoticed = true
         actions.append(.notice(.copySent(bytes: copiedBytes)))
+    }
+
+    /// A local write (an application write or a zero chunk) overlapping [start, end) is
+    /// submitted and not complete: a read now could miss its data.
+    private func localWriteInFlight(overlapping start: UInt64, _ end: UInt64) -> Bool {
+        active.contains { tickets[$0].localPending > 0 && start < tickets[$0].end && tickets[$0].start < end }
+    }
+
+    /// The region lock: a mutation of [start, end) waits while a copy read of it is in flight,
+    /// or while the copy's next run waits for that region to go quiet.
+    func overlapsCopy(start: UInt64, end: UInt64) -> Bool {
+        let blockBytes = bitmap.blockBytes
+        func overlaps(_ run: BlockRun) -> Bool { start < run.end * blockBytes && run.first * blockBytes < end }
+        if copyWaitsForRegion, let copyRun, overlaps(copyRun) { return true }
+        return copyReads.contains { overlaps($0.run) }
     }
 
     mutating func copyChunkRead(
         _ offset: UInt64, _ length: UInt32, errno: Int32, nowNs: UInt64, into actions: inout [PrimaryNodeAction]
     ) {
-        guard let run = copyReadRun, copyReadInFlight, offset == run.first * bitmap.blockBytes else {
+        guard let index = copyReads.firstIndex(where: { $0.run.first * bitmap.blockBytes == offset }) else {
             preconditionFailure("a copy chunk result nobody asked for")
         }
-        copyReadInFlight = false
-        copyReadRun = nil
+        let read = copyReads.remove(at: index)
+        copyReadBytes -= UInt64(length)
         guard errno == 0 else {
             // The copy stays wanted and unfinished (the failed disk reads no more of it): the
             // peer's copy is Inconsistent, not UpToDate.
-            actions.append(.discardCopyChunk)
+            actions.append(.discardCopyChunk(offsetBytes: offset))
             return failDisk("read", errno, into: &actions)
         }
-        // Gone Ahead while it was read: the run stays dirty for the next catch-up.
-        guard !isAhead, copyRun == run else { return actions.append(.discardCopyChunk) }
-        _ = bitmap.clearBlocks(run)
-        copyRun = nil
-        copyCursor = run.end * bitmap.blockBytes
+        // Gone Ahead while it was read, or the copy started over: the run stays dirty.
+        guard !isAhead, read.generation == copyGeneration else {
+            actions.append(.discardCopyChunk(offsetBytes: offset))
+            return noteCopySent(into: &actions)
+        }
+        _ = bitmap.clearBlocks(read.run)
         copiedBytes += UInt64(length)
-        if copyCursor >= config.volumeSizeBytes { copyCursorReachedEnd(into: &actions) }
         copyChunksOutstanding += 1
         let ticket = allocateTicket(.copyChunk, request: 0, start: offset, end: offset + UInt64(length))
         tickets[ticket].writesOutstanding = 1
         drive(.writeSubmitted(request: RequestID(ticket), offsetBytes: offset, lengthBytes: length, fua: false),
               nowNs: nowNs, into: &actions)
+        if copyLastSequence > releasedThrough { copyChunksHeld.append(copyLastSequence) }
+        noteCopySent(into: &actions)
     }
 
     /// Once the last chunk is released (durable on the peer), the peer holds the volume.
     mutating func checkCopyDone(into actions: inout [PrimaryNodeAction]) {
-        guard copyWanted, copyCursor >= config.volumeSizeBytes, !copyReadInFlight, copyChunksOutstanding == 0,
+        guard copyWanted, copyCursor >= config.volumeSizeBytes, copyReads.isEmpty, copyChunksOutstanding == 0,
             copyLastSequence != 0, copyLastSequence < primary.oldestHeldSequence, isPeerReady
         else { return }
         copyWanted = false

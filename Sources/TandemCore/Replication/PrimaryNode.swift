@@ -120,16 +120,26 @@ public struct PrimaryNode: Sendable {
     public var peerSynced: Bool { !copyWanted }
     /// Byte offset from which the copy looks for the next dirty run.
     public internal(set) var copyCursor: UInt64 = 0
-    /// The next dirty run to read (found once per cursor move), and the run being read.
+    /// The next dirty run to read (found once per cursor move).
     var copyRun: BlockRun?
-    var copyReadRun: BlockRun?
+    /// The copy reads in flight (their runs: application writes that overlap one wait) and
+    /// their bytes, reserved in the stream's room until each chunk is admitted.
+    var copyReads: [CopyRead] = []
+    var copyReadBytes: UInt64 = 0
+    /// Sequences of the copy chunks admitted and not yet released, oldest first: with the
+    /// reads, what holds the driver's chunk buffers (`copyBuffersMax`).
+    var copyChunksHeld: BoundedQueue<WriteSequence>
+    /// Bumped when the copy starts over: a read of an earlier copy is discarded.
+    var copyGeneration: UInt64 = 0
+    var copySentNoticed = false
     /// Bytes the copy has read and admitted in this session, and what it had to copy when it
     /// began.
     public internal(set) var copiedBytes: UInt64 = 0
     public internal(set) var copyTotalBytes: UInt64 = 0
-    var copyReadInFlight = false
-    /// The copy waits for local writes to finish before its next read: admission pauses.
-    var copyWaitingForQuiet = false
+    var copyReadInFlight: Bool { !copyReads.isEmpty }
+    /// The next run overlaps a local write in flight: writes that overlap the run wait until
+    /// it is read, so that a hot region cannot starve the copy.
+    var copyWaitsForRegion = false
     var copyChunksOutstanding = 0
     var copyLastSequence: WriteSequence = 0
     var copySampleNs: UInt64 = 0
@@ -166,6 +176,8 @@ public struct PrimaryNode: Sendable {
         ticketsMax = config.primary.writesInFlightMax + config.primary.flushesPendingMax + 1
         active = []
         queue = BoundedQueue(capacity: config.requestsQueuedMax)
+        copyChunksHeld = BoundedQueue(capacity: config.copyBuffersMax)
+        copyReads.reserveCapacity(config.copyBuffersMax)
         inner.reserveCapacity(256)
         backoffNs = config.backoffInitialNs
         bitmap = DirtyBitmap(volumeSizeBytes: config.volumeSizeBytes, blockBytes: config.bitmapBlockBytes)
@@ -203,6 +215,8 @@ public struct PrimaryNode: Sendable {
         copyWanted = true
         copyCursor = 0
         copyRun = nil
+        copyGeneration += 1
+        copySentNoticed = false
         copiedBytes = 0
         copyTotalBytes = bitmap.outOfSyncBytes
         copyLastSequence = 0
@@ -346,7 +360,7 @@ public struct PrimaryNode: Sendable {
     private func checkInvariants() {
         precondition(!primary.isBlocked, "the node fed ReplicationPrimary a request it could not admit")
         precondition(localWritesInFlight >= 0 && copyChunksOutstanding >= 0)
-        precondition(!(copyReadInFlight && zeroing != nil), "a copy read while zeroes are admitted")
+        precondition(copyReads.count + copyChunksHeld.count <= config.copyBuffersMax, "more copy chunks than buffers")
         precondition(primary.retainedBytes <= config.primary.bufferBytesMax)
         precondition(link == .up || !primary.isConnected, "the stream is up without a link")
         precondition(isAhead == primary.isTracking || restartPending, "Ahead and the stream disagree")
@@ -417,6 +431,7 @@ public struct PrimaryNode: Sendable {
         guard released > releasedThrough else { return }
         releasedThrough = released
         actions.append(.release(throughSequence: released))
+        while let oldest = copyChunksHeld.first, oldest <= released { _ = copyChunksHeld.removeFirst() }
     }
 
     private func slot(_ sequence: WriteSequence) -> Int { Int(sequence % UInt64(config.primary.writesInFlightMax)) }

@@ -25,6 +25,9 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
     public var hasPeer: Bool
     /// WRITE_ZEROES chunks and full-copy chunks.
     public var chunkBytes: UInt32
+    /// Copy chunks whose buffers the driver holds at once: reads in flight plus chunks
+    /// admitted and not yet released (the driver keeps that many chunk buffers).
+    public var copyBuffersMax: Int
     /// Application requests waiting for admission (the one FIFO). Beyond it a request is
     /// answered ENOMEM at once.
     public var requestsQueuedMax: Int
@@ -45,12 +48,12 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
 
     public init(
         primary: ReplicationPrimaryConfig, volumeSizeBytes: UInt64, hasPeer: Bool = true,
-        chunkBytes: UInt32 = 1 << 20, requestsQueuedMax: Int = 16_384,
+        chunkBytes: UInt32 = 1 << 20, copyBuffersMax: Int = 64, requestsQueuedMax: Int = 16_384,
         backoffInitialNs: UInt64 = 250_000_000, backoffMaxNs: UInt64 = 5_000_000_000,
         syncTracksWithoutPeer: Bool = false, bitmapBlockBytes: UInt64 = 4096,
         resyncRateBytesPerSecond: UInt64 = 0, resyncRateMinBytesPerSecond: UInt64 = 32 << 20
     ) {
-        precondition(chunkBytes > 0 && requestsQueuedMax > 0)
+        precondition(chunkBytes > 0 && requestsQueuedMax > 0 && copyBuffersMax > 0)
         precondition(DirtyBitmap.isValidBlockBytes(bitmapBlockBytes), "bitmap block bytes \(bitmapBlockBytes)")
         precondition(UInt64(chunkBytes) >= bitmapBlockBytes, "a chunk smaller than a bitmap block")
         precondition(UInt64(chunkBytes) <= primary.bufferBytesMax, "a chunk larger than the buffer")
@@ -60,6 +63,7 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
         self.volumeSizeBytes = volumeSizeBytes
         self.hasPeer = hasPeer
         self.chunkBytes = chunkBytes
+        self.copyBuffersMax = copyBuffersMax
         self.requestsQueuedMax = requestsQueuedMax
         self.backoffInitialNs = backoffInitialNs
         self.backoffMaxNs = backoffMaxNs
@@ -98,7 +102,8 @@ public enum PrimaryNodeEvent: Sendable, Hashable {
     /// could not complete counts as EIO).
     case localWriteDone(sequence: WriteSequence, errno: Int32)
     case localFlushDone(errno: Int32)
-    /// The read asked by `.readCopyChunk` ended: 0 when all `lengthBytes` were read.
+    /// A read asked by `.readCopyChunk` (named by its offset) ended: 0 when all `lengthBytes`
+    /// were read. Several may be in flight; they end in any order.
     case copyChunkRead(offsetBytes: UInt64, lengthBytes: UInt32, errno: Int32)
     /// The volume failed outside the node's own I/O (the export's reads, the metadata).
     case diskFailedElsewhere
@@ -153,10 +158,12 @@ public enum PrimaryNodeAction: Sendable, Hashable {
     case writeLocal(LocalWrite)
     /// Flush the local volume; answer with `.localFlushDone`. At most one is in flight.
     case flushLocal
-    /// Read a full-copy chunk into the retained store's next space; answer `.copyChunkRead`.
+    /// Read a copy chunk into a chunk buffer of its own (at most `copyBuffersMax` are held:
+    /// reads in flight and admitted chunks not yet released); answer `.copyChunkRead`. The
+    /// chunk is admitted as a `.writeLocal` of source `.copyChunk` at its offset.
     case readCopyChunk(offsetBytes: UInt64, lengthBytes: UInt32)
-    /// The chunk read failed: give its space back.
-    case discardCopyChunk
+    /// The chunk read at this offset failed or is not wanted any more: free its buffer.
+    case discardCopyChunk(offsetBytes: UInt64)
     /// Payloads through `throughSequence` are no longer needed: free them (after the batch:
     /// a freed buffer may wake NBD connections).
     case release(throughSequence: WriteSequence)

@@ -93,6 +93,12 @@ public struct ReplicationPrimary: Sendable {
         waiting.isEmpty && canAdmit(.write(request: 0, offsetBytes: 0, lengthBytes: lengthBytes, fua: false))
     }
 
+    /// Whether `writes` more writes of `bytes` in all would be admitted at once (room that a
+    /// caller reserves for writes it will submit later, plus one of its own).
+    public func hasRoom(writes count: Int, bytes: UInt64) -> Bool {
+        waiting.isEmpty && writes.count + count <= writes.capacity && retainedBytes + bytes <= config.bufferBytesMax
+    }
+
     /// Whether a FLUSH submitted now would be admitted at once.
     public var canAdmitFlush: Bool { waiting.isEmpty && !flushes.isFull }
 

@@ -27,7 +27,7 @@ extension PrimaryReplicator {
             retained.retainShared(zeros, length: length, sequence: write.sequence)
         case .copyChunk:
             // Just read from this volume: nothing to write locally.
-            retained.retainCopyChunk(length: length, sequence: write.sequence)
+            retained.retainCopyChunk(offset: write.offsetBytes, length: length, sequence: write.sequence)
             return
         }
         let slot = retained.slot(write.sequence)
@@ -47,19 +47,20 @@ extension PrimaryReplicator {
     }
 
     func readCopyChunk(offset: UInt64, length: UInt32) {
-        let pointer = retained.reserveCopyChunk(length: Int(length))
-        copyRead = (offset, length)
+        let (slot, pointer) = retained.copies.reserve(offset: offset)
+        copyReads[slot] = (offset, length)
         context.loop.prepareVolumeIO(write: false, volume: volume, buffer: pointer, length: Int(length),
-                                     offset: offset, dsync: false, handler: handlerID, tag: Self.copyReadTag)
+                                     offset: offset, dsync: false, handler: handlerID, tag: Self.copyReadTagBase | UInt32(slot))
     }
 
     func ioCompleted(tag: UInt32, result: Int32, flags: UInt32) {
         switch tag {
         case Self.flushTag:
             feed(.localFlushDone(errno: result < 0 ? -result : 0))
-        case Self.copyReadTag:
-            guard let (offset, length) = copyRead else { preconditionFailure("a copy read nobody asked for") }
-            copyRead = nil
+        case let tag where tag & 0xFFFF_0000 == Self.copyReadTagBase:
+            let slot = Int(tag & 0xFFFF)
+            guard let (offset, length) = copyReads[slot] else { preconditionFailure("a copy read nobody asked for") }
+            copyReads[slot] = nil
             let errno = result == Int32(length) ? 0 : (result < 0 ? -result : EIO)
             feed(.copyChunkRead(offsetBytes: offset, lengthBytes: length, errno: errno))
         case let tag where tag & Self.fuaFlushBit != 0:

@@ -26,7 +26,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
 
     static let chunkBytes = 1 << 20
     static let flushTag: UInt32 = 0xFFFF_0001
-    static let copyReadTag: UInt32 = 0xFFFF_0002
+    /// Copy reads: this base | the chunk buffer's slot.
+    static let copyReadTagBase: UInt32 = 0xFFFE_0000
     /// On a write's tag (its retained slot): the flush that makes its FUA write durable on a
     /// volume whose RWF_DSYNC writes are not trusted (Volume.honoursDSyncWrites).
     static let fuaFlushBit: UInt32 = 0x4000_0000
@@ -53,8 +54,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     let zeros: UnsafeMutableRawPointer
     let scratch: UnsafeMutableRawBufferPointer
     var handlerID: UInt32 = 0
-    /// The full-copy chunk being read.
-    var copyRead: (offset: UInt64, length: UInt32)?
+    /// The copy reads in flight, by chunk buffer slot.
+    var copyReads: [(offset: UInt64, length: UInt32)?] = []
     /// When the resync pacer's loop timer fires (0: none armed): `resync_rate` refused a copy
     /// read, and only a `.tick` at the node's retry time lets it go on (PrimaryReplicator+Pacing).
     var pacerArmedNs: UInt64 = 0
@@ -124,7 +125,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
                            trackedBitmap: trackedBitmap)
         // The store holds what the node holds: never more writes, never more bytes.
         retained = RetainedWrites(buffers: buffers, bytesMax: Int(bufferBytes), writeBytesMax: writeBytesMax,
-                                  entriesMax: config.primary.writesInFlightMax)
+                                  entriesMax: config.primary.writesInFlightMax, copyChunkBytes: Self.chunkBytes,
+                                  copyChunksMax: config.copyBuffersMax)
+        copyReads = Array(repeating: nil, count: config.copyBuffersMax)
         zeros = context.zeroChunk
         scratch = .allocate(byteCount: Int(context.config.maxRequestBytes) + Int(context.config.maxRequestBytes) / 255 + 64,
                             alignment: 16)
@@ -271,7 +274,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         case let .writeLocal(write): writeLocal(write)
         case .flushLocal: context.loop.prepareFlush(volume: volume, handler: handlerID, tag: Self.flushTag)
         case let .readCopyChunk(offset, length): readCopyChunk(offset: offset, length: length)
-        case .discardCopyChunk: retained.discardCopyChunk()
+        case let .discardCopyChunk(offset): retained.copies.release(offset: offset)
         case let .release(through): retained.release(through: through)
         case let .send(message): send(message)
         case let .sendSyncComplete(through): _ = link?.send(.syncComplete(throughSequence: through))

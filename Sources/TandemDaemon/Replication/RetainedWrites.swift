@@ -5,8 +5,8 @@
 // peer and to any re-send without a copy. When the pool it came from runs short (a slow or
 // absent peer in async mode holds many writes), the write is instead copied into the spill
 // arena and its buffer goes back to the pool at once, so that reads and new writes are still
-// served. The arena also receives the full copy's reads; zero chunks all share one block of
-// zeros. Entries leave from the front when the node releases them (`release(through:)`).
+// served. Copy chunks stay in the buffers they were read into (CopyBuffers); zero chunks all
+// share one block of zeros. Entries leave from the front when the node releases them (`release(through:)`).
 // The store is sized from the node's bounds (writes in flight, bytes held), so it never
 // refuses a write the node admitted. An entry also carries its local write's progress (the
 // driver's I/O tag is its slot). Loop thread only.
@@ -22,6 +22,8 @@ final class RetainedWrites {
         case spilled
         /// Memory owned elsewhere for longer than the entry (the shared zeros).
         case shared
+        /// A copy chunk's buffer (`copies`), freed on release.
+        case copyChunk(slot: Int)
     }
 
     struct Entry {
@@ -40,6 +42,7 @@ final class RetainedWrites {
 
     let buffers: DataBuffers
     let arena: SpillArena
+    let copies: CopyBuffers
     private var entries: SlotTable<Entry>
     /// The oldest held sequence (meaningful when `count > 0`).
     private var first: WriteSequence = 0
@@ -47,17 +50,17 @@ final class RetainedWrites {
     /// Bytes of lent buffers held, and how many writes were copied into the arena instead.
     private(set) var lentBytes = 0
     private(set) var spilledWrites: UInt64 = 0
-    /// The arena space reserved for the full-copy chunk being read.
-    private var copyChunk: UnsafeMutableRawPointer?
     /// Lent buffers of released entries, given back by `returnReleasedBuffers` (reserved:
     /// no allocation).
     private var releasedBuffers: [DataBuffer] = []
 
     /// - `bytesMax`, `entriesMax`: the node's bounds on bytes and writes held.
     /// - `writeBytesMax`: the largest single write (request or chunk).
-    init(buffers: DataBuffers, bytesMax: Int, writeBytesMax: Int, entriesMax: Int) {
+    /// - `copyChunkBytes`, `copyChunksMax`: the copy's chunk size and how many it holds.
+    init(buffers: DataBuffers, bytesMax: Int, writeBytesMax: Int, entriesMax: Int, copyChunkBytes: Int, copyChunksMax: Int) {
         self.buffers = buffers
         arena = SpillArena(bufferBytes: bytesMax, writeBytesMax: writeBytesMax, spansMax: entriesMax)
+        copies = CopyBuffers(slotBytes: copyChunkBytes, slotsMax: copyChunksMax)
         entries = SlotTable(count: entriesMax)
         releasedBuffers.reserveCapacity(entriesMax)
     }
@@ -96,27 +99,10 @@ final class RetainedWrites {
         add(Entry(pointer: pointer, length: length, sequence: sequence, storage: .shared))
     }
 
-    /// Space in the arena for the next full-copy chunk (the node admits nothing until the
-    /// read ends, so it is the arena's newest span when the chunk is admitted).
-    func reserveCopyChunk(length: Int) -> UnsafeMutableRawPointer {
-        precondition(copyChunk == nil, "two copy chunks at once")
-        guard let pointer = arena.reserve(length) else {
-            preconditionFailure("the spill arena refused a copy chunk the node made room for")
-        }
-        copyChunk = pointer
-        return pointer
-    }
-
-    func retainCopyChunk(length: Int, sequence: WriteSequence) {
-        guard let pointer = copyChunk else { preconditionFailure("no copy chunk was read") }
-        copyChunk = nil
-        add(Entry(pointer: pointer, length: length, sequence: sequence, storage: .spilled, initialCopy: true))
-    }
-
-    func discardCopyChunk() {
-        precondition(copyChunk != nil)
-        copyChunk = nil
-        arena.unreserveNewest()
+    /// The chunk read at `offset`, admitted under `sequence`: its buffer is the payload.
+    func retainCopyChunk(offset: UInt64, length: Int, sequence: WriteSequence) {
+        let (slot, pointer) = copies.buffer(offset: offset)
+        add(Entry(pointer: pointer, length: length, sequence: sequence, storage: .copyChunk(slot: slot), initialCopy: true))
     }
 
     /// The entry of a held sequence (its slot must hold it).
@@ -155,7 +141,8 @@ final class RetainedWrites {
     /// and the spill arena's pages. A store emptied only briefly between writes keeps them,
     /// so a busy link allocates nothing.
     func releaseMemoryWhenIdle() {
-        guard count == 0, copyChunk == nil else {
+        copies.releaseMemoryWhenIdle()
+        guard count == 0 else {
             emptyAtLastCall = false
             return
         }
@@ -170,7 +157,6 @@ final class RetainedWrites {
 
     /// Drops every entry (replication is stopping) and gives every buffer back.
     func releaseAll() {
-        if copyChunk != nil { discardCopyChunk() }  // the arena's newest span
         while count > 0 { dropFront() }
         returnReleasedBuffers()
     }
@@ -187,6 +173,7 @@ final class RetainedWrites {
             releasedBuffers.append(buffer)
         case .spilled: arena.releaseOldest()
         case .shared: break
+        case .copyChunk(let slot): copies.release(slot: slot)
         }
     }
 }
@@ -250,10 +237,5 @@ final class SpillArena {
     func releaseOldest() {
         precondition(count > 0)
         spans.removeFirst()
-    }
-
-    func unreserveNewest() {
-        precondition(count > 0)
-        spans.removeLast()
     }
 }

@@ -28,7 +28,7 @@ extension Replication {
         let buffers = DataBuffers(pool: pool, heapBudgetBytes: 64 << 10)
         let waiter = NoWaiting()
         let retained = RetainedWrites(buffers: buffers, bytesMax: bufferBytes, writeBytesMax: writeBytesMax,
-                                      entriesMax: 64)
+                                      entriesMax: 64, copyChunkBytes: writeBytesMax, copyChunksMax: 64)
         let zeros = UnsafeMutableRawPointer.allocate(byteCount: writeBytesMax, alignment: 4096)
         defer { zeros.deallocate() }
         zeros.initializeMemory(as: UInt8.self, repeating: 0, count: writeBytesMax)
@@ -68,10 +68,11 @@ extension Replication {
                 source.initializeMemory(as: UInt8.self, repeating: 0xEE, count: length)  // the copy must not alias
                 kinds[1] += 1
             case 2:
-                // A full-copy chunk: space reserved before the read, kept under its sequence.
-                let pointer = retained.reserveCopyChunk(length: length)
+                // A copy chunk: a buffer taken before the read, kept under its sequence.
+                let offset = nextSequence * UInt64(writeBytesMax)
+                let (_, pointer) = retained.copies.reserve(offset: offset)
                 pointer.initializeMemory(as: UInt8.self, repeating: fill, count: length)
-                retained.retainCopyChunk(length: length, sequence: nextSequence)
+                retained.retainCopyChunk(offset: offset, length: length, sequence: nextSequence)
                 kinds[3] += 1
             default:
                 fill = 0
@@ -96,6 +97,7 @@ extension Replication {
         #expect(pool.freeBytes == pool.totalBytes, "every lent buffer went back to the pool")
         #expect(retained.spilledWrites == UInt64(kinds[1]))
         #expect(retained.arena.count == 0, "every arena span released")
+        #expect(retained.copies.held == 0, "every copy buffer released")
     }
 
     @Test func lendingStopsWhileTheQuarterOfThePoolWouldBeGone() throws {
