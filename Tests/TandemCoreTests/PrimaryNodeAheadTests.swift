@@ -167,6 +167,41 @@ private struct AheadHarness {
         #expect(h.localWrites.map(\.offsetBytes) == [8192], "the write goes on, tracked")
     }
 
+    @Test func outdatePeerLetsASuspendIOPrimaryAnswerWhatWaitsForItsGonePeer() {
+        var h = AheadHarness(mode: .sync, tracksWithoutPeer: false)
+        h.connect()
+        #expect(h.node.outdatePeerRefusal != nil, "a connected peer is not outdated")
+        h.send(.peerOutdated)
+        #expect(!h.node.peerOutdatedConfirmed)
+        h.send(.linkDown(reason: "cut", refusal: nil))
+        // suspend-io: the write is on this disk but waits for the peer.
+        h.writeAndComplete(1, offsetBytes: 1 << 20, lengthBytes: 4096)
+        #expect(h.answered(1) == nil && !h.node.isAhead)
+        #expect(h.node.outdatePeerRefusal == nil)
+        h.send(.peerOutdated)
+        #expect(h.wentAhead && h.node.isAhead && h.node.peerDiskState == .outdated)
+        #expect(h.answered(1) == 0, "the held write is answered from this copy")
+        #expect(h.node.outOfSyncBytes == 4096, "and tracked for the catch-up")
+        // Later writes do not wait either; the peer's return ends the confirmation.
+        h.writeAndComplete(2, offsetBytes: 2 << 20, lengthBytes: 4096)
+        #expect(h.answered(2) == 0)
+        _ = h.redial()
+        h.send(.linkUp)
+        #expect(!h.node.peerOutdatedConfirmed)
+    }
+
+    @Test func outdatePeerWithNothingWaitingSaysOutdatedAndGoesAheadAtTheNextWrite() {
+        var h = AheadHarness(mode: .sync, tracksWithoutPeer: false)
+        h.connect()
+        h.send(.linkDown(reason: "cut", refusal: nil))
+        h.send(.peerOutdated)
+        #expect(!h.node.isAhead && h.node.peerDiskState == .outdated)
+        h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
+        #expect(h.wentAhead, "the first write that would wait for the peer")
+        h.send(.localWriteDone(sequence: h.localWrites[0].sequence, errno: 0))
+        #expect(h.answered(1) == 0)
+    }
+
     @Test func aVersion2PeerGetsAFullCopyInsteadOfACatchUp() {
         var h = AheadHarness(mode: .sync, tracksWithoutPeer: true)
         h.connect()

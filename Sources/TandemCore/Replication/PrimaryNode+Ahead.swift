@@ -17,12 +17,20 @@ extension PrimaryNode {
     /// Whether the node must stop waiting for its peer now.
     private var aheadReason: String? {
         guard !isAhead, !stopping, !diskFailed, enabled, config.hasPeer else { return nil }
+        let waiting = primary.writesInFlight > 0 || !queue.isEmpty || zeroing != nil
+        if peerOutdatedConfirmed, waiting, link != .up { return "the control plane outdated the peer (outdate-peer)" }
         if config.primary.mode == .async {
             return blockedOnBuffer ? "the replication buffer is full" : nil
         }
-        let waiting = primary.writesInFlight > 0 || !queue.isEmpty || zeroing != nil
         guard config.syncTracksWithoutPeer, waiting, link != .up else { return nil }
         return "the peer is away (fencing dont-care)"
+    }
+
+    /// Why `outdate-peer` cannot be taken now (nil: it can).
+    public var outdatePeerRefusal: String? {
+        if !enabled || stopping { return "replication is not running" }
+        if link == .up { return "the peer is connected: it is not outdated (it holds the stream, or is being caught up)" }
+        return nil
     }
 
     /// Goes Ahead when due; true when it did (admission can go on).

@@ -60,6 +60,7 @@ extension PrimaryNode {
     mutating func linkUp(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
         precondition(link != .up, "link up twice")
         link = .up
+        peerOutdatedConfirmed = false  // the peer is back: what it lacks is its catch-up's
         guard enabled, !stopping else {
             return actions.append(.closeLink(stopping ? "resource stopping" : "disabled by the operator"))
         }

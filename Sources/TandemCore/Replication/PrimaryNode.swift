@@ -97,6 +97,9 @@ public struct PrimaryNode: Sendable {
     public internal(set) var bitmap: DirtyBitmap
     /// Writes are acknowledged on this copy alone and tracked in the bitmap.
     public internal(set) var isAhead = false
+    /// The control plane confirmed the peer outdated (`.peerOutdated`) and no link has been up
+    /// since: nothing waits for the peer any more.
+    public internal(set) var peerOutdatedConfirmed = false
     public internal(set) var aheadSinceNs: UInt64 = 0
     /// What the peer may hold that the bitmap covers (the next catch-up's bases).
     public internal(set) var catchUpBases: [CatchUpBase]
@@ -240,6 +243,7 @@ public struct PrimaryNode: Sendable {
     public var peerDiskState: DiskState {
         // The peer lacks what this node wrote without it, and knows nothing of it yet.
         if isAhead || restartPending { return peerHeard ? .outdated : .unknown }
+        if peerOutdatedConfirmed { return .outdated }  // the control plane's word
         return DiskState.ofPeer(
             heard: peerHeard, peerReady: isPeerReady,
             copying: copyWanted || peerInconsistentThroughEpoch != nil,
@@ -332,6 +336,8 @@ public struct PrimaryNode: Sendable {
             setResyncRateMin(rate)
         case let .resyncPermitted(permitted):
             resyncPermitted = permitted
+        case .peerOutdated:
+            if outdatePeerRefusal == nil { peerOutdatedConfirmed = true }
         }
         settle(nowNs: nowNs, into: &actions)
         checkInvariants()

@@ -125,6 +125,11 @@ public enum PrimaryNodeEvent: Sendable, Hashable {
     /// The daemon's `resync_concurrency_max` slot: without it the copy (full or catch-up)
     /// reads nothing and `streamState` is `pausedSync`. A node starts permitted.
     case resyncPermitted(Bool)
+    /// `outdate-peer`: the control plane confirms the peer is outdated (fenced, or gone for
+    /// good), so the node stops waiting for it: while the link is down, writes that wait for
+    /// the peer send it Ahead whatever `fencing` says. Refused (ignored) while a link is up
+    /// (`outdatePeerRefusal`); forgotten when a link comes up again.
+    case peerOutdated
 }
 
 public enum PrimaryNotice: Sendable, Hashable {

@@ -243,6 +243,39 @@ extension Replication {
         #expect(status["enabled"] as? Bool == false)
     }
 
+    @Test func outdatePeerReleasesASuspendIOPrimaryAndThePeerCatchesUpWhenItReturns() throws {
+        let pair = try ReplicatedPair(sizeBytes: 16 << 20)
+        try pair.createAndEnable(fencing: "suspend-io")
+        try pair.waitInSync()
+        let connected = try pair.alpha.control().request("outdate-peer", ["name": ReplicatedPair.resource])
+        #expect(connected["error"] as? String == "wrong-state", "a connected peer is not outdated: \(connected)")
+        let onSecondary = try pair.beta.control().request("outdate-peer", ["name": ReplicatedPair.resource])
+        #expect(onSecondary["error"] as? String == "wrong-state", "\(onSecondary)")
+        pair.beta.crash()
+        let writer = AcknowledgedWriter(socket: pair.nbdSocket(pair.alpha), blocks: 500)
+        writer.start()
+        try pair.waitFor(pair.alpha, "a write held for the gone peer") {
+            $0["connection_state"] as? String != "Connected" && ($0["unconfirmed_bytes"] as? Int ?? 0) > 0
+        }
+        #expect(writer.acknowledged.count < 500, "suspend-io: writes wait while the peer is away")
+        let events = try EventWatch(pair.alpha)
+        let outdated = try pair.expectOK(try pair.alpha.control().request("outdate-peer", ["name": ReplicatedPair.resource]))
+        #expect(outdated["peer_disk_state"] as? String == "Outdated", "\(outdated)")
+        #expect(events.saw("peer-outdated", timeoutSeconds: 10))
+        try pair.waitFor(pair.alpha, "alpha to stop waiting for its peer") { $0["replication_state"] as? String == "Ahead" }
+        writer.join()
+        #expect(writer.acknowledged.count == 500, "every held and later write is answered from alpha's copy")
+        let alone = try pair.status(pair.alpha)
+        #expect(alone["replication_state"] as? String == "Ahead" && alone["peer_disk_state"] as? String == "Outdated", "\(alone)")
+        #expect(alone["out_of_sync_bytes"] as? Int ?? 0 > 0, "\(alone)")
+        // The peer comes back: caught up from the bitmap, then in sync and identical.
+        try pair.beta.start()
+        try pair.waitInSync()
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
+    }
+
     @Test func disableAnswersAFlushHeldForAGonePeerOnceTheLocalDiskIsFlushed() throws {
         let pair = try ReplicatedPair(sizeBytes: 16 << 20)
         // fencing suspend-io: the sync primary waits for its gone peer (dont-care goes Ahead).
