@@ -110,12 +110,21 @@ extension Integration {
             }
         }
 
-        @Test(arguments: ["verify", "resolve", "outdate-peer"])
+        @Test(arguments: ["verify", "resolve"])
         func commandsOfLaterIssuesAnswerUnsupported(_ command: String) throws {
             let daemon = try DaemonProcess.started()
             let client = try daemon.control()
             #expect(try client.request("create", createArguments(daemon)).ok == true)
             try Self.expectRefused(try client.request(command, ["name": "r0"]), "unsupported", on: client)
+        }
+
+        @Test func outdatePeerOnAStandaloneResourceIsWrongStateAndOnAMissingOneNotFound() throws {
+            let daemon = try DaemonProcess.started()
+            let client = try daemon.control()
+            #expect(try client.request("create", createArguments(daemon)).ok == true)
+            try Self.expectRefused(try client.request("outdate-peer", ["name": "r0"]), "wrong-state", on: client)
+            try Self.expectRefused(try client.request("outdate-peer", ["name": "nope"]), "not-found", on: client)
+            try Self.expectRefused(try client.request("outdate-peer", ["name": "r0", "force": true]), "invalid-argument", on: client)
         }
 
         @Test func createWithoutRequiredArgumentsIsMissingArgument() throws {
