@@ -41,7 +41,7 @@ extension PrimaryNode {
                 copyWaitsForRegion = true
                 return
             }
-            guard resyncAdmits(length, consuming: true, nowNs: nowNs) else { return }
+            guard resyncAdmits(length, nowNs: nowNs) else { return }
             copyRun = nil
             copyCursor = run.end * bitmap.blockBytes
             copyReads.append(CopyRead(run: run, generation: copyGeneration))

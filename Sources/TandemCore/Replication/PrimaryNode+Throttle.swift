@@ -85,18 +85,17 @@ extension PrimaryNode {
         return resyncThrottle.retryAtNs
     }
 
-    /// Whether the cap lets the next copy read of `length` bytes go now. `consuming`: the
-    /// read follows at once (its bytes are taken from the bucket); otherwise only whether it
-    /// could (the copy then waits for local writes to finish, and asks again).
-    mutating func resyncAdmits(_ length: UInt32, consuming: Bool, nowNs: UInt64) -> Bool {
+    /// Whether the cap lets the next copy read of `length` bytes go now; if so the read
+    /// follows at once and its bytes are taken from the bucket (or the controller's budget).
+    mutating func resyncAdmits(_ length: UInt32, nowNs: UInt64) -> Bool {
         let now = max(nowNs, resyncThrottle.lastNs)
         resyncThrottle.lastNs = now
         let rate = resyncRateBytesPerSecond
-        guard rate > 0 else { return dynamicAdmits(length, consuming: consuming, nowNs: now) }
+        guard rate > 0 else { return dynamicAdmits(length, nowNs: now) }
         var bucket = resyncThrottle.bucket
             ?? TokenBucket(rateBytesPerSecond: rate, burstBytes: resyncBurstBytes, nowNs: now)
         let bytes = UInt64(length)
-        let admitted = consuming ? bucket.tryConsume(bytes, nowNs: now) : bucket.availableBytes(nowNs: now) >= bytes
+        let admitted = bucket.tryConsume(bytes, nowNs: now)
         resyncThrottle.retryAtNs = admitted ? nil : now + max(1, bucket.delayNs(until: bytes, nowNs: now))
         resyncThrottle.bucket = bucket
         return admitted
@@ -104,7 +103,7 @@ extension PrimaryNode {
 
     /// `resync_rate: 0`: steps the controller when a step is due, then admits the read while
     /// the budget is positive; refused, the read waits for the next step.
-    private mutating func dynamicAdmits(_ length: UInt32, consuming: Bool, nowNs: UInt64) -> Bool {
+    private mutating func dynamicAdmits(_ length: UInt32, nowNs: UInt64) -> Bool {
         // It starts with the fill target to spend, as the bucket starts full.
         let settings = resyncControllerSettings
         var dynamic = resyncThrottle.dynamic ?? DynamicRate(
@@ -114,14 +113,15 @@ extension PrimaryNode {
         observeCopyChunks(&dynamic)
         if nowNs >= dynamic.lastStepNs + Self.resyncStepNs { stepController(&dynamic, nowNs: nowNs) }
         let admitted = dynamic.budgetBytes > 0
-        if admitted && consuming { dynamic.budgetBytes -= Int64(length) }
+        if admitted { dynamic.budgetBytes -= Int64(length) }
         resyncThrottle.retryAtNs = admitted ? nil : dynamic.lastStepNs + Self.resyncStepNs
         resyncThrottle.dynamic = dynamic
         return admitted
     }
 
-    /// Notes the copy chunk admitted since the last look (each copy read is preceded by a
-    /// look, so at most one), and drops the chunks the peer has released.
+    /// Notes the copy chunks admitted since the last look (several reads may end between two
+    /// looks: their bytes count under the newest one's sequence, so they leave the in-flight
+    /// figure together, a little late), and drops the chunks the peer has released.
     private func observeCopyChunks(_ dynamic: inout DynamicRate) {
         if copiedBytes < dynamic.copiedSeenBytes || primary.lastSequence < dynamic.sequenceAtStep {
             // The copy or the stream started over: what was in flight is the old one's.
