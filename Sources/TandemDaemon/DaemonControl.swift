@@ -14,7 +14,7 @@ final class DaemonControl: ControlHandler {
     let events: EventHub
     static let version = "0.1.0"
     /// Commands DESIGN.md names that arrive with later issues (bitmap, resync, split brain).
-    static let laterCommands: Set<String> = ["verify", "resolve"]
+    static let laterCommands: Set<String> = ["resolve"]
 
     init(registry: ResourceRegistry, loop: EventLoop, config: DaemonConfig, events: EventHub, logger: Logger) {
         self.registry = registry
@@ -49,8 +49,8 @@ final class DaemonControl: ControlHandler {
             result = loop.submitAndWait { Result { () throws(ControlError) in try registry.context.reloadTLS() } }
         case "create-md":
             result = createMetadata(request.args)
-        case "outdate-peer":
-            result = outdatePeer(request.args)
+        case "outdate-peer", "verify":
+            result = resourceCommand(request.cmd, request.args)
         case "set":
             result = set(request.args)
         case let command where Self.laterCommands.contains(command):
@@ -108,8 +108,8 @@ final class DaemonControl: ControlHandler {
         return loop.submitAndWait { Result { () throws(ControlError) in try registry.change(change) } }
     }
 
-    /// `outdate-peer`: `name`.
-    private func outdatePeer(_ args: [String: JSONValue]) -> Result<[String: JSONValue], ControlError> {
+    /// `outdate-peer` and `verify`: `name`, nothing else.
+    private func resourceCommand(_ command: String, _ args: [String: JSONValue]) -> Result<[String: JSONValue], ControlError> {
         let name: String
         switch resourceName(args) {
         case .success(let found): name = found
@@ -119,7 +119,11 @@ final class DaemonControl: ControlHandler {
             return .failure(ControlError(.invalidArgument, "unknown argument '\(unknown)'"))
         }
         let registry = self.registry
-        return loop.submitAndWait { Result { () throws(ControlError) in try registry.outdatePeer(name) } }
+        return loop.submitAndWait {
+            Result { () throws(ControlError) in
+                command == "verify" ? try registry.verify(name) : try registry.outdatePeer(name)
+            }
+        }
     }
 
     /// `create-md`: `name`, `force` (required true).

@@ -134,6 +134,7 @@ private struct AheadHarness {
         #expect(h.answered(3) == 0)
         #expect(h.actions.contains(.streamRestarted) && h.node.session == session && !h.node.isAhead)
         #expect(h.actions.contains(.notice(.catchUpStarted(bytes: 16384))))
+        #expect(h.node.rpoAgeNs(nowNs: h.nowNs) >= 10_000_000_000, "the peer still lacks what was written while Ahead")
         #expect(h.node.streamState == .syncSource && h.node.peerDiskState == .inconsistent)
         // Write 4 was admitted in the new stream first (it was queued): sequence 1. The dirty
         // runs overlap no local write in flight: all three are read at once, only they.
@@ -150,6 +151,7 @@ private struct AheadHarness {
         for sequence in 1...4 { h.send(.peer(.dataAck(sequence: WriteSequence(sequence)))) }
         h.send(.peer(.durableThroughEpoch(h.node.primary.openEpoch)))
         #expect(h.actions.contains(.notice(.copyDone(bytes: 16384))))
+        #expect(h.node.rpoAgeNs(nowNs: h.nowNs) < 10_000_000_000, "caught up: only the stream's own lag counts")
         #expect(h.node.streamState == .established && h.node.peerDiskState == .upToDate)
     }
 

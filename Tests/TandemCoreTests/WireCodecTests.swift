@@ -24,6 +24,8 @@ import Testing
         .failoverRequest(promotion: 1),
         .demoted(throughSequence: 0),
         .replicaHello(WireReplicaHello(durableThroughEpoch: 7, diskState: .inconsistent)),
+        .digestRequest(offsetBytes: 5 << 20, lengthBytes: 1 << 20),
+        .digests(offsetBytes: 4096, lengthBytes: 8192, digest: RegionDigest(high: 0x0123_4567_89AB_CDEF, low: .max)),
     ]
 
     @Test func everyMessageRoundTripsWithItsPromotionNumber() throws {

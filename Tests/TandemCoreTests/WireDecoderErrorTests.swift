@@ -38,6 +38,23 @@ import Testing
         #expect(F.firstError(F.rawFrame(type: 8, body: eight, flags: 4)) == .reservedFlagsSet(4))
     }
 
+    @Test func verifyRegionsThatAreNotWholeBoundedRunsAreRefused() {
+        func request(_ offset: UInt64, _ length: UInt64) -> [UInt8] {
+            var body: [UInt8] = []
+            for value in [offset, length] {
+                for shift in stride(from: 0, through: 56, by: 8) { body.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }
+            }
+            return F.rawFrame(type: 23, body: body)
+        }
+        #expect(F.firstError(request(4096, 1 << 20)) == nil)
+        for (offset, length) in [(UInt64(0), UInt64(0)), (0, (1 << 20) + 4096), (100, 4096), (0, 4095), (UInt64.max - 4095, 4096)] {
+            guard case .inconsistentBody(.digestRequest, _) = F.firstError(request(offset, length)) else {
+                Issue.record("region \(offset)+\(length) was accepted")
+                continue
+            }
+        }
+    }
+
     @Test func oversizedLengthsAreRefusedBeforeTheBodyArrives() {
         let huge = UInt32(WireFormat.maxBodyBytes + 1)
         var decoder = WireDecoder()

@@ -74,6 +74,9 @@ extension Simulation {
             // The store writes records in order; each is crash-atomic.
             node.recordsInFlight.append(record)
             node.lastRecordDoneNs = max(node.lastRecordDoneNs, nowNs) + stalled(random.between(10_000, 150_000))
+            // Queued behind a stalled one (of this process or the one before it), it ends after
+            // that stall: the run waits for it as `stalled` does for its own.
+            runEndNs = max(runEndNs, node.lastRecordDoneNs + scenario.runEndNs - scenario.workloadEndNs)
             events.schedule(.recordDone(node: node.index, incarnation: node.incarnation), atNs: node.lastRecordDoneNs)
         case let .send(message):
             guard let link, link.secondary == node.index else { return }
@@ -84,6 +87,13 @@ extension Simulation {
             failoverAnswered(node, demoted: demoted)
         case .probe, .endProbe:
             break
+        case let .readForDigest(offset, length):
+            events.schedule(.verifyReadDone(node: node.index, incarnation: node.incarnation, primary: false,
+                                            blocks: blocks(offsetBytes: offset, lengthBytes: UInt32(length))),
+                            atNs: nowNs + stalled(random.between(10_000, 200_000)))
+        case let .sendDigest(offset, length, digest):
+            guard let link, link.secondary == node.index else { return }
+            sendToPrimary(.digests(offsetBytes: offset, lengthBytes: length, digest: digest))
         case let .notice(notice):
             if case .diskError = notice { diskErrors += 1 }
             if case .peerDemoted = notice {
@@ -119,6 +129,8 @@ extension Simulation {
                 guard let link, link.impostor else { return fail("secondary \(node.name) refuses the real primary's data: \(reason)") }
                 disconnect("impostor: \(reason)", notifySecondary: true)
             }
+        case let .digestRequest(offset, length):
+            driveSecondary(node, .digestRequested(offsetBytes: offset, lengthBytes: length))
         case let .message(message):
             driveSecondary(node, .message(message))
         case let .syncComplete(through):

@@ -89,6 +89,7 @@ final class Simulation {
         case message(PrimaryMessage)
         case syncComplete(throughSequence: WriteSequence)
         case demoted
+        case digestRequest(offsetBytes: UInt64, lengthBytes: UInt64)
         /// Bytes that decode to nothing valid (an impostor's).
         case garbage
     }
@@ -100,6 +101,7 @@ final class Simulation {
         case refused(String, WireRefusal)
         case message(SecondaryMessage)
         case failoverRequest
+        case digests(offsetBytes: UInt64, lengthBytes: UInt64, digest: RegionDigest)
     }
 
     enum Event {
@@ -110,6 +112,8 @@ final class Simulation {
         case writeTimedOut(node: Int, tag: FakeDisk.Tag, incarnation: Int)
         case flushDone(node: Int, tag: FakeDisk.Tag, incarnation: Int)
         case copyReadDone(node: Int, incarnation: Int, session: UInt64, blocks: Range<Int>)
+        /// A verify read (`primary`: the primary's own, else the secondary's digest read) ends.
+        case verifyReadDone(node: Int, incarnation: Int, primary: Bool, blocks: Range<Int>)
         case recordDone(node: Int, incarnation: Int)
         case toSecondary(ToSecondary, link: Int)
         case toPrimary(ToPrimary, link: Int)
@@ -169,6 +173,8 @@ final class Simulation {
     var aheadEntered = 0
     var catchUpsStarted = 0
     var catchUpsFromSealedBitmap = 0
+    var verifiesStarted = 0
+    var verifyBytesChecked: UInt64 = 0
     var copiesInterrupted = 0
     /// Steps at which both nodes said UpToDate with nothing admitted unanswered (the blocks
     /// were compared).
@@ -296,6 +302,10 @@ final class Simulation {
             guard node.alive, incarnation == node.incarnation, let primary = node.primary, primary.session == session
             else { return }
             copyReadCompleted(node, primary, blocks: blocks)
+        case let .verifyReadDone(index, incarnation, isPrimary, blocks):
+            let node = nodes[index]
+            guard node.alive, incarnation == node.incarnation else { return }
+            verifyReadCompleted(node, primary: isPrimary, blocks: blocks)
         case let .recordDone(index, incarnation):
             let node = nodes[index]
             guard node.alive, incarnation == node.incarnation else { return }
@@ -414,6 +424,14 @@ final class Simulation {
             forcedFailover(allowInconsistent: allowInconsistent)
         case let .impostor(helloFirst):
             impostorSession(helloFirst: helloFirst)
+        case let .verify(attempts):
+            guard let node = livePrimary, let primary = node.primary, !primary.standalone else { return }
+            guard primary.node.verifyRefusal == nil else {
+                if attempts > 1 { events.schedule(.fault(.verify(attempts: attempts - 1)), atNs: nowNs + random.between(200_000, 2_000_000)) }
+                return
+            }
+            verifiesStarted += 1
+            drivePrimary(node, .startVerify)
         case .cleanRestart:
             guard let node = livePrimary, let primary = node.primary, !primary.standalone, !primary.handingOver,
                 !primary.node.stopping

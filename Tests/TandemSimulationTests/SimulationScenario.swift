@@ -72,6 +72,9 @@ struct SimulationScenario: CustomStringConvertible {
         /// The primary's daemon is stopped (SIGTERM: replication stops, flushes and records the
         /// stop, sealing its bitmap if the peer lacks writes) and started again.
         case cleanRestart
+        /// The operator starts an online verify on the primary; refused while the pair is not
+        /// in sync, it is asked again a little later (`attempts` times).
+        case verify(attempts: Int)
 
         var description: String {
             switch self {
@@ -80,6 +83,7 @@ struct SimulationScenario: CustomStringConvertible {
             case .plannedFailover: "planned failover"
             case let .forcedFailover(allowInconsistent): "forced failover\(allowInconsistent ? " allowing Inconsistent" : "")"
             case .cleanRestart: "primary clean restart"
+            case .verify: "online verify"
             case let .impostor(helloFirst): helloFirst ? "impostor session" : "garbage connection"
             case let .diskErrors(role, errno): "\(role) disk \(errno == ENOSPC ? "ENOSPC" : "EIO")"
             }
@@ -194,6 +198,9 @@ struct SimulationScenario: CustomStringConvertible {
         // the primary in 30 % of the seeds, the way a sealed bitmap is made and used.
         var restartRandom = SimRandom(seed: seed ^ 0xC1EA_4E57_0000_0000)
         if restartRandom.chance(perMille: 300) { faults.append((restartRandom.below(workloadEndNs), .cleanRestart)) }
+        // And an online verify in 40 % of the seeds (another stream of its own).
+        var verifyRandom = SimRandom(seed: seed ^ 0x5E41_F100_0000_0000)
+        if verifyRandom.chance(perMille: 400) { faults.append((verifyRandom.below(workloadEndNs), .verify(attempts: 50))) }
         self.faults = faults
     }
 

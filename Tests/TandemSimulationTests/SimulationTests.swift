@@ -252,7 +252,7 @@ extension Simulation {
     /// One line about what a run exercised (TANDEM_SIM_VERBOSE=1).
     var summary: String {
         "seed \(scenario.seed): \(step) steps, \(requestsIssued) requests (\(requestsAnswered) answered), "
-            + "\(sessionsStarted) primary sessions, \(restarts) restarts, \(failovers) failovers, \(copiesCompleted) copies (\(copiesInterrupted) interrupted), \(aheadEntered) times Ahead, \(catchUpsStarted) catch-ups (\(catchUpsFromSealedBitmap) restarts from a sealed bitmap), \(plannedFailoversStranded) stranded planned failovers, "
+            + "\(sessionsStarted) primary sessions, \(restarts) restarts, \(failovers) failovers, \(copiesCompleted) copies (\(copiesInterrupted) interrupted), \(aheadEntered) times Ahead, \(catchUpsStarted) catch-ups (\(catchUpsFromSealedBitmap) restarts from a sealed bitmap), \(verifiesStarted) verifies (\(verifyBytesChecked / SimulationScenario.blockSizeBytes) blocks compared), \(plannedFailoversStranded) stranded planned failovers, "
             + "\(impostors) impostors, \(diskErrors) disk errors, \(diskStalls) disk stalls, \(nodes.map(\.disk.tornWriteCount).reduce(0, +)) torn writes, \(linkCount) connections, \(stepsInSync) steps in sync; \(scenario)"
     }
 }

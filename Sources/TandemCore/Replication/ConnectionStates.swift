@@ -29,4 +29,8 @@ public enum ReplicationStreamState: String, Sendable, Equatable, CaseIterable {
     /// A copy is due and the peer is ready, but the daemon's `resync_concurrency_max` copies
     /// run elsewhere: this one copies nothing until a slot frees.
     case pausedSync = "PausedSync"
+    /// An online verify runs: this node compares its regions with the peer's (the source).
+    case verifyS = "VerifyS"
+    /// The peer verifies against this copy: it digests the regions asked for (the target).
+    case verifyT = "VerifyT"
 }

@@ -38,7 +38,9 @@ extension PrimaryNode {
         guard let reason = aheadReason else { return false }
         isAhead = true
         // The RPO age counts from the oldest write the peer lacks, acknowledged before this.
-        aheadSinceNs = nowNs - min(primary.rpoAgeNs(nowNs: nowNs), nowNs)
+        // Ahead again before the last catch-up ended: the older writes are still missing.
+        let since = nowNs - min(primary.rpoAgeNs(nowNs: nowNs), nowNs)
+        aheadSinceNs = aheadSinceNs == 0 ? since : min(aheadSinceNs, since)
         // Everything the peer has not confirmed durable goes into the bitmap: held writes
         // (copy chunks too) whatever their state, and the copy's unread regions are set already.
         markHeldWrites()
@@ -86,7 +88,7 @@ extension PrimaryNode {
     /// Nothing of the old stream is in flight: it can be replaced.
     private var isQuiet: Bool {
         primary.writesInFlight == 0 && primary.flushesPending == 0 && !localFlushInFlight
-            && localWritesInFlight == 0 && zeroing == nil && !copyReadInFlight
+            && localWritesInFlight == 0 && zeroing == nil && !copyReadInFlight && !verifyReadInFlight
     }
 
     /// Starts the catch-up session's stream once the old one is quiet; true when it did.

@@ -51,22 +51,27 @@ extension PrimaryNode {
     }
 
     /// The next dirty run at or after the cursor, at most a chunk long (found once per
-    /// cursor move); nil once the bitmap has no more.
+    /// cursor move); nil once the bitmap has no more. A run the cursor passed whose read was
+    /// discarded is still dirty: once no read is in flight the walk starts again from 0.
     private mutating func nextCopyRun(into actions: inout [PrimaryNodeAction]) -> BlockRun? {
         if let copyRun { return copyRun }
-        guard copyCursor < config.volumeSizeBytes else { return nil }
         let maxBlocks = UInt64(config.chunkBytes) / bitmap.blockBytes
-        copyRun = bitmap.nextDirtyRun(from: copyCursor / bitmap.blockBytes, maxBlocks: maxBlocks)
-        if copyRun == nil {
-            copyCursor = config.volumeSizeBytes
-            noteCopySent(into: &actions)
+        if copyCursor < config.volumeSizeBytes {
+            copyRun = bitmap.nextDirtyRun(from: copyCursor / bitmap.blockBytes, maxBlocks: maxBlocks)
+            if copyRun == nil { copyCursor = config.volumeSizeBytes }
         }
+        if copyRun == nil, copyReads.isEmpty, bitmap.outOfSyncBytes > 0 {
+            copyCursor = 0
+            copyRun = bitmap.nextDirtyRun(from: 0, maxBlocks: maxBlocks)
+        }
+        if copyRun == nil { noteCopySent(into: &actions) }
         return copyRun
     }
 
     /// Every dirty run has been read and admitted: said once per copy.
     private mutating func noteCopySent(into actions: inout [PrimaryNodeAction]) {
-        guard copyCursor >= config.volumeSizeBytes, copyReads.isEmpty, !copySentNoticed else { return }
+        guard copyCursor >= config.volumeSizeBytes, copyReads.isEmpty, bitmap.outOfSyncBytes == 0, !copySentNoticed
+        else { return }
         copySentNoticed = true
         actions.append(.notice(.copySent(bytes: copiedBytes)))
     }
@@ -78,12 +83,13 @@ extension PrimaryNode {
     }
 
     /// The region lock: a mutation of [start, end) waits while a copy read of it is in flight,
-    /// or while the copy's next run waits for that region to go quiet.
+    /// while the copy's next run waits for that region to go quiet, or while the verify
+    /// compares it (PrimaryNode+Verify).
     func overlapsCopy(start: UInt64, end: UInt64) -> Bool {
         let blockBytes = bitmap.blockBytes
         func overlaps(_ run: BlockRun) -> Bool { start < run.end * blockBytes && run.first * blockBytes < end }
         if copyWaitsForRegion, let copyRun, overlaps(copyRun) { return true }
-        return copyReads.contains { overlaps($0.run) }
+        return copyReads.contains { overlaps($0.run) } || overlapsVerify(start: start, end: end)
     }
 
     mutating func copyChunkRead(
@@ -118,10 +124,12 @@ extension PrimaryNode {
 
     /// Once the last chunk is released (durable on the peer), the peer holds the volume.
     mutating func checkCopyDone(into actions: inout [PrimaryNodeAction]) {
-        guard copyWanted, copyCursor >= config.volumeSizeBytes, copyReads.isEmpty, copyChunksOutstanding == 0,
+        guard copyWanted, copyCursor >= config.volumeSizeBytes, copyReads.isEmpty, bitmap.outOfSyncBytes == 0,
+            copyChunksOutstanding == 0,
             copyLastSequence != 0, copyLastSequence < primary.oldestHeldSequence, isPeerReady
         else { return }
         copyWanted = false
+        aheadSinceNs = 0  // the peer holds what it lacked since then
         // The copy is complete through its last chunk: the peer holds a consistent image
         // from now on (UpToDate once it also holds every acknowledged write).
         confirmedOnLink = copyLastSequence

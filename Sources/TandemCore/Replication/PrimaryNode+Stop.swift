@@ -65,7 +65,7 @@ extension PrimaryNode {
     /// back as primary.
     mutating func checkStopped(into actions: inout [PrimaryNodeAction]) {
         guard stopping, !stopped, link == .idle || handingOver, localWritesInFlight == 0, !localFlushInFlight,
-            !copyReadInFlight
+            !copyReadInFlight, !verifyReadInFlight
         else { return }
         if stopFlushErrno == nil && !diskFailed {
             stopFlushInFlight = true

@@ -100,6 +100,12 @@ public struct PrimaryNode: Sendable {
     /// The control plane confirmed the peer outdated (`.peerOutdated`) and no link has been up
     /// since: nothing waits for the peer any more.
     public internal(set) var peerOutdatedConfirmed = false
+    /// The highest protocol version the peer's last Hello named (0: none yet).
+    public internal(set) var peerVersion: UInt16 = 0
+    /// The online verify running (PrimaryNode+Verify), its local read, and the last result.
+    var verify: VerifyRun?
+    var verifyReadInFlight = false
+    public internal(set) var lastVerify: VerifyProgress?
     public internal(set) var aheadSinceNs: UInt64 = 0
     /// What the peer may hold that the bitmap covers (the next catch-up's bases).
     public internal(set) var catchUpBases: [CatchUpBase]
@@ -231,6 +237,7 @@ public struct PrimaryNode: Sendable {
         if isAhead { return .ahead }
         guard link == .up else { return .off }
         if copyWanted { return resyncPermitted || !isPeerReady ? .syncSource : .pausedSync }
+        if verify != nil { return .verifyS }
         return isBlocked ? .blocked : .established
     }
 
@@ -274,10 +281,15 @@ public struct PrimaryNode: Sendable {
     /// up, at least every dirty region (acknowledged writes the peer lacks, all of them).
     public var lagBytes: UInt64 { max(primary.lagBytes, isAhead || basis.isCatchUp ? outOfSyncBytes : 0) }
 
-    /// The RPO age: of the oldest acknowledged write the peer lacks (Ahead: since the oldest
-    /// write unconfirmed when it began).
+    /// The RPO age: of the oldest acknowledged write the peer lacks (Ahead, and until the
+    /// catch-up after it is done: since the oldest write unconfirmed when it began). A session
+    /// that starts as a catch-up from a stop's bitmap does not know when those writes were
+    /// made: it counts only its own.
     public func rpoAgeNs(nowNs: UInt64) -> UInt64 {
-        max(primary.rpoAgeNs(nowNs: nowNs), isAhead ? nowNs - min(aheadSinceNs, nowNs) : 0)
+        // Ahead, and through the catch-up that follows until its copy is done, the peer lacks
+        // writes acknowledged since `aheadSinceNs`.
+        let tracked = isAhead || (copyWanted && aheadSinceNs != 0)
+        return max(primary.rpoAgeNs(nowNs: nowNs), tracked ? nowNs - min(aheadSinceNs, nowNs) : 0)
     }
 
     public var queuedRequests: Int { queue.count + (zeroing == nil ? 0 : 1) }
@@ -319,6 +331,7 @@ public struct PrimaryNode: Sendable {
         case .dialFailed:
             if link == .dialing { link = .idle }
         case let .peerVersion(version):
+            peerVersion = version
             peerSpeaks(version, into: &actions)
         case .linkUp:
             linkUp(nowNs: nowNs, into: &actions)
@@ -338,6 +351,12 @@ public struct PrimaryNode: Sendable {
             resyncPermitted = permitted
         case .peerOutdated:
             if outdatePeerRefusal == nil { peerOutdatedConfirmed = true }
+        case .startVerify:
+            startVerify(into: &actions)
+        case let .verifyRegionRead(offset, digest, errno):
+            verifyRegionRead(offset, digest, errno: errno, into: &actions)
+        case let .peerDigest(offset, length, digest):
+            peerDigest(offset, length, digest, into: &actions)
         }
         settle(nowNs: nowNs, into: &actions)
         checkInvariants()
@@ -349,6 +368,7 @@ public struct PrimaryNode: Sendable {
         admitQueued(nowNs: nowNs, into: &actions)
         if enterAheadIfDue(nowNs: nowNs, into: &actions) { admitQueued(nowNs: nowNs, into: &actions) }
         if restartStreamIfQuiet(nowNs: nowNs, into: &actions) { admitQueued(nowNs: nowNs, into: &actions) }
+        continueVerify(nowNs: nowNs, into: &actions)  // first: its end may start a copy
         continueCopy(nowNs: nowNs, into: &actions)
         if let through = peerInconsistentThroughEpoch, primary.peerDurableEpoch >= through {
             peerInconsistentThroughEpoch = nil

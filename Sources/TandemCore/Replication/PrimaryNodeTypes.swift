@@ -28,6 +28,9 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
     /// Copy chunks whose buffers the driver holds at once: reads in flight plus chunks
     /// admitted and not yet released (the driver keeps that many chunk buffers).
     public var copyBuffersMax: Int
+    /// Online verify compares regions of this size (a multiple of 4 KiB, at most
+    /// `WireFormat.digestRegionBytesMax`).
+    public var verifyRegionBytes: UInt64
     /// Application requests waiting for admission (the one FIFO). Beyond it a request is
     /// answered ENOMEM at once.
     public var requestsQueuedMax: Int
@@ -48,7 +51,8 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
 
     public init(
         primary: ReplicationPrimaryConfig, volumeSizeBytes: UInt64, hasPeer: Bool = true,
-        chunkBytes: UInt32 = 1 << 20, copyBuffersMax: Int = 64, requestsQueuedMax: Int = 16_384,
+        chunkBytes: UInt32 = 1 << 20, copyBuffersMax: Int = 64, verifyRegionBytes: UInt64 = WireFormat.digestRegionBytesMax,
+        requestsQueuedMax: Int = 16_384,
         backoffInitialNs: UInt64 = 250_000_000, backoffMaxNs: UInt64 = 5_000_000_000,
         syncTracksWithoutPeer: Bool = false, bitmapBlockBytes: UInt64 = 4096,
         resyncRateBytesPerSecond: UInt64 = 0, resyncRateMinBytesPerSecond: UInt64 = 32 << 20
@@ -64,6 +68,8 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
         self.hasPeer = hasPeer
         self.chunkBytes = chunkBytes
         self.copyBuffersMax = copyBuffersMax
+        precondition(verifyRegionBytes > 0 && verifyRegionBytes % 4096 == 0 && verifyRegionBytes <= WireFormat.digestRegionBytesMax)
+        self.verifyRegionBytes = verifyRegionBytes
         self.requestsQueuedMax = requestsQueuedMax
         self.backoffInitialNs = backoffInitialNs
         self.backoffMaxNs = backoffMaxNs
@@ -130,6 +136,13 @@ public enum PrimaryNodeEvent: Sendable, Hashable {
     /// the peer send it Ahead whatever `fencing` says. Refused (ignored) while a link is up
     /// (`outdatePeerRefusal`); forgotten when a link comes up again.
     case peerOutdated
+    /// `verify`: compare the volume with the peer's (PrimaryNode+Verify); ignored unless
+    /// `verifyRefusal` is nil.
+    case startVerify
+    /// The read asked by `.readVerifyRegion` ended: its digest, or the errno.
+    case verifyRegionRead(offsetBytes: UInt64, digest: RegionDigest?, errno: Int32)
+    /// The peer's Digests answer.
+    case peerDigest(offsetBytes: UInt64, lengthBytes: UInt64, digest: RegionDigest)
 }
 
 public enum PrimaryNotice: Sendable, Hashable {
@@ -151,6 +164,14 @@ public enum PrimaryNotice: Sendable, Hashable {
     /// The peer holds the whole volume (the copy's last epoch is durable there); `bytes`: what
     /// the copy moved.
     case copyDone(bytes: UInt64)
+    /// An online verify started over `bytes`.
+    case verifyStarted(bytes: UInt64)
+    /// The region's digests differ: it is marked out of sync.
+    case verifyMismatch(offsetBytes: UInt64, lengthBytes: UInt64)
+    /// The verify ended: at the end of the volume, or early (`abortedBecause`).
+    case verifyEnded(checkedBytes: UInt64, mismatchedBytes: UInt64, abortedBecause: String?)
+    /// The regions the verify marked are being copied to the peer.
+    case verifyRepairStarted(bytes: UInt64)
     case connectionState(ConnectionState)
 }
 
@@ -169,6 +190,10 @@ public enum PrimaryNodeAction: Sendable, Hashable {
     case readCopyChunk(offsetBytes: UInt64, lengthBytes: UInt32)
     /// The chunk read at this offset failed or is not wanted any more: free its buffer.
     case discardCopyChunk(offsetBytes: UInt64)
+    /// Read this region and digest it (RegionDigest); answer `.verifyRegionRead`. One at a time.
+    case readVerifyRegion(offsetBytes: UInt64, lengthBytes: UInt64)
+    /// Ask the peer for its digest of this region (a DigestRequest; it answers Digests).
+    case sendDigestRequest(offsetBytes: UInt64, lengthBytes: UInt64)
     /// Payloads through `throughSequence` are no longer needed: free them (after the batch:
     /// a freed buffer may wake NBD connections).
     case release(throughSequence: WriteSequence)

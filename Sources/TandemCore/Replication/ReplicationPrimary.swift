@@ -74,6 +74,14 @@ public struct ReplicationPrimary: Sendable {
     public func forEachHeldWrite(_ body: (_ offsetBytes: UInt64, _ lengthBytes: UInt32) -> Void) {
         for index in 0..<writes.count { body(writes[index].offsetBytes, writes[index].lengthBytes) }
     }
+    /// A write still held (not yet durable on the peer) overlaps [start, end).
+    public func holdsWrite(overlapping start: UInt64, _ end: UInt64) -> Bool {
+        for index in 0..<writes.count
+        where start < writes[index].offsetBytes + UInt64(writes[index].lengthBytes) && writes[index].offsetBytes < end {
+            return true
+        }
+        return false
+    }
     /// The sequence number of the newest admitted write (0: none yet).
     public var lastSequence: WriteSequence { nextSequence - 1 }
     /// The newest sequence through which every admitted write has been acknowledged (writes

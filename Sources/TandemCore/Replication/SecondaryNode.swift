@@ -76,6 +76,12 @@ public struct SecondaryNode: Sendable {
     /// this node applied it (async: no acknowledged-after-apply flag).
     private var newestAsyncReceived: WriteSequence = 0
     private var failoverPending = false
+    /// Digest reads in flight (online verify) and when the last DigestRequest came.
+    public var digestReadsInFlight: Int { digestRegionsInFlight.count }
+    private var digestRegionsInFlight: [UInt64] = []
+    private var lastDigestRequestNs: UInt64?
+    public static let digestReadsMax = 8
+    static let verifyTargetShownNs: UInt64 = 2_000_000_000
     public private(set) var diskFault: SecondaryDiskFault?
     public private(set) var isStopping = false
     private var nextProbeNs: UInt64
@@ -143,7 +149,8 @@ public struct SecondaryNode: Sendable {
 
     public var streamState: SecondaryStreamState {
         guard link == .established else { return .off }
-        return isSynced ? .established : .syncTarget
+        guard isSynced else { return .syncTarget }
+        return lastDigestRequestNs == nil ? .established : .verifyT
     }
 
     /// Both copies hold the same writes while the link lasts.
@@ -192,6 +199,15 @@ public struct SecondaryNode: Sendable {
         case .unexpected(let type):
             guard link == .established, machine.isConnected else { break }
             actions.append(.closeForViolation("protocol violation: a primary sent \(type)"))
+        case let .digestRequested(offset, length):
+            digestRequested(offset, length, nowNs: nowNs, into: &actions)
+        case let .digestRead(offset, length, digest, errno):
+            if let index = digestRegionsInFlight.firstIndex(of: offset) { digestRegionsInFlight.remove(at: index) }
+            if errno != 0 || digest == nil {
+                fail(SecondaryDiskFault(operation: "read", errno: errno == 0 ? 5 : errno), nowNs: nowNs, into: &actions)
+            } else if link == .established, diskFault == nil, let digest {
+                actions.append(.sendDigest(offsetBytes: offset, lengthBytes: length, digest: digest))
+            }
         case .requestFailover:
             guard link == .established, !failoverPending, diskFault == nil, !isStopping else {
                 actions.append(.failoverAnswered(demoted: false))
@@ -221,6 +237,7 @@ public struct SecondaryNode: Sendable {
             isStopping = true
             if link != .none { close("resource stopping", nowNs: nowNs, into: &actions) }
         case .tick:
+            if let last = lastDigestRequestNs, nowNs >= last + Self.verifyTargetShownNs { lastDigestRequestNs = nil }
             feed(.tick, nowNs: nowNs, into: &actions)
             if !isStopping, link == .none, config.peerName != nil, nowNs >= nextProbeNs {
                 nextProbeNs = nowNs + config.probeIntervalNs
@@ -352,6 +369,25 @@ public struct SecondaryNode: Sendable {
         record.continuedFrom = continuedFrom
         writeRecord(into: &actions)
         awaitingSessionRecord = true
+    }
+
+    /// A DigestRequest: the region is read and digested as it is now. The primary asks only
+    /// for a region no write it still holds overlaps, so this copy already applied every
+    /// write to it. Refused as a violation outside the volume or beyond the reads allowed.
+    private mutating func digestRequested(
+        _ offset: UInt64, _ length: UInt64, nowNs: UInt64, into actions: inout [SecondaryNodeAction]
+    ) {
+        guard link == .established, machine.isConnected, diskFault == nil, !isStopping else { return }
+        guard offset <= config.volumeSizeBytes, length <= config.volumeSizeBytes - offset else {
+            return actions.append(.closeForViolation("protocol violation: verify region \(offset)+\(length) is outside the volume"))
+        }
+        guard digestReadsInFlight < Self.digestReadsMax, !digestRegionsInFlight.contains(offset) else {
+            return actions.append(.closeForViolation(
+                "protocol violation: more than \(Self.digestReadsMax) verify regions at once, or one asked twice"))
+        }
+        digestRegionsInFlight.append(offset)
+        lastDigestRequestNs = nowNs
+        actions.append(.readForDigest(offsetBytes: offset, lengthBytes: length))
     }
 
     private mutating func writeRecord(into actions: inout [SecondaryNodeAction]) {

@@ -56,6 +56,11 @@ public enum SecondaryNodeEvent: Sendable, Equatable {
     case unexpected(type: String)
     /// The operator asked for a planned failover: answered with `.failoverAnswered`.
     case requestFailover
+    /// The primary's DigestRequest (online verify): answered with `.readForDigest`, then
+    /// `.sendDigest` once `.digestRead` reports it.
+    case digestRequested(offsetBytes: UInt64, lengthBytes: UInt64)
+    /// The read of `.readForDigest` ended: the region's digest, or the errno.
+    case digestRead(offsetBytes: UInt64, lengthBytes: UInt64, digest: RegionDigest?, errno: Int32)
     /// A write of `.submitWrite` ended: `errno` 0 when all of it is on the disk (the driver
     /// continues short and interrupted writes itself).
     case writeCompleted(sequence: WriteSequence, errno: Int32)
@@ -111,6 +116,10 @@ public enum SecondaryNodeAction: Sendable, Equatable {
     /// The answer to `.requestFailover`: the peer demoted (true), or it will not (false).
     case failoverAnswered(demoted: Bool)
     /// Dial the peer with a secondary Hello to learn why no primary connects (SecondaryProbe).
+    /// Read this region of the volume and digest it; answer `.digestRead` (online verify).
+    case readForDigest(offsetBytes: UInt64, lengthBytes: UInt64)
+    /// Send the primary a region's digest (the wire's Digests).
+    case sendDigest(offsetBytes: UInt64, lengthBytes: UInt64, digest: RegionDigest)
     case probe
     /// A primary connected: end a probe in progress.
     case endProbe
@@ -123,6 +132,9 @@ public enum SecondaryStreamState: String, Sendable, Equatable, CaseIterable {
     /// A full copy is being received: Inconsistent until the primary's SyncComplete.
     case syncTarget = "SyncTarget"
     case established = "Established"
+    /// The primary runs an online verify against this copy (a DigestRequest within the last
+    /// two seconds).
+    case verifyT = "VerifyT"
 }
 
 /// How the driver treats a Data frame before it reads the payload (`SecondaryNode.classify`).

@@ -185,6 +185,18 @@ struct WireOrderCheck: Sendable {
 
 /// Parses bodies whose length the header already bounded.
 enum WireBodyDecoder {
+    /// A verify region: 4 KiB multiples, 1 ... `digestRegionBytesMax` bytes, not past 2^63.
+    private static func digestRegion(
+        _ type: WireMessageType, _ reader: inout WireByteReader
+    ) throws(WireError) -> (UInt64, UInt64) {
+        let offset = reader.u64()!
+        let length = reader.u64()!
+        guard length > 0, length <= WireFormat.digestRegionBytesMax, offset % 4096 == 0, length % 4096 == 0,
+            offset <= UInt64(Int64.max) - length
+        else { throw .inconsistentBody(type: type, reason: "verify region \(offset)+\(length) is not a whole 4 KiB run of at most 1 MiB") }
+        return (offset, length)
+    }
+
     static func decode(_ type: WireMessageType, _ body: ArraySlice<UInt8>) throws(WireError) -> WireMessage {
         var reader = WireByteReader(body)
         let message: WireMessage
@@ -206,6 +218,13 @@ enum WireBodyDecoder {
         case .syncComplete: message = .syncComplete(throughSequence: reader.u64()!)
         case .failoverRequest: message = .failoverRequest(promotion: reader.u64()!)
         case .demoted: message = .demoted(throughSequence: reader.u64()!)
+        case .digestRequest:
+            let (offset, length) = try digestRegion(type, &reader)
+            message = .digestRequest(offsetBytes: offset, lengthBytes: length)
+        case .digests:
+            let (offset, length) = try digestRegion(type, &reader)
+            message = .digests(offsetBytes: offset, lengthBytes: length,
+                               digest: RegionDigest(high: reader.u64()!, low: reader.u64()!))
         case .replicaHello:
             let epoch = reader.u64()!
             let state = WireDiskState(rawValue: reader.u8()!)

@@ -81,8 +81,10 @@ public enum WireEncoder {
             return WireHelloReply.fixedBytes + truncatedReason(reply.reason).count
         case .data(let data):
             return WireFormat.dataFixedBytes + data.payload.count
-        case .epochBarrier, .dataAck, .replicaHello:
+        case .epochBarrier, .dataAck, .replicaHello, .digestRequest:
             return 16
+        case .digests:
+            return 32
         case .durableAck, .flushRequest, .ping, .pong, .resendComplete, .syncComplete, .failoverRequest, .demoted:
             return 8
         }
@@ -106,6 +108,14 @@ public enum WireEncoder {
         case .dataAck(let epoch, let sequence):
             writer.put(epoch)
             writer.put(sequence)
+        case .digestRequest(let offset, let length):
+            writer.put(offset)
+            writer.put(length)
+        case .digests(let offset, let length, let digest):
+            writer.put(offset)
+            writer.put(length)
+            writer.put(digest.high)
+            writer.put(digest.low)
         case .replicaHello(let hello):
             writer.put(hello.durableThroughEpoch)
             writer.put(hello.diskState.rawValue)

@@ -12,10 +12,16 @@ public enum WireFormat {
     /// The highest version a Hello names. Version 3 adds only a Hello meaning (the catch-up
     /// bases in its history, CatchUp.swift); its frames keep the version-2 layout, so a
     /// version-2 peer reads every frame of a version-3 one.
-    public static let helloVersion: UInt16 = 3
+    /// Version 4 adds the two verify messages (DigestRequest, Digests), sent only to a peer
+    /// whose Hello names 4 or more.
+    public static let helloVersion: UInt16 = 4
     /// The first version whose secondary reads a catch-up's bases (older ones take the
     /// catch-up for a full copy).
     public static let catchUpVersion: UInt16 = 3
+    /// The first version that answers DigestRequest (online verify).
+    public static let verifyVersion: UInt16 = 4
+    /// The largest region one DigestRequest names.
+    public static let digestRegionBytesMax: UInt64 = 1 << 20
     public static let headerBytes = 24
     /// Fixed part of a Data body, before the payload.
     public static let dataFixedBytes = 36
@@ -48,6 +54,9 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
     case failoverRequest = 12
     case demoted = 13
     case replicaHello = 14
+    /// Online verify (protocol 4): the region to digest, and its digest.
+    case digestRequest = 23
+    case digests = 24
 
     /// The body length a frame of this type may have: exact for fixed-size messages, an
     /// upper bound (checked at the header, before any body is buffered) for the others.
@@ -56,7 +65,8 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
         case .hello: return WireHello.fixedBytes...(WireHello.fixedBytes + 2 * WireFormat.maxNameBytes)
         case .helloReply: return WireHelloReply.fixedBytes...(WireHelloReply.fixedBytes + WireFormat.maxReasonBytes)
         case .data: return (WireFormat.dataFixedBytes + 1)...WireFormat.maxBodyBytes
-        case .epochBarrier, .dataAck, .replicaHello: return 16...16
+        case .epochBarrier, .dataAck, .replicaHello, .digestRequest: return 16...16
+        case .digests: return 32...32
         case .durableAck, .flushRequest, .ping, .pong, .resendComplete, .syncComplete, .failoverRequest, .demoted:
             return 8...8
         }

@@ -184,6 +184,11 @@ public enum WireMessage: Equatable, Sendable {
     /// The secondary's first frame of the replication stream (version 2): what it recorded
     /// as durable in the session it holds, and its own copy's state as it starts.
     case replicaHello(WireReplicaHello)
+    /// Primary → secondary (protocol 4): digest these bytes of your volume (`offsetBytes`
+    /// and `lengthBytes` multiples of 4 KiB, length 1 ... `digestRegionBytesMax`).
+    case digestRequest(offsetBytes: UInt64, lengthBytes: UInt64)
+    /// Secondary → primary: the digest of the region a DigestRequest named.
+    case digests(offsetBytes: UInt64, lengthBytes: UInt64, digest: RegionDigest)
 
     public var type: WireMessageType {
         switch self {
@@ -201,6 +206,8 @@ public enum WireMessage: Equatable, Sendable {
         case .failoverRequest: return .failoverRequest
         case .demoted: return .demoted
         case .replicaHello: return .replicaHello
+        case .digestRequest: return .digestRequest
+        case .digests: return .digests
         }
     }
 }

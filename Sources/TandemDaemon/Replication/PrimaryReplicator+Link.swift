@@ -90,6 +90,8 @@ extension PrimaryReplicator: PeerLinkDelegate {
         case .failoverRequest:
             context.events.publish(resource: resource, "failover-requested", ["peer": .string(link.peerNodeName)])
             onFailoverRequested?()
+        case let .digests(offset, length, digest):
+            feed(.peerDigest(offsetBytes: offset, lengthBytes: length, digest: digest))
         default:
             link.closeForViolation("protocol violation: a secondary sent \(message.type)")
         }

@@ -33,6 +33,7 @@ extension PrimaryReplicator {
         fields["session_start"] = .string(basis.word)
         fields["session_start_reason"] = .string(sessionStartReason)
         if let lastError { fields["last_error"] = .string(lastError) }
+        if let verify = node.verifyProgress { fields["verify"] = Self.verifyFields(verify) }
         return fields
     }
 

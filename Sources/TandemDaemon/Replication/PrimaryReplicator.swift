@@ -28,6 +28,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     static let flushTag: UInt32 = 0xFFFF_0001
     /// Copy reads: this base | the chunk buffer's slot.
     static let copyReadTagBase: UInt32 = 0xFFFE_0000
+    static let verifyReadTag: UInt32 = 0xFFFF_0003
     /// On a write's tag (its retained slot): the flush that makes its FUA write durable on a
     /// volume whose RWF_DSYNC writes are not trusted (Volume.honoursDSyncWrites).
     static let fuaFlushBit: UInt32 = 0x4000_0000
@@ -56,6 +57,11 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var handlerID: UInt32 = 0
     /// The copy reads in flight, by chunk buffer slot.
     var copyReads: [(offset: UInt64, length: UInt32)?] = []
+    /// The verify's one region buffer (allocated at its first read, freed when idle) and the
+    /// region being read; whether the copy running repairs what a verify found.
+    let verifyBuffer = CopyBuffers(slotBytes: Int(WireFormat.digestRegionBytesMax), slotsMax: 1)
+    var verifyRead: (offset: UInt64, length: UInt64)?
+    var copyRepairsVerify = false
     /// When the resync pacer's loop timer fires (0: none armed): `resync_rate` refused a copy
     /// read, and only a `.tick` at the node's retry time lets it go on (PrimaryReplicator+Pacing).
     var pacerArmedNs: UInt64 = 0
@@ -192,6 +198,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         feed(.tick)
         publishPeerDiskState()
         retained.releaseMemoryWhenIdle()
+        verifyBuffer.releaseMemoryWhenIdle()
     }
 
     // MARK: NBD sink
@@ -275,6 +282,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         case .flushLocal: context.loop.prepareFlush(volume: volume, handler: handlerID, tag: Self.flushTag)
         case let .readCopyChunk(offset, length): readCopyChunk(offset: offset, length: length)
         case let .discardCopyChunk(offset): retained.copies.release(offset: offset)
+        case let .readVerifyRegion(offset, length): readVerifyRegion(offset: offset, length: length)
+        case let .sendDigestRequest(offset, length): _ = link?.send(.digestRequest(offsetBytes: offset, lengthBytes: length))
         case let .release(through): retained.release(through: through)
         case let .send(message): send(message)
         case let .sendSyncComplete(through): _ = link?.send(.syncComplete(throughSequence: through))
@@ -355,15 +364,18 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             sessionStartReason = "catch-up after Ahead: only the regions written without the peer are copied"
             context.events.publish(resource: resource, "catch-up-started", ["bytes": .int(Int64(clamping: bytes))])
         case let .copySent(bytes):
-            let name = node.basis.isCatchUp ? "catch-up-sent" : "initial-sync-sent"
+            let name = copyRepairsVerify ? "verify-repair-sent" : node.basis.isCatchUp ? "catch-up-sent" : "initial-sync-sent"
             context.events.publish(resource: resource, name, ["bytes": .int(Int64(bytes))])
         case let .copyDone(bytes):
-            let name = node.basis.isCatchUp ? "catch-up-done" : "initial-sync-done"
+            let name = copyRepairsVerify ? "verify-repair-done" : node.basis.isCatchUp ? "catch-up-done" : "initial-sync-done"
+            copyRepairsVerify = false
             context.events.publish(resource: resource, name, ["bytes": .int(Int64(bytes))])
             publishPeerDiskState()
             onPeerSynced?()
         case let .connectionState(state):
             context.events.publish(resource: resource, "connection-state", ["connection_state": .string(state.rawValue)])
+        case .verifyStarted, .verifyMismatch, .verifyEnded, .verifyRepairStarted:
+            noticedVerify(notice)
         }
     }
 }

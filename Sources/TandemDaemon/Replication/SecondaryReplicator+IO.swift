@@ -132,6 +132,9 @@ extension SecondaryReplicator {
             } else {
                 feed(.flushCompleted(errno: result < 0 ? -result : 0))
             }
+        case let tag where tag & 0xFFFF_0000 == Self.digestReadTagBase:
+            ioInFlight -= 1
+            digestRead(slot: Int(tag & 0xFFFF), result: result)
         default:
             ioInFlight -= 1
             writeCompleted(slot: Int(tag), result: result)

@@ -26,6 +26,8 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
 
     static let flushTag: UInt32 = 0xFFFF_0001
     static let timerTag: UInt32 = 0xFFFF_0002
+    /// Digest reads (online verify): this base | the buffer's slot.
+    static let digestReadTagBase: UInt32 = 0xFFFE_0000
 
     let resource: String
     let spec: ResourceSpec
@@ -59,6 +61,9 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     /// A planned failover waits for the peer's Demoted (true) or the link's end (false).
     private var onDemoted: ((Bool) -> Void)?
     private var diskStateAnnouncer = DiskStateAnnouncer(event: "disk-state", field: "disk_state")
+    /// Buffers of the regions being digested for the primary's verify, and those regions.
+    let digestBuffers = CopyBuffers(slotBytes: Int(WireFormat.digestRegionBytesMax), slotsMax: SecondaryNode.digestReadsMax)
+    var digestReads = [(offset: UInt64, length: UInt64)?](repeating: nil, count: SecondaryNode.digestReadsMax)
 
     /// `handedOver`: this process demoted the resource and its volume holds every write it
     /// acknowledged (SecondaryNode.restarted).
@@ -113,6 +118,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         perform()
         publishDiskState()
         received.releaseChunksWhenIdle()
+        digestBuffers.releaseMemoryWhenIdle()
     }
 
     var diskState: DiskState { node.diskState }
@@ -242,6 +248,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         case .resendComplete(let sequence): feed(.message(.resendComplete(throughSequence: sequence)))
         case .syncComplete(let sequence): feed(.syncComplete(through: sequence))
         case .demoted: feed(.demoted)
+        case let .digestRequest(offset, length): feed(.digestRequested(offsetBytes: offset, lengthBytes: length))
         case .ping(let nonce): link.send(.pong(nonce: nonce))
         case .pong: break
         default: feed(.unexpected(type: "\(message.type)"))
@@ -318,6 +325,10 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             let handler = onDemoted
             onDemoted = nil
             handler?(demoted)
+        case let .readForDigest(offset, length):
+            readForDigest(offset: offset, length: length)
+        case let .sendDigest(offset, length, digest):
+            link?.send(.digests(offsetBytes: offset, lengthBytes: length, digest: digest))
         case .probe:
             probe.start(peer: spec.peer)
         case .endProbe:

@@ -48,6 +48,16 @@ enum VolumeFiles {
         return Array(try handle.read(upToCount: count) ?? Data())
     }
 
+    /// Writes `bytes` at `offset` of a file and makes them durable, as a disk that changed
+    /// behind a daemon's back would.
+    static func overwrite(_ path: String, offset: UInt64, bytes: [UInt8]) throws {
+        guard let handle = FileHandle(forUpdatingAtPath: path) else { throw HarnessError("cannot open \(path)") }
+        defer { try? handle.close() }
+        try handle.seek(toOffset: offset)
+        try handle.write(contentsOf: bytes)
+        try handle.synchronize()
+    }
+
     /// True when `path` is the same file as `other`, byte for byte (cmp).
     static func identical(_ path: String, _ other: String) throws -> Bool {
         try ExternalTool.run("cmp", [path, other]).status == 0

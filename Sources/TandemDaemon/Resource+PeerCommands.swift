@@ -1,4 +1,5 @@
-// Resource's fencing commands: `outdate-peer`, the control plane's word that the peer is
+// Resource's commands about the peer: `verify` (online verify, PrimaryNode+Verify) and
+// `outdate-peer`, the control plane's word that the peer is
 // outdated (fenced, or gone for good), which lets a primary with `fencing: suspend-io` stop
 // waiting for it (PrimaryNode `.peerOutdated`; docs/replication.md, *Fencing*). Loop thread.
 import TandemControl
@@ -18,6 +19,15 @@ extension Resource {
         primary.feed(.peerOutdated)
         logger.notice("the control plane outdated the peer: writes no longer wait for it")
         context.events.publish(resource: spec.name, "peer-outdated", ["source": .string("control-plane")])
+        return status
+    }
+
+    /// `verify`: an online verify against the peer (PrimaryNode+Verify), on the primary.
+    func verify() throws(ControlError) -> [String: JSONValue] {
+        guard spec.role == .primary, let primary else {
+            throw ControlError(.wrongState, "verify runs on the primary of a replicating resource; '\(spec.name)' is not one")
+        }
+        try primary.startVerify()
         return status
     }
 }
