@@ -87,8 +87,9 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         handlerID = context.loop.register(self)
         metadata.onRecorded = { [unowned self] record in
             feed(.recorded(record))
+            // perform() ends with checkStopped(): a stop that waited for this record finishes
+            // there and may release this replicator, so nothing may follow it here.
             perform()
-            checkStopped()
         }
         metadata.onFailed = { [unowned self] result in
             feed(.recordFailed(errno: result))

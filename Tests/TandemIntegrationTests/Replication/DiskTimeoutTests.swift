@@ -10,6 +10,13 @@
 //   answers, and re-enabling catches beta up from the bitmap, not with a full copy.
 // - The primary's own disk hangs: alpha fails with ETIMEDOUT, later writes get EIO at once,
 //   the write that hung is answered when the disk finally returns it.
+// - The secondary's metadata file hangs: its record write fails the resource the same way,
+//   and the `disable` that waits for the late record write finishes without harm. (It
+//   found a crash: SecondaryReplicator's record callback called checkStopped() after
+//   perform(), whose own checkStopped() had just finished the stop and released the
+//   replicator, so the callback's unowned self was gone: "Attempted to read an unowned
+//   reference but object ... was already destroyed".)
+// - Without disk_timeout_ms (the default) a hanging disk is waited for.
 // Shown to fail on the wrong behaviour: with the loop's tick not calling the watch's check
 // (EventLoop.loopCompleted, `volumeWatch.check` commented out),
 // `swift test --skip-build --filter DiskTimeoutTests/aSecondary` failed at its first write
@@ -130,6 +137,51 @@ extension Replication {
         try pair.expectOK(try pair.alpha.control().request("disable", ["name": ReplicatedPair.resource]))
         let log = try String(contentsOfFile: pair.alpha.logPath, encoding: .utf8)
         #expect(log.contains("a volume I/O reported overdue completed late"), "no late completion in alpha's log")
+    }
+
+    @Test func aSecondaryMetadataWriteThatHangsPastDiskTimeoutFailsTheResource() throws {
+        // beta's metadata file is moved onto a disk that hangs on demand (a symlink in its
+        // place: creation renames a new file into place, so it is moved afterwards), as in
+        // DiskFailureTests' metadata case; its volume stays a plain file.
+        let disk = try PausableVolume(sizeBytes: 1 << 20)
+        defer { disk.detach() }
+        let pair = try ReplicatedPair(sizeBytes: Self.sizeBytes)
+        try pair.create(on: pair.beta, role: "secondary", peer: ("alpha", pair.alphaAddress), mode: "sync",
+                        initialSync: "none", compression: "none", settings: ["disk_timeout_ms": Self.timeoutMs])
+        try pair.create(on: pair.alpha, role: "primary", peer: ("beta", pair.betaAddressForAlpha), mode: "sync",
+                        initialSync: "none", compression: "none")
+        try pair.beta.stop()
+        let metadataPath = "\(pair.beta.stateDir)/\(ReplicatedPair.resource).md"
+        let metadata = try Data(contentsOf: URL(fileURLWithPath: metadataPath))
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: disk.path))
+        try handle.write(contentsOf: metadata)
+        try handle.synchronize()
+        try handle.close()
+        try FileManager.default.removeItem(atPath: metadataPath)
+        try FileManager.default.createSymbolicLink(atPath: metadataPath, withDestinationPath: disk.path)
+        try pair.beta.start()
+        try pair.expectOK(try pair.beta.control().request("enable", ["name": ReplicatedPair.resource]))
+        try pair.expectOK(try pair.alpha.control().request("enable", ["name": ReplicatedPair.resource]))
+        try pair.waitInSync()
+        let betaEvents = try EventRecorder(pair.beta)
+        defer { betaEvents.stop() }
+
+        try disk.pause()
+        // A flush makes beta record a durable epoch: that record write hangs.
+        let client = try RawNBDClient.transmitting(socketPath: pair.nbdSocket(pair.alpha), exportName: "r0")
+        defer { client.disconnect() }
+        try client.write(offset: 0, data: AcknowledgedWriter.pattern(1))
+        try client.flush()
+        let failed = try betaEvents.waitFor("disk-failed") { $0["event"] as? String == "disk-failed" }
+        let error = try #require(failed["disk_error"] as? JSONObject, "\(failed)")
+        #expect(error["errno"] as? Int == Int(ETIMEDOUT), "\(error)")
+        #expect(["metadata write", "metadata flush"].contains(error["operation"] as? String ?? ""), "\(error)")
+        #expect(try pair.status(pair.beta)["disk_state"] as? String == "Failed")
+        try pair.waitFor(pair.alpha, "alpha detached beta") { $0["peer_disk_state"] as? String == "Failed" }
+        try client.write(offset: 4096, data: AcknowledgedWriter.pattern(2))  // served alone
+        try disk.resume()
+        try pair.expectOK(try pair.beta.control().request("disable", ["name": ReplicatedPair.resource]))
+        #expect(try pair.beta.control().request("ping")["ok"] as? Bool == true)
     }
 
     @Test func withoutDiskTimeoutAHangingDiskIsWaitedFor() throws {
