@@ -8,6 +8,8 @@ struct WireOrderModel {
     private var previousDataEpoch: UInt64?
     private var previousBarrierEpoch: UInt64?
     private var previousDurableEpoch: UInt64?
+    /// Data frames seen of each epoch (a barrier's write count must equal its epoch's).
+    private var dataFrames: [UInt64: UInt64] = [:]
 
     /// Whether `message` may follow what was accepted so far; records it when it may.
     mutating func accepts(_ message: WireMessage) -> Bool {
@@ -22,9 +24,11 @@ struct WireOrderModel {
             if let barrier = previousBarrierEpoch, !(header.epoch > barrier) { return false }
             previousSequence = header.sequence
             previousDataEpoch = header.epoch
-        case .epochBarrier(let epoch, _):
+            dataFrames[header.epoch, default: 0] += 1
+        case .epochBarrier(let epoch, let writeCount):
             if let barrier = previousBarrierEpoch, !(epoch > barrier) { return false }
             if let data = previousDataEpoch, epoch < data { return false }
+            if UInt64(writeCount) != dataFrames[epoch, default: 0] { return false }
             previousBarrierEpoch = epoch
         case .durableAck(let epoch):
             if let previous = previousDurableEpoch, epoch < previous { return false }

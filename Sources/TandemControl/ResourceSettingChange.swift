@@ -12,10 +12,15 @@ public struct ResourceSettingChange: Sendable, Equatable {
     /// `resync_rate_min`, bytes per second (the controller's floor); nil: unchanged.
     public var resyncRateMinBytesPerSecond: UInt64?
 
-    public init(name: String, resyncRateBytesPerSecond: UInt64? = nil, resyncRateMinBytesPerSecond: UInt64? = nil) {
+    /// `disk_timeout_ms` (0: off); nil: unchanged.
+    public var diskTimeoutMs: UInt32?
+
+    public init(name: String, resyncRateBytesPerSecond: UInt64? = nil, resyncRateMinBytesPerSecond: UInt64? = nil,
+                diskTimeoutMs: UInt32? = nil) {
         self.name = name
         self.resyncRateBytesPerSecond = resyncRateBytesPerSecond
         self.resyncRateMinBytesPerSecond = resyncRateMinBytesPerSecond
+        self.diskTimeoutMs = diskTimeoutMs
     }
 
     /// Every key `create` takes (documented on the tunables page), with the unbuilt ones.
@@ -42,6 +47,7 @@ public struct ResourceSettingChange: Sendable, Equatable {
         var change = ResourceSettingChange(name: name)
         change.resyncRateBytesPerSecond = try ResourceSpec.parseResyncRate(&reader)
         change.resyncRateMinBytesPerSecond = try ResourceSpec.parseResyncRateMin(&reader)
+        change.diskTimeoutMs = try ResourceSpec.parseDiskTimeout(&reader)
         try reader.finish()
         return change
     }
@@ -53,6 +59,7 @@ public struct ResourceSettingChange: Sendable, Equatable {
         if let resyncRateMinBytesPerSecond {
             fields["resync_rate_min"] = .int(Int64(clamping: resyncRateMinBytesPerSecond))
         }
+        if let diskTimeoutMs { fields["disk_timeout_ms"] = .int(Int64(diskTimeoutMs)) }
         return fields
     }
 }

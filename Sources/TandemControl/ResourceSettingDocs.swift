@@ -20,12 +20,12 @@ extension ResourceSpec {
     /// fixed at `create`. Those of `liveKeys` change live in this version.
     public static let designedLiveKeys: Set<String> = [
         "mode", "period_s", "rpo_target_ms", "compression", "resync_rate", "resync_rate_min", "bandwidth", "fencing",
-        "after_split_brain", "disk_drain", "async_buffer_bytes",
+        "after_split_brain", "disk_drain", "async_buffer_bytes", "disk_timeout_ms",
     ]
 
     /// The settings `set` changes on a running resource in this version; `set` refuses the
     /// other designed ones with `unsupported`.
-    public static let liveKeys: Set<String> = ["resync_rate", "resync_rate_min"]
+    public static let liveKeys: Set<String> = ["resync_rate", "resync_rate_min", "disk_timeout_ms"]
 
     public static var tunableDocs: [TunableDoc] {
         let defaults = withDefaults().jsonFields
@@ -183,6 +183,21 @@ extension ResourceSpec {
                 flush makes a group of epochs durable. `flush`: a flush at every epoch \
                 boundary, for devices that may reorder completed writes; it caps a queue \
                 depth 1 workload at the secondary's flush rate.
+                """),
+            entry("disk_timeout_ms", "milliseconds",
+                  "0 (off), or \(DiskTimeout.timeoutMsRange.lowerBound) – \(DiskTimeout.timeoutMsRange.upperBound)",
+                  0...Int64(DiskTimeout.timeoutMsRange.upperBound), nil, """
+                DRBD's disk-timeout: a read, write or flush of the volume or the metadata file \
+                still outstanding after this long fails the resource's disk as an EIO would \
+                (`disk_state` `Failed`, `disk_error` with errno 110 ETIMEDOUT naming the \
+                operation, event `disk-failed`): a secondary detaches and the primary serves \
+                alone; a primary answers later writes with EIO. Ages are checked once a \
+                second, so the failure comes between this and a second later. The I/O that \
+                hung keeps its buffer and completes to its owner whenever the disk answers \
+                (a `disable` waits for it). Set it on nodes whose storage can hang (SAN, \
+                iSCSI, NFS, a dying disk that retries for minutes) above the worst latency \
+                it shows when healthy. 0 (the default): wait for the disk however long. \
+                `set` changes it on a running resource.
                 """),
         ]
     }

@@ -101,6 +101,19 @@ extension ResourceSpec {
         spec.fencing = try reader.optionalChoice("fencing", Fencing.self) ?? .dontCare
         spec.resyncRateBytesPerSecond = try parseResyncRate(&reader) ?? 0
         spec.resyncRateMinBytesPerSecond = try parseResyncRateMin(&reader) ?? 32 << 20
+        spec.diskTimeoutMs = try parseDiskTimeout(&reader) ?? 0
+    }
+
+    /// `disk_timeout_ms`: 0 (off) or `DiskTimeout.timeoutMsRange`, for `create` and `set`.
+    public static func parseDiskTimeout(_ reader: inout ArgumentReader) throws(ControlError) -> UInt32? {
+        let range = DiskTimeout.timeoutMsRange
+        guard let value = try reader.optionalInteger(
+            "disk_timeout_ms", in: 0...Int64(range.upperBound), unit: "milliseconds") else { return nil }
+        guard value == 0 || range.contains(UInt32(value)) else {
+            throw reader.invalid("disk_timeout_ms", "must be 0 (off) or between \(range.lowerBound) and \(range.upperBound) "
+                                 + "(ages are checked once a second), got \(value)")
+        }
+        return UInt32(value)
     }
 
     /// `resync_rate_min` (bytes per second), for `create` and `set`.
@@ -168,6 +181,7 @@ extension ResourceSpec {
             "fencing": .string(fencing.rawValue), "resync_rate": .int(Int64(clamping: resyncRateBytesPerSecond)),
             "resync_rate_min": .int(Int64(clamping: resyncRateMinBytesPerSecond)),
             "async_buffer_bytes": .int(Int64(clamping: asyncBufferBytes)),
+            "disk_timeout_ms": .int(Int64(diskTimeoutMs)),
         ]
         var nbdFields: [String: JSONValue] = ["socket": .string(nbd.socket)]
         if let tcp = nbd.tcp { nbdFields["tcp"] = .string(tcp) }

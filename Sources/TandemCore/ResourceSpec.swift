@@ -71,6 +71,9 @@ public struct ResourceSpec: Sendable, Equatable {
     /// `resync_rate_min`: the dynamic controller's floor, bytes per second. Changes live.
     public var resyncRateMinBytesPerSecond: UInt64
     public var asyncBufferBytes: UInt64
+    /// `disk_timeout_ms`: a volume or metadata I/O outstanding longer than this fails the
+    /// resource's disk (DiskTimeout); 0: off. Changes live.
+    public var diskTimeoutMs: UInt32 = 0
     public var nbd: NBDSpec
     /// Where the metadata file lives (docs/metadata.md). Set at `create` (default
     /// `<state_dir>/<name>.md`); nil only in a resource file of before format 3, whose

@@ -19,7 +19,9 @@ final class Resource {
     /// `enable` was issued (persisted as the metadata's `enabled` flag).
     var enabled = false
     /// The resource's metadata file (docs/metadata.md): every durable fact of this node.
-    var metadata: MetadataFile
+    var metadata: MetadataFile {
+        didSet { applyDiskTimeout() }  // a reopened file is watched as the old one was
+    }
     /// A failover, demote, enable or disable is under way.
     var transitioning = false
     /// This process demoted the resource and its volume holds every acknowledged write: the
@@ -97,6 +99,7 @@ final class Resource {
         backend.onDiskError = { operation, errno in health.record(operation, errno: errno) }
         backend.onUnreplicatedMutation = { [unowned self] offset, length in self.trackUnreplicated(offset, length) }
         health.onFailed = { [unowned self] in self.diskFailed() }
+        applyDiskTimeout()
         announce(opened)
         promotedInconsistent = spec.role == .primary && record.promotedInconsistent
         prepareRecordAtOpen(creating: creatingVolume)

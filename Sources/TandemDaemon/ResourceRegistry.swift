@@ -139,12 +139,14 @@ final class ResourceRegistry: @unchecked Sendable {
         var spec = resource.spec
         if let rate = change.resyncRateBytesPerSecond { spec.resyncRateBytesPerSecond = rate }
         if let rate = change.resyncRateMinBytesPerSecond { spec.resyncRateMinBytesPerSecond = rate }
+        if let timeout = change.diskTimeoutMs { spec.diskTimeoutMs = timeout }
         do { try store.save(spec) } catch {
             throw ControlError(.ioError, "persisting the resource failed, nothing changed: \(Resource.describe(error))")
         }
         resource.spec = spec
         if let rate = change.resyncRateBytesPerSecond { resource.primary?.setResyncRate(rate) }
         if let rate = change.resyncRateMinBytesPerSecond { resource.primary?.setResyncRateMin(rate) }
+        if change.diskTimeoutMs != nil { resource.applyDiskTimeout() }
         events.publish(resource: change.name, "settings-changed", change.jsonFields)
         logger.notice("settings changed", metadata: ["resource": "\(change.name)", "settings": "\(change.jsonFields)"])
         return resource.status

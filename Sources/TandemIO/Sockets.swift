@@ -1,8 +1,15 @@
 // Sockets: listening sockets for the NBD front end and the peer link. Setup only; the data
 // moves on the ring.
 import Glibc
+import Synchronization
 
 public enum Sockets {
+    /// setsockopt calls that failed in this process, from any thread (metrics:
+    /// tandem_socket_option_failures_total). Each failure is also thrown to its caller, which
+    /// logs it or refuses the socket. The EPERM of SO_*BUFFORCE without CAP_NET_ADMIN, which
+    /// falls back by design, is not counted.
+    public static let optionFailureCount = Atomic<UInt64>(0)
+
     /// A listening Unix stream socket at `path`, replacing a stale socket file.
     public static func listenUnix(path: String, mode: mode_t = 0o660, groupID: gid_t? = nil, backlog: Int32 = 128) throws(IOError) -> Int32 {
         var address = sockaddr_un()
@@ -64,15 +71,29 @@ public enum Sockets {
     public static func setBufferSizes(_ fd: Int32, bytes: Int32) throws(IOError) {
         let pairs = [(SO_SNDBUFFORCE, SO_SNDBUF, "SO_SNDBUF"), (SO_RCVBUFFORCE, SO_RCVBUF, "SO_RCVBUF")]
         for (forced, plain, name) in pairs {
-            do throws(IOError) { try setOption(fd, SOL_SOCKET, forced, bytes, name + "FORCE") } catch {
-                guard error.errno == EPERM else { throw error }
+            do throws(IOError) { try attemptOption(fd, SOL_SOCKET, forced, bytes, name + "FORCE") } catch {
+                guard error.errno == EPERM else {
+                    optionFailureCount.add(1, ordering: .relaxed)
+                    throw error
+                }
                 try setOption(fd, SOL_SOCKET, plain, bytes, name)
             }
         }
     }
 
-    /// setsockopt with `value`, or the errno thrown as "setsockopt NAME".
+    /// setsockopt with `value`, or the errno thrown as "setsockopt NAME" (and counted in
+    /// `optionFailureCount`).
     public static func setOption<Value>(_ fd: Int32, _ level: Int32, _ option: Int32, _ value: Value, _ name: String)
+        throws(IOError)
+    {
+        do throws(IOError) { try attemptOption(fd, level, option, value, name) } catch {
+            optionFailureCount.add(1, ordering: .relaxed)
+            throw error
+        }
+    }
+
+    /// setsockopt, not counted: for an attempt with a fallback.
+    private static func attemptOption<Value>(_ fd: Int32, _ level: Int32, _ option: Int32, _ value: Value, _ name: String)
         throws(IOError)
     {
         var copy = value

@@ -26,6 +26,14 @@ public final class Volume {
     static let dsyncFilesystems: Set<Int> = [0xEF53, 0x5846_5342, 0x9123_683E, 0xF2F5_2010, 0xCA45_1A4E,
                                              0x2FC1_2FC1, 0x0102_1994]
     public private(set) var fixedSlot: UInt32?
+    /// `disk_timeout_ms` in ns; 0: off. While set, every I/O on this volume is watched
+    /// (VolumeIOWatch) and one outstanding longer than this is reported to `onIOOverdue`
+    /// at the next tick. Loop thread only; a change applies to I/Os checked from then on.
+    public var ioTimeoutNs: UInt64 = 0
+    /// An I/O of this volume is overdue: its operation, how long it has been outstanding and
+    /// the bound it broke (ns). Called once per I/O, on the loop thread, from the tick; the
+    /// I/O itself is still in flight and completes to its owner when the disk answers.
+    public var onIOOverdue: ((VolumeOperation, UInt64, UInt64) -> Void)?
 
     /// This open created the file (`createSizeBytes` was given and the path was missing):
     /// whoever refuses the resource afterwards removes it again (`discardCreatedFile`).
@@ -125,10 +133,11 @@ extension EventLoop {
     /// An SQE for an operation on `volume`, with the descriptor to name in it: the
     /// fixed-file slot (and IOSQE_FIXED_FILE) when the volume has one.
     @inline(__always)
-    private func volumeSQE(_ volume: Volume, handler: UInt32, tag: UInt32)
+    private func volumeSQE(_ volume: Volume, handler: UInt32, tag: UInt32, operation: VolumeOperation)
         -> (sqe: UnsafeMutablePointer<io_uring_sqe>, fd: Int32, fixed: Bool)
     {
-        let sqe = self.sqe(handler: handler, tag: tag)
+        let sqe = volume.ioTimeoutNs == 0
+            ? self.sqe(handler: handler, tag: tag) : watchedSQE(volume, handler: handler, tag: tag, operation: operation)
         if let slot = volume.fixedSlot { return (sqe, Int32(slot), true) }
         return (sqe, volume.fd, false)
     }
@@ -140,7 +149,7 @@ extension EventLoop {
         write: Bool, volume: Volume, buffer: UnsafeMutableRawPointer, length: Int, offset: UInt64,
         dsync: Bool, handler: UInt32, tag: UInt32
     ) {
-        let (sqe, fd, fixed) = volumeSQE(volume, handler: handler, tag: tag)
+        let (sqe, fd, fixed) = volumeSQE(volume, handler: handler, tag: tag, operation: write ? .write : .read)
         if pool.registered && pool.contains(buffer, length: length) {
             if write {
                 io_uring_prep_write_fixed(sqe, fd, buffer, UInt32(length), offset, 0)
@@ -157,20 +166,20 @@ extension EventLoop {
     }
 
     public func prepareFlush(volume: Volume, handler: UInt32, tag: UInt32) {
-        let (sqe, fd, fixed) = volumeSQE(volume, handler: handler, tag: tag)
+        let (sqe, fd, fixed) = volumeSQE(volume, handler: handler, tag: tag, operation: .flush)
         io_uring_prep_fsync(sqe, fd, UInt32(IORING_FSYNC_DATASYNC))
         if fixed { sqe.pointee.flags |= fixedFileFlag }
     }
 
     public func prepareFallocate(volume: Volume, mode: Int32, offset: UInt64, length: UInt64,
                                  handler: UInt32, tag: UInt32) {
-        let (sqe, fd, fixed) = volumeSQE(volume, handler: handler, tag: tag)
+        let (sqe, fd, fixed) = volumeSQE(volume, handler: handler, tag: tag, operation: .fallocate)
         io_uring_prep_fallocate(sqe, fd, mode, off_t(offset), off_t(length))
         if fixed { sqe.pointee.flags |= fixedFileFlag }
     }
 
     public func prepareFadvise(volume: Volume, offset: UInt64, length: UInt32, handler: UInt32, tag: UInt32) {
-        let (sqe, fd, fixed) = volumeSQE(volume, handler: handler, tag: tag)
+        let (sqe, fd, fixed) = volumeSQE(volume, handler: handler, tag: tag, operation: .fadvise)
         io_uring_prep_fadvise(sqe, fd, offset, off_t(length), POSIX_FADV_WILLNEED)
         if fixed { sqe.pointee.flags |= fixedFileFlag }
     }

@@ -47,6 +47,8 @@ struct Create: ParsableCommand {
     var diskDrain: String?
     @Option(help: ArgumentHelp("full or none (default full).", valueName: "how"))
     var initialSync: String?
+    @Option(help: ArgumentHelp("Fail the disk when a volume or metadata I/O hangs this long; 0 = off (default). Changes live with set.", valueName: "ms"))
+    var diskTimeoutMs: Int64?
     @Option(help: ArgumentHelp("Async replication queue size (default 256MiB).", valueName: "bytes"))
     var asyncBuffer: ByteCount?
     @Option(help: ArgumentHelp("external (default; internal is not supported yet).", valueName: "where"))
@@ -73,6 +75,7 @@ struct Create: ParsableCommand {
         for (key, value) in sizes { if let value { args[key] = value.json } }
         if let period { args["period_s"] = .int(period) }
         if let rpoTargetMs { args["rpo_target_ms"] = .int(rpoTargetMs) }
+        if let diskTimeoutMs { args["disk_timeout_ms"] = .int(diskTimeoutMs) }
         if peerName != nil || peerAddress != nil {
             var peer: [String: JSONValue] = [:]
             if let peerName { peer["name"] = .string(peerName) }

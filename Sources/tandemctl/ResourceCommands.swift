@@ -128,8 +128,9 @@ struct SetOptions: ParsableCommand {
         discussion: """
             Settings are given as key=value with the create keys (docs/control-protocol.md), \
             e.g. 'tandemctl set r0 resync_rate=100MiB' (0: the dynamic controller) or \
-            'tandemctl set r0 resync_rate_min=64MiB' (its floor). This version changes \
-            resync_rate and resync_rate_min live ('tandemctl capabilities' lists live_settings); the \
+            'tandemctl set r0 resync_rate_min=64MiB' (its floor) or 'tandemctl set r0 \
+            disk_timeout_ms=30000'. This version changes resync_rate, resync_rate_min and \
+            disk_timeout_ms live ('tandemctl capabilities' lists live_settings); the \
             other settings are refused with 'unsupported' and nothing changes. The change is \
             persisted. Values that are integers (with an optional size suffix) are sent as \
             integers, true/false as booleans, anything else as strings.

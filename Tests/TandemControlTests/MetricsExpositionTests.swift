@@ -82,6 +82,13 @@ import Testing
         #expect(lines.contains(#"tandem_errors_total{resource="r0",kind="nbd"} 1"#))
     }
 
+    @Test func setsockoptFailuresAreADaemonCounter() {
+        let text = MetricsExposition.render(DaemonMetrics(version: "1", node: "n", tlsHandshakes: 0, tlsHandshakeFailures: 0,
+                                                          socketOptionFailures: 3, resources: []))
+        #expect(text.contains("# TYPE tandem_socket_option_failures_total counter\ntandem_socket_option_failures_total 3\n"),
+                "\(text)")
+    }
+
     @Test func everyFamilyIsDeclaredOnceBeforeItsSamples() {
         let text = MetricsExposition.render(DaemonMetrics(version: "1", node: "n", tlsHandshakes: 0, tlsHandshakeFailures: 0,
                                                           resources: [Self.resource(["role": .string("secondary")])]),

@@ -61,6 +61,34 @@ import TandemCore
         #expect(refused(["name": name, "resync_rate": .int(-5)])?.code == .invalidArgument)
     }
 
+    @Test func diskTimeoutIsOffByDefaultAndTakesZeroOrASecondToTenMinutes() throws {
+        #expect(try parse(minimal).get().diskTimeoutMs == 0)
+        #expect(try parse(minimal).get().jsonFields["disk_timeout_ms"] == .int(0))
+        for good: Int64 in [0, 1000, 30_000, 600_000] {
+            let spec = try parse(minimal.merging(["disk_timeout_ms": .int(good)]) { $1 }).get()
+            #expect(spec.diskTimeoutMs == UInt32(good) && spec.jsonFields["disk_timeout_ms"] == .int(good))
+        }
+        for bad: JSONValue in [.int(1), .int(999), .int(600_001), .int(-1), .string("5s"), .bool(true)] {
+            let error = refusal(["disk_timeout_ms": bad])
+            #expect(error?.code == .invalidArgument && error?.message.contains("'disk_timeout_ms'") == true,
+                    "\(bad): \(String(describing: error))")
+        }
+        #expect(refusal(["disk_timeout_ms": .int(500)])?.message
+            == "argument 'disk_timeout_ms' must be 0 (off) or between 1000 and 600000 (ages are checked once a second), got 500")
+    }
+
+    @Test func setChangesDiskTimeoutLiveWithTheSameBounds() throws {
+        let name: JSONValue = .string("r0")
+        #expect(try change(["name": name, "disk_timeout_ms": .int(5000)]).get()
+            == ResourceSettingChange(name: "r0", diskTimeoutMs: 5000))
+        #expect(try change(["name": name, "disk_timeout_ms": .int(0)]).get().jsonFields == ["disk_timeout_ms": .int(0)])
+        if case .failure(let error) = change(["name": name, "disk_timeout_ms": .int(10)]) {
+            #expect(error.code == .invalidArgument)
+        } else {
+            Issue.record("set accepted disk_timeout_ms 10")
+        }
+    }
+
     @Test(arguments: ["name", "volume"])
     func aMissingRequiredKeyIsNamed(key: String) {
         let error = refusal([:], removing: [key])

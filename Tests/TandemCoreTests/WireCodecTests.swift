@@ -13,7 +13,7 @@ import Testing
                     epoch: 2, sequence: 2, offsetBytes: 1 << 40, lengthBytes: 8192, flags: [.fua, .compressed],
                     crc32c: 0xDEAD_BEEF),
                 payload: [9, 8, 7][...])),
-        .epochBarrier(epoch: 2, writeCount: 2),
+        .epochBarrier(epoch: 2, writeCount: 1),  // the one Data frame of epoch 2 above
         .dataAck(epoch: 2, sequence: 2),
         .durableAck(epoch: 2),
         .flushRequest(epoch: 3),

@@ -167,15 +167,28 @@ import Testing
         let barrierTwice = try stream([.epochBarrier(epoch: 3, writeCount: 0), .epochBarrier(epoch: 3, writeCount: 0)])
         let barrierBehindData = try stream([F.data(sequence: 1, epoch: 4), .epochBarrier(epoch: 3, writeCount: 0)])
         let durableBack = try stream([.durableAck(epoch: 4), .durableAck(epoch: 3)])
-        for bytes in [gap, epochBack, afterBarrier, barrierTwice, barrierBehindData, durableBack] {
+        // A barrier's write count is the number of Data frames of its epoch on the connection.
+        let countShort = try stream([
+            F.data(sequence: 1, epoch: 2), F.data(sequence: 2, epoch: 2), .epochBarrier(epoch: 2, writeCount: 1),
+        ])
+        let countLong = try stream([F.data(sequence: 1, epoch: 2), .epochBarrier(epoch: 2, writeCount: 2)])
+        let countWithoutData = try stream([F.data(sequence: 1, epoch: 2), .epochBarrier(epoch: 3, writeCount: 1)])
+        for bytes in [gap, epochBack, afterBarrier, barrierTwice, barrierBehindData, durableBack, countShort, countLong,
+                      countWithoutData] {
             guard case .outOfOrder = F.firstError(bytes) else {
                 Issue.record("expected out-of-order")
                 continue
             }
         }
+        if case .outOfOrder(_, let reason)? = F.firstError(countShort) {
+            #expect(reason == "barrier for epoch 2 counts 1 writes, 2 arrived")
+        } else {
+            Issue.record("a barrier that undercounts its epoch was not refused")
+        }
         let inOrder = try stream([
             F.data(sequence: 1, epoch: 1), F.data(sequence: 2, epoch: 1), .epochBarrier(epoch: 1, writeCount: 2),
             F.data(sequence: 3, epoch: 2), .durableAck(epoch: 1), .durableAck(epoch: 1),
+            .epochBarrier(epoch: 2, writeCount: 1), .epochBarrier(epoch: 4, writeCount: 0),
         ])
         #expect(F.firstError(inOrder) == nil)
         #expect(throws: Never.self) { try F.decodeAll(gap, checksOrdering: false) }

@@ -16,6 +16,17 @@ struct SocketOptionTests {
         }
     }
 
+    @Test func everyFailedOptionIsCountedForTheMetrics() throws {
+        var ends: [Int32] = [0, 0]
+        #expect(pipe(&ends) == 0)
+        defer { ends.forEach { close($0) } }
+        // Other tests of this process may fail options meanwhile: at least ours are counted.
+        let before = Sockets.optionFailureCount.load(ordering: .relaxed)
+        #expect(throws: IOError.self) { try Sockets.setNoDelay(ends[0]) }
+        #expect(throws: IOError.self) { try Sockets.setBufferSizes(ends[0], bytes: 1 << 20) }
+        #expect(Sockets.optionFailureCount.load(ordering: .relaxed) >= before + 2)
+    }
+
     @Test func aPeerSocketThatCannotBeConfiguredIsRefused() throws {
         // A Unix socket has no TCP options: TCP_NODELAY fails, so the socket is not adopted,
         // and the descriptor stays the caller's to close.

@@ -20,6 +20,7 @@ extension Integration {
             "compression": ["compression": "lz4"],
             "disk_drain": ["disk_drain": "flush"],
             "async_buffer_bytes": ["async_buffer_bytes": 64 << 20],
+            "disk_timeout_ms": ["disk_timeout_ms": 30_000],
             "initial_sync": ["initial_sync": "none"],
             "mode": ["mode": "async"],
         ] }

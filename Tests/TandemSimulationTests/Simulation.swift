@@ -69,6 +69,9 @@ final class SimNode {
     /// Writes the driver reported completed after a timeout while the disk still had them
     /// (the seeded fault `completesStuckWritesAfterTimeout`): they land when the disk is done.
     var timedOutWrites: Set<FakeDisk.Tag> = []
+    /// When each write and flush in `io` was submitted, for the disk timeout (DiskStalls);
+    /// an entry goes once its I/O has completed or was reported overdue.
+    var ioSubmittedNs: [FakeDisk.Tag: UInt64] = [:]
 
     init(index: Int, content: [UInt64], isPrimary: Bool, seed: UInt64) {
         self.index = index
@@ -181,6 +184,8 @@ final class Simulation {
     var stepsInSync = 0
     var diskErrors = 0
     var diskStalls = 0
+    /// Writes and flushes reported overdue (DiskStalls.timeoutNs): each failed its node's disk.
+    var diskTimeouts = 0
 
     var checker: GuaranteeChecker
     var requests: [RequestID: AppRequest] = [:]
@@ -332,6 +337,7 @@ final class Simulation {
                 forcedFailover(allowInconsistent: true)
             }
         case .tick:
+            checkDiskTimeouts()
             for node in nodes where node.alive {
                 if let primary = node.primary, !primary.standalone { drivePrimary(node, .tick) }
                 if node.secondary != nil { driveSecondary(node, .tick) }
@@ -457,6 +463,7 @@ final class Simulation {
         node.recordsInFlight.removeAll()
         node.io.removeAll()
         node.timedOutWrites.removeAll()
+        node.ioSubmittedNs.removeAll()
         if node.isPrimary {
             // The application's requests die with the primary: nothing more is answered.
             outstanding.removeAll()
@@ -743,6 +750,7 @@ final class Simulation {
         node.io[tag] = io
         trace("\(node.name) write tag \(tag): \(io) \(extent.blocks)")
         node.disk.submitWrite(extent, fua: fua, tag: tag)
+        if scenario.diskStalls?.timeoutNs != nil { node.ioSubmittedNs[tag] = nowNs }
         events.schedule(.writeDone(node: node.index, tag: tag, incarnation: node.incarnation), atNs: nowNs + diskWriteLatencyNs())
         if scenario.testingFault == .completesStuckWritesAfterTimeout {
             events.schedule(.writeTimedOut(node: node.index, tag: tag, incarnation: node.incarnation),
@@ -755,6 +763,7 @@ final class Simulation {
         node.io[tag] = io
         trace("\(node.name) flush tag \(tag): \(io)")
         node.disk.submitFlush(tag: tag)
+        if scenario.diskStalls?.timeoutNs != nil { node.ioSubmittedNs[tag] = nowNs }
         events.schedule(.flushDone(node: node.index, tag: tag, incarnation: node.incarnation), atNs: nowNs + diskFlushLatencyNs())
     }
 

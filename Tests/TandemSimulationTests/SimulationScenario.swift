@@ -40,12 +40,18 @@ enum SimulationFault: Hashable, CustomStringConvertible {
 /// Slow and stuck I/O: each disk operation (write, flush, copy read, record write) of either
 /// node stalls with `perMille` chance for `minNs...maxNs` before it completes, so completions
 /// come far out of order. Stalls start only while the workload runs; the run's settling time
-/// starts after the last one ends.
+/// starts after the last one ends. `timeoutNs` (half the stalling seeds): the nodes'
+/// `disk_timeout_ms`: a write or flush outstanding longer fails its node's disk, as
+/// production decides it (`DiskTimeout`, checked on every tick; Simulation+DiskTimeout).
 struct DiskStalls: CustomStringConvertible {
     var perMille: UInt64
     var minNs: UInt64
     var maxNs: UInt64
-    var description: String { "stalls \(perMille)‰ of \(minNs / 1_000_000)–\(maxNs / 1_000_000) ms" }
+    var timeoutNs: UInt64? = nil
+    var description: String {
+        "stalls \(perMille)‰ of \(minNs / 1_000_000)–\(maxNs / 1_000_000) ms"
+            + (timeoutNs.map { ", disk_timeout_ms \($0 / 1_000_000)" } ?? "")
+    }
 }
 
 struct SimulationScenario: CustomStringConvertible {
@@ -129,16 +135,24 @@ struct SimulationScenario: CustomStringConvertible {
     /// `primaryRestart`: add a primary kill -9 (the restart-fault test needs one in every run;
     /// its control run has it too). Default: when `testingFault` is the restart fault.
     /// `tornWrites`, `stalls`: switch those fault classes on or off (default: the switches
-    /// above; stalls in 5 % of seeds).
+    /// above; stalls in 5 % of seeds). `diskTimeout`: whether stalling seeds run with a disk
+    /// timeout (default: half of them).
     init(seed: UInt64, testingFault: SimulationFault? = nil, overlapping: Bool? = nil, primaryRestart: Bool? = nil,
-         tornWrites: Bool? = nil, stalls: Bool? = nil) {
+         tornWrites: Bool? = nil, stalls: Bool? = nil, diskTimeout: Bool? = nil) {
         // Drawn from a stream of their own, so that the classes leave the rest of a seed's
         // scenario as it was.
         var ioRandom = SimRandom(seed: seed ^ 0x5710_7ED1_0000_0000)
         self.tornWrites = tornWrites ?? Self.tornWritesEnabled
         let stalling = ioRandom.chance(perMille: 50)
-        diskStalls = (stalls ?? (Self.diskStallsEnabled && stalling))
+        var stallPlan = (stalls ?? (Self.diskStallsEnabled && stalling))
             ? DiskStalls(perMille: ioRandom.between(20, 100), minNs: 500_000_000, maxNs: 3_000_000_000) : nil
+        // A stream of its own again: which stalling seeds run with a disk timeout, and its
+        // bound (within the stalls' range, so that some stalls outlast it and some do not).
+        var timeoutRandom = SimRandom(seed: seed ^ 0xD15C_7173_0000_0000)
+        if stallPlan != nil, diskTimeout ?? timeoutRandom.chance(perMille: 500) {
+            stallPlan?.timeoutNs = timeoutRandom.between(1_000, 2_000) * 1_000_000
+        }
+        diskStalls = stallPlan
         // Also a stream of its own: half the sync seeds run with `fencing: dont-care`.
         var fencingRandom = SimRandom(seed: seed ^ 0xFE4C_1A60_0000_0000)
         let dontCare = fencingRandom.chance(perMille: 500)

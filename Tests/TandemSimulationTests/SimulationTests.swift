@@ -146,6 +146,24 @@ final class NSLockLike: @unchecked Sendable {
     /// The first failure of a deliberately wrong system that `matches`, within 400 seeds,
     /// whose control run (the same scenario without the fault) passes: the fault, not the
     /// scenario, is what the checker caught.
+    /// disk_timeout_ms: with stalls and a disk timeout in every seed, writes and flushes
+    /// stalled past the bound fail their node's disk (DiskTimeout, as production decides it)
+    /// and complete later; every guarantee holds through that, late completions included.
+    @Test func guaranteesHoldWhenStalledDisksTimeOut() {
+        var timeouts = 0
+        for seed in UInt64(1)...Self.timeoutSeeds {
+            let simulation = Simulation(scenario: SimulationScenario(seed: seed, stalls: true, diskTimeout: true))
+            let failure = simulation.run()
+            #expect(failure == nil, "\(failure!)")
+            if failure != nil { break }
+            timeouts += simulation.diskTimeouts
+        }
+        print("simulation: \(timeouts) writes and flushes outlasted disk_timeout_ms in \(Self.timeoutSeeds) stalling seeds")
+        #expect(timeouts > 0, "no write or flush outlasted the disk timeout in \(Self.timeoutSeeds) seeds")
+    }
+
+    static let timeoutSeeds: UInt64 = 300
+
     private func firstFailure(with fault: SimulationFault, overlapping: Bool? = nil, seeds: ClosedRange<UInt64>? = nil,
                               tornWrites: Bool? = nil, stalls: Bool? = nil,
                               matches: (SimulationFailure) -> Bool) -> SimulationFailure? {
@@ -253,6 +271,6 @@ extension Simulation {
     var summary: String {
         "seed \(scenario.seed): \(step) steps, \(requestsIssued) requests (\(requestsAnswered) answered), "
             + "\(sessionsStarted) primary sessions, \(restarts) restarts, \(failovers) failovers, \(copiesCompleted) copies (\(copiesInterrupted) interrupted), \(aheadEntered) times Ahead, \(catchUpsStarted) catch-ups (\(catchUpsFromSealedBitmap) restarts from a sealed bitmap), \(verifiesStarted) verifies (\(verifyBytesChecked / SimulationScenario.blockSizeBytes) blocks compared), \(plannedFailoversStranded) stranded planned failovers, "
-            + "\(impostors) impostors, \(diskErrors) disk errors, \(diskStalls) disk stalls, \(nodes.map(\.disk.tornWriteCount).reduce(0, +)) torn writes, \(linkCount) connections, \(stepsInSync) steps in sync; \(scenario)"
+            + "\(impostors) impostors, \(diskErrors) disk errors, \(diskStalls) disk stalls (\(diskTimeouts) timed out), \(nodes.map(\.disk.tornWriteCount).reduce(0, +)) torn writes, \(linkCount) connections, \(stepsInSync) steps in sync; \(scenario)"
     }
 }

@@ -142,11 +142,13 @@ struct WireOrderCheck: Sendable {
     private var lastDataEpoch: UInt64?
     private var lastClosedEpoch: UInt64?
     private var lastDurableEpoch: UInt64?
+    /// Data frames of `lastDataEpoch` on this connection: what its barrier must count.
+    private var dataInLastEpoch: UInt64 = 0
 
     mutating func check(_ message: WireMessage) throws(WireError) {
         switch message {
         case .data(let data): try checkData(data.header)
-        case .epochBarrier(let epoch, _): try checkBarrier(epoch)
+        case .epochBarrier(let epoch, let writeCount): try checkBarrier(epoch, writeCount: writeCount)
         case .durableAck(let epoch):
             if let last = lastDurableEpoch, epoch < last {
                 throw .outOfOrder(type: .durableAck, reason: "durable epoch \(epoch) after \(last)")
@@ -168,16 +170,26 @@ struct WireOrderCheck: Sendable {
             throw .outOfOrder(
                 type: .data, reason: "epoch \(header.epoch) was already closed by a barrier for \(closed)")
         }
+        dataInLastEpoch = lastDataEpoch == header.epoch ? dataInLastEpoch + 1 : 1
         lastSequence = header.sequence
         lastDataEpoch = header.epoch
     }
 
-    private mutating func checkBarrier(_ epoch: UInt64) throws(WireError) {
+    /// The barrier's write count is the number of Data frames of its epoch sent on this
+    /// connection (docs/protocol.md): all of them arrived before it (no Data of an epoch may
+    /// follow its barrier, and epochs do not go back), so a count that differs means frames
+    /// were lost, duplicated or invented on the way.
+    private mutating func checkBarrier(_ epoch: UInt64, writeCount: UInt32) throws(WireError) {
         if let closed = lastClosedEpoch, epoch <= closed {
             throw .outOfOrder(type: .epochBarrier, reason: "barrier for epoch \(epoch) after barrier for \(closed)")
         }
         if let last = lastDataEpoch, epoch < last {
             throw .outOfOrder(type: .epochBarrier, reason: "barrier for epoch \(epoch) after data of epoch \(last)")
+        }
+        let arrived = lastDataEpoch == epoch ? dataInLastEpoch : 0
+        guard UInt64(writeCount) == arrived else {
+            throw .outOfOrder(
+                type: .epochBarrier, reason: "barrier for epoch \(epoch) counts \(writeCount) writes, \(arrived) arrived")
         }
         lastClosedEpoch = epoch
     }

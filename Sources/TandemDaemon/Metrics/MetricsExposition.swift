@@ -53,14 +53,17 @@ public struct DaemonMetrics: Sendable {
     public var node: String
     public var tlsHandshakes: UInt64
     public var tlsHandshakeFailures: UInt64
+    /// setsockopt failures of the process (Sockets.optionFailureCount).
+    public var socketOptionFailures: UInt64
     public var resources: [ResourceMetrics]
 
     public init(version: String, node: String, tlsHandshakes: UInt64, tlsHandshakeFailures: UInt64,
-                resources: [ResourceMetrics]) {
+                socketOptionFailures: UInt64 = 0, resources: [ResourceMetrics]) {
         self.version = version
         self.node = node
         self.tlsHandshakes = tlsHandshakes
         self.tlsHandshakeFailures = tlsHandshakeFailures
+        self.socketOptionFailures = socketOptionFailures
         self.resources = resources
     }
 }
@@ -128,6 +131,9 @@ public enum MetricsExposition {
         writer.family("tandem_tls_handshake_failures_total", .counter,
                       help: "Peer links that ended before their TLS handshake completed (refused certificates, wrong CA, not TLS, reset).")
         writer.sample("tandem_tls_handshake_failures_total", [], daemon.tlsHandshakeFailures)
+        writer.family("tandem_socket_option_failures_total", .counter,
+                      help: "setsockopt calls that failed (each is logged; the socket is refused or served without the option).")
+        writer.sample("tandem_socket_option_failures_total", [], daemon.socketOptionFailures)
         renderResources(daemon.resources, into: &writer)
         if let process { process.render(into: &writer) }
         return writer.text

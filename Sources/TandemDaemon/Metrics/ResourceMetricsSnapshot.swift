@@ -21,6 +21,7 @@ extension ResourceRegistry {
     func metrics(version: String) -> DaemonMetrics {
         DaemonMetrics(
             version: version, node: config.nodeName, tlsHandshakes: context.counters.tlsHandshakes,
-            tlsHandshakeFailures: context.counters.tlsHandshakeFailures, resources: sortedResources.map(\.metrics))
+            tlsHandshakeFailures: context.counters.tlsHandshakeFailures,
+            socketOptionFailures: Sockets.optionFailureCount.load(ordering: .relaxed), resources: sortedResources.map(\.metrics))
     }
 }

@@ -61,6 +61,13 @@ final class DiskHealth {
         onFailed?()
     }
 
+    /// An I/O of `operation` has been outstanding for `ageNs`, longer than disk_timeout_ms
+    /// (`timeoutNs`): the disk counts as failed with ETIMEDOUT, as if the I/O had returned an
+    /// error. The I/O itself completes to its owner whenever the disk answers.
+    func timedOut(_ operation: String, ageNs: UInt64, timeoutNs: UInt64) {
+        record(operation, errno: ETIMEDOUT, detail: DiskTimeout.message(ageNs: ageNs, timeoutNs: timeoutNs))
+    }
+
     /// The operator re-enabled the resource: its disk is tried again.
     func clear() {
         guard failure != nil else { return }

@@ -49,6 +49,13 @@ final class MetadataFile: IOHandler {
 
     deinit { free(buffer) }
 
+    /// disk_timeout_ms for this file's ring writes and flushes (Volume.ioTimeoutNs); the
+    /// blocking writes of the rare transitions are not watched (they hold the loop anyway).
+    func watchIO(timeoutNs: UInt64, onOverdue: @escaping (VolumeOperation, UInt64, UInt64) -> Void) {
+        volume.ioTimeoutNs = timeoutNs
+        volume.onIOOverdue = onOverdue
+    }
+
     /// Stops taking writes; one in flight finishes first.
     func close() {
         guard !closed else { return }

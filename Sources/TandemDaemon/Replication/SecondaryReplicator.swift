@@ -95,8 +95,9 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         metadata.onRecorded = { [weak self] record in
             guard let self else { return }
             feed(.recorded(record))
+            // perform() ends with checkStopped(): a stop that waited for this record finishes
+            // there and may release this replicator, so nothing may follow it here.
             perform()
-            checkStopped()
         }
         metadata.onFailed = { [weak self] result in
             guard let self else { return }
