@@ -123,7 +123,8 @@ class SeqWriter:
         self.read_bytes = 0
         self.errors = 0
         self.closed_error = None
-        self.stop = threading.Event()
+        self.stop = threading.Event()  # the sender stops at the next request
+        self._closing = False  # finish() is closing the connection
         self.start_ns = None
         self._threads = []
 
@@ -155,6 +156,7 @@ class SeqWriter:
             except OSError:
                 pass
         self.stop.set()
+        self._closing = True
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -227,7 +229,7 @@ class SeqWriter:
                         self.read_bytes += self.block_bytes
                 self.window.release()
         except (OSError, NBDError) as error:
-            if not self.stop.is_set():
+            if not self._closing:  # not the end finish() made
                 self.closed_error = f"receive: {error}"
             self.stop.set()
 
