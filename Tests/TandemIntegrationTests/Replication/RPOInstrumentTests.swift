@@ -66,7 +66,12 @@ extension Integration {
         try checkFiles(dir, document, offeredBytesPerSecond: 8 * 1_048_576)
     }
 
-    @Test(.enabled(if: getuid() == 0, "a capped link needs a network namespace and tc (root)"))
+    /// Whether this machine lets the instrument cap a link (root, network namespaces, tc tbf).
+    static let canShapeLink: Bool = {
+        (try? ExternalTool.run("python3", [tool, "rpo", "--check-link-shaping"], timeoutSeconds: 30))?.succeeded ?? false
+    }()
+
+    @Test(.enabled(if: canShapeLink, "a capped link needs a network namespace and tc tbf (root)"))
     func asyncPairOverACappedLinkLosesNoMoreThanItReported() throws {
         let dir = try TempDirectory("rpo-async")
         // Bursts of 1 s at 150 % of a 40 Mbit/s link with 0.3 s between: the lag grows from the
