@@ -173,13 +173,15 @@ class SeqWriter:
                 now_s = (time.monotonic_ns() - self.start_ns) / 1e9
                 if now_s >= end_s:
                     return
-                rate = self.pacer.rate_at(max(due_s, now_s))
+                if due_s > now_s:
+                    time.sleep(min(due_s - now_s, 0.05))
+                    continue
+                # The rate now sets the gap to the next request (a burst's last request is
+                # followed by the idle phase, not by requests every few ms).
+                rate = self.pacer.rate_at(now_s)
                 if rate <= 0:  # an idle phase: look again soon
                     time.sleep(0.005)
                     due_s = now_s
-                    continue
-                if due_s > now_s:
-                    time.sleep(min(due_s - now_s, 0.05))
                     continue
                 # Fall behind by at most 50 ms: an offered rate, not a debt to pay later.
                 due_s = max(due_s, now_s - 0.05) + self.block_bytes / rate
