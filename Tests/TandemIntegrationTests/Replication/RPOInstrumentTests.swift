@@ -104,6 +104,16 @@ extension Integration {
         try checkFiles(dir, document, offeredBytesPerSecond: 1.5 * 40e6 / 8 / 1.3)
     }
 
+    /// The truth check's arithmetic on made-up histories (Benchmarks/lib/test_rporeport.py):
+    /// lost, superseded, gaps, and the bound a sample implies.
+    @Test func truthCheckArithmeticHoldsOnMadeUpHistories() throws {
+        let lib = URL(fileURLWithPath: Self.tool).deletingLastPathComponent().appendingPathComponent("lib").path
+        let result = try ExternalTool.run(
+            "python3", ["-B", "-m", "unittest", "discover", "-s", lib, "-p", "test_*.py"], timeoutSeconds: 60)
+        #expect(result.succeeded, "\(result)")
+        #expect(result.stderr.contains("Ran ") && result.stderr.contains("\nOK"), "\(result)")
+    }
+
     @Test func profilesForModesTandemDoesNotHaveAreRefusedByName() throws {
         let dir = try TempDirectory("rpo-refuse")
         for (profile, word) in [("periodic", "period"), ("adaptive-spike", "adaptive"), ("rpo-target-burst", "rpo_target_ms")] {
