@@ -48,9 +48,12 @@ class ShapedNamespace:
     """A network namespace whose loopback carries at most `mbit` Mbit/s (tc tbf), so both
     daemons inside it replicate over a capped link. Needs root (CAP_NET_ADMIN)."""
 
-    def __init__(self, mbit):
+    def __init__(self, mbit, hops=1):
         self.name = f"tandem-rpo-{os.getpid()}-{int(time.monotonic_ns()) % 100000}"
         self.mbit = mbit
+        # Every byte passes the loopback qdisc once per hop: through a delay proxy it is two
+        # (node to proxy, proxy to node), so the bucket fills at twice the link's rate.
+        self.qdisc_mbit = mbit * hops
         self.commands = []
 
     def _run(self, *args):
@@ -66,9 +69,9 @@ class ShapedNamespace:
         try:
             # MTU 1500 so that tbf's bucket (burst) holds whole packets as on a real NIC.
             self._run("ip", "-n", self.name, "link", "set", "lo", "mtu", "1500", "up")
-            burst_bytes = max(16 * 1024, int(self.mbit * 1e6 / 8 / 250))  # 4 ms of the rate
+            burst_bytes = max(16 * 1024, int(self.qdisc_mbit * 1e6 / 8 / 250))  # 4 ms of the rate
             self._run("ip", "netns", "exec", self.name, "tc", "qdisc", "add", "dev", "lo", "root", "tbf",
-                      "rate", f"{self.mbit}mbit", "burst", str(burst_bytes), "latency", "100ms")
+                      "rate", f"{self.qdisc_mbit:g}mbit", "burst", str(burst_bytes), "latency", "100ms")
         except RuntimeError:
             self.delete()
             raise
@@ -86,11 +89,13 @@ class Pair:
 
     NAME = "r0"
 
-    def __init__(self, work, bin_dir, mode, size_bytes, namespace=None, log=print):
+    def __init__(self, work, bin_dir, mode, size_bytes, namespace=None, delay_ms=0.0, log=print):
         self.work, self.bin, self.mode, self.size = work, bin_dir, mode, size_bytes
         self.namespace = namespace
+        self.delay_ms = delay_ms
         self.log = log
         self.pids = {}
+        self.proxies = []
         self.commands = []
 
     def ctl_path(self, node):
@@ -126,12 +131,16 @@ class Pair:
         ports = {"alpha": free_port(), "beta": free_port()}
         for node in ("beta", "alpha"):
             self._start_node(node, ports[node], certs)
+        # Each node reaches its peer through a delay proxy when the link has latency.
+        dial = dict(ports)
+        if self.delay_ms:
+            dial = {node: self._start_proxy(port) for node, port in ports.items()}
         roles = {"beta": ("secondary", "alpha"), "alpha": ("primary", "beta")}
         for node in ("beta", "alpha"):
             role, peer = roles[node]
             request = {"cmd": "create", "name": self.NAME, "volume": self.volume(node),
                        "size_bytes": self.size, "role": role, "mode": self.mode, "initial_sync": "none",
-                       "peer": {"name": peer, "address": f"127.0.0.1:{ports[peer]}"},
+                       "peer": {"name": peer, "address": f"127.0.0.1:{dial[peer]}"},
                        "nbd": {"socket": self.nbd_path(node)}}
             self.commands.append(f"{node}: {json.dumps(request)}")
             reply = self.request(node, request)
@@ -144,6 +153,20 @@ class Pair:
         for node in ("alpha", "beta"):
             self.wait_status(node, lambda r: r.get("connection_state") == "Connected", connect_timeout_s,
                              "Connected")
+
+    def _start_proxy(self, target_port):
+        """A delay proxy to target_port (half the round trip each way); returns its port."""
+        port = free_port()
+        command = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "delayproxy.py"),
+                   str(port), str(target_port), f"{self.delay_ms / 2:g}"]
+        if self.namespace:
+            command = self.namespace.prefix() + command
+        self.commands.append(" ".join(command))
+        proxy = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        self.proxies.append(proxy)
+        if proxy.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the delay proxy to port {target_port} did not start")
+        return port
 
     def request(self, node, message):
         control = Control(self.ctl_path(node))
@@ -217,6 +240,10 @@ class Pair:
                 if _alive(pid):
                     os.kill(pid, signal.SIGKILL)
         self.pids = {}
+        for proxy in self.proxies:
+            proxy.terminate()
+            proxy.wait(timeout=10)
+        self.proxies = []
 
 
 class ExistingPair(Pair):
