@@ -89,12 +89,14 @@ class Pair:
 
     NAME = "r0"
 
-    def __init__(self, work, bin_dir, mode, size_bytes, namespace=None, delay_ms=0.0, log=print):
+    def __init__(self, work, bin_dir, mode, size_bytes, namespace=None, delay_ms=0.0, settings=None, log=print):
         self.work, self.bin, self.mode, self.size = work, bin_dir, mode, size_bytes
+        self.settings = settings or {}  # more create settings, on both nodes
         self.namespace = namespace
         self.delay_ms = delay_ms
         self.log = log
         self.pids = {}
+        self.disk_state_before_failover = None
         self.proxies = []
         self.commands = []
 
@@ -141,7 +143,7 @@ class Pair:
             request = {"cmd": "create", "name": self.NAME, "volume": self.volume(node),
                        "size_bytes": self.size, "role": role, "mode": self.mode, "initial_sync": "none",
                        "peer": {"name": peer, "address": f"127.0.0.1:{dial[peer]}"},
-                       "nbd": {"socket": self.nbd_path(node)}}
+                       "nbd": {"socket": self.nbd_path(node)}, **self.settings}
             self.commands.append(f"{node}: {json.dumps(request)}")
             reply = self.request(node, request)
             if not reply.get("ok"):
@@ -198,9 +200,14 @@ class Pair:
             time.sleep(0.001)
         return sent, time.monotonic_ns()
 
-    def fail_over(self, timeout_s=30.0):
+    def fail_over(self, timeout_s=30.0, allow_inconsistent=False):
         """Forced failover on beta (the primary is dead); waits until it serves NBD."""
-        reply = self.request("beta", {"cmd": "failover", "name": self.NAME, "force": True})
+        before = self.request("beta", {"cmd": "status", "name": self.NAME})
+        self.disk_state_before_failover = before.get("disk_state")
+        request = {"cmd": "failover", "name": self.NAME, "force": True}
+        if allow_inconsistent:
+            request["allow_inconsistent"] = True
+        reply = self.request("beta", request)
         if not reply.get("ok"):
             raise RuntimeError(f"failover --force on beta refused: {json.dumps(reply)}")
         self.wait_status("beta", lambda r: r.get("role") == "primary" and r.get("nbd_serving") is True,

@@ -72,6 +72,13 @@ class TruthTests(unittest.TestCase):
         t = rporeport.truth(writer, held(2, [1, 2, 3]), RUN, 40 * MS, sample(38, 6, 4096))
         self.assertEqual(t["lost_writes"], 1)  # write 4: its slot still holds write 2
 
+    def test_a_block_that_lacks_two_writes_is_one_block_of_lost_data(self):
+        # Two slots; the secondary holds only write 1: writes 2, 3, 4 lost, in two blocks.
+        writer = FakeWriter(2, self.history)
+        t = rporeport.truth(writer, held(2, [1]), RUN, 40 * MS, sample(38, 26, 8192))
+        self.assertEqual((t["lost_writes"], t["lost_bytes"], t["lost_distinct_bytes"]), (3, 12288, 8192))
+        self.assertFalse(t["exceeds_reported"])  # 8192 distinct bytes, within the lag
+
     def test_a_hole_before_a_held_write_is_a_gap(self):
         writer = FakeWriter(8, self.history)
         t = rporeport.truth(writer, held(8, [1, 3, 4]), RUN, 40 * MS, sample(38, 100, 1 << 20))
