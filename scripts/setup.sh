@@ -13,6 +13,7 @@ packages=(
     python3-prometheus-client prometheus                   # tests: parse (/usr/bin/python3) and lint (promtool) metrics
     strace                                                 # tests: kill -9 at metadata crash points (fault injection)
     rsync                                                  # benchmarks: catch-up against rsync --inplace --no-whole-file
+    iproute2                                               # tests and benchmarks: a tc-shaped link in a network namespace (tandem-bench rpo)
 )
 
 missing=()
