@@ -44,7 +44,7 @@ public final class MetricsServer: @unchecked Sendable {
             throw IOError(errno: error.errno, "metrics_listen \(address): \(error.operation)")
         }
         logger.info("metrics endpoint listening", metadata: ["address": "\(address)"])
-        connections.start(listener: descriptor, serve: { self.serve($0) }, refuse: { [logger] descriptor in
+        connections.start(listener: descriptor, serve: { self.serve($0) }, refuse: { [logger] descriptor, _ in
             do throws(IOError) { try Self.setTimeouts(descriptor, milliseconds: 100) } catch {
                 return logger.warning("metrics connection closed unanswered: \(error)")
             }
