@@ -122,12 +122,13 @@ def storm_worker(path, count, seconds, results):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.connect(path)
+            sock.send(request)
         except OSError:
+            # Refused and closed (past a connection limit) before the request went out.
             sock.close()
             reconnect_at[slot] = time.monotonic() + 0.01
             return
         sock.setblocking(False)
-        sock.send(request)
         selector.register(sock, selectors.EVENT_READ, [slot, bytearray()])
 
     for slot in range(count):
@@ -155,7 +156,10 @@ def storm_worker(path, count, seconds, results):
                 if reply.get("ok"):
                     replies += 1
                     age_max = max(age_max, reply.get("status_age_ms", 0))
-                    sock.send(request)
+                    try:
+                        sock.send(request)
+                    except OSError:
+                        pass  # the daemon closed it: the read sees the end and reconnects
                 elif reply.get("error") == "busy":
                     busy += 1
         now = time.monotonic()
@@ -229,7 +233,8 @@ def phase(args, storm):
     stop.set()
     for thread in threads:
         thread.join()
-    outputs = [results.get() for _ in workers]
+    # A worker that died puts nothing: fail rather than wait for ever.
+    outputs = [results.get(timeout=args.seconds + 60) for _ in workers]
     for worker in workers:
         worker.join()
     elapsed = time.monotonic() - start
