@@ -9,6 +9,7 @@
 #   ping    a new control connection every 50 ms sends `ping`: latency, or `busy`
 #   storm   CLIENTS control connections each sending `status` back to back, and SCRAPERS
 #           connections fetching /metrics back to back
+# The table: medians over rounds, but `status_age_ms max` is the largest any reply carried.
 # Commands (WORK = a fresh BENCH_DIR/storm.XXXXXX):
 #   standalone: tandemd --node-name alpha --state-dir WORK/state-alpha --control-socket WORK/alpha.ctl
 #                 --metrics-listen 127.0.0.1:PORT_M
@@ -135,8 +136,8 @@ def med(values):
     return statistics.median(values) if values else float("nan")
 print(f"{layout}, {clients} status pollers and {scrapers} metrics scraper(s); medians of {rounds} rounds")
 print()
-print("| build | phase | write+flush p50 (ms) | p99 (ms) | max (ms) | daemon CPU (%) | ping p50 (ms) | ping max (ms) | ping busy | status/s | status busy | scrapes/s |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("| build | phase | write+flush p50 (ms) | p99 (ms) | max (ms) | daemon CPU (%) | ping p50 (ms) | ping max (ms) | ping busy | status/s | status busy | status_age_ms max | scrapes/s |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for label in labels:
     runs = [json.load(open(path)) for path in sorted(glob.glob(f"{work}/{label}-*.json"))]
     for phase in ("quiet", "storm"):
@@ -145,5 +146,6 @@ for label in labels:
               f"| {med([x['probe_ms']['max'] for x in p]):.2f} | {med([x['daemon_cpu_percent'] for x in p]):.0f} "
               f"| {med([x['ping_ms']['p50'] for x in p]):.2f} | {med([x['ping_ms']['max'] for x in p]):.2f} "
               f"| {med([x['ping_ms']['busy'] for x in p]):.0f} | {med([x['status_per_s'] for x in p]):.0f} "
-              f"| {med([x['status_busy'] for x in p]):.0f} | {med([x['scrapes_per_s'] for x in p]):.0f} |")
+              f"| {med([x['status_busy'] for x in p]):.0f} | {max(x['status_age_ms_max'] for x in p)} "
+              f"| {med([x['scrapes_per_s'] for x in p]):.0f} |")
 PY
