@@ -71,8 +71,8 @@ final class ConnectionThreads: @unchecked Sendable {
     var isStopping: Bool { state.withLock { $0.stopping } }
 
     /// Accepts on `listener` from now on: each connection runs `serve` on a thread of its
-    /// own and is closed when it returns; one past `connectionsMax` gets `refuse` (a short
-    /// answer) and is closed.
+    /// own and is closed when it returns; one past `connectionsMax`, or past `perPeerMax` for
+    /// its peer, gets `refuse` (a short answer, told which limit) and is closed.
     func start(listener: Int32, serve: @escaping @Sendable (Int32) -> Void,
                refuse: @escaping @Sendable (Int32, Refusal) -> Void) {
         state.withLock {
