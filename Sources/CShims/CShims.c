@@ -6,6 +6,9 @@
 #include <linux/fs.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <sys/socket.h>
 #include <linux/falloc.h>
 #include <sys/uio.h>
@@ -37,6 +40,8 @@ int tandem_peer_cred(int fd, pid_t *pid, uid_t *uid, gid_t *gid) {
 }
 
 int tandem_eventfd(void) { return eventfd(0, EFD_CLOEXEC); }
+
+int tandem_set_thread_nice(int nice) { return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice); }
 
 // OpenSSL's TLS record layer allocates three 40-byte blocks for every record it writes and
 // one for every record it reads, and frees them at once: a heap allocation per replicated

@@ -70,7 +70,7 @@ extension ConfigKey {
         case .listen:
             "Where the replication link accepts the peer (the secondary side). Bind it to the replication network's address on hosts with several networks."
         case .metricsListen:
-            "Address for Prometheus metrics over HTTP; bind it to a management network or localhost. This version validates the address but serves no metrics on it yet."
+            "Address for Prometheus metrics over HTTP (`GET /metrics`, docs/metrics.md); bind it to a management network or localhost: the endpoint has no TLS or authentication."
         case .logLevel:
             "Messages at this level and above go to stderr (the journal). `info` reports state changes and refused control requests; `debug` adds per-connection detail."
         case .bufferPoolBytes:

@@ -1,10 +1,14 @@
 // ConnectionThreads: what the control socket and the metrics endpoint share. Each accepts on
 // a blocking socket of its own, off the event loop: one accept thread, one thread per
-// connection up to `connectionsMax` (one more gets `refuse` on a thread of its own, and
-// past `refusalsMax` of those is closed unanswered), every thread
-// counted so that `stop()` can wait for all of them, bounded. Descriptors are closed under
+// connection up to `connectionsMax`, and at most `perPeerMax` of them for one peer process
+// when `peerKey` names it (one more gets `refuse` on a thread of its own, and past
+// `refusalsMax` of those is closed unanswered), every thread counted so that `stop()` can
+// wait for all of them, bounded. Connection threads run at a lower CPU priority
+// (`connectionNice`) than the event loop: a storm of clients competes with itself, not
+// with the data path. Descriptors are closed under
 // the lock after `serve` returns, and `stop()` shuts them down under the same lock, so a
 // number it shuts down is never one already reused.
+import CShims
 import Dispatch
 import Foundation
 import Logging
@@ -19,6 +23,11 @@ final class ConnectionThreads: @unchecked Sendable {
     /// Names the threads and the log lines: "control", "metrics".
     let label: String
     let connectionsMax: Int
+    /// Connections one peer process may hold (those `peerKey` names); `connectionsMax` when
+    /// there is no key, so that one client cannot take every slot from the others.
+    let perPeerMax: Int
+    /// The peer process of a new connection (SO_PEERCRED's pid), nil when unknown.
+    let peerKey: (@Sendable (Int32) -> Int32?)?
     let logger: Logger
     private let threads = DispatchGroup()
 
@@ -29,19 +38,32 @@ final class ConnectionThreads: @unchecked Sendable {
     static let refusalLingerMs = 1000
     /// What a refused client may send after the answer before it is closed.
     static let refusalLingerBytesMax = 1 << 16
+    /// The nice value of connection and refusal threads; the loop runs at the process's own
+    /// (0 by default), so the scheduler gives it ten times their weight when both want a core.
+    static let connectionNice: Int32 = 10
+
+    /// Why a connection was refused.
+    enum Refusal: Sendable { case connectionsMax, perPeerMax }
 
     private struct State {
         var listenDescriptor: Int32 = -1
         var connections: Set<Int32> = []
+        /// Open connections per peer process, and each connection's peer.
+        var peerConnections: [Int32: Int] = [:]
+        var peers: [Int32: Int32] = [:]
         var refusals: Set<Int32> = []
         var stopping = false
         var running = false
     }
     private let state = Mutex(State())
 
-    init(label: String, connectionsMax: Int, logger: Logger) {
+    init(label: String, connectionsMax: Int, perPeerMax: Int? = nil,
+         peerKey: (@Sendable (Int32) -> Int32?)? = nil, logger: Logger) {
+        precondition(connectionsMax > 0 && (perPeerMax ?? 1) > 0)
         self.label = label
         self.connectionsMax = connectionsMax
+        self.perPeerMax = perPeerMax ?? connectionsMax
+        self.peerKey = peerKey
         self.logger = logger
     }
 
@@ -49,10 +71,10 @@ final class ConnectionThreads: @unchecked Sendable {
     var isStopping: Bool { state.withLock { $0.stopping } }
 
     /// Accepts on `listener` from now on: each connection runs `serve` on a thread of its
-    /// own and is closed when it returns; one past `connectionsMax` gets `refuse` (a short
-    /// answer) and is closed.
+    /// own and is closed when it returns; one past `connectionsMax`, or past `perPeerMax` for
+    /// its peer, gets `refuse` (a short answer, told which limit) and is closed.
     func start(listener: Int32, serve: @escaping @Sendable (Int32) -> Void,
-               refuse: @escaping @Sendable (Int32) -> Void) {
+               refuse: @escaping @Sendable (Int32, Refusal) -> Void) {
         state.withLock {
             $0.listenDescriptor = listener
             $0.stopping = false
@@ -83,7 +105,7 @@ final class ConnectionThreads: @unchecked Sendable {
     }
 
     private func acceptLoop(_ listener: Int32, serve: @escaping @Sendable (Int32) -> Void,
-                            refuse: @escaping @Sendable (Int32) -> Void) {
+                            refuse: @escaping @Sendable (Int32, Refusal) -> Void) {
         defer {
             state.withLock { current in
                 close(listener)
@@ -98,29 +120,23 @@ final class ConnectionThreads: @unchecked Sendable {
                 continue
             }
             _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
-            enum Admission { case admitted, refused, busy, stopping }
-            let admission = state.withLock { current -> Admission in
-                if current.stopping { return .stopping }
-                guard current.connections.count < connectionsMax else {
-                    guard current.refusals.count < Self.refusalsMax else { return .busy }
-                    current.refusals.insert(descriptor)
-                    return .refused
-                }
-                current.connections.insert(descriptor)
-                return .admitted
-            }
-            switch admission {
+            let peer = peerKey?(descriptor)
+            switch admit(descriptor, peer: peer) {
             case .admitted:
                 spawn(name: "tandem-\(label)-conn") {
                     serve(descriptor)
                     self.state.withLock { current in
                         current.connections.remove(descriptor)
+                        if let peer = current.peers.removeValue(forKey: descriptor) {
+                            current.peerConnections[peer, default: 1] -= 1
+                            if current.peerConnections[peer] == 0 { current.peerConnections.removeValue(forKey: peer) }
+                        }
                         close(descriptor)
                     }
                 }
-            case .refused:
+            case .refused(let reason):
                 spawn(name: "tandem-\(label)-refuse") {
-                    self.refuseAndLinger(descriptor, refuse)
+                    self.refuseAndLinger(descriptor) { refuse($0, reason) }
                     self.state.withLock { current in
                         current.refusals.remove(descriptor)
                         close(descriptor)
@@ -132,6 +148,33 @@ final class ConnectionThreads: @unchecked Sendable {
                 close(descriptor)
                 return
             }
+        }
+    }
+
+    private enum Admission { case admitted, refused(Refusal), busy, stopping }
+
+    /// Counts a new connection in, or says why not: past `connectionsMax`, or past
+    /// `perPeerMax` for its peer.
+    private func admit(_ descriptor: Int32, peer: Int32?) -> Admission {
+        state.withLock { current -> Admission in
+            if current.stopping { return .stopping }
+            var refusal: Refusal?
+            if current.connections.count >= connectionsMax {
+                refusal = .connectionsMax
+            } else if let peer, current.peerConnections[peer, default: 0] >= perPeerMax {
+                refusal = .perPeerMax
+            }
+            if let refusal {
+                guard current.refusals.count < Self.refusalsMax else { return .busy }
+                current.refusals.insert(descriptor)
+                return .refused(refusal)
+            }
+            current.connections.insert(descriptor)
+            if let peer {
+                current.peers[descriptor] = peer
+                current.peerConnections[peer, default: 0] += 1
+            }
+            return .admitted
         }
     }
 
@@ -186,6 +229,8 @@ final class ConnectionThreads: @unchecked Sendable {
     private func spawn(name: String, _ body: @escaping @Sendable () -> Void) {
         threads.enter()
         let thread = Thread { [threads] in
+            // Best effort: a thread left at the loop's priority still works.
+            _ = tandem_set_thread_nice(Self.connectionNice)
             body()
             threads.leave()
         }

@@ -45,8 +45,14 @@ public struct ControlServerError: Error, Sendable, CustomStringConvertible {
 public final class ControlServer: @unchecked Sendable {
     /// Longest request line accepted, excluding the newline.
     public static let lineBytesMax = 1 << 20
-    /// Concurrent connections served; one more is told `busy` and closed.
-    public static let connectionsMax = 64
+    /// Concurrent connections served; one more is told `busy` and closed. Each is a thread
+    /// that sleeps in recv while its client is quiet, and `status` readers share snapshots
+    /// (SnapshotCoalescer), so a few hundred pollers cost the data path nothing per client.
+    public static let connectionsMax = 256
+    /// Connections one client process (SO_PEERCRED pid) may hold: a client that opens
+    /// connections without end takes at most this share, and the others (a `ping`) still
+    /// get in.
+    public static let connectionsPerProcessMax = 64
     /// A client that does not read its replies for this long is disconnected.
     static let sendTimeoutSeconds = 10
 
@@ -57,12 +63,17 @@ public final class ControlServer: @unchecked Sendable {
     let connections: ConnectionThreads
     let policy = Mutex(ControlAccessPolicy(groupID: nil))
 
-    public init(path: String, group: String?, handler: any ControlHandler, logger: Logger) {
+    /// The limits are the static ones unless a test sets smaller ones.
+    public init(path: String, group: String?, handler: any ControlHandler, logger: Logger,
+                connectionsMax: Int = ControlServer.connectionsMax,
+                connectionsPerProcessMax: Int = ControlServer.connectionsPerProcessMax) {
         self.path = path
         self.group = group
         self.handler = handler
         self.logger = logger
-        connections = ConnectionThreads(label: "control", connectionsMax: Self.connectionsMax, logger: logger)
+        connections = ConnectionThreads(
+            label: "control", connectionsMax: connectionsMax, perPeerMax: connectionsPerProcessMax,
+            peerKey: { Self.peerCredentials($0)?.pid }, logger: logger)
     }
 
     /// Creates the socket (mode 0660, group-owned when a group is configured) and starts
@@ -76,11 +87,15 @@ public final class ControlServer: @unchecked Sendable {
             groupID = id
         }
         try SocketPath.prepare(path)
-        let descriptor = try SocketPath.listen(path, groupID: groupID, backlog: Int32(Self.connectionsMax))
+        let descriptor = try SocketPath.listen(path, groupID: groupID, backlog: Int32(min(connections.connectionsMax, 1024)))
         policy.withLock { $0 = ControlAccessPolicy(groupID: groupID) }
         logger.info("control socket listening", metadata: ["path": "\(path)", "group": "\(group ?? "-")"])
-        connections.start(listener: descriptor, serve: { self.runSession($0) }, refuse: { descriptor in
-            let error = ControlError(.busy, "too many control connections (\(Self.connectionsMax))")
+        let total = connections.connectionsMax, perProcess = connections.perPeerMax
+        connections.start(listener: descriptor, serve: { self.runSession($0) }, refuse: { descriptor, reason in
+            let error = switch reason {
+            case .connectionsMax: ControlError(.busy, "too many control connections (\(total))")
+            case .perPeerMax: ControlError(.busy, "too many control connections from this process (\(perProcess))")
+            }
             _ = Self.sendAll(descriptor, ControlCodec.encode(.failure(.null, error)))
         })
     }

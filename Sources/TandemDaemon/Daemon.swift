@@ -86,9 +86,12 @@ public final class Daemon {
     private func startMetrics(registry: ResourceRegistry, loop: EventLoop) throws -> MetricsServer? {
         guard let address = config.metricsListen else { return nil }
         let version = DaemonControl.version
+        // Scrapes at once share one snapshot of the loop, as `status` readers do.
+        let snapshots = SnapshotCoalescer(loop: loop, intervalNs: DaemonControl.statusIntervalNs) {
+            registry.metrics(version: version)
+        }
         let server = MetricsServer(address: address, logger: logger) {
-            let snapshot = loop.submitAndWait { registry.metrics(version: version) }
-            return MetricsExposition.render(snapshot, process: ProcessMetrics.current())
+            MetricsExposition.render(snapshots.read().value, process: ProcessMetrics.current())
         }
         try server.start()
         return server

@@ -1,6 +1,7 @@
 // DaemonControl: executes control commands. Runs on control-server threads; every state
 // change happens on the loop thread through EventLoop.execute, so commands are serialised
-// with the data path without locks.
+// with the data path without locks. Reads (`status`, the `events` dump) share one snapshot
+// per wave of readers (SnapshotCoalescer), so pollers do not each take a turn of the loop.
 import Logging
 import TandemControl
 import TandemCore
@@ -15,6 +16,11 @@ final class DaemonControl: ControlHandler {
     static let version = "0.1.0"
     /// Commands DESIGN.md names that arrive with later issues (bitmap, resync, split brain).
     static let laterCommands: Set<String> = ["resolve"]
+    /// Shortest time between two status snapshots of the loop (docs/control-protocol.md,
+    /// "Staleness"): under a storm of pollers each waits at most this long for its answer.
+    static let statusIntervalNs: UInt64 = 10_000_000
+    /// Every resource's status, taken on the loop for the readers waiting at once.
+    let statusSnapshots: SnapshotCoalescer<[String: JSONValue]>
 
     init(registry: ResourceRegistry, loop: EventLoop, config: DaemonConfig, events: EventHub, logger: Logger) {
         self.registry = registry
@@ -22,6 +28,9 @@ final class DaemonControl: ControlHandler {
         self.config = config
         self.events = events
         self.logger = logger
+        statusSnapshots = SnapshotCoalescer(loop: loop, intervalNs: Self.statusIntervalNs) { [registry] in
+            registry.statusAll()
+        }
     }
 
     func handle(_ request: ControlRequest, credentials: PeerCredentials) -> ControlReply {
@@ -77,15 +86,29 @@ final class DaemonControl: ControlHandler {
         return loop.submitAndWait { Result { () throws(ControlError) in try registry.create(spec) } }
     }
 
+    /// `status`: from a snapshot taken after the request arrived (`statusSnapshots`), with
+    /// `status_age_ms`, how long before the reply it was taken.
     private func status(_ args: [String: JSONValue]) -> Result<[String: JSONValue], ControlError> {
-        let registry = self.registry
-        guard let nameValue = args["name"] else {
-            return .success(loop.submitAndWait { registry.statusAll() })
+        var name: String?
+        if let nameValue = args["name"] {
+            guard case .string(let named) = nameValue else {
+                return .failure(ControlError(.invalidArgument, "name: must be a string"))
+            }
+            name = named
         }
-        guard case .string(let name) = nameValue else {
-            return .failure(ControlError(.invalidArgument, "name: must be a string"))
+        let snapshot = statusSnapshots.read()
+        let ageMs = Int64((MonotonicClock.nowNs() - snapshot.takenAtNs) / 1_000_000)
+        var fields: [String: JSONValue]
+        if let name {
+            guard case .array(let resources)? = snapshot.value["resources"],
+                let found = resources.first(where: { $0.objectValue?["name"] == .string(name) })?.objectValue
+            else { return .failure(ControlError(.notFound, "no resource '\(name)'")) }
+            fields = found
+        } else {
+            fields = snapshot.value
         }
-        return loop.submitAndWait { Result { () throws(ControlError) in try registry.status(name) } }
+        fields["status_age_ms"] = .int(ageMs)
+        return .success(fields)
     }
 
     private func delete(_ args: [String: JSONValue]) -> Result<[String: JSONValue], ControlError> {
@@ -224,8 +247,7 @@ final class DaemonControl: ControlHandler {
         guard emit(.ok(request.id, ["event": .string("subscribed")])) else { return }
         // Subscribed first, then the snapshot: a change racing the dump comes after it, so
         // the reader's picture is never older than the daemon's.
-        let registry = self.registry
-        for event in EventHub.existsEvents(loop.submitAndWait { registry.statusAll() }, only: filter) {
+        for event in EventHub.existsEvents(statusSnapshots.read().value, only: filter) {
             guard emit(.ok(request.id, event)) else { return }
         }
         guard emit(.ok(request.id, ["event": .string("initial-done"), "time_ms": .int(EventHub.wallClockMs())])) else {

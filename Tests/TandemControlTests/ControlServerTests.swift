@@ -29,9 +29,11 @@ struct RunningServer {
     let server: ControlServer
     var path: String { server.path }
 
-    init() throws {
+    init(connectionsMax: Int = ControlServer.connectionsMax,
+         connectionsPerProcessMax: Int = ControlServer.connectionsPerProcessMax) throws {
         directory = makeTemporaryDirectory()
-        server = ControlServer(path: directory + "/run/control.sock", group: nil, handler: TestHandler(), logger: quietLogger)
+        server = ControlServer(path: directory + "/run/control.sock", group: nil, handler: TestHandler(), logger: quietLogger,
+                               connectionsMax: connectionsMax, connectionsPerProcessMax: connectionsPerProcessMax)
         try server.start()
     }
 
@@ -110,22 +112,49 @@ struct RunningServer {
         try expectPingWorks(client)
     }
 
-    @Test func connectionsBeyondTheLimitAreToldBusy() throws {
-        let running = try RunningServer()
+    /// The busy refusal's message, or nil when `reply` is not a `busy` refusal.
+    func busyMessage(_ reply: ControlReply) -> String? {
+        guard case .failure(let error) = reply.result, error.code == .busy else { return nil }
+        return error.message
+    }
+
+    @Test func oneProcessHoldsAtMostItsShareAndAnotherProcessStillGetsIn() throws {
+        let running = try RunningServer(connectionsMax: 8, connectionsPerProcessMax: 4)
         defer { running.close() }
         var clients: [ControlClient] = []
-        for _ in 0..<ControlServer.connectionsMax {
+        for _ in 0..<4 {
             let client = try ControlClient(socketPath: running.path)
             try expectPingWorks(client)
             clients.append(client)
         }
         let extra = try ControlClient(socketPath: running.path)
-        guard case .failure(let error) = try extra.readReply().result else {
-            Issue.record("connection over the limit was served")
-            return
-        }
-        #expect(error.code == .busy)
+        let message = busyMessage(try extra.request(cmd: "ping"))
+        #expect(message == "too many control connections from this process (4)")
+        // The flooding process (this one) holds its share; another client is served.
+        let other = try ConnectionHolder(socketPath: running.path, connections: 1)
+        defer { other.close() }
+        #expect(other.replies == ["ok"])
         clients.removeAll()
+    }
+
+    @Test func connectionsBeyondTheTotalLimitAreToldBusy() throws {
+        let running = try RunningServer(connectionsMax: 6, connectionsPerProcessMax: 4)
+        defer { running.close() }
+        var clients: [ControlClient] = []
+        for _ in 0..<4 {
+            let client = try ControlClient(socketPath: running.path)
+            try expectPingWorks(client)
+            clients.append(client)
+        }
+        let other = try ConnectionHolder(socketPath: running.path, connections: 3)
+        defer { other.close() }
+        #expect(other.replies == ["ok", "ok", "busy: too many control connections (6)"])
+        clients.removeAll()
+    }
+
+    @Test func theDefaultLimitsLeaveRoomBeyondOneProcess() {
+        #expect(ControlServer.connectionsPerProcessMax < ControlServer.connectionsMax)
+        #expect(ControlServer.connectionsMax >= 200)
     }
 
     @Test func theSocketIsCreatedWithMode0660() throws {

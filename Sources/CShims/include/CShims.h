@@ -35,6 +35,10 @@ uint32_t tandem_crc32c_hw(uint32_t seed, const void *bytes, size_t count);
 /// eventfd(2) with EFD_CLOEXEC.
 int tandem_eventfd(void);
 
+/// Sets the calling thread's nice value (Linux schedules threads, so setpriority of the
+/// thread id touches this thread alone); 0 or -1 with errno.
+int tandem_set_thread_nice(int nice);
+
 /// Routes OpenSSL's allocations through a per-thread cache of small blocks (see CShims.c).
 /// Must run before OpenSSL allocates anything; returns 0 (and changes nothing) otherwise.
 int tandem_openssl_cache_small_blocks(void);

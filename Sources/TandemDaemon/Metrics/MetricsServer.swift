@@ -1,10 +1,10 @@
 // MetricsServer: the Prometheus endpoint on `metrics_listen`. A minimal HTTP/1.1 server: one
 // accept thread and one blocking thread per connection (at most `connectionsMax`), each
 // reading one bounded request under a deadline, answering it and closing. `GET /metrics`
-// takes a snapshot on the loop thread (EventLoop.submitAndWait, like a control command) and
-// renders it here, off the loop. It never touches resources itself, and a client's bytes
-// can neither crash nor stall the daemon: bad requests get 400/404/405/431, a slow client
-// is cut off at the deadline. Not the data path: blocking I/O is deliberate, as in
+// reads a snapshot the loop took after the request arrived, shared with the scrapes waiting
+// at the same time (SnapshotCoalescer, as `status` does), and renders it here, off the loop.
+// It never touches resources itself, and a client's bytes can neither crash nor stall the
+// daemon: bad requests get 400/404/405/431, a slow client is cut off at the deadline. Not the data path: blocking I/O is deliberate, as in
 // ControlServer.
 import Foundation
 import Logging
@@ -44,7 +44,7 @@ public final class MetricsServer: @unchecked Sendable {
             throw IOError(errno: error.errno, "metrics_listen \(address): \(error.operation)")
         }
         logger.info("metrics endpoint listening", metadata: ["address": "\(address)"])
-        connections.start(listener: descriptor, serve: { self.serve($0) }, refuse: { [logger] descriptor in
+        connections.start(listener: descriptor, serve: { self.serve($0) }, refuse: { [logger] descriptor, _ in
             do throws(IOError) { try Self.setTimeouts(descriptor, milliseconds: 100) } catch {
                 return logger.warning("metrics connection closed unanswered: \(error)")
             }
