@@ -23,7 +23,7 @@ extension Replication {
             "--filter=noparallel", "--filter=delay", "file", backing, "delay-write=50ms",
         ])
         defer { disk.detach(abruptly: false) }
-        guard symlink(disk.path, pair.volume(pair.beta)) == 0 else { throw HarnessError("symlink: errno \(errno)") }
+        try pair.useAsVolume(disk.path, of: pair.beta)
         // beta's queue bound: max(1 MiB, 4 MiB) + 64 MiB = 68 MiB, less than the backlog.
         try pair.createAndEnable(mode: "async", initialSync: "none", secondaryBufferBytes: 1 << 20)
         try pair.waitInSync()

@@ -66,7 +66,7 @@ extension Replication {
         let pair = try ReplicatedPair(sizeBytes: 16 << 20)
         let disk = try PausableVolume(sizeBytes: 16 << 20)
         defer { disk.detach() }
-        guard symlink(disk.path, pair.volume(pair.beta)) == 0 else { throw HarnessError("symlink: errno \(errno)") }
+        try pair.useAsVolume(disk.path, of: pair.beta)
         try pair.createAndEnable(mode: "async")
         // Connected and caught up: both say UpToDate.
         try pair.waitInSync()

@@ -35,7 +35,7 @@ extension Replication {
         let pair = try ReplicatedPair(sizeBytes: Self.sizeBytes)
         let disk = try PausableVolume(sizeBytes: Self.sizeBytes)
         defer { disk.detach() }
-        guard symlink(disk.path, pair.volume(pair.beta)) == 0 else { throw HarnessError("symlink: errno \(errno)") }
+        try pair.useAsVolume(disk.path, of: pair.beta)
         try pair.createAndEnable(mode: "sync", initialSync: "none")
         try pair.waitInSync()
         let alphaPID = pair.alpha.pid
@@ -99,7 +99,7 @@ extension Replication {
         let pair = try ReplicatedPair(sizeBytes: Self.sizeBytes)
         let disk = try PausableVolume(sizeBytes: Self.sizeBytes)
         defer { disk.detach() }
-        guard symlink(disk.path, pair.volume(pair.alpha)) == 0 else { throw HarnessError("symlink: errno \(errno)") }
+        try pair.useAsVolume(disk.path, of: pair.alpha)
         try pair.create(on: pair.beta, role: "secondary", peer: ("alpha", pair.alphaAddress), mode: "sync",
                         initialSync: "none", compression: "none")
         try pair.create(on: pair.alpha, role: "primary", peer: ("beta", pair.betaAddressForAlpha), mode: "sync",
@@ -190,7 +190,7 @@ extension Replication {
         let pair = try ReplicatedPair(sizeBytes: Self.sizeBytes)
         let disk = try PausableVolume(sizeBytes: Self.sizeBytes)
         defer { disk.detach() }
-        guard symlink(disk.path, pair.volume(pair.beta)) == 0 else { throw HarnessError("symlink: errno \(errno)") }
+        try pair.useAsVolume(disk.path, of: pair.beta)
         try pair.createAndEnable(mode: "sync", initialSync: "none")
         try pair.waitInSync()
         try disk.pause()

@@ -37,7 +37,7 @@ extension Replication {
         let pair = try ReplicatedPair(sizeBytes: Self.sizeBytes)
         let disk = try ReorderingVolume(sizeBytes: Self.sizeBytes)
         defer { disk.detach() }
-        guard symlink(disk.path, pair.volume(pair.alpha)) == 0 else { throw HarnessError("symlink: errno \(errno)") }
+        try pair.useAsVolume(disk.path, of: pair.alpha)
         // Both volumes start all zeroes (beta's is created by tandemd): identical, as
         // `initial_sync: none` says.
         try pair.createAndEnable(mode: mode, initialSync: "none")

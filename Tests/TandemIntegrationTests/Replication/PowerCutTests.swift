@@ -11,7 +11,7 @@ extension Replication {
         let pair = try ReplicatedPair(sizeBytes: 16 << 20)
         let disk = try PowerLossVolume(sizeBytes: 16 << 20)
         // alpha's volume path leads to the power-loss volume.
-        guard symlink(disk.path, pair.volume(pair.alpha)) == 0 else { throw HarnessError("symlink: errno \(errno)") }
+        try pair.useAsVolume(disk.path, of: pair.alpha)
         try pair.createAndEnable(mode: mode)
         try pair.waitInSync()
 

@@ -138,6 +138,11 @@ final class ReplicatedPair {
     }
 
     @discardableResult
+    /// Makes `path` (a held or failing volume) `daemon`'s volume file, before `create`.
+    func useAsVolume(_ path: String, of daemon: DaemonProcess) throws {
+        guard symlink(path, volume(daemon)) == 0 else { throw HarnessError("symlink \(path): errno \(errno)") }
+    }
+
     func expectOK(_ reply: JSONObject) throws -> JSONObject {
         guard reply["ok"] as? Bool == true else { throw HarnessError("request refused: \(reply)") }
         return reply
