@@ -1,0 +1,204 @@
+// CampaignRun: one fault-campaign scenario's pair and what it saw. Two real tandemd
+// processes (alpha primary, beta secondary; ReplicatedPair) with alpha dialling beta through
+// a LinkProxy, the scenario's workload (an AcknowledgedWriter: distinct 4 KiB blocks at QD1,
+// each recorded once acknowledged), and a trail of both nodes' reported states at every step,
+// which failures quote and which docs/fault-campaign.md was written from.
+//
+// The checks every scenario ends with live here: nothing acknowledged is missing, the async
+// secondary is a gap-free prefix of the dependent chain, and the volumes end byte-identical.
+import Foundation
+import Testing
+
+final class CampaignRun {
+    /// The resource's settings for one scenario.
+    struct Setup {
+        var mode = "sync"
+        var fencing = "dont-care"
+        var initialSync = "none"
+        var sizeBytes = 32 << 20
+        /// Alpha's volume starts as this many MiB of random bytes (for a copy to move), the
+        /// rest zero; 0: all zero on both nodes.
+        var randomMiB = 0
+        /// alpha's async_buffer_bytes; nil: the default.
+        var primaryBufferBytes: Int?
+        var settings: [String: Any] = [:]
+        var alphaArguments: [String] = []
+        var betaArguments: [String] = []
+    }
+
+    static let blockBytes = 4096
+
+    let pair: ReplicatedPair
+    let proxy: LinkProxy
+    let setup: Setup
+    private(set) var writer: AcknowledgedWriter?
+    /// What the writer saw acknowledged, once it ended.
+    private var writerResult: [Int]?
+    /// Both nodes' states at each step ("step: alpha … | beta …").
+    var trail: [String] = []
+
+    /// Two started daemons, r0 created on both; nothing enabled yet.
+    init(_ setup: Setup) throws {
+        self.setup = setup
+        pair = try ReplicatedPair(sizeBytes: setup.sizeBytes, alphaArguments: setup.alphaArguments,
+                                  betaArguments: setup.betaArguments, throughProxy: true)
+        proxy = pair.proxy!
+        if setup.randomMiB > 0 {
+            try VolumeFiles.makeRandom(pair.volume(pair.alpha), sizeBytes: setup.randomMiB << 20)
+            guard truncate(pair.volume(pair.alpha), off_t(setup.sizeBytes)) == 0 else {
+                throw HarnessError("truncate alpha's volume: errno \(errno)")
+            }
+        }
+        try create(on: pair.beta, role: "secondary", peer: ("alpha", pair.alphaAddress))
+        try create(on: pair.alpha, role: "primary", peer: ("beta", pair.betaAddressForAlpha))
+    }
+
+    private func create(on daemon: DaemonProcess, role: String, peer: (String, String)) throws {
+        var settings = setup.settings
+        settings["fencing"] = setup.fencing
+        if role == "primary", let bytes = setup.primaryBufferBytes { settings["async_buffer_bytes"] = bytes }
+        try pair.create(on: daemon, role: role, peer: peer, mode: setup.mode, initialSync: setup.initialSync,
+                        compression: "none", settings: settings)
+    }
+
+    func enable(_ daemon: DaemonProcess) throws {
+        try pair.expectOK(try daemon.control().request("enable", ["name": ReplicatedPair.resource]))
+    }
+
+    /// Both enabled (beta first) and in sync.
+    func enableBothInSync() throws {
+        try enable(pair.beta)
+        try enable(pair.alpha)
+        try pair.waitInSync()
+        observe("in sync")
+    }
+
+    func set(_ daemon: DaemonProcess, _ settings: [String: Any]) throws {
+        try pair.expectOK(try daemon.control().request("set", settings.merging(["name": ReplicatedPair.resource]) { $1 }))
+    }
+
+    // MARK: The workload
+
+    /// Starts the writer on alpha's export: blocks 0..<blocks, in order, one at a time.
+    func startWriter(blocks: Int) {
+        precondition(writer == nil && blocks <= setup.sizeBytes / Self.blockBytes)
+        let writer = AcknowledgedWriter(socket: pair.nbdSocket(pair.alpha), blocks: blocks)
+        self.writer = writer
+        writer.start()
+    }
+
+    func waitForAcknowledged(_ count: Int) throws {
+        try writer!.waitForAcknowledged(count, timeoutSeconds: 60)
+    }
+
+    /// The writer's acknowledged blocks once it ended (its blocks written, or its server gone).
+    func joinWriter() -> [Int] {
+        guard let writer else { return [] }
+        if let writerResult { return writerResult }
+        writer.join()
+        writerResult = writer.acknowledged
+        return writer.acknowledged
+    }
+
+    // MARK: What the nodes say
+
+    /// Both nodes' status (nil for a node that is not running), recorded in the trail.
+    @discardableResult
+    func observe(_ step: String) -> (alpha: JSONObject?, beta: JSONObject?) {
+        let alpha = pair.alpha.isRunning ? try? pair.status(pair.alpha) : nil
+        let beta = pair.beta.isRunning ? try? pair.status(pair.beta) : nil
+        trail.append("\(step): alpha \(Self.summary(alpha)) | beta \(Self.summary(beta))")
+        return (alpha, beta)
+    }
+
+    /// connection/replication/disk/peer disk[/redundant], the words an operator reads.
+    static func summary(_ status: JSONObject?) -> String {
+        guard let status else { return "down" }
+        let words = ["connection_state", "replication_state", "disk_state", "peer_disk_state"].map {
+            status[$0] as? String ?? "-"
+        }
+        let redundant = (status["redundant"] as? Bool).map { $0 ? "redundant" : "not redundant" } ?? "-"
+        return (words + [redundant]).joined(separator: "/")
+    }
+
+    var trailText: String { trail.joined(separator: "\n") }
+
+    /// Waits for `condition` on `daemon`'s status and records the states once it holds.
+    @discardableResult
+    func waitFor(_ daemon: DaemonProcess, _ what: String, timeoutSeconds: Double = 30,
+                 _ condition: (JSONObject) -> Bool) throws -> JSONObject {
+        do {
+            let status = try pair.waitFor(daemon, timeoutSeconds: timeoutSeconds, what, condition)
+            observe(what)
+            return status
+        } catch {
+            throw HarnessError("\(error)\ntrail:\n\(trailText)")
+        }
+    }
+
+    /// A survivor's word for a peer it lost: not connected, never UpToDate, not redundant.
+    func expectAlone(_ status: JSONObject, _ node: String) {
+        #expect(status["connection_state"] as? String != "Connected", "\(node): \(status)\n\(trailText)")
+        #expect(status["redundant"] as? Bool != true, "\(node) alone says redundant: \(status)\n\(trailText)")
+        if let peer = status["peer_disk_state"] as? String {
+            #expect(peer != "UpToDate", "\(node) calls a gone peer UpToDate: \(status)\n\(trailText)")
+        }
+    }
+
+    // MARK: The end of every scenario
+
+    /// Link whole, rate caps off, the writer ended; then alpha Established with its peer
+    /// UpToDate, nothing out of sync (never UpToDate on the way while bits were set), beta
+    /// UpToDate.
+    func converge() throws {
+        proxy.heal()
+        proxy.resume()
+        proxy.capBytesPerSecond(nil)
+        proxy.delay(milliseconds: 0)
+        try set(pair.alpha, ["resync_rate": 0])  // a slowed copy or catch-up at full speed
+        _ = joinWriter()
+        do {
+            try Replication.CatchUpTests.waitCaughtUp(pair)
+        } catch {
+            throw HarnessError("\(error)\ntrail:\n\(trailText)")
+        }
+        observe("converged")
+    }
+
+    /// Both stopped cleanly; the volumes byte-identical (sha256) and every block the writer
+    /// saw acknowledged holds its pattern. Prints the trail (the campaign's record).
+    func expectIdenticalWithEveryAcknowledgedWrite(_ name: String) throws {
+        let acknowledged = joinWriter()
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        let alpha = try VolumeFiles.sha256(pair.volume(pair.alpha))
+        #expect(alpha == (try VolumeFiles.sha256(pair.volume(pair.beta))), "volumes differ\n\(trailText)")
+        let missing = try missingBlocks(acknowledged, in: pair.volume(pair.alpha))
+        #expect(missing.isEmpty, "acknowledged writes missing: \(missing.prefix(20))\n\(trailText)")
+        FileHandle.standardError.write(Data("fault-campaign \(name): \(acknowledged.count) acknowledged\n\(trailText)\n".utf8))
+    }
+
+    /// The blocks of `indices` whose content in `path` is not their pattern.
+    func missingBlocks(_ indices: [Int], in path: String) throws -> [Int] {
+        let volume = try Data(contentsOf: URL(fileURLWithPath: path))
+        return indices.filter { index in
+            let start = index * Self.blockBytes
+            return volume.count < start + Self.blockBytes
+                || !volume[start..<start + Self.blockBytes].elementsEqual(AcknowledgedWriter.pattern(index))
+        }
+    }
+
+    /// The dependent-write chain on `path`: blocks 0..<prefix hold their pattern, every later
+    /// block of the written range is still zero (no write after a missing one), and the
+    /// prefix is at most one past what was acknowledged (QD1: one write in flight).
+    func expectConsistentPrefix(_ path: String, acknowledged: Int, written: Int) throws {
+        let volume = try Data(contentsOf: URL(fileURLWithPath: path))
+        let block = { (index: Int) in volume[index * Self.blockBytes..<(index + 1) * Self.blockBytes] }
+        var prefix = 0
+        while prefix < written, block(prefix).elementsEqual(AcknowledgedWriter.pattern(prefix)) { prefix += 1 }
+        let gaps = (prefix..<written).filter { index in block(index).contains { $0 != 0 } }
+        #expect(gaps.isEmpty, "writes after the prefix end \(prefix) are present: \(gaps.prefix(20))\n\(trailText)")
+        #expect(prefix <= acknowledged + 1, "prefix \(prefix) beyond \(acknowledged) acknowledged")
+        trail.append("secondary holds a prefix of \(prefix) of \(acknowledged) acknowledged writes")
+    }
+}
