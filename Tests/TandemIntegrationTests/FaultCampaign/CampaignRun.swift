@@ -24,9 +24,18 @@ final class CampaignRun {
         var settings: [String: Any] = [:]
         var alphaArguments: [String] = []
         var betaArguments: [String] = []
+        /// beta's volume file, when not the one in its directory (a FaultyVolume).
+        var betaVolume: String?
     }
 
     static let blockBytes = 4096
+
+    /// The rows of a scenario table to run: all, or those whose description contains
+    /// TANDEM_FAULT_SCENARIO (to replay one row: `TANDEM_FAULT_SCENARIO='cut while catchingUp'`).
+    static func selected<Row: CustomTestStringConvertible>(_ rows: [Row]) -> [Row] {
+        guard let wanted = ProcessInfo.processInfo.environment["TANDEM_FAULT_SCENARIO"], !wanted.isEmpty else { return rows }
+        return rows.filter { $0.testDescription.contains(wanted) }
+    }
 
     let pair: ReplicatedPair
     let proxy: LinkProxy
@@ -34,6 +43,8 @@ final class CampaignRun {
     private(set) var writer: AcknowledgedWriter?
     /// What the writer saw acknowledged, once it ended.
     private var writerResult: [Int]?
+    /// Blocks written and acknowledged by `writeBlocks` (on whichever node was primary).
+    private(set) var acknowledgedElsewhere: [Int] = []
     /// Both nodes' states at each step ("step: alpha … | beta …").
     var trail: [String] = []
 
@@ -57,9 +68,12 @@ final class CampaignRun {
         var settings = setup.settings
         settings["fencing"] = setup.fencing
         if role == "primary", let bytes = setup.primaryBufferBytes { settings["async_buffer_bytes"] = bytes }
+        if role == "secondary", let volume = setup.betaVolume { settings["volume"] = volume }
         try pair.create(on: daemon, role: role, peer: peer, mode: setup.mode, initialSync: setup.initialSync,
                         compression: "none", settings: settings)
     }
+
+    var betaVolume: String { setup.betaVolume ?? pair.volume(pair.beta) }
 
     func enable(_ daemon: DaemonProcess) throws {
         try pair.expectOK(try daemon.control().request("enable", ["name": ReplicatedPair.resource]))
@@ -98,6 +112,17 @@ final class CampaignRun {
         writer.join()
         writerResult = writer.acknowledged
         return writer.acknowledged
+    }
+
+    /// Writes blocks `range` (each its pattern) through `daemon`'s export at QD1; every one
+    /// must be acknowledged, and is checked at the end.
+    func writeBlocks(on daemon: DaemonProcess, _ range: Range<Int>) throws {
+        let client = try RawNBDClient.transmitting(socketPath: pair.nbdSocket(daemon), exportName: ReplicatedPair.resource)
+        defer { client.disconnect() }
+        for index in range {
+            try client.write(offset: UInt64(index * Self.blockBytes), data: AcknowledgedWriter.pattern(index))
+            acknowledgedElsewhere.append(index)
+        }
     }
 
     // MARK: What the nodes say
@@ -147,32 +172,44 @@ final class CampaignRun {
 
     // MARK: The end of every scenario
 
-    /// Link whole, rate caps off, the writer ended; then alpha Established with its peer
-    /// UpToDate, nothing out of sync (never UpToDate on the way while bits were set), beta
-    /// UpToDate.
-    func converge() throws {
+    /// Link whole, rate caps off, the writer ended; then the primary (alpha unless a
+    /// failover made it beta) Established with its peer UpToDate, nothing out of sync or
+    /// unconfirmed, never calling its peer UpToDate on the way while bits were set; the
+    /// secondary UpToDate and connected.
+    func converge(primary: DaemonProcess? = nil) throws {
+        let primary = primary ?? pair.alpha
+        let secondary = primary === pair.alpha ? pair.beta : pair.alpha
         proxy.heal()
         proxy.resume()
         proxy.capBytesPerSecond(nil)
         proxy.delay(milliseconds: 0)
-        try set(pair.alpha, ["resync_rate": 0])  // a slowed copy or catch-up at full speed
+        try set(primary, ["resync_rate": 0])  // a slowed copy or catch-up at full speed
         _ = joinWriter()
-        do {
-            try Replication.CatchUpTests.waitCaughtUp(pair)
-        } catch {
-            throw HarnessError("\(error)\ntrail:\n\(trailText)")
+        var premature: JSONObject?
+        try waitFor(primary, "primary Established, its peer UpToDate, nothing out of sync", timeoutSeconds: 90) { status in
+            let dirtyBytes = status["out_of_sync_bytes"] as? Int ?? -1
+            if status["peer_disk_state"] as? String == "UpToDate", dirtyBytes != 0, premature == nil { premature = status }
+            return status["replication_state"] as? String == "Established" && dirtyBytes == 0
+                && status["peer_disk_state"] as? String == "UpToDate" && status["redundant"] as? Bool == true
+                && status["connection_state"] as? String == "Connected"
+                && status["lag_bytes"] as? Int == 0 && status["unconfirmed_bytes"] as? Int == 0
         }
-        observe("converged")
+        #expect(premature == nil, "the primary called its peer UpToDate with bits set: \(premature ?? [:])\n\(trailText)")
+        try waitFor(secondary, "secondary UpToDate and connected") {
+            $0["disk_state"] as? String == "UpToDate" && $0["connection_state"] as? String == "Connected"
+        }
     }
 
     /// Both stopped cleanly; the volumes byte-identical (sha256) and every block the writer
     /// saw acknowledged holds its pattern. Prints the trail (the campaign's record).
-    func expectIdenticalWithEveryAcknowledgedWrite(_ name: String) throws {
-        let acknowledged = joinWriter()
+    /// `writerSurvives` false: the writer's acknowledged writes need not all be there (an
+    /// async primary's, after a forced failover to its secondary).
+    func expectIdenticalWithEveryAcknowledgedWrite(_ name: String, writerSurvives: Bool = true) throws {
+        let acknowledged = (writerSurvives ? joinWriter() : []) + acknowledgedElsewhere
         try pair.alpha.stop()
         try pair.beta.stop()
         let alpha = try VolumeFiles.sha256(pair.volume(pair.alpha))
-        #expect(alpha == (try VolumeFiles.sha256(pair.volume(pair.beta))), "volumes differ\n\(trailText)")
+        #expect(alpha == (try VolumeFiles.sha256(betaVolume)), "volumes differ\n\(trailText)")
         let missing = try missingBlocks(acknowledged, in: pair.volume(pair.alpha))
         #expect(missing.isEmpty, "acknowledged writes missing: \(missing.prefix(20))\n\(trailText)")
         FileHandle.standardError.write(Data("fault-campaign \(name): \(acknowledged.count) acknowledged\n\(trailText)\n".utf8))
