@@ -209,10 +209,37 @@ final class CampaignRun {
         try pair.alpha.stop()
         try pair.beta.stop()
         let alpha = try VolumeFiles.sha256(pair.volume(pair.alpha))
-        #expect(alpha == (try VolumeFiles.sha256(betaVolume)), "volumes differ\n\(trailText)")
+        if alpha != (try VolumeFiles.sha256(betaVolume)) {
+            Issue.record("volumes differ in blocks \(try differingBlocks(pair.volume(pair.alpha), betaVolume))\n\(trailText)")
+        }
         let missing = try missingBlocks(acknowledged, in: pair.volume(pair.alpha))
         #expect(missing.isEmpty, "acknowledged writes missing: \(missing.prefix(20))\n\(trailText)")
         FileHandle.standardError.write(Data("fault-campaign \(name): \(acknowledged.count) acknowledged\n\(trailText)\n".utf8))
+    }
+
+    /// The 4 KiB blocks in which two volumes differ, as ranges (at most 20), for failures.
+    func differingBlocks(_ path: String, _ other: String) throws -> String {
+        let one = try Data(contentsOf: URL(fileURLWithPath: path))
+        let two = try Data(contentsOf: URL(fileURLWithPath: other))
+        guard one.count == two.count else { return "(sizes \(one.count) and \(two.count))" }
+        var ranges: [ClosedRange<Int>] = []
+        for index in 0..<(one.count / Self.blockBytes) {
+            let bytes = index * Self.blockBytes..<(index + 1) * Self.blockBytes
+            guard one[bytes] != two[bytes] else { continue }
+            if let last = ranges.last, last.upperBound == index - 1 {
+                ranges[ranges.count - 1] = last.lowerBound...index
+            } else {
+                ranges.append(index...index)
+            }
+        }
+        // What the second volume holds there: zeros, the writer's pattern, or something else.
+        let describe = { (index: Int) -> String in
+            let block = two[index * Self.blockBytes..<(index + 1) * Self.blockBytes]
+            if block.allSatisfy({ $0 == 0 }) { return "zero" }
+            return block.elementsEqual(AcknowledgedWriter.pattern(index)) ? "pattern" : "other"
+        }
+        return ranges.prefix(20).map { "\($0.lowerBound)–\($0.upperBound) (second: \(describe($0.lowerBound)))" }
+            .joined(separator: ", ")
     }
 
     /// The blocks of `indices` whose content in `path` is not their pattern.
