@@ -66,10 +66,11 @@ extension Resource {
     }
 
     /// The writes made while the replicator stopped, taken for the bitmap its stop left.
+    /// Later writes are tracked against that bitmap as any write while disabled (the seal
+    /// cleared before the first), so a crash never finds a seal that misses one.
     private func takeWritesWhileStopping(into bitmap: inout DirtyBitmap) {
         guard let during = trackedWhileStopping else { return }
-        trackedWhileStopping?.bitmap = DirtyBitmap(volumeSizeBytes: during.bitmap.volumeSizeBytes,
-                                                   blockBytes: during.bitmap.blockBytes)
+        trackedWhileStopping = nil
         // By byte ranges, not formUnion: the node's bitmap need not share this one's geometry.
         var block: UInt64 = 0
         while let run = during.bitmap.nextDirtyRun(from: block) {
