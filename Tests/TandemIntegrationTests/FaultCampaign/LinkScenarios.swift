@@ -43,6 +43,7 @@ extension Integration.FaultCampaign {
     static let stallNoticedSeconds: Double = 10
     static let delayMs = 100
     static let capBytesPerSecond = 512 << 10
+    static let copyCapBytesPerSecond = 256 << 10
 
     @Test(arguments: CampaignRun.selected(rows)) func linkFaultThenHealEndsIdenticalWithEveryAcknowledgedWrite(_ row: Row) throws {
         // `suspended` here is where the fault leads: a sync pair with suspend-io, streaming.
@@ -143,7 +144,7 @@ extension Integration.FaultCampaign {
 
     /// A capped link: the pair stays connected on the one connection (a slow link is not a
     /// dead one); sync writes run at the link's pace, async ones overflow their buffer and
-    /// go Ahead; a copy moves no faster than the link.
+    /// go Ahead; a copy is `capACopy`.
     private func cap(_ run: CampaignRun, _ state: PairState) throws {
         run.proxy.resetCounters()
         let start = Date()
@@ -160,20 +161,27 @@ extension Integration.FaultCampaign {
         case .streamingAsync:
             try PairState.waitAhead(run)
         case .initialSync:
-            // The copy's own cap off: the link is the bottleneck. resync_progress counts what
-            // was sent, and the proxy's line and the sockets' buffers hold megabytes, so it
-            // says nothing of the pace; what counts is that the slow link stays up and the
-            // copy ends only once everything crossed it (converge: never UpToDate early).
-            try run.set(run.pair.alpha, ["resync_rate": 0])
-            let copied = try run.waitFor(run.pair.alpha, "the copy's last bytes crossing the capped link", timeoutSeconds: 60) {
-                $0["peer_disk_state"] as? String == "UpToDate"
-            }
-            let seconds = Date().timeIntervalSince(start)
-            run.trail.append("copy ended \(String(format: "%.1f", seconds)) s after the cap, \(run.proxy.forwardedBytes(.toTarget)) bytes through it")
-            #expect(copied["connection_state"] as? String == "Connected" && run.proxy.connectionsAccepted == 0,
-                    "a slow link was dropped: \(copied)\n\(run.trailText)")
+            try capACopy(run)
         default:
             preconditionFailure("no cap row for \(state)")
+        }
+    }
+
+    /// The copy's own cap off and the link capped at 256 KiB/s: a 1 MiB chunk then takes 4 s
+    /// to cross, so the secondary, which answers a chunk only once it has all of it, says
+    /// nothing for 4 s while it receives all the time (so it sends no Ping either), and the
+    /// primary's Ping waits behind megabytes of queued copy. A slow link is not a dead one:
+    /// the pair must stay on its connection (a bounded look of 8 s: an absence has no event).
+    /// Today the primary declares the link dead after ping_timeout_ms and redials, every time
+    /// (deterministic here); once the cap is gone the copy completes.
+    private func capACopy(_ run: CampaignRun) throws {
+        try run.set(run.pair.alpha, ["resync_rate": 0])
+        run.proxy.resetCounters()
+        run.proxy.capBytesPerSecond(Self.copyCapBytesPerSecond, [.toTarget])
+        let redialled = run.proxy.waitForConnections(1, timeoutSeconds: 8)
+        let alpha = run.observe("a copy on a slow link").alpha ?? [:]
+        withKnownIssue("a busy, slow link is declared dead: the secondary says nothing while a chunk crosses") {
+            #expect(!redialled, "the slow link was dropped: \(alpha)\n\(run.trailText)\n\(run.pair.alpha.logTail())")
         }
     }
 

@@ -25,7 +25,7 @@ enum PairState: String, CaseIterable, Sendable {
     case suspended
 
     /// Blocks the writer writes in the states that run one.
-    static let writerBlocks = 4096
+    static let writerBlocks = 2048
 
     var setup: CampaignRun.Setup {
         var setup = CampaignRun.Setup()
