@@ -34,6 +34,10 @@ final class Resource {
     /// or tracked in memory since a clean stop) and the bases it covers; writes while
     /// disabled are marked in it (Resource+Tracking).
     var trackedSinceStop: TrackedBitmap?
+    /// Primary, its replicator stopping: the writes that reached the volume around it (the
+    /// node no longer sees them, its bitmap is not back yet), and the mutation count when the
+    /// stop began (Resource+Tracking).
+    var trackedWhileStopping: (bitmap: DirtyBitmap, mutationsAtStart: UInt64)?
     /// A refusal met while no replicator runs (status `last_error`).
     var refusalError: String?
     /// Promoted with `allow_inconsistent` (persisted in the record).

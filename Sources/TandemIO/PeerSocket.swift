@@ -147,7 +147,11 @@ public final class PeerSocket: IOHandler {
     }
 
     /// Ends the connection; the delegate hears `peerSocketClosed` once everything settled.
-    public func close(_ reason: String) {
+    /// `abortive`: the peer is gone (it closed, or went silent), so nothing queued can reach
+    /// it: the socket is shut down at once, failing a send in flight, instead of waiting for
+    /// that send — which a peer that stopped reading holds until TCP gives up (15 s), with
+    /// the link still reported connected meanwhile.
+    public func close(_ reason: String, abortive: Bool = false) {
         guard !isClosing else { return }
         isClosing = true
         closeReason = reason
@@ -155,9 +159,9 @@ public final class PeerSocket: IOHandler {
             let sqe = loop.sqe(handler: handlerID, tag: Tag.cancel.rawValue)
             io_uring_prep_cancel64(sqe, UInt64(handlerID) << 32 | UInt64(Tag.connect.rawValue), 0)
         }
-        // What was queued before the close (a last message, a TLS alert or close_notify) is
-        // sent first; the shutdown follows the last send.
-        if !sending { Sockets.shutdownBoth(fd) }
+        // Otherwise what was queued before the close (a last message, a TLS alert or
+        // close_notify) is sent first; the shutdown follows the last send.
+        if !sending || abortive { Sockets.shutdownBoth(fd) }
         // A no-op so that the close is reported from a completion, never from inside close().
         let sqe = loop.sqe(handler: handlerID, tag: Tag.nop.rawValue)
         io_uring_prep_nop(sqe)
@@ -210,10 +214,10 @@ public final class PeerSocket: IOHandler {
         inFlight -= 1
         receiving = false
         guard !isClosing else { return }
-        if result == 0 { return close("peer closed the connection") }
+        if result == 0 { return close("peer closed the connection", abortive: true) }
         if result < 0 {
             if result == -EINTR || result == -EAGAIN { return armReceive() }
-            return close("receive failed: \(String(cString: strerror(-result)))")
+            return close("receive failed: \(String(cString: strerror(-result)))", abortive: true)
         }
         delegate?.peerSocket(self, received: UnsafeRawBufferPointer(rebasing: receiveBuffer[0..<Int(result)]))
         armReceive()

@@ -121,23 +121,27 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
     /// Closes after a channel error. A connection that merely ended (the peer went away,
     /// the socket failed) is no TLS or protocol failure, unless it ended a handshake.
     private func fail(_ error: PeerChannelError) {
+        var peerGone = false
+        if case .tls(let tls) = error, tls.kind == .closed || tls.kind == .io { peerGone = true }
         if phase != .closed && failure == nil {
             switch error {
-            case .tls(let tls) where tls.kind == .closed || tls.kind == .io: break
+            case .tls where peerGone: break
             case .tls: failure = .tls
             case .wire, .encode: failure = .protocol
             }
         }
-        close("\(error)")
+        close("\(error)", abortive: peerGone)
     }
 
-    func close(_ reason: String) {
+    /// `abortive`: the peer is gone, so what is queued for it is dropped rather than waited
+    /// for (PeerSocket.close).
+    func close(_ reason: String, abortive: Bool = false) {
         guard phase != .closed else { return }
         countUnfinishedHandshake()
         phase = .closed
         channel.close()
         socket.kick()
-        socket.close(reason)
+        socket.close(reason, abortive: abortive)
     }
 
     /// Once per tick, from the link's owner: pings an idle link, closes a dead one or one
@@ -153,7 +157,7 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
             pingNonce &+= 1
             send(.ping(nonce: pingNonce))
         case .dead(let reason):
-            close(reason)
+            close(reason, abortive: true)
         }
     }
 

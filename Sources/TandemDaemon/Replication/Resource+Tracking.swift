@@ -47,9 +47,43 @@ extension Resource {
         return tracked
     }
 
+    /// The primary's replicator starts to stop: from now on the export's writes go to the
+    /// volume without its node, and the bitmap the stop leaves arrives only once it drained.
+    /// The writes in between are marked here and joined to that bitmap (before it is sealed),
+    /// or the peer would never be sent them.
+    func trackWhileStopping() {
+        let bitmap = DirtyBitmap(volumeSizeBytes: volume.sizeBytes, blockBytes: UInt64(metadata.latest.bitmapBlockBytes))
+        trackedWhileStopping = (bitmap, mutationCount)
+    }
+
+    /// The stop ended. Writes still held here had no bitmap to join (the stop left none: the
+    /// next start copies the volume) unless one is tracked already.
+    func stopTracked() {
+        guard let during = trackedWhileStopping else { return }
+        trackedWhileStopping = nil
+        guard trackedSinceStop != nil, during.bitmap.outOfSyncBytes > 0 else { return }
+        trackUnreplicatedBitmap(during.bitmap)
+    }
+
+    /// The writes made while the replicator stopped, taken for the bitmap its stop left.
+    /// Later writes are tracked against that bitmap as any write while disabled (the seal
+    /// cleared before the first), so a crash never finds a seal that misses one.
+    private func takeWritesWhileStopping(into bitmap: inout DirtyBitmap) {
+        guard let during = trackedWhileStopping else { return }
+        trackedWhileStopping = nil
+        // By byte ranges, not formUnion: the node's bitmap need not share this one's geometry.
+        var block: UInt64 = 0
+        while let run = during.bitmap.nextDirtyRun(from: block) {
+            _ = bitmap.setRange(offsetBytes: run.first * during.bitmap.blockBytes,
+                                lengthBytes: run.count * during.bitmap.blockBytes)
+            block = run.end
+        }
+    }
+
     /// The node's stop was flushed but not clean: seal its bitmap, keep it for the next start.
     func persistTrackedBitmap(_ bitmap: DirtyBitmap, bases: [CatchUpBase]) {
         var sealed = bitmap
+        takeWritesWhileStopping(into: &sealed)
         do throws(IOError) {
             try metadata.sealBitmap(&sealed, bases: bases)
             logger.notice("bitmap sealed: the next session catches up", metadata: [
@@ -67,13 +101,18 @@ extension Resource {
     func trackFromCleanStop(_ cleanStop: UInt64) {
         let bases = SessionBasis.basesAfterCleanStop(cleanStop)
         guard !bases.isEmpty else { return }
-        let bitmap = DirtyBitmap(volumeSizeBytes: volume.sizeBytes, blockBytes: UInt64(metadata.latest.bitmapBlockBytes))
+        var bitmap = DirtyBitmap(volumeSizeBytes: volume.sizeBytes, blockBytes: UInt64(metadata.latest.bitmapBlockBytes))
+        takeWritesWhileStopping(into: &bitmap)
         trackedSinceStop = TrackedBitmap(bitmap: bitmap, bases: bases)
     }
 
     /// A write that goes to the volume while no replicator runs: the seal goes first (the
     /// on-disk bitmap would not cover it), then its blocks are marked.
     func trackUnreplicated(_ offset: UInt64, _ length: UInt64) {
+        if trackedWhileStopping != nil {
+            _ = trackedWhileStopping!.bitmap.setRange(offsetBytes: offset, lengthBytes: length)
+            return
+        }
         guard trackedSinceStop != nil else { return }
         if metadata.bitmapSealed {
             do throws(IOError) { try metadata.invalidateBitmap() } catch {
@@ -84,6 +123,15 @@ extension Resource {
             }
         }
         _ = trackedSinceStop!.bitmap.setRange(offsetBytes: offset, lengthBytes: length)
+    }
+
+    /// Joins `bitmap`'s regions to the tracked one, clearing the seal first (as a write would).
+    private func trackUnreplicatedBitmap(_ bitmap: DirtyBitmap) {
+        var block: UInt64 = 0
+        while let run = bitmap.nextDirtyRun(from: block) {
+            trackUnreplicated(run.first * bitmap.blockBytes, run.count * bitmap.blockBytes)
+            block = run.end
+        }
     }
 
     /// The tracked bitmap no longer describes what the peer lacks (a role change, or it

@@ -94,7 +94,9 @@ extension Resource {
         replicator.onStopRecorded = { [unowned self] value in
             _ = updateRecord { $0 = $0.stopped(cleanStop: value) }
             if value != 0 {
-                mutationsAtCleanStop = mutationCount
+                // Counted from the stop's start: writes that went around the stopping node
+                // cancel this clean stop at the next start, as writes while disabled do.
+                mutationsAtCleanStop = trackedWhileStopping?.mutationsAtStart ?? mutationCount
                 trackFromCleanStop(value)
             }
             context.events.publish(resource: spec.name, "replication-stopped", ["clean": .bool(value != 0)])
@@ -154,11 +156,15 @@ extension Resource {
 
     /// Stops the replicator; a primary keeps serving its volume locally.
     func stopReplication(_ done: @escaping () -> Void) {
+        if primary != nil { trackWhileStopping() }
         backend.sink = nil
         if let primary {
             self.primary = nil
             primary.disable()
-            return primary.stop(done)
+            return primary.stop { [self] in
+                stopTracked()
+                done()
+            }
         }
         if let secondary {
             self.secondary = nil

@@ -1,0 +1,167 @@
+// The fault campaign, failovers: a forced failover after the primary's kill -9 and the old
+// primary's return without writes of its own (it must be demoted by the operator and is then
+// copied from the new primary: what the code supports today), two forced failovers in a row,
+// a planned failback, a planned failover asked for during a catch-up, and a forced failover
+// to a secondary that was restarted while its primary was gone.
+import Foundation
+import Testing
+
+extension Integration.FaultCampaign {
+@Suite struct FailoverScenarios {
+    /// Blocks the new primary writes after each failover: a region the first writer never
+    /// touches, so that its writes are told apart from the old primary's.
+    static let afterFirstFailover = 4096..<4352
+    static let afterSecondFailover = 4352..<4608
+
+    @Test(arguments: ["sync", "async"])
+    func forcedFailoverThenTheOldPrimaryReturnsWithoutWritesAndIsCopiedAsSecondary(_ mode: String) throws {
+        let run = try failOverFromAKilledAlpha(mode: mode)
+        try bringBack(run, run.pair.alpha, asSecondaryOf: run.pair.beta)
+        try run.converge(primary: run.pair.beta)
+        try run.expectIdenticalWithEveryAcknowledgedWrite("forced failover (\(mode)), old primary back", writerSurvives: mode == "sync")
+    }
+
+    @Test func twoForcedFailoversInARowLoseNoAcknowledgedWrite() throws {
+        let run = try failOverFromAKilledAlpha(mode: "sync")
+        try bringBack(run, run.pair.alpha, asSecondaryOf: run.pair.beta)
+        try run.converge(primary: run.pair.beta)
+        // The second: beta killed, alpha promoted by force, beta returns as secondary.
+        run.pair.beta.crash()
+        try promoteByForce(run, run.pair.alpha)
+        let missing = try run.missingBlocks(run.acknowledgedElsewhere, in: run.pair.volume(run.pair.alpha))
+        #expect(missing.isEmpty, "writes the second primary acknowledged are missing: \(missing.prefix(20))")
+        try run.writeBlocks(on: run.pair.alpha, Self.afterSecondFailover)
+        try bringBack(run, run.pair.beta, asSecondaryOf: run.pair.alpha)
+        try run.converge(primary: run.pair.alpha)
+        try run.expectIdenticalWithEveryAcknowledgedWrite("two forced failovers in a row")
+    }
+
+    /// After a forced failover and the old primary's return, a planned failover back: the
+    /// hand-over needs no copy, and nothing is lost.
+    @Test func plannedFailbackAfterAForcedFailoverLosesNothing() throws {
+        let run = try failOverFromAKilledAlpha(mode: "sync")
+        try bringBack(run, run.pair.alpha, asSecondaryOf: run.pair.beta)
+        try run.converge(primary: run.pair.beta)
+        try run.pair.expectOK(try run.pair.alpha.control().request("failover", ["name": ReplicatedPair.resource]))
+        try run.waitFor(run.pair.beta, "beta demoted") { $0["role"] as? String == "secondary" }
+        let alpha = try run.waitFor(run.pair.alpha, "alpha primary again and connected") {
+            $0["role"] as? String == "primary" && $0["connection_state"] as? String == "Connected"
+        }
+        #expect(alpha["session_start"] as? String != "full-copy", "a hand-over needs no copy: \(alpha)")
+        run.trail.append("failback: session_start \(alpha["session_start"] as? String ?? "-")")
+        try run.writeBlocks(on: run.pair.alpha, Self.afterSecondFailover)
+        try run.converge(primary: run.pair.alpha)
+        try run.expectIdenticalWithEveryAcknowledgedWrite("planned failback")
+    }
+
+    /// A planned failover asked of a catch-up target is refused (it is Inconsistent) and
+    /// changes nothing: the catch-up ends, and the same request then succeeds.
+    @Test func plannedFailoverDuringACatchUpIsRefusedThenSucceedsOnceCaughtUp() throws {
+        let run = try PairState.catchingUp.reach()
+        let refused = try run.pair.beta.control().request("failover", ["name": ReplicatedPair.resource])
+        #expect(refused["ok"] as? Bool == false, "a failover to a catch-up target: \(refused)")
+        #expect((refused["message"] as? String)?.contains("Inconsistent") == true || refused["error"] as? String == "wrong-state",
+                "\(refused)")
+        let (alpha, beta) = run.observe("failover refused")
+        #expect(alpha?["role"] as? String == "primary" && beta?["role"] as? String == "secondary")
+        #expect(alpha?["replication_state"] as? String == "SyncSource", "the catch-up goes on: \(alpha ?? [:])")
+        try run.converge()
+        try run.pair.expectOK(try run.pair.beta.control().request("failover", ["name": ReplicatedPair.resource]))
+        try run.waitFor(run.pair.alpha, "alpha demoted") { $0["role"] as? String == "secondary" }
+        try run.waitFor(run.pair.beta, "beta primary") { $0["role"] as? String == "primary" }
+        try run.writeBlocks(on: run.pair.beta, Self.afterFirstFailover)
+        try run.converge(primary: run.pair.beta)
+        try run.expectIdenticalWithEveryAcknowledgedWrite("planned failover during a catch-up")
+    }
+
+    /// The primary dies; the secondary's node is restarted cleanly (say, a reboot) before the
+    /// operator fails over. Its copy holds every acknowledged sync write and was stopped
+    /// cleanly, so a forced failover must promote it.
+    @Test func forcedFailoverToACleanlyRestartedSecondaryPromotesIt() throws {
+        var setup = CampaignRun.Setup()
+        setup.mode = "sync"
+        let run = try CampaignRun(setup)
+        try run.enableBothInSync()
+        run.startWriter(blocks: PairState.writerBlocks)
+        try run.waitForAcknowledged(300)
+        run.pair.alpha.crash()
+        let acknowledged = run.joinWriter()
+        try run.pair.beta.stop()
+        try run.pair.beta.start()
+        run.observe("secondary restarted, primary gone")
+        let reply = try run.pair.beta.control().request("failover", ["name": ReplicatedPair.resource, "force": true])
+        // Today a restarted secondary says Inconsistent until its primary's re-send is applied
+        // (SecondaryNode.restarted), also after a clean stop, so the promotion is refused
+        // unless allow_inconsistent: deterministic, left for the fix.
+        withKnownIssue("a cleanly restarted secondary calls itself Inconsistent and refuses a forced failover") {
+            #expect(reply["ok"] as? Bool == true, "forced failover refused: \(reply)\n\(run.trailText)")
+        }
+        guard reply["ok"] as? Bool == true else { return }
+        let missing = try run.missingBlocks(acknowledged, in: run.pair.volume(run.pair.beta))
+        #expect(missing.isEmpty, "acknowledged writes missing: \(missing.prefix(20))")
+    }
+
+    // MARK: Steps
+
+    /// A pair in sync under the writer; alpha killed, beta promoted by force; beta holds
+    /// every acknowledged write (sync) or a prefix (async) and takes writes of its own.
+    private func failOverFromAKilledAlpha(mode: String) throws -> CampaignRun {
+        var setup = CampaignRun.Setup()
+        setup.mode = mode
+        let run = try CampaignRun(setup)
+        try run.enableBothInSync()
+        run.startWriter(blocks: PairState.writerBlocks)
+        try run.waitForAcknowledged(300)
+        run.pair.alpha.crash()
+        let acknowledged = run.joinWriter()
+        try promoteByForce(run, run.pair.beta)
+        if mode == "sync" {
+            let missing = try run.missingBlocks(acknowledged, in: run.betaVolume)
+            #expect(missing.isEmpty, "acknowledged sync writes missing after failover: \(missing.prefix(20))")
+        } else {
+            try run.expectConsistentPrefix(run.betaVolume, acknowledged: acknowledged.count, written: PairState.writerBlocks)
+        }
+        try run.writeBlocks(on: run.pair.beta, Self.afterFirstFailover)
+        return run
+    }
+
+    /// `force: true` on `survivor`, whose peer is dead: it is primary, serves, is alone.
+    private func promoteByForce(_ run: CampaignRun, _ survivor: DaemonProcess) throws {
+        let promoted = try run.pair.expectOK(try survivor.control().request(
+            "failover", ["name": ReplicatedPair.resource, "force": true]))
+        #expect(promoted["role"] as? String == "primary", "\(promoted)")
+        let status = try run.waitFor(survivor, "the survivor primary and serving") {
+            $0["role"] as? String == "primary" && $0["nbd_serving"] as? Bool == true
+        }
+        run.expectAlone(status, "the new primary")
+        #expect(status["disk_state"] as? String == "UpToDate", "\(status)")
+        // A forced promotion leaves replication off until the operator enables it again
+        // (the old primary may still be about: DRBD's StandAlone).
+        #expect(status["enabled"] as? Bool == false && status["connection_state"] as? String == "StandAlone", "\(status)")
+    }
+
+    /// The old primary restarts: it calls itself primary and its dial is refused by the new
+    /// one (`role-conflict`); nothing is merged. The operator disables and demotes it and
+    /// enables it as secondary, then enables the new primary, which copies its volume to it
+    /// (its record says promoted: no catch-up base).
+    private func bringBack(_ run: CampaignRun, _ old: DaemonProcess, asSecondaryOf primary: DaemonProcess) throws {
+        try old.start()
+        let conflict = try run.waitFor(old, "the old primary refused by the new one") {
+            $0["role"] as? String == "primary" && ($0["last_error"] as? String)?.contains("role-conflict") == true
+        }
+        #expect(conflict["connection_state"] as? String != "Connected", "\(conflict)")
+        #expect(try run.pair.status(primary)["role"] as? String == "primary")
+        let name = ["name": ReplicatedPair.resource]
+        try run.pair.expectOK(try old.control().request("disable", name))
+        try run.pair.expectOK(try old.control().request("demote", name))
+        try run.pair.expectOK(try old.control().request("enable", name))
+        try run.pair.expectOK(try primary.control().request("enable", name))
+        let rejoined = try run.waitFor(old, "the old primary a secondary of the new one") {
+            $0["role"] as? String == "secondary" && $0["connection_state"] as? String == "Connected"
+        }
+        #expect(rejoined["role"] as? String == "secondary")
+        let session = try run.pair.status(primary)
+        run.trail.append("new primary's session with the old one: \(session["session_start"] as? String ?? "-") (\(session["session_start_reason"] as? String ?? "-"))")
+    }
+}
+}
