@@ -108,6 +108,14 @@ final class NSLockLike: @unchecked Sendable {
         #expect(caught != nil, "the checker never noticed a restart that forgot unconfirmed writes in \(Self.faultSeeds) seeds")
     }
 
+    /// ActivityLogTestingFault.releasesAtLocalCompletion: an extent leaves the primary's
+    /// activity log while the peer still lacks its write, so a crash restart's catch-up never
+    /// copies it (every run has a primary kill -9 and an activity log).
+    @Test func checkerCatchesAnActivityLogThatReleasesExtentsAtLocalCompletion() {
+        let caught = firstFailure(with: .activityLogReleasesAtLocalCompletion) { _ in true }
+        #expect(caught != nil, "the checker never noticed an activity log that forgot writes the peer lacked in \(Self.faultSeeds) seeds")
+    }
+
     /// SecondaryTestingFault.claimsUpToDateBeforeConfirmed.
     @Test func checkerCatchesAWrongUpToDateClaim() {
         let caught = firstFailure(with: .claimsUpToDateBeforeConfirmed) { $0.message.contains("says UpToDate") }
@@ -149,7 +157,7 @@ final class NSLockLike: @unchecked Sendable {
     private func firstFailure(with fault: SimulationFault, overlapping: Bool? = nil, seeds: ClosedRange<UInt64>? = nil,
                               tornWrites: Bool? = nil, stalls: Bool? = nil,
                               matches: (SimulationFailure) -> Bool) -> SimulationFailure? {
-        let restart = fault == .restartForgetsUnconfirmedWrites
+        let restart = fault == .restartForgetsUnconfirmedWrites || fault == .activityLogReleasesAtLocalCompletion
         for seed in seeds ?? UInt64(1)...Self.faultSeeds {
             let scenario = SimulationScenario(seed: seed, testingFault: fault, overlapping: overlapping, primaryRestart: restart,
                                               tornWrites: tornWrites, stalls: stalls)
@@ -252,7 +260,7 @@ extension Simulation {
     /// One line about what a run exercised (TANDEM_SIM_VERBOSE=1).
     var summary: String {
         "seed \(scenario.seed): \(step) steps, \(requestsIssued) requests (\(requestsAnswered) answered), "
-            + "\(sessionsStarted) primary sessions, \(restarts) restarts, \(failovers) failovers, \(copiesCompleted) copies (\(copiesInterrupted) interrupted), \(aheadEntered) times Ahead, \(catchUpsStarted) catch-ups (\(catchUpsFromSealedBitmap) restarts from a sealed bitmap), \(plannedFailoversStranded) stranded planned failovers, "
+            + "\(sessionsStarted) primary sessions, \(restarts) restarts, \(failovers) failovers, \(copiesCompleted) copies (\(copiesInterrupted) interrupted), \(aheadEntered) times Ahead, \(catchUpsStarted) catch-ups (\(catchUpsFromSealedBitmap) restarts from a sealed bitmap, \(catchUpsFromActivityLog) crash restarts from the activity log), \(plannedFailoversStranded) stranded planned failovers, "
             + "\(impostors) impostors, \(diskErrors) disk errors, \(diskStalls) disk stalls, \(nodes.map(\.disk.tornWriteCount).reduce(0, +)) torn writes, \(linkCount) connections, \(stepsInSync) steps in sync; \(scenario)"
     }
 }

@@ -78,6 +78,7 @@ extension PrimaryNode {
             case let .write(offset, length, fua):
                 if overlapsUnanswered(start: offset, end: offset + UInt64(length)) { return }
                 guard primary.canAdmitWrite(lengthBytes: length) else { isBlocked = true; return }
+                guard activityLogAdmits(offset, UInt64(length)) else { return }
                 queue.removeFirst()
                 trackIfAhead(offset, UInt64(length))
                 let ticket = allocateTicket(.write, request: head.request, start: offset, end: offset + UInt64(length))
@@ -111,6 +112,10 @@ extension PrimaryNode {
                 return false
             }
             let offset = zeroes.cursor
+            guard activityLogAdmits(offset, UInt64(length)) else {
+                zeroing = zeroes
+                return false
+            }
             trackIfAhead(offset, UInt64(length))
             zeroes.cursor += UInt64(length)
             let last = zeroes.cursor == zeroes.end

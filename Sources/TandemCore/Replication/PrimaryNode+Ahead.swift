@@ -18,7 +18,9 @@ extension PrimaryNode {
     private var aheadReason: String? {
         guard !isAhead, !stopping, !diskFailed, enabled, config.hasPeer else { return nil }
         if config.primary.mode == .async {
-            return blockedOnBuffer ? "the replication buffer is full" : nil
+            if blockedOnBuffer { return "the replication buffer is full" }
+            // Every extent of the activity log holds writes the absent peer has not confirmed.
+            return gate.blocked && link != .up ? "the activity log is full of writes the peer lacks" : nil
         }
         let waiting = primary.writesInFlight > 0 || !queue.isEmpty || zeroing != nil
         guard config.syncTracksWithoutPeer, waiting, link != .up else { return nil }
