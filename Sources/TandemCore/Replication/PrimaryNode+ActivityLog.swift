@@ -17,8 +17,8 @@
 //   (session and durable epoch) when it was written — or none while a copy is due, the node
 //   is Ahead, or any bit is set (the bitmap is not persisted with the log, so such a crash
 //   copies the volume). Bitmap pages an eviction asks for are therefore never needed by a
-//   crash restart and are reported persisted at once. When the bases become known again a
-//   transaction is written to record them.
+//   crash restart and are reported persisted at once. When the bases are found or lost a
+//   transaction is written to record it (a crash while Ahead or copying copies the volume).
 // - Transactions: one in flight at a time; every miss while one is in flight joins the next
 //   (group commit), which the driver writes (one 4 KiB write and a data sync).
 
@@ -175,7 +175,9 @@ extension PrimaryNode {
     mutating func activityLogEndTurn(into actions: inout [PrimaryNodeAction]) {
         guard activityLog != nil, !gate.failed, !stopped else { return }
         let bases = activityLogBases
-        if enabled && !gate.formedWithBases && !bases.isEmpty && activityLog!.inFlightTransaction == 0 {
+        // Bases found or lost (a copy ends; Ahead or a copy begins): the ring says so at once,
+        // so that a crash restart never believes bases of a state the node has left.
+        if enabled && gate.formedWithBases == bases.isEmpty && activityLog!.inFlightTransaction == 0 {
             activityLog!.requestTransaction()
         }
         // Pages: no crash restart reads them (bases are empty whenever a bit is set).

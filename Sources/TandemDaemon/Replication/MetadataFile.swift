@@ -234,8 +234,17 @@ final class MetadataFile: IOHandler {
         let geometry = superblock.geometry
         var slots: [[UInt8]] = []
         for slot in 0..<geometry.alSlots {
-            slots.append(try MetadataFileIO.readAll(fd: volume.fd, count: MetadataGeometry.slotBytes,
-                                                    offset: geometry.activityLogSlotOffset(slot), path: path))
+            // Into the aligned buffer: the file may be open with O_DIRECT.
+            let offset = off_t(geometry.activityLogSlotOffset(slot))
+            var done = 0
+            while done < MetadataGeometry.slotBytes {
+                let got = pread(volume.fd, activityLogBuffer + done, MetadataGeometry.slotBytes - done, offset + off_t(done))
+                if got < 0 && errno == EINTR { continue }
+                guard got >= 0 else { throw IOError(errno: errno, "read \(path)") }
+                if got == 0 { break }
+                done += got
+            }
+            slots.append(Array(UnsafeRawBufferPointer(start: activityLogBuffer, count: done)))
         }
         let proven = ActivityLogRing.newest(slots, resourceUUID: superblock.resourceUUID,
                                             extentsMax: ActivityLogTransaction.extentsMax)
