@@ -40,7 +40,7 @@ extension PrimaryNode {
         var formedWithBases = false
         /// The head of the queue could not take a reference (no evictable extent).
         var blocked = false
-        /// A log write failed: nothing is sent or written under the log any more.
+        /// A log write failed: the disk failed, nothing waits for the log any more.
         var failed = false
     }
 
@@ -103,7 +103,7 @@ extension PrimaryNode {
     /// A message of the stream: sent now, or held in order behind a held write.
     mutating func activityLogSend(_ message: PrimaryMessage, into actions: inout [PrimaryNodeAction]) {
         guard let log = activityLog else { return actions.append(.send(message)) }
-        if gate.failed { return }
+        guard !gate.failed else { return actions.append(.send(message)) }
         guard !gate.heldSends.isEmpty || gate.sendLevel > log.lastDurableTransaction else {
             return actions.append(.send(message))
         }
@@ -142,9 +142,13 @@ extension PrimaryNode {
     ) {
         guard activityLog != nil else { preconditionFailure("an activity-log result without a log") }
         guard errno == 0 else {
-            // Nothing held may reach either disk: the log cannot name it.
+            // The disk failed: a held write fails as a local write that failed would — not
+            // written here, still sent (in order, held sends first) and answered EIO once the
+            // stream is done with it (docs/replication.md, *Disk failures*). No log is kept
+            // from here on.
             failDisk("activity-log write", errno, into: &actions)
             gate.failed = true
+            for held in gate.heldSends { actions.append(.send(held.message)) }
             gate.heldSends.removeAll()
             let held = gate.heldWrites
             gate.heldWrites.removeAll()
