@@ -52,11 +52,15 @@ extension PrimaryNode {
             lastTransaction: settings.lastTransaction)
     }
 
+    /// A transaction formed now proves bases (checked after every event: no allocation).
+    var activityLogHasBases: Bool {
+        !isAhead && !copyWanted && !restartPending && pendingSession == nil && peerInconsistentThroughEpoch == nil
+            && !stopping && !diskFailed && bitmap.outOfSyncBytes == 0
+    }
+
     /// The bases a transaction formed now proves (empty: a crash must copy the volume).
     public var activityLogBases: [CatchUpBase] {
-        guard !isAhead, !copyWanted, !restartPending, pendingSession == nil, peerInconsistentThroughEpoch == nil,
-            !stopping, !diskFailed, bitmap.outOfSyncBytes == 0
-        else { return [] }
+        guard activityLogHasBases else { return [] }
         return SessionBasis.basesAfterLosingPeer(
             session: session, peerDurableEpoch: primary.peerDurableEpoch, previous: catchUpBases)
     }
@@ -178,16 +182,17 @@ extension PrimaryNode {
     /// The end of every event: form the next transaction if one is due and none is in flight.
     mutating func activityLogEndTurn(into actions: inout [PrimaryNodeAction]) {
         guard activityLog != nil, !gate.failed, !stopped else { return }
-        let bases = activityLogBases
+        let hasBases = activityLogHasBases
         // Bases found or lost (a copy ends; Ahead or a copy begins): the ring says so at once,
         // so that a crash restart never believes bases of a state the node has left.
-        if enabled && gate.formedWithBases == bases.isEmpty && activityLog!.inFlightTransaction == 0 {
+        if enabled && gate.formedWithBases != hasBases && activityLog!.inFlightTransaction == 0 {
             activityLog!.requestTransaction()
         }
         // Pages: no crash restart reads them (bases are empty whenever a bit is set).
         while let request = activityLog!.nextPageToPersist() { activityLog!.bitmapPagePersisted(request) }
         guard let number = activityLog!.endTurn() else { return }
-        gate.formedWithBases = !bases.isEmpty
+        let bases = activityLogBases
+        gate.formedWithBases = hasBases
         actions.append(.writeActivityLog(transaction: number, extents: Array(activityLog!.transactionExtents),
                                          bases: bases, flushVolumeFirst: activityLog!.transactionEvicts))
     }
