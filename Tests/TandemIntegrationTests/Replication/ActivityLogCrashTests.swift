@@ -109,6 +109,40 @@ extension Replication {
         try Self.expectAcknowledgedPresent(pair, count: acknowledged)
     }
 
+    /// The restarted primary cannot reach its peer (the link cut), is disabled, and takes
+    /// writes while disabled: the stop seals the log's regions with the catch-up's bases, the
+    /// writes while disabled are tracked on top, and the next `enable` catches up both.
+    @Test func writesWhileDisabledAfterACrashRestartAreCaughtUpToo() throws {
+        let pair = try ReplicatedPair(sizeBytes: Self.volumeBytes, throughProxy: true)
+        let proxy = try #require(pair.proxy)
+        try pair.createAndEnable(mode: "sync", initialSync: "none")
+        try pair.waitInSync()
+        let (acknowledged, _) = try Self.writeThenKill(pair)
+        proxy.cut()
+        try pair.alpha.start()
+        #expect(try pair.status(pair.alpha)["session_start"] as? String == "catch-up")
+        try pair.expectOK(try pair.alpha.control().request("disable", ["name": ReplicatedPair.resource]))
+        // 1 MiB at 64 MiB, far from the log's extents, while replication is off.
+        let client = try RawNBDClient.transmitting(socketPath: pair.nbdSocket(pair.alpha), exportName: "r0")
+        let disabledFirstBlock = (64 << 20) / 4096
+        for index in disabledFirstBlock..<(disabledFirstBlock + 256) {
+            try client.write(offset: UInt64(index) * 4096, data: AcknowledgedWriter.pattern(index))
+        }
+        client.disconnect()
+        try pair.expectOK(try pair.alpha.control().request("enable", ["name": ReplicatedPair.resource]))
+        let enabled = try pair.status(pair.alpha)
+        #expect(enabled["session_start"] as? String == "catch-up", "\(enabled)")
+        let dirtyBytes = enabled["out_of_sync_bytes"] as? Int ?? -1
+        #expect(dirtyBytes >= Self.extentBytes + (1 << 20) && dirtyBytes <= 3 * Self.extentBytes + (1 << 20),
+                "the log's extents and the MiB written while disabled: \(enabled)")
+        proxy.heal()
+        try CatchUpTests.waitCaughtUp(pair)
+        try CatchUpTests.expectIdenticalVolumes(pair)
+        try Self.expectAcknowledgedPresent(pair, count: acknowledged)
+        let beta = try VolumeFiles.bytes(pair.volume(pair.beta), offset: UInt64(disabledFirstBlock) * 4096, count: 4096)
+        #expect(beta == AcknowledgedWriter.pattern(disabledFirstBlock), "beta has the writes made while disabled")
+    }
+
     // MARK: Steps
 
     /// docs/metadata.md: the ring follows the two superblock slots; 8 slots by default.
