@@ -143,6 +143,25 @@ extension Replication {
         #expect(beta == AcknowledgedWriter.pattern(disabledFirstBlock), "beta has the writes made while disabled")
     }
 
+    /// `al_extents` must hold every extent one request may touch (32 MiB requests, 4 MiB
+    /// extents: 9); a smaller log is refused at `create` and nothing is created.
+    @Test func createRefusesAnActivityLogTooSmallForTheLargestRequest() throws {
+        let pair = try ReplicatedPair(sizeBytes: 16 << 20)
+        func create(_ extents: Int) throws -> JSONObject {
+            try pair.alpha.control().request("create", [
+                "name": ReplicatedPair.resource, "volume": pair.volume(pair.alpha), "size_bytes": 16 << 20,
+                "role": "primary", "peer": ["name": "beta", "address": pair.betaAddress],
+                "nbd": ["socket": pair.nbdSocket(pair.alpha)], "al_extents": extents,
+            ])
+        }
+        let refused = try create(8)
+        #expect(refused["ok"] as? Bool == false && refused["error"] as? String == "invalid-argument", "\(refused)")
+        #expect((refused["message"] as? String ?? "").contains("at least 9"), "\(refused)")
+        #expect(try pair.alpha.control().request("status", ["name": ReplicatedPair.resource])["ok"] as? Bool == false,
+                "nothing was created")
+        try pair.expectOK(try create(9))
+    }
+
     // MARK: Steps
 
     /// docs/metadata.md: the ring follows the two superblock slots; 8 slots by default.
