@@ -77,6 +77,8 @@
 #   BENCH_TARGETS  subset of "raw rawpair qemu standalone sync async" (default all, in that order;
 #                  async's rate comes from sync, so keep sync before async)
 #   BENCH_QEMU_AIO io_uring or native (default io_uring)
+#   BENCH_AL_EXTENTS  the sync/async primary's `al_extents` (default unset: the metadata's
+#                  512; 0: no activity log), for the activity log's cost (docs/benchmarks.md)
 #   BENCH_RESULTS  markdown output (default Benchmarks/results/pair-<UTC timestamp>.md)
 # Rerun: Benchmarks/pair.sh   (prints the table and writes it to the results file)
 set -euo pipefail
@@ -246,9 +248,11 @@ start_pair() { # mode
         fi
         return 1
     fi
+    local al_args=()
+    [[ -n "${BENCH_AL_EXTENTS:-}" ]] && al_args=(--al-extents "$BENCH_AL_EXTENTS")
     if ! out="$(ctl "$work/$mode-alpha.ctl" create r0 --volume "$src" --role primary \
         --peer-name beta --peer-address "127.0.0.1:$port_b" --mode "$mode" \
-        --initial-sync none --nbd-socket "$work/$mode-alpha-r0.sock" 2>&1)"; then
+        --initial-sync none --nbd-socket "$work/$mode-alpha-r0.sock" "${al_args[@]}" 2>&1)"; then
         if [[ "$out" == *unsupported* ]]; then
             unavailable "$mode" "not available in this build: \`tandemctl create --role primary\` answered: $out"
         else

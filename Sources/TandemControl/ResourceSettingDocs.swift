@@ -171,6 +171,18 @@ extension ResourceSpec {
                 waits for its peer, so every acknowledged write is on both copies. Fixed at \
                 `create`.
                 """),
+            entry("al_extents", "extents", "0–1000; 0: no activity log; else at least `max_request_bytes` / 4 MiB + 1 (9 by default)",
+                  0...Int64(ResourceSpec.alExtentsMax), "the metadata's `AL extents max` (512)", """
+                The primary's activity log: how many 4 MiB extents (2 GiB at 512) may take \
+                writes before one of them must leave the log. A write to an extent outside \
+                it waits for one 4 KiB metadata write and flush (and a volume flush when an \
+                extent leaves: `docs/metadata.md`); a primary that crashes (kill -9, power \
+                loss) while streaming copies only these extents to its peer when it \
+                restarts, instead of the whole volume. Raise it when the write \
+                working set is larger (fewer log writes), lower it for a faster crash \
+                restart; 0 turns the log off (every crash restart copies the volume). Fixed \
+                at `create`.
+                """),
             entry("after_split_brain", "word", Self.designSplitBrainPolicies.map { "`\($0)`" }.joined(separator: ", "),
                   nil, "`disconnect`", """
                 What to do when both nodes wrote while apart: `disconnect` stays apart and \

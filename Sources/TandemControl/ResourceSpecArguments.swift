@@ -102,6 +102,8 @@ extension ResourceSpec {
         spec.resyncRateBytesPerSecond = try parseResyncRate(&reader) ?? 0
         spec.resyncRateMinBytesPerSecond = try parseResyncRateMin(&reader) ?? 32 << 20
         spec.diskTimeoutMs = try parseDiskTimeout(&reader) ?? 0
+        spec.alExtents = try reader.optionalInteger("al_extents", in: 0...Int64(alExtentsMax), unit: "extents")
+            .map { UInt32($0) }
     }
 
     /// `disk_timeout_ms`: 0 (off) or `DiskTimeout.timeoutMsRange`, for `create` and `set`.
@@ -188,6 +190,7 @@ extension ResourceSpec {
         fields["nbd"] = .object(nbdFields)
         fields["metadata"] = .string("external")
         if let metadataPath { fields["metadata_path"] = .string(metadataPath) }
+        if let alExtents { fields["al_extents"] = .int(Int64(alExtents)) }
         if let sizeBytes { fields["size_bytes"] = .int(Int64(clamping: sizeBytes)) }
         if let peer { fields["peer"] = .object(["name": .string(peer.name), "address": .string(peer.address)]) }
         return fields

@@ -79,6 +79,13 @@ public struct ResourceSpec: Sendable, Equatable {
     /// `<state_dir>/<name>.md`); nil only in a resource file of before format 3, whose
     /// format-2 files are converted once at start.
     public var metadataPath: String?
+    /// `al_extents`: the primary's activity log holds this many extents (0: none, so a crash
+    /// restart copies the whole volume). nil: the metadata's `AL extents max` (512 in a file
+    /// created without it, or by a tandemd of before the setting).
+    public var alExtents: UInt32?
+
+    /// The largest `al_extents`: an activity-log transaction names at most this many extents.
+    public static let alExtentsMax: UInt32 = 1000
 
     public init(
         name: String, volume: String, sizeBytes: UInt64? = nil, role: ResourceRole = .standalone,

@@ -106,6 +106,8 @@ final class Resource {
         applyDiskTimeout()
         announce(opened)
         promotedInconsistent = spec.role == .primary && record.promotedInconsistent
+        // Before the open marks writes while disabled: the log speaks only for what came before.
+        loadActivityLogAtOpen()
         prepareRecordAtOpen(creating: creatingVolume)
         loadTrackedBitmapAtOpen()
         // A secondary serves nothing until it is promoted (DESIGN.md, issue 3): no client

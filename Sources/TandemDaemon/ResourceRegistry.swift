@@ -160,6 +160,15 @@ final class ResourceRegistry: @unchecked Sendable {
             throw ControlError(.exists, "resource '\(other.spec.name)' already uses this volume or NBD socket")
         }
         var spec = spec
+        if let extents = spec.alExtents, extents != 0 {
+            // One request may touch this many extents, all of which must fit in the log at once.
+            let needed = ActivityLogSettings.extentsPerWrite(
+                writeBytesMax: UInt64(config.maxRequestBytes), extentBytes: UInt64(MetadataSuperblock.alExtentBytesDefault))
+            guard extents >= needed else {
+                throw ControlError(.invalidArgument, "argument 'al_extents': must be 0 (no activity log) or at least \(needed) "
+                    + "(one request of max_request_bytes \(config.maxRequestBytes) may touch that many 4 MiB extents), got \(extents)")
+            }
+        }
         if spec.metadataPath == nil { spec.metadataPath = MetadataStore.defaultPath(stateDir: config.stateDir, name: spec.name) }
         // `create` writes a new metadata file there: it must not be anyone's volume or metadata.
         let metadataPath = spec.metadataPath!

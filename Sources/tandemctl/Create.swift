@@ -51,6 +51,8 @@ struct Create: ParsableCommand {
     var diskTimeoutMs: Int64?
     @Option(help: ArgumentHelp("Async replication queue size (default 256MiB).", valueName: "bytes"))
     var asyncBuffer: ByteCount?
+    @Option(help: ArgumentHelp("Activity-log extents, 0-1000 (default: the metadata's 512; 0: none).", valueName: "count"))
+    var alExtents: Int64?
     @Option(help: ArgumentHelp("external (default; internal is not supported yet).", valueName: "where"))
     var metadata: String?
     @Option(help: ArgumentHelp("Metadata file (default <state_dir>/<name>.md).", valueName: "path"))
@@ -73,6 +75,7 @@ struct Create: ParsableCommand {
             ("bandwidth", bandwidth), ("async_buffer_bytes", asyncBuffer),
         ]
         for (key, value) in sizes { if let value { args[key] = value.json } }
+        if let alExtents { args["al_extents"] = .int(alExtents) }
         if let period { args["period_s"] = .int(period) }
         if let rpoTargetMs { args["rpo_target_ms"] = .int(rpoTargetMs) }
         if let diskTimeoutMs { args["disk_timeout_ms"] = .int(diskTimeoutMs) }

@@ -36,6 +36,19 @@ import TandemCore
             == "argument 'fencing' must be one of dont-care|suspend-io, got 'stonith'")
     }
 
+    @Test func alExtentsIsTakenInItsRangeKeptInTheResourceFileAndOtherwiseRefused() throws {
+        #expect(try parse(minimal).get().alExtents == nil, "absent: the metadata's AL extents max")
+        #expect(try parse(minimal).get().jsonFields["al_extents"] == nil)
+        let spec = try parse(minimal.merging(["al_extents": .int(1000)]) { $1 }).get()
+        #expect(spec.alExtents == 1000 && spec.jsonFields["al_extents"] == .int(1000))
+        #expect(try parse(minimal.merging(["al_extents": .int(0)]) { $1 }).get().alExtents == 0, "0: no log")
+        for bad: JSONValue in [.int(1001), .int(-1), .string("512")] {
+            let error = refusal(["al_extents": bad])
+            #expect(error?.code == .invalidArgument && error?.message.contains("al_extents") == true, "\(bad): \(String(describing: error))")
+        }
+        #expect(refusal(["al_extents": .int(1001)])?.message.contains("1000") == true, "the bound is named")
+    }
+
     func change(_ args: [String: JSONValue]) -> Result<ResourceSettingChange, ControlError> {
         Result { () throws(ControlError) in try ResourceSettingChange.parse(args) }
     }

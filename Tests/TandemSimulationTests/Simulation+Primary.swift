@@ -30,20 +30,77 @@ final class PrimarySide {
     var batchAhead = false
     /// A clean restart (SIGTERM) is under way: once stopped, the daemon exits and starts again.
     var restartWhenStopped = false
+    /// A batch of the node's actions is being carried out; events that arrive meanwhile wait.
+    var performing = false
+    var deferred: [PrimaryNodeEvent] = []
+    /// Writes kept until the activity log names their extents (`.holdLocalWrite`).
+    var heldWrites: [WriteSequence: (extent: FakeDisk.Extent, fua: Bool)] = [:]
 
     init(node: PrimaryNode) { self.node = node }
 }
 
 extension Simulation {
-    func primaryConfig() -> PrimaryNodeConfig {
-        PrimaryNodeConfig(
+    func primaryConfig(lastTransaction: UInt64 = 0) -> PrimaryNodeConfig {
+        var activityLog = scenario.activityLog
+        activityLog?.lastTransaction = lastTransaction
+        return PrimaryNodeConfig(
             primary: scenario.primaryConfig,
             volumeSizeBytes: UInt64(scenario.blockCount) * SimulationScenario.blockSizeBytes,
             hasPeer: true, chunkBytes: UInt32(UInt64(scenario.copyChunkBlocks) * SimulationScenario.blockSizeBytes),
             copyBuffersMax: scenario.copyBuffers,
             verifyRegionBytes: UInt64(scenario.copyChunkBlocks) * SimulationScenario.blockSizeBytes,
             requestsQueuedMax: 64, backoffInitialNs: 100_000, backoffMaxNs: 2_000_000,
-            syncTracksWithoutPeer: scenario.fencingDontCare)
+            syncTracksWithoutPeer: scenario.fencingDontCare, activityLog: activityLog)
+    }
+
+    /// Resource.loadActivityLogAtOpen: a primary that did not record its stop catches up the
+    /// extents of its ring's newest transaction, from the bases it proves.
+    private func trackedAfterCrash(_ node: SimNode, peerLacksWrites: Bool) -> (bitmap: DirtyBitmap, bases: [CatchUpBase])? {
+        guard let log = scenario.activityLog, node.crashedPrimary, !peerLacksWrites, node.record.cleanStop == 0,
+            let transaction = node.activityLogDurable, !transaction.bases.isEmpty
+        else { return nil }
+        let volumeSizeBytes = UInt64(scenario.blockCount) * SimulationScenario.blockSizeBytes
+        var bitmap = DirtyBitmap(volumeSizeBytes: volumeSizeBytes, blockBytes: SimulationScenario.blockSizeBytes)
+        for region in ActivityLog.dirtyRegions(afterCrash: transaction.extents, extentBytes: log.extentBytes,
+                                               volumeSizeBytes: volumeSizeBytes) {
+            _ = bitmap.setRange(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes)
+        }
+        return bitmap.outOfSyncBytes > 0 ? (bitmap, transaction.bases) : nil
+    }
+
+    /// Resource.openActivityLog: the session's first transaction (no extent), durable before
+    /// the start record.
+    private func openActivityLog(_ node: SimNode, basis: SessionBasis) -> UInt64 {
+        if let transaction = node.activityLogInFlight {
+            // The stopped node's last transaction completes first (the daemon's are synchronous).
+            node.activityLogDurable = transaction
+            node.activityLogInFlight = nil
+        }
+        guard scenario.activityLog != nil || node.activityLogDurable != nil else { return 0 }
+        var bases: [CatchUpBase] = []
+        if scenario.activityLog != nil {
+            switch basis {
+            case .continues, .assumeInSync: bases = basis.startingBases
+            case .fullCopy, .catchUp: break
+            }
+        }
+        let number = (node.activityLogDurable?.transaction ?? 0) + 1
+        node.activityLogDurable = ActivityLogTransaction(transaction: number, resourceUUID: 1, extents: [], bases: bases)
+        return number
+    }
+
+    func writeActivityLog(_ node: SimNode, _ transaction: ActivityLogTransaction) {
+        node.activityLogInFlight = transaction
+        events.schedule(.activityLogDone(node: node.index, incarnation: node.incarnation, transaction: transaction.transaction),
+                        atNs: nowNs + diskWriteLatencyNs())
+    }
+
+    func activityLogDone(_ node: SimNode, transaction number: UInt64) {
+        guard let transaction = node.activityLogInFlight, transaction.transaction == number else { return }
+        node.activityLogDurable = transaction
+        node.activityLogInFlight = nil
+        guard node.primary?.node.activityLog?.inFlightTransaction == number else { return }
+        drivePrimary(node, .activityLogWritten(transaction: number, errno: 0))
     }
 
     /// A node starts (or restarts, or is promoted) as primary: the basis from its record
@@ -52,17 +109,24 @@ extension Simulation {
         let fault: PrimaryStartFault? = scenario.testingFault == .restartForgetsUnconfirmedWrites
             ? .restartForgetsUnconfirmedWrites : nil
         // Resource.trackedForStart: what this process tracked, else the seal loaded at open.
-        let tracked = (node.trackedInMemory ?? node.sealedBitmap).flatMap { $0.bitmap.outOfSyncBytes > 0 ? $0 : nil }
+        var tracked = (node.trackedInMemory ?? node.sealedBitmap).flatMap { $0.bitmap.outOfSyncBytes > 0 ? $0 : nil }
+        let crashed = tracked == nil ? trackedAfterCrash(node, peerLacksWrites: peerLacksWrites) : nil
+        if crashed != nil {
+            tracked = crashed
+            catchUpsFromActivityLog += 1
+        }
         let start = PrimaryStart(PrimaryStartFacts(record: node.record, initialSync: scenario.initialSync,
                                                    handedOver: handedOver, peerLacksWrites: peerLacksWrites,
-                                                   tracked: tracked?.bases),
+                                                   tracked: tracked?.bases, trackedAfterCrash: crashed != nil),
                                  fault: fault)
+        let lastTransaction = openActivityLog(node, basis: start.basis)
+        node.crashedPrimary = true
         node.record = start.record
         node.record.generation += 1
         // The start record clears the seal; the node owns the tracked bitmap from now on.
         node.sealedBitmap = nil
         node.trackedInMemory = nil
-        if start.basis.isCatchUp { catchUpsFromSealedBitmap += 1 }
+        if start.basis.isCatchUp && crashed == nil { catchUpsFromSealedBitmap += 1 }
         var session: UInt64
         repeat { session = random.between(1, UInt64.max - 1) } while checker.histories[session] != nil
         sessionsStarted += 1
@@ -71,7 +135,8 @@ extension Simulation {
         node.lineage = checker.lineage
         node.historySession = session
         if let problem = checker.startSession(session, base: node.disk.cache) { fail(problem) }
-        node.primary = PrimarySide(node: PrimaryNode(config: primaryConfig(), session: session, basis: start.basis,
+        node.primary = PrimarySide(node: PrimaryNode(config: primaryConfig(lastTransaction: lastTransaction),
+                                                     session: session, basis: start.basis,
                                                      trackedBitmap: tracked?.bitmap))
         trace("\(node.name) starts primary session \(session) (\(start.basis), \(start.reason))")
         drivePrimary(node, .enable)
@@ -81,6 +146,19 @@ extension Simulation {
 
     func drivePrimary(_ node: SimNode, _ event: PrimaryNodeEvent) {
         guard let primary = node.primary else { return }
+        // As PrimaryReplicator's `deferred`: an event that arrives while a batch is being
+        // carried out (a link closed by one of its actions) is handled after that batch, so
+        // the batch's later actions are not overtaken by the newer ones.
+        if primary.performing { return primary.deferred.append(event) }
+        primary.performing = true
+        defer { primary.performing = false }
+        drivePrimaryNow(node, primary, event)
+        while node.primary === primary, failure == nil, !primary.deferred.isEmpty {
+            drivePrimaryNow(node, primary, primary.deferred.removeFirst())
+        }
+    }
+
+    private func drivePrimaryNow(_ node: SimNode, _ primary: PrimarySide, _ event: PrimaryNodeEvent) {
         primaryActions.removeAll(keepingCapacity: true)
         let wasAhead = primary.node.isAhead
         primary.node.handle(event, nowNs: nowNs, into: &primaryActions)
@@ -102,7 +180,7 @@ extension Simulation {
         switch action {
         case let .answer(request, errno):
             answer(request, errno: errno)
-        case let .writeLocal(write):
+        case .writeLocal(let write), .holdLocalWrite(let write):
             let range = blocks(offsetBytes: write.offsetBytes, lengthBytes: write.lengthBytes)
             let values: [UInt64]
             switch write.source {
@@ -138,7 +216,18 @@ extension Simulation {
                 return fail(problem)
             }
             // A copy chunk was just read from this disk: nothing is written locally.
-            if write.source != .copyChunk { submitWrite(node, extent, fua: write.fua, io: .primaryWrite(write.sequence, session: primary.session)) }
+            guard write.source != .copyChunk else { return }
+            if case .holdLocalWrite = action { return primary.heldWrites[write.sequence] = (extent, write.fua) }
+            submitWrite(node, extent, fua: write.fua, io: .primaryWrite(write.sequence, session: primary.session))
+        case let .issueLocalWrite(sequence):
+            guard let held = primary.heldWrites.removeValue(forKey: sequence) else {
+                return fail("write \(sequence) issued without being held")
+            }
+            submitWrite(node, held.extent, fua: held.fua, io: .primaryWrite(sequence, session: primary.session))
+        case let .writeActivityLog(number, extents, bases, flushVolumeFirst):
+            let transaction = ActivityLogTransaction(transaction: number, resourceUUID: 1, extents: extents, bases: bases)
+            if flushVolumeFirst { return submitFlush(node, io: .activityLogFlush(transaction)) }
+            writeActivityLog(node, transaction)
         case .flushLocal:
             submitFlush(node, io: .primaryFlush(session: primary.session))
         case let .readCopyChunk(offset, length):
@@ -170,6 +259,7 @@ extension Simulation {
         case let .protocolViolation(reason):
             fail("primary \(node.name) reports a protocol violation by a real secondary: \(reason)")
         case let .recordStop(cleanStop):
+            node.crashedPrimary = false
             node.record = node.record.stopped(cleanStop: cleanStop)
             node.record.generation += 1
             if cleanStop != 0 {

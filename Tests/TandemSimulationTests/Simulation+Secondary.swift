@@ -21,6 +21,7 @@ extension Simulation {
     /// every write, so it is not "restarted").
     func startSecondary(_ node: SimNode, handedOver: Bool) {
         node.isPrimary = false
+        node.crashedPrimary = false
         node.sealedBitmap = nil
         node.trackedInMemory = nil
         node.secondary = SecondaryNode(config: secondaryConfig(for: node), record: node.record, handedOver: handedOver,

@@ -32,6 +32,8 @@ final class SimNode {
         case standaloneFlush(RequestID)
         case secondaryWrite(WriteSequence)
         case secondaryFlush
+        /// The volume flush before an activity-log transaction that evicts an extent.
+        case activityLogFlush(ActivityLogTransaction)
     }
 
     let index: Int
@@ -46,6 +48,13 @@ final class SimNode {
     /// The bitmap the last primary stop sealed in the metadata, with the bases it covers
     /// (cleared by the next session's first write and by any role change).
     var sealedBitmap: (bitmap: DirtyBitmap, bases: [CatchUpBase])?
+    /// The activity-log ring's newest durable transaction (survives every crash), and the one
+    /// being written (a crash lands it or not: one 4 KiB write is atomic here).
+    var activityLogDurable: ActivityLogTransaction?
+    var activityLogInFlight: ActivityLogTransaction?
+    /// `crashed-primary`: set with a primary session's start record, cleared with its stop
+    /// record and at a role change (Resource+ActivityLog).
+    var crashedPrimary = false
     /// The daemon's `trackedSinceStop`: the bitmap of the last stop (or a clean stop's empty
     /// one) with the writes made without a replicator since; lost with the process.
     var trackedInMemory: (bitmap: DirtyBitmap, bases: [CatchUpBase])?
@@ -118,6 +127,8 @@ final class Simulation {
         /// A verify read (`primary`: the primary's own, else the secondary's digest read) ends.
         case verifyReadDone(node: Int, incarnation: Int, primary: Bool, blocks: Range<Int>)
         case recordDone(node: Int, incarnation: Int)
+        /// The activity-log transaction in flight is durable.
+        case activityLogDone(node: Int, incarnation: Int, transaction: UInt64)
         case toSecondary(ToSecondary, link: Int)
         case toPrimary(ToPrimary, link: Int)
         case dialFailed(node: Int, incarnation: Int, dial: Int)
@@ -178,6 +189,8 @@ final class Simulation {
     var catchUpsFromSealedBitmap = 0
     var verifiesStarted = 0
     var verifyBytesChecked: UInt64 = 0
+    /// Crash restarts that caught up from the activity log (not a full copy).
+    var catchUpsFromActivityLog = 0
     var copiesInterrupted = 0
     /// Steps at which both nodes said UpToDate with nothing admitted unanswered (the blocks
     /// were compared).
@@ -315,6 +328,10 @@ final class Simulation {
             let node = nodes[index]
             guard node.alive, incarnation == node.incarnation else { return }
             recordDone(node)
+        case let .activityLogDone(index, incarnation, transaction):
+            let node = nodes[index]
+            guard node.alive, incarnation == node.incarnation else { return }
+            activityLogDone(node, transaction: transaction)
         case let .toSecondary(message, linkID):
             guard let link, link.id == linkID else { return }
             secondaryReceived(message, node: nodes[link.secondary])
@@ -374,6 +391,10 @@ final class Simulation {
             driveSecondary(node, .writeCompleted(sequence: sequence, errno: result))
         case .secondaryFlush:
             driveSecondary(node, .flushCompleted(errno: result))
+        case let .activityLogFlush(transaction):
+            guard node.primary?.node.activityLog?.inFlightTransaction == transaction.transaction else { return }
+            if result != 0 { return drivePrimary(node, .activityLogWritten(transaction: transaction.transaction, errno: result)) }
+            writeActivityLog(node, transaction)
         }
     }
 
@@ -461,6 +482,9 @@ final class Simulation {
         let landing = Int(random.below(UInt64(node.recordsInFlight.count + 1)))
         if landing > 0 { node.record = node.recordsInFlight[landing - 1] }
         node.recordsInFlight.removeAll()
+        // The activity-log write in flight lands or not.
+        if let transaction = node.activityLogInFlight, random.chance(perMille: 500) { node.activityLogDurable = transaction }
+        node.activityLogInFlight = nil
         node.io.removeAll()
         node.timedOutWrites.removeAll()
         node.ioSubmittedNs.removeAll()
@@ -578,6 +602,7 @@ final class Simulation {
     /// synchronously before it feeds `.demotionRecorded`).
     func recordDemotion(_ oldPrimary: SimNode) {
         oldPrimary.isPrimary = false
+        oldPrimary.crashedPrimary = false
         oldPrimary.sealedBitmap = nil
         oldPrimary.trackedInMemory = nil
         oldPrimary.record = oldPrimary.record.demoted()
@@ -650,6 +675,7 @@ final class Simulation {
         if oldPrimary.isPrimary {
             // The operator demotes it before it runs again (ResourceRoles: demote at rest).
             oldPrimary.isPrimary = false
+            oldPrimary.crashedPrimary = false
             oldPrimary.sealedBitmap = nil
             oldPrimary.trackedInMemory = nil
             oldPrimary.record = oldPrimary.record.demoted()
@@ -723,7 +749,7 @@ final class Simulation {
         a.session == b.session && a.synced == b.synced && a.continuedFrom == b.continuedFrom
     }
 
-    private func diskWriteLatencyNs() -> UInt64 {
+    func diskWriteLatencyNs() -> UInt64 {
         stalled(random.chance(perMille: 100) ? random.between(200_000, 2_000_000) : random.between(10_000, 150_000))
     }
 

@@ -23,6 +23,9 @@ enum SimulationFault: Hashable, CustomStringConvertible {
     /// to the node while it is still in flight; it lands when the disk gets to it (a naive
     /// disk timeout: DRBD's disk-timeout documentation warns of exactly this).
     case completesStuckWritesAfterTimeout
+    /// The primary's activity log drops a write's extent reference at its local completion
+    /// instead of the peer's confirmation (ActivityLogTestingFault.releasesAtLocalCompletion).
+    case activityLogReleasesAtLocalCompletion
 
     static let writeTimeoutNs: UInt64 = 50_000_000
 
@@ -33,6 +36,7 @@ enum SimulationFault: Hashable, CustomStringConvertible {
         case .claimsUpToDateBeforeConfirmed: "claims UpToDate before confirmed"
         case .diskTearsDurableWrites: "disk tears writes it reported durable"
         case .completesStuckWritesAfterTimeout: "driver completes stuck writes after \(Self.writeTimeoutNs / 1_000_000) ms"
+        case .activityLogReleasesAtLocalCompletion: "activity log releases extents at local completion"
         }
     }
 }
@@ -125,6 +129,8 @@ struct SimulationScenario: CustomStringConvertible {
     let diskStalls: DiskStalls?
     /// Sync with `fencing: dont-care`: the primary goes Ahead while its peer is away.
     let fencingDontCare: Bool
+    /// The primary's activity log (its `lastTransaction` is set at each start), in most seeds.
+    let activityLog: ActivityLogSettings?
 
     /// Overlapping writes need the core's overlap rule (PrimaryNode serialises them).
     static let overlapSupported = true
@@ -156,6 +162,19 @@ struct SimulationScenario: CustomStringConvertible {
         // Also a stream of its own: half the sync seeds run with `fencing: dont-care`.
         var fencingRandom = SimRandom(seed: seed ^ 0xFE4C_1A60_0000_0000)
         let dontCare = fencingRandom.chance(perMille: 500)
+        // Also a stream of its own: an activity log of 1- or 2-block extents in 80 % of the
+        // seeds, a few more extents than the largest write (8 blocks) needs, so they are evicted.
+        var logRandom = SimRandom(seed: seed ^ 0xAC71_1709_0000_0000)
+        let logged = logRandom.chance(perMille: 800)
+        let extentBytes = Self.blockSizeBytes << logRandom.between(0, 1)
+        let writeBytesMax = 8 * Self.blockSizeBytes
+        let extentsNeeded = ActivityLogSettings.extentsPerWrite(writeBytesMax: writeBytesMax, extentBytes: extentBytes)
+        activityLog = logged || testingFault == .activityLogReleasesAtLocalCompletion
+            ? ActivityLogSettings(
+                extents: extentsNeeded + Int(logRandom.between(0, 3)), extentBytes: extentBytes,
+                writeBytesMax: writeBytesMax, lastTransaction: 0,
+                testingFault: testingFault == .activityLogReleasesAtLocalCompletion ? .releasesAtLocalCompletion : nil)
+            : nil
         var random = SimRandom(seed: seed ^ 0x5EED_5CE7_A110_0000)
         self.seed = seed
         self.testingFault = testingFault
@@ -165,7 +184,9 @@ struct SimulationScenario: CustomStringConvertible {
         initialSync = random.chance(perMille: 300) ? .full : .none
         blockCount = Int(random.between(4, 24))
         copyChunkBlocks = Int(random.between(1, 4))
-        copyBuffers = Int(random.between(1, 8))
+        // From a stream of its own, so that adding it left every other draw as it was.
+        var copyRandom = SimRandom(seed: seed ^ 0xC0B0_FFE5_0000_0000)
+        copyBuffers = Int(copyRandom.between(1, 8))
         operationCount = Int(random.between(20, 160))
         requestsOutstandingMax = Int(random.between(1, 8))
         let overlapChance = random.chance(perMille: 500)
@@ -205,7 +226,8 @@ struct SimulationScenario: CustomStringConvertible {
             faults.append((random.below(workloadEndNs), fault))
         }
         // The seeded-fault tests need the situation their fault is about in every run.
-        if primaryRestart ?? (testingFault == .restartForgetsUnconfirmedWrites) {
+        if primaryRestart ?? (testingFault == .restartForgetsUnconfirmedWrites
+            || testingFault == .activityLogReleasesAtLocalCompletion) {
             faults.append((random.below(workloadEndNs), .crash(.primary, powerLoss: false)))
         }
         // From a stream of its own (the other faults stay as they were): a clean restart of
@@ -224,6 +246,7 @@ struct SimulationScenario: CustomStringConvertible {
             + "\(operationCount) requests\(overlappingWrites ? " (overlapping)" : ""), "
             + "buffer \(primaryConfig.bufferBytesMax / Self.blockSizeBytes) blocks, faults [\(faultList)]"
             + (fencingDontCare ? ", fencing dont-care" : "") + (tornWrites ? ", torn writes" : "") + (diskStalls.map { ", \($0)" } ?? "")
+            + (activityLog.map { ", activity log of \($0.extents) × \($0.extentBytes / Self.blockSizeBytes) blocks" } ?? "")
             + (testingFault.map { ", seeded fault: \($0)" } ?? "")
     }
 }

@@ -108,6 +108,14 @@ final class NSLockLike: @unchecked Sendable {
         #expect(caught != nil, "the checker never noticed a restart that forgot unconfirmed writes in \(Self.faultSeeds) seeds")
     }
 
+    /// ActivityLogTestingFault.releasesAtLocalCompletion: an extent leaves the primary's
+    /// activity log while the peer still lacks its write, so a crash restart's catch-up never
+    /// copies it (every run has a primary kill -9 and an activity log).
+    @Test func checkerCatchesAnActivityLogThatReleasesExtentsAtLocalCompletion() {
+        let caught = firstFailure(with: .activityLogReleasesAtLocalCompletion) { _ in true }
+        #expect(caught != nil, "the checker never noticed an activity log that forgot writes the peer lacked in \(Self.faultSeeds) seeds")
+    }
+
     /// SecondaryTestingFault.claimsUpToDateBeforeConfirmed.
     @Test func checkerCatchesAWrongUpToDateClaim() {
         let caught = firstFailure(with: .claimsUpToDateBeforeConfirmed) { $0.message.contains("says UpToDate") }
@@ -151,7 +159,8 @@ final class NSLockLike: @unchecked Sendable {
     /// and complete later; every guarantee holds through that, late completions included.
     @Test func guaranteesHoldWhenStalledDisksTimeOut() {
         var timeouts = 0
-        for seed in UInt64(1)...Self.timeoutSeeds {
+        let only = getenv("TANDEM_SIM_SEED").flatMap { UInt64(String(cString: $0)) }
+        for seed in only.map({ $0...$0 }) ?? UInt64(1)...Self.timeoutSeeds {
             let simulation = Simulation(scenario: SimulationScenario(seed: seed, stalls: true, diskTimeout: true))
             let failure = simulation.run()
             #expect(failure == nil, "\(failure!)")
@@ -167,7 +176,7 @@ final class NSLockLike: @unchecked Sendable {
     private func firstFailure(with fault: SimulationFault, overlapping: Bool? = nil, seeds: ClosedRange<UInt64>? = nil,
                               tornWrites: Bool? = nil, stalls: Bool? = nil,
                               matches: (SimulationFailure) -> Bool) -> SimulationFailure? {
-        let restart = fault == .restartForgetsUnconfirmedWrites
+        let restart = fault == .restartForgetsUnconfirmedWrites || fault == .activityLogReleasesAtLocalCompletion
         for seed in seeds ?? UInt64(1)...Self.faultSeeds {
             let scenario = SimulationScenario(seed: seed, testingFault: fault, overlapping: overlapping, primaryRestart: restart,
                                               tornWrites: tornWrites, stalls: stalls)
@@ -270,7 +279,7 @@ extension Simulation {
     /// One line about what a run exercised (TANDEM_SIM_VERBOSE=1).
     var summary: String {
         "seed \(scenario.seed): \(step) steps, \(requestsIssued) requests (\(requestsAnswered) answered), "
-            + "\(sessionsStarted) primary sessions, \(restarts) restarts, \(failovers) failovers, \(copiesCompleted) copies (\(copiesInterrupted) interrupted), \(aheadEntered) times Ahead, \(catchUpsStarted) catch-ups (\(catchUpsFromSealedBitmap) restarts from a sealed bitmap), \(verifiesStarted) verifies (\(verifyBytesChecked / SimulationScenario.blockSizeBytes) blocks compared), \(plannedFailoversStranded) stranded planned failovers, "
+            + "\(sessionsStarted) primary sessions, \(restarts) restarts, \(failovers) failovers, \(copiesCompleted) copies (\(copiesInterrupted) interrupted), \(aheadEntered) times Ahead, \(catchUpsStarted) catch-ups (\(catchUpsFromSealedBitmap) restarts from a sealed bitmap, \(catchUpsFromActivityLog) crash restarts from the activity log), \(verifiesStarted) verifies (\(verifyBytesChecked / SimulationScenario.blockSizeBytes) blocks compared), \(plannedFailoversStranded) stranded planned failovers, "
             + "\(impostors) impostors, \(diskErrors) disk errors, \(diskStalls) disk stalls (\(diskTimeouts) timed out), \(nodes.map(\.disk.tornWriteCount).reduce(0, +)) torn writes, \(linkCount) connections, \(stepsInSync) steps in sync; \(scenario)"
     }
 }

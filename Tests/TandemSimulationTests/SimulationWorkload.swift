@@ -116,9 +116,9 @@ extension Simulation {
     /// confirmed durable (copy chunks and zero chunks, not visible here, can only add).
     func checkRPO(_ node: SimNode, _ primary: PrimarySide) -> String? {
         let machine = primary.machine
-        answeredUnconfirmed.removeAll {
-            $0.session != primary.session || (!machine.isTracking && $0.epoch <= machine.peerDurableEpoch)
-        }
+        // Tracking leaves peerDurableEpoch as the peer last confirmed it: a write of an epoch
+        // it covers was confirmed, even when the confirmation and going Ahead came in one event.
+        answeredUnconfirmed.removeAll { $0.session != primary.session || $0.epoch <= machine.peerDurableEpoch }
         let ageNs = answeredUnconfirmed.map { nowNs - $0.answeredNs }.max() ?? 0
         if primary.node.rpoAgeNs(nowNs: nowNs) < ageNs {
             return "primary \(node.name) reports an RPO age of \(primary.node.rpoAgeNs(nowNs: nowNs)) ns, the oldest answered unconfirmed write is \(ageNs) ns old"

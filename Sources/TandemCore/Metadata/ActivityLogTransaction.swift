@@ -1,7 +1,9 @@
 // ActivityLogTransaction: one 4 KiB slot of the activity-log ring (docs/metadata.md,
 // *Activity-log transaction*): the whole active set of extents as of transaction number
-// `transaction`. What enters or leaves the set is the activity log's logic (Tracking);
-// this is only the codec. Pure: no I/O.
+// `transaction`, and the catch-up bases it proves: the points the peer held when it was
+// written, relative to which every write not in its extents was the same on both copies.
+// What enters or leaves the set is the activity log's logic (Tracking); this is only the
+// codec. Pure: no I/O.
 
 public struct ActivityLogTransaction: Equatable, Sendable {
     public static let magic: [UInt8] = Array("TNAL".utf8)
@@ -9,23 +11,31 @@ public struct ActivityLogTransaction: Equatable, Sendable {
     public static let extentsMax: UInt32 = 1000
     static let crcOffset = 4
     static let extentsOffset = 40
+    /// Two (session, durable epoch) pairs after the largest extent list (40 + 4 × 1000).
+    static let basesOffset = 4064
 
     /// Bumped per transaction; the ring slot is `transaction % alSlots`.
     public var transaction: UInt64
     public var resourceUUID: UInt128
     /// Extent numbers (offset / AL extent bytes), strictly ascending.
     public var extents: [UInt32]
+    /// What a crash restart may catch up from (`CatchUpBase`, newest first, at most
+    /// `CatchUpBase.countMax`); empty: the peer's state is not known (a copy was due or the
+    /// node was Ahead when it was written), so a crash costs a full copy.
+    public var bases: [CatchUpBase]
 
-    public init(transaction: UInt64, resourceUUID: UInt128, extents: [UInt32]) {
+    public init(transaction: UInt64, resourceUUID: UInt128, extents: [UInt32], bases: [CatchUpBase] = []) {
         self.transaction = transaction
         self.resourceUUID = resourceUUID
         self.extents = extents
+        self.bases = bases
     }
 
     /// Precondition: at most `extentsMax` extents, strictly ascending.
     public func encode() -> [UInt8] {
         precondition(extents.count <= Int(Self.extentsMax))
         precondition(zip(extents, extents.dropFirst()).allSatisfy { $0 < $1 }, "extents must ascend")
+        precondition(bases.count <= CatchUpBase.countMax, "\(bases.count) bases")
         var bytes = [UInt8](repeating: 0, count: MetadataBytes.unitBytes)
         for (index, byte) in Self.magic.enumerated() { bytes[index] = byte }
         MetadataBytes.put(transaction, &bytes, at: 8)
@@ -33,6 +43,10 @@ public struct ActivityLogTransaction: Equatable, Sendable {
         MetadataBytes.put(UInt32(extents.count), &bytes, at: 32)
         for (index, extent) in extents.enumerated() {
             MetadataBytes.put(extent, &bytes, at: Self.extentsOffset + 4 * index)
+        }
+        for (index, base) in bases.enumerated() {
+            MetadataBytes.put(base.session, &bytes, at: Self.basesOffset + 16 * index)
+            MetadataBytes.put(base.durableThroughEpoch, &bytes, at: Self.basesOffset + 16 * index + 8)
         }
         MetadataBytes.seal(&bytes, crcOffset: Self.crcOffset)
         return bytes
@@ -58,8 +72,14 @@ public struct ActivityLogTransaction: Equatable, Sendable {
         guard zip(extents, extents.dropFirst()).allSatisfy({ $0 < $1 }) else {
             return .failure(.invalidField("extents not ascending"))
         }
+        var bases: [CatchUpBase] = []
+        for index in 0..<CatchUpBase.countMax {
+            let base = CatchUpBase(session: MetadataBytes.get(UInt64.self, slot, at: basesOffset + 16 * index),
+                                   durableThroughEpoch: MetadataBytes.get(UInt64.self, slot, at: basesOffset + 16 * index + 8))
+            if base.session != 0 || base.durableThroughEpoch != 0 { bases.append(base) }
+        }
         return .success(ActivityLogTransaction(
-            transaction: MetadataBytes.get(UInt64.self, slot, at: 8), resourceUUID: uuid, extents: extents))
+            transaction: MetadataBytes.get(UInt64.self, slot, at: 8), resourceUUID: uuid, extents: extents, bases: bases))
     }
 
     /// Recovery's pick: the valid transaction with the highest number (nil: none valid, the

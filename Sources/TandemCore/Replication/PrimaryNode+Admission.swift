@@ -78,6 +78,7 @@ extension PrimaryNode {
                 let end = offset + UInt64(length)
                 if overlapsUnanswered(start: offset, end: end) || overlapsCopy(start: offset, end: end) { return }
                 guard hasRoomBesideCopyReads(length) else { isBlocked = true; return }
+                guard activityLogAdmits(offset, UInt64(length)) else { return }
                 queue.removeFirst()
                 trackIfAhead(offset, UInt64(length))
                 let ticket = allocateTicket(.write, request: head.request, start: offset, end: offset + UInt64(length))
@@ -113,6 +114,10 @@ extension PrimaryNode {
                 return false
             }
             let offset = zeroes.cursor
+            guard activityLogAdmits(offset, UInt64(length)) else {
+                zeroing = zeroes
+                return false
+            }
             trackIfAhead(offset, UInt64(length))
             zeroes.cursor += UInt64(length)
             let last = zeroes.cursor == zeroes.end

@@ -20,7 +20,9 @@ extension PrimaryNode {
         let waiting = primary.writesInFlight > 0 || !queue.isEmpty || zeroing != nil
         if peerOutdatedConfirmed, waiting, link != .up { return "the control plane outdated the peer (outdate-peer)" }
         if config.primary.mode == .async {
-            return blockedOnBuffer ? "the replication buffer is full" : nil
+            if blockedOnBuffer { return "the replication buffer is full" }
+            // Every extent of the activity log holds writes the absent peer has not confirmed.
+            return gate.blocked && link != .up ? "the activity log is full of writes the peer lacks" : nil
         }
         guard config.syncTracksWithoutPeer, waiting, link != .up else { return nil }
         return "the peer is away (fencing dont-care)"

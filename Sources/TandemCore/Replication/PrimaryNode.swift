@@ -10,7 +10,7 @@
 // invariants), the feeding of ReplicationPrimary and the local I/O results. The rest is in
 // PrimaryNode+Admission (the queue, the overlap rule, tickets), +Copy (the full copy), +Link
 // (enable, dial, the link's life, the peer's messages, SyncComplete) and +Stop (stop,
-// hand-over, disk failure). State those files share is internal, not private: Swift's
+// hand-over, disk failure) and +ActivityLog (the write path's activity log). State those files share is internal, not private: Swift's
 // `private` does not reach an extension in another file. Only the node itself touches it.
 
 public struct PrimaryNode: Sendable {
@@ -159,6 +159,10 @@ public struct PrimaryNode: Sendable {
     /// The daemon's concurrency slot (`.resyncPermitted`): without it the copy waits.
     public internal(set) var resyncPermitted = true
 
+    // The activity log (+ActivityLog): nil without one (`al_extents: 0`).
+    public internal(set) var activityLog: ActivityLog?
+    var gate = ActivityLogGate()
+
     // Failure, drain, stop.
     public internal(set) var diskFailed = false
     public private(set) var draining = false
@@ -191,6 +195,7 @@ public struct PrimaryNode: Sendable {
         backoffNs = config.backoffInitialNs
         bitmap = DirtyBitmap(volumeSizeBytes: config.volumeSizeBytes, blockBytes: config.bitmapBlockBytes)
         catchUpBases = basis.startingBases
+        activityLog = Self.makeActivityLog(config)
         copyWanted = false
         switch basis {
         case .fullCopy:
@@ -357,6 +362,8 @@ public struct PrimaryNode: Sendable {
             verifyRegionRead(offset, digest, errno: errno, into: &actions)
         case let .peerDigest(offset, length, digest):
             peerDigest(offset, length, digest, into: &actions)
+        case let .activityLogWritten(transaction, errno):
+            activityLogWritten(transaction, errno: errno, nowNs: nowNs, into: &actions)
         }
         settle(nowNs: nowNs, into: &actions)
         checkInvariants()
@@ -381,6 +388,7 @@ public struct PrimaryNode: Sendable {
             actions.append(.drained)
         }
         checkStopped(into: &actions)
+        activityLogEndTurn(into: &actions)
     }
 
     private func checkInvariants() {
@@ -399,6 +407,7 @@ public struct PrimaryNode: Sendable {
     mutating func drive(
         _ event: PrimaryEvent, nowNs: UInt64, into actions: inout [PrimaryNodeAction]
     ) {
+        if case .connectionDown = event { activityLogDropHeldSends() }
         primary.handle(event, nowNs: nowNs, into: &inner)
         var copyDone: WriteSequence = 0
         for index in inner.indices {
@@ -423,13 +432,13 @@ public struct PrimaryNode: Sendable {
                     tickets[ticket].localPending += 1
                     localWritesInFlight += 1
                 }
-                actions.append(.writeLocal(write))
+                actions.append(activityLogHolds(write) ? .holdLocalWrite(write) : .writeLocal(write))
             case .submitLocalFlush:
                 precondition(!localFlushInFlight)
                 localFlushInFlight = true
                 actions.append(.flushLocal)
             case let .send(message):
-                actions.append(.send(message))
+                activityLogSend(message, into: &actions)
             case let .acknowledgeWrite(request):
                 writeAcknowledged(Int(request), into: &actions)
             case let .acknowledgeFlush(request):
@@ -455,6 +464,7 @@ public struct PrimaryNode: Sendable {
     private mutating func emitRelease(into actions: inout [PrimaryNodeAction]) {
         let released = primary.oldestHeldSequence - 1
         guard released > releasedThrough else { return }
+        activityLogReleased(from: releasedThrough + 1, through: released)
         releasedThrough = released
         actions.append(.release(throughSequence: released))
         while let oldest = copyChunksHeld.first, oldest <= released { _ = copyChunksHeld.removeFirst() }
@@ -483,7 +493,7 @@ public struct PrimaryNode: Sendable {
 
     // MARK: Local results
 
-    private mutating func localWriteDone(
+    mutating func localWriteDone(
         _ sequence: WriteSequence, errno: Int32, nowNs: UInt64, into actions: inout [PrimaryNodeAction]
     ) {
         precondition(!ticketOfSequence.isEmpty, "a local write result before any local write")
@@ -491,6 +501,7 @@ public struct PrimaryNode: Sendable {
         precondition(ticket >= 0 && tickets[ticket].localPending > 0, "a local write result for \(sequence)")
         tickets[ticket].localPending -= 1
         localWritesInFlight -= 1
+        activityLogLocalDone(sequence)
         if errno != 0 {
             tickets[ticket].failed = true
             failDisk("write", errno, into: &actions)

@@ -18,6 +18,46 @@ public enum ApplicationRequest: Sendable, Hashable {
     case trim
 }
 
+/// The activity log of a primary (`al_extents`, the metadata's AL extent bytes and ring):
+/// which regions a crash restart must catch up (PrimaryNode+ActivityLog).
+public struct ActivityLogSettings: Sendable, Hashable {
+    /// The active set's size, 1 ... 1000 (`al_extents`).
+    public var extents: Int
+    public var extentBytes: UInt64
+    /// The largest write the node is given (an NBD request or a chunk): one may touch this
+    /// many bytes' worth of extents, all in the set at once.
+    public var writeBytesMax: UInt64
+    /// The newest transaction in the ring when the node starts (numbers go on from it).
+    public var lastTransaction: UInt64
+    /// Testing only (the simulator's seeded bug); production passes none.
+    public var testingFault: ActivityLogTestingFault?
+
+    public init(extents: Int, extentBytes: UInt64, writeBytesMax: UInt64, lastTransaction: UInt64,
+                testingFault: ActivityLogTestingFault? = nil) {
+        self.testingFault = testingFault
+        self.extents = extents
+        self.extentBytes = extentBytes
+        self.writeBytesMax = writeBytesMax
+        self.lastTransaction = lastTransaction
+    }
+
+    /// The most extents one write of up to `writeBytesMax` can touch (at the worst offset).
+    public var extentsPerWriteMax: Int { Self.extentsPerWrite(writeBytesMax: writeBytesMax, extentBytes: extentBytes) }
+
+    public static func extentsPerWrite(writeBytesMax: UInt64, extentBytes: UInt64) -> Int {
+        Int((writeBytesMax + extentBytes - 2) / extentBytes + 1)
+    }
+}
+
+/// Deliberately wrong activity-log behaviour, so that the simulator can prove its checker
+/// catches what it breaks.
+public enum ActivityLogTestingFault: Sendable, Hashable {
+    /// A write's extent reference is dropped when it is written locally, not once the peer has
+    /// it: the extent can leave the log while the peer still lacks the write, and a crash
+    /// restart then never copies it.
+    case releasesAtLocalCompletion
+}
+
 public struct PrimaryNodeConfig: Sendable, Hashable {
     public var primary: ReplicationPrimaryConfig
     public var volumeSizeBytes: UInt64
@@ -48,6 +88,8 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
     /// `resync_rate_min`: the dynamic controller's floor, bytes per second (at most
     /// ResyncRateController's maximum, 10 GiB/s). `.setResyncRateMin` changes it live.
     public var resyncRateMinBytesPerSecond: UInt64
+    /// nil: no activity log (`al_extents: 0`): a crash restart copies the whole volume.
+    public var activityLog: ActivityLogSettings?
 
     public init(
         primary: ReplicationPrimaryConfig, volumeSizeBytes: UInt64, hasPeer: Bool = true,
@@ -55,7 +97,8 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
         requestsQueuedMax: Int = 16_384,
         backoffInitialNs: UInt64 = 250_000_000, backoffMaxNs: UInt64 = 5_000_000_000,
         syncTracksWithoutPeer: Bool = false, bitmapBlockBytes: UInt64 = 4096,
-        resyncRateBytesPerSecond: UInt64 = 0, resyncRateMinBytesPerSecond: UInt64 = 32 << 20
+        resyncRateBytesPerSecond: UInt64 = 0, resyncRateMinBytesPerSecond: UInt64 = 32 << 20,
+        activityLog: ActivityLogSettings? = nil
     ) {
         precondition(chunkBytes > 0 && requestsQueuedMax > 0 && copyBuffersMax > 0)
         precondition(DirtyBitmap.isValidBlockBytes(bitmapBlockBytes), "bitmap block bytes \(bitmapBlockBytes)")
@@ -77,6 +120,13 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
         self.bitmapBlockBytes = bitmapBlockBytes
         self.resyncRateBytesPerSecond = resyncRateBytesPerSecond
         self.resyncRateMinBytesPerSecond = resyncRateMinBytesPerSecond
+        if let activityLog {
+            precondition(activityLog.extents >= 1 && activityLog.extents <= Int(ActivityLogTransaction.extentsMax), "al_extents")
+            precondition(activityLog.extentsPerWriteMax <= activityLog.extents,
+                         "al_extents \(activityLog.extents): a write may touch \(activityLog.extentsPerWriteMax) extents")
+            precondition(UInt64(chunkBytes) <= activityLog.writeBytesMax, "a chunk larger than the largest write")
+        }
+        self.activityLog = activityLog
     }
 }
 
@@ -128,6 +178,8 @@ public enum PrimaryNodeEvent: Sendable, Hashable {
     /// `set resync_rate_min`: the dynamic controller's floor from its next step on (1 byte/s
     /// to 10 GiB/s).
     case setResyncRateMin(bytesPerSecond: UInt64)
+    /// The transaction asked by `.writeActivityLog` is durable (0), or its write failed.
+    case activityLogWritten(transaction: UInt64, errno: Int32)
     /// The daemon's `resync_concurrency_max` slot: without it the copy (full or catch-up)
     /// reads nothing and `streamState` is `pausedSync`. A node starts permitted.
     case resyncPermitted(Bool)
@@ -182,6 +234,16 @@ public enum PrimaryNodeAction: Sendable, Hashable {
     /// write it locally unless it is a copy chunk (then it is already on the disk); answer
     /// with `.localWriteDone`.
     case writeLocal(LocalWrite)
+    /// As `.writeLocal`, but keep the payload only: its local write waits for the activity-log
+    /// transaction naming its extents (`.issueLocalWrite`).
+    case holdLocalWrite(LocalWrite)
+    /// Write the payload kept by `.holdLocalWrite` locally; answer with `.localWriteDone`.
+    case issueLocalWrite(WriteSequence)
+    /// Write activity-log transaction `transaction` (the whole active set `extents`, ascending,
+    /// and the catch-up bases it proves) to its ring slot and make it durable; answer
+    /// `.activityLogWritten`. `flushVolumeFirst`: an extent leaves the set, so flush the
+    /// volume first (its completed writes must be durable before no log names them).
+    case writeActivityLog(transaction: UInt64, extents: [UInt32], bases: [CatchUpBase], flushVolumeFirst: Bool)
     /// Flush the local volume; answer with `.localFlushDone`. At most one is in flight.
     case flushLocal
     /// Read a copy chunk into a chunk buffer of its own (at most `copyBuffersMax` are held:

@@ -72,9 +72,13 @@ public struct PrimaryStartFacts: Equatable, Sendable {
     /// A bitmap (persisted at the last stop, or tracked since) covers every region the peer
     /// may lack relative to these bases, writes while disabled included: nil when none does.
     public var tracked: [CatchUpBase]?
+    /// `tracked` comes from the activity log of a primary that did not stop (a crash).
+    public var trackedAfterCrash: Bool
 
     public init(record: ReplicationRecord, initialSync: InitialSync, handedOver: Bool = false,
-                peerLacksWrites: Bool = false, writtenWhileDisabled: Bool = false, tracked: [CatchUpBase]? = nil) {
+                peerLacksWrites: Bool = false, writtenWhileDisabled: Bool = false, tracked: [CatchUpBase]? = nil,
+                trackedAfterCrash: Bool = false) {
+        self.trackedAfterCrash = trackedAfterCrash
         self.record = record
         self.initialSync = initialSync
         self.handedOver = handedOver
@@ -97,6 +101,9 @@ public enum PrimaryStartReason: Equatable, Sendable, CustomStringConvertible {
     case uncleanStop
     /// The last stop persisted its bitmap (or writes since were tracked): only its regions go.
     case trackedSinceStop
+    /// The primary did not stop (kill -9, power loss): its activity log names the regions its
+    /// last moments touched, and only those are copied.
+    case crashRecovery
     /// `PrimaryStartFault.restartForgetsUnconfirmedWrites` (testing only).
     case uncleanStopTreatedAsClean
 
@@ -123,6 +130,9 @@ public enum PrimaryStartReason: Equatable, Sendable, CustomStringConvertible {
         case .trackedSinceStop:
             return "the last stop left writes the peer had not confirmed (or writes came while disabled): "
                 + "its bitmap says which, and only those regions are copied"
+        case .crashRecovery:
+            return "crash-recovery: the primary did not stop cleanly; its activity log names the extents its last "
+                + "writes touched, and only those are copied"
         case .uncleanStopTreatedAsClean:
             return "testing fault: an unclean stop treated as clean"
         }
@@ -156,7 +166,9 @@ public struct PrimaryStart: Equatable, Sendable {
                               fault: PrimaryStartFault?) -> (SessionBasis, PrimaryStartReason) {
         if facts.peerLacksWrites { return (.fullCopy, .peerLacksWrites) }
         if facts.handedOver { return (.assumeInSync, .handedOver) }
-        if let bases = facts.tracked, !bases.isEmpty { return (.catchUp(bases), .trackedSinceStop) }
+        if let bases = facts.tracked, !bases.isEmpty {
+            return (.catchUp(bases), facts.trackedAfterCrash ? .crashRecovery : .trackedSinceStop)
+        }
         let firstRun = !record.primaryStarted
         if firstRun && facts.initialSync == .none && facts.writtenWhileDisabled {
             return (.fullCopy, .writtenBeforeFirstStart)

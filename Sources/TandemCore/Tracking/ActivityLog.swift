@@ -77,6 +77,8 @@ public struct ActivityLog: Sendable {
     public private(set) var lastDurableTransaction: UInt64
     private var transactionBuffer: [UInt32]
     public private(set) var transactionExtentCount = 0
+    /// The transaction last returned by `endTurn` makes an extent leave the set.
+    public private(set) var transactionEvicts = false
 
     /// - lastTransaction: the number of the newest valid transaction found at load (0: none).
     /// - extentsPerWriteMax: the most extents one write may touch (max request / extent + 1).
@@ -298,8 +300,10 @@ public struct ActivityLog: Sendable {
             if pagesPending[slot] != 0 { return nil }
         }
         transactionExtentCount = 0
+        transactionEvicts = false
         for slot in 0..<slotsUsed {
             let joins = incoming[slot] != Self.none && incomingBatch[slot] <= closedBatch
+            if joins && resident[slot] != Self.none { transactionEvicts = true }
             let extent = joins ? incoming[slot] : resident[slot]
             guard extent != Self.none else { continue }
             transactionBuffer[transactionExtentCount] = extent
@@ -309,6 +313,12 @@ public struct ActivityLog: Sendable {
         inFlightTransaction = closedBatch
         closedBatch = 0
         return inFlightTransaction
+    }
+
+    /// Asks for a transaction at the next `endTurn` even if no extent joins: the set is
+    /// written again as it is (its caller records something beside it that changed).
+    public mutating func requestTransaction() {
+        openBatchHasJoiners = true
     }
 
     /// Transaction `number` is durable: its joiners become resident, its evicted extents

@@ -26,6 +26,8 @@ final class ResourceCounters {
     var replicatedBytes: UInt64 = 0
     /// Primary: payload bytes of the initial full copy sent to the peer.
     var resyncedBytes: UInt64 = 0
+    /// Primary: activity-log transactions written (one 4 KiB write and a data sync each).
+    var activityLogWrites: UInt64 = 0
     /// Secondary: payload bytes of Data frames received from the primary.
     var receivedBytes: UInt64 = 0
     var protocolErrors: UInt64 = 0

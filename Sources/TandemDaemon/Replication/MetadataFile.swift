@@ -6,7 +6,8 @@
 // never trusts RWF_DSYNC: some filesystems (FUSE) complete such writes unsynced. Writes
 // alternate between the two slots; one in flight at a time, the newest request queued.
 // The dirty bitmap's area is written and read here too (blocking, see *Dirty bitmap*
-// below), sealed by the superblock's `bitmap sealed` field. Loop thread only.
+// below), sealed by the superblock's `bitmap sealed` field, and the activity-log ring
+// (blocking, see *Activity log*). Loop thread only.
 import Glibc
 import Logging
 import TandemCore
@@ -19,6 +20,10 @@ final class MetadataFile: IOHandler {
     private let volume: Volume
     private let loop: EventLoop
     private let buffer: UnsafeMutableRawPointer
+    /// The activity-log slot being written (its own: a superblock ring write may be in flight).
+    private let activityLogBuffer: UnsafeMutableRawPointer
+    /// The newest transaction known to be in the ring (read at `readActivityLog`, then written).
+    private(set) var activityLogNewest: UInt64 = 0
     private var handlerID: UInt32 = 0
     /// The newest superblock on stable storage.
     private(set) var superblock: MetadataSuperblock
@@ -44,10 +49,15 @@ final class MetadataFile: IOHandler {
         var memory: UnsafeMutableRawPointer? = nil
         precondition(posix_memalign(&memory, 4096, MetadataGeometry.slotBytes) == 0)
         buffer = memory!
+        precondition(posix_memalign(&memory, 4096, MetadataGeometry.slotBytes) == 0)
+        activityLogBuffer = memory!
         handlerID = loop.register(self)
     }
 
-    deinit { free(buffer) }
+    deinit {
+        free(buffer)
+        free(activityLogBuffer)
+    }
 
     /// disk_timeout_ms for this file's ring writes and flushes (Volume.ioTimeoutNs); the
     /// blocking writes of the rare transitions are not watched (they hold the loop anyway).
@@ -217,6 +227,73 @@ final class MetadataFile: IOHandler {
         next.bitmapSealedSequence = 0
         next.catchUpBases = []
         try writeNow(next)
+    }
+
+    // MARK: Activity log (docs/metadata.md, *Activity-log transaction*)
+    //
+    // Transaction t goes to ring slot t % `AL slots` with one 4 KiB write and fdatasync,
+    // synchronously: the writes it protects wait for it anyway. Beside a superblock ring write
+    // is fine (another buffer, another offset).
+
+    /// Reads every ring slot and proves the newest transaction (ActivityLogRing); remembers its
+    /// number so that new transactions follow it. Changes nothing on disk.
+    func readActivityLog() throws(IOError) -> Result<ActivityLogTransaction?, ActivityLogRing.ProofError> {
+        let geometry = superblock.geometry
+        var slots: [[UInt8]] = []
+        for slot in 0..<geometry.alSlots {
+            // Into the aligned buffer: the file may be open with O_DIRECT.
+            let offset = off_t(geometry.activityLogSlotOffset(slot))
+            var done = 0
+            while done < MetadataGeometry.slotBytes {
+                let got = pread(volume.fd, activityLogBuffer + done, MetadataGeometry.slotBytes - done, offset + off_t(done))
+                if got < 0 && errno == EINTR { continue }
+                guard got >= 0 else { throw IOError(errno: errno, "read \(path)") }
+                if got == 0 { break }
+                done += got
+            }
+            slots.append(Array(UnsafeRawBufferPointer(start: activityLogBuffer, count: done)))
+        }
+        let proven = ActivityLogRing.newest(slots, resourceUUID: superblock.resourceUUID,
+                                            extentsMax: ActivityLogTransaction.extentsMax)
+        if case .success(let newest) = proven { activityLogNewest = newest?.transaction ?? 0 }
+        return proven
+    }
+
+    /// Zeroes every ring slot durably (a ring that proves nothing is not written over: new
+    /// transactions then start again from 1 in an empty ring).
+    func resetActivityLog() throws(IOError) {
+        guard !closed, !failed else { throw IOError(errno: EIO, "write \(path): the metadata file failed earlier") }
+        let geometry = superblock.geometry
+        memset(activityLogBuffer, 0, MetadataGeometry.slotBytes)
+        do {
+            for slot in 0..<geometry.alSlots {
+                try MetadataFileIO.writeAll(fd: volume.fd, UnsafeRawBufferPointer(start: activityLogBuffer, count: MetadataGeometry.slotBytes),
+                                            offset: geometry.activityLogSlotOffset(slot), path: path)
+            }
+            try MetadataFileIO.dataSync(fd: volume.fd, path: path)
+        } catch {
+            failed = true
+            throw error
+        }
+        activityLogNewest = 0
+    }
+
+    /// Writes `transaction` to its slot and makes it durable before returning.
+    func writeActivityLog(_ transaction: ActivityLogTransaction) throws(IOError) {
+        guard !closed, !failed else { throw IOError(errno: EIO, "write \(path): the metadata file failed earlier") }
+        let geometry = superblock.geometry
+        let bytes = transaction.encode()
+        bytes.withUnsafeBytes { activityLogBuffer.copyMemory(from: $0.baseAddress!, byteCount: MetadataGeometry.slotBytes) }
+        let slot = UInt32(transaction.transaction % UInt64(geometry.alSlots))
+        do {
+            try MetadataFileIO.writeAll(fd: volume.fd, UnsafeRawBufferPointer(start: activityLogBuffer, count: MetadataGeometry.slotBytes),
+                                        offset: geometry.activityLogSlotOffset(slot), path: path)
+            try MetadataFileIO.dataSync(fd: volume.fd, path: path)
+        } catch {
+            failed = true
+            throw error
+        }
+        activityLogNewest = max(activityLogNewest, transaction.transaction)
     }
 
     private func fail(_ code: Int32) {

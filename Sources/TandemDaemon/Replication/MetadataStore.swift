@@ -71,6 +71,7 @@ enum MetadataStore {
         var superblock = MetadataSuperblock(resourceName: spec.name, volumeSizeBytes: volumeSizeBytes)
         superblock.resourceUUID = UInt128.random(in: 1...UInt128.max)
         superblock.roleLastTaken = MetadataRole(spec.role)
+        if let extents = spec.alExtents { superblock.alExtentsMax = extents }
         return superblock
     }
 

@@ -9,8 +9,9 @@ import TandemCore
 import TandemIO
 
 extension PrimaryReplicator {
-    /// Keeps the payload of an admitted write under its sequence and writes it locally.
-    func writeLocal(_ write: LocalWrite) {
+    /// Keeps the payload of an admitted write under its sequence and writes it locally
+    /// (`issue`; else `.issueLocalWrite` does, once the activity log names its extents).
+    func writeLocal(_ write: LocalWrite, issue: Bool = true) {
         let length = Int(write.lengthBytes)
         switch write.source {
         case .request(let id):
@@ -34,7 +35,24 @@ extension PrimaryReplicator {
         retained[slot: slot].offset = write.offsetBytes
         retained[slot: slot].fua = write.fua
         retained[slot: slot].doneBytes = 0
-        submitLocalIO(slot)
+        if issue { submitLocalIO(slot) }
+    }
+
+    /// Writes activity-log transaction `number` through the resource's metadata file, durable
+    /// before it is answered: synchronously on the loop (the writes it protects wait for it).
+    /// An evicting transaction flushes the volume first: the leaving extent's writes are then
+    /// on stable storage before no transaction names them.
+    func writeActivityLog(_ number: UInt64, extents: [UInt32], bases: [CatchUpBase], flushVolumeFirst: Bool) {
+        var code: Int32 = 0
+        if flushVolumeFirst {
+            while fdatasync(volume.fd) != 0 {
+                guard errno == EINTR else { code = errno; break }
+            }
+            if code != 0 { health.record("flush", errno: code) }
+        }
+        if code == 0 { code = onWriteActivityLog?(number, extents, bases) ?? EIO }
+        counters.activityLogWrites += 1
+        feed(.activityLogWritten(transaction: number, errno: code))
     }
 
     /// Writes what is left of a retained write (all of it, or the rest after a short write).

@@ -29,6 +29,9 @@ extension PrimaryReplicator {
         }
         fields["retained_writes"] = .int(Int64(retained.count))
         fields["spilled_writes"] = .int(Int64(clamping: retained.spilledWrites))
+        // The activity log: 0 extents when there is none (al_extents 0).
+        fields["activity_log_extents"] = .int(Int64(node.activityLog?.residentCount ?? 0))
+        fields["activity_log_writes"] = .int(Int64(clamping: counters.activityLogWrites))
         fields["enabled"] = .bool(node.enabled)
         fields["session_start"] = .string(basis.word)
         fields["session_start_reason"] = .string(sessionStartReason)

@@ -89,6 +89,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     /// A stop that is flushed but not clean: persist the bitmap and the bases it covers (the
     /// metadata's bitmap area, sealed) before the stop is recorded.
     var onPersistBitmap: ((DirtyBitmap, [CatchUpBase]) -> Void)?
+    /// Writes an activity-log transaction durably (the metadata's ring): 0 or the errno.
+    var onWriteActivityLog: ((UInt64, [UInt32], [CatchUpBase]) -> Int32)?
     /// Why this session started as it did (status `session_start_reason`).
     var sessionStartReason = ""
     /// The peer asked for a planned failover (FailoverRequest).
@@ -109,7 +111,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var peerSynced: Bool { node.peerSynced }
 
     init(spec: ResourceSpec, volume: Volume, buffers: DataBuffers, context: ReplicationContext,
-         basis: SessionBasis, trackedBitmap: DirtyBitmap? = nil, counters: ResourceCounters, health: DiskHealth,
+         basis: SessionBasis, trackedBitmap: DirtyBitmap? = nil, activityLog: ActivityLogSettings? = nil,
+         counters: ResourceCounters, health: DiskHealth,
          logger: Logger) {
         self.resource = spec.name
         self.counters = counters
@@ -126,7 +129,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             primary: ReplicationPrimaryConfig(mode: spec.mode == .async ? .async : .sync, bufferBytesMax: bufferBytes),
             volumeSizeBytes: volume.sizeBytes, hasPeer: spec.peer != nil, chunkBytes: UInt32(Self.chunkBytes),
             syncTracksWithoutPeer: spec.fencing == .dontCare, resyncRateBytesPerSecond: spec.resyncRateBytesPerSecond,
-            resyncRateMinBytesPerSecond: spec.resyncRateMinBytesPerSecond)
+            resyncRateMinBytesPerSecond: spec.resyncRateMinBytesPerSecond, activityLog: activityLog)
         node = PrimaryNode(config: config, session: UInt64.random(in: 1...UInt64.max), basis: basis,
                            trackedBitmap: trackedBitmap)
         // The store holds what the node holds: never more writes, never more bytes.
@@ -279,6 +282,10 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         switch action {
         case let .answer(id, errno): answer(id, errno: errno)
         case let .writeLocal(write): writeLocal(write)
+        case let .holdLocalWrite(write): writeLocal(write, issue: false)
+        case let .issueLocalWrite(sequence): submitLocalIO(retained.slot(sequence))
+        case let .writeActivityLog(number, extents, bases, flushVolumeFirst):
+            writeActivityLog(number, extents: extents, bases: bases, flushVolumeFirst: flushVolumeFirst)
         case .flushLocal: context.loop.prepareFlush(volume: volume, handler: handlerID, tag: Self.flushTag)
         case let .readCopyChunk(offset, length): readCopyChunk(offset: offset, length: length)
         case let .discardCopyChunk(offset): retained.copies.release(offset: offset)

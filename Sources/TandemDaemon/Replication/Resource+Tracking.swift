@@ -16,6 +16,8 @@ import TandemIO
 struct TrackedBitmap {
     var bitmap: DirtyBitmap
     var bases: [CatchUpBase]
+    /// Built from the activity log after a crash (Resource+ActivityLog), not sealed at a stop.
+    var fromCrash = false
 }
 
 extension Resource {

@@ -72,13 +72,21 @@ extension Resource {
             record: node.record, initialSync: spec.initialSync, handedOver: handedOver,
             peerLacksWrites: node.peerLacksWrites,
             writtenWhileDisabled: node.writtenWhileDisabled || mutationsAtCleanStop.map { $0 != mutationCount } ?? false,
-            tracked: tracked?.bases)
+            tracked: tracked?.bases, trackedAfterCrash: tracked?.fromCrash ?? false)
         let start = PrimaryStart(facts)
+        // The ring's session-start transaction goes before the record that sets crashed-primary.
+        let writeBytesMax = UInt64(max(Int(context.config.maxRequestBytes), PrimaryReplicator.chunkBytes))
+        let activityLog: ActivityLogSettings?
+        do throws(IOError) { activityLog = try openActivityLog(for: start.basis, writeBytesMax: writeBytesMax) } catch {
+            health.record("metadata write", errno: error.errno)
+            throw ControlError(.ioError, "replication metadata: cannot write the activity log of \(metadata.path): \(error)")
+        }
         mutationsAtCleanStop = nil
         // The node owns the tracked bitmap from now on; the seal goes with this record (a
         // crash before the catch-up ends then copies the volume: nothing is missed).
         guard updateRecord({ $0 = start.record }, also: {
             $0.writtenWhileDisabled = false
+            $0.set(.crashedPrimary, true)
             $0.bitmapSealedSequence = 0
             $0.catchUpBases = []
         }) else {
@@ -87,12 +95,16 @@ extension Resource {
         trackedSinceStop = nil
         let replicator = PrimaryReplicator(spec: spec, volume: volume, buffers: backend.buffers, context: context,
                                            basis: start.basis, trackedBitmap: start.basis.isCatchUp ? tracked?.bitmap : nil,
-                                           counters: counters, health: health, logger: logger)
+                                           activityLog: activityLog, counters: counters, health: health, logger: logger)
+        replicator.onWriteActivityLog = { [unowned self] number, extents, bases in
+            writeActivityLog(number, extents: extents, bases: bases)
+        }
         replicator.sessionStartReason = start.reason.description
         replicator.onFirstWrite = { [unowned self] in _ = updateRecord { $0 = $0.afterFirstWrite() } }
         replicator.onPersistBitmap = { [unowned self] bitmap, bases in persistTrackedBitmap(bitmap, bases: bases) }
         replicator.onStopRecorded = { [unowned self] value in
-            _ = updateRecord { $0 = $0.stopped(cleanStop: value) }
+            // A recorded stop: the activity log no longer speaks for the volume.
+            _ = updateRecord({ $0 = $0.stopped(cleanStop: value) }, also: { $0.set(.crashedPrimary, false) })
             if value != 0 {
                 // Counted from the stop's start: writes that went around the stopping node
                 // cancel this clean stop at the next start, as writes while disabled do.
@@ -347,7 +359,10 @@ extension Resource {
         if role == .primary { demotedInProcess = false }
         backend.readOnly = role == .secondary
         if role == .secondary { stopServing() } else { startServing() }
-        _ = updateNode { $0.roleLastTaken = MetadataRole(role) }
+        _ = updateNode {
+            $0.roleLastTaken = MetadataRole(role)
+            $0.set(.crashedPrimary, false)  // the activity log was of the old role's sessions
+        }
         dropTrackedBitmap()
         persist?(spec)
         context.events.publish(resource: spec.name, "role", ["role": .string(role.rawValue)])

@@ -1,0 +1,199 @@
+// PrimaryNode's activity log: what makes a crash restart cost the regions the primary's last
+// moments touched instead of the whole volume (docs/replication.md, *Stops and restarts*;
+// docs/metadata.md, *Activity-log transaction*). The decisions are the ActivityLog's
+// (Tracking); this file wires them into the write path:
+//
+// - Admission: every application write (and zero chunk) notes its extents. A write to an
+//   extent outside the durable active set waits for the transaction naming it: its payload is
+//   kept (`.holdLocalWrite`) but neither written locally nor sent to the peer until that
+//   transaction is durable (`.activityLogWritten`). Sends keep their order, so every send
+//   after a held write waits too. The design's overlap of the log write with the network
+//   round trip (design-v3 §4) needs the secondary to log what it applies; without that, a
+//   write the peer held and this node's log did not name would differ after a crash.
+// - References: a write keeps its extents in the set until the stream releases it — durable
+//   on the peer and written here, or (Ahead) marked in the bitmap. An evicting transaction
+//   flushes the volume first: the writes of the extent that leaves are then on stable storage.
+// - Bases: each transaction records the catch-up bases it proves — what the peer held
+//   (session and durable epoch) when it was written — or none while a copy is due, the node
+//   is Ahead, or any bit is set (the bitmap is not persisted with the log, so such a crash
+//   copies the volume). Bitmap pages an eviction asks for are therefore never needed by a
+//   crash restart and are reported persisted at once. When the bases are found or lost a
+//   transaction is written to record it (a crash while Ahead or copying copies the volume).
+// - Transactions: one in flight at a time; every miss while one is in flight joins the next
+//   (group commit), which the driver writes (one 4 KiB write and a data sync).
+
+extension PrimaryNode {
+    /// The write path's state around the ActivityLog. Tables are allocated at the first write.
+    struct ActivityLogGate: Sendable {
+        /// The range of each held sequence (`sequence % writesInFlightMax`); length 0: none.
+        var spanOffsets: [UInt64] = []
+        var spanLengths: [UInt32] = []
+        /// Writes kept but not written locally: (sequence, the transaction they wait for).
+        var heldWrites: [(sequence: WriteSequence, transaction: UInt64)] = []
+        /// Messages held behind a held write, in order, with the transaction they wait for.
+        var heldSends: [(transaction: UInt64, message: PrimaryMessage)] = []
+        /// The transaction the newest held write waits for: sends wait until it is durable.
+        var sendLevel: UInt64 = 0
+        /// The admission's verdict for the write being fed to the stream (0: none needed).
+        var pendingTransaction: UInt64 = 0
+        /// The last transaction formed carried bases.
+        var formedWithBases = false
+        /// The head of the queue could not take a reference (no evictable extent).
+        var blocked = false
+        /// A log write failed: the disk failed, nothing waits for the log any more.
+        var failed = false
+    }
+
+    static func makeActivityLog(_ config: PrimaryNodeConfig) -> ActivityLog? {
+        guard let settings = config.activityLog else { return nil }
+        return ActivityLog(
+            volumeSizeBytes: config.volumeSizeBytes, extentBytes: settings.extentBytes, capacity: settings.extents,
+            blockBytes: config.bitmapBlockBytes, extentsPerWriteMax: settings.extentsPerWriteMax,
+            lastTransaction: settings.lastTransaction)
+    }
+
+    /// A transaction formed now proves bases (checked after every event: no allocation).
+    var activityLogHasBases: Bool {
+        !isAhead && !copyWanted && !restartPending && pendingSession == nil && peerInconsistentThroughEpoch == nil
+            && !stopping && !diskFailed && bitmap.outOfSyncBytes == 0
+    }
+
+    /// The bases a transaction formed now proves (empty: a crash must copy the volume).
+    public var activityLogBases: [CatchUpBase] {
+        guard activityLogHasBases else { return [] }
+        return SessionBasis.basesAfterLosingPeer(
+            session: session, peerDurableEpoch: primary.peerDurableEpoch, previous: catchUpBases)
+    }
+
+    /// Admission of a write to `offset`+`length`: false when it must wait (no extent can be
+    /// taken now; retried after the next event).
+    mutating func activityLogAdmits(_ offset: UInt64, _ length: UInt64) -> Bool {
+        gate.pendingTransaction = 0
+        guard activityLog != nil else { return true }
+        switch activityLog!.noteWrite(offsetBytes: offset, lengthBytes: length) {
+        case .proceed:
+            break
+        case .awaitTransaction(let transaction):
+            gate.pendingTransaction = transaction
+        case .retryLater:
+            gate.blocked = true
+            return false
+        }
+        gate.blocked = false
+        return true
+    }
+
+    /// The stream asks for `write`'s local write: true when it must wait for a transaction
+    /// (the payload is kept, the write held). Records the write's extents until its release.
+    mutating func activityLogHolds(_ write: LocalWrite) -> Bool {
+        guard activityLog != nil, write.source != .copyChunk else { return false }
+        if gate.spanOffsets.isEmpty {
+            gate.spanOffsets = Array(repeating: 0, count: config.primary.writesInFlightMax)
+            gate.spanLengths = Array(repeating: 0, count: config.primary.writesInFlightMax)
+            gate.heldWrites.reserveCapacity(config.primary.writesInFlightMax)
+        }
+        let slot = Int(write.sequence % UInt64(config.primary.writesInFlightMax))
+        precondition(gate.spanLengths[slot] == 0, "write \(write.sequence) reuses a slot still referenced")
+        gate.spanOffsets[slot] = write.offsetBytes
+        gate.spanLengths[slot] = write.lengthBytes
+        let transaction = gate.pendingTransaction
+        gate.pendingTransaction = 0
+        guard transaction > activityLog!.lastDurableTransaction else { return false }
+        gate.heldWrites.append((write.sequence, transaction))
+        gate.sendLevel = max(gate.sendLevel, transaction)
+        return true
+    }
+
+    /// A message of the stream: sent now, or held in order behind a held write.
+    mutating func activityLogSend(_ message: PrimaryMessage, into actions: inout [PrimaryNodeAction]) {
+        guard let log = activityLog else { return actions.append(.send(message)) }
+        guard !gate.failed else { return actions.append(.send(message)) }
+        guard !gate.heldSends.isEmpty || gate.sendLevel > log.lastDurableTransaction else {
+            return actions.append(.send(message))
+        }
+        gate.heldSends.append((gate.sendLevel, message))
+    }
+
+    /// The link is gone: held messages were for it (the stream re-sends on the next one).
+    mutating func activityLogDropHeldSends() {
+        gate.heldSends.removeAll(keepingCapacity: true)
+    }
+
+    /// The stream released every write through `through` (from `from`): their extents may
+    /// leave the set.
+    mutating func activityLogReleased(from: WriteSequence, through: WriteSequence) {
+        guard activityLog != nil, !gate.spanLengths.isEmpty, from <= through else { return }
+        var sequence = from
+        while sequence <= through {
+            let slot = Int(sequence % UInt64(config.primary.writesInFlightMax))
+            if gate.spanLengths[slot] != 0 {
+                activityLog!.writeCompleted(offsetBytes: gate.spanOffsets[slot], lengthBytes: UInt64(gate.spanLengths[slot]))
+                gate.spanLengths[slot] = 0
+            }
+            sequence += 1
+        }
+    }
+
+    /// The local write of `sequence` is done (testing fault only: its reference goes now).
+    mutating func activityLogLocalDone(_ sequence: WriteSequence) {
+        guard config.activityLog?.testingFault == .releasesAtLocalCompletion, !gate.spanLengths.isEmpty else { return }
+        activityLogReleased(from: sequence, through: sequence)
+    }
+
+    /// The driver wrote transaction `transaction` (errno 0) or failed to.
+    mutating func activityLogWritten(
+        _ transaction: UInt64, errno: Int32, nowNs: UInt64, into actions: inout [PrimaryNodeAction]
+    ) {
+        guard activityLog != nil else { preconditionFailure("an activity-log result without a log") }
+        guard errno == 0 else {
+            // The disk failed: a held write fails as a local write that failed would — not
+            // written here, still sent (in order, held sends first) and answered EIO once the
+            // stream is done with it (docs/replication.md, *Disk failures*). No log is kept
+            // from here on.
+            failDisk("activity-log write", errno, into: &actions)
+            gate.failed = true
+            for held in gate.heldSends { actions.append(.send(held.message)) }
+            gate.heldSends.removeAll()
+            let held = gate.heldWrites
+            gate.heldWrites.removeAll()
+            for write in held { localWriteDone(write.sequence, errno: PrimaryErrno.eio, nowNs: nowNs, into: &actions) }
+            return
+        }
+        activityLog!.transactionDurable(transaction)
+        var kept = 0
+        for index in gate.heldWrites.indices {
+            let write = gate.heldWrites[index]
+            if write.transaction <= transaction {
+                actions.append(.issueLocalWrite(write.sequence))
+            } else {
+                gate.heldWrites[kept] = write
+                kept += 1
+            }
+        }
+        gate.heldWrites.removeLast(gate.heldWrites.count - kept)
+        var released = 0
+        while released < gate.heldSends.count && gate.heldSends[released].transaction <= transaction {
+            actions.append(.send(gate.heldSends[released].message))
+            released += 1
+        }
+        gate.heldSends.removeFirst(released)
+    }
+
+    /// The end of every event: form the next transaction if one is due and none is in flight.
+    mutating func activityLogEndTurn(into actions: inout [PrimaryNodeAction]) {
+        guard activityLog != nil, !gate.failed, !stopped else { return }
+        let hasBases = activityLogHasBases
+        // Bases found or lost (a copy ends; Ahead or a copy begins): the ring says so at once,
+        // so that a crash restart never believes bases of a state the node has left.
+        if enabled && gate.formedWithBases != hasBases && activityLog!.inFlightTransaction == 0 {
+            activityLog!.requestTransaction()
+        }
+        // Pages: no crash restart reads them (bases are empty whenever a bit is set).
+        while let request = activityLog!.nextPageToPersist() { activityLog!.bitmapPagePersisted(request) }
+        guard let number = activityLog!.endTurn() else { return }
+        let bases = activityLogBases
+        gate.formedWithBases = hasBases
+        actions.append(.writeActivityLog(transaction: number, extents: Array(activityLog!.transactionExtents),
+                                         bases: bases, flushVolumeFirst: activityLog!.transactionEvicts))
+    }
+}

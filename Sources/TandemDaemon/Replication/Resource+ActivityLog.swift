@@ -1,0 +1,105 @@
+// Resource's activity log between primary sessions (docs/replication.md, *Stops and
+// restarts*; docs/metadata.md, *Activity-log transaction*). The write path's decisions are
+// the node's (PrimaryNode+ActivityLog); here the metadata file's ring is read at open and
+// opened for each session:
+//
+// - A primary session's start writes a transaction naming no extent, with the bases the
+//   session starts from (those of a clean restart or of an in-sync start; none for a copy),
+//   before the start record that sets `crashed-primary`. So the ring never speaks for writes
+//   it did not see: writes while disabled come between a stop and that transaction.
+// - `crashed-primary` is set with the start record and cleared with the stop record (and at
+//   a role change). Found set at open — the primary did not stop — with no writes while
+//   disabled since, the ring's newest transaction, proven (ActivityLogRing), gives what the
+//   next session catches up: its extents, from its bases (reason `crash-recovery`). A ring
+//   that proves nothing is published (`activity-log-unreadable`) and the volume is copied.
+import Glibc
+import TandemCore
+import TandemIO
+
+extension Resource {
+    /// `al_extents` of this resource (0: no log).
+    var activityLogExtents: Int { Int(spec.alExtents ?? metadata.latest.alExtentsMax) }
+
+    /// A primary that did not record its stop: catch up from the ring's newest transaction.
+    func loadActivityLogAtOpen() {
+        let node = metadata.latest
+        guard spec.role == .primary, node.flags.contains(.crashedPrimary), !node.writtenWhileDisabled,
+            !node.peerLacksWrites, !node.bitmapSealed, node.record.cleanStop == 0
+        else { return }
+        let proven: Result<ActivityLogTransaction?, ActivityLogRing.ProofError>
+        do throws(IOError) { proven = try metadata.readActivityLog() } catch {
+            return activityLogUnreadable("\(error)")
+        }
+        switch proven {
+        case .failure(let error):
+            activityLogUnreadable("metadata \(metadata.path): \(error)")
+        case .success(nil):
+            logger.notice("the primary did not stop cleanly and its activity log is empty: the next session copies the volume")
+        case .success(let transaction?) where transaction.bases.isEmpty:
+            logger.notice("the primary did not stop cleanly while a copy was due or it was Ahead: the next session copies the volume",
+                          metadata: ["transaction": "\(transaction.transaction)"])
+        case .success(let transaction?):
+            var bitmap = DirtyBitmap(volumeSizeBytes: volume.sizeBytes, blockBytes: UInt64(node.bitmapBlockBytes))
+            for region in ActivityLog.dirtyRegions(afterCrash: transaction.extents, extentBytes: UInt64(node.alExtentBytes),
+                                                   volumeSizeBytes: volume.sizeBytes) {
+                _ = bitmap.setRange(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes)
+            }
+            trackedSinceStop = TrackedBitmap(bitmap: bitmap, bases: transaction.bases, fromCrash: true)
+            logger.notice("the primary did not stop cleanly: the next session catches up the activity log's extents",
+                          metadata: ["transaction": "\(transaction.transaction)", "extents": "\(transaction.extents.count)",
+                                     "out_of_sync_bytes": "\(bitmap.outOfSyncBytes)"])
+            context.events.publish(resource: spec.name, "activity-log-recovered", [
+                "transaction": .int(Int64(clamping: transaction.transaction)),
+                "extents": .int(Int64(transaction.extents.count)),
+                "out_of_sync_bytes": .int(Int64(clamping: bitmap.outOfSyncBytes)),
+            ])
+        }
+    }
+
+    private func activityLogUnreadable(_ message: String) {
+        logger.error("the activity log proves nothing: the next session copies the volume", metadata: ["error": "\(message)"])
+        context.events.publish(resource: spec.name, "activity-log-unreadable", ["message": .string(message)])
+    }
+
+    /// Before a primary session's start record: the ring's transaction for the session's start
+    /// (no extent; the bases `basis` starts from when it needs no copy), durable. Returns the
+    /// node's log settings (nil: no log). Throws when the ring cannot be written.
+    func openActivityLog(for basis: SessionBasis, writeBytesMax: UInt64) throws(IOError) -> ActivityLogSettings? {
+        let extentBytes = UInt64(metadata.latest.alExtentBytes)
+        var extents = activityLogExtents
+        if extents > 0 && ActivityLogSettings.extentsPerWrite(writeBytesMax: writeBytesMax, extentBytes: extentBytes) > extents {
+            logger.warning("al_extents is too small for max_request_bytes: no activity log (a crash restart copies the volume)",
+                           metadata: ["al_extents": "\(extents)", "max_request_bytes": "\(writeBytesMax)"])
+            extents = 0
+        }
+        if case .failure(let error) = try metadata.readActivityLog() {
+            logger.warning("the activity log is reset", metadata: ["error": "\(error)"])
+            try metadata.resetActivityLog()
+        }
+        let bases: [CatchUpBase]
+        switch basis {
+        case .continues, .assumeInSync: bases = extents > 0 ? basis.startingBases : []
+        case .fullCopy, .catchUp: bases = []
+        }
+        let number = metadata.activityLogNewest + 1
+        if extents > 0 || metadata.activityLogNewest != 0 {
+            try metadata.writeActivityLog(ActivityLogTransaction(
+                transaction: number, resourceUUID: metadata.latest.resourceUUID, extents: [], bases: bases))
+        }
+        guard extents > 0 else { return nil }
+        return ActivityLogSettings(extents: extents, extentBytes: extentBytes, writeBytesMax: writeBytesMax,
+                                   lastTransaction: number)
+    }
+
+    /// The node asks for transaction `number`: written and durable on return (0), or the errno.
+    func writeActivityLog(_ number: UInt64, extents: [UInt32], bases: [CatchUpBase]) -> Int32 {
+        do throws(IOError) {
+            try metadata.writeActivityLog(ActivityLogTransaction(
+                transaction: number, resourceUUID: metadata.latest.resourceUUID, extents: extents, bases: bases))
+            return 0
+        } catch {
+            logger.error("writing the activity log failed", metadata: ["metadata": "\(metadata.path)", "error": "\(error)"])
+            return error.errno
+        }
+    }
+}

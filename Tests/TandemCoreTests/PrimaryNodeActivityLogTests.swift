@@ -1,0 +1,228 @@
+// PrimaryNode's activity log (PrimaryNode+ActivityLog): what a write waits for, what it keeps
+// in the log until when, and what each transaction says a crash restart may catch up from;
+// and the ring's proof at open (ActivityLogRing) and the transaction's bases on disk.
+import TandemCore
+import Testing
+
+/// A node with an activity log of `extents` 8 KiB extents (two blocks each; writes of one
+/// block: two extents per write at most), 16 MiB volume.
+private struct LogHarness {
+    var node: PrimaryNode
+    var actions: [PrimaryNodeAction] = []
+
+    init(mode: ReplicationAckMode = .sync, extents: Int = 2, basis: SessionBasis = .continues(from: 5),
+         fault: ActivityLogTestingFault? = nil) {
+        node = PrimaryNode(
+            config: PrimaryNodeConfig(
+                primary: ReplicationPrimaryConfig(mode: mode, bufferBytesMax: 4 << 20),
+                volumeSizeBytes: 16 << 20, chunkBytes: 4096,
+                activityLog: ActivityLogSettings(extents: extents, extentBytes: 8192, writeBytesMax: 4096,
+                                                 lastTransaction: 10, testingFault: fault)),
+            session: 77, basis: basis)
+    }
+
+    @discardableResult
+    mutating func send(_ event: PrimaryNodeEvent) -> [PrimaryNodeAction] {
+        actions.removeAll()
+        node.handle(event, nowNs: 1_000_000_000, into: &actions)
+        return actions
+    }
+
+    mutating func connect() {
+        send(.enable)
+        if let (number, _) = transaction { send(.activityLogWritten(transaction: number, errno: 0)) }
+        send(.linkUp)
+        send(.peer(.hello(durableThroughEpoch: 0, copy: .consistent)))
+    }
+
+    mutating func write(_ id: RequestID, block: UInt64) {
+        send(.request(id: id, .write(offsetBytes: block * 4096, lengthBytes: 4096, fua: false)))
+    }
+
+    /// A write of one block, its transaction (if it missed) durable, its local write done.
+    mutating func writeThrough(_ id: RequestID, block: UInt64) {
+        write(id, block: block)
+        var done = written
+        if let (number, _) = transaction {
+            done += held
+            send(.activityLogWritten(transaction: number, errno: 0))
+        }
+        for sequence in done { send(.localWriteDone(sequence: sequence, errno: 0)) }
+    }
+
+    var transaction: (UInt64, [UInt32])? {
+        for case let .writeActivityLog(number, extents, _, _) in actions { return (number, extents) }
+        return nil
+    }
+
+    var transactionBases: [CatchUpBase]? {
+        for case let .writeActivityLog(_, _, bases, _) in actions { return bases }
+        return nil
+    }
+
+    var evicts: Bool {
+        for case let .writeActivityLog(_, _, _, flush) in actions { return flush }
+        return false
+    }
+
+    var held: [WriteSequence] { actions.compactMap { if case let .holdLocalWrite(write) = $0 { write.sequence } else { nil } } }
+    var written: [WriteSequence] { actions.compactMap { if case let .writeLocal(write) = $0 { write.sequence } else { nil } } }
+    var issued: [WriteSequence] { actions.compactMap { if case let .issueLocalWrite(sequence) = $0 { sequence } else { nil } } }
+    var sentData: [WriteSequence] {
+        actions.compactMap { if case let .send(.data(data)) = $0 { data.sequence } else { nil } }
+    }
+}
+
+@Suite struct PrimaryNodeActivityLogTests {
+    @Test func aMissIsHeldFromBothDisksUntilItsTransactionIsDurableThenAHitGoesAtOnce() {
+        var h = LogHarness()
+        h.connect()
+        h.write(1, block: 6)
+        #expect(h.held == [1] && h.written.isEmpty, "kept, not written: its extent is in no durable transaction")
+        #expect(h.sentData.isEmpty, "not sent either: the peer must not hold what no log names")
+        guard let (number, extents) = h.transaction else {
+            Issue.record("no transaction for a miss")
+            return
+        }
+        #expect(number == 12 && extents == [3], "after the driver's session start (10) and the node's bases (11)")
+        h.send(.activityLogWritten(transaction: number, errno: 0))
+        #expect(h.issued == [1] && h.sentData == [1], "written locally and sent in the same turn")
+        h.write(2, block: 7)
+        #expect(h.written == [2] && h.sentData == [2] && h.transaction == nil, "a hit (extent 3): no log write")
+    }
+
+    @Test func sendsKeepTheirOrderBehindAHeldWrite() {
+        var h = LogHarness(extents: 3)
+        h.connect()
+        h.write(1, block: 0)
+        h.send(.activityLogWritten(transaction: h.transaction!.0, errno: 0))
+        h.write(2, block: 2)  // a miss: held
+        let number = h.transaction!.0
+        h.write(3, block: 1)  // a hit: written locally at once, but its send waits behind write 2's
+        #expect(h.written == [3] && h.sentData.isEmpty)
+        h.send(.activityLogWritten(transaction: number, errno: 0))
+        #expect(h.issued == [2] && h.sentData == [2, 3])
+    }
+
+    @Test func anExtentStaysUntilThePeerHasItsWriteNotJustThisDisk() {
+        var h = LogHarness(mode: .async, extents: 2)
+        h.connect()
+        for (id, block) in [(RequestID(1), UInt64(0)), (2, 2)] {
+            h.write(id, block: block)
+            let sequence = h.held[0]
+            h.send(.activityLogWritten(transaction: h.transaction!.0, errno: 0))
+            h.send(.localWriteDone(sequence: sequence, errno: 0))
+        }
+        // Both extents hold writes the peer has not confirmed: a third extent cannot come in.
+        h.write(3, block: 4)
+        #expect(h.held.isEmpty && h.written.isEmpty && h.transaction == nil && h.node.queuedRequests == 1)
+        h.send(.peer(.durableThroughEpoch(h.node.primary.openEpoch)))
+        #expect(h.held.count == 1 && h.evicts, "admitted once the peer has them; the transaction evicts, flushing first")
+        #expect(h.transaction!.1 == [1, 2] || h.transaction!.1 == [0, 2])
+    }
+
+    @Test func theSeededFaultLetsAnExtentGoAtLocalCompletion() {
+        var h = LogHarness(mode: .async, extents: 2, fault: .releasesAtLocalCompletion)
+        h.connect()
+        for (id, block) in [(RequestID(1), UInt64(0)), (2, 2)] {
+            h.write(id, block: block)
+            let sequence = h.held[0]
+            h.send(.activityLogWritten(transaction: h.transaction!.0, errno: 0))
+            h.send(.localWriteDone(sequence: sequence, errno: 0))
+        }
+        h.write(3, block: 4)
+        #expect(h.held.count == 1, "the wrong behaviour the simulator must catch")
+    }
+
+    @Test func eachTransactionRecordsTheBasesACrashRestartMayCatchUpFrom() {
+        var h = LogHarness(mode: .sync, extents: 3)
+        h.connect()
+        h.write(1, block: 0)
+        #expect(h.transactionBases == [CatchUpBase(session: 77, durableThroughEpoch: 0), .all(of: 5)],
+                "nothing of this session confirmed: the session it continues from too")
+        h.send(.activityLogWritten(transaction: h.transaction!.0, errno: 0))
+        h.send(.localWriteDone(sequence: 1, errno: 0))
+        h.send(.peer(.dataAck(sequence: 1)))
+        h.send(.peer(.durableThroughEpoch(1)))
+        h.write(2, block: 2)
+        #expect(h.transactionBases == [CatchUpBase(session: 77, durableThroughEpoch: 1)])
+    }
+
+    @Test func whileACopyIsDueATransactionProvesNoBaseAndLosingThemIsRecordedAtOnce() {
+        var copying = LogHarness(mode: .sync, extents: 3, basis: .fullCopy)
+        copying.send(.enable)
+        #expect(copying.transaction == nil, "no base to record: the session's start transaction already says none")
+        var h = LogHarness(mode: .async, extents: 3)
+        h.connect()
+        h.send(.linkDown(reason: "cut", refusal: nil))
+        for extent in UInt64(0)..<3 { h.writeThrough(RequestID(extent + 1), block: 2 * extent) }
+        // Every extent holds a write the absent peer lacks: the fourth goes Ahead, and the
+        // ring says at once that it proves no base any more (an extent may now leave the log
+        // with its bits only in memory).
+        h.write(4, block: 6)
+        #expect(h.node.isAhead && h.node.activityLogBases.isEmpty)
+        #expect(h.transactionBases == [], "\(h.actions)")
+    }
+
+    @Test func aFailedLogWriteFailsTheHeldWriteAsAFailedLocalWrite() {
+        var h = LogHarness()
+        h.connect()
+        h.write(1, block: 6)
+        h.send(.activityLogWritten(transaction: h.transaction!.0, errno: 5))
+        #expect(h.issued.isEmpty && h.node.diskFailed, "never written here")
+        #expect(h.sentData == [1], "sent, as a write whose local write failed is: the stream answers it")
+        #expect(h.actions.contains { if case .notice(.diskFailed(operation: "activity-log write", _)) = $0 { true } else { false } })
+    }
+}
+
+@Suite struct ActivityLogRingTests {
+    static let uuid: UInt128 = 0xABCD
+
+    static func slot(_ number: UInt64, _ extents: [UInt32] = [1, 4], bases: [CatchUpBase] = []) -> [UInt8] {
+        ActivityLogTransaction(transaction: number, resourceUUID: uuid, extents: extents, bases: bases).encode()
+    }
+
+    static let zero = [UInt8](repeating: 0, count: 4096)
+
+    static func newest(_ slots: [[UInt8]]) -> Result<ActivityLogTransaction?, ActivityLogRing.ProofError> {
+        ActivityLogRing.newest(slots, resourceUUID: uuid, extentsMax: 1000)
+    }
+
+    @Test func aTransactionCarriesItsBasesThroughTheDisk() throws {
+        let bases = [CatchUpBase(session: 9, durableThroughEpoch: 40), .all(of: 3)]
+        let decoded = try ActivityLogTransaction.decode(Self.slot(7, [2, 9, 1000], bases: bases), resourceUUID: Self.uuid,
+                                                        extentsMax: 1000).get()
+        #expect(decoded.bases == bases && decoded.extents == [2, 9, 1000] && decoded.transaction == 7)
+    }
+
+    @Test func aRingNeverWrittenProvesNothingToCatchUpAndIsNoError() throws {
+        #expect(try Self.newest(Array(repeating: Self.zero, count: 4)).get() == nil)
+    }
+
+    @Test func theNewestIsFoundInAFilledRingAndAfterWrapping() throws {
+        #expect(try Self.newest([Self.zero, Self.slot(1), Self.slot(2), Self.zero]).get()?.transaction == 2)
+        #expect(try Self.newest([Self.slot(4), Self.slot(5), Self.slot(6), Self.slot(3)]).get()?.transaction == 6)
+    }
+
+    @Test func onlyTheNextTransactionsSlotMayBeTornByTheCrash() throws {
+        var torn = Self.slot(7)
+        torn[100] ^= 0xFF
+        // 5 is newest; slot 2 (transaction 6's) was being written: 5 is proven.
+        #expect(try Self.newest([Self.slot(4), Self.slot(5), torn, Self.slot(3)]).get()?.transaction == 5)
+        // The same damage to transaction 4's slot: the ring proves nothing.
+        guard case .failure(let error) = Self.newest([torn, Self.slot(5), Self.slot(2), Self.slot(3)]) else {
+            Issue.record("a damaged slot that must hold transaction 4 was believed")
+            return
+        }
+        #expect(error.slot == 0 && error.description.contains("activity-log slot 0"))
+    }
+
+    @Test func aTransactionInTheWrongSlotOrAGapProvesNothing() {
+        if case .success = Self.newest([Self.slot(4), Self.slot(6), Self.slot(2), Self.slot(3)]) {
+            Issue.record("transaction 6 in slot 1 was believed")
+        }
+        if case .success = Self.newest([Self.slot(4), Self.slot(1), Self.slot(6), Self.slot(3)]) {
+            Issue.record("a ring with 4, 6 and a stale 1 was believed")
+        }
+    }
+}
