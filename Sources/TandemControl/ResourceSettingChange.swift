@@ -11,9 +11,13 @@ public struct ResourceSettingChange: Sendable, Equatable {
     public var resyncRateBytesPerSecond: UInt64?
     /// `resync_rate_min`, bytes per second (the controller's floor); nil: unchanged.
     public var resyncRateMinBytesPerSecond: UInt64?
+    /// `after_split_brain`; nil: unchanged.
+    public var afterSplitBrain: AfterSplitBrain?
 
-    public init(name: String, resyncRateBytesPerSecond: UInt64? = nil, resyncRateMinBytesPerSecond: UInt64? = nil) {
+    public init(name: String, resyncRateBytesPerSecond: UInt64? = nil, resyncRateMinBytesPerSecond: UInt64? = nil,
+                afterSplitBrain: AfterSplitBrain? = nil) {
         self.name = name
+        self.afterSplitBrain = afterSplitBrain
         self.resyncRateBytesPerSecond = resyncRateBytesPerSecond
         self.resyncRateMinBytesPerSecond = resyncRateMinBytesPerSecond
     }
@@ -42,6 +46,7 @@ public struct ResourceSettingChange: Sendable, Equatable {
         var change = ResourceSettingChange(name: name)
         change.resyncRateBytesPerSecond = try ResourceSpec.parseResyncRate(&reader)
         change.resyncRateMinBytesPerSecond = try ResourceSpec.parseResyncRateMin(&reader)
+        change.afterSplitBrain = try reader.optionalChoice("after_split_brain", AfterSplitBrain.self)
         try reader.finish()
         return change
     }
@@ -53,6 +58,7 @@ public struct ResourceSettingChange: Sendable, Equatable {
         if let resyncRateMinBytesPerSecond {
             fields["resync_rate_min"] = .int(Int64(clamping: resyncRateMinBytesPerSecond))
         }
+        if let afterSplitBrain { fields["after_split_brain"] = .string(afterSplitBrain.rawValue) }
         return fields
     }
 }

@@ -14,7 +14,7 @@ final class DaemonControl: ControlHandler {
     let events: EventHub
     static let version = "0.1.0"
     /// Commands DESIGN.md names that arrive with later issues (bitmap, resync, split brain).
-    static let laterCommands: Set<String> = ["verify", "resolve", "outdate-peer"]
+    static let laterCommands: Set<String> = ["verify", "outdate-peer"]
 
     init(registry: ResourceRegistry, loop: EventLoop, config: DaemonConfig, events: EventHub, logger: Logger) {
         self.registry = registry
@@ -51,6 +51,8 @@ final class DaemonControl: ControlHandler {
             result = createMetadata(request.args)
         case "set":
             result = set(request.args)
+        case "resolve":
+            result = resolve(request.args)
         case let command where Self.laterCommands.contains(command):
             result = .failure(ControlError(.unsupported, "'\(command)' is not supported by this version yet"))
         default:
@@ -183,6 +185,34 @@ final class DaemonControl: ControlHandler {
             case "failover": resource.failover(force: forced, allowInconsistent: acceptsInconsistent, done)
             default: resource.demote(done)
             }
+        }
+        if let error { return .failure(error) }
+        return loop.submitAndWait { Result { () throws(ControlError) in try registry.status(name) } }
+    }
+
+    /// `resolve`: `name` and `discard` (`local` or `peer`): ends a split brain
+    /// (Resource+Generations), then answers with the status.
+    private func resolve(_ args: [String: JSONValue]) -> Result<[String: JSONValue], ControlError> {
+        let name: String
+        switch resourceName(args) {
+        case .success(let found): name = found
+        case .failure(let error): return .failure(error)
+        }
+        let discardLocal: Bool
+        switch args["discard"] {
+        case .string("local")?: discardLocal = true
+        case .string("peer")?: discardLocal = false
+        case nil: return .failure(ControlError(.missingArgument, "discard: local or peer (whose changes since the split are dropped)"))
+        default: return .failure(ControlError(.invalidArgument, "discard: must be local or peer"))
+        }
+        if args.keys.contains(where: { $0 != "name" && $0 != "discard" }) {
+            return .failure(ControlError(.invalidArgument, "unknown argument for resolve (it takes name and discard)"))
+        }
+        let registry = self.registry
+        let error: ControlError? = loop.awaitOnLoop { done in
+            let resource: Resource
+            do throws(ControlError) { resource = try registry.resource(name) } catch { return done(error) }
+            resource.resolve(discardLocal: discardLocal, done)
         }
         if let error { return .failure(error) }
         return loop.submitAndWait { Result { () throws(ControlError) in try registry.status(name) } }

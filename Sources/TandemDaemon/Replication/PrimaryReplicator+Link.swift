@@ -32,10 +32,11 @@ extension PrimaryReplicator: PeerLinkDelegate {
     }
 
     private var ownHello: WireHello {
-        WireHello(role: .primary, nodeName: context.config.nodeName, resourceName: resource,
-                  volumeSizeBytes: volume.sizeBytes,
-                  generations: node.helloBasis.wireGenerations(session: node.helloSession),
-                  promotionNumber: 0)
+        let (generations, promotion) = helloGenerations?() ?? (WireNodeGenerations(current: 0, bitmap: 0), 0)
+        return WireHello(role: .primary, nodeName: context.config.nodeName, resourceName: resource,
+                         volumeSizeBytes: volume.sizeBytes,
+                         generations: node.helloBasis.wireGenerations(session: node.helloSession),
+                         promotionNumber: promotion, node: generations)
     }
 
     func noteFailure(_ reason: String) {
@@ -50,11 +51,18 @@ extension PrimaryReplicator: PeerLinkDelegate {
     func noteRefusal(_ reason: String) { noteFailure(reason) }
 
     func peerLink(_ link: PeerLink, validate hello: WireHello) -> PeerLinkVerdict {
-        switch node.judgePeerHello(hello, resourceName: resource) {
+        let outcome = hello.role == .primary && judgePrimaryHello != nil
+            ? judgePrimaryHello!(hello)
+            : node.judgePeerHello(hello, own: OwnHelloFacts(resourceName: resource, volumeSizeBytes: volume.sizeBytes,
+                                                            role: .primary, generations: .none))
+        onPrimaryOutcome?(outcome, hello.nodeName)
+        switch outcome {
         case .accept:
             peerHelloVersion = hello.protocolVersion
             return .accept(delegate: self, hello: nil)
         case let .refuse(code, reason): return .refuse(code, reason)
+        case let .splitBrain(report): return .refuse(.splitBrain, report.reason)
+        case let .demotedByPromotion(_, reason): return .refuse(.roleConflict, "this node stops accepting writes: \(reason)")
         }
     }
 
@@ -100,6 +108,9 @@ extension PrimaryReplicator: PeerLinkDelegate {
         self.link = nil
         if let failure = link.failure { counters.count(failure) }
         noteFailure(reason)
+        if let refusal = link.peerRefusal, let outcome = PeerHelloCheck.refusedByPeer(refusal, reason: reason) {
+            onPrimaryOutcome?(outcome, link.peerNodeName)
+        }
         feed(.linkDown(reason: reason, refusal: link.peerRefusal))
     }
 

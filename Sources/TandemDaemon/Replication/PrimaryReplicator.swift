@@ -92,6 +92,17 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var onPeerNeedsFullCopy: ((String) -> Void)?
     /// The full copy completed: the peer holds everything.
     var onPeerSynced: (() -> Void)?
+    /// A write arrived while the link is not connected, or the link went down with writes the
+    /// peer had not confirmed: the peer will not get them (the generations start tracking).
+    var onWriteWithoutPeer: (() -> Void)?
+    /// `onWriteWithoutPeer` ran and the peer has not caught up since: once is enough.
+    var wroteWithoutPeer = false
+    /// The generation tail and promotion number of this node's Hello.
+    var helloGenerations: (() -> (node: WireNodeGenerations, promotion: UInt64))?
+    /// Judges the Hello of a peer that is primary too (Resource+Generations).
+    var judgePrimaryHello: ((WireHello) -> PeerHelloOutcome)?
+    /// A judgement about a peer primary to carry out (split brain, demoted by promotion).
+    var onPrimaryOutcome: ((PeerHelloOutcome, String) -> Void)?
 
     /// The resource's request trace (RequestTrace; off unless enabled).
     var trace: RequestTrace { counters.trace }
@@ -209,6 +220,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         if trace.enabled && mutation.kind == .write { requests[index].traceStamp = context.loop.traceStamp() }
         // A failed disk takes no more writes (docs/replication.md "Disk failures").
         if health.isFailed && !node.diskFailed { feed(.diskFailedElsewhere) }
+        if !wroteWithoutPeer && node.connectionState != .connected && mutation.kind != .flush { noteWriteWithoutPeer() }
         feed(.request(id: RequestID(index), request))
     }
 
@@ -312,6 +324,11 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         }
     }
 
+    private func noteWriteWithoutPeer() {
+        wroteWithoutPeer = true
+        onWriteWithoutPeer?()
+    }
+
     private func recordStop(_ value: UInt64) {
         if value != 0 {
             logger.info("clean stop: the peer holds every write; the next start skips the full copy",
@@ -360,6 +377,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             publishPeerDiskState()
             onPeerSynced?()
         case let .connectionState(state):
+            if !wroteWithoutPeer && state != .connected && node.lagBytes > 0 { noteWriteWithoutPeer() }
             context.events.publish(resource: resource, "connection-state", ["connection_state": .string(state.rawValue)])
         }
     }

@@ -51,6 +51,8 @@ extension Resource {
                                                 health: health, metadataFile: metadata, logger: logger,
                                                 handedOver: demotedInProcess)
             demotedInProcess = false
+            secondary?.onUpToDate = { [unowned self] hello in adoptPrimaryGeneration(hello) }
+            secondary?.helloGenerations = { [unowned self] in helloGenerations }
             backend.readOnly = true
         case .standalone:
             preconditionFailure("standalone resources do not replicate")
@@ -75,6 +77,7 @@ extension Resource {
             tracked: tracked?.bases)
         let start = PrimaryStart(facts)
         mutationsAtCleanStop = nil
+        ensurePrimaryGeneration()
         // The node owns the tracked bitmap from now on; the seal goes with this record (a
         // crash before the catch-up ends then copies the volume: nothing is missed).
         guard updateRecord({ $0 = start.record }, also: {
@@ -110,11 +113,24 @@ extension Resource {
         replicator.onPeerNeedsFullCopy = { [unowned self] reason in self.peerNeedsFullCopy(reason) }
         replicator.onPeerSynced = { [unowned self] in
             if metadata.latest.peerLacksWrites { _ = updateNode { $0.peerLacksWrites = false } }
+            peerCaughtUpGeneration()
+            primary?.wroteWithoutPeer = false
+            resolvingAsSurvivor = false
         }
+        replicator.onWriteWithoutPeer = { [unowned self] in startTrackingGeneration() }
+        replicator.helloGenerations = { [unowned self] in helloGenerations }
+        replicator.judgePrimaryHello = { [unowned self] hello in judgePrimaryHello(hello) }
+        replicator.onPrimaryOutcome = { [unowned self] outcome, peer in act(on: outcome, peer: peer) }
         primary = replicator
         backend.readOnly = false
         backend.sink = replicator
         replicator.enable()
+    }
+
+    /// Starts the primary replicator again (after a split brain's verdict).
+    func restartPrimaryReplication() throws(ControlError) {
+        guard spec.role == .primary, primary == nil else { return }
+        try startPrimary(handedOver: false)
     }
 
     /// Mutations the export has taken (a primary with replication off writes only locally).
@@ -256,6 +272,7 @@ extension Resource {
         stopReplication { [self] in
             transitioning = false
             changeRole(to: .primary)
+            promoteGeneration(planned: kind == .planned)
             _ = updateRecord { $0 = $0.promoted(inconsistent: promotion.inconsistent) }
             if promotion.inconsistent {
                 promotedInconsistent = true
@@ -308,7 +325,7 @@ extension Resource {
         }
     }
 
-    private func becomeSecondary(enable wanted: Bool) {
+    func becomeSecondary(enable wanted: Bool) {
         transitioning = true
         stopReplication { [self] in
             transitioning = false
@@ -400,6 +417,9 @@ extension Resource {
     // MARK: incoming connections
 
     func validateIncoming(_ hello: WireHello, link: PeerLink) -> PeerLinkVerdict {
+        if spec.role == .primary && hello.role == .primary && hello.node != nil {
+            return validateIncomingPrimary(hello, link: link)
+        }
         if let refusal = ResourceRoles.incoming(roleFacts, peerRole: hello.role, peerNode: hello.nodeName,
                                                 secondaryRunning: secondary != nil) {
             if let primary { primary.noteRefusal(refusal.seen) } else { refusalError = refusal.seen }
@@ -413,6 +433,51 @@ extension Resource {
         }
         return verdict
     }
+}
+
+extension Resource {
+    /// A primary's Hello reached this primary: compare generations (PeerHelloCheck). On a
+    /// split brain this node answers with its own Hello, so that the dialler compares too and
+    /// both report it; a dialler superseded by a later promotion is refused `stale-promotion`.
+    private func validateIncomingPrimary(_ hello: WireHello, link: PeerLink) -> PeerLinkVerdict {
+        if transitioning { return .refuse(.busy, "resource '\(spec.name)' is changing state") }
+        let outcome = judgePrimaryHello(hello)
+        act(on: outcome, peer: hello.nodeName)
+        switch outcome {
+        case .accept:
+            return .refuse(.roleConflict, "this node is primary and so is the peer")
+        case .refuse(let code, let reason):
+            refusalError = "refused a connection from '\(hello.nodeName)' (primary): \(code): \(reason)"
+            return .refuse(code, reason)
+        case .demotedByPromotion(_, let reason):
+            return .refuse(.roleConflict, "this node stops accepting writes: \(reason)")
+        case .splitBrain:
+            let probe = PrimaryHelloProbe(link: link) { [weak self] in self?.primaryProbe = nil }
+            primaryProbe = probe
+            let (node, promotion) = helloGenerations
+            return .accept(delegate: probe, hello: WireHello(
+                role: .primary, nodeName: context.config.nodeName, resourceName: spec.name,
+                volumeSizeBytes: volume.sizeBytes, generations: WireGenerations(current: 0, bitmap: 0),
+                promotionNumber: promotion, node: node))
+        }
+    }
+}
+
+/// Holds a link on which this primary answered a peer primary's Hello with its own: the
+/// peer compares generations and refuses (split brain); nothing else is expected on it.
+final class PrimaryHelloProbe: PeerLinkDelegate {
+    let link: PeerLink
+    private let onClosed: () -> Void
+
+    init(link: PeerLink, onClosed: @escaping () -> Void) {
+        self.link = link
+        self.onClosed = onClosed
+    }
+
+    func peerLink(_ link: PeerLink, validate hello: WireHello) -> PeerLinkVerdict { .refuse(.other, "unexpected second Hello") }
+    func peerLinkEstablished(_ link: PeerLink) { link.close("two primaries: nothing to replicate") }
+    func peerLink(_ link: PeerLink, received message: WireMessage) {}
+    func peerLinkClosed(_ link: PeerLink, reason: String) { onClosed() }
 }
 
 extension ControlError {

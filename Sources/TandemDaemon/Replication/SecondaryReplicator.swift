@@ -59,6 +59,12 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     /// A planned failover waits for the peer's Demoted (true) or the link's end (false).
     private var onDemoted: ((Bool) -> Void)?
     private var diskStateAnnouncer = DiskStateAnnouncer(event: "disk-state", field: "disk_state")
+    /// The accepted primary's Hello: its generation is this copy's once it is UpToDate.
+    private var primaryHello: WireHello?
+    /// This copy became UpToDate with the primary (the resource adopts its generation).
+    var onUpToDate: ((WireHello) -> Void)?
+    /// The generation tail and promotion number of this node's Hello.
+    var helloGenerations: (() -> (node: WireNodeGenerations, promotion: UInt64))?
 
     /// `handedOver`: this process demoted the resource and its volume holds every write it
     /// acknowledged (SecondaryNode.restarted).
@@ -118,6 +124,10 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     /// One event per change (changes between UpToDate and Consistent coalesced, see
     /// `DiskState.publishesNow`; `tick` catches up).
     private func publishDiskState() {
+        if node.diskState == .upToDate, let hello = primaryHello {
+            primaryHello = nil
+            onUpToDate?(hello)
+        }
         diskStateAnnouncer.announce(node.diskState, resource: resource, events: context.events)
     }
 
@@ -285,9 +295,11 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             guard let candidate else { preconditionFailure("accepted no Hello") }
             link = candidate.link
             peerNode = candidate.hello.nodeName
+            primaryHello = candidate.hello
+            let (generations, promotion) = helloGenerations?() ?? (WireNodeGenerations(current: 0, bitmap: 0), 0)
             let own = WireHello(role: .secondary, nodeName: context.config.nodeName, resourceName: resource,
                                 volumeSizeBytes: volume.sizeBytes, generations: WireGenerations(current: 0, bitmap: 0),
-                                promotionNumber: 0)
+                                promotionNumber: promotion, node: generations)
             verdict = .accept(delegate: self, hello: own)
         case .refuseLink(let code, let reason):
             verdict = .refuse(code, reason)
