@@ -51,6 +51,9 @@ final class Resource {
     var demotedByPromotion: String?
     /// This node survived a split brain and waits for the peer to become secondary.
     var resolvingAsSurvivor = false
+    /// Bytes this primary wrote since it parted from its peer (metadata `changed bytes`,
+    /// persisted at stops and split brains; a block written twice counts twice).
+    lazy var changedSinceParting: UInt64 = metadata.latest.changedBytes
     /// The link on which a peer primary's Hello was answered with ours so that it can compare
     /// generations too (PrimaryHelloProbe); held until it closes.
     var primaryProbe: PrimaryHelloProbe?
@@ -107,7 +110,10 @@ final class Resource {
         backend.onDiskError = { operation, errno in health.record(operation, errno: errno) }
         backend.onUnreplicatedMutation = { [unowned self] offset, length in
             // A primary writing without replication: the peer will not get it.
-            if self.spec.role == .primary { self.startTrackingGeneration() }
+            if self.spec.role == .primary {
+                self.startTrackingGeneration()
+                self.changedSinceParting += length
+            }
             self.trackUnreplicated(offset, length)
         }
         health.onFailed = { [unowned self] in self.diskFailed() }

@@ -97,6 +97,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var onWriteWithoutPeer: (() -> Void)?
     /// `onWriteWithoutPeer` ran and the peer has not caught up since: once is enough.
     var wroteWithoutPeer = false
+    /// Bytes of writes (and zeroed or trimmed ranges) taken while the link was not connected.
+    var onBytesWithoutPeer: ((UInt64) -> Void)?
     /// The generation tail and promotion number of this node's Hello.
     var helloGenerations: (() -> (node: WireNodeGenerations, promotion: UInt64))?
     /// Judges the Hello of a peer that is primary too (Resource+Generations).
@@ -220,7 +222,10 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         if trace.enabled && mutation.kind == .write { requests[index].traceStamp = context.loop.traceStamp() }
         // A failed disk takes no more writes (docs/replication.md "Disk failures").
         if health.isFailed && !node.diskFailed { feed(.diskFailedElsewhere) }
-        if !wroteWithoutPeer && node.connectionState != .connected && mutation.kind != .flush { noteWriteWithoutPeer() }
+        if node.connectionState != .connected && mutation.kind != .flush {
+            if !wroteWithoutPeer { noteWriteWithoutPeer() }
+            onBytesWithoutPeer?(UInt64(mutation.diskLength))
+        }
         feed(.request(id: RequestID(index), request))
     }
 
@@ -377,7 +382,10 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             publishPeerDiskState()
             onPeerSynced?()
         case let .connectionState(state):
-            if !wroteWithoutPeer && state != .connected && node.lagBytes > 0 { noteWriteWithoutPeer() }
+            if state != .connected && node.lagBytes > 0 {
+                if !wroteWithoutPeer { noteWriteWithoutPeer() }
+                onBytesWithoutPeer?(node.lagBytes)
+            }
             context.events.publish(resource: resource, "connection-state", ["connection_state": .string(state.rawValue)])
         }
     }

@@ -55,12 +55,12 @@ extension Resource {
         }
     }
 
-    /// Bytes written here that the peer does not hold: the running node's tracked and
-    /// unconfirmed bytes, or what the stopped primary tracked.
-    var changedBytesSinceParting: UInt64 {
-        guard spec.role == .primary else { return 0 }
-        if let primary { return primary.node.outOfSyncBytes + primary.node.lagBytes }
-        return trackedSinceStop?.bitmap.outOfSyncBytes ?? 0
+    /// Bytes written here since parting from the peer (0 on a secondary).
+    var changedBytesSinceParting: UInt64 { spec.role == .primary ? changedSinceParting : 0 }
+
+    func persistChangedBytes() {
+        guard metadata.latest.changedBytes != changedSinceParting else { return }
+        _ = updateNode { $0.changedBytes = changedSinceParting }
     }
 
     /// The version-4 Hello tail and promotion number this node sends.
@@ -84,11 +84,15 @@ extension Resource {
     func startTrackingGeneration() {
         let held = generations
         guard held.bitmap == 0, held.current != 0 else { return }
+        changedSinceParting = 0
         updateGenerations { $0.startTracking(newGeneration: newGeneration()) }
+        persistChangedBytes()
     }
 
     /// The peer holds everything this primary has (a copy or catch-up ended).
     func peerCaughtUpGeneration() {
+        changedSinceParting = 0
+        persistChangedBytes()
         guard generations.bitmap != 0 else { return }
         updateGenerations { $0.resyncDoneAsSource() }
     }
@@ -108,6 +112,8 @@ extension Resource {
     /// one tracks nothing: the old primary handed over every write, so B is cleared again.
     func promoteGeneration(planned: Bool) {
         let fresh = newGeneration()
+        changedSinceParting = 0
+        persistChangedBytes()
         updateGenerations {
             $0.promote(newGeneration: fresh, peerPromotion: $0.promotion)
             if planned { $0.resyncDoneAsSource() }
@@ -208,6 +214,8 @@ extension Resource {
         splitBrain = nil
         demotedByPromotion = nil
         updateGenerations { $0.fullCopyStartedAsTarget() }
+        changedSinceParting = 0
+        persistChangedBytes()
         becomeSecondary(enable: true)
         done(nil)
     }

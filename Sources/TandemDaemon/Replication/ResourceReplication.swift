@@ -96,6 +96,7 @@ extension Resource {
         replicator.onPersistBitmap = { [unowned self] bitmap, bases in persistTrackedBitmap(bitmap, bases: bases) }
         replicator.onStopRecorded = { [unowned self] value in
             _ = updateRecord { $0 = $0.stopped(cleanStop: value) }
+            persistChangedBytes()
             if value != 0 {
                 mutationsAtCleanStop = mutationCount
                 trackFromCleanStop(value)
@@ -118,6 +119,7 @@ extension Resource {
             resolvingAsSurvivor = false
         }
         replicator.onWriteWithoutPeer = { [unowned self] in startTrackingGeneration() }
+        replicator.onBytesWithoutPeer = { [unowned self] bytes in changedSinceParting += bytes }
         replicator.helloGenerations = { [unowned self] in helloGenerations }
         replicator.judgePrimaryHello = { [unowned self] hello in judgePrimaryHello(hello) }
         replicator.onPrimaryOutcome = { [unowned self] outcome, peer in act(on: outcome, peer: peer) }
