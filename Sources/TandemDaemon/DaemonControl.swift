@@ -53,6 +53,8 @@ final class DaemonControl: ControlHandler {
             result = set(request.args)
         case "resolve":
             result = resolve(request.args)
+        case "outdate":
+            result = outdate(request.args)
         case let command where Self.laterCommands.contains(command):
             result = .failure(ControlError(.unsupported, "'\(command)' is not supported by this version yet"))
         default:
@@ -216,6 +218,26 @@ final class DaemonControl: ControlHandler {
         }
         if let error { return .failure(error) }
         return loop.submitAndWait { Result { () throws(ControlError) in try registry.status(name) } }
+    }
+
+    /// `outdate`: `name`; a secondary's copy is marked Outdated (Resource+Generations).
+    private func outdate(_ args: [String: JSONValue]) -> Result<[String: JSONValue], ControlError> {
+        let name: String
+        switch resourceName(args) {
+        case .success(let found): name = found
+        case .failure(let error): return .failure(error)
+        }
+        if args.keys.contains(where: { $0 != "name" }) {
+            return .failure(ControlError(.invalidArgument, "unknown argument for outdate (it takes name)"))
+        }
+        let registry = self.registry
+        return loop.submitAndWait {
+            Result { () throws(ControlError) in
+                let resource = try registry.resource(name)
+                try resource.outdate()
+                return try registry.status(name)
+            }
+        }
     }
 
     /// `events`: one JSON line per state change until the client goes away. Optional `name`

@@ -236,7 +236,8 @@ final class Resource {
         case .primary: facts = .primary(promotedInconsistent: promotedInconsistent, replicator: primary?.peerView)
         case .secondary: facts = .secondary(atRest: secondaryDiskStateAtRest, replicator: secondary?.copyView)
         }
-        return ReportedDiskStates.decide(facts, ownDiskFailed: health.isFailed, peerDiskFailed: peerDiskFailure != nil)
+        return ReportedDiskStates.decide(facts, ownDiskFailed: health.isFailed, peerDiskFailed: peerDiskFailure != nil,
+                                         ownOutdated: metadata.latest.flags.contains(.outdated))
     }
 
     /// The fields `status` reports (DESIGN.md "Control socket").

@@ -67,8 +67,12 @@ public struct ReportedDiskStates: Equatable, Sendable {
     ///   replicator said, and nothing is redundant.
     /// - `peerDiskFailed`: the peer said its disk failed and this primary detached it: the
     ///   peer is `Failed` until the operator re-enables the resource.
-    public static func decide(_ facts: ResourceCopyFacts, ownDiskFailed: Bool, peerDiskFailed: Bool) -> ReportedDiskStates {
+    /// `ownOutdated`: the persisted flag `outdated` (this copy knows it lacks writes the peer
+    /// acknowledged): a secondary's Consistent copy is Outdated instead.
+    public static func decide(_ facts: ResourceCopyFacts, ownDiskFailed: Bool, peerDiskFailed: Bool,
+                              ownOutdated: Bool = false) -> ReportedDiskStates {
         var states = running(facts)
+        if ownOutdated, case .secondary = facts, states.diskState == .consistent { states.diskState = .outdated }
         if peerDiskFailed {
             states.peerDiskState = .failed
             states.redundant = false

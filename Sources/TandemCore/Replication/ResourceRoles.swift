@@ -348,6 +348,12 @@ public enum ResourceRoles {
                 "this node's disk failed (\(diskFailure)); it cannot become primary"))
         }
         if force { return .success(.promote(.forced(allowInconsistent: allowInconsistent))) }
+        if ownDiskState == .outdated {
+            return .failure(RoleRefusal(.wrongState,
+                "this node's copy is Outdated: it lacks writes the peer acknowledged while they were apart "
+                    + "(it learnt so at reconnect, or from outdate); promoting it would lose them. "
+                    + "Let it catch up, or use force: true if the peer is really gone"))
+        }
         guard peerConnected else {
             return .failure(RoleRefusal(.wrongState,
                 "the peer is not connected, so it may hold newer data; use force: true if it is really gone"))

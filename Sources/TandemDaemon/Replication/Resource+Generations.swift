@@ -120,6 +120,33 @@ extension Resource {
         }
     }
 
+    // MARK: Outdated
+
+    /// `outdate`: the control plane says the primary went on without this secondary.
+    func outdate() throws(ControlError) {
+        guard spec.role == .secondary else {
+            throw ControlError(.wrongState, "resource '\(spec.name)' is \(spec.role.rawValue): only a secondary's copy can be outdated")
+        }
+        if secondary?.isConnectedToPeer == true && secondary?.diskState == .upToDate {
+            throw ControlError(.wrongState, "resource '\(spec.name)' is connected to its primary and UpToDate: it lacks nothing")
+        }
+        markOutdated("the control plane said the primary went on without this node (outdate)")
+    }
+
+    /// The accepted primary's Hello says it tracked writes since this copy's generation
+    /// (its B is this node's C): this copy lacks them until the catch-up ends.
+    func primaryAccepted(_ hello: WireHello) {
+        guard let node = hello.node, node.bitmap != 0, node.bitmap == generations.current else { return }
+        markOutdated("the primary '\(hello.nodeName)' went on without this node: its writes since are being caught up")
+    }
+
+    private func markOutdated(_ reason: String) {
+        guard !metadata.latest.flags.contains(.outdated) else { return }
+        _ = updateNode { $0.set(.outdated, true) }
+        logger.notice("copy outdated", metadata: ["reason": "\(reason)"])
+        context.events.publish(resource: spec.name, "outdated", ["reason": .string(reason)])
+    }
+
     // MARK: two primaries
 
     /// This node is primary and so is the peer whose Hello arrived (either side dialled).
@@ -242,6 +269,7 @@ extension Resource {
             "history": .array(held.history.map { .string(Self.hex($0)) }),
         ])
         fields["promotion"] = .int(Int64(clamping: held.promotion))
+        fields["outdated"] = .bool(metadata.latest.flags.contains(.outdated))
         fields["after_split_brain"] = .string(spec.afterSplitBrain.rawValue)
         fields["split_brain"] = .bool(splitBrain != nil)
         if let splitBrain {

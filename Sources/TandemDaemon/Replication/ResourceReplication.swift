@@ -16,10 +16,7 @@ extension Resource {
     }
 
     /// This node's own copy as it stands (promotion checks).
-    private var ownDiskState: DiskState {
-        if let secondary { return secondary.diskState }
-        return secondaryDiskStateAtRest
-    }
+    private var ownDiskState: DiskState { reportedDiskStates.diskState }
 
     var roleFacts: ResourceRoleFacts {
         ResourceRoleFacts(name: spec.name, role: spec.role, enabled: enabled, transitioning: transitioning)
@@ -52,6 +49,7 @@ extension Resource {
                                                 handedOver: demotedInProcess)
             demotedInProcess = false
             secondary?.onUpToDate = { [unowned self] hello in adoptPrimaryGeneration(hello) }
+            secondary?.onPrimaryAccepted = { [unowned self] hello in primaryAccepted(hello) }
             secondary?.helloGenerations = { [unowned self] in helloGenerations }
             backend.readOnly = true
         case .standalone:

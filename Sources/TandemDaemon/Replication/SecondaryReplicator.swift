@@ -63,6 +63,8 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     private var primaryHello: WireHello?
     /// This copy became UpToDate with the primary (the resource adopts its generation).
     var onUpToDate: ((WireHello) -> Void)?
+    /// A primary's Hello was accepted (the resource learns whether it was left behind).
+    var onPrimaryAccepted: ((WireHello) -> Void)?
     /// The generation tail and promotion number of this node's Hello.
     var helloGenerations: (() -> (node: WireNodeGenerations, promotion: UInt64))?
 
@@ -296,6 +298,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             link = candidate.link
             peerNode = candidate.hello.nodeName
             primaryHello = candidate.hello
+            onPrimaryAccepted?(candidate.hello)
             let (generations, promotion) = helloGenerations?() ?? (WireNodeGenerations(current: 0, bitmap: 0), 0)
             let own = WireHello(role: .secondary, nodeName: context.config.nodeName, resourceName: resource,
                                 volumeSizeBytes: volume.sizeBytes, generations: WireGenerations(current: 0, bitmap: 0),

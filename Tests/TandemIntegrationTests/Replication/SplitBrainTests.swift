@@ -183,5 +183,35 @@ extension Replication {
         try Self.expectSurvivor(p, survivor: p.pair.beta, loser: p.pair.alpha, kept: (200..<205, Self.betaPattern),
                                 dropped: 0..<0)
     }
+
+    @Test func anOutdatedSecondaryStaysOutdatedAcrossARestartRefusesAPlainFailoverAndCatchesUp() throws {
+        let p = try PartitionedPair()
+        p.cut()
+        try p.pair.waitFor(p.pair.beta, "beta lost its peer") { $0["connection_state"] as? String != "Connected" }
+        try Self.write(p.pair.nbdSocket(p.pair.alpha), 100..<110, Self.alphaPattern)
+        let outdated = try p.pair.expectOK(try p.pair.beta.control().request("outdate", ["name": ReplicatedPair.resource]))
+        #expect(outdated["disk_state"] as? String == "Outdated", "\(outdated)")
+        #expect(outdated["outdated"] as? Bool == true)
+        // Disabled, so that the restart's own rule (a restarted secondary is Inconsistent until
+        // re-sent) does not hide it: the copy at rest is Outdated, from the persisted flag.
+        try p.pair.expectOK(try p.pair.beta.control().request("disable", ["name": ReplicatedPair.resource]))
+        try p.pair.beta.stop()
+        try p.pair.beta.start()
+        let restarted = try p.pair.status(p.pair.beta)
+        #expect(restarted["disk_state"] as? String == "Outdated", "\(restarted)")
+        #expect(restarted["outdated"] as? Bool == true)
+        let refused = try p.pair.beta.control().request("failover", ["name": ReplicatedPair.resource])
+        #expect(refused["ok"] as? Bool == false)
+        #expect((refused["message"] as? String)?.contains("Outdated") == true, "\(refused)")
+        #expect(try p.pair.status(p.pair.beta)["role"] as? String == "secondary")
+        // Back with its primary, it catches up and is UpToDate again (the flag cleared).
+        try p.pair.expectOK(try p.pair.beta.control().request("enable", ["name": ReplicatedPair.resource]))
+        p.heal()
+        try p.pair.waitInSync()
+        #expect(try p.pair.status(p.pair.beta)["outdated"] as? Bool == false)
+        try p.pair.beta.stop()
+        try p.pair.beta.start()
+        try p.pair.waitFor(p.pair.beta, "beta UpToDate after its restart") { $0["disk_state"] as? String == "UpToDate" }
+    }
 }
 }
