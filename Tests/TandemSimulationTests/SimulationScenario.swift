@@ -23,6 +23,9 @@ enum SimulationFault: Hashable, CustomStringConvertible {
     /// to the node while it is still in flight; it lands when the disk gets to it (a naive
     /// disk timeout: DRBD's disk-timeout documentation warns of exactly this).
     case completesStuckWritesAfterTimeout
+    /// A promotion that does not move the generations (B := C, C := new, P + 1): an old
+    /// primary that wrote behind a partition would then not be told split brain.
+    case promotionKeepsGeneration
 
     static let writeTimeoutNs: UInt64 = 50_000_000
 
@@ -32,6 +35,7 @@ enum SimulationFault: Hashable, CustomStringConvertible {
         case .restartForgetsUnconfirmedWrites: "restart forgets unconfirmed writes"
         case .claimsUpToDateBeforeConfirmed: "claims UpToDate before confirmed"
         case .diskTearsDurableWrites: "disk tears writes it reported durable"
+        case .promotionKeepsGeneration: "promotion keeps the generations"
         case .completesStuckWritesAfterTimeout: "driver completes stuck writes after \(Self.writeTimeoutNs / 1_000_000) ms"
         }
     }

@@ -85,7 +85,18 @@ public enum PeerHelloCheck {
         let peerSide = HandshakeSide(generations: peerGenerations, isPrimary: true)
         let (row, decision) = HandshakeDecision.decideWithRow(own: ownSide, peer: peerSide)
         let ownPromotion = own.generations.promotion
-        if decision == .splitBrain {
+        let peerPromotion = hello.promotionNumber
+        // One side descends from the other and wrote nothing since (B = 0, and the other's
+        // tracking began at its C): no split brain, the promotion numbers say who goes on.
+        // Only B = C relations count, which both nodes see alike (neither knows the other's
+        // history), so the two verdicts always mirror each other.
+        let ownBehind = own.generations.bitmap == 0 && peer.bitmap != 0 && peer.bitmap == own.generations.current
+        let peerBehind = peer.bitmap == 0 && own.generations.bitmap != 0 && own.generations.bitmap == peer.current
+        // Both moved since a common generation (table row 8, or 9 with 10), or one wrote
+        // without its peer and no descent explains the other (rows 9-11: a promoted copy that
+        // never held the old primary's generation): a split brain.
+        let moved = own.generations.bitmap != 0 || peer.bitmap != 0
+        if decision == .splitBrain || (!ownBehind && !peerBehind && moved) {
             let policy = own.afterSplitBrain == peer.afterSplitBrain ? own.afterSplitBrain : .disconnect
             let verdict = SplitBrainVerdict.decide(
                 policy, localChangedBytes: own.changedBytes, peerChangedBytes: peer.changedBytes,
@@ -94,12 +105,12 @@ public enum PeerHelloCheck {
                 row: row, localChangedBytes: own.changedBytes, peerChangedBytes: peer.changedBytes,
                 localPromotion: ownPromotion, peerPromotion: hello.promotionNumber, verdict: verdict))
         }
-        if hello.promotionNumber > ownPromotion {
+        if peerPromotion > ownPromotion && !peerBehind {
             return .demotedByPromotion(peerPromotion: hello.promotionNumber, reason:
                 "the peer is primary with promotion number \(hello.promotionNumber), this node has \(ownPromotion): "
                     + "it was promoted after this node lost it; this node stops accepting writes (data left as it is)")
         }
-        if hello.promotionNumber < ownPromotion {
+        if peerPromotion < ownPromotion && !ownBehind {
             return .refuse(.stalePromotion,
                            "the peer's promotion number \(hello.promotionNumber) is below this node's \(ownPromotion): "
                                + "a later promotion superseded it")

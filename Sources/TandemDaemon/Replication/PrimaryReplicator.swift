@@ -97,6 +97,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var onWriteWithoutPeer: (() -> Void)?
     /// `onWriteWithoutPeer` ran and the peer has not caught up since: once is enough.
     var wroteWithoutPeer = false
+    /// The peer became UpToDate (it holds every acknowledged write).
+    var onPeerUpToDate: (() -> Void)?
+    var peerWasUpToDate = false
     /// Bytes of writes (and zeroed or trimmed ranges) taken while the link was not connected.
     var onBytesWithoutPeer: ((UInt64) -> Void)?
     /// The generation tail and promotion number of this node's Hello.

@@ -117,6 +117,10 @@ extension Resource {
             resolvingAsSurvivor = false
         }
         replicator.onWriteWithoutPeer = { [unowned self] in startTrackingGeneration() }
+        replicator.onPeerUpToDate = { [unowned self] in
+            peerCaughtUpGeneration()
+            primary?.wroteWithoutPeer = false
+        }
         replicator.onBytesWithoutPeer = { [unowned self] bytes in changedSinceParting += bytes }
         replicator.helloGenerations = { [unowned self] in helloGenerations }
         replicator.judgePrimaryHello = { [unowned self] hello in judgePrimaryHello(hello) }

@@ -299,6 +299,14 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             peerNode = candidate.hello.nodeName
             primaryHello = candidate.hello
             onPrimaryAccepted?(candidate.hello)
+            // A session that starts in sync (no copy): this copy holds the primary's
+            // generation from now on, as it will once UpToDate after a copy.
+            switch SessionBasis(generations: candidate.hello.generations) {
+            case .assumeInSync, .continues:
+                primaryHello = nil
+                onUpToDate?(candidate.hello)
+            case .fullCopy, .catchUp: break
+            }
             let (generations, promotion) = helloGenerations?() ?? (WireNodeGenerations(current: 0, bitmap: 0), 0)
             let own = WireHello(role: .secondary, nodeName: context.config.nodeName, resourceName: resource,
                                 volumeSizeBytes: volume.sizeBytes, generations: WireGenerations(current: 0, bitmap: 0),
