@@ -83,6 +83,28 @@ private func judge(_ own: OwnHelloFacts, _ peer: OwnHelloFacts) -> PeerHelloOutc
         #expect(report.peerChangedBytes == 0)
     }
 
+    /// Found by the simulator: the promoted copy never took the old primary's generation
+    /// (it was promoted before it was UpToDate in that session): table row 11.
+    @Test func aPromotedCopyThatNeverHeldTheGenerationIsASplitBrainOnlyIfTheOldPrimaryWrote() {
+        var neverSynced = Generations.none
+        neverSynced.promote(newGeneration: 0xB1, peerPromotion: 0)
+        let b = facts(neverSynced)
+        let wrote = facts(oldPrimaryThatWrote(), changed: 4096)
+        guard case .splitBrain(let report) = judge(wrote, b), case .splitBrain = judge(b, wrote) else {
+            Issue.record("expected split brain on both: \(judge(wrote, b)) / \(judge(b, wrote))")
+            return
+        }
+        #expect(report.row == 11)
+        guard case .demotedByPromotion = judge(facts(oldPrimaryIdle), b) else {
+            Issue.record("expected demoted-by-promotion, got \(judge(facts(oldPrimaryIdle), b))")
+            return
+        }
+        guard case .refuse(.stalePromotion, _) = judge(b, facts(oldPrimaryIdle)) else {
+            Issue.record("expected stale-promotion, got \(judge(b, facts(oldPrimaryIdle)))")
+            return
+        }
+    }
+
     @Test func twoPrimariesWithoutGenerationsOrEqualPromotionsAreARoleConflict() {
         let none = facts(.none)
         #expect(judge(none, none) == .refuse(.roleConflict, "this node is primary and so is the peer"))
@@ -152,5 +174,13 @@ private func judge(_ own: OwnHelloFacts, _ peer: OwnHelloFacts) -> PeerHelloOutc
         old.node = nil
         let oldFrames = try WireFixtures.decodeAll(try WireEncoder.encode(.hello(old), promotionNumber: 0))
         #expect(oldFrames.map(\.message) == [.hello(old)])
+        // The strictness older builds have, which the dialler's version-3 fallback is for: a
+        // Hello naming version 3 with bytes after its names is refused.
+        var tailed = try WireEncoder.encode(.hello(sent), promotionNumber: 0)
+        tailed[WireFormat.headerBytes] = 3
+        tailed[WireFormat.headerBytes + 1] = 0
+        let headerCRC = CRC32C.checksum(tailed[0..<20])
+        for index in 0..<4 { tailed[20 + index] = UInt8(truncatingIfNeeded: headerCRC >> (8 * index)) }
+        #expect(throws: WireError.self) { _ = try WireFixtures.decodeAll(tailed) }
     }
 }

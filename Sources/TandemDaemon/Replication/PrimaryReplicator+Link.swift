@@ -33,10 +33,11 @@ extension PrimaryReplicator: PeerLinkDelegate {
 
     private var ownHello: WireHello {
         let (generations, promotion) = helloGenerations?() ?? (WireNodeGenerations(current: 0, bitmap: 0), 0)
-        return WireHello(role: .primary, nodeName: context.config.nodeName, resourceName: resource,
-                         volumeSizeBytes: volume.sizeBytes,
+        let version = helloWithTail ? WireFormat.helloVersion : WireFormat.catchUpVersion
+        return WireHello(protocolVersion: version, role: .primary, nodeName: context.config.nodeName,
+                         resourceName: resource, volumeSizeBytes: volume.sizeBytes,
                          generations: node.helloBasis.wireGenerations(session: node.helloSession),
-                         promotionNumber: promotion, node: generations)
+                         promotionNumber: helloWithTail ? promotion : 0, node: helloWithTail ? generations : nil)
     }
 
     func noteFailure(_ reason: String) {
@@ -51,6 +52,7 @@ extension PrimaryReplicator: PeerLinkDelegate {
     func noteRefusal(_ reason: String) { noteFailure(reason) }
 
     func peerLink(_ link: PeerLink, validate hello: WireHello) -> PeerLinkVerdict {
+        helloWithTail = hello.protocolVersion >= WireFormat.generationsVersion
         let outcome = hello.role == .primary && judgePrimaryHello != nil
             ? judgePrimaryHello!(hello)
             : node.judgePeerHello(hello, own: OwnHelloFacts(resourceName: resource, volumeSizeBytes: volume.sizeBytes,
@@ -108,6 +110,13 @@ extension PrimaryReplicator: PeerLinkDelegate {
         self.link = nil
         if let failure = link.failure { counters.count(failure) }
         noteFailure(reason)
+        if helloWithTail && link.sentOwnHello && !link.peerAnsweredHello {
+            // Perhaps a peer of an older build that cannot read the tail: the next dial
+            // sends a version-3 Hello; the peer's own Hello then says which it speaks.
+            helloWithTail = false
+            logger.notice("the peer closed without answering the Hello: the next one is version 3",
+                          metadata: ["reason": "\(reason)"])
+        }
         if let refusal = link.peerRefusal, let outcome = PeerHelloCheck.refusedByPeer(refusal, reason: reason) {
             onPrimaryOutcome?(outcome, link.peerNodeName)
         }

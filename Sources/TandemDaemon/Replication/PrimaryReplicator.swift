@@ -65,6 +65,10 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     lazy var resolver = PeerAddressResolver(loop: context.loop)
     var barrierEpoch: Epoch = 0
     var barrierCount: UInt32 = 0
+    /// Whether this node's Hello carries the generation tail (version 4). Cleared when a peer
+    /// closed a link without answering that Hello (an older build cannot read it), set again
+    /// when a peer's Hello names version 4 or later (docs/protocol.md, *Versions*).
+    var helloWithTail = true
     /// The highest protocol version the dialled peer's Hello named (told to the node at link up).
     var peerHelloVersion: UInt16 = WireFormat.helloVersion
     private(set) var lastError: String?

@@ -308,7 +308,11 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             case .fullCopy, .catchUp: break
             }
             let (generations, promotion) = helloGenerations?() ?? (WireNodeGenerations(current: 0, bitmap: 0), 0)
-            let own = WireHello(role: .secondary, nodeName: context.config.nodeName, resourceName: resource,
+            // A primary of an older build cannot read the generation tail: it gets a Hello of
+            // its own version (docs/protocol.md, *Versions*).
+            let version = min(WireFormat.helloVersion, candidate.hello.protocolVersion)
+            let own = WireHello(protocolVersion: version, role: .secondary, nodeName: context.config.nodeName,
+                                resourceName: resource,
                                 volumeSizeBytes: volume.sizeBytes, generations: WireGenerations(current: 0, bitmap: 0),
                                 promotionNumber: promotion, node: generations)
             verdict = .accept(delegate: self, hello: own)
