@@ -53,7 +53,7 @@ final class Resource {
     var resolvingAsSurvivor = false
     /// Bytes this primary wrote since it parted from its peer (metadata `changed bytes`,
     /// persisted at stops and split brains; a block written twice counts twice).
-    lazy var changedSinceParting: UInt64 = metadata.latest.changedBytes
+    lazy var changedBytesWhileParted: UInt64 = metadata.latest.changedBytes
     /// The link on which a peer primary's Hello was answered with ours so that it can compare
     /// generations too (PrimaryHelloProbe); held until it closes.
     var primaryProbe: PrimaryHelloProbe?
@@ -112,7 +112,7 @@ final class Resource {
             // A primary writing without replication: the peer will not get it.
             if self.spec.role == .primary {
                 self.startTrackingGeneration()
-                self.changedSinceParting += length
+                self.changedBytesWhileParted += length
             }
             self.trackUnreplicated(offset, length)
         }

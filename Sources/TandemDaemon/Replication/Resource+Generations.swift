@@ -56,11 +56,11 @@ extension Resource {
     }
 
     /// Bytes written here since parting from the peer (0 on a secondary).
-    var changedBytesSinceParting: UInt64 { spec.role == .primary ? changedSinceParting : 0 }
+    var changedBytesSinceParting: UInt64 { spec.role == .primary ? changedBytesWhileParted : 0 }
 
     func persistChangedBytes() {
-        guard metadata.latest.changedBytes != changedSinceParting else { return }
-        _ = updateNode { $0.changedBytes = changedSinceParting }
+        guard metadata.latest.changedBytes != changedBytesWhileParted else { return }
+        _ = updateNode { $0.changedBytes = changedBytesWhileParted }
     }
 
     /// The version-4 Hello tail and promotion number this node sends.
@@ -84,14 +84,14 @@ extension Resource {
     func startTrackingGeneration() {
         let held = generations
         guard held.bitmap == 0, held.current != 0 else { return }
-        changedSinceParting = 0
+        changedBytesWhileParted = 0
         updateGenerations { $0.startTracking(newGeneration: newGeneration()) }
         persistChangedBytes()
     }
 
     /// The peer holds everything this primary has (a copy or catch-up ended).
     func peerCaughtUpGeneration() {
-        changedSinceParting = 0
+        changedBytesWhileParted = 0
         persistChangedBytes()
         guard generations.bitmap != 0 else { return }
         updateGenerations { $0.resyncDoneAsSource() }
@@ -112,7 +112,7 @@ extension Resource {
     /// one tracks nothing: the old primary handed over every write, so B is cleared again.
     func promoteGeneration(planned: Bool) {
         let fresh = newGeneration()
-        changedSinceParting = 0
+        changedBytesWhileParted = 0
         persistChangedBytes()
         updateGenerations {
             $0.promote(newGeneration: fresh, peerPromotion: $0.promotion)
@@ -151,11 +151,10 @@ extension Resource {
 
     /// This node is primary and so is the peer whose Hello arrived (either side dialled).
     func judgePrimaryHello(_ hello: WireHello) -> PeerHelloOutcome {
-        if splitBrain != nil || resolvingAsSurvivor {
-            // Already reported, or waiting for the loser to become secondary: nothing new.
-            if resolvingAsSurvivor {
-                return .refuse(.busy, "resolving a split brain: waiting for the peer to discard its data and become secondary")
-            }
+        // The survivor of a split brain waits for the loser to become secondary: the loser's
+        // Hello as a primary meanwhile is no new split brain.
+        if resolvingAsSurvivor {
+            return .refuse(.busy, "resolving a split brain: waiting for the peer to discard its data and become secondary")
         }
         let own = OwnHelloFacts(resourceName: spec.name, volumeSizeBytes: volume.sizeBytes, role: .primary,
                                 generations: generations, changedBytes: changedBytesSinceParting,
@@ -241,7 +240,7 @@ extension Resource {
         splitBrain = nil
         demotedByPromotion = nil
         updateGenerations { $0.fullCopyStartedAsTarget() }
-        changedSinceParting = 0
+        changedBytesWhileParted = 0
         persistChangedBytes()
         becomeSecondary(enable: true)
         done(nil)

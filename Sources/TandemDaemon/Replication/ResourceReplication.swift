@@ -121,7 +121,7 @@ extension Resource {
             peerCaughtUpGeneration()
             primary?.wroteWithoutPeer = false
         }
-        replicator.onBytesWithoutPeer = { [unowned self] bytes in changedSinceParting += bytes }
+        replicator.onBytesWithoutPeer = { [unowned self] bytes in changedBytesWhileParted += bytes }
         replicator.helloGenerations = { [unowned self] in helloGenerations }
         replicator.judgePrimaryHello = { [unowned self] hello in judgePrimaryHello(hello) }
         replicator.onPrimaryOutcome = { [unowned self] outcome, peer in act(on: outcome, peer: peer) }
