@@ -94,7 +94,11 @@ extension Replication {
         p.heal()
         try Self.expectSplitBrainOnBoth(p, alphaChanged: 10 * Self.blockBytes, betaChanged: 5 * Self.blockBytes)
         var event: JSONObject = [:]
-        while event["event"] as? String != "split-brain" { event = try alphaEvents.readReply() }
+        let deadline = Date().addingTimeInterval(60)
+        while event["event"] as? String != "split-brain" {
+            guard Date() < deadline else { throw HarnessError("no split-brain event within 60 s") }
+            event = try alphaEvents.readReply()
+        }
         #expect((event["reason"] as? String)?.contains("both nodes are primary and wrote since they parted") == true)
         #expect(event["verdict"] as? String == "disconnect")
 
@@ -212,6 +216,26 @@ extension Replication {
         try p.pair.beta.stop()
         try p.pair.beta.start()
         try p.pair.waitFor(p.pair.beta, "beta UpToDate after its restart") { $0["disk_state"] as? String == "UpToDate" }
+    }
+
+    @Test func aSecondaryThatMissedWritesLearnsItAtReconnectAndIsUpToDateAfterTheCatchUp() throws {
+        let p = try PartitionedPair()
+        p.cut()
+        try p.pair.waitFor(p.pair.beta, "beta lost its peer") { $0["connection_state"] as? String != "Connected" }
+        try Self.write(p.pair.nbdSocket(p.pair.alpha), 100..<110, Self.alphaPattern)
+        let events = try p.pair.beta.control()
+        try events.sendLine(Array(#"{"id": 0, "cmd": "events"}"#.utf8))
+        _ = try events.readReply()
+        p.heal()
+        var event: JSONObject = [:]
+        let deadline = Date().addingTimeInterval(60)
+        while event["event"] as? String != "outdated" {
+            guard Date() < deadline else { throw HarnessError("no outdated event within 60 s\n" + p.pair.beta.logTail()) }
+            event = try events.readReply()  // the next event, or the idle heartbeat
+        }
+        #expect((event["reason"] as? String)?.contains("went on without this node") == true, "\(event)")
+        try p.pair.waitInSync()
+        #expect(try p.pair.status(p.pair.beta)["outdated"] as? Bool == false)
     }
 }
 }
