@@ -124,6 +124,18 @@ private func judge(_ own: OwnHelloFacts, _ peer: OwnHelloFacts) -> PeerHelloOutc
             == .refuse(.sizeMismatch, "local volume has 67108864 bytes, peer 4096"))
     }
 
+    @Test func aSecondaryLearnsFromThePrimarysHelloThatItWentOnWithoutIt() {
+        let secondary = Generations(current: shared, bitmap: 0, history: [], promotion: 0)
+        let tracking = facts(oldPrimaryThatWrote())
+        #expect(PeerHelloCheck.primaryWentOnWithout(own: secondary, hello: hello(tracking)))
+        #expect(!PeerHelloCheck.primaryWentOnWithout(own: secondary, hello: hello(facts(oldPrimaryIdle))))
+        // Tracking against another generation (this copy is further behind: a full copy) or
+        // a secondary's Hello says nothing of this copy.
+        let elsewhere = Generations(current: 0x77, bitmap: 0, history: [], promotion: 0)
+        #expect(!PeerHelloCheck.primaryWentOnWithout(own: elsewhere, hello: hello(tracking)))
+        #expect(!PeerHelloCheck.primaryWentOnWithout(own: secondary, hello: hello(tracking, role: .secondary)))
+    }
+
     @Test func eachPolicyPicksTheSameLoserOnBothNodes() {
         typealias Case = (policy: AfterSplitBrain, aChanged: UInt64, bChanged: UInt64, loser: String?)
         let cases: [Case] = [

@@ -118,6 +118,13 @@ public enum PeerHelloCheck {
         return .refuse(.roleConflict, "this node is primary and so is the peer")
     }
 
+    /// A secondary accepts a primary's Hello: the primary went on without this copy (its
+    /// tracking began at this copy's generation), so the copy is Outdated until caught up.
+    public static func primaryWentOnWithout(own: Generations, hello: WireHello) -> Bool {
+        guard hello.role == .primary, let primary = hello.node else { return false }
+        return primary.bitmap != 0 && primary.bitmap == own.current
+    }
+
     /// What a primary makes of the peer's refusal of its own Hello: `stale-promotion` means
     /// the peer is a primary promoted after this one.
     public static func refusedByPeer(_ refusal: WireRefusal, reason: String) -> PeerHelloOutcome? {

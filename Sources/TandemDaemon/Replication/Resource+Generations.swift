@@ -136,7 +136,7 @@ extension Resource {
     /// The accepted primary's Hello says it tracked writes since this copy's generation
     /// (its B is this node's C): this copy lacks them until the catch-up ends.
     func primaryAccepted(_ hello: WireHello) {
-        guard let node = hello.node, node.bitmap != 0, node.bitmap == generations.current else { return }
+        guard PeerHelloCheck.primaryWentOnWithout(own: generations, hello: hello) else { return }
         markOutdated("the primary '\(hello.nodeName)' went on without this node: its writes since are being caught up")
     }
 
