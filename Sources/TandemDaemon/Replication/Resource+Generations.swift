@@ -16,14 +16,6 @@ struct SplitBrainState {
     var detectedAtMs: Int64
 }
 
-/// Runs a closure at the end of the loop turn: a verdict reached while a link is judging a
-/// Hello stops replicators only after that link's callback returned.
-final class TurnEndAction: TurnEndHandler {
-    private let action: () -> Void
-    init(_ action: @escaping () -> Void) { self.action = action }
-    func turnEnded() { action() }
-}
-
 extension Resource {
     var generations: Generations {
         let node = metadata.latest

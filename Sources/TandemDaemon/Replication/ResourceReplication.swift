@@ -467,23 +467,6 @@ extension Resource {
     }
 }
 
-/// Holds a link on which this primary answered a peer primary's Hello with its own: the
-/// peer compares generations and refuses (split brain); nothing else is expected on it.
-final class PrimaryHelloProbe: PeerLinkDelegate {
-    let link: PeerLink
-    private let onClosed: () -> Void
-
-    init(link: PeerLink, onClosed: @escaping () -> Void) {
-        self.link = link
-        self.onClosed = onClosed
-    }
-
-    func peerLink(_ link: PeerLink, validate hello: WireHello) -> PeerLinkVerdict { .refuse(.other, "unexpected second Hello") }
-    func peerLinkEstablished(_ link: PeerLink) { link.close("two primaries: nothing to replicate") }
-    func peerLink(_ link: PeerLink, received message: WireMessage) {}
-    func peerLinkClosed(_ link: PeerLink, reason: String) { onClosed() }
-}
-
 extension ControlError {
     /// A role rule's refusal as the control socket returns it.
     init(_ refusal: RoleRefusal) {
