@@ -121,6 +121,7 @@ final class Resource {
         promotedInconsistent = spec.role == .primary && record.promotedInconsistent
         prepareRecordAtOpen(creating: creatingVolume)
         loadTrackedBitmapAtOpen()
+        restoreDemotionAtOpen()
         // A secondary serves nothing until it is promoted (DESIGN.md, issue 3): no client
         // can read a volume that may be between two consistent states.
         guard spec.role != .secondary else { return }

@@ -12,7 +12,7 @@ import Testing
         ReportedDiskStates.decide(facts, ownDiskFailed: ownDiskFailed, peerDiskFailed: peerDiskFailed)
     }
 
-    @Test func theOutdatedFlagTurnsASecondarysConsistentCopyOutdatedAndNothingElse() {
+    @Test func theOutdatedFlagTurnsAConsistentSecondaryOrAnUpToDatePrimaryOutdatedAndNothingElse() {
         let waiting = SecondaryCopyView(diskState: .consistent, peerDiskState: .unknown, redundant: false)
         let copying = SecondaryCopyView(diskState: .inconsistent, peerDiskState: .upToDate, redundant: false)
         func outdated(_ facts: ResourceCopyFacts) -> DiskState {
@@ -22,7 +22,9 @@ import Testing
         #expect(outdated(.secondary(atRest: .consistent, replicator: waiting)) == .outdated)
         #expect(outdated(.secondary(atRest: .consistent, replicator: copying)) == .inconsistent)
         #expect(outdated(.secondary(atRest: .consistent, replicator: connectedSecondary)) == .upToDate)
-        #expect(outdated(.primary(promotedInconsistent: false, replicator: nil)) == .upToDate)
+        #expect(outdated(.primary(promotedInconsistent: false, replicator: nil)) == .outdated)
+        #expect(outdated(.primary(promotedInconsistent: true, replicator: nil)) == .inconsistent)
+        #expect(outdated(.standalone) == .upToDate)
         #expect(decide(.secondary(atRest: .consistent, replicator: waiting)).diskState == .consistent)
     }
 

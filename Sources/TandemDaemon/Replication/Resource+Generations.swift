@@ -139,6 +139,15 @@ extension Resource {
         context.events.publish(resource: spec.name, "outdated", ["reason": .string(reason)])
     }
 
+    /// A primary whose flag `outdated` is set was demoted by a later promotion before a
+    /// restart: it still takes no writes until `resolve --discard local`.
+    func restoreDemotionAtOpen() {
+        guard spec.role == .primary, metadata.latest.flags.contains(.outdated) else { return }
+        demotedByPromotion = "a primary promoted after this one superseded it before the restart "
+            + "(flag outdated): this node takes no writes until resolve --discard local"
+        backend.readOnly = true
+    }
+
     // MARK: two primaries
 
     /// This node is primary and so is the peer whose Hello arrived (either side dialled).
@@ -196,6 +205,8 @@ extension Resource {
         guard spec.role == .primary, demotedByPromotion == nil, !transitioning else { return }
         demotedByPromotion = reason
         backend.readOnly = true
+        // Persisted: a restart (or an enable) must not take writes again (`restoreDemotionAtOpen`).
+        _ = updateNode { $0.set(.outdated, true) }
         logger.error("demoted by promotion", metadata: ["reason": "\(reason)"])
         context.events.publish(resource: spec.name, "demoted-by-promotion", ["reason": .string(reason)])
         transitioning = true

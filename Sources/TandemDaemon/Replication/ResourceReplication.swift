@@ -126,7 +126,7 @@ extension Resource {
         replicator.judgePrimaryHello = { [unowned self] hello in judgePrimaryHello(hello) }
         replicator.onPrimaryOutcome = { [unowned self] outcome, peer in act(on: outcome, peer: peer) }
         primary = replicator
-        backend.readOnly = false
+        backend.readOnly = demotedByPromotion != nil
         backend.sink = replicator
         replicator.enable()
     }

@@ -181,6 +181,15 @@ extension Replication {
         client.disconnect()
         #expect(try VolumeFiles.sha256(p.pair.volume(p.pair.alpha)) == alphaBefore)
         #expect(try p.pair.status(p.pair.beta)["split_brain"] as? Bool == false)
+        #expect(status["disk_state"] as? String == "Outdated", "\(status)")
+        // A restart does not give it its writes back (the flag outdated is persisted).
+        try p.pair.alpha.stop()
+        try p.pair.alpha.start()
+        let restarted = try p.pair.status(p.pair.alpha)
+        #expect(restarted["demoted_by_promotion"] != nil && restarted["disk_state"] as? String == "Outdated", "\(restarted)")
+        let again = try RawNBDClient.transmitting(socketPath: p.pair.nbdSocket(p.pair.alpha), exportName: ReplicatedPair.resource)
+        #expect(throws: HarnessError.self) { try again.write(offset: 0, data: Self.alphaPattern(0)) }
+        again.disconnect()
         // The operator hands it over: it becomes beta's secondary and catches up.
         try p.pair.expectOK(try p.pair.alpha.control().request(
             "resolve", ["name": ReplicatedPair.resource, "discard": "local"]))
