@@ -103,7 +103,7 @@ public enum PrimaryStartReason: Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .peerLacksWrites:
-            return "the peer's disk failed and it lacks writes: the whole volume is copied"
+            return "the peer lacks writes (its disk failed, it lost its record, or it lost a split brain): the whole volume is copied"
         case .handedOver:
             return "planned failover: the old primary handed over every write"
         case .cleanStop:

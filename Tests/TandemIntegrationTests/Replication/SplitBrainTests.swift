@@ -147,11 +147,13 @@ extension Replication {
             $0["role"] as? String == "secondary" && $0["disk_state"] as? String == "UpToDate"
                 && $0["split_brain"] as? Bool == false
         }
-        try p.pair.waitFor(survivor, "the survivor primary, connected, nothing out of sync") {
+        let settled = try p.pair.waitFor(survivor, "the survivor primary, connected, nothing out of sync") {
             $0["role"] as? String == "primary" && $0["connection_state"] as? String == "Connected"
                 && $0["peer_disk_state"] as? String == "UpToDate" && $0["split_brain"] as? Bool == false
                 && $0["out_of_sync_bytes"] as? Int == 0 && $0["unconfirmed_bytes"] as? Int == 0
         }
+        // The resync is a full copy, and says so.
+        #expect(settled["session_start"] as? String == "full-copy", "\(settled)")
         let reader = try RawNBDClient.transmitting(socketPath: p.pair.nbdSocket(survivor), exportName: ReplicatedPair.resource)
         for index in kept.0 {
             #expect(try reader.read(offset: UInt64(index * blockBytes), length: UInt32(blockBytes)) == kept.1(index))
