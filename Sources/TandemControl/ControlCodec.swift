@@ -7,7 +7,7 @@ public enum ControlCodec {
     /// known ones a daemon does not implement yet get `unsupported` from the handler.
     public static let commands: Set<String> = [
         "ping", "capabilities", "create", "enable", "disable", "failover", "demote", "status", "set", "verify",
-        "resolve", "outdate-peer", "delete", "events", "reload-tls", "trace", "create-md",
+        "resolve", "outdate", "outdate-peer", "delete", "events", "reload-tls", "trace", "create-md",
     ]
 
     /// A decoded request, or the error to reply with and the id to echo in that reply

@@ -11,13 +11,16 @@ public struct ResourceSettingChange: Sendable, Equatable {
     public var resyncRateBytesPerSecond: UInt64?
     /// `resync_rate_min`, bytes per second (the controller's floor); nil: unchanged.
     public var resyncRateMinBytesPerSecond: UInt64?
+    /// `after_split_brain`; nil: unchanged.
+    public var afterSplitBrain: AfterSplitBrain?
 
     /// `disk_timeout_ms` (0: off); nil: unchanged.
     public var diskTimeoutMs: UInt32?
 
     public init(name: String, resyncRateBytesPerSecond: UInt64? = nil, resyncRateMinBytesPerSecond: UInt64? = nil,
-                diskTimeoutMs: UInt32? = nil) {
+                diskTimeoutMs: UInt32? = nil, afterSplitBrain: AfterSplitBrain? = nil) {
         self.name = name
+        self.afterSplitBrain = afterSplitBrain
         self.resyncRateBytesPerSecond = resyncRateBytesPerSecond
         self.resyncRateMinBytesPerSecond = resyncRateMinBytesPerSecond
         self.diskTimeoutMs = diskTimeoutMs
@@ -48,6 +51,7 @@ public struct ResourceSettingChange: Sendable, Equatable {
         change.resyncRateBytesPerSecond = try ResourceSpec.parseResyncRate(&reader)
         change.resyncRateMinBytesPerSecond = try ResourceSpec.parseResyncRateMin(&reader)
         change.diskTimeoutMs = try ResourceSpec.parseDiskTimeout(&reader)
+        change.afterSplitBrain = try reader.optionalChoice("after_split_brain", AfterSplitBrain.self)
         try reader.finish()
         return change
     }
@@ -60,6 +64,7 @@ public struct ResourceSettingChange: Sendable, Equatable {
             fields["resync_rate_min"] = .int(Int64(clamping: resyncRateMinBytesPerSecond))
         }
         if let diskTimeoutMs { fields["disk_timeout_ms"] = .int(Int64(diskTimeoutMs)) }
+        if let afterSplitBrain { fields["after_split_brain"] = .string(afterSplitBrain.rawValue) }
         return fields
     }
 }

@@ -25,7 +25,7 @@ extension ResourceSpec {
 
     /// The settings `set` changes on a running resource in this version; `set` refuses the
     /// other designed ones with `unsupported`.
-    public static let liveKeys: Set<String> = ["resync_rate", "resync_rate_min", "disk_timeout_ms"]
+    public static let liveKeys: Set<String> = ["resync_rate", "resync_rate_min", "disk_timeout_ms", "after_split_brain"]
 
     public static var tunableDocs: [TunableDoc] {
         let defaults = withDefaults().jsonFields
@@ -134,11 +134,6 @@ extension ResourceSpec {
         ]
     }
 
-    /// DESIGN.md's words for the policy this version refuses (`unsupportedKeys`): the page
-    /// lists what it will accept once built.
-    static let designSplitBrainPolicies = ["disconnect", "discard-zero-changes", "discard-younger-primary",
-                                           "discard-least-changes"]
-
     private static func policyDocs(_ entry: DocEntry) -> [TunableDoc] {
         [
             entry("resync_rate", "bytes/s", "0 – 1 TiB/s; 0 selects the dynamic controller", 0...resyncRateBytesPerSecondMax, nil, """
@@ -183,10 +178,16 @@ extension ResourceSpec {
                 restart; 0 turns the log off (every crash restart copies the volume). Fixed \
                 at `create`.
                 """),
-            entry("after_split_brain", "word", Self.designSplitBrainPolicies.map { "`\($0)`" }.joined(separator: ", "),
+            entry("after_split_brain", "word", AfterSplitBrain.allCases.map { "`\($0.rawValue)`" }.joined(separator: ", "),
                   nil, "`disconnect`", """
-                What to do when both nodes wrote while apart: `disconnect` stays apart and \
-                waits for `resolve`; the others choose a survivor automatically.
+                What two primaries do when they meet and find both wrote while apart (split \
+                brain). `disconnect`: both stay primary and StandAlone until `resolve`. \
+                `discard-zero-changes`: the side that changed nothing loses. \
+                `discard-younger-primary`: the one promoted last loses. \
+                `discard-least-changes`: the side that changed fewer bytes loses. A loser \
+                becomes secondary and gets a full copy from the survivor; with no clear \
+                loser (or settings that differ on the two nodes) both disconnect. \
+                `set` changes it on a running resource.
                 """),
             entry("disk_drain", "word", DiskDrain.allCases.map { "`\($0.rawValue)`" }.joined(separator: ", "),
                   nil, nil, """

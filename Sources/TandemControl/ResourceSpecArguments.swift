@@ -9,7 +9,7 @@ extension ResourceSpec {
     /// Each leaves this list with the issue that builds it (rates with resync, fencing and
     /// the split-brain policy with split brain, `rpo_target_ms` and `period_s` with the
     /// adaptive and periodic modes).
-    public static let unsupportedKeys = ["after_split_brain", "bandwidth", "period_s", "rpo_target_ms"]
+    public static let unsupportedKeys = ["bandwidth", "period_s", "rpo_target_ms"]
     /// `resync_rate`'s bound: 1 TiB/s, far above any disk, so a typo in units is refused.
     public static let resyncRateBytesPerSecondMax: Int64 = 1 << 40
     /// `resync_rate_min`'s bounds: 64 KiB/s to the controller's maximum, 10 GiB/s.
@@ -99,6 +99,7 @@ extension ResourceSpec {
         spec.diskDrain = try reader.optionalChoice("disk_drain", DiskDrain.self) ?? .drain
         spec.initialSync = try reader.optionalChoice("initial_sync", InitialSync.self) ?? .full
         spec.fencing = try reader.optionalChoice("fencing", Fencing.self) ?? .dontCare
+        spec.afterSplitBrain = try reader.optionalChoice("after_split_brain", AfterSplitBrain.self) ?? .disconnect
         spec.resyncRateBytesPerSecond = try parseResyncRate(&reader) ?? 0
         spec.resyncRateMinBytesPerSecond = try parseResyncRateMin(&reader) ?? 32 << 20
         spec.diskTimeoutMs = try parseDiskTimeout(&reader) ?? 0
@@ -180,7 +181,8 @@ extension ResourceSpec {
             "name": .string(name), "volume": .string(volume), "role": .string(role.rawValue),
             "mode": .string(mode.rawValue), "compression": .string(compression.rawValue),
             "disk_drain": .string(diskDrain.rawValue), "initial_sync": .string(initialSync.rawValue),
-            "fencing": .string(fencing.rawValue), "resync_rate": .int(Int64(clamping: resyncRateBytesPerSecond)),
+            "fencing": .string(fencing.rawValue), "after_split_brain": .string(afterSplitBrain.rawValue),
+            "resync_rate": .int(Int64(clamping: resyncRateBytesPerSecond)),
             "resync_rate_min": .int(Int64(clamping: resyncRateMinBytesPerSecond)),
             "async_buffer_bytes": .int(Int64(clamping: asyncBufferBytes)),
             "disk_timeout_ms": .int(Int64(diskTimeoutMs)),

@@ -72,7 +72,16 @@ public enum StatusReport {
             }
         }
         if fields["split_brain"]?.boolValue == true {
-            reasons.append("split brain: the copies diverged; end it with 'tandemctl resolve \(name) --discard local|peer'")
+            let detail = fields["split_brain_detail"]?.objectValue
+            func bytes(_ key: String) -> String {
+                detail?[key]?.intValue.map { HumanUnits.bytes(UInt64(max(0, $0))) } ?? "?"
+            }
+            reasons.append("split brain: both nodes wrote while apart (\(bytes("local_changed_bytes")) here, "
+                + "\(bytes("peer_changed_bytes")) on the peer); end it with 'tandemctl resolve \(name) --discard local' "
+                + "on the node whose changes go, then '--discard peer' on the other")
+        }
+        if let reason = fields["demoted_by_promotion"]?.stringValue {
+            reasons.append("takes no writes: \(reason); 'tandemctl resolve \(name) --discard local' makes it the peer's secondary")
         }
         if role != "standalone" { reasons += connectionProblems(fields, name: name, lastError: lastError) }
         if let local = diskProblem(disk, replication: fields["replication_state"]?.stringValue) { reasons.append(local) }

@@ -65,6 +65,9 @@ public struct ResourceSpec: Sendable, Equatable {
     public var diskDrain: DiskDrain
     public var initialSync: InitialSync
     public var fencing: Fencing
+    /// `after_split_brain`: what two primaries that both wrote while apart do (SplitBrainVerdict).
+    /// Changes live with `set`: it is read when the primaries meet.
+    public var afterSplitBrain: AfterSplitBrain = .disconnect
     /// `resync_rate`: the cap on resync (copy) traffic, bytes per second; 0: the dynamic
     /// controller. Changes live with `set`.
     public var resyncRateBytesPerSecond: UInt64

@@ -15,7 +15,7 @@ final class DaemonControl: ControlHandler {
     let events: EventHub
     static let version = "0.1.0"
     /// Commands DESIGN.md names that arrive with later issues (bitmap, resync, split brain).
-    static let laterCommands: Set<String> = ["resolve"]
+    static let laterCommands: Set<String> = []
     /// Shortest time between two status snapshots of the loop (docs/control-protocol.md,
     /// "Staleness"): under a storm of pollers each waits at most this long for its answer.
     static let statusIntervalNs: UInt64 = 10_000_000
@@ -62,6 +62,10 @@ final class DaemonControl: ControlHandler {
             result = resourceCommand(request.cmd, request.args)
         case "set":
             result = set(request.args)
+        case "resolve":
+            result = resolve(request.args)
+        case "outdate":
+            result = outdate(request.args)
         case let command where Self.laterCommands.contains(command):
             result = .failure(ControlError(.unsupported, "'\(command)' is not supported by this version yet"))
         default:
@@ -229,6 +233,54 @@ final class DaemonControl: ControlHandler {
         }
         if let error { return .failure(error) }
         return loop.submitAndWait { Result { () throws(ControlError) in try registry.status(name) } }
+    }
+
+    /// `resolve`: `name` and `discard` (`local` or `peer`): ends a split brain
+    /// (Resource+Generations), then answers with the status.
+    private func resolve(_ args: [String: JSONValue]) -> Result<[String: JSONValue], ControlError> {
+        let name: String
+        switch resourceName(args) {
+        case .success(let found): name = found
+        case .failure(let error): return .failure(error)
+        }
+        let discardLocal: Bool
+        switch args["discard"] {
+        case .string("local")?: discardLocal = true
+        case .string("peer")?: discardLocal = false
+        case nil: return .failure(ControlError(.missingArgument, "discard: local or peer (whose changes since the split are dropped)"))
+        default: return .failure(ControlError(.invalidArgument, "discard: must be local or peer"))
+        }
+        if args.keys.contains(where: { $0 != "name" && $0 != "discard" }) {
+            return .failure(ControlError(.invalidArgument, "unknown argument for resolve (it takes name and discard)"))
+        }
+        let registry = self.registry
+        let error: ControlError? = loop.awaitOnLoop { done in
+            let resource: Resource
+            do throws(ControlError) { resource = try registry.resource(name) } catch { return done(error) }
+            resource.resolve(discardLocal: discardLocal, done)
+        }
+        if let error { return .failure(error) }
+        return loop.submitAndWait { Result { () throws(ControlError) in try registry.status(name) } }
+    }
+
+    /// `outdate`: `name`; a secondary's copy is marked Outdated (Resource+Generations).
+    private func outdate(_ args: [String: JSONValue]) -> Result<[String: JSONValue], ControlError> {
+        let name: String
+        switch resourceName(args) {
+        case .success(let found): name = found
+        case .failure(let error): return .failure(error)
+        }
+        if args.keys.contains(where: { $0 != "name" }) {
+            return .failure(ControlError(.invalidArgument, "unknown argument for outdate (it takes name)"))
+        }
+        let registry = self.registry
+        return loop.submitAndWait {
+            Result { () throws(ControlError) in
+                let resource = try registry.resource(name)
+                try resource.outdate()
+                return try registry.status(name)
+            }
+        }
     }
 
     /// `events`: one JSON line per state change until the client goes away. Optional `name`

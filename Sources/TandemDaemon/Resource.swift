@@ -50,6 +50,19 @@ final class Resource {
     /// The peer refused the link because its disk failed: replication is detached and this
     /// primary serves alone until the operator re-enables it.
     var peerDiskFailure: String?
+    /// Two primaries found they both wrote since they parted (Resource+Generations); not
+    /// persisted: the generations are, and the next meeting finds it again.
+    var splitBrain: SplitBrainState?
+    /// Why this primary stopped accepting writes: it met a primary promoted after it.
+    var demotedByPromotion: String?
+    /// This node survived a split brain and waits for the peer to become secondary.
+    var resolvingAsSurvivor = false
+    /// Bytes this primary wrote since it parted from its peer (metadata `changed bytes`,
+    /// persisted at stops and split brains; a block written twice counts twice).
+    lazy var changedBytesWhileParted: UInt64 = metadata.latest.changedBytes
+    /// The link on which a peer primary's Hello was answered with ours so that it can compare
+    /// generations too (PrimaryHelloProbe); held until it closes.
+    var primaryProbe: PrimaryHelloProbe?
     private var listeners: [NBDListener] = []
     private let config: DaemonConfig
     let logger: Logger
@@ -101,7 +114,14 @@ final class Resource {
         health = DiskHealth(resource: spec.name, events: context.events, logger: logger)
         let health = self.health
         backend.onDiskError = { operation, errno in health.record(operation, errno: errno) }
-        backend.onUnreplicatedMutation = { [unowned self] offset, length in self.trackUnreplicated(offset, length) }
+        backend.onUnreplicatedMutation = { [unowned self] offset, length in
+            // A primary writing without replication: the peer will not get it.
+            if self.spec.role == .primary {
+                self.startTrackingGeneration()
+                self.changedBytesWhileParted += length
+            }
+            self.trackUnreplicated(offset, length)
+        }
         health.onFailed = { [unowned self] in self.diskFailed() }
         applyDiskTimeout()
         announce(opened)
@@ -110,6 +130,7 @@ final class Resource {
         loadActivityLogAtOpen()
         prepareRecordAtOpen(creating: creatingVolume)
         loadTrackedBitmapAtOpen()
+        restoreDemotionAtOpen()
         // A secondary serves nothing until it is promoted (DESIGN.md, issue 3): no client
         // can read a volume that may be between two consistent states.
         guard spec.role != .secondary else { return }
@@ -225,7 +246,8 @@ final class Resource {
         case .primary: facts = .primary(promotedInconsistent: promotedInconsistent, replicator: primary?.peerView)
         case .secondary: facts = .secondary(atRest: secondaryDiskStateAtRest, replicator: secondary?.copyView)
         }
-        return ReportedDiskStates.decide(facts, ownDiskFailed: health.isFailed, peerDiskFailed: peerDiskFailure != nil)
+        return ReportedDiskStates.decide(facts, ownDiskFailed: health.isFailed, peerDiskFailed: peerDiskFailure != nil,
+                                         ownOutdated: metadata.latest.flags.contains(.outdated))
     }
 
     /// The fields `status` reports (DESIGN.md "Control socket").
@@ -247,6 +269,7 @@ final class Resource {
         fields["lag_bytes"] = .int(tracked)
         fields["rpo_ms"] = .int(0)
         if spec.role == .primary { fields["promoted_inconsistent"] = .bool(promotedInconsistent) }
+        mergeGenerationStatus(into: &fields)
         if let primary { fields.merge(primary.statusFields) { $1 } }
         if let secondary { fields.merge(secondary.statusFields) { $1 } }
         let states = reportedDiskStates

@@ -140,6 +140,7 @@ final class ResourceRegistry: @unchecked Sendable {
         if let rate = change.resyncRateBytesPerSecond { spec.resyncRateBytesPerSecond = rate }
         if let rate = change.resyncRateMinBytesPerSecond { spec.resyncRateMinBytesPerSecond = rate }
         if let timeout = change.diskTimeoutMs { spec.diskTimeoutMs = timeout }
+        if let policy = change.afterSplitBrain { spec.afterSplitBrain = policy }
         do { try store.save(spec) } catch {
             throw ControlError(.ioError, "persisting the resource failed, nothing changed: \(Resource.describe(error))")
         }

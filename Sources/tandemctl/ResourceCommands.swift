@@ -112,6 +112,14 @@ struct Resolve: ParsableCommand {
     func run() throws { try options.call("resolve", ["name": .string(name), "discard": .string(discard.rawValue)]) }
 }
 
+struct Outdate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Mark this secondary's copy Outdated: the primary went on without it (persisted; promotion then needs --force).")
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Resource name.") var name: String
+    func run() throws { try options.call("outdate", ["name": .string(name)]) }
+}
+
 struct OutdatePeer: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "outdate-peer",

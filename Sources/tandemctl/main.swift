@@ -23,7 +23,7 @@ struct Tandemctl: ParsableCommand {
         subcommands: [
             Ping.self, Create.self, Status.self, Delete.self, Enable.self, Disable.self,
             Failover.self, Demote.self, CreateMD.self, SetOptions.self, Verify.self, Resolve.self,
-            OutdatePeer.self, Events.self, Capabilities.self, ReloadTLS.self, Trace.self,
+            Outdate.self, OutdatePeer.self, Events.self, Capabilities.self, ReloadTLS.self, Trace.self,
         ])
 
     /// Accepted before the subcommand too (`tandemctl --socket PATH status`).

@@ -41,7 +41,7 @@ import TandemControl
     }
 
     @Test(arguments: ["ping", "create", "enable", "disable", "failover", "demote", "status", "set",
-                      "verify", "resolve", "outdate-peer", "delete", "events"])
+                      "verify", "resolve", "outdate", "outdate-peer", "delete", "events"])
     func everyDesignedCommandDecodes(cmd: String) {
         #expect(errorCode(#"{"cmd":"\#(cmd)"}"#) == nil)
     }

@@ -152,3 +152,22 @@ import TandemControl
         #expect(off.contains("nothing counted"))
     }
 }
+
+extension StatusReportTests {
+    @Test func aSplitBrainSaysWhatEachSideChangedAndHowToEndIt() {
+        var fields = Self.healthyPrimary
+        fields["connection_state"] = .string("StandAlone")
+        fields["split_brain"] = .bool(true)
+        fields["split_brain_detail"] = .object([
+            "local_changed_bytes": .int(40960), "peer_changed_bytes": .int(1 << 20),
+        ])
+        let reasons = StatusReport.problems(fields)
+        #expect(reasons.contains("split brain: both nodes wrote while apart (40KiB here, 1MiB on the peer); end it with "
+            + "'tandemctl resolve r0 --discard local' on the node whose changes go, then '--discard peer' on the other"),
+            "\(reasons)")
+        var demoted = Self.healthyPrimary
+        demoted["demoted_by_promotion"] = .string("the peer is primary with promotion number 1")
+        #expect(StatusReport.problems(demoted).contains(
+            "takes no writes: the peer is primary with promotion number 1; 'tandemctl resolve r0 --discard local' makes it the peer's secondary"))
+    }
+}

@@ -12,6 +12,22 @@ import Testing
         ReportedDiskStates.decide(facts, ownDiskFailed: ownDiskFailed, peerDiskFailed: peerDiskFailed)
     }
 
+    @Test func theOutdatedFlagTurnsAConsistentSecondaryOrAnUpToDatePrimaryOutdatedAndNothingElse() {
+        let waiting = SecondaryCopyView(diskState: .consistent, peerDiskState: .unknown, redundant: false)
+        let copying = SecondaryCopyView(diskState: .inconsistent, peerDiskState: .upToDate, redundant: false)
+        func outdated(_ facts: ResourceCopyFacts) -> DiskState {
+            ReportedDiskStates.decide(facts, ownDiskFailed: false, peerDiskFailed: false, ownOutdated: true).diskState
+        }
+        #expect(outdated(.secondary(atRest: .consistent, replicator: nil)) == .outdated)
+        #expect(outdated(.secondary(atRest: .consistent, replicator: waiting)) == .outdated)
+        #expect(outdated(.secondary(atRest: .consistent, replicator: copying)) == .inconsistent)
+        #expect(outdated(.secondary(atRest: .consistent, replicator: connectedSecondary)) == .upToDate)
+        #expect(outdated(.primary(promotedInconsistent: false, replicator: nil)) == .outdated)
+        #expect(outdated(.primary(promotedInconsistent: true, replicator: nil)) == .inconsistent)
+        #expect(outdated(.standalone) == .upToDate)
+        #expect(decide(.secondary(atRest: .consistent, replicator: waiting)).diskState == .consistent)
+    }
+
     @Test func aStandaloneVolumeIsTheOnlyCopyAndSaysNothingOfAPeer() {
         #expect(decide(.standalone) == ReportedDiskStates(diskState: .upToDate, peerDiskState: nil, redundant: nil))
     }

@@ -263,6 +263,23 @@ import Testing
         }
     }
 
+    @Test func anOutdatedCopyIsPromotedOnlyByForceAndTheRefusalSaysWhy() {
+        let secondary = facts(.secondary, enabled: true)
+        for connected in [false, true] {
+            guard case .failure(let refusal) = ResourceRoles.failover(
+                secondary, force: false, allowInconsistent: false, diskFailure: nil, peerConnected: connected,
+                ownDiskState: .outdated)
+            else {
+                Issue.record("an Outdated copy was promoted without force")
+                continue
+            }
+            #expect(refusal.message.contains("Outdated: it lacks writes the peer acknowledged"))
+        }
+        #expect(ResourceRoles.failover(secondary, force: true, allowInconsistent: false, diskFailure: nil,
+                                       peerConnected: false, ownDiskState: .outdated)
+            == .success(.promote(.forced(allowInconsistent: false))))
+    }
+
     @Test func aPlannedFailoverNeedsTheConnectedPeerAForcedOneDoesNot() {
         let secondary = facts(.secondary, enabled: true)
         #expect(ResourceRoles.failover(secondary, force: false, allowInconsistent: false, diskFailure: nil,

@@ -67,7 +67,7 @@ import Testing
                 == .oversizedBody(type: .ping, bodyBytes: 9, maxBytes: 8))
         #expect(
             F.firstError(F.rawFrame(type: 1, body: [], bodyLength: UInt32.max))
-                == .oversizedBody(type: .hello, bodyBytes: Int(UInt32.max), maxBytes: 70 + 510))
+                == .oversizedBody(type: .hello, bodyBytes: Int(UInt32.max), maxBytes: 70 + 510 + 32))
     }
 
     @Test func shortFixedBodiesAreInconsistent() {

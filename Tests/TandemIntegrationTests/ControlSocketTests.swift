@@ -110,14 +110,6 @@ extension Integration {
             }
         }
 
-        @Test(arguments: ["resolve"])
-        func commandsOfLaterIssuesAnswerUnsupported(_ command: String) throws {
-            let daemon = try DaemonProcess.started()
-            let client = try daemon.control()
-            #expect(try client.request("create", createArguments(daemon)).ok == true)
-            try Self.expectRefused(try client.request(command, ["name": "r0"]), "unsupported", on: client)
-        }
-
         @Test func outdatePeerOnAStandaloneResourceIsWrongStateAndOnAMissingOneNotFound() throws {
             let daemon = try DaemonProcess.started()
             let client = try daemon.control()
@@ -188,7 +180,7 @@ extension Integration {
         /// Settings DESIGN.md names whose behaviour is not built yet: refused as unsupported,
         /// naming the key, never accepted to do nothing (values at their old defaults too).
         static let unbuiltSettings: [(key: String, value: any Sendable)] = [
-            ("after_split_brain", "disconnect"), ("bandwidth", 0), ("bandwidth", 50 << 20),
+            ("bandwidth", 0), ("bandwidth", 50 << 20),
             ("rpo_target_ms", 500), ("period_s", 30), ("mode", "adaptive"), ("mode", "periodic"),
         ]
 

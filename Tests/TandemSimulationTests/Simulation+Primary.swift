@@ -135,6 +135,7 @@ extension Simulation {
         node.lineage = checker.lineage
         node.historySession = session
         if let problem = checker.startSession(session, base: node.disk.cache) { fail(problem) }
+        generationsAtPrimaryStart(node)
         node.primary = PrimarySide(node: PrimaryNode(config: primaryConfig(lastTransaction: lastTransaction),
                                                      session: session, basis: start.basis,
                                                      trackedBitmap: tracked?.bitmap))
@@ -320,6 +321,7 @@ extension Simulation {
                 return fail("primary \(node.name): a real secondary lost its record: \(reason)")
             case .copyDone:
                 copiesCompleted += 1
+                generationsPeerCaughtUp(node)
             case let .verifyMismatch(offset, length):
                 // No fault here corrupts a disk behind the nodes' backs: copies said to be in
                 // sync that differ are a bug.
@@ -380,6 +382,7 @@ extension Simulation {
     /// Resource.trackUnreplicated: a write without a replicator clears the seal (durably,
     /// first) and is marked in the tracked bitmap, if there is one.
     private func trackStandalone(_ node: SimNode, _ blocks: Range<Int>) {
+        generationsWriteWithoutPeer(node)
         guard node.trackedInMemory != nil else { return }
         node.sealedBitmap = nil
         let size = SimulationScenario.blockSizeBytes
@@ -418,6 +421,12 @@ extension Simulation {
         }
         let size = SimulationScenario.blockSizeBytes
         trace("request \(request) to \(node.name): \(String(describing: requests[request]))")
+        if primary.node.connectionState != .connected {
+            switch requests[request] {
+            case .write, .zeroes, .trim: generationsWriteWithoutPeer(node)
+            default: break
+            }
+        }
         switch requests[request] {
         case let .write(blocks, fua, nil):
             drivePrimary(node, .request(id: request, .write(
@@ -456,6 +465,7 @@ extension Simulation {
 
     func primaryLinkDown(_ node: SimNode, _ primary: PrimarySide, reason: String, refusal: WireRefusal? = nil) {
         primary.peerAccepted = false
+        if primary.node.lagBytes > 0 { generationsWriteWithoutPeer(node) }
         if primary.node.copyWanted && primary.node.copyCursor > 0 { copiesInterrupted += 1 }
         drivePrimary(node, .linkDown(reason: reason, refusal: refusal))
         detachIfPeerFailed(node)

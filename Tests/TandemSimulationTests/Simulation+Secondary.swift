@@ -47,7 +47,13 @@ extension Simulation {
         case .acceptLink:
             // The handshake finishes (TLS, the HelloReply): the link is established.
             guard let link, link.secondary == node.index else { return }
-            if let primaryIndex = link.primary { nodes[primaryIndex].primary?.peerAccepted = true }
+            if let primaryIndex = link.primary {
+                nodes[primaryIndex].primary?.peerAccepted = true
+                // A session in sync (no copy): the secondary holds the primary's generation.
+                if let basis = nodes[primaryIndex].primary?.node.helloBasis, !basis.isCatchUp, basis != .fullCopy {
+                    generationsAdopt(node, from: nodes[primaryIndex])
+                }
+            }
             sendToPrimary(.accepted)
             driveSecondary(node, .linkEstablished)
         case let .refuseLink(code, reason):

@@ -59,6 +59,8 @@ final class SimNode {
     /// one) with the writes made without a replicator since; lost with the process.
     var trackedInMemory: (bitmap: DirtyBitmap, bases: [CatchUpBase])?
     var isPrimary: Bool
+    /// Its generation identifiers, as the daemon keeps them (Simulation+Generations).
+    var generations = Generations.none
     var primary: PrimarySide?
     var secondary: SecondaryNode?
     /// The primary's own disk failed (a secondary's failure is its node's).
@@ -199,6 +201,11 @@ final class Simulation {
     var diskStalls = 0
     /// Writes and flushes reported overdue (DiskStalls.timeoutNs): each failed its node's disk.
     var diskTimeouts = 0
+    /// Forced failovers whose old primary ran on behind a partition and met the new one.
+    var partitionsHealed = 0
+    var splitBrainsFound = 0
+    /// Generation identifiers and partitions (Simulation+Generations): a generator of its own.
+    var generationRandom: SimRandom
 
     var checker: GuaranteeChecker
     var requests: [RequestID: AppRequest] = [:]
@@ -219,6 +226,7 @@ final class Simulation {
     init(scenario: SimulationScenario) {
         self.scenario = scenario
         random = SimRandom(seed: scenario.seed)
+        generationRandom = SimRandom(seed: scenario.seed ^ 0x6E6E_5A5A_0000_0000)
         let blockCount = scenario.blockCount
         // initial_sync full: A's volume holds data B lacks; none: both are equal (zeros).
         var initial = Array(repeating: UInt64(0), count: blockCount)
@@ -667,6 +675,15 @@ final class Simulation {
         }
         failovers += 1
         let oldPrimary = nodes[1 - candidate.index]
+        // A running old primary is first taken to be behind a partition, where it may keep writing
+        // (Simulation+Generations): it meets the promoted node once the partition heals.
+        var partition: (generations: Generations, wrote: Bool)?
+        if oldPrimary.alive && oldPrimary.isPrimary && oldPrimary.primary != nil {
+            disconnect("partition")
+            let wrote = generationRandom.chance(perMille: 700)
+            if wrote { generationsWriteWithoutPeer(oldPrimary) }
+            partition = (oldPrimary.generations, wrote)
+        }
         // Fencing: the old primary is stopped (killed if it runs) and comes back as secondary.
         if oldPrimary.alive && oldPrimary.isPrimary {
             crash(oldPrimary, powerLoss: false)
@@ -686,6 +703,10 @@ final class Simulation {
         checker.startLineage(content: candidate.disk.cache,
                              keepsSyncPromises: candidate.record.synced && !promotion.inconsistent)
         promote(candidate, kind, inconsistent: promotion.inconsistent)
+        if let partition {
+            primariesMeet(old: oldPrimary, oldGenerations: partition.generations, oldWrote: partition.wrote,
+                          promoted: candidate)
+        }
     }
 
     /// The secondary's state machine stops (a promotion): its writes and flush in flight
@@ -710,6 +731,7 @@ final class Simulation {
         node.isPrimary = true
         node.record = node.record.promoted(inconsistent: inconsistent)
         node.record.generation += 1
+        generationsPromoted(node, planned: kind == .planned)
         startPrimary(node, handedOver: kind == .planned)
     }
 

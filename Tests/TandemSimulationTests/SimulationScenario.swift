@@ -26,6 +26,9 @@ enum SimulationFault: Hashable, CustomStringConvertible {
     /// The primary's activity log drops a write's extent reference at its local completion
     /// instead of the peer's confirmation (ActivityLogTestingFault.releasesAtLocalCompletion).
     case activityLogReleasesAtLocalCompletion
+    /// A promotion that does not move the generations (B := C, C := new, P + 1): an old
+    /// primary that wrote behind a partition would then not be told split brain.
+    case promotionKeepsGeneration
 
     static let writeTimeoutNs: UInt64 = 50_000_000
 
@@ -35,6 +38,7 @@ enum SimulationFault: Hashable, CustomStringConvertible {
         case .restartForgetsUnconfirmedWrites: "restart forgets unconfirmed writes"
         case .claimsUpToDateBeforeConfirmed: "claims UpToDate before confirmed"
         case .diskTearsDurableWrites: "disk tears writes it reported durable"
+        case .promotionKeepsGeneration: "promotion keeps the generations"
         case .completesStuckWritesAfterTimeout: "driver completes stuck writes after \(Self.writeTimeoutNs / 1_000_000) ms"
         case .activityLogReleasesAtLocalCompletion: "activity log releases extents at local completion"
         }

@@ -147,6 +147,14 @@ final class NSLockLike: @unchecked Sendable {
         #expect(unstalled == nil, "without stalls the fault should be invisible: \(unstalled!)")
     }
 
+    /// Split brain (Simulation+Generations): an old primary that wrote behind a partition must
+    /// be told split brain when it meets the promoted node; a promotion that keeps the
+    /// generations hides it.
+    @Test func checkerCatchesAPromotionThatHidesASplitBrain() {
+        let caught = firstFailure(with: .promotionKeepsGeneration) { $0.message.contains("guarantee 4") }
+        #expect(caught != nil, "the checker never noticed a hidden split brain in \(Self.faultSeeds) seeds")
+    }
+
     static let faultSeeds: UInt64 = 400
     /// Seeds at least that a seeded fault runs with its fault class switched off.
     static let classOffSeeds: UInt64 = 100
@@ -280,6 +288,6 @@ extension Simulation {
     var summary: String {
         "seed \(scenario.seed): \(step) steps, \(requestsIssued) requests (\(requestsAnswered) answered), "
             + "\(sessionsStarted) primary sessions, \(restarts) restarts, \(failovers) failovers, \(copiesCompleted) copies (\(copiesInterrupted) interrupted), \(aheadEntered) times Ahead, \(catchUpsStarted) catch-ups (\(catchUpsFromSealedBitmap) restarts from a sealed bitmap, \(catchUpsFromActivityLog) crash restarts from the activity log), \(verifiesStarted) verifies (\(verifyBytesChecked / SimulationScenario.blockSizeBytes) blocks compared), \(plannedFailoversStranded) stranded planned failovers, "
-            + "\(impostors) impostors, \(diskErrors) disk errors, \(diskStalls) disk stalls (\(diskTimeouts) timed out), \(nodes.map(\.disk.tornWriteCount).reduce(0, +)) torn writes, \(linkCount) connections, \(stepsInSync) steps in sync; \(scenario)"
+            + "\(impostors) impostors, \(partitionsHealed) partitions healed (\(splitBrainsFound) split brains), \(diskErrors) disk errors, \(diskStalls) disk stalls (\(diskTimeouts) timed out), \(nodes.map(\.disk.tornWriteCount).reduce(0, +)) torn writes, \(linkCount) connections, \(stepsInSync) steps in sync; \(scenario)"
     }
 }

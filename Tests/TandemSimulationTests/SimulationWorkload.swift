@@ -149,6 +149,7 @@ extension Simulation {
     /// true, and two nodes that both say they are in sync, with nothing admitted unanswered,
     /// hold the same blocks.
     func checkInvariants() {
+        generationsAdoptedWhenUpToDate()
         for node in nodes where node.alive {
             if node.isPrimary, let primary = node.primary {
                 if !node.diskFailed && node.lineage == checker.lineage {

@@ -27,18 +27,13 @@ extension PrimaryNode {
     /// the peer must serve the same resource, on a volume of the same size, as secondary. Its
     /// certificate was checked against the configured peer by TLS already. The resource's name
     /// is the driver's (the node's config does not carry it). Changes nothing.
-    public func judgePeerHello(_ hello: WireHello, resourceName: String) -> PeerHelloVerdict {
-        guard hello.resourceName == resourceName else {
-            return .refuse(.unknownResource, "expected resource '\(resourceName)', peer names '\(hello.resourceName)'")
-        }
-        guard hello.volumeSizeBytes == config.volumeSizeBytes else {
-            return .refuse(.sizeMismatch,
-                           "local volume has \(config.volumeSizeBytes) bytes, peer \(hello.volumeSizeBytes)")
-        }
-        guard hello.role == .secondary else {
-            return .refuse(.roleConflict, "this node is primary and so is the peer")
-        }
-        return .accept
+    /// The dialled peer's Hello, as PeerHelloCheck judges it (`own`: this node's generations
+    /// and split-brain setting; its resource and size are the node's).
+    public func judgePeerHello(_ hello: WireHello, own: OwnHelloFacts) -> PeerHelloOutcome {
+        var facts = own
+        facts.volumeSizeBytes = config.volumeSizeBytes
+        facts.role = .primary
+        return PeerHelloCheck.judge(own: facts, hello: hello)
     }
 
     mutating func setConnectionState(_ state: ConnectionState, into actions: inout [PrimaryNodeAction]) {

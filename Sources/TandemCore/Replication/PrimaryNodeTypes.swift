@@ -130,12 +130,6 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
     }
 }
 
-/// What the primary makes of the Hello of the peer it dialled (`PrimaryNode.judgePeerHello`).
-public enum PeerHelloVerdict: Sendable, Equatable {
-    case accept
-    /// Refuse the link with this code and reason (sent in the HelloReply).
-    case refuse(WireRefusal, String)
-}
 
 public enum PrimaryNodeEvent: Sendable, Hashable {
     /// The operator enabled replication (dial now) / disabled it (record the stop, hang up).

@@ -67,8 +67,19 @@ public struct ReportedDiskStates: Equatable, Sendable {
     ///   replicator said, and nothing is redundant.
     /// - `peerDiskFailed`: the peer said its disk failed and this primary detached it: the
     ///   peer is `Failed` until the operator re-enables the resource.
-    public static func decide(_ facts: ResourceCopyFacts, ownDiskFailed: Bool, peerDiskFailed: Bool) -> ReportedDiskStates {
+    /// `ownOutdated`: the persisted flag `outdated` (this copy knows it lacks writes the peer
+    /// acknowledged): a secondary's Consistent copy is Outdated instead, and so is a
+    /// primary's UpToDate one (a primary demoted by a later promotion).
+    public static func decide(_ facts: ResourceCopyFacts, ownDiskFailed: Bool, peerDiskFailed: Bool,
+                              ownOutdated: Bool = false) -> ReportedDiskStates {
         var states = running(facts)
+        if ownOutdated {
+            switch facts {
+            case .secondary where states.diskState == .consistent: states.diskState = .outdated
+            case .primary where states.diskState == .upToDate: states.diskState = .outdated
+            default: break
+            }
+        }
         if peerDiskFailed {
             states.peerDiskState = .failed
             states.redundant = false

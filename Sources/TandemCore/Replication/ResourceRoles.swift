@@ -110,7 +110,7 @@ public enum PrimaryStartReason: Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .peerLacksWrites:
-            return "the peer's disk failed and it lacks writes: the whole volume is copied"
+            return "the peer lacks writes (its disk failed, it lost its record, or it lost a split brain): the whole volume is copied"
         case .handedOver:
             return "planned failover: the old primary handed over every write"
         case .cleanStop:
@@ -360,6 +360,12 @@ public enum ResourceRoles {
                 "this node's disk failed (\(diskFailure)); it cannot become primary"))
         }
         if force { return .success(.promote(.forced(allowInconsistent: allowInconsistent))) }
+        if ownDiskState == .outdated {
+            return .failure(RoleRefusal(.wrongState,
+                "this node's copy is Outdated: it lacks writes the peer acknowledged while they were apart "
+                    + "(it learnt so at reconnect, or from outdate); promoting it would lose them. "
+                    + "Let it catch up, or use force: true if the peer is really gone"))
+        }
         guard peerConnected else {
             return .failure(RoleRefusal(.wrongState,
                 "the peer is not connected, so it may hold newer data; use force: true if it is really gone"))

@@ -267,16 +267,38 @@ enum WireBodyDecoder {
         let promotion = reader.u64()!
         let nodeCount = Int(reader.u8()!)
         let resourceCount = Int(reader.u8()!)
-        guard reader.remaining == nodeCount + resourceCount else {
+        // Version 4 and later append the generation tail; older Hellos end with the names.
+        let tailBytes = version >= WireFormat.generationsVersion ? WireNodeGenerations.bytes : 0
+        guard reader.remaining == nodeCount + resourceCount + tailBytes else {
             throw .inconsistentBody(
-                type: .hello, reason: "names of \(nodeCount)+\(resourceCount) bytes in \(reader.remaining) remaining")
+                type: .hello,
+                reason: "names of \(nodeCount)+\(resourceCount) bytes and a tail of \(tailBytes) in \(reader.remaining) remaining")
         }
         let node = try utf8(reader.bytes(nodeCount)!, field: "node name", type: .hello)
         let resource = try utf8(reader.bytes(resourceCount)!, field: "resource name", type: .hello)
+        var tail: WireNodeGenerations?
+        if tailBytes > 0 {
+            let nodeCurrent = reader.u64()!
+            let nodeBitmap = reader.u64()!
+            let changed = reader.u64()!
+            let flags = WireNodeGenerations.Flags(rawValue: reader.u32()!)
+            guard WireNodeGenerations.Flags.known.isSuperset(of: flags) else {
+                throw .inconsistentBody(type: .hello, reason: "unknown generation flags \(flags.rawValue)")
+            }
+            let policyCode = reader.u8()!
+            guard let policy = AfterSplitBrain(wireCode: policyCode) else {
+                throw .inconsistentBody(type: .hello, reason: "unknown after_split_brain code \(policyCode)")
+            }
+            guard reader.u8()! == 0, reader.u16()! == 0 else {
+                throw .inconsistentBody(type: .hello, reason: "reserved field is not zero")
+            }
+            tail = WireNodeGenerations(current: nodeCurrent, bitmap: nodeBitmap, changedBytes: changed, flags: flags,
+                                       afterSplitBrain: policy)
+        }
         return WireHello(
             protocolVersion: version, role: role, nodeName: node, resourceName: resource, volumeSizeBytes: size,
             generations: WireGenerations(current: current, bitmap: bitmap, history: history),
-            promotionNumber: promotion)
+            promotionNumber: promotion, node: tail)
     }
 
     private static func helloReply(_ reader: inout WireByteReader) throws(WireError) -> WireHelloReply {

@@ -77,6 +77,7 @@ public enum WireEncoder {
         switch message {
         case .hello(let hello):
             return WireHello.fixedBytes + hello.nodeName.utf8.count + hello.resourceName.utf8.count
+                + (hello.protocolVersion >= WireFormat.generationsVersion ? WireNodeGenerations.bytes : 0)
         case .helloReply(let reply):
             return WireHelloReply.fixedBytes + truncatedReason(reply.reason).count
         case .data(let data):
@@ -139,6 +140,15 @@ public enum WireEncoder {
         writer.put(UInt8(hello.resourceName.utf8.count))
         writer.put(bytes: hello.nodeName.utf8)
         writer.put(bytes: hello.resourceName.utf8)
+        guard hello.protocolVersion >= WireFormat.generationsVersion else { return }
+        let node = hello.node ?? WireNodeGenerations(current: 0, bitmap: 0)
+        writer.put(node.current)
+        writer.put(node.bitmap)
+        writer.put(node.changedBytes)
+        writer.put(node.flags.rawValue)
+        writer.put(node.afterSplitBrain.wireCode)
+        writer.put(UInt8(0))
+        writer.put(UInt16(0))
     }
 
     /// Reasons are for people; a long one is cut at a character boundary rather than refused.

@@ -12,9 +12,12 @@ public enum WireFormat {
     /// The highest version a Hello names. Version 3 adds only a Hello meaning (the catch-up
     /// bases in its history, CatchUp.swift); its frames keep the version-2 layout, so a
     /// version-2 peer reads every frame of a version-3 one.
-    /// Version 4 adds the two verify messages (DigestRequest, Digests), sent only to a peer
-    /// whose Hello names 4 or more.
+    /// Version 4 appends the sender's generation identifiers after the names
+    /// (`WireNodeGenerations`; a Hello naming 3 or less has no tail) and adds the two verify
+    /// messages (DigestRequest, Digests), sent only to a peer whose Hello names 4 or more.
     public static let helloVersion: UInt16 = 4
+    /// The first version whose Hello carries the generation tail.
+    public static let generationsVersion: UInt16 = 4
     /// The first version whose secondary reads a catch-up's bases (older ones take the
     /// catch-up for a full copy).
     public static let catchUpVersion: UInt16 = 3
@@ -62,7 +65,8 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
     /// upper bound (checked at the header, before any body is buffered) for the others.
     var bodyBytesRange: ClosedRange<Int> {
         switch self {
-        case .hello: return WireHello.fixedBytes...(WireHello.fixedBytes + 2 * WireFormat.maxNameBytes)
+        case .hello:
+            return WireHello.fixedBytes...(WireHello.fixedBytes + 2 * WireFormat.maxNameBytes + WireNodeGenerations.bytes)
         case .helloReply: return WireHelloReply.fixedBytes...(WireHelloReply.fixedBytes + WireFormat.maxReasonBytes)
         case .data: return (WireFormat.dataFixedBytes + 1)...WireFormat.maxBodyBytes
         case .epochBarrier, .dataAck, .replicaHello, .digestRequest: return 16...16

@@ -16,6 +16,39 @@ public struct WireGenerations: Equatable, Sendable {
     }
 }
 
+/// The version-4 Hello tail: this node's generation identifiers (docs/design-v3.md section
+/// 2), which the version-3 Hello's `current`/`bitmap`/`history` fields cannot carry (they hold
+/// the session, its basis and the catch-up bases). u64 current, u64 bitmap, u64 changed
+/// bytes, u32 flags, u8 `after_split_brain` code, u8 and u16 reserved (0).
+public struct WireNodeGenerations: Equatable, Sendable {
+    static let bytes = 8 + 8 + 8 + 4 + 4
+
+    public struct Flags: OptionSet, Hashable, Sendable {
+        public var rawValue: UInt32
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+        /// The sender's copy is `Outdated` (persisted flag `outdated`).
+        public static let outdated = Flags(rawValue: 1 << 0)
+        public static let known: Flags = [.outdated]
+    }
+
+    public var current: UInt64
+    public var bitmap: UInt64
+    /// Bytes the sender wrote since it parted from its peer (split-brain reports).
+    public var changedBytes: UInt64
+    public var flags: Flags
+    /// The sender's `after_split_brain` setting.
+    public var afterSplitBrain: AfterSplitBrain
+
+    public init(current: UInt64, bitmap: UInt64, changedBytes: UInt64 = 0, flags: Flags = [],
+                afterSplitBrain: AfterSplitBrain = .disconnect) {
+        self.afterSplitBrain = afterSplitBrain
+        self.current = current
+        self.bitmap = bitmap
+        self.changedBytes = changedBytes
+        self.flags = flags
+    }
+}
+
 /// First message on a connection, sent by both sides as soon as TLS is up.
 public struct WireHello: Equatable, Sendable {
     /// u16 version, u8 role, u8 reserved, u64 size, u64 current, u64 bitmap, 4×u64 history,
@@ -29,12 +62,19 @@ public struct WireHello: Equatable, Sendable {
     public var resourceName: String
     public var volumeSizeBytes: UInt64
     public var generations: WireGenerations
+    /// The sender's promotion number P (design-v3 section 2; 0 before version 4).
     public var promotionNumber: UInt64
+    /// Version 4: the tail after the names. Nil in a Hello of version 3 or older.
+    public var node: WireNodeGenerations?
 
     public init(
         protocolVersion: UInt16 = WireFormat.helloVersion, role: ResourceRole, nodeName: String,
-        resourceName: String, volumeSizeBytes: UInt64, generations: WireGenerations, promotionNumber: UInt64
+        resourceName: String, volumeSizeBytes: UInt64, generations: WireGenerations, promotionNumber: UInt64,
+        node: WireNodeGenerations? = nil
     ) {
+        // A version-4 Hello always has the tail (zero when the caller gave none), so that a
+        // Hello survives encoding and decoding unchanged.
+        self.node = protocolVersion >= WireFormat.generationsVersion ? node ?? WireNodeGenerations(current: 0, bitmap: 0) : nil
         self.protocolVersion = protocolVersion
         self.role = role
         self.nodeName = nodeName

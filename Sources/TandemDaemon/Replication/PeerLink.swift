@@ -45,6 +45,10 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
     private(set) var peerRefusal: WireRefusal?
     /// This side refused the peer's Hello (the owner reported why when it refused).
     private(set) var refusedThePeer = false
+    /// This side sent its Hello (it dialled and TLS is up).
+    private(set) var sentOwnHello = false
+    /// The peer answered that Hello (its Hello or a refusal): it could read it.
+    private(set) var peerAnsweredHello = false
     private var flushScheduled = false
     /// Daemon-wide TLS handshake counts (metrics).
     private let counters: DaemonCounters
@@ -233,7 +237,10 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
     private func tlsEstablished() {
         counters.tlsHandshakes += 1
         phase = .awaitingHello
-        if let ownHello { send(.hello(ownHello)) }
+        if let ownHello {
+            send(.hello(ownHello))
+            sentOwnHello = true
+        }
     }
 
     private func drainFrames() throws(PeerChannelError) {
@@ -248,6 +255,7 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
     }
 
     private func receivedHello(_ message: WireMessage) {
+        peerAnsweredHello = true
         // A listener that refuses us answers with a refusal instead of its Hello.
         if case .helloReply(let reply) = message, let refusal = reply.refusal {
             peerRefusal = refusal

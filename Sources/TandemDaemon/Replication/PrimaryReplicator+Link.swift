@@ -32,10 +32,12 @@ extension PrimaryReplicator: PeerLinkDelegate {
     }
 
     private var ownHello: WireHello {
-        WireHello(role: .primary, nodeName: context.config.nodeName, resourceName: resource,
-                  volumeSizeBytes: volume.sizeBytes,
-                  generations: node.helloBasis.wireGenerations(session: node.helloSession),
-                  promotionNumber: 0)
+        let (generations, promotion) = helloGenerations?() ?? (WireNodeGenerations(current: 0, bitmap: 0), 0)
+        let version = helloWithTail ? WireFormat.helloVersion : WireFormat.catchUpVersion
+        return WireHello(protocolVersion: version, role: .primary, nodeName: context.config.nodeName,
+                         resourceName: resource, volumeSizeBytes: volume.sizeBytes,
+                         generations: node.helloBasis.wireGenerations(session: node.helloSession),
+                         promotionNumber: helloWithTail ? promotion : 0, node: helloWithTail ? generations : nil)
     }
 
     func noteFailure(_ reason: String) {
@@ -50,11 +52,19 @@ extension PrimaryReplicator: PeerLinkDelegate {
     func noteRefusal(_ reason: String) { noteFailure(reason) }
 
     func peerLink(_ link: PeerLink, validate hello: WireHello) -> PeerLinkVerdict {
-        switch node.judgePeerHello(hello, resourceName: resource) {
+        helloWithTail = hello.protocolVersion >= WireFormat.generationsVersion
+        let outcome = hello.role == .primary && judgePrimaryHello != nil
+            ? judgePrimaryHello!(hello)
+            : node.judgePeerHello(hello, own: OwnHelloFacts(resourceName: resource, volumeSizeBytes: volume.sizeBytes,
+                                                            role: .primary, generations: .none))
+        onPrimaryOutcome?(outcome, hello.nodeName)
+        switch outcome {
         case .accept:
             peerHelloVersion = hello.protocolVersion
             return .accept(delegate: self, hello: nil)
         case let .refuse(code, reason): return .refuse(code, reason)
+        case let .splitBrain(report): return .refuse(.splitBrain, report.reason)
+        case let .demotedByPromotion(_, reason): return .refuse(.roleConflict, "this node stops accepting writes: \(reason)")
         }
     }
 
@@ -102,6 +112,16 @@ extension PrimaryReplicator: PeerLinkDelegate {
         self.link = nil
         if let failure = link.failure { counters.count(failure) }
         noteFailure(reason)
+        if helloWithTail && link.sentOwnHello && !link.peerAnsweredHello {
+            // Perhaps a peer of an older build that cannot read the tail: the next dial
+            // sends a version-3 Hello; the peer's own Hello then says which it speaks.
+            helloWithTail = false
+            logger.notice("the peer closed without answering the Hello: the next one is version 3",
+                          metadata: ["reason": "\(reason)"])
+        }
+        if let refusal = link.peerRefusal, let outcome = PeerHelloCheck.refusedByPeer(refusal, reason: reason) {
+            onPrimaryOutcome?(outcome, link.peerNodeName)
+        }
         feed(.linkDown(reason: reason, refusal: link.peerRefusal))
     }
 

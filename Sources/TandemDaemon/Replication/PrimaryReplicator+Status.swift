@@ -52,5 +52,9 @@ extension PrimaryReplicator {
     /// UpToDate and Consistent coalesced, see `DiskState.publishesNow`; `tick` catches up).
     func publishPeerDiskState() {
         peerStateAnnouncer.announce(peerDiskState, resource: resource, events: context.events)
+        // The peer holds every acknowledged write: the generations stop tracking (B := 0).
+        let upToDate = peerDiskState == .upToDate
+        if upToDate && !peerWasUpToDate { onPeerUpToDate?() }
+        peerWasUpToDate = upToDate
     }
 }

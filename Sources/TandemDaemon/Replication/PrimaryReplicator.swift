@@ -72,6 +72,10 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     lazy var resolver = PeerAddressResolver(loop: context.loop)
     var barrierEpoch: Epoch = 0
     var barrierCount: UInt32 = 0
+    /// Whether this node's Hello carries the generation tail (version 4). Cleared when a peer
+    /// closed a link without answering that Hello (an older build cannot read it), set again
+    /// when a peer's Hello names version 4 or later (docs/protocol.md, *Versions*).
+    var helloWithTail = true
     /// The highest protocol version the dialled peer's Hello named (told to the node at link up).
     var peerHelloVersion: UInt16 = WireFormat.helloVersion
     private(set) var lastError: String?
@@ -101,6 +105,22 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var onPeerNeedsFullCopy: ((String) -> Void)?
     /// The full copy completed: the peer holds everything.
     var onPeerSynced: (() -> Void)?
+    /// A write arrived while the link is not connected, or the link went down with writes the
+    /// peer had not confirmed: the peer will not get them (the generations start tracking).
+    var onWriteWithoutPeer: (() -> Void)?
+    /// `onWriteWithoutPeer` ran and the peer has not caught up since: once is enough.
+    var wroteWithoutPeer = false
+    /// The peer became UpToDate (it holds every acknowledged write).
+    var onPeerUpToDate: (() -> Void)?
+    var peerWasUpToDate = false
+    /// Bytes of writes (and zeroed or trimmed ranges) taken while the link was not connected.
+    var onBytesWithoutPeer: ((UInt64) -> Void)?
+    /// The generation tail and promotion number of this node's Hello.
+    var helloGenerations: (() -> (node: WireNodeGenerations, promotion: UInt64))?
+    /// Judges the Hello of a peer that is primary too (Resource+Generations).
+    var judgePrimaryHello: ((WireHello) -> PeerHelloOutcome)?
+    /// A judgement about a peer primary to carry out (split brain, demoted by promotion).
+    var onPrimaryOutcome: ((PeerHelloOutcome, String) -> Void)?
 
     /// The resource's request trace (RequestTrace; off unless enabled).
     var trace: RequestTrace { counters.trace }
@@ -222,6 +242,10 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         if trace.enabled && mutation.kind == .write { requests[index].traceStamp = context.loop.traceStamp() }
         // A failed disk takes no more writes (docs/replication.md "Disk failures").
         if health.isFailed && !node.diskFailed { feed(.diskFailedElsewhere) }
+        if node.connectionState != .connected && mutation.kind != .flush {
+            if !wroteWithoutPeer { noteWriteWithoutPeer() }
+            onBytesWithoutPeer?(UInt64(mutation.diskLength))
+        }
         feed(.request(id: RequestID(index), request))
     }
 
@@ -331,6 +355,11 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         }
     }
 
+    private func noteWriteWithoutPeer() {
+        wroteWithoutPeer = true
+        onWriteWithoutPeer?()
+    }
+
     private func recordStop(_ value: UInt64) {
         if value != 0 {
             logger.info("clean stop: the peer holds every write; the next start skips the full copy",
@@ -380,6 +409,10 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             publishPeerDiskState()
             onPeerSynced?()
         case let .connectionState(state):
+            if state != .connected && node.lagBytes > 0 {
+                if !wroteWithoutPeer { noteWriteWithoutPeer() }
+                onBytesWithoutPeer?(node.lagBytes)
+            }
             context.events.publish(resource: resource, "connection-state", ["connection_state": .string(state.rawValue)])
         case .verifyStarted, .verifyMismatch, .verifyEnded, .verifyRepairStarted:
             noticedVerify(notice)

@@ -16,10 +16,7 @@ extension Resource {
     }
 
     /// This node's own copy as it stands (promotion checks).
-    private var ownDiskState: DiskState {
-        if let secondary { return secondary.diskState }
-        return secondaryDiskStateAtRest
-    }
+    private var ownDiskState: DiskState { reportedDiskStates.diskState }
 
     var roleFacts: ResourceRoleFacts {
         ResourceRoleFacts(name: spec.name, role: spec.role, enabled: enabled, transitioning: transitioning)
@@ -51,6 +48,9 @@ extension Resource {
                                                 health: health, metadataFile: metadata, logger: logger,
                                                 handedOver: demotedInProcess)
             demotedInProcess = false
+            secondary?.onUpToDate = { [unowned self] hello in adoptPrimaryGeneration(hello) }
+            secondary?.onPrimaryAccepted = { [unowned self] hello in primaryAccepted(hello) }
+            secondary?.helloGenerations = { [unowned self] in helloGenerations }
             backend.readOnly = true
         case .standalone:
             preconditionFailure("standalone resources do not replicate")
@@ -82,6 +82,7 @@ extension Resource {
             throw ControlError(.ioError, "replication metadata: cannot write the activity log of \(metadata.path): \(error)")
         }
         mutationsAtCleanStop = nil
+        ensurePrimaryGeneration()
         // The node owns the tracked bitmap from now on; the seal goes with this record (a
         // crash before the catch-up ends then copies the volume: nothing is missed).
         guard updateRecord({ $0 = start.record }, also: {
@@ -105,6 +106,7 @@ extension Resource {
         replicator.onStopRecorded = { [unowned self] value in
             // A recorded stop: the activity log no longer speaks for the volume.
             _ = updateRecord({ $0 = $0.stopped(cleanStop: value) }, also: { $0.set(.crashedPrimary, false) })
+            persistChangedBytes()
             if value != 0 {
                 // Counted from the stop's start: writes that went around the stopping node
                 // cancel this clean stop at the next start, as writes while disabled do.
@@ -124,11 +126,29 @@ extension Resource {
         replicator.onPeerNeedsFullCopy = { [unowned self] reason in self.peerNeedsFullCopy(reason) }
         replicator.onPeerSynced = { [unowned self] in
             if metadata.latest.peerLacksWrites { _ = updateNode { $0.peerLacksWrites = false } }
+            peerCaughtUpGeneration()
+            primary?.wroteWithoutPeer = false
+            resolvingAsSurvivor = false
         }
+        replicator.onWriteWithoutPeer = { [unowned self] in startTrackingGeneration() }
+        replicator.onPeerUpToDate = { [unowned self] in
+            peerCaughtUpGeneration()
+            primary?.wroteWithoutPeer = false
+        }
+        replicator.onBytesWithoutPeer = { [unowned self] bytes in changedBytesWhileParted += bytes }
+        replicator.helloGenerations = { [unowned self] in helloGenerations }
+        replicator.judgePrimaryHello = { [unowned self] hello in judgePrimaryHello(hello) }
+        replicator.onPrimaryOutcome = { [unowned self] outcome, peer in act(on: outcome, peer: peer) }
         primary = replicator
-        backend.readOnly = false
+        backend.readOnly = demotedByPromotion != nil
         backend.sink = replicator
         replicator.enable()
+    }
+
+    /// Starts the primary replicator again (after a split brain's verdict).
+    func restartPrimaryReplication() throws(ControlError) {
+        guard spec.role == .primary, primary == nil else { return }
+        try startPrimary(handedOver: false)
     }
 
     /// Mutations the export has taken (a primary with replication off writes only locally).
@@ -274,6 +294,7 @@ extension Resource {
         stopReplication { [self] in
             transitioning = false
             changeRole(to: .primary)
+            promoteGeneration(planned: kind == .planned)
             _ = updateRecord { $0 = $0.promoted(inconsistent: promotion.inconsistent) }
             if promotion.inconsistent {
                 promotedInconsistent = true
@@ -326,7 +347,7 @@ extension Resource {
         }
     }
 
-    private func becomeSecondary(enable wanted: Bool) {
+    func becomeSecondary(enable wanted: Bool) {
         transitioning = true
         stopReplication { [self] in
             transitioning = false
@@ -421,6 +442,9 @@ extension Resource {
     // MARK: incoming connections
 
     func validateIncoming(_ hello: WireHello, link: PeerLink) -> PeerLinkVerdict {
+        if spec.role == .primary && hello.role == .primary && hello.node != nil {
+            return validateIncomingPrimary(hello, link: link)
+        }
         if let refusal = ResourceRoles.incoming(roleFacts, peerRole: hello.role, peerNode: hello.nodeName,
                                                 secondaryRunning: secondary != nil) {
             if let primary { primary.noteRefusal(refusal.seen) } else { refusalError = refusal.seen }
@@ -433,6 +457,34 @@ extension Resource {
                                                                      peerRole: hello.role, peerNode: hello.nodeName))
         }
         return verdict
+    }
+}
+
+extension Resource {
+    /// A primary's Hello reached this primary: compare generations (PeerHelloCheck). On a
+    /// split brain this node answers with its own Hello, so that the dialler compares too and
+    /// both report it; a dialler superseded by a later promotion is refused `stale-promotion`.
+    private func validateIncomingPrimary(_ hello: WireHello, link: PeerLink) -> PeerLinkVerdict {
+        if transitioning { return .refuse(.busy, "resource '\(spec.name)' is changing state") }
+        let outcome = judgePrimaryHello(hello)
+        act(on: outcome, peer: hello.nodeName)
+        switch outcome {
+        case .accept:
+            return .refuse(.roleConflict, "this node is primary and so is the peer")
+        case .refuse(let code, let reason):
+            refusalError = "refused a connection from '\(hello.nodeName)' (primary): \(code): \(reason)"
+            return .refuse(code, reason)
+        case .demotedByPromotion(_, let reason):
+            return .refuse(.roleConflict, "this node stops accepting writes: \(reason)")
+        case .splitBrain:
+            let probe = PrimaryHelloProbe(link: link) { [weak self] in self?.primaryProbe = nil }
+            primaryProbe = probe
+            let (node, promotion) = helloGenerations
+            return .accept(delegate: probe, hello: WireHello(
+                role: .primary, nodeName: context.config.nodeName, resourceName: spec.name,
+                volumeSizeBytes: volume.sizeBytes, generations: WireGenerations(current: 0, bitmap: 0),
+                promotionNumber: promotion, node: node))
+        }
     }
 }
 

@@ -65,7 +65,10 @@ final class SecondaryProbe: PeerLinkDelegate {
         do {
             let connection = try context.clientConnection(peerName: peer.name)
             let socket = try PeerSocket(loop: context.loop, connectTo: addresses.get())
-            let hello = WireHello(role: .secondary, nodeName: context.config.nodeName, resourceName: resource,
+            // Version 3 (no generation tail): the probe carries no generations, and a primary
+            // of an older build reads it (docs/protocol.md, *Versions*).
+            let hello = WireHello(protocolVersion: WireFormat.catchUpVersion, role: .secondary,
+                                  nodeName: context.config.nodeName, resourceName: resource,
                                   volumeSizeBytes: volumeSizeBytes, generations: WireGenerations(current: 0, bitmap: 0),
                                   promotionNumber: 0)
             link = PeerLink(socket: socket, connection: connection, hello: hello, delegate: self,

@@ -64,6 +64,14 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     /// Buffers of the regions being digested for the primary's verify, and those regions.
     let digestBuffers = CopyBuffers(slotBytes: Int(WireFormat.digestRegionBytesMax), slotsMax: SecondaryNode.digestReadsMax)
     var digestReads = [(offset: UInt64, length: UInt64)?](repeating: nil, count: SecondaryNode.digestReadsMax)
+    /// The accepted primary's Hello: its generation is this copy's once it is UpToDate.
+    private var primaryHello: WireHello?
+    /// This copy became UpToDate with the primary (the resource adopts its generation).
+    var onUpToDate: ((WireHello) -> Void)?
+    /// A primary's Hello was accepted (the resource learns whether it was left behind).
+    var onPrimaryAccepted: ((WireHello) -> Void)?
+    /// The generation tail and promotion number of this node's Hello.
+    var helloGenerations: (() -> (node: WireNodeGenerations, promotion: UInt64))?
 
     /// `handedOver`: this process demoted the resource and its volume holds every write it
     /// acknowledged (SecondaryNode.restarted).
@@ -129,6 +137,10 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     /// One event per change (changes between UpToDate and Consistent coalesced, see
     /// `DiskState.publishesNow`; `tick` catches up).
     private func publishDiskState() {
+        if node.diskState == .upToDate, let hello = primaryHello {
+            primaryHello = nil
+            onUpToDate?(hello)
+        }
         diskStateAnnouncer.announce(node.diskState, resource: resource, events: context.events)
     }
 
@@ -297,9 +309,24 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             guard let candidate else { preconditionFailure("accepted no Hello") }
             link = candidate.link
             peerNode = candidate.hello.nodeName
-            let own = WireHello(role: .secondary, nodeName: context.config.nodeName, resourceName: resource,
+            primaryHello = candidate.hello
+            onPrimaryAccepted?(candidate.hello)
+            // A session that starts in sync (no copy): this copy holds the primary's
+            // generation from now on, as it will once UpToDate after a copy.
+            switch SessionBasis(generations: candidate.hello.generations) {
+            case .assumeInSync, .continues:
+                primaryHello = nil
+                onUpToDate?(candidate.hello)
+            case .fullCopy, .catchUp: break
+            }
+            let (generations, promotion) = helloGenerations?() ?? (WireNodeGenerations(current: 0, bitmap: 0), 0)
+            // A primary of an older build cannot read the generation tail: it gets a Hello of
+            // its own version (docs/protocol.md, *Versions*).
+            let version = min(WireFormat.helloVersion, candidate.hello.protocolVersion)
+            let own = WireHello(protocolVersion: version, role: .secondary, nodeName: context.config.nodeName,
+                                resourceName: resource,
                                 volumeSizeBytes: volume.sizeBytes, generations: WireGenerations(current: 0, bitmap: 0),
-                                promotionNumber: 0)
+                                promotionNumber: promotion, node: generations)
             verdict = .accept(delegate: self, hello: own)
         case .refuseLink(let code, let reason):
             verdict = .refuse(code, reason)

@@ -1,0 +1,134 @@
+// PeerHelloCheck: what a primary makes of a peer's Hello, whichever side dialled — the checks
+// of resource, size and role that PrimaryNode used to make alone, and, when the peer is a
+// primary too, the comparison of both nodes' generations (HandshakeDecision) that finds a
+// split brain or a primary superseded by a later promotion (docs/design-v3.md section 2,
+// docs/replication.md *Split brain*). The secondary's checks of a primary's Hello are
+// SecondaryNode's; the two together are every Hello check. Pure: the same facts give the
+// same answer on both nodes, so two primaries that meet reach mirrored verdicts.
+
+/// This node's side of the comparison.
+public struct OwnHelloFacts: Equatable, Sendable {
+    public var resourceName: String
+    public var volumeSizeBytes: UInt64
+    public var role: ResourceRole
+    public var generations: Generations
+    /// Bytes written here since parting from the peer (the split-brain report).
+    public var changedBytes: UInt64
+    public var afterSplitBrain: AfterSplitBrain
+
+    public init(resourceName: String, volumeSizeBytes: UInt64, role: ResourceRole, generations: Generations,
+                changedBytes: UInt64 = 0, afterSplitBrain: AfterSplitBrain = .disconnect) {
+        self.resourceName = resourceName
+        self.volumeSizeBytes = volumeSizeBytes
+        self.role = role
+        self.generations = generations
+        self.changedBytes = changedBytes
+        self.afterSplitBrain = afterSplitBrain
+    }
+}
+
+/// Two primaries that both wrote since they parted, as each reports it.
+public struct SplitBrainReport: Equatable, Sendable {
+    /// The HandshakeDecision row that found it (8, or 9 with 10).
+    public var row: Int
+    public var localChangedBytes: UInt64
+    public var peerChangedBytes: UInt64
+    public var localPromotion: UInt64
+    public var peerPromotion: UInt64
+    /// What `after_split_brain` decided (the same on both nodes, mirrored).
+    public var verdict: SplitBrainVerdict
+
+    public init(row: Int, localChangedBytes: UInt64, peerChangedBytes: UInt64, localPromotion: UInt64,
+                peerPromotion: UInt64, verdict: SplitBrainVerdict) {
+        self.row = row
+        self.localChangedBytes = localChangedBytes
+        self.peerChangedBytes = peerChangedBytes
+        self.localPromotion = localPromotion
+        self.peerPromotion = peerPromotion
+        self.verdict = verdict
+    }
+
+    /// The `split-brain` event's reason.
+    public var reason: String {
+        "both nodes are primary and wrote since they parted (generations, table row \(row)): "
+            + "\(localChangedBytes) bytes changed here, \(peerChangedBytes) on the peer"
+    }
+}
+
+public enum PeerHelloOutcome: Equatable, Sendable {
+    case accept
+    case refuse(WireRefusal, String)
+    /// Both primaries wrote since they parted: neither's data changes unless the verdict
+    /// names a loser.
+    case splitBrain(SplitBrainReport)
+    /// The peer is a primary promoted after this one, and this one wrote nothing the peer
+    /// lacks: this node stops accepting writes (`demoted-by-promotion`), its data left as is.
+    case demotedByPromotion(peerPromotion: UInt64, reason: String)
+}
+
+public enum PeerHelloCheck {
+    /// A primary judges a peer's Hello (the peer dialled it, or answered its dial).
+    public static func judge(own: OwnHelloFacts, hello: WireHello) -> PeerHelloOutcome {
+        guard hello.resourceName == own.resourceName else {
+            return .refuse(.unknownResource, "expected resource '\(own.resourceName)', peer names '\(hello.resourceName)'")
+        }
+        guard hello.volumeSizeBytes == own.volumeSizeBytes else {
+            return .refuse(.sizeMismatch, "local volume has \(own.volumeSizeBytes) bytes, peer \(hello.volumeSizeBytes)")
+        }
+        if hello.role == .secondary { return .accept }
+        guard hello.role == .primary, let peer = hello.node else {
+            return .refuse(.roleConflict, "this node is primary and so is the peer")
+        }
+        let ownSide = HandshakeSide(generations: own.generations, isPrimary: true)
+        let peerGenerations = Generations(current: peer.current, bitmap: peer.bitmap, history: [],
+                                          promotion: hello.promotionNumber)
+        let peerSide = HandshakeSide(generations: peerGenerations, isPrimary: true)
+        let (row, decision) = HandshakeDecision.decideWithRow(own: ownSide, peer: peerSide)
+        let ownPromotion = own.generations.promotion
+        let peerPromotion = hello.promotionNumber
+        // One side descends from the other and wrote nothing since (B = 0, and the other's
+        // tracking began at its C): no split brain, the promotion numbers say who goes on.
+        // Only B = C relations count, which both nodes see alike (neither knows the other's
+        // history), so the two verdicts always mirror each other.
+        let ownBehind = own.generations.bitmap == 0 && peer.bitmap != 0 && peer.bitmap == own.generations.current
+        let peerBehind = peer.bitmap == 0 && own.generations.bitmap != 0 && own.generations.bitmap == peer.current
+        // Both moved since a common generation (table row 8, or 9 with 10), or one wrote
+        // without its peer and no descent explains the other (rows 9-11: a promoted copy that
+        // never held the old primary's generation): a split brain.
+        let moved = own.generations.bitmap != 0 || peer.bitmap != 0
+        if decision == .splitBrain || (!ownBehind && !peerBehind && moved) {
+            let policy = own.afterSplitBrain == peer.afterSplitBrain ? own.afterSplitBrain : .disconnect
+            let verdict = SplitBrainVerdict.decide(
+                policy, localChangedBytes: own.changedBytes, peerChangedBytes: peer.changedBytes,
+                localPromotion: ownPromotion, peerPromotion: hello.promotionNumber)
+            return .splitBrain(SplitBrainReport(
+                row: row, localChangedBytes: own.changedBytes, peerChangedBytes: peer.changedBytes,
+                localPromotion: ownPromotion, peerPromotion: hello.promotionNumber, verdict: verdict))
+        }
+        if peerPromotion > ownPromotion && !peerBehind {
+            return .demotedByPromotion(peerPromotion: hello.promotionNumber, reason:
+                "the peer is primary with promotion number \(hello.promotionNumber), this node has \(ownPromotion): "
+                    + "it was promoted after this node lost it; this node stops accepting writes (data left as it is)")
+        }
+        if peerPromotion < ownPromotion && !ownBehind {
+            return .refuse(.stalePromotion,
+                           "the peer's promotion number \(hello.promotionNumber) is below this node's \(ownPromotion): "
+                               + "a later promotion superseded it")
+        }
+        return .refuse(.roleConflict, "this node is primary and so is the peer")
+    }
+
+    /// A secondary accepts a primary's Hello: the primary went on without this copy (its
+    /// tracking began at this copy's generation), so the copy is Outdated until caught up.
+    public static func primaryWentOnWithout(own: Generations, hello: WireHello) -> Bool {
+        guard hello.role == .primary, let primary = hello.node else { return false }
+        return primary.bitmap != 0 && primary.bitmap == own.current
+    }
+
+    /// What a primary makes of the peer's refusal of its own Hello: `stale-promotion` means
+    /// the peer is a primary promoted after this one.
+    public static func refusedByPeer(_ refusal: WireRefusal, reason: String) -> PeerHelloOutcome? {
+        guard refusal == .stalePromotion else { return nil }
+        return .demotedByPromotion(peerPromotion: 0, reason: "the peer refused this node: \(reason)")
+    }
+}

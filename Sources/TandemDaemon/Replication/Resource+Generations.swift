@@ -1,0 +1,294 @@
+// Resource's generation identifiers (docs/design-v3.md section 2), kept durably in the
+// metadata superblock, and what follows when two primaries meet: a split brain (reported on
+// both nodes, then `after_split_brain` or `resolve` decides) or a primary superseded by a
+// later promotion (it stops accepting writes). The decisions are TandemCore's
+// (`Generations`, `PeerHelloCheck`, `SplitBrainVerdict`); this file persists and carries
+// them out. Loop thread only.
+import Logging
+import TandemControl
+import TandemCore
+import TandemIO
+
+/// A split brain as this node found it (status `split_brain`).
+struct SplitBrainState {
+    var report: SplitBrainReport
+    var peer: String
+    var detectedAtMs: Int64
+}
+
+extension Resource {
+    var generations: Generations {
+        let node = metadata.latest
+        return Generations(current: node.currentGeneration, bitmap: node.bitmapGeneration,
+                           history: Array(node.history.prefix(Generations.historyCount)),
+                           promotion: node.promotionNumber)
+    }
+
+    /// Changes the generations and writes them durably before anything acts on them.
+    @discardableResult
+    func updateGenerations(_ change: (inout Generations) -> Void) -> Bool {
+        var next = generations
+        change(&next)
+        guard next != generations else { return true }
+        return updateNode { node in
+            node.currentGeneration = next.current
+            node.bitmapGeneration = next.bitmap
+            node.history = next.history
+            node.promotionNumber = next.promotion
+        }
+    }
+
+    /// A random identifier, never 0 and never one this node already holds.
+    func newGeneration() -> UInt64 {
+        let held = generations
+        while true {
+            let candidate = UInt64.random(in: 1...UInt64.max)
+            if candidate != held.current && candidate != held.bitmap && !held.historyContains(candidate) { return candidate }
+        }
+    }
+
+    /// Bytes written here since parting from the peer (0 on a secondary).
+    var changedBytesSinceParting: UInt64 { spec.role == .primary ? changedBytesWhileParted : 0 }
+
+    func persistChangedBytes() {
+        guard metadata.latest.changedBytes != changedBytesWhileParted else { return }
+        _ = updateNode { $0.changedBytes = changedBytesWhileParted }
+    }
+
+    /// The version-4 Hello tail and promotion number this node sends.
+    var helloGenerations: (node: WireNodeGenerations, promotion: UInt64) {
+        let held = generations
+        let flags: WireNodeGenerations.Flags = metadata.latest.flags.contains(.outdated) ? [.outdated] : []
+        return (WireNodeGenerations(current: held.current, bitmap: held.bitmap, changedBytes: changedBytesSinceParting,
+                                    flags: flags, afterSplitBrain: spec.afterSplitBrain), held.promotion)
+    }
+
+    // MARK: transitions
+
+    /// A primary's first session: its copy is the reference, so it gets a generation.
+    func ensurePrimaryGeneration() {
+        guard generations.current == 0 else { return }
+        updateGenerations { $0.beginInSync(generation: newGeneration()) }
+    }
+
+    /// A write the peer will not get (the link is down, or what it acknowledged is not
+    /// confirmed): tracking starts against the shared generation, once (B := C, C := new).
+    func startTrackingGeneration() {
+        let held = generations
+        guard held.bitmap == 0, held.current != 0 else { return }
+        changedBytesWhileParted = 0
+        updateGenerations { $0.startTracking(newGeneration: newGeneration()) }
+        persistChangedBytes()
+    }
+
+    /// The peer holds everything this primary has (a copy or catch-up ended).
+    func peerCaughtUpGeneration() {
+        changedBytesWhileParted = 0
+        persistChangedBytes()
+        guard generations.bitmap != 0 else { return }
+        updateGenerations { $0.resyncDoneAsSource() }
+    }
+
+    /// A secondary is UpToDate with this primary: it holds the primary's generation.
+    func adoptPrimaryGeneration(_ hello: WireHello) {
+        guard let node = hello.node, node.current != 0 else { return }
+        updateGenerations {
+            $0.resyncDoneAsTarget(sourceCurrent: node.current)
+            $0.sawPromotion(hello.promotionNumber)
+        }
+        if metadata.latest.flags.contains(.outdated) { _ = updateNode { $0.set(.outdated, false) } }
+    }
+
+    /// Promotion: a forced one starts tracking against the old primary's generation (B := C);
+    /// both take a new C and P := P + 1 (P already holds the highest the peer sent). A planned
+    /// one tracks nothing: the old primary handed over every write, so B is cleared again.
+    func promoteGeneration(planned: Bool) {
+        let fresh = newGeneration()
+        changedBytesWhileParted = 0
+        persistChangedBytes()
+        updateGenerations {
+            $0.promote(newGeneration: fresh, peerPromotion: $0.promotion)
+            if planned { $0.resyncDoneAsSource() }
+        }
+    }
+
+    // MARK: Outdated
+
+    /// `outdate`: the control plane says the primary went on without this secondary.
+    func outdate() throws(ControlError) {
+        guard spec.role == .secondary else {
+            throw ControlError(.wrongState, "resource '\(spec.name)' is \(spec.role.rawValue): only a secondary's copy can be outdated")
+        }
+        if secondary?.isConnectedToPeer == true && secondary?.diskState == .upToDate {
+            throw ControlError(.wrongState, "resource '\(spec.name)' is connected to its primary and UpToDate: it lacks nothing")
+        }
+        markOutdated("the control plane said the primary went on without this node (outdate)")
+    }
+
+    /// The accepted primary's Hello says it tracked writes since this copy's generation
+    /// (its B is this node's C): this copy lacks them until the catch-up ends.
+    func primaryAccepted(_ hello: WireHello) {
+        guard PeerHelloCheck.primaryWentOnWithout(own: generations, hello: hello) else { return }
+        markOutdated("the primary '\(hello.nodeName)' went on without this node: its writes since are being caught up")
+    }
+
+    private func markOutdated(_ reason: String) {
+        guard !metadata.latest.flags.contains(.outdated) else { return }
+        _ = updateNode { $0.set(.outdated, true) }
+        logger.notice("copy outdated", metadata: ["reason": "\(reason)"])
+        context.events.publish(resource: spec.name, "outdated", ["reason": .string(reason)])
+    }
+
+    /// A primary whose flag `outdated` is set was demoted by a later promotion before a
+    /// restart: it still takes no writes until `resolve --discard local`.
+    func restoreDemotionAtOpen() {
+        guard spec.role == .primary, metadata.latest.flags.contains(.outdated) else { return }
+        demotedByPromotion = "a primary promoted after this one superseded it before the restart "
+            + "(flag outdated): this node takes no writes until resolve --discard local"
+        backend.readOnly = true
+    }
+
+    // MARK: two primaries
+
+    /// This node is primary and so is the peer whose Hello arrived (either side dialled).
+    func judgePrimaryHello(_ hello: WireHello) -> PeerHelloOutcome {
+        // The survivor of a split brain waits for the loser to become secondary: the loser's
+        // Hello as a primary meanwhile is no new split brain.
+        if resolvingAsSurvivor {
+            return .refuse(.busy, "resolving a split brain: waiting for the peer to discard its data and become secondary")
+        }
+        let own = OwnHelloFacts(resourceName: spec.name, volumeSizeBytes: volume.sizeBytes, role: .primary,
+                                generations: generations, changedBytes: changedBytesSinceParting,
+                                afterSplitBrain: spec.afterSplitBrain)
+        return PeerHelloCheck.judge(own: own, hello: hello)
+    }
+
+    /// Carries out a judgement of a primary's Hello at the end of this turn.
+    func act(on outcome: PeerHelloOutcome, peer: String) {
+        switch outcome {
+        case .accept, .refuse: return
+        case .splitBrain(let report):
+            context.loop.atTurnEnd(TurnEndAction { [self] in splitBrainDetected(report, peer: peer) })
+        case .demotedByPromotion(_, let reason):
+            context.loop.atTurnEnd(TurnEndAction { [self] in demoteByPromotion(reason) })
+        }
+    }
+
+    /// Both primaries wrote since they parted. Reported once; replication stops (no more
+    /// dials: StandAlone) and the verdict is carried out.
+    func splitBrainDetected(_ report: SplitBrainReport, peer: String) {
+        guard spec.role == .primary, splitBrain == nil, !transitioning else { return }
+        splitBrain = SplitBrainState(report: report, peer: peer, detectedAtMs: EventHub.wallClockMs())
+        _ = updateNode { $0.changedBytes = report.localChangedBytes }
+        logger.error("split brain", metadata: [
+            "peer": "\(peer)", "reason": "\(report.reason)", "verdict": "\(report.verdict.word)",
+        ])
+        context.events.publish(resource: spec.name, "split-brain", [
+            "peer": .string(peer), "reason": .string(report.reason), "row": .int(Int64(report.row)),
+            "local_changed_bytes": .int(Int64(clamping: report.localChangedBytes)),
+            "peer_changed_bytes": .int(Int64(clamping: report.peerChangedBytes)),
+            "verdict": .string(report.verdict.word), "verdict_reason": .string(report.verdict.reason),
+        ])
+        transitioning = true
+        stopReplication { [self] in
+            transitioning = false
+            switch report.verdict {
+            case .disconnect: break
+            case .discardLocal(let reason): discardLocalData(reason: reason, by: "after_split_brain") { _ in }
+            case .discardPeer(let reason): resyncPeerAsSurvivor(reason: reason, by: "after_split_brain") { _ in }
+            }
+        }
+    }
+
+    /// A primary promoted after this one is there: stop taking writes, leave the data.
+    func demoteByPromotion(_ reason: String) {
+        guard spec.role == .primary, demotedByPromotion == nil, !transitioning else { return }
+        demotedByPromotion = reason
+        backend.readOnly = true
+        // Persisted: a restart (or an enable) must not take writes again (`restoreDemotionAtOpen`).
+        _ = updateNode { $0.set(.outdated, true) }
+        logger.error("demoted by promotion", metadata: ["reason": "\(reason)"])
+        context.events.publish(resource: spec.name, "demoted-by-promotion", ["reason": .string(reason)])
+        transitioning = true
+        stopReplication { [self] in transitioning = false }
+    }
+
+    // MARK: resolve
+
+    /// `resolve --discard local|peer`: ends a split brain (or a demotion by promotion, with
+    /// `local`) as a policy would.
+    func resolve(discardLocal: Bool, _ done: @escaping (ControlError?) -> Void) {
+        guard spec.role == .primary else {
+            return done(ControlError(.wrongState, "resource '\(spec.name)' is \(spec.role.rawValue): resolve ends a split brain between two primaries"))
+        }
+        guard !transitioning else { return done(ControlError(.busy, "resource '\(spec.name)' is changing state")) }
+        if discardLocal {
+            guard splitBrain != nil || demotedByPromotion != nil else {
+                return done(ControlError(.wrongState, "resource '\(spec.name)' is in no split brain: nothing to discard"))
+            }
+            return discardLocalData(reason: "the operator discarded this node's data", by: "resolve", done)
+        }
+        guard splitBrain != nil else {
+            return done(ControlError(.wrongState, "resource '\(spec.name)' is in no split brain"))
+        }
+        resyncPeerAsSurvivor(reason: "the operator discarded the peer's data", by: "resolve", done)
+    }
+
+    /// The loser: its changes since parting are dropped. It becomes secondary (enabled), its
+    /// generation is none until the survivor's full copy ends.
+    func discardLocalData(reason: String, by source: String, _ done: @escaping (ControlError?) -> Void) {
+        context.events.publish(resource: spec.name, "split-brain-resolved", [
+            "discard": .string("local"), "by": .string(source), "reason": .string(reason),
+        ])
+        splitBrain = nil
+        demotedByPromotion = nil
+        updateGenerations { $0.fullCopyStartedAsTarget() }
+        changedBytesWhileParted = 0
+        persistChangedBytes()
+        becomeSecondary(enable: true)
+        done(nil)
+    }
+
+    /// The survivor: the peer's copy is overwritten by a full copy of this one (the next
+    /// session's `peer-lacks-writes`), once the peer is secondary.
+    func resyncPeerAsSurvivor(reason: String, by source: String, _ done: @escaping (ControlError?) -> Void) {
+        context.events.publish(resource: spec.name, "split-brain-resolved", [
+            "discard": .string("peer"), "by": .string(source), "reason": .string(reason),
+        ])
+        splitBrain = nil
+        resolvingAsSurvivor = true
+        _ = updateNode { $0.peerLacksWrites = true }
+        guard enabled else { return done(nil) }
+        do throws(ControlError) { try restartPrimaryReplication() } catch { return done(error) }
+        done(nil)
+    }
+
+    /// Status fields of this file.
+    func mergeGenerationStatus(into fields: inout [String: JSONValue]) {
+        let held = generations
+        fields["generations"] = .object([
+            "current": .string(Self.hex(held.current)), "bitmap": .string(Self.hex(held.bitmap)),
+            "history": .array(held.history.map { .string(Self.hex($0)) }),
+        ])
+        fields["promotion"] = .int(Int64(clamping: held.promotion))
+        fields["outdated"] = .bool(metadata.latest.flags.contains(.outdated))
+        fields["after_split_brain"] = .string(spec.afterSplitBrain.rawValue)
+        fields["split_brain"] = .bool(splitBrain != nil)
+        if let splitBrain {
+            let report = splitBrain.report
+            fields["split_brain_detail"] = .object([
+                "peer": .string(splitBrain.peer), "detected_at_ms": .int(splitBrain.detectedAtMs),
+                "local_changed_bytes": .int(Int64(clamping: report.localChangedBytes)),
+                "peer_changed_bytes": .int(Int64(clamping: report.peerChangedBytes)),
+                "reason": .string(report.reason), "verdict": .string(report.verdict.word),
+                "verdict_reason": .string(report.verdict.reason),
+            ])
+        }
+        if let demotedByPromotion { fields["demoted_by_promotion"] = .string(demotedByPromotion) }
+    }
+
+    private static func hex(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+}
