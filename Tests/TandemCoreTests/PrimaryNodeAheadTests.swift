@@ -169,6 +169,17 @@ private struct AheadHarness {
         #expect(h.localWrites.map(\.offsetBytes) == [8192], "the write goes on, tracked")
     }
 
+    @Test func aPeerCutMidCopyIsInconsistentNotOutdatedWhileAhead() {
+        var h = AheadHarness(mode: .sync, tracksWithoutPeer: true, volumeBytes: 4 << 20, basis: .fullCopy)
+        h.connect()
+        h.send(.copyChunkRead(offsetBytes: 0, lengthBytes: 1 << 20, errno: 0))
+        #expect(h.node.peerDiskState == .inconsistent)
+        h.send(.linkDown(reason: "cut", refusal: nil))
+        h.writeAndComplete(1, offsetBytes: 2 << 20, lengthBytes: 4096)
+        #expect(h.node.isAhead)
+        #expect(h.node.peerDiskState == .inconsistent, "its content is in no order, not an older image")
+    }
+
     @Test func outdatePeerLetsASuspendIOPrimaryAnswerWhatWaitsForItsGonePeer() {
         var h = AheadHarness(mode: .sync, tracksWithoutPeer: false)
         h.connect()

@@ -39,6 +39,7 @@ extension PrimaryNode {
     mutating func enterAheadIfDue(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) -> Bool {
         guard let reason = aheadReason else { return false }
         isAhead = true
+        peerInconsistentWhenAhead = copyWanted || peerInconsistentThroughEpoch != nil
         // The RPO age counts from the oldest write the peer lacks, acknowledged before this.
         // Ahead again before the last catch-up ended: the older writes are still missing.
         let since = nowNs - min(primary.rpoAgeNs(nowNs: nowNs), nowNs)

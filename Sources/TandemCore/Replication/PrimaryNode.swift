@@ -107,6 +107,8 @@ public struct PrimaryNode: Sendable {
     var verifyReadInFlight = false
     public internal(set) var lastVerify: VerifyProgress?
     public internal(set) var aheadSinceNs: UInt64 = 0
+    /// The peer was mid-copy (or re-applying after its crash) when the node went Ahead.
+    var peerInconsistentWhenAhead = false
     /// What the peer may hold that the bitmap covers (the next catch-up's bases).
     public internal(set) var catchUpBases: [CatchUpBase]
     /// The dial in progress (or the link) carries this new catch-up session: once it is up,
@@ -254,7 +256,9 @@ public struct PrimaryNode: Sendable {
 
     public var peerDiskState: DiskState {
         // The peer lacks what this node wrote without it, and knows nothing of it yet.
-        if isAhead || restartPending { return peerHeard ? .outdated : .unknown }
+        // Ahead in the middle of a copy, the peer's content is in no order (Inconsistent, as it
+        // says itself), not an older consistent image.
+        if isAhead || restartPending { return peerHeard ? (peerInconsistentWhenAhead ? .inconsistent : .outdated) : .unknown }
         if peerOutdatedConfirmed { return .outdated }  // the control plane's word
         return DiskState.ofPeer(
             heard: peerHeard, peerReady: isPeerReady,

@@ -81,11 +81,8 @@ extension Integration.FaultCampaign {
         let alpha = try run.waitFor(run.pair.alpha, "alpha sees the cut") { $0["connection_state"] as? String == "Connecting" }
         let beta = try run.waitFor(run.pair.beta, "beta sees the cut") { $0["connection_state"] as? String == "WFConnection" }
         #expect(beta["disk_state"] as? String == "Inconsistent", "\(beta)")
-        // Today PrimaryNode.peerDiskState answers Outdated for any primary Ahead before it
-        // looks at the copy, and the unconfirmed chunks send it Ahead: deterministic here.
-        withKnownIssue("a primary whose copy was cut calls its Inconsistent peer Outdated") {
-            #expect(alpha["peer_disk_state"] as? String == "Inconsistent", "\(alpha)\n\(run.trailText)")
-        }
+        // The unconfirmed chunks send alpha Ahead; Ahead mid-copy, the peer is Inconsistent.
+        #expect(alpha["peer_disk_state"] as? String == "Inconsistent", "\(alpha)\n\(run.trailText)")
         try run.converge()
         try run.expectIdenticalWithEveryAcknowledgedWrite("cut with copy chunks in flight")
     }
