@@ -26,6 +26,16 @@ struct LinkLivenessTests {
         for tick in 1...100 { #expect(liveness.check(nowNs: UInt64(tick) * second, heard: true) == .alive) }
     }
 
+    /// A secondary receiving a large chunk over a slow link hears bytes all along but has
+    /// nothing to send: it pings, so that its primary (whose own Ping waits behind the chunk)
+    /// keeps hearing it.
+    @Test func aSideThatOnlyReceivesPingsOnItsFreeDirection() {
+        var liveness = LinkLiveness(config: config, nowNs: 0)
+        liveness.established(nowNs: 0)
+        let verdicts = (1...4).map { liveness.check(nowNs: UInt64($0) * second, heard: true, sent: $0 == 3) }
+        #expect(verdicts == [.alive, .ping, .alive, .alive], "one Ping per interval of sending nothing")
+    }
+
     @Test func anAnsweredPingKeepsTheLinkAlive() {
         var liveness = LinkLiveness(config: config, nowNs: 0)
         liveness.established(nowNs: 0)

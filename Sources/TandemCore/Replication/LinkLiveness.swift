@@ -1,9 +1,13 @@
 // LinkLiveness: when a peer link is alive, from what has arrived on it. A link must finish
 // its handshake within `timeoutNs` of its start; once established, it is idle when nothing
-// has arrived for `pingIntervalNs` (then a Ping is due, at most one per interval) and dead
-// when nothing has arrived for `timeoutNs`. Anything received counts, so a busy link sends
-// no Pings. No I/O and no clock reads: the driver passes the time and whether bytes arrived
-// since its last check, once per tick.
+// has arrived for `pingIntervalNs`, or when this side has sent nothing for that long (then
+// a Ping is due, at most one per interval), and dead when nothing has arrived for
+// `timeoutNs`. Anything received counts, so a link busy both ways sends no Pings. The
+// second rule keeps a slow link alive for the other side: a secondary that only receives (a
+// large copy chunk crossing a capped link) has nothing to say, while the primary's own Ping
+// waits behind the chunk; so the receiver pings on its free direction. No I/O and no clock
+// reads: the driver passes the time and whether bytes arrived, and were sent, since its last
+// check, once per tick.
 
 public struct LinkLivenessConfig: Sendable, Hashable {
     public var pingIntervalNs: UInt64
@@ -30,23 +34,28 @@ public struct LinkLiveness: Sendable {
     private let startedNs: UInt64
     /// When bytes were last seen arriving (at a check, or the start).
     private var heardNs: UInt64
+    /// When this side last sent anything (at a check, or the start).
+    private var sentNs: UInt64
     private var pingedNs: UInt64?
 
     public init(config: LinkLivenessConfig, nowNs: UInt64) {
         self.config = config
         startedNs = nowNs
         heardNs = nowNs
+        sentNs = nowNs
     }
 
     /// The handshake finished: idle time counts from here.
     public mutating func established(nowNs: UInt64) {
         isEstablished = true
         heardNs = nowNs
+        sentNs = nowNs
     }
 
-    /// `heard`: bytes arrived since the previous check.
-    public mutating func check(nowNs: UInt64, heard: Bool) -> Verdict {
+    /// `heard`: bytes arrived since the previous check; `sent`: this side sent a frame.
+    public mutating func check(nowNs: UInt64, heard: Bool, sent: Bool = true) -> Verdict {
         if heard { heardNs = max(heardNs, nowNs) }
+        if sent { sentNs = max(sentNs, nowNs) }
         let timeoutMs = config.timeoutNs / 1_000_000
         guard isEstablished else {
             guard nowNs &- startedNs >= config.timeoutNs else { return .alive }
@@ -56,7 +65,7 @@ public struct LinkLiveness: Sendable {
         if silentNs >= config.timeoutNs {
             return .dead("nothing received from the peer for \((silentNs / 1_000_000)) ms (ping_timeout_ms \(timeoutMs))")
         }
-        guard silentNs >= config.pingIntervalNs else { return .alive }
+        guard silentNs >= config.pingIntervalNs || nowNs &- sentNs >= config.pingIntervalNs else { return .alive }
         if let pingedNs, nowNs &- pingedNs < config.pingIntervalNs { return .alive }
         pingedNs = nowNs
         return .ping

@@ -57,6 +57,8 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
     private var liveness: LinkLiveness
     /// Bytes arrived since the last `checkLiveness`: a flag, not a clock read per receive.
     private var heardSinceCheck = false
+    /// A frame was queued to the peer since the last liveness check.
+    private var sentSinceCheck = false
     private var pingNonce: UInt64 = 0
     /// Delivery paused by the delegate (backpressure): the frame it gave back, first on resume.
     private var heldMessage: WireMessage?
@@ -91,6 +93,7 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
             || message.type == .hello || message.type == .helloReply
         else { return false }
         do { try channel.send(message) } catch { fail(error); return false }
+        sentSinceCheck = true
         scheduleFlush()
         return true
     }
@@ -98,6 +101,7 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
     func sendData(_ header: WireDataHeader, payload: UnsafeRawBufferPointer) -> Bool {
         guard phase == .established else { return false }
         do { try channel.sendData(header, payload: payload) } catch { fail(error); return false }
+        sentSinceCheck = true
         scheduleFlush()
         return true
     }
@@ -155,7 +159,9 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
         // While this side holds its receives, the silence is its own doing, not the peer's.
         let heard = heardSinceCheck || isPaused
         heardSinceCheck = false
-        switch liveness.check(nowNs: nowNs, heard: heard) {
+        let sent = sentSinceCheck
+        sentSinceCheck = false
+        switch liveness.check(nowNs: nowNs, heard: heard, sent: sent) {
         case .alive: break
         case .ping:
             pingNonce &+= 1
