@@ -58,14 +58,12 @@ final class DaemonControl: ControlHandler {
             result = loop.submitAndWait { Result { () throws(ControlError) in try registry.context.reloadTLS() } }
         case "create-md":
             result = createMetadata(request.args)
-        case "outdate-peer", "verify":
+        case "outdate-peer", "verify", "outdate":
             result = resourceCommand(request.cmd, request.args)
         case "set":
             result = set(request.args)
         case "resolve":
             result = resolve(request.args)
-        case "outdate":
-            result = outdate(request.args)
         case let command where Self.laterCommands.contains(command):
             result = .failure(ControlError(.unsupported, "'\(command)' is not supported by this version yet"))
         default:
@@ -135,7 +133,7 @@ final class DaemonControl: ControlHandler {
         return loop.submitAndWait { Result { () throws(ControlError) in try registry.change(change) } }
     }
 
-    /// `outdate-peer` and `verify`: `name`, nothing else.
+    /// `verify`, `outdate-peer` and `outdate`: `name`, nothing else; answered with the status.
     private func resourceCommand(_ command: String, _ args: [String: JSONValue]) -> Result<[String: JSONValue], ControlError> {
         let name: String
         switch resourceName(args) {
@@ -143,12 +141,18 @@ final class DaemonControl: ControlHandler {
         case .failure(let error): return .failure(error)
         }
         if let unknown = args.keys.first(where: { $0 != "name" }) {
-            return .failure(ControlError(.invalidArgument, "unknown argument '\(unknown)'"))
+            return .failure(ControlError(.invalidArgument, "unknown argument '\(unknown)' for \(command) (it takes name)"))
         }
         let registry = self.registry
         return loop.submitAndWait {
             Result { () throws(ControlError) in
-                command == "verify" ? try registry.verify(name) : try registry.outdatePeer(name)
+                let resource = try registry.resource(name)
+                switch command {
+                case "verify": try resource.verify()
+                case "outdate-peer": try resource.outdatePeer()
+                default: try resource.outdate()
+                }
+                return try registry.status(name)
             }
         }
     }
@@ -263,25 +267,6 @@ final class DaemonControl: ControlHandler {
         return loop.submitAndWait { Result { () throws(ControlError) in try registry.status(name) } }
     }
 
-    /// `outdate`: `name`; a secondary's copy is marked Outdated (Resource+Generations).
-    private func outdate(_ args: [String: JSONValue]) -> Result<[String: JSONValue], ControlError> {
-        let name: String
-        switch resourceName(args) {
-        case .success(let found): name = found
-        case .failure(let error): return .failure(error)
-        }
-        if args.keys.contains(where: { $0 != "name" }) {
-            return .failure(ControlError(.invalidArgument, "unknown argument for outdate (it takes name)"))
-        }
-        let registry = self.registry
-        return loop.submitAndWait {
-            Result { () throws(ControlError) in
-                let resource = try registry.resource(name)
-                try resource.outdate()
-                return try registry.status(name)
-            }
-        }
-    }
 
     /// `events`: one JSON line per state change until the client goes away. Optional `name`
     /// filters by resource.

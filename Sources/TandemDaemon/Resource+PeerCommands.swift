@@ -9,7 +9,7 @@ extension Resource {
     /// `outdate-peer`: refused `wrong-state` unless this node is a replicating primary whose
     /// peer is not connected; otherwise the held writes are answered from this copy (the node
     /// goes Ahead and tracks them) and the peer is reported `Outdated`.
-    func outdatePeer() throws(ControlError) -> [String: JSONValue] {
+    func outdatePeer() throws(ControlError) {
         guard spec.role == .primary, let primary else {
             throw ControlError(.wrongState, "resource '\(spec.name)' is not a replicating primary: there is no peer to outdate")
         }
@@ -19,15 +19,13 @@ extension Resource {
         primary.feed(.peerOutdated)
         logger.notice("the control plane outdated the peer: writes no longer wait for it")
         context.events.publish(resource: spec.name, "peer-outdated", ["source": .string("control-plane")])
-        return status
     }
 
     /// `verify`: an online verify against the peer (PrimaryNode+Verify), on the primary.
-    func verify() throws(ControlError) -> [String: JSONValue] {
+    func verify() throws(ControlError) {
         guard spec.role == .primary, let primary else {
             throw ControlError(.wrongState, "verify runs on the primary of a replicating resource; '\(spec.name)' is not one")
         }
         try primary.startVerify()
-        return status
     }
 }

@@ -95,16 +95,6 @@ final class ResourceRegistry: @unchecked Sendable {
 
     /// `create-md` with `force`: re-initialises a resource's metadata (docs/metadata.md). A
     /// resource that could not open its metadata at start is opened again with the new file.
-    func verify(_ name: String) throws(ControlError) -> [String: JSONValue] {
-        guard let resource = resources[name] else { throw ControlError(.notFound, "no resource '\(name)'") }
-        return try resource.verify()
-    }
-
-    func outdatePeer(_ name: String) throws(ControlError) -> [String: JSONValue] {
-        guard let resource = resources[name] else { throw ControlError(.notFound, "no resource '\(name)'") }
-        return try resource.outdatePeer()
-    }
-
     func createMetadata(_ name: String, force: Bool) throws(ControlError) -> [String: JSONValue] {
         guard unopened[name] != nil || resources[name] != nil else { throw ControlError(.notFound, "no resource '\(name)'") }
         guard force else {
