@@ -140,22 +140,34 @@ extension Integration.FaultCampaign {
         #expect(status["enabled"] as? Bool == false && status["connection_state"] as? String == "StandAlone", "\(status)")
     }
 
-    /// The old primary restarts: it calls itself primary and its dial is refused by the new
-    /// one (`role-conflict`); nothing is merged. The operator disables and demotes it and
-    /// enables it as secondary, then enables the new primary, which copies its volume to it
-    /// (its record says promoted: no catch-up base).
+    /// The old primary restarts: it calls itself primary and dials the new one. When they meet
+    /// they compare generations (docs/operations.md, *Failover when the primary is lost*):
+    /// the old primary was killed with writes the new one never confirmed (its activity log
+    /// names them), so both have changed since they parted — a split brain, reported on both,
+    /// nothing merged; one that changed nothing is demoted by the higher promotion number.
+    /// The operator follows the runbook: `resolve --discard local` on the old primary, and on
+    /// the new one `resolve --discard peer` (split brain), then `enable` (a forced promotion
+    /// left its replication off); the new primary then copies its volume to the old one.
     private func bringBack(_ run: CampaignRun, _ old: DaemonProcess, asSecondaryOf primary: DaemonProcess) throws {
         try old.start()
-        let conflict = try run.waitFor(old, "the old primary refused by the new one") {
-            $0["role"] as? String == "primary" && ($0["last_error"] as? String)?.contains("role-conflict") == true
+        let met = try run.waitFor(old, "the old primary stopped by the new one") {
+            $0["role"] as? String == "primary" && ($0["split_brain"] as? Bool == true || $0["demoted_by_promotion"] != nil)
         }
-        #expect(conflict["connection_state"] as? String != "Connected", "\(conflict)")
-        #expect(try run.pair.status(primary)["role"] as? String == "primary")
+        #expect(met["connection_state"] as? String != "Connected", "\(met)")
+        let splitBrain = met["split_brain"] as? Bool == true
+        if splitBrain {
+            let survivor = try run.waitFor(primary, "the new primary reports the split brain too") { $0["split_brain"] as? Bool == true }
+            #expect(survivor["role"] as? String == "primary", "\(survivor)")
+        }
         let name = ["name": ReplicatedPair.resource]
-        try run.pair.expectOK(try old.control().request("disable", name))
-        try run.pair.expectOK(try old.control().request("demote", name))
-        try run.pair.expectOK(try old.control().request("enable", name))
-        try run.pair.expectOK(try primary.control().request("enable", name))
+        try run.pair.expectOK(try old.control().request("resolve", ["name": ReplicatedPair.resource, "discard": "local"]))
+        if splitBrain {
+            try run.pair.expectOK(try primary.control().request("resolve", ["name": ReplicatedPair.resource, "discard": "peer"]))
+        }
+        // A forced promotion left the new primary's replication off: the operator enables it.
+        if try run.pair.status(primary)["enabled"] as? Bool != true {
+            try run.pair.expectOK(try primary.control().request("enable", name))
+        }
         let rejoined = try run.waitFor(old, "the old primary a secondary of the new one") {
             $0["role"] as? String == "secondary" && $0["connection_state"] as? String == "Connected"
         }
