@@ -20,9 +20,13 @@ final class FioJob {
          blockBytes: Int = 4096, seed: Int = 13) throws {
         self.runtimeSeconds = runtimeSeconds
         scratch = try TempDirectory("fio")
+        // Under `timeout`: a test process that dies without this object's deinit must not
+        // leave fio behind (one whose server was gone spun for 20 minutes writing errors into
+        // a deleted file until the disk was full).
         child = try ChildProcess(
-            executable: try ExternalTool.locate("fio"),
+            executable: try ExternalTool.locate("timeout"),
             arguments: [
+                "-s", "KILL", "\(runtimeSeconds + 120)", try ExternalTool.locate("fio"),
                 "--name=workload", "--ioengine=nbd", "--uri=nbd+unix:///r0?socket=\(socket)", "--rw=randwrite",
                 "--bs=\(blockBytes)", "--size=\(regionBytes)", "--iodepth=\(iodepth)", "--time_based",
                 "--runtime=\(runtimeSeconds)s", "--rate_iops=\(rateIOPS)", "--randseed=\(seed)",
