@@ -58,7 +58,7 @@ public struct SecondaryNode: Sendable {
     public private(set) var record: ReplicationRecord
     /// The primary session the machine's epochs belong to.
     public private(set) var session: UInt64
-    private var link = LinkPhase.none
+    private(set) var link = LinkPhase.none
     /// The accepted Hello's session and what it means for this copy.
     private var pendingSession: UInt64 = 0
     private var pendingVerdict = SecondarySessionVerdict.sameSession
@@ -78,8 +78,8 @@ public struct SecondaryNode: Sendable {
     private var failoverPending = false
     /// Digest reads in flight (online verify) and when the last DigestRequest came.
     public var digestReadsInFlight: Int { digestRegionsInFlight.count }
-    private var digestRegionsInFlight: [UInt64] = []
-    private var lastDigestRequestNs: UInt64?
+    var digestRegionsInFlight: [UInt64] = []
+    var lastDigestRequestNs: UInt64?
     public static let digestReadsMax = 8
     static let verifyTargetShownNs: UInt64 = 2_000_000_000
     public private(set) var diskFault: SecondaryDiskFault?
@@ -369,25 +369,6 @@ public struct SecondaryNode: Sendable {
         record.continuedFrom = continuedFrom
         writeRecord(into: &actions)
         awaitingSessionRecord = true
-    }
-
-    /// A DigestRequest: the region is read and digested as it is now. The primary asks only
-    /// for a region no write it still holds overlaps, so this copy already applied every
-    /// write to it. Refused as a violation outside the volume or beyond the reads allowed.
-    private mutating func digestRequested(
-        _ offset: UInt64, _ length: UInt64, nowNs: UInt64, into actions: inout [SecondaryNodeAction]
-    ) {
-        guard link == .established, machine.isConnected, diskFault == nil, !isStopping else { return }
-        guard offset <= config.volumeSizeBytes, length <= config.volumeSizeBytes - offset else {
-            return actions.append(.closeForViolation("protocol violation: verify region \(offset)+\(length) is outside the volume"))
-        }
-        guard digestReadsInFlight < Self.digestReadsMax, !digestRegionsInFlight.contains(offset) else {
-            return actions.append(.closeForViolation(
-                "protocol violation: more than \(Self.digestReadsMax) verify regions at once, or one asked twice"))
-        }
-        digestRegionsInFlight.append(offset)
-        lastDigestRequestNs = nowNs
-        actions.append(.readForDigest(offsetBytes: offset, lengthBytes: length))
     }
 
     private mutating func writeRecord(into actions: inout [SecondaryNodeAction]) {

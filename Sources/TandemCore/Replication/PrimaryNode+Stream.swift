@@ -1,0 +1,125 @@
+// PrimaryNode's stream: feeding ReplicationPrimary and carrying its actions into the node's
+// (local writes and their sources, sends through the activity log's gate, acknowledgements,
+// releases), and the local results the driver reports back.
+
+extension PrimaryNode {
+    // MARK: ReplicationPrimary
+
+    /// Feeds the stream machine and carries its actions into the node's.
+    mutating func drive(
+        _ event: PrimaryEvent, nowNs: UInt64, into actions: inout [PrimaryNodeAction]
+    ) {
+        if case .connectionDown = event { activityLogDropHeldSends() }
+        primary.handle(event, nowNs: nowNs, into: &inner)
+        var copyDone: WriteSequence = 0
+        for index in inner.indices {
+            switch inner[index] {
+            case var .submitLocalWrite(write):
+                let ticket = Int(write.request)
+                if ticketOfSequence.isEmpty {
+                    ticketOfSequence = Array(repeating: -1, count: config.primary.writesInFlightMax)
+                }
+                ticketOfSequence[slot(write.sequence)] = ticket
+                write.request = tickets[ticket].request
+                switch tickets[ticket].kind {
+                case .write: write.source = .request(tickets[ticket].request)
+                case .zeroes: write.source = .zeroes
+                case .copyChunk:
+                    write.source = .copyChunk
+                    copyLastSequence = write.sequence
+                    copyDone = write.sequence
+                default: preconditionFailure("a local write for a \(tickets[ticket].kind) ticket")
+                }
+                if write.source != .copyChunk {
+                    tickets[ticket].localPending += 1
+                    localWritesInFlight += 1
+                }
+                actions.append(activityLogHolds(write) ? .holdLocalWrite(write) : .writeLocal(write))
+            case .submitLocalFlush:
+                precondition(!localFlushInFlight)
+                localFlushInFlight = true
+                actions.append(.flushLocal)
+            case let .send(message):
+                activityLogSend(message, into: &actions)
+            case let .acknowledgeWrite(request):
+                writeAcknowledged(Int(request), into: &actions)
+            case let .acknowledgeFlush(request):
+                let ticket = Int(request)
+                precondition(tickets[ticket].kind == .flush)
+                // After a disk failure no flush can promise durability.
+                actions.append(.answer(tickets[ticket].request, errno: diskFailed ? PrimaryErrno.eio : 0))
+                freeTicket(ticket)
+            case .writesBlocked, .writesUnblocked:
+                break  // the node never lets the stream machine's own queue fill
+            case let .protocolViolation(reason):
+                actions.append(.protocolViolation(reason))
+            }
+        }
+        inner.removeAll(keepingCapacity: true)
+        // Room freed by this event is released before anything admitted later reuses it:
+        // the driver's store, carrying the actions out in order, holds what the node holds.
+        emitRelease(into: &actions)
+        // A copy chunk was read from this disk: it is complete locally at once.
+        if copyDone != 0 { drive(.localWriteCompleted(sequence: copyDone), nowNs: nowNs, into: &actions) }
+    }
+
+    mutating func emitRelease(into actions: inout [PrimaryNodeAction]) {
+        let released = primary.oldestHeldSequence - 1
+        guard released > releasedThrough else { return }
+        activityLogReleased(from: releasedThrough + 1, through: released)
+        releasedThrough = released
+        actions.append(.release(throughSequence: released))
+        while let oldest = copyChunksHeld.first, oldest <= released { _ = copyChunksHeld.removeFirst() }
+    }
+
+    private func slot(_ sequence: WriteSequence) -> Int { Int(sequence % UInt64(config.primary.writesInFlightMax)) }
+
+    private mutating func writeAcknowledged(_ ticket: Int, into actions: inout [PrimaryNodeAction]) {
+        tickets[ticket].writesOutstanding -= 1
+        precondition(tickets[ticket].writesOutstanding >= 0, "a write acknowledged twice")
+        switch tickets[ticket].kind {
+        case .write:
+            actions.append(.answer(tickets[ticket].request, errno: tickets[ticket].failed ? PrimaryErrno.eio : 0))
+            freeTicket(ticket)
+        case .zeroes:
+            guard tickets[ticket].issuedAll, tickets[ticket].writesOutstanding == 0 else { return }
+            actions.append(.answer(tickets[ticket].request, errno: tickets[ticket].failed ? PrimaryErrno.eio : 0))
+            freeTicket(ticket)
+        case .copyChunk:
+            copyChunksOutstanding -= 1
+            freeTicket(ticket)
+        default:
+            preconditionFailure("a write acknowledgement for a \(tickets[ticket].kind) ticket")
+        }
+    }
+
+    // MARK: Local results
+
+    mutating func localWriteDone(
+        _ sequence: WriteSequence, errno: Int32, nowNs: UInt64, into actions: inout [PrimaryNodeAction]
+    ) {
+        precondition(!ticketOfSequence.isEmpty, "a local write result before any local write")
+        let ticket = ticketOfSequence[slot(sequence)]
+        precondition(ticket >= 0 && tickets[ticket].localPending > 0, "a local write result for \(sequence)")
+        tickets[ticket].localPending -= 1
+        localWritesInFlight -= 1
+        activityLogLocalDone(sequence)
+        if errno != 0 {
+            tickets[ticket].failed = true
+            failDisk("write", errno, into: &actions)
+        }
+        drive(.localWriteCompleted(sequence: sequence), nowNs: nowNs, into: &actions)
+    }
+
+    mutating func localFlushDone(errno: Int32, nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
+        precondition(localFlushInFlight, "a flush result without a flush")
+        localFlushInFlight = false
+        if errno != 0 { failDisk("flush", errno, into: &actions) }
+        if stopFlushInFlight {
+            stopFlushInFlight = false
+            stopFlushErrno = errno
+        } else {
+            drive(.localFlushCompleted, nowNs: nowNs, into: &actions)
+        }
+    }
+}
