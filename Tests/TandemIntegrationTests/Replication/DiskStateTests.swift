@@ -77,7 +77,7 @@ extension Replication {
         // Connected and behind: alpha acknowledges writes (async) that beta received but its
         // held disk cannot take. beta is Consistent, not UpToDate, and alpha says the same.
         try disk.pause()
-        try writeBlocks(pair.nbdSocket(pair.alpha), range: 300..<332)
+        try RawNBDClient.writePatterns(socketPath: pair.nbdSocket(pair.alpha), blocks: 300..<332)
         let behind = try pair.waitFor(pair.beta, "beta to receive alpha's writes") {
             $0["queued_bytes"] as? Int ?? 0 >= 32 * 4096
         }
@@ -99,7 +99,7 @@ extension Replication {
         #expect(cut["last_error"] as? String != nil, "\(cut)")
 
         // The primary writes on alone: the peer is known to lack acknowledged writes.
-        try writeBlocks(pair.nbdSocket(pair.alpha), range: 0..<256)
+        try RawNBDClient.writePatterns(socketPath: pair.nbdSocket(pair.alpha), blocks: 0..<256)
         let alone = try pair.status(pair.alpha)
         #expect(alone["peer_disk_state"] as? String == "Outdated", "\(alone)")
         #expect(alone["lag_bytes"] as? Int == 256 * 4096, "\(alone)")
@@ -219,7 +219,7 @@ extension Replication {
         let pair = try ReplicatedPair(sizeBytes: 16 << 20)
         try pair.createAndEnable(mode: "async")
         try pair.waitInSync()
-        try writeBlocks(pair.nbdSocket(pair.alpha), range: 0..<64)
+        try RawNBDClient.writePatterns(socketPath: pair.nbdSocket(pair.alpha), blocks: 0..<64)
         try pair.waitInSync()
         try pair.alpha.stop()
         try pair.alpha.start()
@@ -246,7 +246,7 @@ extension Replication {
         // Written locally while disabled: the peer lacks it. The writes were tracked, so the
         // next enable catches up those 32 blocks (issue 13 item 4), not the 16 MiB volume.
         try pair.expectOK(try pair.alpha.control().request("disable", ["name": ReplicatedPair.resource]))
-        try writeBlocks(pair.nbdSocket(pair.alpha), range: 0..<32)
+        try RawNBDClient.writePatterns(socketPath: pair.nbdSocket(pair.alpha), blocks: 0..<32)
         let events = try EventWatch(pair.alpha)
         defer { events.stop() }
         let copying = try pair.expectOK(try pair.alpha.control().request("enable", ["name": ReplicatedPair.resource]))
@@ -337,12 +337,6 @@ extension Replication {
         }
         #expect(cut["disk_state"] as? String == "Inconsistent", "\(cut)")
         return pair
-    }
-
-    private func writeBlocks(_ socket: String, range: Range<Int>) throws {
-        let client = try RawNBDClient.transmitting(socketPath: socket, exportName: "r0")
-        defer { client.disconnect() }
-        for index in range { try client.write(offset: UInt64(index) * 4096, data: AcknowledgedWriter.pattern(index)) }
     }
 }
 }

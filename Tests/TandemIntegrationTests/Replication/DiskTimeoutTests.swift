@@ -52,7 +52,7 @@ extension Replication {
         let started = Date()
         // Sync writes need beta: they are answered once beta has given up on its disk and
         // alpha has detached it, well before the stall ends (it lasts until `resume`).
-        try writeBlocks(pair.nbdSocket(pair.alpha), range: 0..<8)
+        try RawNBDClient.writePatterns(socketPath: pair.nbdSocket(pair.alpha), blocks: 0..<8)
         let waitedSeconds = Date().timeIntervalSince(started)
         #expect(waitedSeconds >= Double(Self.timeoutMs) / 1000 && waitedSeconds < 10, "waited \(waitedSeconds) s")
         let failed = try betaEvents.waitFor("disk-failed") { $0["event"] as? String == "disk-failed" }
@@ -69,7 +69,7 @@ extension Replication {
         #expect(alpha["peer_disk_state"] as? String == "Failed", "\(alpha)")
         #expect(alpha["redundant"] as? Bool == false && alpha["disk_state"] as? String == "UpToDate", "\(alpha)")
         // alpha goes on alone while beta's disk still hangs.
-        try writeBlocks(pair.nbdSocket(pair.alpha), range: 8..<64)
+        try RawNBDClient.writePatterns(socketPath: pair.nbdSocket(pair.alpha), blocks: 8..<64)
 
         // The disk answers at last. beta's `disable` waits until every I/O it had in flight
         // has completed (their buffers are the replicator's until then), so once it returns
@@ -204,12 +204,6 @@ extension Replication {
         try disk.resume()
         #expect(try client.readReplies(1) == [7: 0])
         try pair.waitInSync()
-    }
-
-    private func writeBlocks(_ socket: String, range: Range<Int>) throws {
-        let client = try RawNBDClient.transmitting(socketPath: socket, exportName: "r0")
-        defer { client.disconnect() }
-        for index in range { try client.write(offset: UInt64(index) * 4096, data: AcknowledgedWriter.pattern(index)) }
     }
 }
 }

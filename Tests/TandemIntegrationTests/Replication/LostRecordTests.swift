@@ -14,7 +14,7 @@ extension Replication {
         let pair = try ReplicatedPair(sizeBytes: 16 << 20)
         try pair.createAndEnable(mode: "async")
         try pair.waitInSync()
-        try writeBlocks(pair.nbdSocket(pair.alpha), range: 0..<256)
+        try RawNBDClient.writePatterns(socketPath: pair.nbdSocket(pair.alpha), blocks: 0..<256)
         try pair.waitInSync()
         let beta = try pair.beta.control()
         for (command, arguments) in [("disable", [:]), ("create-md", ["force": true]), ("enable", [:])] as [(String, JSONObject)] {
@@ -27,7 +27,7 @@ extension Replication {
         try pair.waitInSync(timeoutSeconds: 60)
         let log = try String(contentsOfFile: pair.alpha.logPath, encoding: .utf8)
         #expect(log.contains("lost its record"), "alpha's log does not say why it copies:\n\(pair.alpha.logTail())")
-        try writeBlocks(pair.nbdSocket(pair.alpha), range: 256..<320)
+        try RawNBDClient.writePatterns(socketPath: pair.nbdSocket(pair.alpha), blocks: 256..<320)
         try pair.waitInSync()
         try pair.alpha.stop()
         try pair.beta.stop()
@@ -54,12 +54,6 @@ extension Replication {
         #expect(beta["disk_state"] as? String == "Failed", "\(beta)")
         try pair.alpha.stop()
         try pair.beta.stop()
-    }
-
-    private func writeBlocks(_ socket: String, range: Range<Int>) throws {
-        let client = try RawNBDClient.transmitting(socketPath: socket, exportName: ReplicatedPair.resource)
-        defer { client.disconnect() }
-        for index in range { try client.write(offset: UInt64(index) * 4096, data: AcknowledgedWriter.pattern(index)) }
     }
 }
 }

@@ -39,7 +39,7 @@ extension Replication {
         }
         let seconds = Date().timeIntervalSince(cut)
         #expect(seconds < Self.reconnectBoundSeconds, "alpha took \(seconds) s to reconnect through the flood")
-        try writeBlocks(pair, 0..<32)
+        try RawNBDClient.writePatterns(socketPath: pair.nbdSocket(pair.alpha), blocks: 0..<32)
         #expect(flood.isHolding, "the flood connections were still being held at the end")
         flood.stop()
         try pair.waitInSync()
@@ -52,7 +52,7 @@ extension Replication {
         let pair = try ReplicatedPair(sizeBytes: 8 << 20)
         try pair.createAndEnable(initialSync: "none")
         try pair.waitInSync()
-        try writeBlocks(pair, 0..<64)
+        try RawNBDClient.writePatterns(socketPath: pair.nbdSocket(pair.alpha), blocks: 0..<64)
         try pair.waitInSync()
         let durableBefore = try pair.status(pair.beta)["durable_through_epoch"] as? Int ?? -1
         #expect(durableBefore > 0)
@@ -110,19 +110,13 @@ extension Replication {
         let seconds = Date().timeIntervalSince(cut)
         #expect(seconds < Self.reconnectBoundSeconds, "alpha's next session took \(seconds) s")
         client.disconnect()
-        try writeBlocks(pair, 65..<128)
+        try RawNBDClient.writePatterns(socketPath: pair.nbdSocket(pair.alpha), blocks: 65..<128)
         try pair.waitInSync()
         #expect(try pair.status(pair.beta)["durable_through_epoch"] as? Int ?? 0 > durableBefore)
         try pair.alpha.stop()
         try pair.beta.stop()
         #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
         #expect(try VolumeFiles.bytes(pair.volume(pair.beta), offset: 0, count: 4096) == AcknowledgedWriter.pattern(0))
-    }
-
-    private func writeBlocks(_ pair: ReplicatedPair, _ range: Range<Int>) throws {
-        let client = try RawNBDClient.transmitting(socketPath: pair.nbdSocket(pair.alpha), exportName: "r0")
-        defer { client.disconnect() }
-        for index in range { try client.write(offset: UInt64(index) * 4096, data: AcknowledgedWriter.pattern(index)) }
     }
 }
 }

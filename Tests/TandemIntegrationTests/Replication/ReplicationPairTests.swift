@@ -127,13 +127,13 @@ extension Replication {
         let pair = try ReplicatedPair(sizeBytes: 16 << 20)
         try pair.createAndEnable()
         try pair.waitInSync()
-        try writeBlocks(pair.nbdSocket(pair.alpha), range: 0..<100)
+        try RawNBDClient.writePatterns(socketPath: pair.nbdSocket(pair.alpha), blocks: 0..<100)
         try pair.expectOK(try pair.beta.control().request("failover", ["name": ReplicatedPair.resource]))
         try pair.waitFor(pair.alpha, "alpha demoted") { $0["role"] as? String == "secondary" }
         try pair.waitFor(pair.beta, "beta primary and connected") {
             $0["role"] as? String == "primary" && $0["connection_state"] as? String == "Connected"
         }
-        try writeBlocks(pair.nbdSocket(pair.beta), range: 100..<200)
+        try RawNBDClient.writePatterns(socketPath: pair.nbdSocket(pair.beta), blocks: 100..<200)
         try pair.expectOK(try pair.alpha.control().request("failover", ["name": ReplicatedPair.resource]))
         try pair.waitFor(pair.alpha, "alpha primary again and connected") {
             $0["role"] as? String == "primary" && $0["connection_state"] as? String == "Connected"
@@ -156,7 +156,7 @@ extension Replication {
         #expect(try pair.status(pair.beta)["nbd_serving"] as? Bool == false)
         #expect(!FileManager.default.fileExists(atPath: pair.nbdSocket(pair.beta)), "a secondary opened its NBD socket")
         #expect(throws: (any Error).self) { try RawNBDClient(socketPath: pair.nbdSocket(pair.beta)) }
-        try writeBlocks(pair.nbdSocket(pair.alpha), range: 0..<10)
+        try RawNBDClient.writePatterns(socketPath: pair.nbdSocket(pair.alpha), blocks: 0..<10)
 
         try pair.expectOK(try pair.beta.control().request("failover", ["name": ReplicatedPair.resource]))
         try pair.waitFor(pair.beta, "beta primary") { $0["role"] as? String == "primary" }
@@ -314,12 +314,6 @@ extension Replication {
         #expect(deleteEnabled["error"] as? String == "wrong-state")
         try pair.expectOK(try pair.alpha.control().request("disable", ["name": ReplicatedPair.resource]))
         try pair.expectOK(try pair.alpha.control().request("delete", ["name": ReplicatedPair.resource]))
-    }
-
-    private func writeBlocks(_ socket: String, range: Range<Int>) throws {
-        let client = try RawNBDClient.transmitting(socketPath: socket, exportName: "r0")
-        defer { client.disconnect() }
-        for index in range { try client.write(offset: UInt64(index) * 4096, data: AcknowledgedWriter.pattern(index)) }
     }
 
     private func sendAndClose(port: Int, _ bytes: [UInt8]) throws {
