@@ -173,6 +173,16 @@ echo
 echo "==== slowest ten tests"
 slowest_ten || true
 
+# Every failed test and the issues it recorded, last, so a truncated CI log still names them.
+for name in units integration asan; do
+    [[ -f $logs/$name.log ]] || continue
+    if grep -q -E '^✘ ' "$logs/$name.log"; then
+        echo
+        echo "==== failures in $name"
+        grep -E '^✘ ' "$logs/$name.log" | grep -v '^✘ Test run with' | head -60 | cut -c1-600
+    fi
+done
+
 # One plain closing line over every part ("N passed, N failed"): the tests Swift Testing ran
 # (its "Test run with N tests" lines) and the tests it reported failed.
 total=0
