@@ -2,6 +2,8 @@
 # Replicated-write benchmark, in one run, on backing files in BENCH_DIR:
 #   raw         fio io_uring O_DIRECT on the source file itself (the limit; a pair writes
 #               both copies to this one disk, so compare pairs against raw / 2)
+#   rawtgt      the same on the secondary's copy (TGT): with BENCH_LAYOUT=separate, what the
+#               secondary's own device gives
 #   rawpair     the same workload on both files at once (two fio jobs, one per file, each
 #               at the workload's queue depth), reported per file: what each copy of a pair
 #               can get from this disk when both are written together
@@ -74,11 +76,16 @@
 #   BENCH_SIZE     backing file size (default 1G)
 #   BENCH_RUNTIME  seconds per measured fio run (default 15); BENCH_RAMP warm-up seconds (2)
 #   BENCH_REPEAT   repetitions, medians reported (default 3)
-#   BENCH_TARGETS  subset of "raw rawpair qemu standalone sync async" (default all, in that order;
+#   BENCH_TARGETS  subset of "raw rawpair rawtgt qemu standalone sync async" (default all, in that order;
 #                  async's rate comes from sync, so keep sync before async)
 #   BENCH_QEMU_AIO io_uring or native (default io_uring)
 #   BENCH_AL_EXTENTS  the sync/async primary's `al_extents` (default unset: the metadata's
 #                  512; 0: no activity log), for the activity log's cost (docs/benchmarks.md)
+#   BENCH_LAYOUT   shared (default): both copies on BENCH_DIR's disk, so every pair figure
+#                  is bounded by one disk writing twice; separate: the secondary's copy (TGT)
+#                  is a loop device over a file in /dev/shm (tmpfs: RAM), so the primary's disk
+#                  writes once and async can be judged against standalone, sync against
+#                  min(primary disk, secondary device, link). Needs root (losetup).
 #   BENCH_RESULTS  markdown output (default Benchmarks/results/pair-<UTC timestamp>.md)
 # Rerun: Benchmarks/pair.sh   (prints the table and writes it to the results file)
 set -euo pipefail
@@ -86,7 +93,11 @@ cd "$(dirname "$0")/.."
 repo="$PWD"
 
 source Benchmarks/lib/settings.sh
-targets="${BENCH_TARGETS:-raw rawpair qemu standalone sync async}"
+targets="${BENCH_TARGETS:-raw rawpair rawtgt qemu standalone sync async}"
+layout="${BENCH_LAYOUT:-shared}"
+case "$layout" in shared | separate) ;;
+    *) echo "pair: unknown BENCH_LAYOUT '$layout' (shared separate)" >&2; exit 2 ;;
+esac
 qemu_aio="${BENCH_QEMU_AIO:-io_uring}"
 connect_timeout="${BENCH_CONNECT_TIMEOUT:-30}"
 results="${BENCH_RESULTS:-$repo/Benchmarks/results/pair-$stamp.md}"
@@ -94,8 +105,8 @@ helper=(python3 "$repo/Benchmarks/pair.py")
 qmp=(python3 "$repo/Benchmarks/qmp.py")
 
 for target in $targets; do
-    case "$target" in raw | rawpair | qemu | standalone | sync | async) ;;
-        *) echo "pair: unknown target '$target' (raw rawpair qemu standalone sync async)" >&2; exit 2 ;;
+    case "$target" in raw | rawpair | rawtgt | qemu | standalone | sync | async) ;;
+        *) echo "pair: unknown target '$target' (raw rawpair rawtgt qemu standalone sync async)" >&2; exit 2 ;;
     esac
 done
 
@@ -115,16 +126,32 @@ jobs=1  # fio jobs per run: 2 for rawpair (one per file)
 
 # Running daemons: "label=pid" entries; all are stopped between targets.
 source Benchmarks/lib/processes.sh
+tgt_backing=""  # separate layout: the tmpfs file behind the loop device TGT
 cleanup() {
     stop_all
-    rm -f "$src" "$tgt"
+    rm -f "$src"
+    if [[ -n "$tgt_backing" ]]; then
+        [[ -b "$tgt" ]] && losetup -d "$tgt"
+        rm -f "$tgt_backing"
+    else
+        rm -f "$tgt"
+    fi
 }
 trap cleanup EXIT
 
 echo "pair: filling $size backing files in $work" >&2
 fio --name=fill --filename="$src" --size="$size" --rw=write --bs=1m --iodepth=16 \
     --ioengine=io_uring --direct=1 --output=/dev/null
-cp --sparse=never "$src" "$tgt"
+if [[ "$layout" == separate ]]; then
+    # The secondary's copy on its own device: a loop device over RAM, which the kernel
+    # serves with O_DIRECT like a disk.
+    tgt_backing="$(mktemp /dev/shm/tandem-pair-tgt.XXXXXX)"
+    truncate -s "$size" "$tgt_backing"
+    tgt="$(losetup --show -f "$tgt_backing")"
+    dd if="$src" of="$tgt" bs=1M oflag=direct status=none
+else
+    cp --sparse=never "$src" "$tgt"
+fi
 sync
 
 # name | fio arguments
@@ -144,9 +171,13 @@ start_raw() {
     target_args=(--ioengine=io_uring --direct=1 "--filename=$src")
 }
 
+start_rawtgt() {
+    target_args=(--ioengine=io_uring --direct=1 "--filename=$tgt")
+}
+
 start_rawpair() {
     ln -f "$src" "$work/copy.0.img"
-    ln -f "$tgt" "$work/copy.1.img"
+    ln -sf "$tgt" "$work/copy.1.img"  # a symbolic link: TGT may be a device
     target_args=(--ioengine=io_uring --direct=1 --group_reporting "--filename_format=$work/copy.\$jobnum.img")
     jobs=2
 }
@@ -330,7 +361,7 @@ for round in $(seq "$repeat"); do
     for target in $targets; do
         [[ -f "$raw_dir/$target.unavailable" ]] && continue
         case "$target" in
-            raw | rawpair | qemu) "start_$target" ;; # any failure here ends the run (set -e)
+            raw | rawpair | rawtgt | qemu) "start_$target" ;; # any failure here ends the run (set -e)
             *) # tandemd targets may be unavailable in this build; they return 1 then
                 if ! "start_$target"; then
                     stop_all
@@ -355,11 +386,12 @@ done
 {
     echo "## Pair benchmark $stamp"
     echo
-    echo "Command: \`BENCH_SIZE=$size BENCH_RUNTIME=$runtime BENCH_RAMP=$ramp BENCH_REPEAT=$repeat BENCH_TARGETS=\"$targets\" BENCH_QEMU_AIO=$qemu_aio Benchmarks/pair.sh\`"
+    echo "Command: \`BENCH_SIZE=$size BENCH_RUNTIME=$runtime BENCH_RAMP=$ramp BENCH_REPEAT=$repeat BENCH_TARGETS=\"$targets\" BENCH_QEMU_AIO=$qemu_aio BENCH_LAYOUT=$layout Benchmarks/pair.sh\`"
     echo "Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown); kernel $(uname -r);" \
         "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs));" \
         "$(fio --version); $(qemu-storage-daemon --version | head -1);" \
-        "filesystem $(stat -f -c %T "$bench_dir") at $bench_dir; load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+        "filesystem $(stat -f -c %T "$bench_dir") at $bench_dir;" \
+        "layout $layout$([[ $layout == separate ]] && echo " (secondary on $tgt over $tgt_backing)"); load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
     echo
     "${helper[@]}" summary "$raw_dir" "$repeat" $targets
 } | tee "$results"
