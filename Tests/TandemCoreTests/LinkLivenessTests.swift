@@ -41,8 +41,22 @@ struct LinkLivenessTests {
         liveness.established(nowNs: 0)
         #expect(liveness.check(nowNs: 2 * second, heard: false) == .ping)
         #expect(liveness.check(nowNs: 3 * second, heard: true) == .alive)  // the Pong
-        #expect(liveness.check(nowNs: 8 * second, heard: false) == .ping)
-        guard case .dead = liveness.check(nowNs: 9 * second, heard: false) else { Issue.record("alive"); return }
+        let verdicts = (4...9).map { liveness.check(nowNs: UInt64($0) * second, heard: false) }
+        #expect(verdicts[0..<5] == [.alive, .ping, .alive, .ping, .alive], "\(verdicts)")
+        guard case .dead = verdicts[5] else { Issue.record("alive 6 s after the Pong: \(verdicts)"); return }
+    }
+
+    /// This side's loop did not run for 10 s (the host was overloaded): the bytes the peer
+    /// sent meanwhile wait unread, so the gap is not the peer's silence. The peer gets one
+    /// interval to be heard, and a peer that stays silent is still declared dead.
+    @Test func aStallOfThisSideIsNotCountedAgainstThePeer() {
+        var liveness = LinkLiveness(config: config, nowNs: 0)
+        liveness.established(nowNs: 0)
+        #expect(liveness.check(nowNs: 1 * second, heard: true) == .alive)
+        #expect(liveness.check(nowNs: 11 * second, heard: false) == .ping, "a stall of 10 s is not 10 s of silence")
+        #expect(liveness.check(nowNs: 12 * second, heard: true) == .alive)
+        let verdicts = (13...18).map { liveness.check(nowNs: UInt64($0) * second, heard: false) }
+        guard case .dead = verdicts[5] else { Issue.record("a silent peer outlived the timeout after a stall: \(verdicts)"); return }
     }
 
     @Test func aHandshakeThatStallsEndsAtTheTimeoutWhateverArrives() {

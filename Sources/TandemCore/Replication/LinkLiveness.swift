@@ -7,7 +7,10 @@
 // large copy chunk crossing a capped link) has nothing to say, while the primary's own Ping
 // waits behind the chunk; so the receiver pings on its free direction. No I/O and no clock
 // reads: the driver passes the time and whether bytes arrived, and were sent, since its last
-// check, once per tick.
+// check, once per tick. A gap between two checks longer than a ping interval is this side's
+// own stall (the process was not scheduled, or its loop was busy), not the peer's silence:
+// what arrived meanwhile is still waiting to be read, so the gap beyond one interval is not
+// counted against the peer. A dead peer is then noticed one stall later, never not at all.
 
 public struct LinkLivenessConfig: Sendable, Hashable {
     public var pingIntervalNs: UInt64
@@ -37,12 +40,15 @@ public struct LinkLiveness: Sendable {
     /// When this side last sent anything (at a check, or the start).
     private var sentNs: UInt64
     private var pingedNs: UInt64?
+    /// The previous check (or the start).
+    private var checkedNs: UInt64
 
     public init(config: LinkLivenessConfig, nowNs: UInt64) {
         self.config = config
         startedNs = nowNs
         heardNs = nowNs
         sentNs = nowNs
+        checkedNs = nowNs
     }
 
     /// The handshake finished: idle time counts from here.
@@ -54,6 +60,12 @@ public struct LinkLiveness: Sendable {
 
     /// `heard`: bytes arrived since the previous check; `sent`: this side sent a frame.
     public mutating func check(nowNs: UInt64, heard: Bool, sent: Bool = true) -> Verdict {
+        let gapNs = nowNs &- checkedNs
+        checkedNs = nowNs
+        if gapNs > config.pingIntervalNs {
+            // This side stalled: forgive the silence beyond one interval.
+            heardNs = min(nowNs, heardNs &+ (gapNs - config.pingIntervalNs))
+        }
         if heard { heardNs = max(heardNs, nowNs) }
         if sent { sentNs = max(sentNs, nowNs) }
         let timeoutMs = config.timeoutNs / 1_000_000

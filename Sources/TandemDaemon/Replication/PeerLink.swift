@@ -57,6 +57,9 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
     private var liveness: LinkLiveness
     /// Bytes arrived since the last `checkLiveness`: a flag, not a clock read per receive.
     private var heardSinceCheck = false
+    /// Delivery was paused at some moment since the last `checkLiveness`: a pause that
+    /// began and ended between two checks silenced the link too.
+    private var pausedSinceCheck = false
     /// A frame was queued to the peer since the last liveness check.
     private var sentSinceCheck = false
     private var pingNonce: UInt64 = 0
@@ -157,8 +160,9 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
     func checkLiveness(nowNs: UInt64) {
         guard phase != .closed else { return }
         // While this side holds its receives, the silence is its own doing, not the peer's.
-        let heard = heardSinceCheck || isPaused
+        let heard = heardSinceCheck || isPaused || pausedSinceCheck
         heardSinceCheck = false
+        pausedSinceCheck = false
         let sent = sentSinceCheck
         sentSinceCheck = false
         switch liveness.check(nowNs: nowNs, heard: heard, sent: sent) {
@@ -178,6 +182,7 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
         precondition(heldMessage == nil, "delivery paused twice")
         guard phase == .established else { return }
         heldMessage = message
+        pausedSinceCheck = true
         socket.holdReceives()
     }
 

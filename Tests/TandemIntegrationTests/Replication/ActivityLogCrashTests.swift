@@ -49,7 +49,7 @@ extension Replication {
         #expect(log.contains("catches up the activity log's extents"), "alpha says why:\n\(pair.alpha.logTail())")
 
         try CatchUpTests.waitCaughtUp(pair)
-        try CatchUpTests.expectOnlyDirtyRegionsMoved(proxy, dirtyBytes: dirtyBytes)
+        try CatchUpTests.expectOnlyDirtyRegionsMoved(proxy, dirtyBytes: dirtyBytes, pair: pair)
         try CatchUpTests.expectIdenticalVolumes(pair)
         try Self.expectAcknowledgedPresent(pair, count: acknowledged)
     }
@@ -74,7 +74,7 @@ extension Replication {
         let dirtyBytes = restarted["out_of_sync_bytes"] as? Int ?? -1
         #expect(dirtyBytes == 4 * Self.extentBytes, "the four extents fio wrote: \(restarted)")
         try CatchUpTests.waitCaughtUp(pair)
-        try CatchUpTests.expectOnlyDirtyRegionsMoved(proxy, dirtyBytes: dirtyBytes)
+        try CatchUpTests.expectOnlyDirtyRegionsMoved(proxy, dirtyBytes: dirtyBytes, pair: pair)
         try CatchUpTests.expectIdenticalVolumes(pair)
     }
 

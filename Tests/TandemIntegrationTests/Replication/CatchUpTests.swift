@@ -67,6 +67,7 @@ extension Replication {
         // The workload is flowing to beta: 256 writes crossed the link.
         #expect(proxy.waitForForwarded(.toTarget, atLeast: 1 << 20, timeoutSeconds: 15), "no workload crossed the link")
         proxy.cut()
+        try Self.outgrowTheBuffer(pair)
         let ahead = try Self.waitAhead(pair)
         #expect(ahead["redundant"] as? Bool == false, "a primary alone must not say redundant: \(ahead)")
         try Self.expectUnstalled(try fio.finish(), mode: mode)
@@ -75,7 +76,7 @@ extension Replication {
         proxy.resetCounters()
         proxy.heal()
         try Self.waitCaughtUp(pair)
-        try Self.expectOnlyDirtyRegionsMoved(proxy, dirtyBytes: dirtyBytes)
+        try Self.expectOnlyDirtyRegionsMoved(proxy, dirtyBytes: dirtyBytes, pair: pair)
         #expect(events.saw(Word.aheadEvent), "no \(Word.aheadEvent) event: \(events.names)")
         #expect(events.saw(Word.catchUpDoneEvent, timeoutSeconds: 5), "no \(Word.catchUpDoneEvent) event: \(events.names)")
         try Self.expectIdenticalVolumes(pair)
@@ -123,6 +124,7 @@ extension Replication {
                              runtimeSeconds: Self.workloadSeconds, rateIOPS: Self.workloadRateIOPS)
         #expect(proxy.waitForForwarded(.toTarget, atLeast: 1 << 20, timeoutSeconds: 15), "no workload crossed the link")
         pair.beta.crash()
+        try Self.outgrowTheBuffer(pair)
         let ahead = try Self.waitAhead(pair)
         #expect(ahead["redundant"] as? Bool == false)
         try Self.expectUnstalled(try fio.finish(), mode: "async")
@@ -131,7 +133,7 @@ extension Replication {
         proxy.resetCounters()
         try pair.beta.start()
         try Self.waitCaughtUp(pair)
-        try Self.expectOnlyDirtyRegionsMoved(proxy, dirtyBytes: dirtyBytes)
+        try Self.expectOnlyDirtyRegionsMoved(proxy, dirtyBytes: dirtyBytes, pair: pair)
         try Self.expectIdenticalVolumes(pair)
     }
 
@@ -152,7 +154,7 @@ extension Replication {
         proxy.resetCounters()
         proxy.heal()
         try Self.waitCaughtUp(pair)
-        try Self.expectOnlyDirtyRegionsMoved(proxy, dirtyBytes: dirtyBytes)
+        try Self.expectOnlyDirtyRegionsMoved(proxy, dirtyBytes: dirtyBytes, pair: pair)
         try Self.expectIdenticalVolumes(pair)
     }
 
@@ -248,8 +250,22 @@ extension Replication {
                              runtimeSeconds: seconds, rateIOPS: workloadRateIOPS)
         #expect(proxy.waitForForwarded(.toTarget, atLeast: 1 << 20, timeoutSeconds: 15), "no workload crossed the link")
         proxy.cut()
+        try outgrowTheBuffer(pair)
         _ = try waitAhead(pair)
         return (pair, proxy, try fio.finish())
+    }
+
+    /// 6 MiB written at the start of the workload's region, beside fio, once the peer is
+    /// away: more than alpha's 4 MiB async buffer holds, so it must go Ahead however fast fio
+    /// got to write on a loaded host (fio alone left 3.5 MiB unconfirmed after a cut on one
+    /// such run: less than the buffer, so alpha rightly held them and never went Ahead).
+    static func outgrowTheBuffer(_ pair: ReplicatedPair) throws {
+        let client = try RawNBDClient.transmitting(socketPath: pair.nbdSocket(pair.alpha), exportName: ReplicatedPair.resource)
+        defer { client.disconnect() }
+        let chunkBytes = 1 << 20
+        for chunk in 0..<6 {
+            try client.write(offset: UInt64(chunk * chunkBytes), data: [UInt8](repeating: UInt8(0xA0 + chunk), count: chunkBytes))
+        }
     }
 
     /// alpha `Ahead` with bits set, within 10 s of losing its peer.
@@ -264,8 +280,11 @@ extension Replication {
         #expect(report.errorCode == 0, "fio reported error \(report.errorCode)")
         #expect(report.maxLatencyNs < writeLatencyNsMax,
                 "a \(mode) write waited \(Double(report.maxLatencyNs) / 1e9) s while the peer was away")
+        // The stall bound is the latency above; the count only shows the workload ran all
+        // along. fio's own rate depends on the CPU it gets (an overloaded 2-core host gave it a
+        // quarter), so the bound is loose: a tenth.
         let expected = workloadSeconds * workloadRateIOPS
-        #expect(report.writes >= expected / 2, "only \(report.writes) of \(expected) writes completed")
+        #expect(report.writes >= expected / 10, "only \(report.writes) of \(expected) writes completed")
     }
 
     /// out_of_sync_bytes once the workload stopped: set bits × 4 KiB, within the workload's region.
@@ -300,7 +319,7 @@ extension Replication {
         try pair.waitInSync(timeoutSeconds: 30)
     }
 
-    static func expectOnlyDirtyRegionsMoved(_ proxy: LinkProxy, dirtyBytes: Int) throws {
+    static func expectOnlyDirtyRegionsMoved(_ proxy: LinkProxy, dirtyBytes: Int, pair: ReplicatedPair? = nil) throws {
         let sentBytes = proxy.forwardedBytes(.toTarget)
         let boundBytes = dirtyBytes + dirtyBytes / 10 + handshakeAllowanceBytes
         #expect(proxy.connectionsAccepted >= 1)
@@ -308,7 +327,7 @@ extension Replication {
         FileHandle.standardError.write(Data(
             "catch-up: \(dirtyBytes) dirty bytes, \(sentBytes) bytes alpha→beta (\(String(format: "%.3f", Double(sentBytes) / Double(max(dirtyBytes, 1))))×)\n".utf8))
         #expect(sentBytes <= boundBytes,
-                "alpha sent \(sentBytes) bytes to catch up \(dirtyBytes) dirty bytes (bound \(boundBytes); the volume is \(volumeBytes))")
+                "alpha sent \(sentBytes) bytes to catch up \(dirtyBytes) dirty bytes (bound \(boundBytes); the volume is \(volumeBytes)); proxy connections \(proxy.connectionsAccepted))\n\(pair?.alpha.logTail() ?? "")")
     }
 
     static func expectIdenticalVolumes(_ pair: ReplicatedPair) throws {
