@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""TLS loopback throughput: one limit a pair's resync cannot beat (Benchmarks/resync.sh).
+
+  tlsloop.py CERT_DIR SECONDS
+      a TLS 1.3 server (beta's certificate) and client (alpha's), both verifying against
+      CERT_DIR/ca.crt as tandemd does, on 127.0.0.1; the client sends 1 MiB buffers for
+      SECONDS; prints one JSON line: {"mib_s": ..., "cipher": ..., "bytes": ...}.
+
+Python's ssl module is OpenSSL underneath, the same library and cipher negotiation tandemd
+uses; with 1 MiB buffers the interpreter's share is small, so the figure is what OpenSSL and
+the loopback give one sender and one receiver (one core each at most).
+"""
+import json, os, socket, ssl, sys, threading, time
+
+
+def contexts(cert_dir):
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.minimum_version = ssl.TLSVersion.TLSv1_3
+    server.load_cert_chain(os.path.join(cert_dir, "beta.crt"), os.path.join(cert_dir, "beta.key"))
+    server.load_verify_locations(os.path.join(cert_dir, "ca.crt"))
+    server.verify_mode = ssl.CERT_REQUIRED
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.minimum_version = ssl.TLSVersion.TLSv1_3
+    client.load_cert_chain(os.path.join(cert_dir, "alpha.crt"), os.path.join(cert_dir, "alpha.key"))
+    client.load_verify_locations(os.path.join(cert_dir, "ca.crt"))
+    client.check_hostname = False  # the name check is tandemd's; the chain is verified
+    return server, client
+
+
+def main():
+    if len(sys.argv) != 3:
+        raise SystemExit(__doc__)
+    cert_dir, seconds = sys.argv[1], float(sys.argv[2])
+    server_context, client_context = contexts(cert_dir)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    received = [0]
+
+    def serve():
+        connection, _ = listener.accept()
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with server_context.wrap_socket(connection, server_side=True) as tls:
+            buffer = bytearray(1 << 20)
+            while True:
+                count = tls.recv_into(buffer)
+                if count == 0:
+                    break
+                received[0] += count
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    raw = socket.create_connection(("127.0.0.1", port))
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    tls = client_context.wrap_socket(raw, server_hostname="beta")
+    payload = os.urandom(1 << 20)
+    started = time.monotonic()
+    sent = 0
+    while time.monotonic() - started < seconds:
+        tls.sendall(payload)
+        sent += len(payload)
+    cipher = tls.cipher()[0]
+    tls.close()
+    thread.join()
+    elapsed = time.monotonic() - started
+    print(json.dumps({"mib_s": round(received[0] / elapsed / (1 << 20), 1), "cipher": cipher, "bytes": received[0]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
