@@ -36,9 +36,13 @@ extension Replication {
         // The writes in flight at the kill may touch the next extent too.
         let touchedExtents = (acknowledged + 1 + Self.blocksPerExtent - 1) / Self.blocksPerExtent
 
-        proxy.resetCounters()
+        // The link stays cut until the restarted alpha's dirty set has been read: connected at
+        // once, the catch-up may clear bits (or finish) before a status read.
+        proxy.cut()
         try pair.alpha.start()
         let restarted = try pair.status(pair.alpha)
+        proxy.resetCounters()
+        proxy.heal()
         #expect(restarted["session_start"] as? String == "catch-up", "\(restarted)")
         #expect((restarted["session_start_reason"] as? String ?? "").contains("crash-recovery"), "\(restarted)")
         let dirtyBytes = restarted["out_of_sync_bytes"] as? Int ?? -1
@@ -67,9 +71,11 @@ extension Replication {
         #expect(proxy.waitForForwarded(.toTarget, atLeast: 2 << 20, timeoutSeconds: 30), "no workload crossed the link")
         pair.alpha.crash()
         _ = try? fio.finish()  // its export died with alpha: fio reports errors
-        proxy.resetCounters()
+        proxy.cut()  // until the dirty set is read (above)
         try pair.alpha.start()
         let restarted = try pair.status(pair.alpha)
+        proxy.resetCounters()
+        proxy.heal()
         #expect(restarted["session_start"] as? String == "catch-up", "\(restarted)")
         let dirtyBytes = restarted["out_of_sync_bytes"] as? Int ?? -1
         #expect(dirtyBytes == 4 * Self.extentBytes, "the four extents fio wrote: \(restarted)")
