@@ -44,9 +44,10 @@ extension Resource {
             try startPrimary(handedOver: handedOver)
         case .secondary:
             _ = try context.serverConnection()
+            let cleanStop = takeSecondaryCleanStop()
             secondary = try SecondaryReplicator(spec: spec, volume: volume, context: context, counters: counters,
                                                 health: health, metadataFile: metadata, logger: logger,
-                                                handedOver: demotedInProcess)
+                                                handedOver: demotedInProcess, cleanStop: cleanStop)
             demotedInProcess = false
             secondary?.onUpToDate = { [unowned self] hello in adoptPrimaryGeneration(hello) }
             secondary?.onPrimaryAccepted = { [unowned self] hello in primaryAccepted(hello) }
@@ -200,7 +201,10 @@ extension Resource {
         }
         if let secondary {
             self.secondary = nil
-            return secondary.stop(done)
+            return secondary.stop { [self] in
+                recordSecondaryCleanStop(secondary.node)
+                done()
+            }
         }
         done()
     }
@@ -383,6 +387,7 @@ extension Resource {
         _ = updateNode {
             $0.roleLastTaken = MetadataRole(role)
             $0.set(.crashedPrimary, false)  // the activity log was of the old role's sessions
+            $0.set(.secondaryCleanStop, false)  // it spoke of the secondary's last stop only
         }
         dropTrackedBitmap()
         persist?(spec)

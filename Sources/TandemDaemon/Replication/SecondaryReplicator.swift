@@ -74,9 +74,11 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     var helloGenerations: (() -> (node: WireNodeGenerations, promotion: UInt64))?
 
     /// `handedOver`: this process demoted the resource and its volume holds every write it
-    /// acknowledged (SecondaryNode.restarted).
+    /// acknowledged (SecondaryNode.restarted). `cleanStop`: the last run stopped cleanly
+    /// (SecondaryNode.consistentAtRest).
     init(spec: ResourceSpec, volume: Volume, context: ReplicationContext, counters: ResourceCounters,
-         health: DiskHealth, metadataFile: MetadataFile, logger: Logger, handedOver: Bool = false) throws(ControlError) {
+         health: DiskHealth, metadataFile: MetadataFile, logger: Logger, handedOver: Bool = false,
+         cleanStop: Bool = false) throws(ControlError) {
         self.resource = spec.name
         self.counters = counters
         self.spec = spec
@@ -92,7 +94,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         let config = SecondaryNodeConfig(
             machine: machine, resourceName: spec.name, nodeName: context.config.nodeName, peerName: spec.peer?.name,
             volumeSizeBytes: volume.sizeBytes, alignment: volume.alignment, initialSync: spec.initialSync)
-        node = SecondaryNode(config: config, record: metadata.record, handedOver: handedOver,
+        node = SecondaryNode(config: config, record: metadata.record, handedOver: handedOver, cleanStop: cleanStop,
                              nowNs: ReplicationContext.nowNs())
         probe = SecondaryProbe(resource: spec.name, volumeSizeBytes: volume.sizeBytes, context: context, logger: logger)
         actions.reserveCapacity(256)

@@ -89,14 +89,16 @@ extension Integration.FaultCampaign {
         try run.pair.beta.stop()
         try run.pair.beta.start()
         run.observe("secondary restarted, primary gone")
+        // The clean stop flushed the volume and said so in the metadata (flag
+        // secondary-clean-stop): the restarted copy is Consistent, not Inconsistent.
+        let restarted = try run.pair.status(run.pair.beta)
+        #expect(restarted["disk_state"] as? String == "Consistent", "\(restarted)\n\(run.trailText)")
         let reply = try run.pair.beta.control().request("failover", ["name": ReplicatedPair.resource, "force": true])
-        // Today a restarted secondary says Inconsistent until its primary's re-send is applied
-        // (SecondaryNode.restarted), also after a clean stop, so the promotion is refused
-        // unless allow_inconsistent: deterministic, left for the fix.
-        withKnownIssue("a cleanly restarted secondary calls itself Inconsistent and refuses a forced failover") {
-            #expect(reply["ok"] as? Bool == true, "forced failover refused: \(reply)\n\(run.trailText)")
-        }
+        #expect(reply["ok"] as? Bool == true, "forced failover refused: \(reply)\n\(run.trailText)")
         guard reply["ok"] as? Bool == true else { return }
+        let promoted = try run.pair.status(run.pair.beta)
+        #expect(promoted["disk_state"] as? String == "UpToDate" && promoted["promoted_inconsistent"] as? Bool == false,
+                "\(promoted)")
         let missing = try run.missingBlocks(acknowledged, in: run.pair.volume(run.pair.beta))
         #expect(missing.isEmpty, "acknowledged writes missing: \(missing.prefix(20))")
     }
