@@ -167,6 +167,19 @@ private func judge(_ own: OwnHelloFacts, _ peer: OwnHelloFacts) -> PeerHelloOutc
         }
     }
 
+    /// After a restart only this node's facts are known: the split brain is restored as a
+    /// disconnect (the operator resolves), with the peer's bytes unknown, not claimed as 0.
+    @Test func aSplitBrainRestoredAfterARestartWaitsForResolveAndClaimsNothingOfThePeer() {
+        let report = SplitBrainReport.restored(localChangedBytes: 40960, localPromotion: 3)
+        #expect(report.isRestored)
+        guard case .disconnect(let why) = report.verdict else { Issue.record("\(report.verdict)"); return }
+        #expect(why.contains("resolve"))
+        #expect(report.reason.contains("40960 bytes changed here") && !report.reason.contains("on the peer"))
+        let found = SplitBrainReport(row: 8, localChangedBytes: 1, peerChangedBytes: 2, localPromotion: 1, peerPromotion: 2,
+                                     verdict: .disconnect(reason: "x"))
+        #expect(!found.isRestored && found.reason.contains("2 on the peer"))
+    }
+
     @Test func nodesWhosePoliciesDifferBothDisconnect() {
         let a = facts(oldPrimaryThatWrote(), changed: 4096, policy: .discardYoungerPrimary)
         let b = facts(promoted(), changed: 4096, policy: .discardLeastChanges)

@@ -48,9 +48,26 @@ public struct SplitBrainReport: Equatable, Sendable {
         self.verdict = verdict
     }
 
+    /// A split brain found before this node restarted (flag `split-brain`): only this node's
+    /// facts survive the restart, so the peer's are unknown (row 0) and nothing is decided
+    /// but to wait for `resolve` (a policy's verdict, if any, was carried out before the
+    /// flag could be cleared, or was lost with the crash: the operator decides).
+    public static func restored(localChangedBytes: UInt64, localPromotion: UInt64) -> SplitBrainReport {
+        SplitBrainReport(row: 0, localChangedBytes: localChangedBytes, peerChangedBytes: 0, localPromotion: localPromotion,
+                         peerPromotion: 0, verdict: .disconnect(reason:
+                             "the split brain was found before this node restarted: run resolve on both nodes"))
+    }
+
+    /// Found before a restart: the peer's changed bytes and promotion number are unknown.
+    public var isRestored: Bool { row == 0 }
+
     /// The `split-brain` event's reason.
     public var reason: String {
-        "both nodes are primary and wrote since they parted (generations, table row \(row)): "
+        if isRestored {
+            return "a split brain found before this node restarted is not resolved (flag split-brain): "
+                + "\(localChangedBytes) bytes changed here since the nodes parted"
+        }
+        return "both nodes are primary and wrote since they parted (generations, table row \(row)): "
             + "\(localChangedBytes) bytes changed here, \(peerChangedBytes) on the peer"
     }
 }

@@ -388,7 +388,9 @@ extension Resource {
             $0.roleLastTaken = MetadataRole(role)
             $0.set(.crashedPrimary, false)  // the activity log was of the old role's sessions
             $0.set(.secondaryCleanStop, false)  // it spoke of the secondary's last stop only
+            $0.set(.splitBrain, false)  // a split brain is between two primaries
         }
+        splitBrain = nil
         dropTrackedBitmap()
         persist?(spec)
         context.events.publish(resource: spec.name, "role", ["role": .string(role.rawValue)])
