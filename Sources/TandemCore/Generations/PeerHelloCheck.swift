@@ -142,6 +142,23 @@ public enum PeerHelloCheck {
         return primary.bitmap != 0 && primary.bitmap == own.current
     }
 
+    /// A secondary asked to fail over while connected: whether its copy may be older than
+    /// the connected primary's, from the generations (docs/replication.md, *Roles and
+    /// transitions*): the primary tracked writes since this copy's generation (its B is this
+    /// copy's C: it went on without it), or this copy does not hold the primary's generation
+    /// yet (a copy or catch-up from it has not finished; a copy adopts the primary's C once
+    /// UpToDate). nil: the copy holds the primary's generation. The reason says which.
+    public static func copyBehindPrimary(own: Generations, hello: WireHello) -> String? {
+        guard hello.role == .primary, let primary = hello.node, primary.current != 0 else { return nil }
+        if primary.bitmap != 0 && primary.bitmap == own.current {
+            return "the primary '\(hello.nodeName)' went on without this node: it tracked writes since this copy's "
+                + "generation (its bitmap generation is this copy's current one), and they have not all arrived"
+        }
+        guard primary.current != own.current else { return nil }
+        return "this copy does not hold the primary's generation yet (a copy from '\(hello.nodeName)' has not "
+            + "finished): it may lack writes the primary holds"
+    }
+
     /// What a primary makes of the peer's refusal of its own Hello: `stale-promotion` means
     /// the peer is a primary promoted after this one.
     public static func refusedByPeer(_ refusal: WireRefusal, reason: String) -> PeerHelloOutcome? {

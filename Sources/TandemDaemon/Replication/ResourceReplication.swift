@@ -15,6 +15,12 @@ extension Resource {
         DiskState.ofSecondaryAtRest(record: record, initialSync: spec.initialSync)
     }
 
+    /// The Hello of the primary this secondary is connected to now (failover's generation check).
+    private var connectedPrimaryHello: WireHello? {
+        guard let secondary, secondary.isConnectedToPeer else { return nil }
+        return secondary.acceptedPrimaryHello
+    }
+
     /// This node's own copy as it stands (promotion checks).
     private var ownDiskState: DiskState { reportedDiskStates.diskState }
 
@@ -265,7 +271,8 @@ extension Resource {
         let step = ResourceRoles.failover(
             roleFacts, force: force, allowInconsistent: allowInconsistent,
             diskFailure: health.failure.map { "\($0.operation): \($0.message)" },
-            peerConnected: secondary?.isConnectedToPeer == true, ownDiskState: ownDiskState)
+            peerConnected: secondary?.isConnectedToPeer == true, ownDiskState: ownDiskState,
+            behindPeer: connectedPrimaryHello.flatMap { PeerHelloCheck.copyBehindPrimary(own: generations, hello: $0) })
         switch step {
         case .failure(let refusal):
             done(ControlError(refusal))

@@ -66,6 +66,8 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     var digestReads = [(offset: UInt64, length: UInt64)?](repeating: nil, count: SecondaryNode.digestReadsMax)
     /// The accepted primary's Hello: its generation is this copy's once it is UpToDate.
     private var primaryHello: WireHello?
+    /// The Hello of the primary whose link was accepted last (failover compares generations).
+    private(set) var acceptedPrimaryHello: WireHello?
     /// This copy became UpToDate with the primary (the resource adopts its generation).
     var onUpToDate: ((WireHello) -> Void)?
     /// A primary's Hello was accepted (the resource learns whether it was left behind).
@@ -312,6 +314,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             link = candidate.link
             peerNode = candidate.hello.nodeName
             primaryHello = candidate.hello
+            acceptedPrimaryHello = candidate.hello
             onPrimaryAccepted?(candidate.hello)
             // A session that starts in sync (no copy): this copy holds the primary's
             // generation from now on, as it will once UpToDate after a copy.

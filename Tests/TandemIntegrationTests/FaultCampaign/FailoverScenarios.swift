@@ -60,7 +60,10 @@ extension Integration.FaultCampaign {
         let run = try PairState.catchingUp.reach()
         let refused = try run.pair.beta.control().request("failover", ["name": ReplicatedPair.resource])
         #expect(refused["ok"] as? Bool == false, "a failover to a catch-up target: \(refused)")
-        #expect((refused["message"] as? String)?.contains("Inconsistent") == true || refused["error"] as? String == "wrong-state",
+        #expect(refused["error"] as? String == "wrong-state", "\(refused)")
+        // The generations say why: the primary went on without this copy (docs/replication.md,
+        // *Roles and transitions*: the wrong direction).
+        #expect((refused["message"] as? String)?.contains("wrong direction: the primary 'alpha' went on without this node") == true,
                 "\(refused)")
         let (alpha, beta) = run.observe("failover refused")
         #expect(alpha?["role"] as? String == "primary" && beta?["role"] as? String == "secondary")
