@@ -50,8 +50,8 @@ final class Resource {
     /// The peer refused the link because its disk failed: replication is detached and this
     /// primary serves alone until the operator re-enables it.
     var peerDiskFailure: String?
-    /// Two primaries found they both wrote since they parted (Resource+Generations); not
-    /// persisted: the generations are, and the next meeting finds it again.
+    /// Two primaries found they both wrote since they parted (Resource+Generations);
+    /// persisted as the flag `split-brain` until a verdict or `resolve` clears it.
     var splitBrain: SplitBrainState?
     /// Why this primary stopped accepting writes: it met a primary promoted after it.
     var demotedByPromotion: String?
@@ -131,6 +131,7 @@ final class Resource {
         prepareRecordAtOpen(creating: creatingVolume)
         loadTrackedBitmapAtOpen()
         restoreDemotionAtOpen()
+        restoreSplitBrainAtOpen()
         // A secondary serves nothing until it is promoted (DESIGN.md, issue 3): no client
         // can read a volume that may be between two consistent states.
         guard spec.role != .secondary else { return }

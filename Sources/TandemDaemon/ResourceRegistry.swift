@@ -300,7 +300,7 @@ final class ResourceRegistry: @unchecked Sendable {
             resource.persist?(resource.spec)
         }
         if resource.recordSaysEnabled {
-            do { try resource.enable() } catch {
+            do { try resource.enableAtOpen() } catch {
                 resourceLogger.error("re-enabling replication failed", metadata: ["error": "\(error.message)"])
             }
         }

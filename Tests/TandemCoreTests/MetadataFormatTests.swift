@@ -75,6 +75,17 @@ import Testing
         #expect(MetadataSuperblockCodec.decode(newer) == .failure(.unknownVersion(4)))
     }
 
+    /// Issue 14's flags (a secondary's clean stop, a split brain) survive the codec; the
+    /// first bit above them is still refused.
+    @Test func theCleanStopAndSplitBrainFlagsRoundTripAndTheNextBitIsRefused() throws {
+        var superblock = Self.sample(sequence: 1)
+        superblock.flags = [.secondaryCleanStop, .splitBrain, .enabled]
+        let decoded = try MetadataSuperblockCodec.decode(MetadataSuperblockCodec.encode(superblock)).get()
+        #expect(decoded.flags == [.secondaryCleanStop, .splitBrain, .enabled])
+        superblock.flags = MetadataFlags(rawValue: 1 << 13)
+        #expect(MetadataSuperblockCodec.decode(MetadataSuperblockCodec.encode(superblock)) == .failure(.unknownFlags(1 << 13)))
+    }
+
     @Test func geometryFieldsOutOfRangeAreRefused() {
         var superblock = Self.sample(sequence: 1)
         superblock.bitmapBlockBytes = 6000

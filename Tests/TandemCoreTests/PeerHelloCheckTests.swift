@@ -167,6 +167,35 @@ private func judge(_ own: OwnHelloFacts, _ peer: OwnHelloFacts) -> PeerHelloOutc
         }
     }
 
+    /// After a restart only this node's facts are known: the split brain is restored as a
+    /// disconnect (the operator resolves), with the peer's bytes unknown, not claimed as 0.
+    @Test func aSplitBrainRestoredAfterARestartWaitsForResolveAndClaimsNothingOfThePeer() {
+        let report = SplitBrainReport.restored(localChangedBytes: 40960, localPromotion: 3)
+        #expect(report.isRestored)
+        guard case .disconnect(let why) = report.verdict else { Issue.record("\(report.verdict)"); return }
+        #expect(why.contains("resolve"))
+        #expect(report.reason.contains("40960 bytes changed here") && !report.reason.contains("on the peer"))
+        let found = SplitBrainReport(row: 8, localChangedBytes: 1, peerChangedBytes: 2, localPromotion: 1, peerPromotion: 2,
+                                     verdict: .disconnect(reason: "x"))
+        #expect(!found.isRestored && found.reason.contains("2 on the peer"))
+    }
+
+    /// failover's generation check on a connected secondary: behind when the primary tracked
+    /// writes since this copy's generation, or while this copy lacks the primary's generation;
+    /// not once it holds it.
+    @Test func aSecondaryIsBehindItsPrimaryUntilItHoldsThePrimarysGeneration() {
+        let copy = Generations(current: shared, bitmap: 0, history: [], promotion: 0)
+        let wentOn = PeerHelloCheck.copyBehindPrimary(own: copy, hello: hello(facts(oldPrimaryThatWrote())))
+        #expect(wentOn?.contains("went on without this node") == true, "\(wentOn ?? "nil")")
+        let fresh = PeerHelloCheck.copyBehindPrimary(own: .none, hello: hello(facts(copy)))
+        #expect(fresh?.contains("does not hold the primary's generation yet") == true, "\(fresh ?? "nil")")
+        #expect(PeerHelloCheck.copyBehindPrimary(own: copy, hello: hello(facts(copy))) == nil)
+        // A primary of an older build sends no generations: nothing to compare.
+        let old = WireHello(role: .primary, nodeName: "peer", resourceName: "r0", volumeSizeBytes: sizeBytes,
+                            generations: WireGenerations(current: 7, bitmap: 0), promotionNumber: 0)
+        #expect(PeerHelloCheck.copyBehindPrimary(own: .none, hello: old) == nil)
+    }
+
     @Test func nodesWhosePoliciesDifferBothDisconnect() {
         let a = facts(oldPrimaryThatWrote(), changed: 4096, policy: .discardYoungerPrimary)
         let b = facts(promoted(), changed: 4096, policy: .discardLeastChanges)

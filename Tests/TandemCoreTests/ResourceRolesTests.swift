@@ -280,6 +280,27 @@ import Testing
             == .success(.promote(.forced(allowInconsistent: false))))
     }
 
+    /// The wrong direction: the generations say the connected primary holds writes this copy
+    /// lacks. A planned failover is refused, whatever the disk state word says (a copy that
+    /// stays Consistent during its catch-up is still older), and says why; force still works.
+    @Test func aCopyWhoseGenerationsShowThePeerWentOnIsPromotedOnlyByForce() {
+        let secondary = facts(.secondary, enabled: true)
+        let behind = "the primary 'alpha' went on without this node"
+        for state in [DiskState.consistent, .upToDate] {
+            guard case .failure(let refusal) = ResourceRoles.failover(
+                secondary, force: false, allowInconsistent: false, diskFailure: nil, peerConnected: true,
+                ownDiskState: state, behindPeer: behind)
+            else {
+                Issue.record("a copy behind its primary was promoted without force (\(state))")
+                continue
+            }
+            #expect(refusal.code == .wrongState && refusal.message.hasPrefix("wrong direction: \(behind)"), "\(refusal)")
+        }
+        #expect(ResourceRoles.failover(secondary, force: true, allowInconsistent: false, diskFailure: nil,
+                                       peerConnected: true, ownDiskState: .consistent, behindPeer: behind)
+            == .success(.promote(.forced(allowInconsistent: false))))
+    }
+
     @Test func aPlannedFailoverNeedsTheConnectedPeerAForcedOneDoesNot() {
         let secondary = facts(.secondary, enabled: true)
         #expect(ResourceRoles.failover(secondary, force: false, allowInconsistent: false, diskFailure: nil,

@@ -7,14 +7,14 @@ private struct Harness {
     var node: SecondaryNode
     var nowNs: UInt64 = 1_000_000
 
-    init(record: ReplicationRecord = ReplicationRecord(), handedOver: Bool = false, initialSync: InitialSync = .full,
-         fault: SecondaryTestingFault? = nil, queuedBytesMax: UInt64 = 256 << 20) {
+    init(record: ReplicationRecord = ReplicationRecord(), handedOver: Bool = false, cleanStop: Bool = false,
+         initialSync: InitialSync = .full, fault: SecondaryTestingFault? = nil, queuedBytesMax: UInt64 = 256 << 20) {
         let machine = ReplicationSecondaryConfig(queuedBytesMax: queuedBytesMax, groupCommitIntervalNs: 1_000,
                                                  testingFault: fault)
         let config = SecondaryNodeConfig(
             machine: machine, resourceName: "r1", nodeName: "beta", peerName: "alpha",
             volumeSizeBytes: Self.sizeBytes, alignment: 4096, initialSync: initialSync)
-        node = SecondaryNode(config: config, record: record, handedOver: handedOver, nowNs: nowNs)
+        node = SecondaryNode(config: config, record: record, handedOver: handedOver, cleanStop: cleanStop, nowNs: nowNs)
     }
 
     @discardableResult
@@ -229,6 +229,53 @@ private let syncedRecord = ReplicationRecord(generation: 4, session: 5, durableT
         #expect(!SecondaryNode.isSynced(record: ReplicationRecord(generation: 1), initialSync: .none))
         #expect(Harness(record: syncedRecord).node.diskState == .inconsistent)
         #expect(Harness(record: syncedRecord, handedOver: true).node.diskState == .consistent)
+    }
+
+    /// A copy whose last run stopped cleanly (flushed after its last write) is the epoch
+    /// prefix that stop left: Consistent at restart, so a forced failover may promote it. Its
+    /// first re-sent write may land over a newer one, so from then on it is Inconsistent until
+    /// the re-send is applied, as after a crash; its Hello says so from the start.
+    @Test func aCleanlyStoppedCopyIsConsistentUntilItsFirstReSentWrite() {
+        #expect(Harness(record: syncedRecord, cleanStop: false).node.diskState == .inconsistent)
+        var harness = Harness(record: syncedRecord, cleanStop: true)
+        #expect(harness.node.diskState == .consistent)
+        // An unsynced record (a full copy stopped half-way) is Inconsistent whatever the stop.
+        #expect(Harness(record: ReplicationRecord(generation: 4, session: 5, synced: false), cleanStop: true)
+            .node.diskState == .inconsistent)
+        let up = harness.connect(session: 5, bitmap: 5)
+        #expect(up.contains(.send(.hello(durableThroughEpoch: 3, copy: .inconsistent))))  // the re-send is due
+        #expect(harness.node.diskState == .consistent)
+        #expect(writes(harness.data(10, epoch: 4)) == [10])
+        #expect(harness.node.diskState == .inconsistent)
+        harness.send(.writeCompleted(sequence: 10, errno: 0))
+        harness.send(.message(.resendComplete(throughSequence: 10)))
+        #expect(harness.node.diskState == .consistent)
+    }
+
+    /// The daemon records a clean stop only when the node says the stopped copy is an epoch
+    /// prefix: nothing in flight, no failed disk, and a consistent machine (or nothing
+    /// written since a clean start).
+    @Test func aStopLeavesAConsistentCopyOnlyWithNothingInFlightAndAPrefixApplied() {
+        var streaming = Harness(record: syncedRecord, handedOver: true)
+        streaming.connect(session: 5, bitmap: 5)
+        #expect(writes(streaming.data(1, epoch: 4)) == [1])
+        streaming.send(.stop)
+        #expect(!streaming.node.stopLeavesConsistentCopy)  // write 1 is still in flight
+        streaming.send(.writeCompleted(sequence: 1, errno: 0))
+        #expect(streaming.node.stopLeavesConsistentCopy)
+
+        var crashed = Harness(record: syncedRecord)
+        crashed.send(.stop)
+        #expect(!crashed.node.stopLeavesConsistentCopy)  // restarted after a crash, never re-sent
+        var clean = Harness(record: syncedRecord, cleanStop: true)
+        #expect(!clean.node.stopLeavesConsistentCopy)  // not stopping yet
+        clean.send(.stop)
+        #expect(clean.node.stopLeavesConsistentCopy)
+
+        var failed = Harness(record: syncedRecord, handedOver: true)
+        failed.send(.diskFailed(SecondaryDiskFault(operation: "write", errno: 5)))
+        failed.send(.stop)
+        #expect(!failed.node.stopLeavesConsistentCopy)
     }
 
     @Test func aProbeIsDueAfterAQuietPeriodThenAtMostEveryInterval() {

@@ -48,9 +48,26 @@ public struct SplitBrainReport: Equatable, Sendable {
         self.verdict = verdict
     }
 
+    /// A split brain found before this node restarted (flag `split-brain`): only this node's
+    /// facts survive the restart, so the peer's are unknown (row 0) and nothing is decided
+    /// but to wait for `resolve` (a policy's verdict, if any, was carried out before the
+    /// flag could be cleared, or was lost with the crash: the operator decides).
+    public static func restored(localChangedBytes: UInt64, localPromotion: UInt64) -> SplitBrainReport {
+        SplitBrainReport(row: 0, localChangedBytes: localChangedBytes, peerChangedBytes: 0, localPromotion: localPromotion,
+                         peerPromotion: 0, verdict: .disconnect(reason:
+                             "the split brain was found before this node restarted: run resolve on both nodes"))
+    }
+
+    /// Found before a restart: the peer's changed bytes and promotion number are unknown.
+    public var isRestored: Bool { row == 0 }
+
     /// The `split-brain` event's reason.
     public var reason: String {
-        "both nodes are primary and wrote since they parted (generations, table row \(row)): "
+        if isRestored {
+            return "a split brain found before this node restarted is not resolved (flag split-brain): "
+                + "\(localChangedBytes) bytes changed here since the nodes parted"
+        }
+        return "both nodes are primary and wrote since they parted (generations, table row \(row)): "
             + "\(localChangedBytes) bytes changed here, \(peerChangedBytes) on the peer"
     }
 }
@@ -123,6 +140,23 @@ public enum PeerHelloCheck {
     public static func primaryWentOnWithout(own: Generations, hello: WireHello) -> Bool {
         guard hello.role == .primary, let primary = hello.node else { return false }
         return primary.bitmap != 0 && primary.bitmap == own.current
+    }
+
+    /// A secondary asked to fail over while connected: whether its copy may be older than
+    /// the connected primary's, from the generations (docs/replication.md, *Roles and
+    /// transitions*): the primary tracked writes since this copy's generation (its B is this
+    /// copy's C: it went on without it), or this copy does not hold the primary's generation
+    /// yet (a copy or catch-up from it has not finished; a copy adopts the primary's C once
+    /// UpToDate). nil: the copy holds the primary's generation. The reason says which.
+    public static func copyBehindPrimary(own: Generations, hello: WireHello) -> String? {
+        guard hello.role == .primary, let primary = hello.node, primary.current != 0 else { return nil }
+        if primary.bitmap != 0 && primary.bitmap == own.current {
+            return "the primary '\(hello.nodeName)' went on without this node: it tracked writes since this copy's "
+                + "generation (its bitmap generation is this copy's current one), and they have not all arrived"
+        }
+        guard primary.current != own.current else { return nil }
+        return "this copy does not hold the primary's generation yet (a copy from '\(hello.nodeName)' has not "
+            + "finished): it may lack writes the primary holds"
     }
 
     /// What a primary makes of the peer's refusal of its own Hello: `stale-promotion` means

@@ -20,9 +20,12 @@ public struct MetadataFlags: OptionSet, Equatable, Sendable {
     public static let writtenWhileDisabled = MetadataFlags(rawValue: 1 << 8)
     public static let cycleCommitted = MetadataFlags(rawValue: 1 << 9)
     public static let fullSyncTarget = MetadataFlags(rawValue: 1 << 10)
+    // issue 14 (sbres): a secondary's clean stop, and a split brain that outlives a restart.
+    public static let secondaryCleanStop = MetadataFlags(rawValue: 1 << 11)
+    public static let splitBrain = MetadataFlags(rawValue: 1 << 12)
 
-    /// Bits 0-10; bits 11-31 are reserved.
-    public static let known = MetadataFlags(rawValue: (1 << 11) - 1)
+    /// Bits 0-12; bits 13-31 are reserved.
+    public static let known = MetadataFlags(rawValue: (1 << 13) - 1)
 }
 
 /// The role this node last took for the resource (byte 128).

@@ -32,7 +32,7 @@ public struct ReplicationSecondary: Sendable {
     public private(set) var completedThroughEpoch: Epoch
     private var flushRequestedEpoch: Epoch = 0
 
-    private var flushInFlight = false
+    public private(set) var flushInFlight = false
     private var flushCoversEpoch: Epoch = 0
     public private(set) var flushedThroughEpoch: Epoch
     private var recordInFlight = false

@@ -347,9 +347,11 @@ public enum ResourceRoles {
     /// `ownDiskState`: this node's copy now. A planned failover that this copy could not
     /// complete (it is Inconsistent) is refused before the primary is asked to demote: the
     /// primary would hand over and leave no node primary.
+    /// - `behindPeer`: why the generations say this copy may be older than the connected
+    ///   primary's (`PeerHelloCheck.copyBehindPrimary`), nil if they do not.
     public static func failover(_ facts: ResourceRoleFacts, force: Bool, allowInconsistent: Bool,
                                 diskFailure: String?, peerConnected: Bool,
-                                ownDiskState: DiskState) -> Result<FailoverStep, RoleRefusal> {
+                                ownDiskState: DiskState, behindPeer: String? = nil) -> Result<FailoverStep, RoleRefusal> {
         guard facts.role == .secondary else {
             return .failure(RoleRefusal(.wrongState,
                 "resource '\(facts.name)' is \(facts.role.rawValue): failover is run on the secondary"))
@@ -365,6 +367,12 @@ public enum ResourceRoles {
                 "this node's copy is Outdated: it lacks writes the peer acknowledged while they were apart "
                     + "(it learnt so at reconnect, or from outdate); promoting it would lose them. "
                     + "Let it catch up, or use force: true if the peer is really gone"))
+        }
+        if let behindPeer {
+            // The wrong direction: the copy that would become the reference is the older one.
+            return .failure(RoleRefusal(.wrongState,
+                "wrong direction: \(behindPeer); promoting this copy would lose those writes. "
+                    + "Let it catch up first, or use force: true if the peer is really gone"))
         }
         guard peerConnected else {
             return .failure(RoleRefusal(.wrongState,

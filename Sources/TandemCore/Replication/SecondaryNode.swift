@@ -86,16 +86,27 @@ public struct SecondaryNode: Sendable {
     public private(set) var isStopping = false
     private var nextProbeNs: UInt64
     private var machineActions: [SecondaryAction] = []
+    /// A restarted copy whose last run stopped cleanly (volume flushed after its last write,
+    /// flag `secondary-clean-stop`): the volume is the epoch prefix that stop left, so it is
+    /// consistent although the machine waits for a re-send. True until this run submits its
+    /// first write: a re-sent write may land over a newer one, and from then on the machine's
+    /// consistency (after ResendComplete) is the copy's.
+    public private(set) var consistentAtRest: Bool
 
     /// - `record`: the stored record (`ReplicationRecord()` for a new resource).
     /// - `handedOver`: this process demoted the resource and its volume holds every write it
     ///   acknowledged (see `restarted`).
-    public init(config: SecondaryNodeConfig, record: ReplicationRecord, handedOver: Bool, nowNs: UInt64) {
+    /// - `cleanStop`: the metadata said the last run stopped cleanly (`consistentAtRest`); the
+    ///   driver clears the flag durably before it creates the node.
+    public init(config: SecondaryNodeConfig, record: ReplicationRecord, handedOver: Bool, cleanStop: Bool = false,
+                nowNs: UInt64) {
         self.config = config
         self.record = record
         session = record.session
+        let restarted = Self.restarted(record: record, handedOver: handedOver)
         machine = ReplicationSecondary(config: config.machine, durableThroughEpoch: record.durableThroughEpoch,
-                                       restarted: Self.restarted(record: record, handedOver: handedOver))
+                                       restarted: restarted)
+        consistentAtRest = restarted && cleanStop
         heldWrites = BoundedQueue(capacity: config.machine.queuedWritesMax)
         nextProbeNs = nowNs + config.probeQuietNs
         machineActions.reserveCapacity(256)
@@ -118,6 +129,18 @@ public struct SecondaryNode: Sendable {
 
     public var isSynced: Bool { Self.isSynced(record: record, initialSync: config.initialSync) }
 
+    /// Whether this run's stop, once the driver has flushed the volume, leaves a copy a
+    /// restart may call consistent (flag `secondary-clean-stop`): the node is stopping, no
+    /// write or flush is outstanding, its disk has not failed, and what it applied is an
+    /// epoch prefix (the machine is consistent, or nothing was written since a clean start).
+    /// Writes are submitted in sequence order, so with none in flight the volume holds
+    /// exactly a prefix of the primary's writes. Whether the copy is synced is the record's
+    /// business (a stopped full copy stays Inconsistent whatever this says).
+    public var stopLeavesConsistentCopy: Bool {
+        isStopping && diskFault == nil && machine.writesInFlight == 0 && !machine.flushInFlight
+            && ownCopy.consistent
+    }
+
     // MARK: state for status
 
     public var isConnected: Bool { link == .established }
@@ -138,10 +161,10 @@ public struct SecondaryNode: Sendable {
     /// copy is not crash-consistent until re-sent), and a session that announced a full copy
     /// makes it unsynced from the moment it was accepted.
     private var ownCopy: (synced: Bool, consistent: Bool) {
-        guard let unproven else { return (isSynced, machine.isConsistent) }
+        guard let unproven else { return (isSynced, machine.isConsistent || consistentAtRest) }
         var synced = isSynced
         if case .newSession(let nowSynced, _) = pendingVerdict { synced = nowSynced }
-        return (synced, unproven.machine.isConsistent)
+        return (synced, unproven.machine.isConsistent || consistentAtRest)
     }
 
     /// The primary's copy is the reference while it is connected; otherwise unknown.
@@ -421,6 +444,7 @@ public struct SecondaryNode: Sendable {
             // The session's record is stable: what it held back may reach the disk.
             awaitingSessionRecord = false
             if diskFault == nil {
+                if !heldWrites.isEmpty { consistentAtRest = false }
                 while !heldWrites.isEmpty { actions.append(.submitWrite(heldWrites.removeFirst())) }
                 if flushHeld { actions.append(.submitFlush) }
             }
@@ -470,6 +494,7 @@ public struct SecondaryNode: Sendable {
         case .submitWrite(let write):
             guard diskFault == nil else { return }  // a failed disk is not written to
             if awaitingSessionRecord { return heldWrites.append(write) }
+            consistentAtRest = false
             actions.append(.submitWrite(write))
         case .submitFlush:
             guard diskFault == nil else { return }
@@ -485,9 +510,12 @@ public struct SecondaryNode: Sendable {
             guard diskFault == nil, link == .established else { return }
             if case .hello(let epoch, _) = message {
                 // The copy as it starts: Inconsistent while a full copy is due or unfinished,
-                // or after a restart until the re-send is applied.
+                // or after a restart until the re-send is applied (also after a clean stop:
+                // the re-sent writes make it inconsistent until ResendComplete, so the primary
+                // must send one and count the peer Inconsistent until then).
                 let own = ownCopy
-                let copy: DiskState = own.synced && own.consistent ? .consistent : .inconsistent
+                let consistent = (unproven?.machine ?? machine).isConsistent
+                let copy: DiskState = own.synced && consistent ? .consistent : .inconsistent
                 return actions.append(.send(.hello(durableThroughEpoch: epoch, copy: copy)))
             }
             actions.append(.send(message))

@@ -28,6 +28,18 @@ protocol PeerLinkDelegate: AnyObject {
     func peerLink(_ link: PeerLink, received message: WireMessage)
     /// Called once; `refusal` when the session was refused by either side.
     func peerLinkClosed(_ link: PeerLink, reason: String)
+    /// A frame's header carried a promotion number above the peer's Hello's: what this node
+    /// does (FramePromotionCheck). The frame itself is not delivered.
+    func peerLink(_ link: PeerLink, promotionRose framePromotion: UInt64, helloPromotion: UInt64) -> FramePromotionVerdict
+}
+
+extension PeerLinkDelegate {
+    /// Links that belong to no replicating primary drop a link whose peer claims a later
+    /// promotion mid-session.
+    func peerLink(_ link: PeerLink, promotionRose framePromotion: UInt64, helloPromotion: UInt64) -> FramePromotionVerdict {
+        FramePromotionCheck.judge(framePromotion: framePromotion, helloPromotion: helloPromotion, ownRole: .secondary,
+                                  ownPromotion: 0)
+    }
 }
 
 final class PeerLink: PeerSocketDelegate, TurnEndHandler {
@@ -66,6 +78,9 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
     /// Delivery paused by the delegate (backpressure): the frame it gave back, first on resume.
     private var heldMessage: WireMessage?
     private var resuming = false
+    /// The promotion number of the peer's Hello: a later frame's header above it is judged
+    /// (FramePromotionCheck).
+    private var peerHelloPromotion: UInt64 = 0
 
     /// The delegate has paused delivery and not resumed it.
     var isPaused: Bool { heldMessage != nil }
@@ -76,7 +91,9 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
         self.liveness = LinkLiveness(config: liveness, nowNs: ReplicationContext.nowNs())
         self.socket = socket
         self.counters = counters
-        self.channel = TLSWireChannel(connection: connection, promotionNumber: 0)
+        // Every frame's header carries this node's promotion number, as its Hello states it
+        // (persisted before the Hello was built); a listener sets it when it answers.
+        self.channel = TLSWireChannel(connection: connection, promotionNumber: hello?.promotionNumber ?? 0)
         self.ownHello = hello
         self.delegate = delegate
         self.logger = logger
@@ -259,7 +276,11 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
             switch phase {
             case .awaitingHello: receivedHello(frame.message)
             case .awaitingReply: receivedReply(frame.message)
-            case .established: delegate?.peerLink(self, received: frame.message)
+            case .established:
+                if frame.header.promotionNumber > peerHelloPromotion {
+                    return promotionRose(frame.header.promotionNumber)
+                }
+                delegate?.peerLink(self, received: frame.message)
             case .connecting, .tls, .closed: return
             }
         }
@@ -276,6 +297,7 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
             return closeForViolation("protocol violation: expected Hello, got \(message.type)")
         }
         peerNodeName = hello.nodeName
+        peerHelloPromotion = hello.promotionNumber
         guard let delegate else { return close("no owner for the link") }
         switch delegate.peerLink(self, validate: hello) {
         case .refuse(let code, let reason):
@@ -284,9 +306,21 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
             close("refused the peer: \(code): \(reason)")
         case .accept(let owner, let hello):
             self.delegate = owner
-            if let hello { send(.hello(hello)) }
+            if let hello {
+                channel.promotionNumber = hello.promotionNumber
+                send(.hello(hello))
+            }
             phase = .awaitingReply
             send(.helloReply(WireHelloReply()))
+        }
+    }
+
+    private func promotionRose(_ framePromotion: UInt64) {
+        let verdict = delegate?.peerLink(self, promotionRose: framePromotion, helloPromotion: peerHelloPromotion)
+            ?? .closeLink(reason: "a frame's promotion number \(framePromotion) is above the Hello's \(peerHelloPromotion)")
+        switch verdict {
+        case .accept: return
+        case .demoteByPromotion(let reason), .closeLink(let reason): close(reason)
         }
     }
 

@@ -68,6 +68,19 @@ extension PrimaryReplicator: PeerLinkDelegate {
         }
     }
 
+    /// A frame whose header claims a promotion after the peer's Hello: a primary promoted
+    /// while this link lived is there, so this one stops accepting writes (the resource
+    /// carries it out, as for a Hello: `demoted-by-promotion`); the link is dropped.
+    func peerLink(_ link: PeerLink, promotionRose framePromotion: UInt64, helloPromotion: UInt64) -> FramePromotionVerdict {
+        let own = helloGenerations?().promotion ?? 0
+        let verdict = FramePromotionCheck.judge(framePromotion: framePromotion, helloPromotion: helloPromotion,
+                                                ownRole: .primary, ownPromotion: own)
+        if case .demoteByPromotion(let reason) = verdict {
+            onPrimaryOutcome?(.demotedByPromotion(peerPromotion: framePromotion, reason: reason), link.peerNodeName)
+        }
+        return verdict
+    }
+
     func peerLinkEstablished(_ link: PeerLink) {
         guard link === self.link else { return }
         setLastError(nil)

@@ -51,7 +51,9 @@ extension Resource {
     var changedBytesSinceParting: UInt64 { spec.role == .primary ? changedBytesWhileParted : 0 }
 
     func persistChangedBytes() {
-        guard metadata.latest.changedBytes != changedBytesWhileParted else { return }
+        // In a split brain the field holds what the detection reported (split_brain_detail's
+        // `local_changed_bytes`, restored from it after a restart) until it is resolved.
+        guard splitBrain == nil, metadata.latest.changedBytes != changedBytesWhileParted else { return }
         _ = updateNode { $0.changedBytes = changedBytesWhileParted }
     }
 
@@ -179,7 +181,12 @@ extension Resource {
     func splitBrainDetected(_ report: SplitBrainReport, peer: String) {
         guard spec.role == .primary, splitBrain == nil, !transitioning else { return }
         splitBrain = SplitBrainState(report: report, peer: peer, detectedAtMs: EventHub.wallClockMs())
-        _ = updateNode { $0.changedBytes = report.localChangedBytes }
+        // Persisted: a restart stays in the split brain (`restoreSplitBrainAtOpen`) until a
+        // verdict or `resolve` clears it.
+        _ = updateNode {
+            $0.changedBytes = report.localChangedBytes
+            $0.set(.splitBrain, true)
+        }
         logger.error("split brain", metadata: [
             "peer": "\(peer)", "reason": "\(report.reason)", "verdict": "\(report.verdict.word)",
         ])
@@ -198,6 +205,35 @@ extension Resource {
             case .discardPeer(let reason): resyncPeerAsSurvivor(reason: reason, by: "after_split_brain") { _ in }
             }
         }
+    }
+
+    /// A primary whose flag `split-brain` is set found a split brain before a restart that
+    /// nothing resolved: it is still in it (status `split_brain`), and StandAlone (see
+    /// `enableAtOpen`) until `resolve`.
+    func restoreSplitBrainAtOpen() {
+        guard metadata.latest.flags.contains(.splitBrain) else { return }
+        guard spec.role == .primary else {
+            _ = updateNode { $0.set(.splitBrain, false) }  // a role change ended it
+            return
+        }
+        let report = SplitBrainReport.restored(localChangedBytes: metadata.latest.changedBytes,
+                                               localPromotion: generations.promotion)
+        splitBrain = SplitBrainState(report: report, peer: spec.peer?.name ?? "", detectedAtMs: EventHub.wallClockMs())
+        logger.error("split brain (found before the restart)", metadata: ["reason": "\(report.reason)"])
+        context.events.publish(resource: spec.name, "split-brain", [
+            "peer": .string(spec.peer?.name ?? ""), "reason": .string(report.reason), "row": .int(0),
+            "local_changed_bytes": .int(Int64(clamping: report.localChangedBytes)), "restored": .bool(true),
+            "verdict": .string(report.verdict.word), "verdict_reason": .string(report.verdict.reason),
+        ])
+    }
+
+    /// At the daemon's start, for a resource whose metadata says enabled: in a split brain
+    /// the replicator stays stopped (StandAlone, as the detection left it) while the resource
+    /// counts as enabled, so that `resolve` starts it again; otherwise `enable`.
+    func enableAtOpen() throws(ControlError) {
+        guard splitBrain != nil else { return try enable() }
+        enabled = true
+        logger.notice("replication stays off: the resource is in a split brain (run resolve)")
     }
 
     /// A primary promoted after this one is there: stop taking writes, leave the data.
@@ -242,6 +278,7 @@ extension Resource {
         ])
         splitBrain = nil
         demotedByPromotion = nil
+        if metadata.latest.flags.contains(.splitBrain) { _ = updateNode { $0.set(.splitBrain, false) } }
         updateGenerations { $0.fullCopyStartedAsTarget() }
         changedBytesWhileParted = 0
         persistChangedBytes()
@@ -257,7 +294,10 @@ extension Resource {
         ])
         splitBrain = nil
         resolvingAsSurvivor = true
-        _ = updateNode { $0.peerLacksWrites = true }
+        _ = updateNode {
+            $0.peerLacksWrites = true
+            $0.set(.splitBrain, false)
+        }
         guard enabled else { return done(nil) }
         do throws(ControlError) { try restartPrimaryReplication() } catch { return done(error) }
         done(nil)
@@ -276,13 +316,15 @@ extension Resource {
         fields["split_brain"] = .bool(splitBrain != nil)
         if let splitBrain {
             let report = splitBrain.report
-            fields["split_brain_detail"] = .object([
+            var detail: [String: JSONValue] = [
                 "peer": .string(splitBrain.peer), "detected_at_ms": .int(splitBrain.detectedAtMs),
                 "local_changed_bytes": .int(Int64(clamping: report.localChangedBytes)),
-                "peer_changed_bytes": .int(Int64(clamping: report.peerChangedBytes)),
                 "reason": .string(report.reason), "verdict": .string(report.verdict.word),
-                "verdict_reason": .string(report.verdict.reason),
-            ])
+                "verdict_reason": .string(report.verdict.reason), "restored": .bool(report.isRestored),
+            ]
+            // Found before a restart, the peer's bytes are not known: not reported as 0.
+            if !report.isRestored { detail["peer_changed_bytes"] = .int(Int64(clamping: report.peerChangedBytes)) }
+            fields["split_brain_detail"] = .object(detail)
         }
         if let demotedByPromotion { fields["demoted_by_promotion"] = .string(demotedByPromotion) }
     }

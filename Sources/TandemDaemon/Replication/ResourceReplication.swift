@@ -15,6 +15,12 @@ extension Resource {
         DiskState.ofSecondaryAtRest(record: record, initialSync: spec.initialSync)
     }
 
+    /// The Hello of the primary this secondary is connected to now (failover's generation check).
+    private var connectedPrimaryHello: WireHello? {
+        guard let secondary, secondary.isConnectedToPeer else { return nil }
+        return secondary.acceptedPrimaryHello
+    }
+
     /// This node's own copy as it stands (promotion checks).
     private var ownDiskState: DiskState { reportedDiskStates.diskState }
 
@@ -44,9 +50,10 @@ extension Resource {
             try startPrimary(handedOver: handedOver)
         case .secondary:
             _ = try context.serverConnection()
+            let cleanStop = takeSecondaryCleanStop()
             secondary = try SecondaryReplicator(spec: spec, volume: volume, context: context, counters: counters,
                                                 health: health, metadataFile: metadata, logger: logger,
-                                                handedOver: demotedInProcess)
+                                                handedOver: demotedInProcess, cleanStop: cleanStop)
             demotedInProcess = false
             secondary?.onUpToDate = { [unowned self] hello in adoptPrimaryGeneration(hello) }
             secondary?.onPrimaryAccepted = { [unowned self] hello in primaryAccepted(hello) }
@@ -200,7 +207,10 @@ extension Resource {
         }
         if let secondary {
             self.secondary = nil
-            return secondary.stop(done)
+            return secondary.stop { [self] in
+                recordSecondaryCleanStop(secondary.node)
+                done()
+            }
         }
         done()
     }
@@ -261,7 +271,8 @@ extension Resource {
         let step = ResourceRoles.failover(
             roleFacts, force: force, allowInconsistent: allowInconsistent,
             diskFailure: health.failure.map { "\($0.operation): \($0.message)" },
-            peerConnected: secondary?.isConnectedToPeer == true, ownDiskState: ownDiskState)
+            peerConnected: secondary?.isConnectedToPeer == true, ownDiskState: ownDiskState,
+            behindPeer: connectedPrimaryHello.flatMap { PeerHelloCheck.copyBehindPrimary(own: generations, hello: $0) })
         switch step {
         case .failure(let refusal):
             done(ControlError(refusal))
@@ -383,7 +394,10 @@ extension Resource {
         _ = updateNode {
             $0.roleLastTaken = MetadataRole(role)
             $0.set(.crashedPrimary, false)  // the activity log was of the old role's sessions
+            $0.set(.secondaryCleanStop, false)  // it spoke of the secondary's last stop only
+            $0.set(.splitBrain, false)  // a split brain is between two primaries
         }
+        splitBrain = nil
         dropTrackedBitmap()
         persist?(spec)
         context.events.publish(resource: spec.name, "role", ["role": .string(role.rawValue)])

@@ -66,6 +66,8 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     var digestReads = [(offset: UInt64, length: UInt64)?](repeating: nil, count: SecondaryNode.digestReadsMax)
     /// The accepted primary's Hello: its generation is this copy's once it is UpToDate.
     private var primaryHello: WireHello?
+    /// The Hello of the primary whose link was accepted last (failover compares generations).
+    private(set) var acceptedPrimaryHello: WireHello?
     /// This copy became UpToDate with the primary (the resource adopts its generation).
     var onUpToDate: ((WireHello) -> Void)?
     /// A primary's Hello was accepted (the resource learns whether it was left behind).
@@ -74,9 +76,11 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     var helloGenerations: (() -> (node: WireNodeGenerations, promotion: UInt64))?
 
     /// `handedOver`: this process demoted the resource and its volume holds every write it
-    /// acknowledged (SecondaryNode.restarted).
+    /// acknowledged (SecondaryNode.restarted). `cleanStop`: the last run stopped cleanly
+    /// (SecondaryNode.consistentAtRest).
     init(spec: ResourceSpec, volume: Volume, context: ReplicationContext, counters: ResourceCounters,
-         health: DiskHealth, metadataFile: MetadataFile, logger: Logger, handedOver: Bool = false) throws(ControlError) {
+         health: DiskHealth, metadataFile: MetadataFile, logger: Logger, handedOver: Bool = false,
+         cleanStop: Bool = false) throws(ControlError) {
         self.resource = spec.name
         self.counters = counters
         self.spec = spec
@@ -92,7 +96,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         let config = SecondaryNodeConfig(
             machine: machine, resourceName: spec.name, nodeName: context.config.nodeName, peerName: spec.peer?.name,
             volumeSizeBytes: volume.sizeBytes, alignment: volume.alignment, initialSync: spec.initialSync)
-        node = SecondaryNode(config: config, record: metadata.record, handedOver: handedOver,
+        node = SecondaryNode(config: config, record: metadata.record, handedOver: handedOver, cleanStop: cleanStop,
                              nowNs: ReplicationContext.nowNs())
         probe = SecondaryProbe(resource: spec.name, volumeSizeBytes: volume.sizeBytes, context: context, logger: logger)
         actions.reserveCapacity(256)
@@ -310,6 +314,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             link = candidate.link
             peerNode = candidate.hello.nodeName
             primaryHello = candidate.hello
+            acceptedPrimaryHello = candidate.hello
             onPrimaryAccepted?(candidate.hello)
             // A session that starts in sync (no copy): this copy holds the primary's
             // generation from now on, as it will once UpToDate after a copy.

@@ -60,7 +60,10 @@ extension Integration.FaultCampaign {
         let run = try PairState.catchingUp.reach()
         let refused = try run.pair.beta.control().request("failover", ["name": ReplicatedPair.resource])
         #expect(refused["ok"] as? Bool == false, "a failover to a catch-up target: \(refused)")
-        #expect((refused["message"] as? String)?.contains("Inconsistent") == true || refused["error"] as? String == "wrong-state",
+        #expect(refused["error"] as? String == "wrong-state", "\(refused)")
+        // The generations say why: the primary went on without this copy (docs/replication.md,
+        // *Roles and transitions*: the wrong direction).
+        #expect((refused["message"] as? String)?.contains("wrong direction: the primary 'alpha' went on without this node") == true,
                 "\(refused)")
         let (alpha, beta) = run.observe("failover refused")
         #expect(alpha?["role"] as? String == "primary" && beta?["role"] as? String == "secondary")
@@ -89,14 +92,16 @@ extension Integration.FaultCampaign {
         try run.pair.beta.stop()
         try run.pair.beta.start()
         run.observe("secondary restarted, primary gone")
+        // The clean stop flushed the volume and said so in the metadata (flag
+        // secondary-clean-stop): the restarted copy is Consistent, not Inconsistent.
+        let restarted = try run.pair.status(run.pair.beta)
+        #expect(restarted["disk_state"] as? String == "Consistent", "\(restarted)\n\(run.trailText)")
         let reply = try run.pair.beta.control().request("failover", ["name": ReplicatedPair.resource, "force": true])
-        // Today a restarted secondary says Inconsistent until its primary's re-send is applied
-        // (SecondaryNode.restarted), also after a clean stop, so the promotion is refused
-        // unless allow_inconsistent: deterministic, left for the fix.
-        withKnownIssue("a cleanly restarted secondary calls itself Inconsistent and refuses a forced failover") {
-            #expect(reply["ok"] as? Bool == true, "forced failover refused: \(reply)\n\(run.trailText)")
-        }
+        #expect(reply["ok"] as? Bool == true, "forced failover refused: \(reply)\n\(run.trailText)")
         guard reply["ok"] as? Bool == true else { return }
+        let promoted = try run.pair.status(run.pair.beta)
+        #expect(promoted["disk_state"] as? String == "UpToDate" && promoted["promoted_inconsistent"] as? Bool == false,
+                "\(promoted)")
         let missing = try run.missingBlocks(acknowledged, in: run.pair.volume(run.pair.beta))
         #expect(missing.isEmpty, "acknowledged writes missing: \(missing.prefix(20))")
     }

@@ -215,6 +215,34 @@ extension Replication {
         #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
     }
 
+    /// A secondary stopped cleanly (SIGTERM) flushed its volume and recorded it: restarted,
+    /// it is Consistent before its primary is back. One killed may have lost unflushed writes
+    /// in any order: Inconsistent until the re-send is applied. alpha is held (SIGSTOP) while
+    /// beta restarts, so that what beta says is its restart's word, not the reconnect's.
+    @Test func aSecondaryStoppedCleanlyRestartsConsistentAndOneKilledInconsistent() throws {
+        let pair = try ReplicatedPair(sizeBytes: 16 << 20)
+        try pair.createAndEnable(mode: "sync")
+        try pair.waitInSync()
+        try RawNBDClient.writePatterns(socketPath: pair.nbdSocket(pair.alpha), blocks: 0..<64)
+        try pair.waitInSync()
+        for (clean, expected) in [(true, "Consistent"), (false, "Inconsistent")] {
+            if clean { try pair.beta.stop() } else { pair.beta.crash() }
+            try pair.waitFor(pair.alpha, "alpha to notice beta is gone") { $0["connection_state"] as? String != "Connected" }
+            kill(pair.alpha.pid, SIGSTOP)
+            let started = Result { try pair.beta.start() }
+            let status = Result { try pair.status(pair.beta) }
+            kill(pair.alpha.pid, SIGCONT)
+            try started.get()
+            let restarted = try status.get()
+            #expect(restarted["disk_state"] as? String == expected, "clean stop \(clean): \(restarted)")
+            #expect(restarted["connection_state"] as? String != "Connected", "\(restarted)")
+            try pair.waitInSync()
+        }
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
+    }
+
     @Test func aCleanStopOfThePrimarySkipsTheCopyAndSaysSo() throws {
         let pair = try ReplicatedPair(sizeBytes: 16 << 20)
         try pair.createAndEnable(mode: "async")

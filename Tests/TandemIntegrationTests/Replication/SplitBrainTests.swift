@@ -120,6 +120,43 @@ extension Replication {
                                 kept: (100..<110, Self.alphaPattern), dropped: 200..<205)
     }
 
+    /// A split brain outlives the restarts of both nodes (flag split-brain): each still
+    /// reports it, stays StandAlone (no dial meets the other again) with its data as it was,
+    /// and `resolve` then ends it as it would have before the restarts.
+    @Test func aSplitBrainSurvivesTheRestartOfBothNodesUntilResolve() throws {
+        let p = try PartitionedPair()
+        try p.partitionAndWriteOnBoth(alphaBlocks: 100..<110, betaBlocks: 200..<205)
+        p.heal()
+        try Self.expectSplitBrainOnBoth(p, alphaChanged: 10 * Self.blockBytes, betaChanged: 5 * Self.blockBytes)
+        let alphaBefore = try VolumeFiles.sha256(p.pair.volume(p.pair.alpha))
+        let betaBefore = try VolumeFiles.sha256(p.pair.volume(p.pair.beta))
+        for daemon in [p.pair.alpha, p.pair.beta] {
+            try daemon.stop()
+            try daemon.start()
+        }
+        let connections = p.toBeta.connectionsAccepted + p.toAlpha.connectionsAccepted
+        for (daemon, changed) in [(p.pair.alpha, 10 * Self.blockBytes), (p.pair.beta, 5 * Self.blockBytes)] {
+            let status = try p.pair.status(daemon)
+            #expect(status["split_brain"] as? Bool == true, "\(status)")
+            #expect(status["role"] as? String == "primary" && status["connection_state"] as? String == "StandAlone",
+                    "\(status)")
+            #expect(status["enabled"] as? Bool == true, "\(status)")
+            let detail = Self.splitBrainDetail(status)
+            #expect(detail?["restored"] as? Bool == true && detail?["local_changed_bytes"] as? Int == changed, "\(status)")
+            #expect(detail?["peer_changed_bytes"] == nil, "the peer's bytes are unknown after a restart: \(status)")
+        }
+        #expect(try VolumeFiles.sha256(p.pair.volume(p.pair.alpha)) == alphaBefore)
+        #expect(try VolumeFiles.sha256(p.pair.volume(p.pair.beta)) == betaBefore)
+        try p.pair.expectOK(try p.pair.beta.control().request(
+            "resolve", ["name": ReplicatedPair.resource, "discard": "local"]))
+        #expect(p.toBeta.connectionsAccepted + p.toAlpha.connectionsAccepted == connections,
+                "a node restarted in split brain dialled before resolve")
+        try p.pair.expectOK(try p.pair.alpha.control().request(
+            "resolve", ["name": ReplicatedPair.resource, "discard": "peer"]))
+        try Self.expectSurvivor(p, survivor: p.pair.alpha, loser: p.pair.beta,
+                                kept: (100..<110, Self.alphaPattern), dropped: 200..<205)
+    }
+
     @Test(arguments: [
         ("discard-younger-primary", 10, 5, "alpha"),
         ("discard-least-changes", 2, 5, "beta"),
