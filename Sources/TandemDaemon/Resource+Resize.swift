@@ -14,16 +14,16 @@ import TandemIO
 extension Resource {
     /// `resize`: `done(nil)` once this node (and its peer, if connected) has the new size.
     func resize(toBytes size: UInt64, force: Bool, _ done: @escaping (ControlError?) -> Void) {
+        if spec.role == .secondary, secondary?.isConnectedToPeer == true {
+            return done(ControlError(.wrongState, "resize: this secondary is connected to its primary; "
+                                     + "resize on the primary, which resizes both"))
+        }
         let plan: ResizePlan
         switch checkResize(size, force: force) {
         case .failure(let refusal): return done(Self.controlError(refusal))
         case .success(let decided): plan = decided
         }
         if plan == .unchanged { return done(nil) }
-        if spec.role == .secondary, secondary?.isConnectedToPeer == true {
-            return done(ControlError(.wrongState, "resize: this secondary is connected to its primary; "
-                                     + "resize on the primary, which resizes both"))
-        }
         resizing = true
         guard spec.role == .primary, let primary, primary.isPeerEstablished else {
             return resizeHere(size, plan: plan, done)

@@ -1,0 +1,231 @@
+// Online resize on real daemons (docs/replication.md, *Resize*): a pair grows under a writer
+// and the area past the old end reaches both nodes (checksums); the new size survives a
+// restart; refusals (size not a multiple of 4096, a shrink without force, a secondary whose
+// block device is too small) change nothing on either node; a grown block device whose new
+// area holds other bytes on the secondary is caught up, not assumed zero; and a kill -9 of
+// either daemon at each metadata sync of the resize leaves a metadata file that loads, at
+// the old size or the new one, from which the pair converges.
+import Foundation
+import TandemCore
+import Testing
+
+extension Replication {
+@Suite(.serialized) struct ResizeTests {
+    static let oldBytes = 16 << 20
+    static let newBytes = 32 << 20
+
+    private func resize(_ daemon: DaemonProcess, to bytes: Int, force: Bool = false) throws -> JSONObject {
+        var arguments: [String: Any] = ["name": ReplicatedPair.resource, "size_bytes": bytes]
+        if force { arguments["force"] = true }
+        return try daemon.control().request("resize", arguments)
+    }
+
+    private func uri(_ pair: ReplicatedPair) -> String {
+        "nbd+unix:///\(ReplicatedPair.resource)?socket=\(pair.nbdSocket(pair.alpha))"
+    }
+
+    /// The size a fresh NBD client is offered (nbdinfo).
+    private func exportedBytes(_ pair: ReplicatedPair) throws -> Int {
+        let result = try ExternalTool.run("nbdinfo", ["--size", uri(pair)], timeoutSeconds: 30)
+        guard result.succeeded, let bytes = Int(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw HarnessError("nbdinfo --size failed: \(result)")
+        }
+        return bytes
+    }
+
+    @Test func growingAPairUnderAWriterCarriesTheNewAreaToBothNodesAndSurvivesARestart() throws {
+        let pair = try ReplicatedPair(sizeBytes: Self.oldBytes)
+        try pair.createAndEnable()
+        try pair.waitInSync()
+        let alphaEvents = try EventWatch(pair.alpha)
+        let betaEvents = try EventWatch(pair.beta)
+        let writes = AcknowledgedWriter(socket: pair.nbdSocket(pair.alpha), blocks: 3000)
+        writes.start()
+        let grown = try pair.expectOK(try resize(pair.alpha, to: Self.newBytes))
+        writes.join()
+        #expect(grown["size_bytes"] as? Int == Self.newBytes, "\(grown)")
+        #expect(writes.acknowledged.count == 3000, "the writer's connection survived the resize")
+        #expect(alphaEvents.saw("resized", timeoutSeconds: 10))
+        #expect(betaEvents.saw("resized", timeoutSeconds: 30))
+        try pair.waitFor(pair.beta, "beta at the new size") { $0["size_bytes"] as? Int == Self.newBytes }
+        try pair.waitInSync()
+        // A fresh client sees the new size and writes past the old end.
+        #expect(try exportedBytes(pair) == Self.newBytes)
+        try ExternalTool.check("qemu-io", ["-f", "raw", "-c", "write -P 0xab 24M 1M", "-c", "write -P 0xcd 32764K 4K",
+                                           "-c", "flush", uri(pair)])
+        try pair.waitInSync()
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        for daemon in [pair.alpha, pair.beta] {
+            #expect(try VolumeFiles.sizeBytes(pair.volume(daemon)) == UInt64(Self.newBytes))
+            let tail = try VolumeFiles.bytes(pair.volume(daemon), offset: 24 << 20, count: 1 << 20)
+            #expect(tail.allSatisfy { $0 == 0xab }, "the write past the old end is on \(daemon.nodeName)")
+        }
+        #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
+        // The metadata holds the new size: both reopen at it and reconnect.
+        try pair.beta.start()
+        try pair.alpha.start()
+        #expect(try pair.status(pair.alpha)["size_bytes"] as? Int == Self.newBytes)
+        #expect(try pair.status(pair.beta)["size_bytes"] as? Int == Self.newBytes)
+        try pair.waitInSync()
+        #expect(try exportedBytes(pair) == Self.newBytes)
+    }
+
+    @Test func refusalsChangeNothingAndAGrownBlockDeviceIsCaughtUpNotAssumedZero() throws {
+        let pair = try ReplicatedPair(sizeBytes: Self.oldBytes)
+        let device = try LoopDevice(sizeBytes: Self.oldBytes)
+        defer { device.detach() }
+        try pair.useAsVolume(device.path, of: pair.beta)
+        try pair.createAndEnable()
+        try pair.waitInSync()
+        let refusals: [(size: Int, code: String, words: String)] = [
+            (Self.newBytes + 512, "invalid-argument", "multiple of 4096"),
+            (8 << 20, "unsupported", "needs force"),
+            (Self.newBytes, "invalid-argument", "refused by the peer: the volume has \(Self.oldBytes) bytes"),
+        ]
+        for refusal in refusals {
+            let reply = try resize(pair.alpha, to: refusal.size)
+            #expect(reply["error"] as? String == refusal.code, "\(reply)")
+            #expect((reply["message"] as? String ?? "").contains(refusal.words), "\(reply)")
+            for daemon in [pair.alpha, pair.beta] {
+                #expect(try pair.status(daemon)["size_bytes"] as? Int == Self.oldBytes)
+            }
+            #expect(try VolumeFiles.sizeBytes(pair.volume(pair.alpha)) == UInt64(Self.oldBytes), "alpha's file not extended")
+        }
+        let onSecondary = try resize(pair.beta, to: Self.newBytes)
+        #expect(onSecondary["error"] as? String == "wrong-state", "\(onSecondary)")
+        try pair.waitInSync()
+
+        // The device grows; what it holds past the old end differs from alpha's zeros.
+        try device.grow(to: Self.newBytes, fillingNewAreaWith: 0x5a)
+        try pair.expectOK(try resize(pair.alpha, to: Self.newBytes))
+        try pair.waitFor(pair.beta, "beta at the new size") { $0["size_bytes"] as? Int == Self.newBytes }
+        try pair.waitInSync()
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(device.path),
+                "the new area was copied, not assumed equal")
+    }
+
+    /// strace attaches to a running daemon and kills it at its `killAt`-th fdatasync from
+    /// then on: the resize's own metadata syncs (its new bitmap pages, its superblock) and the
+    /// replication restart's records around them. The daemon restarts from what is on disk:
+    /// the metadata must load at the old size or the new one; resizing again where it is old
+    /// brings the pair together.
+    @Test(arguments: [("alpha", 1), ("alpha", 2), ("alpha", 3), ("alpha", 4), ("beta", 1), ("beta", 2)])
+    func killDuringAResizeLeavesALoadableMetadataFile(_ node: String, _ killAt: Int) throws {
+        let pair = try ReplicatedPair(sizeBytes: Self.oldBytes)
+        try pair.createAndEnable()
+        try pair.waitInSync()
+        let victim = node == "alpha" ? pair.alpha : pair.beta
+        let tracer = try SyscallKiller(pid: victim.pid, syscall: "fdatasync", when: killAt)
+        defer { tracer.stop() }
+        _ = try? resize(pair.alpha, to: Self.newBytes)  // the answer may never come: a node dies
+        let killed = tracer.waitForKill(timeoutSeconds: 20)
+        guard killed else {
+            // Fewer syncs than killAt: the resize completed; nothing to recover.
+            try pair.waitFor(pair.beta, "beta at the new size") { $0["size_bytes"] as? Int == Self.newBytes }
+            return
+        }
+        victim.crash()
+        try victim.start()
+        let reopened = try pair.status(victim)
+        #expect(reopened["disk_state"] as? String != "Failed" && reopened["disk_error"] == nil, "\(reopened)")
+        let size = reopened["size_bytes"] as? Int
+        #expect(size == Self.oldBytes || size == Self.newBytes, "\(reopened)")
+        // Resizing again brings them together: alpha resizes both if they are connected at
+        // the old size, or itself alone (sizes that differ never connect); then beta, if its
+        // own restart did not already take the new size, alone (refused only while alpha's
+        // resize of it is still restarting it, or while it is connected: alpha did it).
+        try pair.expectOK(try resize(pair.alpha, to: Self.newBytes))
+        let beta = try resize(pair.beta, to: Self.newBytes)
+        #expect(beta["ok"] as? Bool == true || ["busy", "wrong-state"].contains(beta["error"] as? String), "\(beta)")
+        try pair.waitFor(pair.beta, "beta at the new size") { $0["size_bytes"] as? Int == Self.newBytes }
+        try pair.waitInSync()
+        try ExternalTool.check("qemu-io", ["-f", "raw", "-c", "write -P 0x77 30M 1M", "-c", "flush", uri(pair)])
+        try pair.waitInSync()
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(pair.volume(pair.beta)))
+    }
+}
+}
+
+/// A loop block device over a file in a temporary directory (the test runs as root). Detached
+/// by its own device name, never by a pattern.
+final class LoopDevice {
+    let backing: String
+    let path: String
+    private let directory: TempDirectory
+    private var attached = true
+
+    init(sizeBytes: Int) throws {
+        directory = try TempDirectory("loop")
+        backing = directory.file("backing.img")
+        try VolumeFiles.makeZero(backing, sizeBytes: sizeBytes)
+        let result = try ExternalTool.run("losetup", ["--find", "--show", backing], timeoutSeconds: 30)
+        guard result.succeeded else { throw HarnessError("losetup: \(result)") }
+        path = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Grows the backing file, fills the new area with `byte`, and tells the loop driver
+    /// (losetup -c), as an operator's lvextend would leave a device: larger, its new blocks
+    /// holding whatever the disk held.
+    func grow(to sizeBytes: Int, fillingNewAreaWith byte: UInt8) throws {
+        let old = Int(try VolumeFiles.sizeBytes(backing))
+        try VolumeFiles.overwrite(backing, offset: UInt64(old), bytes: [UInt8](repeating: byte, count: sizeBytes - old))
+        try ExternalTool.check("losetup", ["-c", path])
+    }
+
+    func detach() {
+        guard attached else { return }
+        attached = false
+        _ = try? ExternalTool.run("losetup", ["-d", path], timeoutSeconds: 30)
+    }
+
+    deinit { detach() }
+}
+
+/// strace attached to a running process, killing it at the `when`-th call of `syscall`.
+final class SyscallKiller {
+    private let child: ChildProcess
+    private let directory: TempDirectory
+    private let target: Int32
+
+    init(pid: Int32, syscall: String, when: Int) throws {
+        target = pid
+        directory = try TempDirectory("strace")
+        let log = directory.file("strace.log")
+        child = try ChildProcess(
+            executable: "/usr/bin/strace",
+            arguments: ["-f", "-p", "\(pid)", "-o", "/dev/null", "-e", "trace=\(syscall)",
+                        "-e", "inject=\(syscall):signal=KILL:when=\(when)"],
+            outputPath: log)
+        // strace says "Process N attached" on stderr (into the log) once every thread is held.
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            if text.contains("attached") { return }
+            guard child.isRunning else { throw HarnessError("strace exited: \(text)") }
+            usleep(10_000)
+        }
+        throw HarnessError("strace did not attach to \(pid)")
+    }
+
+    /// Whether the traced process died (strace exits with it) within the timeout.
+    func waitForKill(timeoutSeconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        while Date() < deadline {
+            if kill(target, 0) != 0 && errno == ESRCH { return true }
+            if let text = try? String(contentsOfFile: "/proc/\(target)/stat", encoding: .utf8),
+                text.split(separator: " ").dropFirst(2).first == "Z" { return true }
+            usleep(10_000)
+        }
+        return false
+    }
+
+    func stop() {
+        if child.isRunning { child.signal(SIGTERM) }
+        _ = child.wait(timeoutSeconds: 10)
+    }
+}
