@@ -48,10 +48,10 @@ extension Resource {
 
     /// The pure check with what this node measures now.
     func checkResize(_ size: UInt64, force: Bool) -> Result<ResizePlan, ResizeRefusal> {
-        if health.isFailed { return .failure(.wrongState("resize: this node's disk failed")) }
+        if health.isFailed { return .failure(.wrongState("this node's disk failed")) }
         let measured: UInt64
         do throws(IOError) { measured = try volume.measureBytes() } catch {
-            return .failure(.failed("resize: \(error)"))
+            return .failure(.failed("\(error)"))
         }
         let busy = resizing || resizedAwaitingRestart != nil ? "a resize is under way"
             : transitioning ? "a role change, enable or disable is under way" : nil
@@ -99,7 +99,7 @@ extension Resource {
     private func applyResize(_ size: UInt64, plan: ResizePlan, _ done: @escaping (ResizeRefusal?) -> Void) {
         if case .grow(let extend?) = plan {
             do throws(IOError) { try volume.extendFile(toBytes: extend) } catch {
-                return done(.failed("resize: \(error)"))
+                return done(.failed("\(error)"))
             }
         }
         // A primary without a tracked bitmap must copy at its next session: its record may
@@ -115,7 +115,7 @@ extension Resource {
                 node.record = record
                 node.writtenWhileDisabled = true
             }) { [self] written in
-                guard written else { return done(.failed("resize: writing \(metadata.path) failed")) }
+                guard written else { return done(.failed("writing \(metadata.path) failed")) }
                 volume.use(bytes: size)
                 if let tracked = trackedSinceStop {
                     trackedSinceStop?.bitmap = tracked.bitmap.resized(toVolumeSizeBytes: size)
@@ -128,7 +128,7 @@ extension Resource {
             }
         } catch {
             health.record("metadata write", errno: error.errno)
-            done(.failed("resize: \(error)"))
+            done(.failed("\(error)"))
         }
     }
 
@@ -154,7 +154,7 @@ extension Resource {
         if plan == .unchanged { return answer(.success(())) }
         if case .grow(let extend?) = plan {
             do throws(IOError) { try volume.extendFile(toBytes: extend) } catch {
-                return answer(.failure(.failed("resize: \(error)")))
+                return answer(.failure(.failed("\(error)")))
             }
         }
         resizing = true
@@ -162,14 +162,14 @@ extension Resource {
         do throws(IOError) {
             try metadata.resize(toVolumeSizeBytes: size) { [self] written in
                 resizing = false
-                guard written else { return answer(.failure(.failed("resize: writing \(metadata.path) failed"))) }
+                guard written else { return answer(.failure(.failed("writing \(metadata.path) failed"))) }
                 resizedAwaitingRestart = size
                 answer(.success(()))
             }
         } catch {
             resizing = false
             health.record("metadata write", errno: error.errno)
-            answer(.failure(.failed("resize: \(error)")))
+            answer(.failure(.failed("\(error)")))
         }
     }
 

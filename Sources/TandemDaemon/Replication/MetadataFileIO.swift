@@ -141,15 +141,23 @@ enum MetadataFileIO {
         let clear = [UInt8](repeating: 0, count: BitmapPageHeader.bitsBytes)
         let tag = BitmapPageHeader.resourceTag(superblock.resourceUUID)
         let pagesPerChunk = UInt64(chunkBytes / MetadataGeometry.slotBytes)
+        // Aligned: an open metadata file may be O_DIRECT (MetadataFile's descriptor).
+        var memory: UnsafeMutableRawPointer? = nil
+        precondition(posix_memalign(&memory, MetadataGeometry.slotBytes, chunkBytes) == 0)
+        defer { free(memory) }
         var page = pages.lowerBound
         while page < pages.upperBound {
-            var chunk: [UInt8] = []
             let end = min(pages.upperBound, page + pagesPerChunk)
             for index in page..<end {
-                chunk += BitmapPageHeader(pageIndex: UInt32(index), superblockSequence: superblock.sequence,
-                                          resourceTag: tag).encodePage(bits: clear)
+                let bytes = BitmapPageHeader(pageIndex: UInt32(index), superblockSequence: superblock.sequence,
+                                             resourceTag: tag).encodePage(bits: clear)
+                bytes.withUnsafeBytes {
+                    (memory! + Int(index - page) * MetadataGeometry.slotBytes).copyMemory(from: $0.baseAddress!, byteCount: $0.count)
+                }
             }
-            try writeAll(fd: fd, bytes: chunk, offset: geometry.bitmapPageOffset(page), path: path)
+            let count = Int(end - page) * MetadataGeometry.slotBytes
+            try writeAll(fd: fd, UnsafeRawBufferPointer(start: memory, count: count), offset: geometry.bitmapPageOffset(page),
+                         path: path)
             page = end
         }
     }
