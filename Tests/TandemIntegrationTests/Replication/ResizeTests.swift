@@ -46,6 +46,7 @@ extension Replication {
         let grown = try pair.expectOK(try resize(pair.alpha, to: Self.newBytes))
         writes.join()
         #expect(grown["size_bytes"] as? Int == Self.newBytes, "\(grown)")
+        #expect(grown["session_start"] as? String == "catch-up", "only the tracked regions and the new area move: \(grown)")
         #expect(writes.acknowledged.count == 3000, "the writer's connection survived the resize")
         #expect(alphaEvents.saw("resized", timeoutSeconds: 10))
         #expect(betaEvents.saw("resized", timeoutSeconds: 30))
@@ -100,7 +101,9 @@ extension Replication {
 
         // The device grows; what it holds past the old end differs from alpha's zeros.
         try device.grow(to: Self.newBytes, fillingNewAreaWith: 0x5a)
-        try pair.expectOK(try resize(pair.alpha, to: Self.newBytes))
+        let grown = try pair.expectOK(try resize(pair.alpha, to: Self.newBytes))
+        #expect(grown["session_start"] as? String == "catch-up" && grown["out_of_sync_bytes"] as? Int ?? 0 >= Self.oldBytes,
+                "the new area is caught up as dirty: \(grown)")
         try pair.waitFor(pair.beta, "beta at the new size") { $0["size_bytes"] as? Int == Self.newBytes }
         try pair.waitInSync()
         try pair.alpha.stop()
