@@ -102,13 +102,14 @@ extension Resource {
                 return done(.failed("\(error)"))
             }
         }
-        // A primary without a tracked bitmap must copy at its next session: its record may
-        // say "clean stop", which would otherwise skip the new area. With one, the bitmap
+        // A grown primary without a tracked bitmap must copy at its next session: its record
+        // may say "clean stop", which would otherwise skip the new area. With one, the bitmap
         // (in memory) wins; after a crash there is none, and the record copies the volume.
-        let primary = spec.role == .primary
+        // A shrink adds nothing to copy: the record stays.
+        let grownPrimary = spec.role == .primary && size > volume.sizeBytes
         do throws(IOError) {
             try metadata.resize(toVolumeSizeBytes: size, also: { node in
-                guard primary else { return }
+                guard grownPrimary else { return }
                 var record = node.record
                 record.cleanStop = 0
                 record.generation = node.recordWrites + 1
