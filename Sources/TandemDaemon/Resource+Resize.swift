@@ -53,7 +53,7 @@ extension Resource {
         do throws(IOError) { measured = try volume.measureBytes() } catch {
             return .failure(.failed("\(error)"))
         }
-        let busy = resizing || resizedAwaitingRestart != nil ? "a resize is under way"
+        let busy = resizing || resizedAwaitingRestartBytes != nil ? "a resize is under way"
             : transitioning ? "a role change, enable or disable is under way" : nil
         let facts = ResizeFacts(currentBytes: volume.sizeBytes, sizeBytes: size, volumeBytes: measured,
                                 volumeIsFile: !volume.isBlockDevice, force: force,
@@ -164,7 +164,7 @@ extension Resource {
             try metadata.resize(toVolumeSizeBytes: size) { [self] written in
                 resizing = false
                 guard written else { return answer(.failure(.failed("writing \(metadata.path) failed"))) }
-                resizedAwaitingRestart = size
+                resizedAwaitingRestartBytes = size
                 answer(.success(()))
             }
         } catch {
@@ -178,12 +178,12 @@ extension Resource {
     /// restarts), restart the replicator at the new size, at the next turn (not inside the
     /// replicator's own close handling).
     func restartSecondaryIfResized() {
-        guard resizedAwaitingRestart != nil else { return }
+        guard resizedAwaitingRestartBytes != nil else { return }
         context.loop.runAt(deadlineNs: 0) { [weak self] in self?.restartResizedSecondary() }
     }
 
     private func restartResizedSecondary() {
-        guard resizedAwaitingRestart != nil, !transitioning, secondary != nil else { return }
+        guard resizedAwaitingRestartBytes != nil, !transitioning, secondary != nil else { return }
         transitioning = true
         stopReplication { [self] in
             transitioning = false
@@ -198,9 +198,9 @@ extension Resource {
     /// A secondary whose metadata took a new size uses it from its next replicator on (the
     /// old one's node was sized for the old volume); called with none running.
     func adoptResizedSize() {
-        guard let size = resizedAwaitingRestart else { return }
+        guard let size = resizedAwaitingRestartBytes else { return }
         precondition(secondary == nil, "a resize adopted under a running replicator")
-        resizedAwaitingRestart = nil
+        resizedAwaitingRestartBytes = nil
         let old = volume.sizeBytes
         volume.use(bytes: size)
         if spec.sizeBytes != nil {

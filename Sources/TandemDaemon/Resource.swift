@@ -28,7 +28,7 @@ final class Resource {
     var resizing = false
     /// Secondary: its metadata took the size its primary asked for; the replicator restarts
     /// at that size once the primary closes the link (Resource+Resize).
-    var resizedAwaitingRestart: UInt64?
+    var resizedAwaitingRestartBytes: UInt64?
     /// This process demoted the resource and its volume holds every acknowledged write: the
     /// next secondary replicator starts consistent (not "restarted"). Not persisted.
     var demotedInProcess = false
