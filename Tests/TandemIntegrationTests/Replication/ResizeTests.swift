@@ -43,7 +43,11 @@ extension Replication {
         let betaEvents = try EventWatch(pair.beta)
         let writes = AcknowledgedWriter(socket: pair.nbdSocket(pair.alpha), blocks: 3000)
         writes.start()
-        let grown = try pair.expectOK(try resize(pair.alpha, to: Self.newBytes))
+        // Through tandemctl, as an operator would.
+        let ctl = try ExternalTool.run(try Binaries.tandemctl(), ["--socket", pair.alpha.controlSocket, "--json", "resize",
+                                                                  ReplicatedPair.resource, "--size", "32MiB"])
+        #expect(ctl.succeeded, "\(ctl)")
+        let grown = try pair.status(pair.alpha)
         writes.join()
         #expect(grown["size_bytes"] as? Int == Self.newBytes, "\(grown)")
         #expect(grown["session_start"] as? String == "catch-up", "only the tracked regions and the new area move: \(grown)")
@@ -110,6 +114,38 @@ extension Replication {
         try pair.beta.stop()
         #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(device.path),
                 "the new area was copied, not assumed equal")
+    }
+
+    /// beta is stopped (SIGSTOP) so that the primary's Resize waits for its answer; of two
+    /// resizes sent at once, one waits and the other is refused `busy` at once; beta resumes
+    /// and the waiting one completes. (alpha's ping timeout is long: the pause is not a death.)
+    @Test func aSecondResizeWhileOneWaitsForThePeerIsRefusedBusy() throws {
+        let pair = try ReplicatedPair(sizeBytes: Self.oldBytes, alphaArguments: ["--ping-timeout-ms", "120000"])
+        try pair.createAndEnable()
+        try pair.waitInSync()
+        let control = pair.alpha.controlSocket
+        let anyAnswered = DispatchSemaphore(value: 0)
+        let stopped = kill(pair.beta.pid, SIGSTOP) == 0
+        defer { kill(pair.beta.pid, SIGCONT) }
+        #expect(stopped)
+        let requests = (0..<2).map { _ in
+            AsyncReply {
+                defer { anyAnswered.signal() }
+                return try ControlClient(path: control).request("resize", ["name": ReplicatedPair.resource,
+                                                                           "size_bytes": Self.newBytes])
+            }
+        }
+        #expect(anyAnswered.wait(timeout: .now() + 60) == .success)
+        // While beta is stopped nothing can complete: the one answered was refused.
+        let answered = requests.indices.compactMap { index in (try? requests[index].wait(timeoutSeconds: 0)).map { (index, $0) } }
+        #expect(answered.count == 1 && answered.first?.1["error"] as? String == "busy", "\(answered)")
+        #expect((answered.first?.1["message"] as? String ?? "").contains("a resize is under way"), "\(answered)")
+        kill(pair.beta.pid, SIGCONT)
+        let waiting = requests[answered.first?.0 == 0 ? 1 : 0]
+        let done = try pair.expectOK(try waiting.wait(timeoutSeconds: 60))
+        #expect(done["size_bytes"] as? Int == Self.newBytes, "\(done)")
+        try pair.waitFor(pair.beta, "beta at the new size") { $0["size_bytes"] as? Int == Self.newBytes }
+        try pair.waitInSync()
     }
 
     /// strace attaches to a running daemon and kills it at its `killAt`-th fdatasync from
