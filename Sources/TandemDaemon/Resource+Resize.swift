@@ -187,7 +187,7 @@ extension Resource {
         transitioning = true
         stopReplication { [self] in
             transitioning = false
-            guard enabled, spec.role == .secondary else { return adoptResizedSize() }
+            guard enabled, spec.role == .secondary else { return }
             do throws(ControlError) { try startReplication(handedOver: false) } catch {
                 refusalError = error.message
                 logger.error("restarting replication after the resize failed", metadata: ["error": "\(error.message)"])
@@ -195,8 +195,9 @@ extension Resource {
         }
     }
 
-    /// A secondary whose metadata took a new size uses it from its next replicator on (the
-    /// old one's node was sized for the old volume); called with none running.
+    /// A secondary whose metadata took a new size uses it once its replicator has stopped
+    /// (the old one's node was sized for the old volume): at any stop (a restart, a
+    /// disable, a promotion) and before any start.
     func adoptResizedSize() {
         guard let size = resizedAwaitingRestartBytes else { return }
         precondition(secondary == nil, "a resize adopted under a running replicator")

@@ -203,7 +203,10 @@ extension Resource {
         }
         if let secondary {
             self.secondary = nil
-            return secondary.stop(done)
+            return secondary.stop { [self] in
+                adoptResizedSize()  // a size its primary asked for is used from now on
+                done()
+            }
         }
         done()
     }
