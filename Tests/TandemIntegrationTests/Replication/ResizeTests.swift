@@ -2,7 +2,9 @@
 // and the area past the old end reaches both nodes (checksums); the new size survives a
 // restart; refusals (size not a multiple of 4096, a shrink without force, a secondary whose
 // block device is too small) change nothing on either node; a grown block device whose new
-// area holds other bytes on the secondary is caught up, not assumed zero; and a kill -9 of
+// area holds other bytes on the secondary is caught up, not assumed zero; a forced shrink
+// cuts both metadata files and copies nothing; a second resize while one waits for the peer
+// is refused `busy`; and a kill -9 of
 // either daemon at each metadata sync of the resize leaves a metadata file that loads, at
 // the old size or the new one, from which the pair converges.
 import Foundation
@@ -114,6 +116,40 @@ extension Replication {
         try pair.beta.stop()
         #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) == VolumeFiles.sha256(device.path),
                 "the new area was copied, not assumed equal")
+    }
+
+    /// A forced shrink cuts both nodes' metadata files to the smaller geometry (three bitmap
+    /// pages to one) and the export to the new size; the volumes keep their bytes (the
+    /// daemon never shrinks them), and a restart opens the larger volumes at the metadata's
+    /// size. Nothing is copied: the pair was in sync and nothing was added.
+    @Test func aForcedShrinkCutsTheMetadataOnBothNodesAndKeepsThePairInSync() throws {
+        let pair = try ReplicatedPair(sizeBytes: Self.acrossAPageBytes * 2)
+        try pair.createAndEnable(initialSync: "none")
+        try pair.waitInSync()
+        let metadata = { (daemon: DaemonProcess) in "\(daemon.stateDir)/\(ReplicatedPair.resource).md" }
+        let before = try VolumeFiles.sizeBytes(metadata(pair.alpha))
+        let shrunk = try pair.expectOK(try resize(pair.alpha, to: Self.oldBytes, force: true))
+        #expect(shrunk["size_bytes"] as? Int == Self.oldBytes && shrunk["session_start"] as? String == "clean-restart",
+                "\(shrunk)")
+        try pair.waitFor(pair.beta, "beta at the new size") { $0["size_bytes"] as? Int == Self.oldBytes }
+        try pair.waitInSync()
+        #expect(try exportedBytes(pair) == Self.oldBytes)
+        let geometry = MetadataGeometry(volumeSizeBytes: UInt64(Self.oldBytes), bitmapBlockBytes: 4096,
+                                        alSlots: MetadataSuperblock.alSlotsDefault)
+        for daemon in [pair.alpha, pair.beta] {
+            #expect(try VolumeFiles.sizeBytes(metadata(daemon)) == geometry.fileBytes, "\(daemon.nodeName): from \(before)")
+            #expect(try VolumeFiles.sizeBytes(pair.volume(daemon)) == UInt64(Self.acrossAPageBytes * 2), "the volume is kept")
+        }
+        try ExternalTool.check("qemu-io", ["-f", "raw", "-c", "write -P 0x3c 8M 1M", "-c", "flush", uri(pair)])
+        try pair.waitInSync()
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        let head = { (daemon: DaemonProcess) in try VolumeFiles.bytes(pair.volume(daemon), offset: 0, count: Self.oldBytes) }
+        #expect(try head(pair.alpha) == head(pair.beta))
+        try pair.beta.start()
+        try pair.alpha.start()
+        #expect(try pair.status(pair.alpha)["size_bytes"] as? Int == Self.oldBytes)
+        try pair.waitInSync()
     }
 
     /// beta is stopped (SIGSTOP) so that the primary's Resize waits for its answer; of two
