@@ -110,6 +110,9 @@ final class Resource {
         if describedBytes < volume.sizeBytes {
             logger.notice("the volume is larger than its metadata describes: serving the metadata's size until resize",
                           metadata: ["volume_bytes": "\(volume.sizeBytes)", "size_bytes": "\(describedBytes)"])
+            context.events.publish(resource: spec.name, "volume-not-resized", [
+                "volume_bytes": .int(Int64(clamping: volume.sizeBytes)), "size_bytes": .int(Int64(clamping: describedBytes)),
+            ])
             volume.use(bytes: describedBytes)
         }
         if self.spec.sizeBytes != nil { self.spec.sizeBytes = describedBytes }
