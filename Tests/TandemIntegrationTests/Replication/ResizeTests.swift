@@ -214,7 +214,7 @@ extension Replication {
         // the old size, or itself alone (sizes that differ never connect); then beta, if its
         // own restart did not already take the new size, alone (refused only while alpha's
         // resize of it is still restarting it, or while it is connected: alpha did it).
-        try pair.expectOK(try resize(pair.alpha, to: Self.acrossAPageBytes))
+        _ = try pair.expectOK(try resize(pair.alpha, to: Self.acrossAPageBytes))
         let beta = try resize(pair.beta, to: Self.acrossAPageBytes)
         #expect(beta["ok"] as? Bool == true || ["busy", "wrong-state"].contains(beta["error"] as? String), "\(beta)")
         try pair.waitFor(pair.beta, "beta at the new size") { $0["size_bytes"] as? Int == Self.acrossAPageBytes }
