@@ -8,6 +8,7 @@ public enum ControlCodec {
     public static let commands: Set<String> = [
         "ping", "capabilities", "create", "enable", "disable", "failover", "demote", "status", "set", "verify",
         "resolve", "outdate", "outdate-peer", "delete", "events", "reload-tls", "trace", "create-md",
+        "resize",
     ]
 
     /// A decoded request, or the error to reply with and the id to echo in that reply

@@ -64,6 +64,8 @@ final class DaemonControl: ControlHandler {
             result = set(request.args)
         case "resolve":
             result = resolve(request.args)
+        case "resize":
+            result = resize(request.args)
         case let command where Self.laterCommands.contains(command):
             result = .failure(ControlError(.unsupported, "'\(command)' is not supported by this version yet"))
         default:
@@ -267,6 +269,40 @@ final class DaemonControl: ControlHandler {
         return loop.submitAndWait { Result { () throws(ControlError) in try registry.status(name) } }
     }
 
+
+    /// `resize`: `name`, `size_bytes` (a positive multiple of 4096), `force` (to shrink):
+    /// waits until both nodes (or this one, alone) have the new size, then answers with the
+    /// status (Resource+Resize).
+    private func resize(_ args: [String: JSONValue]) -> Result<[String: JSONValue], ControlError> {
+        let name: String
+        switch resourceName(args) {
+        case .success(let found): name = found
+        case .failure(let error): return .failure(error)
+        }
+        guard let sizeValue = args["size_bytes"] else {
+            return .failure(ControlError(.missingArgument, "size_bytes: required (the new size in bytes)"))
+        }
+        guard case .int(let sizeInt) = sizeValue, sizeInt > 0 else {
+            return .failure(ControlError(.invalidArgument, "size_bytes: must be a positive integer"))
+        }
+        let forced: Bool
+        switch flag(args, "force") {
+        case .success(let value): forced = value ?? false
+        case .failure(let error): return .failure(error)
+        }
+        if let unknown = args.keys.first(where: { !["name", "size_bytes", "force"].contains($0) }) {
+            return .failure(ControlError(.invalidArgument, "unknown argument '\(unknown)' for resize (it takes name, size_bytes, force)"))
+        }
+        let registry = self.registry
+        let size = UInt64(sizeInt)
+        let error: ControlError? = loop.awaitOnLoop { done in
+            let resource: Resource
+            do throws(ControlError) { resource = try registry.resource(name) } catch { return done(error) }
+            resource.resize(toBytes: size, force: forced, done)
+        }
+        if let error { return .failure(error) }
+        return loop.submitAndWait { Result { () throws(ControlError) in try registry.status(name) } }
+    }
 
     /// `events`: one JSON line per state change until the client goes away. Optional `name`
     /// filters by resource.

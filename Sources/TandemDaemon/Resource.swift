@@ -24,6 +24,11 @@ final class Resource {
     }
     /// A failover, demote, enable or disable is under way.
     var transitioning = false
+    /// A resize is under way (Resource+Resize); a second one is refused `busy`.
+    var resizing = false
+    /// Secondary: its metadata took the size its primary asked for; the replicator restarts
+    /// at that size once the primary closes the link (Resource+Resize).
+    var resizedAwaitingRestartBytes: UInt64?
     /// This process demoted the resource and its volume holds every acknowledged write: the
     /// next secondary replicator starts consistent (not "restarted"). Not persisted.
     var demotedInProcess = false
@@ -81,7 +86,7 @@ final class Resource {
             throw ControlError(error.errno == ENOENT ? .notFound : .ioError, "volume: \(Self.describe(error))")
         }
         do {
-            try Self.checkSize(volume, spec)
+            try Self.checkSize(volume, spec, creating: creatingVolume)
         } catch {
             volume.discardCreatedFile()
             throw error
@@ -99,6 +104,18 @@ final class Resource {
         }
         metadata = opened.file
         self.spec.metadataPath = metadataPath
+        // The metadata's size is the resource's: a volume grown before `resize` (or by a
+        // resize a crash interrupted) serves no more than it describes until the next one.
+        let describedBytes = opened.file.latest.volumeSizeBytes
+        if describedBytes < volume.sizeBytes {
+            logger.notice("the volume is larger than its metadata describes: serving the metadata's size until resize",
+                          metadata: ["volume_bytes": "\(volume.sizeBytes)", "size_bytes": "\(describedBytes)"])
+            context.events.publish(resource: spec.name, "volume-not-resized", [
+                "volume_bytes": .int(Int64(clamping: volume.sizeBytes)), "size_bytes": .int(Int64(clamping: describedBytes)),
+            ])
+            volume.use(bytes: describedBytes)
+        }
+        if self.spec.sizeBytes != nil { self.spec.sizeBytes = describedBytes }
         do {
             try volume.attach(to: loop)
         } catch {
@@ -180,7 +197,15 @@ final class Resource {
         if !closing.isEmpty { unlink(spec.nbd.socket) }
     }
 
-    private static func checkSize(_ volume: Volume, _ spec: ResourceSpec) throws(ControlError) {
+    /// At `create` the volume must be exactly what was asked; reopened, it may have grown
+    /// (the metadata then says how much of it the resource uses: `MetadataLoad`).
+    private static func checkSize(_ volume: Volume, _ spec: ResourceSpec, creating: Bool) throws(ControlError) {
+        guard creating else {
+            guard volume.sizeBytes >= 4096 else {
+                throw ControlError(.invalidArgument, "volume: size \(volume.sizeBytes) bytes is below 4096")
+            }
+            return
+        }
         guard volume.sizeBytes > 0, volume.sizeBytes % 4096 == 0 else {
             throw ControlError(.invalidArgument, "volume: size \(volume.sizeBytes) bytes is not a positive multiple of 4096")
         }

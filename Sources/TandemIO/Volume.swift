@@ -9,7 +9,9 @@ import Logging
 public final class Volume {
     public let path: String
     public let fd: Int32
-    public let sizeBytes: UInt64
+    /// The bytes the resource uses: what the volume measured at open, or less when its
+    /// metadata describes less (a volume grown before `resize`), changed only by `use`.
+    public private(set) var sizeBytes: UInt64
     public let isBlockDevice: Bool
     public let direct: Bool
     /// Offsets and lengths of disk I/O must be multiples of this (1 when buffered).
@@ -80,6 +82,31 @@ public final class Volume {
             (sizeBytes, alignment) = try Self.geometry(fd: fd, stat: st, blockDevice: isBlockDevice, direct: direct)
         } catch {
             throw fail(error.errno, error.operation)
+        }
+    }
+
+    /// What the volume measures now (a logical volume or a file may have grown since open).
+    public func measureBytes() throws(IOError) -> UInt64 {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw IOError(errno: errno, "fstat \(path)") }
+        return try Self.geometry(fd: fd, stat: st, blockDevice: isBlockDevice, direct: direct).0
+    }
+
+    /// Uses `bytes` of the volume from now on (a resize, or a metadata that describes less
+    /// than the volume measures). Loop thread only; never more than the volume measures.
+    public func use(bytes: UInt64) {
+        precondition(bytes > 0 && bytes % 4096 == 0, "a volume size of \(bytes) bytes")
+        sizeBytes = bytes
+    }
+
+    /// Extends a regular file to `bytes` (ftruncate, then fsync: the new size is durable
+    /// before the metadata names it). Never shrinks; refused for block devices.
+    public func extendFile(toBytes bytes: UInt64) throws(IOError) {
+        guard !isBlockDevice else { throw IOError(errno: EINVAL, "extend \(path): a block device is grown by its owner") }
+        guard try measureBytes() < bytes else { return }
+        guard ftruncate(fd, off_t(bytes)) == 0 else { throw IOError(errno: errno, "ftruncate \(path)") }
+        while fsync(fd) != 0 {
+            guard errno == EINTR else { throw IOError(errno: errno, "fsync \(path)") }
         }
     }
 

@@ -101,6 +101,33 @@ struct Verify: ParsableCommand {
     func run() throws { try options.call("verify", ["name": .string(name)]) }
 }
 
+struct Resize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Grow a running resource (its primary resizes both nodes); shrinking needs --force.",
+        discussion: """
+            Grow the backing volume on both nodes first (lvextend; a file volume is extended \
+            by resize itself), then run this on the primary: the secondary checks its volume \
+            and grows its metadata, then the primary does, and the new area is caught up. NBD \
+            clients see the new size when they reconnect. With the peer away, or on a \
+            secondary whose primary is not connected, only this node is resized: resize the \
+            other node too before they reconnect. --force shrinks the metadata and the \
+            bitmap (the volume itself is left as it is).
+            """)
+    @OptionGroup var options: GlobalOptions
+    @Argument(help: "Resource name.") var name: String
+    @Option(help: ArgumentHelp("The new size: bytes or with a unit (64MiB, 10G); a multiple of 4096.", valueName: "size"))
+    var size: String
+    @Flag(help: "Allow shrinking.") var force = false
+    func run() throws {
+        guard let bytes = ByteSize.parse(size), bytes > 0, bytes <= UInt64(Int64.max) else {
+            throw ValidationError("--size: '\(size)' is not a size (bytes, or a number with KiB, MiB, GiB, TiB)")
+        }
+        var args: [String: JSONValue] = ["name": .string(name), "size_bytes": .int(Int64(bytes))]
+        if force { args["force"] = .bool(true) }
+        try options.call("resize", args)
+    }
+}
+
 struct Resolve: ParsableCommand {
     enum Side: String, ExpressibleByArgument, CaseIterable { case local, peer }
     static let configuration = CommandConfiguration(

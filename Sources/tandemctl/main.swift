@@ -22,7 +22,7 @@ struct Tandemctl: ParsableCommand {
             """,
         subcommands: [
             Ping.self, Create.self, Status.self, Delete.self, Enable.self, Disable.self,
-            Failover.self, Demote.self, CreateMD.self, SetOptions.self, Verify.self, Resolve.self,
+            Failover.self, Demote.self, CreateMD.self, SetOptions.self, Verify.self, Resize.self, Resolve.self,
             Outdate.self, OutdatePeer.self, Events.self, Capabilities.self, ReloadTLS.self, Trace.self,
         ])
 

@@ -7,6 +7,8 @@
 /// What the resource expects of its metadata.
 public struct MetadataExpectation: Equatable, Sendable {
     public var resourceName: String
+    /// What the volume measures: the metadata may describe this much or less (a volume
+    /// grown before `resize`), never more.
     public var volumeSizeBytes: UInt64
     /// nil: not known to the caller (only the metadata holds it).
     public var resourceUUID: UInt128?
@@ -46,7 +48,7 @@ public enum MetadataLoadFailure: Error, Equatable, Sendable, CustomStringConvert
         case .otherResource(let found, let expected):
             return "metadata of resource '\(found)', not '\(expected)'"
         case .otherSize(let found, let expected):
-            return "metadata describes a volume of \(found) bytes, the volume has \(expected)"
+            return "metadata describes a volume of \(found) bytes, the volume has only \(expected)"
         case .otherUUID(let found, let expected):
             return "metadata of resource UUID \(String(found, radix: 16)), not \(String(expected, radix: 16))"
         }
@@ -106,7 +108,9 @@ public enum MetadataLoad {
         if let uuid = expected.resourceUUID, superblock.resourceUUID != 0, uuid != superblock.resourceUUID {
             return .failure(.otherUUID(found: superblock.resourceUUID, expected: uuid))
         }
-        guard superblock.volumeSizeBytes == expected.volumeSizeBytes else {
+        // A volume larger than its metadata was grown and not (or not yet) resized: the
+        // resource keeps the metadata's size until `resize` (docs/metadata.md, *Resize*).
+        guard superblock.volumeSizeBytes <= expected.volumeSizeBytes else {
             return .failure(.otherSize(foundBytes: superblock.volumeSizeBytes, expectedBytes: expected.volumeSizeBytes))
         }
         let needed = superblock.placement == .external ? superblock.geometry.fileBytes : UInt64(2 * MetadataGeometry.slotBytes)

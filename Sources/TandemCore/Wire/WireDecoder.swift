@@ -237,6 +237,7 @@ enum WireBodyDecoder {
             let (offset, length) = try digestRegion(type, &reader)
             message = .digests(offsetBytes: offset, lengthBytes: length,
                                digest: RegionDigest(high: reader.u64()!, low: reader.u64()!))
+        case .resize: message = .resize(try WireResize.decode(&reader))
         case .replicaHello:
             let epoch = reader.u64()!
             let state = WireDiskState(rawValue: reader.u8()!)

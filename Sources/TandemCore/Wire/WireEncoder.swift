@@ -86,6 +86,8 @@ public enum WireEncoder {
             return 16
         case .digests:
             return 32
+        case .resize:
+            return WireResize.bodyBytes
         case .durableAck, .flushRequest, .ping, .pong, .resendComplete, .syncComplete, .failoverRequest, .demoted:
             return 8
         }
@@ -117,6 +119,13 @@ public enum WireEncoder {
             writer.put(length)
             writer.put(digest.high)
             writer.put(digest.low)
+        case .resize(let resize):
+            writer.put(resize.sizeBytes)
+            writer.put(resize.kind.rawValue)
+            writer.put(resize.force ? UInt8(1) : 0)
+            writer.put(resize.refusalCode)
+            writer.put(UInt32(0))
+            writer.put(resize.senderBytes)
         case .replicaHello(let hello):
             writer.put(hello.durableThroughEpoch)
             writer.put(hello.diskState.rawValue)

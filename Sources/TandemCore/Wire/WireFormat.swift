@@ -15,7 +15,8 @@ public enum WireFormat {
     /// Version 4 appends the sender's generation identifiers after the names
     /// (`WireNodeGenerations`; a Hello naming 3 or less has no tail) and adds the two verify
     /// messages (DigestRequest, Digests), sent only to a peer whose Hello names 4 or more.
-    public static let helloVersion: UInt16 = 4
+    /// Version 5 adds Resize (type 28), sent only to a peer whose Hello names 5 or more.
+    public static let helloVersion: UInt16 = 5
     /// The first version whose Hello carries the generation tail.
     public static let generationsVersion: UInt16 = 4
     /// The first version whose secondary reads a catch-up's bases (older ones take the
@@ -23,6 +24,8 @@ public enum WireFormat {
     public static let catchUpVersion: UInt16 = 3
     /// The first version that answers DigestRequest (online verify).
     public static let verifyVersion: UInt16 = 4
+    /// The first version that answers Resize (online resize, docs/replication.md *Resize*).
+    public static let resizeVersion: UInt16 = 5
     /// The largest region one DigestRequest names.
     public static let digestRegionBytesMax: UInt64 = 1 << 20
     public static let headerBytes = 24
@@ -60,6 +63,8 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
     /// Online verify (protocol 4): the region to digest, and its digest.
     case digestRequest = 23
     case digests = 24
+    /// Online resize (protocol 5): the primary's request and the secondary's answer.
+    case resize = 28
 
     /// The body length a frame of this type may have: exact for fixed-size messages, an
     /// upper bound (checked at the header, before any body is buffered) for the others.
@@ -71,6 +76,7 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
         case .data: return (WireFormat.dataFixedBytes + 1)...WireFormat.maxBodyBytes
         case .epochBarrier, .dataAck, .replicaHello, .digestRequest: return 16...16
         case .digests: return 32...32
+        case .resize: return WireResize.bodyBytes...WireResize.bodyBytes
         case .durableAck, .flushRequest, .ping, .pong, .resendComplete, .syncComplete, .failoverRequest, .demoted:
             return 8...8
         }

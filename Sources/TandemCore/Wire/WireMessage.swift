@@ -229,6 +229,9 @@ public enum WireMessage: Equatable, Sendable {
     case digestRequest(offsetBytes: UInt64, lengthBytes: UInt64)
     /// Secondary → primary: the digest of the region a DigestRequest named.
     case digests(offsetBytes: UInt64, lengthBytes: UInt64, digest: RegionDigest)
+    /// Online resize (protocol 5): primary → secondary the request, secondary → primary the
+    /// answer (WireResize).
+    case resize(WireResize)
 
     public var type: WireMessageType {
         switch self {
@@ -248,6 +251,7 @@ public enum WireMessage: Equatable, Sendable {
         case .replicaHello: return .replicaHello
         case .digestRequest: return .digestRequest
         case .digests: return .digests
+        case .resize: return .resize
         }
     }
 }

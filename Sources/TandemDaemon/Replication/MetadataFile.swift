@@ -39,6 +39,9 @@ final class MetadataFile: IOHandler {
     var onWritten: ((MetadataSuperblock) -> Void)?
     /// Runs once when a ring write fails (errno); nothing is written after that.
     var onFailed: ((Int32) -> Void)?
+    /// Waiting for a superblock state to be durable (`whenDurable`): each is asked at every
+    /// ring write that becomes stable (true: done, removed) and told nil if the file fails.
+    private var durableWaiters: [(MetadataSuperblock?) -> Bool] = []
 
     /// Opens a file whose superblock was already proven (`MetadataStore.open`).
     init(path: String, superblock: MetadataSuperblock, loop: EventLoop, logger: Logger) throws(IOError) {
@@ -71,6 +74,9 @@ final class MetadataFile: IOHandler {
         guard !closed else { return }
         closed = true
         queued = nil
+        let waiters = durableWaiters
+        durableWaiters = []
+        for waiter in waiters { _ = waiter(nil) }
         onWritten = nil
         if inFlight == nil { loop.unregister(handlerID) }
     }
@@ -148,6 +154,7 @@ final class MetadataFile: IOHandler {
         }
         superblock = inFlight!
         inFlight = nil
+        durableWaiters.removeAll { $0(superblock) }
         if closed { return loop.unregister(handlerID) }
         onWritten?(superblock)
         if let queued { writeAsync(queued) }
@@ -296,10 +303,72 @@ final class MetadataFile: IOHandler {
         activityLogNewest = max(activityLogNewest, transaction.transaction)
     }
 
+    // MARK: Resize (docs/metadata.md, *Resize*)
+
+    /// Describes a volume of `volumeSizeBytes` from now on (MetadataResize). Growing writes
+    /// the new bitmap pages past the old end and makes them durable before the superblock
+    /// that names the new size; shrinking writes that superblock first and cuts the file once
+    /// it is durable. The superblock goes synchronously when no ring write is under way
+    /// (`done(true)` before returning), else behind it (`done` once it is stable, false if
+    /// the file failed). The seal goes with it: the next bitmap write rewrites every page.
+    /// `also` changes other fields in the same superblock write.
+    func resize(toVolumeSizeBytes size: UInt64, also: (inout MetadataSuperblock) -> Void = { _ in },
+                _ done: @escaping (Bool) -> Void) throws(IOError) {
+        guard !closed, !failed else { throw IOError(errno: EIO, "write \(path): the metadata file failed earlier") }
+        let old = latest.geometry
+        var next = MetadataResize.superblock(latest, volumeSizeBytes: size)
+        also(&next)
+        let pages = MetadataResize.pagesToWrite(from: old, to: next.geometry)
+        do {
+            if !pages.isEmpty {
+                try MetadataFileIO.writeClearPages(fd: volume.fd, geometry: next.geometry, pages: pages,
+                                                   superblock: next, path: path)
+                try MetadataFileIO.dataSync(fd: volume.fd, path: path)
+            }
+        } catch {
+            failed = true
+            throw error
+        }
+        bitmapAreaMatches = false
+        let fileBytes = next.geometry.fileBytes
+        let cut = { [volume, path] in
+            // Shrinking: the pages past the new end are no longer named by any superblock.
+            guard fileBytes < old.fileBytes, ftruncate(volume.fd, off_t(fileBytes)) == 0 else { return }
+            try? MetadataFileIO.dataSync(fd: volume.fd, path: path)
+        }
+        if isWriting {
+            writeAsync(next)
+            whenDurable({ $0.volumeSizeBytes == size }) { ok in
+                if ok { cut() }
+                done(ok)
+            }
+            return
+        }
+        try writeNow(next)
+        cut()
+        done(true)
+    }
+
+    /// Runs `action(true)` once a superblock for which `reached` holds is stable (at once if
+    /// the stable one does), `action(false)` if the file fails first.
+    func whenDurable(_ reached: @escaping (MetadataSuperblock) -> Bool, _ action: @escaping (Bool) -> Void) {
+        if reached(superblock) { return action(true) }
+        guard !failed, !closed else { return action(false) }
+        durableWaiters.append { stable in
+            guard let stable else { action(false); return true }
+            guard reached(stable) else { return false }
+            action(true)
+            return true
+        }
+    }
+
     private func fail(_ code: Int32) {
         failed = true
         inFlight = nil
         queued = nil
+        let waiters = durableWaiters
+        durableWaiters = []
+        for waiter in waiters { _ = waiter(nil) }
         if closed { return loop.unregister(handlerID) }
         onFailed?(code)
     }

@@ -128,20 +128,36 @@ enum MetadataFileIO {
         // Activity-log slots: zeroes (no transaction yet: the active set is empty).
         let zeroes = [UInt8](repeating: 0, count: Int(geometry.bitmapOffset - geometry.activityLogOffset))
         try writeAll(fd: fd, bytes: zeroes, offset: geometry.activityLogOffset, path: path)
-        // Bitmap pages, every bit clear, written in chunks (not sealed: the superblock's
-        // `bitmap sealed` is 0, so nothing reads them before a bitmap write replaces them).
+        // Bitmap pages, every bit clear (not sealed: the superblock's `bitmap sealed` is 0, so
+        // nothing reads them before a bitmap write replaces them).
+        try writeClearPages(fd: fd, geometry: geometry, pages: 0..<geometry.bitmapPages, superblock: slots.superblock,
+                            path: path)
+    }
+
+    /// Writes `pages` of `geometry`'s bitmap, every bit clear, in chunks of `chunkBytes`
+    /// (creation, and the pages a resize adds past the old end). Not synced.
+    static func writeClearPages(fd: Int32, geometry: MetadataGeometry, pages: Range<UInt64>,
+                                superblock: MetadataSuperblock, path: String) throws(IOError) {
         let clear = [UInt8](repeating: 0, count: BitmapPageHeader.bitsBytes)
-        let tag = BitmapPageHeader.resourceTag(slots.superblock.resourceUUID)
+        let tag = BitmapPageHeader.resourceTag(superblock.resourceUUID)
         let pagesPerChunk = UInt64(chunkBytes / MetadataGeometry.slotBytes)
-        var page: UInt64 = 0
-        while page < geometry.bitmapPages {
-            var chunk: [UInt8] = []
-            let end = min(geometry.bitmapPages, page + pagesPerChunk)
+        // Aligned: an open metadata file may be O_DIRECT (MetadataFile's descriptor).
+        var memory: UnsafeMutableRawPointer? = nil
+        precondition(posix_memalign(&memory, MetadataGeometry.slotBytes, chunkBytes) == 0)
+        defer { free(memory) }
+        var page = pages.lowerBound
+        while page < pages.upperBound {
+            let end = min(pages.upperBound, page + pagesPerChunk)
             for index in page..<end {
-                chunk += BitmapPageHeader(pageIndex: UInt32(index), superblockSequence: slots.superblock.sequence,
-                                          resourceTag: tag).encodePage(bits: clear)
+                let bytes = BitmapPageHeader(pageIndex: UInt32(index), superblockSequence: superblock.sequence,
+                                             resourceTag: tag).encodePage(bits: clear)
+                bytes.withUnsafeBytes {
+                    (memory! + Int(index - page) * MetadataGeometry.slotBytes).copyMemory(from: $0.baseAddress!, byteCount: $0.count)
+                }
             }
-            try writeAll(fd: fd, bytes: chunk, offset: geometry.bitmapPageOffset(page), path: path)
+            let count = Int(end - page) * MetadataGeometry.slotBytes
+            try writeAll(fd: fd, UnsafeRawBufferPointer(start: memory, count: count), offset: geometry.bitmapPageOffset(page),
+                         path: path)
             page = end
         }
     }

@@ -115,6 +115,8 @@ extension PrimaryReplicator: PeerLinkDelegate {
             onFailoverRequested?()
         case let .digests(offset, length, digest):
             feed(.peerDigest(offsetBytes: offset, lengthBytes: length, digest: digest))
+        case .resize(let answer):
+            receivedResize(answer, link: link)
         default:
             link.closeForViolation("protocol violation: a secondary sent \(message.type)")
         }
@@ -125,6 +127,7 @@ extension PrimaryReplicator: PeerLinkDelegate {
         self.link = nil
         if let failure = link.failure { counters.count(failure) }
         noteFailure(reason)
+        failPendingResize("the link to the peer closed before it answered: \(reason)")
         if helloWithTail && link.sentOwnHello && !link.peerAnsweredHello {
             // Perhaps a peer of an older build that cannot read the tail: the next dial
             // sends a version-3 Hello; the peer's own Hello then says which it speaks.

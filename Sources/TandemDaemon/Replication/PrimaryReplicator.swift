@@ -122,6 +122,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     /// A judgement about a peer primary to carry out (split brain, demoted by promotion).
     var onPrimaryOutcome: ((PeerHelloOutcome, String) -> Void)?
 
+    /// The Resize sent to the peer and who waits for its answer (PrimaryReplicator+Resize).
+    var pendingResize: (request: WireResize, answer: (Result<Void, ResizeRefusal>) -> Void)?
+
     /// The resource's request trace (RequestTrace; off unless enabled).
     var trace: RequestTrace { counters.trace }
 
@@ -211,6 +214,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
 
     func stop(_ done: @escaping () -> Void) {
         onStopped = done
+        failPendingResize("replication stopped before the peer answered")
         feed(.stop)
     }
 

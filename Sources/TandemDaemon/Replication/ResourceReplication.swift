@@ -44,12 +44,13 @@ extension Resource {
         context.events.publish(resource: spec.name, "enabled", ["role": .string(spec.role.rawValue)])
     }
 
-    private func startReplication(handedOver: Bool) throws(ControlError) {
+    func startReplication(handedOver: Bool) throws(ControlError) {
         switch spec.role {
         case .primary:
             try startPrimary(handedOver: handedOver)
         case .secondary:
             _ = try context.serverConnection()
+            adoptResizedSize()
             let cleanStop = takeSecondaryCleanStop()
             secondary = try SecondaryReplicator(spec: spec, volume: volume, context: context, counters: counters,
                                                 health: health, metadataFile: metadata, logger: logger,
@@ -58,6 +59,8 @@ extension Resource {
             secondary?.onUpToDate = { [unowned self] hello in adoptPrimaryGeneration(hello) }
             secondary?.onPrimaryAccepted = { [unowned self] hello in primaryAccepted(hello) }
             secondary?.helloGenerations = { [unowned self] in helloGenerations }
+            secondary?.onResizeRequested = { [unowned self] request, answer in peerAskedResize(request, answer) }
+            secondary?.onLinkClosed = { [unowned self] in restartSecondaryIfResized() }
             backend.readOnly = true
         case .standalone:
             preconditionFailure("standalone resources do not replicate")
@@ -209,6 +212,7 @@ extension Resource {
             self.secondary = nil
             return secondary.stop { [self] in
                 recordSecondaryCleanStop(secondary.node)
+                adoptResizedSize()  // a size its primary asked for is used from now on
                 done()
             }
         }

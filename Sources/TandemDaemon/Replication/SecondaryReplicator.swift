@@ -74,6 +74,10 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     var onPrimaryAccepted: ((WireHello) -> Void)?
     /// The generation tail and promotion number of this node's Hello.
     var helloGenerations: (() -> (node: WireNodeGenerations, promotion: UInt64))?
+    /// The primary asked for a resize (SecondaryReplicator+Resize); the resource answers.
+    var onResizeRequested: ((WireResize, @escaping (Result<Void, ResizeRefusal>) -> Void) -> Void)?
+    /// The primary's link closed (a resize answered on it restarts this replicator).
+    var onLinkClosed: (() -> Void)?
 
     /// `handedOver`: this process demoted the resource and its volume holds every write it
     /// acknowledged (SecondaryNode.restarted). `cleanStop`: the last run stopped cleanly
@@ -266,6 +270,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         case .syncComplete(let sequence): feed(.syncComplete(through: sequence))
         case .demoted: feed(.demoted)
         case let .digestRequest(offset, length): feed(.digestRequested(offsetBytes: offset, lengthBytes: length))
+        case .resize(let request): receivedResize(request, link: link)
         case .ping(let nonce): link.send(.pong(nonce: nonce))
         case .pong: break
         default: feed(.unexpected(type: "\(message.type)"))
@@ -283,6 +288,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         perform()
         publishDiskState()
         checkStopped()
+        onLinkClosed?()
     }
 
     // MARK: the node
