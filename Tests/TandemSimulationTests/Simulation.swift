@@ -131,8 +131,9 @@ final class Simulation {
         case recordDone(node: Int, incarnation: Int)
         /// The activity-log transaction in flight is durable.
         case activityLogDone(node: Int, incarnation: Int, transaction: UInt64)
-        case toSecondary(ToSecondary, link: Int)
-        case toPrimary(ToPrimary, link: Int)
+        /// Bytes on one direction of a connection (Simulation+Wire).
+        case toSecondary(WireChunk, link: Int)
+        case toPrimary(WireChunk, link: Int)
         case dialFailed(node: Int, incarnation: Int, dial: Int)
         case restart(node: Int)
         /// The operator looks: with no node primary, the secondary is promoted (forced).
@@ -156,6 +157,12 @@ final class Simulation {
         var secondary: Int
         var lastToSecondaryNs: UInt64
         var lastToPrimaryNs: UInt64
+        /// The bytes each way: the receiver's decoder, the sender's barrier count, a wire fault.
+        var toSecondary = WireDirection()
+        var toPrimary = WireDirection()
+        /// The TLS fact the secondary judges the Hello with: the dialler's certificate names
+        /// the configured peer.
+        var certificateNamesPeer = true
         var impostor: Bool { primary == nil }
     }
 
@@ -206,6 +213,21 @@ final class Simulation {
     var splitBrainsFound = 0
     /// Generation identifiers and partitions (Simulation+Generations): a generator of its own.
     var generationRandom: SimRandom
+    /// Bytes on the wire (Simulation+Wire): which bits flip, where a frame is cut.
+    var wireRandom: SimRandom
+    /// Payloads as the secondary restored them from Data frames, by (session, sequence),
+    /// with the block's bytes.
+    var received: [PayloadKey: (extent: FakeDisk.Extent, block: [UInt8])] = [:]
+    var restoreError = ""
+    /// Frames a wire fault changed, those of them that arrived (the others were in flight when
+    /// their connection dropped), those refused by their receiver, and tampered Data frames
+    /// whose payload was never restored (ignored or re-sent ones).
+    var wireTampered = 0
+    var wireTamperedDelivered = 0
+    var wireRefused = 0
+    var wireKindsRefused: Set<WireTamper> = []
+    var wireNotRestored = 0
+    var wireCompressedFrames = 0
 
     var checker: GuaranteeChecker
     var requests: [RequestID: AppRequest] = [:]
@@ -227,6 +249,7 @@ final class Simulation {
         self.scenario = scenario
         random = SimRandom(seed: scenario.seed)
         generationRandom = SimRandom(seed: scenario.seed ^ 0x6E6E_5A5A_0000_0000)
+        wireRandom = SimRandom(seed: scenario.seed ^ 0x3149_E0B7_0000_0000)
         let blockCount = scenario.blockCount
         // initial_sync full: A's volume holds data B lacks; none: both are equal (zeros).
         var initial = Array(repeating: UInt64(0), count: blockCount)
@@ -340,12 +363,12 @@ final class Simulation {
             let node = nodes[index]
             guard node.alive, incarnation == node.incarnation else { return }
             activityLogDone(node, transaction: transaction)
-        case let .toSecondary(message, linkID):
+        case let .toSecondary(chunk, linkID):
             guard let link, link.id == linkID else { return }
-            secondaryReceived(message, node: nodes[link.secondary])
-        case let .toPrimary(message, linkID):
-            guard let link, link.id == linkID, let primaryIndex = link.primary else { return }
-            primaryReceived(message, node: nodes[primaryIndex])
+            receiveAtSecondary(chunk, linkID: linkID)
+        case let .toPrimary(chunk, linkID):
+            guard let link, link.id == linkID, link.primary != nil else { return }
+            receiveAtPrimary(chunk, linkID: linkID)
         case let .dialFailed(index, incarnation, dial):
             let node = nodes[index]
             // A dial the node hung up (going Ahead) and replaced answers no later one.
@@ -408,18 +431,29 @@ final class Simulation {
 
     // MARK: Network
 
+    /// Encodes the message into the connection's bytes (Simulation+Wire); one delivery event
+    /// carries one frame, or the frame an armed wire fault changed.
     func sendToSecondary(_ message: ToSecondary) {
         guard var link else { return }
+        let (bytes, isData) = encodeToSecondary(message, &link.toSecondary)
+        if case let .hello(_, _, _, namesPeer) = message { link.certificateNamesPeer = namesPeer }
+        var isBarrier = false
+        if case .message(.epochBarrier) = message { isBarrier = true }
+        let chunk = tamper(bytes, isData: isData, isBarrier: isBarrier, &link.toSecondary)
+            ?? WireChunk(bytes: bytes, label: "", tamper: nil)
         link.lastToSecondaryNs = max(link.lastToSecondaryNs, nowNs + networkDelayNs())
         self.link = link
-        events.schedule(.toSecondary(message, link: link.id), atNs: link.lastToSecondaryNs)
+        events.schedule(.toSecondary(chunk, link: link.id), atNs: link.lastToSecondaryNs)
     }
 
     func sendToPrimary(_ message: ToPrimary) {
         guard var link else { return }
+        let bytes = encodeToPrimary(message)
+        let chunk = tamper(bytes, isData: false, isBarrier: false, &link.toPrimary)
+            ?? WireChunk(bytes: bytes, label: "", tamper: nil)
         link.lastToPrimaryNs = max(link.lastToPrimaryNs, nowNs + networkDelayNs())
         self.link = link
-        events.schedule(.toPrimary(message, link: link.id), atNs: link.lastToPrimaryNs)
+        events.schedule(.toPrimary(chunk, link: link.id), atNs: link.lastToPrimaryNs)
     }
 
     /// Drops the connection; both ends notice now (the secondary not when it closed it
@@ -477,6 +511,10 @@ final class Simulation {
             guard let node = role == .primary ? livePrimary : liveSecondary else { return }
             node.disk.errorPlan = FakeDisk.ErrorPlan(
                 afterOperations: node.disk.operations + Int(random.between(1, 20)), errno: errno)
+        case let .wire(tamper, toSecondary):
+            // Armed for the next frame it fits on that direction of the connection up now.
+            guard link != nil, link?.impostor == false else { return }
+            if toSecondary { link!.toSecondary.armed = tamper } else { link!.toPrimary.armed = tamper }
         }
     }
 

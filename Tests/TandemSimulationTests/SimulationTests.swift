@@ -155,6 +155,48 @@ final class NSLockLike: @unchecked Sendable {
         #expect(caught != nil, "the checker never noticed a hidden split brain in \(Self.faultSeeds) seeds")
     }
 
+    /// Bytes on the wire (Simulation+Wire): a secondary that writes a Data frame's payload
+    /// without checking its CRC32C lets a bit flipped on the wire reach its volume. Every
+    /// run of the fault flips payload bits; the control runs (same seeds, the check in place)
+    /// refuse every flip.
+    @Test func checkerCatchesASecondaryThatSkipsThePayloadChecksum() {
+        let caught = firstFailure(with: .payloadChecksumSkipped) {
+            $0.message.contains("corrupted write reached") || $0.message.contains("accepted a frame although a payload bit flips")
+        }
+        #expect(caught != nil, "the checker never noticed a payload written without its checksum in \(Self.faultSeeds) seeds")
+    }
+
+    /// Every wire fault class is injected and refused: with wire faults in every seed, each
+    /// kind changes frames, and every changed frame is refused by its receiver (or, a Data
+    /// frame the node ignored, never restored), with every guarantee holding.
+    @Test func wireFaultsAreRefused() {
+        var tampered = 0
+        var delivered = 0
+        var refused = 0
+        var notRestored = 0
+        var compressed = 0
+        var kinds: Set<WireTamper> = []
+        for seed in UInt64(1)...Self.wireSeeds {
+            let simulation = Simulation(scenario: SimulationScenario(seed: seed, wireFaults: true))
+            let failure = simulation.run()
+            #expect(failure == nil, "\(failure!)")
+            if failure != nil { break }
+            tampered += simulation.wireTampered
+            delivered += simulation.wireTamperedDelivered
+            refused += simulation.wireRefused
+            notRestored += simulation.wireNotRestored
+            compressed += simulation.wireCompressedFrames
+            kinds.formUnion(simulation.wireKindsRefused)
+        }
+        print("simulation: \(tampered) frames tampered in \(Self.wireSeeds) seeds, \(delivered) arrived: \(refused) refused, \(notRestored) never restored; \(compressed) LZ4 frames")
+        #expect(delivered > 50, "too few tampered frames arrived: \(delivered)")
+        #expect(refused + notRestored == delivered, "\(delivered) tampered frames arrived, \(refused) refused, \(notRestored) never restored")
+        #expect(compressed > 0, "no Data frame was compressed")
+        #expect(kinds == Set(WireTamper.allCases), "wire faults never refused: \(Set(WireTamper.allCases).subtracting(kinds))")
+    }
+
+    static let wireSeeds: UInt64 = 200
+
     static let faultSeeds: UInt64 = 400
     /// Seeds at least that a seeded fault runs with its fault class switched off.
     static let classOffSeeds: UInt64 = 100
@@ -288,6 +330,6 @@ extension Simulation {
     var summary: String {
         "seed \(scenario.seed): \(step) steps, \(requestsIssued) requests (\(requestsAnswered) answered), "
             + "\(sessionsStarted) primary sessions, \(restarts) restarts, \(failovers) failovers, \(copiesCompleted) copies (\(copiesInterrupted) interrupted), \(aheadEntered) times Ahead, \(catchUpsStarted) catch-ups (\(catchUpsFromSealedBitmap) restarts from a sealed bitmap, \(catchUpsFromActivityLog) crash restarts from the activity log), \(verifiesStarted) verifies (\(verifyBytesChecked / SimulationScenario.blockSizeBytes) blocks compared), \(plannedFailoversStranded) stranded planned failovers, "
-            + "\(impostors) impostors, \(partitionsHealed) partitions healed (\(splitBrainsFound) split brains), \(diskErrors) disk errors, \(diskStalls) disk stalls (\(diskTimeouts) timed out), \(nodes.map(\.disk.tornWriteCount).reduce(0, +)) torn writes, \(linkCount) connections, \(stepsInSync) steps in sync; \(scenario)"
+            + "\(impostors) impostors, \(partitionsHealed) partitions healed (\(splitBrainsFound) split brains), \(diskErrors) disk errors, \(diskStalls) disk stalls (\(diskTimeouts) timed out), \(nodes.map(\.disk.tornWriteCount).reduce(0, +)) torn writes, \(linkCount) connections, \(wireTampered) frames tampered (\(wireRefused) refused, \(wireNotRestored) never restored), \(wireCompressedFrames) LZ4 frames, \(stepsInSync) steps in sync; \(scenario)"
     }
 }
