@@ -356,7 +356,7 @@ extension Simulation {
     /// Data frame whose payload was never restored; a cut one yields no frame, and its end of
     /// stream inside a frame drops the connection.
     private func delivered(_ chunk: WireChunk, linkID: Int, to node: SimNode, _ outcome: ChunkOutcome) {
-        guard let tamper = chunk.tamper, let link, link.id == linkID else { return }
+        guard let tamper = chunk.tamper, let link, link.id == linkID, checksRefusal else { return }
         switch tamper {
         case .cutInsideFrame:
             guard outcome.frames == 0 else { return fail("\(node.name) decoded a frame from a cut one") }

@@ -226,6 +226,9 @@ final class Simulation {
     var wireTamperedDelivered = 0
     var wireRefused = 0
     var wireKindsRefused: Set<WireTamper> = []
+    /// Whether a tampered frame must have been refused once delivered (off only to show that
+    /// the volume check sees what a skipped check lets through).
+    var checksRefusal = true
     var wireNotRestored = 0
     var wireCompressedFrames = 0
 
