@@ -25,12 +25,16 @@ struct RingModel {
             }
             return
         }
-        let proven = (0..<(count - 1)).allSatisfy { back in
-            let expected = Int64(newest) - Int64(back)
-            let slot = Int(((expected % Int64(count)) + Int64(count)) % Int64(count))
-            if expected < 1 { return decoded[slot] == .failure(.zeroes) }
-            guard case .success(let held) = decoded[slot] else { return false }
-            return held.transaction == UInt64(expected)
+        // Transaction numbers are 64-bit: newest − back, below 1 where back ≥ newest, whose
+        // slot is then count − (back − newest) mod count.
+        let proven = (0..<UInt64(count - 1)).allSatisfy { back in
+            guard newest > back else {
+                let slot = Int((UInt64(count) - (back - newest) % UInt64(count)) % UInt64(count))
+                return decoded[slot] == .failure(.zeroes)
+            }
+            let expected = newest - back
+            guard case .success(let held) = decoded[Int(expected % UInt64(count))] else { return false }
+            return held.transaction == expected
         }
         switch verdict {
         case .success(let found):
