@@ -60,6 +60,8 @@ extension Simulation {
             sendToPrimary(.refused(reason, code))
             if let link, link.impostor { disconnect("\(node.name) refused an impostor: \(reason)", notifySecondary: false) }
         case let .closeLink(reason):
+            // (A close on a cut link reaches nobody: the other side waits for its timeout.)
+            guard !isAwareSideOfCut(node) else { return }
             disconnect("\(node.name) closes: \(reason)", notifySecondary: false)
         case let .closeForViolation(reason):
             guard let link, link.secondary == node.index else { return }

@@ -204,6 +204,42 @@ final class NSLockLike: @unchecked Sendable {
 
     static let wireSeeds: UInt64 = 200
 
+    /// Asymmetric partitions and promotion races (Simulation+Partition), in every seed: one
+    /// side sees the cut, the other only at its liveness timeout; forced failovers while the
+    /// link is half up, sometimes two in a row. Every guarantee holds after every step
+    /// (guarantee 4 where two primaries meet), and the races do happen.
+    @Test func guaranteesHoldThroughAsymmetricPartitionsAndPromotionRaces() {
+        var cuts = 0
+        var timeouts = 0
+        var races = 0
+        var splitBrains = 0
+        let only = getenv("TANDEM_SIM_SEED").flatMap { UInt64(String(cString: $0)) }
+        for seed in only.map({ $0...$0 }) ?? UInt64(1)...Self.partitionSeeds {
+            let simulation = Simulation(scenario: SimulationScenario(seed: seed, partitions: true))
+            let failure = simulation.run()
+            #expect(failure == nil, "\(failure!)")
+            if failure != nil { break }
+            cuts += simulation.partitionsCut
+            timeouts += simulation.partitionTimeouts
+            races += simulation.promotionRaces
+            splitBrains += simulation.splitBrainsFound
+        }
+        print("simulation: \(cuts) asymmetric cuts in \(Self.partitionSeeds) seeds, \(timeouts) ended by liveness, \(races) promotion races, \(splitBrains) split brains found")
+        #expect(cuts > 100 && timeouts > 30 && races > 20, "too few partitions or races: \(cuts) cuts, \(timeouts) timeouts, \(races) races")
+    }
+
+    /// A side that never times out its silent peer after an asymmetric cut (its liveness not
+    /// checked) keeps the pair apart: the checker sees it at the end of the run.
+    @Test func checkerCatchesASideThatNeverNoticesAnAsymmetricCut() {
+        let caught = firstFailure(with: .livenessNeverChecked) {
+            $0.message.contains("settl") || $0.message.contains("did not reconnect")
+        }
+        #expect(caught != nil, "the checker never noticed a cut that was never timed out in \(Self.faultSeeds) seeds")
+        if let caught { print("caught: \(caught.message)") }
+    }
+
+    static let partitionSeeds: UInt64 = 200
+
     static let faultSeeds: UInt64 = 400
     /// Seeds at least that a seeded fault runs with its fault class switched off.
     static let classOffSeeds: UInt64 = 100
@@ -337,6 +373,6 @@ extension Simulation {
     var summary: String {
         "seed \(scenario.seed): \(step) steps, \(requestsIssued) requests (\(requestsAnswered) answered), "
             + "\(sessionsStarted) primary sessions, \(restarts) restarts, \(failovers) failovers, \(copiesCompleted) copies (\(copiesInterrupted) interrupted), \(aheadEntered) times Ahead, \(catchUpsStarted) catch-ups (\(catchUpsFromSealedBitmap) restarts from a sealed bitmap, \(catchUpsFromActivityLog) crash restarts from the activity log), \(verifiesStarted) verifies (\(verifyBytesChecked / SimulationScenario.blockSizeBytes) blocks compared), \(plannedFailoversStranded) stranded planned failovers, "
-            + "\(impostors) impostors, \(partitionsHealed) partitions healed (\(splitBrainsFound) split brains), \(diskErrors) disk errors, \(diskStalls) disk stalls (\(diskTimeouts) timed out), \(nodes.map(\.disk.tornWriteCount).reduce(0, +)) torn writes, \(linkCount) connections, \(wireTampered) frames tampered (\(wireRefused) refused, \(wireNotRestored) never restored), \(wireCompressedFrames) LZ4 frames, \(stepsInSync) steps in sync; \(scenario)"
+            + "\(impostors) impostors, \(partitionsHealed) partitions healed (\(splitBrainsFound) split brains), \(partitionsCut) asymmetric cuts (\(partitionTimeouts) ended by liveness, \(promotionRaces) promotion races), \(diskErrors) disk errors, \(diskStalls) disk stalls (\(diskTimeouts) timed out), \(nodes.map(\.disk.tornWriteCount).reduce(0, +)) torn writes, \(linkCount) connections, \(wireTampered) frames tampered (\(wireRefused) refused, \(wireNotRestored) never restored), \(wireCompressedFrames) LZ4 frames, \(stepsInSync) steps in sync; \(scenario)"
     }
 }
