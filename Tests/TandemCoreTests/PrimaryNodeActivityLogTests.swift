@@ -239,4 +239,15 @@ private struct LogHarness {
         }
         #expect(error.slot == 0, "\(error)")
     }
+
+    /// FuzzPages' second finding: a sealed slot numbered 0 (transactions start at 1) in the
+    /// slot after it, the one a crash may leave torn, went unchecked, and a ring holding
+    /// nothing else passed for never written, so a crash restart would copy nothing.
+    @Test func aRingOfTransactionZeroIsRefusedNotTakenForNeverWritten() {
+        guard case .failure(let error) = Self.newest([Self.zero, Self.slot(0), Self.zero, Self.zero]) else {
+            Issue.record("a ring with a sealed transaction 0 passed for never written")
+            return
+        }
+        #expect(error.slot == 1 && error.description.contains("transaction 0"), "\(error)")
+    }
 }

@@ -41,7 +41,10 @@ public enum ActivityLogRing {
                 failures[slot] = "\(error)"
             }
         }
-        guard let newest = found.compactMap({ $0?.transaction }).max() else {
+        // Transactions are numbered from 1: a ring whose only sealed slots hold 0 proves
+        // nothing (FuzzPages' second finding: such a slot in the next transaction's place
+        // went unchecked, and the ring passed for never written).
+        guard let newest = found.compactMap({ $0?.transaction }).max(), newest > 0 else {
             if let (slot, reason) = failures.min(by: { $0.key < $1.key }) { return .failure(ProofError(slot: slot, reason: reason)) }
             return .success(nil)
         }
