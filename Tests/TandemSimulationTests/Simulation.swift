@@ -223,6 +223,8 @@ final class Simulation {
     var partitionsCut = 0
     /// Cuts the unaware side's liveness ended, and forced promotions while a link was half up.
     var partitionTimeouts = 0
+    /// Disk-state checks skipped for the unaware side of a cut (Simulation+Partition).
+    var staleClaimChecksSkipped = 0
     var promotionRaces = 0
     /// Payloads as the secondary restored them from Data frames, by (session, sequence),
     /// with the block's bytes.
