@@ -30,7 +30,7 @@ enum PagesSeeds {
         var seeds: [(name: String, bytes: [UInt8])] = []
         let zero = [UInt8](repeating: 0, count: PagesFuzz.unitBytes)
         for count in [2, 3, 8] {
-            for newest in [0, 1, UInt64(count) - 1, UInt64(count) + 2] {
+            for newest in Set([0, 1, UInt64(count) - 1, UInt64(count) + 2]).sorted() {
                 var slots = Array(repeating: zero, count: count)
                 if newest > 0 {
                     for number in max(1, Int(newest) - count + 1)...Int(newest) {
