@@ -54,7 +54,8 @@ if [[ $mode == args ]]; then
 fi
 
 # The simulator prints its total of simulated steps; 3 800 seeds are about 3.1 million steps
-# (at least 3 million a run, issue 14; about 80 CPU-seconds in a debug build).
+# (at least 3 million a run, issue 14; about 100 CPU-seconds in a debug build, the whole
+# simulation target 155).
 if [[ $mode == quick ]]; then
     export TANDEM_SIM_SEEDS="${TANDEM_SIM_SEEDS:-300}"
 else
