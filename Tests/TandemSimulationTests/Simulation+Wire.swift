@@ -40,14 +40,11 @@ enum WireTamper: CaseIterable, CustomStringConvertible {
     }
 }
 
-/// The bytes one delivery event carries (one frame, or a tampered one), named for the trace.
+/// The bytes one delivery event carries: one frame, or one a wire fault changed.
 struct WireChunk: CustomStringConvertible {
     var bytes: [UInt8]
-    var label: String
     var tamper: WireTamper?
-    var description: String {
-        "\(bytes.count) bytes: \(label)" + (tamper.map { " [\($0)]" } ?? "")
-    }
+    var description: String { "\(bytes.count) bytes" + (tamper.map { " (\($0))" } ?? "") }
 }
 
 /// One direction of a connection: the receiver's decoder, the sender's barrier count, and
@@ -176,7 +173,7 @@ extension Simulation {
         }
         direction.armed = nil
         wireTampered += 1
-        return WireChunk(bytes: tampered, label: "", tamper: armed)
+        return WireChunk(bytes: tampered, tamper: armed)
     }
 }
 
@@ -289,7 +286,11 @@ extension Simulation {
         case .new:
             break
         }
-        guard let block = restore(data) else { return refuse(chunk, by: node, reason: "refusing a Data frame: \(restoreError)") }
+        let block: [UInt8]
+        switch restore(data) {
+        case let .success(restored): block = restored
+        case let .failure(error): return refuse(chunk, by: node, reason: "refusing a Data frame: \(error.reason)")
+        }
         let values = stride(from: 0, to: block.count, by: Self.blockWireBytes).map { Self.value(block, at: $0) }
         let extent = FakeDisk.Extent(firstBlock: Int(message.offsetBytes / SimulationScenario.blockSizeBytes), values: values)
         received[PayloadKey(session: node.secondary!.session, sequence: message.sequence)] = (extent, block)
@@ -302,13 +303,16 @@ extension Simulation {
         return value
     }
 
-    /// WirePayload.restore into a buffer of the restored length (nil: refused, the reason in
-    /// `restoreError`). The seeded fault `payloadChecksumSkipped` restores without the check.
-    private func restore(_ data: WireData) -> [UInt8]? {
+    struct RestoreRefusal: Error {
+        var reason: String
+    }
+
+    /// WirePayload.restore into a buffer of the restored length, or why it is refused. The
+    /// seeded fault `payloadChecksumSkipped` restores without the check.
+    private func restore(_ data: WireData) -> Result<[UInt8], RestoreRefusal> {
         let length: Int
         do throws(WirePayloadError) { length = try WirePayload.restoredBytes(data.header, payloadBytes: data.payload.count) } catch {
-            restoreError = "\(error)"
-            return nil
+            return .failure(RestoreRefusal(reason: "\(error)"))
         }
         var block = [UInt8](repeating: 0, count: length)
         let failure: WirePayloadError? = block.withUnsafeMutableBytes { destination in
@@ -327,15 +331,11 @@ extension Simulation {
                 return nil
             }
         }
-        if let failure {
-            restoreError = "\(failure)"
-            return nil
-        }
+        if let failure { return .failure(RestoreRefusal(reason: "\(failure)")) }
         guard block.count % Self.blockWireBytes == 0 else {
-            restoreError = "a block of \(block.count) bytes is no whole number of simulated blocks"
-            return nil
+            return .failure(RestoreRefusal(reason: "a block of \(block.count) bytes is no whole number of simulated blocks"))
         }
-        return block
+        return .success(block)
     }
 
     /// The receiver refuses the bytes and drops the connection: expected of tampered bytes and

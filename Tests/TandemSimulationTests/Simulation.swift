@@ -229,7 +229,6 @@ final class Simulation {
     /// Payloads as the secondary restored them from Data frames, by (session, sequence),
     /// with the block's bytes.
     var received: [PayloadKey: (extent: FakeDisk.Extent, block: [UInt8])] = [:]
-    var restoreError = ""
     /// Frames a wire fault changed, those of them that arrived (the others were in flight when
     /// their connection dropped), those refused by their receiver, and tampered Data frames
     /// whose payload was never restored (ignored or re-sent ones).
@@ -456,7 +455,7 @@ final class Simulation {
         var isBarrier = false
         if case .message(.epochBarrier) = message { isBarrier = true }
         let chunk = tamper(bytes, isData: isData, isBarrier: isBarrier, &link.toSecondary)
-            ?? WireChunk(bytes: bytes, label: "", tamper: nil)
+            ?? WireChunk(bytes: bytes, tamper: nil)
         link.lastToSecondaryNs = max(link.lastToSecondaryNs, nowNs + networkDelayNs())
         self.link = link
         events.schedule(.toSecondary(chunk, link: link.id), atNs: link.lastToSecondaryNs)
@@ -466,7 +465,7 @@ final class Simulation {
         guard var link, link.unaware == nil else { return }
         let bytes = encodeToPrimary(message)
         let chunk = tamper(bytes, isData: false, isBarrier: false, &link.toPrimary)
-            ?? WireChunk(bytes: bytes, label: "", tamper: nil)
+            ?? WireChunk(bytes: bytes, tamper: nil)
         link.lastToPrimaryNs = max(link.lastToPrimaryNs, nowNs + networkDelayNs())
         self.link = link
         events.schedule(.toPrimary(chunk, link: link.id), atNs: link.lastToPrimaryNs)
