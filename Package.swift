@@ -51,7 +51,7 @@ let package = Package(
             ]),
         .testTarget(name: "TandemCoreTests", dependencies: ["TandemCore"]),
         .testTarget(name: "TandemControlTests", dependencies: ["TandemControl", "TandemDaemon"]),
-        .testTarget(name: "TandemSimulationTests", dependencies: ["TandemCore"]),
+        .testTarget(name: "TandemSimulationTests", dependencies: ["TandemCore", "TandemIO"]),
         .testTarget(name: "TandemIOTests", dependencies: ["TandemIO", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "TandemIntegrationTests", dependencies: ["TandemCore", "TandemIO", "TandemDaemon"]),
         .testTarget(name: "TandemTLSTests", dependencies: ["TandemIO", "TandemCore"]),
@@ -66,5 +66,7 @@ let package = Package(
             name: "FuzzControl", dependencies: ["FuzzSupport", "TandemControl", "TandemCore"],
             path: "Fuzz/FuzzControl"),
         .executableTarget(name: "FuzzMetadata", dependencies: ["FuzzSupport", "TandemCore"], path: "Fuzz/FuzzMetadata"),
+        // The activity-log ring and the bitmap pages (sim).
+        .executableTarget(name: "FuzzPages", dependencies: ["FuzzSupport", "TandemCore"], path: "Fuzz/FuzzPages"),
     ]
 )

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 shift $(($# > 0 ? 1 : 0))
 targets=("$@")
-((${#targets[@]} > 0)) || targets=(FuzzNBD FuzzWire FuzzControl FuzzMetadata)
+((${#targets[@]} > 0)) || targets=(FuzzNBD FuzzWire FuzzControl FuzzMetadata FuzzPages)
 
 scratch="${FUZZ_SCRATCH:-.build-fuzz}"
 timeout_s="${FUZZ_TIMEOUT_S:-10}"
@@ -30,15 +30,18 @@ corpus_of() {
     FuzzWire) echo wire ;;
     FuzzControl) echo control ;;
     FuzzMetadata) echo metadata ;;
-    *) echo "unknown fuzz target $1 (known: FuzzNBD FuzzWire FuzzControl FuzzMetadata)" >&2; return 1 ;;
+    FuzzPages) echo pages ;;
+    *) echo "unknown fuzz target $1 (known: FuzzNBD FuzzWire FuzzControl FuzzMetadata FuzzPages)" >&2; return 1 ;;
     esac
 }
 
 # The longest input of a target: FUZZ_MAX_LEN, except that a metadata input is a whole pair
-# of superblock slots (8 KiB) after its 8-byte seed.
+# of superblock slots (8 KiB) after its 8-byte seed, and a pages input an activity-log ring
+# of up to 8 slots (32 KiB).
 max_len_of() {
     case "$1" in
     FuzzMetadata) echo $((max_len > 8200 ? max_len : 8200)) ;;
+    FuzzPages) echo $((max_len > 32776 ? max_len : 32776)) ;;
     *) echo "$max_len" ;;
     esac
 }

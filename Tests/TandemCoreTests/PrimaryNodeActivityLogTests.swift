@@ -225,4 +225,29 @@ private struct LogHarness {
             Issue.record("a ring with 4, 6 and a stale 1 was believed")
         }
     }
+
+    /// FuzzPages' first finding: a sealed slot whose transaction number is past Int.max
+    /// trapped the proof (`Int(newest)`), so a damaged metadata file stopped the daemon at open.
+    /// Numbers up to 2^64 − 1 are judged like any other.
+    @Test func transactionNumbersPastIntMaxAreJudgedNotTrapped() throws {
+        let top = UInt64.max  // slot 3 of 4 (2^64 − 1 = 4k + 3)
+        #expect(try Self.newest([Self.slot(top - 3), Self.slot(top - 2), Self.slot(top - 1), Self.slot(top)]).get()?.transaction == top)
+        let big = UInt64(Int.max) + 2  // 2^63 + 1, slot 1 of 4
+        guard case .failure(let error) = Self.newest([Self.zero, Self.slot(big), Self.zero, Self.zero]) else {
+            Issue.record("a lone transaction 2^63 + 1 with nothing before it was believed")
+            return
+        }
+        #expect(error.slot == 0, "\(error)")
+    }
+
+    /// FuzzPages' second finding: a sealed slot numbered 0 (transactions start at 1) in the
+    /// slot after it, the one a crash may leave torn, went unchecked, and a ring holding
+    /// nothing else passed for never written, so a crash restart would copy nothing.
+    @Test func aRingOfTransactionZeroIsRefusedNotTakenForNeverWritten() {
+        guard case .failure(let error) = Self.newest([Self.zero, Self.slot(0), Self.zero, Self.zero]) else {
+            Issue.record("a ring with a sealed transaction 0 passed for never written")
+            return
+        }
+        #expect(error.slot == 1 && error.description.contains("transaction 0"), "\(error)")
+    }
 }

@@ -256,7 +256,8 @@ extension Simulation {
         case .dial:
             dial(from: node)
         case let .closeLink(reason):
-            if link?.primary == node.index && !primary.handingOver { disconnect("\(node.name) closes: \(reason)") }
+            // (A close on a cut link reaches nobody: the other side waits for its timeout.)
+            if primaryConnected(node) && !primary.handingOver { disconnect("\(node.name) closes: \(reason)") }
         case let .protocolViolation(reason):
             fail("primary \(node.name) reports a protocol violation by a real secondary: \(reason)")
         case let .recordStop(cleanStop):

@@ -60,6 +60,8 @@ extension Simulation {
             sendToPrimary(.refused(reason, code))
             if let link, link.impostor { disconnect("\(node.name) refused an impostor: \(reason)", notifySecondary: false) }
         case let .closeLink(reason):
+            // (A close on a cut link reaches nobody: the other side waits for its timeout.)
+            guard !isAwareSideOfCut(node) else { return }
             disconnect("\(node.name) closes: \(reason)", notifySecondary: false)
         case let .closeForViolation(reason):
             guard let link, link.secondary == node.index else { return }
@@ -69,8 +71,16 @@ extension Simulation {
         case .releasePayloads:
             break  // payloads are kept by (session, sequence)
         case let .submitWrite(write):
-            guard let extent = payloads[PayloadKey(session: secondary.session, sequence: write.sequence)] else {
+            let key = PayloadKey(session: secondary.session, sequence: write.sequence)
+            guard let sent = payloads[key] else {
                 return fail("\(node.name) applies write \(write.sequence) of session \(secondary.session), which was never sent")
+            }
+            // What arrived on the wire is written; it must be what the primary sent.
+            guard let extent = received[key]?.extent else {
+                return fail("\(node.name) applies write \(write.sequence) of session \(secondary.session), which never arrived")
+            }
+            guard extent.values == sent.values else {
+                return fail("a corrupted write reached \(node.name)'s volume: write \(write.sequence) holds \(extent.values), the primary sent \(sent.values)")
             }
             let range = blocks(offsetBytes: write.offsetBytes, lengthBytes: write.lengthBytes)
             guard extent.blocks == range else { return fail("write \(write.sequence) applied at the wrong blocks") }
@@ -115,27 +125,12 @@ extension Simulation {
         driveSecondary(node, .linkClosed)
     }
 
+    /// A decoded frame other than a Hello or Data (those arrive through Simulation+Wire).
     func secondaryReceived(_ message: ToSecondary, node: SimNode) {
         guard node.alive, !node.isPrimary, node.secondary != nil else { return }
         switch message {
-        case let .hello(session, basis, nodeName, certificateNamesPeer):
-            let hello = WireHello(
-                role: .primary, nodeName: nodeName, resourceName: Self.resourceName,
-                volumeSizeBytes: UInt64(scenario.blockCount) * SimulationScenario.blockSizeBytes,
-                generations: basis.wireGenerations(session: session), promotionNumber: 0)
-            driveSecondary(node, .hello(PrimaryHelloFacts(hello: hello, certificateNamesPeer: certificateNamesPeer,
-                                                          certificateSubject: certificateNamesPeer ? nodeName : "impostor")))
-        case let .message(.data(data)):
-            // The driver classifies a Data frame before it reads the payload.
-            switch node.secondary!.classify(data) {
-            case .new, .duplicate: driveSecondary(node, .data(data))
-            case .ignore: break
-            // The simulated primary stays within the secondary's queue bound, so no frame waits.
-            case .wait: fail("secondary \(node.name) has no room for data \(data.sequence)")
-            case let .violation(reason):
-                guard let link, link.impostor else { return fail("secondary \(node.name) refuses the real primary's data: \(reason)") }
-                disconnect("impostor: \(reason)", notifySecondary: true)
-            }
+        case .hello, .garbage, .message(.data):
+            fail("\(message) reaches the secondary only through Simulation+Wire")
         case let .digestRequest(offset, length):
             driveSecondary(node, .digestRequested(offsetBytes: offset, lengthBytes: length))
         case let .message(message):
@@ -144,10 +139,6 @@ extension Simulation {
             driveSecondary(node, .syncComplete(through: through))
         case .demoted:
             driveSecondary(node, .demoted)
-        case .garbage:
-            // Undecodable bytes close the link (the codec's error), whatever the session.
-            guard let link, link.impostor else { return fail("the real primary sent garbage") }
-            disconnect("garbage from an impostor", notifySecondary: true)
         }
     }
 

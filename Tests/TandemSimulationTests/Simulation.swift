@@ -131,8 +131,9 @@ final class Simulation {
         case recordDone(node: Int, incarnation: Int)
         /// The activity-log transaction in flight is durable.
         case activityLogDone(node: Int, incarnation: Int, transaction: UInt64)
-        case toSecondary(ToSecondary, link: Int)
-        case toPrimary(ToPrimary, link: Int)
+        /// Bytes on one direction of a connection (Simulation+Wire).
+        case toSecondary(WireChunk, link: Int)
+        case toPrimary(WireChunk, link: Int)
         case dialFailed(node: Int, incarnation: Int, dial: Int)
         case restart(node: Int)
         /// The operator looks: with no node primary, the secondary is promoted (forced).
@@ -156,6 +157,15 @@ final class Simulation {
         var secondary: Int
         var lastToSecondaryNs: UInt64
         var lastToPrimaryNs: UInt64
+        /// The bytes each way: the receiver's decoder, the sender's barrier count, a wire fault.
+        var toSecondary = WireDirection()
+        var toPrimary = WireDirection()
+        /// The TLS fact the secondary judges the Hello with: the dialler's certificate names
+        /// the configured peer.
+        var certificateNamesPeer = true
+        /// Cut asymmetrically (Simulation+Partition): nothing flows any more, and this side
+        /// has not seen it yet; the other side has.
+        var unaware: UnawareSide?
         var impostor: Bool { primary == nil }
     }
 
@@ -206,6 +216,31 @@ final class Simulation {
     var splitBrainsFound = 0
     /// Generation identifiers and partitions (Simulation+Generations): a generator of its own.
     var generationRandom: SimRandom
+    /// Bytes on the wire (Simulation+Wire): which bits flip, where a frame is cut.
+    var wireRandom: SimRandom
+    /// Asymmetric partitions and promotion races (Simulation+Partition).
+    var partitionRandom: SimRandom
+    var partitionsCut = 0
+    /// Cuts the unaware side's liveness ended, and forced promotions while a link was half up.
+    var partitionTimeouts = 0
+    /// Disk-state checks skipped for the unaware side of a cut (Simulation+Partition).
+    var staleClaimChecksSkipped = 0
+    var promotionRaces = 0
+    /// Payloads as the secondary restored them from Data frames, by (session, sequence),
+    /// with the block's bytes.
+    var received: [PayloadKey: (extent: FakeDisk.Extent, block: [UInt8])] = [:]
+    /// Frames a wire fault changed, those of them that arrived (the others were in flight when
+    /// their connection dropped), those refused by their receiver, and tampered Data frames
+    /// whose payload was never restored (ignored or re-sent ones).
+    var wireTampered = 0
+    var wireTamperedDelivered = 0
+    var wireRefused = 0
+    var wireKindsRefused: Set<WireTamper> = []
+    /// Whether a tampered frame must have been refused once delivered (off only to show that
+    /// the volume check sees what a skipped check lets through).
+    var checksRefusal = true
+    var wireNotRestored = 0
+    var wireCompressedFrames = 0
 
     var checker: GuaranteeChecker
     var requests: [RequestID: AppRequest] = [:]
@@ -227,6 +262,8 @@ final class Simulation {
         self.scenario = scenario
         random = SimRandom(seed: scenario.seed)
         generationRandom = SimRandom(seed: scenario.seed ^ 0x6E6E_5A5A_0000_0000)
+        wireRandom = SimRandom(seed: scenario.seed ^ 0x3149_E0B7_0000_0000)
+        partitionRandom = SimRandom(seed: scenario.seed ^ 0xA5E4_C0A7_0000_0000)
         let blockCount = scenario.blockCount
         // initial_sync full: A's volume holds data B lacks; none: both are equal (zeros).
         var initial = Array(repeating: UInt64(0), count: blockCount)
@@ -340,12 +377,12 @@ final class Simulation {
             let node = nodes[index]
             guard node.alive, incarnation == node.incarnation else { return }
             activityLogDone(node, transaction: transaction)
-        case let .toSecondary(message, linkID):
-            guard let link, link.id == linkID else { return }
-            secondaryReceived(message, node: nodes[link.secondary])
-        case let .toPrimary(message, linkID):
-            guard let link, link.id == linkID, let primaryIndex = link.primary else { return }
-            primaryReceived(message, node: nodes[primaryIndex])
+        case let .toSecondary(chunk, linkID):
+            guard let link, link.id == linkID, link.unaware == nil else { return }
+            receiveAtSecondary(chunk, linkID: linkID)
+        case let .toPrimary(chunk, linkID):
+            guard let link, link.id == linkID, link.primary != nil, link.unaware == nil else { return }
+            receiveAtPrimary(chunk, linkID: linkID)
         case let .dialFailed(index, incarnation, dial):
             let node = nodes[index]
             // A dial the node hung up (going Ahead) and replaced answers no later one.
@@ -363,6 +400,7 @@ final class Simulation {
             }
         case .tick:
             checkDiskTimeouts()
+            checkCutLiveness()
             for node in nodes where node.alive {
                 if let primary = node.primary, !primary.standalone { drivePrimary(node, .tick) }
                 if node.secondary != nil { driveSecondary(node, .tick) }
@@ -408,18 +446,29 @@ final class Simulation {
 
     // MARK: Network
 
+    /// Encodes the message into the connection's bytes (Simulation+Wire); one delivery event
+    /// carries one frame, or the frame an armed wire fault changed.
     func sendToSecondary(_ message: ToSecondary) {
-        guard var link else { return }
+        guard var link, link.unaware == nil else { return }  // a cut link carries nothing
+        let (bytes, isData) = encodeToSecondary(message, &link.toSecondary)
+        if case let .hello(_, _, _, namesPeer) = message { link.certificateNamesPeer = namesPeer }
+        var isBarrier = false
+        if case .message(.epochBarrier) = message { isBarrier = true }
+        let chunk = tamper(bytes, isData: isData, isBarrier: isBarrier, &link.toSecondary)
+            ?? WireChunk(bytes: bytes, tamper: nil)
         link.lastToSecondaryNs = max(link.lastToSecondaryNs, nowNs + networkDelayNs())
         self.link = link
-        events.schedule(.toSecondary(message, link: link.id), atNs: link.lastToSecondaryNs)
+        events.schedule(.toSecondary(chunk, link: link.id), atNs: link.lastToSecondaryNs)
     }
 
     func sendToPrimary(_ message: ToPrimary) {
-        guard var link else { return }
+        guard var link, link.unaware == nil else { return }
+        let bytes = encodeToPrimary(message)
+        let chunk = tamper(bytes, isData: false, isBarrier: false, &link.toPrimary)
+            ?? WireChunk(bytes: bytes, tamper: nil)
         link.lastToPrimaryNs = max(link.lastToPrimaryNs, nowNs + networkDelayNs())
         self.link = link
-        events.schedule(.toPrimary(message, link: link.id), atNs: link.lastToPrimaryNs)
+        events.schedule(.toPrimary(chunk, link: link.id), atNs: link.lastToPrimaryNs)
     }
 
     /// Drops the connection; both ends notice now (the secondary not when it closed it
@@ -434,9 +483,10 @@ final class Simulation {
             let after = secondary.record
             fail("an impostor's session changed \(nodes[link.secondary].name)'s record from \(before) to \(after)")
         }
+        // The side that saw an asymmetric cut was told then.
         let secondary = nodes[link.secondary]
-        if secondary.alive && notifySecondary { secondaryLinkDown(secondary) }
-        if let primaryIndex = link.primary {
+        if secondary.alive && notifySecondary && link.unaware?.primary != true { secondaryLinkDown(secondary) }
+        if let primaryIndex = link.primary, link.unaware?.primary != false {
             let node = nodes[primaryIndex]
             if node.alive, let primary = node.primary { primaryLinkDown(node, primary, reason: reason) }
         }
@@ -456,7 +506,10 @@ final class Simulation {
         case .plannedFailover:
             plannedFailover()
         case let .forcedFailover(allowInconsistent):
+            let halfUp = link?.unaware != nil
+            let before = failovers
             forcedFailover(allowInconsistent: allowInconsistent)
+            if halfUp && failovers > before { promotionRaces += 1 }
         case let .impostor(helloFirst):
             impostorSession(helloFirst: helloFirst)
         case let .verify(attempts):
@@ -477,12 +530,22 @@ final class Simulation {
             guard let node = role == .primary ? livePrimary : liveSecondary else { return }
             node.disk.errorPlan = FakeDisk.ErrorPlan(
                 afterOperations: node.disk.operations + Int(random.between(1, 20)), errno: errno)
+        case let .asymmetricPartition(primarySees):
+            cutAsymmetrically(primarySees: primarySees)
+        case let .wire(tamper, toSecondary):
+            // Armed for the next frame it fits on that direction of the connection up now.
+            guard link != nil, link?.impostor == false else { return }
+            if toSecondary { link!.toSecondary.armed = tamper } else { link!.toPrimary.armed = tamper }
         }
     }
 
     func crash(_ node: SimNode, powerLoss: Bool) {
         guard node.alive else { return }
-        if link?.primary == node.index || link?.secondary == node.index { disconnect("\(node.name) crashed") }
+        if isAwareSideOfCut(node) {
+            // Across the partition nobody learns of it: the other side still waits for its timeout.
+        } else if link?.primary == node.index || link?.secondary == node.index {
+            disconnect("\(node.name) crashed")
+        }
         node.alive = false
         node.incarnation += 1
         if powerLoss { node.disk.powerLoss(&random) } else { node.disk.processCrash(&random) }
@@ -584,7 +647,7 @@ final class Simulation {
         guard let primary = node.primary else { return }
         let drained = primary.node.isDrained
         switch ResourceRoles.demote(roleFacts(node), replicating: !primary.standalone, drained: drained,
-                                    peerConnected: link?.primary == node.index) {
+                                    peerConnected: primaryConnected(node)) {
         case let .failure(refusal):
             trace("demote refused: \(refusal.message)")
         case .success(.becomeSecondaryNow):
@@ -601,7 +664,7 @@ final class Simulation {
     /// session), and only then is the peer told Demoted (it promotes itself) and the link
     /// closed. A crash before the record leaves it primary and the peer secondary.
     func handOver(from oldPrimary: SimNode) {
-        guard link?.primary == oldPrimary.index, let primary = oldPrimary.primary else { return }
+        guard primaryConnected(oldPrimary), let primary = oldPrimary.primary else { return }
         primary.handingOver = true
         drivePrimary(oldPrimary, .handOver)
     }

@@ -29,6 +29,12 @@ enum SimulationFault: Hashable, CustomStringConvertible {
     /// A promotion that does not move the generations (B := C, C := new, P + 1): an old
     /// primary that wrote behind a partition would then not be told split brain.
     case promotionKeepsGeneration
+    /// The secondary writes a Data frame's payload without checking its CRC32C (the check of
+    /// WirePayload.restore skipped): a payload bit flipped on the wire reaches its volume.
+    case payloadChecksumSkipped
+    /// The side of an asymmetric cut that did not see it never times out its silent peer
+    /// (LinkLiveness not checked): the pair stays apart.
+    case livenessNeverChecked
 
     static let writeTimeoutNs: UInt64 = 50_000_000
 
@@ -41,6 +47,8 @@ enum SimulationFault: Hashable, CustomStringConvertible {
         case .promotionKeepsGeneration: "promotion keeps the generations"
         case .completesStuckWritesAfterTimeout: "driver completes stuck writes after \(Self.writeTimeoutNs / 1_000_000) ms"
         case .activityLogReleasesAtLocalCompletion: "activity log releases extents at local completion"
+        case .payloadChecksumSkipped: "secondary skips the payload CRC32C check"
+        case .livenessNeverChecked: "link liveness never checked"
         }
     }
 }
@@ -89,6 +97,12 @@ struct SimulationScenario: CustomStringConvertible {
         /// The operator starts an online verify on the primary; refused while the pair is not
         /// in sync, it is asked again a little later (`attempts` times).
         case verify(attempts: Int)
+        /// The next frame it fits on one direction of the connection (`toSecondary`: primary →
+        /// secondary) is changed on the wire (Simulation+Wire): its receiver must refuse it.
+        case wire(WireTamper, toSecondary: Bool)
+        /// The connection is cut both ways; only one side (`primarySees`: the primary) learns
+        /// it now, the other at its link liveness timeout (Simulation+Partition).
+        case asymmetricPartition(primarySees: Bool)
 
         var description: String {
             switch self {
@@ -100,6 +114,8 @@ struct SimulationScenario: CustomStringConvertible {
             case .verify: "online verify"
             case let .impostor(helloFirst): helloFirst ? "impostor session" : "garbage connection"
             case let .diskErrors(role, errno): "\(role) disk \(errno == ENOSPC ? "ENOSPC" : "EIO")"
+            case let .wire(tamper, toSecondary): "\(tamper) \(toSecondary ? "to the secondary" : "to the primary")"
+            case let .asymmetricPartition(primarySees): "partition seen by the \(primarySees ? "primary" : "secondary") only"
             }
         }
     }
@@ -135,20 +151,36 @@ struct SimulationScenario: CustomStringConvertible {
     let fencingDontCare: Bool
     /// The primary's activity log (its `lastTransaction` is set at each start), in most seeds.
     let activityLog: ActivityLogSettings?
+    /// `compression: lz4`: Data payloads go LZ4-compressed where it pays, in half the seeds.
+    let compression: Bool
+    /// `ping_interval_ms` and `ping_timeout_ms` (shortened to milliseconds of simulated time,
+    /// so that a partition heals within the run), in the seeds with asymmetric partitions.
+    let liveness: LinkLivenessConfig?
+    /// The chance that an asymmetric cut is followed by a forced failover while the link is
+    /// half up (and, in half of those, by a second one).
+    let promotionRacePerMille: UInt64
 
     /// Overlapping writes need the core's overlap rule (PrimaryNode serialises them).
     static let overlapSupported = true
     /// The switches of the fault classes torn writes and stuck I/O (off: not simulated).
     static let tornWritesEnabled = true
     static let diskStallsEnabled = true
+    /// The switch of the wire faults (Simulation+Wire); off, every seed runs the steps it ran
+    /// before the link carried bytes.
+    static let wireFaultsEnabled = true
+    /// The switch of asymmetric partitions and promotion races (Simulation+Partition).
+    static let asymmetricPartitionsEnabled = true
 
     /// `primaryRestart`: add a primary kill -9 (the restart-fault test needs one in every run;
     /// its control run has it too). Default: when `testingFault` is the restart fault.
     /// `tornWrites`, `stalls`: switch those fault classes on or off (default: the switches
     /// above; stalls in 5 % of seeds). `diskTimeout`: whether stalling seeds run with a disk
     /// timeout (default: half of them).
+    /// `wireFaults`: whether the run has wire faults (default: 30 % of seeds; the payload
+    /// checksum fault: always, payload flips only).
     init(seed: UInt64, testingFault: SimulationFault? = nil, overlapping: Bool? = nil, primaryRestart: Bool? = nil,
-         tornWrites: Bool? = nil, stalls: Bool? = nil, diskTimeout: Bool? = nil) {
+         tornWrites: Bool? = nil, stalls: Bool? = nil, diskTimeout: Bool? = nil, wireFaults: Bool? = nil,
+         partitions: Bool? = nil) {
         // Drawn from a stream of their own, so that the classes leave the rest of a seed's
         // scenario as it was.
         var ioRandom = SimRandom(seed: seed ^ 0x5710_7ED1_0000_0000)
@@ -241,6 +273,34 @@ struct SimulationScenario: CustomStringConvertible {
         // And an online verify in 40 % of the seeds (another stream of its own).
         var verifyRandom = SimRandom(seed: seed ^ 0x5E41_F100_0000_0000)
         if verifyRandom.chance(perMille: 400) { faults.append((verifyRandom.below(workloadEndNs), .verify(attempts: 50))) }
+        // Bytes on the wire (Simulation+Wire), from a stream of their own: compression in half
+        // the seeds, wire faults in 30 %.
+        var wireRandom = SimRandom(seed: seed ^ 0x3149_E5CE_0000_0000)
+        compression = wireRandom.chance(perMille: 500)
+        let payloadOnly = testingFault == .payloadChecksumSkipped
+        let wireFaulty = wireRandom.chance(perMille: 300)
+        if wireFaults ?? (payloadOnly || (Self.wireFaultsEnabled && wireFaulty)) {
+            for _ in 0..<wireRandom.between(1, payloadOnly ? 8 : 4) {
+                let tamper = payloadOnly ? .flipPayloadBit : WireTamper.allCases[Int(wireRandom.below(UInt64(WireTamper.allCases.count)))]
+                let toSecondary = tamper == .flipPayloadBit || tamper == .duplicateFrame || wireRandom.chance(perMille: 500)
+                faults.append((wireRandom.below(workloadEndNs), .wire(tamper, toSecondary: toSecondary)))
+            }
+        }
+        // Asymmetric partitions, from a stream of their own: 1–3 in 20 % of the seeds, a
+        // promotion race after half of them.
+        var partitionRandom = SimRandom(seed: seed ^ 0xA5E4_5EED_0000_0000)
+        let partitioned = partitionRandom.chance(perMille: 200)
+        if partitions ?? (testingFault == .livenessNeverChecked || (Self.asymmetricPartitionsEnabled && partitioned)) {
+            let intervalNs = partitionRandom.between(2, 5) * 1_000_000
+            liveness = LinkLivenessConfig(pingIntervalNs: intervalNs, timeoutNs: intervalNs * partitionRandom.between(2, 6))
+            promotionRacePerMille = 500
+            for _ in 0..<partitionRandom.between(1, 3) {
+                faults.append((partitionRandom.below(workloadEndNs), .asymmetricPartition(primarySees: partitionRandom.chance(perMille: 500))))
+            }
+        } else {
+            liveness = nil
+            promotionRacePerMille = 0
+        }
         self.faults = faults
     }
 
@@ -251,6 +311,8 @@ struct SimulationScenario: CustomStringConvertible {
             + "buffer \(primaryConfig.bufferBytesMax / Self.blockSizeBytes) blocks, faults [\(faultList)]"
             + (fencingDontCare ? ", fencing dont-care" : "") + (tornWrites ? ", torn writes" : "") + (diskStalls.map { ", \($0)" } ?? "")
             + (activityLog.map { ", activity log of \($0.extents) × \($0.extentBytes / Self.blockSizeBytes) blocks" } ?? "")
+            + (compression ? ", lz4" : "")
+            + (liveness.map { ", ping_timeout_ms \($0.timeoutNs / 1_000_000)" } ?? "")
             + (testingFault.map { ", seeded fault: \($0)" } ?? "")
     }
 }

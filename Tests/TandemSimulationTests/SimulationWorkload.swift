@@ -158,7 +158,8 @@ extension Simulation {
                 guard !primary.standalone else { continue }
                 if let problem = checkRPO(node, primary) { return fail(problem) }
                 // What the primary says of its peer, once the peer's hello told it anything.
-                if let link, link.primary == node.index, primary.node.isPeerReady {
+                // (Not while it has not seen an asymmetric cut: Simulation+Partition, *stale claims*.)
+                if let link, link.primary == node.index, primary.node.isPeerReady, !isUnawareSideOfCut(node) {
                     let peer = nodes[link.secondary]
                     let claim = peerDiskState(node)
                     if peer.alive, !peer.diskFailed, let problem = checker.checkClaim(
@@ -168,6 +169,7 @@ extension Simulation {
                     }
                 }
             } else if !node.isPrimary {
+                guard !isUnawareSideOfCut(node) else { continue }
                 let claim = secondaryDiskState(node)
                 let session = contentSession(node)
                 let currentLineage = checker.isCurrentLineage(session: session)
@@ -185,7 +187,7 @@ extension Simulation {
                 }
             }
         }
-        if let primaryNode = livePrimary, let link, link.primary == primaryNode.index, !link.impostor {
+        if let primaryNode = livePrimary, let link, link.primary == primaryNode.index, !link.impostor, link.unaware == nil {
             let secondaryNode = nodes[link.secondary]
             let admittedUnanswered = outstanding.contains {
                 switch requests[$0.request] {

@@ -41,26 +41,31 @@ public enum ActivityLogRing {
                 failures[slot] = "\(error)"
             }
         }
-        guard let newest = found.compactMap({ $0?.transaction }).max() else {
+        // Transactions are numbered from 1: a ring whose only sealed slots hold 0 proves
+        // nothing (FuzzPages' second finding: such a slot in the next transaction's place
+        // went unchecked, and the ring passed for never written).
+        guard let newest = found.compactMap({ $0?.transaction }).max(), newest > 0 else {
             if let (slot, reason) = failures.min(by: { $0.key < $1.key }) { return .failure(ProofError(slot: slot, reason: reason)) }
             return .success(nil)
         }
         // Every slot but the next transaction's (newest + 1, the only one allowed to be torn
         // or to hold an old transaction) holds newest, newest − 1, ... or, before transaction
         // 1, nothing.
-        let ring = Int(count)
-        for back in 0..<(ring - 1) {
-            let expected = Int(newest) - back
-            let slot = ((expected % ring) + ring) % ring
+        // In UInt64 throughout: a sealed slot may hold any number up to 2^64 − 1 (FuzzPages
+        // found `Int(newest)` trapping on one past Int.max).
+        for back in 0..<(count - 1) {
+            // Transaction newest − back, nil where that is below 1, and the slot it belongs in.
+            let expected: UInt64? = newest > back ? newest - back : nil
+            let slot = Int(expected.map { $0 % count } ?? (count - (back - newest) % count) % count)
             if let reason = failures[slot] { return .failure(ProofError(slot: slot, reason: reason)) }
             let holds = found[slot]?.transaction
-            if expected < 1 {
+            guard let expected else {
                 if let holds {
                     return .failure(ProofError(slot: slot, reason: "holds transaction \(holds) in a ring that never got there"))
                 }
                 continue
             }
-            guard holds == UInt64(expected) else {
+            guard holds == expected else {
                 let what = holds.map { "transaction \($0)" } ?? "nothing"
                 return .failure(ProofError(slot: slot, reason: "holds \(what) where transaction \(expected) belongs"))
             }
