@@ -45,7 +45,10 @@ extension Replication {
         while r0["peer_disk_state"] as? String != "UpToDate" {
             let r1 = try status("r1")
             let state = r1["replication_state"] as? String
-            let unheard = state == "SyncSource" && r1["peer_disk_state"] as? String == "DUnknown"
+            // Until the peer is ready (its Hello heard and its re-send done, which takes a turn
+            // after its disk state is known) r1 asks for no slot: SyncSource with nothing copied.
+            let unheard = state == "SyncSource" && r1["out_of_sync_bytes"] as? Int == size
+                && ["DUnknown", "Inconsistent"].contains(r1["peer_disk_state"] as? String ?? "")
             #expect(state == "PausedSync" || state == "Off" || unheard, "r1 while r0 copies: \(r1)")
             #expect(r1["out_of_sync_bytes"] as? Int == size, "r1 copied while r0 held the slot: \(r1)")
             if state == "PausedSync" { pausedSamples += 1 }
