@@ -85,13 +85,13 @@ private struct ProfileHarness {
         var h = ProfileHarness()
         h.connect()
         let syncSequence = h.write(1, block: 0)
-        #expect(h.sentData.isEmpty == false || true)
         // No ack: the write's wait crosses the 10 ms bound at +10 ms; the switch is due 100 ms later.
         #expect(h.node.profileWakeAtNs == h.nowNs + 10 * ProfileHarness.ms + 1)
         h.advance(ms: 11)
         #expect(h.node.effectiveMode == .sync && h.node.profileWakeAtNs != nil)
         h.advance(ms: 99)
         #expect(h.switches == [.async] && h.node.effectiveMode == .async)
+        #expect(h.answered(1) == nil, "the switch answered a write admitted sync")
         #expect(h.node.adaptiveMode?.switches == 1)
         // A write admitted now is answered on local completion; the sync one still waits.
         h.write(2, block: 8)

@@ -119,6 +119,9 @@ extension Replication {
         }
         #expect(missing.isEmpty, "writes answered in sync mode missing on beta after the kill: \(missing.prefix(20))")
         #expect(answered.count > syncFrom + 100)
+        print("adaptive: \(answered.count) writes answered, \(answeredSync.count) of them sync-admitted (checked on beta), "
+              + "async at \(answeredAtSwitch), sync again from \(syncFrom); switch reasons: \(Self.adaptive(switched)["last_reason"] ?? "") / "
+              + "\(Self.adaptive(back)["last_reason"] ?? "")")
     }
 
     // MARK: RPO target
@@ -149,6 +152,8 @@ extension Replication {
         let status = try pair.status(pair.alpha)
         let sorted = samples.sorted()
         let p99 = sorted[min(sorted.count - 1, sorted.count * 99 / 100)]
+        print("pacing: \(samples.count) rpo_ms samples, p50 \(sorted[sorted.count / 2]) p99 \(p99) max \(sorted.last ?? 0); "
+              + "fio wrote \(report?.writes ?? 0) of 384 offered; status \(status["rpo_target"] ?? "none")")
         #expect(samples.count >= 40, "\(samples.count) samples")
         #expect(p99 < targetMs, "rpo_ms p99 \(p99) over the target \(targetMs); samples \(samples)")
         #expect(!events.saw("rpo-target-missed"), "\(status)")
