@@ -112,9 +112,11 @@ extension ResourceSpec {
                   rpoTargetMsRange, "unset (no pacing)", """
                 A lag target (VVR's and SRDF/A's write pacing): once the projected RPO (the \
                 oldest unconfirmed write's age, or the lag bytes over the measured drain \
-                rate, whichever is higher) passes half the target, each async write is \
-                admitted, and so acknowledged, a delay after the previous one, so that the \
-                application's write rate follows the link's (`pacing_delay_ms` in status). \
+                rate, whichever is higher) passes a quarter of the target, each async write \
+                is admitted, and so acknowledged, a delay after the previous one: writes are \
+                let in at 1.5 times the measured drain rate there, at the drain rate at half \
+                the target and not at all at the target, so that the application's write \
+                rate follows the link's (`pacing_delay_ms` in status). \
                 When even `rpo_pacing_max_ms` cannot hold it (the link carries less than the \
                 writes paced at the maximum), status and event `rpo-target-missed` say so and \
                 the primary goes `Ahead`. `rpo_ms` is reported either way.
