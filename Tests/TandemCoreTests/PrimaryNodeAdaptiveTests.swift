@@ -154,6 +154,19 @@ private struct ProfileHarness {
         #expect(h.node.adaptiveMode?.mode == .async)
     }
 
+    @Test func asyncWithNoSyncWriteWaitingKeepsBufferingWhenThePeerLeavesAsAsyncDoes() {
+        var h = ProfileHarness(tracksWithoutPeer: true)
+        h.connect()
+        let first = h.write(1, block: 0)
+        h.advance(ms: 200)
+        #expect(h.node.effectiveMode == .async)
+        h.send(.peer(.dataAck(sequence: first)))
+        #expect(h.answered(1) == 0 && !h.node.primary.syncPending)
+        h.write(2, block: 8)
+        h.send(.linkDown(reason: "cut", refusal: nil))
+        #expect(!h.node.isAhead, "async with nothing admitted sync: the buffer holds the writes for the next link")
+    }
+
     @Test func theWrongBehaviourIsCaught_aSyncWriteAnsweredAfterTheSwitchWouldShowHere() {
         // The same stall in plain async mode answers the first write at once: the adaptive
         // assertion above (answered(1) == nil) is what distinguishes the two.

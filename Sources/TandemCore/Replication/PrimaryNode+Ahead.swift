@@ -34,7 +34,11 @@ extension PrimaryNode {
             if reason != nil, adaptiveMode != nil, !config.syncTracksWithoutPeer || link == .up, primary.syncPending {
                 reason = nil
             }
-            guard reason == nil, adaptiveMode != nil else { return reason }
+            // Adaptive, the sync rule below applies while it admits sync or a sync write waits;
+            // async with none waiting, it keeps buffering as async does.
+            guard reason == nil, let adaptive = adaptiveMode, adaptive.mode == .sync || primary.syncPending else {
+                return reason
+            }
         }
         guard config.syncTracksWithoutPeer, waiting, link != .up else { return nil }
         return "the peer is away (fencing dont-care)"
