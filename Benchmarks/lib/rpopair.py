@@ -89,8 +89,10 @@ class Pair:
 
     NAME = "r0"
 
-    def __init__(self, work, bin_dir, mode, size_bytes, namespace=None, delay_ms=0.0, settings=None, log=print):
+    def __init__(self, work, bin_dir, mode, size_bytes, namespace=None, delay_ms=0.0, settings=None, log=print,
+                 spike_ms=None):
         self.work, self.bin, self.mode, self.size = work, bin_dir, mode, size_bytes
+        self.spike_ms = spike_ms  # a round trip the delay proxies switch to on `spike(True)`
         self.settings = settings or {}  # more create settings, on both nodes
         self.namespace = namespace
         self.delay_ms = delay_ms
@@ -135,7 +137,7 @@ class Pair:
             self._start_node(node, ports[node], certs)
         # Each node reaches its peer through a delay proxy when the link has latency.
         dial = dict(ports)
-        if self.delay_ms:
+        if self.delay_ms or self.spike_ms:
             dial = {node: self._start_proxy(port) for node, port in ports.items()}
         roles = {"beta": ("secondary", "alpha"), "alpha": ("primary", "beta")}
         for node in ("beta", "alpha"):
@@ -161,6 +163,8 @@ class Pair:
         port = free_port()
         command = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "delayproxy.py"),
                    str(port), str(target_port), f"{self.delay_ms / 2:g}"]
+        if self.spike_ms:
+            command.append(f"{self.spike_ms / 2:g}")
         if self.namespace:
             command = self.namespace.prefix() + command
         self.commands.append(" ".join(command))
@@ -169,6 +173,12 @@ class Pair:
         if proxy.stdout.readline().strip() != "ready":
             raise RuntimeError(f"the delay proxy to port {target_port} did not start")
         return port
+
+    def spike(self, on):
+        """The delay proxies switch to the spike's round trip (on) or back (off)."""
+        for proxy in self.proxies:
+            if proxy.poll() is None:
+                proxy.send_signal(signal.SIGUSR1 if on else signal.SIGUSR2)
 
     def request(self, node, message):
         control = Control(self.ctl_path(node))

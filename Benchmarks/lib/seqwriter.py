@@ -150,13 +150,15 @@ class SeqWriter:
                 if not self.inflight:
                     break
             time.sleep(0.005)
+        # Closing before the DISC goes: the server may close the connection before this thread
+        # runs again, and the receiver must not take that end for a failure.
+        self._closing = True
         if self.closed_error is None:
             try:
                 self.sock.sendall(REQUEST.pack(NBD_REQUEST_MAGIC, 0, NBD_CMD_DISC, 0, 0, 0))
             except OSError:
                 pass
         self.stop.set()
-        self._closing = True
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:

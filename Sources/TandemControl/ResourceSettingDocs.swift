@@ -98,16 +98,48 @@ extension ResourceSpec {
                 secondary is a crash-consistent prefix that may lack the newest writes (see \
                 `lag_bytes`, `rpo_ms`). Choose `async` when the link's round trip dominates \
                 write latency (a WAN) and losing the last moments of writes on a forced \
-                failover is acceptable.
+                failover is acceptable. `adaptive`: sync while the peer's acknowledgements \
+                arrive within `adaptive_latency_ms`, async when they do not, sync again once \
+                the async queue has drained; a switch applies to writes admitted after it, \
+                so a write admitted sync is acknowledged only once the peer applied it \
+                (`effective_mode`, event `mode-switched`).
                 """),
             entry("period_s", "seconds", "1–86400; only with mode `periodic`", 1...86_400, "unset", """
                 The interval between cycles in `periodic` mode (OpenSDS's replication_period, \
                 which is in minutes: multiply by 60).
                 """),
-            entry("rpo_target_ms", "milliseconds", "1–86400000", 1...86_400_000, "unset (no pacing)", """
-                A lag target: writes would be paced (acknowledged later) so that the age of \
-                the oldest write the secondary lacks stays below it. `rpo_ms` is reported \
-                either way.
+            entry("rpo_target_ms", "milliseconds", "1–86400000; only with mode `async` or `adaptive`",
+                  rpoTargetMsRange, "unset (no pacing)", """
+                A lag target (VVR's and SRDF/A's write pacing): once the projected RPO (the \
+                oldest unconfirmed write's age, or the lag bytes over the measured drain \
+                rate, whichever is higher) passes a quarter of the target, each async write \
+                is admitted, and so acknowledged, a delay after the previous one: writes are \
+                let in at 1.5 times the measured drain rate there, at the drain rate at half \
+                the target and not at all at the target, so that the application's write \
+                rate follows the link's (`pacing_delay_ms` in status). \
+                When even `rpo_pacing_max_ms` cannot hold it (the link carries less than the \
+                writes paced at the maximum), status and event `rpo-target-missed` say so and \
+                the primary goes `Ahead`. `rpo_ms` is reported either way.
+                """),
+            entry("rpo_pacing_max_ms", "milliseconds", "1–10000; only with `rpo_target_ms`", rpoPacingMaxMsRange,
+                  "\(ResourceSpec.rpoPacingMaxMsDefault)", """
+                The longest pacing delays one write. Higher holds the target over slower \
+                links at the cost of write latency; once writes are paced at it and the RPO \
+                is still above the target for this long, the target is reported missed.
+                """),
+            entry("adaptive_latency_ms", "milliseconds", "1–60000; only with mode `adaptive`", adaptiveLatencyMsRange,
+                  "\(ResourceSpec.adaptiveLatencyMsDefault)", """
+                Mode `adaptive` stays sync while every peer acknowledgement (a write's \
+                admission to the peer's DataAck) and the wait of the oldest unacknowledged \
+                write stay within this. Set it above the link's round trip plus the \
+                secondary's write latency under load.
+                """),
+            entry("adaptive_switch_ms", "milliseconds", "0–600000; only with mode `adaptive`", adaptiveSwitchMsRange,
+                  "\(ResourceSpec.adaptiveSwitchMsDefault)", """
+                The hysteresis of mode `adaptive`: the latency must stay above the bound \
+                this long before writes go async, and the queue must stay drained (no write \
+                waits for the peer longer than the bound, no catch-up due) with the latency \
+                within the bound this long before they go sync again.
                 """),
             entry("async_buffer_bytes", "bytes", "1 MiB – 1 TiB, multiple of 4096", 1 << 20...1 << 40, nil, """
                 Bounds the payload of writes admitted and not yet confirmed durable by the \

@@ -9,13 +9,13 @@ extension ResourceSpec {
     /// Each leaves this list with the issue that builds it (rates with resync, fencing and
     /// the split-brain policy with split brain, `rpo_target_ms` and `period_s` with the
     /// adaptive and periodic modes).
-    public static let unsupportedKeys = ["bandwidth", "period_s", "rpo_target_ms"]
+    public static let unsupportedKeys = ["bandwidth", "period_s"]
     /// `resync_rate`'s bound: 1 TiB/s, far above any disk, so a typo in units is refused.
     public static let resyncRateBytesPerSecondMax: Int64 = 1 << 40
     /// `resync_rate_min`'s bounds: 64 KiB/s to the controller's maximum, 10 GiB/s.
     public static let resyncRateMinBytesPerSecondRange: ClosedRange<Int64> = (64 << 10)...(10 << 30)
     /// DESIGN.md's modes that are not built yet; `create` refuses them with `unsupported`.
-    public static let unsupportedModes = ["adaptive", "periodic"]
+    public static let unsupportedModes = ["periodic"]
     /// sun_path holds 108 bytes including the terminating NUL.
     public static let unixSocketPathBytesMax = 107
     static let blockBytes: Int64 = 4096
@@ -39,6 +39,7 @@ extension ResourceSpec {
         spec.sizeBytes = try parseSize(&reader).map { UInt64($0) }
         try parseReplication(&reader, into: &spec)
         try parsePolicies(&reader, into: &spec)
+        try parseProfile(&reader, into: &spec)
         try parseMetadata(&reader, into: &spec)
         if let nbd = try reader.optionalObject("nbd") {
             spec.nbd = try parseNBD(nbd, defaultSocket: spec.nbd.socket)
@@ -59,7 +60,7 @@ extension ResourceSpec {
         if case .string(let mode)? = args["mode"], unsupportedModes.contains(mode) {
             throw ControlError(
                 .unsupported,
-                "argument 'mode': '\(mode)' is not supported by this version yet; use sync or async")
+                "argument 'mode': '\(mode)' is not supported by this version yet; use sync, async or adaptive")
         }
     }
 
@@ -195,6 +196,7 @@ extension ResourceSpec {
         if let alExtents { fields["al_extents"] = .int(Int64(alExtents)) }
         if let sizeBytes { fields["size_bytes"] = .int(Int64(clamping: sizeBytes)) }
         if let peer { fields["peer"] = .object(["name": .string(peer.name), "address": .string(peer.address)]) }
+        profileFields(into: &fields)
         return fields
     }
 }

@@ -5,10 +5,12 @@ public enum ResourceRole: String, Sendable, CaseIterable {
     case standalone, primary, secondary
 }
 
-/// The modes this version replicates in. `adaptive` and `periodic` (DESIGN.md) arrive with
-/// their own issue; until then `create` refuses them as `unsupported`.
+/// The modes this version replicates in. `periodic` (DESIGN.md) arrives with its own issue;
+/// until then `create` refuses it as `unsupported`. `adaptive`: sync while the peer answers
+/// within `adaptive_latency_ms`, async when it does not (AdaptiveModeController).
 public enum ReplicationMode: String, Sendable, CaseIterable {
     case sync, async
+    case adaptive
 }
 
 public enum CompressionKind: String, Sendable, CaseIterable {
@@ -86,6 +88,21 @@ public struct ResourceSpec: Sendable, Equatable {
     /// restart copies the whole volume). nil: the metadata's `AL extents max` (512 in a file
     /// created without it, or by a tandemd of before the setting).
     public var alExtents: UInt32?
+
+    // The replication profile (issue 16 §1, §2): adaptive mode and the RPO target.
+    /// `adaptive_latency_ms`: mode `adaptive` stays sync while the peer's acknowledgements
+    /// arrive within this.
+    public var adaptiveLatencyMs: UInt32 = ResourceSpec.adaptiveLatencyMsDefault
+    /// `adaptive_switch_ms`: how long the latency stays above (or back within) the bound
+    /// before the mode switches.
+    public var adaptiveSwitchMs: UInt32 = ResourceSpec.adaptiveSwitchMsDefault
+    /// `rpo_target_ms`: async writes are paced toward this RPO (nil: no pacing).
+    public var rpoTargetMs: UInt32?
+    /// `rpo_pacing_max_ms`: the longest pacing delays one write.
+    public var rpoPacingMaxMs: UInt32 = ResourceSpec.rpoPacingMaxMsDefault
+    public static let adaptiveLatencyMsDefault: UInt32 = 50
+    public static let adaptiveSwitchMsDefault: UInt32 = 500
+    public static let rpoPacingMaxMsDefault: UInt32 = 100
 
     /// The largest `al_extents`: an activity-log transaction names at most this many extents.
     public static let alExtentsMax: UInt32 = 1000

@@ -36,7 +36,7 @@ import Testing
         let args: [String: JSONValue] = [
             "name": .string("r0"), "volume": .string("/dev/vdb"), "size_bytes": .int(1 << 30),
             "role": .string("primary"), "peer": .object(["name": .string("beta"), "address": .string("10.0.0.2:7788")]),
-            "mode": .string("async"), "metadata_path": .string("/var/lib/tandem/r0.md"), "al_extents": .int(512),
+            "mode": .string("adaptive"), "rpo_target_ms": .int(500), "metadata_path": .string("/var/lib/tandem/r0.md"), "al_extents": .int(512),
             "nbd": .object(["socket": .string("/run/tandem/r0.nbd"), "tcp": .string("127.0.0.1:10809")]),
         ]
         let spec = try ResourceSpec.parse(createArgs: args, defaultNBDSocketDirectory: "/run/tandem")
@@ -55,8 +55,15 @@ import Testing
     @Test(arguments: ResourceSpec.tunableDocs.filter { $0.bounds != nil && !ResourceSpec.unsupportedKeys.contains($0.name) }.map(\.name))
     func aResourceSettingsBoundsAreTheParsers(key: String) throws {
         let bounds = try #require(ResourceSpec.tunableDocs.first { $0.name == key }?.bounds)
+        // The replication profile's keys are taken only with the mode (and key) they act with.
+        let companions: [String: [String: JSONValue]] = [
+            "adaptive_latency_ms": ["mode": .string("adaptive")], "adaptive_switch_ms": ["mode": .string("adaptive")],
+            "rpo_target_ms": ["mode": .string("async")],
+            "rpo_pacing_max_ms": ["mode": .string("async"), "rpo_target_ms": .int(500)],
+        ]
         func parse(_ value: Int64) -> ControlError? {
-            let args: [String: JSONValue] = ["name": .string("r0"), "volume": .string("/dev/vdb"), key: .int(value)]
+            var args: [String: JSONValue] = ["name": .string("r0"), "volume": .string("/dev/vdb"), key: .int(value)]
+            args.merge(companions[key] ?? [:]) { old, _ in old }
             do {
                 _ = try ResourceSpec.parse(createArgs: args, defaultNBDSocketDirectory: "/run/tandem")
                 return nil

@@ -11,7 +11,10 @@ extension Integration {
         /// A valid non-default value for each resource setting (with what it needs beside it).
         static var sampleSettings: [String: JSONObject] { [
             "period_s": ["mode": "periodic", "period_s": 60],
-            "rpo_target_ms": ["rpo_target_ms": 500],
+            "rpo_target_ms": ["mode": "async", "rpo_target_ms": 500],
+            "rpo_pacing_max_ms": ["mode": "async", "rpo_target_ms": 500, "rpo_pacing_max_ms": 50],
+            "adaptive_latency_ms": ["mode": "adaptive", "adaptive_latency_ms": 20],
+            "adaptive_switch_ms": ["mode": "adaptive", "adaptive_switch_ms": 2_000],
             "resync_rate": ["resync_rate": 100 << 20],
             "resync_rate_min": ["resync_rate_min": 64 << 20],
             "bandwidth": ["bandwidth": 100 << 20],

@@ -181,7 +181,7 @@ extension Integration {
         /// naming the key, never accepted to do nothing (values at their old defaults too).
         static let unbuiltSettings: [(key: String, value: any Sendable)] = [
             ("bandwidth", 0), ("bandwidth", 50 << 20),
-            ("rpo_target_ms", 500), ("period_s", 30), ("mode", "adaptive"), ("mode", "periodic"),
+            ("period_s", 30), ("mode", "periodic"),
         ]
 
         @Test func createWithAnUnbuiltSettingIsUnsupportedNamesTheKeyAndCreatesNothing() throws {

@@ -336,7 +336,7 @@ extension Simulation {
                 aheadEntered += 1
             case .catchUpStarted:
                 catchUpsStarted += 1
-            case .fullCopyStarted, .copySent, .connectionState:
+            case .fullCopyStarted, .copySent, .connectionState, .modeSwitched, .rpoTargetMissed:
                 break
             }
         }

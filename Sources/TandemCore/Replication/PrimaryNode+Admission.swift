@@ -44,6 +44,7 @@ extension PrimaryNode {
     /// Admits queued requests in order while there is room and nothing overlaps.
     mutating func admitQueued(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
         isBlocked = false
+        pacingHoldsHead = false
         while !stopping {
             if diskFailed {
                 // The failed request and every later mutation (and flush) fail.
@@ -78,6 +79,7 @@ extension PrimaryNode {
                 let end = offset + UInt64(length)
                 if overlapsUnanswered(start: offset, end: end) || overlapsCopy(start: offset, end: end) { return }
                 guard hasRoomBesideCopyReads(length) else { isBlocked = true; return }
+                guard pacingAdmits(UInt64(length), nowNs: nowNs) else { return }
                 guard activityLogAdmits(offset, UInt64(length)) else { return }
                 queue.removeFirst()
                 trackIfAhead(offset, UInt64(length))
@@ -114,6 +116,10 @@ extension PrimaryNode {
                 return false
             }
             let offset = zeroes.cursor
+            guard pacingAdmits(UInt64(length), nowNs: nowNs) else {
+                zeroing = zeroes
+                return false
+            }
             guard activityLogAdmits(offset, UInt64(length)) else {
                 zeroing = zeroes
                 return false

@@ -20,9 +20,25 @@ extension PrimaryNode {
         let waiting = primary.writesInFlight > 0 || !queue.isEmpty || zeroing != nil
         if peerOutdatedConfirmed, waiting, link != .up { return "the control plane outdated the peer (outdate-peer)" }
         if config.primary.mode == .async {
-            if blockedOnBuffer { return "the replication buffer is full" }
-            // Every extent of the activity log holds writes the absent peer has not confirmed.
-            return gate.blocked && link != .up ? "the activity log is full of writes the peer lacks" : nil
+            var reason: String?
+            if blockedOnBuffer {
+                reason = "the replication buffer is full"
+            } else if gate.blocked && link != .up {
+                // Every extent of the activity log holds writes the absent peer has not confirmed.
+                reason = "the activity log is full of writes the peer lacks"
+            } else {
+                reason = rpoTargetAheadReason
+            }
+            // Adaptive: a write admitted sync waits for the peer whatever happens later; Ahead
+            // would acknowledge it without (only `fencing: dont-care` allows that, as in sync).
+            if reason != nil, adaptiveMode != nil, !config.syncTracksWithoutPeer || link == .up, primary.syncPending {
+                reason = nil
+            }
+            // Adaptive, the sync rule below applies while it admits sync or a sync write waits;
+            // async with none waiting, it keeps buffering as async does.
+            guard reason == nil, let adaptive = adaptiveMode, adaptive.mode == .sync || primary.syncPending else {
+                return reason
+            }
         }
         guard config.syncTracksWithoutPeer, waiting, link != .up else { return nil }
         return "the peer is away (fencing dont-care)"
@@ -103,6 +119,7 @@ extension PrimaryNode {
         (session, basis) = pending
         isAhead = false
         primary = ReplicationPrimary(config: config.primary)
+        applyAdmissionMode()
         releasedThrough = 0
         peerInconsistentThroughEpoch = nil
         for index in ticketOfSequence.indices { ticketOfSequence[index] = -1 }

@@ -10,7 +10,7 @@
 // invariants), the feeding of ReplicationPrimary and the local I/O results. The rest is in
 // PrimaryNode+Admission (the queue, the overlap rule, tickets), +Copy (the full copy), +Link
 // (enable, dial, the link's life, the peer's messages, SyncComplete) and +Stop (stop,
-// hand-over, disk failure) and +ActivityLog (the write path's activity log). State those files share is internal, not private: Swift's
+// hand-over, disk failure), +ActivityLog (the write path's activity log) and +Adaptive (adaptive mode, RPO-target pacing). State those files share is internal, not private: Swift's
 // `private` does not reach an extension in another file. Only the node itself touches it.
 
 public struct PrimaryNode: Sendable {
@@ -165,6 +165,19 @@ public struct PrimaryNode: Sendable {
     public internal(set) var activityLog: ActivityLog?
     var gate = ActivityLogGate()
 
+    // The replication profile (+Adaptive): `mode: adaptive` and `rpo_target_ms` pacing; nil
+    // when not configured.
+    public internal(set) var adaptiveMode: AdaptiveModeController?
+    public internal(set) var rpoPacer: RPOPacingController?
+    /// The slowest peer acknowledgement (or oldest wait) seen at the adaptive controller's last look.
+    public internal(set) var lastPeerLatencyNs: UInt64 = 0
+    /// Pacing: the next async write is admitted no earlier than this; the last write's delay.
+    var pacedUntilNs: UInt64 = 0
+    public internal(set) var pacingDelayNs: UInt64 = 0
+    var pacingHoldsHead = false
+    var pacingUpdatedNs: UInt64 = 0
+    public internal(set) var lastRPOMissReason: String?
+
     // Failure, drain, stop.
     public internal(set) var diskFailed = false
     public private(set) var draining = false
@@ -199,6 +212,7 @@ public struct PrimaryNode: Sendable {
         catchUpBases = basis.startingBases
         activityLog = Self.makeActivityLog(config)
         copyWanted = false
+        startReplicationProfile()
         switch basis {
         case .fullCopy:
             markWholeVolume()
@@ -376,6 +390,7 @@ public struct PrimaryNode: Sendable {
     /// What follows any event: admit what can be, continue the copy, release, confirm,
     /// finish a drain or a stop.
     private mutating func settle(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
+        updateReplicationProfile(nowNs: nowNs, into: &actions)
         admitQueued(nowNs: nowNs, into: &actions)
         if enterAheadIfDue(nowNs: nowNs, into: &actions) { admitQueued(nowNs: nowNs, into: &actions) }
         if restartStreamIfQuiet(nowNs: nowNs, into: &actions) { admitQueued(nowNs: nowNs, into: &actions) }

@@ -90,6 +90,11 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
     public var resyncRateMinBytesPerSecond: UInt64
     /// nil: no activity log (`al_extents: 0`): a crash restart copies the whole volume.
     public var activityLog: ActivityLogSettings?
+    /// `mode: adaptive` (the stream's `primary.mode` is then async; the controller decides
+    /// how each write is acknowledged). nil: the mode is `primary.mode`.
+    public var adaptive: AdaptiveModeController.Settings?
+    /// `rpo_target_ms`: async writes are paced toward the target. nil: no pacing.
+    public var rpoTarget: RPOPacingController.Settings?
 
     public init(
         primary: ReplicationPrimaryConfig, volumeSizeBytes: UInt64, hasPeer: Bool = true,
@@ -219,6 +224,10 @@ public enum PrimaryNotice: Sendable, Hashable {
     /// The regions the verify marked are being copied to the peer.
     case verifyRepairStarted(bytes: UInt64)
     case connectionState(ConnectionState)
+    /// Adaptive mode: writes admitted from now on are acknowledged as `to` says.
+    case modeSwitched(to: ReplicationAckMode, reason: String)
+    /// `rpo_target_ms`: pacing at its maximum delay did not hold the target (Ahead follows).
+    case rpoTargetMissed(reason: String, rpoMs: UInt64)
 }
 
 public enum PrimaryNodeAction: Sendable, Hashable {

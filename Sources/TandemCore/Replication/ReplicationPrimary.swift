@@ -17,6 +17,10 @@ public struct ReplicationPrimary: Sendable {
         var peerApplied = false
         var acknowledged = false
         var acknowledgedAtNs: UInt64 = 0
+        /// Acknowledged as a sync write (after the peer applied it), whatever the mode is when
+        /// its turn comes: `admitsSync` when it was admitted (adaptive mode switches).
+        var sync: Bool
+        var admittedAtNs: UInt64
     }
 
     enum WaitingRequest: Sendable {
@@ -27,9 +31,20 @@ public struct ReplicationPrimary: Sendable {
     struct PendingFlush: Sendable {
         var request: RequestID
         var epoch: Epoch
+        var sync: Bool
     }
 
     public let config: ReplicationPrimaryConfig
+    /// How writes and flushes admitted from now on are acknowledged: `config.mode` until the
+    /// owner (adaptive mode) switches it. What was admitted keeps the mode it was admitted in.
+    public private(set) var admitsSync: Bool
+
+    /// The peer's DataAck latencies (admission to ack) since the owner last took them, and the
+    /// highest of them (adaptive mode's input).
+    public private(set) var peerAckSamples = 0
+    public private(set) var peerAckLatencyMaxNs: UInt64 = 0
+    /// Bytes the peer confirmed durable over the stream's life (the drain rate's input).
+    public private(set) var peerDurableBytesTotal: UInt64 = 0
 
     /// Admitted writes in sequence order, kept until acknowledged and confirmed durable.
     private var writes: BoundedQueue<Write>
@@ -112,9 +127,40 @@ public struct ReplicationPrimary: Sendable {
 
     public init(config: ReplicationPrimaryConfig) {
         self.config = config
+        self.admitsSync = config.mode == .sync
         self.writes = BoundedQueue(capacity: config.writesInFlightMax)
         self.waiting = BoundedQueue(capacity: config.requestsWaitingMax)
         self.flushes = BoundedQueue(capacity: config.flushesPendingMax)
+    }
+
+    /// Adaptive mode: writes and flushes admitted from now on are acknowledged as `mode` says.
+    public mutating func admit(as mode: ReplicationAckMode) { admitsSync = mode == .sync }
+
+    /// The DataAck latencies gathered since the last call: their count and the highest.
+    public mutating func takePeerAckLatency() -> (samples: Int, maxNs: UInt64) {
+        defer { peerAckSamples = 0; peerAckLatencyMaxNs = 0 }
+        return (peerAckSamples, peerAckLatencyMaxNs)
+    }
+
+    /// How long the oldest write the peer has not applied yet has waited (0: none waits, or
+    /// the peer is out of the stream): a stalled link shows here before any ack is late.
+    public func oldestUnappliedAgeNs(nowNs: UInt64) -> UInt64 {
+        oldestUnappliedAdmittedAtNs.map { nowNs - min($0, nowNs) } ?? 0
+    }
+
+    /// When the oldest write the peer has not applied yet was admitted (nil: none waits).
+    public var oldestUnappliedAdmittedAtNs: UInt64? {
+        guard !isTracking else { return nil }
+        for index in 0..<writes.count where !writes[index].peerApplied { return writes[index].admittedAtNs }
+        return nil
+    }
+
+    /// Sync-admitted writes or flushes not yet acknowledged: their promise still waits for
+    /// the peer, whatever the mode is now.
+    public var syncPending: Bool {
+        for index in 0..<writes.count where writes[index].sync && !writes[index].acknowledged { return true }
+        for index in 0..<flushes.count where flushes[index].sync { return true }
+        return false
     }
 
     /// Age of the oldest acknowledged write the secondary has not confirmed durable; 0 if none.
@@ -240,7 +286,7 @@ public struct ReplicationPrimary: Sendable {
     ) {
         switch request {
         case let .write(request, offsetBytes, lengthBytes, fua):
-            admitWrite(request, offsetBytes, lengthBytes, fua, into: &actions)
+            admitWrite(request, offsetBytes, lengthBytes, fua, nowNs: nowNs, into: &actions)
         case let .flush(request):
             admitFlush(request, into: &actions)
         }
@@ -248,7 +294,7 @@ public struct ReplicationPrimary: Sendable {
 
     private mutating func admitWrite(
         _ request: RequestID, _ offsetBytes: UInt64, _ lengthBytes: UInt32, _ fua: Bool,
-        into actions: inout [PrimaryAction]
+        nowNs: UInt64, into actions: inout [PrimaryAction]
     ) {
         // The epoch rule: a write that arrives after any write of the open epoch was
         // acknowledged may depend on it, so it starts a new epoch; so does one after FLUSH/FUA.
@@ -258,7 +304,7 @@ public struct ReplicationPrimary: Sendable {
         }
         var write = Write(
             request: request, sequence: nextSequence, epoch: openEpoch, offsetBytes: offsetBytes,
-            lengthBytes: lengthBytes, fua: fua)
+            lengthBytes: lengthBytes, fua: fua, sync: admitsSync, admittedAtNs: nowNs)
         // Tracking: the bitmap stands for the peer, which will get this region by a catch-up.
         write.peerApplied = isTracking
         nextSequence += 1
@@ -273,15 +319,15 @@ public struct ReplicationPrimary: Sendable {
         if isPeerReady { actions.append(.send(.data(dataMessage(write)))) }
         if fua {
             closeOpenEpoch(into: &actions)
-            if config.mode == .sync { requestPeerFlush(through: write.epoch, into: &actions) }
+            if write.sync { requestPeerFlush(through: write.epoch, into: &actions) }
         }
     }
 
     private mutating func admitFlush(_ request: RequestID, into actions: inout [PrimaryAction]) {
         let epoch = openEpoch
         if !startsNewEpoch { closeOpenEpoch(into: &actions) }
-        flushes.append(PendingFlush(request: request, epoch: epoch))
-        if config.mode == .sync { requestPeerFlush(through: epoch, into: &actions) }
+        flushes.append(PendingFlush(request: request, epoch: epoch, sync: admitsSync))
+        if admitsSync { requestPeerFlush(through: epoch, into: &actions) }
         submitLocalFlushIfDue(into: &actions)
         acknowledgeFlushes(into: &actions)
     }
@@ -305,7 +351,7 @@ public struct ReplicationPrimary: Sendable {
     ) {
         let write = writes[index]
         guard !write.acknowledged, write.localDone else { return }
-        if config.mode == .sync && !isTracking {
+        if write.sync && !isTracking {
             guard write.peerApplied else { return }
             // FUA is "durable on both": the local FUA completion and the peer's durable epoch.
             if write.fua && write.epoch > peerDurableEpoch { return }
@@ -319,7 +365,7 @@ public struct ReplicationPrimary: Sendable {
 
     private mutating func acknowledgeFlushes(into actions: inout [PrimaryAction]) {
         while let flush = flushes.first, flush.epoch <= localDurableEpoch, flushedOnce {
-            if config.mode == .sync && !isTracking && flush.epoch > peerDurableEpoch { return }
+            if flush.sync && !isTracking && flush.epoch > peerDurableEpoch { return }
             flushes.removeFirst()
             actions.append(.acknowledgeFlush(request: flush.request))
         }
@@ -374,6 +420,10 @@ public struct ReplicationPrimary: Sendable {
                 return violation("data ack for \(sequence)", into: &actions)
             }
             guard let index = index(ofSequence: sequence) else { return }
+            if !writes[index].peerApplied {
+                peerAckSamples += 1
+                peerAckLatencyMaxNs = max(peerAckLatencyMaxNs, nowNs - min(writes[index].admittedAtNs, nowNs))
+            }
             writes[index].peerApplied = true
             acknowledgeIfDone(index, nowNs: nowNs, into: &actions)
         case let .durableThroughEpoch(epoch):
@@ -400,6 +450,7 @@ public struct ReplicationPrimary: Sendable {
             let write = writes[index]
             guard write.epoch > previous, write.epoch <= epoch else { continue }
             unconfirmedBytes -= UInt64(write.lengthBytes)
+            peerDurableBytesTotal &+= UInt64(write.lengthBytes)
             if write.acknowledged { lagBytes -= UInt64(write.lengthBytes) }
             // Durable on the secondary implies applied there.
             writes[index].peerApplied = true
@@ -461,12 +512,12 @@ public struct ReplicationPrimary: Sendable {
     private func dataMessage(_ write: Write) -> DataMessage {
         DataMessage(
             epoch: write.epoch, sequence: write.sequence, offsetBytes: write.offsetBytes,
-            lengthBytes: write.lengthBytes, flags: dataFlags(fua: write.fua))
+            lengthBytes: write.lengthBytes, flags: dataFlags(fua: write.fua, sync: write.sync))
     }
 
-    private func dataFlags(fua: Bool) -> DataFlags {
+    private func dataFlags(fua: Bool, sync: Bool) -> DataFlags {
         var flags: DataFlags = fua ? [.fua] : []
-        if config.mode == .sync { flags.insert(.acknowledgedAfterApply) }
+        if sync { flags.insert(.acknowledgedAfterApply) }
         return flags
     }
 }

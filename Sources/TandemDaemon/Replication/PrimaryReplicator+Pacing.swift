@@ -7,7 +7,8 @@ import TandemCore
 extension PrimaryReplicator {
     /// After every event: arms the timer for the node's retry time unless one fires by then.
     func armResyncPacer() {
-        guard let retryNs = node.resyncRetryAtNs else { return }
+        // Also the replication profile's wake-ups (write pacing, adaptive mode's decisions).
+        guard let retryNs = [node.resyncRetryAtNs, node.profileWakeAtNs].compactMap({ $0 }).min() else { return }
         guard pacerArmedNs == 0 || retryNs < pacerArmedNs else { return }
         pacerArmedNs = retryNs
         context.loop.runAt(deadlineNs: retryNs) { [weak self] in

@@ -37,6 +37,7 @@ extension PrimaryReplicator {
         fields["session_start_reason"] = .string(sessionStartReason)
         if let lastError { fields["last_error"] = .string(lastError) }
         if let verify = node.verifyProgress { fields["verify"] = Self.verifyFields(verify) }
+        profileStatusFields(into: &fields, nowNs: now)
         return fields
     }
 

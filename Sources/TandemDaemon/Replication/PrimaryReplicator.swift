@@ -148,11 +148,12 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         // NBD requests whatever async_buffer_bytes says.
         let writeBytesMax = max(Int(context.config.maxRequestBytes), Self.chunkBytes)
         let bufferBytes = max(spec.asyncBufferBytes, 2 * UInt64(writeBytesMax), UInt64(4 * Self.chunkBytes))
-        let config = PrimaryNodeConfig(
-            primary: ReplicationPrimaryConfig(mode: spec.mode == .async ? .async : .sync, bufferBytesMax: bufferBytes),
+        var config = PrimaryNodeConfig(
+            primary: ReplicationPrimaryConfig(mode: spec.mode == .sync ? .sync : .async, bufferBytesMax: bufferBytes),
             volumeSizeBytes: volume.sizeBytes, hasPeer: spec.peer != nil, chunkBytes: UInt32(Self.chunkBytes),
             syncTracksWithoutPeer: spec.fencing == .dontCare, resyncRateBytesPerSecond: spec.resyncRateBytesPerSecond,
             resyncRateMinBytesPerSecond: spec.resyncRateMinBytesPerSecond, activityLog: activityLog)
+        Self.applyProfile(spec, to: &config)
         node = PrimaryNode(config: config, session: UInt64.random(in: 1...UInt64.max), basis: basis,
                            trackedBitmap: trackedBitmap)
         // The store holds what the node holds: never more writes, never more bytes.
@@ -420,6 +421,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             context.events.publish(resource: resource, "connection-state", ["connection_state": .string(state.rawValue)])
         case .verifyStarted, .verifyMismatch, .verifyEnded, .verifyRepairStarted:
             noticedVerify(notice)
+        case .modeSwitched, .rpoTargetMissed:
+            noticedProfile(notice)
         }
     }
 }

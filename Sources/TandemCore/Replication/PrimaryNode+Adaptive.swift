@@ -1,0 +1,119 @@
+// PrimaryNode's replication profile: `mode: adaptive` (AdaptiveModeController) and
+// `rpo_target_ms` write pacing (RPOPacingController). Both controllers are pure; this file
+// feeds them from the stream after every event and applies what they decide.
+//
+// Adaptive: the node runs an async stream whose ReplicationPrimary acknowledges each write as
+// the mode it was admitted in says (`admit(as:)`): a switch applies to writes admitted after
+// it, and a write admitted sync is acknowledged only once the peer applied it — no later switch
+// and no Ahead (unless `fencing: dont-care` lets sync writes go Ahead, as it does in sync mode)
+// acknowledges it without the peer.
+//
+// Pacing: while the projected RPO of the stream is above half the target, each async write's
+// admission waits the pacer's delay after the previous one (so its acknowledgement comes that
+// much later, and the application's write rate follows the link's). When even the maximum
+// delay cannot hold the target, the node reports it and goes Ahead (+Ahead's `aheadReason`).
+
+extension PrimaryNode {
+    /// Pacing looks at the lag at most this often (the lag's age is a scan of the buffer).
+    static let pacingUpdateIntervalNs: UInt64 = 1_000_000
+
+    /// The controllers' state at creation (the config names which run).
+    mutating func startReplicationProfile() {
+        adaptiveMode = config.adaptive.map { AdaptiveModeController(settings: $0) }
+        rpoPacer = config.rpoTarget.map { RPOPacingController(settings: $0) }
+        applyAdmissionMode()
+    }
+
+    /// A new stream (a catch-up's) admits as the adaptive controller says.
+    mutating func applyAdmissionMode() {
+        if let adaptiveMode { primary.admit(as: adaptiveMode.mode) }
+    }
+
+    /// How writes admitted now are acknowledged: sync or async. Ahead, async whatever the mode
+    /// (writes are acknowledged on this copy alone).
+    public var effectiveMode: ReplicationAckMode {
+        if isAhead { return .async }
+        return adaptiveMode?.mode ?? config.primary.mode
+    }
+
+    /// The delay pacing put between the last two async admissions (0: not pacing).
+    public var pacingDelayActiveNs: UInt64 { rpoPacer?.admitBytesPerSecond == nil ? 0 : pacingDelayNs }
+
+    /// When the driver should feed `.tick` for the profile's sake: a write waits for pacing, or
+    /// the adaptive controller's decision falls due without any acknowledgement to wake it.
+    public var profileWakeAtNs: UInt64? {
+        var wake = adaptiveMode?.decisionDueNs
+        // No acknowledgement may come to wake the node: look again when the oldest waiting
+        // write crosses the bound (then a pending switch has its due time).
+        if let adaptiveMode, adaptiveMode.mode == .sync, wake == nil, let admitted = primary.oldestUnappliedAdmittedAtNs {
+            wake = admitted + adaptiveMode.settings.latencyBoundNs + 1
+        }
+        if pacingHoldsHead { wake = min(wake ?? pacedUntilNs, pacedUntilNs) }
+        return wake
+    }
+
+    /// Feeds both controllers (before admission, so that a switch applies to what follows).
+    mutating func updateReplicationProfile(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
+        if adaptiveMode != nil { updateAdaptive(nowNs: nowNs, into: &actions) }
+        if rpoPacer != nil { updatePacer(nowNs: nowNs, into: &actions) }
+    }
+
+    private mutating func updateAdaptive(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
+        guard var controller = adaptiveMode else { return }
+        let bound = controller.settings.latencyBoundNs
+        let acks = primary.takePeerAckLatency()
+        let waiting = primary.oldestUnappliedAgeNs(nowNs: nowNs)
+        if acks.samples > 0 || waiting > 0 { lastPeerLatencyNs = max(acks.maxNs, waiting) }
+        let seen = AdaptiveModeController.Observation(
+            latencyNs: max(acks.maxNs, waiting), peerOutOfStream: isAhead,
+            drained: waiting <= bound && isPeerReady && !copyWanted && !restartPending)
+        if let change = controller.observe(seen, nowNs: nowNs) {
+            primary.admit(as: change.to)
+            actions.append(.notice(.modeSwitched(to: change.to, reason: change.reason)))
+        }
+        adaptiveMode = controller
+    }
+
+    private mutating func updatePacer(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
+        guard var pacer = rpoPacer else { return }
+        defer { rpoPacer = pacer }
+        if isAhead || restartPending {
+            pacer.reset()
+            pacedUntilNs = 0
+            return
+        }
+        guard nowNs >= pacingUpdatedNs + Self.pacingUpdateIntervalNs || pacingUpdatedNs == 0 else { return }
+        pacingUpdatedNs = nowNs
+        // The stream's own lag: a catch-up's regions are what the peer lacked from before, and
+        // pacing the application cannot make them arrive sooner.
+        let age = primary.rpoAgeNs(nowNs: nowNs)
+        guard pacer.update(ageNs: age, lagBytes: primary.lagBytes, peerDurableBytes: primary.peerDurableBytesTotal,
+                           nowNs: nowNs) else { return }
+        let reason = "rpo_ms \(age / 1_000_000) is above rpo_target_ms \(pacer.settings.targetNs / 1_000_000) with "
+            + "writes paced at rpo_pacing_max_ms \(pacer.settings.delayMaxNs / 1_000_000): the link carries "
+            + "\(UInt64(pacer.drainBytesPerSecond)) bytes/s, less than the writes"
+        lastRPOMissReason = reason
+        actions.append(.notice(.rpoTargetMissed(reason: reason, rpoMs: age / 1_000_000)))
+    }
+
+    /// Whether the async write at the head of the queue may be admitted now (pacing). On
+    /// admission the next write's earliest time is set by this one's delay.
+    mutating func pacingAdmits(_ lengthBytes: UInt64, nowNs: UInt64) -> Bool {
+        guard let pacer = rpoPacer, !isAhead, !primary.admitsSync else { return true }
+        if nowNs < pacedUntilNs {
+            pacingHoldsHead = true
+            return false
+        }
+        pacingHoldsHead = false
+        let delay = pacer.delayNs(lengthBytes: lengthBytes)
+        pacingDelayNs = delay
+        pacedUntilNs = delay == 0 ? 0 : nowNs + delay
+        return true
+    }
+
+    /// Why Ahead is due for the RPO target (nil: it is not).
+    var rpoTargetAheadReason: String? {
+        guard rpoPacer?.cannotHold == true else { return nil }
+        return "the RPO target cannot be held: \(lastRPOMissReason ?? "the link is slower than the writes")"
+    }
+}

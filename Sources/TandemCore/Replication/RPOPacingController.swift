@@ -1,0 +1,133 @@
+// RPOPacingController: `rpo_target_ms`'s write pacing. Pure: fed the lag (the RPO age, the lag
+// bytes) and the bytes the peer confirmed durable, with their `nowNs`; it answers with the
+// delay a write of a given length waits before it is admitted (so before it is acknowledged).
+// PrimaryNode+Adaptive spaces admissions by it.
+//
+// The signal is the projected RPO: the higher of the oldest unconfirmed write's age and the
+// time the link needs to carry the lag bytes at the measured drain rate (where the newest write
+// will be when it is confirmed). Below half of `startFraction` of the target nothing is paced.
+// Above it writes are admitted at the drain rate scaled linearly: 1.5 times it where pacing
+// begins, the drain rate itself at `startFraction` (the lag holds steady), 0 at the target. A write's delay is its length over that
+// rate, at most `delayMaxNs`. When the RPO age stays above the target with the delay at its
+// maximum for `delayMaxNs`, pacing cannot hold the target (the link carries less than writes
+// paced at the maximum delay): `cannotHold` says so, and the node goes Ahead.
+
+public struct RPOPacingController: Sendable {
+    public struct Settings: Sendable, Hashable {
+        /// `rpo_target_ms`.
+        public var targetNs: UInt64
+        /// `rpo_pacing_max_ms`: the longest a write is delayed.
+        public var delayMaxNs: UInt64
+        /// At this fraction of the target writes are admitted at the drain rate; pacing begins
+        /// at half of it.
+        public var startFraction: Double
+        /// The drain rate is measured over windows of at least this long.
+        public var sampleWindowNs: UInt64
+
+        public init(targetNs: UInt64, delayMaxNs: UInt64, startFraction: Double = 0.5, sampleWindowNs: UInt64 = 100_000_000) {
+            precondition(targetNs > 0 && delayMaxNs > 0, "RPO target or pacing maximum 0")
+            precondition(startFraction > 0 && startFraction < 1 && sampleWindowNs > 0)
+            self.targetNs = targetNs
+            self.delayMaxNs = delayMaxNs
+            self.startFraction = startFraction
+            self.sampleWindowNs = sampleWindowNs
+        }
+    }
+
+    public let settings: Settings
+    /// Bytes per second the peer confirmed durable, smoothed (0: not measured yet).
+    public private(set) var drainBytesPerSecond: Double = 0
+    /// The rate writes are admitted at while pacing (nil: not pacing).
+    public private(set) var admitBytesPerSecond: Double?
+    /// The projected RPO at the last update.
+    public private(set) var projectedNs: UInt64 = 0
+    /// The RPO age has stayed above the target with pacing at its maximum for `delayMaxNs`.
+    public private(set) var cannotHold = false
+    /// How often pacing could not hold the target.
+    public private(set) var misses: UInt64 = 0
+    private var windowStartNs: UInt64?
+    private var windowStartBytes: UInt64 = 0
+    private var overSinceNs: UInt64?
+
+    public init(settings: Settings) { self.settings = settings }
+
+    /// One look: the RPO age, the lag bytes and the peer's durable byte count so far.
+    /// True when pacing has just found it cannot hold the target.
+    public mutating func update(ageNs: UInt64, lagBytes: UInt64, peerDurableBytes: UInt64, nowNs: UInt64) -> Bool {
+        sampleDrain(peerDurableBytes, nowNs: nowNs)
+        let target = Double(settings.targetNs)
+        var projected = Double(ageNs)
+        if drainBytesPerSecond > 0 {
+            projected = max(projected, Double(lagBytes) / drainBytesPerSecond * 1e9)
+        } else if lagBytes > 0 && ageNs > 0 {
+            projected = max(projected, target)  // nothing drains: the lag only grows
+        }
+        projectedNs = UInt64(min(projected, 1e18))
+        // The scale is 1 (admit at the drain rate: the lag holds) at `startFraction` of the
+        // target, 0 at the target, and 1.5 where pacing begins (half of `startFraction`): it
+        // fades in, so that pacing never stops abruptly and lets a queue's worth in at once.
+        let steady = target * settings.startFraction
+        if projected <= steady / 2 {
+            admitBytesPerSecond = nil
+        } else {
+            let scale = max(0, (target - projected) / (target - steady))
+            admitBytesPerSecond = drainBytesPerSecond * scale
+        }
+        return checkHold(ageNs: ageNs, nowNs: nowNs)
+    }
+
+    /// The delay before a write of `lengthBytes` is admitted now (0: not pacing).
+    public func delayNs(lengthBytes: UInt64) -> UInt64 {
+        guard let rate = admitBytesPerSecond else { return 0 }
+        guard rate > 0 else { return settings.delayMaxNs }
+        return UInt64(min(Double(settings.delayMaxNs), Double(lengthBytes) / rate * 1e9))
+    }
+
+    /// Pacing is at its maximum delay for a write of this length.
+    public func atMaximum(lengthBytes: UInt64) -> Bool { delayNs(lengthBytes: lengthBytes) >= settings.delayMaxNs }
+
+    /// The peer left the stream (Ahead): the lag is tracked in the bitmap, nothing is paced,
+    /// and the next stream starts measuring afresh.
+    public mutating func reset() {
+        admitBytesPerSecond = nil
+        projectedNs = 0
+        cannotHold = false
+        overSinceNs = nil
+        windowStartNs = nil
+        drainBytesPerSecond = 0
+    }
+
+    private mutating func sampleDrain(_ bytes: UInt64, nowNs: UInt64) {
+        guard let start = windowStartNs, bytes >= windowStartBytes, nowNs >= start else {
+            windowStartNs = nowNs
+            windowStartBytes = bytes
+            return
+        }
+        let elapsed = nowNs - start
+        guard elapsed >= settings.sampleWindowNs else { return }
+        let rate = Double(bytes - windowStartBytes) / (Double(elapsed) / 1e9)
+        // A window where nothing waited says nothing of the link: keep the last rate then.
+        // Weighted toward the new window: a link whose rate drops must be followed within a
+        // few windows, or the projection trails the lag it should foresee.
+        if rate > 0 || admitBytesPerSecond != nil {
+            drainBytesPerSecond = drainBytesPerSecond == 0 ? rate : 0.25 * drainBytesPerSecond + 0.75 * rate
+        }
+        windowStartNs = nowNs
+        windowStartBytes = bytes
+    }
+
+    private mutating func checkHold(ageNs: UInt64, nowNs: UInt64) -> Bool {
+        let maxed = admitBytesPerSecond.map { $0 <= 0 || projectedNs >= settings.targetNs } ?? false
+        guard ageNs > settings.targetNs, maxed else {
+            overSinceNs = nil
+            if ageNs <= settings.targetNs { cannotHold = false }
+            return false
+        }
+        let since = overSinceNs ?? nowNs
+        overSinceNs = since
+        guard !cannotHold, nowNs - since >= settings.delayMaxNs else { return false }
+        cannotHold = true
+        misses += 1
+        return true
+    }
+}
