@@ -163,7 +163,11 @@ extension Simulation {
         let view = node.secondary.map {
             SecondaryCopyView(diskState: $0.diskState, peerDiskState: $0.peerDiskState, redundant: $0.isRedundant)
         }
-        let atRest = DiskState.ofSecondaryAtRest(record: node.record, initialSync: scenario.initialSync)
+        // The simulator stops a secondary's replicator only cleanly (a crash takes the whole
+        // node down, and a restarted node runs its replicator again), so a copy at rest here
+        // was stopped cleanly.
+        let atRest = DiskState.ofSecondaryAtRest(record: node.record, initialSync: scenario.initialSync,
+                                                 stoppedCleanly: true)
         return ReportedDiskStates.decide(.secondary(atRest: atRest, replicator: view),
                                          ownDiskFailed: false, peerDiskFailed: false).diskState
     }

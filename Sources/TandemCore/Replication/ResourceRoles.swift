@@ -264,10 +264,17 @@ extension DiskState {
 
     /// A secondary whose replicator does not run, from its record: never UpToDate (it is not
     /// connected, so its primary may be writing). A resource that never wrote a record was
-    /// created with `initial_sync: none` in sync, else it awaits its initial copy.
-    public static func ofSecondaryAtRest(record: ReplicationRecord, initialSync: InitialSync) -> DiskState {
+    /// created with `initial_sync: none` in sync, else it awaits its initial copy. A copy
+    /// that belongs to a session (it applied a primary's writes) is consistent only if its
+    /// replicator's last stop was clean (`stoppedCleanly`: flag `secondary-clean-stop`,
+    /// written after the stop's flush, cleared when a replicator starts): one killed while
+    /// applying may hold part of an epoch, or lose unflushed writes at a power cut, so it
+    /// is `Inconsistent` until its primary re-sends. A demoted primary's copy belongs to no
+    /// session and is the newest there is.
+    public static func ofSecondaryAtRest(record: ReplicationRecord, initialSync: InitialSync,
+                                         stoppedCleanly: Bool) -> DiskState {
         ofSecondary(synced: SecondaryNode.isSynced(record: record, initialSync: initialSync),
-                    consistent: true, connected: false, confirmed: false)
+                    consistent: record.session == 0 || stoppedCleanly, connected: false, confirmed: false)
     }
 }
 

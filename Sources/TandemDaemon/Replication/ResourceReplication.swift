@@ -12,7 +12,8 @@ import TandemIO
 extension Resource {
     /// What a stopped secondary's record says about its volume (ResourceRoles).
     var secondaryDiskStateAtRest: DiskState {
-        DiskState.ofSecondaryAtRest(record: record, initialSync: spec.initialSync)
+        DiskState.ofSecondaryAtRest(record: record, initialSync: spec.initialSync,
+                                    stoppedCleanly: metadata.latest.flags.contains(.secondaryCleanStop))
     }
 
     /// The Hello of the primary this secondary is connected to now (failover's generation check).
