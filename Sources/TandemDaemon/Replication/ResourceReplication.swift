@@ -293,6 +293,9 @@ extension Resource {
         let wasEnabled = enabled
         stopReplication { [self] in
             transitioning = false
+            guard settleStagingForPromotion() else {  // stage: the journal first (Resource+Staging)
+                return done(ControlError(.ioError, "failover refused: the staging journal cannot be settled"))
+            }
             changeRole(to: .primary)
             promoteGeneration(planned: kind == .planned)
             _ = updateRecord { $0 = $0.promoted(inconsistent: promotion.inconsistent) }
