@@ -83,15 +83,20 @@ extension SecondaryNode {
             }
             return actions.append(.beginStaging(session: record.staging!.session, journalBytes: staging.endBytes))
         }
-        guard pendingCatchUp, config.stagingBytesMax > 0, diskFault == nil, previousConsistent,
-            Self.isSynced(record: previous, initialSync: config.initialSync)
-        else { return }
+        guard willStage(replacedConsistent: previousConsistent, record: previous) else { return }
         record.staging = StagedCatchUp(session: session, fromSession: previous.session,
                                        fromDurableEpoch: previous.durableThroughEpoch,
                                        fromContinuedFrom: previous.continuedFrom)
         staging.phase = .staging
         staging.endBytes = 0
         actions.append(.beginStaging(session: session, journalBytes: 0))
+    }
+
+    /// Whether the accepted session, a catch-up, begins a journal on this copy (before it
+    /// proves itself, the copy is reported as what it will stay: Consistent).
+    func willStage(replacedConsistent: Bool, record: ReplicationRecord? = nil) -> Bool {
+        pendingCatchUp && config.stagingBytesMax > 0 && diskFault == nil && replacedConsistent
+            && Self.isSynced(record: record ?? self.record, initialSync: config.initialSync)
     }
 
     /// The next held write, or one the machine submits, goes to the journal or the volume.

@@ -151,6 +151,7 @@ public struct SecondaryNode: Sendable {
     private var ownCopy: (synced: Bool, consistent: Bool) {
         // A staged catch-up leaves the volume's image alone (unless a full copy replaces it).
         if staging.keepsConsistent, unproven == nil || pendingCatchUp { return (true, true) }
+        if let unproven, willStage(replacedConsistent: unproven.machine.isConsistent) { return (true, true) }
         guard let unproven else { return (isSynced, machine.isConsistent) }
         var synced = isSynced
         if case .newSession(let nowSynced, _) = pendingVerdict { synced = nowSynced }
@@ -268,7 +269,7 @@ public struct SecondaryNode: Sendable {
     private func checkInvariants() {
         precondition(heldWrites.isEmpty && !flushHeld || awaitingSessionRecord || staging.holds,
                      "writes held without a session record or a commit")
-        precondition(staging.phase == .off || record.staging != nil, "staging without a staged record")
+        precondition(staging.phase == .off || staging.phase == .clearing || record.staging != nil, "staging without a staged record")
         precondition(staging.writesInFlight == 0 || staging.phase == .staging || staging.phase == .draining(noRoom: false)
             || staging.phase == .draining(noRoom: true), "staged writes in flight after the drain")
         precondition(unproven == nil || machine.queuedWrites == 0, "an unproven session holds writes")
