@@ -86,6 +86,33 @@ extension Replication {
         try CatchUpTests.expectIdenticalVolumes(pair)
     }
 
+    /// A forced failover to a target mid-catch-up: the uncommitted journal is dropped and the
+    /// promoted node serves exactly the image its volume held before the catch-up began.
+    @Test func aTargetPromotedMidCatchUpServesItsImageFromBeforeTheCatchUp() throws {
+        let (pair, proxy, _) = try CatchUpTests.aheadAfterACutWorkload(seconds: 3)
+        // beta has applied what reached it before the cut and writes nothing more until the heal.
+        _ = try pair.waitFor(pair.beta, timeoutSeconds: 20, "beta idle, the link down") {
+            $0["connection_state"] as? String != "Connected" && $0["queued_writes"] as? Int == 0
+                && $0["writes_in_flight"] as? Int == 0
+        }
+        let before = try VolumeFiles.sha256(pair.volume(pair.beta))
+        let betaEvents = try EventWatch(pair.beta)
+        defer { betaEvents.stop() }
+        proxy.capBytesPerSecond(Self.slowLinkBytesPerSecond)
+        proxy.heal()
+        _ = try pair.waitFor(pair.beta, timeoutSeconds: 30, "beta staging") {
+            $0["staging"] as? String == "staging" && ($0["staged_bytes"] as? Int ?? 0) > 0
+        }
+        proxy.cut()  // the primary is lost mid-catch-up
+        try pair.expectOK(try pair.beta.control().request("failover", ["name": ReplicatedPair.resource, "force": true]))
+        let promoted = try pair.waitFor(pair.beta, timeoutSeconds: 20, "beta primary") { $0["role"] as? String == "primary" }
+        #expect(Self.consistentWords.union(["UpToDate"]).contains(promoted["disk_state"] as? String ?? "-"), "\(promoted)")
+        #expect(betaEvents.saw("catch-up-discarded", timeoutSeconds: 5), "no catch-up-discarded: \(betaEvents.names)")
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        #expect(try VolumeFiles.sha256(pair.volume(pair.beta)) == before, "the promoted image is not the one before the catch-up")
+    }
+
     // MARK: Steps
 
     static func logBytes(_ daemon: DaemonProcess) -> Int {
