@@ -188,6 +188,23 @@ private let syncedRecord = ReplicationRecord(generation: 4, session: 5, durableT
         #expect(inPlace(replaced.storeLast(copy)) == [1])
     }
 
+    /// A planned failover whose primary demotes while the commit runs is answered only once
+    /// the journal is on the volume: the promotion must not drop a catch-up it was handed.
+    @Test func aPlannedFailoverWaitsForTheCommitToBeApplied() {
+        var harness = StagingHarness(record: syncedRecord)
+        harness.connectCatchUp(session: 9)
+        harness.storeLast(harness.data(1, epoch: 1, block: 0))
+        #expect(harness.send(.requestFailover) == [.sendFailoverRequest])
+        harness.send(.writeCompleted(sequence: 1, errno: 0))
+        let complete = harness.send(.syncComplete(through: 1))
+        guard case .commitStaging(let committed)? = complete.last else { Issue.record("no commit: \(complete)"); return }
+        #expect(!harness.send(.demoted).contains(.failoverAnswered(demoted: true)))
+        harness.send(.recorded(committed))
+        let applied = harness.send(.stagingApplied(errno: 0))
+        #expect(!applied.contains(.failoverAnswered(demoted: true)))
+        #expect(harness.storeLast(applied).contains(.failoverAnswered(demoted: true)))
+    }
+
     @Test func aSettlementReplaysACommittedJournalAndAPromotionDropsAnUncommittedOne() {
         var record = ReplicationRecord(generation: 8, session: 9, durableThroughEpoch: 4, synced: false)
         record.staging = StagedCatchUp(session: 9, journalBytes: 4096 * 6, fromSession: 5, fromDurableEpoch: 3,

@@ -35,6 +35,9 @@ struct SecondaryStaging: Sendable {
     /// The journal's end after the last staged write of each epoch not yet recorded durable,
     /// oldest first (bounded by the epochs the machine has in flight).
     var epochEnds: [(epoch: Epoch, endBytes: UInt64)] = []
+    /// The primary demoted for a planned failover while a commit was under way: the answer
+    /// waits until the journal is applied and forgotten (or the disk fails).
+    var failoverAnswerHeld = false
 
     init(record: ReplicationRecord) {
         guard let staged = record.staging else { return }
@@ -178,8 +181,10 @@ extension SecondaryNode {
             actions.append(.applyStaging(journalBytes: staged.journalBytes))
         case .clearing:
             guard stored.staging == nil else { return }
+            let answerHeld = staging.failoverAnswerHeld
             staging = SecondaryStaging(record: stored)
             releaseHeld(into: &actions)
+            if answerHeld { actions.append(.failoverAnswered(demoted: true)) }
         case .off, .staging, .draining, .applying:
             return
         }

@@ -208,7 +208,9 @@ public struct SecondaryNode: Sendable {
             actions.append(.notice(.peerDemoted))
             if failoverPending {
                 failoverPending = false
-                actions.append(.failoverAnswered(demoted: true))
+                // A commit under way finishes first: the promotion must find the catch-up
+                // on the volume, not a journal it would drop (SecondaryNode+Staging).
+                if staging.holds { staging.failoverAnswerHeld = true } else { actions.append(.failoverAnswered(demoted: true)) }
             }
         case .unexpected(let type):
             guard link == .established, machine.isConnected else { break }
@@ -470,6 +472,10 @@ public struct SecondaryNode: Sendable {
     mutating func fail(_ fault: SecondaryDiskFault, ownResult: Bool = true, nowNs: UInt64,
                                into actions: inout [SecondaryNodeAction]) {
         if ownResult { actions.append(.notice(.diskError(fault))) }
+        if staging.failoverAnswerHeld {  // the commit a planned failover waits for cannot finish
+            staging.failoverAnswerHeld = false
+            actions.append(.failoverAnswered(demoted: false))
+        }
         if let known = diskFault {
             if known.message == nil, known.operation == fault.operation, known.errno == fault.errno {
                 diskFault?.message = fault.message

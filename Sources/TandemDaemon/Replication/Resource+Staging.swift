@@ -3,6 +3,7 @@
 // (the uncommitted journal is dropped and the record restored to that image), or, with the
 // journal committed, finishes applying it first. The decision is TandemCore's
 // (StagingSettlement); this does it, synchronously, before the node takes the primary role.
+import Glibc
 import TandemCore
 
 extension Resource {
@@ -12,7 +13,7 @@ extension Resource {
         let record = metadata.latest.record
         let settlement = StagingSettlement.decide(record: record, promoting: true)
         guard settlement != .none else { return true }
-        let path = spec.stagingPath ?? StagingJournal.defaultPath(stateDir: context.config.stateDir, name: spec.name)
+        let path = stagingJournalPath
         switch StagingJournal.settle(settlement, record: record, metadataFile: metadata, journalPath: path,
                                      volume: volume, logger: logger) {
         case .success(let replayed):
@@ -26,6 +27,17 @@ extension Resource {
             logger.error("staging journal", metadata: ["journal": "\(path)", "error": "\(error.message)"])
             health.record("staging journal", errno: error.errno)
             return false
+        }
+    }
+
+    var stagingJournalPath: String {
+        spec.stagingPath ?? StagingJournal.defaultPath(stateDir: context.config.stateDir, name: spec.name)
+    }
+
+    /// `delete`: the journal goes with the metadata file (absent is fine).
+    func removeStagingJournal() {
+        if unlink(stagingJournalPath) != 0, errno != ENOENT {
+            logger.warning("removing the staging journal failed", metadata: ["journal": "\(stagingJournalPath)", "errno": "\(errno)"])
         }
     }
 }

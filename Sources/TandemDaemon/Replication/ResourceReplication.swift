@@ -440,6 +440,7 @@ extension Resource {
         do throws(IOError) { try MetadataFileIO.remove(path: metadata.path) } catch {
             logger.warning("removing the metadata file failed", metadata: ["error": "\(error)"])
         }
+        removeStagingJournal()  // stage (Resource+Staging)
     }
 
     // MARK: incoming connections

@@ -76,7 +76,6 @@ extension SecondaryReplicator {
         received[slot]!.partsLeft = 2
         submitHeader(slot)
         submitWrite(slot)
-        _ = journal
     }
 
     func submitHeader(_ slot: Int) {
