@@ -122,6 +122,9 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         metadata.onRecorded = { [weak self] record in
             guard let self else { return }
             feed(.recorded(record))
+            // A staged catch-up turns UpToDate when the record forgetting its journal is
+            // stable: said (and the primary's generation adopted) now, not at the next tick.
+            if node.diskState == .upToDate { publishDiskState() }
             // perform() ends with checkStopped(): a stop that waited for this record finishes
             // there and may release this replicator, so nothing may follow it here.
             perform()
@@ -155,7 +158,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
 
     /// One event per change (changes between UpToDate and Consistent coalesced, see
     /// `DiskState.publishesNow`; `tick` catches up).
-    private func publishDiskState() {
+    func publishDiskState() {
         if node.diskState == .upToDate, let hello = primaryHello {
             primaryHello = nil
             onUpToDate?(hello)
