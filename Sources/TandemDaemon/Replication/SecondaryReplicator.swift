@@ -114,6 +114,15 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         node = SecondaryNode(config: config, record: metadata.record, handedOver: handedOver,
                              nowNs: ReplicationContext.nowNs())
         probe = SecondaryProbe(resource: spec.name, volumeSizeBytes: volume.sizeBytes, context: context, logger: logger)
+        if let staged = metadataFile.superblock.record.staging {
+            // A staged catch-up resumed (its durable part proven by `settleStaging`): the node
+            // goes on staging, the same session's stream included, with no `.beginStaging`.
+            do throws(IOError) { journal = try StagingJournal(path: journalPath, sizeBytes: stagingBytesMax, logger: logger) } catch {
+                health.record("staging journal", errno: error.errno)
+                throw ControlError(.ioError, "\(journalPath): cannot open the staging journal: \(error)")
+            }
+            journalSession = staged.session
+        }
         actions.reserveCapacity(256)
         batch.reserveCapacity(256)
         handlerID = context.loop.register(self)

@@ -86,6 +86,26 @@ extension Replication {
         try CatchUpTests.expectIdenticalVolumes(pair)
     }
 
+    /// kill -9 of the target before the commit: the restart proves the journal's durable part
+    /// and keeps staging after it; the volume still holds the image from before (Consistent),
+    /// and the next catch-up continues the journal to the end.
+    @Test func aTargetKilledBeforeTheCommitResumesItsJournalAndEndsIdentical() throws {
+        let (pair, proxy, _) = try CatchUpTests.aheadAfterACutWorkload(seconds: 3)
+        proxy.capBytesPerSecond(Self.slowLinkBytesPerSecond)
+        proxy.heal()
+        _ = try pair.waitFor(pair.beta, timeoutSeconds: 30, "beta staging") {
+            $0["staging"] as? String == "staging" && ($0["staged_bytes"] as? Int ?? 0) > 0
+        }
+        pair.beta.crash()
+        try pair.beta.start()
+        let restarted = try pair.status(pair.beta)
+        #expect(restarted["staging"] as? String == "staging", "\(restarted)")
+        #expect(Self.consistentWords.contains(restarted["disk_state"] as? String ?? "-"), "\(restarted)")
+        proxy.capBytesPerSecond(nil)
+        try CatchUpTests.waitCaughtUp(pair)
+        try CatchUpTests.expectIdenticalVolumes(pair)
+    }
+
     /// A forced failover to a target mid-catch-up: the uncommitted journal is dropped and the
     /// promoted node serves exactly the image its volume held before the catch-up began.
     @Test func aTargetPromotedMidCatchUpServesItsImageFromBeforeTheCatchUp() throws {
