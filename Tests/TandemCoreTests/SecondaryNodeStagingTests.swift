@@ -205,6 +205,27 @@ private let syncedRecord = ReplicationRecord(generation: 4, session: 5, durableT
         #expect(harness.storeLast(applied).contains(.failoverAnswered(demoted: true)))
     }
 
+    /// A promotion that stops the node after SyncComplete, with a staged write still in
+    /// flight, still gets the commit record: the promotion then applies the journal instead of
+    /// dropping a catch-up the primary already called UpToDate.
+    @Test func aStopAfterSyncCompleteStillCommitsTheJournal() {
+        var harness = StagingHarness(record: syncedRecord)
+        harness.connectCatchUp(session: 9)
+        harness.storeLast(harness.data(1, epoch: 1, block: 0))
+        let complete = harness.send(.syncComplete(through: 1))
+        #expect(!complete.contains { if case .commitStaging = $0 { true } else { false } }, "write 1 is in flight")
+        harness.send(.stop)
+        let drained = harness.send(.writeCompleted(sequence: 1, errno: 0))
+        guard case .commitStaging(let committed)? = drained.last else { Issue.record("no commit after the stop: \(drained)"); return }
+        #expect(committed.staging?.committed == true)
+        // Stopping: the apply is the promotion's (a replay), not the node's.
+        #expect(harness.send(.recorded(committed)).isEmpty)
+        guard case .replay? = Optional(StagingSettlement.decide(record: committed, promoting: true)) else {
+            Issue.record("the promotion does not replay the committed journal")
+            return
+        }
+    }
+
     @Test func aSettlementReplaysACommittedJournalAndAPromotionDropsAnUncommittedOne() {
         var record = ReplicationRecord(generation: 8, session: 9, durableThroughEpoch: 4, synced: false)
         record.staging = StagedCatchUp(session: 9, journalBytes: 4096 * 6, fromSession: 5, fromDurableEpoch: 3,

@@ -154,10 +154,12 @@ extension SecondaryNode {
         continueStaging(into: &actions)
     }
 
-    /// Moves a commit on once what it waits for is done.
+    /// Moves a commit on once what it waits for is done. A stop (a promotion) does not halt
+    /// it: the primary called this copy UpToDate at SyncComplete, so the drain that follows
+    /// still ends in the commit record, and the promotion applies the journal (StagingSettlement).
     mutating func continueStaging(into actions: inout [SecondaryNodeAction]) {
         guard case .draining(let noRoom) = staging.phase, staging.writesInFlight == 0, !staging.flushInFlight,
-            diskFault == nil, !isStopping
+            diskFault == nil
         else { return }
         // Everything staged is complete: the whole journal is a prefix of the stream (a
         // subset of its last epoch at most), which the commit makes durable with the record.
