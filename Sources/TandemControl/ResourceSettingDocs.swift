@@ -86,6 +86,19 @@ extension ResourceSpec {
                 with a faster flush. Fixed at `create` (the default is resolved then and \
                 persisted); the file is created there, replacing any file of that name.
                 """),
+            // stage (issue 13 §3)
+            entry("staging_path", "path", "absolute path", nil, "`<state_dir>/<name>.staging`", """
+                The secondary's staging journal: a catch-up is written here and applied to the \
+                volume in one commit, so the copy stays Consistent meanwhile (docs/replication.md, \
+                *Staged catch-up*). Fixed at `create`; created sparse at `staging_bytes` when \
+                first used.
+                """),
+            entry("staging_bytes", "bytes", "0 ... 1 TiB", 0...(1 << 40), "268435456 (256 MiB)", """
+                The staging journal's size. A catch-up whose records (each a 4 KiB header plus \
+                its payload rounded up to 4 KiB) would exceed it is applied in place instead: \
+                Inconsistent until done, event `catch-up-inconsistent`. `0` never stages (the \
+                DRBD way). Size it to the dirty data a typical outage leaves. Fixed at `create`.
+                """),
         ]
     }
 

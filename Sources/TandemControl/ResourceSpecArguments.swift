@@ -41,6 +41,7 @@ extension ResourceSpec {
         try parsePolicies(&reader, into: &spec)
         try parseProfile(&reader, into: &spec)
         try parseMetadata(&reader, into: &spec)
+        try parseStaging(&reader, into: &spec)
         if let nbd = try reader.optionalObject("nbd") {
             spec.nbd = try parseNBD(nbd, defaultSocket: spec.nbd.socket)
         }
@@ -149,6 +150,23 @@ extension ResourceSpec {
         }
     }
 
+    // stage (issue 13 §3)
+    /// Largest `staging_bytes` (1 TiB).
+    public static let stagingBytesMax: Int64 = 1 << 40
+
+    /// `staging_path` and `staging_bytes`, fixed at `create` (docs/replication.md, *Staged
+    /// catch-up*).
+    static func parseStaging(_ reader: inout ArgumentReader, into spec: inout ResourceSpec) throws(ControlError) {
+        if let path = try reader.optionalString("staging_path") {
+            guard isAbsolutePath(path) else { throw reader.invalid("staging_path", "must be an absolute path") }
+            guard path != spec.volume, path != spec.metadataPath else {
+                throw reader.invalid("staging_path", "must be neither the volume nor the metadata file")
+            }
+            spec.stagingPath = path
+        }
+        spec.stagingBytes = try reader.optionalInteger("staging_bytes", in: 0...stagingBytesMax, unit: "bytes").map { UInt64($0) }
+    }
+
     static func parsePeer(_ peer: ArgumentReader) throws(ControlError) -> PeerSpec {
         var reader = peer
         let name = try reader.requiredString("name")
@@ -194,6 +212,8 @@ extension ResourceSpec {
         fields["metadata"] = .string("external")
         if let metadataPath { fields["metadata_path"] = .string(metadataPath) }
         if let alExtents { fields["al_extents"] = .int(Int64(alExtents)) }
+        if let stagingPath { fields["staging_path"] = .string(stagingPath) }
+        if let stagingBytes { fields["staging_bytes"] = .int(Int64(clamping: stagingBytes)) }
         if let sizeBytes { fields["size_bytes"] = .int(Int64(clamping: sizeBytes)) }
         if let peer { fields["peer"] = .object(["name": .string(peer.name), "address": .string(peer.address)]) }
         profileFields(into: &fields)

@@ -84,6 +84,10 @@ public struct ResourceSpec: Sendable, Equatable {
     /// `<state_dir>/<name>.md`); nil only in a resource file of before format 3, whose
     /// format-2 files are converted once at start.
     public var metadataPath: String?
+    // stage (issue 13 §3): the staged catch-up's journal; nil: the defaults
+    // (`<state_dir>/<name>.staging`, StagingJournal.bytesDefault).
+    public var stagingPath: String?
+    public var stagingBytes: UInt64?
     /// `al_extents`: the primary's activity log holds this many extents (0: none, so a crash
     /// restart copies the whole volume). nil: the metadata's `AL extents max` (512 in a file
     /// created without it, or by a tandemd of before the setting).

@@ -161,6 +161,9 @@ final class ResourceRegistry: @unchecked Sendable {
             }
         }
         if spec.metadataPath == nil { spec.metadataPath = MetadataStore.defaultPath(stateDir: config.stateDir, name: spec.name) }
+        // stage: the staging journal's place and size are fixed at create (persisted resolved).
+        if spec.stagingPath == nil { spec.stagingPath = StagingJournal.defaultPath(stateDir: config.stateDir, name: spec.name) }
+        if spec.stagingBytes == nil { spec.stagingBytes = StagingJournal.bytesDefault }
         // `create` writes a new metadata file there: it must not be anyone's volume or metadata.
         let metadataPath = spec.metadataPath!
         if metadataPath == spec.volume {

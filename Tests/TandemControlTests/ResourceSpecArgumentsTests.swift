@@ -49,6 +49,24 @@ import TandemCore
         #expect(refusal(["al_extents": .int(1001)])?.message.contains("1000") == true, "the bound is named")
     }
 
+    // stage (issue 13 §3)
+    @Test func stagingPathAndBytesAreTakenKeptInTheResourceFileAndOtherwiseRefused() throws {
+        let spec = try parse(minimal.merging([
+            "staging_path": .string("/srv/journal/r0.staging"), "staging_bytes": .int(64 << 20),
+        ]) { $1 }).get()
+        #expect(spec.stagingPath == "/srv/journal/r0.staging" && spec.stagingBytes == 64 << 20)
+        #expect(spec.jsonFields["staging_path"] == .string("/srv/journal/r0.staging"))
+        #expect(spec.jsonFields["staging_bytes"] == .int(64 << 20))
+        #expect(try parse(minimal.merging(["staging_bytes": .int(0)]) { $1 }).get().stagingBytes == 0, "0: never stage")
+        for (key, bad): (String, JSONValue) in [
+            ("staging_path", .string("r0.staging")), ("staging_path", .string("/dev/vdb")),
+            ("staging_bytes", .int(-1)), ("staging_bytes", .int((1 << 40) + 1)), ("staging_bytes", .string("256MiB")),
+        ] {
+            let error = refusal([key: bad])
+            #expect(error?.code == .invalidArgument && error?.message.contains(key) == true, "\(key) \(bad): \(String(describing: error))")
+        }
+    }
+
     func change(_ args: [String: JSONValue]) -> Result<ResourceSettingChange, ControlError> {
         Result { () throws(ControlError) in try ResourceSettingChange.parse(args) }
     }

@@ -38,6 +38,7 @@ import Testing
             "role": .string("primary"), "peer": .object(["name": .string("beta"), "address": .string("10.0.0.2:7788")]),
             "mode": .string("adaptive"), "rpo_target_ms": .int(500), "metadata_path": .string("/var/lib/tandem/r0.md"), "al_extents": .int(512),
             "nbd": .object(["socket": .string("/run/tandem/r0.nbd"), "tcp": .string("127.0.0.1:10809")]),
+            "staging_path": .string("/var/lib/tandem/r0.staging"), "staging_bytes": .int(256 << 20),
         ]
         let spec = try ResourceSpec.parse(createArgs: args, defaultNBDSocketDirectory: "/run/tandem")
         let documented = ResourceSpec.tunableDocs.map(\.name)

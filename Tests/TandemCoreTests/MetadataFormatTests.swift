@@ -20,8 +20,9 @@ import Testing
         superblock.durableEpoch = 19
         superblock.continuedFrom = 20
         superblock.cleanStop = 21
-        superblock.cycle = 22
-        superblock.cycleAppliedThrough = 23
+        superblock.stagingSession = 22
+        superblock.stagedJournalBytes = 23
+        superblock.stagedFrom = [27, 28, 29]
         superblock.consistentAsOfNs = 24
         superblock.changedBytes = 25
         superblock.peerNodeName = "beta"

@@ -104,6 +104,10 @@ extension Simulation {
             failoverAnswered(node, demoted: demoted)
         case .probe, .endProbe:
             break
+        case .beginStaging, .stageWrite, .flushStaging, .commitStaging, .applyStaging:
+            // The simulated secondaries run with `stagingBytesMax` 0 (not modelled yet): a
+            // staging action is a node that staged when told not to.
+            fail("\(node.name) stages a catch-up with staging off")
         case let .readForDigest(offset, length):
             events.schedule(.verifyReadDone(node: node.index, incarnation: node.incarnation, primary: false,
                                             blocks: blocks(offsetBytes: offset, lengthBytes: UInt32(length))),

@@ -18,7 +18,8 @@ public struct MetadataFlags: OptionSet, Equatable, Sendable {
     public static let outdated = MetadataFlags(rawValue: 1 << 6)
     public static let crashedPrimary = MetadataFlags(rawValue: 1 << 7)
     public static let writtenWhileDisabled = MetadataFlags(rawValue: 1 << 8)
-    public static let cycleCommitted = MetadataFlags(rawValue: 1 << 9)
+    /// The staging journal is committed: replay it before anything else (StagedCatchUp).
+    public static let stagedCommitted = MetadataFlags(rawValue: 1 << 9)
     public static let fullSyncTarget = MetadataFlags(rawValue: 1 << 10)
     // issue 14 (sbres): a secondary's clean stop, and a split brain that outlives a restart.
     public static let secondaryCleanStop = MetadataFlags(rawValue: 1 << 11)
@@ -79,8 +80,10 @@ public struct MetadataSuperblock: Equatable, Sendable {
     public var durableEpoch: UInt64 = 0
     public var continuedFrom: UInt64 = 0
     public var cleanStop: UInt64 = 0
-    public var cycle: UInt64 = 0
-    public var cycleAppliedThrough: UInt64 = 0
+    /// Offset 224: the session that began the staged catch-up (0: none; StagedCatchUp).
+    public var stagingSession: UInt64 = 0
+    /// Offset 232: the staging journal's durable, proven prefix in bytes.
+    public var stagedJournalBytes: UInt64 = 0
     public var consistentAsOfNs: UInt64 = 0
     public var changedBytes: UInt64 = 0
     public var peerNodeName: String = ""
@@ -95,6 +98,9 @@ public struct MetadataSuperblock: Equatable, Sendable {
     public var bitmapSealedSequence: UInt64 = 0
     /// While the bitmap is sealed: the points it covers (CatchUp.swift), at most two.
     public var catchUpBases: [CatchUpBase] = []
+    /// Offset 368 while staging: the session, durable epoch and continued-from the volume's
+    /// image belongs to (restored when the journal is discarded). Exactly 3 entries.
+    public var stagedFrom: [UInt64] = [0, 0, 0]
 
     public init(resourceName: String, volumeSizeBytes: UInt64) {
         self.resourceName = resourceName
@@ -138,7 +144,7 @@ public struct MetadataSuperblock: Equatable, Sendable {
                 generation: recordWrites, session: session, durableThroughEpoch: durableEpoch,
                 synced: flags.contains(.synced), continuedFrom: continuedFrom, cleanStop: cleanStop,
                 primaryStarted: flags.contains(.primaryStarted),
-                promotedInconsistent: flags.contains(.promotedInconsistent))
+                promotedInconsistent: flags.contains(.promotedInconsistent), staging: staging)
         }
         set {
             recordWrites = newValue.generation
@@ -149,6 +155,23 @@ public struct MetadataSuperblock: Equatable, Sendable {
             set(.synced, newValue.synced)
             set(.primaryStarted, newValue.primaryStarted)
             set(.promotedInconsistent, newValue.promotedInconsistent)
+            staging = newValue.staging
+        }
+    }
+
+    /// The staged catch-up these fields describe (stagingSession 0: none).
+    public var staging: StagedCatchUp? {
+        get {
+            guard stagingSession != 0 else { return nil }
+            return StagedCatchUp(session: stagingSession, journalBytes: stagedJournalBytes,
+                                 committed: flags.contains(.stagedCommitted), fromSession: stagedFrom[0],
+                                 fromDurableEpoch: stagedFrom[1], fromContinuedFrom: stagedFrom[2])
+        }
+        set {
+            stagingSession = newValue?.session ?? 0
+            stagedJournalBytes = newValue?.journalBytes ?? 0
+            set(.stagedCommitted, newValue?.committed ?? false)
+            stagedFrom = newValue.map { [$0.fromSession, $0.fromDurableEpoch, $0.fromContinuedFrom] } ?? [0, 0, 0]
         }
     }
 }

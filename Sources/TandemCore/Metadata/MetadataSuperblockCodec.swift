@@ -14,6 +14,8 @@ public enum MetadataSuperblockCodec {
     static let bitmapSealedOffset = 328
     /// Two (session, durable epoch) pairs: the catch-up bases the sealed bitmap covers.
     static let catchUpBasesOffset = 336
+    /// The staged catch-up's origin: session, durable epoch, continued-from (3 × u64).
+    static let stagedFromOffset = 368
 
     /// The 4096 bytes of `superblock`'s slot. Precondition: names fit, history has 4 entries.
     public static func encode(_ superblock: MetadataSuperblock) -> [UInt8] {
@@ -39,7 +41,7 @@ public enum MetadataSuperblockCodec {
         }
         let tail: [UInt64] = [
             superblock.promotionNumber, superblock.session, superblock.durableEpoch, superblock.continuedFrom,
-            superblock.cleanStop, superblock.cycle, superblock.cycleAppliedThrough, superblock.consistentAsOfNs,
+            superblock.cleanStop, superblock.stagingSession, superblock.stagedJournalBytes, superblock.consistentAsOfNs,
             superblock.changedBytes,
         ]
         for (index, value) in tail.enumerated() { MetadataBytes.put(value, &bytes, at: 184 + 8 * index) }
@@ -50,6 +52,9 @@ public enum MetadataSuperblockCodec {
         for (index, base) in superblock.catchUpBases.enumerated() {
             MetadataBytes.put(base.session, &bytes, at: catchUpBasesOffset + 16 * index)
             MetadataBytes.put(base.durableThroughEpoch, &bytes, at: catchUpBasesOffset + 16 * index + 8)
+        }
+        for (index, value) in superblock.stagedFrom.enumerated() {
+            MetadataBytes.put(value, &bytes, at: stagedFromOffset + 8 * index)
         }
         MetadataBytes.seal(&bytes, crcOffset: crcOffset)
         return bytes
@@ -106,8 +111,8 @@ public enum MetadataSuperblockCodec {
         superblock.durableEpoch = MetadataBytes.get(UInt64.self, slot, at: 200)
         superblock.continuedFrom = MetadataBytes.get(UInt64.self, slot, at: 208)
         superblock.cleanStop = MetadataBytes.get(UInt64.self, slot, at: 216)
-        superblock.cycle = MetadataBytes.get(UInt64.self, slot, at: 224)
-        superblock.cycleAppliedThrough = MetadataBytes.get(UInt64.self, slot, at: 232)
+        superblock.stagingSession = MetadataBytes.get(UInt64.self, slot, at: 224)
+        superblock.stagedJournalBytes = MetadataBytes.get(UInt64.self, slot, at: 232)
         superblock.consistentAsOfNs = MetadataBytes.get(UInt64.self, slot, at: 240)
         superblock.changedBytes = MetadataBytes.get(UInt64.self, slot, at: 248)
         superblock.peerNodeName = peerName
@@ -118,7 +123,11 @@ public enum MetadataSuperblockCodec {
                                    durableThroughEpoch: MetadataBytes.get(UInt64.self, slot, at: catchUpBasesOffset + 16 * index + 8))
             return base.session == 0 && base.durableThroughEpoch == 0 ? nil : base
         }
+        superblock.stagedFrom = (0..<3).map { MetadataBytes.get(UInt64.self, slot, at: stagedFromOffset + 8 * $0) }
         if let problem = geometryProblem(superblock) { return .failure(.invalidField(problem)) }
+        if superblock.stagingSession == 0, superblock.flags.contains(.stagedCommitted) || superblock.stagedJournalBytes != 0 {
+            return .failure(.invalidField("a staged journal is committed or has bytes without a staging session"))
+        }
         // The pages are durable before the superblock that seals them is written: a seal at
         // or above the slot's own sequence claims pages written after it.
         guard superblock.bitmapSealedSequence < superblock.sequence else {

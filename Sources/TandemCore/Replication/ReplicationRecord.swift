@@ -20,11 +20,13 @@ public struct ReplicationRecord: Equatable, Sendable {
     public var primaryStarted = false
     /// This node was promoted while its copy was Inconsistent (`allow_inconsistent`).
     public var promotedInconsistent = false
+    /// Secondary: a consistent catch-up is being staged (nil: none; StagedCatchUp).
+    public var staging: StagedCatchUp? = nil
 
     public init(
         generation: UInt64 = 0, session: UInt64 = 0, durableThroughEpoch: Epoch = 0, synced: Bool = false,
         continuedFrom: UInt64 = 0, cleanStop: UInt64 = 0, primaryStarted: Bool = false,
-        promotedInconsistent: Bool = false
+        promotedInconsistent: Bool = false, staging: StagedCatchUp? = nil
     ) {
         self.generation = generation
         self.session = session
@@ -34,5 +36,6 @@ public struct ReplicationRecord: Equatable, Sendable {
         self.cleanStop = cleanStop
         self.primaryStarted = primaryStarted
         self.promotedInconsistent = promotedInconsistent
+        self.staging = staging
     }
 }

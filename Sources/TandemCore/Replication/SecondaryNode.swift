@@ -25,11 +25,15 @@ public struct SecondaryNodeConfig: Sendable, Hashable {
     public var probeQuietNs: UInt64
     /// …and again at most this often.
     public var probeIntervalNs: UInt64
+    /// The staging journal's size (`staging_bytes`): a catch-up stages up to this much and
+    /// keeps the copy Consistent (0: never stage; SecondaryNode+Staging).
+    public var stagingBytesMax: UInt64
 
     public init(
         machine: ReplicationSecondaryConfig, resourceName: String, nodeName: String, peerName: String?,
         volumeSizeBytes: UInt64, alignment: Int, initialSync: InitialSync,
-        probeQuietNs: UInt64 = 10_000_000_000, probeIntervalNs: UInt64 = 30_000_000_000
+        probeQuietNs: UInt64 = 10_000_000_000, probeIntervalNs: UInt64 = 30_000_000_000,
+        stagingBytesMax: UInt64 = 0
     ) {
         precondition(alignment > 0)
         self.machine = machine
@@ -41,6 +45,7 @@ public struct SecondaryNodeConfig: Sendable, Hashable {
         self.initialSync = initialSync
         self.probeQuietNs = probeQuietNs
         self.probeIntervalNs = probeIntervalNs
+        self.stagingBytesMax = stagingBytesMax
     }
 }
 
@@ -55,20 +60,24 @@ public struct SecondaryNode: Sendable {
     public let config: SecondaryNodeConfig
     public private(set) var machine: ReplicationSecondary
     /// The record as it will be once every requested write is stored.
-    public private(set) var record: ReplicationRecord
+    public internal(set) var record: ReplicationRecord
     /// The primary session the machine's epochs belong to.
-    public private(set) var session: UInt64
+    public internal(set) var session: UInt64
     private(set) var link = LinkPhase.none
     /// The accepted Hello's session and what it means for this copy.
     private var pendingSession: UInt64 = 0
     private var pendingVerdict = SecondarySessionVerdict.sameSession
+    /// The accepted Hello's basis is a catch-up (it may be staged).
+    var pendingCatchUp = false
+    /// The staged catch-up (SecondaryNode+Staging).
+    var staging: SecondaryStaging
     /// While a new primary session has not written anything: the machine and session it
     /// replaced, restored if it ends.
     private var unproven: (machine: ReplicationSecondary, session: UInt64)?
     /// A new session's record is being stored: its writes and flushes wait.
-    private var awaitingSessionRecord = false
-    private var heldWrites: BoundedQueue<SecondaryWrite>
-    private var flushHeld = false
+    var awaitingSessionRecord = false
+    var heldWrites: BoundedQueue<SecondaryWrite>
+    var flushHeld = false
     private var recordRequestedEpoch: Epoch?
     /// The primary's last SyncComplete on this link.
     public private(set) var confirmedThrough: WriteSequence?
@@ -82,8 +91,8 @@ public struct SecondaryNode: Sendable {
     var lastDigestRequestNs: UInt64?
     public static let digestReadsMax = 8
     static let verifyTargetShownNs: UInt64 = 2_000_000_000
-    public private(set) var diskFault: SecondaryDiskFault?
-    public private(set) var isStopping = false
+    public internal(set) var diskFault: SecondaryDiskFault?
+    public internal(set) var isStopping = false
     private var nextProbeNs: UInt64
     private var machineActions: [SecondaryAction] = []
     /// A restarted copy whose last run stopped cleanly (volume flushed after its last write,
@@ -91,7 +100,7 @@ public struct SecondaryNode: Sendable {
     /// consistent although the machine waits for a re-send. True until this run submits its
     /// first write: a re-sent write may land over a newer one, and from then on the machine's
     /// consistency (after ResendComplete) is the copy's.
-    public private(set) var consistentAtRest: Bool
+    public internal(set) var consistentAtRest: Bool
 
     /// - `record`: the stored record (`ReplicationRecord()` for a new resource).
     /// - `handedOver`: this process demoted the resource and its volume holds every write it
@@ -108,6 +117,7 @@ public struct SecondaryNode: Sendable {
                                        restarted: restarted)
         consistentAtRest = restarted && cleanStop
         heldWrites = BoundedQueue(capacity: config.machine.queuedWritesMax)
+        staging = SecondaryStaging(record: record)
         nextProbeNs = nowNs + config.probeQuietNs
         machineActions.reserveCapacity(256)
     }
@@ -151,6 +161,7 @@ public struct SecondaryNode: Sendable {
         if diskFault != nil { return .failed }
         var confirmed = confirmedThrough.map { newestAsyncReceived <= $0 } ?? false
         if config.machine.testingFault == .claimsUpToDateBeforeConfirmed { confirmed = true }
+        if staging.phase != .off { confirmed = false }  // UpToDate once the journal is applied
         let copy = ownCopy
         return DiskState.ofSecondary(synced: copy.synced, consistent: copy.consistent,
                                      connected: link == .established && machine.isConnected, confirmed: confirmed)
@@ -161,6 +172,11 @@ public struct SecondaryNode: Sendable {
     /// copy is not crash-consistent until re-sent), and a session that announced a full copy
     /// makes it unsynced from the moment it was accepted.
     private var ownCopy: (synced: Bool, consistent: Bool) {
+        // A staged catch-up leaves the volume's image alone (unless a full copy replaces it).
+        if staging.keepsConsistent, unproven == nil || pendingCatchUp { return (true, true) }
+        if let unproven, willStage(replacedConsistent: unproven.machine.isConsistent || consistentAtRest) {
+            return (true, true)
+        }
         guard let unproven else { return (isSynced, machine.isConsistent || consistentAtRest) }
         var synced = isSynced
         if case .newSession(let nowSynced, _) = pendingVerdict { synced = nowSynced }
@@ -217,7 +233,9 @@ public struct SecondaryNode: Sendable {
             actions.append(.notice(.peerDemoted))
             if failoverPending {
                 failoverPending = false
-                actions.append(.failoverAnswered(demoted: true))
+                // A commit under way finishes first: the promotion must find the catch-up
+                // on the volume, not a journal it would drop (SecondaryNode+Staging).
+                if staging.holds { staging.failoverAnswerHeld = true } else { actions.append(.failoverAnswered(demoted: true)) }
             }
         case .unexpected(let type):
             guard link == .established, machine.isConnected else { break }
@@ -239,6 +257,7 @@ public struct SecondaryNode: Sendable {
             failoverPending = true
             actions.append(.sendFailoverRequest)
         case .writeCompleted(let sequence, let errno):
+            stagedIOEnded(write: true)
             if errno != 0 {
                 // Not on the disk: never acknowledged, and the copy now lacks it.
                 fail(SecondaryDiskFault(operation: "write", errno: errno), nowNs: nowNs, into: &actions)
@@ -246,6 +265,7 @@ public struct SecondaryNode: Sendable {
                 feed(.writeCompleted(sequence: sequence), nowNs: nowNs, into: &actions)
             }
         case .flushCompleted(let errno):
+            if staging.flushInFlight { stagedIOEnded(write: false) }
             if errno != 0 {
                 fail(SecondaryDiskFault(operation: "flush", errno: errno), nowNs: nowNs, into: &actions)  // never durable
             } else {
@@ -255,6 +275,8 @@ public struct SecondaryNode: Sendable {
         case .recordFailed(let errno):
             fail(SecondaryDiskFault(operation: "metadata write", errno: errno), nowNs: nowNs, into: &actions)
         case .diskFailed(let fault): fail(fault, ownResult: false, nowNs: nowNs, into: &actions)
+        case .stagingApplied(let errno): stagingApplied(errno: errno, nowNs: nowNs, into: &actions)
+        case .stagingFailed(let fault): fail(fault, nowNs: nowNs, into: &actions)
         case .stop:
             guard !isStopping else { break }
             isStopping = true
@@ -267,11 +289,16 @@ public struct SecondaryNode: Sendable {
                 actions.append(.probe)
             }
         }
+        continueStaging(into: &actions)
         checkInvariants()
     }
 
     private func checkInvariants() {
-        precondition(heldWrites.isEmpty && !flushHeld || awaitingSessionRecord, "writes held without a session record")
+        precondition(heldWrites.isEmpty && !flushHeld || awaitingSessionRecord || staging.holds,
+                     "writes held without a session record or a commit")
+        precondition(staging.phase == .off || staging.phase == .clearing || record.staging != nil, "staging without a staged record")
+        precondition(staging.writesInFlight == 0 || staging.phase == .staging || staging.phase == .draining(noRoom: false)
+            || staging.phase == .draining(noRoom: true), "staged writes in flight after the drain")
         precondition(unproven == nil || machine.queuedWrites == 0, "an unproven session holds writes")
         precondition(unproven == nil || !awaitingSessionRecord, "an unproven session's record is being written")
         precondition(!failoverPending || link == .established, "failover pending without a link")
@@ -306,6 +333,7 @@ public struct SecondaryNode: Sendable {
         }
         let current = hello.generations.current
         let basis = SessionBasis(generations: hello.generations)
+        pendingCatchUp = basis.isCatchUp
         // An unproven session wrote nothing: the copy still holds the recorded one.
         let verdict = SecondarySessionVerdict.decide(
             recordSession: unproven?.session ?? session, recordContinuedFrom: record.continuedFrom, recordSynced: isSynced,
@@ -382,19 +410,22 @@ public struct SecondaryNode: Sendable {
     /// volume (`synced: false` while a full copy is under way: Inconsistent, across restarts);
     /// nothing of the session reaches the disk before it is stable (`recorded`).
     private mutating func commitSession(into actions: inout [SecondaryNodeAction]) {
-        guard unproven != nil else { return }
+        guard let replaced = unproven else { return }
         unproven = nil
+        let previous = record
         var synced = true, continuedFrom: UInt64 = 0
         if case .newSession(let nowSynced, let from) = pendingVerdict { (synced, continuedFrom) = (nowSynced, from) }
         record.session = session
         record.durableThroughEpoch = 0
         record.synced = synced
         record.continuedFrom = continuedFrom
+        stageIfCatchingUp(previous: previous, previousConsistent: replaced.machine.isConsistent || consistentAtRest,
+                          into: &actions)
         writeRecord(into: &actions)
         awaitingSessionRecord = true
     }
 
-    private mutating func writeRecord(into actions: inout [SecondaryNodeAction]) {
+    mutating func writeRecord(into actions: inout [SecondaryNodeAction]) {
         // Any non-zero generation says "written" (`fresh` in the session verdict); the store
         // numbers its writes itself.
         record.generation += 1
@@ -429,6 +460,11 @@ public struct SecondaryNode: Sendable {
             }
             commitSession(into: &actions)
         }
+        if staging.phase == .staging {
+            // The catch-up is complete: commit and apply the journal, then the copy is synced.
+            confirmedThrough = through
+            return beginCommit(noRoom: false, writeBytes: 0, into: &actions)
+        }
         if !record.synced || record.promotedInconsistent {
             record.synced = true
             record.promotedInconsistent = false
@@ -443,14 +479,9 @@ public struct SecondaryNode: Sendable {
         if awaitingSessionRecord, stored.session == session {
             // The session's record is stable: what it held back may reach the disk.
             awaitingSessionRecord = false
-            if diskFault == nil {
-                if !heldWrites.isEmpty { consistentAtRest = false }
-                while !heldWrites.isEmpty { actions.append(.submitWrite(heldWrites.removeFirst())) }
-                if flushHeld { actions.append(.submitFlush) }
-            }
-            heldWrites.removeAll()
-            flushHeld = false
+            releaseHeld(into: &actions)
         }
+        stagingRecorded(stored, into: &actions)
         guard let wanted = recordRequestedEpoch, stored.session == session, stored.durableThroughEpoch >= wanted
         else { return }
         recordRequestedEpoch = nil
@@ -464,9 +495,13 @@ public struct SecondaryNode: Sendable {
     /// refused with `disk-failed`, so that it stops waiting for this node and serves alone.
     /// `ownResult`: a result of this node's own I/O (reported to the driver, which counts it);
     /// otherwise the driver reported it.
-    private mutating func fail(_ fault: SecondaryDiskFault, ownResult: Bool = true, nowNs: UInt64,
+    mutating func fail(_ fault: SecondaryDiskFault, ownResult: Bool = true, nowNs: UInt64,
                                into actions: inout [SecondaryNodeAction]) {
         if ownResult { actions.append(.notice(.diskError(fault))) }
+        if staging.failoverAnswerHeld {  // the commit a planned failover waits for cannot finish
+            staging.failoverAnswerHeld = false
+            actions.append(.failoverAnswered(demoted: false))
+        }
         if let known = diskFault {
             if known.message == nil, known.operation == fault.operation, known.errno == fault.errno {
                 diskFault?.message = fault.message
@@ -493,14 +528,19 @@ public struct SecondaryNode: Sendable {
         switch action {
         case .submitWrite(let write):
             guard diskFault == nil else { return }  // a failed disk is not written to
-            if awaitingSessionRecord { return heldWrites.append(write) }
-            consistentAtRest = false
-            actions.append(.submitWrite(write))
+            if awaitingSessionRecord || staging.holds { return heldWrites.append(write) }
+            if staging.phase == .staging, !hasRoom(for: write) {
+                heldWrites.append(write)
+                let bytes = StagingJournalRecord.recordBytes(lengthBytes: write.lengthBytes)
+                return beginCommit(noRoom: true, writeBytes: bytes, into: &actions)
+            }
+            route(write, into: &actions)
         case .submitFlush:
             guard diskFault == nil else { return }
-            if awaitingSessionRecord { return flushHeld = true }
-            actions.append(.submitFlush)
+            if awaitingSessionRecord || staging.holds || !heldWrites.isEmpty { return flushHeld = true }
+            routeFlush(into: &actions)
         case .recordDurableEpoch(let epoch):
+            noteDurable(epoch)
             recordRequestedEpoch = epoch
             record.durableThroughEpoch = epoch
             record.session = session

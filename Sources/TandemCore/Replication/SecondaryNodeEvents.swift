@@ -73,6 +73,11 @@ public enum SecondaryNodeEvent: Sendable, Equatable {
     /// Another part of the resource found its disk failed (or the driver learnt the text of a
     /// failure this node reported).
     case diskFailed(SecondaryDiskFault)
+    /// The journal of `.applyStaging` is on the volume and flushed (0), or the errno.
+    case stagingApplied(errno: Int32)
+    /// Staging I/O of `.beginStaging` or `.commitStaging` failed (the journal's own write
+    /// and flush results come as `.writeCompleted` and `.flushCompleted`).
+    case stagingFailed(SecondaryDiskFault)
     /// The resource stops replicating (promotion, disable).
     case stop
     /// Time passes: group commit deadline, probe timing.
@@ -89,6 +94,11 @@ public enum SecondaryNotice: Sendable, Hashable {
     case peerDemoted
     /// A new primary session ended before its first write: the recorded one stays.
     case sessionAbandoned
+    /// A staged catch-up outgrew the journal: it is applied and the catch-up goes on in
+    /// place, Inconsistent until done (event `catch-up-inconsistent`).
+    case catchUpInconsistent(stagedBytes: UInt64, writeBytes: UInt64, stagingBytesMax: UInt64)
+    /// A committed journal of this many bytes is on the volume (event `catch-up-applied`).
+    case stagingApplied(bytes: UInt64)
 }
 
 public enum SecondaryNodeAction: Sendable, Equatable {
@@ -108,6 +118,21 @@ public enum SecondaryNodeAction: Sendable, Equatable {
     case submitWrite(SecondaryWrite)
     /// Flush the volume; answer with `.flushCompleted`. At most one is in flight.
     case submitFlush
+    /// A staged catch-up begins or continues: flush the volume (it holds the image the
+    /// record's staging names), and write the journal of `session` from `journalBytes` on
+    /// (what lies after is a torn or unproven tail). Failure: `.stagingFailed`.
+    case beginStaging(session: UInt64, journalBytes: UInt64)
+    /// Append this write's payload to the staging journal as a record at this offset;
+    /// answer with `.writeCompleted`.
+    case stageWrite(SecondaryWrite, journalOffsetBytes: UInt64)
+    /// Flush the staging journal; answer with `.flushCompleted`.
+    case flushStaging
+    /// Make the journal durable, then store this record (`staging.committed`); answer with
+    /// `.recorded`, or `.stagingFailed` if the journal cannot be made durable.
+    case commitStaging(ReplicationRecord)
+    /// Apply the journal's first `journalBytes` to the volume and flush it; answer with
+    /// `.stagingApplied`.
+    case applyStaging(journalBytes: UInt64)
     /// Store this record (durably); answer with `.recorded` or `.recordFailed`.
     case writeRecord(ReplicationRecord)
     case send(SecondaryMessage)

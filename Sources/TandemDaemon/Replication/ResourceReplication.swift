@@ -309,6 +309,9 @@ extension Resource {
         let wasEnabled = enabled
         stopReplication { [self] in
             transitioning = false
+            guard settleStagingForPromotion() else {  // stage: the journal first (Resource+Staging)
+                return done(ControlError(.ioError, "failover refused: the staging journal cannot be settled"))
+            }
             changeRole(to: .primary)
             promoteGeneration(planned: kind == .planned)
             _ = updateRecord { $0 = $0.promoted(inconsistent: promotion.inconsistent) }
@@ -456,6 +459,7 @@ extension Resource {
         do throws(IOError) { try MetadataFileIO.remove(path: metadata.path) } catch {
             logger.warning("removing the metadata file failed", metadata: ["error": "\(error)"])
         }
+        removeStagingJournal()  // stage (Resource+Staging)
     }
 
     // MARK: incoming connections

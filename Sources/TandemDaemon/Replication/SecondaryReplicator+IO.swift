@@ -65,13 +65,18 @@ extension SecondaryReplicator {
         return Received(sequence: sequence, pointer: memory!, pooled: nil, length: length)
     }
 
+    func releaseEntry(_ entry: Received) { release(entry) }
+
     private func release(_ entry: Received) {
         if let pooled = entry.pooled { context.loop.pool.release(pooled) } else { free(entry.pointer) }
     }
 
     func releasePayloads() {
         for index in received.indices {
-            if let entry = received[index] { release(entry) }
+            if let entry = received[index] {
+                free(entry.header)
+                release(entry)
+            }
             received[index] = nil
         }
     }
@@ -93,13 +98,20 @@ extension SecondaryReplicator {
     }
 
     /// Writes what is left of a received write (all of it, or the rest after a short write).
-    private func submitWrite(_ slot: Int) {
+    /// A staged write's payload goes to the journal after its header.
+    func submitWrite(_ slot: Int) {
         let entry = received[slot]!
         ioInFlight += 1
         if entry.doneBytes == 0 { received[slot]!.submittedNs = MonotonicClock.nowNs() }
-        context.loop.prepareVolumeIO(write: true, volume: volume, buffer: entry.pointer + entry.doneBytes,
+        var target = volume
+        var offset = entry.offsetBytes
+        if let journalOffset = entry.journalOffset, let journal {
+            target = journal.file
+            offset = journalOffset + UInt64(StagingJournalRecord.headerBytes)
+        }
+        context.loop.prepareVolumeIO(write: true, volume: target, buffer: entry.pointer + entry.doneBytes,
                                      length: entry.length - entry.doneBytes,
-                                     offset: entry.offsetBytes + UInt64(entry.doneBytes), dsync: false,
+                                     offset: offset + UInt64(entry.doneBytes), dsync: false,
                                      handler: handlerID, tag: UInt32(slot))
     }
 
@@ -132,6 +144,16 @@ extension SecondaryReplicator {
             } else {
                 feed(.flushCompleted(errno: result < 0 ? -result : 0))
             }
+        case Self.stagingFlushTag:
+            ioInFlight -= 1
+            if result == -EINTR || result == -EAGAIN {
+                flushStaging()
+            } else {
+                feed(.flushCompleted(errno: result < 0 ? -result : 0))
+            }
+        case let tag where tag & 0xFFFF_0000 == Self.stagingHeaderTagBase:
+            ioInFlight -= 1
+            headerCompleted(slot: Int(tag & 0xFFFF), result: result)
         case let tag where tag & 0xFFFF_0000 == Self.digestReadTagBase:
             ioInFlight -= 1
             digestRead(slot: Int(tag & 0xFFFF), result: result)
@@ -159,6 +181,10 @@ extension SecondaryReplicator {
             // fails with the disk's own errno if it must.
             if result > 0 { received[slot]!.doneBytes += Int(result) }
             return submitWrite(slot)
+        }
+        if entry.journalOffset != nil {
+            if result <= 0, entry.stagingErrno == 0 { received[slot]!.stagingErrno = result == 0 ? EIO : -result }
+            return stagedPartDone(slot: slot)
         }
         received[slot] = nil
         release(entry)

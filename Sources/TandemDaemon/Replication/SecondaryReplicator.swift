@@ -22,10 +22,19 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         var offsetBytes: UInt64 = 0
         /// Written so far (a short write is continued from here).
         var doneBytes = 0
+        /// Staged: the record's place in the journal, its header buffer, the writes (header,
+        /// payload) not yet complete and the first error of either.
+        var journalOffset: UInt64?
+        var header: UnsafeMutableRawPointer?
+        var partsLeft = 0
+        var stagingErrno: Int32 = 0
     }
 
     static let flushTag: UInt32 = 0xFFFF_0001
     static let timerTag: UInt32 = 0xFFFF_0002
+    static let stagingFlushTag: UInt32 = 0xFFFF_0003
+    /// Staging journal record headers: this base | the payload's slot.
+    static let stagingHeaderTagBase: UInt32 = 0xFFFD_0000
     /// Digest reads (online verify): this base | the buffer's slot.
     static let digestReadTagBase: UInt32 = 0xFFFE_0000
 
@@ -50,7 +59,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     private(set) var link: PeerLink?
     var stopping = false
     private var onStopped: (() -> Void)?
-    private(set) var lastError: String?
+    var lastError: String?
     private var lastErrorNs: UInt64 = 0
     private(set) var peerNode: String?
     private let probe: SecondaryProbe
@@ -78,6 +87,11 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     var onResizeRequested: ((WireResize, @escaping (Result<Void, ResizeRefusal>) -> Void) -> Void)?
     /// The primary's link closed (a resize answered on it restarts this replicator).
     var onLinkClosed: (() -> Void)?
+    /// The staging journal, open while a catch-up is staged (StagingJournal).
+    var journal: StagingJournal?
+    var journalSession: UInt64 = 0
+    let journalPath: String
+    let stagingBytesMax: UInt64
 
     /// `handedOver`: this process demoted the resource and its volume holds every write it
     /// acknowledged (SecondaryNode.restarted). `cleanStop`: the last run stopped cleanly
@@ -97,12 +111,26 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             queuedBytesMax: max(spec.asyncBufferBytes, 4 << 20) + (64 << 20), queuedWritesMax: 8192)
         received = SlotTable(count: machine.queuedWritesMax)
         metadata = ReplicationMetadata(file: metadataFile)
+        journalPath = spec.stagingPath ?? StagingJournal.defaultPath(stateDir: context.config.stateDir, name: spec.name)
+        stagingBytesMax = spec.stagingBytes ?? StagingJournal.bytesDefault
+        try Self.settleStaging(metadataFile: metadataFile, journalPath: journalPath, volume: volume, health: health,
+                               events: context.events, resource: spec.name, logger: logger)
         let config = SecondaryNodeConfig(
             machine: machine, resourceName: spec.name, nodeName: context.config.nodeName, peerName: spec.peer?.name,
-            volumeSizeBytes: volume.sizeBytes, alignment: volume.alignment, initialSync: spec.initialSync)
+            volumeSizeBytes: volume.sizeBytes, alignment: volume.alignment, initialSync: spec.initialSync,
+            stagingBytesMax: stagingBytesMax)
         node = SecondaryNode(config: config, record: metadata.record, handedOver: handedOver, cleanStop: cleanStop,
                              nowNs: ReplicationContext.nowNs())
         probe = SecondaryProbe(resource: spec.name, volumeSizeBytes: volume.sizeBytes, context: context, logger: logger)
+        if let staged = metadataFile.superblock.record.staging {
+            // A staged catch-up resumed (its durable part proven by `settleStaging`): the node
+            // goes on staging, the same session's stream included, with no `.beginStaging`.
+            do throws(IOError) { journal = try StagingJournal(path: journalPath, sizeBytes: stagingBytesMax, logger: logger) } catch {
+                health.record("staging journal", errno: error.errno)
+                throw ControlError(.ioError, "\(journalPath): cannot open the staging journal: \(error)")
+            }
+            journalSession = staged.session
+        }
         actions.reserveCapacity(256)
         batch.reserveCapacity(256)
         handlerID = context.loop.register(self)
@@ -111,6 +139,9 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         metadata.onRecorded = { [weak self] record in
             guard let self else { return }
             feed(.recorded(record))
+            // A staged catch-up turns UpToDate when the record forgetting its journal is
+            // stable: said (and the primary's generation adopted) now, not at the next tick.
+            if node.diskState == .upToDate { publishDiskState() }
             // perform() ends with checkStopped(): a stop that waited for this record finishes
             // there and may release this replicator, so nothing may follow it here.
             perform()
@@ -144,7 +175,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
 
     /// One event per change (changes between UpToDate and Consistent coalesced, see
     /// `DiskState.publishesNow`; `tick` catches up).
-    private func publishDiskState() {
+    func publishDiskState() {
         if node.diskState == .upToDate, let hello = primaryHello {
             primaryHello = nil
             onUpToDate?(hello)
@@ -169,6 +200,9 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         fields["queued_writes"] = .int(Int64(machine.queuedWrites))
         fields["writes_in_flight"] = .int(Int64(machine.writesInFlight))
         fields["queued_bytes"] = .int(Int64(machine.queuedBytes))
+        fields["staging"] = .string(stagingWord)
+        fields["staged_bytes"] = .int(Int64(node.stagedBytes))
+        fields["staging_bytes"] = .int(Int64(stagingBytesMax))
         fields["lag_bytes"] = .int(0)
         fields["rpo_ms"] = .int(0)
         if let peerNode { fields["peer_node"] = .string(peerNode) }
@@ -356,6 +390,16 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             submitFlush()
         case .writeRecord(let record):
             metadata.write(record)
+        case let .beginStaging(session, journalBytes):
+            beginStaging(session: session, journalBytes: journalBytes)
+        case let .stageWrite(write, journalOffset):
+            stage(write, journalOffset: journalOffset)
+        case .flushStaging:
+            flushStaging()
+        case .commitStaging(let record):
+            commitStaging(record)
+        case .applyStaging(let journalBytes):
+            applyStaging(journalBytes: journalBytes)
         case .send(let message):
             send(message)
         case .sendFailoverRequest:
@@ -388,6 +432,15 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             context.events.publish(resource: resource, "peer-demoted", ["peer": .string(peerNode ?? "")])
         case .sessionAbandoned:
             logger.info("a new primary session ended before its first write; keeping the recorded session")
+        case let .catchUpInconsistent(staged, write, max):
+            logger.warning("the catch-up outgrew the staging journal: it goes on in place, Inconsistent until done",
+                           metadata: ["staged_bytes": "\(staged)", "staging_bytes": "\(max)"])
+            context.events.publish(resource: resource, "catch-up-inconsistent", [
+                "staged_bytes": .int(Int64(staged)), "write_bytes": .int(Int64(write)),
+                "staging_bytes": .int(Int64(max)), "journal": .string(journalPath),
+            ])
+        case .stagingApplied(let bytes):
+            context.events.publish(resource: resource, "catch-up-applied", ["journal_bytes": .int(Int64(bytes))])
         }
     }
 

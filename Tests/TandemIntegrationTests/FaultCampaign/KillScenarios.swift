@@ -48,8 +48,12 @@ extension Integration.FaultCampaign {
         }
         run.expectAlone(beta, "beta")
         switch state {
-        case .initialSync, .catchingUp:
+        case .initialSync:
             #expect(beta["disk_state"] as? String == "Inconsistent", "\(beta)\n\(run.trailText)")
+        case .catchingUp:
+            // A staged catch-up: beta keeps the image it held before the cut, a prefix.
+            #expect(["Consistent", "Outdated"].contains(beta["disk_state"] as? String ?? "-"), "\(beta)\n\(run.trailText)")
+            try expectBetaHoldsThePrefix(run, state, acknowledged: acknowledged)
         case .connecting:
             #expect(beta["disk_state"] as? String != "UpToDate", "\(beta)\n\(run.trailText)")
         case .aheadAsyncOverflow where beta["disk_state"] as? String == "Inconsistent":
@@ -83,10 +87,10 @@ extension Integration.FaultCampaign {
         try run.expectConsistentPrefix(run.betaVolume, acknowledged: acknowledged.count,
                                        written: PairState.writerBlocks)
         try run.pair.beta.start()
-        // A secondary that restarts is not consistent until its primary's re-send is applied
-        // (SecondaryNode.restarted), even after a clean stop: it says Inconsistent meanwhile.
+        // A secondary stopped cleanly restarts with its copy's word (flag secondary-clean-stop):
+        // Consistent, or Outdated when it knows it lacks writes; never UpToDate alone.
         let restarted = run.observe("secondary restarted").beta ?? [:]
-        #expect(restarted["disk_state"] as? String == "Inconsistent", "\(restarted)\n\(run.trailText)")
+        #expect(["Consistent", "Outdated"].contains(restarted["disk_state"] as? String ?? "-"), "\(restarted)\n\(run.trailText)")
     }
 
     /// beta dies: alpha says it is alone (Ahead where it may write on, holding under
@@ -113,9 +117,13 @@ extension Integration.FaultCampaign {
         try run.pair.beta.start()
         let restarted = run.observe("secondary restarted").beta ?? [:]
         switch state {
-        case .initialSync, .catchingUp, .connecting:
+        case .initialSync, .connecting:
             // A copy is due or under way: beta lacks writes in no order.
             #expect(restarted["disk_state"] as? String == "Inconsistent", "a copy target restarted: \(restarted)")
+        case .catchingUp:
+            // Killed mid staged catch-up: the volume holds its old image, the journal's durable
+            // part is resumed (Outdated: it knows it lacks writes).
+            #expect(["Consistent", "Outdated"].contains(restarted["disk_state"] as? String ?? "-"), "a staged target restarted: \(restarted)")
         case .aheadSyncCut, .suspended:
             // The link is still cut, and a restarted secondary is not consistent until the
             // primary's re-send is applied.

@@ -114,7 +114,9 @@ enum PairState: String, CaseIterable, Sendable {
             try run.waitFor(run.pair.alpha, "alpha catching up") {
                 $0["replication_state"] as? String == "SyncSource" && ($0["resync_progress"] as? Double ?? 0) > 0
             }
-            try run.waitFor(run.pair.beta, "beta a catch-up target") { $0["disk_state"] as? String == "Inconsistent" }
+            // A staged catch-up keeps beta's image (Consistent, or Outdated once it knows it
+            // lacks writes); one too large for its journal is Inconsistent (the DRBD way).
+            try run.waitFor(run.pair.beta, "beta a catch-up target") { $0["replication_state"] as? String == "SyncTarget" }
         case .suspended:
             run.startWriter(blocks: Self.writerBlocks)
             try run.waitForAcknowledged(100)

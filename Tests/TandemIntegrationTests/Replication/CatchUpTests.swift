@@ -213,8 +213,10 @@ extension Replication {
     /// the primary mid-catch-up loses nothing: the restarted primary cannot know which
     /// regions its last moments touched (no activity log yet), so it copies the volume whole,
     /// and the volumes end equal.
+    /// With staging off (`staging_bytes: 0`, the DRBD way); a staged catch-up keeps the target
+    /// Consistent (StagedCatchUpTests).
     @Test func duringACatchUpTheTargetIsInconsistentAndAPrimaryCrashEndsInACompleteCopy() throws {
-        let (pair, proxy, _) = try Self.aheadAfterACutWorkload(seconds: 3)
+        let (pair, proxy, _) = try Self.aheadAfterACutWorkload(seconds: 3, betaSettings: ["staging_bytes": 0])
         // 1 MiB/s: the catch-up of several MiB takes seconds, long enough to look at.
         try pair.expectOK(try pair.alpha.control().request("set", ["name": ReplicatedPair.resource, "resync_rate": 1 << 20]))
         proxy.heal()
@@ -241,10 +243,12 @@ extension Replication {
 
     /// An async pair through the proxy (alpha's buffer 4 MiB), in sync; a workload of
     /// `seconds`, the link cut once it flows. On return alpha is Ahead and the workload ended.
-    static func aheadAfterACutWorkload(seconds: Int) throws -> (ReplicatedPair, LinkProxy, FioJob.Report) {
+    static func aheadAfterACutWorkload(seconds: Int, betaSettings: [String: Any] = [:]) throws
+        -> (ReplicatedPair, LinkProxy, FioJob.Report)
+    {
         let pair = try makePair()
         let proxy = try #require(pair.proxy)
-        try pair.createAndEnable(mode: "async", initialSync: "none", primaryBufferBytes: 4 << 20)
+        try pair.createAndEnable(mode: "async", initialSync: "none", primaryBufferBytes: 4 << 20, betaSettings: betaSettings)
         try pair.waitInSync()
         let fio = try FioJob(socket: pair.nbdSocket(pair.alpha), regionBytes: workloadRegionBytes,
                              runtimeSeconds: seconds, rateIOPS: workloadRateIOPS)

@@ -18,6 +18,9 @@ final class DaemonProcess {
     /// A program (and its arguments) tandemd runs under, e.g. strace injecting faults;
     /// empty: tandemd runs directly.
     var launchPrefix: [String] = []
+    /// More environment for the next `start` (test-only hooks such as
+    /// TANDEM_TEST_STAGING_CRASH_AFTER_APPLY_BYTES).
+    var extraEnvironment: [String: String] = [:]
     private(set) var child: ChildProcess?
     private var starts = 0
 
@@ -55,6 +58,7 @@ final class DaemonProcess {
         let notify = try NotifySocket(path: directory.file("notify.\(starts).sock"))
         var environment = ProcessInfo.processInfo.environment
         environment["NOTIFY_SOCKET"] = notify.path
+        environment.merge(extraEnvironment) { $1 }
         let tandemd = try Binaries.tandemd()
         var executable = launchPrefix.first ?? tandemd
         var arguments = launchPrefix.isEmpty ? self.arguments : Array(launchPrefix.dropFirst()) + [tandemd] + self.arguments
@@ -96,6 +100,9 @@ final class DaemonProcess {
         }
         return child.exitStatus ?? -1
     }
+
+    /// Waits for a daemon that is to end by itself (a test hook's exit): true once it has.
+    func waitExited(timeoutSeconds: Double) -> Bool { child?.wait(timeoutSeconds: timeoutSeconds) ?? true }
 
     /// SIGKILL and wait: a crash, as far as the daemon can tell.
     func crash() {

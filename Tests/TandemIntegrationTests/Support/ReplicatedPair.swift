@@ -107,13 +107,14 @@ final class ReplicatedPair {
     /// `fencing`: the resource's fencing policy on both nodes; nil leaves the key out.
     func createAndEnable(mode: String = "sync", initialSync: String = "full", compression: String = "none",
                          diskDrain: String = "drain", secondaryBufferBytes: Int? = nil, primaryBufferBytes: Int? = nil,
-                         peerHost: String? = nil, fencing: String? = nil) throws {
+                         peerHost: String? = nil, fencing: String? = nil, betaSettings: [String: Any] = [:]) throws {
         func named(_ address: String) -> String {
             guard let peerHost else { return address }
             return "\(peerHost):\(address.split(separator: ":").last!)"
         }
         try create(on: beta, role: "secondary", peer: ("alpha", named(alphaAddress)), mode: mode, initialSync: initialSync,
-                   compression: compression, diskDrain: diskDrain, asyncBufferBytes: secondaryBufferBytes, fencing: fencing)
+                   compression: compression, diskDrain: diskDrain, asyncBufferBytes: secondaryBufferBytes, fencing: fencing,
+                   settings: betaSettings)
         try create(on: alpha, role: "primary", peer: ("beta", named(betaAddressForAlpha)), mode: mode,
                    initialSync: initialSync, compression: compression, diskDrain: diskDrain,
                    asyncBufferBytes: primaryBufferBytes, fencing: fencing)
