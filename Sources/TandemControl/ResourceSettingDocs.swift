@@ -25,7 +25,9 @@ extension ResourceSpec {
 
     /// The settings `set` changes on a running resource in this version; `set` refuses the
     /// other designed ones with `unsupported`.
-    public static let liveKeys: Set<String> = ["resync_rate", "resync_rate_min", "disk_timeout_ms", "after_split_brain"]
+    public static let liveKeys: Set<String> = ["resync_rate", "resync_rate_min", "disk_timeout_ms", "after_split_brain",
+        "period_s",
+    ]
 
     public static var tunableDocs: [TunableDoc] {
         let defaults = withDefaults().jsonFields
@@ -99,10 +101,17 @@ extension ResourceSpec {
                 `lag_bytes`, `rpo_ms`). Choose `async` when the link's round trip dominates \
                 write latency (a WAN) and losing the last moments of writes on a forced \
                 failover is acceptable.
+                `periodic`: the WAN mode: writes are acknowledged on the local disk and only \
+                tracked; every `period_s` a cycle copies the regions written since the last \
+                one (the last write to each), after which the secondary holds every write \
+                acknowledged before the cycle began. Fixed at `create`.
                 """),
-            entry("period_s", "seconds", "1–86400; only with mode `periodic`", 1...86_400, "unset", """
+            entry("period_s", "seconds", "1–86400; required with mode `periodic`, refused with any other", periodSRange, "unset", """
                 The interval between cycles in `periodic` mode (OpenSDS's replication_period, \
-                which is in minutes: multiply by 60).
+                which is in minutes: multiply by 60), from the start of one cycle to the next; \
+                a cycle still running when the next is due delays it until it ends. It bounds \
+                the RPO (about period + a cycle's duration). `set` changes it on a running \
+                resource: the next cycle is due one new period after the last one started.
                 """),
             entry("rpo_target_ms", "milliseconds", "1–86400000", 1...86_400_000, "unset (no pacing)", """
                 A lag target: writes would be paced (acknowledged later) so that the age of \

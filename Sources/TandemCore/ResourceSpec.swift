@@ -5,10 +5,12 @@ public enum ResourceRole: String, Sendable, CaseIterable {
     case standalone, primary, secondary
 }
 
-/// The modes this version replicates in. `adaptive` and `periodic` (DESIGN.md) arrive with
-/// their own issue; until then `create` refuses them as `unsupported`.
+/// The modes this version replicates in. `adaptive` (DESIGN.md) arrives with its own issue;
+/// until then `create` refuses it as `unsupported`.
 public enum ReplicationMode: String, Sendable, CaseIterable {
     case sync, async
+    /// Ahead between cycles, a catch-up every `period_s` (PrimaryNode+Periodic).
+    case periodic
 }
 
 public enum CompressionKind: String, Sendable, CaseIterable {
@@ -86,6 +88,9 @@ public struct ResourceSpec: Sendable, Equatable {
     /// restart copies the whole volume). nil: the metadata's `AL extents max` (512 in a file
     /// created without it, or by a tandemd of before the setting).
     public var alExtents: UInt32?
+    /// `period_s`: the interval between cycles; set exactly when `mode` is `periodic`.
+    /// Changes live with `set`.
+    public var periodS: UInt32?
 
     /// The largest `al_extents`: an activity-log transaction names at most this many extents.
     public static let alExtentsMax: UInt32 = 1000

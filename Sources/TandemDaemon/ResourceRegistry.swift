@@ -131,6 +131,12 @@ final class ResourceRegistry: @unchecked Sendable {
         if let rate = change.resyncRateMinBytesPerSecond { spec.resyncRateMinBytesPerSecond = rate }
         if let timeout = change.diskTimeoutMs { spec.diskTimeoutMs = timeout }
         if let policy = change.afterSplitBrain { spec.afterSplitBrain = policy }
+        if let period = change.periodS {
+            guard spec.mode == .periodic else {
+                throw ControlError(.invalidArgument, "argument 'period_s': is only allowed with mode periodic (mode is \(spec.mode.rawValue))")
+            }
+            spec.periodS = period
+        }
         do { try store.save(spec) } catch {
             throw ControlError(.ioError, "persisting the resource failed, nothing changed: \(Resource.describe(error))")
         }
@@ -138,6 +144,7 @@ final class ResourceRegistry: @unchecked Sendable {
         if let rate = change.resyncRateBytesPerSecond { resource.primary?.setResyncRate(rate) }
         if let rate = change.resyncRateMinBytesPerSecond { resource.primary?.setResyncRateMin(rate) }
         if change.diskTimeoutMs != nil { resource.applyDiskTimeout() }
+        if let period = change.periodS { resource.primary?.setPeriod(seconds: period) }
         events.publish(resource: change.name, "settings-changed", change.jsonFields)
         logger.notice("settings changed", metadata: ["resource": "\(change.name)", "settings": "\(change.jsonFields)"])
         return resource.status

@@ -337,6 +337,8 @@ extension Simulation {
                 catchUpsStarted += 1
             case .fullCopyStarted, .copySent, .connectionState:
                 break
+            case .cycleStarted, .cycleCompleted:
+                break
             }
         }
     }

@@ -90,6 +90,9 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
     public var resyncRateMinBytesPerSecond: UInt64
     /// nil: no activity log (`al_extents: 0`): a crash restart copies the whole volume.
     public var activityLog: ActivityLogSettings?
+    /// `mode: periodic`: the interval between cycles (`period_s`); nil: not periodic
+    /// (PrimaryNode+Periodic).
+    public var periodNs: UInt64?
 
     public init(
         primary: ReplicationPrimaryConfig, volumeSizeBytes: UInt64, hasPeer: Bool = true,
@@ -98,7 +101,7 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
         backoffInitialNs: UInt64 = 250_000_000, backoffMaxNs: UInt64 = 5_000_000_000,
         syncTracksWithoutPeer: Bool = false, bitmapBlockBytes: UInt64 = 4096,
         resyncRateBytesPerSecond: UInt64 = 0, resyncRateMinBytesPerSecond: UInt64 = 32 << 20,
-        activityLog: ActivityLogSettings? = nil
+        activityLog: ActivityLogSettings? = nil, periodNs: UInt64? = nil
     ) {
         precondition(chunkBytes > 0 && requestsQueuedMax > 0 && copyBuffersMax > 0)
         precondition(DirtyBitmap.isValidBlockBytes(bitmapBlockBytes), "bitmap block bytes \(bitmapBlockBytes)")
@@ -127,6 +130,8 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
             precondition(UInt64(chunkBytes) <= activityLog.writeBytesMax, "a chunk larger than the largest write")
         }
         self.activityLog = activityLog
+        precondition(periodNs.map { $0 > 0 } ?? true, "period 0")
+        self.periodNs = periodNs
     }
 }
 
@@ -189,6 +194,8 @@ public enum PrimaryNodeEvent: Sendable, Hashable {
     case verifyRegionRead(offsetBytes: UInt64, digest: RegionDigest?, errno: Int32)
     /// The peer's Digests answer.
     case peerDigest(offsetBytes: UInt64, lengthBytes: UInt64, digest: RegionDigest)
+    /// `set period_s` (periodic mode): the interval between cycles from now on.
+    case setPeriod(ns: UInt64)
 }
 
 public enum PrimaryNotice: Sendable, Hashable {
@@ -219,6 +226,10 @@ public enum PrimaryNotice: Sendable, Hashable {
     /// The regions the verify marked are being copied to the peer.
     case verifyRepairStarted(bytes: UInt64)
     case connectionState(ConnectionState)
+    /// Periodic mode: a cycle starts (its dial); `bytes` are tracked for it so far.
+    case cycleStarted(bytes: UInt64)
+    /// Periodic mode: the peer holds every write acknowledged before the cycle started.
+    case cycleCompleted(bytes: UInt64, durationNs: UInt64)
 }
 
 public enum PrimaryNodeAction: Sendable, Hashable {

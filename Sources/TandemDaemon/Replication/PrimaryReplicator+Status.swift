@@ -37,6 +37,7 @@ extension PrimaryReplicator {
         fields["session_start_reason"] = .string(sessionStartReason)
         if let lastError { fields["last_error"] = .string(lastError) }
         if let verify = node.verifyProgress { fields["verify"] = Self.verifyFields(verify) }
+        if let periodic = periodicStatus { fields["periodic"] = periodic }
         return fields
     }
 

@@ -65,6 +65,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     /// When the resync pacer's loop timer fires (0: none armed): `resync_rate` refused a copy
     /// read, and only a `.tick` at the node's retry time lets it go on (PrimaryReplicator+Pacing).
     var pacerArmedNs: UInt64 = 0
+    /// When the periodic cycle timer fires (0: none armed; PrimaryReplicator+Periodic).
+    var cycleTimerArmedNs: UInt64 = 0
     /// This resource's `resync_concurrency_max` slot (PrimaryReplicator+ResyncSlot).
     var resyncSlot = ResyncSlot.none
 
@@ -146,10 +148,12 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         let writeBytesMax = max(Int(context.config.maxRequestBytes), Self.chunkBytes)
         let bufferBytes = max(spec.asyncBufferBytes, 2 * UInt64(writeBytesMax), UInt64(4 * Self.chunkBytes))
         let config = PrimaryNodeConfig(
-            primary: ReplicationPrimaryConfig(mode: spec.mode == .async ? .async : .sync, bufferBytesMax: bufferBytes),
+            primary: ReplicationPrimaryConfig(mode: spec.mode == .async || spec.mode == .periodic ? .async : .sync,
+                                              bufferBytesMax: bufferBytes),
             volumeSizeBytes: volume.sizeBytes, hasPeer: spec.peer != nil, chunkBytes: UInt32(Self.chunkBytes),
             syncTracksWithoutPeer: spec.fencing == .dontCare, resyncRateBytesPerSecond: spec.resyncRateBytesPerSecond,
-            resyncRateMinBytesPerSecond: spec.resyncRateMinBytesPerSecond, activityLog: activityLog)
+            resyncRateMinBytesPerSecond: spec.resyncRateMinBytesPerSecond, activityLog: activityLog,
+            periodNs: Self.periodNs(spec))
         node = PrimaryNode(config: config, session: UInt64.random(in: 1...UInt64.max), basis: basis,
                            trackedBitmap: trackedBitmap)
         // The store holds what the node holds: never more writes, never more bytes.
@@ -279,6 +283,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         perform()
         updateResyncSlot()
         armResyncPacer()
+        armCycleTimer()
         // The first peer-disk-state event follows the resource's `enabled` (on the next event).
         if event != .enable { publishPeerDiskState() }
     }
@@ -416,6 +421,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             context.events.publish(resource: resource, "connection-state", ["connection_state": .string(state.rawValue)])
         case .verifyStarted, .verifyMismatch, .verifyEnded, .verifyRepairStarted:
             noticedVerify(notice)
+        case .cycleStarted, .cycleCompleted:
+            noticedCycle(notice)
         }
     }
 }
