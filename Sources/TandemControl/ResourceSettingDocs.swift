@@ -27,6 +27,7 @@ extension ResourceSpec {
     /// other designed ones with `unsupported`.
     public static let liveKeys: Set<String> = ["resync_rate", "resync_rate_min", "disk_timeout_ms", "after_split_brain",
         "period_s",
+        "bandwidth",
     ]
 
     public static var tunableDocs: [TunableDoc] {
@@ -162,9 +163,16 @@ extension ResourceSpec {
                 Lower it when the application cannot spare that much disk bandwidth; `set` \
                 changes it on a running resource.
                 """),
-            entry("bandwidth", "bytes/s", "≥ 0; 0 means no cap", 0...Int64.max, "0 (no cap)", """
-                A cap on all replication traffic of the resource, for a link shared with \
-                other traffic (OpenSDS's replication_bandwidth).
+            entry("bandwidth", "bytes/s", "0 – 1 TiB/s; 0 means no cap", 0...resyncRateBytesPerSecondMax, "0 (no cap)", """
+                A cap on all replication traffic the primary sends for the resource (the \
+                stream's writes, the full copy, catch-ups and periodic cycles, verify \
+                requests), for a link shared with other traffic (OpenSDS's \
+                replication_bandwidth): the frames handed to the link from the moment it \
+                was set stay within rate × elapsed + burst (a token bucket; burst = 1 MiB or \
+                the largest request). What the cap holds back is unconfirmed, so a sync \
+                primary's writes wait for it and an async one's buffer fills and it goes \
+                `Ahead`, as with a slow link. `resync_rate` caps the copy within it. `set` \
+                changes it on a running resource.
                 """),
             entry("fencing", "word", Fencing.allCases.map { "`\($0.rawValue)`" }.joined(separator: ", "), nil,
                   "`dont-care` (a resource file written before `fencing` existed loads as `suspend-io`)", """

@@ -9,7 +9,7 @@ extension ResourceSpec {
     /// Each leaves this list with the issue that builds it (rates with resync, fencing and
     /// the split-brain policy with split brain, `rpo_target_ms` and `period_s` with the
     /// adaptive and periodic modes).
-    public static let unsupportedKeys = ["bandwidth", "rpo_target_ms"]
+    public static let unsupportedKeys = ["rpo_target_ms"]
     /// `resync_rate`'s bound: 1 TiB/s, far above any disk, so a typo in units is refused.
     public static let resyncRateBytesPerSecondMax: Int64 = 1 << 40
     /// `resync_rate_min`'s bounds: 64 KiB/s to the controller's maximum, 10 GiB/s.
@@ -105,6 +105,13 @@ extension ResourceSpec {
         }
     }
 
+    /// `bandwidth` (bytes per second, 0: no cap), for `create` and `set`. Bounded like
+    /// `resync_rate`: a typo in units is refused.
+    public static func parseBandwidth(_ reader: inout ArgumentReader) throws(ControlError) -> UInt64? {
+        try reader.optionalInteger("bandwidth", in: 0...resyncRateBytesPerSecondMax, unit: "bytes per second")
+            .map { UInt64($0) }
+    }
+
     /// `period_s` (seconds), for `create` and `set`.
     public static func parsePeriodS(_ reader: inout ArgumentReader) throws(ControlError) -> UInt32? {
         try reader.optionalInteger("period_s", in: periodSRange, unit: "seconds").map { UInt32($0) }
@@ -123,6 +130,7 @@ extension ResourceSpec {
         spec.resyncRateBytesPerSecond = try parseResyncRate(&reader) ?? 0
         spec.resyncRateMinBytesPerSecond = try parseResyncRateMin(&reader) ?? 32 << 20
         spec.diskTimeoutMs = try parseDiskTimeout(&reader) ?? 0
+        spec.bandwidthBytesPerSecond = try parseBandwidth(&reader) ?? 0
         spec.alExtents = try reader.optionalInteger("al_extents", in: 0...Int64(alExtentsMax), unit: "extents")
             .map { UInt32($0) }
     }
@@ -214,6 +222,7 @@ extension ResourceSpec {
         if let metadataPath { fields["metadata_path"] = .string(metadataPath) }
         if let alExtents { fields["al_extents"] = .int(Int64(alExtents)) }
         if let periodS { fields["period_s"] = .int(Int64(periodS)) }
+        fields["bandwidth"] = .int(Int64(clamping: bandwidthBytesPerSecond))
         if let sizeBytes { fields["size_bytes"] = .int(Int64(clamping: sizeBytes)) }
         if let peer { fields["peer"] = .object(["name": .string(peer.name), "address": .string(peer.address)]) }
         return fields

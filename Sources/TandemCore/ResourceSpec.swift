@@ -88,6 +88,9 @@ public struct ResourceSpec: Sendable, Equatable {
     /// restart copies the whole volume). nil: the metadata's `AL extents max` (512 in a file
     /// created without it, or by a tandemd of before the setting).
     public var alExtents: UInt32?
+    /// `bandwidth`: the cap on every replication byte the primary sends, bytes per second;
+    /// 0: none (BandwidthGate). Changes live with `set`.
+    public var bandwidthBytesPerSecond: UInt64 = 0
     /// `period_s`: the interval between cycles; set exactly when `mode` is `periodic`.
     /// Changes live with `set`.
     public var periodS: UInt32?

@@ -180,8 +180,7 @@ extension Integration {
         /// Settings DESIGN.md names whose behaviour is not built yet: refused as unsupported,
         /// naming the key, never accepted to do nothing (values at their old defaults too).
         static let unbuiltSettings: [(key: String, value: any Sendable)] = [
-            ("bandwidth", 0), ("bandwidth", 50 << 20),
-            ("rpo_target_ms", 500), ("period_s", 30), ("mode", "adaptive"), ("mode", "periodic"),
+            ("rpo_target_ms", 500), ("mode", "adaptive"),
         ]
 
         @Test func createWithAnUnbuiltSettingIsUnsupportedNamesTheKeyAndCreatesNothing() throws {
@@ -220,6 +219,7 @@ extension Integration {
                 ["name": "r0", "resync_rate": "fast"], ["name": "r0", "resync_rate": (1 << 40) + 1],
                 ["name": "r0", "resync_rate_min": 0], ["name": "r0", "resync_rate_min": (10 << 30) + 1],
                 ["name": "r0", "resync_rate": 0, "resync_rate_min": 1024],
+                ["name": "r0", "resync_rate": 0, "period_s": 30],  // r0 is not periodic
             ]
             for arguments in invalid {
                 try Self.expectRefused(try client.request("set", arguments), "invalid-argument", on: client)

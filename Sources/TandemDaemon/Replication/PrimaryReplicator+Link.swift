@@ -110,6 +110,7 @@ extension PrimaryReplicator: PeerLinkDelegate {
     func peerLinkClosed(_ link: PeerLink, reason: String) {
         guard link === self.link else { return }
         self.link = nil
+        dropWaitingFrames()
         if let failure = link.failure { counters.count(failure) }
         noteFailure(reason)
         if helloWithTail && link.sentOwnHello && !link.peerAnsweredHello {
