@@ -36,7 +36,8 @@ import Testing
         let args: [String: JSONValue] = [
             "name": .string("r0"), "volume": .string("/dev/vdb"), "size_bytes": .int(1 << 30),
             "role": .string("primary"), "peer": .object(["name": .string("beta"), "address": .string("10.0.0.2:7788")]),
-            "mode": .string("async"), "metadata_path": .string("/var/lib/tandem/r0.md"), "al_extents": .int(512),
+            "mode": .string("periodic"), "period_s": .int(60),
+            "metadata_path": .string("/var/lib/tandem/r0.md"), "al_extents": .int(512),
             "nbd": .object(["socket": .string("/run/tandem/r0.nbd"), "tcp": .string("127.0.0.1:10809")]),
         ]
         let spec = try ResourceSpec.parse(createArgs: args, defaultNBDSocketDirectory: "/run/tandem")
@@ -56,7 +57,8 @@ import Testing
     func aResourceSettingsBoundsAreTheParsers(key: String) throws {
         let bounds = try #require(ResourceSpec.tunableDocs.first { $0.name == key }?.bounds)
         func parse(_ value: Int64) -> ControlError? {
-            let args: [String: JSONValue] = ["name": .string("r0"), "volume": .string("/dev/vdb"), key: .int(value)]
+            var args: [String: JSONValue] = ["name": .string("r0"), "volume": .string("/dev/vdb"), key: .int(value)]
+            if key == "period_s" { args["mode"] = .string("periodic") }  // it needs its mode
             do {
                 _ = try ResourceSpec.parse(createArgs: args, defaultNBDSocketDirectory: "/run/tandem")
                 return nil
