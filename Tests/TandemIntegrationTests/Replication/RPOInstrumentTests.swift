@@ -116,7 +116,7 @@ extension Integration {
 
     @Test func profilesForModesTandemDoesNotHaveAreRefusedByName() throws {
         let dir = try TempDirectory("rpo-refuse")
-        for (profile, word) in [("periodic", "period"), ("adaptive-spike", "adaptive"), ("rpo-target-burst", "rpo_target_ms")] {
+        for (profile, word) in [("adaptive-spike", "adaptive"), ("rpo-target-burst", "rpo_target_ms")] {
             let result = try ExternalTool.run(
                 "python3", [Self.tool, "rpo", "--profile", profile, "--reference-mib-s", "8", "--out", dir.path])
             #expect(result.status == 2, "\(result)")
