@@ -10,7 +10,8 @@
 // invariants), the feeding of ReplicationPrimary and the local I/O results. The rest is in
 // PrimaryNode+Admission (the queue, the overlap rule, tickets), +Copy (the full copy), +Link
 // (enable, dial, the link's life, the peer's messages, SyncComplete) and +Stop (stop,
-// hand-over, disk failure) and +ActivityLog (the write path's activity log). State those files share is internal, not private: Swift's
+// hand-over, disk failure) and +ActivityLog (the write path's activity log), +Periodic (the
+// cycles of `mode: periodic`). State those files share is internal, not private: Swift's
 // `private` does not reach an extension in another file. Only the node itself touches it.
 
 public struct PrimaryNode: Sendable {
