@@ -17,6 +17,12 @@ public struct ResourceSettingChange: Sendable, Equatable {
     /// `disk_timeout_ms` (0: off); nil: unchanged.
     public var diskTimeoutMs: UInt32?
 
+    /// `bandwidth`, bytes per second (0: no cap); nil: unchanged.
+    public var bandwidthBytesPerSecond: UInt64?
+
+    /// `period_s` (periodic mode only; checked against the resource when applied); nil: unchanged.
+    public var periodS: UInt32?
+
     public init(name: String, resyncRateBytesPerSecond: UInt64? = nil, resyncRateMinBytesPerSecond: UInt64? = nil,
                 diskTimeoutMs: UInt32? = nil, afterSplitBrain: AfterSplitBrain? = nil) {
         self.name = name
@@ -52,6 +58,8 @@ public struct ResourceSettingChange: Sendable, Equatable {
         change.resyncRateMinBytesPerSecond = try ResourceSpec.parseResyncRateMin(&reader)
         change.diskTimeoutMs = try ResourceSpec.parseDiskTimeout(&reader)
         change.afterSplitBrain = try reader.optionalChoice("after_split_brain", AfterSplitBrain.self)
+        change.periodS = try ResourceSpec.parsePeriodS(&reader)
+        change.bandwidthBytesPerSecond = try ResourceSpec.parseBandwidth(&reader)
         try reader.finish()
         return change
     }
@@ -65,6 +73,8 @@ public struct ResourceSettingChange: Sendable, Equatable {
         }
         if let diskTimeoutMs { fields["disk_timeout_ms"] = .int(Int64(diskTimeoutMs)) }
         if let afterSplitBrain { fields["after_split_brain"] = .string(afterSplitBrain.rawValue) }
+        if let periodS { fields["period_s"] = .int(Int64(periodS)) }
+        if let bandwidthBytesPerSecond { fields["bandwidth"] = .int(Int64(clamping: bandwidthBytesPerSecond)) }
         return fields
     }
 }

@@ -25,7 +25,10 @@ extension ResourceSpec {
 
     /// The settings `set` changes on a running resource in this version; `set` refuses the
     /// other designed ones with `unsupported`.
-    public static let liveKeys: Set<String> = ["resync_rate", "resync_rate_min", "disk_timeout_ms", "after_split_brain"]
+    public static let liveKeys: Set<String> = ["resync_rate", "resync_rate_min", "disk_timeout_ms", "after_split_brain",
+        "period_s",
+        "bandwidth",
+    ]
 
     public static var tunableDocs: [TunableDoc] {
         let defaults = withDefaults().jsonFields
@@ -115,11 +118,18 @@ extension ResourceSpec {
                 arrive within `adaptive_latency_ms`, async when they do not, sync again once \
                 the async queue has drained; a switch applies to writes admitted after it, \
                 so a write admitted sync is acknowledged only once the peer applied it \
-                (`effective_mode`, event `mode-switched`).
+                (`effective_mode`, event `mode-switched`). \
+                `periodic`: the WAN mode: writes are acknowledged on the local disk and only \
+                tracked; every `period_s` a cycle copies the regions written since the last \
+                one (the last write to each), after which the secondary holds every write \
+                acknowledged before the cycle began. Fixed at `create`.
                 """),
-            entry("period_s", "seconds", "1–86400; only with mode `periodic`", 1...86_400, "unset", """
+            entry("period_s", "seconds", "1–86400; required with mode `periodic`, refused with any other", periodSRange, "unset", """
                 The interval between cycles in `periodic` mode (OpenSDS's replication_period, \
-                which is in minutes: multiply by 60).
+                which is in minutes: multiply by 60), from the start of one cycle to the next; \
+                a cycle still running when the next is due delays it until it ends. It bounds \
+                the RPO (about period + a cycle's duration). `set` changes it on a running \
+                resource: the next cycle is due one new period after the last one started.
                 """),
             entry("rpo_target_ms", "milliseconds", "1–86400000; only with mode `async` or `adaptive`",
                   rpoTargetMsRange, "unset (no pacing)", """
@@ -198,9 +208,16 @@ extension ResourceSpec {
                 Lower it when the application cannot spare that much disk bandwidth; `set` \
                 changes it on a running resource.
                 """),
-            entry("bandwidth", "bytes/s", "≥ 0; 0 means no cap", 0...Int64.max, "0 (no cap)", """
-                A cap on all replication traffic of the resource, for a link shared with \
-                other traffic (OpenSDS's replication_bandwidth).
+            entry("bandwidth", "bytes/s", "0 – 1 TiB/s; 0 means no cap", 0...resyncRateBytesPerSecondMax, "0 (no cap)", """
+                A cap on all replication traffic the primary sends for the resource (the \
+                stream's writes, the full copy, catch-ups and periodic cycles, verify \
+                requests), for a link shared with other traffic (OpenSDS's \
+                replication_bandwidth): the frames handed to the link from the moment it \
+                was set stay within rate × elapsed + burst (a token bucket; burst = 1 MiB or \
+                the largest request). What the cap holds back is unconfirmed, so a sync \
+                primary's writes wait for it and an async one's buffer fills and it goes \
+                `Ahead`, as with a slow link. `resync_rate` caps the copy within it. `set` \
+                changes it on a running resource.
                 """),
             entry("fencing", "word", Fencing.allCases.map { "`\($0.rawValue)`" }.joined(separator: ", "), nil,
                   "`dont-care` (a resource file written before `fencing` existed loads as `suspend-io`)", """

@@ -6,16 +6,16 @@ import TandemCore
 extension ResourceSpec {
     /// DESIGN.md's keys whose behaviour is not built yet: `create` refuses each with
     /// `unsupported`, naming the key, rather than accepting a setting that does nothing.
-    /// Each leaves this list with the issue that builds it (rates with resync, fencing and
-    /// the split-brain policy with split brain, `rpo_target_ms` and `period_s` with the
-    /// adaptive and periodic modes).
-    public static let unsupportedKeys = ["bandwidth", "period_s"]
+    /// Each leaves this list with the issue that builds it; every key of DESIGN.md is built
+    /// now, so the list is empty (kept: the capabilities and the tunables page read it).
+    public static let unsupportedKeys: [String] = []
     /// `resync_rate`'s bound: 1 TiB/s, far above any disk, so a typo in units is refused.
     public static let resyncRateBytesPerSecondMax: Int64 = 1 << 40
     /// `resync_rate_min`'s bounds: 64 KiB/s to the controller's maximum, 10 GiB/s.
     public static let resyncRateMinBytesPerSecondRange: ClosedRange<Int64> = (64 << 10)...(10 << 30)
-    /// DESIGN.md's modes that are not built yet; `create` refuses them with `unsupported`.
-    public static let unsupportedModes = ["periodic"]
+    /// DESIGN.md's modes that are not built yet; `create` refuses them with `unsupported`
+    /// (none now).
+    public static let unsupportedModes: [String] = []
     /// sun_path holds 108 bytes including the terminating NUL.
     public static let unixSocketPathBytesMax = 107
     static let blockBytes: Int64 = 4096
@@ -87,6 +87,7 @@ extension ResourceSpec {
             throw ControlError(.missingArgument, "missing argument 'peer' (role \(spec.role.rawValue) needs a peer)")
         }
         spec.mode = try reader.optionalChoice("mode", ReplicationMode.self) ?? .sync
+        try parsePeriod(&reader, into: &spec)
         if let buffer = try reader.optionalInteger("async_buffer_bytes", in: (1 << 20)...(1 << 40), unit: "bytes") {
             guard buffer % blockBytes == 0 else {
                 throw reader.invalid("async_buffer_bytes", "must be a multiple of \(blockBytes), got \(buffer)")
@@ -94,6 +95,32 @@ extension ResourceSpec {
             spec.asyncBufferBytes = UInt64(buffer)
         }
     }
+
+    /// `period_s` (1–86400 seconds): required with `mode: periodic`, refused with any other.
+    static func parsePeriod(_ reader: inout ArgumentReader, into spec: inout ResourceSpec) throws(ControlError) {
+        spec.periodS = try parsePeriodS(&reader)
+        if spec.mode == .periodic && spec.periodS == nil {
+            throw ControlError(.missingArgument, "missing argument 'period_s' (mode periodic needs the interval between cycles, 1-86400 seconds)")
+        }
+        if spec.mode != .periodic && spec.periodS != nil {
+            throw reader.invalid("period_s", "is only allowed with mode periodic (mode is \(spec.mode.rawValue))")
+        }
+    }
+
+    /// `bandwidth` (bytes per second, 0: no cap), for `create` and `set`. Bounded like
+    /// `resync_rate`: a typo in units is refused.
+    public static func parseBandwidth(_ reader: inout ArgumentReader) throws(ControlError) -> UInt64? {
+        try reader.optionalInteger("bandwidth", in: 0...resyncRateBytesPerSecondMax, unit: "bytes per second")
+            .map { UInt64($0) }
+    }
+
+    /// `period_s` (seconds), for `create` and `set`.
+    public static func parsePeriodS(_ reader: inout ArgumentReader) throws(ControlError) -> UInt32? {
+        try reader.optionalInteger("period_s", in: periodSRange, unit: "seconds").map { UInt32($0) }
+    }
+
+    /// `period_s`'s bounds: a second to a day.
+    public static let periodSRange: ClosedRange<Int64> = 1...86_400
 
     /// compression, disk drain, initial sync, fencing, resync rate.
     static func parsePolicies(_ reader: inout ArgumentReader, into spec: inout ResourceSpec) throws(ControlError) {
@@ -105,6 +132,7 @@ extension ResourceSpec {
         spec.resyncRateBytesPerSecond = try parseResyncRate(&reader) ?? 0
         spec.resyncRateMinBytesPerSecond = try parseResyncRateMin(&reader) ?? 32 << 20
         spec.diskTimeoutMs = try parseDiskTimeout(&reader) ?? 0
+        spec.bandwidthBytesPerSecond = try parseBandwidth(&reader) ?? 0
         spec.alExtents = try reader.optionalInteger("al_extents", in: 0...Int64(alExtentsMax), unit: "extents")
             .map { UInt32($0) }
     }
@@ -214,6 +242,8 @@ extension ResourceSpec {
         if let alExtents { fields["al_extents"] = .int(Int64(alExtents)) }
         if let stagingPath { fields["staging_path"] = .string(stagingPath) }
         if let stagingBytes { fields["staging_bytes"] = .int(Int64(clamping: stagingBytes)) }
+        if let periodS { fields["period_s"] = .int(Int64(periodS)) }
+        fields["bandwidth"] = .int(Int64(clamping: bandwidthBytesPerSecond))
         if let sizeBytes { fields["size_bytes"] = .int(Int64(clamping: sizeBytes)) }
         if let peer { fields["peer"] = .object(["name": .string(peer.name), "address": .string(peer.address)]) }
         profileFields(into: &fields)

@@ -83,9 +83,14 @@ public enum StatusReport {
         if let reason = fields["demoted_by_promotion"]?.stringValue {
             reasons.append("takes no writes: \(reason); 'tandemctl resolve \(name) --discard local' makes it the peer's secondary")
         }
-        if role != "standalone" { reasons += connectionProblems(fields, name: name, lastError: lastError) }
+        // A periodic primary between cycles is Ahead with no link by design: say when the
+        // secondary catches up instead of calling it a connection problem.
+        let betweenCycles = role == "primary" && fields["replication_state"]?.stringValue == "Ahead"
+            && fields["periodic"]?.objectValue?["cycle_running"]?.boolValue == false
+        if betweenCycles, let periodic = fields["periodic"]?.objectValue { reasons.append(periodicSummary(periodic)) }
+        if role != "standalone" && !betweenCycles { reasons += connectionProblems(fields, name: name, lastError: lastError) }
         if let local = diskProblem(disk, replication: fields["replication_state"]?.stringValue) { reasons.append(local) }
-        if role == "primary", let peer = peerDiskProblem(fields) { reasons.append(peer) }
+        if role == "primary" && !betweenCycles, let peer = peerDiskProblem(fields) { reasons.append(peer) }
         if fields["replication_state"]?.stringValue == "PausedSync" {
             reasons.append("resync paused: the daemon's resync_concurrency_max copies run; this one waits for a slot")
         }
@@ -94,6 +99,20 @@ public enum StatusReport {
             reasons.append("writes blocked: the replication buffer is full (\(unconfirmed) not yet confirmed by the peer)")
         }
         return reasons
+    }
+
+    /// "periodic: between cycles, the secondary lacks what was written since the last one; next
+    /// cycle in 4m 12s (last: 256KiB in 35ms)".
+    static func periodicSummary(_ periodic: [String: JSONValue]) -> String {
+        func milliseconds(_ key: String) -> String {
+            periodic[key]?.intValue.map { HumanUnits.duration(milliseconds: UInt64(max(0, $0))) } ?? "?"
+        }
+        var text = "periodic: between cycles, the secondary lacks what was written since the last one; next cycle in "
+            + milliseconds("next_cycle_in_ms")
+        if let bytes = periodic["last_cycle_bytes"]?.intValue {
+            text += " (last: \(HumanUnits.bytes(UInt64(max(0, bytes)))) in \(milliseconds("last_cycle_duration_ms")))"
+        }
+        return text
     }
 
     static func connectionProblems(_ fields: [String: JSONValue], name: String, lastError: String?) -> [String] {

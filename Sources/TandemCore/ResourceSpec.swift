@@ -5,12 +5,13 @@ public enum ResourceRole: String, Sendable, CaseIterable {
     case standalone, primary, secondary
 }
 
-/// The modes this version replicates in. `periodic` (DESIGN.md) arrives with its own issue;
-/// until then `create` refuses it as `unsupported`. `adaptive`: sync while the peer answers
-/// within `adaptive_latency_ms`, async when it does not (AdaptiveModeController).
+/// The modes this version replicates in. `adaptive`: sync while the peer answers within
+/// `adaptive_latency_ms`, async when it does not (AdaptiveModeController).
 public enum ReplicationMode: String, Sendable, CaseIterable {
     case sync, async
     case adaptive
+    /// Ahead between cycles, a catch-up every `period_s` (PrimaryNode+Periodic).
+    case periodic
 }
 
 public enum CompressionKind: String, Sendable, CaseIterable {
@@ -92,6 +93,12 @@ public struct ResourceSpec: Sendable, Equatable {
     /// restart copies the whole volume). nil: the metadata's `AL extents max` (512 in a file
     /// created without it, or by a tandemd of before the setting).
     public var alExtents: UInt32?
+    /// `bandwidth`: the cap on every replication byte the primary sends, bytes per second;
+    /// 0: none (BandwidthGate). Changes live with `set`.
+    public var bandwidthBytesPerSecond: UInt64 = 0
+    /// `period_s`: the interval between cycles; set exactly when `mode` is `periodic`.
+    /// Changes live with `set`.
+    public var periodS: UInt32?
 
     // The replication profile (issue 16 §1, §2): adaptive mode and the RPO target.
     /// `adaptive_latency_ms`: mode `adaptive` stays sync while the peer's acknowledgements

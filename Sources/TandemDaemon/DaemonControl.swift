@@ -129,10 +129,33 @@ final class DaemonControl: ControlHandler {
     /// `set`: `name` and the settings to change (ResourceSettingChange), all validated before
     /// any changes; applied, persisted and answered with the resource's status.
     private func set(_ args: [String: JSONValue]) -> Result<[String: JSONValue], ControlError> {
+        if args["resync_concurrency_max"] != nil {
+            guard args["name"] == nil else {
+                return .failure(ControlError(.invalidArgument,
+                    "'resync_concurrency_max' is a daemon setting: set it without 'name' (e.g. {\"cmd\":\"set\",\"resync_concurrency_max\":8})"))
+            }
+            return setDaemon(args)
+        }
         let change: ResourceSettingChange
         do { change = try ResourceSettingChange.parse(args) } catch { return .failure(error) }
         let registry = self.registry
         return loop.submitAndWait { Result { () throws(ControlError) in try registry.change(change) } }
+    }
+
+    /// `set` without `name`: the daemon's live settings (`resync_concurrency_max`, 1-1024),
+    /// validated before anything changes; not persisted (the configuration file is the
+    /// daemon's start-up state).
+    private func setDaemon(_ args: [String: JSONValue]) -> Result<[String: JSONValue], ControlError> {
+        var reader = ArgumentReader(args)
+        let count: Int64
+        do throws(ControlError) {
+            count = try reader.optionalInteger("resync_concurrency_max", in: 1...1024, unit: "resources") ?? 0
+            try reader.finish()
+        } catch {
+            return .failure(error)
+        }
+        let registry = self.registry
+        return loop.submitAndWait { .success(registry.changeDaemon(resyncConcurrencyMax: Int(count))) }
     }
 
     /// `verify`, `outdate-peer` and `outdate`: `name`, nothing else; answered with the status.

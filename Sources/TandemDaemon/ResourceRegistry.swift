@@ -131,6 +131,13 @@ final class ResourceRegistry: @unchecked Sendable {
         if let rate = change.resyncRateMinBytesPerSecond { spec.resyncRateMinBytesPerSecond = rate }
         if let timeout = change.diskTimeoutMs { spec.diskTimeoutMs = timeout }
         if let policy = change.afterSplitBrain { spec.afterSplitBrain = policy }
+        if let rate = change.bandwidthBytesPerSecond { spec.bandwidthBytesPerSecond = rate }
+        if let period = change.periodS {
+            guard spec.mode == .periodic else {
+                throw ControlError(.invalidArgument, "argument 'period_s': is only allowed with mode periodic (mode is \(spec.mode.rawValue))")
+            }
+            spec.periodS = period
+        }
         do { try store.save(spec) } catch {
             throw ControlError(.ioError, "persisting the resource failed, nothing changed: \(Resource.describe(error))")
         }
@@ -138,6 +145,8 @@ final class ResourceRegistry: @unchecked Sendable {
         if let rate = change.resyncRateBytesPerSecond { resource.primary?.setResyncRate(rate) }
         if let rate = change.resyncRateMinBytesPerSecond { resource.primary?.setResyncRateMin(rate) }
         if change.diskTimeoutMs != nil { resource.applyDiskTimeout() }
+        if let period = change.periodS { resource.primary?.setPeriod(seconds: period) }
+        if let rate = change.bandwidthBytesPerSecond { resource.primary?.setBandwidth(rate) }
         events.publish(resource: change.name, "settings-changed", change.jsonFields)
         logger.notice("settings changed", metadata: ["resource": "\(change.name)", "settings": "\(change.jsonFields)"])
         return resource.status
@@ -216,10 +225,26 @@ final class ResourceRegistry: @unchecked Sendable {
 
     func statusAll() -> [String: JSONValue] {
         let names = (Array(resources.keys) + Array(unopened.keys)).sorted()
-        return ["resources": .array(names.map { name in
+        var fields: [String: JSONValue] = ["resources": .array(names.map { name in
             if let entry = unopened[name] { return .object(Self.unopenedStatus(entry.spec, entry.failure)) }
             return .object(resources[name]!.status)
         })]
+        // The daemon's resync slots (`set resync_concurrency_max` changes the count live).
+        let arbiter = context.resyncArbiter
+        fields["resync_concurrency_max"] = .int(Int64(arbiter.slotsMax))
+        fields["resyncs_running"] = .int(Int64(arbiter.holders.count))
+        fields["resyncs_waiting"] = .int(Int64(arbiter.waitingCount))
+        return fields
+    }
+
+    /// `set resync_concurrency_max` (no `name`: the daemon): the count from now on, until the
+    /// daemon restarts (the configuration file holds what it starts with).
+    func changeDaemon(resyncConcurrencyMax count: Int) -> [String: JSONValue] {
+        context.resyncArbiter.setSlotsMax(count)
+        logger.notice("settings changed", metadata: ["resync_concurrency_max": "\(count)"])
+        return ["resync_concurrency_max": .int(Int64(count)),
+                "resyncs_running": .int(Int64(context.resyncArbiter.holders.count)),
+                "resyncs_waiting": .int(Int64(context.resyncArbiter.waitingCount))]
     }
 
     func delete(_ name: String, _ done: @escaping (ControlError?) -> Void) {

@@ -34,6 +34,8 @@ public enum TunablesPage {
             "Set in the config file (`key = value`) or with the flag of the same name; the flag wins.",
             "Each is read once at start-up: a change takes effect when the daemon is restarted",
             "(resources persist and come back enabled as they were).",
+            "`resync_concurrency_max` also changes on the running daemon with `set` without a resource",
+            "name (`tandemctl set resync_concurrency_max=8`), until the daemon restarts.",
             "",
             "| Key | Flag | Unit | Default | Range |",
             "|---|---|---|---|---|",

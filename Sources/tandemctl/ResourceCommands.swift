@@ -168,15 +168,20 @@ struct SetOptions: ParsableCommand {
             disk_timeout_ms live ('tandemctl capabilities' lists live_settings); the \
             other settings are refused with 'unsupported' and nothing changes. The change is \
             persisted. Values that are integers (with an optional size suffix) are sent as \
-            integers, true/false as booleans, anything else as strings.
+            integers, true/false as booleans, anything else as strings. Also period_s \
+            (periodic mode) and bandwidth. Without a resource name the daemon's own settings \
+            change: 'tandemctl set resync_concurrency_max=8' (until the daemon restarts).
             """)
     @OptionGroup var options: GlobalOptions
-    @Argument(help: "Resource name.") var name: String
-    @Argument(help: ArgumentHelp("Settings to change.", valueName: "key=value")) var settings: [String]
+    @Argument(help: "Resource name (none: the daemon's settings).") var name: String
+    @Argument(help: ArgumentHelp("Settings to change.", valueName: "key=value")) var settings: [String] = []
 
     func run() throws {
-        var args: [String: JSONValue] = ["name": .string(name)]
-        for setting in settings {
+        // A name cannot hold '=': a first argument that does is a daemon setting.
+        let daemonTarget = name.contains("=")
+        var args: [String: JSONValue] = daemonTarget ? [:] : ["name": .string(name)]
+        let label = daemonTarget ? "daemon" : name
+        for setting in (daemonTarget ? [name] : []) + settings {
             guard let equals = setting.firstIndex(of: "="), equals != setting.startIndex else {
                 throw ValidationError("'\(setting)' is not key=value")
             }
@@ -186,7 +191,7 @@ struct SetOptions: ParsableCommand {
         try options.call("set", args) { fields in
             for key in args.keys.sorted() where key != "name" {
                 let value = fields[key] ?? .null
-                print("\(name): \(key) = \(value.stringValue ?? JSONCodec.serializeString(value))")
+                print("\(label): \(key) = \(value.stringValue ?? JSONCodec.serializeString(value))")
             }
         }
     }

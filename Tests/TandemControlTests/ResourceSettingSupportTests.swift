@@ -26,7 +26,8 @@ import Testing
 
     @Test func everyModeIsParsedOrRefusedAsUnsupported() {
         for mode in ResourceSpec.allModes {
-            let error = refusal(["mode": .string(mode)])
+            // periodic needs its period beside it.
+            let error = refusal(mode == "periodic" ? ["mode": .string(mode), "period_s": .int(60)] : ["mode": .string(mode)])
             if ResourceSpec.unsupportedModes.contains(mode) {
                 #expect(error?.code == .unsupported && error?.message.contains(mode) == true, "\(mode)")
             } else {

@@ -84,7 +84,7 @@ import TandemCore
         #expect(refused(["name": name])?.code == .missingArgument)
         let fixed = refused(["name": name, "resync_rate": .int(1 << 20), "mode": .string("async")])
         #expect(fixed?.code == .unsupported && fixed?.message.contains("'mode'") == true, "\(String(describing: fixed))")
-        #expect(refused(["name": name, "bandwidth": .int(0)])?.code == .unsupported)
+        #expect(refused(["name": name, "bandwidth": .int(-1)])?.code == .invalidArgument)
         let unknown = refused(["name": name, "resync": .int(1)])
         #expect(unknown?.code == .invalidArgument && unknown?.message.contains("'resync'") == true)
         let bad = refused(["name": name, "resync_rate": .string("fast")])

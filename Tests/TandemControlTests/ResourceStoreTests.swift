@@ -69,7 +69,7 @@ import Glibc
         let legacy = ",\"resync_rate\":0,\"bandwidth\":0,\"fencing\":\"dont-care\",\"after_split_brain\":\"disconnect\""
         writeFile("\(stateDir)/resources/r0.json", file("r0", legacy))
         writeFile("\(stateDir)/resources/r1.json", file("r1", ""))
-        writeFile("\(stateDir)/resources/r2.json", file("r2", ",\"bandwidth\":5"))
+        writeFile("\(stateDir)/resources/r2.json", file("r2", ",\"bandwidth\":-5"))
         var new = spec("r3")
         new.resyncRateBytesPerSecond = 8 << 20
         try store.save(new)

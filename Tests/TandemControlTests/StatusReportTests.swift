@@ -28,6 +28,25 @@ import TandemControl
         #expect(HumanUnits.duration(seconds: 3 * 86400 + 4 * 3600) == "3d04h")
     }
 
+    /// Between cycles a periodic primary is Ahead with no link on purpose: the report says when
+    /// the secondary catches up, not that the peer is lost or needs a resync.
+    @Test func aPeriodicPrimaryBetweenCyclesIsExplainedByItsSchedule() {
+        var fields = Self.healthyPrimary
+        fields["connection_state"] = .string("Connecting")
+        fields["peer_disk_state"] = .string("Outdated")
+        fields["replication_state"] = .string("Ahead")
+        fields["periodic"] = .object([
+            "cycle_running": .bool(false), "next_cycle_in_ms": .int(42_000),
+            "last_cycle_bytes": .int(256 << 10), "last_cycle_duration_ms": .int(350),
+        ])
+        let reasons = StatusReport.problems(fields)
+        #expect(reasons == ["periodic: between cycles, the secondary lacks what was written since the last one; "
+            + "next cycle in 42s (last: 256KiB in 350ms)"], "\(reasons)")
+        fields["replication_state"] = .string("SyncSource")
+        fields["periodic"] = .object(["cycle_running": .bool(true), "next_cycle_in_ms": .int(0)])
+        #expect(StatusReport.problems(fields).contains { $0.hasPrefix("peer not connected") }, "a cycle that cannot connect is a problem")
+    }
+
     @Test func aHealthyPairIsOneTableRowAndNoReasons() {
         let text = StatusReport.render([Self.healthyPrimary])
         #expect(text == """

@@ -41,9 +41,15 @@ import Testing
             "staging_path": .string("/var/lib/tandem/r0.staging"), "staging_bytes": .int(256 << 20),
         ]
         let spec = try ResourceSpec.parse(createArgs: args, defaultNBDSocketDirectory: "/run/tandem")
+        // `period_s` goes with mode periodic, `rpo_target_ms` with another: a second spec.
+        var periodicArgs = args
+        periodicArgs["mode"] = .string("periodic")
+        periodicArgs["rpo_target_ms"] = nil
+        periodicArgs["period_s"] = .int(60)
+        let periodic = try ResourceSpec.parse(createArgs: periodicArgs, defaultNBDSocketDirectory: "/run/tandem")
         let documented = ResourceSpec.tunableDocs.map(\.name)
         #expect(Set(documented).count == documented.count, "a key is documented twice: \(documented)")
-        #expect(Set(documented) == Set(spec.jsonFields.keys).union(ResourceSpec.unsupportedKeys))
+        #expect(Set(documented) == Set(spec.jsonFields.keys).union(periodic.jsonFields.keys).union(ResourceSpec.unsupportedKeys))
         #expect(Set(ConfigKey.allCases.map(\.tunableDoc.name)) == Set(ConfigKey.allCases.map(\.rawValue)))
     }
 
@@ -61,6 +67,7 @@ import Testing
             "adaptive_latency_ms": ["mode": .string("adaptive")], "adaptive_switch_ms": ["mode": .string("adaptive")],
             "rpo_target_ms": ["mode": .string("async")],
             "rpo_pacing_max_ms": ["mode": .string("async"), "rpo_target_ms": .int(500)],
+            "period_s": ["mode": .string("periodic")],
         ]
         func parse(_ value: Int64) -> ControlError? {
             var args: [String: JSONValue] = ["name": .string("r0"), "volume": .string("/dev/vdb"), key: .int(value)]

@@ -102,7 +102,9 @@ extension Integration {
             let daemon = try DaemonProcess.started()
             let client = try daemon.control()
             let capabilities = try client.request("capabilities")
-            var accepted: [(String, JSONObject)] = names(capabilities, "modes", "supported").map { ($0, ["mode": $0]) }
+            var accepted: [(String, JSONObject)] = names(capabilities, "modes", "supported").map { mode in
+                (mode, mode == "periodic" ? ["mode": mode, "period_s": 60] : ["mode": mode])  // it needs its period
+            }
             accepted += names(capabilities, "compression", "supported").map { ($0, ["compression": $0]) }
             accepted += names(capabilities, "settings", "supported").compactMap { setting in
                 Self.sampleSettings[setting].map { (setting, $0) }
@@ -127,11 +129,16 @@ extension Integration {
             #expect(try client.request("create", createArguments(daemon, name: "r0")).ok == true)
             let live = try #require(capabilities["live_settings"] as? [String])
             #expect(!live.isEmpty, "set is supported but changes nothing: \(capabilities)")
+            // `period_s` changes on a periodic resource only (its sample names the mode).
+            let periodic = createArguments(daemon, name: "p0").merging(["mode": "periodic", "period_s": 30]) { $1 }
+            #expect(try client.request("create", periodic).ok == true)
             for setting in live {
-                let sample = try #require(Self.sampleSettings[setting], "no sample value for '\(setting)': add one")
-                let reply = try client.request("set", sample.merging(["name": "r0"]) { $1 })
+                var sample = try #require(Self.sampleSettings[setting], "no sample value for '\(setting)': add one")
+                let target = sample["mode"] as? String == "periodic" ? "p0" : "r0"
+                if target == "p0" { sample["mode"] = nil }
+                let reply = try client.request("set", sample.merging(["name": target]) { $1 })
                 #expect(reply.ok == true, "\(setting) is listed live but set answers \(reply)")
-                let status = try client.request("status", ["name": "r0"])
+                let status = try client.request("status", ["name": target])
                 for (key, value) in sample { #expect("\(status[key] ?? "absent")" == "\(value)", "\(setting): \(status)") }
             }
             for setting in ["mode", "compression", "fencing", "bandwidth"] where !live.contains(setting) {

@@ -338,6 +338,8 @@ extension Simulation {
                 catchUpsStarted += 1
             case .fullCopyStarted, .copySent, .connectionState, .modeSwitched, .rpoTargetMissed:
                 break
+            case .cycleStarted, .cycleCompleted:
+                break
             }
         }
     }

@@ -82,7 +82,7 @@ extension PrimaryNode {
                 guard pacingAdmits(UInt64(length), nowNs: nowNs) else { return }
                 guard activityLogAdmits(offset, UInt64(length)) else { return }
                 queue.removeFirst()
-                trackIfAhead(offset, UInt64(length))
+                trackIfAhead(offset, UInt64(length), nowNs: nowNs)
                 let ticket = allocateTicket(.write, request: head.request, start: offset, end: offset + UInt64(length))
                 tickets[ticket].writesOutstanding = 1
                 drive(.writeSubmitted(request: RequestID(ticket), offsetBytes: offset, lengthBytes: length, fua: fua),
@@ -124,7 +124,7 @@ extension PrimaryNode {
                 zeroing = zeroes
                 return false
             }
-            trackIfAhead(offset, UInt64(length))
+            trackIfAhead(offset, UInt64(length), nowNs: nowNs)
             zeroes.cursor += UInt64(length)
             let last = zeroes.cursor == zeroes.end
             tickets[zeroes.ticket].writesOutstanding += 1
@@ -144,8 +144,11 @@ extension PrimaryNode {
 
     /// Ahead: a write's region is marked before the write is admitted (before it can reach
     /// this disk), so the bitmap always covers what the peer lacks.
-    private mutating func trackIfAhead(_ offset: UInt64, _ length: UInt64) {
-        if isAhead { _ = bitmap.setRange(offsetBytes: offset, lengthBytes: length) }
+    /// In periodic mode the RPO age counts from the first write tracked after a cycle.
+    private mutating func trackIfAhead(_ offset: UInt64, _ length: UInt64, nowNs: UInt64) {
+        guard isAhead else { return }
+        _ = bitmap.setRange(offsetBytes: offset, lengthBytes: length)
+        if aheadSinceNs == 0, periodNs != nil { aheadSinceNs = max(nowNs, 1) }
     }
 
     /// The head of the queue waits for room in the buffer (not for a flush slot).

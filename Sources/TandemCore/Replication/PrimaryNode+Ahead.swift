@@ -17,6 +17,7 @@ extension PrimaryNode {
     /// Whether the node must stop waiting for its peer now.
     private var aheadReason: String? {
         guard !isAhead, !stopping, !diskFailed, enabled, config.hasPeer else { return nil }
+        if let reason = periodicAheadReason { return reason }
         let waiting = primary.writesInFlight > 0 || !queue.isEmpty || zeroing != nil
         if peerOutdatedConfirmed, waiting, link != .up { return "the control plane outdated the peer (outdate-peer)" }
         if config.primary.mode == .async {
@@ -58,8 +59,13 @@ extension PrimaryNode {
         peerInconsistentWhenAhead = copyWanted || peerInconsistentThroughEpoch != nil
         // The RPO age counts from the oldest write the peer lacks, acknowledged before this.
         // Ahead again before the last catch-up ended: the older writes are still missing.
-        let since = nowNs - min(primary.rpoAgeNs(nowNs: nowNs), nowNs)
-        aheadSinceNs = aheadSinceNs == 0 ? since : min(aheadSinceNs, since)
+        let unconfirmedAgeNs = primary.rpoAgeNs(nowNs: nowNs)
+        let since = nowNs - min(unconfirmedAgeNs, nowNs)
+        // Periodic mode with nothing unconfirmed: the peer lacks nothing yet; the RPO age
+        // counts from the first write tracked (trackIfAhead).
+        if periodNs == nil || unconfirmedAgeNs > 0 {
+            aheadSinceNs = aheadSinceNs == 0 ? since : min(aheadSinceNs, since)
+        }
         // Everything the peer has not confirmed durable goes into the bitmap: held writes
         // (copy chunks too) whatever their state, and the copy's unread regions are set already.
         markHeldWrites()

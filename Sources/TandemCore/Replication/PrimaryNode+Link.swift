@@ -43,7 +43,10 @@ extension PrimaryNode {
     }
 
     mutating func dialIfDue(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
-        guard enabled, !stopping, config.hasPeer, link == .idle, nowNs >= nextDialNs else { return }
+        guard enabled, !stopping, config.hasPeer, link == .idle, nowNs >= nextDialNs,
+            periodicLetsDial(nowNs: nowNs)
+        else { return }
+        startCycleIfIdle(nowNs: nowNs, into: &actions)
         nextDialNs = nowNs + backoffNs
         backoffNs = min(backoffNs * 2, config.backoffMaxNs)
         link = .dialing

@@ -10,7 +10,9 @@
 // invariants), the feeding of ReplicationPrimary and the local I/O results. The rest is in
 // PrimaryNode+Admission (the queue, the overlap rule, tickets), +Copy (the full copy), +Link
 // (enable, dial, the link's life, the peer's messages, SyncComplete) and +Stop (stop,
-// hand-over, disk failure), +ActivityLog (the write path's activity log) and +Adaptive (adaptive mode, RPO-target pacing). State those files share is internal, not private: Swift's
+// hand-over, disk failure), +ActivityLog (the write path's activity log), +Adaptive (adaptive
+// mode, RPO-target pacing) and +Periodic (the cycles of `mode: periodic`). State those files
+// share is internal, not private: Swift's
 // `private` does not reach an extension in another file. Only the node itself touches it.
 
 public struct PrimaryNode: Sendable {
@@ -160,6 +162,9 @@ public struct PrimaryNode: Sendable {
     var resyncThrottle = ResyncThrottle()
     /// The daemon's concurrency slot (`.resyncPermitted`): without it the copy waits.
     public internal(set) var resyncPermitted = true
+
+    // Periodic mode (+Periodic): the cycles' schedule and what the last one did.
+    public internal(set) var periodic = PeriodicCycles()
 
     // The activity log (+ActivityLog): nil without one (`al_extents: 0`).
     public internal(set) var activityLog: ActivityLog?
@@ -311,7 +316,8 @@ public struct PrimaryNode: Sendable {
     public func rpoAgeNs(nowNs: UInt64) -> UInt64 {
         // Ahead, and through the catch-up that follows until its copy is done, the peer lacks
         // writes acknowledged since `aheadSinceNs`.
-        let tracked = isAhead || (copyWanted && aheadSinceNs != 0)
+        // Periodic mode between cycles: since the first write tracked (none: the peer lacks nothing).
+        let tracked = (isAhead && (periodNs == nil || aheadSinceNs != 0)) || (copyWanted && aheadSinceNs != 0)
         return max(primary.rpoAgeNs(nowNs: nowNs), tracked ? nowNs - min(aheadSinceNs, nowNs) : 0)
     }
 
@@ -382,6 +388,8 @@ public struct PrimaryNode: Sendable {
             peerDigest(offset, length, digest, into: &actions)
         case let .activityLogWritten(transaction, errno):
             activityLogWritten(transaction, errno: errno, nowNs: nowNs, into: &actions)
+        case let .setPeriod(ns):
+            setPeriod(ns)
         }
         settle(nowNs: nowNs, into: &actions)
         checkInvariants()
@@ -401,6 +409,9 @@ public struct PrimaryNode: Sendable {
         }
         checkCopyDone(into: &actions)
         confirmPeerIfInSync(into: &actions)
+        if completeCycleIfDone(nowNs: nowNs, into: &actions), enterAheadIfDue(nowNs: nowNs, into: &actions) {
+            admitQueued(nowNs: nowNs, into: &actions)
+        }
         emitRelease(into: &actions)
         if draining && !drainedSent && isDrained {
             drainedSent = true
@@ -418,5 +429,6 @@ public struct PrimaryNode: Sendable {
         precondition(link == .up || !primary.isConnected, "the stream is up without a link")
         precondition(isAhead == primary.isTracking || restartPending, "Ahead and the stream disagree")
         precondition(!isAhead || copyWanted, "Ahead without a copy due")
+        precondition(!periodic.running || periodNs != nil, "a cycle outside periodic mode")
     }
 }

@@ -95,6 +95,9 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
     public var adaptive: AdaptiveModeController.Settings?
     /// `rpo_target_ms`: async writes are paced toward the target. nil: no pacing.
     public var rpoTarget: RPOPacingController.Settings?
+    /// `mode: periodic`: the interval between cycles (`period_s`); nil: not periodic
+    /// (PrimaryNode+Periodic).
+    public var periodNs: UInt64?
 
     public init(
         primary: ReplicationPrimaryConfig, volumeSizeBytes: UInt64, hasPeer: Bool = true,
@@ -103,7 +106,7 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
         backoffInitialNs: UInt64 = 250_000_000, backoffMaxNs: UInt64 = 5_000_000_000,
         syncTracksWithoutPeer: Bool = false, bitmapBlockBytes: UInt64 = 4096,
         resyncRateBytesPerSecond: UInt64 = 0, resyncRateMinBytesPerSecond: UInt64 = 32 << 20,
-        activityLog: ActivityLogSettings? = nil
+        activityLog: ActivityLogSettings? = nil, periodNs: UInt64? = nil
     ) {
         precondition(chunkBytes > 0 && requestsQueuedMax > 0 && copyBuffersMax > 0)
         precondition(DirtyBitmap.isValidBlockBytes(bitmapBlockBytes), "bitmap block bytes \(bitmapBlockBytes)")
@@ -132,6 +135,8 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
             precondition(UInt64(chunkBytes) <= activityLog.writeBytesMax, "a chunk larger than the largest write")
         }
         self.activityLog = activityLog
+        precondition(periodNs.map { $0 > 0 } ?? true, "period 0")
+        self.periodNs = periodNs
     }
 }
 
@@ -194,6 +199,8 @@ public enum PrimaryNodeEvent: Sendable, Hashable {
     case verifyRegionRead(offsetBytes: UInt64, digest: RegionDigest?, errno: Int32)
     /// The peer's Digests answer.
     case peerDigest(offsetBytes: UInt64, lengthBytes: UInt64, digest: RegionDigest)
+    /// `set period_s` (periodic mode): the interval between cycles from now on.
+    case setPeriod(ns: UInt64)
 }
 
 public enum PrimaryNotice: Sendable, Hashable {
@@ -228,6 +235,10 @@ public enum PrimaryNotice: Sendable, Hashable {
     case modeSwitched(to: ReplicationAckMode, reason: String)
     /// `rpo_target_ms`: pacing at its maximum delay did not hold the target (Ahead follows).
     case rpoTargetMissed(reason: String, rpoMs: UInt64)
+    /// Periodic mode: a cycle starts (its dial); `bytes` are tracked for it so far.
+    case cycleStarted(bytes: UInt64)
+    /// Periodic mode: the peer holds every write acknowledged before the cycle started.
+    case cycleCompleted(bytes: UInt64, durationNs: UInt64)
 }
 
 public enum PrimaryNodeAction: Sendable, Hashable {

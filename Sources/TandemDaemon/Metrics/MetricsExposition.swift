@@ -117,6 +117,21 @@ public enum MetricsExposition {
         ("tandem_resync_rate_target_bytes_per_second", "resync_rate_target_bytes_per_second", 1,
          "The dynamic controller's latest budget as a rate, 0 under a fixed cap or before the copy's first read (status: resync_rate_target_bytes_per_second)."),
         ("tandem_nbd_clients", "nbd_clients", 1, "NBD client connections open on the export (status: nbd_clients)."),
+        ("tandem_bandwidth_limit_bytes_per_second", "bandwidth", 1,
+         "The cap on all replication bytes the primary sends, 0 for none (status: bandwidth; changes with set)."),
+    ]
+
+    /// Gauges of periodic mode, from the status's `periodic` object (mode periodic only).
+    static let periodicGauges: [(family: String, field: String, scale: Double, help: String)] = [
+        ("tandem_periodic_period_seconds", "period_s", 1, "Periodic mode: the interval between cycles (status: periodic.period_s)."),
+        ("tandem_periodic_cycles_completed", "cycles_completed", 1,
+         "Periodic mode: cycles completed since replication started (status: periodic.cycles_completed)."),
+        ("tandem_periodic_last_cycle_bytes", "last_cycle_bytes", 1,
+         "Periodic mode: bytes the last completed cycle copied (status: periodic.last_cycle_bytes)."),
+        ("tandem_periodic_last_cycle_duration_seconds", "last_cycle_duration_ms", 0.001,
+         "Periodic mode: how long the last completed cycle took (status: periodic.last_cycle_duration_ms / 1000)."),
+        ("tandem_periodic_next_cycle_seconds", "next_cycle_in_ms", 0.001,
+         "Periodic mode: time until the next cycle, 0 while one runs or is due (status: periodic.next_cycle_in_ms / 1000)."),
     ]
 
     public static func render(_ daemon: DaemonMetrics, process: ProcessMetrics? = nil) -> String {
@@ -169,6 +184,14 @@ public enum MetricsExposition {
             writer.family(gauge.family, .gauge, help: gauge.help)
             for resource in resources {
                 guard let value = number(resource.status[gauge.field]) else { continue }
+                writer.sample(gauge.family, [("resource", resource.name)], value * gauge.scale)
+            }
+        }
+        for gauge in periodicGauges {
+            writer.family(gauge.family, .gauge, help: gauge.help)
+            for resource in resources {
+                guard case .object(let periodic)? = resource.status["periodic"], let value = number(periodic[gauge.field])
+                else { continue }
                 writer.sample(gauge.family, [("resource", resource.name)], value * gauge.scale)
             }
         }

@@ -125,6 +125,7 @@ extension PrimaryReplicator: PeerLinkDelegate {
     func peerLinkClosed(_ link: PeerLink, reason: String) {
         guard link === self.link else { return }
         self.link = nil
+        dropWaitingFrames()
         if let failure = link.failure { counters.count(failure) }
         noteFailure(reason)
         failPendingResize("the link to the peer closed before it answered: \(reason)")

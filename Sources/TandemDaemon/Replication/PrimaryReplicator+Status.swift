@@ -38,6 +38,7 @@ extension PrimaryReplicator {
         if let lastError { fields["last_error"] = .string(lastError) }
         if let verify = node.verifyProgress { fields["verify"] = Self.verifyFields(verify) }
         profileStatusFields(into: &fields, nowNs: now)
+        if let periodic = periodicStatus { fields["periodic"] = periodic }
         return fields
     }
 

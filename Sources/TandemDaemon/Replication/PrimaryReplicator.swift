@@ -65,6 +65,11 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     /// When the resync pacer's loop timer fires (0: none armed): `resync_rate` refused a copy
     /// read, and only a `.tick` at the node's retry time lets it go on (PrimaryReplicator+Pacing).
     var pacerArmedNs: UInt64 = 0
+    /// When the periodic cycle timer fires (0: none armed; PrimaryReplicator+Periodic).
+    var cycleTimerArmedNs: UInt64 = 0
+    /// `bandwidth`: the frames for the link pass here (PrimaryReplicator+Bandwidth).
+    var bandwidthGate: BandwidthGate<OutgoingFrame>
+    var bandwidthTimerArmedNs: UInt64 = 0
     /// This resource's `resync_concurrency_max` slot (PrimaryReplicator+ResyncSlot).
     var resyncSlot = ResyncSlot.none
 
@@ -152,7 +157,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             primary: ReplicationPrimaryConfig(mode: spec.mode == .sync ? .sync : .async, bufferBytesMax: bufferBytes),
             volumeSizeBytes: volume.sizeBytes, hasPeer: spec.peer != nil, chunkBytes: UInt32(Self.chunkBytes),
             syncTracksWithoutPeer: spec.fencing == .dontCare, resyncRateBytesPerSecond: spec.resyncRateBytesPerSecond,
-            resyncRateMinBytesPerSecond: spec.resyncRateMinBytesPerSecond, activityLog: activityLog)
+            resyncRateMinBytesPerSecond: spec.resyncRateMinBytesPerSecond, activityLog: activityLog,
+            periodNs: Self.periodNs(spec))
         Self.applyProfile(spec, to: &config)
         node = PrimaryNode(config: config, session: UInt64.random(in: 1...UInt64.max), basis: basis,
                            trackedBitmap: trackedBitmap)
@@ -161,6 +167,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
                                   entriesMax: config.primary.writesInFlightMax, copyChunkBytes: Self.chunkBytes,
                                   copyChunksMax: config.copyBuffersMax)
         copyReads = Array(repeating: nil, count: config.copyBuffersMax)
+        // Every frame of the stream is a held write or one of a few control frames per epoch.
+        bandwidthGate = Self.makeBandwidthGate(spec, writeBytesMax: writeBytesMax,
+                                               framesMax: 4 * config.primary.writesInFlightMax + 1024)
         zeros = context.zeroChunk
         scratch = .allocate(byteCount: Int(context.config.maxRequestBytes) + Int(context.config.maxRequestBytes) / 255 + 64,
                             alignment: 16)
@@ -284,6 +293,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         perform()
         updateResyncSlot()
         armResyncPacer()
+        armCycleTimer()
         // The first peer-disk-state event follows the resource's `enabled` (on the next event).
         if event != .enable { publishPeerDiskState() }
     }
@@ -319,12 +329,18 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         case let .readCopyChunk(offset, length): readCopyChunk(offset: offset, length: length)
         case let .discardCopyChunk(offset): retained.copies.release(offset: offset)
         case let .readVerifyRegion(offset, length): readVerifyRegion(offset: offset, length: length)
-        case let .sendDigestRequest(offset, length): _ = link?.send(.digestRequest(offsetBytes: offset, lengthBytes: length))
+        case let .sendDigestRequest(offset, length): transmit(.control(.digestRequest(offsetBytes: offset, lengthBytes: length)))
         case let .release(through): retained.release(through: through)
-        case let .send(message): send(message)
+        case let .send(message): transmit(.stream(message))
+        // SyncComplete and Demoted name writes the peer confirmed (so sent already): they may
+        // pass frames the bandwidth cap holds, and go around it (a few bytes each).
         case let .sendSyncComplete(through): _ = link?.send(.syncComplete(throughSequence: through))
         case .dial: dial()
-        case let .closeLink(reason): link?.close(reason)
+        case let .closeLink(reason):
+            // Frames the bandwidth cap still holds were for this link (going Ahead releases
+            // their payloads next): the stream re-sends what is unconfirmed.
+            dropWaitingFrames()
+            link?.close(reason)
         case let .protocolViolation(reason): link?.closeForViolation("protocol violation: \(reason)")
         case let .recordStop(cleanStop): recordStop(cleanStop)
         case let .persistBitmap(bases): onPersistBitmap?(node.bitmap, bases)
@@ -423,6 +439,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             noticedVerify(notice)
         case .modeSwitched, .rpoTargetMissed:
             noticedProfile(notice)
+        case .cycleStarted, .cycleCompleted:
+            noticedCycle(notice)
         }
     }
 }
