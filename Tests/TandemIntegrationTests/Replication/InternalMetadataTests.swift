@@ -89,7 +89,9 @@ extension Replication {
         try pair.beta.stop()
         let alphaData = try dataArea(pair.volume(pair.alpha))
         let betaData = try dataArea(pair.volume(pair.beta))
-        #expect(alphaData == betaData, "the data areas differ")
+        let firstDifference = (0..<min(alphaData.count, betaData.count)).first { alphaData[$0] != betaData[$0] }
+        #expect(alphaData.count == Self.dataBytes && betaData.count == Self.dataBytes)
+        #expect(firstDifference == nil, "the data areas differ first at byte \(firstDifference ?? -1)")
         // Each node's metadata area is its own (its UUID, its record): never compared.
         try pair.alpha.start()
         try pair.beta.start()
