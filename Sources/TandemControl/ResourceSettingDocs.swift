@@ -59,7 +59,9 @@ extension ResourceSpec {
             entry("size_bytes", "bytes", "> 0, multiple of 4096", 4096...Int64.max - 4095,
                   "the volume's size", """
                 Creates a missing volume file of this size; when the volume exists it must \
-                have exactly this size. Leave it out for a block device.
+                have exactly this size. Leave it out for a block device. With `metadata: \
+                internal` it is the data area's size: the file is made larger by the \
+                metadata area, an existing volume must give exactly this data area.
                 """),
             entry("role", "word", ResourceRole.allCases.map { "`\($0.rawValue)`" }.joined(separator: ", "),
                   nil, nil, """
