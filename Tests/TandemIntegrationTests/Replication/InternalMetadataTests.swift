@@ -98,6 +98,39 @@ extension Replication {
         try pair.waitInSync()
     }
 
+    /// alpha internal, beta external, both created with the same `size_bytes`: the data
+    /// sizes match, the pair syncs, writes reach beta, and the data areas are identical.
+    /// beta's volume the size of alpha's whole file instead: the Hello is refused for the size.
+    @Test(arguments: [true, false])
+    func anInternalAndAnExternalNodeReplicateWhenTheirDataSizesMatch(matching: Bool) throws {
+        let pair = try ReplicatedPair(sizeBytes: Self.dataBytes)
+        let betaBytes = matching ? Self.dataBytes : Self.dataBytes + Self.areaBytes
+        try pair.create(on: pair.beta, role: "secondary", peer: ("alpha", pair.alphaAddress), mode: "sync",
+                        initialSync: "full", compression: "none", settings: ["size_bytes": betaBytes])
+        try pair.create(on: pair.alpha, role: "primary", peer: ("beta", pair.betaAddressForAlpha), mode: "sync",
+                        initialSync: "full", compression: "none", settings: Self.internalSettings)
+        try pair.expectOK(try pair.beta.control().request("enable", ["name": ReplicatedPair.resource]))
+        try pair.expectOK(try pair.alpha.control().request("enable", ["name": ReplicatedPair.resource]))
+        guard matching else {
+            try pair.waitFor(pair.alpha, "alpha refused for the size") { status in
+                let message = status["last_error"] as? String ?? ""
+                return message.contains("\(Self.dataBytes)") && message.contains("\(betaBytes)")
+            }
+            #expect(try pair.status(pair.alpha)["connection_state"] as? String != "Connected")
+            return
+        }
+        try pair.waitInSync()
+        try fioPattern(pair.nbdSocket(pair.alpha), verifyOnly: false)
+        try pair.waitInSync()
+        try pair.alpha.stop()
+        try pair.beta.stop()
+        #expect(try VolumeFiles.sizeBytes(pair.volume(pair.beta)) == UInt64(Self.dataBytes))
+        let alphaData = try dataArea(pair.volume(pair.alpha))
+        let betaData = try dataArea(pair.volume(pair.beta))
+        let firstDifference = (0..<min(alphaData.count, betaData.count)).first { alphaData[$0] != betaData[$0] }
+        #expect(firstDifference == nil, "the data areas differ first at byte \(firstDifference ?? -1)")
+    }
+
     @Test func tooSmallForeignResizeAndAPathAreRefusedAndCreateMDRewritesTheArea() throws {
         let pair = try ReplicatedPair(sizeBytes: Self.dataBytes)
         let daemon = pair.alpha
