@@ -131,6 +131,36 @@ extension Replication {
         #expect(firstDifference == nil, "the data areas differ first at byte \(firstDifference ?? -1)")
     }
 
+    /// Both slots of the area zeroed while the daemon is stopped: the resource is Failed
+    /// naming the volume (never loaded as fresh); create-md --force rewrites the area of a
+    /// resource that could not open it, and it opens.
+    @Test func anUnprovableAreaFailsTheResourceAndCreateMDRepairsIt() throws {
+        let pair = try ReplicatedPair(sizeBytes: Self.dataBytes)
+        try pair.beta.stop()
+        let daemon = pair.alpha
+        try pair.expectOK(try daemon.control().request("create", [
+            "name": "r0", "volume": pair.volume(daemon), "size_bytes": Self.dataBytes, "metadata": "internal",
+            "nbd": ["socket": pair.nbdSocket(daemon)],
+        ]))
+        try daemon.stop()
+        let handle = try #require(FileHandle(forUpdatingAtPath: pair.volume(daemon)))
+        try handle.seek(toOffset: UInt64(Self.dataBytes))
+        try handle.write(contentsOf: Data(count: 8192))
+        try handle.close()
+        try daemon.start()
+        let failed = try pair.status(daemon)
+        #expect(failed["disk_state"] as? String == "Failed", "\(failed)")
+        #expect((failed["disk_error"] as? JSONObject)?["operation"] as? String == "metadata open", "\(failed)")
+        let message = failed["last_error"] as? String ?? ""
+        #expect(message.contains(pair.volume(daemon)) && message.contains("no valid superblock"), "\(failed)")
+        #expect(failed["metadata"] as? String == "internal", "\(failed)")
+        try pair.expectOK(try daemon.control().request("create-md", ["name": "r0", "force": true]))
+        let repaired = try pair.status(daemon)
+        #expect(repaired["disk_state"] as? String != "Failed", "\(repaired)")
+        #expect(repaired["size_bytes"] as? Int == Self.dataBytes && repaired["metadata_bytes"] as? Int == Self.areaBytes)
+        try daemon.stop()
+    }
+
     @Test func tooSmallForeignResizeAndAPathAreRefusedAndCreateMDRewritesTheArea() throws {
         let pair = try ReplicatedPair(sizeBytes: Self.dataBytes)
         let daemon = pair.alpha
