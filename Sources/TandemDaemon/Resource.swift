@@ -130,7 +130,7 @@ final class Resource {
             try volume.attach(to: loop)
         } catch {
             metadata.close()
-            if creatingVolume && !spec.metadataInternal { unlink(metadataPath) }
+            if creatingVolume { Self.discardCreatedMetadata(path: metadataPath, internalLayout: internalLayout) }
             volume.discardCreatedFile()
             throw ControlError(.ioError, Self.describe(error))
         }
@@ -167,7 +167,7 @@ final class Resource {
         } catch {
             // A refused create leaves nothing behind: the metadata file it made goes too.
             metadata.close()
-            if creatingVolume && !spec.metadataInternal { unlink(metadataPath) }
+            if creatingVolume { Self.discardCreatedMetadata(path: metadataPath, internalLayout: internalLayout) }
             volume.detach(from: loop)
             volume.discardCreatedFile()
             throw error
@@ -224,6 +224,14 @@ final class Resource {
             throw ControlError(.invalidArgument,
                                "size_bytes: the volume exists with \(volume.sizeBytes) bytes, not \(wanted)")
         }
+    }
+
+    /// A refused `create` leaves no metadata: the file it made goes, and an internal area it
+    /// wrote is wiped (else the volume would prove a resource that does not exist, and a
+    /// second `create` would be refused for it).
+    static func discardCreatedMetadata(path: String, internalLayout: MetadataInternalLayout?) {
+        guard let internalLayout else { return _ = unlink(path) }
+        try? MetadataFileIO.wipeInternal(path: path, layout: internalLayout)
     }
 
     /// `metadata: internal`: the layout of the volume as measured (nil for external). A

@@ -200,6 +200,10 @@ final class ResourceRegistry: @unchecked Sendable {
     private func undoCreate(_ resource: Resource, keeping stateFilesBefore: [String]) {
         let name = resource.spec.name
         resource.stopServing()
+        if let layout = resource.internalLayout {
+            resource.metadata.close()
+            Resource.discardCreatedMetadata(path: resource.metadata.path, internalLayout: layout)
+        }
         resource.volume.discardCreatedFile()
         for path in stateFiles(of: name, metadataPath: resource.internalLayout != nil ? nil : resource.metadata.path) where !stateFilesBefore.contains(path) {
             unlink(path)

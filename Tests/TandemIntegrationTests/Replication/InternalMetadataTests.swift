@@ -185,6 +185,17 @@ extension Replication {
                                                                         "metadata_path": daemon.directory.file("p.md")]),
                 "invalid-argument", "metadata_path")
 
+        // A create refused after it wrote the area (its NBD socket cannot be bound) wipes
+        // it again: the next create on that volume is not refused for a ghost.
+        let reused = daemon.directory.file("reused.vol")
+        #expect(FileManager.default.createFile(atPath: reused, contents: nil))
+        try FileHandle(forWritingAtPath: reused)!.truncate(atOffset: UInt64(Self.dataBytes + Self.areaBytes))
+        var ghost: [String: Any] = ["nbd": ["socket": daemon.directory.file("missing-dir/g.sock")]]
+        #expect(try create("g", volume: reused, ghost)["ok"] as? Bool == false)
+        ghost["nbd"] = ["socket": daemon.directory.file("g.sock")]
+        try pair.expectOK(try create("g", volume: reused, ghost))
+        #expect(try pair.expectOK(try daemon.control().request("status", ["name": "g"]))["size_bytes"] as? Int == Self.dataBytes)
+
         // r1 with internal metadata; a second resource on the same volume file (another
         // daemon) is refused: the area proves r1's superblock.
         let shared = daemon.directory.file("shared.vol")
