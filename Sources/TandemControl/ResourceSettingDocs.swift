@@ -62,7 +62,9 @@ extension ResourceSpec {
             entry("size_bytes", "bytes", "> 0, multiple of 4096", 4096...Int64.max - 4095,
                   "the volume's size", """
                 Creates a missing volume file of this size; when the volume exists it must \
-                have exactly this size. Leave it out for a block device.
+                have exactly this size. Leave it out for a block device. With `metadata: \
+                internal` it is the data area's size: the file is made larger by the \
+                metadata area, an existing volume must give exactly this data area.
                 """),
             entry("role", "word", ResourceRole.allCases.map { "`\($0.rawValue)`" }.joined(separator: ", "),
                   nil, nil, """
@@ -80,9 +82,14 @@ extension ResourceSpec {
                 Where the volume is served. Give `tcp` only on a trusted network: NBD has no \
                 authentication.
                 """),
-            entry("metadata", "word", "`external` (`internal` is refused as `unsupported` in this version)", nil, nil, """
+            entry("metadata", "word", "`external` or `internal`", nil, "`external`", """
                 Where the metadata (docs/metadata.md) lives: `external`, a file of its own \
-                at `metadata_path`. `internal` (the end of the volume) is not built yet.
+                at `metadata_path`; `internal`, the last bytes of the volume (at least 1 MiB, \
+                rounded up to 1 MiB): the resource serves the data area before it, `status` \
+                says `size_bytes` (the data area) and `metadata_bytes`. With `size_bytes` a \
+                new volume file is made that much larger. Fixed at `create`; `resize` is \
+                refused (`unsupported`). A pair must agree on the data size: an external peer \
+                needs a volume of the internal node's `size_bytes` (docs/metadata.md).
                 """),
             entry("metadata_path", "path", "absolute path", nil, "`<state_dir>/<name>.md`", """
                 The metadata file: put it on another disk than the volume, or on storage \

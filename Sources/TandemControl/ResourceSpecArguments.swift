@@ -161,19 +161,20 @@ extension ResourceSpec {
             .map { UInt64($0) }
     }
 
-    /// `metadata` (placement) and `metadata_path`. Internal metadata (at the end of the
-    /// volume) is not built yet: refused as `unsupported`.
+    /// `metadata` (placement) and `metadata_path`. Internal metadata lives at the end of
+    /// the volume (docs/metadata.md, *Internal metadata*): a path is refused beside it.
     static func parseMetadata(_ reader: inout ArgumentReader, into spec: inout ResourceSpec) throws(ControlError) {
         if let placement = try reader.optionalString("metadata") {
-            if placement == "internal" {
-                throw ControlError(.unsupported, "argument 'metadata': 'internal' is not supported by this version yet; use external")
-            }
-            guard placement == "external" else {
+            guard placement == "external" || placement == "internal" else {
                 throw reader.invalid("metadata", "must be external or internal, got '\(ControlCodec.printable(placement))'")
             }
+            spec.metadataInternal = placement == "internal"
         }
         if let path = try reader.optionalString("metadata_path") {
             guard isAbsolutePath(path) else { throw reader.invalid("metadata_path", "must be an absolute path") }
+            guard !spec.metadataInternal else {
+                throw reader.invalid("metadata_path", "internal metadata lives in the volume; metadata_path names an external file")
+            }
             spec.metadataPath = path
         }
     }
@@ -237,7 +238,7 @@ extension ResourceSpec {
         var nbdFields: [String: JSONValue] = ["socket": .string(nbd.socket)]
         if let tcp = nbd.tcp { nbdFields["tcp"] = .string(tcp) }
         fields["nbd"] = .object(nbdFields)
-        fields["metadata"] = .string("external")
+        fields["metadata"] = .string(metadataInternal ? "internal" : "external")
         if let metadataPath { fields["metadata_path"] = .string(metadataPath) }
         if let alExtents { fields["al_extents"] = .int(Int64(alExtents)) }
         if let stagingPath { fields["staging_path"] = .string(stagingPath) }

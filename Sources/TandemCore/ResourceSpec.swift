@@ -100,6 +100,11 @@ public struct ResourceSpec: Sendable, Equatable {
     /// Changes live with `set`.
     public var periodS: UInt32?
 
+    // Internal metadata (issue 13 §1, docs/metadata.md *Internal metadata*).
+    /// `metadata: internal`: the metadata lives in the volume's last bytes
+    /// (MetadataInternalLayout) and `metadataPath` is nil; the resource serves the data area.
+    public var metadataInternal = false
+
     // The replication profile (issue 16 §1, §2): adaptive mode and the RPO target.
     /// `adaptive_latency_ms`: mode `adaptive` stays sync while the peer's acknowledgements
     /// arrive within this.

@@ -18,6 +18,9 @@ extension Resource {
             return done(ControlError(.wrongState, "resize: this secondary is connected to its primary; "
                                      + "resize on the primary, which resizes both"))
         }
+        if internalLayout != nil && size != volume.sizeBytes {
+            return done(ControlError(.unsupported, "resize: \(Self.internalResizeRefusal)"))
+        }
         let plan: ResizePlan
         switch checkResize(size, force: force) {
         case .failure(let refusal): return done(Self.controlError(refusal))
@@ -48,6 +51,8 @@ extension Resource {
 
     /// The pure check with what this node measures now.
     func checkResize(_ size: UInt64, force: Bool) -> Result<ResizePlan, ResizeRefusal> {
+        // A peer's request to a node with internal metadata (the local one is refused above).
+        if internalLayout != nil && size != volume.sizeBytes { return .failure(.wrongState(Self.internalResizeRefusal)) }
         if health.isFailed { return .failure(.wrongState("this node's disk failed")) }
         let measured: UInt64
         do throws(IOError) { measured = try volume.measureBytes() } catch {
@@ -60,6 +65,10 @@ extension Resource {
                                 bitmapBlockBytes: metadata.latest.bitmapBlockBytes, busy: busy)
         return ResizeCheck.decide(facts)
     }
+
+    /// The metadata area sits right behind the data area: moving it is not built.
+    static let internalResizeRefusal = "this resource's metadata is internal (at the end of its volume) and does not "
+        + "move: a resize needs external metadata (docs/metadata.md, *Internal metadata*)"
 
     static func controlError(_ refusal: ResizeRefusal, prefix: String = "resize") -> ControlError {
         let code: ControlErrorCode

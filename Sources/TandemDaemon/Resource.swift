@@ -22,6 +22,9 @@ final class Resource {
     var metadata: MetadataFile {
         didSet { applyDiskTimeout() }  // a reopened file is watched as the old one was
     }
+    /// `metadata: internal`: where the metadata lies in the volume (fixed at open: the
+    /// volume serves `dataBytes`); nil for an external file.
+    let internalLayout: MetadataInternalLayout?
     /// A failover, demote, enable or disable is under way.
     var transitioning = false
     /// A resize is under way (Resource+Resize); a second one is refused `busy`.
@@ -80,30 +83,37 @@ final class Resource {
         self.context = context
         self.config = config
         self.logger = logger
+        // Internal metadata: `size_bytes` is the data area's, the file is made larger by its area.
+        let createBytes = spec.metadataInternal
+            ? spec.sizeBytes.map { MetadataInternalLayout.volumeBytes(forDataBytes: $0) } : spec.sizeBytes
         do {
-            volume = try Volume(path: spec.volume, createSizeBytes: creatingVolume ? spec.sizeBytes : nil, logger: logger)
+            volume = try Volume(path: spec.volume, createSizeBytes: creatingVolume ? createBytes : nil, logger: logger)
         } catch {
             throw ControlError(error.errno == ENOENT ? .notFound : .ioError, "volume: \(Self.describe(error))")
         }
         do {
             try Self.checkSize(volume, spec, creating: creatingVolume)
+            internalLayout = try Self.internalLayout(volume, spec, creating: creatingVolume)
         } catch {
             volume.discardCreatedFile()
             throw error
         }
-        let metadataPath = spec.metadataPath ?? MetadataStore.defaultPath(stateDir: config.stateDir, name: spec.name)
+        if let internalLayout { volume.use(bytes: internalLayout.dataBytes) }
+        let metadataPath = spec.metadataInternal
+            ? spec.volume : spec.metadataPath ?? MetadataStore.defaultPath(stateDir: config.stateDir, name: spec.name)
         let opened: MetadataStore.Opened
         do {
             opened = try MetadataStore.open(
                 spec: spec, path: metadataPath, volumeSizeBytes: volume.sizeBytes, stateDir: config.stateDir,
-                creating: creatingVolume, legacy: spec.metadataPath == nil, loop: loop, logger: logger)
+                creating: creatingVolume, legacy: spec.metadataPath == nil && !spec.metadataInternal,
+                internalLayout: internalLayout, loop: loop, logger: logger)
         } catch {
             logger.error("metadata cannot be used", metadata: ["metadata": "\(metadataPath)", "reason": "\(error.reason)"])
             volume.discardCreatedFile()
             throw ControlError(.ioError, Self.describe(error))
         }
         metadata = opened.file
-        self.spec.metadataPath = metadataPath
+        if !spec.metadataInternal { self.spec.metadataPath = metadataPath }
         // The metadata's size is the resource's: a volume grown before `resize` (or by a
         // resize a crash interrupted) serves no more than it describes until the next one.
         let describedBytes = opened.file.latest.volumeSizeBytes
@@ -120,7 +130,7 @@ final class Resource {
             try volume.attach(to: loop)
         } catch {
             metadata.close()
-            if creatingVolume { unlink(metadataPath) }
+            if creatingVolume { Self.discardCreatedMetadata(path: metadataPath, internalLayout: internalLayout) }
             volume.discardCreatedFile()
             throw ControlError(.ioError, Self.describe(error))
         }
@@ -157,7 +167,7 @@ final class Resource {
         } catch {
             // A refused create leaves nothing behind: the metadata file it made goes too.
             metadata.close()
-            if creatingVolume { unlink(metadataPath) }
+            if creatingVolume { Self.discardCreatedMetadata(path: metadataPath, internalLayout: internalLayout) }
             volume.detach(from: loop)
             volume.discardCreatedFile()
             throw error
@@ -209,10 +219,42 @@ final class Resource {
         guard volume.sizeBytes > 0, volume.sizeBytes % 4096 == 0 else {
             throw ControlError(.invalidArgument, "volume: size \(volume.sizeBytes) bytes is not a positive multiple of 4096")
         }
-        if let wanted = spec.sizeBytes, wanted != volume.sizeBytes {
+        // Internal metadata: `size_bytes` is the data area's (checked by `internalLayout`).
+        if !spec.metadataInternal, let wanted = spec.sizeBytes, wanted != volume.sizeBytes {
             throw ControlError(.invalidArgument,
                                "size_bytes: the volume exists with \(volume.sizeBytes) bytes, not \(wanted)")
         }
+    }
+
+    /// A refused `create` leaves no metadata: the file it made goes, and an internal area it
+    /// wrote is wiped (else the volume would prove a resource that does not exist, and a
+    /// second `create` would be refused for it).
+    static func discardCreatedMetadata(path: String, internalLayout: MetadataInternalLayout?) {
+        guard let internalLayout else { return _ = unlink(path) }
+        try? MetadataFileIO.wipeInternal(path: path, layout: internalLayout)
+    }
+
+    /// `metadata: internal`: the layout of the volume as measured (nil for external). A
+    /// volume too small for any data beside its area is refused, so is a `size_bytes` that
+    /// is not the data area's, and at `create` a volume whose area already proves a
+    /// superblock (MetadataStore.foreignInternalMetadata): never overwritten silently.
+    private static func internalLayout(_ volume: Volume, _ spec: ResourceSpec,
+                                       creating: Bool) throws(ControlError) -> MetadataInternalLayout? {
+        guard spec.metadataInternal else { return nil }
+        guard let layout = MetadataInternalLayout.of(volumeBytes: volume.sizeBytes) else {
+            throw ControlError(.invalidArgument, "volume: \(volume.sizeBytes) bytes is too small for internal metadata "
+                + "(at least \(MetadataInternalLayout.volumeBytesMin) bytes)")
+        }
+        guard creating else { return layout }
+        if let wanted = spec.sizeBytes, wanted != layout.dataBytes {
+            throw ControlError(.invalidArgument, "size_bytes: the volume exists with \(volume.sizeBytes) bytes: "
+                + "\(layout.dataBytes) bytes of data beside its internal metadata, not \(wanted)")
+        }
+        if let found = MetadataStore.foreignInternalMetadata(path: spec.volume, layout: layout) {
+            throw ControlError(.exists, "volume \(spec.volume) already holds internal metadata of \(found): "
+                + "delete that resource (or run create-md --force on it) first; create never overwrites it")
+        }
+        return layout
     }
 
     /// Binds the export's sockets and starts accepting; on failure nothing stays open.
@@ -286,6 +328,8 @@ final class Resource {
         fields["enabled"] = .bool(enabled)
         fields["size_bytes"] = .int(Int64(volume.sizeBytes))
         fields["metadata_path"] = .string(metadata.path)
+        // Internal: the area taken from the volume's end; external: the file's bytes.
+        fields["metadata_bytes"] = .int(Int64(clamping: internalLayout?.areaBytes ?? metadata.latest.geometry.fileBytes))
         fields["direct_io"] = .bool(volume.direct)
         fields["nbd_clients"] = .int(Int64(backend.connectionCount))
         fields["nbd_serving"] = .bool(isServing)

@@ -108,9 +108,18 @@ final class ResourceRegistry: @unchecked Sendable {
         guard let sizeBytes = spec.sizeBytes else {
             throw ControlError(.wrongState, "resource '\(name)' has no recorded size; delete and re-create it")
         }
-        let path = spec.metadataPath ?? MetadataStore.defaultPath(stateDir: config.stateDir, name: name)
-        spec.metadataPath = path
-        do throws(IOError) { try MetadataStore.reinitialise(spec, path: path, volumeSizeBytes: sizeBytes) } catch {
+        let path = spec.metadataInternal
+            ? spec.volume : spec.metadataPath ?? MetadataStore.defaultPath(stateDir: config.stateDir, name: name)
+        if !spec.metadataInternal { spec.metadataPath = path }
+        do throws(IOError) {
+            // Internal: the area of the volume as it measures now (the open that failed could not say).
+            var layout: MetadataInternalLayout?
+            if spec.metadataInternal {
+                layout = try MetadataStore.internalLayout(volumePath: path, logger: logger)
+                guard layout != nil else { throw IOError(errno: EINVAL, "the volume is too small for internal metadata") }
+            }
+            try MetadataStore.reinitialise(spec, path: path, volumeSizeBytes: sizeBytes, internalLayout: layout)
+        } catch {
             throw ControlError(.ioError, "metadata \(path): \(error)")
         }
         Resource.publishCreated(events, name: name, path: path)
@@ -169,19 +178,22 @@ final class ResourceRegistry: @unchecked Sendable {
                     + "(one request of max_request_bytes \(config.maxRequestBytes) may touch that many 4 MiB extents), got \(extents)")
             }
         }
-        if spec.metadataPath == nil { spec.metadataPath = MetadataStore.defaultPath(stateDir: config.stateDir, name: spec.name) }
+        if spec.metadataPath == nil && !spec.metadataInternal {
+            spec.metadataPath = MetadataStore.defaultPath(stateDir: config.stateDir, name: spec.name)
+        }
         // stage: the staging journal's place and size are fixed at create (persisted resolved).
         if spec.stagingPath == nil { spec.stagingPath = StagingJournal.defaultPath(stateDir: config.stateDir, name: spec.name) }
         if spec.stagingBytes == nil { spec.stagingBytes = StagingJournal.bytesDefault }
         // `create` writes a new metadata file there: it must not be anyone's volume or metadata.
-        let metadataPath = spec.metadataPath!
-        if metadataPath == spec.volume {
+        // Internal metadata is written into the volume, which the check above keeps unshared.
+        let metadataPath = spec.metadataPath ?? spec.volume
+        if !spec.metadataInternal && metadataPath == spec.volume {
             throw ControlError(.invalidArgument, "metadata_path: must not be the volume")
         }
         if let other = resources.values.first(where: { $0.metadata.path == metadataPath || $0.spec.volume == metadataPath }) {
             throw ControlError(.exists, "resource '\(other.spec.name)' already uses \(metadataPath) as its volume or metadata")
         }
-        let stateFilesBefore = stateFiles(of: spec.name, metadataPath: metadataPath).filter { access($0, F_OK) == 0 }
+        let stateFilesBefore = stateFiles(of: spec.name, metadataPath: spec.metadataInternal ? nil : metadataPath).filter { access($0, F_OK) == 0 }
         try open(spec, creating: true)
         let resource = resources[spec.name]!
         spec.sizeBytes = resource.volume.sizeBytes
@@ -200,8 +212,12 @@ final class ResourceRegistry: @unchecked Sendable {
     private func undoCreate(_ resource: Resource, keeping stateFilesBefore: [String]) {
         let name = resource.spec.name
         resource.stopServing()
+        if let layout = resource.internalLayout {
+            resource.metadata.close()
+            Resource.discardCreatedMetadata(path: resource.metadata.path, internalLayout: layout)
+        }
         resource.volume.discardCreatedFile()
-        for path in stateFiles(of: name, metadataPath: resource.metadata.path) where !stateFilesBefore.contains(path) {
+        for path in stateFiles(of: name, metadataPath: resource.internalLayout != nil ? nil : resource.metadata.path) where !stateFilesBefore.contains(path) {
             unlink(path)
         }
         do { try store.remove(name: name) } catch {
@@ -212,9 +228,10 @@ final class ResourceRegistry: @unchecked Sendable {
 
     /// The files a resource keeps beside its volume: its metadata file, and the three files
     /// of format 2 a conversion may have left (docs/metadata.md).
-    private func stateFiles(of name: String, metadataPath: String) -> [String] {
+    /// `metadataPath` nil: internal metadata, in the volume (never a file to remove).
+    private func stateFiles(of name: String, metadataPath: String?) -> [String] {
         let old = MetadataStore.legacyPaths(stateDir: config.stateDir, name: name)
-        return [metadataPath, old.meta, old.enabled, old.peerFailed]
+        return (metadataPath.map { [$0] } ?? []) + [old.meta, old.enabled, old.peerFailed]
     }
 
     func status(_ name: String) throws(ControlError) -> [String: JSONValue] {
@@ -251,7 +268,9 @@ final class ResourceRegistry: @unchecked Sendable {
         if let entry = unopened.removeValue(forKey: name) {
             let old = MetadataStore.legacyPaths(stateDir: config.stateDir, name: name)
             for path in [old.meta, old.enabled, old.peerFailed] { unlink(path) }
-            unlink(entry.spec.metadataPath ?? MetadataStore.defaultPath(stateDir: config.stateDir, name: name))
+            if !entry.spec.metadataInternal {
+                unlink(entry.spec.metadataPath ?? MetadataStore.defaultPath(stateDir: config.stateDir, name: name))
+            }
             do { try store.remove(name: name) } catch {
                 return done(ControlError(.ioError, "removing the persisted resource failed: \(error)"))
             }
@@ -323,7 +342,7 @@ final class ResourceRegistry: @unchecked Sendable {
             }
         }
         resources[spec.name] = resource
-        if spec.metadataPath == nil {
+        if spec.metadataPath == nil && !spec.metadataInternal {
             // Converted from format 2: the resource file now names its metadata.
             resource.persist?(resource.spec)
         }

@@ -53,7 +53,7 @@ struct Create: ParsableCommand {
     var asyncBuffer: ByteCount?
     @Option(help: ArgumentHelp("Activity-log extents, 0-1000 (default: the metadata's 512; 0: none).", valueName: "count"))
     var alExtents: Int64?
-    @Option(help: ArgumentHelp("external (default; internal is not supported yet).", valueName: "where"))
+    @Option(help: ArgumentHelp("external (default: a file at --metadata-path) or internal (the volume's last bytes; size_bytes is then the data area).", valueName: "where"))
     var metadata: String?
     @Option(help: ArgumentHelp("Metadata file (default <state_dir>/<name>.md).", valueName: "path"))
     var metadataPath: String?

@@ -29,7 +29,7 @@ enum MetadataBitmapIO {
 
     /// Writes `bitmap`'s pages (every page, or only those changed since last persisted)
     /// sealed with `sequence`, without syncing. Returns the pages written.
-    static func writePages(_ bitmap: DirtyBitmap, all: Bool, fd: Int32, path: String,
+    static func writePages(_ bitmap: DirtyBitmap, all: Bool, fd: Int32, path: String, baseOffsetBytes: UInt64 = 0,
                            superblock: MetadataSuperblock, sequence: UInt64) throws(IOError) -> Int {
         let buffer = AlignedPages(count: min(runPagesMax, bitmap.pageCount))
         defer { buffer.free() }
@@ -48,7 +48,7 @@ enum MetadataBitmapIO {
                 page += 1
             }
             try MetadataFileIO.writeAll(fd: fd, UnsafeRawBufferPointer(start: buffer.base, count: count * pageBytes),
-                                        offset: superblock.geometry.bitmapPageOffset(UInt64(first)), path: path)
+                                        offset: baseOffsetBytes + superblock.geometry.bitmapPageOffset(UInt64(first)), path: path)
             written += count
             next = page >= bitmap.pageCount ? nil : all ? page : bitmap.nextDirtyPage(from: page)
         }
@@ -57,7 +57,7 @@ enum MetadataBitmapIO {
 
     /// Reads every page of the sealed bitmap and proves it; the first page that cannot be
     /// proven is the error (nothing is guessed: no page counts as clear without its proof).
-    static func readPages(fd: Int32, path: String, superblock: MetadataSuperblock) throws(MetadataBitmapError)
+    static func readPages(fd: Int32, path: String, baseOffsetBytes: UInt64 = 0, superblock: MetadataSuperblock) throws(MetadataBitmapError)
         -> DirtyBitmap
     {
         var bitmap: DirtyBitmap
@@ -70,7 +70,7 @@ enum MetadataBitmapIO {
         var first = 0
         while first < bitmap.pageCount {
             let count = min(buffer.count, bitmap.pageCount - first)
-            let offset = superblock.geometry.bitmapPageOffset(UInt64(first))
+            let offset = baseOffsetBytes + superblock.geometry.bitmapPageOffset(UInt64(first))
             let got = try readRun(fd: fd, buffer, count: count, offset: offset, path: path, firstPage: first)
             for index in 0..<count {
                 let page = first + index

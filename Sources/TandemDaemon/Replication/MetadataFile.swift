@@ -17,6 +17,10 @@ final class MetadataFile: IOHandler {
     private enum Tag: UInt32 { case write = 1, flush = 2 }
 
     let path: String
+    /// Where the file's byte 0 lies in `path`: 0 for an external file, the data area's end
+    /// for internal metadata (MetadataInternalLayout; a multiple of 4096, for O_DIRECT).
+    let baseOffsetBytes: UInt64
+    var isInternal: Bool { baseOffsetBytes > 0 }
     private let volume: Volume
     private let loop: EventLoop
     private let buffer: UnsafeMutableRawPointer
@@ -44,8 +48,10 @@ final class MetadataFile: IOHandler {
     private var durableWaiters: [(MetadataSuperblock?) -> Bool] = []
 
     /// Opens a file whose superblock was already proven (`MetadataStore.open`).
-    init(path: String, superblock: MetadataSuperblock, loop: EventLoop, logger: Logger) throws(IOError) {
+    init(path: String, baseOffsetBytes: UInt64 = 0, superblock: MetadataSuperblock, loop: EventLoop,
+         logger: Logger) throws(IOError) {
         self.path = path
+        self.baseOffsetBytes = baseOffsetBytes
         self.superblock = superblock
         self.loop = loop
         volume = try Volume(path: path, createSizeBytes: nil, logger: logger)
@@ -131,7 +137,7 @@ final class MetadataFile: IOHandler {
     }
 
     private func slotOffset(_ sealed: MetadataSuperblock) -> UInt64 {
-        UInt64(sealed.slot * MetadataGeometry.slotBytes)
+        baseOffsetBytes + UInt64(sealed.slot * MetadataGeometry.slotBytes)
     }
 
     private func submitWrite() {
@@ -176,7 +182,8 @@ final class MetadataFile: IOHandler {
     /// proven; never returns a clear page it could not read. Reading changes nothing.
     func loadBitmap() throws(MetadataBitmapError) -> DirtyBitmap? {
         guard superblock.bitmapSealed else { return nil }
-        let bitmap = try MetadataBitmapIO.readPages(fd: volume.fd, path: path, superblock: superblock)
+        let bitmap = try MetadataBitmapIO.readPages(fd: volume.fd, path: path, baseOffsetBytes: baseOffsetBytes,
+                                                    superblock: superblock)
         bitmapAreaMatches = true
         return bitmap
     }
@@ -199,7 +206,7 @@ final class MetadataFile: IOHandler {
         bitmapAreaMatches = false
         let written: Int
         do {
-            written = try MetadataBitmapIO.writePages(bitmap, all: all, fd: volume.fd, path: path,
+            written = try MetadataBitmapIO.writePages(bitmap, all: all, fd: volume.fd, path: path, baseOffsetBytes: baseOffsetBytes,
                                                       superblock: superblock, sequence: superblock.sequence)
             try MetadataFileIO.dataSync(fd: volume.fd, path: path)
         } catch {
@@ -249,7 +256,7 @@ final class MetadataFile: IOHandler {
         var slots: [[UInt8]] = []
         for slot in 0..<geometry.alSlots {
             // Into the aligned buffer: the file may be open with O_DIRECT.
-            let offset = off_t(geometry.activityLogSlotOffset(slot))
+            let offset = off_t(baseOffsetBytes + geometry.activityLogSlotOffset(slot))
             var done = 0
             while done < MetadataGeometry.slotBytes {
                 let got = pread(volume.fd, activityLogBuffer + done, MetadataGeometry.slotBytes - done, offset + off_t(done))
@@ -275,7 +282,7 @@ final class MetadataFile: IOHandler {
         do {
             for slot in 0..<geometry.alSlots {
                 try MetadataFileIO.writeAll(fd: volume.fd, UnsafeRawBufferPointer(start: activityLogBuffer, count: MetadataGeometry.slotBytes),
-                                            offset: geometry.activityLogSlotOffset(slot), path: path)
+                                            offset: baseOffsetBytes + geometry.activityLogSlotOffset(slot), path: path)
             }
             try MetadataFileIO.dataSync(fd: volume.fd, path: path)
         } catch {
@@ -294,7 +301,7 @@ final class MetadataFile: IOHandler {
         let slot = UInt32(transaction.transaction % UInt64(geometry.alSlots))
         do {
             try MetadataFileIO.writeAll(fd: volume.fd, UnsafeRawBufferPointer(start: activityLogBuffer, count: MetadataGeometry.slotBytes),
-                                        offset: geometry.activityLogSlotOffset(slot), path: path)
+                                        offset: baseOffsetBytes + geometry.activityLogSlotOffset(slot), path: path)
             try MetadataFileIO.dataSync(fd: volume.fd, path: path)
         } catch {
             failed = true
@@ -315,14 +322,16 @@ final class MetadataFile: IOHandler {
     func resize(toVolumeSizeBytes size: UInt64, also: (inout MetadataSuperblock) -> Void = { _ in },
                 _ done: @escaping (Bool) -> Void) throws(IOError) {
         guard !closed, !failed else { throw IOError(errno: EIO, "write \(path): the metadata file failed earlier") }
+        // The area sits between the data and the volume's end: it does not move (yet).
+        guard !isInternal else { throw IOError(errno: EOPNOTSUPP, "resize \(path): internal metadata") }
         let old = latest.geometry
         var next = MetadataResize.superblock(latest, volumeSizeBytes: size)
         also(&next)
         let pages = MetadataResize.pagesToWrite(from: old, to: next.geometry)
         do {
             if !pages.isEmpty {
-                try MetadataFileIO.writeClearPages(fd: volume.fd, geometry: next.geometry, pages: pages,
-                                                   superblock: next, path: path)
+                try MetadataFileIO.writeClearPages(fd: volume.fd, baseOffsetBytes: baseOffsetBytes, geometry: next.geometry,
+                                                   pages: pages, superblock: next, path: path)
                 try MetadataFileIO.dataSync(fd: volume.fd, path: path)
             }
         } catch {

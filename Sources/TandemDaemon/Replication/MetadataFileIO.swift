@@ -31,6 +31,60 @@ enum MetadataFileIO {
         return (UInt64(st.st_size), slotA, slotB)
     }
 
+    /// Internal metadata: the area's size (standing for a file's) and both slots, read at
+    /// the layout's offset in the volume at `path`. A missing volume is nil, as a missing file.
+    static func readInternalSlots(path: String, layout: MetadataInternalLayout) throws(IOError)
+        -> (fileBytes: UInt64, slotA: [UInt8], slotB: [UInt8])?
+    {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 && errno == ENOENT { return nil }
+        guard fd >= 0 else { throw IOError(errno: errno, "open \(path)") }
+        defer { close(fd) }
+        let base = layout.metadataOffsetBytes
+        let slotA = try readAll(fd: fd, count: MetadataGeometry.slotBytes, offset: base, path: path)
+        let slotB = try readAll(fd: fd, count: MetadataGeometry.slotBytes, offset: base + UInt64(MetadataGeometry.slotBytes),
+                                path: path)
+        return (layout.areaBytes, slotA, slotB)
+    }
+
+    /// Internal metadata: writes a new file's units into the volume's metadata area. No
+    /// rename can make it atomic, so the order does: both slots zeroed and synced first (a
+    /// crash from then on leaves no valid superblock, never the old one over new pages),
+    /// then the ring and the pages, synced, then the two slots, synced.
+    static func createInternal(path: String, layout: MetadataInternalLayout,
+                               _ superblock: MetadataSuperblock) throws(IOError) -> MetadataSuperblock {
+        let fd = open(path, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { throw IOError(errno: errno, "open \(path)") }
+        defer { close(fd) }
+        let base = layout.metadataOffsetBytes
+        let slots = MetadataLoad.newFileSlots(superblock)
+        let geometry = slots.superblock.geometry
+        precondition(geometry.fileBytes <= layout.areaBytes, "internal metadata larger than its area")
+        try wipeSlots(fd: fd, base: base, path: path)
+        let zeroes = [UInt8](repeating: 0, count: Int(geometry.bitmapOffset - geometry.activityLogOffset))
+        try writeAll(fd: fd, bytes: zeroes, offset: base + geometry.activityLogOffset, path: path)
+        try writeClearPages(fd: fd, baseOffsetBytes: base, geometry: geometry, pages: 0..<geometry.bitmapPages,
+                            superblock: slots.superblock, path: path)
+        try dataSync(fd: fd, path: path)
+        try writeAll(fd: fd, bytes: slots.slotA + slots.slotB, offset: base, path: path)
+        try dataSync(fd: fd, path: path)
+        return slots.superblock
+    }
+
+    /// Internal metadata of a deleted resource: both slots zeroed durably, so that the area
+    /// no longer proves a resource (a later `create` on the volume is not refused for it).
+    static func wipeInternal(path: String, layout: MetadataInternalLayout) throws(IOError) {
+        let fd = open(path, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { throw IOError(errno: errno, "open \(path)") }
+        defer { close(fd) }
+        try wipeSlots(fd: fd, base: layout.metadataOffsetBytes, path: path)
+    }
+
+    private static func wipeSlots(fd: Int32, base: UInt64, path: String) throws(IOError) {
+        try writeAll(fd: fd, bytes: [UInt8](repeating: 0, count: 2 * MetadataGeometry.slotBytes), offset: base, path: path)
+        try dataSync(fd: fd, path: path)
+    }
+
     /// The whole content of a small file (a format-2 `.meta`), nil if missing.
     static func readFile(path: String, bytesMax: Int) throws(IOError) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -136,7 +190,7 @@ enum MetadataFileIO {
 
     /// Writes `pages` of `geometry`'s bitmap, every bit clear, in chunks of `chunkBytes`
     /// (creation, and the pages a resize adds past the old end). Not synced.
-    static func writeClearPages(fd: Int32, geometry: MetadataGeometry, pages: Range<UInt64>,
+    static func writeClearPages(fd: Int32, baseOffsetBytes: UInt64 = 0, geometry: MetadataGeometry, pages: Range<UInt64>,
                                 superblock: MetadataSuperblock, path: String) throws(IOError) {
         let clear = [UInt8](repeating: 0, count: BitmapPageHeader.bitsBytes)
         let tag = BitmapPageHeader.resourceTag(superblock.resourceUUID)
@@ -156,8 +210,8 @@ enum MetadataFileIO {
                 }
             }
             let count = Int(end - page) * MetadataGeometry.slotBytes
-            try writeAll(fd: fd, UnsafeRawBufferPointer(start: memory, count: count), offset: geometry.bitmapPageOffset(page),
-                         path: path)
+            try writeAll(fd: fd, UnsafeRawBufferPointer(start: memory, count: count),
+                         offset: baseOffsetBytes + geometry.bitmapPageOffset(page), path: path)
             page = end
         }
     }

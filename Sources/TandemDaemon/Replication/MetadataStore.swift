@@ -26,10 +26,18 @@ enum MetadataStore {
 
     /// `creating`: a new resource (a new file replaces whatever is at the path).
     /// `legacy`: the resource file predates format 3 (no `metadata_path`): convert.
+    /// `internalLayout`: the metadata lives in the volume at `path` (`metadata: internal`).
     static func open(spec: ResourceSpec, path: String, volumeSizeBytes: UInt64, stateDir: String, creating: Bool,
-                     legacy: Bool, loop: EventLoop, logger: Logger) throws(MetadataOpenError) -> Opened {
+                     legacy: Bool, internalLayout: MetadataInternalLayout? = nil, loop: EventLoop,
+                     logger: Logger) throws(MetadataOpenError) -> Opened {
         var converted = false
         do throws(IOError) {
+            if creating, let layout = internalLayout {
+                let superblock = try MetadataFileIO.createInternal(path: path, layout: layout,
+                                                                   fresh(spec, volumeSizeBytes: layout.dataBytes))
+                return Opened(file: try MetadataFile(path: path, baseOffsetBytes: layout.metadataOffsetBytes,
+                                                     superblock: superblock, loop: loop, logger: logger))
+            }
             if creating {
                 let superblock = try MetadataFileIO.create(path: path, fresh(spec, volumeSizeBytes: volumeSizeBytes))
                 return Opened(file: try MetadataFile(path: path, superblock: superblock, loop: loop, logger: logger))
@@ -38,15 +46,23 @@ enum MetadataStore {
         } catch {
             throw MetadataOpenError(path: path, reason: "\(error)", errno: error.errno)
         }
-        var opened = try load(spec, path: path, volumeSizeBytes: volumeSizeBytes, loop: loop, logger: logger)
+        var opened = try load(spec, path: path, volumeSizeBytes: volumeSizeBytes, internalLayout: internalLayout, loop: loop,
+                              logger: logger)
         opened.converted = converted
         return opened
     }
 
-    static func load(_ spec: ResourceSpec, path: String, volumeSizeBytes: UInt64, loop: EventLoop,
+    static func load(_ spec: ResourceSpec, path: String, volumeSizeBytes: UInt64,
+                     internalLayout: MetadataInternalLayout? = nil, loop: EventLoop,
                      logger: Logger) throws(MetadataOpenError) -> Opened {
         let found: (fileBytes: UInt64, slotA: [UInt8], slotB: [UInt8])?
-        do throws(IOError) { found = try MetadataFileIO.readSlots(path: path) } catch {
+        do throws(IOError) {
+            if let layout = internalLayout {
+                found = try MetadataFileIO.readInternalSlots(path: path, layout: layout)
+            } else {
+                found = try MetadataFileIO.readSlots(path: path)
+            }
+        } catch {
             throw MetadataOpenError(path: path, reason: "\(error)", errno: error.errno)
         }
         let expected = MetadataExpectation(resourceName: spec.name, volumeSizeBytes: volumeSizeBytes)
@@ -57,7 +73,8 @@ enum MetadataStore {
             throw MetadataOpenError(path: path, reason: failure.description, errno: failure == .missing ? ENOENT : EIO)
         case .success(let loaded):
             do throws(IOError) {
-                let file = try MetadataFile(path: path, superblock: loaded.superblock, loop: loop, logger: logger)
+                let file = try MetadataFile(path: path, baseOffsetBytes: internalLayout?.metadataOffsetBytes ?? 0,
+                                            superblock: loaded.superblock, loop: loop, logger: logger)
                 return Opened(file: file, recovered: loaded.recovered)
             } catch {
                 throw MetadataOpenError(path: path, reason: "\(error)", errno: error.errno)
@@ -72,6 +89,7 @@ enum MetadataStore {
         superblock.resourceUUID = UInt128.random(in: 1...UInt128.max)
         superblock.roleLastTaken = MetadataRole(spec.role)
         if let extents = spec.alExtents { superblock.alExtentsMax = extents }
+        if spec.metadataInternal { superblock.placement = .internal }
         return superblock
     }
 
@@ -79,10 +97,35 @@ enum MetadataStore {
     /// copy is not synced and was "written" (so neither `initial_sync: none` nor a clean
     /// restart can call it in sync): its primary copies the whole volume to it. A primary's
     /// next session is a full copy to its peer (protocol 2 copies only primary → secondary).
-    static func reinitialise(_ spec: ResourceSpec, path: String, volumeSizeBytes: UInt64) throws(IOError) {
-        var superblock = fresh(spec, volumeSizeBytes: volumeSizeBytes)
+    static func reinitialise(_ spec: ResourceSpec, path: String, volumeSizeBytes: UInt64,
+                             internalLayout: MetadataInternalLayout? = nil) throws(IOError) {
+        var superblock = fresh(spec, volumeSizeBytes: internalLayout?.dataBytes ?? volumeSizeBytes)
         superblock.record = ReplicationRecord(generation: 1, synced: false, primaryStarted: spec.role == .primary)
-        _ = try MetadataFileIO.create(path: path, superblock)
+        if let layout = internalLayout {
+            _ = try MetadataFileIO.createInternal(path: path, layout: layout, superblock)
+        } else {
+            _ = try MetadataFileIO.create(path: path, superblock)
+        }
+    }
+
+    /// The layout of internal metadata in the volume at `path` as it measures now (nil
+    /// when it is too small); opened only to measure it.
+    static func internalLayout(volumePath path: String, logger: Logger) throws(IOError) -> MetadataInternalLayout? {
+        let volume = try Volume(path: path, createSizeBytes: nil, logger: logger)
+        return MetadataInternalLayout.of(volumeBytes: volume.sizeBytes)
+    }
+
+    /// `create` of internal metadata: a volume whose area already proves a superblock (a
+    /// slot with a valid CRC) belongs to a resource, this one's of before or another's, and
+    /// is never overwritten silently. The description of what is there, nil when nothing.
+    static func foreignInternalMetadata(path: String, layout: MetadataInternalLayout) -> String? {
+        guard let found = try? MetadataFileIO.readInternalSlots(path: path, layout: layout) else { return nil }
+        for slot in [found.slotA, found.slotB] {
+            if case .success(let superblock) = MetadataSuperblockCodec.decode(slot) {
+                return "resource '\(superblock.resourceName)' (UUID \(String(superblock.resourceUUID, radix: 16)))"
+            }
+        }
+        return nil
     }
 
     /// Converts format 2's files once: the new file is durable (renamed, directory synced)

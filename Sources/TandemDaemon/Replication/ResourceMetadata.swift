@@ -38,7 +38,7 @@ extension Resource {
         let path = metadata.path
         metadata.close()
         do throws(IOError) {
-            try MetadataStore.reinitialise(spec, path: path, volumeSizeBytes: volume.sizeBytes)
+            try MetadataStore.reinitialise(spec, path: path, volumeSizeBytes: volume.sizeBytes, internalLayout: internalLayout)
         } catch {
             health.record("metadata create", errno: error.errno)
             throw ControlError(.ioError, "metadata \(path): \(error)")
@@ -64,8 +64,8 @@ extension Resource {
     /// "metadata open" disk failure.
     private func loadMetadata(path: String) throws(ControlError) {
         do throws(MetadataOpenError) {
-            metadata = try MetadataStore.load(spec, path: path, volumeSizeBytes: volume.sizeBytes, loop: context.loop,
-                                              logger: logger).file
+            metadata = try MetadataStore.load(spec, path: path, volumeSizeBytes: volume.sizeBytes,
+                                              internalLayout: internalLayout, loop: context.loop, logger: logger).file
         } catch {
             health.record("metadata open", errno: error.errno)
             throw ControlError(.ioError, error.description)

@@ -456,7 +456,14 @@ extension Resource {
 
     func removeReplicationFiles() {
         metadata.close()
-        do throws(IOError) { try MetadataFileIO.remove(path: metadata.path) } catch {
+        do throws(IOError) {
+            // Internal metadata: its slots are zeroed, the volume stays.
+            if let internalLayout {
+                try MetadataFileIO.wipeInternal(path: metadata.path, layout: internalLayout)
+            } else {
+                try MetadataFileIO.remove(path: metadata.path)
+            }
+        } catch {
             logger.warning("removing the metadata file failed", metadata: ["error": "\(error)"])
         }
         removeStagingJournal()  // stage (Resource+Staging)

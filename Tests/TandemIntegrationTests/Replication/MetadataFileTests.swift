@@ -177,7 +177,7 @@ extension Replication {
         try refuse(["metadata_path": metadataPath(daemon)], "exists")  // r0's metadata
         try refuse(["metadata_path": daemon.directory.file("\(Self.name).vol")], "exists")  // r0's volume
         try refuse(["metadata_path": daemon.directory.file("r1.vol")], "invalid-argument")  // its own volume
-        try refuse(["metadata": "internal"], "unsupported")
+        try refuse(["metadata": "internal", "metadata_path": daemon.directory.file("r1.md")], "invalid-argument")
         try refuse(["metadata_path": "relative.md"], "invalid-argument")
         // r0 is untouched: it still loads after a restart.
         try daemon.stop()
