@@ -116,6 +116,14 @@ final class NSLockLike: @unchecked Sendable {
         #expect(caught != nil, "the checker never noticed an activity log that forgot writes the peer lacked in \(Self.faultSeeds) seeds")
     }
 
+    /// ActivityLogTestingFault.evictsBeforePagesPersisted: an extent leaves the log while the
+    /// bitmap pages holding its bits (set Ahead) are not on disk, so a crash restart that
+    /// counts the pages never copies them.
+    @Test func checkerCatchesAnActivityLogThatEvictsBeforeItsPagesArePersisted() {
+        let caught = firstFailure(with: .activityLogEvictsBeforePagesPersisted) { _ in true }
+        #expect(caught != nil, "the checker never noticed evictions before their bitmap pages in \(Self.faultSeeds) seeds")
+    }
+
     /// SecondaryTestingFault.claimsUpToDateBeforeConfirmed.
     @Test func checkerCatchesAWrongUpToDateClaim() {
         let caught = firstFailure(with: .claimsUpToDateBeforeConfirmed) { $0.message.contains("says UpToDate") }
@@ -270,6 +278,7 @@ final class NSLockLike: @unchecked Sendable {
                               tornWrites: Bool? = nil, stalls: Bool? = nil,
                               matches: (SimulationFailure) -> Bool) -> SimulationFailure? {
         let restart = fault == .restartForgetsUnconfirmedWrites || fault == .activityLogReleasesAtLocalCompletion
+            || fault == .activityLogEvictsBeforePagesPersisted
         for seed in seeds ?? UInt64(1)...Self.faultSeeds {
             let scenario = SimulationScenario(seed: seed, testingFault: fault, overlapping: overlapping, primaryRestart: restart,
                                               tornWrites: tornWrites, stalls: stalls)
