@@ -154,6 +154,7 @@ extension Simulation {
         if crashed != nil {
             tracked = crashed
             catchUpsFromActivityLog += 1
+            if node.activityLogDurable?.bitmapPagesCount == true { catchUpsFromBitmapPages += 1 }
         }
         let start = PrimaryStart(PrimaryStartFacts(record: node.record, initialSync: scenario.initialSync,
                                                    handedOver: handedOver, peerLacksWrites: peerLacksWrites,

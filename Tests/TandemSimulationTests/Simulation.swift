@@ -209,6 +209,8 @@ final class Simulation {
     var verifyBytesChecked: UInt64 = 0
     /// Crash restarts that caught up from the activity log (not a full copy).
     var catchUpsFromActivityLog = 0
+    /// Of them, restarts whose transaction counted the bitmap pages (Ahead or catching up).
+    var catchUpsFromBitmapPages = 0
     var copiesInterrupted = 0
     /// Steps at which both nodes said UpToDate with nothing admitted unanswered (the blocks
     /// were compared).

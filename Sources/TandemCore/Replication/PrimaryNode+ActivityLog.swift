@@ -22,7 +22,7 @@
 //   a bit set by a write has its extent in the log, which it leaves only by an eviction whose
 //   pages are durable first (`.persistBitmapPages`, encoded with the regions of copy chunks
 //   the peer has not confirmed, which the bitmap no longer marks). Bits set without a write
-//   (a tracked bitmap at start, verify mismatches) make the whole bitmap written once before
+//   (a tracked bitmap at start, verify mismatches) make every page holding one written before
 //   a transaction says pages count again. A full copy (`markEveryBlock`) records no bases: a
 //   crash during one copies the volume again. So does a crash while stopping or after a
 //   disk failure. When the mode (or, counting pages, the session or Ahead) changes, a

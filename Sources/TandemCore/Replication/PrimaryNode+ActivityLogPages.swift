@@ -1,12 +1,12 @@
 // PrimaryNode's bitmap pages for the activity log (PrimaryNode+ActivityLog explains the
 // rule; docs/metadata.md, *Activity-log transaction*): out of sync, an extent leaves the log
 // only once the bitmap pages covering it are durable, and bits set without a write reach the
-// disk (every page once) before a transaction says the pages count. The driver encodes the
+// disk (every page with a set bit, once) before a transaction says the pages count. The driver encodes the
 // pages when it writes them (`.persistBitmapPages`) and answers `.bitmapPagesPersisted`.
 
 extension PrimaryNode {
     /// Asks for the pages evictions need and, when pages could count but do not cover the bits
-    /// set without a write, for every page. In sync no page matters (no bit is set, no copy
+    /// set without a write, for every page holding a set bit. In sync no page matters (no bit is set, no copy
     /// chunk is unconfirmed): requests are answered at once, as with a full copy.
     mutating func activityLogPersistPages(_ mode: ActivityLogMode, into actions: inout [PrimaryNodeAction]) {
         let pagesMatter = mode == .pages || (mode == .none && activityLogPagesMayCount)
@@ -30,9 +30,20 @@ extension PrimaryNode {
         guard enabled, mode == .none, activityLogPagesMayCount, gate.pagesCoverThrough != covers,
             !gate.pageWrites.contains(where: { $0.covers == covers })
         else { return }
+        // Only pages with a set bit (or an unconfirmed copy chunk) can hold a stale clear bit.
+        let held = activityLogHeldRuns(nil)
+        var pages: [Int] = []
+        for page in 0..<bitmap.pageCount {
+            let first = UInt64(page) * DirtyBitmap.bitsPerPage
+            let run = BlockRun(first: first, count: min(DirtyBitmap.bitsPerPage, bitmap.blockCount - first))
+            if bitmap.setCount(in: run) > 0 || held.contains(where: { $0.first < run.end && $0.end > run.first }) {
+                pages.append(page)
+            }
+        }
+        guard !pages.isEmpty else { return gate.pagesCoverThrough = covers }
         gate.pageTicket += 1
         gate.pageWrites.append(PageWrite(ticket: gate.pageTicket, requests: [], covers: covers))
-        actions.append(.persistBitmapPages(ticket: gate.pageTicket, pages: nil, alsoSet: activityLogHeldRuns(nil)))
+        actions.append(.persistBitmapPages(ticket: gate.pageTicket, pages: pages, alsoSet: held))
     }
 
     /// The blocks of every write the peer has not confirmed durable that fall in `pages` (nil:
