@@ -129,6 +129,7 @@ private struct LogHarness {
         h.send(.peer(.durableThroughEpoch(h.node.primary.openEpoch)))
         #expect(h.held.count == 1 && h.evicts, "admitted once the peer has them; the transaction evicts, flushing first")
         #expect(h.transaction!.1 == [1, 2] || h.transaction!.1 == [0, 2])
+        #expect(h.pageWrite == nil && h.pagesCount == false, "in sync no bit is set: no page is written, none counts")
     }
 
     @Test func theSeededFaultLetsAnExtentGoAtLocalCompletion() {
