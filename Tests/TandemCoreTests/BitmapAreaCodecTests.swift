@@ -51,6 +51,26 @@ import Testing
         else { Issue.record("a seal at the slot's own sequence was accepted"); return }
     }
 
+    /// The activity log's page writes (issue 13 §4): blocks of unconfirmed copy chunks are
+    /// written set whatever the bitmap says, and the pages are loaded without a seal (then a
+    /// page written after any seal is believed), still proven.
+    @Test func activityLogPagesCarryTheExtraRunsAndLoadWithoutASeal() throws {
+        let bitmap = Self.sample()
+        let unsealed = Self.superblock(sequence: 20, sealed: 0)
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        BitmapAreaCodec.encodePage(bitmap, page: 3, resourceUUID: Self.uuid, sequence: 20,
+                                   alsoSet: [BlockRun(first: 3 * 32_512 + 5_000, count: 10), BlockRun(first: 4, count: 2)],
+                                   into: &bytes)
+        var loaded = try BitmapAreaCodec.emptyBitmap(for: unsealed).get()
+        #expect(BitmapAreaCodec.loadPage(bytes, page: 3, superblock: unsealed, sealed: false, into: &loaded) == nil)
+        #expect(loaded.setBlockCount == 710, "page 3's 700 bits and the 10 of the run inside it, not the run of page 0")
+        #expect(loaded.isSet(block: 3 * 32_512 + 5_009) && !loaded.isSet(block: 4))
+        var corrupt = bytes
+        corrupt[100] ^= 1
+        #expect(BitmapAreaCodec.loadPage(corrupt, page: 3, superblock: unsealed, sealed: false, into: &loaded) != nil,
+                "unsealed is not unproven")
+    }
+
     @Test func aBitmapRoundTripsThroughSealedPages() throws {
         let bitmap = Self.sample()
         let superblock = Self.superblock()

@@ -11,14 +11,14 @@ private struct LogHarness {
     var actions: [PrimaryNodeAction] = []
 
     init(mode: ReplicationAckMode = .sync, extents: Int = 2, basis: SessionBasis = .continues(from: 5),
-         fault: ActivityLogTestingFault? = nil) {
+         fault: ActivityLogTestingFault? = nil, tracked: DirtyBitmap? = nil) {
         node = PrimaryNode(
             config: PrimaryNodeConfig(
                 primary: ReplicationPrimaryConfig(mode: mode, bufferBytesMax: 4 << 20),
                 volumeSizeBytes: 16 << 20, chunkBytes: 4096,
                 activityLog: ActivityLogSettings(extents: extents, extentBytes: 8192, writeBytesMax: 4096,
                                                  lastTransaction: 10, testingFault: fault)),
-            session: 77, basis: basis)
+            session: 77, basis: basis, trackedBitmap: tracked)
     }
 
     @discardableResult
@@ -51,17 +51,27 @@ private struct LogHarness {
     }
 
     var transaction: (UInt64, [UInt32])? {
-        for case let .writeActivityLog(number, extents, _, _) in actions { return (number, extents) }
+        for case let .writeActivityLog(number, extents, _, _, _) in actions { return (number, extents) }
         return nil
     }
 
     var transactionBases: [CatchUpBase]? {
-        for case let .writeActivityLog(_, _, bases, _) in actions { return bases }
+        for case let .writeActivityLog(_, _, bases, _, _) in actions { return bases }
+        return nil
+    }
+
+    var pagesCount: Bool? {
+        for case let .writeActivityLog(_, _, _, _, pagesCount) in actions { return pagesCount }
+        return nil
+    }
+
+    var pageWrite: (ticket: UInt64, pages: [Int]?, alsoSet: [BlockRun])? {
+        for case let .persistBitmapPages(ticket, pages, alsoSet) in actions { return (ticket, pages, alsoSet) }
         return nil
     }
 
     var evicts: Bool {
-        for case let .writeActivityLog(_, _, _, flush) in actions { return flush }
+        for case let .writeActivityLog(_, _, _, flush, _) in actions { return flush }
         return false
     }
 
@@ -119,6 +129,7 @@ private struct LogHarness {
         h.send(.peer(.durableThroughEpoch(h.node.primary.openEpoch)))
         #expect(h.held.count == 1 && h.evicts, "admitted once the peer has them; the transaction evicts, flushing first")
         #expect(h.transaction!.1 == [1, 2] || h.transaction!.1 == [0, 2])
+        #expect(h.pageWrite == nil && h.pagesCount == false, "in sync no bit is set: no page is written, none counts")
     }
 
     @Test func theSeededFaultLetsAnExtentGoAtLocalCompletion() {
@@ -148,20 +159,68 @@ private struct LogHarness {
         #expect(h.transactionBases == [CatchUpBase(session: 77, durableThroughEpoch: 1)])
     }
 
-    @Test func whileACopyIsDueATransactionProvesNoBaseAndLosingThemIsRecordedAtOnce() {
+    @Test func duringAFullCopyATransactionProvesNoBaseAndNoPageIsWritten() {
         var copying = LogHarness(mode: .sync, extents: 3, basis: .fullCopy)
         copying.send(.enable)
         #expect(copying.transaction == nil, "no base to record: the session's start transaction already says none")
-        var h = LogHarness(mode: .async, extents: 3)
+        #expect(copying.pageWrite == nil, "a full copy stays a full copy after a crash: its bits are not written")
+        copying.write(1, block: 0)
+        #expect(copying.transactionBases == [] && copying.pagesCount == false, "\(copying.actions)")
+    }
+
+    /// The node after `linkDown` with three extents each holding a write the absent peer
+    /// lacks, then a fourth write that makes it go Ahead (its transaction in `actions`).
+    private static func aheadWithAFullLog(fault: ActivityLogTestingFault? = nil) -> LogHarness {
+        var h = LogHarness(mode: .async, extents: 3, fault: fault)
         h.connect()
         h.send(.linkDown(reason: "cut", refusal: nil))
         for extent in UInt64(0)..<3 { h.writeThrough(RequestID(extent + 1), block: 2 * extent) }
-        // Every extent holds a write the absent peer lacks: the fourth goes Ahead, and the
-        // ring says at once that it proves no base any more (an extent may now leave the log
-        // with its bits only in memory).
         h.write(4, block: 6)
-        #expect(h.node.isAhead && h.node.activityLogBases.isEmpty)
-        #expect(h.transactionBases == [], "\(h.actions)")
+        return h
+    }
+
+    @Test func aheadATransactionWouldRecordTheCatchUpBases() {
+        let h = Self.aheadWithAFullLog()
+        #expect(h.node.isAhead && !h.node.catchUpBases.isEmpty)
+        #expect(h.node.activityLogBases == h.node.catchUpBases, "as a clean stop would seal the bitmap")
+        #expect(h.pagesCount == nil, "the next transaction evicts: it waits for the page (below)")
+    }
+
+    @Test func anEvictionWhileAheadWritesItsBitmapPagesBeforeItsTransaction() {
+        var h = Self.aheadWithAFullLog()
+        // The fourth extent's transaction evicts one whose write the bitmap now marks.
+        #expect(h.transaction == nil, "no transaction before the evicted extent's page: \(h.actions)")
+        let write = try! #require(h.pageWrite, "\(h.actions)")
+        #expect(write.pages == [0])
+        h.send(.bitmapPagesPersisted(ticket: write.ticket, errno: 0))
+        #expect(h.transaction != nil && h.evicts && h.pagesCount == true, "the page is durable: \(h.actions)")
+        #expect(h.transactionBases == h.node.catchUpBases)
+    }
+
+    @Test func theSeededFaultEvictsWithoutWritingThePages() {
+        let h = Self.aheadWithAFullLog(fault: .evictsBeforePagesPersisted)
+        #expect(h.pageWrite == nil && h.transaction != nil && h.evicts && h.pagesCount == true, "\(h.actions)")
+    }
+
+    @Test func bitsOfATrackedBitmapAreWrittenBeforeATransactionCountsPages() {
+        var tracked = DirtyBitmap(volumeSizeBytes: 16 << 20, blockBytes: 4096)
+        _ = tracked.setRange(offsetBytes: 1 << 20, lengthBytes: 64 << 10)
+        let bases = [CatchUpBase(session: 5, durableThroughEpoch: 9)]
+        var h = LogHarness(mode: .async, extents: 3, basis: .catchUp(bases), tracked: tracked)
+        h.send(.enable)
+        let whole = try! #require(h.pageWrite, "\(h.actions)")
+        #expect(whole.pages == [0], "every page with a set bit: the loaded bits are on no page yet")
+        #expect(h.pagesCount != true, "no transaction counts pages before they are durable: \(h.actions)")
+        h.send(.bitmapPagesPersisted(ticket: whole.ticket, errno: 0))
+        #expect(h.pagesCount == true && h.transactionBases?.isEmpty == false, "recorded at once: \(h.actions)")
+    }
+
+    @Test func aFailedPageWriteFailsTheDiskAndTheLog() {
+        var h = Self.aheadWithAFullLog()
+        let write = try! #require(h.pageWrite)
+        h.send(.bitmapPagesPersisted(ticket: write.ticket, errno: 5))
+        #expect(h.node.diskFailed && h.transaction == nil)
+        #expect(h.actions.contains { if case .notice(.diskFailed(operation: "bitmap page write", _)) = $0 { true } else { false } })
     }
 
     @Test func aFailedLogWriteFailsTheHeldWriteAsAFailedLocalWrite() {
@@ -193,6 +252,25 @@ private struct LogHarness {
         let decoded = try ActivityLogTransaction.decode(Self.slot(7, [2, 9, 1000], bases: bases), resourceUUID: Self.uuid,
                                                         extentsMax: 1000).get()
         #expect(decoded.bases == bases && decoded.extents == [2, 9, 1000] && decoded.transaction == 7)
+    }
+
+    @Test func aTransactionCarriesThePagesFlagAtOffset36AndRefusesUnknownFlags() throws {
+        var bytes = ActivityLogTransaction(transaction: 7, resourceUUID: Self.uuid, extents: [3],
+                                           bases: [.all(of: 3)], bitmapPagesCount: true).encode()
+        #expect(bytes[36] == 1 && bytes[37] == 0 && bytes[38] == 0 && bytes[39] == 0)
+        #expect(try ActivityLogTransaction.decode(bytes, resourceUUID: Self.uuid, extentsMax: 1000).get().bitmapPagesCount)
+        #expect(Self.slot(7)[36..<40].allSatisfy { $0 == 0 }, "without the flag the field stays as it was: reserved 0")
+        #expect(try !ActivityLogTransaction.decode(Self.slot(7), resourceUUID: Self.uuid, extentsMax: 1000).get().bitmapPagesCount)
+        bytes[36] = 3  // a flag this version does not know, resealed
+        for index in 4..<8 { bytes[index] = 0 }
+        let crc = CRC32C.checksum(bytes)
+        for index in 0..<4 { bytes[4 + index] = UInt8(truncatingIfNeeded: crc >> (8 * UInt32(index))) }
+        guard case .failure(.invalidField(let reason)) = ActivityLogTransaction.decode(bytes, resourceUUID: Self.uuid,
+                                                                                        extentsMax: 1000) else {
+            Issue.record("an unknown flag was accepted")
+            return
+        }
+        #expect(reason.contains("unknown transaction flags"))
     }
 
     @Test func aRingNeverWrittenProvesNothingToCatchUpAndIsNoError() throws {

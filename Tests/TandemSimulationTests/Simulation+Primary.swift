@@ -61,6 +61,8 @@ extension Simulation {
         else { return nil }
         let volumeSizeBytes = UInt64(scenario.blockCount) * SimulationScenario.blockSizeBytes
         var bitmap = DirtyBitmap(volumeSizeBytes: volumeSizeBytes, blockBytes: SimulationScenario.blockSizeBytes)
+        // Ahead or catching up: the durable pages count as well (never written: all clear).
+        if transaction.bitmapPagesCount, let pages = node.durablePages { bitmap = pages }
         for region in ActivityLog.dirtyRegions(afterCrash: transaction.extents, extentBytes: log.extentBytes,
                                                volumeSizeBytes: volumeSizeBytes) {
             _ = bitmap.setRange(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes)
@@ -95,6 +97,44 @@ extension Simulation {
                         atNs: nowNs + diskWriteLatencyNs())
     }
 
+    /// PrimaryReplicator.persistBitmapPages: the pages are encoded now (the node's bitmap and
+    /// the runs it names) and durable after a disk write's latency.
+    func persistBitmapPages(_ node: SimNode, _ primary: PrimarySide, ticket: UInt64, pages: [Int]?, alsoSet: [BlockRun]) {
+        let bitmap = primary.node.bitmap
+        var written: [(page: Int, setBlocks: [UInt64])] = []
+        for page in pages ?? Array(0..<bitmap.pageCount) {
+            let first = UInt64(page) * DirtyBitmap.bitsPerPage
+            let end = min(first + DirtyBitmap.bitsPerPage, bitmap.blockCount)
+            var set: [UInt64] = []
+            for block in first..<end where bitmap.isSet(block: block) || alsoSet.contains(where: { $0.first <= block && block < $0.end }) {
+                set.append(block)
+            }
+            written.append((page, set))
+        }
+        node.pageWritesInFlight.append((ticket, primary, written))
+        events.schedule(.bitmapPagesDone(node: node.index, incarnation: node.incarnation, ticket: ticket),
+                        atNs: nowNs + diskWriteLatencyNs())
+    }
+
+    func bitmapPagesDone(_ node: SimNode, ticket: UInt64) {
+        guard let index = node.pageWritesInFlight.firstIndex(where: { $0.ticket == ticket && $0.primary === node.primary })
+        else { return }
+        let write = node.pageWritesInFlight.remove(at: index)
+        for page in write.pages { landPage(node, page.page, setBlocks: page.setBlocks) }
+        drivePrimary(node, .bitmapPagesPersisted(ticket: ticket, errno: 0))
+    }
+
+    /// One page of the bitmap area becomes durable with exactly these blocks set.
+    func landPage(_ node: SimNode, _ page: Int, setBlocks: [UInt64]) {
+        let volumeSizeBytes = UInt64(scenario.blockCount) * SimulationScenario.blockSizeBytes
+        var pages = node.durablePages
+            ?? DirtyBitmap(volumeSizeBytes: volumeSizeBytes, blockBytes: SimulationScenario.blockSizeBytes)
+        let first = UInt64(page) * DirtyBitmap.bitsPerPage
+        _ = pages.clearBlocks(BlockRun(first: first, count: min(DirtyBitmap.bitsPerPage, pages.blockCount - first)))
+        for block in setBlocks { _ = pages.setBlocks(BlockRun(first: block, count: 1)) }
+        node.durablePages = pages
+    }
+
     func activityLogDone(_ node: SimNode, transaction number: UInt64) {
         guard let transaction = node.activityLogInFlight, transaction.transaction == number else { return }
         node.activityLogDurable = transaction
@@ -114,6 +154,7 @@ extension Simulation {
         if crashed != nil {
             tracked = crashed
             catchUpsFromActivityLog += 1
+            if node.activityLogDurable?.bitmapPagesCount == true { catchUpsFromBitmapPages += 1 }
         }
         let start = PrimaryStart(PrimaryStartFacts(record: node.record, initialSync: scenario.initialSync,
                                                    handedOver: handedOver, peerLacksWrites: peerLacksWrites,
@@ -225,10 +266,13 @@ extension Simulation {
                 return fail("write \(sequence) issued without being held")
             }
             submitWrite(node, held.extent, fua: held.fua, io: .primaryWrite(sequence, session: primary.session))
-        case let .writeActivityLog(number, extents, bases, flushVolumeFirst):
-            let transaction = ActivityLogTransaction(transaction: number, resourceUUID: 1, extents: extents, bases: bases)
+        case let .writeActivityLog(number, extents, bases, flushVolumeFirst, pagesCount):
+            let transaction = ActivityLogTransaction(transaction: number, resourceUUID: 1, extents: extents, bases: bases,
+                                                     bitmapPagesCount: pagesCount)
             if flushVolumeFirst { return submitFlush(node, io: .activityLogFlush(transaction)) }
             writeActivityLog(node, transaction)
+        case let .persistBitmapPages(ticket, pages, alsoSet):
+            persistBitmapPages(node, primary, ticket: ticket, pages: pages, alsoSet: alsoSet)
         case .flushLocal:
             submitFlush(node, io: .primaryFlush(session: primary.session))
         case let .readCopyChunk(offset, length):
@@ -277,6 +321,7 @@ extension Simulation {
         case let .persistBitmap(bases):
             // Sealed after the stop's flush, in one durable metadata write (crash-atomic here).
             node.sealedBitmap = (primary.node.bitmap, bases)
+            node.durablePages = primary.node.bitmap  // sealBitmap writes every page
             node.trackedInMemory = (primary.node.bitmap, bases)
         case .drained:
             handOver(from: node)

@@ -52,6 +52,10 @@ final class SimNode {
     /// being written (a crash lands it or not: one 4 KiB write is atomic here).
     var activityLogDurable: ActivityLogTransaction?
     var activityLogInFlight: ActivityLogTransaction?
+    /// The metadata bitmap area's pages as on stable storage (nil: as created, every page
+    /// clear), and the activity log's page writes in flight: each page lands or not at a crash.
+    var durablePages: DirtyBitmap?
+    var pageWritesInFlight: [(ticket: UInt64, primary: PrimarySide, pages: [(page: Int, setBlocks: [UInt64])])] = []
     /// `crashed-primary`: set with a primary session's start record, cleared with its stop
     /// record and at a role change (Resource+ActivityLog).
     var crashedPrimary = false
@@ -131,6 +135,8 @@ final class Simulation {
         case recordDone(node: Int, incarnation: Int)
         /// The activity-log transaction in flight is durable.
         case activityLogDone(node: Int, incarnation: Int, transaction: UInt64)
+        /// The activity log's bitmap page write with this ticket is durable.
+        case bitmapPagesDone(node: Int, incarnation: Int, ticket: UInt64)
         /// Bytes on one direction of a connection (Simulation+Wire).
         case toSecondary(WireChunk, link: Int)
         case toPrimary(WireChunk, link: Int)
@@ -203,6 +209,8 @@ final class Simulation {
     var verifyBytesChecked: UInt64 = 0
     /// Crash restarts that caught up from the activity log (not a full copy).
     var catchUpsFromActivityLog = 0
+    /// Of them, restarts whose transaction counted the bitmap pages (Ahead or catching up).
+    var catchUpsFromBitmapPages = 0
     var copiesInterrupted = 0
     /// Steps at which both nodes said UpToDate with nothing admitted unanswered (the blocks
     /// were compared).
@@ -377,6 +385,10 @@ final class Simulation {
             let node = nodes[index]
             guard node.alive, incarnation == node.incarnation else { return }
             activityLogDone(node, transaction: transaction)
+        case let .bitmapPagesDone(index, incarnation, ticket):
+            let node = nodes[index]
+            guard node.alive, incarnation == node.incarnation else { return }
+            bitmapPagesDone(node, ticket: ticket)
         case let .toSecondary(chunk, linkID):
             guard let link, link.id == linkID, link.unaware == nil else { return }
             receiveAtSecondary(chunk, linkID: linkID)
@@ -556,6 +568,11 @@ final class Simulation {
         // The activity-log write in flight lands or not.
         if let transaction = node.activityLogInFlight, random.chance(perMille: 500) { node.activityLogDurable = transaction }
         node.activityLogInFlight = nil
+        // Each bitmap page in flight lands or not (one 4 KiB write is atomic here).
+        for write in node.pageWritesInFlight {
+            for page in write.pages where random.chance(perMille: 500) { landPage(node, page.page, setBlocks: page.setBlocks) }
+        }
+        node.pageWritesInFlight.removeAll()
         node.io.removeAll()
         node.timedOutWrites.removeAll()
         node.ioSubmittedNs.removeAll()

@@ -26,6 +26,9 @@ enum SimulationFault: Hashable, CustomStringConvertible {
     /// The primary's activity log drops a write's extent reference at its local completion
     /// instead of the peer's confirmation (ActivityLogTestingFault.releasesAtLocalCompletion).
     case activityLogReleasesAtLocalCompletion
+    /// The primary's activity log reports the bitmap pages of an eviction persisted without
+    /// writing them (ActivityLogTestingFault.evictsBeforePagesPersisted).
+    case activityLogEvictsBeforePagesPersisted
     /// A promotion that does not move the generations (B := C, C := new, P + 1): an old
     /// primary that wrote behind a partition would then not be told split brain.
     case promotionKeepsGeneration
@@ -47,6 +50,7 @@ enum SimulationFault: Hashable, CustomStringConvertible {
         case .promotionKeepsGeneration: "promotion keeps the generations"
         case .completesStuckWritesAfterTimeout: "driver completes stuck writes after \(Self.writeTimeoutNs / 1_000_000) ms"
         case .activityLogReleasesAtLocalCompletion: "activity log releases extents at local completion"
+        case .activityLogEvictsBeforePagesPersisted: "activity log evicts before its bitmap pages are persisted"
         case .payloadChecksumSkipped: "secondary skips the payload CRC32C check"
         case .livenessNeverChecked: "link liveness never checked"
         }
@@ -205,11 +209,15 @@ struct SimulationScenario: CustomStringConvertible {
         let extentBytes = Self.blockSizeBytes << logRandom.between(0, 1)
         let writeBytesMax = 8 * Self.blockSizeBytes
         let extentsNeeded = ActivityLogSettings.extentsPerWrite(writeBytesMax: writeBytesMax, extentBytes: extentBytes)
-        activityLog = logged || testingFault == .activityLogReleasesAtLocalCompletion
+        let logFault: ActivityLogTestingFault? = switch testingFault {
+        case .activityLogReleasesAtLocalCompletion: .releasesAtLocalCompletion
+        case .activityLogEvictsBeforePagesPersisted: .evictsBeforePagesPersisted
+        default: nil
+        }
+        activityLog = logged || logFault != nil
             ? ActivityLogSettings(
                 extents: extentsNeeded + Int(logRandom.between(0, 3)), extentBytes: extentBytes,
-                writeBytesMax: writeBytesMax, lastTransaction: 0,
-                testingFault: testingFault == .activityLogReleasesAtLocalCompletion ? .releasesAtLocalCompletion : nil)
+                writeBytesMax: writeBytesMax, lastTransaction: 0, testingFault: logFault)
             : nil
         var random = SimRandom(seed: seed ^ 0x5EED_5CE7_A110_0000)
         self.seed = seed

@@ -116,6 +116,14 @@ final class NSLockLike: @unchecked Sendable {
         #expect(caught != nil, "the checker never noticed an activity log that forgot writes the peer lacked in \(Self.faultSeeds) seeds")
     }
 
+    /// ActivityLogTestingFault.evictsBeforePagesPersisted: an extent leaves the log while the
+    /// bitmap pages holding its bits (set Ahead) are not on disk, so a crash restart that
+    /// counts the pages never copies them.
+    @Test func checkerCatchesAnActivityLogThatEvictsBeforeItsPagesArePersisted() {
+        let caught = firstFailure(with: .activityLogEvictsBeforePagesPersisted) { _ in true }
+        #expect(caught != nil, "the checker never noticed evictions before their bitmap pages in \(Self.faultSeeds) seeds")
+    }
+
     /// SecondaryTestingFault.claimsUpToDateBeforeConfirmed.
     @Test func checkerCatchesAWrongUpToDateClaim() {
         let caught = firstFailure(with: .claimsUpToDateBeforeConfirmed) { $0.message.contains("says UpToDate") }
@@ -270,6 +278,7 @@ final class NSLockLike: @unchecked Sendable {
                               tornWrites: Bool? = nil, stalls: Bool? = nil,
                               matches: (SimulationFailure) -> Bool) -> SimulationFailure? {
         let restart = fault == .restartForgetsUnconfirmedWrites || fault == .activityLogReleasesAtLocalCompletion
+            || fault == .activityLogEvictsBeforePagesPersisted
         for seed in seeds ?? UInt64(1)...Self.faultSeeds {
             let scenario = SimulationScenario(seed: seed, testingFault: fault, overlapping: overlapping, primaryRestart: restart,
                                               tornWrites: tornWrites, stalls: stalls)
@@ -372,7 +381,7 @@ extension Simulation {
     /// One line about what a run exercised (TANDEM_SIM_VERBOSE=1).
     var summary: String {
         "seed \(scenario.seed): \(step) steps, \(requestsIssued) requests (\(requestsAnswered) answered), "
-            + "\(sessionsStarted) primary sessions, \(restarts) restarts, \(failovers) failovers, \(copiesCompleted) copies (\(copiesInterrupted) interrupted), \(aheadEntered) times Ahead, \(catchUpsStarted) catch-ups (\(catchUpsFromSealedBitmap) restarts from a sealed bitmap, \(catchUpsFromActivityLog) crash restarts from the activity log), \(verifiesStarted) verifies (\(verifyBytesChecked / SimulationScenario.blockSizeBytes) blocks compared), \(plannedFailoversStranded) stranded planned failovers, "
+            + "\(sessionsStarted) primary sessions, \(restarts) restarts, \(failovers) failovers, \(copiesCompleted) copies (\(copiesInterrupted) interrupted), \(aheadEntered) times Ahead, \(catchUpsStarted) catch-ups (\(catchUpsFromSealedBitmap) restarts from a sealed bitmap, \(catchUpsFromActivityLog) crash restarts from the activity log, \(catchUpsFromBitmapPages) counting bitmap pages), \(verifiesStarted) verifies (\(verifyBytesChecked / SimulationScenario.blockSizeBytes) blocks compared), \(plannedFailoversStranded) stranded planned failovers, "
             + "\(impostors) impostors, \(partitionsHealed) partitions healed (\(splitBrainsFound) split brains), \(partitionsCut) asymmetric cuts (\(partitionTimeouts) ended by liveness, \(promotionRaces) promotion races), \(diskErrors) disk errors, \(diskStalls) disk stalls (\(diskTimeouts) timed out), \(nodes.map(\.disk.tornWriteCount).reduce(0, +)) torn writes, \(linkCount) connections, \(wireTampered) frames tampered (\(wireRefused) refused, \(wireNotRestored) never restored), \(wireCompressedFrames) LZ4 frames, \(stepsInSync) steps in sync; \(scenario)"
     }
 }

@@ -10,6 +10,9 @@ public struct ActivityLogTransaction: Equatable, Sendable {
     /// Extents one transaction holds at most (40 header bytes + 4 per extent fit 4096).
     public static let extentsMax: UInt32 = 1000
     static let crcOffset = 4
+    static let flagsOffset = 36
+    /// Flag bit 0: `bitmapPagesCount`. Other bits are refused (a newer format).
+    static let flagBitmapPagesCount: UInt32 = 1
     static let extentsOffset = 40
     /// Two (session, durable epoch) pairs after the largest extent list (40 + 4 × 1000).
     static let basesOffset = 4064
@@ -21,14 +24,20 @@ public struct ActivityLogTransaction: Equatable, Sendable {
     public var extents: [UInt32]
     /// What a crash restart may catch up from (`CatchUpBase`, newest first, at most
     /// `CatchUpBase.countMax`); empty: the peer's state is not known (a copy was due or the
-    /// node was Ahead when it was written), so a crash costs a full copy.
+    /// node was Ahead with no bases when it was written), so a crash costs a full copy.
     public var bases: [CatchUpBase]
+    /// The bitmap area's pages count: a crash restart catches up the durable pages' set bits
+    /// as well as the extents (the node was Ahead or catching up; every bit set and not in
+    /// the extents was on disk when this was written). False: the extents alone.
+    public var bitmapPagesCount: Bool
 
-    public init(transaction: UInt64, resourceUUID: UInt128, extents: [UInt32], bases: [CatchUpBase] = []) {
+    public init(transaction: UInt64, resourceUUID: UInt128, extents: [UInt32], bases: [CatchUpBase] = [],
+                bitmapPagesCount: Bool = false) {
         self.transaction = transaction
         self.resourceUUID = resourceUUID
         self.extents = extents
         self.bases = bases
+        self.bitmapPagesCount = bitmapPagesCount
     }
 
     /// Precondition: at most `extentsMax` extents, strictly ascending.
@@ -41,6 +50,7 @@ public struct ActivityLogTransaction: Equatable, Sendable {
         MetadataBytes.put(transaction, &bytes, at: 8)
         MetadataBytes.put(resourceUUID, &bytes, at: 16)
         MetadataBytes.put(UInt32(extents.count), &bytes, at: 32)
+        MetadataBytes.put(bitmapPagesCount ? Self.flagBitmapPagesCount : 0, &bytes, at: Self.flagsOffset)
         for (index, extent) in extents.enumerated() {
             MetadataBytes.put(extent, &bytes, at: Self.extentsOffset + 4 * index)
         }
@@ -68,6 +78,11 @@ public struct ActivityLogTransaction: Equatable, Sendable {
         guard count <= min(extentsMax, Self.extentsMax) else {
             return .failure(.invalidField("\(count) extents, more than AL extents max \(extentsMax)"))
         }
+        // Reserved (zero) before the flag existed: an older transaction reads as extents only.
+        let flags = MetadataBytes.get(UInt32.self, slot, at: flagsOffset)
+        guard flags & ~flagBitmapPagesCount == 0 else {
+            return .failure(.invalidField("unknown transaction flags \(String(flags, radix: 16))"))
+        }
         let extents = (0..<Int(count)).map { MetadataBytes.get(UInt32.self, slot, at: extentsOffset + 4 * $0) }
         guard zip(extents, extents.dropFirst()).allSatisfy({ $0 < $1 }) else {
             return .failure(.invalidField("extents not ascending"))
@@ -79,7 +94,8 @@ public struct ActivityLogTransaction: Equatable, Sendable {
             if base.session != 0 || base.durableThroughEpoch != 0 { bases.append(base) }
         }
         return .success(ActivityLogTransaction(
-            transaction: MetadataBytes.get(UInt64.self, slot, at: 8), resourceUUID: uuid, extents: extents, bases: bases))
+            transaction: MetadataBytes.get(UInt64.self, slot, at: 8), resourceUUID: uuid, extents: extents, bases: bases,
+            bitmapPagesCount: flags & flagBitmapPagesCount != 0))
     }
 
     /// Recovery's pick: the valid transaction with the highest number (nil: none valid, the

@@ -61,19 +61,33 @@ public enum BitmapAreaCodec {
     }
 
     /// Page `page` of `bitmap`, sealed, in `bytes` (4096 bytes, reused by the caller).
+    /// `alsoSet`: blocks written as set whatever the bitmap says (the activity log's page
+    /// writes: regions the copy cleared but the peer has not confirmed yet).
     public static func encodePage(_ bitmap: DirtyBitmap, page: Int, resourceUUID: UInt128, sequence: UInt64,
-                                  into bytes: inout [UInt8]) {
+                                  alsoSet: [BlockRun] = [], into bytes: inout [UInt8]) {
         precondition(bytes.count == MetadataBytes.unitBytes, "a bitmap page is 4096 bytes")
         bitmap.encodePageBits(page, into: &bytes, at: BitmapPageHeader.headerBytes)
+        let pageFirst = UInt64(page) * DirtyBitmap.bitsPerPage
+        let pageEnd = min(pageFirst + DirtyBitmap.bitsPerPage, bitmap.blockCount)
+        for run in alsoSet {
+            var block = max(run.first, pageFirst)
+            while block < min(run.end, pageEnd) {
+                let bit = Int(block - pageFirst)
+                bytes[BitmapPageHeader.headerBytes + bit / 8] |= UInt8(1) << UInt8(bit % 8)
+                block += 1
+            }
+        }
         BitmapPageHeader(pageIndex: UInt32(page), superblockSequence: sequence,
                          resourceTag: BitmapPageHeader.resourceTag(resourceUUID)).seal(&bytes)
     }
 
     /// Proves stored page `page` against the superblock that seals the bitmap and loads its
     /// bits into `bitmap` (the page then counts as persisted). On a problem nothing changes.
-    public static func loadPage(_ bytes: [UInt8], page: Int, superblock: MetadataSuperblock,
+    /// `sealed` false: the pages the activity log persisted while the area is not sealed (a
+    /// crash restart whose transaction says they count); the seal's sequence is not checked.
+    public static func loadPage(_ bytes: [UInt8], page: Int, superblock: MetadataSuperblock, sealed: Bool = true,
                                 into bitmap: inout DirtyBitmap) -> BitmapPageProblem? {
-        precondition(superblock.bitmapSealed, "loading pages of a bitmap that is not sealed")
+        precondition(!sealed || superblock.bitmapSealed, "loading pages of a bitmap that is not sealed")
         let decoded: (header: BitmapPageHeader, bits: ArraySlice<UInt8>)
         switch BitmapPageHeader.decodePage(bytes, expectedIndex: UInt32(page)) {
         case .failure(let error): return .unit(error)
@@ -83,7 +97,7 @@ public enum BitmapAreaCodec {
         guard decoded.header.resourceTag == expectedTag else {
             return .otherResource(foundTag: decoded.header.resourceTag, expectedTag: expectedTag)
         }
-        guard decoded.header.superblockSequence <= superblock.bitmapSealedSequence else {
+        guard !sealed || decoded.header.superblockSequence <= superblock.bitmapSealedSequence else {
             return .writtenAfterSeal(pageSequence: decoded.header.superblockSequence,
                                      sealedSequence: superblock.bitmapSealedSequence)
         }

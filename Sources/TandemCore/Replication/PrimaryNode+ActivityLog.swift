@@ -1,7 +1,8 @@
 // PrimaryNode's activity log: what makes a crash restart cost the regions the primary's last
-// moments touched instead of the whole volume (docs/replication.md, *Stops and restarts*;
-// docs/metadata.md, *Activity-log transaction*). The decisions are the ActivityLog's
-// (Tracking); this file wires them into the write path:
+// moments touched (and, Ahead or catching up, the bitmap's regions) instead of the whole
+// volume (docs/replication.md, *Stops and restarts*; docs/metadata.md, *Activity-log
+// transaction*). The decisions are the ActivityLog's (Tracking); this file wires them into
+// the write path:
 //
 // - Admission: every application write (and zero chunk) notes its extents. A write to an
 //   extent outside the durable active set waits for the transaction naming it: its payload is
@@ -13,14 +14,31 @@
 // - References: a write keeps its extents in the set until the stream releases it — durable
 //   on the peer and written here, or (Ahead) marked in the bitmap. An evicting transaction
 //   flushes the volume first: the writes of the extent that leaves are then on stable storage.
-// - Bases: each transaction records the catch-up bases it proves — what the peer held
-//   (session and durable epoch) when it was written — or none while a copy is due, the node
-//   is Ahead, or any bit is set (the bitmap is not persisted with the log, so such a crash
-//   copies the volume). Bitmap pages an eviction asks for are therefore never needed by a
-//   crash restart and are reported persisted at once. When the bases are found or lost a
-//   transaction is written to record it (a crash while Ahead or copying copies the volume).
+// - Bases (the mode, `ActivityLogMode`): in sync (no bit set, no copy due) a transaction
+//   records the bases the peer held when it was written. Ahead or catching up it records the
+//   bases a clean stop would seal the bitmap with (PrimaryNode+Stop) and says the bitmap
+//   pages count: a crash restart catches up the durable pages ∪ its extents. That holds
+//   because on-disk pages ∪ the log's extents ⊇ every bit set for a region the peer may lack:
+//   a bit set by a write has its extent in the log, which it leaves only by an eviction whose
+//   pages are durable first (`.persistBitmapPages`, encoded with the regions of copy chunks
+//   the peer has not confirmed, which the bitmap no longer marks). Bits set without a write
+//   (a tracked bitmap at start, verify mismatches) make every page holding one written before
+//   a transaction says pages count again. A full copy (`markEveryBlock`) records no bases: a
+//   crash during one copies the volume again. So does a crash while stopping or after a
+//   disk failure. When the mode (or, counting pages, the session or Ahead) changes, a
+//   transaction is written to record it.
 // - Transactions: one in flight at a time; every miss while one is in flight joins the next
 //   (group commit), which the driver writes (one 4 KiB write and a data sync).
+
+/// What the next activity-log transaction may claim.
+enum ActivityLogMode: Sendable, Equatable {
+    /// No bases: a crash restart copies the volume.
+    case none
+    /// In sync: the bases the peer holds; the extents alone are what it may lack.
+    case inSync
+    /// Ahead or catching up: the bitmap's durable pages ∪ the extents, from the catch-up bases.
+    case pages
+}
 
 extension PrimaryNode {
     /// The write path's state around the ActivityLog. Tables are allocated at the first write.
@@ -36,12 +54,32 @@ extension PrimaryNode {
         var sendLevel: UInt64 = 0
         /// The admission's verdict for the write being fed to the stream (0: none needed).
         var pendingTransaction: UInt64 = 0
-        /// The last transaction formed carried bases.
-        var formedWithBases = false
+        /// What the last transaction formed claimed (and, counting pages, for which session
+        /// and whether Ahead): a change writes a transaction at once.
+        var formedMode = ActivityLogMode.none
+        var formedSession: UInt64 = 0
+        var formedAhead = false
+        /// Bumped when bits are set without a write; the value the last whole-bitmap write
+        /// covered. Pages count only when they are equal.
+        var bitsWithoutWrite: UInt64 = 0
+        var pagesCoverThrough: UInt64 = 0
+        /// Every block was marked (a full copy): no transaction counts pages until in sync.
+        var wholeVolumeMarked = false
+        /// Page writes asked for and not answered, and the last ticket.
+        var pageWrites: [PageWrite] = []
+        var pageTicket: UInt64 = 0
         /// The head of the queue could not take a reference (no evictable extent).
         var blocked = false
         /// A log write failed: the disk failed, nothing waits for the log any more.
         var failed = false
+    }
+
+    /// A `.persistBitmapPages` in flight: the eviction pages it answers, and for a write of
+    /// every page the `bitsWithoutWrite` value it covers.
+    struct PageWrite: Sendable {
+        var ticket: UInt64
+        var requests: [ActivityLog.PageRequest]
+        var covers: UInt64?
     }
 
     static func makeActivityLog(_ config: PrimaryNodeConfig) -> ActivityLog? {
@@ -52,17 +90,43 @@ extension PrimaryNode {
             lastTransaction: settings.lastTransaction)
     }
 
-    /// A transaction formed now proves bases (checked after every event: no allocation).
+    /// A transaction formed now proves in-sync bases (checked after every event: no allocation).
     var activityLogHasBases: Bool {
         !isAhead && !copyWanted && !restartPending && pendingSession == nil && peerInconsistentThroughEpoch == nil
             && !stopping && !diskFailed && bitmap.outOfSyncBytes == 0
     }
 
+    /// Out of sync, a transaction could count the bitmap's pages (once they cover the bits
+    /// set without a write): bases exist as a clean stop would seal them, and no full copy.
+    var activityLogPagesMayCount: Bool {
+        !stopping && !diskFailed && !gate.wholeVolumeMarked && (!isAhead || !catchUpBases.isEmpty)
+    }
+
+    var activityLogMode: ActivityLogMode {
+        if activityLogHasBases { return .inSync }
+        guard activityLogPagesMayCount, gate.pagesCoverThrough == gate.bitsWithoutWrite else { return .none }
+        return .pages
+    }
+
     /// The bases a transaction formed now proves (empty: a crash must copy the volume).
-    public var activityLogBases: [CatchUpBase] {
-        guard activityLogHasBases else { return [] }
-        return SessionBasis.basesAfterLosingPeer(
-            session: session, peerDurableEpoch: primary.peerDurableEpoch, previous: catchUpBases)
+    public var activityLogBases: [CatchUpBase] { activityLogBases(activityLogMode) }
+
+    func activityLogBases(_ mode: ActivityLogMode) -> [CatchUpBase] {
+        switch mode {
+        case .none: return []
+        case .inSync, .pages:
+            // Counting pages, as the clean stop's seal (PrimaryNode+Stop): Ahead, what the
+            // peer held when the node went Ahead; catching up, what it holds of this session.
+            if mode == .pages && isAhead { return catchUpBases }
+            return SessionBasis.basesAfterLosingPeer(
+                session: session, peerDurableEpoch: primary.peerDurableEpoch, previous: catchUpBases)
+        }
+    }
+
+    /// Bits were set that no write's extent covers: the whole bitmap must be written before
+    /// a transaction counts pages again.
+    mutating func activityLogBitsWithoutWrite() {
+        gate.bitsWithoutWrite &+= 1
     }
 
     /// Admission of a write to `offset`+`length`: false when it must wait (no extent can be
@@ -145,20 +209,7 @@ extension PrimaryNode {
         _ transaction: UInt64, errno: Int32, nowNs: UInt64, into actions: inout [PrimaryNodeAction]
     ) {
         guard activityLog != nil else { preconditionFailure("an activity-log result without a log") }
-        guard errno == 0 else {
-            // The disk failed: a held write fails as a local write that failed would — not
-            // written here, still sent (in order, held sends first) and answered EIO once the
-            // stream is done with it (docs/replication.md, *Disk failures*). No log is kept
-            // from here on.
-            failDisk("activity-log write", errno, into: &actions)
-            gate.failed = true
-            for held in gate.heldSends { actions.append(.send(held.message)) }
-            gate.heldSends.removeAll()
-            let held = gate.heldWrites
-            gate.heldWrites.removeAll()
-            for write in held { localWriteDone(write.sequence, errno: PrimaryErrno.eio, nowNs: nowNs, into: &actions) }
-            return
-        }
+        guard errno == 0 else { return activityLogFailed("activity-log write", errno, nowNs: nowNs, into: &actions) }
         activityLog!.transactionDurable(transaction)
         var kept = 0
         for index in gate.heldWrites.indices {
@@ -179,21 +230,46 @@ extension PrimaryNode {
         gate.heldSends.removeFirst(released)
     }
 
+    /// A metadata write of the log failed: the disk failed, nothing waits for the log any more.
+    /// A held write fails as a local write that failed would — not written here, still sent
+    /// (in order, held sends first) and answered EIO once the stream is done with it
+    /// (docs/replication.md, *Disk failures*). No log is kept from here on.
+    mutating func activityLogFailed(_ operation: String, _ errno: Int32, nowNs: UInt64,
+                                    into actions: inout [PrimaryNodeAction]) {
+        guard !gate.failed else { return }
+        failDisk(operation, errno, into: &actions)
+        gate.failed = true
+        for held in gate.heldSends { actions.append(.send(held.message)) }
+        gate.heldSends.removeAll()
+        let held = gate.heldWrites
+        gate.heldWrites.removeAll()
+        for write in held { localWriteDone(write.sequence, errno: PrimaryErrno.eio, nowNs: nowNs, into: &actions) }
+    }
+
     /// The end of every event: form the next transaction if one is due and none is in flight.
     mutating func activityLogEndTurn(into actions: inout [PrimaryNodeAction]) {
         guard activityLog != nil, !gate.failed, !stopped else { return }
-        let hasBases = activityLogHasBases
-        // Bases found or lost (a copy ends; Ahead or a copy begins): the ring says so at once,
+        let mode = activityLogMode
+        if mode == .inSync {
+            // No bit is set and no copy is due: what was set without a write is gone.
+            gate.wholeVolumeMarked = false
+            gate.pagesCoverThrough = gate.bitsWithoutWrite
+        }
+        // The mode changed (a copy ends; Ahead or a copy begins): the ring says so at once,
         // so that a crash restart never believes bases of a state the node has left.
-        if enabled && gate.formedWithBases != hasBases && activityLog!.inFlightTransaction == 0 {
+        let changed = gate.formedMode != mode
+            || (mode == .pages && (gate.formedSession != session || gate.formedAhead != isAhead))
+        if enabled && changed && activityLog!.inFlightTransaction == 0 {
             activityLog!.requestTransaction()
         }
-        // Pages: no crash restart reads them (bases are empty whenever a bit is set).
-        while let request = activityLog!.nextPageToPersist() { activityLog!.bitmapPagePersisted(request) }
+        activityLogPersistPages(mode, into: &actions)
         guard let number = activityLog!.endTurn() else { return }
-        let bases = activityLogBases
-        gate.formedWithBases = hasBases
+        let bases = activityLogBases(mode)
+        gate.formedMode = bases.isEmpty ? .none : mode
+        gate.formedSession = session
+        gate.formedAhead = isAhead
         actions.append(.writeActivityLog(transaction: number, extents: Array(activityLog!.transactionExtents),
-                                         bases: bases, flushVolumeFirst: activityLog!.transactionEvicts))
+                                         bases: bases, flushVolumeFirst: activityLog!.transactionEvicts,
+                                         bitmapPagesCount: mode == .pages && !bases.isEmpty))
     }
 }

@@ -123,6 +123,7 @@ extension PrimaryNode {
         else { return }
         if local != peer {
             _ = bitmap.setRange(offsetBytes: offset, lengthBytes: length)
+            activityLogBitsWithoutWrite()
             run.mismatchedBytes += length
             actions.append(.notice(.verifyMismatch(offsetBytes: offset, lengthBytes: length)))
         }

@@ -225,6 +225,7 @@ public struct PrimaryNode: Sendable {
             if let trackedBitmap, trackedBitmap.blockBytes == bitmap.blockBytes,
                 trackedBitmap.volumeSizeBytes == bitmap.volumeSizeBytes {
                 bitmap = trackedBitmap
+                activityLogBitsWithoutWrite()
                 startCopy()
             } else {
                 markWholeVolume()
@@ -243,6 +244,7 @@ public struct PrimaryNode: Sendable {
     /// Sets every bit (the peer may lack any block).
     mutating func markEveryBlock() {
         _ = bitmap.setBlocks(BlockRun(first: 0, count: bitmap.blockCount))
+        gate.wholeVolumeMarked = true
     }
 
     /// The copy (re)starts at the beginning of the bitmap.
@@ -390,6 +392,8 @@ public struct PrimaryNode: Sendable {
             activityLogWritten(transaction, errno: errno, nowNs: nowNs, into: &actions)
         case let .setPeriod(ns):
             setPeriod(ns)
+        case let .bitmapPagesPersisted(ticket, errno):
+            bitmapPagesPersisted(ticket, errno: errno, nowNs: nowNs, into: &actions)
         }
         settle(nowNs: nowNs, into: &actions)
         checkInvariants()

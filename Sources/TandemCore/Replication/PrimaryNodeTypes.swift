@@ -56,6 +56,10 @@ public enum ActivityLogTestingFault: Sendable, Hashable {
     /// it: the extent can leave the log while the peer still lacks the write, and a crash
     /// restart then never copies it.
     case releasesAtLocalCompletion
+    /// The bitmap pages an eviction needs are reported persisted without being written while
+    /// transactions still say the pages count: a crash restart then misses the bits set
+    /// while Ahead in the extents that left the log.
+    case evictsBeforePagesPersisted
 }
 
 public struct PrimaryNodeConfig: Sendable, Hashable {
@@ -184,6 +188,8 @@ public enum PrimaryNodeEvent: Sendable, Hashable {
     case setResyncRateMin(bytesPerSecond: UInt64)
     /// The transaction asked by `.writeActivityLog` is durable (0), or its write failed.
     case activityLogWritten(transaction: UInt64, errno: Int32)
+    /// The page write asked by `.persistBitmapPages` with this ticket is durable (0), or failed.
+    case bitmapPagesPersisted(ticket: UInt64, errno: Int32)
     /// The daemon's `resync_concurrency_max` slot: without it the copy (full or catch-up)
     /// reads nothing and `streamState` is `pausedSync`. A node starts permitted.
     case resyncPermitted(Bool)
@@ -257,7 +263,14 @@ public enum PrimaryNodeAction: Sendable, Hashable {
     /// and the catch-up bases it proves) to its ring slot and make it durable; answer
     /// `.activityLogWritten`. `flushVolumeFirst`: an extent leaves the set, so flush the
     /// volume first (its completed writes must be durable before no log names them).
-    case writeActivityLog(transaction: UInt64, extents: [UInt32], bases: [CatchUpBase], flushVolumeFirst: Bool)
+    /// `bitmapPagesCount`: the transaction says the bitmap area's durable pages count too.
+    case writeActivityLog(transaction: UInt64, extents: [UInt32], bases: [CatchUpBase], flushVolumeFirst: Bool,
+                          bitmapPagesCount: Bool)
+    /// Write these pages of the node's `bitmap` (nil: every page) to the metadata file's
+    /// bitmap area, each block of `alsoSet` set as well, encoded when the write is done, and
+    /// make them durable; answer `.bitmapPagesPersisted(ticket)`. The activity log's order:
+    /// an extent leaves the log only once its pages are durable.
+    case persistBitmapPages(ticket: UInt64, pages: [Int]?, alsoSet: [BlockRun])
     /// Flush the local volume; answer with `.localFlushDone`. At most one is in flight.
     case flushLocal
     /// Read a copy chunk into a chunk buffer of its own (at most `copyBuffersMax` are held:

@@ -7,7 +7,7 @@
 // allocate. No I/O: pages are encoded into, and loaded from, bytes the caller owns.
 
 /// A run of consecutive blocks.
-public struct BlockRun: Equatable, Sendable {
+public struct BlockRun: Hashable, Sendable {
     public var first: UInt64
     public var count: UInt64
     public init(first: UInt64, count: UInt64) {

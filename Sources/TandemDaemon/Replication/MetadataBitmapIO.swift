@@ -55,10 +55,42 @@ enum MetadataBitmapIO {
         return written
     }
 
+    /// Writes `pages` of `bitmap` (nil: every page), ascending, each with the blocks of
+    /// `alsoSet` set too, sealed with `sequence`, without syncing: the activity log's page
+    /// writes. Returns the pages written.
+    static func writeSelectedPages(_ bitmap: DirtyBitmap, pages: [Int]?, alsoSet: [BlockRun], fd: Int32, path: String,
+                                   baseOffsetBytes: UInt64 = 0,
+                                   superblock: MetadataSuperblock, sequence: UInt64) throws(IOError) -> Int {
+        let list = (pages ?? Array(0..<bitmap.pageCount)).sorted()
+        guard !list.isEmpty else { return 0 }
+        let buffer = AlignedPages(count: min(runPagesMax, list.count))
+        defer { buffer.free() }
+        var scratch = [UInt8](repeating: 0, count: pageBytes)
+        var index = 0
+        while index < list.count {
+            // A run of consecutive pages, at most one buffer long.
+            let first = list[index]
+            var count = 0
+            while index < list.count, count < buffer.count, list[index] == first + count {
+                precondition(list[index] >= 0 && list[index] < bitmap.pageCount, "page \(list[index]) outside the bitmap")
+                BitmapAreaCodec.encodePage(bitmap, page: list[index], resourceUUID: superblock.resourceUUID,
+                                           sequence: sequence, alsoSet: alsoSet, into: &scratch)
+                scratch.withUnsafeBytes { buffer.page(count).copyMemory(from: $0.baseAddress!, byteCount: pageBytes) }
+                count += 1
+                index += 1
+            }
+            while index < list.count && list[index] < first + count { index += 1 }  // duplicates
+            try MetadataFileIO.writeAll(fd: fd, UnsafeRawBufferPointer(start: buffer.base, count: count * pageBytes),
+                                        offset: baseOffsetBytes + superblock.geometry.bitmapPageOffset(UInt64(first)), path: path)
+        }
+        return list.count
+    }
+
     /// Reads every page of the sealed bitmap and proves it; the first page that cannot be
     /// proven is the error (nothing is guessed: no page counts as clear without its proof).
-    static func readPages(fd: Int32, path: String, baseOffsetBytes: UInt64 = 0, superblock: MetadataSuperblock) throws(MetadataBitmapError)
-        -> DirtyBitmap
+    /// `sealed` false: the pages the activity log persisted in an unsealed area.
+    static func readPages(fd: Int32, path: String, baseOffsetBytes: UInt64 = 0, superblock: MetadataSuperblock,
+                          sealed: Bool = true) throws(MetadataBitmapError) -> DirtyBitmap
     {
         var bitmap: DirtyBitmap
         switch BitmapAreaCodec.emptyBitmap(for: superblock) {
@@ -76,7 +108,8 @@ enum MetadataBitmapIO {
                 let page = first + index
                 let available = max(0, min(pageBytes, got - index * pageBytes))
                 let bytes = Array(UnsafeRawBufferPointer(start: buffer.page(index), count: available))
-                if let problem = BitmapAreaCodec.loadPage(bytes, page: page, superblock: superblock, into: &bitmap) {
+                if let problem = BitmapAreaCodec.loadPage(bytes, page: page, superblock: superblock, sealed: sealed,
+                                                          into: &bitmap) {
                     throw MetadataBitmapError(path: path, page: page, reason: problem.description, errno: EIO)
                 }
             }

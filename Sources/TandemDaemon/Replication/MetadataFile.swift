@@ -223,6 +223,33 @@ final class MetadataFile: IOHandler {
         return written
     }
 
+    /// The activity log's page writes during a primary session: `pages` of `bitmap` (nil:
+    /// every page) with the blocks of `alsoSet` set too, then fdatasync, before returning. The
+    /// area is unsealed first if sealed (the start record normally cleared the seal). The area
+    /// no longer holds any bitmap's persisted state: the next `writeBitmap` writes every page.
+    func writeBitmapPages(_ bitmap: DirtyBitmap, pages: [Int]?, alsoSet: [BlockRun]) throws(IOError) {
+        precondition(BitmapAreaCodec.fits(bitmap, superblock), "a bitmap of another geometry than \(path)'s")
+        guard !closed, !failed else { throw IOError(errno: EIO, "write \(path): the metadata file failed earlier") }
+        if superblock.bitmapSealed { try invalidateBitmap() }
+        bitmapAreaMatches = false
+        do {
+            _ = try MetadataBitmapIO.writeSelectedPages(bitmap, pages: pages, alsoSet: alsoSet, fd: volume.fd, path: path,
+                                                        baseOffsetBytes: baseOffsetBytes, superblock: superblock,
+                                                        sequence: superblock.sequence)
+            try MetadataFileIO.dataSync(fd: volume.fd, path: path)
+        } catch {
+            failed = true
+            throw error
+        }
+    }
+
+    /// The pages the activity log persisted (a crash restart whose newest transaction says
+    /// they count): every page proven as `loadBitmap` proves them, except against a seal.
+    func loadUnsealedBitmap() throws(MetadataBitmapError) -> DirtyBitmap {
+        try MetadataBitmapIO.readPages(fd: volume.fd, path: path, baseOffsetBytes: baseOffsetBytes, superblock: superblock,
+                                       sealed: false)
+    }
+
     /// The clean stop: writes `bitmap` (`writeBitmap`) and then the superblock that seals
     /// it, each durable before the next step. Already sealed with no page changed: nothing.
     func sealBitmap(_ bitmap: inout DirtyBitmap, bases: [CatchUpBase] = []) throws(IOError) {

@@ -42,7 +42,8 @@ extension PrimaryReplicator {
     /// before it is answered: synchronously on the loop (the writes it protects wait for it).
     /// An evicting transaction flushes the volume first: the leaving extent's writes are then
     /// on stable storage before no transaction names them.
-    func writeActivityLog(_ number: UInt64, extents: [UInt32], bases: [CatchUpBase], flushVolumeFirst: Bool) {
+    func writeActivityLog(_ number: UInt64, extents: [UInt32], bases: [CatchUpBase], flushVolumeFirst: Bool,
+                          bitmapPagesCount: Bool) {
         var code: Int32 = 0
         if flushVolumeFirst {
             while fdatasync(volume.fd) != 0 {
@@ -50,9 +51,16 @@ extension PrimaryReplicator {
             }
             if code != 0 { health.record("flush", errno: code) }
         }
-        if code == 0 { code = onWriteActivityLog?(number, extents, bases) ?? EIO }
+        if code == 0 { code = onWriteActivityLog?(number, extents, bases, bitmapPagesCount) ?? EIO }
         counters.activityLogWrites += 1
         feed(.activityLogWritten(transaction: number, errno: code))
+    }
+
+    /// Writes the bitmap pages the activity log asks for (encoded now, from the node's bitmap)
+    /// durably, synchronously on the loop like the transactions they come before.
+    func persistBitmapPages(_ ticket: UInt64, pages: [Int]?, alsoSet: [BlockRun]) {
+        let code = onPersistBitmapPages?(node.bitmap, pages, alsoSet) ?? EIO
+        feed(.bitmapPagesPersisted(ticket: ticket, errno: code))
     }
 
     /// Writes what is left of a retained write (all of it, or the rest after a short write).

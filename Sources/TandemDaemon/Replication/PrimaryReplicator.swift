@@ -99,7 +99,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     /// metadata's bitmap area, sealed) before the stop is recorded.
     var onPersistBitmap: ((DirtyBitmap, [CatchUpBase]) -> Void)?
     /// Writes an activity-log transaction durably (the metadata's ring): 0 or the errno.
-    var onWriteActivityLog: ((UInt64, [UInt32], [CatchUpBase]) -> Int32)?
+    var onWriteActivityLog: ((UInt64, [UInt32], [CatchUpBase], Bool) -> Int32)?
+    /// Writes bitmap pages durably for the activity log (pages nil: every page): 0 or the errno.
+    var onPersistBitmapPages: ((DirtyBitmap, [Int]?, [BlockRun]) -> Int32)?
     /// Why this session started as it did (status `session_start_reason`).
     var sessionStartReason = ""
     /// The peer asked for a planned failover (FailoverRequest).
@@ -323,8 +325,10 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         case let .writeLocal(write): writeLocal(write)
         case let .holdLocalWrite(write): writeLocal(write, issue: false)
         case let .issueLocalWrite(sequence): submitLocalIO(retained.slot(sequence))
-        case let .writeActivityLog(number, extents, bases, flushVolumeFirst):
-            writeActivityLog(number, extents: extents, bases: bases, flushVolumeFirst: flushVolumeFirst)
+        case let .writeActivityLog(number, extents, bases, flushVolumeFirst, bitmapPagesCount):
+            writeActivityLog(number, extents: extents, bases: bases, flushVolumeFirst: flushVolumeFirst,
+                             bitmapPagesCount: bitmapPagesCount)
+        case let .persistBitmapPages(ticket, pages, alsoSet): persistBitmapPages(ticket, pages: pages, alsoSet: alsoSet)
         case .flushLocal: context.loop.prepareFlush(volume: volume, handler: handlerID, tag: Self.flushTag)
         case let .readCopyChunk(offset, length): readCopyChunk(offset: offset, length: length)
         case let .discardCopyChunk(offset): retained.copies.release(offset: offset)

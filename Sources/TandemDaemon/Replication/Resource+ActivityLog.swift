@@ -10,8 +10,12 @@
 // - `crashed-primary` is set with the start record and cleared with the stop record (and at
 //   a role change). Found set at open — the primary did not stop — with no writes while
 //   disabled since, the ring's newest transaction, proven (ActivityLogRing), gives what the
-//   next session catches up: its extents, from its bases (reason `crash-recovery`). A ring
-//   that proves nothing is published (`activity-log-unreadable`) and the volume is copied.
+//   next session catches up: its extents, from its bases (reason `crash-recovery`), and when
+//   it says the bitmap pages count (the primary was Ahead or catching up) the set bits of the
+//   durable pages too. A ring that proves nothing, or a page that cannot be proven, is
+//   published (`activity-log-unreadable`) and the volume is copied.
+// - The node's page writes (`.persistBitmapPages`) go through the metadata file, durable
+//   before they are answered.
 import Glibc
 import TandemCore
 import TandemIO
@@ -40,6 +44,14 @@ extension Resource {
                           metadata: ["transaction": "\(transaction.transaction)"])
         case .success(let transaction?):
             var bitmap = DirtyBitmap(volumeSizeBytes: volume.sizeBytes, blockBytes: UInt64(node.bitmapBlockBytes))
+            if transaction.bitmapPagesCount {
+                do throws(MetadataBitmapError) { bitmap = try metadata.loadUnsealedBitmap() } catch {
+                    return activityLogUnreadable("\(error)")
+                }
+                guard bitmap.volumeSizeBytes == volume.sizeBytes else {
+                    return activityLogUnreadable("metadata \(metadata.path): the bitmap describes another volume size")
+                }
+            }
             for region in ActivityLog.dirtyRegions(afterCrash: transaction.extents, extentBytes: UInt64(node.alExtentBytes),
                                                    volumeSizeBytes: volume.sizeBytes) {
                 _ = bitmap.setRange(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes)
@@ -47,10 +59,12 @@ extension Resource {
             trackedSinceStop = TrackedBitmap(bitmap: bitmap, bases: transaction.bases, fromCrash: true)
             logger.notice("the primary did not stop cleanly: the next session catches up the activity log's extents",
                           metadata: ["transaction": "\(transaction.transaction)", "extents": "\(transaction.extents.count)",
+                                     "bitmap_pages": "\(transaction.bitmapPagesCount)",
                                      "out_of_sync_bytes": "\(bitmap.outOfSyncBytes)"])
             context.events.publish(resource: spec.name, "activity-log-recovered", [
                 "transaction": .int(Int64(clamping: transaction.transaction)),
                 "extents": .int(Int64(transaction.extents.count)),
+                "bitmap_pages": .bool(transaction.bitmapPagesCount),
                 "out_of_sync_bytes": .int(Int64(clamping: bitmap.outOfSyncBytes)),
             ])
         }
@@ -92,13 +106,30 @@ extension Resource {
     }
 
     /// The node asks for transaction `number`: written and durable on return (0), or the errno.
-    func writeActivityLog(_ number: UInt64, extents: [UInt32], bases: [CatchUpBase]) -> Int32 {
+    func writeActivityLog(_ number: UInt64, extents: [UInt32], bases: [CatchUpBase], bitmapPagesCount: Bool) -> Int32 {
         do throws(IOError) {
             try metadata.writeActivityLog(ActivityLogTransaction(
-                transaction: number, resourceUUID: metadata.latest.resourceUUID, extents: extents, bases: bases))
+                transaction: number, resourceUUID: metadata.latest.resourceUUID, extents: extents, bases: bases,
+                bitmapPagesCount: bitmapPagesCount))
             return 0
         } catch {
             logger.error("writing the activity log failed", metadata: ["metadata": "\(metadata.path)", "error": "\(error)"])
+            return error.errno
+        }
+    }
+
+    /// The node asks for bitmap pages (nil: every page): written and durable on return (0),
+    /// or the errno.
+    func persistActivityLogPages(_ bitmap: DirtyBitmap, pages: [Int]?, alsoSet: [BlockRun]) -> Int32 {
+        guard BitmapAreaCodec.fits(bitmap, metadata.latest) else {
+            logger.error("the node's bitmap does not fit the metadata file", metadata: ["metadata": "\(metadata.path)"])
+            return EIO
+        }
+        do throws(IOError) {
+            try metadata.writeBitmapPages(bitmap, pages: pages, alsoSet: alsoSet)
+            return 0
+        } catch {
+            logger.error("writing bitmap pages failed", metadata: ["metadata": "\(metadata.path)", "error": "\(error)"])
             return error.errno
         }
     }

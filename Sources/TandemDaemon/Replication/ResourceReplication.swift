@@ -108,8 +108,11 @@ extension Resource {
         let replicator = PrimaryReplicator(spec: spec, volume: volume, buffers: backend.buffers, context: context,
                                            basis: start.basis, trackedBitmap: start.basis.isCatchUp ? tracked?.bitmap : nil,
                                            activityLog: activityLog, counters: counters, health: health, logger: logger)
-        replicator.onWriteActivityLog = { [unowned self] number, extents, bases in
-            writeActivityLog(number, extents: extents, bases: bases)
+        replicator.onWriteActivityLog = { [unowned self] number, extents, bases, pagesCount in
+            writeActivityLog(number, extents: extents, bases: bases, bitmapPagesCount: pagesCount)
+        }
+        replicator.onPersistBitmapPages = { [unowned self] bitmap, pages, alsoSet in
+            persistActivityLogPages(bitmap, pages: pages, alsoSet: alsoSet)
         }
         replicator.sessionStartReason = start.reason.description
         replicator.onFirstWrite = { [unowned self] in _ = updateRecord { $0 = $0.afterFirstWrite() } }

@@ -149,6 +149,63 @@ extension Replication {
         #expect(beta == AcknowledgedWriter.pattern(disabledFirstBlock), "beta has the writes made while disabled")
     }
 
+    /// issue 13 §4: an async primary Ahead after a cut writes one block in each of the 32
+    /// extents (more than its 16-extent log: 16 evictions or more, each persisting its bitmap pages
+    /// first) and is killed. Restarted with the link still cut it catches up (its durable
+    /// pages ∪ its newest transaction's extents, from the catch-up's bases): every bit set
+    /// before the kill, at most the log's extents more, never the volume; after the heal the
+    /// link carries about that and the volumes are identical.
+    @Test func aPrimaryKilledWhileAheadCatchesUpItsBitmapAndLogNotTheVolume() throws {
+        let pair = try CatchUpTests.makePair()  // 1 MiB requests: the 4 MiB buffer overflows
+        let proxy = try #require(pair.proxy)
+        let logExtents = 16
+        try pair.create(on: pair.beta, role: "secondary", peer: ("alpha", pair.alphaAddress), mode: "async",
+                        initialSync: "none", compression: "none")
+        try pair.create(on: pair.alpha, role: "primary", peer: ("beta", pair.betaAddressForAlpha), mode: "async",
+                        initialSync: "none", compression: "none", asyncBufferBytes: 4 << 20,
+                        settings: ["al_extents": logExtents])
+        try pair.expectOK(try pair.beta.control().request("enable", ["name": ReplicatedPair.resource]))
+        try pair.expectOK(try pair.alpha.control().request("enable", ["name": ReplicatedPair.resource]))
+        try pair.waitInSync()
+        proxy.cut()
+        let client = try RawNBDClient.transmitting(socketPath: pair.nbdSocket(pair.alpha), exportName: ReplicatedPair.resource)
+        // 1 MiB writes from 0 until the 4 MiB buffer overflows: alpha goes Ahead.
+        var chunk = 0
+        while try pair.status(pair.alpha)["replication_state"] as? String != "Ahead" {
+            try #require(chunk < 24, "alpha never went Ahead")
+            try client.write(offset: UInt64(chunk << 20), data: [UInt8](repeating: UInt8(0xA0 + chunk), count: 1 << 20))
+            chunk += 1
+        }
+        for extent in 0..<(Self.volumeBytes / Self.extentBytes) {
+            let block = extent * Self.blocksPerExtent + Self.blocksPerExtent / 2
+            try client.write(offset: UInt64(block) * 4096, data: AcknowledgedWriter.pattern(block))
+        }
+        client.disconnect()
+        let before = try pair.status(pair.alpha)
+        #expect(before["replication_state"] as? String == "Ahead", "\(before)")
+        let dirtyBeforeKill = before["out_of_sync_bytes"] as? Int ?? -1
+        #expect(dirtyBeforeKill >= 30 * 4096, "a block per extent at least: \(before)")
+
+        pair.alpha.crash()
+        try pair.alpha.start()
+        let restarted = try pair.status(pair.alpha)
+        proxy.resetCounters()
+        #expect(restarted["session_start"] as? String == "catch-up", "\(restarted)\n\(pair.alpha.logTail())")
+        #expect((restarted["session_start_reason"] as? String ?? "").contains("crash-recovery"), "\(restarted)")
+        let dirtyBytes = restarted["out_of_sync_bytes"] as? Int ?? -1
+        #expect(dirtyBytes >= dirtyBeforeKill && dirtyBytes <= dirtyBeforeKill + logExtents * Self.extentBytes,
+                "every bit set before the kill (\(dirtyBeforeKill)) and at most the log's extents: \(dirtyBytes)")
+        #expect(dirtyBytes < Self.volumeBytes, "not the volume: \(dirtyBytes)")
+        let log = try String(contentsOfFile: pair.alpha.logPath, encoding: .utf8)
+        #expect(log.contains("catches up the activity log's extents") && log.contains("bitmap_pages"),
+                "alpha says why, and that the pages counted:\n\(pair.alpha.logTail())")
+
+        proxy.heal()
+        try CatchUpTests.waitCaughtUp(pair)
+        try CatchUpTests.expectOnlyDirtyRegionsMoved(proxy, dirtyBytes: dirtyBytes, pair: pair)
+        try CatchUpTests.expectIdenticalVolumes(pair)
+    }
+
     /// `al_extents` must hold every extent one request may touch (32 MiB requests, 4 MiB
     /// extents: 9); a smaller log is refused at `create` and nothing is created.
     @Test func createRefusesAnActivityLogTooSmallForTheLargestRequest() throws {
