@@ -126,16 +126,11 @@ jobs=1  # fio jobs per run: 2 for rawpair (one per file)
 
 # Running daemons: "label=pid" entries; all are stopped between targets.
 source Benchmarks/lib/processes.sh
-tgt_backing=""  # separate layout: the tmpfs file behind the loop device TGT
+source Benchmarks/lib/secondary-device.sh
 cleanup() {
     stop_all
     rm -f "$src"
-    if [[ -n "$tgt_backing" ]]; then
-        [[ -b "$tgt" ]] && losetup -d "$tgt"
-        rm -f "$tgt_backing"
-    else
-        rm -f "$tgt"
-    fi
+    tgt_cleanup
 }
 trap cleanup EXIT
 
@@ -145,9 +140,7 @@ fio --name=fill --filename="$src" --size="$size" --rw=write --bs=1m --iodepth=16
 if [[ "$layout" == separate ]]; then
     # The secondary's copy on its own device: a loop device over RAM, which the kernel
     # serves with O_DIRECT like a disk.
-    tgt_backing="$(mktemp /dev/shm/tandem-pair-tgt.XXXXXX)"
-    truncate -s "$size" "$tgt_backing"
-    tgt="$(losetup --show -f "$tgt_backing")"
+    tgt_device_make "$size" tandem-pair-tgt
     dd if="$src" of="$tgt" bs=1M oflag=direct status=none
 else
     cp --sparse=never "$src" "$tgt"

@@ -53,19 +53,14 @@ bin="$(swift build -c release --show-bin-path)"
 work="$(mktemp -d "$bench_dir/resync.XXXXXX")"
 src="$work/src.img"
 tgt="$work/tgt.img"
-tgt_backing=""
+source Benchmarks/lib/secondary-device.sh
 volume_bytes="$(numfmt --from=iec "$volume_size")"
 
 source Benchmarks/lib/processes.sh
 cleanup() {
     stop_all
     rm -f "$src"
-    if [[ -n "$tgt_backing" ]]; then
-        [[ -b "$tgt" ]] && losetup -d "$tgt"
-        rm -f "$tgt_backing"
-    else
-        rm -f "$tgt"
-    fi
+    tgt_cleanup
 }
 trap cleanup EXIT
 
@@ -90,9 +85,7 @@ echo "resync: $volume_size volumes in $work (layout $layout)" >&2
 fio --name=fill --filename="$src" --size="$volume_size" --rw=write --bs=1m --iodepth=16 \
     --ioengine=io_uring --direct=1 --refill_buffers --output=/dev/null
 if [[ "$layout" == separate ]]; then
-    tgt_backing="$(mktemp /dev/shm/tandem-resync-tgt.XXXXXX)"
-    truncate -s "$volume_size" "$tgt_backing"
-    tgt="$(losetup --show -f "$tgt_backing")"
+    tgt_device_make "$volume_size" tandem-resync-tgt
 else
     truncate -s "$volume_size" "$tgt"
 fi
