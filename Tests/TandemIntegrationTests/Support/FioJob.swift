@@ -36,15 +36,26 @@ final class FioJob {
     }
 
     deinit {
-        child.signal(SIGKILL)
+        killFioAndTimeout()
         _ = child.wait(timeoutSeconds: 10)
+    }
+
+    /// SIGKILL to fio first, then to its `timeout`: killing only `timeout` (as before) left
+    /// fio orphaned with no deadline, spinning on a dead export and writing errors into a
+    /// deleted file until the disk was full.
+    private func killFioAndTimeout() {
+        let children = (try? String(contentsOfFile: "/proc/\(child.pid)/task/\(child.pid)/children", encoding: .utf8)) ?? ""
+        for word in children.split(separator: " ") {
+            if let pid = pid_t(word) { kill(pid, SIGKILL) }
+        }
+        child.signal(SIGKILL)
     }
 
     /// Waits for the job to end (its runtime plus `graceSeconds`) and reads its report;
     /// throws with fio's output when it fails, stalls past the bound or reports no JSON.
     func finish(graceSeconds: Double = 30) throws -> Report {
         guard child.wait(timeoutSeconds: Double(runtimeSeconds) + graceSeconds) else {
-            child.signal(SIGKILL)
+            killFioAndTimeout()
             throw HarnessError("fio still running \(graceSeconds) s after its \(runtimeSeconds) s runtime: its writes stalled")
         }
         let text = (try? String(contentsOfFile: scratch.file("fio.json"), encoding: .utf8)) ?? ""
