@@ -58,33 +58,33 @@ public struct SecondaryNode: Sendable {
     }
 
     public let config: SecondaryNodeConfig
-    public private(set) var machine: ReplicationSecondary
+    public internal(set) var machine: ReplicationSecondary
     /// The record as it will be once every requested write is stored.
     public internal(set) var record: ReplicationRecord
     /// The primary session the machine's epochs belong to.
     public internal(set) var session: UInt64
-    private(set) var link = LinkPhase.none
+    internal(set) var link = LinkPhase.none
     /// The accepted Hello's session and what it means for this copy.
-    private var pendingSession: UInt64 = 0
-    private var pendingVerdict = SecondarySessionVerdict.sameSession
+    var pendingSession: UInt64 = 0
+    var pendingVerdict = SecondarySessionVerdict.sameSession
     /// The accepted Hello's basis is a catch-up (it may be staged).
     var pendingCatchUp = false
     /// The staged catch-up (SecondaryNode+Staging).
     var staging: SecondaryStaging
     /// While a new primary session has not written anything: the machine and session it
     /// replaced, restored if it ends.
-    private var unproven: (machine: ReplicationSecondary, session: UInt64)?
+    var unproven: (machine: ReplicationSecondary, session: UInt64)?
     /// A new session's record is being stored: its writes and flushes wait.
     var awaitingSessionRecord = false
     var heldWrites: BoundedQueue<SecondaryWrite>
     var flushHeld = false
-    private var recordRequestedEpoch: Epoch?
+    var recordRequestedEpoch: Epoch?
     /// The primary's last SyncComplete on this link.
-    public private(set) var confirmedThrough: WriteSequence?
+    public internal(set) var confirmedThrough: WriteSequence?
     /// The newest write received on this link that its primary may have acknowledged before
     /// this node applied it (async: no acknowledged-after-apply flag).
-    private var newestAsyncReceived: WriteSequence = 0
-    private var failoverPending = false
+    var newestAsyncReceived: WriteSequence = 0
+    var failoverPending = false
     /// Digest reads in flight (online verify) and when the last DigestRequest came.
     public var digestReadsInFlight: Int { digestRegionsInFlight.count }
     var digestRegionsInFlight: [UInt64] = []
@@ -93,8 +93,8 @@ public struct SecondaryNode: Sendable {
     static let verifyTargetShownNs: UInt64 = 2_000_000_000
     public internal(set) var diskFault: SecondaryDiskFault?
     public internal(set) var isStopping = false
-    private var nextProbeNs: UInt64
-    private var machineActions: [SecondaryAction] = []
+    var nextProbeNs: UInt64
+    var machineActions: [SecondaryAction] = []
     /// A restarted copy whose last run stopped cleanly (volume flushed after its last write,
     /// flag `secondary-clean-stop`): the volume is the epoch prefix that stop left, so it is
     /// consistent although the machine waits for a re-send. True until this run submits its
@@ -305,133 +305,6 @@ public struct SecondaryNode: Sendable {
         precondition(link != .established || !isStopping, "connected while stopping")
     }
 
-    // MARK: the handshake
-
-    private mutating func hello(_ facts: PrimaryHelloFacts, nowNs: UInt64, into actions: inout [SecondaryNodeAction]) {
-        let hello = facts.hello
-        let resource = config.resourceName
-        guard !isStopping else { return actions.append(.refuseLink(.busy, "resource '\(resource)' is stopping")) }
-        if let diskFault {
-            return actions.append(.refuseLink(.diskFailed,
-                "the disk of resource '\(resource)' failed: \(diskFault.summary) (errno \(diskFault.errno))"))
-        }
-        guard let peer = config.peerName, facts.certificateNamesPeer else {
-            return actions.append(.refuseLink(.unexpectedNode,
-                "the peer's certificate (\(facts.certificateSubject ?? "none")) does not name the configured peer '\(config.peerName ?? "")'"))
-        }
-        guard hello.nodeName == peer else {
-            return actions.append(.refuseLink(.unexpectedNode, "the peer says it is '\(hello.nodeName)', expected '\(peer)'"))
-        }
-        guard hello.role == .primary else {
-            return actions.append(.refuseLink(.roleConflict, hello.role == .secondary
-                ? "'\(config.nodeName)' is secondary for '\(resource)' too: neither node is primary"
-                : "the peer is not primary"))
-        }
-        guard hello.volumeSizeBytes == config.volumeSizeBytes else {
-            return actions.append(.refuseLink(.sizeMismatch,
-                "local volume has \(config.volumeSizeBytes) bytes, peer \(hello.volumeSizeBytes)"))
-        }
-        let current = hello.generations.current
-        let basis = SessionBasis(generations: hello.generations)
-        pendingCatchUp = basis.isCatchUp
-        // An unproven session wrote nothing: the copy still holds the recorded one.
-        let verdict = SecondarySessionVerdict.decide(
-            recordSession: unproven?.session ?? session, recordContinuedFrom: record.continuedFrom, recordSynced: isSynced,
-            fresh: record.generation == 0, recordDurableEpoch: record.durableThroughEpoch, session: current,
-            basis: basis)
-        if case .refuse(let reason) = verdict { return actions.append(.refuseLink(.unrelatedData, reason)) }
-        if link != .none {
-            // The old connection is closed without a `.linkClosed`: end its session now.
-            close("replaced by a new connection from the primary", nowNs: nowNs, into: &actions)
-        }
-        pendingVerdict = verdict
-        pendingSession = current
-        link = .accepted
-        actions.append(.acceptLink)
-    }
-
-    private mutating func established(nowNs: UInt64, into actions: inout [SecondaryNodeAction]) {
-        guard link == .accepted else { return }
-        if machine.isConnected { feed(.connectionDown, nowNs: nowNs, into: &actions) }
-        if pendingSession != session {
-            // A new primary session (the primary restarted): its epochs start afresh. The
-            // switch stays in memory until the session proves itself (`commitSession`): one
-            // that ends before, say in a protocol violation, leaves the recorded session, its
-            // durable epoch and the machine as they were.
-            guard machine.isIdle, recordRequestedEpoch == nil, !awaitingSessionRecord else {
-                return close("writes of the previous session still in flight", nowNs: nowNs, into: &actions)
-            }
-            // Payloads of the old session would collide with the new sequence numbers.
-            actions.append(.releasePayloads)
-            unproven = (machine, session)
-            machine = ReplicationSecondary(config: config.machine, durableThroughEpoch: 0, restarted: false)
-            session = pendingSession
-        }
-        link = .established
-        nextProbeNs = nowNs + config.probeQuietNs
-        actions.append(.endProbe)
-        confirmedThrough = nil
-        newestAsyncReceived = 0
-        actions.append(.notice(.connectionState(.connected)))
-        feed(.connectionUp, nowNs: nowNs, into: &actions)
-    }
-
-    private mutating func closed(nowNs: UInt64, into actions: inout [SecondaryNodeAction]) {
-        guard link != .none else { return }
-        endLink(nowNs: nowNs, into: &actions)
-    }
-
-    /// Closes the current connection (the driver reports no `.linkClosed` for it).
-    private mutating func close(_ reason: String, nowNs: UInt64, into actions: inout [SecondaryNodeAction]) {
-        actions.append(.closeLink(reason))
-        endLink(nowNs: nowNs, into: &actions)
-    }
-
-    private mutating func endLink(nowNs: UInt64, into actions: inout [SecondaryNodeAction]) {
-        link = .none
-        nextProbeNs = nowNs + config.probeQuietNs  // a quiet period counts from the link's end
-        if failoverPending {
-            failoverPending = false
-            actions.append(.failoverAnswered(demoted: false))
-        }
-        if machine.isConnected { feed(.connectionDown, nowNs: nowNs, into: &actions) }
-        if let previous = unproven {
-            // The new session ended before it wrote anything: back to the one recorded.
-            unproven = nil
-            machine = previous.machine
-            session = previous.session
-            actions.append(.notice(.sessionAbandoned))
-        }
-        actions.append(.notice(.connectionState(.wfConnection)))
-    }
-
-    /// The new session's first Data frame was accepted, or it confirmed this copy: from now
-    /// on it replaces the recorded session. The record says how the session relates to this
-    /// volume (`synced: false` while a full copy is under way: Inconsistent, across restarts);
-    /// nothing of the session reaches the disk before it is stable (`recorded`).
-    private mutating func commitSession(into actions: inout [SecondaryNodeAction]) {
-        guard let replaced = unproven else { return }
-        unproven = nil
-        let previous = record
-        var synced = true, continuedFrom: UInt64 = 0
-        if case .newSession(let nowSynced, let from) = pendingVerdict { (synced, continuedFrom) = (nowSynced, from) }
-        record.session = session
-        record.durableThroughEpoch = 0
-        record.synced = synced
-        record.continuedFrom = continuedFrom
-        stageIfCatchingUp(previous: previous, previousConsistent: replaced.machine.isConsistent || consistentAtRest,
-                          into: &actions)
-        writeRecord(into: &actions)
-        awaitingSessionRecord = true
-    }
-
-    mutating func writeRecord(into actions: inout [SecondaryNodeAction]) {
-        // Any non-zero generation says "written" (`fresh` in the session verdict); the store
-        // numbers its writes itself.
-        record.generation += 1
-        actions.append(.writeRecord(record))
-    }
-
     // MARK: the stream
 
     private mutating func receive(_ data: DataMessage, nowNs: UInt64, into actions: inout [SecondaryNodeAction]) {
@@ -518,7 +391,7 @@ public struct SecondaryNode: Sendable {
 
     // MARK: the machine
 
-    private mutating func feed(_ event: SecondaryEvent, nowNs: UInt64, into actions: inout [SecondaryNodeAction]) {
+    mutating func feed(_ event: SecondaryEvent, nowNs: UInt64, into actions: inout [SecondaryNodeAction]) {
         machine.handle(event, nowNs: nowNs, into: &machineActions)
         for action in machineActions { translate(action, into: &actions) }
         machineActions.removeAll(keepingCapacity: true)
