@@ -47,7 +47,7 @@ public struct ReplicationPrimary: Sendable {
     public private(set) var peerDurableBytesTotal: UInt64 = 0
 
     /// Admitted writes in sequence order, kept until acknowledged and confirmed durable.
-    private var writes: BoundedQueue<Write>
+    var writes: BoundedQueue<Write>
     private var waiting: BoundedQueue<WaitingRequest>
     private var flushes: BoundedQueue<PendingFlush>
 
@@ -79,7 +79,7 @@ public struct ReplicationPrimary: Sendable {
     /// Payload bytes of every write still held (admitted, not yet released): what the
     /// driver keeps in its retained store. Admission keeps it ≤ `bufferBytesMax`, so a
     /// store of that size can never refuse an admitted write.
-    public private(set) var retainedBytes: UInt64 = 0
+    public internal(set) var retainedBytes: UInt64 = 0
     public var isBlocked: Bool { !waiting.isEmpty }
     public var writesInFlight: Int { writes.count }
     /// FLUSH requests admitted and not yet acknowledged.
@@ -492,32 +492,5 @@ public struct ReplicationPrimary: Sendable {
             actions.append(.send(.flushRequest(throughEpoch: peerFlushRequestedEpoch)))
         }
         actions.append(.send(.resendComplete(throughSequence: lastSequence)))
-    }
-
-    // MARK: Buffer
-
-    private func index(ofSequence sequence: WriteSequence) -> Int? {
-        guard let first = writes.first, sequence >= first.sequence else { return nil }
-        let index = Int(sequence - first.sequence)
-        return index < writes.count ? index : nil
-    }
-
-    private mutating func releaseFinished() {
-        while let first = writes.first, first.acknowledged, isTracking || first.epoch <= peerDurableEpoch {
-            retainedBytes -= UInt64(first.lengthBytes)
-            writes.removeFirst()
-        }
-    }
-
-    private func dataMessage(_ write: Write) -> DataMessage {
-        DataMessage(
-            epoch: write.epoch, sequence: write.sequence, offsetBytes: write.offsetBytes,
-            lengthBytes: write.lengthBytes, flags: dataFlags(fua: write.fua, sync: write.sync))
-    }
-
-    private func dataFlags(fua: Bool, sync: Bool) -> DataFlags {
-        var flags: DataFlags = fua ? [.fua] : []
-        if sync { flags.insert(.acknowledgedAfterApply) }
-        return flags
     }
 }
