@@ -86,6 +86,11 @@
 #                  is a loop device over a file in /dev/shm (tmpfs: RAM), so the primary's disk
 #                  writes once and async can be judged against standalone, sync against
 #                  min(primary disk, secondary device, link). Needs root (losetup).
+#   BENCH_SPARSE   1: the backing files are sparse (truncate, both all zeros, so identical)
+#                  instead of filled, for volumes larger than the disk's room (the activity
+#                  log's cost over a 64 GiB volume: docs/benchmarks.md). Default 0.
+#   BENCH_WORKLOADS  comma-separated subset of seqwrite,randwrite_qd1,randwrite_qd32
+#                  (default all)
 #   BENCH_RESULTS  markdown output (default Benchmarks/results/pair-<UTC timestamp>.md)
 # Rerun: Benchmarks/pair.sh   (prints the table and writes it to the results file)
 set -euo pipefail
@@ -134,10 +139,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
+sparse="${BENCH_SPARSE:-0}"
+if [[ "$sparse" == 1 ]]; then
+    [[ "$layout" == shared ]] || { echo "pair: BENCH_SPARSE=1 needs BENCH_LAYOUT=shared" >&2; exit 2; }
+    echo "pair: sparse $size backing files in $work" >&2
+    rm -f "$src" "$tgt"
+    truncate -s "$size" "$src" "$tgt"
+else
 echo "pair: filling $size backing files in $work" >&2
 fio --name=fill --filename="$src" --size="$size" --rw=write --bs=1m --iodepth=16 \
     --ioengine=io_uring --direct=1 --output=/dev/null
-if [[ "$layout" == separate ]]; then
+fi
+if [[ "$sparse" == 1 ]]; then
+    :
+elif [[ "$layout" == separate ]]; then
     # The secondary's copy on its own device: a loop device over RAM, which the kernel
     # serves with O_DIRECT like a disk.
     tgt_device_make "$size" tandem-pair-tgt
@@ -153,6 +168,14 @@ workloads=(
     "randwrite_qd1|--rw=randwrite --bs=4k --iodepth=1"
     "randwrite_qd32|--rw=randwrite --bs=4k --iodepth=32"
 )
+if [[ -n "${BENCH_WORKLOADS:-}" ]]; then
+    chosen=()
+    for entry in "${workloads[@]}"; do
+        [[ ",$BENCH_WORKLOADS," == *",${entry%%|*},"* ]] && chosen+=("$entry")
+    done
+    ((${#chosen[@]} > 0)) || { echo "pair: BENCH_WORKLOADS '$BENCH_WORKLOADS' names no workload (seqwrite randwrite_qd1 randwrite_qd32)" >&2; exit 2; }
+    workloads=("${chosen[@]}")
+fi
 
 unavailable() { # target message
     echo "$2" >"$raw_dir/$1.unavailable"
@@ -379,7 +402,7 @@ done
 {
     echo "## Pair benchmark $stamp"
     echo
-    echo "Command: \`BENCH_SIZE=$size BENCH_RUNTIME=$runtime BENCH_RAMP=$ramp BENCH_REPEAT=$repeat BENCH_TARGETS=\"$targets\" BENCH_QEMU_AIO=$qemu_aio BENCH_LAYOUT=$layout Benchmarks/pair.sh\`"
+    echo "Command: \`BENCH_SIZE=$size BENCH_RUNTIME=$runtime BENCH_RAMP=$ramp BENCH_REPEAT=$repeat BENCH_TARGETS=\"$targets\" BENCH_QEMU_AIO=$qemu_aio BENCH_LAYOUT=$layout BENCH_SPARSE=$sparse BENCH_WORKLOADS=${BENCH_WORKLOADS:-all} BENCH_AL_EXTENTS=${BENCH_AL_EXTENTS:-default} Benchmarks/pair.sh\`"
     echo "Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown); kernel $(uname -r);" \
         "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs));" \
         "$(fio --version); $(qemu-storage-daemon --version | head -1);" \

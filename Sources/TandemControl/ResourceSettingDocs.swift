@@ -171,6 +171,15 @@ extension ResourceSpec {
                 waits for the peer longer than the bound, no catch-up due) with the latency \
                 within the bound this long before they go sync again.
                 """),
+            entry("group_commit_us", "microseconds", "0–1000000", groupCommitUsRange,
+                  "\(ResourceSpec.groupCommitUsDefault)", """
+                The secondary's group commit: it flushes its volume at the latest this long \
+                after the first unflushed epoch completed (or once 64 MiB completed), then \
+                confirms the flushed epochs to the primary. An async primary's lag, and so its \
+                RPO, ends at that confirmation: lower gives a lower RPO for more flushes on the \
+                secondary's disk (0 flushes as soon as an epoch completes). Read while the \
+                node is secondary, from its own resource; fixed at `create`.
+                """),
             entry("async_buffer_bytes", "bytes", "1 MiB – 1 TiB, multiple of 4096", 1 << 20...1 << 40, nil, """
                 Bounds the payload of writes admitted and not yet confirmed durable by the \
                 secondary, in both modes (the effective bound is at least twice \

@@ -1,6 +1,7 @@
 // ResourceSpecArguments+Profile: the replication profile's `create` keys (issue 16 §1, §2):
 // `adaptive_latency_ms` and `adaptive_switch_ms` (mode adaptive), `rpo_target_ms` and
-// `rpo_pacing_max_ms` (write pacing, async and adaptive). A key that would do nothing with the
+// `rpo_pacing_max_ms` (write pacing, async and adaptive), `group_commit_us` (the secondary's
+// group commit). A key that would do nothing with the
 // mode given is refused, not ignored.
 import TandemCore
 
@@ -9,6 +10,8 @@ extension ResourceSpec {
     public static let adaptiveSwitchMsRange: ClosedRange<Int64> = 0...600_000
     public static let rpoTargetMsRange: ClosedRange<Int64> = 1...86_400_000
     public static let rpoPacingMaxMsRange: ClosedRange<Int64> = 1...10_000
+    /// `group_commit_us`: 0 (a flush as soon as an epoch completes) to one second.
+    public static let groupCommitUsRange: ClosedRange<Int64> = 0...1_000_000
 
     static func parseProfile(_ reader: inout ArgumentReader, into spec: inout ResourceSpec) throws(ControlError) {
         let latency = try reader.optionalInteger("adaptive_latency_ms", in: adaptiveLatencyMsRange, unit: "milliseconds")
@@ -29,6 +32,9 @@ extension ResourceSpec {
         }
         spec.rpoTargetMs = target.map { UInt32($0) }
         if let pacingMax { spec.rpoPacingMaxMs = UInt32(pacingMax) }
+        if let groupCommit = try reader.optionalInteger("group_commit_us", in: groupCommitUsRange, unit: "microseconds") {
+            spec.groupCommitUs = UInt32(groupCommit)
+        }
     }
 
     /// The profile's keys for `status` and persistence: each only where it applies.
@@ -41,5 +47,6 @@ extension ResourceSpec {
             fields["rpo_target_ms"] = .int(Int64(rpoTargetMs))
             fields["rpo_pacing_max_ms"] = .int(Int64(rpoPacingMaxMs))
         }
+        fields["group_commit_us"] = .int(Int64(groupCommitUs))
     }
 }

@@ -120,6 +120,13 @@ public struct ResourceSpec: Sendable, Equatable {
     public static let adaptiveSwitchMsDefault: UInt32 = 500
     public static let rpoPacingMaxMsDefault: UInt32 = 100
 
+    // The secondary's group commit (issue 16 benchmarks: the RPO/IOPS trade-off).
+    /// `group_commit_us`: a secondary flushes at the latest this long after the first
+    /// unflushed epoch completed, then confirms the flushed epochs to the primary (an async
+    /// primary's lag ends there). Applies while this node is secondary.
+    public var groupCommitUs: UInt32 = ResourceSpec.groupCommitUsDefault
+    public static let groupCommitUsDefault: UInt32 = 2_000
+
     /// The largest `al_extents`: an activity-log transaction names at most this many extents.
     public static let alExtentsMax: UInt32 = 1000
 

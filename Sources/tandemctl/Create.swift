@@ -31,6 +31,8 @@ struct Create: ParsableCommand {
     var period: Int64?
     @Option(help: ArgumentHelp("Lag target; writes are paced to stay under it.", valueName: "ms"))
     var rpoTargetMs: Int64?
+    @Option(help: ArgumentHelp("The secondary's group commit: flush and confirm at the latest this long after an epoch completed (default 2000).", valueName: "us"))
+    var groupCommitUs: Int64?
     @Option(help: ArgumentHelp("none or lz4 (default none).", valueName: "kind"))
     var compression: String?
     @Option(help: ArgumentHelp("Resync cap in bytes per second; 0 = the dynamic controller (default). Changes live with set.", valueName: "bytes"))
@@ -78,6 +80,7 @@ struct Create: ParsableCommand {
         if let alExtents { args["al_extents"] = .int(alExtents) }
         if let period { args["period_s"] = .int(period) }
         if let rpoTargetMs { args["rpo_target_ms"] = .int(rpoTargetMs) }
+        if let groupCommitUs { args["group_commit_us"] = .int(groupCommitUs) }
         if let diskTimeoutMs { args["disk_timeout_ms"] = .int(diskTimeoutMs) }
         if peerName != nil || peerAddress != nil {
             var peer: [String: JSONValue] = [:]

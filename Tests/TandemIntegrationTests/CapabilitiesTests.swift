@@ -26,6 +26,7 @@ extension Integration {
             "disk_timeout_ms": ["disk_timeout_ms": 30_000],
             "initial_sync": ["initial_sync": "none"],
             "mode": ["mode": "async"],
+            "group_commit_us": ["group_commit_us": 500],
         ] }
 
         func createArguments(_ daemon: DaemonProcess, name: String) -> JSONObject {

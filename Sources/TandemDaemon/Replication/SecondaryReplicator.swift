@@ -108,7 +108,8 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         self.logger = logger
         let machine = ReplicationSecondaryConfig(
             diskDrain: spec.diskDrain,
-            queuedBytesMax: max(spec.asyncBufferBytes, 4 << 20) + (64 << 20), queuedWritesMax: 8192)
+            queuedBytesMax: max(spec.asyncBufferBytes, 4 << 20) + (64 << 20), queuedWritesMax: 8192,
+            groupCommitIntervalNs: UInt64(spec.groupCommitUs) * 1_000)
         received = SlotTable(count: machine.queuedWritesMax)
         metadata = ReplicationMetadata(file: metadataFile)
         journalPath = spec.stagingPath ?? StagingJournal.defaultPath(stateDir: context.config.stateDir, name: spec.name)

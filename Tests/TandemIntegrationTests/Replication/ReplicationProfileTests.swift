@@ -194,6 +194,8 @@ extension Replication {
             (["mode": "async", "adaptive_latency_ms": 20], "adaptive_latency_ms"),
             (["mode": "async", "rpo_pacing_max_ms": 20], "rpo_pacing_max_ms"),
             (["mode": "adaptive", "adaptive_latency_ms": 0], "adaptive_latency_ms"),
+            (["mode": "async", "group_commit_us": 1_000_001], "group_commit_us"),
+            (["mode": "async", "group_commit_us": -1], "group_commit_us"),
         ] as [([String: Any], String)] {
             var request: [String: Any] = ["name": "r0", "volume": directory.file("v"), "size_bytes": 1 << 20]
             request.merge(args) { $1 }
@@ -207,6 +209,12 @@ extension Replication {
         let status = try daemon.control().request("status", ["name": "r0"])
         #expect(status["adaptive_latency_ms"] as? Int == 20 && status["adaptive_switch_ms"] as? Int == 500, "\(status)")
         #expect(status["rpo_target_ms"] as? Int == 800 && status["rpo_pacing_max_ms"] as? Int == 100, "\(status)")
+        #expect(status["group_commit_us"] as? Int == 2_000, "\(status)")
+        let secondary = try daemon.control().request("create", ["name": "r1", "volume": directory.file("w"), "size_bytes": 1 << 20,
+                                                                "role": "secondary", "mode": "async", "group_commit_us": 250,
+                                                                "peer": ["name": "alpha", "address": "127.0.0.1:9"]])
+        #expect(secondary["ok"] as? Bool == true, "\(secondary)")
+        #expect(try daemon.control().request("status", ["name": "r1"])["group_commit_us"] as? Int == 250)
     }
 }
 }
