@@ -106,6 +106,58 @@ import Testing
         #expect(Array(al.transactionExtents) == [2, 3])
     }
 
+    /// Fills a capacity-2 log with extents 0 and 1 (each written once and released) in one
+    /// transaction, then misses `extent`: returns the evicting transaction's number.
+    private func evictOne(_ al: inout ActivityLog, _ extent: UInt64) -> UInt64? {
+        #expect(write(&al, extent) == .awaitTransaction(al.lastDurableTransaction + 1))
+        _ = persistPages(&al)
+        return al.endTurn()
+    }
+
+    @Test func anEvictionFlushesTheVolumeOnlyWhenALeavingExtentWasWrittenSinceTheLastFlush() {
+        var al = log(capacity: 2, extentsPerWrite: 1)
+        _ = write(&al, 0)
+        _ = write(&al, 1)
+        #expect(al.endTurn() == 1)
+        #expect(!al.transactionEvicts && !al.transactionNeedsVolumeFlush)  // no extent leaves
+        al.transactionDurable(1)
+        complete(&al, 0)
+        complete(&al, 1)
+        // Extent 0 (least recently used) leaves; its write was released and never flushed.
+        #expect(evictOne(&al, 2) == 2)
+        #expect(al.transactionEvicts && al.transactionNeedsVolumeFlush)
+        al.transactionDurable(2)
+        complete(&al, 2)
+        // Extent 1 leaves: its write was released before transaction 2 asked for its flush.
+        #expect(evictOne(&al, 3) == 3)
+        #expect(al.transactionEvicts && !al.transactionNeedsVolumeFlush)
+        al.transactionDurable(3)
+        complete(&al, 3)
+        // Extent 2 leaves: written after that flush was asked for, so a new one is needed.
+        #expect(evictOne(&al, 4) == 4)
+        #expect(al.transactionNeedsVolumeFlush)
+    }
+
+    @Test func aMissDuringAnEvictingTransactionCountsOnItsFlushOnceItIsDurable() {
+        var al = log(capacity: 2, extentsPerWrite: 1)
+        _ = write(&al, 0)
+        _ = write(&al, 1)
+        #expect(al.endTurn() == 1)
+        al.transactionDurable(1)
+        complete(&al, 0)
+        complete(&al, 1)
+        #expect(evictOne(&al, 2) == 2)
+        #expect(al.transactionNeedsVolumeFlush)
+        // A miss while transaction 2 (and its flush) is in flight joins transaction 3, formed
+        // only once 2 is durable: by then extent 1's release is covered by 2's flush.
+        #expect(write(&al, 5) == .awaitTransaction(3))
+        al.transactionDurable(2)
+        complete(&al, 2)
+        _ = persistPages(&al)
+        #expect(al.endTurn() == 3)
+        #expect(!al.transactionNeedsVolumeFlush)  // extent 1 was released before transaction 2's flush
+    }
+
     @Test func anExtentWithWritesInFlightIsNeverEvicted() {
         var al = log(capacity: 2)
         _ = write(&al, 1)

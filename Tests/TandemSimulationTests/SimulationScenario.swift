@@ -29,6 +29,9 @@ enum SimulationFault: Hashable, CustomStringConvertible {
     /// The primary's activity log reports the bitmap pages of an eviction persisted without
     /// writing them (ActivityLogTestingFault.evictsBeforePagesPersisted).
     case activityLogEvictsBeforePagesPersisted
+    /// The primary's activity log evicts without flushing the volume first
+    /// (ActivityLogTestingFault.skipsEvictionFlush).
+    case activityLogSkipsEvictionFlush
     /// A promotion that does not move the generations (B := C, C := new, P + 1): an old
     /// primary that wrote behind a partition would then not be told split brain.
     case promotionKeepsGeneration
@@ -51,6 +54,7 @@ enum SimulationFault: Hashable, CustomStringConvertible {
         case .completesStuckWritesAfterTimeout: "driver completes stuck writes after \(Self.writeTimeoutNs / 1_000_000) ms"
         case .activityLogReleasesAtLocalCompletion: "activity log releases extents at local completion"
         case .activityLogEvictsBeforePagesPersisted: "activity log evicts before its bitmap pages are persisted"
+        case .activityLogSkipsEvictionFlush: "activity log evicts without flushing the volume"
         case .payloadChecksumSkipped: "secondary skips the payload CRC32C check"
         case .livenessNeverChecked: "link liveness never checked"
         }
@@ -212,6 +216,7 @@ struct SimulationScenario: CustomStringConvertible {
         let logFault: ActivityLogTestingFault? = switch testingFault {
         case .activityLogReleasesAtLocalCompletion: .releasesAtLocalCompletion
         case .activityLogEvictsBeforePagesPersisted: .evictsBeforePagesPersisted
+        case .activityLogSkipsEvictionFlush: .skipsEvictionFlush
         default: nil
         }
         activityLog = logged || logFault != nil

@@ -119,6 +119,15 @@ final class NSLockLike: @unchecked Sendable {
     /// ActivityLogTestingFault.evictsBeforePagesPersisted: an extent leaves the log while the
     /// bitmap pages holding its bits (set Ahead) are not on disk, so a crash restart that
     /// counts the pages never copies them.
+    /// ActivityLogTestingFault.skipsEvictionFlush: the flush an eviction needs (the leaving
+    /// extent had a write released after the last flush) is skipped, so a power loss takes
+    /// writes the peer holds from a region no crash restart copies. The real log skips only
+    /// the flushes an earlier one already covers.
+    @Test func checkerCatchesAnActivityLogThatEvictsWithoutFlushingTheVolume() {
+        let caught = firstFailure(with: .activityLogSkipsEvictionFlush) { _ in true }
+        #expect(caught != nil, "the checker never noticed evictions without a volume flush in \(Self.faultSeeds) seeds")
+    }
+
     @Test func checkerCatchesAnActivityLogThatEvictsBeforeItsPagesArePersisted() {
         let caught = firstFailure(with: .activityLogEvictsBeforePagesPersisted) { _ in true }
         #expect(caught != nil, "the checker never noticed evictions before their bitmap pages in \(Self.faultSeeds) seeds")

@@ -13,7 +13,9 @@
 //   write the peer held and this node's log did not name would differ after a crash.
 // - References: a write keeps its extents in the set until the stream releases it — durable
 //   on the peer and written here, or (Ahead) marked in the bitmap. An evicting transaction
-//   flushes the volume first: the writes of the extent that leaves are then on stable storage.
+//   flushes the volume first when a write to an extent that leaves was released after the
+//   last such flush (ActivityLog): the writes of the extent that leaves are then on stable
+//   storage. An earlier flush covers an extent last written before it was asked for.
 // - Bases (the mode, `ActivityLogMode`): in sync (no bit set, no copy due) a transaction
 //   records the bases the peer held when it was written. Ahead or catching up it records the
 //   bases a clean stop would seal the bitmap with (PrimaryNode+Stop) and says the bitmap
@@ -84,10 +86,12 @@ extension PrimaryNode {
 
     static func makeActivityLog(_ config: PrimaryNodeConfig) -> ActivityLog? {
         guard let settings = config.activityLog else { return nil }
-        return ActivityLog(
+        var log = ActivityLog(
             volumeSizeBytes: config.volumeSizeBytes, extentBytes: settings.extentBytes, capacity: settings.extents,
             blockBytes: config.bitmapBlockBytes, extentsPerWriteMax: settings.extentsPerWriteMax,
             lastTransaction: settings.lastTransaction)
+        log.testingSkipsEvictionFlush = settings.testingFault == .skipsEvictionFlush
+        return log
     }
 
     /// A transaction formed now proves in-sync bases (checked after every event: no allocation).
@@ -269,7 +273,7 @@ extension PrimaryNode {
         gate.formedSession = session
         gate.formedAhead = isAhead
         actions.append(.writeActivityLog(transaction: number, extents: Array(activityLog!.transactionExtents),
-                                         bases: bases, flushVolumeFirst: activityLog!.transactionEvicts,
+                                         bases: bases, flushVolumeFirst: activityLog!.transactionNeedsVolumeFlush,
                                          bitmapPagesCount: mode == .pages && !bases.isEmpty))
     }
 }

@@ -60,6 +60,10 @@ public enum ActivityLogTestingFault: Sendable, Hashable {
     /// transactions still say the pages count: a crash restart then misses the bits set
     /// while Ahead in the extents that left the log.
     case evictsBeforePagesPersisted
+    /// An evicting transaction never flushes the volume first: an extent leaves the log while
+    /// its last writes may sit in the disk's volatile cache, and a power loss then takes
+    /// writes the peer holds from a region no crash restart copies.
+    case skipsEvictionFlush
 }
 
 public struct PrimaryNodeConfig: Sendable, Hashable {

@@ -10,7 +10,12 @@
 //    `endTurn`; a closed batch is written once the previous transaction is durable and the
 //    bitmap pages of every extent it evicts are durable (`bitmapPagePersisted`): an extent
 //    leaves the log only after its bits are on disk;
-//  - what the transaction holds: the whole active set, ascending.
+//  - what the transaction holds: the whole active set, ascending;
+//  - whether the volume must be flushed before an evicting transaction: only when an extent
+//    leaving the set had a write released after the last such flush was asked for (each
+//    slot remembers the release count of its last write). Under random writes over a volume
+//    far larger than the log, almost every write evicts, but the extent leaving was last
+//    written hundreds of transactions ago: one flush covers the evictions of many.
 // Writes waiting on a batch are released only by `transactionDurable(n)` (ticket ≤ n).
 // Fixed tables sized at init; noteWrite/writeCompleted never allocate. One transaction is
 // in flight at a time. No I/O: the caller writes pages and transactions and reports back.
@@ -79,6 +84,19 @@ public struct ActivityLog: Sendable {
     public private(set) var transactionExtentCount = 0
     /// The transaction last returned by `endTurn` makes an extent leave the set.
     public private(set) var transactionEvicts = false
+    /// …and one of those extents had a write released after the last flush this log asked
+    /// for: the volume must be flushed before the transaction is written.
+    public private(set) var transactionNeedsVolumeFlush = false
+    /// Testing only: every evicting transaction skips the volume flush (the simulator shows
+    /// its checker catches it).
+    public var testingSkipsEvictionFlush = false
+    /// Writes released so far (`writeCompleted`), and per slot the count at its last one.
+    private var releases: UInt64 = 0
+    private var releasedAt: [UInt64]
+    /// Every write released up to this count is on stable storage (a flush asked for by a
+    /// durable transaction); the count the transaction in flight flushes through.
+    private var volumeFlushedThrough: UInt64 = 0
+    private var inFlightFlushesThrough: UInt64?
 
     /// - lastTransaction: the number of the newest valid transaction found at load (0: none).
     /// - extentsPerWriteMax: the most extents one write may touch (max request / extent + 1).
@@ -103,6 +121,7 @@ public struct ActivityLog: Sendable {
         incoming = Array(repeating: Self.none, count: capacity)
         incomingBatch = Array(repeating: 0, count: capacity)
         inFlight = Array(repeating: 0, count: capacity)
+        releasedAt = Array(repeating: 0, count: capacity)
         lruPrevious = Array(repeating: -1, count: capacity)
         lruNext = Array(repeating: -1, count: capacity)
         evictionSerial = Array(repeating: 0, count: capacity)
@@ -198,6 +217,7 @@ public struct ActivityLog: Sendable {
     /// The write has been answered (or abandoned): its extents may be evicted again.
     public mutating func writeCompleted(offsetBytes: UInt64, lengthBytes: UInt64) {
         let range = extents(offsetBytes: offsetBytes, lengthBytes: lengthBytes)
+        releases += 1
         var extent = range.first
         while extent <= range.last {
             defer { extent += 1 }
@@ -206,6 +226,7 @@ public struct ActivityLog: Sendable {
             }
             precondition(inFlight[slot] > 0, "extent \(extent) completed more writes than it admitted")
             inFlight[slot] -= 1
+            releasedAt[slot] = releases
         }
     }
 
@@ -301,15 +322,20 @@ public struct ActivityLog: Sendable {
         }
         transactionExtentCount = 0
         transactionEvicts = false
+        transactionNeedsVolumeFlush = false
         for slot in 0..<slotsUsed {
             let joins = incoming[slot] != Self.none && incomingBatch[slot] <= closedBatch
-            if joins && resident[slot] != Self.none { transactionEvicts = true }
+            if joins && resident[slot] != Self.none {
+                transactionEvicts = true
+                if releasedAt[slot] > volumeFlushedThrough && !testingSkipsEvictionFlush { transactionNeedsVolumeFlush = true }
+            }
             let extent = joins ? incoming[slot] : resident[slot]
             guard extent != Self.none else { continue }
             transactionBuffer[transactionExtentCount] = extent
             transactionExtentCount += 1
         }
         Self.heapSort(&transactionBuffer, count: transactionExtentCount)
+        inFlightFlushesThrough = transactionNeedsVolumeFlush ? releases : nil
         inFlightTransaction = closedBatch
         closedBatch = 0
         return inFlightTransaction
@@ -335,6 +361,8 @@ public struct ActivityLog: Sendable {
         }
         lastDurableTransaction = number
         inFlightTransaction = 0
+        if let through = inFlightFlushesThrough { volumeFlushedThrough = max(volumeFlushedThrough, through) }
+        inFlightFlushesThrough = nil
         checkInvariants()
     }
 

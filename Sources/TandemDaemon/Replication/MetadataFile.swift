@@ -14,7 +14,7 @@ import TandemCore
 import TandemIO
 
 final class MetadataFile: IOHandler {
-    private enum Tag: UInt32 { case write = 1, flush = 2 }
+    private enum Tag: UInt32 { case write = 1, flush = 2, logWrite = 3, logFlush = 4 }
 
     let path: String
     /// Where the file's byte 0 lies in `path`: 0 for an external file, the data area's end
@@ -28,6 +28,13 @@ final class MetadataFile: IOHandler {
     private let activityLogBuffer: UnsafeMutableRawPointer
     /// The newest transaction known to be in the ring (read at `readActivityLog`, then written).
     private(set) var activityLogNewest: UInt64 = 0
+    /// The transaction being written through the ring (`writeActivityLogAsync`), in a buffer
+    /// of its own, and how many of its bytes are written.
+    private let activityLogRingBuffer: UnsafeMutableRawPointer
+    private var logInFlight: (transaction: UInt64, offset: UInt64, writtenBytes: Int, done: (Int32) -> Void)?
+    /// Transactions asked for while one was in flight (a new session's, while the stopped
+    /// session's last one is still being written), in order.
+    private var logQueued: [(ActivityLogTransaction, (Int32) -> Void)] = []
     private var handlerID: UInt32 = 0
     /// The newest superblock on stable storage.
     private(set) var superblock: MetadataSuperblock
@@ -60,12 +67,15 @@ final class MetadataFile: IOHandler {
         buffer = memory!
         precondition(posix_memalign(&memory, 4096, MetadataGeometry.slotBytes) == 0)
         activityLogBuffer = memory!
+        precondition(posix_memalign(&memory, 4096, MetadataGeometry.slotBytes) == 0)
+        activityLogRingBuffer = memory!
         handlerID = loop.register(self)
     }
 
     deinit {
         free(buffer)
         free(activityLogBuffer)
+        free(activityLogRingBuffer)
     }
 
     /// disk_timeout_ms for this file's ring writes and flushes (Volume.ioTimeoutNs); the
@@ -84,7 +94,7 @@ final class MetadataFile: IOHandler {
         durableWaiters = []
         for waiter in waiters { _ = waiter(nil) }
         onWritten = nil
-        if inFlight == nil { loop.unregister(handlerID) }
+        if inFlight == nil && logInFlight == nil { loop.unregister(handlerID) }
     }
 
     /// A ring write is in flight or queued.
@@ -148,6 +158,9 @@ final class MetadataFile: IOHandler {
     }
 
     func ioCompleted(tag: UInt32, result: Int32, flags: UInt32) {
+        if tag == Tag.logWrite.rawValue || tag == Tag.logFlush.rawValue {
+            return activityLogIOCompleted(tag: tag, result: result)
+        }
         if result == -EINTR || result == -EAGAIN {
             // Interrupted: submit the same operation again.
             return tag == Tag.write.rawValue ? submitWrite() : loop.prepareFlush(volume: volume, handler: handlerID, tag: tag)
@@ -161,7 +174,7 @@ final class MetadataFile: IOHandler {
         superblock = inFlight!
         inFlight = nil
         durableWaiters.removeAll { $0(superblock) }
-        if closed { return loop.unregister(handlerID) }
+        if closed { return logInFlight == nil ? loop.unregister(handlerID) : () }
         onWritten?(superblock)
         if let queued { writeAsync(queued) }
     }
@@ -319,6 +332,10 @@ final class MetadataFile: IOHandler {
         activityLogNewest = 0
     }
 
+    /// The number the next transaction takes: past the newest in the ring and past one still
+    /// being written through it (whose slot must not be written twice at once).
+    var activityLogNext: UInt64 { max(activityLogNewest, logInFlight?.transaction ?? 0) + 1 }
+
     /// Writes `transaction` to its slot and makes it durable before returning.
     func writeActivityLog(_ transaction: ActivityLogTransaction) throws(IOError) {
         guard !closed, !failed else { throw IOError(errno: EIO, "write \(path): the metadata file failed earlier") }
@@ -335,6 +352,59 @@ final class MetadataFile: IOHandler {
             throw error
         }
         activityLogNewest = max(activityLogNewest, transaction.transaction)
+    }
+
+    /// Writes `transaction` to its slot through the ring (an O_DIRECT write continued after
+    /// short completions, then IORING_FSYNC_DATASYNC), so the loop serves other work while the
+    /// disk makes it durable; `done` runs on the loop with 0 once it is durable, or the errno.
+    /// One at a time: a node forms the next only after this one is answered, so only a new
+    /// session's can come while another is in flight; it waits.
+    func writeActivityLogAsync(_ transaction: ActivityLogTransaction, done: @escaping (Int32) -> Void) {
+        guard logInFlight == nil else { return logQueued.append((transaction, done)) }
+        guard !closed, !failed else { return done(EIO) }
+        let bytes = transaction.encode()
+        bytes.withUnsafeBytes { activityLogRingBuffer.copyMemory(from: $0.baseAddress!, byteCount: MetadataGeometry.slotBytes) }
+        let slot = UInt32(transaction.transaction % UInt64(superblock.geometry.alSlots))
+        logInFlight = (transaction.transaction, baseOffsetBytes + superblock.geometry.activityLogSlotOffset(slot), 0, done)
+        submitLogWrite()
+    }
+
+    private func submitLogWrite() {
+        let entry = logInFlight!
+        loop.prepareVolumeIO(write: true, volume: volume, buffer: activityLogRingBuffer + entry.writtenBytes,
+                             length: MetadataGeometry.slotBytes - entry.writtenBytes,
+                             offset: entry.offset + UInt64(entry.writtenBytes), dsync: false,
+                             handler: handlerID, tag: Tag.logWrite.rawValue)
+    }
+
+    private func activityLogIOCompleted(tag: UInt32, result: Int32) {
+        guard var entry = logInFlight else { preconditionFailure("an activity-log completion with none in flight") }
+        if result == -EINTR || result == -EAGAIN {
+            // Interrupted: the same operation again.
+            return tag == Tag.logWrite.rawValue
+                ? submitLogWrite() : loop.prepareFlush(volume: volume, handler: handlerID, tag: Tag.logFlush.rawValue)
+        }
+        var code: Int32 = result < 0 ? -result : 0
+        if tag == Tag.logWrite.rawValue && code == 0 {
+            if result == 0 { code = EIO } else {
+                entry.writtenBytes += Int(result)
+                logInFlight = entry
+                if entry.writtenBytes < MetadataGeometry.slotBytes { return submitLogWrite() }  // a short write: the rest
+                return loop.prepareFlush(volume: volume, handler: handlerID, tag: Tag.logFlush.rawValue)
+            }
+        }
+        logInFlight = nil
+        if code == 0 {
+            activityLogNewest = max(activityLogNewest, entry.transaction)
+        } else {
+            failed = true
+        }
+        if !logQueued.isEmpty {
+            let (next, nextDone) = logQueued.removeFirst()
+            writeActivityLogAsync(next, done: nextDone)
+        }
+        if closed && inFlight == nil && logInFlight == nil { loop.unregister(handlerID) }
+        entry.done(code)
     }
 
     // MARK: Resize (docs/metadata.md, *Resize*)

@@ -39,21 +39,51 @@ extension PrimaryReplicator {
     }
 
     /// Writes activity-log transaction `number` through the resource's metadata file, durable
-    /// before it is answered: synchronously on the loop (the writes it protects wait for it).
-    /// An evicting transaction flushes the volume first: the leaving extent's writes are then
-    /// on stable storage before no transaction names them.
+    /// before it is answered, all through the ring: the loop goes on serving reads, acks and
+    /// the writes of extents already logged meanwhile, and the misses that arrive join the
+    /// next transaction (group commit; the node forms one at a time). An evicting transaction
+    /// flushes the volume first: the leaving extent's writes are then on stable storage
+    /// before no transaction names them.
     func writeActivityLog(_ number: UInt64, extents: [UInt32], bases: [CatchUpBase], flushVolumeFirst: Bool,
                           bitmapPagesCount: Bool) {
-        var code: Int32 = 0
-        if flushVolumeFirst {
-            while fdatasync(volume.fd) != 0 {
-                guard errno == EINTR else { code = errno; break }
-            }
-            if code != 0 { health.record("flush", errno: code) }
-        }
-        if code == 0 { code = onWriteActivityLog?(number, extents, bases, bitmapPagesCount) ?? EIO }
+        precondition(activityLogWriting == nil, "two activity-log transactions in flight")
         counters.activityLogWrites += 1
-        feed(.activityLogWritten(transaction: number, errno: code))
+        activityLogWriting = (number, extents, bases, bitmapPagesCount)
+        guard flushVolumeFirst else { return submitActivityLog() }
+        activityLogVolumeFlushing = true
+        context.loop.prepareFlush(volume: volume, handler: handlerID, tag: Self.activityLogFlushTag)
+    }
+
+    /// The volume flush before an evicting transaction completed.
+    func activityLogVolumeFlushed(result: Int32) {
+        if result == -EINTR || result == -EAGAIN {
+            return context.loop.prepareFlush(volume: volume, handler: handlerID, tag: Self.activityLogFlushTag)
+        }
+        activityLogVolumeFlushing = false
+        if unregisterAfterActivityLogFlush {
+            unregisterAfterActivityLogFlush = false
+            context.loop.unregister(handlerID)
+        }
+        guard result >= 0 else {
+            health.record("flush", errno: -result)
+            return activityLogAnswered(errno: -result)
+        }
+        submitActivityLog()
+    }
+
+    private func submitActivityLog() {
+        guard let entry = activityLogWriting, let write = onWriteActivityLog else { return activityLogAnswered(errno: EIO) }
+        write(entry.transaction, entry.extents, entry.bases, entry.bitmapPagesCount) { [weak self] code in
+            self?.activityLogAnswered(errno: code)
+        }
+    }
+
+    private func activityLogAnswered(errno code: Int32) {
+        guard let entry = activityLogWriting else { return }
+        activityLogWriting = nil
+        // A stopped node waits for nothing any more (its held writes were answered by the stop).
+        guard !isStopped else { return }
+        feed(.activityLogWritten(transaction: entry.transaction, errno: code))
     }
 
     /// Writes the bitmap pages the activity log asks for (encoded now, from the node's bitmap)
@@ -83,6 +113,8 @@ extension PrimaryReplicator {
         switch tag {
         case Self.flushTag:
             feed(.localFlushDone(errno: result < 0 ? -result : 0))
+        case Self.activityLogFlushTag:
+            activityLogVolumeFlushed(result: result)
         case Self.verifyReadTag:
             verifyReadCompleted(result: result)
         case let tag where tag & 0xFFFF_0000 == Self.copyReadTagBase:

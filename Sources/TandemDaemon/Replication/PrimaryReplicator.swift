@@ -29,6 +29,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     /// Copy reads: this base | the chunk buffer's slot.
     static let copyReadTagBase: UInt32 = 0xFFFE_0000
     static let verifyReadTag: UInt32 = 0xFFFF_0003
+    /// The volume flush before an evicting activity-log transaction.
+    static let activityLogFlushTag: UInt32 = 0xFFFF_0004
     /// On a write's tag (its retained slot): the flush that makes its FUA write durable on a
     /// volume whose RWF_DSYNC writes are not trusted (Volume.honoursDSyncWrites).
     static let fuaFlushBit: UInt32 = 0x4000_0000
@@ -86,6 +88,14 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     private(set) var lastError: String?
     func setLastError(_ error: String?) { lastError = error }
     var onStopped: (() -> Void)?
+    /// The activity-log transaction being made durable (PrimaryReplicator+LocalIO): the volume
+    /// flush before an evicting one is in flight while `volumeFlushFirst` is set.
+    var activityLogWriting: (transaction: UInt64, extents: [UInt32], bases: [CatchUpBase], bitmapPagesCount: Bool)?
+    var activityLogVolumeFlushing = false
+    /// `.stopped` came while an activity-log flush of the volume was in flight: unregister
+    /// the handler when it completes (a completion must find its handler).
+    var unregisterAfterActivityLogFlush = false
+    var isStopped = false
     private var onRecordDemotion: (() -> Void)?
     var onDrained: (() -> Void)?
     var peerStateAnnouncer = DiskStateAnnouncer(event: "peer-disk-state", field: "peer_disk_state")
@@ -98,8 +108,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     /// A stop that is flushed but not clean: persist the bitmap and the bases it covers (the
     /// metadata's bitmap area, sealed) before the stop is recorded.
     var onPersistBitmap: ((DirtyBitmap, [CatchUpBase]) -> Void)?
-    /// Writes an activity-log transaction durably (the metadata's ring): 0 or the errno.
-    var onWriteActivityLog: ((UInt64, [UInt32], [CatchUpBase], Bool) -> Int32)?
+    /// Writes an activity-log transaction durably through the metadata's ring; the closure
+    /// runs on the loop with 0 once it is durable, or the errno.
+    var onWriteActivityLog: ((UInt64, [UInt32], [CatchUpBase], Bool, @escaping (Int32) -> Void) -> Void)?
     /// Writes bitmap pages durably for the activity log (pages nil: every page): 0 or the errno.
     var onPersistBitmapPages: ((DirtyBitmap, [Int]?, [BlockRun]) -> Int32)?
     /// Why this session started as it did (status `session_start_reason`).
@@ -371,7 +382,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             barrierCount = 0
         case .stopped:
             retained.releaseAll()
-            context.loop.unregister(handlerID)
+            isStopped = true
+            if activityLogVolumeFlushing { unregisterAfterActivityLogFlush = true } else { context.loop.unregister(handlerID) }
             if let done = onStopped {
                 onStopped = nil
                 done()

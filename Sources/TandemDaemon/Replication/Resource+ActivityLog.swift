@@ -95,7 +95,7 @@ extension Resource {
         case .continues, .assumeInSync: bases = extents > 0 ? basis.startingBases : []
         case .fullCopy, .catchUp: bases = []
         }
-        let number = metadata.activityLogNewest + 1
+        let number = metadata.activityLogNext
         if extents > 0 || metadata.activityLogNewest != 0 {
             try metadata.writeActivityLog(ActivityLogTransaction(
                 transaction: number, resourceUUID: metadata.latest.resourceUUID, extents: [], bases: bases))
@@ -105,16 +105,20 @@ extension Resource {
                                    lastTransaction: number)
     }
 
-    /// The node asks for transaction `number`: written and durable on return (0), or the errno.
-    func writeActivityLog(_ number: UInt64, extents: [UInt32], bases: [CatchUpBase], bitmapPagesCount: Bool) -> Int32 {
-        do throws(IOError) {
-            try metadata.writeActivityLog(ActivityLogTransaction(
-                transaction: number, resourceUUID: metadata.latest.resourceUUID, extents: extents, bases: bases,
-                bitmapPagesCount: bitmapPagesCount))
-            return 0
-        } catch {
-            logger.error("writing the activity log failed", metadata: ["metadata": "\(metadata.path)", "error": "\(error)"])
-            return error.errno
+    /// The node asks for transaction `number`: `done` runs with 0 once it is durable (written
+    /// through the ring), or with the errno.
+    func writeActivityLog(_ number: UInt64, extents: [UInt32], bases: [CatchUpBase], bitmapPagesCount: Bool,
+                          done: @escaping (Int32) -> Void) {
+        let transaction = ActivityLogTransaction(
+            transaction: number, resourceUUID: metadata.latest.resourceUUID, extents: extents, bases: bases,
+            bitmapPagesCount: bitmapPagesCount)
+        metadata.writeActivityLogAsync(transaction) { [weak self] code in
+            if code != 0, let self {
+                self.logger.error("writing the activity log failed", metadata: [
+                    "metadata": "\(self.metadata.path)", "error": "\(String(cString: strerror(code))) (errno \(code))",
+                ])
+            }
+            done(code)
         }
     }
 

@@ -108,8 +108,8 @@ extension Resource {
         let replicator = PrimaryReplicator(spec: spec, volume: volume, buffers: backend.buffers, context: context,
                                            basis: start.basis, trackedBitmap: start.basis.isCatchUp ? tracked?.bitmap : nil,
                                            activityLog: activityLog, counters: counters, health: health, logger: logger)
-        replicator.onWriteActivityLog = { [unowned self] number, extents, bases, pagesCount in
-            writeActivityLog(number, extents: extents, bases: bases, bitmapPagesCount: pagesCount)
+        replicator.onWriteActivityLog = { [unowned self] number, extents, bases, pagesCount, done in
+            writeActivityLog(number, extents: extents, bases: bases, bitmapPagesCount: pagesCount, done: done)
         }
         replicator.onPersistBitmapPages = { [unowned self] bitmap, pages, alsoSet in
             persistActivityLogPages(bitmap, pages: pages, alsoSet: alsoSet)
