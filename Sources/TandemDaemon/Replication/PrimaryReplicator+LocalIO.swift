@@ -87,7 +87,7 @@ extension PrimaryReplicator {
     }
 
     /// Writes the bitmap pages the activity log asks for (encoded now, from the node's bitmap)
-    /// durably, synchronously on the loop like the transactions they come before.
+    /// durably, synchronously on the loop (rare: evictions of extents with bits set).
     func persistBitmapPages(_ ticket: UInt64, pages: [Int]?, alsoSet: [BlockRun]) {
         let code = onPersistBitmapPages?(node.bitmap, pages, alsoSet) ?? EIO
         feed(.bitmapPagesPersisted(ticket: ticket, errno: code))
