@@ -1,0 +1,140 @@
+// A split brain resolved by the union of both bitmaps, between two real daemons whose links
+// both run through LinkProxies (SplitBrainTests.PartitionedPair) on a 256 MiB volume: after
+// the cut alpha (the old primary) writes 3 MiB, beta (promoted by force) writes 2 MiB, and
+// both write the same 1 MiB region. Resolved either way (operator or policy), the volumes end
+// byte-identical and equal to the survivor's image (its writes there, the loser's gone), and
+// the proxies count what crossed the wire: the union of the dirty blocks (6 MiB) and the
+// bitmap exchange, not the 256 MiB a full copy moves.
+import Foundation
+import Testing
+
+extension Replication {
+@Suite(.serialized) struct SplitBrainResyncTests {
+    typealias PartitionedPair = SplitBrainTests.PartitionedPair
+    static let sizeBytes = 256 << 20
+    static let blockBytes = 4096
+    /// Blocks of 4 KiB: alpha only, beta only, and both.
+    static let alphaOnly = 1_000..<1_768
+    static let betaOnly = 40_000..<40_512
+    static let overlap = 20_000..<20_256
+    static var unionBlocks: Int { alphaOnly.count + betaOnly.count + overlap.count }
+    /// TLS handshakes, Hellos, acks, barriers and pings of the resync's links, and the
+    /// bitmap exchange (a few runs each way): far below one MiB.
+    static let overheadBytesMax = 512 << 10
+
+    static func pattern(_ side: UInt8, _ index: Int) -> [UInt8] {
+        var block = [UInt8](repeating: side, count: blockBytes)
+        withUnsafeBytes(of: UInt64(index).littleEndian) { block.replaceSubrange(8..<16, with: $0) }
+        return block
+    }
+
+    static func alphaPattern(_ index: Int) -> [UInt8] { pattern(0xA1, index) }
+    static func betaPattern(_ index: Int) -> [UInt8] { pattern(0xB2, index) }
+
+    /// Writes `blocks` in 256 KiB requests, each block its own pattern.
+    static func write(_ socket: String, _ blocks: Range<Int>, _ pattern: (Int) -> [UInt8]) throws {
+        let client = try RawNBDClient.transmitting(socketPath: socket, exportName: ReplicatedPair.resource)
+        defer { client.disconnect() }
+        var index = blocks.lowerBound
+        while index < blocks.upperBound {
+            let end = min(index + 64, blocks.upperBound)
+            let data = (index..<end).flatMap(pattern)
+            try client.write(offset: UInt64(index * blockBytes), data: data, fua: true)
+            index = end
+        }
+    }
+
+    /// Cut; alpha writes its regions; beta is promoted by force and writes its own; heal: both
+    /// report the split brain.
+    static func splitBrainWithWritesOnBoth(policy: String? = nil) throws -> PartitionedPair {
+        let p = try PartitionedPair(policy: policy, sizeBytes: sizeBytes)
+        p.cut()
+        try p.pair.waitFor(p.pair.alpha, "alpha lost its peer") { $0["connection_state"] as? String != "Connected" }
+        try p.pair.waitFor(p.pair.beta, "beta lost its peer") { $0["connection_state"] as? String != "Connected" }
+        for range in [alphaOnly, overlap] { try write(p.pair.nbdSocket(p.pair.alpha), range, alphaPattern) }
+        try p.pair.expectOK(try p.pair.beta.control().request("failover", ["name": ReplicatedPair.resource, "force": true]))
+        try p.pair.expectOK(try p.pair.beta.control().request("enable", ["name": ReplicatedPair.resource]))
+        for range in [betaOnly, overlap] { try write(p.pair.nbdSocket(p.pair.beta), range, betaPattern) }
+        // Each side tracked its own regions since parting (the promoted one too).
+        #expect(try p.pair.status(p.pair.alpha)["parted_bytes"] as? Int == (alphaOnly.count + overlap.count) * blockBytes)
+        #expect(try p.pair.status(p.pair.beta)["parted_bytes"] as? Int == (betaOnly.count + overlap.count) * blockBytes)
+        return p
+    }
+
+    static func forwardedBytes(_ p: PartitionedPair) -> Int {
+        [p.toBeta, p.toAlpha].reduce(0) { $0 + $1.forwardedBytes(.toTarget) + $1.forwardedBytes(.fromTarget) }
+    }
+
+    /// The survivor's image on both (its writes, the loser's only regions zero as before the
+    /// cut), the volumes byte-identical, and only the union on the wire.
+    static func expectUnionResync(_ p: PartitionedPair, survivor: DaemonProcess, loser: DaemonProcess,
+                                  survivorPattern: @escaping (Int) -> [UInt8], survivorOnly: Range<Int>,
+                                  loserOnly: Range<Int>) throws {
+        try p.pair.waitFor(loser, "the loser secondary and UpToDate") {
+            $0["role"] as? String == "secondary" && $0["disk_state"] as? String == "UpToDate"
+        }
+        let settled = try p.pair.waitFor(survivor, "the survivor connected, its peer UpToDate, nothing out of sync") {
+            $0["connection_state"] as? String == "Connected" && $0["peer_disk_state"] as? String == "UpToDate"
+                && $0["out_of_sync_bytes"] as? Int == 0 && $0["unconfirmed_bytes"] as? Int == 0
+        }
+        let moved = forwardedBytes(p)
+        let unionBytes = unionBlocks * blockBytes
+        #expect(settled["session_start"] as? String == "split-brain-union", "\(settled)")
+        let report = settled["split_brain_resync"] as? JSONObject
+        #expect(report?["plan"] as? String == "split-brain-union", "\(settled)")
+        #expect(report?["union_bytes"] as? Int == unionBytes, "\(settled)")
+        #expect(report?["local_changed_bytes"] as? Int == (survivorOnly.count + overlap.count) * blockBytes, "\(settled)")
+        #expect(report?["peer_changed_bytes"] as? Int == (loserOnly.count + overlap.count) * blockBytes, "\(settled)")
+        #expect(report?["moved_bytes"] as? Int == unionBytes, "\(settled)")
+        let exchange = report?["bitmap_exchange_bytes"] as? Int ?? Int.max
+        #expect(exchange < 4096, "\(settled)")
+        #expect(Double(moved) <= 1.1 * Double(unionBytes) + Double(exchange + overheadBytesMax),
+                "\(moved) bytes crossed the proxies for a union of \(unionBytes) (the volume: \(sizeBytes))")
+
+        let reader = try RawNBDClient.transmitting(socketPath: p.pair.nbdSocket(survivor), exportName: ReplicatedPair.resource)
+        for index in [survivorOnly.lowerBound, survivorOnly.upperBound - 1, overlap.lowerBound, overlap.upperBound - 1] {
+            #expect(try reader.read(offset: UInt64(index * blockBytes), length: UInt32(blockBytes)) == survivorPattern(index))
+        }
+        for index in [loserOnly.lowerBound, loserOnly.upperBound - 1] {
+            #expect(try reader.read(offset: UInt64(index * blockBytes), length: UInt32(blockBytes))
+                        == [UInt8](repeating: 0, count: blockBytes), "the loser's block \(index) survived")
+        }
+        reader.disconnect()
+        try p.pair.alpha.stop()
+        try p.pair.beta.stop()
+        #expect(try VolumeFiles.sha256(p.pair.volume(p.pair.alpha)) == VolumeFiles.sha256(p.pair.volume(p.pair.beta)))
+    }
+
+    @Test(arguments: ["alpha", "beta"])
+    func resolveCopiesOnlyTheUnionOfBothBitmaps(survivorName: String) throws {
+        let p = try Self.splitBrainWithWritesOnBoth()
+        p.heal()
+        for daemon in [p.pair.alpha, p.pair.beta] {
+            try p.pair.waitFor(daemon, "split brain reported") { $0["split_brain"] as? Bool == true }
+        }
+        let (survivor, loser) = survivorName == "alpha" ? (p.pair.alpha, p.pair.beta) : (p.pair.beta, p.pair.alpha)
+        p.toBeta.resetCounters()
+        p.toAlpha.resetCounters()
+        try p.pair.expectOK(try loser.control().request("resolve", ["name": ReplicatedPair.resource, "discard": "local"]))
+        try p.pair.expectOK(try survivor.control().request("resolve", ["name": ReplicatedPair.resource, "discard": "peer"]))
+        if survivorName == "alpha" {
+            try Self.expectUnionResync(p, survivor: survivor, loser: loser, survivorPattern: Self.alphaPattern,
+                                       survivorOnly: Self.alphaOnly, loserOnly: Self.betaOnly)
+        } else {
+            try Self.expectUnionResync(p, survivor: survivor, loser: loser, survivorPattern: Self.betaPattern,
+                                       survivorOnly: Self.betaOnly, loserOnly: Self.alphaOnly)
+        }
+    }
+
+    /// `discard-least-changes` picks beta (2 MiB + 1 MiB against 3 MiB + 1 MiB) as the loser
+    /// at the heal, and takes the same path.
+    @Test func aPolicyResolvesByTheUnionToo() throws {
+        let p = try Self.splitBrainWithWritesOnBoth(policy: "discard-least-changes")
+        p.toBeta.resetCounters()
+        p.toAlpha.resetCounters()
+        p.heal()
+        try Self.expectUnionResync(p, survivor: p.pair.alpha, loser: p.pair.beta, survivorPattern: Self.alphaPattern,
+                                   survivorOnly: Self.alphaOnly, loserOnly: Self.betaOnly)
+    }
+}
+}
