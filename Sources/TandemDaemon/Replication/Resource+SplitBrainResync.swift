@@ -78,7 +78,8 @@ extension Resource {
 
     /// A write the peer will not get, on a primary that parted.
     func notePartedWrite(offsetBytes: UInt64, lengthBytes: UInt64) {
-        guard spec.role == .primary, generations.bitmap != 0, lengthBytes > 0 else { return }
+        // On the write path: the superblock's field, not `generations` (which copies the history).
+        guard spec.role == .primary, metadata.latest.bitmapGeneration != 0, lengthBytes > 0 else { return }
         if splitBrainResync.persisted { removePartedFile() }
         guard splitBrainResync.parted != nil else {
             if splitBrainResync.lostReason.isEmpty {
