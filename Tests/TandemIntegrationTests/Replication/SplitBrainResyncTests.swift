@@ -126,6 +126,40 @@ extension Replication {
         }
     }
 
+    /// A loser that wrote after the detection and then crashed has no proven bitmap (the write
+    /// removed its file, the crash lost the memory): it refuses to send one, the survivor
+    /// copies every block, and the event and status say why. The volumes still end equal.
+    @Test func aLoserWhoseBitmapWasLostIsCopiedWholeAndStatusSaysWhy() throws {
+        let p = try Self.splitBrainWithWritesOnBoth()
+        p.heal()
+        for daemon in [p.pair.alpha, p.pair.beta] {
+            try p.pair.waitFor(daemon, "split brain reported") { $0["split_brain"] as? Bool == true }
+        }
+        try Self.write(p.pair.nbdSocket(p.pair.beta), 60_000..<60_001, Self.betaPattern)
+        p.pair.beta.crash()
+        try p.pair.beta.start()
+        #expect(try p.pair.status(p.pair.beta)["parted_bytes"] == nil)
+        p.toBeta.resetCounters()
+        p.toAlpha.resetCounters()
+        try p.pair.expectOK(try p.pair.beta.control().request("resolve", ["name": ReplicatedPair.resource, "discard": "local"]))
+        try p.pair.expectOK(try p.pair.alpha.control().request("resolve", ["name": ReplicatedPair.resource, "discard": "peer"]))
+        try p.pair.waitFor(p.pair.beta, "the loser secondary and UpToDate") {
+            $0["role"] as? String == "secondary" && $0["disk_state"] as? String == "UpToDate"
+        }
+        let settled = try p.pair.waitFor(p.pair.alpha, "the survivor connected, its peer UpToDate") {
+            $0["connection_state"] as? String == "Connected" && $0["peer_disk_state"] as? String == "UpToDate"
+                && $0["out_of_sync_bytes"] as? Int == 0 && $0["unconfirmed_bytes"] as? Int == 0
+        }
+        let report = settled["split_brain_resync"] as? JSONObject
+        #expect(report?["plan"] as? String == "split-brain-full-copy", "\(settled)")
+        #expect((report?["reason"] as? String)?.contains("keeps no bitmap") == true, "\(settled)")
+        #expect(report?["moved_bytes"] as? Int == Self.sizeBytes, "\(settled)")
+        #expect(Self.forwardedBytes(p) >= Self.sizeBytes)
+        try p.pair.alpha.stop()
+        try p.pair.beta.stop()
+        #expect(try VolumeFiles.sha256(p.pair.volume(p.pair.alpha)) == VolumeFiles.sha256(p.pair.volume(p.pair.beta)))
+    }
+
     /// `discard-least-changes` picks beta (2 MiB + 1 MiB against 3 MiB + 1 MiB) as the loser
     /// at the heal, and takes the same path.
     @Test func aPolicyResolvesByTheUnionToo() throws {
