@@ -59,6 +59,8 @@ extension Resource {
             survivorResyncDecided(plan, set: set, exchangeBytes: exchangeBytes)
         }
         guard basis == .fullCopy else { return }
+        // This side's facts only (the peer's version and parting generation are checked
+        // when its Hello arrives, PrimaryReplicator.checkPeerCanUnite).
         let plan = SplitBrainResync.plan(survivor: PartedChanges(partingGeneration: survivor.partingGeneration,
                                                                  bitmap: survivor.own, lostReason: survivor.lostReason),
                                          peerHelloVersion: WireFormat.helloVersion,

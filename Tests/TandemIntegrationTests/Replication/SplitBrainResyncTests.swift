@@ -6,6 +6,8 @@
 // the proxies count what crossed the wire: the union of the dirty blocks (6 MiB) and the
 // bitmap exchange, not the 256 MiB a full copy moves.
 import Foundation
+import TandemCore
+import TandemIO
 import Testing
 
 extension Replication {
@@ -158,6 +160,44 @@ extension Replication {
         try p.pair.alpha.stop()
         try p.pair.beta.stop()
         #expect(try VolumeFiles.sha256(p.pair.volume(p.pair.alpha)) == VolumeFiles.sha256(p.pair.volume(p.pair.beta)))
+    }
+
+    /// A hand-driven survivor asks a secondary that lost no split brain for its bitmap: it
+    /// keeps none, so it refuses `unrelated-data` with the reason (the survivor would copy
+    /// every block), stays up and wrote nothing; a Hello that does not ask is accepted.
+    @Test func aSecondaryWithoutABitmapRefusesASurvivorsRequestForIt() throws {
+        let pair = try ReplicatedPair(sizeBytes: 8 << 20)
+        try pair.create(on: pair.beta, role: "secondary", peer: ("alpha", pair.alphaAddress), mode: "sync",
+                        initialSync: "none", compression: "none")
+        try pair.expectOK(try pair.beta.control().request("enable", ["name": ReplicatedPair.resource]))
+        func firstAnswer(asking: Bool) throws -> WireMessage {
+            let context = try TLSContext(
+                role: .client, caFile: pair.certs.file("ca.crt"), certFile: pair.certs.file("alpha.crt"),
+                keyFile: pair.certs.file("alpha.key"), expectedPeerName: "beta")
+            let fd = try connectTo(pair.betaAddress)
+            defer { close(fd) }
+            let stream = TLSBlockingStream(connection: try TLSConnection(context: context), fd: fd)
+            try stream.handshake()
+            let tail = WireNodeGenerations(current: 0x5151, bitmap: 0x4242, flags: asking ? [.splitBrainResync] : [])
+            try stream.write(try WireEncoder.encode(.hello(WireHello(
+                role: .primary, nodeName: "alpha", resourceName: ReplicatedPair.resource, volumeSizeBytes: 8 << 20,
+                generations: WireGenerations(current: 99, bitmap: 0), promotionNumber: 1, node: tail)), promotionNumber: 1))
+            var decoder = WireDecoder(checksOrdering: false)
+            var buffer = [UInt8](repeating: 0, count: 64 << 10)
+            while true {
+                if let frame = try decoder.next() { return frame.message }
+                let count = try buffer.withUnsafeMutableBytes { try stream.read(into: $0) }
+                guard count > 0 else { throw HarnessError("beta closed without answering") }
+                decoder.feed(buffer[0..<count])
+            }
+        }
+        guard case .helloReply(let reply) = try firstAnswer(asking: true) else {
+            throw HarnessError("beta answered a Hello asking for its bitmap with something else than a refusal")
+        }
+        #expect(reply.refusal == .unrelatedData, "\(reply)")
+        #expect(reply.reason.contains("keeps no bitmap"), "\(reply)")
+        guard case .hello = try firstAnswer(asking: false) else { throw HarnessError("beta refused a plain Hello") }
+        #expect(try pair.beta.control().request("ping")["ok"] as? Bool == true)
     }
 
     /// `discard-least-changes` picks beta (2 MiB + 1 MiB against 3 MiB + 1 MiB) as the loser
