@@ -65,6 +65,9 @@ final class Resource {
     var demotedByPromotion: String?
     /// This node survived a split brain and waits for the peer to become secondary.
     var resolvingAsSurvivor = false
+    /// Regions changed since parting and the resolve by the union of both bitmaps
+    /// (Resource+SplitBrainResync, Resource+SplitBrainUnion).
+    var splitBrainResync = SplitBrainResyncState()
     /// Bytes this primary wrote since it parted from its peer (metadata `changed bytes`,
     /// persisted at stops and split brains; a block written twice counts twice).
     lazy var changedBytesWhileParted: UInt64 = metadata.latest.changedBytes
@@ -146,6 +149,7 @@ final class Resource {
             if self.spec.role == .primary {
                 self.startTrackingGeneration()
                 self.changedBytesWhileParted += length
+                self.notePartedWrite(offsetBytes: offset, lengthBytes: length)
             }
             self.trackUnreplicated(offset, length)
         }
@@ -159,6 +163,7 @@ final class Resource {
         loadTrackedBitmapAtOpen()
         restoreDemotionAtOpen()
         restoreSplitBrainAtOpen()
+        loadPartedBitmapAtOpen()
         // A secondary serves nothing until it is promoted (DESIGN.md, issue 3): no client
         // can read a volume that may be between two consistent states.
         guard spec.role != .secondary else { return }
@@ -284,7 +289,10 @@ final class Resource {
 
     /// Stops serving: closes clients and listeners; `done` runs once all is quiet.
     func stop(loop: EventLoop, _ done: @escaping () -> Void) {
-        stopReplication { [self] in self.stopListeners(loop: loop, done) }
+        stopReplication { [self] in
+            persistPartedBitmap()  // a restart resolves a split brain by the union still
+            self.stopListeners(loop: loop, done)
+        }
     }
 
     private func stopListeners(loop: EventLoop, _ done: @escaping () -> Void) {
@@ -342,6 +350,7 @@ final class Resource {
         mergeGenerationStatus(into: &fields)
         if let primary { fields.merge(primary.statusFields) { $1 } }
         if let secondary { fields.merge(secondary.statusFields) { $1 } }
+        mergeSplitBrainResyncStatus(into: &fields)  // after the replicator's: it names the session's start
         let states = reportedDiskStates
         fields["disk_state"] = .string(states.diskState.rawValue)
         if let peer = states.peerDiskState { fields["peer_disk_state"] = .string(peer.rawValue) }

@@ -105,14 +105,24 @@ private func judge(_ own: OwnHelloFacts, _ peer: OwnHelloFacts) -> PeerHelloOutc
         }
     }
 
-    @Test func twoPrimariesWithoutGenerationsOrEqualPromotionsAreARoleConflict() {
+    @Test func twoPrimariesWithEqualPromotionsAreARoleConflict() {
         let none = facts(.none)
         #expect(judge(none, none) == .refuse(.roleConflict, "this node is primary and so is the peer"))
-        var old = hello(none)
+    }
+
+    /// A primary of protocol 3 or older carries no generations: no split brain could be told,
+    /// so the link is refused naming the upgrade order (issue 14 §2.5), not a bare conflict.
+    @Test func aPrimaryOlderThanVersion4IsRefusedNamingTheUpgradeOrder() {
+        var old = hello(facts(.none))
         old.protocolVersion = 3
         old.node = nil
-        #expect(PeerHelloCheck.judge(own: facts(oldPrimaryIdle), hello: old)
-            == .refuse(.roleConflict, "this node is primary and so is the peer"))
+        let outcome = PeerHelloCheck.judge(own: facts(oldPrimaryIdle), hello: old)
+        guard case .refuse(.unsupportedVersion, let reason) = outcome else {
+            Issue.record("expected unsupported-version, got \(outcome)")
+            return
+        }
+        #expect(reason.contains("protocol 3") && reason.contains("split brain cannot be detected"))
+        #expect(reason.contains("the secondary first, a planned failover, then the old primary"))
     }
 
     @Test func aSecondaryIsAcceptedAndTheResourceAndSizeChecksComeFirst() {

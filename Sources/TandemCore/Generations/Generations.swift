@@ -72,6 +72,15 @@ public struct Generations: Equatable, Sendable {
         bitmap = 0
     }
 
+    /// A split brain's loser whose changes since parting are known (its bitmap is kept for
+    /// the survivor): it has no consistent generation until the resync ends (C := 0), and B
+    /// keeps the generation both parted from, which the survivor's B must equal for the union
+    /// of both bitmaps to cover their divergence (SplitBrainResync).
+    public mutating func discardedForUnion() {
+        pushHistory(current)
+        current = 0
+    }
+
     /// Both nodes begin in sync without a copy (`initial_sync: none`, table row 1): both
     /// take the primary's new C.
     public mutating func beginInSync(generation: UInt64) {

@@ -93,8 +93,11 @@ public enum PeerHelloCheck {
             return .refuse(.sizeMismatch, "local volume has \(own.volumeSizeBytes) bytes, peer \(hello.volumeSizeBytes)")
         }
         if hello.role == .secondary { return .accept }
-        guard hello.role == .primary, let peer = hello.node else {
-            return .refuse(.roleConflict, "this node is primary and so is the peer")
+        guard hello.role == .primary else { return .refuse(.roleConflict, "this node is primary and so is the peer") }
+        guard let peer = hello.node else {
+            // A primary whose Hello carries no generations cannot be told from a split brain:
+            // refused with the way out rather than a bare role conflict.
+            return .refuse(.unsupportedVersion, Self.olderPrimaryReason(hello.protocolVersion))
         }
         let ownSide = HandshakeSide(generations: own.generations, isPrimary: true)
         let peerGenerations = Generations(current: peer.current, bitmap: peer.bitmap, history: [],
@@ -133,6 +136,13 @@ public enum PeerHelloCheck {
                                + "a later promotion superseded it")
         }
         return .refuse(.roleConflict, "this node is primary and so is the peer")
+    }
+
+    /// Two primaries, one of protocol 3 or older: no split brain can be detected between them.
+    public static func olderPrimaryReason(_ version: UInt16) -> String {
+        "both nodes are primary and the peer's Hello speaks protocol \(version), which carries no generations: "
+            + "a split brain cannot be detected, so the link is refused. Upgrade the peer before promoting "
+            + "(docs/operations.md, rolling upgrade: the secondary first, a planned failover, then the old primary)"
     }
 
     /// A secondary accepts a primary's Hello: the primary went on without this copy (its

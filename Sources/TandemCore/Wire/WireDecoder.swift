@@ -238,6 +238,8 @@ enum WireBodyDecoder {
             message = .digests(offsetBytes: offset, lengthBytes: length,
                                digest: RegionDigest(high: reader.u64()!, low: reader.u64()!))
         case .resize: message = .resize(try WireResize.decode(&reader))
+        case .bitmapChunk: message = .bitmapChunk(try WireBitmapChunk.decode(&reader))
+        case .bitmapDone: message = .bitmapDone(setBlocks: reader.u64()!)
         case .replicaHello:
             let epoch = reader.u64()!
             let state = WireDiskState(rawValue: reader.u8()!)

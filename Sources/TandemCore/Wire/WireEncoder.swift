@@ -88,6 +88,10 @@ public enum WireEncoder {
             return 32
         case .resize:
             return WireResize.bodyBytes
+        case .bitmapChunk(let chunk):
+            return chunk.bodyBytes
+        case .bitmapDone:
+            return 8
         case .durableAck, .flushRequest, .ping, .pong, .resendComplete, .syncComplete, .failoverRequest, .demoted:
             return 8
         }
@@ -126,6 +130,10 @@ public enum WireEncoder {
             writer.put(resize.refusalCode)
             writer.put(UInt32(0))
             writer.put(resize.senderBytes)
+        case .bitmapChunk(let chunk):
+            chunk.write(&writer)
+        case .bitmapDone(let setBlocks):
+            writer.put(setBlocks)
         case .replicaHello(let hello):
             writer.put(hello.durableThroughEpoch)
             writer.put(hello.diskState.rawValue)
@@ -179,6 +187,10 @@ public enum WireEncoder {
             }
         case .data(let data):
             try validate(data.header, payloadBytes: data.payload.count)
+        case .bitmapChunk(let chunk):
+            guard chunk.blockCount > 0, !chunk.runs.isEmpty, chunk.runs.count % 4 == 0,
+                chunk.runs.count <= WireBitmapChunk.runsBytesMax, DirtyBitmap.isValidBlockBytes(UInt64(chunk.blockBytes))
+            else { throw .invalidData("bitmap chunk: \(chunk.runs.count) bytes of runs for \(chunk.blockCount) blocks of \(chunk.blockBytes) bytes") }
         default:
             break
         }

@@ -16,7 +16,9 @@ public enum WireFormat {
     /// (`WireNodeGenerations`; a Hello naming 3 or less has no tail) and adds the two verify
     /// messages (DigestRequest, Digests), sent only to a peer whose Hello names 4 or more.
     /// Version 5 adds Resize (type 28), sent only to a peer whose Hello names 5 or more.
-    public static let helloVersion: UInt16 = 5
+    /// Version 6 adds BitmapChunk / BitmapDone (types 16, 17) and the Hello tail's flag
+    /// `split-brain-resync`: a split brain is resolved by the union of both bitmaps.
+    public static let helloVersion: UInt16 = 6
     /// The first version whose Hello carries the generation tail.
     public static let generationsVersion: UInt16 = 4
     /// The first version whose secondary reads a catch-up's bases (older ones take the
@@ -26,6 +28,9 @@ public enum WireFormat {
     public static let verifyVersion: UInt16 = 4
     /// The first version that answers Resize (online resize, docs/replication.md *Resize*).
     public static let resizeVersion: UInt16 = 5
+    /// The Hello version from which a peer sends and reads BitmapChunk / BitmapDone (split-brain
+    /// resolve by the union of both bitmaps).
+    public static let bitmapExchangeVersion: UInt16 = 6
     /// The largest region one DigestRequest names.
     public static let digestRegionBytesMax: UInt64 = 1 << 20
     public static let headerBytes = 24
@@ -65,6 +70,10 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
     case digests = 24
     /// Online resize (protocol 5): the primary's request and the secondary's answer.
     case resize = 28
+    /// Split-brain resolve (protocol 6): a node's changed regions since parting, run-length
+    /// coded, and the total of set bits that ends them (WireBitmapChunk).
+    case bitmapChunk = 16
+    case bitmapDone = 17
 
     /// The body length a frame of this type may have: exact for fixed-size messages, an
     /// upper bound (checked at the header, before any body is buffered) for the others.
@@ -77,6 +86,8 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
         case .epochBarrier, .dataAck, .replicaHello, .digestRequest: return 16...16
         case .digests: return 32...32
         case .resize: return WireResize.bodyBytes...WireResize.bodyBytes
+        case .bitmapChunk: return (WireBitmapChunk.fixedBytes + 4)...(WireBitmapChunk.fixedBytes + WireBitmapChunk.runsBytesMax)
+        case .bitmapDone: return 8...8
         case .durableAck, .flushRequest, .ping, .pong, .resendComplete, .syncComplete, .failoverRequest, .demoted:
             return 8...8
         }

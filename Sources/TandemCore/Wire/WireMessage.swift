@@ -28,7 +28,11 @@ public struct WireNodeGenerations: Equatable, Sendable {
         public init(rawValue: UInt32) { self.rawValue = rawValue }
         /// The sender's copy is `Outdated` (persisted flag `outdated`).
         public static let outdated = Flags(rawValue: 1 << 0)
-        public static let known: Flags = [.outdated]
+        /// Protocol 6, a primary's Hello: this session resolves a split brain by the union of
+        /// both bitmaps; the peer sends its bitmap since `bitmap` (BitmapChunk, BitmapDone)
+        /// before its ReplicaHello, or refuses with `unrelated-data` (then a full copy).
+        public static let splitBrainResync = Flags(rawValue: 1 << 1)
+        public static let known: Flags = [.outdated, .splitBrainResync]
     }
 
     public var current: UInt64
@@ -232,6 +236,10 @@ public enum WireMessage: Equatable, Sendable {
     /// Online resize (protocol 5): primary → secondary the request, secondary → primary the
     /// answer (WireResize).
     case resize(WireResize)
+    /// Split-brain resolve (protocol 6): part of the sender's bitmap of changes since parting.
+    case bitmapChunk(WireBitmapChunk)
+    /// Ends the sender's chunks: the total of set bits they carried (checked).
+    case bitmapDone(setBlocks: UInt64)
 
     public var type: WireMessageType {
         switch self {
@@ -252,6 +260,8 @@ public enum WireMessage: Equatable, Sendable {
         case .digestRequest: return .digestRequest
         case .digests: return .digests
         case .resize: return .resize
+        case .bitmapChunk: return .bitmapChunk
+        case .bitmapDone: return .bitmapDone
         }
     }
 }

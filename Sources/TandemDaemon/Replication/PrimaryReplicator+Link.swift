@@ -61,6 +61,7 @@ extension PrimaryReplicator: PeerLinkDelegate {
         switch outcome {
         case .accept:
             peerHelloVersion = hello.protocolVersion
+            checkPeerCanUnite(hello)
             return .accept(delegate: self, hello: nil)
         case let .refuse(code, reason): return .refuse(code, reason)
         case let .splitBrain(report): return .refuse(.splitBrain, report.reason)
@@ -93,7 +94,10 @@ extension PrimaryReplicator: PeerLinkDelegate {
     func peerLink(_ link: PeerLink, received message: WireMessage) {
         guard link === self.link else { return }
         switch message {
+        case .bitmapChunk, .bitmapDone:
+            return receivedPeerBitmap(message, link: link)
         case .replicaHello(let hello):
+            peerSentReplicaHello()
             guard let copy = DiskState(wire: hello.diskState) else {
                 return link.closeForViolation("protocol violation: ReplicaHello with disk state code \(hello.diskState.rawValue)")
             }
@@ -139,6 +143,7 @@ extension PrimaryReplicator: PeerLinkDelegate {
         if let refusal = link.peerRefusal, let outcome = PeerHelloCheck.refusedByPeer(refusal, reason: reason) {
             onPrimaryOutcome?(outcome, link.peerNodeName)
         }
+        peerBitmapLinkClosed(refusal: link.peerRefusal, reason: reason)
         feed(.linkDown(reason: reason, refusal: link.peerRefusal))
     }
 

@@ -140,6 +140,19 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     /// A judgement about a peer primary to carry out (split brain, demoted by promotion).
     var onPrimaryOutcome: ((PeerHelloOutcome, String) -> Void)?
 
+    // Split-brain resync by the union of both bitmaps (PrimaryReplicator+SplitBrain).
+    /// The copy covers the survivor's changes only until the peer's bitmap comes.
+    var awaitsPeerBitmap = false
+    var survivorChanges: DirtyBitmap?
+    var survivorPartingGeneration: UInt64 = 0
+    /// The peer's BitmapChunks on this link so far.
+    var peerBitmap: PeerBitmapReceiver?
+    var peerBitmapBytes: UInt64 = 0
+    /// Decided: the union (with its set and the exchange's bytes), or a full copy and why.
+    var onSplitBrainResync: ((SplitBrainResyncPlan, SplitBrainResyncSet?, UInt64) -> Void)?
+    /// A region written while the link was not connected (the parted set).
+    var onRegionWithoutPeer: ((UInt64, UInt64) -> Void)?
+
     /// The Resize sent to the peer and who waits for its answer (PrimaryReplicator+Resize).
     var pendingResize: (request: WireResize, answer: (Result<Void, ResizeRefusal>) -> Void)?
 
@@ -272,6 +285,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         if node.connectionState != .connected && mutation.kind != .flush {
             if !wroteWithoutPeer { noteWriteWithoutPeer() }
             onBytesWithoutPeer?(UInt64(mutation.diskLength))
+            onRegionWithoutPeer?(mutation.diskOffset, UInt64(mutation.diskLength))
         }
         feed(.request(id: RequestID(index), request))
     }

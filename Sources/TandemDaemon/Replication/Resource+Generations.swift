@@ -60,7 +60,8 @@ extension Resource {
     /// The version-4 Hello tail and promotion number this node sends.
     var helloGenerations: (node: WireNodeGenerations, promotion: UInt64) {
         let held = generations
-        let flags: WireNodeGenerations.Flags = metadata.latest.flags.contains(.outdated) ? [.outdated] : []
+        var flags: WireNodeGenerations.Flags = metadata.latest.flags.contains(.outdated) ? [.outdated] : []
+        if asksForPeerBitmap { flags.insert(.splitBrainResync) }
         return (WireNodeGenerations(current: held.current, bitmap: held.bitmap, changedBytes: changedBytesSinceParting,
                                     flags: flags, afterSplitBrain: spec.afterSplitBrain), held.promotion)
     }
@@ -81,12 +82,14 @@ extension Resource {
         changedBytesWhileParted = 0
         updateGenerations { $0.startTracking(newGeneration: newGeneration()) }
         persistChangedBytes()
+        startPartedTracking(inFlight: true)
     }
 
     /// The peer holds everything this primary has (a copy or catch-up ended).
     func peerCaughtUpGeneration() {
         changedBytesWhileParted = 0
         persistChangedBytes()
+        endPartedTracking()
         guard generations.bitmap != 0 else { return }
         updateGenerations { $0.resyncDoneAsSource() }
     }
@@ -99,6 +102,7 @@ extension Resource {
             $0.sawPromotion(hello.promotionNumber)
         }
         if metadata.latest.flags.contains(.outdated) { _ = updateNode { $0.set(.outdated, false) } }
+        endPartedTracking()  // a split brain's loser: the survivor's resync ended
     }
 
     /// Promotion: a forced one starts tracking against the old primary's generation (B := C);
@@ -112,6 +116,8 @@ extension Resource {
             $0.promote(newGeneration: fresh, peerPromotion: $0.promotion)
             if planned { $0.resyncDoneAsSource() }
         }
+        // Forced: the writes from now on are this node's side of any split brain.
+        if planned { endPartedTracking() } else { startPartedTracking(inFlight: false) }
     }
 
     // MARK: Outdated
@@ -199,6 +205,7 @@ extension Resource {
         transitioning = true
         stopReplication { [self] in
             transitioning = false
+            persistPartedBitmap()  // with the old primary's tracked bitmap folded in
             switch report.verdict {
             case .disconnect: break
             case .discardLocal(let reason): discardLocalData(reason: reason, by: "after_split_brain") { _ in }
@@ -279,7 +286,9 @@ extension Resource {
         splitBrain = nil
         demotedByPromotion = nil
         if metadata.latest.flags.contains(.splitBrain) { _ = updateNode { $0.set(.splitBrain, false) } }
-        updateGenerations { $0.fullCopyStartedAsTarget() }
+        // Its changes since parting are kept for the survivor's union (else a full copy).
+        let kept = keepChangesForSurvivor()
+        updateGenerations { kept ? $0.discardedForUnion() : $0.fullCopyStartedAsTarget() }
         changedBytesWhileParted = 0
         persistChangedBytes()
         becomeSecondary(enable: true)
@@ -294,6 +303,7 @@ extension Resource {
         ])
         splitBrain = nil
         resolvingAsSurvivor = true
+        prepareSurvivorResync()
         _ = updateNode {
             $0.peerLacksWrites = true
             $0.set(.splitBrain, false)

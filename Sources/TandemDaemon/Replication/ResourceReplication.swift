@@ -59,6 +59,7 @@ extension Resource {
             demotedInProcess = false
             secondary?.onUpToDate = { [unowned self] hello in adoptPrimaryGeneration(hello) }
             secondary?.onPrimaryAccepted = { [unowned self] hello in primaryAccepted(hello) }
+            secondary?.splitBrainBitmapFrames = { [unowned self] hello in victimBitmapFrames(for: hello) }
             secondary?.helloGenerations = { [unowned self] in helloGenerations }
             secondary?.onResizeRequested = { [unowned self] request, answer in peerAskedResize(request, answer) }
             secondary?.onLinkClosed = { [unowned self] in restartSecondaryIfResized() }
@@ -138,7 +139,8 @@ extension Resource {
         replicator.onFailoverRequested = { [unowned self] in self.plannedDemote() }
         replicator.onPeerDiskFailed = { [unowned self] reason in self.peerDiskFailed(reason) }
         replicator.onPeerNeedsFullCopy = { [unowned self] reason in self.peerNeedsFullCopy(reason) }
-        replicator.onPeerSynced = { [unowned self] in
+        replicator.onPeerSynced = { [unowned self, unowned replicator] in
+            survivorResyncEnded(movedBytes: replicator.copiedBytes)
             if metadata.latest.peerLacksWrites { _ = updateNode { $0.peerLacksWrites = false } }
             peerCaughtUpGeneration()
             primary?.wroteWithoutPeer = false
@@ -150,6 +152,8 @@ extension Resource {
             primary?.wroteWithoutPeer = false
         }
         replicator.onBytesWithoutPeer = { [unowned self] bytes in changedBytesWhileParted += bytes }
+        replicator.onRegionWithoutPeer = { [unowned self] offset, length in notePartedWrite(offsetBytes: offset, lengthBytes: length) }
+        beginSurvivorResync(replicator, basis: start.basis)
         replicator.helloGenerations = { [unowned self] in helloGenerations }
         replicator.judgePrimaryHello = { [unowned self] hello in judgePrimaryHello(hello) }
         replicator.onPrimaryOutcome = { [unowned self] outcome, peer in act(on: outcome, peer: peer) }

@@ -81,6 +81,11 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     var onUpToDate: ((WireHello) -> Void)?
     /// A primary's Hello was accepted (the resource learns whether it was left behind).
     var onPrimaryAccepted: ((WireHello) -> Void)?
+    /// Split-brain resync (Resource+SplitBrainUnion): a survivor's Hello may ask for this
+    /// loser's bitmap since parting; the frames go before the ReplicaHello, or the link is
+    /// refused `unrelated-data` (the survivor then copies the whole volume).
+    var splitBrainBitmapFrames: ((WireHello) -> (frames: [WireMessage]?, refusal: String?))?
+    var pendingBitmapFrames: [WireMessage]?
     /// The generation tail and promotion number of this node's Hello.
     var helloGenerations: (() -> (node: WireNodeGenerations, promotion: UInt64))?
     /// The primary asked for a resize (SecondaryReplicator+Resize); the resource answers.
@@ -274,6 +279,11 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         let facts = PrimaryHelloFacts(
             hello: hello, certificateNamesPeer: spec.peer.map { connection.peerCertificateNames($0.name) } ?? false,
             certificateSubject: connection.peerSubject)
+        pendingBitmapFrames = nil
+        if let asked = splitBrainBitmapFrames?(hello) {
+            if let refusal = asked.refusal { return .refuse(.unrelatedData, refusal) }
+            pendingBitmapFrames = asked.frames
+        }
         candidate = (link, hello)
         verdict = nil
         feed(.hello(facts))
@@ -290,6 +300,11 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
 
     func peerLinkEstablished(_ link: PeerLink) {
         guard link === self.link else { return link.close("superseded") }
+        if let frames = pendingBitmapFrames {
+            // Before the ReplicaHello: the survivor's copy cannot start without them.
+            pendingBitmapFrames = nil
+            for frame in frames { _ = link.send(frame) }
+        }
         feed(.linkEstablished)
         perform()
         publishDiskState()

@@ -1,0 +1,46 @@
+// PrimaryNode's split-brain resync (issue 14 §2, docs/replication.md *Split brain*): the
+// survivor's session is a full copy as far as the victim is concerned (it accepts it whatever
+// its record says and is Inconsistent until SyncComplete), but the copy walks only the union
+// of both sides' changes since they parted instead of every block. The driver restricts the
+// copy to the survivor's own changes when the session is made, and adds the victim's bitmap
+// when it arrives (BitmapChunk / BitmapDone, before the victim's ReplicaHello, so before the
+// copy can start: the copy waits for a ready peer). If the victim cannot send one, the driver
+// widens the copy to every block before the peer is ready. The activity log keeps treating
+// the session as a full copy (a crash during it copies the volume again: never less).
+
+extension PrimaryNode {
+    /// Whether the copy may still be restricted or widened: the peer is not ready (its
+    /// ReplicaHello not taken), so no chunk of this copy was read yet.
+    public var copyNotStarted: Bool { !isPeerReady && copyReads.isEmpty && copiedBytes == 0 }
+
+    /// At the session's start (a `fullCopy` basis, every block marked): copy only `changes`
+    /// (the survivor's changes since parting, any geometry) until the victim's bitmap comes.
+    public mutating func restrictCopy(to changes: DirtyBitmap) {
+        precondition(basis == .fullCopy && copyNotStarted, "a split-brain copy is restricted before it starts")
+        let empty = DirtyBitmap(volumeSizeBytes: bitmap.volumeSizeBytes, blockBytes: bitmap.blockBytes)
+        bitmap = SplitBrainResync.union(survivor: empty, victim: changes).bitmap
+        guaranteeOneBlock()
+        startCopy()
+    }
+
+    /// The victim's bitmap arrived: the copy covers the union. Returns it (status: what each
+    /// side changed and the union). Nothing is sent yet, so the copy starts over at block 0.
+    public mutating func unitePeerBitmap(_ victim: DirtyBitmap, survivorChanges: DirtyBitmap) -> SplitBrainResyncSet {
+        let set = SplitBrainResync.union(survivor: bitmap, victim: victim)
+        bitmap = set.bitmap
+        startCopy()
+        return SplitBrainResyncSet(bitmap: set.bitmap, survivorChangedBytes: survivorChanges.outOfSyncBytes,
+                                   victimChangedBytes: victim.outOfSyncBytes)
+    }
+
+    /// The bitmaps cannot cover the divergence: copy every block, as before this protocol.
+    public mutating func widenCopyToEveryBlock() {
+        markWholeVolume()
+    }
+
+    /// A copy ends once its last chunk is released, so a copy needs one: a union with no
+    /// block (both sides rewrote only what they had) still sends block 0.
+    private mutating func guaranteeOneBlock() {
+        if bitmap.outOfSyncBytes == 0 { _ = bitmap.setBlocks(BlockRun(first: 0, count: 1)) }
+    }
+}

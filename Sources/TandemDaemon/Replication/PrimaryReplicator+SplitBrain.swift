@@ -1,0 +1,83 @@
+// PrimaryReplicator's side of a split-brain resync by the union of both bitmaps (the
+// survivor's session; Resource+SplitBrainResync describes the whole). The session's copy
+// starts restricted to the survivor's changes; the loser's BitmapChunks and BitmapDone, sent
+// before its ReplicaHello, add its changes (PeerBitmapReceiver checks them: garbage drops the
+// link and changes nothing); a loser that cannot send them (an older build, no bitmap, another
+// parting generation) makes the copy cover every block before it starts.
+import TandemControl
+import TandemCore
+
+extension PrimaryReplicator {
+    /// The current copy's bytes so far (a split-brain resync's `moved_bytes`).
+    var copiedBytes: UInt64 { node.copiedBytes }
+
+    /// At the session's start (before `enable`): copy `own` only until the peer's bitmap comes.
+    func beginSplitBrainResync(own: DirtyBitmap, partingGeneration: UInt64) {
+        node.restrictCopy(to: own)
+        survivorChanges = own
+        survivorPartingGeneration = partingGeneration
+        awaitsPeerBitmap = true
+    }
+
+    /// The accepted peer's Hello: can it send a bitmap that covers the divergence?
+    func checkPeerCanUnite(_ hello: WireHello) {
+        peerBitmap = nil
+        peerBitmapBytes = 0
+        guard awaitsPeerBitmap else { return }
+        let plan = SplitBrainResync.plan(
+            survivor: PartedChanges(partingGeneration: survivorPartingGeneration, bitmap: survivorChanges),
+            peerHelloVersion: hello.protocolVersion, victimPartingGeneration: hello.node?.bitmap ?? 0)
+        if case .fullCopy(let reason) = plan { widenToFullCopy(reason) }
+    }
+
+    /// A BitmapChunk or BitmapDone. After the union (or a fallback) one more is ignored: the
+    /// loser sends its set on every link of the session, and the copy already covers it.
+    func receivedPeerBitmap(_ message: WireMessage, link: PeerLink) {
+        guard awaitsPeerBitmap else { return }
+        var receiver = peerBitmap ?? PeerBitmapReceiver(volumeSizeBytes: volume.sizeBytes)
+        do throws(PeerBitmapError) {
+            switch message {
+            case .bitmapChunk(let chunk):
+                try receiver.receive(chunk)
+                peerBitmapBytes += UInt64(WireEncoder.encodedBytes(message))
+                peerBitmap = receiver
+            case .bitmapDone(let total):
+                let victim = try receiver.done(setBlocks: total)
+                peerBitmapBytes += UInt64(WireEncoder.encodedBytes(message))
+                peerBitmap = nil
+                awaitsPeerBitmap = false
+                let set = node.unitePeerBitmap(victim, survivorChanges: survivorChanges ?? victim)
+                onSplitBrainResync?(.union, set, peerBitmapBytes)
+            default:
+                return
+            }
+        } catch {
+            peerBitmap = nil
+            link.closeForViolation("protocol violation: \(error)")
+        }
+    }
+
+    /// The loser's ReplicaHello: its bitmap should have come first. It did not (an older build
+    /// that ignores the flag): copy every block, before the copy can start.
+    func peerSentReplicaHello() {
+        guard awaitsPeerBitmap else { return }
+        widenToFullCopy("the peer sent no bitmap before its ReplicaHello: the whole volume is copied")
+    }
+
+    /// The link closed: a loser that refused to send its bitmap (`unrelated-data`) means a
+    /// full copy; any other end keeps waiting for the next link's bitmap.
+    func peerBitmapLinkClosed(refusal: WireRefusal?, reason: String) {
+        peerBitmap = nil
+        peerBitmapBytes = 0
+        guard awaitsPeerBitmap, refusal == .unrelatedData else { return }
+        widenToFullCopy(reason)
+    }
+
+    private func widenToFullCopy(_ reason: String) {
+        awaitsPeerBitmap = false
+        peerBitmap = nil
+        if node.copyNotStarted { node.widenCopyToEveryBlock() }
+        logger.notice("split-brain resync copies the whole volume", metadata: ["reason": "\(reason)"])
+        onSplitBrainResync?(.fullCopy(reason: reason), nil, 0)
+    }
+}

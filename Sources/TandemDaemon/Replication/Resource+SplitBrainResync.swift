@@ -1,0 +1,168 @@
+// Resource's split-brain resync by the union of both bitmaps (issue 14 §2, docs/replication.md
+// *Split brain*). Every primary that parted from its peer (its first write the peer will not
+// get, or a forced promotion) tracks the regions it writes from then on (`parted`), beside the
+// byte count the split-brain report carries; the old primary's own tracked bitmap (the writes
+// its peer had not confirmed when the link went) is folded in once its replicator stopped.
+// The set is kept across restarts (PartedBitmapFile). At a resolve (operator or policy):
+// - the loser keeps its set (the file), takes C := 0 with B the parting generation, and becomes
+//   secondary; to a survivor's Hello that asks (`split-brain-resync`, same B) it sends the set
+//   as BitmapChunk / BitmapDone before its ReplicaHello, else it refuses `unrelated-data`;
+// - the survivor starts a session that the loser takes as a full copy (Inconsistent until
+//   SyncComplete) but whose copy covers only its own set, and adds the loser's when it comes.
+// Where the sets cannot cover the divergence (`SplitBrainResync.plan`), a full copy, said in
+// the event and in status (`split_brain_resync`). Loop thread only.
+import Logging
+import TandemControl
+import TandemCore
+import TandemIO
+
+/// The survivor's resync while it runs (status `split_brain_resync`).
+struct SurvivorResync {
+    var partingGeneration: UInt64
+    /// Its own changes since parting, nil when unknown (`lostReason`).
+    var own: DirtyBitmap?
+    var lostReason: String
+    /// Set once decided: the union, or a full copy and why.
+    var plan: SplitBrainResyncPlan?
+    var set: SplitBrainResyncSet?
+    var bitmapExchangeBytes: UInt64 = 0
+    var movedBytesAtStart: UInt64 = 0
+}
+
+/// Everything this file keeps (one stored property of Resource).
+struct SplitBrainResyncState {
+    /// Primary (or a split brain's loser): regions written since parting; nil = not tracking,
+    /// or lost (`lostReason`).
+    var parted: DirtyBitmap?
+    var lostReason = ""
+    /// The node's tracked bitmap (writes in flight at the link loss) still has to be folded in.
+    var needsTracked = false
+    /// The file holds `parted` as it is now (the next write removes it first).
+    var persisted = false
+    /// The loser's parting generation while it waits to send its set.
+    var victimPartingGeneration: UInt64 = 0
+    var survivor: SurvivorResync?
+    /// The last resync's report, kept for status after it ended, and the survivor's session
+    /// it belongs to (that session's `session_start` is `split-brain-union`).
+    var lastReport: [String: JSONValue]?
+    var lastSession: UInt64 = 0
+}
+
+extension Resource {
+    var partedBitmapPath: String { PartedBitmapFile.path(stateDir: context.config.stateDir, name: spec.name) }
+
+    private var emptyPartedBitmap: DirtyBitmap {
+        DirtyBitmap(volumeSizeBytes: volume.sizeBytes, blockBytes: UInt64(metadata.latest.bitmapBlockBytes))
+    }
+
+    // MARK: tracking
+
+    /// Parting: tracking starts afresh (B just became non-zero, or a promotion). `inFlight`:
+    /// writes the peer had not confirmed may exist (a link loss), in the node's bitmap.
+    func startPartedTracking(inFlight: Bool) {
+        splitBrainResync.parted = emptyPartedBitmap
+        splitBrainResync.lostReason = ""
+        splitBrainResync.needsTracked = inFlight
+        removePartedFile()
+    }
+
+    /// The peer holds everything again: nothing is parted.
+    func endPartedTracking() {
+        // Called at every UpToDate: only a set or a file to drop costs anything.
+        let holds = splitBrainResync.parted != nil || splitBrainResync.persisted
+        splitBrainResync.parted = nil
+        splitBrainResync.needsTracked = false
+        splitBrainResync.victimPartingGeneration = 0
+        if holds { removePartedFile() }
+    }
+
+    /// A write the peer will not get, on a primary that parted.
+    func notePartedWrite(offsetBytes: UInt64, lengthBytes: UInt64) {
+        // On the write path: the superblock's field, not `generations` (which copies the history).
+        guard spec.role == .primary, metadata.latest.bitmapGeneration != 0, lengthBytes > 0 else { return }
+        if splitBrainResync.persisted { removePartedFile() }
+        guard splitBrainResync.parted != nil else {
+            if splitBrainResync.lostReason.isEmpty {
+                splitBrainResync.lostReason = "the regions written since parting were not recorded (the node restarted without them)"
+            }
+            return
+        }
+        _ = splitBrainResync.parted!.setRange(offsetBytes: offsetBytes, lengthBytes: lengthBytes)
+    }
+
+    /// This node's changes since parting as a whole, or nil (and why) when not known.
+    func ownChangesSinceParting() -> (bitmap: DirtyBitmap?, lostReason: String) {
+        foldTrackedIntoParted()
+        guard let parted = splitBrainResync.parted else {
+            return (nil, splitBrainResync.lostReason.isEmpty ? "no bitmap since parting is kept" : splitBrainResync.lostReason)
+        }
+        guard !splitBrainResync.needsTracked else {
+            return (nil, "the writes the peer had not confirmed when the link went are not known")
+        }
+        return (parted, "")
+    }
+
+    /// The old primary's replicator stopped: its bitmap (writes unconfirmed at the link loss
+    /// and every one since) joins the parted set.
+    func foldTrackedIntoParted() {
+        guard splitBrainResync.needsTracked, splitBrainResync.parted != nil, let tracked = trackedSinceStop,
+            !tracked.bases.isEmpty
+        else { return }
+        splitBrainResync.parted = SplitBrainResync.union(survivor: splitBrainResync.parted!, victim: tracked.bitmap).bitmap
+        splitBrainResync.needsTracked = false
+    }
+
+    // MARK: persistence
+
+    /// Writes the set to its file (a stop, a detection, a discard) when it is complete.
+    func persistPartedBitmap() {
+        let (bitmap, _) = ownChangesSinceParting()
+        let generation = spec.role == .primary ? generations.bitmap : splitBrainResync.victimPartingGeneration
+        guard let bitmap, generation != 0 else { return }
+        do throws(ResourceStoreError) {
+            try PartedBitmapFile.write(PartedBitmap(partingGeneration: generation, bitmap: bitmap), to: partedBitmapPath)
+            splitBrainResync.persisted = true
+        } catch {
+            logger.warning("the bitmap since parting could not be kept: a restart resolves with a full copy",
+                           metadata: ["error": "\(error)"])
+        }
+    }
+
+    func removePartedFile() {
+        splitBrainResync.persisted = false
+        do throws(ResourceStoreError) { try PartedBitmapFile.remove(partedBitmapPath) } catch {
+            // The file would then claim less than this node wrote: not a set to trust.
+            logger.error("removing the bitmap since parting failed", metadata: ["error": "\(error)"])
+            splitBrainResync.parted = nil
+            splitBrainResync.lostReason = "its file could not be removed before a write (\(error))"
+        }
+    }
+
+    /// At open: the set kept by the last run, if it still speaks for this node's parting.
+    func loadPartedBitmapAtOpen() {
+        let loaded: PartedBitmap?
+        do throws(ResourceStoreError) {
+            loaded = try PartedBitmapFile.load(from: partedBitmapPath, volumeSizeBytes: volume.sizeBytes)
+        } catch {
+            logger.error("the bitmap since parting cannot be proven: a resolve copies the whole volume",
+                         metadata: ["error": "\(error)"])
+            splitBrainResync.lostReason = "its file cannot be proven (\(error))"
+            return
+        }
+        let held = generations
+        guard let loaded else {
+            if held.bitmap != 0 && spec.role == .primary {
+                splitBrainResync.lostReason = "the node stopped without recording it (a crash, or an older build)"
+            }
+            return
+        }
+        let partingHere = spec.role == .primary ? held.bitmap : (held.current == 0 ? held.bitmap : 0)
+        guard loaded.partingGeneration == partingHere, partingHere != 0 else {
+            removePartedFile()
+            return
+        }
+        splitBrainResync.parted = loaded.bitmap
+        splitBrainResync.persisted = true
+        if spec.role == .secondary { splitBrainResync.victimPartingGeneration = loaded.partingGeneration }
+    }
+}

@@ -1,0 +1,131 @@
+// Resource's resolve by the union of both bitmaps: what the loser keeps and sends, what the
+// survivor's session starts from, and the status and events that say which way it went
+// (Resource+SplitBrainResync describes the whole). Loop thread only.
+import Logging
+import TandemControl
+import TandemCore
+import TandemIO
+
+extension Resource {
+    // MARK: the loser
+
+    /// Before the loser's generation changes: keep its set for the survivor. False when it
+    /// has none (the survivor then copies the whole volume).
+    func keepChangesForSurvivor() -> Bool {
+        let parting = generations.bitmap
+        let (bitmap, lostReason) = ownChangesSinceParting()
+        guard parting != 0, bitmap != nil else {
+            logger.notice("the loser keeps no bitmap since parting: the survivor copies the whole volume",
+                          metadata: ["reason": "\(parting == 0 ? "no generation since parting" : lostReason)"])
+            endPartedTracking()
+            return false
+        }
+        splitBrainResync.victimPartingGeneration = parting
+        persistPartedBitmap()
+        return true
+    }
+
+    /// The survivor's Hello asks for this node's set (flag `split-brain-resync`): the frames
+    /// to send before the ReplicaHello, or the reason to refuse (`unrelated-data`). Nil
+    /// frames and nil reason: not asked.
+    func victimBitmapFrames(for hello: WireHello) -> (frames: [WireMessage]?, refusal: String?) {
+        guard let node = hello.node, node.flags.contains(.splitBrainResync) else { return (nil, nil) }
+        let parting = splitBrainResync.victimPartingGeneration
+        guard spec.role == .secondary, parting != 0, let parted = splitBrainResync.parted else {
+            return (nil, "this node keeps no bitmap of its changes since the split brain "
+                + "(\(splitBrainResync.lostReason.isEmpty ? "none was kept" : splitBrainResync.lostReason)): copy the whole volume")
+        }
+        guard node.bitmap == parting else {
+            return (nil, "this node's changes are counted since another generation than the survivor's: copy the whole volume")
+        }
+        return (parted.bitmapExchangeMessages(), nil)
+    }
+
+    // MARK: the survivor
+
+    /// At the survivor's resolve, before its session starts: what it changed since parting.
+    func prepareSurvivorResync() {
+        let (own, lostReason) = ownChangesSinceParting()
+        splitBrainResync.survivor = SurvivorResync(partingGeneration: generations.bitmap, own: own, lostReason: lostReason)
+        splitBrainResync.lastReport = nil
+    }
+
+    /// The survivor's session is made (a full copy for the loser): restrict its copy to the
+    /// union, or say now that it copies everything.
+    func beginSurvivorResync(_ replicator: PrimaryReplicator, basis: SessionBasis) {
+        guard var survivor = splitBrainResync.survivor, survivor.plan == nil else { return }
+        splitBrainResync.lastSession = replicator.session
+        replicator.onSplitBrainResync = { [unowned self] plan, set, exchangeBytes in
+            survivorResyncDecided(plan, set: set, exchangeBytes: exchangeBytes)
+        }
+        guard basis == .fullCopy else { return }
+        // This side's facts only (the peer's version and parting generation are checked
+        // when its Hello arrives, PrimaryReplicator.checkPeerCanUnite).
+        let plan = SplitBrainResync.plan(survivor: PartedChanges(partingGeneration: survivor.partingGeneration,
+                                                                 bitmap: survivor.own, lostReason: survivor.lostReason),
+                                         peerHelloVersion: WireFormat.helloVersion,
+                                         victimPartingGeneration: survivor.partingGeneration)
+        guard plan == .union, let own = survivor.own else {
+            survivor.plan = plan
+            splitBrainResync.survivor = survivor
+            return survivorResyncDecided(plan, set: nil, exchangeBytes: 0)
+        }
+        replicator.beginSplitBrainResync(own: own, partingGeneration: survivor.partingGeneration)
+    }
+
+    /// The Hello tail's flag: a survivor whose union is still possible asks for the set.
+    var asksForPeerBitmap: Bool {
+        guard let survivor = splitBrainResync.survivor else { return false }
+        return survivor.plan == nil && survivor.own != nil
+    }
+
+    private func survivorResyncDecided(_ plan: SplitBrainResyncPlan, set: SplitBrainResyncSet?, exchangeBytes: UInt64) {
+        guard var survivor = splitBrainResync.survivor else { return }
+        survivor.plan = plan
+        survivor.set = set
+        survivor.bitmapExchangeBytes = exchangeBytes
+        splitBrainResync.survivor = survivor
+        var fields: [String: JSONValue] = ["plan": .string(plan.word)]
+        switch plan {
+        case .union:
+            fields["reason"] = .string("both bitmaps since parting are known: only their union is copied")
+        case .fullCopy(let reason):
+            fields["reason"] = .string(reason)
+        }
+        if let set {
+            fields["local_changed_bytes"] = .int(Int64(clamping: set.survivorChangedBytes))
+            fields["peer_changed_bytes"] = .int(Int64(clamping: set.victimChangedBytes))
+            fields["union_bytes"] = .int(Int64(clamping: set.unionBytes))
+            fields["bitmap_exchange_bytes"] = .int(Int64(clamping: exchangeBytes))
+        }
+        splitBrainResync.lastReport = fields
+        logger.notice("split-brain resync", metadata: ["plan": "\(plan.word)", "reason": "\(fields["reason"]!)"])
+        context.events.publish(resource: spec.name, "split-brain-resync", fields)
+    }
+
+    /// The survivor's peer holds everything: the resync is over (status keeps its report,
+    /// with the bytes the copy moved).
+    func survivorResyncEnded(movedBytes: UInt64) {
+        guard splitBrainResync.survivor != nil else { return }
+        splitBrainResync.survivor = nil
+        splitBrainResync.lastReport?["moved_bytes"] = .int(Int64(clamping: movedBytes))
+        splitBrainResync.lastReport?["done"] = .bool(true)
+    }
+
+    /// Status: `split_brain_resync` (the running or last resync) and, on a primary that
+    /// parted, `parted_bytes` (the regions written since parting, by block).
+    func mergeSplitBrainResyncStatus(into fields: inout [String: JSONValue]) {
+        if var report = splitBrainResync.lastReport {
+            if report["done"] == nil, let primary { report["moved_bytes"] = .int(Int64(clamping: primary.copiedBytes)) }
+            fields["split_brain_resync"] = .object(report)
+            // The loser takes the session as a full copy; what moves is the union.
+            if report["plan"] == .string(SplitBrainResyncPlan.union.word), let primary,
+                primary.session == splitBrainResync.lastSession {
+                fields["session_start"] = .string(SplitBrainResyncPlan.union.word)
+                fields["session_start_reason"] = .string("a split brain's survivor copies the union of both sides' "
+                    + "changes since they parted (the peer takes it as a full copy)")
+            }
+        }
+        if let parted = splitBrainResync.parted { fields["parted_bytes"] = .int(Int64(clamping: parted.outOfSyncBytes)) }
+    }
+}
