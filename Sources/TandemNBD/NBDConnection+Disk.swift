@@ -17,7 +17,7 @@ extension NBDConnection {
             return
         }
         if backend.trace.enabled { backend.traceHop(request, .admit) }
-        if backend.refusesMutations && (request.isMutation || request.command == .flush) {
+        if backend.refusesMutations && backend.sink == nil && (request.isMutation || request.command == .flush) {
             request.phase = .disk
             return finishDisk(request, error: NBD.Errno.eio)
         }
@@ -30,7 +30,17 @@ extension NBDConnection {
             return
         }
         switch request.command {
-        case .read: submitData(request, write: false)
+        case .read:
+            if let router = backend.readRouter {
+                request.phase = .disk
+                if router.route(NBDPendingRead(request: request, diskOffset: request.diskOffset,
+                                               diskLength: request.diskLength, buffer: request.buffer!.pointer)) {
+                    operationsInFlight += 1  // the router's answer counts as an operation in flight
+                    return
+                }
+                request.readCountedLocal = true
+            }
+            submitData(request, write: false)
         case .write:
             if request.isReadModifyWrite { readEdges(request) } else { submitData(request, write: true) }
         case .flush:
@@ -93,6 +103,27 @@ extension NBDConnection {
             buffer: isWrite ? request.buffer!.pointer : nil,
             fua: request.header.flags & NBD.CommandFlag.fua != 0,
             noHole: request.header.flags & NBD.CommandFlag.noHole != 0))
+    }
+
+    /// The read router's answer for a read it took.
+    func routedReadEnded(_ request: NBDRequest, outcome: NBDRoutedReadOutcome) {
+        operationsInFlight -= 1
+        switch outcome {
+        case .served:
+            request.diskDone = request.diskLength
+            if backend.trace.enabled { backend.traceHop(request, .local) }
+            finishDisk(request, error: 0)
+        case .readLocally:
+            request.readCountedLocal = true
+            guard isOpen else {
+                finishDisk(request, error: NBD.Errno.eio)
+                break
+            }
+            submitData(request, write: false)
+        case .failed(let errno):
+            finishDisk(request, error: NBD.Errno.wire(errno))
+        }
+        finishCloseIfIdle()
     }
 
     /// The sink's answer for a mutation handed to it.
@@ -182,6 +213,10 @@ extension NBDConnection {
     }
 
     private func finishDisk(_ request: NBDRequest, error: UInt32) {
+        if request.readCountedLocal {
+            request.readCountedLocal = false
+            backend.readRouter?.localReadEnded()
+        }
         backend.finished(request)
         if !isOpen {
             release(request)

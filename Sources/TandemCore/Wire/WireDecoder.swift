@@ -238,6 +238,8 @@ enum WireBodyDecoder {
             message = .digests(offsetBytes: offset, lengthBytes: length,
                                digest: RegionDigest(high: reader.u64()!, low: reader.u64()!))
         case .resize: message = .resize(try WireResize.decode(&reader))
+        case .readRequest: message = .readRequest(try WireReadRequest.decode(&reader))
+        case .readReply: message = .readReply(try WireReadReply.decode(&reader))
         case .replicaHello:
             let epoch = reader.u64()!
             let state = WireDiskState(rawValue: reader.u8()!)

@@ -88,6 +88,10 @@ public enum WireEncoder {
             return 32
         case .resize:
             return WireResize.bodyBytes
+        case .readRequest:
+            return WireReadRequest.bodyBytes
+        case .readReply(let reply):
+            return WireReadReply.fixedBytes + reply.payload.count
         case .durableAck, .flushRequest, .ping, .pong, .resendComplete, .syncComplete, .failoverRequest, .demoted:
             return 8
         }
@@ -126,6 +130,13 @@ public enum WireEncoder {
             writer.put(resize.refusalCode)
             writer.put(UInt32(0))
             writer.put(resize.senderBytes)
+        case .readRequest(let request):
+            request.encode(&writer)
+        case .readReply(let reply):
+            writer.put(reply.tag)
+            writer.put(UInt32(bitPattern: reply.errno))
+            writer.put(reply.crc32c)
+            writer.put(bytes: reply.payload)
         case .replicaHello(let hello):
             writer.put(hello.durableThroughEpoch)
             writer.put(hello.diskState.rawValue)

@@ -16,7 +16,9 @@ public enum WireFormat {
     /// (`WireNodeGenerations`; a Hello naming 3 or less has no tail) and adds the two verify
     /// messages (DigestRequest, Digests), sent only to a peer whose Hello names 4 or more.
     /// Version 5 adds Resize (type 28), sent only to a peer whose Hello names 5 or more.
-    public static let helloVersion: UInt16 = 5
+    /// Version 6 adds ReadRequest and ReadReply (types 29, 30; read balancing), sent only to
+    /// a peer whose Hello names 6 or more.
+    public static let helloVersion: UInt16 = 6
     /// The first version whose Hello carries the generation tail.
     public static let generationsVersion: UInt16 = 4
     /// The first version whose secondary reads a catch-up's bases (older ones take the
@@ -26,6 +28,10 @@ public enum WireFormat {
     public static let verifyVersion: UInt16 = 4
     /// The first version that answers Resize (online resize, docs/replication.md *Resize*).
     public static let resizeVersion: UInt16 = 5
+    /// The first version that answers ReadRequest (read balancing, the diskless primary).
+    public static let readVersion: UInt16 = 6
+    /// The largest region one ReadRequest names: a larger read is served locally.
+    public static let readBytesMax = 128 << 10
     /// The largest region one DigestRequest names.
     public static let digestRegionBytesMax: UInt64 = 1 << 20
     public static let headerBytes = 24
@@ -38,10 +44,10 @@ public enum WireFormat {
     public static let maxNameBytes = 255
     public static let maxReasonBytes = 1024
     public static let generationHistoryCount = 4
-    /// Largest frame of any type but Data: the size of a buffer that can encode them all.
+    /// Largest frame of any type but Data and ReadReply (both carry a payload): the size of a buffer that can encode them all.
     public static let controlFrameBytesMax =
         headerBytes
-        + WireMessageType.allCases.filter { $0 != .data }.map(\.bodyBytesRange.upperBound).max()!
+        + WireMessageType.allCases.filter { $0 != .data && $0 != .readReply }.map(\.bodyBytesRange.upperBound).max()!
 }
 
 /// Message type codes. Unknown codes drop the connection (`WireError.unknownType`).
@@ -65,6 +71,9 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
     case digests = 24
     /// Online resize (protocol 5): the primary's request and the secondary's answer.
     case resize = 28
+    /// Read balancing (protocol 6): the primary's read of the peer's volume, and its answer.
+    case readRequest = 29
+    case readReply = 30
 
     /// The body length a frame of this type may have: exact for fixed-size messages, an
     /// upper bound (checked at the header, before any body is buffered) for the others.
@@ -77,6 +86,8 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
         case .epochBarrier, .dataAck, .replicaHello, .digestRequest: return 16...16
         case .digests: return 32...32
         case .resize: return WireResize.bodyBytes...WireResize.bodyBytes
+        case .readRequest: return WireReadRequest.bodyBytes...WireReadRequest.bodyBytes
+        case .readReply: return WireReadReply.fixedBytes...(WireReadReply.fixedBytes + WireFormat.readBytesMax)
         case .durableAck, .flushRequest, .ping, .pong, .resendComplete, .syncComplete, .failoverRequest, .demoted:
             return 8...8
         }

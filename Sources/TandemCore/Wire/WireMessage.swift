@@ -232,6 +232,10 @@ public enum WireMessage: Equatable, Sendable {
     /// Online resize (protocol 5): primary → secondary the request, secondary → primary the
     /// answer (WireResize).
     case resize(WireResize)
+    /// Read balancing (protocol 6): primary → secondary, read this region of your volume;
+    /// secondary → primary, its bytes or why not (WireRead).
+    case readRequest(WireReadRequest)
+    case readReply(WireReadReply)
 
     public var type: WireMessageType {
         switch self {
@@ -252,6 +256,8 @@ public enum WireMessage: Equatable, Sendable {
         case .digestRequest: return .digestRequest
         case .digests: return .digests
         case .resize: return .resize
+        case .readRequest: return .readRequest
+        case .readReply: return .readReply
         }
     }
 }

@@ -129,6 +129,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     /// A judgement about a peer primary to carry out (split brain, demoted by promotion).
     var onPrimaryOutcome: ((PeerHelloOutcome, String) -> Void)?
 
+    /// The reads in flight to the peer (PrimaryReplicator+Reads).
+    var remoteReads: RemoteReads
+
     /// The Resize sent to the peer and who waits for its answer (PrimaryReplicator+Resize).
     var pendingResize: (request: WireResize, answer: (Result<Void, ResizeRefusal>) -> Void)?
 
@@ -162,6 +165,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             resyncRateMinBytesPerSecond: spec.resyncRateMinBytesPerSecond, activityLog: activityLog,
             periodNs: Self.periodNs(spec))
         Self.applyProfile(spec, to: &config)
+        config.readBalancing = spec.readBalancing
         node = PrimaryNode(config: config, session: UInt64.random(in: 1...UInt64.max), basis: basis,
                            trackedBitmap: trackedBitmap)
         // The store holds what the node holds: never more writes, never more bytes.
@@ -169,6 +173,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
                                   entriesMax: config.primary.writesInFlightMax, copyChunkBytes: Self.chunkBytes,
                                   copyChunksMax: config.copyBuffersMax)
         copyReads = Array(repeating: nil, count: config.copyBuffersMax)
+        remoteReads = RemoteReads(count: config.remoteReadsMax)
         // Every frame of the stream is a held write or one of a few control frames per epoch.
         bandwidthGate = Self.makeBandwidthGate(spec, writeBytesMax: writeBytesMax,
                                                framesMax: 4 * config.primary.writesInFlightMax + 1024)
@@ -225,6 +230,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var isDrained: Bool { node.isDrained }
 
     func stop(_ done: @escaping () -> Void) {
+        readRemoteReadsLocally()
         onStopped = done
         failPendingResize("replication stopped before the peer answered")
         feed(.stop)

@@ -156,6 +156,7 @@ extension Resource {
         primary = replicator
         backend.readOnly = demotedByPromotion != nil
         backend.sink = replicator
+        backend.readRouter = replicator
         replicator.enable()
     }
 
@@ -204,6 +205,7 @@ extension Resource {
     func stopReplication(_ done: @escaping () -> Void) {
         if primary != nil { trackWhileStopping() }
         backend.sink = nil
+        backend.readRouter = nil
         if let primary {
             self.primary = nil
             primary.disable()
@@ -353,6 +355,7 @@ extension Resource {
                 // never told, secondary — never two primaries.
                 self.primary = nil
                 backend.sink = nil
+                backend.readRouter = nil
                 primary.handOver(recordDemotion: { [self] in persistDemotion() }, done: { [self] in
                     transitioning = false
                     finishDemotion(enable: wanted)
