@@ -105,6 +105,22 @@ extension NBDConnection {
             noHole: request.header.flags & NBD.CommandFlag.noHole != 0))
     }
 
+    /// A local read failed (and was reported: the disk is failed now): the read router may
+    /// serve it from the peer instead of answering the error (the diskless primary).
+    private func retryThroughRouter(_ request: NBDRequest) -> Bool {
+        guard request.command == .read, request.readCountedLocal, let router = backend.readRouter else { return false }
+        request.readCountedLocal = false
+        router.localReadEnded()
+        request.diskDone = 0
+        if router.route(NBDPendingRead(request: request, diskOffset: request.diskOffset, diskLength: request.diskLength,
+                                       buffer: request.buffer!.pointer)) {
+            operationsInFlight += 1
+            return true
+        }
+        request.readCountedLocal = true
+        return false
+    }
+
     /// The read router's answer for a read it took.
     func routedReadEnded(_ request: NBDRequest, outcome: NBDRoutedReadOutcome) {
         operationsInFlight -= 1
@@ -143,6 +159,7 @@ extension NBDConnection {
                 finishDisk(request, error: 0)  // TRIM is advisory
             } else {
                 reportDiskError(request, -result)
+                if retryThroughRouter(request) { return }
                 finishDisk(request, error: NBD.Errno.wire(-result))
             }
             return
