@@ -9,9 +9,9 @@ extension ResourceSpec {
         try reader.optionalChoice("read_balancing", ReadBalancing.self)
     }
 
-    /// Persisted and shown only when not the default, so that a file a tandemd of before the
-    /// setting reads back stays valid while the setting is unused.
+    /// The setting under its `create` key (status and the persisted spec); status block
+    /// `read_routing` says whether it acts.
     func readBalancingFields(into fields: inout [String: JSONValue]) {
-        if readBalancing != .preferLocal { fields["read_balancing"] = .string(readBalancing.rawValue) }
+        fields["read_balancing"] = .string(readBalancing.rawValue)
     }
 }

@@ -6,15 +6,15 @@ import TandemControl
 extension MetricsExposition {
     static func renderReads(_ resources: [ResourceMetrics], into writer: inout PrometheusTextWriter) {
         writer.family("tandem_reads_served_by_peer_total", .counter,
-                      help: "Primary: application reads the peer served (read_balancing, or a failed disk; status: read_balancing.reads_served_by_peer).")
+                      help: "Primary: application reads the peer served (read_balancing, or a failed disk; status: read_routing.reads_served_by_peer).")
         for resource in resources {
-            guard case .object(let block)? = resource.status["read_balancing"], let count = number(block["reads_served_by_peer"]) else { continue }
+            guard case .object(let block)? = resource.status["read_routing"], let count = number(block["reads_served_by_peer"]) else { continue }
             writer.sample("tandem_reads_served_by_peer_total", [("resource", resource.name)], UInt64(count))
         }
         writer.family("tandem_peer_read_fallbacks_total", .counter,
-                      help: "Primary: reads sent to the peer that it refused or lost with the link, then read locally (status: read_balancing.fallbacks).")
+                      help: "Primary: reads sent to the peer that it refused or lost with the link, then read locally (status: read_routing.fallbacks).")
         for resource in resources {
-            guard case .object(let block)? = resource.status["read_balancing"], let count = number(block["fallbacks"]) else { continue }
+            guard case .object(let block)? = resource.status["read_routing"], let count = number(block["fallbacks"]) else { continue }
             writer.sample("tandem_peer_read_fallbacks_total", [("resource", resource.name)], UInt64(count))
         }
         writer.family("tandem_reads_served_for_peer_total", .counter,

@@ -116,12 +116,12 @@ extension PrimaryReplicator: NBDReadRouter {
 }
 
 extension PrimaryReplicator {
-    /// Status `read_balancing` (the setting, whether it acts and why not, what the peer served)
+    /// Status `read_routing` (the setting, whether it acts and why not, what the peer served)
     /// and `serving_from` (`peer` while a failed disk reads through the peer).
     func readStatusFields(into fields: inout [String: JSONValue]) {
         let refusal = node.peerReadsRefusal
         var block: [String: JSONValue] = [
-            "policy": .string(node.reads.policy.rawValue),
+            "policy": .string(node.reads.policy.rawValue),  // the setting as the node applies it
             "active": .bool(node.reads.policy != .preferLocal && refusal == nil),
             "reads_served_by_peer": .int(Int64(clamping: counters.readsServedByPeer)),
             "read_bytes_served_by_peer": .int(Int64(clamping: counters.readBytesServedByPeer)),
@@ -129,7 +129,7 @@ extension PrimaryReplicator {
             "peer_reads_in_flight": .int(Int64(node.reads.remoteInFlight)),
         ]
         if node.reads.policy != .preferLocal, let refusal { block["inactive_reason"] = .string(refusal) }
-        fields["read_balancing"] = .object(block)
+        fields["read_routing"] = .object(block)
         fields["serving_from"] = .string(node.servesFromPeer ? "peer" : "local")
     }
 }

@@ -63,7 +63,7 @@ extension Replication {
         return pair
     }
 
-    static func reads(_ status: JSONObject) -> JSONObject { status["read_balancing"] as? JSONObject ?? [:] }
+    static func reads(_ status: JSONObject) -> JSONObject { status["read_routing"] as? JSONObject ?? [:] }
     static func servedByPeer(_ status: JSONObject) -> Int { reads(status)["reads_served_by_peer"] as? Int ?? -1 }
 
     static func qemuIO(_ pair: ReplicatedPair, _ commands: [String]) throws -> ToolResult {
