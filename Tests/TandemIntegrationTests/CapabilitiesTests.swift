@@ -26,6 +26,7 @@ extension Integration {
             "disk_timeout_ms": ["disk_timeout_ms": 30_000],
             "initial_sync": ["initial_sync": "none"],
             "mode": ["mode": "async"],
+            "read_balancing": ["read_balancing": "round-robin"],
         ] }
 
         func createArguments(_ daemon: DaemonProcess, name: String) -> JSONObject {

@@ -13,7 +13,8 @@ import TandemIO
 final class PeerReadBuffers {
     struct Entry {
         var request: WireReadRequest
-        unowned(unsafe) var link: PeerLink
+        /// The link the request came on; weak: it may be gone (and freed) before the read ends.
+        weak var link: PeerLink?
         var doneBytes = 0
     }
 
@@ -98,9 +99,9 @@ extension SecondaryReplicator {
         }
         let errno: Int32 = result > 0 ? 0 : (result == 0 ? EIO : -result)
         // The primary never sees a half answer: the bytes, or the errno and none.
-        if entry.link === link, entry.link.isEstablished {
+        if let origin = entry.link, origin === link, origin.isEstablished {
             let payload = UnsafeRawBufferPointer(start: peerReads.pointer(slot), count: errno == 0 ? length : 0)
-            entry.link.sendReadReply(tag: entry.request.tag, errno: errno, payload: payload)
+            origin.sendReadReply(tag: entry.request.tag, errno: errno, payload: payload)
         }
         peerReads.release(slot)
         if errno == 0 { counters.readsServedForPeer += 1 }
