@@ -96,9 +96,11 @@ extension PrimaryNode {
             case .free, .copyChunk: continue
             case .write, .zeroes:
                 let local = ticket.issuedAll || ticket.kind == .write
-                errno = local && ticket.localPending == 0 && !ticket.failed && zeroing?.ticket != index ? 0 : PrimaryErrno.eio
+                // A write through the peer that the peer has not acknowledged is nowhere durable.
+                errno = local && ticket.localPending == 0 && !ticket.failed && !ticket.throughPeer
+                    && zeroing?.ticket != index ? 0 : PrimaryErrno.eio
             case .flush:
-                errno = flushed ? 0 : PrimaryErrno.eio
+                errno = flushed && !ticket.throughPeer ? 0 : PrimaryErrno.eio
             }
             actions.append(.answer(ticket.request, errno: errno))
         }
