@@ -107,36 +107,6 @@ private func routes(_ node: inout PrimaryNode, count: Int) -> [ReadRoute] {
                 "without the peer the failed disk answers for itself")
     }
 
-    @Test func aFailedDiskWritesThroughAnUpToDatePeerUntilItCannot() {
-        var node = connectedNode(.preferLocal)
-        var actions: [PrimaryNodeAction] = []
-        node.handle(.diskFailedElsewhere, nowNs: 2, into: &actions)
-        actions.removeAll()
-        node.handle(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)), nowNs: 3, into: &actions)
-        #expect(!actions.contains { if case .writeLocal = $0 { return true } else { return false } }, "nothing reaches the failed disk")
-        #expect(actions.contains { if case .holdLocalWrite = $0 { return true } else { return false } }, "the payload is kept")
-        #expect(actions.contains { if case .send(.data) = $0 { return true } else { return false } })
-        #expect(!actions.contains(.answer(1, errno: 0)), "answered only once the peer applied it")
-        actions.removeAll()
-        node.handle(.peer(.dataAck(sequence: 1)), nowNs: 4, into: &actions)
-        #expect(actions.contains(.answer(1, errno: 0)))
-        // A flush: nothing to flush here, answered once the peer's disk holds the write.
-        actions.removeAll()
-        node.handle(.request(id: 2, .flush), nowNs: 5, into: &actions)
-        #expect(!actions.contains(.flushLocal) && !actions.contains(.answer(2, errno: 0)))
-        node.handle(.peer(.durableThroughEpoch(node.primary.openEpoch)), nowNs: 6, into: &actions)
-        #expect(actions.contains(.answer(2, errno: 0)), "\(actions)")
-        // A write in flight when the link goes is answered EIO at the stop; later ones at once.
-        actions.removeAll()
-        node.handle(.request(id: 3, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)), nowNs: 7, into: &actions)
-        node.handle(.linkDown(reason: "cut", refusal: nil), nowNs: 8, into: &actions)
-        node.handle(.request(id: 4, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)), nowNs: 9, into: &actions)
-        #expect(actions.contains(.answer(4, errno: PrimaryErrno.eio)) && !actions.contains(.answer(3, errno: 0)))
-        actions.removeAll()
-        node.handle(.stop, nowNs: 10, into: &actions)
-        #expect(actions.contains(.answer(3, errno: PrimaryErrno.eio)), "on no disk: \(actions)")
-    }
-
     @Test func theSecondaryServesOnlyAsAnUpToDateConnectedCopyAndWithinItsBound() {
         let config = SecondaryNodeConfig(
             machine: ReplicationSecondaryConfig(diskDrain: .drain, queuedBytesMax: 8 << 20, queuedWritesMax: 64),

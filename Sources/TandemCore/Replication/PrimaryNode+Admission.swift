@@ -10,9 +10,8 @@ extension PrimaryNode {
     mutating func receive(
         _ id: RequestID, _ request: ApplicationRequest, into actions: inout [PrimaryNodeAction]
     ) {
-        if stopping || draining || (diskFailed && !servesFromPeer) {
-            // Planned failover: read-only from now on; a stopping node or a failed disk with
-            // no peer to serve in its place: EIO.
+        if stopping || draining || diskFailed {
+            // Planned failover: read-only from now on; a stopping node or a failed disk: EIO.
             let errno = stopping || diskFailed ? PrimaryErrno.eio : PrimaryErrno.erofs
             return actions.append(.answer(id, errno: errno))
         }
@@ -47,7 +46,7 @@ extension PrimaryNode {
         isBlocked = false
         pacingHoldsHead = false
         while !stopping {
-            if diskFailed && !servesFromPeer {
+            if diskFailed {
                 // The failed request and every later mutation (and flush) fail.
                 if let zeroes = zeroing {
                     tickets[zeroes.ticket].failed = true
@@ -75,20 +74,17 @@ extension PrimaryNode {
                 guard primary.canAdmitFlush else { isBlocked = true; return }
                 queue.removeFirst()
                 let ticket = allocateTicket(.flush, request: head.request, start: 0, end: 0)
-                tickets[ticket].throughPeer = diskFailed
                 drive(.flushSubmitted(request: RequestID(ticket)), nowNs: nowNs, into: &actions)
             case let .write(offset, length, fua):
                 let end = offset + UInt64(length)
                 if overlapsUnanswered(start: offset, end: end) || overlapsCopy(start: offset, end: end) { return }
                 guard hasRoomBesideCopyReads(length) else { isBlocked = true; return }
                 guard pacingAdmits(UInt64(length), nowNs: nowNs) else { return }
-                // Through the peer nothing reaches this disk: its activity log has nothing to say.
-                guard diskFailed || activityLogAdmits(offset, UInt64(length)) else { return }
+                guard activityLogAdmits(offset, UInt64(length)) else { return }
                 queue.removeFirst()
                 trackIfAhead(offset, UInt64(length), nowNs: nowNs)
                 let ticket = allocateTicket(.write, request: head.request, start: offset, end: offset + UInt64(length))
                 tickets[ticket].writesOutstanding = 1
-                tickets[ticket].throughPeer = diskFailed
                 drive(.writeSubmitted(request: RequestID(ticket), offsetBytes: offset, lengthBytes: length, fua: fua),
                       nowNs: nowNs, into: &actions)
             case let .writeZeroes(offset, length, fua):
@@ -101,7 +97,6 @@ extension PrimaryNode {
                 }
                 queue.removeFirst()
                 let ticket = allocateTicket(.zeroes, request: head.request, start: offset, end: offset + length)
-                tickets[ticket].throughPeer = diskFailed
                 zeroing = Zeroing(ticket: ticket, cursor: offset, end: offset + length, fua: fua)
             case .trim:
                 preconditionFailure("TRIM is answered on arrival")
@@ -125,7 +120,7 @@ extension PrimaryNode {
                 zeroing = zeroes
                 return false
             }
-            guard tickets[zeroes.ticket].throughPeer || activityLogAdmits(offset, UInt64(length)) else {
+            guard activityLogAdmits(offset, UInt64(length)) else {
                 zeroing = zeroes
                 return false
             }

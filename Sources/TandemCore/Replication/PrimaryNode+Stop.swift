@@ -96,11 +96,9 @@ extension PrimaryNode {
             case .free, .copyChunk: continue
             case .write, .zeroes:
                 let local = ticket.issuedAll || ticket.kind == .write
-                // A write through the peer that the peer has not acknowledged is nowhere durable.
-                errno = local && ticket.localPending == 0 && !ticket.failed && !ticket.throughPeer
-                    && zeroing?.ticket != index ? 0 : PrimaryErrno.eio
+                errno = local && ticket.localPending == 0 && !ticket.failed && zeroing?.ticket != index ? 0 : PrimaryErrno.eio
             case .flush:
-                errno = flushed && !ticket.throughPeer ? 0 : PrimaryErrno.eio
+                errno = flushed ? 0 : PrimaryErrno.eio
             }
             actions.append(.answer(ticket.request, errno: errno))
         }

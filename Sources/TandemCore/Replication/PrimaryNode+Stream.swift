@@ -12,9 +12,6 @@ extension PrimaryNode {
         if case .connectionDown = event { activityLogDropHeldSends() }
         primary.handle(event, nowNs: nowNs, into: &inner)
         var copyDone: WriteSequence = 0
-        // Through the peer (a failed disk, PrimaryNode+Reads): complete here at once.
-        var peerOnlyDone: WriteSequence = 0
-        var flushWithoutDisk = false
         for index in inner.indices {
             switch inner[index] {
             case var .submitLocalWrite(write):
@@ -33,13 +30,6 @@ extension PrimaryNode {
                     copyDone = write.sequence
                 default: preconditionFailure("a local write for a \(tickets[ticket].kind) ticket")
                 }
-                if tickets[ticket].throughPeer {
-                    // The payload is kept (for the peer and a re-send), never written here.
-                    precondition(peerOnlyDone == 0, "two writes through the peer in one step")
-                    peerOnlyDone = write.sequence
-                    actions.append(.holdLocalWrite(write))
-                    continue
-                }
                 if write.source != .copyChunk {
                     tickets[ticket].localPending += 1
                     localWritesInFlight += 1
@@ -48,11 +38,7 @@ extension PrimaryNode {
             case .submitLocalFlush:
                 precondition(!localFlushInFlight)
                 localFlushInFlight = true
-                if diskFailed {
-                    flushWithoutDisk = true  // nothing of this disk to flush; the peer's flush decides
-                } else {
-                    actions.append(.flushLocal)
-                }
+                actions.append(.flushLocal)
             case let .send(message):
                 activityLogSend(message, into: &actions)
             case let .acknowledgeWrite(request):
@@ -60,10 +46,8 @@ extension PrimaryNode {
             case let .acknowledgeFlush(request):
                 let ticket = Int(request)
                 precondition(tickets[ticket].kind == .flush)
-                // After a disk failure no flush can promise durability, unless it was admitted
-                // through the peer: then it waited for the peer's durable epoch (sync).
-                let promised = !diskFailed || tickets[ticket].throughPeer
-                actions.append(.answer(tickets[ticket].request, errno: promised ? 0 : PrimaryErrno.eio))
+                // After a disk failure no flush can promise durability.
+                actions.append(.answer(tickets[ticket].request, errno: diskFailed ? PrimaryErrno.eio : 0))
                 freeTicket(ticket)
             case .writesBlocked, .writesUnblocked:
                 break  // the node never lets the stream machine's own queue fill
@@ -77,8 +61,6 @@ extension PrimaryNode {
         emitRelease(into: &actions)
         // A copy chunk was read from this disk: it is complete locally at once.
         if copyDone != 0 { drive(.localWriteCompleted(sequence: copyDone), nowNs: nowNs, into: &actions) }
-        if peerOnlyDone != 0 { drive(.localWriteCompleted(sequence: peerOnlyDone), nowNs: nowNs, into: &actions) }
-        if flushWithoutDisk { localFlushDone(errno: 0, nowNs: nowNs, into: &actions) }
     }
 
     mutating func emitRelease(into actions: inout [PrimaryNodeAction]) {

@@ -31,9 +31,6 @@ public struct PrimaryNode: Sendable {
         /// Every chunk of a WRITE_ZEROES was admitted.
         var issuedAll = false
         var failed = false
-        /// Admitted while this node's disk had failed and the peer served in its place
-        /// (PrimaryNode+Reads): it is written on the peer only, and answered only from there.
-        var throughPeer = false
         /// Position in `active` (writes, zeroes, copy chunks), -1 otherwise.
         var activePosition = -1
     }
