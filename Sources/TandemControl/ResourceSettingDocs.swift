@@ -293,7 +293,7 @@ extension ResourceSpec {
                 at most 128 KiB, at most 64 at once (the peer itself serves 32), and never \
                 for a region with a write in flight; every other read, and every read the \
                 peer refuses or loses with the link, is served here. Status \
-                `read_balancing` says whether it is active and why not. Whatever this says, \
+                `read_routing` says whether it is active and why not. Whatever this says, \
                 a primary whose disk failed reads through an UpToDate peer \
                 (`serving_from: peer`). Use `round-robin` or `least-pending` when the peer's \
                 disk and the link can add read throughput (a read costs a round trip); \
