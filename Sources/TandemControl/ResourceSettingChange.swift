@@ -23,6 +23,9 @@ public struct ResourceSettingChange: Sendable, Equatable {
     /// `period_s` (periodic mode only; checked against the resource when applied); nil: unchanged.
     public var periodS: UInt32?
 
+    /// `read_balancing`; nil: unchanged.
+    public var readBalancing: ReadBalancing?
+
     public init(name: String, resyncRateBytesPerSecond: UInt64? = nil, resyncRateMinBytesPerSecond: UInt64? = nil,
                 diskTimeoutMs: UInt32? = nil, afterSplitBrain: AfterSplitBrain? = nil) {
         self.name = name
@@ -60,6 +63,7 @@ public struct ResourceSettingChange: Sendable, Equatable {
         change.afterSplitBrain = try reader.optionalChoice("after_split_brain", AfterSplitBrain.self)
         change.periodS = try ResourceSpec.parsePeriodS(&reader)
         change.bandwidthBytesPerSecond = try ResourceSpec.parseBandwidth(&reader)
+        change.readBalancing = try ResourceSpec.parseReadBalancing(&reader)
         try reader.finish()
         return change
     }
@@ -75,6 +79,7 @@ public struct ResourceSettingChange: Sendable, Equatable {
         if let afterSplitBrain { fields["after_split_brain"] = .string(afterSplitBrain.rawValue) }
         if let periodS { fields["period_s"] = .int(Int64(periodS)) }
         if let bandwidthBytesPerSecond { fields["bandwidth"] = .int(Int64(clamping: bandwidthBytesPerSecond)) }
+        if let readBalancing { fields["read_balancing"] = .string(readBalancing.rawValue) }
         return fields
     }
 }

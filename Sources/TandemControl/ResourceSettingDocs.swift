@@ -21,6 +21,7 @@ extension ResourceSpec {
     public static let designedLiveKeys: Set<String> = [
         "mode", "period_s", "rpo_target_ms", "compression", "resync_rate", "resync_rate_min", "bandwidth", "fencing",
         "after_split_brain", "disk_drain", "async_buffer_bytes", "disk_timeout_ms",
+        "read_balancing",
     ]
 
     /// The settings `set` changes on a running resource in this version; `set` refuses the
@@ -28,6 +29,7 @@ extension ResourceSpec {
     public static let liveKeys: Set<String> = ["resync_rate", "resync_rate_min", "disk_timeout_ms", "after_split_brain",
         "period_s",
         "bandwidth",
+        "read_balancing",
     ]
 
     public static var tunableDocs: [TunableDoc] {
@@ -288,6 +290,22 @@ extension ResourceSpec {
                 (a `disable` waits for it). Set it on nodes whose storage can hang (SAN, \
                 iSCSI, NFS, a dying disk that retries for minutes) above the worst latency \
                 it shows when healthy. 0 (the default): wait for the disk however long. \
+                `set` changes it on a running resource.
+                """),
+            entry("read_balancing", "word", ReadBalancing.allCases.map { "`\($0.rawValue)`" }.joined(separator: ", "),
+                  nil, "`prefer-local`", """
+                Where a primary's application reads go (DRBD's read-balancing). \
+                `prefer-local`: this node's disk. `prefer-remote`: the peer. `round-robin`: \
+                alternately. `least-pending`: the side with fewer reads in flight. Reads go \
+                to the peer only while it can serve them exactly (mode `sync`, the peer \
+                connected, `UpToDate` and speaking protocol 6), only whole 4 KiB blocks of \
+                at most 128 KiB, at most 64 at once (the peer itself serves 32), and never \
+                for a region with a write in flight; every other read, and every read the \
+                peer refuses or loses with the link, is served here. Status \
+                `read_routing` says whether it is active and why not. Whatever this says, \
+                a primary whose disk failed reads through an UpToDate peer \
+                (`serving_from: peer`). Use `round-robin` or `least-pending` when the peer's \
+                disk and the link can add read throughput (a read costs a round trip); \
                 `set` changes it on a running resource.
                 """),
         ]

@@ -40,6 +40,7 @@ extension ResourceSpec {
         try parseReplication(&reader, into: &spec)
         try parsePolicies(&reader, into: &spec)
         try parseProfile(&reader, into: &spec)
+        spec.readBalancing = try parseReadBalancing(&reader) ?? .preferLocal
         try parseMetadata(&reader, into: &spec)
         try parseStaging(&reader, into: &spec)
         if let nbd = try reader.optionalObject("nbd") {
@@ -248,6 +249,7 @@ extension ResourceSpec {
         if let sizeBytes { fields["size_bytes"] = .int(Int64(clamping: sizeBytes)) }
         if let peer { fields["peer"] = .object(["name": .string(peer.name), "address": .string(peer.address)]) }
         profileFields(into: &fields)
+        readBalancingFields(into: &fields)
         return fields
     }
 }

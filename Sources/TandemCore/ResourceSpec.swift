@@ -116,6 +116,12 @@ public struct ResourceSpec: Sendable, Equatable {
     public var rpoTargetMs: UInt32?
     /// `rpo_pacing_max_ms`: the longest pacing delays one write.
     public var rpoPacingMaxMs: UInt32 = ResourceSpec.rpoPacingMaxMsDefault
+
+    // Read balancing (issue 16 §4, PrimaryNode+Reads).
+    /// `read_balancing`: where a sync primary's application reads go while its peer is
+    /// UpToDate. Changes live with `set`.
+    public var readBalancing: ReadBalancing = .preferLocal
+
     public static let adaptiveLatencyMsDefault: UInt32 = 50
     public static let adaptiveSwitchMsDefault: UInt32 = 500
     public static let rpoPacingMaxMsDefault: UInt32 = 100

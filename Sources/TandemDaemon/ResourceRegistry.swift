@@ -141,6 +141,7 @@ final class ResourceRegistry: @unchecked Sendable {
         if let timeout = change.diskTimeoutMs { spec.diskTimeoutMs = timeout }
         if let policy = change.afterSplitBrain { spec.afterSplitBrain = policy }
         if let rate = change.bandwidthBytesPerSecond { spec.bandwidthBytesPerSecond = rate }
+        if let policy = change.readBalancing { spec.readBalancing = policy }
         if let period = change.periodS {
             guard spec.mode == .periodic else {
                 throw ControlError(.invalidArgument, "argument 'period_s': is only allowed with mode periodic (mode is \(spec.mode.rawValue))")
@@ -156,6 +157,7 @@ final class ResourceRegistry: @unchecked Sendable {
         if change.diskTimeoutMs != nil { resource.applyDiskTimeout() }
         if let period = change.periodS { resource.primary?.setPeriod(seconds: period) }
         if let rate = change.bandwidthBytesPerSecond { resource.primary?.setBandwidth(rate) }
+        if let policy = change.readBalancing { resource.primary?.setReadBalancing(policy) }
         events.publish(resource: change.name, "settings-changed", change.jsonFields)
         logger.notice("settings changed", metadata: ["resource": "\(change.name)", "settings": "\(change.jsonFields)"])
         return resource.status

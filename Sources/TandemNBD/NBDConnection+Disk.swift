@@ -17,7 +17,7 @@ extension NBDConnection {
             return
         }
         if backend.trace.enabled { backend.traceHop(request, .admit) }
-        if backend.refusesMutations && (request.isMutation || request.command == .flush) {
+        if backend.refusesMutations && backend.sink == nil && (request.isMutation || request.command == .flush) {
             request.phase = .disk
             return finishDisk(request, error: NBD.Errno.eio)
         }
@@ -30,7 +30,17 @@ extension NBDConnection {
             return
         }
         switch request.command {
-        case .read: submitData(request, write: false)
+        case .read:
+            if let router = backend.readRouter {
+                request.phase = .disk
+                if router.route(NBDPendingRead(request: request, diskOffset: request.diskOffset,
+                                               diskLength: request.diskLength, buffer: request.buffer!.pointer)) {
+                    operationsInFlight += 1  // the router's answer counts as an operation in flight
+                    return
+                }
+                request.readCountedLocal = true
+            }
+            submitData(request, write: false)
         case .write:
             if request.isReadModifyWrite { readEdges(request) } else { submitData(request, write: true) }
         case .flush:
@@ -95,6 +105,43 @@ extension NBDConnection {
             noHole: request.header.flags & NBD.CommandFlag.noHole != 0))
     }
 
+    /// A local read failed (and was reported: the disk is failed now): the read router may
+    /// serve it from the peer instead of answering the error (the diskless primary).
+    private func retryThroughRouter(_ request: NBDRequest) -> Bool {
+        guard request.command == .read, request.readCountedLocal, let router = backend.readRouter else { return false }
+        request.readCountedLocal = false
+        router.localReadEnded()
+        request.diskDone = 0
+        if router.route(NBDPendingRead(request: request, diskOffset: request.diskOffset, diskLength: request.diskLength,
+                                       buffer: request.buffer!.pointer)) {
+            operationsInFlight += 1
+            return true
+        }
+        request.readCountedLocal = true
+        return false
+    }
+
+    /// The read router's answer for a read it took.
+    func routedReadEnded(_ request: NBDRequest, outcome: NBDRoutedReadOutcome) {
+        operationsInFlight -= 1
+        switch outcome {
+        case .served:
+            request.diskDone = request.diskLength
+            if backend.trace.enabled { backend.traceHop(request, .local) }
+            finishDisk(request, error: 0)
+        case .readLocally:
+            request.readCountedLocal = true
+            guard isOpen else {
+                finishDisk(request, error: NBD.Errno.eio)
+                break
+            }
+            submitData(request, write: false)
+        case .failed(let errno):
+            finishDisk(request, error: NBD.Errno.wire(errno))
+        }
+        finishCloseIfIdle()
+    }
+
     /// The sink's answer for a mutation handed to it.
     func sinkFinished(_ request: NBDRequest, errno: Int32) {
         operationsInFlight -= 1
@@ -112,6 +159,7 @@ extension NBDConnection {
                 finishDisk(request, error: 0)  // TRIM is advisory
             } else {
                 reportDiskError(request, -result)
+                if retryThroughRouter(request) { return }
                 finishDisk(request, error: NBD.Errno.wire(-result))
             }
             return
@@ -182,6 +230,10 @@ extension NBDConnection {
     }
 
     private func finishDisk(_ request: NBDRequest, error: UInt32) {
+        if request.readCountedLocal {
+            request.readCountedLocal = false
+            backend.readRouter?.localReadEnded()
+        }
         backend.finished(request)
         if !isOpen {
             release(request)

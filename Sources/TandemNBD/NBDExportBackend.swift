@@ -21,9 +21,14 @@ public final class NBDExportBackend: TurnEndHandler {
     /// Told of every failed disk result of the export's own I/O (operation, errno); the
     /// owner decides what a failure means for the resource.
     public var onDiskError: ((String, Int32) -> Void)?
-    /// The disk has failed: writes, flushes, trims and zeroes are answered with EIO without
-    /// touching it (or the sink). Reads still go to the disk and report its own errors.
+    /// The disk has failed and no sink decides for it (a standalone resource, or a primary
+    /// whose replication is stopped): writes, flushes, trims and zeroes are answered with EIO
+    /// without touching the disk. With a sink the primary's node decides (PrimaryNode), once.
+    /// Reads still go to the disk (or the read router) and report its own errors.
     public var refusesMutations = false
+    /// When set, reads are offered to it first (a primary's read balancing, the reads of a
+    /// failed disk); it is set and cleared with the sink.
+    public var readRouter: NBDReadRouter?
     /// Told of every mutation (offset, length in bytes) before it goes to the volume without
     /// a sink: the owner tracks what replication will have to catch up.
     public var onUnreplicatedMutation: ((UInt64, UInt64) -> Void)?

@@ -42,6 +42,8 @@ final class NBDRequest {
     /// The request's index in the export's list of active mutations; -1 when not in it.
     var activeIndex = -1
     var isReadModifyWrite = false
+    /// A read the export's read router counted as local (it is told when the read ends).
+    var readCountedLocal = false
     // Intrusive links (export's waiting list, connection's reply queue).
     var nextWaiting: NBDRequest?
     var nextReply: NBDRequest?
@@ -85,6 +87,7 @@ final class NBDRequest {
         edgeReadsPending = 0
         error = 0
         isReadModifyWrite = false
+        readCountedLocal = false
         nextReply = nil
         nextWaiting = nil
         replyHeaderBytes = 0

@@ -45,6 +45,8 @@ struct Create: ParsableCommand {
     var fencing: String?
     @Option(help: ArgumentHelp("disconnect, discard-zero-changes, discard-younger-primary or discard-least-changes.", valueName: "policy"))
     var afterSplitBrain: String?
+    @Option(help: ArgumentHelp("Where a sync primary's reads go while its peer is UpToDate: prefer-local (default), prefer-remote, round-robin or least-pending. Changes live with set.", valueName: "policy"))
+    var readBalancing: String?
     @Option(help: ArgumentHelp("drain or flush (default drain).", valueName: "how"))
     var diskDrain: String?
     @Option(help: ArgumentHelp("full or none (default full).", valueName: "how"))
@@ -69,7 +71,7 @@ struct Create: ParsableCommand {
         let strings: [(String, String?)] = [
             ("role", role), ("mode", mode), ("compression", compression), ("fencing", fencing),
             ("after_split_brain", afterSplitBrain), ("disk_drain", diskDrain), ("initial_sync", initialSync),
-            ("metadata", metadata), ("metadata_path", metadataPath),
+            ("metadata", metadata), ("metadata_path", metadataPath), ("read_balancing", readBalancing),
         ]
         for (key, value) in strings { if let value { args[key] = .string(value) } }
         let sizes: [(String, ByteCount?)] = [

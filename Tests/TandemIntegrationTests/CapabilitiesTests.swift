@@ -27,6 +27,7 @@ extension Integration {
             "initial_sync": ["initial_sync": "none"],
             "mode": ["mode": "async"],
             "group_commit_us": ["group_commit_us": 500],
+            "read_balancing": ["read_balancing": "round-robin"],
         ] }
 
         func createArguments(_ daemon: DaemonProcess, name: String) -> JSONObject {

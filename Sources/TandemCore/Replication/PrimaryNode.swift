@@ -183,6 +183,9 @@ public struct PrimaryNode: Sendable {
     var pacingUpdatedNs: UInt64 = 0
     public internal(set) var lastRPOMissReason: String?
 
+    // Read routing (+Reads): `read_balancing` and the reads of a failed disk.
+    public internal(set) var reads: ReadRouter
+
     // Failure, drain, stop.
     public internal(set) var diskFailed = false
     public private(set) var draining = false
@@ -217,6 +220,7 @@ public struct PrimaryNode: Sendable {
         catchUpBases = basis.startingBases
         activityLog = Self.makeActivityLog(config)
         copyWanted = false
+        reads = ReadRouter(policy: config.readBalancing, remoteReadsMax: config.remoteReadsMax)
         startReplicationProfile()
         switch basis {
         case .fullCopy:

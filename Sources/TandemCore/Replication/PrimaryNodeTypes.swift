@@ -106,6 +106,11 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
     /// `mode: periodic`: the interval between cycles (`period_s`); nil: not periodic
     /// (PrimaryNode+Periodic).
     public var periodNs: UInt64?
+    /// `read_balancing`: where application reads go while the peer may serve them
+    /// (PrimaryNode+Reads); `.setReadBalancing` changes it live.
+    public var readBalancing: ReadBalancing = .preferLocal
+    /// Reads in flight to the peer at most; beyond it reads are served here.
+    public var remoteReadsMax = ReadRouter.remoteReadsMaxDefault
 
     public init(
         primary: ReplicationPrimaryConfig, volumeSizeBytes: UInt64, hasPeer: Bool = true,

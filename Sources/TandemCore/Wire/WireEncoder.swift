@@ -92,6 +92,10 @@ public enum WireEncoder {
             return chunk.bodyBytes
         case .bitmapDone:
             return 8
+        case .readRequest:
+            return WireReadRequest.bodyBytes
+        case .readReply(let reply):
+            return WireReadReply.fixedBytes + reply.payload.count
         case .durableAck, .flushRequest, .ping, .pong, .resendComplete, .syncComplete, .failoverRequest, .demoted:
             return 8
         }
@@ -134,6 +138,13 @@ public enum WireEncoder {
             chunk.write(&writer)
         case .bitmapDone(let setBlocks):
             writer.put(setBlocks)
+        case .readRequest(let request):
+            request.encode(&writer)
+        case .readReply(let reply):
+            writer.put(reply.tag)
+            writer.put(UInt32(bitPattern: reply.errno))
+            writer.put(reply.crc32c)
+            writer.put(bytes: reply.payload)
         case .replicaHello(let hello):
             writer.put(hello.durableThroughEpoch)
             writer.put(hello.diskState.rawValue)

@@ -17,7 +17,9 @@ public enum WireFormat {
     /// messages (DigestRequest, Digests), sent only to a peer whose Hello names 4 or more.
     /// Version 5 adds Resize (type 28), sent only to a peer whose Hello names 5 or more.
     /// Version 6 adds BitmapChunk / BitmapDone (types 16, 17) and the Hello tail's flag
-    /// `split-brain-resync`: a split brain is resolved by the union of both bitmaps.
+    /// `split-brain-resync` (a split brain is resolved by the union of both bitmaps), and
+    /// ReadRequest and ReadReply (types 29, 30; read balancing), each sent only to a peer whose
+    /// Hello names 6 or more.
     public static let helloVersion: UInt16 = 6
     /// The first version whose Hello carries the generation tail.
     public static let generationsVersion: UInt16 = 4
@@ -31,6 +33,10 @@ public enum WireFormat {
     /// The Hello version from which a peer sends and reads BitmapChunk / BitmapDone (split-brain
     /// resolve by the union of both bitmaps).
     public static let bitmapExchangeVersion: UInt16 = 6
+    /// The first version that answers ReadRequest (read balancing, the diskless primary).
+    public static let readVersion: UInt16 = 6
+    /// The largest region one ReadRequest names: a larger read is served locally.
+    public static let readBytesMax = 128 << 10
     /// The largest region one DigestRequest names.
     public static let digestRegionBytesMax: UInt64 = 1 << 20
     public static let headerBytes = 24
@@ -43,10 +49,10 @@ public enum WireFormat {
     public static let maxNameBytes = 255
     public static let maxReasonBytes = 1024
     public static let generationHistoryCount = 4
-    /// Largest frame of any type but Data: the size of a buffer that can encode them all.
+    /// Largest frame of any type but Data and ReadReply (both carry a payload): the size of a buffer that can encode them all.
     public static let controlFrameBytesMax =
         headerBytes
-        + WireMessageType.allCases.filter { $0 != .data }.map(\.bodyBytesRange.upperBound).max()!
+        + WireMessageType.allCases.filter { $0 != .data && $0 != .readReply }.map(\.bodyBytesRange.upperBound).max()!
 }
 
 /// Message type codes. Unknown codes drop the connection (`WireError.unknownType`).
@@ -74,6 +80,9 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
     /// coded, and the total of set bits that ends them (WireBitmapChunk).
     case bitmapChunk = 16
     case bitmapDone = 17
+    /// Read balancing (protocol 6): the primary's read of the peer's volume, and its answer.
+    case readRequest = 29
+    case readReply = 30
 
     /// The body length a frame of this type may have: exact for fixed-size messages, an
     /// upper bound (checked at the header, before any body is buffered) for the others.
@@ -88,6 +97,8 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
         case .resize: return WireResize.bodyBytes...WireResize.bodyBytes
         case .bitmapChunk: return (WireBitmapChunk.fixedBytes + 4)...(WireBitmapChunk.fixedBytes + WireBitmapChunk.runsBytesMax)
         case .bitmapDone: return 8...8
+        case .readRequest: return WireReadRequest.bodyBytes...WireReadRequest.bodyBytes
+        case .readReply: return WireReadReply.fixedBytes...(WireReadReply.fixedBytes + WireFormat.readBytesMax)
         case .durableAck, .flushRequest, .ping, .pong, .resendComplete, .syncComplete, .failoverRequest, .demoted:
             return 8...8
         }

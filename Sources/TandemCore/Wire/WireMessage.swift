@@ -240,6 +240,10 @@ public enum WireMessage: Equatable, Sendable {
     case bitmapChunk(WireBitmapChunk)
     /// Ends the sender's chunks: the total of set bits they carried (checked).
     case bitmapDone(setBlocks: UInt64)
+    /// Read balancing (protocol 6): primary → secondary, read this region of your volume;
+    /// secondary → primary, its bytes or why not (WireRead).
+    case readRequest(WireReadRequest)
+    case readReply(WireReadReply)
 
     public var type: WireMessageType {
         switch self {
@@ -262,6 +266,8 @@ public enum WireMessage: Equatable, Sendable {
         case .resize: return .resize
         case .bitmapChunk: return .bitmapChunk
         case .bitmapDone: return .bitmapDone
+        case .readRequest: return .readRequest
+        case .readReply: return .readReply
         }
     }
 }

@@ -197,6 +197,7 @@ public enum MetricsExposition {
         }
         renderCounters(resources, into: &writer)
         renderProfile(resources, into: &writer)
+        renderReads(resources, into: &writer)
         writer.family("tandem_local_write_latency_seconds", .histogram,
                       help: "Local volume writes, from submission to completion.")
         for resource in resources {

@@ -33,6 +33,16 @@ final class ResourceCounters {
     var protocolErrors: UInt64 = 0
     var tlsErrors: UInt64 = 0
 
+    // Read balancing (issue 16 §4).
+    /// Primary: application reads the peer answered with their bytes, and those bytes.
+    var readsServedByPeer: UInt64 = 0
+    var readBytesServedByPeer: UInt64 = 0
+    /// Primary: reads sent to the peer that came back unserved and were read here.
+    var peerReadFallbacks: UInt64 = 0
+    /// Secondary: ReadRequests this node served from its volume, and those it refused.
+    var readsServedForPeer: UInt64 = 0
+    var readsRefusedForPeer: UInt64 = 0
+
     func count(_ failure: PeerLinkFailure) {
         switch failure {
         case .tls: tlsErrors += 1

@@ -126,6 +126,16 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
         return true
     }
 
+    /// Sends a ReadReply (read balancing): the bytes, or an errno and none.
+    @discardableResult
+    func sendReadReply(tag: UInt64, errno: Int32, payload: UnsafeRawBufferPointer) -> Bool {
+        guard phase == .established else { return false }
+        do { try channel.sendReadReply(tag: tag, errno: errno, payload: payload) } catch { fail(error); return false }
+        sentSinceCheck = true
+        scheduleFlush()
+        return true
+    }
+
     private func scheduleFlush() {
         guard !flushScheduled else { return }
         flushScheduled = true

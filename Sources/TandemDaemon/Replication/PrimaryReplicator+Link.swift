@@ -121,6 +121,8 @@ extension PrimaryReplicator: PeerLinkDelegate {
             feed(.peerDigest(offsetBytes: offset, lengthBytes: length, digest: digest))
         case .resize(let answer):
             receivedResize(answer, link: link)
+        case .readReply(let reply):
+            receivedReadReply(reply, link: link)
         default:
             link.closeForViolation("protocol violation: a secondary sent \(message.type)")
         }
@@ -130,6 +132,7 @@ extension PrimaryReplicator: PeerLinkDelegate {
         guard link === self.link else { return }
         self.link = nil
         dropWaitingFrames()
+        readRemoteReadsLocally()
         if let failure = link.failure { counters.count(failure) }
         noteFailure(reason)
         failPendingResize("the link to the peer closed before it answered: \(reason)")

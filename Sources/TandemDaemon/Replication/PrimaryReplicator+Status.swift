@@ -39,6 +39,7 @@ extension PrimaryReplicator {
         if let verify = node.verifyProgress { fields["verify"] = Self.verifyFields(verify) }
         profileStatusFields(into: &fields, nowNs: now)
         if let periodic = periodicStatus { fields["periodic"] = periodic }
+        readStatusFields(into: &fields)
         return fields
     }
 

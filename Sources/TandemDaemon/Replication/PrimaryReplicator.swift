@@ -152,6 +152,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var onSplitBrainResync: ((SplitBrainResyncPlan, SplitBrainResyncSet?, UInt64) -> Void)?
     /// A region written while the link was not connected (the parted set).
     var onRegionWithoutPeer: ((UInt64, UInt64) -> Void)?
+    /// The reads in flight to the peer (PrimaryReplicator+Reads).
+    var remoteReads: RemoteReads
 
     /// The Resize sent to the peer and who waits for its answer (PrimaryReplicator+Resize).
     var pendingResize: (request: WireResize, answer: (Result<Void, ResizeRefusal>) -> Void)?
@@ -186,6 +188,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             resyncRateMinBytesPerSecond: spec.resyncRateMinBytesPerSecond, activityLog: activityLog,
             periodNs: Self.periodNs(spec))
         Self.applyProfile(spec, to: &config)
+        config.readBalancing = spec.readBalancing
         node = PrimaryNode(config: config, session: UInt64.random(in: 1...UInt64.max), basis: basis,
                            trackedBitmap: trackedBitmap)
         // The store holds what the node holds: never more writes, never more bytes.
@@ -193,6 +196,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
                                   entriesMax: config.primary.writesInFlightMax, copyChunkBytes: Self.chunkBytes,
                                   copyChunksMax: config.copyBuffersMax)
         copyReads = Array(repeating: nil, count: config.copyBuffersMax)
+        remoteReads = RemoteReads(count: config.remoteReadsMax)
         // Every frame of the stream is a held write or one of a few control frames per epoch.
         bandwidthGate = Self.makeBandwidthGate(spec, writeBytesMax: writeBytesMax,
                                                framesMax: 4 * config.primary.writesInFlightMax + 1024)
@@ -249,6 +253,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var isDrained: Bool { node.isDrained }
 
     func stop(_ done: @escaping () -> Void) {
+        readRemoteReadsLocally()
         onStopped = done
         failPendingResize("replication stopped before the peer answered")
         feed(.stop)

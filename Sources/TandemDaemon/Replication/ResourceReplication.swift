@@ -160,6 +160,7 @@ extension Resource {
         primary = replicator
         backend.readOnly = demotedByPromotion != nil
         backend.sink = replicator
+        backend.readRouter = replicator
         replicator.enable()
     }
 
@@ -208,6 +209,7 @@ extension Resource {
     func stopReplication(_ done: @escaping () -> Void) {
         if primary != nil { trackWhileStopping() }
         backend.sink = nil
+        backend.readRouter = nil
         if let primary {
             self.primary = nil
             primary.disable()
@@ -357,6 +359,7 @@ extension Resource {
                 // never told, secondary — never two primaries.
                 self.primary = nil
                 backend.sink = nil
+                backend.readRouter = nil
                 primary.handOver(recordDemotion: { [self] in persistDemotion() }, done: { [self] in
                     transitioning = false
                     finishDemotion(enable: wanted)

@@ -157,6 +157,9 @@ extension SecondaryReplicator {
         case let tag where tag & 0xFFFF_0000 == Self.digestReadTagBase:
             ioInFlight -= 1
             digestRead(slot: Int(tag & 0xFFFF), result: result)
+        case let tag where tag & 0xFFFF_0000 == Self.peerReadTagBase:
+            ioInFlight -= 1
+            peerReadCompleted(slot: Int(tag & 0xFFFF), result: result)
         default:
             ioInFlight -= 1
             writeCompleted(slot: Int(tag), result: result)

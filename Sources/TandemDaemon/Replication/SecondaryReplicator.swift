@@ -73,6 +73,8 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     /// Buffers of the regions being digested for the primary's verify, and those regions.
     let digestBuffers = CopyBuffers(slotBytes: Int(WireFormat.digestRegionBytesMax), slotsMax: SecondaryNode.digestReadsMax)
     var digestReads = [(offset: UInt64, length: UInt64)?](repeating: nil, count: SecondaryNode.digestReadsMax)
+    /// The reads being served for the primary (SecondaryReplicator+Reads).
+    let peerReads = PeerReadBuffers()
     /// The accepted primary's Hello: its generation is this copy's once it is UpToDate.
     private var primaryHello: WireHello?
     /// The Hello of the primary whose link was accepted last (failover compares generations).
@@ -173,6 +175,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         publishDiskState()
         received.releaseChunksWhenIdle()
         digestBuffers.releaseMemoryWhenIdle()
+        peerReads.releaseMemoryWhenIdle()
     }
 
     var diskState: DiskState { node.diskState }
@@ -211,6 +214,8 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         fields["staging_bytes"] = .int(Int64(stagingBytesMax))
         fields["lag_bytes"] = .int(0)
         fields["rpo_ms"] = .int(0)
+        fields["reads_served_for_peer"] = .int(Int64(clamping: counters.readsServedForPeer))
+        fields["reads_refused_for_peer"] = .int(Int64(clamping: counters.readsRefusedForPeer))
         if let peerNode { fields["peer_node"] = .string(peerNode) }
         if let error = context.newerHandshakeFailure(than: lastErrorNs), !isConnectedToPeer {
             fields["last_error"] = .string(error)
@@ -321,6 +326,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         case .demoted: feed(.demoted)
         case let .digestRequest(offset, length): feed(.digestRequested(offsetBytes: offset, lengthBytes: length))
         case .resize(let request): receivedResize(request, link: link)
+        case .readRequest(let request): receivedReadRequest(request, link: link)
         case .ping(let nonce): link.send(.pong(nonce: nonce))
         case .pong: break
         default: feed(.unexpected(type: "\(message.type)"))

@@ -131,6 +131,22 @@ public final class TLSWireChannel: @unchecked Sendable {
         }
     }
 
+    /// Stages a ReadReply (read balancing, protocol 6): its prefix, then its payload (none with
+    /// an errno), as `sendData` stages Data's.
+    public func sendReadReply(tag: UInt64, errno: Int32, payload: UnsafeRawBufferPointer) throws(PeerChannelError) {
+        let tail = try stagingTail()
+        let crc = payload.isEmpty ? 0 : CRC32C.checksum(payload)
+        stagedBytes += WireReadReply.encodePrefix(tag: tag, errno: errno, crc32c: crc, payloadBytes: payload.count,
+                                                  promotionNumber: promotionNumber, into: tail)
+        guard !payload.isEmpty else { return }
+        if payload.count <= Self.stagedPayloadMax {
+            try stage(payload)
+        } else {
+            try flush()
+            try write(payload)
+        }
+    }
+
     /// Encrypts everything staged, in order; the ciphertext then waits in `takeCiphertext`.
     public func flush() throws(PeerChannelError) {
         guard stagedBytes > 0 else { return }

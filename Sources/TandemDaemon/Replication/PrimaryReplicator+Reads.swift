@@ -1,0 +1,135 @@
+// PrimaryReplicator's read router (the export's NBDReadRouter): each application read is
+// routed by the node (PrimaryNode+Reads); a read for the peer travels as a ReadRequest, and its
+// ReadReply's bytes are copied into the NBD request's buffer. A read the peer refuses, or that
+// is still out when the link goes down or replication stops, is read from the local volume.
+// Loop thread only.
+import Glibc
+import TandemControl
+import TandemCore
+import TandemIO
+import TandemNBD
+
+/// The reads in flight to the peer, by slot; a tag is the slot plus a generation, so that a
+/// reply can only ever match the read it was sent for.
+struct RemoteReads {
+    var slots: [(tag: UInt64, read: NBDPendingRead)?]
+    var free: [Int]
+    var generation: UInt64 = 0
+
+    init(count: Int) {
+        slots = Array(repeating: nil, count: count)
+        free = Array((0..<count).reversed())
+    }
+
+    mutating func take(_ read: NBDPendingRead) -> UInt64? {
+        guard let slot = free.popLast() else { return nil }
+        generation += 1
+        let tag = generation << 16 | UInt64(slot)
+        slots[slot] = (tag, read)
+        return tag
+    }
+
+    mutating func remove(tag: UInt64) -> NBDPendingRead? {
+        let slot = Int(tag & 0xFFFF)
+        guard slot < slots.count, let entry = slots[slot], entry.tag == tag else { return nil }
+        slots[slot] = nil
+        free.append(slot)
+        return entry.read
+    }
+
+    mutating func removeAll() -> [NBDPendingRead] {
+        var reads: [NBDPendingRead] = []
+        for slot in slots.indices {
+            if let entry = slots[slot] {
+                reads.append(entry.read)
+                slots[slot] = nil
+                free.append(slot)
+            }
+        }
+        return reads
+    }
+}
+
+extension PrimaryReplicator: NBDReadRouter {
+    func route(_ read: NBDPendingRead) -> Bool {
+        // A failed disk is the node's to know before it routes (it reads through the peer).
+        if health.isFailed && !node.diskFailed { feed(.diskFailedElsewhere) }
+        let route = node.routeRead(offsetBytes: read.diskOffset, lengthBytes: UInt64(read.diskLength))
+        guard route == .peer else { return false }
+        if let link, link.isEstablished, let tag = remoteReads.take(read) {
+            let request = WireReadRequest(tag: tag, offsetBytes: read.diskOffset, lengthBytes: UInt32(read.diskLength))
+            if link.send(.readRequest(request)) { return true }
+            _ = remoteReads.remove(tag: tag)
+        }
+        // Not sent: it is read here.
+        node.readFinished(.peer)
+        node.routeFallback()
+        return false
+    }
+
+    func localReadEnded() {
+        // A read counted by an earlier replicator of this resource ends under this one.
+        guard node.reads.localInFlight > 0 else { return }
+        node.readFinished(.local)
+    }
+
+    /// `set read_balancing`.
+    func setReadBalancing(_ policy: ReadBalancing) { node.setReadBalancing(policy) }
+
+    /// The peer's ReadReply: the bytes into the request's buffer, or the read goes local.
+    func receivedReadReply(_ reply: WireReadReply, link: PeerLink) {
+        guard let read = remoteReads.remove(tag: reply.tag) else {
+            return link.closeForViolation("protocol violation: a ReadReply for tag \(reply.tag), which no read is waiting for")
+        }
+        guard reply.errno == 0 else {
+            node.readFinished(.peer)
+            node.routeFallback()
+            counters.peerReadFallbacks += 1
+            return read.readLocally()
+        }
+        guard reply.payload.count == read.diskLength else {
+            node.readFinished(.peer)
+            node.routeFallback()
+            counters.peerReadFallbacks += 1
+            read.readLocally()
+            return link.closeForViolation(
+                "protocol violation: a ReadReply of \(reply.payload.count) bytes for a read of \(read.diskLength)")
+        }
+        reply.payload.withUnsafeBytes { bytes in
+            read.buffer.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        }
+        node.readFinished(.peer, servedBytes: UInt64(read.diskLength))
+        counters.readsServedByPeer += 1
+        counters.readBytesServedByPeer += UInt64(read.diskLength)
+        read.finish()
+    }
+
+    /// Every read still out to the peer is read here (the link went down, replication stops).
+    func readRemoteReadsLocally() {
+        for read in remoteReads.removeAll() {
+            node.readFinished(.peer)
+            node.routeFallback()
+            counters.peerReadFallbacks += 1
+            read.readLocally()
+        }
+    }
+}
+
+extension PrimaryReplicator {
+    /// Status `read_routing` (the setting, whether it acts and why not, what the peer served)
+    /// and `serving_from` (`peer` while a failed disk reads through the peer).
+    func readStatusFields(into fields: inout [String: JSONValue]) {
+        let refusal = node.peerReadsRefusal
+        var block: [String: JSONValue] = [
+            "policy": .string(node.reads.policy.rawValue),  // the setting as the node applies it
+            "active": .bool(node.reads.policy != .preferLocal && refusal == nil),
+            "reads_served_by_peer": .int(Int64(clamping: counters.readsServedByPeer)),
+            "read_bytes_served_by_peer": .int(Int64(clamping: counters.readBytesServedByPeer)),
+            "fallbacks": .int(Int64(clamping: counters.peerReadFallbacks)),
+            "peer_reads_in_flight": .int(Int64(node.reads.remoteInFlight)),
+        ]
+        if node.reads.policy != .preferLocal, let refusal { block["inactive_reason"] = .string(refusal) }
+        fields["read_routing"] = .object(block)
+        fields["serving_from"] = .string(node.servesFromPeer ? "peer" : "local")
+    }
+}
