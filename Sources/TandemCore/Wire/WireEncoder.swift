@@ -90,6 +90,8 @@ public enum WireEncoder {
             return WireResize.bodyBytes
         case .durableAck, .flushRequest, .ping, .pong, .resendComplete, .syncComplete, .failoverRequest, .demoted:
             return 8
+        case .catchUpInPlace:
+            return 8
         }
     }
 
@@ -133,6 +135,8 @@ public enum WireEncoder {
         case .durableAck(let value), .flushRequest(let value), .ping(let value), .pong(let value),
             .resendComplete(let value), .syncComplete(let value), .failoverRequest(let value), .demoted(let value):
             writer.put(value)
+        case .catchUpInPlace(let session):
+            writer.put(session)
         }
     }
 

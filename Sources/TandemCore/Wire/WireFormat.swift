@@ -26,6 +26,9 @@ public enum WireFormat {
     public static let verifyVersion: UInt16 = 4
     /// The first version that answers Resize (online resize, docs/replication.md *Resize*).
     public static let resizeVersion: UInt16 = 5
+    /// The first version that reads CatchUpInPlace (type 21; docs/replication.md, *Staged
+    /// catch-up*): a secondary tells only such a primary that its catch-up went in place.
+    public static let catchUpInPlaceVersion: UInt16 = 5
     /// The largest region one DigestRequest names.
     public static let digestRegionBytesMax: UInt64 = 1 << 20
     public static let headerBytes = 24
@@ -60,6 +63,8 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
     case failoverRequest = 12
     case demoted = 13
     case replicaHello = 14
+    /// Staged catch-up (protocol 5): the target's catch-up outgrew its staging journal.
+    case catchUpInPlace = 21
     /// Online verify (protocol 4): the region to digest, and its digest.
     case digestRequest = 23
     case digests = 24
@@ -79,6 +84,7 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
         case .resize: return WireResize.bodyBytes...WireResize.bodyBytes
         case .durableAck, .flushRequest, .ping, .pong, .resendComplete, .syncComplete, .failoverRequest, .demoted:
             return 8...8
+        case .catchUpInPlace: return 8...8
         }
     }
 }

@@ -117,6 +117,10 @@ extension PrimaryReplicator: PeerLinkDelegate {
             feed(.peerDigest(offsetBytes: offset, lengthBytes: length, digest: digest))
         case .resize(let answer):
             receivedResize(answer, link: link)
+        case .catchUpInPlace(let session):
+            // The peer's staged catch-up goes on in place: Inconsistent from now on.
+            node.peerCatchUpWentInPlace(session: session)
+            publishPeerDiskState()
         default:
             link.closeForViolation("protocol violation: a secondary sent \(message.type)")
         }

@@ -39,6 +39,8 @@ extension PrimaryReplicator {
         if let verify = node.verifyProgress { fields["verify"] = Self.verifyFields(verify) }
         profileStatusFields(into: &fields, nowNs: now)
         if let periodic = periodicStatus { fields["periodic"] = periodic }
+        // The peer's image as this node knows it (stagefix: consistent_as_of).
+        fields["peer_consistent_as_of"] = ConsistentPoint.statusValue(node.peerConsistentAsOf)
         return fields
     }
 

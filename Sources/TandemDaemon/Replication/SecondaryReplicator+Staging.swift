@@ -174,3 +174,12 @@ extension StagingJournal {
         }
     }
 }
+
+extension SecondaryReplicator {
+    /// The catch-up outgrew the journal: a primary that reads CatchUpInPlace is told, so that
+    /// its view of this copy says Inconsistent too (docs/replication.md, *Staged catch-up*).
+    func tellPrimaryCatchUpWentInPlace() {
+        guard primaryHelloVersion >= WireFormat.catchUpInPlaceVersion else { return }
+        _ = link?.send(.catchUpInPlace(session: node.session))
+    }
+}

@@ -75,6 +75,8 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     var digestReads = [(offset: UInt64, length: UInt64)?](repeating: nil, count: SecondaryNode.digestReadsMax)
     /// The accepted primary's Hello: its generation is this copy's once it is UpToDate.
     private var primaryHello: WireHello?
+    /// The version the current primary's Hello named (what it reads: CatchUpInPlace).
+    var primaryHelloVersion: UInt16 = 0
     /// The Hello of the primary whose link was accepted last (failover compares generations).
     private(set) var acceptedPrimaryHello: WireHello?
     /// This copy became UpToDate with the primary (the resource adopts its generation).
@@ -203,6 +205,8 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         fields["staging"] = .string(stagingWord)
         fields["staged_bytes"] = .int(Int64(node.stagedBytes))
         fields["staging_bytes"] = .int(Int64(stagingBytesMax))
+        // What the volume's image holds (stagefix: consistent_as_of).
+        fields["consistent_as_of"] = ConsistentPoint.statusValue(node.consistentAsOf)
         fields["lag_bytes"] = .int(0)
         fields["rpo_ms"] = .int(0)
         if let peerNode { fields["peer_node"] = .string(peerNode) }
@@ -354,6 +358,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             link = candidate.link
             peerNode = candidate.hello.nodeName
             primaryHello = candidate.hello
+            primaryHelloVersion = candidate.hello.protocolVersion
             acceptedPrimaryHello = candidate.hello
             onPrimaryAccepted?(candidate.hello)
             // A session that starts in sync (no copy): this copy holds the primary's
@@ -439,6 +444,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
                 "staged_bytes": .int(Int64(staged)), "write_bytes": .int(Int64(write)),
                 "staging_bytes": .int(Int64(max)), "journal": .string(journalPath),
             ])
+            tellPrimaryCatchUpWentInPlace()
         case .stagingApplied(let bytes):
             context.events.publish(resource: resource, "catch-up-applied", ["journal_bytes": .int(Int64(bytes))])
         }

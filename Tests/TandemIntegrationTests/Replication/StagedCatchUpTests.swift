@@ -21,6 +21,7 @@ extension Replication {
         defer { betaEvents.stop() }
         proxy.capBytesPerSecond(Self.slowLinkBytesPerSecond)
         let logStart = Self.logBytes(pair.beta)
+        let alphaLogStart = Self.logBytes(pair.alpha)
         proxy.heal()
         let staged = try pair.waitFor(pair.beta, timeoutSeconds: 30, "beta a staged catch-up target") {
             $0["replication_state"] as? String == "SyncTarget" && ($0["staged_bytes"] as? Int ?? 0) > 0
@@ -29,12 +30,18 @@ extension Replication {
         // `outdated`, issue 14) that the primary went on without it — never `Inconsistent`.
         #expect(Self.consistentWords.contains(staged["disk_state"] as? String ?? "-"), "a staged target: \(staged)")
         #expect(staged["staging"] as? String == "staging", "\(staged)")
+        // The primary's view of it is the same: Consistent while the link carries the catch-up.
+        let alphaView = try pair.status(pair.alpha)
+        #expect(alphaView["replication_state"] as? String == "SyncSource", "\(alphaView)")
+        #expect(alphaView["peer_disk_state"] as? String == "Consistent", "alpha's view of a staging peer: \(alphaView)")
         let seen = try Self.sampleBetaUntilCaughtUp(pair, proxy)
         #expect(!seen.contains("Inconsistent"), "beta was Inconsistent during a staged catch-up: \(seen)")
         // Every disk-state change is an event, logged: none may have said Inconsistent, not
         // even between the Hello and the session's first Data (too short to sample).
         let announced = Self.diskStateEvents(pair.beta, from: logStart)
         #expect(!announced.contains("Inconsistent"), "beta announced Inconsistent during a staged catch-up: \(announced)")
+        let alphaAnnounced = Self.diskStateEvents(pair.alpha, from: alphaLogStart, event: "peer-disk-state", field: "peer_disk_state")
+        #expect(!alphaAnnounced.contains("Inconsistent"), "alpha announced its staging peer Inconsistent: \(alphaAnnounced)")
         #expect(betaEvents.saw("catch-up-applied", timeoutSeconds: 10), "no catch-up-applied on beta: \(betaEvents.names)")
         try CatchUpTests.expectIdenticalVolumes(pair)
     }
@@ -79,6 +86,10 @@ extension Replication {
             $0["disk_state"] as? String == "Inconsistent"
         }
         #expect(inPlace["replication_state"] as? String == "SyncTarget", "\(inPlace)")
+        // The target told the primary (CatchUpInPlace): its view says Inconsistent too.
+        _ = try pair.waitFor(pair.alpha, timeoutSeconds: 10, "alpha's view of its peer Inconsistent") {
+            $0["peer_disk_state"] as? String == "Inconsistent" && $0["replication_state"] as? String == "SyncSource"
+        }
         proxy.capBytesPerSecond(nil)
         try CatchUpTests.waitCaughtUp(pair)
         let announced = Self.diskStateEvents(pair.beta, from: logStart)
@@ -133,18 +144,72 @@ extension Replication {
         #expect(try VolumeFiles.sha256(pair.volume(pair.beta)) == before, "the promoted image is not the one before the catch-up")
     }
 
+    /// `consistent_as_of` (issue 13 §3): while staged, beta's volume holds the image from
+    /// before the catch-up, and both beta and alpha's view say so (alpha's at most what beta
+    /// holds: it knows what beta confirmed); after the commit the point is the catch-up's
+    /// session, and it advances epoch by epoch with new writes.
+    @Test func consistentAsOfHoldsTheImageBeforeTheCatchUpThenAdvancesWithTheStream() throws {
+        let (pair, proxy, _) = try CatchUpTests.aheadAfterACutWorkload(seconds: 3)
+        let idle = try pair.waitFor(pair.beta, timeoutSeconds: 20, "beta idle, the link down") {
+            $0["connection_state"] as? String != "Connected" && $0["queued_writes"] as? Int == 0
+                && $0["writes_in_flight"] as? Int == 0
+        }
+        let before = try Self.point(idle, "consistent_as_of")
+        proxy.capBytesPerSecond(Self.slowLinkBytesPerSecond)
+        proxy.heal()
+        let staged = try pair.waitFor(pair.beta, timeoutSeconds: 30, "beta staging") {
+            $0["staging"] as? String == "staging" && ($0["staged_bytes"] as? Int ?? 0) > 0
+        }
+        #expect(try Self.point(staged, "consistent_as_of") == before, "beta's image while staged: \(staged)")
+        let view = try Self.point(try pair.status(pair.alpha), "peer_consistent_as_of")
+        #expect(view.session == before.session && view.epoch <= before.epoch, "alpha's view \(view), beta holds \(before)")
+        proxy.capBytesPerSecond(nil)
+        try CatchUpTests.waitCaughtUp(pair)
+        let caughtUp = try Self.point(try pair.status(pair.beta), "consistent_as_of")
+        #expect(caughtUp.session != before.session && caughtUp.epoch > 0, "after the commit: \(caughtUp), before \(before)")
+        // New writes: the point moves on, epoch by epoch, on both nodes.
+        let client = try RawNBDClient.transmitting(socketPath: pair.nbdSocket(pair.alpha), exportName: ReplicatedPair.resource)
+        try client.write(offset: 0, data: [UInt8](repeating: 0x5A, count: 64 << 10), fua: true)
+        client.disconnect()
+        let advanced = try pair.waitFor(pair.beta, timeoutSeconds: 20, "beta's consistent_as_of advanced") {
+            guard let point = try? Self.point($0, "consistent_as_of") else { return false }
+            return point.session == caughtUp.session && point.epoch > caughtUp.epoch
+        }
+        let alphaAdvanced = try pair.waitFor(pair.alpha, timeoutSeconds: 20, "alpha's view advanced") {
+            guard let point = try? Self.point($0, "peer_consistent_as_of") else { return false }
+            return point.session == caughtUp.session && point.epoch > caughtUp.epoch
+        }
+        print("consistent_as_of: before \(before), after the commit \(caughtUp), then \(try Self.point(advanced, "consistent_as_of")); alpha's view \(try Self.point(alphaAdvanced, "peer_consistent_as_of"))")
+        try CatchUpTests.expectIdenticalVolumes(pair)
+    }
+
     // MARK: Steps
+
+    struct Point: Equatable, CustomStringConvertible {
+        var session: String
+        var epoch: Int
+        var description: String { "session \(session) epoch \(epoch)" }
+    }
+
+    /// A status's `consistent_as_of`-like field, which must be present with an epoch.
+    static func point(_ status: JSONObject, _ field: String) throws -> Point {
+        let value = try #require(status[field] as? [String: Any], "no \(field) in \(status)")
+        return Point(session: try #require(value["session"] as? String, "\(value)"),
+                     epoch: try #require(value["epoch"] as? Int, "\(value)"))
+    }
 
     static func logBytes(_ daemon: DaemonProcess) -> Int {
         ((try? FileManager.default.attributesOfItem(atPath: daemon.logPath))?[.size] as? Int) ?? 0
     }
 
-    /// The `disk-state` events `daemon` logged after byte `from` of its log, in order.
-    static func diskStateEvents(_ daemon: DaemonProcess, from: Int) -> [String] {
+    /// The `disk-state` events (or another state word's: `event`, `field`) `daemon` logged after
+    /// byte `from` of its log, in order.
+    static func diskStateEvents(_ daemon: DaemonProcess, from: Int, event: String = "disk-state",
+                                field: String = "disk_state") -> [String] {
         guard let data = FileManager.default.contents(atPath: daemon.logPath), data.count >= from else { return [] }
         let text = String(decoding: data[from...], as: UTF8.self)
-        return text.split(separator: "\n").filter { $0.hasSuffix("event disk-state") }.compactMap { line in
-            guard let start = line.range(of: "disk_state=string(\"")?.upperBound,
+        return text.split(separator: "\n").filter { $0.hasSuffix("event \(event)") }.compactMap { line in
+            guard let start = line.range(of: "=\(field)=string(\"")?.upperBound,
                 let end = line[start...].firstIndex(of: "\"")
             else { return nil }
             return String(line[start..<end])
