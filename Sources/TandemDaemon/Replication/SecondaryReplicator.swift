@@ -115,14 +115,16 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         metadata = ReplicationMetadata(file: metadataFile)
         journalPath = spec.stagingPath ?? StagingJournal.defaultPath(stateDir: context.config.stateDir, name: spec.name)
         stagingBytesMax = spec.stagingBytes ?? StagingJournal.bytesDefault
-        try Self.settleStaging(metadataFile: metadataFile, journalPath: journalPath, volume: volume, health: health,
-                               events: context.events, resource: spec.name, logger: logger)
+        let replayed = try Self.settleStaging(metadataFile: metadataFile, journalPath: journalPath, volume: volume,
+                                              health: health, events: context.events, resource: spec.name, logger: logger)
         let config = SecondaryNodeConfig(
             machine: machine, resourceName: spec.name, nodeName: context.config.nodeName, peerName: spec.peer?.name,
             volumeSizeBytes: volume.sizeBytes, alignment: volume.alignment, initialSync: spec.initialSync,
             stagingBytesMax: stagingBytesMax)
-        node = SecondaryNode(config: config, record: metadata.record, handedOver: handedOver, cleanStop: cleanStop,
-                             nowNs: ReplicationContext.nowNs())
+        // A replayed journal leaves a consistent image, as a clean stop does (stagefix).
+        let consistentAtStart = cleanStop || (replayed && metadata.record.synced)
+        node = SecondaryNode(config: config, record: metadata.record, handedOver: handedOver,
+                             cleanStop: consistentAtStart, nowNs: ReplicationContext.nowNs())
         probe = SecondaryProbe(resource: spec.name, volumeSizeBytes: volume.sizeBytes, context: context, logger: logger)
         if let staged = metadataFile.superblock.record.staging {
             // A staged catch-up resumed (its durable part proven by `settleStaging`): the node

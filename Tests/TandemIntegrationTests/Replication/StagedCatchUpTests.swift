@@ -183,6 +183,47 @@ extension Replication {
         try CatchUpTests.expectIdenticalVolumes(pair)
     }
 
+    // A target restarted after a kill -9 whose image is consistent at restart (issue 13 §3): a
+    // committed journal replayed at start leaves the catch-up's image on the volume with nothing
+    // written in place after it, so the restarted copy is Consistent and the catch-up that meets it
+    // at restart (alpha went Ahead while it was down) is staged like any other — not in place.
+    @Test func aTargetRestartedAfterAReplayStagesTheCatchUpThatMeetsIt() throws {
+        let pair = try CatchUpTests.makePair()
+        let proxy = try #require(pair.proxy)
+        try pair.beta.stop()
+        pair.beta.extraEnvironment = ["TANDEM_TEST_STAGING_CRASH_AFTER_APPLY_BYTES": "4096"]
+        try pair.beta.start()
+        try pair.createAndEnable(mode: "async", initialSync: "none", primaryBufferBytes: 4 << 20)
+        try pair.waitInSync()
+        let fio = try FioJob(socket: pair.nbdSocket(pair.alpha), regionBytes: CatchUpTests.workloadRegionBytes,
+                             runtimeSeconds: 2, rateIOPS: CatchUpTests.workloadRateIOPS)
+        #expect(proxy.waitForForwarded(.toTarget, atLeast: 1 << 20, timeoutSeconds: 15), "no workload crossed the link")
+        proxy.cut()
+        _ = try CatchUpTests.waitAhead(pair)
+        _ = try fio.finish()
+        proxy.heal()
+        #expect(pair.beta.waitExited(timeoutSeconds: 60), "beta's apply did not reach the test hook")
+        // beta is away: alpha's next writes overflow its buffer, Ahead again.
+        try CatchUpTests.outgrowTheBuffer(pair)
+        _ = try CatchUpTests.waitAhead(pair)
+        proxy.capBytesPerSecond(Self.slowLinkBytesPerSecond)
+        pair.beta.extraEnvironment = [:]
+        let logStart = Self.logBytes(pair.beta)
+        try pair.beta.start()
+        let log = try String(contentsOfFile: pair.beta.logPath, encoding: .utf8)
+        #expect(log.contains("replayed a committed staging journal"), "beta did not replay: \(pair.beta.logTail())")
+        let staged = try pair.waitFor(pair.beta, timeoutSeconds: 30, "beta staging the catch-up after its restart") {
+            ($0["staging"] as? String != "off" && ($0["staged_bytes"] as? Int ?? 0) > 0)
+                || $0["disk_state"] as? String == "Inconsistent"
+        }
+        #expect(staged["staging"] as? String == "staging", "the catch-up at restart is not staged: \(staged)")
+        proxy.capBytesPerSecond(nil)
+        try CatchUpTests.waitCaughtUp(pair)
+        let announced = Self.diskStateEvents(pair.beta, from: logStart)
+        #expect(!announced.contains("Inconsistent"), "beta announced Inconsistent after its replay: \(announced)")
+        try CatchUpTests.expectIdenticalVolumes(pair)
+    }
+
     // MARK: Steps
 
     struct Point: Equatable, CustomStringConvertible {
