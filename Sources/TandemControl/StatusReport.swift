@@ -91,6 +91,8 @@ public enum StatusReport {
         if role != "standalone" && !betweenCycles { reasons += connectionProblems(fields, name: name, lastError: lastError) }
         if let local = diskProblem(disk, replication: fields["replication_state"]?.stringValue) { reasons.append(local) }
         if role == "primary" && !betweenCycles, let peer = peerDiskProblem(fields) { reasons.append(peer) }
+        // What point a consistent image that is not UpToDate holds (stagefix: consistent_as_of).
+        if let asOf = consistentAsOfLine(fields, role: role, disk: disk, reasons: reasons) { reasons.append(asOf) }
         if fields["replication_state"]?.stringValue == "PausedSync" {
             reasons.append("resync paused: the daemon's resync_concurrency_max copies run; this one waits for a slot")
         }
@@ -188,5 +190,22 @@ public enum StatusReport {
             let value = fields[key] ?? .null
             return "\(key): \(value.stringValue ?? JSONCodec.serializeString(value))"
         }.joined(separator: "\n")
+    }
+
+    // MARK: consistent_as_of (stagefix)
+
+    /// "consistent as of session 123 epoch 45" for a copy that is Consistent or Outdated (this
+    /// node's on a secondary, the peer's on a primary): nil when healthy or not reported.
+    static func consistentAsOfLine(_ fields: [String: JSONValue], role: String, disk: String, reasons: [String]) -> String? {
+        guard !reasons.isEmpty else { return nil }
+        let peer = role == "primary"
+        let word = peer ? fields["peer_disk_state"]?.stringValue : disk
+        guard word == "Consistent" || word == "Outdated",
+            let point = fields[peer ? "peer_consistent_as_of" : "consistent_as_of"]?.objectValue,
+            let session = point["session"]?.stringValue
+        else { return nil }
+        let through = point["whole_session"]?.boolValue == true ? "all of session \(session)"
+            : "session \(session) through epoch \(point["epoch"]?.intValue.map(String.init) ?? "?")"
+        return (peer ? "the peer's image holds " : "this copy's image holds ") + through
     }
 }

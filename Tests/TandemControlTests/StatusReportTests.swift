@@ -28,6 +28,24 @@ import TandemControl
         #expect(HumanUnits.duration(seconds: 3 * 86400 + 4 * 3600) == "3d04h")
     }
 
+    /// `consistent_as_of`: a Consistent or Outdated copy says what point it holds (the
+    /// secondary's own, the primary's view of its peer); an Inconsistent one says nothing of it.
+    @Test func aConsistentCopyThatLagsNamesThePointItsImageHolds() {
+        var primary = Self.healthyPrimary
+        primary["replication_state"] = .string("SyncSource")
+        primary["peer_disk_state"] = .string("Consistent")
+        primary["peer_consistent_as_of"] = .object(["session": .string("123"), "epoch": .int(45)])
+        let lines = StatusReport.problems(primary)
+        #expect(lines.contains("the peer's image holds session 123 through epoch 45"), "\(lines)")
+        var secondary = primary
+        secondary["role"] = .string("secondary")
+        secondary["disk_state"] = .string("Outdated")
+        secondary["consistent_as_of"] = .object(["session": .string("7"), "whole_session": .bool(true)])
+        #expect(StatusReport.problems(secondary).contains("this copy's image holds all of session 7"))
+        secondary["disk_state"] = .string("Inconsistent")
+        #expect(!StatusReport.problems(secondary).contains { $0.contains("image holds") })
+    }
+
     /// Between cycles a periodic primary is Ahead with no link on purpose: the report says when
     /// the secondary catches up, not that the peer is lost or needs a resync.
     @Test func aPeriodicPrimaryBetweenCyclesIsExplainedByItsSchedule() {

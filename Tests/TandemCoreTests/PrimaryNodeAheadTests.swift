@@ -135,7 +135,14 @@ private struct AheadHarness {
         #expect(h.actions.contains(.streamRestarted) && h.node.session == session && !h.node.isAhead)
         #expect(h.actions.contains(.notice(.catchUpStarted(bytes: 16384))))
         #expect(h.node.rpoAgeNs(nowNs: h.nowNs) >= 10_000_000_000, "the peer still lacks what was written while Ahead")
-        #expect(h.node.streamState == .syncSource && h.node.peerDiskState == .inconsistent)
+        // The peer's ReplicaHello said `consistent` for the catch-up: it stages it, its volume
+        // keeps the image of the base (PrimaryNode+StagedPeer) until it says it went in place.
+        #expect(h.node.streamState == .syncSource && h.node.peerDiskState == .consistent)
+        #expect(h.node.peerConsistentAsOf == ConsistentPoint(session: 77, epoch: 0))
+        h.node.peerCatchUpWentInPlace(session: 77)  // a stale session: ignored
+        #expect(h.node.peerDiskState == .consistent)
+        h.node.peerCatchUpWentInPlace(session: session)
+        #expect(h.node.peerDiskState == .inconsistent && h.node.peerConsistentAsOf == nil)
         // Write 4 was admitted in the new stream first (it was queued): sequence 1. The dirty
         // runs overlap no local write in flight: all three are read at once, only they.
         #expect(h.localWrites.first?.sequence == 1 && h.localWrites.first?.offsetBytes == 60 << 20)

@@ -117,6 +117,33 @@ private let syncedRecord = ReplicationRecord(generation: 4, session: 5, durableT
         #expect(harness.node.diskState == .upToDate)
     }
 
+    /// `consistent_as_of`: the image before the catch-up while staged, the catch-up's session
+    /// from the commit record on, and none once a catch-up goes in place.
+    @Test func consistentAsOfIsTheImageBeforeTheCatchUpUntilTheCommit() {
+        var harness = StagingHarness(record: syncedRecord)
+        #expect(harness.node.consistentAsOf == ConsistentPoint(session: 5, epoch: 3))
+        harness.connectCatchUp(session: 9)
+        harness.storeLast(harness.data(1, epoch: 1, block: 0))
+        harness.send(.writeCompleted(sequence: 1, errno: 0))
+        harness.send(.message(.flushRequest(throughEpoch: 1)))
+        harness.storeLast(harness.send(.flushCompleted(errno: 0)))
+        // Durable through epoch 1 of session 9 in the journal; the volume still holds (5, 3).
+        #expect(harness.node.consistentAsOf == ConsistentPoint(session: 5, epoch: 3))
+        let complete = harness.send(.syncComplete(through: 1))
+        #expect(harness.node.consistentAsOf == ConsistentPoint(session: 5, epoch: 3), "not committed yet")
+        guard case .commitStaging(let committed)? = complete.last else { Issue.record("no commit: \(complete)"); return }
+        harness.send(.recorded(committed))
+        #expect(harness.node.consistentAsOf == ConsistentPoint(session: 9, epoch: 1), "a crash replays the journal")
+        harness.storeLast(harness.send(.stagingApplied(errno: 0)))
+        #expect(harness.node.consistentAsOf == ConsistentPoint(session: 9, epoch: 1))
+
+        var small = StagingHarness(record: syncedRecord, stagingBytesMax: StagingHarness.recordBytes)
+        small.connectCatchUp(session: 9)
+        small.storeLast(small.data(1, epoch: 1, block: 0))
+        small.data(2, epoch: 1, block: 1)  // no room: in place from here
+        #expect(small.node.consistentAsOf == nil)
+    }
+
     @Test func aCatchUpLargerThanTheJournalIsCommittedInconsistentAndGoesOnInPlace() {
         var harness = StagingHarness(record: syncedRecord, stagingBytesMax: 2 * StagingHarness.recordBytes)
         harness.connectCatchUp(session: 9)

@@ -23,6 +23,7 @@ import Testing
         .syncComplete(throughSequence: 43),
         .failoverRequest(promotion: 1),
         .demoted(throughSequence: 0),
+        .catchUpInPlace(session: 0x0A0B_0C0D),
         .replicaHello(WireReplicaHello(durableThroughEpoch: 7, diskState: .inconsistent)),
         .digestRequest(offsetBytes: 5 << 20, lengthBytes: 1 << 20),
         .digests(offsetBytes: 4096, lengthBytes: 8192, digest: RegionDigest(high: 0x0123_4567_89AB_CDEF, low: .max)),

@@ -56,7 +56,8 @@ extension PrimaryNode {
     mutating func enterAheadIfDue(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) -> Bool {
         guard let reason = aheadReason else { return false }
         isAhead = true
-        peerInconsistentWhenAhead = copyWanted || peerInconsistentThroughEpoch != nil
+        // A peer that stages the copy keeps its image from before it: Outdated, not Inconsistent.
+        peerInconsistentWhenAhead = (copyWanted && !peerStagesCatchUp) || peerInconsistentThroughEpoch != nil
         // The RPO age counts from the oldest write the peer lacks, acknowledged before this.
         // Ahead again before the last catch-up ended: the older writes are still missing.
         let unconfirmedAgeNs = primary.rpoAgeNs(nowNs: nowNs)
@@ -135,6 +136,8 @@ extension PrimaryNode {
             _ = bitmap.setBlocks(BlockRun(first: 0, count: 1))
         }
         startCopy()
+        // Until the peer's ReplicaHello says how it takes this copy, it keeps its image.
+        peerStagesCatchUp = !peerInconsistentWhenAhead
         actions.append(.notice(.catchUpStarted(bytes: copyTotalBytes)))
         drive(.connectionUp, nowNs: nowNs, into: &actions)
         if let hello = deferredPeerHello {

@@ -134,6 +134,7 @@ extension PrimaryNode {
         drive(.peerMessage(message), nowNs: nowNs, into: &actions)
         guard case let .hello(_, copy) = message, primary.isPeerReady else { return }
         peerHeard = true
+        notePeerCopyAtHello(copy)
         // A peer that says it is inconsistent (it restarted after a crash) holds an epoch
         // prefix only once the writes re-sent now are durable there.
         let resent = primary.newestHeldEpoch

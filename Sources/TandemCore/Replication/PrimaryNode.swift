@@ -126,6 +126,12 @@ public struct PrimaryNode: Sendable {
     var deferredPeerHello: SecondaryMessage?
     var sessionsStarted: UInt64 = 0
 
+    // The peer stages the running catch-up (PrimaryNode+StagedPeer).
+    /// Its ReplicaHello said `consistent` for this catch-up's copy (or, after Ahead, has not
+    /// come yet: its volume keeps the image it had), and it has not said the catch-up went in
+    /// place since.
+    public internal(set) var peerStagesCatchUp = false
+
     // The copy (full or catch-up).
     /// A copy is due or running: the peer does not hold this volume's content yet.
     public internal(set) var copyWanted: Bool
@@ -254,6 +260,7 @@ public struct PrimaryNode: Sendable {
     /// The copy (re)starts at the beginning of the bitmap.
     mutating func startCopy() {
         copyWanted = true
+        peerStagesCatchUp = false  // the peer's next ReplicaHello says whether it stages this one
         copyCursor = 0
         copyRun = nil
         copyGeneration += 1
@@ -285,6 +292,7 @@ public struct PrimaryNode: Sendable {
         // says itself), not an older consistent image.
         if isAhead || restartPending { return peerHeard ? (peerInconsistentWhenAhead ? .inconsistent : .outdated) : .unknown }
         if peerOutdatedConfirmed { return .outdated }  // the control plane's word
+        if let staged = stagedPeerDiskState { return staged }
         return DiskState.ofPeer(
             heard: peerHeard, peerReady: isPeerReady,
             copying: copyWanted || peerInconsistentThroughEpoch != nil,

@@ -229,3 +229,24 @@ extension SecondaryNode {
     }
 
 }
+
+extension SecondaryNode {
+    /// What this copy's volume holds, if it is consistent: during a staged catch-up the image
+    /// from before it (the record's `from…`), once the commit record is stable the catch-up's
+    /// (a crash replays it), otherwise the record's session and durable epoch.
+    public var consistentAsOf: ConsistentPoint? {
+        guard diskFault == nil else { return nil }
+        if let staged = record.staging, staging.phase != .off {
+            guard staging.keepsConsistent else { return nil }
+            switch staging.phase {
+            case .off, .staging, .draining, .committing:
+                // The commit record is not stable yet: a crash would keep staging.
+                return ConsistentPoint(session: staged.fromSession, epoch: staged.fromDurableEpoch)
+            case .applying, .clearing:
+                return ConsistentPoint(session: record.session, epoch: record.durableThroughEpoch)
+            }
+        }
+        guard diskState != .inconsistent, diskState != .failed, record.session != 0 else { return nil }
+        return ConsistentPoint(session: record.session, epoch: record.durableThroughEpoch)
+    }
+}

@@ -230,6 +230,7 @@ enum WireBodyDecoder {
         case .syncComplete: message = .syncComplete(throughSequence: reader.u64()!)
         case .failoverRequest: message = .failoverRequest(promotion: reader.u64()!)
         case .demoted: message = .demoted(throughSequence: reader.u64()!)
+        case .catchUpInPlace: message = .catchUpInPlace(session: reader.u64()!)
         case .digestRequest:
             let (offset, length) = try digestRegion(type, &reader)
             message = .digestRequest(offsetBytes: offset, lengthBytes: length)

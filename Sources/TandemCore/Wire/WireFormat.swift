@@ -37,6 +37,9 @@ public enum WireFormat {
     public static let readVersion: UInt16 = 6
     /// The largest region one ReadRequest names: a larger read is served locally.
     public static let readBytesMax = 128 << 10
+    /// The first version that reads CatchUpInPlace (type 21; docs/replication.md, *Staged
+    /// catch-up*): a secondary tells only such a primary that its catch-up went in place.
+    public static let catchUpInPlaceVersion: UInt16 = 6
     /// The largest region one DigestRequest names.
     public static let digestRegionBytesMax: UInt64 = 1 << 20
     public static let headerBytes = 24
@@ -71,6 +74,8 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
     case failoverRequest = 12
     case demoted = 13
     case replicaHello = 14
+    /// Staged catch-up (protocol 5): the target's catch-up outgrew its staging journal.
+    case catchUpInPlace = 21
     /// Online verify (protocol 4): the region to digest, and its digest.
     case digestRequest = 23
     case digests = 24
@@ -101,6 +106,7 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
         case .readReply: return WireReadReply.fixedBytes...(WireReadReply.fixedBytes + WireFormat.readBytesMax)
         case .durableAck, .flushRequest, .ping, .pong, .resendComplete, .syncComplete, .failoverRequest, .demoted:
             return 8...8
+        case .catchUpInPlace: return 8...8
         }
     }
 }

@@ -228,6 +228,9 @@ public enum WireMessage: Equatable, Sendable {
     /// The secondary's first frame of the replication stream (version 2): what it recorded
     /// as durable in the session it holds, and its own copy's state as it starts.
     case replicaHello(WireReplicaHello)
+    /// Secondary → primary (protocol 5): the staged catch-up of `session` outgrew the
+    /// journal and goes on in place; the sender's copy is Inconsistent until SyncComplete.
+    case catchUpInPlace(session: UInt64)
     /// Primary → secondary (protocol 4): digest these bytes of your volume (`offsetBytes`
     /// and `lengthBytes` multiples of 4 KiB, length 1 ... `digestRegionBytesMax`).
     case digestRequest(offsetBytes: UInt64, lengthBytes: UInt64)
@@ -261,6 +264,7 @@ public enum WireMessage: Equatable, Sendable {
         case .failoverRequest: return .failoverRequest
         case .demoted: return .demoted
         case .replicaHello: return .replicaHello
+        case .catchUpInPlace: return .catchUpInPlace
         case .digestRequest: return .digestRequest
         case .digests: return .digests
         case .resize: return .resize

@@ -123,6 +123,10 @@ extension PrimaryReplicator: PeerLinkDelegate {
             receivedResize(answer, link: link)
         case .readReply(let reply):
             receivedReadReply(reply, link: link)
+        case .catchUpInPlace(let session):
+            // The peer's staged catch-up goes on in place: Inconsistent from now on.
+            node.peerCatchUpWentInPlace(session: session)
+            publishPeerDiskState()
         default:
             link.closeForViolation("protocol violation: a secondary sent \(message.type)")
         }

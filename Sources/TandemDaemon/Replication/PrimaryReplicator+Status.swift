@@ -40,6 +40,8 @@ extension PrimaryReplicator {
         profileStatusFields(into: &fields, nowNs: now)
         if let periodic = periodicStatus { fields["periodic"] = periodic }
         readStatusFields(into: &fields)
+        // The peer's image as this node knows it (stagefix: consistent_as_of).
+        fields["peer_consistent_as_of"] = ConsistentPoint.statusValue(node.peerConsistentAsOf)
         return fields
     }
 

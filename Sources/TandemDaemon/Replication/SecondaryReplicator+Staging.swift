@@ -19,9 +19,12 @@ extension SecondaryReplicator {
 
     /// Before the node starts: a committed journal is applied (idempotent: a crash during an
     /// earlier apply is finished) and forgotten; an uncommitted one must prove its durable
-    /// part, or the resource fails with the reason (never guessed to be "the end").
+    /// part, or the resource fails with the reason (never guessed to be "the end"). True when a
+    /// committed journal was replayed: the volume then holds the image the commit named, and
+    /// nothing was written in place after it (writes wait until the journal is forgotten), so
+    /// it is consistent however the last run ended (a kill -9 or a power cut during the apply).
     static func settleStaging(metadataFile: MetadataFile, journalPath: String, volume: Volume, health: DiskHealth,
-                              events: EventHub, resource: String, logger: Logger) throws(ControlError) {
+                              events: EventHub, resource: String, logger: Logger) throws(ControlError) -> Bool {
         let record = metadataFile.superblock.record
         let settlement = StagingSettlement.decide(record: record, promoting: false)
         let result = StagingJournal.settle(settlement, record: record, metadataFile: metadataFile,
@@ -33,6 +36,7 @@ extension SecondaryReplicator {
                 events.publish(resource: resource, "catch-up-applied", ["journal_bytes": .int(Int64(replayedBytes)),
                                                                        "replayed": .bool(true)])
             }
+            return replayedBytes != nil
         case .failure(let error):
             health.record("staging journal", errno: error.errno)
             logger.error("staging journal", metadata: ["journal": "\(journalPath)", "error": "\(error.message)"])
@@ -172,5 +176,14 @@ extension StagingJournal {
         } catch {
             return .failure(StagingJournalError(errno: error.errno, message: "writing the metadata: \(error)"))
         }
+    }
+}
+
+extension SecondaryReplicator {
+    /// The catch-up outgrew the journal: a primary that reads CatchUpInPlace is told, so that
+    /// its view of this copy says Inconsistent too (docs/replication.md, *Staged catch-up*).
+    func tellPrimaryCatchUpWentInPlace() {
+        guard primaryHelloVersion >= WireFormat.catchUpInPlaceVersion else { return }
+        _ = link?.send(.catchUpInPlace(session: node.session))
     }
 }

@@ -77,6 +77,8 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     let peerReads = PeerReadBuffers()
     /// The accepted primary's Hello: its generation is this copy's once it is UpToDate.
     private var primaryHello: WireHello?
+    /// The version the current primary's Hello named (what it reads: CatchUpInPlace).
+    var primaryHelloVersion: UInt16 = 0
     /// The Hello of the primary whose link was accepted last (failover compares generations).
     private(set) var acceptedPrimaryHello: WireHello?
     /// This copy became UpToDate with the primary (the resource adopts its generation).
@@ -121,14 +123,16 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         metadata = ReplicationMetadata(file: metadataFile)
         journalPath = spec.stagingPath ?? StagingJournal.defaultPath(stateDir: context.config.stateDir, name: spec.name)
         stagingBytesMax = spec.stagingBytes ?? StagingJournal.bytesDefault
-        try Self.settleStaging(metadataFile: metadataFile, journalPath: journalPath, volume: volume, health: health,
-                               events: context.events, resource: spec.name, logger: logger)
+        let replayed = try Self.settleStaging(metadataFile: metadataFile, journalPath: journalPath, volume: volume,
+                                              health: health, events: context.events, resource: spec.name, logger: logger)
         let config = SecondaryNodeConfig(
             machine: machine, resourceName: spec.name, nodeName: context.config.nodeName, peerName: spec.peer?.name,
             volumeSizeBytes: volume.sizeBytes, alignment: volume.alignment, initialSync: spec.initialSync,
             stagingBytesMax: stagingBytesMax)
-        node = SecondaryNode(config: config, record: metadata.record, handedOver: handedOver, cleanStop: cleanStop,
-                             nowNs: ReplicationContext.nowNs())
+        // A replayed journal leaves a consistent image, as a clean stop does (stagefix).
+        let consistentAtStart = cleanStop || (replayed && metadata.record.synced)
+        node = SecondaryNode(config: config, record: metadata.record, handedOver: handedOver,
+                             cleanStop: consistentAtStart, nowNs: ReplicationContext.nowNs())
         probe = SecondaryProbe(resource: spec.name, volumeSizeBytes: volume.sizeBytes, context: context, logger: logger)
         if let staged = metadataFile.superblock.record.staging {
             // A staged catch-up resumed (its durable part proven by `settleStaging`): the node
@@ -212,6 +216,8 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         fields["staging"] = .string(stagingWord)
         fields["staged_bytes"] = .int(Int64(node.stagedBytes))
         fields["staging_bytes"] = .int(Int64(stagingBytesMax))
+        // What the volume's image holds (stagefix: consistent_as_of).
+        fields["consistent_as_of"] = ConsistentPoint.statusValue(node.consistentAsOf)
         fields["lag_bytes"] = .int(0)
         fields["rpo_ms"] = .int(0)
         fields["reads_served_for_peer"] = .int(Int64(clamping: counters.readsServedForPeer))
@@ -376,6 +382,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             link = candidate.link
             peerNode = candidate.hello.nodeName
             primaryHello = candidate.hello
+            primaryHelloVersion = candidate.hello.protocolVersion
             acceptedPrimaryHello = candidate.hello
             onPrimaryAccepted?(candidate.hello)
             // A session that starts in sync (no copy): this copy holds the primary's
@@ -461,6 +468,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
                 "staged_bytes": .int(Int64(staged)), "write_bytes": .int(Int64(write)),
                 "staging_bytes": .int(Int64(max)), "journal": .string(journalPath),
             ])
+            tellPrimaryCatchUpWentInPlace()
         case .stagingApplied(let bytes):
             context.events.publish(resource: resource, "catch-up-applied", ["journal_bytes": .int(Int64(bytes))])
         }

@@ -21,6 +21,7 @@ extension Replication {
         defer { betaEvents.stop() }
         proxy.capBytesPerSecond(Self.slowLinkBytesPerSecond)
         let logStart = Self.logBytes(pair.beta)
+        let alphaLogStart = Self.logBytes(pair.alpha)
         proxy.heal()
         let staged = try pair.waitFor(pair.beta, timeoutSeconds: 30, "beta a staged catch-up target") {
             $0["replication_state"] as? String == "SyncTarget" && ($0["staged_bytes"] as? Int ?? 0) > 0
@@ -29,12 +30,18 @@ extension Replication {
         // `outdated`, issue 14) that the primary went on without it — never `Inconsistent`.
         #expect(Self.consistentWords.contains(staged["disk_state"] as? String ?? "-"), "a staged target: \(staged)")
         #expect(staged["staging"] as? String == "staging", "\(staged)")
+        // The primary's view of it is the same: Consistent while the link carries the catch-up.
+        let alphaView = try pair.status(pair.alpha)
+        #expect(alphaView["replication_state"] as? String == "SyncSource", "\(alphaView)")
+        #expect(alphaView["peer_disk_state"] as? String == "Consistent", "alpha's view of a staging peer: \(alphaView)")
         let seen = try Self.sampleBetaUntilCaughtUp(pair, proxy)
         #expect(!seen.contains("Inconsistent"), "beta was Inconsistent during a staged catch-up: \(seen)")
         // Every disk-state change is an event, logged: none may have said Inconsistent, not
         // even between the Hello and the session's first Data (too short to sample).
         let announced = Self.diskStateEvents(pair.beta, from: logStart)
         #expect(!announced.contains("Inconsistent"), "beta announced Inconsistent during a staged catch-up: \(announced)")
+        let alphaAnnounced = Self.diskStateEvents(pair.alpha, from: alphaLogStart, event: "peer-disk-state", field: "peer_disk_state")
+        #expect(!alphaAnnounced.contains("Inconsistent"), "alpha announced its staging peer Inconsistent: \(alphaAnnounced)")
         #expect(betaEvents.saw("catch-up-applied", timeoutSeconds: 10), "no catch-up-applied on beta: \(betaEvents.names)")
         try CatchUpTests.expectIdenticalVolumes(pair)
     }
@@ -79,6 +86,10 @@ extension Replication {
             $0["disk_state"] as? String == "Inconsistent"
         }
         #expect(inPlace["replication_state"] as? String == "SyncTarget", "\(inPlace)")
+        // The target told the primary (CatchUpInPlace): its view says Inconsistent too.
+        _ = try pair.waitFor(pair.alpha, timeoutSeconds: 10, "alpha's view of its peer Inconsistent") {
+            $0["peer_disk_state"] as? String == "Inconsistent" && $0["replication_state"] as? String == "SyncSource"
+        }
         proxy.capBytesPerSecond(nil)
         try CatchUpTests.waitCaughtUp(pair)
         let announced = Self.diskStateEvents(pair.beta, from: logStart)
@@ -133,18 +144,173 @@ extension Replication {
         #expect(try VolumeFiles.sha256(pair.volume(pair.beta)) == before, "the promoted image is not the one before the catch-up")
     }
 
+    /// `consistent_as_of` (issue 13 §3): while staged, beta's volume holds the image from
+    /// before the catch-up, and both beta and alpha's view say so (alpha's at most what beta
+    /// holds: it knows what beta confirmed); after the commit the point is the catch-up's
+    /// session, and it advances epoch by epoch with new writes.
+    @Test func consistentAsOfHoldsTheImageBeforeTheCatchUpThenAdvancesWithTheStream() throws {
+        let (pair, proxy, _) = try CatchUpTests.aheadAfterACutWorkload(seconds: 3)
+        let idle = try pair.waitFor(pair.beta, timeoutSeconds: 20, "beta idle, the link down") {
+            $0["connection_state"] as? String != "Connected" && $0["queued_writes"] as? Int == 0
+                && $0["writes_in_flight"] as? Int == 0
+        }
+        let before = try Self.point(idle, "consistent_as_of")
+        proxy.capBytesPerSecond(Self.slowLinkBytesPerSecond)
+        proxy.heal()
+        let staged = try pair.waitFor(pair.beta, timeoutSeconds: 30, "beta staging") {
+            $0["staging"] as? String == "staging" && ($0["staged_bytes"] as? Int ?? 0) > 0
+        }
+        #expect(try Self.point(staged, "consistent_as_of") == before, "beta's image while staged: \(staged)")
+        let view = try Self.point(try pair.status(pair.alpha), "peer_consistent_as_of")
+        #expect(view.session == before.session && view.epoch <= before.epoch, "alpha's view \(view), beta holds \(before)")
+        proxy.capBytesPerSecond(nil)
+        try CatchUpTests.waitCaughtUp(pair)
+        let caughtUp = try Self.point(try pair.status(pair.beta), "consistent_as_of")
+        #expect(caughtUp.session != before.session && caughtUp.epoch > 0, "after the commit: \(caughtUp), before \(before)")
+        // New writes: the point moves on, epoch by epoch, on both nodes.
+        let client = try RawNBDClient.transmitting(socketPath: pair.nbdSocket(pair.alpha), exportName: ReplicatedPair.resource)
+        try client.write(offset: 0, data: [UInt8](repeating: 0x5A, count: 64 << 10), fua: true)
+        client.disconnect()
+        let advanced = try pair.waitFor(pair.beta, timeoutSeconds: 20, "beta's consistent_as_of advanced") {
+            guard let point = try? Self.point($0, "consistent_as_of") else { return false }
+            return point.session == caughtUp.session && point.epoch > caughtUp.epoch
+        }
+        let alphaAdvanced = try pair.waitFor(pair.alpha, timeoutSeconds: 20, "alpha's view advanced") {
+            guard let point = try? Self.point($0, "peer_consistent_as_of") else { return false }
+            return point.session == caughtUp.session && point.epoch > caughtUp.epoch
+        }
+        print("consistent_as_of: before \(before), after the commit \(caughtUp), then \(try Self.point(advanced, "consistent_as_of")); alpha's view \(try Self.point(alphaAdvanced, "peer_consistent_as_of"))")
+        try CatchUpTests.expectIdenticalVolumes(pair)
+    }
+
+    // Resume, not resend (issue 13 §3): an interrupted staged catch-up continues its journal, and
+    // the regions the target had staged durably before the interruption are not sent again. The
+    // measure is alpha's own: a bit is cleared only once the peer confirmed its chunk durable (in
+    // the journal), so what is left to send after the interruption is out_of_sync_bytes then; the
+    // bytes counted at the proxy after the heal must stay within it (× 1.1 + the handshake), and
+    // it must be well below the dirty set the catch-up began with (something was kept).
+    @Test func aCutMidCatchUpResumesTheJournalWithoutResendingWhatWasStaged() throws {
+        try interruptMidCatchUp { pair, proxy in
+            proxy.cut()
+            _ = try pair.waitFor(pair.alpha, timeoutSeconds: 20, "alpha without its peer") {
+                $0["connection_state"] as? String != "Connected"
+            }
+        }
+    }
+
+    @Test func aTargetKilledMidCatchUpResumesTheJournalWithoutResendingWhatWasStaged() throws {
+        try interruptMidCatchUp { pair, proxy in
+            proxy.cut()
+            pair.beta.crash()
+            try pair.beta.start()
+            let restarted = try pair.status(pair.beta)
+            #expect(restarted["staging"] as? String == "staging", "beta kept its journal: \(restarted)")
+        }
+    }
+
+    /// A staged catch-up on a slow link, interrupted by `interrupt` once part of it is durable on
+    /// beta, then healed at full speed.
+    private func interruptMidCatchUp(_ interrupt: (ReplicatedPair, LinkProxy) throws -> Void) throws {
+        let (pair, proxy, _) = try CatchUpTests.aheadAfterACutWorkload(seconds: 3)
+        let dirtyAtStart = try pair.status(pair.alpha)["out_of_sync_bytes"] as? Int ?? 0
+        proxy.capBytesPerSecond(Self.slowLinkBytesPerSecond)
+        proxy.heal()
+        // A quarter of the catch-up confirmed durable on beta (in its journal): neither unread
+        // nor waiting for beta's confirmation.
+        _ = try pair.waitFor(pair.alpha, timeoutSeconds: 60, "a quarter of the catch-up staged") {
+            $0["replication_state"] as? String == "SyncSource"
+                && ($0["out_of_sync_bytes"] as? Int ?? Int.max) + ($0["unconfirmed_bytes"] as? Int ?? Int.max)
+                <= dirtyAtStart * 3 / 4
+        }
+        try interrupt(pair, proxy)
+        proxy.capBytesPerSecond(nil)
+        // Left to send: the bits not read yet, and the chunks read and sent but not confirmed
+        // durable (they may never have reached beta: re-sent from alpha's buffer).
+        let interrupted = try pair.status(pair.alpha)
+        let unread = interrupted["out_of_sync_bytes"] as? Int ?? -1
+        let unconfirmed = interrupted["unconfirmed_bytes"] as? Int ?? -1
+        let left = unread + unconfirmed
+        #expect(unread > 0 && unconfirmed >= 0 && left <= dirtyAtStart * 3 / 4, "\(interrupted)")
+        proxy.resetCounters()
+        proxy.heal()
+        try CatchUpTests.waitCaughtUp(pair)
+        let sent = proxy.forwardedBytes(.toTarget)
+        print("resume: \(dirtyAtStart) dirty at the start; at the interruption \(unread) unread + \(unconfirmed) unconfirmed; \(sent) bytes sent after it")
+        #expect(sent <= left + left / 10 + CatchUpTests.handshakeAllowanceBytes,
+                "\(sent) bytes sent after the interruption for \(left) left (the catch-up began with \(dirtyAtStart))")
+        // What beta had confirmed (a quarter or more) is not in the bound: sent again, it would pass it.
+        #expect(dirtyAtStart - left >= dirtyAtStart / 4, "confirmed before the interruption: \(dirtyAtStart - left)")
+        try CatchUpTests.expectIdenticalVolumes(pair)
+    }
+
+    // A target restarted after a kill -9 whose image is consistent at restart (issue 13 §3): a
+    // committed journal replayed at start leaves the catch-up's image on the volume with nothing
+    // written in place after it, so the restarted copy is Consistent and the catch-up that meets it
+    // at restart (alpha went Ahead while it was down) is staged like any other — not in place.
+    @Test func aTargetRestartedAfterAReplayStagesTheCatchUpThatMeetsIt() throws {
+        let pair = try CatchUpTests.makePair()
+        let proxy = try #require(pair.proxy)
+        try pair.beta.stop()
+        pair.beta.extraEnvironment = ["TANDEM_TEST_STAGING_CRASH_AFTER_APPLY_BYTES": "4096"]
+        try pair.beta.start()
+        try pair.createAndEnable(mode: "async", initialSync: "none", primaryBufferBytes: 4 << 20)
+        try pair.waitInSync()
+        let fio = try FioJob(socket: pair.nbdSocket(pair.alpha), regionBytes: CatchUpTests.workloadRegionBytes,
+                             runtimeSeconds: 2, rateIOPS: CatchUpTests.workloadRateIOPS)
+        #expect(proxy.waitForForwarded(.toTarget, atLeast: 1 << 20, timeoutSeconds: 15), "no workload crossed the link")
+        proxy.cut()
+        _ = try CatchUpTests.waitAhead(pair)
+        _ = try fio.finish()
+        proxy.heal()
+        #expect(pair.beta.waitExited(timeoutSeconds: 60), "beta's apply did not reach the test hook")
+        // beta is away: alpha's next writes overflow its buffer, Ahead again.
+        try CatchUpTests.outgrowTheBuffer(pair)
+        _ = try CatchUpTests.waitAhead(pair)
+        proxy.capBytesPerSecond(Self.slowLinkBytesPerSecond)
+        pair.beta.extraEnvironment = [:]
+        let logStart = Self.logBytes(pair.beta)
+        try pair.beta.start()
+        let log = try String(contentsOfFile: pair.beta.logPath, encoding: .utf8)
+        #expect(log.contains("replayed a committed staging journal"), "beta did not replay: \(pair.beta.logTail())")
+        let staged = try pair.waitFor(pair.beta, timeoutSeconds: 30, "beta staging the catch-up after its restart") {
+            ($0["staging"] as? String != "off" && ($0["staged_bytes"] as? Int ?? 0) > 0)
+                || $0["disk_state"] as? String == "Inconsistent"
+        }
+        #expect(staged["staging"] as? String == "staging", "the catch-up at restart is not staged: \(staged)")
+        proxy.capBytesPerSecond(nil)
+        try CatchUpTests.waitCaughtUp(pair)
+        let announced = Self.diskStateEvents(pair.beta, from: logStart)
+        #expect(!announced.contains("Inconsistent"), "beta announced Inconsistent after its replay: \(announced)")
+        try CatchUpTests.expectIdenticalVolumes(pair)
+    }
+
     // MARK: Steps
+
+    struct Point: Equatable, CustomStringConvertible {
+        var session: String
+        var epoch: Int
+        var description: String { "session \(session) epoch \(epoch)" }
+    }
+
+    /// A status's `consistent_as_of`-like field, which must be present with an epoch.
+    static func point(_ status: JSONObject, _ field: String) throws -> Point {
+        let value = try #require(status[field] as? [String: Any], "no \(field) in \(status)")
+        return Point(session: try #require(value["session"] as? String, "\(value)"),
+                     epoch: try #require(value["epoch"] as? Int, "\(value)"))
+    }
 
     static func logBytes(_ daemon: DaemonProcess) -> Int {
         ((try? FileManager.default.attributesOfItem(atPath: daemon.logPath))?[.size] as? Int) ?? 0
     }
 
-    /// The `disk-state` events `daemon` logged after byte `from` of its log, in order.
-    static func diskStateEvents(_ daemon: DaemonProcess, from: Int) -> [String] {
+    /// The `disk-state` events (or another state word's: `event`, `field`) `daemon` logged after
+    /// byte `from` of its log, in order.
+    static func diskStateEvents(_ daemon: DaemonProcess, from: Int, event: String = "disk-state",
+                                field: String = "disk_state") -> [String] {
         guard let data = FileManager.default.contents(atPath: daemon.logPath), data.count >= from else { return [] }
         let text = String(decoding: data[from...], as: UTF8.self)
-        return text.split(separator: "\n").filter { $0.hasSuffix("event disk-state") }.compactMap { line in
-            guard let start = line.range(of: "disk_state=string(\"")?.upperBound,
+        return text.split(separator: "\n").filter { $0.hasSuffix("event \(event)") }.compactMap { line in
+            guard let start = line.range(of: "=\(field)=string(\"")?.upperBound,
                 let end = line[start...].firstIndex(of: "\"")
             else { return nil }
             return String(line[start..<end])

@@ -1,0 +1,20 @@
+// ConsistentPoint: `consistent_as_of` in status (docs/replication.md, *Staged catch-up*;
+// docs/control-protocol.md). The point of the primary's history a consistent image holds: a
+// session and the epoch through which it holds every write of it (`wholeSession`: every
+// write of the session, as a clean stop or a `continues` basis promises). Epochs are the
+// stream's group-commit cycles, so the point advances cycle by cycle while the stream runs;
+// during a staged catch-up it stays at the image from before it until the journal commits.
+// Only a consistent image has one: an Inconsistent copy reports none.
+
+public struct ConsistentPoint: Equatable, Sendable {
+    public var session: UInt64
+    /// `CatchUpBase.epochAll`: the whole session.
+    public var epoch: Epoch
+
+    public init(session: UInt64, epoch: Epoch) {
+        self.session = session
+        self.epoch = epoch
+    }
+
+    public var wholeSession: Bool { epoch == CatchUpBase.epochAll }
+}
