@@ -188,6 +188,20 @@ private struct CrashHarness {
         #expect(h.copyReads.map(\.1) == [256 << 10], "what a crash restart copied before")
     }
 
+    @Test func regionsOutsideTheVolumeOrNotMarkedAreNotCompared() {
+        var tracked = DirtyBitmap(volumeSizeBytes: 4 << 20, blockBytes: 4096)
+        _ = tracked.setRange(offsetBytes: 0, lengthBytes: 128 << 10)
+        let node = PrimaryNode(
+            config: PrimaryNodeConfig(primary: ReplicationPrimaryConfig(mode: .sync, bufferBytesMax: 8 << 20),
+                                      volumeSizeBytes: 4 << 20),
+            session: 77, basis: .catchUp([CatchUpBase(session: 9, durableThroughEpoch: 3)]), trackedBitmap: tracked,
+            checksumRegions: [ChecksumRegion(offsetBytes: 0, lengthBytes: 128 << 10),
+                              ChecksumRegion(offsetBytes: 128 << 10, lengthBytes: 128 << 10),
+                              ChecksumRegion(offsetBytes: 4 << 20, lengthBytes: 128 << 10)])
+        #expect(node.checksumResyncProgress?.totalBytes == 128 << 10,
+                "a region the bitmap does not mark, or past the volume (a forced shrink since), is left alone")
+    }
+
     @Test func aStopBeforeTheCompareEndsLeavesItsRegionsDirtyForTheSeal() {
         var h = CrashHarness(extentBytes: 256 << 10, pageBlocks: [])
         h.connect()

@@ -22,15 +22,18 @@ extension PrimaryNode {
         checksumResync?.progress ?? lastChecksumResync
     }
 
-    /// A crash-recovery catch-up's plan: its regions must be set in the bitmap (the copy's
-    /// and the stop's fallback).
+    /// A crash-recovery catch-up's plan. Only regions inside the volume whose blocks the
+    /// bitmap marks are compared (the marks are the copy's and the stop's fallback); any other
+    /// (a forced shrink since the crash) is left to the bitmap.
     mutating func startChecksumResync(_ regions: [ChecksumRegion]) {
-        guard !regions.isEmpty else { return }
-        for region in regions {
-            precondition(bitmap.setCount(in: bitmap.blocksTouched(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes))
-                > 0, "a checksum region the catch-up does not mark")
+        let bitmap = self.bitmap
+        let kept = regions.filter { region in
+            guard region.lengthBytes > 0, region.endBytes <= config.volumeSizeBytes else { return false }
+            let blocks = bitmap.blocksTouched(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes)
+            return bitmap.setCount(in: blocks) == blocks.count
         }
-        checksumResync = ChecksumResync(regions: regions)
+        guard !kept.isEmpty else { return }
+        checksumResync = ChecksumResync(regions: kept)
     }
 
     /// Why the compare must be given up now (its regions then copy whole), or nil.
