@@ -177,6 +177,19 @@ private struct CrashHarness {
             totalBytes: 256 << 10, checkedBytes: 256 << 10, differingBytes: 128 << 10, running: false, abandonedBecause: nil))
     }
 
+    @Test func withoutAResyncSlotNothingNewIsAskedButWhatWasAskedCounts() {
+        var h = CrashHarness(pageBlocks: [])
+        h.connect()
+        #expect(h.asked == [0, 128 << 10, 256 << 10, 384 << 10])
+        h.send(.resyncPermitted(false))
+        h.answer(0, same: true)
+        #expect(h.asked.isEmpty, "paused: no new region is asked")
+        #expect(h.node.checksumResyncProgress?.checkedBytes == 128 << 10,
+                "the answer on this link counts: re-asking a region the peer may still read is a violation there")
+        h.send(.resyncPermitted(true))
+        #expect(h.asked == [512 << 10])
+    }
+
     @Test func aPeerThatCannotDigestGetsTheRegionsCopiedWhole() {
         var h = CrashHarness(extentBytes: 256 << 10, pageBlocks: [])
         h.send(.enable)

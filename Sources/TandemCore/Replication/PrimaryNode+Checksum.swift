@@ -11,8 +11,9 @@
 //   stream holds overlaps it (every earlier write to it is durable on the peer), throttled by
 //   `resync_rate` (its length counts as resync traffic), then read here and asked of the
 //   peer (`.readVerifyRegion`, `.sendDigestRequest`; up to `regionsInFlightMax` at once).
-// - It runs while the link is up and the peer is ready and this node is not Ahead; a link
-//   lost, Ahead or a restarting stream put the regions in flight back. A full copy, a stop,
+// - It asks while the link is up, the peer is ready, this node is not Ahead and holds a
+//   resync slot; what was asked is answered on the same link. A lost link puts the regions
+//   in flight back (asked again on the next one). A full copy, a stop,
 //   a failed disk or a peer too old to digest gives it up: the regions left stay set and are
 //   copied whole, which is what a crash restart did before.
 
@@ -51,10 +52,12 @@ extension PrimaryNode {
     mutating func continueChecksumResync(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
         guard checksumResync != nil else { return }
         if let reason = checksumAbandonReason { return endChecksumResync(abandonedBecause: reason, into: &actions) }
-        guard isPeerReady, !isAhead, !restartPending, resyncPermitted else {
-            checksumResync!.abandonInFlight()
-            return
-        }
+        guard isPeerReady else { return checksumResync!.abandonInFlight() }
+        // Ahead, a stream restarting or no resync slot: nothing new is asked, but what was
+        // asked is answered on this link and stays valid (its region is locked: no write to
+        // it was admitted since it was asked, so none is marked Ahead). Abandoning it would
+        // ask the peer for a region it may still be reading: a violation there.
+        guard !isAhead, !restartPending, resyncPermitted else { return }
         while checksumResync!.take() != nil {}
         for index in checksumResync!.inFlight.indices {
             let compare = checksumResync!.inFlight[index]
