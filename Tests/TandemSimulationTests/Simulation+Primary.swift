@@ -377,6 +377,8 @@ extension Simulation {
                 trace("\(node.name) verify ended: \(checked) bytes compared\(reason.map { ", aborted: \($0)" } ?? "")")
             case .verifyStarted, .verifyRepairStarted:
                 break
+            case .checksumResyncEnded:
+                break  // the simulator starts no checksum resync (no `checksumRegions`)
             case .ahead:
                 aheadEntered += 1
             case .catchUpStarted:

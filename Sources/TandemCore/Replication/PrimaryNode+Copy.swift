@@ -12,7 +12,9 @@
 // its bits stay set). The copy ends when the last chunk's write is released (durable on the
 // peer): then SyncComplete. A link lost mid-copy does not restart it: the chunks already
 // admitted are re-sent with every other unconfirmed write and the cursor goes on. A peer that
-// refuses to continue the session (`unrelated-data`) restarts it from 0 as a full copy.
+// refuses to continue the session (`unrelated-data`) restarts it from 0 as a full copy. After
+// a crash, the regions of the activity log that PrimaryNode+Checksum still has to compare are
+// skipped: the compare decides whether they are copied at all.
 
 /// A copy read in flight: its run and the copy it belongs to.
 struct CopyRead: Sendable {
@@ -53,24 +55,41 @@ extension PrimaryNode {
     /// The next dirty run at or after the cursor, at most a chunk long (found once per
     /// cursor move); nil once the bitmap has no more. A run the cursor passed whose read was
     /// discarded is still dirty: once no read is in flight the walk starts again from 0.
+    /// Regions a crash's checksum resync has not compared yet are left alone (+Checksum): while
+    /// every set bit may lie in them the walk does not start again.
     private mutating func nextCopyRun(into actions: inout [PrimaryNodeAction]) -> BlockRun? {
         if let copyRun { return copyRun }
-        let maxBlocks = UInt64(config.chunkBytes) / bitmap.blockBytes
         if copyCursor < config.volumeSizeBytes {
-            copyRun = bitmap.nextDirtyRun(from: copyCursor / bitmap.blockBytes, maxBlocks: maxBlocks)
+            copyRun = nextCopyRunOutsideChecksum()
             if copyRun == nil { copyCursor = config.volumeSizeBytes }
         }
-        if copyRun == nil, copyReads.isEmpty, bitmap.outOfSyncBytes > 0 {
+        if copyRun == nil, copyReads.isEmpty, bitmap.outOfSyncBytes > checksumPendingBytes {
             copyCursor = 0
-            copyRun = bitmap.nextDirtyRun(from: 0, maxBlocks: maxBlocks)
+            copyRun = nextCopyRunOutsideChecksum()
+            if copyRun == nil { copyCursor = config.volumeSizeBytes }
         }
         if copyRun == nil { noteCopySent(into: &actions) }
         return copyRun
     }
 
+    /// The next dirty run at or after the cursor that holds no region the checksum resync
+    /// still has to compare (the cursor moves past those).
+    private mutating func nextCopyRunOutsideChecksum() -> BlockRun? {
+        let maxBlocks = UInt64(config.chunkBytes) / bitmap.blockBytes
+        while copyCursor < config.volumeSizeBytes,
+            let run = bitmap.nextDirtyRun(from: copyCursor / bitmap.blockBytes, maxBlocks: maxBlocks) {
+            let (outside, skipTo) = copyRunOutsideChecksum(run)
+            if let outside { return outside }
+            precondition(skipTo > copyCursor, "the copy's cursor must move past a checksum region")
+            copyCursor = skipTo
+        }
+        return nil
+    }
+
     /// Every dirty run has been read and admitted: said once per copy.
     private mutating func noteCopySent(into actions: inout [PrimaryNodeAction]) {
-        guard copyCursor >= config.volumeSizeBytes, copyReads.isEmpty, bitmap.outOfSyncBytes == 0, !copySentNoticed
+        guard copyCursor >= config.volumeSizeBytes, copyReads.isEmpty, bitmap.outOfSyncBytes == 0, !copySentNoticed,
+            checksumResync == nil
         else { return }
         copySentNoticed = true
         actions.append(.notice(.copySent(bytes: copiedBytes)))
@@ -90,6 +109,7 @@ extension PrimaryNode {
         func overlaps(_ run: BlockRun) -> Bool { start < run.end * blockBytes && run.first * blockBytes < end }
         if copyWaitsForRegion, let copyRun, overlaps(copyRun) { return true }
         return copyReads.contains { overlaps($0.run) } || overlapsVerify(start: start, end: end)
+            || overlapsChecksumResync(start: start, end: end)
     }
 
     mutating func copyChunkRead(
@@ -125,7 +145,7 @@ extension PrimaryNode {
     /// Once the last chunk is released (durable on the peer), the peer holds the volume.
     mutating func checkCopyDone(into actions: inout [PrimaryNodeAction]) {
         guard copyWanted, copyCursor >= config.volumeSizeBytes, copyReads.isEmpty, bitmap.outOfSyncBytes == 0,
-            copyChunksOutstanding == 0,
+            copyChunksOutstanding == 0, checksumResync == nil,
             copyLastSequence != 0, copyLastSequence < primary.oldestHeldSequence, isPeerReady
         else { return }
         copyWanted = false

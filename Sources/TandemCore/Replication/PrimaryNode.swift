@@ -172,6 +172,12 @@ public struct PrimaryNode: Sendable {
     // Periodic mode (+Periodic): the cycles' schedule and what the last one did.
     public internal(set) var periodic = PeriodicCycles()
 
+    // The checksum-based resync of a crash's activity-log extents (+Checksum): nil when none
+    // runs; the last one's figures.
+    var checksumResync: ChecksumResync?
+    public internal(set) var lastChecksumResync: ChecksumResyncProgress?
+    var checksumFirstRegion: ChecksumRegion?
+
     // The activity log (+ActivityLog): nil without one (`al_extents: 0`).
     public internal(set) var activityLog: ActivityLog?
     var gate = ActivityLogGate()
@@ -209,7 +215,10 @@ public struct PrimaryNode: Sendable {
 
     /// `trackedBitmap`: with a `catchUp` basis, the regions the peer may lack (persisted at the
     /// last stop, or tracked since); without one a catch-up copies every block.
-    public init(config: PrimaryNodeConfig, session: UInt64, basis: SessionBasis, trackedBitmap: DirtyBitmap? = nil) {
+    /// `checksumRegions`: with that bitmap after a crash, the activity log's regions to compare
+    /// by digest before copying (ChecksumResync.plan; each set in `trackedBitmap`).
+    public init(config: PrimaryNodeConfig, session: UInt64, basis: SessionBasis, trackedBitmap: DirtyBitmap? = nil,
+                checksumRegions: [ChecksumRegion] = []) {
         precondition(session != 0, "session 0 means none")
         self.config = config
         self.session = session
@@ -237,6 +246,7 @@ public struct PrimaryNode: Sendable {
                 bitmap = trackedBitmap
                 activityLogBitsWithoutWrite()
                 startCopy()
+                startChecksumResync(checksumRegions)
             } else {
                 markWholeVolume()
             }
@@ -397,9 +407,15 @@ public struct PrimaryNode: Sendable {
         case .startVerify:
             startVerify(into: &actions)
         case let .verifyRegionRead(offset, digest, errno):
-            verifyRegionRead(offset, digest, errno: errno, into: &actions)
+            // A crash's checksum resync and a verify never run together (a verify waits for
+            // the copy), but both read regions: the checksum's are its own.
+            if !checksumRegionRead(offset, digest, errno: errno, into: &actions) {
+                verifyRegionRead(offset, digest, errno: errno, into: &actions)
+            }
         case let .peerDigest(offset, length, digest):
-            peerDigest(offset, length, digest, into: &actions)
+            if !checksumPeerDigest(offset, length, digest, into: &actions) {
+                peerDigest(offset, length, digest, into: &actions)
+            }
         case let .activityLogWritten(transaction, errno):
             activityLogWritten(transaction, errno: errno, nowNs: nowNs, into: &actions)
         case let .setPeriod(ns):
@@ -419,6 +435,7 @@ public struct PrimaryNode: Sendable {
         if enterAheadIfDue(nowNs: nowNs, into: &actions) { admitQueued(nowNs: nowNs, into: &actions) }
         if restartStreamIfQuiet(nowNs: nowNs, into: &actions) { admitQueued(nowNs: nowNs, into: &actions) }
         continueVerify(nowNs: nowNs, into: &actions)  // first: its end may start a copy
+        continueChecksumResync(nowNs: nowNs, into: &actions)  // before the copy: it decides what the copy skips
         continueCopy(nowNs: nowNs, into: &actions)
         if let through = peerInconsistentThroughEpoch, primary.peerDurableEpoch >= through {
             peerInconsistentThroughEpoch = nil
@@ -446,5 +463,6 @@ public struct PrimaryNode: Sendable {
         precondition(isAhead == primary.isTracking || restartPending, "Ahead and the stream disagree")
         precondition(!isAhead || copyWanted, "Ahead without a copy due")
         precondition(!periodic.running || periodNs != nil, "a cycle outside periodic mode")
+        precondition(checksumResync == nil || copyWanted, "a checksum resync outside a catch-up")
     }
 }

@@ -250,6 +250,9 @@ public enum PrimaryNotice: Sendable, Hashable {
     case modeSwitched(to: ReplicationAckMode, reason: String)
     /// `rpo_target_ms`: pacing at its maximum delay did not hold the target (Ahead follows).
     case rpoTargetMissed(reason: String, rpoMs: UInt64)
+    /// The compare of a crash's activity-log extents ended (PrimaryNode+Checksum): done, or
+    /// given up (`abandonedBecause`; what it did not compare is copied whole).
+    case checksumResyncEnded(ChecksumResyncProgress)
     /// Periodic mode: a cycle starts (its dial); `bytes` are tracked for it so far.
     case cycleStarted(bytes: UInt64)
     /// Periodic mode: the peer holds every write acknowledged before the cycle started.
@@ -288,7 +291,8 @@ public enum PrimaryNodeAction: Sendable, Hashable {
     case readCopyChunk(offsetBytes: UInt64, lengthBytes: UInt32)
     /// The chunk read at this offset failed or is not wanted any more: free its buffer.
     case discardCopyChunk(offsetBytes: UInt64)
-    /// Read this region and digest it (RegionDigest); answer `.verifyRegionRead`. One at a time.
+    /// Read this region and digest it (RegionDigest); answer `.verifyRegionRead`. One at a time
+    /// for a verify; up to `ChecksumResync.regionsInFlightMax` for a crash's checksum resync.
     case readVerifyRegion(offsetBytes: UInt64, lengthBytes: UInt64)
     /// Ask the peer for its digest of this region (a DigestRequest; it answers Digests).
     case sendDigestRequest(offsetBytes: UInt64, lengthBytes: UInt64)

@@ -115,8 +115,8 @@ extension PrimaryReplicator {
             feed(.localFlushDone(errno: result < 0 ? -result : 0))
         case Self.activityLogFlushTag:
             activityLogVolumeFlushed(result: result)
-        case Self.verifyReadTag:
-            verifyReadCompleted(result: result)
+        case let tag where tag & 0xFFFF_0000 == Self.verifyReadTagBase:
+            verifyReadCompleted(slot: Int(tag & 0xFFFF), result: result)
         case let tag where tag & 0xFFFF_0000 == Self.copyReadTagBase:
             let slot = Int(tag & 0xFFFF)
             guard let (offset, length) = copyReads[slot] else { preconditionFailure("a copy read nobody asked for") }

@@ -37,6 +37,8 @@ extension PrimaryReplicator {
         fields["session_start_reason"] = .string(sessionStartReason)
         if let lastError { fields["last_error"] = .string(lastError) }
         if let verify = node.verifyProgress { fields["verify"] = Self.verifyFields(verify) }
+        // A crash restart's compare of its activity-log extents (PrimaryNode+Checksum).
+        if let checksum = node.checksumResyncProgress { fields["checksum_resync"] = Self.checksumResyncFields(checksum) }
         profileStatusFields(into: &fields, nowNs: now)
         if let periodic = periodicStatus { fields["periodic"] = periodic }
         readStatusFields(into: &fields)

@@ -19,17 +19,19 @@ extension PrimaryReplicator {
         feed(.startVerify)
     }
 
+    /// A region read for a digest: a verify's (one at a time) or a crash's checksum resync's
+    /// (up to `ChecksumResync.regionsInFlightMax`), each in a buffer slot of its own.
     func readVerifyRegion(offset: UInt64, length: UInt64) {
-        let (_, pointer) = verifyBuffer.reserve(offset: offset)
-        verifyRead = (offset, length)
+        let (slot, pointer) = verifyBuffer.reserve(offset: offset)
+        verifyReads[slot] = (offset, length)
         context.loop.prepareVolumeIO(write: false, volume: volume, buffer: pointer, length: Int(length), offset: offset,
-                                     dsync: false, handler: handlerID, tag: Self.verifyReadTag)
+                                     dsync: false, handler: handlerID, tag: Self.verifyReadTagBase | UInt32(slot))
     }
 
-    func verifyReadCompleted(result: Int32) {
-        guard let (offset, length) = verifyRead else { preconditionFailure("a verify read nobody asked for") }
-        verifyRead = nil
-        let (slot, pointer) = verifyBuffer.buffer(offset: offset)
+    func verifyReadCompleted(slot: Int, result: Int32) {
+        guard let (offset, length) = verifyReads[slot] else { preconditionFailure("a verify read nobody asked for") }
+        verifyReads[slot] = nil
+        let (_, pointer) = verifyBuffer.buffer(offset: offset)
         let digest = result == Int32(length) ? RegionHasher.digest(pointer, count: Int(length)) : nil
         verifyBuffer.release(slot: slot)
         let errno = result == Int32(length) ? (digest == nil ? EIO : 0) : (result < 0 ? -result : EIO)

@@ -28,9 +28,10 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     static let flushTag: UInt32 = 0xFFFF_0001
     /// Copy reads: this base | the chunk buffer's slot.
     static let copyReadTagBase: UInt32 = 0xFFFE_0000
-    static let verifyReadTag: UInt32 = 0xFFFF_0003
     /// The volume flush before an evicting activity-log transaction.
     static let activityLogFlushTag: UInt32 = 0xFFFF_0004
+    /// Region reads for a digest (verify, a crash's checksum resync): this base | the slot.
+    static let verifyReadTagBase: UInt32 = 0xFFFD_0000
     /// On a write's tag (its retained slot): the flush that makes its FUA write durable on a
     /// volume whose RWF_DSYNC writes are not trusted (Volume.honoursDSyncWrites).
     static let fuaFlushBit: UInt32 = 0x4000_0000
@@ -61,8 +62,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var copyReads: [(offset: UInt64, length: UInt32)?] = []
     /// The verify's one region buffer (allocated at its first read, freed when idle) and the
     /// region being read; whether the copy running repairs what a verify found.
-    let verifyBuffer = CopyBuffers(slotBytes: Int(WireFormat.digestRegionBytesMax), slotsMax: 1)
-    var verifyRead: (offset: UInt64, length: UInt64)?
+    let verifyBuffer = CopyBuffers(slotBytes: Int(WireFormat.digestRegionBytesMax), slotsMax: ChecksumResync.regionsInFlightMax)
+    var verifyReads = [(offset: UInt64, length: UInt64)?](repeating: nil, count: ChecksumResync.regionsInFlightMax)
     var copyRepairsVerify = false
     /// When the resync pacer's loop timer fires (0: none armed): `resync_rate` refused a copy
     /// read, and only a `.tick` at the node's retry time lets it go on (PrimaryReplicator+Pacing).
@@ -167,7 +168,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var peerSynced: Bool { node.peerSynced }
 
     init(spec: ResourceSpec, volume: Volume, buffers: DataBuffers, context: ReplicationContext,
-         basis: SessionBasis, trackedBitmap: DirtyBitmap? = nil, activityLog: ActivityLogSettings? = nil,
+         basis: SessionBasis, trackedBitmap: DirtyBitmap? = nil, checksumRegions: [ChecksumRegion] = [],
+         activityLog: ActivityLogSettings? = nil,
          counters: ResourceCounters, health: DiskHealth,
          logger: Logger) {
         self.resource = spec.name
@@ -190,7 +192,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         Self.applyProfile(spec, to: &config)
         config.readBalancing = spec.readBalancing
         node = PrimaryNode(config: config, session: UInt64.random(in: 1...UInt64.max), basis: basis,
-                           trackedBitmap: trackedBitmap)
+                           trackedBitmap: trackedBitmap, checksumRegions: checksumRegions)
         // The store holds what the node holds: never more writes, never more bytes.
         retained = RetainedWrites(buffers: buffers, bytesMax: Int(bufferBytes), writeBytesMax: writeBytesMax,
                                   entriesMax: config.primary.writesInFlightMax, copyChunkBytes: Self.chunkBytes,
@@ -472,6 +474,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             context.events.publish(resource: resource, "connection-state", ["connection_state": .string(state.rawValue)])
         case .verifyStarted, .verifyMismatch, .verifyEnded, .verifyRepairStarted:
             noticedVerify(notice)
+        case let .checksumResyncEnded(progress):
+            noticedChecksumResync(progress)
         case .modeSwitched, .rpoTargetMissed:
             noticedProfile(notice)
         case .cycleStarted, .cycleCompleted:

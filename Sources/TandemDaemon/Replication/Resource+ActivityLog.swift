@@ -52,20 +52,27 @@ extension Resource {
                     return activityLogUnreadable("metadata \(metadata.path): the bitmap describes another volume size")
                 }
             }
-            for region in ActivityLog.dirtyRegions(afterCrash: transaction.extents, extentBytes: UInt64(node.alExtentBytes),
-                                                   volumeSizeBytes: volume.sizeBytes) {
+            let extents = ActivityLog.dirtyRegions(afterCrash: transaction.extents, extentBytes: UInt64(node.alExtentBytes),
+                                                   volumeSizeBytes: volume.sizeBytes)
+            // The extents' regions the durable pages do not mark are compared by digest first.
+            let checksumRegions = ChecksumResync.plan(
+                extents: extents, dirty: bitmap, regionBytes: max(ChecksumResync.regionBytesDefault, bitmap.blockBytes))
+            for region in extents {
                 _ = bitmap.setRange(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes)
             }
-            trackedSinceStop = TrackedBitmap(bitmap: bitmap, bases: transaction.bases, fromCrash: true)
+            trackedSinceStop = TrackedBitmap(bitmap: bitmap, bases: transaction.bases, fromCrash: true,
+                                             checksumRegions: checksumRegions)
+            let checksumBytes = checksumRegions.reduce(UInt64(0)) { $0 + $1.lengthBytes }
             logger.notice("the primary did not stop cleanly: the next session catches up the activity log's extents",
                           metadata: ["transaction": "\(transaction.transaction)", "extents": "\(transaction.extents.count)",
                                      "bitmap_pages": "\(transaction.bitmapPagesCount)",
-                                     "out_of_sync_bytes": "\(bitmap.outOfSyncBytes)"])
+                                     "out_of_sync_bytes": "\(bitmap.outOfSyncBytes)", "checksum_bytes": "\(checksumBytes)"])
             context.events.publish(resource: spec.name, "activity-log-recovered", [
                 "transaction": .int(Int64(clamping: transaction.transaction)),
                 "extents": .int(Int64(transaction.extents.count)),
                 "bitmap_pages": .bool(transaction.bitmapPagesCount),
                 "out_of_sync_bytes": .int(Int64(clamping: bitmap.outOfSyncBytes)),
+                "checksum_bytes": .int(Int64(clamping: checksumBytes)),
             ])
         }
     }

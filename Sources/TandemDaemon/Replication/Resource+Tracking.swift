@@ -18,6 +18,9 @@ struct TrackedBitmap {
     var bases: [CatchUpBase]
     /// Built from the activity log after a crash (Resource+ActivityLog), not sealed at a stop.
     var fromCrash = false
+    /// After a crash: the log's regions the catch-up compares by digest before copying
+    /// (ChecksumResync.plan; each is set in `bitmap`).
+    var checksumRegions: [ChecksumRegion] = []
 }
 
 extension Resource {

@@ -108,6 +108,7 @@ extension Resource {
         trackedSinceStop = nil
         let replicator = PrimaryReplicator(spec: spec, volume: volume, buffers: backend.buffers, context: context,
                                            basis: start.basis, trackedBitmap: start.basis.isCatchUp ? tracked?.bitmap : nil,
+                                           checksumRegions: start.basis.isCatchUp ? tracked?.checksumRegions ?? [] : [],
                                            activityLog: activityLog, counters: counters, health: health, logger: logger)
         replicator.onWriteActivityLog = { [unowned self] number, extents, bases, pagesCount, done in
             writeActivityLog(number, extents: extents, bases: bases, bitmapPagesCount: pagesCount, done: done)

@@ -4,7 +4,8 @@
 // the extents its newest transaction names (`session_start: catch-up`, reason
 // crash-recovery), from the base that transaction records; the secondary's own verdict
 // accepts it. The link runs through a LinkProxy that counts what alpha sends after the
-// restart: about the extents' size, never the volume. Every write acknowledged before the
+// restart: at most the extents' size, never the volume (the extents are compared by digest
+// first and only regions that differ are sent: ActivityLogChecksumTests measures that). Every write acknowledged before the
 // kill is on both volumes at the end, and the volumes are byte-identical. A ring slot that
 // fails its checksum is not believed: an event, and the whole volume is copied.
 import Foundation

@@ -1,0 +1,36 @@
+// PrimaryReplicator's part of the checksum-based resync of a crash's activity-log extents
+// (PrimaryNode+Checksum decides; the region reads are the verify's, PrimaryReplicator+Verify):
+// its end as an event and a log line, and its figures in status (`checksum_resync`).
+import TandemControl
+import TandemCore
+
+extension PrimaryReplicator {
+    func noticedChecksumResync(_ progress: ChecksumResyncProgress) {
+        var fields: [String: JSONValue] = [
+            "total_bytes": .int(Int64(clamping: progress.totalBytes)),
+            "checked_bytes": .int(Int64(clamping: progress.checkedBytes)),
+            "differing_bytes": .int(Int64(clamping: progress.differingBytes)),
+        ]
+        if let reason = progress.abandonedBecause {
+            fields["abandoned"] = .string(reason)
+            logger.warning("checksum resync of the activity log given up: its regions are copied whole",
+                           metadata: ["reason": "\(reason)", "checked_bytes": "\(progress.checkedBytes)"])
+        } else {
+            logger.notice("checksum resync of the activity log done: only differing regions are copied", metadata: [
+                "total_bytes": "\(progress.totalBytes)", "differing_bytes": "\(progress.differingBytes)",
+            ])
+        }
+        context.events.publish(resource: resource, "checksum-resync-done", fields)
+    }
+
+    static func checksumResyncFields(_ progress: ChecksumResyncProgress) -> JSONValue {
+        var fields: [String: JSONValue] = [
+            "running": .bool(progress.running), "total_bytes": .int(Int64(clamping: progress.totalBytes)),
+            "checked_bytes": .int(Int64(clamping: progress.checkedBytes)),
+            "differing_bytes": .int(Int64(clamping: progress.differingBytes)),
+            "progress": .double(progress.totalBytes == 0 ? 1 : Double(progress.checkedBytes) / Double(progress.totalBytes)),
+        ]
+        if let reason = progress.abandonedBecause { fields["abandoned"] = .string(reason) }
+        return .object(fields)
+    }
+}

@@ -1,0 +1,226 @@
+// The checksum-based resync of a crash's activity-log extents (issue 13 §4): the plan (which
+// regions are compared, which are copied anyway) and PrimaryNode's walk (what it asks, what
+// the copy skips, what it copies, what a lost link or a stop leaves).
+import TandemCore
+import Testing
+
+private struct CrashHarness {
+    var node: PrimaryNode
+    var actions: [PrimaryNodeAction] = []
+    var nowNs: UInt64 = 1_000_000_000
+    static let volumeBytes: UInt64 = 4 << 20
+    static let regionBytes: UInt64 = 128 << 10
+
+    /// A crash restart: the log's extent [0, 1 MiB) and a block at 2 MiB the durable pages
+    /// mark; the extent's regions are compared (the plan), the page's block is copied.
+    init(extentBytes: UInt64 = 1 << 20, pageBlocks: [UInt64] = [512]) {
+        var pages = DirtyBitmap(volumeSizeBytes: Self.volumeBytes, blockBytes: 4096)
+        for block in pageBlocks { _ = pages.setBlocks(BlockRun(first: block, count: 1)) }
+        let extents = ActivityLog.dirtyRegions(afterCrash: [0], extentBytes: extentBytes, volumeSizeBytes: Self.volumeBytes)
+        let regions = ChecksumResync.plan(extents: extents, dirty: pages, regionBytes: Self.regionBytes)
+        var tracked = pages
+        _ = tracked.setRange(offsetBytes: 0, lengthBytes: extentBytes)
+        node = PrimaryNode(
+            config: PrimaryNodeConfig(primary: ReplicationPrimaryConfig(mode: .sync, bufferBytesMax: 8 << 20),
+                                      volumeSizeBytes: Self.volumeBytes),
+            session: 77, basis: .catchUp([CatchUpBase(session: 9, durableThroughEpoch: 3)]), trackedBitmap: tracked,
+            checksumRegions: regions)
+    }
+
+    @discardableResult
+    mutating func send(_ event: PrimaryNodeEvent) -> [PrimaryNodeAction] {
+        actions.removeAll()
+        node.handle(event, nowNs: nowNs, into: &actions)
+        return actions
+    }
+
+    mutating func connect() {
+        send(.enable)
+        send(.peerVersion(WireFormat.helloVersion))
+        send(.linkUp)
+        send(.peer(.hello(durableThroughEpoch: 0, copy: .consistent)))
+    }
+
+    var asked: [UInt64] {
+        actions.compactMap { if case let .sendDigestRequest(offset, _) = $0 { return offset } else { return nil } }
+    }
+
+    var digestReads: [UInt64] {
+        actions.compactMap { if case let .readVerifyRegion(offset, _) = $0 { return offset } else { return nil } }
+    }
+
+    var copyReads: [(UInt64, UInt32)] {
+        actions.compactMap { if case let .readCopyChunk(offset, length) = $0 { return (offset, length) } else { return nil } }
+    }
+
+    /// Both digests of the region at `offset`: equal, or not.
+    mutating func answer(_ offset: UInt64, same: Bool) {
+        let local = RegionDigest(high: offset, low: 1)
+        send(.verifyRegionRead(offsetBytes: offset, digest: local, errno: 0))
+        send(.peerDigest(offsetBytes: offset, lengthBytes: Self.regionBytes,
+                         digest: same ? local : RegionDigest(high: offset, low: 2)))
+    }
+
+    /// Every copy chunk read: its data admitted, applied and durable on the peer.
+    mutating func completeCopyReads() {
+        var pending = copyReads
+        while let (offset, length) = pending.first {
+            pending.removeFirst()
+            send(.copyChunkRead(offsetBytes: offset, lengthBytes: length, errno: 0))
+            pending += copyReads
+            for case let .writeLocal(write) in actions {
+                send(.peer(.dataAck(sequence: write.sequence)))
+                pending += copyReads
+            }
+            send(.peer(.durableThroughEpoch(node.primary.openEpoch)))
+            pending += copyReads
+        }
+    }
+
+    var syncCompleteSent: Bool {
+        actions.contains { if case .sendSyncComplete = $0 { return true } else { return false } }
+    }
+}
+
+@Suite struct ChecksumResyncTests {
+    @Test func thePlanComparesEveryRegionOfTheExtentsThePagesDoNotMarkWhole() {
+        var pages = DirtyBitmap(volumeSizeBytes: 64 << 20, blockBytes: 4096)
+        _ = pages.setRange(offsetBytes: 0, lengthBytes: 128 << 10)  // the first region, whole
+        _ = pages.setBlocks(BlockRun(first: 40, count: 1))  // one block of the second
+        let extents = ActivityLog.dirtyRegions(afterCrash: [15, 0], extentBytes: 4 << 20, volumeSizeBytes: 64 << 20)
+        let regions = ChecksumResync.plan(extents: extents, dirty: pages, regionBytes: 128 << 10)
+        #expect(regions.count == 31 + 32, "32 regions per extent, less the one the pages mark whole")
+        #expect(regions.first == ChecksumRegion(offsetBytes: 128 << 10, lengthBytes: 128 << 10),
+                "a region the pages mark in part is still compared (the rest may be identical)")
+        #expect(regions.last == ChecksumRegion(offsetBytes: (64 << 20) - (128 << 10), lengthBytes: 128 << 10))
+        // The volume's last extent may be short: its last region ends with the volume.
+        let short = DirtyBitmap(volumeSizeBytes: (1 << 20) + 8192, blockBytes: 4096)
+        let tail = ChecksumResync.plan(
+            extents: ActivityLog.dirtyRegions(afterCrash: [1], extentBytes: 1 << 20, volumeSizeBytes: (1 << 20) + 8192),
+            dirty: short, regionBytes: 128 << 10)
+        #expect(tail == [ChecksumRegion(offsetBytes: 1 << 20, lengthBytes: 8192)])
+    }
+
+    @Test func aCrashCatchUpCopiesOnlyTheRegionsWhoseDigestsDiffer() {
+        var h = CrashHarness()
+        #expect(h.node.outOfSyncBytes == (1 << 20) + 4096, "the extent and the page's block, until compared")
+        h.connect()
+        #expect(h.copyReads.map(\.0) == [2 << 20], "the copy takes the page's block, never a region not compared")
+        #expect(h.asked == [0, 128 << 10, 256 << 10, 384 << 10], "four regions at once, asked of the peer")
+        #expect(h.digestReads == h.asked, "and read here in the same turn")
+        h.completeCopyReads()
+        #expect(!h.syncCompleteSent && h.node.copyWanted, "the catch-up cannot end while regions wait")
+
+        h.answer(0, same: true)
+        #expect(h.asked == [512 << 10], "the next region takes the freed place")
+        h.answer(128 << 10, same: false)
+        #expect(h.copyReads.map(\.0) == [128 << 10] && h.copyReads.map(\.1) == [128 << 10],
+                "a region that differs is copied at once, while the others are compared")
+        h.completeCopyReads()
+        h.answer(256 << 10, same: true)
+        h.answer(384 << 10, same: true)
+        for offset in stride(from: UInt64(512 << 10), to: 1 << 20, by: 128 << 10) {
+            #expect(!h.syncCompleteSent)
+            h.answer(offset, same: true)
+        }
+        #expect(h.actions.contains(.notice(.checksumResyncEnded(ChecksumResyncProgress(
+            totalBytes: 1 << 20, checkedBytes: 1 << 20, differingBytes: 128 << 10, running: false, abandonedBecause: nil)))))
+        #expect(h.node.copiedBytes == 4096 + (128 << 10), "the page's block and the region that differs, nothing else")
+        h.completeCopyReads()
+        #expect(h.syncCompleteSent && !h.node.copyWanted && h.node.outOfSyncBytes == 0)
+    }
+
+    @Test func aCatchUpWhoseRegionsAllAgreeCopiesOneBlockAndEnds() {
+        var h = CrashHarness(extentBytes: 256 << 10, pageBlocks: [])
+        h.connect()
+        #expect(h.copyReads.isEmpty && h.asked == [0, 128 << 10])
+        h.answer(0, same: true)
+        h.answer(128 << 10, same: true)
+        // A SyncComplete before any Data of the session is a violation to the peer: one block.
+        #expect(h.copyReads.map(\.1) == [4096])
+        h.completeCopyReads()
+        #expect(h.syncCompleteSent && !h.node.copyWanted && h.node.copiedBytes == 4096)
+    }
+
+    @Test func aWriteToARegionBeingComparedWaitsAndARegionIsAskedOnlyOnceSettled() {
+        var h = CrashHarness(extentBytes: 256 << 10, pageBlocks: [])
+        h.send(.enable)
+        h.send(.peerVersion(WireFormat.helloVersion))
+        h.send(.linkUp)
+        h.send(.peer(.hello(durableThroughEpoch: 0, copy: .consistent)))
+        #expect(h.asked == [0, 128 << 10])
+        h.send(.request(id: 1, .write(offsetBytes: 4096, lengthBytes: 4096, fua: false)))
+        #expect(!h.actions.contains { if case .writeLocal = $0 { return true } else { return false } },
+                "locked while compared")
+        h.answer(0, same: true)
+        #expect(h.actions.contains { if case let .writeLocal(w) = $0 { return w.offsetBytes == 4096 } else { return false } })
+    }
+
+    @Test func regionsInFlightAreAskedAgainAfterALinkLoss() {
+        var h = CrashHarness(extentBytes: 256 << 10, pageBlocks: [])
+        h.connect()
+        #expect(h.asked == [0, 128 << 10])
+        h.send(.linkDown(reason: "cut", refusal: nil))
+        // The local reads still end; their digests are dropped.
+        h.send(.verifyRegionRead(offsetBytes: 0, digest: RegionDigest(high: 1, low: 1), errno: 0))
+        h.send(.verifyRegionRead(offsetBytes: 128 << 10, digest: RegionDigest(high: 1, low: 1), errno: 0))
+        #expect(h.node.checksumResyncProgress?.checkedBytes == 0)
+        h.send(.tick)
+        h.nowNs += 10_000_000_000
+        h.send(.tick)
+        h.send(.linkUp)
+        h.send(.peer(.hello(durableThroughEpoch: 0, copy: .consistent)))
+        #expect(h.asked == [0, 128 << 10], "asked again on the new link")
+        h.answer(0, same: true)
+        h.answer(128 << 10, same: false)
+        #expect(h.node.checksumResyncProgress == ChecksumResyncProgress(
+            totalBytes: 256 << 10, checkedBytes: 256 << 10, differingBytes: 128 << 10, running: false, abandonedBecause: nil))
+    }
+
+    @Test func withoutAResyncSlotNothingNewIsAskedButWhatWasAskedCounts() {
+        var h = CrashHarness(pageBlocks: [])
+        h.connect()
+        #expect(h.asked == [0, 128 << 10, 256 << 10, 384 << 10])
+        h.send(.resyncPermitted(false))
+        h.answer(0, same: true)
+        #expect(h.asked.isEmpty, "paused: no new region is asked")
+        #expect(h.node.checksumResyncProgress?.checkedBytes == 128 << 10,
+                "the answer on this link counts: re-asking a region the peer may still read is a violation there")
+        h.send(.resyncPermitted(true))
+        #expect(h.asked == [512 << 10])
+    }
+
+    @Test func aPeerThatCannotDigestGetsTheRegionsCopiedWhole() {
+        var h = CrashHarness(extentBytes: 256 << 10, pageBlocks: [])
+        h.send(.enable)
+        h.send(.peerVersion(3))
+        h.send(.linkUp)
+        h.send(.peer(.hello(durableThroughEpoch: 0, copy: .consistent)))
+        #expect(h.asked.isEmpty)
+        #expect(h.node.checksumResyncProgress?.abandonedBecause?.contains("protocol 3") == true)
+        #expect(h.copyReads.map(\.1) == [256 << 10], "what a crash restart copied before")
+    }
+
+    @Test func regionsOutsideTheVolumeOrNotMarkedAreNotCompared() {
+        var tracked = DirtyBitmap(volumeSizeBytes: 4 << 20, blockBytes: 4096)
+        _ = tracked.setRange(offsetBytes: 0, lengthBytes: 128 << 10)
+        let node = PrimaryNode(
+            config: PrimaryNodeConfig(primary: ReplicationPrimaryConfig(mode: .sync, bufferBytesMax: 8 << 20),
+                                      volumeSizeBytes: 4 << 20),
+            session: 77, basis: .catchUp([CatchUpBase(session: 9, durableThroughEpoch: 3)]), trackedBitmap: tracked,
+            checksumRegions: [ChecksumRegion(offsetBytes: 0, lengthBytes: 128 << 10),
+                              ChecksumRegion(offsetBytes: 128 << 10, lengthBytes: 128 << 10),
+                              ChecksumRegion(offsetBytes: 4 << 20, lengthBytes: 128 << 10)])
+        #expect(node.checksumResyncProgress?.totalBytes == 128 << 10,
+                "a region the bitmap does not mark, or past the volume (a forced shrink since), is left alone")
+    }
+
+    @Test func aStopBeforeTheCompareEndsLeavesItsRegionsDirtyForTheSeal() {
+        var h = CrashHarness(extentBytes: 256 << 10, pageBlocks: [])
+        h.connect()
+        h.answer(0, same: true)
+        h.send(.stop)
+        #expect(h.node.checksumResyncProgress?.abandonedBecause == "replication stopped")
+        #expect(h.node.outOfSyncBytes == 128 << 10, "the region not compared stays set: the stop's bitmap covers it")
+    }
+}
