@@ -76,8 +76,10 @@ private func tandemBIORead(
 ) -> Int32 {
     guard let bio, let buffer, let data = BIO_get_data(bio) else { return 0 }
     BIO_clear_flags(bio, TLSCiphertextBIO.retryFlags)
-    let queue = Unmanaged<CiphertextQueue>.fromOpaque(data).takeUnretainedValue()
-    let copied = queue.read(into: UnsafeMutableRawPointer(buffer), maxBytes: count)
+    // Borrowed, not retained: the connection keeps the queue alive for longer than the SSL.
+    let copied = Unmanaged<CiphertextQueue>.fromOpaque(data)._withUnsafeGuaranteedRef {
+        $0.read(into: UnsafeMutableRawPointer(buffer), maxBytes: count)
+    }
     read?.pointee = copied
     if copied == 0 && count > 0 {
         BIO_set_flags(bio, TLSCiphertextBIO.retryRead)
@@ -93,7 +95,7 @@ private func tandemBIOWrite(
     guard let bio, let data = BIO_get_data(bio) else { return 0 }
     BIO_clear_flags(bio, TLSCiphertextBIO.retryFlags)
     if let bytes, count > 0 {
-        Unmanaged<OutgoingCiphertext>.fromOpaque(data).takeUnretainedValue().append(bytes, count: count)
+        Unmanaged<OutgoingCiphertext>.fromOpaque(data)._withUnsafeGuaranteedRef { $0.append(bytes, count: count) }
     }
     written?.pointee = count
     return 1
