@@ -1,8 +1,9 @@
 // PeerSocket: one replication TCP connection driven by the ring: a connect (for the dialling
 // side), one receive and one send in flight at a time; receives can be held while the owner
 // cannot take more (backpressure). It knows nothing of TLS: bytes to send
-// come from the owner's `output` source (TLS ciphertext), received bytes go to the delegate.
-// Buffers are allocated once per connection. Loop thread only.
+// come from the owner's `output` (TLS ciphertext), sent from where they lie rather than copied
+// into a buffer of the socket's; received bytes go to the delegate. The receive buffer is
+// allocated once per connection. Loop thread only.
 import Glibc
 import CURing
 
@@ -13,14 +14,23 @@ public protocol PeerSocketDelegate: AnyObject {
     func peerSocketClosed(_ socket: PeerSocket, reason: String)
 }
 
+/// Where a socket's bytes to send come from.
+public protocol PeerSocketOutput: AnyObject {
+    /// The next bytes to send; they must stay where they are, unchanged, until `sent` has
+    /// accounted for all of them. Empty when nothing waits.
+    func nextBytesToSend() -> UnsafeRawBufferPointer
+    /// `count` bytes of the last `nextBytesToSend` were sent.
+    func sent(_ count: Int)
+}
+
 public final class PeerSocket: IOHandler {
     public static let receiveBufferBytes = 256 << 10
-    public static let sendBufferBytes = 1 << 20
 
     public let loop: EventLoop
     public weak var delegate: PeerSocketDelegate?
-    /// Fills the buffer with bytes to send, returns how many (0: nothing pending).
-    public var output: ((UnsafeMutableRawBufferPointer) -> Int)?
+    /// What to send (held strongly: the socket may outlive its owner while it closes, and
+    /// a send in flight points into the output's memory).
+    public var output: PeerSocketOutput?
     public private(set) var isConnected: Bool
     public private(set) var isClosing = false
     private var fd: Int32
@@ -28,9 +38,8 @@ public final class PeerSocket: IOHandler {
     /// Read by the kernel when the connect is submitted, so it must not move.
     private let address = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: 1)
     private let receiveBuffer: UnsafeMutableRawBufferPointer
-    private let sendBuffer: UnsafeMutableRawBufferPointer
-    private var sendStart = 0
-    private var sendEnd = 0
+    /// Bytes of the send in flight (from `output.nextBytesToSend`).
+    private var sendingBytes = 0
     private var inFlight = 0
     private var sending = false
     private var receiving = false
@@ -69,7 +78,6 @@ public final class PeerSocket: IOHandler {
         self.fd = connectedFD
         self.isConnected = true
         receiveBuffer = .allocate(byteCount: Self.receiveBufferBytes, alignment: 64)
-        sendBuffer = .allocate(byteCount: Self.sendBufferBytes, alignment: 64)
         handlerID = loop.register(self)
     }
 
@@ -82,7 +90,6 @@ public final class PeerSocket: IOHandler {
         self.fd = -1
         self.isConnected = false
         receiveBuffer = .allocate(byteCount: Self.receiveBufferBytes, alignment: 64)
-        sendBuffer = .allocate(byteCount: Self.sendBufferBytes, alignment: 64)
         untriedAddresses = addresses.dropFirst()
         fd = try Self.openSocket(family: first.family)
         handlerID = loop.register(self)
@@ -110,7 +117,6 @@ public final class PeerSocket: IOHandler {
     deinit {
         address.deallocate()
         receiveBuffer.deallocate()
-        sendBuffer.deallocate()
     }
 
     /// Begins receiving (call once the delegate is set, for an accepted socket).
@@ -135,15 +141,19 @@ public final class PeerSocket: IOHandler {
     /// Sends what `output` has, if no send is in flight.
     public func kick() {
         guard isConnected, !isClosing, !sending else { return }
-        if sendStart == sendEnd {
-            sendStart = 0
-            sendEnd = output?(sendBuffer) ?? 0
-            guard sendEnd > 0 else { return }
-        }
+        submitSend()
+    }
+
+    /// Sends the output's next bytes, if it has any; false when it has none.
+    @discardableResult
+    private func submitSend() -> Bool {
+        guard let bytes = output?.nextBytesToSend(), let base = bytes.baseAddress, bytes.count > 0 else { return false }
         let sqe = loop.sqe(handler: handlerID, tag: Tag.send.rawValue)
-        io_uring_prep_send(sqe, fd, sendBuffer.baseAddress! + sendStart, sendEnd - sendStart, Sockets.sendFlags)
+        io_uring_prep_send(sqe, fd, base, bytes.count, Sockets.sendFlags)
+        sendingBytes = bytes.count
         sending = true
         inFlight += 1
+        return true
     }
 
     /// Ends the connection; the delegate hears `peerSocketClosed` once everything settled.
@@ -231,25 +241,20 @@ public final class PeerSocket: IOHandler {
             if result == -EINTR || result == -EAGAIN { return kick() }
             return close("send failed: \(String(cString: strerror(-result)))")
         }
-        sendStart += Int(result)
-        precondition(sendStart <= sendEnd, "sent more than was queued")
+        precondition(Int(result) <= sendingBytes, "sent more than was queued")
+        output?.sent(Int(result))
         kick()
     }
 
     private func sendWhileClosing(_ result: Int32) {
-        if result > 0 { sendStart += Int(result) }
-        if result > 0 && sendStart == sendEnd {
-            sendStart = 0
-            sendEnd = output?(sendBuffer) ?? 0
+        if result > 0 {
+            precondition(Int(result) <= sendingBytes, "sent more than was queued")
+            output?.sent(Int(result))
         }
-        guard result > 0, sendStart < sendEnd else {
+        guard result > 0, submitSend() else {
             Sockets.shutdownBoth(fd)
             return
         }
-        let sqe = loop.sqe(handler: handlerID, tag: Tag.send.rawValue)
-        io_uring_prep_send(sqe, fd, sendBuffer.baseAddress! + sendStart, sendEnd - sendStart, Sockets.sendFlags)
-        sending = true
-        inFlight += 1
     }
 
     private func finishIfIdle() {

@@ -100,7 +100,7 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
         phase = socket.isConnected ? .tls : .connecting
         socket.delegate = self
         // The channel, not the link: a socket may outlive its link while it finishes closing.
-        socket.output = { [channel] buffer in channel.takeCiphertext(into: buffer) }
+        socket.output = channel
         if socket.isConnected { begin() }
     }
 

@@ -8,7 +8,8 @@ extension PrimaryReplicator {
     /// After every event: arms the timer for the node's retry time unless one fires by then.
     func armResyncPacer() {
         // Also the replication profile's wake-ups (write pacing, adaptive mode's decisions).
-        guard let retryNs = [node.resyncRetryAtNs, node.profileWakeAtNs].compactMap({ $0 }).min() else { return }
+        // Compared without an array: this runs after every event, so once or more per write.
+        guard let retryNs = Self.earlier(node.resyncRetryAtNs, node.profileWakeAtNs) else { return }
         guard pacerArmedNs == 0 || retryNs < pacerArmedNs else { return }
         pacerArmedNs = retryNs
         context.loop.runAt(deadlineNs: retryNs) { [weak self] in
@@ -17,5 +18,12 @@ extension PrimaryReplicator {
             self.pacerArmedNs = 0
             self.feed(.tick)
         }
+    }
+
+    /// The earlier of two optional instants (nil when neither is set).
+    static func earlier(_ first: UInt64?, _ second: UInt64?) -> UInt64? {
+        guard let first else { return second }
+        guard let second else { return first }
+        return min(first, second)
     }
 }

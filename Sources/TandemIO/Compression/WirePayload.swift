@@ -68,12 +68,13 @@ public enum WirePayload {
         guard destination.count == length else {
             throw .bufferSizeMismatch(expectedBytes: length, bufferBytes: destination.count)
         }
+        let computed: UInt32
         if header.flags.contains(.compressed) {
             do { try LZ4.decompress(payload, into: destination) } catch { throw .decompression(error) }
+            computed = FastCRC32C.checksum(UnsafeRawBufferPointer(destination))
         } else {
-            destination.copyMemory(from: payload)
+            computed = FastCRC32C.copyChecksum(from: payload, into: destination)  // one pass over the block
         }
-        let computed = FastCRC32C.checksum(UnsafeRawBufferPointer(destination))
         guard computed == header.crc32c else {
             throw .checksumMismatch(expected: header.crc32c, computed: computed, offsetBytes: header.offsetBytes)
         }

@@ -19,10 +19,4 @@ enum OpenSSLMacros {
     static func setMode(_ ctx: OpaquePointer, _ mode: Int) {
         _ = SSL_CTX_ctrl(ctx, SSL_CTRL_MODE, mode, nil)
     }
-
-    /// BIO_set_mem_eof_return: -1 makes an empty memory BIO ask for a retry (more ciphertext
-    /// may come) instead of reporting end of file.
-    static func setMemEOFReturn(_ bio: OpaquePointer, _ value: Int) {
-        _ = BIO_ctrl(bio, BIO_C_SET_BUF_MEM_EOF_RETURN, value, nil)
-    }
 }

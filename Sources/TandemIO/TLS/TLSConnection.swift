@@ -1,6 +1,7 @@
-// TLSConnection: one peer TLS session over memory BIOs. It never touches a socket: the caller
-// feeds it ciphertext that arrived and takes ciphertext to send, so any socket engine (the
-// io_uring loop, or TLSBlockingStream in tests) can move the bytes.
+// TLSConnection: one peer TLS session over in-memory ciphertext queues (TLSCiphertextBIO). It
+// never touches a socket: the caller feeds it ciphertext that arrived (or lends it, for the
+// length of one call) and takes ciphertext to send (or sends it from where it lies), so any
+// socket engine (the io_uring loop, or TLSBlockingStream in tests) can move the bytes.
 import COpenSSL
 
 /// Confined to one thread (an OpenSSL SSL object is not thread-safe); `@unchecked Sendable`
@@ -19,8 +20,9 @@ public final class TLSConnection: @unchecked Sendable {
     public let context: TLSContext
     public private(set) var state: State = .handshaking
     private let ssl: OpaquePointer
-    private let incoming: OpaquePointer
-    private let outgoing: OpaquePointer
+    /// Released after deinit has freed `ssl`: its BIOs point at these without retaining them.
+    private let incoming = CiphertextQueue()
+    private let outgoing = OutgoingCiphertext()
     /// Subject of the first certificate that failed verification, for the refusal message
     /// (OpenSSL does not keep a rejected peer's certificate).
     fileprivate var rejectedSubject: String?
@@ -35,16 +37,18 @@ public final class TLSConnection: @unchecked Sendable {
         self.checksPeerName = checksPeerName
         ERR_clear_error()
         guard let ssl = SSL_new(context.handle) else { throw .fromQueue(.configuration, "SSL_new failed") }
-        guard let incoming = BIO_new(BIO_s_mem()), let outgoing = BIO_new(BIO_s_mem()) else {
+        self.context = context
+        self.ssl = ssl
+        guard let readBIO = TLSCiphertextBIO.make(incoming: incoming) else {
             SSL_free(ssl)
             throw .fromQueue(.configuration, "BIO_new failed")
         }
-        OpenSSLMacros.setMemEOFReturn(incoming, -1)
-        SSL_set_bio(ssl, incoming, outgoing)  // the SSL owns both BIOs from here on
-        self.context = context
-        self.ssl = ssl
-        self.incoming = incoming
-        self.outgoing = outgoing
+        guard let writeBIO = TLSCiphertextBIO.make(outgoing: outgoing) else {
+            BIO_free(readBIO)
+            SSL_free(ssl)
+            throw .fromQueue(.configuration, "BIO_new failed")
+        }
+        SSL_set_bio(ssl, readBIO, writeBIO)  // the SSL owns both BIOs from here on
         if context.role == .server { SSL_set_accept_state(ssl) } else { SSL_set_connect_state(ssl) }
         // The SSL never outlives self (deinit frees it), so an unretained reference is safe.
         SSL_set_ex_data(ssl, 0, Unmanaged.passUnretained(self).toOpaque())
@@ -66,26 +70,37 @@ public final class TLSConnection: @unchecked Sendable {
 
     // MARK: Ciphertext in and out
 
-    /// Hands ciphertext received from the peer to the session (copied into its buffer).
+    /// Hands ciphertext received from the peer to the session (copied into its queue).
     public func feedCiphertext(_ bytes: UnsafeRawBufferPointer) {
-        var offset = 0
-        while offset < bytes.count {
-            let chunk = Int32(clamping: bytes.count - offset)
-            let written = BIO_write(incoming, bytes.baseAddress! + offset, chunk)
-            precondition(written > 0, "memory BIO refused a write (out of memory)")
-            offset += Int(written)
-        }
+        guard let base = bytes.baseAddress else { return }
+        incoming.append(base, count: bytes.count)
+    }
+
+    /// Lets the session read `bytes` where they lie during `body` (which handshakes, reads
+    /// plaintext, ...), saving the copy `feedCiphertext` makes; what `body` leaves unread is
+    /// copied in afterwards, so `bytes` may be reused once this returns.
+    public func lendingCiphertext<Result>(_ bytes: UnsafeRawBufferPointer, _ body: () throws -> Result) rethrows
+        -> Result
+    {
+        try incoming.lending(bytes, body)
     }
 
     /// Ciphertext waiting to be sent to the peer.
-    public var pendingCiphertextBytes: Int { Int(BIO_ctrl_pending(outgoing)) }
+    public var pendingCiphertextBytes: Int { outgoing.count }
 
     /// Moves up to `buffer.count` bytes of ciphertext to send into `buffer`; returns the count.
+    /// Not to be mixed with a `nextCiphertextToSend` whose send is still in flight.
     public func takeCiphertext(into buffer: UnsafeMutableRawBufferPointer) -> Int {
-        guard !buffer.isEmpty, pendingCiphertextBytes > 0 else { return 0 }
-        let read = BIO_read(outgoing, buffer.baseAddress!, Int32(clamping: buffer.count))
-        return read > 0 ? Int(read) : 0
+        outgoing.take(into: buffer)
     }
+
+    /// Ciphertext to send, where OpenSSL wrote it: the bytes stay put (later writes queue
+    /// behind them) until `ciphertextSent` has accounted for all of them. Empty when nothing
+    /// waits.
+    public func nextCiphertextToSend() -> UnsafeRawBufferPointer { outgoing.nextSend() }
+
+    /// `count` bytes of the last `nextCiphertextToSend` were sent.
+    public func ciphertextSent(_ count: Int) { outgoing.sent(count) }
 
     /// Decrypted bytes already buffered inside the session (readable without more ciphertext).
     public var pendingPlaintextBytes: Int { Int(SSL_pending(ssl)) }

@@ -22,7 +22,7 @@ public enum PeerChannelError: Error, Equatable, Sendable, CustomStringConvertibl
 }
 
 /// Confined to one thread (the event loop that owns the connection).
-public final class TLSWireChannel: @unchecked Sendable {
+public final class TLSWireChannel: PeerSocketOutput, @unchecked Sendable {
     /// Plaintext is decrypted in pieces of up to this size straight into the decoder's buffer.
     public static let plaintextChunkBytes = 64 << 10
     /// Staged plaintext: four full TLS records.
@@ -59,7 +59,14 @@ public final class TLSWireChannel: @unchecked Sendable {
     /// what it can. Returns false when the peer has closed the session.
     @discardableResult
     public func receiveCiphertext(_ bytes: UnsafeRawBufferPointer) throws(PeerChannelError) -> Bool {
-        connection.feedCiphertext(bytes)
+        // OpenSSL reads the records from `bytes` where they lie (the socket's buffer).
+        let result: Result<Bool, PeerChannelError> = connection.lendingCiphertext(bytes) {
+            do throws(PeerChannelError) { return .success(try decryptReceived()) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
+    private func decryptReceived() throws(PeerChannelError) -> Bool {
         do {
             if connection.state == .handshaking, try !connection.handshake() { return true }
         } catch {
@@ -179,6 +186,12 @@ public final class TLSWireChannel: @unchecked Sendable {
     public func takeCiphertext(into buffer: UnsafeMutableRawBufferPointer) -> Int {
         connection.takeCiphertext(into: buffer)
     }
+
+    /// Ciphertext to send from where it lies, stable until `sent` accounts for it
+    /// (TLSConnection.nextCiphertextToSend): the channel is its socket's output.
+    public func nextBytesToSend() -> UnsafeRawBufferPointer { connection.nextCiphertextToSend() }
+
+    public func sent(_ count: Int) { connection.ciphertextSent(count) }
 
     /// Encrypts what is staged (best effort) and queues close_notify; send `takeCiphertext`
     /// afterwards.
