@@ -162,8 +162,10 @@ extension Simulation {
                 if let link, link.primary == node.index, primary.node.isPeerReady, !isUnawareSideOfCut(node) {
                     let peer = nodes[link.secondary]
                     let claim = peerDiskState(node)
+                    // A peer staging a catch-up holds it in its journal (Simulation+Staging).
+                    let content = stagesACatchUp(peer) ? journalImage(peer) : peer.disk.cache
                     if peer.alive, !peer.diskFailed, let problem = checker.checkClaim(
-                        claim, by: "primary \(node.name) about its peer \(peer.name)", content: peer.disk.cache,
+                        claim, by: "primary \(node.name) about its peer \(peer.name)", content: content,
                         session: primary.session, currentLineage: true) {
                         return fail(problem)
                     }
@@ -171,6 +173,11 @@ extension Simulation {
             } else if !node.isPrimary {
                 guard !isUnawareSideOfCut(node) else { continue }
                 let claim = secondaryDiskState(node)
+                if stagesACatchUp(node) {
+                    if node.secondary?.diskFault == nil, let problem = checkStagedCopy(node, claim: claim) { return fail(problem) }
+                    continue
+                }
+                node.journal.untouched = nil
                 let session = contentSession(node)
                 let currentLineage = checker.isCurrentLineage(session: session)
                 // An async UpToDate rests on the SyncComplete it received (sync: exact).
