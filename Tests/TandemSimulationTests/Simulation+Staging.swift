@@ -323,11 +323,12 @@ extension Simulation {
             return "secondary \(node.name)'s volume changed while its catch-up is staged and uncommitted: \(untouched) became \(node.disk.cache)"
         }
         guard let session, claim == .consistent || claim == .outdated || claim == .upToDate else { return nil }
-        guard scenario.mode == .sync else {
+        guard scenario.mode == .sync || scenario.adaptive != nil else {
             return checker.checkClaim(claim, by: "secondary \(node.name) (staging, uncommitted)", content: node.disk.cache,
                                       session: session, currentLineage: checker.isCurrentLineage(session: session))
         }
-        // Sync: the writes acknowledged during the catch-up sit in the journal (decision (a)):
+        // Sync (and adaptive's sync admissions): the writes acknowledged during the catch-up
+        // sit in the journal (decision (a)):
         // the image must hold nothing never admitted, and be what it was.
         guard let history = checker.histories[session] else {
             return "secondary \(node.name) says \(claim.rawValue) of a copy of unknown session \(session)"

@@ -263,6 +263,11 @@ final class Simulation {
     /// A crash or forced failover armed to strike when the secondary reaches a staging phase.
     var armedStagingFault: (fault: StagingFault, untilNs: UInt64)?
     var stagingFaultsFired = 0
+    /// Adaptive mode (Simulation+Adaptive): the application writes whose Data went out
+    /// admitted sync, the acknowledgements of them, and the controller's switches.
+    var syncAdmittedValues: Set<UInt64> = []
+    var syncAdmittedAcks = 0
+    var modeSwitches = 0
 
     var checker: GuaranteeChecker
     var requests: [RequestID: AppRequest] = [:]
@@ -305,6 +310,7 @@ final class Simulation {
         runEndNs = scenario.runEndNs
         checker = GuaranteeChecker(
             mode: scenario.mode, blockCount: blockCount, overlapping: scenario.overlappingWrites, initialContent: initial)
+        checker.adaptive = scenario.adaptive != nil
         // Session 0: the volumes as created (B's claim at rest refers to it).
         _ = checker.startSession(0, base: initial)
         if scenario.initialSync == .full { nodes[1].historySession = nil }

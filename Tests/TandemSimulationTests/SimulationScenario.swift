@@ -47,6 +47,9 @@ enum SimulationFault: Hashable, CustomStringConvertible {
     /// The commit stores its record without syncing the journal first: a power loss can then
     /// lose records the committed record names.
     case commitSkipsJournalSync
+    /// Adaptive mode's switch to async acknowledges the sync writes still waiting for the
+    /// peer at their local completion (PrimaryStreamTestingFault.switchToAsyncReleasesSyncWrites).
+    case switchToAsyncReleasesSyncWrites
 
     static let writeTimeoutNs: UInt64 = 50_000_000
 
@@ -65,6 +68,7 @@ enum SimulationFault: Hashable, CustomStringConvertible {
         case .stagedWritesReachTheVolume: "staged writes reach the volume"
         case .promotionDropsCommittedJournal: "a promotion drops a committed staging journal"
         case .commitSkipsJournalSync: "the staging commit skips the journal's sync"
+        case .switchToAsyncReleasesSyncWrites: "a switch to async releases the sync writes waiting for the peer"
         }
     }
 }
@@ -197,6 +201,9 @@ struct SimulationScenario: CustomStringConvertible {
     /// `staging_bytes`: the secondaries stage consistent catch-ups in a journal this large
     /// (0: off), in half the seeds (Simulation+Staging).
     let stagingBytesMax: UInt64
+    /// `mode: adaptive` (the stream async, the controller admitting each write sync or async),
+    /// in a quarter of the async seeds (Simulation+Adaptive).
+    let adaptive: AdaptiveModeController.Settings?
 
     /// Overlapping writes need the core's overlap rule (PrimaryNode serialises them).
     static let overlapSupported = true
@@ -210,6 +217,8 @@ struct SimulationScenario: CustomStringConvertible {
     static let asymmetricPartitionsEnabled = true
     /// The switch of the staging journal (Simulation+Staging).
     static let stagingEnabled = true
+    /// The switch of adaptive mode (Simulation+Adaptive).
+    static let adaptiveEnabled = true
 
     /// `primaryRestart`: add a primary kill -9 (the restart-fault test needs one in every run;
     /// its control run has it too). Default: when `testingFault` is the restart fault.
@@ -220,7 +229,7 @@ struct SimulationScenario: CustomStringConvertible {
     /// checksum fault: always, payload flips only).
     init(seed: UInt64, testingFault: SimulationFault? = nil, overlapping: Bool? = nil, primaryRestart: Bool? = nil,
          tornWrites: Bool? = nil, stalls: Bool? = nil, diskTimeout: Bool? = nil, wireFaults: Bool? = nil,
-         partitions: Bool? = nil, staging: Bool? = nil, stagingFault: StagingFault? = nil) {
+         partitions: Bool? = nil, staging: Bool? = nil, stagingFault: StagingFault? = nil, adaptive: Bool? = nil) {
         // Drawn from a stream of their own, so that the classes leave the rest of a seed's
         // scenario as it was.
         var ioRandom = SimRandom(seed: seed ^ 0x5710_7ED1_0000_0000)
@@ -275,7 +284,8 @@ struct SimulationScenario: CustomStringConvertible {
         let writesInFlightMax = Int(random.between(3, 32))
         primaryConfig = ReplicationPrimaryConfig(
             mode: mode, bufferBytesMax: bufferBlocks * Self.blockSizeBytes,
-            writesInFlightMax: writesInFlightMax, requestsWaitingMax: 16, flushesPendingMax: 16)
+            writesInFlightMax: writesInFlightMax, requestsWaitingMax: 16, flushesPendingMax: 16,
+            testingFault: testingFault == .switchToAsyncReleasesSyncWrites ? .switchToAsyncReleasesSyncWrites : nil)
         var secondaryFault: SecondaryTestingFault?
         if case let .secondary(fault) = testingFault { secondaryFault = fault }
         if testingFault == .claimsUpToDateBeforeConfirmed { secondaryFault = .claimsUpToDateBeforeConfirmed }
@@ -364,6 +374,13 @@ struct SimulationScenario: CustomStringConvertible {
         if staged, let chosen = stagingFault ?? (stagingDraws.chance(perMille: 500) ? StagingFault(phase: phase, action: action) : nil) {
             faults.append((faultAtNs, .whileStaging(chosen)))
         }
+        // Adaptive mode, from a stream of its own: a latency bound of 0.1–1 ms and a hysteresis
+        // of 0.2–3 ms (the simulated link's deliveries take 5 µs to 3 ms).
+        var adaptiveDraws = SimRandom(seed: seed ^ 0xADA9_7173_0000_0000)
+        let adaptiveSeed = adaptiveDraws.chance(perMille: 250)
+        let settings = AdaptiveModeController.Settings(latencyBoundNs: adaptiveDraws.between(100_000, 1_000_000),
+                                                       switchAfterNs: adaptiveDraws.between(200_000, 3_000_000))
+        self.adaptive = mode == .async && (adaptive ?? (Self.adaptiveEnabled && adaptiveSeed)) ? settings : nil
         self.faults = faults
     }
 
@@ -377,6 +394,7 @@ struct SimulationScenario: CustomStringConvertible {
             + (compression ? ", lz4" : "")
             + (liveness.map { ", ping_timeout_ms \($0.timeoutNs / 1_000_000)" } ?? "")
             + (stagingBytesMax > 0 ? ", staging_bytes \(stagingBytesMax / 1024) KiB" : "")
+            + (adaptive.map { ", adaptive (\($0.latencyBoundNs / 1000) µs, switch after \($0.switchAfterNs / 1000) µs)" } ?? "")
             + (testingFault.map { ", seeded fault: \($0)" } ?? "")
     }
 }

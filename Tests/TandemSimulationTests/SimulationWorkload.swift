@@ -73,7 +73,8 @@ extension Simulation {
             noteAnsweredForRPO(value: value, blocks: blocks)
             guard errno == 0 else { return }
             let detached = isDetached
-            checker.recordWriteAcknowledged(value, blocks: blocks, fua: fua, peerCovered: !detached)
+            checker.recordWriteAcknowledged(value, blocks: blocks, fua: fua, peerCovered: !detached,
+                                            admittedSync: wasAdmittedSync(value))
             // Some writes depend on this one: the application issues them only now.
             if random.chance(perMille: 400) { events.schedule(.appDependentWrite, atNs: nowNs) }
         case let .flush(snapshot):
@@ -91,7 +92,8 @@ extension Simulation {
             let detached = isDetached
             for chunk in chunks {
                 // FUA makes the whole request durable (every chunk is written FUA).
-                checker.recordWriteAcknowledged(chunk.value, blocks: chunk.blocks, fua: fua, peerCovered: !detached)
+                checker.recordWriteAcknowledged(chunk.value, blocks: chunk.blocks, fua: fua, peerCovered: !detached,
+                                                admittedSync: wasAdmittedSync(chunk.value))
             }
         case .trim:
             break
@@ -188,7 +190,7 @@ extension Simulation {
                     return fail(problem)
                 }
                 // (While a full copy is due the peer lacks the regions not copied yet.)
-                if scenario.mode == .sync, currentLineage, node.record.synced, claim != .failed,
+                if scenario.mode == .sync || scenario.adaptive != nil, currentLineage, node.record.synced, claim != .failed,
                     let problem = checker.checkSecondaryDurable(node.disk, name: node.name) {
                     return fail(problem)
                 }
