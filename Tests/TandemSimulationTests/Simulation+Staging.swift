@@ -253,7 +253,7 @@ extension Simulation {
                 node.record = record
                 break
             }
-            for record in records where writeThrough(node, record.extent) != 0 {
+            for entry in records where writeThrough(node, entry.extent) != 0 {
                 return trace("\(node.name): the replay failed")  // the resource's disk failed
             }
             node.record = record
@@ -297,6 +297,7 @@ extension Simulation {
     }
 
     /// The staging checks of one secondary (instead of the plain claim check while it stages).
+    /// The untouched image is taken here, at the first step the journal is named.
     func checkStagedCopy(_ node: SimNode, claim: DiskState) -> String? {
         if node.secondary?.record.staging != nil, claim == .upToDate {
             return "secondary \(node.name) says UpToDate while it stages a catch-up"
