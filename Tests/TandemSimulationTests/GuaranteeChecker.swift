@@ -101,6 +101,11 @@ struct GuaranteeChecker {
     private var durableRequiredPrimary: [UInt64]
     /// …and, in sync mode, on the secondary too.
     private var durableRequiredSecondary: [UInt64]
+    /// `mode: adaptive` (the stream async, each write admitted sync or async): per block, the
+    /// newest write acknowledged while admitted sync and replicating — never lost by a later
+    /// switch to async: a Consistent copy of the lineage holds it (Simulation+Adaptive).
+    var adaptive = false
+    private(set) var syncAckedRequired: [UInt64]
 
     init(mode: ReplicationAckMode, blockCount: Int, overlapping: Bool, initialContent: [UInt64]) {
         self.mode = mode
@@ -111,6 +116,7 @@ struct GuaranteeChecker {
         replicatedAckedRequired = initialContent
         durableRequiredPrimary = initialContent
         durableRequiredSecondary = Array(repeating: 0, count: blockCount)
+        syncAckedRequired = Array(repeating: 0, count: blockCount)
     }
 
     // MARK: History
@@ -133,9 +139,10 @@ struct GuaranteeChecker {
         ackedRequired = content
         ackedValues = content.map { [$0] }
         replicatedAckedRequired = content
-        durableRequiredPrimary = keepsSyncPromises && mode == .sync
+        durableRequiredPrimary = keepsSyncPromises && (mode == .sync || adaptive)
             ? durableRequiredSecondary : Array(repeating: 0, count: blockCount)
         durableRequiredSecondary = Array(repeating: 0, count: blockCount)
+        syncAckedRequired = Array(repeating: 0, count: blockCount)
     }
 
     /// After the primary's power loss its unflushed writes may be gone (allowed: they were not
@@ -144,6 +151,7 @@ struct GuaranteeChecker {
         for block in 0..<blockCount {
             ackedRequired[block] = min(ackedRequired[block], content[block])
             replicatedAckedRequired[block] = min(replicatedAckedRequired[block], content[block])
+            syncAckedRequired[block] = min(syncAckedRequired[block], content[block])
             ackedValues[block].removeAll { $0 > content[block] }
             if ackedValues[block].isEmpty { ackedValues[block] = [content[block]] }
         }
@@ -186,15 +194,18 @@ struct GuaranteeChecker {
     // MARK: Requirements
 
     /// `peerCovered` false: acknowledged by a primary replicating to no one (detached).
-    mutating func recordWriteAcknowledged(_ value: UInt64, blocks: Range<Int>, fua: Bool, peerCovered: Bool) {
+    /// `admittedSync`: adaptive mode admitted it sync (acknowledged once the peer applied it).
+    mutating func recordWriteAcknowledged(_ value: UInt64, blocks: Range<Int>, fua: Bool, peerCovered: Bool,
+                                          admittedSync: Bool = false) {
         for block in blocks {
             ackedRequired[block] = max(ackedRequired[block], value)
             if peerCovered { replicatedAckedRequired[block] = max(replicatedAckedRequired[block], value) }
+            if peerCovered && admittedSync { syncAckedRequired[block] = max(syncAckedRequired[block], value) }
             let index = ackedValues[block].firstIndex { $0 > value } ?? ackedValues[block].count
             ackedValues[block].insert(value, at: index)
             if fua {
                 durableRequiredPrimary[block] = max(durableRequiredPrimary[block], value)
-                if mode == .sync && peerCovered {
+                if (mode == .sync || admittedSync) && peerCovered {
                     durableRequiredSecondary[block] = max(durableRequiredSecondary[block], value)
                 }
             }
@@ -265,6 +276,14 @@ struct GuaranteeChecker {
                 // acknowledgements are the ones a Consistent copy may lack).
                 for block in 0..<blockCount where content[block] < replicatedAckedRequired[block] {
                     return "\(who) says \(claim.rawValue) (sync): block \(block) holds \(content[block]), acknowledged write \(replicatedAckedRequired[block]) is missing"
+                }
+                if let problem = history.admittedViolation(content) { return "\(who) says \(claim.rawValue): \(problem)" }
+            } else if adaptive && currentLineage {
+                // Adaptive: writes admitted sync may be applied ahead of their epoch (DataFlags
+                // .acknowledgedAfterApply), so no epoch prefix; every write acknowledged while
+                // admitted sync is there, and nothing never admitted.
+                for block in 0..<blockCount where content[block] < syncAckedRequired[block] {
+                    return "\(who) says \(claim.rawValue) (adaptive): block \(block) holds \(content[block]), write \(syncAckedRequired[block]) acknowledged while admitted sync is missing"
                 }
                 if let problem = history.admittedViolation(content) { return "\(who) says \(claim.rawValue): \(problem)" }
             } else if let problem = history.prefixViolation(content) {

@@ -43,7 +43,7 @@ extension Simulation {
     func primaryConfig(lastTransaction: UInt64 = 0) -> PrimaryNodeConfig {
         var activityLog = scenario.activityLog
         activityLog?.lastTransaction = lastTransaction
-        return PrimaryNodeConfig(
+        var config = PrimaryNodeConfig(
             primary: scenario.primaryConfig,
             volumeSizeBytes: UInt64(scenario.blockCount) * SimulationScenario.blockSizeBytes,
             hasPeer: true, chunkBytes: UInt32(UInt64(scenario.copyChunkBlocks) * SimulationScenario.blockSizeBytes),
@@ -51,6 +51,8 @@ extension Simulation {
             verifyRegionBytes: UInt64(scenario.copyChunkBlocks) * SimulationScenario.blockSizeBytes,
             requestsQueuedMax: 64, backoffInitialNs: 100_000, backoffMaxNs: 2_000_000,
             syncTracksWithoutPeer: scenario.fencingDontCare, activityLog: activityLog)
+        config.adaptive = scenario.adaptive
+        return config
     }
 
     /// Resource.loadActivityLogAtOpen: a primary that did not record its stop catches up the
@@ -292,6 +294,7 @@ extension Simulation {
         case .release:
             break  // payloads are kept by (session, sequence)
         case let .send(message):
+            noteAdmissionMode(message, session: primary.session)
             guard let link, link.primary == node.index, primary.peerAccepted else { return }
             sendToSecondary(.message(message))
         case let .sendSyncComplete(through):
@@ -383,7 +386,9 @@ extension Simulation {
                 aheadEntered += 1
             case .catchUpStarted:
                 catchUpsStarted += 1
-            case .fullCopyStarted, .copySent, .connectionState, .modeSwitched, .rpoTargetMissed:
+            case .modeSwitched:
+                modeSwitches += 1
+            case .fullCopyStarted, .copySent, .connectionState, .rpoTargetMissed:
                 break
             case .cycleStarted, .cycleCompleted:
                 break

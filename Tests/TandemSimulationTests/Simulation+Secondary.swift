@@ -14,7 +14,8 @@ extension Simulation {
             machine: scenario.secondaryConfig, resourceName: Self.resourceName, nodeName: node.name,
             peerName: nodes[1 - node.index].name,
             volumeSizeBytes: UInt64(scenario.blockCount) * SimulationScenario.blockSizeBytes,
-            alignment: Int(SimulationScenario.blockSizeBytes), initialSync: scenario.initialSync)
+            alignment: Int(SimulationScenario.blockSizeBytes), initialSync: scenario.initialSync,
+            stagingBytesMax: scenario.stagingBytesMax)
     }
 
     /// A node starts as secondary from its record (`handedOver`: it just demoted and holds
@@ -71,30 +72,12 @@ extension Simulation {
         case .releasePayloads:
             break  // payloads are kept by (session, sequence)
         case let .submitWrite(write):
-            let key = PayloadKey(session: secondary.session, sequence: write.sequence)
-            guard let sent = payloads[key] else {
-                return fail("\(node.name) applies write \(write.sequence) of session \(secondary.session), which was never sent")
-            }
-            // What arrived on the wire is written; it must be what the primary sent.
-            guard let extent = received[key]?.extent else {
-                return fail("\(node.name) applies write \(write.sequence) of session \(secondary.session), which never arrived")
-            }
-            guard extent.values == sent.values else {
-                return fail("a corrupted write reached \(node.name)'s volume: write \(write.sequence) holds \(extent.values), the primary sent \(sent.values)")
-            }
-            let range = blocks(offsetBytes: write.offsetBytes, lengthBytes: write.lengthBytes)
-            guard extent.blocks == range else { return fail("write \(write.sequence) applied at the wrong blocks") }
+            guard let extent = payloadToWrite(write, node: node, session: secondary.session) else { return }
             submitWrite(node, extent, fua: false, io: .secondaryWrite(write.sequence))
         case .submitFlush:
             submitFlush(node, io: .secondaryFlush)
         case let .writeRecord(record):
-            // The store writes records in order; each is crash-atomic.
-            node.recordsInFlight.append(record)
-            node.lastRecordDoneNs = max(node.lastRecordDoneNs, nowNs) + stalled(random.between(10_000, 150_000))
-            // Queued behind a stalled one (of this process or the one before it), it ends after
-            // that stall: the run waits for it as `stalled` does for its own.
-            runEndNs = max(runEndNs, node.lastRecordDoneNs + scenario.runEndNs - scenario.workloadEndNs)
-            events.schedule(.recordDone(node: node.index, incarnation: node.incarnation), atNs: node.lastRecordDoneNs)
+            storeRecord(node, record)
         case let .send(message):
             guard let link, link.secondary == node.index else { return }
             sendToPrimary(.message(message))
@@ -104,10 +87,18 @@ extension Simulation {
             failoverAnswered(node, demoted: demoted)
         case .probe, .endProbe:
             break
-        case .beginStaging, .stageWrite, .flushStaging, .commitStaging, .applyStaging:
-            // The simulated secondaries run with `stagingBytesMax` 0 (not modelled yet): a
-            // staging action is a node that staged when told not to.
-            fail("\(node.name) stages a catch-up with staging off")
+        case let .beginStaging(session, journalBytes):
+            guard scenario.stagingBytesMax > 0 else { return fail("\(node.name) stages a catch-up with staging off") }
+            beginStaging(node, session: session, journalBytes: journalBytes)
+        case let .stageWrite(write, offset):
+            guard let extent = payloadToWrite(write, node: node, session: secondary.session) else { return }
+            stageWrite(node, write, offsetBytes: offset, extent: extent)
+        case .flushStaging:
+            flushStaging(node)
+        case let .commitStaging(record):
+            commitStaging(node, record)
+        case let .applyStaging(journalBytes):
+            applyStaging(node, journalBytes: journalBytes)
         case let .readForDigest(offset, length):
             events.schedule(.verifyReadDone(node: node.index, incarnation: node.incarnation, primary: false,
                                             blocks: blocks(offsetBytes: offset, lengthBytes: UInt32(length))),
@@ -123,6 +114,40 @@ extension Simulation {
                 events.schedule(.operatorCheck, atNs: nowNs + random.between(100_000, 2_000_000))
             }
         }
+    }
+
+    /// The payload a `.submitWrite` or `.stageWrite` writes: what arrived on the wire, which
+    /// must be what the primary sent, at the blocks it names.
+    private func payloadToWrite(_ write: SecondaryWrite, node: SimNode, session: UInt64) -> FakeDisk.Extent? {
+        let key = PayloadKey(session: session, sequence: write.sequence)
+        guard let sent = payloads[key] else {
+            fail("\(node.name) applies write \(write.sequence) of session \(session), which was never sent")
+            return nil
+        }
+        guard let extent = received[key]?.extent else {
+            fail("\(node.name) applies write \(write.sequence) of session \(session), which never arrived")
+            return nil
+        }
+        guard extent.values == sent.values else {
+            fail("a corrupted write reached \(node.name)'s volume: write \(write.sequence) holds \(extent.values), the primary sent \(sent.values)")
+            return nil
+        }
+        guard extent.blocks == blocks(offsetBytes: write.offsetBytes, lengthBytes: write.lengthBytes) else {
+            fail("write \(write.sequence) applied at the wrong blocks")
+            return nil
+        }
+        return extent
+    }
+
+    /// `.writeRecord` (and the commit's record): the store writes records in order; each is
+    /// crash-atomic.
+    func storeRecord(_ node: SimNode, _ record: ReplicationRecord) {
+        node.recordsInFlight.append(record)
+        node.lastRecordDoneNs = max(node.lastRecordDoneNs, nowNs) + stalled(random.between(10_000, 150_000))
+        // Queued behind a stalled one (of this process or the one before it), it ends after
+        // that stall: the run waits for it as `stalled` does for its own.
+        runEndNs = max(runEndNs, node.lastRecordDoneNs + scenario.runEndNs - scenario.workloadEndNs)
+        events.schedule(.recordDone(node: node.index, incarnation: node.incarnation), atNs: node.lastRecordDoneNs)
     }
 
     func secondaryLinkDown(_ node: SimNode) {

@@ -87,6 +87,8 @@ final class SimNode {
     /// When each write and flush in `io` was submitted, for the disk timeout (DiskStalls);
     /// an entry goes once its I/O has completed or was reported overdue.
     var ioSubmittedNs: [FakeDisk.Tag: UInt64] = [:]
+    /// The staging journal's device (Simulation+Staging): survives a crash as it says.
+    var journal = SimJournal()
 
     init(index: Int, content: [UInt64], isPrimary: Bool, seed: UInt64) {
         self.index = index
@@ -146,6 +148,8 @@ final class Simulation {
         case operatorCheck
         case tick
         case fault(SimulationScenario.Fault)
+        /// The staging journal's I/O (Simulation+Staging).
+        case staging(StagingEvent, node: Int, incarnation: Int)
     }
 
     enum AppRequest {
@@ -233,6 +237,8 @@ final class Simulation {
     var partitionTimeouts = 0
     /// Disk-state checks skipped for the unaware side of a cut (Simulation+Partition).
     var staleClaimChecksSkipped = 0
+    /// A primary's Consistent/Outdated about its peer while a copy runs (SimulationWorkload).
+    var stagedPeerClaimsUnchecked = 0
     var promotionRaces = 0
     /// Payloads as the secondary restored them from Data frames, by (session, sequence),
     /// with the block's bytes.
@@ -249,6 +255,21 @@ final class Simulation {
     var checksRefusal = true
     var wireNotRestored = 0
     var wireCompressedFrames = 0
+    /// The staging journal (Simulation+Staging): a generator of its own, and what it did.
+    var stagingRandom: SimRandom
+    var stagedWrites = 0
+    var commitsStored = 0
+    var appliesCompleted = 0
+    var stagingReplays = 0
+    var stagingDiscards = 0
+    /// A crash or forced failover armed to strike when the secondary reaches a staging phase.
+    var armedStagingFault: (fault: StagingFault, untilNs: UInt64)?
+    var stagingFaultsFired = 0
+    /// Adaptive mode (Simulation+Adaptive): the application writes whose Data went out
+    /// admitted sync, the acknowledgements of them, and the controller's switches.
+    var syncAdmittedValues: Set<UInt64> = []
+    var syncAdmittedAcks = 0
+    var modeSwitches = 0
 
     var checker: GuaranteeChecker
     var requests: [RequestID: AppRequest] = [:]
@@ -272,6 +293,7 @@ final class Simulation {
         generationRandom = SimRandom(seed: scenario.seed ^ 0x6E6E_5A5A_0000_0000)
         wireRandom = SimRandom(seed: scenario.seed ^ 0x3149_E0B7_0000_0000)
         partitionRandom = SimRandom(seed: scenario.seed ^ 0xA5E4_C0A7_0000_0000)
+        stagingRandom = SimRandom(seed: scenario.seed ^ 0x57A6_1D0C_0000_0000)
         let blockCount = scenario.blockCount
         // initial_sync full: A's volume holds data B lacks; none: both are equal (zeros).
         var initial = Array(repeating: UInt64(0), count: blockCount)
@@ -290,6 +312,7 @@ final class Simulation {
         runEndNs = scenario.runEndNs
         checker = GuaranteeChecker(
             mode: scenario.mode, blockCount: blockCount, overlapping: scenario.overlappingWrites, initialContent: initial)
+        checker.adaptive = scenario.adaptive != nil
         // Session 0: the volumes as created (B's claim at rest refers to it).
         _ = checker.startSession(0, base: initial)
         if scenario.initialSync == .full { nodes[1].historySession = nil }
@@ -315,6 +338,7 @@ final class Simulation {
             if tracing { print("\(nowNs / 1000)µs #\(step) \(event)") }
             handle(event)
             if failure == nil { checkInvariants() }
+            if failure == nil, armedStagingFault != nil { fireArmedStagingFault() }
             if step > 2_000_000 { fail("the run did not settle") }
         }
         if failure == nil { checkSettled() }
@@ -427,6 +451,10 @@ final class Simulation {
                 events.schedule(.operatorCheck, atNs: nowNs + random.between(500_000, 3_000_000))
             }
         case let .fault(fault): inject(fault)
+        case let .staging(stagingEvent, index, incarnation):
+            let node = nodes[index]
+            guard node.alive, incarnation == node.incarnation else { return }
+            handleStaging(stagingEvent, node: node)
         }
     }
 
@@ -548,6 +576,9 @@ final class Simulation {
             // Armed for the next frame it fits on that direction of the connection up now.
             guard link != nil, link?.impostor == false else { return }
             if toSecondary { link!.toSecondary.armed = tamper } else { link!.toPrimary.armed = tamper }
+        case let .whileStaging(fault):
+            // Armed until a while after the workload, so that the pair still settles.
+            armedStagingFault = (fault, scenario.workloadEndNs + 50_000_000)
         }
     }
 
@@ -573,6 +604,7 @@ final class Simulation {
             for page in write.pages where random.chance(perMille: 500) { landPage(node, page.page, setBlocks: page.setBlocks) }
         }
         node.pageWritesInFlight.removeAll()
+        crashJournal(node, powerLoss: powerLoss)
         node.io.removeAll()
         node.timedOutWrites.removeAll()
         node.ioSubmittedNs.removeAll()
@@ -602,9 +634,12 @@ final class Simulation {
         if node.isPrimary {
             startPrimary(node)
         } else {
+            settleStaging(node, promoting: false)
+            if failure != nil { return }
             // disk_drain: flush never has two epochs unflushed, so what survived a crash is still
-            // a prefix: a forced promotion right now would expose a consistent volume.
-            if scenario.diskDrain == .flush, node.record.synced, let session = contentSession(node),
+            // a prefix: a forced promotion right now would expose a consistent volume. (A staged
+            // catch-up resumed: the staging checks look at its image.)
+            if scenario.diskDrain == .flush, node.record.synced, node.record.staging == nil, let session = contentSession(node),
                 let problem = checker.histories[session]?.prefixViolation(node.disk.cache) {
                 return fail("disk_drain flush, after \(node.name)'s restart: \(problem)")
             }
@@ -731,7 +766,7 @@ final class Simulation {
         }
     }
 
-    private func forcedFailover(allowInconsistent: Bool) {
+    func forcedFailover(allowInconsistent: Bool) {
         // With both nodes secondary, the operator picks the better copy.
         func rank(_ node: SimNode) -> Int {
             switch node.secondary?.diskState {
@@ -779,9 +814,17 @@ final class Simulation {
             oldPrimary.record.generation += 1
         }
         disconnect("forced failover")
+        // Decision (a): a copy staging a catch-up is promoted as Consistent/Outdated, never
+        // UpToDate; the sync writes its dropped journal held are not claimed of it.
+        if stagesACatchUp(candidate), secondary.diskState == .upToDate {
+            return fail("\(candidate.name) is promoted as UpToDate while it stages a catch-up")
+        }
+        let discardsBefore = stagingDiscards
         drainSecondaryIO(candidate)
+        if failure != nil { return }
         checker.startLineage(content: candidate.disk.cache,
-                             keepsSyncPromises: candidate.record.synced && !promotion.inconsistent)
+                             keepsSyncPromises: candidate.record.synced && !promotion.inconsistent
+                                 && stagingDiscards == discardsBefore)
         promote(candidate, kind, inconsistent: promotion.inconsistent)
         if let partition {
             primariesMeet(old: oldPrimary, oldGenerations: partition.generations, oldWrote: partition.wrote,
@@ -793,6 +836,7 @@ final class Simulation {
     /// finish first, and the records it asked for are stored.
     func drainSecondaryIO(_ node: SimNode) {
         driveSecondary(node, .stop)
+        drainStagingIO(node)
         for (tag, io) in node.io.sorted(by: { $0.key < $1.key }) {
             switch io {
             case .secondaryWrite: _ = node.disk.completeWrite(tag)
@@ -803,6 +847,12 @@ final class Simulation {
         }
         if let last = node.recordsInFlight.last { node.record = last }
         node.recordsInFlight.removeAll()
+        // Resource+Staging: the journal is settled before the role changes.
+        // (A no-room commit is of part of the catch-up: that copy is Inconsistent.)
+        let committed = node.record.staging?.committed == true && node.record.synced ? node.record.session : nil
+        let confirmed = node.secondary?.confirmedThrough
+        settleStaging(node, promoting: true)
+        if let committed, failure == nil { checkPromotedAfterCommit(node, committedSession: committed, confirmedThrough: confirmed) }
     }
 
     private func promote(_ node: SimNode, _ kind: PromotionKind, inconsistent: Bool = false) {

@@ -41,6 +41,18 @@ enum SimulationFault: Hashable, CustomStringConvertible {
     /// The side of an asymmetric cut that did not see it never times out its silent peer
     /// (LinkLiveness not checked): the pair stays apart.
     case livenessNeverChecked
+    /// The staging driver writes a staged write's payload through to the volume as well as
+    /// to the journal: the volume changes under an uncommitted catch-up.
+    case stagedWritesReachTheVolume
+    /// The promotion's settlement serves the volume without the committed journal (it treats
+    /// a committed journal as one to drop): the catch-up the primary called UpToDate is lost.
+    case promotionDropsCommittedJournal
+    /// The commit stores its record without syncing the journal first: a power loss can then
+    /// lose records the committed record names.
+    case commitSkipsJournalSync
+    /// Adaptive mode's switch to async acknowledges the sync writes still waiting for the
+    /// peer at their local completion (PrimaryStreamTestingFault.switchToAsyncReleasesSyncWrites).
+    case switchToAsyncReleasesSyncWrites
 
     static let writeTimeoutNs: UInt64 = 50_000_000
 
@@ -57,6 +69,10 @@ enum SimulationFault: Hashable, CustomStringConvertible {
         case .activityLogSkipsEvictionFlush: "activity log evicts without flushing the volume"
         case .payloadChecksumSkipped: "secondary skips the payload CRC32C check"
         case .livenessNeverChecked: "link liveness never checked"
+        case .stagedWritesReachTheVolume: "staged writes reach the volume"
+        case .promotionDropsCommittedJournal: "a promotion drops a committed staging journal"
+        case .commitSkipsJournalSync: "the staging commit skips the journal's sync"
+        case .switchToAsyncReleasesSyncWrites: "a switch to async releases the sync writes waiting for the peer"
         }
     }
 }
@@ -75,6 +91,22 @@ struct DiskStalls: CustomStringConvertible {
     var description: String {
         "stalls \(perMille)‰ of \(minNs / 1_000_000)–\(maxNs / 1_000_000) ms"
             + (timeoutNs.map { ", disk_timeout_ms \($0 / 1_000_000)" } ?? "")
+    }
+}
+
+/// A crash or forced failover that strikes when the secondary's staged catch-up reaches
+/// `phase` (Simulation+Staging): staging into the journal, committing it, applying it.
+struct StagingFault: CustomStringConvertible {
+    enum Phase: CaseIterable { case journal, commit, apply }
+    enum Action { case crash(powerLoss: Bool), forcedFailover }
+    var phase: Phase
+    var action: Action
+    var description: String {
+        let what = switch action {
+        case let .crash(powerLoss): powerLoss ? "secondary power loss" : "secondary kill -9"
+        case .forcedFailover: "forced failover"
+        }
+        return "\(what) mid-\(phase)"
     }
 }
 
@@ -111,6 +143,8 @@ struct SimulationScenario: CustomStringConvertible {
         /// The connection is cut both ways; only one side (`primarySees`: the primary) learns
         /// it now, the other at its link liveness timeout (Simulation+Partition).
         case asymmetricPartition(primarySees: Bool)
+        /// Armed now, strikes when the secondary's staged catch-up is in the fault's phase.
+        case whileStaging(StagingFault)
 
         var description: String {
             switch self {
@@ -124,6 +158,7 @@ struct SimulationScenario: CustomStringConvertible {
             case let .diskErrors(role, errno): "\(role) disk \(errno == ENOSPC ? "ENOSPC" : "EIO")"
             case let .wire(tamper, toSecondary): "\(tamper) \(toSecondary ? "to the secondary" : "to the primary")"
             case let .asymmetricPartition(primarySees): "partition seen by the \(primarySees ? "primary" : "secondary") only"
+            case let .whileStaging(fault): "\(fault)"
             }
         }
     }
@@ -167,6 +202,12 @@ struct SimulationScenario: CustomStringConvertible {
     /// The chance that an asymmetric cut is followed by a forced failover while the link is
     /// half up (and, in half of those, by a second one).
     let promotionRacePerMille: UInt64
+    /// `staging_bytes`: the secondaries stage consistent catch-ups in a journal this large
+    /// (0: off), in half the seeds (Simulation+Staging).
+    let stagingBytesMax: UInt64
+    /// `mode: adaptive` (the stream async, the controller admitting each write sync or async),
+    /// in a quarter of the async seeds (Simulation+Adaptive).
+    let adaptive: AdaptiveModeController.Settings?
 
     /// Overlapping writes need the core's overlap rule (PrimaryNode serialises them).
     static let overlapSupported = true
@@ -178,6 +219,10 @@ struct SimulationScenario: CustomStringConvertible {
     static let wireFaultsEnabled = true
     /// The switch of asymmetric partitions and promotion races (Simulation+Partition).
     static let asymmetricPartitionsEnabled = true
+    /// The switch of the staging journal (Simulation+Staging).
+    static let stagingEnabled = true
+    /// The switch of adaptive mode (Simulation+Adaptive).
+    static let adaptiveEnabled = true
 
     /// `primaryRestart`: add a primary kill -9 (the restart-fault test needs one in every run;
     /// its control run has it too). Default: when `testingFault` is the restart fault.
@@ -188,7 +233,7 @@ struct SimulationScenario: CustomStringConvertible {
     /// checksum fault: always, payload flips only).
     init(seed: UInt64, testingFault: SimulationFault? = nil, overlapping: Bool? = nil, primaryRestart: Bool? = nil,
          tornWrites: Bool? = nil, stalls: Bool? = nil, diskTimeout: Bool? = nil, wireFaults: Bool? = nil,
-         partitions: Bool? = nil) {
+         partitions: Bool? = nil, staging: Bool? = nil, stagingFault: StagingFault? = nil, adaptive: Bool? = nil) {
         // Drawn from a stream of their own, so that the classes leave the rest of a seed's
         // scenario as it was.
         var ioRandom = SimRandom(seed: seed ^ 0x5710_7ED1_0000_0000)
@@ -244,7 +289,8 @@ struct SimulationScenario: CustomStringConvertible {
         let writesInFlightMax = Int(random.between(3, 32))
         primaryConfig = ReplicationPrimaryConfig(
             mode: mode, bufferBytesMax: bufferBlocks * Self.blockSizeBytes,
-            writesInFlightMax: writesInFlightMax, requestsWaitingMax: 16, flushesPendingMax: 16)
+            writesInFlightMax: writesInFlightMax, requestsWaitingMax: 16, flushesPendingMax: 16,
+            testingFault: testingFault == .switchToAsyncReleasesSyncWrites ? .switchToAsyncReleasesSyncWrites : nil)
         var secondaryFault: SecondaryTestingFault?
         if case let .secondary(fault) = testingFault { secondaryFault = fault }
         if testingFault == .claimsUpToDateBeforeConfirmed { secondaryFault = .claimsUpToDateBeforeConfirmed }
@@ -314,6 +360,32 @@ struct SimulationScenario: CustomStringConvertible {
             liveness = nil
             promotionRacePerMille = 0
         }
+        // The staging journal, from a stream of its own: in half the seeds, 1 to 24 records of
+        // one block (fewer of larger writes: some catch-ups outgrow it), and in half of those a
+        // crash or forced failover timed to a phase of a staged catch-up.
+        var stagingDraws = SimRandom(seed: seed ^ 0x57A6_5CE7_0000_0000)
+        let stagedSeed = stagingDraws.chance(perMille: 500)
+        let stagingFaultNeeded = testingFault == .stagedWritesReachTheVolume || testingFault == .promotionDropsCommittedJournal
+            || testingFault == .commitSkipsJournalSync
+        let staged = staging ?? (stagingFaultNeeded || (Self.stagingEnabled && stagedSeed))
+        stagingBytesMax = staged ? stagingDraws.between(1, 24) * 8192 : 0
+        let phase = StagingFault.Phase.allCases[Int(stagingDraws.below(3))]
+        let action: StagingFault.Action = switch stagingDraws.below(3) {
+        case 0: .crash(powerLoss: true)
+        case 1: .crash(powerLoss: false)
+        default: .forcedFailover
+        }
+        let faultAtNs = stagingDraws.below(workloadEndNs)
+        if staged, let chosen = stagingFault ?? (stagingDraws.chance(perMille: 500) ? StagingFault(phase: phase, action: action) : nil) {
+            faults.append((faultAtNs, .whileStaging(chosen)))
+        }
+        // Adaptive mode, from a stream of its own: a latency bound of 0.1–1 ms and a hysteresis
+        // of 0.2–3 ms (the simulated link's deliveries take 5 µs to 3 ms).
+        var adaptiveDraws = SimRandom(seed: seed ^ 0xADA9_7173_0000_0000)
+        let adaptiveSeed = adaptiveDraws.chance(perMille: 250)
+        let settings = AdaptiveModeController.Settings(latencyBoundNs: adaptiveDraws.between(100_000, 1_000_000),
+                                                       switchAfterNs: adaptiveDraws.between(200_000, 3_000_000))
+        self.adaptive = mode == .async && (adaptive ?? (Self.adaptiveEnabled && adaptiveSeed)) ? settings : nil
         self.faults = faults
     }
 
@@ -326,6 +398,8 @@ struct SimulationScenario: CustomStringConvertible {
             + (activityLog.map { ", activity log of \($0.extents) × \($0.extentBytes / Self.blockSizeBytes) blocks" } ?? "")
             + (compression ? ", lz4" : "")
             + (liveness.map { ", ping_timeout_ms \($0.timeoutNs / 1_000_000)" } ?? "")
+            + (stagingBytesMax > 0 ? ", staging_bytes \(stagingBytesMax / 1024) KiB" : "")
+            + (adaptive.map { ", adaptive (\($0.latencyBoundNs / 1000) µs, switch after \($0.switchAfterNs / 1000) µs)" } ?? "")
             + (testingFault.map { ", seeded fault: \($0)" } ?? "")
     }
 }

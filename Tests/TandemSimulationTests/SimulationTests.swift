@@ -257,6 +257,98 @@ final class NSLockLike: @unchecked Sendable {
 
     static let partitionSeeds: UInt64 = 200
 
+    // MARK: Adaptive mode (Simulation+Adaptive)
+
+    /// Adaptive mode in every async seed: the controller switches both ways, writes are
+    /// acknowledged while admitted sync, and every guarantee holds — none of them is lost by
+    /// a later switch to async and a crash or failover.
+    @Test func guaranteesHoldInAdaptiveMode() {
+        var switches = 0
+        var syncAcks = 0
+        var seeds = 0
+        let only = getenv("TANDEM_SIM_SEED").flatMap { UInt64(String(cString: $0)) }
+        for seed in only.map({ $0...$0 }) ?? UInt64(1)...Self.adaptiveSeeds {
+            let scenario = SimulationScenario(seed: seed, adaptive: true)
+            guard scenario.adaptive != nil else { continue }  // sync seeds
+            let simulation = Simulation(scenario: scenario)
+            let failure = simulation.run()
+            #expect(failure == nil, "\(failure!)")
+            if failure != nil { break }
+            seeds += 1
+            switches += simulation.modeSwitches
+            syncAcks += simulation.syncAdmittedAcks
+        }
+        print("simulation: \(seeds) adaptive seeds: \(switches) mode switches, \(syncAcks) writes acknowledged while admitted sync")
+        #expect(switches > 100 && syncAcks > 300, "adaptive mode too rarely exercised: \(switches) switches, \(syncAcks) sync acks")
+    }
+
+    static let adaptiveSeeds: UInt64 = 300
+
+    /// A switch to async that releases the sync writes still waiting for the peer: they are
+    /// acknowledged at their local completion, and a copy claimed Consistent lacks them.
+    @Test func checkerCatchesASwitchToAsyncThatReleasesSyncWrites() {
+        let caught = firstFailure(with: .switchToAsyncReleasesSyncWrites, adaptive: true) {
+            $0.message.contains("acknowledged while admitted sync is missing")
+        }
+        #expect(caught != nil, "the checker never noticed sync writes released by a switch in \(Self.faultSeeds) seeds")
+    }
+
+    // MARK: Staged catch-up (Simulation+Staging)
+
+    /// With the staging journal in every seed and a crash or forced failover timed to each
+    /// phase of a staged catch-up in half of them, every guarantee and staging check holds,
+    /// and the journal is committed, applied, replayed after crashes and dropped at promotions.
+    @Test func guaranteesHoldThroughStagedCatchUps() {
+        var counts = (staged: 0, commits: 0, applies: 0, replays: 0, discards: 0, faults: 0)
+        let only = getenv("TANDEM_SIM_SEED").flatMap { UInt64(String(cString: $0)) }
+        for seed in only.map({ $0...$0 }) ?? UInt64(1)...Self.stagingSeeds {
+            let simulation = Simulation(scenario: SimulationScenario(seed: seed, staging: true))
+            let failure = simulation.run()
+            #expect(failure == nil, "\(failure!)")
+            if failure != nil { break }
+            counts.staged += simulation.stagedWrites
+            counts.commits += simulation.commitsStored
+            counts.applies += simulation.appliesCompleted
+            counts.replays += simulation.stagingReplays
+            counts.discards += simulation.stagingDiscards
+            counts.faults += simulation.stagingFaultsFired
+        }
+        print("simulation: \(Self.stagingSeeds) staging seeds: \(counts.staged) staged writes, \(counts.commits) commits, \(counts.applies) applies, \(counts.replays) replays, \(counts.discards) journals dropped at a promotion, \(counts.faults) faults timed to a staging phase")
+        #expect(counts.commits > 50 && counts.applies > 50 && counts.replays > 5 && counts.discards > 5 && counts.faults > 20,
+                "staged catch-ups too rarely exercised: \(counts)")
+    }
+
+    static let stagingSeeds: UInt64 = 300
+
+    /// A driver that writes staged writes through to the volume: the volume changes under an
+    /// uncommitted catch-up (a promotion or crash now would expose a half-caught-up image).
+    @Test func checkerCatchesStagedWritesThatReachTheVolume() {
+        let caught = firstFailure(with: .stagedWritesReachTheVolume, staging: true) {
+            $0.message.contains("changed while its catch-up is staged")
+        }
+        #expect(caught != nil, "the checker never noticed staged writes on the volume in \(Self.faultSeeds) seeds")
+    }
+
+    /// Decision (b): the primary called the peer UpToDate at SyncComplete; a promotion after
+    /// the commit that drops the journal loses the catch-up.
+    @Test func checkerCatchesAPromotionThatDropsACommittedJournal() {
+        let caught = firstFailure(with: .promotionDropsCommittedJournal, staging: true,
+                                  stagingFault: StagingFault(phase: .commit, action: .forcedFailover)) {
+            $0.message.contains("promoted after its journal's commit")
+        }
+        #expect(caught != nil, "the checker never noticed a promotion that dropped a committed journal in \(Self.faultSeeds) seeds")
+    }
+
+    /// A commit whose record is stored before the journal is synced: a power loss then loses
+    /// records the committed record names, and the replay finds them missing.
+    @Test func checkerCatchesACommitThatSkipsTheJournalSync() {
+        let caught = firstFailure(with: .commitSkipsJournalSync, staging: true,
+                                  stagingFault: StagingFault(phase: .apply, action: .crash(powerLoss: true))) {
+            $0.message.contains("journal bytes its staging journal does not hold")
+        }
+        #expect(caught != nil, "the checker never noticed a commit without the journal's sync in \(Self.faultSeeds) seeds")
+    }
+
     static let faultSeeds: UInt64 = 400
     /// Seeds at least that a seeded fault runs with its fault class switched off.
     static let classOffSeeds: UInt64 = 100
@@ -284,16 +376,19 @@ final class NSLockLike: @unchecked Sendable {
     static let timeoutSeeds: UInt64 = 300
 
     private func firstFailure(with fault: SimulationFault, overlapping: Bool? = nil, seeds: ClosedRange<UInt64>? = nil,
-                              tornWrites: Bool? = nil, stalls: Bool? = nil,
+                              tornWrites: Bool? = nil, stalls: Bool? = nil, staging: Bool? = nil,
+                              stagingFault: StagingFault? = nil, adaptive: Bool? = nil,
                               matches: (SimulationFailure) -> Bool) -> SimulationFailure? {
         let restart = fault == .restartForgetsUnconfirmedWrites || fault == .activityLogReleasesAtLocalCompletion
             || fault == .activityLogEvictsBeforePagesPersisted
         for seed in seeds ?? UInt64(1)...Self.faultSeeds {
             let scenario = SimulationScenario(seed: seed, testingFault: fault, overlapping: overlapping, primaryRestart: restart,
-                                              tornWrites: tornWrites, stalls: stalls)
+                                              tornWrites: tornWrites, stalls: stalls, staging: staging, stagingFault: stagingFault,
+                                              adaptive: adaptive)
             guard let failure = Simulation(scenario: scenario).run(), matches(failure) else { continue }
             let control = SimulationScenario(seed: seed, testingFault: nil, overlapping: overlapping, primaryRestart: restart,
-                                             tornWrites: tornWrites, stalls: stalls)
+                                             tornWrites: tornWrites, stalls: stalls, staging: staging, stagingFault: stagingFault,
+                                             adaptive: adaptive)
             if let controlFailure = Simulation(scenario: control).run() {
                 Issue.record("seed \(seed) fails without the fault too: \(controlFailure)")
                 return nil
@@ -391,6 +486,6 @@ extension Simulation {
     var summary: String {
         "seed \(scenario.seed): \(step) steps, \(requestsIssued) requests (\(requestsAnswered) answered), "
             + "\(sessionsStarted) primary sessions, \(restarts) restarts, \(failovers) failovers, \(copiesCompleted) copies (\(copiesInterrupted) interrupted), \(aheadEntered) times Ahead, \(catchUpsStarted) catch-ups (\(catchUpsFromSealedBitmap) restarts from a sealed bitmap, \(catchUpsFromActivityLog) crash restarts from the activity log, \(catchUpsFromBitmapPages) counting bitmap pages), \(verifiesStarted) verifies (\(verifyBytesChecked / SimulationScenario.blockSizeBytes) blocks compared), \(plannedFailoversStranded) stranded planned failovers, "
-            + "\(impostors) impostors, \(partitionsHealed) partitions healed (\(splitBrainsFound) split brains), \(partitionsCut) asymmetric cuts (\(partitionTimeouts) ended by liveness, \(promotionRaces) promotion races), \(diskErrors) disk errors, \(diskStalls) disk stalls (\(diskTimeouts) timed out), \(nodes.map(\.disk.tornWriteCount).reduce(0, +)) torn writes, \(linkCount) connections, \(wireTampered) frames tampered (\(wireRefused) refused, \(wireNotRestored) never restored), \(wireCompressedFrames) LZ4 frames, \(stepsInSync) steps in sync; \(scenario)"
+            + "\(impostors) impostors, \(partitionsHealed) partitions healed (\(splitBrainsFound) split brains), \(partitionsCut) asymmetric cuts (\(partitionTimeouts) ended by liveness, \(promotionRaces) promotion races), \(diskErrors) disk errors, \(diskStalls) disk stalls (\(diskTimeouts) timed out), \(nodes.map(\.disk.tornWriteCount).reduce(0, +)) torn writes, \(linkCount) connections, \(wireTampered) frames tampered (\(wireRefused) refused, \(wireNotRestored) never restored), \(wireCompressedFrames) LZ4 frames, \(stagedWrites) staged writes (\(commitsStored) commits, \(appliesCompleted) applies, \(stagingReplays) replays, \(stagingDiscards) dropped, \(stagingFaultsFired) staging faults), \(modeSwitches) mode switches (\(syncAdmittedAcks) sync-admitted acks), \(stepsInSync) steps in sync; \(scenario)"
     }
 }

@@ -22,10 +22,12 @@ public struct ReplicationPrimaryConfig: Sendable, Hashable {
     public var requestsWaitingMax: Int
     /// Admitted FLUSH requests not yet acknowledged.
     public var flushesPendingMax: Int
+    /// Only for the simulator's seeded-fault tests (nil in production).
+    public var testingFault: PrimaryStreamTestingFault?
 
     public init(
         mode: ReplicationAckMode, bufferBytesMax: UInt64 = 256 << 20, writesInFlightMax: Int = 4096,
-        requestsWaitingMax: Int = 1024, flushesPendingMax: Int = 256
+        requestsWaitingMax: Int = 1024, flushesPendingMax: Int = 256, testingFault: PrimaryStreamTestingFault? = nil
     ) {
         precondition(bufferBytesMax > 0 && writesInFlightMax > 0 && requestsWaitingMax > 0)
         precondition(flushesPendingMax > 0)
@@ -34,7 +36,15 @@ public struct ReplicationPrimaryConfig: Sendable, Hashable {
         self.writesInFlightMax = writesInFlightMax
         self.requestsWaitingMax = requestsWaitingMax
         self.flushesPendingMax = flushesPendingMax
+        self.testingFault = testingFault
     }
+}
+
+/// A deliberately wrong primary stream, only for proving that the simulator's checker fails.
+public enum PrimaryStreamTestingFault: Sendable, Hashable {
+    /// Adaptive mode's switch to async also turns the sync writes still waiting for the peer
+    /// into async ones: they are acknowledged at their local completion, without the peer.
+    case switchToAsyncReleasesSyncWrites
 }
 
 /// Deliberately wrong behaviours, only for proving that the simulator's checker can fail.

@@ -134,7 +134,11 @@ public struct ReplicationPrimary: Sendable {
     }
 
     /// Adaptive mode: writes and flushes admitted from now on are acknowledged as `mode` says.
-    public mutating func admit(as mode: ReplicationAckMode) { admitsSync = mode == .sync }
+    public mutating func admit(as mode: ReplicationAckMode) {
+        admitsSync = mode == .sync
+        guard !admitsSync, config.testingFault == .switchToAsyncReleasesSyncWrites else { return }
+        for index in 0..<writes.count where !writes[index].acknowledged { writes[index].sync = false }
+    }
 
     /// The DataAck latencies gathered since the last call: their count and the highest.
     public mutating func takePeerAckLatency() -> (samples: Int, maxNs: UInt64) {

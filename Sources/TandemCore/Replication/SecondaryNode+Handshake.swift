@@ -86,6 +86,7 @@ extension SecondaryNode {
     mutating func endLink(nowNs: UInt64, into actions: inout [SecondaryNodeAction]) {
         link = .none
         nextProbeNs = nowNs + config.probeQuietNs  // a quiet period counts from the link's end
+        dropHeldDigests()
         if failoverPending {
             failoverPending = false
             actions.append(.failoverAnswered(demoted: false))

@@ -38,6 +38,12 @@ struct SecondaryStaging: Sendable {
     /// The primary demoted for a planned failover while a commit was under way: the answer
     /// waits until the journal is applied and forgotten (or the disk fails).
     var failoverAnswerHeld = false
+    /// The journal applied was a no-room commit's: while its record is being forgotten
+    /// (`clearing`) the volume holds part of the catch-up, not a consistent image.
+    var appliedNoRoom = false
+    /// Verify's digest reads asked while a commit or apply is under way: the volume is not yet
+    /// the image the primary verifies against, so they are read once the journal is forgotten.
+    var digestsHeld: [(offsetBytes: UInt64, lengthBytes: UInt64)] = []
 
     init(record: ReplicationRecord) {
         guard let staged = record.staging else { return }
@@ -59,7 +65,8 @@ struct SecondaryStaging: Sendable {
     var keepsConsistent: Bool {
         switch phase {
         case .off: return false
-        case .staging, .clearing: return true
+        case .staging: return true
+        case .clearing: return !appliedNoRoom
         case .draining(let noRoom), .committing(let noRoom), .applying(let noRoom): return !noRoom
         }
     }
@@ -67,6 +74,16 @@ struct SecondaryStaging: Sendable {
 
 extension SecondaryNode {
     public var isStaging: Bool { staging.phase != .off }
+
+    /// The copy says Consistent for a catch-up it stages (or will, once the session proves
+    /// itself) that is not complete: it lacks that catch-up, so it must not take over as the
+    /// holder of every write in a planned failover (the primary's drain does not wait for a
+    /// copy).
+    var stagesIncompleteCatchUp: Bool {
+        if staging.phase == .staging { return true }
+        guard let unproven, confirmedThrough == nil else { return false }
+        return willStage(replacedConsistent: unproven.machine.isConsistent || consistentAtRest)
+    }
 
     /// Journal bytes staged so far (status).
     public var stagedBytes: UInt64 { staging.phase == .off ? 0 : staging.endBytes }
@@ -187,23 +204,34 @@ extension SecondaryNode {
         case .clearing:
             guard stored.staging == nil else { return }
             let answerHeld = staging.failoverAnswerHeld
+            let digests = staging.digestsHeld
             staging = SecondaryStaging(record: stored)
             releaseHeld(into: &actions)
+            for digest in digests { actions.append(.readForDigest(offsetBytes: digest.offsetBytes, lengthBytes: digest.lengthBytes)) }
             if answerHeld { actions.append(.failoverAnswered(demoted: true)) }
         case .off, .staging, .draining, .applying:
             return
         }
     }
 
+    /// The link ended: digest reads held for it are not answered.
+    mutating func dropHeldDigests() {
+        for digest in staging.digestsHeld {
+            if let index = digestRegionsInFlight.firstIndex(of: digest.offsetBytes) { digestRegionsInFlight.remove(at: index) }
+        }
+        staging.digestsHeld.removeAll()
+    }
+
     /// The driver applied the journal and flushed the volume.
     mutating func stagingApplied(errno: Int32, nowNs: UInt64, into actions: inout [SecondaryNodeAction]) {
-        guard case .applying = staging.phase else { return }
+        guard case .applying(let noRoom) = staging.phase else { return }
         guard errno == 0 else {
             return fail(SecondaryDiskFault(operation: "staging apply", errno: errno), nowNs: nowNs, into: &actions)
         }
         actions.append(.notice(.stagingApplied(bytes: record.staging?.journalBytes ?? 0)))
         record.staging = nil
         staging.phase = .clearing
+        staging.appliedNoRoom = noRoom
         writeRecord(into: &actions)
     }
 

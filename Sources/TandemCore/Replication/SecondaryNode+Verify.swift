@@ -18,6 +18,9 @@ extension SecondaryNode {
         }
         digestRegionsInFlight.append(offset)
         lastDigestRequestNs = nowNs
+        // After a staged catch-up's SyncComplete the journal is committed and applied before
+        // the volume holds what the primary verifies: the read waits (SecondaryNode+Staging).
+        if staging.phase != .off { return staging.digestsHeld.append((offset, length)) }
         actions.append(.readForDigest(offsetBytes: offset, lengthBytes: length))
     }
 }

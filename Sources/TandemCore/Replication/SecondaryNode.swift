@@ -235,7 +235,14 @@ public struct SecondaryNode: Sendable {
                 failoverPending = false
                 // A commit under way finishes first: the promotion must find the catch-up
                 // on the volume, not a journal it would drop (SecondaryNode+Staging).
-                if staging.holds { staging.failoverAnswerHeld = true } else { actions.append(.failoverAnswered(demoted: true)) }
+                if staging.holds {
+                    staging.failoverAnswerHeld = true
+                } else {
+                    // A catch-up this copy stages is not on it before its SyncComplete (the
+                    // drain does not wait for the copy): it must not take over as the holder of
+                    // every write; the operator decides, as for an Inconsistent copy.
+                    actions.append(.failoverAnswered(demoted: !stagesIncompleteCatchUp))
+                }
             }
         case .unexpected(let type):
             guard link == .established, machine.isConnected else { break }

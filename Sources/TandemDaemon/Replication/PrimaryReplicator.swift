@@ -22,6 +22,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         var submittedNs: UInt64 = 0
         /// The hand-over's trace stamp (writes, while the trace is enabled).
         var traceStamp = TraceStamp.none
+        /// `mode: adaptive`: the write was admitted to be acknowledged after the peer applied
+        /// it (it counts in the replicated-write latency histogram, as sync mode's writes do).
+        var admittedSync = false
     }
 
     static let chunkBytes = 1 << 20
@@ -306,7 +309,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     private func answer(_ id: RequestID, errno: Int32) {
         let index = Int(id)
         guard let mutation = requests[index].mutation else { preconditionFailure("request \(id) answered twice") }
-        if mutation.kind == .write && errno == 0 && spec.mode == .sync {
+        if mutation.kind == .write && errno == 0 && (spec.mode == .sync || requests[index].admittedSync) {
             counters.replicatedWriteLatency.record(since: requests[index].submittedNs)
         }
         if trace.enabled && requests[index].traceStamp.isSet {
@@ -351,11 +354,22 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         performing = false
     }
 
+    /// Adaptive mode: how the node admitted a request's write (its admission happens in the
+    /// event that emits the write, after the mode controller's switch for that event).
+    private func noteAdmissionMode(_ write: LocalWrite) {
+        guard spec.mode == .adaptive, case .request(let id) = write.source, node.effectiveMode == .sync else { return }
+        requests[Int(id)].admittedSync = true
+    }
+
     private func execute(_ action: PrimaryNodeAction) {
         switch action {
         case let .answer(id, errno): answer(id, errno: errno)
-        case let .writeLocal(write): writeLocal(write)
-        case let .holdLocalWrite(write): writeLocal(write, issue: false)
+        case let .writeLocal(write):
+            noteAdmissionMode(write)
+            writeLocal(write)
+        case let .holdLocalWrite(write):
+            noteAdmissionMode(write)
+            writeLocal(write, issue: false)
         case let .issueLocalWrite(sequence): submitLocalIO(retained.slot(sequence))
         case let .writeActivityLog(number, extents, bases, flushVolumeFirst, bitmapPagesCount):
             writeActivityLog(number, extents: extents, bases: bases, flushVolumeFirst: flushVolumeFirst,

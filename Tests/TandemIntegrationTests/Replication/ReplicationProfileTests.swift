@@ -77,7 +77,9 @@ extension Replication {
     // MARK: adaptive
 
     @Test func aStalledLinkSwitchesToAsyncAndBackAndNoWriteAnsweredSyncIsLost() throws {
-        let (pair, proxy) = try Self.makePair(mode: "adaptive", settings: ["adaptive_latency_ms": 50, "adaptive_switch_ms": 300])
+        let alphaMetrics = "127.0.0.1:\(try ReplicatedPair.freePort())"
+        let (pair, proxy) = try Self.makePair(mode: "adaptive", settings: ["adaptive_latency_ms": 50, "adaptive_switch_ms": 300],
+                                              alphaArguments: ["--metrics-listen", alphaMetrics])
         let start = try pair.status(pair.alpha)
         #expect(start["effective_mode"] as? String == "sync" && Self.adaptive(start)["switches"] as? Int == 0, "\(start)")
         let events = try EventWatch(pair.alpha)
@@ -85,6 +87,10 @@ extension Replication {
         let writer = TimedWriter(socket: pair.nbdSocket(pair.alpha), blocks: 0..<12_288)
         writer.start()
         try writer.waitFor(count: 200, timeoutSeconds: 60)
+        // Admitted sync, they count in the replicated-write latency histogram as sync mode's do.
+        let replicated = try MetricsScrape.scrape(alphaMetrics)
+            .value("tandem_replicated_write_latency_seconds_count", ["resource": ReplicatedPair.resource])
+        #expect(replicated >= 200, "\(replicated) writes in the replicated-write latency histogram")
 
         // The link stalls: the write in flight waits for the peer; 50 + 300 ms later writes go async.
         proxy.stall([.toTarget])
