@@ -42,6 +42,7 @@ extension ResourceSpec {
         try parseProfile(&reader, into: &spec)
         try parseMetadata(&reader, into: &spec)
         try parseStaging(&reader, into: &spec)
+        try parseGroup(&reader, into: &spec)
         if let nbd = try reader.optionalObject("nbd") {
             spec.nbd = try parseNBD(nbd, defaultSocket: spec.nbd.socket)
         }
@@ -248,6 +249,7 @@ extension ResourceSpec {
         if let sizeBytes { fields["size_bytes"] = .int(Int64(clamping: sizeBytes)) }
         if let peer { fields["peer"] = .object(["name": .string(peer.name), "address": .string(peer.address)]) }
         profileFields(into: &fields)
+        if let group { fields["group"] = .string(group) }
         return fields
     }
 }

@@ -116,6 +116,13 @@ public struct ResourceSpec: Sendable, Equatable {
     public var rpoTargetMs: UInt32?
     /// `rpo_pacing_max_ms`: the longest pacing delays one write.
     public var rpoPacingMaxMs: UInt32 = ResourceSpec.rpoPacingMaxMsDefault
+
+    // Consistency groups (issue 16 §3, docs/groups.md).
+    /// `group`: the consistency group this resource belongs to (nil: none). Its members
+    /// share one epoch sequence; fixed at `create`.
+    public var group: String?
+    /// The group's id on the wire (0: no group).
+    public var groupID: UInt64 { group.map(ConsistencyGroup.id(ofName:)) ?? 0 }
     public static let adaptiveLatencyMsDefault: UInt32 = 50
     public static let adaptiveSwitchMsDefault: UInt32 = 500
     public static let rpoPacingMaxMsDefault: UInt32 = 100

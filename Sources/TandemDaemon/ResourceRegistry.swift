@@ -168,6 +168,12 @@ final class ResourceRegistry: @unchecked Sendable {
         if let other = resources.values.first(where: { $0.spec.nbd.socket == spec.nbd.socket || $0.spec.volume == spec.volume }) {
             throw ControlError(.exists, "resource '\(other.spec.name)' already uses this volume or NBD socket")
         }
+        // groups: a group's members share their peer and mode (docs/groups.md).
+        for other in resources.values {
+            if let conflict = spec.groupConflict(with: other.spec) {
+                throw ControlError(.invalidArgument, "argument 'group': \(conflict)")
+            }
+        }
         var spec = spec
         if let extents = spec.alExtents, extents != 0 {
             // One request may touch this many extents, all of which must fit in the log at once.

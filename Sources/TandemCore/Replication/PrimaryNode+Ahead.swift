@@ -125,6 +125,7 @@ extension PrimaryNode {
         (session, basis) = pending
         isAhead = false
         primary = ReplicationPrimary(config: config.primary)
+        startGroupNumbering()
         applyAdmissionMode()
         releasedThrough = 0
         peerInconsistentThroughEpoch = nil

@@ -22,6 +22,9 @@ public struct ReplicationPrimaryConfig: Sendable, Hashable {
     public var requestsWaitingMax: Int
     /// Admitted FLUSH requests not yet acknowledged.
     public var flushesPendingMax: Int
+    /// Consistency group (docs/groups.md): the group's id, 0 when the resource is in none.
+    /// A member's epochs are the group's epochs, so its stream may skip epoch numbers.
+    public var groupID: UInt64 = 0
 
     public init(
         mode: ReplicationAckMode, bufferBytesMax: UInt64 = 256 << 20, writesInFlightMax: Int = 4096,
@@ -65,6 +68,9 @@ public struct ReplicationSecondaryConfig: Sendable, Hashable {
     /// …or once this many bytes completed since the last flush.
     public var groupCommitBytesMax: UInt64
     public var testingFault: SecondaryTestingFault?
+    /// Consistency group (docs/groups.md): the group's id, 0 when the resource is in none.
+    /// The primary's epochs are then the group's: they may skip numbers.
+    public var groupID: UInt64 = 0
 
     public init(
         diskDrain: DiskDrain = .drain, queuedBytesMax: UInt64 = 256 << 20,

@@ -65,6 +65,8 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
     case digests = 24
     /// Online resize (protocol 5): the primary's request and the secondary's answer.
     case resize = 28
+    /// Consistency groups (docs/groups.md): a group epoch is closed for this member.
+    case groupBarrier = 27
 
     /// The body length a frame of this type may have: exact for fixed-size messages, an
     /// upper bound (checked at the header, before any body is buffered) for the others.
@@ -74,7 +76,7 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
             return WireHello.fixedBytes...(WireHello.fixedBytes + 2 * WireFormat.maxNameBytes + WireNodeGenerations.bytes)
         case .helloReply: return WireHelloReply.fixedBytes...(WireHelloReply.fixedBytes + WireFormat.maxReasonBytes)
         case .data: return (WireFormat.dataFixedBytes + 1)...WireFormat.maxBodyBytes
-        case .epochBarrier, .dataAck, .replicaHello, .digestRequest: return 16...16
+        case .epochBarrier, .dataAck, .replicaHello, .digestRequest, .groupBarrier: return 16...16
         case .digests: return 32...32
         case .resize: return WireResize.bodyBytes...WireResize.bodyBytes
         case .durableAck, .flushRequest, .ping, .pong, .resendComplete, .syncComplete, .failoverRequest, .demoted:

@@ -232,6 +232,9 @@ public enum WireMessage: Equatable, Sendable {
     /// Online resize (protocol 5): primary → secondary the request, secondary → primary the
     /// answer (WireResize).
     case resize(WireResize)
+    /// Consistency group (docs/groups.md), primary → secondary: group epoch `epoch` of the
+    /// group `groupID` is closed for this member (none of its writes of an epoch ≤ it follows).
+    case groupBarrier(groupID: UInt64, epoch: UInt64)
 
     public var type: WireMessageType {
         switch self {
@@ -252,6 +255,7 @@ public enum WireMessage: Equatable, Sendable {
         case .digestRequest: return .digestRequest
         case .digests: return .digests
         case .resize: return .resize
+        case .groupBarrier: return .groupBarrier
         }
     }
 }

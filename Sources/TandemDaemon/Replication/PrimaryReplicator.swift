@@ -162,6 +162,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             resyncRateMinBytesPerSecond: spec.resyncRateMinBytesPerSecond, activityLog: activityLog,
             periodNs: Self.periodNs(spec))
         Self.applyProfile(spec, to: &config)
+        config.primary.groupID = spec.groupID  // consistency group (docs/groups.md)
         node = PrimaryNode(config: config, session: UInt64.random(in: 1...UInt64.max), basis: basis,
                            trackedBitmap: trackedBitmap)
         // The store holds what the node holds: never more writes, never more bytes.
@@ -377,6 +378,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
                 done()
             }
         case let .notice(notice): noticed(notice)
+        case let .groupEpochClosed(epoch): context.groups.primaryClosed(epoch, by: self)
         }
     }
 

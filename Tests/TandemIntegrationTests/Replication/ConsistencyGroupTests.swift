@@ -1,0 +1,204 @@
+// Consistency groups end to end (issue 16 §3, docs/groups.md): two resources of one group
+// under async, a dependent-write chain that alternates between their volumes (record i goes
+// to volume i mod 2, each write only after the previous was acknowledged; records carry
+// their index), and a kill -9 at a random point — of the secondary daemon, or of the
+// primary followed by a forced failover of both members. The secondaries must hold a
+// gap-free prefix of the chain across both volumes. Member g0's link runs through a proxy
+// capped far below the chain's rate, so g0's secondary lags g1's: without the group barrier
+// g1's volume runs ahead and the kill leaves a gap (the control test shows the check sees
+// it with the same chain on two resources in no group).
+import Foundation
+import Testing
+
+extension Replication {
+@Suite struct ConsistencyGroupTests {
+    static let members = ["g0", "g1"]
+    static let volumeBytes = 16 << 20
+    static let recordMagic: [UInt8] = Array("TNDMCHN1".utf8)
+    /// g0's link: 1 MiB/s, a quarter of what the chain writes, so g0's secondary lags.
+    static let cappedBytesPerSecond = 1 << 20
+
+    @Test func killingTheSecondaryLeavesAGapFreePrefixAcrossTheGroup() throws {
+        let setup = try Self.start(group: "db")
+        let written = try Self.writeChain(setup, records: Int.random(in: 600...1600))
+        setup.pair.beta.crash()
+        let held = try Self.heldRecords(setup.pair.beta, written: written)
+        let prefix = Self.prefixLength(held)
+        #expect(held.count == prefix, "a gap: records \(Self.gapSummary(held, prefix: prefix)) of \(written)")
+        #expect(prefix > 0 && prefix < written, "the kill fell inside the stream: \(prefix) of \(written) held")
+
+        // Restarted, the secondaries catch up to the whole chain.
+        try setup.pair.beta.start()
+        for name in Self.members { try Self.waitInSync(setup.pair, name) }
+        let all = try Self.heldRecords(setup.pair.beta, written: written)
+        #expect(all.count == written && Self.prefixLength(all) == written, "after the restart: \(all.count) of \(written)")
+    }
+
+    @Test func killingThePrimaryThenFailingOverLeavesAGapFreePrefixAcrossTheGroup() throws {
+        let setup = try Self.start(group: "db")
+        let written = try Self.writeChain(setup, records: Int.random(in: 600...1600))
+        setup.pair.alpha.crash()
+        setup.proxy.cut()
+        for name in Self.members {
+            let reply = try setup.pair.beta.control().request("failover", ["name": name, "force": true])
+            try setup.pair.expectOK(reply)
+        }
+        let held = try Self.heldRecords(setup.pair.beta, written: written)
+        let prefix = Self.prefixLength(held)
+        #expect(held.count == prefix, "a gap: records \(Self.gapSummary(held, prefix: prefix)) of \(written)")
+        #expect(prefix > 0 && prefix < written, "the kill fell inside the stream: \(prefix) of \(written) held")
+    }
+
+    /// The check sees a gap when the barrier is missing: the same chain over two resources
+    /// in no group (each replicates on its own; g1's secondary runs ahead of g0's).
+    @Test func withoutAGroupTheSameKillLeavesAGap() throws {
+        let setup = try Self.start(group: nil)
+        let written = try Self.writeChain(setup, records: Int.random(in: 600...1600))
+        setup.pair.beta.crash()
+        let held = try Self.heldRecords(setup.pair.beta, written: written)
+        #expect(held.count > Self.prefixLength(held), "no gap without a group: \(held.count) held, of \(written)")
+    }
+
+    @Test func aMemberWithAnotherPeerOrModeIsRefused() throws {
+        let pair = try ReplicatedPair(sizeBytes: Self.volumeBytes)
+        try Self.create(pair, on: pair.alpha, name: "g0", role: "primary", peer: ("beta", pair.betaAddress), group: "db")
+        let otherMode = try pair.alpha.control().request("create", Self.arguments(
+            pair, on: pair.alpha, name: "g1", role: "primary", peer: ("beta", pair.betaAddress), group: "db", mode: "sync"))
+        #expect(otherMode["error"] as? String == "invalid-argument", "\(otherMode)")
+        #expect((otherMode["message"] as? String ?? "").contains("group 'db'"), "\(otherMode)")
+        let otherPeer = try pair.alpha.control().request("create", Self.arguments(
+            pair, on: pair.alpha, name: "g1", role: "primary", peer: ("gamma", pair.betaAddress), group: "db"))
+        #expect(otherPeer["error"] as? String == "invalid-argument", "\(otherPeer)")
+        let list = try pair.alpha.control().request("status", ["name": "g1"])
+        #expect(list["ok"] as? Bool != true, "nothing was created: \(list)")
+    }
+
+    // MARK: Setup
+
+    struct Setup {
+        let pair: ReplicatedPair
+        let proxy: LinkProxy
+    }
+
+    /// Both members on both nodes (g0 through a capped proxy), enabled and in sync.
+    static func start(group: String?) throws -> Setup {
+        let pair = try ReplicatedPair(sizeBytes: volumeBytes)
+        let proxy = try LinkProxy(target: pair.betaAddress)
+        for name in members {
+            try create(pair, on: pair.beta, name: name, role: "secondary", peer: ("alpha", pair.alphaAddress), group: group)
+        }
+        try create(pair, on: pair.alpha, name: "g0", role: "primary", peer: ("beta", proxy.address), group: group)
+        try create(pair, on: pair.alpha, name: "g1", role: "primary", peer: ("beta", pair.betaAddress), group: group)
+        for daemon in [pair.beta, pair.alpha] {
+            for name in members { try pair.expectOK(try daemon.control().request("enable", ["name": name])) }
+        }
+        for name in members { try waitInSync(pair, name) }
+        if group != nil {
+            let status = try pair.expectOK(try pair.alpha.control().request("status", ["name": "g1"]))
+            #expect(status["group"] as? String == group, "\(status)")
+            #expect((status["group_epochs"] as? JSONObject)?["members"] as? Int == 2, "\(status)")
+        }
+        proxy.capBytesPerSecond(cappedBytesPerSecond, [.toTarget])
+        return Setup(pair: pair, proxy: proxy)
+    }
+
+    static func arguments(_ pair: ReplicatedPair, on daemon: DaemonProcess, name: String, role: String,
+                          peer: (String, String), group: String?, mode: String = "async") -> [String: Any] {
+        var arguments: [String: Any] = [
+            "name": name, "volume": daemon.directory.file("\(name).vol"), "size_bytes": volumeBytes, "role": role,
+            "peer": ["name": peer.0, "address": peer.1], "mode": mode, "initial_sync": "none",
+            "nbd": ["socket": daemon.directory.file("\(name).nbd")],
+        ]
+        if let group { arguments["group"] = group }
+        return arguments
+    }
+
+    static func create(_ pair: ReplicatedPair, on daemon: DaemonProcess, name: String, role: String,
+                       peer: (String, String), group: String?) throws {
+        try pair.expectOK(try daemon.control().request("create", arguments(
+            pair, on: daemon, name: name, role: role, peer: peer, group: group)))
+    }
+
+    static func waitInSync(_ pair: ReplicatedPair, _ name: String) throws {
+        try waitFor(pair.alpha, name, "\(name) connected with an UpToDate peer") {
+            $0["connection_state"] as? String == "Connected" && $0["peer_disk_state"] as? String == "UpToDate"
+                && $0["lag_bytes"] as? Int == 0
+        }
+    }
+
+    /// Status of `name` after every event (and the stream's one-a-second heartbeat) until
+    /// `condition` holds.
+    static func waitFor(_ daemon: DaemonProcess, _ name: String, _ what: String, timeoutSeconds: Double = 120,
+                        _ condition: (JSONObject) -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        let events = try daemon.control()
+        try events.sendLine(Array(#"{"id": 0, "cmd": "events"}"#.utf8))
+        _ = try events.readReply()
+        while true {
+            let status = try daemon.control().request("status", ["name": name])
+            if status["ok"] as? Bool == true, condition(status) { return }
+            guard Date() < deadline else { throw HarnessError("timed out waiting for \(what): \(status)\n" + daemon.logTail()) }
+            _ = try events.readReply()
+        }
+    }
+
+    // MARK: The chain
+
+    /// Record i: the magic, i (little-endian), then bytes derived from i.
+    static func record(_ index: Int) -> [UInt8] {
+        var bytes = recordMagic
+        withUnsafeBytes(of: UInt64(index).littleEndian) { bytes += $0 }
+        bytes += (0..<(4096 - bytes.count)).map { UInt8(truncatingIfNeeded: index &* 31 &+ $0) }
+        return bytes
+    }
+
+    static func place(_ index: Int) -> (member: Int, offsetBytes: UInt64) { (index % 2, UInt64(index / 2) * 4096) }
+
+    /// Writes records 0..<records, each after the previous one's acknowledgement; returns
+    /// how many were acknowledged.
+    static func writeChain(_ setup: Setup, records: Int) throws -> Int {
+        let clients = try members.map {
+            try RawNBDClient.transmitting(socketPath: setup.pair.alpha.directory.file("\($0).nbd"), exportName: $0)
+        }
+        defer { clients.forEach { $0.disconnect() } }
+        for index in 0..<records {
+            let (member, offset) = place(index)
+            try clients[member].write(offset: offset, data: record(index))
+        }
+        return records
+    }
+
+    /// The records of the chain found on `daemon`'s volumes (read from the files).
+    static func heldRecords(_ daemon: DaemonProcess, written: Int) throws -> Set<Int> {
+        let volumes = try members.map { name -> Data in
+            let path = daemon.directory.file("\(name).vol")
+            guard let data = FileManager.default.contents(atPath: path) else { throw HarnessError("cannot read \(path)") }
+            return data
+        }
+        var held = Set<Int>()
+        for index in 0..<written {
+            let (member, offset) = place(index)
+            let block = [UInt8](volumes[member][Int(offset)..<Int(offset) + 4096])
+            if block == record(index) {
+                held.insert(index)
+            } else if block.contains(where: { $0 != 0 }) {
+                throw HarnessError("record \(index) is neither written nor zero on \(members[member])")
+            }
+        }
+        return held
+    }
+
+    /// How many records from 0 on are all held.
+    static func prefixLength(_ held: Set<Int>) -> Int {
+        var length = 0
+        while held.contains(length) { length += 1 }
+        return length
+    }
+
+    static func gapSummary(_ held: Set<Int>, prefix: Int) -> String {
+        let beyond = held.filter { $0 > prefix }.sorted()
+        return "0..<\(prefix) then \(beyond.prefix(8).map(String.init).joined(separator: ", "))"
+            + (beyond.count > 8 ? " … (\(beyond.count) past the gap)" : "")
+    }
+}
+}
