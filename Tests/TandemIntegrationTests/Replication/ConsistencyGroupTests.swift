@@ -4,9 +4,10 @@
 // their index), and a kill -9 at a random point — of the secondary daemon, or of the
 // primary followed by a forced failover of both members. The secondaries must hold a
 // gap-free prefix of the chain across both volumes. Member g0's link runs through a proxy
-// capped far below the chain's rate, so g0's secondary lags g1's: without the group barrier
-// g1's volume runs ahead and the kill leaves a gap (the control test shows the check sees
-// it with the same chain on two resources in no group).
+// that stalls at a random record of the chain, so g0's secondary stops there while g1's
+// stream goes on: without the group barrier g1's volume runs ahead and the kill leaves a gap
+// (the control test shows the check sees it with the same chain on two resources in no
+// group; with the barrier removed from the daemon both group tests fail the same way).
 import Foundation
 import Testing
 
@@ -15,19 +16,21 @@ extension Replication {
     static let members = ["g0", "g1"]
     static let volumeBytes = 16 << 20
     static let recordMagic: [UInt8] = Array("TNDMCHN1".utf8)
-    /// g0's link: 1 MiB/s, a quarter of what the chain writes, so g0's secondary lags.
-    static let cappedBytesPerSecond = 1 << 20
+    /// The chain's length, and where g0's link stalls (at least `stallMargin` from both ends).
+    static let chainRecords = 400...1200
+    static let stallMargin = 100
 
     @Test func killingTheSecondaryLeavesAGapFreePrefixAcrossTheGroup() throws {
         let setup = try Self.start(group: "db")
-        let written = try Self.writeChain(setup, records: Int.random(in: 600...1600))
+        let (written, stalledAt) = try Self.writeChain(setup)
         setup.pair.beta.crash()
         let held = try Self.heldRecords(setup.pair.beta, written: written)
         let prefix = Self.prefixLength(held)
         #expect(held.count == prefix, "a gap: records \(Self.gapSummary(held, prefix: prefix)) of \(written)")
-        #expect(prefix > 0 && prefix < written, "the kill fell inside the stream: \(prefix) of \(written) held")
+        #expect(prefix >= stalledAt - 1 && prefix <= stalledAt + 1, "held to g0's stall at \(stalledAt): \(prefix)")
 
         // Restarted, the secondaries catch up to the whole chain.
+        setup.proxy.resume()
         try setup.pair.beta.start()
         for name in Self.members { try Self.waitInSync(setup.pair, name) }
         let all = try Self.heldRecords(setup.pair.beta, written: written)
@@ -36,7 +39,7 @@ extension Replication {
 
     @Test func killingThePrimaryThenFailingOverLeavesAGapFreePrefixAcrossTheGroup() throws {
         let setup = try Self.start(group: "db")
-        let written = try Self.writeChain(setup, records: Int.random(in: 600...1600))
+        let (written, stalledAt) = try Self.writeChain(setup)
         setup.pair.alpha.crash()
         setup.proxy.cut()
         for name in Self.members {
@@ -46,14 +49,14 @@ extension Replication {
         let held = try Self.heldRecords(setup.pair.beta, written: written)
         let prefix = Self.prefixLength(held)
         #expect(held.count == prefix, "a gap: records \(Self.gapSummary(held, prefix: prefix)) of \(written)")
-        #expect(prefix > 0 && prefix < written, "the kill fell inside the stream: \(prefix) of \(written) held")
+        #expect(prefix >= stalledAt - 1 && prefix <= stalledAt + 1, "held to g0's stall at \(stalledAt): \(prefix)")
     }
 
     /// The check sees a gap when the barrier is missing: the same chain over two resources
     /// in no group (each replicates on its own; g1's secondary runs ahead of g0's).
     @Test func withoutAGroupTheSameKillLeavesAGap() throws {
         let setup = try Self.start(group: nil)
-        let written = try Self.writeChain(setup, records: Int.random(in: 600...1600))
+        let (written, _) = try Self.writeChain(setup)
         setup.pair.beta.crash()
         let held = try Self.heldRecords(setup.pair.beta, written: written)
         #expect(held.count > Self.prefixLength(held), "no gap without a group: \(held.count) held, of \(written)")
@@ -78,6 +81,7 @@ extension Replication {
     struct Setup {
         let pair: ReplicatedPair
         let proxy: LinkProxy
+        let grouped: Bool
     }
 
     /// Both members on both nodes (g0 through a capped proxy), enabled and in sync.
@@ -98,8 +102,7 @@ extension Replication {
             #expect(status["group"] as? String == group, "\(status)")
             #expect((status["group_epochs"] as? JSONObject)?["members"] as? Int == 2, "\(status)")
         }
-        proxy.capBytesPerSecond(cappedBytesPerSecond, [.toTarget])
-        return Setup(pair: pair, proxy: proxy)
+        return Setup(pair: pair, proxy: proxy, grouped: group != nil)
     }
 
     static func arguments(_ pair: ReplicatedPair, on daemon: DaemonProcess, name: String, role: String,
@@ -154,18 +157,34 @@ extension Replication {
 
     static func place(_ index: Int) -> (member: Int, offsetBytes: UInt64) { (index % 2, UInt64(index / 2) * 4096) }
 
-    /// Writes records 0..<records, each after the previous one's acknowledgement; returns
-    /// how many were acknowledged.
-    static func writeChain(_ setup: Setup, records: Int) throws -> Int {
+    /// Writes the chain, each record after the previous one's acknowledgement: up to a
+    /// random record, then (once both members' secondaries confirmed everything) g0's link
+    /// stalls and the rest follows. Returns with g1's later records on beta: applied in no
+    /// group, received and held by the barrier in one. Returns (records written, the stall).
+    static func writeChain(_ setup: Setup) throws -> (written: Int, stalledAt: Int) {
+        let records = Int.random(in: chainRecords)
+        let stalledAt = Int.random(in: stallMargin...(records - stallMargin))
         let clients = try members.map {
             try RawNBDClient.transmitting(socketPath: setup.pair.alpha.directory.file("\($0).nbd"), exportName: $0)
         }
         defer { clients.forEach { $0.disconnect() } }
         for index in 0..<records {
+            if index == stalledAt {
+                for name in members { try waitInSync(setup.pair, name) }
+                setup.proxy.stall([.toTarget])
+            }
             let (member, offset) = place(index)
             try clients[member].write(offset: offset, data: record(index))
         }
-        return records
+        let laterOfG1 = (stalledAt..<records).filter { place($0).member == 1 }.count
+        if setup.grouped {
+            try waitFor(setup.pair.beta, "g1", "g1's \(laterOfG1) later records held by the barrier") {
+                ($0["queued_writes"] as? Int ?? 0) >= laterOfG1 - 1
+            }
+        } else {
+            try waitFor(setup.pair.alpha, "g1", "g1's later records durable on beta") { $0["lag_bytes"] as? Int == 0 }
+        }
+        return (records, stalledAt)
     }
 
     /// The records of the chain found on `daemon`'s volumes (read from the files).
