@@ -81,7 +81,6 @@ extension Replication {
     struct Setup {
         let pair: ReplicatedPair
         let proxy: LinkProxy
-        let grouped: Bool
     }
 
     /// Both members on both nodes (g0 through a capped proxy), enabled and in sync.
@@ -102,7 +101,7 @@ extension Replication {
             #expect(status["group"] as? String == group, "\(status)")
             #expect((status["group_epochs"] as? JSONObject)?["members"] as? Int == 2, "\(status)")
         }
-        return Setup(pair: pair, proxy: proxy, grouped: group != nil)
+        return Setup(pair: pair, proxy: proxy)
     }
 
     static func arguments(_ pair: ReplicatedPair, on daemon: DaemonProcess, name: String, role: String,
@@ -177,12 +176,11 @@ extension Replication {
             try clients[member].write(offset: offset, data: record(index))
         }
         let laterOfG1 = (stalledAt..<records).filter { place($0).member == 1 }.count
-        if setup.grouped {
-            try waitFor(setup.pair.beta, "g1", "g1's \(laterOfG1) later records held by the barrier") {
-                ($0["queued_writes"] as? Int ?? 0) >= laterOfG1 - 1
-            }
-        } else {
-            try waitFor(setup.pair.alpha, "g1", "g1's later records durable on beta") { $0["lag_bytes"] as? Int == 0 }
+        // On beta: queued behind the barrier, or (no barrier) applied and confirmed.
+        try waitFor(setup.pair.beta, "g1", "g1's \(laterOfG1) later records on beta") { status in
+            if (status["queued_writes"] as? Int ?? 0) >= laterOfG1 - 1 { return true }
+            let primary = try? setup.pair.alpha.control().request("status", ["name": "g1"])
+            return primary?["lag_bytes"] as? Int == 0
         }
         return (records, stalledAt)
     }
