@@ -287,6 +287,7 @@ final class ResourceRegistry: @unchecked Sendable {
             return done(ControlError(.wrongState, "resource '\(name)' is enabled; disable it before deleting it"))
         }
         resource.removeReplicationFiles()
+        context.groups.forget(resource.spec)  // a deleted member no longer holds its group
         remove(name) { [store] in
             do {
                 try store.remove(name: name)

@@ -87,6 +87,13 @@ final class ConsistencyGroups {
         settle(group)
     }
 
+    /// A member was deleted: the epoch it left behind no longer holds the others.
+    func forget(_ spec: ResourceSpec) {
+        guard let name = spec.group, let group = groups[name] else { return }
+        group.departed[spec.name] = nil
+        settle(group)
+    }
+
     /// A secondary member applied, received or recorded something: recompute the limit.
     func secondaryProgressed(_ member: SecondaryReplicator) {
         guard let name = member.spec.group, let group = groups[name] else { return }
@@ -99,10 +106,15 @@ final class ConsistencyGroups {
         guard let name, let group = groups[name] else { return nil }
         let completed = group.secondaries.map(\.groupCompletedThroughEpoch).min() ?? 0
         let durable = group.secondaries.map(\.node.machine.durableThroughEpoch).min() ?? 0
+        // The barrier orders the stream only: a member that is not synced (a full copy or a
+        // catch-up, which write out of epoch order) or not consistent (restarted, its re-send
+        // not yet applied) breaks the group's image until it is done (docs/groups.md).
+        let consistent = group.secondaries.allSatisfy { $0.node.isSynced && $0.node.machine.isConsistent }
         return .object([
             "completed": .int(Int64(clamping: completed)),
             "durable": .int(Int64(clamping: durable)),
             "members": .int(Int64(group.secondaries.count)),
+            "consistent": .bool(consistent),
         ])
     }
 
