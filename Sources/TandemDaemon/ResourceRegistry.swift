@@ -39,6 +39,15 @@ final class ResourceRegistry: @unchecked Sendable {
         }
     }
 
+    // groups (issue 16 §3)
+    /// `resource` and the other resources of its consistency group here, by name (just
+    /// `resource` when it is in none).
+    func groupMembers(of resource: Resource) -> [Resource] {
+        guard let group = resource.spec.group else { return [resource] }
+        let others = resources.values.filter { $0 !== resource && $0.spec.group == group }
+        return [resource] + others.sorted { $0.spec.name < $1.spec.name }
+    }
+
     func resource(_ name: String) throws(ControlError) -> Resource {
         if let entry = unopened[name] {
             throw ControlError(.wrongState, "resource '\(name)' could not open its volume at start (\(entry.failure.message)); fix the disk and restart the daemon, or delete the resource")

@@ -2,7 +2,7 @@
 // under async, a dependent-write chain that alternates between their volumes (record i goes
 // to volume i mod 2, each write only after the previous was acknowledged; records carry
 // their index), and a kill -9 at a random point — of the secondary daemon, or of the
-// primary followed by a forced failover of both members. The secondaries must hold a
+// primary followed by a forced failover of the group (one command for both members). The secondaries must hold a
 // gap-free prefix of the chain across both volumes. Member g0's link runs through a proxy
 // that stalls at a random record of the chain, so g0's secondary stops there while g1's
 // stream goes on: without the group barrier g1's volume runs ahead and the kill leaves a gap
@@ -42,9 +42,11 @@ extension Replication {
         let (written, stalledAt) = try Self.writeChain(setup)
         setup.pair.alpha.crash()
         setup.proxy.cut()
+        // One failover promotes the whole group (docs/groups.md).
+        try setup.pair.expectOK(try setup.pair.beta.control().request("failover", ["name": "g0", "force": true]))
         for name in Self.members {
-            let reply = try setup.pair.beta.control().request("failover", ["name": name, "force": true])
-            try setup.pair.expectOK(reply)
+            let status = try setup.pair.expectOK(try setup.pair.beta.control().request("status", ["name": name]))
+            #expect(status["role"] as? String == "primary", "\(name): \(status)")
         }
         let held = try Self.heldRecords(setup.pair.beta, written: written)
         let prefix = Self.prefixLength(held)
@@ -60,6 +62,15 @@ extension Replication {
         setup.pair.beta.crash()
         let held = try Self.heldRecords(setup.pair.beta, written: written)
         #expect(held.count > Self.prefixLength(held), "no gap without a group: \(held.count) held, of \(written)")
+    }
+
+    @Test func disablingOneMemberDisablesTheGroup() throws {
+        let setup = try Self.start(group: "db")
+        try setup.pair.expectOK(try setup.pair.alpha.control().request("disable", ["name": "g1"]))
+        for name in Self.members {
+            let status = try setup.pair.expectOK(try setup.pair.alpha.control().request("status", ["name": name]))
+            #expect(status["enabled"] as? Bool == false, "\(name): \(status)")
+        }
     }
 
     @Test func aMemberWithAnotherPeerOrModeIsRefused() throws {
