@@ -214,3 +214,43 @@ private func violated(_ actions: [SecondaryAction]) -> Bool {
         }
     }
 }
+
+@Suite struct GroupAheadTests {
+    static func node(groupID: UInt64) -> PrimaryNode {
+        var primary = ReplicationPrimaryConfig(mode: .async, bufferBytesMax: 4 << 20)
+        primary.groupID = groupID
+        return PrimaryNode(config: PrimaryNodeConfig(primary: primary, volumeSizeBytes: 64 << 20),
+                           session: 77, basis: .continues(from: 5))
+    }
+
+    static func wentAhead(_ actions: [PrimaryNodeAction]) -> Bool {
+        actions.contains { if case .notice(.ahead) = $0 { true } else { false } }
+    }
+
+    @Test func aMemberGoesAheadWhenAnotherDoesAndOnlyOnce() {
+        var node = Self.node(groupID: PrimaryMembers.groupID)
+        var actions: [PrimaryNodeAction] = []
+        node.handle(.enable, nowNs: 1, into: &actions)
+        node.handle(.linkUp, nowNs: 1, into: &actions)
+        node.handle(.peer(.hello(durableThroughEpoch: 0, copy: .consistent)), nowNs: 1, into: &actions)
+        actions.removeAll()
+        node.handle(.groupMemberAhead(reason: "g0 went Ahead"), nowNs: 2, into: &actions)
+        #expect(Self.wentAhead(actions), "\(actions)")
+        #expect(actions.contains { if case .notice(.ahead(let reason, _)) = $0 { reason == "g0 went Ahead" } else { false } })
+        actions.removeAll()
+        node.handle(.groupMemberAhead(reason: "g1 went Ahead"), nowNs: 3, into: &actions)
+        #expect(!Self.wentAhead(actions), "already Ahead")
+    }
+
+    @Test func aDisabledMemberOrOneInNoGroupDoesNotGoAhead() {
+        var disabled = Self.node(groupID: PrimaryMembers.groupID)
+        var actions: [PrimaryNodeAction] = []
+        disabled.handle(.groupMemberAhead(reason: "g0"), nowNs: 1, into: &actions)
+        #expect(!Self.wentAhead(actions))
+        var loner = Self.node(groupID: 0)
+        loner.handle(.enable, nowNs: 1, into: &actions)
+        actions.removeAll()
+        loner.handle(.groupMemberAhead(reason: "g0"), nowNs: 2, into: &actions)
+        #expect(!Self.wentAhead(actions))
+    }
+}

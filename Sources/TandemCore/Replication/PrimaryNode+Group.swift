@@ -12,6 +12,15 @@ extension PrimaryNode {
         translateInner(nowNs: nowNs, into: &actions)
     }
 
+    /// Another member went Ahead: this one does too, now, when it could go Ahead at all (a
+    /// stopped, disabled or peerless node does not; one Ahead already stays so).
+    mutating func groupMemberAhead(_ reason: String, nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
+        guard config.primary.groupID != 0 else { return }
+        groupAheadReason = reason
+        _ = enterAheadIfDue(nowNs: nowNs, into: &actions)
+        groupAheadReason = nil
+    }
+
     /// A new stream machine continues the group's epoch numbers.
     mutating func startGroupNumbering() {
         guard config.primary.groupID != 0 else { return }

@@ -59,6 +59,8 @@ public struct PrimaryNode: Sendable {
     /// Consistency group: the newest group epoch closed (by this member or another), where a
     /// new stream of this node starts its numbering (PrimaryNode+Group).
     public internal(set) var groupClosedEpoch: Epoch = 0
+    /// Consistency group: why this member goes Ahead with another, while that is decided.
+    var groupAheadReason: String?
 
     /// Allocated on demand up to `ticketsMax` (an idle node holds none; docs/benchmarks.md,
     /// "Per-pair memory"), and handed out in the same order as from a full table: freed
@@ -399,6 +401,8 @@ public struct PrimaryNode: Sendable {
             bitmapPagesPersisted(ticket, errno: errno, nowNs: nowNs, into: &actions)
         case let .groupEpochClosed(through):
             groupEpochClosed(through: through, nowNs: nowNs, into: &actions)
+        case let .groupMemberAhead(reason):
+            groupMemberAhead(reason, nowNs: nowNs, into: &actions)
         }
         settle(nowNs: nowNs, into: &actions)
         checkInvariants()

@@ -209,6 +209,8 @@ public enum PrimaryNodeEvent: Sendable, Hashable {
     case setPeriod(ns: UInt64)
     /// Consistency group (docs/groups.md): another member closed group epoch `through`.
     case groupEpochClosed(through: Epoch)
+    /// Consistency group: another member went Ahead; this one goes Ahead too if it can.
+    case groupMemberAhead(reason: String)
 }
 
 public enum PrimaryNotice: Sendable, Hashable {

@@ -57,6 +57,16 @@ final class ConsistencyGroups {
         for other in group.primaries where other !== member { other.feed(.groupEpochClosed(through: through)) }
     }
 
+    /// `member` went Ahead: every other member goes Ahead too (docs/groups.md), or the
+    /// barrier would hold their secondaries at the absent member's epoch while they wait
+    /// for acknowledgements that cannot come.
+    func primaryWentAhead(_ member: PrimaryReplicator, reason: String) {
+        guard let name = member.spec.group, let group = groups[name] else { return }
+        for other in group.primaries where other !== member {
+            other.feed(.groupMemberAhead(reason: "group '\(name)': member '\(member.resource)' went Ahead (\(reason))"))
+        }
+    }
+
     /// Status `group_epochs` of a primary member: the group's newest closed epoch, and the
     /// newest through which every member's secondary confirmed the group durable.
     func primaryStatus(of name: String?) -> JSONValue? {

@@ -422,6 +422,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
                 "reason": .string(reason), "out_of_sync_bytes": .int(Int64(clamping: outOfSync)),
             ])
             publishPeerDiskState()
+            context.groups.primaryWentAhead(self, reason: reason)  // the group tracks together
         case let .catchUpStarted(bytes):
             logger.notice("catch-up starts", metadata: ["bytes": "\(bytes)", "session": "\(session)"])
             sessionStartReason = "catch-up after Ahead: only the regions written without the peer are copied"
