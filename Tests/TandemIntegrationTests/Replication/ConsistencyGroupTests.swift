@@ -64,6 +64,20 @@ extension Replication {
         #expect(held.count > Self.prefixLength(held), "no gap without a group: \(held.count) held, of \(written)")
     }
 
+    /// g0 goes Ahead (its link cut, a write held, the peer outdated by the operator): g1,
+    /// connected, goes Ahead with it; once g0's link is back both catch up.
+    @Test func aMemberGoingAheadTakesTheGroupAhead() throws {
+        let setup = try Self.start(group: "db")
+        setup.proxy.cut()
+        try Self.waitFor(setup.pair.alpha, "g0", "g0's link down") { $0["connection_state"] as? String != "Connected" }
+        try RawNBDClient.writePatterns(socketPath: setup.pair.alpha.directory.file("g0.nbd"), exportName: "g0", blocks: 0..<1)
+        try setup.pair.expectOK(try setup.pair.alpha.control().request("outdate-peer", ["name": "g0"]))
+        try Self.waitFor(setup.pair.alpha, "g0", "g0 Ahead") { $0["replication_state"] as? String == "Ahead" }
+        try Self.waitFor(setup.pair.alpha, "g1", "g1 Ahead with g0") { $0["replication_state"] as? String == "Ahead" }
+        setup.proxy.heal()
+        for name in Self.members { try Self.waitInSync(setup.pair, name) }
+    }
+
     @Test func disablingOneMemberDisablesTheGroup() throws {
         let setup = try Self.start(group: "db")
         try setup.pair.expectOK(try setup.pair.alpha.control().request("disable", ["name": "g1"]))
