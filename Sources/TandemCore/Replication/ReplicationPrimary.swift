@@ -332,7 +332,7 @@ public struct ReplicationPrimary: Sendable {
         acknowledgeFlushes(into: &actions)
     }
 
-    mutating func closeOpenEpoch(into actions: inout [PrimaryAction]) {
+    private mutating func closeOpenEpoch(into actions: inout [PrimaryAction]) {
         precondition(!startsNewEpoch, "closing an epoch twice")
         startsNewEpoch = true
         if isPeerReady { actions.append(.send(.epochBarrier(epoch: openEpoch))) }
