@@ -204,6 +204,15 @@ extension ResourceSpec {
                 secondary is `Inconsistent` until it ends). `none` skips it: only when both \
                 volumes are known to be identical, e.g. both freshly zeroed.
                 """),
+            // groups (issue 16 §3)
+            entry("group", "name", "1-64 characters of A-Z a-z 0-9 `-` `_` `.`; role `primary` or `secondary`",
+                  nil, "none", """
+                A consistency group: its resources share one epoch sequence, so write order \
+                holds across their volumes and the group's secondaries together are a \
+                crash-consistent image (docs/groups.md). Give every member the same `peer` \
+                and `mode` (`sync`, `async` or `adaptive`), and the same group on both nodes. \
+                Fixed at `create`.
+                """),
         ]
     }
 

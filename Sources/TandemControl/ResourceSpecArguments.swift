@@ -43,6 +43,7 @@ extension ResourceSpec {
         spec.readBalancing = try parseReadBalancing(&reader) ?? .preferLocal
         try parseMetadata(&reader, into: &spec)
         try parseStaging(&reader, into: &spec)
+        try parseGroup(&reader, into: &spec)
         if let nbd = try reader.optionalObject("nbd") {
             spec.nbd = try parseNBD(nbd, defaultSocket: spec.nbd.socket)
         }
@@ -250,6 +251,7 @@ extension ResourceSpec {
         if let peer { fields["peer"] = .object(["name": .string(peer.name), "address": .string(peer.address)]) }
         profileFields(into: &fields)
         readBalancingFields(into: &fields)
+        if let group { fields["group"] = .string(group) }
         return fields
     }
 }

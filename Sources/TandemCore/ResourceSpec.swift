@@ -122,6 +122,12 @@ public struct ResourceSpec: Sendable, Equatable {
     /// UpToDate. Changes live with `set`.
     public var readBalancing: ReadBalancing = .preferLocal
 
+    // Consistency groups (issue 16 §3, docs/groups.md).
+    /// `group`: the consistency group this resource belongs to (nil: none). Its members
+    /// share one epoch sequence; fixed at `create`.
+    public var group: String?
+    /// The group's id on the wire (0: no group).
+    public var groupID: UInt64 { group.map(ConsistencyGroup.id(ofName:)) ?? 0 }
     public static let adaptiveLatencyMsDefault: UInt32 = 50
     public static let adaptiveSwitchMsDefault: UInt32 = 500
     public static let rpoPacingMaxMsDefault: UInt32 = 100

@@ -255,8 +255,15 @@ final class DaemonControl: ControlHandler {
             case "enable":
                 do throws(ControlError) { try resource.enable() } catch { return done(error) }
                 done(nil)
-            case "disable": resource.disable(done)
-            case "failover": resource.failover(force: forced, allowInconsistent: acceptsInconsistent, done)
+            case "disable":
+                Self.onGroup(registry.groupMembers(of: resource).filter { $0 === resource || $0.enabled }, done) {
+                    $0.disable($1)
+                }
+            case "failover":
+                let role = resource.spec.role
+                Self.onGroup(registry.groupMembers(of: resource).filter { $0 === resource || $0.spec.role == role }, done) {
+                    $0.failover(force: forced, allowInconsistent: acceptsInconsistent, $1)
+                }
             default: resource.demote(done)
             }
         }

@@ -39,6 +39,15 @@ final class ResourceRegistry: @unchecked Sendable {
         }
     }
 
+    // groups (issue 16 §3)
+    /// `resource` and the other resources of its consistency group here, by name (just
+    /// `resource` when it is in none).
+    func groupMembers(of resource: Resource) -> [Resource] {
+        guard let group = resource.spec.group else { return [resource] }
+        let others = resources.values.filter { $0 !== resource && $0.spec.group == group }
+        return [resource] + others.sorted { $0.spec.name < $1.spec.name }
+    }
+
     func resource(_ name: String) throws(ControlError) -> Resource {
         if let entry = unopened[name] {
             throw ControlError(.wrongState, "resource '\(name)' could not open its volume at start (\(entry.failure.message)); fix the disk and restart the daemon, or delete the resource")
@@ -170,6 +179,12 @@ final class ResourceRegistry: @unchecked Sendable {
         if let other = resources.values.first(where: { $0.spec.nbd.socket == spec.nbd.socket || $0.spec.volume == spec.volume }) {
             throw ControlError(.exists, "resource '\(other.spec.name)' already uses this volume or NBD socket")
         }
+        // groups: a group's members share their peer and mode (docs/groups.md).
+        for other in resources.values {
+            if let conflict = spec.groupConflict(with: other.spec) {
+                throw ControlError(.invalidArgument, "argument 'group': \(conflict)")
+            }
+        }
         var spec = spec
         if let extents = spec.alExtents, extents != 0 {
             // One request may touch this many extents, all of which must fit in the log at once.
@@ -283,6 +298,7 @@ final class ResourceRegistry: @unchecked Sendable {
             return done(ControlError(.wrongState, "resource '\(name)' is enabled; disable it before deleting it"))
         }
         resource.removeReplicationFiles()
+        context.groups.forget(resource.spec)  // a deleted member no longer holds its group
         remove(name) { [store] in
             do {
                 try store.remove(name: name)

@@ -61,6 +61,8 @@ struct Create: ParsableCommand {
     var metadata: String?
     @Option(help: ArgumentHelp("Metadata file (default <state_dir>/<name>.md).", valueName: "path"))
     var metadataPath: String?
+    @Option(help: ArgumentHelp("Consistency group: its resources share one epoch sequence (same peer and mode; docs/groups.md).", valueName: "name"))
+    var group: String?
     @Option(help: ArgumentHelp("NBD Unix socket (default: <name>.nbd beside the daemon's control socket).", valueName: "path"))
     var nbdSocket: String?
     @Option(help: ArgumentHelp("Also serve NBD on this TCP address.", valueName: "host:port"))
@@ -72,6 +74,7 @@ struct Create: ParsableCommand {
             ("role", role), ("mode", mode), ("compression", compression), ("fencing", fencing),
             ("after_split_brain", afterSplitBrain), ("disk_drain", diskDrain), ("initial_sync", initialSync),
             ("metadata", metadata), ("metadata_path", metadataPath), ("read_balancing", readBalancing),
+            ("group", group),
         ]
         for (key, value) in strings { if let value { args[key] = .string(value) } }
         let sizes: [(String, ByteCount?)] = [

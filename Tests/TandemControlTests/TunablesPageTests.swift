@@ -39,6 +39,7 @@ import Testing
             "mode": .string("adaptive"), "rpo_target_ms": .int(500), "metadata_path": .string("/var/lib/tandem/r0.md"), "al_extents": .int(512),
             "nbd": .object(["socket": .string("/run/tandem/r0.nbd"), "tcp": .string("127.0.0.1:10809")]),
             "staging_path": .string("/var/lib/tandem/r0.staging"), "staging_bytes": .int(256 << 20),
+            "group": .string("db"),  // groups (issue 16 §3)
         ]
         let spec = try ResourceSpec.parse(createArgs: args, defaultNBDSocketDirectory: "/run/tandem")
         // `period_s` goes with mode periodic, `rpo_target_ms` with another: a second spec.
@@ -46,6 +47,7 @@ import Testing
         periodicArgs["mode"] = .string("periodic")
         periodicArgs["rpo_target_ms"] = nil
         periodicArgs["period_s"] = .int(60)
+        periodicArgs["group"] = nil  // a group needs a stream (docs/groups.md)
         let periodic = try ResourceSpec.parse(createArgs: periodicArgs, defaultNBDSocketDirectory: "/run/tandem")
         let documented = ResourceSpec.tunableDocs.map(\.name)
         #expect(Set(documented).count == documented.count, "a key is documented twice: \(documented)")

@@ -326,6 +326,8 @@ extension Simulation {
             node.sealedBitmap = (primary.node.bitmap, bases)
             node.durablePages = primary.node.bitmap  // sealBitmap writes every page
             node.trackedInMemory = (primary.node.bitmap, bases)
+        case .groupEpochClosed:
+            break  // groups (docs/groups.md): the simulator models one resource, in no group
         case .drained:
             handOver(from: node)
         case .recordDemotion:

@@ -92,6 +92,7 @@ extension Simulation {
             wire = .epochBarrier(epoch: epoch, writeCount: count)
         case let .message(.flushRequest(epoch)): wire = .flushRequest(epoch: epoch)
         case let .message(.resendComplete(through)): wire = .resendComplete(throughSequence: through)
+        case let .message(.groupBarrier(groupID, epoch)): wire = .groupBarrier(groupID: groupID, epoch: epoch)
         case let .syncComplete(through): wire = .syncComplete(throughSequence: through)
         case .demoted: wire = .demoted(throughSequence: 0)
         case let .digestRequest(offset, length): wire = .digestRequest(offsetBytes: offset, lengthBytes: length)

@@ -67,4 +67,7 @@ public enum PrimaryAction: Sendable, Hashable {
     /// The peer broke the protocol; drop the connection (the state machine already treats it
     /// as down).
     case protocolViolation(String)
+    /// Consistency group (docs/groups.md): this member closed epoch `epoch`, which closes
+    /// the group's epoch of that number on every other member.
+    case groupEpochClosed(epoch: Epoch)
 }

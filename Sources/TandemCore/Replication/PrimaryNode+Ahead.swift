@@ -18,6 +18,7 @@ extension PrimaryNode {
     private var aheadReason: String? {
         guard !isAhead, !stopping, !diskFailed, enabled, config.hasPeer else { return nil }
         if let reason = periodicAheadReason { return reason }
+        if let reason = groupAheadReason { return reason }
         let waiting = primary.writesInFlight > 0 || !queue.isEmpty || zeroing != nil
         if peerOutdatedConfirmed, waiting, link != .up { return "the control plane outdated the peer (outdate-peer)" }
         if config.primary.mode == .async {
@@ -126,6 +127,7 @@ extension PrimaryNode {
         (session, basis) = pending
         isAhead = false
         primary = ReplicationPrimary(config: config.primary)
+        startGroupNumbering()
         applyAdmissionMode()
         releasedThrough = 0
         peerInconsistentThroughEpoch = nil

@@ -11,6 +11,11 @@ extension PrimaryNode {
     ) {
         if case .connectionDown = event { activityLogDropHeldSends() }
         primary.handle(event, nowNs: nowNs, into: &inner)
+        translateInner(nowNs: nowNs, into: &actions)
+    }
+
+    /// Carries the stream machine's actions (in `inner`) over into the node's.
+    mutating func translateInner(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
         var copyDone: WriteSequence = 0
         for index in inner.indices {
             switch inner[index] {
@@ -53,6 +58,9 @@ extension PrimaryNode {
                 break  // the node never lets the stream machine's own queue fill
             case let .protocolViolation(reason):
                 actions.append(.protocolViolation(reason))
+            case let .groupEpochClosed(epoch):
+                groupClosedEpoch = max(groupClosedEpoch, epoch)
+                actions.append(.groupEpochClosed(epoch))
             }
         }
         inner.removeAll(keepingCapacity: true)

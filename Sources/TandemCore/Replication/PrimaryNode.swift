@@ -56,6 +56,11 @@ public struct PrimaryNode: Sendable {
     public internal(set) var basis: SessionBasis
     public internal(set) var primary: ReplicationPrimary
     var inner: [PrimaryAction] = []
+    /// Consistency group: the newest group epoch closed (by this member or another), where a
+    /// new stream of this node starts its numbering (PrimaryNode+Group).
+    public internal(set) var groupClosedEpoch: Epoch = 0
+    /// Consistency group: why this member goes Ahead with another, while that is decided.
+    var groupAheadReason: String?
 
     /// Allocated on demand up to `ticketsMax` (an idle node holds none; docs/benchmarks.md,
     /// "Per-pair memory"), and handed out in the same order as from a full table: freed
@@ -422,6 +427,10 @@ public struct PrimaryNode: Sendable {
             setPeriod(ns)
         case let .bitmapPagesPersisted(ticket, errno):
             bitmapPagesPersisted(ticket, errno: errno, nowNs: nowNs, into: &actions)
+        case let .groupEpochClosed(through):
+            groupEpochClosed(through: through, nowNs: nowNs, into: &actions)
+        case let .groupMemberAhead(reason):
+            groupMemberAhead(reason, nowNs: nowNs, into: &actions)
         }
         settle(nowNs: nowNs, into: &actions)
         checkInvariants()

@@ -216,6 +216,10 @@ public enum PrimaryNodeEvent: Sendable, Hashable {
     case peerDigest(offsetBytes: UInt64, lengthBytes: UInt64, digest: RegionDigest)
     /// `set period_s` (periodic mode): the interval between cycles from now on.
     case setPeriod(ns: UInt64)
+    /// Consistency group (docs/groups.md): another member closed group epoch `through`.
+    case groupEpochClosed(through: Epoch)
+    /// Consistency group: another member went Ahead; this one goes Ahead too if it can.
+    case groupMemberAhead(reason: String)
 }
 
 public enum PrimaryNotice: Sendable, Hashable {
@@ -330,4 +334,7 @@ public enum PrimaryNodeAction: Sendable, Hashable {
     /// numbers start again at 1.
     case streamRestarted
     case notice(PrimaryNotice)
+    /// Consistency group (docs/groups.md): this member closed epoch `epoch`; the group's
+    /// coordinator closes it on every other member (`.groupEpochClosed(through:)`).
+    case groupEpochClosed(Epoch)
 }

@@ -24,6 +24,9 @@ public struct ReplicationPrimaryConfig: Sendable, Hashable {
     public var flushesPendingMax: Int
     /// Only for the simulator's seeded-fault tests (nil in production).
     public var testingFault: PrimaryStreamTestingFault?
+    /// Consistency group (docs/groups.md): the group's id, 0 when the resource is in none.
+    /// A member's epochs are the group's epochs, so its stream may skip epoch numbers.
+    public var groupID: UInt64 = 0
 
     public init(
         mode: ReplicationAckMode, bufferBytesMax: UInt64 = 256 << 20, writesInFlightMax: Int = 4096,
@@ -75,6 +78,9 @@ public struct ReplicationSecondaryConfig: Sendable, Hashable {
     /// …or once this many bytes completed since the last flush.
     public var groupCommitBytesMax: UInt64
     public var testingFault: SecondaryTestingFault?
+    /// Consistency group (docs/groups.md): the group's id, 0 when the resource is in none.
+    /// The primary's epochs are then the group's: they may skip numbers.
+    public var groupID: UInt64 = 0
 
     public init(
         diskDrain: DiskDrain = .drain, queuedBytesMax: UInt64 = 256 << 20,

@@ -53,6 +53,9 @@ public enum PrimaryMessage: Sendable, Hashable {
     /// Everything after the durable epoch named in the secondary's hello has been re-sent;
     /// the last re-sent write has sequence `throughSequence` (0 when nothing was re-sent).
     case resendComplete(throughSequence: WriteSequence)
+    /// Consistency group (wire GroupBarrier, docs/groups.md): group epoch `epoch` is closed
+    /// for this member: none of its writes of an epoch ≤ `epoch` follows.
+    case groupBarrier(groupID: UInt64, epoch: Epoch)
 }
 
 /// Secondary → primary.

@@ -53,8 +53,8 @@ public struct ReplicationPrimary: Sendable {
 
     private var nextSequence: WriteSequence = 1
     /// The epoch the next write joins unless `startsNewEpoch`.
-    public private(set) var openEpoch: Epoch = 0
-    private var startsNewEpoch = true
+    public internal(set) var openEpoch: Epoch = 0
+    var startsNewEpoch = true
 
     public private(set) var isConnected = false
     /// The peer left this stream (`.trackingStarted`): the owner's bitmap covers what it lacks.
@@ -340,6 +340,7 @@ public struct ReplicationPrimary: Sendable {
         precondition(!startsNewEpoch, "closing an epoch twice")
         startsNewEpoch = true
         if isPeerReady { actions.append(.send(.epochBarrier(epoch: openEpoch))) }
+        if config.groupID != 0 { actions.append(.groupEpochClosed(epoch: openEpoch)) }
     }
 
     private mutating func requestPeerFlush(through epoch: Epoch, into actions: inout [PrimaryAction]) {
@@ -492,6 +493,7 @@ public struct ReplicationPrimary: Sendable {
         if lastEpoch > 0 && (lastEpoch < openEpoch || startsNewEpoch) {
             actions.append(.send(.epochBarrier(epoch: lastEpoch)))
         }
+        appendGroupBarrierOnResend(into: &actions)
         if peerFlushRequestedEpoch > peerDurableEpoch {
             actions.append(.send(.flushRequest(throughEpoch: peerFlushRequestedEpoch)))
         }

@@ -31,6 +31,8 @@ public struct ReplicationSecondary: Sendable {
     /// Every write of every epoch ≤ this has completed on the disk.
     public private(set) var completedThroughEpoch: Epoch
     private var flushRequestedEpoch: Epoch = 0
+    /// Consistency group: the newest epoch whose writes may be issued (docs/groups.md).
+    public private(set) var groupIssueLimit: Epoch = .max
 
     public private(set) var flushInFlight = false
     private var flushCoversEpoch: Epoch = 0
@@ -63,6 +65,8 @@ public struct ReplicationSecondary: Sendable {
         self.durableThroughEpoch = durableThroughEpoch
         self.isConsistent = !restarted
         self.receivedThroughSequence = restarted || durableThroughEpoch > 0 ? nil : 0
+        // A group member issues nothing until the group's barrier says how far it may go.
+        self.groupIssueLimit = config.groupID != 0 ? 0 : .max
     }
 
     public var queuedWrites: Int { queue.count }
@@ -96,6 +100,9 @@ public struct ReplicationSecondary: Sendable {
             recordIfDue(into: &actions)
         case .tick:
             break
+        case let .groupIssueLimit(epoch):
+            precondition(config.groupID != 0, "a group limit for a resource in no group")
+            groupIssueLimit = epoch
         }
         applyNext(nowNs: nowNs, into: &actions)
         flushIfDue(nowNs: nowNs, into: &actions)
@@ -113,7 +120,7 @@ public struct ReplicationSecondary: Sendable {
         guard config.testingFault != .appliesEpochsOutOfOrder,
             config.testingFault != .appliesAheadOverOutstandingWrites
         else { return }
-        if config.diskDrain == .flush {
+        if config.diskDrain == .flush && config.groupID == 0 {
             precondition(completedThroughEpoch <= flushedThroughEpoch + 1, "two epochs unflushed")
         }
         if let first = queue.first {
@@ -139,6 +146,13 @@ public struct ReplicationSecondary: Sendable {
                 return violation("resend complete at \(sequence)", &actions)
             }
             if !isConsistent { consistentAfterSequence = sequence }
+        case let .groupBarrier(groupID, epoch):
+            guard groupID == config.groupID, groupID != 0 else {
+                return violation("group barrier of group \(groupID) for a resource in group \(config.groupID)", &actions)
+            }
+            // Nothing of this member's through `epoch` follows: the skipped numbers are empty.
+            closedThroughEpoch = max(closedThroughEpoch, epoch)
+            lastReceivedEpoch = max(lastReceivedEpoch, epoch)
         }
     }
 
@@ -147,11 +161,14 @@ public struct ReplicationSecondary: Sendable {
     public func classify(_ data: DataMessage) -> DataVerdict {
         if let received = receivedThroughSequence, data.sequence <= received { return .duplicate }
         let inOrder: Bool
+        // A group member's epochs are the group's: they skip the numbers it wrote nothing in.
+        let skips = config.groupID != 0
         if let received = receivedThroughSequence {
             inOrder = data.sequence == received + 1
-                && (data.epoch == lastReceivedEpoch || data.epoch == lastReceivedEpoch + 1)
+                && (data.epoch == lastReceivedEpoch || data.epoch == lastReceivedEpoch + 1
+                    || (skips && data.epoch > lastReceivedEpoch))
         } else {
-            inOrder = data.epoch == lastReceivedEpoch + 1
+            inOrder = data.epoch == lastReceivedEpoch + 1 || (skips && data.epoch > lastReceivedEpoch)
         }
         guard inOrder, data.epoch > closedThroughEpoch, data.lengthBytes > 0 else {
             return .violation("data \(data.sequence) of epoch \(data.epoch) out of order")
@@ -242,6 +259,10 @@ public struct ReplicationSecondary: Sendable {
             guard epoch <= closedThroughEpoch else { return }
             if let front = queue.first, front.message.epoch <= epoch { return }
             completedThroughEpoch = epoch
+            if config.groupID != 0 {
+                // The numbers up to the next queued write's epoch hold nothing of this member.
+                completedThroughEpoch = min(closedThroughEpoch, (queue.first?.message.epoch ?? .max) - 1)
+            }
             if unflushedSinceNs == nil { unflushedSinceNs = nowNs }
             // disk_drain: flush — the next epoch waits for the flush of this one.
             if config.diskDrain == .flush { return }
@@ -255,6 +276,9 @@ public struct ReplicationSecondary: Sendable {
             let index = Int(nextSubmitSequence - first.message.sequence)
             guard index < queue.count else { return }
             let message = queue[index].message
+            // The group's barrier: a later group epoch waits until every member completed
+            // the one before (sync writes too: the barrier is simpler kept without exception).
+            guard message.epoch <= groupIssueLimit else { return }
             if config.testingFault != .appliesEpochsOutOfOrder {
                 precondition(message.epoch >= applyingEpoch, "a write of a completed epoch is queued")
                 guard message.epoch == applyingEpoch || mayApplyAhead(index) else { return }

@@ -10,6 +10,10 @@ public enum SecondaryEvent: Sendable, Hashable {
     /// stable storage.
     case durableEpochRecorded(Epoch)
     case tick
+    /// Consistency group (docs/groups.md): writes of epochs ≤ `epoch` may be issued; the
+    /// group's barrier on this node holds later ones until every member completed the one
+    /// before. `Epoch.max` (the start) is no limit.
+    case groupIssueLimit(Epoch)
 }
 
 public struct SecondaryWrite: Sendable, Hashable {

@@ -256,6 +256,9 @@ public struct SecondaryNode: Sendable {
             } else if link == .established, diskFault == nil, let digest {
                 actions.append(.sendDigest(offsetBytes: offset, lengthBytes: length, digest: digest))
             }
+        case let .groupIssueLimit(limit):
+            guard config.machine.groupID != 0 else { break }
+            feed(.groupIssueLimit(limit), nowNs: nowNs, into: &actions)
         case .requestFailover:
             guard link == .established, !failoverPending, diskFault == nil, !isStopping else {
                 actions.append(.failoverAnswered(demoted: false))

@@ -80,6 +80,9 @@ public enum SecondaryNodeEvent: Sendable, Equatable {
     case stagingFailed(SecondaryDiskFault)
     /// The resource stops replicating (promotion, disable).
     case stop
+    /// Consistency group (docs/groups.md): the group's barrier lets writes of epochs ≤ this
+    /// be issued.
+    case groupIssueLimit(Epoch)
     /// Time passes: group commit deadline, probe timing.
     case tick
 }

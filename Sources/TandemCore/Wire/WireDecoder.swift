@@ -222,6 +222,11 @@ enum WireBodyDecoder {
             guard reader.u32()! == 0 else { throw .inconsistentBody(type: type, reason: "reserved field is not zero") }
             message = .epochBarrier(epoch: epoch, writeCount: count)
         case .dataAck: message = .dataAck(epoch: reader.u64()!, sequence: reader.u64()!)
+        case .groupBarrier:
+            let groupID = reader.u64()!
+            let epoch = reader.u64()!
+            guard groupID != 0 else { throw .inconsistentBody(type: type, reason: "group id 0 names no group") }
+            message = .groupBarrier(groupID: groupID, epoch: epoch)
         case .durableAck: message = .durableAck(epoch: reader.u64()!)
         case .flushRequest: message = .flushRequest(epoch: reader.u64()!)
         case .ping: message = .ping(nonce: reader.u64()!)

@@ -88,6 +88,8 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
     /// Read balancing (protocol 6): the primary's read of the peer's volume, and its answer.
     case readRequest = 29
     case readReply = 30
+    /// Consistency groups (docs/groups.md): a group epoch is closed for this member.
+    case groupBarrier = 27
 
     /// The body length a frame of this type may have: exact for fixed-size messages, an
     /// upper bound (checked at the header, before any body is buffered) for the others.
@@ -97,7 +99,7 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
             return WireHello.fixedBytes...(WireHello.fixedBytes + 2 * WireFormat.maxNameBytes + WireNodeGenerations.bytes)
         case .helloReply: return WireHelloReply.fixedBytes...(WireHelloReply.fixedBytes + WireFormat.maxReasonBytes)
         case .data: return (WireFormat.dataFixedBytes + 1)...WireFormat.maxBodyBytes
-        case .epochBarrier, .dataAck, .replicaHello, .digestRequest: return 16...16
+        case .epochBarrier, .dataAck, .replicaHello, .digestRequest, .groupBarrier: return 16...16
         case .digests: return 32...32
         case .resize: return WireResize.bodyBytes...WireResize.bodyBytes
         case .bitmapChunk: return (WireBitmapChunk.fixedBytes + 4)...(WireBitmapChunk.fixedBytes + WireBitmapChunk.runsBytesMax)

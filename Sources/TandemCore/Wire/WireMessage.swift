@@ -247,6 +247,9 @@ public enum WireMessage: Equatable, Sendable {
     /// secondary → primary, its bytes or why not (WireRead).
     case readRequest(WireReadRequest)
     case readReply(WireReadReply)
+    /// Consistency group (docs/groups.md), primary → secondary: group epoch `epoch` of the
+    /// group `groupID` is closed for this member (none of its writes of an epoch ≤ it follows).
+    case groupBarrier(groupID: UInt64, epoch: UInt64)
 
     public var type: WireMessageType {
         switch self {
@@ -272,6 +275,7 @@ public enum WireMessage: Equatable, Sendable {
         case .bitmapDone: return .bitmapDone
         case .readRequest: return .readRequest
         case .readReply: return .readReply
+        case .groupBarrier: return .groupBarrier
         }
     }
 }

@@ -164,6 +164,7 @@ extension PrimaryReplicator: PeerLinkDelegate {
             link.send(.epochBarrier(epoch: epoch, writeCount: count))
         case .flushRequest(let epoch): link.send(.flushRequest(epoch: epoch))
         case .resendComplete(let sequence): link.send(.resendComplete(throughSequence: sequence))
+        case let .groupBarrier(groupID, epoch): link.send(.groupBarrier(groupID: groupID, epoch: epoch))
         }
     }
 

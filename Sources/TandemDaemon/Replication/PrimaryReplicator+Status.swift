@@ -28,6 +28,7 @@ extension PrimaryReplicator {
             fields["resync_eta_seconds"] = .int(Int64(clamping: (node.outOfSyncBytes + rate - 1) / rate))
         }
         fields["retained_writes"] = .int(Int64(retained.count))
+        if let group = context.groups.primaryStatus(of: spec.group) { fields["group_epochs"] = group }
         fields["spilled_writes"] = .int(Int64(clamping: retained.spilledWrites))
         // The activity log: 0 extents when there is none (al_extents 0).
         fields["activity_log_extents"] = .int(Int64(node.activityLog?.residentCount ?? 0))

@@ -194,6 +194,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             periodNs: Self.periodNs(spec))
         Self.applyProfile(spec, to: &config)
         config.readBalancing = spec.readBalancing
+        config.primary.groupID = spec.groupID  // consistency group (docs/groups.md)
         node = PrimaryNode(config: config, session: UInt64.random(in: 1...UInt64.max), basis: basis,
                            trackedBitmap: trackedBitmap, checksumRegions: checksumRegions)
         // The store holds what the node holds: never more writes, never more bytes.
@@ -424,6 +425,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
                 done()
             }
         case let .notice(notice): noticed(notice)
+        case let .groupEpochClosed(epoch): context.groups.primaryClosed(epoch, by: self)
         }
     }
 
@@ -467,6 +469,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
                 "reason": .string(reason), "out_of_sync_bytes": .int(Int64(clamping: outOfSync)),
             ])
             publishPeerDiskState()
+            context.groups.primaryWentAhead(self, reason: reason)  // the group tracks together
         case let .catchUpStarted(bytes):
             logger.notice("catch-up starts", metadata: ["bytes": "\(bytes)", "session": "\(session)"])
             sessionStartReason = "catch-up after Ahead: only the regions written without the peer are copied"

@@ -15,6 +15,8 @@ final class ReplicationContext {
     let counters = DaemonCounters()
     /// `resync_concurrency_max`: which resources may copy now.
     let resyncArbiter: ResyncArbiter
+    /// Consistency groups: their members on this node (docs/groups.md).
+    let groups = ConsistencyGroups()
     /// Client side (the primary dials); the expected name is set per connection.
     private var clientContexts: [String: TLSContext] = [:]
     private var serverContext: TLSContext?

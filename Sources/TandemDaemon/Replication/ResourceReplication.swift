@@ -63,6 +63,7 @@ extension Resource {
             secondary?.helloGenerations = { [unowned self] in helloGenerations }
             secondary?.onResizeRequested = { [unowned self] request, answer in peerAskedResize(request, answer) }
             secondary?.onLinkClosed = { [unowned self] in restartSecondaryIfResized() }
+            if let secondary { context.groups.addSecondary(secondary) }  // consistency group
             backend.readOnly = true
         case .standalone:
             preconditionFailure("standalone resources do not replicate")
@@ -162,6 +163,7 @@ extension Resource {
         backend.readOnly = demotedByPromotion != nil
         backend.sink = replicator
         backend.readRouter = replicator
+        context.groups.addPrimary(replicator)  // consistency group (docs/groups.md)
         replicator.enable()
     }
 
@@ -213,6 +215,7 @@ extension Resource {
         backend.readRouter = nil
         if let primary {
             self.primary = nil
+            context.groups.removePrimary(primary)
             primary.disable()
             return primary.stop { [self] in
                 stopTracked()
@@ -221,6 +224,7 @@ extension Resource {
         }
         if let secondary {
             self.secondary = nil
+            context.groups.removeSecondary(secondary)
             return secondary.stop { [self] in
                 recordSecondaryCleanStop(secondary.node)
                 adoptResizedSize()  // a size its primary asked for is used from now on
@@ -359,6 +363,7 @@ extension Resource {
                 // `.handOver`): a crash before it leaves this node primary and the peer,
                 // never told, secondary — never two primaries.
                 self.primary = nil
+                context.groups.removePrimary(primary)
                 backend.sink = nil
                 backend.readRouter = nil
                 primary.handOver(recordDemotion: { [self] in persistDemotion() }, done: { [self] in

@@ -115,10 +115,11 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         self.context = context
         self.health = health
         self.logger = logger
-        let machine = ReplicationSecondaryConfig(
+        var machine = ReplicationSecondaryConfig(
             diskDrain: spec.diskDrain,
             queuedBytesMax: max(spec.asyncBufferBytes, 4 << 20) + (64 << 20), queuedWritesMax: 8192,
             groupCommitIntervalNs: UInt64(spec.groupCommitUs) * 1_000)
+        machine.groupID = spec.groupID  // consistency group (docs/groups.md)
         received = SlotTable(count: machine.queuedWritesMax)
         metadata = ReplicationMetadata(file: metadataFile)
         journalPath = spec.stagingPath ?? StagingJournal.defaultPath(stateDir: context.config.stateDir, name: spec.name)
@@ -222,6 +223,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         fields["rpo_ms"] = .int(0)
         fields["reads_served_for_peer"] = .int(Int64(clamping: counters.readsServedForPeer))
         fields["reads_refused_for_peer"] = .int(Int64(clamping: counters.readsRefusedForPeer))
+        if let group = context.groups.secondaryStatus(of: spec.group) { fields["group_epochs"] = group }
         if let peerNode { fields["peer_node"] = .string(peerNode) }
         if let error = context.newerHandshakeFailure(than: lastErrorNs), !isConnectedToPeer {
             fields["last_error"] = .string(error)
@@ -328,6 +330,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         case .epochBarrier(let epoch, _): feed(.message(.epochBarrier(epoch: epoch)))
         case .flushRequest(let epoch): feed(.message(.flushRequest(throughEpoch: epoch)))
         case .resendComplete(let sequence): feed(.message(.resendComplete(throughSequence: sequence)))
+        case let .groupBarrier(groupID, epoch): feed(.message(.groupBarrier(groupID: groupID, epoch: epoch)))
         case .syncComplete(let sequence): feed(.syncComplete(through: sequence))
         case .demoted: feed(.demoted)
         case let .digestRequest(offset, length): feed(.digestRequested(offsetBytes: offset, lengthBytes: length))
@@ -373,6 +376,8 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         performing = false
         armTimer()
         checkStopped()
+        // A member's progress may let the group's other members go on (ConsistencyGroups).
+        if spec.group != nil { context.groups.secondaryProgressed(self) }
     }
 
     private func execute(_ action: SecondaryNodeAction) {
@@ -496,5 +501,19 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             link.send(.dataAck(epoch: 0, sequence: sequence))
             traceAcknowledged(sequence)
         }
+    }
+}
+
+// MARK: Consistency group (docs/groups.md)
+
+extension SecondaryReplicator {
+    /// Every group epoch ≤ this has completed on this member's volume.
+    var groupCompletedThroughEpoch: Epoch { node.machine.completedThroughEpoch }
+
+    /// The group's barrier: writes of epochs ≤ `limit` may be issued.
+    func setGroupIssueLimit(_ limit: Epoch) {
+        guard node.machine.groupIssueLimit != limit else { return }
+        feed(.groupIssueLimit(limit))
+        perform()
     }
 }
