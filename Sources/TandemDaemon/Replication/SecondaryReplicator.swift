@@ -56,7 +56,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     var timerArmed = false
     let timeout = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
     let metadata: ReplicationMetadata
-    private(set) var link: PeerLink?
+    var link: PeerLink?
     var stopping = false
     private var onStopped: (() -> Void)?
     var lastError: String?
@@ -65,8 +65,8 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     private let probe: SecondaryProbe
     private var performing = false
     /// The Hello being validated and the verdict the node gave it (`validate`).
-    private var candidate: (link: PeerLink, hello: WireHello)?
-    private var verdict: PeerLinkVerdict?
+    var candidate: (link: PeerLink, hello: WireHello)?
+    var verdict: PeerLinkVerdict?
     /// A planned failover waits for the peer's Demoted (true) or the link's end (false).
     private var onDemoted: ((Bool) -> Void)?
     private var diskStateAnnouncer = DiskStateAnnouncer(event: "disk-state", field: "disk_state")
@@ -238,7 +238,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         noteFailure(message)
     }
 
-    private func noteFailure(_ reason: String) {
+    func noteFailure(_ reason: String) {
         lastErrorNs = ReplicationContext.nowNs()
         guard reason != lastError else { return }
         lastError = reason
@@ -282,78 +282,6 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         onDemoted = done
         feed(.requestFailover)
         perform()
-    }
-
-    // MARK: the link
-
-    /// An accepted connection whose Hello names this resource.
-    func validate(_ hello: WireHello, link: PeerLink) -> PeerLinkVerdict {
-        let connection = link.channel.connection
-        let facts = PrimaryHelloFacts(
-            hello: hello, certificateNamesPeer: spec.peer.map { connection.peerCertificateNames($0.name) } ?? false,
-            certificateSubject: connection.peerSubject)
-        pendingBitmapFrames = nil
-        if let asked = splitBrainBitmapFrames?(hello) {
-            if let refusal = asked.refusal { return .refuse(.unrelatedData, refusal) }
-            pendingBitmapFrames = asked.frames
-        }
-        candidate = (link, hello)
-        verdict = nil
-        feed(.hello(facts))
-        perform()
-        candidate = nil
-        guard let answer = verdict else { preconditionFailure("the node answered no Hello") }
-        verdict = nil
-        return answer
-    }
-
-    func peerLink(_ link: PeerLink, validate hello: WireHello) -> PeerLinkVerdict {
-        .refuse(.other, "unexpected second Hello")
-    }
-
-    func peerLinkEstablished(_ link: PeerLink) {
-        guard link === self.link else { return link.close("superseded") }
-        if let frames = pendingBitmapFrames {
-            // Before the ReplicaHello: the survivor's copy cannot start without them.
-            pendingBitmapFrames = nil
-            for frame in frames { _ = link.send(frame) }
-        }
-        feed(.linkEstablished)
-        perform()
-        publishDiskState()
-    }
-
-    func peerLink(_ link: PeerLink, received message: WireMessage) {
-        guard link === self.link else { return }
-        switch message {
-        case .data(let data): receiveData(data, link: link)
-        case .epochBarrier(let epoch, _): feed(.message(.epochBarrier(epoch: epoch)))
-        case .flushRequest(let epoch): feed(.message(.flushRequest(throughEpoch: epoch)))
-        case .resendComplete(let sequence): feed(.message(.resendComplete(throughSequence: sequence)))
-        case let .groupBarrier(groupID, epoch): feed(.message(.groupBarrier(groupID: groupID, epoch: epoch)))
-        case .syncComplete(let sequence): feed(.syncComplete(through: sequence))
-        case .demoted: feed(.demoted)
-        case let .digestRequest(offset, length): feed(.digestRequested(offsetBytes: offset, lengthBytes: length))
-        case .resize(let request): receivedResize(request, link: link)
-        case .readRequest(let request): receivedReadRequest(request, link: link)
-        case .ping(let nonce): link.send(.pong(nonce: nonce))
-        case .pong: break
-        default: feed(.unexpected(type: "\(message.type)"))
-        }
-        perform()
-        publishDiskState()
-    }
-
-    func peerLinkClosed(_ link: PeerLink, reason: String) {
-        guard link === self.link else { return }
-        self.link = nil
-        if let failure = link.failure { counters.count(failure) }
-        noteFailure(reason)
-        feed(.linkClosed)
-        perform()
-        publishDiskState()
-        checkStopped()
-        onLinkClosed?()
     }
 
     // MARK: the node
@@ -501,19 +429,5 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             link.send(.dataAck(epoch: 0, sequence: sequence))
             traceAcknowledged(sequence)
         }
-    }
-}
-
-// MARK: Consistency group (docs/groups.md)
-
-extension SecondaryReplicator {
-    /// Every group epoch ≤ this has completed on this member's volume.
-    var groupCompletedThroughEpoch: Epoch { node.machine.completedThroughEpoch }
-
-    /// The group's barrier: writes of epochs ≤ `limit` may be issued.
-    func setGroupIssueLimit(_ limit: Epoch) {
-        guard node.machine.groupIssueLimit != limit else { return }
-        feed(.groupIssueLimit(limit))
-        perform()
     }
 }
