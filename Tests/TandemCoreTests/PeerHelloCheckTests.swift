@@ -177,6 +177,26 @@ private func judge(_ own: OwnHelloFacts, _ peer: OwnHelloFacts) -> PeerHelloOutc
         }
     }
 
+    /// A consistency group's member needs GroupBarrier on its link: a peer below the group
+    /// version is refused naming the group and the upgrade; one at it, or a member of no
+    /// group, is accepted.
+    @Test func aGroupMemberRefusesAPeerTooOldForGroupBarriers() {
+        var own = facts(.none)
+        own.group = "db"
+        let old = WireHello(protocolVersion: WireFormat.groupVersion - 1, role: .secondary, nodeName: "peer",
+                            resourceName: "r0", volumeSizeBytes: sizeBytes,
+                            generations: WireGenerations(current: 0, bitmap: 0), promotionNumber: 0)
+        guard case .refuse(.unsupportedVersion, let reason) = PeerHelloCheck.judge(own: own, hello: old) else {
+            Issue.record("an old peer of a group member was not refused")
+            return
+        }
+        #expect(reason.contains("'db'") && reason.contains("upgrade the peer"), "\(reason)")
+        var current = old
+        current.protocolVersion = WireFormat.groupVersion
+        #expect(PeerHelloCheck.judge(own: own, hello: current) == .accept)
+        #expect(PeerHelloCheck.judge(own: facts(.none), hello: old) == .accept)
+    }
+
     /// After a restart only this node's facts are known: the split brain is restored as a
     /// disconnect (the operator resolves), with the peer's bytes unknown, not claimed as 0.
     @Test func aSplitBrainRestoredAfterARestartWaitsForResolveAndClaimsNothingOfThePeer() {

@@ -8,12 +8,14 @@ private struct Harness {
     var nowNs: UInt64 = 1_000_000
 
     init(record: ReplicationRecord = ReplicationRecord(), handedOver: Bool = false, cleanStop: Bool = false,
-         initialSync: InitialSync = .full, fault: SecondaryTestingFault? = nil, queuedBytesMax: UInt64 = 256 << 20) {
+         initialSync: InitialSync = .full, fault: SecondaryTestingFault? = nil, queuedBytesMax: UInt64 = 256 << 20,
+         group: String? = nil) {
         let machine = ReplicationSecondaryConfig(queuedBytesMax: queuedBytesMax, groupCommitIntervalNs: 1_000,
                                                  testingFault: fault)
-        let config = SecondaryNodeConfig(
+        var config = SecondaryNodeConfig(
             machine: machine, resourceName: "r1", nodeName: "beta", peerName: "alpha",
             volumeSizeBytes: Self.sizeBytes, alignment: 4096, initialSync: initialSync)
+        config.group = group
         node = SecondaryNode(config: config, record: record, handedOver: handedOver, cleanStop: cleanStop, nowNs: nowNs)
     }
 
@@ -44,9 +46,10 @@ private struct Harness {
 }
 
 private func hello(session: UInt64, bitmap: UInt64, role: ResourceRole = .primary, name: String = "alpha",
-                   sizeBytes: UInt64 = Harness.sizeBytes, certificate: Bool = true) -> PrimaryHelloFacts {
+                   sizeBytes: UInt64 = Harness.sizeBytes, certificate: Bool = true,
+                   version: UInt16 = WireFormat.helloVersion) -> PrimaryHelloFacts {
     PrimaryHelloFacts(
-        hello: WireHello(role: role, nodeName: name, resourceName: "r1", volumeSizeBytes: sizeBytes,
+        hello: WireHello(protocolVersion: version, role: role, nodeName: name, resourceName: "r1", volumeSizeBytes: sizeBytes,
                          generations: WireGenerations(current: session, bitmap: bitmap), promotionNumber: 0),
         certificateNamesPeer: certificate, certificateSubject: "CN=mallory")
 }
@@ -82,6 +85,21 @@ private let syncedRecord = ReplicationRecord(generation: 4, session: 5, durableT
         #expect(refusal(synced.send(.hello(hello(session: 9, bitmap: 4)))) == .unrelatedData)
         #expect(harness.node.connectionState == .wfConnection && harness.node.session == 5)
         #expect(synced.send(.linkEstablished).isEmpty)  // nothing was accepted
+    }
+
+    /// A consistency group's member issues nothing until its group's barrier allows it, so a
+    /// primary too old to send GroupBarrier is refused, naming the group and the upgrade.
+    @Test func aGroupMemberRefusesAPrimaryTooOldForGroupBarriers() {
+        var member = Harness(group: "db")
+        let old = member.send(.hello(hello(session: 7, bitmap: 0, version: WireFormat.groupVersion - 1)))
+        guard case .refuseLink(.unsupportedVersion, let reason)? = old.last else {
+            Issue.record("an old primary was not refused: \(old)")
+            return
+        }
+        #expect(reason.contains("'db'"), "\(reason)")
+        #expect(member.send(.hello(hello(session: 7, bitmap: 0))).last == .acceptLink)
+        var loner = Harness()
+        #expect(loner.send(.hello(hello(session: 7, bitmap: 0, version: WireFormat.groupVersion - 1))).last == .acceptLink)
     }
 
     @Test func aNewSessionsWritesWaitUntilItsRecordIsStable() {

@@ -15,9 +15,12 @@ public struct OwnHelloFacts: Equatable, Sendable {
     /// Bytes written here since parting from the peer (the split-brain report).
     public var changedBytes: UInt64
     public var afterSplitBrain: AfterSplitBrain
+    /// The consistency group this resource is a member of (nil: none).
+    public var group: String?
 
     public init(resourceName: String, volumeSizeBytes: UInt64, role: ResourceRole, generations: Generations,
-                changedBytes: UInt64 = 0, afterSplitBrain: AfterSplitBrain = .disconnect) {
+                changedBytes: UInt64 = 0, afterSplitBrain: AfterSplitBrain = .disconnect, group: String? = nil) {
+        self.group = group
         self.resourceName = resourceName
         self.volumeSizeBytes = volumeSizeBytes
         self.role = role
@@ -92,6 +95,9 @@ public enum PeerHelloCheck {
         guard hello.volumeSizeBytes == own.volumeSizeBytes else {
             return .refuse(.sizeMismatch, "local volume has \(own.volumeSizeBytes) bytes, peer \(hello.volumeSizeBytes)")
         }
+        if let group = own.group, hello.protocolVersion < WireFormat.groupVersion {
+            return .refuse(.unsupportedVersion, Self.olderGroupPeerReason(group: group, peerVersion: hello.protocolVersion))
+        }
         if hello.role == .secondary { return .accept }
         guard hello.role == .primary else { return .refuse(.roleConflict, "this node is primary and so is the peer") }
         guard let peer = hello.node else {
@@ -136,6 +142,12 @@ public enum PeerHelloCheck {
                                + "a later promotion superseded it")
         }
         return .refuse(.roleConflict, "this node is primary and so is the peer")
+    }
+
+    /// Why a consistency group's member refuses a peer too old for GroupBarrier.
+    public static func olderGroupPeerReason(group: String, peerVersion: UInt16) -> String {
+        "this resource is in consistency group '\(group)', whose barriers need protocol \(WireFormat.groupVersion) "
+            + "on both nodes; the peer speaks \(peerVersion): upgrade the peer (docs/operations.md, rolling upgrade)"
     }
 
     /// Two primaries, one of protocol 3 or older: no split brain can be detected between them.

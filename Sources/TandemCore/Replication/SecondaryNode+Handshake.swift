@@ -27,6 +27,11 @@ extension SecondaryNode {
             return actions.append(.refuseLink(.sizeMismatch,
                 "local volume has \(config.volumeSizeBytes) bytes, peer \(hello.volumeSizeBytes)"))
         }
+        // A group member waits for its barriers: a primary that cannot send them is refused.
+        if let group = config.group, hello.protocolVersion < WireFormat.groupVersion {
+            return actions.append(.refuseLink(.unsupportedVersion,
+                PeerHelloCheck.olderGroupPeerReason(group: group, peerVersion: hello.protocolVersion)))
+        }
         let current = hello.generations.current
         let basis = SessionBasis(generations: hello.generations)
         pendingCatchUp = basis.isCatchUp

@@ -20,7 +20,10 @@ extension SecondaryNode {
         lastDigestRequestNs = nowNs
         // After a staged catch-up's SyncComplete the journal is committed and applied before
         // the volume holds what the primary verifies: the read waits (SecondaryNode+Staging).
-        if staging.phase != .off { return staging.digestsHeld.append((offset, length)) }
+        // While the catch-up is still being staged it does not: the primary's checksum resync
+        // after its crash asks during the catch-up, which cannot end before its answers (a
+        // region staged but not applied then reads as differing and is sent again).
+        if staging.holds { return staging.digestsHeld.append((offset, length)) }
         actions.append(.readForDigest(offsetBytes: offset, lengthBytes: length))
     }
 }

@@ -28,6 +28,8 @@ public struct SecondaryNodeConfig: Sendable, Hashable {
     /// The staging journal's size (`staging_bytes`): a catch-up stages up to this much and
     /// keeps the copy Consistent (0: never stage; SecondaryNode+Staging).
     public var stagingBytesMax: UInt64
+    /// The consistency group this resource is a member of (nil: none; docs/groups.md).
+    public var group: String? = nil
 
     public init(
         machine: ReplicationSecondaryConfig, resourceName: String, nodeName: String, peerName: String?,

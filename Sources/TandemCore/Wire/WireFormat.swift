@@ -33,6 +33,9 @@ public enum WireFormat {
     /// The Hello version from which a peer sends and reads BitmapChunk / BitmapDone (split-brain
     /// resolve by the union of both bitmaps).
     public static let bitmapExchangeVersion: UInt16 = 6
+    /// The first version that knows GroupBarrier (type 27, consistency groups): a group member
+    /// refuses a peer below it, whichever side it is on (docs/groups.md).
+    public static let groupVersion: UInt16 = 6
     /// The first version that answers ReadRequest (read balancing, the diskless primary).
     public static let readVersion: UInt16 = 6
     /// The largest region one ReadRequest names: a larger read is served locally.

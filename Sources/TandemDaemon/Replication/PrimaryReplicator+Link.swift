@@ -56,7 +56,7 @@ extension PrimaryReplicator: PeerLinkDelegate {
         let outcome = hello.role == .primary && judgePrimaryHello != nil
             ? judgePrimaryHello!(hello)
             : node.judgePeerHello(hello, own: OwnHelloFacts(resourceName: resource, volumeSizeBytes: volume.sizeBytes,
-                                                            role: .primary, generations: .none))
+                                                            role: .primary, generations: .none, group: spec.group))
         onPrimaryOutcome?(outcome, hello.nodeName)
         switch outcome {
         case .accept:

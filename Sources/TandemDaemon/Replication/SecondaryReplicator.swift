@@ -126,10 +126,11 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         stagingBytesMax = spec.stagingBytes ?? StagingJournal.bytesDefault
         let replayed = try Self.settleStaging(metadataFile: metadataFile, journalPath: journalPath, volume: volume,
                                               health: health, events: context.events, resource: spec.name, logger: logger)
-        let config = SecondaryNodeConfig(
+        var config = SecondaryNodeConfig(
             machine: machine, resourceName: spec.name, nodeName: context.config.nodeName, peerName: spec.peer?.name,
             volumeSizeBytes: volume.sizeBytes, alignment: volume.alignment, initialSync: spec.initialSync,
             stagingBytesMax: stagingBytesMax)
+        config.group = spec.group
         // A replayed journal leaves a consistent image, as a clean stop does (stagefix).
         let consistentAtStart = cleanStop || (replayed && metadata.record.synced)
         node = SecondaryNode(config: config, record: metadata.record, handedOver: handedOver,
