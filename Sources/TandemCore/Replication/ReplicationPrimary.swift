@@ -49,7 +49,7 @@ public struct ReplicationPrimary: Sendable {
     /// Admitted writes in sequence order, kept until acknowledged and confirmed durable.
     var writes: BoundedQueue<Write>
     private var waiting: BoundedQueue<WaitingRequest>
-    private var flushes: BoundedQueue<PendingFlush>
+    var flushes: BoundedQueue<PendingFlush>
 
     private var nextSequence: WriteSequence = 1
     /// The epoch the next write joins unless `startsNewEpoch`.
@@ -144,45 +144,6 @@ public struct ReplicationPrimary: Sendable {
     public mutating func takePeerAckLatency() -> (samples: Int, maxNs: UInt64) {
         defer { peerAckSamples = 0; peerAckLatencyMaxNs = 0 }
         return (peerAckSamples, peerAckLatencyMaxNs)
-    }
-
-    /// How long the oldest write the peer has not applied yet has waited (0: none waits, or
-    /// the peer is out of the stream): a stalled link shows here before any ack is late.
-    public func oldestUnappliedAgeNs(nowNs: UInt64) -> UInt64 {
-        oldestUnappliedAdmittedAtNs.map { nowNs - min($0, nowNs) } ?? 0
-    }
-
-    /// When the oldest write the peer has not applied yet was admitted (nil: none waits).
-    public var oldestUnappliedAdmittedAtNs: UInt64? {
-        guard !isTracking else { return nil }
-        for index in 0..<writes.count where !writes[index].peerApplied { return writes[index].admittedAtNs }
-        return nil
-    }
-
-    /// Sync-admitted writes or flushes not yet acknowledged: their promise still waits for
-    /// the peer, whatever the mode is now.
-    public var syncPending: Bool {
-        for index in 0..<writes.count where writes[index].sync && !writes[index].acknowledged { return true }
-        for index in 0..<flushes.count where flushes[index].sync { return true }
-        return false
-    }
-
-    /// Age of the oldest acknowledged write the secondary has not confirmed durable; 0 if none.
-    public func rpoAgeNs(nowNs: UInt64) -> UInt64 {
-        var oldestNs: UInt64? = nil
-        for index in 0..<writes.count {
-            let write = writes[index]
-            guard write.acknowledged, write.epoch > peerDurableEpoch else { continue }
-            oldestNs = min(oldestNs ?? write.acknowledgedAtNs, write.acknowledgedAtNs)
-        }
-        guard let oldestNs else { return 0 }
-        return nowNs >= oldestNs ? nowNs - oldestNs : 0
-    }
-
-    /// The epoch of an admitted write still held in the buffer (for status and tests).
-    public func epoch(ofSequence sequence: WriteSequence) -> Epoch? {
-        guard let index = index(ofSequence: sequence) else { return nil }
-        return writes[index].epoch
     }
 
     public mutating func handle(
