@@ -9,64 +9,41 @@
 import Glibc
 
 final class CopyBuffers {
-    let slotBytes: Int
-    let slotsMax: Int
-    private var base: UnsafeMutableRawPointer?
+    private let slots: IdleSlots
     /// The offset each slot's chunk was read from; UInt64.max: free.
     private var offsets: [UInt64]
-    private var free: [Int]
-    private var emptyAtLastCall = false
-    var held: Int { slotsMax - free.count }
+    var slotBytes: Int { slots.slotBytes }
+    var slotsMax: Int { slots.slotsMax }
+    var held: Int { slots.taken }
 
     init(slotBytes: Int, slotsMax: Int) {
-        precondition(slotBytes > 0 && slotBytes % 4096 == 0 && slotsMax > 0)
-        self.slotBytes = slotBytes
-        self.slotsMax = slotsMax
+        slots = IdleSlots(slotBytes: slotBytes, slotsMax: slotsMax, what: "copy chunks")
         offsets = Array(repeating: .max, count: slotsMax)
-        free = Array((0..<slotsMax).reversed())
     }
-
-    deinit { Glibc.free(base) }
 
     /// A buffer for the chunk read at `offset` (aligned for O_DIRECT); the node bounds how many
     /// it holds, so there always is one.
     func reserve(offset: UInt64) -> (slot: Int, pointer: UnsafeMutableRawPointer) {
         precondition(offset != .max && !offsets.contains(offset), "two copy chunks at offset \(offset)")
-        guard let slot = free.popLast() else { preconditionFailure("more copy chunks than the node allows") }
-        if base == nil {
-            var memory: UnsafeMutableRawPointer? = nil
-            precondition(posix_memalign(&memory, 4096, slotBytes * slotsMax) == 0 && memory != nil, "copy buffers")
-            base = memory
-        }
+        let slot = slots.take()
         offsets[slot] = offset
-        return (slot, base! + slot * slotBytes)
+        return (slot, slots.pointer(slot))
     }
 
     /// The buffer of the chunk read at `offset`.
     func buffer(offset: UInt64) -> (slot: Int, pointer: UnsafeMutableRawPointer) {
-        guard let slot = offsets.firstIndex(of: offset), let base else { preconditionFailure("no copy chunk at \(offset)") }
-        return (slot, base + slot * slotBytes)
+        guard let slot = offsets.firstIndex(of: offset) else { preconditionFailure("no copy chunk at \(offset)") }
+        return (slot, slots.pointer(slot))
     }
 
     func release(slot: Int) {
         precondition(offsets[slot] != .max, "a free copy buffer released")
         offsets[slot] = .max
-        free.append(slot)
+        slots.release(slot)
     }
 
     func release(offset: UInt64) { release(slot: buffer(offset: offset).slot) }
 
-    /// Frees the region once no chunk has been held for two calls in a row (the replicator
-    /// calls this every tick).
-    func releaseMemoryWhenIdle() {
-        guard held == 0, base != nil else {
-            emptyAtLastCall = false
-            return
-        }
-        if emptyAtLastCall {
-            Glibc.free(base)
-            base = nil
-        }
-        emptyAtLastCall = !emptyAtLastCall
-    }
+    /// Frees the region once no chunk has been held for two calls in a row (IdleSlots).
+    func releaseMemoryWhenIdle() { slots.releaseMemoryWhenIdle() }
 }

@@ -19,47 +19,27 @@ final class PeerReadBuffers {
     }
 
     static let slotBytes = WireFormat.readBytesMax
-    private var base: UnsafeMutableRawPointer?
+    private let slots = IdleSlots(slotBytes: slotBytes, slotsMax: SecondaryNode.peerReadsMax, what: "peer reads")
     private(set) var entries: [Entry?] = Array(repeating: nil, count: SecondaryNode.peerReadsMax)
-    private var free = Array((0..<SecondaryNode.peerReadsMax).reversed())
-    private var emptyAtLastCall = false
-    var inFlight: Int { SecondaryNode.peerReadsMax - free.count }
-
-    deinit { Glibc.free(base) }
+    var inFlight: Int { slots.taken }
 
     func reserve(_ entry: Entry) -> Int {
-        guard let slot = free.popLast() else { preconditionFailure("more peer reads than the node allows") }
-        if base == nil {
-            var memory: UnsafeMutableRawPointer? = nil
-            let bytes = Self.slotBytes * SecondaryNode.peerReadsMax
-            precondition(posix_memalign(&memory, 4096, bytes) == 0 && memory != nil, "peer read buffers")
-            base = memory
-        }
+        let slot = slots.take()
         entries[slot] = entry
         return slot
     }
 
-    func pointer(_ slot: Int) -> UnsafeMutableRawPointer { base! + slot * Self.slotBytes }
+    func pointer(_ slot: Int) -> UnsafeMutableRawPointer { slots.pointer(slot) }
 
     func advance(_ slot: Int, by bytes: Int) { entries[slot]!.doneBytes += bytes }
 
     func release(_ slot: Int) {
         precondition(entries[slot] != nil, "a free peer read buffer released")
         entries[slot] = nil
-        free.append(slot)
+        slots.release(slot)
     }
 
-    func releaseMemoryWhenIdle() {
-        guard inFlight == 0, base != nil else {
-            emptyAtLastCall = false
-            return
-        }
-        if emptyAtLastCall {
-            Glibc.free(base)
-            base = nil
-        }
-        emptyAtLastCall = !emptyAtLastCall
-    }
+    func releaseMemoryWhenIdle() { slots.releaseMemoryWhenIdle() }
 }
 
 extension SecondaryReplicator {
