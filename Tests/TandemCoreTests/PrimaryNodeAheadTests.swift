@@ -110,6 +110,51 @@ private struct AheadHarness {
         #expect(!h.node.isAhead && h.answered(1) == nil && h.node.outOfSyncBytes == 0)
     }
 
+    /// A peer that stages the catch-up keeps the base's image until its journal commits: what
+    /// it confirmed of the copy and of the stream is still lag (what a failover would lose).
+    /// With `lag_bytes` as the larger of the dirty regions and the unconfirmed acknowledged
+    /// writes, this read 0 once the copy's chunks were sent (tandem-bench's truth check of a
+    /// periodic cycle lost more than the reported lag).
+    @Test func aPeerThatStagesTheCatchUpLacksEverythingTheSessionMovedUntilTheCopyIsDone() {
+        var h = AheadHarness(mode: .sync, tracksWithoutPeer: true, bufferBytes: 16 << 20)
+        h.connect()
+        h.send(.linkDown(reason: "cut", refusal: nil))
+        for id in 1...5 { h.writeAndComplete(RequestID(id), offsetBytes: UInt64(id) << 20) }
+        #expect(h.node.isAhead && h.node.outOfSyncBytes == 5 << 20 && h.node.lagBytes == 5 << 20)
+        _ = h.redial()
+        h.send(.linkUp)
+        h.send(.peer(.hello(durableThroughEpoch: 0, copy: .consistent)))
+        #expect(h.node.peerDiskState == .consistent, "the peer stages the catch-up")
+        // The dirty regions are read and sent as chunks, a few in flight at a time; the peer
+        // confirms each applied — to its journal, not its volume.
+        var reads = h.reads
+        var sentChunks = 0
+        var ackedChunks = 0
+        while !reads.isEmpty || ackedChunks < sentChunks {
+            if let (offset, length) = reads.first {
+                reads.removeFirst()
+                h.send(.copyChunkRead(offsetBytes: offset, lengthBytes: length, errno: 0))
+                sentChunks += 1
+                #expect(h.node.lagBytes == 5 << 20, "what was sent is not in the peer's image either")
+            } else {
+                while ackedChunks < sentChunks {
+                    ackedChunks += 1
+                    h.send(.peer(.dataAck(sequence: WriteSequence(UInt64(ackedChunks)))))
+                }
+                h.send(.peer(.durableThroughEpoch(h.node.primary.openEpoch)))
+                if h.node.copyWanted {
+                    #expect(h.node.peerDiskState == .consistent)
+                    #expect(h.node.lagBytes == 5 << 20, "durable in the journal is not in the image")
+                }
+                reads += h.reads
+                h.nowNs += 10_000_000  // the copy's pacer reads the next chunks on a tick
+                h.send(.tick)
+            }
+            reads += h.reads
+        }
+        #expect(sentChunks == 5 && h.node.outOfSyncBytes == 0)
+    }
+
     @Test func theCatchUpSessionCopiesOnlyTheDirtyRegionsThenStreams() {
         var h = AheadHarness(mode: .sync, tracksWithoutPeer: true)
         h.connect()

@@ -334,9 +334,22 @@ public struct PrimaryNode: Sendable {
     /// Set bits × block size: what the peer lacks and the copy has not read yet.
     public var outOfSyncBytes: UInt64 { bitmap.outOfSyncBytes }
 
-    /// `lag_bytes`: acknowledged bytes the peer has not confirmed durable; Ahead or catching
-    /// up, at least every dirty region (acknowledged writes the peer lacks, all of them).
-    public var lagBytes: UInt64 { max(primary.lagBytes, isAhead || basis.isCatchUp ? outOfSyncBytes : 0) }
+    /// `lag_bytes`: acknowledged bytes the peer's volume lacks, an upper bound of what a
+    /// failover to it would lose. Streaming: acknowledged bytes the peer has not confirmed
+    /// durable. Ahead or catching up: every dirty region plus the stream's unconfirmed writes
+    /// (a sum: a region both dirty and rewritten counts twice, never zero times). While the
+    /// peer stages the catch-up (PrimaryNode+StagedPeer) its volume keeps the base's image
+    /// until the journal commits, so everything the session moved is lag: the regions not yet
+    /// read, and every copy chunk and write the stream carried, confirmed or not (the writes
+    /// admitted but not yet acknowledged count too: a bound, not an exact figure). A periodic
+    /// cycle's truth check found the loss above a figure that left the confirmed ones out.
+    public var lagBytes: UInt64 {
+        guard isAhead || basis.isCatchUp else { return primary.lagBytes }
+        guard stagedPeerDiskState == nil else {
+            return outOfSyncBytes &+ primary.unconfirmedBytes &+ primary.peerDurableBytesTotal
+        }
+        return outOfSyncBytes &+ primary.lagBytes
+    }
 
     /// The RPO age: of the oldest acknowledged write the peer lacks (Ahead, and until the
     /// catch-up after it is done: since the oldest write unconfirmed when it began). A session
