@@ -118,6 +118,40 @@ private struct PeriodicHarness {
         #expect(h.node.nextCycleInNs(nowNs: h.nowNs) == PeriodicHarness.periodNs - 2_000_000_000)
     }
 
+    /// A peer of protocol 7 answers the SyncComplete with CaughtUp once its staged catch-up is
+    /// committed and applied; until then the cycle is not complete (the node does not go Ahead
+    /// and close the link, which lost the SyncComplete on real daemons), and its RPO age and
+    /// lag still count the cycle.
+    @Test func aCycleFromAPeerThatAnswersCaughtUpCompletesOnlyOnThatAnswer() throws {
+        var h = PeriodicHarness()
+        h.send(.enable)
+        h.send(.peerVersion(WireFormat.caughtUpVersion))
+        _ = h.linkUpAndHello()
+        h.send(.peer(.hello(durableThroughEpoch: 0, copy: .consistent)))
+        #expect(h.node.periodic.completed == 1, "a first cycle with nothing to copy sends no SyncComplete")
+        h.send(.linkDown(reason: "periodic", refusal: nil))
+        h.nowNs += 5_000_000_000
+        let answered = h.write(1, offsetBytes: 8 << 20)
+        #expect(answered)
+        h.nowNs = 1_000_000_000 + PeriodicHarness.periodNs
+        h.send(.tick)
+        h.send(.peerVersion(WireFormat.caughtUpVersion))
+        let reads = h.linkUpAndHello()
+        for (offset, length) in reads { h.send(.copyChunkRead(offsetBytes: offset, lengthBytes: length, errno: 0)) }
+        h.peerConfirmsAll()
+        #expect(h.actions.contains { if case .sendSyncComplete = $0 { return true } else { return false } })
+        #expect(h.completedCycle == nil && h.node.periodic.running && h.node.awaitingCaughtUp)
+        #expect(!h.node.isAhead && !h.actions.contains { if case .closeLink = $0 { return true } else { return false } },
+                "the link stays until the peer says it holds the cycle")
+        #expect(h.node.rpoAgeNs(nowNs: h.nowNs) >= PeriodicHarness.periodNs - 5_000_000_000)
+        #expect(h.node.lagBytes >= 4096, "the staging peer's volume lacks the cycle until its commit")
+        h.send(.peerCaughtUp(session: 77))  // another session's word: stale
+        #expect(h.completedCycle == nil && h.node.awaitingCaughtUp)
+        h.send(.peerCaughtUp(session: h.node.session))
+        let cycle = try #require(h.completedCycle)
+        #expect(cycle.bytes == 4096 && h.node.isAhead && h.node.rpoAgeNs(nowNs: h.nowNs) == 0)
+    }
+
     @Test func aCycleStillRunningWhenTheNextIsDueDelaysItUntilItEnds() {
         var h = PeriodicHarness()
         h.send(.enable)

@@ -112,9 +112,15 @@ private let syncedRecord = ReplicationRecord(generation: 4, session: 5, durableT
         #expect(applied.contains(.notice(.stagingApplied(bytes: 2 * StagingHarness.recordBytes))))
         #expect(recordsOf(applied).last?.staging == nil && recordsOf(applied).last?.synced == true)
         #expect(inPlace(applied).isEmpty, "the held write waits for the record that forgets the journal")
-        #expect(inPlace(harness.storeLast(applied)) == [3])
+        let forgotten = harness.storeLast(applied)
+        #expect(inPlace(forgotten) == [3])
         #expect(!harness.node.isStaging)
         #expect(harness.node.diskState == .upToDate)
+        // CaughtUp (protocol 7) only now that the catch-up is on the volume and the journal
+        // forgotten: a periodic primary completes its cycle on it.
+        let caughtUp = SecondaryNodeAction.sendCaughtUp(session: 9)
+        #expect(!complete.contains(caughtUp) && !apply.contains(caughtUp) && !applied.contains(caughtUp))
+        #expect(forgotten.contains(caughtUp))
     }
 
     /// `consistent_as_of`: the image before the catch-up while staged, the catch-up's session

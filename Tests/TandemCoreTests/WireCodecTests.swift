@@ -24,6 +24,7 @@ import Testing
         .failoverRequest(promotion: 1),
         .demoted(throughSequence: 0),
         .catchUpInPlace(session: 0x0A0B_0C0D),
+        .caughtUp(session: 0x0E0F_1011),
         .replicaHello(WireReplicaHello(durableThroughEpoch: 7, diskState: .inconsistent)),
         .digestRequest(offsetBytes: 5 << 20, lengthBytes: 1 << 20),
         .digests(offsetBytes: 4096, lengthBytes: 8192, digest: RegionDigest(high: 0x0123_4567_89AB_CDEF, low: .max)),

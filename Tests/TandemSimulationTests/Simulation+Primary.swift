@@ -544,6 +544,8 @@ extension Simulation {
             drivePrimary(node, .linkUp)
         case let .digests(offset, length, digest):
             drivePrimary(node, .peerDigest(offsetBytes: offset, lengthBytes: length, digest: digest))
+        case let .caughtUp(session):
+            drivePrimary(node, .peerCaughtUp(session: session))
         case let .message(message):
             drivePrimary(node, .peer(message))
         case .failoverRequest:

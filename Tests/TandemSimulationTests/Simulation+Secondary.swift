@@ -83,6 +83,9 @@ extension Simulation {
             sendToPrimary(.message(message))
         case .sendFailoverRequest:
             sendToPrimary(.failoverRequest)
+        case let .sendCaughtUp(session):
+            guard let link, link.secondary == node.index else { return }
+            sendToPrimary(.caughtUp(session: session))
         case let .failoverAnswered(demoted):
             failoverAnswered(node, demoted: demoted)
         case .probe, .endProbe:

@@ -141,6 +141,7 @@ extension Simulation {
         case let .message(.durableThroughEpoch(epoch)): wire = .durableAck(epoch: epoch)
         case .failoverRequest: wire = .failoverRequest(promotion: 0)
         case let .digests(offset, length, digest): wire = .digests(offsetBytes: offset, lengthBytes: length, digest: digest)
+        case let .caughtUp(session): wire = .caughtUp(session: session)
         }
         return Self.encode(wire)
     }
@@ -241,6 +242,7 @@ extension Simulation {
         case let .dataAck(_, sequence): .message(.dataAck(sequence: sequence))
         case .failoverRequest: .failoverRequest
         case let .digests(offset, length, digest): .digests(offsetBytes: offset, lengthBytes: length, digest: digest)
+        case let .caughtUp(session): .caughtUp(session: session)
         default: nil
         }
     }

@@ -122,6 +122,7 @@ final class Simulation {
         case message(SecondaryMessage)
         case failoverRequest
         case digests(offsetBytes: UInt64, lengthBytes: UInt64, digest: RegionDigest)
+        case caughtUp(session: UInt64)
     }
 
     enum Event {

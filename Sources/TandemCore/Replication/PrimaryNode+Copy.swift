@@ -149,7 +149,13 @@ extension PrimaryNode {
             copyLastSequence != 0, copyLastSequence < primary.oldestHeldSequence, isPeerReady
         else { return }
         copyWanted = false
-        aheadSinceNs = 0  // the peer holds what it lacked since then
+        // The peer holds what it lacked since then — once it has the SyncComplete; a periodic
+        // cycle waits for its word on that (CaughtUp) where the peer gives one.
+        if periodNs != nil, peerVersion >= WireFormat.caughtUpVersion {
+            awaitingCaughtUp = true
+        } else {
+            aheadSinceNs = 0
+        }
         // The copy is complete through its last chunk: the peer holds a consistent image
         // from now on (UpToDate once it also holds every acknowledged write).
         confirmedOnLink = copyLastSequence

@@ -81,6 +81,7 @@ extension PrimaryNode {
         _ reason: String, refusal: WireRefusal?, nowNs: UInt64, into actions: inout [PrimaryNodeAction]
     ) {
         link = .idle
+        awaitingCaughtUp = false  // the cycle is not complete; the next link decides again
         let pendingBasis = pendingSession?.basis
         restartPending = false
         pendingSession = nil

@@ -7,7 +7,10 @@
 // one is due the node dials as any Ahead node does; the link carries a catch-up session whose
 // copy reads each dirty region as it is now, so only the last write to a region ships. Writes
 // during the cycle stream as in async mode. The cycle is complete when the catch-up's copy is
-// (its last chunk durable on the peer, SyncComplete sent): the peer then holds every write
+// (its last chunk durable on the peer, SyncComplete sent) and, from a peer of protocol 7 or
+// later, the peer's CaughtUp came (its staged catch-up committed and applied: until then a
+// failover to it would lose the cycle, and closing the link at once lost the SyncComplete
+// itself — tandem-bench's truth check found both): the peer then holds every write
 // acknowledged before the cycle started. The node goes Ahead again at once; the writes the
 // stream still holds are marked for the next cycle. A cycle still running when the next is
 // due delays it: the next starts when this one ends (`cyclesLate`). A link lost mid-cycle, or
@@ -66,7 +69,7 @@ extension PrimaryNode {
     /// the peer ready). Returns true when it completed (the node then goes Ahead).
     mutating func completeCycleIfDone(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) -> Bool {
         guard let period = periodNs, periodic.running, isPeerReady, !isAhead, !copyWanted, !restartPending,
-            pendingSession == nil, peerInconsistentThroughEpoch == nil, confirmedOnLink != nil
+            pendingSession == nil, peerInconsistentThroughEpoch == nil, confirmedOnLink != nil, !awaitingCaughtUp
         else { return false }
         periodic.running = false
         periodic.lastStartedNs = periodic.runningSinceNs
@@ -77,6 +80,15 @@ extension PrimaryNode {
         if nowNs >= periodic.nextDueNs { periodic.late += 1 }
         actions.append(.notice(.cycleCompleted(bytes: copiedBytes, durationNs: periodic.lastDurationNs)))
         return true
+    }
+
+    /// The peer's CaughtUp: the cycle's SyncComplete is durable there (its staged catch-up
+    /// committed and applied): the peer holds what it lacked since the cycle began. A word
+    /// about another session is stale.
+    mutating func peerCaughtUp(session caughtUpSession: UInt64) {
+        guard awaitingCaughtUp, caughtUpSession == session else { return }
+        awaitingCaughtUp = false
+        aheadSinceNs = 0
     }
 
     /// Milliseconds until the next cycle (0: due, or waiting for the running one to end).

@@ -114,6 +114,9 @@ public struct PrimaryNode: Sendable {
     var verifyReadInFlight = false
     public internal(set) var lastVerify: VerifyProgress?
     public internal(set) var aheadSinceNs: UInt64 = 0
+    /// A periodic cycle's SyncComplete went to a peer that answers it with CaughtUp, and that
+    /// answer has not come (PrimaryNode+Periodic).
+    public internal(set) var awaitingCaughtUp = false
     /// The peer was mid-copy (or re-applying after its crash) when the node went Ahead.
     var peerInconsistentWhenAhead = false
     /// What the peer may hold that the bitmap covers (the next catch-up's bases).
@@ -345,7 +348,7 @@ public struct PrimaryNode: Sendable {
     /// cycle's truth check found the loss above a figure that left the confirmed ones out.
     public var lagBytes: UInt64 {
         guard isAhead || basis.isCatchUp else { return primary.lagBytes }
-        guard stagedPeerDiskState == nil else {
+        guard stagedPeerDiskState == nil, !(awaitingCaughtUp && peerStagesCatchUp) else {
             return outOfSyncBytes &+ primary.unconfirmedBytes &+ primary.peerDurableBytesTotal
         }
         return outOfSyncBytes &+ primary.lagBytes
@@ -359,7 +362,9 @@ public struct PrimaryNode: Sendable {
         // Ahead, and through the catch-up that follows until its copy is done, the peer lacks
         // writes acknowledged since `aheadSinceNs`.
         // Periodic mode between cycles: since the first write tracked (none: the peer lacks nothing).
-        let tracked = (isAhead && (periodNs == nil || aheadSinceNs != 0)) || (copyWanted && aheadSinceNs != 0)
+        // A periodic cycle waiting for the peer's CaughtUp: the peer's volume may still lack it.
+        let tracked = (isAhead && (periodNs == nil || aheadSinceNs != 0))
+            || ((copyWanted || awaitingCaughtUp) && aheadSinceNs != 0)
         return max(primary.rpoAgeNs(nowNs: nowNs), tracked ? nowNs - min(aheadSinceNs, nowNs) : 0)
     }
 
@@ -404,6 +409,8 @@ public struct PrimaryNode: Sendable {
         case let .peerVersion(version):
             peerVersion = version
             peerSpeaks(version, into: &actions)
+        case let .peerCaughtUp(caughtUpSession):
+            peerCaughtUp(session: caughtUpSession)
         case .linkUp:
             linkUp(nowNs: nowNs, into: &actions)
         case let .linkDown(reason, refusal):

@@ -183,6 +183,8 @@ public enum PrimaryNodeEvent: Sendable, Hashable {
     case dialFailed(String)
     /// The dialled peer's Hello names this highest protocol version (before `.linkUp`).
     case peerVersion(UInt16)
+    /// The peer's CaughtUp (protocol 7): this node's SyncComplete of `session` is durable there.
+    case peerCaughtUp(session: UInt64)
     /// TLS is up and both Hellos were accepted.
     case linkUp
     /// The link is gone; `refusal` when the peer refused it with a reason code.

@@ -90,6 +90,7 @@ extension SecondaryNode {
 
     mutating func endLink(nowNs: UInt64, into actions: inout [SecondaryNodeAction]) {
         link = .none
+        caughtUpOwedGeneration = nil  // owed to that link's primary only
         nextProbeNs = nowNs + config.probeQuietNs  // a quiet period counts from the link's end
         dropHeldDigests()
         if failoverPending {

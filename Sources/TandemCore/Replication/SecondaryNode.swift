@@ -83,6 +83,11 @@ public struct SecondaryNode: Sendable {
     var recordRequestedEpoch: Epoch?
     /// The primary's last SyncComplete on this link.
     public internal(set) var confirmedThrough: WriteSequence?
+    /// A SyncComplete on this link whose CaughtUp is not sent yet: the record generation
+    /// that must be stored first (SecondaryNode+CaughtUp).
+    var caughtUpOwedGeneration: UInt64?
+    /// The generation of the newest record the driver reported stored.
+    var storedGeneration: UInt64 = 0
     /// The newest write received on this link that its primary may have acknowledged before
     /// this node applied it (async: no acknowledged-after-apply flag).
     var newestAsyncReceived: WriteSequence = 0
@@ -120,6 +125,7 @@ public struct SecondaryNode: Sendable {
         consistentAtRest = restarted && cleanStop
         heldWrites = BoundedQueue(capacity: config.machine.queuedWritesMax)
         staging = SecondaryStaging(record: record)
+        storedGeneration = record.generation
         nextProbeNs = nowNs + config.probeQuietNs
         machineActions.reserveCapacity(256)
     }
@@ -302,6 +308,7 @@ public struct SecondaryNode: Sendable {
             }
         }
         continueStaging(into: &actions)
+        answerCaughtUpIfSettled(into: &actions)
         checkInvariants()
     }
 
@@ -348,6 +355,7 @@ public struct SecondaryNode: Sendable {
         if staging.phase == .staging {
             // The catch-up is complete: commit and apply the journal, then the copy is synced.
             confirmedThrough = through
+            caughtUpOwedGeneration = record.generation
             return beginCommit(noRoom: false, writeBytes: 0, into: &actions)
         }
         if !record.synced || record.promotedInconsistent {
@@ -355,10 +363,12 @@ public struct SecondaryNode: Sendable {
             record.promotedInconsistent = false
             writeRecord(into: &actions)
         }
+        caughtUpOwedGeneration = record.generation
         confirmedThrough = through
     }
 
     private mutating func recorded(_ stored: ReplicationRecord, nowNs: UInt64, into actions: inout [SecondaryNodeAction]) {
+        storedGeneration = max(storedGeneration, stored.generation)
         // Stopping (a promotion): nothing more of the stream is written or acknowledged.
         guard !isStopping else { return }
         if awaitingSessionRecord, stored.session == session {

@@ -141,6 +141,9 @@ public enum SecondaryNodeAction: Sendable, Equatable {
     case send(SecondaryMessage)
     /// Ask the primary to drain and demote (wire FailoverRequest).
     case sendFailoverRequest
+    /// Tell the primary (protocol 7 and later; the driver checks its Hello's version) that
+    /// its SyncComplete of `session` is durable here (SecondaryNode+CaughtUp).
+    case sendCaughtUp(session: UInt64)
     /// The answer to `.requestFailover`: the peer demoted (true), or it will not (false).
     case failoverAnswered(demoted: Bool)
     /// Dial the peer with a secondary Hello to learn why no primary connects (SecondaryProbe).

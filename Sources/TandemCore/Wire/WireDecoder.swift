@@ -236,6 +236,7 @@ enum WireBodyDecoder {
         case .failoverRequest: message = .failoverRequest(promotion: reader.u64()!)
         case .demoted: message = .demoted(throughSequence: reader.u64()!)
         case .catchUpInPlace: message = .catchUpInPlace(session: reader.u64()!)
+        case .caughtUp: message = .caughtUp(session: reader.u64()!)
         case .digestRequest:
             let (offset, length) = try digestRegion(type, &reader)
             message = .digestRequest(offsetBytes: offset, lengthBytes: length)

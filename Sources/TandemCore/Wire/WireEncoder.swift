@@ -98,7 +98,7 @@ public enum WireEncoder {
             return WireReadReply.fixedBytes + reply.payload.count
         case .durableAck, .flushRequest, .ping, .pong, .resendComplete, .syncComplete, .failoverRequest, .demoted:
             return 8
-        case .catchUpInPlace:
+        case .catchUpInPlace, .caughtUp:
             return 8
         }
     }
@@ -157,7 +157,7 @@ public enum WireEncoder {
         case .durableAck(let value), .flushRequest(let value), .ping(let value), .pong(let value),
             .resendComplete(let value), .syncComplete(let value), .failoverRequest(let value), .demoted(let value):
             writer.put(value)
-        case .catchUpInPlace(let session):
+        case .catchUpInPlace(let session), .caughtUp(let session):
             writer.put(session)
         }
     }

@@ -20,7 +20,9 @@ public enum WireFormat {
     /// `split-brain-resync` (a split brain is resolved by the union of both bitmaps), and
     /// ReadRequest and ReadReply (types 29, 30; read balancing), each sent only to a peer whose
     /// Hello names 6 or more.
-    public static let helloVersion: UInt16 = 6
+    /// Version 7 adds CaughtUp (type 37): a secondary tells a primary whose Hello names 7 or
+    /// more that a SyncComplete's effect is durable (a staged catch-up committed and applied).
+    public static let helloVersion: UInt16 = 7
     /// The first version whose Hello carries the generation tail.
     public static let generationsVersion: UInt16 = 4
     /// The first version whose secondary reads a catch-up's bases (older ones take the
@@ -43,6 +45,9 @@ public enum WireFormat {
     /// The first version that reads CatchUpInPlace (type 21; docs/replication.md, *Staged
     /// catch-up*): a secondary tells only such a primary that its catch-up went in place.
     public static let catchUpInPlaceVersion: UInt16 = 6
+    /// The first version that sends and reads CaughtUp (type 37; docs/replication.md,
+    /// *Periodic mode*): a primary waits for it only from a peer whose Hello names this or more.
+    public static let caughtUpVersion: UInt16 = 7
     /// The largest region one DigestRequest names.
     public static let digestRegionBytesMax: UInt64 = 1 << 20
     public static let headerBytes = 24
@@ -79,6 +84,7 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
     case replicaHello = 14
     /// Staged catch-up (protocol 5): the target's catch-up outgrew its staging journal.
     case catchUpInPlace = 21
+    case caughtUp = 37
     /// Online verify (protocol 4): the region to digest, and its digest.
     case digestRequest = 23
     case digests = 24
@@ -111,7 +117,7 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
         case .readReply: return WireReadReply.fixedBytes...(WireReadReply.fixedBytes + WireFormat.readBytesMax)
         case .durableAck, .flushRequest, .ping, .pong, .resendComplete, .syncComplete, .failoverRequest, .demoted:
             return 8...8
-        case .catchUpInPlace: return 8...8
+        case .catchUpInPlace, .caughtUp: return 8...8
         }
     }
 }

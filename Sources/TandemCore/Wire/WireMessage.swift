@@ -231,6 +231,9 @@ public enum WireMessage: Equatable, Sendable {
     /// Secondary → primary (protocol 5): the staged catch-up of `session` outgrew the
     /// journal and goes on in place; the sender's copy is Inconsistent until SyncComplete.
     case catchUpInPlace(session: UInt64)
+    /// Secondary → primary (protocol 7): the SyncComplete of `session` is durable here — a
+    /// staged catch-up committed and applied to the volume, or the record says synced.
+    case caughtUp(session: UInt64)
     /// Primary → secondary (protocol 4): digest these bytes of your volume (`offsetBytes`
     /// and `lengthBytes` multiples of 4 KiB, length 1 ... `digestRegionBytesMax`).
     case digestRequest(offsetBytes: UInt64, lengthBytes: UInt64)
@@ -268,6 +271,7 @@ public enum WireMessage: Equatable, Sendable {
         case .demoted: return .demoted
         case .replicaHello: return .replicaHello
         case .catchUpInPlace: return .catchUpInPlace
+        case .caughtUp: return .caughtUp
         case .digestRequest: return .digestRequest
         case .digests: return .digests
         case .resize: return .resize

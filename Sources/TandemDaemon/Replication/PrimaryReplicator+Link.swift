@@ -123,6 +123,8 @@ extension PrimaryReplicator: PeerLinkDelegate {
             receivedResize(answer, link: link)
         case .readReply(let reply):
             receivedReadReply(reply, link: link)
+        case .caughtUp(let session):
+            feed(.peerCaughtUp(session: session))
         case .catchUpInPlace(let session):
             // The peer's staged catch-up goes on in place: Inconsistent from now on.
             node.peerCatchUpWentInPlace(session: session)

@@ -367,6 +367,9 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             send(message)
         case .sendFailoverRequest:
             link?.send(.failoverRequest(promotion: 0))
+        case .sendCaughtUp(let session):
+            // Only a primary of protocol 7 or later reads it (an older one would drop the link).
+            if primaryHelloVersion >= WireFormat.caughtUpVersion { link?.send(.caughtUp(session: session)) }
         case .failoverAnswered(let demoted):
             let handler = onDemoted
             onDemoted = nil
