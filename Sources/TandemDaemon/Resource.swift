@@ -355,6 +355,7 @@ final class Resource {
         fields["disk_state"] = .string(states.diskState.rawValue)
         if let peer = states.peerDiskState { fields["peer_disk_state"] = .string(peer.rawValue) }
         if let redundant = states.redundant { fields["redundant"] = .bool(redundant) }
+        mergeDisklessDiskState(into: &fields)
         if fields["last_error"] == nil, let refusalError { fields["last_error"] = .string(refusalError) }
         if let peerDiskFailure { fields["last_error"] = .string(peerDiskFailure) }
         health.merge(into: &fields)

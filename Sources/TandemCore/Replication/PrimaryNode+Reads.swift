@@ -25,8 +25,9 @@ extension PrimaryNode {
         return nil
     }
 
-    /// This node's disk failed and the peer serves reads in its place (status `serving_from`).
-    public var servesFromPeer: Bool { diskFailed && peerReadsRefusal == nil }
+    /// This node's disk failed (or lacks writes) and the peer serves reads in its place
+    /// (status `serving_from`).
+    public var servesFromPeer: Bool { (diskFailed || localLacksWrites) && peerReadsRefusal == nil }
 
     /// Routes one application read of `lengthBytes` at `offsetBytes` and counts it in flight
     /// until `readFinished`. With a failed disk every read the peer may serve goes to it.
@@ -35,11 +36,21 @@ extension PrimaryNode {
         switch route {
         case .local: reads.localInFlight += 1
         case .peer: reads.remoteInFlight += 1
+        case .refused: break
         }
         return route
     }
 
     private mutating func chooseRoute(offsetBytes: UInt64, lengthBytes: UInt64) -> ReadRoute {
+        if localLacksWrites, offsetBytes <= config.volumeSizeBytes, lengthBytes <= config.volumeSizeBytes - offsetBytes,
+            localLacks(start: offsetBytes, end: offsetBytes + lengthBytes) {
+            // Diskless: this disk lacks (part of) the region; only the peer can serve it. An
+            // unanswered write over it is not on this disk either: the peer's copy is as new.
+            guard reads.remoteInFlight < reads.remoteReadsMax,
+                WireReadRequest.isValid(offsetBytes: offsetBytes, lengthBytes: lengthBytes), peerReadsRefusal == nil
+            else { return .refused }
+            return .peer
+        }
         guard reads.policy != .preferLocal || diskFailed else { return .local }
         guard reads.remoteInFlight < reads.remoteReadsMax,
             WireReadRequest.isValid(offsetBytes: offsetBytes, lengthBytes: lengthBytes),
@@ -65,6 +76,8 @@ extension PrimaryNode {
     /// as `.local` without asking (`routeFallback`).
     public mutating func readFinished(_ route: ReadRoute, servedBytes: UInt64 = 0) {
         switch route {
+        case .refused:
+            break
         case .local:
             precondition(reads.localInFlight > 0, "a local read finished that was not routed")
             reads.localInFlight -= 1
@@ -90,7 +103,7 @@ extension PrimaryNode {
     }
 
     /// The read overlaps an admitted write (or copy chunk) not yet answered.
-    private func readOverlapsUnanswered(start: UInt64, end: UInt64) -> Bool {
+    func readOverlapsUnanswered(start: UInt64, end: UInt64) -> Bool {
         for ticket in active where start < tickets[ticket].end && tickets[ticket].start < end {
             return true
         }

@@ -55,16 +55,37 @@ extension PrimaryReplicator: NBDReadRouter {
         // A failed disk is the node's to know before it routes (it reads through the peer).
         if health.isFailed && !node.diskFailed { feed(.diskFailedElsewhere) }
         let route = node.routeRead(offsetBytes: read.diskOffset, lengthBytes: UInt64(read.diskLength))
+        if route == .refused {
+            // Diskless: this disk lacks the region and the peer cannot serve it.
+            read.fail(errno: EIO)
+            return true
+        }
         guard route == .peer else { return false }
         if let link, link.isEstablished, let tag = remoteReads.take(read) {
+            // Through the `bandwidth` cap: the reply's bytes cross the same link.
             let request = WireReadRequest(tag: tag, offsetBytes: read.diskOffset, lengthBytes: UInt32(read.diskLength))
-            if link.send(.readRequest(request)) { return true }
-            _ = remoteReads.remove(tag: tag)
+            transmit(.control(.readRequest(request)))
+            return true
         }
-        // Not sent: it is read here.
+        // Not sent: it is read here (or, diskless, fails).
         node.readFinished(.peer)
-        node.routeFallback()
-        return false
+        return fallBack(read)
+    }
+
+    /// A read the peer will not serve: read here (false from `route`), or failed with EIO when
+    /// this disk lacks the region (diskless). true: the read is answered or taken.
+    private func fallBack(_ read: NBDPendingRead) -> Bool {
+        guard node.routeFallback(offsetBytes: read.diskOffset, lengthBytes: UInt64(read.diskLength)) == .refused else {
+            return false
+        }
+        read.fail(errno: EIO)
+        return true
+    }
+
+    /// A taken read the peer gave back: read here, or failed (diskless).
+    private func giveBack(_ read: NBDPendingRead) {
+        counters.peerReadFallbacks += 1
+        if !fallBack(read) { read.readLocally() }
     }
 
     func localReadEnded() {
@@ -78,20 +99,23 @@ extension PrimaryReplicator: NBDReadRouter {
 
     /// The peer's ReadReply: the bytes into the request's buffer, or the read goes local.
     func receivedReadReply(_ reply: WireReadReply, link: PeerLink) {
+        if reply.tag & Self.pullTagBit != 0 { return pullReplied(reply, link: link) }  // diskless resync
         guard let read = remoteReads.remove(tag: reply.tag) else {
             return link.closeForViolation("protocol violation: a ReadReply for tag \(reply.tag), which no read is waiting for")
         }
         guard reply.errno == 0 else {
+            // Diskless: a busy peer (EBUSY) is asked again; this disk cannot serve the read.
+            if reply.errno == EBUSY, node.localLacksWrites, let tag = remoteReads.take(read) {
+                transmit(.control(.readRequest(WireReadRequest(tag: tag, offsetBytes: read.diskOffset,
+                                                               lengthBytes: UInt32(read.diskLength)))))
+                return
+            }
             node.readFinished(.peer)
-            node.routeFallback()
-            counters.peerReadFallbacks += 1
-            return read.readLocally()
+            return giveBack(read)
         }
         guard reply.payload.count == read.diskLength else {
             node.readFinished(.peer)
-            node.routeFallback()
-            counters.peerReadFallbacks += 1
-            read.readLocally()
+            giveBack(read)
             return link.closeForViolation(
                 "protocol violation: a ReadReply of \(reply.payload.count) bytes for a read of \(read.diskLength)")
         }
@@ -106,11 +130,10 @@ extension PrimaryReplicator: NBDReadRouter {
 
     /// Every read still out to the peer is read here (the link went down, replication stops).
     func readRemoteReadsLocally() {
+        failPullsAwaitingPeer()  // diskless: pulled again on a later link
         for read in remoteReads.removeAll() {
             node.readFinished(.peer)
-            node.routeFallback()
-            counters.peerReadFallbacks += 1
-            read.readLocally()
+            giveBack(read)
         }
     }
 }
@@ -131,5 +154,6 @@ extension PrimaryReplicator {
         if node.reads.policy != .preferLocal, let refusal { block["inactive_reason"] = .string(refusal) }
         fields["read_routing"] = .object(block)
         fields["serving_from"] = .string(node.servesFromPeer ? "peer" : "local")
+        disklessStatusFields(into: &fields)
     }
 }
