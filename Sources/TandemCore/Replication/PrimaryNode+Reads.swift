@@ -9,6 +9,9 @@
 // stream, so a read sent later never returns older data. No I/O, no clock.
 
 extension PrimaryNode {
+    /// Diskless: the longest read the peer serves in parts (NBD's usual maximum request).
+    public static let disklessReadBytesMax: UInt64 = 32 << 20
+
     /// Why reads cannot go to the peer now (status `read_balancing.inactive_reason`); nil when
     /// they can.
     public var peerReadsRefusal: String? {
@@ -46,8 +49,9 @@ extension PrimaryNode {
             localLacks(start: offsetBytes, end: offsetBytes + lengthBytes) {
             // Diskless: this disk lacks (part of) the region; only the peer can serve it. An
             // unanswered write over it is not on this disk either: the peer's copy is as new.
-            guard reads.remoteInFlight < reads.remoteReadsMax,
-                WireReadRequest.isValid(offsetBytes: offsetBytes, lengthBytes: lengthBytes), peerReadsRefusal == nil
+            // Longer than one ReadRequest: the driver sends it in parts (whole 4 KiB blocks).
+            guard reads.remoteInFlight < reads.remoteReadsMax, lengthBytes > 0, lengthBytes <= Self.disklessReadBytesMax,
+                offsetBytes % 4096 == 0, lengthBytes % 4096 == 0, peerReadsRefusal == nil
             else { return .refused }
             return .peer
         }
