@@ -60,7 +60,11 @@ extension PrimaryNode {
                         freeTicket(zeroes.ticket)
                     }
                 }
-                guard case .refused = path else { return awaitLocalLacksRecord(into: &actions) }
+                guard case .refused = path else {
+                    // Asked for by the first mutation that would go through the peer.
+                    if !queue.isEmpty { awaitLocalLacksRecord(into: &actions) }
+                    return
+                }
                 while !queue.isEmpty {
                     actions.append(.answer(queue.removeFirst().request, errno: PrimaryErrno.eio))
                 }
