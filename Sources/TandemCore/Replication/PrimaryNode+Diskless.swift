@@ -70,10 +70,16 @@ extension PrimaryNode {
                                         blockBytes: LocalDiskResync.blockBytes(volumeSizeBytes: config.volumeSizeBytes))
     }
 
-    /// At start: the record says this disk lacks writes; which ones is not known (the record
-    /// holds the flag only), so the whole volume is pulled.
-    mutating func startLackingEverything() {
-        noteLocalLossOfEverything()
+    /// At start: the record says this disk lacks writes. Which ones: `kept`, the set the last
+    /// node of this process left at its stop; else not known (the record holds the flag
+    /// only), so the whole volume is pulled.
+    mutating func startLacking(kept: DirtyBitmap?) {
+        let blockBytes = LocalDiskResync.blockBytes(volumeSizeBytes: config.volumeSizeBytes)
+        if let kept, kept.blockBytes == blockBytes, kept.volumeSizeBytes == config.volumeSizeBytes {
+            localDisk.lacking = kept
+        } else {
+            noteLocalLossOfEverything()
+        }
         localDisk.recorded = true
     }
 

@@ -231,9 +231,9 @@ public struct PrimaryNode: Sendable {
     /// `checksumRegions`: with that bitmap after a crash, the activity log's regions to compare
     /// by digest before copying (ChecksumResync.plan; each set in `trackedBitmap`).
     /// `localLacksWrites`: the record says this disk lacks writes the peer holds (+Diskless):
-    /// it serves nothing until the whole volume is pulled from the peer.
+    /// it serves none of them until `localLacking` (nil: the whole volume) is pulled from the peer.
     public init(config: PrimaryNodeConfig, session: UInt64, basis: SessionBasis, trackedBitmap: DirtyBitmap? = nil,
-                checksumRegions: [ChecksumRegion] = [], localLacksWrites: Bool = false) {
+                checksumRegions: [ChecksumRegion] = [], localLacksWrites: Bool = false, localLacking: DirtyBitmap? = nil) {
         precondition(session != 0, "session 0 means none")
         self.config = config
         self.session = session
@@ -268,7 +268,7 @@ public struct PrimaryNode: Sendable {
         case .assumeInSync, .continues:
             break
         }
-        if localLacksWrites { startLackingEverything() }
+        if localLacksWrites { startLacking(kept: localLacking) }
     }
 
     /// Every block is dirty: the copy moves the whole volume.

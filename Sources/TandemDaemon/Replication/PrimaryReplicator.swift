@@ -180,7 +180,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
          basis: SessionBasis, trackedBitmap: DirtyBitmap? = nil, checksumRegions: [ChecksumRegion] = [],
          activityLog: ActivityLogSettings? = nil,
          counters: ResourceCounters, health: DiskHealth,
-         logger: Logger, localLacksWrites: Bool = false) {
+         logger: Logger, localLacksWrites: Bool = false, localLacking: DirtyBitmap? = nil) {
         self.resource = spec.name
         self.counters = counters
         self.spec = spec
@@ -202,7 +202,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         config.readBalancing = spec.readBalancing
         config.primary.groupID = spec.groupID  // consistency group (docs/groups.md)
         node = PrimaryNode(config: config, session: UInt64.random(in: 1...UInt64.max), basis: basis,
-                           trackedBitmap: trackedBitmap, checksumRegions: checksumRegions, localLacksWrites: localLacksWrites)
+                           trackedBitmap: trackedBitmap, checksumRegions: checksumRegions, localLacksWrites: localLacksWrites,
+                           localLacking: localLacking)
         // The store holds what the node holds: never more writes, never more bytes.
         retained = RetainedWrites(buffers: buffers, bytesMax: Int(bufferBytes), writeBytesMax: writeBytesMax,
                                   entriesMax: config.primary.writesInFlightMax, copyChunkBytes: Self.chunkBytes,

@@ -113,7 +113,7 @@ extension Resource {
                                            basis: start.basis, trackedBitmap: start.basis.isCatchUp ? tracked?.bitmap : nil,
                                            checksumRegions: start.basis.isCatchUp ? tracked?.checksumRegions ?? [] : [],
                                            activityLog: activityLog, counters: counters, health: health, logger: logger,
-                                           localLacksWrites: startFacts.localLacksWrites)
+                                           localLacksWrites: startFacts.localLacksWrites, localLacking: takeLackingAtStop())
         wireDiskless(replicator)
         replicator.onWriteActivityLog = { [unowned self] number, extents, bases, pagesCount, done in
             writeActivityLog(number, extents: extents, bases: bases, bitmapPagesCount: pagesCount, done: done)
@@ -223,6 +223,7 @@ extension Resource {
             primary.disable()
             return primary.stop { [self] in
                 stopTracked()
+                keepLackingAtStop(primary)  // diskless (Resource+Diskless)
                 done()
             }
         }

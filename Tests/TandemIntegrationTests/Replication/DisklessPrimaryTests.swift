@@ -83,6 +83,17 @@ extension Replication {
         ])
     }
 
+    /// The next event `name` on an `events` subscription (its fields, wherever the reply puts them).
+    static func awaitEvent(_ events: ControlClient, _ name: String) throws -> JSONObject {
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let reply = try events.readReply()
+            guard reply["event"] as? String == name else { continue }
+            return (reply["detail"] as? JSONObject ?? [:]).merging(reply) { first, _ in first }
+        }
+        throw HarnessError("no \(name) event within 60 s")
+    }
+
     static func diskless(_ status: JSONObject) -> JSONObject { status["diskless"] as? JSONObject ?? [:] }
 
     /// Waits until alpha's disk was resynced from beta and serves again.
@@ -120,10 +131,20 @@ extension Replication {
         #expect(Self.diskless(status)["local_lacks_writes"] as? Bool == true, "\(status)")
         #expect(Self.diskless(status)["bytes_through_peer"] as? Int ?? 0 >= 8 << 20, "\(status)")
 
-        // The operator repairs the disk and re-enables alpha: it is resynced from beta.
+        // The operator repairs the disk and re-enables alpha: it is resynced from beta, only
+        // the regions written through beta (and the failed write's). While disabled, alpha's
+        // export serves nothing from a disk that lacks writes.
         disk.repair()
         try pair.expectOK(try pair.alpha.control().request("disable", ["name": ReplicatedPair.resource]))
+        let stale = try Self.qemuIO(pair, ["read -P 0x5d 24M 64k"])
+        #expect(!stale.succeeded && (stale.stdout + stale.stderr).contains("Input/output error"), "\(stale)")
+        let events = try pair.alpha.control()
+        try events.sendLine(Array(#"{"id": 0, "cmd": "events"}"#.utf8))
         try pair.expectOK(try pair.alpha.control().request("enable", ["name": ReplicatedPair.resource]))
+        let started = try Self.awaitEvent(events, "local-resync-started")
+        let resyncBytes = started["bytes"] as? Int ?? -1
+        #expect(started["whole_volume"] as? Bool == false, "\(started)")
+        #expect(resyncBytes >= 9 << 20 && resyncBytes < 12 << 20, "8 MiB of fio, 1 MiB, two 4 KiB writes: \(started)")
         let resynced = try Self.waitResynced(pair)
         #expect(resynced["disk_error"] == nil, "\(resynced)")
         try Self.expectQemuIO(pair, ["read -P 0x5d 24M 1M", "read -P 0x6e 0 4M"])
