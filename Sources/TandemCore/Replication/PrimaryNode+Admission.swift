@@ -56,7 +56,10 @@ extension PrimaryNode {
                     tickets[zeroes.ticket].issuedAll = true
                     zeroing = nil
                     if tickets[zeroes.ticket].writesOutstanding == 0 {
-                        actions.append(.answer(tickets[zeroes.ticket].request, errno: PrimaryErrno.eio))
+                        // Diskless: answered already when the peer it needed went away.
+                        if !tickets[zeroes.ticket].answered {
+                            actions.append(.answer(tickets[zeroes.ticket].request, errno: PrimaryErrno.eio))
+                        }
                         freeTicket(zeroes.ticket)
                     }
                 }

@@ -12,7 +12,7 @@ import TandemNBD
 /// The reads in flight to the peer, by slot; a tag is the slot plus a generation, so that a
 /// reply can only ever match the read it was sent for. A read longer than
 /// `WireFormat.readBytesMax` (only a diskless primary sends one: its disk cannot serve it)
-/// travels as several ReadRequests, one per part, the part's index in the tag's top byte.
+/// travels as several ReadRequests, one per part (at most 256), the part's index in the tag.
 struct RemoteReads {
     struct Entry {
         var tag: UInt64
@@ -22,7 +22,8 @@ struct RemoteReads {
         var failedErrno: Int32 = 0
     }
 
-    static let partShift: UInt64 = 56
+    /// Bits 16-47 the generation, 48-55 the part; bit 63 stays clear (a pull's tag has it).
+    static let partShift: UInt64 = 48
     var slots: [Entry?]
     var free: [Int]
     var generation: UInt64 = 0
@@ -38,7 +39,7 @@ struct RemoteReads {
     /// The tag of part 0 (part k: `tag | k << partShift`).
     mutating func take(_ read: NBDPendingRead) -> UInt64? {
         guard let slot = free.popLast() else { return nil }
-        generation = (generation + 1) & 0xFF_FFFF_FFFF
+        generation = (generation + 1) & 0xFFFF_FFFF
         let tag = generation << 16 | UInt64(slot)
         slots[slot] = Entry(tag: tag, read: read, partsLeft: Self.parts(read.diskLength))
         return tag
