@@ -48,6 +48,9 @@ final class Resource {
     var trackedWhileStopping: (bitmap: DirtyBitmap, mutationsAtStart: UInt64)?
     /// A refusal met while no replicator runs (status `last_error`).
     var refusalError: String?
+    /// Diskless (Resource+Diskless): what this disk lacked when its last replicator of this
+    /// process stopped, while the record says it lacks writes.
+    var lackingAtStop: DirtyBitmap?
     /// Promoted with `allow_inconsistent` (persisted in the record).
     var promotedInconsistent = false
     let backend: NBDExportBackend
@@ -164,6 +167,7 @@ final class Resource {
         restoreDemotionAtOpen()
         restoreSplitBrainAtOpen()
         loadPartedBitmapAtOpen()
+        refuseLackingDiskWhileStopped()  // diskless: a disk that lacks writes serves nothing alone
         // A secondary serves nothing until it is promoted (DESIGN.md, issue 3): no client
         // can read a volume that may be between two consistent states.
         guard spec.role != .secondary else { return }
@@ -355,6 +359,7 @@ final class Resource {
         fields["disk_state"] = .string(states.diskState.rawValue)
         if let peer = states.peerDiskState { fields["peer_disk_state"] = .string(peer.rawValue) }
         if let redundant = states.redundant { fields["redundant"] = .bool(redundant) }
+        mergeDisklessDiskState(into: &fields)
         if fields["last_error"] == nil, let refusalError { fields["last_error"] = .string(refusalError) }
         if let peerDiskFailure { fields["last_error"] = .string(peerDiskFailure) }
         health.merge(into: &fields)

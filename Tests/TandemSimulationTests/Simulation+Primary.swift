@@ -328,6 +328,12 @@ extension Simulation {
             node.trackedInMemory = (primary.node.bitmap, bases)
         case .groupEpochClosed:
             break  // groups (docs/groups.md): the simulator models one resource, in no group
+        case let .recordLocalLacksWrites(set):
+            // Diskless (PrimaryNode+Diskless) is not modelled yet: its record cannot be written,
+            // so a failed disk's writes are refused with EIO, as before it existed.
+            drivePrimary(node, .localLacksWritesRecorded(set: set, errno: 5, reason: "not modelled by the simulator"))
+        case .pullRegion:
+            return fail("\(node.name) pulls from its peer, which only a recorded diskless primary does")
         case .drained:
             handOver(from: node)
         case .recordDemotion:
@@ -394,6 +400,8 @@ extension Simulation {
                 break
             case .cycleStarted, .cycleCompleted:
                 break
+            case .localDisk:
+                break  // diskless: not modelled (its record is refused above)
             }
         }
     }

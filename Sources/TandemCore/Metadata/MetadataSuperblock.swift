@@ -25,8 +25,12 @@ public struct MetadataFlags: OptionSet, Equatable, Sendable {
     public static let secondaryCleanStop = MetadataFlags(rawValue: 1 << 11)
     public static let splitBrain = MetadataFlags(rawValue: 1 << 12)
 
-    /// Bits 0-12; bits 13-31 are reserved.
-    public static let known = MetadataFlags(rawValue: (1 << 13) - 1)
+    // issue 16 §4 (diskless): this primary's disk lacks writes its peer holds (written through
+    // the peer while the disk had failed): it is resynced from the peer before it serves.
+    public static let localLacksWrites = MetadataFlags(rawValue: 1 << 15)
+
+    /// Bits 0-12 and 15; the others are reserved.
+    public static let known = MetadataFlags(rawValue: (1 << 13) - 1 | 1 << 15)
 }
 
 /// The role this node last took for the resource (byte 128).

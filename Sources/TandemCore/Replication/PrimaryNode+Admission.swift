@@ -10,11 +10,12 @@ extension PrimaryNode {
     mutating func receive(
         _ id: RequestID, _ request: ApplicationRequest, into actions: inout [PrimaryNodeAction]
     ) {
-        if stopping || draining || diskFailed {
-            // Planned failover: read-only from now on; a stopping node or a failed disk: EIO.
-            let errno = stopping || diskFailed ? PrimaryErrno.eio : PrimaryErrno.erofs
-            return actions.append(.answer(id, errno: errno))
+        if stopping || draining {
+            // Planned failover: read-only from now on; a stopping node: EIO.
+            return actions.append(.answer(id, errno: stopping ? PrimaryErrno.eio : PrimaryErrno.erofs))
         }
+        // A failed disk: EIO unless the peer takes the writes (+Diskless decides).
+        if case .refused = mutationPath { return actions.append(.answer(id, errno: PrimaryErrno.eio)) }
         switch request {
         case .trim:
             // Trimmed blocks may read back as anything; doing nothing on both nodes keeps
@@ -46,16 +47,26 @@ extension PrimaryNode {
         isBlocked = false
         pacingHoldsHead = false
         while !stopping {
-            if diskFailed {
-                // The failed request and every later mutation (and flush) fail.
+            let path = mutationPath
+            if !mutationsAdmitted {
+                // The failed request and every later mutation (and flush) fail; while the
+                // record that this disk lacks writes is being written, later ones wait.
                 if let zeroes = zeroing {
                     tickets[zeroes.ticket].failed = true
                     tickets[zeroes.ticket].issuedAll = true
                     zeroing = nil
                     if tickets[zeroes.ticket].writesOutstanding == 0 {
-                        actions.append(.answer(tickets[zeroes.ticket].request, errno: PrimaryErrno.eio))
+                        // Diskless: answered already when the peer it needed went away.
+                        if !tickets[zeroes.ticket].answered {
+                            actions.append(.answer(tickets[zeroes.ticket].request, errno: PrimaryErrno.eio))
+                        }
                         freeTicket(zeroes.ticket)
                     }
+                }
+                guard case .refused = path else {
+                    // Asked for by the first mutation that would go through the peer.
+                    if !queue.isEmpty { awaitLocalLacksRecord(into: &actions) }
+                    return
                 }
                 while !queue.isEmpty {
                     actions.append(.answer(queue.removeFirst().request, errno: PrimaryErrno.eio))
@@ -74,21 +85,26 @@ extension PrimaryNode {
                 guard primary.canAdmitFlush else { isBlocked = true; return }
                 queue.removeFirst()
                 let ticket = allocateTicket(.flush, request: head.request, start: 0, end: 0)
+                admitOnPath(ticket, path)
                 drive(.flushSubmitted(request: RequestID(ticket)), nowNs: nowNs, into: &actions)
             case let .write(offset, length, fua):
                 let end = offset + UInt64(length)
-                if overlapsUnanswered(start: offset, end: end) || overlapsCopy(start: offset, end: end) { return }
+                if overlapsUnanswered(start: offset, end: end) || overlapsCopy(start: offset, end: end)
+                    || overlapsPull(start: offset, end: end) { return }
                 guard hasRoomBesideCopyReads(length) else { isBlocked = true; return }
                 guard pacingAdmits(UInt64(length), nowNs: nowNs) else { return }
-                guard activityLogAdmits(offset, UInt64(length)) else { return }
+                // A write that skips this disk needs no activity log: a crash restart pulls it all.
+                guard path == .throughPeer || activityLogAdmits(offset, UInt64(length)) else { return }
                 queue.removeFirst()
                 trackIfAhead(offset, UInt64(length), nowNs: nowNs)
                 let ticket = allocateTicket(.write, request: head.request, start: offset, end: offset + UInt64(length))
+                admitOnPath(ticket, path)
                 tickets[ticket].writesOutstanding = 1
                 drive(.writeSubmitted(request: RequestID(ticket), offsetBytes: offset, lengthBytes: length, fua: fua),
                       nowNs: nowNs, into: &actions)
             case let .writeZeroes(offset, length, fua):
-                if overlapsUnanswered(start: offset, end: offset + length) || overlapsCopy(start: offset, end: offset + length) {
+                if overlapsUnanswered(start: offset, end: offset + length) || overlapsCopy(start: offset, end: offset + length)
+                    || overlapsPull(start: offset, end: offset + length) {
                     return
                 }
                 guard hasRoomBesideCopyReads(UInt32(min(UInt64(config.chunkBytes), length))) else {
@@ -97,6 +113,7 @@ extension PrimaryNode {
                 }
                 queue.removeFirst()
                 let ticket = allocateTicket(.zeroes, request: head.request, start: offset, end: offset + length)
+                admitOnPath(ticket, path)
                 zeroing = Zeroing(ticket: ticket, cursor: offset, end: offset + length, fua: fua)
             case .trim:
                 preconditionFailure("TRIM is answered on arrival")
@@ -120,7 +137,7 @@ extension PrimaryNode {
                 zeroing = zeroes
                 return false
             }
-            guard activityLogAdmits(offset, UInt64(length)) else {
+            guard tickets[zeroes.ticket].skipsLocal || activityLogAdmits(offset, UInt64(length)) else {
                 zeroing = zeroes
                 return false
             }

@@ -16,7 +16,8 @@
 extension PrimaryNode {
     /// Whether the node must stop waiting for its peer now.
     private var aheadReason: String? {
-        guard !isAhead, !stopping, !diskFailed, enabled, config.hasPeer else { return nil }
+        // Diskless: a disk that lacks writes cannot take them alone.
+        guard !isAhead, !stopping, !diskFailed, localDisk.lacking == nil, enabled, config.hasPeer else { return nil }
         if let reason = periodicAheadReason { return reason }
         if let reason = groupAheadReason { return reason }
         let waiting = primary.writesInFlight > 0 || !queue.isEmpty || zeroing != nil

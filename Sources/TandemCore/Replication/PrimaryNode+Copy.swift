@@ -27,7 +27,7 @@ extension PrimaryNode {
     /// within its share of the stream's room and the resync rate.
     mutating func continueCopy(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
         copyWaitsForRegion = false
-        guard copyWanted, resyncPermitted, !isAhead, !restartPending, !stopping, !diskFailed, isPeerReady,
+        guard copyWanted, resyncPermitted, !isAhead, !restartPending, !stopping, !diskFailed, !localLacksWrites, isPeerReady,
             zeroing == nil, !isBlocked
         else { return }
         // The copy leaves half the buffer to the application: a copy that filled it would

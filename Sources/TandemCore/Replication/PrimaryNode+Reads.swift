@@ -9,6 +9,9 @@
 // stream, so a read sent later never returns older data. No I/O, no clock.
 
 extension PrimaryNode {
+    /// Diskless: the longest read the peer serves in parts (NBD's usual maximum request).
+    public static let disklessReadBytesMax: UInt64 = 32 << 20
+
     /// Why reads cannot go to the peer now (status `read_balancing.inactive_reason`); nil when
     /// they can.
     public var peerReadsRefusal: String? {
@@ -25,8 +28,9 @@ extension PrimaryNode {
         return nil
     }
 
-    /// This node's disk failed and the peer serves reads in its place (status `serving_from`).
-    public var servesFromPeer: Bool { diskFailed && peerReadsRefusal == nil }
+    /// This node's disk failed (or lacks writes) and the peer serves reads in its place
+    /// (status `serving_from`).
+    public var servesFromPeer: Bool { (diskFailed || localLacksWrites) && peerReadsRefusal == nil }
 
     /// Routes one application read of `lengthBytes` at `offsetBytes` and counts it in flight
     /// until `readFinished`. With a failed disk every read the peer may serve goes to it.
@@ -35,11 +39,22 @@ extension PrimaryNode {
         switch route {
         case .local: reads.localInFlight += 1
         case .peer: reads.remoteInFlight += 1
+        case .refused: break
         }
         return route
     }
 
     private mutating func chooseRoute(offsetBytes: UInt64, lengthBytes: UInt64) -> ReadRoute {
+        if localLacksWrites, offsetBytes <= config.volumeSizeBytes, lengthBytes <= config.volumeSizeBytes - offsetBytes,
+            localLacks(start: offsetBytes, end: offsetBytes + lengthBytes) {
+            // Diskless: this disk lacks (part of) the region; only the peer can serve it. An
+            // unanswered write over it is not on this disk either: the peer's copy is as new.
+            // Longer than one ReadRequest: the driver sends it in parts (whole 4 KiB blocks).
+            guard reads.remoteInFlight < reads.remoteReadsMax, lengthBytes > 0, lengthBytes <= Self.disklessReadBytesMax,
+                offsetBytes % 4096 == 0, lengthBytes % 4096 == 0, peerReadsRefusal == nil
+            else { return .refused }
+            return .peer
+        }
         guard reads.policy != .preferLocal || diskFailed else { return .local }
         guard reads.remoteInFlight < reads.remoteReadsMax,
             WireReadRequest.isValid(offsetBytes: offsetBytes, lengthBytes: lengthBytes),
@@ -65,6 +80,8 @@ extension PrimaryNode {
     /// as `.local` without asking (`routeFallback`).
     public mutating func readFinished(_ route: ReadRoute, servedBytes: UInt64 = 0) {
         switch route {
+        case .refused:
+            break
         case .local:
             precondition(reads.localInFlight > 0, "a local read finished that was not routed")
             reads.localInFlight -= 1
@@ -90,7 +107,7 @@ extension PrimaryNode {
     }
 
     /// The read overlaps an admitted write (or copy chunk) not yet answered.
-    private func readOverlapsUnanswered(start: UInt64, end: UInt64) -> Bool {
+    func readOverlapsUnanswered(start: UInt64, end: UInt64) -> Bool {
         for ticket in active where start < tickets[ticket].end && tickets[ticket].start < end {
             return true
         }

@@ -65,7 +65,7 @@ extension PrimaryNode {
     /// back as primary.
     mutating func checkStopped(into actions: inout [PrimaryNodeAction]) {
         guard stopping, !stopped, link == .idle || handingOver, localWritesInFlight == 0, !localFlushInFlight,
-            !copyReadInFlight, !verifyReadInFlight
+            !copyReadInFlight, !verifyReadInFlight, localDisk.pulls.isEmpty
         else { return }
         if stopFlushErrno == nil && !diskFailed {
             stopFlushInFlight = true
@@ -94,6 +94,8 @@ extension PrimaryNode {
             let errno: Int32
             switch ticket.kind {
             case .free, .copyChunk: continue
+            case _ where ticket.answered: continue  // diskless: EIO when the peer went away
+            case _ where ticket.needsPeer: errno = PrimaryErrno.eio  // diskless: the peer never confirmed it
             case .write, .zeroes:
                 let local = ticket.issuedAll || ticket.kind == .write
                 errno = local && ticket.localPending == 0 && !ticket.failed && zeroing?.ticket != index ? 0 : PrimaryErrno.eio

@@ -17,6 +17,7 @@ extension PrimaryNode {
     /// Carries the stream machine's actions (in `inner`) over into the node's.
     mutating func translateInner(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
         var copyDone: WriteSequence = 0
+        var skippedFlush = false
         for index in inner.indices {
             switch inner[index] {
             case var .submitLocalWrite(write):
@@ -35,12 +36,22 @@ extension PrimaryNode {
                     copyDone = write.sequence
                 default: preconditionFailure("a local write for a \(tickets[ticket].kind) ticket")
                 }
+                if tickets[ticket].skipsLocal {
+                    // Diskless: kept for the stream, never written here; done here at once.
+                    actions.append(.holdLocalWrite(write))
+                    localDisk.completedAtOnce.append(write.sequence)
+                    continue
+                }
                 if write.source != .copyChunk {
                     tickets[ticket].localPending += 1
                     localWritesInFlight += 1
                 }
                 actions.append(activityLogHolds(write) ? .holdLocalWrite(write) : .writeLocal(write))
             case .submitLocalFlush:
+                if diskFailed && localDisk.recorded {
+                    skippedFlush = true  // diskless: the peer's durability is the flush's
+                    continue
+                }
                 precondition(!localFlushInFlight)
                 localFlushInFlight = true
                 actions.append(.flushLocal)
@@ -51,8 +62,12 @@ extension PrimaryNode {
             case let .acknowledgeFlush(request):
                 let ticket = Int(request)
                 precondition(tickets[ticket].kind == .flush)
-                // After a disk failure no flush can promise durability.
-                actions.append(.answer(tickets[ticket].request, errno: diskFailed ? PrimaryErrno.eio : 0))
+                // After a disk failure no flush can promise durability, unless it went through
+                // the peer alone (diskless) and the peer made it durable.
+                if !tickets[ticket].answered {
+                    let failed = diskFailed && !tickets[ticket].skipsLocal
+                    actions.append(.answer(tickets[ticket].request, errno: failed ? PrimaryErrno.eio : 0))
+                }
                 freeTicket(ticket)
             case .writesBlocked, .writesUnblocked:
                 break  // the node never lets the stream machine's own queue fill
@@ -69,6 +84,13 @@ extension PrimaryNode {
         emitRelease(into: &actions)
         // A copy chunk was read from this disk: it is complete locally at once.
         if copyDone != 0 { drive(.localWriteCompleted(sequence: copyDone), nowNs: nowNs, into: &actions) }
+        // Diskless: writes and flushes that skip this disk are complete here at once.
+        if !localDisk.completedAtOnce.isEmpty {
+            let done = localDisk.completedAtOnce
+            localDisk.completedAtOnce.removeAll(keepingCapacity: true)
+            for sequence in done { drive(.localWriteCompleted(sequence: sequence), nowNs: nowNs, into: &actions) }
+        }
+        if skippedFlush { drive(.localFlushCompleted, nowNs: nowNs, into: &actions) }
     }
 
     mutating func emitRelease(into actions: inout [PrimaryNodeAction]) {
@@ -85,13 +107,15 @@ extension PrimaryNode {
     private mutating func writeAcknowledged(_ ticket: Int, into actions: inout [PrimaryNodeAction]) {
         tickets[ticket].writesOutstanding -= 1
         precondition(tickets[ticket].writesOutstanding >= 0, "a write acknowledged twice")
+        // Diskless: answered EIO already when the peer went away.
+        let answered = tickets[ticket].answered
         switch tickets[ticket].kind {
         case .write:
-            actions.append(.answer(tickets[ticket].request, errno: tickets[ticket].failed ? PrimaryErrno.eio : 0))
+            if !answered { actions.append(.answer(tickets[ticket].request, errno: tickets[ticket].failed ? PrimaryErrno.eio : 0)) }
             freeTicket(ticket)
         case .zeroes:
             guard tickets[ticket].issuedAll, tickets[ticket].writesOutstanding == 0 else { return }
-            actions.append(.answer(tickets[ticket].request, errno: tickets[ticket].failed ? PrimaryErrno.eio : 0))
+            if !answered { actions.append(.answer(tickets[ticket].request, errno: tickets[ticket].failed ? PrimaryErrno.eio : 0)) }
             freeTicket(ticket)
         case .copyChunk:
             copyChunksOutstanding -= 1
@@ -114,6 +138,7 @@ extension PrimaryNode {
         activityLogLocalDone(sequence)
         if errno != 0 {
             tickets[ticket].failed = true
+            noteLocalLoss(offsetBytes: tickets[ticket].start, lengthBytes: tickets[ticket].end - tickets[ticket].start)
             failDisk("write", errno, into: &actions)
         }
         drive(.localWriteCompleted(sequence: sequence), nowNs: nowNs, into: &actions)
@@ -122,7 +147,10 @@ extension PrimaryNode {
     mutating func localFlushDone(errno: Int32, nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
         precondition(localFlushInFlight, "a flush result without a flush")
         localFlushInFlight = false
-        if errno != 0 { failDisk("flush", errno, into: &actions) }
+        if errno != 0 {
+            noteLocalLossOfEverything()  // what this disk cached since its last good flush
+            failDisk("flush", errno, into: &actions)
+        }
         if stopFlushInFlight {
             stopFlushInFlight = false
             stopFlushErrno = errno

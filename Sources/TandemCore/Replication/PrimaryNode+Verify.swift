@@ -49,6 +49,7 @@ extension PrimaryNode {
             return "the peer speaks protocol \(peerVersion), which cannot verify: upgrade it (docs/operations.md, rolling upgrade)"
         }
         if diskFailed { return "this node's disk failed" }
+        if localLacksWrites { return "this node's disk lacks writes its peer holds: it is being resynced from the peer" }
         if isAhead || restartPending || copyWanted { return "the peer is not in sync: a copy is due or running" }
         return nil
     }

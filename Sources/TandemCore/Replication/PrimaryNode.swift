@@ -33,6 +33,11 @@ public struct PrimaryNode: Sendable {
         var failed = false
         /// Position in `active` (writes, zeroes, copy chunks), -1 otherwise.
         var activePosition = -1
+        // Diskless (+Diskless): admitted while this disk lacks writes, it needs the peer; it
+        // skips this disk (the disk failed); it was answered EIO when the peer went away.
+        var needsPeer = false
+        var skipsLocal = false
+        var answered = false
     }
 
     struct Queued: Sendable {
@@ -206,6 +211,9 @@ public struct PrimaryNode: Sendable {
     // Read routing (+Reads): `read_balancing` and the reads of a failed disk.
     public internal(set) var reads: ReadRouter
 
+    // Diskless (+Diskless): what this disk lacks that the peer holds, and its resync.
+    public internal(set) var localDisk = LocalDiskResync()
+
     // Failure, drain, stop.
     public internal(set) var diskFailed = false
     public private(set) var draining = false
@@ -225,8 +233,10 @@ public struct PrimaryNode: Sendable {
     /// last stop, or tracked since); without one a catch-up copies every block.
     /// `checksumRegions`: with that bitmap after a crash, the activity log's regions to compare
     /// by digest before copying (ChecksumResync.plan; each set in `trackedBitmap`).
+    /// `localLacksWrites`: the record says this disk lacks writes the peer holds (+Diskless):
+    /// it serves none of them until `localLacking` (nil: the whole volume) is pulled from the peer.
     public init(config: PrimaryNodeConfig, session: UInt64, basis: SessionBasis, trackedBitmap: DirtyBitmap? = nil,
-                checksumRegions: [ChecksumRegion] = []) {
+                checksumRegions: [ChecksumRegion] = [], localLacksWrites: Bool = false, localLacking: DirtyBitmap? = nil) {
         precondition(session != 0, "session 0 means none")
         self.config = config
         self.session = session
@@ -261,6 +271,7 @@ public struct PrimaryNode: Sendable {
         case .assumeInSync, .continues:
             break
         }
+        if localLacksWrites { startLacking(kept: localLacking) }
     }
 
     /// Every block is dirty: the copy moves the whole volume.
@@ -451,6 +462,10 @@ public struct PrimaryNode: Sendable {
             groupEpochClosed(through: through, nowNs: nowNs, into: &actions)
         case let .groupMemberAhead(reason):
             groupMemberAhead(reason, nowNs: nowNs, into: &actions)
+        case let .localLacksWritesRecorded(set, errno, reason):
+            localLacksRecorded(set: set, errno: errno, reason: reason, into: &actions)
+        case let .regionPulled(offset, length, errno, local):
+            regionPulled(offsetBytes: offset, lengthBytes: length, errno: errno, local: local, into: &actions)
         }
         settle(nowNs: nowNs, into: &actions)
         checkInvariants()
@@ -460,12 +475,14 @@ public struct PrimaryNode: Sendable {
     /// finish a drain or a stop.
     private mutating func settle(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
         updateReplicationProfile(nowNs: nowNs, into: &actions)
+        failThroughPeerIfPeerGone(into: &actions)  // diskless: before admission refuses the rest
         admitQueued(nowNs: nowNs, into: &actions)
         if enterAheadIfDue(nowNs: nowNs, into: &actions) { admitQueued(nowNs: nowNs, into: &actions) }
         if restartStreamIfQuiet(nowNs: nowNs, into: &actions) { admitQueued(nowNs: nowNs, into: &actions) }
         continueVerify(nowNs: nowNs, into: &actions)  // first: its end may start a copy
         continueChecksumResync(nowNs: nowNs, into: &actions)  // before the copy: it decides what the copy skips
         continueCopy(nowNs: nowNs, into: &actions)
+        continueLocalResync(into: &actions)  // diskless: this disk pulls what it lacks
         if let through = peerInconsistentThroughEpoch, primary.peerDurableEpoch >= through {
             peerInconsistentThroughEpoch = nil
         }

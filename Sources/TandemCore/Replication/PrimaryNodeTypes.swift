@@ -222,6 +222,12 @@ public enum PrimaryNodeEvent: Sendable, Hashable {
     case groupEpochClosed(through: Epoch)
     /// Consistency group: another member went Ahead; this one goes Ahead too if it can.
     case groupMemberAhead(reason: String)
+    /// Diskless (+Diskless): the record write asked by `.recordLocalLacksWrites(set)` is
+    /// durable (0), or failed (the errno, and why, e.g. "the metadata is internal").
+    case localLacksWritesRecorded(set: Bool, errno: Int32, reason: String?)
+    /// Diskless: the pull asked by `.pullRegion` ended: 0, or the errno of the peer's read
+    /// (`local` false) or of this disk's write (`local` true).
+    case regionPulled(offsetBytes: UInt64, lengthBytes: UInt32, errno: Int32, local: Bool)
 }
 
 public enum PrimaryNotice: Sendable, Hashable {
@@ -263,6 +269,18 @@ public enum PrimaryNotice: Sendable, Hashable {
     case cycleStarted(bytes: UInt64)
     /// Periodic mode: the peer holds every write acknowledged before the cycle started.
     case cycleCompleted(bytes: UInt64, durationNs: UInt64)
+    /// Diskless (+Diskless): writes go through the peer; this disk is resynced from it.
+    case localDisk(LocalDiskNotice)
+}
+
+/// Diskless: what happened to this node's own disk's lack of writes.
+public enum LocalDiskNotice: Sendable, Hashable {
+    /// The record says this disk lacks writes: mutations go through the peer from now on.
+    case writesThroughPeer(lackingBytes: UInt64)
+    /// The resync from the peer starts (`wholeVolume`: which regions is not known).
+    case resyncStarted(bytes: UInt64, wholeVolume: Bool)
+    /// This disk holds every write again; the record says so.
+    case resynced(pulledBytes: UInt64)
 }
 
 public enum PrimaryNodeAction: Sendable, Hashable {
@@ -339,4 +357,11 @@ public enum PrimaryNodeAction: Sendable, Hashable {
     /// Consistency group (docs/groups.md): this member closed epoch `epoch`; the group's
     /// coordinator closes it on every other member (`.groupEpochClosed(through:)`).
     case groupEpochClosed(Epoch)
+    /// Diskless (+Diskless): make the record say durably that this disk lacks writes the peer
+    /// holds (true), or — this disk flushed first — that it lacks none (false); answer
+    /// `.localLacksWritesRecorded`.
+    case recordLocalLacksWrites(Bool)
+    /// Diskless: read this region from the peer (a ReadRequest) and write it to this disk;
+    /// answer `.regionPulled`.
+    case pullRegion(offsetBytes: UInt64, lengthBytes: UInt32)
 }

@@ -20,6 +20,9 @@ public enum ReadBalancing: String, Sendable, CaseIterable {
 public enum ReadRoute: Sendable, Equatable {
     case local
     case peer
+    /// Neither: this disk lacks writes the peer holds (diskless) and the peer cannot serve
+    /// the read (away, not UpToDate, a read it cannot take): answered EIO.
+    case refused
 }
 
 /// The router's counters and bounds. A read routed is counted in flight until the driver says

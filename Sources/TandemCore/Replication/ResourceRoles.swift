@@ -74,6 +74,9 @@ public struct PrimaryStartFacts: Equatable, Sendable {
     public var tracked: [CatchUpBase]?
     /// `tracked` comes from the activity log of a primary that did not stop (a crash).
     public var trackedAfterCrash: Bool
+    /// Diskless (issue 16 §4): this disk lacks writes the peer holds (the record's flag). The
+    /// peer holds every acknowledged write; this disk is resynced from it, never copied to it.
+    public var localLacksWrites = false
 
     public init(record: ReplicationRecord, initialSync: InitialSync, handedOver: Bool = false,
                 peerLacksWrites: Bool = false, writtenWhileDisabled: Bool = false, tracked: [CatchUpBase]? = nil,
@@ -106,6 +109,8 @@ public enum PrimaryStartReason: Equatable, Sendable, CustomStringConvertible {
     case crashRecovery
     /// `PrimaryStartFault.restartForgetsUnconfirmedWrites` (testing only).
     case uncleanStopTreatedAsClean
+    /// Diskless: this disk lacks writes the peer holds; the peer is taken as it is.
+    case localLacksWrites
 
     public var description: String {
         switch self {
@@ -135,6 +140,9 @@ public enum PrimaryStartReason: Equatable, Sendable, CustomStringConvertible {
                 + "writes touched, and only those are copied"
         case .uncleanStopTreatedAsClean:
             return "testing fault: an unclean stop treated as clean"
+        case .localLacksWrites:
+            return "this node's disk lacks writes its peer holds (written through the peer while the disk had failed): "
+                + "nothing is copied to the peer; this disk is resynced from it, the whole volume (the record names no regions)"
         }
     }
 }
@@ -164,6 +172,7 @@ public struct PrimaryStart: Equatable, Sendable {
 
     private static func basis(_ facts: PrimaryStartFacts, record: ReplicationRecord,
                               fault: PrimaryStartFault?) -> (SessionBasis, PrimaryStartReason) {
+        if facts.localLacksWrites { return (.assumeInSync, .localLacksWrites) }
         if facts.peerLacksWrites { return (.fullCopy, .peerLacksWrites) }
         if facts.handedOver { return (.assumeInSync, .handedOver) }
         if let bases = facts.tracked, !bases.isEmpty {

@@ -35,6 +35,8 @@ extension PrimaryReplicator {
         guard let link, link.isEstablished else { return }
         var bytes = Self.frameOverheadBytes
         if case .stream(.data(let data)) = frame { bytes += UInt64(data.lengthBytes) }
+        // A ReadRequest costs the bytes its reply brings back over the same link.
+        if case .control(.readRequest(let request)) = frame { bytes += UInt64(request.lengthBytes) }
         switch bandwidthGate.offer(frame, bytes: bytes, nowNs: ReplicationContext.nowNs()) {
         case .send:
             deliver(frame)

@@ -115,6 +115,10 @@ extension PrimaryReplicator {
             feed(.localFlushDone(errno: result < 0 ? -result : 0))
         case Self.activityLogFlushTag:
             activityLogVolumeFlushed(result: result)
+        case Self.pullFlushTag:
+            pullFlushCompleted(result: result)  // diskless (PrimaryReplicator+Diskless)
+        case let tag where tag & 0xFFFF_0000 == Self.pullWriteTagBase:
+            pullWritten(slot: Int(tag & 0xFFFF), result: result)
         case let tag where tag & 0xFFFF_0000 == Self.verifyReadTagBase:
             verifyReadCompleted(slot: Int(tag & 0xFFFF), result: result)
         case let tag where tag & 0xFFFF_0000 == Self.copyReadTagBase:

@@ -10,9 +10,21 @@ import TandemIO
 import TandemNBD
 
 /// The reads in flight to the peer, by slot; a tag is the slot plus a generation, so that a
-/// reply can only ever match the read it was sent for.
+/// reply can only ever match the read it was sent for. A read longer than
+/// `WireFormat.readBytesMax` (only a diskless primary sends one: its disk cannot serve it)
+/// travels as several ReadRequests, one per part (at most 256), the part's index in the tag.
 struct RemoteReads {
-    var slots: [(tag: UInt64, read: NBDPendingRead)?]
+    struct Entry {
+        var tag: UInt64
+        var read: NBDPendingRead
+        var partsLeft: Int
+        /// A part came back unserved (its errno): the read is given back once all are in.
+        var failedErrno: Int32 = 0
+    }
+
+    /// Bits 16-47 the generation, 48-55 the part; bit 63 stays clear (a pull's tag has it).
+    static let partShift: UInt64 = 48
+    var slots: [Entry?]
     var free: [Int]
     var generation: UInt64 = 0
 
@@ -21,31 +33,45 @@ struct RemoteReads {
         free = Array((0..<count).reversed())
     }
 
+    /// How many ReadRequests a read of `lengthBytes` takes.
+    static func parts(_ lengthBytes: Int) -> Int { (lengthBytes + WireFormat.readBytesMax - 1) / WireFormat.readBytesMax }
+
+    /// The tag of part 0 (part k: `tag | k << partShift`).
     mutating func take(_ read: NBDPendingRead) -> UInt64? {
         guard let slot = free.popLast() else { return nil }
-        generation += 1
+        generation = (generation + 1) & 0xFFFF_FFFF
         let tag = generation << 16 | UInt64(slot)
-        slots[slot] = (tag, read)
+        slots[slot] = Entry(tag: tag, read: read, partsLeft: Self.parts(read.diskLength))
         return tag
     }
 
-    mutating func remove(tag: UInt64) -> NBDPendingRead? {
-        let slot = Int(tag & 0xFFFF)
-        guard slot < slots.count, let entry = slots[slot], entry.tag == tag else { return nil }
+    /// The request of part `part` of the read under `tag`.
+    static func request(tag: UInt64, part: Int, of read: NBDPendingRead) -> WireReadRequest {
+        let offset = part * WireFormat.readBytesMax
+        return WireReadRequest(tag: tag | UInt64(part) << partShift, offsetBytes: read.diskOffset + UInt64(offset),
+                               lengthBytes: UInt32(min(WireFormat.readBytesMax, read.diskLength - offset)))
+    }
+
+    /// The entry a reply's tag names (nil: none), and its part.
+    func find(tag: UInt64) -> (slot: Int, part: Int)? {
+        let base = tag & ((1 << Self.partShift) - 1)
+        let slot = Int(base & 0xFFFF)
+        let part = Int(tag >> Self.partShift)
+        guard slot < slots.count, let entry = slots[slot], entry.tag == base,
+            part < Self.parts(entry.read.diskLength) else { return nil }
+        return (slot, part)
+    }
+
+    mutating func remove(slot: Int) -> NBDPendingRead {
+        let read = slots[slot]!.read
         slots[slot] = nil
         free.append(slot)
-        return entry.read
+        return read
     }
 
     mutating func removeAll() -> [NBDPendingRead] {
         var reads: [NBDPendingRead] = []
-        for slot in slots.indices {
-            if let entry = slots[slot] {
-                reads.append(entry.read)
-                slots[slot] = nil
-                free.append(slot)
-            }
-        }
+        for slot in slots.indices where slots[slot] != nil { reads.append(remove(slot: slot)) }
         return reads
     }
 }
@@ -55,16 +81,38 @@ extension PrimaryReplicator: NBDReadRouter {
         // A failed disk is the node's to know before it routes (it reads through the peer).
         if health.isFailed && !node.diskFailed { feed(.diskFailedElsewhere) }
         let route = node.routeRead(offsetBytes: read.diskOffset, lengthBytes: UInt64(read.diskLength))
+        if route == .refused {
+            // Diskless: this disk lacks the region and the peer cannot serve it.
+            read.fail(errno: EIO)
+            return true
+        }
         guard route == .peer else { return false }
         if let link, link.isEstablished, let tag = remoteReads.take(read) {
-            let request = WireReadRequest(tag: tag, offsetBytes: read.diskOffset, lengthBytes: UInt32(read.diskLength))
-            if link.send(.readRequest(request)) { return true }
-            _ = remoteReads.remove(tag: tag)
+            // Through the `bandwidth` cap: the reply's bytes cross the same link.
+            for part in 0..<RemoteReads.parts(read.diskLength) {
+                transmit(.control(.readRequest(RemoteReads.request(tag: tag, part: part, of: read))))
+            }
+            return true
         }
-        // Not sent: it is read here.
+        // Not sent: it is read here (or, diskless, fails).
         node.readFinished(.peer)
-        node.routeFallback()
-        return false
+        return fallBack(read)
+    }
+
+    /// A read the peer will not serve: read here (false from `route`), or failed with EIO when
+    /// this disk lacks the region (diskless). true: the read is answered or taken.
+    private func fallBack(_ read: NBDPendingRead) -> Bool {
+        guard node.routeFallback(offsetBytes: read.diskOffset, lengthBytes: UInt64(read.diskLength)) == .refused else {
+            return false
+        }
+        read.fail(errno: EIO)
+        return true
+    }
+
+    /// A taken read the peer gave back: read here, or failed (diskless).
+    private func giveBack(_ read: NBDPendingRead) {
+        counters.peerReadFallbacks += 1
+        if !fallBack(read) { read.readLocally() }
     }
 
     func localReadEnded() {
@@ -78,39 +126,48 @@ extension PrimaryReplicator: NBDReadRouter {
 
     /// The peer's ReadReply: the bytes into the request's buffer, or the read goes local.
     func receivedReadReply(_ reply: WireReadReply, link: PeerLink) {
-        guard let read = remoteReads.remove(tag: reply.tag) else {
+        if reply.tag & Self.pullTagBit != 0 { return pullReplied(reply, link: link) }  // diskless resync
+        guard let (slot, part) = remoteReads.find(tag: reply.tag), let entry = remoteReads.slots[slot] else {
             return link.closeForViolation("protocol violation: a ReadReply for tag \(reply.tag), which no read is waiting for")
         }
-        guard reply.errno == 0 else {
-            node.readFinished(.peer)
-            node.routeFallback()
-            counters.peerReadFallbacks += 1
-            return read.readLocally()
+        let request = RemoteReads.request(tag: entry.tag, part: part, of: entry.read)
+        var violation: String?
+        if reply.errno == 0 && reply.payload.count == Int(request.lengthBytes) {
+            reply.payload.withUnsafeBytes { bytes in
+                (entry.read.buffer + part * WireFormat.readBytesMax).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            }
+        } else if reply.errno == EBUSY && node.localLacksWrites {
+            // Diskless: a busy peer is asked again; this disk cannot serve the read.
+            return transmit(.control(.readRequest(request)))
+        } else {
+            if reply.errno == 0 {
+                violation = "protocol violation: a ReadReply of \(reply.payload.count) bytes for a read of \(request.lengthBytes)"
+            }
+            remoteReads.slots[slot]!.failedErrno = reply.errno == 0 ? EIO : reply.errno
         }
-        guard reply.payload.count == read.diskLength else {
-            node.readFinished(.peer)
-            node.routeFallback()
-            counters.peerReadFallbacks += 1
-            read.readLocally()
-            return link.closeForViolation(
-                "protocol violation: a ReadReply of \(reply.payload.count) bytes for a read of \(read.diskLength)")
+        remoteReads.slots[slot]!.partsLeft -= 1
+        if remoteReads.slots[slot]!.partsLeft == 0 {
+            let failed = remoteReads.slots[slot]!.failedErrno != 0
+            let read = remoteReads.remove(slot: slot)
+            if failed {
+                node.readFinished(.peer)
+                giveBack(read)
+            } else {
+                node.readFinished(.peer, servedBytes: UInt64(read.diskLength))
+                counters.readsServedByPeer += 1
+                counters.readBytesServedByPeer += UInt64(read.diskLength)
+                read.finish()
+            }
         }
-        reply.payload.withUnsafeBytes { bytes in
-            read.buffer.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-        }
-        node.readFinished(.peer, servedBytes: UInt64(read.diskLength))
-        counters.readsServedByPeer += 1
-        counters.readBytesServedByPeer += UInt64(read.diskLength)
-        read.finish()
+        if let violation { link.closeForViolation(violation) }
     }
 
     /// Every read still out to the peer is read here (the link went down, replication stops).
     func readRemoteReadsLocally() {
+        failPullsAwaitingPeer()  // diskless: pulled again on a later link
         for read in remoteReads.removeAll() {
             node.readFinished(.peer)
-            node.routeFallback()
-            counters.peerReadFallbacks += 1
-            read.readLocally()
+            giveBack(read)
         }
     }
 }
@@ -131,5 +188,6 @@ extension PrimaryReplicator {
         if node.reads.policy != .preferLocal, let refusal { block["inactive_reason"] = .string(refusal) }
         fields["read_routing"] = .object(block)
         fields["serving_from"] = .string(node.servesFromPeer ? "peer" : "local")
+        disklessStatusFields(into: &fields)
     }
 }

@@ -78,6 +78,12 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var bandwidthTimerArmedNs: UInt64 = 0
     /// This resource's `resync_concurrency_max` slot (PrimaryReplicator+ResyncSlot).
     var resyncSlot = ResyncSlot.none
+    /// Diskless (PrimaryReplicator+Diskless): the resync's pulls and their buffers (allocated at
+    /// the first, freed when idle); the record's flag, written by the resource (nil: written;
+    /// else why it cannot be).
+    var pulls = PullSlots()
+    let pullBuffers = CopyBuffers(slotBytes: WireFormat.readBytesMax, slotsMax: LocalDiskResync.pullsInFlightMax)
+    var onRecordLocalLacks: ((Bool) -> String?)?
 
     var link: PeerLink?
     lazy var resolver = PeerAddressResolver(loop: context.loop)
@@ -174,7 +180,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
          basis: SessionBasis, trackedBitmap: DirtyBitmap? = nil, checksumRegions: [ChecksumRegion] = [],
          activityLog: ActivityLogSettings? = nil,
          counters: ResourceCounters, health: DiskHealth,
-         logger: Logger) {
+         logger: Logger, localLacksWrites: Bool = false, localLacking: DirtyBitmap? = nil) {
         self.resource = spec.name
         self.counters = counters
         self.spec = spec
@@ -196,7 +202,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         config.readBalancing = spec.readBalancing
         config.primary.groupID = spec.groupID  // consistency group (docs/groups.md)
         node = PrimaryNode(config: config, session: UInt64.random(in: 1...UInt64.max), basis: basis,
-                           trackedBitmap: trackedBitmap, checksumRegions: checksumRegions)
+                           trackedBitmap: trackedBitmap, checksumRegions: checksumRegions, localLacksWrites: localLacksWrites,
+                           localLacking: localLacking)
         // The store holds what the node holds: never more writes, never more bytes.
         retained = RetainedWrites(buffers: buffers, bytesMax: Int(bufferBytes), writeBytesMax: writeBytesMax,
                                   entriesMax: config.primary.writesInFlightMax, copyChunkBytes: Self.chunkBytes,
@@ -232,6 +239,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         publishPeerDiskState()
         retained.releaseMemoryWhenIdle()
         verifyBuffer.releaseMemoryWhenIdle()
+        pullBuffers.releaseMemoryWhenIdle()
     }
 
     // MARK: NBD sink
@@ -385,6 +393,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             }
         case let .notice(notice): noticed(notice)
         case let .groupEpochClosed(epoch): context.groups.primaryClosed(epoch, by: self)
+        case let .recordLocalLacksWrites(set): recordLocalLacksWrites(set)
+        case let .pullRegion(offset, length): pullRegion(offset: offset, length: length)
         }
     }
 
@@ -456,6 +466,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             noticedProfile(notice)
         case .cycleStarted, .cycleCompleted:
             noticedCycle(notice)
+        case let .localDisk(notice):
+            noticedLocalDisk(notice)
         }
     }
 }

@@ -86,7 +86,9 @@ extension Resource {
             peerLacksWrites: node.peerLacksWrites,
             writtenWhileDisabled: node.writtenWhileDisabled || mutationsAtCleanStop.map { $0 != mutationCount } ?? false,
             tracked: tracked?.bases, trackedAfterCrash: tracked?.fromCrash ?? false)
-        let start = PrimaryStart(facts)
+        var startFacts = facts
+        startFacts.localLacksWrites = node.flags.contains(.localLacksWrites)  // diskless (Resource+Diskless)
+        let start = PrimaryStart(startFacts)
         // The ring's session-start transaction goes before the record that sets crashed-primary.
         let writeBytesMax = UInt64(max(Int(context.config.maxRequestBytes), PrimaryReplicator.chunkBytes))
         let activityLog: ActivityLogSettings?
@@ -110,7 +112,9 @@ extension Resource {
         let replicator = PrimaryReplicator(spec: spec, volume: volume, buffers: backend.buffers, context: context,
                                            basis: start.basis, trackedBitmap: start.basis.isCatchUp ? tracked?.bitmap : nil,
                                            checksumRegions: start.basis.isCatchUp ? tracked?.checksumRegions ?? [] : [],
-                                           activityLog: activityLog, counters: counters, health: health, logger: logger)
+                                           activityLog: activityLog, counters: counters, health: health, logger: logger,
+                                           localLacksWrites: startFacts.localLacksWrites, localLacking: takeLackingAtStop())
+        wireDiskless(replicator)
         replicator.onWriteActivityLog = { [unowned self] number, extents, bases, pagesCount, done in
             writeActivityLog(number, extents: extents, bases: bases, bitmapPagesCount: pagesCount, done: done)
         }
@@ -219,6 +223,7 @@ extension Resource {
             primary.disable()
             return primary.stop { [self] in
                 stopTracked()
+                keepLackingAtStop(primary)  // diskless (Resource+Diskless)
                 done()
             }
         }

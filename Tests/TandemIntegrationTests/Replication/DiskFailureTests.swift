@@ -247,11 +247,14 @@ extension Replication {
         try checkPrimaryFailure(pair, errno: ENOSPC, inject: {
             try qemuIO(pair, Self.fillVolume("0x5a"), expectFailure: true)
         }, restartFault: {}, afterRestart: {
-            // Still out of space: the next write fails r1 again, and only r1.
+            // Still out of space: the record says r1's disk lacks writes, so it is resynced from
+            // beta, and that (or a write) fails r1 again, and only r1; writes then go through beta.
             let events = try EventWatcher(pair.alpha)
-            try qemuIO(pair, Self.fillVolume("0x5b"), expectFailure: true)
+            let uri = "nbd+unix:///\(Self.faulty)?socket=\(pair.alpha.directory.file("r1.sock"))"
+            _ = try ExternalTool.run("qemu-io", ["-f", "raw"] + Self.fillVolume("0x5b").flatMap { ["-c", $0] } + [uri])
             try events.await("disk-failed", resource: Self.faulty)
             #expect(try status(pair.alpha, Self.faulty)["disk_state"] as? String == "Failed")
+            try qemuIO(pair, ["write -P 0x5c 0 64k", "read -P 0x5c 0 64k"], expectFailure: false)
         })
     }
 
@@ -303,7 +306,7 @@ extension Replication {
     }
 
     /// The fault in `inject` hits alpha's r1, whose client gets EIO: r1 is Failed on alpha
-    /// and refuses later writes with EIO; r0 replicates throughout; alpha survives, and
+    /// and sends later writes through its peer; r0 replicates throughout; alpha survives, and
     /// restarts (after `restartFault`) with the fault in place.
     private func checkPrimaryFailure(_ pair: ReplicatedPair, errno: Int32, inject: () throws -> Void,
                                      restartFault: () throws -> Void, afterRestart: () throws -> Void) throws {
@@ -319,9 +322,11 @@ extension Replication {
         #expect((alpha["disk_error"] as? JSONObject)?["operation"] as? String == "write")
         #expect((alpha["disk_error"] as? JSONObject)?["errno"] as? Int == Int(errno))
         #expect(alpha["redundant"] as? Bool == false)
-        // Later writes and flushes are refused with EIO; nothing is acknowledged wrongly.
-        try qemuIO(pair, "write -P 0x77 64M 4k", expectFailure: true)
-        try qemuIO(pair, "flush", expectFailure: true)
+        // Later writes and flushes go through the UpToDate peer (the diskless primary,
+        // DisklessPrimaryTests), and the record says this disk lacks them.
+        try qemuIO(pair, ["write -P 0x77 64M 4k", "flush", "read -P 0x77 64M 4k"], expectFailure: false)
+        let diskless = try status(pair.alpha, Self.faulty)
+        #expect(diskless["serving_from"] as? String == "peer", "\(diskless)")
         try writeR0(pair, pattern: "0x32", offsetMiB: 8)
         try pair.waitInSync()
         #expect(pair.alpha.pid == alphaPID && pair.alpha.isRunning)

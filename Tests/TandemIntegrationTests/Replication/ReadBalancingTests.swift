@@ -172,6 +172,24 @@ extension Replication {
         #expect(Self.servedByPeer(status) > 0, "the reads went to the peer: \(Self.reads(status))")
     }
 
+    @Test func readsThroughThePeerCountAgainstTheBandwidthCap() throws {
+        let pair = try Self.makePair("prefer-remote")
+        try Self.expectQemuIO(pair, ["write -P 0x2a 0 32M"])
+        // 4 MiB/s with a burst of one largest request (32 MiB): reading the volume twice
+        // through the peer (64 MiB, each ReadRequest costing the bytes it asks for) takes at
+        // least (64 - 32) / 4 = 8 s; uncapped, a second or two.
+        let rate = 4 << 20
+        try pair.expectOK(try pair.alpha.control().request("set", ["name": ReplicatedPair.resource, "bandwidth": rate]))
+        let reads = (0..<2).flatMap { _ in stride(from: 0, to: Self.volumeBytes, by: 131_072).map { "read -P 0x2a \($0) 128k" } }
+        let start = Date()
+        try Self.expectQemuIO(pair, reads)
+        let seconds = Date().timeIntervalSince(start)
+        let status = try pair.status(pair.alpha)
+        #expect(Self.servedByPeer(status) >= 512, "the reads went to the peer: \(Self.reads(status))")
+        FileHandle.standardError.write(Data("bandwidth: 64 MiB of peer reads in \(seconds) s at 4 MiB/s\n".utf8))
+        #expect(seconds >= 7, "64 MiB of peer reads at 4 MiB/s beyond a 32 MiB burst took only \(seconds) s")
+    }
+
     @Test func aPrimaryWhoseDiskFailedServesReadsThroughItsPeer() throws {
         let disk = try FailingReadsDisk(sizeBytes: Self.volumeBytes)
         defer { disk.detach() }
@@ -189,9 +207,8 @@ extension Replication {
         #expect(Self.servedByPeer(status) >= 64, "8 MiB through the peer: \(Self.reads(status))")
         let beta = try pair.status(pair.beta)
         #expect(beta["reads_served_for_peer"] as? Int ?? 0 >= 64, "\(beta)")
-        // Writes are not sent through the peer (docs/replication.md, *Disk failures*): EIO.
-        let write = try Self.qemuIO(pair, ["write -P 0x5d 8M 64k"])
-        #expect(!write.succeeded && (write.stdout + write.stderr).contains("Input/output error"), "\(write)")
+        // Writes go through the peer too (DisklessPrimaryTests).
+        try Self.expectQemuIO(pair, ["write -P 0x5d 8M 64k", "read -P 0x5d 8M 64k"])
         try Self.expectQemuIO(pair, Self.chunkedReads("0x6e", offset: 0, length: 1 << 20))
     }
 }

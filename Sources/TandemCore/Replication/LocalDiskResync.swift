@@ -1,0 +1,83 @@
+// LocalDiskResync: what a primary knows about its own disk lacking writes its peer holds —
+// DRBD's diskless primary (the disk failed; writes go to the UpToDate peer only) and the
+// resync of that disk from the peer once it is back (PrimaryNode+Diskless decides with it).
+// The regions lacking are a bitmap of their own (the node's `bitmap` is what the *peer*
+// lacks). Writes through the peer begin only once the record says, durably, that this disk
+// lacks writes (MetadataFlags.localLacksWrites): a restart then never serves this disk's
+// older content. The record holds the flag, not the regions: after a restart the whole volume
+// is pulled. No I/O, no clock.
+
+/// How the node serves a mutation (write, zeroes, flush): decided once, by PrimaryNode.
+public enum MutationPath: Sendable, Equatable {
+    /// This disk (and, replicating, the peer): the ordinary path.
+    case local
+    /// The peer only; this disk failed and lacks them, and the record says so.
+    case throughPeer
+    /// Both disks while this one is resynced from the peer; they still need the peer.
+    case localAndPeer
+    /// Through the peer as soon as the record says this disk lacks writes (being written).
+    case awaitingRecord
+    /// Answered EIO, for this reason (status `diskless.writes_refused_because`).
+    case refused(String)
+}
+
+/// One region being pulled from the peer (a ReadRequest, then a write to this disk).
+public struct PulledRegion: Sendable, Equatable {
+    public var offsetBytes: UInt64
+    public var lengthBytes: UInt32
+
+    public init(offsetBytes: UInt64, lengthBytes: UInt32) {
+        self.offsetBytes = offsetBytes
+        self.lengthBytes = lengthBytes
+    }
+}
+
+public struct LocalDiskResync: Sendable {
+    /// Pulls in flight at most (each at most `WireFormat.readBytesMax`): the peer serves at
+    /// most `SecondaryNode.peerReadsMax` reads at once, shared with the application's.
+    public static let pullsInFlightMax = 4
+    /// The lacking bitmap's blocks hold at least this many bits' worth of volume: at most
+    /// 2^25 blocks (4 MiB of bits), and never more than one ReadRequest per block.
+    public static let blocksMax: UInt64 = 1 << 25
+
+    /// The regions this disk lacks; nil when it lacks nothing. Set at a failure (the regions
+    /// of writes that failed here, or all of it when a flush failed), by every write through
+    /// the peer, and whole at a start whose record says the disk lacks writes.
+    public internal(set) var lacking: DirtyBitmap?
+    /// The record says, durably, that this disk lacks writes.
+    public internal(set) var recorded = false
+    /// The lacking set is the whole volume (a restart, a failed flush): status says so.
+    public internal(set) var wholeVolume = false
+    var recordInFlight = false
+    /// The record cannot say it (internal metadata, a failed record write): writes are refused.
+    public internal(set) var recordRefusal: String?
+    /// The resync finished: the record's flag is being cleared (admission waits).
+    var clearing = false
+    var cursorBlock: UInt64 = 0
+    public internal(set) var pulls: [PulledRegion] = []
+    /// The resync from the peer: running, what it had to pull when it began, pulled so far.
+    public internal(set) var resyncing = false
+    public internal(set) var resyncTotalBytes: UInt64 = 0
+    public internal(set) var pulledBytes: UInt64 = 0
+    /// Writes through the peer (acknowledged or not) in this run, and their bytes.
+    public internal(set) var writesThroughPeer: UInt64 = 0
+    public internal(set) var bytesThroughPeer: UInt64 = 0
+
+    /// Sequences whose local half is done at once (the event's end drives them).
+    var completedAtOnce: [WriteSequence] = []
+
+    public init() {}
+
+    /// The bitmap's block size for a volume: 4 KiB, doubled until the bitmap has at most
+    /// `blocksMax` blocks, at most `WireFormat.readBytesMax`.
+    public static func blockBytes(volumeSizeBytes: UInt64) -> UInt64 {
+        var block: UInt64 = 4096
+        while block < UInt64(WireFormat.readBytesMax), volumeSizeBytes / block > blocksMax { block *= 2 }
+        return block
+    }
+
+    /// What is left to pull (set bits × block size, plus the pulls in flight).
+    public var lackingBytes: UInt64 {
+        (lacking?.outOfSyncBytes ?? 0) + pulls.reduce(0) { $0 + UInt64($1.lengthBytes) }
+    }
+}

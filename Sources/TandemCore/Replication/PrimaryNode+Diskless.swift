@@ -1,0 +1,229 @@
+// PrimaryNode's diskless mode (DRBD's diskless primary after `on-io-error detach`, issue 16
+// §4): whether mutations are refused, served by this disk or sent through the peer is decided
+// here (`mutationPath`), once. With this node's disk failed and a peer that may serve reads
+// (PrimaryNode+Reads: sync, connected, UpToDate, protocol 6), writes go to the peer only:
+//
+// - First the record must say, durably, that this disk lacks writes (`.recordLocalLacksWrites`,
+//   the metadata file's flag; it lives on another device than the volume by default). Until
+//   it is written mutations wait in the queue; if it cannot be (internal metadata, a failed
+//   record write) they are refused with EIO and status says why.
+// - A write through the peer is kept (`.holdLocalWrite`: the payload for the stream) but never
+//   written here; its local half counts as done at once, so it is acknowledged when the peer
+//   applied it, as any sync write; a FLUSH once the peer made it durable. Its region is marked
+//   in `localDisk.lacking` before it is admitted.
+// - When the peer goes away (link down, no longer UpToDate) every mutation through it not yet
+//   acknowledged is answered EIO at once (it may or may not have reached the peer, as a failed
+//   write may), later ones are refused, and reads fail (this disk lacks writes): nothing is
+//   ever acknowledged that the peer did not apply, and no read returns this disk's old data.
+// - Once the disk is usable again (disable + enable, or a restart: the record keeps the flag)
+//   the lacking regions are pulled from the peer (ReadRequests; the driver writes each reply
+//   here), at most `pullsInFlightMax` at a time, never a region with a write unanswered.
+//   Writes meanwhile go to both disks (`.localAndPeer`; one that overlaps a pull in flight
+//   waits for it, so an older pulled copy never lands over it) and still need the peer; reads
+//   of a region not pulled yet go to the peer. When nothing is left the driver flushes this
+//   disk and clears the flag (`.recordLocalLacksWrites(false)`), and this disk serves again.
+// No I/O, no clock.
+
+extension PrimaryNode {
+    /// Decided once for every mutation (and read: `routeRead`).
+    public var mutationPath: MutationPath {
+        guard diskFailed || localDisk.lacking != nil else { return .local }
+        // A failure after which nothing went through the peer yet, on a node that cannot
+        // record it: the failure's own rule (EIO) holds.
+        if let refusal = localDisk.recordRefusal { return .refused(refusal) }
+        if let refusal = peerReadsRefusal {
+            let disk = diskFailed ? "this node's disk failed" : "this node's disk lacks writes its peer holds"
+            return .refused("\(disk) and the peer cannot take them: \(refusal)")
+        }
+        if localDisk.clearing || !localDisk.recorded { return .awaitingRecord }
+        return diskFailed ? .throughPeer : .localAndPeer
+    }
+
+    /// The mutation path admits (or waits for the record, which it asks for).
+    var mutationsAdmitted: Bool {
+        switch mutationPath {
+        case .local, .throughPeer, .localAndPeer: return true
+        case .awaitingRecord, .refused: return false
+        }
+    }
+
+    /// This disk lacks writes the peer holds, as the record says: it serves no read and takes
+    /// no write until it is resynced.
+    public var localLacksWrites: Bool { localDisk.recorded }
+
+    /// A write (or flush) that met this disk's failure: its region is unknown here.
+    mutating func noteLocalLoss(offsetBytes: UInt64, lengthBytes: UInt64) {
+        ensureLackingBitmap()
+        _ = localDisk.lacking!.setRange(offsetBytes: offsetBytes, lengthBytes: lengthBytes)
+    }
+
+    /// A failed flush: whatever this disk cached since the last good one may be lost.
+    mutating func noteLocalLossOfEverything() {
+        ensureLackingBitmap()
+        _ = localDisk.lacking!.setBlocks(BlockRun(first: 0, count: localDisk.lacking!.blockCount))
+        localDisk.wholeVolume = true
+    }
+
+    private mutating func ensureLackingBitmap() {
+        guard localDisk.lacking == nil else { return }
+        localDisk.lacking = DirtyBitmap(volumeSizeBytes: config.volumeSizeBytes,
+                                        blockBytes: LocalDiskResync.blockBytes(volumeSizeBytes: config.volumeSizeBytes))
+    }
+
+    /// At start: the record says this disk lacks writes. Which ones: `kept`, the set the last
+    /// node of this process left at its stop; else not known (the record holds the flag
+    /// only), so the whole volume is pulled.
+    mutating func startLacking(kept: DirtyBitmap?) {
+        let blockBytes = LocalDiskResync.blockBytes(volumeSizeBytes: config.volumeSizeBytes)
+        if let kept, kept.blockBytes == blockBytes, kept.volumeSizeBytes == config.volumeSizeBytes {
+            localDisk.lacking = kept
+        } else {
+            noteLocalLossOfEverything()
+        }
+        localDisk.recorded = true
+    }
+
+    /// Admission of a write through the peer: its region is marked before it can be sent.
+    mutating func markThroughPeer(offsetBytes: UInt64, lengthBytes: UInt64) {
+        ensureLackingBitmap()
+        _ = localDisk.lacking!.setRange(offsetBytes: offsetBytes, lengthBytes: lengthBytes)
+        localDisk.writesThroughPeer += 1
+        localDisk.bytesThroughPeer += lengthBytes
+    }
+
+    /// Admission's turn while the record is being written: asks for it once. false: wait.
+    mutating func awaitLocalLacksRecord(into actions: inout [PrimaryNodeAction]) {
+        guard !localDisk.recordInFlight, !localDisk.clearing else { return }
+        ensureLackingBitmap()
+        localDisk.recordInFlight = true
+        actions.append(.recordLocalLacksWrites(true))
+    }
+
+    /// An admitted mutation's ticket on `path`: it needs the peer while this disk lacks writes,
+    /// and skips this disk (its region marked as lacking) while the disk is failed.
+    mutating func admitOnPath(_ ticket: Int, _ path: MutationPath) {
+        guard path != .local else { return }
+        tickets[ticket].needsPeer = true
+        guard path == .throughPeer else { return }
+        tickets[ticket].skipsLocal = true
+        let start = tickets[ticket].start, end = tickets[ticket].end
+        if end > start { markThroughPeer(offsetBytes: start, lengthBytes: end - start) }
+    }
+
+    /// A mutation of this range must wait: a pull in flight overlaps it.
+    func overlapsPull(start: UInt64, end: UInt64) -> Bool {
+        localDisk.pulls.contains { start < $0.offsetBytes + UInt64($0.lengthBytes) && $0.offsetBytes < end }
+    }
+
+    /// A read of this range must not be served by this disk: it lacks (part of) it.
+    func localLacks(start: UInt64, end: UInt64) -> Bool {
+        guard localDisk.recorded, let lacking = localDisk.lacking else { return false }
+        if diskFailed || localDisk.clearing { return true }
+        return lacking.anySet(offsetBytes: start, lengthBytes: end - start) || overlapsPull(start: start, end: end)
+    }
+
+    /// The driver's answer to `.recordLocalLacksWrites`.
+    mutating func localLacksRecorded(set: Bool, errno: Int32, reason: String?, into actions: inout [PrimaryNodeAction]) {
+        if set {
+            localDisk.recordInFlight = false
+            guard errno == 0 else {
+                localDisk.recordRefusal = "this node's disk failed and the record cannot say that it lacks the writes "
+                    + "the peer would take: \(reason ?? "errno \(errno)")"
+                return
+            }
+            localDisk.recorded = true
+            actions.append(.notice(.localDisk(.writesThroughPeer(lackingBytes: localDisk.lackingBytes))))
+            return
+        }
+        precondition(localDisk.clearing, "a cleared record that was not asked for")
+        localDisk.clearing = false
+        guard errno == 0 else {
+            // The flag stays: a restart pulls the whole volume again; this run fails the disk.
+            failDisk(reason ?? "metadata write", errno, into: &actions)
+            return
+        }
+        let pulled = localDisk.pulledBytes
+        localDisk = LocalDiskResync()
+        actions.append(.notice(.localDisk(.resynced(pulledBytes: pulled))))
+    }
+
+    /// Mutations admitted while this disk lacks writes need the peer: those it can no longer
+    /// take are answered EIO now (their tickets stay until the stream is done with them).
+    mutating func failThroughPeerIfPeerGone(into actions: inout [PrimaryNodeAction]) {
+        guard localDisk.lacking != nil, peerReadsRefusal != nil else { return }
+        for index in tickets.indices where tickets[index].needsPeer && !tickets[index].answered {
+            guard tickets[index].kind != .zeroes || tickets[index].writesOutstanding > 0 || zeroing?.ticket == index else {
+                continue
+            }
+            tickets[index].answered = true
+            actions.append(.answer(tickets[index].request, errno: PrimaryErrno.eio))
+        }
+    }
+
+    // MARK: The resync from the peer
+
+    /// Pulls what this disk lacks while the peer can serve it; clears the record's flag once
+    /// nothing is left.
+    mutating func continueLocalResync(into actions: inout [PrimaryNodeAction]) {
+        guard localDisk.recorded, !localDisk.clearing, !diskFailed, enabled, !stopping, isPeerReady,
+            peerReadsRefusal == nil, var lacking = localDisk.lacking
+        else { return }
+        if !localDisk.resyncing {
+            localDisk.resyncing = true
+            localDisk.resyncTotalBytes = localDisk.lackingBytes
+            actions.append(.notice(.localDisk(.resyncStarted(bytes: localDisk.resyncTotalBytes,
+                                                             wholeVolume: localDisk.wholeVolume))))
+        }
+        let blockBytes = lacking.blockBytes
+        let runBlocksMax = max(1, UInt64(WireFormat.readBytesMax) / blockBytes)
+        var wrapped = false
+        while localDisk.pulls.count < LocalDiskResync.pullsInFlightMax {
+            guard let run = lacking.nextDirtyRun(from: localDisk.cursorBlock, maxBlocks: runBlocksMax) else {
+                if wrapped || localDisk.cursorBlock == 0 { break }
+                localDisk.cursorBlock = 0
+                wrapped = true
+                continue
+            }
+            let offset = run.first * blockBytes
+            let length = min(run.count * blockBytes, config.volumeSizeBytes - offset)
+            // A write not answered yet may not be on the peer: the region waits for it.
+            if readOverlapsUnanswered(start: offset, end: offset + length) { break }
+            _ = lacking.clearBlocks(run)
+            localDisk.cursorBlock = run.end
+            localDisk.pulls.append(PulledRegion(offsetBytes: offset, lengthBytes: UInt32(length)))
+            actions.append(.pullRegion(offsetBytes: offset, lengthBytes: UInt32(length)))
+        }
+        localDisk.lacking = lacking
+        // An unanswered write through the peer keeps its bits (its region waits above).
+        guard lacking.outOfSyncBytes == 0, localDisk.pulls.isEmpty else { return }
+        localDisk.clearing = true
+        actions.append(.recordLocalLacksWrites(false))
+    }
+
+    /// A pull ended: 0, or the errno of the peer's read (`local` false: pulled again later) or
+    /// of this disk's write (`local` true: the disk failed again).
+    mutating func regionPulled(offsetBytes: UInt64, lengthBytes: UInt32, errno: Int32, local: Bool,
+                               into actions: inout [PrimaryNodeAction]) {
+        guard let index = localDisk.pulls.firstIndex(of: PulledRegion(offsetBytes: offsetBytes, lengthBytes: lengthBytes)) else {
+            preconditionFailure("a pull of \(offsetBytes)+\(lengthBytes) that was not asked for")
+        }
+        localDisk.pulls.remove(at: index)
+        guard errno == 0 else {
+            _ = localDisk.lacking?.setRange(offsetBytes: offsetBytes, lengthBytes: UInt64(lengthBytes))
+            if offsetBytes / (localDisk.lacking?.blockBytes ?? 1) < localDisk.cursorBlock { localDisk.cursorBlock = 0 }
+            if local { failDisk("write", errno, into: &actions) }
+            return
+        }
+        localDisk.pulledBytes += UInt64(lengthBytes)
+    }
+}
+
+extension PrimaryNode {
+    /// A peer read came back unserved: read here (`.local`, counted in flight), unless this
+    /// disk lacks the region (`.refused`: answered EIO).
+    public mutating func routeFallback(offsetBytes: UInt64, lengthBytes: UInt64) -> ReadRoute {
+        if localLacksWrites, localLacks(start: offsetBytes, end: offsetBytes + lengthBytes) { return .refused }
+        routeFallback()
+        return .local
+    }
+}
