@@ -37,7 +37,8 @@ extension Integration {
                 #expect(reply.error == 0, "read \(reply.cookie) failed with NBD error \(reply.error)")
                 #expect(answered.insert(reply.cookie).inserted, "cookie \(reply.cookie) answered twice")
                 let start = Int(reply.cookie) * 7 % blocks * Self.blockBytes
-                #expect(reply.data[...] == volume[start..<(start + Self.blockBytes)], "read \(reply.cookie): wrong bytes")
+                let right = reply.data[...] == volume[start..<(start + Self.blockBytes)]
+                #expect(right, "read \(reply.cookie): wrong bytes")
             }
             #expect(answered == Set((0..<count).map(UInt64.init)))
         }
@@ -62,8 +63,10 @@ extension Integration {
             }
             let (outcome, reply) = client.readSimpleReply(dataBytes: 0)
             #expect(outcome == .data && reply?.cookie == 41 && reply?.error == 0, "write reply: \(outcome) \(String(describing: reply))")
-            #expect(try client.read(offset: offset, length: UInt32(Self.blockBytes), cookie: 42) == payload)
-            #expect(try VolumeFiles.bytes(export.volumePath, offset: offset, count: Self.blockBytes) == payload)
+            let readBack = try client.read(offset: offset, length: UInt32(Self.blockBytes), cookie: 42) == payload
+            #expect(readBack, "the write's bytes were not read back")
+            let onDisk = try VolumeFiles.bytes(export.volumePath, offset: offset, count: Self.blockBytes) == payload
+            #expect(onDisk, "the write's bytes are not on the volume")
         }
 
         @Test func badMagicInTheMiddleOfABatchEndsTheConnectionAndNothingAfterItIsObeyed() throws {
@@ -86,14 +89,17 @@ extension Integration {
             let after = try VolumeFiles.bytes(export.volumePath, offset: 0, count: Self.volumeBytes)
             for index in [3, 4] {
                 let range = Int(block(index))..<(Int(block(index)) + Self.blockBytes)
-                #expect(after[range] == before[range], "block \(index), after the bad request, was written")
+                let unchanged = after[range] == before[range]
+                #expect(unchanged, "block \(index), after the bad request, was written")
             }
             var untouched = after
             untouched.replaceSubrange(Int(block(2))..<(Int(block(2)) + Self.blockBytes),
                                       with: before[Int(block(2))..<(Int(block(2)) + Self.blockBytes)])
-            #expect(untouched == before, "bytes outside the batch's valid write changed")
+            let outsideUnchanged = untouched == before
+            #expect(outsideUnchanged, "bytes outside the batch's valid write changed")
             let fresh = try RawNBDClient.transmitting(socketPath: export.socketPath, exportName: export.name)
-            #expect(try fresh.read(offset: block(6), length: 4096, cookie: 9)[...] == before[Int(block(6))..<Int(block(7))])
+            let served = try fresh.read(offset: block(6), length: 4096, cookie: 9)[...] == before[Int(block(6))..<Int(block(7))]
+            #expect(served, "a new client was not served the volume's bytes")
         }
     }
 }
