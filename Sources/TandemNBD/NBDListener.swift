@@ -148,9 +148,9 @@ public final class NBDListener: IOHandler {
         Self.configure(clientFD, logger: logger, description: description)
     }
 
-    /// A client's socket buffers: a few maximum-size (1 MiB) read replies, so that a turn's
-    /// replies leave in one send. A bound, not an allocation: the kernel charges only what
-    /// is queued and unread.
+    /// A client's socket buffers: a turn's replies to 1 MiB reads (a sequential reader's
+    /// usual size; the kernel doubles the figure) leave in one send. A bound, not an
+    /// allocation: the kernel charges only what is queued and unread.
     static let clientBufferBytes: Int32 = 4 << 20
 
     private func finishStopIfIdle() {
