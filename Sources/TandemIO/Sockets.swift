@@ -120,6 +120,18 @@ public enum Sockets {
         try setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, Int32(1), "TCP_NODELAY")
     }
 
+    /// Whether `fd` is an IPv4 or IPv6 socket (TCP options apply), not a Unix one (they fail
+    /// with EOPNOTSUPP there). False when the address cannot be read.
+    public static func isInternet(_ fd: Int32) -> Bool {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard rc == 0 else { return false }
+        return Int32(storage.ss_family) == AF_INET || Int32(storage.ss_family) == AF_INET6
+    }
+
     /// Parses "host:port"; host may be an IPv4 address, "[IPv6]", "*" or "localhost".
     public static func parse(address text: String) -> (Int32, sockaddr_storage, socklen_t)? {
         guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]) else { return nil }

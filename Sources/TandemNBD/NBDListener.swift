@@ -116,13 +116,7 @@ public final class NBDListener: IOHandler {
     }
 
     private func adopt(_ clientFD: Int32) {
-        // Latency and throughput, not correctness: the client is served either way.
-        do throws(IOError) {
-            try Sockets.setNoDelay(clientFD)
-            try Sockets.setBufferSizes(clientFD, bytes: 4 << 20)
-        } catch {
-            logger.warning("NBD client socket options", metadata: ["listener": "\(description)", "error": "\(error)"])
-        }
+        configure(clientFD)
         let connection = NBDConnection(fd: clientFD, backend: backend, maxRequests: maxRequestsPerConnection, logger: logger)
         connection.listener = self
         let id = ObjectIdentifier(connection)
@@ -133,6 +127,31 @@ public final class NBDListener: IOHandler {
         }
         connection.start()
     }
+
+    /// Latency and throughput, not correctness: the client is served either way. Each option
+    /// on its own, so that one refused does not leave the other unset. TCP_NODELAY only on a
+    /// TCP client: a Unix socket refuses it (EOPNOTSUPP), and before this check that refusal
+    /// skipped the send buffer too, so a 1 MiB read reply left a Unix socket's default 208 KiB
+    /// buffer in several partial sends, a loop turn and a wake-up of the client each.
+    static func configure(_ clientFD: Int32, logger: Logger, description: String) {
+        if Sockets.isInternet(clientFD) {
+            do throws(IOError) { try Sockets.setNoDelay(clientFD) } catch {
+                logger.warning("NBD client socket options", metadata: ["listener": "\(description)", "error": "\(error)"])
+            }
+        }
+        do throws(IOError) { try Sockets.setBufferSizes(clientFD, bytes: clientBufferBytes) } catch {
+            logger.warning("NBD client socket options", metadata: ["listener": "\(description)", "error": "\(error)"])
+        }
+    }
+
+    private func configure(_ clientFD: Int32) {
+        Self.configure(clientFD, logger: logger, description: description)
+    }
+
+    /// A client's socket buffers: a turn's replies to 1 MiB reads (a sequential reader's
+    /// usual size; the kernel doubles the figure) leave in one send. A bound, not an
+    /// allocation: the kernel charges only what is queued and unread.
+    static let clientBufferBytes: Int32 = 4 << 20
 
     private func finishStopIfIdle() {
         guard stopping, !accepting, !backingOff, cancelsInFlight == 0 else { return }

@@ -27,6 +27,20 @@ struct SocketOptionTests {
         #expect(Sockets.optionFailureCount.load(ordering: .relaxed) >= before + 2)
     }
 
+    @Test func onlyInternetSocketsAreTakenForTCP() throws {
+        var ends: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &ends) == 0)
+        defer { ends.forEach { close($0) } }
+        #expect(!Sockets.isInternet(ends[0]))
+        let listener = try Sockets.listenTCP(address: "127.0.0.1:0")
+        defer { close(listener) }
+        #expect(Sockets.isInternet(listener))
+        var pipeEnds: [Int32] = [0, 0]
+        #expect(pipe(&pipeEnds) == 0)
+        defer { pipeEnds.forEach { close($0) } }
+        #expect(!Sockets.isInternet(pipeEnds[0]))
+    }
+
     @Test func aPeerSocketThatCannotBeConfiguredIsRefused() throws {
         // A Unix socket has no TCP options: TCP_NODELAY fails, so the socket is not adopted,
         // and the descriptor stays the caller's to close.
