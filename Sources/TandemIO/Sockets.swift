@@ -106,6 +106,9 @@ public enum Sockets {
     public static let acceptFlags = Int32(SOCK_CLOEXEC.rawValue)
     /// MSG_NOSIGNAL, for sends on the ring (same reason).
     public static let sendFlags = Int32(MSG_NOSIGNAL)
+    /// MSG_NOSIGNAL | MSG_DONTWAIT, for a send(2) straight from the loop thread, which must
+    /// never block it: a full socket buffer answers EAGAIN and the ring takes over.
+    public static let directSendFlags = Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)
 
     public static func shutdownBoth(_ fd: Int32) { _ = shutdown(fd, Int32(SHUT_RDWR)) }
 

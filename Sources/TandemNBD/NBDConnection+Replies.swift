@@ -1,5 +1,6 @@
 // NBDConnection+Replies: encoding replies into each request's slot header and sending them.
-// Replies completed in one loop turn leave together in one sendmsg at its end; one send is in
+// Replies completed in one loop turn leave together in one sendmsg at its end, made directly
+// from the loop thread (the ring only takes what a full socket buffer refuses); one send is in
 // flight per connection so replies stay whole on the stream. Loop thread only.
 import CShims
 import CURing
@@ -59,16 +60,52 @@ extension NBDConnection {
         if replyHead == nil { replyTail = nil }
         sendIovecFirst = 0
         sendIovecCount = count
-        submitSendmsg()
+        sendReplies()
+    }
+
+    /// Sends the batch: straight from the loop thread (sendmsg, MSG_DONTWAIT) while the socket
+    /// takes it, so the client has its reply in the turn that answered it, with no ring
+    /// operation and no turn spent on the send's completion; what the socket cannot take now
+    /// goes through the ring, whose completion (`sent`) tries directly again.
+    private func sendReplies() {
+        while sendIovecFirst < sendIovecCount {
+            prepareMessage()
+            let count = sendmsg(fd, &message, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+            if count < 0 {
+                let code = errno
+                if code == EINTR { continue }
+                if code == EAGAIN { return submitSendmsg() }
+                return close("send failed: errno \(code)")
+            }
+            advanceIovecs(by: count)
+        }
+        batchSent()
+    }
+
+    private func prepareMessage() {
+        message = msghdr()
+        message.msg_iov = iovecs + sendIovecFirst
+        message.msg_iovlen = sendIovecCount - sendIovecFirst
     }
 
     private func submitSendmsg() {
         sending = true
-        message = msghdr()
-        message.msg_iov = iovecs + sendIovecFirst
-        message.msg_iovlen = sendIovecCount - sendIovecFirst
+        prepareMessage()
         let sqe = self.sqe(.send)
         io_uring_prep_sendmsg(sqe, fd, &message, UInt32(MSG_NOSIGNAL))
+    }
+
+    /// Skips the iovecs `count` sent bytes cover, and trims a partly sent one.
+    private func advanceIovecs(by count: Int) {
+        var remaining = count
+        while sendIovecFirst < sendIovecCount && remaining >= iovecs[sendIovecFirst].iov_len {
+            remaining -= iovecs[sendIovecFirst].iov_len
+            sendIovecFirst += 1
+        }
+        if sendIovecFirst < sendIovecCount {
+            iovecs[sendIovecFirst].iov_base += remaining
+            iovecs[sendIovecFirst].iov_len -= remaining
+        }
     }
 
     func sent(_ result: Int32) {
@@ -88,21 +125,17 @@ extension NBDConnection {
             flushReplies()
             return
         }
-        var remaining = Int(result)
-        while sendIovecFirst < sendIovecCount && remaining >= iovecs[sendIovecFirst].iov_len {
-            remaining -= iovecs[sendIovecFirst].iov_len
-            sendIovecFirst += 1
-        }
-        if sendIovecFirst < sendIovecCount {
-            iovecs[sendIovecFirst].iov_base += remaining
-            iovecs[sendIovecFirst].iov_len -= remaining
-            submitSendmsg()
-            return
-        }
+        advanceIovecs(by: Int(result))
+        sendReplies()
+    }
+
+    /// Every byte of `sendBatch` is on the socket: its requests are done.
+    private func batchSent() {
         if backend.trace.enabled { traceReplies() }
         for request in sendBatch { release(request) }
         sendBatch.removeAll(keepingCapacity: true)
         sendIovecCount = 0
+        sendIovecFirst = 0
         if disconnectRequested {
             closeWhenDrained()
         } else {
