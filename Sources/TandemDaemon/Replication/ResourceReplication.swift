@@ -470,7 +470,7 @@ extension Resource {
     /// The operator's last enable/disable, as the metadata holds it (restart).
     var recordSaysEnabled: Bool { metadata.latest.enabled }
 
-    func removeReplicationFiles() {
+    func removeReplicationFiles() throws(ResourceStoreError) {
         metadata.close()
         do throws(IOError) {
             // Internal metadata: its slots are zeroed, the volume stays.
@@ -482,7 +482,9 @@ extension Resource {
         } catch {
             logger.warning("removing the metadata file failed", metadata: ["error": "\(error)"])
         }
-        removeStagingJournal()  // stage (Resource+Staging)
+        // Its staging journal, parted bitmap and format 2's files (ResourceStateFiles).
+        try ResourceStateFiles.remove(ResourceStateFiles.paths(stateDir: context.config.stateDir, name: spec.name,
+                                                                stagingPath: spec.stagingPath))
     }
 }
 
