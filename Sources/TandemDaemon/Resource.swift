@@ -163,7 +163,7 @@ final class Resource {
         loadTrackedBitmapAtOpen()
         restoreDemotionAtOpen()
         restoreSplitBrainAtOpen()
-        loadPartedBitmapAtOpen()
+        loadSplitBrainFilesAtOpen()
         // A secondary serves nothing until it is promoted (DESIGN.md, issue 3): no client
         // can read a volume that may be between two consistent states.
         guard spec.role != .secondary else { return }

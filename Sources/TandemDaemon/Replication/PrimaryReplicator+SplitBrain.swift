@@ -19,6 +19,14 @@ extension PrimaryReplicator {
         awaitsPeerBitmap = true
     }
 
+    /// A survivor restarted (or re-enabled) after a clean stop of its union resync: the copy
+    /// covers what was left of the union, and the peer is not asked for its bitmap again (its
+    /// changes are in that set already).
+    func resumeSplitBrainResync(remaining: DirtyBitmap) {
+        node.restrictCopy(to: remaining)
+        awaitsPeerBitmap = false
+    }
+
     /// The accepted peer's Hello: can it send a bitmap that covers the divergence?
     func checkPeerCanUnite(_ hello: WireHello) {
         peerBitmap = nil

@@ -119,7 +119,10 @@ extension Resource {
         }
         replicator.sessionStartReason = start.reason.description
         replicator.onFirstWrite = { [unowned self] in _ = updateRecord { $0 = $0.afterFirstWrite() } }
-        replicator.onPersistBitmap = { [unowned self] bitmap, bases in persistTrackedBitmap(bitmap, bases: bases) }
+        replicator.onPersistBitmap = { [unowned self] bitmap, bases in
+            persistTrackedBitmap(bitmap, bases: bases)
+            keepUnionLeft(bitmap)  // a split brain's survivor resumes its resync (+SplitBrainUnion)
+        }
         replicator.onStopRecorded = { [unowned self] value in
             // A recorded stop: the activity log no longer speaks for the volume.
             _ = updateRecord({ $0 = $0.stopped(cleanStop: value) }, also: { $0.set(.crashedPrimary, false) })

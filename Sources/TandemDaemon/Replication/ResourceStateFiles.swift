@@ -1,6 +1,6 @@
 // ResourceStateFiles: the files a resource keeps beside its spec — its staging journal, its
-// parted bitmap (and the temporary file a write of it may have left), and format 2's state
-// files — removed when the resource is deleted, so that a resource created later under the
+// parted bitmap and a survivor's union resync left (and the temporary files their writes may
+// have left), and format 2's state files — removed when the resource is deleted, so that a resource created later under the
 // same name starts from nothing of the old one's (a parted bitmap left behind would be taken
 // for the new resource's changes since a split brain it never had). Each removal is made
 // durable by an fsync of the directory that held the file. The metadata file is not here: an
@@ -17,8 +17,9 @@ enum ResourceStateFiles {
     static func paths(stateDir: String, name: String, stagingPath: String?) -> [String] {
         let parted = PartedBitmapFile.path(stateDir: stateDir, name: name)
         let legacy = MetadataStore.legacyPaths(stateDir: stateDir, name: name)
+        let unionLeft = Resource.unionResyncPath(stateDir: stateDir, name: name)
         return [stagingPath ?? StagingJournal.defaultPath(stateDir: stateDir, name: name), parted, parted + ".new",
-                legacy.meta, legacy.enabled, legacy.peerFailed]
+                unionLeft, unionLeft + ".new", legacy.meta, legacy.enabled, legacy.peerFailed]
     }
 
     /// Removes `paths` (an absent one is no error) and fsyncs each directory that held one,
