@@ -1,6 +1,7 @@
 // Resource's resolve by the union of both bitmaps: what the loser keeps and sends, what the
-// survivor's session starts from, and the status and events that say which way it went
-// (Resource+SplitBrainResync describes the whole). Loop thread only.
+// survivor's session starts from (and, after a stop in order, resumes from: what was left of
+// the union, kept in `<name>.union-resync`), and the status and events that say which way it
+// went (Resource+SplitBrainResync describes the whole). Loop thread only.
 #if canImport(Glibc)
 import Glibc
 #endif
