@@ -32,8 +32,8 @@ extension Replication {
         #expect(FileManager.default.fileExists(atPath: partedPath), "no parted bitmap after the stop: \(afterStop)")
         try pair.alpha.start()
         #expect(try pair.status(pair.alpha)["parted_bytes"] as? Int == 64 << 10)
-        // What a crash in the middle of the file's rewrite leaves, and format 2's files.
-        for suffix in [".parted-bitmap.new", ".meta", ".enabled", ".peer-failed"] {
+        // What a crash in the middle of a rewrite leaves, a survivor's union resync left, format 2's files.
+        for suffix in [".parted-bitmap.new", ".union-resync", ".union-resync.new", ".meta", ".enabled", ".peer-failed"] {
             #expect(FileManager.default.createFile(atPath: pair.alpha.stateDir + "/r0" + suffix, contents: Data([1])))
         }
 
