@@ -68,5 +68,7 @@ let package = Package(
         .executableTarget(name: "FuzzMetadata", dependencies: ["FuzzSupport", "TandemCore"], path: "Fuzz/FuzzMetadata"),
         // The activity-log ring and the bitmap pages (sim).
         .executableTarget(name: "FuzzPages", dependencies: ["FuzzSupport", "TandemCore"], path: "Fuzz/FuzzPages"),
+        // A split brain's bitmap exchange and the parted-bitmap file (sbfix).
+        .executableTarget(name: "FuzzBitmap", dependencies: ["FuzzSupport", "TandemCore"], path: "Fuzz/FuzzBitmap"),
     ]
 )

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 shift $(($# > 0 ? 1 : 0))
 targets=("$@")
-((${#targets[@]} > 0)) || targets=(FuzzNBD FuzzWire FuzzControl FuzzMetadata FuzzPages)
+((${#targets[@]} > 0)) || targets=(FuzzNBD FuzzWire FuzzControl FuzzMetadata FuzzPages FuzzBitmap)
 
 scratch="${FUZZ_SCRATCH:-.build-fuzz}"
 timeout_s="${FUZZ_TIMEOUT_S:-10}"
@@ -31,7 +31,8 @@ corpus_of() {
     FuzzControl) echo control ;;
     FuzzMetadata) echo metadata ;;
     FuzzPages) echo pages ;;
-    *) echo "unknown fuzz target $1 (known: FuzzNBD FuzzWire FuzzControl FuzzMetadata FuzzPages)" >&2; return 1 ;;
+    FuzzBitmap) echo bitmap ;;
+    *) echo "unknown fuzz target $1 (known: FuzzNBD FuzzWire FuzzControl FuzzMetadata FuzzPages FuzzBitmap)" >&2; return 1 ;;
     esac
 }
 

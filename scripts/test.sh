@@ -104,10 +104,10 @@ run_asan() {
 }
 
 # The decoders under libFuzzer (scripts/fuzz.sh, docs/fuzzing.md), a bounded run: TANDEM_FUZZ_S
-# seconds per target (20 unless set; 0 skips it). A crash, hang or allocation over its bound
+# seconds per target (60 unless set; 0 skips it). A crash, hang or allocation over its bound
 # fails the run.
 run_fuzz() {
-    local start=$SECONDS status=0 seconds="${TANDEM_FUZZ_S:-20}"
+    local start=$SECONDS status=0 seconds="${TANDEM_FUZZ_S:-60}"
     ((seconds > 0)) || return 0
     scripts/fuzz.sh "$seconds" >"$logs/fuzz.log" 2>&1 || status=$?
     echo "fuzz: exit $status after $((SECONDS - start)) s ($seconds s per target)" >>"$logs/parts"

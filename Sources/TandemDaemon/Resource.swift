@@ -166,7 +166,7 @@ final class Resource {
         loadTrackedBitmapAtOpen()
         restoreDemotionAtOpen()
         restoreSplitBrainAtOpen()
-        loadPartedBitmapAtOpen()
+        loadSplitBrainFilesAtOpen()
         refuseLackingDiskWhileStopped()  // diskless: a disk that lacks writes serves nothing alone
         // A secondary serves nothing until it is promoted (DESIGN.md, issue 3): no client
         // can read a volume that may be between two consistent states.

@@ -283,12 +283,14 @@ final class ResourceRegistry: @unchecked Sendable {
 
     func delete(_ name: String, _ done: @escaping (ControlError?) -> Void) {
         if let entry = unopened.removeValue(forKey: name) {
-            let old = MetadataStore.legacyPaths(stateDir: config.stateDir, name: name)
-            for path in [old.meta, old.enabled, old.peerFailed] { unlink(path) }
+            var files = ResourceStateFiles.paths(stateDir: config.stateDir, name: name, stagingPath: entry.spec.stagingPath)
             if !entry.spec.metadataInternal {
-                unlink(entry.spec.metadataPath ?? MetadataStore.defaultPath(stateDir: config.stateDir, name: name))
+                files.append(entry.spec.metadataPath ?? MetadataStore.defaultPath(stateDir: config.stateDir, name: name))
             }
-            do { try store.remove(name: name) } catch {
+            do {
+                try ResourceStateFiles.remove(files)
+                try store.remove(name: name)
+            } catch {
                 return done(ControlError(.ioError, "removing the persisted resource failed: \(error)"))
             }
             return done(nil)
@@ -297,10 +299,11 @@ final class ResourceRegistry: @unchecked Sendable {
         guard !resource.enabled else {
             return done(ControlError(.wrongState, "resource '\(name)' is enabled; disable it before deleting it"))
         }
-        resource.removeReplicationFiles()
         context.groups.forget(resource.spec)  // a deleted member no longer holds its group
+        // Its files go once it stopped: the stop writes its parted bitmap (Resource.stop).
         remove(name) { [store] in
             do {
+                try resource.removeReplicationFiles()
                 try store.remove(name: name)
                 done(nil)
             } catch {

@@ -20,7 +20,9 @@ extension PrimaryReplicator: PeerLinkDelegate {
         do {
             let connection = try context.clientConnection(peerName: peer.name)
             let socket = try PeerSocket(loop: context.loop, connectTo: addresses.get())
-            link = PeerLink(socket: socket, connection: connection, hello: ownHello, delegate: self,
+            let hello = ownHello
+            peerBitmapAsked = hello.node?.flags.contains(.splitBrainResync) == true  // PrimaryReplicator+SplitBrain
+            link = PeerLink(socket: socket, connection: connection, hello: hello, delegate: self,
                             counters: context.counters, liveness: context.liveness, logger: logger)
         } catch let error as ControlError {
             noteFailure(error.message)

@@ -19,6 +19,14 @@ extension PrimaryReplicator {
         awaitsPeerBitmap = true
     }
 
+    /// A survivor restarted (or re-enabled) after a clean stop of its union resync: the copy
+    /// covers what was left of the union, and the peer is not asked for its bitmap again (its
+    /// changes are in that set already).
+    func resumeSplitBrainResync(remaining: DirtyBitmap) {
+        node.restrictCopy(to: remaining)
+        awaitsPeerBitmap = false
+    }
+
     /// The accepted peer's Hello: can it send a bitmap that covers the divergence?
     func checkPeerCanUnite(_ hello: WireHello) {
         peerBitmap = nil
@@ -30,9 +38,17 @@ extension PrimaryReplicator {
         if case .fullCopy(let reason) = plan { widenToFullCopy(reason) }
     }
 
-    /// A BitmapChunk or BitmapDone. After the union (or a fallback) one more is ignored: the
-    /// loser sends its set on every link of the session, and the copy already covers it.
+    /// A BitmapChunk or BitmapDone. Only on a link whose Hello asked for the peer's bitmap,
+    /// before the peer's BitmapDone and ReplicaHello: any other is a protocol violation (a
+    /// chunk outside a split-brain resolve). Asked, but the copy was widened to every block
+    /// meanwhile (the peer's Hello showed it cannot unite): ignored, the copy covers it.
     func receivedPeerBitmap(_ message: WireMessage, link: PeerLink) {
+        guard peerBitmapAsked else {
+            peerBitmap = nil
+            return link.closeForViolation("protocol violation: a \(message.type) outside a split-brain resolve "
+                + "(this node asked for no bitmap on this link, or the peer's BitmapDone or ReplicaHello had ended it)")
+        }
+        if case .bitmapDone = message { peerBitmapAsked = false }
         guard awaitsPeerBitmap else { return }
         var receiver = peerBitmap ?? PeerBitmapReceiver(volumeSizeBytes: volume.sizeBytes)
         do throws(PeerBitmapError) {
@@ -60,6 +76,7 @@ extension PrimaryReplicator {
     /// The loser's ReplicaHello: its bitmap should have come first. It did not (an older build
     /// that ignores the flag): copy every block, before the copy can start.
     func peerSentReplicaHello() {
+        peerBitmapAsked = false
         guard awaitsPeerBitmap else { return }
         widenToFullCopy("the peer sent no bitmap before its ReplicaHello: the whole volume is copied")
     }
@@ -69,6 +86,7 @@ extension PrimaryReplicator {
     func peerBitmapLinkClosed(refusal: WireRefusal?, reason: String) {
         peerBitmap = nil
         peerBitmapBytes = 0
+        peerBitmapAsked = false
         guard awaitsPeerBitmap, refusal == .unrelatedData else { return }
         widenToFullCopy(reason)
     }

@@ -155,6 +155,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var awaitsPeerBitmap = false
     var survivorChanges: DirtyBitmap?
     var survivorPartingGeneration: UInt64 = 0
+    /// This link's Hello asked for the peer's bitmap, and neither its BitmapDone nor its
+    /// ReplicaHello has come: only then may BitmapChunk and BitmapDone arrive.
+    var peerBitmapAsked = false
     /// The peer's BitmapChunks on this link so far.
     var peerBitmap: PeerBitmapReceiver?
     var peerBitmapBytes: UInt64 = 0

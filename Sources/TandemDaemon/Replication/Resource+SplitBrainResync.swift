@@ -46,6 +46,11 @@ struct SplitBrainResyncState {
     /// it belongs to (that session's `session_start` is `split-brain-union`).
     var lastReport: [String: JSONValue]?
     var lastSession: UInt64 = 0
+    /// A survivor's union resync stopped in order: what is left of it (Resource+SplitBrainUnion,
+    /// kept in `<name>.union-resync` too), and the export's mutations when it was taken (a
+    /// write since is not in it, and the next session then copies the whole volume).
+    var resumed: DirtyBitmap?
+    var resumedAtMutation: UInt64 = 0
 }
 
 extension Resource {
@@ -114,8 +119,10 @@ extension Resource {
 
     // MARK: persistence
 
-    /// Writes the set to its file (a stop, a detection, a discard) when it is complete.
+    /// Writes the set to its file (a stop, a detection, a discard) when it is complete, and
+    /// what is left of a survivor's stopped union resync (Resource+SplitBrainUnion).
     func persistPartedBitmap() {
+        persistUnionLeft()
         let (bitmap, _) = ownChangesSinceParting()
         let generation = spec.role == .primary ? generations.bitmap : splitBrainResync.victimPartingGeneration
         guard let bitmap, generation != 0 else { return }
@@ -164,5 +171,11 @@ extension Resource {
         splitBrainResync.parted = loaded.bitmap
         splitBrainResync.persisted = true
         if spec.role == .secondary { splitBrainResync.victimPartingGeneration = loaded.partingGeneration }
+    }
+
+    /// At open: the parted set and what is left of a survivor's union resync.
+    func loadSplitBrainFilesAtOpen() {
+        loadPartedBitmapAtOpen()
+        loadUnionLeftAtOpen()
     }
 }

@@ -1,6 +1,10 @@
 // Resource's resolve by the union of both bitmaps: what the loser keeps and sends, what the
-// survivor's session starts from, and the status and events that say which way it went
-// (Resource+SplitBrainResync describes the whole). Loop thread only.
+// survivor's session starts from (and, after a stop in order, resumes from: what was left of
+// the union, kept in `<name>.union-resync`), and the status and events that say which way it
+// went (Resource+SplitBrainResync describes the whole). Loop thread only.
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import TandemControl
 import TandemCore
@@ -51,13 +55,12 @@ extension Resource {
     }
 
     /// The survivor's session is made (a full copy for the loser): restrict its copy to the
-    /// union, or say now that it copies everything.
+    /// union, or say now that it copies everything. A union resync stopped in order resumes
+    /// with what was left of it.
     func beginSurvivorResync(_ replicator: PrimaryReplicator, basis: SessionBasis) {
+        if let left = splitBrainResync.resumed { return resumeSurvivorResync(replicator, basis: basis, left: left) }
         guard var survivor = splitBrainResync.survivor, survivor.plan == nil else { return }
-        splitBrainResync.lastSession = replicator.session
-        replicator.onSplitBrainResync = { [unowned self] plan, set, exchangeBytes in
-            survivorResyncDecided(plan, set: set, exchangeBytes: exchangeBytes)
-        }
+        listenForResyncPlan(replicator)
         guard basis == .fullCopy else { return }
         // This side's facts only (the peer's version and parting generation are checked
         // when its Hello arrives, PrimaryReplicator.checkPeerCanUnite).
@@ -73,13 +76,108 @@ extension Resource {
         replicator.beginSplitBrainResync(own: own, partingGeneration: survivor.partingGeneration)
     }
 
+    private func listenForResyncPlan(_ replicator: PrimaryReplicator) {
+        splitBrainResync.lastSession = replicator.session
+        replicator.onSplitBrainResync = { [unowned self] plan, set, exchangeBytes in
+            survivorResyncDecided(plan, set: set, exchangeBytes: exchangeBytes)
+        }
+    }
+
+    // MARK: the survivor's resync across a stop
+
+    static func unionResyncPath(stateDir: String, name: String) -> String { "\(stateDir)/\(name).union-resync" }
+    var unionResyncPath: String { Self.unionResyncPath(stateDir: context.config.stateDir, name: spec.name) }
+
+    /// The survivor's session stopped flushed: the bitmap it sealed (what is left of the copy,
+    /// and every write or chunk the peer had not confirmed, marked again) is the next session's
+    /// copy (in memory, and in `<name>.union-resync` for a restart; the parted bitmap's
+    /// layout). A stop that could not seal one, or a crash, keeps nothing: the next session
+    /// copies the whole volume (the flag `peer-lacks-writes`).
+    func keepUnionLeft(_ left: DirtyBitmap) {
+        guard let survivor = splitBrainResync.survivor, survivor.plan == .union else { return }
+        logger.notice("the split-brain resync stopped: the next session copies what is left of it",
+                      metadata: ["left_bytes": "\(left.outOfSyncBytes)"])
+        splitBrainResync.resumed = left
+        splitBrainResync.resumedAtMutation = mutationCount
+        persistUnionLeft()
+    }
+
+    /// Writes the union left to its file while no write came since it was taken; removes the
+    /// file (and forgets the set) once one did.
+    func persistUnionLeft() {
+        guard let left = splitBrainResync.resumed else { return }
+        guard mutationCount == splitBrainResync.resumedAtMutation, generations.bitmap != 0 else {
+            splitBrainResync.resumed = nil
+            return removeUnionLeftFile()
+        }
+        do throws(ResourceStoreError) {
+            try PartedBitmapFile.write(PartedBitmap(partingGeneration: generations.bitmap, bitmap: left), to: unionResyncPath)
+        } catch {
+            logger.warning("what is left of the split-brain resync could not be kept: a restart copies the whole volume",
+                           metadata: ["error": "\(error)"])
+        }
+    }
+
+    func removeUnionLeftFile() {
+        guard access(unionResyncPath, F_OK) == 0 else { return }
+        do throws(ResourceStoreError) { try PartedBitmapFile.remove(unionResyncPath) } catch {
+            logger.error("removing the split-brain resync's file failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// At open: a survivor whose union resync stopped in order takes up what was left, if
+    /// nothing was written since (its generation still the parting one, the peer still lacking
+    /// writes, no write while disabled). The file is consumed: from here a crash copies all.
+    func loadUnionLeftAtOpen() {
+        guard access(unionResyncPath, F_OK) == 0 else { return }
+        let loaded: PartedBitmap?
+        do throws(ResourceStoreError) {
+            loaded = try PartedBitmapFile.load(from: unionResyncPath, volumeSizeBytes: volume.sizeBytes)
+        } catch {
+            logger.error("what is left of the split-brain resync cannot be proven: the whole volume is copied",
+                         metadata: ["error": "\(error)"])
+            loaded = nil
+        }
+        removeUnionLeftFile()
+        let node = metadata.latest
+        guard let loaded, spec.role == .primary, node.peerLacksWrites, !node.writtenWhileDisabled,
+            loaded.partingGeneration == generations.bitmap
+        else {
+            return logger.notice("what is left of the split-brain resync no longer applies: the whole volume is copied")
+        }
+        splitBrainResync.resumed = loaded.bitmap
+        splitBrainResync.resumedAtMutation = mutationCount
+        resolvingAsSurvivor = true
+    }
+
+    /// The session after a stop in order: the copy covers what was left (the peer is not
+    /// asked again: its changes are in it); after a write since, or for a session that is no
+    /// full copy, the plan says why the whole volume is copied.
+    private func resumeSurvivorResync(_ replicator: PrimaryReplicator, basis: SessionBasis, left: DirtyBitmap) {
+        let unchanged = mutationCount == splitBrainResync.resumedAtMutation && generations.bitmap != 0
+        splitBrainResync.resumed = nil
+        removeUnionLeftFile()
+        splitBrainResync.lastReport = nil
+        splitBrainResync.survivor = SurvivorResync(partingGeneration: generations.bitmap, own: nil,
+                                                   lostReason: "resumed after a stop")
+        listenForResyncPlan(replicator)
+        guard basis == .fullCopy else { return }
+        guard unchanged else {
+            return survivorResyncDecided(.fullCopy(reason: "the union resync stopped, and this node wrote before it "
+                + "resumed: the whole volume is copied"), set: nil, exchangeBytes: 0)
+        }
+        replicator.resumeSplitBrainResync(remaining: left)
+        survivorResyncDecided(.union, set: nil, exchangeBytes: 0, resumedLeftBytes: left.outOfSyncBytes)
+    }
+
     /// The Hello tail's flag: a survivor whose union is still possible asks for the set.
     var asksForPeerBitmap: Bool {
         guard let survivor = splitBrainResync.survivor else { return false }
         return survivor.plan == nil && survivor.own != nil
     }
 
-    private func survivorResyncDecided(_ plan: SplitBrainResyncPlan, set: SplitBrainResyncSet?, exchangeBytes: UInt64) {
+    private func survivorResyncDecided(_ plan: SplitBrainResyncPlan, set: SplitBrainResyncSet?, exchangeBytes: UInt64,
+                                       resumedLeftBytes: UInt64? = nil) {
         guard var survivor = splitBrainResync.survivor else { return }
         survivor.plan = plan
         survivor.set = set
@@ -87,6 +185,9 @@ extension Resource {
         splitBrainResync.survivor = survivor
         var fields: [String: JSONValue] = ["plan": .string(plan.word)]
         switch plan {
+        case .union where resumedLeftBytes != nil:
+            fields["reason"] = .string("the union resync resumes after a stop: only what was left of it is copied")
+            fields["resumed_left_bytes"] = .int(Int64(clamping: resumedLeftBytes!))
         case .union:
             fields["reason"] = .string("both bitmaps since parting are known: only their union is copied")
         case .fullCopy(let reason):
@@ -108,6 +209,8 @@ extension Resource {
     func survivorResyncEnded(movedBytes: UInt64) {
         guard splitBrainResync.survivor != nil else { return }
         splitBrainResync.survivor = nil
+        splitBrainResync.resumed = nil
+        removeUnionLeftFile()
         splitBrainResync.lastReport?["moved_bytes"] = .int(Int64(clamping: movedBytes))
         splitBrainResync.lastReport?["done"] = .bool(true)
     }

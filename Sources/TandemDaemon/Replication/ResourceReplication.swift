@@ -123,7 +123,10 @@ extension Resource {
         }
         replicator.sessionStartReason = start.reason.description
         replicator.onFirstWrite = { [unowned self] in _ = updateRecord { $0 = $0.afterFirstWrite() } }
-        replicator.onPersistBitmap = { [unowned self] bitmap, bases in persistTrackedBitmap(bitmap, bases: bases) }
+        replicator.onPersistBitmap = { [unowned self] bitmap, bases in
+            persistTrackedBitmap(bitmap, bases: bases)
+            keepUnionLeft(bitmap)  // a split brain's survivor resumes its resync (+SplitBrainUnion)
+        }
         replicator.onStopRecorded = { [unowned self] value in
             // A recorded stop: the activity log no longer speaks for the volume.
             _ = updateRecord({ $0 = $0.stopped(cleanStop: value) }, also: { $0.set(.crashedPrimary, false) })
@@ -475,7 +478,7 @@ extension Resource {
     /// The operator's last enable/disable, as the metadata holds it (restart).
     var recordSaysEnabled: Bool { metadata.latest.enabled }
 
-    func removeReplicationFiles() {
+    func removeReplicationFiles() throws(ResourceStoreError) {
         metadata.close()
         do throws(IOError) {
             // Internal metadata: its slots are zeroed, the volume stays.
@@ -487,7 +490,9 @@ extension Resource {
         } catch {
             logger.warning("removing the metadata file failed", metadata: ["error": "\(error)"])
         }
-        removeStagingJournal()  // stage (Resource+Staging)
+        // Its staging journal, parted bitmap and format 2's files (ResourceStateFiles).
+        try ResourceStateFiles.remove(ResourceStateFiles.paths(stateDir: context.config.stateDir, name: spec.name,
+                                                                stagingPath: spec.stagingPath))
     }
 }
 
