@@ -10,9 +10,10 @@ import Testing
 private typealias Step = GroupMemberCatchUp.Step
 
 private func member(_ name: String, _ step: Step, session: UInt64 = 7, bytes: UInt64 = 8192,
-                    consistent: Bool = true, before: Bool = false, writes: UInt64 = 0) -> (name: String, catchUp: GroupMemberCatchUp) {
+                    consistent: Bool = true, before: Bool = false, writes: UInt64 = 0,
+                    streaming: Bool = false) -> (name: String, catchUp: GroupMemberCatchUp) {
     (name, GroupMemberCatchUp(step: step, stagingSession: session, journalBytes: bytes, consistent: consistent,
-                              holdsImageBeforeCatchUp: before, volumeWrites: writes))
+                              holdsImageBeforeCatchUp: before, volumeWrites: writes, streaming: streaming))
 }
 
 @Suite struct GroupCatchUpTests {
@@ -35,11 +36,21 @@ private func member(_ name: String, _ step: Step, session: UInt64 = 7, bytes: UI
         #expect(commit.next(group: "db", members: [member("g0", .committing), member("g1", .committing)]) == .wait)
     }
 
-    /// A member that is not staging (in place, or its disk failed) does not hold the others;
-    /// one that leaves the cohort mid-drain is not named by the decision.
+    /// A member away (its link down: its catch-up is still to come) holds the others' commit:
+    /// committing g1's journal beside g0's old image is the gap. One that streams in place
+    /// does not.
+    @Test func aMemberAwayHoldsTheCommitAndAStreamingOneDoesNot() {
+        var commit = GroupStagedCommit()
+        #expect(commit.next(group: "db", members: [member("g0", .inPlace), member("g1", .whole)]) == .wait)
+        #expect(commit.next(group: "db", members: [member("g0", .inPlace, streaming: true), member("g1", .whole)])
+            == .drain(["g1"]))
+    }
+
+    /// One that leaves the cohort mid-drain (its disk failed) is not named by the decision.
     @Test func aMemberThatLeavesTheCohortIsNotNamed() {
         var commit = GroupStagedCommit()
-        #expect(commit.next(group: "db", members: [member("g0", .whole), member("g1", .whole), member("g2", .inPlace)])
+        #expect(commit.next(group: "db", members: [member("g0", .whole), member("g1", .whole),
+                                                   member("g2", .inPlace, streaming: true)])
             == .drain(["g0", "g1"]))
         let step = commit.next(group: "db", members: [member("g0", .drained), member("g1", .inPlace), member("g2", .inPlace)])
         guard case .decide(let decision) = step else { Issue.record("\(step)"); return }
@@ -50,7 +61,7 @@ private func member(_ name: String, _ step: Step, session: UInt64 = 7, bytes: UI
     /// under way does not wait for it (its barrier would wait for the drained ones).
     @Test func aLateStagerJoinsTheNextCommit() {
         var commit = GroupStagedCommit()
-        #expect(commit.next(group: "db", members: [member("g0", .whole), member("g1", .inPlace)]) == .drain(["g0"]))
+        #expect(commit.next(group: "db", members: [member("g0", .whole), member("g1", .inPlace, streaming: true)]) == .drain(["g0"]))
         let step = commit.next(group: "db", members: [member("g0", .drained), member("g1", .staging)])
         #expect(step == .decide(GroupCommitDecision(group: "db", members: [.init(resource: "g0", stagingSession: 7, journalBytes: 8192)])))
         #expect(commit.next(group: "db", members: [member("g0", .inPlace), member("g1", .staging)]) == .wait)

@@ -46,9 +46,15 @@ public struct GroupMemberCatchUp: Sendable, Equatable {
     public var holdsImageBeforeCatchUp: Bool
     /// Writes this member submitted to its volume so far (a count that only grows).
     public var volumeWrites: UInt64
+    /// Not staging, connected to its primary and applying its stream in place, synced and
+    /// consistent: its volume follows the group's barrier, so a commit of the others' journals
+    /// meets it. A member away (Ahead on the primary, its link down) is not: its catch-up is
+    /// still to come, and the others' commit would leave its image behind theirs.
+    public var streaming: Bool
 
     public init(step: Step, stagingSession: UInt64 = 0, journalBytes: UInt64 = 0, consistent: Bool = true,
-                holdsImageBeforeCatchUp: Bool = false, volumeWrites: UInt64 = 0) {
+                holdsImageBeforeCatchUp: Bool = false, volumeWrites: UInt64 = 0, streaming: Bool = false) {
+        self.streaming = streaming
         self.step = step
         self.stagingSession = stagingSession
         self.journalBytes = journalBytes
@@ -142,10 +148,13 @@ public struct GroupStagedCommit: Sendable, Equatable {
     /// What to do now, from every running member's facts (`members`: name and facts).
     public mutating func next(group: String, members: [(name: String, catchUp: GroupMemberCatchUp)]) -> Step {
         if cohort.isEmpty {
-            // Phase one begins once every member that stages holds a whole catch-up: a member
-            // still catching up would otherwise be left with its image from before.
+            // Phase one begins once every member holds a whole catch-up or streams in place: a
+            // member still catching up, or away (its catch-up to come), would otherwise be left
+            // with its image from before while the others' volumes move on.
             let staging = members.filter { [.staging, .whole, .draining, .drained].contains($0.catchUp.step) }
-            guard !staging.isEmpty, staging.allSatisfy({ $0.catchUp.step == .whole }) else { return .wait }
+            guard !staging.isEmpty, staging.allSatisfy({ $0.catchUp.step == .whole }),
+                members.allSatisfy({ $0.catchUp.step == .whole || $0.catchUp.streaming })
+            else { return .wait }
             cohort = staging.map(\.name)
             return .drain(cohort)
         }

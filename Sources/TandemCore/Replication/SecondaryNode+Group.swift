@@ -10,8 +10,14 @@ extension SecondaryNode {
     /// This member's staged catch-up commits with its group's.
     var commitsWithGroup: Bool { config.group != nil && config.groupCommitsCatchUp }
 
+    /// The catch-up is whole: its SyncComplete came and the journal holds every write it
+    /// named (the group's barrier may hold some of them a while).
+    var catchUpWhole: Bool {
+        commitsWithGroup && staging.catchUpComplete && machine.hasCompleted(through: staging.catchUpThroughSequence)
+    }
+
     mutating func groupCommitBegin(into actions: inout [SecondaryNodeAction]) {
-        guard commitsWithGroup, staging.phase == .staging, staging.catchUpComplete, diskFault == nil else { return }
+        guard staging.phase == .staging, catchUpWhole, diskFault == nil else { return }
         staging.groupDrain = true
         staging.phase = .draining(noRoom: false)
         continueStaging(into: &actions)
@@ -29,7 +35,7 @@ extension SecondaryNode {
         let step: GroupMemberCatchUp.Step
         switch staging.phase {
         case .off: step = .inPlace
-        case .staging: step = staging.catchUpComplete && commitsWithGroup ? .whole : .staging
+        case .staging: step = catchUpWhole ? .whole : .staging
         case .draining: step = staging.groupDrain ? .draining : .committing
         case .awaitingGroup: step = .drained
         case .committing, .applying, .clearing: step = .committing
@@ -43,6 +49,8 @@ extension SecondaryNode {
         return GroupMemberCatchUp(
             step: diskFault == nil ? step : .inPlace, stagingSession: record.staging?.session ?? 0,
             journalBytes: staging.endBytes, consistent: own != .inconsistent && own != .failed,
-            holdsImageBeforeCatchUp: before && diskFault == nil, volumeWrites: volumeWritesSubmitted)
+            holdsImageBeforeCatchUp: before && diskFault == nil, volumeWrites: volumeWritesSubmitted,
+            streaming: staging.phase == .off && diskFault == nil && unproven == nil && !awaitingSessionRecord
+                && link == .established && machine.isConnected && isSynced && machine.isConsistent)
     }
 }

@@ -50,6 +50,9 @@ struct SecondaryStaging: Sendable {
     /// A group member's catch-up is whole (its primary's SyncComplete came while staging): the
     /// journal waits for the group's other members, the stream still goes to it.
     var catchUpComplete = false
+    /// The sequence that SyncComplete named: the catch-up is whole once the journal holds
+    /// every write through it.
+    var catchUpThroughSequence: WriteSequence = 0
     /// The drain under way is the group's (it ends in `awaitingGroup`, not in the commit).
     var groupDrain = false
     /// The group decided to commit this journal (durably): the volume's image is the

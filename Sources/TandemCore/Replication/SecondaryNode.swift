@@ -356,7 +356,11 @@ public struct SecondaryNode: Sendable {
             // The catch-up is complete: commit and apply the journal, then the copy is synced.
             confirmedThrough = through
             // A group member's journal commits with the group's (docs/groups.md, *Catch-up*).
-            if commitsWithGroup { return staging.catchUpComplete = true }
+            if commitsWithGroup {
+                staging.catchUpComplete = true
+                staging.catchUpThroughSequence = through
+                return
+            }
             return beginCommit(noRoom: false, writeBytes: 0, into: &actions)
         }
         if !record.synced || record.promotedInconsistent {

@@ -19,6 +19,18 @@ extension SecondaryReplicator {
     static let groupCatchUpUncoordinatedVariable = "TANDEM_TEST_GROUP_CATCH_UP_UNCOORDINATED"
     static let groupCatchUpUncoordinated = getenv(groupCatchUpUncoordinatedVariable).map { String(cString: $0) == "1" } ?? false
 
+    /// Status `group_catch_up`: where this member's staged catch-up stands in the group's commit.
+    var groupCatchUpWord: String {
+        switch node.groupCatchUp.step {
+        case .inPlace: return "none"
+        case .staging: return "staging"
+        case .whole: return "whole"
+        case .draining: return "draining"
+        case .drained: return "drained"
+        case .committing: return "committing"
+        }
+    }
+
     /// The disk state status and events report: the member's own, but `Inconsistent` while
     /// the group's volumes together are not one consistent image (ConsistencyGroups).
     var reportedDiskState: DiskState {

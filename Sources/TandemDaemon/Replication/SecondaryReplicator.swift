@@ -229,6 +229,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         fields["reads_served_for_peer"] = .int(Int64(clamping: counters.readsServedForPeer))
         fields["reads_refused_for_peer"] = .int(Int64(clamping: counters.readsRefusedForPeer))
         if let group = context.groups.secondaryStatus(of: spec.group) { fields["group_epochs"] = group }
+        if spec.group != nil { fields["group_catch_up"] = .string(groupCatchUpWord) }
         if let peerNode { fields["peer_node"] = .string(peerNode) }
         if let error = context.newerHandshakeFailure(than: lastErrorNs), !isConnectedToPeer {
             fields["last_error"] = .string(error)

@@ -1,0 +1,181 @@
+// A consistency group's catch-up commits as one (issue 16 §3; docs/groups.md, *Catch-up: one
+// commit for the group*), real daemons: two async members, each through its own LinkProxy.
+// A dependent-write chain alternates between their volumes (ConsistencyGroupTests' records);
+// part-way g0's link is cut and the operator outdates g0's peer, so g0 goes Ahead and takes g1
+// with it; the rest of the chain and a ballast (that makes g0's catch-up take seconds on a
+// capped link) are written while Ahead. Then g0's link heals and both catch up, each staging
+// its catch-up in its journal; g1's, small, is whole long before g0's. The secondary daemon is
+// killed (kill -9) at a random point of the catch-up, restarted with both links cut, and its
+// volumes must hold a gap-free prefix of the chain: the image before the catch-up, or the
+// whole chain — never g1's applied catch-up beside g0's old image. The control runs the same
+// with the coordination switched off (TANDEM_TEST_GROUP_CATCH_UP_UNCOORDINATED) and the kill
+// once g1 applied its journal alone: the check must find the gap.
+import Foundation
+import Testing
+
+extension Replication {
+@Suite struct ConsistencyGroupCatchUpTests {
+    typealias Chain = ConsistencyGroupTests
+    static let members = Chain.members
+    /// Records before the cut, and after it (while Ahead).
+    static let recordsBeforeCut = 100...300
+    static let recordsAfterCut = 100...300
+    /// Ballast on g0 while Ahead, beyond the chain's blocks: 3 MiB at 8 MiB.
+    static let ballastOffsetBytes: UInt64 = 8 << 20
+    static let ballastBlocks = 768
+    /// g0's link while it catches up: ~3.5 MiB take about 3.5 s.
+    static let catchUpBytesPerSecond = 1 << 20
+
+    enum KillPoint: CaseIterable, Sendable {
+        /// As g0's link heals (nothing of g0's catch-up arrived yet).
+        case atHeal
+        /// Once g0 stages (its journal has bytes).
+        case g0Staging
+        /// Once g1's catch-up is whole and waits for g0's (coordinated) or g1 applied its
+        /// journal alone (uncoordinated).
+        case g1Done
+        /// A random moment within the catch-up's first 4 s.
+        case randomDelay
+        /// Once the group committed (both members caught up).
+        case afterCommit
+    }
+
+    /// Every phase of the catch-up in turn, and one random moment of it.
+    @Test(arguments: KillPoint.allCases)
+    func killingTheSecondaryDuringTheGroupsCatchUpLeavesAGapFreePrefix(_ point: KillPoint) throws {
+        let outcome = try Self.run(killAt: point, coordinated: true)
+        #expect(outcome.held.count == outcome.prefix,
+                "kill at \(point): a gap: records \(Chain.gapSummary(outcome.held, prefix: outcome.prefix)) of \(outcome.written)")
+        // The image before the catch-up (the chain up to the cut) or the chain whole.
+        #expect(outcome.prefix >= outcome.cutAt || outcome.prefix == outcome.written,
+                "kill at \(point): \(outcome.prefix) of \(outcome.written), cut at \(outcome.cutAt)")
+        if point == .afterCommit { #expect(outcome.prefix == outcome.written, "after the commit: \(outcome.prefix)") }
+    }
+
+    /// The control: the members' journals committed one by one, as without the group commit;
+    /// the kill once g1's is applied and g0's is not finds g1's records past g0's gap.
+    @Test func withoutTheGroupCommitTheCatchUpLeavesAGap() throws {
+        let outcome = try Self.run(killAt: .g1Done, coordinated: false)
+        #expect(outcome.held.count > outcome.prefix,
+                "no gap without the group commit: \(outcome.held.count) held, prefix \(outcome.prefix) of \(outcome.written)")
+    }
+
+    struct Outcome {
+        let written: Int
+        let cutAt: Int
+        let held: Set<Int>
+        let prefix: Int
+    }
+
+    static func run(killAt point: KillPoint, coordinated: Bool) throws -> Outcome {
+        let pair = try ReplicatedPair(sizeBytes: Chain.volumeBytes)
+        if !coordinated {
+            _ = try pair.beta.stop()
+            pair.beta.extraEnvironment = ["TANDEM_TEST_GROUP_CATCH_UP_UNCOORDINATED": "1"]
+            try pair.beta.start()
+        }
+        let proxies = try members.map { _ in try LinkProxy(target: pair.betaAddress) }
+        for name in members {
+            try Chain.create(pair, on: pair.beta, name: name, role: "secondary", peer: ("alpha", pair.alphaAddress), group: "db")
+        }
+        for (index, name) in members.enumerated() {
+            try Chain.create(pair, on: pair.alpha, name: name, role: "primary", peer: ("beta", proxies[index].address), group: "db")
+        }
+        for daemon in [pair.beta, pair.alpha] {
+            try pair.expectOK(try daemon.control().request("enable", ["name": "g0"]))  // the group's members
+        }
+        for name in members { try Chain.waitInSync(pair, name) }
+
+        let clients = try members.map {
+            try RawNBDClient.transmitting(socketPath: pair.alpha.directory.file("\($0).nbd"), exportName: $0)
+        }
+        defer { clients.forEach { $0.disconnect() } }
+        let cutAt = Int.random(in: recordsBeforeCut)
+        let written = cutAt + Int.random(in: recordsAfterCut)
+        for index in 0..<cutAt { try writeRecord(index, clients) }
+        for name in members { try Chain.waitInSync(pair, name) }
+
+        // g0 Ahead, by the operator's word while its link is cut; g1 goes with it.
+        proxies[0].cut()
+        try Chain.waitFor(pair.alpha, "g0", "g0's link down") { $0["connection_state"] as? String != "Connected" }
+        try clients[0].write(offset: ballastOffsetBytes, data: ballast(0))
+        try pair.expectOK(try pair.alpha.control().request("outdate-peer", ["name": "g0"]))
+        try Chain.waitFor(pair.alpha, "g0", "g0 Ahead") { $0["replication_state"] as? String == "Ahead" }
+        try Chain.waitFor(pair.alpha, "g1", "g1 Ahead with g0") { $0["replication_state"] as? String == "Ahead" }
+        for index in cutAt..<written { try writeRecord(index, clients) }
+        for block in 1..<ballastBlocks {
+            try clients[0].write(offset: ballastOffsetBytes + UInt64(block) * 4096, data: ballast(block))
+        }
+
+        // The catch-up: g0's capped, g1's free.
+        proxies[0].capBytesPerSecond(catchUpBytesPerSecond)
+        proxies[0].heal()
+        try waitForKillPoint(point, pair, coordinated: coordinated)
+        pair.beta.crash()
+
+        // Restarted with both links cut: the volumes as the restart's settlement left them.
+        for proxy in proxies { proxy.cut() }
+        pair.beta.extraEnvironment = [:]
+        try pair.beta.start()
+        for name in members { _ = try pair.expectOK(try pair.beta.control().request("status", ["name": name])) }
+        let held = try Chain.heldRecords(pair.beta, written: written)
+        let prefix = Chain.prefixLength(held)
+        print("group catch-up kill at \(point) (coordinated \(coordinated)): cut at \(cutAt), \(written) written, "
+              + "\(held.count) held, prefix \(prefix)")
+
+        // The links back: both catch up to the whole chain.
+        for proxy in proxies {
+            proxy.capBytesPerSecond(nil)
+            proxy.heal()
+        }
+        for name in members { try waitApplied(pair, name) }
+        let all = try Chain.heldRecords(pair.beta, written: written)
+        #expect(all.count == written && Chain.prefixLength(all) == written, "after the restart: \(all.count) of \(written)")
+        return Outcome(written: written, cutAt: cutAt, held: held, prefix: prefix)
+    }
+
+    static func writeRecord(_ index: Int, _ clients: [RawNBDClient]) throws {
+        let (member, offset) = Chain.place(index)
+        try clients[member].write(offset: offset, data: Chain.record(index))
+    }
+
+    static func ballast(_ block: Int) -> [UInt8] {
+        (0..<4096).map { UInt8(truncatingIfNeeded: block &* 7 &+ $0 &+ 1) }
+    }
+
+    static func waitForKillPoint(_ point: KillPoint, _ pair: ReplicatedPair, coordinated: Bool) throws {
+        switch point {
+        case .atHeal:
+            return
+        case .g0Staging:
+            try Chain.waitFor(pair.beta, "g0", "g0 staging") { ($0["staged_bytes"] as? Int ?? 0) > 0 }
+        case .g1Done:
+            if coordinated {
+                try Chain.waitFor(pair.beta, "g1", "g1's catch-up whole, waiting for g0's") {
+                    $0["group_catch_up"] as? String == "whole"
+                }
+            } else {
+                // g1's journal applied alone (its staging off again) while g0 still stages.
+                try Chain.waitFor(pair.beta, "g1", "g1's journal applied while g0 stages") { status in
+                    let g0 = try? pair.beta.control().request("status", ["name": "g0"])
+                    return status["staging"] as? String == "off" && status["replication_state"] as? String == "Established"
+                        && (g0?["staging"] as? String) == "staging"
+                }
+            }
+        case .randomDelay:
+            Thread.sleep(forTimeInterval: Double.random(in: 0...4))  // the random kill point itself
+        case .afterCommit:
+            for name in members { try waitApplied(pair, name) }
+        }
+    }
+
+    /// In sync, and on beta the journal applied (the primary says UpToDate at SyncComplete,
+    /// before the group's commit).
+    static func waitApplied(_ pair: ReplicatedPair, _ name: String) throws {
+        try Chain.waitInSync(pair, name)
+        try Chain.waitFor(pair.beta, name, "\(name)'s catch-up applied on beta") {
+            $0["disk_state"] as? String == "UpToDate" && $0["staging"] as? String == "off"
+        }
+    }
+}
+}
