@@ -38,9 +38,4 @@ enum GroupCommitFile {
         else { return nil }
         return decision.committedBytes(resource: spec.name, stagingSession: staged.session)
     }
-
-    /// `delete` of the group's last member: its file goes (absent is fine).
-    static func remove(stateDir: String, group: String) {
-        _ = unlink(path(stateDir: stateDir, group: group))
-    }
 }
