@@ -214,6 +214,19 @@ extension GroupCatchUpTests {
         #expect(harness.node.groupCatchUp.step == .committing && !harness.node.groupCatchUp.holdsImageBeforeCatchUp)
     }
 
+    /// A SyncComplete that names a write still on its way to the journal: whole only once it is
+    /// there (the group's barrier may hold it).
+    @Test func aCatchUpIsWholeOnlyOnceTheJournalHoldsWhatItsSyncCompleteNamed() {
+        var harness = GroupMemberHarness()
+        harness.stagingOneWrite()
+        harness.data(2, epoch: 2, block: 1)
+        harness.send(.syncComplete(through: 2))
+        #expect(harness.node.groupCatchUp.step == .staging)
+        #expect(harness.send(.groupCommitBegin).isEmpty && harness.node.groupCatchUp.step == .staging)
+        harness.send(.writeCompleted(sequence: 2, errno: 0))
+        #expect(harness.node.groupCatchUp.step == .whole)
+    }
+
     /// The control: without the group's coordination a member commits at its own SyncComplete.
     @Test func anUncoordinatedMemberCommitsAtItsSyncComplete() {
         var harness = GroupMemberHarness(commitsWithGroup: false)

@@ -60,6 +60,36 @@ extension Replication {
                 "no gap without the group commit: \(outcome.held.count) held, prefix \(outcome.prefix) of \(outcome.written)")
     }
 
+    /// g0's catch-up outgrows its 1 MiB journal and goes on in place: while it does, the group's
+    /// volumes are not one image, and g1 — whose own copy is fine — must say `Inconsistent`
+    /// too, in every status that reports the group broken; both end UpToDate with the chain.
+    @Test func aMemberThatCannotStageMakesEveryMemberInconsistentUntilAllFinished() throws {
+        let (pair, proxies) = try Self.start(g0StagingBytes: 1 << 20)
+        let events = try EventWatch(pair.beta)
+        defer { events.stop() }
+        let (written, _) = try Self.writeAcrossAhead(pair, proxies)
+        proxies[0].capBytesPerSecond(Self.catchUpBytesPerSecond)
+        proxies[0].heal()
+        var sawG1Inconsistent = false
+        try Chain.waitFor(pair.beta, "g1", "g0 in place, then both members UpToDate") { g1 in
+            let group = g1["group_epochs"] as? JSONObject
+            if let reason = group?["inconsistent_reason"] as? String {
+                // One reply: the group broken and this member's word about its own volume.
+                #expect(g1["disk_state"] as? String == "Inconsistent", "g1 Consistent while the group is not (\(reason)): \(g1)")
+                if reason.contains("'g0'") { sawG1Inconsistent = true }
+            }
+            let g0 = try? pair.beta.control().request("status", ["name": "g0"])
+            return g1["disk_state"] as? String == "UpToDate" && g0?["disk_state"] as? String == "UpToDate"
+                && g0?["staging"] as? String == "off" && group?["consistent"] as? Bool == true
+        }
+        #expect(sawG1Inconsistent, "g1 never said Inconsistent while g0 caught up in place")
+        #expect(events.saw("catch-up-inconsistent"), "\(events.names)")
+        #expect(events.saw("group-inconsistent") && events.saw("group-consistent", timeoutSeconds: 10), "\(events.names)")
+        for name in Self.members { try Self.waitApplied(pair, name) }
+        let all = try Chain.heldRecords(pair.beta, written: written)
+        #expect(all.count == written && Chain.prefixLength(all) == written, "\(all.count) of \(written)")
+    }
+
     struct Outcome {
         let written: Int
         let cutAt: Int
@@ -67,7 +97,9 @@ extension Replication {
         let prefix: Int
     }
 
-    static func run(killAt point: KillPoint, coordinated: Bool) throws -> Outcome {
+    /// The group on both nodes (each member through its own proxy), enabled and in sync.
+    /// `g0StagingBytes`: g0's journal on beta (nil: the default).
+    static func start(coordinated: Bool = true, g0StagingBytes: Int? = nil) throws -> (ReplicatedPair, [LinkProxy]) {
         let pair = try ReplicatedPair(sizeBytes: Chain.volumeBytes)
         if !coordinated {
             _ = try pair.beta.stop()
@@ -76,7 +108,10 @@ extension Replication {
         }
         let proxies = try members.map { _ in try LinkProxy(target: pair.betaAddress) }
         for name in members {
-            try Chain.create(pair, on: pair.beta, name: name, role: "secondary", peer: ("alpha", pair.alphaAddress), group: "db")
+            var arguments = Chain.arguments(pair, on: pair.beta, name: name, role: "secondary",
+                                            peer: ("alpha", pair.alphaAddress), group: "db")
+            if name == "g0", let g0StagingBytes { arguments["staging_bytes"] = g0StagingBytes }
+            try pair.expectOK(try pair.beta.control().request("create", arguments))
         }
         for (index, name) in members.enumerated() {
             try Chain.create(pair, on: pair.alpha, name: name, role: "primary", peer: ("beta", proxies[index].address), group: "db")
@@ -85,7 +120,12 @@ extension Replication {
             try pair.expectOK(try daemon.control().request("enable", ["name": "g0"]))  // the group's members
         }
         for name in members { try Chain.waitInSync(pair, name) }
+        return (pair, proxies)
+    }
 
+    /// The chain up to a random cut, then g0 (and with it g1) Ahead, the rest of the chain and
+    /// g0's ballast written while Ahead. Returns (records written, the cut).
+    static func writeAcrossAhead(_ pair: ReplicatedPair, _ proxies: [LinkProxy]) throws -> (written: Int, cutAt: Int) {
         let clients = try members.map {
             try RawNBDClient.transmitting(socketPath: pair.alpha.directory.file("\($0).nbd"), exportName: $0)
         }
@@ -106,6 +146,12 @@ extension Replication {
         for block in 1..<ballastBlocks {
             try clients[0].write(offset: ballastOffsetBytes + UInt64(block) * 4096, data: ballast(block))
         }
+        return (written, cutAt)
+    }
+
+    static func run(killAt point: KillPoint, coordinated: Bool) throws -> Outcome {
+        let (pair, proxies) = try start(coordinated: coordinated)
+        let (written, cutAt) = try writeAcrossAhead(pair, proxies)
 
         // The catch-up: g0's capped, g1's free.
         proxies[0].capBytesPerSecond(catchUpBytesPerSecond)
