@@ -11,9 +11,9 @@ private typealias Step = GroupMemberCatchUp.Step
 
 private func member(_ name: String, _ step: Step, session: UInt64 = 7, bytes: UInt64 = 8192,
                     consistent: Bool = true, before: Bool = false, writes: UInt64 = 0,
-                    streaming: Bool = false) -> (name: String, catchUp: GroupMemberCatchUp) {
+                    streaming: Bool = false, failed: Bool = false) -> (name: String, catchUp: GroupMemberCatchUp) {
     (name, GroupMemberCatchUp(step: step, stagingSession: session, journalBytes: bytes, consistent: consistent,
-                              holdsImageBeforeCatchUp: before, volumeWrites: writes, streaming: streaming))
+                              holdsImageBeforeCatchUp: before, volumeWrites: writes, streaming: streaming, failed: failed))
 }
 
 @Suite struct GroupCatchUpTests {
@@ -46,15 +46,31 @@ private func member(_ name: String, _ step: Step, session: UInt64 = 7, bytes: UI
             == .drain(["g1"]))
     }
 
-    /// One that leaves the cohort mid-drain (its disk failed) is not named by the decision.
-    @Test func aMemberThatLeavesTheCohortIsNotNamed() {
+    /// One whose disk fails mid-drain is not named by the decision (its image is lost anyway).
+    @Test func aMemberWhoseDiskFailsLeavesTheCohort() {
         var commit = GroupStagedCommit()
         #expect(commit.next(group: "db", members: [member("g0", .whole), member("g1", .whole),
                                                    member("g2", .inPlace, streaming: true)])
             == .drain(["g0", "g1"]))
-        let step = commit.next(group: "db", members: [member("g0", .drained), member("g1", .inPlace), member("g2", .inPlace)])
+        let step = commit.next(group: "db", members: [member("g0", .drained), member("g1", .inPlace, failed: true),
+                                                      member("g2", .inPlace, streaming: true)])
         guard case .decide(let decision) = step else { Issue.record("\(step)"); return }
         #expect(decision.members.map(\.resource) == ["g0"])
+    }
+
+    /// One that stops (a promotion, which drops its undecided journal) abandons the commit: the
+    /// others stay drained and uncommitted; a stopped member holds the next one too, and once
+    /// it is back and whole, the drained ones are decided with it.
+    @Test func aMemberThatStopsAbandonsTheCommit() {
+        var commit = GroupStagedCommit()
+        #expect(commit.next(group: "db", members: [member("g0", .whole), member("g1", .whole)]) == .drain(["g0", "g1"]))
+        #expect(commit.next(group: "db", members: [member("g0", .drained), member("g1", .inPlace)]) == .wait)
+        #expect(commit.cohort.isEmpty)
+        #expect(commit.next(group: "db", members: [member("g0", .drained), member("g1", .inPlace)]) == .wait)
+        #expect(commit.next(group: "db", members: [member("g0", .drained), member("g1", .whole)]) == .drain(["g1"]))
+        let step = commit.next(group: "db", members: [member("g0", .drained), member("g1", .drained)])
+        guard case .decide(let decision) = step else { Issue.record("\(step)"); return }
+        #expect(decision.members.map(\.resource) == ["g0", "g1"])
     }
 
     /// A member that begins staging after the drain began is not in that cohort: the commit

@@ -51,10 +51,14 @@ public struct GroupMemberCatchUp: Sendable, Equatable {
     /// meets it. A member away (Ahead on the primary, its link down) is not: its catch-up is
     /// still to come, and the others' commit would leave its image behind theirs.
     public var streaming: Bool
+    /// Its disk failed: its image is lost whatever the others do, so it holds no commit.
+    public var failed: Bool
 
     public init(step: Step, stagingSession: UInt64 = 0, journalBytes: UInt64 = 0, consistent: Bool = true,
-                holdsImageBeforeCatchUp: Bool = false, volumeWrites: UInt64 = 0, streaming: Bool = false) {
+                holdsImageBeforeCatchUp: Bool = false, volumeWrites: UInt64 = 0, streaming: Bool = false,
+                failed: Bool = false) {
         self.streaming = streaming
+        self.failed = failed
         self.step = step
         self.stagingSession = stagingSession
         self.journalBytes = journalBytes
@@ -145,31 +149,42 @@ public struct GroupStagedCommit: Sendable, Equatable {
 
     public init() {}
 
-    /// What to do now, from every running member's facts (`members`: name and facts).
+    /// What to do now, from every member's facts (`members`: name and facts; a member that
+    /// stopped in this process — disabled, promoted — is given as `inPlace`, neither
+    /// streaming nor failed: it holds the commit, as it holds the barrier).
     public mutating func next(group: String, members: [(name: String, catchUp: GroupMemberCatchUp)]) -> Step {
-        if cohort.isEmpty {
-            // Phase one begins once every member holds a whole catch-up or streams in place: a
-            // member still catching up, or away (its catch-up to come), would otherwise be left
-            // with its image from before while the others' volumes move on.
-            let staging = members.filter { [.staging, .whole, .draining, .drained].contains($0.catchUp.step) }
-            guard !staging.isEmpty, staging.allSatisfy({ $0.catchUp.step == .whole }),
-                members.allSatisfy({ $0.catchUp.step == .whole || $0.catchUp.streaming })
-            else { return .wait }
-            cohort = staging.map(\.name)
-            return .drain(cohort)
+        let committable: [GroupMemberCatchUp.Step] = [.whole, .draining, .drained]
+        if !cohort.isEmpty {
+            // A member that left the cohort other than by a disk failure (it stopped: a
+            // promotion drops its undecided journal) abandons it: the others must not commit
+            // beside its image from before. They stay drained until it is back, or stop too.
+            let left = cohort.filter { name in
+                guard let member = members.first(where: { $0.name == name }) else { return true }
+                return !committable.contains(member.catchUp.step) && !member.catchUp.failed
+            }
+            if !left.isEmpty {
+                cohort = []
+                return .wait
+            }
+            let remaining = members.filter { cohort.contains($0.name) && committable.contains($0.catchUp.step) }
+            cohort = remaining.map(\.name)
+            guard !remaining.isEmpty, remaining.allSatisfy({ $0.catchUp.step == .drained }) else { return .wait }
+            cohort = []
+            return .decide(GroupCommitDecision(group: group, members: remaining.map {
+                GroupCommitDecision.Member(resource: $0.name, stagingSession: $0.catchUp.stagingSession,
+                                           journalBytes: $0.catchUp.journalBytes)
+            }))
         }
-        // A member that left (stopped, its disk failed, its journal full) leaves the cohort:
-        // its image is reported by the check below, not waited for.
-        let remaining = members.filter { member in
-            cohort.contains(member.name) && [.whole, .draining, .drained].contains(member.catchUp.step)
-        }
-        cohort = remaining.map(\.name)
-        guard !remaining.isEmpty, remaining.allSatisfy({ $0.catchUp.step == .drained }) else { return .wait }
-        cohort = []
-        return .decide(GroupCommitDecision(group: group, members: remaining.map {
-            GroupCommitDecision.Member(resource: $0.name, stagingSession: $0.catchUp.stagingSession,
-                                       journalBytes: $0.catchUp.journalBytes)
-        }))
+        // Phase one begins once every member holds a whole catch-up (or one drained for a
+        // commit that was abandoned), streams in place, or has failed: a member still catching
+        // up, or away (its catch-up to come, or stopped), would otherwise be left with its
+        // image from before while the others' volumes move on.
+        let staging = members.filter { [.staging, .whole, .draining, .drained].contains($0.catchUp.step) }
+        guard !staging.isEmpty, staging.allSatisfy({ committable.contains($0.catchUp.step) }),
+            members.allSatisfy({ committable.contains($0.catchUp.step) || $0.catchUp.streaming || $0.catchUp.failed })
+        else { return .wait }
+        cohort = staging.map(\.name)
+        return .drain(cohort.filter { name in staging.contains { $0.name == name && $0.catchUp.step == .whole } })
     }
 }
 

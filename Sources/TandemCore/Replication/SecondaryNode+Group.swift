@@ -51,6 +51,7 @@ extension SecondaryNode {
             journalBytes: staging.endBytes, consistent: own != .inconsistent && own != .failed,
             holdsImageBeforeCatchUp: before && diskFault == nil, volumeWrites: volumeWritesSubmitted,
             streaming: staging.phase == .off && diskFault == nil && unproven == nil && !awaitingSessionRecord
-                && link == .established && machine.isConnected && isSynced && machine.isConsistent)
+                && link == .established && machine.isConnected && isSynced && machine.isConsistent,
+            failed: diskFault != nil)
     }
 }

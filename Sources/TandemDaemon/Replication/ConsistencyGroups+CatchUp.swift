@@ -27,7 +27,10 @@ extension ConsistencyGroups {
     func settleCatchUp(_ group: Group) {
         let members = group.secondaries.map { (name: $0.resource, catchUp: $0.node.groupCatchUp) }
         noteImage(group, group.imageCheck.update(members: members))
-        switch group.stagedCommit.next(group: group.name, members: members) {
+        // A member that stopped here holds the commit as it holds the barrier (a promotion
+        // drops its undecided journal: the others must not commit beside its old image).
+        let departed = group.departed.keys.sorted().map { (name: $0, catchUp: GroupMemberCatchUp(step: .inPlace)) }
+        switch group.stagedCommit.next(group: group.name, members: members + departed) {
         case .wait:
             return
         case .drain(let names):

@@ -60,6 +60,31 @@ extension Replication {
                 "no gap without the group commit: \(outcome.held.count) held, prefix \(outcome.prefix) of \(outcome.written)")
     }
 
+    /// A forced failover of the group (the primary killed, one `failover` of g0 on beta) during
+    /// the catch-up promotes one image: both members' images from before (the members stop one
+    /// by one; the first one's promotion drops its undecided journal, so the other must not
+    /// commit beside it), or both with the catch-up.
+    @Test(arguments: [KillPoint.g0Staging, .g1Done, .randomDelay])
+    func aForcedFailoverDuringTheGroupsCatchUpPromotesOneImage(_ point: KillPoint) throws {
+        let (pair, proxies) = try Self.start()
+        let (written, cutAt) = try Self.writeAcrossAhead(pair, proxies)
+        proxies[0].capBytesPerSecond(Self.catchUpBytesPerSecond)
+        proxies[0].heal()
+        try Self.waitForKillPoint(point, pair, coordinated: true)
+        pair.alpha.crash()
+        for proxy in proxies { proxy.cut() }
+        try pair.expectOK(try pair.beta.control().request("failover", ["name": "g0", "force": true]))
+        for name in Self.members {
+            let status = try pair.expectOK(try pair.beta.control().request("status", ["name": name]))
+            #expect(status["role"] as? String == "primary", "\(name): \(status)")
+        }
+        let held = try Chain.heldRecords(pair.beta, written: written)
+        let prefix = Chain.prefixLength(held)
+        print("group catch-up failover at \(point): cut at \(cutAt), \(written) written, \(held.count) held, prefix \(prefix)")
+        #expect(held.count == prefix, "failover at \(point): a gap: \(Chain.gapSummary(held, prefix: prefix)) of \(written)")
+        #expect(prefix >= cutAt || prefix == written, "failover at \(point): \(prefix) of \(written), cut at \(cutAt)")
+    }
+
     /// g0's catch-up outgrows its 1 MiB journal and goes on in place: while it does, the group's
     /// volumes are not one image, and g1 — whose own copy is fine — must say `Inconsistent`
     /// too, in every status that reports the group broken; both end UpToDate with the chain.
