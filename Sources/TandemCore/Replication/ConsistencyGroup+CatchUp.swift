@@ -10,11 +10,8 @@
 // durable leaves every journal uncommitted (each volume keeps its image from before); after
 // it, every named journal is rolled forward, at start or at a promotion (StagingSettlement).
 //
-// `GroupImageCheck` says whether the group's volumes together are one crash-consistent
-// image, for status and events: not when a member's own copy is Inconsistent (a catch-up
-// that outgrew its journal and went on in place, a full copy, a restart before its re-send),
-// nor when a member wrote to its volume while another's volume held its image from before
-// its catch-up. Pure: the daemon's ConsistencyGroups feeds it the members' facts.
+// The decision is GroupCommitDecision; whether the group's volumes are one image meanwhile,
+// GroupImageCheck. Pure: the daemon's ConsistencyGroups feeds it the members' facts.
 
 /// One secondary member's staged catch-up as the group's coordinator sees it.
 public struct GroupMemberCatchUp: Sendable, Equatable {
@@ -65,71 +62,6 @@ public struct GroupMemberCatchUp: Sendable, Equatable {
         self.consistent = consistent
         self.holdsImageBeforeCatchUp = holdsImageBeforeCatchUp
         self.volumeWrites = volumeWrites
-    }
-}
-
-/// The group's durable decision: these members' journals commit (every one of them, or, were
-/// the decision not stored, none). Stored by the daemon in a file of the group's own.
-public struct GroupCommitDecision: Sendable, Equatable {
-    public struct Member: Sendable, Equatable {
-        public var resource: String
-        public var stagingSession: UInt64
-        public var journalBytes: UInt64
-
-        public init(resource: String, stagingSession: UInt64, journalBytes: UInt64) {
-            self.resource = resource
-            self.stagingSession = stagingSession
-            self.journalBytes = journalBytes
-        }
-    }
-
-    public var group: String
-    public var members: [Member]
-
-    public init(group: String, members: [Member]) {
-        self.group = group
-        self.members = members
-    }
-
-    /// The journal bytes this decision commits for `resource`'s journal of `stagingSession`
-    /// (nil: the decision is about another journal, or none of this member's).
-    public func committedBytes(resource: String, stagingSession: UInt64) -> UInt64? {
-        members.first { $0.resource == resource && $0.stagingSession == stagingSession }?.journalBytes
-    }
-
-    static let magic = "tandem-group-commit 1"
-    /// Members per decision: a group is a handful of volumes; this bounds a decoded file.
-    public static let membersMax = 256
-
-    /// Text, one member a line, then the CRC32C of everything before the last line.
-    public func encode() -> [UInt8] {
-        var text = "\(Self.magic)\ngroup \(group)\n"
-        for member in members { text += "member \(member.resource) \(member.stagingSession) \(member.journalBytes)\n" }
-        let body = Array(text.utf8)
-        return body + Array("crc \(CRC32C.checksum(body))\n".utf8)
-    }
-
-    /// Nil for anything but a whole decision this code wrote (a torn or foreign file is no
-    /// decision: the rename that stores it is atomic, so a crash leaves the old one or none).
-    public static func decode(_ bytes: [UInt8]) -> GroupCommitDecision? {
-        guard bytes.count <= 64 << 10, let text = String(validating: bytes, as: UTF8.self) else { return nil }
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        guard lines.last == "" else { return nil }
-        lines.removeLast()
-        guard lines.count >= 3, lines.count - 3 <= membersMax, lines[0] == magic, lines[1].hasPrefix("group "),
-            let crcLine = lines.last, crcLine.hasPrefix("crc "), let crc = UInt32(crcLine.dropFirst(4))
-        else { return nil }
-        let bodyBytes = Array((lines.dropLast().joined(separator: "\n") + "\n").utf8)
-        guard CRC32C.checksum(bodyBytes) == crc else { return nil }
-        var decision = GroupCommitDecision(group: String(lines[1].dropFirst(6)), members: [])
-        for line in lines[2..<(lines.count - 1)] {
-            let fields = line.split(separator: " ")
-            guard fields.count == 4, fields[0] == "member", let session = UInt64(fields[2]),
-                let journalBytes = UInt64(fields[3])
-            else { return nil }
-            decision.members.append(Member(resource: String(fields[1]), stagingSession: session, journalBytes: journalBytes))
-        }
-        return decision
     }
 }
 
@@ -185,39 +117,5 @@ public struct GroupStagedCommit: Sendable, Equatable {
         else { return .wait }
         cohort = staging.map(\.name)
         return .drain(cohort.filter { name in staging.contains { $0.name == name && $0.catchUp.step == .whole } })
-    }
-}
-
-/// Whether the group's volumes together are one crash-consistent image.
-public struct GroupImageCheck: Sendable, Equatable {
-    /// Each member's volume writes when a member's volume last began to hold an image from
-    /// before its catch-up (nil: none does).
-    private var baseline: [String: UInt64]?
-    /// Why the image broke while some volume holds its image from before a catch-up (sticky
-    /// until none does: the images then belong to different points of the group's history).
-    private var broken: String?
-
-    public init() {}
-
-    /// The verdict after the members' facts changed: nil when consistent, otherwise why not.
-    public mutating func update(members: [(name: String, catchUp: GroupMemberCatchUp)]) -> String? {
-        let before = members.filter(\.catchUp.holdsImageBeforeCatchUp)
-        if before.isEmpty {
-            baseline = nil
-            broken = nil
-        } else {
-            var known = baseline ?? [:]
-            for member in members where known[member.name] == nil { known[member.name] = member.catchUp.volumeWrites }
-            baseline = known
-            if broken == nil, let writer = members.first(where: {
-                !$0.catchUp.holdsImageBeforeCatchUp && $0.catchUp.volumeWrites != known[$0.name]
-            }) {
-                broken = "member '\(writer.name)' wrote to its volume while member '\(before[0].name)' holds its image from before its catch-up"
-            }
-        }
-        if let member = members.first(where: { !$0.catchUp.consistent }) {
-            return "member '\(member.name)' is Inconsistent"
-        }
-        return broken
     }
 }
