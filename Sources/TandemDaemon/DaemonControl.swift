@@ -253,8 +253,12 @@ final class DaemonControl: ControlHandler {
             do throws(ControlError) { resource = try registry.resource(name) } catch { return done(error) }
             switch command {
             case "enable":
-                do throws(ControlError) { try resource.enable() } catch { return done(error) }
-                done(nil)
+                // A group's members replicate together (docs/groups.md): enable starts them all.
+                Self.onGroup(registry.groupMembers(of: resource).filter { $0 === resource || !$0.enabled }, done) {
+                    member, finished in
+                    do throws(ControlError) { try member.enable() } catch { return finished(error) }
+                    finished(nil)
+                }
             case "disable":
                 Self.onGroup(registry.groupMembers(of: resource).filter { $0 === resource || $0.enabled }, done) {
                     $0.disable($1)
@@ -264,7 +268,12 @@ final class DaemonControl: ControlHandler {
                 Self.onGroup(registry.groupMembers(of: resource).filter { $0 === resource || $0.spec.role == role }, done) {
                     $0.failover(force: forced, allowInconsistent: acceptsInconsistent, $1)
                 }
-            default: resource.demote(done)
+            default:
+                // demote hands the whole group over (docs/groups.md).
+                let role = resource.spec.role
+                Self.onGroup(registry.groupMembers(of: resource).filter { $0 === resource || $0.spec.role == role }, done) {
+                    $0.demote($1)
+                }
             }
         }
         if let error { return .failure(error) }

@@ -71,6 +71,14 @@ public struct ReplicationSecondary: Sendable {
 
     public var queuedWrites: Int { queue.count }
 
+    /// Every write received through `sequence` has completed (a group member's catch-up is
+    /// whole only once its journal holds everything its SyncComplete named: the barrier may
+    /// still hold some; ConsistencyGroup+CatchUp).
+    public func hasCompleted(through sequence: WriteSequence) -> Bool {
+        guard let first = queue.first else { return true }
+        return first.message.sequence > sequence
+    }
+
     public mutating func handle(
         _ event: SecondaryEvent, nowNs: UInt64, into actions: inout [SecondaryAction]
     ) {

@@ -19,6 +19,9 @@ enum StagingPhase: Sendable, Equatable {
     case draining(noRoom: Bool)
     /// The commit record is being stored.
     case committing(noRoom: Bool)
+    /// A consistency group's member, drained: the journal is whole and waits for the group's
+    /// decision to commit (`.groupCommitDecided`; docs/groups.md, *Catch-up*). New writes wait.
+    case awaitingGroup
     /// The driver applies the journal to the volume.
     case applying(noRoom: Bool)
     /// The record that forgets the journal is being stored.
@@ -44,6 +47,17 @@ struct SecondaryStaging: Sendable {
     /// Verify's digest reads asked while a commit or apply is under way: the volume is not yet
     /// the image the primary verifies against, so they are read once the journal is forgotten.
     var digestsHeld: [(offsetBytes: UInt64, lengthBytes: UInt64)] = []
+    /// A group member's catch-up is whole (its primary's SyncComplete came while staging): the
+    /// journal waits for the group's other members, the stream still goes to it.
+    var catchUpComplete = false
+    /// The sequence that SyncComplete named: the catch-up is whole once the journal holds
+    /// every write through it.
+    var catchUpThroughSequence: WriteSequence = 0
+    /// The drain under way is the group's (it ends in `awaitingGroup`, not in the commit).
+    var groupDrain = false
+    /// The group decided to commit this journal (durably): the volume's image is the
+    /// catch-up's from now on, a crash rolls it forward.
+    var groupDecided = false
 
     init(record: ReplicationRecord) {
         guard let staged = record.staging else { return }
@@ -56,7 +70,7 @@ struct SecondaryStaging: Sendable {
     var holds: Bool {
         switch phase {
         case .off, .staging: return false
-        case .draining, .committing, .applying, .clearing: return true
+        case .draining, .committing, .awaitingGroup, .applying, .clearing: return true
         }
     }
 
@@ -65,7 +79,7 @@ struct SecondaryStaging: Sendable {
     var keepsConsistent: Bool {
         switch phase {
         case .off: return false
-        case .staging: return true
+        case .staging, .awaitingGroup: return true
         case .clearing: return !appliedNoRoom
         case .draining(let noRoom), .committing(let noRoom), .applying(let noRoom): return !noRoom
         }
@@ -94,6 +108,7 @@ extension SecondaryNode {
     mutating func stageIfCatchingUp(previous: ReplicationRecord, previousConsistent: Bool,
                                     into actions: inout [SecondaryNodeAction]) {
         staging.epochEnds.removeAll()  // the new session's epochs start afresh
+        staging.catchUpComplete = false  // a new session's catch-up is whole at its own SyncComplete
         if record.staging != nil {
             guard pendingCatchUp else {
                 // A full copy replaces the staged catch-up: it writes in place from now on.
@@ -123,6 +138,7 @@ extension SecondaryNode {
     mutating func route(_ write: SecondaryWrite, into actions: inout [SecondaryNodeAction]) {
         guard staging.phase == .staging else {
             consistentAtRest = false  // the volume changes: a clean stop's image no longer holds
+            volumeWritesSubmitted &+= 1  // a group's image check (ConsistencyGroup+CatchUp)
             return actions.append(.submitWrite(write))
         }
         let offset = staging.endBytes
@@ -181,6 +197,12 @@ extension SecondaryNode {
         guard case .draining(let noRoom) = staging.phase, staging.writesInFlight == 0, !staging.flushInFlight,
             diskFault == nil
         else { return }
+        if staging.groupDrain {
+            // A group member: the journal is whole; the group decides when it commits.
+            staging.groupDrain = false
+            staging.phase = .awaitingGroup
+            return
+        }
         // Everything staged is complete: the whole journal is a prefix of the stream (a
         // subset of its last epoch at most), which the commit makes durable with the record.
         record.staging!.journalBytes = staging.endBytes
@@ -209,7 +231,7 @@ extension SecondaryNode {
             releaseHeld(into: &actions)
             for digest in digests { actions.append(.readForDigest(offsetBytes: digest.offsetBytes, lengthBytes: digest.lengthBytes)) }
             if answerHeld { actions.append(.failoverAnswered(demoted: true)) }
-        case .off, .staging, .draining, .applying:
+        case .off, .staging, .draining, .awaitingGroup, .applying:
             return
         }
     }
@@ -267,8 +289,9 @@ extension SecondaryNode {
         if let staged = record.staging, staging.phase != .off {
             guard staging.keepsConsistent else { return nil }
             switch staging.phase {
-            case .off, .staging, .draining, .committing:
-                // The commit record is not stable yet: a crash would keep staging.
+            case .off, .staging, .draining, .committing, .awaitingGroup:
+                // The commit record is not stable yet: a crash would keep staging (a group's
+                // decision rolls it forward, but names no epoch of this member's).
                 return ConsistentPoint(session: staged.fromSession, epoch: staged.fromDurableEpoch)
             case .applying, .clearing:
                 return ConsistentPoint(session: record.session, epoch: record.durableThroughEpoch)

@@ -30,6 +30,9 @@ public struct SecondaryNodeConfig: Sendable, Hashable {
     public var stagingBytesMax: UInt64
     /// The consistency group this resource is a member of (nil: none; docs/groups.md).
     public var group: String? = nil
+    /// A group member's staged catch-up commits with the group's (ConsistencyGroup+CatchUp);
+    /// false only to show what the coordination prevents (a test's control).
+    public var groupCommitsCatchUp = true
 
     public init(
         machine: ReplicationSecondaryConfig, resourceName: String, nodeName: String, peerName: String?,
@@ -108,6 +111,8 @@ public struct SecondaryNode: Sendable {
     /// first write: a re-sent write may land over a newer one, and from then on the machine's
     /// consistency (after ResendComplete) is the copy's.
     public internal(set) var consistentAtRest: Bool
+    /// Writes submitted to the volume (not the journal) by this run: a group's image check.
+    public internal(set) var volumeWritesSubmitted: UInt64 = 0
 
     /// - `record`: the stored record (`ReplicationRecord()` for a new resource).
     /// - `handedOver`: this process demoted the resource and its volume holds every write it
@@ -294,6 +299,8 @@ public struct SecondaryNode: Sendable {
             fail(SecondaryDiskFault(operation: "metadata write", errno: errno), nowNs: nowNs, into: &actions)
         case .diskFailed(let fault): fail(fault, ownResult: false, nowNs: nowNs, into: &actions)
         case .stagingApplied(let errno): stagingApplied(errno: errno, nowNs: nowNs, into: &actions)
+        case .groupCommitBegin: groupCommitBegin(into: &actions)
+        case .groupCommitDecided: groupCommitDecided(into: &actions)
         case .stagingFailed(let fault): fail(fault, nowNs: nowNs, into: &actions)
         case .stop:
             guard !isStopping else { break }
@@ -356,6 +363,12 @@ public struct SecondaryNode: Sendable {
             // The catch-up is complete: commit and apply the journal, then the copy is synced.
             confirmedThrough = through
             caughtUpOwedGeneration = record.generation
+            // A group member's journal commits with the group's (docs/groups.md, *Catch-up*).
+            if commitsWithGroup {
+                staging.catchUpComplete = true
+                staging.catchUpThroughSequence = through
+                return
+            }
             return beginCommit(noRoom: false, writeBytes: 0, into: &actions)
         }
         if !record.synced || record.promotedInconsistent {

@@ -52,6 +52,11 @@ public enum SecondaryNodeEvent: Sendable, Equatable {
     case syncComplete(through: WriteSequence)
     /// The primary drained and demoted (a planned failover).
     case demoted
+    // A consistency group's staged catch-up (ConsistencyGroup+CatchUp, docs/groups.md):
+    /// every staging member's catch-up is whole: drain the journal and wait for the decision.
+    case groupCommitBegin
+    /// The group's decision to commit every member's journal is durable: commit this one.
+    case groupCommitDecided
     /// A frame a primary never sends (`type` names it).
     case unexpected(type: String)
     /// The operator asked for a planned failover: answered with `.failoverAnswered`.

@@ -47,8 +47,21 @@ public enum StagingSettlement: Equatable, Sendable {
     case discard(record: ReplicationRecord)
 
     /// - `promoting`: the secondary stops to become primary (a forced failover).
-    public static func decide(record: ReplicationRecord, promoting: Bool) -> StagingSettlement {
+    /// - `groupCommittedBytes`: the journal bytes a consistency group's durable decision
+    ///   commits for this journal (GroupCommitDecision.committedBytes; nil: none): the journal
+    ///   is rolled forward as a committed one, with its group (docs/groups.md, *Catch-up*).
+    public static func decide(record: ReplicationRecord, promoting: Bool,
+                              groupCommittedBytes: UInt64? = nil) -> StagingSettlement {
         guard let staging = record.staging else { return .none }
+        if !staging.committed, let bytes = groupCommittedBytes {
+            // What the member's own commit would have stored: the catch-up is whole.
+            var applied = record
+            applied.staging = nil
+            applied.synced = true
+            applied.promotedInconsistent = false
+            applied.generation += 1
+            return .replay(journalBytes: bytes, record: applied)
+        }
         if staging.committed {
             var applied = record
             applied.staging = nil

@@ -4,11 +4,13 @@
 // primaries at once (they close the same epoch), and a secondary member's progress
 // recomputes how far every secondary member of the group may issue writes. The decisions
 // are TandemCore's (`GroupEpochClock`, `ConsistencyGroup.issueLimit`). Loop thread only.
+import Logging
 import TandemControl
 import TandemCore
 
 final class ConsistencyGroups {
-    private final class Group {
+    final class Group {
+        let name: String
         var clock = GroupEpochClock()
         var primaries: [PrimaryReplicator] = []
         var secondaries: [SecondaryReplicator] = []
@@ -20,13 +22,31 @@ final class ConsistencyGroups {
         /// while the limit is handed out, is picked up by the same pass).
         var settling = false
         var settleAgain = false
+        /// The staged catch-ups' two-phase commit and the group's image verdict
+        /// (ConsistencyGroups+CatchUp).
+        var stagedCommit = GroupStagedCommit()
+        var imageCheck = GroupImageCheck()
+        var imageBroken: String?
+
+        init(name: String) { self.name = name }
     }
 
     private var groups: [String: Group] = [:]
+    let stateDir: String
+    let events: EventHub
+    let logger: Logger
+
+    init(stateDir: String, events: EventHub, logger: Logger) {
+        self.stateDir = stateDir
+        self.events = events
+        self.logger = logger
+    }
+
+    func group(ifKnown name: String) -> Group? { groups[name] }
 
     private func group(_ name: String) -> Group {
         if let group = groups[name] { return group }
-        let group = Group()
+        let group = Group(name: name)
         groups[name] = group
         return group
     }
@@ -120,12 +140,15 @@ final class ConsistencyGroups {
         // catch-up, which write out of epoch order) or not consistent (restarted, its re-send
         // not yet applied) breaks the group's image until it is done (docs/groups.md).
         let consistent = group.secondaries.allSatisfy { $0.node.isSynced && $0.node.machine.isConsistent }
-        return .object([
+        var fields: [String: JSONValue] = [
             "completed": .int(Int64(clamping: completed)),
             "durable": .int(Int64(clamping: durable)),
             "members": .int(Int64(group.secondaries.count)),
-            "consistent": .bool(consistent),
-        ])
+            "consistent": .bool(consistent && group.imageBroken == nil),
+            "catch_up": .string(catchUpWord(group)),
+        ]
+        if let broken = group.imageBroken { fields["inconsistent_reason"] = .string(broken) }
+        return .object(fields)
     }
 
     private func settle(_ group: Group) {
@@ -136,6 +159,7 @@ final class ConsistencyGroups {
             let limit = ConsistencyGroup.issueLimit(
                 completedThrough: group.secondaries.map(\.groupCompletedThroughEpoch) + group.departed.values)
             for member in group.secondaries { member.setGroupIssueLimit(limit) }
+            settleCatchUp(group)
         } while group.settleAgain
         group.settling = false
     }

@@ -16,7 +16,7 @@ final class ReplicationContext {
     /// `resync_concurrency_max`: which resources may copy now.
     let resyncArbiter: ResyncArbiter
     /// Consistency groups: their members on this node (docs/groups.md).
-    let groups = ConsistencyGroups()
+    let groups: ConsistencyGroups
     /// Client side (the primary dials); the expected name is set per connection.
     private var clientContexts: [String: TLSContext] = [:]
     private var serverContext: TLSContext?
@@ -31,6 +31,7 @@ final class ReplicationContext {
         self.events = events
         self.logger = logger
         resyncArbiter = ResyncArbiter(slotsMax: Int(config.resyncConcurrencyMax))
+        groups = ConsistencyGroups(stateDir: config.stateDir, events: events, logger: logger)
     }
 
     /// The last connection refused before its Hello named a resource (TLS or garbage):

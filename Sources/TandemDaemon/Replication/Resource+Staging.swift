@@ -11,7 +11,8 @@ extension Resource {
     /// could not be settled (the resource's disk failed; the promotion must not go on).
     func settleStagingForPromotion() -> Bool {
         let record = metadata.latest.record
-        let settlement = StagingSettlement.decide(record: record, promoting: true)
+        let groupCommitted = GroupCommitFile.committedBytes(spec: spec, record: record, stateDir: context.config.stateDir)
+        let settlement = StagingSettlement.decide(record: record, promoting: true, groupCommittedBytes: groupCommitted)
         guard settlement != .none else { return true }
         let path = stagingJournalPath
         switch StagingJournal.settle(settlement, record: record, metadataFile: metadata, journalPath: path,

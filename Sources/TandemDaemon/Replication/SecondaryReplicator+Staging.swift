@@ -23,10 +23,13 @@ extension SecondaryReplicator {
     /// committed journal was replayed: the volume then holds the image the commit named, and
     /// nothing was written in place after it (writes wait until the journal is forgotten), so
     /// it is consistent however the last run ended (a kill -9 or a power cut during the apply).
+    /// `groupCommittedBytes`: what the group's durable decision commits of an uncommitted
+    /// journal (GroupCommitFile): it is rolled forward with its group.
     static func settleStaging(metadataFile: MetadataFile, journalPath: String, volume: Volume, health: DiskHealth,
-                              events: EventHub, resource: String, logger: Logger) throws(ControlError) -> Bool {
+                              events: EventHub, resource: String, logger: Logger,
+                              groupCommittedBytes: UInt64? = nil) throws(ControlError) -> Bool {
         let record = metadataFile.superblock.record
-        let settlement = StagingSettlement.decide(record: record, promoting: false)
+        let settlement = StagingSettlement.decide(record: record, promoting: false, groupCommittedBytes: groupCommittedBytes)
         let result = StagingJournal.settle(settlement, record: record, metadataFile: metadataFile,
                                            journalPath: journalPath, volume: volume, logger: logger)
         switch result {

@@ -124,13 +124,17 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         metadata = ReplicationMetadata(file: metadataFile)
         journalPath = spec.stagingPath ?? StagingJournal.defaultPath(stateDir: context.config.stateDir, name: spec.name)
         stagingBytesMax = spec.stagingBytes ?? StagingJournal.bytesDefault
+        let groupCommitted = GroupCommitFile.committedBytes(spec: spec, record: metadataFile.superblock.record,
+                                                            stateDir: context.config.stateDir)
         let replayed = try Self.settleStaging(metadataFile: metadataFile, journalPath: journalPath, volume: volume,
-                                              health: health, events: context.events, resource: spec.name, logger: logger)
+                                              health: health, events: context.events, resource: spec.name, logger: logger,
+                                              groupCommittedBytes: groupCommitted)
         var config = SecondaryNodeConfig(
             machine: machine, resourceName: spec.name, nodeName: context.config.nodeName, peerName: spec.peer?.name,
             volumeSizeBytes: volume.sizeBytes, alignment: volume.alignment, initialSync: spec.initialSync,
             stagingBytesMax: stagingBytesMax)
         config.group = spec.group
+        config.groupCommitsCatchUp = !Self.groupCatchUpUncoordinated  // a test's control (docs/groups.md)
         // A replayed journal leaves a consistent image, as a clean stop does (stagefix).
         let consistentAtStart = cleanStop || (replayed && metadata.record.synced)
         node = SecondaryNode(config: config, record: metadata.record, handedOver: handedOver,
@@ -195,13 +199,13 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             primaryHello = nil
             onUpToDate?(hello)
         }
-        diskStateAnnouncer.announce(node.diskState, resource: resource, events: context.events)
+        diskStateAnnouncer.announce(reportedDiskState, resource: resource, events: context.events)
     }
 
     /// What the node says of both copies; the resource's status reports them through
     /// `ReportedDiskStates`.
     var copyView: SecondaryCopyView {
-        SecondaryCopyView(diskState: node.diskState, peerDiskState: node.peerDiskState, redundant: node.isRedundant)
+        SecondaryCopyView(diskState: reportedDiskState, peerDiskState: node.peerDiskState, redundant: node.isRedundant)
     }
 
     /// Status fields other than the disk states (`copyView`).
@@ -225,6 +229,7 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         fields["reads_served_for_peer"] = .int(Int64(clamping: counters.readsServedForPeer))
         fields["reads_refused_for_peer"] = .int(Int64(clamping: counters.readsRefusedForPeer))
         if let group = context.groups.secondaryStatus(of: spec.group) { fields["group_epochs"] = group }
+        if spec.group != nil { fields["group_catch_up"] = .string(groupCatchUpWord) }
         if let peerNode { fields["peer_node"] = .string(peerNode) }
         if let error = context.newerHandshakeFailure(than: lastErrorNs), !isConnectedToPeer {
             fields["last_error"] = .string(error)

@@ -78,12 +78,28 @@ extension Replication {
         for name in Self.members { try Self.waitInSync(setup.pair, name) }
     }
 
-    @Test func disablingOneMemberDisablesTheGroup() throws {
+    @Test func disablingOneMemberDisablesTheGroupAndEnablingOneEnablesIt() throws {
         let setup = try Self.start(group: "db")
         try setup.pair.expectOK(try setup.pair.alpha.control().request("disable", ["name": "g1"]))
         for name in Self.members {
             let status = try setup.pair.expectOK(try setup.pair.alpha.control().request("status", ["name": name]))
             #expect(status["enabled"] as? Bool == false, "\(name): \(status)")
+        }
+        try setup.pair.expectOK(try setup.pair.alpha.control().request("enable", ["name": "g1"]))
+        for name in Self.members {
+            let status = try setup.pair.expectOK(try setup.pair.alpha.control().request("status", ["name": name]))
+            #expect(status["enabled"] as? Bool == true, "\(name): \(status)")
+        }
+        for name in Self.members { try Self.waitInSync(setup.pair, name) }
+    }
+
+    /// A planned hand-over of the group: `demote` of one primary member demotes them all.
+    @Test func demotingOneMemberDemotesTheGroup() throws {
+        let setup = try Self.start(group: "db")
+        try setup.pair.expectOK(try setup.pair.alpha.control().request("demote", ["name": "g0"]))
+        for name in Self.members {
+            let status = try setup.pair.expectOK(try setup.pair.alpha.control().request("status", ["name": name]))
+            #expect(status["role"] as? String == "secondary", "\(name): \(status)")
         }
     }
 
@@ -118,7 +134,10 @@ extension Replication {
         try create(pair, on: pair.alpha, name: "g0", role: "primary", peer: ("beta", proxy.address), group: group)
         try create(pair, on: pair.alpha, name: "g1", role: "primary", peer: ("beta", pair.betaAddress), group: group)
         for daemon in [pair.beta, pair.alpha] {
-            for name in members { try pair.expectOK(try daemon.control().request("enable", ["name": name])) }
+            // A group's `enable` enables every member (docs/groups.md); a lone resource only itself.
+            for name in group == nil ? members : [members[0]] {
+                try pair.expectOK(try daemon.control().request("enable", ["name": name]))
+            }
         }
         for name in members { try waitInSync(pair, name) }
         if group != nil {
