@@ -75,13 +75,19 @@ public final class TLSWireChannel: PeerSocketOutput, @unchecked Sendable {
     /// Hands ciphertext from the socket to the session, advancing the handshake and decoding
     /// what it can. Returns false when the peer has closed the session.
     ///
-    /// `deliver`, if given, runs before each piece of plaintext is decrypted: it takes the
+    /// `deliver` runs before each piece of plaintext is decrypted: it takes the
     /// frames decoded so far (`nextFrame`) and returns whether decryption may go on. When it
     /// says no (delivery paused, link closed), the rest of `bytes` waits in the session as
     /// ciphertext, for a later call (with empty `bytes`) to decrypt.
     @discardableResult
+    public func receiveCiphertext(_ bytes: UnsafeRawBufferPointer) throws(PeerChannelError) -> Bool {
+        try receiveCiphertext(bytes) { () throws(PeerChannelError) -> Bool in true }
+    }
+
+    /// Non-escaping, so a call allocates no closure context.
+    @discardableResult
     public func receiveCiphertext(
-        _ bytes: UnsafeRawBufferPointer, deliver: (() throws(PeerChannelError) -> Bool)? = nil
+        _ bytes: UnsafeRawBufferPointer, deliver: () throws(PeerChannelError) -> Bool
     ) throws(PeerChannelError) -> Bool {
         // OpenSSL reads the records from `bytes` where they lie (the socket's buffer).
         let result: Result<Bool, PeerChannelError> = connection.lendingCiphertext(bytes) {
@@ -92,14 +98,14 @@ public final class TLSWireChannel: PeerSocketOutput, @unchecked Sendable {
         return try result.get()
     }
 
-    private func decryptReceived(_ deliver: (() throws(PeerChannelError) -> Bool)?) throws(PeerChannelError) -> Bool {
+    private func decryptReceived(_ deliver: () throws(PeerChannelError) -> Bool) throws(PeerChannelError) -> Bool {
         do {
             if connection.state == .handshaking, try !connection.handshake() { return true }
         } catch {
             throw .tls(error)
         }
         while true {
-            if let deliver, try !deliver() { return true }
+            if try !deliver() { return true }
             if decoder.error != nil { return true }  // nextFrame reports it
             let result: TLSConnection.ReadResult
             if decoder.placedPayloadRemainingBytes > 0 {
