@@ -51,10 +51,10 @@ public struct WireDecoder: Sendable {
     /// The room the decoder holds, used or not (for the idle-memory checks).
     public var capacityBytes: Int { buffer.count }
 
-    /// Frees the buffer when it holds no unread bytes (an idle link's decoder); the next
-    /// receive allocates again.
-    public mutating func releaseIdleBuffer() {
-        guard unreadBytes == 0, !buffer.isEmpty else { return }
+    /// Frees the buffer when it is larger than `keepingBytes` and holds no unread bytes (an
+    /// idle link's decoder after a large frame); the next receive allocates again.
+    public mutating func releaseIdleBuffer(keepingBytes: Int) {
+        guard unreadBytes == 0, buffer.count > keepingBytes else { return }
         buffer = []
         readIndex = 0
         writeIndex = 0

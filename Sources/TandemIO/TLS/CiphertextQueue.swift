@@ -5,8 +5,10 @@
 // Here the room is never zero-filled (every byte is written before it is read), unread bytes
 // move only when the queue is out of room at its end, and the receive side can lend the
 // socket's own buffer for the length of one call, so ciphertext is not copied at all on its
-// way into OpenSSL. An empty queue gives its room back when its owner finds the link idle
-// (`releaseIfEmpty`), so an idle pair does not keep the largest backlog it ever saw.
+// way into OpenSSL. An empty queue that grew past its first room gives the room back when its
+// owner finds the link idle (`releaseIfEmpty`), so an idle pair does not keep the largest
+// backlog it ever saw; one that did not grow keeps it, so an idle link's pings allocate
+// nothing.
 // Confined to the thread that owns the TLS session.
 import Glibc
 
@@ -91,9 +93,10 @@ final class CiphertextQueue {
         return try body()
     }
 
-    /// Frees the room when nothing is unread (nor lent); the next append allocates again.
+    /// Frees the room when it grew past `initialBytes` and nothing is unread (nor lent); the
+    /// next append allocates again.
     func releaseIfEmpty() {
-        guard storage != nil, end == start, lent == nil else { return }
+        guard capacity > Self.initialBytes, end == start, lent == nil else { return }
         free(storage)
         storage = nil
         capacity = 0

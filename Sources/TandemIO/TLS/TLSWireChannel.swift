@@ -44,7 +44,7 @@ public final class TLSWireChannel: PeerSocketOutput, @unchecked Sendable {
     /// Stamped into every frame header this channel sends.
     public var promotionNumber: UInt64
     private var decoder: WireDecoder
-    /// Allocated on the first message sent, freed again when idle (`releaseIdleMemory`).
+    /// Allocated on the first message sent (a link that only receives never allocates it).
     private var stagingBuffer: UnsafeMutableRawBufferPointer?
     private var stagedBytes = 0
     /// Where large Data payloads are decrypted to (nil: into the decoder, as every other frame).
@@ -216,17 +216,19 @@ public final class TLSWireChannel: PeerSocketOutput, @unchecked Sendable {
         framePayload = nil
     }
 
-    /// Frees the buffers an idle link keeps (the decoder's room, the ciphertext queues, the
-    /// staging buffer) when they hold nothing; the next message allocates them again. For a
-    /// link on which nothing moved for a while: a busy link keeps its buffers.
+    /// Frees the buffers an idle link grew past their first size (the decoder's room beyond
+    /// one plaintext piece, the ciphertext queues beyond one record's room) when they hold
+    /// nothing; the next large message allocates them again. Buffers of their first size are
+    /// kept, so the pings of an idle link allocate nothing. For a link on which nothing moved
+    /// for a while: a busy link keeps its buffers.
     public func releaseIdleMemory() {
-        decoder.releaseIdleBuffer()
+        decoder.releaseIdleBuffer(keepingBytes: Self.plaintextChunkBytes)
         connection.releaseIdleBuffers()
-        if stagedBytes == 0, let buffer = stagingBuffer {
-            buffer.deallocate()
-            stagingBuffer = nil
-        }
     }
+
+    /// What `releaseIdleMemory` keeps at most: the decoder's first room, three ciphertext
+    /// queues' (incoming, and the two outgoing ones) and the staging buffer.
+    public static let idleRetainedBytesMax = plaintextChunkBytes + 3 * CiphertextQueue.initialBytes + stagingBytes
 
     /// The bytes this channel's own buffers hold, used or not (OpenSSL's are not counted).
     public var retainedBufferBytes: Int {
@@ -291,7 +293,7 @@ public final class TLSWireChannel: PeerSocketOutput, @unchecked Sendable {
         try write(UnsafeRawBufferPointer(rebasing: staging[0..<count]))
     }
 
-    /// The staging buffer, allocated on first use (and again after an idle release).
+    /// The staging buffer, allocated on first use.
     private var staging: UnsafeMutableRawBufferPointer {
         if let buffer = stagingBuffer { return buffer }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.stagingBytes, alignment: 64)
