@@ -6,7 +6,7 @@ import Testing
 @Suite struct TLSWireChannelTests {
     let certs = TestCertificates.shared
 
-    private func pair() throws -> (client: TLSWireChannel, server: TLSWireChannel) {
+    func pair() throws -> (client: TLSWireChannel, server: TLSWireChannel) {
         let client = TLSWireChannel(
             connection: try TLSConnection(context: certs.context(.client, node: "alpha", expecting: "beta")),
             promotionNumber: 4)
@@ -22,7 +22,7 @@ import Testing
         return (client, server)
     }
 
-    private func move(from source: TLSWireChannel, to destination: TLSWireChannel) throws {
+    func move(from source: TLSWireChannel, to destination: TLSWireChannel) throws {
         var buffer = [UInt8](repeating: 0, count: 32 << 10)
         try source.flush()
         while true {

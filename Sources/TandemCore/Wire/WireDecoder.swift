@@ -2,6 +2,9 @@
 // come out, or the first error, after which the decoder stays failed (the connection must be
 // dropped). No input can make it trap: every length is checked before it is used, and a
 // frame's body is only buffered once its header has been validated against the limits.
+// A transport may place a Data frame's payload in a buffer of its own instead of the
+// decoder's (`placeablePayload`, `beginPlacing`): the secondary decrypts payloads straight
+// into the buffer it writes to disk from, and the decoder only sees the frame's fields.
 
 /// A decoded frame: the header (which carries the sender's promotion number) and the message.
 public struct WireFrame: Equatable, Sendable {
@@ -22,6 +25,16 @@ public struct WireDecoder: Sendable {
     private var failure: WireError?
     private var order = WireOrderCheck()
     private let checksOrdering: Bool
+    /// The Data frame whose payload the transport is placing (or has placed, until `next`
+    /// returns it): its header and fields are consumed, its payload is not in `buffer`.
+    private var placing: Placing?
+
+    private struct Placing: Sendable {
+        var frame: WireFrameHeader
+        var data: WireDataHeader
+        var payloadBytes: Int
+        var receivedBytes: Int
+    }
 
     /// `checksOrdering`: refuse Data whose sequence is not the previous plus one, Data or
     /// barriers whose epoch goes backwards, and durable acks that go backwards.
@@ -30,7 +43,22 @@ public struct WireDecoder: Sendable {
     }
 
     /// Bytes received but not yet returned as frames (including a validated pending header).
-    public var bufferedBytes: Int { unreadBytes + (pendingHeader == nil ? 0 : WireFormat.headerBytes) }
+    public var bufferedBytes: Int {
+        let placed = placing.map { WireFormat.headerBytes + WireFormat.dataFixedBytes + $0.receivedBytes } ?? 0
+        return unreadBytes + (pendingHeader == nil ? 0 : WireFormat.headerBytes) + placed
+    }
+
+    /// The room the decoder holds, used or not (for the idle-memory checks).
+    public var capacityBytes: Int { buffer.count }
+
+    /// Frees the buffer when it is larger than `keepingBytes` and holds no unread bytes (an
+    /// idle link's decoder after a large frame); the next receive allocates again.
+    public mutating func releaseIdleBuffer(keepingBytes: Int) {
+        guard unreadBytes == 0, buffer.count > keepingBytes else { return }
+        buffer = []
+        readIndex = 0
+        writeIndex = 0
+    }
 
     private var unreadBytes: Int { writeIndex - readIndex }
 
@@ -58,6 +86,7 @@ public struct WireDecoder: Sendable {
     @discardableResult
     public mutating func receive(upTo maxBytes: Int, _ body: (UnsafeMutableRawBufferPointer) -> Int) -> Int {
         guard failure == nil, maxBytes > 0 else { return 0 }
+        precondition(placedPayloadRemainingBytes == 0, "a placed payload's bytes went into the decoder")
         reserveTail(maxBytes)
         let start = writeIndex
         let written = buffer.withUnsafeMutableBytes { all in
@@ -89,19 +118,97 @@ public struct WireDecoder: Sendable {
     }
 
     private mutating func decodeNext() throws(WireError) -> WireFrame? {
-        if pendingHeader == nil {
-            guard unreadBytes >= WireFormat.headerBytes else { return nil }
-            let headerBytes = buffer[readIndex..<(readIndex + WireFormat.headerBytes)]
-            pendingHeader = try WireFrameHeader.decode(headerBytes)
-            readIndex += WireFormat.headerBytes
+        if let placed = placing {
+            guard placed.receivedBytes == placed.payloadBytes else { return nil }
+            placing = nil
+            let data = WireData(header: placed.data, payload: [], placedPayloadBytes: placed.payloadBytes)
+            return WireFrame(header: placed.frame, message: .data(data))
         }
-        guard let header = pendingHeader, unreadBytes >= header.bodyBytes else { return nil }
+        guard let header = try decodePendingHeader(), unreadBytes >= header.bodyBytes else { return nil }
         let body = buffer[readIndex..<(readIndex + header.bodyBytes)]
         let message = try WireBodyDecoder.decode(header.type, body)
         if checksOrdering { try order.check(message) }
         readIndex += header.bodyBytes
         pendingHeader = nil
         return WireFrame(header: header, message: message)
+    }
+
+    /// The frame header at the front, decoded and consumed once all of it has arrived.
+    private mutating func decodePendingHeader() throws(WireError) -> WireFrameHeader? {
+        if pendingHeader == nil {
+            guard unreadBytes >= WireFormat.headerBytes else { return nil }
+            let headerBytes = buffer[readIndex..<(readIndex + WireFormat.headerBytes)]
+            pendingHeader = try WireFrameHeader.decode(headerBytes)
+            readIndex += WireFormat.headerBytes
+        }
+        return pendingHeader
+    }
+
+    // MARK: Placed payloads
+
+    /// Bytes of the payload being placed that have not arrived yet (0 when none is).
+    public var placedPayloadRemainingBytes: Int { placing.map { $0.payloadBytes - $0.receivedBytes } ?? 0 }
+
+    /// The next frame's Data header, when it is an uncompressed Data frame whose fields have
+    /// arrived and of whose payload at least `minimumRemainingBytes` (≥ 1) have not: the
+    /// transport may then place the payload (`beginPlacing`). nil otherwise, while another
+    /// payload is placed and not yet returned by `next`, and once the decoder has failed (a
+    /// frame that fails here fails the decoder; `next` reports it).
+    public mutating func placeablePayload(minimumRemainingBytes: Int) -> WireDataHeader? {
+        precondition(minimumRemainingBytes >= 1, "a payload that has all arrived is not placed")
+        guard failure == nil, placing == nil else { return nil }
+        do throws(WireError) {
+            guard let header = try decodePendingHeader(), header.type == .data,
+                header.bodyBytes > WireFormat.dataFixedBytes, unreadBytes >= WireFormat.dataFixedBytes
+            else { return nil }
+            let payloadBytes = header.bodyBytes - WireFormat.dataFixedBytes
+            guard payloadBytes - (unreadBytes - WireFormat.dataFixedBytes) >= minimumRemainingBytes else { return nil }
+            let data = try dataFields(payloadBytes: payloadBytes)
+            return data.flags.contains(.compressed) ? nil : data
+        } catch {
+            failure = error
+            return nil
+        }
+    }
+
+    /// Begins placing the payload of the frame `placeablePayload` just returned: the frame's
+    /// order is checked and its fields consumed, and the payload bytes already buffered are
+    /// handed to `body` (to copy into the transport's buffer) and consumed. Until
+    /// `placedPayloadRemainingBytes` is 0 the rest goes into that buffer, reported by
+    /// `placedPayloadReceived`, not into `receive`; `next` then returns the frame as Data
+    /// with `placedPayloadBytes` set.
+    public mutating func beginPlacing(_ body: (UnsafeRawBufferPointer) -> Void) throws(WireError) {
+        guard failure == nil, placing == nil, let header = pendingHeader, header.type == .data,
+            unreadBytes >= WireFormat.dataFixedBytes
+        else { preconditionFailure("beginPlacing without a placeable payload") }
+        let payloadBytes = header.bodyBytes - WireFormat.dataFixedBytes
+        let data: WireDataHeader
+        do {
+            data = try dataFields(payloadBytes: payloadBytes)
+            if checksOrdering { try order.check(.data(WireData(header: data, payload: []))) }
+        } catch {
+            failure = error
+            throw error
+        }
+        readIndex += WireFormat.dataFixedBytes
+        pendingHeader = nil
+        let buffered = min(unreadBytes, payloadBytes)
+        let from = readIndex
+        buffer.withUnsafeBytes { all in body(UnsafeRawBufferPointer(rebasing: all[from..<(from + buffered)])) }
+        readIndex += buffered
+        placing = Placing(frame: header, data: data, payloadBytes: payloadBytes, receivedBytes: buffered)
+    }
+
+    /// `count` more bytes of the placed payload arrived in the transport's buffer.
+    public mutating func placedPayloadReceived(_ count: Int) {
+        precondition(count >= 0 && count <= placedPayloadRemainingBytes, "more placed bytes than the payload has")
+        placing!.receivedBytes += count
+    }
+
+    /// The Data fields at the front of the buffer (after the frame header), validated.
+    private func dataFields(payloadBytes: Int) throws(WireError) -> WireDataHeader {
+        var reader = WireByteReader(buffer[readIndex..<(readIndex + WireFormat.dataFixedBytes)])
+        return try WireBodyDecoder.dataHeader(&reader, payloadBytes: payloadBytes)
     }
 
     /// The room is not zero-filled: every receive writes before the decoder reads, and
@@ -329,6 +436,14 @@ enum WireBodyDecoder {
     }
 
     private static func data(_ reader: inout WireByteReader) throws(WireError) -> WireData {
+        let payloadBytes = reader.remaining - WireFormat.dataFixedBytes
+        let header = try dataHeader(&reader, payloadBytes: payloadBytes)
+        return WireData(header: header, payload: reader.bytes(reader.remaining)!)
+    }
+
+    /// A Data frame's fixed fields, validated for a payload of `payloadBytes` (which the
+    /// reader need not hold: a placed payload is elsewhere).
+    static func dataHeader(_ reader: inout WireByteReader, payloadBytes: Int) throws(WireError) -> WireDataHeader {
         let epoch = reader.u64()!
         let sequence = reader.u64()!
         let offset = reader.u64()!
@@ -338,17 +453,16 @@ enum WireBodyDecoder {
         let crc = reader.u32()!
         let header = WireDataHeader(
             epoch: epoch, sequence: sequence, offsetBytes: offset, lengthBytes: length, flags: flags, crc32c: crc)
-        let payload = reader.bytes(reader.remaining)!
         guard reserved == 0 else { throw .inconsistentBody(type: .data, reason: "reserved field is not zero") }
         do {
-            try WireEncoder.validate(header, payloadBytes: payload.count)
+            try WireEncoder.validate(header, payloadBytes: payloadBytes)
         } catch {
             throw .inconsistentBody(type: .data, reason: error.description.replacingPrefix("invalid data message: "))
         }
         guard offset <= UInt64.max - UInt64(length) else {
             throw .inconsistentBody(type: .data, reason: "offset \(offset) + length \(length) overflows")
         }
-        return WireData(header: header, payload: payload)
+        return header
     }
 
     private static func utf8(_ bytes: ArraySlice<UInt8>, field: String, type: WireMessageType) throws(WireError)

@@ -192,10 +192,14 @@ public struct WireDataHeader: Equatable, Sendable {
 public struct WireData: Equatable, Sendable {
     public var header: WireDataHeader
     public var payload: ArraySlice<UInt8>
+    /// Set when the transport placed the payload (this many bytes) in a buffer of its own
+    /// instead of the decoder's (WireDecoder.beginPlacing); `payload` is then empty.
+    public var placedPayloadBytes: Int?
 
-    public init(header: WireDataHeader, payload: ArraySlice<UInt8>) {
+    public init(header: WireDataHeader, payload: ArraySlice<UInt8>, placedPayloadBytes: Int? = nil) {
         self.header = header
         self.payload = payload
+        self.placedPayloadBytes = placedPayloadBytes
     }
 }
 

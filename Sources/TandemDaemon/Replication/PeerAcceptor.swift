@@ -135,6 +135,9 @@ final class PeerAcceptor: PeerLinkDelegate, IOHandler {
         }
         let link = PeerLink(socket: socket, connection: connection, hello: nil, delegate: self,
                             counters: context.counters, liveness: context.liveness, logger: context.logger)
+        // Accepted links carry a primary's Data: payloads are decrypted into the buffers the
+        // secondary writes them from.
+        link.placePayloads(in: context.loop.pool)
         pending[ObjectIdentifier(link)] = Pending(link: link, acceptedNs: ReplicationContext.nowNs(), source: source)
         armTimer()
     }

@@ -8,7 +8,12 @@
 // arrived for that long, is closed; an idle one is pinged (LinkLiveness). The delegate may
 // pause delivery (backpressure): the frame it could not take is held, no further frame is
 // decoded and no receive is armed until `resumeDelivery`; a paused link is not judged dead
-// for the silence its own pause causes. Loop thread only.
+// for the silence its own pause causes. Frames are taken between decrypted pieces, so a
+// pause also stops decryption: what is left of a receive waits as ciphertext. A Data frame
+// whose payload the channel placed in a pool buffer (the secondary's links) comes with that
+// buffer: the delegate takes it (`takePlacedPayload`), or the link holds it with the frame
+// on pause and releases it otherwise and on close. A link idle for a whole tick gives its
+// buffers back. Loop thread only.
 import Logging
 import TandemCore
 import TandemIO
@@ -78,6 +83,12 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
     /// Delivery paused by the delegate (backpressure): the frame it gave back, first on resume.
     private var heldMessage: WireMessage?
     private var resuming = false
+    /// The placed payload of the frame being delivered, until the delegate takes it.
+    private var framePayload: PlacedPayload?
+    /// The placed payload of the held frame.
+    private var heldPayload: PlacedPayload?
+    /// Inside `receiveCiphertext`: a nested decryption would lend ciphertext twice.
+    private var decrypting = false
     /// The promotion number of the peer's Hello: a later frame's header above it is judged
     /// (FramePromotionCheck).
     private var peerHelloPromotion: UInt64 = 0
@@ -105,6 +116,29 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
     }
 
     var isEstablished: Bool { phase == .established }
+
+    /// Places large Data payloads in `pool` (the secondary's receive path): see PlacedPayload.
+    func placePayloads(in pool: BufferPool) {
+        channel.placementPool = pool
+    }
+
+    /// The placed payload of the Data frame being delivered, if the channel placed it: the
+    /// caller owns it from here (releases it to the pool when done with it).
+    func takePlacedPayload() -> PlacedPayload? {
+        defer { framePayload = nil }
+        return framePayload
+    }
+
+    /// Releases what the link holds of placed payloads (it is closing, or a frame's delivery
+    /// ended without the delegate taking it).
+    private func releasePlacedPayloads(includingHeld: Bool) {
+        if let payload = framePayload { channel.release(payload) }
+        framePayload = nil
+        guard includingHeld else { return }
+        if let payload = heldPayload { channel.release(payload) }
+        heldPayload = nil
+        channel.discardPlacedPayloads()
+    }
 
     /// Sends a control message; false when the link is not established (the caller drops it).
     @discardableResult
@@ -177,6 +211,7 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
         guard phase != .closed else { return }
         countUnfinishedHandshake()
         phase = .closed
+        releasePlacedPayloads(includingHeld: true)
         channel.close()
         socket.kick()
         socket.close(reason, abortive: abortive)
@@ -188,6 +223,8 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
         guard phase != .closed else { return }
         // While this side holds its receives, the silence is its own doing, not the peer's.
         let heard = heardSinceCheck || isPaused || pausedSinceCheck
+        // A tick with nothing received or sent: the buffers sized for traffic go back.
+        if !heard && !sentSinceCheck && !flushScheduled { channel.releaseIdleMemory() }
         heardSinceCheck = false
         pausedSinceCheck = false
         let sent = sentSinceCheck
@@ -209,6 +246,8 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
         precondition(heldMessage == nil, "delivery paused twice")
         guard phase == .established else { return }
         heldMessage = message
+        heldPayload = framePayload
+        framePayload = nil
         pausedSinceCheck = true
         socket.holdReceives()
     }
@@ -220,9 +259,13 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
         resuming = true
         defer { resuming = false }
         heldMessage = nil
+        framePayload = heldPayload
+        heldPayload = nil
         delegate?.peerLink(self, received: message)
+        releasePlacedPayloads(includingHeld: false)
         guard heldMessage == nil, phase == .established else { return }
-        do { try drainFrames() } catch { return fail(error) }
+        // What the pause left undecrypted, then the socket again.
+        decrypt(UnsafeRawBufferPointer(start: nil, count: 0))
         guard heldMessage == nil, phase == .established else { return }
         socket.resumeReceives()
     }
@@ -242,8 +285,21 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
     func peerSocket(_ socket: PeerSocket, received bytes: UnsafeRawBufferPointer) {
         guard phase != .closed else { return }
         heardSinceCheck = true
+        decrypt(bytes)
+    }
+
+    /// Decrypts `bytes` (and what waits in the session), handing frames to the delegate
+    /// between pieces until it pauses delivery or the link closes.
+    private func decrypt(_ bytes: UnsafeRawBufferPointer) {
+        guard !decrypting else { return }  // the outer call goes on once this one returns
+        decrypting = true
+        defer { decrypting = false }
         do {
-            let open = try channel.receiveCiphertext(bytes)
+            let open = try channel.receiveCiphertext(bytes) { () throws(PeerChannelError) -> Bool in
+                if self.phase == .tls && self.channel.isEstablished { self.tlsEstablished() }
+                try self.drainFrames()
+                return self.phase != .closed && self.heldMessage == nil
+            }
             socket.kick()
             if phase == .tls && channel.isEstablished { tlsEstablished() }
             try drainFrames()
@@ -260,6 +316,7 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
     func peerSocketClosed(_ socket: PeerSocket, reason: String) {
         countUnfinishedHandshake()
         phase = .closed
+        releasePlacedPayloads(includingHeld: true)
         delegate?.peerLinkClosed(self, reason: reason)
     }
 
@@ -283,6 +340,8 @@ final class PeerLink: PeerSocketDelegate, TurnEndHandler {
 
     private func drainFrames() throws(PeerChannelError) {
         while phase != .closed, phase != .tls, heldMessage == nil, let frame = try channel.nextFrame() {
+            framePayload = channel.takeFramePayload()
+            defer { releasePlacedPayloads(includingHeld: false) }
             switch phase {
             case .awaitingHello: receivedHello(frame.message)
             case .awaitingReply: receivedReply(frame.message)

@@ -1,5 +1,6 @@
 // SecondaryReplicator's I/O mechanics: payload buffers (restored before the node sees a new
-// write, none for a duplicate), the volume writes and flushes the node asks for (a short or
+// write, none for a duplicate; a payload the link placed in a pool buffer is adopted as it
+// is, once its CRC32C matches), the volume writes and flushes the node asks for (a short or
 // interrupted transfer is continued here; the final result goes to the node), and the
 // group-commit timer. Loop thread only.
 import CURing
@@ -28,6 +29,7 @@ extension SecondaryReplicator {
         let slot = Int(header.sequence % UInt64(received.count))
         // The node queues fewer writes than there are slots, so a slot of a new write is free.
         guard received[slot] == nil else { return link.closeForViolation("protocol violation: too many writes queued") }
+        if data.placedPayloadBytes != nil { return receivePlaced(header, link: link, slot: slot) }
         // Sized by what arrived, never by the claimed length alone: a compressed frame may
         // claim 32 MiB in a few bytes.
         let length: Int
@@ -47,6 +49,25 @@ extension SecondaryReplicator {
         counters.receivedBytes += UInt64(length)
         received[slot] = entry
         feed(.data(message))
+    }
+
+    /// A new write whose payload the link decrypted straight into a pool buffer: adopted as
+    /// its entry once its checksum (computed as it was decrypted) matches, with no copy.
+    private func receivePlaced(_ header: WireDataHeader, link: PeerLink, slot: Int) {
+        guard let payload = link.takePlacedPayload() else {
+            preconditionFailure("a placed Data frame arrived without its payload")
+        }
+        let length = Int(header.lengthBytes)
+        guard payload.crc32c == header.crc32c, payload.bytes == length else {
+            context.loop.pool.release(payload.buffer)
+            let error = WirePayloadError.checksumMismatch(
+                expected: header.crc32c, computed: payload.crc32c, offsetBytes: header.offsetBytes)
+            return link.closeForViolation("refusing a Data frame: \(error)")
+        }
+        counters.receivedBytes += UInt64(length)
+        received[slot] = Received(sequence: header.sequence, pointer: payload.pointer, pooled: payload.buffer,
+                                  length: length)
+        feed(.data(Self.message(header)))
     }
 
     static func message(_ header: WireDataHeader) -> DataMessage {

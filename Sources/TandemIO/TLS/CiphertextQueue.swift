@@ -5,12 +5,17 @@
 // Here the room is never zero-filled (every byte is written before it is read), unread bytes
 // move only when the queue is out of room at its end, and the receive side can lend the
 // socket's own buffer for the length of one call, so ciphertext is not copied at all on its
-// way into OpenSSL. Confined to the thread that owns the TLS session.
+// way into OpenSSL. An empty queue that grew past its first room gives the room back when its
+// owner finds the link idle (`releaseIfEmpty`), so an idle pair does not keep the largest
+// backlog it ever saw; one that did not grow keeps it, so an idle link's pings allocate
+// nothing.
+// Confined to the thread that owns the TLS session.
 import Glibc
 
 final class CiphertextQueue {
     /// The room a queue starts with once it is first written (one TLS record and its
-    /// overhead); it doubles from there to the largest backlog seen and is kept.
+    /// overhead); it doubles from there to the largest backlog seen and is kept until the
+    /// queue is empty and its owner releases it.
     static let initialBytes = 32 << 10
 
     private var storage: UnsafeMutableRawPointer?
@@ -86,6 +91,17 @@ final class CiphertextQueue {
             if left > 0 { append(bytes.baseAddress! + (bytes.count - left), count: left) }
         }
         return try body()
+    }
+
+    /// Frees the room when it grew past `initialBytes` and nothing is unread (nor lent); the
+    /// next append allocates again.
+    func releaseIfEmpty() {
+        guard capacity > Self.initialBytes, end == start, lent == nil else { return }
+        free(storage)
+        storage = nil
+        capacity = 0
+        start = 0
+        end = 0
     }
 
     /// Room for `count` more bytes at the end: unread bytes move to the front when that makes

@@ -13,6 +13,16 @@ final class OutgoingCiphertext {
 
     var count: Int { filling.count + sending.count }
 
+    /// The room both queues hold, used or not.
+    var capacity: Int { filling.capacity + sending.capacity }
+
+    /// Frees the room of each queue that holds nothing: an empty sending queue has no send in
+    /// flight (its bytes stay until `sent` accounts for all of them).
+    func releaseIfEmpty() {
+        filling.releaseIfEmpty()
+        sending.releaseIfEmpty()
+    }
+
     func append(_ bytes: UnsafeRawPointer, count: Int) { filling.append(bytes, count: count) }
 
     /// The next bytes to send, unchanged until `sent` has accounted for all of them (appends

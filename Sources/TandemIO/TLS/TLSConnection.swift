@@ -102,6 +102,15 @@ public final class TLSConnection: @unchecked Sendable {
     /// `count` bytes of the last `nextCiphertextToSend` were sent.
     public func ciphertextSent(_ count: Int) { outgoing.sent(count) }
 
+    /// The room of the ciphertext queues, used or not.
+    public var ciphertextCapacityBytes: Int { incoming.capacity + outgoing.capacity }
+
+    /// Frees the ciphertext queues' room where they hold nothing (an idle link).
+    public func releaseIdleBuffers() {
+        incoming.releaseIfEmpty()
+        outgoing.releaseIfEmpty()
+    }
+
     /// Decrypted bytes already buffered inside the session (readable without more ciphertext).
     public var pendingPlaintextBytes: Int { Int(SSL_pending(ssl)) }
 

@@ -1,10 +1,16 @@
 // TLSWireChannel: the peer protocol over one TLSConnection, with no socket. Ciphertext from
 // the socket engine goes in, decoded frames come out; messages go in, ciphertext to send comes
-// out. Messages are encoded into a plaintext staging buffer (allocated once) and encrypted
+// out. Messages are encoded into a plaintext staging buffer (allocated on first use) and encrypted
 // together by `flush`, which the owner calls once per loop turn: a turn's acknowledgements
 // and small writes become one TLS record instead of one or two each. A Data payload above
 // `stagedPayloadMax` is not copied: it goes from the caller's buffer straight into TLS
 // encryption, after whatever was staged before it.
+// On the receiving side, with a `placementPool`, a large uncompressed Data payload is
+// decrypted straight into a pool buffer (PlacedPayload) once its frame's fields have arrived,
+// not into the decoder: the secondary then writes it to disk from there. A receiver that
+// passes `deliver` to `receiveCiphertext` takes frames between decrypted pieces, so each
+// payload can be placed (only one at a time is) and can stop decryption (backpressure).
+// Idle links give their buffers back (`releaseIdleMemory`).
 import TandemCore
 
 public enum PeerChannelError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -29,23 +35,34 @@ public final class TLSWireChannel: PeerSocketOutput, @unchecked Sendable {
     public static let stagingBytes = 64 << 10
     /// Larger payloads are encrypted from where they lie rather than copied into staging.
     public static let stagedPayloadMax = 8 << 10
+    /// A Data payload is placed only when at least this much of it is still to arrive: what
+    /// came in the record of its header (a staged payload, all of a small one) is in the
+    /// decoder already, and a small remainder is not worth a buffer of its own.
+    public static let placedRemainderMin = 4 << 10
 
     public let connection: TLSConnection
     /// Stamped into every frame header this channel sends.
     public var promotionNumber: UInt64
     private var decoder: WireDecoder
-    private let staging: UnsafeMutableRawBufferPointer
+    /// Allocated on the first message sent (a link that only receives never allocates it).
+    private var stagingBuffer: UnsafeMutableRawBufferPointer?
     private var stagedBytes = 0
+    /// Where large Data payloads are decrypted to (nil: into the decoder, as every other frame).
+    public var placementPool: BufferPool?
+    /// The payload being placed, or placed and waiting for `nextFrame` to return its frame.
+    private var placing: PlacedPayload?
+    /// The payload of the frame `nextFrame` returned last, until it is taken.
+    private var framePayload: PlacedPayload?
 
     public init(connection: TLSConnection, promotionNumber: UInt64, checksOrdering: Bool = true) {
         self.connection = connection
         self.promotionNumber = promotionNumber
         self.decoder = WireDecoder(checksOrdering: checksOrdering)
-        self.staging = .allocate(byteCount: Self.stagingBytes, alignment: 64)
     }
 
     deinit {
-        staging.deallocate()
+        stagingBuffer?.deallocate()
+        discardPlacedPayloads()
     }
 
     public var isEstablished: Bool { connection.state == .established }
@@ -57,28 +74,91 @@ public final class TLSWireChannel: PeerSocketOutput, @unchecked Sendable {
 
     /// Hands ciphertext from the socket to the session, advancing the handshake and decoding
     /// what it can. Returns false when the peer has closed the session.
+    ///
+    /// `deliver` runs before each piece of plaintext is decrypted: it takes the
+    /// frames decoded so far (`nextFrame`) and returns whether decryption may go on. When it
+    /// says no (delivery paused, link closed), the rest of `bytes` waits in the session as
+    /// ciphertext, for a later call (with empty `bytes`) to decrypt.
     @discardableResult
     public func receiveCiphertext(_ bytes: UnsafeRawBufferPointer) throws(PeerChannelError) -> Bool {
+        try receiveCiphertext(bytes) { () throws(PeerChannelError) -> Bool in true }
+    }
+
+    /// Non-escaping, so a call allocates no closure context.
+    @discardableResult
+    public func receiveCiphertext(
+        _ bytes: UnsafeRawBufferPointer, deliver: () throws(PeerChannelError) -> Bool
+    ) throws(PeerChannelError) -> Bool {
         // OpenSSL reads the records from `bytes` where they lie (the socket's buffer).
         let result: Result<Bool, PeerChannelError> = connection.lendingCiphertext(bytes) {
-            do throws(PeerChannelError) { return .success(try decryptReceived()) } catch { return .failure(error) }
+            do throws(PeerChannelError) { return .success(try decryptReceived(deliver)) } catch {
+                return .failure(error)
+            }
         }
         return try result.get()
     }
 
-    private func decryptReceived() throws(PeerChannelError) -> Bool {
+    private func decryptReceived(_ deliver: () throws(PeerChannelError) -> Bool) throws(PeerChannelError) -> Bool {
         do {
             if connection.state == .handshaking, try !connection.handshake() { return true }
         } catch {
             throw .tls(error)
         }
         while true {
-            switch try decryptIntoDecoder() {
+            if try !deliver() { return true }
+            if decoder.error != nil { return true }  // nextFrame reports it
+            let result: TLSConnection.ReadResult
+            if decoder.placedPayloadRemainingBytes > 0 {
+                result = try decryptIntoPlaced()
+            } else if beginPlacing() {
+                continue
+            } else {
+                result = try decryptIntoDecoder()
+            }
+            switch result {
             case .bytes: continue
             case .needsCiphertext: return true
             case .closed: return false
             }
         }
+    }
+
+    /// Starts placing the next frame's payload in a pool buffer, when it is a Data payload
+    /// worth placing and the pool has room; the part of it already decoded is copied over
+    /// (checksummed as it is copied). False: decrypt into the decoder as usual.
+    private func beginPlacing() -> Bool {
+        guard let pool = placementPool, placing == nil,
+            let header = decoder.placeablePayload(minimumRemainingBytes: Self.placedRemainderMin),
+            let buffer = pool.allocate(bytes: Int(header.lengthBytes))
+        else { return false }
+        var payload = PlacedPayload(buffer: buffer, bytes: Int(header.lengthBytes), crc32c: 0)
+        do throws(WireError) {
+            try decoder.beginPlacing { part in
+                let target = UnsafeMutableRawBufferPointer(start: buffer.pointer, count: part.count)
+                payload.crc32c = FastCRC32C.copyChecksum(from: part, into: target)
+            }
+        } catch {
+            pool.release(buffer)  // the frame failed the decoder: nextFrame reports why
+            return false
+        }
+        placing = payload
+        return true
+    }
+
+    /// Decrypts one piece (at most a TLS record) of the placed payload into its buffer and
+    /// checksums it there, from the cache.
+    private func decryptIntoPlaced() throws(PeerChannelError) -> TLSConnection.ReadResult {
+        guard var payload = placing else { return .needsCiphertext }  // discarded: the link closed
+        let remaining = decoder.placedPayloadRemainingBytes
+        let piece = UnsafeMutableRawBufferPointer(start: payload.pointer + (payload.bytes - remaining), count: remaining)
+        let result: TLSConnection.ReadResult
+        do { result = try connection.readPlaintext(into: piece) } catch { throw .tls(error) }
+        if case .bytes(let count) = result, count > 0 {
+            payload.crc32c = FastCRC32C.checksum(UnsafeRawBufferPointer(rebasing: piece[..<count]), seed: payload.crc32c)
+            placing = payload
+            decoder.placedPayloadReceived(count)
+        }
+        return result
     }
 
     /// Decrypts one piece of plaintext straight into the decoder's buffer.
@@ -100,8 +180,59 @@ public final class TLSWireChannel: PeerSocketOutput, @unchecked Sendable {
     }
 
     /// The next decoded frame, nil when more ciphertext is needed.
+    /// A placed Data payload's frame comes with `placedPayloadBytes` set; its bytes are taken
+    /// with `takeFramePayload` before the next call, which otherwise releases them.
     public func nextFrame() throws(PeerChannelError) -> WireFrame? {
-        do { return try decoder.next() } catch { throw .wire(error) }
+        if let untaken = framePayload {
+            framePayload = nil
+            release(untaken)
+        }
+        let frame: WireFrame?
+        do { frame = try decoder.next() } catch { throw .wire(error) }
+        if let frame, case .data(let data) = frame.message, data.placedPayloadBytes != nil {
+            framePayload = placing
+            placing = nil
+        }
+        return frame
+    }
+
+    /// The placed payload of the frame `nextFrame` just returned (nil for any other frame);
+    /// the caller owns it from here: it releases it to the pool or with `release`.
+    public func takeFramePayload() -> PlacedPayload? {
+        defer { framePayload = nil }
+        return framePayload
+    }
+
+    /// Gives a placed payload's buffer back to the pool.
+    public func release(_ payload: PlacedPayload) {
+        placementPool?.release(payload.buffer)
+    }
+
+    /// Releases the payload being placed and one not taken (the link closed).
+    public func discardPlacedPayloads() {
+        if let payload = placing { release(payload) }
+        if let payload = framePayload { release(payload) }
+        placing = nil
+        framePayload = nil
+    }
+
+    /// Frees the buffers an idle link grew past their first size (the decoder's room beyond
+    /// one plaintext piece, the ciphertext queues beyond one record's room) when they hold
+    /// nothing; the next large message allocates them again. Buffers of their first size are
+    /// kept, so the pings of an idle link allocate nothing. For a link on which nothing moved
+    /// for a while: a busy link keeps its buffers.
+    public func releaseIdleMemory() {
+        decoder.releaseIdleBuffer(keepingBytes: Self.plaintextChunkBytes)
+        connection.releaseIdleBuffers()
+    }
+
+    /// What `releaseIdleMemory` keeps at most: the decoder's first room, three ciphertext
+    /// queues' (incoming, and the two outgoing ones) and the staging buffer.
+    public static let idleRetainedBytesMax = plaintextChunkBytes + 3 * CiphertextQueue.initialBytes + stagingBytes
+
+    /// The bytes this channel's own buffers hold, used or not (OpenSSL's are not counted).
+    public var retainedBufferBytes: Int {
+        decoder.capacityBytes + connection.ciphertextCapacityBytes + (stagingBuffer?.count ?? 0)
     }
 
     /// The session ended: a partial frame left behind is an error.
@@ -156,10 +287,18 @@ public final class TLSWireChannel: PeerSocketOutput, @unchecked Sendable {
 
     /// Encrypts everything staged, in order; the ciphertext then waits in `takeCiphertext`.
     public func flush() throws(PeerChannelError) {
-        guard stagedBytes > 0 else { return }
+        guard stagedBytes > 0, let staging = stagingBuffer else { return }
         let count = stagedBytes
         stagedBytes = 0
         try write(UnsafeRawBufferPointer(rebasing: staging[0..<count]))
+    }
+
+    /// The staging buffer, allocated on first use.
+    private var staging: UnsafeMutableRawBufferPointer {
+        if let buffer = stagingBuffer { return buffer }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.stagingBytes, alignment: 64)
+        stagingBuffer = buffer
+        return buffer
     }
 
     /// Whether messages are staged and not yet encrypted.
