@@ -28,6 +28,8 @@ final class PrimarySide {
     /// The batch being carried out was decided while the node was (or went) Ahead: its
     /// acknowledgements were made without the peer.
     var batchAhead = false
+    /// The batch was decided while a periodic cycle ran (it may have completed in it).
+    var batchInCycle = false
     /// A clean restart (SIGTERM) is under way: once stopped, the daemon exits and starts again.
     var restartWhenStopped = false
     /// A batch of the node's actions is being carried out; events that arrive meanwhile wait.
@@ -52,6 +54,7 @@ extension Simulation {
             requestsQueuedMax: 64, backoffInitialNs: 100_000, backoffMaxNs: 2_000_000,
             syncTracksWithoutPeer: scenario.fencingDontCare, activityLog: activityLog)
         config.adaptive = scenario.adaptive
+        config.periodNs = scenario.periodNs
         return config
     }
 
@@ -205,9 +208,11 @@ extension Simulation {
     private func drivePrimaryNow(_ node: SimNode, _ primary: PrimarySide, _ event: PrimaryNodeEvent) {
         primaryActions.removeAll(keepingCapacity: true)
         let wasAhead = primary.node.isAhead
+        let cycleWasRunning = primary.node.periodic.running
         primary.node.handle(event, nowNs: nowNs, into: &primaryActions)
         let actions = primaryActions
         primary.batchAhead = wasAhead || primary.node.isAhead
+        primary.batchInCycle = cycleWasRunning || primary.node.periodic.running
         defer { primary.batchAhead = false }
         for action in actions {
             trace("\(node.name) primary: \(action)")
@@ -295,6 +300,7 @@ extension Simulation {
             break  // payloads are kept by (session, sequence)
         case let .send(message):
             noteAdmissionMode(message, session: primary.session)
+            checkPeriodicSend(message, node, primary)
             guard let link, link.primary == node.index, primary.peerAccepted else { return }
             sendToSecondary(.message(message))
         case let .sendSyncComplete(through):
@@ -392,15 +398,17 @@ extension Simulation {
                 modeSwitches += 1
             case .fullCopyStarted, .copySent, .connectionState, .rpoTargetMissed:
                 break
-            case .cycleStarted, .cycleCompleted:
-                break
+            case .cycleStarted:
+                periodicCycleStarted(node, primary)
+            case .cycleCompleted:
+                periodicCycleCompleted(node, primary)
             }
         }
     }
 
     func copyReadCompleted(_ node: SimNode, _ primary: PrimarySide, blocks: Range<Int>) {
         let (values, errno) = node.disk.read(blocks)
-        if errno == 0 { primary.copyChunks[blocks.lowerBound] = values }
+        if errno == 0 { primary.copyChunks[blocks.lowerBound] = copyValues(node, primary, values, blocks: blocks) }
         drivePrimary(node, .copyChunkRead(
             offsetBytes: UInt64(blocks.lowerBound) * SimulationScenario.blockSizeBytes,
             lengthBytes: UInt32(UInt64(blocks.count) * SimulationScenario.blockSizeBytes), errno: errno))

@@ -239,6 +239,27 @@ final class Simulation {
     var staleClaimChecksSkipped = 0
     /// A primary's Consistent/Outdated about its peer while a copy runs (SimulationWorkload).
     var stagedPeerClaimsUnchecked = 0
+    /// Steps at which the primary's `peer_consistent_as_of` was checked against the peer's
+    /// image (Simulation+PeerPoint), and the staged Consistent/Outdated claims checked through it.
+    var peerPointsChecked = 0
+    var stagedPeerClaimsChecked = 0
+    /// Of them, points that named a staged session whose commit was not durable on the peer
+    /// (held against its journal: Simulation+PeerPoint's header).
+    var peerPointsAheadOfCommit = 0
+    /// Periodic mode (Simulation+Periodic): the running cycle's start on its primary, with what
+    /// was acknowledged by then; cycles started, completed and checked as a boundary;
+    /// application writes streamed during cycles; the image the stale-copy fault reads.
+    var cycleStart: (primary: PrimarySide, acked: [UInt64], lineage: Int)?
+    var cyclesStarted = 0
+    var cyclesCompleted = 0
+    var cyclesChecked = 0
+    /// Cycles completed while the staging peer's journal was not committed.
+    var cyclesAheadOfCommit = 0
+    var cycleWritesStreamed = 0
+    var staleCycleImage: [UInt64]?
+    /// The last cycle completed with the workload answered: when, and how the peer's image
+    /// differed from the primary's content (nil: equal).
+    var lastQuietCycle: (atNs: UInt64, difference: String?)?
     var promotionRaces = 0
     /// Payloads as the secondary restored them from Data frames, by (session, sequence),
     /// with the block's bytes.
