@@ -181,6 +181,7 @@ extension Simulation {
         node.lineage = checker.lineage
         node.historySession = session
         if let problem = checker.startSession(session, base: node.disk.cache) { fail(problem) }
+        noteCopySession(session, basis: start.basis)
         generationsAtPrimaryStart(node)
         node.primary = PrimarySide(node: PrimaryNode(config: primaryConfig(lastTransaction: lastTransaction),
                                                      session: session, basis: start.basis,
@@ -348,6 +349,7 @@ extension Simulation {
             node.historySession = primary.session
             trace("\(node.name) starts catch-up session \(primary.session) (\(primary.node.basis))")
             if let problem = checker.startSession(primary.session, base: node.disk.cache) { return fail(problem) }
+            noteCopySession(primary.session, basis: primary.node.basis)
         case .stopped:
             if primary.restartWhenStopped {
                 // The daemon exits once its resources stopped; it is started again.
@@ -378,6 +380,7 @@ extension Simulation {
                 return fail("primary \(node.name): a real secondary lost its record: \(reason)")
             case .copyDone:
                 copiesCompleted += 1
+                copiedSessions.insert(primary.session)
                 generationsPeerCaughtUp(node)
             case let .verifyMismatch(offset, length):
                 // No fault here corrupts a disk behind the nodes' backs: copies said to be in

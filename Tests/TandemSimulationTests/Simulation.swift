@@ -246,6 +246,11 @@ final class Simulation {
     /// Of them, points that named a staged session whose commit was not durable on the peer
     /// (held against its journal: Simulation+PeerPoint's header).
     var peerPointsAheadOfCommit = 0
+    /// Sessions that began with a copy (full or catch-up), and those whose copy completed
+    /// (Simulation+PeerPoint: a copy session's base is the peer's only once it completed).
+    var copySessions: Set<UInt64> = []
+    var copiedSessions: Set<UInt64> = []
+    var peerPointsOfIncompleteCopies = 0
     /// Periodic mode (Simulation+Periodic): the running cycle's start on its primary, with what
     /// was acknowledged by then; cycles started, completed and checked as a boundary;
     /// application writes streamed during cycles; the image the stale-copy fault reads.
