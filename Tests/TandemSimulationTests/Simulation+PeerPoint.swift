@@ -73,6 +73,15 @@ extension Simulation {
         let which: String
         var entriesOnly = false
         if let staged = peer.record.staging, staged.committed {
+            // A committed journal moved the image to the catch-up's session: a point of an
+            // earlier session (the base the primary still names until it hears more) is
+            // superseded — values are no bound across sessions (a primary's power loss may
+            // have taken back writes the peer held). After a no-room commit the peer says
+            // Inconsistent itself and the primary learns it with CatchUpInPlace.
+            guard point.session == peer.record.session else {
+                peerPointsSuperseded += 1
+                return nil
+            }
             image = journalImage(peer, through: staged.journalBytes)
             which = "volume with its committed journal replayed"
         } else if let staged = peer.record.staging ?? peer.secondary?.record.staging,
@@ -87,6 +96,14 @@ extension Simulation {
             // the peer's only once the catch-up's copy is complete, and it may not be (header).
             entriesOnly = true
         } else {
+            // The volume belongs to the peer's recorded session: once that is a later session
+            // than the point's (a catch-up in place, or an applied journal, before the primary
+            // hears of it), the point is superseded, as above.
+            let volumeSession = (peer.secondary?.record.session).flatMap { $0 != 0 ? $0 : nil } ?? contentSession(peer)
+            if peer.record.staging == nil && peer.secondary?.record.staging == nil, volumeSession != point.session {
+                peerPointsSuperseded += 1
+                return nil
+            }
             image = peer.disk.durable
             which = "durable volume"
         }

@@ -251,6 +251,8 @@ final class Simulation {
     var copySessions: Set<UInt64> = []
     var copiedSessions: Set<UInt64> = []
     var peerPointsOfIncompleteCopies = 0
+    /// Points of an earlier session while the peer's committed journal holds a later one.
+    var peerPointsSuperseded = 0
     /// Periodic mode (Simulation+Periodic): the running cycle's start on its primary, with what
     /// was acknowledged by then; cycles started, completed and checked as a boundary;
     /// application writes streamed during cycles; the image the stale-copy fault reads.
