@@ -197,6 +197,25 @@ private struct PeriodicHarness {
         #expect(h.node.outOfSyncBytes == 4096)
     }
 
+    /// A write admitted during a cycle and answered after the cycle ended (the node Ahead, the
+    /// write marked for the next cycle) is one the peer lacks: the RPO age counts it (it said
+    /// 0; found by the simulator, periodic seed 8).
+    @Test func aWriteHeldWhenACycleEndsCountsInTheRPOAgeOnceAnswered() {
+        var h = PeriodicHarness()
+        h.send(.enable)
+        h.send(.linkUp)
+        h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
+        let pending = h.localWrites
+        #expect(pending.count == 1 && h.answered(1) == nil)
+        h.send(.peer(.hello(durableThroughEpoch: 0, copy: .consistent)))
+        #expect(h.completedCycle != nil && h.node.isAhead, "a cycle with nothing to copy completes at once")
+        for write in pending { h.send(.localWriteDone(sequence: write.sequence, errno: 0)) }
+        #expect(h.answered(1) == 0)
+        #expect(h.node.outOfSyncBytes == 4096, "the held write is marked for the next cycle")
+        h.nowNs += 1_000_000_000
+        #expect(h.node.rpoAgeNs(nowNs: h.nowNs) >= 1_000_000_000, "the peer lacks an acknowledged write")
+    }
+
     @Test func setPeriodMovesTheNextCycle() {
         var h = PeriodicHarness()
         h.send(.enable)

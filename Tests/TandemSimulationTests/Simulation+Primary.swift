@@ -28,6 +28,8 @@ final class PrimarySide {
     /// The batch being carried out was decided while the node was (or went) Ahead: its
     /// acknowledgements were made without the peer.
     var batchAhead = false
+    /// The batch was decided while a periodic cycle ran (it may have completed in it).
+    var batchInCycle = false
     /// A clean restart (SIGTERM) is under way: once stopped, the daemon exits and starts again.
     var restartWhenStopped = false
     /// A batch of the node's actions is being carried out; events that arrive meanwhile wait.
@@ -52,6 +54,7 @@ extension Simulation {
             requestsQueuedMax: 64, backoffInitialNs: 100_000, backoffMaxNs: 2_000_000,
             syncTracksWithoutPeer: scenario.fencingDontCare, activityLog: activityLog)
         config.adaptive = scenario.adaptive
+        config.periodNs = scenario.periodNs
         return config
     }
 
@@ -178,6 +181,7 @@ extension Simulation {
         node.lineage = checker.lineage
         node.historySession = session
         if let problem = checker.startSession(session, base: node.disk.cache) { fail(problem) }
+        noteCopySession(session, basis: start.basis)
         generationsAtPrimaryStart(node)
         node.primary = PrimarySide(node: PrimaryNode(config: primaryConfig(lastTransaction: lastTransaction),
                                                      session: session, basis: start.basis,
@@ -205,9 +209,11 @@ extension Simulation {
     private func drivePrimaryNow(_ node: SimNode, _ primary: PrimarySide, _ event: PrimaryNodeEvent) {
         primaryActions.removeAll(keepingCapacity: true)
         let wasAhead = primary.node.isAhead
+        let cycleWasRunning = primary.node.periodic.running
         primary.node.handle(event, nowNs: nowNs, into: &primaryActions)
         let actions = primaryActions
         primary.batchAhead = wasAhead || primary.node.isAhead
+        primary.batchInCycle = cycleWasRunning || primary.node.periodic.running
         defer { primary.batchAhead = false }
         for action in actions {
             trace("\(node.name) primary: \(action)")
@@ -295,6 +301,7 @@ extension Simulation {
             break  // payloads are kept by (session, sequence)
         case let .send(message):
             noteAdmissionMode(message, session: primary.session)
+            checkPeriodicSend(message, node, primary)
             guard let link, link.primary == node.index, primary.peerAccepted else { return }
             sendToSecondary(.message(message))
         case let .sendSyncComplete(through):
@@ -348,6 +355,7 @@ extension Simulation {
             node.historySession = primary.session
             trace("\(node.name) starts catch-up session \(primary.session) (\(primary.node.basis))")
             if let problem = checker.startSession(primary.session, base: node.disk.cache) { return fail(problem) }
+            noteCopySession(primary.session, basis: primary.node.basis)
         case .stopped:
             if primary.restartWhenStopped {
                 // The daemon exits once its resources stopped; it is started again.
@@ -378,6 +386,7 @@ extension Simulation {
                 return fail("primary \(node.name): a real secondary lost its record: \(reason)")
             case .copyDone:
                 copiesCompleted += 1
+                copiedSessions.insert(primary.session)
                 generationsPeerCaughtUp(node)
             case let .verifyMismatch(offset, length):
                 // No fault here corrupts a disk behind the nodes' backs: copies said to be in
@@ -398,8 +407,10 @@ extension Simulation {
                 modeSwitches += 1
             case .fullCopyStarted, .copySent, .connectionState, .rpoTargetMissed:
                 break
-            case .cycleStarted, .cycleCompleted:
-                break
+            case .cycleStarted:
+                periodicCycleStarted(node, primary)
+            case .cycleCompleted:
+                periodicCycleCompleted(node, primary)
             case .localDisk:
                 break  // diskless: not modelled (its record is refused above)
             }
@@ -408,7 +419,7 @@ extension Simulation {
 
     func copyReadCompleted(_ node: SimNode, _ primary: PrimarySide, blocks: Range<Int>) {
         let (values, errno) = node.disk.read(blocks)
-        if errno == 0 { primary.copyChunks[blocks.lowerBound] = values }
+        if errno == 0 { primary.copyChunks[blocks.lowerBound] = copyValues(node, primary, values, blocks: blocks) }
         drivePrimary(node, .copyChunkRead(
             offsetBytes: UInt64(blocks.lowerBound) * SimulationScenario.blockSizeBytes,
             lengthBytes: UInt32(UInt64(blocks.count) * SimulationScenario.blockSizeBytes), errno: errno))

@@ -149,7 +149,11 @@ extension Simulation {
         node.lastRecordDoneNs = max(node.lastRecordDoneNs, nowNs) + stalled(random.between(10_000, 150_000))
         // Queued behind a stalled one (of this process or the one before it), it ends after
         // that stall: the run waits for it as `stalled` does for its own.
-        runEndNs = max(runEndNs, node.lastRecordDoneNs + scenario.runEndNs - scenario.workloadEndNs)
+        // (Periodic mode writes a record every cycle, to the end: there only a record queued
+        // behind a stall moves the end, or the run would never end.)
+        if scenario.periodNs == nil || node.lastRecordDoneNs > nowNs + 150_000 {
+            runEndNs = max(runEndNs, node.lastRecordDoneNs + scenario.runEndNs - scenario.workloadEndNs)
+        }
         events.schedule(.recordDone(node: node.index, incarnation: node.incarnation), atNs: node.lastRecordDoneNs)
     }
 

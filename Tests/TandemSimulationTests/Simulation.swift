@@ -240,6 +240,34 @@ final class Simulation {
     var staleClaimChecksSkipped = 0
     /// A primary's Consistent/Outdated about its peer while a copy runs (SimulationWorkload).
     var stagedPeerClaimsUnchecked = 0
+    /// Steps at which the primary's `peer_consistent_as_of` was checked against the peer's
+    /// image (Simulation+PeerPoint), and the staged Consistent/Outdated claims checked through it.
+    var peerPointsChecked = 0
+    var stagedPeerClaimsChecked = 0
+    /// Of them, points that named a staged session whose commit was not durable on the peer
+    /// (held against its journal: Simulation+PeerPoint's header).
+    var peerPointsAheadOfCommit = 0
+    /// Sessions that began with a copy (full or catch-up), and those whose copy completed
+    /// (Simulation+PeerPoint: a copy session's base is the peer's only once it completed).
+    var copySessions: Set<UInt64> = []
+    var copiedSessions: Set<UInt64> = []
+    var peerPointsOfIncompleteCopies = 0
+    /// Points of an earlier session while the peer's committed journal holds a later one.
+    var peerPointsSuperseded = 0
+    /// Periodic mode (Simulation+Periodic): the running cycle's start on its primary, with what
+    /// was acknowledged by then; cycles started, completed and checked as a boundary;
+    /// application writes streamed during cycles; the image the stale-copy fault reads.
+    var cycleStart: (primary: PrimarySide, acked: [UInt64], lineage: Int)?
+    var cyclesStarted = 0
+    var cyclesCompleted = 0
+    var cyclesChecked = 0
+    /// Cycles completed while the staging peer's journal was not committed.
+    var cyclesAheadOfCommit = 0
+    var cycleWritesStreamed = 0
+    var staleCycleImage: [UInt64]?
+    /// The last cycle completed with the workload answered: when, and how the peer's image
+    /// differed from the primary's content (nil: equal).
+    var lastQuietCycle: (atNs: UInt64, difference: String?)?
     var promotionRaces = 0
     /// Payloads as the secondary restored them from Data frames, by (session, sequence),
     /// with the block's bytes.

@@ -53,6 +53,13 @@ enum SimulationFault: Hashable, CustomStringConvertible {
     /// Adaptive mode's switch to async acknowledges the sync writes still waiting for the
     /// peer at their local completion (PrimaryStreamTestingFault.switchToAsyncReleasesSyncWrites).
     case switchToAsyncReleasesSyncWrites
+    /// The primary's `peer_consistent_as_of` names the epoch it last opened (sent), not the
+    /// one its peer confirmed durable (Simulation+PeerPoint).
+    case peerPointNamesSentEpoch
+    /// Periodic mode's cycle copies each dirty region as the previous cycle left it, not as it
+    /// is now (the driver reads a stale snapshot): a cycle completes without the writes
+    /// acknowledged since the last one (Simulation+Periodic).
+    case cycleCopiesStaleRegions
 
     static let writeTimeoutNs: UInt64 = 50_000_000
 
@@ -73,6 +80,8 @@ enum SimulationFault: Hashable, CustomStringConvertible {
         case .promotionDropsCommittedJournal: "a promotion drops a committed staging journal"
         case .commitSkipsJournalSync: "the staging commit skips the journal's sync"
         case .switchToAsyncReleasesSyncWrites: "a switch to async releases the sync writes waiting for the peer"
+        case .peerPointNamesSentEpoch: "peer_consistent_as_of names the epoch sent, not the one confirmed durable"
+        case .cycleCopiesStaleRegions: "a periodic cycle copies regions as the previous cycle left them"
         }
     }
 }
@@ -208,6 +217,10 @@ struct SimulationScenario: CustomStringConvertible {
     /// `mode: adaptive` (the stream async, the controller admitting each write sync or async),
     /// in a quarter of the async seeds (Simulation+Adaptive).
     let adaptive: AdaptiveModeController.Settings?
+    /// `mode: periodic` (`period_s`, shortened to 0.3–3 ms of simulated time so that a run
+    /// holds many cycles): the stream async between the cycles' catch-ups, in a fifth of the
+    /// async seeds without adaptive mode (Simulation+Periodic).
+    let periodNs: UInt64?
 
     /// Overlapping writes need the core's overlap rule (PrimaryNode serialises them).
     static let overlapSupported = true
@@ -223,6 +236,8 @@ struct SimulationScenario: CustomStringConvertible {
     static let stagingEnabled = true
     /// The switch of adaptive mode (Simulation+Adaptive).
     static let adaptiveEnabled = true
+    /// The switch of periodic mode (Simulation+Periodic).
+    static let periodicEnabled = true
 
     /// `primaryRestart`: add a primary kill -9 (the restart-fault test needs one in every run;
     /// its control run has it too). Default: when `testingFault` is the restart fault.
@@ -233,7 +248,8 @@ struct SimulationScenario: CustomStringConvertible {
     /// checksum fault: always, payload flips only).
     init(seed: UInt64, testingFault: SimulationFault? = nil, overlapping: Bool? = nil, primaryRestart: Bool? = nil,
          tornWrites: Bool? = nil, stalls: Bool? = nil, diskTimeout: Bool? = nil, wireFaults: Bool? = nil,
-         partitions: Bool? = nil, staging: Bool? = nil, stagingFault: StagingFault? = nil, adaptive: Bool? = nil) {
+         partitions: Bool? = nil, staging: Bool? = nil, stagingFault: StagingFault? = nil, adaptive: Bool? = nil,
+         periodic: Bool? = nil) {
         // Drawn from a stream of their own, so that the classes leave the rest of a seed's
         // scenario as it was.
         var ioRandom = SimRandom(seed: seed ^ 0x5710_7ED1_0000_0000)
@@ -386,6 +402,14 @@ struct SimulationScenario: CustomStringConvertible {
         let settings = AdaptiveModeController.Settings(latencyBoundNs: adaptiveDraws.between(100_000, 1_000_000),
                                                        switchAfterNs: adaptiveDraws.between(200_000, 3_000_000))
         self.adaptive = mode == .async && (adaptive ?? (Self.adaptiveEnabled && adaptiveSeed)) ? settings : nil
+        // Periodic mode, from a stream of its own: a fifth of the async seeds that are not
+        // adaptive, with a period of 0.3–3 ms (the workload lasts 1.2–9.6 ms, the settling 150).
+        var periodicDraws = SimRandom(seed: seed ^ 0x9E41_0D1C_0000_0000)
+        let periodicSeed = periodicDraws.chance(perMille: 200)
+        let period = periodicDraws.between(300, 3_000) * 1_000
+        let periodicFaultNeeded = testingFault == .cycleCopiesStaleRegions
+        periodNs = mode == .async && self.adaptive == nil
+            && (periodic ?? (periodicFaultNeeded || (Self.periodicEnabled && periodicSeed))) ? period : nil
         self.faults = faults
     }
 
@@ -400,6 +424,7 @@ struct SimulationScenario: CustomStringConvertible {
             + (liveness.map { ", ping_timeout_ms \($0.timeoutNs / 1_000_000)" } ?? "")
             + (stagingBytesMax > 0 ? ", staging_bytes \(stagingBytesMax / 1024) KiB" : "")
             + (adaptive.map { ", adaptive (\($0.latencyBoundNs / 1000) µs, switch after \($0.switchAfterNs / 1000) µs)" } ?? "")
+            + (periodNs.map { ", periodic every \($0 / 1000) µs" } ?? "")
             + (testingFault.map { ", seeded fault: \($0)" } ?? "")
     }
 }

@@ -2,7 +2,7 @@ import Glibc
 import Testing
 import TandemCore
 
-// Seeded simulation runs. TANDEM_SIM_SEEDS sets how many seeds (default 3 800, about 3.1
+// Seeded simulation runs. TANDEM_SIM_SEEDS sets how many seeds (default 3 800, about 3.3
 // million simulated steps, split over shards that run in parallel); TANDEM_SIM_SEED=<n> runs
 // just that seed. The total of simulated steps is printed at the end.
 
@@ -284,6 +284,50 @@ final class NSLockLike: @unchecked Sendable {
 
     static let adaptiveSeeds: UInt64 = 300
 
+    // MARK: Periodic mode (Simulation+Periodic)
+
+    /// Periodic mode in every async seed that is not adaptive: cycles start and complete, each
+    /// completed cycle leaves the peer holding what was acknowledged before it started, writes
+    /// between cycles ship only through the copy, and every async guarantee holds throughout.
+    @Test func guaranteesHoldInPeriodicMode() {
+        var counts = (seeds: 0, started: 0, completed: 0, checked: 0, streamed: 0, catchUps: 0, aheadOfCommit: 0)
+        let only = getenv("TANDEM_SIM_SEED").flatMap { UInt64(String(cString: $0)) }
+        for seed in only.map({ $0...$0 }) ?? UInt64(1)...Self.periodicSeeds {
+            let scenario = SimulationScenario(seed: seed, periodic: true)
+            guard scenario.periodNs != nil else { continue }  // sync or adaptive seeds
+            let simulation = Simulation(scenario: scenario)
+            let failure = simulation.run()
+            #expect(failure == nil, "\(failure!)")
+            if failure != nil { break }
+            counts.seeds += 1
+            counts.started += simulation.cyclesStarted
+            counts.completed += simulation.cyclesCompleted
+            counts.checked += simulation.cyclesChecked
+            counts.streamed += simulation.cycleWritesStreamed
+            counts.catchUps += simulation.catchUpsStarted
+            counts.aheadOfCommit += simulation.cyclesAheadOfCommit
+        }
+        print("simulation: \(counts.seeds) periodic seeds: \(counts.started) cycles started, \(counts.completed) completed (\(counts.checked) checked as boundaries, \(counts.aheadOfCommit) of them before the staging peer's commit), \(counts.streamed) writes streamed during cycles, \(counts.catchUps) catch-ups")
+        if only == nil {
+            #expect(counts.checked > 200, "periodic mode too rarely exercised: \(counts)")
+        }
+    }
+
+    static let periodicSeeds: UInt64 = 300
+
+    /// A cycle that copies each dirty region as the previous cycle left it completes without
+    /// the writes acknowledged since: the boundary check sees it, or — since a cycle waits for
+    /// the peer's CaughtUp, so that the primary names the peer's point longer — the check of
+    /// the primary's `peer_consistent_as_of` sees it first.
+    @Test func checkerCatchesACycleThatCopiesStaleRegions() {
+        let caught = firstFailure(with: .cycleCopiesStaleRegions, periodic: true) {
+            $0.message.contains("was acknowledged before the cycle started")
+                || $0.message.contains("is consistent as of") && $0.message.contains("where that point has")
+        }
+        #expect(caught != nil, "the checker never noticed a cycle copying stale regions in \(Self.faultSeeds) seeds")
+        if let caught { print("stale cycle fault caught: \(caught.message)") }
+    }
+
     /// A switch to async that releases the sync writes still waiting for the peer: they are
     /// acknowledged at their local completion, and a copy claimed Consistent lacks them.
     @Test func checkerCatchesASwitchToAsyncThatReleasesSyncWrites() {
@@ -291,6 +335,16 @@ final class NSLockLike: @unchecked Sendable {
             $0.message.contains("acknowledged while admitted sync is missing")
         }
         #expect(caught != nil, "the checker never noticed sync writes released by a switch in \(Self.faultSeeds) seeds")
+    }
+
+    /// Simulation+PeerPoint: a primary whose `peer_consistent_as_of` names the epoch it sent
+    /// rather than the one its peer confirmed durable claims writes the peer's disk lacks.
+    @Test func checkerCatchesAPeerPointAheadOfWhatThePeerConfirmed() {
+        let caught = firstFailure(with: .peerPointNamesSentEpoch) {
+            $0.message.contains("is consistent as of session") && $0.message.contains("where that point has")
+        }
+        #expect(caught != nil, "the checker never noticed a peer_consistent_as_of ahead of the peer in \(Self.faultSeeds) seeds")
+        if let caught { print("peer point fault caught: \(caught.message)") }
     }
 
     // MARK: Staged catch-up (Simulation+Staging)
@@ -377,18 +431,18 @@ final class NSLockLike: @unchecked Sendable {
 
     private func firstFailure(with fault: SimulationFault, overlapping: Bool? = nil, seeds: ClosedRange<UInt64>? = nil,
                               tornWrites: Bool? = nil, stalls: Bool? = nil, staging: Bool? = nil,
-                              stagingFault: StagingFault? = nil, adaptive: Bool? = nil,
+                              stagingFault: StagingFault? = nil, adaptive: Bool? = nil, periodic: Bool? = nil,
                               matches: (SimulationFailure) -> Bool) -> SimulationFailure? {
         let restart = fault == .restartForgetsUnconfirmedWrites || fault == .activityLogReleasesAtLocalCompletion
             || fault == .activityLogEvictsBeforePagesPersisted
         for seed in seeds ?? UInt64(1)...Self.faultSeeds {
             let scenario = SimulationScenario(seed: seed, testingFault: fault, overlapping: overlapping, primaryRestart: restart,
                                               tornWrites: tornWrites, stalls: stalls, staging: staging, stagingFault: stagingFault,
-                                              adaptive: adaptive)
+                                              adaptive: adaptive, periodic: periodic)
             guard let failure = Simulation(scenario: scenario).run(), matches(failure) else { continue }
             let control = SimulationScenario(seed: seed, testingFault: nil, overlapping: overlapping, primaryRestart: restart,
                                              tornWrites: tornWrites, stalls: stalls, staging: staging, stagingFault: stagingFault,
-                                             adaptive: adaptive)
+                                             adaptive: adaptive, periodic: periodic)
             if let controlFailure = Simulation(scenario: control).run() {
                 Issue.record("seed \(seed) fails without the fault too: \(controlFailure)")
                 return nil
@@ -400,9 +454,11 @@ final class NSLockLike: @unchecked Sendable {
     }
 
     @Test func aSeedReplaysExactly() {
-        for seed in UInt64(1)...20 {
-            let first = Simulation(scenario: SimulationScenario(seed: seed))
-            let second = Simulation(scenario: SimulationScenario(seed: seed))
+        // The first 20 seeds as drawn, and 8 with periodic mode where it can run (async).
+        let runs = (UInt64(1)...20).map { ($0, false) } + (UInt64(1)...8).map { ($0, true) }
+        for (seed, periodic) in runs {
+            let first = Simulation(scenario: SimulationScenario(seed: seed, periodic: periodic ? true : nil))
+            let second = Simulation(scenario: SimulationScenario(seed: seed, periodic: periodic ? true : nil))
             let firstFailure = first.run()
             let secondFailure = second.run()
             #expect(firstFailure == nil)
@@ -486,6 +542,6 @@ extension Simulation {
     var summary: String {
         "seed \(scenario.seed): \(step) steps, \(requestsIssued) requests (\(requestsAnswered) answered), "
             + "\(sessionsStarted) primary sessions, \(restarts) restarts, \(failovers) failovers, \(copiesCompleted) copies (\(copiesInterrupted) interrupted), \(aheadEntered) times Ahead, \(catchUpsStarted) catch-ups (\(catchUpsFromSealedBitmap) restarts from a sealed bitmap, \(catchUpsFromActivityLog) crash restarts from the activity log, \(catchUpsFromBitmapPages) counting bitmap pages), \(verifiesStarted) verifies (\(verifyBytesChecked / SimulationScenario.blockSizeBytes) blocks compared), \(plannedFailoversStranded) stranded planned failovers, "
-            + "\(impostors) impostors, \(partitionsHealed) partitions healed (\(splitBrainsFound) split brains), \(partitionsCut) asymmetric cuts (\(partitionTimeouts) ended by liveness, \(promotionRaces) promotion races), \(diskErrors) disk errors, \(diskStalls) disk stalls (\(diskTimeouts) timed out), \(nodes.map(\.disk.tornWriteCount).reduce(0, +)) torn writes, \(linkCount) connections, \(wireTampered) frames tampered (\(wireRefused) refused, \(wireNotRestored) never restored), \(wireCompressedFrames) LZ4 frames, \(stagedWrites) staged writes (\(commitsStored) commits, \(appliesCompleted) applies, \(stagingReplays) replays, \(stagingDiscards) dropped, \(stagingFaultsFired) staging faults), \(modeSwitches) mode switches (\(syncAdmittedAcks) sync-admitted acks), \(stepsInSync) steps in sync; \(scenario)"
+            + "\(impostors) impostors, \(partitionsHealed) partitions healed (\(splitBrainsFound) split brains), \(partitionsCut) asymmetric cuts (\(partitionTimeouts) ended by liveness, \(promotionRaces) promotion races), \(diskErrors) disk errors, \(diskStalls) disk stalls (\(diskTimeouts) timed out), \(nodes.map(\.disk.tornWriteCount).reduce(0, +)) torn writes, \(linkCount) connections, \(wireTampered) frames tampered (\(wireRefused) refused, \(wireNotRestored) never restored), \(wireCompressedFrames) LZ4 frames, \(stagedWrites) staged writes (\(commitsStored) commits, \(appliesCompleted) applies, \(stagingReplays) replays, \(stagingDiscards) dropped, \(stagingFaultsFired) staging faults), \(modeSwitches) mode switches (\(syncAdmittedAcks) sync-admitted acks), \(cyclesCompleted) periodic cycles (\(cyclesChecked) checked, \(cyclesAheadOfCommit) ahead of a staged commit, \(cycleWritesStreamed) writes streamed), \(peerPointsChecked) peer points checked (\(peerPointsAheadOfCommit) ahead of a staged commit, \(peerPointsOfIncompleteCopies) of an incomplete copy, \(peerPointsSuperseded) superseded, \(stagedPeerClaimsChecked) staged claims through them, \(stagedPeerClaimsUnchecked) without one), \(stepsInSync) steps in sync; \(scenario)"
     }
 }

@@ -159,6 +159,7 @@ extension Simulation {
                 }
                 guard !primary.standalone else { continue }
                 if let problem = checkRPO(node, primary) { return fail(problem) }
+                if let problem = checkPeerPoint(node, primary) { return fail(problem) }
                 // What the primary says of its peer, once the peer's hello told it anything.
                 // (Not while it has not seen an asymmetric cut: Simulation+Partition, *stale claims*.)
                 if let link, link.primary == node.index, primary.node.isPeerReady, !isUnawareSideOfCut(node) {
@@ -168,11 +169,10 @@ extension Simulation {
                     let content = stagesACatchUp(peer) ? journalImage(peer) : peer.disk.cache
                     // Consistent or Outdated while a copy runs speaks of the image at
                     // peer_consistent_as_of — the catch-up's base, a session before this one,
-                    // or a point this node knows only as a lower bound. The checker has no model
-                    // of that point across staging, a commit and a restarted stream yet: those
-                    // claims are counted, not checked (docs/replication.md, *Simulator*).
+                    // or a point this node knows only as a lower bound: checked through that
+                    // point above (Simulation+PeerPoint). Without a point it is counted only.
                     if claim == .consistent || claim == .outdated, primary.node.copyWanted || stagesACatchUp(peer) {
-                        stagedPeerClaimsUnchecked += 1
+                        if reportedPeerPoint(primary) == nil { stagedPeerClaimsUnchecked += 1 } else { stagedPeerClaimsChecked += 1 }
                         continue
                     }
                     let session = primary.session
@@ -234,6 +234,7 @@ extension Simulation {
             return fail("\(outstanding.count) requests still unanswered after the pair settled: \(outstanding.map(\.request))")
         }
         if nodes.contains(where: { $0.diskFailed || $0.secondary?.diskFault != nil }) { return }
+        if scenario.periodNs != nil { return checkSettledPeriodic(primaryNode, primary) }
         guard let link, link.primary == primaryNode.index else { return fail("the pair did not reconnect") }
         let secondaryNode = nodes[link.secondary]
         let claim = secondaryDiskState(secondaryNode)

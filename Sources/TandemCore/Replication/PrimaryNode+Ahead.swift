@@ -72,6 +72,10 @@ extension PrimaryNode {
         // Everything the peer has not confirmed durable goes into the bitmap: held writes
         // (copy chunks too) whatever their state, and the copy's unread regions are set already.
         markHeldWrites()
+        // Periodic mode: writes the stream still held (admitted during the cycle, answered
+        // after it) are writes the peer lacks from now on; without this the RPO age said 0
+        // while they were acknowledged (found by the simulator, Simulation+Periodic).
+        if periodNs != nil, aheadSinceNs == 0, bitmap.outOfSyncBytes > 0 { aheadSinceNs = max(nowNs, 1) }
         catchUpBases = SessionBasis.basesAfterLosingPeer(
             session: session, peerDurableEpoch: primary.peerDurableEpoch, previous: catchUpBases)
         if primary.isConnected { drive(.connectionDown, nowNs: nowNs, into: &actions) }
