@@ -222,8 +222,14 @@ extension Replication {
             try Chain.waitFor(pair.beta, "g0", "g0 staging") { ($0["staged_bytes"] as? Int ?? 0) > 0 }
         case .g1Done:
             if coordinated {
-                try Chain.waitFor(pair.beta, "g1", "g1's catch-up whole, waiting for g0's") {
+                // g1's catch-up is small and usually whole long before g0's; but g1 redials
+                // after the group's Ahead on its own back-off, and on a loaded machine g0's may
+                // finish first — then g1 is whole only for the instant before the group commits,
+                // and the point is the commit itself (caught in CI: a wait for "whole" alone
+                // timed out with both members caught up).
+                try Chain.waitFor(pair.beta, "g1", "g1's catch-up whole (waiting for g0's) or the group's committed") {
                     $0["group_catch_up"] as? String == "whole"
+                        || $0["disk_state"] as? String == "UpToDate" && $0["staging"] as? String == "off"
                 }
             } else {
                 // g1's journal applied alone (its staging off again) while g0 still stages.
