@@ -242,54 +242,6 @@ extension Resource {
         done()
     }
 
-    // MARK: disk failures (docs/replication.md "Disk failures")
-
-    /// This node's disk failed: it takes no more writes. A secondary also stops replicating
-    /// (and refuses its primary with `disk-failed`); a primary keeps its link so that what is
-    /// in flight is settled, and answers every later write and flush with EIO.
-    func diskFailed() {
-        backend.refusesMutations = true
-        secondary?.diskFailed()
-    }
-
-    /// The secondary's disk failed: detach it and serve alone (DRBD's on-io-error detach on
-    /// the peer). Writes waiting for the peer are answered from this node's disk.
-    func peerDiskFailed(_ reason: String) {
-        guard primary != nil, !transitioning else { return }
-        peerDiskFailure = reason
-        // What the peer lacks is what its stop leaves in the bitmap: every write it had not
-        // confirmed durable (sealed with the stop), and the writes made alone from now on
-        // (tracked; the first clears the seal first). A crash meanwhile leaves no seal and an
-        // unclean record: a full copy. A peer that comes back with another record (its disk
-        // replaced, `create-md --force`) refuses the catch-up: a full copy too.
-        let states = reportedDiskStates
-        context.events.publish(resource: spec.name, "peer-disk-failed", [
-            "peer_disk_state": .string((states.peerDiskState ?? .failed).rawValue),
-            "redundant": .bool(states.redundant ?? false), "message": .string(reason),
-        ])
-        transitioning = true
-        stopReplication { [self] in transitioning = false }
-    }
-
-    /// The peer's record claims less than it confirmed (a corrupt slot, `create-md`): what it
-    /// lacks was released here, so this session cannot continue. The flag makes the next
-    /// session a full copy (PrimaryStart), and replication restarts at once with it.
-    func peerNeedsFullCopy(_ reason: String) {
-        guard primary != nil, !transitioning else { return }
-        _ = updateNode { $0.peerLacksWrites = true }
-        logger.warning("the peer lost its record: replication restarts with a full copy", metadata: ["reason": "\(reason)"])
-        context.events.publish(resource: spec.name, "peer-needs-full-copy", ["message": .string(reason)])
-        transitioning = true
-        stopReplication { [self] in
-            transitioning = false
-            guard enabled else { return }
-            do throws(ControlError) { try startReplication(handedOver: false) } catch {
-                refusalError = error.message
-                logger.error("restarting replication for the full copy failed", metadata: ["error": "\(error.message)"])
-            }
-        }
-    }
-
     // MARK: failover
 
     /// `allowInconsistent`: with `force`, promote even an Inconsistent copy (the operator

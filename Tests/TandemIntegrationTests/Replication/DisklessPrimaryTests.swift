@@ -9,39 +9,6 @@
 import Foundation
 import Testing
 
-/// A volume that fails every read and write with EIO while `fail()` holds, until `repair()`.
-private final class RepairableDisk {
-    let directory: TempDirectory
-    private let readTrigger: String
-    private let writeTrigger: String
-    private let file: NBDKitFuseFile
-
-    init(sizeBytes: Int) throws {
-        directory = try TempDirectory("disklessdisk")
-        readTrigger = directory.file("read-trigger")
-        writeTrigger = directory.file("write-trigger")
-        file = try NBDKitFuseFile(directory: directory, nbdkitArguments: [
-            "--filter=error", "memory", "size=\(sizeBytes)", "error=EIO",
-            "error-pread-rate=100%", "error-pread-file=\(readTrigger)",
-            "error-pwrite-rate=100%", "error-pwrite-file=\(writeTrigger)",
-        ])
-    }
-
-    var volume: String { file.path }
-
-    func fail() {
-        FileManager.default.createFile(atPath: readTrigger, contents: nil)
-        FileManager.default.createFile(atPath: writeTrigger, contents: nil)
-    }
-
-    func repair() {
-        try? FileManager.default.removeItem(atPath: readTrigger)
-        try? FileManager.default.removeItem(atPath: writeTrigger)
-    }
-
-    func detach() { file.detach(abruptly: false) }
-}
-
 extension Replication {
 @Suite struct DisklessPrimaryTests {
     static let volumeBytes = 32 << 20
@@ -113,7 +80,7 @@ extension Replication {
     }
 
     @Test func aDisklessPrimaryServesFioVerifyThroughItsPeerAndIsResyncedFromItOnceRepaired() throws {
-        let disk = try RepairableDisk(sizeBytes: Self.volumeBytes)
+        let disk = try FailingDisk(sizeBytes: Self.volumeBytes)
         defer { disk.detach() }
         let pair = try Self.makePair(alphaVolume: disk.volume)
         try Self.expectQemuIO(pair, ["write -P 0x6e 0 4M", "flush"])
@@ -152,7 +119,7 @@ extension Replication {
     }
 
     @Test func aRestartWhileDisklessNeverServesTheDisksOlderContent() throws {
-        let disk = try RepairableDisk(sizeBytes: Self.volumeBytes)
+        let disk = try FailingDisk(sizeBytes: Self.volumeBytes)
         defer { disk.detach() }
         let pair = try Self.makePair(alphaVolume: disk.volume)
         try Self.expectQemuIO(pair, ["write -P 0x21 0 1M", "flush"])
@@ -178,7 +145,7 @@ extension Replication {
     }
 
     @Test func aPeerLostWhileDisklessFailsWritesAndReadsWithEIO() throws {
-        let disk = try RepairableDisk(sizeBytes: Self.volumeBytes)
+        let disk = try FailingDisk(sizeBytes: Self.volumeBytes)
         defer { disk.detach() }
         let pair = try Self.makePair(alphaVolume: disk.volume)
         try Self.expectQemuIO(pair, ["write -P 0x31 0 1M", "flush"])

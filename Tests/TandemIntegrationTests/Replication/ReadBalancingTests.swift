@@ -8,35 +8,6 @@
 import Foundation
 import Testing
 
-/// A volume whose reads (and writes) fail with EIO once a trigger file exists: nbdkit's memory
-/// plugin behind its error filter, attached as a file with nbdfuse (NBDKitFuseFile).
-private final class FailingReadsDisk {
-    let directory: TempDirectory
-    private let readTrigger: String
-    private let writeTrigger: String
-    private let file: NBDKitFuseFile
-
-    init(sizeBytes: Int) throws {
-        directory = try TempDirectory("readsdisk")
-        readTrigger = directory.file("read-trigger")
-        writeTrigger = directory.file("write-trigger")
-        file = try NBDKitFuseFile(directory: directory, nbdkitArguments: [
-            "--filter=error", "memory", "size=\(sizeBytes)", "error=EIO",
-            "error-pread-rate=100%", "error-pread-file=\(readTrigger)",
-            "error-pwrite-rate=100%", "error-pwrite-file=\(writeTrigger)",
-        ])
-    }
-
-    var volume: String { file.path }
-
-    func fail() {
-        FileManager.default.createFile(atPath: readTrigger, contents: nil)
-        FileManager.default.createFile(atPath: writeTrigger, contents: nil)
-    }
-
-    func detach() { file.detach(abruptly: false) }
-}
-
 /// What the concurrent qemu-io workers saw go wrong.
 private final class FailureLog: @unchecked Sendable {
     private let lock = NSLock()
@@ -191,7 +162,7 @@ extension Replication {
     }
 
     @Test func aPrimaryWhoseDiskFailedServesReadsThroughItsPeer() throws {
-        let disk = try FailingReadsDisk(sizeBytes: Self.volumeBytes)
+        let disk = try FailingDisk(sizeBytes: Self.volumeBytes)
         defer { disk.detach() }
         let pair = try Self.makePair("prefer-local", alphaVolume: disk.volume)
         try Self.expectQemuIO(pair, ["write -P 0x6e 0 4M", "write -P 0x7f 4M 4M", "flush"])
