@@ -41,47 +41,6 @@ private final class SmallFilesystem {
     deinit { unmount() }
 }
 
-/// A volume whose writes fail with EIO while `failing` is on (reads while `readsFailing` is):
-/// nbdkit's memory plugin behind its error filter (triggered by files), attached as a file
-/// with nbdfuse (NBDKitFuseFile).
-private final class ErrorInjectingDisk {
-    let directory: TempDirectory
-    private let trigger: String
-    private let readTrigger: String
-    private let file: NBDKitFuseFile
-
-    init(sizeBytes: Int) throws {
-        directory = try TempDirectory("eiodisk")
-        trigger = directory.file("trigger")
-        readTrigger = directory.file("read-trigger")
-        file = try NBDKitFuseFile(directory: directory, nbdkitArguments: [
-            "--filter=error", "memory", "size=\(sizeBytes)", "error=EIO",
-            "error-pwrite-rate=100%", "error-pwrite-file=\(trigger)",
-            "error-pread-rate=100%", "error-pread-file=\(readTrigger)",
-        ])
-    }
-
-    var volume: String { file.path }
-
-    var failing: Bool {
-        get { FileManager.default.fileExists(atPath: trigger) }
-        set {
-            if newValue { FileManager.default.createFile(atPath: trigger, contents: nil) }
-            else { try? FileManager.default.removeItem(atPath: trigger) }
-        }
-    }
-
-    var readsFailing: Bool {
-        get { FileManager.default.fileExists(atPath: readTrigger) }
-        set {
-            if newValue { FileManager.default.createFile(atPath: readTrigger, contents: nil) }
-            else { try? FileManager.default.removeItem(atPath: readTrigger) }
-        }
-    }
-
-    func detach() { file.detach(abruptly: false) }
-}
-
 /// The `events` stream of one daemon, read until an awaited event arrives.
 private final class EventWatcher {
     let client: ControlClient
@@ -129,7 +88,7 @@ extension Replication {
     }
 
     @Test func secondaryDiskReturningEIOFailsOnlyItsResourceAndThePrimaryKeepsServing() throws {
-        let disk = try ErrorInjectingDisk(sizeBytes: Self.faultySizeBytes)
+        let disk = try FailingDisk(sizeBytes: Self.faultySizeBytes)
         defer { disk.detach() }
         let pair = try startPairWithHealthyR0()
         try createFaulty(pair, alphaVolume: pair.alpha.directory.file("r1.vol"), betaVolume: disk.volume)
@@ -161,7 +120,7 @@ extension Replication {
     @Test func secondaryMetadataWriteFailingFailsOnlyItsResource() throws {
         // beta's metadata file for r1 is moved onto a disk that fails on demand (a symlink
         // in its place: creation renames a new file into place, so it is moved afterwards).
-        let disk = try ErrorInjectingDisk(sizeBytes: 1 << 20)
+        let disk = try FailingDisk(sizeBytes: 1 << 20)
         defer { disk.detach() }
         let pair = try startPairWithHealthyR0()
         try createFaulty(pair, alphaVolume: pair.alpha.directory.file("r1.vol"),
@@ -259,7 +218,7 @@ extension Replication {
     }
 
     @Test func primaryDiskReturningEIOAnswersEIOAndFailsOnlyItsResource() throws {
-        let disk = try ErrorInjectingDisk(sizeBytes: Self.faultySizeBytes)
+        let disk = try FailingDisk(sizeBytes: Self.faultySizeBytes)
         defer { disk.detach() }
         let pair = try startPairWithHealthyR0()
         try createFaulty(pair, alphaVolume: disk.volume, betaVolume: pair.beta.directory.file("r1.vol"))
@@ -282,7 +241,7 @@ extension Replication {
     }
 
     @Test func primaryReadFailingDuringTheInitialCopyFailsOnlyItsResource() throws {
-        let disk = try ErrorInjectingDisk(sizeBytes: Self.faultySizeBytes)
+        let disk = try FailingDisk(sizeBytes: Self.faultySizeBytes)
         defer { disk.detach() }
         let pair = try startPairWithHealthyR0()
         let alphaPID = pair.alpha.pid
@@ -344,7 +303,7 @@ extension Replication {
     // MARK: a resource without a peer
 
     @Test func standaloneResourceOnAFailingDiskFailsAloneAndTheNBDServerAnswersEIO() throws {
-        let disk = try ErrorInjectingDisk(sizeBytes: 16 << 20)
+        let disk = try FailingDisk(sizeBytes: 16 << 20)
         defer { disk.detach() }
         let daemon = try DaemonProcess.started()
         let healthy = daemon.directory.file("r0.vol")

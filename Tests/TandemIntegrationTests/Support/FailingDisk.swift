@@ -1,36 +1,52 @@
-// A volume for the disk-failure tests of the read path and the diskless primary: nbdkit's
-// memory plugin behind its error filter, attached as a file with nbdfuse (NBDKitFuseFile).
-// Every read and write fails with EIO while `fail()` holds, until `repair()`.
+// A volume for the disk-failure tests (disk failures, read balancing, the diskless primary):
+// nbdkit's memory plugin behind its error filter, triggered by files, attached as a file with
+// nbdfuse (NBDKitFuseFile). Writes fail with EIO while `failing` is on, reads while
+// `readsFailing` is; `fail()` and `repair()` switch both.
 import Foundation
 
 final class FailingDisk {
     let directory: TempDirectory
-    private let readTrigger: String
     private let writeTrigger: String
+    private let readTrigger: String
     private let file: NBDKitFuseFile
 
     init(sizeBytes: Int) throws {
         directory = try TempDirectory("failingdisk")
-        readTrigger = directory.file("read-trigger")
         writeTrigger = directory.file("write-trigger")
+        readTrigger = directory.file("read-trigger")
         file = try NBDKitFuseFile(directory: directory, nbdkitArguments: [
             "--filter=error", "memory", "size=\(sizeBytes)", "error=EIO",
-            "error-pread-rate=100%", "error-pread-file=\(readTrigger)",
             "error-pwrite-rate=100%", "error-pwrite-file=\(writeTrigger)",
+            "error-pread-rate=100%", "error-pread-file=\(readTrigger)",
         ])
     }
 
     var volume: String { file.path }
 
+    var failing: Bool {
+        get { FileManager.default.fileExists(atPath: writeTrigger) }
+        set { Self.set(writeTrigger, newValue) }
+    }
+
+    var readsFailing: Bool {
+        get { FileManager.default.fileExists(atPath: readTrigger) }
+        set { Self.set(readTrigger, newValue) }
+    }
+
     func fail() {
-        FileManager.default.createFile(atPath: readTrigger, contents: nil)
-        FileManager.default.createFile(atPath: writeTrigger, contents: nil)
+        failing = true
+        readsFailing = true
     }
 
     func repair() {
-        try? FileManager.default.removeItem(atPath: readTrigger)
-        try? FileManager.default.removeItem(atPath: writeTrigger)
+        failing = false
+        readsFailing = false
     }
 
     func detach() { file.detach(abruptly: false) }
+
+    private static func set(_ trigger: String, _ on: Bool) {
+        if on { FileManager.default.createFile(atPath: trigger, contents: nil) }
+        else { try? FileManager.default.removeItem(atPath: trigger) }
+    }
 }
