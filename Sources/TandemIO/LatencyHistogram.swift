@@ -14,6 +14,24 @@ public enum MonotonicClock {
     }
 }
 
+/// The wall clock (CLOCK_REALTIME), for the few times that must mean something to another
+/// run of the daemon: never for measuring a duration within one run.
+public enum WallClock {
+    public static func nowUnixNs() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return UInt64(max(0, time.tv_sec)) * 1_000_000_000 + UInt64(time.tv_nsec)
+    }
+
+    /// The monotonic instant (`MonotonicClock`) that was `unixNs` on the wall clock: now minus
+    /// the wall-clock age, which is 0 when the wall clock stands before `unixNs` (set back).
+    public static func monotonicNs(ofUnixNs unixNs: UInt64) -> UInt64 {
+        let ageNs = nowUnixNs() - min(unixNs, nowUnixNs())
+        let nowNs = MonotonicClock.nowNs()
+        return max(1, nowNs - min(ageNs, nowNs))
+    }
+}
+
 /// Loop thread only (plain counters).
 public final class LatencyHistogram {
     /// Upper bounds of the buckets, in nanoseconds: 50 µs to 10 s, roughly 1-2.5-5 steps. The

@@ -27,6 +27,7 @@ import Testing
         superblock.changedBytes = 25
         superblock.peerNodeName = "beta"
         superblock.recordWrites = 26
+        superblock.peerLacksSinceUnixNs = 0x1122_3344_5566_7788
         return superblock
     }
 
@@ -41,6 +42,7 @@ import Testing
         #expect(bytes[128] == 2)  // role at its documented offset
         #expect(bytes[192] == 18)  // session
         #expect(bytes[256] == UInt8(ascii: "b"))  // peer node name
+        #expect(bytes[392] == 0x88 && bytes[399] == 0x11)  // peer lacks writes since (little-endian)
     }
 
     @Test func theRecordViewStoresEveryReplicationRecordField() {

@@ -295,6 +295,28 @@ private struct AheadHarness {
         #expect(h.node.basis == .fullCopy && h.node.outOfSyncBytes == 64 << 20)
     }
 
+    @Test func aRestartedPrimaryCountsItsRPOAgeFromWhenItsRecordSaysThePeerBeganToLack() {
+        // A restart from a sealed bitmap whose record says the peer lacks writes since 30 s
+        // before this run's now: the age counts from then until the catch-up is done.
+        var tracked = DirtyBitmap(volumeSizeBytes: 64 << 20, blockBytes: 4096)
+        _ = tracked.setRange(offsetBytes: 0, lengthBytes: 8192)
+        var h = AheadHarness(mode: .async)
+        h.nowNs = 100_000_000_000
+        h.node = PrimaryNode(config: h.node.config, session: 77,
+                             basis: .catchUp([CatchUpBase(session: 9, durableThroughEpoch: 3)]), trackedBitmap: tracked)
+        #expect(h.node.rpoAgeNs(nowNs: h.nowNs) == 0, "without the record's word the age is not known")
+        h.node.restorePeerLacksSince(h.nowNs - 30_000_000_000)
+        h.send(.enable)
+        #expect(h.node.rpoAgeNs(nowNs: h.nowNs) == 30_000_000_000)
+        h.nowNs += 5_000_000_000
+        #expect(h.node.rpoAgeNs(nowNs: h.nowNs) == 35_000_000_000, "it grows while the peer is away")
+
+        // Nothing tracked (a clean restart in sync): the record's word changes nothing.
+        var clean = AheadHarness(mode: .async)
+        clean.node.restorePeerLacksSince(1)
+        #expect(clean.node.rpoAgeNs(nowNs: clean.nowNs) == 0)
+    }
+
     @Test func aRefusedCatchUpMakesTheNextSessionAFullCopy() {
         var h = AheadHarness(mode: .sync, tracksWithoutPeer: true)
         h.connect()

@@ -105,6 +105,12 @@ public struct MetadataSuperblock: Equatable, Sendable {
     /// Offset 368 while staging: the session, durable epoch and continued-from the volume's
     /// image belongs to (restored when the journal is discarded). Exactly 3 entries.
     public var stagedFrom: [UInt64] = [0, 0, 0]
+    /// Offset 392, a primary's: the wall-clock time (ns since the Unix epoch) of the oldest
+    /// acknowledged write its peer lacks, recorded when tracking starts (B := C) and cleared
+    /// when the peer caught up, so that a restarted primary's `rpo_ms` still counts from it
+    /// (the monotonic clock of the run that wrote it means nothing to the next). 0: the peer
+    /// lacks nothing, or a record written before this field (the age is then not known).
+    public var peerLacksSinceUnixNs: UInt64 = 0
 
     public init(resourceName: String, volumeSizeBytes: UInt64) {
         self.resourceName = resourceName

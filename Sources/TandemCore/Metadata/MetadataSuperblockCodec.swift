@@ -16,6 +16,9 @@ public enum MetadataSuperblockCodec {
     static let catchUpBasesOffset = 336
     /// The staged catch-up's origin: session, durable epoch, continued-from (3 × u64).
     static let stagedFromOffset = 368
+    /// A primary's wall-clock time (ns since the Unix epoch) since which its peer lacks
+    /// acknowledged writes (0: none, or not known).
+    static let lackingSinceOffset = 392
 
     /// The 4096 bytes of `superblock`'s slot. Precondition: names fit, history has 4 entries.
     public static func encode(_ superblock: MetadataSuperblock) -> [UInt8] {
@@ -56,6 +59,7 @@ public enum MetadataSuperblockCodec {
         for (index, value) in superblock.stagedFrom.enumerated() {
             MetadataBytes.put(value, &bytes, at: stagedFromOffset + 8 * index)
         }
+        MetadataBytes.put(superblock.peerLacksSinceUnixNs, &bytes, at: lackingSinceOffset)
         MetadataBytes.seal(&bytes, crcOffset: crcOffset)
         return bytes
     }
@@ -124,6 +128,7 @@ public enum MetadataSuperblockCodec {
             return base.session == 0 && base.durableThroughEpoch == 0 ? nil : base
         }
         superblock.stagedFrom = (0..<3).map { MetadataBytes.get(UInt64.self, slot, at: stagedFromOffset + 8 * $0) }
+        superblock.peerLacksSinceUnixNs = MetadataBytes.get(UInt64.self, slot, at: lackingSinceOffset)
         if let problem = geometryProblem(superblock) { return .failure(.invalidField(problem)) }
         if superblock.stagingSession == 0, superblock.flags.contains(.stagedCommitted) || superblock.stagedJournalBytes != 0 {
             return .failure(.invalidField("a staged journal is committed or has bytes without a staging session"))

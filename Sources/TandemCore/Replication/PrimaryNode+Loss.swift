@@ -36,4 +36,12 @@ extension PrimaryNode {
             || ((copyWanted || awaitingCaughtUp) && aheadSinceNs != 0)
         return max(primary.rpoAgeNs(nowNs: nowNs), tracked ? nowNs - min(aheadSinceNs, nowNs) : 0)
     }
+
+    /// A restarted primary's record says since when (`sinceNs`, on this run's monotonic
+    /// clock) its peer lacks acknowledged writes: while the bitmap it started with is not
+    /// caught up, the RPO age counts from then, not from this run's first write.
+    public mutating func restorePeerLacksSince(_ sinceNs: UInt64) {
+        guard sinceNs != 0, bitmap.outOfSyncBytes > 0 else { return }
+        aheadSinceNs = aheadSinceNs == 0 ? sinceNs : min(aheadSinceNs, sinceNs)
+    }
 }

@@ -26,7 +26,8 @@ extension Resource {
 
     /// Changes the generations and writes them durably before anything acts on them.
     @discardableResult
-    func updateGenerations(_ change: (inout Generations) -> Void) -> Bool {
+    func updateGenerations(_ change: (inout Generations) -> Void,
+                           also: (inout MetadataSuperblock) -> Void = { _ in }) -> Bool {
         var next = generations
         change(&next)
         guard next != generations else { return true }
@@ -35,6 +36,7 @@ extension Resource {
             node.bitmapGeneration = next.bitmap
             node.history = next.history
             node.promotionNumber = next.promotion
+            also(&node)
         }
     }
 
@@ -77,12 +79,37 @@ extension Resource {
     /// A write the peer will not get (the link is down, or what it acknowledged is not
     /// confirmed): tracking starts against the shared generation, once (B := C, C := new).
     func startTrackingGeneration() {
+        // Since when the peer lacks acknowledged writes, on the wall clock, once per parting
+        // (after a forced promotion too, where B is set already): a restart while it still
+        // lacks them reports their age, not 0 (docs/metadata.md, offset 392).
+        let lacksSince = metadata.latest.peerLacksSinceUnixNs == 0 ? peerLacksSinceNow() : nil
         let held = generations
-        guard held.bitmap == 0, held.current != 0 else { return }
+        guard held.bitmap == 0, held.current != 0 else {
+            if let lacksSince { _ = updateNode { $0.peerLacksSinceUnixNs = lacksSince } }
+            return
+        }
         changedBytesWhileParted = 0
-        updateGenerations { $0.startTracking(newGeneration: newGeneration()) }
+        updateGenerations({ $0.startTracking(newGeneration: newGeneration()) },
+                          also: { if let lacksSince { $0.peerLacksSinceUnixNs = lacksSince } })
         persistChangedBytes()
         startPartedTracking(inFlight: true)
+    }
+
+    /// The wall-clock time of the oldest acknowledged write the peer lacks: now minus the
+    /// node's RPO age (the writes held unconfirmed when tracking started count).
+    private func peerLacksSinceNow() -> UInt64? {
+        guard let node = primary?.node else { return nil }
+        let ageNs = node.rpoAgeNs(nowNs: MonotonicClock.nowNs())
+        let nowUnixNs = WallClock.nowUnixNs()
+        return max(1, nowUnixNs - min(ageNs, nowUnixNs))
+    }
+
+    /// The monotonic instant a restarted primary's RPO age counts from: the recorded wall
+    /// time while tracking (B ≠ 0), else 0 (the peer lacked nothing, or the age is unknown).
+    var peerLacksSinceNs: UInt64 {
+        let since = metadata.latest.peerLacksSinceUnixNs
+        guard since != 0, generations.bitmap != 0 else { return 0 }
+        return WallClock.monotonicNs(ofUnixNs: since)
     }
 
     /// The peer holds everything this primary has (a copy or catch-up ended).
@@ -90,8 +117,11 @@ extension Resource {
         changedBytesWhileParted = 0
         persistChangedBytes()
         endPartedTracking()
-        guard generations.bitmap != 0 else { return }
-        updateGenerations { $0.resyncDoneAsSource() }
+        guard generations.bitmap != 0 else {
+            if metadata.latest.peerLacksSinceUnixNs != 0 { _ = updateNode { $0.peerLacksSinceUnixNs = 0 } }
+            return
+        }
+        updateGenerations({ $0.resyncDoneAsSource() }, also: { $0.peerLacksSinceUnixNs = 0 })
     }
 
     /// A secondary is UpToDate with this primary: it holds the primary's generation.

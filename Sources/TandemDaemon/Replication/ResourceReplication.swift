@@ -114,6 +114,7 @@ extension Resource {
                                            checksumRegions: start.basis.isCatchUp ? tracked?.checksumRegions ?? [] : [],
                                            activityLog: activityLog, counters: counters, health: health, logger: logger,
                                            localLacksWrites: startFacts.localLacksWrites, localLacking: takeLackingAtStop())
+        replicator.node.restorePeerLacksSince(peerLacksSinceNs)
         wireDiskless(replicator)
         replicator.onWriteActivityLog = { [unowned self] number, extents, bases, pagesCount, done in
             writeActivityLog(number, extents: extents, bases: bases, bitmapPagesCount: pagesCount, done: done)

@@ -145,12 +145,14 @@ extension Replication {
         let (pair, proxy, report) = try Self.aheadAfterACutWorkload(seconds: Self.workloadSeconds)
         try Self.expectUnstalled(report, mode: "async")
         let dirtyBytes = try Self.dirtyBytesOnceStopped(pair)
+        let rpoBeforeMs = try Self.rpoMs(pair)
 
         try pair.alpha.stop()
         try pair.alpha.start()
         let restarted = try pair.status(pair.alpha)
         #expect(restarted["session_start"] as? String == "catch-up", "\(restarted)")
         #expect(restarted["out_of_sync_bytes"] as? Int == dirtyBytes, "the sealed bitmap holds what was dirty: \(restarted)")
+        try Self.expectRPOStillCounts(restarted, sinceAtLeastMs: rpoBeforeMs)
         proxy.resetCounters()
         proxy.heal()
         try Self.waitCaughtUp(pair)
@@ -230,11 +232,13 @@ extension Replication {
         let refused = try pair.beta.control().request("failover", ["name": ReplicatedPair.resource])
         #expect(refused["ok"] as? Bool == false, "a failover to a catch-up target: \(refused)")
 
+        let rpoBeforeMs = try Self.rpoMs(pair)
         pair.alpha.crash()
         proxy.cut()  // until the dirty set is read
         try pair.alpha.start()
         let restarted = try pair.status(pair.alpha)
         #expect(restarted["session_start"] as? String == "catch-up", "\(restarted)")
+        try Self.expectRPOStillCounts(restarted, sinceAtLeastMs: rpoBeforeMs)
         let dirtyBytes = restarted["out_of_sync_bytes"] as? Int ?? -1
         #expect(dirtyBytes > 0 && dirtyBytes < Self.volumeBytes / 2, "what is left, not the volume: \(restarted)")
         try pair.expectOK(try pair.alpha.control().request("set", ["name": ReplicatedPair.resource, "resync_rate": 0]))
@@ -246,6 +250,23 @@ extension Replication {
     }
 
     // MARK: Steps
+
+    /// alpha's `rpo_ms` now, positive: its peer lacks writes acknowledged a while ago.
+    static func rpoMs(_ pair: ReplicatedPair) throws -> Int {
+        let status = try pair.status(pair.alpha)
+        let rpoMs = status["rpo_ms"] as? Int ?? -1
+        #expect(rpoMs > 0, "alpha's peer lacks acknowledged writes: \(status)")
+        return rpoMs
+    }
+
+    /// A restarted primary whose peer still lacks the writes of before the restart counts
+    /// their age from when they were acknowledged (the record's wall-clock time), not from the
+    /// restart: a failover now would lose writes at least as old as before it.
+    static func expectRPOStillCounts(_ restarted: JSONObject, sinceAtLeastMs rpoBeforeMs: Int) throws {
+        let rpoMs = restarted["rpo_ms"] as? Int ?? -1
+        #expect(rpoMs >= rpoBeforeMs, "rpo_ms \(rpoMs) after the restart, \(rpoBeforeMs) before it: \(restarted)")
+        #expect((restarted["lag_bytes"] as? Int ?? 0) > 0, "\(restarted)")
+    }
 
     /// An async pair through the proxy (alpha's buffer 4 MiB), in sync; a workload of
     /// `seconds`, the link cut once it flows. On return alpha is Ahead and the workload ended.
