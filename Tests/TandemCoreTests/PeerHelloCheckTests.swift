@@ -132,6 +132,17 @@ private func judge(_ own: OwnHelloFacts, _ peer: OwnHelloFacts) -> PeerHelloOutc
         other.volumeSizeBytes = 4096
         #expect(PeerHelloCheck.judge(own: a, hello: other)
             == .refuse(.sizeMismatch, "local volume has 67108864 bytes, peer 4096"))
+        // A secondary larger than its primary is what a resize whose answer was lost leaves:
+        // the refusal says how to finish it, on either side.
+        other.volumeSizeBytes = 128 << 20
+        guard case let .refuse(code, reason) = PeerHelloCheck.judge(own: a, hello: other) else {
+            Issue.record("a larger secondary was not refused")
+            return
+        }
+        #expect(code == .sizeMismatch && reason.contains("run `resize --size 134217728` on the primary"), "\(reason)")
+        #expect(PeerHelloCheck.sizeMismatchReason(own: 128 << 20, peer: 64 << 20, ownIsPrimary: false)
+            .contains("run `resize --size 134217728` on the primary"))
+        #expect(!PeerHelloCheck.sizeMismatchReason(own: 64 << 20, peer: 128 << 20, ownIsPrimary: false).contains("resize"))
     }
 
     @Test func aSecondaryLearnsFromThePrimarysHelloThatItWentOnWithoutIt() {

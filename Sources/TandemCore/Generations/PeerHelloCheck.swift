@@ -87,13 +87,24 @@ public enum PeerHelloOutcome: Equatable, Sendable {
 }
 
 public enum PeerHelloCheck {
+    /// A size-mismatch refusal, with the way out when the secondary is the larger one: a
+    /// resize grows the secondary first, so a link lost before its answer leaves it larger.
+    public static func sizeMismatchReason(own: UInt64, peer: UInt64, ownIsPrimary: Bool) -> String {
+        let base = "local volume has \(own) bytes, peer \(peer)"
+        let (primaryBytes, secondaryBytes) = ownIsPrimary ? (own, peer) : (peer, own)
+        guard secondaryBytes > primaryBytes else { return base }
+        return base + ": the secondary is larger, as a resize to \(secondaryBytes) bytes that the primary did not "
+            + "finish leaves it; run `resize --size \(secondaryBytes)` on the primary"
+    }
+
     /// A primary judges a peer's Hello (the peer dialled it, or answered its dial).
     public static func judge(own: OwnHelloFacts, hello: WireHello) -> PeerHelloOutcome {
         guard hello.resourceName == own.resourceName else {
             return .refuse(.unknownResource, "expected resource '\(own.resourceName)', peer names '\(hello.resourceName)'")
         }
         guard hello.volumeSizeBytes == own.volumeSizeBytes else {
-            return .refuse(.sizeMismatch, "local volume has \(own.volumeSizeBytes) bytes, peer \(hello.volumeSizeBytes)")
+            return .refuse(.sizeMismatch, sizeMismatchReason(own: own.volumeSizeBytes, peer: hello.volumeSizeBytes,
+                                                             ownIsPrimary: true))
         }
         if let group = own.group, hello.protocolVersion < WireFormat.groupVersion {
             return .refuse(.unsupportedVersion, Self.olderGroupPeerReason(group: group, peerVersion: hello.protocolVersion))

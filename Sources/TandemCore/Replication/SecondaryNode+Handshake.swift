@@ -24,8 +24,8 @@ extension SecondaryNode {
                 : "the peer is not primary"))
         }
         guard hello.volumeSizeBytes == config.volumeSizeBytes else {
-            return actions.append(.refuseLink(.sizeMismatch,
-                "local volume has \(config.volumeSizeBytes) bytes, peer \(hello.volumeSizeBytes)"))
+            return actions.append(.refuseLink(.sizeMismatch, PeerHelloCheck.sizeMismatchReason(
+                own: config.volumeSizeBytes, peer: hello.volumeSizeBytes, ownIsPrimary: false)))
         }
         // A group member waits for its barriers: a primary that cannot send them is refused.
         if let group = config.group, hello.protocolVersion < WireFormat.groupVersion {

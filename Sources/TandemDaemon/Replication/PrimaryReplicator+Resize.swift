@@ -32,6 +32,10 @@ extension PrimaryReplicator {
     func failPendingResize(_ reason: String) {
         guard let pending = pendingResize else { return }
         pendingResize = nil
-        pending.answer(.failure(.failed(reason)))
+        // The peer may have grown before the link closed: its answer is what was lost.
+        let size = pending.request.sizeBytes
+        pending.answer(.failure(.failed("\(reason); the peer may have grown to \(size) bytes already (the nodes "
+            + "then refuse each other with size-mismatch): run the same resize on this primary again once the "
+            + "peer is reachable")))
     }
 }

@@ -184,6 +184,33 @@ extension Replication {
         try pair.waitInSync()
     }
 
+    /// beta is stopped while alpha's Resize is on its way, and alpha's ping timeout (2 s)
+    /// declares the link dead before the answer: the resize fails on alpha, but beta grows as
+    /// soon as it resumes (it reads the Resize it had been sent). Then the nodes refuse each
+    /// other (size-mismatch); both the failure and the refusal say how to finish, and running
+    /// the same resize on alpha again brings the pair together at the new size.
+    @Test func aResizeWhoseAnswerIsLostSaysHowToFinishAndFinishesWhenRunAgain() throws {
+        let pair = try ReplicatedPair(sizeBytes: Self.oldBytes, alphaArguments: ["--ping-interval-ms", "1000", "--ping-timeout-ms", "2000"])
+        try pair.createAndEnable()
+        try pair.waitInSync()
+        #expect(kill(pair.beta.pid, SIGSTOP) == 0)
+        var resumed = false
+        defer { if !resumed { kill(pair.beta.pid, SIGCONT) } }
+        let failed = try pair.alpha.control().request("resize", ["name": ReplicatedPair.resource, "size_bytes": Self.newBytes])
+        #expect(failed["ok"] as? Bool == false, "\(failed)")
+        #expect((failed["message"] as? String ?? "").contains("run the same resize on this primary again"), "\(failed)")
+        #expect(try pair.status(pair.alpha)["size_bytes"] as? Int == Self.oldBytes)
+        kill(pair.beta.pid, SIGCONT)
+        resumed = true
+        try pair.waitFor(pair.beta, "beta grown by the Resize it read once resumed") { $0["size_bytes"] as? Int == Self.newBytes }
+        try pair.waitFor(pair.alpha, "alpha told how to finish") {
+            ($0["last_error"] as? String ?? "").contains("run `resize --size \(Self.newBytes)` on the primary")
+        }
+        try pair.expectOK(try pair.alpha.control().request("resize", ["name": ReplicatedPair.resource, "size_bytes": Self.newBytes]))
+        try pair.waitInSync()
+        #expect(try pair.status(pair.alpha)["size_bytes"] as? Int == Self.newBytes)
+    }
+
     /// strace attaches to a running daemon and kills it at its `killAt`-th fdatasync from
     /// then on: the resize's own metadata syncs (its new bitmap pages, its superblock) and the
     /// replication restart's records around them. The daemon restarts from what is on disk:
