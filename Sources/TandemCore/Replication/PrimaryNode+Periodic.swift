@@ -43,12 +43,18 @@ extension PrimaryNode {
         return periodic.periodOverrideNs ?? configured
     }
 
+    /// Periodic mode between cycles: Ahead and the link closed by design, nothing wrong.
+    public var isBetweenCycles: Bool { periodNs != nil && !periodic.running && isAhead }
+
     /// Periodic mode and no cycle running: the node tracks instead of streaming. Not while a
     /// drain (planned failover) wants the peer to hold everything.
     var periodicAheadReason: String? {
         guard periodNs != nil, !periodic.running, !draining, !handingOver else { return nil }
-        return "periodic mode: writes are tracked until the next cycle"
+        return Self.periodicTrackingReason
     }
+
+    /// Why a periodic node goes Ahead after each cycle (and closes its link).
+    public static let periodicTrackingReason = "periodic mode: writes are tracked until the next cycle"
 
     /// Whether a dial may go now: outside periodic mode always; in it, only within a cycle, or
     /// when the next is due (or a drain wants the peer at once).

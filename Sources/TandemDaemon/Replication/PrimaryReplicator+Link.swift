@@ -43,6 +43,11 @@ extension PrimaryReplicator: PeerLinkDelegate {
     }
 
     func noteFailure(_ reason: String) {
+        // Periodic mode closes the link after each cycle by design: not an error, no alert.
+        if node.isBetweenCycles || reason.hasSuffix(PrimaryNode.periodicTrackingReason) {
+            logger.info("peer link closed until the next periodic cycle", metadata: ["reason": "\(reason)"])
+            return
+        }
         if reason != lastError {
             logger.warning("peer link", metadata: ["reason": "\(reason)"])
             context.events.publish(resource: resource, "peer-error", ["message": .string(reason)])

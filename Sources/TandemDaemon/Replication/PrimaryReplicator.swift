@@ -435,8 +435,10 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
                 "session_start": .string("full-copy"), "reason": .string(reason),
             ])
         case let .ahead(reason, outOfSync):
-            logger.warning("Ahead: writes are acknowledged on this copy alone and tracked",
-                           metadata: ["reason": "\(reason)", "out_of_sync_bytes": "\(outOfSync)"])
+            // Between periodic cycles tracking is the mode's normal state, not a warning.
+            logger.log(level: node.isBetweenCycles ? .info : .warning,
+                       "Ahead: writes are acknowledged on this copy alone and tracked",
+                       metadata: ["reason": "\(reason)", "out_of_sync_bytes": "\(outOfSync)"])
             context.events.publish(resource: resource, "ahead", [
                 "reason": .string(reason), "out_of_sync_bytes": .int(Int64(clamping: outOfSync)),
             ])

@@ -33,6 +33,7 @@ extension Replication {
         #expect(periodic["cycle_running"] as? Bool == false && periodic["cycles_completed"] as? Int == 1)
         #expect((periodic["next_cycle_in_ms"] as? Int ?? 0) > 3_000_000, "the next cycle is an hour away: \(periodic)")
         #expect(midPeriod["replication_state"] as? String == "Ahead", "between cycles: \(midPeriod)")
+        #expect(midPeriod["last_error"] as? String == nil, "a link closed by the mode is no error: \(midPeriod)")
         #expect(midPeriod["out_of_sync_bytes"] as? Int == Self.dirtyBytes, "each region counts once: \(midPeriod)")
         #expect(proxy.forwardedBytes(.toTarget) == 0, "the secondary received bytes between cycles")
         #expect(try VolumeFiles.sha256(pair.volume(pair.alpha)) != VolumeFiles.sha256(pair.volume(pair.beta)),
@@ -62,6 +63,7 @@ extension Replication {
         let idleCycle = try #require(idle["periodic"] as? JSONObject)
         #expect((idleCycle["last_cycle_bytes"] as? Int ?? .max) <= 4096, "an idle cycle: \(idleCycle)")
         #expect(idleCycle["period_s"] as? Int == 2)
+        #expect(idle["last_error"] as? String == nil, "four cycles, each closing its link, and nothing wrong: \(idle)")
     }
 
     /// kill -9 of a periodic primary between cycles (it is Ahead then): its activity log
