@@ -160,13 +160,17 @@ extension Replication {
         for index in 0..<cutAt { try writeRecord(index, clients) }
         for name in members { try Chain.waitInSync(pair, name) }
 
-        // g0 Ahead, by the operator's word while its link is cut; g1 goes with it.
+        // g0 Ahead, by the operator's word while its link is cut; g1 goes with it. g1's own
+        // link is fine, so it may be catching up again by the time a status looks: its `ahead`
+        // event is the proof (a status poll missed it on a loaded CI host).
+        let events = try EventWatch(pair.alpha)
+        defer { events.stop() }
         proxies[0].cut()
         try Chain.waitFor(pair.alpha, "g0", "g0's link down") { $0["connection_state"] as? String != "Connected" }
         try clients[0].write(offset: ballastOffsetBytes, data: ballast(0))
         try pair.expectOK(try pair.alpha.control().request("outdate-peer", ["name": "g0"]))
         try Chain.waitFor(pair.alpha, "g0", "g0 Ahead") { $0["replication_state"] as? String == "Ahead" }
-        try Chain.waitFor(pair.alpha, "g1", "g1 Ahead with g0") { $0["replication_state"] as? String == "Ahead" }
+        #expect(events.saw("ahead", resource: "g1", timeoutSeconds: 60), "g1 never went Ahead with g0: \(events.names)")
         for index in cutAt..<written { try writeRecord(index, clients) }
         for block in 1..<ballastBlocks {
             try clients[0].write(offset: ballastOffsetBytes + UInt64(block) * 4096, data: ballast(block))

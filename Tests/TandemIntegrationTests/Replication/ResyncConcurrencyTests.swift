@@ -57,7 +57,10 @@ extension Replication {
             Thread.sleep(forTimeInterval: 0.05)  // a sampling interval, not a synchronisation
             r0 = try status("r0")
         }
-        #expect(pausedSamples >= 10, "r1 was seen PausedSync \(pausedSamples) times")
+        // How many samples fit in r0's copy is the host's speed (a CI host at load 24 gave 9
+        // where 10 were asked); that r1 waited the whole copy is what every sample above and
+        // the events' order below check.
+        #expect(pausedSamples >= 1, "r1 was never seen PausedSync")
 
         // The events: r1 paused, then resumed only after r0's copy was done.
         var seen: [String] = []

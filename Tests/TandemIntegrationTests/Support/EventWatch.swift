@@ -8,6 +8,8 @@ final class EventWatch: @unchecked Sendable {
 
     private let condition = NSCondition()
     private var recorded: [String] = []
+    /// "resource event" for the events that name a resource.
+    private var recordedByResource: [String] = []
     private var stopped = false
     private var ended = false
 
@@ -31,7 +33,10 @@ final class EventWatch: @unchecked Sendable {
         while !condition.withLock({ stopped }) {
             guard let event = try? client.readReply() else { break }
             condition.withLock {
-                if let kind = event["event"] as? String, recorded.count < Self.eventsMax { recorded.append(kind) }
+                if let kind = event["event"] as? String, recorded.count < Self.eventsMax {
+                    recorded.append(kind)
+                    if let resource = event["resource"] as? String { recordedByResource.append("\(resource) \(kind)") }
+                }
                 condition.broadcast()
             }
         }
@@ -46,11 +51,20 @@ final class EventWatch: @unchecked Sendable {
 
     /// Waits up to `timeoutSeconds` for an event `name` (true at once if one came already).
     func saw(_ name: String, timeoutSeconds: Double = 0) -> Bool {
+        waitFor(timeoutSeconds) { $0.recorded.contains(name) }
+    }
+
+    /// The same for an event `name` about `resource`.
+    func saw(_ name: String, resource: String, timeoutSeconds: Double = 0) -> Bool {
+        waitFor(timeoutSeconds) { $0.recordedByResource.contains("\(resource) \(name)") }
+    }
+
+    private func waitFor(_ timeoutSeconds: Double, _ found: (EventWatch) -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(timeoutSeconds)
         condition.lock()
         defer { condition.unlock() }
-        while !recorded.contains(name) {
-            if ended || !condition.wait(until: deadline) { return recorded.contains(name) }
+        while !found(self) {
+            if ended || !condition.wait(until: deadline) { return found(self) }
         }
         return true
     }
