@@ -50,7 +50,10 @@ extension PrimaryReplicator {
         }
         if case .bitmapDone = message { peerBitmapAsked = false }
         guard awaitsPeerBitmap else { return }
-        var receiver = peerBitmap ?? PeerBitmapReceiver(volumeSizeBytes: volume.sizeBytes)
+        // Bounded by this node's own bitmap: the peer's block size fixes what the receiver allocates.
+        let localBlocks = (volume.sizeBytes + node.config.bitmapBlockBytes - 1) / node.config.bitmapBlockBytes
+        var receiver = peerBitmap ?? PeerBitmapReceiver(volumeSizeBytes: volume.sizeBytes,
+                                                        blocksMax: PeerBitmapReceiver.bound(localBlocks: localBlocks))
         do throws(PeerBitmapError) {
             switch message {
             case .bitmapChunk(let chunk):

@@ -149,7 +149,8 @@ extension Resource {
     func loadPartedBitmapAtOpen() {
         let loaded: PartedBitmap?
         do throws(ResourceStoreError) {
-            loaded = try PartedBitmapFile.load(from: partedBitmapPath, volumeSizeBytes: volume.sizeBytes)
+            loaded = try PartedBitmapFile.load(from: partedBitmapPath, volumeSizeBytes: volume.sizeBytes,
+                                              localBlockBytes: UInt64(metadata.latest.bitmapBlockBytes))
         } catch {
             logger.error("the bitmap since parting cannot be proven: a resolve copies the whole volume",
                          metadata: ["error": "\(error)"])

@@ -132,7 +132,8 @@ extension Resource {
         guard access(unionResyncPath, F_OK) == 0 else { return }
         let loaded: PartedBitmap?
         do throws(ResourceStoreError) {
-            loaded = try PartedBitmapFile.load(from: unionResyncPath, volumeSizeBytes: volume.sizeBytes)
+            loaded = try PartedBitmapFile.load(from: unionResyncPath, volumeSizeBytes: volume.sizeBytes,
+                                              localBlockBytes: UInt64(metadata.latest.bitmapBlockBytes))
         } catch {
             logger.error("what is left of the split-brain resync cannot be proven: the whole volume is copied",
                          metadata: ["error": "\(error)"])
