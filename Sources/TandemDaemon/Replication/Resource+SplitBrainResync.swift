@@ -51,6 +51,12 @@ struct SplitBrainResyncState {
     /// write since is not in it, and the next session then copies the whole volume).
     var resumed: DirtyBitmap?
     var resumedAtMutation: UInt64 = 0
+    /// A running union resync's crash checkpoint (Resource+SplitBrainUnion): the progress it
+    /// was taken at and what it holds (status `checkpoint_left_bytes`); nil: none is kept.
+    var checkpointProgress: CopyProgress?
+    var checkpointLeftBytes: UInt64?
+    /// The resumed set came from a checkpoint after a crash (with the activity log's extents).
+    var resumedAfterCrash = false
 }
 
 extension Resource {
