@@ -120,6 +120,18 @@ extension Resource {
             return logger.notice("the union resync keeps no checkpoint without an activity log (al_extents 0): a crash before it ends copies the whole volume")
         }
         replicator.onSplitBrainTick = { [unowned self, unowned replicator] in checkpointUnionResync(replicator) }
+        // A stop record clears `crashed-primary`, after which a restart would read a running
+        // checkpoint as a stop's seal, without the extents: a stop that sealed nothing
+        // (keepUnionLeft did not run) removes it first, and the next session copies all.
+        let recorded = replicator.onStopRecorded
+        replicator.onStopRecorded = { [unowned self] value in
+            if splitBrainResync.resumed == nil {
+                splitBrainResync.checkpointProgress = nil
+                splitBrainResync.checkpointLeftBytes = nil
+                removeUnionLeftFile()
+            }
+            recorded?(value)
+        }
         checkpointUnionResync(replicator)
     }
 
