@@ -46,9 +46,10 @@ struct SplitBrainResyncState {
     /// it belongs to (that session's `session_start` is `split-brain-union`).
     var lastReport: [String: JSONValue]?
     var lastSession: UInt64 = 0
-    /// A survivor's union resync stopped in order: what is left of it (Resource+SplitBrainUnion,
-    /// kept in `<name>.union-resync` too), and the export's mutations when it was taken (a
-    /// write since is not in it, and the next session then copies the whole volume).
+    /// A survivor's union resync stopped (in order, or by a crash: its last checkpoint and
+    /// the activity log's extents): what is left of it (Resource+SplitBrainUnion, kept in
+    /// `<name>.union-resync` too), and the export's mutations when it was taken (a write
+    /// since is not in it, and the next session then copies the whole volume).
     var resumed: DirtyBitmap?
     var resumedAtMutation: UInt64 = 0
     /// A running union resync's crash checkpoint (Resource+SplitBrainUnion): the progress it
