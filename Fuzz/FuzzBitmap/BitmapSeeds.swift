@@ -40,6 +40,14 @@ enum BitmapSeeds {
         for (name, messages) in garbage {
             seeds.append(("garbage-\(name)", FuzzInput.file(seed: seed(volume: 4, file: 0, spoil: 0), stream: encode(messages))))
         }
+        // A receiver bound to 1024 blocks: 4 KiB blocks over 16 MiB would make 4096 (refused
+        // before the bitmap is allocated, as a survivor refuses a peer's that is too fine); 16
+        // KiB blocks make exactly 1024 (taken).
+        seeds.append(("bound-too-fine", FuzzInput.file(seed: seed(volume: 4, file: 0, spoil: 0, bounded: true),
+                                                         stream: encode([chunk(0, blocks, [blocks]), .bitmapDone(setBlocks: 0)]))))
+        seeds.append(("bound-fits", FuzzInput.file(seed: seed(volume: 4, file: 0, spoil: 0, bounded: true),
+                                                     stream: encode([chunk(0, 1024, [1000, 24], blockBytes: 16384),
+                                                                     .bitmapDone(setBlocks: 24)]))))
         // A good file of 16 MiB, spoilt each way.
         var bitmap = DirtyBitmap(volumeSizeBytes: 16 << 20, blockBytes: 4096)
         _ = bitmap.setBlocks(BlockRun(first: 100, count: 20))
@@ -56,13 +64,15 @@ enum BitmapSeeds {
     }
 
     /// The first seed whose choices pick this volume size, the generated frames for the file
-    /// (0) and this spoiling.
-    static func seed(volume: Int, file: Int, spoil: Int) -> UInt64 {
+    /// (0) and this spoiling (`bounded`: and the receiver's bound of 1024 blocks; else any).
+    static func seed(volume: Int, file: Int, spoil: Int, bounded: Bool = false) -> UInt64 {
         var candidate: UInt64 = 1
         while true {
             let input = FuzzInput(seed: candidate, stream: [])
+            let bound = BitmapFuzz.blocksMaxChoices[input.choice(BitmapFuzz.boundSalt, below: BitmapFuzz.blocksMaxChoices.count)]
             if input.choice(0x766F_6C75, below: BitmapFuzz.volumeSizes.count) == volume,
-                input.choice(0x6669_6C65, below: 2) == file, input.choice(0x7370_6F69, below: 8) == spoil {
+                input.choice(0x6669_6C65, below: 2) == file, input.choice(0x7370_6F69, below: 8) == spoil,
+                !bounded || bound == 1024 {
                 return candidate
             }
             candidate += 1

@@ -1,6 +1,7 @@
 // ExchangeModel: docs/protocol.md's rules for a bitmap exchange (*Bitmap exchange*), written
 // again without PeerBitmapReceiver's code, to check its verdicts: chunks in order from block
-// 0, once each, of one valid block size, whose runs (alternating clear / set, starting clear,
+// 0, once each, of one valid block size (whose bitmap stays within the receiver's bound of
+// blocks), whose runs (alternating clear / set, starting clear,
 // none empty but the first) add up to the chunk's count within the volume's blocks; then a
 // BitmapDone after the whole volume whose total is the set blocks. ExchangeOps turns the
 // fuzzer's stream into such messages, mostly almost right.
@@ -21,6 +22,8 @@ struct ExchangeModel {
     }
 
     let volumeSizeBytes: UInt64
+    /// The receiver's bound on the bitmap's blocks (the first chunk's block size decides them).
+    let blocksMax: UInt64
     private var blockBytes: UInt64?
     private var blocks: UInt64 = 0
     private var next: UInt64 = 0
@@ -29,7 +32,10 @@ struct ExchangeModel {
     private var index = 0
     private(set) var verdict = Verdict.open
 
-    init(volumeSizeBytes: UInt64) { self.volumeSizeBytes = volumeSizeBytes }
+    init(volumeSizeBytes: UInt64, blocksMax: UInt64 = UInt64(UInt32.max)) {
+        self.volumeSizeBytes = volumeSizeBytes
+        self.blocksMax = blocksMax
+    }
 
     mutating func take(_ message: WireMessage) {
         guard verdict == .open else { return }
@@ -50,7 +56,7 @@ struct ExchangeModel {
         if blockBytes == nil {
             guard size >= 4096, size <= 1 << 20, size & (size - 1) == 0 else { return false }
             blocks = volumeSizeBytes / size + (volumeSizeBytes % size == 0 ? 0 : 1)
-            guard blocks <= UInt64(UInt32.max) else { return false }
+            guard blocks <= UInt64(UInt32.max), blocks <= blocksMax else { return false }
             blockBytes = size
         }
         guard size == blockBytes, chunk.firstBlock == next, chunk.runs.count % 4 == 0 else { return false }
@@ -106,10 +112,10 @@ struct ExchangeModel {
 
     /// What a parted-bitmap file of these frames holds: the model's bitmap when the frames
     /// decode whole to chunks and one accepted BitmapDone at their end; nil otherwise.
-    static func fileBitmap(_ frames: [UInt8], volumeSizeBytes: UInt64) -> [BlockRun]? {
+    static func fileBitmap(_ frames: [UInt8], volumeSizeBytes: UInt64, blocksMax: UInt64) -> [BlockRun]? {
         var decoder = WireDecoder(checksOrdering: false)
         decoder.feed(frames)
-        var model = ExchangeModel(volumeSizeBytes: volumeSizeBytes)
+        var model = ExchangeModel(volumeSizeBytes: volumeSizeBytes, blocksMax: blocksMax)
         do {
             while let frame = try decoder.next() {
                 guard model.verdict == .open else { return nil }

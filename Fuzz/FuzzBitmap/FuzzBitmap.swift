@@ -5,7 +5,9 @@
 // PartedBitmapCodec.decode, as a restart reads it. Invariants, beyond "no trap":
 // - the receiver accepts a stream exactly when an independent model of docs/protocol.md's
 //   rules (ExchangeModel) does, refuses it at the same frame, and then yields exactly the
-//   model's bits; after a refusal it takes nothing more;
+//   model's bits; after a refusal it takes nothing more; a quarter of the inputs bound the
+//   receiver's bitmap to 1024 blocks (a block size that makes more is refused before the
+//   bitmap is allocated, as a survivor bounds a peer's by its own geometry);
 // - an accepted bitmap, sent again (`bitmapExchangeMessages`), is received to the same bits,
 //   and written as a parted-bitmap file, decodes to the same generation and bits;
 // - a file decodes only with its magic, a matching CRC32C, this volume's size, no unknown
@@ -35,33 +37,41 @@ enum BitmapFuzz {
     /// The volumes a receiver may be for: one partial block, whole and partial blocks, a few
     /// pages of bits; at most 64 Ki blocks of 4 KiB, so a model walk stays cheap.
     static let volumeSizes: [UInt64] = [1, 4096, 4097, (1 << 20) + 1, 16 << 20, (256 << 20) + 4096]
+    /// The receiver's bound on the peer's bitmap: the format's own, or 1024 blocks (16 MiB at
+    /// 4 KiB blocks is refused, at 16 KiB taken; 256 MiB + 4 KiB needs 512 KiB blocks).
+    static let blocksMaxChoices: [UInt64] = [DirtyBitmap.blockCountMax, DirtyBitmap.blockCountMax,
+                                             DirtyBitmap.blockCountMax, 1024]
+    static let boundSalt: UInt64 = 0x626F_756E
 
     static func check(_ bytes: UnsafeRawBufferPointer) {
         let input = FuzzInput(bytes)
         let volume = volumeSizes[input.choice(0x766F_6C75, below: volumeSizes.count)]
+        let blocksMax = blocksMaxChoices[input.choice(boundSalt, below: blocksMaxChoices.count)]
         let messages = ExchangeOps.messages(from: input.stream, volumeSizeBytes: volume)
         var frames: [UInt8] = []
         for message in messages {
             guard let encoded = try? WireEncoder.encode(message, promotionNumber: 0) else { continue }
             frames += encoded
         }
-        checkExchange(input, frames: frames, volume: volume)
+        checkExchange(input, frames: frames, volume: volume, blocksMax: blocksMax)
         // The file around the generated frames, or around the raw stream (any frame type).
-        checkFile(input, frames: input.choice(0x6669_6C65, below: 2) == 0 ? frames : input.stream, volume: volume)
+        checkFile(input, frames: input.choice(0x6669_6C65, below: 2) == 0 ? frames : input.stream, volume: volume,
+                  blocksMax: blocksMax)
     }
 
     /// The frames through the decoder and the receiver, whole and in pieces; the outcome is
     /// the model's. Returns the model's verdict for the file check.
-    static func checkExchange(_ input: FuzzInput, frames: [UInt8], volume: UInt64) {
-        let whole = receive(pieces: [0..<frames.count], of: frames, volume: volume)
-        let pieces = receive(pieces: FuzzInput(seed: input.seed, stream: frames).chunks(), of: frames, volume: volume)
+    static func checkExchange(_ input: FuzzInput, frames: [UInt8], volume: UInt64, blocksMax: UInt64) {
+        let whole = receive(pieces: [0..<frames.count], of: frames, volume: volume, blocksMax: blocksMax)
+        let pieces = receive(pieces: FuzzInput(seed: input.seed, stream: frames).chunks(), of: frames, volume: volume,
+                             blocksMax: blocksMax)
         fuzzCheck(whole.summary == pieces.summary, "whole \(whole.summary), in pieces \(pieces.summary)")
-        var model = ExchangeModel(volumeSizeBytes: volume)
+        var model = ExchangeModel(volumeSizeBytes: volume, blocksMax: blocksMax)
         for message in whole.messages { model.take(message) }
         model.check(whole.outcome)
         if case .accepted(let bitmap) = whole.outcome {
             // Sent again: the same bits; written as a file: the same generation and bits.
-            var again = PeerBitmapReceiver(volumeSizeBytes: volume)
+            var again = PeerBitmapReceiver(volumeSizeBytes: volume, blocksMax: blocksMax)
             var result: DirtyBitmap?
             for message in bitmap.bitmapExchangeMessages() {
                 do {
@@ -77,7 +87,7 @@ enum BitmapFuzz {
             let parted = PartedBitmap(partingGeneration: 0x5EED, bitmap: bitmap)
             do {
                 let file = try PartedBitmapCodec.encode(parted)
-                let back = try PartedBitmapCodec.decode(file, volumeSizeBytes: volume)
+                let back = try PartedBitmapCodec.decode(file, volumeSizeBytes: volume, blocksMax: blocksMax)
                 fuzzCheck(back.partingGeneration == 0x5EED && ExchangeModel.runs(of: back.bitmap) == ExchangeModel.runs(of: bitmap),
                           "a parted-bitmap file does not decode to what was written")
             } catch { fuzzCheck(false, "a parted-bitmap file of an accepted bitmap was refused: \(error)") }
@@ -98,9 +108,9 @@ enum BitmapFuzz {
 
     /// Feeds the frames in `pieces`; frames go to the receiver as the survivor does (stopping
     /// at its first error or the BitmapDone).
-    static func receive(pieces: [Range<Int>], of frames: [UInt8], volume: UInt64) -> Received {
+    static func receive(pieces: [Range<Int>], of frames: [UInt8], volume: UInt64, blocksMax: UInt64) -> Received {
         var decoder = WireDecoder(checksOrdering: false)
-        var receiver = PeerBitmapReceiver(volumeSizeBytes: volume)
+        var receiver = PeerBitmapReceiver(volumeSizeBytes: volume, blocksMax: blocksMax)
         var received = Received()
         for piece in pieces {
             decoder.feed(frames[piece])
@@ -132,7 +142,7 @@ enum BitmapFuzz {
 
     /// The parted-bitmap file around `frames`; the seed may spoil the magic, the size, the
     /// flags, the generation, the length or the checksum, one at a time (4: the defined flag).
-    static func checkFile(_ input: FuzzInput, frames: [UInt8], volume: UInt64) {
+    static func checkFile(_ input: FuzzInput, frames: [UInt8], volume: UInt64, blocksMax: UInt64) {
         let spoil = input.choice(0x7370_6F69, below: 8)
         var file = PartedBitmapCodec.magic
         func put<T: FixedWidthInteger>(_ value: T) {
@@ -145,9 +155,9 @@ enum BitmapFuzz {
         file += frames
         put(CRC32C.checksum(file) ^ (spoil == 6 ? 1 : 0))
         if spoil == 7 { file[0] ^= 0x20 }
-        let expected = [0, 4].contains(spoil) ? ExchangeModel.fileBitmap(frames, volumeSizeBytes: volume) : nil
+        let expected = [0, 4].contains(spoil) ? ExchangeModel.fileBitmap(frames, volumeSizeBytes: volume, blocksMax: blocksMax) : nil
         do {
-            let parted = try PartedBitmapCodec.decode(file, volumeSizeBytes: volume)
+            let parted = try PartedBitmapCodec.decode(file, volumeSizeBytes: volume, blocksMax: blocksMax)
             fuzzCheck(expected != nil, "a file the model refuses (spoilt: \(spoil)) was loaded")
             fuzzCheck(parted.partingGeneration == 0x5EED, "generation \(parted.partingGeneration)")
             fuzzCheck(ExchangeModel.runs(of: parted.bitmap) == expected, "the file's bits differ from the model's")

@@ -167,6 +167,44 @@ import Testing
         #expect(throws: PeerBitmapError.finished) { try good.receive(chunk(first: 0, count: 1, runs: [1])) }
     }
 
+    /// A peer-named block size sizes the receiver's bitmap: one that would make it larger than
+    /// the receiver's bound is refused at the first chunk, before the bitmap exists (a 4 KiB
+    /// block over 16 TiB is 2^32 blocks, 512 MiB of bits, against a survivor whose own bitmap
+    /// has 1 MiB blocks).
+    @Test func aBlockSizeThatWouldMakeAHugeBitmapIsRefusedBeforeAllocating() throws {
+        let huge: UInt64 = 16 << 40
+        let localBlocks = huge / (1 << 20)
+        let bound = PeerBitmapReceiver.bound(localBlocks: localBlocks)
+        #expect(bound == PeerBitmapReceiver.blocksFloor)
+        var receiver = PeerBitmapReceiver(volumeSizeBytes: huge, blocksMax: bound)
+        let tooFine = WireBitmapChunk(firstBlock: 0, blockCount: UInt32.max, blockBytes: 4096, runs: F.le(UInt32.max))
+        #expect(throws: PeerBitmapError.bitmapTooLarge(blockBytes: 4096, blocks: 1 << 32, blocksMax: 1 << 26)) {
+            try receiver.receive(tooFine)
+        }
+        // The refusal ends the stream, and says what it refused and why.
+        #expect(throws: PeerBitmapError.finished) { try receiver.receive(tooFine) }
+        let text = "\(PeerBitmapError.bitmapTooLarge(blockBytes: 4096, blocks: 1 << 32, blocksMax: 1 << 26))"
+        #expect(text.contains("4096 bytes") && text.contains("536870912 bytes") && text.contains("refused before allocating"))
+        // The same block size within the bound (this node's own bitmap is as fine) is taken.
+        var fine = PeerBitmapReceiver(volumeSizeBytes: Self.volumeBytes,
+                                      blocksMax: PeerBitmapReceiver.bound(localBlocks: Self.blocks))
+        try fine.receive(chunk(first: 0, count: Self.blocks, runs: [UInt32(Self.blocks - 8), 8]))
+        #expect(try fine.done(setBlocks: 8).setBlockCount == 8)
+        // A bound of exactly the bitmap's blocks takes it; one block less refuses it.
+        var exact = PeerBitmapReceiver(volumeSizeBytes: Self.volumeBytes, blocksMax: Self.blocks)
+        try exact.receive(chunk(first: 0, count: Self.blocks, runs: [UInt32(Self.blocks)]))
+        var under = PeerBitmapReceiver(volumeSizeBytes: Self.volumeBytes, blocksMax: Self.blocks - 1)
+        #expect(throws: PeerBitmapError.bitmapTooLarge(blockBytes: 4096, blocks: Self.blocks, blocksMax: Self.blocks - 1)) {
+            try under.receive(chunk(first: 0, count: Self.blocks, runs: [UInt32(Self.blocks)]))
+        }
+        // A parted-bitmap file whose block size is too fine for this node is refused the same way.
+        let file = try PartedBitmapCodec.encode(PartedBitmap(partingGeneration: 7, bitmap: bitmap([(0, 1)])))
+        #expect(throws: PartedBitmapError.self) {
+            _ = try PartedBitmapCodec.decode(file, volumeSizeBytes: Self.volumeBytes, blocksMax: Self.blocks / 2)
+        }
+        #expect(try PartedBitmapCodec.decode(file, volumeSizeBytes: Self.volumeBytes, blocksMax: Self.blocks).bitmap.setBlockCount == 1)
+    }
+
     // MARK: the union decision
 
     let parting: UInt64 = 0x5151

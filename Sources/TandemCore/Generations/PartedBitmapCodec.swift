@@ -46,8 +46,10 @@ public enum PartedBitmapCodec {
     }
 
     /// The file's bitmap for a volume of `volumeSizeBytes`, or why it cannot be proven (at
-    /// most 400 bytes: it goes into status and the log).
-    public static func decode(_ bytes: [UInt8], volumeSizeBytes: UInt64) throws(PartedBitmapError) -> PartedBitmap {
+    /// most 400 bytes: it goes into status and the log). `blocksMax` bounds the bitmap its block
+    /// size makes (PeerBitmapReceiver), checked before it is allocated.
+    public static func decode(_ bytes: [UInt8], volumeSizeBytes: UInt64,
+                              blocksMax: UInt64 = DirtyBitmap.blockCountMax) throws(PartedBitmapError) -> PartedBitmap {
         guard bytes.count >= headerBytes + 4, Array(bytes[0..<magic.count]) == magic else {
             throw PartedBitmapError("not a parted-bitmap file")
         }
@@ -64,15 +66,17 @@ public enum PartedBitmapCodec {
         guard flags & ~knownFlags == 0 else { throw PartedBitmapError("unknown flags 0x\(String(flags, radix: 16))") }
         guard headerBytes + framesBytes + 4 == bytes.count else { throw PartedBitmapError("frames of the wrong length") }
         guard generation != 0 else { throw PartedBitmapError("parting generation 0") }
-        let bitmap = try decodeFrames(bytes[headerBytes..<(headerBytes + framesBytes)], volumeSizeBytes: volumeSizeBytes)
+        let bitmap = try decodeFrames(bytes[headerBytes..<(headerBytes + framesBytes)], volumeSizeBytes: volumeSizeBytes,
+                                      blocksMax: blocksMax)
         return PartedBitmap(partingGeneration: generation, bitmap: bitmap)
     }
 
     /// The frames: chunks then one BitmapDone that ends the bytes.
-    private static func decodeFrames(_ frames: ArraySlice<UInt8>, volumeSizeBytes: UInt64) throws(PartedBitmapError) -> DirtyBitmap {
+    private static func decodeFrames(_ frames: ArraySlice<UInt8>, volumeSizeBytes: UInt64,
+                                     blocksMax: UInt64) throws(PartedBitmapError) -> DirtyBitmap {
         var decoder = WireDecoder(checksOrdering: false)
         decoder.feed(frames)
-        var receiver = PeerBitmapReceiver(volumeSizeBytes: volumeSizeBytes)
+        var receiver = PeerBitmapReceiver(volumeSizeBytes: volumeSizeBytes, blocksMax: blocksMax)
         do {
             while let frame = try decoder.next() {
                 switch frame.message {

@@ -5,13 +5,18 @@
 // over, so garbage (bad runs, counts beyond the volume, a wrong total, chunks out of order)
 // changes nothing, and the driver drops the link. The chunks must come in order from block
 // 0 and cover the whole bitmap once, so a duplicated, skipped or reordered chunk is refused
-// too. Pure: no I/O.
+// too. The first chunk's block size fixes the bitmap's geometry, and the bitmap is allocated
+// at once: a block size that would make it larger than the receiver's bound (`blocksMax`: the
+// survivor's own bitmap, or a floor; a 4 KiB block on a 16 TiB volume is 512 MiB of bits) is
+// refused before anything is allocated. Pure: no I/O.
 
 public enum PeerBitmapError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A chunk's runs are malformed or do not fit the volume (BitmapCodingError says how).
     case badChunk(BitmapCodingError)
     /// The sender's block size differs between chunks, or yields a bitmap too large.
     case blockBytesChanged(first: UInt32, now: UInt32)
+    /// The sender's block size would make a bitmap of more blocks than the receiver allows.
+    case bitmapTooLarge(blockBytes: UInt32, blocks: UInt64, blocksMax: UInt64)
     case chunkOutOfOrder(expectedFirst: UInt64, found: UInt64)
     /// BitmapDone came before the chunks covered the whole volume.
     case incomplete(coveredBlocks: UInt64, blocks: UInt64)
@@ -24,6 +29,10 @@ public enum PeerBitmapError: Error, Equatable, Sendable, CustomStringConvertible
         case .badChunk(let error): return "the peer's bitmap chunk is malformed: \(error)"
         case .blockBytesChanged(let first, let now):
             return "the peer's bitmap chunks changed block size from \(first) to \(now) bytes"
+        case .bitmapTooLarge(let blockBytes, let blocks, let blocksMax):
+            return "the peer's bitmap block size of \(blockBytes) bytes would make a bitmap of \(blocks) blocks "
+                + "(\((blocks + 7) / 8) bytes) for this volume, above this node's bound of \(blocksMax) blocks: "
+                + "refused before allocating it"
         case .chunkOutOfOrder(let expected, let found):
             return "the peer's bitmap chunk starts at block \(found), expected \(expected) (chunks come in order, once each)"
         case .incomplete(let covered, let blocks):
@@ -36,7 +45,14 @@ public enum PeerBitmapError: Error, Equatable, Sendable, CustomStringConvertible
 }
 
 public struct PeerBitmapReceiver: Sendable {
+    /// The least bound a receiver grants whatever its own geometry: 2^26 blocks (8 MiB of
+    /// bits; a 256 GiB volume at 4 KiB blocks), so that a peer whose metadata chose a smaller
+    /// block than this node's is still taken on ordinary volumes.
+    public static let blocksFloor: UInt64 = 1 << 26
+
     public let volumeSizeBytes: UInt64
+    /// The most blocks the peer's bitmap may have (its block size decides its count).
+    public let blocksMax: UInt64
     /// The peer's bitmap as far as received (its geometry is the sender's, fixed by its
     /// first chunk).
     private var bitmap: DirtyBitmap?
@@ -47,9 +63,15 @@ public struct PeerBitmapReceiver: Sendable {
     public private(set) var chunkCount = 0
     public private(set) var runsBytes: UInt64 = 0
 
-    public init(volumeSizeBytes: UInt64) {
+    /// `blocksMax`: the bound on the peer's bitmap (DirtyBitmap.blockCountMax: only the
+    /// format's own; see `bound(localBlocks:)` for a node's).
+    public init(volumeSizeBytes: UInt64, blocksMax: UInt64 = DirtyBitmap.blockCountMax) {
         self.volumeSizeBytes = volumeSizeBytes
+        self.blocksMax = min(blocksMax, DirtyBitmap.blockCountMax)
     }
+
+    /// A node's bound on a peer's bitmap: its own bitmap's blocks, at least `blocksFloor`.
+    public static func bound(localBlocks: UInt64) -> UInt64 { max(localBlocks, blocksFloor) }
 
     public var isEnded: Bool { ended }
 
@@ -65,9 +87,14 @@ public struct PeerBitmapReceiver: Sendable {
     private mutating func take(_ chunk: WireBitmapChunk) throws(PeerBitmapError) {
         if bitmap == nil {
             let blockBytes = UInt64(chunk.blockBytes)
-            guard DirtyBitmap.isValidBlockBytes(blockBytes),
-                (volumeSizeBytes + blockBytes - 1) / blockBytes <= DirtyBitmap.blockCountMax
-            else { throw .badChunk(.chunkOutsideBitmap(firstBlock: chunk.firstBlock, blockCount: UInt64(chunk.blockCount), bitmapBlocks: 0)) }
+            guard DirtyBitmap.isValidBlockBytes(blockBytes) else {
+                throw .badChunk(.chunkOutsideBitmap(firstBlock: chunk.firstBlock, blockCount: UInt64(chunk.blockCount), bitmapBlocks: 0))
+            }
+            // Checked before the bitmap exists: its size is the peer's word.
+            let blocks = volumeSizeBytes / blockBytes + (volumeSizeBytes % blockBytes == 0 ? 0 : 1)
+            guard blocks <= blocksMax else {
+                throw .bitmapTooLarge(blockBytes: chunk.blockBytes, blocks: blocks, blocksMax: blocksMax)
+            }
             bitmap = DirtyBitmap(volumeSizeBytes: volumeSizeBytes, blockBytes: blockBytes)
         }
         guard UInt64(chunk.blockBytes) == bitmap!.blockBytes else {

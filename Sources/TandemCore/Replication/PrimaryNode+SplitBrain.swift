@@ -6,7 +6,8 @@
 // when it arrives (BitmapChunk / BitmapDone, before the victim's ReplicaHello, so before the
 // copy can start: the copy waits for a ready peer). If the victim cannot send one, the driver
 // widens the copy to every block before the peer is ready. The activity log keeps treating
-// the session as a full copy (a crash during it copies the volume again: never less).
+// the session as a full copy (its transactions name no bases); what survives a crash is the
+// driver's checkpoint of `copyLeftWithHeld` (the union's file) together with the log's extents.
 
 extension PrimaryNode {
     /// Whether the copy may still be restricted or widened: the peer is not ready (its
@@ -31,6 +32,16 @@ extension PrimaryNode {
         startCopy()
         return SplitBrainResyncSet(bitmap: set.bitmap, survivorChangedBytes: survivorChanges.outOfSyncBytes,
                                    victimChangedBytes: victim.outOfSyncBytes)
+    }
+
+    /// What the peer may still lack of this copy now: the blocks the copy has not admitted,
+    /// and those of every write and chunk the peer has not confirmed durable (a chunk's bits
+    /// are cleared when it is admitted, not when the peer holds it). A crash later adds only
+    /// writes admitted after this, whose extents the activity log names. Copies the bitmap.
+    public var copyLeftWithHeld: DirtyBitmap {
+        var left = bitmap
+        for run in activityLogHeldRuns(nil) { _ = left.setBlocks(run) }
+        return left
     }
 
     /// The bitmaps cannot cover the divergence: copy every block, as before this protocol.

@@ -27,10 +27,16 @@ enum PartedBitmapFile {
     }
 
     /// The file's bitmap, nil when there is none; an error when it cannot be proven.
-    static func load(from path: String, volumeSizeBytes: UInt64) throws(ResourceStoreError) -> PartedBitmap? {
+    /// `localBlockBytes`: this node's bitmap block, which bounds what the file may make it allocate.
+    static func load(from path: String, volumeSizeBytes: UInt64,
+                     localBlockBytes: UInt64) throws(ResourceStoreError) -> PartedBitmap? {
         guard access(path, F_OK) == 0 else { return nil }
         let bytes = try FileIO.readAll(path, bytesMax: PartedBitmapCodec.bytesMax)
-        do throws(PartedBitmapError) { return try PartedBitmapCodec.decode(bytes, volumeSizeBytes: volumeSizeBytes) } catch {
+        let localBlocks = (volumeSizeBytes + localBlockBytes - 1) / localBlockBytes
+        do throws(PartedBitmapError) {
+            return try PartedBitmapCodec.decode(bytes, volumeSizeBytes: volumeSizeBytes,
+                                                blocksMax: PeerBitmapReceiver.bound(localBlocks: localBlocks))
+        } catch {
             throw ResourceStoreError("\(path): \(error)")
         }
     }

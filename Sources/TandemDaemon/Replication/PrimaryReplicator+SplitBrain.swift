@@ -7,9 +7,23 @@
 import TandemControl
 import TandemCore
 
+/// A copy's progress as far as a checkpoint of what is left cares.
+struct CopyProgress: Equatable {
+    var copiedBytes: UInt64
+    var unconfirmedBytes: UInt64
+}
+
 extension PrimaryReplicator {
     /// The current copy's bytes so far (a split-brain resync's `moved_bytes`).
     var copiedBytes: UInt64 { node.copiedBytes }
+
+    /// What the peer may still lack of the copy (PrimaryNode.copyLeftWithHeld), and what
+    /// tells cheaply whether it may have changed (the copy's bytes, the unconfirmed bytes).
+    var copyLeftWithHeld: DirtyBitmap { node.copyLeftWithHeld }
+    var copyProgress: CopyProgress { CopyProgress(copiedBytes: node.copiedBytes, unconfirmedBytes: node.primary.unconfirmedBytes) }
+
+    /// The session keeps an activity log: a crash's writes are named by its extents.
+    var hasActivityLog: Bool { node.config.activityLog != nil }
 
     /// At the session's start (before `enable`): copy `own` only until the peer's bitmap comes.
     func beginSplitBrainResync(own: DirtyBitmap, partingGeneration: UInt64) {
@@ -50,7 +64,10 @@ extension PrimaryReplicator {
         }
         if case .bitmapDone = message { peerBitmapAsked = false }
         guard awaitsPeerBitmap else { return }
-        var receiver = peerBitmap ?? PeerBitmapReceiver(volumeSizeBytes: volume.sizeBytes)
+        // Bounded by this node's own bitmap: the peer's block size fixes what the receiver allocates.
+        let localBlocks = (volume.sizeBytes + node.config.bitmapBlockBytes - 1) / node.config.bitmapBlockBytes
+        var receiver = peerBitmap ?? PeerBitmapReceiver(volumeSizeBytes: volume.sizeBytes,
+                                                        blocksMax: PeerBitmapReceiver.bound(localBlocks: localBlocks))
         do throws(PeerBitmapError) {
             switch message {
             case .bitmapChunk(let chunk):

@@ -163,6 +163,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var peerBitmapBytes: UInt64 = 0
     /// Decided: the union (with its set and the exchange's bytes), or a full copy and why.
     var onSplitBrainResync: ((SplitBrainResyncPlan, SplitBrainResyncSet?, UInt64) -> Void)?
+    /// Once a tick: a union resync's crash checkpoint (Resource+SplitBrainUnion).
+    var onSplitBrainTick: (() -> Void)?
     /// A region written while the link was not connected (the parted set).
     var onRegionWithoutPeer: ((UInt64, UInt64) -> Void)?
     /// The reads in flight to the peer (PrimaryReplicator+Reads).
@@ -243,6 +245,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         retained.releaseMemoryWhenIdle()
         verifyBuffer.releaseMemoryWhenIdle()
         pullBuffers.releaseMemoryWhenIdle()
+        onSplitBrainTick?()
     }
 
     // MARK: NBD sink

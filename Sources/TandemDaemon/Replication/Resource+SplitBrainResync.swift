@@ -46,11 +46,18 @@ struct SplitBrainResyncState {
     /// it belongs to (that session's `session_start` is `split-brain-union`).
     var lastReport: [String: JSONValue]?
     var lastSession: UInt64 = 0
-    /// A survivor's union resync stopped in order: what is left of it (Resource+SplitBrainUnion,
-    /// kept in `<name>.union-resync` too), and the export's mutations when it was taken (a
-    /// write since is not in it, and the next session then copies the whole volume).
+    /// A survivor's union resync stopped (in order, or by a crash: its last checkpoint and
+    /// the activity log's extents): what is left of it (Resource+SplitBrainUnion, kept in
+    /// `<name>.union-resync` too), and the export's mutations when it was taken (a write
+    /// since is not in it, and the next session then copies the whole volume).
     var resumed: DirtyBitmap?
     var resumedAtMutation: UInt64 = 0
+    /// A running union resync's crash checkpoint (Resource+SplitBrainUnion): the progress it
+    /// was taken at and what it holds (status `checkpoint_left_bytes`); nil: none is kept.
+    var checkpointProgress: CopyProgress?
+    var checkpointLeftBytes: UInt64?
+    /// The resumed set came from a checkpoint after a crash (with the activity log's extents).
+    var resumedAfterCrash = false
 }
 
 extension Resource {
@@ -149,7 +156,8 @@ extension Resource {
     func loadPartedBitmapAtOpen() {
         let loaded: PartedBitmap?
         do throws(ResourceStoreError) {
-            loaded = try PartedBitmapFile.load(from: partedBitmapPath, volumeSizeBytes: volume.sizeBytes)
+            loaded = try PartedBitmapFile.load(from: partedBitmapPath, volumeSizeBytes: volume.sizeBytes,
+                                              localBlockBytes: UInt64(metadata.latest.bitmapBlockBytes))
         } catch {
             logger.error("the bitmap since parting cannot be proven: a resolve copies the whole volume",
                          metadata: ["error": "\(error)"])

@@ -1,7 +1,7 @@
 // Resource's resolve by the union of both bitmaps: what the loser keeps and sends, what the
-// survivor's session starts from (and, after a stop in order, resumes from: what was left of
-// the union, kept in `<name>.union-resync`), and the status and events that say which way it
-// went (Resource+SplitBrainResync describes the whole). Loop thread only.
+// survivor's session starts from (and, after a stop in order or a crash, resumes from: what
+// was left of the union, kept in `<name>.union-resync`), and the status and events that say
+// which way it went (Resource+SplitBrainResync describes the whole). Loop thread only.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -78,12 +78,13 @@ extension Resource {
 
     private func listenForResyncPlan(_ replicator: PrimaryReplicator) {
         splitBrainResync.lastSession = replicator.session
-        replicator.onSplitBrainResync = { [unowned self] plan, set, exchangeBytes in
+        replicator.onSplitBrainResync = { [unowned self, unowned replicator] plan, set, exchangeBytes in
             survivorResyncDecided(plan, set: set, exchangeBytes: exchangeBytes)
+            if plan == .union { startUnionCheckpoints(replicator) } else { removeUnionLeftFile() }
         }
     }
 
-    // MARK: the survivor's resync across a stop
+    // MARK: the survivor's resync across a stop or a crash
 
     static func unionResyncPath(stateDir: String, name: String) -> String { "\(stateDir)/\(name).union-resync" }
     var unionResyncPath: String { Self.unionResyncPath(stateDir: context.config.stateDir, name: spec.name) }
@@ -91,15 +92,65 @@ extension Resource {
     /// The survivor's session stopped flushed: the bitmap it sealed (what is left of the copy,
     /// and every write or chunk the peer had not confirmed, marked again) is the next session's
     /// copy (in memory, and in `<name>.union-resync` for a restart; the parted bitmap's
-    /// layout). A stop that could not seal one, or a crash, keeps nothing: the next session
-    /// copies the whole volume (the flag `peer-lacks-writes`).
+    /// layout). A stop that could not seal one leaves the last checkpoint (below), which a
+    /// restart reads as after a crash.
     func keepUnionLeft(_ left: DirtyBitmap) {
         guard let survivor = splitBrainResync.survivor, survivor.plan == .union else { return }
         logger.notice("the split-brain resync stopped: the next session copies what is left of it",
                       metadata: ["left_bytes": "\(left.outOfSyncBytes)"])
         splitBrainResync.resumed = left
         splitBrainResync.resumedAtMutation = mutationCount
+        splitBrainResync.checkpointProgress = nil
         persistUnionLeft()
+    }
+
+    /// A union resync under way keeps a checkpoint of what is left of it in the same file, so
+    /// that a crash (kill -9, power loss) resumes it: taken when the union is known (before a
+    /// chunk is read) or resumed, then at each tick the copy moved (at most once a second: a
+    /// durable write of the set's runs). What a checkpoint holds is the copy's blocks not yet
+    /// admitted and every write and chunk the peer had not confirmed; anything the peer lacks
+    /// at a crash beyond it was written after it, and the activity log names its extents. So
+    /// only a session with a log keeps one; without, a crash copies the whole volume (said
+    /// here). Any checkpoint of the session is a superset: a failed write keeps the last.
+    private func startUnionCheckpoints(_ replicator: PrimaryReplicator) {
+        splitBrainResync.checkpointProgress = nil
+        splitBrainResync.checkpointLeftBytes = nil
+        guard replicator.hasActivityLog else {
+            removeUnionLeftFile()
+            return logger.notice("the union resync keeps no checkpoint without an activity log (al_extents 0): a crash before it ends copies the whole volume")
+        }
+        replicator.onSplitBrainTick = { [unowned self, unowned replicator] in checkpointUnionResync(replicator) }
+        // A stop record clears `crashed-primary`, after which a restart would read a running
+        // checkpoint as a stop's seal, without the extents: a stop that sealed nothing
+        // (keepUnionLeft did not run) removes it first, and the next session copies all.
+        let recorded = replicator.onStopRecorded
+        replicator.onStopRecorded = { [unowned self] value in
+            if splitBrainResync.resumed == nil {
+                splitBrainResync.checkpointProgress = nil
+                splitBrainResync.checkpointLeftBytes = nil
+                removeUnionLeftFile()
+            }
+            recorded?(value)
+        }
+        checkpointUnionResync(replicator)
+    }
+
+    private func checkpointUnionResync(_ replicator: PrimaryReplicator) {
+        guard let survivor = splitBrainResync.survivor, survivor.plan == .union, splitBrainResync.resumed == nil,
+            replicator.session == splitBrainResync.lastSession, generations.bitmap != 0
+        else { return }
+        let progress = replicator.copyProgress
+        guard progress != splitBrainResync.checkpointProgress else { return }
+        let left = replicator.copyLeftWithHeld
+        do throws(ResourceStoreError) {
+            try PartedBitmapFile.write(PartedBitmap(partingGeneration: generations.bitmap, bitmap: left), to: unionResyncPath)
+            splitBrainResync.checkpointProgress = progress
+            splitBrainResync.checkpointLeftBytes = left.outOfSyncBytes
+        } catch {
+            // The last checkpoint (or none) stays: still a superset of what the peer lacks.
+            logger.warning("the union resync's checkpoint could not be written: a crash resumes from the last one",
+                           metadata: ["error": "\(error)"])
+        }
     }
 
     /// Writes the union left to its file while no write came since it was taken; removes the
@@ -125,49 +176,91 @@ extension Resource {
         }
     }
 
-    /// At open: a survivor whose union resync stopped in order takes up what was left, if
-    /// nothing was written since (its generation still the parting one, the peer still lacking
-    /// writes, no write while disabled). The file is consumed: from here a crash copies all.
+    /// At open: a survivor whose union resync stopped (in order, or by a crash: the record's
+    /// `crashed-primary`) takes up what was left, if nothing was written since (its generation
+    /// still the parting one, the peer still lacking writes, no write while disabled). After a
+    /// crash the activity log's extents join it (the writes after the last checkpoint), and
+    /// the file is rewritten with them before anything else: the next session's first
+    /// transaction no longer names them. The file stays until the resync ends.
     func loadUnionLeftAtOpen() {
         guard access(unionResyncPath, F_OK) == 0 else { return }
         let loaded: PartedBitmap?
         do throws(ResourceStoreError) {
-            loaded = try PartedBitmapFile.load(from: unionResyncPath, volumeSizeBytes: volume.sizeBytes)
+            loaded = try PartedBitmapFile.load(from: unionResyncPath, volumeSizeBytes: volume.sizeBytes,
+                                              localBlockBytes: UInt64(metadata.latest.bitmapBlockBytes))
         } catch {
             logger.error("what is left of the split-brain resync cannot be proven: the whole volume is copied",
                          metadata: ["error": "\(error)"])
             loaded = nil
         }
-        removeUnionLeftFile()
         let node = metadata.latest
-        guard let loaded, spec.role == .primary, node.peerLacksWrites, !node.writtenWhileDisabled,
-            loaded.partingGeneration == generations.bitmap
+        guard var left = loaded?.bitmap, spec.role == .primary, node.peerLacksWrites, !node.writtenWhileDisabled,
+            loaded?.partingGeneration == generations.bitmap
         else {
+            removeUnionLeftFile()
             return logger.notice("what is left of the split-brain resync no longer applies: the whole volume is copied")
         }
-        splitBrainResync.resumed = loaded.bitmap
+        let crashed = node.flags.contains(.crashedPrimary)
+        if crashed {
+            guard addActivityLogExtents(to: &left) else { return removeUnionLeftFile() }
+            do throws(ResourceStoreError) {
+                try PartedBitmapFile.write(PartedBitmap(partingGeneration: generations.bitmap, bitmap: left), to: unionResyncPath)
+            } catch {
+                logger.error("what is left of the split-brain resync could not be kept with the activity log's extents: the whole volume is copied",
+                             metadata: ["error": "\(error)"])
+                return removeUnionLeftFile()
+            }
+        }
+        splitBrainResync.resumed = left
         splitBrainResync.resumedAtMutation = mutationCount
+        splitBrainResync.resumedAfterCrash = crashed
         resolvingAsSurvivor = true
     }
 
-    /// The session after a stop in order: the copy covers what was left (the peer is not
-    /// asked again: its changes are in it); after a write since, or for a session that is no
-    /// full copy, the plan says why the whole volume is copied.
+    /// After a crash: the regions of the activity log's newest transaction (every extent a
+    /// write the peer may lack could be in). False when the ring proves none (said, and the
+    /// whole volume is copied).
+    private func addActivityLogExtents(to left: inout DirtyBitmap) -> Bool {
+        let proven: Result<ActivityLogTransaction?, ActivityLogRing.ProofError>
+        do throws(IOError) { proven = try metadata.readActivityLog() } catch {
+            logger.error("the union resync's activity log cannot be read after a crash: the whole volume is copied",
+                         metadata: ["error": "\(error)"])
+            return false
+        }
+        guard case .success(let transaction?) = proven else {
+            logger.error("the union resync's activity log proves nothing after a crash: the whole volume is copied")
+            return false
+        }
+        let node = metadata.latest
+        let regions = ActivityLog.dirtyRegions(afterCrash: transaction.extents, extentBytes: UInt64(node.alExtentBytes),
+                                               volumeSizeBytes: volume.sizeBytes)
+        for region in regions { _ = left.setRange(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes) }
+        logger.notice("the union resync resumes after a crash: what its last checkpoint left and the activity log's extents",
+                      metadata: ["extents": "\(transaction.extents.count)", "left_bytes": "\(left.outOfSyncBytes)"])
+        return true
+    }
+
+    /// The session after a stop or a crash: the copy covers what was left (the peer is not
+    /// asked again: its changes are in it), and checkpoints go on; after a write since, or for
+    /// a session that is no full copy, the plan says why the whole volume is copied.
     private func resumeSurvivorResync(_ replicator: PrimaryReplicator, basis: SessionBasis, left: DirtyBitmap) {
         let unchanged = mutationCount == splitBrainResync.resumedAtMutation && generations.bitmap != 0
+        let afterCrash = splitBrainResync.resumedAfterCrash
         splitBrainResync.resumed = nil
-        removeUnionLeftFile()
+        splitBrainResync.resumedAfterCrash = false
         splitBrainResync.lastReport = nil
         splitBrainResync.survivor = SurvivorResync(partingGeneration: generations.bitmap, own: nil,
-                                                   lostReason: "resumed after a stop")
+                                                   lostReason: afterCrash ? "resumed after a crash" : "resumed after a stop")
         listenForResyncPlan(replicator)
-        guard basis == .fullCopy else { return }
-        guard unchanged else {
+        guard basis == .fullCopy, unchanged else {
+            removeUnionLeftFile()
+            guard basis == .fullCopy else { return }
             return survivorResyncDecided(.fullCopy(reason: "the union resync stopped, and this node wrote before it "
                 + "resumed: the whole volume is copied"), set: nil, exchangeBytes: 0)
         }
         replicator.resumeSplitBrainResync(remaining: left)
-        survivorResyncDecided(.union, set: nil, exchangeBytes: 0, resumedLeftBytes: left.outOfSyncBytes)
+        survivorResyncDecided(.union, set: nil, exchangeBytes: 0, resumedLeftBytes: left.outOfSyncBytes, afterCrash: afterCrash)
+        startUnionCheckpoints(replicator)
     }
 
     /// The Hello tail's flag: a survivor whose union is still possible asks for the set.
@@ -177,7 +270,7 @@ extension Resource {
     }
 
     private func survivorResyncDecided(_ plan: SplitBrainResyncPlan, set: SplitBrainResyncSet?, exchangeBytes: UInt64,
-                                       resumedLeftBytes: UInt64? = nil) {
+                                       resumedLeftBytes: UInt64? = nil, afterCrash: Bool = false) {
         guard var survivor = splitBrainResync.survivor else { return }
         survivor.plan = plan
         survivor.set = set
@@ -185,6 +278,11 @@ extension Resource {
         splitBrainResync.survivor = survivor
         var fields: [String: JSONValue] = ["plan": .string(plan.word)]
         switch plan {
+        case .union where resumedLeftBytes != nil && afterCrash:
+            fields["reason"] = .string("the union resync resumes after a crash: only what its last checkpoint left "
+                + "and the activity log's extents are copied")
+            fields["resumed_left_bytes"] = .int(Int64(clamping: resumedLeftBytes!))
+            fields["after_crash"] = .bool(true)
         case .union where resumedLeftBytes != nil:
             fields["reason"] = .string("the union resync resumes after a stop: only what was left of it is copied")
             fields["resumed_left_bytes"] = .int(Int64(clamping: resumedLeftBytes!))
@@ -210,6 +308,8 @@ extension Resource {
         guard splitBrainResync.survivor != nil else { return }
         splitBrainResync.survivor = nil
         splitBrainResync.resumed = nil
+        splitBrainResync.checkpointProgress = nil
+        splitBrainResync.checkpointLeftBytes = nil
         removeUnionLeftFile()
         splitBrainResync.lastReport?["moved_bytes"] = .int(Int64(clamping: movedBytes))
         splitBrainResync.lastReport?["done"] = .bool(true)
@@ -220,6 +320,9 @@ extension Resource {
     func mergeSplitBrainResyncStatus(into fields: inout [String: JSONValue]) {
         if var report = splitBrainResync.lastReport {
             if report["done"] == nil, let primary { report["moved_bytes"] = .int(Int64(clamping: primary.copiedBytes)) }
+            if report["done"] == nil, let left = splitBrainResync.checkpointLeftBytes {
+                report["checkpoint_left_bytes"] = .int(Int64(clamping: left))
+            }
             fields["split_brain_resync"] = .object(report)
             // The loser takes the session as a full copy; what moves is the union.
             if report["plan"] == .string(SplitBrainResyncPlan.union.word), let primary,

@@ -34,11 +34,4 @@ extension Resource {
     var stagingJournalPath: String {
         spec.stagingPath ?? StagingJournal.defaultPath(stateDir: context.config.stateDir, name: spec.name)
     }
-
-    /// `delete`: the journal goes with the metadata file (absent is fine).
-    func removeStagingJournal() {
-        if unlink(stagingJournalPath) != 0, errno != ENOENT {
-            logger.warning("removing the staging journal failed", metadata: ["journal": "\(stagingJournalPath)", "errno": "\(errno)"])
-        }
-    }
 }

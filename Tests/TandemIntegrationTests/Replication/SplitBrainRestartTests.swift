@@ -1,5 +1,6 @@
-// A split brain's union resync interrupted by a restart of either side resumes: what was
-// copied before the restart is not sent again. Two real daemons behind LinkProxies
+// A split brain's union resync interrupted by a restart or a kill -9 of either side resumes:
+// what was copied before is not sent again (a killed survivor resumes from its last
+// checkpoint of what was left, with its activity log's extents). Two real daemons behind LinkProxies
 // (SplitBrainResyncTests' split brain: a 256 MiB volume, a union of 6 MiB); the survivor's
 // copy is slowed to 1 MiB/s so that the restart lands in its middle, then let go; the proxies
 // count every byte after the restart, which must stay within 1.1 × what was left of the
@@ -13,8 +14,9 @@ extension Replication {
     static let slowRateBytesPerSecond = 1 << 20
     static let heldRateBytesPerSecond = 4096
 
-    /// Resolved with alpha the survivor, its copy slowed, stopped once `movedAtLeast` moved.
-    static func resolvingSlowly(movedAtLeast: Int) throws -> (SplitBrainTests.PartitionedPair, Int) {
+    /// Resolved with alpha the survivor, its copy slowed, stopped once `movedAtLeast` moved
+    /// (`holdStill` false: left running at 1 MiB/s, chunks in flight).
+    static func resolvingSlowly(movedAtLeast: Int, holdStill: Bool = true) throws -> (SplitBrainTests.PartitionedPair, Int) {
         let p = try Resync.splitBrainWithWritesOnBoth()
         p.heal()
         for daemon in [p.pair.alpha, p.pair.beta] {
@@ -28,6 +30,7 @@ extension Replication {
             let report = $0["split_brain_resync"] as? JSONObject
             return report?["plan"] as? String == "split-brain-union" && (report?["moved_bytes"] as? Int ?? 0) >= movedAtLeast
         }
+        guard holdStill else { return (p, 0) }
         // Held still (a chunk of the copy takes minutes at 4 KiB/s) until the peer confirmed
         // every chunk sent: what was moved is then what the loser holds, and the rest is left.
         try p.pair.expectOK(try p.pair.alpha.control().request(
@@ -73,14 +76,85 @@ extension Replication {
     }
 
     /// kill -9 of the loser: its copy is Inconsistent, the survivor's session goes on, and
-    /// what the loser had made durable is not sent again.
+    /// what the loser had made durable is not sent again. The loser, restarted, still refuses
+    /// promotion (its copy is half the survivor's, half its own).
     @Test func aLoserKilledInTheMiddleOfTheUnionResyncResumesIt() throws {
         let (p, moved) = try Self.resolvingSlowly(movedAtLeast: 2 << 20)
         p.pair.beta.crash()
         p.toBeta.resetCounters()
         p.toAlpha.resetCounters()
         try p.pair.beta.start()
+        let restarted = try p.pair.status(p.pair.beta)
+        #expect(restarted["role"] as? String == "secondary" && restarted["disk_state"] as? String == "Inconsistent",
+                "\(restarted)")
+        let refused = try p.pair.beta.control().request("failover", ["name": ReplicatedPair.resource])
+        #expect(refused["ok"] as? Bool == false, "\(refused)")
+        #expect(try p.pair.status(p.pair.beta)["role"] as? String == "secondary")
         try Self.expectResumed(p, movedBefore: moved)
+    }
+
+    /// kill -9 of the survivor once its checkpoint holds what is left (the copy held still,
+    /// every chunk confirmed): the restart resumes with exactly that, not the union again nor
+    /// the volume (before the checkpoint, this copied the whole 256 MiB volume).
+    @Test func aSurvivorKilledInTheMiddleOfTheUnionResyncResumesIt() throws {
+        let (p, moved) = try Self.resolvingSlowly(movedAtLeast: 2 << 20)
+        let left = Resync.unionBlocks * Resync.blockBytes - moved
+        try p.pair.waitFor(p.pair.alpha, "the checkpoint holds what is left") {
+            ($0["split_brain_resync"] as? JSONObject)?["checkpoint_left_bytes"] as? Int == left
+        }
+        p.pair.alpha.crash()
+        p.toBeta.resetCounters()
+        p.toAlpha.resetCounters()
+        try p.pair.alpha.start()
+        let report = try p.pair.status(p.pair.alpha)["split_brain_resync"] as? JSONObject
+        #expect(report?["after_crash"] as? Bool == true, "\(String(describing: report))")
+        try Self.expectResumed(p, movedBefore: moved, survivorRestarted: true)
+    }
+
+    /// kill -9 of the survivor at a worse moment: the copy running at 1 MiB/s (chunks in
+    /// flight, the checkpoint up to a second old) and an application write acknowledged just
+    /// before. The restart copies at most what its last checkpoint left and the write's
+    /// activity-log extent (4 MiB), not the volume; the write is on both copies, which end
+    /// identical.
+    @Test func aSurvivorKilledWhileCopyingAndWritingResumesAndKeepsItsWrites() throws {
+        let (p, _) = try Self.resolvingSlowly(movedAtLeast: 2 << 20, holdStill: false)
+        let unionBytes = Resync.unionBlocks * Resync.blockBytes
+        let seen = try p.pair.waitFor(p.pair.alpha, "a checkpoint that saves part of the union") {
+            (($0["split_brain_resync"] as? JSONObject)?["checkpoint_left_bytes"] as? Int ?? .max) < unionBytes
+        }
+        let checkpointLeft = (seen["split_brain_resync"] as? JSONObject)?["checkpoint_left_bytes"] as? Int ?? .max
+        let written = 60_000..<60_064  // 256 KiB outside the union, in one 4 MiB extent
+        try Resync.write(p.pair.nbdSocket(p.pair.alpha), written) { Resync.pattern(0xC3, $0) }
+        p.pair.alpha.crash()
+        p.toBeta.resetCounters()
+        p.toAlpha.resetCounters()
+        try p.pair.alpha.start()
+        let report = try p.pair.status(p.pair.alpha)["split_brain_resync"] as? JSONObject
+        #expect(report?["plan"] as? String == "split-brain-union", "\(String(describing: report))")
+        #expect(report?["after_crash"] as? Bool == true, "\(String(describing: report))")
+        let resumedLeft = report?["resumed_left_bytes"] as? Int ?? Int.max
+        let extentBytes = 4 << 20
+        #expect(resumedLeft <= checkpointLeft + extentBytes, "checkpoint \(checkpointLeft): \(String(describing: report))")
+        try p.pair.expectOK(try p.pair.alpha.control().request("set", ["name": ReplicatedPair.resource, "resync_rate": 0]))
+        try p.pair.waitFor(p.pair.beta, "the loser secondary and UpToDate") {
+            $0["role"] as? String == "secondary" && $0["disk_state"] as? String == "UpToDate"
+        }
+        try p.pair.waitFor(p.pair.alpha, "the survivor's peer UpToDate") {
+            $0["connection_state"] as? String == "Connected" && $0["peer_disk_state"] as? String == "UpToDate"
+                && $0["out_of_sync_bytes"] as? Int == 0 && $0["unconfirmed_bytes"] as? Int == 0
+        }
+        let moved = Resync.forwardedBytes(p)
+        let resumable = min(resumedLeft, checkpointLeft + extentBytes)
+        #expect(Double(moved) <= 1.1 * Double(resumable) + Double(Resync.overheadBytesMax),
+                "\(moved) bytes crossed the proxies after the kill, with \(resumedLeft) to resume")
+        try p.pair.alpha.stop()
+        try p.pair.beta.stop()
+        for daemon in [p.pair.alpha, p.pair.beta] {
+            let bytes = try VolumeFiles.bytes(p.pair.volume(daemon), offset: UInt64(written.lowerBound * Resync.blockBytes),
+                                              count: written.count * Resync.blockBytes)
+            #expect(bytes == written.flatMap { Resync.pattern(0xC3, $0) }, "the acknowledged write on \(daemon === p.pair.alpha ? "alpha" : "beta")")
+        }
+        #expect(try VolumeFiles.sha256(p.pair.volume(p.pair.alpha)) == VolumeFiles.sha256(p.pair.volume(p.pair.beta)))
     }
 
     @Test func aSurvivorRestartedInTheMiddleOfTheUnionResyncResumesIt() throws {
