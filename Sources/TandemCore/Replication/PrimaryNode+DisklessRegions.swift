@@ -58,7 +58,7 @@ extension PrimaryNode {
         var runs = localDisk.lossUnpersisted ? Self.runs(of: lacking, notIn: durable) : []
         localDisk.lossUnpersisted = false
         runs.append(run)
-        for position in 0..<queue.count {
+        for position in 1..<max(1, queue.count) {  // 0 is this mutation, still at the head
             let (offset, length): (UInt64, UInt64)
             switch queue[position].kind {
             case let .write(at, bytes, _): (offset, length) = (at, UInt64(bytes))
