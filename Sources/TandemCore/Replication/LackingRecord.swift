@@ -18,6 +18,8 @@ public enum LackingRecord: Sendable {
     case regions(DirtyBitmap)
     /// The record says it keeps them, but a page cannot be proven: why.
     case unproven(String)
+    /// The operator said the disk holds none of it (a replaced disk): why.
+    case wholeVolume(String)
 }
 
 /// What a start pulls: `lacking` (nil: the whole volume, `wholeVolumeBecause` says why), and
@@ -47,6 +49,8 @@ public struct LackingStart: Sendable {
         case .unproven(let reason):
             let why = "the record's regions cannot be proven: \(reason)"
             return LackingStart(lacking: keptFits ? kept : nil, durable: nil, wholeVolumeBecause: keptFits ? nil : why)
+        case .wholeVolume(let reason):
+            return LackingStart(lacking: nil, durable: nil, wholeVolumeBecause: reason)
         }
     }
 

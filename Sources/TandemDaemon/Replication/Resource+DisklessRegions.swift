@@ -14,6 +14,7 @@
 //   pages: MetadataFile drops the mark first. A diskless primary's stop seals nothing (the
 //   start after it assumes the peer in sync whatever the seal says), so its mark survives.
 // Loop thread only.
+import TandemControl
 import TandemCore
 import TandemIO
 
@@ -59,11 +60,27 @@ extension Resource {
         return nil
     }
 
+    /// `enable` with `whole_volume`: the disk was replaced, so it lacks more than the regions
+    /// (and the regions this process kept): the next start pulls the whole volume. Refused
+    /// where it would mean nothing.
+    func pullWholeVolumeAtEnable() throws(ControlError) {
+        guard spec.role == .primary, primary == nil, metadata.latest.flags.contains(.localLacksWrites) else {
+            throw ControlError(.wrongState, "whole_volume: only for a disabled primary whose record says its disk lacks "
+                + "writes its peer holds (a diskless primary whose disk was replaced)")
+        }
+        lackingWholeVolumeAsked = true
+        lackingAtStop = nil
+    }
+
     /// At a primary start: what the record says about the regions this disk lacks. Sets the
     /// mirror of its pages when they are proven.
     func lackingRecordAtStart() -> LackingRecord {
         lackingRecord = nil
         let node = metadata.latest
+        if lackingWholeVolumeAsked {
+            lackingWholeVolumeAsked = false
+            return .wholeVolume("the operator enabled it with whole_volume (a replaced disk)")
+        }
         guard node.flags.contains(.localLacksWrites), node.flags.contains(.localLackingRegions) else { return .flagOnly }
         do throws(MetadataBitmapError) {
             let pages = try metadata.loadUnsealedBitmap()

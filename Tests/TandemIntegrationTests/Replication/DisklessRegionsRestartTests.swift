@@ -98,5 +98,31 @@ extension Replication {
         #expect(log.contains("regions cannot be proven"), "the log says why: \(log.suffix(3000))")
         try Self.expectEveryWriteAndIdenticalVolumes(pair)
     }
+
+    @Test func aReplacedDiskEnabledWithWholeVolumePullsTheWholeVolume() throws {
+        let disk = try FailingDisk(sizeBytes: Self.volumeBytes)
+        defer { disk.detach() }
+        let pair = try Self.makePair(alphaVolume: disk.volume)
+        _ = try Self.writeThroughPeer(pair, disk)
+        let refused = try pair.beta.control().request("enable", ["name": ReplicatedPair.resource, "whole_volume": true])
+        #expect(refused["ok"] as? Bool != true && refused["error"] as? String == "wrong-state", "\(refused)")
+        // The operator disables alpha, stops it and puts a new disk in place (here: the old
+        // one's first 16 MiB zeroed, outside every region written through beta).
+        try pair.expectOK(try pair.alpha.control().request("disable", ["name": ReplicatedPair.resource]))
+        _ = try pair.alpha.stop()
+        disk.repair()
+        let volume = try #require(FileHandle(forWritingAtPath: disk.volume))
+        try volume.write(contentsOf: Data(count: 16 << 20))
+        try volume.synchronize()
+        try volume.close()
+        pair.proxy!.resetCounters()
+        try pair.alpha.start()
+        try pair.expectOK(try pair.alpha.control().request("enable", ["name": ReplicatedPair.resource, "whole_volume": true]))
+        _ = try Diskless.waitResynced(pair)
+        let moved = pair.proxy!.forwardedBytes(.fromTarget)
+        print("diskless regions, replaced disk: \(moved) bytes pulled after enable --whole-volume (volume \(Self.volumeBytes))")
+        #expect(moved >= Self.volumeBytes, "the whole volume is pulled: \(moved)")
+        try Self.expectEveryWriteAndIdenticalVolumes(pair)
+    }
 }
 }
