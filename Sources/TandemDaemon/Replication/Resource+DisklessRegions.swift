@@ -25,13 +25,16 @@ extension Resource {
         let node = metadata.latest
         if node.placement == .internal { return "the metadata is internal: it lives on the failed disk" }
         var record: DirtyBitmap
-        if fresh || lackingRecord == nil {
+        if fresh {
             switch BitmapAreaCodec.emptyBitmap(for: node) {
             case .failure(let error): return "the metadata's bitmap cannot hold the regions: \(error)"
             case .success(let empty): record = empty
             }
+        } else if let written = lackingRecord, node.flags.contains(.localLackingRegions) {
+            record = written
         } else {
-            record = lackingRecord!
+            // Rewriting pages this process does not hold would drop the regions they name.
+            return "the record's pages of the regions are not known to this process (or no longer marked)"
         }
         var pages = Set<Int>()
         for run in runs where run.count > 0 {
