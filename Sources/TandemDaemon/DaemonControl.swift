@@ -245,6 +245,16 @@ final class DaemonControl: ControlHandler {
             allowInconsistent = flag
         case .failure(let error): return .failure(error)
         }
+        // Diskless regions (Resource+DisklessRegions): a replaced disk pulls the whole volume.
+        var wholeVolume = false
+        switch flag(args, "whole_volume") {
+        case .success(nil): break
+        case .success(let flag?):
+            guard command == "enable" else { return .failure(ControlError(.invalidArgument, "whole_volume: only for enable")) }
+            wholeVolume = flag
+        case .failure(let error): return .failure(error)
+        }
+        let pullsWholeVolume = wholeVolume
         let registry = self.registry
         let forced = force
         let acceptsInconsistent = allowInconsistent
@@ -253,6 +263,9 @@ final class DaemonControl: ControlHandler {
             do throws(ControlError) { resource = try registry.resource(name) } catch { return done(error) }
             switch command {
             case "enable":
+                if pullsWholeVolume {
+                    do throws(ControlError) { try resource.pullWholeVolumeAtEnable() } catch { return done(error) }
+                }
                 // A group's members replicate together (docs/groups.md): enable starts them all.
                 Self.onGroup(registry.groupMembers(of: resource).filter { $0 === resource || !$0.enabled }, done) {
                     member, finished in

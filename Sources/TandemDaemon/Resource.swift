@@ -51,6 +51,11 @@ final class Resource {
     /// Diskless (Resource+Diskless): what this disk lacked when its last replicator of this
     /// process stopped, while the record says it lacks writes.
     var lackingAtStop: DirtyBitmap?
+    /// Diskless regions (Resource+DisklessRegions): the record's lacking pages as last written
+    /// or loaded (the metadata file's geometry); nil when the record keeps none.
+    var lackingRecord: DirtyBitmap?
+    /// `enable` with `whole_volume` (a replaced disk): the next start pulls the whole volume.
+    var lackingWholeVolumeAsked = false
     /// Promoted with `allow_inconsistent` (persisted in the record).
     var promotedInconsistent = false
     let backend: NBDExportBackend

@@ -34,7 +34,14 @@ struct Enable: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Attach the volume and start serving and replicating.")
     @OptionGroup var options: GlobalOptions
     @Argument(help: "Resource name.") var name: String
-    func run() throws { try options.call("enable", ["name": .string(name)]) }
+    // Diskless regions (issue 13 §4): a replaced disk lacks more than the record's regions.
+    @Flag(help: "A primary whose disk lacks writes (diskless) and was replaced: pull the whole volume from the peer, not only the regions its record names.")
+    var wholeVolume = false
+    func run() throws {
+        var arguments: [String: JSONValue] = ["name": .string(name)]
+        if wholeVolume { arguments["whole_volume"] = .bool(true) }
+        try options.call("enable", arguments)
+    }
 }
 
 struct Disable: ParsableCommand {

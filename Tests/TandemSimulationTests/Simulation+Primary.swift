@@ -341,6 +341,8 @@ extension Simulation {
             drivePrimary(node, .localLacksWritesRecorded(set: set, errno: 5, reason: "not modelled by the simulator"))
         case .pullRegion:
             return fail("\(node.name) pulls from its peer, which only a recorded diskless primary does")
+        case .persistLackingRegions:
+            return fail("\(node.name) keeps diskless regions, which the simulator's config never asks for")
         case .drained:
             handOver(from: node)
         case .recordDemotion:

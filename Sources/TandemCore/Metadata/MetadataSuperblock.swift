@@ -28,9 +28,13 @@ public struct MetadataFlags: OptionSet, Equatable, Sendable {
     // issue 16 §4 (diskless): this primary's disk lacks writes its peer holds (written through
     // the peer while the disk had failed): it is resynced from the peer before it serves.
     public static let localLacksWrites = MetadataFlags(rawValue: 1 << 15)
+    // issue 13 §4 (diskless regions): with `localLacksWrites`, the bitmap pages hold the
+    // regions this disk lacks (not what the peer lacks), each durable before a write over it
+    // went through the peer: a restart pulls those (LackingRecord).
+    public static let localLackingRegions = MetadataFlags(rawValue: 1 << 16)
 
-    /// Bits 0-12 and 15; the others are reserved.
-    public static let known = MetadataFlags(rawValue: (1 << 13) - 1 | 1 << 15)
+    /// Bits 0-12, 15 and 16; the others are reserved.
+    public static let known = MetadataFlags(rawValue: (1 << 13) - 1 | 1 << 15 | 1 << 16)
 }
 
 /// The role this node last took for the resource (byte 128).

@@ -4,8 +4,10 @@
 // The regions lacking are a bitmap of their own (the node's `bitmap` is what the *peer*
 // lacks). Writes through the peer begin only once the record says, durably, that this disk
 // lacks writes (MetadataFlags.localLacksWrites): a restart then never serves this disk's
-// older content. The record holds the flag, not the regions: after a restart the whole volume
-// is pulled. No I/O, no clock.
+// older content. Where the driver can (`keepsLackingRegions`), the record also keeps the
+// regions, each durable before a write over it goes through the peer (+DisklessRegions), so a
+// restart pulls only those; otherwise the record holds the flag and a restart pulls the whole
+// volume. No I/O, no clock.
 
 /// How the node serves a mutation (write, zeroes, flush): decided once, by PrimaryNode.
 public enum MutationPath: Sendable, Equatable {
@@ -62,6 +64,24 @@ public struct LocalDiskResync: Sendable {
     /// Writes through the peer (acknowledged or not) in this run, and their bytes.
     public internal(set) var writesThroughPeer: UInt64 = 0
     public internal(set) var bytesThroughPeer: UInt64 = 0
+
+    // Diskless regions (+DisklessRegions, issue 13 §4): what the record keeps of `lacking`.
+    /// Whether the record keeps the regions: nil until asked (with the first record), false
+    /// when it cannot (the flag alone: a restart pulls the whole volume).
+    public internal(set) var regionsKept: Bool?
+    /// The bits the record's pages hold durably (this bitmap's geometry); only grows until
+    /// the flag is cleared.
+    public internal(set) var durable: DirtyBitmap?
+    /// The page write in flight (one at a time): its ticket and runs.
+    var regionsInFlight: (ticket: UInt64, runs: [BlockRun], fresh: Bool)?
+    var regionsTicket: UInt64 = 0
+    /// A write failed here since the last page write: its region may not be durable yet.
+    var lossUnpersisted = false
+    /// Page writes asked for, and the bytes their runs cover (status, tests).
+    public internal(set) var regionWrites: UInt64 = 0
+    /// Why this node pulls the whole volume (a start whose record could not say which
+    /// regions); nil when it pulls regions. The event `local-resync-started` says it.
+    public internal(set) var wholeVolumeBecause: String?
 
     /// Sequences whose local half is done at once (the event's end drives them).
     var completedAtOnce: [WriteSequence] = []

@@ -95,6 +95,8 @@ extension PrimaryNode {
                 guard pacingAdmits(UInt64(length), nowNs: nowNs) else { return }
                 // A write that skips this disk needs no activity log: a crash restart pulls it all.
                 guard path == .throughPeer || activityLogAdmits(offset, UInt64(length)) else { return }
+                // Through the peer: its region durable in the record first (+DisklessRegions).
+                guard path != .throughPeer || lackingRegionsAdmit(start: offset, end: end, into: &actions) else { return }
                 queue.removeFirst()
                 trackIfAhead(offset, UInt64(length), nowNs: nowNs)
                 let ticket = allocateTicket(.write, request: head.request, start: offset, end: offset + UInt64(length))
@@ -105,6 +107,9 @@ extension PrimaryNode {
             case let .writeZeroes(offset, length, fua):
                 if overlapsUnanswered(start: offset, end: offset + length) || overlapsCopy(start: offset, end: offset + length)
                     || overlapsPull(start: offset, end: offset + length) {
+                    return
+                }
+                guard path != .throughPeer || lackingRegionsAdmit(start: offset, end: offset + length, into: &actions) else {
                     return
                 }
                 guard hasRoomBesideCopyReads(UInt32(min(UInt64(config.chunkBytes), length))) else {

@@ -15,8 +15,8 @@
 //   acknowledged is answered EIO at once (it may or may not have reached the peer, as a failed
 //   write may), later ones are refused, and reads fail (this disk lacks writes): nothing is
 //   ever acknowledged that the peer did not apply, and no read returns this disk's old data.
-// - Once the disk is usable again (disable + enable, or a restart: the record keeps the flag)
-//   the lacking regions are pulled from the peer (ReadRequests; the driver writes each reply
+// - Once the disk is usable again (disable + enable, or a restart: the record keeps the flag,
+//   and where it can the regions, +DisklessRegions) the lacking regions are pulled from the peer (ReadRequests; the driver writes each reply
 //   here), at most `pullsInFlightMax` at a time, never a region with a write unanswered.
 //   Writes meanwhile go to both disks (`.localAndPeer`; one that overlaps a pull in flight
 //   waits for it, so an older pulled copy never lands over it) and still need the peer; reads
@@ -55,6 +55,7 @@ extension PrimaryNode {
     mutating func noteLocalLoss(offsetBytes: UInt64, lengthBytes: UInt64) {
         ensureLackingBitmap()
         _ = localDisk.lacking!.setRange(offsetBytes: offsetBytes, lengthBytes: lengthBytes)
+        localDisk.lossUnpersisted = true  // +DisklessRegions: to the record with the next page write
     }
 
     /// A failed flush: whatever this disk cached since the last good one may be lost.
@@ -62,25 +63,16 @@ extension PrimaryNode {
         ensureLackingBitmap()
         _ = localDisk.lacking!.setBlocks(BlockRun(first: 0, count: localDisk.lacking!.blockCount))
         localDisk.wholeVolume = true
+        localDisk.lossUnpersisted = true
+        if localDisk.wholeVolumeBecause == nil {
+            localDisk.wholeVolumeBecause = "a flush of this disk failed: whatever it cached since the last good one may be lost"
+        }
     }
 
     private mutating func ensureLackingBitmap() {
         guard localDisk.lacking == nil else { return }
         localDisk.lacking = DirtyBitmap(volumeSizeBytes: config.volumeSizeBytes,
                                         blockBytes: LocalDiskResync.blockBytes(volumeSizeBytes: config.volumeSizeBytes))
-    }
-
-    /// At start: the record says this disk lacks writes. Which ones: `kept`, the set the last
-    /// node of this process left at its stop; else not known (the record holds the flag
-    /// only), so the whole volume is pulled.
-    mutating func startLacking(kept: DirtyBitmap?) {
-        let blockBytes = LocalDiskResync.blockBytes(volumeSizeBytes: config.volumeSizeBytes)
-        if let kept, kept.blockBytes == blockBytes, kept.volumeSizeBytes == config.volumeSizeBytes {
-            localDisk.lacking = kept
-        } else {
-            noteLocalLossOfEverything()
-        }
-        localDisk.recorded = true
     }
 
     /// Admission of a write through the peer: its region is marked before it can be sent.
@@ -93,8 +85,9 @@ extension PrimaryNode {
 
     /// Admission's turn while the record is being written: asks for it once. false: wait.
     mutating func awaitLocalLacksRecord(into actions: inout [PrimaryNodeAction]) {
-        guard !localDisk.recordInFlight, !localDisk.clearing else { return }
+        guard !localDisk.recordInFlight, !localDisk.clearing, localDisk.regionsInFlight == nil else { return }
         ensureLackingBitmap()
+        if askFirstLackingRegions(into: &actions) { return }  // +DisklessRegions: the regions before the flag
         localDisk.recordInFlight = true
         actions.append(.recordLocalLacksWrites(true))
     }
@@ -165,6 +158,7 @@ extension PrimaryNode {
     /// Pulls what this disk lacks while the peer can serve it; clears the record's flag once
     /// nothing is left.
     mutating func continueLocalResync(into actions: inout [PrimaryNodeAction]) {
+        persistLossIfDue(into: &actions)  // +DisklessRegions
         guard localDisk.recorded, !localDisk.clearing, !diskFailed, enabled, !stopping, isPeerReady,
             peerReadsRefusal == nil, var lacking = localDisk.lacking
         else { return }

@@ -234,9 +234,11 @@ public struct PrimaryNode: Sendable {
     /// `checksumRegions`: with that bitmap after a crash, the activity log's regions to compare
     /// by digest before copying (ChecksumResync.plan; each set in `trackedBitmap`).
     /// `localLacksWrites`: the record says this disk lacks writes the peer holds (+Diskless):
-    /// it serves none of them until `localLacking` (nil: the whole volume) is pulled from the peer.
+    /// it serves none of them until `localLacking` (nil: what `localLackingRecord` says) is
+    /// pulled from the peer.
     public init(config: PrimaryNodeConfig, session: UInt64, basis: SessionBasis, trackedBitmap: DirtyBitmap? = nil,
-                checksumRegions: [ChecksumRegion] = [], localLacksWrites: Bool = false, localLacking: DirtyBitmap? = nil) {
+                checksumRegions: [ChecksumRegion] = [], localLacksWrites: Bool = false, localLacking: DirtyBitmap? = nil,
+                localLackingRecord: LackingRecord = .flagOnly) {
         precondition(session != 0, "session 0 means none")
         self.config = config
         self.session = session
@@ -271,7 +273,7 @@ public struct PrimaryNode: Sendable {
         case .assumeInSync, .continues:
             break
         }
-        if localLacksWrites { startLacking(kept: localLacking) }
+        if localLacksWrites { startLacking(kept: localLacking, record: localLackingRecord) }
     }
 
     /// Every block is dirty: the copy moves the whole volume.
@@ -432,6 +434,8 @@ public struct PrimaryNode: Sendable {
             localLacksRecorded(set: set, errno: errno, reason: reason, into: &actions)
         case let .regionPulled(offset, length, errno, local):
             regionPulled(offsetBytes: offset, lengthBytes: length, errno: errno, local: local, into: &actions)
+        case let .lackingRegionsPersisted(ticket, errno, reason):
+            lackingRegionsPersisted(ticket: ticket, errno: errno, reason: reason)
         }
         settle(nowNs: nowNs, into: &actions)
         checkInvariants()

@@ -111,6 +111,10 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
     public var readBalancing: ReadBalancing = .preferLocal
     /// Reads in flight to the peer at most; beyond it reads are served here.
     public var remoteReadsMax = ReadRouter.remoteReadsMaxDefault
+    /// Diskless (issue 13 §4, PrimaryNode+DisklessRegions): the driver can keep the regions
+    /// written through the peer in the record (`.persistLackingRegions`), so a restart pulls
+    /// only those. false: the record holds the flag only (a restart pulls the whole volume).
+    public var keepsLackingRegions = false
 
     public init(
         primary: ReplicationPrimaryConfig, volumeSizeBytes: UInt64, hasPeer: Bool = true,
@@ -228,6 +232,9 @@ public enum PrimaryNodeEvent: Sendable, Hashable {
     /// Diskless: the pull asked by `.pullRegion` ended: 0, or the errno of the peer's read
     /// (`local` false) or of this disk's write (`local` true).
     case regionPulled(offsetBytes: UInt64, lengthBytes: UInt32, errno: Int32, local: Bool)
+    /// Diskless regions (+DisklessRegions): the page write asked by `.persistLackingRegions`
+    /// with this ticket is durable (0), or failed (the errno, and why).
+    case lackingRegionsPersisted(ticket: UInt64, errno: Int32, reason: String?)
 }
 
 public enum PrimaryNotice: Sendable, Hashable {
@@ -364,4 +371,9 @@ public enum PrimaryNodeAction: Sendable, Hashable {
     /// Diskless: read this region from the peer (a ReadRequest) and write it to this disk;
     /// answer `.regionPulled`.
     case pullRegion(offsetBytes: UInt64, lengthBytes: UInt32)
+    /// Diskless regions (+DisklessRegions): make the record say durably that this disk lacks
+    /// `runs` (blocks of `blockBytes`): the metadata file's bitmap pages, marked as this disk's
+    /// (`fresh`: every page is written anew with only these, then the mark; otherwise these are
+    /// added to the pages written before). Answer `.lackingRegionsPersisted(ticket)`.
+    case persistLackingRegions(ticket: UInt64, runs: [BlockRun], blockBytes: UInt64, fresh: Bool)
 }

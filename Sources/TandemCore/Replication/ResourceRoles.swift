@@ -142,7 +142,8 @@ public enum PrimaryStartReason: Equatable, Sendable, CustomStringConvertible {
             return "testing fault: an unclean stop treated as clean"
         case .localLacksWrites:
             return "this node's disk lacks writes its peer holds (written through the peer while the disk had failed): "
-                + "nothing is copied to the peer; this disk is resynced from it, the whole volume (the record names no regions)"
+                + "nothing is copied to the peer; this disk is resynced from it: the regions the record names, or the whole "
+                + "volume when it names none (event local-resync-started)"
         }
     }
 }

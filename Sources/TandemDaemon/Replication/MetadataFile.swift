@@ -213,6 +213,7 @@ final class MetadataFile: IOHandler {
         precondition(BitmapAreaCodec.fits(bitmap, superblock), "a bitmap of another geometry than \(path)'s")
         precondition(!isWriting, "a bitmap write beside a ring write")
         guard !closed, !failed else { throw IOError(errno: EIO, "write \(path): the metadata file failed earlier") }
+        try dropLackingRegionsMark()
         let all = !bitmapAreaMatches
         guard all || bitmap.dirtyPageCount > 0 else { return 0 }  // the area already holds it
         try invalidateBitmap()
@@ -243,6 +244,34 @@ final class MetadataFile: IOHandler {
     func writeBitmapPages(_ bitmap: DirtyBitmap, pages: [Int]?, alsoSet: [BlockRun]) throws(IOError) {
         precondition(BitmapAreaCodec.fits(bitmap, superblock), "a bitmap of another geometry than \(path)'s")
         guard !closed, !failed else { throw IOError(errno: EIO, "write \(path): the metadata file failed earlier") }
+        try dropLackingRegionsMark()
+        try writeAreaPages(bitmap, pages: pages, alsoSet: alsoSet)
+    }
+
+    // MARK: Diskless regions (issue 13 §4; Resource+DisklessRegions)
+    //
+    // With `local-lacks-writes`, the mark `local-lacking-regions` says the area's pages hold
+    // the regions this disk lacks. The peer's bitmap (a seal, the activity log's pages) is
+    // written over the same pages: the mark goes first, durably (a restart then pulls the whole
+    // volume, never fewer regions than were written through the peer).
+
+    /// Writes `pages` of the lacking set `bitmap` (nil: every page) and makes them durable.
+    /// The mark is the caller's (a superblock write after the pages, for a fresh record).
+    func writeLackingPages(_ bitmap: DirtyBitmap, pages: [Int]?) throws(IOError) {
+        precondition(BitmapAreaCodec.fits(bitmap, superblock), "a bitmap of another geometry than \(path)'s")
+        guard !closed, !failed else { throw IOError(errno: EIO, "write \(path): the metadata file failed earlier") }
+        try writeAreaPages(bitmap, pages: pages, alsoSet: [])
+    }
+
+    /// The area stops holding the lacking regions (before the peer's pages are written there).
+    private func dropLackingRegionsMark() throws(IOError) {
+        guard superblock.flags.contains(.localLackingRegions) else { return }
+        var next = latest
+        next.flags.remove(.localLackingRegions)
+        try writeNow(next)
+    }
+
+    private func writeAreaPages(_ bitmap: DirtyBitmap, pages: [Int]?, alsoSet: [BlockRun]) throws(IOError) {
         if superblock.bitmapSealed { try invalidateBitmap() }
         bitmapAreaMatches = false
         do {

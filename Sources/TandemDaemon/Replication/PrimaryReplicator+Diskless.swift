@@ -51,6 +51,13 @@ extension PrimaryReplicator {
         feed(.localLacksWritesRecorded(set: set, errno: 0, reason: nil))
     }
 
+    /// `.persistLackingRegions`: the resource writes the record's pages, durable on return.
+    func persistLackingRegions(ticket: UInt64, runs: [BlockRun], blockBytes: UInt64, fresh: Bool) {
+        let refusal: String? = onPersistLackingRegions.map { $0(runs, blockBytes, fresh) } ?? "the driver keeps no regions"
+        if let refusal, !fresh { setLastError("diskless: \(refusal)") }
+        feed(.lackingRegionsPersisted(ticket: ticket, errno: refusal == nil ? 0 : EIO, reason: refusal))
+    }
+
     /// `.pullRegion`: ask the peer for the region (through the cap); its reply is written here.
     func pullRegion(offset: UInt64, length: UInt32) {
         guard let slot = pulls.regions.firstIndex(where: { $0 == nil }) else { preconditionFailure("more pulls than slots") }
@@ -119,9 +126,13 @@ extension PrimaryReplicator {
             ])
         case let .resyncStarted(bytes, wholeVolume):
             logger.notice("diskless: this disk is resynced from the peer", metadata: ["bytes": "\(bytes)", "whole_volume": "\(wholeVolume)"])
-            context.events.publish(resource: resource, "local-resync-started", [
-                "bytes": .int(Int64(clamping: bytes)), "whole_volume": .bool(wholeVolume),
-            ])
+            var fields: [String: JSONValue] = ["bytes": .int(Int64(clamping: bytes)), "whole_volume": .bool(wholeVolume)]
+            // Diskless regions: why the record could not say which regions (issue 13 §4).
+            if wholeVolume, let because = node.localDisk.wholeVolumeBecause {
+                fields["whole_volume_because"] = .string(because)
+                logger.warning("diskless: the whole volume is pulled", metadata: ["because": "\(because)"])
+            }
+            context.events.publish(resource: resource, "local-resync-started", fields)
         case let .resynced(pulled):
             logger.notice("diskless: this disk holds every write again; it serves locally", metadata: ["pulled_bytes": "\(pulled)"])
             setLastError(nil)
@@ -141,6 +152,13 @@ extension PrimaryReplicator {
             "writes_through_peer": .int(Int64(clamping: local.writesThroughPeer)),
             "bytes_through_peer": .int(Int64(clamping: local.bytesThroughPeer)),
         ]
+        // Diskless regions (issue 13 §4): whether the record keeps them, and its page writes.
+        block["local_lacking_regions_recorded"] = .bool(local.regionsKept == true)
+        block["local_lacking_region_writes"] = .int(Int64(clamping: local.regionWrites))
+        if let because = local.wholeVolumeBecause { block["local_lacking_whole_volume_because"] = .string(because) }
+        // `out_of_sync_bytes` counts the regions that differ between the copies, whichever
+        // lacks them: here this disk's (the peer's bitmap is empty while it serves).
+        fields["out_of_sync_bytes"] = .int(Int64(clamping: node.outOfSyncBytes &+ local.lackingBytes))
         switch path {
         case .local: break
         case .throughPeer: block["writes"] = .string("through-peer")

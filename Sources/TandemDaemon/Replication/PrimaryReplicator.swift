@@ -84,6 +84,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var pulls = PullSlots()
     let pullBuffers = CopyBuffers(slotBytes: WireFormat.readBytesMax, slotsMax: LocalDiskResync.pullsInFlightMax)
     var onRecordLocalLacks: ((Bool) -> String?)?
+    /// Diskless regions: the record's pages of the regions this disk lacks, written by the
+    /// resource (runs, their block bytes, fresh; nil: durable, else why not).
+    var onPersistLackingRegions: (([BlockRun], UInt64, Bool) -> String?)?
 
     var link: PeerLink?
     lazy var resolver = PeerAddressResolver(loop: context.loop)
@@ -185,7 +188,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
          basis: SessionBasis, trackedBitmap: DirtyBitmap? = nil, checksumRegions: [ChecksumRegion] = [],
          activityLog: ActivityLogSettings? = nil,
          counters: ResourceCounters, health: DiskHealth,
-         logger: Logger, localLacksWrites: Bool = false, localLacking: DirtyBitmap? = nil) {
+         logger: Logger, localLacksWrites: Bool = false, localLacking: DirtyBitmap? = nil,
+         localLackingRecord: LackingRecord = .flagOnly, keepsLackingRegions: Bool = false) {
         self.resource = spec.name
         self.counters = counters
         self.spec = spec
@@ -206,9 +210,10 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         Self.applyProfile(spec, to: &config)
         config.readBalancing = spec.readBalancing
         config.primary.groupID = spec.groupID  // consistency group (docs/groups.md)
+        config.keepsLackingRegions = keepsLackingRegions  // diskless regions (Resource+DisklessRegions)
         node = PrimaryNode(config: config, session: UInt64.random(in: 1...UInt64.max), basis: basis,
                            trackedBitmap: trackedBitmap, checksumRegions: checksumRegions, localLacksWrites: localLacksWrites,
-                           localLacking: localLacking)
+                           localLacking: localLacking, localLackingRecord: localLackingRecord)
         // The store holds what the node holds: never more writes, never more bytes.
         retained = RetainedWrites(buffers: buffers, bytesMax: Int(bufferBytes), writeBytesMax: writeBytesMax,
                                   entriesMax: config.primary.writesInFlightMax, copyChunkBytes: Self.chunkBytes,
@@ -401,6 +406,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         case let .groupEpochClosed(epoch): context.groups.primaryClosed(epoch, by: self)
         case let .recordLocalLacksWrites(set): recordLocalLacksWrites(set)
         case let .pullRegion(offset, length): pullRegion(offset: offset, length: length)
+        case let .persistLackingRegions(ticket, runs, blockBytes, fresh):
+            persistLackingRegions(ticket: ticket, runs: runs, blockBytes: blockBytes, fresh: fresh)
         }
     }
 

@@ -12,6 +12,9 @@ import TandemNBD
 extension Resource {
     func wireDiskless(_ replicator: PrimaryReplicator) {
         replicator.onRecordLocalLacks = { [unowned self] set in recordLocalLacksWrites(set) }
+        replicator.onPersistLackingRegions = { [unowned self] runs, blockBytes, fresh in
+            persistLackingRegions(runs, blockBytes: blockBytes, fresh: fresh)
+        }
     }
 
     /// Writes the flag durably; nil when it is, else why it cannot be.
@@ -19,9 +22,14 @@ extension Resource {
         if set && metadata.latest.placement == .internal {
             return "the metadata is internal: it lives on the failed disk"
         }
-        guard updateNode({ $0.set(.localLacksWrites, set) }) else {
+        // Cleared: the regions' mark goes with the flag (Resource+DisklessRegions).
+        guard updateNode({
+            $0.set(.localLacksWrites, set)
+            if !set { $0.flags.remove(.localLackingRegions) }
+        }) else {
             return "the metadata write failed (\(health.failure.map { "\($0.operation): \($0.message)" } ?? "unknown"))"
         }
+        if !set { lackingRecord = nil }
         logger.notice(set ? "diskless: the record says this disk lacks writes its peer holds"
                           : "diskless: the record says this disk holds every write again")
         return nil

@@ -87,6 +87,12 @@ extension Resource {
 
     /// The node's stop was flushed but not clean: seal its bitmap, keep it for the next start.
     func persistTrackedBitmap(_ bitmap: DirtyBitmap, bases: [CatchUpBase]) {
+        // Diskless (Resource+DisklessRegions): the pages hold the regions this disk lacks, and
+        // the next start assumes the peer in sync whatever a seal says: seal nothing.
+        if metadata.latest.flags.contains(.localLacksWrites) {
+            trackedSinceStop = TrackedBitmap(bitmap: bitmap, bases: bases)
+            return
+        }
         var sealed = bitmap
         takeWritesWhileStopping(into: &sealed)
         do throws(IOError) {

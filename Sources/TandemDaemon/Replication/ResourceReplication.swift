@@ -88,6 +88,9 @@ extension Resource {
             tracked: tracked?.bases, trackedAfterCrash: tracked?.fromCrash ?? false)
         var startFacts = facts
         startFacts.localLacksWrites = node.flags.contains(.localLacksWrites)  // diskless (Resource+Diskless)
+        let lackingRecord = startFacts.localLacksWrites ? lackingRecordAtStart() : .flagOnly  // Resource+DisklessRegions
+        var lackingRegionsProven = false
+        if case .regions = lackingRecord { lackingRegionsProven = true }
         let start = PrimaryStart(startFacts)
         // The ring's session-start transaction goes before the record that sets crashed-primary.
         let writeBytesMax = UInt64(max(Int(context.config.maxRequestBytes), PrimaryReplicator.chunkBytes))
@@ -105,6 +108,8 @@ extension Resource {
             $0.set(.crashedPrimary, true)
             $0.bitmapSealedSequence = 0
             $0.catchUpBases = []
+            // Diskless regions: a mark whose pages this start does not use is dropped.
+            if !lackingRegionsProven { $0.flags.remove(.localLackingRegions) }
         }) else {
             throw ControlError(.ioError, "replication metadata: cannot write \(metadata.path)")
         }
@@ -113,7 +118,9 @@ extension Resource {
                                            basis: start.basis, trackedBitmap: start.basis.isCatchUp ? tracked?.bitmap : nil,
                                            checksumRegions: start.basis.isCatchUp ? tracked?.checksumRegions ?? [] : [],
                                            activityLog: activityLog, counters: counters, health: health, logger: logger,
-                                           localLacksWrites: startFacts.localLacksWrites, localLacking: takeLackingAtStop())
+                                           localLacksWrites: startFacts.localLacksWrites, localLacking: takeLackingAtStop(),
+                                           localLackingRecord: lackingRecord,
+                                           keepsLackingRegions: metadata.latest.placement == .external)
         replicator.node.restorePeerLacksSince(peerLacksSinceNs)
         wireDiskless(replicator)
         replicator.onWriteActivityLog = { [unowned self] number, extents, bases, pagesCount, done in
