@@ -41,6 +41,7 @@ enum WireFuzz {
         let pieces = WireRun(input.stream, pieces: input.chunks(), receiveEvery: 1 + input.choice(0x5EED, below: 3))
         fuzzCheck(whole.frames == pieces.frames, "fed in pieces, the frames differ")
         fuzzCheck(whole.error == pieces.error, "fed in pieces, the error differs: \(String(describing: whole.error)) vs \(String(describing: pieces.error))")
+        checkPlacing(input, whole)
         checkReencoding(whole, input.stream)
         checkStaysFailed(whole)
         let unordered = WireRun(input.stream, pieces: [0..<input.stream.count], checksOrdering: false)
@@ -48,6 +49,26 @@ enum WireFuzz {
         for frame in unordered.frames {
             if case .data(let data) = frame.message { WirePayloadFuzz.check(data) }
         }
+    }
+
+    /// The placing decode agrees with the plain one; where placing starts (the least payload
+    /// still to come) and which opportunities find the pool empty are the input's choice.
+    static func checkPlacing(_ input: FuzzInput, _ whole: WireRun) {
+        let minimumRemainingBytes = [1, 2, 64, 4096][input.choice(0x91ACE, below: 4)]
+        let poolEmptyMask = input.choice(0x9001, below: 2) == 0 ? 0 : UInt64(input.choice(0x9002, below: 1 << 16))
+        let placing = WirePlacedRun(input.stream, pieces: input.chunks(), minimumRemainingBytes: minimumRemainingBytes,
+                                    poolEmptyMask: poolEmptyMask)
+        fuzzCheck(placing.frames == whole.frames, "decoded with placed payloads, the frames differ")
+        // Placing validates a Data frame's fields (and its order) once they have arrived, not
+        // once its whole body has: a stream that ends inside such a frame fails on the fields
+        // there, where the plain decode can only say it was truncated.
+        let earlier: Bool
+        switch (whole.error, placing.error) {
+        case (.truncated?, .inconsistentBody(.data, _)?), (.truncated?, .outOfOrder(.data, _)?): earlier = true
+        default: earlier = false
+        }
+        fuzzCheck(placing.error == whole.error || earlier,
+                  "decoded with placed payloads, the error differs: \(String(describing: whole.error)) vs \(String(describing: placing.error))")
     }
 
     /// Frame k re-encodes to the k-th run of bytes of the stream; what is left after the last

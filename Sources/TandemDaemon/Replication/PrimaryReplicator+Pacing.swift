@@ -9,7 +9,7 @@ extension PrimaryReplicator {
     func armResyncPacer() {
         // Also the replication profile's wake-ups (write pacing, adaptive mode's decisions).
         // Compared without an array: this runs after every event, so once or more per write.
-        guard let retryNs = Self.earlier(node.resyncRetryAtNs, node.profileWakeAtNs) else { return }
+        guard let retryNs = peekNode({ Self.earlier($0.resyncRetryAtNs, $0.profileWakeAtNs) }) else { return }
         guard pacerArmedNs == 0 || retryNs < pacerArmedNs else { return }
         pacerArmedNs = retryNs
         context.loop.runAt(deadlineNs: retryNs) { [weak self] in

@@ -17,7 +17,7 @@ extension PrimaryReplicator {
 
     /// After every event: between cycles, a timer at the instant the next one is due.
     func armCycleTimer() {
-        guard node.periodNs != nil, node.enabled, !node.periodic.running, !node.stopping else { return }
+        guard peekNode({ $0.periodNs != nil && $0.enabled && !$0.periodic.running && !$0.stopping }) else { return }
         let dueNs = node.periodic.nextDueNs
         guard dueNs > ReplicationContext.nowNs(), cycleTimerArmedNs != dueNs else { return }
         cycleTimerArmedNs = dueNs

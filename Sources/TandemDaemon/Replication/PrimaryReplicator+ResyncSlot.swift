@@ -10,7 +10,7 @@ extension PrimaryReplicator {
 
     /// Whether the copy needs a slot now.
     private var resyncSlotWanted: Bool {
-        node.copyWanted && node.isPeerReady && !node.isAhead && !node.stopping && !node.stopped
+        peekNode { $0.copyWanted && $0.isPeerReady && !$0.isAhead && !$0.stopping && !$0.stopped }
     }
 
     /// After every event: asks for or gives back the slot as the node's state says.

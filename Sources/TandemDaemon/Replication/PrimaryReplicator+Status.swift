@@ -59,9 +59,10 @@ extension PrimaryReplicator {
     /// One event per change of the peer's disk state as this node sees it (changes between
     /// UpToDate and Consistent coalesced, see `DiskState.publishesNow`; `tick` catches up).
     func publishPeerDiskState() {
-        peerStateAnnouncer.announce(peerDiskState, resource: resource, events: context.events)
+        let state = peekNode { $0.peerDiskState }  // once per event: not copied (NodeReads)
+        peerStateAnnouncer.announce(state, resource: resource, events: context.events)
         // The peer holds every acknowledged write: the generations stop tracking (B := 0).
-        let upToDate = peerDiskState == .upToDate
+        let upToDate = state == .upToDate
         if upToDate && !peerWasUpToDate { onPeerUpToDate?() }
         peerWasUpToDate = upToDate
     }

@@ -60,7 +60,7 @@ final class RetainedWrites {
     init(buffers: DataBuffers, bytesMax: Int, writeBytesMax: Int, entriesMax: Int, copyChunkBytes: Int, copyChunksMax: Int) {
         self.buffers = buffers
         arena = SpillArena(bufferBytes: bytesMax, writeBytesMax: writeBytesMax, spansMax: entriesMax)
-        copies = CopyBuffers(slotBytes: copyChunkBytes, slotsMax: copyChunksMax)
+        copies = CopyBuffers(slotBytes: copyChunkBytes, slotsMax: copyChunksMax, pool: buffers.pool)
         entries = SlotTable(count: entriesMax)
         releasedBuffers.reserveCapacity(entriesMax)
     }

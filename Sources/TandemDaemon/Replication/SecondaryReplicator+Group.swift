@@ -34,7 +34,7 @@ extension SecondaryReplicator {
     /// The disk state status and events report: the member's own, but `Inconsistent` while
     /// the group's volumes together are not one consistent image (ConsistencyGroups).
     var reportedDiskState: DiskState {
-        let own = node.diskState
+        let own = peekNode { $0.diskState }  // once or twice per message: not copied (NodeReads)
         guard spec.group != nil, own == .consistent || own == .upToDate || own == .outdated,
             context.groups.secondaryImageBroken(spec.group) != nil
         else { return own }

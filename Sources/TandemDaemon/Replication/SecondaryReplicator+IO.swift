@@ -15,7 +15,7 @@ extension SecondaryReplicator {
     func receiveData(_ data: WireData, link: PeerLink) {
         let header = data.header
         let message = Self.message(header)
-        switch node.classify(message) {
+        switch peekNode({ $0.classify(message) }) {
         case .ignore:
             return
         case .wait:
@@ -143,7 +143,7 @@ extension SecondaryReplicator {
 
     /// The group-commit deadline, as an io_uring timeout.
     func armTimer() {
-        guard !timerArmed, !stopping, let deadline = node.flushDeadlineNs else { return }
+        guard !timerArmed, !stopping, let deadline = peekNode({ $0.flushDeadlineNs }) else { return }
         let now = ReplicationContext.nowNs()
         let delay = deadline > now ? deadline - now : 0
         timeout.pointee.tv_sec = Int64(delay / 1_000_000_000)

@@ -47,7 +47,7 @@ extension SecondaryReplicator {
     static let peerReadTagBase: UInt32 = 0xFFFC_0000
 
     func receivedReadRequest(_ request: WireReadRequest, link: PeerLink) {
-        switch node.judgePeerRead(request, readsInFlight: peerReads.inFlight) {
+        switch peekNode({ $0.judgePeerRead(request, readsInFlight: peerReads.inFlight) }) {  // per read: not copied (NodeReads)
         case .violation(let reason):
             link.closeForViolation(reason)
         case .refuse(let errno):

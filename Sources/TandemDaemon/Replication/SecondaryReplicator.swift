@@ -189,13 +189,18 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     }
 
     var diskState: DiskState { node.diskState }
+
+    /// `body` reads the node in place, not a copy of it (NodeReads); it must not change it.
+    @inline(__always)
+    func peekNode<Result>(_ body: (inout SecondaryNode) -> Result) -> Result { body(&node) }
+
     var connectionState: ConnectionState { node.connectionState }
     var isConnectedToPeer: Bool { node.isConnected && link?.isEstablished == true }
 
     /// One event per change (changes between UpToDate and Consistent coalesced, see
     /// `DiskState.publishesNow`; `tick` catches up).
     func publishDiskState() {
-        if node.diskState == .upToDate, let hello = primaryHello {
+        if primaryHello != nil, peekNode({ $0.diskState }) == .upToDate, let hello = primaryHello {
             primaryHello = nil
             onUpToDate?(hello)
         }
