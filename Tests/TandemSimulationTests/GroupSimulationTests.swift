@@ -58,3 +58,54 @@ import Testing
         #expect(caught(.epochsNotShared) != nil, "the checker never noticed unshared epochs in 200 seeds")
     }
 }
+
+/// The group's staged catch-up commit (GroupCatchUpSimulation).
+extension GroupSimulationTests {
+    @Test func theGroupsCatchUpsCommitTogetherThroughKills() {
+        var steps = 0, kills = 0, decisions = 0, rolled = 0, dropped = 0
+        for seed in Self.seeds {
+            let simulation = GroupCatchUpSimulation(seed: seed)
+            let failure = simulation.run()
+            #expect(failure == nil, "\(failure!)")
+            if failure != nil { break }
+            steps += simulation.step
+            kills += simulation.kills
+            decisions += simulation.decisions
+            rolled += simulation.rolledForward
+            dropped += simulation.dropped
+        }
+        print("group catch-up: \(Self.seeds.count) seeds, \(steps) steps, \(decisions) group decisions, \(kills) kills: "
+            + "\(rolled) journals rolled forward, \(dropped) dropped")
+        if Self.seeds.count >= 100 { #expect(rolled > 0 && dropped > 0 && decisions > 0) }
+    }
+
+    @Test func aGroupCatchUpSeedReplaysExactly() {
+        for seed: UInt64 in [4, 60, 199] {
+            let first = GroupCatchUpSimulation(seed: seed), second = GroupCatchUpSimulation(seed: seed)
+            _ = first.run()
+            _ = second.run()
+            #expect(first.digest == second.digest)
+        }
+    }
+
+    private func caught(_ fault: GroupCatchUpFault) -> GroupFailure? {
+        for seed in UInt64(1)...200 {
+            guard let failure = GroupCatchUpSimulation(seed: seed, fault: fault).run() else { continue }
+            #expect(failure.message.contains("a kill now would leave"), "an unexpected failure: \(failure)")
+            let control = GroupCatchUpSimulation(seed: seed).run()
+            #expect(control == nil, "the control without the fault failed too: \(control!)")
+            return failure
+        }
+        return nil
+    }
+
+    /// Members that commit their catch-ups one by one, as single resources do.
+    @Test func checkerCatchesCatchUpsCommittedWithoutTheGroup() {
+        #expect(caught(.uncoordinated) != nil, "the checker never noticed uncoordinated commits in 200 seeds")
+    }
+
+    /// Members that commit on a decision that is written but not yet durable.
+    @Test func checkerCatchesACommitBeforeTheGroupsDecisionIsDurable() {
+        #expect(caught(.commitsBeforeDecisionIsDurable) != nil, "the checker never noticed a commit ahead of the durable decision in 200 seeds")
+    }
+}
