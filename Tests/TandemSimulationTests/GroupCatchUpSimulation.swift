@@ -66,6 +66,9 @@ final class GroupCatchUpSimulation {
     private var decisionWritten: GroupCommitDecision?
     private(set) var step = 0
     private(set) var kills = 0
+    /// Kills by the phase each member was in (each kill counts once per member), and while
+    /// the decision was on its way to the disk.
+    private(set) var killsByPhase: [String: Int] = [:]
     private(set) var decisions = 0
     private(set) var rolledForward = 0
     private(set) var dropped = 0
@@ -260,6 +263,8 @@ final class GroupCatchUpSimulation {
     /// writes it held are re-sent by the primary.
     private func kill() {
         kills += 1
+        for member in members { killsByPhase["\(member.phase)", default: 0] += 1 }
+        if decisionInFlight != nil { killsByPhase["decision on its way", default: 0] += 1 }
         if let bytes = decisionInFlight, random.chance(perMille: 500) { decisionFile = bytes }
         decisionInFlight = nil
         decisionWritten = nil

@@ -63,6 +63,7 @@ import Testing
 extension GroupSimulationTests {
     @Test func theGroupsCatchUpsCommitTogetherThroughKills() {
         var steps = 0, kills = 0, decisions = 0, rolled = 0, dropped = 0
+        var byPhase: [String: Int] = [:]
         for seed in Self.seeds {
             let simulation = GroupCatchUpSimulation(seed: seed)
             let failure = simulation.run()
@@ -73,10 +74,17 @@ extension GroupSimulationTests {
             decisions += simulation.decisions
             rolled += simulation.rolledForward
             dropped += simulation.dropped
+            byPhase.merge(simulation.killsByPhase, uniquingKeysWith: +)
         }
         print("group catch-up: \(Self.seeds.count) seeds, \(steps) steps, \(decisions) group decisions, \(kills) kills: "
-            + "\(rolled) journals rolled forward, \(dropped) dropped")
-        if Self.seeds.count >= 100 { #expect(rolled > 0 && dropped > 0 && decisions > 0) }
+            + "\(rolled) journals rolled forward, \(dropped) dropped; member phases at kills \(byPhase.sorted { $0.key < $1.key })")
+        if Self.seeds.count >= 100 {
+            #expect(rolled > 0 && dropped > 0 && decisions > 0)
+            // A kill met every phase of the commit.
+            for phase in ["copying", "whole", "draining", "drained", "committed", "inPlace", "decision on its way"] {
+                #expect(byPhase[phase, default: 0] > 0, "no kill while a member was \(phase)")
+            }
+        }
     }
 
     @Test func aGroupCatchUpSeedReplaysExactly() {

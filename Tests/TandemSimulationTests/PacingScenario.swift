@@ -4,9 +4,10 @@
 // - holdable: the link carries the writer's average in every phase (≥ 1.3 ×), and a rate
 //   drops by at most 1.5 × at once. The target must hold: the RPO age never exceeds it and
 //   no miss is reported.
-// - steepDrop: as holdable, but one drop is 3–8 × (the lag held under the old rate takes
-//   longer than the target to drain at the new one: no controller could hold it). The target
-//   may be missed, but only as the controller documents: said, then Ahead.
+// - steepDrop: one drop is 3–8 ×, and the bursts exceed the fastest link 1.5–4 × (the lag
+//   pacing holds under the old rate takes longer than the target to drain at the new one, and
+//   the average need not fit: no controller could hold it). The target may be missed, but
+//   only as the controller documents: said, then Ahead.
 // - cannotHold: the link is slower than the writes paced at the maximum delay. The primary
 //   must say so (a miss, then Ahead) within the documented time.
 
@@ -63,12 +64,13 @@ struct PacingScenario: CustomStringConvertible {
             burstPeriodMs = random.between(500, 4_000)
             burstOnMs = burstPeriodMs * random.between(20, 50) / 100
             var rate = random.between(2_000, 40_000)
-            var slowest = rate
+            var slowest = rate, fastest = rate
             let steepAt = self.kind == .steepDrop ? Int(random.between(1, 3)) : -1
             for index in 0..<Int(random.between(2, 5)) {
                 atMs += random.between(1_500, 6_000)
                 phases.append(Phase(untilMs: atMs, linkBytesPerMs: rate))
                 slowest = min(slowest, rate)
+                fastest = max(fastest, rate)
                 let steep = index + 1 == steepAt
                 rate = random.chance(perMille: 500) || steep
                     ? rate * 100 / (steep ? random.between(300, 800) : random.between(100, 150))
@@ -79,7 +81,10 @@ struct PacingScenario: CustomStringConvertible {
             slowest = min(slowest, rate)
             // The average fits every phase with room: at most slowest / 1.3.
             let average = slowest * 100 / random.between(130, 300)
-            burstBytesPerMs = max(1, average * burstPeriodMs / burstOnMs)
+            burstBytesPerMs = self.kind == .steepDrop
+                // Bursts above the fastest link, so that pacing holds a lag when the rate drops.
+                ? fastest * random.between(150, 400) / 100
+                : max(1, average * burstPeriodMs / burstOnMs)
             if !queueUnbounded { writeBytes = min(writeBytes, max(4_096, slowest * targetMs / 8 / 4_096 * 4_096)) }
             // Writes paced at the maximum delay fit the slowest link (≤ 0.7 ×): otherwise a
             // burst outruns even the slowest pacing, which is the cannotHold class.
@@ -88,7 +93,10 @@ struct PacingScenario: CustomStringConvertible {
             // slowest link: pacing stops below a quarter of the target and then admits the
             // whole queue at once (found by this model: PacingSimulationTests'
             // `aQueueReleasedAtOnceOvershootsTheTarget`).
-            if !queueUnbounded { queueDepth = max(1, min(queueDepth, slowest * targetMs / 4 / writeBytes)) }
+            // A steep drop's queue is bounded by the fastest link only: the lag it lets in
+            // before the drop is what the slower link cannot drain within the target.
+            let queueRate = self.kind == .steepDrop ? fastest : slowest
+            if !queueUnbounded { queueDepth = max(1, min(queueDepth, queueRate * targetMs / 4 / writeBytes)) }
         case .cannotHold:
             burstPeriodMs = 1_000
             burstOnMs = 1_000

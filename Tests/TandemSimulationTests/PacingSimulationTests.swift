@@ -15,7 +15,7 @@ import Testing
 
     @Test func theRPOTargetHoldsOrIsSaidToFail() {
         var kinds: [PacingScenario.Kind: Int] = [:]
-        var paced = 0, missed = 0, steps: UInt64 = 0, worstHoldable = 0.0
+        var paced = 0, missed = 0, steepOver = 0, steps: UInt64 = 0, worstHoldable = 0.0
         for seed in Self.seeds {
             let simulation = PacingSimulation(scenario: PacingScenario(seed: seed))
             let failure = simulation.run()
@@ -25,12 +25,13 @@ import Testing
             steps += simulation.ms
             if simulation.pacedAdmissions > 0 { paced += 1 }
             if simulation.misses > 0 { missed += 1 }
+            if simulation.scenario.kind == .steepDrop, simulation.maxAgeNs > simulation.scenario.targetMs * 1_000_000 { steepOver += 1 }
             if simulation.scenario.kind == .holdable {
                 worstHoldable = max(worstHoldable, Double(simulation.maxAgeNs) / Double(simulation.scenario.targetMs * 1_000_000))
             }
         }
         print("pacing: \(Self.seeds.count) seeds, \(steps) steps (ms), classes \(kinds.map { "\($0.key.rawValue) \($0.value)" }.sorted()), "
-            + "\(paced) paced, \(missed) said the target cannot be held; worst holdable RPO \(Int(worstHoldable * 100)) % of the target")
+            + "\(paced) paced, \(missed) said the target cannot be held, \(steepOver) steep drops went over the target; worst holdable RPO \(Int(worstHoldable * 100)) % of the target")
         if Self.seeds.count >= 100 {
             #expect(paced > Self.seeds.count / 2, "pacing acted in too few seeds: the model does not exercise it")
             #expect((kinds[.steepDrop] ?? 0) > 0 && (kinds[.cannotHold] ?? 0) > 0)
@@ -65,6 +66,13 @@ import Testing
     @Test func checkerCatchesAPacerThatIgnoresASlowerLink() {
         let failure = caught(.ignoresSlowerWindows, kind: .holdable) { $0.message.contains("above the target") || $0.message.contains("cannot be held") }
         #expect(failure != nil, "the checker never noticed a pacer that ignores a slower link in 200 seeds")
+    }
+
+    /// A pacer that says it cannot hold the target (so the node goes Ahead) the moment the
+    /// RPO age is above it, before pacing at the maximum for `rpo_pacing_max_ms`.
+    @Test func checkerCatchesAMissBeforeTheMaximumDelay() {
+        let failure = caught(.missesWithoutWaiting, kind: .cannotHold) { $0.message.contains("before rpo_pacing_max_ms") }
+        #expect(failure != nil, "the checker never noticed a miss said too early in 200 seeds")
     }
 
     /// A pacer whose delay is not capped at `rpo_pacing_max_ms`.

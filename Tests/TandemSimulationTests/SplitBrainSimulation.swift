@@ -78,6 +78,8 @@ final class SplitBrainSimulation {
     private(set) var movedBytes: UInt64 = 0
     private(set) var unionBytes: UInt64 = 0
     private(set) var resyncWrites = 0
+    /// Bytes of the survivor's bitmap blocks written during the resync (each may go again).
+    private(set) var rewrittenBytes: UInt64 = 0
     private(set) var victimCrashes = 0
     private(set) var survivorCrashes = 0
     private(set) var operatorResolved = false
@@ -142,6 +144,8 @@ final class SplitBrainSimulation {
         if let survivor, side == survivor, remaining != nil {
             // Written during the resync: the region is copied (again) to the victim.
             _ = remaining!.setRange(offsetBytes: first * Self.sectorBytes, lengthBytes: count * Self.sectorBytes)
+            rewrittenBytes += remaining!.blocksTouched(offsetBytes: first * Self.sectorBytes, lengthBytes: count * Self.sectorBytes).count
+                * remaining!.blockBytes
         }
     }
 
@@ -171,6 +175,10 @@ final class SplitBrainSimulation {
             if advance() { return failure }
         }
         if failure == nil, !resyncDone { fail("the resync did not complete in 10 000 steps") }
+        // Without kills nothing is sent twice but what the survivor wrote again.
+        if failure == nil, plan == .union, victimCrashes == 0, movedBytes > unionBytes + rewrittenBytes {
+            fail("the union resync moved \(movedBytes) bytes, more than the union's \(unionBytes) and the \(rewrittenBytes) rewritten since")
+        }
         return failure
     }
 

@@ -133,7 +133,8 @@ public struct RPOPacingController: Sendable {
         }
         let since = overSinceNs ?? nowNs
         overSinceNs = since
-        guard !cannotHold, nowNs - since >= settings.delayMaxNs else { return false }
+        let waitNs = testingFault == .missesWithoutWaiting ? 0 : settings.delayMaxNs
+        guard !cannotHold, nowNs - since >= waitNs else { return false }
         cannotHold = true
         misses += 1
         return true
@@ -147,4 +148,7 @@ public enum RPOPacingTestingFault: Sendable, Hashable {
     /// A window that drained slower than the smoothed rate is ignored: a link that slows is
     /// never followed.
     case ignoresSlowerWindows
+    /// Says the target cannot be held (and so the node goes Ahead) as soon as the RPO age is
+    /// above it, without pacing at the maximum for `delayMaxNs` first.
+    case missesWithoutWaiting
 }
