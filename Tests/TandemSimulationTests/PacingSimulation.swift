@@ -54,6 +54,7 @@ final class PacingSimulation {
     private(set) var maxAgeNs: UInt64 = 0
     private(set) var pacedAdmissions = 0
     private(set) var failure: PacingFailure?
+    /// Print the pacer's view every 10 ms (a replay with TANDEM_SIM_TRACE set).
     var trace = false
 
     init(scenario: PacingScenario) {

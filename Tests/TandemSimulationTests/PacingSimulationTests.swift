@@ -1,6 +1,6 @@
 // The RPO-target pacing model's seeded runs (PacingSimulation), its seeded faults and its
 // replay. TANDEM_SIM_PACING_SEEDS sets how many seeds (default 150); TANDEM_SIM_PACING_SEED
-// runs one.
+// runs one, and TANDEM_SIM_TRACE prints its pacer every 10 ms.
 
 import Glibc
 import TandemCore
@@ -18,6 +18,7 @@ import Testing
         var paced = 0, missed = 0, steepOver = 0, steps: UInt64 = 0, worstHoldable = 0.0
         for seed in Self.seeds {
             let simulation = PacingSimulation(scenario: PacingScenario(seed: seed))
+            simulation.trace = getenv("TANDEM_SIM_TRACE") != nil
             let failure = simulation.run()
             #expect(failure == nil, "\(failure!)")
             if failure != nil { break }
