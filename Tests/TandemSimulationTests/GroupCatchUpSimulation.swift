@@ -298,7 +298,7 @@ final class GroupCatchUpSimulation {
             let newestName = Self.names[chainMember[newest]], gapName = Self.names[chainMember[gap]]
             let decision = durableDecision.map { "durable for sessions \($0.members.map(\.stagingSession))" } ?? "none durable"
             fail("a kill now would leave the group's volumes with chain write \(newest) (volume '\(newestName)') but not write "
-                + "\(gap) (volume '\(gapName)'): phases \(members.map(\.phase)), decision \(decision)")
+                + "\(gap) (volume '\(gapName)'): phases \(members.map { "\($0.phase)" }.joined(separator: "/")), decision \(decision)")
         }
     }
 

@@ -165,9 +165,9 @@ final class PacingSimulation {
     private func checkMissJustified(nowNs: UInt64) {
         let delayMaxNs = scenario.delayMaxMs * 1_000_000
         guard let since = overTargetSinceNs, nowNs - since >= delayMaxNs else {
-            let over = overTargetSinceNs.map { "for \((nowNs - $0) / 1_000_000) ms" } ?? "not at all"
-            fail("the primary said the target cannot be held (and went Ahead) with the RPO age above the target \(over), "
-                + "before rpo_pacing_max_ms \(scenario.delayMaxMs)")
+            let over = overTargetSinceNs.map { "above the target for \((nowNs - $0) / 1_000_000) ms" } ?? "not above the target"
+            fail("the primary said the target cannot be held (and went Ahead) with the RPO age \(over), "
+                + "before rpo_pacing_max_ms \(scenario.delayMaxMs) at its maximum")
             return
         }
     }
