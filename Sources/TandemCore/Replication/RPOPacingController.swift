@@ -48,6 +48,8 @@ public struct RPOPacingController: Sendable {
     private var windowStartNs: UInt64?
     private var windowStartBytes: UInt64 = 0
     private var overSinceNs: UInt64?
+    /// Only for the simulator's seeded-fault tests (nil in production).
+    public var testingFault: RPOPacingTestingFault?
 
     public init(settings: Settings) { self.settings = settings }
 
@@ -80,6 +82,7 @@ public struct RPOPacingController: Sendable {
     public func delayNs(lengthBytes: UInt64) -> UInt64 {
         guard let rate = admitBytesPerSecond else { return 0 }
         guard rate > 0 else { return settings.delayMaxNs }
+        if testingFault == .delayUncapped { return UInt64(min(1e15, Double(lengthBytes) / rate * 1e9)) }
         return UInt64(min(Double(settings.delayMaxNs), Double(lengthBytes) / rate * 1e9))
     }
 
@@ -109,6 +112,11 @@ public struct RPOPacingController: Sendable {
         // A window where nothing waited says nothing of the link: keep the last rate then.
         // Weighted toward the new window: a link whose rate drops must be followed within a
         // few windows, or the projection trails the lag it should foresee.
+        if testingFault == .ignoresSlowerWindows, rate < drainBytesPerSecond {
+            windowStartNs = nowNs
+            windowStartBytes = bytes
+            return
+        }
         if rate > 0 || admitBytesPerSecond != nil {
             drainBytesPerSecond = drainBytesPerSecond == 0 ? rate : 0.25 * drainBytesPerSecond + 0.75 * rate
         }
@@ -125,9 +133,22 @@ public struct RPOPacingController: Sendable {
         }
         let since = overSinceNs ?? nowNs
         overSinceNs = since
-        guard !cannotHold, nowNs - since >= settings.delayMaxNs else { return false }
+        let waitNs = testingFault == .missesWithoutWaiting ? 0 : settings.delayMaxNs
+        guard !cannotHold, nowNs - since >= waitNs else { return false }
         cannotHold = true
         misses += 1
         return true
     }
+}
+
+/// A deliberately wrong pacer, only for proving that the simulator's pacing checker fails.
+public enum RPOPacingTestingFault: Sendable, Hashable {
+    /// A write's delay is its length over the admission rate, not capped at `delayMaxNs`.
+    case delayUncapped
+    /// A window that drained slower than the smoothed rate is ignored: a link that slows is
+    /// never followed.
+    case ignoresSlowerWindows
+    /// Says the target cannot be held (and so the node goes Ahead) as soon as the RPO age is
+    /// above it, without pacing at the maximum for `delayMaxNs` first.
+    case missesWithoutWaiting
 }
