@@ -54,6 +54,34 @@ import Testing
         check(side(c: 7), side(c: 9, b: 7, h: [7], primary: true), row: 7, .bitmapResync(.peerToOwn))
     }
 
+    /// Row 4's second half: the old primary (B = 0) returns, primary again, after its peer
+    /// was promoted from its generation (the peer's B is its C, the peer's P higher): the
+    /// promoted node is the source, the returning one yields. Mirrored on the other node.
+    @Test func rows6And7BetweenTwoPrimariesWithTheSourcePromotedLaterResyncTheReturnedPrimary() {
+        let returning = HandshakeSide(generations: Generations(current: 7, bitmap: 0, history: [], promotion: 2),
+                                      crashedPrimary: true, isPrimary: true)
+        let promoted = HandshakeSide(generations: Generations(current: 9, bitmap: 7, history: [7], promotion: 3),
+                                     isPrimary: true)
+        check(returning, promoted, row: 7, .returnedPrimaryResync(.peerToOwn))
+        check(promoted, returning, row: 6, .returnedPrimaryResync(.ownToPeer))
+        // A clean stop names the same facts (the crash flag does not travel in the Hello).
+        var clean = returning
+        clean.crashedPrimary = false
+        check(clean, promoted, row: 7, .returnedPrimaryResync(.peerToOwn))
+        // Not promoted after it (P not higher): the ordinary row 7, no yield.
+        var notLater = promoted
+        notLater.generations = Generations(current: 9, bitmap: 7, history: [7], promotion: 2)
+        check(returning, notLater, row: 7, .bitmapResync(.peerToOwn))
+        // The returning node wrote since it parted (B ≠ 0): a split brain, never a yield.
+        let wrote = HandshakeSide(generations: Generations(current: 11, bitmap: 7, history: [7], promotion: 2),
+                                  isPrimary: true)
+        check(wrote, promoted, row: 8, .splitBrain)
+        // A secondary on the other end is the ordinary row 7.
+        var secondary = returning
+        secondary.isPrimary = false
+        check(secondary, promoted, row: 7, .bitmapResync(.peerToOwn))
+    }
+
     @Test func row8BothMovedSinceACommonGenerationIsSplitBrain() {
         check(side(c: 9, b: 7, h: [7]), side(c: 11, b: 7, h: [7]), row: 8, .splitBrain)
         check(side(c: 9, b: 7, h: [7]), side(c: 7, b: 5, h: [5]), row: 8, .splitBrain)
@@ -92,7 +120,8 @@ import Testing
             let bitmap = generation()
             let history = (0..<Int.random(in: 0...4, using: &random)).map { _ in generation() }
             return HandshakeSide(
-                generations: Generations(current: current, bitmap: bitmap, history: history, promotion: 0),
+                generations: Generations(current: current, bitmap: bitmap, history: history,
+                                         promotion: UInt64.random(in: 0...2, using: &random)),
                 crashedPrimary: Bool.random(using: &random), isPrimary: Bool.random(using: &random),
                 diskState: DiskState.allCases.randomElement(using: &random)!,
                 initialSync: Bool.random(using: &random) ? .full : .none)
@@ -117,6 +146,15 @@ import Testing
         #expect(g.current == 9 && g.bitmap == 7 && g.history == [7, 5, 0, 0])
         g.startTracking(newGeneration: 11)  // already tracking: the bitmap covers since 7
         #expect(g.current == 9 && g.bitmap == 7)
+    }
+
+    @Test func aReturnedPrimaryThatYieldsHasNoGenerationAndKeepsTheParting() {
+        var g = Generations(current: 7, bitmap: 0, history: [5], promotion: 2)
+        g.yieldedToPromoted()
+        #expect(g.current == 0 && g.bitmap == 7 && g.history == [7, 5, 0, 0] && g.promotion == 2)
+        // The promoted node's resync ends: it holds the source's generation, tracks nothing.
+        g.resyncDoneAsTarget(sourceCurrent: 9)
+        #expect(g.current == 9 && g.bitmap == 0)
     }
 
     @Test func promotionStartsAGenerationAndRaisesThePromotionNumberAboveBoth() {

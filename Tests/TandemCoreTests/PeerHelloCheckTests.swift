@@ -13,8 +13,9 @@ private func facts(_ generations: Generations, changed: UInt64 = 0, policy: Afte
                   changedBytes: changed, afterSplitBrain: policy)
 }
 
-private func hello(_ own: OwnHelloFacts, role: ResourceRole = .primary) -> WireHello {
-    WireHello(role: role, nodeName: "peer", resourceName: own.resourceName, volumeSizeBytes: own.volumeSizeBytes,
+private func hello(_ own: OwnHelloFacts, role: ResourceRole = .primary,
+                   version: UInt16 = WireFormat.helloVersion) -> WireHello {
+    WireHello(protocolVersion: version, role: role, nodeName: "peer", resourceName: own.resourceName, volumeSizeBytes: own.volumeSizeBytes,
               generations: WireGenerations(current: 0, bitmap: 0), promotionNumber: own.generations.promotion,
               node: WireNodeGenerations(current: own.generations.current, bitmap: own.generations.bitmap,
                                         changedBytes: own.changedBytes, afterSplitBrain: own.afterSplitBrain))
@@ -37,8 +38,8 @@ private func promoted() -> Generations {
     return g
 }
 
-private func judge(_ own: OwnHelloFacts, _ peer: OwnHelloFacts) -> PeerHelloOutcome {
-    PeerHelloCheck.judge(own: own, hello: hello(peer))
+private func judge(_ own: OwnHelloFacts, _ peer: OwnHelloFacts, version: UInt16 = WireFormat.helloVersion) -> PeerHelloOutcome {
+    PeerHelloCheck.judge(own: own, hello: hello(peer, version: version))
 }
 
 @Suite struct PeerHelloCheckTests {
@@ -55,17 +56,36 @@ private func judge(_ own: OwnHelloFacts, _ peer: OwnHelloFacts) -> PeerHelloOutc
         #expect(seenByA.verdict.word == "disconnect" && seenByB.verdict.word == "disconnect")
     }
 
-    @Test func anOldPrimaryThatWroteNothingMeetsTheHigherPromotionAndIsDemoted() {
+    /// Protocol 8 on both sides (row 4's second half): not a split brain and no demotion that
+    /// waits for an operator: the old primary yields, the promoted one resyncs it.
+    @Test func anOldPrimaryThatWroteNothingYieldsToTheLaterPromotionAndIsResynced() {
         let a = facts(oldPrimaryIdle)
         let b = facts(promoted())
-        guard case .demotedByPromotion(let number, _) = judge(a, b) else {
-            Issue.record("expected demoted-by-promotion, got \(judge(a, b))")
+        let expected = ReturnedPrimaryReport(row: 7, partingGeneration: shared, localPromotion: 0, peerPromotion: 1)
+        #expect(judge(a, b) == .yieldToPromoted(expected))
+        #expect(judge(b, a) == .resyncReturnedPrimary(
+            ReturnedPrimaryReport(row: 6, partingGeneration: shared, localPromotion: 1, peerPromotion: 0)))
+        // One write after the cut and it is a split brain again, on both.
+        guard case .splitBrain = judge(facts(oldPrimaryThatWrote(), changed: 4096), b),
+            case .splitBrain = judge(b, facts(oldPrimaryThatWrote(), changed: 4096))
+        else {
+            Issue.record("a returned primary that wrote is a split brain")
+            return
+        }
+    }
+
+    /// A peer of protocol 7 keeps today's behaviour: demoted by promotion, stale-promotion.
+    @Test func anOldPrimaryThatWroteNothingMeetsTheHigherPromotionOfAVersion7PeerAndIsDemoted() {
+        let a = facts(oldPrimaryIdle)
+        let b = facts(promoted())
+        guard case .demotedByPromotion(let number, _) = judge(a, b, version: 7) else {
+            Issue.record("expected demoted-by-promotion, got \(judge(a, b, version: 7))")
             return
         }
         #expect(number == 1)
         // The promoted side refuses the old one with stale-promotion, which it reads as the same.
-        guard case .refuse(.stalePromotion, let reason) = judge(b, a) else {
-            Issue.record("expected stale-promotion, got \(judge(b, a))")
+        guard case .refuse(.stalePromotion, let reason) = judge(b, a, version: 7) else {
+            Issue.record("expected stale-promotion, got \(judge(b, a, version: 7))")
             return
         }
         #expect(PeerHelloCheck.refusedByPeer(.stalePromotion, reason: reason) != nil)

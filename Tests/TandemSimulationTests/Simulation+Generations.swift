@@ -92,7 +92,15 @@ extension Simulation {
             return fail("guarantee 4: \(old.name) wrote after the cut, but meeting the promoted \(promoted.name) is not a split brain (\(seenByOld) / \(seenByNew)): its writes would be dropped or merged without a policy or an operator")
         }
         if splitOld { splitBrainsFound += 1 }
-        if !splitOld, case .demotedByPromotion = seenByOld {} else if !splitOld {
+        guard !splitOld else { return }
+        switch seenByOld {
+        case .demotedByPromotion: break
+        case .yieldToPromoted:
+            // Protocol 8: the old primary yields and the promoted one resyncs it (both must say so).
+            guard case .resyncReturnedPrimary = seenByNew else {
+                return fail("\(old.name) yields to \(promoted.name), which does not resync it: \(seenByNew)")
+            }
+        default:
             return fail("\(old.name) wrote nothing after the cut but is not stopped by \(promoted.name)'s promotion: \(seenByOld)")
         }
     }

@@ -81,6 +81,19 @@ public struct Generations: Equatable, Sendable {
         current = 0
     }
 
+    /// A primary that returns after its peer was promoted from its generation (it wrote
+    /// nothing since: B = 0, and the promoted peer's B is this C) yields to it
+    /// (HandshakeDecision `.returnedPrimaryResync`): like a split brain's loser it has no
+    /// consistent generation until the promoted node's resync ends (C := 0), and B names the
+    /// generation both parted from (this C), which the promoted node's B equals, so that the
+    /// union of both bitmaps covers their divergence.
+    public mutating func yieldedToPromoted() {
+        precondition(bitmap == 0 && current != 0, "only a primary that wrote nothing since parting yields")
+        bitmap = current
+        pushHistory(current)
+        current = 0
+    }
+
     /// Both nodes begin in sync without a copy (`initial_sync: none`, table row 1): both
     /// take the primary's new C.
     public mutating func beginInSync(generation: UInt64) {

@@ -51,6 +51,13 @@ public enum HandshakeDecision: Equatable, Sendable {
     case activityLogResync(SyncDirection)
     /// Rows 5, 6, 7: the source's bitmap ∪ the target's bitmap ∪ both activity logs.
     case bitmapResync(SyncDirection)
+    /// Rows 6 and 7 between two primaries (row 4's second half): the target is an old
+    /// primary that returned after the source was promoted from its generation (its B = 0,
+    /// the source's B is its C, the source's promotion number is higher). It wrote nothing
+    /// since it parted but what it had not confirmed when it stopped (a crash's activity
+    /// log, a stop's sealed bitmap): it yields (demoted, its generation none) and the
+    /// source resyncs its bitmap ∪ the target's set. Not a split brain.
+    case returnedPrimaryResync(SyncDirection)
     /// Row 8 (and 9 with 10): both moved since a common generation.
     case splitBrain
     /// Row 11: refuse (`unrelated-data`), both StandAlone.
@@ -66,6 +73,7 @@ public enum HandshakeDecision: Equatable, Sendable {
         case .fullCopy(let d): return .fullCopy(d.mirrored)
         case .activityLogResync(let d): return .activityLogResync(d.mirrored)
         case .bitmapResync(let d): return .bitmapResync(d.mirrored)
+        case .returnedPrimaryResync(let d): return .returnedPrimaryResync(d.mirrored)
         case .refusedSourceNotUsable(let d): return .refusedSourceNotUsable(d.mirrored)
         case .awaitingPrimary, .inSync, .splitBrain, .unrelated: return self
         }
@@ -74,7 +82,7 @@ public enum HandshakeDecision: Equatable, Sendable {
     public var direction: SyncDirection? {
         switch self {
         case .initialFullCopy(let d), .initialInSync(let d), .fullCopy(let d),
-            .activityLogResync(let d), .bitmapResync(let d), .refusedSourceNotUsable(let d):
+            .activityLogResync(let d), .bitmapResync(let d), .returnedPrimaryResync(let d), .refusedSourceNotUsable(let d):
             return d
         case .awaitingPrimary, .inSync, .splitBrain, .unrelated: return nil
         }
@@ -122,6 +130,7 @@ public enum HandshakeDecision: Equatable, Sendable {
         if a.current == b.current {
             if let decision = sameCurrent(own: own, peer: peer) { return decision }
         }
+        if let returned = returnedPrimary(own: own, peer: peer) { return returned }
         if a.bitmap != 0 && a.bitmap == b.current && b.bitmap == 0 { return (6, .bitmapResync(.ownToPeer)) }
         if b.bitmap != 0 && b.bitmap == a.current && a.bitmap == 0 { return (7, .bitmapResync(.peerToOwn)) }
         if (a.bitmap != 0 && a.bitmap == b.bitmap)
@@ -136,6 +145,22 @@ public enum HandshakeDecision: Equatable, Sendable {
         if peerBehind { return (9, .fullCopy(.ownToPeer)) }
         if ownBehind { return (10, .fullCopy(.peerToOwn)) }
         return (11, .unrelated)
+    }
+
+    /// Rows 6 and 7 when both sides are primary and the one that went on was promoted after
+    /// the other (higher P): the other returned after a failover (docs/design-v3.md section
+    /// 2, row 4's second half). Both facts are in both Hellos, so both nodes find it.
+    private static func returnedPrimary(own: HandshakeSide, peer: HandshakeSide) -> (Int, HandshakeDecision)? {
+        guard own.isPrimary && peer.isPrimary else { return nil }
+        let a = own.generations
+        let b = peer.generations
+        if a.bitmap != 0 && a.bitmap == b.current && b.bitmap == 0 && a.promotion > b.promotion {
+            return (6, .returnedPrimaryResync(.ownToPeer))
+        }
+        if b.bitmap != 0 && b.bitmap == a.current && a.bitmap == 0 && b.promotion > a.promotion {
+            return (7, .returnedPrimaryResync(.peerToOwn))
+        }
+        return nil
     }
 
     /// Rows 3-5 (C equal); nil when both B ≠ 0, which the later rows decide.

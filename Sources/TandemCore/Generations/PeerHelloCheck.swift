@@ -75,6 +75,24 @@ public struct SplitBrainReport: Equatable, Sendable {
     }
 }
 
+/// Two primaries, one of which returned after the other was promoted from its generation
+/// (HandshakeDecision `.returnedPrimaryResync`), as each reports it.
+public struct ReturnedPrimaryReport: Equatable, Sendable {
+    /// The HandshakeDecision row (7 seen by the returning node, 6 by the promoted one).
+    public var row: Int
+    /// The generation both parted from: the returning node's C, the promoted node's B.
+    public var partingGeneration: UInt64
+    public var localPromotion: UInt64
+    public var peerPromotion: UInt64
+
+    public init(row: Int, partingGeneration: UInt64, localPromotion: UInt64, peerPromotion: UInt64) {
+        self.row = row
+        self.partingGeneration = partingGeneration
+        self.localPromotion = localPromotion
+        self.peerPromotion = peerPromotion
+    }
+}
+
 public enum PeerHelloOutcome: Equatable, Sendable {
     case accept
     case refuse(WireRefusal, String)
@@ -84,6 +102,14 @@ public enum PeerHelloOutcome: Equatable, Sendable {
     /// The peer is a primary promoted after this one, and this one wrote nothing the peer
     /// lacks: this node stops accepting writes (`demoted-by-promotion`), its data left as is.
     case demotedByPromotion(peerPromotion: UInt64, reason: String)
+    /// This node is an old primary that returned after the peer was promoted from its
+    /// generation, and wrote nothing since (B = 0): it stops accepting writes at once, becomes
+    /// the peer's secondary (C := 0, B := the parting generation) and keeps what it had not
+    /// confirmed when it stopped for the peer's resync. Both Hellos name protocol 8 or more.
+    case yieldToPromoted(ReturnedPrimaryReport)
+    /// The mirror: the peer is such an old primary; this promoted node resyncs it (its own
+    /// bitmap since the promotion ∪ the peer's set) once it is secondary.
+    case resyncReturnedPrimary(ReturnedPrimaryReport)
 }
 
 public enum PeerHelloCheck {
@@ -123,6 +149,14 @@ public enum PeerHelloCheck {
         let (row, decision) = HandshakeDecision.decideWithRow(own: ownSide, peer: peerSide)
         let ownPromotion = own.generations.promotion
         let peerPromotion = hello.promotionNumber
+        if case .returnedPrimaryResync(let direction) = decision, hello.protocolVersion >= WireFormat.returnedPrimaryVersion {
+            // Row 4's second half: not a split brain (the returning node wrote nothing since it
+            // parted), and not a demotion that waits for an operator: the pair resyncs.
+            let parting = direction == .peerToOwn ? own.generations.current : peer.current
+            let report = ReturnedPrimaryReport(row: row, partingGeneration: parting, localPromotion: ownPromotion,
+                                               peerPromotion: peerPromotion)
+            return direction == .peerToOwn ? .yieldToPromoted(report) : .resyncReturnedPrimary(report)
+        }
         // One side descends from the other and wrote nothing since (B = 0, and the other's
         // tracking began at its C): no split brain, the promotion numbers say who goes on.
         // Only B = C relations count, which both nodes see alike (neither knows the other's

@@ -22,7 +22,11 @@ public enum WireFormat {
     /// Hello names 6 or more.
     /// Version 7 adds CaughtUp (type 37): a secondary tells a primary whose Hello names 7 or
     /// more that a SyncComplete's effect is durable (a staged catch-up committed and applied).
-    public static let helloVersion: UInt16 = 7
+    /// Version 8 adds no message: a primary that meets a primary promoted from its generation
+    /// (HandshakeDecision `.returnedPrimaryResync`) yields to it and is resynced instead of
+    /// being demoted by promotion, when both Hellos name 8 or more (docs/replication.md,
+    /// *The old primary returns*).
+    public static let helloVersion: UInt16 = 8
     /// The first version whose Hello carries the generation tail.
     public static let generationsVersion: UInt16 = 4
     /// The first version whose secondary reads a catch-up's bases (older ones take the
@@ -45,6 +49,9 @@ public enum WireFormat {
     /// The first version that reads CatchUpInPlace (type 21; docs/replication.md, *Staged
     /// catch-up*): a secondary tells only such a primary that its catch-up went in place.
     public static let catchUpInPlaceVersion: UInt16 = 6
+    /// The first version whose primary yields to a primary promoted from its generation, and
+    /// whose promoted primary resyncs it (older pairs: demoted by promotion, then `resolve`).
+    public static let returnedPrimaryVersion: UInt16 = 8
     /// The first version that sends and reads CaughtUp (type 37; docs/replication.md,
     /// *Periodic mode*): a primary waits for it only from a peer whose Hello names this or more.
     public static let caughtUpVersion: UInt16 = 7

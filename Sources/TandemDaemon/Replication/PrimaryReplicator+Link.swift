@@ -73,6 +73,10 @@ extension PrimaryReplicator: PeerLinkDelegate {
         case let .refuse(code, reason): return .refuse(code, reason)
         case let .splitBrain(report): return .refuse(.splitBrain, report.reason)
         case let .demotedByPromotion(_, reason): return .refuse(.roleConflict, "this node stops accepting writes: \(reason)")
+        case .yieldToPromoted:
+            return .refuse(.roleConflict, "this node returned after the peer's promotion: it becomes the peer's secondary")
+        case .resyncReturnedPrimary:
+            return .refuse(.roleConflict, "the peer returned after this node's promotion: it becomes this node's secondary")
         }
     }
 

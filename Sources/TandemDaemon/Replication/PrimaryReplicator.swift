@@ -141,6 +141,11 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var onWriteWithoutPeer: (() -> Void)?
     /// `onWriteWithoutPeer` ran and the peer has not caught up since: once is enough.
     var wroteWithoutPeer = false
+    /// A link of this replicator reached Connected. Until then the lag is the session's
+    /// starting set (a crash's activity-log extents, a stop's sealed bitmap), written before
+    /// this start: no link went down under it, and it is no write the peer will not get
+    /// (docs/replication.md, *The old primary returns*).
+    var linkWasConnected = false
     /// The peer became UpToDate (it holds every acknowledged write).
     var onPeerUpToDate: (() -> Void)?
     var peerWasUpToDate = false
@@ -468,7 +473,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             publishPeerDiskState()
             onPeerSynced?()
         case let .connectionState(state):
-            if state != .connected && node.lagBytes > 0 {
+            if state == .connected { linkWasConnected = true }
+            if state != .connected && node.lagBytes > 0 && linkWasConnected {
                 if !wroteWithoutPeer { noteWriteWithoutPeer() }
                 onBytesWithoutPeer?(node.lagBytes)
             }

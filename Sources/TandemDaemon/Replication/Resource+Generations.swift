@@ -192,13 +192,17 @@ extension Resource {
     func judgePrimaryHello(_ hello: WireHello) -> PeerHelloOutcome {
         // The survivor of a split brain waits for the loser to become secondary: the loser's
         // Hello as a primary meanwhile is no new split brain.
-        if resolvingAsSurvivor {
-            return .refuse(.busy, "resolving a split brain: waiting for the peer to discard its data and become secondary")
-        }
         let own = OwnHelloFacts(resourceName: spec.name, volumeSizeBytes: volume.sizeBytes, role: .primary,
                                 generations: generations, changedBytes: changedBytesSinceParting,
                                 afterSplitBrain: spec.afterSplitBrain)
-        return PeerHelloCheck.judge(own: own, hello: hello)
+        let outcome = PeerHelloCheck.judge(own: own, hello: hello)
+        if resolvingAsSurvivor {
+            // A returned primary that did not see this node's answer yet is told again
+            // (Resource+ReturnedPrimary; acting on it twice changes nothing).
+            if case .resyncReturnedPrimary = outcome { return outcome }
+            return .refuse(.busy, "resolving a split brain: waiting for the peer to discard its data and become secondary")
+        }
+        return outcome
     }
 
     /// Carries out a judgement of a primary's Hello at the end of this turn.
@@ -209,6 +213,8 @@ extension Resource {
             context.loop.atTurnEnd(TurnEndAction { [self] in splitBrainDetected(report, peer: peer) })
         case .demotedByPromotion(_, let reason):
             context.loop.atTurnEnd(TurnEndAction { [self] in demoteByPromotion(reason) })
+        case .yieldToPromoted, .resyncReturnedPrimary:
+            actOnReturn(outcome, peer: peer)
         }
     }
 

@@ -41,7 +41,9 @@ extension Resource {
             return .refuse(code, reason)
         case .demotedByPromotion(_, let reason):
             return .refuse(.roleConflict, "this node stops accepting writes: \(reason)")
-        case .splitBrain:
+        case .splitBrain, .yieldToPromoted, .resyncReturnedPrimary:
+            // An old primary's return (Resource+ReturnedPrimary) is answered the same way:
+            // the dialler judges this node's Hello and reaches the mirrored outcome.
             let probe = PrimaryHelloProbe(link: link) { [weak self] in self?.primaryProbe = nil }
             primaryProbe = probe
             let (node, promotion) = helloGenerations

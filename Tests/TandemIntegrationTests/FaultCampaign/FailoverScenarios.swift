@@ -1,6 +1,8 @@
 // The fault campaign, failovers: a forced failover after the primary's kill -9 and the old
-// primary's return without writes of its own (it must be demoted by the operator and is then
-// copied from the new primary: what the code supports today), two forced failovers in a row,
+// primary's return without writes of its own (it yields to the promoted node, which resyncs
+// its own changes ∪ the old primary's activity-log extents: docs/replication.md, *The old
+// primary returns*), the same return after the old primary wrote (still a split brain), two
+// forced failovers in a row,
 // a planned failback, a planned failover asked for during a catch-up, and a forced failover
 // to a secondary that was restarted while its primary was gone.
 import Foundation
@@ -16,15 +18,39 @@ extension Integration.FaultCampaign {
     @Test(arguments: ["sync", "async"])
     func forcedFailoverThenTheOldPrimaryReturnsWithoutWritesAndIsCopiedAsSecondary(_ mode: String) throws {
         let run = try failOverFromAKilledAlpha(mode: mode)
-        try bringBack(run, run.pair.alpha, asSecondaryOf: run.pair.beta)
+        let yielded = try bringBack(run, run.pair.alpha, asSecondaryOf: run.pair.beta, mustYield: mode == "sync")
         try run.converge(primary: run.pair.beta)
+        if yielded { try expectResyncBounded(run, by: run.pair.beta) }
         try run.expectIdenticalWithEveryAcknowledgedWrite("forced failover (\(mode)), old primary back", writerSurvives: mode == "sync")
+    }
+
+    /// The old primary returns, but takes writes before it meets the promoted node (which is
+    /// away meanwhile): both changed since they parted, so it stays a split brain on both,
+    /// and nothing of either volume is merged (guarantee 4).
+    @Test func forcedFailoverThenTheOldPrimaryWritesBeforeItMeetsThePromotedOneIsStillASplitBrain() throws {
+        let run = try failOverFromAKilledAlpha(mode: "sync")
+        try run.pair.beta.stop()
+        try run.pair.alpha.start()
+        try run.waitFor(run.pair.alpha, "the old primary serving alone") {
+            $0["role"] as? String == "primary" && $0["nbd_serving"] as? Bool == true
+        }
+        try run.writeBlocks(on: run.pair.alpha, Self.afterSecondFailover)
+        let alphaVolume = try VolumeFiles.sha256(run.pair.volume(run.pair.alpha))
+        try run.pair.beta.start()
+        let alpha = try run.waitFor(run.pair.alpha, "the old primary in a split brain") { $0["split_brain"] as? Bool == true }
+        let beta = try run.waitFor(run.pair.beta, "the promoted primary in a split brain") { $0["split_brain"] as? Bool == true }
+        #expect(alpha["role"] as? String == "primary" && beta["role"] as? String == "primary", "\(alpha)\n\(beta)")
+        #expect(alpha["connection_state"] as? String != "Connected", "\(alpha)")
+        // Nothing merged: the old primary's volume is as it wrote it.
+        try run.pair.alpha.stop()
+        #expect(try VolumeFiles.sha256(run.pair.volume(run.pair.alpha)) == alphaVolume, "\(run.trailText)")
     }
 
     @Test func twoForcedFailoversInARowLoseNoAcknowledgedWrite() throws {
         let run = try failOverFromAKilledAlpha(mode: "sync")
         try bringBack(run, run.pair.alpha, asSecondaryOf: run.pair.beta)
         try run.converge(primary: run.pair.beta)
+        try expectResyncBounded(run, by: run.pair.beta)
         // The second: beta killed, alpha promoted by force, beta returns as secondary.
         run.pair.beta.crash()
         try promoteByForce(run, run.pair.alpha)
@@ -33,6 +59,10 @@ extension Integration.FaultCampaign {
         try run.writeBlocks(on: run.pair.alpha, Self.afterSecondFailover)
         try bringBack(run, run.pair.beta, asSecondaryOf: run.pair.alpha)
         try run.converge(primary: run.pair.alpha)
+        // Beta was killed in the session that resynced alpha, which its activity log treats
+        // as a full copy (no bases): its unconfirmed set is the whole volume, so this resync
+        // is not bounded (docs/replication.md, *The old primary returns*).
+        try expectResyncBounded(run, by: run.pair.alpha, boundedByExtents: false)
         try run.expectIdenticalWithEveryAcknowledgedWrite("two forced failovers in a row")
     }
 
@@ -148,29 +178,35 @@ extension Integration.FaultCampaign {
     }
 
     /// The old primary restarts: it calls itself primary and dials the new one. When they meet
-    /// they compare generations (docs/operations.md, *Failover when the primary is lost*):
-    /// the old primary was killed with writes the new one never confirmed (its activity log
-    /// names them), so both have changed since they parted — a split brain, reported on both,
-    /// nothing merged; one that changed nothing is demoted by the higher promotion number.
-    /// The operator follows the runbook: `resolve --discard local` on the old primary, and on
-    /// the new one `resolve --discard peer` (split brain), then `enable` (a forced promotion
-    /// left its replication off); the new primary then copies its volume to the old one.
-    private func bringBack(_ run: CampaignRun, _ old: DaemonProcess, asSecondaryOf primary: DaemonProcess) throws {
+    /// they compare generations (docs/replication.md, *The old primary returns*): the old
+    /// primary wrote nothing since the new one was promoted from its generation (its B is 0),
+    /// so it is no split brain: it yields — stops taking writes, becomes secondary, `Outdated`
+    /// (never UpToDate before the resync ends) — and the new one, once the operator enables it
+    /// (a forced promotion left its replication off), resyncs its changes since the promotion ∪
+    /// the old primary's activity-log extents. `mustYield` false (async): an old primary that
+    /// went Ahead before its kill (B ≠ 0: writes acknowledged without the peer) is a split
+    /// brain, resolved by the runbook (`resolve --discard local` on it, `--discard peer` on the
+    /// new one). Returns whether it yielded.
+    @discardableResult
+    private func bringBack(_ run: CampaignRun, _ old: DaemonProcess, asSecondaryOf primary: DaemonProcess,
+                           mustYield: Bool = true) throws -> Bool {
         try old.start()
-        let met = try run.waitFor(old, "the old primary stopped by the new one") {
-            $0["role"] as? String == "primary" && ($0["split_brain"] as? Bool == true || $0["demoted_by_promotion"] != nil)
+        let met = try run.waitFor(old, "the old primary yields to the new one (or is in a split brain)") {
+            $0["role"] as? String == "secondary" || $0["split_brain"] as? Bool == true
         }
-        #expect(met["connection_state"] as? String != "Connected", "\(met)")
-        let splitBrain = met["split_brain"] as? Bool == true
-        if splitBrain {
-            let survivor = try run.waitFor(primary, "the new primary reports the split brain too") { $0["split_brain"] as? Bool == true }
-            #expect(survivor["role"] as? String == "primary", "\(survivor)")
-        }
+        let yielded = met["role"] as? String == "secondary"
+        #expect(yielded || !mustYield, "the old primary wrote nothing since the promotion: no split brain expected\n\(met)\n\(run.trailText)")
         let name = ["name": ReplicatedPair.resource]
-        try run.pair.expectOK(try old.control().request("resolve", ["name": ReplicatedPair.resource, "discard": "local"]))
-        if splitBrain {
+        if yielded {
+            #expect(met["split_brain"] as? Bool != true && met["disk_state"] as? String != "UpToDate", "\(met)")
+            let promoted = try run.pair.status(primary)
+            #expect(promoted["split_brain"] as? Bool != true && promoted["role"] as? String == "primary", "\(promoted)")
+        } else {
+            try run.waitFor(primary, "the new primary reports the split brain too") { $0["split_brain"] as? Bool == true }
+            try run.pair.expectOK(try old.control().request("resolve", ["name": ReplicatedPair.resource, "discard": "local"]))
             try run.pair.expectOK(try primary.control().request("resolve", ["name": ReplicatedPair.resource, "discard": "peer"]))
         }
+        run.observe(yielded ? "the old primary yielded" : "split brain resolved")
         // A forced promotion left the new primary's replication off: the operator enables it.
         if try run.pair.status(primary)["enabled"] as? Bool != true {
             try run.pair.expectOK(try primary.control().request("enable", name))
@@ -181,6 +217,22 @@ extension Integration.FaultCampaign {
         #expect(rejoined["role"] as? String == "secondary")
         let session = try run.pair.status(primary)
         run.trail.append("new primary's session with the old one: \(session["session_start"] as? String ?? "-") (\(session["session_start_reason"] as? String ?? "-"))")
+        return yielded
+    }
+
+    /// After the return, the new primary's resync moved its changes since the promotion ∪ the
+    /// old primary's unconfirmed regions (the union, measured), far less than the volume.
+    private func expectResyncBounded(_ run: CampaignRun, by primary: DaemonProcess, boundedByExtents: Bool = true) throws {
+        let status = try run.pair.status(primary)
+        let report = status["split_brain_resync"] as? JSONObject ?? [:]
+        let moved = report["moved_bytes"] as? Int ?? -1
+        let union = report["union_bytes"] as? Int ?? -1
+        run.trail.append("resync of the returned primary: plan \(report["plan"] as? String ?? "-"), union \(union) bytes, "
+                             + "moved \(moved) bytes (volume \(run.setup.sizeBytes))")
+        #expect(report["plan"] as? String == "split-brain-union", "\(report)\n\(run.trailText)")
+        #expect(union > 0 && moved >= 0 && moved <= union + (1 << 20), "\(report)")
+        #expect(!boundedByExtents || moved < run.setup.sizeBytes / 2,
+                "the returned primary's resync copied most of the volume: \(report)")
     }
 }
 }
