@@ -142,7 +142,7 @@ final class PacingSimulation {
             }
             lag.append((atNs, scenario.writeBytes))
             lagBytes += scenario.writeBytes
-            let delay = pacer.delayNs(lengthBytes: scenario.writeBytes)
+            let delay = pacer.admit(lengthBytes: scenario.writeBytes)
             maxDelayNs = max(maxDelayNs, delay)
             if delay > scenario.delayMaxMs * 1_000_000 {
                 fail("pacing delayed an admission \(delay / 1_000) µs, above rpo_pacing_max_ms \(scenario.delayMaxMs)")

@@ -99,13 +99,13 @@ extension PrimaryNode {
     /// Whether the async write at the head of the queue may be admitted now (pacing). On
     /// admission the next write's earliest time is set by this one's delay.
     mutating func pacingAdmits(_ lengthBytes: UInt64, nowNs: UInt64) -> Bool {
-        guard let pacer = rpoPacer, !isAhead, !primary.admitsSync else { return true }
+        guard rpoPacer != nil, !isAhead, !primary.admitsSync else { return true }
         if nowNs < pacedUntilNs {
             pacingHoldsHead = true
             return false
         }
         pacingHoldsHead = false
-        let delay = pacer.delayNs(lengthBytes: lengthBytes)
+        let delay = rpoPacer!.admit(lengthBytes: lengthBytes)
         pacingDelayNs = delay
         pacedUntilNs = delay == 0 ? 0 : nowNs + delay
         return true
