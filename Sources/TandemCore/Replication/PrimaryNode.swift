@@ -11,7 +11,8 @@
 // PrimaryNode+Admission (the queue, the overlap rule, tickets), +Copy (the full copy), +Link
 // (enable, dial, the link's life, the peer's messages, SyncComplete) and +Stop (stop,
 // hand-over, disk failure), +ActivityLog (the write path's activity log), +Adaptive (adaptive
-// mode, RPO-target pacing) and +Periodic (the cycles of `mode: periodic`). State those files
+// mode, RPO-target pacing), +Periodic (the cycles of `mode: periodic`) and +CaughtUp (the
+// peer's word that a SyncComplete's effect is durable there). State those files
 // share is internal, not private: Swift's
 // `private` does not reach an extension in another file. Only the node itself touches it.
 
