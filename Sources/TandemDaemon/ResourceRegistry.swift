@@ -288,7 +288,7 @@ final class ResourceRegistry: @unchecked Sendable {
                 files.append(entry.spec.metadataPath ?? MetadataStore.defaultPath(stateDir: config.stateDir, name: name))
             }
             do {
-                try ResourceStateFiles.remove(files)
+                try ResourceStateFiles.remove(files + groupDecisionIfLastMember(entry.spec))
                 try store.remove(name: name)
             } catch {
                 return done(ControlError(.ioError, "removing the persisted resource failed: \(error)"))
@@ -301,15 +301,27 @@ final class ResourceRegistry: @unchecked Sendable {
         }
         context.groups.forget(resource.spec)  // a deleted member no longer holds its group
         // Its files go once it stopped: the stop writes its parted bitmap (Resource.stop).
-        remove(name) { [store] in
+        remove(name) { [store, self] in
             do {
                 try resource.removeReplicationFiles()
+                try ResourceStateFiles.remove(groupDecisionIfLastMember(resource.spec))
                 try store.remove(name: name)
                 done(nil)
             } catch {
                 done(ControlError(.ioError, "removing the persisted resource failed: \(error)"))
             }
         }
+    }
+
+    /// The group's decision file (GroupCommitFile) when `spec` is its last member here (the
+    /// spec is already out of the registry): deleted with it, so that a group created later
+    /// under the same name rolls forward nothing of the old one's. Empty otherwise.
+    private func groupDecisionIfLastMember(_ spec: ResourceSpec) -> [String] {
+        guard let group = spec.group else { return [] }
+        let others = resources.values.contains { $0.spec.group == group && $0.spec.name != spec.name }
+            || unopened.values.contains { $0.spec.group == group && $0.spec.name != spec.name }
+        let path = GroupCommitFile.path(stateDir: config.stateDir, group: group)
+        return others ? [] : [path, path + ".new"]
     }
 
     /// Stops every resource at shutdown (their persisted specs stay); `done` runs on the

@@ -175,6 +175,12 @@ extension Simulation {
                         if reportedPeerPoint(primary) == nil { stagedPeerClaimsUnchecked += 1 } else { stagedPeerClaimsChecked += 1 }
                         continue
                     }
+                    // UpToDate is a claim about the peer's volume: a catch-up staged and not yet
+                    // committed and applied is not on it (PrimaryNode+CaughtUp; before, the
+                    // primary said UpToDate at SyncComplete and the check read the journal).
+                    if claim == .upToDate, peer.alive, !peer.diskFailed, stagesACatchUp(peer) {
+                        return fail("primary \(node.name) says its peer \(peer.name) is UpToDate while the peer's catch-up is staged, not on its volume")
+                    }
                     let session = primary.session
                     if peer.alive, !peer.diskFailed, let problem = checker.checkClaim(
                         claim, by: "primary \(node.name) about its peer \(peer.name)",

@@ -59,7 +59,10 @@ extension PrimaryNode {
         guard let reason = aheadReason else { return false }
         isAhead = true
         // A peer that stages the copy keeps its image from before it: Outdated, not Inconsistent.
-        peerInconsistentWhenAhead = (copyWanted && !peerStagesCatchUp) || peerInconsistentThroughEpoch != nil
+        // So does one whose staged catch-up's CaughtUp has not come (its journal is durable);
+        // an in-place copy's peer may not have stored its `synced` record yet.
+        peerInconsistentWhenAhead = ((copyWanted || awaitingCaughtUp) && !peerStagesCatchUp)
+            || peerInconsistentThroughEpoch != nil
         // The RPO age counts from the oldest write the peer lacks, acknowledged before this.
         // Ahead again before the last catch-up ended: the older writes are still missing.
         let unconfirmedAgeNs = primary.rpoAgeNs(nowNs: nowNs)

@@ -149,9 +149,14 @@ extension PrimaryNode {
             copyLastSequence != 0, copyLastSequence < primary.oldestHeldSequence, isPeerReady
         else { return }
         copyWanted = false
-        // The peer holds what it lacked since then — once it has the SyncComplete; a periodic
-        // cycle waits for its word on that (CaughtUp) where the peer gives one.
-        if periodNs != nil, peerVersion >= WireFormat.caughtUpVersion {
+        // The peer holds what it lacked since then once the SyncComplete's effect is durable
+        // there: a staged catch-up committed and applied, an in-place copy's `synced` record
+        // stored. A peer of protocol 7 says so (CaughtUp, PrimaryNode+CaughtUp); until then
+        // it is not UpToDate. The first SyncComplete of a link only: a CaughtUp carries no
+        // sequence, so after an earlier one (a verify's repair copy, in place on a synced
+        // record) a late answer to that one would be taken for this one's. An older peer
+        // is UpToDate from here, as before.
+        if peerVersion >= WireFormat.caughtUpVersion, periodNs != nil || confirmedOnLink == nil {
             awaitingCaughtUp = true
         } else {
             aheadSinceNs = 0

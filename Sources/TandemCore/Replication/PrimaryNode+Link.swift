@@ -81,7 +81,7 @@ extension PrimaryNode {
         _ reason: String, refusal: WireRefusal?, nowNs: UInt64, into actions: inout [PrimaryNodeAction]
     ) {
         link = .idle
-        awaitingCaughtUp = false  // the cycle is not complete; the next link decides again
+        // `awaitingCaughtUp` stays: the peer's word is owed on the next link (PrimaryNode+CaughtUp).
         let pendingBasis = pendingSession?.basis
         restartPending = false
         pendingSession = nil
@@ -141,6 +141,8 @@ extension PrimaryNode {
         let resent = primary.newestHeldEpoch
         if copy == .inconsistent || copy == .failed, resent > primary.peerDurableEpoch {
             peerInconsistentThroughEpoch = max(peerInconsistentThroughEpoch ?? 0, resent)
+        } else if copy == .inconsistent || copy == .failed {
+            notePeerInconsistentWithNothingToResend()
         }
     }
 

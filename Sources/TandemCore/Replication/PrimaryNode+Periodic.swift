@@ -88,15 +88,6 @@ extension PrimaryNode {
         return true
     }
 
-    /// The peer's CaughtUp: the cycle's SyncComplete is durable there (its staged catch-up
-    /// committed and applied): the peer holds what it lacked since the cycle began. A word
-    /// about another session is stale.
-    mutating func peerCaughtUp(session caughtUpSession: UInt64) {
-        guard awaitingCaughtUp, caughtUpSession == session else { return }
-        awaitingCaughtUp = false
-        aheadSinceNs = 0
-    }
-
     /// Milliseconds until the next cycle (0: due, or waiting for the running one to end).
     public func nextCycleInNs(nowNs: UInt64) -> UInt64 {
         guard periodNs != nil, !periodic.running else { return 0 }

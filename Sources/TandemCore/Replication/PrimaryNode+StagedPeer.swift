@@ -9,15 +9,19 @@
 // later in the session (a verify's repair) writes in place: it forgets the word.
 
 extension PrimaryNode {
-    /// The peer's disk state while a copy runs to a peer that stages it (nil: it does not).
+    /// The peer's disk state while a copy runs to a peer that stages it, and after its
+    /// SyncComplete until the peer's CaughtUp says the journal is committed and applied
+    /// (nil: it does not stage).
     var stagedPeerDiskState: DiskState? {
-        guard peerStagesCatchUp, copyWanted, peerHeard, peerInconsistentThroughEpoch == nil else { return nil }
+        guard peerStagesCatchUp, copyWanted || awaitingCaughtUp, peerHeard, peerInconsistentThroughEpoch == nil
+        else { return nil }
         return isPeerReady ? .consistent : .outdated
     }
 
-    /// The peer's ReplicaHello said `copy` for this link.
+    /// The peer's ReplicaHello said `copy` for this link (also on a link after the copy's
+    /// SyncComplete whose CaughtUp has not come: a peer that kept its journal says `consistent`).
     mutating func notePeerCopyAtHello(_ copy: DiskState) {
-        peerStagesCatchUp = copyWanted && basis.isCatchUp && copy == .consistent
+        peerStagesCatchUp = (copyWanted || awaitingCaughtUp) && basis.isCatchUp && copy == .consistent
     }
 
     /// The peer's catch-up of `session` outgrew its journal and goes on in place: its copy is
@@ -36,7 +40,7 @@ extension PrimaryNode {
     /// the bitmap was started from).
     public var peerConsistentAsOf: ConsistentPoint? {
         guard peerHeard, peerInconsistentThroughEpoch == nil else { return nil }
-        if copyWanted {
+        if copyWanted || awaitingCaughtUp {
             guard peerStagesCatchUp, case .catchUp(let bases) = basis, let base = bases.first, base != .assumed else {
                 return nil
             }

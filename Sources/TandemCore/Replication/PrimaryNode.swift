@@ -11,7 +11,8 @@
 // PrimaryNode+Admission (the queue, the overlap rule, tickets), +Copy (the full copy), +Link
 // (enable, dial, the link's life, the peer's messages, SyncComplete) and +Stop (stop,
 // hand-over, disk failure), +ActivityLog (the write path's activity log), +Adaptive (adaptive
-// mode, RPO-target pacing) and +Periodic (the cycles of `mode: periodic`). State those files
+// mode, RPO-target pacing), +Periodic (the cycles of `mode: periodic`) and +CaughtUp (the
+// peer's word that a SyncComplete's effect is durable there). State those files
 // share is internal, not private: Swift's
 // `private` does not reach an extension in another file. Only the node itself touches it.
 
@@ -119,9 +120,13 @@ public struct PrimaryNode: Sendable {
     var verifyReadInFlight = false
     public internal(set) var lastVerify: VerifyProgress?
     public internal(set) var aheadSinceNs: UInt64 = 0
-    /// A periodic cycle's SyncComplete went to a peer that answers it with CaughtUp, and that
-    /// answer has not come (PrimaryNode+Periodic).
+    /// A copy's SyncComplete went to a peer that answers it with CaughtUp (protocol 7), and
+    /// that answer has not come: the peer is not UpToDate yet, on this link or the next
+    /// (PrimaryNode+CaughtUp).
     public internal(set) var awaitingCaughtUp = false
+    /// `peerInconsistentThroughEpoch` was set for a peer that restarted with nothing to
+    /// re-send: its CaughtUp clears it too (PrimaryNode+CaughtUp).
+    var peerInconsistentUntilCaughtUp = false
     /// The peer was mid-copy (or re-applying after its crash) when the node went Ahead.
     var peerInconsistentWhenAhead = false
     /// What the peer may hold that the bitmap covers (the next catch-up's bases).
@@ -148,8 +153,9 @@ public struct PrimaryNode: Sendable {
     // The copy (full or catch-up).
     /// A copy is due or running: the peer does not hold this volume's content yet.
     public internal(set) var copyWanted: Bool
-    /// The peer holds this volume's content (no copy is due).
-    public var peerSynced: Bool { !copyWanted }
+    /// The peer holds this volume's content (no copy is due, and the last one's SyncComplete
+    /// is durable there as far as the peer says: PrimaryNode+CaughtUp).
+    public var peerSynced: Bool { !copyWanted && !awaitingCaughtUp }
     /// Byte offset from which the copy looks for the next dirty run.
     public internal(set) var copyCursor: UInt64 = 0
     /// The next dirty run to read (found once per cursor move).
@@ -296,6 +302,7 @@ public struct PrimaryNode: Sendable {
         copyRun = nil
         copyGeneration += 1
         copySentNoticed = false
+        awaitingCaughtUp = false  // this copy's SyncComplete asks again (a staged peer continues its journal)
         copiedBytes = 0
         copyTotalBytes = bitmap.outOfSyncBytes
         copyLastSequence = 0
@@ -326,7 +333,7 @@ public struct PrimaryNode: Sendable {
         if let staged = stagedPeerDiskState { return staged }
         return DiskState.ofPeer(
             heard: peerHeard, peerReady: isPeerReady,
-            copying: copyWanted || peerInconsistentThroughEpoch != nil,
+            copying: copyWanted || awaitingCaughtUp || peerInconsistentThroughEpoch != nil,
             sync: config.primary.mode == .sync, lagBytes: primary.lagBytes)
     }
 
@@ -456,6 +463,7 @@ public struct PrimaryNode: Sendable {
         if let through = peerInconsistentThroughEpoch, primary.peerDurableEpoch >= through {
             peerInconsistentThroughEpoch = nil
         }
+        if peerInconsistentThroughEpoch == nil { peerInconsistentUntilCaughtUp = false }
         checkCopyDone(into: &actions)
         confirmPeerIfInSync(into: &actions)
         if completeCycleIfDone(nowNs: nowNs, into: &actions), enterAheadIfDue(nowNs: nowNs, into: &actions) {

@@ -250,8 +250,8 @@ extension Replication {
         }
     }
 
-    /// In sync, and on beta the journal applied (the primary says UpToDate at SyncComplete,
-    /// before the group's commit).
+    /// In sync, and on beta the journal applied (the primary says UpToDate on the member's
+    /// CaughtUp, which follows the group's commit and the apply; beta's own word is checked too).
     static func waitApplied(_ pair: ReplicatedPair, _ name: String) throws {
         try Chain.waitInSync(pair, name)
         try Chain.waitFor(pair.beta, name, "\(name)'s catch-up applied on beta") {

@@ -117,6 +117,24 @@ extension Replication {
         #expect(list["ok"] as? Bool != true, "nothing was created: \(list)")
     }
 
+    /// The group's decision file (`<group>.group-commit`, written by a group catch-up's
+    /// commit) goes with the group's last member, so that a group created later under the
+    /// name rolls forward nothing of the old one's; while a member is left it stays. The file
+    /// is planted here (a group catch-up writes it: ConsistencyGroupCatchUpTests), the
+    /// deletes are the daemon's.
+    @Test func theGroupsDecisionFileIsDeletedWithItsLastMember() throws {
+        let pair = try ReplicatedPair(sizeBytes: Self.volumeBytes)
+        for name in Self.members {
+            try Self.create(pair, on: pair.beta, name: name, role: "secondary", peer: ("alpha", pair.alphaAddress), group: "db")
+        }
+        let decision = pair.beta.stateDir + "/db.group-commit"
+        #expect(FileManager.default.createFile(atPath: decision, contents: Data("planted".utf8)))
+        try pair.expectOK(try pair.beta.control().request("delete", ["name": "g0"]))
+        #expect(FileManager.default.fileExists(atPath: decision), "g1 still belongs to group db")
+        try pair.expectOK(try pair.beta.control().request("delete", ["name": "g1"]))
+        #expect(!FileManager.default.fileExists(atPath: decision), "the last member's delete left \(decision)")
+    }
+
     // MARK: Setup
 
     struct Setup {

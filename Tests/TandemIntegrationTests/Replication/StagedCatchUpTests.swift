@@ -73,6 +73,52 @@ extension Replication {
         try CatchUpTests.expectIdenticalVolumes(pair)
     }
 
+    /// Issue 13 §3: the primary calls a staging peer UpToDate only once the peer says its
+    /// journal is committed and applied (CaughtUp), not at SyncComplete. beta's apply exits the
+    /// process (as kill -9) after its first 4 KiB: the commit record is durable, the volume
+    /// holds part of the catch-up, no CaughtUp was sent. alpha must never have announced
+    /// UpToDate (before: it did, at SyncComplete, and its lag fell to 0 with the peer dead),
+    /// and while beta is down it says Outdated, not redundant, with the catch-up still lag.
+    /// beta restarted replays the journal, says so, and only then is it UpToDate on alpha.
+    @Test func thePrimaryCallsAStagingPeerUpToDateOnlyOnItsCaughtUp() throws {
+        let pair = try CatchUpTests.makePair()
+        let proxy = try #require(pair.proxy)
+        try pair.beta.stop()
+        pair.beta.extraEnvironment = ["TANDEM_TEST_STAGING_CRASH_AFTER_APPLY_BYTES": "4096"]
+        try pair.beta.start()
+        try pair.createAndEnable(mode: "async", initialSync: "none", primaryBufferBytes: 4 << 20)
+        try pair.waitInSync()
+        let fio = try FioJob(socket: pair.nbdSocket(pair.alpha), regionBytes: CatchUpTests.workloadRegionBytes,
+                             runtimeSeconds: 2, rateIOPS: CatchUpTests.workloadRateIOPS)
+        #expect(proxy.waitForForwarded(.toTarget, atLeast: 1 << 20, timeoutSeconds: 15), "no workload crossed the link")
+        proxy.cut()
+        _ = try CatchUpTests.waitAhead(pair)
+        _ = try fio.finish()
+        let alphaLogStart = Self.logBytes(pair.alpha)
+        proxy.heal()
+        #expect(pair.beta.waitExited(timeoutSeconds: 60), "beta's apply did not reach the test hook")
+        // alpha sees the link go (the process is gone): what it says of the peer now.
+        let away = try pair.waitFor(pair.alpha, timeoutSeconds: 30, "alpha to see beta gone") {
+            $0["connection_state"] as? String != "Connected"
+        }
+        #expect(away["peer_disk_state"] as? String == "Outdated", "a peer whose catch-up is not on its volume: \(away)")
+        #expect(away["redundant"] as? Bool == false, "\(away)")
+        #expect((away["lag_bytes"] as? Int ?? 0) > 0, "the catch-up is not on the peer's volume: \(away)")
+        let announced = Self.diskStateEvents(pair.alpha, from: alphaLogStart, event: "peer-disk-state", field: "peer_disk_state")
+        #expect(!announced.contains("UpToDate"), "alpha called beta UpToDate before its CaughtUp: \(announced)")
+        #expect(announced.contains("Consistent"), "alpha's view of the staging peer: \(announced)")
+        let before = try String(contentsOfFile: pair.beta.logPath, encoding: .utf8)
+        #expect(!before.contains("replayed a committed staging journal"))
+        pair.beta.extraEnvironment = [:]
+        try pair.beta.start()
+        let log = try String(contentsOfFile: pair.beta.logPath, encoding: .utf8)
+        #expect(log.contains("replayed a committed staging journal"), "beta did not replay: \(pair.beta.logTail())")
+        try CatchUpTests.waitCaughtUp(pair)
+        let after = Self.diskStateEvents(pair.alpha, from: alphaLogStart, event: "peer-disk-state", field: "peer_disk_state")
+        #expect(after.last == "UpToDate", "\(after)")
+        try CatchUpTests.expectIdenticalVolumes(pair)
+    }
+
     @Test func aCatchUpLargerThanTheJournalGoesOnInPlaceInconsistentAndEndsIdentical() throws {
         // 1 MiB of journal: 128 records of a 4 KiB write; the cut workload dirties far more.
         let (pair, proxy, _) = try CatchUpTests.aheadAfterACutWorkload(seconds: 3, betaSettings: ["staging_bytes": 1 << 20])

@@ -176,11 +176,17 @@ final class ReplicatedPair {
     }
 
     /// Reads `daemon`'s events until `count` events named `name` arrived after the
-    /// subscription (or the timeout passes); returns how many did.
+    /// subscription (or the timeout passes); returns how many did. The subscription's reply
+    /// is read first (and must say `subscribed`): without it the count began whenever the
+    /// daemon got round to the request, and a refused subscription counted as no events.
     func awaitEvents(_ daemon: DaemonProcess, named name: String, count: Int, timeoutSeconds: Double = 30) throws -> Int {
         let deadline = Date().addingTimeInterval(timeoutSeconds)
         let events = try daemon.control()
         try events.sendLine(Array(#"{"id": 0, "cmd": "events"}"#.utf8))
+        let reply = try events.readReply()
+        guard reply.ok == true, reply["event"] as? String == "subscribed" else {
+            throw HarnessError("events subscription refused: \(reply)")
+        }
         var seen = 0
         while seen < count, Date() < deadline {
             if try events.readReply()["event"] as? String == name { seen += 1 }
