@@ -5,26 +5,6 @@
 import TandemCore
 import Testing
 
-/// A sync node connected to an UpToDate peer (protocol 6), `volumeBytes` large.
-private func connectedNode(volumeBytes: UInt64 = 64 << 20, localLacksWrites: Bool = false) -> PrimaryNode {
-    var config = PrimaryNodeConfig(primary: ReplicationPrimaryConfig(mode: .sync, bufferBytesMax: 8 << 20),
-                                   volumeSizeBytes: volumeBytes)
-    config.readBalancing = .preferLocal
-    var node = PrimaryNode(config: config, session: 77, basis: .assumeInSync, localLacksWrites: localLacksWrites)
-    var actions: [PrimaryNodeAction] = []
-    for event: PrimaryNodeEvent in [.peerVersion(WireFormat.readVersion), .enable, .linkUp,
-                                    .peer(.hello(durableThroughEpoch: 0, copy: .upToDate))] {
-        node.handle(event, nowNs: 1_000_000_000, into: &actions)
-    }
-    return node
-}
-
-private func handle(_ node: inout PrimaryNode, _ event: PrimaryNodeEvent) -> [PrimaryNodeAction] {
-    var actions: [PrimaryNodeAction] = []
-    node.handle(event, nowNs: 2_000_000_000, into: &actions)
-    return actions
-}
-
 private func writesLocally(_ actions: [PrimaryNodeAction]) -> Bool {
     actions.contains { if case .writeLocal = $0 { return true } else { return false } }
 }
@@ -35,97 +15,97 @@ private func pulls(_ actions: [PrimaryNodeAction]) -> [PulledRegion] {
 
 /// A node whose disk failed under write 1, connected: the record of the lack is asked for.
 private func failedNode() -> PrimaryNode {
-    var node = connectedNode()
-    _ = handle(&node, .request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
-    _ = handle(&node, .localWriteDone(sequence: 1, errno: 5))
-    #expect(handle(&node, .peer(.dataAck(sequence: 1))).contains(.answer(1, errno: 5)), "the write that failed here fails")
+    var node = disklessConnectedNode()
+    _ = disklessHandle(&node, .request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
+    _ = disklessHandle(&node, .localWriteDone(sequence: 1, errno: 5))
+    #expect(disklessHandle(&node, .peer(.dataAck(sequence: 1))).contains(.answer(1, errno: 5)), "the write that failed here fails")
     return node
 }
 
 @Suite struct DisklessPrimaryNodeTests {
     @Test func writesAfterTheFailureWaitForTheRecordThenGoToThePeerOnly() {
         var node = failedNode()
-        let asked = handle(&node, .request(id: 2, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)))
+        let asked = disklessHandle(&node, .request(id: 2, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)))
         #expect(asked == [.recordLocalLacksWrites(true)], "nothing goes through the peer before the record: \(asked)")
         #expect(node.mutationPath == .awaitingRecord)
-        let recorded = handle(&node, .localLacksWritesRecorded(set: true, errno: 0, reason: nil))
+        let recorded = disklessHandle(&node, .localLacksWritesRecorded(set: true, errno: 0, reason: nil))
         #expect(!writesLocally(recorded), "never written to the failed disk: \(recorded)")
         #expect(recorded.contains { if case .holdLocalWrite = $0 { return true } else { return false } })
         #expect(!recorded.contains(.answer(2, errno: 0)), "answered only once the peer applied it")
-        #expect(handle(&node, .peer(.dataAck(sequence: 2))).contains(.answer(2, errno: 0)))
+        #expect(disklessHandle(&node, .peer(.dataAck(sequence: 2))).contains(.answer(2, errno: 0)))
         #expect(node.mutationPath == .throughPeer && node.servesFromPeer)
         #expect(node.localDisk.lacking?.anySet(offsetBytes: 8192, lengthBytes: 4096) == true, "its region is lacking")
         #expect(node.localDisk.lacking?.anySet(offsetBytes: 0, lengthBytes: 4096) == true, "so is the failed write's")
         // A flush is answered once the peer made it durable, not with the failed disk's EIO.
-        let flush = handle(&node, .request(id: 3, .flush))
+        let flush = disklessHandle(&node, .request(id: 3, .flush))
         #expect(!flush.contains(.flushLocal) && !flush.contains(.answer(3, errno: 5)), "\(flush)")
-        let durable = handle(&node, .peer(.durableThroughEpoch(node.primary.openEpoch)))
+        let durable = disklessHandle(&node, .peer(.durableThroughEpoch(node.primary.openEpoch)))
         #expect(durable.contains(.answer(3, errno: 0)), "\(durable)")
         #expect(node.routeRead(offsetBytes: 8192, lengthBytes: 4096) == .peer)
     }
 
     @Test func aRecordThatCannotBeWrittenKeepsRefusingWithEIO() {
         var node = failedNode()
-        _ = handle(&node, .request(id: 2, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)))
-        let refused = handle(&node, .localLacksWritesRecorded(set: true, errno: 5, reason: "the metadata is internal"))
+        _ = disklessHandle(&node, .request(id: 2, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)))
+        let refused = disklessHandle(&node, .localLacksWritesRecorded(set: true, errno: 5, reason: "the metadata is internal"))
         #expect(refused.contains(.answer(2, errno: 5)), "\(refused)")
         guard case let .refused(reason) = node.mutationPath else { Issue.record("not refused: \(node.mutationPath)"); return }
         #expect(reason.contains("the metadata is internal"))
-        #expect(handle(&node, .request(id: 3, .write(offsetBytes: 0, lengthBytes: 4096, fua: false))) == [.answer(3, errno: 5)])
+        #expect(disklessHandle(&node, .request(id: 3, .write(offsetBytes: 0, lengthBytes: 4096, fua: false))) == [.answer(3, errno: 5)])
     }
 
     @Test func aPeerLostFailsWhatNeededItAndRefusesReadsOfTheLackingDisk() {
         var node = failedNode()
-        _ = handle(&node, .request(id: 2, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)))
-        _ = handle(&node, .localLacksWritesRecorded(set: true, errno: 0, reason: nil))
-        let down = handle(&node, .linkDown(reason: "cut", refusal: nil))
+        _ = disklessHandle(&node, .request(id: 2, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)))
+        _ = disklessHandle(&node, .localLacksWritesRecorded(set: true, errno: 0, reason: nil))
+        let down = disklessHandle(&node, .linkDown(reason: "cut", refusal: nil))
         #expect(down.contains(.answer(2, errno: 5)), "an unconfirmed write through the peer fails at once: \(down)")
         #expect(node.routeRead(offsetBytes: 8192, lengthBytes: 4096) == .refused, "this disk lacks it")
         #expect(node.routeRead(offsetBytes: 1 << 20, lengthBytes: 4096) == .refused, "and is failed")
-        #expect(handle(&node, .request(id: 3, .write(offsetBytes: 0, lengthBytes: 4096, fua: false))) == [.answer(3, errno: 5)])
+        #expect(disklessHandle(&node, .request(id: 3, .write(offsetBytes: 0, lengthBytes: 4096, fua: false))) == [.answer(3, errno: 5)])
         // The peer back: the held write is re-sent and confirmed, and not answered twice.
-        _ = handle(&node, .linkUp)
-        let back = handle(&node, .peer(.hello(durableThroughEpoch: 0, copy: .upToDate)))
-        let acked = handle(&node, .peer(.dataAck(sequence: 2)))
+        _ = disklessHandle(&node, .linkUp)
+        let back = disklessHandle(&node, .peer(.hello(durableThroughEpoch: 0, copy: .upToDate)))
+        let acked = disklessHandle(&node, .peer(.dataAck(sequence: 2)))
         #expect(!(back + acked).contains(.answer(2, errno: 0)), "answered once only: \(back + acked)")
         #expect(node.mutationPath == .throughPeer)
     }
 
     @Test func aNodeStartedLackingWritesPullsTheVolumeThenServesLocally() {
-        var node = connectedNode(volumeBytes: 1 << 20, localLacksWrites: true)
+        var node = disklessConnectedNode(volumeBytes: 1 << 20, localLacksWrites: true)
         #expect(node.localLacksWrites && node.localDisk.wholeVolume)
         #expect(node.localDisk.pulls.count == LocalDiskResync.pullsInFlightMax, "\(node.localDisk.pulls)")
         #expect(node.routeRead(offsetBytes: 0, lengthBytes: 4096) == .peer, "this disk lacks it")
         // A write overlapping a pull in flight waits for it; one elsewhere goes to both disks.
         let first = node.localDisk.pulls[0]
-        let waiting = handle(&node, .request(id: 1, .write(offsetBytes: first.offsetBytes, lengthBytes: 4096, fua: false)))
+        let waiting = disklessHandle(&node, .request(id: 1, .write(offsetBytes: first.offsetBytes, lengthBytes: 4096, fua: false)))
         #expect(!writesLocally(waiting), "an older pulled copy must not land over it: \(waiting)")
         var actions: [PrimaryNodeAction] = []
         var pulled = 0
         while let region = node.localDisk.pulls.first {
-            actions = handle(&node, .regionPulled(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes, errno: 0, local: false))
+            actions = disklessHandle(&node, .regionPulled(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes, errno: 0, local: false))
             pulled += 1
             if writesLocally(actions) {
                 #expect(node.localDisk.pulls.allSatisfy { $0.offsetBytes != first.offsetBytes })
-                _ = handle(&node, .localWriteDone(sequence: 1, errno: 0))
-                actions += handle(&node, .peer(.dataAck(sequence: 1)))
+                _ = disklessHandle(&node, .localWriteDone(sequence: 1, errno: 0))
+                actions += disklessHandle(&node, .peer(.dataAck(sequence: 1)))
             }
             if actions.contains(.recordLocalLacksWrites(false)) { break }
         }
         #expect(pulled == 8, "1 MiB in 128 KiB pulls")
         #expect(actions.contains(.recordLocalLacksWrites(false)) || node.localDisk.lackingBytes == 0)
-        let done = handle(&node, .localLacksWritesRecorded(set: false, errno: 0, reason: nil))
+        let done = disklessHandle(&node, .localLacksWritesRecorded(set: false, errno: 0, reason: nil))
         #expect(done.contains(.notice(.localDisk(.resynced(pulledBytes: 1 << 20)))), "\(done)")
         #expect(node.mutationPath == .local && !node.localLacksWrites)
         #expect(node.routeRead(offsetBytes: 0, lengthBytes: 4096) == .local)
     }
 
     @Test func aFailedPullIsPulledAgain() {
-        var node = connectedNode(volumeBytes: 256 << 10, localLacksWrites: true)
+        var node = disklessConnectedNode(volumeBytes: 256 << 10, localLacksWrites: true)
         let region = node.localDisk.pulls[0]
-        _ = handle(&node, .regionPulled(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes, errno: 16, local: false))
+        _ = disklessHandle(&node, .regionPulled(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes, errno: 16, local: false))
         #expect(node.localDisk.pulls.contains(region), "asked again: \(node.localDisk.pulls)")
-        let failed = handle(&node, .regionPulled(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes, errno: 5, local: true))
+        let failed = disklessHandle(&node, .regionPulled(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes, errno: 5, local: true))
         #expect(node.diskFailed && failed.contains(.notice(.diskFailed(operation: "write", errno: 5))))
         #expect(node.mutationPath == .throughPeer, "the flag stays; writes go through the peer")
     }

@@ -5,28 +5,6 @@
 import TandemCore
 import Testing
 
-/// A sync node that keeps lacking regions, connected to an UpToDate peer (protocol 6).
-private func connectedNode(volumeBytes: UInt64 = 64 << 20, keepsRegions: Bool = true, localLacksWrites: Bool = false,
-                           record: LackingRecord = .flagOnly) -> PrimaryNode {
-    var config = PrimaryNodeConfig(primary: ReplicationPrimaryConfig(mode: .sync, bufferBytesMax: 8 << 20),
-                                   volumeSizeBytes: volumeBytes)
-    config.keepsLackingRegions = keepsRegions
-    var node = PrimaryNode(config: config, session: 77, basis: .assumeInSync, localLacksWrites: localLacksWrites,
-                           localLackingRecord: record)
-    var actions: [PrimaryNodeAction] = []
-    for event: PrimaryNodeEvent in [.peerVersion(WireFormat.readVersion), .enable, .linkUp,
-                                    .peer(.hello(durableThroughEpoch: 0, copy: .upToDate))] {
-        node.handle(event, nowNs: 1_000_000_000, into: &actions)
-    }
-    return node
-}
-
-private func handle(_ node: inout PrimaryNode, _ event: PrimaryNodeEvent) -> [PrimaryNodeAction] {
-    var actions: [PrimaryNodeAction] = []
-    node.handle(event, nowNs: 2_000_000_000, into: &actions)
-    return actions
-}
-
 private func held(_ actions: [PrimaryNodeAction]) -> Bool {
     actions.contains { if case .holdLocalWrite = $0 { return true } else { return false } }
 }
@@ -45,16 +23,16 @@ private func pageWrites(_ actions: [PrimaryNodeAction]) -> [(UInt64, [BlockRun],
 /// A node whose disk failed under a write of block 0 and whose record keeps regions: the
 /// first page write (fresh, block 0) and the flag are done.
 private func recordedNode() -> PrimaryNode {
-    var node = connectedNode()
-    _ = handle(&node, .request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
-    _ = handle(&node, .localWriteDone(sequence: 1, errno: 5))
-    _ = handle(&node, .peer(.dataAck(sequence: 1)))
-    let first = handle(&node, .request(id: 2, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)))
+    var node = disklessConnectedNode(keepsRegions: true)
+    _ = disklessHandle(&node, .request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
+    _ = disklessHandle(&node, .localWriteDone(sequence: 1, errno: 5))
+    _ = disklessHandle(&node, .peer(.dataAck(sequence: 1)))
+    let first = disklessHandle(&node, .request(id: 2, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)))
     let fresh = pageWrites(first)
     #expect(fresh.count == 1 && fresh[0].2 && fresh[0].1 == [BlockRun(first: 0, count: 1)],
             "the failed write's region, written fresh before the flag: \(first)")
     #expect(!first.contains(.recordLocalLacksWrites(true)) && !held(first), "\(first)")
-    let flag = handle(&node, .lackingRegionsPersisted(ticket: fresh[0].0, errno: 0, reason: nil))
+    let flag = disklessHandle(&node, .lackingRegionsPersisted(ticket: fresh[0].0, errno: 0, reason: nil))
     #expect(flag == [.recordLocalLacksWrites(true)], "then the flag: \(flag)")
     #expect(node.localDisk.regionsKept == true)
     return node
@@ -63,65 +41,65 @@ private func recordedNode() -> PrimaryNode {
 @Suite struct DisklessRegionsTests {
     @Test func aWriteThroughThePeerWaitsUntilItsRegionIsDurableInTheRecord() {
         var node = recordedNode()
-        let recorded = handle(&node, .localLacksWritesRecorded(set: true, errno: 0, reason: nil))
+        let recorded = disklessHandle(&node, .localLacksWritesRecorded(set: true, errno: 0, reason: nil))
         let asked = pageWrites(recorded)
         #expect(asked.count == 1 && !asked[0].2 && asked[0].1 == [BlockRun(first: 2, count: 1)], "\(recorded)")
         #expect(!held(recorded), "not sent to the peer before its bit is durable: \(recorded)")
-        let durable = handle(&node, .lackingRegionsPersisted(ticket: asked[0].0, errno: 0, reason: nil))
+        let durable = disklessHandle(&node, .lackingRegionsPersisted(ticket: asked[0].0, errno: 0, reason: nil))
         #expect(held(durable) && pageWrites(durable).isEmpty, "\(durable)")
-        #expect(handle(&node, .peer(.dataAck(sequence: 2))).contains(.answer(2, errno: 0)))
+        #expect(disklessHandle(&node, .peer(.dataAck(sequence: 2))).contains(.answer(2, errno: 0)))
         // Its region again, and a region inside the durable set: at once, no page write.
-        let again = handle(&node, .request(id: 3, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)))
+        let again = disklessHandle(&node, .request(id: 3, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)))
         #expect(held(again) && pageWrites(again).isEmpty, "\(again)")
         #expect(node.localDisk.regionWrites == 2)
     }
 
     @Test func writesQueuedBehindAPageWriteShareTheNextOne() {
         var node = recordedNode()
-        let recorded = handle(&node, .localLacksWritesRecorded(set: true, errno: 0, reason: nil))
+        let recorded = disklessHandle(&node, .localLacksWritesRecorded(set: true, errno: 0, reason: nil))
         let first = pageWrites(recorded)[0]
         // While the page write is in flight, two more writes to new regions queue up behind it.
-        #expect(pageWrites(handle(&node, .request(id: 3, .write(offsetBytes: 1 << 20, lengthBytes: 8192, fua: false)))).isEmpty)
-        #expect(pageWrites(handle(&node, .request(id: 4, .write(offsetBytes: 4 << 20, lengthBytes: 4096, fua: false)))).isEmpty)
-        let next = handle(&node, .lackingRegionsPersisted(ticket: first.0, errno: 0, reason: nil))
+        #expect(pageWrites(disklessHandle(&node, .request(id: 3, .write(offsetBytes: 1 << 20, lengthBytes: 8192, fua: false)))).isEmpty)
+        #expect(pageWrites(disklessHandle(&node, .request(id: 4, .write(offsetBytes: 4 << 20, lengthBytes: 4096, fua: false)))).isEmpty)
+        let next = disklessHandle(&node, .lackingRegionsPersisted(ticket: first.0, errno: 0, reason: nil))
         // Write 2 goes; write 3's region is not durable: one page write for 3 and 4.
         let asked = pageWrites(next)
         #expect(asked.count == 1, "\(next)")
         #expect(asked.first?.1 == [BlockRun(first: 256, count: 2), BlockRun(first: 1024, count: 1)], "\(asked)")
-        let both = handle(&node, .lackingRegionsPersisted(ticket: asked[0].0, errno: 0, reason: nil))
+        let both = disklessHandle(&node, .lackingRegionsPersisted(ticket: asked[0].0, errno: 0, reason: nil))
         let heldCount = both.filter { if case .holdLocalWrite = $0 { return true } else { return false } }.count
         #expect(heldCount == 2 && pageWrites(both).isEmpty, "one fdatasync for both: \(both)")
     }
 
     @Test func aPageWriteThatFailsRefusesWritesThroughThePeer() {
         var node = recordedNode()
-        let recorded = handle(&node, .localLacksWritesRecorded(set: true, errno: 0, reason: nil))
+        let recorded = disklessHandle(&node, .localLacksWritesRecorded(set: true, errno: 0, reason: nil))
         let asked = pageWrites(recorded)[0]
-        let failed = handle(&node, .lackingRegionsPersisted(ticket: asked.0, errno: 5, reason: "the bitmap page write failed"))
+        let failed = disklessHandle(&node, .lackingRegionsPersisted(ticket: asked.0, errno: 5, reason: "the bitmap page write failed"))
         #expect(failed.contains(.answer(2, errno: 5)) && !held(failed), "never through the peer unrecorded: \(failed)")
         guard case let .refused(reason) = node.mutationPath else { Issue.record("not refused: \(node.mutationPath)"); return }
         #expect(reason.contains("the bitmap page write failed"), "\(reason)")
     }
 
     @Test func aRecordThatCannotKeepRegionsKeepsTheFlagAlone() {
-        var node = connectedNode()
-        _ = handle(&node, .request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
-        _ = handle(&node, .localWriteDone(sequence: 1, errno: 5))
-        _ = handle(&node, .peer(.dataAck(sequence: 1)))
-        let first = pageWrites(handle(&node, .request(id: 2, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false))))
-        let flag = handle(&node, .lackingRegionsPersisted(ticket: first[0].0, errno: 5, reason: "the metadata is internal"))
+        var node = disklessConnectedNode(keepsRegions: true)
+        _ = disklessHandle(&node, .request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
+        _ = disklessHandle(&node, .localWriteDone(sequence: 1, errno: 5))
+        _ = disklessHandle(&node, .peer(.dataAck(sequence: 1)))
+        let first = pageWrites(disklessHandle(&node, .request(id: 2, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false))))
+        let flag = disklessHandle(&node, .lackingRegionsPersisted(ticket: first[0].0, errno: 5, reason: "the metadata is internal"))
         #expect(flag == [.recordLocalLacksWrites(true)], "\(flag)")
-        let recorded = handle(&node, .localLacksWritesRecorded(set: true, errno: 0, reason: nil))
+        let recorded = disklessHandle(&node, .localLacksWritesRecorded(set: true, errno: 0, reason: nil))
         #expect(held(recorded) && pageWrites(recorded).isEmpty, "the flag alone, as before: \(recorded)")
         #expect(node.localDisk.regionsKept == false)
     }
 
     @Test func aDriverThatKeepsNoRegionsAsksForNone() {
-        var node = connectedNode(keepsRegions: false)
-        _ = handle(&node, .request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
-        _ = handle(&node, .localWriteDone(sequence: 1, errno: 5))
-        _ = handle(&node, .peer(.dataAck(sequence: 1)))
-        #expect(handle(&node, .request(id: 2, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)))
+        var node = disklessConnectedNode()
+        _ = disklessHandle(&node, .request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
+        _ = disklessHandle(&node, .localWriteDone(sequence: 1, errno: 5))
+        _ = disklessHandle(&node, .peer(.dataAck(sequence: 1)))
+        #expect(disklessHandle(&node, .request(id: 2, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)))
             == [.recordLocalLacksWrites(true)])
     }
 
@@ -131,7 +109,7 @@ private func recordedNode() -> PrimaryNode {
         var pages = DirtyBitmap(volumeSizeBytes: 64 << 20, blockBytes: 65_536)  // the metadata's geometry
         pages.setRange(offsetBytes: 8 << 20, lengthBytes: 2 << 20)
         pages.setRange(offsetBytes: 30 << 20, lengthBytes: 4096)  // a 64 KiB block
-        var node = connectedNode(localLacksWrites: true, record: .regions(pages))
+        var node = disklessConnectedNode(keepsRegions: true, localLacksWrites: true, record: .regions(pages))
         #expect(!node.localDisk.wholeVolume && node.localDisk.wholeVolumeBecause == nil)
         #expect(node.localDisk.lackingBytes == (2 << 20) + 65_536, "\(node.localDisk.lackingBytes)")
         #expect(node.localDisk.regionsKept == true)
@@ -140,7 +118,7 @@ private func recordedNode() -> PrimaryNode {
         while let region = node.localDisk.pulls.first {
             #expect(region.offsetBytes >= 8 << 20 && region.offsetBytes < 30 << 20 + 65_536, "\(region)")
             pulled += UInt64(region.lengthBytes)
-            actions = handle(&node, .regionPulled(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes,
+            actions = disklessHandle(&node, .regionPulled(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes,
                                                   errno: 0, local: false))
         }
         #expect(pulled == (2 << 20) + 65_536)
@@ -151,11 +129,11 @@ private func recordedNode() -> PrimaryNode {
     }
 
     @Test func aStartThatCannotProveTheRegionsPullsTheWholeVolumeAndSaysWhy() {
-        let unproven = connectedNode(volumeBytes: 1 << 20, localLacksWrites: true, record: .unproven("page 0: zeroes"))
+        let unproven = disklessConnectedNode(volumeBytes: 1 << 20, keepsRegions: true, localLacksWrites: true, record: .unproven("page 0: zeroes"))
         #expect(unproven.localDisk.wholeVolume && unproven.localDisk.lackingBytes == 1 << 20)
         #expect(unproven.localDisk.wholeVolumeBecause?.contains("page 0: zeroes") == true)
         #expect(unproven.localDisk.regionsKept == false, "no page write may add to pages it could not prove")
-        let flagOnly = connectedNode(volumeBytes: 1 << 20, localLacksWrites: true, record: .flagOnly)
+        let flagOnly = disklessConnectedNode(volumeBytes: 1 << 20, keepsRegions: true, localLacksWrites: true, record: .flagOnly)
         #expect(flagOnly.localDisk.wholeVolume)
         #expect(flagOnly.localDisk.wholeVolumeBecause?.contains("not which regions") == true)
     }

@@ -46,10 +46,12 @@ extension Replication {
         try CatchUpTests.expectIdenticalVolumes(pair)
     }
 
-    @Test func aTargetKilledAfterTheCommitReplaysTheJournalAtRestart() throws {
+    /// An async pair through the proxy whose beta exits (as kill -9) in its staging apply after
+    /// the first 4 KiB reached the volume; a workload, then the link cut: alpha Ahead, the
+    /// workload ended, the link still cut.
+    static func aheadWithBetaExitingInItsApply() throws -> (ReplicatedPair, LinkProxy) {
         let pair = try CatchUpTests.makePair()
         let proxy = try #require(pair.proxy)
-        // beta's apply exits the process (as kill -9) after its first 4 KiB reached the volume.
         try pair.beta.stop()
         pair.beta.extraEnvironment = ["TANDEM_TEST_STAGING_CRASH_AFTER_APPLY_BYTES": "4096"]
         try pair.beta.start()
@@ -61,6 +63,11 @@ extension Replication {
         proxy.cut()
         _ = try CatchUpTests.waitAhead(pair)
         _ = try fio.finish()
+        return (pair, proxy)
+    }
+
+    @Test func aTargetKilledAfterTheCommitReplaysTheJournalAtRestart() throws {
+        let (pair, proxy) = try Self.aheadWithBetaExitingInItsApply()
         proxy.heal()
         #expect(pair.beta.waitExited(timeoutSeconds: 60), "beta's apply did not reach the test hook")
         let metadata = try String(contentsOfFile: pair.beta.logPath, encoding: .utf8)
@@ -81,19 +88,7 @@ extension Replication {
     /// and while beta is down it says Outdated, not redundant, with the catch-up still lag.
     /// beta restarted replays the journal, says so, and only then is it UpToDate on alpha.
     @Test func thePrimaryCallsAStagingPeerUpToDateOnlyOnItsCaughtUp() throws {
-        let pair = try CatchUpTests.makePair()
-        let proxy = try #require(pair.proxy)
-        try pair.beta.stop()
-        pair.beta.extraEnvironment = ["TANDEM_TEST_STAGING_CRASH_AFTER_APPLY_BYTES": "4096"]
-        try pair.beta.start()
-        try pair.createAndEnable(mode: "async", initialSync: "none", primaryBufferBytes: 4 << 20)
-        try pair.waitInSync()
-        let fio = try FioJob(socket: pair.nbdSocket(pair.alpha), regionBytes: CatchUpTests.workloadRegionBytes,
-                             runtimeSeconds: 2, rateIOPS: CatchUpTests.workloadRateIOPS)
-        #expect(proxy.waitForForwarded(.toTarget, atLeast: 1 << 20, timeoutSeconds: 15), "no workload crossed the link")
-        proxy.cut()
-        _ = try CatchUpTests.waitAhead(pair)
-        _ = try fio.finish()
+        let (pair, proxy) = try Self.aheadWithBetaExitingInItsApply()
         let alphaLogStart = Self.logBytes(pair.alpha)
         proxy.heal()
         #expect(pair.beta.waitExited(timeoutSeconds: 60), "beta's apply did not reach the test hook")
@@ -294,19 +289,7 @@ extension Replication {
     // written in place after it, so the restarted copy is Consistent and the catch-up that meets it
     // at restart (alpha went Ahead while it was down) is staged like any other — not in place.
     @Test func aTargetRestartedAfterAReplayStagesTheCatchUpThatMeetsIt() throws {
-        let pair = try CatchUpTests.makePair()
-        let proxy = try #require(pair.proxy)
-        try pair.beta.stop()
-        pair.beta.extraEnvironment = ["TANDEM_TEST_STAGING_CRASH_AFTER_APPLY_BYTES": "4096"]
-        try pair.beta.start()
-        try pair.createAndEnable(mode: "async", initialSync: "none", primaryBufferBytes: 4 << 20)
-        try pair.waitInSync()
-        let fio = try FioJob(socket: pair.nbdSocket(pair.alpha), regionBytes: CatchUpTests.workloadRegionBytes,
-                             runtimeSeconds: 2, rateIOPS: CatchUpTests.workloadRateIOPS)
-        #expect(proxy.waitForForwarded(.toTarget, atLeast: 1 << 20, timeoutSeconds: 15), "no workload crossed the link")
-        proxy.cut()
-        _ = try CatchUpTests.waitAhead(pair)
-        _ = try fio.finish()
+        let (pair, proxy) = try Self.aheadWithBetaExitingInItsApply()
         proxy.heal()
         #expect(pair.beta.waitExited(timeoutSeconds: 60), "beta's apply did not reach the test hook")
         // beta is away: alpha's next writes overflow its buffer, Ahead again.
