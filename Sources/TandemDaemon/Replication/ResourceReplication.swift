@@ -147,11 +147,15 @@ extension Resource {
             }
             context.events.publish(resource: spec.name, "replication-stopped", ["clean": .bool(value != 0)])
         }
+        // What the session has to copy as it starts (a catch-up's dirty regions, a full copy's
+        // volume), before any of it went: status shows it shrinking from here.
+        let outOfSyncBytes = replicator.node.outOfSyncBytes
         logger.notice("primary session starts", metadata: [
-            "session_start": "\(start.basis.word)", "reason": "\(start.reason)",
+            "session_start": "\(start.basis.word)", "reason": "\(start.reason)", "out_of_sync_bytes": "\(outOfSyncBytes)",
         ])
         context.events.publish(resource: spec.name, "session-start", [
             "session_start": .string(start.basis.word), "reason": .string(start.reason.description),
+            "out_of_sync_bytes": .int(Int64(clamping: outOfSyncBytes)),
         ])
         replicator.onFailoverRequested = { [unowned self] in self.plannedDemote() }
         replicator.onPeerDiskFailed = { [unowned self] reason in self.peerDiskFailed(reason) }

@@ -68,12 +68,14 @@ extension Replication {
         while !seen.contains("r1 resync-resumed"), Date() < deadline {
             let event = try events.readReply()
             guard let kind = event["event"] as? String, let resource = event["resource"] as? String else { continue }
-            if kind.hasPrefix("resync-") || kind == "copy-done" || (kind == "peer-disk-state" && resource == "r0") {
+            if kind.hasPrefix("resync-") || kind == "initial-sync-done" || (kind == "peer-disk-state" && resource == "r0") {
                 seen.append("\(resource) \(kind)" + (kind == "peer-disk-state" ? " \(event["peer_disk_state"] ?? "")" : ""))
             }
         }
         let paused = seen.firstIndex(of: "r1 resync-paused")
-        let r0Done = seen.firstIndex(of: "r0 peer-disk-state UpToDate")
+        // r0's copy done (its last chunk durable on beta) frees the slot; r0 is UpToDate only
+        // once beta says CaughtUp, which may come after r1 resumed.
+        let r0Done = seen.firstIndex(of: "r0 initial-sync-done")
         let resumed = seen.firstIndex(of: "r1 resync-resumed")
         #expect(paused != nil && resumed != nil && r0Done != nil, "\(seen)")
         if let paused, let resumed, let r0Done { #expect(paused < r0Done && r0Done < resumed, "\(seen)") }

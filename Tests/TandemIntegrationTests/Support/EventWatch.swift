@@ -10,6 +10,8 @@ final class EventWatch: @unchecked Sendable {
     private var recorded: [String] = []
     /// "resource event" for the events that name a resource.
     private var recordedByResource: [String] = []
+    /// The events themselves, in order.
+    private var recordedEvents: [JSONObject] = []
     private var stopped = false
     private var ended = false
 
@@ -35,6 +37,7 @@ final class EventWatch: @unchecked Sendable {
             condition.withLock {
                 if let kind = event["event"] as? String, recorded.count < Self.eventsMax {
                     recorded.append(kind)
+                    recordedEvents.append(event)
                     if let resource = event["resource"] as? String { recordedByResource.append("\(resource) \(kind)") }
                 }
                 condition.broadcast()
@@ -57,6 +60,14 @@ final class EventWatch: @unchecked Sendable {
     /// The same for an event `name` about `resource`.
     func saw(_ name: String, resource: String, timeoutSeconds: Double = 0) -> Bool {
         waitFor(timeoutSeconds) { $0.recordedByResource.contains("\(resource) \(name)") }
+    }
+
+    /// The first event `name` about `resource`, waiting up to `timeoutSeconds` for it.
+    func first(_ name: String, resource: String, timeoutSeconds: Double = 0) -> JSONObject? {
+        guard saw(name, resource: resource, timeoutSeconds: timeoutSeconds) else { return nil }
+        return condition.withLock {
+            recordedEvents.first { $0["event"] as? String == name && $0["resource"] as? String == resource }
+        }
     }
 
     private func waitFor(_ timeoutSeconds: Double, _ found: (EventWatch) -> Bool) -> Bool {
