@@ -26,7 +26,8 @@ public enum WallClock {
     /// The monotonic instant (`MonotonicClock`) that was `unixNs` on the wall clock: now minus
     /// the wall-clock age, which is 0 when the wall clock stands before `unixNs` (set back).
     public static func monotonicNs(ofUnixNs unixNs: UInt64) -> UInt64 {
-        let ageNs = nowUnixNs() - min(unixNs, nowUnixNs())
+        let wallNs = nowUnixNs()
+        let ageNs = wallNs - min(unixNs, wallNs)
         let nowNs = MonotonicClock.nowNs()
         return max(1, nowNs - min(ageNs, nowNs))
     }

@@ -6,6 +6,7 @@ import DequeModule
 import Glibc
 import Logging
 import TandemControl
+import TandemIO
 
 final class EventHub: @unchecked Sendable {
     static let queuedEventsMax = 1024
@@ -57,11 +58,7 @@ final class EventHub: @unchecked Sendable {
     }
 
     /// Milliseconds since the Unix epoch: events carry wall-clock time for people and logs.
-    static func wallClockMs() -> Int64 {
-        var time = timespec()
-        clock_gettime(CLOCK_REALTIME, &time)
-        return Int64(time.tv_sec) * 1000 + Int64(time.tv_nsec) / 1_000_000
-    }
+    static func wallClockMs() -> Int64 { Int64(WallClock.nowUnixNs() / 1_000_000) }
 
     /// The state fields an `exists` event of the initial dump copies from a resource's status.
     static let existsFields = [

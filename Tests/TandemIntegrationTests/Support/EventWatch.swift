@@ -8,8 +8,6 @@ final class EventWatch: @unchecked Sendable {
 
     private let condition = NSCondition()
     private var recorded: [String] = []
-    /// "resource event" for the events that name a resource.
-    private var recordedByResource: [String] = []
     /// The events themselves, in order.
     private var recordedEvents: [JSONObject] = []
     private var stopped = false
@@ -38,7 +36,6 @@ final class EventWatch: @unchecked Sendable {
                 if let kind = event["event"] as? String, recorded.count < Self.eventsMax {
                     recorded.append(kind)
                     recordedEvents.append(event)
-                    if let resource = event["resource"] as? String { recordedByResource.append("\(resource) \(kind)") }
                 }
                 condition.broadcast()
             }
@@ -59,7 +56,9 @@ final class EventWatch: @unchecked Sendable {
 
     /// The same for an event `name` about `resource`.
     func saw(_ name: String, resource: String, timeoutSeconds: Double = 0) -> Bool {
-        waitFor(timeoutSeconds) { $0.recordedByResource.contains("\(resource) \(name)") }
+        waitFor(timeoutSeconds) { watch in
+            watch.recordedEvents.contains { $0["event"] as? String == name && $0["resource"] as? String == resource }
+        }
     }
 
     /// The first event `name` about `resource`, waiting up to `timeoutSeconds` for it.
