@@ -88,6 +88,11 @@ public struct RPOPacingController: Sendable {
     /// The delay before a write of `lengthBytes` is admitted now (0: not pacing).
     public func delayNs(lengthBytes: UInt64) -> UInt64 {
         guard let rate = admitBytesPerSecond else { return 0 }
+        return delayNs(lengthBytes: lengthBytes, atBytesPerSecond: rate)
+    }
+
+    /// `lengthBytes` at `rate`, at most `delayMaxNs` (the maximum when nothing is admitted).
+    private func delayNs(lengthBytes: UInt64, atBytesPerSecond rate: Double) -> UInt64 {
         guard rate > 0 else { return settings.delayMaxNs }
         if testingFault == .delayUncapped { return UInt64(min(1e15, Double(lengthBytes) / rate * 1e9)) }
         return UInt64(min(Double(settings.delayMaxNs), Double(lengthBytes) / rate * 1e9))
@@ -103,8 +108,7 @@ public struct RPOPacingController: Sendable {
             return 0
         }
         unpacedBudgetBytes = 0
-        let rate = 1.5 * drainBytesPerSecond
-        return UInt64(min(Double(settings.delayMaxNs), Double(lengthBytes) / rate * 1e9))
+        return delayNs(lengthBytes: lengthBytes, atBytesPerSecond: 1.5 * drainBytesPerSecond)
     }
 
     /// Pacing is at its maximum delay for a write of this length.
