@@ -102,8 +102,25 @@ struct Create: ParsableCommand {
         return args
     }
 
+    /// The request's argument names whose option is not the name with `-` for `_`.
+    static let flagNames: [String: String] = [
+        "size_bytes": "--size", "period_s": "--period", "async_buffer_bytes": "--async-buffer",
+        "peer.name": "--peer-name", "peer.address": "--peer-address", "nbd.socket": "--nbd-socket",
+        "nbd.tcp": "--nbd-tcp", "peer": "--peer-name and --peer-address",
+    ]
+
+    /// Every argument this command sends, with its option (for errors that name the argument).
+    var flags: [String: String] {
+        var flags: [String: String] = [:]
+        for key in args.keys where key != "peer" && key != "nbd" {
+            flags[key] = Self.flagNames[key] ?? "--" + String(key.map { $0 == "_" ? "-" : $0 })
+        }
+        flags.merge(Self.flagNames) { _, named in named }
+        return flags
+    }
+
     func run() throws {
-        try options.call("create", args) { fields in
+        try options.call("create", args, flags: flags) { fields in
             print("created \(name)")
             if let socket = fields["nbd"]?.objectValue?["socket"]?.stringValue { print("nbd socket: \(socket)") }
         }

@@ -24,8 +24,10 @@ struct GlobalOptions: ParsableArguments {
     }
 
     /// Sends one request; prints the reply (JSON, or `human` for success); exit 1 on ok:false.
+    /// `flags` names the command-line option of a request argument, so that an error naming the
+    /// argument (`period_s`) also names what the operator typed (`--period`).
     func call(
-        _ cmd: String, _ args: [String: JSONValue] = [:],
+        _ cmd: String, _ args: [String: JSONValue] = [:], flags: [String: String] = [:],
         human: ([String: JSONValue]) -> Void = { _ in print("ok") }
     ) throws {
         let client = try connect()
@@ -36,18 +38,28 @@ struct GlobalOptions: ParsableArguments {
             printError("tandemctl: \(error)")
             throw ExitCode(2)
         }
-        try show(reply, human: human)
+        try show(reply, flags: flags, human: human)
     }
 
-    func show(_ reply: ControlReply, human: ([String: JSONValue]) -> Void) throws {
+    func show(_ reply: ControlReply, flags: [String: String] = [:], human: ([String: JSONValue]) -> Void) throws {
         if json { print(String(decoding: ControlCodec.encode(reply).dropLast(), as: UTF8.self)) }
         switch reply.result {
         case .success(let fields):
             if !json { human(fields) }
         case .failure(let error):
-            printError("tandemctl: \(error.code.rawValue): \(error.message)")
+            printError("tandemctl: \(error.code.rawValue): \(error.message)" + Self.flagHint(error.message, flags))
             throw ExitCode(1)
         }
+    }
+}
+
+extension GlobalOptions {
+    /// " (option --period)" when `message` names an argument `flags` knows, else "".
+    static func flagHint(_ message: String, _ flags: [String: String]) -> String {
+        let named = flags.keys.sorted().filter { message.contains("argument '\($0)'") }
+        guard !named.isEmpty else { return "" }
+        let options = named.compactMap { flags[$0] }.joined(separator: ", ")
+        return " (tandemctl option \(options))"
     }
 }
 

@@ -288,6 +288,21 @@ extension Integration {
             let missing = try ExternalTool.run(ctl, ["--socket", daemon.controlSocket, "status", "nope"])
             #expect(missing.status != 0 && !missing.timedOut, "tandemctl exits 0 on ok:false: \(missing)")
             #expect((missing.stdout + missing.stderr).contains("not-found"), "\(missing)")
+
+            // A refusal that names a request argument also names the option the operator typed.
+            let noPeriod = try ExternalTool.run(ctl, [
+                "--socket", daemon.controlSocket, "create", "r1", "--volume", daemon.directory.file("r1.img"),
+                "--size", "16MiB", "--role", "primary", "--peer-name", "beta", "--peer-address", "127.0.0.1:9",
+                "--mode", "periodic",
+            ])
+            #expect(noPeriod.status == 1, "\(noPeriod)")
+            #expect(noPeriod.stderr.contains("'period_s'") && noPeriod.stderr.contains("option --period)"), "\(noPeriod)")
+            let badAddress = try ExternalTool.run(ctl, [
+                "--socket", daemon.controlSocket, "create", "r1", "--volume", daemon.directory.file("r1.img"),
+                "--size", "16MiB", "--role", "primary", "--peer-name", "beta", "--peer-address", "nohost",
+            ])
+            #expect(badAddress.stderr.contains("option --peer-address)"), "\(badAddress)")
+            #expect(!FileManager.default.fileExists(atPath: daemon.directory.file("r1.img")), "a refused create left its volume")
         }
 
         /// A tandemctl started with stdout closed must not write its report into the control
