@@ -34,6 +34,13 @@ public struct PulledRegion: Sendable, Equatable {
     }
 }
 
+/// A write that failed on this disk and that the peer applied, waiting for the record.
+struct LostWrite: Sendable, Equatable {
+    var request: RequestID
+    var start: UInt64
+    var end: UInt64
+}
+
 public struct LocalDiskResync: Sendable {
     /// Pulls in flight at most (each at most `WireFormat.readBytesMax`): the peer serves at
     /// most `SecondaryNode.peerReadsMax` reads at once, shared with the application's.
@@ -85,6 +92,11 @@ public struct LocalDiskResync: Sendable {
 
     /// Sequences whose local half is done at once (the event's end drives them).
     var completedAtOnce: [WriteSequence] = []
+
+    /// Writes that failed on this disk and that the peer applied: each is answered success once
+    /// the record says, durably, that this disk lacks its region (+Diskless,
+    /// `answerLostWritesIfRecorded`), EIO if the record cannot say it or the node stops first.
+    var lostAwaitingRecord: [LostWrite] = []
 
     public init() {}
 

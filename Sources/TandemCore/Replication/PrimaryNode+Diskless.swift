@@ -136,8 +136,59 @@ extension PrimaryNode {
             return
         }
         let pulled = localDisk.pulledBytes
+        let parked = localDisk.lostAwaitingRecord
         localDisk = LocalDiskResync()
+        localDisk.lostAwaitingRecord = parked
         actions.append(.notice(.localDisk(.resynced(pulledBytes: pulled))))
+    }
+
+    // MARK: A write in flight when this disk failed
+
+    /// A write whose local half failed (the disk just failed under it): with a peer that takes
+    /// this node's writes (sync, connected, UpToDate) it stays in the stream and needs the peer,
+    /// as a write through the peer does — DRBD's `on-io-error detach` completes such a request
+    /// once the peer has it. false: it fails (EIO), as before a diskless mode existed.
+    mutating func keepsLostWriteForPeer(_ ticket: Int) -> Bool {
+        guard tickets[ticket].kind == .write || tickets[ticket].kind == .zeroes, peerReadsRefusal == nil,
+            localDisk.recordRefusal == nil
+        else { return false }
+        tickets[ticket].needsPeer = true
+        tickets[ticket].lostLocally = true
+        return true
+    }
+
+    /// The stream confirmed a mutation: answer it, unless its local write failed here; then
+    /// the answer waits for the record of this disk's lack (`answerLostWritesIfRecorded`):
+    /// acknowledged, it must be pulled after a crash, so the record must name its region.
+    mutating func answerApplied(_ ticket: Int, into actions: inout [PrimaryNodeAction]) {
+        let done = tickets[ticket]
+        guard done.lostLocally, !done.failed else {
+            return actions.append(.answer(done.request, errno: done.failed ? PrimaryErrno.eio : 0))
+        }
+        localDisk.lostAwaitingRecord.append(LostWrite(request: done.request, start: done.start, end: done.end))
+    }
+
+    /// After every event: writes the peer applied over a region this disk lost are answered
+    /// once the record says this disk lacks writes and (where it keeps regions) names theirs;
+    /// EIO when it cannot. Asks for the record itself: no mutation may be queued to ask.
+    mutating func answerLostWritesIfRecorded(into actions: inout [PrimaryNodeAction]) {
+        guard !localDisk.lostAwaitingRecord.isEmpty else { return }
+        if localDisk.recordRefusal != nil {
+            for lost in localDisk.lostAwaitingRecord { actions.append(.answer(lost.request, errno: PrimaryErrno.eio)) }
+            return localDisk.lostAwaitingRecord.removeAll()
+        }
+        guard localDisk.recorded else { return awaitLocalLacksRecord(into: &actions) }
+        let durable = localDisk.regionsKept == true ? localDisk.durable : nil
+        localDisk.lostAwaitingRecord.removeAll { lost in
+            if let durable, lost.end > lost.start {
+                let run = durable.blocksTouched(offsetBytes: lost.start, lengthBytes: lost.end - lost.start)
+                guard durable.setCount(in: run) == run.count else { return false }
+            }
+            actions.append(.answer(lost.request, errno: 0))
+            return true
+        }
+        // Not durable yet: the loss goes to the record with the next page write.
+        if !localDisk.lostAwaitingRecord.isEmpty { persistLossIfDue(into: &actions) }
     }
 
     /// Mutations admitted while this disk lacks writes need the peer: those it can no longer

@@ -104,6 +104,9 @@ extension PrimaryNode {
             }
             actions.append(.answer(ticket.request, errno: errno))
         }
+        // Applied by the peer, but the record never said this disk lacks them: they fail.
+        for lost in localDisk.lostAwaitingRecord { actions.append(.answer(lost.request, errno: PrimaryErrno.eio)) }
+        localDisk.lostAwaitingRecord.removeAll()
         while !queue.isEmpty { actions.append(.answer(queue.removeFirst().request, errno: PrimaryErrno.eio)) }
         zeroing = nil
         stopped = true

@@ -111,11 +111,11 @@ extension PrimaryNode {
         let answered = tickets[ticket].answered
         switch tickets[ticket].kind {
         case .write:
-            if !answered { actions.append(.answer(tickets[ticket].request, errno: tickets[ticket].failed ? PrimaryErrno.eio : 0)) }
+            if !answered { answerApplied(ticket, into: &actions) }
             freeTicket(ticket)
         case .zeroes:
             guard tickets[ticket].issuedAll, tickets[ticket].writesOutstanding == 0 else { return }
-            if !answered { actions.append(.answer(tickets[ticket].request, errno: tickets[ticket].failed ? PrimaryErrno.eio : 0)) }
+            if !answered { answerApplied(ticket, into: &actions) }
             freeTicket(ticket)
         case .copyChunk:
             copyChunksOutstanding -= 1
@@ -137,9 +137,10 @@ extension PrimaryNode {
         localWritesInFlight -= 1
         activityLogLocalDone(sequence)
         if errno != 0 {
-            tickets[ticket].failed = true
             noteLocalLoss(offsetBytes: tickets[ticket].start, lengthBytes: tickets[ticket].end - tickets[ticket].start)
             failDisk("write", errno, into: &actions)
+            // The peer may hold it (sync, UpToDate): its answer is the peer's (+Diskless).
+            if !keepsLostWriteForPeer(ticket) { tickets[ticket].failed = true }
         }
         drive(.localWriteCompleted(sequence: sequence), nowNs: nowNs, into: &actions)
     }

@@ -39,6 +39,9 @@ public struct PrimaryNode: Sendable {
         var needsPeer = false
         var skipsLocal = false
         var answered = false
+        /// Its local write failed while the peer could take it: answered with the peer's
+        /// result once the record says this disk lacks its region (+Diskless).
+        var lostLocally = false
     }
 
     struct Queued: Sendable {
@@ -460,6 +463,7 @@ public struct PrimaryNode: Sendable {
         continueChecksumResync(nowNs: nowNs, into: &actions)  // before the copy: it decides what the copy skips
         continueCopy(nowNs: nowNs, into: &actions)
         continueLocalResync(into: &actions)  // diskless: this disk pulls what it lacks
+        answerLostWritesIfRecorded(into: &actions)  // diskless: after the page write it may ask
         if let through = peerInconsistentThroughEpoch, primary.peerDurableEpoch >= through {
             peerInconsistentThroughEpoch = nil
         }

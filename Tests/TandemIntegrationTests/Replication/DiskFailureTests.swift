@@ -4,9 +4,11 @@
 // trigger file exists — also under the secondary's metadata file and the primary's initial
 // copy. Each fault is put on the secondary and on the primary of resource "r1" while
 // "r0" on the same two daemons keeps replicating; the daemons keep their pid, status and an
-// event say Failed with the operation and errno, the application sees EIO (primary's own
-// disk) or keeps being served (secondary's disk), and a restart with the fault still there
-// comes up. Needs root (mount, FUSE), as the suite does here and in CI.
+// event say Failed with the operation and errno, the application keeps being served — by the
+// UpToDate peer when the primary's own disk failed, the writes in flight at the failure
+// included (DRBD's `on-io-error detach`), by the primary when the secondary's did — and sees
+// EIO only where no copy holds its data (a standalone resource, the initial copy's reads),
+// and a restart with the fault still there comes up. Needs root (mount, FUSE), as the suite does here and in CI.
 import Foundation
 import Testing
 
@@ -198,13 +200,15 @@ extension Replication {
 
     // MARK: the primary's own disk
 
-    @Test func primaryRunningOutOfSpaceAnswersEIOAndFailsOnlyItsResource() throws {
+    @Test func primaryRunningOutOfSpaceKeepsServingThroughItsPeerAndFailsOnlyItsResource() throws {
         let filesystem = try SmallFilesystem()
         defer { filesystem.unmount() }
         let pair = try startPairWithHealthyR0()
         try createFaulty(pair, alphaVolume: filesystem.volume, betaVolume: pair.beta.directory.file("r1.vol"))
         try checkPrimaryFailure(pair, errno: ENOSPC, inject: {
-            try qemuIO(pair, Self.fillVolume("0x5a"), expectFailure: true)
+            // The write that meets ENOSPC and every one after it: beta applied them, so they
+            // succeed, and read back from beta.
+            try qemuIO(pair, Self.fillVolume("0x5a") + ["read -P 0x5a 0 100M"], expectFailure: false)
         }, restartFault: {}, afterRestart: {
             // Still out of space: the record says r1's disk lacks writes, so it is resynced from
             // beta, and that (or a write) fails r1 again, and only r1; writes then go through beta.
@@ -217,7 +221,7 @@ extension Replication {
         })
     }
 
-    @Test func primaryDiskReturningEIOAnswersEIOAndFailsOnlyItsResource() throws {
+    @Test func primaryDiskReturningEIOKeepsServingThroughItsPeerAndFailsOnlyItsResource() throws {
         let disk = try FailingDisk(sizeBytes: Self.faultySizeBytes)
         defer { disk.detach() }
         let pair = try startPairWithHealthyR0()
@@ -225,7 +229,8 @@ extension Replication {
         try qemuIO(pair, "write -P 0x11 0 4M", expectFailure: false)
         try checkPrimaryFailure(pair, errno: EIO, inject: {
             disk.failing = true
-            try qemuIO(pair, "write -P 0x5a 0 8M", expectFailure: true)
+            // The write the disk fails: beta applied it, so it succeeds and reads back from beta.
+            try qemuIO(pair, ["write -P 0x5a 0 8M", "read -P 0x5a 0 8M"], expectFailure: false)
         }, restartFault: {
             // The volume is gone altogether at the next start: r1 is listed Failed (open).
             disk.detach()
@@ -264,8 +269,8 @@ extension Replication {
         try expectR0Identical(pair)
     }
 
-    /// The fault in `inject` hits alpha's r1, whose client gets EIO: r1 is Failed on alpha
-    /// and sends later writes through its peer; r0 replicates throughout; alpha survives, and
+    /// The fault in `inject` hits alpha's r1: r1 is Failed on alpha and sends the writes it
+    /// failed, and later ones, through its peer; r0 replicates throughout; alpha survives, and
     /// restarts (after `restartFault`) with the fault in place.
     private func checkPrimaryFailure(_ pair: ReplicatedPair, errno: Int32, inject: () throws -> Void,
                                      restartFault: () throws -> Void, afterRestart: () throws -> Void) throws {
