@@ -106,6 +106,15 @@ private func failedNode() -> PrimaryNode {
         #expect(answered(actions, 1) == 5, "\(actions)")
     }
 
+    @Test func aLongReadOfAFailedDiskGoesToThePeerInPartsBeforeTheRecord() {
+        var node = disklessConnectedNode()
+        _ = disklessHandle(&node, .request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
+        _ = disklessHandle(&node, .localWriteDone(sequence: 1, errno: 5))
+        #expect(node.diskFailed && !node.localLacksWrites)
+        #expect(node.routeRead(offsetBytes: 8 << 20, lengthBytes: 4 << 20) == .peer, "not to the failed disk's error")
+        #expect(node.routeRead(offsetBytes: 8 << 20, lengthBytes: 4 << 10) == .peer)
+    }
+
     @Test func aFailedWriteStillWaitingForTheRecordFailsAtAStop() {
         var node = failedNode()
         var stopped = disklessHandle(&node, .stop)

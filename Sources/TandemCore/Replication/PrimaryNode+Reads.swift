@@ -56,8 +56,12 @@ extension PrimaryNode {
             return .peer
         }
         guard reads.policy != .preferLocal || diskFailed else { return .local }
-        guard reads.remoteInFlight < reads.remoteReadsMax,
-            WireReadRequest.isValid(offsetBytes: offsetBytes, lengthBytes: lengthBytes),
+        // A failed disk serves nothing: a read longer than one ReadRequest goes in parts too
+        // (4 KiB blocks, as a diskless read), not to this disk's error.
+        let fitsOneRequest = WireReadRequest.isValid(offsetBytes: offsetBytes, lengthBytes: lengthBytes)
+        let fitsInParts = diskFailed && lengthBytes > 0 && lengthBytes <= Self.disklessReadBytesMax
+            && offsetBytes % 4096 == 0 && lengthBytes % 4096 == 0
+        guard reads.remoteInFlight < reads.remoteReadsMax, fitsOneRequest || fitsInParts,
             offsetBytes <= config.volumeSizeBytes, lengthBytes <= config.volumeSizeBytes - offsetBytes,
             !readOverlapsUnanswered(start: offsetBytes, end: offsetBytes + lengthBytes),
             peerReadsRefusal == nil
