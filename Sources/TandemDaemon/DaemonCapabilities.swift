@@ -14,6 +14,8 @@ extension DaemonControl {
             "node": .string(config.nodeName),
             "version": .string(Self.version),
             "protocol_version": .int(ControlProtocol.version),
+            // The peer protocol this build speaks (docs/protocol.md, *Versions*; rolling upgrade).
+            "peer_protocol_version": .int(Int64(WireFormat.helloVersion)),
             "commands": Self.split(commands) { !Self.laterCommands.contains($0) },
             "modes": Self.split(ResourceSpec.allModes) { !ResourceSpec.unsupportedModes.contains($0) },
             "compression": Self.split(CompressionKind.allCases.map(\.rawValue)) { _ in true },

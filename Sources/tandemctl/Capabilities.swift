@@ -17,7 +17,9 @@ struct Capabilities: ParsableCommand {
         try options.call("capabilities") { fields in
             let version = fields["version"]?.stringValue ?? "?"
             let protocolVersion = fields["protocol_version"]?.intValue.map(String.init) ?? "?"
-            print("tandemd \(version) on \(fields["node"]?.stringValue ?? "?"), control protocol \(protocolVersion)")
+            let peerProtocol = fields["peer_protocol_version"]?.intValue.map(String.init) ?? "?"
+            print("tandemd \(version) on \(fields["node"]?.stringValue ?? "?"), control protocol \(protocolVersion), "
+                + "peer protocol \(peerProtocol)")
             for key in ["commands", "modes", "compression", "settings"] {
                 let split = fields[key]?.objectValue ?? [:]
                 print("\(key): \(Self.names(split["supported"]))")

@@ -4,6 +4,7 @@
 // with `unsupported` and changes nothing. The lists are read from the reply, not repeated
 // here, so the test follows the daemon's tables as they grow.
 import Foundation
+import TandemCore
 import Testing
 
 extension Integration {
@@ -47,6 +48,8 @@ extension Integration {
             #expect(capabilities.ok == true, "\(capabilities)")
             #expect(capabilities["protocol_version"] as? Int == 1, "\(capabilities)")
             #expect(ping["protocol_version"] as? Int == 1, "ping lacks protocol_version: \(ping)")
+            // The peer protocol this build speaks, for a rolling upgrade's check.
+            #expect(capabilities["peer_protocol_version"] as? Int == Int(WireFormat.helloVersion), "\(capabilities)")
             #expect(capabilities.string("version") == ping.string("version") && ping.string("version") != nil)
             #expect(capabilities.string("node") == daemon.nodeName)
             for key in ["commands", "modes", "compression", "settings"] {

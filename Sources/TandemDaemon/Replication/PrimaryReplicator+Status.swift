@@ -37,6 +37,8 @@ extension PrimaryReplicator {
         fields["session_start"] = .string(basis.word)
         fields["session_start_reason"] = .string(sessionStartReason)
         if let lastError { fields["last_error"] = .string(lastError) }
+        // A rolling upgrade's check: the protocol the connected peer's Hello named.
+        if link?.isEstablished == true { fields["peer_protocol_version"] = .int(Int64(peerHelloVersion)) }
         if let verify = node.verifyProgress { fields["verify"] = Self.verifyFields(verify) }
         // A crash restart's compare of its activity-log extents (PrimaryNode+Checksum).
         if let checksum = node.checksumResyncProgress { fields["checksum_resync"] = Self.checksumResyncFields(checksum) }

@@ -3,6 +3,7 @@
 // with its time), for a healthy pair and for one whose secondary is gone. Timing values
 // (lag, RPO, timestamps) are checked for their form, never their value.
 import Foundation
+import TandemCore
 import Testing
 
 extension Replication {
@@ -32,6 +33,9 @@ extension Replication {
         let pair = try ReplicatedPair(sizeBytes: 8 << 20)
         try pair.createAndEnable()
         try pair.waitInSync()
+        // The protocol the connected peer named (a rolling upgrade's check).
+        let view = try pair.status(pair.alpha)
+        #expect(view["peer_protocol_version"] as? Int == Int(WireFormat.helloVersion), "\(view)")
 
         let alpha = try tandemctl(pair.alpha, ["status"])
         #expect(alpha.succeeded, "\(alpha)")
