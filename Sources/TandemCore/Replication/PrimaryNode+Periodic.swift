@@ -54,7 +54,7 @@ extension PrimaryNode {
     }
 
     /// Why a periodic node goes Ahead after each cycle (and closes its link).
-    public static let periodicTrackingReason = "periodic mode: writes are tracked until the next cycle"
+    static let periodicTrackingReason = "periodic mode: writes are tracked until the next cycle"
 
     /// Whether a dial may go now: outside periodic mode always; in it, only within a cycle, or
     /// when the next is due (or a drain wants the peer at once).

@@ -42,9 +42,9 @@ extension PrimaryReplicator: PeerLinkDelegate {
                          promotionNumber: helloWithTail ? promotion : 0, node: helloWithTail ? generations : nil)
     }
 
-    func noteFailure(_ reason: String) {
+    func noteFailure(_ reason: String, closedBetweenCycles: Bool = false) {
         // Periodic mode closes the link after each cycle by design: not an error, no alert.
-        if node.isBetweenCycles || reason.hasSuffix(PrimaryNode.periodicTrackingReason) {
+        if node.isBetweenCycles || closedBetweenCycles {
             logger.info("peer link closed until the next periodic cycle", metadata: ["reason": "\(reason)"])
             return
         }
@@ -151,7 +151,9 @@ extension PrimaryReplicator: PeerLinkDelegate {
         dropWaitingFrames()
         readRemoteReadsLocally()
         if let failure = link.failure { counters.count(failure) }
-        noteFailure(reason)
+        let byDesign = linkClosedBetweenCycles == ObjectIdentifier(link)
+        linkClosedBetweenCycles = nil
+        noteFailure(reason, closedBetweenCycles: byDesign)
         failPendingResize("the link to the peer closed before it answered: \(reason)")
         if helloWithTail && link.sentOwnHello && !link.peerAnsweredHello {
             // Perhaps a peer of an older build that cannot read the tail: the next dial

@@ -89,6 +89,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var onPersistLackingRegions: (([BlockRun], UInt64, Bool) -> String?)?
 
     var link: PeerLink?
+    /// The link this node closed because periodic mode went Ahead between cycles: its end
+    /// is the mode's normal state, not an error (`noteFailure`), whenever it arrives.
+    var linkClosedBetweenCycles: ObjectIdentifier?
     lazy var resolver = PeerAddressResolver(loop: context.loop)
     var barrierEpoch: Epoch = 0
     var barrierCount: UInt32 = 0
@@ -374,6 +377,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             // Frames the bandwidth cap still holds were for this link (going Ahead releases
             // their payloads next): the stream re-sends what is unconfirmed.
             dropWaitingFrames()
+            if let link, node.isBetweenCycles { linkClosedBetweenCycles = ObjectIdentifier(link) }
             link?.close(reason)
         case let .protocolViolation(reason): link?.closeForViolation("protocol violation: \(reason)")
         case let .recordStop(cleanStop): recordStop(cleanStop)
