@@ -68,6 +68,7 @@ public final class Volume {
         guard fd >= 0 else { throw fail(errno, "open \(path)") }
         self.fd = fd
         self.direct = direct
+        if direct { Self.dropCachedPages(fd: fd) }
         createdFile = created
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw fail(errno, "fstat \(path)") }
@@ -125,6 +126,18 @@ public final class Volume {
     public func detach(from loop: EventLoop) {
         if let slot = fixedSlot { loop.unregisterFile(slot) }
         fixedSlot = nil
+    }
+
+    /// Evicts the volume's clean pages from the page cache (a file written through the cache
+    /// before, e.g. copied with `cp`, or a device probed by udev). An `O_DIRECT` write over a
+    /// cached page cannot be issued without blocking: io_uring's non-blocking attempt gets
+    /// EAGAIN and hands the write to an io-wq worker thread, which invalidates the page and
+    /// writes, one more thread hop per write (docs/benchmarks.md, *the local write*). Each
+    /// such write evicts its page, so without this a copied volume punts writes for as long as
+    /// random writes take to touch every cached page. Dirty pages stay (their writeback is
+    /// started). A refusal costs only that speed, so it is not an error.
+    static func dropCachedPages(fd: Int32) {
+        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED)
     }
 
     private static func createFile(path: String, sizeBytes: UInt64) throws(IOError) -> Int32 {
