@@ -126,6 +126,25 @@ extension Replication {
         #expect(held.count > Chain.prefixLength(held), "no gap without the floor: \(held.count) held, of \(records)")
     }
 
+    /// The floor file is damaged: starting from 1 again would be the gap above, so the
+    /// member's start is refused (at the daemon's start it stays disabled; `enable` answers
+    /// `io-error` naming the file); the daemon runs on.
+    @Test func aDamagedFloorRefusesThePrimarysStart() throws {
+        let pair = try ReplicatedPair(sizeBytes: Chain.volumeBytes)
+        try Chain.create(pair, on: pair.alpha, name: "g0", role: "primary", peer: ("beta", pair.betaAddress), group: "db")
+        try pair.expectOK(try pair.alpha.control().request("enable", ["name": "g0"]))
+        let floor = pair.alpha.stateDir + "/db.group-epochs"
+        #expect(FileManager.default.fileExists(atPath: floor), "the first run stored the next run's floor")
+        #expect(try pair.alpha.stop() == 0)
+        #expect(FileManager.default.createFile(atPath: floor, contents: Data("tandem-group-epochs 1\nnext 9\ncrc 1\n".utf8)))
+        try pair.alpha.start()
+        let status = try pair.expectOK(try pair.alpha.control().request("status", ["name": "g0"]))
+        #expect(status["enabled"] as? Bool == false && status["replication_state"] as? String == "Off", "\(status)")
+        let again = try pair.alpha.control().request("enable", ["name": "g0"])
+        #expect(again["error"] as? String == "io-error", "\(again)")
+        #expect((again["message"] as? String ?? "").contains(floor), "\(again)")
+    }
+
     // MARK: Helpers
 
     static func clients(_ pair: ReplicatedPair) throws -> [RawNBDClient] {
