@@ -36,6 +36,10 @@ public struct GroupEpochClock: Sendable, Hashable {
 
     public init() {}
 
+    /// A clock whose run numbers from `epoch` on (GroupEpochReservation: above every number
+    /// of the primary's run before).
+    public init(closedThrough epoch: Epoch) { closedThroughEpoch = epoch }
+
     /// A member closed its epoch `epoch`: the epoch every other member must close through
     /// now, or nil when that is not news (a close the group already made).
     public mutating func memberClosed(_ epoch: Epoch) -> Epoch? {

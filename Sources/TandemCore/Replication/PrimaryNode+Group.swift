@@ -27,3 +27,9 @@ extension PrimaryNode {
         primary.startGroupNumbering(closedThrough: groupClosedEpoch)
     }
 }
+
+extension PrimaryNode {
+    /// The peer stages this session's catch-up and has not reported it committed (its
+    /// CaughtUp): its volume keeps its image from before (GroupPeerView).
+    public var peerHoldsImageBeforeCatchUp: Bool { stagedPeerDiskState != nil }
+}

@@ -4,6 +4,7 @@
 // primaries at once (they close the same epoch), and a secondary member's progress
 // recomputes how far every secondary member of the group may issue writes. The decisions
 // are TandemCore's (`GroupEpochClock`, `ConsistencyGroup.issueLimit`). Loop thread only.
+import Glibc
 import Logging
 import TandemControl
 import TandemCore
@@ -12,7 +13,16 @@ final class ConsistencyGroups {
     final class Group {
         let name: String
         var clock = GroupEpochClock()
+        /// The floor stored for the next primary run (GroupEpochFile); nil until this process
+        /// first starts a primary member of the group. `runBase`: where this run's numbers began.
+        var reservedThroughEpoch: Epoch?
+        var runBase: Epoch = 0
+        var renewalFailed = false
         var primaries: [PrimaryReplicator] = []
+        /// Every member that ran as primary here in this process and was not deleted: one
+        /// that stopped (disabled, its peer's disk failed) leaves the primary unable to vouch
+        /// for its peer's group image (GroupPeerView).
+        var primaryNames: Set<String> = []
         var secondaries: [SecondaryReplicator] = []
         /// Secondary members that stopped (disabled, promoted): the epoch they had completed.
         /// The others stay held at it, or a promotion of one member would let the rest run
@@ -59,6 +69,7 @@ final class ConsistencyGroups {
         let group = group(name)
         group.primaries.removeAll { $0 === replicator }
         group.primaries.append(replicator)
+        group.primaryNames.insert(replicator.resource)
         if group.clock.closedThroughEpoch > 0 {
             replicator.feed(.groupEpochClosed(through: group.clock.closedThroughEpoch))
         }
@@ -69,12 +80,66 @@ final class ConsistencyGroups {
         group.primaries.removeAll { $0 === replicator }
     }
 
+    /// Before a primary member's first start in this process: the group's numbers begin
+    /// above every number of the primary's run before (GroupEpochReservation), so the
+    /// secondary node's barrier, which still holds a member at that run's epoch until its
+    /// stream starts again, holds the members that are back (docs/groups.md, *Across a
+    /// primary restart*). A floor that cannot be read or stored refuses the start.
+    func reserveEpochs(for spec: ResourceSpec) throws(ControlError) {
+        guard let name = spec.group, !Self.epochsFromOne else { return }
+        let group = group(name)
+        guard group.reservedThroughEpoch == nil else { return }
+        let path = GroupEpochFile.path(stateDir: stateDir, group: name)
+        let stored: Epoch
+        switch GroupEpochFile.load(stateDir: stateDir, group: name) {
+        case .absent: stored = 0
+        case .floor(let floor): stored = floor
+        case .damaged(let why):
+            throw ControlError(.ioError, "group '\(name)': its epoch floor cannot be read (\(why)); the group's "
+                + "secondaries would not stay one image across this restart. Remove \(path) only once every "
+                + "member's secondary was restarted")
+        }
+        guard let start = GroupEpochReservation.start(stored: stored) else {
+            throw ControlError(.ioError, "group '\(name)': its epoch numbers are spent (\(path) holds \(stored))")
+        }
+        if let error = GroupEpochFile.store(start.reserveThrough, stateDir: stateDir, group: name) {
+            throw ControlError(.ioError, "group '\(name)': storing \(path): \(error.message)")
+        }
+        group.clock = GroupEpochClock(closedThrough: max(group.clock.closedThroughEpoch, start.clockStart))
+        group.runBase = group.clock.closedThroughEpoch
+        group.reservedThroughEpoch = start.reserveThrough
+        logger.notice("group epochs reserved", metadata: [
+            "group": "\(name)", "from": "\(group.runBase)", "through": "\(start.reserveThrough)",
+        ])
+    }
+
+    /// Set to "1" for a test's control: every primary run numbers the group's epochs from 1
+    /// again (no floor: what `reserveEpochs` prevents; ConsistencyGroupRestartTests).
+    static let epochsFromOneVariable = "TANDEM_TEST_GROUP_EPOCHS_FROM_ONE"
+    static let epochsFromOne = getenv(epochsFromOneVariable).map { String(cString: $0) == "1" } ?? false
+
     /// `member` closed its epoch `epoch`: every other member closes the group's epoch too.
     func primaryClosed(_ epoch: Epoch, by member: PrimaryReplicator) {
         guard let name = member.spec.group, let group = groups[name],
             let through = group.clock.memberClosed(epoch)
         else { return }
+        renewReservationIfDue(group)
         for other in group.primaries where other !== member { other.feed(.groupEpochClosed(through: through)) }
+    }
+
+    /// The run nears the end of its block: the next floor is stored before its numbers are
+    /// used (once per 2^40 epochs; a failure is logged once and retried at the next close).
+    private func renewReservationIfDue(_ group: Group) {
+        guard let reserved = group.reservedThroughEpoch,
+            let next = GroupEpochReservation.renewal(closed: group.clock.closedThroughEpoch, reserved: reserved)
+        else { return }
+        if let error = GroupEpochFile.store(next, stateDir: stateDir, group: group.name) {
+            if !group.renewalFailed { logger.error("group epoch floor not stored", metadata: ["error": "\(error.message)"]) }
+            group.renewalFailed = true
+            return
+        }
+        group.renewalFailed = false
+        group.reservedThroughEpoch = next
     }
 
     /// `member` went Ahead: every other member goes Ahead too (docs/groups.md), or the
@@ -92,11 +157,30 @@ final class ConsistencyGroups {
     func primaryStatus(of name: String?) -> JSONValue? {
         guard let name, let group = groups[name] else { return nil }
         let durable = group.primaries.map(\.node.primary.peerDurableEpoch).min() ?? 0
-        return .object([
+        var fields: [String: JSONValue] = [
             "closed": .int(Int64(clamping: group.clock.closedThroughEpoch)),
             "durable": .int(Int64(clamping: durable)),
             "members": .int(Int64(group.primaries.count)),
-        ])
+            "run_base": .int(Int64(clamping: group.runBase)),
+        ]
+        let reason = peerGroupNotConsistent(group)
+        fields["peer_consistent"] = .bool(reason == nil)
+        if let reason { fields["peer_inconsistent_reason"] = .string(reason) }
+        return .object(fields)
+    }
+
+    /// Why this primary cannot vouch that its peer's group volumes are one image (nil: it can).
+    private func peerGroupNotConsistent(_ group: Group) -> String? {
+        let running = Set(group.primaries.map(\.resource))
+        if let stopped = group.primaryNames.subtracting(running).sorted().first {
+            return "member '\(stopped)' does not replicate (disabled, or its peer's disk failed)"
+        }
+        return GroupPeerView.reasonNotConsistent(group.primaries.map { member in
+            member.peekNode {
+                GroupPeerView.Member(name: member.resource, peerDiskState: $0.peerDiskState,
+                                     peerHoldsImageBeforeCatchUp: $0.peerHoldsImageBeforeCatchUp)
+            }
+        })
     }
 
     // MARK: Secondary
@@ -121,6 +205,7 @@ final class ConsistencyGroups {
     func forget(_ spec: ResourceSpec) {
         guard let name = spec.group, let group = groups[name] else { return }
         group.departed[spec.name] = nil
+        group.primaryNames.remove(spec.name)
         settle(group)
     }
 

@@ -77,6 +77,7 @@ extension Resource {
         if let failure = health.failure {
             throw ControlError(.ioError, "replication metadata: \(failure.operation): \(failure.message)")
         }
+        try context.groups.reserveEpochs(for: spec)  // consistency group: numbers above the last run's
         // The facts come from the record: the flags persist what a restart would otherwise
         // forget; writes while disabled in this process are also counted.
         let node = metadata.latest

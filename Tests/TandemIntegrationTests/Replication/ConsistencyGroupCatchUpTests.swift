@@ -96,7 +96,15 @@ extension Replication {
         proxies[0].capBytesPerSecond(Self.catchUpBytesPerSecond)
         proxies[0].heal()
         var sawG1Inconsistent = false
+        var sawPrimaryNotVouch = false
         try Chain.waitFor(pair.beta, "g1", "g0 in place, then both members UpToDate") { g1 in
+            // The primary's view (one reply: g0's peer state and the group's word): never
+            // "consistent" while g0's peer is Inconsistent there.
+            if let a0 = try? pair.alpha.control().request("status", ["name": "g0"]),
+                a0["peer_disk_state"] as? String == "Inconsistent" {
+                #expect((a0["group_epochs"] as? JSONObject)?["peer_consistent"] as? Bool == false, "\(a0)")
+                sawPrimaryNotVouch = true
+            }
             let group = g1["group_epochs"] as? JSONObject
             if let reason = group?["inconsistent_reason"] as? String {
                 // One reply: the group broken and this member's word about its own volume.
@@ -108,6 +116,10 @@ extension Replication {
                 && g0?["staging"] as? String == "off" && group?["consistent"] as? Bool == true
         }
         #expect(sawG1Inconsistent, "g1 never said Inconsistent while g0 caught up in place")
+        #expect(sawPrimaryNotVouch, "alpha never saw g0's peer Inconsistent")
+        for name in Self.members { try Self.waitApplied(pair, name) }
+        let view = try pair.expectOK(try pair.alpha.control().request("status", ["name": "g1"]))
+        #expect((view["group_epochs"] as? JSONObject)?["peer_consistent"] as? Bool == true, "\(view)")
         #expect(events.saw("catch-up-inconsistent"), "\(events.names)")
         #expect(events.saw("group-inconsistent") && events.saw("group-consistent", timeoutSeconds: 10), "\(events.names)")
         for name in Self.members { try Self.waitApplied(pair, name) }
