@@ -100,7 +100,7 @@ extension Resource {
     private func resyncReturnedPrimary(_ report: ReturnedPrimaryReport, peer: String) {
         guard spec.role == .primary, splitBrain == nil, !resolvingAsSurvivor, !transitioning else { return }
         resolvingAsSurvivor = true
-        prepareSurvivorResync()
+        prepareSurvivorResync(returnedPrimary: true)
         _ = updateNode { $0.peerLacksWrites = true }  // a restart before the resync ends copies the volume
         let ownBytes = splitBrainResync.survivor?.own?.outOfSyncBytes
         var fields: [String: JSONValue] = [
