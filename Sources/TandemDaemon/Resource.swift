@@ -169,6 +169,7 @@ final class Resource {
         loadActivityLogAtOpen()
         prepareRecordAtOpen(creating: creatingVolume)
         loadTrackedBitmapAtOpen()
+        completeYieldAtOpen()  // before the demotion and the parted set: Resource+ReturnedPrimary
         restoreDemotionAtOpen()
         restoreSplitBrainAtOpen()
         loadSplitBrainFilesAtOpen()

@@ -375,8 +375,9 @@ final class ResourceRegistry: @unchecked Sendable {
             }
         }
         resources[spec.name] = resource
-        if spec.metadataPath == nil && !spec.metadataInternal {
-            // Converted from format 2: the resource file now names its metadata.
+        if (spec.metadataPath == nil && !spec.metadataInternal) || resource.spec.role != spec.role {
+            // Converted from format 2: the resource file now names its metadata. Or a yield
+            // killed half-way was completed at open (Resource.completeYieldAtOpen): secondary.
             resource.persist?(resource.spec)
         }
         if resource.recordSaysEnabled {

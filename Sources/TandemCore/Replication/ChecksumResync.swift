@@ -76,6 +76,10 @@ public struct ChecksumResync: Sendable {
 
     /// The regions to compare, ascending, and the first not yet taken.
     let regions: [ChecksumRegion]
+    /// A returned primary's set compared by its promoted peer (ReturnedPrimaryCompare): inside
+    /// a copy the activity log treats as a full copy (every block marked once), which then
+    /// does not mean the volume is copied whole.
+    public internal(set) var returnedPrimary = false
     private var next = 0
     /// Regions taken and abandoned: taken again before `next`.
     private var retry: [ChecksumRegion] = []

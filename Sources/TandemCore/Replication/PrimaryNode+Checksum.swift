@@ -26,7 +26,9 @@ extension PrimaryNode {
     /// A crash-recovery catch-up's plan. Only regions inside the volume whose blocks the
     /// bitmap marks are compared (the marks are the copy's and the stop's fallback); any other
     /// (a forced shrink since the crash) is left to the bitmap.
-    mutating func startChecksumResync(_ regions: [ChecksumRegion]) {
+    /// `returnedPrimary`: the regions are a returned primary's set, compared inside the
+    /// promoted node's union copy (PrimaryNode+SplitBrain).
+    mutating func startChecksumResync(_ regions: [ChecksumRegion], returnedPrimary: Bool = false) {
         let bitmap = self.bitmap
         let kept = regions.filter { region in
             guard region.lengthBytes > 0, region.endBytes <= config.volumeSizeBytes else { return false }
@@ -35,13 +37,14 @@ extension PrimaryNode {
         }
         guard !kept.isEmpty else { return }
         checksumResync = ChecksumResync(regions: kept)
+        checksumResync!.returnedPrimary = returnedPrimary
     }
 
     /// Why the compare must be given up now (its regions then copy whole), or nil.
     private var checksumAbandonReason: String? {
         if stopping { return "replication stopped" }
         if diskFailed { return "this node's disk failed" }
-        if gate.wholeVolumeMarked { return "the volume is copied whole" }
+        if gate.wholeVolumeMarked && !checksumResync!.returnedPrimary { return "the volume is copied whole" }
         if isPeerReady, peerVersion != 0, peerVersion < WireFormat.verifyVersion {
             return "the peer speaks protocol \(peerVersion), which cannot digest regions"
         }

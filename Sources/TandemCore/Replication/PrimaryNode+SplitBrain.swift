@@ -26,10 +26,20 @@ extension PrimaryNode {
 
     /// The victim's bitmap arrived: the copy covers the union. Returns it (status: what each
     /// side changed and the union). Nothing is sent yet, so the copy starts over at block 0.
-    public mutating func unitePeerBitmap(_ victim: DirtyBitmap, survivorChanges: DirtyBitmap) -> SplitBrainResyncSet {
+    /// `compareVictim`: the victim is a returned primary (no split brain): the regions of its
+    /// set outside `survivorChanges` are compared by digest before the copy may read them
+    /// (ReturnedPrimaryCompare), and only those that differ are copied.
+    public mutating func unitePeerBitmap(_ victim: DirtyBitmap, survivorChanges: DirtyBitmap,
+                                         compareVictim: Bool = false) -> SplitBrainResyncSet {
         let set = SplitBrainResync.union(survivor: bitmap, victim: victim)
         bitmap = set.bitmap
         startCopy()
+        if compareVictim, checksumResync == nil {
+            let regionBytes = max(ChecksumResync.regionBytesDefault, bitmap.blockBytes)
+            startChecksumResync(ReturnedPrimaryCompare.plan(returned: victim, promotedChanges: survivorChanges,
+                                                            geometry: bitmap, regionBytes: regionBytes),
+                                returnedPrimary: true)
+        }
         return SplitBrainResyncSet(bitmap: set.bitmap, survivorChangedBytes: survivorChanges.outOfSyncBytes,
                                    victimChangedBytes: victim.outOfSyncBytes)
     }
@@ -46,6 +56,7 @@ extension PrimaryNode {
 
     /// The bitmaps cannot cover the divergence: copy every block, as before this protocol.
     public mutating func widenCopyToEveryBlock() {
+        checksumResync = nil  // asked only of a ready peer: nothing is in flight yet
         markWholeVolume()
     }
 

@@ -26,8 +26,10 @@ extension PrimaryReplicator {
     var hasActivityLog: Bool { node.config.activityLog != nil }
 
     /// At the session's start (before `enable`): copy `own` only until the peer's bitmap comes.
-    func beginSplitBrainResync(own: DirtyBitmap, partingGeneration: UInt64) {
+    /// `comparePeerSet`: the peer is a returned primary (its set is compared by digest).
+    func beginSplitBrainResync(own: DirtyBitmap, partingGeneration: UInt64, comparePeerSet: Bool = false) {
         node.restrictCopy(to: own)
+        comparesPeerSet = comparePeerSet
         survivorChanges = own
         survivorPartingGeneration = partingGeneration
         awaitsPeerBitmap = true
@@ -79,7 +81,8 @@ extension PrimaryReplicator {
                 peerBitmapBytes += UInt64(WireEncoder.encodedBytes(message))
                 peerBitmap = nil
                 awaitsPeerBitmap = false
-                let set = node.unitePeerBitmap(victim, survivorChanges: survivorChanges ?? victim)
+                let set = node.unitePeerBitmap(victim, survivorChanges: survivorChanges ?? victim,
+                                               compareVictim: comparesPeerSet)
                 onSplitBrainResync?(.union, set, peerBitmapBytes)
             default:
                 return

@@ -166,6 +166,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var awaitsPeerBitmap = false
     var survivorChanges: DirtyBitmap?
     var survivorPartingGeneration: UInt64 = 0
+    /// The peer is a returned primary, not a split brain's loser: its set is compared by
+    /// digest before it is copied (PrimaryNode.unitePeerBitmap).
+    var comparesPeerSet = false
     /// This link's Hello asked for the peer's bitmap, and neither its BitmapDone nor its
     /// ReplicaHello has come: only then may BitmapChunk and BitmapDone arrive.
     var peerBitmapAsked = false

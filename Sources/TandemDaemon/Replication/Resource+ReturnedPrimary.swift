@@ -14,6 +14,9 @@
 // Anything the returning node cannot name (no proven log, a set lost) makes it a full copy.
 // The decisions are TandemCore's (PeerHelloCheck, Generations); this file carries them out.
 // Loop thread only.
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import TandemControl
 import TandemCore
@@ -36,9 +39,13 @@ extension Resource {
         }
     }
 
+    /// A primary demoted by promotion (live, or restored at open from the flag `outdated`: a
+    /// crash in the middle of an earlier yield) yields too: B = 0 and C = the parting
+    /// generation still prove it wrote nothing since, and the yield is what `resolve --discard
+    /// local` would do, with the union instead of a full copy.
     private func mayYield(_ report: ReturnedPrimaryReport) -> Bool {
         let held = generations
-        return spec.role == .primary && splitBrain == nil && demotedByPromotion == nil && !transitioning
+        return spec.role == .primary && splitBrain == nil && !transitioning
             && held.bitmap == 0 && held.current == report.partingGeneration
     }
 
@@ -55,8 +62,15 @@ extension Resource {
         transitioning = true
         stopReplication { [self] in
             transitioning = false
+            // It lacks the promoted node's writes until resynced; and recorded first, so that
+            // a crash at any later step restarts read-only (restoreDemotionAtOpen) into the
+            // same yield: before the generations change it meets the promoted node as it did
+            // now, after it the open completes the yield (completeYieldAtOpen).
+            _ = updateNode { $0.set(.outdated, true) }
+            crashForTest(at: .outdatedRecorded)
             let kept = keepUnconfirmedForPromoted(report)
-            _ = updateNode { $0.set(.outdated, true) }  // it lacks the promoted node's writes until resynced
+            crashForTest(at: .yieldRecorded)
+            demotedByPromotion = nil
             changedBytesWhileParted = 0
             persistChangedBytes()
             var fields: [String: JSONValue] = [
@@ -100,7 +114,7 @@ extension Resource {
     private func resyncReturnedPrimary(_ report: ReturnedPrimaryReport, peer: String) {
         guard spec.role == .primary, splitBrain == nil, !resolvingAsSurvivor, !transitioning else { return }
         resolvingAsSurvivor = true
-        prepareSurvivorResync()
+        prepareSurvivorResync(returnedPrimary: true)
         _ = updateNode { $0.peerLacksWrites = true }  // a restart before the resync ends copies the volume
         let ownBytes = splitBrainResync.survivor?.own?.outOfSyncBytes
         var fields: [String: JSONValue] = [
@@ -122,5 +136,47 @@ extension Resource {
                              metadata: ["error": "\(error.message)"])
             }
         }
+    }
+
+    // MARK: a crash in the middle of the yield
+
+    /// At open (before the demotion is restored): a primary whose record says it yielded — the
+    /// flag `outdated` (no write since: it was recorded before the generations changed), C = 0
+    /// and B = the parting generation — was killed between that record and its role change.
+    /// The yield is completed here, not judged again: the node becomes secondary (enabled as
+    /// it was), its set since parting is the parted-bitmap file if that names its B (read
+    /// next, loadPartedBitmapAtOpen), else the promoted node copies the whole volume. Without
+    /// this, it met the promoted node as a primary with C = 0: a split brain.
+    func completeYieldAtOpen() {
+        let held = generations
+        guard spec.role == .primary, metadata.latest.flags.contains(.outdated), held.current == 0, held.bitmap != 0
+        else { return }
+        logger.notice("this node was killed in the middle of yielding to the promoted peer: the yield is completed, it becomes secondary",
+                      metadata: ["parting_generation": "\(held.bitmap)"])
+        changeRole(to: .secondary)
+        writeSyncedRecord()
+        context.events.publish(resource: spec.name, "returned-primary-yields", [
+            "after_restart": .bool(true),
+            "reason": .string("killed between the yield's record and its role change: the yield is completed at open"),
+        ])
+    }
+
+    /// Test-only: where a yield kills its own process (as kill -9 would), named by the
+    /// environment variable `TANDEM_TEST_YIELD_CRASH_AT` (integration tests of a crash in the
+    /// middle of a yield). Unset in production: nothing happens.
+    enum YieldCrashPoint: String {
+        /// The flag `outdated` is recorded; the generations are not changed yet.
+        case outdatedRecorded = "outdated-recorded"
+        /// C := 0 and B := the parting generation are recorded, with the set's file; the role
+        /// is still primary.
+        case yieldRecorded = "yield-recorded"
+    }
+
+    static let yieldCrashVariable = "TANDEM_TEST_YIELD_CRASH_AT"
+
+    private func crashForTest(at point: YieldCrashPoint) {
+        guard let value = getenv(Self.yieldCrashVariable), String(cString: value) == point.rawValue else { return }
+        logger.critical("test hook: killed in the middle of the yield", metadata: ["point": "\(point.rawValue)"])
+        kill(getpid(), SIGKILL)
     }
 }

@@ -27,6 +27,9 @@ struct SurvivorResync {
     var set: SplitBrainResyncSet?
     var bitmapExchangeBytes: UInt64 = 0
     var movedBytesAtStart: UInt64 = 0
+    /// The peer is a returned primary (Resource+ReturnedPrimary), not a split brain's loser:
+    /// reported under its own names, and its set compared by digest.
+    var returnedPrimary = false
 }
 
 /// Everything this file keeps (one stored property of Resource).
@@ -46,6 +49,8 @@ struct SplitBrainResyncState {
     /// it belongs to (that session's `session_start` is `split-brain-union`).
     var lastReport: [String: JSONValue]?
     var lastSession: UInt64 = 0
+    /// The last report is a returned primary's resync (ReturnedPrimaryNames).
+    var lastReportReturnedPrimary = false
     /// A survivor's union resync stopped (in order, or by a crash: its last checkpoint and
     /// the activity log's extents): what is left of it (Resource+SplitBrainUnion, kept in
     /// `<name>.union-resync` too), and the export's mutations when it was taken (a write

@@ -48,9 +48,11 @@ extension Resource {
     // MARK: the survivor
 
     /// At the survivor's resolve, before its session starts: what it changed since parting.
-    func prepareSurvivorResync() {
+    /// `returnedPrimary`: the peer is a returned primary (Resource+ReturnedPrimary).
+    func prepareSurvivorResync(returnedPrimary: Bool = false) {
         let (own, lostReason) = ownChangesSinceParting()
         splitBrainResync.survivor = SurvivorResync(partingGeneration: generations.bitmap, own: own, lostReason: lostReason)
+        splitBrainResync.survivor!.returnedPrimary = returnedPrimary
         splitBrainResync.lastReport = nil
     }
 
@@ -73,7 +75,8 @@ extension Resource {
             splitBrainResync.survivor = survivor
             return survivorResyncDecided(plan, set: nil, exchangeBytes: 0)
         }
-        replicator.beginSplitBrainResync(own: own, partingGeneration: survivor.partingGeneration)
+        replicator.beginSplitBrainResync(own: own, partingGeneration: survivor.partingGeneration,
+                                         comparePeerSet: survivor.returnedPrimary)
     }
 
     private func listenForResyncPlan(_ replicator: PrimaryReplicator) {
@@ -246,11 +249,13 @@ extension Resource {
     private func resumeSurvivorResync(_ replicator: PrimaryReplicator, basis: SessionBasis, left: DirtyBitmap) {
         let unchanged = mutationCount == splitBrainResync.resumedAtMutation && generations.bitmap != 0
         let afterCrash = splitBrainResync.resumedAfterCrash
+        let returnedPrimary = splitBrainResync.survivor?.returnedPrimary ?? false
         splitBrainResync.resumed = nil
         splitBrainResync.resumedAfterCrash = false
         splitBrainResync.lastReport = nil
         splitBrainResync.survivor = SurvivorResync(partingGeneration: generations.bitmap, own: nil,
                                                    lostReason: afterCrash ? "resumed after a crash" : "resumed after a stop")
+        splitBrainResync.survivor!.returnedPrimary = returnedPrimary
         listenForResyncPlan(replicator)
         guard basis == .fullCopy, unchanged else {
             removeUnionLeftFile()
@@ -276,7 +281,8 @@ extension Resource {
         survivor.set = set
         survivor.bitmapExchangeBytes = exchangeBytes
         splitBrainResync.survivor = survivor
-        var fields: [String: JSONValue] = ["plan": .string(plan.word)]
+        let names = SurvivorResyncNames(returnedPrimary: survivor.returnedPrimary)
+        var fields: [String: JSONValue] = ["plan": .string(names.word(plan))]
         switch plan {
         case .union where resumedLeftBytes != nil && afterCrash:
             fields["reason"] = .string("the union resync resumes after a crash: only what its last checkpoint left "
@@ -298,8 +304,9 @@ extension Resource {
             fields["bitmap_exchange_bytes"] = .int(Int64(clamping: exchangeBytes))
         }
         splitBrainResync.lastReport = fields
-        logger.notice("split-brain resync", metadata: ["plan": "\(plan.word)", "reason": "\(fields["reason"]!)"])
-        context.events.publish(resource: spec.name, "split-brain-resync", fields)
+        splitBrainResync.lastReportReturnedPrimary = survivor.returnedPrimary
+        logger.notice("\(names.logName)", metadata: ["plan": "\(names.word(plan))", "reason": "\(fields["reason"]!)"])
+        context.events.publish(resource: spec.name, names.event, fields)
     }
 
     /// The survivor's peer holds everything: the resync is over (status keeps its report,
@@ -323,13 +330,13 @@ extension Resource {
             if report["done"] == nil, let left = splitBrainResync.checkpointLeftBytes {
                 report["checkpoint_left_bytes"] = .int(Int64(clamping: left))
             }
-            fields["split_brain_resync"] = .object(report)
+            let names = SurvivorResyncNames(returnedPrimary: splitBrainResync.lastReportReturnedPrimary)
+            fields[names.statusKey] = .object(report)
             // The loser takes the session as a full copy; what moves is the union.
-            if report["plan"] == .string(SplitBrainResyncPlan.union.word), let primary,
+            if report["plan"] == .string(names.word(.union)), let primary,
                 primary.session == splitBrainResync.lastSession {
-                fields["session_start"] = .string(SplitBrainResyncPlan.union.word)
-                fields["session_start_reason"] = .string("a split brain's survivor copies the union of both sides' "
-                    + "changes since they parted (the peer takes it as a full copy)")
+                fields["session_start"] = .string(names.sessionStart)
+                fields["session_start_reason"] = .string(names.sessionStartReason)
             }
         }
         if let parted = splitBrainResync.parted { fields["parted_bytes"] = .int(Int64(clamping: parted.outOfSyncBytes)) }

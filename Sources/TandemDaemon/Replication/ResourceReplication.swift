@@ -383,7 +383,7 @@ extension Resource {
         }
     }
 
-    private func changeRole(to role: ResourceRole) {
+    func changeRole(to role: ResourceRole) {
         spec.role = role
         if role == .primary { demotedInProcess = false }
         backend.readOnly = role == .secondary
@@ -401,7 +401,7 @@ extension Resource {
     }
 
     /// A demoted primary's volume is the newest there is (ReplicationRecord.demoted).
-    private func writeSyncedRecord() {
+    func writeSyncedRecord() {
         _ = updateRecord { $0 = $0.demoted() }
         promotedInconsistent = false
     }

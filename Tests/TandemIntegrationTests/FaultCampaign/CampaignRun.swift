@@ -26,6 +26,9 @@ final class CampaignRun {
         var betaArguments: [String] = []
         /// beta's volume file, when not the one in its directory (a FaultyVolume).
         var betaVolume: String?
+        /// beta dials alpha through a LinkProxy of its own (`betaProxy`): a beta promoted
+        /// primary then replicates through it, and its bytes can be counted.
+        var betaDialsThroughProxy = false
     }
 
     static let blockBytes = 4096
@@ -39,6 +42,8 @@ final class CampaignRun {
 
     let pair: ReplicatedPair
     let proxy: LinkProxy
+    /// Between beta and alpha's listen address, when `setup.betaDialsThroughProxy`.
+    let betaProxy: LinkProxy?
     let setup: Setup
     private(set) var writer: AcknowledgedWriter?
     /// What the writer saw acknowledged, once it ended.
@@ -60,7 +65,8 @@ final class CampaignRun {
                 throw HarnessError("truncate alpha's volume: errno \(errno)")
             }
         }
-        try create(on: pair.beta, role: "secondary", peer: ("alpha", pair.alphaAddress))
+        betaProxy = setup.betaDialsThroughProxy ? try LinkProxy(target: pair.alphaAddress) : nil
+        try create(on: pair.beta, role: "secondary", peer: ("alpha", betaProxy?.address ?? pair.alphaAddress))
         try create(on: pair.alpha, role: "primary", peer: ("beta", pair.betaAddressForAlpha))
     }
 

@@ -224,12 +224,13 @@ extension Integration.FaultCampaign {
     /// old primary's unconfirmed regions (the union, measured), far less than the volume.
     private func expectResyncBounded(_ run: CampaignRun, by primary: DaemonProcess, boundedByExtents: Bool = true) throws {
         let status = try run.pair.status(primary)
-        let report = status["split_brain_resync"] as? JSONObject ?? [:]
+        let report = status["returned_primary_resync"] as? JSONObject ?? [:]
         let moved = report["moved_bytes"] as? Int ?? -1
         let union = report["union_bytes"] as? Int ?? -1
         run.trail.append("resync of the returned primary: plan \(report["plan"] as? String ?? "-"), union \(union) bytes, "
                              + "moved \(moved) bytes (volume \(run.setup.sizeBytes))")
-        #expect(report["plan"] as? String == "split-brain-union", "\(report)\n\(run.trailText)")
+        #expect(report["plan"] as? String == "returned-primary-union", "\(report)\n\(run.trailText)")
+        #expect(status["split_brain_resync"] == nil, "a returned primary's resync under a split brain's name: \(status)")
         #expect(union > 0 && moved >= 0 && moved <= union + (1 << 20), "\(report)")
         #expect(!boundedByExtents || moved < run.setup.sizeBytes / 2,
                 "the returned primary's resync copied most of the volume: \(report)")

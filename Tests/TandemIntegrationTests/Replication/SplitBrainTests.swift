@@ -191,7 +191,8 @@ extension Replication {
                 && $0["out_of_sync_bytes"] as? Int == 0 && $0["unconfirmed_bytes"] as? Int == 0
         }
         // A split brain's resync copies the union of both bitmaps (a demotion by promotion:
-        // the promoted node's session copies the whole volume), and says so.
+        // the promoted node's session copies the whole volume), and says so; a returned
+        // primary's resync says `returned-primary`, not a split brain's name.
         #expect(settled["session_start"] as? String == sessionStart, "\(settled)")
         let reader = try RawNBDClient.transmitting(socketPath: p.pair.nbdSocket(survivor), exportName: ReplicatedPair.resource)
         for index in kept.0 {
@@ -222,7 +223,7 @@ extension Replication {
                 "\(status)")
         #expect(try p.pair.status(p.pair.beta)["split_brain"] as? Bool == false)
         try Self.expectSurvivor(p, survivor: p.pair.beta, loser: p.pair.alpha, kept: (200..<205, Self.betaPattern),
-                                dropped: 0..<0, sessionStart: "split-brain-union")
+                                dropped: 0..<0, sessionStart: "returned-primary")
     }
 
     @Test func anOutdatedSecondaryStaysOutdatedAcrossARestartRefusesAPlainFailoverAndCatchesUp() throws {
