@@ -243,10 +243,11 @@ private struct CopyDriver {
         let (done, state2) = (driver.copyDone, driver.node.streamState)
         #expect(done && state2 == .established, "\(state2)")
     }
+}
 
-    // The burst at high caps (10 ms of the rate, up to the copy's window): with a burst of
-    // one chunk, each event read one chunk and asked for a pacer wake-up a microsecond later.
-
+// The burst at high caps (10 ms of the rate, up to the copy's window): with a burst of one
+// chunk, each event read one chunk and asked for a pacer wake-up a microsecond later.
+extension PrimaryNodeThrottleTests {
     @Test func aCapAboveTheWindowReadsTheCopysShareAtOnceAndAsksForNoWakeUp() {
         // 1 TiB/s, Benchmarks/resync.sh's "no cap": 10 ms of it exceeds the window, so the
         // first event reads as many chunks as the buffer's copy share holds (16 of 32 MiB).
