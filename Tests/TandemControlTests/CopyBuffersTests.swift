@@ -1,6 +1,7 @@
 // CopyBuffers with the ring's registered pool: chunks borrow pool runs (read with READ_FIXED)
 // only while more than half of the pool stays free, the rest use the slots' own region; each
 // chunk's bytes stay where its read put them; releasing gives every run back.
+import Glibc
 import Logging
 import Testing
 import TandemIO
@@ -64,17 +65,24 @@ struct CopyBuffersTests {
         #expect(Self.anonHugePagesKiB(containing: base) > 0, "no huge page backs the region (THP: \(mode))")
     }
 
-    /// AnonHugePages of the mapping of /proc/self/smaps that holds `pointer`.
+    /// AnonHugePages of the mapping of /proc/self/smaps that holds `pointer` (read line by
+    /// line with getline: a proc file has no size to read up to).
     private static func anonHugePagesKiB(containing pointer: UnsafeMutableRawPointer) -> Int {
-        guard let smaps = try? String(contentsOfFile: "/proc/self/smaps", encoding: .utf8) else { return 0 }
+        guard let file = fopen("/proc/self/smaps", "r") else { return 0 }
+        defer { fclose(file) }
         let address = UInt(bitPattern: pointer)
         var inside = false
-        for line in smaps.split(separator: "\n") {
-            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            if let range = fields.first, range.contains("-"), !range.hasSuffix(":") {
-                let bounds = range.split(separator: "-").compactMap { UInt($0, radix: 16) }
+        var buffer: UnsafeMutablePointer<CChar>? = nil
+        var capacity = 0
+        defer { free(buffer) }
+        while getline(&buffer, &capacity, file) > 0, let buffer {
+            let line = String(cString: buffer)
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\n" })
+            guard let first = fields.first else { continue }
+            if first.contains("-"), !first.hasSuffix(":") {
+                let bounds = first.split(separator: "-").compactMap { UInt($0, radix: 16) }
                 inside = bounds.count == 2 && bounds[0] <= address && address < bounds[1]
-            } else if inside, fields.first == "AnonHugePages:", fields.count >= 2 {
+            } else if inside, first == "AnonHugePages:", fields.count >= 2 {
                 return Int(fields[1]) ?? 0
             }
         }
