@@ -221,7 +221,8 @@ extension ResourceSpec {
             entry("resync_rate", "bytes/s", "0 – 1 TiB/s; 0 selects the dynamic controller", 0...resyncRateBytesPerSecondMax, nil, """
                 A hard cap on resync traffic (the full copy and a catch-up): the copy reads a \
                 chunk only when the bytes it has read since the cap was set stay within rate × \
-                elapsed + burst (a token bucket; burst = 1 MiB or one chunk). Application writes \
+                elapsed + burst (a token bucket; burst = 1 MiB, one chunk, or above 100 MiB/s 10 ms \
+                of the rate, at most the copy's 64 chunks). Application writes \
                 are never slowed by it. 0 (the default): the dynamic controller (DRBD's \
                 c-plan-ahead / c-fill-target / c-min-rate) keeps 4 MiB of copy in flight, \
                 backs off to `resync_rate_min` while the application writes and rises again \

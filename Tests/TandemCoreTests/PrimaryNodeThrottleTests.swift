@@ -24,10 +24,11 @@ private struct CopyDriver {
     /// An application write at every step (otherwise one step in four).
     var writeEveryStep: Bool
 
-    init(rate: UInt64, volumeBytes: UInt64 = 64 << 20, seed: UInt64, writing: Bool = true, writeEveryStep: Bool = false) {
+    init(rate: UInt64, volumeBytes: UInt64 = 64 << 20, bufferBytes: UInt64 = 8 << 20, seed: UInt64, writing: Bool = true,
+         writeEveryStep: Bool = false) {
         node = PrimaryNode(
             config: PrimaryNodeConfig(
-                primary: ReplicationPrimaryConfig(mode: .async, bufferBytesMax: 8 << 20),
+                primary: ReplicationPrimaryConfig(mode: .async, bufferBytesMax: bufferBytes),
                 volumeSizeBytes: volumeBytes, resyncRateBytesPerSecond: rate),
             session: 77, basis: .fullCopy)
         random = SplitMix64(seed: seed)
@@ -241,5 +242,50 @@ private struct CopyDriver {
         while !driver.copyDone && driver.nowNs < 30_000_000_000 { driver.step() }
         let (done, state2) = (driver.copyDone, driver.node.streamState)
         #expect(done && state2 == .established, "\(state2)")
+    }
+}
+
+// The burst at high caps (10 ms of the rate, up to the copy's window): with a burst of one
+// chunk, each event read one chunk and asked for a pacer wake-up a microsecond later.
+extension PrimaryNodeThrottleTests {
+    @Test func aCapAboveTheWindowReadsTheCopysShareAtOnceAndAsksForNoWakeUp() {
+        // 1 TiB/s, Benchmarks/resync.sh's "no cap": 10 ms of it exceeds the window, so the
+        // first event reads as many chunks as the buffer's copy share holds (16 of 32 MiB).
+        var driver = CopyDriver(rate: 1 << 40, bufferBytes: 32 << 20, seed: 5, writing: false)
+        let (reads, retry) = (driver.reads.count, driver.node.resyncRetryAtNs)
+        #expect(reads == 16, "chunks read by the first event")
+        #expect(retry == nil, "no pacer wake-up while the cap admits every chunk")
+        while !driver.copyDone && driver.nowNs < 60_000_000_000 { driver.step() }
+        #expect(driver.copyDone)
+    }
+
+    @Test func aHighCapGoesTenMillisecondsOfItsRateAtOnceAndKeepsTheBound() {
+        let rate: UInt64 = 1 << 30
+        let burst = rate / 100  // 10 ms of 1 GiB/s: 10 chunks of 1 MiB
+        var driver = CopyDriver(rate: rate, volumeBytes: 256 << 20, bufferBytes: 64 << 20, seed: 6)
+        let start = driver.nowNs
+        let first = driver.reads.count
+        #expect(first == 10, "chunks read by the first event")
+        while !driver.copyDone && driver.nowNs < start + 60_000_000_000 { driver.step() }
+        #expect(driver.copyDone)
+        driver.checkBound(rate: rate, burst: burst, fromNs: start)
+    }
+
+    @Test func aLiveChangeDownFromAHighCapKeepsNoMoreThanTheNewBurst() {
+        var driver = CopyDriver(rate: 1 << 40, volumeBytes: 256 << 20, bufferBytes: 32 << 20, seed: 7)
+        driver.step()  // the 16 chunks of the first event released, the bucket full again
+        let (from, first) = (driver.nowNs, driver.reads.count)
+        driver.handle(.setResyncRate(bytesPerSecond: 8 << 20))
+        while driver.nowNs < from + 2_000_000_000 { driver.step() }
+        driver.checkBound(rate: 8 << 20, burst: Self.burst, fromNs: from, first: first)
+        // And back up: the burst grows again with the rate (from the tokens kept, at most the
+        // old burst: 1 ms later the bucket holds the window).
+        driver.handle(.setResyncRate(bytesPerSecond: 1 << 40))
+        while !driver.events.isEmpty { driver.handle(driver.events.removeFirst()) }
+        driver.nowNs += 1_000_000
+        let before = driver.reads.count
+        driver.handle(.tick)
+        let read = driver.reads.count - before
+        #expect(read >= 8, "chunks read by one event 1 ms after raising the cap: \(read)")
     }
 }

@@ -80,6 +80,20 @@ import Testing
         let afterChange = bucket.availableBytes(nowNs: .max)
         #expect(afterChange == 1 << 20)
     }
+
+    @Test func aChangeOfBurstKeepsNoMoreTokensThanTheNewBurstAndFillsUpToALargerOne() {
+        var bucket = TokenBucket(rateBytesPerSecond: 1 << 30, burstBytes: 64 << 20, nowNs: 0)
+        bucket.setRate(8 << 20, burstBytes: 1 << 20, nowNs: 0)
+        let afterShrink = bucket.availableBytes(nowNs: 0)
+        #expect(afterShrink == 1 << 20, "a full 64 MiB bucket keeps 1 MiB")
+        let taken = bucket.tryConsume(1 << 20, nowNs: 0)
+        #expect(taken)
+        bucket.setRate(1 << 30, burstBytes: 16 << 20, nowNs: 0)
+        let empty = bucket.availableBytes(nowNs: 0)
+        #expect(empty == 0, "a larger burst brings no tokens with it")
+        let later = bucket.availableBytes(nowNs: 1_000_000_000)
+        #expect(later == 16 << 20, "it fills up to the new burst")
+    }
 }
 
 @Suite struct ResyncRateControllerTests {

@@ -1,7 +1,7 @@
 // PrimaryNode's copy throttle (docs/design-v3.md section 5). A nonzero `resync_rate` is a hard
 // cap: the copy reads a chunk only when a TokenBucket admits its bytes, so that the bytes the
 // copy reads (and so sends) from the moment the cap was set are at most rate × elapsed +
-// burst, burst = max(1 MiB, one chunk). `resync_rate: 0` selects the dynamic controller
+// burst, burst = max(1 MiB, one chunk, 10 ms of the rate up to the copy's window). `resync_rate: 0` selects the dynamic controller
 // (ResyncRateController, DRBD's c-plan-ahead / c-fill-target / c-min-rate): every step it is
 // told the copy's bytes released (durable on the peer) and in flight, and whether application
 // writes were admitted since the last step, and answers the next step's byte budget; never
@@ -75,8 +75,20 @@ extension PrimaryNode {
         resyncRateBytesPerSecond == 0 ? resyncThrottle.dynamic?.targetBytesPerSecond ?? 0 : 0
     }
 
-    /// The burst: one chunk always fits, and at least 1 MiB may go at once.
-    var resyncBurstBytes: UInt64 { max(1 << 20, UInt64(config.chunkBytes)) }
+    /// How much of the cap may go at once beyond one chunk: `resyncBurstNs` of the rate.
+    static let resyncBurstNs: UInt64 = 10_000_000
+
+    /// The burst: one chunk always fits, at least 1 MiB may go at once, and so may 10 ms of
+    /// the rate, up to the copy's whole window (`copyBuffersMax` chunks; more could not be
+    /// in flight anyway). With a burst of one chunk, a high cap (the benchmark's 1 TiB/s)
+    /// admitted one chunk per event and refused the next for the microsecond it takes to
+    /// earn it, so every chunk also cost a pacer timer and a loop turn; 10 ms of the rate is
+    /// below one chunk, so no change, at every cap up to 100 MiB/s.
+    var resyncBurstBytes: UInt64 {
+        let window = UInt64(config.copyBuffersMax) * UInt64(config.chunkBytes)
+        let share = ResyncRateController.scale(resyncRateBytesPerSecond, Self.resyncBurstNs, TokenBucket.nanosPerSecond)
+        return max(1 << 20, UInt64(config.chunkBytes), min(share, window))
+    }
 
     /// When a copy read refused by the cap may go: the driver feeds `.tick` then. Nil while
     /// the copy is not throttled (or not running).
@@ -183,7 +195,8 @@ extension PrimaryNode {
         }
         let now = max(nowNs, resyncThrottle.lastNs)
         resyncThrottle.lastNs = now
-        resyncThrottle.bucket?.setRate(rate, nowNs: now)
+        let burst = resyncBurstBytes
+        resyncThrottle.bucket?.setRate(rate, burstBytes: burst, nowNs: now)
     }
 
     /// `.setResyncRateMin`: the controller's floor from its next step on.

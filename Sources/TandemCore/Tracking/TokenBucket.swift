@@ -8,7 +8,7 @@ public struct TokenBucket: Equatable, Sendable {
     static let nanosPerSecond: UInt64 = 1_000_000_000
 
     public private(set) var rateBytesPerSecond: UInt64
-    public let burstBytes: UInt64
+    public private(set) var burstBytes: UInt64
     /// Bytes × 10^9; never above burstBytes × 10^9.
     private var tokensNanobytes: UInt64
     private var lastNs: UInt64
@@ -69,5 +69,14 @@ public struct TokenBucket: Equatable, Sendable {
         precondition(rate > 0, "a token bucket needs a positive rate")
         refill(nowNs: nowNs)
         rateBytesPerSecond = rate
+    }
+
+    /// A live change of rate and burst: as `setRate`, and the tokens kept are at most the
+    /// new burst (a smaller burst drops what exceeds it; a larger one fills up from here).
+    public mutating func setRate(_ rate: UInt64, burstBytes burst: UInt64, nowNs: UInt64) {
+        precondition(burst > 0 && burst <= (UInt64.max / Self.nanosPerSecond), "burst \(burst) out of range")
+        setRate(rate, nowNs: nowNs)
+        burstBytes = burst
+        tokensNanobytes = min(tokensNanobytes, capacityNanobytes)
     }
 }
