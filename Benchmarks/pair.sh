@@ -332,6 +332,13 @@ cpu_snapshot() { # prints "label ticks" per process
     done
 }
 
+# The primary's status around a measured run (sync/async: activity_log_writes,
+# activity_log_held_writes and the transactions' latency are read from the difference).
+save_status() { # target file
+    [[ "$1" == sync || "$1" == async ]] || return 0
+    "${helper[@]}" control "$work/$1-alpha.ctl" '{"cmd": "status", "name": "r0"}' >"$2" 2>/dev/null || true
+}
+
 run_fio() { # target name round fio-args...
     local target="$1" name="$2" round="$3"
     shift 3
@@ -340,9 +347,11 @@ run_fio() { # target name round fio-args...
     fio --name="$name-warmup" "${target_args[@]}" "$@" --size="$size" --numjobs="$jobs" \
         --time_based --runtime="$ramp" --randrepeat=0 --output=/dev/null
     before="$(cpu_snapshot)"
+    save_status "$target" "$raw_dir/$target.$name.$round.status-before.json"
     fio --name="$name" "${target_args[@]}" "$@" --size="$size" --numjobs="$jobs" \
         --time_based --runtime="$runtime" --randrepeat=0 \
         --output-format=json --output="$out"
+    save_status "$target" "$raw_dir/$target.$name.$round.status-after.json"
     after="$(cpu_snapshot)"
     if [[ -n "$before" ]]; then
         # "label ticks" lines, same order: print label and the difference.

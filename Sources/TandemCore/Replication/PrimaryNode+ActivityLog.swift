@@ -74,7 +74,13 @@ extension PrimaryNode {
         var blocked = false
         /// A log write failed: the disk failed, nothing waits for the log any more.
         var failed = false
+        /// Writes held for a transaction so far (misses, and hits on an extent still joining):
+        /// over `activity_log_writes`, the writes one transaction releases.
+        var heldWritesTotal: UInt64 = 0
     }
+
+    /// Writes that waited for an activity-log transaction, since the node started.
+    public var activityLogHeldWrites: UInt64 { gate.heldWritesTotal }
 
     /// A `.persistBitmapPages` in flight: the eviction pages it answers, and for a write of
     /// every page the `bitsWithoutWrite` value it covers.
@@ -168,6 +174,7 @@ extension PrimaryNode {
         gate.pendingTransaction = 0
         guard transaction > activityLog!.lastDurableTransaction else { return false }
         gate.heldWrites.append((write.sequence, transaction))
+        gate.heldWritesTotal &+= 1
         gate.sendLevel = max(gate.sendLevel, transaction)
         return true
     }

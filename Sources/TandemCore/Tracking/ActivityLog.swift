@@ -311,6 +311,11 @@ public struct ActivityLog: Sendable {
     /// transaction is durable and the batch's evictions have their pages durable, returns the
     /// number of the transaction to write now (its extents: `transactionExtents`).
     public mutating func endTurn() -> UInt64? {
+        // Closing the batch only when none is in flight (so the misses of every turn meanwhile
+        // share the next transaction: 11.7 fio writes per transaction at QD32 against 7.5,
+        // docs/benchmarks.md) kept every guarantee in the simulator but left four of its
+        // seeded-fault checkers catching nothing in their 400 seeds: not done until that is
+        // understood.
         if closedBatch == 0 && openBatchHasJoiners {
             closedBatch = openBatch
             openBatch += 1

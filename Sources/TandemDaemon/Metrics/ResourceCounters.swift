@@ -28,6 +28,11 @@ final class ResourceCounters {
     var resyncedBytes: UInt64 = 0
     /// Primary: activity-log transactions written (one 4 KiB write and a data sync each).
     var activityLogWrites: UInt64 = 0
+    /// Primary: volume flushes before an evicting transaction (a leaving extent written since
+    /// the last one), and each transaction from the node's request to its answer (the volume
+    /// flush included): the activity log's cost under a working set larger than the log.
+    var activityLogVolumeFlushes: UInt64 = 0
+    let activityLogLatency = LatencyHistogram()
     /// Secondary: payload bytes of Data frames received from the primary.
     var receivedBytes: UInt64 = 0
     var protocolErrors: UInt64 = 0

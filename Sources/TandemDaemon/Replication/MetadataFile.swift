@@ -3,7 +3,8 @@
 // rare transitions (enable, disable, role changes, session starts: pwrite continued after
 // short writes, then fdatasync), and through the ring for the secondary's record writes
 // (an O_DIRECT write continued after short completions, then IORING_FSYNC_DATASYNC). It
-// never trusts RWF_DSYNC: some filesystems (FUSE) complete such writes unsynced. Writes
+// never trusts RWF_DSYNC for those: some filesystems (FUSE) complete such writes unsynced;
+// activity-log transactions use it only where Volume.honoursDSyncWrites. Writes
 // alternate between the two slots; one in flight at a time, the newest request queued.
 // The dirty bitmap's area is written and read here too (blocking, see *Dirty bitmap*
 // below), sealed by the superblock's `bitmap sealed` field, and the activity-log ring
@@ -399,11 +400,16 @@ final class MetadataFile: IOHandler {
         submitLogWrite()
     }
 
+    /// A transaction is one RWF_DSYNC write where the filesystem honours it (the kernel
+    /// flushes on completion: no second trip through the loop between the write and the
+    /// flush, which a loaded loop delays), else a write and then IORING_FSYNC_DATASYNC.
+    private var logWritesDSync: Bool { volume.honoursDSyncWrites }
+
     private func submitLogWrite() {
         let entry = logInFlight!
         loop.prepareVolumeIO(write: true, volume: volume, buffer: activityLogRingBuffer + entry.writtenBytes,
                              length: MetadataGeometry.slotBytes - entry.writtenBytes,
-                             offset: entry.offset + UInt64(entry.writtenBytes), dsync: false,
+                             offset: entry.offset + UInt64(entry.writtenBytes), dsync: logWritesDSync,
                              handler: handlerID, tag: Tag.logWrite.rawValue)
     }
 
@@ -420,7 +426,7 @@ final class MetadataFile: IOHandler {
                 entry.writtenBytes += Int(result)
                 logInFlight = entry
                 if entry.writtenBytes < MetadataGeometry.slotBytes { return submitLogWrite() }  // a short write: the rest
-                return loop.prepareFlush(volume: volume, handler: handlerID, tag: Tag.logFlush.rawValue)
+                if !logWritesDSync { return loop.prepareFlush(volume: volume, handler: handlerID, tag: Tag.logFlush.rawValue) }
             }
         }
         logInFlight = nil

@@ -48,8 +48,10 @@ extension PrimaryReplicator {
                           bitmapPagesCount: Bool) {
         precondition(activityLogWriting == nil, "two activity-log transactions in flight")
         counters.activityLogWrites += 1
+        activityLogStartedNs = MonotonicClock.nowNs()
         activityLogWriting = (number, extents, bases, bitmapPagesCount)
         guard flushVolumeFirst else { return submitActivityLog() }
+        counters.activityLogVolumeFlushes += 1
         activityLogVolumeFlushing = true
         context.loop.prepareFlush(volume: volume, handler: handlerID, tag: Self.activityLogFlushTag)
     }
@@ -81,6 +83,7 @@ extension PrimaryReplicator {
     private func activityLogAnswered(errno code: Int32) {
         guard let entry = activityLogWriting else { return }
         activityLogWriting = nil
+        counters.activityLogLatency.record(since: activityLogStartedNs)
         // A stopped node waits for nothing any more (its held writes were answered by the stop).
         guard !isStopped else { return }
         feed(.activityLogWritten(transaction: entry.transaction, errno: code))

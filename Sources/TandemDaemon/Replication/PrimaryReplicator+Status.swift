@@ -33,6 +33,9 @@ extension PrimaryReplicator {
         // The activity log: 0 extents when there is none (al_extents 0).
         fields["activity_log_extents"] = .int(Int64(node.activityLog?.residentCount ?? 0))
         fields["activity_log_writes"] = .int(Int64(clamping: counters.activityLogWrites))
+        fields["activity_log_held_writes"] = .int(Int64(clamping: node.activityLogHeldWrites))
+        fields["activity_log_volume_flushes"] = .int(Int64(clamping: counters.activityLogVolumeFlushes))
+        fields["activity_log_write_latency"] = Self.activityLogLatencyFields(counters.activityLogLatency.snapshot)
         fields["enabled"] = .bool(node.enabled)
         fields["session_start"] = .string(basis.word)
         fields["session_start_reason"] = .string(sessionStartReason)

@@ -107,6 +107,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     /// The activity-log transaction being made durable (PrimaryReplicator+LocalIO): the volume
     /// flush before an evicting one is in flight while `volumeFlushFirst` is set.
     var activityLogWriting: (transaction: UInt64, extents: [UInt32], bases: [CatchUpBase], bitmapPagesCount: Bool)?
+    /// When the node asked for the transaction in `activityLogWriting` (its latency's start).
+    var activityLogStartedNs: UInt64 = 0
     var activityLogVolumeFlushing = false
     /// `.stopped` came while an activity-log flush of the volume was in flight: unregister
     /// the handler when it completes (a completion must find its handler).
