@@ -105,11 +105,11 @@ extension Simulation {
         }
     }
 
-    private static func hello(_ facts: OwnHelloFacts, from name: String) -> WireHello {
+    static func hello(_ facts: OwnHelloFacts, from name: String) -> WireHello {
         WireHello(role: .primary, nodeName: name, resourceName: facts.resourceName, volumeSizeBytes: facts.volumeSizeBytes,
                   generations: WireGenerations(current: 0, bitmap: 0), promotionNumber: facts.generations.promotion,
                   node: WireNodeGenerations(current: facts.generations.current, bitmap: facts.generations.bitmap,
-                                            changedBytes: facts.changedBytes))
+                                            changedBytes: facts.changedBytes, afterSplitBrain: facts.afterSplitBrain))
     }
 
     private static func isSplitBrain(_ outcome: PeerHelloOutcome) -> Bool {

@@ -151,6 +151,8 @@ final class Simulation {
         case fault(SimulationScenario.Fault)
         /// The staging journal's I/O (Simulation+Staging).
         case staging(StagingEvent, node: Int, incarnation: Int)
+        /// A split brain run for real (Simulation+SplitBrain).
+        case splitBrain(SplitBrainStep)
     }
 
     enum AppRequest {
@@ -299,6 +301,21 @@ final class Simulation {
     var syncAdmittedValues: Set<UInt64> = []
     var syncAdmittedAcks = 0
     var modeSwitches = 0
+    /// A split brain run for real (Simulation+SplitBrain): a generator of its own, the run's
+    /// split brain, and what it did.
+    var splitBrainRandom: SimRandom
+    var splitBrain: SplitBrainRun?
+    var splitBrainsRun = 0
+    var splitBrainsResolvedByPolicy = 0
+    var splitBrainsResolvedByOperator = 0
+    var farWritesIssued = 0
+    var farWritesAcked = 0
+    var unionResyncs = 0
+    var splitBrainFullCopies = 0
+    var unionBytesCopied: UInt64 = 0
+    /// Meetings that were no split brain although the old primary had admitted a write after
+    /// the cut (one submitted before it): Simulation+SplitBrain's `heal`.
+    var writtenAfterCutWithoutSplitBrain = 0
 
     var checker: GuaranteeChecker
     var requests: [RequestID: AppRequest] = [:]
@@ -323,6 +340,7 @@ final class Simulation {
         wireRandom = SimRandom(seed: scenario.seed ^ 0x3149_E0B7_0000_0000)
         partitionRandom = SimRandom(seed: scenario.seed ^ 0xA5E4_C0A7_0000_0000)
         stagingRandom = SimRandom(seed: scenario.seed ^ 0x57A6_1D0C_0000_0000)
+        splitBrainRandom = SimRandom(seed: scenario.seed ^ 0x5B1D_B4A1_0000_0000)
         let blockCount = scenario.blockCount
         // initial_sync full: A's volume holds data B lacks; none: both are equal (zeros).
         var initial = Array(repeating: UInt64(0), count: blockCount)
@@ -391,7 +409,10 @@ final class Simulation {
     }
 
     /// The node that is primary and running, if any.
-    var livePrimary: SimNode? { nodes.first { $0.alive && $0.isPrimary && $0.primary != nil } }
+    /// (Not the old primary behind a split brain's partition: its application is the far side.)
+    var livePrimary: SimNode? {
+        nodes.first { $0.alive && $0.isPrimary && $0.primary != nil && splitBrain?.farIndex != $0.index }
+    }
     var liveSecondary: SimNode? { nodes.first { $0.alive && !$0.isPrimary } }
 
     // MARK: Events
@@ -466,6 +487,7 @@ final class Simulation {
         case .tick:
             checkDiskTimeouts()
             checkCutLiveness()
+            tryCarryOutSplitBrain()
             for node in nodes where node.alive {
                 if let primary = node.primary, !primary.standalone { drivePrimary(node, .tick) }
                 if node.secondary != nil { driveSecondary(node, .tick) }
@@ -484,6 +506,8 @@ final class Simulation {
             let node = nodes[index]
             guard node.alive, incarnation == node.incarnation else { return }
             handleStaging(stagingEvent, node: node)
+        case let .splitBrain(step):
+            handleSplitBrain(step)
         }
     }
 
@@ -638,9 +662,14 @@ final class Simulation {
         node.timedOutWrites.removeAll()
         node.ioSubmittedNs.removeAll()
         if node.isPrimary {
-            // The application's requests die with the primary: nothing more is answered.
-            outstanding.removeAll()
-            requests.removeAll()
+            // The application's requests die with the primary: nothing more is answered. (With
+            // a split brain, the far side's are the old primary's, the run's the other's.)
+            let far = splitBrain?.farRequests ?? []
+            let ownsFar = splitBrain?.old == node.index
+            let servesWorkload = !isFarPrimary(node)
+            outstanding.removeAll { far.contains($0.request) ? ownsFar : servesWorkload }
+            requests = requests.filter { far.contains($0.key) ? !ownsFar : !servesWorkload }
+            if ownsFar { splitBrain?.farRequests.removeAll() }
             if powerLoss && node.lineage == checker.lineage {
                 checker.primaryLostItsCache(content: node.disk.cache)
                 if let problem = checker.checkPrimary(node.disk, name: node.name) { return fail("after power loss: \(problem)") }
@@ -822,26 +851,18 @@ final class Simulation {
         // A running old primary is first taken to be behind a partition, where it may keep writing
         // (Simulation+Generations): it meets the promoted node once the partition heals.
         var partition: (generations: Generations, wrote: Bool)?
-        if oldPrimary.alive && oldPrimary.isPrimary && oldPrimary.primary != nil {
+        // In the seeds with a split-brain policy it runs on for real (Simulation+SplitBrain).
+        let runsOn = splitBrainStarts(old: oldPrimary)
+        if runsOn {
+            disconnect("partition")
+        } else if oldPrimary.alive && oldPrimary.isPrimary && oldPrimary.primary != nil {
             disconnect("partition")
             let wrote = generationRandom.chance(perMille: 700)
             if wrote { generationsWriteWithoutPeer(oldPrimary) }
             partition = (oldPrimary.generations, wrote)
         }
         // Fencing: the old primary is stopped (killed if it runs) and comes back as secondary.
-        if oldPrimary.alive && oldPrimary.isPrimary {
-            crash(oldPrimary, powerLoss: false)
-            events.schedule(.restart(node: oldPrimary.index), atNs: nowNs + random.between(100_000, 5_000_000))
-        }
-        if oldPrimary.isPrimary {
-            // The operator demotes it before it runs again (ResourceRoles: demote at rest).
-            oldPrimary.isPrimary = false
-            oldPrimary.crashedPrimary = false
-            oldPrimary.sealedBitmap = nil
-            oldPrimary.trackedInMemory = nil
-            oldPrimary.record = oldPrimary.record.demoted()
-            oldPrimary.record.generation += 1
-        }
+        if !runsOn { fenceOldPrimary(oldPrimary) }
         disconnect("forced failover")
         // Decision (a): a copy staging a catch-up is promoted as Consistent/Outdated, never
         // UpToDate; the sync writes its dropped journal held are not claimed of it.
@@ -854,6 +875,10 @@ final class Simulation {
         checker.startLineage(content: candidate.disk.cache,
                              keepsSyncPromises: candidate.record.synced && !promotion.inconsistent
                                  && stagingDiscards == discardsBefore)
+        if runsOn {
+            // The application's requests still with the old primary are the far side's now.
+            beginSplitBrain(old: oldPrimary, promoted: candidate, inFlight: outstanding.map(\.request))
+        }
         promote(candidate, kind, inconsistent: promotion.inconsistent)
         if let partition {
             primariesMeet(old: oldPrimary, oldGenerations: partition.generations, oldWrote: partition.wrote,
