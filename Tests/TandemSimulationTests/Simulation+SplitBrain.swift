@@ -74,6 +74,9 @@ final class SplitBrainRun {
     var written: [Set<UInt64>] = [[], []]
     var changedBytes: [UInt64] = [0, 0]
     var parted: [DirtyBitmap]
+    /// A crash lost the node's parted set (the daemon's parted-bitmap file is written at stops
+    /// and detections only, and removed before the first write it would not cover).
+    var partedLost = [false, false]
     /// Whether a verdict named a loser or the operator resolved (the checker's own record).
     var authorised = false
     var verdicts: [SplitBrainVerdict?] = [nil, nil]
@@ -277,9 +280,14 @@ extension Simulation {
         }
     }
 
+    /// The old primary's own bitmap (what its peer had not confirmed at the cut) joins its
+    /// parted set when its replicator stops; the promoted node's set is what it wrote since
+    /// its promotion (its session's copy bitmap is not a change of its own).
     private func stopForSplitBrain(_ node: SimNode, _ run: SplitBrainRun) {
         guard let primary = node.primary else { return }
-        run.parted[node.index] = SplitBrainResync.union(survivor: run.parted[node.index], victim: primary.node.bitmap).bitmap
+        if node.index == run.old {
+            run.parted[node.index] = SplitBrainResync.union(survivor: run.parted[node.index], victim: primary.node.bitmap).bitmap
+        }
         if !primary.standalone && !primary.node.stopping { drivePrimary(node, .stop) }
     }
 
@@ -303,10 +311,10 @@ extension Simulation {
     }
 
     private func carryOut(_ run: SplitBrainRun, survivor: SimNode, loser: SimNode) {
-        for node in [survivor, loser] {
-            if let primary = node.primary {
-                run.parted[node.index] = SplitBrainResync.union(survivor: run.parted[node.index], victim: primary.node.bitmap).bitmap
-            }
+        // The old primary's stop has sealed what its peer lacks (its stream's unconfirmed
+        // writes too): the set joins its parted one.
+        if let primary = nodes[run.old].primary {
+            run.parted[run.old] = SplitBrainResync.union(survivor: run.parted[run.old], victim: primary.node.bitmap).bitmap
         }
         if survivor.index == run.old {
             // The far side's acknowledged writes are the truth from now on.
@@ -314,9 +322,11 @@ extension Simulation {
             checker.startLineage(content: survivor.disk.cache, keepsSyncPromises: false)
             survivor.lineage = checker.lineage
         }
-        let survivorChanges = PartedChanges(partingGeneration: survivor.generations.bitmap, bitmap: run.parted[survivor.index])
+        let survivorChanges = PartedChanges(partingGeneration: survivor.generations.bitmap,
+                                            bitmap: run.partedLost[survivor.index] ? nil : run.parted[survivor.index],
+                                            lostReason: "a crash during the split brain")
         let plan = SplitBrainResync.plan(survivor: survivorChanges, peerHelloVersion: WireFormat.helloVersion,
-                                         victimPartingGeneration: loser.generations.bitmap)
+                                         victimPartingGeneration: run.partedLost[loser.index] ? 0 : loser.generations.bitmap)
         // The loser: C := 0 (B kept: its set is the survivor's to unite), then secondary.
         loser.generations.discardedForUnion()
         loser.primary = nil
@@ -334,6 +344,13 @@ extension Simulation {
         let unitesVictim = scenario.testingFault != .splitBrainUnionOmitsVictimChanges
         trace("split brain carried out: \(loser.name) discarded, \(survivor.name) resyncs it (\(plan.word))")
         if plan == .union { unionResyncs += 1 } else { splitBrainFullCopies += 1 }
+        if plan == .union, SplitBrainResync.union(survivor: run.parted[survivor.index], victim: victimChanges).unionBytes
+            > run.parted[survivor.index].outOfSyncBytes {
+            unionsWithVictimOnlyBlocks += 1
+        }
+        if getenv("TANDEM_SIM_VERBOSE") != nil {
+            print("split brain seed \(scenario.seed): \(plan) lost \(run.partedLost) survivor \(survivor.name) (\(survivor.index == run.old ? "old" : "promoted")) parted \(run.parted[survivor.index].outOfSyncBytes) victim \(victimChanges.outOfSyncBytes) of \(volumeSizeBytes)")
+        }
         startPrimary(survivor, peerLacksWrites: true) { node in
             guard plan == .union else { return }
             node.restrictCopy(to: run.parted[survivor.index])

@@ -313,6 +313,8 @@ final class Simulation {
     var unionResyncs = 0
     var splitBrainFullCopies = 0
     var unionBytesCopied: UInt64 = 0
+    /// Union resyncs whose victim changed blocks the survivor did not (the union is larger).
+    var unionsWithVictimOnlyBlocks = 0
     /// Meetings that were no split brain although the old primary had admitted a write after
     /// the cut (one submitted before it): Simulation+SplitBrain's `heal`.
     var writtenAfterCutWithoutSplitBrain = 0
@@ -670,6 +672,9 @@ final class Simulation {
             outstanding.removeAll { far.contains($0.request) ? ownsFar : servesWorkload }
             requests = requests.filter { far.contains($0.key) ? !ownsFar : !servesWorkload }
             if ownsFar { splitBrain?.farRequests.removeAll() }
+            // Before the detection the parted set is in memory only (its file is removed
+            // before the first write it would not cover): a crash loses it.
+            if let run = splitBrain, run.phase == .apart { run.partedLost[node.index] = true }
             if powerLoss && node.lineage == checker.lineage {
                 checker.primaryLostItsCache(content: node.disk.cache)
                 if let problem = checker.checkPrimary(node.disk, name: node.name) { return fail("after power loss: \(problem)") }
