@@ -73,10 +73,8 @@ final class SplitBrainRun {
     /// Per node, the writes it made since the cut (guarantee 4), the bytes, and its parted set.
     var written: [Set<UInt64>] = [[], []]
     var changedBytes: [UInt64] = [0, 0]
-    var parted: [DirtyBitmap]
-    /// A crash lost the node's parted set (the daemon's parted-bitmap file is written at stops
-    /// and detections only, and removed before the first write it would not cover).
-    var partedLost = [false, false]
+    /// The old primary's own bitmap (what its peer had not confirmed), joined at its stop.
+    var joined: DirtyBitmap
     /// Whether a verdict named a loser or the operator resolved (the checker's own record).
     var authorised = false
     var verdicts: [SplitBrainVerdict?] = [nil, nil]
@@ -86,17 +84,13 @@ final class SplitBrainRun {
         self.promoted = promoted
         farWritesLeft = farWrites
         farAcked = Array(repeating: 0, count: blockCount)
-        let empty = DirtyBitmap(volumeSizeBytes: volumeSizeBytes, blockBytes: SimulationScenario.blockSizeBytes)
-        parted = [empty, empty]
+        joined = DirtyBitmap(volumeSizeBytes: volumeSizeBytes, blockBytes: SimulationScenario.blockSizeBytes)
     }
 
     /// The old primary while it runs behind the partition, apart from the run's workload.
     var farIndex: Int? {
-        switch phase {
-        case .apart, .awaitingOperator: return old
-        case let .resolving(survivor, _): return survivor == old ? nil : old
-        case .carriedOut: return nil
-        }
+        // (Until the loser demoted, the run's workload and requests are the promoted node's.)
+        phase == .carriedOut ? nil : old
     }
 }
 
@@ -183,12 +177,27 @@ extension Simulation {
     }
 
     /// A write a primary admitted (or wrote alone) while the two are apart.
+    /// (Also the daemon's parted tracking, Resource+Generations: every write of a primary
+    /// while its B is set.)
     func noteSplitBrainWrite(_ node: SimNode, value: UInt64, blocks: Range<Int>) {
+        let size = SimulationScenario.blockSizeBytes
+        if node.parted != nil {
+            _ = node.parted!.setRange(offsetBytes: UInt64(blocks.lowerBound) * size, lengthBytes: UInt64(blocks.count) * size)
+            node.changedBytes += UInt64(blocks.count) * size
+        }
         guard let run = splitBrain, run.phase != .carriedOut else { return }
         run.written[node.index].insert(value)
-        run.changedBytes[node.index] += UInt64(blocks.count) * SimulationScenario.blockSizeBytes
-        let size = SimulationScenario.blockSizeBytes
-        _ = run.parted[node.index].setRange(offsetBytes: UInt64(blocks.lowerBound) * size, lengthBytes: UInt64(blocks.count) * size)
+    }
+
+    /// A node's set of changes since parting as the daemon would hand it to the plan: its
+    /// parted bitmap, with the old primary's own bitmap joined (nil: lost, or none tracked).
+    private func partedSet(_ node: SimNode, _ run: SplitBrainRun) -> DirtyBitmap? {
+        guard !node.partedLost, var set = node.parted else { return nil }
+        if node.index == run.old {
+            set = SplitBrainResync.union(survivor: set, victim: run.joined).bitmap
+            if let primary = node.primary { set = SplitBrainResync.union(survivor: set, victim: primary.node.bitmap).bitmap }
+        }
+        return set
     }
 
     /// A far-side request was answered (not the run's workload: the checker's lineage is the
@@ -208,7 +217,7 @@ extension Simulation {
 
     private func hello(_ node: SimNode, _ run: SplitBrainRun, policy: AfterSplitBrain) -> (OwnHelloFacts, WireHello) {
         let facts = OwnHelloFacts(resourceName: "r0", volumeSizeBytes: 1, role: .primary, generations: node.generations,
-                                  changedBytes: run.changedBytes[node.index], afterSplitBrain: policy)
+                                  changedBytes: node.generations.bitmap != 0 ? node.changedBytes : 0, afterSplitBrain: policy)
         return (facts, Self.hello(facts, from: node.name))
     }
 
@@ -285,9 +294,7 @@ extension Simulation {
     /// its promotion (its session's copy bitmap is not a change of its own).
     private func stopForSplitBrain(_ node: SimNode, _ run: SplitBrainRun) {
         guard let primary = node.primary else { return }
-        if node.index == run.old {
-            run.parted[node.index] = SplitBrainResync.union(survivor: run.parted[node.index], victim: primary.node.bitmap).bitmap
-        }
+        if node.index == run.old { run.joined = SplitBrainResync.union(survivor: run.joined, victim: primary.node.bitmap).bitmap }
         if !primary.standalone && !primary.node.stopping { drivePrimary(node, .stop) }
     }
 
@@ -311,22 +318,18 @@ extension Simulation {
     }
 
     private func carryOut(_ run: SplitBrainRun, survivor: SimNode, loser: SimNode) {
-        // The old primary's stop has sealed what its peer lacks (its stream's unconfirmed
-        // writes too): the set joins its parted one.
-        if let primary = nodes[run.old].primary {
-            run.parted[run.old] = SplitBrainResync.union(survivor: run.parted[run.old], victim: primary.node.bitmap).bitmap
-        }
         if survivor.index == run.old {
             // The far side's acknowledged writes are the truth from now on.
             if let problem = checkFarAcknowledged(run) { return fail(problem) }
             checker.startLineage(content: survivor.disk.cache, keepsSyncPromises: false)
             survivor.lineage = checker.lineage
         }
-        let survivorChanges = PartedChanges(partingGeneration: survivor.generations.bitmap,
-                                            bitmap: run.partedLost[survivor.index] ? nil : run.parted[survivor.index],
-                                            lostReason: "a crash during the split brain")
+        let survivorSet = partedSet(survivor, run)
+        let victimSet = partedSet(loser, run)
+        let survivorChanges = PartedChanges(partingGeneration: survivor.generations.bitmap, bitmap: survivorSet,
+                                            lostReason: "a crash since the nodes parted")
         let plan = SplitBrainResync.plan(survivor: survivorChanges, peerHelloVersion: WireFormat.helloVersion,
-                                         victimPartingGeneration: run.partedLost[loser.index] ? 0 : loser.generations.bitmap)
+                                         victimPartingGeneration: victimSet == nil ? 0 : loser.generations.bitmap)
         // The loser: C := 0 (B kept: its set is the survivor's to unite), then secondary.
         loser.generations.discardedForUnion()
         loser.primary = nil
@@ -340,21 +343,23 @@ extension Simulation {
         loser.historySession = nil
         run.phase = .carriedOut
         startSecondary(loser, handedOver: false)
-        let victimChanges = run.parted[loser.index]
+        let empty = DirtyBitmap(volumeSizeBytes: volumeSizeBytes, blockBytes: SimulationScenario.blockSizeBytes)
+        let victimChanges = victimSet ?? empty
+        let survivorParted = survivorSet ?? empty
         let unitesVictim = scenario.testingFault != .splitBrainUnionOmitsVictimChanges
         trace("split brain carried out: \(loser.name) discarded, \(survivor.name) resyncs it (\(plan.word))")
         if plan == .union { unionResyncs += 1 } else { splitBrainFullCopies += 1 }
-        if plan == .union, SplitBrainResync.union(survivor: run.parted[survivor.index], victim: victimChanges).unionBytes
-            > run.parted[survivor.index].outOfSyncBytes {
+        if plan == .union, SplitBrainResync.union(survivor: survivorParted, victim: victimChanges).unionBytes
+            > survivorParted.outOfSyncBytes {
             unionsWithVictimOnlyBlocks += 1
         }
         if getenv("TANDEM_SIM_VERBOSE") != nil {
-            print("split brain seed \(scenario.seed): \(plan) lost \(run.partedLost) survivor \(survivor.name) (\(survivor.index == run.old ? "old" : "promoted")) parted \(run.parted[survivor.index].outOfSyncBytes) victim \(victimChanges.outOfSyncBytes) of \(volumeSizeBytes)")
+            print("split brain seed \(scenario.seed): \(plan) survivor \(survivor.name) (\(survivor.index == run.old ? "old" : "promoted")) parted \(survivorParted.outOfSyncBytes) victim \(victimChanges.outOfSyncBytes) of \(volumeSizeBytes)")
         }
         startPrimary(survivor, peerLacksWrites: true) { node in
             guard plan == .union else { return }
-            node.restrictCopy(to: run.parted[survivor.index])
-            if unitesVictim { _ = node.unitePeerBitmap(victimChanges, survivorChanges: run.parted[survivor.index]) }
+            node.restrictCopy(to: survivorParted)
+            if unitesVictim { _ = node.unitePeerBitmap(victimChanges, survivorChanges: survivorParted) }
         }
         if let copy = survivor.primary?.node.bitmap { unionBytesCopied += copy.outOfSyncBytes }
     }

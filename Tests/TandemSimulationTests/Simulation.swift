@@ -65,6 +65,12 @@ final class SimNode {
     var isPrimary: Bool
     /// Its generation identifiers, as the daemon keeps them (Simulation+Generations).
     var generations = Generations.none
+    /// The daemon's parted bitmap and `changed bytes` (Resource+Generations): every region
+    /// written since B was set (nil: B = 0, not tracking); `partedLost`: a crash lost it (the
+    /// daemon removes its file before the first write it would not cover).
+    var parted: DirtyBitmap?
+    var changedBytes: UInt64 = 0
+    var partedLost = false
     var primary: PrimarySide?
     var secondary: SecondaryNode?
     /// The primary's own disk failed (a secondary's failure is its node's).
@@ -672,9 +678,7 @@ final class Simulation {
             outstanding.removeAll { far.contains($0.request) ? ownsFar : servesWorkload }
             requests = requests.filter { far.contains($0.key) ? !ownsFar : !servesWorkload }
             if ownsFar { splitBrain?.farRequests.removeAll() }
-            // Before the detection the parted set is in memory only (its file is removed
-            // before the first write it would not cover): a crash loses it.
-            if let run = splitBrain, run.phase == .apart { run.partedLost[node.index] = true }
+
             if powerLoss && node.lineage == checker.lineage {
                 checker.primaryLostItsCache(content: node.disk.cache)
                 if let problem = checker.checkPrimary(node.disk, name: node.name) { return fail("after power loss: \(problem)") }
@@ -684,6 +688,10 @@ final class Simulation {
         node.primary = nil
         node.secondary = nil
         node.trackedInMemory = nil
+        // The parted set lives in memory between stops (its file is removed before the first
+        // write it would not cover): a crash loses it (taken whenever B is set: at most a
+        // full copy more than the daemon's, which keeps the file of a stop with no write since).
+        if node.generations.bitmap != 0 { node.partedLost = true }
         trace("\(node.name) \(powerLoss ? "lost power" : "was killed")")
     }
 

@@ -250,8 +250,9 @@ struct SimulationScenario: CustomStringConvertible {
     static let adaptiveEnabled = true
     /// The switch of periodic mode (Simulation+Periodic).
     static let periodicEnabled = true
-    /// The switch of split brains run for real (Simulation+SplitBrain).
-    static let splitBrainEnabled = true
+    /// The switch of split brains run for real (Simulation+SplitBrain); TANDEM_SIM_SPLIT_BRAIN=off
+    /// turns it off (to measure what the class costs: every other seed runs as before).
+    static let splitBrainEnabled = getenv("TANDEM_SIM_SPLIT_BRAIN").map { String(cString: $0) != "off" } ?? true
 
     /// `primaryRestart`: add a primary kill -9 (the restart-fault test needs one in every run;
     /// its control run has it too). Default: when `testingFault` is the restart fault.
