@@ -104,12 +104,9 @@ enum SplitBrainStep {
 extension Simulation {
     private var volumeSizeBytes: UInt64 { UInt64(scenario.blockCount) * SimulationScenario.blockSizeBytes }
 
-    /// Whether a forced failover now leaves the old primary running behind a partition. (Not
-    /// after promoting an Inconsistent copy: seed 3216 of the default set then ended with the
-    /// promoted node, the loser, UpToDate after a union resync but without a write of its
-    /// unfinished copy — not yet diagnosed: docs/replication.md *Split brain for real*.)
-    func splitBrainStarts(old: SimNode, promotedInconsistent: Bool) -> Bool {
-        guard scenario.splitBrainPolicy != nil, !promotedInconsistent, splitBrain == nil, splitBrainsRun == 0, old.alive, old.isPrimary,
+    /// Whether a forced failover now leaves the old primary running behind a partition.
+    func splitBrainStarts(old: SimNode) -> Bool {
+        guard scenario.splitBrainPolicy != nil, splitBrain == nil, splitBrainsRun == 0, old.alive, old.isPrimary,
             let primary = old.primary, !primary.standalone, !primary.handingOver, !primary.node.stopping, !old.diskFailed
         else { return false }
         return true

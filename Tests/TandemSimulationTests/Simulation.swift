@@ -865,7 +865,7 @@ final class Simulation {
         // (Simulation+Generations): it meets the promoted node once the partition heals.
         var partition: (generations: Generations, wrote: Bool)?
         // In the seeds with a split-brain policy it runs on for real (Simulation+SplitBrain).
-        let runsOn = splitBrainStarts(old: oldPrimary, promotedInconsistent: promotion.inconsistent)
+        let runsOn = splitBrainStarts(old: oldPrimary)
         if runsOn {
             disconnect("partition")
         } else if oldPrimary.alive && oldPrimary.isPrimary && oldPrimary.primary != nil {
