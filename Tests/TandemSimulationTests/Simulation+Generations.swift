@@ -32,12 +32,15 @@ extension Simulation {
     func generationsWriteWithoutPeer(_ node: SimNode) {
         guard node.generations.bitmap == 0, node.generations.current != 0 else { return }
         node.generations.startTracking(newGeneration: newGeneration(for: node))
+        startParted(node)
     }
 
     /// The peer caught up (a full copy or a catch-up ended).
     func generationsPeerCaughtUp(_ node: SimNode) {
         guard node.generations.bitmap != 0 else { return }
         node.generations.resyncDoneAsSource()
+        node.parted = nil
+        node.partedLost = false
     }
 
     /// A secondary UpToDate with its connected primary holds the primary's generation, and
@@ -59,6 +62,8 @@ extension Simulation {
                 || secondary.generations.promotion < primary.generations.promotion
         else { return }
         secondary.generations.resyncDoneAsTarget(sourceCurrent: primary.generations.current)
+        secondary.parted = nil
+        secondary.partedLost = false
         secondary.generations.sawPromotion(primary.generations.promotion)
     }
 
@@ -67,8 +72,21 @@ extension Simulation {
     func generationsPromoted(_ node: SimNode, planned: Bool) {
         if scenario.testingFault == .promotionKeepsGeneration { return }
         let fresh = newGeneration(for: node)
+        let tracking = node.generations.bitmap != 0
         node.generations.promote(newGeneration: fresh, peerPromotion: node.generations.promotion)
-        if planned { node.generations.resyncDoneAsSource() }
+        if !tracking && node.generations.bitmap != 0 { startParted(node) }
+        if planned {
+            node.generations.resyncDoneAsSource()
+            node.parted = nil
+        }
+    }
+
+    /// B was just set: the parted set and `changed bytes` start empty.
+    private func startParted(_ node: SimNode) {
+        node.parted = DirtyBitmap(volumeSizeBytes: UInt64(scenario.blockCount) * SimulationScenario.blockSizeBytes,
+                                  blockBytes: SimulationScenario.blockSizeBytes)
+        node.changedBytes = 0
+        node.partedLost = false
     }
 
     /// The partition heals: the old primary (its generations as they were when the operator
@@ -105,11 +123,11 @@ extension Simulation {
         }
     }
 
-    private static func hello(_ facts: OwnHelloFacts, from name: String) -> WireHello {
+    static func hello(_ facts: OwnHelloFacts, from name: String) -> WireHello {
         WireHello(role: .primary, nodeName: name, resourceName: facts.resourceName, volumeSizeBytes: facts.volumeSizeBytes,
                   generations: WireGenerations(current: 0, bitmap: 0), promotionNumber: facts.generations.promotion,
                   node: WireNodeGenerations(current: facts.generations.current, bitmap: facts.generations.bitmap,
-                                            changedBytes: facts.changedBytes))
+                                            changedBytes: facts.changedBytes, afterSplitBrain: facts.afterSplitBrain))
     }
 
     private static func isSplitBrain(_ outcome: PeerHelloOutcome) -> Bool {

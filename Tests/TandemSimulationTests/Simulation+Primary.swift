@@ -150,7 +150,9 @@ extension Simulation {
 
     /// A node starts (or restarts, or is promoted) as primary: the basis from its record
     /// (ResourceRoles' PrimaryStart), a new session, then `enable`.
-    func startPrimary(_ node: SimNode, handedOver: Bool = false, peerLacksWrites: Bool = false) {
+    /// `prepare`: the driver's changes to the new node before `enable` (a split brain's union).
+    func startPrimary(_ node: SimNode, handedOver: Bool = false, peerLacksWrites: Bool = false,
+                      prepare: ((inout PrimaryNode) -> Void)? = nil) {
         let fault: PrimaryStartFault? = scenario.testingFault == .restartForgetsUnconfirmedWrites
             ? .restartForgetsUnconfirmedWrites : nil
         // Resource.trackedForStart: what this process tracked, else the seal loaded at open.
@@ -187,6 +189,7 @@ extension Simulation {
                                                      session: session, basis: start.basis,
                                                      trackedBitmap: tracked?.bitmap))
         trace("\(node.name) starts primary session \(session) (\(start.basis), \(start.reason))")
+        if let prepare, let primary = node.primary { prepare(&primary.node) }
         drivePrimary(node, .enable)
     }
 
@@ -242,6 +245,7 @@ extension Simulation {
                 }
                 requests[request] = .write(blocks: blocks, fua: fua, value: value)
                 values = Array(repeating: value, count: range.count)
+                noteSplitBrainWrite(node, value: value, blocks: range)
             case .zeroes:
                 let value = nextValue
                 nextValue += 1
@@ -251,6 +255,7 @@ extension Simulation {
                 chunks.append((range, value))
                 requests[write.request] = .zeroes(blocks: blocks, fua: fua, chunks: chunks)
                 values = Array(repeating: value, count: range.count)
+                noteSplitBrainWrite(node, value: value, blocks: range)
             case .copyChunk:
                 guard let read = primary.copyChunks.removeValue(forKey: range.lowerBound) else {
                     return fail("a copy chunk of \(range) was admitted that was never read")
@@ -479,6 +484,7 @@ extension Simulation {
                 let value = nextValue
                 nextValue += 1
                 requests[request] = .write(blocks: blocks, fua: fua, value: value)
+                noteSplitBrainWrite(node, value: value, blocks: blocks)
                 submitWrite(node, FakeDisk.Extent(firstBlock: blocks.lowerBound, values: Array(repeating: value, count: blocks.count)),
                             fua: fua, io: .standaloneWrite(request))
             case let .zeroes(blocks, fua, _):
@@ -486,6 +492,7 @@ extension Simulation {
                 let value = nextValue
                 nextValue += 1
                 requests[request] = .zeroes(blocks: blocks, fua: fua, chunks: [(blocks, value)])
+                noteSplitBrainWrite(node, value: value, blocks: blocks)
                 submitWrite(node, FakeDisk.Extent(firstBlock: blocks.lowerBound, values: Array(repeating: value, count: blocks.count)),
                             fua: fua, io: .standaloneWrite(request))
             case .flush:

@@ -65,6 +65,12 @@ final class SimNode {
     var isPrimary: Bool
     /// Its generation identifiers, as the daemon keeps them (Simulation+Generations).
     var generations = Generations.none
+    /// The daemon's parted bitmap and `changed bytes` (Resource+Generations): every region
+    /// written since B was set (nil: B = 0, not tracking); `partedLost`: a crash lost it (the
+    /// daemon removes its file before the first write it would not cover).
+    var parted: DirtyBitmap?
+    var changedBytes: UInt64 = 0
+    var partedLost = false
     var primary: PrimarySide?
     var secondary: SecondaryNode?
     /// The primary's own disk failed (a secondary's failure is its node's).
@@ -151,6 +157,8 @@ final class Simulation {
         case fault(SimulationScenario.Fault)
         /// The staging journal's I/O (Simulation+Staging).
         case staging(StagingEvent, node: Int, incarnation: Int)
+        /// A split brain run for real (Simulation+SplitBrain).
+        case splitBrain(SplitBrainStep)
     }
 
     enum AppRequest {
@@ -299,6 +307,23 @@ final class Simulation {
     var syncAdmittedValues: Set<UInt64> = []
     var syncAdmittedAcks = 0
     var modeSwitches = 0
+    /// A split brain run for real (Simulation+SplitBrain): a generator of its own, the run's
+    /// split brain, and what it did.
+    var splitBrainRandom: SimRandom
+    var splitBrain: SplitBrainRun?
+    var splitBrainsRun = 0
+    var splitBrainsResolvedByPolicy = 0
+    var splitBrainsResolvedByOperator = 0
+    var farWritesIssued = 0
+    var farWritesAcked = 0
+    var unionResyncs = 0
+    var splitBrainFullCopies = 0
+    var unionBytesCopied: UInt64 = 0
+    /// Union resyncs whose victim changed blocks the survivor did not (the union is larger).
+    var unionsWithVictimOnlyBlocks = 0
+    /// Meetings that were no split brain although the old primary had admitted a write after
+    /// the cut (one submitted before it): Simulation+SplitBrain's `heal`.
+    var writtenAfterCutWithoutSplitBrain = 0
 
     var checker: GuaranteeChecker
     var requests: [RequestID: AppRequest] = [:]
@@ -323,6 +348,7 @@ final class Simulation {
         wireRandom = SimRandom(seed: scenario.seed ^ 0x3149_E0B7_0000_0000)
         partitionRandom = SimRandom(seed: scenario.seed ^ 0xA5E4_C0A7_0000_0000)
         stagingRandom = SimRandom(seed: scenario.seed ^ 0x57A6_1D0C_0000_0000)
+        splitBrainRandom = SimRandom(seed: scenario.seed ^ 0x5B1D_B4A1_0000_0000)
         let blockCount = scenario.blockCount
         // initial_sync full: A's volume holds data B lacks; none: both are equal (zeros).
         var initial = Array(repeating: UInt64(0), count: blockCount)
@@ -391,7 +417,10 @@ final class Simulation {
     }
 
     /// The node that is primary and running, if any.
-    var livePrimary: SimNode? { nodes.first { $0.alive && $0.isPrimary && $0.primary != nil } }
+    /// (Not the old primary behind a split brain's partition: its application is the far side.)
+    var livePrimary: SimNode? {
+        nodes.first { $0.alive && $0.isPrimary && $0.primary != nil && splitBrain?.farIndex != $0.index }
+    }
     var liveSecondary: SimNode? { nodes.first { $0.alive && !$0.isPrimary } }
 
     // MARK: Events
@@ -466,6 +495,7 @@ final class Simulation {
         case .tick:
             checkDiskTimeouts()
             checkCutLiveness()
+            tryCarryOutSplitBrain()
             for node in nodes where node.alive {
                 if let primary = node.primary, !primary.standalone { drivePrimary(node, .tick) }
                 if node.secondary != nil { driveSecondary(node, .tick) }
@@ -484,6 +514,8 @@ final class Simulation {
             let node = nodes[index]
             guard node.alive, incarnation == node.incarnation else { return }
             handleStaging(stagingEvent, node: node)
+        case let .splitBrain(step):
+            handleSplitBrain(step)
         }
     }
 
@@ -638,9 +670,15 @@ final class Simulation {
         node.timedOutWrites.removeAll()
         node.ioSubmittedNs.removeAll()
         if node.isPrimary {
-            // The application's requests die with the primary: nothing more is answered.
-            outstanding.removeAll()
-            requests.removeAll()
+            // The application's requests die with the primary: nothing more is answered. (With
+            // a split brain, the far side's are the old primary's, the run's the other's.)
+            let far = splitBrain?.farRequests ?? []
+            let ownsFar = splitBrain?.old == node.index
+            let servesWorkload = !isFarPrimary(node)
+            outstanding.removeAll { far.contains($0.request) ? ownsFar : servesWorkload }
+            requests = requests.filter { far.contains($0.key) ? !ownsFar : !servesWorkload }
+            if ownsFar { splitBrain?.farRequests.removeAll() }
+
             if powerLoss && node.lineage == checker.lineage {
                 checker.primaryLostItsCache(content: node.disk.cache)
                 if let problem = checker.checkPrimary(node.disk, name: node.name) { return fail("after power loss: \(problem)") }
@@ -650,6 +688,10 @@ final class Simulation {
         node.primary = nil
         node.secondary = nil
         node.trackedInMemory = nil
+        // The parted set lives in memory between stops (its file is removed before the first
+        // write it would not cover): a crash loses it (taken whenever B is set: at most a
+        // full copy more than the daemon's, which keeps the file of a stop with no write since).
+        if node.generations.bitmap != 0 { node.partedLost = true }
         trace("\(node.name) \(powerLoss ? "lost power" : "was killed")")
     }
 
@@ -822,26 +864,18 @@ final class Simulation {
         // A running old primary is first taken to be behind a partition, where it may keep writing
         // (Simulation+Generations): it meets the promoted node once the partition heals.
         var partition: (generations: Generations, wrote: Bool)?
-        if oldPrimary.alive && oldPrimary.isPrimary && oldPrimary.primary != nil {
+        // In the seeds with a split-brain policy it runs on for real (Simulation+SplitBrain).
+        let runsOn = splitBrainStarts(old: oldPrimary)
+        if runsOn {
+            disconnect("partition")
+        } else if oldPrimary.alive && oldPrimary.isPrimary && oldPrimary.primary != nil {
             disconnect("partition")
             let wrote = generationRandom.chance(perMille: 700)
             if wrote { generationsWriteWithoutPeer(oldPrimary) }
             partition = (oldPrimary.generations, wrote)
         }
         // Fencing: the old primary is stopped (killed if it runs) and comes back as secondary.
-        if oldPrimary.alive && oldPrimary.isPrimary {
-            crash(oldPrimary, powerLoss: false)
-            events.schedule(.restart(node: oldPrimary.index), atNs: nowNs + random.between(100_000, 5_000_000))
-        }
-        if oldPrimary.isPrimary {
-            // The operator demotes it before it runs again (ResourceRoles: demote at rest).
-            oldPrimary.isPrimary = false
-            oldPrimary.crashedPrimary = false
-            oldPrimary.sealedBitmap = nil
-            oldPrimary.trackedInMemory = nil
-            oldPrimary.record = oldPrimary.record.demoted()
-            oldPrimary.record.generation += 1
-        }
+        if !runsOn { fenceOldPrimary(oldPrimary) }
         disconnect("forced failover")
         // Decision (a): a copy staging a catch-up is promoted as Consistent/Outdated, never
         // UpToDate; the sync writes its dropped journal held are not claimed of it.
@@ -854,6 +888,10 @@ final class Simulation {
         checker.startLineage(content: candidate.disk.cache,
                              keepsSyncPromises: candidate.record.synced && !promotion.inconsistent
                                  && stagingDiscards == discardsBefore)
+        if runsOn {
+            // The application's requests still with the old primary are the far side's now.
+            beginSplitBrain(old: oldPrimary, promoted: candidate, inFlight: outstanding.map(\.request))
+        }
         promote(candidate, kind, inconsistent: promotion.inconsistent)
         if let partition {
             primariesMeet(old: oldPrimary, oldGenerations: partition.generations, oldWrote: partition.wrote,

@@ -13,7 +13,8 @@ extension Simulation {
             guard requestsIssued < scenario.operationCount else { return }
             events.schedule(.appIssue, atNs: nowNs + random.between(1_000, 120_000))
         }
-        guard let node = livePrimary, outstanding.count < scenario.requestsOutstandingMax else { return }
+        guard !splitBrainHoldsApplication, let node = livePrimary, outstanding.count < scenario.requestsOutstandingMax
+        else { return }
         let request = nextRequest
         if !dependent && random.chance(perMille: 100) {
             requestsIssued += 1
@@ -63,6 +64,7 @@ extension Simulation {
 
     /// The primary answers a request: `errno` 0 is an acknowledgement.
     func answer(_ request: RequestID, errno: Int32) {
+        if answerFarRequest(request, errno: errno) { return }
         guard let index = outstanding.firstIndex(where: { $0.request == request }) else {
             return fail("request \(request) answered twice or never submitted")
         }
@@ -152,7 +154,9 @@ extension Simulation {
     /// hold the same blocks.
     func checkInvariants() {
         generationsAdoptedWhenUpToDate()
-        for node in nodes where node.alive {
+        checkSplitBrain()
+        if failure != nil { return }
+        for node in nodes where node.alive && !isFarPrimary(node) {
             if node.isPrimary, let primary = node.primary {
                 if !node.diskFailed && node.lineage == checker.lineage {
                     if let problem = checker.checkPrimary(node.disk, name: node.name) { return fail(problem) }
