@@ -125,6 +125,25 @@ struct NBDHandshakeTests {
         #expect(parseReplies(handshake.takeOutput()).map(\.type) == [NBD.OptionReply.errUnknown.rawValue])
     }
 
+    @Test func anUnknownExportsNameIsQuotedPrintableAndBoundedNeverLargerThanTheOption() {
+        // 512 bytes of invalid UTF-8: decoded, each would be 3 bytes (U+FFFD) in the reply.
+        var writer = ByteWriter()
+        writer.append(UInt32(512))
+        writer.append(bytes: [UInt8](repeating: 0xFF, count: 510) + Array("ok".utf8))
+        writer.append(UInt16(0))
+        var handshake = NBDHandshake(export: Self.export)
+        _ = feed(&handshake, [0, 0, 0, 1] + option(NBD.Option.go.rawValue, writer.bytes))
+        let replies = parseReplies(handshake.takeOutput())
+        #expect(replies.map(\.type) == [NBD.OptionReply.errUnknown.rawValue])
+        let message = String(decoding: replies.first?.payload ?? [], as: UTF8.self)
+        #expect(message == "unknown export '" + String(repeating: "?", count: 64) + "...'", "\(message)")
+        #expect((replies.first?.payload.count ?? .max) < writer.bytes.count)
+        // A short printable name is quoted whole.
+        var plain = NBDHandshake(export: Self.export)
+        _ = feed(&plain, [0, 0, 0, 1] + option(NBD.Option.go.rawValue, goPayload(name: "other")))
+        #expect(parseReplies(plain.takeOutput()).first?.payload == Array("unknown export 'other'".utf8))
+    }
+
     @Test func malformedInfoRequestIsRefusedWithErrInvalid() {
         var handshake = NBDHandshake(export: Self.export)
         // Name length claims more bytes than the option carries.

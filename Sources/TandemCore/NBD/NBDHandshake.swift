@@ -119,7 +119,7 @@ public struct NBDHandshake {
         case .exportName:
             let name = String(decoding: data, as: UTF8.self)
             guard name == export.name || name.isEmpty else {
-                return .close(reason: "unknown export '\(name)'")
+                return .close(reason: "unknown export '\(Self.quoted(data))'")
             }
             output.append(export.sizeBytes)
             output.append(export.transmissionFlags)
@@ -159,7 +159,8 @@ public struct NBDHandshake {
             return replyError(option, .errInvalid, "information request count does not match the length")
         }
         guard name == export.name || name.isEmpty else {
-            return replyError(option, .errUnknown, "unknown export '\(name)'")
+            let quoted = Self.quoted(UnsafeRawBufferPointer(rebasing: data[4..<(4 + nameLength)]))
+            return replyError(option, .errUnknown, "unknown export '\(quoted)'")
         }
         var wantsName = false
         var wantsDescription = false
@@ -208,6 +209,17 @@ public struct NBDHandshake {
         output.append(UInt32(payload.count))
         output.append(bytes: payload)
     }
+
+    /// A client's name as an error message quotes it: printable ASCII kept, every other byte
+    /// `?`, at most `quotedBytesMax` bytes and `...` after. So a reply never grows past the
+    /// option that caused it (a name of invalid UTF-8 decodes to 3 bytes per byte; found by
+    /// FuzzNBD: an 823-byte reply to a 518-byte GO), and a log line stays one short line.
+    static func quoted(_ bytes: UnsafeRawBufferPointer) -> String {
+        let kept = bytes.prefix(quotedBytesMax).map { $0 >= 0x20 && $0 < 0x7F ? Character(UnicodeScalar($0)) : "?" }
+        return String(kept) + (bytes.count > quotedBytesMax ? "..." : "")
+    }
+
+    static let quotedBytesMax = 64
 
     private mutating func replyError(_ option: UInt32, _ type: NBD.OptionReply, _ message: String) -> Outcome {
         reply(option, type, Array(message.utf8))
