@@ -4,81 +4,25 @@
 import TandemCore
 import Testing
 
-private struct CrashHarness {
-    var node: PrimaryNode
-    var actions: [PrimaryNodeAction] = []
-    var nowNs: UInt64 = 1_000_000_000
+/// A crash restart: the log's extent [0, `extentBytes`) and the blocks the durable pages mark;
+/// the extent's regions are compared (the plan), the pages' blocks are copied.
+private enum CrashHarness {
     static let volumeBytes: UInt64 = 4 << 20
     static let regionBytes: UInt64 = 128 << 10
 
-    /// A crash restart: the log's extent [0, 1 MiB) and a block at 2 MiB the durable pages
-    /// mark; the extent's regions are compared (the plan), the page's block is copied.
-    init(extentBytes: UInt64 = 1 << 20, pageBlocks: [UInt64] = [512]) {
-        var pages = DirtyBitmap(volumeSizeBytes: Self.volumeBytes, blockBytes: 4096)
+    static func make(extentBytes: UInt64 = 1 << 20, pageBlocks: [UInt64] = [512]) -> DigestCompareDriver {
+        var pages = DirtyBitmap(volumeSizeBytes: volumeBytes, blockBytes: 4096)
         for block in pageBlocks { _ = pages.setBlocks(BlockRun(first: block, count: 1)) }
-        let extents = ActivityLog.dirtyRegions(afterCrash: [0], extentBytes: extentBytes, volumeSizeBytes: Self.volumeBytes)
-        let regions = ChecksumResync.plan(extents: extents, dirty: pages, regionBytes: Self.regionBytes)
+        let extents = ActivityLog.dirtyRegions(afterCrash: [0], extentBytes: extentBytes, volumeSizeBytes: volumeBytes)
+        let regions = ChecksumResync.plan(extents: extents, dirty: pages, regionBytes: regionBytes)
         var tracked = pages
         _ = tracked.setRange(offsetBytes: 0, lengthBytes: extentBytes)
-        node = PrimaryNode(
+        let node = PrimaryNode(
             config: PrimaryNodeConfig(primary: ReplicationPrimaryConfig(mode: .sync, bufferBytesMax: 8 << 20),
-                                      volumeSizeBytes: Self.volumeBytes),
+                                      volumeSizeBytes: volumeBytes),
             session: 77, basis: .catchUp([CatchUpBase(session: 9, durableThroughEpoch: 3)]), trackedBitmap: tracked,
             checksumRegions: regions)
-    }
-
-    @discardableResult
-    mutating func send(_ event: PrimaryNodeEvent) -> [PrimaryNodeAction] {
-        actions.removeAll()
-        node.handle(event, nowNs: nowNs, into: &actions)
-        return actions
-    }
-
-    mutating func connect() {
-        send(.enable)
-        send(.peerVersion(WireFormat.helloVersion))
-        send(.linkUp)
-        send(.peer(.hello(durableThroughEpoch: 0, copy: .consistent)))
-    }
-
-    var asked: [UInt64] {
-        actions.compactMap { if case let .sendDigestRequest(offset, _) = $0 { return offset } else { return nil } }
-    }
-
-    var digestReads: [UInt64] {
-        actions.compactMap { if case let .readVerifyRegion(offset, _) = $0 { return offset } else { return nil } }
-    }
-
-    var copyReads: [(UInt64, UInt32)] {
-        actions.compactMap { if case let .readCopyChunk(offset, length) = $0 { return (offset, length) } else { return nil } }
-    }
-
-    /// Both digests of the region at `offset`: equal, or not.
-    mutating func answer(_ offset: UInt64, same: Bool) {
-        let local = RegionDigest(high: offset, low: 1)
-        send(.verifyRegionRead(offsetBytes: offset, digest: local, errno: 0))
-        send(.peerDigest(offsetBytes: offset, lengthBytes: Self.regionBytes,
-                         digest: same ? local : RegionDigest(high: offset, low: 2)))
-    }
-
-    /// Every copy chunk read: its data admitted, applied and durable on the peer.
-    mutating func completeCopyReads() {
-        var pending = copyReads
-        while let (offset, length) = pending.first {
-            pending.removeFirst()
-            send(.copyChunkRead(offsetBytes: offset, lengthBytes: length, errno: 0))
-            pending += copyReads
-            for case let .writeLocal(write) in actions {
-                send(.peer(.dataAck(sequence: write.sequence)))
-                pending += copyReads
-            }
-            send(.peer(.durableThroughEpoch(node.primary.openEpoch)))
-            pending += copyReads
-        }
-    }
-
-    var syncCompleteSent: Bool {
-        actions.contains { if case .sendSyncComplete = $0 { return true } else { return false } }
+        return DigestCompareDriver(node: node, regionBytes: regionBytes)
     }
 }
 
@@ -102,7 +46,7 @@ private struct CrashHarness {
     }
 
     @Test func aCrashCatchUpCopiesOnlyTheRegionsWhoseDigestsDiffer() {
-        var h = CrashHarness()
+        var h = CrashHarness.make()
         #expect(h.node.outOfSyncBytes == (1 << 20) + 4096, "the extent and the page's block, until compared")
         h.connect()
         #expect(h.copyReads.map(\.0) == [2 << 20], "the copy takes the page's block, never a region not compared")
@@ -131,7 +75,7 @@ private struct CrashHarness {
     }
 
     @Test func aCatchUpWhoseRegionsAllAgreeCopiesOneBlockAndEnds() {
-        var h = CrashHarness(extentBytes: 256 << 10, pageBlocks: [])
+        var h = CrashHarness.make(extentBytes: 256 << 10, pageBlocks: [])
         h.connect()
         #expect(h.copyReads.isEmpty && h.asked == [0, 128 << 10])
         h.answer(0, same: true)
@@ -143,7 +87,7 @@ private struct CrashHarness {
     }
 
     @Test func aWriteToARegionBeingComparedWaitsAndARegionIsAskedOnlyOnceSettled() {
-        var h = CrashHarness(extentBytes: 256 << 10, pageBlocks: [])
+        var h = CrashHarness.make(extentBytes: 256 << 10, pageBlocks: [])
         h.send(.enable)
         h.send(.peerVersion(WireFormat.helloVersion))
         h.send(.linkUp)
@@ -157,7 +101,7 @@ private struct CrashHarness {
     }
 
     @Test func regionsInFlightAreAskedAgainAfterALinkLoss() {
-        var h = CrashHarness(extentBytes: 256 << 10, pageBlocks: [])
+        var h = CrashHarness.make(extentBytes: 256 << 10, pageBlocks: [])
         h.connect()
         #expect(h.asked == [0, 128 << 10])
         h.send(.linkDown(reason: "cut", refusal: nil))
@@ -178,7 +122,7 @@ private struct CrashHarness {
     }
 
     @Test func withoutAResyncSlotNothingNewIsAskedButWhatWasAskedCounts() {
-        var h = CrashHarness(pageBlocks: [])
+        var h = CrashHarness.make(pageBlocks: [])
         h.connect()
         #expect(h.asked == [0, 128 << 10, 256 << 10, 384 << 10])
         h.send(.resyncPermitted(false))
@@ -191,7 +135,7 @@ private struct CrashHarness {
     }
 
     @Test func aPeerThatCannotDigestGetsTheRegionsCopiedWhole() {
-        var h = CrashHarness(extentBytes: 256 << 10, pageBlocks: [])
+        var h = CrashHarness.make(extentBytes: 256 << 10, pageBlocks: [])
         h.send(.enable)
         h.send(.peerVersion(3))
         h.send(.linkUp)
@@ -216,7 +160,7 @@ private struct CrashHarness {
     }
 
     @Test func aStopBeforeTheCompareEndsLeavesItsRegionsDirtyForTheSeal() {
-        var h = CrashHarness(extentBytes: 256 << 10, pageBlocks: [])
+        var h = CrashHarness.make(extentBytes: 256 << 10, pageBlocks: [])
         h.connect()
         h.answer(0, same: true)
         h.send(.stop)

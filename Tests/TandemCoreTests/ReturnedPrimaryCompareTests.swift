@@ -48,73 +48,22 @@ import Testing
         #expect(short == [ChecksumRegion(offsetBytes: 0, lengthBytes: 8192)])
     }
 
-    private struct UnionHarness {
-        var node: PrimaryNode
-        var actions: [PrimaryNodeAction] = []
-
-        /// The promoted node's session (a full copy for the peer) restricted to its own
-        /// changes, then the returned node's set united (`compare`: as a returned primary's).
-        init(own: DirtyBitmap, returned: DirtyBitmap, compare: Bool) {
-            node = PrimaryNode(
-                config: PrimaryNodeConfig(primary: ReplicationPrimaryConfig(mode: .sync, bufferBytesMax: 8 << 20),
-                                          volumeSizeBytes: ReturnedPrimaryCompareTests.volumeBytes),
-                session: 77, basis: .fullCopy)
-            node.restrictCopy(to: own)
-            _ = node.unitePeerBitmap(returned, survivorChanges: own, compareVictim: compare)
-        }
-
-        mutating func send(_ event: PrimaryNodeEvent) {
-            actions.removeAll()
-            node.handle(event, nowNs: 1_000_000_000, into: &actions)
-        }
-
-        mutating func connect() {
-            send(.enable)
-            send(.peerVersion(WireFormat.helloVersion))
-            send(.linkUp)
-            send(.peer(.hello(durableThroughEpoch: 0, copy: .consistent)))
-        }
-
-        var asked: [UInt64] {
-            actions.compactMap { if case let .sendDigestRequest(offset, _) = $0 { return offset } else { return nil } }
-        }
-
-        var copyReads: [(UInt64, UInt32)] {
-            actions.compactMap { if case let .readCopyChunk(offset, length) = $0 { return (offset, length) } else { return nil } }
-        }
-
-        mutating func answer(_ offset: UInt64, same: Bool) {
-            let local = RegionDigest(high: offset, low: 1)
-            send(.verifyRegionRead(offsetBytes: offset, digest: local, errno: 0))
-            send(.peerDigest(offsetBytes: offset, lengthBytes: ReturnedPrimaryCompareTests.regionBytes,
-                             digest: same ? local : RegionDigest(high: offset, low: 2)))
-        }
-
-        /// Every copy chunk read, admitted, applied and durable on the peer.
-        mutating func completeCopyReads() {
-            var pending = copyReads
-            while let (offset, length) = pending.first {
-                pending.removeFirst()
-                send(.copyChunkRead(offsetBytes: offset, lengthBytes: length, errno: 0))
-                pending += copyReads
-                for case let .writeLocal(write) in actions {
-                    send(.peer(.dataAck(sequence: write.sequence)))
-                    pending += copyReads
-                }
-                send(.peer(.durableThroughEpoch(node.primary.openEpoch)))
-                pending += copyReads
-            }
-        }
-
-        var syncCompleteSent: Bool {
-            actions.contains { if case .sendSyncComplete = $0 { return true } else { return false } }
-        }
+    /// The promoted node's session (a full copy for the peer) restricted to its own changes,
+    /// then the returned node's set united (`compare`: as a returned primary's).
+    private static func unionHarness(own: DirtyBitmap, returned: DirtyBitmap, compare: Bool) -> DigestCompareDriver {
+        var node = PrimaryNode(
+            config: PrimaryNodeConfig(primary: ReplicationPrimaryConfig(mode: .sync, bufferBytesMax: 8 << 20),
+                                      volumeSizeBytes: volumeBytes),
+            session: 77, basis: .fullCopy)
+        node.restrictCopy(to: own)
+        _ = node.unitePeerBitmap(returned, survivorChanges: own, compareVictim: compare)
+        return DigestCompareDriver(node: node, regionBytes: regionBytes)
     }
 
     @Test func theUnionCopiesThePromotedChangesAndOnlyTheReturnedRegionsThatDiffer() {
         let own = Self.bitmap([(0, 64 << 10)])
         let returned = Self.bitmap([(8 << 20, 512 << 10)])
-        var h = UnionHarness(own: own, returned: returned, compare: true)
+        var h = Self.unionHarness(own: own, returned: returned, compare: true)
         #expect(h.node.outOfSyncBytes == (64 << 10) + (512 << 10), "the union, until compared")
         h.connect()
         #expect(h.copyReads.map(\.0) == [0], "the promoted node's own changes are copied at once")
@@ -140,7 +89,7 @@ import Testing
     @Test func aSplitBrainsUnionCopiesTheLosersSetWhole() {
         let own = Self.bitmap([(0, 64 << 10)])
         let returned = Self.bitmap([(8 << 20, 512 << 10)])
-        var h = UnionHarness(own: own, returned: returned, compare: false)
+        var h = Self.unionHarness(own: own, returned: returned, compare: false)
         h.connect()
         #expect(h.asked.isEmpty && h.node.checksumResyncProgress == nil)
         h.completeCopyReads()
@@ -148,7 +97,7 @@ import Testing
     }
 
     @Test func widenedToEveryBlockTheCompareIsDropped() {
-        var h = UnionHarness(own: Self.bitmap([(0, 64 << 10)]), returned: Self.bitmap([(8 << 20, 512 << 10)]), compare: true)
+        var h = Self.unionHarness(own: Self.bitmap([(0, 64 << 10)]), returned: Self.bitmap([(8 << 20, 512 << 10)]), compare: true)
         h.node.widenCopyToEveryBlock()
         h.connect()
         #expect(h.asked.isEmpty && h.node.outOfSyncBytes == Self.volumeBytes)

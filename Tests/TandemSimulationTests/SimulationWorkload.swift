@@ -72,8 +72,11 @@ extension Simulation {
         requestsAnswered += 1
         switch requests.removeValue(forKey: request) {
         case let .write(blocks, fua, value?):
-            noteAnsweredForRPO(value: value, blocks: blocks)
+            // RPO counts acknowledged writes: a write answered EIO (one whose local write failed
+            // and whose peer went away before applying it) was never acknowledged, and the
+            // node may fail it before its stream machine acknowledged it.
             guard errno == 0 else { return }
+            noteAnsweredForRPO(value: value, blocks: blocks)
             let detached = isDetached
             checker.recordWriteAcknowledged(value, blocks: blocks, fua: fua, peerCovered: !detached,
                                             admittedSync: wasAdmittedSync(value))
@@ -106,9 +109,9 @@ extension Simulation {
 
     // MARK: RPO
 
-    /// A WRITE the node answered was acknowledged by its stream machine (unless the node is
-    /// stopping, which answers what is held without it): until its epoch is durable on the
-    /// peer it counts in `lag_bytes` and the RPO age.
+    /// A WRITE the node acknowledged (errno 0) was acknowledged by its stream machine (unless
+    /// the node is stopping, which answers what is held without it): until its epoch is
+    /// durable on the peer it counts in `lag_bytes` and the RPO age.
     private func noteAnsweredForRPO(value: UInt64, blocks: Range<Int>) {
         guard let node = livePrimary, let primary = node.primary, !primary.standalone, !primary.node.stopping,
             let epoch = checker.histories[primary.session]?.epochOfValue[value]

@@ -14,17 +14,7 @@ extension Integration.FaultCampaign {
 @Suite struct ReturnedPrimaryCrashTests {
     @Test(arguments: ["outdated-recorded", "yield-recorded", "resync"])
     func aReturnedPrimaryKilledInTheMiddleOfItsYieldRestartsIntoTheSameYield(_ point: String) throws {
-        var setup = CampaignRun.Setup()
-        setup.mode = "sync"
-        setup.betaDialsThroughProxy = true
-        let run = try CampaignRun(setup)
-        try run.enableBothInSync()
-        run.startWriter(blocks: PairState.writerBlocks)
-        try run.waitForAcknowledged(300)
-        run.pair.alpha.crash()
-        let acknowledged = run.joinWriter()
-        try run.pair.expectOK(try run.pair.beta.control().request(
-            "failover", ["name": ReplicatedPair.resource, "force": true]))
+        let (run, acknowledged) = try CampaignRun.alphaKilledBetaPromoted(mode: "sync", betaDialsThroughProxy: true)
         try run.writeBlocks(on: run.pair.beta, 4096..<4352)
         let betaEvents = try EventWatch(run.pair.beta)
         defer { betaEvents.stop() }
@@ -65,7 +55,7 @@ extension Integration.FaultCampaign {
         let compare = beta["checksum_resync"] as? JSONObject ?? [:]
         run.trail.append("beta's resync of alpha: \(report); compare \(compare)")
         #expect(report["plan"] as? String == "returned-primary-union", "\(report)\n\(run.trailText)")
-        #expect((report["moved_bytes"] as? Int ?? .max) < setup.sizeBytes / 2, "\(report)")
+        #expect((report["moved_bytes"] as? Int ?? .max) < run.setup.sizeBytes / 2, "\(report)")
         #expect(compare["checked_bytes"] as? Int == report["peer_changed_bytes"] as? Int, "alpha's set compared: \(compare)")
         let missing = try run.missingBlocks(acknowledged, in: run.betaVolume)
         #expect(missing.isEmpty, "acknowledged sync writes missing: \(missing.prefix(20))")

@@ -12,17 +12,7 @@ import Testing
 extension Integration.FaultCampaign {
 @Suite struct ReturnedPrimaryTests {
     @Test func aCrashedPrimaryReturnsYieldsAndIsResyncedByTheUnionWithTruthfulStatesOnBothNodes() throws {
-        var setup = CampaignRun.Setup()
-        setup.mode = "sync"
-        setup.betaDialsThroughProxy = true  // beta, promoted, dials alpha: its resync is counted there
-        let run = try CampaignRun(setup)
-        try run.enableBothInSync()
-        run.startWriter(blocks: PairState.writerBlocks)
-        try run.waitForAcknowledged(300)
-        run.pair.alpha.crash()
-        let acknowledged = run.joinWriter()
-        try run.pair.expectOK(try run.pair.beta.control().request(
-            "failover", ["name": ReplicatedPair.resource, "force": true]))
+        let (run, acknowledged) = try CampaignRun.alphaKilledBetaPromoted(mode: "sync", betaDialsThroughProxy: true)  // beta, promoted, dials alpha: its resync is counted there
         try run.writeBlocks(on: run.pair.beta, 4096..<4352)
         // A write that reached alpha's disk and never beta (the one in flight at a kill): its
         // last acknowledged block, inside the extent its activity log names, changed on alpha's
@@ -89,7 +79,7 @@ extension Integration.FaultCampaign {
             + "\(compared), differing \(differing); moved \(moved); \(wireBytes) bytes on the wire")
         #expect(betaBytes == 256 * CampaignRun.blockBytes, "\(report)")
         #expect(alphaBytes > 0 && alphaBytes % (4 << 20) == 0, "alpha's set is whole 4 MiB extents: \(report)")
-        #expect(union > 0 && union <= alphaBytes + betaBytes && union < setup.sizeBytes / 2, "\(report)")
+        #expect(union > 0 && union <= alphaBytes + betaBytes && union < run.setup.sizeBytes / 2, "\(report)")
         // Alpha's extents are compared by digest: only the regions that differ are copied.
         #expect(compared == alphaBytes && compare["abandoned"] == nil, "\(compare)")
         #expect(differing >= 128 << 10 && differing < alphaBytes / 2,
