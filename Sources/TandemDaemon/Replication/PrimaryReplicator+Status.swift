@@ -4,6 +4,11 @@ import TandemControl
 import TandemCore
 
 extension PrimaryReplicator {
+    var session: UInt64 { node.session }
+    var basis: SessionBasis { node.basis }
+    var enabled: Bool { node.enabled }
+    var peerSynced: Bool { node.peerSynced }
+
     /// Status fields other than the disk states (`peerView`).
     var statusFields: [String: JSONValue] {
         let now = ReplicationContext.nowNs()

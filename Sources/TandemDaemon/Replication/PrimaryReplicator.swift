@@ -89,8 +89,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var onPersistLackingRegions: (([BlockRun], UInt64, Bool) -> String?)?
 
     var link: PeerLink?
-    /// The link this node closed because periodic mode went Ahead between cycles: its end
-    /// is the mode's normal state, not an error (`noteFailure`), whenever it arrives.
+    /// Closed by this node as periodic mode went Ahead between cycles: its end is no error.
     var linkClosedBetweenCycles: ObjectIdentifier?
     lazy var resolver = PeerAddressResolver(loop: context.loop)
     var barrierEpoch: Epoch = 0
@@ -191,11 +190,6 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
 
     /// The resource's request trace (RequestTrace; off unless enabled).
     var trace: RequestTrace { counters.trace }
-
-    var session: UInt64 { node.session }
-    var basis: SessionBasis { node.basis }
-    var enabled: Bool { node.enabled }
-    var peerSynced: Bool { node.peerSynced }
 
     init(spec: ResourceSpec, volume: Volume, buffers: DataBuffers, context: ReplicationContext,
          basis: SessionBasis, trackedBitmap: DirtyBitmap? = nil, checksumRegions: [ChecksumRegion] = [],

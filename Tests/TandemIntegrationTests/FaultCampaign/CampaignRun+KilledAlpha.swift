@@ -1,8 +1,9 @@
-// The start the returned-primary scenarios share: a pair in sync under the writer, alpha
-// killed once 300 writes were acknowledged, beta promoted by force.
+// The start the failover scenarios share: a pair in sync under the writer, alpha killed once
+// 300 writes were acknowledged, and (unless `promote` is false) beta promoted by force.
 extension CampaignRun {
     /// Returns the run and the writes the application saw acknowledged before the kill.
-    static func alphaKilledBetaPromoted(mode: String, betaDialsThroughProxy: Bool) throws -> (CampaignRun, [Int]) {
+    static func alphaKilledBetaPromoted(mode: String, betaDialsThroughProxy: Bool = false,
+                                        promote: Bool = true) throws -> (CampaignRun, [Int]) {
         var setup = CampaignRun.Setup()
         setup.mode = mode
         setup.betaDialsThroughProxy = betaDialsThroughProxy
@@ -12,6 +13,7 @@ extension CampaignRun {
         try run.waitForAcknowledged(300)
         run.pair.alpha.crash()
         let acknowledged = run.joinWriter()
+        guard promote else { return (run, acknowledged) }
         try run.pair.expectOK(try run.pair.beta.control().request(
             "failover", ["name": ReplicatedPair.resource, "force": true]))
         return (run, acknowledged)

@@ -143,14 +143,7 @@ extension Integration.FaultCampaign {
     /// A pair in sync under the writer; alpha killed, beta promoted by force; beta holds
     /// every acknowledged write (sync) or a prefix (async) and takes writes of its own.
     private func failOverFromAKilledAlpha(mode: String) throws -> CampaignRun {
-        var setup = CampaignRun.Setup()
-        setup.mode = mode
-        let run = try CampaignRun(setup)
-        try run.enableBothInSync()
-        run.startWriter(blocks: PairState.writerBlocks)
-        try run.waitForAcknowledged(300)
-        run.pair.alpha.crash()
-        let acknowledged = run.joinWriter()
+        let (run, acknowledged) = try CampaignRun.alphaKilledBetaPromoted(mode: mode, promote: false)
         try promoteByForce(run, run.pair.beta)
         if mode == "sync" {
             let missing = try run.missingBlocks(acknowledged, in: run.betaVolume)
