@@ -113,14 +113,7 @@ extension Integration.FaultCampaign {
     /// operator fails over. Its copy holds every acknowledged sync write and was stopped
     /// cleanly, so a forced failover must promote it.
     @Test func forcedFailoverToACleanlyRestartedSecondaryPromotesIt() throws {
-        var setup = CampaignRun.Setup()
-        setup.mode = "sync"
-        let run = try CampaignRun(setup)
-        try run.enableBothInSync()
-        run.startWriter(blocks: PairState.writerBlocks)
-        try run.waitForAcknowledged(300)
-        run.pair.alpha.crash()
-        let acknowledged = run.joinWriter()
+        let (run, acknowledged) = try CampaignRun.alphaKilledBetaPromoted(mode: "sync", promote: false)
         try run.pair.beta.stop()
         try run.pair.beta.start()
         run.observe("secondary restarted, primary gone")
