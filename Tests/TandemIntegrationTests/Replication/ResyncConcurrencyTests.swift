@@ -39,23 +39,27 @@ extension Replication {
 
         // While r0 copies, r1 is PausedSync once its peer is ready (before its peer's Hello the
         // link is up but the peer unheard: SyncSource as for any copy, asking for no slot yet)
-        // and copies nothing.
+        // and copies nothing. r0 frees the slot when its last chunk is durable on beta, before
+        // beta's CaughtUp makes it UpToDate, so r1 may start in between: each r1 sample is
+        // judged by an r0 sample taken after it, and only while that one still had bytes to copy
+        // (r0 held the slot for the whole of r1's sample).
         var pausedSamples = 0
-        var r0 = try status("r0")
-        while r0["peer_disk_state"] as? String != "UpToDate" {
+        while true {
             let r1 = try status("r1")
+            let r0 = try status("r0")
+            guard let r0Left = r0["out_of_sync_bytes"] as? Int, r0Left > 0,
+                  r0["peer_disk_state"] as? String != "UpToDate" else { break }
             let state = r1["replication_state"] as? String
             // Until the peer is ready (its Hello heard and its re-send done, which takes a turn
             // after its disk state is known) r1 asks for no slot: SyncSource with nothing copied.
             let unheard = state == "SyncSource" && r1["out_of_sync_bytes"] as? Int == size
                 && ["DUnknown", "Inconsistent"].contains(r1["peer_disk_state"] as? String ?? "")
             #expect(state == "PausedSync" || state == "Off" || unheard, "r1 while r0 copies: \(r1)")
-            #expect(r1["out_of_sync_bytes"] as? Int == size, "r1 copied while r0 held the slot: \(r1)")
+            #expect(r1["out_of_sync_bytes"] as? Int == size, "r1 copied while r0 held the slot: \(r1), r0: \(r0)")
             if state == "PausedSync" { pausedSamples += 1 }
             let copying = r0["replication_state"] as? String
             #expect(copying == "SyncSource" || copying == "Off", "r0: \(r0)")
             Thread.sleep(forTimeInterval: 0.05)  // a sampling interval, not a synchronisation
-            r0 = try status("r0")
         }
         // How many samples fit in r0's copy is the host's speed (a CI host at load 24 gave 9
         // where 10 were asked); that r1 waited the whole copy is what every sample above and
