@@ -136,6 +136,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var onFailoverRequested: (() -> Void)?
     /// The peer refused the link because its disk failed (refusal disk-failed).
     var onPeerDiskFailed: ((String) -> Void)?
+    var onLinkConnected: (() -> Void)?  // the peer accepted: its disk is not failed
     /// The peer lost its record: replication restarts with a new session that copies.
     var onPeerNeedsFullCopy: ((String) -> Void)?
     /// The full copy completed: the peer holds everything.
@@ -476,7 +477,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             publishPeerDiskState()
             onPeerSynced?()
         case let .connectionState(state):
-            if state == .connected { linkWasConnected = true }
+            if state == .connected { linkWasConnected = true; onLinkConnected?() }
             if state != .connected && node.lagBytes > 0 && linkWasConnected {
                 if !wroteWithoutPeer { noteWriteWithoutPeer() }
                 onBytesWithoutPeer?(node.lagBytes)

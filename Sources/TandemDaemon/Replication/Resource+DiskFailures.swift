@@ -16,9 +16,17 @@ extension Resource {
 
     /// The secondary's disk failed: detach it and serve alone (DRBD's on-io-error detach on
     /// the peer). Writes waiting for the peer are answered from this node's disk.
+    ///
+    /// Then, unless the operator asked the application to wait for its peer (`suspend-io`),
+    /// replication starts again from the sealed bitmap and keeps dialling with the node's
+    /// backoff: the peer refuses (`disk-failed`) until its disk is repaired and it is
+    /// re-enabled, and its first link after that clears the failure and catches it up (DRBD's
+    /// `attach` on the peer), with no `disable` on this primary, whose clients stay attached.
     func peerDiskFailed(_ reason: String) {
         guard primary != nil, !transitioning else { return }
+        let detached = peerDiskFailure != nil
         peerDiskFailure = reason
+        guard !detached else { return }  // a refusal of a later dial: the peer is still failed
         // What the peer lacks is what its stop leaves in the bitmap: every write it had not
         // confirmed durable (sealed with the stop), and the writes made alone from now on
         // (tracked; the first clears the seal first). A crash meanwhile leaves no seal and an
@@ -30,7 +38,15 @@ extension Resource {
             "redundant": .bool(states.redundant ?? false), "message": .string(reason),
         ])
         transitioning = true
-        stopReplication { [self] in transitioning = false }
+        stopReplication { [self] in
+            transitioning = false
+            guard enabled, spec.fencing != .suspendIO else { return }
+            do throws(ControlError) { try startReplication(handedOver: false) } catch {
+                refusalError = error.message
+                logger.error("redialling the peer whose disk failed: starting replication failed",
+                             metadata: ["error": "\(error.message)"])
+            }
+        }
     }
 
     /// The peer's record claims less than it confirmed (a corrupt slot, `create-md`): what it

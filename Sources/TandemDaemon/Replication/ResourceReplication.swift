@@ -160,6 +160,7 @@ extension Resource {
         ])
         replicator.onFailoverRequested = { [unowned self] in self.plannedDemote() }
         replicator.onPeerDiskFailed = { [unowned self] reason in self.peerDiskFailed(reason) }
+        replicator.onLinkConnected = { [unowned self] in peerDiskFailure = nil }
         replicator.onPeerNeedsFullCopy = { [unowned self] reason in self.peerNeedsFullCopy(reason) }
         replicator.onPeerSynced = { [unowned self, unowned replicator] in
             survivorResyncEnded(movedBytes: replicator.copiedBytes)

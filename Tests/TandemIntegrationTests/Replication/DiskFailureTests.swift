@@ -99,21 +99,24 @@ extension Replication {
         try checkSecondaryFailure(pair, errno: EIO, inject: {
             try qemuIO(pair, "write -P 0x5a 0 8M", expectFailure: false)
         }, afterRestart: {
-            // The disk is repaired: re-enabling both sides catches beta up with what it lacks
-            // (what it never confirmed, and what alpha wrote alone), not the whole volume.
-            disk.failing = false
-            var enabled: JSONObject = [:]
-            for daemon in [pair.beta, pair.alpha] {
-                try pair.expectOK(try daemon.control().request("disable", ["name": Self.faulty]))
-                enabled = try pair.expectOK(try daemon.control().request("enable", ["name": Self.faulty]))
+            // The disk is repaired: re-enabling beta is all it takes (DRBD's attach). alpha
+            // kept dialling and catches beta up with what it lacks (what it never confirmed,
+            // and what alpha wrote alone), not the whole volume, with no disable on alpha.
+            let waiting = try waitFor(pair.alpha, Self.faulty, "r1 redialling its failed peer") {
+                $0["session_start"] as? String == "catch-up" && $0["peer_disk_state"] as? String == "Failed"
+                    && $0["connection_state"] as? String == "Connecting"
             }
-            #expect(enabled["session_start"] as? String == "catch-up", "\(enabled)")
-            let lacking = enabled["out_of_sync_bytes"] as? Int ?? 0
-            #expect(lacking > 0 && lacking < Self.faultySizeBytes / 2, "a catch-up, not a copy of the volume: \(enabled)")
-            try waitFor(pair.alpha, Self.faulty, "r1 redundant again") {
+            let lacking = waiting["out_of_sync_bytes"] as? Int ?? 0
+            #expect(lacking > 0 && lacking < Self.faultySizeBytes / 2, "a catch-up, not a copy of the volume: \(waiting)")
+            disk.failing = false
+            try pair.expectOK(try pair.beta.control().request("disable", ["name": Self.faulty]))
+            try pair.expectOK(try pair.beta.control().request("enable", ["name": Self.faulty]))
+            let caughtUp = try waitFor(pair.alpha, Self.faulty, "r1 redundant again") {
                 $0["peer_disk_state"] as? String == "UpToDate" && $0["redundant"] as? Bool == true
                     && $0["unconfirmed_bytes"] as? Int == 0
             }
+            #expect(caughtUp["session_start"] as? String == "catch-up", "\(caughtUp)")
+            #expect((caughtUp["resync_progress"] as? Double).map { $0 == 1 } ?? false, "\(caughtUp)")
             #expect(try status(pair.beta, Self.faulty)["disk_state"] as? String == "UpToDate")
         })
         #expect(try VolumeFiles.sha256(pair.alpha.directory.file("r1.vol")) == VolumeFiles.sha256(disk.volume))
@@ -379,13 +382,14 @@ extension Replication {
         return reply
     }
 
+    @discardableResult
     private func waitFor(_ daemon: DaemonProcess, _ name: String, _ what: String,
-                         _ condition: (JSONObject) -> Bool) throws {
+                         _ condition: (JSONObject) -> Bool) throws -> JSONObject {
         let deadline = Date().addingTimeInterval(60)
         var last: JSONObject = [:]
         while Date() < deadline {
             last = try status(daemon, name)
-            if condition(last) { return }
+            if condition(last) { return last }
             usleep(50_000)
         }
         throw HarnessError("timed out waiting for \(what); last status \(last)\n" + daemon.logTail())
