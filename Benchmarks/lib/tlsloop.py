@@ -4,13 +4,15 @@
   tlsloop.py CERT_DIR SECONDS
       a TLS 1.3 server (beta's certificate) and client (alpha's), both verifying against
       CERT_DIR/ca.crt as tandemd does, on 127.0.0.1; the client sends 1 MiB buffers for
-      SECONDS; prints one JSON line: {"mib_s": ..., "cipher": ..., "bytes": ...}.
+      SECONDS; prints one JSON line: {"mib_s": ..., "cipher": ..., "bytes": ...,
+      "cpu_s_per_gib": ...}: cpu_s_per_gib is the CPU time (user and system) of the sender
+      and the receiver together per GiB received, the kernel's TCP copies of both included.
 
 Python's ssl module is OpenSSL underneath, the same library and cipher negotiation tandemd
 uses; with 1 MiB buffers the interpreter's share is small, so the figure is what OpenSSL and
 the loopback give one sender and one receiver (one core each at most).
 """
-import json, os, socket, ssl, sys, threading, time
+import json, os, resource, socket, ssl, sys, threading, time
 
 
 def contexts(cert_dir):
@@ -25,6 +27,12 @@ def contexts(cert_dir):
     client.load_verify_locations(os.path.join(cert_dir, "ca.crt"))
     client.check_hostname = False  # the name check is tandemd's; the chain is verified
     return server, client
+
+
+def process_cpu_s():
+    """User and system CPU seconds of this process, every thread (sender and receiver)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main():
@@ -55,6 +63,7 @@ def main():
     raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     tls = client_context.wrap_socket(raw, server_hostname="beta")
     payload = os.urandom(1 << 20)
+    cpu_before = process_cpu_s()
     started = time.monotonic()
     sent = 0
     while time.monotonic() - started < seconds:
@@ -64,7 +73,9 @@ def main():
     tls.close()
     thread.join()
     elapsed = time.monotonic() - started
-    print(json.dumps({"mib_s": round(received[0] / elapsed / (1 << 20), 1), "cipher": cipher, "bytes": received[0]}))
+    cpu_s_per_gib = (process_cpu_s() - cpu_before) / (received[0] / (1 << 30))
+    print(json.dumps({"mib_s": round(received[0] / elapsed / (1 << 20), 1), "cipher": cipher, "bytes": received[0],
+                      "cpu_s_per_gib": round(cpu_s_per_gib, 3)}))
     return 0
 
 
