@@ -4,10 +4,14 @@
 usage:
   catchup.py status CTL NAME                 print the resource's status reply (one JSON line)
   catchup.py wait CTL NAME TIMEOUT_S FIELD=VALUE...
-                                             poll status every 20 ms until every FIELD has
-                                             VALUE (compared as JSON text: out_of_sync_bytes=0,
+                                             wait until every FIELD of the status has VALUE
+                                             (compared as JSON text: out_of_sync_bytes=0,
                                              peer_disk_state=UpToDate); exit 1 with the last
-                                             status on timeout
+                                             status on timeout. Status is asked at the start,
+                                             after each event of the daemon's events stream
+                                             and after a second without one, not polled: a
+                                             poll every 20 ms cost the timed primary 4 % of its
+                                             CPU in a resync
   catchup.py enable-timed CTL NAME TIMEOUT_S OUT_JSON
                                              subscribe to events, send enable, then wait until
                                              status shows connection_state Connected,
@@ -55,9 +59,25 @@ def matches(reply, wanted):
 
 def wait(ctl, name, timeout_s, pairs):
     wanted = dict(pair.split("=", 1) for pair in pairs)
+    events = Control(ctl)
+    events.send({"cmd": "events"})
+    if events.read().get("event") != "subscribed":
+        raise SystemExit("catchup.py: the events stream did not answer subscribed")
+    changed = threading.Event()
+
+    def listen():  # subscribed before the first status: no change can fall between the two
+        while True:
+            try:
+                events.read()
+            except (ConnectionError, ValueError, OSError):
+                return
+            changed.set()
+
+    threading.Thread(target=listen, daemon=True).start()
     control = Control(ctl)
     deadline = time.monotonic() + float(timeout_s)
     while True:
+        changed.clear()
         reply = control.request({"cmd": "status", "name": name})
         if matches(reply, wanted):
             print(json.dumps(reply))
@@ -66,7 +86,7 @@ def wait(ctl, name, timeout_s, pairs):
             print(json.dumps(reply))
             print(f"catchup.py: {name} did not reach {wanted} within {timeout_s} s", file=sys.stderr)
             return 1
-        time.sleep(0.02)
+        changed.wait(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
 
 
 def enable_timed(ctl, name, timeout_s, out):

@@ -14,6 +14,14 @@
 #            peer_disk_state UpToDate and out_of_sync_bytes 0; MiB/s = volume / time; then
 #            `cmp SRC TGT` (after stopping both) must find them identical
 #   The ratio resync / min(read, write, tls) is the issue's figure (target >= 0.9).
+#   Each limit runs alone with every CPU to itself; the resync runs all three stages at
+#   once, on the same CPUs when both nodes share a host. So the run also reports what each
+#   limit cost in CPU per GiB (fio's usr+sys of its job; tlsloop.py's process, sender and
+#   receiver together) and the bound they imply together on this host: nproc / (read + write
+#   + tls CPU s/GiB) GiB/s, capped by min(read, write, tls). It leaves out work no limit
+#   measures in its own process (the loop device's copy into /dev/shm runs in kernel
+#   workers), so it is an upper bound. The daemons' CPU per GiB of the resync (utime+stime
+#   of both, from /proc) is reported beside it.
 #
 # Part 2, time to redundancy under a steady application load (resync_rate 0: the dynamic
 # controller, its floor resync_rate_min at the default 32 MiB/s):
@@ -23,6 +31,7 @@
 #   until peer_disk_state UpToDate and out_of_sync_bytes 0. Reported: dirty bytes at the enable,
 #   the time, the achieved rate, and the extrapolation to a 100 GiB volume with the same share
 #   dirty (dirty ÷ rate), against DRBD's default c-min-rate floor (250 KiB/s).
+#   RESYNC_CATCHUP=0 skips part 2 (repeats of part 1 for a median).
 #
 # Settings (environment): BENCH_DIR (a real disk; default .bench/), RESYNC_VOLUME (default 4G),
 # BENCH_LAYOUT (separate | shared, default separate; separate needs root for losetup and
@@ -39,6 +48,7 @@ volume_size="${RESYNC_VOLUME:-4G}"
 layout="${BENCH_LAYOUT:-separate}"
 dirty_percent="${RESYNC_DIRTY_PERCENT:-10}"
 load_iops="${RESYNC_LOAD_IOPS:-1000}"
+catchup="${RESYNC_CATCHUP:-1}"
 results="${BENCH_RESULTS:-$repo/Benchmarks/results/resync-$stamp.md}"
 helper=(python3 "$repo/Benchmarks/catchup.py")
 free_port=(python3 "$repo/Benchmarks/pair.py" free-port)
@@ -79,6 +89,17 @@ start_node() { # name port: prints the pid
 fio_mib_s() { # json file: MiB/s of its first job (read or write, whichever moved bytes)
     python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["jobs"][0]; d=j["read"] if j["read"]["io_bytes"] else j["write"]; print(round(d["bw_bytes"]/1048576,1))' "$1"
 }
+fio_cpu_s_per_gib() { # json file: usr+sys CPU seconds of its first job per GiB it moved
+    python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))["jobs"][0]; d=j["read"] if j["read"]["io_bytes"] else j["write"]; print(round((j["usr_cpu"]+j["sys_cpu"])/100*j["job_runtime"]/1000/(d["io_bytes"]/2**30),3))' "$1"
+}
+daemon_cpu_ticks() { # pids...: utime+stime of the processes, in clock ticks
+    local pid fields total=0
+    for pid in "$@"; do
+        read -ra fields <<<"$(cut -d')' -f2- "/proc/$pid/stat")"
+        total=$((total + fields[11] + fields[12]))
+    done
+    echo "$total"
+}
 seconds_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
 
 echo "resync: $volume_size volumes in $work (layout $layout)" >&2
@@ -101,6 +122,9 @@ read_mib="$(fio_mib_s "$work/read.json")"
 write_mib="$(fio_mib_s "$work/write.json")"
 tls_json="$(python3 Benchmarks/lib/tlsloop.py "$work/certs" "$runtime")"
 tls_mib="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["mib_s"])' "$tls_json")"
+read_cpu="$(fio_cpu_s_per_gib "$work/read.json")"
+write_cpu="$(fio_cpu_s_per_gib "$work/write.json")"
+tls_cpu="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["cpu_s_per_gib"])' "$tls_json")"
 # The write test left TGT full of fio's data: start the resync from zeros again.
 if [[ "$layout" == separate ]]; then
     blkdiscard "$tgt" 2>/dev/null || dd if=/dev/zero of="$tgt" bs=1M oflag=direct status=none || true
@@ -111,44 +135,56 @@ fi
 # ------------------------------------------------------------------ part 1: the resync
 port_a="$("${free_port[@]}")"
 port_b="$("${free_port[@]}")"
-procs+=("beta=$(start_node beta "$port_b")")
-procs+=("alpha=$(start_node alpha "$port_a")")
+pid_beta="$(start_node beta "$port_b")"
+procs+=("beta=$pid_beta")
+pid_alpha="$(start_node alpha "$port_a")"
+procs+=("alpha=$pid_alpha")
 ctl beta create r0 --volume "$tgt" --role secondary --peer-name alpha --peer-address "127.0.0.1:$port_a" \
     --mode sync --nbd-socket "$work/beta-r0.sock" >/dev/null
 ctl alpha create r0 --volume "$src" --role primary --peer-name beta --peer-address "127.0.0.1:$port_b" \
     --mode sync --initial-sync full --resync-rate 1099511627776 --nbd-socket "$work/alpha-r0.sock" >/dev/null
 ctl beta enable r0 >/dev/null 2>&1 || true
 echo "load average before the resync: $(load)" >>"$work/loads"
+ticks0="$(daemon_cpu_ticks "$pid_alpha" "$pid_beta")"
 t0="$(date +%s.%N)"
 ctl alpha enable r0 >/dev/null 2>&1 || true
 "${helper[@]}" wait "$work/alpha.ctl" r0 3600 peer_disk_state=UpToDate out_of_sync_bytes=0 >/dev/null
 resync_s="$(seconds_since "$t0")"
+ticks1="$(daemon_cpu_ticks "$pid_alpha" "$pid_beta")"
+resync_cpu="$(awk -v t="$((ticks1 - ticks0))" -v hz="$(getconf CLK_TCK)" -v b="$volume_bytes" \
+    'BEGIN { printf "%.3f", t / hz / (b / 1073741824) }')"
 resync_mib="$(awk -v b="$volume_bytes" -v s="$resync_s" 'BEGIN { printf "%.1f", b / 1048576 / s }')"
 bound_mib="$(printf '%s\n' "$read_mib" "$write_mib" "$tls_mib" | sort -g | head -1)"
 ratio="$(awk -v r="$resync_mib" -v b="$bound_mib" 'BEGIN { printf "%.2f", r / b }')"
+limits_cpu="$(awk -v a="$read_cpu" -v b="$write_cpu" -v c="$tls_cpu" 'BEGIN { printf "%.3f", a + b + c }')"
+shared_mib="$(awk -v n="$(nproc)" -v c="$limits_cpu" -v m="$bound_mib" \
+    'BEGIN { s = n / c * 1024; if (s > m) s = m; printf "%.1f", s }')"
+shared_ratio="$(awk -v r="$resync_mib" -v b="$shared_mib" 'BEGIN { printf "%.2f", r / b }')"
 
 # ------------------------------------------------------------------ part 2: time to redundancy
-ctl alpha disable r0 >/dev/null
-dirty_bytes=$((volume_bytes * dirty_percent / 100 / 4096 * 4096))
-fio --name=dirty --ioengine=nbd --uri="nbd+unix:///r0?socket=$work/alpha-r0.sock" --rw=randwrite \
-    --bs=4k --iodepth=16 --size="$volume_bytes" --io_size="$dirty_bytes" --output=/dev/null
-fio --name=load --ioengine=nbd --uri="nbd+unix:///r0?socket=$work/alpha-r0.sock" --rw=randwrite \
-    --bs=4k --iodepth=4 --size="$volume_bytes" --rate_iops="$load_iops" --time_based --runtime=3600 \
-    --output=/dev/null &
-load_pid=$!
-echo "load average before the catch-up: $(load)" >>"$work/loads"
-# What the disabled primary tracked (its load writes go on adding to it until the enable).
-first="$("${helper[@]}" status "$work/alpha.ctl" r0)"
-t0="$(date +%s.%N)"
-ctl alpha enable r0 >/dev/null
-"${helper[@]}" wait "$work/alpha.ctl" r0 3600 peer_disk_state=UpToDate out_of_sync_bytes=0 >/dev/null
-catchup_s="$(seconds_since "$t0")"
-kill -TERM "$load_pid"
-wait "$load_pid" || true
-marked="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("out_of_sync_bytes", -1))' "$first")"
-rate_mib="$(awk -v b="$marked" -v s="$catchup_s" 'BEGIN { printf "%.1f", b / 1048576 / s }')"
-hours_100g="$(awk -v r="$rate_mib" -v p="$dirty_percent" 'BEGIN { printf "%.2f", 102400 * p / 100 / r / 3600 }')"
-hours_drbd="$(awk -v p="$dirty_percent" 'BEGIN { printf "%.1f", 100 * 1048576 * p / 100 / 250 / 3600 }')"
+if [[ "$catchup" != 0 ]]; then
+    ctl alpha disable r0 >/dev/null
+    dirty_bytes=$((volume_bytes * dirty_percent / 100 / 4096 * 4096))
+    fio --name=dirty --ioengine=nbd --uri="nbd+unix:///r0?socket=$work/alpha-r0.sock" --rw=randwrite \
+        --bs=4k --iodepth=16 --size="$volume_bytes" --io_size="$dirty_bytes" --output=/dev/null
+    fio --name=load --ioengine=nbd --uri="nbd+unix:///r0?socket=$work/alpha-r0.sock" --rw=randwrite \
+        --bs=4k --iodepth=4 --size="$volume_bytes" --rate_iops="$load_iops" --time_based --runtime=3600 \
+        --output=/dev/null &
+    load_pid=$!
+    echo "load average before the catch-up: $(load)" >>"$work/loads"
+    # What the disabled primary tracked (its load writes go on adding to it until the enable).
+    first="$("${helper[@]}" status "$work/alpha.ctl" r0)"
+    t0="$(date +%s.%N)"
+    ctl alpha enable r0 >/dev/null
+    "${helper[@]}" wait "$work/alpha.ctl" r0 3600 peer_disk_state=UpToDate out_of_sync_bytes=0 >/dev/null
+    catchup_s="$(seconds_since "$t0")"
+    kill -TERM "$load_pid"
+    wait "$load_pid" || true
+    marked="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("out_of_sync_bytes", -1))' "$first")"
+    rate_mib="$(awk -v b="$marked" -v s="$catchup_s" 'BEGIN { printf "%.1f", b / 1048576 / s }')"
+    hours_100g="$(awk -v r="$rate_mib" -v p="$dirty_percent" 'BEGIN { printf "%.2f", 102400 * p / 100 / r / 3600 }')"
+    hours_drbd="$(awk -v p="$dirty_percent" 'BEGIN { printf "%.1f", 100 * 1048576 * p / 100 / 250 / 3600 }')"
+fi
 
 stop_all
 if cmp -s "$src" "$tgt"; then same="identical"; else same="**DIFFERENT**"; fi
@@ -156,7 +192,7 @@ if cmp -s "$src" "$tgt"; then same="identical"; else same="**DIFFERENT**"; fi
 {
     echo "## Resync benchmark $stamp"
     echo
-    echo "Command: \`RESYNC_VOLUME=$volume_size BENCH_LAYOUT=$layout BENCH_RUNTIME=$runtime RESYNC_DIRTY_PERCENT=$dirty_percent RESYNC_LOAD_IOPS=$load_iops Benchmarks/resync.sh\`"
+    echo "Command: \`RESYNC_VOLUME=$volume_size BENCH_LAYOUT=$layout BENCH_RUNTIME=$runtime RESYNC_DIRTY_PERCENT=$dirty_percent RESYNC_LOAD_IOPS=$load_iops RESYNC_CATCHUP=$catchup Benchmarks/resync.sh\`"
     echo "Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown); kernel $(uname -r); $(nproc) CPUs;" \
         "SRC on $(stat -f -c %T "$bench_dir") at $bench_dir; TGT $([[ $layout == separate ]] && echo "on $tgt over $tgt_backing (tmpfs)" || echo "beside SRC")"
     sed 's/^/- /' "$work/loads"
@@ -168,9 +204,15 @@ if cmp -s "$src" "$tgt"; then same="identical"; else same="**DIFFERENT**"; fi
     echo "| TLS loopback ($(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["cipher"])' "$tls_json")) | $tls_mib MiB/s |"
     echo "| full resync of $volume_size, unthrottled | $resync_s s = $resync_mib MiB/s |"
     echo "| resync / min(read, write, TLS) | **$ratio** (target ≥ 0.9) |"
-    echo "| catch-up of $dirty_percent % dirty ($marked bytes marked) under $load_iops IOPS of 4 KiB writes, resync_rate 0 | $catchup_s s = $rate_mib MiB/s |"
-    echo "| time to redundancy, 100 GiB with $dirty_percent % dirty, at that rate | $hours_100g h |"
-    echo "| the same at DRBD's default floor (c-min-rate 250 KiB/s) | $hours_drbd h |"
+    echo "| CPU per GiB alone: read, write, TLS (sender and receiver) | $read_cpu + $write_cpu + $tls_cpu = $limits_cpu s |"
+    echo "| the limits together on $(nproc) CPUs: min(limit, $(nproc) / $limits_cpu GiB/s) | $shared_mib MiB/s |"
+    echo "| resync / the limits together | $shared_ratio |"
+    echo "| the resync's CPU per GiB, both daemons | $resync_cpu s |"
+    if [[ "$catchup" != 0 ]]; then
+        echo "| catch-up of $dirty_percent % dirty ($marked bytes marked) under $load_iops IOPS of 4 KiB writes, resync_rate 0 | $catchup_s s = $rate_mib MiB/s |"
+        echo "| time to redundancy, 100 GiB with $dirty_percent % dirty, at that rate | $hours_100g h |"
+        echo "| the same at DRBD's default floor (c-min-rate 250 KiB/s) | $hours_drbd h |"
+    fi
     echo "| cmp SRC TGT after both stopped | $same |"
 } | tee "$results"
 echo "resync: results in $results (daemon logs in $work)" >&2

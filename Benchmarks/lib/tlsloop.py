@@ -2,15 +2,19 @@
 """TLS loopback throughput: one limit a pair's resync cannot beat (Benchmarks/resync.sh).
 
   tlsloop.py CERT_DIR SECONDS
-      a TLS 1.3 server (beta's certificate) and client (alpha's), both verifying against
+      a TLS 1.3 server (beta's certificate) and client (alpha's), in two processes as the
+      two nodes are, both verifying against
       CERT_DIR/ca.crt as tandemd does, on 127.0.0.1; the client sends 1 MiB buffers for
-      SECONDS; prints one JSON line: {"mib_s": ..., "cipher": ..., "bytes": ...}.
+      SECONDS; prints one JSON line: {"mib_s": ..., "cipher": ..., "bytes": ...,
+      "cpu_s_per_gib": ...}: cpu_s_per_gib is the CPU time (user and system) of the sender
+      and the receiver together per GiB received, the kernel's TCP copies of both included.
 
 Python's ssl module is OpenSSL underneath, the same library and cipher negotiation tandemd
 uses; with 1 MiB buffers the interpreter's share is small, so the figure is what OpenSSL and
-the loopback give one sender and one receiver (one core each at most).
+the loopback give one sender and one receiver (one core each at most). Until 2026-12-07 the
+two ran as threads of one process, sharing the interpreter's lock.
 """
-import json, os, socket, ssl, sys, threading, time
+import json, os, resource, socket, ssl, sys, time
 
 
 def contexts(cert_dir):
@@ -27,6 +31,29 @@ def contexts(cert_dir):
     return server, client
 
 
+def process_cpu_s():
+    """User and system CPU seconds of this process."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def receive(listener, server_context, report):
+    """The receiver, in a process of its own: writes {"bytes", "cpu_s"} to `report`."""
+    connection, _ = listener.accept()
+    connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    received = 0
+    with server_context.wrap_socket(connection, server_side=True) as tls:
+        cpu_before = process_cpu_s()
+        buffer = bytearray(1 << 20)
+        while True:
+            count = tls.recv_into(buffer)
+            if count == 0:
+                break
+            received += count
+        cpu_s = process_cpu_s() - cpu_before
+    os.write(report, json.dumps({"bytes": received, "cpu_s": cpu_s}).encode())
+
+
 def main():
     if len(sys.argv) != 3:
         raise SystemExit(__doc__)
@@ -36,35 +63,40 @@ def main():
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
     port = listener.getsockname()[1]
-    received = [0]
-
-    def serve():
-        connection, _ = listener.accept()
-        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with server_context.wrap_socket(connection, server_side=True) as tls:
-            buffer = bytearray(1 << 20)
-            while True:
-                count = tls.recv_into(buffer)
-                if count == 0:
-                    break
-                received[0] += count
-
-    thread = threading.Thread(target=serve)
-    thread.start()
+    # Sender and receiver in two processes, as the two nodes are: two threads of one
+    # interpreter would take turns at its lock between records.
+    report_read, report_write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(report_read)
+        try:
+            receive(listener, server_context, report_write)
+        finally:
+            os._exit(0)
+    os.close(report_write)
+    listener.close()
     raw = socket.create_connection(("127.0.0.1", port))
     raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     tls = client_context.wrap_socket(raw, server_hostname="beta")
     payload = os.urandom(1 << 20)
+    cpu_before = process_cpu_s()
     started = time.monotonic()
-    sent = 0
     while time.monotonic() - started < seconds:
         tls.sendall(payload)
-        sent += len(payload)
     cipher = tls.cipher()[0]
     tls.close()
-    thread.join()
+    sender_cpu_s = process_cpu_s() - cpu_before
+    with os.fdopen(report_read, "rb") as report:
+        text = report.read()
     elapsed = time.monotonic() - started
-    print(json.dumps({"mib_s": round(received[0] / elapsed / (1 << 20), 1), "cipher": cipher, "bytes": received[0]}))
+    os.waitpid(child, 0)
+    if not text:
+        raise SystemExit("tlsloop.py: the receiver reported nothing")
+    receiver = json.loads(text)
+    received = receiver["bytes"]
+    cpu_s_per_gib = (sender_cpu_s + receiver["cpu_s"]) / (received / (1 << 30))
+    print(json.dumps({"mib_s": round(received / elapsed / (1 << 20), 1), "cipher": cipher, "bytes": received,
+                      "cpu_s_per_gib": round(cpu_s_per_gib, 3)}))
     return 0
 
 
