@@ -1,8 +1,8 @@
 // A returned primary's resync interrupted and resumed (docs/replication.md, *The old primary
 // returns*, "Interrupted"): alpha killed under sync writes, beta promoted by force and writing,
 // alpha restarted and yielding, beta's throttled resync of it under way with alpha's extents
-// only partly compared; then the resync is interrupted — the link cut, or beta (the promoted
-// node) killed with kill -9 and restarted — and resumes. Asserted: the resumed resync is still
+// only partly compared; then the resync is interrupted — the link cut, beta (the promoted
+// node) disabled and enabled again, or killed with kill -9 and restarted — and resumes. Asserted: the resumed resync is still
 // the returned primary's (its status, plan and session start; no split brain's names on
 // either node), what alpha's set still owed is compared by digest (the wire after the
 // interruption carries about the digest cost, not alpha's extents whole), every acknowledged
@@ -12,7 +12,7 @@ import Testing
 
 extension Integration.FaultCampaign {
 @Suite struct ReturnedPrimaryResumeTests {
-    @Test(arguments: ["link-cut", "promoted-killed"])
+    @Test(arguments: ["link-cut", "promoted-disabled", "promoted-killed"])
     func anInterruptedReturnedPrimaryResyncResumesAsItselfWithItsCompare(_ interruption: String) throws {
         let (run, acknowledged) = try CampaignRun.alphaKilledBetaPromoted(mode: "sync", betaDialsThroughProxy: true)
         try run.writeBlocks(on: run.pair.beta, 4096..<4352)
@@ -39,6 +39,12 @@ extension Integration.FaultCampaign {
             try run.waitFor(beta, "beta alone") { $0["connection_state"] as? String != "Connected" }
             wire.resetCounters()
             wire.heal()
+        } else if interruption == "promoted-disabled" {
+            // A stop in order: the session seals what is left; the next one resumes it.
+            betaEvents = try EventWatch(beta)
+            try run.pair.expectOK(try beta.control().request("disable", ["name": ReplicatedPair.resource]))
+            wire.resetCounters()
+            try run.enable(beta)
         } else {
             beta.crash()
             run.observe("beta killed in the middle of the resync")
