@@ -119,7 +119,8 @@ public enum StatusReport {
 
     static func connectionProblems(_ fields: [String: JSONValue], name: String, lastError: String?) -> [String] {
         guard fields["enabled"]?.boolValue != false else {
-            return ["replication disabled: 'tandemctl enable \(name)' starts it"]
+            // A re-enable that failed at the daemon's start says why in last_error.
+            return ["replication disabled" + (lastError.map { " (\($0))" } ?? "") + ": 'tandemctl enable \(name)' starts it"]
         }
         let connection = fields["connection_state"]?.stringValue ?? "unknown"
         guard connection != "Connected" else { return [] }
@@ -206,6 +207,7 @@ public enum StatusReport {
         else { return nil }
         let through = point["whole_session"]?.boolValue == true ? "all of session \(session)"
             : "session \(session) through epoch \(point["epoch"]?.intValue.map(String.init) ?? "?")"
-        return (peer ? "the peer's image holds " : "this copy's image holds ") + through
+        let time = point["time"]?.stringValue.map { " (as of \($0))" } ?? ""
+        return (peer ? "the peer's image holds " : "this copy's image holds ") + through + time
     }
 }

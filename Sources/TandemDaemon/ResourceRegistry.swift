@@ -381,9 +381,7 @@ final class ResourceRegistry: @unchecked Sendable {
             resource.persist?(resource.spec)
         }
         if resource.recordSaysEnabled {
-            do { try resource.enableAtOpen() } catch {
-                resourceLogger.error("re-enabling replication failed", metadata: ["error": "\(error.message)"])
-            }
+            do { try resource.enableAtOpen() } catch { resource.enableFailedAtOpen(error) }
         }
         resourceLogger.info("resource serving", metadata: [
             "volume": "\(spec.volume)", "nbd": "\(spec.nbd.socket)", "size_bytes": "\(resource.volume.sizeBytes)",

@@ -42,6 +42,8 @@ public struct SplitBrainResyncSet: Sendable {
     public var bitmap: DirtyBitmap
     public var survivorChangedBytes: UInt64
     public var victimChangedBytes: UInt64
+    /// A returned primary's regions compared by digest (ReturnedPrimaryCompare), else empty.
+    public var comparedRegions: [ChecksumRegion] = []
     public var unionBytes: UInt64 { bitmap.outOfSyncBytes }
 }
 

@@ -154,11 +154,13 @@ public struct MetadataSuperblock: Equatable, Sendable {
     /// stored in these fields and flags.
     public var record: ReplicationRecord {
         get {
-            ReplicationRecord(
+            var record = ReplicationRecord(
                 generation: recordWrites, session: session, durableThroughEpoch: durableEpoch,
                 synced: flags.contains(.synced), continuedFrom: continuedFrom, cleanStop: cleanStop,
                 primaryStarted: flags.contains(.primaryStarted),
                 promotedInconsistent: flags.contains(.promotedInconsistent), staging: staging)
+            record.consistentAsOfNs = consistentAsOfNs
+            return record
         }
         set {
             recordWrites = newValue.generation
@@ -170,6 +172,7 @@ public struct MetadataSuperblock: Equatable, Sendable {
             set(.primaryStarted, newValue.primaryStarted)
             set(.promotedInconsistent, newValue.promotedInconsistent)
             staging = newValue.staging
+            consistentAsOfNs = newValue.consistentAsOfNs
         }
     }
 

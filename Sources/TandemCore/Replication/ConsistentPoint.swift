@@ -10,10 +10,14 @@ public struct ConsistentPoint: Equatable, Sendable {
     public var session: UInt64
     /// `CatchUpBase.epochAll`: the whole session.
     public var epoch: Epoch
+    /// The primary's wall-clock time of that epoch (ns since the Unix epoch, its clock), when
+    /// the primary sent one (protocol 9, SecondaryNode+EpochTime); nil: not known.
+    public var wallClockNs: UInt64?
 
-    public init(session: UInt64, epoch: Epoch) {
+    public init(session: UInt64, epoch: Epoch, wallClockNs: UInt64? = nil) {
         self.session = session
         self.epoch = epoch
+        self.wallClockNs = wallClockNs
     }
 
     public var wholeSession: Bool { epoch == CatchUpBase.epochAll }

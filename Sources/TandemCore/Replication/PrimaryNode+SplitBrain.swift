@@ -34,15 +34,32 @@ extension PrimaryNode {
         let set = SplitBrainResync.union(survivor: bitmap, victim: victim)
         bitmap = set.bitmap
         startCopy()
+        var compared: [ChecksumRegion] = []
         if compareVictim, checksumResync == nil {
-            let regionBytes = max(ChecksumResync.regionBytesDefault, bitmap.blockBytes)
-            startChecksumResync(ReturnedPrimaryCompare.plan(returned: victim, promotedChanges: survivorChanges,
-                                                            geometry: bitmap, regionBytes: regionBytes),
-                                returnedPrimary: true)
+            compared = ReturnedPrimaryCompare.plan(returned: victim, promotedChanges: survivorChanges,
+                                                   geometry: bitmap, regionBytes: returnedCompareRegionBytes)
+            startChecksumResync(compared, returnedPrimary: true)
         }
         return SplitBrainResyncSet(bitmap: set.bitmap, survivorChangedBytes: survivorChanges.outOfSyncBytes,
-                                   victimChangedBytes: victim.outOfSyncBytes)
+                                   victimChangedBytes: victim.outOfSyncBytes, comparedRegions: compared)
     }
+
+    /// A returned primary's resync resumed (after a link's session ended, a stop or a crash of
+    /// this node; `restrictCopy` first): the regions of `compareSet` (the regions the union
+    /// compared, ReturnedPrimaryCompare) that the copy still holds whole are compared again,
+    /// not copied whole. One the copy read in part since, or one that differed and was copied,
+    /// is no longer whole in the copy and is left to it. Comparing is safe whatever the copy
+    /// holds now: agreeing digests mean the peer holds the bytes.
+    public mutating func resumeReturnedPrimaryCompare(_ compareSet: DirtyBitmap) {
+        precondition(basis == .fullCopy && copyNotStarted, "a returned primary's compare resumes before its copy starts")
+        guard checksumResync == nil else { return }
+        let empty = DirtyBitmap(volumeSizeBytes: bitmap.volumeSizeBytes, blockBytes: bitmap.blockBytes)
+        startChecksumResync(ReturnedPrimaryCompare.plan(returned: compareSet, promotedChanges: empty, geometry: bitmap,
+                                                        regionBytes: returnedCompareRegionBytes),
+                            returnedPrimary: true)
+    }
+
+    private var returnedCompareRegionBytes: UInt64 { max(ChecksumResync.regionBytesDefault, bitmap.blockBytes) }
 
     /// What the peer may still lack of this copy now: the blocks the copy has not admitted,
     /// and those of every write and chunk the peer has not confirmed durable (a chunk's bits

@@ -22,6 +22,9 @@ public struct ReplicationRecord: Equatable, Sendable {
     public var promotedInconsistent = false
     /// Secondary: a consistent catch-up is being staged (nil: none; StagedCatchUp).
     public var staging: StagedCatchUp? = nil
+    /// Secondary: the primary's wall-clock time (ns since the Unix epoch) of the newest epoch
+    /// of `session` through `durableThroughEpoch` it stamped (protocol 9); 0: none known.
+    public var consistentAsOfNs: UInt64 = 0
 
     public init(
         generation: UInt64 = 0, session: UInt64 = 0, durableThroughEpoch: Epoch = 0, synced: Bool = false,

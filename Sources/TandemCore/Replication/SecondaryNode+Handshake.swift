@@ -120,6 +120,7 @@ extension SecondaryNode {
         if case .newSession(let nowSynced, let from) = pendingVerdict { (synced, continuedFrom) = (nowSynced, from) }
         record.session = session
         record.durableThroughEpoch = 0
+        forgetEpochTimes()
         record.synced = synced
         record.continuedFrom = continuedFrom
         stageIfCatchingUp(previous: previous, previousConsistent: replaced.machine.isConsistent || consistentAtRest,

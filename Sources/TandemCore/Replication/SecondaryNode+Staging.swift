@@ -294,10 +294,16 @@ extension SecondaryNode {
                 // decision rolls it forward, but names no epoch of this member's).
                 return ConsistentPoint(session: staged.fromSession, epoch: staged.fromDurableEpoch)
             case .applying, .clearing:
-                return ConsistentPoint(session: record.session, epoch: record.durableThroughEpoch)
+                return recordedPoint
             }
         }
         guard diskState != .inconsistent, diskState != .failed, record.session != 0 else { return nil }
-        return ConsistentPoint(session: record.session, epoch: record.durableThroughEpoch)
+        return recordedPoint
+    }
+
+    /// The record's point, with the primary's time of it when one was stamped.
+    private var recordedPoint: ConsistentPoint {
+        ConsistentPoint(session: record.session, epoch: record.durableThroughEpoch,
+                        wallClockNs: record.consistentAsOfNs == 0 ? nil : record.consistentAsOfNs)
     }
 }

@@ -84,6 +84,8 @@ public struct SecondaryNode: Sendable {
     var heldWrites: BoundedQueue<SecondaryWrite>
     var flushHeld = false
     var recordRequestedEpoch: Epoch?
+    /// The primary's wall-clock stamps of epochs not yet durable (SecondaryNode+EpochTime).
+    var epochTimes: [EpochTimeStamp] = []
     /// The primary's last SyncComplete on this link.
     public internal(set) var confirmedThrough: WriteSequence?
     /// A SyncComplete on this link whose CaughtUp is not sent yet: the record generation
@@ -452,6 +454,7 @@ public struct SecondaryNode: Sendable {
             recordRequestedEpoch = epoch
             record.durableThroughEpoch = epoch
             record.session = session
+            stampDurable(epoch)
             writeRecord(into: &actions)
         case .send(let message):
             // After a disk failure nothing is acknowledged: the link is being closed.

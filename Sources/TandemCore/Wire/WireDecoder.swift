@@ -335,6 +335,7 @@ enum WireBodyDecoder {
             guard groupID != 0 else { throw .inconsistentBody(type: type, reason: "group id 0 names no group") }
             message = .groupBarrier(groupID: groupID, epoch: epoch)
         case .durableAck: message = .durableAck(epoch: reader.u64()!)
+        case .epochTime: message = .epochTime(epoch: reader.u64()!, wallClockNs: reader.u64()!)
         case .flushRequest: message = .flushRequest(epoch: reader.u64()!)
         case .ping: message = .ping(nonce: reader.u64()!)
         case .pong: message = .pong(nonce: reader.u64()!)

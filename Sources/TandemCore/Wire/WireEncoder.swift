@@ -82,7 +82,7 @@ public enum WireEncoder {
             return WireHelloReply.fixedBytes + truncatedReason(reply.reason).count
         case .data(let data):
             return WireFormat.dataFixedBytes + data.payload.count
-        case .epochBarrier, .dataAck, .replicaHello, .digestRequest, .groupBarrier:
+        case .epochBarrier, .dataAck, .replicaHello, .digestRequest, .groupBarrier, .epochTime:
             return 16
         case .digests:
             return 32
@@ -121,6 +121,9 @@ public enum WireEncoder {
         case .dataAck(let epoch, let sequence):
             writer.put(epoch)
             writer.put(sequence)
+        case .epochTime(let epoch, let wallClockNs):
+            writer.put(epoch)
+            writer.put(wallClockNs)
         case .groupBarrier(let groupID, let epoch):
             writer.put(groupID)
             writer.put(epoch)

@@ -26,6 +26,9 @@ public enum WireFormat {
     /// (HandshakeDecision `.returnedPrimaryResync`) yields to it and is resynced instead of
     /// being demoted by promotion, when both Hellos name 8 or more (docs/replication.md,
     /// *The old primary returns*).
+    /// Version 9 adds EpochTime (type 40): before each EpochBarrier, the primary's wall-clock
+    /// time of the epoch it closes (status `consistent_as_of.time` on the secondary); sent
+    /// only to a peer whose Hello names 9 or more.
     public static let helloVersion: UInt16 = 8
     /// The first version whose Hello carries the generation tail.
     public static let generationsVersion: UInt16 = 4
@@ -55,6 +58,8 @@ public enum WireFormat {
     /// The first version that sends and reads CaughtUp (type 37; docs/replication.md,
     /// *Periodic mode*): a primary waits for it only from a peer whose Hello names this or more.
     public static let caughtUpVersion: UInt16 = 7
+    /// EpochTime (type 40) is sent to a peer whose Hello names this or more.
+    public static let wallClockVersion: UInt16 = 9
     /// The largest region one DigestRequest names.
     public static let digestRegionBytesMax: UInt64 = 1 << 20
     public static let headerBytes = 24
@@ -106,6 +111,8 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
     case readReply = 30
     /// Consistency groups (docs/groups.md): a group epoch is closed for this member.
     case groupBarrier = 27
+    /// Wall-clock consistent_as_of (protocol 9): the primary's time of the epoch it closes.
+    case epochTime = 40
 
     /// The body length a frame of this type may have: exact for fixed-size messages, an
     /// upper bound (checked at the header, before any body is buffered) for the others.
@@ -115,7 +122,7 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
             return WireHello.fixedBytes...(WireHello.fixedBytes + 2 * WireFormat.maxNameBytes + WireNodeGenerations.bytes)
         case .helloReply: return WireHelloReply.fixedBytes...(WireHelloReply.fixedBytes + WireFormat.maxReasonBytes)
         case .data: return (WireFormat.dataFixedBytes + 1)...WireFormat.maxBodyBytes
-        case .epochBarrier, .dataAck, .replicaHello, .digestRequest, .groupBarrier: return 16...16
+        case .epochBarrier, .dataAck, .replicaHello, .digestRequest, .groupBarrier, .epochTime: return 16...16
         case .digests: return 32...32
         case .resize: return WireResize.bodyBytes...WireResize.bodyBytes
         case .bitmapChunk: return (WireBitmapChunk.fixedBytes + 4)...(WireBitmapChunk.fixedBytes + WireBitmapChunk.runsBytesMax)

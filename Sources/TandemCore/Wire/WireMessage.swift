@@ -257,6 +257,9 @@ public enum WireMessage: Equatable, Sendable {
     /// Consistency group (docs/groups.md), primary → secondary: group epoch `epoch` of the
     /// group `groupID` is closed for this member (none of its writes of an epoch ≤ it follows).
     case groupBarrier(groupID: UInt64, epoch: UInt64)
+    /// Primary → secondary (protocol 9), right before the EpochBarrier of `epoch`: the
+    /// primary's wall-clock time (ns since the Unix epoch, its own clock) when it closed it.
+    case epochTime(epoch: UInt64, wallClockNs: UInt64)
 
     public var type: WireMessageType {
         switch self {
@@ -284,6 +287,7 @@ public enum WireMessage: Equatable, Sendable {
         case .readRequest: return .readRequest
         case .readReply: return .readReply
         case .groupBarrier: return .groupBarrier
+        case .epochTime: return .epochTime
         }
     }
 }

@@ -176,6 +176,10 @@ extension PrimaryReplicator: PeerLinkDelegate {
         case .data(let data): sendData(data, on: link)
         case .epochBarrier(let epoch):
             let count = barrierEpoch == epoch ? barrierCount : 0
+            if peerHelloVersion >= WireFormat.wallClockVersion {
+                // Stamped here, as the epoch closes: every write admitted before now is in it or earlier.
+                link.send(.epochTime(epoch: epoch, wallClockNs: WallClock.nowUnixNs()))
+            }
             link.send(.epochBarrier(epoch: epoch, writeCount: count))
         case .flushRequest(let epoch): link.send(.flushRequest(epoch: epoch))
         case .resendComplete(let sequence): link.send(.resendComplete(throughSequence: sequence))

@@ -37,9 +37,11 @@ extension PrimaryReplicator {
 
     /// A survivor restarted (or re-enabled) after a clean stop of its union resync: the copy
     /// covers what was left of the union, and the peer is not asked for its bitmap again (its
-    /// changes are in that set already).
-    func resumeSplitBrainResync(remaining: DirtyBitmap) {
+    /// changes are in that set already). `compareSet`: the peer is a returned primary, and
+    /// these are the regions of its set the union compared: those still owed are compared again.
+    func resumeSplitBrainResync(remaining: DirtyBitmap, compareSet: DirtyBitmap? = nil) {
         node.restrictCopy(to: remaining)
+        if let compareSet { node.resumeReturnedPrimaryCompare(compareSet) }
         awaitsPeerBitmap = false
     }
 

@@ -279,6 +279,18 @@ extension Resource {
         logger.notice("replication stays off: the resource is in a split brain (run resolve)")
     }
 
+    /// Re-enabling at daemon start failed (its TLS material unreadable, its disk failed, …):
+    /// replication stays off, and the operator sees why in status (`last_error`, `enabled`
+    /// false, `replication_state` Off) and an event, not only in the log. An `enable` that
+    /// succeeds once it is fixed clears it.
+    func enableFailedAtOpen(_ error: ControlError) {
+        refusalError = "replication could not be re-enabled at start: \(error.message)"
+        logger.error("re-enabling replication failed", metadata: ["error": "\(error.message)"])
+        context.events.publish(resource: spec.name, "enable-failed", [
+            "error": .string(error.message), "code": .string(error.code.rawValue), "at_start": .bool(true),
+        ])
+    }
+
     /// A primary promoted after this one is there: stop taking writes, leave the data.
     func demoteByPromotion(_ reason: String) {
         guard spec.role == .primary, demotedByPromotion == nil, !transitioning else { return }

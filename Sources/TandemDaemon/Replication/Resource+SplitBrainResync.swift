@@ -30,6 +30,9 @@ struct SurvivorResync {
     /// The peer is a returned primary (Resource+ReturnedPrimary), not a split brain's loser:
     /// reported under its own names, and its set compared by digest.
     var returnedPrimary = false
+    /// A returned primary's regions the union compares (kept in `<name>.returned-compare`
+    /// until the resync ends): a resumed resync compares those still owed again.
+    var compareSet: DirtyBitmap?
 }
 
 /// Everything this file keeps (one stored property of Resource).
@@ -63,6 +66,9 @@ struct SplitBrainResyncState {
     var checkpointLeftBytes: UInt64?
     /// The resumed set came from a checkpoint after a crash (with the activity log's extents).
     var resumedAfterCrash = false
+    /// The resumed resync is a returned primary's: the regions its union compared, read at
+    /// open (Resource+ReturnedPrimaryResume).
+    var resumedCompareSet: DirtyBitmap?
 }
 
 extension Resource {

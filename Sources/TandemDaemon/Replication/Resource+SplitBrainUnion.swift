@@ -83,7 +83,9 @@ extension Resource {
         splitBrainResync.lastSession = replicator.session
         replicator.onSplitBrainResync = { [unowned self, unowned replicator] plan, set, exchangeBytes in
             survivorResyncDecided(plan, set: set, exchangeBytes: exchangeBytes)
-            if plan == .union { startUnionCheckpoints(replicator) } else { removeUnionLeftFile() }
+            guard plan == .union else { return removeUnionLeftFile() }
+            if let set, splitBrainResync.survivor?.returnedPrimary == true { keepReturnedCompareSet(set) }
+            startUnionCheckpoints(replicator)
         }
     }
 
@@ -173,6 +175,7 @@ extension Resource {
     }
 
     func removeUnionLeftFile() {
+        removeReturnedCompareSetFile()
         guard access(unionResyncPath, F_OK) == 0 else { return }
         do throws(ResourceStoreError) { try PartedBitmapFile.remove(unionResyncPath) } catch {
             logger.error("removing the split-brain resync's file failed", metadata: ["error": "\(error)"])
@@ -217,6 +220,7 @@ extension Resource {
         splitBrainResync.resumed = left
         splitBrainResync.resumedAtMutation = mutationCount
         splitBrainResync.resumedAfterCrash = crashed
+        splitBrainResync.resumedCompareSet = loadReturnedCompareSetAtOpen()
         resolvingAsSurvivor = true
     }
 
@@ -249,13 +253,17 @@ extension Resource {
     private func resumeSurvivorResync(_ replicator: PrimaryReplicator, basis: SessionBasis, left: DirtyBitmap) {
         let unchanged = mutationCount == splitBrainResync.resumedAtMutation && generations.bitmap != 0
         let afterCrash = splitBrainResync.resumedAfterCrash
-        let returnedPrimary = splitBrainResync.survivor?.returnedPrimary ?? false
+        // A returned primary's resync stays one, with its compare (Resource+ReturnedPrimaryResume).
+        let compareSet = splitBrainResync.survivor?.compareSet ?? splitBrainResync.resumedCompareSet
+        let returnedPrimary = splitBrainResync.survivor?.returnedPrimary ?? (compareSet != nil)
         splitBrainResync.resumed = nil
         splitBrainResync.resumedAfterCrash = false
+        splitBrainResync.resumedCompareSet = nil
         splitBrainResync.lastReport = nil
         splitBrainResync.survivor = SurvivorResync(partingGeneration: generations.bitmap, own: nil,
                                                    lostReason: afterCrash ? "resumed after a crash" : "resumed after a stop")
         splitBrainResync.survivor!.returnedPrimary = returnedPrimary
+        splitBrainResync.survivor!.compareSet = compareSet
         listenForResyncPlan(replicator)
         guard basis == .fullCopy, unchanged else {
             removeUnionLeftFile()
@@ -263,7 +271,7 @@ extension Resource {
             return survivorResyncDecided(.fullCopy(reason: "the union resync stopped, and this node wrote before it "
                 + "resumed: the whole volume is copied"), set: nil, exchangeBytes: 0)
         }
-        replicator.resumeSplitBrainResync(remaining: left)
+        replicator.resumeSplitBrainResync(remaining: left, compareSet: compareSet)
         survivorResyncDecided(.union, set: nil, exchangeBytes: 0, resumedLeftBytes: left.outOfSyncBytes, afterCrash: afterCrash)
         startUnionCheckpoints(replicator)
     }

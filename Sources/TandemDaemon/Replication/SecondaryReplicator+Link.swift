@@ -52,6 +52,7 @@ extension SecondaryReplicator {
         switch message {
         case .data(let data): receiveData(data, link: link)
         case .epochBarrier(let epoch, _): feed(.message(.epochBarrier(epoch: epoch)))
+        case let .epochTime(epoch, wallClockNs): noteEpochTime(epoch: epoch, wallClockNs: wallClockNs)
         case .flushRequest(let epoch): feed(.message(.flushRequest(throughEpoch: epoch)))
         case .resendComplete(let sequence): feed(.message(.resendComplete(throughSequence: sequence)))
         case let .groupBarrier(groupID, epoch): feed(.message(.groupBarrier(groupID: groupID, epoch: epoch)))

@@ -244,6 +244,9 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         return fields
     }
 
+    /// The primary's wall-clock time of an epoch it closes (protocol 9): carried by the node.
+    func noteEpochTime(epoch: UInt64, wallClockNs: UInt64) { node.noteEpochTime(epoch: epoch, wallClockNs: wallClockNs) }
+
     /// A connection for this resource was refused here (PeerAcceptor / `validate`).
     func noteRefusal(_ message: String) {
         noteFailure(message)
