@@ -29,7 +29,7 @@ public enum WireFormat {
     /// Version 9 adds EpochTime (type 40): before each EpochBarrier, the primary's wall-clock
     /// time of the epoch it closes (status `consistent_as_of.time` on the secondary); sent
     /// only to a peer whose Hello names 9 or more.
-    public static let helloVersion: UInt16 = 8
+    public static let helloVersion: UInt16 = 9
     /// The first version whose Hello carries the generation tail.
     public static let generationsVersion: UInt16 = 4
     /// The first version whose secondary reads a catch-up's bases (older ones take the
