@@ -100,6 +100,38 @@ private enum CrashHarness {
         #expect(h.actions.contains { if case let .writeLocal(w) = $0 { return w.offsetBytes == 4096 } else { return false } })
     }
 
+    /// A region is asked only once the stream's earlier writes to it are confirmed, which a
+    /// consistency group's secondary holds while another member is away (its barrier): a
+    /// write to a region taken but not asked gives it up to the copy instead of waiting.
+    @Test func aWriteToARegionNotAskedYetGivesItUpToTheCopyInsteadOfWaiting() {
+        var h = CrashHarness.make(pageBlocks: [])
+        h.connect()
+        #expect(h.asked == [0, 128 << 10, 256 << 10, 384 << 10])
+        // A write to the sixth region before the compare takes it: admitted, never confirmed.
+        h.send(.request(id: 1, .write(offsetBytes: 640 << 10, lengthBytes: 4096, fua: false)))
+        let first = h.localWrites
+        #expect(first.map(\.offset) == [640 << 10])
+        h.answer(0, same: true)
+        #expect(h.asked == [512 << 10])
+        h.answer(128 << 10, same: true)
+        #expect(h.asked.isEmpty, "the sixth region is taken (locked) but waits for the held write")
+        h.send(.request(id: 2, .write(offsetBytes: (640 << 10) + 8192, lengthBytes: 4096, fua: false)))
+        let second = h.localWrites
+        #expect(second.map(\.offset) == [(640 << 10) + 8192], "admitted at once: the region is given up")
+        #expect(h.asked == [768 << 10], "its place goes to the next region")
+        #expect(h.node.checksumResyncProgress?.givenUpBytes == 128 << 10)
+        #expect(h.node.outOfSyncBytes == 768 << 10, "its bits stay set (two regions compared equal are cleared)")
+        for write in first + second { h.send(.localWriteDone(sequence: write.sequence, errno: 0)) }
+        #expect(h.copyReads.map(\.0) == [640 << 10] && h.copyReads.map(\.1) == [128 << 10],
+                "the region given up is copied whole, as one that differs, once the writes to it are on this disk")
+        h.completeCopyReads()
+        for offset: UInt64 in [256 << 10, 384 << 10, 512 << 10, 768 << 10, 896 << 10] { h.answer(offset, same: true) }
+        #expect(h.actions.contains(.notice(.checksumResyncEnded(ChecksumResyncProgress(
+            totalBytes: 1 << 20, checkedBytes: 7 * (128 << 10), differingBytes: 0, running: false,
+            abandonedBecause: nil, givenUpBytes: 128 << 10)))))
+        #expect(h.node.outOfSyncBytes == 0)
+    }
+
     @Test func regionsInFlightAreAskedAgainAfterALinkLoss() {
         var h = CrashHarness.make(extentBytes: 256 << 10, pageBlocks: [])
         h.connect()

@@ -41,6 +41,11 @@ struct DigestCompareDriver {
         actions.compactMap { if case let .readCopyChunk(offset, length) = $0 { return (offset, length) } else { return nil } }
     }
 
+    /// The application writes and copy chunks submitted to this disk: offset and sequence.
+    var localWrites: [(offset: UInt64, sequence: WriteSequence)] {
+        actions.compactMap { if case let .writeLocal(write) = $0 { return (write.offsetBytes, write.sequence) } else { return nil } }
+    }
+
     /// Both digests of the region at `offset`: equal, or not.
     mutating func answer(_ offset: UInt64, same: Bool) {
         let local = RegionDigest(high: offset, low: 1)

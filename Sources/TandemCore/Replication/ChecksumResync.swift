@@ -33,15 +33,19 @@ public struct ChecksumResyncProgress: Sendable, Hashable {
     public var totalBytes: UInt64
     public var checkedBytes: UInt64
     public var differingBytes: UInt64
+    /// Bytes of regions given up to the copy unasked: an application write came while they
+    /// waited to be asked (copied whole, as a region that differs is).
+    public var givenUpBytes: UInt64
     public var running: Bool
     /// Why it was given up (its regions left dirty: copied whole); nil: it ran, or runs.
     public var abandonedBecause: String?
 
     public init(totalBytes: UInt64, checkedBytes: UInt64, differingBytes: UInt64, running: Bool,
-                abandonedBecause: String?) {
+                abandonedBecause: String?, givenUpBytes: UInt64 = 0) {
         self.totalBytes = totalBytes
         self.checkedBytes = checkedBytes
         self.differingBytes = differingBytes
+        self.givenUpBytes = givenUpBytes
         self.running = running
         self.abandonedBecause = abandonedBecause
     }
@@ -60,6 +64,8 @@ public struct ChecksumResync: Sendable {
     public enum Outcome: Sendable, Equatable {
         case same(ChecksumRegion)
         case differs(ChecksumRegion)
+        /// Not compared: a write wanted it before it was asked (`giveUp`); copied whole.
+        case givenUp(ChecksumRegion)
     }
 
     /// A region taken from the plan: locked, then asked, then answered twice.
@@ -87,6 +93,7 @@ public struct ChecksumResync: Sendable {
     public let totalBytes: UInt64
     public private(set) var checkedBytes: UInt64 = 0
     public private(set) var differingBytes: UInt64 = 0
+    public private(set) var givenUpBytes: UInt64 = 0
 
     /// The plan (the decision of which regions to compare): every region of the crash's
     /// extents that the durable bitmap does not mark as a whole. `dirty` is the bitmap the
@@ -120,16 +127,16 @@ public struct ChecksumResync: Sendable {
         inFlight.reserveCapacity(Self.regionsInFlightMax)
     }
 
-    /// Every region is compared.
-    public var isDone: Bool { checkedBytes == totalBytes }
+    /// Every region is compared or given up.
+    public var isDone: Bool { checkedBytes + givenUpBytes == totalBytes }
 
     /// Bytes not compared yet: at most this many of the bitmap's set bytes lie in regions the
     /// copy must leave alone.
-    public var pendingBytes: UInt64 { totalBytes - checkedBytes }
+    public var pendingBytes: UInt64 { totalBytes - checkedBytes - givenUpBytes }
 
     public var progress: ChecksumResyncProgress {
         ChecksumResyncProgress(totalBytes: totalBytes, checkedBytes: checkedBytes, differingBytes: differingBytes,
-                               running: !isDone, abandonedBecause: nil)
+                               running: !isDone, abandonedBecause: nil, givenUpBytes: givenUpBytes)
     }
 
     /// The next region to compare, now in flight (locked, not asked); nil when none is left
@@ -154,6 +161,24 @@ public struct ChecksumResync: Sendable {
         precondition(!inFlight[index].asked && !inFlight[index].abandoned)
         inFlight[index].asked = true
         inFlight[index].localReadPending = true
+    }
+
+    /// Gives up the regions in flight that overlap [start, end) and are not asked yet: they
+    /// leave the compare (unlocked; their bits stay set, so the copy ships them whole). A
+    /// region waits to be asked until no write the stream holds overlaps it, and a member of
+    /// a consistency group may hold such a write for as long as another member is away
+    /// (the secondary's group barrier): an application write must not wait for that. An
+    /// asked region is answered on this link (the peer reads it at once) and stays locked.
+    mutating func giveUp(overlapping start: UInt64, _ end: UInt64) -> [ChecksumRegion] {
+        var given: [ChecksumRegion] = []
+        inFlight.removeAll { compare in
+            guard !compare.asked, !compare.abandoned, start < compare.region.endBytes, compare.region.offsetBytes < end
+            else { return false }
+            given.append(compare.region)
+            return true
+        }
+        givenUpBytes += given.reduce(0) { $0 + $1.lengthBytes }
+        return given
     }
 
     /// The link or the session went away: what was asked will not be answered. Regions not

@@ -89,8 +89,7 @@ extension PrimaryNode {
                 drive(.flushSubmitted(request: RequestID(ticket)), nowNs: nowNs, into: &actions)
             case let .write(offset, length, fua):
                 let end = offset + UInt64(length)
-                if overlapsUnanswered(start: offset, end: end) || overlapsCopy(start: offset, end: end)
-                    || overlapsPull(start: offset, end: end) { return }
+                if mutationWaitsForRegion(start: offset, end: end, into: &actions) { return }
                 guard hasRoomBesideCopyReads(length) else { isBlocked = true; return }
                 guard pacingAdmits(UInt64(length), nowNs: nowNs) else { return }
                 // A write that skips this disk needs no activity log: a crash restart pulls it all.
@@ -105,10 +104,7 @@ extension PrimaryNode {
                 drive(.writeSubmitted(request: RequestID(ticket), offsetBytes: offset, lengthBytes: length, fua: fua),
                       nowNs: nowNs, into: &actions)
             case let .writeZeroes(offset, length, fua):
-                if overlapsUnanswered(start: offset, end: offset + length) || overlapsCopy(start: offset, end: offset + length)
-                    || overlapsPull(start: offset, end: offset + length) {
-                    return
-                }
+                if mutationWaitsForRegion(start: offset, end: offset + length, into: &actions) { return }
                 guard path != .throughPeer || lackingRegionsAdmit(start: offset, end: offset + length, into: &actions) else {
                     return
                 }
@@ -124,6 +120,16 @@ extension PrimaryNode {
                 preconditionFailure("TRIM is answered on arrival")
             }
         }
+    }
+
+    /// A mutation of [start, end) must wait: an earlier overlapping request is unanswered, a
+    /// pull or the copy holds the region, or the verify or the checksum compare locked it.
+    /// The compare's regions not asked yet are given up instead of waited for
+    /// (PrimaryNode+Checksum), once nothing else holds the mutation.
+    private mutating func mutationWaitsForRegion(start: UInt64, end: UInt64, into actions: inout [PrimaryNodeAction]) -> Bool {
+        if overlapsUnanswered(start: start, end: end) || overlapsPull(start: start, end: end) { return true }
+        yieldChecksumRegions(start: start, end: end, into: &actions)
+        return overlapsCopy(start: start, end: end)
     }
 
     /// Admits the zero chunks of the WRITE_ZEROES in progress while there is room; true

@@ -6,11 +6,17 @@
 // - The copy skips a region not compared yet (`copyRunOutsideChecksum`), and the catch-up
 //   cannot end while one is left. A region whose digests differ is left set (the copy reads
 //   it as it is now); one whose digests agree is cleared: the peer holds those bytes.
-// - A region is compared as online verify compares one (PrimaryNode+Verify): locked first (an
-//   application write overlapping it waits, `overlapsCopy`), asked only once no write the
-//   stream holds overlaps it (every earlier write to it is durable on the peer), throttled by
-//   `resync_rate` (its length counts as resync traffic), then read here and asked of the
-//   peer (`.readVerifyRegion`, `.sendDigestRequest`; up to `regionsInFlightMax` at once).
+// - A region is compared as online verify compares one (PrimaryNode+Verify): locked when
+//   taken (`overlapsCopy`), asked only once no write the stream holds overlaps it (every
+//   earlier write to it is durable on the peer), throttled by `resync_rate` (its length
+//   counts as resync traffic), then read here and asked of the peer (`.readVerifyRegion`,
+//   `.sendDigestRequest`; up to `regionsInFlightMax` at once).
+// - An application write never waits for a region that is not asked yet: it gives the
+//   region up to the copy (`yieldChecksumRegions`; counted `givenUpBytes`, its bits stay set,
+//   so it is copied whole) and goes on. Waiting would tie the write to the peer's
+//   confirmation of the stream's earlier writes, which a consistency group's secondary holds
+//   while another member is away (its group barrier, docs/groups.md). A region asked is
+//   answered at once (the peer reads its volume as it is) and stays locked until then.
 // - It asks while the link is up, the peer is ready, this node is not Ahead and holds a
 //   resync slot; what was asked is answered on the same link. A lost link puts the regions
 //   in flight back (asked again on the next one). A full copy, a stop,
@@ -98,12 +104,22 @@ extension PrimaryNode {
         return owned
     }
 
+    /// A mutation of [start, end) is next to be admitted: the regions it overlaps that the
+    /// compare locked but has not asked are given up to the copy, so that it does not wait
+    /// for them (see the top of this file). Asked regions keep their lock.
+    mutating func yieldChecksumRegions(start: UInt64, end: UInt64, into actions: inout [PrimaryNodeAction]) {
+        guard checksumResync != nil else { return }
+        for region in checksumResync!.giveUp(overlapping: start, end) {
+            applyChecksumOutcome(.givenUp(region), into: &actions)
+        }
+    }
+
     private mutating func applyChecksumOutcome(_ outcome: ChecksumResync.Outcome, into actions: inout [PrimaryNodeAction]) {
         switch outcome {
         case .same(let region):
             // Both copies hold these bytes (nothing wrote the region since it was locked).
             _ = bitmap.clearRange(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes)
-        case .differs(let region):
+        case .differs(let region), .givenUp(let region):
             if bitmap.setRange(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes) > 0 {
                 activityLogBitsWithoutWrite()
             }

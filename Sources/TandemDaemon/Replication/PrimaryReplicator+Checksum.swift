@@ -6,11 +6,7 @@ import TandemCore
 
 extension PrimaryReplicator {
     func noticedChecksumResync(_ progress: ChecksumResyncProgress) {
-        var fields: [String: JSONValue] = [
-            "total_bytes": .int(Int64(clamping: progress.totalBytes)),
-            "checked_bytes": .int(Int64(clamping: progress.checkedBytes)),
-            "differing_bytes": .int(Int64(clamping: progress.differingBytes)),
-        ]
+        var fields = Self.checksumResyncFigures(progress)
         if let reason = progress.abandonedBecause {
             fields["abandoned"] = .string(reason)
             logger.warning("checksum resync of the activity log given up: its regions are copied whole",
@@ -18,18 +14,27 @@ extension PrimaryReplicator {
         } else {
             logger.notice("checksum resync of the activity log done: only differing regions are copied", metadata: [
                 "total_bytes": "\(progress.totalBytes)", "differing_bytes": "\(progress.differingBytes)",
+                "given_up_bytes": "\(progress.givenUpBytes)",
             ])
         }
         context.events.publish(resource: resource, "checksum-resync-done", fields)
     }
 
-    static func checksumResyncFields(_ progress: ChecksumResyncProgress) -> JSONValue {
-        var fields: [String: JSONValue] = [
-            "running": .bool(progress.running), "total_bytes": .int(Int64(clamping: progress.totalBytes)),
+    /// The byte counts the event and the status share.
+    private static func checksumResyncFigures(_ progress: ChecksumResyncProgress) -> [String: JSONValue] {
+        [
+            "total_bytes": .int(Int64(clamping: progress.totalBytes)),
             "checked_bytes": .int(Int64(clamping: progress.checkedBytes)),
             "differing_bytes": .int(Int64(clamping: progress.differingBytes)),
-            "progress": .double(progress.totalBytes == 0 ? 1 : Double(progress.checkedBytes) / Double(progress.totalBytes)),
+            "given_up_bytes": .int(Int64(clamping: progress.givenUpBytes)),
         ]
+    }
+
+    static func checksumResyncFields(_ progress: ChecksumResyncProgress) -> JSONValue {
+        var fields = checksumResyncFigures(progress)
+        fields["running"] = .bool(progress.running)
+        fields["progress"] = .double(progress.totalBytes == 0
+            ? 1 : Double(progress.checkedBytes + progress.givenUpBytes) / Double(progress.totalBytes))
         if let reason = progress.abandonedBecause { fields["abandoned"] = .string(reason) }
         return .object(fields)
     }

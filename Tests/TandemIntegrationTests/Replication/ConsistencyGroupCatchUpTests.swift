@@ -194,6 +194,16 @@ extension Replication {
         let (pair, proxies) = try start(coordinated: coordinated)
         let (written, cutAt) = try writeAcrossAhead(pair, proxies)
 
+        if !coordinated {
+            // The control's kill point is g1's journal applied while g0 still stages, so g1's
+            // catch-up must be under way before g0's starts: g1 redials after the group's
+            // Ahead on its own back-off, and on a loaded machine g0's capped catch-up could
+            // otherwise end first (then the point never comes). g1's session stages while g0
+            // is away (its writes held by the barrier until g0's stream moves).
+            try Chain.waitFor(pair.beta, "g1", "g1's catch-up staging before g0's link heals") {
+                $0["staging"] as? String == "staging"
+            }
+        }
         // The catch-up: g0's capped, g1's free.
         proxies[0].capBytesPerSecond(catchUpBytesPerSecond)
         proxies[0].heal()

@@ -51,16 +51,9 @@ extension Replication {
         let view = try Self.groupEpochs(pair.alpha, "g1")
         #expect(view["peer_consistent"] as? Bool == false, "\(view)")
         #expect((view["peer_inconsistent_reason"] as? String ?? "").contains("'g0'"), "\(view)")
-        if stop == .kill {
-            // A crash restart compares g1's activity-log extents first. A region it locked
-            // waits for the stream's earlier writes to it to be durable on the peer, which the
-            // barrier holds while g0 is away: an application write to it would wait until g0
-            // is back (docs/groups.md, *Not built yet*). The compare ends before the chain
-            // goes on, so the chain tests the barrier, not that wait.
-            try Chain.waitFor(pair.alpha, "g1", "g1's checksum compare over") { status in
-                (status["checksum_resync"] as? JSONObject)?["running"] as? Bool != true
-            }
-        }
+        // After a kill -9 the chain goes on while g1's compare of its activity-log extents may
+        // still run: a write to a region it has not asked yet gives it up to the copy rather
+        // than wait for the barrier (ConsistencyGroupCompareTests forces that case).
         do {
             let clients = try Self.clients(pair)
             defer { clients.forEach { $0.disconnect() } }
