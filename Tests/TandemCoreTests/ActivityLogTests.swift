@@ -56,27 +56,6 @@ import Testing
         #expect(Array(al.transactionExtents) == [2, 4, 7, 9])
     }
 
-    @Test func theMissesOfEveryTurnWhileATransactionIsInFlightShareTheNextOne() {
-        var al = log(capacity: 8)
-        #expect(write(&al, 1) == .awaitTransaction(1))
-        #expect(al.endTurn() == 1)
-        // Three turns while transaction 1 is in flight: one group commit (a batch closed at
-        // the first of them made the misses of the later ones wait for transaction 3).
-        for extent: UInt64 in [2, 3, 4] {
-            #expect(write(&al, extent) == .awaitTransaction(2))
-            #expect(al.endTurn() == nil)
-        }
-        al.transactionDurable(1)
-        #expect(al.endTurn() == 2)
-        #expect(Array(al.transactionExtents) == [1, 2, 3, 4])
-        // A miss after the batch closed (transaction 2 in flight) waits for the next one.
-        #expect(write(&al, 5) == .awaitTransaction(3))
-        #expect(al.endTurn() == nil)
-        al.transactionDurable(2)
-        for extent: UInt64 in [2, 3, 4] { #expect(write(&al, extent) == .proceed) }
-        #expect(al.endTurn() == 3)
-    }
-
     @Test func anExtentLeavesOnlyAfterItsBitmapPagesAreDurable() {
         var al = log(capacity: 2)
         _ = write(&al, 1)

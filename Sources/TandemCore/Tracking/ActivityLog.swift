@@ -6,11 +6,10 @@
 //    (`retryLater`: no evictable extent, or it touches an extent being evicted);
 //  - which extent leaves the set (least recently used among those with no write in flight:
 //    an extent with writes in flight is never evicted);
-//  - when a transaction may be written: every miss joins the open batch, closed at the
-//    first `endTurn` with no transaction in flight (so the misses of every turn while one is
-//    in flight share the next: group commit); a closed batch is written once the bitmap
-//    pages of every extent it evicts are durable (`bitmapPagePersisted`): an extent leaves
-//    the log only after its bits are on disk;
+//  - when a transaction may be written: every miss of a loop turn joins one batch, closed at
+//    `endTurn`; a closed batch is written once the previous transaction is durable and the
+//    bitmap pages of every extent it evicts are durable (`bitmapPagePersisted`): an extent
+//    leaves the log only after its bits are on disk;
 //  - what the transaction holds: the whole active set, ascending;
 //  - whether the volume must be flushed before an evicting transaction: only when an extent
 //    leaving the set had a write released after the last such flush was asked for (each
@@ -312,11 +311,12 @@ public struct ActivityLog: Sendable {
     /// transaction is durable and the batch's evictions have their pages durable, returns the
     /// number of the transaction to write now (its extents: `transactionExtents`).
     public mutating func endTurn() -> UInt64? {
-        // The batch closes only when it can be written (none in flight): every miss that
-        // arrives while a transaction is in flight joins the next one, not only those of the
-        // first turn after it was issued (those of later turns waited a whole transaction
-        // more: ~7.5 fio writes per transaction at QD32 against ~11.8 this way).
-        if closedBatch == 0 && openBatchHasJoiners && inFlightTransaction == 0 {
+        // Closing the batch only when none is in flight (so the misses of every turn meanwhile
+        // share the next transaction: 11.7 fio writes per transaction at QD32 against 7.5,
+        // docs/benchmarks.md) kept every guarantee in the simulator but left four of its
+        // seeded-fault checkers catching nothing in their 400 seeds: not done until that is
+        // understood.
+        if closedBatch == 0 && openBatchHasJoiners {
             closedBatch = openBatch
             openBatch += 1
             openBatchHasJoiners = false
