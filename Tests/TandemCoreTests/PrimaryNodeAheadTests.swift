@@ -99,6 +99,41 @@ private struct AheadHarness {
         #expect(h.answered(2) == 0, "a FLUSH no longer waits for the peer either")
     }
 
+    /// The "B stays 0" hole: a write in flight at the cut (nothing acknowledged unconfirmed, so
+    /// the link's loss moved no B) and answered alone after it is a write the peer will not get.
+    /// The node says so before the answer (the driver moves B first), once per link loss; a
+    /// write acknowledged with the link up says nothing.
+    @Test func aWriteAcknowledgedAloneAfterTheCutIsNoticedBeforeItsAnswerOncePerLoss() {
+        func noticed(_ actions: [PrimaryNodeAction]) -> Int? {
+            actions.firstIndex(of: .notice(.acknowledgedWithoutPeer))
+        }
+        func answer(_ actions: [PrimaryNodeAction], _ id: RequestID) -> Int? {
+            actions.firstIndex { if case .answer(id, 0) = $0 { return true } else { return false } }
+        }
+        var h = AheadHarness(mode: .async)
+        h.connect()
+        // Admitted and sent, its local write still running when the link goes: lag 0 at the cut.
+        h.send(.request(id: 2, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)))
+        let inFlight = h.localWrites
+        #expect(inFlight.count == 1)
+        h.send(.linkDown(reason: "cut", refusal: nil))
+        #expect(h.node.lagBytes == 0 && noticed(h.actions) == nil)
+        h.send(.localWriteDone(sequence: inFlight[0].sequence, errno: 0))
+        let notice = noticed(h.actions)
+        let answered = answer(h.actions, 2)
+        #expect(notice != nil && answered != nil && notice! < answered!, "the notice precedes the answer: \(h.actions)")
+        h.writeAndComplete(3, offsetBytes: 16384, lengthBytes: 4096)
+        #expect(h.answered(3) == 0 && noticed(h.actions) == nil, "once per link loss")
+        _ = h.redial()
+        h.send(.linkUp)
+        h.send(.peer(.hello(durableThroughEpoch: 0, copy: .consistent)))
+        h.writeAndComplete(4, offsetBytes: 32768, lengthBytes: 4096)
+        #expect(h.answered(4) == 0 && noticed(h.actions) == nil, "acknowledged with the link up")
+        h.send(.linkDown(reason: "cut again", refusal: nil))
+        h.writeAndComplete(5, offsetBytes: 65536, lengthBytes: 4096)
+        #expect(h.answered(5) == 0 && noticed(h.actions) != nil, "said again after the next loss")
+    }
+
     @Test func aSyncPrimaryWithFencingSuspendIOKeepsWaiting() {
         var h = AheadHarness(mode: .sync, tracksWithoutPeer: false)
         h.connect()

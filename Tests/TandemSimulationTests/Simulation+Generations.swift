@@ -33,6 +33,7 @@ extension Simulation {
         guard node.generations.bitmap == 0, node.generations.current != 0 else { return }
         node.generations.startTracking(newGeneration: newGeneration(for: node))
         startParted(node)
+        node.partedNeedsTracked = true  // Resource.startTrackingGeneration: startPartedTracking(inFlight: true)
     }
 
     /// The peer caught up (a full copy or a catch-up ended).
@@ -41,6 +42,7 @@ extension Simulation {
         node.generations.resyncDoneAsSource()
         node.parted = nil
         node.partedLost = false
+        node.partedNeedsTracked = false
     }
 
     /// A secondary UpToDate with its connected primary holds the primary's generation, and
@@ -87,6 +89,7 @@ extension Simulation {
                                   blockBytes: SimulationScenario.blockSizeBytes)
         node.changedBytes = 0
         node.partedLost = false
+        node.partedNeedsTracked = false
     }
 
     /// The partition heals: the old primary (its generations as they were when the operator

@@ -406,6 +406,8 @@ extension Simulation {
                 break
             case .checksumResyncEnded:
                 break  // the simulator starts no checksum resync (no `checksumRegions`)
+            case .acknowledgedWithoutPeer:
+                generationsWriteWithoutPeer(node)  // as the daemon: before the answer that follows
             case .ahead:
                 aheadEntered += 1
             case .catchUpStarted:

@@ -21,8 +21,9 @@ import TandemCore
 // SyncComplete and UpToDate are its SecondaryNode's.
 //
 // Re-implemented here (the daemon's glue, checked only as this copy): the parted bitmap (every
-// region either side wrote since the cut, plus the old primary's unconfirmed set joined at
-// its stop — Resource+Generations' tracking), the order of the carrying out (both stopped,
+// region either side wrote since the cut, plus — where B moved for a write the peer will not
+// get — the bitmap the old primary's stop sealed, or no set at all where it sealed none:
+// Resource+SplitBrainResync's `needsTracked`), the order of the carrying out (both stopped,
 // the application quiet, then the loser demoted before the survivor starts), the bitmap
 // exchange (the victim's set is handed to the survivor before its copy starts instead of
 // BitmapChunk frames), and the operator.
@@ -73,18 +74,15 @@ final class SplitBrainRun {
     /// Per node, the writes it made since the cut (guarantee 4), the bytes, and its parted set.
     var written: [Set<UInt64>] = [[], []]
     var changedBytes: [UInt64] = [0, 0]
-    /// The old primary's own bitmap (what its peer had not confirmed), joined at its stop.
-    var joined: DirtyBitmap
     /// Whether a verdict named a loser or the operator resolved (the checker's own record).
     var authorised = false
     var verdicts: [SplitBrainVerdict?] = [nil, nil]
 
-    init(old: Int, promoted: Int, farWrites: Int, blockCount: Int, volumeSizeBytes: UInt64) {
+    init(old: Int, promoted: Int, farWrites: Int, blockCount: Int) {
         self.old = old
         self.promoted = promoted
         farWritesLeft = farWrites
         farAcked = Array(repeating: 0, count: blockCount)
-        joined = DirtyBitmap(volumeSizeBytes: volumeSizeBytes, blockBytes: SimulationScenario.blockSizeBytes)
     }
 
     /// The old primary while it runs behind the partition, apart from the run's workload.
@@ -118,8 +116,7 @@ extension Simulation {
     func beginSplitBrain(old: SimNode, promoted: SimNode, inFlight: [RequestID]) {
         splitBrainsRun += 1
         let farWrites = splitBrainRandom.chance(perMille: 150) ? 0 : Int(splitBrainRandom.between(1, 12))
-        let run = SplitBrainRun(old: old.index, promoted: promoted.index, farWrites: farWrites,
-                                blockCount: scenario.blockCount, volumeSizeBytes: volumeSizeBytes)
+        let run = SplitBrainRun(old: old.index, promoted: promoted.index, farWrites: farWrites, blockCount: scenario.blockCount)
         run.farRequests = Set(inFlight)
         farWritesIssued += inFlight.count
         splitBrain = run
@@ -189,15 +186,18 @@ extension Simulation {
         run.written[node.index].insert(value)
     }
 
-    /// A node's set of changes since parting as the daemon would hand it to the plan: its
-    /// parted bitmap, with the old primary's own bitmap joined (nil: lost, or none tracked).
-    private func partedSet(_ node: SimNode, _ run: SplitBrainRun) -> DirtyBitmap? {
-        guard !node.partedLost, var set = node.parted else { return nil }
-        if node.index == run.old {
-            set = SplitBrainResync.union(survivor: set, victim: run.joined).bitmap
-            if let primary = node.primary { set = SplitBrainResync.union(survivor: set, victim: primary.node.bitmap).bitmap }
-        }
-        return set
+    /// A node's set of changes since parting as the daemon would hand it to the plan
+    /// (Resource.ownChangesSinceParting): its parted bitmap, with — where B moved for a write
+    /// the peer will not get — the bitmap its replicator's stop sealed (the writes unconfirmed
+    /// at the link's loss and every one since: `foldTrackedIntoParted`). nil: lost, none
+    /// tracked, or a stop that sealed none (a failed disk's: the unconfirmed writes are not
+    /// known, so the plan copies the whole volume; seed 3216 found the model joining the
+    /// node's bitmap there, which lacked the writes its stop then answered).
+    private func partedSet(_ node: SimNode) -> DirtyBitmap? {
+        guard !node.partedLost, let set = node.parted else { return nil }
+        guard node.partedNeedsTracked else { return set }
+        guard let tracked = node.trackedInMemory, !tracked.bases.isEmpty else { return nil }
+        return SplitBrainResync.union(survivor: set, victim: tracked.bitmap).bitmap
     }
 
     /// A far-side request was answered (not the run's workload: the checker's lineage is the
@@ -236,7 +236,9 @@ extension Simulation {
         let seenByOld = PeerHelloCheck.judge(own: oldFacts, hello: newHello)
         let seenByNew = PeerHelloCheck.judge(own: newFacts, hello: oldHello)
         trace("partition heals: \(old.name) (\(old.generations)) sees \(seenByOld); \(promoted.name) (\(promoted.generations)) sees \(seenByNew)")
-        let oldWrote = run.submittedAfterCut
+        // It wrote after the cut: a write submitted since, or one acknowledged since (submitted
+        // before the cut, answered after it: the "B stays 0" hole, PrimaryNotice.acknowledgedWithoutPeer).
+        let oldWrote = run.submittedAfterCut || run.farAcked.contains { $0 != 0 }
         guard case let .splitBrain(oldReport) = seenByOld, case let .splitBrain(newReport) = seenByNew else {
             if case .splitBrain = seenByOld {
                 return fail("guarantee 4: two primaries disagree whether they are in a split brain: \(old.name) \(seenByOld), \(promoted.name) \(seenByNew)")
@@ -248,8 +250,7 @@ extension Simulation {
                 return fail("guarantee 4: \(old.name) wrote after the cut, but meeting the promoted \(promoted.name) is not a split brain (\(seenByOld) / \(seenByNew)): its writes would be dropped or merged without a policy or an operator")
             }
             // Not a split brain: the old primary is stopped by the promotion and fenced, as before.
-            // (Writes of requests submitted before the cut but admitted after it are dropped
-            // with it: counted, see docs/replication.md *Known gaps*.)
+            // (Writes it made after the cut and never acknowledged are dropped with it: counted.)
             trace("no split brain: \(old.name) is fenced")
             if !run.written[run.old].isEmpty { writtenAfterCutWithoutSplitBrain += 1 }
             run.authorised = true
@@ -270,7 +271,7 @@ extension Simulation {
             return fail("guarantee 4: the verdicts do not mirror each other: \(old.name) \(oldReport.verdict), \(promoted.name) \(newReport.verdict)")
         }
         // StandAlone: both replicators stop (the unconfirmed set joins the parted one).
-        for node in [old, promoted] { stopForSplitBrain(node, run) }
+        for node in [old, promoted] { stopForSplitBrain(node) }
         if survivor == nil, scenario.testingFault == .splitBrainResolvedWithoutVerdict {
             // The seeded fault: carried out with no verdict naming a loser (not authorised).
             run.phase = .resolving(survivor: run.promoted, byOperator: false)
@@ -289,12 +290,11 @@ extension Simulation {
         }
     }
 
-    /// The old primary's own bitmap (what its peer had not confirmed at the cut) joins its
-    /// parted set when its replicator stops; the promoted node's set is what it wrote since
-    /// its promotion (its session's copy bitmap is not a change of its own).
-    private func stopForSplitBrain(_ node: SimNode, _ run: SplitBrainRun) {
+    /// StandAlone: the replicator stops (its stop seals the bitmap the old primary's set
+    /// folds in, `partedSet`); the promoted node's set is what it wrote since its promotion
+    /// (its session's copy bitmap is not a change of its own).
+    private func stopForSplitBrain(_ node: SimNode) {
         guard let primary = node.primary else { return }
-        if node.index == run.old { run.joined = SplitBrainResync.union(survivor: run.joined, victim: primary.node.bitmap).bitmap }
         if !primary.standalone && !primary.node.stopping { drivePrimary(node, .stop) }
     }
 
@@ -308,7 +308,7 @@ extension Simulation {
             guard node.alive, node.isPrimary, let primary = node.primary else { return }
             if !primary.standalone {
                 // Restarted meanwhile (a crash of the promoted node): StandAlone again.
-                if !primary.node.stopping { stopForSplitBrain(node, run) }
+                if !primary.node.stopping { stopForSplitBrain(node) }
                 return
             }
             guard node.io.isEmpty else { return }
@@ -324,8 +324,8 @@ extension Simulation {
             checker.startLineage(content: survivor.disk.cache, keepsSyncPromises: false)
             survivor.lineage = checker.lineage
         }
-        let survivorSet = partedSet(survivor, run)
-        let victimSet = partedSet(loser, run)
+        let survivorSet = partedSet(survivor)
+        let victimSet = partedSet(loser)
         let survivorChanges = PartedChanges(partingGeneration: survivor.generations.bitmap, bitmap: survivorSet,
                                             lostReason: "a crash since the nodes parted")
         let plan = SplitBrainResync.plan(survivor: survivorChanges, peerHelloVersion: WireFormat.helloVersion,

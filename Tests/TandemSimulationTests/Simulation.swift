@@ -71,6 +71,9 @@ final class SimNode {
     var parted: DirtyBitmap?
     var changedBytes: UInt64 = 0
     var partedLost = false
+    /// The daemon's `needsTracked`: B moved for a write the peer will not get, so the writes
+    /// unconfirmed at the link's loss belong to the set, known only from a bitmap a stop sealed.
+    var partedNeedsTracked = false
     var primary: PrimarySide?
     var secondary: SecondaryNode?
     /// The primary's own disk failed (a secondary's failure is its node's).

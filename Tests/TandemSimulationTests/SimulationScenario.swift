@@ -250,10 +250,9 @@ struct SimulationScenario: CustomStringConvertible {
     static let adaptiveEnabled = true
     /// The switch of periodic mode (Simulation+Periodic).
     static let periodicEnabled = true
-    /// The switch of split brains run for real in the default seeds (Simulation+SplitBrain):
-    /// off until seed 3216 is understood (docs/replication.md *Split brain for real*), so the
-    /// class runs in SplitBrainNodeSimulationTests only; TANDEM_SIM_SPLIT_BRAIN=on turns it on.
-    static let splitBrainEnabled = getenv("TANDEM_SIM_SPLIT_BRAIN").map { String(cString: $0) == "on" } ?? false
+    /// The switch of split brains run for real in the default seeds (Simulation+SplitBrain);
+    /// TANDEM_SIM_SPLIT_BRAIN=off leaves them to SplitBrainNodeSimulationTests alone.
+    static let splitBrainEnabled = getenv("TANDEM_SIM_SPLIT_BRAIN").map { String(cString: $0) != "off" } ?? true
 
     /// `primaryRestart`: add a primary kill -9 (the restart-fault test needs one in every run;
     /// its control run has it too). Default: when `testingFault` is the restart fault.

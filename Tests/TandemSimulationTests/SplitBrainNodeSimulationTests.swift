@@ -75,6 +75,18 @@ import TandemCore
         #expect(tally.splitBrains > 20 && tally.races > 5, "too few split brains or races: \(tally.description)")
     }
 
+    /// Seed 3216 of the default seeds with the class on (a regression): the old primary's disk
+    /// failed (ENOSPC) behind the partition, so its stop sealed no bitmap, yet answered two sync
+    /// writes in flight at the cut; it survives (`discard-younger-primary`). Its set since
+    /// parting is not known (the daemon's `needsTracked`), so the resync copies the whole volume;
+    /// the model used to join its unsealed bitmap and left the loser UpToDate without write 17.
+    @Test func aSurvivorWhoseStopSealedNoBitmapCopiesTheWholeVolume() {
+        let simulation = Simulation(scenario: SimulationScenario(seed: 3216, splitBrain: true))
+        let failure = simulation.run()
+        #expect(failure == nil, "\(failure!)")
+        #expect(simulation.splitBrainsFound == 1 && simulation.splitBrainFullCopies == 1 && simulation.unionResyncs == 0)
+    }
+
     @Test func aSplitBrainSeedReplaysExactly() {
         for seed in UInt64(1)...12 {
             let first = Simulation(scenario: Self.scenario(seed))

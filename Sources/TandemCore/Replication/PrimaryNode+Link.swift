@@ -66,6 +66,7 @@ extension PrimaryNode {
         backoffNs = config.backoffInitialNs
         nextDialNs = 0
         confirmedOnLink = nil
+        acknowledgedWithoutPeerNoted = false
         if isAhead {
             // Only a catch-up session's link may end Ahead (a dial opened before it was hung up).
             guard restartOnLinkUp else { return actions.append(.closeLink("the node went Ahead")) }
@@ -97,6 +98,13 @@ extension PrimaryNode {
         }
         if refusal == .diskFailed { actions.append(.notice(.peerDiskFailed(reason))) }
         setConnectionState(enabled && !stopping ? .connecting : .standAlone, into: &actions)
+    }
+
+    /// A write is about to be acknowledged: without the link, the peer will not get it on it.
+    mutating func noteAcknowledgedWithoutPeer(into actions: inout [PrimaryNodeAction]) {
+        guard link != .up, !acknowledgedWithoutPeerNoted else { return }
+        acknowledgedWithoutPeerNoted = true
+        actions.append(.notice(.acknowledgedWithoutPeer))
     }
 
     /// The peer cannot continue from this session's basis: copy the whole volume.

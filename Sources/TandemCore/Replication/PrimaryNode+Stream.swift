@@ -111,11 +111,11 @@ extension PrimaryNode {
         let answered = tickets[ticket].answered
         switch tickets[ticket].kind {
         case .write:
-            if !answered { answerApplied(ticket, into: &actions) }
+            if !answered { answerAcknowledged(ticket, into: &actions) }
             freeTicket(ticket)
         case .zeroes:
             guard tickets[ticket].issuedAll, tickets[ticket].writesOutstanding == 0 else { return }
-            if !answered { answerApplied(ticket, into: &actions) }
+            if !answered { answerAcknowledged(ticket, into: &actions) }
             freeTicket(ticket)
         case .copyChunk:
             copyChunksOutstanding -= 1
@@ -123,6 +123,12 @@ extension PrimaryNode {
         default:
             preconditionFailure("a write acknowledgement for a \(tickets[ticket].kind) ticket")
         }
+    }
+
+    /// The stream acknowledged the write: B moves first if the peer will not get it.
+    private mutating func answerAcknowledged(_ ticket: Int, into actions: inout [PrimaryNodeAction]) {
+        if !tickets[ticket].failed { noteAcknowledgedWithoutPeer(into: &actions) }
+        answerApplied(ticket, into: &actions)
     }
 
     // MARK: Local results

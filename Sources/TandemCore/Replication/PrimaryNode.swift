@@ -106,6 +106,8 @@ public struct PrimaryNode: Sendable {
     public internal(set) var peerInconsistentThroughEpoch: Epoch?
     /// The sequence SyncComplete last named on this link.
     var confirmedOnLink: WriteSequence?
+    /// `.acknowledgedWithoutPeer` was said since the link was last up.
+    var acknowledgedWithoutPeerNoted = false
 
     // Tracking and catch-up (+Ahead).
     /// The regions the peer may lack: every block for a full copy; what was written while

@@ -265,6 +265,13 @@ public enum PrimaryNotice: Sendable, Hashable {
     /// The regions the verify marked are being copied to the peer.
     case verifyRepairStarted(bytes: UInt64)
     case connectionState(ConnectionState)
+    /// A write is acknowledged while the link is not up, the first since it was last up: the
+    /// peer will not get it on that link. The driver moves B (once) before the answer goes out.
+    /// It names the writes submitted while connected and answered after a cut — in flight, or
+    /// queued for admission — that neither a submission without the peer nor a link lost with
+    /// acknowledged writes unconfirmed names (the "B stays 0" hole: the meeting with a promoted
+    /// peer was then a returned primary's, whose resync dropped the acknowledged write).
+    case acknowledgedWithoutPeer
     /// Adaptive mode: writes admitted from now on are acknowledged as `to` says.
     case modeSwitched(to: ReplicationAckMode, reason: String)
     /// `rpo_target_ms`: pacing at its maximum delay did not hold the target (Ahead follows).

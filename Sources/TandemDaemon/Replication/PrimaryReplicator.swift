@@ -483,6 +483,8 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
                 onBytesWithoutPeer?(node.lagBytes)
             }
             context.events.publish(resource: resource, "connection-state", ["connection_state": .string(state.rawValue)])
+        case .acknowledgedWithoutPeer:
+            if !wroteWithoutPeer { noteWriteWithoutPeer() }  // before the answer that follows
         case .verifyStarted, .verifyMismatch, .verifyEnded, .verifyRepairStarted:
             noticedVerify(notice)
         case let .checksumResyncEnded(progress):
