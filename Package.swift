@@ -19,7 +19,9 @@ let package = Package(
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .target(name: "CShims", dependencies: ["CURing", "COpenSSL"]),
-        .target(name: "TandemCore"),
+        // The CPU's CRC32C instruction, under TandemCore's CRC32C: computation only.
+        .target(name: "CCRC32C"),
+        .target(name: "TandemCore", dependencies: ["CCRC32C"]),
         .target(
             name: "TandemIO",
             dependencies: [

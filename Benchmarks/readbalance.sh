@@ -25,44 +25,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
-bench_dir="${BENCH_DIR:-$repo/.bench}"
+source Benchmarks/lib/tls-pair.sh
 size="${BENCH_SIZE:-256M}"
 runtime="${BENCH_RUNTIME:-10}"
 ramp="${BENCH_RAMP:-2}"
-mkdir -p "$bench_dir"
-bin="$(swift build -c release --show-bin-path)"
-[[ -x "$bin/tandemd" && -x "$bin/tandemctl" ]] || swift build -c release --product tandemd --product tandemctl
-work="$(mktemp -d "$bench_dir/readbalance.XXXXXX")"
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    [[ -n "${BENCH_KEEP:-}" ]] || rm -rf "$work"
-}
-trap cleanup EXIT
-
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-scripts/make-certs.sh "$work/certs" alpha beta >/dev/null 2>&1
-head -c "$size" /dev/urandom > "$work/src.img" 2>/dev/null || dd if=/dev/urandom of="$work/src.img" bs=1M count="${size%M}" status=none
-cp "$work/src.img" "$work/tgt.img"
-port_a="$(port)"; port_b="$(port)"
-for node in alpha beta; do
-    listen="$port_a"; [[ "$node" == beta ]] && listen="$port_b"
-    "$bin/tandemd" --node-name "$node" --state-dir "$work/$node" --control-socket "$work/$node.ctl" \
-        --listen "127.0.0.1:$listen" --tls-ca "$work/certs/ca.crt" --tls-cert "$work/certs/$node.crt" \
-        --tls-key "$work/certs/$node.key" > "$work/$node.log" 2>&1 &
-    pids+=("$!")
-done
-for node in alpha beta; do
-    for _ in $(seq 100); do [[ -S "$work/$node.ctl" ]] && break; sleep 0.1; done
-done
-ctl() { "$bin/tandemctl" --socket "$work/$1.ctl" "${@:2}"; }
-ctl beta create r0 --volume "$work/tgt.img" --role secondary --peer-name alpha --peer-address "127.0.0.1:$port_a" \
-    --mode sync --initial-sync none --nbd-socket "$work/beta-r0.sock" >/dev/null
-ctl alpha create r0 --volume "$work/src.img" --role primary --peer-name beta --peer-address "127.0.0.1:$port_b" \
-    --mode sync --initial-sync none --nbd-socket "$work/alpha-r0.sock" >/dev/null
-ctl beta enable r0 >/dev/null 2>&1 || true
-ctl alpha enable r0 >/dev/null 2>&1 || true
+tls_pair_start readbalance "$size"
+tls_pair_create sync
 for _ in $(seq 300); do
     ctl alpha status r0 --json 2>/dev/null | grep -q '"peer_disk_state":"UpToDate"' && break
     sleep 0.1

@@ -26,6 +26,7 @@ import Testing
         for length in 0..<70 {
             let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
             #expect(CRC32C.checksum(bytes) == bitwise(bytes), "length \(length)")
+            #expect(bytes.withUnsafeBytes { CRC32C.tableChecksum($0) } == bitwise(bytes), "length \(length)")
         }
     }
 

@@ -26,12 +26,6 @@ extern const int tandem_FALLOC_FL_KEEP_SIZE;
 extern const int tandem_FALLOC_FL_PUNCH_HOLE;
 extern const int tandem_FALLOC_FL_ZERO_RANGE;
 
-/// CRC32C (Castagnoli) with the SSE4.2 instruction; `tandem_crc32c_hw_available` says
-/// whether this CPU has it (otherwise the caller uses TandemCore's table-driven CRC32C).
-/// Same convention as TandemCore's: checksum(b, seed: checksum(a)) == checksum(a + b).
-int tandem_crc32c_hw_available(void);
-uint32_t tandem_crc32c_hw(uint32_t seed, const void *bytes, size_t count);
-
 /// eventfd(2) with EFD_CLOEXEC.
 int tandem_eventfd(void);
 

@@ -1,17 +1,14 @@
-// FastCRC32C: the payload checksum of every replicated block, on both nodes. Uses the CPU's
-// CRC32C instruction where there is one (about 5x the table-driven code in TandemCore) and
-// TandemCore's CRC32C otherwise; both give the same values. `copyChecksum` fuses the checksum
-// with a copy, so that a received payload is read from memory once, not twice.
-import CShims
+// FastCRC32C: the payload checksum of every replicated block, on both nodes: TandemCore's
+// CRC32C (the CPU's instruction where there is one), and `copyChecksum`, which fuses the
+// checksum with a copy, so that a received payload is read from memory once, not twice.
 import TandemCore
 
 public enum FastCRC32C {
-    public static let usesHardware = tandem_crc32c_hw_available() != 0
+    public static var usesHardware: Bool { CRC32C.usesHardware }
 
     @inline(__always)
     public static func checksum(_ bytes: UnsafeRawBufferPointer, seed: UInt32 = 0) -> UInt32 {
-        guard usesHardware, let base = bytes.baseAddress else { return CRC32C.checksum(bytes, seed: seed) }
-        return tandem_crc32c_hw(seed, base, bytes.count)
+        CRC32C.checksum(bytes, seed: seed)
     }
 
     /// The piece a fused copy moves before checksumming it: small enough to be still in the
