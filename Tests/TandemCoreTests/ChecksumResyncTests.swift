@@ -86,6 +86,21 @@ private enum CrashHarness {
         #expect(h.syncCompleteSent && !h.node.copyWanted && h.node.copiedBytes == 4096)
     }
 
+    /// A secondary that resumes a journal of an earlier session answers `unvouched`
+    /// (SecondaryNode+Verify): the region is copied, even where the local digest happens to
+    /// be the same value.
+    @Test func anUnvouchedRegionIsCopiedWhateverTheLocalDigest() {
+        var h = CrashHarness.make(extentBytes: 256 << 10, pageBlocks: [])
+        h.connect()
+        #expect(h.asked == [0, 128 << 10])
+        h.send(.verifyRegionRead(offsetBytes: 0, digest: .unvouched, errno: 0))
+        h.send(.peerDigest(offsetBytes: 0, lengthBytes: 128 << 10, digest: .unvouched))
+        #expect(h.copyReads.map(\.0) == [0] && h.copyReads.map(\.1) == [128 << 10])
+        h.completeCopyReads()
+        h.answer(128 << 10, same: true)
+        #expect(h.node.copiedBytes == 128 << 10 && !RegionDigest(high: 1, low: 2).agrees(withPeer: .unvouched))
+    }
+
     @Test func aWriteToARegionBeingComparedWaitsAndARegionIsAskedOnlyOnceSettled() {
         var h = CrashHarness.make(extentBytes: 256 << 10, pageBlocks: [])
         h.send(.enable)

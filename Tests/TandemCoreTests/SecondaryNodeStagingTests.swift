@@ -30,7 +30,12 @@ private struct StagingHarness {
     /// A catch-up session `session` from the base (5, 3) (or a full copy).
     @discardableResult
     mutating func connectCatchUp(session: UInt64, fullCopy: Bool = false) -> [SecondaryNodeAction] {
-        let history: [UInt64] = fullCopy ? [0, 0, 0, 0] : [5, 3, 0, 0]
+        connect(session: session, history: fullCopy ? [0, 0, 0, 0] : [5, 3, 0, 0])
+    }
+
+    /// A primary's session `session` whose generation history is `history`.
+    @discardableResult
+    mutating func connect(session: UInt64, history: [UInt64]) -> [SecondaryNodeAction] {
         let facts = PrimaryHelloFacts(
             hello: WireHello(role: .primary, nodeName: "alpha", resourceName: "r1", volumeSizeBytes: Self.sizeBytes,
                              generations: WireGenerations(current: session, bitmap: 0, history: history),
@@ -201,12 +206,7 @@ private let syncedRecord = ReplicationRecord(generation: 4, session: 5, durableT
         var resumed = StagingHarness(record: stagedRecord, handedOver: false)
         #expect(resumed.node.isStaging && resumed.node.stagedBytes == 3 * StagingHarness.recordBytes)
         // A catch-up from (9, 1) continues the journal after its durable part.
-        let facts = PrimaryHelloFacts(
-            hello: WireHello(role: .primary, nodeName: "alpha", resourceName: "r1", volumeSizeBytes: StagingHarness.sizeBytes,
-                             generations: WireGenerations(current: 11, bitmap: 0, history: [9, 1, 0, 0]), promotionNumber: 0),
-            certificateNamesPeer: true, certificateSubject: "CN=alpha")
-        #expect(resumed.send(.hello(facts)).last == .acceptLink)
-        resumed.send(.linkEstablished)
+        resumed.connect(session: 11, history: [9, 1, 0, 0])
         #expect(resumed.node.diskState == .consistent)
         let first = resumed.data(1, epoch: 1, block: 0)
         #expect(first.contains(.beginStaging(session: 9, journalBytes: 3 * StagingHarness.recordBytes)))
@@ -310,5 +310,41 @@ private let syncedRecord = ReplicationRecord(generation: 4, session: 5, durableT
         var broken = superblock
         broken.stagingSession = 0
         #expect(throws: (any Error).self) { try MetadataSuperblockCodec.decode(MetadataSuperblockCodec.encode(broken)).get() }
+    }
+
+    /// Seed 18 of the node simulator: a crash restart's digest compare against a copy that
+    /// resumes a journal of an earlier session. The journal's records are not on the volume,
+    /// and the primary may have lost them in its crash: a digest of the volume would agree
+    /// with the primary's and clear the region, and the commit would then write the lost
+    /// write onto it. Every region is answered `unvouched` until that journal is committed;
+    /// a journal the current session began is read from the volume as before.
+    @Test func aResumedJournalOfAnEarlierSessionVouchesForNoRegion() {
+        let asked = SecondaryNodeEvent.digestRequested(offsetBytes: 0, lengthBytes: 4096)
+        let unvouched = SecondaryNodeAction.sendDigest(offsetBytes: 0, lengthBytes: 4096, digest: .unvouched)
+        // The same process: session 9 stages block 0, its link drops, session 11 resumes.
+        var harness = StagingHarness(record: syncedRecord)
+        harness.connectCatchUp(session: 9)
+        harness.storeLast(harness.data(1, epoch: 1, block: 0))
+        harness.send(.writeCompleted(sequence: 1, errno: 0))
+        #expect(harness.send(asked) == [.readForDigest(offsetBytes: 0, lengthBytes: 4096)])
+        harness.send(.digestRead(offsetBytes: 0, lengthBytes: 4096, digest: RegionDigest(high: 1, low: 2), errno: 0))
+        harness.send(.linkClosed)
+        harness.connect(session: 11, history: [9, 0, 0, 0])
+        #expect(harness.node.isStaging && harness.node.stagedBytes == StagingHarness.recordBytes)
+        // Before the new session's first Data (the compare asks before the copy) and after it.
+        #expect(harness.send(asked) == [unvouched])
+        let first = harness.data(1, epoch: 1, block: 1)
+        #expect(first.contains(.beginStaging(session: 9, journalBytes: StagingHarness.recordBytes)))
+        _ = harness.storeLast(first)
+        #expect(harness.send(asked) == [unvouched])
+
+        // A restart: the journal of session 9 (three records) is resumed by session 11.
+        var restartedRecord = syncedRecord
+        (restartedRecord.session, restartedRecord.durableThroughEpoch, restartedRecord.synced) = (9, 1, false)
+        restartedRecord.staging = StagedCatchUp(session: 9, journalBytes: 3 * StagingHarness.recordBytes, fromSession: 5,
+                                                fromDurableEpoch: 3, fromContinuedFrom: 0)
+        var restarted = StagingHarness(record: restartedRecord, handedOver: false)
+        restarted.connect(session: 11, history: [9, 1, 0, 0])
+        #expect(restarted.send(asked) == [unvouched])
     }
 }

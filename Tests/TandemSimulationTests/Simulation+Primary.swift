@@ -59,8 +59,10 @@ extension Simulation {
     }
 
     /// Resource.loadActivityLogAtOpen: a primary that did not record its stop catches up the
-    /// extents of its ring's newest transaction, from the bases it proves.
-    private func trackedAfterCrash(_ node: SimNode, peerLacksWrites: Bool) -> (bitmap: DirtyBitmap, bases: [CatchUpBase])? {
+    /// extents of its ring's newest transaction, from the bases it proves; the extents' regions
+    /// the durable pages do not mark are compared by digest first (ChecksumResync.plan).
+    private func trackedAfterCrash(_ node: SimNode, peerLacksWrites: Bool)
+        -> (bitmap: DirtyBitmap, bases: [CatchUpBase], checksumRegions: [ChecksumRegion])? {
         guard let log = scenario.activityLog, node.crashedPrimary, !peerLacksWrites, node.record.cleanStop == 0,
             let transaction = node.activityLogDurable, !transaction.bases.isEmpty
         else { return nil }
@@ -68,11 +70,14 @@ extension Simulation {
         var bitmap = DirtyBitmap(volumeSizeBytes: volumeSizeBytes, blockBytes: SimulationScenario.blockSizeBytes)
         // Ahead or catching up: the durable pages count as well (never written: all clear).
         if transaction.bitmapPagesCount, let pages = node.durablePages { bitmap = pages }
-        for region in ActivityLog.dirtyRegions(afterCrash: transaction.extents, extentBytes: log.extentBytes,
-                                               volumeSizeBytes: volumeSizeBytes) {
+        let extents = ActivityLog.dirtyRegions(afterCrash: transaction.extents, extentBytes: log.extentBytes,
+                                               volumeSizeBytes: volumeSizeBytes)
+        let checksumRegions = !scenario.checksumCompare ? [] : ChecksumResync.plan(
+            extents: extents, dirty: bitmap, regionBytes: max(ChecksumResync.regionBytesDefault, bitmap.blockBytes))
+        for region in extents {
             _ = bitmap.setRange(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes)
         }
-        return bitmap.outOfSyncBytes > 0 ? (bitmap, transaction.bases) : nil
+        return bitmap.outOfSyncBytes > 0 ? (bitmap, transaction.bases, checksumRegions) : nil
     }
 
     /// Resource.openActivityLog: the session's first transaction (no extent), durable before
@@ -158,8 +163,8 @@ extension Simulation {
         // Resource.trackedForStart: what this process tracked, else the seal loaded at open.
         var tracked = (node.trackedInMemory ?? node.sealedBitmap).flatMap { $0.bitmap.outOfSyncBytes > 0 ? $0 : nil }
         let crashed = tracked == nil ? trackedAfterCrash(node, peerLacksWrites: peerLacksWrites) : nil
-        if crashed != nil {
-            tracked = crashed
+        if let crashed {
+            tracked = (crashed.bitmap, crashed.bases)
             catchUpsFromActivityLog += 1
             if node.activityLogDurable?.bitmapPagesCount == true { catchUpsFromBitmapPages += 1 }
         }
@@ -187,7 +192,8 @@ extension Simulation {
         generationsAtPrimaryStart(node)
         node.primary = PrimarySide(node: PrimaryNode(config: primaryConfig(lastTransaction: lastTransaction),
                                                      session: session, basis: start.basis,
-                                                     trackedBitmap: tracked?.bitmap))
+                                                     trackedBitmap: tracked?.bitmap,
+                                                     checksumRegions: start.basis.isCatchUp ? crashed?.checksumRegions ?? [] : []))
         trace("\(node.name) starts primary session \(session) (\(start.basis), \(start.reason))")
         if let prepare, let primary = node.primary { prepare(&primary.node) }
         drivePrimary(node, .enable)
@@ -404,8 +410,10 @@ extension Simulation {
                 trace("\(node.name) verify ended: \(checked) bytes compared\(reason.map { ", aborted: \($0)" } ?? "")")
             case .verifyStarted, .verifyRepairStarted:
                 break
-            case .checksumResyncEnded:
-                break  // the simulator starts no checksum resync (no `checksumRegions`)
+            case let .checksumResyncEnded(progress):
+                checksumResyncsEnded += 1
+                checksumBytesChecked += progress.checkedBytes
+                checksumBytesDiffering += progress.differingBytes
             case .acknowledgedWithoutPeer:
                 generationsWriteWithoutPeer(node)  // as the daemon: before the answer that follows
             case .ahead:

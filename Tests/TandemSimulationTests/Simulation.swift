@@ -227,6 +227,11 @@ final class Simulation {
     var catchUpsFromActivityLog = 0
     /// Of them, restarts whose transaction counted the bitmap pages (Ahead or catching up).
     var catchUpsFromBitmapPages = 0
+    /// Crash restarts' digest compares of the extents that ended, and the bytes they compared
+    /// and found differing.
+    var checksumResyncsEnded = 0
+    var checksumBytesChecked: UInt64 = 0
+    var checksumBytesDiffering: UInt64 = 0
     var copiesInterrupted = 0
     /// Steps at which both nodes said UpToDate with nothing admitted unanswered (the blocks
     /// were compared).

@@ -225,7 +225,7 @@ public struct ChecksumResync: Sendable {
         guard let local = inFlight[index].localDigest, let peer = inFlight[index].peerDigest else { return nil }
         let region = inFlight.remove(at: index).region
         checkedBytes += region.lengthBytes
-        guard local == peer else {
+        guard local.agrees(withPeer: peer) else {
             differingBytes += region.lengthBytes
             return .differs(region)
         }

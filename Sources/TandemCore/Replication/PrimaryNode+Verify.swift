@@ -122,7 +122,7 @@ extension PrimaryNode {
     private mutating func compareVerifyRegion(into actions: inout [PrimaryNodeAction]) {
         guard var run = verify, let (offset, length) = run.region, let local = run.localDigest, let peer = run.peerDigest
         else { return }
-        if local != peer {
+        if !local.agrees(withPeer: peer) {
             _ = bitmap.setRange(offsetBytes: offset, lengthBytes: length)
             activityLogBitsWithoutWrite()
             run.mismatchedBytes += length

@@ -10,4 +10,16 @@ public struct RegionDigest: Sendable, Hashable {
         self.high = high
         self.low = low
     }
+
+    /// A secondary's answer for a region its volume cannot vouch for: a staged journal it
+    /// resumed holds writes of an earlier session that its volume lacks and that a commit
+    /// will apply (SecondaryNode+Verify). Same layout as any digest (no new wire type).
+    public static let unvouched = RegionDigest(high: .max, low: .max)
+
+    /// Whether this (local) digest and the peer's say the region is the same on both copies:
+    /// equal, and the peer vouched for its region (`unvouched` differs from every digest,
+    /// also from a local one that happens to equal it).
+    public func agrees(withPeer peer: RegionDigest) -> Bool {
+        self == peer && peer != .unvouched
+    }
 }

@@ -4,7 +4,9 @@
 extension SecondaryNode {
     /// A DigestRequest: the region is read and digested as it is now. The primary asks only
     /// for a region no write it still holds overlaps, so this copy already applied every
-    /// write to it. Refused as a violation outside the volume or beyond the reads allowed.
+    /// write of the current session to it (to the volume, or to a journal whose records of
+    /// this session it sent again after them); a resumed journal's earlier records are
+    /// another matter (`resumedJournalCarriesEarlierWrites`). Refused as a violation outside the volume or beyond the reads allowed.
     mutating func digestRequested(
         _ offset: UInt64, _ length: UInt64, nowNs: UInt64, into actions: inout [SecondaryNodeAction]
     ) {
@@ -16,8 +18,19 @@ extension SecondaryNode {
             return actions.append(.closeForViolation(
                 "protocol violation: more than \(Self.digestReadsMax) verify regions at once, or one asked twice"))
         }
-        digestRegionsInFlight.append(offset)
         lastDigestRequestNs = nowNs
+        // A staged journal resumed from an earlier session holds writes this volume lacks and
+        // its commit will apply, writes the primary may have lost since (a crash before they
+        // were durable there; it never acknowledged them). A digest of the volume could then
+        // agree with the primary's and clear a region the commit later overwrites with the
+        // lost write: such a region is answered `unvouched` (the primary copies it, and the
+        // copy lands in the journal after the stale record). The journal's regions are not
+        // known here (the driver holds its records, also across a restart), so every region
+        // is: the crash restart's compare falls back to copying its extents whole.
+        if resumedJournalCarriesEarlierWrites {
+            return actions.append(.sendDigest(offsetBytes: offset, lengthBytes: length, digest: .unvouched))
+        }
+        digestRegionsInFlight.append(offset)
         // After a staged catch-up's SyncComplete the journal is committed and applied before
         // the volume holds what the primary verifies: the read waits (SecondaryNode+Staging).
         // While the catch-up is still being staged it does not: the primary's checksum resync
@@ -25,5 +38,15 @@ extension SecondaryNode {
         // region staged but not applied then reads as differing and is sent again).
         if staging.holds { return staging.digestsHeld.append((offset, length)) }
         actions.append(.readForDigest(offsetBytes: offset, lengthBytes: length))
+    }
+}
+
+extension SecondaryNode {
+    /// A catch-up is being staged into a journal that an earlier session began and filled
+    /// (resumed by this session, or to be by the one connecting): its records are not on the
+    /// volume, and the primary that sent them may have lost them since.
+    var resumedJournalCarriesEarlierWrites: Bool {
+        guard staging.phase == .staging, let staged = record.staging else { return false }
+        return staged.session != session && staging.endBytes > 0
     }
 }
