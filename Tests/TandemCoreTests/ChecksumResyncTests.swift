@@ -214,4 +214,22 @@ private enum CrashHarness {
         #expect(h.node.checksumResyncProgress?.abandonedBecause == "replication stopped")
         #expect(h.node.outOfSyncBytes == 128 << 10, "the region not compared stays set: the stop's bitmap covers it")
     }
+
+    /// A local digest read still out when the compare ends (a stop) comes back later: it is
+    /// the ended compare's and changes nothing (it used to reach online verify's read, whose
+    /// precondition stopped the process: found by the node simulator).
+    @Test func aDigestReadOfACompareThatEndedMeanwhileIsDropped() {
+        var h = CrashHarness.make(extentBytes: 256 << 10, pageBlocks: [])
+        h.connect()
+        let reads = h.digestReads
+        #expect(!reads.isEmpty, "the compare read a region: \(h.actions)")
+        h.send(.stop)
+        #expect(h.node.checksumResyncProgress?.abandonedBecause == "replication stopped")
+        let outOfSync = h.node.outOfSyncBytes
+        for offset in reads {
+            h.send(.verifyRegionRead(offsetBytes: offset, digest: RegionDigest(high: offset, low: 1), errno: 0))
+            #expect(h.actions.isEmpty, "a late read of an ended compare acts: \(h.actions)")
+        }
+        #expect(h.node.outOfSyncBytes == outOfSync)
+    }
 }

@@ -81,18 +81,24 @@ extension PrimaryNode {
         }
     }
 
-    /// A region read for the compare (false: not the compare's, a verify's).
+    /// A region read for the compare (false: not the compare's, a verify's). A read of a
+    /// compare that ended while it was out (a stop, a full copy, a failed disk) is the
+    /// compare's too, and changes nothing.
     mutating func checksumRegionRead(_ offset: UInt64, _ digest: RegionDigest?, errno: Int32,
                                      into actions: inout [PrimaryNodeAction]) -> Bool {
-        guard checksumResync != nil else { return false }
-        guard errno == 0, digest != nil else {
-            guard checksumResync!.localReadFailed(offsetBytes: offset) != nil else { return false }
-            failDisk("read", errno == 0 ? PrimaryErrno.eio : errno, into: &actions)
-            return true
+        if checksumResync != nil {
+            if errno == 0, digest != nil {
+                let (owned, outcome) = checksumResync!.localDigest(offsetBytes: offset, digest)
+                if let outcome { applyChecksumOutcome(outcome, into: &actions) }
+                if owned { return true }
+            } else if checksumResync!.localReadFailed(offsetBytes: offset) != nil {
+                failDisk("read", errno == 0 ? PrimaryErrno.eio : errno, into: &actions)
+                return true
+            }
         }
-        let (owned, outcome) = checksumResync!.localDigest(offsetBytes: offset, digest)
-        if let outcome { applyChecksumOutcome(outcome, into: &actions) }
-        return owned
+        guard let index = checksumReadsDraining.firstIndex(of: offset) else { return false }
+        checksumReadsDraining.remove(at: index)
+        return true
     }
 
     /// The peer's digest of a region (false: not the compare's).
@@ -139,6 +145,7 @@ extension PrimaryNode {
     private mutating func endChecksumResync(abandonedBecause reason: String?, into actions: inout [PrimaryNodeAction]) {
         guard let resync = checksumResync else { return }
         checksumResync = nil
+        checksumReadsDraining += resync.inFlight.filter(\.localReadPending).map(\.region.offsetBytes)
         checksumFirstRegion = resync.regions.first
         var progress = resync.progress
         progress.running = false

@@ -201,6 +201,7 @@ public struct PrimaryNode: Sendable {
     var checksumResync: ChecksumResync?
     public internal(set) var lastChecksumResync: ChecksumResyncProgress?
     var checksumFirstRegion: ChecksumRegion?
+    var checksumReadsDraining: [UInt64] = []  // local reads of an ended compare still out
 
     // The activity log (+ActivityLog): nil without one (`al_extents: 0`).
     public internal(set) var activityLog: ActivityLog?
