@@ -121,6 +121,13 @@ final class FakeDisk {
 
     func submitFlush(tag: Tag) { flushes.append((tag, stamp)) }
 
+    /// A flush that completes at once and cannot fail (the daemon's fdatasync at open before
+    /// a crash restart's compare; its failure gives the compare up, not modelled).
+    func flushNow() {
+        for landed in unflushed { makeDurable(landed) }
+        unflushed.removeAll()
+    }
+
     /// The errno of the flush (0: done); nil if it was lost with a crash.
     func completeFlush(_ tag: Tag) -> Int32? {
         guard let index = flushes.firstIndex(where: { $0.tag == tag }) else { return nil }

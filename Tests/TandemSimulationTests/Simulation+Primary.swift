@@ -74,6 +74,7 @@ extension Simulation {
                                                volumeSizeBytes: volumeSizeBytes)
         let checksumRegions = !scenario.checksumCompare ? [] : ChecksumResync.plan(
             extents: extents, dirty: bitmap, regionBytes: max(ChecksumResync.regionBytesDefault, bitmap.blockBytes))
+        if !checksumRegions.isEmpty { node.disk.flushNow() }  // Resource.flushVolumeForCompare
         for region in extents {
             _ = bitmap.setRange(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes)
         }

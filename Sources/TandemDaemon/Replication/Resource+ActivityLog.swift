@@ -55,8 +55,13 @@ extension Resource {
             let extents = ActivityLog.dirtyRegions(afterCrash: transaction.extents, extentBytes: UInt64(node.alExtentBytes),
                                                    volumeSizeBytes: volume.sizeBytes)
             // The extents' regions the durable pages do not mark are compared by digest first.
-            let checksumRegions = ChecksumResync.plan(
+            var checksumRegions = ChecksumResync.plan(
                 extents: extents, dirty: bitmap, regionBytes: max(ChecksumResync.regionBytesDefault, bitmap.blockBytes))
+            // What the killed process wrote may still be only in the page cache or the device's
+            // cache: a region found the same is cleared without a later local flush, so make it
+            // durable first, or a power loss would take from this copy what the peer keeps.
+            // A failed flush gives the compare up (the extents are copied whole).
+            if !checksumRegions.isEmpty && !flushVolumeForCompare() { checksumRegions = [] }
             for region in extents {
                 _ = bitmap.setRange(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes)
             }
@@ -85,6 +90,17 @@ extension Resource {
     /// Before a primary session's start record: the ring's transaction for the session's start
     /// (no extent; the bases `basis` starts from when it needs no copy), durable. Returns the
     /// node's log settings (nil: no log). Throws when the ring cannot be written.
+    private func flushVolumeForCompare() -> Bool {
+        while fdatasync(volume.fd) != 0 {
+            guard errno == EINTR else {
+                logger.warning("flushing the volume before the extents' compare failed: they are copied whole",
+                               metadata: ["errno": "\(errno)"])
+                return false
+            }
+        }
+        return true
+    }
+
     func openActivityLog(for basis: SessionBasis, writeBytesMax: UInt64) throws(IOError) -> ActivityLogSettings? {
         let extentBytes = UInt64(metadata.latest.alExtentBytes)
         var extents = activityLogExtents
