@@ -7,6 +7,18 @@ import TandemCore
 import Testing
 
 @Suite struct ChecksumSimulationTests {
+    /// Seed 675: the primary killed -9 with a write not flushed, the restart's compare found it
+    /// equal on both copies and cleared it, then a power loss took it from the primary while
+    /// the peer kept it. The restart flushes the volume before it compares.
+    @Test func seed675TheRestartFlushesBeforeItComparesSoAPowerLossKeepsWhatWasFoundTheSame() {
+        var scenario = SimulationScenario(seed: 675)
+        scenario.checksumCompare = true
+        let simulation = Simulation(scenario: scenario)
+        let failure = simulation.run()
+        #expect(failure == nil, "\(failure!)")
+        #expect(simulation.checksumResyncsEnded > 0, "seed 675 no longer compares: \(simulation.summary)")
+    }
+
     @Test func seed18AResumedJournalVouchesForNoRegionOfTheCrashRestartsCompare() {
         var scenario = SimulationScenario(seed: 18)
         scenario.checksumCompare = true
