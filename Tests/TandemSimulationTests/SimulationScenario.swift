@@ -254,10 +254,9 @@ struct SimulationScenario: CustomStringConvertible {
     /// TANDEM_SIM_SPLIT_BRAIN=off leaves them to SplitBrainNodeSimulationTests alone.
     static let splitBrainEnabled = getenv("TANDEM_SIM_SPLIT_BRAIN").map { String(cString: $0) != "off" } ?? true
     /// The switch of the crash restart's digest compare (ChecksumResync.plan in
-    /// `trackedAfterCrash`). Off in the default seeds until the seeded-fault checkers are shown
-    /// to catch their faults with it on (docs/replication.md, *Checksum resync of the extents*); TANDEM_SIM_CHECKSUM=on runs it, and
-    /// ChecksumSimulationTests runs it on its seeds.
-    static let checksumCompareEnabled = getenv("TANDEM_SIM_CHECKSUM").map { String(cString: $0) == "on" } ?? false
+    /// `trackedAfterCrash`), on as production runs it; TANDEM_SIM_CHECKSUM=off leaves it to
+    /// ChecksumSimulationTests (docs/replication.md, *Checksum resync of the extents*).
+    static let checksumCompareEnabled = getenv("TANDEM_SIM_CHECKSUM").map { String(cString: $0) != "off" } ?? true
     /// Whether this scenario's crash restarts compare by digest (default: the switch above).
     var checksumCompare = SimulationScenario.checksumCompareEnabled
 
