@@ -79,7 +79,7 @@ import Testing
     /// another member is away) never has them confirmed until that member is back. The
     /// verify's region waits for them, and the application's writes to it go on meanwhile:
     /// before, the region was locked while it waited, and a write to it waited with it.
-    @Test func aGroupMembersWritesToARegionWaitingForHeldWritesAreAdmittedAtOnce() {
+    @Test func aGroupMembersWritesToARegionWaitingForHeldWritesAreAdmittedAtOnce() throws {
         var primary = ReplicationPrimaryConfig(mode: .async, bufferBytesMax: 8 << 20)
         primary.groupID = ConsistencyGroup.id(ofName: "db")
         var h = Self.make(primary, volumeBytes: 2 << 20)
@@ -93,7 +93,7 @@ import Testing
         for (id, offset) in [(2, 4096), (3, 65536), (4, (1 << 20) - 4096)] as [(RequestID, UInt64)] {
             h.send(.request(id: id, .write(offsetBytes: offset, lengthBytes: 4096, fua: false)))
             let written = h.localWrites
-            #expect(written.map(\.offset) == [offset], "write \(id) admitted at once")
+            try #require(written.map(\.offset) == [offset], "write \(id) admitted at once")
             h.send(.localWriteDone(sequence: written[0].sequence, errno: 0))
             #expect(Self.answered(h, id), "write \(id) answered")
             #expect(h.asked.isEmpty && h.digestReads.isEmpty, "the region is never asked while a write to it is held")

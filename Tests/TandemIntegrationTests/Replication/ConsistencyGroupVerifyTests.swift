@@ -65,16 +65,7 @@ extension Replication {
         #expect(done["total_bytes"] as? Int == Chain.volumeBytes && done["checked_bytes"] as? Int == Chain.volumeBytes
                     && done["mismatched_bytes"] as? Int == 0 && done["aborted"] == nil,
                 "the whole volume compared, nothing differs: \(done)")
-        for name in Chain.members { try Chain.waitInSync(pair, name) }
-        for name in Chain.members {
-            let volume = "\(name).vol"
-            #expect(try VolumeFiles.sha256(pair.alpha.directory.file(volume))
-                        == VolumeFiles.sha256(pair.beta.directory.file(volume)), "\(name): the volumes differ")
-        }
-        let g1Volume = try Data(contentsOf: URL(fileURLWithPath: pair.beta.directory.file("g1.vol")))
-        for (pattern, offset) in [(UInt8(0x5a), Self.lastRegion), (0xa5, Self.lastRegion + 8192)] {
-            #expect(g1Volume[offset..<offset + 4096].allSatisfy { $0 == pattern }, "the write at \(offset) on beta")
-        }
+        try Compare.expectHealedVolumes(pair, holding: [(0x5a, Self.lastRegion), (0xa5, Self.lastRegion + 8192)])
         print("ConsistencyGroupVerifyTests: \(records) records before the stop; first write \(first.seconds) s, "
               + "second \(second.seconds) s; verify while g0 was away \(during), after the heal \(done)")
     }
