@@ -294,59 +294,6 @@ private struct Harness {
         #expect(h.localWrites.map(\.source) == [.copyChunk, .request(3)], "the chunk, then the write")
     }
 
-    @Test func verifyComparesSettledRegionsLocksThemAndCopiesWhatDiffers() {
-        var h = Harness(mode: .sync, volumeBytes: 2 << 20)
-        h.send(.peerVersion(WireFormat.helloVersion))
-        h.connect()
-        // A write held for the peer keeps the first region from being compared.
-        h.send(.request(id: 1, .write(offsetBytes: 4096, lengthBytes: 4096, fua: false)))
-        h.send(.localWriteDone(sequence: 1, errno: 0))
-        h.send(.startVerify)
-        #expect(h.actions.contains(.notice(.verifyStarted(bytes: 2 << 20))))
-        #expect(!h.actions.contains(.readVerifyRegion(offsetBytes: 0, lengthBytes: 1 << 20)))
-        #expect(h.node.streamState == .verifyS)
-        // Locked: a new write into the region waits; once the held one is durable there, the
-        // region is read here and asked of the peer in the same turn.
-        h.send(.request(id: 2, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)))
-        #expect(h.localWrites.isEmpty)
-        h.send(.peer(.dataAck(sequence: 1)))
-        h.send(.peer(.durableThroughEpoch(h.node.primary.openEpoch)))
-        #expect(h.actions.contains(.readVerifyRegion(offsetBytes: 0, lengthBytes: 1 << 20)))
-        #expect(h.actions.contains(.sendDigestRequest(offsetBytes: 0, lengthBytes: 1 << 20)))
-        let same = RegionDigest(high: 1, low: 2)
-        h.send(.verifyRegionRead(offsetBytes: 0, digest: same, errno: 0))
-        h.send(.peerDigest(offsetBytes: 0, lengthBytes: 1 << 20, digest: same))
-        #expect(h.localWrites.map(\.offsetBytes) == [8192], "the region is unlocked once compared")
-        h.send(.localWriteDone(sequence: 2, errno: 0))
-        h.send(.peer(.dataAck(sequence: 2)))
-        h.send(.peer(.durableThroughEpoch(h.node.primary.openEpoch)))
-        // The second region differs: marked, reported, and copied once the walk ends.
-        h.send(.verifyRegionRead(offsetBytes: 1 << 20, digest: same, errno: 0))
-        h.send(.peerDigest(offsetBytes: 1 << 20, lengthBytes: 1 << 20, digest: RegionDigest(high: 9, low: 9)))
-        #expect(h.actions.contains(.notice(.verifyMismatch(offsetBytes: 1 << 20, lengthBytes: 1 << 20))))
-        #expect(h.actions.contains(.notice(.verifyEnded(checkedBytes: 2 << 20, mismatchedBytes: 1 << 20, abortedBecause: nil))))
-        #expect(h.actions.contains(.notice(.verifyRepairStarted(bytes: 1 << 20))))
-        #expect(h.reads.map(\.0) == [1 << 20] && h.node.peerDiskState == .inconsistent)
-        #expect(h.node.verifyProgress == VerifyProgress(totalBytes: 2 << 20, checkedBytes: 2 << 20, mismatchedBytes: 1 << 20,
-                                                         running: false, abortedBecause: nil))
-    }
-
-    @Test func verifyIsRefusedByAnOldPeerAndEndsWhenTheLinkGoes() {
-        var h = Harness(mode: .sync, volumeBytes: 2 << 20)
-        h.send(.peerVersion(3))
-        h.connect()
-        #expect(h.node.verifyRefusal?.contains("protocol 3") == true)
-        h.send(.peerVersion(WireFormat.helloVersion))
-        h.send(.startVerify)
-        #expect(h.actions.contains(.readVerifyRegion(offsetBytes: 0, lengthBytes: 1 << 20)))
-        h.send(.linkDown(reason: "cut", refusal: nil))
-        #expect(h.actions.contains(.notice(.verifyEnded(checkedBytes: 0, mismatchedBytes: 0,
-                                                        abortedBecause: "the link to the peer was lost"))))
-        // The local read still ends (a stop waits for it); its digest is dropped.
-        h.send(.verifyRegionRead(offsetBytes: 0, digest: RegionDigest(high: 1, low: 1), errno: 0))
-        #expect(h.node.verifyProgress?.running == false)
-    }
-
     @Test func aFailedCopyReadStopsTheCopyAndLeavesThePeerInconsistent() {
         var h = Harness(basis: .fullCopy, volumeBytes: 2 << 20)
         h.connect()

@@ -102,8 +102,8 @@ extension PrimaryNode {
     }
 
     /// The region lock: a mutation of [start, end) waits while a copy read of it is in flight,
-    /// while the copy's next run waits for that region to go quiet, or while the verify
-    /// compares it (PrimaryNode+Verify).
+    /// while the copy's next run waits for that region to go quiet, or while the verify has
+    /// asked it and waits for its digests (PrimaryNode+Verify).
     func overlapsCopy(start: UInt64, end: UInt64) -> Bool {
         let blockBytes = bitmap.blockBytes
         func overlaps(_ run: BlockRun) -> Bool { start < run.end * blockBytes && run.first * blockBytes < end }

@@ -3,17 +3,29 @@
 // a region whose digests differ is marked dirty, counted and reported, and once the walk ends
 // the marked regions are copied to the peer like a catch-up within the same session.
 //
-// A region is compared only when both copies hold the same writes: it is locked first (an
-// application write overlapping it waits, as for a copy read), then waits until no write the
-// stream still holds overlaps it (every earlier write to it is durable on the peer), and only
-// then is it read here and asked of the peer. The walk is throttled like a resync
-// (`resync_rate`); it runs while the link is up, the peer is in sync and no copy is due, and
-// ends (aborted, reported) when any of that stops holding — what it marked by then is copied.
+// A region is compared only when both copies hold the same writes: it is asked only once no
+// write the stream still holds overlaps it (every earlier write to it is durable on the peer)
+// and no chunk of an admitted WRITE_ZEROES is still to be issued into it; then it is read here
+// and asked of the peer in the same turn, and only from then is it locked (an application write
+// overlapping it waits, as for a copy read) until both digests are in. While it waits to be
+// asked it is not locked: a write to it is admitted at once and the region simply waits for that
+// write too. Locking it while waiting would tie the application's write to the peer's
+// confirmation of the stream's earlier writes, which a consistency group's secondary holds
+// for as long as another member is away (its group barrier, docs/groups.md): the application
+// would hang on a member whose own peer is fine. Asked, the region is answered at once (the
+// peer reads its volume as it is; the barrier does not hold a digest read). The cost: a region
+// written without pause waits until a moment when none of its writes is unconfirmed (status
+// `verify.checked_bytes` shows where the walk stands).
+//
+// The walk is throttled like a resync (`resync_rate`); it runs while the link is up, the peer
+// is in sync and no copy is due, and ends (aborted, reported) when any of that stops holding —
+// what it marked by then is copied.
 
 /// The region being compared and the walk's position.
 struct VerifyRun: Sendable {
     var cursor: UInt64 = 0
-    /// The locked region: waiting for held writes, then read here and asked of the peer.
+    /// The region next compared: waiting (unlocked) for the writes to it to settle, then read
+    /// here and asked of the peer, and locked while `asked`.
     var region: (offset: UInt64, length: UInt64)?
     var asked = false
     var localDigest: RegionDigest?
@@ -68,7 +80,8 @@ extension PrimaryNode {
                               mismatchedBytes: run.mismatchedBytes, running: true, abortedBecause: nil)
     }
 
-    /// Locks the next region, asks for it once it is settled on the peer, or ends the walk.
+    /// Takes the next region, asks for it (and locks it) once it is settled on the peer, or
+    /// ends the walk.
     mutating func continueVerify(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
         guard var run = verify else { return }
         if let reason = verifyAbortReason { return endVerify(abortedBecause: reason, into: &actions) }
@@ -78,7 +91,8 @@ extension PrimaryNode {
         }
         let (offset, length) = run.region!
         verify = run
-        guard !run.asked, !primary.holdsWrite(overlapping: offset, offset + length), !verifyReadInFlight,
+        guard !run.asked, !primary.holdsWrite(overlapping: offset, offset + length),
+            !zeroChunksPending(overlapping: offset, offset + length), !verifyReadInFlight,
             resyncAdmits(UInt32(length), nowNs: nowNs)
         else { return }
         run.asked = true
@@ -151,9 +165,18 @@ extension PrimaryNode {
         }
     }
 
-    /// The verify's locked region overlaps [start, end): a mutation of it waits.
+    /// The verify's region is asked (locked) and overlaps [start, end): a mutation of it waits.
+    /// A region not asked yet locks nothing (see the top of this file).
     func overlapsVerify(start: UInt64, end: UInt64) -> Bool {
-        guard let region = verify?.region else { return false }
+        guard let run = verify, run.asked, let region = run.region else { return false }
         return start < region.offset + region.length && region.offset < end
+    }
+
+    /// An admitted WRITE_ZEROES has chunks still to issue into [start, end) (they wait for
+    /// room in the buffer): the stream does not hold them yet, but they will land in the
+    /// region after a read of it now.
+    private func zeroChunksPending(overlapping start: UInt64, _ end: UInt64) -> Bool {
+        guard let zeroes = zeroing else { return false }
+        return zeroes.cursor < end && start < zeroes.end
     }
 }

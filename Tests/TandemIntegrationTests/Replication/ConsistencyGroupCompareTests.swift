@@ -85,16 +85,7 @@ extension Replication {
         try Restart.expectPrefix(observed, "on the secondary while g0 is away", stop: .kill, stopAt: stopAt, records: records)
 
         setup.proxy.heal()
-        for name in Chain.members { try Chain.waitInSync(pair, name) }
-        for name in Chain.members {
-            let volume = "\(name).vol"
-            #expect(try VolumeFiles.sha256(pair.alpha.directory.file(volume))
-                        == VolumeFiles.sha256(pair.beta.directory.file(volume)), "\(name): the volumes differ")
-        }
-        let g1Volume = try Data(contentsOf: URL(fileURLWithPath: pair.beta.directory.file("g1.vol")))
-        for (pattern, offset) in [(UInt8(0x5a), Self.lastRegion), (0xa5, Self.lastRegion + 8192)] {
-            #expect(g1Volume[offset..<offset + 4096].allSatisfy { $0 == pattern }, "the write at \(offset) on beta")
-        }
+        try Self.expectHealedVolumes(pair, holding: [(0x5a, Self.lastRegion), (0xa5, Self.lastRegion + 8192)])
         let all = try Chain.heldRecords(pair.beta, written: records)
         #expect(all.count == records && Chain.prefixLength(all) == records, "after the heal: \(all.count) of \(records)")
         print("ConsistencyGroupCompareTests: records \(records), killed at \(stopAt); compare \(before) before, "
@@ -108,6 +99,21 @@ extension Replication {
         var checked: Int
         var givenUp: Int
         var description: String { "\(checked) of \(total) bytes compared, \(givenUp) given up" }
+    }
+
+    /// Both members back in sync, each volume equal to its peer's (sha256), and g1's volume on
+    /// beta holding each 4 KiB write (pattern, offset).
+    static func expectHealedVolumes(_ pair: ReplicatedPair, holding writes: [(pattern: UInt8, offset: Int)]) throws {
+        for name in Chain.members { try Chain.waitInSync(pair, name) }
+        for name in Chain.members {
+            let volume = "\(name).vol"
+            #expect(try VolumeFiles.sha256(pair.alpha.directory.file(volume))
+                        == VolumeFiles.sha256(pair.beta.directory.file(volume)), "\(name): the volumes differ")
+        }
+        let g1Volume = try Data(contentsOf: URL(fileURLWithPath: pair.beta.directory.file("g1.vol")))
+        for (pattern, offset) in writes {
+            #expect(g1Volume[offset..<offset + 4096].allSatisfy { $0 == pattern }, "the write at \(offset) on beta")
+        }
     }
 
     static func compare(_ pair: ReplicatedPair) throws -> Compare {
