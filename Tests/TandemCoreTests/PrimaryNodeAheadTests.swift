@@ -134,7 +134,13 @@ private struct AheadHarness {
         #expect(h.answered(5) == 0 && noticed(h.actions) != nil, "said again after the next loss")
     }
 
-    @Test func aSyncPrimaryWithFencingSuspendIOKeepsWaiting() {
+    /// Under `suspend-io` a sync write held for the peer waits (no Ahead), and the stop fails
+    /// it (issue 14) rather than answer it from this disk: its local write is done, but the
+    /// peer never said it applied it, and the peer may be promoted without it; a returned
+    /// primary's yield (which stops the replicator) then resyncs its region from the promoted
+    /// node. Answered 0, the real daemons lost it
+    /// (SplitBrainInFlightTests.aWriteHeldUnderSuspendIOFailsWhenTheOldPrimaryYields).
+    @Test func aSyncPrimaryWithFencingSuspendIOKeepsWaitingAndFailsTheHeldWriteAtTheStop() {
         var h = AheadHarness(mode: .sync, tracksWithoutPeer: false)
         h.connect()
         h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
@@ -143,6 +149,36 @@ private struct AheadHarness {
         h.nowNs += 60_000_000_000
         h.send(.tick)
         #expect(!h.node.isAhead && h.answered(1) == nil && h.node.outOfSyncBytes == 0)
+        h.send(.stop)
+        #expect(h.actions.last == .flushLocal)
+        h.send(.localFlushDone(errno: 0))
+        #expect(h.answered(1) == PrimaryErrno.eio, "answered from one copy: \(h.actions)")
+        #expect(!h.actions.contains(.notice(.acknowledgedWithoutPeer)))
+        #expect(h.actions.last == .stopped)
+    }
+
+    /// Issue 14: `changed bytes` count the writes a link's loss leaves unacknowledged. An async
+    /// write whose local write still runs at the cut and one queued behind it (it overlaps)
+    /// are in no lag yet; both are counted, and a sync dont-care loss, which goes Ahead, counts
+    /// its held write in the lag (the bitmap) and not again here.
+    @Test func theWritesALinksLossLeavesUnacknowledgedAreCountedOnce() {
+        var h = AheadHarness(mode: .async)
+        h.connect()
+        h.send(.request(id: 1, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)))
+        let inFlight = h.localWrites
+        h.send(.request(id: 2, .write(offsetBytes: 8192, lengthBytes: 8192, fua: false)))  // overlaps 1: queued
+        h.send(.linkDown(reason: "cut", refusal: nil))
+        #expect(h.node.lagBytes == 0 && h.node.unacknowledgedBytes == 4096 + 8192)
+        h.send(.localWriteDone(sequence: inFlight[0].sequence, errno: 0))
+        #expect(h.answered(1) == 0 && h.node.lagBytes == 4096 && h.node.unacknowledgedBytes == 8192)
+        for write in h.localWrites { h.send(.localWriteDone(sequence: write.sequence, errno: 0)) }
+        #expect(h.answered(2) == 0 && h.node.lagBytes == 4096 + 8192 && h.node.unacknowledgedBytes == 0)
+
+        var tracked = AheadHarness(mode: .sync, tracksWithoutPeer: true)
+        tracked.connect()
+        tracked.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
+        tracked.send(.linkDown(reason: "cut", refusal: nil))
+        #expect(tracked.node.isAhead && tracked.node.lagBytes == 4096 && tracked.node.unacknowledgedBytes == 0)
     }
 
     /// A peer that stages the catch-up keeps the base's image until its journal commits: what

@@ -1,6 +1,7 @@
 // PrimaryNode's account of what a failover to its peer would lose: `out_of_sync_bytes`,
-// `lag_bytes` and `rpo_ms` (docs/replication.md, *RPO accounting*). `tandem-bench rpo`'s
-// truth check holds these against what a kill and a forced failover really lose.
+// `lag_bytes`, `rpo_ms` (docs/replication.md, *RPO accounting*; `tandem-bench rpo`'s truth
+// check holds these against what a kill and a forced failover really lose), and the writes
+// not yet acknowledged that a link's loss leaves behind.
 
 extension PrimaryNode {
     /// Set bits × block size: what the peer lacks and the copy has not read yet.
@@ -21,6 +22,26 @@ extension PrimaryNode {
             return outOfSyncBytes &+ primary.unconfirmedBytes &+ primary.peerDurableBytesTotal
         }
         return outOfSyncBytes &+ primary.lagBytes
+    }
+
+    /// Bytes of the writes admitted or queued and not yet acknowledged that the peer has not
+    /// confirmed durable: at a link's loss, what `lagBytes` leaves out of the writes the
+    /// application submitted while the link was up (a local write still running, a sync write
+    /// waiting for the peer, a request waiting for admission). This node may still answer
+    /// them alone, so the daemon's `changed bytes` since parting (what
+    /// `discard-least-changes` weighs) count them with the loss. Ahead, the bitmap holds the
+    /// admitted ones and `lagBytes` counts them already. A bound: one that fails is counted.
+    public var unacknowledgedBytes: UInt64 {
+        var bytes = primary.isTracking ? 0 : primary.unconfirmedBytes - primary.lagBytes
+        if let zeroing { bytes += zeroing.end - zeroing.cursor }
+        for position in 0..<queue.count {
+            switch queue[position].kind {
+            case let .write(_, length, _): bytes += UInt64(length)
+            case let .writeZeroes(_, length, _): bytes += length
+            case .flush, .trim: break
+            }
+        }
+        return bytes
     }
 
     /// The RPO age: of the oldest acknowledged write the peer lacks (Ahead, and until the

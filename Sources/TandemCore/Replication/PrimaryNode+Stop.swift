@@ -1,6 +1,7 @@
 // PrimaryNode's end: a stop (disable, shutdown, demotion) hangs up, waits for local I/O,
 // flushes the local disk, records the stop (clean only after that flush), answers everything
-// held and says `.stopped`. A planned failover's hand-over keeps the link through the flush
+// held (a write still waiting for its peer fails under `fencing: suspend-io`) and says
+// `.stopped`. A planned failover's hand-over keeps the link through the flush
 // and the demotion record, then sends Demoted. A failure of the local disk is noted once
 // here; admission then fails every later mutation and the stop's record is not clean.
 
@@ -57,7 +58,8 @@ extension PrimaryNode {
     /// Once the link is gone and no local I/O runs, the local disk is flushed (always: a
     /// node that stops serving as primary — disabled, demoted, shut down — leaves every
     /// write it answered durable, whatever its disk cache held). Then a write whose local I/O
-    /// completed is on this node's disk and is answered as such, a FLUSH is answered if that
+    /// completed is on this node's disk and is answered as such (unless it still waited for
+    /// the peer under `suspend-io`: answerUnacknowledgedAtStop), a FLUSH is answered if that
     /// flush succeeded; anything else fails.
     ///
     /// A hand-over keeps the link through the flush and the demotion record, then sends
@@ -98,7 +100,8 @@ extension PrimaryNode {
             case _ where ticket.needsPeer: errno = PrimaryErrno.eio  // diskless: the peer never confirmed it
             case .write, .zeroes:
                 let local = ticket.issuedAll || ticket.kind == .write
-                errno = local && ticket.localPending == 0 && !ticket.failed && zeroing?.ticket != index ? 0 : PrimaryErrno.eio
+                let onDisk = local && ticket.localPending == 0 && !ticket.failed && zeroing?.ticket != index
+                errno = onDisk ? answerUnacknowledgedAtStop(into: &actions) : PrimaryErrno.eio
             case .flush:
                 errno = flushed ? 0 : PrimaryErrno.eio
             }
@@ -111,6 +114,21 @@ extension PrimaryNode {
         zeroing = nil
         stopped = true
         actions.append(.stopped)
+    }
+
+    /// A write (or WRITE_ZEROES) the stop finds on this disk is one the stream never
+    /// acknowledged: admitted sync, it waits for a peer that never said it applied it. Under
+    /// `fencing: suspend-io` it fails: a write is acknowledged only once it is on both copies,
+    /// and the peer may be promoted without it (a returned primary's yield then resyncs this
+    /// region from the promoted node; answered 0, the acknowledged write was lost). Under
+    /// `dont-care` it is answered from this disk, a write the peer will not get on this link:
+    /// said first (B moves), as for any write acknowledged alone. A hand-over's peer gets every
+    /// write before Demoted.
+    private mutating func answerUnacknowledgedAtStop(into actions: inout [PrimaryNodeAction]) -> Int32 {
+        guard !handingOver else { return 0 }
+        guard config.syncTracksWithoutPeer else { return PrimaryErrno.eio }
+        noteAcknowledgedWithoutPeer(into: &actions)
+        return 0
     }
 
     // MARK: Disk failure

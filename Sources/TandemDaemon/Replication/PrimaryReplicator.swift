@@ -151,6 +151,11 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     /// this start: no link went down under it, and it is no write the peer will not get
     /// (docs/replication.md, *The old primary returns*).
     var linkWasConnected = false
+    /// The connection state is Connected now (its loss is counted once).
+    var linkConnected = false
+    /// The writes not yet acknowledged when the link was lost with no lag: counted at the
+    /// first of them acknowledged alone (PrimaryReplicator+WithoutPeer).
+    var unacknowledgedAtLossBytes: UInt64 = 0
     /// The peer became UpToDate (it holds every acknowledged write).
     var onPeerUpToDate: (() -> Void)?
     var peerWasUpToDate = false
@@ -420,11 +425,6 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         }
     }
 
-    private func noteWriteWithoutPeer() {
-        wroteWithoutPeer = true
-        onWriteWithoutPeer?()
-    }
-
     private func recordStop(_ value: UInt64) {
         if value != 0 {
             logger.info("clean stop: the peer holds every write; the next start skips the full copy",
@@ -477,14 +477,11 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
             publishPeerDiskState()
             onPeerSynced?()
         case let .connectionState(state):
-            if state == .connected { linkWasConnected = true; onLinkConnected?() }
-            if state != .connected && node.lagBytes > 0 && linkWasConnected {
-                if !wroteWithoutPeer { noteWriteWithoutPeer() }
-                onBytesWithoutPeer?(node.lagBytes)
-            }
+            if state == .connected { onLinkConnected?() }
+            accountConnectionState(state)
             context.events.publish(resource: resource, "connection-state", ["connection_state": .string(state.rawValue)])
         case .acknowledgedWithoutPeer:
-            if !wroteWithoutPeer { noteWriteWithoutPeer() }  // before the answer that follows
+            acknowledgedWithoutPeer()  // before the answer that follows
         case .verifyStarted, .verifyMismatch, .verifyEnded, .verifyRepairStarted:
             noticedVerify(notice)
         case let .checksumResyncEnded(progress):

@@ -19,15 +19,18 @@ extension Replication {
         let toAlpha: LinkProxy
         var toBeta: LinkProxy { pair.proxy! }
 
-        init(policy: String? = nil, sizeBytes: Int = SplitBrainTests.sizeBytes) throws {
+        /// `alphaVolume`: a file to use as alpha's volume (a PausableVolume's), else a plain one.
+        init(policy: String? = nil, sizeBytes: Int = SplitBrainTests.sizeBytes, mode: String = "sync",
+             fencing: String = "dont-care", alphaVolume: String? = nil) throws {
             pair = try ReplicatedPair(sizeBytes: sizeBytes, throughProxy: true)
             toAlpha = try LinkProxy(target: pair.alphaAddress)
+            if let alphaVolume { try pair.useAsVolume(alphaVolume, of: pair.alpha) }
             var settings: [String: Any] = [:]
             if let policy { settings["after_split_brain"] = policy }
-            try pair.create(on: pair.beta, role: "secondary", peer: ("alpha", toAlpha.address), mode: "sync",
-                            initialSync: "full", compression: "none", fencing: "dont-care", settings: settings)
-            try pair.create(on: pair.alpha, role: "primary", peer: ("beta", pair.betaAddressForAlpha), mode: "sync",
-                            initialSync: "full", compression: "none", fencing: "dont-care", settings: settings)
+            try pair.create(on: pair.beta, role: "secondary", peer: ("alpha", toAlpha.address), mode: mode,
+                            initialSync: "full", compression: "none", fencing: fencing, settings: settings)
+            try pair.create(on: pair.alpha, role: "primary", peer: ("beta", pair.betaAddressForAlpha), mode: mode,
+                            initialSync: "full", compression: "none", fencing: fencing, settings: settings)
             try pair.expectOK(try pair.beta.control().request("enable", ["name": ReplicatedPair.resource]))
             try pair.expectOK(try pair.alpha.control().request("enable", ["name": ReplicatedPair.resource]))
             try pair.waitInSync()
@@ -50,6 +53,11 @@ extension Replication {
             try pair.waitFor(pair.alpha, "alpha lost its peer") { $0["connection_state"] as? String != "Connected" }
             try pair.waitFor(pair.beta, "beta lost its peer") { $0["connection_state"] as? String != "Connected" }
             try SplitBrainTests.write(pair.nbdSocket(pair.alpha), alphaBlocks, SplitBrainTests.alphaPattern)
+            try promoteBetaAndWrite(betaBlocks)
+        }
+
+        /// Beta, cut off, is promoted by force, enabled, and writes `betaBlocks` with its pattern.
+        func promoteBetaAndWrite(_ betaBlocks: Range<Int>) throws {
             let promoted = try pair.expectOK(try pair.beta.control().request(
                 "failover", ["name": ReplicatedPair.resource, "force": true]))
             #expect(promoted["role"] as? String == "primary")
