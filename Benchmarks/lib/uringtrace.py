@@ -31,14 +31,16 @@ LINE = re.compile(r"^\s*(\d+\.\d+):\s+io_uring:(io_uring_submit_req|io_uring_com
 
 
 def start(directory, run, pid):
-    """Starts `perf record` of the io_uring tracepoints on `pid`'s threads; returns its process."""
+    """Starts `perf record` of the io_uring tracepoints, system-wide (`-p` misses completions
+    posted by io-wq workers the kernel starts after it attached: a flush's, say); the
+    recording is read back for `pid` alone. Returns its process."""
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, f"run{run}-secondary.perf")
-    command = ["perf", "record", "-q", "-o", path, "-p", str(pid)]
+    command = ["perf", "record", "-q", "-a", "-o", path]
     for event in EVENTS:
         command += ["-e", event]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    process.path = path
+    process.path, process.traced_pid = path, pid
     return process
 
 
@@ -54,14 +56,17 @@ def finish(process):
     if not os.path.exists(process.path):
         sys.stderr.write(f"uringtrace: perf recorded nothing: {process.stderr.read().decode().strip()}\n")
         return None
-    return summarize(read(process.path))
+    return summarize(read(process.path, process.traced_pid))
 
 
-def read(path):
-    """[(time_s, kind 'submit'|'complete', req, user_data, opcode or None)] from a recording."""
-    text = subprocess.run(["perf", "script", "-i", path, "-F", "time,event,trace"], check=True,
+def read(path, pid):
+    """[(time_s, kind 'submit'|'complete', req, user_data, opcode or None)] of process `pid`
+    (all its threads) from a recording."""
+    text = subprocess.run(["perf", "script", "-i", path, "-F", "pid,time,event,trace"], check=True,
                           capture_output=True, text=True).stdout
-    return parse(text.splitlines())
+    prefix = re.compile(r"^\s*(\d+)\s+")
+    lines = [line[m.end():] for line in text.splitlines() if (m := prefix.match(line)) and int(m.group(1)) == pid]
+    return parse(lines)
 
 
 def parse(lines):
@@ -153,4 +158,4 @@ def describe(summary):
 
 if __name__ == "__main__":
     import json
-    print(json.dumps(summarize(read(sys.argv[1])), indent=1))
+    print(json.dumps(summarize(read(sys.argv[1], int(sys.argv[2]))), indent=1))
