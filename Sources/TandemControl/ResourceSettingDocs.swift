@@ -176,8 +176,9 @@ extension ResourceSpec {
             entry("group_commit_us", "microseconds", "0–1000000", groupCommitUsRange,
                   "\(ResourceSpec.groupCommitUsDefault)", """
                 The secondary's group commit: it flushes its volume at the latest this long \
-                after the first unflushed epoch completed (or once 64 MiB completed), then \
-                confirms the flushed epochs to the primary. An async primary's lag, and so its \
+                after the oldest unflushed epoch completed, also when a flush was in flight \
+                meanwhile (or once 64 MiB completed), then confirms the flushed epochs to the \
+                primary. An async primary's lag, and so its \
                 RPO, ends at that confirmation: lower gives a lower RPO for more flushes on the \
                 secondary's disk (0 flushes as soon as an epoch completes). Read while the \
                 node is secondary, from its own resource; fixed at `create`.

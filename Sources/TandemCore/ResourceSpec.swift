@@ -133,7 +133,7 @@ public struct ResourceSpec: Sendable, Equatable {
     public static let rpoPacingMaxMsDefault: UInt32 = 100
 
     // The secondary's group commit (issue 16 benchmarks: the RPO/IOPS trade-off).
-    /// `group_commit_us`: a secondary flushes at the latest this long after the first
+    /// `group_commit_us`: a secondary flushes at the latest this long after the oldest
     /// unflushed epoch completed, then confirms the flushed epochs to the primary (an async
     /// primary's lag ends there). Applies while this node is secondary.
     public var groupCommitUs: UInt32 = ResourceSpec.groupCommitUsDefault

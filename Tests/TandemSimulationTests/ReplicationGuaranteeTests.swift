@@ -251,6 +251,32 @@ private func submitted(_ actions: [SecondaryAction]) -> [WriteSequence] {
         #expect(harness.send(.durableEpochRecorded(3)).contains(.send(.durableThroughEpoch(3))))
     }
 
+    /// The interval counts from an epoch's own completion, also when it completed while the
+    /// previous flush was in flight: the flush's completion does not restart its wait (that
+    /// added a whole flush to the async RPO: docs/replication.md, *Group commit*).
+    @Test func anEpochCompletedDuringAFlushIsFlushedAnIntervalAfterItsOwnCompletion() {
+        var harness = SecondaryHarness(ReplicationSecondaryConfig(groupCommitIntervalNs: 1_000))
+        harness.send(.connectionUp)
+        harness.data(1, epoch: 1)
+        harness.send(.writeCompleted(sequence: 1), atNs: 100)
+        harness.send(.message(.epochBarrier(epoch: 1)), atNs: 100)
+        #expect(harness.secondary.flushDeadlineNs == 1_100)
+        #expect(harness.send(.tick, atNs: 1_100).contains(.submitFlush))
+        // Epoch 2 completes at 1,200 while epoch 1's flush runs until 2,100.
+        harness.data(2, epoch: 2, block: 1)
+        harness.send(.writeCompleted(sequence: 2), atNs: 1_200)
+        #expect(!harness.send(.message(.epochBarrier(epoch: 2)), atNs: 1_200).contains(.submitFlush))
+        #expect(harness.secondary.flushDeadlineNs == nil, "a flush is in flight")
+        #expect(!harness.send(.flushCompleted, atNs: 2_100).contains(.submitFlush))
+        #expect(harness.secondary.flushDeadlineNs == 2_200)
+        #expect(harness.send(.tick, atNs: 2_200).contains(.submitFlush))
+        // A flush that outlasts the interval: what completed meanwhile is flushed at once.
+        harness.data(3, epoch: 3, block: 2)
+        harness.send(.writeCompleted(sequence: 3), atNs: 2_300)
+        harness.send(.message(.epochBarrier(epoch: 3)), atNs: 2_300)
+        #expect(harness.send(.flushCompleted, atNs: 3_500).contains(.submitFlush))
+    }
+
     @Test func aFlushRequestFromThePrimaryIsServedAtOnce() {
         var harness = SecondaryHarness(ReplicationSecondaryConfig(groupCommitIntervalNs: 1_000_000))
         harness.send(.connectionUp)

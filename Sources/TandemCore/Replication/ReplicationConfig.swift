@@ -73,7 +73,8 @@ public struct ReplicationSecondaryConfig: Sendable, Hashable {
     public var queuedWritesMax: Int
     /// Writes of the current epoch submitted to the disk at once.
     public var writesInFlightMax: Int
-    /// Group commit: flush at the latest this long after the first unflushed epoch completed…
+    /// Group commit: flush at the latest this long after the oldest unflushed epoch
+    /// completed (a flush in flight meanwhile does not restart the wait)…
     public var groupCommitIntervalNs: UInt64
     /// …or once this many bytes completed since the last flush.
     public var groupCommitBytesMax: UInt64

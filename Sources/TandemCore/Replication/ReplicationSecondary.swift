@@ -41,6 +41,9 @@ public struct ReplicationSecondary: Sendable {
     /// Persisted in the metadata and acknowledged (or about to be) to the primary.
     public private(set) var durableThroughEpoch: Epoch
     private var bytesCompletedSinceFlush: UInt64 = 0
+    /// When the oldest completed epoch that no submitted flush covers completed (nil: none).
+    /// A flush in flight does not restart it: an epoch that completed meanwhile has been
+    /// waiting since its own completion, and the group-commit interval counts from there.
     private var unflushedSinceNs: UInt64?
 
     public private(set) var isConnected = false
@@ -98,7 +101,6 @@ public struct ReplicationSecondary: Sendable {
             precondition(flushInFlight, "flush completion without a flush")
             flushInFlight = false
             flushedThroughEpoch = flushCoversEpoch
-            unflushedSinceNs = completedThroughEpoch > flushedThroughEpoch ? nowNs : nil
             recordIfDue(into: &actions)
         case let .durableEpochRecorded(epoch):
             precondition(recordInFlight && epoch <= flushedThroughEpoch, "unexpected record completion")
@@ -342,6 +344,7 @@ public struct ReplicationSecondary: Sendable {
         flushInFlight = true
         flushCoversEpoch = completedThroughEpoch
         bytesCompletedSinceFlush = 0
+        unflushedSinceNs = nil
         actions.append(.submitFlush)
     }
 
@@ -351,7 +354,8 @@ public struct ReplicationSecondary: Sendable {
         actions.append(.recordDurableEpoch(flushedThroughEpoch))
     }
 
-    /// When the group-commit timer next needs a tick, if anything is unflushed.
+    /// When the group-commit timer next needs a tick, if anything is unflushed and no flush is
+    /// in flight (its completion decides again: a deadline passed meanwhile is due at once).
     public var flushDeadlineNs: UInt64? {
         guard let since = unflushedSinceNs, !flushInFlight else { return nil }
         return since + config.groupCommitIntervalNs

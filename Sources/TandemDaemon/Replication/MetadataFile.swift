@@ -2,9 +2,9 @@
 // superblock in it. All durable per-resource state is written here: synchronously for the
 // rare transitions (enable, disable, role changes, session starts: pwrite continued after
 // short writes, then fdatasync), and through the ring for the secondary's record writes
-// (an O_DIRECT write continued after short completions, then IORING_FSYNC_DATASYNC). It
-// never trusts RWF_DSYNC for those: some filesystems (FUSE) complete such writes unsynced;
-// activity-log transactions use it only where Volume.honoursDSyncWrites. Writes
+// (an O_DIRECT write continued after short completions, then IORING_FSYNC_DATASYNC; one
+// RWF_DSYNC write instead where Volume.honoursDSyncWrites: some filesystems (FUSE) complete
+// such writes unsynced), as activity-log transactions are. Writes
 // alternate between the two slots; one in flight at a time, the newest request queued.
 // The dirty bitmap's area is written and read here too (blocking, see *Dirty bitmap*
 // below), sealed by the superblock's `bitmap sealed` field, and the activity-log ring
@@ -152,10 +152,16 @@ final class MetadataFile: IOHandler {
         baseOffsetBytes + UInt64(sealed.slot * MetadataGeometry.slotBytes)
     }
 
+    /// A record write is one RWF_DSYNC write where the filesystem honours it, as a log
+    /// transaction is: the secondary's DurableAck waits for it, and the loop turn between a
+    /// plain write and its flush is part of an async pair's RPO (docs/replication.md, *Group
+    /// commit*).
+    private var recordWritesDSync: Bool { volume.honoursDSyncWrites }
+
     private func submitWrite() {
         let offset = slotOffset(inFlight!) + UInt64(writtenBytes)
         loop.prepareVolumeIO(write: true, volume: volume, buffer: buffer + writtenBytes,
-                             length: MetadataGeometry.slotBytes - writtenBytes, offset: offset, dsync: false,
+                             length: MetadataGeometry.slotBytes - writtenBytes, offset: offset, dsync: recordWritesDSync,
                              handler: handlerID, tag: Tag.write.rawValue)
     }
 
@@ -171,7 +177,7 @@ final class MetadataFile: IOHandler {
         if tag == Tag.write.rawValue {
             writtenBytes += Int(result)
             if writtenBytes < MetadataGeometry.slotBytes { return submitWrite() }  // a short write: the rest
-            return loop.prepareFlush(volume: volume, handler: handlerID, tag: Tag.flush.rawValue)
+            if !recordWritesDSync { return loop.prepareFlush(volume: volume, handler: handlerID, tag: Tag.flush.rawValue) }
         }
         superblock = inFlight!
         inFlight = nil
