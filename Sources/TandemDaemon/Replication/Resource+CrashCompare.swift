@@ -6,6 +6,7 @@
 import Glibc
 #endif
 import Logging
+import TandemControl
 import TandemCore
 
 extension Resource {
@@ -45,6 +46,14 @@ extension Resource {
     /// any failed flush (disk_state Failed, `disk_error`, event `disk-failed`): replication does
     /// not start from it. No compare is planned; should the operator re-enable this disk, its
     /// extents are copied whole, as they read.
+    /// The daemon's start does not re-enable a disk whose flush failed as it opened (an
+    /// `enable` would clear the failure: that is the operator's word that the disk is fixed).
+    /// A flush is the only I/O on the volume at open: a failure named so is this one.
+    func refuseEnableAfterFailedCompareFlush() throws(ControlError) {
+        guard let failure = health.failure, failure.operation == "flush" else { return }
+        throw ControlError(.ioError, "this node's disk failed: \(failure.operation): \(failure.message)")
+    }
+
     func failDiskAtCompareFlush(_ code: Int32) {
         let reason = String(cString: strerror(code))
         health.record("flush", errno: code, detail:
