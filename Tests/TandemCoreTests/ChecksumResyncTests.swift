@@ -10,16 +10,24 @@ private enum CrashHarness {
     static let volumeBytes: UInt64 = 4 << 20
     static let regionBytes: UInt64 = 128 << 10
 
-    static func make(extentBytes: UInt64 = 1 << 20, pageBlocks: [UInt64] = [512]) -> DigestCompareDriver {
+    /// `checkpointBytes`: the node keeps an activity log and writes the pages of regions found
+    /// the same once this many bytes were (nil: no log).
+    static func make(extentBytes: UInt64 = 1 << 20, pageBlocks: [UInt64] = [512],
+                     checkpointBytes: UInt64? = nil) -> DigestCompareDriver {
         var pages = DirtyBitmap(volumeSizeBytes: volumeBytes, blockBytes: 4096)
         for block in pageBlocks { _ = pages.setBlocks(BlockRun(first: block, count: 1)) }
         let extents = ActivityLog.dirtyRegions(afterCrash: [0], extentBytes: extentBytes, volumeSizeBytes: volumeBytes)
         let regions = ChecksumResync.plan(extents: extents, dirty: pages, regionBytes: regionBytes)
         var tracked = pages
         _ = tracked.setRange(offsetBytes: 0, lengthBytes: extentBytes)
+        var config = PrimaryNodeConfig(primary: ReplicationPrimaryConfig(mode: .sync, bufferBytesMax: 8 << 20),
+                                       volumeSizeBytes: volumeBytes)
+        if let checkpointBytes {
+            config.activityLog = ActivityLogSettings(extents: 4, extentBytes: 1 << 20, writeBytesMax: 1 << 20, lastTransaction: 5)
+            config.checksumCheckpointBytes = checkpointBytes
+        }
         let node = PrimaryNode(
-            config: PrimaryNodeConfig(primary: ReplicationPrimaryConfig(mode: .sync, bufferBytesMax: 8 << 20),
-                                      volumeSizeBytes: volumeBytes),
+            config: config,
             session: 77, basis: .catchUp([CatchUpBase(session: 9, durableThroughEpoch: 3)]), trackedBitmap: tracked,
             checksumRegions: regions)
         return DigestCompareDriver(node: node, regionBytes: regionBytes)
@@ -43,6 +51,82 @@ private enum CrashHarness {
             extents: ActivityLog.dirtyRegions(afterCrash: [1], extentBytes: 1 << 20, volumeSizeBytes: (1 << 20) + 8192),
             dirty: short, regionBytes: 128 << 10)
         #expect(tail == [ChecksumRegion(offsetBytes: 1 << 20, lengthBytes: 8192)])
+    }
+
+    /// A second crash during the compare: the next restart's plan compares again every region
+    /// of the interrupted compare's record that the durable pages still mark whole (never
+    /// compared, or found different and not copied yet), leaves one they mark in part to the
+    /// copy and one they no longer mark alone (found the same, its page written), and keeps
+    /// the newest transaction's extents as before.
+    @Test func aResumedPlanComparesTheRecordedRegionsThePagesStillMarkWhole() {
+        let volumeBytes: UInt64 = 64 << 20
+        let regionBytes: UInt64 = 128 << 10
+        let extentZero = ActivityLog.dirtyRegions(afterCrash: [0], extentBytes: 4 << 20, volumeSizeBytes: volumeBytes)
+        var pages = DirtyBitmap(volumeSizeBytes: volumeBytes, blockBytes: 4096)
+        // The interrupted compare found regions 0–9 the same (their page written clear), then a
+        // write set one block of region 10; regions 11–31 were never compared.
+        _ = pages.setBlocks(BlockRun(first: 10 * 32 + 5, count: 1))
+        _ = pages.setRange(offsetBytes: 11 * regionBytes, lengthBytes: 21 * regionBytes)
+        var geometry = DirtyBitmap(volumeSizeBytes: volumeBytes, blockBytes: 4096)
+        let record = ChecksumResync.record(
+            ChecksumResync.plan(extents: extentZero, dirty: geometry, regionBytes: regionBytes), geometry: geometry)
+        #expect(record.outOfSyncBytes == 4 << 20, "the record names the whole extent it compared")
+        // The session the second crash cut wrote in extent 3 (its newest transaction names it).
+        let extents = ActivityLog.dirtyRegions(afterCrash: [3], extentBytes: 4 << 20, volumeSizeBytes: volumeBytes)
+        let fresh = ChecksumResync.plan(extents: extents, dirty: pages, regionBytes: regionBytes)
+        let resumed = ChecksumResync.plan(extents: extents, dirty: pages, regionBytes: regionBytes, resuming: record)
+        #expect(fresh.count == 32, "without the record, extent 0's regions would be copied whole")
+        #expect(resumed.count == 32 + 21, "extent 3, and the 21 regions never compared")
+        #expect(resumed.first == ChecksumRegion(offsetBytes: 11 * regionBytes, lengthBytes: regionBytes))
+        #expect(resumed == resumed.sorted { $0.offsetBytes < $1.offsetBytes } && resumed.suffix(32) == fresh[...])
+        // A record of another geometry speaks for nothing here.
+        geometry = DirtyBitmap(volumeSizeBytes: volumeBytes, blockBytes: 8192)
+        let other = ChecksumResync.record([ChecksumRegion(offsetBytes: 0, lengthBytes: 4 << 20)], geometry: geometry)
+        #expect(ChecksumResync.plan(extents: extents, dirty: pages, regionBytes: regionBytes, resuming: other) == fresh)
+    }
+
+    /// The regions found the same reach the bitmap pages as the compare goes (every
+    /// `checksumCheckpointBytes`, and at its end), so a second crash does not copy them.
+    @Test func regionsFoundTheSameAreWrittenClearToTheBitmapPagesAsTheCompareGoes() {
+        var h = CrashHarness.make(pageBlocks: [], checkpointBytes: 256 << 10)
+        h.connect()
+        _ = Self.answerLog(&h)
+        h.answer(0, same: true)
+        #expect(Self.answerLog(&h).isEmpty, "128 KiB found the same: below the checkpoint")
+        h.answer(128 << 10, same: false)
+        #expect(Self.answerLog(&h).isEmpty, "a region that differs stays set: nothing to write")
+        h.answer(256 << 10, same: true)
+        #expect(Self.answerLog(&h) == [[0]], "256 KiB found the same: their page is written")
+        #expect(!h.node.bitmap.anySet(offsetBytes: 0, lengthBytes: 128 << 10)
+            && h.node.bitmap.anySet(offsetBytes: 128 << 10, lengthBytes: 128 << 10))
+        var written: [[Int]] = []
+        for offset in stride(from: UInt64(384 << 10), to: 896 << 10, by: 128 << 10) {
+            h.answer(offset, same: true)
+            written += Self.answerLog(&h)
+        }
+        #expect(written == [[0], [0]], "four more regions found the same: two more page writes")
+        h.answer(896 << 10, same: true)
+        #expect(h.node.checksumResyncProgress?.running == false && h.node.checksumResyncProgress?.checkedBytes == 1 << 20)
+        #expect(Self.answerLog(&h) == [[0]], "the last region (below the checkpoint) is written as the compare ends")
+    }
+
+    /// Answers the activity-log and page writes the last event asked for (and those they lead
+    /// to); returns the pages of each page write.
+    static func answerLog(_ h: inout DigestCompareDriver) -> [[Int]] {
+        var written: [[Int]] = []
+        var pending = h.actions
+        while !pending.isEmpty {
+            switch pending.removeFirst() {
+            case let .persistBitmapPages(ticket, pages, _):
+                written.append(pages ?? [])
+                pending += h.send(.bitmapPagesPersisted(ticket: ticket, errno: 0))
+            case let .writeActivityLog(transaction, _, _, _, _):
+                pending += h.send(.activityLogWritten(transaction: transaction, errno: 0))
+            default:
+                break
+            }
+        }
+        return written
     }
 
     @Test func aCrashCatchUpCopiesOnlyTheRegionsWhoseDigestsDiffer() {

@@ -19,6 +19,30 @@ import Testing
         #expect(simulation.checksumResyncsEnded > 0, "seed 675 no longer compares: \(simulation.summary)")
     }
 
+    /// A second crash (either node, kill -9 or power loss) while a crash restart's compare
+    /// runs: the next crash restart compares again what the interrupted compare's record
+    /// names and the durable pages still mark (Simulation+CompareCrash), and every guarantee
+    /// holds through it. The seeds must strike mid-compare and resume compares, or the test
+    /// proves nothing.
+    @Test func aCrashDuringTheCompareResumesItAndEveryGuaranteeHolds() {
+        var fired = 0
+        var resumed = 0
+        var resumedBytes: UInt64 = 0
+        for seed in UInt64(1)...300 {
+            var scenario = SimulationScenario(seed: seed)
+            scenario.checksumCompare = true
+            let simulation = Simulation(scenario: scenario)
+            let failure = simulation.run()
+            #expect(failure == nil, "\(failure!)")
+            if failure != nil { return }
+            fired += simulation.compareFaultsFired
+            resumed += simulation.comparesResumed
+            resumedBytes += simulation.compareBytesResumed
+        }
+        print("300 seeds: \(fired) crashes mid-compare, \(resumed) compares resumed (\(resumedBytes) bytes compared again)")
+        #expect(fired >= 5 && resumed >= 3, "\(fired) crashes mid-compare, \(resumed) compares resumed")
+    }
+
     @Test func seed18AResumedJournalVouchesForNoRegionOfTheCrashRestartsCompare() {
         var scenario = SimulationScenario(seed: 18)
         scenario.checksumCompare = true

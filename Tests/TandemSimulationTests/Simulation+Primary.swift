@@ -55,6 +55,7 @@ extension Simulation {
             syncTracksWithoutPeer: scenario.fencingDontCare, activityLog: activityLog)
         config.adaptive = scenario.adaptive
         config.periodNs = scenario.periodNs
+        if scenario.checksumCheckpointBytes > 0 { config.checksumCheckpointBytes = scenario.checksumCheckpointBytes }
         return config
     }
 
@@ -72,8 +73,7 @@ extension Simulation {
         if transaction.bitmapPagesCount, let pages = node.durablePages { bitmap = pages }
         let extents = ActivityLog.dirtyRegions(afterCrash: transaction.extents, extentBytes: log.extentBytes,
                                                volumeSizeBytes: volumeSizeBytes)
-        let checksumRegions = !scenario.checksumCompare ? [] : ChecksumResync.plan(
-            extents: extents, dirty: bitmap, regionBytes: max(ChecksumResync.regionBytesDefault, bitmap.blockBytes))
+        let checksumRegions = !scenario.checksumCompare ? [] : planCompare(node, transaction, extents: extents, dirty: bitmap)
         if !checksumRegions.isEmpty { node.disk.flushNow() }  // Resource.flushVolumeForCompare
         for region in extents {
             _ = bitmap.setRange(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes)
@@ -164,6 +164,7 @@ extension Simulation {
         // Resource.trackedForStart: what this process tracked, else the seal loaded at open.
         var tracked = (node.trackedInMemory ?? node.sealedBitmap).flatMap { $0.bitmap.outOfSyncBytes > 0 ? $0 : nil }
         let crashed = tracked == nil ? trackedAfterCrash(node, peerLacksWrites: peerLacksWrites) : nil
+        if crashed?.checksumRegions.isEmpty ?? true { node.compareRecord = nil }  // as the daemon's open
         if let crashed {
             tracked = (crashed.bitmap, crashed.bases)
             catchUpsFromActivityLog += 1
@@ -412,6 +413,7 @@ extension Simulation {
             case .verifyStarted, .verifyRepairStarted:
                 break
             case let .checksumResyncEnded(progress):
+                if progress.abandonedBecause == nil { node.compareRecord = nil }  // PrimaryReplicator+Checksum
                 checksumResyncsEnded += 1
                 checksumBytesChecked += progress.checkedBytes
                 checksumBytesDiffering += progress.differingBytes

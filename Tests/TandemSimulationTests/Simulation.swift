@@ -98,6 +98,9 @@ final class SimNode {
     var ioSubmittedNs: [FakeDisk.Tag: UInt64] = [:]
     /// The staging journal's device (Simulation+Staging): survives a crash as it says.
     var journal = SimJournal()
+    /// The daemon's record of a crash restart's compare (CrashCompareRecordFile): the ring's
+    /// transaction its plan came from and its regions; survives every crash.
+    var compareRecord: (transaction: UInt64, regions: DirtyBitmap)?
 
     init(index: Int, content: [UInt64], isPrimary: Bool, seed: UInt64) {
         self.index = index
@@ -232,6 +235,13 @@ final class Simulation {
     var checksumResyncsEnded = 0
     var checksumBytesChecked: UInt64 = 0
     var checksumBytesDiffering: UInt64 = 0
+    /// A crash armed to strike while a crash restart's compare runs (Simulation+CompareCrash),
+    /// how often one struck, and the crash restarts that resumed an interrupted compare (with
+    /// the bytes they compared again instead of copying).
+    var armedCompareFault: (fault: CompareFault, untilNs: UInt64)?
+    var compareFaultsFired = 0
+    var comparesResumed = 0
+    var compareBytesResumed: UInt64 = 0
     var copiesInterrupted = 0
     /// Steps at which both nodes said UpToDate with nothing admitted unanswered (the blocks
     /// were compared).
@@ -402,6 +412,7 @@ final class Simulation {
             handle(event)
             if failure == nil { checkInvariants() }
             if failure == nil, armedStagingFault != nil { fireArmedStagingFault() }
+            if failure == nil, armedCompareFault != nil { fireArmedCompareFault() }
             if step > 2_000_000 { fail("the run did not settle") }
         }
         if failure == nil { checkSettled() }
@@ -648,6 +659,8 @@ final class Simulation {
         case let .whileStaging(fault):
             // Armed until a while after the workload, so that the pair still settles.
             armedStagingFault = (fault, scenario.workloadEndNs + 50_000_000)
+        case let .whileComparing(fault):
+            armedCompareFault = (fault, scenario.workloadEndNs + 50_000_000)
         }
     }
 

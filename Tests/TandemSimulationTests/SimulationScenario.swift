@@ -162,6 +162,8 @@ struct SimulationScenario: CustomStringConvertible {
         case asymmetricPartition(primarySees: Bool)
         /// Armed now, strikes when the secondary's staged catch-up is in the fault's phase.
         case whileStaging(StagingFault)
+        /// Armed now, strikes while a crash restart's digest compare runs (Simulation+CompareCrash).
+        case whileComparing(CompareFault)
 
         var description: String {
             switch self {
@@ -176,6 +178,7 @@ struct SimulationScenario: CustomStringConvertible {
             case let .wire(tamper, toSecondary): "\(tamper) \(toSecondary ? "to the secondary" : "to the primary")"
             case let .asymmetricPartition(primarySees): "partition seen by the \(primarySees ? "primary" : "secondary") only"
             case let .whileStaging(fault): "\(fault)"
+            case let .whileComparing(fault): "\(fault)"
             }
         }
     }
@@ -259,6 +262,9 @@ struct SimulationScenario: CustomStringConvertible {
     static let checksumCompareEnabled = getenv("TANDEM_SIM_CHECKSUM").map { String(cString: $0) != "off" } ?? true
     /// Whether this scenario's crash restarts compare by digest (default: the switch above).
     var checksumCompare = SimulationScenario.checksumCompareEnabled
+    /// `checksumCheckpointBytes` of the primaries (PrimaryNodeConfig): 1–4 blocks, so that the
+    /// small simulated compares write their found-the-same pages as they go.
+    var checksumCheckpointBytes: UInt64 = 0
 
     /// `primaryRestart`: add a primary kill -9 (the restart-fault test needs one in every run;
     /// its control run has it too). Default: when `testingFault` is the restart fault.
@@ -442,6 +448,17 @@ struct SimulationScenario: CustomStringConvertible {
             ? policy : nil
         for _ in 0..<forcedFailovers {
             faults.append((splitDraws.below(workloadEndNs), .forcedFailover(allowInconsistent: false)))
+        }
+        // A second crash during a crash restart's digest compare, from a stream of its own: in
+        // 30 % of the seeds with an activity log, a primary kill -9 and, armed with it, a crash
+        // of either node once the restart's compare has compared a region.
+        var compareDraws = SimRandom(seed: seed ^ 0xC0F1_C4A5_0000_0000)
+        checksumCheckpointBytes = compareDraws.between(1, 4) * Self.blockSizeBytes
+        if activityLog != nil && compareDraws.chance(perMille: 300) {
+            let atNs = compareDraws.below(workloadEndNs)
+            let role: Role = compareDraws.chance(perMille: 650) ? .primary : .secondary
+            faults.append((atNs, .crash(.primary, powerLoss: false)))
+            faults.append((atNs, .whileComparing(CompareFault(role: role, powerLoss: compareDraws.chance(perMille: 300)))))
         }
         self.faults = faults
     }

@@ -11,8 +11,11 @@
 // This type holds the plan and the walk's state; PrimaryNode+Checksum drives it (the region
 // lock, the stream's held writes, the throttle). The regions stay set in the node's bitmap
 // until compared, so everything that persists the bitmap (a stop's seal, the activity log's
-// pages) still covers them: a stop or a second crash before the compare ends copies them,
-// never misses them. Pure: no I/O, no clock.
+// pages) still covers them: a stop before the compare ends copies them, never misses them.
+// A second crash resumes it: the restart keeps the regions it compares in a record
+// (`record`), the regions found the same are cleared on the bitmap pages as the walk goes
+// (PrimaryNode+Checksum, checkpoints), and the next crash restart compares again every
+// recorded region the pages still mark (`plan(…resuming:)`). Pure: no I/O, no clock.
 
 /// A region of the volume compared as one digest.
 public struct ChecksumRegion: Sendable, Hashable {
@@ -25,6 +28,14 @@ public struct ChecksumRegion: Sendable, Hashable {
     }
 
     public var endBytes: UInt64 { offsetBytes + lengthBytes }
+}
+
+/// The regions a compare found the same whose cleared bits are not on the bitmap pages yet,
+/// and the page write in flight that carries the last ones (0: none).
+struct ChecksumCheckpoint: Sendable {
+    var pages: [Int] = []
+    var bytes: UInt64 = 0
+    var ticket: UInt64 = 0
 }
 
 /// What the compare of the activity log's extents did (status `checksum_resync`).
@@ -59,6 +70,9 @@ public struct ChecksumResync: Sendable {
     /// answers (the secondary takes `SecondaryNode.digestReadsMax`, 8; half of it leaves
     /// room for reads of a previous link still finishing there).
     public static let regionsInFlightMax = 4
+    /// Bytes found the same between two writes of their bitmap pages: one 4 KiB page write
+    /// and a data sync per 4 MiB compared (an extent, by default) at most.
+    public static let checkpointBytesDefault: UInt64 = 4 << 20
 
     /// The outcome of one region's compare.
     public enum Outcome: Sendable, Equatable {
@@ -117,13 +131,67 @@ public struct ChecksumResync: Sendable {
         return regions
     }
 
+    /// The plan of a crash restart whose crash interrupted an earlier restart's compare:
+    /// `plan(extents:dirty:regionBytes:)`, and every region of `resumed` (the regions that
+    /// compare had to compare, kept in its record) that `dirty` still marks whole — compared
+    /// again instead of copied whole. The durable pages mark such a region because that
+    /// session wrote its bitmap with the regions still set; a region it found the same was
+    /// cleared on the pages (`checksumCheckpointBytes`), one it found different is compared
+    /// once more and copied. Comparing a region is sound whatever set its bits: the restart
+    /// flushed its volume first, so equal digests mean both copies hold the region's bytes. A
+    /// region the pages mark only in part is left to the copy (those bits alone move).
+    /// `resumed` of another geometry is ignored.
+    public static func plan(extents: [ActivityLog.Region], dirty: DirtyBitmap, regionBytes: UInt64,
+                            resuming resumed: DirtyBitmap?) -> [ChecksumRegion] {
+        let regions = plan(extents: extents, dirty: dirty, regionBytes: regionBytes)
+        guard let resumed, resumed.blockBytes == dirty.blockBytes, resumed.volumeSizeBytes == dirty.volumeSizeBytes
+        else { return regions }
+        var merged = regions
+        var block: UInt64 = 0
+        while let run = resumed.nextDirtyRun(from: block) {
+            block = run.end
+            var offset = run.first * dirty.blockBytes
+            let end = min(run.end * dirty.blockBytes, dirty.volumeSizeBytes)
+            while offset < end {
+                let regionEnd = min((offset / regionBytes + 1) * regionBytes, end)
+                let region = ChecksumRegion(offsetBytes: offset, lengthBytes: regionEnd - offset)
+                let blocks = dirty.blocksTouched(offsetBytes: offset, lengthBytes: region.lengthBytes)
+                if dirty.setCount(in: blocks) == blocks.count && !overlapsAny(regions, region) { merged.append(region) }
+                offset = regionEnd
+            }
+        }
+        return merged.sorted { $0.offsetBytes < $1.offsetBytes }
+    }
+
+    /// The regions' bytes.
+    public static func bytes(of regions: [ChecksumRegion]) -> UInt64 { regions.reduce(0) { $0 + $1.lengthBytes } }
+
+    /// Whether `region` overlaps one of `sorted` (ascending, not overlapping).
+    private static func overlapsAny(_ sorted: [ChecksumRegion], _ region: ChecksumRegion) -> Bool {
+        var low = 0
+        var high = sorted.count
+        while low < high {
+            let middle = (low + high) / 2
+            if sorted[middle].endBytes <= region.offsetBytes { low = middle + 1 } else { high = middle }
+        }
+        return low < sorted.count && sorted[low].offsetBytes < region.endBytes
+    }
+
+    /// The regions as a bitmap of `geometry`'s blocks (the record a crash restart keeps of
+    /// the compare it starts: `plan(…resuming:)` reads it back after a second crash).
+    public static func record(_ regions: [ChecksumRegion], geometry: DirtyBitmap) -> DirtyBitmap {
+        var record = DirtyBitmap(volumeSizeBytes: geometry.volumeSizeBytes, blockBytes: geometry.blockBytes)
+        for region in regions { _ = record.setRange(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes) }
+        return record
+    }
+
     /// `regions`: ascending, not overlapping (as `plan` gives them).
     public init(regions: [ChecksumRegion]) {
         for index in regions.indices.dropFirst() {
             precondition(regions[index - 1].endBytes <= regions[index].offsetBytes, "checksum regions out of order")
         }
         self.regions = regions
-        totalBytes = regions.reduce(0) { $0 + $1.lengthBytes }
+        totalBytes = Self.bytes(of: regions)
         inFlight.reserveCapacity(Self.regionsInFlightMax)
     }
 

@@ -22,6 +22,9 @@
 //   in flight back (asked again on the next one). A full copy, a stop,
 //   a failed disk or a peer too old to digest gives it up: the regions left stay set and are
 //   copied whole, which is what a crash restart did before.
+// - A second crash resumes it: the regions found the same are written clear to the bitmap
+//   pages as it goes (`checkpointChecksumPages`), and the next crash restart compares again
+//   what the pages still mark of the regions the driver recorded (ChecksumResync.plan(…resuming:)).
 
 extension PrimaryNode {
     /// The compare of the activity log's extents running, or nil.
@@ -59,6 +62,7 @@ extension PrimaryNode {
 
     /// Takes, locks and asks regions while the compare may run.
     mutating func continueChecksumResync(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
+        checkpointChecksumPages(into: &actions)
         guard checksumResync != nil else { return }
         if let reason = checksumAbandonReason { return endChecksumResync(abandonedBecause: reason, into: &actions) }
         guard isPeerReady else { return checksumResync!.abandonInFlight() }
@@ -125,6 +129,11 @@ extension PrimaryNode {
         case .same(let region):
             // Both copies hold these bytes (nothing wrote the region since it was locked).
             _ = bitmap.clearRange(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes)
+            for page in bitmap.pages(coveringOffset: region.offsetBytes, lengthBytes: region.lengthBytes)
+            where !checksumCheckpoint.pages.contains(page) {
+                checksumCheckpoint.pages.append(page)
+            }
+            checksumCheckpoint.bytes += region.lengthBytes
         case .differs(let region), .givenUp(let region):
             if bitmap.setRange(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes) > 0 {
                 activityLogBitsWithoutWrite()
@@ -152,6 +161,29 @@ extension PrimaryNode {
         progress.abandonedBecause = reason
         lastChecksumResync = progress
         actions.append(.notice(.checksumResyncEnded(progress)))
+    }
+
+    /// Writes the bitmap pages of regions found the same, their bits clear, once
+    /// `checksumCheckpointBytes` were found since the last such write or the compare ended;
+    /// one write at a time. A second crash then compares only what they still mark
+    /// (ChecksumResync.plan(…resuming:)). Any page may be written with the node's bitmap at
+    /// any time (the activity log's evictions do): it marks every region the peer may lack
+    /// outside the log's extents, and the runs of unconfirmed copy chunks go with it.
+    private mutating func checkpointChecksumPages(into actions: inout [PrimaryNodeAction]) {
+        guard !checksumCheckpoint.pages.isEmpty, activityLog != nil else { return }
+        guard !gate.failed, !stopping, !stopped, !diskFailed else { return checksumCheckpoint = ChecksumCheckpoint() }
+        if checksumCheckpoint.ticket != 0 {
+            guard !gate.pageWrites.contains(where: { $0.ticket == checksumCheckpoint.ticket }) else { return }
+            checksumCheckpoint.ticket = 0
+        }
+        guard checksumResync == nil || checksumCheckpoint.bytes >= config.checksumCheckpointBytes else { return }
+        let pages = checksumCheckpoint.pages.sorted()
+        checksumCheckpoint.pages.removeAll(keepingCapacity: true)
+        checksumCheckpoint.bytes = 0
+        gate.pageTicket += 1
+        checksumCheckpoint.ticket = gate.pageTicket
+        gate.pageWrites.append(PageWrite(ticket: gate.pageTicket, requests: [], covers: nil))
+        actions.append(.persistBitmapPages(ticket: gate.pageTicket, pages: pages, alsoSet: activityLogHeldRuns(pages)))
     }
 
     /// A region being compared overlaps [start, end): a mutation of it waits.

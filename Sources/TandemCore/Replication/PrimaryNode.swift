@@ -202,6 +202,7 @@ public struct PrimaryNode: Sendable {
     public internal(set) var lastChecksumResync: ChecksumResyncProgress?
     var checksumFirstRegion: ChecksumRegion?
     var checksumReadsDraining: [UInt64] = []  // local reads of an ended compare still out
+    var checksumCheckpoint = ChecksumCheckpoint()  // found the same, not yet on the pages
 
     // The activity log (+ActivityLog): nil without one (`al_extents: 0`).
     public internal(set) var activityLog: ActivityLog?

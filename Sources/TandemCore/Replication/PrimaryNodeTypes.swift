@@ -115,6 +115,10 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
     /// written through the peer in the record (`.persistLackingRegions`), so a restart pulls
     /// only those. false: the record holds the flag only (a restart pulls the whole volume).
     public var keepsLackingRegions = false
+    /// The crash restart's compare writes the bitmap pages of the regions it found the same
+    /// (their bits clear) once this many bytes were cleared since its last such write, and
+    /// when it ends: a second crash then compares only what was left (PrimaryNode+Checksum).
+    public var checksumCheckpointBytes: UInt64 = ChecksumResync.checkpointBytesDefault
 
     public init(
         primary: ReplicationPrimaryConfig, volumeSizeBytes: UInt64, hasPeer: Bool = true,

@@ -1,6 +1,7 @@
 // PrimaryReplicator's part of the checksum-based resync of a crash's activity-log extents
 // (PrimaryNode+Checksum decides; the region reads are the verify's, PrimaryReplicator+Verify):
-// its end as an event and a log line, and its figures in status (`checksum_resync`).
+// its end as an event and a log line (and, every region compared, its record removed:
+// Resource+CrashCompare), and its figures in status (`checksum_resync`).
 import TandemControl
 import TandemCore
 
@@ -12,12 +13,19 @@ extension PrimaryReplicator {
             logger.warning("checksum resync of the activity log given up: its regions are copied whole",
                            metadata: ["reason": "\(reason)", "checked_bytes": "\(progress.checkedBytes)"])
         } else {
+            // Every region compared: a crash from here copies what differed (its bits are set),
+            // so the record of the compare (Resource+CrashCompare) has nothing left to resume.
+            removeCrashCompareRecord()
             logger.notice("checksum resync of the activity log done: only differing regions are copied", metadata: [
                 "total_bytes": "\(progress.totalBytes)", "differing_bytes": "\(progress.differingBytes)",
                 "given_up_bytes": "\(progress.givenUpBytes)",
             ])
         }
         context.events.publish(resource: resource, "checksum-resync-done", fields)
+    }
+
+    private func removeCrashCompareRecord() {
+        CrashCompareRecordFile.remove(CrashCompareRecordFile.path(stateDir: context.config.stateDir, name: resource), logger: logger)
     }
 
     /// The byte counts the event and the status share.

@@ -29,7 +29,9 @@ extension Resource {
         let node = metadata.latest
         guard spec.role == .primary, node.flags.contains(.crashedPrimary), !node.writtenWhileDisabled,
             !node.peerLacksWrites, !node.bitmapSealed, node.record.cleanStop == 0
-        else { return }
+        else { return removeCrashCompareRecord() }
+        // A compare this start does not resume is over: its record goes (kept below otherwise).
+        defer { if trackedSinceStop?.checksumRegions.isEmpty ?? true { removeCrashCompareRecord() } }
         let proven: Result<ActivityLogTransaction?, ActivityLogRing.ProofError>
         do throws(IOError) { proven = try metadata.readActivityLog() } catch {
             return activityLogUnreadable("\(error)")
@@ -54,32 +56,52 @@ extension Resource {
             }
             let extents = ActivityLog.dirtyRegions(afterCrash: transaction.extents, extentBytes: UInt64(node.alExtentBytes),
                                                    volumeSizeBytes: volume.sizeBytes)
-            // The extents' regions the durable pages do not mark are compared by digest first.
-            var checksumRegions = ChecksumResync.plan(
-                extents: extents, dirty: bitmap, regionBytes: max(ChecksumResync.regionBytesDefault, bitmap.blockBytes))
+            // The extents' regions the durable pages do not mark are compared by digest first,
+            // and so are those of a compare this crash interrupted that the pages still mark.
+            let regionBytes = max(ChecksumResync.regionBytesDefault, bitmap.blockBytes)
+            let resumed = loadCrashCompareRecord(newest: transaction.transaction, geometry: bitmap)
+            var checksumRegions = ChecksumResync.plan(extents: extents, dirty: bitmap, regionBytes: regionBytes,
+                                                      resuming: resumed)
+            var resumedBytes: UInt64 = 0
+            if resumed != nil {
+                let fresh = ChecksumResync.plan(extents: extents, dirty: bitmap, regionBytes: regionBytes)
+                resumedBytes = ChecksumResync.bytes(of: checksumRegions) - ChecksumResync.bytes(of: fresh)
+            }
             // What the killed process wrote may still be only in the page cache or the device's
             // cache: a region found the same is cleared without a later local flush, so make it
             // durable first, or a power loss would take from this copy what the peer keeps.
-            // A failed flush gives the compare up (the extents are copied whole).
-            if !checksumRegions.isEmpty && !flushVolumeForCompare() { checksumRegions = [] }
+            if !checksumRegions.isEmpty, let code = flushVolumeForCompare() {
+                checksumRegions = []
+                failDiskAtCompareFlush(code)
+            }
             for region in extents {
                 _ = bitmap.setRange(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes)
             }
             trackedSinceStop = TrackedBitmap(bitmap: bitmap, bases: transaction.bases, fromCrash: true,
                                              checksumRegions: checksumRegions)
-            let checksumBytes = checksumRegions.reduce(UInt64(0)) { $0 + $1.lengthBytes }
-            logger.notice("the primary did not stop cleanly: the next session catches up the activity log's extents",
-                          metadata: ["transaction": "\(transaction.transaction)", "extents": "\(transaction.extents.count)",
-                                     "bitmap_pages": "\(transaction.bitmapPagesCount)",
-                                     "out_of_sync_bytes": "\(bitmap.outOfSyncBytes)", "checksum_bytes": "\(checksumBytes)"])
-            context.events.publish(resource: spec.name, "activity-log-recovered", [
-                "transaction": .int(Int64(clamping: transaction.transaction)),
-                "extents": .int(Int64(transaction.extents.count)),
-                "bitmap_pages": .bool(transaction.bitmapPagesCount),
-                "out_of_sync_bytes": .int(Int64(clamping: bitmap.outOfSyncBytes)),
-                "checksum_bytes": .int(Int64(clamping: checksumBytes)),
-            ])
+            if !checksumRegions.isEmpty {
+                keepCrashCompareRecord(checksumRegions, transaction: transaction.transaction, geometry: bitmap)
+            }
+            publishActivityLogRecovered(transaction, bitmap: bitmap, checksumRegions: checksumRegions, resumedBytes: resumedBytes)
         }
+    }
+
+    private func publishActivityLogRecovered(_ transaction: ActivityLogTransaction, bitmap: DirtyBitmap,
+                                             checksumRegions: [ChecksumRegion], resumedBytes: UInt64) {
+        let checksumBytes = ChecksumResync.bytes(of: checksumRegions)
+        logger.notice("the primary did not stop cleanly: the next session catches up the activity log's extents",
+                      metadata: ["transaction": "\(transaction.transaction)", "extents": "\(transaction.extents.count)",
+                                 "bitmap_pages": "\(transaction.bitmapPagesCount)",
+                                 "out_of_sync_bytes": "\(bitmap.outOfSyncBytes)", "checksum_bytes": "\(checksumBytes)",
+                                 "checksum_resumed_bytes": "\(resumedBytes)"])
+        context.events.publish(resource: spec.name, "activity-log-recovered", [
+            "transaction": .int(Int64(clamping: transaction.transaction)),
+            "extents": .int(Int64(transaction.extents.count)),
+            "bitmap_pages": .bool(transaction.bitmapPagesCount),
+            "out_of_sync_bytes": .int(Int64(clamping: bitmap.outOfSyncBytes)),
+            "checksum_bytes": .int(Int64(clamping: checksumBytes)),
+            "checksum_resumed_bytes": .int(Int64(clamping: resumedBytes)),
+        ])
     }
 
     private func activityLogUnreadable(_ message: String) {
@@ -87,20 +109,17 @@ extension Resource {
         context.events.publish(resource: spec.name, "activity-log-unreadable", ["message": .string(message)])
     }
 
+    /// The volume made durable before the compare: nil, or the errno of a failed fdatasync.
+    private func flushVolumeForCompare() -> Int32? {
+        while fdatasync(volume.fd) != 0 {
+            guard errno == EINTR else { return errno }
+        }
+        return nil
+    }
+
     /// Before a primary session's start record: the ring's transaction for the session's start
     /// (no extent; the bases `basis` starts from when it needs no copy), durable. Returns the
     /// node's log settings (nil: no log). Throws when the ring cannot be written.
-    private func flushVolumeForCompare() -> Bool {
-        while fdatasync(volume.fd) != 0 {
-            guard errno == EINTR else {
-                logger.warning("flushing the volume before the extents' compare failed: they are copied whole",
-                               metadata: ["errno": "\(errno)"])
-                return false
-            }
-        }
-        return true
-    }
-
     func openActivityLog(for basis: SessionBasis, writeBytesMax: UInt64) throws(IOError) -> ActivityLogSettings? {
         let extentBytes = UInt64(metadata.latest.alExtentBytes)
         var extents = activityLogExtents

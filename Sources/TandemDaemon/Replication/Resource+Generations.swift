@@ -274,6 +274,7 @@ extension Resource {
     /// the replicator stays stopped (StandAlone, as the detection left it) while the resource
     /// counts as enabled, so that `resolve` starts it again; otherwise `enable`.
     func enableAtOpen() throws(ControlError) {
+        try refuseEnableAfterFailedCompareFlush()  // Resource+CrashCompare
         guard splitBrain != nil else { return try enable() }
         enabled = true
         logger.notice("replication stays off: the resource is in a split brain (run resolve)")

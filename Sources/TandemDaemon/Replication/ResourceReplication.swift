@@ -75,7 +75,8 @@ extension Resource {
     private func startPrimary(handedOver: Bool) throws(ControlError) {
         _ = try context.clientConnection(peerName: spec.peer!.name)  // fail early on bad TLS config
         if let failure = health.failure {
-            throw ControlError(.ioError, "replication metadata: \(failure.operation): \(failure.message)")
+            let what = failure.operation.hasPrefix("metadata") ? "replication metadata" : "this node's disk failed"
+            throw ControlError(.ioError, "\(what): \(failure.operation): \(failure.message)")
         }
         try context.groups.reserveEpochs(for: spec)  // consistency group: numbers above the last run's
         // The facts come from the record: the flags persist what a restart would otherwise

@@ -1,5 +1,5 @@
 // ResourceStateFiles: the files a resource keeps beside its spec — its staging journal, its
-// parted bitmap, a survivor's union resync left and a returned primary's compare set (and the temporary files their writes may
+// parted bitmap, a survivor's union resync left, a returned primary's compare set and a crash restart's compare record (and the temporary files their writes may
 // have left), and format 2's state files — removed when the resource is deleted, so that a resource created later under the
 // same name starts from nothing of the old one's (a parted bitmap left behind would be taken
 // for the new resource's changes since a split brain it never had). Each removal is made
@@ -19,8 +19,10 @@ enum ResourceStateFiles {
         let legacy = MetadataStore.legacyPaths(stateDir: stateDir, name: name)
         let unionLeft = Resource.unionResyncPath(stateDir: stateDir, name: name)
         let compareSet = Resource.returnedCompareSetPath(stateDir: stateDir, name: name)
+        let crashCompare = CrashCompareRecordFile.path(stateDir: stateDir, name: name)
         return [stagingPath ?? StagingJournal.defaultPath(stateDir: stateDir, name: name), parted, parted + ".new",
-                unionLeft, unionLeft + ".new", compareSet, compareSet + ".new", legacy.meta, legacy.enabled, legacy.peerFailed]
+                unionLeft, unionLeft + ".new", compareSet, compareSet + ".new", crashCompare, crashCompare + ".new",
+                legacy.meta, legacy.enabled, legacy.peerFailed]
     }
 
     /// Removes `paths` (an absent one is no error) and fsyncs each directory that held one,

@@ -19,6 +19,15 @@ final class LoopDevice {
         path = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// A loop device over an existing file (a FUSE file served by nbdfuse: FlushFailingDisk).
+    init(attaching file: String) throws {
+        directory = try TempDirectory("loop")
+        backing = file
+        let result = try ExternalTool.run("losetup", ["--find", "--show", file], timeoutSeconds: 30)
+        guard result.succeeded else { throw HarnessError("losetup: \(result)") }
+        path = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// Grows the backing file, fills the new area with `byte`, and tells the loop driver
     /// (losetup -c), as an operator's lvextend would leave a device: larger, its new blocks
     /// holding whatever the disk held.

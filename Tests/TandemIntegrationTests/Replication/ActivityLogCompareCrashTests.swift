@@ -1,0 +1,154 @@
+// A crash restart's digest compare interrupted (issue 13 §4; docs/replication.md, *Checksum
+// resync of the extents*, "A crash during the compare"), on a real pair through a LinkProxy:
+// 16 extents (64 MiB) of acknowledged sync writes, alpha killed with -9, its restart comparing
+// them at a capped `resync_rate`; then, mid-compare, alpha killed again (its next start
+// compares what was left, the regions found the same are not moved again) or beta killed and
+// restarted (alpha's compare goes on). And a failed flush before the compare: alpha's volume
+// a block device whose flushes fail (FlushFailingDisk) at the restart — the disk fails.
+import Foundation
+import Testing
+
+extension Replication {
+@Suite struct ActivityLogCompareCrashTests {
+    /// The geometry of ActivityLogChecksumTests: 16 extents of 4 MiB on a 256 MiB volume.
+    typealias Plain = ActivityLogChecksumTests
+    static let regionBytes = Plain.regionBytes
+    static let extentsBytes = Plain.workloadExtents * Plain.extentBytes
+    /// The compare's pace before the interruption: 64 MiB take 16 s.
+    static let cappedRateBytesPerSecond = 4 << 20
+
+    /// One acknowledged 4 KiB write in every 128 KiB region of the 16 extents (512 blocks).
+    static let blocks = (0..<(extentsBytes / regionBytes)).map { $0 * (regionBytes / 4096) + $0 % 31 }
+
+    /// A pair in sync whose alpha wrote `blocks` and was killed (-9), then restarted with the
+    /// link cut and `resync_rate` capped; returns it once the compare has compared a quarter of
+    /// the extents (the link healed meanwhile), with alpha's status then.
+    static func compareUnderWay() throws -> (ReplicatedPair, LinkProxy, JSONObject) {
+        let pair = try ReplicatedPair(sizeBytes: Plain.volumeBytes, throughProxy: true)
+        let proxy = try #require(pair.proxy)
+        try pair.createAndEnable(mode: "sync", initialSync: "none")
+        try pair.waitInSync()
+        try pair.expectOK(try pair.alpha.control().request(
+            "set", ["name": ReplicatedPair.resource, "resync_rate": cappedRateBytesPerSecond]))
+        let client = try RawNBDClient.transmitting(socketPath: pair.nbdSocket(pair.alpha), exportName: ReplicatedPair.resource)
+        for block in blocks { try client.write(offset: UInt64(block) * 4096, data: AcknowledgedWriter.pattern(block)) }
+        client.disconnect()
+        pair.alpha.crash()
+        proxy.cut()
+        try pair.alpha.start()
+        let restarted = try pair.status(pair.alpha)
+        #expect(restarted["out_of_sync_bytes"] as? Int == extentsBytes, "the 16 extents: \(restarted)")
+        proxy.heal()
+        let midway = try pair.waitFor(pair.alpha, timeoutSeconds: 60, "a quarter of the extents compared") { status in
+            let compare = status["checksum_resync"] as? JSONObject ?? [:]
+            return (compare["checked_bytes"] as? Int ?? 0) >= extentsBytes / 4 && compare["running"] as? Bool == true
+        }
+        let compare = midway["checksum_resync"] as? JSONObject ?? [:]
+        let progress = compare["progress"] as? Double ?? -1
+        #expect(compare["total_bytes"] as? Int == extentsBytes && progress >= 0.25 && progress < 1,
+                "status shows the compare's progress: \(compare)")
+        return (pair, proxy, midway)
+    }
+
+    /// Every acknowledged block on both copies, and the copies identical.
+    static func expectEveryWriteAndIdentical(_ pair: ReplicatedPair) throws {
+        try CatchUpTests.expectIdenticalVolumes(pair)
+        let missing = try blocks.filter { block in
+            try VolumeFiles.bytes(pair.volume(pair.beta), offset: UInt64(block) * 4096, count: 4096)
+                != AcknowledgedWriter.pattern(block)
+        }
+        #expect(missing.isEmpty, "acknowledged blocks missing on beta: \(missing.prefix(20))")
+    }
+
+    /// alpha killed (-9) again while its restart compares: the next start compares only what
+    /// the pages still mark of the interrupted compare's regions (those found the same were
+    /// written clear as it went), and the wire carries digests, not the extents. On the build
+    /// before, the second restart's ring named no extent and its pages marked all 64 MiB: they
+    /// were copied whole.
+    @Test func aPrimaryKilledDuringItsRestartsCompareResumesTheCompare() throws {
+        let (pair, proxy, midway) = try Self.compareUnderWay()
+        let checkedBeforeKill = (midway["checksum_resync"] as? JSONObject)?["checked_bytes"] as? Int ?? -1
+        pair.alpha.crash()
+        proxy.cut()
+        try pair.alpha.start()
+        let restarted = try pair.status(pair.alpha)
+        proxy.resetCounters()
+        try pair.expectOK(try pair.alpha.control().request("set", ["name": ReplicatedPair.resource, "resync_rate": 0]))
+        proxy.heal()
+        #expect((restarted["session_start_reason"] as? String ?? "").contains("crash-recovery"), "\(restarted)")
+        let resumed = restarted["checksum_resync"] as? JSONObject ?? [:]
+        let resumedBytes = resumed["total_bytes"] as? Int ?? -1
+        // What was found the same is on the pages in steps of 4 MiB (ChecksumResync.checkpointBytesDefault).
+        #expect(resumedBytes > 0 && resumedBytes <= Self.extentsBytes - checkedBeforeKill + (4 << 20)
+                    && resumedBytes < Self.extentsBytes,
+                "the second restart compares what was left (\(checkedBeforeKill) compared before the kill): \(resumed)")
+        #expect(restarted["out_of_sync_bytes"] as? Int == resumedBytes, "nothing else is marked: \(restarted)")
+
+        try CatchUpTests.waitCaughtUp(pair)
+        let done = try pair.status(pair.alpha)["checksum_resync"] as? JSONObject ?? [:]
+        let sentBytes = proxy.forwardedBytes(.toTarget)
+        FileHandle.standardError.write(Data(("compare interrupted by kill -9: \(checkedBeforeKill) of \(Self.extentsBytes) "
+            + "compared before, \(resumedBytes) compared after the restart, \(sentBytes) bytes alpha→beta after it\n").utf8))
+        #expect(done["checked_bytes"] as? Int == resumedBytes && done["running"] as? Bool == false, "\(done)")
+        #expect(sentBytes < Self.extentsBytes / 16, "alpha sent \(sentBytes) bytes for \(Self.extentsBytes) of extents")
+        try Self.expectEveryWriteAndIdentical(pair)
+    }
+
+    /// beta killed (-9) and restarted while alpha's restart compares: alpha's session goes on,
+    /// asks again what was in flight, and finishes the compare; the wire after beta's restart
+    /// carries digests, not the extents.
+    @Test func aSecondaryKilledDuringThePrimarysCompareLeavesTheCompareToFinish() throws {
+        let (pair, proxy, midway) = try Self.compareUnderWay()
+        let checkedBeforeKill = (midway["checksum_resync"] as? JSONObject)?["checked_bytes"] as? Int ?? -1
+        pair.beta.crash()
+        try pair.waitFor(pair.alpha, "alpha alone") { $0["connection_state"] as? String != "Connected" }
+        proxy.resetCounters()
+        try pair.beta.start()
+        try CatchUpTests.waitCaughtUp(pair)
+        let done = try pair.status(pair.alpha)["checksum_resync"] as? JSONObject ?? [:]
+        let sentBytes = proxy.forwardedBytes(.toTarget)
+        FileHandle.standardError.write(Data(("compare interrupted by beta's kill -9: \(checkedBeforeKill) compared before, "
+            + "\(done) at the end, \(sentBytes) bytes alpha→beta after beta's restart\n").utf8))
+        #expect(done["checked_bytes"] as? Int == Self.extentsBytes && done["abandoned"] == nil, "\(done)")
+        #expect(sentBytes < Self.extentsBytes / 16, "alpha sent \(sentBytes) bytes for \(Self.extentsBytes) of extents")
+        try Self.expectEveryWriteAndIdentical(pair)
+    }
+
+    /// The flush before the compare fails (fdatasync: EIO from the device): the disk fails as
+    /// at any failed flush — disk_state Failed, `disk_error` naming the flush — and no compare
+    /// or copy starts from it; beta keeps every acknowledged write. Re-enabled once the disk
+    /// flushes again, the extents are copied whole (nothing is compared against a copy that
+    /// may have lost them) and the copies end identical. On the build before, the compare was
+    /// given up with a warning and the extents copied at once from the suspect copy.
+    @Test func aFailedFlushBeforeTheCompareFailsTheDisk() throws {
+        let sizeBytes = 16 << 20
+        let disk = try FlushFailingDisk(sizeBytes: sizeBytes)
+        let pair = try ReplicatedPair(sizeBytes: sizeBytes)
+        try pair.useAsVolume(disk.volume, of: pair.alpha)
+        try pair.createAndEnable(mode: "sync", initialSync: "none")
+        try pair.waitInSync()
+        try RawNBDClient.writePatterns(socketPath: pair.nbdSocket(pair.alpha), exportName: ReplicatedPair.resource, blocks: 0..<32)
+        pair.alpha.crash()
+        disk.flushesFail = true
+        try pair.alpha.start()
+        let failed = try pair.status(pair.alpha)
+        let diskError = failed["disk_error"] as? JSONObject ?? [:]
+        #expect(failed["disk_state"] as? String == "Failed" && diskError["operation"] as? String == "flush"
+                    && (diskError["message"] as? String ?? "").contains("compare"), "\(failed)")
+        #expect(failed["checksum_resync"] == nil && failed["connection_state"] as? String != "Connected", "\(failed)")
+        for block in 0..<32 {
+            #expect(try VolumeFiles.bytes(pair.volume(pair.beta), offset: UInt64(block) * 4096, count: 4096)
+                == AcknowledgedWriter.pattern(block), "beta keeps acknowledged block \(block)")
+        }
+
+        disk.flushesFail = false
+        _ = try pair.alpha.control().request("disable", ["name": ReplicatedPair.resource])
+        try pair.expectOK(try pair.alpha.control().request("enable", ["name": ReplicatedPair.resource]))
+        try CatchUpTests.waitCaughtUp(pair)
+        let repaired = try pair.status(pair.alpha)
+        #expect(repaired["disk_state"] as? String == "UpToDate" && repaired["checksum_resync"] == nil, "\(repaired)")
+        try CatchUpTests.expectIdenticalVolumes(pair)
+        disk.detach()
+    }
+}
+}
