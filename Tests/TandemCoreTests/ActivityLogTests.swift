@@ -5,10 +5,11 @@ import Testing
 @Suite struct ActivityLogTests {
     static let extent: UInt64 = 4 << 20
 
-    private func log(capacity: Int = 4, extentsPerWrite: Int = 2, volumeExtents: UInt64 = 256) -> ActivityLog {
+    private func log(capacity: Int = 4, extentsPerWrite: Int = 2, volumeExtents: UInt64 = 256,
+                     batching: ActivityLogBatching = .production) -> ActivityLog {
         ActivityLog(
             volumeSizeBytes: volumeExtents * Self.extent, extentBytes: Self.extent, capacity: capacity,
-            blockBytes: 4096, extentsPerWriteMax: extentsPerWrite)
+            blockBytes: 4096, extentsPerWriteMax: extentsPerWrite, batching: batching)
     }
 
     /// Writes one block at the start of `extent`.
@@ -54,6 +55,31 @@ import Testing
         al.transactionDurable(1)
         #expect(al.endTurn() == 2)
         #expect(Array(al.transactionExtents) == [2, 4, 7, 9])
+    }
+
+    /// A miss in each of three turns while transaction 1 is in flight. Per turn, the first
+    /// turn's batch closes at once (transaction 2) and the misses of the two later turns wait
+    /// for transaction 3; across turns all three share transaction 2, closed only when it can
+    /// be written. Either way a miss after that waits for the transaction after it.
+    @Test(arguments: ActivityLogBatching.allCases)
+    func theMissesOfTheTurnsWhileATransactionIsInFlightJoinTheBatchTheRuleSays(batching: ActivityLogBatching) {
+        var al = log(capacity: 8, batching: batching)
+        #expect(write(&al, 1) == .awaitTransaction(1))
+        #expect(al.endTurn() == 1)
+        let tickets: [UInt64] = batching == .perTurn ? [2, 3, 3] : [2, 2, 2]
+        for (extent, ticket) in zip([UInt64(2), 3, 4], tickets) {
+            #expect(write(&al, extent) == .awaitTransaction(ticket))
+            #expect(al.endTurn() == nil)
+        }
+        al.transactionDurable(1)
+        #expect(al.endTurn() == 2)
+        #expect(Array(al.transactionExtents) == (batching == .perTurn ? [1, 2] : [1, 2, 3, 4]))
+        #expect(write(&al, 5) == .awaitTransaction(3))
+        #expect(al.endTurn() == nil)
+        al.transactionDurable(2)
+        #expect(write(&al, 2) == .proceed)
+        #expect(al.endTurn() == 3)
+        #expect(Array(al.transactionExtents) == [1, 2, 3, 4, 5])
     }
 
     @Test func anExtentLeavesOnlyAfterItsBitmapPagesAreDurable() {
@@ -217,12 +243,13 @@ import Testing
     /// step: every write issued to the disk is covered by the last durable transaction, the
     /// transaction holds at most `capacity` extents, and an extent dropped by a transaction
     /// had no write in flight and its pages persisted after its eviction began.
-    @Test func issuedWritesAreAlwaysCoveredByTheDurableLog() {
+    @Test(arguments: ActivityLogBatching.allCases)
+    func issuedWritesAreAlwaysCoveredByTheDurableLog(batching: ActivityLogBatching) {
         var random = SplitMix64(seed: 4242)
         var transactions = 0
         var evictions = 0
         for round in 0..<20 {
-            var al = log(capacity: 1 + round % 6, extentsPerWrite: 1 + round % 2, volumeExtents: 64)
+            var al = log(capacity: 1 + round % 6, extentsPerWrite: 1 + round % 2, volumeExtents: 64, batching: batching)
             let counts = simulate(&al, &random, steps: 3000)
             transactions += counts.transactions
             evictions += counts.evictions

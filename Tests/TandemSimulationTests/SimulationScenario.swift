@@ -260,6 +260,15 @@ struct SimulationScenario: CustomStringConvertible {
     /// `trackedAfterCrash`), on as production runs it; TANDEM_SIM_CHECKSUM=off leaves it to
     /// ChecksumSimulationTests (docs/replication.md, *Checksum resync of the extents*).
     static let checksumCompareEnabled = getenv("TANDEM_SIM_CHECKSUM").map { String(cString: $0) != "off" } ?? true
+    /// The activity log's batching rule (ActivityLogBatching): production's, or the one
+    /// TANDEM_SIM_AL_BATCHING names (`per-turn`, `across-turns`).
+    static let activityLogBatching: ActivityLogBatching = {
+        guard let text = getenv("TANDEM_SIM_AL_BATCHING").map({ String(cString: $0) }) else { return .production }
+        guard let rule = ActivityLogBatching(rawValue: text) else {
+            preconditionFailure("TANDEM_SIM_AL_BATCHING=\(text): expected per-turn or across-turns")
+        }
+        return rule
+    }()
     /// Whether this scenario's crash restarts compare by digest (default: the switch above).
     var checksumCompare = SimulationScenario.checksumCompareEnabled
     /// `checksumCheckpointBytes` of the primaries (PrimaryNodeConfig): 1–4 blocks, so that the
@@ -311,7 +320,8 @@ struct SimulationScenario: CustomStringConvertible {
         activityLog = logged || logFault != nil
             ? ActivityLogSettings(
                 extents: extentsNeeded + Int(logRandom.between(0, 3)), extentBytes: extentBytes,
-                writeBytesMax: writeBytesMax, lastTransaction: 0, testingFault: logFault)
+                writeBytesMax: writeBytesMax, lastTransaction: 0, testingFault: logFault,
+                batching: Self.activityLogBatching)
             : nil
         var random = SimRandom(seed: seed ^ 0x5EED_5CE7_A110_0000)
         self.seed = seed
@@ -470,6 +480,7 @@ struct SimulationScenario: CustomStringConvertible {
             + "buffer \(primaryConfig.bufferBytesMax / Self.blockSizeBytes) blocks, faults [\(faultList)]"
             + (fencingDontCare ? ", fencing dont-care" : "") + (tornWrites ? ", torn writes" : "") + (diskStalls.map { ", \($0)" } ?? "")
             + (activityLog.map { ", activity log of \($0.extents) × \($0.extentBytes / Self.blockSizeBytes) blocks" } ?? "")
+            + (activityLog.flatMap { $0.batching == .production ? nil : ", \($0.batching.rawValue) batching" } ?? "")
             + (compression ? ", lz4" : "")
             + (liveness.map { ", ping_timeout_ms \($0.timeoutNs / 1_000_000)" } ?? "")
             + (stagingBytesMax > 0 ? ", staging_bytes \(stagingBytesMax / 1024) KiB" : "")

@@ -85,20 +85,18 @@ final class NSLockLike: @unchecked Sendable {
     }
 
     @Test func checkerCatchesASyncWriteAppliedAheadOverAnOutstandingOne() {
-        let caught = firstFailure(with: .secondary(.appliesAheadOverOutstandingWrites)) {
-            $0.message.contains("acknowledged write") && $0.message.contains("is missing")
-        }
-        #expect(caught != nil, "the checker never noticed an overtaking write in \(Self.faultSeeds) seeds")
+        let check = SeededFaultCheck.syncWriteAppliedAhead
+        let caught = firstFailure(check)
+        #expect(caught != nil, "the checker never noticed an overtaking write in seeds \(check.seedsNow)")
     }
 
     /// Overlapping application writes (the core serialises them on the primary): a secondary
     /// that applies a later overlapping write before an earlier one completed can leave the
     /// older data in place.
     @Test func checkerCatchesASecondaryApplyingOverlappingWritesOutOfOrder() {
-        let caught = firstFailure(with: .secondary(.appliesAheadOverOutstandingWrites), overlapping: true) {
-            $0.message.contains("is missing") || $0.message.contains("differ")
-        }
-        #expect(caught != nil, "the checker never noticed overlapping writes applied out of order in \(Self.faultSeeds) seeds")
+        let check = SeededFaultCheck.overlappingWritesOutOfOrder
+        let caught = firstFailure(check)
+        #expect(caught != nil, "the checker never noticed overlapping writes applied out of order in seeds \(check.seedsNow)")
     }
 
     /// PrimaryStartFault.restartForgetsUnconfirmedWrites: a restarted primary that says "in
@@ -112,8 +110,9 @@ final class NSLockLike: @unchecked Sendable {
     /// activity log while the peer still lacks its write, so a crash restart's catch-up never
     /// copies it (every run has a primary kill -9 and an activity log).
     @Test func checkerCatchesAnActivityLogThatReleasesExtentsAtLocalCompletion() {
-        let caught = firstFailure(with: .activityLogReleasesAtLocalCompletion) { _ in true }
-        #expect(caught != nil, "the checker never noticed an activity log that forgot writes the peer lacked in \(Self.faultSeeds) seeds")
+        let check = SeededFaultCheck.releasesAtLocalCompletion
+        let caught = firstFailure(check)
+        #expect(caught != nil, "the checker never noticed an activity log that forgot writes the peer lacked in seeds \(check.seedsNow)")
     }
 
     /// ActivityLogTestingFault.evictsBeforePagesPersisted: an extent leaves the log while the
@@ -124,8 +123,9 @@ final class NSLockLike: @unchecked Sendable {
     /// writes the peer holds from a region no crash restart copies. The real log skips only
     /// the flushes an earlier one already covers.
     @Test func checkerCatchesAnActivityLogThatEvictsWithoutFlushingTheVolume() {
-        let caught = firstFailure(with: .activityLogSkipsEvictionFlush) { _ in true }
-        #expect(caught != nil, "the checker never noticed evictions without a volume flush in \(Self.faultSeeds) seeds")
+        let check = SeededFaultCheck.evictsWithoutFlushing
+        let caught = firstFailure(check)
+        #expect(caught != nil, "the checker never noticed evictions without a volume flush in seeds \(check.seedsNow)")
     }
 
     @Test func checkerCatchesAnActivityLogThatEvictsBeforeItsPagesArePersisted() {
@@ -429,12 +429,11 @@ final class NSLockLike: @unchecked Sendable {
 
     static let timeoutSeeds: UInt64 = 300
 
-    private func firstFailure(with fault: SimulationFault, overlapping: Bool? = nil, seeds: ClosedRange<UInt64>? = nil,
+    func firstFailure(with fault: SimulationFault, overlapping: Bool? = nil, seeds: ClosedRange<UInt64>? = nil,
                               tornWrites: Bool? = nil, stalls: Bool? = nil, staging: Bool? = nil,
                               stagingFault: StagingFault? = nil, adaptive: Bool? = nil, periodic: Bool? = nil,
                               matches: (SimulationFailure) -> Bool) -> SimulationFailure? {
-        let restart = fault == .restartForgetsUnconfirmedWrites || fault == .activityLogReleasesAtLocalCompletion
-            || fault == .activityLogEvictsBeforePagesPersisted
+        let restart = Self.restartsPrimary(fault)
         for seed in seeds ?? UInt64(1)...Self.faultSeeds {
             let scenario = SimulationScenario(seed: seed, testingFault: fault, overlapping: overlapping, primaryRestart: restart,
                                               tornWrites: tornWrites, stalls: stalls, staging: staging, stagingFault: stagingFault,

@@ -29,8 +29,9 @@
 //   crash during one copies the volume again. So does a crash while stopping or after a
 //   disk failure. When the mode (or, counting pages, the session or Ahead) changes, a
 //   transaction is written to record it.
-// - Transactions: one in flight at a time; every miss while one is in flight joins the next
-//   (group commit), which the driver writes (one 4 KiB write and a data sync).
+// - Transactions: one in flight at a time; the misses while one is in flight share a later one
+//   (group commit; `ActivityLogBatching` says which), which the driver writes (one 4 KiB write
+//   and a data sync).
 
 /// What the next activity-log transaction may claim.
 enum ActivityLogMode: Sendable, Equatable {
@@ -95,7 +96,7 @@ extension PrimaryNode {
         var log = ActivityLog(
             volumeSizeBytes: config.volumeSizeBytes, extentBytes: settings.extentBytes, capacity: settings.extents,
             blockBytes: config.bitmapBlockBytes, extentsPerWriteMax: settings.extentsPerWriteMax,
-            lastTransaction: settings.lastTransaction)
+            lastTransaction: settings.lastTransaction, batching: settings.batching)
         log.testingSkipsEvictionFlush = settings.testingFault == .skipsEvictionFlush
         return log
     }

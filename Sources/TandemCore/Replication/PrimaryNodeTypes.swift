@@ -31,10 +31,14 @@ public struct ActivityLogSettings: Sendable, Hashable {
     public var lastTransaction: UInt64
     /// Testing only (the simulator's seeded bug); production passes none.
     public var testingFault: ActivityLogTestingFault?
+    /// When a batch of misses closes into a transaction. Production runs `.production`; the
+    /// simulator can select the other rule (TANDEM_SIM_AL_BATCHING).
+    public var batching: ActivityLogBatching
 
     public init(extents: Int, extentBytes: UInt64, writeBytesMax: UInt64, lastTransaction: UInt64,
-                testingFault: ActivityLogTestingFault? = nil) {
+                testingFault: ActivityLogTestingFault? = nil, batching: ActivityLogBatching = .production) {
         self.testingFault = testingFault
+        self.batching = batching
         self.extents = extents
         self.extentBytes = extentBytes
         self.writeBytesMax = writeBytesMax
@@ -47,6 +51,22 @@ public struct ActivityLogSettings: Sendable, Hashable {
     public static func extentsPerWrite(writeBytesMax: UInt64, extentBytes: UInt64) -> Int {
         Int((writeBytesMax + extentBytes - 2) / extentBytes + 1)
     }
+}
+
+/// When the activity log's open batch of misses closes into the next transaction
+/// (ActivityLog.endTurn). Both rules keep every ordering guarantee of the log; they differ in
+/// how many misses share a transaction (docs/tracking.md, *Batching and transactions*).
+public enum ActivityLogBatching: String, Sendable, Hashable, CaseIterable {
+    /// At the end of the first loop turn with a miss, even while a transaction is in flight:
+    /// the misses of the turns after it, until that transaction is durable, join the batch
+    /// after (and wait a whole transaction more).
+    case perTurn = "per-turn"
+    /// Only when it can be written at once (no transaction in flight): every miss while one is
+    /// in flight joins the next transaction (group commit across loop turns).
+    case acrossTurns = "across-turns"
+
+    /// The rule the daemon runs.
+    public static let production = ActivityLogBatching.perTurn
 }
 
 /// Deliberately wrong activity-log behaviour, so that the simulator can prove its checker

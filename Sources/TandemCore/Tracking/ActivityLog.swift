@@ -6,10 +6,12 @@
 //    (`retryLater`: no evictable extent, or it touches an extent being evicted);
 //  - which extent leaves the set (least recently used among those with no write in flight:
 //    an extent with writes in flight is never evicted);
-//  - when a transaction may be written: every miss of a loop turn joins one batch, closed at
-//    `endTurn`; a closed batch is written once the previous transaction is durable and the
-//    bitmap pages of every extent it evicts are durable (`bitmapPagePersisted`): an extent
-//    leaves the log only after its bits are on disk;
+//  - when a transaction may be written: every miss joins the open batch, closed at `endTurn`
+//    (`batching`: at the first turn with a miss, or only once no transaction is in flight, so
+//    that the misses of every turn meanwhile share the next one); a closed batch is written
+//    once the previous transaction is durable and the bitmap pages of every extent it evicts
+//    are durable (`bitmapPagePersisted`): an extent leaves the log only after its bits are on
+//    disk;
 //  - what the transaction holds: the whole active set, ascending;
 //  - whether the volume must be flushed before an evicting transaction: only when an extent
 //    leaving the set had a write released after the last such flush was asked for (each
@@ -52,6 +54,8 @@ public struct ActivityLog: Sendable {
     public let extentsPerWriteMax: Int
     public let volumeSizeBytes: UInt64
     let blockBytes: UInt64
+    /// When the open batch closes (`endTurn`).
+    public let batching: ActivityLogBatching
 
     // Per slot. `resident`: the extent in the last durable transaction. `incoming`: the
     // extent that replaces it (or fills an unused slot) in batch `incomingBatch`. Writes
@@ -102,7 +106,7 @@ public struct ActivityLog: Sendable {
     /// - extentsPerWriteMax: the most extents one write may touch (max request / extent + 1).
     public init(
         volumeSizeBytes: UInt64, extentBytes: UInt64, capacity: Int, blockBytes: UInt64,
-        extentsPerWriteMax: Int, lastTransaction: UInt64 = 0
+        extentsPerWriteMax: Int, lastTransaction: UInt64 = 0, batching: ActivityLogBatching = .production
     ) {
         precondition(capacity >= 1 && capacity <= 1000, "al_extents \(capacity) outside 1...1000")
         precondition(DirtyBitmap.isValidBlockBytes(blockBytes), "bitmap block bytes \(blockBytes)")
@@ -117,6 +121,7 @@ public struct ActivityLog: Sendable {
         self.capacity = capacity
         self.blockBytes = blockBytes
         self.extentsPerWriteMax = extentsPerWriteMax
+        self.batching = batching
         resident = Array(repeating: Self.none, count: capacity)
         incoming = Array(repeating: Self.none, count: capacity)
         incomingBatch = Array(repeating: 0, count: capacity)
@@ -307,16 +312,17 @@ public struct ActivityLog: Sendable {
         }
     }
 
-    /// The end of a loop turn: closes the batch of this turn's misses and, if the previous
-    /// transaction is durable and the batch's evictions have their pages durable, returns the
-    /// number of the transaction to write now (its extents: `transactionExtents`).
+    /// The end of a loop turn: closes the open batch (`batching` says when) and, if the
+    /// previous transaction is durable and the batch's evictions have their pages durable,
+    /// returns the number of the transaction to write now (its extents: `transactionExtents`).
     public mutating func endTurn() -> UInt64? {
-        // Closing the batch only when none is in flight (so the misses of every turn meanwhile
-        // share the next transaction: 11.7 fio writes per transaction at QD32 against 7.5,
-        // docs/benchmarks.md) kept every guarantee in the simulator but left four of its
-        // seeded-fault checkers catching nothing in their 400 seeds: not done until that is
-        // understood.
-        if closedBatch == 0 && openBatchHasJoiners {
+        // Per turn, a batch closed while a transaction is in flight makes the misses of every
+        // later turn until it is durable wait for the transaction after it; across turns they
+        // join it (~12 fio writes per transaction at QD32 against ~7.5, docs/benchmarks.md).
+        // A miss waits at most for the transaction in flight, (per turn) a closed batch, and its
+        // own. Either way every ordering below holds: only batch numbers differ.
+        let mayClose = batching == .perTurn || inFlightTransaction == 0
+        if closedBatch == 0 && openBatchHasJoiners && mayClose {
             closedBatch = openBatch
             openBatch += 1
             openBatchHasJoiners = false
