@@ -12,16 +12,16 @@ private enum CrashHarness {
 
     /// `checkpointBytes`: the node keeps an activity log and writes the pages of regions found
     /// the same once this many bytes were (nil: no log).
-    static func make(extentBytes: UInt64 = 1 << 20, pageBlocks: [UInt64] = [512],
-                     checkpointBytes: UInt64? = nil) -> DigestCompareDriver {
+    static func make(extentBytes: UInt64 = 1 << 20, pageBlocks: [UInt64] = [512], bufferBytes: UInt64 = 8 << 20,
+                     chunkBytes: UInt32 = 1 << 20, checkpointBytes: UInt64? = nil) -> DigestCompareDriver {
         var pages = DirtyBitmap(volumeSizeBytes: volumeBytes, blockBytes: 4096)
         for block in pageBlocks { _ = pages.setBlocks(BlockRun(first: block, count: 1)) }
         let extents = ActivityLog.dirtyRegions(afterCrash: [0], extentBytes: extentBytes, volumeSizeBytes: volumeBytes)
         let regions = ChecksumResync.plan(extents: extents, dirty: pages, regionBytes: regionBytes)
         var tracked = pages
         _ = tracked.setRange(offsetBytes: 0, lengthBytes: extentBytes)
-        var config = PrimaryNodeConfig(primary: ReplicationPrimaryConfig(mode: .sync, bufferBytesMax: 8 << 20),
-                                       volumeSizeBytes: volumeBytes)
+        var config = PrimaryNodeConfig(primary: ReplicationPrimaryConfig(mode: .sync, bufferBytesMax: bufferBytes),
+                                       volumeSizeBytes: volumeBytes, chunkBytes: chunkBytes)
         if let checkpointBytes {
             config.activityLog = ActivityLogSettings(extents: 4, extentBytes: 1 << 20, writeBytesMax: 1 << 20, lastTransaction: 5)
             config.checksumCheckpointBytes = checkpointBytes
@@ -229,6 +229,49 @@ private enum CrashHarness {
             totalBytes: 1 << 20, checkedBytes: 7 * (128 << 10), differingBytes: 0, running: false,
             abandonedBecause: nil, givenUpBytes: 128 << 10)))))
         #expect(h.node.outOfSyncBytes == 0)
+    }
+
+    /// A WRITE_ZEROES admitted before the compare took its regions, whose later chunks wait
+    /// for room in the buffer: the stream does not hold them yet and they pass no region lock,
+    /// so a region they will land in is asked only once they are issued and durable on the
+    /// peer (before, it was asked at once and the chunk was written during its reads).
+    @Test func aRegionWithZeroChunksStillToIssueIsNotAsked() {
+        // One 64 KiB chunk fits the buffer at a time (sync: a full buffer makes the request wait).
+        var h = CrashHarness.make(pageBlocks: [], bufferBytes: 96 << 10, chunkBytes: 64 << 10)
+        h.connect()
+        #expect(h.asked == [0, 128 << 10, 256 << 10, 384 << 10])
+        // [704 KiB, 832 KiB): a chunk in the sixth region, then one in the seventh.
+        h.send(.request(id: 1, .writeZeroes(offsetBytes: 704 << 10, lengthBytes: 128 << 10, fua: false)))
+        var log = h.localWrites.map { "chunk \($0.offset >> 10)" }
+        var chunks = h.localWrites
+        func note(_ h: DigestCompareDriver) {
+            log += h.asked.map { "asked \($0 >> 10)" } + h.localWrites.map { "chunk \($0.offset >> 10)" }
+            chunks += h.localWrites
+        }
+        h.nowNs += 1_000_000_000  // the resync throttle's next step
+        for offset in stride(from: UInt64(0), to: 512 << 10, by: 128 << 10) {
+            h.answer(offset, same: true)
+            note(h)
+        }
+        var index = 0
+        while index < chunks.count {
+            let chunk = chunks[index]
+            index += 1
+            h.send(.localWriteDone(sequence: chunk.sequence, errno: 0))
+            note(h)
+            h.send(.peer(.dataAck(sequence: chunk.sequence)))
+            note(h)
+            log.append("durable \(chunk.offset >> 10)")
+            h.send(.peer(.durableThroughEpoch(h.node.primary.openEpoch)))
+            note(h)
+        }
+        #expect(log == ["chunk 704", "asked 512", "asked 896", "durable 704", "asked 640", "chunk 768", "durable 768",
+                        "asked 768"],
+                "the seventh region is asked only once its chunk is issued and durable on the peer")
+        h.nowNs += 1_000_000_000
+        for offset: UInt64 in [512 << 10, 640 << 10, 768 << 10, 896 << 10] { h.answer(offset, same: true) }
+        #expect(h.node.checksumResyncProgress == ChecksumResyncProgress(
+            totalBytes: 1 << 20, checkedBytes: 1 << 20, differingBytes: 0, running: false, abandonedBecause: nil))
     }
 
     @Test func regionsInFlightAreAskedAgainAfterALinkLoss() {

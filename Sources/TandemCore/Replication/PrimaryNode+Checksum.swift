@@ -8,9 +8,11 @@
 //   it as it is now); one whose digests agree is cleared: the peer holds those bytes.
 // - A region is compared as online verify compares one (PrimaryNode+Verify): locked when
 //   taken (`overlapsCopy`), asked only once no write the stream holds overlaps it (every
-//   earlier write to it is durable on the peer), throttled by `resync_rate` (its length
-//   counts as resync traffic), then read here and asked of the peer (`.readVerifyRegion`,
-//   `.sendDigestRequest`; up to `regionsInFlightMax` at once).
+//   earlier write to it is durable on the peer) and no chunk of an admitted WRITE_ZEROES is
+//   still to be issued into it (chunks pass no lock: one would land during the reads),
+//   throttled by `resync_rate` (its length counts as resync traffic), then read here and
+//   asked of the peer (`.readVerifyRegion`, `.sendDigestRequest`; up to
+//   `regionsInFlightMax` at once).
 // - An application write never waits for a region that is not asked yet: it gives the
 //   region up to the copy (`yieldChecksumRegions`; counted `givenUpBytes`, its bits stay set,
 //   so it is copied whole) and goes on. Waiting would tie the write to the peer's
@@ -77,6 +79,7 @@ extension PrimaryNode {
             guard !compare.asked, !compare.abandoned else { continue }
             let region = compare.region
             guard !primary.holdsWrite(overlapping: region.offsetBytes, region.endBytes),
+                !zeroChunksPending(overlapping: region.offsetBytes, region.endBytes),
                 resyncAdmits(UInt32(region.lengthBytes), nowNs: nowNs)
             else { continue }
             checksumResync!.markAsked(index)

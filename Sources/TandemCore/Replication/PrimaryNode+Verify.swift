@@ -174,8 +174,9 @@ extension PrimaryNode {
 
     /// An admitted WRITE_ZEROES has chunks still to issue into [start, end) (they wait for
     /// room in the buffer): the stream does not hold them yet, but they will land in the
-    /// region after a read of it now.
-    private func zeroChunksPending(overlapping start: UInt64, _ end: UInt64) -> Bool {
+    /// region after a read of it now. The crash restart's digest compare asks the same
+    /// (PrimaryNode+Checksum).
+    func zeroChunksPending(overlapping start: UInt64, _ end: UInt64) -> Bool {
         guard let zeroes = zeroing else { return false }
         return zeroes.cursor < end && start < zeroes.end
     }
