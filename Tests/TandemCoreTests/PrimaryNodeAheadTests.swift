@@ -157,6 +157,25 @@ private struct AheadHarness {
         #expect(h.actions.last == .stopped)
     }
 
+    /// The operator's `disable` releases a `suspend-io` primary to serve alone: every later
+    /// write is acknowledged on this copy, and so is the one held at the stop — said first
+    /// (B moves), as for any write acknowledged alone, so the next meeting with a peer
+    /// promoted meanwhile is a split brain, not a resync over it.
+    @Test func aStopToServeAloneAnswersTheHeldSuspendIOWriteAsAcknowledgedAlone() {
+        var h = AheadHarness(mode: .sync, tracksWithoutPeer: false)
+        h.connect()
+        h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
+        h.send(.localWriteDone(sequence: 1, errno: 0))
+        h.send(.linkDown(reason: "cut", refusal: nil))
+        #expect(h.answered(1) == nil)
+        h.send(.stopToServeAlone)
+        h.send(.localFlushDone(errno: 0))
+        let notice = h.actions.firstIndex(of: .notice(.acknowledgedWithoutPeer))
+        let answer = h.actions.firstIndex(of: .answer(1, errno: 0))
+        #expect(notice != nil && answer != nil && notice! < answer!, "\(h.actions)")
+        #expect(h.actions.last == .stopped)
+    }
+
     /// Issue 14: `changed bytes` count the writes a link's loss leaves unacknowledged. An async
     /// write whose local write still runs at the cut and one queued behind it (it overlaps)
     /// are in no lag yet; both are counted, and a sync dont-care loss, which goes Ahead, counts

@@ -569,11 +569,12 @@ extension Simulation {
         detachIfPeerFailed(node)
     }
 
-    /// After the peer's disk failed the resource stops replication (`.stop`): the node
-    /// answers what it holds, and the resource writes alone from then on.
+    /// After the peer's disk failed the resource stops replication (`.stopToServeAlone`, as
+    /// the daemon's peerDiskFailed): the node answers what it holds, and the resource writes
+    /// alone from then on.
     func detachIfPeerFailed(_ node: SimNode) {
         guard pendingDetach.remove(node.index) != nil, node.primary != nil else { return }
-        drivePrimary(node, .stop)
+        drivePrimary(node, .stopToServeAlone)
     }
 
     func primaryReceived(_ message: ToPrimary, node: SimNode) {

@@ -8,7 +8,8 @@
 extension PrimaryNode {
     // MARK: Stop
 
-    mutating func beginStop(into actions: inout [PrimaryNodeAction]) {
+    mutating func beginStop(servingAlone: Bool = false, into actions: inout [PrimaryNodeAction]) {
+        stopServesAlone = servingAlone
         // A hand-over whose demotion is not asked for yet is called off: this node stays
         // primary and the peer, never told, stays secondary.
         if handingOver && !demotionRequested { handingOver = false }
@@ -118,15 +119,17 @@ extension PrimaryNode {
 
     /// A write (or WRITE_ZEROES) the stop finds on this disk is one the stream never
     /// acknowledged: admitted sync, it waits for a peer that never said it applied it. Under
-    /// `fencing: suspend-io` it fails: a write is acknowledged only once it is on both copies,
-    /// and the peer may be promoted without it (a returned primary's yield then resyncs this
-    /// region from the promoted node; answered 0, the acknowledged write was lost). Under
-    /// `dont-care` it is answered from this disk, a write the peer will not get on this link:
-    /// said first (B moves), as for any write acknowledged alone. A hand-over's peer gets every
-    /// write before Demoted.
+    /// `fencing: suspend-io` a stop after which this node serves nothing (shutdown, demotion,
+    /// a returned primary's yield) fails it: a write is acknowledged only once it is on both
+    /// copies, and the peer may be promoted without it (the yield then resyncs this region
+    /// from the promoted node; answered 0, the acknowledged write was lost). Under `dont-care`,
+    /// or when the operator disabled replication to serve alone (`.stopToServeAlone`: every
+    /// later write is acknowledged alone too), it is answered from this disk, a write the peer
+    /// will not get on this link: said first (B moves), as for any write acknowledged alone.
+    /// A hand-over's peer gets every write before Demoted.
     private mutating func answerUnacknowledgedAtStop(into actions: inout [PrimaryNodeAction]) -> Int32 {
         guard !handingOver else { return 0 }
-        guard config.syncTracksWithoutPeer else { return PrimaryErrno.eio }
+        guard config.syncTracksWithoutPeer || stopServesAlone else { return PrimaryErrno.eio }
         noteAcknowledgedWithoutPeer(into: &actions)
         return 0
     }

@@ -12,9 +12,8 @@
 // (enable, dial, the link's life, the peer's messages, SyncComplete) and +Stop (stop,
 // hand-over, disk failure), +ActivityLog (the write path's activity log), +Adaptive (adaptive
 // mode, RPO-target pacing), +Periodic (the cycles of `mode: periodic`) and +CaughtUp (the
-// peer's word that a SyncComplete's effect is durable there). State those files
-// share is internal, not private: Swift's
-// `private` does not reach an extension in another file. Only the node itself touches it.
+// peer's word that a SyncComplete's effect is durable there). State those files share is
+// internal, not private: Swift's `private` does not reach an extension in another file.
 
 public struct PrimaryNode: Sendable {
     /// An admitted request (or copy chunk) until it is answered: `ReplicationPrimary` knows it
@@ -237,6 +236,7 @@ public struct PrimaryNode: Sendable {
     var stopFlushInFlight = false
     var stopFlushErrno: Int32?
     var cleanStopInvalidated = false
+    var stopServesAlone = false  // `.stopToServeAlone` (answerUnacknowledgedAtStop)
     /// Planned failover: stopping without hanging up until the demotion is recorded.
     public internal(set) var handingOver = false
     var demotionRequested = false
@@ -381,8 +381,8 @@ public struct PrimaryNode: Sendable {
             disable(into: &actions)
         case .drain:
             draining = true
-        case .stop:
-            beginStop(into: &actions)
+        case .stop, .stopToServeAlone:
+            beginStop(servingAlone: event == .stopToServeAlone, into: &actions)
         case .handOver:
             beginHandOver()
         case .demotionRecorded:

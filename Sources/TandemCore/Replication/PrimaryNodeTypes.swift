@@ -191,6 +191,10 @@ public enum PrimaryNodeEvent: Sendable, Hashable {
     case drain
     /// Replication stops: record the stop, hang up, answer what is held, then `.stopped`.
     case stop
+    /// The operator disabled replication and this node goes on serving its volume alone: as
+    /// `.stop`, but a write still held for the peer is answered from this disk, as one
+    /// acknowledged alone (B moves first), whatever `fencing` says.
+    case stopToServeAlone
     /// Planned failover, once `.drained`: stop like `.stop` but keep the link, flush the local
     /// disk, ask for the demotion to be recorded (`.recordDemotion`), and only once it is
     /// (`.demotionRecorded`) tell the peer (`.sendDemoted`), hang up and stop. A crash before

@@ -34,11 +34,13 @@ extension PrimaryReplicator {
 
     var isDrained: Bool { node.isDrained }
 
-    func stop(_ done: @escaping () -> Void) {
+    /// `servingAlone`: the operator disabled replication and this node goes on serving alone
+    /// (`.stopToServeAlone`).
+    func stop(servingAlone: Bool = false, _ done: @escaping () -> Void) {
         readRemoteReadsLocally()
         onStopped = done
         failPendingResize("replication stopped before the peer answered")
-        feed(.stop)
+        feed(servingAlone ? .stopToServeAlone : .stop)
     }
 
     var isCleanForStop: Bool { node.isCleanForStop }

@@ -38,7 +38,7 @@ extension Resource {
             "redundant": .bool(states.redundant ?? false), "message": .string(reason),
         ])
         transitioning = true
-        stopReplication { [self] in
+        stopReplication(servingAlone: true) { [self] in
             transitioning = false
             guard enabled, spec.fencing != .suspendIO else { return }
             do throws(ControlError) { try startReplication(handedOver: false) } catch {
@@ -58,7 +58,7 @@ extension Resource {
         logger.warning("the peer lost its record: replication restarts with a full copy", metadata: ["reason": "\(reason)"])
         context.events.publish(resource: spec.name, "peer-needs-full-copy", ["message": .string(reason)])
         transitioning = true
-        stopReplication { [self] in
+        stopReplication(servingAlone: true) { [self] in
             transitioning = false
             guard enabled else { return }
             do throws(ControlError) { try startReplication(handedOver: false) } catch {

@@ -223,7 +223,7 @@ extension Resource {
         enabled = false
         writeEnabled(false)
         transitioning = true
-        stopReplication { [self] in
+        stopReplication(servingAlone: true) { [self] in
             transitioning = false
             context.events.publish(resource: spec.name, "disabled", [:])
             done(nil)
@@ -231,7 +231,9 @@ extension Resource {
     }
 
     /// Stops the replicator; a primary keeps serving its volume locally.
-    func stopReplication(_ done: @escaping () -> Void) {
+    /// `servingAlone`: a stop after which the primary goes on serving its volume alone
+    /// (`disable`, a peer's failed disk or lost record): `.stopToServeAlone`.
+    func stopReplication(servingAlone: Bool = false, _ done: @escaping () -> Void) {
         if primary != nil { trackWhileStopping() }
         backend.sink = nil
         backend.readRouter = nil
@@ -239,7 +241,7 @@ extension Resource {
             self.primary = nil
             context.groups.removePrimary(primary)
             primary.disable()
-            return primary.stop { [self] in
+            return primary.stop(servingAlone: servingAlone) { [self] in
                 stopTracked()
                 keepLackingAtStop(primary)  // diskless (Resource+Diskless)
                 done()
