@@ -1,7 +1,7 @@
 // PrimaryNode's end: a stop (disable, shutdown, demotion) hangs up, waits for local I/O,
 // flushes the local disk, records the stop (clean only after that flush), answers everything
-// held (a write still waiting for its peer fails under `fencing: suspend-io`) and says
-// `.stopped`. A planned failover's hand-over keeps the link through the flush
+// held (a write still waiting for its peer fails under `fencing: suspend-io` unless the node
+// goes on serving alone) and says `.stopped`. A planned failover's hand-over keeps the link through the flush
 // and the demotion record, then sends Demoted. A failure of the local disk is noted once
 // here; admission then fails every later mutation and the stop's record is not clean.
 
@@ -60,7 +60,8 @@ extension PrimaryNode {
     /// node that stops serving as primary — disabled, demoted, shut down — leaves every
     /// write it answered durable, whatever its disk cache held). Then a write whose local I/O
     /// completed is on this node's disk and is answered as such (unless it still waited for
-    /// the peer under `suspend-io`: answerUnacknowledgedAtStop), a FLUSH is answered if that
+    /// the peer under `suspend-io` and the node serves nothing after this stop:
+    /// answerUnacknowledgedAtStop), a FLUSH is answered if that
     /// flush succeeded; anything else fails.
     ///
     /// A hand-over keeps the link through the flush and the demotion record, then sends
