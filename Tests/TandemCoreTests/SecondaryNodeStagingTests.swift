@@ -12,12 +12,12 @@ private struct StagingHarness {
     var node: SecondaryNode
     let nowNs: UInt64 = 1_000_000
 
-    init(record: ReplicationRecord, handedOver: Bool = true, stagingBytesMax: UInt64 = 64 << 10) {
+    init(record: ReplicationRecord, handedOver: Bool = true, cleanStop: Bool = false, stagingBytesMax: UInt64 = 64 << 10) {
         let machine = ReplicationSecondaryConfig(queuedBytesMax: 256 << 20, groupCommitIntervalNs: 1_000_000_000)
         let config = SecondaryNodeConfig(
             machine: machine, resourceName: "r1", nodeName: "beta", peerName: "alpha",
             volumeSizeBytes: Self.sizeBytes, alignment: 4096, initialSync: .full, stagingBytesMax: stagingBytesMax)
-        node = SecondaryNode(config: config, record: record, handedOver: handedOver, nowNs: nowNs)
+        node = SecondaryNode(config: config, record: record, handedOver: handedOver, cleanStop: cleanStop, nowNs: nowNs)
     }
 
     @discardableResult
@@ -126,6 +126,21 @@ private let syncedRecord = ReplicationRecord(generation: 4, session: 5, durableT
         let caughtUp = SecondaryNodeAction.sendCaughtUp(session: 9)
         #expect(!complete.contains(caughtUp) && !apply.contains(caughtUp) && !applied.contains(caughtUp))
         #expect(forgotten.contains(caughtUp))
+    }
+
+    /// A copy restarted after a clean stop (a `disable` and `enable`, a daemon restart) whose
+    /// catch-up it stages says `consistent` in its ReplicaHello, as it reports itself: the
+    /// writes re-sent to it go to the journal, not to its image, so the primary must not show
+    /// it `Inconsistent` while the catch-up runs. Without a journal it says `inconsistent`
+    /// (the re-sent writes land in place until ResendComplete).
+    @Test func aCleanlyStoppedCopyThatStagesItsCatchUpSaysConsistentInItsHello() {
+        var staging = StagingHarness(record: syncedRecord, handedOver: false, cleanStop: true)
+        let up = staging.connectCatchUp(session: 9)
+        #expect(up.contains(.send(.hello(durableThroughEpoch: 0, copy: .consistent))), "\(up)")
+        #expect(staging.node.diskState == .consistent)
+        var inPlace = StagingHarness(record: syncedRecord, handedOver: false, cleanStop: true, stagingBytesMax: 0)
+        let upInPlace = inPlace.connectCatchUp(session: 9)
+        #expect(upInPlace.contains(.send(.hello(durableThroughEpoch: 0, copy: .inconsistent))), "\(upInPlace)")
     }
 
     /// `consistent_as_of`: the image before the catch-up while staged, the catch-up's session
