@@ -28,6 +28,7 @@ import Testing
         var fired = 0
         var resumed = 0
         var resumedBytes: UInt64 = 0
+        var resumedAfterStop = 0
         for seed in UInt64(1)...300 {
             var scenario = SimulationScenario(seed: seed)
             scenario.checksumCompare = true
@@ -38,8 +39,10 @@ import Testing
             fired += simulation.compareFaultsFired
             resumed += simulation.comparesResumed
             resumedBytes += simulation.compareBytesResumed
+            resumedAfterStop += simulation.comparesResumedAfterStop
         }
-        print("300 seeds: \(fired) crashes mid-compare, \(resumed) compares resumed (\(resumedBytes) bytes compared again)")
+        print("300 seeds: \(fired) crashes mid-compare, \(resumed) compares resumed (\(resumedBytes) bytes compared again), "
+            + "\(resumedAfterStop) resumed after a stop")
         #expect(fired >= 5 && resumed >= 3, "\(fired) crashes mid-compare, \(resumed) compares resumed")
     }
 

@@ -164,7 +164,6 @@ extension Simulation {
         // Resource.trackedForStart: what this process tracked, else the seal loaded at open.
         var tracked = (node.trackedInMemory ?? node.sealedBitmap).flatMap { $0.bitmap.outOfSyncBytes > 0 ? $0 : nil }
         let crashed = tracked == nil ? trackedAfterCrash(node, peerLacksWrites: peerLacksWrites) : nil
-        if crashed?.checksumRegions.isEmpty ?? true { node.compareRecord = nil }  // as the daemon's open
         if let crashed {
             tracked = (crashed.bitmap, crashed.bases)
             catchUpsFromActivityLog += 1
@@ -175,6 +174,8 @@ extension Simulation {
                                                    tracked: tracked?.bases, trackedAfterCrash: crashed != nil),
                                  fault: fault)
         let lastTransaction = openActivityLog(node, basis: start.basis)
+        let checksumRegions = compareRegionsForStart(node, tracked: tracked?.bitmap, crashed: crashed?.checksumRegions,
+                                                     basis: start.basis)
         node.crashedPrimary = true
         node.record = start.record
         node.record.generation += 1
@@ -195,7 +196,7 @@ extension Simulation {
         node.primary = PrimarySide(node: PrimaryNode(config: primaryConfig(lastTransaction: lastTransaction),
                                                      session: session, basis: start.basis,
                                                      trackedBitmap: tracked?.bitmap,
-                                                     checksumRegions: start.basis.isCatchUp ? crashed?.checksumRegions ?? [] : []))
+                                                     checksumRegions: checksumRegions))
         trace("\(node.name) starts primary session \(session) (\(start.basis), \(start.reason))")
         if let prepare, let primary = node.primary { prepare(&primary.node) }
         drivePrimary(node, .enable)

@@ -29,7 +29,12 @@ extension Resource {
         let node = metadata.latest
         guard spec.role == .primary, node.flags.contains(.crashedPrimary), !node.writtenWhileDisabled,
             !node.peerLacksWrites, !node.bitmapSealed, node.record.cleanStop == 0
-        else { return removeCrashCompareRecord() }
+        else {
+            // A stop's seal keeps the regions of a compare it ended early set: the next start
+            // resumes that compare from its record (Resource.compareRegionsForStart).
+            if !(spec.role == .primary && node.bitmapSealed) { removeCrashCompareRecord() }
+            return
+        }
         // A compare this start does not resume is over: its record goes (kept below otherwise).
         defer { if trackedSinceStop?.checksumRegions.isEmpty ?? true { removeCrashCompareRecord() } }
         let proven: Result<ActivityLogTransaction?, ActivityLogRing.ProofError>
@@ -107,14 +112,6 @@ extension Resource {
     private func activityLogUnreadable(_ message: String) {
         logger.error("the activity log proves nothing: the next session copies the volume", metadata: ["error": "\(message)"])
         context.events.publish(resource: spec.name, "activity-log-unreadable", ["message": .string(message)])
-    }
-
-    /// The volume made durable before the compare: nil, or the errno of a failed fdatasync.
-    private func flushVolumeForCompare() -> Int32? {
-        while fdatasync(volume.fd) != 0 {
-            guard errno == EINTR else { return errno }
-        }
-        return nil
     }
 
     /// Before a primary session's start record: the ring's transaction for the session's start

@@ -101,6 +101,7 @@ extension Resource {
             health.record("metadata write", errno: error.errno)
             throw ControlError(.ioError, "replication metadata: cannot write the activity log of \(metadata.path): \(error)")
         }
+        let checksumRegions = try compareRegionsForStart(tracked, basis: start.basis)  // Resource+CrashCompare
         mutationsAtCleanStop = nil
         ensurePrimaryGeneration()
         // The node owns the tracked bitmap from now on; the seal goes with this record (a
@@ -118,7 +119,7 @@ extension Resource {
         trackedSinceStop = nil
         let replicator = PrimaryReplicator(spec: spec, volume: volume, buffers: backend.buffers, context: context,
                                            basis: start.basis, trackedBitmap: start.basis.isCatchUp ? tracked?.bitmap : nil,
-                                           checksumRegions: start.basis.isCatchUp ? tracked?.checksumRegions ?? [] : [],
+                                           checksumRegions: checksumRegions,
                                            activityLog: activityLog, counters: counters, health: health, logger: logger,
                                            localLacksWrites: startFacts.localLacksWrites, localLacking: takeLackingAtStop(),
                                            localLackingRecord: lackingRecord,

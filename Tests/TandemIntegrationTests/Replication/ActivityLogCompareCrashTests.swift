@@ -3,8 +3,10 @@
 // 16 extents (64 MiB) of acknowledged sync writes, alpha killed with -9, its restart comparing
 // them at a capped `resync_rate`; then, mid-compare, alpha killed again (its next start
 // compares what was left, the regions found the same are not moved again) or beta killed and
-// restarted (alpha's compare goes on). And a failed flush before the compare: alpha's volume
-// a block device whose flushes fail (FlushFailingDisk) at the restart — the disk fails.
+// restarted (alpha's compare goes on), or the compare ended early by a clean stop (SIGTERM,
+// `disable`) or a link cut (what it still owed is compared, not copied). And a failed flush
+// before the compare: alpha's volume a block device whose flushes fail (FlushFailingDisk) at
+// the restart — the disk fails.
 import Foundation
 import Testing
 
@@ -110,6 +112,76 @@ extension Replication {
         FileHandle.standardError.write(Data(("compare interrupted by beta's kill -9: \(checkedBeforeKill) compared before, "
             + "\(done) at the end, \(sentBytes) bytes alpha→beta after beta's restart\n").utf8))
         #expect(done["checked_bytes"] as? Int == Self.extentsBytes && done["abandoned"] == nil, "\(done)")
+        #expect(sentBytes < Self.extentsBytes / 16, "alpha sent \(sentBytes) bytes for \(Self.extentsBytes) of extents")
+        try Self.expectEveryWriteAndIdentical(pair)
+    }
+
+    /// How a test ends alpha's session while its restart compares.
+    enum Interruption: String, CaseIterable, CustomStringConvertible {
+        /// SIGTERM: the daemon stops cleanly and is started again.
+        case daemonStop
+        /// `tandemctl disable`, then `enable`, in the same process.
+        case disable
+        /// The link cut and healed: the session goes on (the compare asks again what was in flight).
+        case linkCut
+        var description: String { rawValue }
+    }
+
+    /// alpha's compare ended early by a clean stop of any kind — the daemon's SIGTERM, a
+    /// `disable` — or by a link cut: what the compare still owed is compared at the next start
+    /// (or on the next link), not copied; only digests and what differs cross the link, and
+    /// the copies end identical with every acknowledged write. States are read at each step.
+    /// On the build before, the stop's seal marked the regions not compared yet and the next
+    /// start copied them whole (its record was read only by a crash restart).
+    @Test(arguments: Interruption.allCases)
+    func aCompareEndedEarlyIsResumedNotCopied(_ interruption: Interruption) throws {
+        let (pair, proxy, midway) = try Self.compareUnderWay()
+        let resource = ["name": ReplicatedPair.resource]
+        let checkedBefore = (midway["checksum_resync"] as? JSONObject)?["checked_bytes"] as? Int ?? -1
+        #expect(midway["replication_state"] as? String == "SyncSource" && midway["peer_disk_state"] as? String != "UpToDate",
+                "alpha compares, its peer is not called UpToDate: \(midway)")
+        switch interruption {
+        case .daemonStop:
+            #expect(try pair.alpha.stop() == 0, "a clean shutdown")
+            proxy.cut()
+            try pair.alpha.start()
+        case .disable:
+            try pair.expectOK(try pair.alpha.control().request("disable", resource))
+            let disabled = try pair.status(pair.alpha)
+            #expect(disabled["enabled"] as? Bool == false && (disabled["out_of_sync_bytes"] as? Int ?? 0) > 0,
+                    "disabled, the regions not compared still marked: \(disabled)")
+            proxy.cut()
+            try pair.expectOK(try pair.alpha.control().request("enable", resource))
+        case .linkCut:
+            proxy.cut()
+            try pair.waitFor(pair.alpha, "alpha alone") { $0["connection_state"] as? String != "Connected" }
+        }
+        let resumed = try pair.status(pair.alpha)
+        let beta = try pair.status(pair.beta)
+        #expect(beta["disk_state"] as? String != "UpToDate", "beta cannot hold what alpha has not compared: \(beta)")
+        let compare = resumed["checksum_resync"] as? JSONObject ?? [:]
+        let resumedBytes = compare["total_bytes"] as? Int ?? -1
+        if interruption != .linkCut {
+            #expect((resumed["session_start_reason"] as? String ?? "").contains("compared by digest first")
+                        && resumed["enabled"] as? Bool == true, "\(resumed)")
+            #expect(resumedBytes > 0 && resumedBytes <= Self.extentsBytes - checkedBefore && compare["running"] as? Bool == true,
+                    "the start compares what was left (\(checkedBefore) compared before the stop): \(compare)")
+            #expect(resumed["out_of_sync_bytes"] as? Int == resumedBytes, "nothing else is marked: \(resumed)")
+        }
+        proxy.resetCounters()
+        try pair.expectOK(try pair.alpha.control().request("set", ["name": ReplicatedPair.resource, "resync_rate": 0]))
+        proxy.heal()
+
+        try CatchUpTests.waitCaughtUp(pair)
+        let caughtUp = try pair.status(pair.alpha)
+        let done = caughtUp["checksum_resync"] as? JSONObject ?? [:]
+        let sentBytes = proxy.forwardedBytes(.toTarget)
+        FileHandle.standardError.write(Data(("compare ended early by \(interruption): \(checkedBefore) of \(Self.extentsBytes) "
+            + "compared before, \(done) at the end, \(sentBytes) bytes alpha→beta after it\n").utf8))
+        #expect(done["running"] as? Bool == false && done["abandoned"] == nil && (done["differing_bytes"] as? Int) == 0, "\(done)")
+        let compared = interruption == .linkCut ? Self.extentsBytes : resumedBytes  // one session: all of it
+        #expect(done["checked_bytes"] as? Int == compared, "\(done)")
+        #expect(caughtUp["resync_rate_bytes_per_second"] as? Int == 0, "nothing moves once caught up: \(caughtUp)")
         #expect(sentBytes < Self.extentsBytes / 16, "alpha sent \(sentBytes) bytes for \(Self.extentsBytes) of extents")
         try Self.expectEveryWriteAndIdentical(pair)
     }
