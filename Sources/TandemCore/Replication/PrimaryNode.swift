@@ -277,7 +277,7 @@ public struct PrimaryNode: Sendable {
             if let trackedBitmap, trackedBitmap.blockBytes == bitmap.blockBytes,
                 trackedBitmap.volumeSizeBytes == bitmap.volumeSizeBytes {
                 bitmap = trackedBitmap
-                activityLogBitsWithoutWrite()
+                activityLogTrackedBitmapTaken()
                 startCopy()
                 startChecksumResync(checksumRegions)
             } else {

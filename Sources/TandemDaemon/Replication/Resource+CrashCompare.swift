@@ -86,6 +86,18 @@ extension Resource {
         return regions
     }
 
+    /// Test-only: kills this process (as kill -9 would) once a primary session's start record
+    /// is durable, before its node runs — after the session's start transaction, before the
+    /// node's own first one — when the environment variable `TANDEM_TEST_START_CRASH` says
+    /// `start-recorded` (integration tests of a crash in that window). Unset in production.
+    static let startCrashVariable = "TANDEM_TEST_START_CRASH"
+
+    func crashAfterStartRecordForTest() {
+        guard let value = getenv(Self.startCrashVariable), String(cString: value) == "start-recorded" else { return }
+        logger.critical("test hook: killed once the session's start was recorded")
+        kill(getpid(), SIGKILL)
+    }
+
     /// The volume made durable before a compare: nil, or the errno of a failed fdatasync.
     func flushVolumeForCompare() -> Int32? {
         while fdatasync(volume.fd) != 0 {

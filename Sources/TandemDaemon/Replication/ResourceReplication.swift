@@ -97,7 +97,10 @@ extension Resource {
         // The ring's session-start transaction goes before the record that sets crashed-primary.
         let writeBytesMax = UInt64(max(Int(context.config.maxRequestBytes), PrimaryReplicator.chunkBytes))
         let activityLog: ActivityLogSettings?
-        do throws(IOError) { activityLog = try openActivityLog(for: start.basis, writeBytesMax: writeBytesMax) } catch {
+        do throws(IOError) {
+            activityLog = try openActivityLog(for: start.basis, tracked: start.basis.isCatchUp ? tracked?.bitmap : nil,
+                                              writeBytesMax: writeBytesMax)
+        } catch {
             health.record("metadata write", errno: error.errno)
             throw ControlError(.ioError, "replication metadata: cannot write the activity log of \(metadata.path): \(error)")
         }
@@ -117,6 +120,7 @@ extension Resource {
             throw ControlError(.ioError, "replication metadata: cannot write \(metadata.path)")
         }
         trackedSinceStop = nil
+        crashAfterStartRecordForTest()  // Resource+CrashCompare
         let replicator = PrimaryReplicator(spec: spec, volume: volume, buffers: backend.buffers, context: context,
                                            basis: start.basis, trackedBitmap: start.basis.isCatchUp ? tracked?.bitmap : nil,
                                            checksumRegions: checksumRegions,

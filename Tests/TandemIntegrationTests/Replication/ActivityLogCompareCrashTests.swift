@@ -22,10 +22,9 @@ extension Replication {
     /// One acknowledged 4 KiB write in every 128 KiB region of the 16 extents (512 blocks).
     static let blocks = (0..<(extentsBytes / regionBytes)).map { $0 * (regionBytes / 4096) + $0 % 31 }
 
-    /// A pair in sync whose alpha wrote `blocks` and was killed (-9), then restarted with the
-    /// link cut and `resync_rate` capped; returns it once the compare has compared a quarter of
-    /// the extents (the link healed meanwhile), with alpha's status then.
-    static func compareUnderWay() throws -> (ReplicatedPair, LinkProxy, JSONObject) {
+    /// A pair in sync (`resync_rate` capped) whose alpha wrote `blocks` and was killed (-9),
+    /// the link then cut.
+    static func crashedAfterWrites() throws -> (ReplicatedPair, LinkProxy) {
         let pair = try ReplicatedPair(sizeBytes: Plain.volumeBytes, throughProxy: true)
         let proxy = try #require(pair.proxy)
         try pair.createAndEnable(mode: "sync", initialSync: "none")
@@ -37,6 +36,13 @@ extension Replication {
         client.disconnect()
         pair.alpha.crash()
         proxy.cut()
+        return (pair, proxy)
+    }
+
+    /// `crashedAfterWrites`, alpha restarted; returns the pair once the compare has compared a
+    /// quarter of the extents (the link healed meanwhile), with alpha's status then.
+    static func compareUnderWay() throws -> (ReplicatedPair, LinkProxy, JSONObject) {
+        let (pair, proxy) = try crashedAfterWrites()
         try pair.alpha.start()
         let restarted = try pair.status(pair.alpha)
         #expect(restarted["out_of_sync_bytes"] as? Int == extentsBytes, "the 16 extents: \(restarted)")
@@ -112,6 +118,32 @@ extension Replication {
         FileHandle.standardError.write(Data(("compare interrupted by beta's kill -9: \(checkedBeforeKill) compared before, "
             + "\(done) at the end, \(sentBytes) bytes alpha→beta after beta's restart\n").utf8))
         #expect(done["checked_bytes"] as? Int == Self.extentsBytes && done["abandoned"] == nil, "\(done)")
+        #expect(sentBytes < Self.extentsBytes / 16, "alpha sent \(sentBytes) bytes for \(Self.extentsBytes) of extents")
+        try Self.expectEveryWriteAndIdentical(pair)
+    }
+
+    /// alpha killed (-9) again right after its crash restart recorded the session's start,
+    /// before the node wrote a transaction of its own (the test hook TANDEM_TEST_START_CRASH):
+    /// the next start catches up the same 16 extents from the pages the start wrote, and
+    /// compares them by digest. On the build before, the ring's newest transaction (the start's)
+    /// named no bases: the whole volume was copied.
+    @Test func aCrashRightAfterTheRestartsStartCatchesUpTheSameExtents() throws {
+        let (pair, proxy) = try Self.crashedAfterWrites()
+        pair.alpha.extraEnvironment = ["TANDEM_TEST_START_CRASH": "start-recorded"]
+        _ = try? pair.alpha.start()  // killed by the hook, before or after READY=1
+        #expect(pair.alpha.waitExited(timeoutSeconds: 30), "the hook did not kill alpha\n\(pair.alpha.logTail())")
+        pair.alpha.extraEnvironment = [:]
+        try pair.alpha.start()
+        let restarted = try pair.status(pair.alpha)
+        let compare = restarted["checksum_resync"] as? JSONObject ?? [:]
+        #expect(restarted["out_of_sync_bytes"] as? Int == Self.extentsBytes && compare["total_bytes"] as? Int == Self.extentsBytes,
+                "the 16 extents again, compared, not the volume: \(restarted)")
+        proxy.resetCounters()
+        try pair.expectOK(try pair.alpha.control().request("set", ["name": ReplicatedPair.resource, "resync_rate": 0]))
+        proxy.heal()
+        try CatchUpTests.waitCaughtUp(pair)
+        let sentBytes = proxy.forwardedBytes(.toTarget)
+        FileHandle.standardError.write(Data("killed right after the restart's start: \(sentBytes) bytes alpha→beta after\n".utf8))
         #expect(sentBytes < Self.extentsBytes / 16, "alpha sent \(sentBytes) bytes for \(Self.extentsBytes) of extents")
         try Self.expectEveryWriteAndIdentical(pair)
     }
