@@ -47,21 +47,19 @@ extension Simulation {
             node.compareRecord = nil
             return []
         }
-        if let crashed {
-            if crashed.isEmpty { node.compareRecord = nil }
-            return crashed
-        }
-        let regionBytes = max(ChecksumResync.regionBytesDefault, tracked.blockBytes)
-        let record = node.compareRecord?.regions
-        let regions = ChecksumResync.plan(afterStop: tracked, regionBytes: regionBytes, resuming: record)
+        let regions = crashed ?? ChecksumResync.plan(afterStop: tracked, regionBytes: max(ChecksumResync.regionBytesDefault,
+                                                                                       tracked.blockBytes),
+                                                     resuming: node.compareRecord?.regions)
         guard !regions.isEmpty else {
             node.compareRecord = nil
             return []
         }
         node.disk.flushNow()  // Resource.flushVolumeForCompare
-        comparesResumedAfterStop += 1
-        compareBytesResumedAfterStop += ChecksumResync.bytes(of: regions)
-        trace("\(node.name) resumes a compare its stop ended early: \(ChecksumResync.bytes(of: regions)) bytes")
+        if crashed == nil {
+            comparesResumedAfterStop += 1
+            compareBytesResumedAfterStop += ChecksumResync.bytes(of: regions)
+            trace("\(node.name) resumes a compare its stop ended early: \(ChecksumResync.bytes(of: regions)) bytes")
+        }
         return regions
     }
 

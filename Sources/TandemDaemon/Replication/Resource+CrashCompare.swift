@@ -49,25 +49,17 @@ extension Resource {
     /// seal, or the bitmap tracked since in this process) resumes a compare that stop ended
     /// early — a `disable`, a daemon stop, any stop of the session — from its record
     /// (`ChecksumResync.plan(afterStop:…)`): what the compare still owed is compared, not
-    /// copied. The volume is flushed first, as at a crash restart: a region found the same is
-    /// cleared with no later local flush, and writes while disabled may still be only in a
-    /// cache. A failed flush fails the disk and the start. Any other start ends the record.
-    /// Called once the ring's start transaction is written (its newest proves the record's key).
+    /// copied. The volume is flushed first (again, after a crash restart's open): a region
+    /// found the same is cleared with no later local flush, and writes while disabled may
+    /// still be only in a cache. A failed flush fails the disk and the start. Any other start
+    /// ends the record. Called once the ring's start transaction is written (its newest
+    /// proves the record's key).
     func compareRegionsForStart(_ tracked: TrackedBitmap?, basis: SessionBasis) throws(ControlError) -> [ChecksumRegion] {
         guard basis.isCatchUp, let tracked else {
             removeCrashCompareRecord()
             return []
         }
-        if tracked.fromCrash { return tracked.checksumRegions }
-        let geometry = tracked.bitmap
-        guard access(crashCompareRecordPath, F_OK) == 0,
-            let record = loadCrashCompareRecord(newest: metadata.activityLogNewest, geometry: geometry)
-        else {
-            removeCrashCompareRecord()
-            return []
-        }
-        let regionBytes = max(ChecksumResync.regionBytesDefault, geometry.blockBytes)
-        let regions = ChecksumResync.plan(afterStop: geometry, regionBytes: regionBytes, resuming: record)
+        let regions = tracked.fromCrash ? tracked.checksumRegions : regionsAfterStop(tracked.bitmap)
         guard !regions.isEmpty else {
             removeCrashCompareRecord()
             return []
@@ -76,12 +68,23 @@ extension Resource {
             failDiskAtCompareFlush(code)
             throw ControlError(.ioError, "this node's disk failed: flush: \(String(cString: strerror(code)))")
         }
+        return regions
+    }
+
+    /// The regions of the compare's record that `tracked` (what a stop left) still marks whole.
+    private func regionsAfterStop(_ tracked: DirtyBitmap) -> [ChecksumRegion] {
+        guard access(crashCompareRecordPath, F_OK) == 0,
+            let record = loadCrashCompareRecord(newest: metadata.activityLogNewest, geometry: tracked)
+        else { return [] }
+        let regionBytes = max(ChecksumResync.regionBytesDefault, tracked.blockBytes)
+        let regions = ChecksumResync.plan(afterStop: tracked, regionBytes: regionBytes, resuming: record)
+        guard !regions.isEmpty else { return [] }
         let bytes = ChecksumResync.bytes(of: regions)
         logger.notice("a compare a stop ended early resumes: its regions are compared, not copied",
-                      metadata: ["checksum_bytes": "\(bytes)", "out_of_sync_bytes": "\(geometry.outOfSyncBytes)"])
+                      metadata: ["checksum_bytes": "\(bytes)", "out_of_sync_bytes": "\(tracked.outOfSyncBytes)"])
         context.events.publish(resource: spec.name, "checksum-resync-resumed", [
             "checksum_bytes": .int(Int64(clamping: bytes)),
-            "out_of_sync_bytes": .int(Int64(clamping: geometry.outOfSyncBytes)),
+            "out_of_sync_bytes": .int(Int64(clamping: tracked.outOfSyncBytes)),
         ])
         return regions
     }
