@@ -100,6 +100,10 @@ public struct SecondaryNode: Sendable {
     /// Digest reads in flight (online verify) and when the last DigestRequest came.
     public var digestReadsInFlight: Int { digestRegionsInFlight.count }
     var digestRegionsInFlight: [UInt64] = []
+    /// The volume made durable before this link's first digest read, and the reads waiting
+    /// for that flush (SecondaryNode+Verify).
+    var digestFlush = DigestFlush.needed
+    var digestsAwaitingFlush: [(offsetBytes: UInt64, lengthBytes: UInt64)] = []
     var lastDigestRequestNs: UInt64?
     public static let digestReadsMax = 8
     static let verifyTargetShownNs: UInt64 = 2_000_000_000
@@ -268,6 +272,7 @@ public struct SecondaryNode: Sendable {
             actions.append(.closeForViolation("protocol violation: a primary sent \(type)"))
         case let .digestRequested(offset, length):
             digestRequested(offset, length, nowNs: nowNs, into: &actions)
+        case let .digestFlushCompleted(errno): digestFlushCompleted(errno, nowNs: nowNs, into: &actions)
         case let .digestRead(offset, length, digest, errno):
             if let index = digestRegionsInFlight.firstIndex(of: offset) { digestRegionsInFlight.remove(at: index) }
             if errno != 0 || digest == nil {
