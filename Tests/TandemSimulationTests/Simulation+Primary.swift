@@ -37,6 +37,9 @@ final class PrimarySide {
     var deferred: [PrimaryNodeEvent] = []
     /// Writes kept until the activity log names their extents (`.holdLocalWrite`).
     var heldWrites: [WriteSequence: (extent: FakeDisk.Extent, fua: Bool)] = [:]
+    /// Simulation+WithoutPeer: the link was Connected, and what its loss left unacknowledged.
+    var linkConnected = false
+    var unacknowledgedAtLossBytes: UInt64 = 0
 
     init(node: PrimaryNode) { self.node = node }
 }
@@ -418,14 +421,16 @@ extension Simulation {
                 checksumBytesChecked += progress.checkedBytes
                 checksumBytesDiffering += progress.differingBytes
             case .acknowledgedWithoutPeer:
-                generationsWriteWithoutPeer(node)  // as the daemon: before the answer that follows
+                acknowledgedWithoutPeer(node, primary)  // as the daemon: before the answer that follows
+            case let .connectionState(state):
+                accountConnectionState(node, primary, state)
             case .ahead:
                 aheadEntered += 1
             case .catchUpStarted:
                 catchUpsStarted += 1
             case .modeSwitched:
                 modeSwitches += 1
-            case .fullCopyStarted, .copySent, .connectionState, .rpoTargetMissed:
+            case .fullCopyStarted, .copySent, .rpoTargetMissed:
                 break
             case .cycleStarted:
                 periodicCycleStarted(node, primary)

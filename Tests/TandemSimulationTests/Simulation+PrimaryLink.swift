@@ -9,7 +9,7 @@ extension Simulation {
     /// Resource.trackUnreplicated: a write without a replicator clears the seal (durably,
     /// first) and is marked in the tracked bitmap, if there is one.
     func trackStandalone(_ node: SimNode, _ blocks: Range<Int>) {
-        generationsWriteWithoutPeer(node)
+        countWrittenWithoutPeer(node, blocks: blocks)
         guard node.trackedInMemory != nil else { return }
         node.sealedBitmap = nil
         let size = SimulationScenario.blockSizeBytes
@@ -52,7 +52,7 @@ extension Simulation {
         trace("request \(request) to \(node.name): \(String(describing: requests[request]))")
         if primary.node.connectionState != .connected {
             switch requests[request] {
-            case .write, .zeroes, .trim: generationsWriteWithoutPeer(node)
+            case let .write(blocks, _, _), let .zeroes(blocks, _, _), let .trim(blocks): countWrittenWithoutPeer(node, blocks: blocks)
             default: break
             }
         }
@@ -92,7 +92,6 @@ extension Simulation {
 
     func primaryLinkDown(_ node: SimNode, _ primary: PrimarySide, reason: String, refusal: WireRefusal? = nil) {
         primary.peerAccepted = false
-        if primary.node.lagBytes > 0 { generationsWriteWithoutPeer(node) }
         if primary.node.copyWanted && primary.node.copyCursor > 0 { copiesInterrupted += 1 }
         drivePrimary(node, .linkDown(reason: reason, refusal: refusal))
         detachIfPeerFailed(node)

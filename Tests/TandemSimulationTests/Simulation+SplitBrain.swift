@@ -71,6 +71,10 @@ final class SplitBrainRun {
     var submittedAfterCut = false
     /// Per block, the newest far-side write the old primary acknowledged.
     var farAcked: [UInt64]
+    /// Every write value the promoted node had received at the cut, and the bytes of the
+    /// far-side writes acknowledged that it had not (Simulation+WithoutPeer's check).
+    var receivedByPromoted: Set<UInt64> = []
+    var farAckedUnreceivedBytes: UInt64 = 0
     /// Per node, the writes it made since the cut (guarantee 4), the bytes, and its parted set.
     var written: [Set<UInt64>] = [[], []]
     var changedBytes: [UInt64] = [0, 0]
@@ -118,6 +122,7 @@ extension Simulation {
         let farWrites = splitBrainRandom.chance(perMille: 150) ? 0 : Int(splitBrainRandom.between(1, 12))
         let run = SplitBrainRun(old: old.index, promoted: promoted.index, farWrites: farWrites, blockCount: scenario.blockCount)
         run.farRequests = Set(inFlight)
+        run.receivedByPromoted = Set(received.values.lazy.flatMap(\.extent.values))
         farWritesIssued += inFlight.count
         splitBrain = run
         let apartNs = splitBrainRandom.between(500_000, 6_000_000)
@@ -175,12 +180,12 @@ extension Simulation {
 
     /// A write a primary admitted (or wrote alone) while the two are apart.
     /// (Also the daemon's parted tracking, Resource+Generations: every write of a primary
-    /// while its B is set.)
+    /// while its B is set — a superset of the daemon's regions; its bytes are counted as the
+    /// daemon counts them, Simulation+WithoutPeer.)
     func noteSplitBrainWrite(_ node: SimNode, value: UInt64, blocks: Range<Int>) {
         let size = SimulationScenario.blockSizeBytes
         if node.parted != nil {
             _ = node.parted!.setRange(offsetBytes: UInt64(blocks.lowerBound) * size, lengthBytes: UInt64(blocks.count) * size)
-            node.changedBytes += UInt64(blocks.count) * size
         }
         guard let run = splitBrain, run.phase != .carriedOut else { return }
         run.written[node.index].insert(value)
@@ -209,6 +214,9 @@ extension Simulation {
         if case let .write(blocks, _, value?) = requests.removeValue(forKey: request), errno == 0 {
             farWritesAcked += 1
             for block in blocks { run.farAcked[block] = max(run.farAcked[block], value) }
+            if !run.receivedByPromoted.contains(value) {
+                run.farAckedUnreceivedBytes += UInt64(blocks.count) * SimulationScenario.blockSizeBytes
+            }
         }
         return true
     }
@@ -233,6 +241,7 @@ extension Simulation {
         let policy = scenario.splitBrainPolicy ?? .disconnect
         let (oldFacts, oldHello) = hello(old, run, policy: policy)
         let (newFacts, newHello) = hello(promoted, run, policy: policy)
+        if let problem = checkChangedBytes(run, old: old, saysChangedBytes: oldFacts.changedBytes) { return fail(problem) }
         let seenByOld = PeerHelloCheck.judge(own: oldFacts, hello: newHello)
         let seenByNew = PeerHelloCheck.judge(own: newFacts, hello: oldHello)
         trace("partition heals: \(old.name) (\(old.generations)) sees \(seenByOld); \(promoted.name) (\(promoted.generations)) sees \(seenByNew)")

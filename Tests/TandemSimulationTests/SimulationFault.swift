@@ -64,6 +64,10 @@ enum SimulationFault: Hashable, CustomStringConvertible {
     /// The driver carries out a split brain at once with the promoted node as survivor,
     /// whatever the verdicts say (a `disconnect` merged without the operator).
     case splitBrainResolvedWithoutVerdict
+    /// The primary's driver counts, at a link's loss, the lag alone as changed bytes, not the
+    /// writes in flight or queued then (PrimaryNode.unacknowledgedBytes: the daemon's rule before
+    /// it counted them; Simulation+WithoutPeer).
+    case changedBytesLeaveOutWritesInFlightAtTheCut
 
     static let writeTimeoutNs: UInt64 = 50_000_000
 
@@ -88,6 +92,7 @@ enum SimulationFault: Hashable, CustomStringConvertible {
         case .cycleCopiesStaleRegions: "a periodic cycle copies regions as the previous cycle left them"
         case .splitBrainUnionOmitsVictimChanges: "a split brain's resync omits the victim's changes"
         case .splitBrainResolvedWithoutVerdict: "a split brain carried out without a verdict or the operator"
+        case .changedBytesLeaveOutWritesInFlightAtTheCut: "changed bytes leave out the writes in flight at the link's loss"
         }
     }
 }

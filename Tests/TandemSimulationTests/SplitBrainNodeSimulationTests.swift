@@ -130,6 +130,17 @@ import TandemCore
         if let caught { print("caught: seed \(caught.seed): \(caught.message.prefix(160))") }
     }
 
+    /// A driver whose changed bytes leave out the writes in flight or queued at the link's loss
+    /// (the daemon's count before `PrimaryNode.unacknowledgedBytes`): the old primary answers
+    /// them alone behind the partition and says it changed less than it acknowledged.
+    @Test func checkerCatchesChangedBytesThatLeaveOutWritesInFlightAtTheCut() {
+        let caught = firstFailure(with: .changedBytesLeaveOutWritesInFlightAtTheCut) {
+            $0.message.contains("that its peer never received, but says it changed")
+        }
+        #expect(caught != nil, "the checker never noticed changed bytes without the writes in flight at the cut in 300 seeds")
+        if let caught { print("caught: seed \(caught.seed): \(caught.message.prefix(200))") }
+    }
+
     /// A driver that carries out a `disconnect` split brain without the operator merges data.
     @Test func checkerCatchesASplitBrainMergedWithoutAVerdict() {
         let caught = firstFailure(with: .splitBrainResolvedWithoutVerdict) {
