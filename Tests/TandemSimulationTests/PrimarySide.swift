@@ -34,6 +34,8 @@ final class PrimarySide {
     /// Simulation+WithoutPeer: the link was Connected, and what its loss left unacknowledged.
     var linkConnected = false
     var unacknowledgedAtLossBytes: UInt64 = 0
+    /// A split brain's union resync keeps checkpoints on this session (Simulation+UnionCheckpoint).
+    var unionCheckpoints: UnionCheckpoints?
 
     init(node: PrimaryNode) { self.node = node }
 }

@@ -79,6 +79,9 @@ final class SimNode {
     /// The daemon's record of a crash restart's compare (CrashCompareRecordFile): the ring's
     /// transaction its plan came from and its regions; survives every crash.
     var compareRecord: (transaction: UInt64, regions: DirtyBitmap)?
+    /// `<name>.union-resync` (Simulation+UnionCheckpoint): the parting generation and what is
+    /// left of a split brain's union resync; survives every crash.
+    var unionLeft: (partingGeneration: UInt64, bitmap: DirtyBitmap)?
 
     init(index: Int, content: [UInt64], isPrimary: Bool, seed: UInt64) {
         self.index = index

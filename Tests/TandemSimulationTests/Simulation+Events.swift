@@ -77,6 +77,7 @@ extension Simulation {
             tryCarryOutSplitBrain()
             for node in nodes where node.alive {
                 if let primary = node.primary, !primary.standalone { drivePrimary(node, .tick) }
+                if node.primary?.unionCheckpoints != nil { checkpointUnion(node) }
                 if node.secondary != nil { driveSecondary(node, .tick) }
             }
             // Past the scenario's end only a disk stall is awaited (DiskStalls): a coarser

@@ -115,7 +115,7 @@ extension Simulation {
         node.diskFailed = false
         node.disk.errorPlan = nil
         if node.isPrimary {
-            startPrimary(node)
+            if !resumeUnionAtRestart(node) { startPrimary(node) }
         } else {
             settleStaging(node, promoting: false)
             if failure != nil { return }

@@ -294,6 +294,7 @@ extension Simulation {
         case let .protocolViolation(reason):
             fail("primary \(node.name) reports a protocol violation by a real secondary: \(reason)")
         case let .recordStop(cleanStop):
+            unionStopRecorded(node, primary)
             node.crashedPrimary = false
             node.record = node.record.stopped(cleanStop: cleanStop)
             node.record.generation += 1
@@ -312,6 +313,7 @@ extension Simulation {
             node.sealedBitmap = (primary.node.bitmap, bases)
             node.durablePages = primary.node.bitmap  // sealBitmap writes every page
             node.trackedInMemory = (primary.node.bitmap, bases)
+            keepUnionLeft(node, primary)
         case .groupEpochClosed:
             break  // groups (docs/groups.md): the simulator models one resource, in no group
         case let .recordLocalLacksWrites(set):
@@ -366,6 +368,7 @@ extension Simulation {
                 // records are crash-atomic: it can never claim less than it confirmed.
                 return fail("primary \(node.name): a real secondary lost its record: \(reason)")
             case .copyDone:
+                unionResyncEnded(node, primary)
                 copiesCompleted += 1
                 copiedSessions.insert(primary.session)
                 generationsPeerCaughtUp(node)

@@ -36,10 +36,10 @@ import TandemCore
 //   on its volume every step, and become the lineage when it survives;
 // - at the end (checkSettled) the victim holds exactly the survivor's blocks, both UpToDate.
 //
-// Not modelled: a crash of the old primary behind the partition (the faults aim at the
-// promoted one), a second split brain in one run, the survivor's `.union-resync` checkpoint
-// (a survivor crash during the union copies the whole volume here: its restart record says
-// peer-lacks-writes), and periodic mode seeds (no split brains are run in them).
+// The survivor's `.union-resync` file (checkpoints, a stop's seal, the resume after a restart)
+// is Simulation+UnionCheckpoint's. Not modelled: a crash of the old primary behind the
+// partition (the faults aim at the promoted one), a second split brain in one run, and
+// periodic mode seeds (no split brains are run in them).
 //
 // Random choices come from a generator of their own, so a seed without a split brain runs as
 // before.
@@ -371,6 +371,12 @@ extension Simulation {
             if unitesVictim { _ = node.unitePeerBitmap(victimChanges, survivorChanges: survivorParted) }
         }
         if let copy = survivor.primary?.node.bitmap { unionBytesCopied += copy.outOfSyncBytes }
+        if plan == .union {
+            startUnionCheckpoints(survivor)
+            armUnionCrash()
+        } else {
+            survivor.unionLeft = nil
+        }
     }
 
     /// The old primary wrote nothing the promoted one lacks: fenced (killed, demoted at rest),

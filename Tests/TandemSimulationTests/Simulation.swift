@@ -248,6 +248,10 @@ final class Simulation {
     var unionBytesCopied: UInt64 = 0
     /// Union resyncs whose victim changed blocks the survivor did not (the union is larger).
     var unionsWithVictimOnlyBlocks = 0
+    /// The union's checkpoints taken, and the unions resumed from the file (after a crash).
+    var unionCheckpointsTaken = 0
+    var unionsResumed = 0
+    var unionsResumedAfterCrash = 0
     /// Meetings that were no split brain although the old primary had admitted a write after
     /// the cut (one submitted before it): Simulation+SplitBrain's `heal`.
     var writtenAfterCutWithoutSplitBrain = 0

@@ -68,6 +68,9 @@ enum SimulationFault: Hashable, CustomStringConvertible {
     /// writes in flight or queued then (PrimaryNode.unacknowledgedBytes: the daemon's rule before
     /// it counted them; Simulation+WithoutPeer).
     case changedBytesLeaveOutWritesInFlightAtTheCut
+    /// A split brain's survivor resumes its union after a crash from the last checkpoint alone,
+    /// without the activity log's extents (the writes since it: Simulation+UnionCheckpoint).
+    case unionResumesWithoutActivityLogExtents
 
     static let writeTimeoutNs: UInt64 = 50_000_000
 
@@ -93,6 +96,7 @@ enum SimulationFault: Hashable, CustomStringConvertible {
         case .splitBrainUnionOmitsVictimChanges: "a split brain's resync omits the victim's changes"
         case .splitBrainResolvedWithoutVerdict: "a split brain carried out without a verdict or the operator"
         case .changedBytesLeaveOutWritesInFlightAtTheCut: "changed bytes leave out the writes in flight at the link's loss"
+        case .unionResumesWithoutActivityLogExtents: "a union resync resumes after a crash without the activity log's extents"
         }
     }
 }

@@ -20,12 +20,14 @@ import TandemCore
     struct Tally {
         var seeds = 0, splitBrains = 0, found = 0, byPolicy = 0, byOperator = 0, unions = 0, fullCopies = 0
         var farIssued = 0, farAcked = 0, races = 0, admittedAfterCut = 0
+        var checkpoints = 0, resumed = 0, resumedAfterCrash = 0
         var unionBytes: UInt64 = 0
         var description: String {
             "\(seeds) seeds: \(splitBrains) run, \(found) found on both sides, \(byPolicy) resolved by a policy, "
                 + "\(byOperator) by the operator, \(unions) union resyncs (\(unionBytes) bytes to copy), "
                 + "\(fullCopies) full copies, \(farAcked) of \(farIssued) far-side requests acknowledged, \(races) promotion races, "
-                + "\(admittedAfterCut) meetings without a split brain after a write admitted past the cut"
+                + "\(admittedAfterCut) meetings without a split brain after a write admitted past the cut, "
+                + "\(checkpoints) union checkpoints, \(resumed) unions resumed (\(resumedAfterCrash) after a crash)"
         }
     }
 
@@ -52,6 +54,9 @@ import TandemCore
             tally.unionBytes += simulation.unionBytesCopied
             tally.races += simulation.promotionRaces
             tally.admittedAfterCut += simulation.writtenAfterCutWithoutSplitBrain
+            tally.checkpoints += simulation.unionCheckpointsTaken
+            tally.resumed += simulation.unionsResumed
+            tally.resumedAfterCrash += simulation.unionsResumedAfterCrash
         }
         return tally
     }
@@ -65,6 +70,7 @@ import TandemCore
         guard getenv("TANDEM_SIM_SEED") == nil else { return }
         #expect(tally.splitBrains > 30 && tally.found > 10 && tally.byPolicy > 3 && tally.byOperator > 3 && tally.unions > 5,
                 "too few split brains carried out: \(tally.description)")
+        #expect(tally.resumedAfterCrash > 0, "no union resync resumed after a survivor's crash: \(tally.description)")
     }
 
     /// The same with asymmetric partitions: forced promotions while the link is half up.
@@ -138,6 +144,18 @@ import TandemCore
             $0.message.contains("that its peer never received, but says it changed")
         }
         #expect(caught != nil, "the checker never noticed changed bytes without the writes in flight at the cut in 300 seeds")
+        if let caught { print("caught: seed \(caught.seed): \(caught.message.prefix(200))") }
+    }
+
+    /// A survivor that resumes its union after a crash from its last checkpoint alone misses
+    /// the writes admitted since (the activity log's extents name them): the victim ends
+    /// without them.
+    @Test func checkerCatchesAUnionResumedWithoutTheActivityLogsExtents() {
+        let caught = firstFailure(with: .unionResumesWithoutActivityLogExtents) {
+            $0.message.contains("says UpToDate") || $0.message.contains("settled volumes differ")
+                || $0.message.contains("both nodes say UpToDate with nothing unanswered")
+        }
+        #expect(caught != nil, "the checker never noticed a union resumed without the activity log's extents in 300 seeds")
         if let caught { print("caught: seed \(caught.seed): \(caught.message.prefix(200))") }
     }
 
