@@ -49,7 +49,7 @@ extension Simulation {
             primary.session == checkpoints.session, node.generations.bitmap != 0
         else { return }
         let progress = (copied: primary.node.copiedBytes, unconfirmed: primary.machine.unconfirmedBytes)
-        if let last = checkpoints.progress, last == progress { return }
+        if let last = checkpoints.progress, last.copied == progress.copied, last.unconfirmed == progress.unconfirmed { return }
         primary.unionCheckpoints!.progress = progress
         node.unionLeft = (node.generations.bitmap, primary.node.copyLeftWithHeld)
         unionCheckpointsTaken += 1
