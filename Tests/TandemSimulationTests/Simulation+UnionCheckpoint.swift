@@ -109,7 +109,7 @@ extension Simulation {
 
     /// Half the union resyncs of the split-brain seeds: the survivor crashes during it.
     func armUnionCrash() {
-        guard splitBrainRandom.chance(perMille: 500) else { return }
+        guard splitBrainRandom.chance(perMille: unionCrashPerMille) else { return }
         let powerLoss = splitBrainRandom.chance(perMille: 300)
         events.schedule(.fault(.crash(.primary, powerLoss: powerLoss)), atNs: nowNs + splitBrainRandom.between(100_000, 3_000_000))
     }

@@ -252,6 +252,8 @@ final class Simulation {
     var unionCheckpointsTaken = 0
     var unionsResumed = 0
     var unionsResumedAfterCrash = 0
+    /// How many of the union resyncs arm a crash of their survivor (‰; a test may raise it).
+    var unionCrashPerMille: UInt64 = 500
     /// Meetings that were no split brain although the old primary had admitted a write after
     /// the cut (one submitted before it): Simulation+SplitBrain's `heal`.
     var writtenAfterCutWithoutSplitBrain = 0
