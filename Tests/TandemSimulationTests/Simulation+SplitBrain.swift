@@ -386,15 +386,9 @@ extension Simulation {
             crash(old, powerLoss: false)
             events.schedule(.restart(node: old.index), atNs: nowNs + random.between(100_000, 5_000_000))
         }
-        if old.isPrimary {
-            // The operator demotes it before it runs again (ResourceRoles: demote at rest).
-            old.isPrimary = false
-            old.crashedPrimary = false
-            old.sealedBitmap = nil
-            old.trackedInMemory = nil
-            old.record = old.record.demoted()
-            old.record.generation += 1
-        }
+        // The operator demotes it before it runs again (ResourceRoles: demote at rest): the
+        // role and the record change as a hand-over's `.recordDemotion` changes them.
+        if old.isPrimary { recordDemotion(old) }
     }
 
     // MARK: Checks
