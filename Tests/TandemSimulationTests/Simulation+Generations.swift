@@ -38,6 +38,7 @@ extension Simulation {
 
     /// The peer caught up (a full copy or a catch-up ended).
     func generationsPeerCaughtUp(_ node: SimNode) {
+        node.changedBytes = 0
         guard node.generations.bitmap != 0 else { return }
         node.generations.resyncDoneAsSource()
         node.parted = nil
@@ -75,6 +76,7 @@ extension Simulation {
         if scenario.testingFault == .promotionKeepsGeneration { return }
         let fresh = newGeneration(for: node)
         let tracking = node.generations.bitmap != 0
+        node.changedBytes = 0
         node.generations.promote(newGeneration: fresh, peerPromotion: node.generations.promotion)
         if !tracking && node.generations.bitmap != 0 { startParted(node) }
         if planned {

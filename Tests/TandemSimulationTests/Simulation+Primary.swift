@@ -7,40 +7,6 @@ import TandemCore
 // local I/O, messages, records and link commands out. After the peer's disk failed the
 // resource detaches replication (the node stops) and writes go to the local disk alone.
 
-final class PrimarySide {
-    var node: PrimaryNode
-    var session: UInt64 { node.session }
-    var machine: ReplicationPrimary { node.primary }
-    /// The peer's disk failed: replication is stopped, writes go to the local disk only.
-    var standalone = false
-    /// The peer said its disk failed (the daemon's `peerDiskFailure`): from that notice on the
-    /// peer is `Failed` in status.
-    var peerDiskFailed = false
-    /// The link's Hello was accepted by the secondary (the node has been told `.linkUp`).
-    var peerAccepted = false
-    /// Demoted for a planned failover: stopping; the link is the new primary's to close.
-    var handingOver = false
-    /// `.recordDemotion` was carried out: `.demotionRecorded` follows after the batch, as
-    /// the daemon's driver feeds it (deferred, in the same loop turn).
-    var demotionRecorded = false
-    /// Chunks read for the copy, by first block, until the node admits or discards them.
-    var copyChunks: [Int: [UInt64]] = [:]
-    /// The batch being carried out was decided while the node was (or went) Ahead: its
-    /// acknowledgements were made without the peer.
-    var batchAhead = false
-    /// The batch was decided while a periodic cycle ran (it may have completed in it).
-    var batchInCycle = false
-    /// A clean restart (SIGTERM) is under way: once stopped, the daemon exits and starts again.
-    var restartWhenStopped = false
-    /// A batch of the node's actions is being carried out; events that arrive meanwhile wait.
-    var performing = false
-    var deferred: [PrimaryNodeEvent] = []
-    /// Writes kept until the activity log names their extents (`.holdLocalWrite`).
-    var heldWrites: [WriteSequence: (extent: FakeDisk.Extent, fua: Bool)] = [:]
-
-    init(node: PrimaryNode) { self.node = node }
-}
-
 extension Simulation {
     func primaryConfig(lastTransaction: UInt64 = 0) -> PrimaryNodeConfig {
         var activityLog = scenario.activityLog
@@ -342,6 +308,7 @@ extension Simulation {
         case let .protocolViolation(reason):
             fail("primary \(node.name) reports a protocol violation by a real secondary: \(reason)")
         case let .recordStop(cleanStop):
+            unionStopRecorded(node, primary)
             node.crashedPrimary = false
             node.record = node.record.stopped(cleanStop: cleanStop)
             node.record.generation += 1
@@ -360,6 +327,7 @@ extension Simulation {
             node.sealedBitmap = (primary.node.bitmap, bases)
             node.durablePages = primary.node.bitmap  // sealBitmap writes every page
             node.trackedInMemory = (primary.node.bitmap, bases)
+            keepUnionLeft(node, primary)
         case .groupEpochClosed:
             break  // groups (docs/groups.md): the simulator models one resource, in no group
         case let .recordLocalLacksWrites(set):
@@ -414,6 +382,7 @@ extension Simulation {
                 // records are crash-atomic: it can never claim less than it confirmed.
                 return fail("primary \(node.name): a real secondary lost its record: \(reason)")
             case .copyDone:
+                unionResyncEnded(node, primary)
                 copiesCompleted += 1
                 copiedSessions.insert(primary.session)
                 generationsPeerCaughtUp(node)
@@ -432,14 +401,16 @@ extension Simulation {
                 checksumBytesChecked += progress.checkedBytes
                 checksumBytesDiffering += progress.differingBytes
             case .acknowledgedWithoutPeer:
-                generationsWriteWithoutPeer(node)  // as the daemon: before the answer that follows
+                acknowledgedWithoutPeer(node, primary)  // as the daemon: before the answer that follows
+            case let .connectionState(state):
+                accountConnectionState(node, primary, state)
             case .ahead:
                 aheadEntered += 1
             case .catchUpStarted:
                 catchUpsStarted += 1
             case .modeSwitched:
                 modeSwitches += 1
-            case .fullCopyStarted, .copySent, .connectionState, .rpoTargetMissed:
+            case .fullCopyStarted, .copySent, .rpoTargetMissed:
                 break
             case .cycleStarted:
                 periodicCycleStarted(node, primary)
@@ -485,139 +456,6 @@ extension Simulation {
             l = (l &+ value) &* 0x9E37_79B9_7F4A_7C15 ^ low.next()
         }
         return RegionDigest(high: h, low: l)
-    }
-
-    // MARK: Application requests
-
-    /// Resource.trackUnreplicated: a write without a replicator clears the seal (durably,
-    /// first) and is marked in the tracked bitmap, if there is one.
-    private func trackStandalone(_ node: SimNode, _ blocks: Range<Int>) {
-        generationsWriteWithoutPeer(node)
-        guard node.trackedInMemory != nil else { return }
-        node.sealedBitmap = nil
-        let size = SimulationScenario.blockSizeBytes
-        _ = node.trackedInMemory!.bitmap.setRange(offsetBytes: UInt64(blocks.lowerBound) * size,
-                                                   lengthBytes: UInt64(blocks.count) * size)
-    }
-
-    /// An application request reaches the primary node.
-    func submitToPrimary(_ node: SimNode, _ request: RequestID) {
-        guard let primary = node.primary else { return }
-        if primary.standalone {
-            if node.diskFailed { return answer(request, errno: EIO) }
-            switch requests[request] {
-            case let .write(blocks, fua, nil):
-                trackStandalone(node, blocks)
-                let value = nextValue
-                nextValue += 1
-                requests[request] = .write(blocks: blocks, fua: fua, value: value)
-                noteSplitBrainWrite(node, value: value, blocks: blocks)
-                submitWrite(node, FakeDisk.Extent(firstBlock: blocks.lowerBound, values: Array(repeating: value, count: blocks.count)),
-                            fua: fua, io: .standaloneWrite(request))
-            case let .zeroes(blocks, fua, _):
-                trackStandalone(node, blocks)
-                let value = nextValue
-                nextValue += 1
-                requests[request] = .zeroes(blocks: blocks, fua: fua, chunks: [(blocks, value)])
-                noteSplitBrainWrite(node, value: value, blocks: blocks)
-                submitWrite(node, FakeDisk.Extent(firstBlock: blocks.lowerBound, values: Array(repeating: value, count: blocks.count)),
-                            fua: fua, io: .standaloneWrite(request))
-            case .flush:
-                submitFlush(node, io: .standaloneFlush(request))
-            case .trim:
-                answer(request, errno: 0)
-            default:
-                break
-            }
-            return
-        }
-        let size = SimulationScenario.blockSizeBytes
-        trace("request \(request) to \(node.name): \(String(describing: requests[request]))")
-        if primary.node.connectionState != .connected {
-            switch requests[request] {
-            case .write, .zeroes, .trim: generationsWriteWithoutPeer(node)
-            default: break
-            }
-        }
-        switch requests[request] {
-        case let .write(blocks, fua, nil):
-            drivePrimary(node, .request(id: request, .write(
-                offsetBytes: UInt64(blocks.lowerBound) * size, lengthBytes: UInt32(UInt64(blocks.count) * size), fua: fua)))
-        case let .zeroes(blocks, fua, _):
-            drivePrimary(node, .request(id: request, .writeZeroes(
-                offsetBytes: UInt64(blocks.lowerBound) * size, lengthBytes: UInt64(blocks.count) * size, fua: fua)))
-        case .flush:
-            drivePrimary(node, .request(id: request, .flush))
-        case .trim:
-            drivePrimary(node, .request(id: request, .trim))
-        default:
-            break
-        }
-    }
-
-    // MARK: Link
-
-    /// The node dials: the secondary answers its Hello (accept or refuse) after a network
-    /// delay; a node that is down does not answer.
-    private func dial(from node: SimNode) {
-        let peer = nodes[1 - node.index]
-        node.dialsStarted += 1
-        guard link == nil, peer.alive, !peer.isPrimary, peer.secondary != nil else {
-            events.schedule(.dialFailed(node: node.index, incarnation: node.incarnation, dial: node.dialsStarted),
-                            atNs: nowNs + random.between(50_000, 500_000))
-            return
-        }
-        linkCount += 1
-        link = Link(id: linkCount, primary: node.index, secondary: peer.index, lastToSecondaryNs: nowNs, lastToPrimaryNs: nowNs)
-        trace("link \(linkCount) opens: \(node.name) → \(peer.name)")
-        guard let primary = node.primary else { return }
-        primary.peerAccepted = false
-        sendToSecondary(.hello(session: primary.node.helloSession, basis: primary.node.helloBasis, nodeName: node.name, certificateNamesPeer: true))
-    }
-
-    func primaryLinkDown(_ node: SimNode, _ primary: PrimarySide, reason: String, refusal: WireRefusal? = nil) {
-        primary.peerAccepted = false
-        if primary.node.lagBytes > 0 { generationsWriteWithoutPeer(node) }
-        if primary.node.copyWanted && primary.node.copyCursor > 0 { copiesInterrupted += 1 }
-        drivePrimary(node, .linkDown(reason: reason, refusal: refusal))
-        detachIfPeerFailed(node)
-    }
-
-    /// After the peer's disk failed the resource stops replication (`.stopToServeAlone`, as
-    /// the daemon's peerDiskFailed): the node answers what it holds, and the resource writes
-    /// alone from then on.
-    func detachIfPeerFailed(_ node: SimNode) {
-        guard pendingDetach.remove(node.index) != nil, node.primary != nil else { return }
-        drivePrimary(node, .stopToServeAlone)
-    }
-
-    func primaryReceived(_ message: ToPrimary, node: SimNode) {
-        guard let primary = node.primary, !primary.standalone else { return }
-        switch message {
-        case .accepted:
-            primary.peerAccepted = true
-            drivePrimary(node, .peerVersion(WireFormat.helloVersion))  // the peer's Hello named it
-            drivePrimary(node, .linkUp)
-        case let .digests(offset, length, digest):
-            drivePrimary(node, .peerDigest(offsetBytes: offset, lengthBytes: length, digest: digest))
-        case let .caughtUp(session):
-            drivePrimary(node, .peerCaughtUp(session: session))
-        case let .message(message):
-            drivePrimary(node, .peer(message))
-        case .failoverRequest:
-            failoverRequested(node)
-        case let .refused(reason, refusal):
-            trace("\(node.name) refused by the peer: \(refusal): \(reason)")
-            guard let link, link.primary == node.index else { return }
-            self.link = nil
-            primaryLinkDown(node, primary, reason: "refused by the peer: \(refusal): \(reason)", refusal: refusal)
-        }
-    }
-
-    func primaryDiskFailed(_ node: SimNode, operation: String, errno: Int32) {
-        guard !node.diskFailed else { return }
-        trace("\(node.name) disk failed: \(operation) \(errno)")
-        node.diskFailed = true
     }
 
     // MARK: Disk states

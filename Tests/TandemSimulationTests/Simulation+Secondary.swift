@@ -25,6 +25,7 @@ extension Simulation {
         node.crashedPrimary = false
         node.sealedBitmap = nil
         node.trackedInMemory = nil
+        node.unionLeft = nil  // Resource.loadUnionLeftAtOpen: a secondary resumes no union
         node.secondary = SecondaryNode(config: secondaryConfig(for: node), record: node.record, handedOver: handedOver,
                                        nowNs: nowNs)
         trace("\(node.name) starts as secondary (record session \(node.record.session), synced \(node.record.synced))")

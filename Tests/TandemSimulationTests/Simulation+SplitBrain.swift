@@ -36,10 +36,10 @@ import TandemCore
 //   on its volume every step, and become the lineage when it survives;
 // - at the end (checkSettled) the victim holds exactly the survivor's blocks, both UpToDate.
 //
-// Not modelled: a crash of the old primary behind the partition (the faults aim at the
-// promoted one), a second split brain in one run, the survivor's `.union-resync` checkpoint
-// (a survivor crash during the union copies the whole volume here: its restart record says
-// peer-lacks-writes), and periodic mode seeds (no split brains are run in them).
+// The survivor's `.union-resync` file (checkpoints, a stop's seal, the resume after a restart)
+// is Simulation+UnionCheckpoint's. Not modelled: a crash of the old primary behind the
+// partition (the faults aim at the promoted one), a second split brain in one run, and
+// periodic mode seeds (no split brains are run in them).
 //
 // Random choices come from a generator of their own, so a seed without a split brain runs as
 // before.
@@ -71,6 +71,10 @@ final class SplitBrainRun {
     var submittedAfterCut = false
     /// Per block, the newest far-side write the old primary acknowledged.
     var farAcked: [UInt64]
+    /// Every write value the promoted node had received at the cut, and the bytes of the
+    /// far-side writes acknowledged that it had not (Simulation+WithoutPeer's check).
+    var receivedByPromoted: Set<UInt64> = []
+    var farAckedUnreceivedBytes: UInt64 = 0
     /// Per node, the writes it made since the cut (guarantee 4), the bytes, and its parted set.
     var written: [Set<UInt64>] = [[], []]
     var changedBytes: [UInt64] = [0, 0]
@@ -118,6 +122,7 @@ extension Simulation {
         let farWrites = splitBrainRandom.chance(perMille: 150) ? 0 : Int(splitBrainRandom.between(1, 12))
         let run = SplitBrainRun(old: old.index, promoted: promoted.index, farWrites: farWrites, blockCount: scenario.blockCount)
         run.farRequests = Set(inFlight)
+        run.receivedByPromoted = Set(received.values.lazy.flatMap(\.extent.values))
         farWritesIssued += inFlight.count
         splitBrain = run
         let apartNs = splitBrainRandom.between(500_000, 6_000_000)
@@ -175,12 +180,12 @@ extension Simulation {
 
     /// A write a primary admitted (or wrote alone) while the two are apart.
     /// (Also the daemon's parted tracking, Resource+Generations: every write of a primary
-    /// while its B is set.)
+    /// while its B is set — a superset of the daemon's regions; its bytes are counted as the
+    /// daemon counts them, Simulation+WithoutPeer.)
     func noteSplitBrainWrite(_ node: SimNode, value: UInt64, blocks: Range<Int>) {
         let size = SimulationScenario.blockSizeBytes
         if node.parted != nil {
             _ = node.parted!.setRange(offsetBytes: UInt64(blocks.lowerBound) * size, lengthBytes: UInt64(blocks.count) * size)
-            node.changedBytes += UInt64(blocks.count) * size
         }
         guard let run = splitBrain, run.phase != .carriedOut else { return }
         run.written[node.index].insert(value)
@@ -209,6 +214,9 @@ extension Simulation {
         if case let .write(blocks, _, value?) = requests.removeValue(forKey: request), errno == 0 {
             farWritesAcked += 1
             for block in blocks { run.farAcked[block] = max(run.farAcked[block], value) }
+            if !run.receivedByPromoted.contains(value) {
+                run.farAckedUnreceivedBytes += UInt64(blocks.count) * SimulationScenario.blockSizeBytes
+            }
         }
         return true
     }
@@ -233,6 +241,7 @@ extension Simulation {
         let policy = scenario.splitBrainPolicy ?? .disconnect
         let (oldFacts, oldHello) = hello(old, run, policy: policy)
         let (newFacts, newHello) = hello(promoted, run, policy: policy)
+        if let problem = checkChangedBytes(run, old: old, saysChangedBytes: oldFacts.changedBytes) { return fail(problem) }
         let seenByOld = PeerHelloCheck.judge(own: oldFacts, hello: newHello)
         let seenByNew = PeerHelloCheck.judge(own: newFacts, hello: oldHello)
         trace("partition heals: \(old.name) (\(old.generations)) sees \(seenByOld); \(promoted.name) (\(promoted.generations)) sees \(seenByNew)")
@@ -362,6 +371,12 @@ extension Simulation {
             if unitesVictim { _ = node.unitePeerBitmap(victimChanges, survivorChanges: survivorParted) }
         }
         if let copy = survivor.primary?.node.bitmap { unionBytesCopied += copy.outOfSyncBytes }
+        if plan == .union {
+            startUnionCheckpoints(survivor)
+            armUnionCrash()
+        } else {
+            survivor.unionLeft = nil
+        }
     }
 
     /// The old primary wrote nothing the promoted one lacks: fenced (killed, demoted at rest),
@@ -371,15 +386,9 @@ extension Simulation {
             crash(old, powerLoss: false)
             events.schedule(.restart(node: old.index), atNs: nowNs + random.between(100_000, 5_000_000))
         }
-        if old.isPrimary {
-            // The operator demotes it before it runs again (ResourceRoles: demote at rest).
-            old.isPrimary = false
-            old.crashedPrimary = false
-            old.sealedBitmap = nil
-            old.trackedInMemory = nil
-            old.record = old.record.demoted()
-            old.record.generation += 1
-        }
+        // The operator demotes it before it runs again (ResourceRoles: demote at rest): the
+        // role and the record change as a hand-over's `.recordDemotion` changes them.
+        if old.isPrimary { recordDemotion(old) }
     }
 
     // MARK: Checks

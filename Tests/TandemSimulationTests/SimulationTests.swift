@@ -84,53 +84,11 @@ final class NSLockLike: @unchecked Sendable {
         #expect(caught != nil, "the checker never noticed out-of-order application in \(Self.faultSeeds) seeds")
     }
 
-    @Test func checkerCatchesASyncWriteAppliedAheadOverAnOutstandingOne() {
-        let check = SeededFaultCheck.syncWriteAppliedAhead
-        let caught = firstFailure(check)
-        #expect(caught != nil, "the checker never noticed an overtaking write in seeds \(check.seedsNow)")
-    }
-
-    /// Overlapping application writes (the core serialises them on the primary): a secondary
-    /// that applies a later overlapping write before an earlier one completed can leave the
-    /// older data in place.
-    @Test func checkerCatchesASecondaryApplyingOverlappingWritesOutOfOrder() {
-        let check = SeededFaultCheck.overlappingWritesOutOfOrder
-        let caught = firstFailure(check)
-        #expect(caught != nil, "the checker never noticed overlapping writes applied out of order in seeds \(check.seedsNow)")
-    }
-
     /// PrimaryStartFault.restartForgetsUnconfirmedWrites: a restarted primary that says "in
     /// sync" after an unclean stop.
     @Test func checkerCatchesAPrimaryRestartThatForgetsUnconfirmedWrites() {
         let caught = firstFailure(with: .restartForgetsUnconfirmedWrites) { _ in true }
         #expect(caught != nil, "the checker never noticed a restart that forgot unconfirmed writes in \(Self.faultSeeds) seeds")
-    }
-
-    /// ActivityLogTestingFault.releasesAtLocalCompletion: an extent leaves the primary's
-    /// activity log while the peer still lacks its write, so a crash restart's catch-up never
-    /// copies it (every run has a primary kill -9 and an activity log).
-    @Test func checkerCatchesAnActivityLogThatReleasesExtentsAtLocalCompletion() {
-        let check = SeededFaultCheck.releasesAtLocalCompletion
-        let caught = firstFailure(check)
-        #expect(caught != nil, "the checker never noticed an activity log that forgot writes the peer lacked in seeds \(check.seedsNow)")
-    }
-
-    /// ActivityLogTestingFault.evictsBeforePagesPersisted: an extent leaves the log while the
-    /// bitmap pages holding its bits (set Ahead) are not on disk, so a crash restart that
-    /// counts the pages never copies them.
-    /// ActivityLogTestingFault.skipsEvictionFlush: the flush an eviction needs (the leaving
-    /// extent had a write released after the last flush) is skipped, so a power loss takes
-    /// writes the peer holds from a region no crash restart copies. The real log skips only
-    /// the flushes an earlier one already covers.
-    @Test func checkerCatchesAnActivityLogThatEvictsWithoutFlushingTheVolume() {
-        let check = SeededFaultCheck.evictsWithoutFlushing
-        let caught = firstFailure(check)
-        #expect(caught != nil, "the checker never noticed evictions without a volume flush in seeds \(check.seedsNow)")
-    }
-
-    @Test func checkerCatchesAnActivityLogThatEvictsBeforeItsPagesArePersisted() {
-        let caught = firstFailure(with: .activityLogEvictsBeforePagesPersisted) { _ in true }
-        #expect(caught != nil, "the checker never noticed evictions before their bitmap pages in \(Self.faultSeeds) seeds")
     }
 
     /// SecondaryTestingFault.claimsUpToDateBeforeConfirmed.
@@ -257,159 +215,10 @@ final class NSLockLike: @unchecked Sendable {
 
     static let partitionSeeds: UInt64 = 200
 
-    // MARK: Adaptive mode (Simulation+Adaptive)
-
-    /// Adaptive mode in every async seed: the controller switches both ways, writes are
-    /// acknowledged while admitted sync, and every guarantee holds — none of them is lost by
-    /// a later switch to async and a crash or failover.
-    @Test func guaranteesHoldInAdaptiveMode() {
-        var switches = 0
-        var syncAcks = 0
-        var seeds = 0
-        let only = getenv("TANDEM_SIM_SEED").flatMap { UInt64(String(cString: $0)) }
-        for seed in only.map({ $0...$0 }) ?? UInt64(1)...Self.adaptiveSeeds {
-            let scenario = SimulationScenario(seed: seed, adaptive: true)
-            guard scenario.adaptive != nil else { continue }  // sync seeds
-            let simulation = Simulation(scenario: scenario)
-            let failure = simulation.run()
-            #expect(failure == nil, "\(failure!)")
-            if failure != nil { break }
-            seeds += 1
-            switches += simulation.modeSwitches
-            syncAcks += simulation.syncAdmittedAcks
-        }
-        print("simulation: \(seeds) adaptive seeds: \(switches) mode switches, \(syncAcks) writes acknowledged while admitted sync")
-        #expect(switches > 100 && syncAcks > 300, "adaptive mode too rarely exercised: \(switches) switches, \(syncAcks) sync acks")
-    }
-
-    static let adaptiveSeeds: UInt64 = 300
-
-    // MARK: Periodic mode (Simulation+Periodic)
-
-    /// Periodic mode in every async seed that is not adaptive: cycles start and complete, each
-    /// completed cycle leaves the peer holding what was acknowledged before it started, writes
-    /// between cycles ship only through the copy, and every async guarantee holds throughout.
-    @Test func guaranteesHoldInPeriodicMode() {
-        var counts = (seeds: 0, started: 0, completed: 0, checked: 0, streamed: 0, catchUps: 0, aheadOfCommit: 0)
-        let only = getenv("TANDEM_SIM_SEED").flatMap { UInt64(String(cString: $0)) }
-        for seed in only.map({ $0...$0 }) ?? UInt64(1)...Self.periodicSeeds {
-            let scenario = SimulationScenario(seed: seed, periodic: true)
-            guard scenario.periodNs != nil else { continue }  // sync or adaptive seeds
-            let simulation = Simulation(scenario: scenario)
-            let failure = simulation.run()
-            #expect(failure == nil, "\(failure!)")
-            if failure != nil { break }
-            counts.seeds += 1
-            counts.started += simulation.cyclesStarted
-            counts.completed += simulation.cyclesCompleted
-            counts.checked += simulation.cyclesChecked
-            counts.streamed += simulation.cycleWritesStreamed
-            counts.catchUps += simulation.catchUpsStarted
-            counts.aheadOfCommit += simulation.cyclesAheadOfCommit
-        }
-        print("simulation: \(counts.seeds) periodic seeds: \(counts.started) cycles started, \(counts.completed) completed (\(counts.checked) checked as boundaries, \(counts.aheadOfCommit) of them before the staging peer's commit), \(counts.streamed) writes streamed during cycles, \(counts.catchUps) catch-ups")
-        if only == nil {
-            #expect(counts.checked > 200, "periodic mode too rarely exercised: \(counts)")
-        }
-    }
-
-    static let periodicSeeds: UInt64 = 300
-
-    /// A cycle that copies each dirty region as the previous cycle left it completes without
-    /// the writes acknowledged since: the boundary check sees it, or — since a cycle waits for
-    /// the peer's CaughtUp, so that the primary names the peer's point longer — the check of
-    /// the primary's `peer_consistent_as_of` sees it first.
-    @Test func checkerCatchesACycleThatCopiesStaleRegions() {
-        let caught = firstFailure(with: .cycleCopiesStaleRegions, periodic: true) {
-            $0.message.contains("was acknowledged before the cycle started")
-                || $0.message.contains("is consistent as of") && $0.message.contains("where that point has")
-        }
-        #expect(caught != nil, "the checker never noticed a cycle copying stale regions in \(Self.faultSeeds) seeds")
-        if let caught { print("stale cycle fault caught: \(caught.message)") }
-    }
-
-    /// A switch to async that releases the sync writes still waiting for the peer: they are
-    /// acknowledged at their local completion, and a copy claimed Consistent lacks them.
-    @Test func checkerCatchesASwitchToAsyncThatReleasesSyncWrites() {
-        let caught = firstFailure(with: .switchToAsyncReleasesSyncWrites, adaptive: true) {
-            $0.message.contains("acknowledged while admitted sync is missing")
-        }
-        #expect(caught != nil, "the checker never noticed sync writes released by a switch in \(Self.faultSeeds) seeds")
-    }
-
-    /// Simulation+PeerPoint: a primary whose `peer_consistent_as_of` names the epoch it sent
-    /// rather than the one its peer confirmed durable claims writes the peer's disk lacks.
-    @Test func checkerCatchesAPeerPointAheadOfWhatThePeerConfirmed() {
-        let caught = firstFailure(with: .peerPointNamesSentEpoch) {
-            $0.message.contains("is consistent as of session") && $0.message.contains("where that point has")
-        }
-        #expect(caught != nil, "the checker never noticed a peer_consistent_as_of ahead of the peer in \(Self.faultSeeds) seeds")
-        if let caught { print("peer point fault caught: \(caught.message)") }
-    }
-
-    // MARK: Staged catch-up (Simulation+Staging)
-
-    /// With the staging journal in every seed and a crash or forced failover timed to each
-    /// phase of a staged catch-up in half of them, every guarantee and staging check holds,
-    /// and the journal is committed, applied, replayed after crashes and dropped at promotions.
-    @Test func guaranteesHoldThroughStagedCatchUps() {
-        var counts = (staged: 0, commits: 0, applies: 0, replays: 0, discards: 0, faults: 0)
-        let only = getenv("TANDEM_SIM_SEED").flatMap { UInt64(String(cString: $0)) }
-        for seed in only.map({ $0...$0 }) ?? UInt64(1)...Self.stagingSeeds {
-            let simulation = Simulation(scenario: SimulationScenario(seed: seed, staging: true))
-            let failure = simulation.run()
-            #expect(failure == nil, "\(failure!)")
-            if failure != nil { break }
-            counts.staged += simulation.stagedWrites
-            counts.commits += simulation.commitsStored
-            counts.applies += simulation.appliesCompleted
-            counts.replays += simulation.stagingReplays
-            counts.discards += simulation.stagingDiscards
-            counts.faults += simulation.stagingFaultsFired
-        }
-        print("simulation: \(Self.stagingSeeds) staging seeds: \(counts.staged) staged writes, \(counts.commits) commits, \(counts.applies) applies, \(counts.replays) replays, \(counts.discards) journals dropped at a promotion, \(counts.faults) faults timed to a staging phase")
-        #expect(counts.commits > 50 && counts.applies > 50 && counts.replays > 5 && counts.discards > 5 && counts.faults > 20,
-                "staged catch-ups too rarely exercised: \(counts)")
-    }
-
-    static let stagingSeeds: UInt64 = 300
-
-    /// A driver that writes staged writes through to the volume: the volume changes under an
-    /// uncommitted catch-up (a promotion or crash now would expose a half-caught-up image).
-    @Test func checkerCatchesStagedWritesThatReachTheVolume() {
-        let caught = firstFailure(with: .stagedWritesReachTheVolume, staging: true) {
-            $0.message.contains("changed while its catch-up is staged")
-        }
-        #expect(caught != nil, "the checker never noticed staged writes on the volume in \(Self.faultSeeds) seeds")
-    }
-
-    /// Decision (b): the primary called the peer UpToDate at SyncComplete; a promotion after
-    /// the commit that drops the journal loses the catch-up.
-    @Test func checkerCatchesAPromotionThatDropsACommittedJournal() {
-        let caught = firstFailure(with: .promotionDropsCommittedJournal, staging: true,
-                                  stagingFault: StagingFault(phase: .commit, action: .forcedFailover)) {
-            $0.message.contains("promoted after its journal's commit")
-        }
-        #expect(caught != nil, "the checker never noticed a promotion that dropped a committed journal in \(Self.faultSeeds) seeds")
-    }
-
-    /// A commit whose record is stored before the journal is synced: a power loss then loses
-    /// records the committed record names, and the replay finds them missing.
-    @Test func checkerCatchesACommitThatSkipsTheJournalSync() {
-        let caught = firstFailure(with: .commitSkipsJournalSync, staging: true,
-                                  stagingFault: StagingFault(phase: .apply, action: .crash(powerLoss: true))) {
-            $0.message.contains("journal bytes its staging journal does not hold")
-        }
-        #expect(caught != nil, "the checker never noticed a commit without the journal's sync in \(Self.faultSeeds) seeds")
-    }
-
     static let faultSeeds: UInt64 = 400
     /// Seeds at least that a seeded fault runs with its fault class switched off.
     static let classOffSeeds: UInt64 = 100
 
-    /// The first failure of a deliberately wrong system that `matches`, within 400 seeds,
-    /// whose control run (the same scenario without the fault) passes: the fault, not the
-    /// scenario, is what the checker caught.
     /// disk_timeout_ms: with stalls and a disk timeout in every seed, writes and flushes
     /// stalled past the bound fail their node's disk (DiskTimeout, as production decides it)
     /// and complete later; every guarantee holds through that, late completions included.
@@ -429,6 +238,9 @@ final class NSLockLike: @unchecked Sendable {
 
     static let timeoutSeeds: UInt64 = 300
 
+    /// The first failure of a deliberately wrong system that `matches`, within 400 seeds,
+    /// whose control run (the same scenario without the fault) passes: the fault, not the
+    /// scenario, is what the checker caught.
     func firstFailure(with fault: SimulationFault, overlapping: Bool? = nil, seeds: ClosedRange<UInt64>? = nil,
                               tornWrites: Bool? = nil, stalls: Bool? = nil, staging: Bool? = nil,
                               stagingFault: StagingFault? = nil, adaptive: Bool? = nil, periodic: Bool? = nil,
@@ -482,65 +294,5 @@ final class NSLockLike: @unchecked Sendable {
         let replay = Simulation(scenario: SimulationScenario(seed: 4711)).replayCommand
         #expect(replay.hasPrefix("TANDEM_SIM_SEED=4711 "))
         #expect(replay.contains("swift test --filter TandemSimulationTests.SimulationTests/guaranteesHoldUnderSeededFaults"))
-    }
-}
-
-/// A precondition failure inside the state machines kills the test process; this prints the
-/// seeds that were running so the crash can be replayed.
-enum CrashReporter {
-    nonisolated(unsafe) static let slots: UnsafeMutablePointer<UInt64> = {
-        let slots = UnsafeMutablePointer<UInt64>.allocate(capacity: SimulationSeeds.shardCount)
-        slots.initialize(repeating: 0, count: SimulationSeeds.shardCount)
-        return slots
-    }()
-    nonisolated(unsafe) static var installed = false
-
-    static func running(_ seed: UInt64, shard: Int) { slots[shard] = seed }
-
-    static func install() {
-        _ = slots
-        guard !installed else { return }
-        installed = true
-        for signalNumber in [SIGILL, SIGTRAP, SIGABRT, SIGSEGV] {
-            signal(signalNumber) { signalNumber in
-                CrashReporter.writeText("\nsimulation crashed; seeds running:")
-                for shard in 0..<SimulationSeeds.shardCount where CrashReporter.slots[shard] != 0 {
-                    CrashReporter.writeText(" ")
-                    CrashReporter.writeNumber(CrashReporter.slots[shard])
-                }
-                CrashReporter.writeText("\nreplay: TANDEM_SIM_SEED=<seed> swift test --filter TandemSimulationTests\n")
-                signal(signalNumber, SIG_DFL)
-                raise(signalNumber)
-            }
-        }
-    }
-
-    static func writeText(_ text: StaticString) {
-        _ = write(2, text.utf8Start, text.utf8CodeUnitCount)
-    }
-
-    static func writeNumber(_ value: UInt64) {
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            var position = buffer.count
-            var remaining = value
-            repeat {
-                position -= 1
-                buffer[position] = UInt8(48 + remaining % 10)
-                remaining /= 10
-            } while remaining > 0
-            _ = write(2, buffer.baseAddress! + position, buffer.count - position)
-        }
-    }
-}
-
-extension Simulation {
-    /// One line about what a run exercised (TANDEM_SIM_VERBOSE=1).
-    var summary: String {
-        "seed \(scenario.seed): \(step) steps, \(requestsIssued) requests (\(requestsAnswered) answered), "
-            + "\(sessionsStarted) primary sessions, \(restarts) restarts, \(failovers) failovers, \(copiesCompleted) copies (\(copiesInterrupted) interrupted), \(aheadEntered) times Ahead, \(catchUpsStarted) catch-ups (\(catchUpsFromSealedBitmap) restarts from a sealed bitmap, \(catchUpsFromActivityLog) crash restarts from the activity log, \(catchUpsFromBitmapPages) counting bitmap pages; \(checksumResyncsEnded) digest compares, \(checksumBytesChecked / SimulationScenario.blockSizeBytes) blocks compared, \(checksumBytesDiffering / SimulationScenario.blockSizeBytes) differing; \(compareFaultsFired) crashes mid-compare, \(comparesResumed) compares resumed, \(compareBytesResumed / SimulationScenario.blockSizeBytes) blocks compared again), \(verifiesStarted) verifies (\(verifyBytesChecked / SimulationScenario.blockSizeBytes) blocks compared), \(plannedFailoversStranded) stranded planned failovers, "
-            + "\(impostors) impostors, \(partitionsHealed) partitions healed (\(splitBrainsFound) split brains), \(partitionsCut) asymmetric cuts (\(partitionTimeouts) ended by liveness, \(promotionRaces) promotion races), \(diskErrors) disk errors, \(diskStalls) disk stalls (\(diskTimeouts) timed out), \(nodes.map(\.disk.tornWriteCount).reduce(0, +)) torn writes, \(linkCount) connections, \(wireTampered) frames tampered (\(wireRefused) refused, \(wireNotRestored) never restored), \(wireCompressedFrames) LZ4 frames, \(stagedWrites) staged writes (\(commitsStored) commits, \(appliesCompleted) applies, \(stagingReplays) replays, \(stagingDiscards) dropped, \(stagingFaultsFired) staging faults), \(modeSwitches) mode switches (\(syncAdmittedAcks) sync-admitted acks), \(cyclesCompleted) periodic cycles (\(cyclesChecked) checked, \(cyclesAheadOfCommit) ahead of a staged commit, \(cycleWritesStreamed) writes streamed), \(peerPointsChecked) peer points checked (\(peerPointsAheadOfCommit) ahead of a staged commit, \(peerPointsOfIncompleteCopies) of an incomplete copy, \(peerPointsSuperseded) superseded, \(stagedPeerClaimsChecked) staged claims through them, \(stagedPeerClaimsUnchecked) without one), \(stepsInSync) steps in sync; \(scenario)"
     }
 }

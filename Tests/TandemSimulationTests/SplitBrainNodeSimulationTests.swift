@@ -20,12 +20,14 @@ import TandemCore
     struct Tally {
         var seeds = 0, splitBrains = 0, found = 0, byPolicy = 0, byOperator = 0, unions = 0, fullCopies = 0
         var farIssued = 0, farAcked = 0, races = 0, admittedAfterCut = 0
+        var checkpoints = 0, resumed = 0, resumedAfterCrash = 0
         var unionBytes: UInt64 = 0
         var description: String {
             "\(seeds) seeds: \(splitBrains) run, \(found) found on both sides, \(byPolicy) resolved by a policy, "
                 + "\(byOperator) by the operator, \(unions) union resyncs (\(unionBytes) bytes to copy), "
                 + "\(fullCopies) full copies, \(farAcked) of \(farIssued) far-side requests acknowledged, \(races) promotion races, "
-                + "\(admittedAfterCut) meetings without a split brain after a write admitted past the cut"
+                + "\(admittedAfterCut) meetings without a split brain after a write admitted past the cut, "
+                + "\(checkpoints) union checkpoints, \(resumed) unions resumed (\(resumedAfterCrash) after a crash)"
         }
     }
 
@@ -52,6 +54,9 @@ import TandemCore
             tally.unionBytes += simulation.unionBytesCopied
             tally.races += simulation.promotionRaces
             tally.admittedAfterCut += simulation.writtenAfterCutWithoutSplitBrain
+            tally.checkpoints += simulation.unionCheckpointsTaken
+            tally.resumed += simulation.unionsResumed
+            tally.resumedAfterCrash += simulation.unionsResumedAfterCrash
         }
         return tally
     }
@@ -65,6 +70,7 @@ import TandemCore
         guard getenv("TANDEM_SIM_SEED") == nil else { return }
         #expect(tally.splitBrains > 30 && tally.found > 10 && tally.byPolicy > 3 && tally.byOperator > 3 && tally.unions > 5,
                 "too few split brains carried out: \(tally.description)")
+        #expect(tally.resumedAfterCrash > 0, "no union resync resumed after a survivor's crash: \(tally.description)")
     }
 
     /// The same with asymmetric partitions: forced promotions while the link is half up.
@@ -102,15 +108,20 @@ import TandemCore
 
     /// The first failure with `fault` that `matches`, whose control run (same seed, no fault)
     /// passes.
-    private func firstFailure(with fault: SimulationFault, matches: (SimulationFailure) -> Bool) -> SimulationFailure? {
-        for seed in UInt64(1)...300 {
+    private func firstFailure(with fault: SimulationFault, seeds: ClosedRange<UInt64> = 1...300,
+                              configure: (Simulation) -> Void = { _ in },
+                              matches: (SimulationFailure) -> Bool) -> SimulationFailure? {
+        for seed in seeds {
             let faulty = Simulation(scenario: Self.scenario(seed, fault: fault))
+            configure(faulty)
             let result = faulty.run()
             if getenv("TANDEM_SIM_VERBOSE") != nil, faulty.unionResyncs > 0 {
                 print("fault seed \(seed): \(faulty.unionResyncs) unions, \(faulty.unionsWithVictimOnlyBlocks) with victim-only blocks: \(result.map { String($0.message.prefix(200)) } ?? "passed")")
             }
             guard let failure = result, matches(failure) else { continue }
-            if let control = Simulation(scenario: Self.scenario(seed)).run() {
+            let controlRun = Simulation(scenario: Self.scenario(seed))
+            configure(controlRun)
+            if let control = controlRun.run() {
                 Issue.record("seed \(seed) fails without the fault too: \(control)")
                 return nil
             }
@@ -128,6 +139,31 @@ import TandemCore
         }
         #expect(caught != nil, "the checker never noticed a resync without the victim's changes in 300 seeds")
         if let caught { print("caught: seed \(caught.seed): \(caught.message.prefix(160))") }
+    }
+
+    /// A driver whose changed bytes leave out the writes in flight or queued at the link's loss
+    /// (the daemon's count before `PrimaryNode.unacknowledgedBytes`): the old primary answers
+    /// them alone behind the partition and says it changed less than it acknowledged.
+    @Test func checkerCatchesChangedBytesThatLeaveOutWritesInFlightAtTheCut() {
+        let caught = firstFailure(with: .changedBytesLeaveOutWritesInFlightAtTheCut) {
+            $0.message.contains("that its peer never received, but says it changed")
+        }
+        #expect(caught != nil, "the checker never noticed changed bytes without the writes in flight at the cut in 300 seeds")
+        if let caught { print("caught: seed \(caught.seed): \(caught.message.prefix(200))") }
+    }
+
+    /// A survivor that resumes its union after a crash from its last checkpoint alone misses
+    /// the writes admitted since (the activity log's extents name them): the victim ends
+    /// without them.
+    @Test func checkerCatchesAUnionResumedWithoutTheActivityLogsExtents() {
+        // Every union resync's survivor crashes in these runs (fault and control alike).
+        let caught = firstFailure(with: .unionResumesWithoutActivityLogExtents, seeds: 1...600,
+                                  configure: { $0.unionCrashPerMille = 1000 }) {
+            $0.message.contains("says UpToDate") || $0.message.contains("settled volumes differ")
+                || $0.message.contains("both nodes say UpToDate with nothing unanswered")
+        }
+        #expect(caught != nil, "the checker never noticed a union resumed without the activity log's extents in 600 seeds")
+        if let caught { print("caught: seed \(caught.seed): \(caught.message.prefix(200))") }
     }
 
     /// A driver that carries out a `disconnect` split brain without the operator merges data.
