@@ -80,7 +80,7 @@ fi
 
 logs=.build/test-logs
 mkdir -p "$logs"
-rm -f "$logs"/*.log "$logs/plan" "$logs/integration-suite-seconds"
+rm -f "$logs"/*.log "$logs/list" "$logs/list.err" "$logs/plan" "$logs/integration-suite-seconds"
 
 # Runs one `swift test` into $logs/<name>.log (and the terminal when $SHOW_OUTPUT is set);
 # the outcome is the test run's exit status. --no-parallel keeps each reported test time the
@@ -153,19 +153,22 @@ background_part() {
 }
 
 : >"$logs/parts"
+# Every test's name (the integration processes' plan), before any `swift test` runs beside it.
+if [[ $mode == full ]]; then
+    swift test list --skip-build >"$logs/list" 2>"$logs/list.err" || true
+fi
 background_part &
 background_pid=$!
 
-# The integration suite's leaf suites (the suite holding each test `swift test list` lists),
-# one per line.
+# The integration suite's leaf suites (the suite holding each test `swift test list` named,
+# in $logs/list), one per line.
 integration_suites() {
-    swift test list --skip-build 2>/dev/null |
-        sed -n -E "s#^$integration\.(.*/)?([^/]+)/[^/]+\$#\2#p" | sort -u
+    sed -n -E "s#^$integration\.(.*/)?([^/]+)/[^/]+\$#\2#p" "$logs/list" | sort -u
 }
 
-# The tests `swift test list` lists in the integration suite.
+# The tests `swift test list` named in the integration suite.
 integration_test_count() {
-    swift test list --skip-build 2>/dev/null | grep -c "^$integration\." || true
+    grep -c "^$integration\." "$logs/list" || true
 }
 
 # One line per integration process: its planned seconds, then its leaf suites joined by '|'.
@@ -211,7 +214,7 @@ if [[ $mode == quick ]]; then
 else
     mapfile -t plan < <(plan_integration)
     if ((${#plan[@]} == 0)); then
-        echo "test.sh: swift test list names no $integration suite" >&2
+        echo "test.sh: swift test list names no $integration suite ($logs/list.err)" >&2
         integration_status=1
     fi
     # Each process runs the suites of its plan line: "^TandemIntegrationTests.(…/)?(A|B|…)/".
