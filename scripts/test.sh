@@ -3,7 +3,7 @@
 #
 #   scripts/test.sh            everything (what CI runs through .ci/run): unit suites, the
 #                              simulator's 3 800 seeds, the real-process integration suite, and
-#                              the decoders again under AddressSanitizer, then a bounded
+#                              the decoders again under AddressSanitizer, and a bounded
 #                              libFuzzer run of each decoder (scripts/fuzz.sh, TANDEM_FUZZ_S).
 #   scripts/test.sh --quick    the inner loop: unit suites, 300 simulator seeds and one real
 #                              replicated pair (a sync pair under fio); no ASan build.
@@ -11,16 +11,19 @@
 #
 # Why it is shaped this way: the integration suite is serialised (its tests start real
 # daemons; see Tests/TandemIntegrationTests/Support/Integration.swift) and spends most of its
-# time waiting on daemons and clients, not computing. In a full run it is split in two
-# processes that run side by side (each serialised in itself; every test has its own
-# directory, ports and daemons): the heaviest suites ($integration_heavy, about half of the
-# suite's time) in one, everything else in the other — a new suite lands in the second
-# without being listed. It runs in the foreground while the
-# CPU-bound rest — every other test target, then the ASan build and run, then the fuzz run — runs beside it, at a
-# lower priority, in a second `swift test` process (`--ignore-lock`: both only read the build
-# directory; the ASan build has a scratch path of its own). Anything outside the `Integration`
-# suite counts as a unit test and runs in that second process, so a real-process test must
-# live in `Integration` to stay serialised.
+# time waiting on daemons and clients, not computing. In a full run it is split over
+# TANDEM_INTEGRATION_PROCESSES processes (3 unless set) that run side by side, each
+# serialised in itself (every test has its own directory, ports and daemons). The split is by
+# leaf suite, balanced by the seconds each took (scripts/integration-suite-seconds): heaviest
+# first, each to the process with the fewest seconds so far. A suite the file does not list
+# counts as its `default` and so lands in the lightest process without being listed. The
+# suites come from `swift test list`, and the run fails if the processes together ran fewer
+# tests than it lists. The first process runs in the foreground, shown as it runs, while the
+# CPU-bound rest — every other test target, then the ASan build and run, then the fuzz run —
+# runs beside them, at a lower priority, in another `swift test` process (`--ignore-lock`:
+# all only read the build directory; the ASan build has a scratch path of its own). Anything
+# outside the `Integration` suite counts as a unit test and runs in that process, so a
+# real-process test must live in `Integration` to stay serialised.
 #
 # Each part's log goes to .build/test-logs/ (and to the terminal: the foreground part as it
 # runs, the background part when it ends); the closing lines of every `swift test` and the
@@ -47,12 +50,15 @@ fi
 # The integration suite's real-process tests, and the one that stands for them in --quick.
 readonly integration=TandemIntegrationTests
 readonly quick_pair='ReplicationPairTests/syncPairHoldsFioVerifiedWritesOnBothVolumes'
-# The heaviest real-process suites (about half of the suite's time on 2 cores: 575 s of
-# 1,420 in a fresh-clone CI run on 2026-12-06, with OverlappingWriteTests and
-# SplitBrainResyncTests, about 75 s, added after it): the second integration process of a
-# full run.
-readonly integration_heavy='/(FaultCampaign|StagedCatchUpTests|CatchUpTests|MetadataCrashTests|ActivityLogCrashTests|DiskFailureTests|OverlappingWriteTests|SplitBrainResyncTests)/'
+# The integration suite's processes in a full run, and the seconds each leaf suite took.
+readonly integration_processes="${TANDEM_INTEGRATION_PROCESSES:-3}"
+readonly suite_seconds=scripts/integration-suite-seconds
 readonly asan_filter='WireDecoderErrorTests|LZ4Tests|WireCodecTests|MetadataFormatTests'
+if ! [[ $integration_processes =~ ^[1-9][0-9]*$ ]]; then
+    echo "test.sh: TANDEM_INTEGRATION_PROCESSES must be a whole number from 1 up" \
+        "(got '$integration_processes')" >&2
+    exit 2
+fi
 
 scripts/setup.sh
 swift build --build-tests
@@ -74,7 +80,7 @@ fi
 
 logs=.build/test-logs
 mkdir -p "$logs"
-rm -f "$logs"/*.log
+rm -f "$logs"/*.log "$logs/list" "$logs/list.err" "$logs/plan" "$logs/integration-suite-seconds"
 
 # Runs one `swift test` into $logs/<name>.log (and the terminal when $SHOW_OUTPUT is set);
 # the outcome is the test run's exit status. --no-parallel keeps each reported test time the
@@ -110,10 +116,14 @@ run_asan() {
 }
 
 # The decoders under libFuzzer (scripts/fuzz.sh, docs/fuzzing.md), a bounded run: TANDEM_FUZZ_S
-# seconds per target (60 unless set; 0 skips it). A crash, hang or allocation over its bound
-# fails the run.
+# seconds per target (30 unless set; 0 skips it). A crash, hang or allocation over its bound
+# fails the run. Why 30: each run starts from the committed corpus, and in the fresh-clone CI
+# of 2026-12-07 the 60 s runs had reached by 30 s 99-100% of their final coverage, FuzzWire
+# 98% (1,466 of 1,491 edges); the other 30 s a target cost 3 minutes of a core on a machine
+# whose two cores the whole run keeps busy. scripts/fuzz.sh with a longer budget is the way
+# to look harder.
 run_fuzz() {
-    local start=$SECONDS status=0 seconds="${TANDEM_FUZZ_S:-60}"
+    local start=$SECONDS status=0 seconds="${TANDEM_FUZZ_S:-30}"
     ((seconds > 0)) || return 0
     scripts/fuzz.sh "$seconds" >"$logs/fuzz.log" 2>&1 || status=$?
     echo "fuzz: exit $status after $((SECONDS - start)) s ($seconds s per target)" >>"$logs/parts"
@@ -121,45 +131,116 @@ run_fuzz() {
 }
 
 # The CPU-bound part, in the background: every target but the integration suite, then (full
-# run only) ASan and the fuzz run. All run even when one fails, so one run reports every failure. It
-# runs at a lower CPU and I/O priority: the integration suite's daemons are the critical path
-# and answer to timeouts, the background part only has to end before them.
+# run only) ASan; beside them (full run only) the fuzz run, whose TANDEM_FUZZ_S seconds per
+# target are wall time that would otherwise come after the ASan run. All run even when one
+# fails, so one run reports every failure. It runs at a lower CPU and I/O priority: the
+# integration suite's daemons are the critical path and answer to timeouts, the background
+# part only has to end before them.
 background_part() {
-    local status=0
+    local status=0 fuzz_pid=
     renice -n 10 -p "$BASHPID" >/dev/null 2>&1 || true
     ionice -c 2 -n 7 -p "$BASHPID" >/dev/null 2>&1 || true
+    if [[ $mode == full ]]; then
+        run_fuzz &
+        fuzz_pid=$!
+    fi
     run_tests units --skip "$integration" || status=$?
     if [[ $mode == full ]]; then
         run_asan || status=$?
-        run_fuzz || status=$?
+        wait "$fuzz_pid" || status=$?
     fi
     return "$status"
 }
 
 : >"$logs/parts"
+# Every test's name (the integration processes' plan), before any `swift test` runs beside it.
+if [[ $mode == full ]]; then
+    swift test list --skip-build >"$logs/list" 2>"$logs/list.err" || true
+fi
 background_part &
 background_pid=$!
 
-# The foreground part: the serialised real-process suite, shown as it runs; in a full run its
-# heaviest suites run beside it in a second process (normal priority: its daemons answer to
-# timeouts too), shown when it ends.
-heavy_status=0
+# The integration suite's leaf suites (the suite holding each test `swift test list` named,
+# in $logs/list), one per line.
+integration_suites() {
+    sed -n -E "s#^$integration\.(.*/)?([^/]+)/[^/]+\$#\2#p" "$logs/list" | sort -u
+}
+
+# The tests `swift test list` named in the integration suite.
+integration_test_count() {
+    grep -c "^$integration\." "$logs/list" || true
+}
+
+# One line per integration process: its planned seconds, then its leaf suites joined by '|'.
+# Longest first: the suites sorted by their seconds in $suite_seconds (one not listed counts
+# as the file's `default`), each given to the process with the fewest seconds so far.
+plan_integration() {
+    integration_suites |
+        awk 'FNR == NR { if ($1 !~ /^#/ && NF == 2) seconds[$1] = $2; next }
+             { print (($1 in seconds) ? seconds[$1] : seconds["default"]) + 0, $1 }' "$suite_seconds" - |
+        sort -k1,1nr -k2,2 |
+        awk -v processes="$integration_processes" '
+            {
+                best = 1
+                for (p = 2; p <= processes; p++) if (load[p] < load[best]) best = p
+                load[best] += $1
+                suites[best] = suites[best] (suites[best] == "" ? "" : "|") $2
+            }
+            END { for (p = 1; p <= processes; p++) if (suites[p] != "") print load[p] + 0, suites[p] }'
+}
+
+# The seconds each leaf suite of the integration suite took in this run's logs, in
+# $suite_seconds' format (copy it there to rebalance): a suite's line is the one that closes
+# it, and it counts when a test started inside it (not through a nested suite).
+measured_suite_seconds() {
+    awk '
+        /^◇ Suite .* started\.$/ { depth++; name[depth] = $3; sub(/\.$/, "", name[depth]); tests[depth] = 0; next }
+        /^◇ Test .* started\.$/ && !/^◇ Test case / { tests[depth] = 1; next }
+        /^[✔✘] Suite .* after [0-9.]+ seconds/ {
+            if (tests[depth] && match($0, /after [0-9.]+ seconds/))
+                printf "%s %d\n", name[depth], substr($0, RSTART + 6, RLENGTH - 14) + 0.5
+            depth--
+        }' "$@" | sort -k2,2nr -k1,1
+}
+
+# The integration part: in --quick the one pair in the foreground; in a full run the planned
+# processes, the first in the foreground (shown as it runs), the others beside it (normal
+# priority: their daemons answer to timeouts too), shown when they end. Each process is
+# named integration, integration-2, ... after its log.
+integration_names=(integration)
+integration_status=0
 if [[ $mode == quick ]]; then
-    foreground=(--filter "$quick_pair")
+    SHOW_OUTPUT=1 run_tests integration --filter "$quick_pair" || integration_status=$?
 else
-    foreground=(--filter "$integration" --skip "$integration_heavy")
-    run_tests integration-heavy --filter "$integration_heavy" &
-    heavy_pid=$!
-fi
-foreground_status=0
-SHOW_OUTPUT=1 run_tests integration "${foreground[@]}" || foreground_status=$?
-if [[ $mode == full ]]; then
-    wait "$heavy_pid" || heavy_status=$?
+    mapfile -t plan < <(plan_integration)
+    if ((${#plan[@]} == 0)); then
+        echo "test.sh: swift test list names no $integration suite ($logs/list.err)" >&2
+        integration_status=1
+    fi
+    # Each process runs the suites of its plan line: "^TandemIntegrationTests.(…/)?(A|B|…)/".
+    pids=()
+    for index in "${!plan[@]}"; do
+        ((index == 0)) || integration_names+=("integration-$((index + 1))")
+        echo "${integration_names[index]}: planned ${plan[index]%% *} s: ${plan[index]#* }" >>"$logs/plan"
+        ((index == 0)) && continue
+        run_tests "${integration_names[index]}" --filter "^$integration\.(.*/)?(${plan[index]#* })/" &
+        pids+=($!)
+    done
+    if ((${#plan[@]} > 0)); then
+        SHOW_OUTPUT=1 run_tests integration --filter "^$integration\.(.*/)?(${plan[0]#* })/" || integration_status=$?
+    fi
+    for pid in "${pids[@]}"; do
+        wait "$pid" || integration_status=$?
+    done
 fi
 
 background_status=0
 wait "$background_pid" || background_status=$?
-for name in integration-heavy units asan fuzz; do
+# Every part's log but the first integration process's, which was shown as it ran.
+shown_parts=("${integration_names[@]:1}" units asan fuzz)
+# The parts whose logs hold tests.
+test_parts=(units "${integration_names[@]}" asan)
+for name in "${shown_parts[@]}"; do
     if [[ -f $logs/$name.log ]]; then
         echo
         echo "==== $name ($logs/$name.log)"
@@ -171,7 +252,7 @@ done
 # and XCTest's "Test Case 'X' passed (N seconds)" lines.
 slowest_ten() {
     local name
-    for name in integration integration-heavy units asan; do
+    for name in "${test_parts[@]}"; do
         [[ -f $logs/$name.log ]] || continue
         sed -n -E \
             -e "s/^.* Test (.+) (passed|failed) after ([0-9.]+) seconds.*$/\3 \1 [$name]/p" \
@@ -185,8 +266,9 @@ slowest_ten() {
 
 echo
 echo "==== summary ($mode run, TANDEM_SIM_SEEDS=$TANDEM_SIM_SEEDS)"
+[[ -f $logs/plan ]] && cut -c1-100 "$logs/plan"
 cat "$logs/parts"
-for name in units integration integration-heavy asan; do
+for name in "${test_parts[@]}"; do
     [[ -f $logs/$name.log ]] || continue
     grep -h -E "Executed [0-9]+ tests?|Test run with [0-9]+ tests?|simulated steps in total" "$logs/$name.log" |
         sed "s/^/$name: /" || true
@@ -196,7 +278,7 @@ echo "==== slowest ten tests"
 slowest_ten || true
 
 # Every failed test and the issues it recorded, last, so a truncated CI log still names them.
-for name in units integration integration-heavy asan; do
+for name in "${test_parts[@]}"; do
     [[ -f $logs/$name.log ]] || continue
     if grep -q -E '^✘ ' "$logs/$name.log"; then
         echo
@@ -209,18 +291,37 @@ done
 # (its "Test run with N tests" lines) and the tests it reported failed.
 total=0
 failed=0
-for name in units integration integration-heavy asan; do
+integration_ran=0
+for name in "${test_parts[@]}"; do
     [[ -f $logs/$name.log ]] || continue
     count=$(sed -n -E 's/^.*Test run with ([0-9]+) tests?.*$/\1/p' "$logs/$name.log" | tail -1)
     total=$((total + ${count:-0}))
+    [[ $name == integration* ]] && integration_ran=$((integration_ran + ${count:-0}))
     failed=$((failed + $(grep -E '^✘ Test .* failed after' "$logs/$name.log" | grep -c -v '^✘ Test run with' || true)))
 done
 echo
 echo "test.sh: $((total - failed)) passed, $failed failed"
 
-if ((foreground_status != 0 || heavy_status != 0 || background_status != 0)); then
+# A full run's integration processes together ran every test the suite lists (a suite no
+# process's filter matched would be missing), and their suites' seconds are kept for a rebalance.
+if [[ $mode == full ]]; then
+    integration_listed=$(integration_test_count)
+    if ((integration_ran != integration_listed)); then
+        echo "test.sh: the integration processes ran $integration_ran tests; swift test list names" \
+            "$integration_listed" >&2
+        integration_status=1
+    fi
+    integration_logs=()
+    for name in "${integration_names[@]}"; do
+        [[ -f $logs/$name.log ]] && integration_logs+=("$logs/$name.log")
+    done
+    measured_suite_seconds "${integration_logs[@]}" </dev/null >"$logs/integration-suite-seconds" || true
+    echo "test.sh: the integration suites' seconds in this run: $logs/integration-suite-seconds"
+fi
+
+if ((integration_status != 0 || background_status != 0)); then
     echo
-    echo "test.sh: FAILED (integration part exit $foreground_status, its heavy half" \
-        "exit $heavy_status, other parts exit $background_status; logs in $logs/)" >&2
+    echo "test.sh: FAILED (integration processes exit $integration_status, other parts" \
+        "exit $background_status; logs in $logs/)" >&2
     exit 1
 fi

@@ -27,10 +27,13 @@ enum VolumeFiles {
         guard truncate(path, off_t(sizeBytes)) == 0 else { throw HarnessError("truncate \(path): errno \(errno)") }
     }
 
+    /// The file's SHA-256 in hex. OpenSSL's, which uses the CPU's SHA instructions: a fifth of
+    /// coreutils' sha256sum's CPU time here (0.05 s against 0.27 s for 64 MiB), and the tests
+    /// digest two volumes at the end of most of them.
     static func sha256(_ path: String) throws -> String {
-        let result = try ExternalTool.check("sha256sum", [path])
+        let result = try ExternalTool.check("openssl", ["dgst", "-sha256", "-r", path])
         guard let digest = result.stdout.split(separator: " ").first, digest.count == 64 else {
-            throw HarnessError("unexpected sha256sum output: \(result.stdout)")
+            throw HarnessError("unexpected openssl dgst output: \(result.stdout)")
         }
         return String(digest)
     }
