@@ -363,8 +363,10 @@ run_fio() { # target name round fio-args...
 
 measure_rpo() { # round
     local round="$1" sync_mib rate sampler
+    # Only fio's own output: the status snapshots beside it (sync.seqwrite.N.status-*.json)
+    # match the same glob.
     sync_mib="$(for f in "$raw_dir"/sync.seqwrite.*.json; do
-        [[ -f "$f" ]] && "${helper[@]}" fio-mib-s "$f"
+        if [[ -f "$f" && "$f" != *.status-*.json ]]; then "${helper[@]}" fio-mib-s "$f"; fi
     done | sort -n | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }')"
     if [[ -z "$sync_mib" ]]; then
         echo "pair: async: no sync seq write figure measured; rpo_ms not sampled" >&2

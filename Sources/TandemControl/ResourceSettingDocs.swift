@@ -254,11 +254,13 @@ extension ResourceSpec {
                 default): it keeps serving, acknowledging writes on its own copy and \
                 tracking them; the peer becomes `Outdated`, and "no acknowledged write is \
                 lost" is the guarantee of the connected pair, as in DRBD. `suspend-io`: it \
-                waits for its peer, so every acknowledged write is on both copies; a write \
-                still waiting for the peer when the node stops serving (shutdown, \
-                demotion, a returned primary's yield) fails with EIO rather than being \
-                acknowledged on one copy (a planned failover first hands every write to the \
-                peer); `disable` releases it as a write acknowledged alone. Fixed at `create`.
+                waits for its peer, so every acknowledged write is on both copies; a write, \
+                or a FLUSH the peer has not confirmed durable, still waiting for the peer \
+                when the node stops serving (shutdown, demotion, a returned primary's \
+                yield) or when a split brain stops its replication fails with EIO rather \
+                than being acknowledged on one copy (a planned failover first hands every \
+                write to the peer); `disable` and `outdate-peer` release it as acknowledged \
+                alone. Fixed at `create`.
                 """),
             entry("al_extents", "extents", "0–1000; 0: no activity log; else at least `max_request_bytes` / 4 MiB + 1 (9 by default)",
                   0...Int64(ResourceSpec.alExtentsMax), "the metadata's `AL extents max` (512)", """

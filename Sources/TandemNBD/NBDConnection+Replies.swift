@@ -41,7 +41,7 @@ extension NBDConnection {
         flushReplies()
     }
 
-    private func flushReplies() {
+    func flushReplies() {
         guard !sending, replyHead != nil, isOpen else { return }
         sendBatch.removeAll(keepingCapacity: true)
         var count = 0
@@ -74,7 +74,11 @@ extension NBDConnection {
             if count < 0 {
                 let code = errno
                 if code == EINTR { continue }
-                if code == EAGAIN { return submitSendmsg() }
+                if code == EAGAIN {
+                    // Before a close, what the socket cannot take now is dropped with it.
+                    if !sendingBeforeClose { submitSendmsg() }
+                    return
+                }
                 return close("send failed: errno \(code)")
             }
             advanceIovecs(by: count)
@@ -136,7 +140,9 @@ extension NBDConnection {
         sendBatch.removeAll(keepingCapacity: true)
         sendIovecCount = 0
         sendIovecFirst = 0
-        if disconnectRequested {
+        if sendingBeforeClose {
+            flushReplies()  // the rest of what was decided; the close follows
+        } else if disconnectRequested {
             closeWhenDrained()
         } else {
             flushReplies()

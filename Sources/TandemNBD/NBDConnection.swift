@@ -58,6 +58,8 @@ public final class NBDConnection: IOHandler, BufferWaiter, TurnEndHandler {
     var waitingForBuffers = false
     /// Replies completed in this loop turn leave together in one sendmsg at its end.
     var replyFlushScheduled = false
+    /// closeAfterDecidedReplies is sending: a full socket ends the send, nothing more is read.
+    var sendingBeforeClose = false
     var disconnectRequested = false
     /// The last receive's trace stamp: requests parsed from it start there (RequestTrace).
     var receiveStamp = TraceStamp.none
@@ -94,6 +96,21 @@ public final class NBDConnection: IOHandler, BufferWaiter, TurnEndHandler {
         handshakeOutput = NBDHandshake.greeting()
         sendHandshakeOutput()
         armReceive()
+    }
+
+    /// Ends the connection as `close` does, once the replies already decided and not yet
+    /// sent are on the socket, as far as it takes them without waiting: the export's end
+    /// (a demotion, a yield, a shutdown) comes in the turn whose stop answered the requests it
+    /// held, and the client is owed those answers (an EIO tells it the write may not be on
+    /// both copies; a dropped connection tells it nothing). Replies behind a send the socket
+    /// has not taken yet (a client that stopped reading) are dropped with the connection.
+    func closeAfterDecidedReplies(_ reason: String) {
+        if isOpen && !sending && replyHead != nil {
+            sendingBeforeClose = true
+            flushReplies()
+            sendingBeforeClose = false
+        }
+        close(reason)
     }
 
     /// Ends the connection: stops reading, lets in-flight disk work finish, frees everything.

@@ -48,8 +48,9 @@ public final class NBDListener: IOHandler {
         armAccept()
     }
 
-    /// Stops accepting and closes every connection of this listener's export; `done` runs
-    /// on the loop once nothing is in flight any more.
+    /// Stops accepting and closes every connection of this listener's export, each after the
+    /// replies already decided are sent; `done` runs on the loop once nothing is in flight
+    /// any more.
     public func stop(_ done: @escaping () -> Void) {
         stopping = true
         onStopped = done
@@ -58,7 +59,7 @@ public final class NBDListener: IOHandler {
         if accepting { cancel(tag: Self.acceptTag) }
         if backingOff { cancel(tag: Self.backoffTag) }
         for connection in Array(backend.connections.values) where connection.listener === self {
-            connection.close("export is being removed")
+            connection.closeAfterDecidedReplies("export is being removed")
         }
         finishStopIfIdle()
     }

@@ -170,6 +170,24 @@ private enum CrashHarness {
         #expect(h.syncCompleteSent && !h.node.copyWanted && h.node.copiedBytes == 4096)
     }
 
+    /// Status `resync_rate_bytes_per_second` is a promise that bytes move: it reads 0 the moment
+    /// the copy ends, not at the next sample a second later (the build before kept the last
+    /// sample until then).
+    @Test func theResyncRateReadsZeroTheMomentTheCopyEnds() {
+        var h = CrashHarness.make(extentBytes: 256 << 10, pageBlocks: [])
+        h.connect()
+        h.send(.tick)  // the first sample starts the clock
+        h.answer(0, same: false)
+        h.completeCopyReads()
+        h.nowNs += 1_000_000_000
+        h.send(.tick)
+        #expect(h.node.copyRateBytesPerSecond > 0, "the region that differed moved within the last second")
+        h.answer(128 << 10, same: true)
+        h.completeCopyReads()
+        #expect(h.syncCompleteSent || !h.node.copyWanted, "the copy ended")
+        #expect(h.node.copyRateBytesPerSecond == 0, "nothing moves any more: \(h.node.copyRateBytesPerSecond) B/s")
+    }
+
     /// A secondary that resumes a journal of an earlier session answers `unvouched`
     /// (SecondaryNode+Verify): the region is copied, even where the local digest happens to
     /// be the same value.
@@ -340,6 +358,31 @@ private enum CrashHarness {
         h.send(.stop)
         #expect(h.node.checksumResyncProgress?.abandonedBecause == "replication stopped")
         #expect(h.node.outOfSyncBytes == 128 << 10, "the region not compared stays set: the stop's bitmap covers it")
+    }
+
+    /// A stop that ends the compare early (disable, a daemon stop) seals the node's bitmap: the
+    /// start after it compares what the record names and that bitmap still marks whole —
+    /// regions never answered and one that differed — and leaves alone one found the same and
+    /// one written since (marked in part: those blocks are copied).
+    @Test func theStartAfterAStopComparesWhatTheStoppedCompareStillOwed() {
+        var h = CrashHarness.make(extentBytes: 1 << 20, pageBlocks: [])
+        let extent = ActivityLog.dirtyRegions(afterCrash: [0], extentBytes: 1 << 20, volumeSizeBytes: CrashHarness.volumeBytes)
+        let geometry = DirtyBitmap(volumeSizeBytes: CrashHarness.volumeBytes, blockBytes: 4096)
+        let record = ChecksumResync.record(ChecksumResync.plan(extents: extent, dirty: geometry, regionBytes: 128 << 10),
+                                           geometry: geometry)
+        h.connect()
+        h.answer(0, same: true)
+        h.answer(128 << 10, same: false)
+        h.answer(256 << 10, same: true)
+        h.send(.stop)
+        var sealed = h.node.bitmap
+        _ = sealed.clearRange(offsetBytes: 512 << 10, lengthBytes: 128 << 10)
+        _ = sealed.setBlocks(BlockRun(first: (512 << 10) / 4096, count: 1))  // written while disabled, in part
+        let plan = ChecksumResync.plan(afterStop: sealed, regionBytes: 128 << 10, resuming: record)
+        let expected: [UInt64] = [128 << 10, 384 << 10, 640 << 10, 768 << 10, 896 << 10]
+        #expect(plan.map(\.offsetBytes) == expected, "\(plan)")
+        #expect(ChecksumResync.plan(afterStop: sealed, regionBytes: 128 << 10, resuming: nil).isEmpty,
+                "without a record, what the stop left is copied")
     }
 
     /// A local digest read still out when the compare ends (a stop) comes back later: it is

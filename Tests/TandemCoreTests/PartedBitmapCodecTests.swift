@@ -47,7 +47,8 @@ import Testing
     @Test func aFileThatCannotBeProvenIsRefusedWithItsReason() throws {
         let bytes = try PartedBitmapCodec.encode(Self.parted())
         let cases: [(String, [UInt8], String)] = [
-            ("empty", [], "not a parted-bitmap file"),
+            ("empty", [], "empty (0 bytes)"),
+            ("truncated header", Array(bytes.prefix(20)), "truncated: 20 bytes"),
             ("magic", Self.resealed(bytes) { $0[0] = UInt8(ascii: "X") }, "not a parted-bitmap file"),
             ("checksum", Array(bytes.dropLast()) + [bytes.last! ^ 1], "checksum mismatch"),
             ("torn", Array(bytes.dropLast(7)), "checksum mismatch"),

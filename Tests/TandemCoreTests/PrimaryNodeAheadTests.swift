@@ -3,8 +3,9 @@
 import TandemCore
 import Testing
 
-/// A node and the actions of its last event (4 KiB bitmap blocks, 1 MiB chunks).
-private struct AheadHarness {
+/// A node and the actions of its last event (4 KiB bitmap blocks, 1 MiB chunks). Shared with
+/// PrimaryNodeFencedStopTests.
+struct AheadHarness {
     var node: PrimaryNode
     var actions: [PrimaryNodeAction] = []
     var nowNs: UInt64 = 1_000_000_000
@@ -132,48 +133,6 @@ private struct AheadHarness {
         h.send(.linkDown(reason: "cut again", refusal: nil))
         h.writeAndComplete(5, offsetBytes: 65536, lengthBytes: 4096)
         #expect(h.answered(5) == 0 && noticed(h.actions) != nil, "said again after the next loss")
-    }
-
-    /// Under `suspend-io` a sync write held for the peer waits (no Ahead), and the stop fails
-    /// it (issue 14) rather than answer it from this disk: its local write is done, but the
-    /// peer never said it applied it, and the peer may be promoted without it; a returned
-    /// primary's yield (which stops the replicator) then resyncs its region from the promoted
-    /// node. Answered 0, the real daemons lost it
-    /// (SplitBrainInFlightTests.aWriteHeldUnderSuspendIOFailsWhenTheOldPrimaryYields).
-    @Test func aSyncPrimaryWithFencingSuspendIOKeepsWaitingAndFailsTheHeldWriteAtTheStop() {
-        var h = AheadHarness(mode: .sync, tracksWithoutPeer: false)
-        h.connect()
-        h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
-        h.send(.localWriteDone(sequence: 1, errno: 0))
-        h.send(.linkDown(reason: "cut", refusal: nil))
-        h.nowNs += 60_000_000_000
-        h.send(.tick)
-        #expect(!h.node.isAhead && h.answered(1) == nil && h.node.outOfSyncBytes == 0)
-        h.send(.stop)
-        #expect(h.actions.last == .flushLocal)
-        h.send(.localFlushDone(errno: 0))
-        #expect(h.answered(1) == PrimaryErrno.eio, "answered from one copy: \(h.actions)")
-        #expect(!h.actions.contains(.notice(.acknowledgedWithoutPeer)))
-        #expect(h.actions.last == .stopped)
-    }
-
-    /// The operator's `disable` releases a `suspend-io` primary to serve alone: every later
-    /// write is acknowledged on this copy, and so is the one held at the stop — said first
-    /// (B moves), as for any write acknowledged alone, so the next meeting with a peer
-    /// promoted meanwhile is a split brain, not a resync over it.
-    @Test func aStopToServeAloneAnswersTheHeldSuspendIOWriteAsAcknowledgedAlone() {
-        var h = AheadHarness(mode: .sync, tracksWithoutPeer: false)
-        h.connect()
-        h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
-        h.send(.localWriteDone(sequence: 1, errno: 0))
-        h.send(.linkDown(reason: "cut", refusal: nil))
-        #expect(h.answered(1) == nil)
-        h.send(.stopToServeAlone)
-        h.send(.localFlushDone(errno: 0))
-        let notice = h.actions.firstIndex(of: .notice(.acknowledgedWithoutPeer))
-        let answer = h.actions.firstIndex(of: .answer(1, errno: 0))
-        #expect(notice != nil && answer != nil && notice! < answer!, "\(h.actions)")
-        #expect(h.actions.last == .stopped)
     }
 
     /// Issue 14: `changed bytes` count the writes a link's loss leaves unacknowledged. An async

@@ -12,12 +12,12 @@ private struct StagingHarness {
     var node: SecondaryNode
     let nowNs: UInt64 = 1_000_000
 
-    init(record: ReplicationRecord, handedOver: Bool = true, stagingBytesMax: UInt64 = 64 << 10) {
+    init(record: ReplicationRecord, handedOver: Bool = true, cleanStop: Bool = false, stagingBytesMax: UInt64 = 64 << 10) {
         let machine = ReplicationSecondaryConfig(queuedBytesMax: 256 << 20, groupCommitIntervalNs: 1_000_000_000)
         let config = SecondaryNodeConfig(
             machine: machine, resourceName: "r1", nodeName: "beta", peerName: "alpha",
             volumeSizeBytes: Self.sizeBytes, alignment: 4096, initialSync: .full, stagingBytesMax: stagingBytesMax)
-        node = SecondaryNode(config: config, record: record, handedOver: handedOver, nowNs: nowNs)
+        node = SecondaryNode(config: config, record: record, handedOver: handedOver, cleanStop: cleanStop, nowNs: nowNs)
     }
 
     @discardableResult
@@ -126,6 +126,21 @@ private let syncedRecord = ReplicationRecord(generation: 4, session: 5, durableT
         let caughtUp = SecondaryNodeAction.sendCaughtUp(session: 9)
         #expect(!complete.contains(caughtUp) && !apply.contains(caughtUp) && !applied.contains(caughtUp))
         #expect(forgotten.contains(caughtUp))
+    }
+
+    /// A copy restarted after a clean stop (a `disable` and `enable`, a daemon restart) whose
+    /// catch-up it stages says `consistent` in its ReplicaHello, as it reports itself: the
+    /// writes re-sent to it go to the journal, not to its image, so the primary must not show
+    /// it `Inconsistent` while the catch-up runs. Without a journal it says `inconsistent`
+    /// (the re-sent writes land in place until ResendComplete).
+    @Test func aCleanlyStoppedCopyThatStagesItsCatchUpSaysConsistentInItsHello() {
+        var staging = StagingHarness(record: syncedRecord, handedOver: false, cleanStop: true)
+        let up = staging.connectCatchUp(session: 9)
+        #expect(up.contains(.send(.hello(durableThroughEpoch: 0, copy: .consistent))), "\(up)")
+        #expect(staging.node.diskState == .consistent)
+        var inPlace = StagingHarness(record: syncedRecord, handedOver: false, cleanStop: true, stagingBytesMax: 0)
+        let upInPlace = inPlace.connectCatchUp(session: 9)
+        #expect(upInPlace.contains(.send(.hello(durableThroughEpoch: 0, copy: .inconsistent))), "\(upInPlace)")
     }
 
     /// `consistent_as_of`: the image before the catch-up while staged, the catch-up's session
@@ -326,7 +341,8 @@ private let syncedRecord = ReplicationRecord(generation: 4, session: 5, durableT
         harness.connectCatchUp(session: 9)
         harness.storeLast(harness.data(1, epoch: 1, block: 0))
         harness.send(.writeCompleted(sequence: 1, errno: 0))
-        #expect(harness.send(asked) == [.readForDigest(offsetBytes: 0, lengthBytes: 4096)])
+        #expect(harness.send(asked) == [.flushForDigests], "the link's first digest read waits for a volume flush")
+        #expect(harness.send(.digestFlushCompleted(errno: 0)) == [.readForDigest(offsetBytes: 0, lengthBytes: 4096)])
         harness.send(.digestRead(offsetBytes: 0, lengthBytes: 4096, digest: RegionDigest(high: 1, low: 2), errno: 0))
         harness.send(.linkClosed)
         harness.connect(session: 11, history: [9, 0, 0, 0])
@@ -346,5 +362,41 @@ private let syncedRecord = ReplicationRecord(generation: 4, session: 5, durableT
         var restarted = StagingHarness(record: restartedRecord, handedOver: false)
         restarted.connect(session: 11, history: [9, 1, 0, 0])
         #expect(restarted.send(asked) == [unvouched])
+    }
+
+    /// A digest vouches that this copy holds the region: the primary clears the region's bits
+    /// when it agrees and never sends it again. So what is read must be durable — writes of an
+    /// earlier link (a crashed primary's last epoch, never completed and so never
+    /// group-committed) may be only in a cache, and a power loss after "equal" would take one
+    /// from this copy with nothing marking it. Each link's first digest read waits for a volume
+    /// flush, later ones go at once, and a failed flush fails the disk and reads nothing. On
+    /// the build before, the read went at once.
+    @Test func aDigestIsReadOnlyOnceTheVolumeWasFlushedOnItsLink() {
+        func ask(_ offset: UInt64) -> SecondaryNodeEvent { .digestRequested(offsetBytes: offset, lengthBytes: 4096) }
+        func read(_ offset: UInt64) -> SecondaryNodeAction { .readForDigest(offsetBytes: offset, lengthBytes: 4096) }
+        func answered(_ harness: inout StagingHarness, _ offsets: [UInt64]) {
+            for offset in offsets {
+                harness.send(.digestRead(offsetBytes: offset, lengthBytes: 4096, digest: RegionDigest(high: offset, low: 1), errno: 0))
+            }
+        }
+        var harness = StagingHarness(record: syncedRecord)
+        harness.connectCatchUp(session: 9)
+        #expect(harness.send(ask(0)) == [.flushForDigests])
+        #expect(harness.send(ask(4096)).isEmpty, "one flush for the reads asked while it runs")
+        #expect(harness.send(.digestFlushCompleted(errno: 0)) == [read(0), read(4096)])
+        #expect(harness.send(ask(8192)) == [read(8192)], "after it, at once")
+        answered(&harness, [0, 4096, 8192])
+
+        harness.send(.linkClosed)
+        harness.connectCatchUp(session: 9)
+        #expect(harness.send(ask(0)) == [.flushForDigests], "a new link flushes again")
+        // A flush submitted on a link that ended does not count for the next one.
+        harness.send(.linkClosed)
+        harness.connectCatchUp(session: 9)
+        #expect(harness.send(ask(0)).isEmpty)
+        #expect(harness.send(.digestFlushCompleted(errno: 0)) == [.flushForDigests])
+        let failed = harness.send(.digestFlushCompleted(errno: 5))
+        #expect(failed.contains(.notice(.diskError(SecondaryDiskFault(operation: "flush", errno: 5)))), "\(failed)")
+        #expect(!failed.contains(read(0)), "nothing is vouched for after a failed flush")
     }
 }

@@ -38,6 +38,31 @@ extension Simulation {
         return regions
     }
 
+    /// Resource.compareRegionsForStart: a crash restart's plan, or, catching up from what a
+    /// stop left, the regions of the compare that stop ended early (its record) the tracked
+    /// bitmap still marks whole — after a volume flush. Any other start ends the record.
+    func compareRegionsForStart(_ node: SimNode, tracked: DirtyBitmap?, crashed: [ChecksumRegion]?,
+                                basis: SessionBasis) -> [ChecksumRegion] {
+        guard basis.isCatchUp, let tracked else {
+            node.compareRecord = nil
+            return []
+        }
+        let regions = crashed ?? ChecksumResync.plan(afterStop: tracked, regionBytes: max(ChecksumResync.regionBytesDefault,
+                                                                                       tracked.blockBytes),
+                                                     resuming: node.compareRecord?.regions)
+        guard !regions.isEmpty else {
+            node.compareRecord = nil
+            return []
+        }
+        node.disk.flushNow()  // Resource.flushVolumeForCompare
+        if crashed == nil {
+            comparesResumedAfterStop += 1
+            compareBytesResumedAfterStop += ChecksumResync.bytes(of: regions)
+            trace("\(node.name) resumes a compare its stop ended early: \(ChecksumResync.bytes(of: regions)) bytes")
+        }
+        return regions
+    }
+
     /// After every step while a compare fault is armed: it strikes once the live primary's
     /// compare runs and has compared (or given up) a region, or is dropped once its window passed.
     func fireArmedCompareFault() {

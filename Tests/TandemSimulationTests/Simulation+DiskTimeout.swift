@@ -34,7 +34,7 @@ extension Simulation {
         let operation: String
         switch io {
         case .primaryWrite, .standaloneWrite, .secondaryWrite: operation = "write"
-        case .primaryFlush, .standaloneFlush, .secondaryFlush, .activityLogFlush: operation = "flush"
+        case .primaryFlush, .standaloneFlush, .secondaryFlush, .secondaryDigestFlush, .activityLogFlush: operation = "flush"
         }
         trace("\(node.name) \(operation) \(DiskTimeout.message(ageNs: ageNs, timeoutNs: timeoutNs))")
         if node.secondary != nil {

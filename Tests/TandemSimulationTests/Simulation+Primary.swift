@@ -82,24 +82,34 @@ extension Simulation {
     }
 
     /// Resource.openActivityLog: the session's first transaction (no extent), durable before
-    /// the start record.
-    private func openActivityLog(_ node: SimNode, basis: SessionBasis) -> UInt64 {
+    /// the start record; a catch-up's tracked bitmap on the pages first, counted by it.
+    private func openActivityLog(_ node: SimNode, basis: SessionBasis, tracked: DirtyBitmap?) -> (UInt64, pagesCount: Bool) {
         if let transaction = node.activityLogInFlight {
             // The stopped node's last transaction completes first (the daemon's are synchronous).
             node.activityLogDurable = transaction
             node.activityLogInFlight = nil
         }
-        guard scenario.activityLog != nil || node.activityLogDurable != nil else { return 0 }
+        guard scenario.activityLog != nil || node.activityLogDurable != nil else { return (0, false) }
         var bases: [CatchUpBase] = []
         if scenario.activityLog != nil {
             switch basis {
             case .continues, .assumeInSync: bases = basis.startingBases
-            case .fullCopy, .catchUp: break
+            case .catchUp:
+                guard let tracked else { break }
+                for page in tracked.pagesWithSetBits {  // Resource.writeTrackedPages
+                    let first = UInt64(page) * DirtyBitmap.bitsPerPage
+                    let end = min(first + DirtyBitmap.bitsPerPage, tracked.blockCount)
+                    landPage(node, page, setBlocks: (first..<end).filter { tracked.isSet(block: $0) })
+                }
+                bases = basis.startingBases
+            case .fullCopy: break
             }
         }
         let number = (node.activityLogDurable?.transaction ?? 0) + 1
-        node.activityLogDurable = ActivityLogTransaction(transaction: number, resourceUUID: 1, extents: [], bases: bases)
-        return number
+        let pagesCount = basis.isCatchUp && !bases.isEmpty
+        node.activityLogDurable = ActivityLogTransaction(transaction: number, resourceUUID: 1, extents: [], bases: bases,
+                                                         bitmapPagesCount: pagesCount)
+        return (number, pagesCount)
     }
 
     func writeActivityLog(_ node: SimNode, _ transaction: ActivityLogTransaction) {
@@ -164,7 +174,6 @@ extension Simulation {
         // Resource.trackedForStart: what this process tracked, else the seal loaded at open.
         var tracked = (node.trackedInMemory ?? node.sealedBitmap).flatMap { $0.bitmap.outOfSyncBytes > 0 ? $0 : nil }
         let crashed = tracked == nil ? trackedAfterCrash(node, peerLacksWrites: peerLacksWrites) : nil
-        if crashed?.checksumRegions.isEmpty ?? true { node.compareRecord = nil }  // as the daemon's open
         if let crashed {
             tracked = (crashed.bitmap, crashed.bases)
             catchUpsFromActivityLog += 1
@@ -174,7 +183,10 @@ extension Simulation {
                                                    handedOver: handedOver, peerLacksWrites: peerLacksWrites,
                                                    tracked: tracked?.bases, trackedAfterCrash: crashed != nil),
                                  fault: fault)
-        let lastTransaction = openActivityLog(node, basis: start.basis)
+        let (lastTransaction, trackedPagesDurable) = openActivityLog(node, basis: start.basis,
+                                                                     tracked: start.basis.isCatchUp ? tracked?.bitmap : nil)
+        let checksumRegions = compareRegionsForStart(node, tracked: tracked?.bitmap, crashed: crashed?.checksumRegions,
+                                                     basis: start.basis)
         node.crashedPrimary = true
         node.record = start.record
         node.record.generation += 1
@@ -192,10 +204,12 @@ extension Simulation {
         if let problem = checker.startSession(session, base: node.disk.cache) { fail(problem) }
         noteCopySession(session, basis: start.basis)
         generationsAtPrimaryStart(node)
-        node.primary = PrimarySide(node: PrimaryNode(config: primaryConfig(lastTransaction: lastTransaction),
+        var config = primaryConfig(lastTransaction: lastTransaction)
+        config.activityLog?.trackedPagesDurable = trackedPagesDurable
+        node.primary = PrimarySide(node: PrimaryNode(config: config,
                                                      session: session, basis: start.basis,
                                                      trackedBitmap: tracked?.bitmap,
-                                                     checksumRegions: start.basis.isCatchUp ? crashed?.checksumRegions ?? [] : []))
+                                                     checksumRegions: checksumRegions))
         trace("\(node.name) starts primary session \(session) (\(start.basis), \(start.reason))")
         if let prepare, let primary = node.primary { prepare(&primary.node) }
         drivePrimary(node, .enable)

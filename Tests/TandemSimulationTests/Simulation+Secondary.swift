@@ -102,6 +102,8 @@ extension Simulation {
             commitStaging(node, record)
         case let .applyStaging(journalBytes):
             applyStaging(node, journalBytes: journalBytes)
+        case .flushForDigests:
+            submitFlush(node, io: .secondaryDigestFlush)
         case let .readForDigest(offset, length):
             events.schedule(.verifyReadDone(node: node.index, incarnation: node.incarnation, primary: false,
                                             blocks: blocks(offsetBytes: offset, lengthBytes: UInt32(length))),

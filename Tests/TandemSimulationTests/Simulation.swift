@@ -32,6 +32,8 @@ final class SimNode {
         case standaloneFlush(RequestID)
         case secondaryWrite(WriteSequence)
         case secondaryFlush
+        /// The secondary's volume flush before a link's first digest read (`.flushForDigests`).
+        case secondaryDigestFlush
         /// The volume flush before an activity-log transaction that evicts an extent.
         case activityLogFlush(ActivityLogTransaction)
     }
@@ -242,6 +244,8 @@ final class Simulation {
     var compareFaultsFired = 0
     var comparesResumed = 0
     var compareBytesResumed: UInt64 = 0
+    var comparesResumedAfterStop = 0
+    var compareBytesResumedAfterStop: UInt64 = 0
     var copiesInterrupted = 0
     /// Steps at which both nodes said UpToDate with nothing admitted unanswered (the blocks
     /// were compared).
@@ -557,6 +561,8 @@ final class Simulation {
             driveSecondary(node, .writeCompleted(sequence: sequence, errno: result))
         case .secondaryFlush:
             driveSecondary(node, .flushCompleted(errno: result))
+        case .secondaryDigestFlush:
+            driveSecondary(node, .digestFlushCompleted(errno: result))
         case let .activityLogFlush(transaction):
             guard node.primary?.node.activityLog?.inFlightTransaction == transaction.transaction else { return }
             if result != 0 { return drivePrimary(node, .activityLogWritten(transaction: transaction.transaction, errno: result)) }
@@ -928,7 +934,7 @@ final class Simulation {
         for (tag, io) in node.io.sorted(by: { $0.key < $1.key }) {
             switch io {
             case .secondaryWrite: _ = node.disk.completeWrite(tag)
-            case .secondaryFlush: _ = node.disk.completeFlush(tag)
+            case .secondaryFlush, .secondaryDigestFlush: _ = node.disk.completeFlush(tag)
             default: continue
             }
             node.io[tag] = nil

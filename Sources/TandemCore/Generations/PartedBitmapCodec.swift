@@ -50,9 +50,13 @@ public enum PartedBitmapCodec {
     /// size makes (PeerBitmapReceiver), checked before it is allocated.
     public static func decode(_ bytes: [UInt8], volumeSizeBytes: UInt64,
                               blocksMax: UInt64 = DirtyBitmap.blockCountMax) throws(PartedBitmapError) -> PartedBitmap {
-        guard bytes.count >= headerBytes + 4, Array(bytes[0..<magic.count]) == magic else {
-            throw PartedBitmapError("not a parted-bitmap file")
+        // An empty or short file is a write that never completed (a crash, a full disk) or a
+        // hand's truncation: said so, not taken for a file of another kind.
+        guard !bytes.isEmpty else { throw PartedBitmapError("empty (0 bytes)") }
+        guard bytes.count >= headerBytes + 4 else {
+            throw PartedBitmapError("truncated: \(bytes.count) bytes, shorter than any whole file (\(headerBytes + 4))")
         }
+        guard Array(bytes[0..<magic.count]) == magic else { throw PartedBitmapError("not a parted-bitmap file (no TNDPRTB1 magic)") }
         guard bytes.count <= bytesMax else { throw PartedBitmapError("\(bytes.count) bytes, more than \(bytesMax)") }
         let crc = UInt32(read(bytes, at: bytes.count - 4, width: 4))
         guard CRC32C.checksum(bytes[0..<(bytes.count - 4)]) == crc else { throw PartedBitmapError("checksum mismatch") }

@@ -163,6 +163,19 @@ public struct ChecksumResync: Sendable {
         return merged.sorted { $0.offsetBytes < $1.offsetBytes }
     }
 
+    /// The plan of a catch-up after a stop that ended a compare early (a `disable`, a daemon
+    /// stop, any stop of the session; no crash): every region of `resumed` (the compare's
+    /// record) that `tracked` (the bitmap the stop sealed, and the writes tracked since) still
+    /// marks whole — compared, not copied. The stop sealed the node's bitmap with the regions
+    /// not compared yet (and those found to differ) still set and those found the same clear,
+    /// so these are what the compare still owed; a region the bitmap marks only in part was
+    /// found the same and written since, and only those blocks move. As after a second crash,
+    /// comparing is sound whatever marked the region, once the volume is flushed (the driver's
+    /// start does so before the session): equal digests mean both copies hold its bytes.
+    public static func plan(afterStop tracked: DirtyBitmap, regionBytes: UInt64, resuming resumed: DirtyBitmap?) -> [ChecksumRegion] {
+        plan(extents: [], dirty: tracked, regionBytes: regionBytes, resuming: resumed)
+    }
+
     /// The regions' bytes.
     public static func bytes(of regions: [ChecksumRegion]) -> UInt64 { regions.reduce(0) { $0 + $1.lengthBytes } }
 

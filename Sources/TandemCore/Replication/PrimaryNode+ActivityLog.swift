@@ -140,6 +140,14 @@ extension PrimaryNode {
         gate.bitsWithoutWrite &+= 1
     }
 
+    /// A catch-up's tracked bitmap became the node's: bits set without a write, which the pages
+    /// must hold before a transaction counts them — unless the driver wrote them before the
+    /// session's start transaction, which counts them already (`trackedPagesDurable`).
+    mutating func activityLogTrackedBitmapTaken() {
+        activityLogBitsWithoutWrite()
+        if config.activityLog?.trackedPagesDurable == true { gate.pagesCoverThrough = gate.bitsWithoutWrite }
+    }
+
     /// Admission of a write to `offset`+`length`: false when it must wait (no extent can be
     /// taken now; retried after the next event).
     mutating func activityLogAdmits(_ offset: UInt64, _ length: UInt64) -> Bool {

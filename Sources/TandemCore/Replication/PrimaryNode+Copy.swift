@@ -149,6 +149,7 @@ extension PrimaryNode {
             copyLastSequence != 0, copyLastSequence < primary.oldestHeldSequence, isPeerReady
         else { return }
         copyWanted = false
+        (copySampleNs, copyRateSmoothedBytesPerSecond) = (0, 0)  // a later copy's rate starts afresh
         // The peer holds what it lacked since then once the SyncComplete's effect is durable
         // there: a staged catch-up committed and applied, an in-place copy's `synced` record
         // stored. A peer of protocol 7 says so (CaughtUp, PrimaryNode+CaughtUp); until then
@@ -168,12 +169,16 @@ extension PrimaryNode {
         actions.append(.notice(.copyDone(bytes: copiedBytes)))
     }
 
+    /// The copy's rate (status `resync_rate_bytes_per_second`): smoothed while it moves, 0 the
+    /// moment it cannot (done, or no peer) — not at the next sample, a second later.
+    public var copyRateBytesPerSecond: UInt64 { copyWanted && isPeerReady ? copyRateSmoothedBytesPerSecond : 0 }
+
     /// Smoothed bytes per second of the copy (half the newest second, half before), sampled
     /// on ticks at least 0.9 s apart.
     mutating func sampleCopyRate(nowNs: UInt64) {
         guard copyWanted, isPeerReady else {
             copySampleNs = 0
-            copyRateBytesPerSecond = 0
+            copyRateSmoothedBytesPerSecond = 0
             return
         }
         guard copySampleNs != 0 else {
@@ -182,7 +187,8 @@ extension PrimaryNode {
         }
         guard nowNs >= copySampleNs + 900_000_000 else { return }
         let recent = (copiedBytes - min(copySampleCursor, copiedBytes)) * 1_000_000_000 / (nowNs - copySampleNs)
-        copyRateBytesPerSecond = copyRateBytesPerSecond == 0 ? recent : (copyRateBytesPerSecond + recent) / 2
+        copyRateSmoothedBytesPerSecond = copyRateSmoothedBytesPerSecond == 0
+            ? recent : (copyRateSmoothedBytesPerSecond + recent) / 2
         (copySampleNs, copySampleCursor) = (nowNs, copiedBytes)
     }
 }

@@ -1,7 +1,7 @@
 // PrimaryNode's end: a stop (disable, shutdown, demotion) hangs up, waits for local I/O,
 // flushes the local disk, records the stop (clean only after that flush), answers everything
-// held (a write still waiting for its peer fails under `fencing: suspend-io` unless the node
-// goes on serving alone) and says `.stopped`. A planned failover's hand-over keeps the link through the flush
+// held (a write, or a sync FLUSH, still waiting for its peer fails under `fencing:
+// suspend-io` unless the node goes on serving alone) and says `.stopped`. A planned failover's hand-over keeps the link through the flush
 // and the demotion record, then sends Demoted. A failure of the local disk is noted once
 // here; admission then fails every later mutation and the stop's record is not clean.
 
@@ -61,8 +61,9 @@ extension PrimaryNode {
     /// write it answered durable, whatever its disk cache held). Then a write whose local I/O
     /// completed is on this node's disk and is answered as such (unless it still waited for
     /// the peer under `suspend-io` and the node serves nothing after this stop:
-    /// answerUnacknowledgedAtStop), a FLUSH is answered if that
-    /// flush succeeded; anything else fails.
+    /// answerUnacknowledgedAtStop), a FLUSH is answered if that flush succeeded (a sync one
+    /// the peer never confirmed durable, as such a write: the local flush alone does not keep
+    /// its promise); anything else fails.
     ///
     /// A hand-over keeps the link through the flush and the demotion record, then sends
     /// Demoted and hangs up: the peer may promote only once this node can no longer come
@@ -105,7 +106,10 @@ extension PrimaryNode {
                 let onDisk = local && ticket.localPending == 0 && !ticket.failed && zeroing?.ticket != index
                 errno = onDisk ? answerUnacknowledgedAtStop(into: &actions) : PrimaryErrno.eio
             case .flush:
-                errno = flushed ? 0 : PrimaryErrno.eio
+                // Answered 0, a sync FLUSH says both copies hold what it covers durably: one the
+                // peer never confirmed is answered as a write held for it is.
+                let waitsForPeer = primary.flushWaitsForPeer(RequestID(index))
+                errno = !flushed ? PrimaryErrno.eio : waitsForPeer ? answerUnacknowledgedAtStop(into: &actions) : 0
             }
             actions.append(.answer(ticket.request, errno: errno))
         }
@@ -127,7 +131,11 @@ extension PrimaryNode {
     /// or when the operator disabled replication to serve alone (`.stopToServeAlone`: every
     /// later write is acknowledged alone too), it is answered from this disk, a write the peer
     /// will not get on this link: said first (B moves), as for any write acknowledged alone.
-    /// A hand-over's peer gets every write before Demoted.
+    /// A hand-over's peer gets every write before Demoted. A sync FLUSH still waiting for the
+    /// peer's durable confirmation is answered the same way: answered 0 it promises every
+    /// write before it durable on both copies, which the stop's local flush alone does not
+    /// make true (EIO where the node serves nothing after; 0 after the notice where it serves
+    /// alone, a promise now of this copy only).
     private mutating func answerUnacknowledgedAtStop(into actions: inout [PrimaryNodeAction]) -> Int32 {
         guard !handingOver else { return 0 }
         guard config.syncTracksWithoutPeer || stopServesAlone else { return PrimaryErrno.eio }

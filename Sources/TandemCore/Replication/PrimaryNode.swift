@@ -186,7 +186,7 @@ public struct PrimaryNode: Sendable {
     var copyLastSequence: WriteSequence = 0
     var copySampleNs: UInt64 = 0
     var copySampleCursor: UInt64 = 0
-    public internal(set) var copyRateBytesPerSecond: UInt64 = 0
+    var copyRateSmoothedBytesPerSecond: UInt64 = 0
     /// `resync_rate`'s token bucket or dynamic controller, and retry time (PrimaryNode+Throttle).
     var resyncThrottle = ResyncThrottle()
     /// The daemon's concurrency slot (`.resyncPermitted`): without it the copy waits.
@@ -277,7 +277,7 @@ public struct PrimaryNode: Sendable {
             if let trackedBitmap, trackedBitmap.blockBytes == bitmap.blockBytes,
                 trackedBitmap.volumeSizeBytes == bitmap.volumeSizeBytes {
                 bitmap = trackedBitmap
-                activityLogBitsWithoutWrite()
+                activityLogTrackedBitmapTaken()
                 startCopy()
                 startChecksumResync(checksumRegions)
             } else {

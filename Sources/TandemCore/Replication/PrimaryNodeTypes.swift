@@ -34,6 +34,10 @@ public struct ActivityLogSettings: Sendable, Hashable {
     /// When a batch of misses closes into a transaction. Production runs `.production`; the
     /// simulator can select the other rule (TANDEM_SIM_AL_BATCHING).
     public var batching: ActivityLogBatching
+    /// A catch-up's tracked bitmap is on the bitmap pages already, and the session's start
+    /// transaction counts them (the driver wrote both before the node starts): the node's
+    /// transactions count pages from the start, without writing them again first.
+    public var trackedPagesDurable = false
 
     public init(extents: Int, extentBytes: UInt64, writeBytesMax: UInt64, lastTransaction: UInt64,
                 testingFault: ActivityLogTestingFault? = nil, batching: ActivityLogBatching = .production) {

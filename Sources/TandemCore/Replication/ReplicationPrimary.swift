@@ -84,6 +84,15 @@ public struct ReplicationPrimary: Sendable {
     public var writesInFlight: Int { writes.count }
     /// FLUSH requests admitted and not yet acknowledged.
     public var flushesPending: Int { flushes.count }
+    /// The FLUSH `request` (admitted, not yet acknowledged) still waits for the peer: it was
+    /// admitted sync, the peer is still in this stream, and it has not confirmed the epoch
+    /// durable. Its acknowledgement would promise both copies durable (acknowledgeFlushes).
+    public func flushWaitsForPeer(_ request: RequestID) -> Bool {
+        for index in 0..<flushes.count where flushes[index].request == request {
+            return flushes[index].sync && !isTracking && flushes[index].epoch > peerDurableEpoch
+        }
+        return false
+    }
 
     /// Calls `body` with the range of every write still held, oldest first.
     public func forEachHeldWrite(_ body: (_ offsetBytes: UInt64, _ lengthBytes: UInt32) -> Void) {

@@ -134,7 +134,8 @@ public enum PrimaryStartReason: Equatable, Sendable, CustomStringConvertible {
                 + "the peer may lack writes, so the whole volume is copied"
         case .trackedSinceStop:
             return "the last stop left writes the peer had not confirmed (or writes came while disabled): "
-                + "its bitmap says which, and only those regions are copied"
+                + "its bitmap says which, and only those regions are copied (those a compare the stop ended early "
+                + "still owed are compared by digest first)"
         case .crashRecovery:
             return "crash-recovery: the primary did not stop cleanly; its activity log names the extents its last "
                 + "writes touched, and only those are copied"

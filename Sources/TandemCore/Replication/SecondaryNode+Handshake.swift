@@ -93,6 +93,7 @@ extension SecondaryNode {
         caughtUpOwedGeneration = nil  // owed to that link's primary only
         nextProbeNs = nowNs + config.probeQuietNs  // a quiet period counts from the link's end
         dropHeldDigests()
+        endDigestFlush()
         if failoverPending {
             failoverPending = false
             actions.append(.failoverAnswered(demoted: false))

@@ -37,8 +37,71 @@ extension SecondaryNode {
         // after its crash asks during the catch-up, which cannot end before its answers (a
         // region staged but not applied then reads as differing and is sent again).
         if staging.holds { return staging.digestsHeld.append((offset, length)) }
-        actions.append(.readForDigest(offsetBytes: offset, lengthBytes: length))
+        readForDigestOnceDurable(offset, length, into: &actions)
     }
+
+    /// A digest vouches that this copy holds the region: the primary clears the region's bits
+    /// when the digests agree and never sends it again. So the bytes read must be durable, not
+    /// only in the page cache or the device's volatile cache: a power loss here after an
+    /// "equal" would take a write from this copy that nothing marks any more. The primary asks
+    /// a region only once every write of its session to it is confirmed durable here, but
+    /// writes of an earlier link — a crashed primary's last epoch, one never completed and so
+    /// never group-committed — may still be volatile. The first digest read of each link waits
+    /// for a volume flush (one fdatasync per link that digests; those after it go at once).
+    mutating func readForDigestOnceDurable(_ offset: UInt64, _ length: UInt64, into actions: inout [SecondaryNodeAction]) {
+        switch digestFlush {
+        case .done:
+            actions.append(.readForDigest(offsetBytes: offset, lengthBytes: length))
+        case .inFlight, .inFlightForEarlierLink:
+            digestsAwaitingFlush.append((offset, length))
+        case .needed:
+            digestsAwaitingFlush.append((offset, length))
+            digestFlush = .inFlight
+            actions.append(.flushForDigests)
+        }
+    }
+
+    /// The flush of `.flushForDigests` ended: the reads waiting for it go (or, for a flush
+    /// submitted on an earlier link, another flush first: writes of that link may have
+    /// completed after it was submitted). A failed flush fails the disk, as any failed flush.
+    mutating func digestFlushCompleted(_ errno: Int32, nowNs: UInt64, into actions: inout [SecondaryNodeAction]) {
+        let forThisLink = digestFlush == .inFlight
+        digestFlush = .needed
+        guard errno == 0 else {
+            dropDigestsAwaitingFlush()
+            return fail(SecondaryDiskFault(operation: "flush", errno: errno), nowNs: nowNs, into: &actions)
+        }
+        if forThisLink { digestFlush = .done }
+        let waiting = digestsAwaitingFlush
+        digestsAwaitingFlush.removeAll()
+        for digest in waiting { readForDigestOnceDurable(digest.offsetBytes, digest.lengthBytes, into: &actions) }
+    }
+
+    /// The link ended: the next link flushes again before its first digest read.
+    mutating func endDigestFlush() {
+        dropDigestsAwaitingFlush()
+        switch digestFlush {
+        case .done: digestFlush = .needed
+        case .inFlight: digestFlush = .inFlightForEarlierLink
+        case .needed, .inFlightForEarlierLink: break
+        }
+    }
+
+    private mutating func dropDigestsAwaitingFlush() {
+        for digest in digestsAwaitingFlush {
+            if let index = digestRegionsInFlight.firstIndex(of: digest.offsetBytes) { digestRegionsInFlight.remove(at: index) }
+        }
+        digestsAwaitingFlush.removeAll()
+    }
+}
+
+/// Whether this link's digests may be read: the volume was flushed since the link came up.
+enum DigestFlush: Sendable, Equatable {
+    case needed
+    case inFlight
+    /// A flush submitted on a link that has ended since: it does not count for this one.
+    case inFlightForEarlierLink
+    case done
 }
 
 extension SecondaryNode {

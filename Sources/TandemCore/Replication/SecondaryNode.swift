@@ -100,6 +100,10 @@ public struct SecondaryNode: Sendable {
     /// Digest reads in flight (online verify) and when the last DigestRequest came.
     public var digestReadsInFlight: Int { digestRegionsInFlight.count }
     var digestRegionsInFlight: [UInt64] = []
+    /// The volume made durable before this link's first digest read, and the reads waiting
+    /// for that flush (SecondaryNode+Verify).
+    var digestFlush = DigestFlush.needed
+    var digestsAwaitingFlush: [(offsetBytes: UInt64, lengthBytes: UInt64)] = []
     var lastDigestRequestNs: UInt64?
     public static let digestReadsMax = 8
     static let verifyTargetShownNs: UInt64 = 2_000_000_000
@@ -187,15 +191,19 @@ public struct SecondaryNode: Sendable {
     /// copy is not crash-consistent until re-sent), and a session that announced a full copy
     /// makes it unsynced from the moment it was accepted.
     private var ownCopy: (synced: Bool, consistent: Bool) {
-        // A staged catch-up leaves the volume's image alone (unless a full copy replaces it).
-        if staging.keepsConsistent, unproven == nil || pendingCatchUp { return (true, true) }
-        if let unproven, willStage(replacedConsistent: unproven.machine.isConsistent || consistentAtRest) {
-            return (true, true)
-        }
+        if imageKeptByStaging { return (true, true) }
         guard let unproven else { return (isSynced, machine.isConsistent || consistentAtRest) }
         var synced = isSynced
         if case .newSession(let nowSynced, _) = pendingVerdict { synced = nowSynced }
         return (synced, unproven.machine.isConsistent || consistentAtRest)
+    }
+
+    /// The running catch-up, or the accepted one that will begin a journal, goes to the journal:
+    /// the volume keeps its image (unless a full copy replaces it), whatever is re-sent.
+    var imageKeptByStaging: Bool {
+        if staging.keepsConsistent, unproven == nil || pendingCatchUp { return true }
+        guard let unproven else { return false }
+        return willStage(replacedConsistent: unproven.machine.isConsistent || consistentAtRest)
     }
 
     /// The primary's copy is the reference while it is connected; otherwise unknown.
@@ -264,6 +272,7 @@ public struct SecondaryNode: Sendable {
             actions.append(.closeForViolation("protocol violation: a primary sent \(type)"))
         case let .digestRequested(offset, length):
             digestRequested(offset, length, nowNs: nowNs, into: &actions)
+        case let .digestFlushCompleted(errno): digestFlushCompleted(errno, nowNs: nowNs, into: &actions)
         case let .digestRead(offset, length, digest, errno):
             if let index = digestRegionsInFlight.firstIndex(of: offset) { digestRegionsInFlight.remove(at: index) }
             if errno != 0 || digest == nil {
@@ -463,10 +472,12 @@ public struct SecondaryNode: Sendable {
                 // The copy as it starts: Inconsistent while a full copy is due or unfinished,
                 // or after a restart until the re-send is applied (also after a clean stop:
                 // the re-sent writes make it inconsistent until ResendComplete, so the primary
-                // must send one and count the peer Inconsistent until then).
+                // must send one and count the peer Inconsistent until then) — unless the
+                // catch-up is staged: the re-sent writes go to the journal, and the image
+                // this copy reports itself (Consistent, or Outdated) is what the primary shows.
                 let own = ownCopy
                 let consistent = (unproven?.machine ?? machine).isConsistent
-                let copy: DiskState = own.synced && consistent ? .consistent : .inconsistent
+                let copy: DiskState = imageKeptByStaging || (own.synced && consistent) ? .consistent : .inconsistent
                 return actions.append(.send(.hello(durableThroughEpoch: epoch, copy: copy)))
             }
             actions.append(.send(message))

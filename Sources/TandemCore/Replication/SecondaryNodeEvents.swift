@@ -64,6 +64,8 @@ public enum SecondaryNodeEvent: Sendable, Equatable {
     /// The primary's DigestRequest (online verify): answered with `.readForDigest`, then
     /// `.sendDigest` once `.digestRead` reports it.
     case digestRequested(offsetBytes: UInt64, lengthBytes: UInt64)
+    /// The flush of `.flushForDigests` ended (0: done).
+    case digestFlushCompleted(errno: Int32)
     /// The read of `.readForDigest` ended: the region's digest, or the errno.
     case digestRead(offsetBytes: UInt64, lengthBytes: UInt64, digest: RegionDigest?, errno: Int32)
     /// A write of `.submitWrite` ended: `errno` 0 when all of it is on the disk (the driver
@@ -152,6 +154,9 @@ public enum SecondaryNodeAction: Sendable, Equatable {
     /// The answer to `.requestFailover`: the peer demoted (true), or it will not (false).
     case failoverAnswered(demoted: Bool)
     /// Dial the peer with a secondary Hello to learn why no primary connects (SecondaryProbe).
+    /// Flush the volume before the link's first digest read; answer `.digestFlushCompleted`.
+    /// At most one is in flight (besides `.submitFlush`'s).
+    case flushForDigests
     /// Read this region of the volume and digest it; answer `.digestRead` (online verify).
     case readForDigest(offsetBytes: UInt64, lengthBytes: UInt64)
     /// Send the primary a region's digest (the wire's Digests).

@@ -8,6 +8,15 @@
 extension DirtyBitmap {
     static let wordsPerPage = Int(bitsPerPage / 64)
 
+    /// The pages holding at least one set bit, ascending (those a write of the bitmap's set
+    /// bits must write: any other page's set bits on disk are only extra).
+    public var pagesWithSetBits: [Int] {
+        (0..<pageCount).filter { page in
+            let first = UInt64(page) * Self.bitsPerPage
+            return setCount(in: BlockRun(first: first, count: min(Self.bitsPerPage, blockCount - first))) > 0
+        }
+    }
+
     /// Writes page `page`'s 4064 bit bytes at `buffer[offset...]`; bits past the volume are 0.
     public func encodePageBits(_ page: Int, into buffer: inout [UInt8], at offset: Int) {
         precondition(page >= 0 && page < pageCount, "page \(page) outside \(pageCount)")

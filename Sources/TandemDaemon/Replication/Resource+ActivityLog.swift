@@ -29,7 +29,12 @@ extension Resource {
         let node = metadata.latest
         guard spec.role == .primary, node.flags.contains(.crashedPrimary), !node.writtenWhileDisabled,
             !node.peerLacksWrites, !node.bitmapSealed, node.record.cleanStop == 0
-        else { return removeCrashCompareRecord() }
+        else {
+            // A stop's seal keeps the regions of a compare it ended early set: the next start
+            // resumes that compare from its record (Resource.compareRegionsForStart).
+            if !(spec.role == .primary && node.bitmapSealed) { removeCrashCompareRecord() }
+            return
+        }
         // A compare this start does not resume is over: its record goes (kept below otherwise).
         defer { if trackedSinceStop?.checksumRegions.isEmpty ?? true { removeCrashCompareRecord() } }
         let proven: Result<ActivityLogTransaction?, ActivityLogRing.ProofError>
@@ -109,18 +114,15 @@ extension Resource {
         context.events.publish(resource: spec.name, "activity-log-unreadable", ["message": .string(message)])
     }
 
-    /// The volume made durable before the compare: nil, or the errno of a failed fdatasync.
-    private func flushVolumeForCompare() -> Int32? {
-        while fdatasync(volume.fd) != 0 {
-            guard errno == EINTR else { return errno }
-        }
-        return nil
-    }
-
     /// Before a primary session's start record: the ring's transaction for the session's start
-    /// (no extent; the bases `basis` starts from when it needs no copy), durable. Returns the
-    /// node's log settings (nil: no log). Throws when the ring cannot be written.
-    func openActivityLog(for basis: SessionBasis, writeBytesMax: UInt64) throws(IOError) -> ActivityLogSettings? {
+    /// (no extent; the bases `basis` starts from when it needs no copy), durable. A catch-up's
+    /// `tracked` bitmap is written to the bitmap pages first and the transaction counts them,
+    /// with the catch-up's bases: a crash before the node's own first transaction then catches
+    /// up the same regions again (and resumes the compare's record) — with no bases it would
+    /// copy the whole volume. Returns the node's log settings (nil: no log). Throws when the
+    /// ring cannot be written.
+    func openActivityLog(for basis: SessionBasis, tracked: DirtyBitmap?,
+                         writeBytesMax: UInt64) throws(IOError) -> ActivityLogSettings? {
         let extentBytes = UInt64(metadata.latest.alExtentBytes)
         var extents = activityLogExtents
         if extents > 0 && ActivityLogSettings.extentsPerWrite(writeBytesMax: writeBytesMax, extentBytes: extentBytes) > extents {
@@ -132,19 +134,34 @@ extension Resource {
             logger.warning("the activity log is reset", metadata: ["error": "\(error)"])
             try metadata.resetActivityLog()
         }
-        let bases: [CatchUpBase]
+        var bases: [CatchUpBase] = []
+        var pagesCount = false
         switch basis {
         case .continues, .assumeInSync: bases = extents > 0 ? basis.startingBases : []
-        case .fullCopy, .catchUp: bases = []
+        case .catchUp:
+            pagesCount = extents > 0 && writeTrackedPages(tracked)
+            if pagesCount { bases = basis.startingBases }
+        case .fullCopy: break
         }
         let number = metadata.activityLogNext
         if extents > 0 || metadata.activityLogNewest != 0 {
             try metadata.writeActivityLog(ActivityLogTransaction(
-                transaction: number, resourceUUID: metadata.latest.resourceUUID, extents: [], bases: bases))
+                transaction: number, resourceUUID: metadata.latest.resourceUUID, extents: [], bases: bases,
+                bitmapPagesCount: pagesCount && !bases.isEmpty))
         }
         guard extents > 0 else { return nil }
-        return ActivityLogSettings(extents: extents, extentBytes: extentBytes, writeBytesMax: writeBytesMax,
-                                   lastTransaction: number)
+        var settings = ActivityLogSettings(extents: extents, extentBytes: extentBytes, writeBytesMax: writeBytesMax,
+                                           lastTransaction: number)
+        settings.trackedPagesDurable = pagesCount && !bases.isEmpty
+        return settings
+    }
+
+    /// A catch-up's tracked bitmap on the bitmap pages, durable: every page with a set bit (a
+    /// page's stale set bits elsewhere only add regions). A diskless node's pages hold what
+    /// this disk lacks (Resource+DisklessRegions): not written. False: not written.
+    private func writeTrackedPages(_ tracked: DirtyBitmap?) -> Bool {
+        guard let tracked, !metadata.latest.flags.contains(.localLacksWrites) else { return false }
+        return persistActivityLogPages(tracked, pages: tracked.pagesWithSetBits, alsoSet: []) == 0
     }
 
     /// The node asks for transaction `number`: `done` runs with 0 once it is durable (written

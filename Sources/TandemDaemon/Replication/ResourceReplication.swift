@@ -97,10 +97,14 @@ extension Resource {
         // The ring's session-start transaction goes before the record that sets crashed-primary.
         let writeBytesMax = UInt64(max(Int(context.config.maxRequestBytes), PrimaryReplicator.chunkBytes))
         let activityLog: ActivityLogSettings?
-        do throws(IOError) { activityLog = try openActivityLog(for: start.basis, writeBytesMax: writeBytesMax) } catch {
+        do throws(IOError) {
+            activityLog = try openActivityLog(for: start.basis, tracked: start.basis.isCatchUp ? tracked?.bitmap : nil,
+                                              writeBytesMax: writeBytesMax)
+        } catch {
             health.record("metadata write", errno: error.errno)
             throw ControlError(.ioError, "replication metadata: cannot write the activity log of \(metadata.path): \(error)")
         }
+        let checksumRegions = try compareRegionsForStart(tracked, basis: start.basis)  // Resource+CrashCompare
         mutationsAtCleanStop = nil
         ensurePrimaryGeneration()
         // The node owns the tracked bitmap from now on; the seal goes with this record (a
@@ -116,9 +120,10 @@ extension Resource {
             throw ControlError(.ioError, "replication metadata: cannot write \(metadata.path)")
         }
         trackedSinceStop = nil
+        crashAfterStartRecordForTest()  // Resource+CrashCompare
         let replicator = PrimaryReplicator(spec: spec, volume: volume, buffers: backend.buffers, context: context,
                                            basis: start.basis, trackedBitmap: start.basis.isCatchUp ? tracked?.bitmap : nil,
-                                           checksumRegions: start.basis.isCatchUp ? tracked?.checksumRegions ?? [] : [],
+                                           checksumRegions: checksumRegions,
                                            activityLog: activityLog, counters: counters, health: health, logger: logger,
                                            localLacksWrites: startFacts.localLacksWrites, localLacking: takeLackingAtStop(),
                                            localLackingRecord: lackingRecord,

@@ -158,12 +158,14 @@ extension SecondaryReplicator {
         case Self.timerTag:
             timerArmed = false
             feed(.tick)
-        case Self.flushTag:
+        case Self.flushTag, Self.digestFlushTag:
             ioInFlight -= 1
+            let forDigests = tag == Self.digestFlushTag  // SecondaryReplicator+Verify
             if result == -EINTR || result == -EAGAIN {
-                submitFlush()
+                if forDigests { flushForDigests() } else { submitFlush() }
             } else {
-                feed(.flushCompleted(errno: result < 0 ? -result : 0))
+                let errno = result < 0 ? -result : 0
+                feed(forDigests ? .digestFlushCompleted(errno: errno) : .flushCompleted(errno: errno))
             }
         case Self.stagingFlushTag:
             ioInFlight -= 1

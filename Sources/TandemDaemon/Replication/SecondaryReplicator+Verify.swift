@@ -1,11 +1,19 @@
 // SecondaryReplicator's part of online verify: a region the primary asked for
 // (SecondaryNode `.readForDigest`) is read into a buffer of its own and digested
-// (RegionHasher), and the node sends the answer. Loop thread only.
+// (RegionHasher), and the node sends the answer; the volume is flushed before a link's first
+// such read (`.flushForDigests`). Loop thread only.
 import Glibc
 import TandemCore
 import TandemIO
 
 extension SecondaryReplicator {
+    /// The volume made durable before a link's first digest read (SecondaryNode+Verify: what
+    /// a digest vouches for must survive a power loss here); `.digestFlushCompleted` answers.
+    func flushForDigests() {
+        ioInFlight += 1
+        context.loop.prepareFlush(volume: volume, handler: handlerID, tag: Self.digestFlushTag)
+    }
+
     func readForDigest(offset: UInt64, length: UInt64) {
         let (slot, pointer) = digestBuffers.reserve(offset: offset)
         digestReads[slot] = (offset, length)

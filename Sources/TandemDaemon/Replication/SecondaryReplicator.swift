@@ -33,6 +33,8 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     static let flushTag: UInt32 = 0xFFFF_0001
     static let timerTag: UInt32 = 0xFFFF_0002
     static let stagingFlushTag: UInt32 = 0xFFFF_0003
+    /// The volume flush before a link's first digest read (SecondaryReplicator+Verify).
+    static let digestFlushTag: UInt32 = 0xFFFF_0004
     /// Staging journal record headers: this base | the payload's slot.
     static let stagingHeaderTagBase: UInt32 = 0xFFFD_0000
     /// Digest reads (online verify): this base | the buffer's slot.
@@ -387,6 +389,8 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             let handler = onDemoted
             onDemoted = nil
             handler?(demoted)
+        case .flushForDigests:
+            flushForDigests()
         case let .readForDigest(offset, length):
             readForDigest(offset: offset, length: length)
         case let .sendDigest(offset, length, digest):

@@ -3,8 +3,10 @@
 // 16 extents (64 MiB) of acknowledged sync writes, alpha killed with -9, its restart comparing
 // them at a capped `resync_rate`; then, mid-compare, alpha killed again (its next start
 // compares what was left, the regions found the same are not moved again) or beta killed and
-// restarted (alpha's compare goes on). And a failed flush before the compare: alpha's volume
-// a block device whose flushes fail (FlushFailingDisk) at the restart — the disk fails.
+// restarted (alpha's compare goes on), or the compare ended early by a clean stop (SIGTERM,
+// `disable`) or a link cut (what it still owed is compared, not copied). And a failed flush
+// before the compare: alpha's volume a block device whose flushes fail (FlushFailingDisk) at
+// the restart — the disk fails.
 import Foundation
 import Testing
 
@@ -20,10 +22,9 @@ extension Replication {
     /// One acknowledged 4 KiB write in every 128 KiB region of the 16 extents (512 blocks).
     static let blocks = (0..<(extentsBytes / regionBytes)).map { $0 * (regionBytes / 4096) + $0 % 31 }
 
-    /// A pair in sync whose alpha wrote `blocks` and was killed (-9), then restarted with the
-    /// link cut and `resync_rate` capped; returns it once the compare has compared a quarter of
-    /// the extents (the link healed meanwhile), with alpha's status then.
-    static func compareUnderWay() throws -> (ReplicatedPair, LinkProxy, JSONObject) {
+    /// A pair in sync (`resync_rate` capped) whose alpha wrote `blocks` and was killed (-9),
+    /// the link then cut.
+    static func crashedAfterWrites() throws -> (ReplicatedPair, LinkProxy) {
         let pair = try ReplicatedPair(sizeBytes: Plain.volumeBytes, throughProxy: true)
         let proxy = try #require(pair.proxy)
         try pair.createAndEnable(mode: "sync", initialSync: "none")
@@ -35,6 +36,13 @@ extension Replication {
         client.disconnect()
         pair.alpha.crash()
         proxy.cut()
+        return (pair, proxy)
+    }
+
+    /// `crashedAfterWrites`, alpha restarted; returns the pair once the compare has compared a
+    /// quarter of the extents (the link healed meanwhile), with alpha's status then.
+    static func compareUnderWay() throws -> (ReplicatedPair, LinkProxy, JSONObject) {
+        let (pair, proxy) = try crashedAfterWrites()
         try pair.alpha.start()
         let restarted = try pair.status(pair.alpha)
         #expect(restarted["out_of_sync_bytes"] as? Int == extentsBytes, "the 16 extents: \(restarted)")
@@ -110,6 +118,102 @@ extension Replication {
         FileHandle.standardError.write(Data(("compare interrupted by beta's kill -9: \(checkedBeforeKill) compared before, "
             + "\(done) at the end, \(sentBytes) bytes alpha→beta after beta's restart\n").utf8))
         #expect(done["checked_bytes"] as? Int == Self.extentsBytes && done["abandoned"] == nil, "\(done)")
+        #expect(sentBytes < Self.extentsBytes / 16, "alpha sent \(sentBytes) bytes for \(Self.extentsBytes) of extents")
+        try Self.expectEveryWriteAndIdentical(pair)
+    }
+
+    /// alpha killed (-9) again right after its crash restart recorded the session's start,
+    /// before the node wrote a transaction of its own (the test hook TANDEM_TEST_START_CRASH):
+    /// the next start catches up the same 16 extents from the pages the start wrote, and
+    /// compares them by digest. On the build before, the ring's newest transaction (the start's)
+    /// named no bases: the whole volume was copied.
+    @Test func aCrashRightAfterTheRestartsStartCatchesUpTheSameExtents() throws {
+        let (pair, proxy) = try Self.crashedAfterWrites()
+        pair.alpha.extraEnvironment = ["TANDEM_TEST_START_CRASH": "start-recorded"]
+        _ = try? pair.alpha.start()  // killed by the hook, before or after READY=1
+        #expect(pair.alpha.waitExited(timeoutSeconds: 30), "the hook did not kill alpha\n\(pair.alpha.logTail())")
+        pair.alpha.extraEnvironment = [:]
+        try pair.alpha.start()
+        let restarted = try pair.status(pair.alpha)
+        let compare = restarted["checksum_resync"] as? JSONObject ?? [:]
+        #expect(restarted["out_of_sync_bytes"] as? Int == Self.extentsBytes && compare["total_bytes"] as? Int == Self.extentsBytes,
+                "the 16 extents again, compared, not the volume: \(restarted)")
+        proxy.resetCounters()
+        try pair.expectOK(try pair.alpha.control().request("set", ["name": ReplicatedPair.resource, "resync_rate": 0]))
+        proxy.heal()
+        try CatchUpTests.waitCaughtUp(pair)
+        let sentBytes = proxy.forwardedBytes(.toTarget)
+        FileHandle.standardError.write(Data("killed right after the restart's start: \(sentBytes) bytes alpha→beta after\n".utf8))
+        #expect(sentBytes < Self.extentsBytes / 16, "alpha sent \(sentBytes) bytes for \(Self.extentsBytes) of extents")
+        try Self.expectEveryWriteAndIdentical(pair)
+    }
+
+    /// How a test ends alpha's session while its restart compares.
+    enum Interruption: String, CaseIterable, CustomStringConvertible {
+        /// SIGTERM: the daemon stops cleanly and is started again.
+        case daemonStop
+        /// `tandemctl disable`, then `enable`, in the same process.
+        case disable
+        /// The link cut and healed: the session goes on (the compare asks again what was in flight).
+        case linkCut
+        var description: String { rawValue }
+    }
+
+    /// alpha's compare ended early by a clean stop of any kind — the daemon's SIGTERM, a
+    /// `disable` — or by a link cut: what the compare still owed is compared at the next start
+    /// (or on the next link), not copied; only digests and what differs cross the link, and
+    /// the copies end identical with every acknowledged write. States are read at each step.
+    /// On the build before, the stop's seal marked the regions not compared yet and the next
+    /// start copied them whole (its record was read only by a crash restart).
+    @Test(arguments: Interruption.allCases)
+    func aCompareEndedEarlyIsResumedNotCopied(_ interruption: Interruption) throws {
+        let (pair, proxy, midway) = try Self.compareUnderWay()
+        let resource = ["name": ReplicatedPair.resource]
+        let checkedBefore = (midway["checksum_resync"] as? JSONObject)?["checked_bytes"] as? Int ?? -1
+        #expect(midway["replication_state"] as? String == "SyncSource" && midway["peer_disk_state"] as? String != "UpToDate",
+                "alpha compares, its peer is not called UpToDate: \(midway)")
+        switch interruption {
+        case .daemonStop:
+            #expect(try pair.alpha.stop() == 0, "a clean shutdown")
+            proxy.cut()
+            try pair.alpha.start()
+        case .disable:
+            try pair.expectOK(try pair.alpha.control().request("disable", resource))
+            let disabled = try pair.status(pair.alpha)
+            #expect(disabled["enabled"] as? Bool == false && (disabled["out_of_sync_bytes"] as? Int ?? 0) > 0,
+                    "disabled, the regions not compared still marked: \(disabled)")
+            proxy.cut()
+            try pair.expectOK(try pair.alpha.control().request("enable", resource))
+        case .linkCut:
+            proxy.cut()
+            try pair.waitFor(pair.alpha, "alpha alone") { $0["connection_state"] as? String != "Connected" }
+        }
+        let resumed = try pair.status(pair.alpha)
+        let beta = try pair.status(pair.beta)
+        #expect(beta["disk_state"] as? String != "UpToDate", "beta cannot hold what alpha has not compared: \(beta)")
+        let compare = resumed["checksum_resync"] as? JSONObject ?? [:]
+        let resumedBytes = compare["total_bytes"] as? Int ?? -1
+        if interruption != .linkCut {
+            #expect((resumed["session_start_reason"] as? String ?? "").contains("compared by digest first")
+                        && resumed["enabled"] as? Bool == true, "\(resumed)")
+            #expect(resumedBytes > 0 && resumedBytes <= Self.extentsBytes - checkedBefore && compare["running"] as? Bool == true,
+                    "the start compares what was left (\(checkedBefore) compared before the stop): \(compare)")
+            #expect(resumed["out_of_sync_bytes"] as? Int == resumedBytes, "nothing else is marked: \(resumed)")
+        }
+        proxy.resetCounters()
+        try pair.expectOK(try pair.alpha.control().request("set", ["name": ReplicatedPair.resource, "resync_rate": 0]))
+        proxy.heal()
+
+        try CatchUpTests.waitCaughtUp(pair)
+        let caughtUp = try pair.status(pair.alpha)
+        let done = caughtUp["checksum_resync"] as? JSONObject ?? [:]
+        let sentBytes = proxy.forwardedBytes(.toTarget)
+        FileHandle.standardError.write(Data(("compare ended early by \(interruption): \(checkedBefore) of \(Self.extentsBytes) "
+            + "compared before, \(done) at the end, \(sentBytes) bytes alpha→beta after it\n").utf8))
+        #expect(done["running"] as? Bool == false && done["abandoned"] == nil && (done["differing_bytes"] as? Int) == 0, "\(done)")
+        let compared = interruption == .linkCut ? Self.extentsBytes : resumedBytes  // one session: all of it
+        #expect(done["checked_bytes"] as? Int == compared, "\(done)")
+        #expect(caughtUp["resync_rate_bytes_per_second"] as? Int == 0, "nothing moves once caught up: \(caughtUp)")
         #expect(sentBytes < Self.extentsBytes / 16, "alpha sent \(sentBytes) bytes for \(Self.extentsBytes) of extents")
         try Self.expectEveryWriteAndIdentical(pair)
     }

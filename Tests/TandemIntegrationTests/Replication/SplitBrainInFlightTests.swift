@@ -6,9 +6,9 @@
 //   returned primary that yields and is resynced over, which would drop the write), with
 //   `disconnect` neither volume changes, and alpha's changed bytes count it.
 // - Held for the peer under `fencing: suspend-io`, it was never acknowledged: alpha wrote
-//   nothing alone, so it yields as a returned primary; the yield's stop fails the write (it is
-//   on one copy only), never reporting it written, and the resync from beta leaves both
-//   volumes identical.
+//   nothing alone, so it yields as a returned primary; the yield's stop fails the write and
+//   the FLUSH behind it (on one copy only), the client reads both answers, and the resync
+//   from beta leaves both volumes identical.
 import Foundation
 import Testing
 
@@ -17,16 +17,19 @@ extension Replication {
     static let blockBytes = SplitBrainTests.blockBytes
     static let block = 300
     static let cookie: UInt64 = 7
+    static let flushCookie: UInt64 = 8
 
     /// Sends alpha a write of `block` (cookie 7) whose Data frame never reaches beta, waits
     /// until alpha admitted it, then cuts the link (the stalled frame dies with it).
-    static func sendWriteBetaNeverGets(_ p: SplitBrainTests.PartitionedPair) throws -> RawNBDClient {
+    /// `flush`: a FLUSH (cookie 8) follows in the same send, admitted in the same turn.
+    static func sendWriteBetaNeverGets(_ p: SplitBrainTests.PartitionedPair, flush: Bool = false) throws -> RawNBDClient {
         p.toBeta.stall([.toTarget])
         let client = try RawNBDClient.transmitting(socketPath: p.pair.nbdSocket(p.pair.alpha),
                                                    exportName: ReplicatedPair.resource)
         let header = RawNBDClient.requestHeader(type: NBDWire.cmdWrite, cookie: cookie, offset: UInt64(block * blockBytes),
                                                 length: UInt32(blockBytes))
-        try client.sendWithoutWaiting(header + SplitBrainTests.alphaPattern(block))
+        let flushHeader = RawNBDClient.requestHeader(type: NBDWire.cmdFlush, cookie: flushCookie, offset: 0, length: 0)
+        try client.sendWithoutWaiting(header + SplitBrainTests.alphaPattern(block) + (flush ? flushHeader : []))
         try p.pair.waitFor(p.pair.alpha, "alpha holds the write unconfirmed") { ($0["unconfirmed_bytes"] as? Int ?? 0) > 0 }
         p.cut()
         p.toBeta.resume([.toTarget])
@@ -101,37 +104,42 @@ extension Replication {
         try SplitBrainTests.expectSplitBrainOnBoth(p, alphaChanged: Self.blockBytes, betaChanged: 5 * Self.blockBytes)
     }
 
-    /// `fencing: suspend-io`: the held write waits for the peer, unanswered. The meeting is a
-    /// return (alpha's B = 0), so alpha yields and beta resyncs alpha's unconfirmed set from
-    /// its own copy. The yield's stop answered the held write from alpha's disk (0) before, and
-    /// the resync then overwrote it; it fails now (EIO: PrimaryNodeAheadTests'
-    /// `aSyncPrimaryWithFencingSuspendIOKeepsWaitingAndFailsTheHeldWriteAtTheStop` shows the
-    /// decision, and failed on the old stop). Here the answer itself does not reach the client,
-    /// before or after the fix: the demotion stops serving the export right after the stop and
-    /// the connection closes first. So this checks the outcome the application can see: no
-    /// success unless beta holds the write, and both volumes identical.
-    /// (Beta, promoted, writes nothing: under suspend-io its own writes would wait for alpha.)
-    @Test func aWriteHeldUnderSuspendIOFailsWhenTheOldPrimaryYields() throws {
+    /// `fencing: suspend-io`: the held write, and the FLUSH after it, wait for the peer,
+    /// unanswered. The meeting is a return (alpha's B = 0), so alpha yields and beta resyncs
+    /// alpha's unconfirmed set from its own copy. The yield's stop fails both (EIO): the write
+    /// is on one copy only, and a FLUSH answered 0 would say it is durable on both (the stop
+    /// answered the write 0 before bstays0, and the FLUSH 0 until this change, from the local
+    /// flush; PrimaryNodeFencedStopTests shows the decisions). The client reads both answers:
+    /// before, the demotion closed the export in the turn of the stop, before the replies left,
+    /// and the client saw only the connection drop.
+    /// Beta, promoted and enabled, holds a write of its own for alpha (suspend-io). Its
+    /// restart for the returned primary's resync stops its replicator, which fails that write
+    /// too: the answer cannot promise both copies; the union resync then copies beta's block to
+    /// alpha, so the failed write is on both in the end (EIO: either content).
+    @Test func aWriteAndFlushHeldUnderSuspendIOFailWhenTheOldPrimaryYieldsAndTheClientReadsBoth() throws {
         let p = try SplitBrainTests.PartitionedPair(fencing: "suspend-io")
-        let client = try Self.sendWriteBetaNeverGets(p)
+        let client = try Self.sendWriteBetaNeverGets(p, flush: true)
         defer { client.disconnect() }
         try p.pair.waitFor(p.pair.beta, "beta lost its peer") { $0["connection_state"] as? String != "Connected" }
         try p.promoteBetaAndWrite(200..<200)
+        let betaClient = try RawNBDClient.transmitting(socketPath: p.pair.nbdSocket(p.pair.beta),
+                                                       exportName: ReplicatedPair.resource)
+        defer { betaClient.disconnect() }
+        let betaOffset = UInt64(200 * Self.blockBytes)
+        try betaClient.sendWithoutWaiting(RawNBDClient.requestHeader(
+            type: NBDWire.cmdWrite, cookie: Self.cookie, offset: betaOffset, length: UInt32(Self.blockBytes))
+            + SplitBrainTests.betaPattern(200))
+        try p.pair.waitFor(p.pair.beta, "beta holds its write for alpha") { ($0["unconfirmed_bytes"] as? Int ?? 0) > 0 }
         p.heal()
         try p.pair.waitFor(p.pair.alpha, "alpha yields to the promoted beta") { $0["role"] as? String == "secondary" }
-        // Answered, or the connection closed by the demotion with no answer: never success
-        // unless the write survives on beta.
-        let reply = (try? client.readReplies(1))?[Self.cookie]
+        let replies = try client.readReplies(2)
+        #expect(replies == [Self.cookie: 5, Self.flushCookie: 5], "never on both copies, answered EIO: \(replies)")
         try p.pair.waitFor(p.pair.beta, "beta resynced alpha") {
             $0["connection_state"] as? String == "Connected" && $0["peer_disk_state"] as? String == "UpToDate"
         }
-        let offset = UInt64(Self.block * Self.blockBytes)
-        let survivor = try VolumeFiles.bytes(p.pair.volume(p.pair.beta), offset: offset, count: Self.blockBytes)
-        if reply == 0 {
-            #expect(survivor == SplitBrainTests.alphaPattern(Self.block),
-                    "the held write was acknowledged at the yield, and the resync from beta overwrote it")
-        }
-        #expect(reply != 0, "never on both copies, the held write was answered as written: \(String(describing: reply))")
+        #expect(try betaClient.readReplies(1) == [Self.cookie: 5], "beta's restart fails its held write")
+        let alphaBlock = try VolumeFiles.bytes(p.pair.volume(p.pair.alpha), offset: betaOffset, count: Self.blockBytes)
+        #expect(alphaBlock == SplitBrainTests.betaPattern(200), "beta's block reaches alpha with the resync")
         #expect(try VolumeFiles.sha256(p.pair.volume(p.pair.alpha)) == VolumeFiles.sha256(p.pair.volume(p.pair.beta)))
     }
 }

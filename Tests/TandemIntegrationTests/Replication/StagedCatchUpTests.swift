@@ -46,6 +46,33 @@ extension Replication {
         try CatchUpTests.expectIdenticalVolumes(pair)
     }
 
+    /// A secondary disabled (a clean stop) while alpha writes, then enabled: its catch-up is
+    /// staged, and both nodes say so — beta `Consistent`/`Outdated` and alpha's view of it
+    /// `Consistent`, never `Inconsistent` (before: beta's ReplicaHello said `inconsistent`
+    /// after its clean stop, because the writes re-sent to it would land in place; staged, they
+    /// go to the journal).
+    @Test func aSecondaryEnabledAfterADisableStagesItsCatchUpAndAlphaCallsItConsistent() throws {
+        let pair = try CatchUpTests.makePair()
+        try pair.createAndEnable(mode: "sync", initialSync: "none")
+        try pair.waitInSync()
+        try pair.expectOK(try pair.beta.control().request("disable", ["name": ReplicatedPair.resource]))
+        let fio = try FioJob(socket: pair.nbdSocket(pair.alpha), regionBytes: CatchUpTests.workloadRegionBytes,
+                             runtimeSeconds: 2, rateIOPS: CatchUpTests.workloadRateIOPS)
+        _ = try fio.finish()
+        let alphaLogStart = Self.logBytes(pair.alpha)
+        let betaLogStart = Self.logBytes(pair.beta)
+        try pair.expectOK(try pair.beta.control().request("enable", ["name": ReplicatedPair.resource]))
+        try CatchUpTests.waitCaughtUp(pair)
+        let alphaAnnounced = Self.diskStateEvents(pair.alpha, from: alphaLogStart, event: "peer-disk-state", field: "peer_disk_state")
+        #expect(!alphaAnnounced.contains("Inconsistent"), "alpha announced its staging peer Inconsistent: \(alphaAnnounced)")
+        #expect(alphaAnnounced.contains("Consistent") && alphaAnnounced.last == "UpToDate", "\(alphaAnnounced)")
+        let betaAnnounced = Self.diskStateEvents(pair.beta, from: betaLogStart)
+        #expect(!betaAnnounced.contains("Inconsistent"), "beta announced Inconsistent: \(betaAnnounced)")
+        let betaLog = try String(contentsOfFile: pair.beta.logPath, encoding: .utf8)
+        #expect(betaLog.dropFirst(betaLogStart).contains("catch-up-applied"), "the catch-up was not staged")
+        try CatchUpTests.expectIdenticalVolumes(pair)
+    }
+
     /// An async pair through the proxy whose beta exits (as kill -9) in its staging apply after
     /// the first 4 KiB reached the volume; a workload, then the link cut: alpha Ahead, the
     /// workload ended, the link still cut.
