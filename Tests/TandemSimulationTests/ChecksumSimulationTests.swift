@@ -59,4 +59,19 @@ import Testing
         #expect(simulation.checksumResyncsEnded > 0 && simulation.checksumBytesDiffering > 0,
                 "seed 18 no longer compares against a resumed journal: \(simulation.summary)")
     }
+
+    /// Seed 98 of the eviction-flush check's shape, across turns: an application write
+    /// overlapped the last two regions the compare had locked and not asked; giving up the
+    /// first ended the compare, and the second found it gone (a crash of the primary). Every
+    /// region given up is marked dirty before the compare may end.
+    @Test(arguments: [true, false])
+    func seed98AWriteOverTheLastUnaskedRegionsEndsTheCompareOnce(faulty: Bool) {
+        var scenario = SimulationTests.scenario(seed: 98, check: .evictsWithoutFlushing, faulty: faulty)
+        scenario.activityLog?.batching = .acrossTurns
+        scenario.checksumCompare = true
+        let simulation = Simulation(scenario: scenario)
+        let failure = simulation.run()
+        if !faulty { #expect(failure == nil, "\(failure!)") }
+        #expect(simulation.checksumResyncsEnded > 0, "seed 98 no longer compares: \(simulation.summary)")
+    }
 }

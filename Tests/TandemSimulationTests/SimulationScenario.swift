@@ -96,35 +96,36 @@ struct SimulationScenario: CustomStringConvertible {
 
     static let blockSizeBytes: UInt64 = 4096
 
+    // The fields a seeded-fault check shapes to its fault are `var` (SeededFaultSurvey.swift).
     let seed: UInt64
-    let mode: ReplicationAckMode
-    let diskDrain: DiskDrain
-    let initialSync: InitialSync
-    let blockCount: Int
+    var mode: ReplicationAckMode
+    var diskDrain: DiskDrain
+    var initialSync: InitialSync
+    var blockCount: Int
     let copyChunkBlocks: Int
     /// Copy chunks the primary holds at once (reads in flight and chunks not yet released).
     let copyBuffers: Int
-    let operationCount: Int
-    let requestsOutstandingMax: Int
+    var operationCount: Int
+    var requestsOutstandingMax: Int
     /// Application writes may overlap writes still in flight (the core serialises them).
     let overlappingWrites: Bool
-    let primaryConfig: ReplicationPrimaryConfig
-    let secondaryConfig: ReplicationSecondaryConfig
+    var primaryConfig: ReplicationPrimaryConfig
+    var secondaryConfig: ReplicationSecondaryConfig
     let testingFault: SimulationFault?
     /// When the workload stops issuing requests; faults happen before it.
-    let workloadEndNs: UInt64
+    var workloadEndNs: UInt64
     /// When the run ends; the time in between lets the pair settle.
-    let runEndNs: UInt64
-    let faults: [(atNs: UInt64, fault: Fault)]
+    var runEndNs: UInt64
+    var faults: [(atNs: UInt64, fault: Fault)]
 
     /// Multi-block writes may land in part (FakeDisk.tornWrites), in every seed.
     let tornWrites: Bool
     /// Slow and stuck I/O, in some seeds.
     let diskStalls: DiskStalls?
     /// Sync with `fencing: dont-care`: the primary goes Ahead while its peer is away.
-    let fencingDontCare: Bool
+    var fencingDontCare: Bool
     /// The primary's activity log (its `lastTransaction` is set at each start), in most seeds.
-    let activityLog: ActivityLogSettings?
+    var activityLog: ActivityLogSettings?
     /// `compression: lz4`: Data payloads go LZ4-compressed where it pays, in half the seeds.
     let compression: Bool
     /// `ping_interval_ms` and `ping_timeout_ms` (shortened to milliseconds of simulated time,
@@ -138,11 +139,11 @@ struct SimulationScenario: CustomStringConvertible {
     let stagingBytesMax: UInt64
     /// `mode: adaptive` (the stream async, the controller admitting each write sync or async),
     /// in a quarter of the async seeds (Simulation+Adaptive).
-    let adaptive: AdaptiveModeController.Settings?
+    var adaptive: AdaptiveModeController.Settings?
     /// `mode: periodic` (`period_s`, shortened to 0.3–3 ms of simulated time so that a run
     /// holds many cycles): the stream async between the cycles' catch-ups, in a fifth of the
     /// async seeds without adaptive mode (Simulation+Periodic).
-    let periodNs: UInt64?
+    var periodNs: UInt64?
     /// `after_split_brain`, in the seeds where a forced failover's running old primary keeps
     /// running and writing behind a partition, both primaries side by side, until the two meet
     /// as a split brain (Simulation+SplitBrain); nil: it is fenced at once, as before.

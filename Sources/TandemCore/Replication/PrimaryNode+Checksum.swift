@@ -122,12 +122,19 @@ extension PrimaryNode {
     /// for them (see the top of this file). Asked regions keep their lock.
     mutating func yieldChecksumRegions(start: UInt64, end: UInt64, into actions: inout [PrimaryNodeAction]) {
         guard checksumResync != nil else { return }
-        for region in checksumResync!.giveUp(overlapping: start, end) {
-            applyChecksumOutcome(.givenUp(region), into: &actions)
-        }
+        let given = checksumResync!.giveUp(overlapping: start, end)
+        guard !given.isEmpty else { return }
+        // All of them are marked before the compare may end: giving up the last regions ends it.
+        for region in given { markChecksumOutcome(.givenUp(region)) }
+        endChecksumResyncIfDone(into: &actions)
     }
 
     private mutating func applyChecksumOutcome(_ outcome: ChecksumResync.Outcome, into actions: inout [PrimaryNodeAction]) {
+        markChecksumOutcome(outcome)
+        endChecksumResyncIfDone(into: &actions)
+    }
+
+    private mutating func markChecksumOutcome(_ outcome: ChecksumResync.Outcome) {
         switch outcome {
         case .same(let region):
             // Both copies hold these bytes (nothing wrote the region since it was locked).
@@ -142,6 +149,9 @@ extension PrimaryNode {
                 activityLogBitsWithoutWrite()
             }
         }
+    }
+
+    private mutating func endChecksumResyncIfDone(into actions: inout [PrimaryNodeAction]) {
         guard checksumResync!.isDone else { return }
         endChecksumResync(abandonedBecause: nil, into: &actions)
         if copiedBytes == 0, bitmap.outOfSyncBytes == 0, copyReads.isEmpty, let first = checksumFirstRegion {
