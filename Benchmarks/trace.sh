@@ -14,7 +14,13 @@
 # Each fio run: --ioengine=nbd --uri=nbd+unix:///r0?socket=... --rw=randwrite|randread
 #   --bs=4k --iodepth=1|32 --size=SIZE --time_based --runtime=RUNTIME --randrepeat=0,
 #   after an unmeasured warm-up of BENCH_RAMP seconds.
+#   TRACE_SEQ=1 adds, after 1b, the breakdown of a sequential write (1 MiB, QD16) through
+#      the same pair: where a throughput-bound request waits (receive, local I/O, the round
+#      trip), with the daemons' CPU per I/O.
 # Trace switching: tandemctl --socket CTL trace r0 --on | --off (on both nodes of the pair).
+# BENCH_LAYOUT=ram puts both copies on loop devices (O_DIRECT) over files in /dev/shm, so that
+#   no disk bounds the pair: what is left is the daemons, the link and the loop devices' copies
+#   (needs root; the default, disk, keeps both as files in BENCH_DIR).
 # Settings: BENCH_DIR, BENCH_SIZE (default 1G), BENCH_RUNTIME (default 10), BENCH_RAMP (2),
 #   BENCH_REPEAT (3), BENCH_RESULTS (default Benchmarks/results/trace-<UTC timestamp>.md).
 # Rerun: BENCH_DIR=/var/tmp/bench-trace Benchmarks/trace.sh
@@ -34,12 +40,30 @@ bin="$(swift build -c release --show-bin-path)"
 work="$(mktemp -d "$bench_dir/trace.XXXXXX")"
 src="$work/src.img"
 tgt="$work/tgt.img"
-trap 'stop_all; rm -f "$src" "$tgt"' EXIT
+ram_files=()
+ram_devices=()
+cleanup() {
+    local device
+    stop_all
+    for device in "${ram_devices[@]}"; do losetup -d "$device" 2>/dev/null || true; done
+    rm -f "${ram_files[@]}"
+    [[ "${BENCH_LAYOUT:-disk}" == ram ]] || rm -f "$src" "$tgt"
+}
+trap cleanup EXIT
+if [[ "${BENCH_LAYOUT:-disk}" == ram ]]; then
+    for copy in src tgt; do
+        ram_files+=("$(mktemp "/dev/shm/trace-$copy.XXXXXX")")
+        truncate -s "$size" "${ram_files[-1]}"
+        ram_devices+=("$(losetup --show -f --direct-io=on "${ram_files[-1]}")")
+    done
+    src="${ram_devices[0]}"
+    tgt="${ram_devices[1]}"
+fi
 
 echo "trace: filling $size backing files in $work" >&2
 fio --name=fill --filename="$src" --size="$size" --rw=write --bs=1m --iodepth=16 \
     --ioengine=io_uring --direct=1 --output=/dev/null
-cp --sparse=never "$src" "$tgt"
+dd if="$src" of="$tgt" bs=1M iflag=direct oflag=direct status=none
 sync
 
 ctl() { local socket="$1"; shift; "$bin/tandemctl" --socket "$socket" "$@"; }
@@ -157,7 +181,7 @@ breakdown() { # label socket "node=ctl ..." fio-args...
 {
     echo "# Request phase trace, $stamp"
     echo
-    echo "$(nproc) CPUs, $(uname -r); size $size, runtime ${runtime} s, warm-up ${ramp} s, $repeat rounds; $(git rev-parse --short HEAD)"
+    echo "$(nproc) CPUs, $(uname -r); layout ${BENCH_LAYOUT:-disk}; size $size, runtime ${runtime} s, warm-up ${ramp} s, $repeat rounds; $(git rev-parse --short HEAD)"
     echo
 } >"$results"
 
@@ -165,6 +189,10 @@ start_pair
 qd1=(--rw=randwrite --bs=4k --iodepth=1)
 alternate sync_qd1_randwrite "$work/alpha-r0.sock" "$work/alpha.ctl $work/beta.ctl" "off on" "${qd1[@]}"
 breakdown sync_qd1_randwrite "$work/alpha-r0.sock" "alpha=$work/alpha.ctl beta=$work/beta.ctl" "${qd1[@]}"
+if [[ "${TRACE_SEQ:-0}" == 1 ]]; then
+    breakdown sync_qd16_seqwrite "$work/alpha-r0.sock" "alpha=$work/alpha.ctl beta=$work/beta.ctl" \
+        --rw=write --bs=1m --iodepth=16
+fi
 stop_all
 
 procs+=("standalone=$(start_node standalone "$work/standalone.ctl")")
