@@ -3,7 +3,7 @@ import TandemCore
 import Testing
 
 /// A node and the actions of its last event.
-private struct Harness {
+struct PrimaryNodeHarness {
     var node: PrimaryNode
     var actions: [PrimaryNodeAction] = []
     var nowNs: UInt64 = 1_000_000_000
@@ -53,7 +53,7 @@ private struct Harness {
 
 @Suite struct PrimaryNodeTests {
     @Test func aWriteIsWrittenSentAndAnsweredAfterTheLocalCompletionInAsyncMode() {
-        var h = Harness()
+        var h = PrimaryNodeHarness()
         h.connect()
         h.send(.request(id: 5, .write(offsetBytes: 4096, lengthBytes: 4096, fua: false)))
         #expect(h.actions.first == .invalidateCleanStop, "the session's first mutation cancels the clean stop")
@@ -74,7 +74,7 @@ private struct Harness {
     }
 
     @Test func aSyncWriteIsAnsweredOnlyAfterThePeerAppliedIt() {
-        var h = Harness(mode: .sync)
+        var h = PrimaryNodeHarness(mode: .sync)
         h.connect()
         h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
         h.send(.localWriteDone(sequence: 1, errno: 0))
@@ -84,7 +84,7 @@ private struct Harness {
     }
 
     @Test func anOverlappingWriteWaitsUntilTheEarlierIsAnsweredAndTheQueueStaysFIFO() {
-        var h = Harness()
+        var h = PrimaryNodeHarness()
         h.connect()
         h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 8192, fua: false)))
         #expect(h.localWrites.count == 1)
@@ -101,7 +101,7 @@ private struct Harness {
     }
 
     @Test func nonOverlappingWritesRunConcurrently() {
-        var h = Harness()
+        var h = PrimaryNodeHarness()
         h.connect()
         h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
         h.send(.request(id: 2, .write(offsetBytes: 4096, lengthBytes: 4096, fua: false)))
@@ -110,7 +110,7 @@ private struct Harness {
     }
 
     @Test func writeZeroesIsChunkedIntoReplicatedWritesOfTheSharedZeroBlock() {
-        var h = Harness()
+        var h = PrimaryNodeHarness()
         h.connect()
         h.send(.request(id: 9, .writeZeroes(offsetBytes: 0, lengthBytes: 2_500_000, fua: true)))
         let writes = h.localWrites
@@ -127,7 +127,7 @@ private struct Harness {
 
     @Test func zeroesWaitForRoomChunkByChunk() {
         // Sync: a full buffer makes writes wait (async goes Ahead instead: PrimaryNodeAheadTests).
-        var h = Harness(mode: .sync, bufferBytes: 4 << 20)
+        var h = PrimaryNodeHarness(mode: .sync, bufferBytes: 4 << 20)
         h.connect()
         h.send(.request(id: 1, .writeZeroes(offsetBytes: 0, lengthBytes: 6 << 20, fua: false)))
         #expect(h.localWrites.count == 4, "the buffer holds four chunks")
@@ -145,13 +145,13 @@ private struct Harness {
     }
 
     @Test func trimIsANoOpAnsweredAtOnce() {
-        var h = Harness()
+        var h = PrimaryNodeHarness()
         h.send(.request(id: 4, .trim))
         #expect(h.actions == [.answer(4, errno: 0)])
     }
 
     @Test func aFlushIsAnsweredAfterTheLocalFlush() {
-        var h = Harness()
+        var h = PrimaryNodeHarness()
         h.connect()
         h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
         h.send(.request(id: 2, .flush))
@@ -163,7 +163,7 @@ private struct Harness {
     }
 
     @Test func theFirstDiskErrorFailsTheRequestAndEveryLaterMutation() {
-        var h = Harness()
+        var h = PrimaryNodeHarness()
         h.connect()
         h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
         h.send(.request(id: 2, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))  // waits: overlap
@@ -178,7 +178,7 @@ private struct Harness {
     }
 
     @Test func theLinkIsDialledWithBackoffAndReconnectsAfterALoss() {
-        var h = Harness()
+        var h = PrimaryNodeHarness()
         #expect(h.node.connectionState == .standAlone)
         h.send(.enable)
         #expect(h.actions.contains(.dial) && h.node.connectionState == .connecting)
@@ -211,7 +211,7 @@ private struct Harness {
     }
 
     @Test func helloResendsAndSyncCompleteFollowsInSyncMode() {
-        var h = Harness(mode: .sync)
+        var h = PrimaryNodeHarness(mode: .sync)
         h.send(.enable)
         h.send(.linkUp)
         #expect(h.node.peerDiskState == .unknown, "nothing heard yet")
@@ -224,7 +224,7 @@ private struct Harness {
     }
 
     @Test func aPeerThatReportsInconsistentStaysInconsistentUntilTheResentWritesAreDurable() {
-        var h = Harness()
+        var h = PrimaryNodeHarness()
         h.connect()
         h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
         h.send(.localWriteDone(sequence: 1, errno: 0))
@@ -242,7 +242,7 @@ private struct Harness {
     }
 
     @Test func aFullCopyReadsChunksAtOnceUnderRegionLocksAndCompletesWhenTheLastIsDurable() {
-        var h = Harness(mode: .sync, basis: .fullCopy, volumeBytes: 3 << 20)
+        var h = PrimaryNodeHarness(mode: .sync, basis: .fullCopy, volumeBytes: 3 << 20)
         h.connect()
         #expect(h.node.peerDiskState == .inconsistent && h.node.streamState == .syncSource)
         #expect(h.reads.map(\.0) == [0, 1 << 20, 2 << 20], "every chunk is read at once")
@@ -273,7 +273,7 @@ private struct Harness {
     }
 
     @Test func aCopyRunWaitsForItsBusyRegionAndHoldsNewWritesToItWhileOthersGoOn() {
-        var h = Harness(mode: .async, basis: .fullCopy, volumeBytes: 4 << 20)
+        var h = PrimaryNodeHarness(mode: .async, basis: .fullCopy, volumeBytes: 4 << 20)
         h.send(.enable)
         h.send(.request(id: 1, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)))
         #expect(h.localWrites.map(\.sequence) == [1])
@@ -295,7 +295,7 @@ private struct Harness {
     }
 
     @Test func aFailedCopyReadStopsTheCopyAndLeavesThePeerInconsistent() {
-        var h = Harness(basis: .fullCopy, volumeBytes: 2 << 20)
+        var h = PrimaryNodeHarness(basis: .fullCopy, volumeBytes: 2 << 20)
         h.connect()
         h.send(.copyChunkRead(offsetBytes: 0, lengthBytes: 1 << 20, errno: 5))
         #expect(h.actions.contains(.discardCopyChunk(offsetBytes: 0)))
@@ -305,7 +305,7 @@ private struct Harness {
     }
 
     @Test func anUnrelatedDataRefusalSwitchesToAFullCopy() {
-        var h = Harness(basis: .continues(from: 5))
+        var h = PrimaryNodeHarness(basis: .continues(from: 5))
         h.send(.enable)
         h.send(.linkDown(reason: "refused by the peer: unrelated-data", refusal: .unrelatedData))
         #expect(h.node.basis == .fullCopy && h.node.copyWanted && !h.node.peerSynced)
@@ -314,7 +314,7 @@ private struct Harness {
     }
 
     @Test func drainRefusesNewWritesAndReportsDrainedWhenEverythingIsDurableOnThePeer() {
-        var h = Harness()
+        var h = PrimaryNodeHarness()
         h.connect()
         h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
         h.send(.drain)
@@ -328,7 +328,7 @@ private struct Harness {
     }
 
     @Test func stopAnswersLocallyCompletedWritesAndFlushedFlushesAndFailsTheRest() {
-        var h = Harness(mode: .sync, tracksWithoutPeer: true)  // dont-care (suspend-io: PrimaryNodeAheadTests)
+        var h = PrimaryNodeHarness(mode: .sync, tracksWithoutPeer: true)  // dont-care (suspend-io: PrimaryNodeAheadTests)
         h.connect()
         h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
         h.send(.request(id: 2, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)))
@@ -353,7 +353,7 @@ private struct Harness {
     }
 
     @Test func aCleanStopRecordsTheSessionOnceThePeerWasHeard() {
-        var h = Harness()
+        var h = PrimaryNodeHarness()
         h.connect()
         h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
         h.send(.localWriteDone(sequence: 1, errno: 0))
@@ -373,7 +373,7 @@ private struct Harness {
     }
 
     @Test func anUnheardPeerKeepsTheBasisAsTheCleanStop() {
-        var h = Harness(basis: .continues(from: 12))
+        var h = PrimaryNodeHarness(basis: .continues(from: 12))
         h.send(.stop)
         // A node that stops serving as primary flushes its disk first, always, and records
         // the clean stop only once that flush is done.
@@ -384,7 +384,7 @@ private struct Harness {
     }
 
     @Test func aPeerThatClaimsLessThanItConfirmedNeedsANewSessionThatCopies() {
-        var h = Harness(mode: .async)
+        var h = PrimaryNodeHarness(mode: .async)
         h.connect()
         h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
         h.send(.localWriteDone(sequence: 1, errno: 0))
@@ -400,14 +400,14 @@ private struct Harness {
     }
 
     @Test func aStopWhoseFlushFailedIsNotClean() {
-        var h = Harness(basis: .continues(from: 12))
+        var h = PrimaryNodeHarness(basis: .continues(from: 12))
         h.send(.stop)
         h.send(.localFlushDone(errno: PrimaryErrno.eio))
         #expect(h.actions.contains(.recordStop(cleanStop: 0)))
     }
 
     @Test func aHandOverRecordsTheDemotionBeforeItTellsThePeer() {
-        var h = Harness(mode: .sync)
+        var h = PrimaryNodeHarness(mode: .sync)
         h.connect()
         h.send(.request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
         h.send(.localWriteDone(sequence: 1, errno: 0))
@@ -430,7 +430,7 @@ private struct Harness {
     }
 
     @Test func aStopBeforeTheDemotionIsAskedCallsTheHandOverOff() {
-        var h = Harness(mode: .sync)
+        var h = PrimaryNodeHarness(mode: .sync)
         h.connect()
         h.send(.drain)
         h.send(.handOver)
@@ -444,166 +444,12 @@ private struct Harness {
 
     @Test func aFlushBeforeAnyWriteOfTheRunStillFlushesTheDisk() {
         // The volume may hold writes of an earlier run that are only in the disk's cache.
-        var h = Harness()
+        var h = PrimaryNodeHarness()
         h.connect()
         h.send(.request(id: 5, .flush))
         #expect(h.actions.contains(.flushLocal), "no flush: \(h.actions)")
         #expect(h.answers.isEmpty)
         h.send(.localFlushDone(errno: 0))
         #expect(h.answers.map(\.0) == [5] && h.answers.map(\.1) == [0])
-    }
-}
-
-/// A deterministic generator for the randomized test.
-private struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-}
-
-@Suite struct PrimaryNodeRandomTests {
-    /// Overlapping requests of every kind, local completions in any order, peer acks and
-    /// link losses at random: every request is answered exactly once, no two writes of one
-    /// epoch overlap, releases only move forward, and once everything settles every request
-    /// has been answered 0.
-    @Test(arguments: [(ReplicationAckMode.async, UInt64(1)), (.async, 2), (.sync, 3), (.sync, 4)])
-    func randomOverlappingWorkloadsKeepTheRules(mode: ReplicationAckMode, seed: UInt64) {
-        var random = SplitMix(state: seed)
-        var h = Harness(mode: mode, bufferBytes: 256 << 10, chunkBytes: 64 << 10)
-        h.connect()
-        var outstanding = Set<RequestID>()
-        var nextID: RequestID = 1
-        var localInFlight: [WriteSequence] = []
-        var flushInFlight = false
-        var sent: [WriteSequence: DataMessage] = [:]
-        var releasedThrough: WriteSequence = 0
-        var answeredCount = 0
-        /// The newest epoch the stream has closed (barrier, flush request, or a later write).
-        var closedEpoch: Epoch = 0
-        /// A payload store carrying out the actions in order, as the driver does: it must
-        /// never hold more than the node's bounds.
-        var held: [WriteSequence: UInt32] = [:]
-        var heldBytes: UInt64 = 0
-
-        func absorb(_ actions: [PrimaryNodeAction]) {
-            for action in actions {
-                switch action {
-                case let .answer(id, errno):
-                    #expect(outstanding.remove(id) != nil, "request \(id) answered twice or never asked")
-                    #expect(errno == 0, "no failure was injected")
-                    answeredCount += 1
-                case let .writeLocal(write):
-                    if write.source != .copyChunk { localInFlight.append(write.sequence) }
-                    held[write.sequence] = write.lengthBytes
-                    heldBytes += UInt64(write.lengthBytes)
-                    #expect(heldBytes <= 256 << 10, "the store would hold \(heldBytes) bytes, beyond the node's bound")
-                    #expect(held.count <= h.node.config.primary.writesInFlightMax)
-                case .flushLocal:
-                    #expect(!flushInFlight, "two local flushes at once")
-                    flushInFlight = true
-                case let .send(.epochBarrier(epoch)), let .send(.flushRequest(epoch)):
-                    closedEpoch = max(closedEpoch, epoch)
-                case let .send(.data(data)):
-                    closedEpoch = max(closedEpoch, data.epoch - 1)
-                    if sent[data.sequence] == nil {
-                        let end = data.offsetBytes + UInt64(data.lengthBytes)
-                        for other in sent.values where other.epoch == data.epoch {
-                            #expect(!(data.offsetBytes < other.offsetBytes + UInt64(other.lengthBytes) && other.offsetBytes < end),
-                                    "writes \(other.sequence) and \(data.sequence) overlap in epoch \(data.epoch)")
-                        }
-                        sent[data.sequence] = data
-                    }
-                case let .release(through):
-                    #expect(through > releasedThrough)
-                    releasedThrough = through
-                    for sequence in sent.keys where sequence <= through { sent[sequence] = nil }
-                    for (sequence, length) in held where sequence <= through {
-                        held[sequence] = nil
-                        heldBytes -= UInt64(length)
-                    }
-                case .streamRestarted:
-                    // A catch-up session after Ahead: a fresh stream, sequences from 1.
-                    #expect(held.isEmpty && localInFlight.isEmpty && !flushInFlight, "a stream restarted with writes held")
-                    releasedThrough = 0
-                    sent.removeAll()
-                    closedEpoch = 0
-                default:
-                    break
-                }
-            }
-        }
-
-        /// The link comes back (a catch-up session's stream starts with a new session).
-        func reconnect() {
-            h.nowNs += 10_000_000_000
-            absorb(h.send(.tick))
-            if h.node.isDialing { absorb(h.send(.linkUp)) }
-            let durable = h.node.restartPending ? 0 : h.node.primary.peerDurableEpoch
-            absorb(h.send(.peer(.hello(durableThroughEpoch: durable, copy: .consistent))))
-        }
-
-        for _ in 0..<6_000 {
-            h.nowNs += 1_000_000
-            switch random.below(10) {
-            case 0, 1, 2:
-                let id = nextID
-                nextID += 1
-                outstanding.insert(id)
-                let offset = UInt64(random.below(32)) * 4096
-                let request: ApplicationRequest
-                switch random.below(12) {
-                case 0: request = .flush
-                case 1: request = .trim
-                case 2: request = .writeZeroes(offsetBytes: offset, lengthBytes: UInt64(1 + random.below(40)) * 4096, fua: random.below(2) == 0)
-                default: request = .write(offsetBytes: offset, lengthBytes: UInt32(1 + random.below(4)) * 4096, fua: random.below(8) == 0)
-                }
-                absorb(h.send(.request(id: id, request)))
-            case 3, 4, 5:
-                guard !localInFlight.isEmpty else { continue }
-                let sequence = localInFlight.remove(at: random.below(localInFlight.count))
-                absorb(h.send(.localWriteDone(sequence: sequence, errno: 0)))
-            case 6:
-                guard flushInFlight else { continue }
-                flushInFlight = false
-                absorb(h.send(.localFlushDone(errno: 0)))
-            case 7:
-                let keys = sent.keys.sorted()
-                guard h.node.isPeerReady, mode == .sync, !keys.isEmpty else { continue }
-                absorb(h.send(.peer(.dataAck(sequence: keys[random.below(keys.count)]))))
-            case 8:
-                guard h.node.isPeerReady, closedEpoch > h.node.primary.peerDurableEpoch else { continue }
-                absorb(h.send(.peer(.durableThroughEpoch(closedEpoch))))
-            default:
-                if h.node.isPeerReady && random.below(20) == 0 {
-                    absorb(h.send(.linkDown(reason: "cut", refusal: nil)))
-                    sent.removeAll()
-                } else if !h.node.isPeerReady {
-                    reconnect()
-                }
-            }
-        }
-        // Settle: everything completes, the peer confirms everything.
-        var rounds = 0
-        while !outstanding.isEmpty && rounds < 10_000 {
-            rounds += 1
-            if !h.node.isPeerReady {
-                reconnect()
-            }
-            if let sequence = localInFlight.popLast() { absorb(h.send(.localWriteDone(sequence: sequence, errno: 0))) }
-            if flushInFlight {
-                flushInFlight = false
-                absorb(h.send(.localFlushDone(errno: 0)))
-            }
-            if mode == .sync { for sequence in sent.keys.sorted() { absorb(h.send(.peer(.dataAck(sequence: sequence)))) } }
-            if closedEpoch > h.node.primary.peerDurableEpoch { absorb(h.send(.peer(.durableThroughEpoch(closedEpoch)))) }
-        }
-        #expect(outstanding.isEmpty, "\(outstanding.count) requests never answered")
-        #expect(answeredCount > 1_000)
     }
 }
