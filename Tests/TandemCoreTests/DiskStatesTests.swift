@@ -16,18 +16,22 @@ import Testing
 
     @Test func aPrimaryNeverClaimsItsPeerUpToDateWhenItCannotKnow() {
         // Never heard from the peer in this run (e.g. just restarted): unknown.
-        #expect(DiskState.ofPeer(heard: false, peerReady: false, copying: false, sync: true, lagBytes: 0) == .unknown)
-        #expect(DiskState.ofPeer(heard: false, peerReady: false, copying: true, sync: false, lagBytes: 9) == .unknown)
+        #expect(DiskState.ofPeer(heard: false, peerReady: false, copying: false, sync: true, lagBytes: 0, acknowledgedWithoutPeer: false) == .unknown)
+        #expect(DiskState.ofPeer(heard: false, peerReady: false, copying: true, sync: false, lagBytes: 9, acknowledgedWithoutPeer: false) == .unknown)
         // Connected: sync is UpToDate (acknowledged only after the peer applied), async only at lag 0.
-        #expect(DiskState.ofPeer(heard: true, peerReady: true, copying: false, sync: true, lagBytes: 4096) == .upToDate)
-        #expect(DiskState.ofPeer(heard: true, peerReady: true, copying: false, sync: false, lagBytes: 0) == .upToDate)
-        #expect(DiskState.ofPeer(heard: true, peerReady: true, copying: false, sync: false, lagBytes: 1) == .consistent)
+        #expect(DiskState.ofPeer(heard: true, peerReady: true, copying: false, sync: true, lagBytes: 4096, acknowledgedWithoutPeer: false) == .upToDate)
+        #expect(DiskState.ofPeer(heard: true, peerReady: true, copying: false, sync: false, lagBytes: 0, acknowledgedWithoutPeer: false) == .upToDate)
+        #expect(DiskState.ofPeer(heard: true, peerReady: true, copying: false, sync: false, lagBytes: 1, acknowledgedWithoutPeer: false) == .consistent)
         // A copy due or running: Inconsistent, connected or not.
-        #expect(DiskState.ofPeer(heard: true, peerReady: true, copying: true, sync: true, lagBytes: 0) == .inconsistent)
-        #expect(DiskState.ofPeer(heard: true, peerReady: false, copying: true, sync: true, lagBytes: 0) == .inconsistent)
-        // Gone: known to lack writes if any acknowledged one is unconfirmed, else unknown.
-        #expect(DiskState.ofPeer(heard: true, peerReady: false, copying: false, sync: false, lagBytes: 4096) == .outdated)
-        #expect(DiskState.ofPeer(heard: true, peerReady: false, copying: false, sync: true, lagBytes: 0) == .unknown)
+        #expect(DiskState.ofPeer(heard: true, peerReady: true, copying: true, sync: true, lagBytes: 0, acknowledgedWithoutPeer: false) == .inconsistent)
+        #expect(DiskState.ofPeer(heard: true, peerReady: false, copying: true, sync: true, lagBytes: 0, acknowledgedWithoutPeer: false) == .inconsistent)
+        // Gone: known to lack writes once one was acknowledged without it; writes acknowledged
+        // while it was connected and not confirmed durable it may hold or not: unknown.
+        #expect(DiskState.ofPeer(heard: true, peerReady: false, copying: false, sync: false, lagBytes: 4096, acknowledgedWithoutPeer: true) == .outdated)
+        #expect(DiskState.ofPeer(heard: true, peerReady: false, copying: false, sync: true, lagBytes: 4096, acknowledgedWithoutPeer: true) == .outdated)
+        #expect(DiskState.ofPeer(heard: true, peerReady: false, copying: false, sync: true, lagBytes: 4096, acknowledgedWithoutPeer: false) == .unknown)
+        #expect(DiskState.ofPeer(heard: true, peerReady: false, copying: false, sync: false, lagBytes: 4096, acknowledgedWithoutPeer: false) == .unknown)
+        #expect(DiskState.ofPeer(heard: true, peerReady: false, copying: false, sync: true, lagBytes: 0, acknowledgedWithoutPeer: false) == .unknown)
     }
 
     @Test func changesBetweenUpToDateAndConsistentAreCoalescedOthersPublishedAtOnce() {

@@ -162,11 +162,22 @@ extension DiskState {
     /// - `copying`: a full copy is due or in progress.
     /// - `sync`: sync mode (a write is acknowledged only once the peer completed it).
     /// - `lagBytes`: acknowledged writes the peer has not confirmed durable.
-    public static func ofPeer(heard: Bool, peerReady: Bool, copying: Bool, sync: Bool, lagBytes: UInt64) -> DiskState {
+    /// - `acknowledgedWithoutPeer`: since the link was last up, this node acknowledged a write
+    ///   the peer cannot have received on it (`PrimaryNotice.acknowledgedWithoutPeer`).
+    ///
+    /// Away, the peer is `Outdated` only when it is known to lack a write: one acknowledged
+    /// without it. Writes acknowledged while it was connected and not yet confirmed durable
+    /// (the lag) it may hold or not — in sync mode it applied each before the answer, and
+    /// only its cache may have lost them — so they make it `DUnknown`, as DRBD's disconnected
+    /// peer is until its fencing says otherwise (the control plane's `outdate-peer` is
+    /// `PrimaryNode`'s override).
+    public static func ofPeer(
+        heard: Bool, peerReady: Bool, copying: Bool, sync: Bool, lagBytes: UInt64, acknowledgedWithoutPeer: Bool
+    ) -> DiskState {
         guard heard else { return .unknown }
         if copying { return .inconsistent }
         if peerReady { return sync || lagBytes == 0 ? .upToDate : .consistent }
-        return lagBytes > 0 ? .outdated : .unknown
+        return acknowledgedWithoutPeer ? .outdated : .unknown
     }
 }
 

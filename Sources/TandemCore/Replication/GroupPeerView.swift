@@ -5,7 +5,8 @@
 // are one crash-consistent image when every member's peer holds a consistent image (the
 // barrier orders their streams) and no member's peer applies its stream in place while
 // another's keeps its image from before a staged catch-up. Anything it cannot vouch for —
-// a peer it has not heard from since it started (`DUnknown`), an `Inconsistent` or failed
+// a peer it has not heard from since it started or that is away with writes it may not hold
+// (`DUnknown`), an `Inconsistent` or failed
 // peer, the mix of staged and in-place — is `false` with the reason: the primary's word may
 // be false where the secondary's is true (it does not know), never true where a member's
 // own view says otherwise. Pure.
@@ -35,7 +36,8 @@ public enum GroupPeerView {
             case .upToDate, .consistent, .outdated:
                 continue
             case .unknown:
-                return "member '\(member.name)': its peer's disk state is unknown (DUnknown: not heard from since this daemon started)"
+                return "member '\(member.name)': its peer's disk state is unknown (DUnknown: not heard from since this daemon started, "
+                    + "or away with writes it may not hold)"
             default:
                 return "member '\(member.name)': its peer is \(member.peerDiskState.rawValue)"
             }

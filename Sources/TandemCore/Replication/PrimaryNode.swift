@@ -341,7 +341,8 @@ public struct PrimaryNode: Sendable {
         return DiskState.ofPeer(
             heard: peerHeard, peerReady: isPeerReady,
             copying: copyWanted || awaitingCaughtUp || peerInconsistentThroughEpoch != nil,
-            sync: config.primary.mode == .sync, lagBytes: primary.lagBytes)
+            sync: config.primary.mode == .sync, lagBytes: primary.lagBytes,
+            acknowledgedWithoutPeer: acknowledgedWithoutPeerNoted)
     }
 
     /// Every admitted write is answered and durable on the peer; nothing waits.
