@@ -1,6 +1,7 @@
 // WireSeeds: the seed corpus, encoded by WireEncoder and WirePayload as the daemon encodes.
-// Every message type alone, whole sessions in both directions, a compressed block, and a
-// few streams that break one rule each, so the error paths start covered.
+// Every message type alone (but Resize, BitmapChunk, ReadRequest and ReadReply), whole
+// sessions in both directions, a compressed block, and a few streams that break one rule
+// each, so the error paths start covered.
 import FuzzSupport
 import TandemCore
 import TandemIO
@@ -41,6 +42,9 @@ enum WireSeeds {
         .flushRequest(epoch: 1), .ping(nonce: 0x1234), .pong(nonce: 0x1234), .resendComplete(throughSequence: 3),
         .syncComplete(throughSequence: 3), .failoverRequest(promotion: 8), .demoted(throughSequence: 3),
         .replicaHello(WireReplicaHello(durableThroughEpoch: 2, diskState: .consistent)),
+        .catchUpInPlace(session: 9), .caughtUp(session: 9), .digestRequest(offsetBytes: 1 << 20, lengthBytes: 1 << 20),
+        .digests(offsetBytes: 1 << 20, lengthBytes: 1 << 20, digest: RegionDigest(high: 1, low: 2)), .bitmapDone(setBlocks: 3),
+        .groupBarrier(groupID: 5, epoch: 1), .epochTime(epoch: 1, wallClockNs: 1_796_616_727_300_000_000), .verifyEnd,
     ]
 
     /// A primary's side of a session: Hello, Data in two epochs (one compressed), barriers.

@@ -22,9 +22,9 @@ struct DigestCompareDriver {
         return actions
     }
 
-    mutating func connect() {
+    mutating func connect(peerVersion: UInt16 = WireFormat.helloVersion) {
         send(.enable)
-        send(.peerVersion(WireFormat.helloVersion))
+        send(.peerVersion(peerVersion))
         send(.linkUp)
         send(.peer(.hello(durableThroughEpoch: 0, copy: .consistent)))
     }

@@ -36,6 +36,7 @@ extension Simulation {
                 !primary.node.stopping
             else { return }
             primary.restartWhenStopped = true
+            issueFlushBeforeStop(node)
             drivePrimary(node, .stop)
         case let .diskErrors(role, errno):
             guard let node = role == .primary ? livePrimary : liveSecondary else { return }

@@ -287,6 +287,9 @@ extension Simulation {
         case let .sendDigestRequest(offset, length):
             guard let link, link.primary == node.index, primary.peerAccepted else { return }
             sendToSecondary(.digestRequest(offsetBytes: offset, lengthBytes: length))
+        case .sendVerifyEnd:
+            guard let link, link.primary == node.index, primary.peerAccepted else { return }
+            sendToSecondary(.verifyEnd)
         case let .discardCopyChunk(offset):
             // A failed read added nothing; a chunk read while the node went Ahead is dropped.
             primary.copyChunks[Int(offset / SimulationScenario.blockSizeBytes)] = nil

@@ -172,6 +172,8 @@ extension Simulation {
             fail("\(message) reaches the secondary only through Simulation+Wire")
         case let .digestRequest(offset, length):
             driveSecondary(node, .digestRequested(offsetBytes: offset, lengthBytes: length))
+        case .verifyEnd:
+            driveSecondary(node, .verifyEnded)
         case let .message(message):
             driveSecondary(node, .message(message))
         case let .syncComplete(through):

@@ -96,6 +96,7 @@ extension Simulation {
         case let .syncComplete(through): wire = .syncComplete(throughSequence: through)
         case .demoted: wire = .demoted(throughSequence: 0)
         case let .digestRequest(offset, length): wire = .digestRequest(offsetBytes: offset, lengthBytes: length)
+        case .verifyEnd: wire = .verifyEnd
         case .garbage: return (Self.garbageBytes, false)
         }
         return (Self.encode(wire), false)
@@ -261,6 +262,7 @@ extension Simulation {
         case let .syncComplete(through): secondaryReceived(.syncComplete(throughSequence: through), node: node)
         case .demoted: secondaryReceived(.demoted, node: node)
         case let .digestRequest(offset, length): secondaryReceived(.digestRequest(offsetBytes: offset, lengthBytes: length), node: node)
+        case .verifyEnd: secondaryReceived(.verifyEnd, node: node)
         default: refuse(chunk, by: node, reason: "protocol violation: a primary sent \(message.type)")
         }
     }

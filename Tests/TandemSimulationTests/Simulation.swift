@@ -31,6 +31,8 @@ final class Simulation {
         case syncComplete(throughSequence: WriteSequence)
         case demoted
         case digestRequest(offsetBytes: UInt64, lengthBytes: UInt64)
+        /// VerifyEnd (protocol 10): the verify or compare that asked ended.
+        case verifyEnd
         /// Bytes that decode to nothing valid (an impostor's).
         case garbage
     }

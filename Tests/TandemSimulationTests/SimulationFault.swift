@@ -71,6 +71,9 @@ enum SimulationFault: Hashable, CustomStringConvertible {
     /// A split brain's survivor resumes its union after a crash from the last checkpoint alone,
     /// without the activity log's extents (the writes since it: Simulation+UnionCheckpoint).
     case unionResumesWithoutActivityLogExtents
+    /// A stop answers a sync FLUSH still waiting for the peer from its local flush alone
+    /// (PrimaryStreamTestingFault.stopAnswersFlushFromLocalFlush; Simulation+StopFlush).
+    case stopAnswersFlushFromLocalFlush
 
     static let writeTimeoutNs: UInt64 = 50_000_000
 
@@ -97,6 +100,7 @@ enum SimulationFault: Hashable, CustomStringConvertible {
         case .splitBrainResolvedWithoutVerdict: "a split brain carried out without a verdict or the operator"
         case .changedBytesLeaveOutWritesInFlightAtTheCut: "changed bytes leave out the writes in flight at the link's loss"
         case .unionResumesWithoutActivityLogExtents: "a union resync resumes after a crash without the activity log's extents"
+        case .stopAnswersFlushFromLocalFlush: "a stop answers a FLUSH waiting for the peer from the local flush alone"
         }
     }
 }

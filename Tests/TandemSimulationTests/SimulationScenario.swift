@@ -186,6 +186,9 @@ struct SimulationScenario: CustomStringConvertible {
     /// `checksumCheckpointBytes` of the primaries (PrimaryNodeConfig): 1–4 blocks, so that the
     /// small simulated compares write their found-the-same pages as they go.
     var checksumCheckpointBytes: UInt64 = 0
+    /// The chance (‰) that the application sends a FLUSH right before a clean restart's stop
+    /// (Simulation+StopFlush).
+    var stopFlushPerMille: UInt64 = 500
 
     /// `primaryRestart`: add a primary kill -9 (the restart-fault test needs one in every run;
     /// its control run has it too). Default: when `testingFault` is the restart fault.

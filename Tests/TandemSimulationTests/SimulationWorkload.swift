@@ -16,13 +16,7 @@ extension Simulation {
         guard !splitBrainHoldsApplication, let node = livePrimary, outstanding.count < scenario.requestsOutstandingMax
         else { return }
         let request = nextRequest
-        if !dependent && random.chance(perMille: 100) {
-            requestsIssued += 1
-            nextRequest += 1
-            requests[request] = .flush(snapshot: checker.ackedRequired)
-            outstanding.append((request, 0..<0))
-            return submitToPrimary(node, request)
-        }
+        if !dependent && random.chance(perMille: 100) { return issueFlush(node) }
         // A detached primary writes straight to its disk: overlapping writes in flight there
         // have no defined order (NBD's rule), so the application does not send them.
         let serialised = node.primary?.standalone == false
@@ -84,8 +78,7 @@ extension Simulation {
             if random.chance(perMille: 400) { events.schedule(.appDependentWrite, atNs: nowNs) }
         case let .flush(snapshot):
             guard errno == 0 else { return }
-            let peerCovered = !isDetached && livePrimary?.primary?.node.peerSynced == true
-            checker.recordFlushAcknowledged(snapshot: snapshot, peerCovered: peerCovered)
+            checker.recordFlushAcknowledged(snapshot: snapshot, peerCovered: flushAnswerCoversPeer)
         case .write(_, _, nil):
             if errno == 0 { fail("request \(request) acknowledged before it was admitted") }
         case let .zeroes(blocks, fua, chunks):

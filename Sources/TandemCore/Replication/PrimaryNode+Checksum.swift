@@ -174,6 +174,7 @@ extension PrimaryNode {
         progress.abandonedBecause = reason
         lastChecksumResync = progress
         actions.append(.notice(.checksumResyncEnded(progress)))
+        announceVerifyEnd(into: &actions)
     }
 
     /// Writes the bitmap pages of regions found the same, their bits clear, once

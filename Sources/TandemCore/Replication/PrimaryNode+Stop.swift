@@ -109,6 +109,7 @@ extension PrimaryNode {
                 // Answered 0, a sync FLUSH says both copies hold what it covers durably: one the
                 // peer never confirmed is answered as a write held for it is.
                 let waitsForPeer = primary.flushWaitsForPeer(RequestID(index))
+                    && config.primary.testingFault != .stopAnswersFlushFromLocalFlush
                 errno = !flushed ? PrimaryErrno.eio : waitsForPeer ? answerUnacknowledgedAtStop(into: &actions) : 0
             }
             actions.append(.answer(ticket.request, errno: errno))

@@ -159,10 +159,19 @@ extension PrimaryNode {
                                     mismatchedBytes: run.mismatchedBytes, running: false, abortedBecause: reason)
         actions.append(.notice(.verifyEnded(checkedBytes: run.checkedBytes, mismatchedBytes: run.mismatchedBytes,
                                             abortedBecause: reason)))
+        announceVerifyEnd(into: &actions)
         if run.mismatchedBytes > 0, !copyWanted, !isAhead, bitmap.outOfSyncBytes > 0 {
             startCopy()
             actions.append(.notice(.verifyRepairStarted(bytes: bitmap.outOfSyncBytes)))
         }
+    }
+
+    /// A verify or digest compare ended: a peer that reads VerifyEnd is told on the link it
+    /// asked on, so that it leaves `VerifyT` now (an older peer infers the end two seconds
+    /// after the last DigestRequest). A lost link ended it there already.
+    mutating func announceVerifyEnd(into actions: inout [PrimaryNodeAction]) {
+        guard link == .up, peerVersion >= WireFormat.verifyEndVersion else { return }
+        actions.append(.sendVerifyEnd)
     }
 
     /// The verify's region is asked (locked) and overlaps [start, end): a mutation of it waits.

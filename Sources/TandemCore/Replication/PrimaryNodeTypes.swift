@@ -367,6 +367,9 @@ public enum PrimaryNodeAction: Sendable, Hashable {
     case readVerifyRegion(offsetBytes: UInt64, lengthBytes: UInt64)
     /// Ask the peer for its digest of this region (a DigestRequest; it answers Digests).
     case sendDigestRequest(offsetBytes: UInt64, lengthBytes: UInt64)
+    /// Tell the peer (protocol `WireFormat.verifyEndVersion` or later) that the verify or
+    /// digest compare ended: no DigestRequest of it follows (wire VerifyEnd, in order after them).
+    case sendVerifyEnd
     /// Payloads through `throughSequence` are no longer needed: free them (after the batch:
     /// a freed buffer may wake NBD connections).
     case release(throughSequence: WriteSequence)

@@ -48,6 +48,10 @@ public enum PrimaryStreamTestingFault: Sendable, Hashable {
     /// Adaptive mode's switch to async also turns the sync writes still waiting for the peer
     /// into async ones: they are acknowledged at their local completion, without the peer.
     case switchToAsyncReleasesSyncWrites
+    /// A stop answers a sync FLUSH still waiting for the peer's durable confirmation from its
+    /// local flush alone (0), as the daemon did before PrimaryNode+Stop answered it as a held
+    /// write: a both-copies promise the peer never confirmed.
+    case stopAnswersFlushFromLocalFlush
 }
 
 /// Deliberately wrong behaviours, only for proving that the simulator's checker can fail.

@@ -47,6 +47,7 @@ extension SecondaryNode {
         }
         pendingVerdict = verdict
         pendingSession = current
+        primarySendsVerifyEnd = hello.protocolVersion >= WireFormat.verifyEndVersion
         link = .accepted
         actions.append(.acceptLink)
     }

@@ -1,5 +1,7 @@
 // SecondaryNode's part of online verify (the primary's PrimaryNode+Verify decides): a
 // DigestRequest is checked and turned into a read, whose digest the driver reports back.
+// Status says `VerifyT` from a DigestRequest until the primary's VerifyEnd (protocol 10), or
+// for an older primary until two seconds after its last DigestRequest; and never past the link.
 
 extension SecondaryNode {
     /// A DigestRequest: the region is read and digested as it is now. The primary asks only
@@ -77,8 +79,10 @@ extension SecondaryNode {
         for digest in waiting { readForDigestOnceDurable(digest.offsetBytes, digest.lengthBytes, into: &actions) }
     }
 
-    /// The link ended: the next link flushes again before its first digest read.
+    /// The link ended: the next link flushes again before its first digest read, and no
+    /// verify runs on it until its primary asks.
     mutating func endDigestFlush() {
+        lastDigestRequestNs = nil
         dropDigestsAwaitingFlush()
         switch digestFlush {
         case .done: digestFlush = .needed

@@ -105,6 +105,10 @@ public struct SecondaryNode: Sendable {
     var digestFlush = DigestFlush.needed
     var digestsAwaitingFlush: [(offsetBytes: UInt64, lengthBytes: UInt64)] = []
     var lastDigestRequestNs: UInt64?
+    /// The link's primary names protocol `verifyEndVersion` or later: it ends its verify with
+    /// VerifyEnd, so `VerifyT` lasts until then (an older one's ends two seconds after its
+    /// last DigestRequest: `verifyTargetShownNs`).
+    var primarySendsVerifyEnd = false
     public static let digestReadsMax = 8
     static let verifyTargetShownNs: UInt64 = 2_000_000_000
     public internal(set) var diskFault: SecondaryDiskFault?
@@ -272,6 +276,7 @@ public struct SecondaryNode: Sendable {
             actions.append(.closeForViolation("protocol violation: a primary sent \(type)"))
         case let .digestRequested(offset, length):
             digestRequested(offset, length, nowNs: nowNs, into: &actions)
+        case .verifyEnded: lastDigestRequestNs = nil
         case let .digestFlushCompleted(errno): digestFlushCompleted(errno, nowNs: nowNs, into: &actions)
         case let .digestRead(offset, length, digest, errno):
             if let index = digestRegionsInFlight.firstIndex(of: offset) { digestRegionsInFlight.remove(at: index) }
@@ -318,7 +323,9 @@ public struct SecondaryNode: Sendable {
             isStopping = true
             if link != .none { close("resource stopping", nowNs: nowNs, into: &actions) }
         case .tick:
-            if let last = lastDigestRequestNs, nowNs >= last + Self.verifyTargetShownNs { lastDigestRequestNs = nil }
+            if let last = lastDigestRequestNs, !primarySendsVerifyEnd, nowNs >= last + Self.verifyTargetShownNs {
+                lastDigestRequestNs = nil
+            }
             feed(.tick, nowNs: nowNs, into: &actions)
             if !isStopping, link == .none, config.peerName != nil, nowNs >= nextProbeNs {
                 nextProbeNs = nowNs + config.probeIntervalNs

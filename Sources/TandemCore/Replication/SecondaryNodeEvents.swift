@@ -64,6 +64,8 @@ public enum SecondaryNodeEvent: Sendable, Equatable {
     /// The primary's DigestRequest (online verify): answered with `.readForDigest`, then
     /// `.sendDigest` once `.digestRead` reports it.
     case digestRequested(offsetBytes: UInt64, lengthBytes: UInt64)
+    /// The primary's VerifyEnd (protocol 10): its verify or digest compare on this link ended.
+    case verifyEnded
     /// The flush of `.flushForDigests` ended (0: done).
     case digestFlushCompleted(errno: Int32)
     /// The read of `.readForDigest` ended: the region's digest, or the errno.
@@ -173,8 +175,9 @@ public enum SecondaryStreamState: String, Sendable, Equatable, CaseIterable {
     /// A full copy is being received: Inconsistent until the primary's SyncComplete.
     case syncTarget = "SyncTarget"
     case established = "Established"
-    /// The primary runs an online verify against this copy (a DigestRequest within the last
-    /// two seconds).
+    /// The primary runs an online verify or digest compare against this copy: from its first
+    /// DigestRequest until its VerifyEnd (a primary of protocol 10 or later), or until two
+    /// seconds after its last DigestRequest (an older one).
     case verifyT = "VerifyT"
 }
 

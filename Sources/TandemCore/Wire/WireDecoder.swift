@@ -355,6 +355,7 @@ enum WireBodyDecoder {
         case .resize: message = .resize(try WireResize.decode(&reader))
         case .bitmapChunk: message = .bitmapChunk(try WireBitmapChunk.decode(&reader))
         case .bitmapDone: message = .bitmapDone(setBlocks: reader.u64()!)
+        case .verifyEnd: message = .verifyEnd
         case .readRequest: message = .readRequest(try WireReadRequest.decode(&reader))
         case .readReply: message = .readReply(try WireReadReply.decode(&reader))
         case .replicaHello:

@@ -100,6 +100,8 @@ public enum WireEncoder {
             return 8
         case .catchUpInPlace, .caughtUp:
             return 8
+        case .verifyEnd:
+            return 0
         }
     }
 
@@ -146,6 +148,8 @@ public enum WireEncoder {
             chunk.write(&writer)
         case .bitmapDone(let setBlocks):
             writer.put(setBlocks)
+        case .verifyEnd:
+            break
         case .readRequest(let request):
             request.encode(&writer)
         case .readReply(let reply):

@@ -29,6 +29,10 @@ public enum WireFormat {
     /// Version 9 adds EpochTime (type 40): before each EpochBarrier, the primary's wall-clock
     /// time of the epoch it closes (status `consistent_as_of.time` on the secondary); sent
     /// only to a peer whose Hello names 9 or more.
+    /// Version 10 adds VerifyEnd (type 41): the primary's online verify or digest compare
+    /// ended, so the secondary leaves `VerifyT` at once; sent only to a peer whose Hello names
+    /// 10 or more (`verifyEndVersion`; an older primary's end is inferred two seconds after its
+    /// last DigestRequest).
     public static let helloVersion: UInt16 = 9
     /// The first version whose Hello carries the generation tail.
     public static let generationsVersion: UInt16 = 4
@@ -60,6 +64,9 @@ public enum WireFormat {
     public static let caughtUpVersion: UInt16 = 7
     /// EpochTime (type 40) is sent to a peer whose Hello names this or more.
     public static let wallClockVersion: UInt16 = 9
+    /// VerifyEnd (type 41) is sent to a peer whose Hello names this or more. Above
+    /// `helloVersion` until the version that carries it is released: nothing sends it yet.
+    public static let verifyEndVersion: UInt16 = 10
     /// The largest region one DigestRequest names.
     public static let digestRegionBytesMax: UInt64 = 1 << 20
     public static let headerBytes = 24
@@ -113,6 +120,8 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
     case groupBarrier = 27
     /// Wall-clock consistent_as_of (protocol 9): the primary's time of the epoch it closes.
     case epochTime = 40
+    /// Online verify's end (protocol 10): the verify or digest compare the primary ran ended.
+    case verifyEnd = 41
 
     /// The body length a frame of this type may have: exact for fixed-size messages, an
     /// upper bound (checked at the header, before any body is buffered) for the others.
@@ -132,6 +141,7 @@ public enum WireMessageType: UInt8, Sendable, CaseIterable {
         case .durableAck, .flushRequest, .ping, .pong, .resendComplete, .syncComplete, .failoverRequest, .demoted:
             return 8...8
         case .catchUpInPlace, .caughtUp: return 8...8
+        case .verifyEnd: return 0...0
         }
     }
 }

@@ -260,6 +260,9 @@ public enum WireMessage: Equatable, Sendable {
     /// Primary → secondary (protocol 9), right before the EpochBarrier of `epoch`: the
     /// primary's wall-clock time (ns since the Unix epoch, its own clock) when it closed it.
     case epochTime(epoch: UInt64, wallClockNs: UInt64)
+    /// Primary → secondary (protocol 10): the online verify or digest compare it ran on this
+    /// link ended (completed, aborted or stopped); no DigestRequest of it follows. No body.
+    case verifyEnd
 
     public var type: WireMessageType {
         switch self {
@@ -288,6 +291,7 @@ public enum WireMessage: Equatable, Sendable {
         case .readReply: return .readReply
         case .groupBarrier: return .groupBarrier
         case .epochTime: return .epochTime
+        case .verifyEnd: return .verifyEnd
         }
     }
 }

@@ -372,6 +372,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         case let .discardCopyChunk(offset): retained.copies.release(offset: offset)
         case let .readVerifyRegion(offset, length): readVerifyRegion(offset: offset, length: length)
         case let .sendDigestRequest(offset, length): transmit(.control(.digestRequest(offsetBytes: offset, lengthBytes: length)))
+        case .sendVerifyEnd: transmit(.control(.verifyEnd))  // behind the DigestRequests
         case let .release(through): retained.release(through: through)
         case let .send(message): transmit(.stream(message))
         // SyncComplete and Demoted name writes the peer confirmed (so sent already): they may

@@ -31,13 +31,21 @@ extension Resource {
     }
 
     /// The compare's regions, durable before the session that compares them starts. A write
-    /// that fails costs a second crash a copy of them, nothing more: it is logged.
+    /// that fails costs a second crash a copy of them, nothing more: the compare runs, and the
+    /// log and an event say what a crash before its end would cost (and why: a full state
+    /// directory, one that refuses new files).
     func keepCrashCompareRecord(_ regions: [ChecksumRegion], transaction: UInt64, geometry: DirtyBitmap) {
         do throws(ResourceStoreError) {
             try CrashCompareRecordFile.write(regions, transaction: transaction, geometry: geometry, to: crashCompareRecordPath)
         } catch {
+            let message = "\(error): the record of the digest compare could not be kept; the compare runs, but a crash "
+                + "before it ends copies its regions whole instead of comparing them again (nothing is lost)"
             logger.warning("the compare's record could not be kept: a crash before it ends copies its regions whole",
                            metadata: ["error": "\(error)"])
+            context.events.publish(resource: spec.name, "checksum-resync-record-not-kept", [
+                "message": .string(message),
+                "checksum_bytes": .int(Int64(clamping: ChecksumResync.bytes(of: regions))),
+            ])
             removeCrashCompareRecord()
         }
     }

@@ -59,6 +59,7 @@ extension SecondaryReplicator {
         case .syncComplete(let sequence): feed(.syncComplete(through: sequence))
         case .demoted: feed(.demoted)
         case let .digestRequest(offset, length): feed(.digestRequested(offsetBytes: offset, lengthBytes: length))
+        case .verifyEnd: feed(.verifyEnded)
         case .resize(let request): receivedResize(request, link: link)
         case .readRequest(let request): receivedReadRequest(request, link: link)
         case .ping(let nonce): link.send(.pong(nonce: nonce))

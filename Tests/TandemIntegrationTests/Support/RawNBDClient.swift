@@ -55,8 +55,13 @@ final class RawNBDClient {
     private(set) var transmissionFlags: UInt16 = 0
 
     /// Connects and reads the server's greeting; the option phase is up to the caller.
-    init(socketPath: String, timeoutSeconds: Int = 10) throws {
-        stream = try UnixStream(path: socketPath, timeoutSeconds: timeoutSeconds)
+    convenience init(socketPath: String, timeoutSeconds: Int = 10) throws {
+        try self.init(stream: UnixStream(path: socketPath, timeoutSeconds: timeoutSeconds))
+    }
+
+    /// Reads the server's greeting on a connected stream (a Unix socket, or TCP).
+    init(stream: UnixStream) throws {
+        self.stream = stream
         let (outcome, greeting) = stream.readExact(18)
         guard outcome == .data else { throw HarnessError("no NBD greeting (\(outcome))") }
         guard greeting.readBE(UInt64.self, at: 0) == NBDWire.nbdMagic,
@@ -70,6 +75,13 @@ final class RawNBDClient {
     /// A connection that has completed OPT_GO for `exportName` and is in transmission.
     static func transmitting(socketPath: String, exportName: String) throws -> RawNBDClient {
         let client = try RawNBDClient(socketPath: socketPath)
+        try client.go(exportName: exportName)
+        return client
+    }
+
+    /// The same over TCP to the export's `nbd.tcp` port on 127.0.0.1.
+    static func transmitting(tcpPort: Int, exportName: String) throws -> RawNBDClient {
+        let client = try RawNBDClient(stream: UnixStream(tcpPort: tcpPort))
         try client.go(exportName: exportName)
         return client
     }

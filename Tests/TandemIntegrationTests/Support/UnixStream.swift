@@ -1,5 +1,5 @@
-// UnixStream: a blocking Unix stream socket with send and receive timeouts, for the control
-// client and the raw NBD client. Sends use MSG_NOSIGNAL so a peer that hangs up yields
+// UnixStream: a blocking Unix stream socket (or a loopback TCP one) with send and receive
+// timeouts, for the control client and the raw NBD client. Sends use MSG_NOSIGNAL so a peer that hangs up yields
 // EPIPE, never a SIGPIPE that would kill the test runner.
 import Foundation
 
@@ -17,6 +17,22 @@ final class UnixStream {
             let code = errno
             close(fd)
             throw HarnessError("connect \(path): errno \(code)")
+        }
+        setTimeouts(seconds: timeoutSeconds)
+    }
+
+    /// The same blocking stream over TCP to 127.0.0.1:`tcpPort` (an export's `nbd.tcp`).
+    init(tcpPort: Int, timeoutSeconds: Int = 10) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw HarnessError("socket: errno \(errno)") }
+        var address = LinkProxy.Engine.loopback(port: tcpPort)
+        let status = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard status == 0 else {
+            let code = errno
+            close(fd)
+            throw HarnessError("connect to 127.0.0.1:\(tcpPort): errno \(code)")
         }
         setTimeouts(seconds: timeoutSeconds)
     }
