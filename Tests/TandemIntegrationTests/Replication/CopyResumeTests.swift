@@ -26,12 +26,7 @@ extension Replication {
         let pair = try ReplicatedPair(sizeBytes: Self.volumeBytes, throughProxy: true)
         let proxy = try #require(pair.proxy)
         try VolumeFiles.makeRandom(pair.volume(pair.alpha), sizeBytes: pair.sizeBytes)
-        try pair.create(on: pair.beta, role: "secondary", peer: ("alpha", pair.alphaAddress), mode: "sync",
-                        initialSync: "full", compression: "none")
-        try pair.create(on: pair.alpha, role: "primary", peer: ("beta", pair.betaAddressForAlpha), mode: "sync",
-                        initialSync: "full", compression: "none", settings: ["resync_rate": Self.rateBytesPerSecond])
-        try pair.expectOK(try pair.beta.control().request("enable", ["name": ReplicatedPair.resource]))
-        try pair.expectOK(try pair.alpha.control().request("enable", ["name": ReplicatedPair.resource]))
+        try pair.createAndEnable(mode: "sync", initialSync: "full", alphaSettings: ["resync_rate": Self.rateBytesPerSecond])
         let halfway = try pair.waitFor(pair.alpha, "half the volume copied") {
             ($0["out_of_sync_bytes"] as? Int ?? Int.max) <= Self.volumeBytes / 2
         }
