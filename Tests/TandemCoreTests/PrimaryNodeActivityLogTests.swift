@@ -159,11 +159,13 @@ private struct LogHarness {
         #expect(h.transactionBases == [CatchUpBase(session: 77, durableThroughEpoch: 1)])
     }
 
-    @Test func duringAFullCopyATransactionProvesNoBaseAndNoPageIsWritten() {
+    /// A full copy's every block is written to the pages first (PrimaryNode+CopyCheckpoint);
+    /// until that write is durable a transaction proves no base (a crash copies the volume).
+    @Test func duringAFullCopyATransactionProvesNoBaseUntilEveryPageIsWritten() {
         var copying = LogHarness(mode: .sync, extents: 3, basis: .fullCopy)
         copying.send(.enable)
         #expect(copying.transaction == nil, "no base to record: the session's start transaction already says none")
-        #expect(copying.pageWrite == nil, "a full copy stays a full copy after a crash: its bits are not written")
+        #expect(copying.pageWrite?.pages == [0], "the copy's bits go to the pages, all set: \(copying.actions)")
         copying.write(1, block: 0)
         #expect(copying.transactionBases == [] && copying.pagesCount == false, "\(copying.actions)")
     }

@@ -22,6 +22,7 @@ extension Simulation {
         config.adaptive = scenario.adaptive
         config.periodNs = scenario.periodNs
         if scenario.checksumCheckpointBytes > 0 { config.checksumCheckpointBytes = scenario.checksumCheckpointBytes }
+        config.copyCheckpointBytes = scenario.copyCheckpointBytes  // SimulationTests+CopyResume
         return config
     }
 

@@ -24,11 +24,13 @@
 //   a bit set by a write has its extent in the log, which it leaves only by an eviction whose
 //   pages are durable first (`.persistBitmapPages`, encoded with the regions of copy chunks
 //   the peer has not confirmed, which the bitmap no longer marks). Bits set without a write
-//   (a tracked bitmap at start, verify mismatches) make every page holding one written before
-//   a transaction says pages count again. A full copy (`markEveryBlock`) records no bases: a
-//   crash during one copies the volume again. So does a crash while stopping or after a
-//   disk failure. When the mode (or, counting pages, the session or Ahead) changes, a
-//   transaction is written to record it.
+//   (a tracked bitmap at start, verify mismatches, a full copy's `markEveryBlock`) make every
+//   page holding one written before a transaction says pages count again: a full copy writes
+//   every page once, all set, and then counts them like a catch-up; as the peer confirms its
+//   chunks their pages are written clear (PrimaryNode+CopyCheckpoint), so a crash restart
+//   resumes the copy instead of starting it over. A crash while stopping or after a disk
+//   failure records no bases (the volume is copied). When the mode (or, counting pages, the
+//   session or Ahead) changes, a transaction is written to record it.
 // - Transactions: one in flight at a time; the misses while one is in flight share a later one
 //   (group commit; `ActivityLogBatching` says which), which the driver writes (one 4 KiB write
 //   and a data sync).
@@ -66,8 +68,10 @@ extension PrimaryNode {
         /// covered. Pages count only when they are equal.
         var bitsWithoutWrite: UInt64 = 0
         var pagesCoverThrough: UInt64 = 0
-        /// Every block was marked (a full copy): no transaction counts pages until in sync.
+        /// Every block was marked (a full copy): a crash restart's compare is given up.
         var wholeVolumeMarked = false
+        /// The copy's chunks confirmed since its pages were last written (+CopyCheckpoint).
+        var copyCheckpoint = ChecksumCheckpoint()
         /// Page writes asked for and not answered, and the last ticket.
         var pageWrites: [PageWrite] = []
         var pageTicket: UInt64 = 0
@@ -108,9 +112,9 @@ extension PrimaryNode {
     }
 
     /// Out of sync, a transaction could count the bitmap's pages (once they cover the bits
-    /// set without a write): bases exist as a clean stop would seal them, and no full copy.
+    /// set without a write, a full copy's included): bases exist as a clean stop would seal them.
     var activityLogPagesMayCount: Bool {
-        !stopping && !diskFailed && !gate.wholeVolumeMarked && (!isAhead || !catchUpBases.isEmpty)
+        !stopping && !diskFailed && (!isAhead || !catchUpBases.isEmpty)
     }
 
     var activityLogMode: ActivityLogMode {
@@ -283,6 +287,7 @@ extension PrimaryNode {
             activityLog!.requestTransaction()
         }
         activityLogPersistPages(mode, into: &actions)
+        checkpointCopyPages(mode, into: &actions)
         guard let number = activityLog!.endTurn() else { return }
         let bases = activityLogBases(mode)
         gate.formedMode = bases.isEmpty ? .none : mode

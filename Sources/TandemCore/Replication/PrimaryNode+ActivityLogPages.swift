@@ -22,9 +22,7 @@ extension PrimaryNode {
         if !requests.isEmpty {
             var pages: [Int] = []
             for request in requests where !pages.contains(request.page) { pages.append(request.page) }
-            gate.pageTicket += 1
-            gate.pageWrites.append(PageWrite(ticket: gate.pageTicket, requests: requests, covers: nil))
-            actions.append(.persistBitmapPages(ticket: gate.pageTicket, pages: pages, alsoSet: activityLogHeldRuns(pages)))
+            _ = requestPageWrite(pages, requests: requests, alsoSet: activityLogHeldRuns(pages), into: &actions)
         }
         let covers = gate.bitsWithoutWrite
         guard enabled, mode == .none, activityLogPagesMayCount, gate.pagesCoverThrough != covers,
@@ -41,9 +39,22 @@ extension PrimaryNode {
             }
         }
         guard !pages.isEmpty else { return gate.pagesCoverThrough = covers }
+        _ = requestPageWrite(pages, covers: covers, alsoSet: held, into: &actions)
+    }
+
+    /// Asks the driver to write `pages` (the node's bitmap with `alsoSet` set too) durably;
+    /// returns the write's ticket, which `.bitmapPagesPersisted` answers.
+    mutating func requestPageWrite(_ pages: [Int], requests: [ActivityLog.PageRequest] = [], covers: UInt64? = nil,
+                                   alsoSet: [BlockRun], into actions: inout [PrimaryNodeAction]) -> UInt64 {
         gate.pageTicket += 1
-        gate.pageWrites.append(PageWrite(ticket: gate.pageTicket, requests: [], covers: covers))
-        actions.append(.persistBitmapPages(ticket: gate.pageTicket, pages: pages, alsoSet: held))
+        gate.pageWrites.append(PageWrite(ticket: gate.pageTicket, requests: requests, covers: covers))
+        actions.append(.persistBitmapPages(ticket: gate.pageTicket, pages: pages, alsoSet: alsoSet))
+        return gate.pageTicket
+    }
+
+    /// Whether the page write of `ticket` (0: none) has not been answered yet.
+    func pageWriteInFlight(_ ticket: UInt64) -> Bool {
+        ticket != 0 && gate.pageWrites.contains(where: { $0.ticket == ticket })
     }
 
     /// The blocks of every write the peer has not confirmed durable that fall in `pages` (nil:

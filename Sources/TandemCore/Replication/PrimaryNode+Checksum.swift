@@ -186,18 +186,12 @@ extension PrimaryNode {
     private mutating func checkpointChecksumPages(into actions: inout [PrimaryNodeAction]) {
         guard !checksumCheckpoint.pages.isEmpty, activityLog != nil else { return }
         guard !gate.failed, !stopping, !stopped, !diskFailed else { return checksumCheckpoint = ChecksumCheckpoint() }
-        if checksumCheckpoint.ticket != 0 {
-            guard !gate.pageWrites.contains(where: { $0.ticket == checksumCheckpoint.ticket }) else { return }
-            checksumCheckpoint.ticket = 0
-        }
+        guard !pageWriteInFlight(checksumCheckpoint.ticket) else { return }
         guard checksumResync == nil || checksumCheckpoint.bytes >= config.checksumCheckpointBytes else { return }
         let pages = checksumCheckpoint.pages.sorted()
         checksumCheckpoint.pages.removeAll(keepingCapacity: true)
         checksumCheckpoint.bytes = 0
-        gate.pageTicket += 1
-        checksumCheckpoint.ticket = gate.pageTicket
-        gate.pageWrites.append(PageWrite(ticket: gate.pageTicket, requests: [], covers: nil))
-        actions.append(.persistBitmapPages(ticket: gate.pageTicket, pages: pages, alsoSet: activityLogHeldRuns(pages)))
+        checksumCheckpoint.ticket = requestPageWrite(pages, alsoSet: activityLogHeldRuns(pages), into: &actions)
     }
 
     /// A region being compared overlaps [start, end): a mutation of it waits.

@@ -23,6 +23,33 @@ struct CopyRead: Sendable {
 }
 
 extension PrimaryNode {
+    /// Every block is dirty: the copy moves the whole volume.
+    mutating func markWholeVolume() {
+        markEveryBlock()
+        startCopy()
+    }
+
+    /// Sets every bit (the peer may lack any block).
+    mutating func markEveryBlock() {
+        _ = bitmap.setBlocks(BlockRun(first: 0, count: bitmap.blockCount))
+        gate.wholeVolumeMarked = true
+        activityLogBitsWithoutWrite()  // every page is written, all set, before pages count
+    }
+
+    /// The copy (re)starts at the beginning of the bitmap.
+    mutating func startCopy() {
+        copyWanted = true
+        peerStagesCatchUp = false  // the peer's next ReplicaHello says whether it stages this one
+        copyCursor = 0
+        copyRun = nil
+        copyGeneration += 1
+        copySentNoticed = false
+        awaitingCaughtUp = false  // this copy's SyncComplete asks again (a staged peer continues its journal)
+        copiedBytes = 0
+        copyTotalBytes = bitmap.outOfSyncBytes
+        copyLastSequence = 0
+    }
+
     /// Reads the next dirty runs while the copy may go on: up to `copyBuffersMax` chunk buffers,
     /// within its share of the stream's room and the resync rate.
     mutating func continueCopy(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
@@ -138,7 +165,10 @@ extension PrimaryNode {
         tickets[ticket].writesOutstanding = 1
         drive(.writeSubmitted(request: RequestID(ticket), offsetBytes: offset, lengthBytes: length, fua: false),
               nowNs: nowNs, into: &actions)
-        if copyLastSequence > releasedThrough { copyChunksHeld.append(copyLastSequence) }
+        if copyLastSequence > releasedThrough {
+            copyChunksHeld.append(CopyChunkHeld(sequence: copyLastSequence, lengthBytes: length))
+        }
+        noteCopyChunkForCheckpoint(read.run)
         noteCopySent(into: &actions)
     }
 

@@ -99,7 +99,7 @@ extension PrimaryNode {
         activityLogReleased(from: releasedThrough + 1, through: released)
         releasedThrough = released
         actions.append(.release(throughSequence: released))
-        while let oldest = copyChunksHeld.first, oldest <= released { _ = copyChunksHeld.removeFirst() }
+        releaseCopyChunks(through: released)
     }
 
     private func slot(_ sequence: WriteSequence) -> Int { Int(sequence % UInt64(config.primary.writesInFlightMax)) }

@@ -170,7 +170,7 @@ public struct PrimaryNode: Sendable {
     var copyReadBytes: UInt64 = 0
     /// Sequences of the copy chunks admitted and not yet released, oldest first: with the
     /// reads, what holds the driver's chunk buffers (`copyBuffersMax`).
-    var copyChunksHeld: BoundedQueue<WriteSequence>
+    var copyChunksHeld: BoundedQueue<CopyChunkHeld>
     /// Bumped when the copy starts over: a read of an earlier copy is discarded.
     var copyGeneration: UInt64 = 0
     var copySentNoticed = false
@@ -287,32 +287,6 @@ public struct PrimaryNode: Sendable {
             break
         }
         if localLacksWrites { startLacking(kept: localLacking, record: localLackingRecord) }
-    }
-
-    /// Every block is dirty: the copy moves the whole volume.
-    mutating func markWholeVolume() {
-        markEveryBlock()
-        startCopy()
-    }
-
-    /// Sets every bit (the peer may lack any block).
-    mutating func markEveryBlock() {
-        _ = bitmap.setBlocks(BlockRun(first: 0, count: bitmap.blockCount))
-        gate.wholeVolumeMarked = true
-    }
-
-    /// The copy (re)starts at the beginning of the bitmap.
-    mutating func startCopy() {
-        copyWanted = true
-        peerStagesCatchUp = false  // the peer's next ReplicaHello says whether it stages this one
-        copyCursor = 0
-        copyRun = nil
-        copyGeneration += 1
-        copySentNoticed = false
-        awaitingCaughtUp = false  // this copy's SyncComplete asks again (a staged peer continues its journal)
-        copiedBytes = 0
-        copyTotalBytes = bitmap.outOfSyncBytes
-        copyLastSequence = 0
     }
 
     // MARK: Read-only state

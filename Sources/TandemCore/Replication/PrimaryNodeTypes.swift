@@ -89,6 +89,10 @@ public enum ActivityLogTestingFault: Sendable, Hashable {
     /// its last writes may sit in the disk's volatile cache, and a power loss then takes
     /// writes the peer holds from a region no crash restart copies.
     case skipsEvictionFlush
+    /// A copy checkpoint writes its pages from the bitmap alone, without the chunks the peer
+    /// has not confirmed yet (their bits are cleared when they are read): a crash restart
+    /// then skips a chunk the peer never made durable.
+    case copyCheckpointClearsUnconfirmedChunks
 }
 
 public struct PrimaryNodeConfig: Sendable, Hashable {
@@ -144,6 +148,11 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
     /// (their bits clear) once this many bytes were cleared since its last such write, and
     /// when it ends: a second crash then compares only what was left (PrimaryNode+Checksum).
     public var checksumCheckpointBytes: UInt64 = ChecksumResync.checkpointBytesDefault
+    /// While a copy runs and the activity log counts the bitmap pages, the pages of the chunks
+    /// the peer confirmed durable are written (their bits clear) once this many copy bytes were
+    /// confirmed since the last such write: a crash restart then copies only what the pages
+    /// still mark (PrimaryNode+CopyCheckpoint). Default `copyCheckpointBytes(volumeSizeBytes:)`.
+    public var copyCheckpointBytes: UInt64
 
     public init(
         primary: ReplicationPrimaryConfig, volumeSizeBytes: UInt64, hasPeer: Bool = true,
@@ -181,11 +190,18 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
             precondition(UInt64(chunkBytes) <= activityLog.writeBytesMax, "a chunk larger than the largest write")
         }
         self.activityLog = activityLog
+        copyCheckpointBytes = Self.copyCheckpointBytes(volumeSizeBytes: volumeSizeBytes)
         precondition(periodNs.map { $0 > 0 } ?? true, "period 0")
         self.periodNs = periodNs
     }
-}
 
+    /// A 64th of the volume, at least 16 MiB: a copy writes its progress at most 64 times (a
+    /// synchronous page write and data sync each, on the loop), and a crash restart copies
+    /// again at most that much beyond the chunks the peer had not confirmed.
+    public static func copyCheckpointBytes(volumeSizeBytes: UInt64) -> UInt64 {
+        max(16 << 20, volumeSizeBytes / 64)
+    }
+}
 
 public enum PrimaryNodeEvent: Sendable, Hashable {
     /// The operator enabled replication (dial now) / disabled it (record the stop, hang up).

@@ -47,7 +47,7 @@ extension Resource {
         case .success(nil):
             logger.notice("the primary did not stop cleanly and its activity log is empty: the next session copies the volume")
         case .success(let transaction?) where transaction.bases.isEmpty:
-            logger.notice("the primary did not stop cleanly while a copy was due or it was Ahead: the next session copies the volume",
+            logger.notice("the primary did not stop cleanly before its activity log proved what its peer holds (a copy not yet on the pages, a stop, a failed disk): the next session copies the volume",
                           metadata: ["transaction": "\(transaction.transaction)"])
         case .success(let transaction?):
             var bitmap = DirtyBitmap(volumeSizeBytes: volume.sizeBytes, blockBytes: UInt64(node.bitmapBlockBytes))

@@ -107,7 +107,8 @@ final class ReplicatedPair {
     /// `fencing`: the resource's fencing policy on both nodes; nil leaves the key out.
     func createAndEnable(mode: String = "sync", initialSync: String = "full", compression: String = "none",
                          diskDrain: String = "drain", secondaryBufferBytes: Int? = nil, primaryBufferBytes: Int? = nil,
-                         peerHost: String? = nil, fencing: String? = nil, betaSettings: [String: Any] = [:]) throws {
+                         peerHost: String? = nil, fencing: String? = nil, betaSettings: [String: Any] = [:],
+                         alphaSettings: [String: Any] = [:]) throws {
         func named(_ address: String) -> String {
             guard let peerHost else { return address }
             return "\(peerHost):\(address.split(separator: ":").last!)"
@@ -117,7 +118,7 @@ final class ReplicatedPair {
                    settings: betaSettings)
         try create(on: alpha, role: "primary", peer: ("beta", named(betaAddressForAlpha)), mode: mode,
                    initialSync: initialSync, compression: compression, diskDrain: diskDrain,
-                   asyncBufferBytes: primaryBufferBytes, fencing: fencing)
+                   asyncBufferBytes: primaryBufferBytes, fencing: fencing, settings: alphaSettings)
         try expectOK(try beta.control().request("enable", ["name": Self.resource]))
         try expectOK(try alpha.control().request("enable", ["name": Self.resource]))
     }
