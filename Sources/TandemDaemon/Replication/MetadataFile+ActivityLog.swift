@@ -70,18 +70,8 @@ extension MetadataFile {
     /// transactions then start again from 1 in an empty ring).
     func resetActivityLog() throws(IOError) {
         guard !closed, !failed else { throw IOError(errno: EIO, "write \(path): the metadata file failed earlier") }
-        let geometry = superblock.geometry
         memset(activityLogBuffer, 0, MetadataGeometry.slotBytes)
-        do {
-            for slot in 0..<geometry.alSlots {
-                try MetadataFileIO.writeAll(fd: volume.fd, UnsafeRawBufferPointer(start: activityLogBuffer, count: MetadataGeometry.slotBytes),
-                                            offset: baseOffsetBytes + geometry.activityLogSlotOffset(slot), path: path)
-            }
-            try MetadataFileIO.dataSync(fd: volume.fd, path: path)
-        } catch {
-            failed = true
-            throw error
-        }
+        try writeBufferDurably(toSlots: 0..<superblock.geometry.alSlots)
         activityLogNewest = 0
     }
 
@@ -97,19 +87,25 @@ extension MetadataFile {
     /// Writes `transaction` to its slot and makes it durable before returning.
     func writeActivityLog(_ transaction: ActivityLogTransaction) throws(IOError) {
         guard !closed, !failed else { throw IOError(errno: EIO, "write \(path): the metadata file failed earlier") }
-        let geometry = superblock.geometry
         let bytes = transaction.encode()
         bytes.withUnsafeBytes { activityLogBuffer.copyMemory(from: $0.baseAddress!, byteCount: MetadataGeometry.slotBytes) }
-        let slot = UInt32(transaction.transaction % UInt64(geometry.alSlots))
+        let slot = UInt32(transaction.transaction % UInt64(superblock.geometry.alSlots))
+        try writeBufferDurably(toSlots: slot..<(slot + 1))
+        activityLogNewest = max(activityLogNewest, transaction.transaction)
+    }
+
+    /// The blocking buffer's 4 KiB to each of `slots`, then a data sync; a failure fails the file.
+    private func writeBufferDurably(toSlots slots: Range<UInt32>) throws(IOError) {
         do {
-            try MetadataFileIO.writeAll(fd: volume.fd, UnsafeRawBufferPointer(start: activityLogBuffer, count: MetadataGeometry.slotBytes),
-                                        offset: baseOffsetBytes + geometry.activityLogSlotOffset(slot), path: path)
+            for slot in slots {
+                try MetadataFileIO.writeAll(fd: volume.fd, UnsafeRawBufferPointer(start: activityLogBuffer, count: MetadataGeometry.slotBytes),
+                                            offset: baseOffsetBytes + superblock.geometry.activityLogSlotOffset(slot), path: path)
+            }
             try MetadataFileIO.dataSync(fd: volume.fd, path: path)
         } catch {
             failed = true
             throw error
         }
-        activityLogNewest = max(activityLogNewest, transaction.transaction)
     }
 
     /// Writes `transaction` to its slot through the ring (an O_DIRECT write continued after
