@@ -27,8 +27,13 @@ struct RingModel {
             return
         }
         // Transaction numbers are 64-bit: newest − back, below 1 where back ≥ newest, whose
-        // slot is then count − (back − newest) mod count.
-        let proven = (0..<UInt64(count - 1)).allSatisfy { back in
+        // slot is then count − (back − newest) mod count. The K − 1 slots on either side of the
+        // newest (transactions that may have been in flight with it) are not judged.
+        let window = UInt64(ActivityLogRing.transactionsInFlightMax - 1)
+        let judged = (0..<UInt64(count)).filter { back in
+            back == 0 || (back > window && back + window < UInt64(count))
+        }
+        let proven = judged.allSatisfy { back in
             guard newest > back else {
                 let slot = Int((UInt64(count) - (back - newest) % UInt64(count)) % UInt64(count))
                 return decoded[slot] == .failure(.zeroes)

@@ -6,10 +6,11 @@ import Testing
     static let extent: UInt64 = 4 << 20
 
     private func log(capacity: Int = 4, extentsPerWrite: Int = 2, volumeExtents: UInt64 = 256,
-                     batching: ActivityLogBatching = .production) -> ActivityLog {
+                     batching: ActivityLogBatching = .production, inFlight: Int = 1) -> ActivityLog {
         ActivityLog(
             volumeSizeBytes: volumeExtents * Self.extent, extentBytes: Self.extent, capacity: capacity,
-            blockBytes: 4096, extentsPerWriteMax: extentsPerWrite, batching: batching)
+            blockBytes: 4096, extentsPerWriteMax: extentsPerWrite, batching: batching,
+            transactionsInFlightMax: inFlight)
     }
 
     /// Writes one block at the start of `extent`.
@@ -184,6 +185,57 @@ import Testing
         #expect(!al.transactionNeedsVolumeFlush)  // extent 1 was released before transaction 2's flush
     }
 
+    @Test func twoTransactionsGoInFlightTogetherEachHoldingTheWholeSet() {
+        var al = log(inFlight: 2)
+        #expect(write(&al, 0) == .awaitTransaction(1))
+        #expect(al.endTurn() == 1)
+        #expect(write(&al, 1) == .awaitTransaction(2))
+        #expect(al.endTurn() == 2)  // while 1 is in flight
+        #expect(Array(al.transactionExtents) == [0, 1], "1's joiner is in 2 as well")
+        #expect(al.transactionsInFlight == 2 && al.isInFlight(1) && al.isInFlight(2))
+        #expect(write(&al, 2) == .awaitTransaction(3))
+        #expect(al.endTurn() == nil)  // at the limit
+        // The disk finishes 2 first: nothing is taken, and 2 still counts in flight (3 must not
+        // be written while 1 may still be torn: the ring's proof allows one slot's gap).
+        al.transactionDurable(2)
+        #expect(al.lastDurableTransaction == 0 && !al.isResident(extent: 0) && !al.isResident(extent: 1))
+        #expect(al.endTurn() == nil)
+        al.transactionDurable(1)
+        #expect(al.lastDurableTransaction == 2 && al.isResident(extent: 0) && al.isResident(extent: 1))
+        #expect(al.transactionsInFlight == 0)
+        #expect(al.endTurn() == 3)
+        #expect(Array(al.transactionExtents) == [0, 1, 2])
+        #expect(write(&al, 0) == .proceed)
+    }
+
+    /// Transaction 2 evicts extent 0 and flushes first. Transaction 3, formed while 2 is in
+    /// flight, drops extent 0 as well and may be durable before 2's flush is done: it flushes
+    /// too, unless (the seeded fault) 2's flush was counted done when asked for.
+    @Test(arguments: [false, true])
+    func aTransactionFormedWhileAnEarlierOnesFlushIsPendingFlushesToo(countsFlushWhenAsked: Bool) {
+        var al = log(capacity: 2, extentsPerWrite: 1, inFlight: 2)
+        al.testingCountsFlushWhenAsked = countsFlushWhenAsked
+        _ = write(&al, 0)
+        _ = write(&al, 1)
+        #expect(al.endTurn() == 1)
+        al.transactionDurable(1)
+        complete(&al, 0)
+        complete(&al, 1)
+        #expect(evictOne(&al, 2) == 2)
+        #expect(al.transactionNeedsVolumeFlush)
+        al.requestTransaction()
+        #expect(al.endTurn() == 3)
+        #expect(Array(al.transactionExtents) == [1, 2])
+        #expect(al.transactionEvicts, "3 drops extent 0 against the durable set")
+        #expect(al.transactionNeedsVolumeFlush == !countsFlushWhenAsked)
+        al.transactionDurable(3)
+        al.transactionDurable(2)
+        // Once 2 is durable its flush counts: a transaction dropping nothing new needs none.
+        al.requestTransaction()
+        #expect(al.endTurn() == 4)
+        #expect(!al.transactionEvicts && !al.transactionNeedsVolumeFlush)
+    }
+
     @Test func anExtentWithWritesInFlightIsNeverEvicted() {
         var al = log(capacity: 2)
         _ = write(&al, 1)
@@ -243,13 +295,17 @@ import Testing
     /// step: every write issued to the disk is covered by the last durable transaction, the
     /// transaction holds at most `capacity` extents, and an extent dropped by a transaction
     /// had no write in flight and its pages persisted after its eviction began.
-    @Test(arguments: ActivityLogBatching.allCases)
-    func issuedWritesAreAlwaysCoveredByTheDurableLog(batching: ActivityLogBatching) {
+    /// With several transactions in flight, finished by the disk in any order: every issued
+    /// write is covered by the last durable transaction and by each one in flight — whichever a
+    /// crash leaves newest on disk.
+    @Test(arguments: ActivityLogBatching.allCases, [1, 2])
+    func issuedWritesAreAlwaysCoveredByTheDurableLog(batching: ActivityLogBatching, inFlight: Int) {
         var random = SplitMix64(seed: 4242)
         var transactions = 0
         var evictions = 0
         for round in 0..<20 {
-            var al = log(capacity: 1 + round % 6, extentsPerWrite: 1 + round % 2, volumeExtents: 64, batching: batching)
+            var al = log(capacity: 1 + round % 6, extentsPerWrite: 1 + round % 2, volumeExtents: 64, batching: batching,
+                         inFlight: inFlight)
             let counts = simulate(&al, &random, steps: 3000)
             transactions += counts.transactions
             evictions += counts.evictions
@@ -272,7 +328,8 @@ import Testing
         var issued: [ClosedRange<UInt64>] = []
         var waiting: [Pending] = []
         var pagesOwed: [ActivityLog.PageRequest] = []
-        var transactionInFlight: (UInt64, Set<UInt32>)?
+        var transactionsInFlight: [(number: UInt64, set: Set<UInt32>, done: Bool)] = []
+        var lastTaken: UInt64 = 0
         for _ in 0..<steps {
             switch UInt64.random(in: 0..<10, using: &random) {
             case 0..<4:
@@ -293,29 +350,36 @@ import Testing
                 if !pagesOwed.isEmpty { al.bitmapPagePersisted(pagesOwed.removeFirst()) }
             case 7:
                 if let number = al.endTurn() {
-                    precondition(transactionInFlight == nil)
+                    precondition(transactionsInFlight.count < al.transactionsInFlightMax)
                     let set = Set(al.transactionExtents)
                     #expect(set.count == al.transactionExtents.count && set.count <= al.capacity)
                     #expect(Array(al.transactionExtents) == al.transactionExtents.sorted())
-                    transactionInFlight = (number, set)
+                    transactionsInFlight.append((number, set, false))
                 }
             default:
-                guard let (number, set) = transactionInFlight else { break }
-                al.transactionDurable(number)
-                transactions += 1
-                evictions += durableSet.subtracting(set).count
-                durableSet = set
-                transactionInFlight = nil
-                let released = waiting.filter { $0.ticket <= number }
-                waiting.removeAll { $0.ticket <= number }
+                // The disk finishes any transaction in flight; the log takes them in order.
+                let open = transactionsInFlight.indices.filter { !transactionsInFlight[$0].done }
+                guard !open.isEmpty else { break }
+                let finished = open[Int.random(in: 0..<open.count, using: &random)]
+                transactionsInFlight[finished].done = true
+                al.transactionDurable(transactionsInFlight[finished].number)
+                while let first = transactionsInFlight.first, first.done {
+                    transactionsInFlight.removeFirst()
+                    transactions += 1
+                    evictions += durableSet.subtracting(first.set).count
+                    durableSet = first.set
+                    lastTaken = first.number
+                }
+                #expect(al.lastDurableTransaction == lastTaken, "the log takes durable transactions in order")
+                let durable = al.lastDurableTransaction
+                let released = waiting.filter { $0.ticket <= durable }
+                waiting.removeAll { $0.ticket <= durable }
                 issued += released.map(\.extents)
             }
             for write in issued {
                 #expect(write.allSatisfy { durableSet.contains(UInt32($0)) }, "write to \(write) not covered")
-            }
-            if let (_, next) = transactionInFlight {
-                // Every extent with an issued write stays in the transaction being written.
-                for write in issued { #expect(write.allSatisfy { next.contains(UInt32($0)) }) }
+                // Every extent with an issued write stays in each transaction being written.
+                for next in transactionsInFlight { #expect(write.allSatisfy { next.set.contains(UInt32($0)) }) }
             }
         }
         return (transactions, evictions)

@@ -284,26 +284,64 @@ private struct LogHarness {
         #expect(try Self.newest([Self.slot(4), Self.slot(5), Self.slot(6), Self.slot(3)]).get()?.transaction == 6)
     }
 
-    @Test func onlyTheNextTransactionsSlotMayBeTornByTheCrash() throws {
+    @Test func onlyTheSlotsBesideTheNewestMayBeTornByTheCrash() throws {
+        #expect(ActivityLogRing.transactionsInFlightMax == 2, "these rings are drawn for two transactions in flight")
         var torn = Self.slot(7)
         torn[100] ^= 0xFF
         // 5 is newest; slot 2 (transaction 6's) was being written: 5 is proven.
         #expect(try Self.newest([Self.slot(4), Self.slot(5), torn, Self.slot(3)]).get()?.transaction == 5)
-        // The same damage to transaction 4's slot: the ring proves nothing.
-        guard case .failure(let error) = Self.newest([torn, Self.slot(5), Self.slot(2), Self.slot(3)]) else {
-            Issue.record("a damaged slot that must hold transaction 4 was believed")
+        // Transaction 4 was in flight with 5 and the disk finished 5 first: 5 is proven.
+        #expect(try Self.newest([torn, Self.slot(5), torn, Self.slot(3)]).get()?.transaction == 5)
+        // The same damage to transaction 3's slot (written before 5 could be): nothing proven.
+        guard case .failure(let error) = Self.newest([Self.slot(4), Self.slot(5), Self.slot(2), torn]) else {
+            Issue.record("a damaged slot that must hold transaction 3 was believed")
             return
         }
-        #expect(error.slot == 0 && error.description.contains("activity-log slot 0"))
+        #expect(error.slot == 3 && error.description.contains("activity-log slot 3"))
     }
 
     @Test func aTransactionInTheWrongSlotOrAGapProvesNothing() {
         if case .success = Self.newest([Self.slot(4), Self.slot(6), Self.slot(2), Self.slot(3)]) {
             Issue.record("transaction 6 in slot 1 was believed")
         }
-        if case .success = Self.newest([Self.slot(4), Self.slot(1), Self.slot(6), Self.slot(3)]) {
-            Issue.record("a ring with 4, 6 and a stale 1 was believed")
+        // Eight slots, 10 newest (slot 2): 9 (slot 1) may be stale, 8 (slot 0) may not.
+        var ring = (0..<8).map { Self.slot(UInt64($0 < 3 ? $0 + 8 : $0)) }
+        ring[1] = Self.slot(1)
+        if case .failure(let error) = Self.newest(ring) { Issue.record("a stale slot beside the newest refused: \(error)") }
+        ring[0] = Self.zero
+        guard case .failure(let error) = Self.newest(ring) else {
+            Issue.record("a ring with 10, a stale 9 and nothing where 8 belongs was believed")
+            return
         }
+        #expect(error.slot == 0, "\(error)")
+    }
+
+    /// A crash left transaction 4 torn and 5 durable: the next session's start writes 6, and
+    /// from then on the proof judges 4's slot. So the start first writes it again — a copy of the
+    /// newest under 4's number — and the ring proves its newest at every later crash.
+    @Test func aSlotACrashLeftUnfinishedBeforeTheNewestIsSettledWithTheNewestsCopy() throws {
+        var torn = Self.slot(4)
+        torn[100] ^= 0xFF
+        let newest = ActivityLogTransaction(transaction: 5, resourceUUID: Self.uuid, extents: [2, 3],
+                                            bases: [CatchUpBase(session: 2, durableThroughEpoch: 9)])
+        var ring = [torn, newest.encode(), Self.slot(2), Self.slot(3)]
+        #expect(try Self.newest(ring).get() == newest)
+        let unsettled = ActivityLogRing.unsettled(ring, newest: 5, resourceUUID: Self.uuid, extentsMax: 1000)
+        #expect(unsettled == [4])
+        // Without settling: once 6 is written, the torn 4 is judged and the ring proves nothing.
+        var unsettledRing = ring
+        unsettledRing[2] = Self.slot(6)
+        if case .success = Self.newest(unsettledRing) { Issue.record("a torn slot two before the newest was believed") }
+        let sealed = ActivityLogRing.sealed(newest, as: 4)
+        #expect(sealed.transaction == 4 && sealed.extents == newest.extents && sealed.bases == newest.bases)
+        ring[0] = sealed.encode()
+        #expect(ActivityLogRing.unsettled(ring, newest: 5, resourceUUID: Self.uuid, extentsMax: 1000).isEmpty)
+        ring[2] = Self.slot(6)
+        ring[3] = Self.slot(7)
+        #expect(try Self.newest(ring).get()?.transaction == 7)
+        // A ring that never got past its first transaction has nothing before it to settle.
+        #expect(ActivityLogRing.unsettled([Self.zero, Self.slot(1), Self.zero, Self.zero], newest: 1,
+                                          resourceUUID: Self.uuid, extentsMax: 1000).isEmpty)
     }
 
     /// FuzzPages' first finding: a sealed slot whose transaction number is past Int.max
@@ -317,7 +355,7 @@ private struct LogHarness {
             Issue.record("a lone transaction 2^63 + 1 with nothing before it was believed")
             return
         }
-        #expect(error.slot == 0, "\(error)")
+        #expect(error.slot == 3, "\(error)")  // 2^63 − 1's: 2^63 (slot 0) may be torn
     }
 
     /// FuzzPages' second finding: a sealed slot numbered 0 (transactions start at 1) in the

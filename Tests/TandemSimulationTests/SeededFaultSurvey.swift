@@ -32,6 +32,10 @@ enum SeededFaultShape: Sendable {
     /// not the whole volume); and two primary crashes (`powerLoss`: power losses, else kill -9)
     /// in the later two thirds of the workload, when evicted extents are many.
     case logEvicts(primaryPowerLoss: Bool)
+    /// `logEvicts` with power losses, 8 requests outstanding (a miss arrives while an evicting
+    /// transaction flushes, and a second transaction goes in flight beside it) and eight
+    /// primary power losses instead of two (the window, a flush's latency, is short).
+    case logTransactionsOverlap
     /// Sync with `disk_drain: drain` and `fencing: suspend-io` (the writes a peer lost are
     /// re-sent, not tracked), 4–8 blocks (re-sent writes overlap), 8 requests outstanding and 8
     /// secondary writes in flight (re-sent writes are applied side by side and complete in any
@@ -76,6 +80,13 @@ extension SimulationScenario {
                     faults.append((atNs, .crash(.secondary, powerLoss: true)))
                     faults.append((atNs + draws.below(100_000), .crash(.primary, powerLoss: false)))
                 }
+            }
+        case .logTransactionsOverlap:
+            self.shape(.logEvicts(primaryPowerLoss: true))
+            requestsOutstandingMax = 8
+            var more = SimRandom(seed: seed ^ 0x5EED_FA17_0F1A_0000)
+            for _ in 0..<6 {
+                faults.append((more.between(workloadEndNs / 4, workloadEndNs), .crash(.primary, powerLoss: true)))
             }
         case .resentWritesOverlap:
             mode = .sync
@@ -137,7 +148,18 @@ struct SeededFaultCheck: Sendable, CustomStringConvertible {
         fault: .activityLogSkipsEvictionFlush, overlapping: nil, shape: .logEvicts(primaryPowerLoss: true),
         matches: { _ in true })
 
+    static let countsFlushWhenAsked = SeededFaultCheck(
+        name: "checkerCatchesAnActivityLogThatCountsAnEvictionFlushDoneWhenAsked",
+        fault: .activityLogCountsFlushWhenAsked, overlapping: nil, shape: .logTransactionsOverlap,
+        matches: { _ in true })
+
+    static let formsFromDurableSetOnly = SeededFaultCheck(
+        name: "checkerCatchesAnActivityLogThatFormsATransactionWithoutTheJoinersInFlight",
+        fault: .activityLogFormsFromDurableSetOnly, overlapping: nil, shape: .logTransactionsOverlap,
+        matches: { _ in true })
+
     static let all = [syncWriteAppliedAhead, overlappingWritesOutOfOrder, releasesAtLocalCompletion, evictsWithoutFlushing,
+                      countsFlushWhenAsked, formsFromDurableSetOnly,
                       flushFromLocalFlushAtStop]
 
     /// What one seed shows: the fault caught (its control run passing), the fault run failing

@@ -28,10 +28,16 @@ final class SimNode {
     /// The bitmap the last primary stop sealed in the metadata, with the bases it covers
     /// (cleared by the next session's first write and by any role change).
     var sealedBitmap: (bitmap: DirtyBitmap, bases: [CatchUpBase])?
-    /// The activity-log ring's newest durable transaction (survives every crash), and the one
-    /// being written (a crash lands it or not: one 4 KiB write is atomic here).
+    /// The activity-log ring's newest durable transaction by number (survives every crash: what
+    /// a restart reads), and those being written, in any order (a crash lands each or not: one
+    /// 4 KiB write is atomic here; the disk may finish a newer one first).
     var activityLogDurable: ActivityLogTransaction?
-    var activityLogInFlight: ActivityLogTransaction?
+    var activityLogInFlight: [ActivityLogTransaction] = []
+
+    /// A transaction landed on the ring: the newest by number is what a restart reads.
+    func activityLogLanded(_ transaction: ActivityLogTransaction) {
+        if transaction.transaction > activityLogDurable?.transaction ?? 0 { activityLogDurable = transaction }
+    }
     /// The metadata bitmap area's pages as on stable storage (nil: as created, every page
     /// clear), and the activity log's page writes in flight: each page lands or not at a crash.
     var durablePages: DirtyBitmap?

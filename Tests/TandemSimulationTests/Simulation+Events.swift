@@ -121,7 +121,7 @@ extension Simulation {
         case .secondaryDigestFlush:
             driveSecondary(node, .digestFlushCompleted(errno: result))
         case let .activityLogFlush(transaction):
-            guard node.primary?.node.activityLog?.inFlightTransaction == transaction.transaction else { return }
+            guard node.primary?.node.activityLog?.isInFlight(transaction.transaction) == true else { return }
             if result != 0 { return drivePrimary(node, .activityLogWritten(transaction: transaction.transaction, errno: result)) }
             writeActivityLog(node, transaction)
         }

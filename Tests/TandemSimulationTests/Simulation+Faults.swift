@@ -70,9 +70,9 @@ extension Simulation {
         let landing = Int(random.below(UInt64(node.recordsInFlight.count + 1)))
         if landing > 0 { node.record = node.recordsInFlight[landing - 1] }
         node.recordsInFlight.removeAll()
-        // The activity-log write in flight lands or not.
-        if let transaction = node.activityLogInFlight, random.chance(perMille: 500) { node.activityLogDurable = transaction }
-        node.activityLogInFlight = nil
+        // Each activity-log write in flight lands or not, whatever their order.
+        for transaction in node.activityLogInFlight where random.chance(perMille: 500) { node.activityLogLanded(transaction) }
+        node.activityLogInFlight.removeAll()
         // Each bitmap page in flight lands or not (one 4 KiB write is atomic here).
         for write in node.pageWritesInFlight {
             for page in write.pages where random.chance(perMille: 500) { landPage(node, page.page, setBlocks: page.setBlocks) }

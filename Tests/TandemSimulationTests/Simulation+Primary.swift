@@ -51,11 +51,9 @@ extension Simulation {
     /// Resource.openActivityLog: the session's first transaction (no extent), durable before
     /// the start record; a catch-up's tracked bitmap on the pages first, counted by it.
     private func openActivityLog(_ node: SimNode, basis: SessionBasis, tracked: DirtyBitmap?) -> (UInt64, pagesCount: Bool) {
-        if let transaction = node.activityLogInFlight {
-            // The stopped node's last transaction completes first (the daemon's are synchronous).
-            node.activityLogDurable = transaction
-            node.activityLogInFlight = nil
-        }
+        // The stopped node's last transactions complete first (the daemon's start is synchronous).
+        for transaction in node.activityLogInFlight { node.activityLogLanded(transaction) }
+        node.activityLogInFlight.removeAll()
         guard scenario.activityLog != nil || node.activityLogDurable != nil else { return (0, false) }
         var bases: [CatchUpBase] = []
         if scenario.activityLog != nil {
@@ -80,7 +78,7 @@ extension Simulation {
     }
 
     func writeActivityLog(_ node: SimNode, _ transaction: ActivityLogTransaction) {
-        node.activityLogInFlight = transaction
+        node.activityLogInFlight.append(transaction)
         events.schedule(.activityLogDone(node: node.index, incarnation: node.incarnation, transaction: transaction.transaction),
                         atNs: nowNs + diskWriteLatencyNs())
     }
@@ -124,10 +122,9 @@ extension Simulation {
     }
 
     func activityLogDone(_ node: SimNode, transaction number: UInt64) {
-        guard let transaction = node.activityLogInFlight, transaction.transaction == number else { return }
-        node.activityLogDurable = transaction
-        node.activityLogInFlight = nil
-        guard node.primary?.node.activityLog?.inFlightTransaction == number else { return }
+        guard let index = node.activityLogInFlight.firstIndex(where: { $0.transaction == number }) else { return }
+        node.activityLogLanded(node.activityLogInFlight.remove(at: index))
+        guard node.primary?.node.activityLog?.isInFlight(number) == true else { return }
         drivePrimary(node, .activityLogWritten(transaction: number, errno: 0))
     }
 

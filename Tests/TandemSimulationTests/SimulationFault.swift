@@ -30,6 +30,14 @@ enum SimulationFault: Hashable, CustomStringConvertible {
     /// The primary's activity log evicts without flushing the volume first
     /// (ActivityLogTestingFault.skipsEvictionFlush).
     case activityLogSkipsEvictionFlush
+    /// The primary's activity log counts an eviction's volume flush done when the transaction
+    /// asks for it, so a transaction formed while that one is in flight drops the same extent
+    /// without a flush (ActivityLogTestingFault.countsFlushWhenAsked).
+    case activityLogCountsFlushWhenAsked
+    /// The primary's activity log forms a transaction from the last durable set and its own
+    /// batch, leaving out the joiners of the transactions still in flight
+    /// (ActivityLogTestingFault.formsFromDurableSetOnly).
+    case activityLogFormsFromDurableSetOnly
     /// A promotion that does not move the generations (B := C, C := new, P + 1): an old
     /// primary that wrote behind a partition would then not be told split brain.
     case promotionKeepsGeneration
@@ -88,6 +96,8 @@ enum SimulationFault: Hashable, CustomStringConvertible {
         case .activityLogReleasesAtLocalCompletion: "activity log releases extents at local completion"
         case .activityLogEvictsBeforePagesPersisted: "activity log evicts before its bitmap pages are persisted"
         case .activityLogSkipsEvictionFlush: "activity log evicts without flushing the volume"
+        case .activityLogCountsFlushWhenAsked: "activity log counts an eviction's flush done when asked"
+        case .activityLogFormsFromDurableSetOnly: "activity log forms a transaction without the joiners in flight"
         case .payloadChecksumSkipped: "secondary skips the payload CRC32C check"
         case .livenessNeverChecked: "link liveness never checked"
         case .stagedWritesReachTheVolume: "staged writes reach the volume"

@@ -230,6 +230,8 @@ struct SimulationScenario: CustomStringConvertible {
         case .activityLogReleasesAtLocalCompletion: .releasesAtLocalCompletion
         case .activityLogEvictsBeforePagesPersisted: .evictsBeforePagesPersisted
         case .activityLogSkipsEvictionFlush: .skipsEvictionFlush
+        case .activityLogCountsFlushWhenAsked: .countsFlushWhenAsked
+        case .activityLogFormsFromDurableSetOnly: .formsFromDurableSetOnly
         default: nil
         }
         activityLog = logged || logFault != nil

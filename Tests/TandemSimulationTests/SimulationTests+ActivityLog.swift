@@ -42,6 +42,18 @@ extension SimulationTests {
         #expect(caught != nil, "the checker never noticed evictions without a volume flush in seeds \(check.seedsNow)")
     }
 
+    /// ActivityLogTestingFault.formsFromDurableSetOnly: with two transactions in flight, the
+    /// second holds the last durable set and its own joiners but not the first's; once the
+    /// first is durable its writes are issued, and a crash that leaves the second newest on
+    /// disk catches up a set without them (rule 2 of docs/tracking.md, *Transactions in
+    /// flight*). (`countsFlushWhenAsked`, rule 4's fault, is caught by ActivityLogTests; in
+    /// this shape's seeds 1–200 a power loss never met its window, one flush long.)
+    @Test func checkerCatchesAnActivityLogThatFormsATransactionWithoutTheJoinersInFlight() {
+        let check = SeededFaultCheck.formsFromDurableSetOnly
+        let caught = firstFailure(check)
+        #expect(caught != nil, "the checker never noticed a transaction without the joiners in flight in seeds \(check.seedsNow)")
+    }
+
     @Test func checkerCatchesAnActivityLogThatEvictsBeforeItsPagesArePersisted() {
         let caught = firstFailure(with: .activityLogEvictsBeforePagesPersisted) { _ in true }
         #expect(caught != nil, "the checker never noticed evictions before their bitmap pages in \(Self.faultSeeds) seeds")

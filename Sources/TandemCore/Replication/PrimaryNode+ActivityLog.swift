@@ -31,9 +31,11 @@
 //   resumes the copy instead of starting it over. A crash while stopping or after a disk
 //   failure records no bases (the volume is copied). When the mode (or, counting pages, the
 //   session or Ahead) changes, a transaction is written to record it.
-// - Transactions: one in flight at a time; the misses while one is in flight share a later one
-//   (group commit; `ActivityLogBatching` says which), which the driver writes (one 4 KiB write
-//   and a data sync).
+// - Transactions: up to `transactionsInFlightMax` in flight at once, each the whole set; the
+//   misses while they are at the limit share a later one (group commit; `ActivityLogBatching`
+//   says which), which the driver writes (one 4 KiB write and a data sync). A held write is
+//   issued once its transaction and every older one are durable (ActivityLog takes them in
+//   order), whatever order the disk finishes them in.
 
 /// What the next activity-log transaction may claim.
 enum ActivityLogMode: Sendable, Equatable {
@@ -100,8 +102,11 @@ extension PrimaryNode {
         var log = ActivityLog(
             volumeSizeBytes: config.volumeSizeBytes, extentBytes: settings.extentBytes, capacity: settings.extents,
             blockBytes: config.bitmapBlockBytes, extentsPerWriteMax: settings.extentsPerWriteMax,
-            lastTransaction: settings.lastTransaction, batching: settings.batching)
+            lastTransaction: settings.lastTransaction, batching: settings.batching,
+            transactionsInFlightMax: settings.transactionsInFlightMax)
         log.testingSkipsEvictionFlush = settings.testingFault == .skipsEvictionFlush
+        log.testingCountsFlushWhenAsked = settings.testingFault == .countsFlushWhenAsked
+        log.testingFormsFromDurableSetOnly = settings.testingFault == .formsFromDurableSetOnly
         return log
     }
 
@@ -235,10 +240,12 @@ extension PrimaryNode {
         guard activityLog != nil else { preconditionFailure("an activity-log result without a log") }
         guard errno == 0 else { return activityLogFailed("activity-log write", errno, nowNs: nowNs, into: &actions) }
         activityLog!.transactionDurable(transaction)
+        let durable = activityLog!.lastDurableTransaction
+        guard durable >= transaction else { return }  // an older one is still being written
         var kept = 0
         for index in gate.heldWrites.indices {
             let write = gate.heldWrites[index]
-            if write.transaction <= transaction {
+            if write.transaction <= durable {
                 actions.append(.issueLocalWrite(write.sequence))
             } else {
                 gate.heldWrites[kept] = write
@@ -247,7 +254,7 @@ extension PrimaryNode {
         }
         gate.heldWrites.removeLast(gate.heldWrites.count - kept)
         var released = 0
-        while released < gate.heldSends.count && gate.heldSends[released].transaction <= transaction {
+        while released < gate.heldSends.count && gate.heldSends[released].transaction <= durable {
             actions.append(.send(gate.heldSends[released].message))
             released += 1
         }
@@ -283,7 +290,7 @@ extension PrimaryNode {
         // so that a crash restart never believes bases of a state the node has left.
         let changed = gate.formedMode != mode
             || (mode == .pages && (gate.formedSession != session || gate.formedAhead != isAhead))
-        if enabled && changed && activityLog!.inFlightTransaction == 0 {
+        if enabled && changed && activityLog!.transactionsInFlight == 0 {
             activityLog!.requestTransaction()
         }
         activityLogPersistPages(mode, into: &actions)

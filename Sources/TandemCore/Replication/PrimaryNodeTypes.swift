@@ -38,6 +38,21 @@ public struct ActivityLogSettings: Sendable, Hashable {
     /// transaction counts them (the driver wrote both before the node starts): the node's
     /// transactions count pages from the start, without writing them again first.
     public var trackedPagesDurable = false
+    /// Transactions written at once (1 ... `ActivityLogRing.transactionsInFlightMax`): a batch closes and
+    /// is written while fewer are in flight. The driver passes
+    /// `transactionsInFlight(ringSlots:)` (docs/tracking.md, *Transactions in flight*).
+    public var transactionsInFlightMax = ActivityLogSettings.transactionsInFlightDefault
+
+    /// The transactions a primary writes at once: two, so that the misses arriving while one
+    /// is written go to disk without waiting for it (docs/tracking.md, *Transactions in
+    /// flight*): as many as the ring's proof allows for.
+    public static let transactionsInFlightDefault = ActivityLogRing.transactionsInFlightMax
+
+    /// The default, fewer on a ring of `ringSlots` slots: transactions in flight must leave
+    /// the slot of the last durable one alone (a ring of 2 slots: one at a time).
+    public static func transactionsInFlight(ringSlots: Int) -> Int {
+        max(1, min(transactionsInFlightDefault, ringSlots - 1))
+    }
 
     public init(extents: Int, extentBytes: UInt64, writeBytesMax: UInt64, lastTransaction: UInt64,
                 testingFault: ActivityLogTestingFault? = nil, batching: ActivityLogBatching = .production) {
@@ -93,6 +108,15 @@ public enum ActivityLogTestingFault: Sendable, Hashable {
     /// has not confirmed yet (their bits are cleared when they are read): a crash restart
     /// then skips a chunk the peer never made durable.
     case copyCheckpointClearsUnconfirmedChunks
+    /// An evicting transaction's volume flush counts as done when the transaction is formed,
+    /// not once it is durable: a transaction formed while it is in flight drops the same
+    /// extent without a flush of its own and can be durable before that flush is done, so a
+    /// power loss takes writes the peer holds from a region no crash restart copies.
+    case countsFlushWhenAsked
+    /// A transaction formed while others are in flight holds the last durable set and its own
+    /// joiners only, not theirs: once an earlier one is durable its writes are issued, and a
+    /// crash that leaves the later one newest on disk catches up a set that lacks them.
+    case formsFromDurableSetOnly
 }
 
 public struct PrimaryNodeConfig: Sendable, Hashable {
@@ -360,8 +384,10 @@ public enum PrimaryNodeAction: Sendable, Hashable {
     case issueLocalWrite(WriteSequence)
     /// Write activity-log transaction `transaction` (the whole active set `extents`, ascending,
     /// and the catch-up bases it proves) to its ring slot and make it durable; answer
-    /// `.activityLogWritten`. `flushVolumeFirst`: an extent leaves the set, so flush the
-    /// volume first (its completed writes must be durable before no log names them).
+    /// `.activityLogWritten`. Up to `ActivityLogSettings.transactionsInFlightMax` are in flight
+    /// at once, answered in any order. `flushVolumeFirst`: the transaction drops an extent whose
+    /// completed writes are not known stable, so flush the volume first (they must be durable
+    /// before no log names them).
     /// `bitmapPagesCount`: the transaction says the bitmap area's durable pages count too.
     case writeActivityLog(transaction: UInt64, extents: [UInt32], bases: [CatchUpBase], flushVolumeFirst: Bool,
                           bitmapPagesCount: Bool)

@@ -9,18 +9,23 @@
 //  - when a transaction may be written: every miss joins the open batch, closed at `endTurn`
 //    (`batching`: at the first turn with a miss, or only once no transaction is in flight, so
 //    that the misses of every turn meanwhile share the next one); a closed batch is written
-//    once the previous transaction is durable and the bitmap pages of every extent it evicts
-//    are durable (`bitmapPagePersisted`): an extent leaves the log only after its bits are on
-//    disk;
-//  - what the transaction holds: the whole active set, ascending;
-//  - whether the volume must be flushed before an evicting transaction: only when an extent
-//    leaving the set had a write released after the last such flush was asked for (each
-//    slot remembers the release count of its last write). Under random writes over a volume
+//    while fewer than `transactionsInFlightMax` are in flight and once the bitmap pages of
+//    every extent it evicts are durable (`bitmapPagePersisted`): an extent leaves the log only
+//    after its bits are on disk;
+//  - what the transaction holds: the whole active set, ascending — every extent of the last
+//    durable transaction and of every one in flight, less those they evict: whichever of them
+//    a crash leaves newest covers every write issued;
+//  - whether the volume must be flushed before a transaction: only when an extent absent from
+//    it but present in the last durable one had a write released after the last flush known
+//    done — a flush counts once the transaction that asked for it is durable, so a
+//    transaction formed while an earlier one's flush is pending asks for its own. Each slot
+//    remembers the release count of its last write. Under random writes over a volume
 //    far larger than the log, almost every write evicts, but the extent leaving was last
 //    written hundreds of transactions ago: one flush covers the evictions of many.
-// Writes waiting on a batch are released only by `transactionDurable(n)` (ticket ≤ n).
-// Fixed tables sized at init; noteWrite/writeCompleted never allocate. One transaction is
-// in flight at a time. No I/O: the caller writes pages and transactions and reports back.
+// Writes waiting on a batch are released once `lastDurableTransaction` ≥ their ticket: the
+// disk may finish the transactions in flight in any order, the log takes them in order
+// (ActivityLogFlights). Fixed tables sized at init; noteWrite/writeCompleted never allocate.
+// No I/O: the caller writes pages and transactions and reports back.
 
 public struct ActivityLog: Sendable {
     public enum Admission: Equatable, Sendable {
@@ -58,8 +63,9 @@ public struct ActivityLog: Sendable {
     public let batching: ActivityLogBatching
 
     // Per slot. `resident`: the extent in the last durable transaction. `incoming`: the
-    // extent that replaces it (or fills an unused slot) in batch `incomingBatch`. Writes
-    // go to incoming if there is one, else resident; `inFlight` counts them.
+    // extent that replaces it (or fills an unused slot) in batch `incomingBatch` (closed and
+    // in flight, or not yet closed); a slot changes once per durable transaction at most.
+    // Writes go to incoming if there is one, else resident; `inFlight` counts them.
     private var resident: [UInt32]
     private var incoming: [UInt32]
     private var incomingBatch: [UInt64]
@@ -82,7 +88,9 @@ public struct ActivityLog: Sendable {
     private var openBatch: UInt64
     private var openBatchHasJoiners = false
     private var closedBatch: UInt64 = 0
-    public private(set) var inFlightTransaction: UInt64 = 0
+    private var flights: ActivityLogFlights
+    /// The newest transaction durable with every one before it: writes whose ticket is at most
+    /// this may be issued.
     public private(set) var lastDurableTransaction: UInt64
     private var transactionBuffer: [UInt32]
     public private(set) var transactionExtentCount = 0
@@ -94,19 +102,27 @@ public struct ActivityLog: Sendable {
     /// Testing only: every evicting transaction skips the volume flush (the simulator shows
     /// its checker catches it).
     public var testingSkipsEvictionFlush = false
+    /// Testing only: a flush counts as done when a transaction asks for it, not once that
+    /// transaction is durable (the simulator shows its checker catches it).
+    public var testingCountsFlushWhenAsked = false
+    /// Testing only: a transaction holds the last durable set and its own batch's joiners, not
+    /// those of the transactions still in flight (the simulator shows its checker catches it).
+    public var testingFormsFromDurableSetOnly = false
     /// Writes released so far (`writeCompleted`), and per slot the count at its last one.
     private var releases: UInt64 = 0
     private var releasedAt: [UInt64]
     /// Every write released up to this count is on stable storage (a flush asked for by a
-    /// durable transaction); the count the transaction in flight flushes through.
+    /// durable transaction).
     private var volumeFlushedThrough: UInt64 = 0
-    private var inFlightFlushesThrough: UInt64?
 
     /// - lastTransaction: the number of the newest valid transaction found at load (0: none).
     /// - extentsPerWriteMax: the most extents one write may touch (max request / extent + 1).
+    /// - transactionsInFlightMax: transactions written at once (the node passes
+    ///   `ActivityLogSettings.transactionsInFlightMax`).
     public init(
         volumeSizeBytes: UInt64, extentBytes: UInt64, capacity: Int, blockBytes: UInt64,
-        extentsPerWriteMax: Int, lastTransaction: UInt64 = 0, batching: ActivityLogBatching = .production
+        extentsPerWriteMax: Int, lastTransaction: UInt64 = 0, batching: ActivityLogBatching = .production,
+        transactionsInFlightMax: Int = 1
     ) {
         precondition(capacity >= 1 && capacity <= 1000, "al_extents \(capacity) outside 1...1000")
         precondition(DirtyBitmap.isValidBlockBytes(blockBytes), "bitmap block bytes \(blockBytes)")
@@ -139,7 +155,15 @@ public struct ActivityLog: Sendable {
         transactionBuffer = Array(repeating: 0, count: capacity)
         lastDurableTransaction = lastTransaction
         openBatch = lastTransaction + 1
+        flights = ActivityLogFlights(limit: transactionsInFlightMax)
     }
+
+    public var transactionsInFlightMax: Int { flights.limit }
+    /// Transactions returned by `endTurn` and not yet taken as durable.
+    public var transactionsInFlight: Int { flights.count }
+
+    /// Whether transaction `number` was returned by `endTurn` and is not yet taken as durable.
+    public func isInFlight(_ number: UInt64) -> Bool { flights.contains(number) }
 
     /// The extents of the transaction last returned by `endTurn`, ascending.
     public var transactionExtents: ArraySlice<UInt32> { transactionBuffer[0..<transactionExtentCount] }
@@ -312,30 +336,35 @@ public struct ActivityLog: Sendable {
         }
     }
 
-    /// The end of a loop turn: closes the open batch (`batching` says when) and, if the
-    /// previous transaction is durable and the batch's evictions have their pages durable,
-    /// returns the number of the transaction to write now (its extents: `transactionExtents`).
+    /// The end of a loop turn: closes the open batch (`batching` says when) and, if fewer than
+    /// `transactionsInFlightMax` transactions are in flight and the batch's evictions have their
+    /// pages durable, returns the number of the transaction to write now (its extents:
+    /// `transactionExtents`).
     public mutating func endTurn() -> UInt64? {
-        // Per turn, a batch closed while a transaction is in flight makes the misses of every
-        // later turn until it is durable wait for the transaction after it; across turns they
-        // join it (~12 fio writes per transaction at QD32 against ~7.5, docs/benchmarks.md).
-        // A miss waits at most for the transaction in flight, (per turn) a closed batch, and its
-        // own. Either way every ordering below holds: only batch numbers differ.
-        let mayClose = batching == .perTurn || inFlightTransaction == 0
+        // Per turn, a batch closed while the transactions in flight are at their limit makes the
+        // misses of every later turn until one is durable wait for the transaction after it;
+        // across turns they join it (~12 fio writes per transaction at QD32 against ~7.5 with
+        // one in flight, docs/benchmarks.md). Either way every ordering below holds: only batch
+        // numbers differ.
+        let mayClose = batching == .perTurn || !flights.isFull
         if closedBatch == 0 && openBatchHasJoiners && mayClose {
             closedBatch = openBatch
             openBatch += 1
             openBatchHasJoiners = false
         }
-        guard closedBatch != 0 && inFlightTransaction == 0 else { return nil }
+        guard closedBatch != 0 && !flights.isFull else { return nil }
         for slot in 0..<slotsUsed where incoming[slot] != Self.none && incomingBatch[slot] <= closedBatch {
             if pagesPending[slot] != 0 { return nil }
         }
         transactionExtentCount = 0
         transactionEvicts = false
         transactionNeedsVolumeFlush = false
+        // A slot whose incoming extent is in an earlier transaction still in flight counts here
+        // too: this transaction drops that slot's resident as well, and may be durable before
+        // the earlier one's flush is done, so it flushes unless a durable one covered it.
         for slot in 0..<slotsUsed {
-            let joins = incoming[slot] != Self.none && incomingBatch[slot] <= closedBatch
+            let joins = incoming[slot] != Self.none
+                && (testingFormsFromDurableSetOnly ? incomingBatch[slot] == closedBatch : incomingBatch[slot] <= closedBatch)
             if joins && resident[slot] != Self.none {
                 transactionEvicts = true
                 if releasedAt[slot] > volumeFlushedThrough && !testingSkipsEvictionFlush { transactionNeedsVolumeFlush = true }
@@ -346,10 +375,11 @@ public struct ActivityLog: Sendable {
             transactionExtentCount += 1
         }
         Self.heapSort(&transactionBuffer, count: transactionExtentCount)
-        inFlightFlushesThrough = transactionNeedsVolumeFlush ? releases : nil
-        inFlightTransaction = closedBatch
+        let number = closedBatch
+        flights.append(number, flushesThrough: transactionNeedsVolumeFlush ? releases : nil)
+        if transactionNeedsVolumeFlush && testingCountsFlushWhenAsked { volumeFlushedThrough = releases }
         closedBatch = 0
-        return inFlightTransaction
+        return number
     }
 
     /// Asks for a transaction at the next `endTurn` even if no extent joins: the set is
@@ -358,22 +388,25 @@ public struct ActivityLog: Sendable {
         openBatchHasJoiners = true
     }
 
-    /// Transaction `number` is durable: its joiners become resident, its evicted extents
-    /// leave. The caller releases every write whose ticket is ≤ `number`.
+    /// The write of transaction `number` is durable (the transactions in flight may finish in
+    /// any order). Taken in order: once every older one is durable too, each one's joiners
+    /// become resident and its evicted extents leave. The caller then releases every write
+    /// whose ticket is ≤ `lastDurableTransaction`.
     public mutating func transactionDurable(_ number: UInt64) {
-        precondition(number != 0 && number == inFlightTransaction, "transaction \(number) was not in flight")
-        for slot in 0..<slotsUsed where incoming[slot] != Self.none && incomingBatch[slot] <= number {
-            precondition(pagesPending[slot] == 0, "an extent left the log before its bitmap pages were durable")
-            if resident[slot] != Self.none { index.remove(resident[slot]) }
-            resident[slot] = incoming[slot]
-            incoming[slot] = Self.none
-            incomingBatch[slot] = 0
-            pagesUnrequested[slot] = 0
+        precondition(number != 0, "transaction 0")
+        flights.markDurable(number)
+        while let taken = flights.takeDurable() {
+            for slot in 0..<slotsUsed where incoming[slot] != Self.none && incomingBatch[slot] <= taken.number {
+                precondition(pagesPending[slot] == 0, "an extent left the log before its bitmap pages were durable")
+                if resident[slot] != Self.none { index.remove(resident[slot]) }
+                resident[slot] = incoming[slot]
+                incoming[slot] = Self.none
+                incomingBatch[slot] = 0
+                pagesUnrequested[slot] = 0
+            }
+            lastDurableTransaction = taken.number
+            if let through = taken.flushesThrough { volumeFlushedThrough = max(volumeFlushedThrough, through) }
         }
-        lastDurableTransaction = number
-        inFlightTransaction = 0
-        if let through = inFlightFlushesThrough { volumeFlushedThrough = max(volumeFlushedThrough, through) }
-        inFlightFlushesThrough = nil
         checkInvariants()
     }
 
@@ -420,38 +453,6 @@ public struct ActivityLog: Sendable {
         if lruHead != -1 { lruPrevious[lruHead] = slot }
         lruHead = slot
         if lruTail == -1 { lruTail = slot }
-    }
-
-    /// In place, without allocating (Array.sort may take a temporary buffer; `stride`
-    /// loops and `swapAt` allocated in debug builds).
-    static func heapSort(_ values: inout [UInt32], count: Int) {
-        guard count > 1 else { return }
-        var start = count / 2
-        while start > 0 {
-            start -= 1
-            siftDown(&values, start, count)
-        }
-        var end = count - 1
-        while end > 0 {
-            let top = values[0]
-            values[0] = values[end]
-            values[end] = top
-            siftDown(&values, 0, end)
-            end -= 1
-        }
-    }
-
-    private static func siftDown(_ values: inout [UInt32], _ start: Int, _ end: Int) {
-        var root = start
-        while 2 * root + 1 < end {
-            var child = 2 * root + 1
-            if child + 1 < end && values[child] < values[child + 1] { child += 1 }
-            guard values[root] < values[child] else { return }
-            let parent = values[root]
-            values[root] = values[child]
-            values[child] = parent
-            root = child
-        }
     }
 
     private func checkInvariants() {

@@ -15,7 +15,9 @@ import TandemCore
 import TandemIO
 
 final class MetadataFile: IOHandler {
-    private enum Tag: UInt32 { case write = 1, flush = 2, logWrite = 3, logFlush = 4 }
+    private enum Tag: UInt32 { case write = 1, flush = 2 }
+    /// Activity-log ring writes: `logTagBase` + 2 × their buffer, + 1 for the flush after.
+    static let logTagBase: UInt32 = 16
 
     let path: String
     /// Where the file's byte 0 lies in `path`: 0 for an external file, the data area's end
@@ -23,23 +25,25 @@ final class MetadataFile: IOHandler {
     let baseOffsetBytes: UInt64
     var isInternal: Bool { baseOffsetBytes > 0 }
     let volume: Volume
-    private let loop: EventLoop
+    let loop: EventLoop
     private let buffer: UnsafeMutableRawPointer
-    /// The activity-log slot being written (its own: a superblock ring write may be in flight).
-    private let activityLogBuffer: UnsafeMutableRawPointer
+    /// The activity-log slot being written or read by the blocking calls (its own: a
+    /// superblock ring write may be in flight).
+    let activityLogBuffer: UnsafeMutableRawPointer
     /// The newest transaction known to be in the ring (read at `readActivityLog`, then written).
-    private(set) var activityLogNewest: UInt64 = 0
-    /// The transaction being written through the ring (`writeActivityLogAsync`), in a buffer
-    /// of its own, and how many of its bytes are written.
-    private let activityLogRingBuffer: UnsafeMutableRawPointer
-    private var logInFlight: (transaction: UInt64, offset: UInt64, writtenBytes: Int, done: (Int32) -> Void)?
-    /// Transactions asked for while one was in flight (a new session's, while the stopped
-    /// session's last one is still being written), in order.
-    private var logQueued: [(ActivityLogTransaction, (Int32) -> Void)] = []
-    private var handlerID: UInt32 = 0
+    var activityLogNewest: UInt64 = 0
+    /// The transactions being written through the ring (`writeActivityLogAsync`), each in a
+    /// buffer of its own (`ActivityLogRing.transactionsInFlightMax` of them, one after the
+    /// other), with how many of its bytes are written; nil: the buffer is free.
+    let activityLogRingBuffers: UnsafeMutableRawPointer
+    var logInFlight: [LogWrite?] = Array(repeating: nil, count: ActivityLogRing.transactionsInFlightMax)
+    /// Transactions asked for while every buffer was in flight (a new session's, while the
+    /// stopped session's last ones are still being written), in order.
+    var logQueued: [(ActivityLogTransaction, (Int32) -> Void)] = []
+    private(set) var handlerID: UInt32 = 0
     /// The newest superblock on stable storage.
     private(set) var superblock: MetadataSuperblock
-    private var inFlight: MetadataSuperblock?
+    private(set) var inFlight: MetadataSuperblock?
     private var writtenBytes = 0
     private var queued: MetadataSuperblock?
     /// Set here and by `resize` (MetadataFile+Resize) when a write fails.
@@ -69,15 +73,15 @@ final class MetadataFile: IOHandler {
         buffer = memory!
         precondition(posix_memalign(&memory, 4096, MetadataGeometry.slotBytes) == 0)
         activityLogBuffer = memory!
-        precondition(posix_memalign(&memory, 4096, MetadataGeometry.slotBytes) == 0)
-        activityLogRingBuffer = memory!
+        precondition(posix_memalign(&memory, 4096, MetadataGeometry.slotBytes * ActivityLogRing.transactionsInFlightMax) == 0)
+        activityLogRingBuffers = memory!
         handlerID = loop.register(self)
     }
 
     deinit {
         free(buffer)
         free(activityLogBuffer)
-        free(activityLogRingBuffer)
+        free(activityLogRingBuffers)
     }
 
     /// disk_timeout_ms for this file's ring writes and flushes (Volume.ioTimeoutNs); the
@@ -96,7 +100,7 @@ final class MetadataFile: IOHandler {
         durableWaiters = []
         for waiter in waiters { _ = waiter(nil) }
         onWritten = nil
-        if inFlight == nil && logInFlight == nil { loop.unregister(handlerID) }
+        if inFlight == nil && !logWriting { loop.unregister(handlerID) }
     }
 
     /// A ring write is in flight or queued.
@@ -166,9 +170,7 @@ final class MetadataFile: IOHandler {
     }
 
     func ioCompleted(tag: UInt32, result: Int32, flags: UInt32) {
-        if tag == Tag.logWrite.rawValue || tag == Tag.logFlush.rawValue {
-            return activityLogIOCompleted(tag: tag, result: result)
-        }
+        if tag >= Self.logTagBase { return activityLogIOCompleted(tag: tag, result: result) }
         if result == -EINTR || result == -EAGAIN {
             // Interrupted: submit the same operation again.
             return tag == Tag.write.rawValue ? submitWrite() : loop.prepareFlush(volume: volume, handler: handlerID, tag: tag)
@@ -182,7 +184,7 @@ final class MetadataFile: IOHandler {
         superblock = inFlight!
         inFlight = nil
         durableWaiters.removeAll { $0(superblock) }
-        if closed { return logInFlight == nil ? loop.unregister(handlerID) : () }
+        if closed { return !logWriting ? loop.unregister(handlerID) : () }
         onWritten?(superblock)
         if let queued { writeAsync(queued) }
     }
@@ -318,135 +320,6 @@ final class MetadataFile: IOHandler {
         next.bitmapSealedSequence = 0
         next.catchUpBases = []
         try writeNow(next)
-    }
-
-    // MARK: Activity log (docs/metadata.md, *Activity-log transaction*)
-    //
-    // Transaction t goes to ring slot t % `AL slots` with one 4 KiB write and fdatasync,
-    // synchronously: the writes it protects wait for it anyway. Beside a superblock ring write
-    // is fine (another buffer, another offset).
-
-    /// Reads every ring slot and proves the newest transaction (ActivityLogRing); remembers its
-    /// number so that new transactions follow it. Changes nothing on disk.
-    func readActivityLog() throws(IOError) -> Result<ActivityLogTransaction?, ActivityLogRing.ProofError> {
-        let geometry = superblock.geometry
-        var slots: [[UInt8]] = []
-        for slot in 0..<geometry.alSlots {
-            // Into the aligned buffer: the file may be open with O_DIRECT.
-            let offset = off_t(baseOffsetBytes + geometry.activityLogSlotOffset(slot))
-            var done = 0
-            while done < MetadataGeometry.slotBytes {
-                let got = pread(volume.fd, activityLogBuffer + done, MetadataGeometry.slotBytes - done, offset + off_t(done))
-                if got < 0 && errno == EINTR { continue }
-                guard got >= 0 else { throw IOError(errno: errno, "read \(path)") }
-                if got == 0 { break }
-                done += got
-            }
-            slots.append(Array(UnsafeRawBufferPointer(start: activityLogBuffer, count: done)))
-        }
-        let proven = ActivityLogRing.newest(slots, resourceUUID: superblock.resourceUUID,
-                                            extentsMax: ActivityLogTransaction.extentsMax)
-        if case .success(let newest) = proven { activityLogNewest = newest?.transaction ?? 0 }
-        return proven
-    }
-
-    /// Zeroes every ring slot durably (a ring that proves nothing is not written over: new
-    /// transactions then start again from 1 in an empty ring).
-    func resetActivityLog() throws(IOError) {
-        guard !closed, !failed else { throw IOError(errno: EIO, "write \(path): the metadata file failed earlier") }
-        let geometry = superblock.geometry
-        memset(activityLogBuffer, 0, MetadataGeometry.slotBytes)
-        do {
-            for slot in 0..<geometry.alSlots {
-                try MetadataFileIO.writeAll(fd: volume.fd, UnsafeRawBufferPointer(start: activityLogBuffer, count: MetadataGeometry.slotBytes),
-                                            offset: baseOffsetBytes + geometry.activityLogSlotOffset(slot), path: path)
-            }
-            try MetadataFileIO.dataSync(fd: volume.fd, path: path)
-        } catch {
-            failed = true
-            throw error
-        }
-        activityLogNewest = 0
-    }
-
-    /// The number the next transaction takes: past the newest in the ring and past one still
-    /// being written through it (whose slot must not be written twice at once).
-    var activityLogNext: UInt64 { max(activityLogNewest, logInFlight?.transaction ?? 0) + 1 }
-
-    /// Writes `transaction` to its slot and makes it durable before returning.
-    func writeActivityLog(_ transaction: ActivityLogTransaction) throws(IOError) {
-        guard !closed, !failed else { throw IOError(errno: EIO, "write \(path): the metadata file failed earlier") }
-        let geometry = superblock.geometry
-        let bytes = transaction.encode()
-        bytes.withUnsafeBytes { activityLogBuffer.copyMemory(from: $0.baseAddress!, byteCount: MetadataGeometry.slotBytes) }
-        let slot = UInt32(transaction.transaction % UInt64(geometry.alSlots))
-        do {
-            try MetadataFileIO.writeAll(fd: volume.fd, UnsafeRawBufferPointer(start: activityLogBuffer, count: MetadataGeometry.slotBytes),
-                                        offset: baseOffsetBytes + geometry.activityLogSlotOffset(slot), path: path)
-            try MetadataFileIO.dataSync(fd: volume.fd, path: path)
-        } catch {
-            failed = true
-            throw error
-        }
-        activityLogNewest = max(activityLogNewest, transaction.transaction)
-    }
-
-    /// Writes `transaction` to its slot through the ring (an O_DIRECT write continued after
-    /// short completions, then IORING_FSYNC_DATASYNC), so the loop serves other work while the
-    /// disk makes it durable; `done` runs on the loop with 0 once it is durable, or the errno.
-    /// One at a time: a node forms the next only after this one is answered, so only a new
-    /// session's can come while another is in flight; it waits.
-    func writeActivityLogAsync(_ transaction: ActivityLogTransaction, done: @escaping (Int32) -> Void) {
-        guard logInFlight == nil else { return logQueued.append((transaction, done)) }
-        guard !closed, !failed else { return done(EIO) }
-        let bytes = transaction.encode()
-        bytes.withUnsafeBytes { activityLogRingBuffer.copyMemory(from: $0.baseAddress!, byteCount: MetadataGeometry.slotBytes) }
-        let slot = UInt32(transaction.transaction % UInt64(superblock.geometry.alSlots))
-        logInFlight = (transaction.transaction, baseOffsetBytes + superblock.geometry.activityLogSlotOffset(slot), 0, done)
-        submitLogWrite()
-    }
-
-    /// A transaction is one RWF_DSYNC write where the filesystem honours it (the kernel
-    /// flushes on completion: no second trip through the loop between the write and the
-    /// flush, which a loaded loop delays), else a write and then IORING_FSYNC_DATASYNC.
-    private var logWritesDSync: Bool { volume.honoursDSyncWrites }
-
-    private func submitLogWrite() {
-        let entry = logInFlight!
-        loop.prepareVolumeIO(write: true, volume: volume, buffer: activityLogRingBuffer + entry.writtenBytes,
-                             length: MetadataGeometry.slotBytes - entry.writtenBytes,
-                             offset: entry.offset + UInt64(entry.writtenBytes), dsync: logWritesDSync,
-                             handler: handlerID, tag: Tag.logWrite.rawValue)
-    }
-
-    private func activityLogIOCompleted(tag: UInt32, result: Int32) {
-        guard var entry = logInFlight else { preconditionFailure("an activity-log completion with none in flight") }
-        if result == -EINTR || result == -EAGAIN {
-            // Interrupted: the same operation again.
-            return tag == Tag.logWrite.rawValue
-                ? submitLogWrite() : loop.prepareFlush(volume: volume, handler: handlerID, tag: Tag.logFlush.rawValue)
-        }
-        var code: Int32 = result < 0 ? -result : 0
-        if tag == Tag.logWrite.rawValue && code == 0 {
-            if result == 0 { code = EIO } else {
-                entry.writtenBytes += Int(result)
-                logInFlight = entry
-                if entry.writtenBytes < MetadataGeometry.slotBytes { return submitLogWrite() }  // a short write: the rest
-                if !logWritesDSync { return loop.prepareFlush(volume: volume, handler: handlerID, tag: Tag.logFlush.rawValue) }
-            }
-        }
-        logInFlight = nil
-        if code == 0 {
-            activityLogNewest = max(activityLogNewest, entry.transaction)
-        } else {
-            failed = true
-        }
-        if !logQueued.isEmpty {
-            let (next, nextDone) = logQueued.removeFirst()
-            writeActivityLogAsync(next, done: nextDone)
-        }
-        if closed && inFlight == nil && logInFlight == nil { loop.unregister(handlerID) }
-        entry.done(code)
     }
 
     /// Runs `action(true)` once a superblock for which `reached` holds is stable (at once if

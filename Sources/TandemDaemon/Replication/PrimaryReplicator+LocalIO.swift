@@ -9,6 +9,18 @@ import TandemCore
 import TandemIO
 
 extension PrimaryReplicator {
+    /// An activity-log transaction the node asked for and the disk has not yet finished.
+    struct ActivityLogWrite {
+        var transaction: UInt64
+        var extents: [UInt32]
+        var bases: [CatchUpBase]
+        var bitmapPagesCount: Bool
+        /// When the node asked for it (its latency's start).
+        var startedNs: UInt64
+        /// The volume flush before it is in flight.
+        var flushing: Bool
+    }
+
     /// Keeps the payload of an admitted write under its sequence and writes it locally
     /// (`issue`; else `.issueLocalWrite` does, once the activity log names its extents).
     func writeLocal(_ write: LocalWrite, issue: Bool = true) {
@@ -40,50 +52,58 @@ extension PrimaryReplicator {
 
     /// Writes activity-log transaction `number` through the resource's metadata file, durable
     /// before it is answered, all through the ring: the loop goes on serving reads, acks and
-    /// the writes of extents already logged meanwhile, and the misses that arrive join the
-    /// next transaction (group commit; the node forms one at a time). An evicting transaction
-    /// flushes the volume first: the leaving extent's writes are then on stable storage
-    /// before no transaction names them.
+    /// the writes of extents already logged meanwhile, and the misses that arrive join a later
+    /// transaction (group commit; the node has up to `transactionsInFlightMax` in flight and
+    /// says which may go together). A transaction the node says drops an extent whose writes
+    /// are not known stable flushes the volume first: they are then on stable storage before
+    /// it is written. Each is answered when the disk finishes it, in any order.
     func writeActivityLog(_ number: UInt64, extents: [UInt32], bases: [CatchUpBase], flushVolumeFirst: Bool,
                           bitmapPagesCount: Bool) {
-        precondition(activityLogWriting == nil, "two activity-log transactions in flight")
+        guard let index = activityLogWrites.firstIndex(where: { $0 == nil }) else {
+            preconditionFailure("more activity-log transactions in flight than \(activityLogWrites.count)")
+        }
         counters.activityLogWrites += 1
-        activityLogStartedNs = MonotonicClock.nowNs()
-        activityLogWriting = (number, extents, bases, bitmapPagesCount)
-        guard flushVolumeFirst else { return submitActivityLog() }
+        activityLogWrites[index] = ActivityLogWrite(
+            transaction: number, extents: extents, bases: bases, bitmapPagesCount: bitmapPagesCount,
+            startedNs: MonotonicClock.nowNs(), flushing: flushVolumeFirst)
+        guard flushVolumeFirst else { return submitActivityLog(index) }
         counters.activityLogVolumeFlushes += 1
-        activityLogVolumeFlushing = true
-        context.loop.prepareFlush(volume: volume, handler: handlerID, tag: Self.activityLogFlushTag)
+        context.loop.prepareFlush(volume: volume, handler: handlerID, tag: Self.activityLogFlushTagBase | UInt32(index))
     }
 
-    /// The volume flush before an evicting transaction completed.
-    func activityLogVolumeFlushed(result: Int32) {
+    /// A volume flush before an activity-log transaction is in flight.
+    var activityLogVolumeFlushing: Bool { activityLogWrites.contains { $0?.flushing == true } }
+
+    /// The volume flush before the transaction of entry `index` completed.
+    func activityLogVolumeFlushed(_ index: Int, result: Int32) {
         if result == -EINTR || result == -EAGAIN {
-            return context.loop.prepareFlush(volume: volume, handler: handlerID, tag: Self.activityLogFlushTag)
+            return context.loop.prepareFlush(volume: volume, handler: handlerID, tag: Self.activityLogFlushTagBase | UInt32(index))
         }
-        activityLogVolumeFlushing = false
-        if unregisterAfterActivityLogFlush {
+        activityLogWrites[index]?.flushing = false
+        if unregisterAfterActivityLogFlush && !activityLogVolumeFlushing {
             unregisterAfterActivityLogFlush = false
             context.loop.unregister(handlerID)
         }
         guard result >= 0 else {
             health.record("flush", errno: -result)
-            return activityLogAnswered(errno: -result)
+            return activityLogAnswered(index, errno: -result)
         }
-        submitActivityLog()
+        submitActivityLog(index)
     }
 
-    private func submitActivityLog() {
-        guard let entry = activityLogWriting, let write = onWriteActivityLog else { return activityLogAnswered(errno: EIO) }
+    private func submitActivityLog(_ index: Int) {
+        guard let entry = activityLogWrites[index], let write = onWriteActivityLog else {
+            return activityLogAnswered(index, errno: EIO)
+        }
         write(entry.transaction, entry.extents, entry.bases, entry.bitmapPagesCount) { [weak self] code in
-            self?.activityLogAnswered(errno: code)
+            self?.activityLogAnswered(index, errno: code)
         }
     }
 
-    private func activityLogAnswered(errno code: Int32) {
-        guard let entry = activityLogWriting else { return }
-        activityLogWriting = nil
-        counters.activityLogLatency.record(since: activityLogStartedNs)
+    private func activityLogAnswered(_ index: Int, errno code: Int32) {
+        guard let entry = activityLogWrites[index] else { return }
+        activityLogWrites[index] = nil
+        counters.activityLogLatency.record(since: entry.startedNs)
         // A stopped node waits for nothing any more (its held writes were answered by the stop).
         guard !isStopped else { return }
         feed(.activityLogWritten(transaction: entry.transaction, errno: code))
@@ -116,8 +136,8 @@ extension PrimaryReplicator {
         switch tag {
         case Self.flushTag:
             feed(.localFlushDone(errno: result < 0 ? -result : 0))
-        case Self.activityLogFlushTag:
-            activityLogVolumeFlushed(result: result)
+        case let tag where tag & ~UInt32(0xF) == Self.activityLogFlushTagBase:
+            activityLogVolumeFlushed(Int(tag & 0xF), result: result)
         case Self.pullFlushTag:
             pullFlushCompleted(result: result)  // diskless (PrimaryReplicator+Diskless)
         case let tag where tag & 0xFFFF_0000 == Self.pullWriteTagBase:

@@ -31,8 +31,9 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     static let flushTag: UInt32 = 0xFFFF_0001
     /// Copy reads: this base | the chunk buffer's slot.
     static let copyReadTagBase: UInt32 = 0xFFFE_0000
-    /// The volume flush before an evicting activity-log transaction.
-    static let activityLogFlushTag: UInt32 = 0xFFFF_0004
+    /// The volume flush before an evicting activity-log transaction: this base | the index of
+    /// the transaction's entry in `activityLogWrites`.
+    static let activityLogFlushTagBase: UInt32 = 0xFFFF_0010
     /// Region reads for a digest (verify, a crash's checksum resync): this base | the slot.
     static let verifyReadTagBase: UInt32 = 0xFFFD_0000
     /// On a write's tag (its retained slot): the flush that makes its FUA write durable on a
@@ -103,14 +104,11 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     private(set) var lastError: String?
     func setLastError(_ error: String?) { lastError = error }
     var onStopped: (() -> Void)?
-    /// The activity-log transaction being made durable (PrimaryReplicator+LocalIO): the volume
-    /// flush before an evicting one is in flight while `volumeFlushFirst` is set.
-    var activityLogWriting: (transaction: UInt64, extents: [UInt32], bases: [CatchUpBase], bitmapPagesCount: Bool)?
-    /// When the node asked for the transaction in `activityLogWriting` (its latency's start).
-    var activityLogStartedNs: UInt64 = 0
-    var activityLogVolumeFlushing = false
+    /// The activity-log transactions being made durable (PrimaryReplicator+LocalIO), as many as
+    /// the node has in flight (nil: a free entry).
+    var activityLogWrites: [ActivityLogWrite?] = Array(repeating: nil, count: ActivityLogRing.transactionsInFlightMax)
     /// `.stopped` came while an activity-log flush of the volume was in flight: unregister
-    /// the handler when it completes (a completion must find its handler).
+    /// the handler when the last completes (a completion must find its handler).
     var unregisterAfterActivityLogFlush = false
     var isStopped = false
     var onRecordDemotion: (() -> Void)?

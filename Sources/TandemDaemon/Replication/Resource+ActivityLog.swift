@@ -16,6 +16,10 @@
 //   published (`activity-log-unreadable`) and the volume is copied.
 // - The node's page writes (`.persistBitmapPages`) go through the metadata file, durable
 //   before they are answered.
+// - A session's start first writes again the ring slots a crash left unfinished before its
+//   newest transaction (MetadataFile.settleActivityLog): with transactions in flight together
+//   the disk may finish a newer one first, and the ring's proof allows that gap only beside
+//   the newest.
 import Glibc
 import TandemCore
 import TandemIO
@@ -133,6 +137,12 @@ extension Resource {
         if case .failure(let error) = try metadata.readActivityLog() {
             logger.warning("the activity log is reset", metadata: ["error": "\(error)"])
             try metadata.resetActivityLog()
+        } else {
+            let settled = try metadata.settleActivityLog()
+            if !settled.isEmpty {
+                logger.notice("activity-log slots a crash left unfinished are written again before the session's first transaction",
+                            metadata: ["transactions": "\(settled)"])
+            }
         }
         var bases: [CatchUpBase] = []
         var pagesCount = false
@@ -153,7 +163,25 @@ extension Resource {
         var settings = ActivityLogSettings(extents: extents, extentBytes: extentBytes, writeBytesMax: writeBytesMax,
                                            lastTransaction: number)
         settings.trackedPagesDurable = pagesCount && !bases.isEmpty
+        settings.transactionsInFlightMax = activityLogTransactionsInFlight()
         return settings
+    }
+
+    /// Test and benchmark only: `TANDEM_TEST_AL_IN_FLIGHT` = 1 ... the default sets how many
+    /// transactions a primary writes at once (the same build's A/B in docs/benchmarks.md).
+    /// Unset in production; another value is ignored with a warning.
+    static let inFlightVariable = "TANDEM_TEST_AL_IN_FLIGHT"
+
+    /// The transactions the node may have in flight: the default, fewer on a small ring.
+    private func activityLogTransactionsInFlight() -> Int {
+        let ringSlots = Int(metadata.latest.geometry.alSlots)
+        let limit = ActivityLogSettings.transactionsInFlight(ringSlots: ringSlots)
+        guard let value = getenv(Self.inFlightVariable).map({ String(cString: $0) }) else { return limit }
+        guard let asked = Int(value), asked >= 1, asked <= limit else {
+            logger.warning("\(Self.inFlightVariable) ignored: 1 ... \(limit) on this ring", metadata: ["value": "\(value)"])
+            return limit
+        }
+        return asked
     }
 
     /// A catch-up's tracked bitmap on the bitmap pages, durable: every page with a set bit (a

@@ -86,8 +86,9 @@ extension Replication {
     }
 
     /// A ring slot flipped behind the stopped daemon's back (one that must hold a transaction:
-    /// not the slot the next one would go to, which a crash may leave torn): the ring proves
-    /// nothing, alpha says so and copies the whole volume, and nothing is lost.
+    /// not a slot beside the newest, which a crash may leave torn with two transactions in
+    /// flight): the ring proves nothing, alpha says so and copies the whole volume, and nothing
+    /// is lost.
     @Test func aCorruptedActivityLogSlotIsNotBelievedAndTheVolumeIsCopied() throws {
         let pair = try ReplicatedPair(sizeBytes: Self.volumeBytes)
         try pair.createAndEnable(mode: "sync", initialSync: "none")
@@ -96,21 +97,51 @@ extension Replication {
         let path = "\(pair.alpha.stateDir)/\(ReplicatedPair.resource).md"
         let slots = try Self.ringTransactions(path)
         let newest = try #require(slots.compactMap { $0 }.max(), "a ring with transactions: \(slots)")
-        #expect(newest >= 2, "the session's start and the first write's transaction at least: \(slots)")
-        let victim = try #require(slots.firstIndex(of: newest - 1))
-        let file = try #require(FileHandle(forUpdatingAtPath: path))
-        let offset = UInt64(Self.ringOffset + victim * 4096 + 40)
-        try file.seek(toOffset: offset)
-        let byte = try #require(try file.read(upToCount: 1)).first!
-        try file.seek(toOffset: offset)
-        try file.write(contentsOf: Data([byte ^ 0xFF]))
-        try file.close()
+        #expect(newest >= 3, "the session's start and the two extents' transactions at least: \(slots)")
+        let victim = try #require(slots.firstIndex(of: newest - 2))
+        try Self.flipByte(path, slot: victim)
 
         try pair.alpha.start()
         let restarted = try pair.status(pair.alpha)
         #expect(restarted["session_start"] as? String == "full-copy", "\(restarted)")
         let log = try String(contentsOfFile: pair.alpha.logPath, encoding: .utf8)
         #expect(log.contains("activity-log slot \(victim)"), "alpha names the slot:\n\(pair.alpha.logTail())")
+        try CatchUpTests.waitCaughtUp(pair)
+        try CatchUpTests.expectIdenticalVolumes(pair)
+        try Self.expectAcknowledgedPresent(pair, count: acknowledged)
+    }
+
+    /// Two transactions are in flight at once and the disk may finish the newer first, so a
+    /// crash can leave the slot just before the newest torn (flipped here behind the stopped
+    /// daemon's back, as a write cut short leaves it): alpha still catches up its newest
+    /// transaction's extents, and writes the torn slot again before its session's first
+    /// transaction — so a second kill -9 right after, when the proof judges that slot, still
+    /// finds a proven ring. (Before: the first restart copied the volume.)
+    @Test func aSlotTornBeforeTheNewestIsWrittenAgainAndCrashRestartsStillCatchUp() throws {
+        let pair = try ReplicatedPair(sizeBytes: Self.volumeBytes)
+        try pair.createAndEnable(mode: "sync", initialSync: "none")
+        try pair.waitInSync()
+        let (acknowledged, _) = try Self.writeThenKill(pair)
+        let path = "\(pair.alpha.stateDir)/\(ReplicatedPair.resource).md"
+        let slots = try Self.ringTransactions(path)
+        let newest = try #require(slots.compactMap { $0 }.max(), "a ring with transactions: \(slots)")
+        let victim = try #require(slots.firstIndex(of: newest - 1), "\(slots)")
+        try Self.flipByte(path, slot: victim)
+
+        try pair.alpha.start()
+        let restarted = try pair.status(pair.alpha)
+        #expect(restarted["session_start"] as? String == "catch-up", "\(restarted)\n\(pair.alpha.logTail())")
+        #expect((restarted["session_start_reason"] as? String ?? "").contains("crash-recovery"), "\(restarted)")
+        let log = try String(contentsOfFile: pair.alpha.logPath, encoding: .utf8)
+        #expect(log.contains("written again"), "alpha rewrites the torn slot:\n\(pair.alpha.logTail())")
+        #expect(try Self.ringTransactions(path)[victim] == newest - 1, "the slot holds its transaction again")
+        try CatchUpTests.waitCaughtUp(pair)
+
+        pair.alpha.crash()
+        try pair.alpha.start()
+        let logAgain = try String(contentsOfFile: pair.alpha.logPath, encoding: .utf8)
+        #expect(logAgain.contains("catches up the activity log's extents") && !logAgain.contains("proves nothing"),
+                "the ring is proven again:\n\(pair.alpha.logTail())")
         try CatchUpTests.waitCaughtUp(pair)
         try CatchUpTests.expectIdenticalVolumes(pair)
         try Self.expectAcknowledgedPresent(pair, count: acknowledged)
@@ -243,6 +274,17 @@ extension Replication {
         let acknowledged = writer.acknowledged.count
         #expect(acknowledged >= acknowledgedBeforeKill && acknowledged < 3 * blocksPerExtent, "\(acknowledged) acknowledged")
         return (acknowledged, writer)
+    }
+
+    /// Flips a byte inside ring slot `slot`'s extent list (its checksum then fails).
+    static func flipByte(_ path: String, slot: Int) throws {
+        let file = try #require(FileHandle(forUpdatingAtPath: path))
+        let offset = UInt64(ringOffset + slot * 4096 + 40)
+        try file.seek(toOffset: offset)
+        let byte = try #require(try file.read(upToCount: 1)).first!
+        try file.seek(toOffset: offset)
+        try file.write(contentsOf: Data([byte ^ 0xFF]))
+        try file.close()
     }
 
     /// Each ring slot's transaction number (nil: zeroes or no `TNAL` magic).
