@@ -38,6 +38,9 @@ enum SeededFaultShape: Sendable {
     /// order), and 2–4 secondary crashes during the workload (each drops the writes not yet
     /// durable there, which the primary then re-sends).
     case resentWritesOverlap
+    /// A diskless primary (SimulationScenario.shapeDiskless): its disk fails early in a sync
+    /// pair with many reads, the peer goes away once or twice, and the disk is replaced.
+    case disklessPrimary
 }
 
 extension SimulationScenario {
@@ -88,6 +91,8 @@ extension SimulationScenario {
             for _ in 0..<draws.between(4, 6) {
                 faults.append((draws.below(workloadEndNs), .crash(.secondary, powerLoss: true)))
             }
+        case .disklessPrimary:
+            shapeDiskless(&draws)
         }
     }
 }
@@ -132,7 +137,8 @@ struct SeededFaultCheck: Sendable, CustomStringConvertible {
         fault: .activityLogSkipsEvictionFlush, overlapping: nil, shape: .logEvicts(primaryPowerLoss: true),
         matches: { _ in true })
 
-    static let all = [syncWriteAppliedAhead, overlappingWritesOutOfOrder, releasesAtLocalCompletion, evictsWithoutFlushing]
+    static let all = [syncWriteAppliedAhead, overlappingWritesOutOfOrder, releasesAtLocalCompletion, evictsWithoutFlushing,
+                      disklessAnswersEarly, disklessReadsLackingDisk]
 
     /// What one seed shows: the fault caught (its control run passing), the fault run failing
     /// otherwise, the control run failing, or nothing.

@@ -79,6 +79,7 @@ extension Simulation {
         node.pageWritesInFlight.removeAll()
         crashJournal(node, powerLoss: powerLoss)
         node.io.removeAll()
+        node.peerReadsInFlight = 0
         node.timedOutWrites.removeAll()
         node.ioSubmittedNs.removeAll()
         if node.isPrimary {
@@ -91,7 +92,8 @@ extension Simulation {
             requests = requests.filter { far.contains($0.key) ? !ownsFar : !servesWorkload }
             if ownsFar { splitBrain?.farRequests.removeAll() }
 
-            if powerLoss && node.lineage == checker.lineage {
+            // (Diskless: what this disk lacks is on the peer; its power loss lowers nothing.)
+            if powerLoss && node.lineage == checker.lineage && !node.localLacksWrites {
                 checker.primaryLostItsCache(content: node.disk.cache)
                 if let problem = checker.checkPrimary(node.disk, name: node.name) { return fail("after power loss: \(problem)") }
             }

@@ -71,6 +71,12 @@ enum SimulationFault: Hashable, CustomStringConvertible {
     /// A split brain's survivor resumes its union after a crash from the last checkpoint alone,
     /// without the activity log's extents (the writes since it: Simulation+UnionCheckpoint).
     case unionResumesWithoutActivityLogExtents
+    /// A diskless primary's driver acknowledges a write through the peer when the node holds
+    /// it for the stream, before the peer applied it (Simulation+Diskless).
+    case disklessAnswersBeforePeerApplied
+    /// A diskless primary's driver reads its own disk when the node routes a read to the peer
+    /// (this disk lacks the region: Simulation+Reads).
+    case disklessReadsLackingDisk
 
     static let writeTimeoutNs: UInt64 = 50_000_000
 
@@ -97,6 +103,8 @@ enum SimulationFault: Hashable, CustomStringConvertible {
         case .splitBrainResolvedWithoutVerdict: "a split brain carried out without a verdict or the operator"
         case .changedBytesLeaveOutWritesInFlightAtTheCut: "changed bytes leave out the writes in flight at the link's loss"
         case .unionResumesWithoutActivityLogExtents: "a union resync resumes after a crash without the activity log's extents"
+        case .disklessAnswersBeforePeerApplied: "a diskless primary acknowledges a write before the peer applied it"
+        case .disklessReadsLackingDisk: "a diskless primary serves a read from the disk that lacks it"
         }
     }
 }
