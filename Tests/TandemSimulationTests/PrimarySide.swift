@@ -48,6 +48,7 @@ final class PrimarySide {
     /// Started with its record saying this disk lacks writes: the session's base is the peer's
     /// copy once the peer accepts it (its last session's writes landed by then).
     var rebaseAtAccept = false
+    var startedLacking = false
 
     init(node: PrimaryNode) { self.node = node }
 }

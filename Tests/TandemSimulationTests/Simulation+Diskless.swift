@@ -115,7 +115,7 @@ extension Simulation {
         // process's memory (this disk failed), and a stop now drops them while the next start
         // takes the peer as in sync (seed 2 of the diskless class: the peer's power loss, then
         // the disable before the re-send; docs/replication.md, *The diskless primary*).
-        guard primary.node.isPeerReady, primary.machine.lagBytes == 0, primary.node.isDrained else {
+        guard disklessStopIsSafe(primary) else {
             replacementsWaited += 1
             return events.schedule(.diskReplaced(node: node.index, incarnation: node.incarnation), atNs: nowNs + 500_000)
         }
@@ -134,6 +134,12 @@ extension Simulation {
         else { return }
         primary.answeredEarly.insert(request)
         answer(request, errno: 0)
+    }
+
+    /// The peer holds every acknowledged write durably and nothing is in flight: a stop of a
+    /// diskless primary loses nothing (the operator's rule until the daemon keeps it itself).
+    func disklessStopIsSafe(_ primary: PrimarySide) -> Bool {
+        primary.node.isPeerReady && primary.machine.lagBytes == 0 && primary.node.isDrained
     }
 
     /// Whether this node's disk may lack acknowledged writes the peer holds: failed, or its

@@ -35,6 +35,8 @@ extension Simulation {
             guard let node = livePrimary, let primary = node.primary, !primary.standalone, !primary.handingOver,
                 !primary.node.stopping
             else { return }
+            // A diskless primary is stopped only once that loses nothing (Simulation+Diskless).
+            guard !lacksWrites(node) || disklessStopIsSafe(primary) else { return trace("clean restart skipped: diskless") }
             primary.restartWhenStopped = true
             drivePrimary(node, .stop)
         case let .diskErrors(role, errno):

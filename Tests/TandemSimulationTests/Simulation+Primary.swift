@@ -184,6 +184,7 @@ extension Simulation {
                                                      checksumRegions: checksumRegions,
                                                      localLacksWrites: node.localLacksWrites))
         node.primary?.rebaseAtAccept = node.localLacksWrites
+        node.primary?.startedLacking = node.localLacksWrites
         trace("\(node.name) starts primary session \(session) (\(start.basis), \(start.reason))")
         if let prepare, let primary = node.primary { prepare(&primary.node) }
         drivePrimary(node, .enable)

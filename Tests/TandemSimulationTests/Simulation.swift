@@ -394,6 +394,8 @@ final class Simulation {
     var disksReplaced = 0
     /// Looks of the operator at a failed disk that found the peer lacking acknowledged writes.
     var replacementsWaited = 0
+    /// Peer points a lacking primary's start named while the peer cached unflushed writes.
+    var peerPointsOfLackingStarts = 0
     var localResyncsStarted = 0
     var localResyncsDone = 0
     var pulledBytes: UInt64 = 0
