@@ -128,6 +128,17 @@ struct GuaranteeChecker {
         return nil
     }
 
+    /// A session that took another copy as its base before that copy settled (a diskless
+    /// primary's start: the peer's writes of the last session may still be landing) takes it
+    /// again as it is now, before the session admitted anything.
+    mutating func rebase(_ session: UInt64, base: [UInt64]) -> String? {
+        guard let history = histories[session], history.lastSequence == 0 else {
+            return "session \(session) rebased after it admitted writes"
+        }
+        histories[session] = SessionHistory(session: session, base: base)
+        return nil
+    }
+
     func isCurrentLineage(session: UInt64?) -> Bool {
         session.flatMap { lineageOfSession[$0] } == lineage
     }

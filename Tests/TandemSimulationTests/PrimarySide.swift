@@ -37,5 +37,18 @@ final class PrimarySide {
     /// A split brain's union resync keeps checkpoints on this session (Simulation+UnionCheckpoint).
     var unionCheckpoints: UnionCheckpoints?
 
+    /// Application reads sent to the peer, by tag (Simulation+Reads), and the diskless pulls
+    /// awaiting their ReadReply, by tag (Simulation+Diskless).
+    var remoteReads: [UInt64: Int] = [:]
+    var pulls: [UInt64: PulledRegion] = [:]
+    var pullsSent: UInt64 = 0
+    /// The seeded fault `disklessAnswersBeforePeerApplied`: requests the driver answered at
+    /// their admission through the peer; the node's own answer is dropped.
+    var answeredEarly: Set<RequestID> = []
+    /// Started with its record saying this disk lacks writes: the session's base is the peer's
+    /// copy once the peer accepts it (its last session's writes landed by then).
+    var rebaseAtAccept = false
+    var startedLacking = false
+
     init(node: PrimaryNode) { self.node = node }
 }

@@ -45,6 +45,9 @@ enum SeededFaultShape: Sendable {
     /// Sync under `fencing: suspend-io` with clean restarts, each behind a FLUSH
     /// (Simulation+StopFlush: `shapeForStopFlush`).
     case flushHeldAtStop
+    /// A diskless primary (SimulationScenario.shapeDiskless): its disk fails early in a sync
+    /// pair with many reads, the peer goes away once or twice, and the disk is replaced.
+    case disklessPrimary
 }
 
 extension SimulationScenario {
@@ -104,6 +107,8 @@ extension SimulationScenario {
             }
         case .flushHeldAtStop:
             shapeForStopFlush(&draws)
+        case .disklessPrimary:
+            shapeDiskless(&draws)
         }
     }
 }
@@ -160,7 +165,7 @@ struct SeededFaultCheck: Sendable, CustomStringConvertible {
 
     static let all = [syncWriteAppliedAhead, overlappingWritesOutOfOrder, releasesAtLocalCompletion, evictsWithoutFlushing,
                       countsFlushWhenAsked, formsFromDurableSetOnly,
-                      flushFromLocalFlushAtStop]
+                      flushFromLocalFlushAtStop, disklessAnswersEarly, disklessReadsLackingDisk]
 
     /// What one seed shows: the fault caught (its control run passing), the fault run failing
     /// otherwise, the control run failing, or nothing.

@@ -14,6 +14,10 @@ final class SimNode {
         case secondaryDigestFlush
         /// The volume flush before an activity-log transaction that evicts an extent.
         case activityLogFlush(ActivityLogTransaction)
+        /// Diskless (Simulation+Diskless): a region pulled from the peer written here, and the
+        /// volume flush before the record's `local-lacks-writes` is cleared.
+        case pullWrite(PulledRegion, session: UInt64)
+        case pullFlush(session: UInt64)
     }
 
     let index: Int
@@ -64,6 +68,12 @@ final class SimNode {
     var secondary: SecondaryNode?
     /// The primary's own disk failed (a secondary's failure is its node's).
     var diskFailed = false
+    /// The metadata flag `local-lacks-writes` (Simulation+Diskless): this disk lacks writes the
+    /// peer holds. The metadata lives on another device than the volume (the default), so its
+    /// write succeeds whatever the volume's disk does; survives every crash.
+    var localLacksWrites = false
+    /// ReadRequests this node serves as secondary (SecondaryNode.judgePeerRead's count).
+    var peerReadsInFlight = 0
     /// The lineage (see GuaranteeChecker) this node's content belongs to.
     var lineage = 0
     /// The session whose history this node's content is a state of (nil: none; a crashed

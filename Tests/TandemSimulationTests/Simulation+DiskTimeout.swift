@@ -33,8 +33,9 @@ extension Simulation {
     private func diskTimedOut(_ node: SimNode, _ io: SimNode.IO, ageNs: UInt64, timeoutNs: UInt64) {
         let operation: String
         switch io {
-        case .primaryWrite, .standaloneWrite, .secondaryWrite: operation = "write"
-        case .primaryFlush, .standaloneFlush, .secondaryFlush, .secondaryDigestFlush, .activityLogFlush: operation = "flush"
+        case .primaryWrite, .standaloneWrite, .secondaryWrite, .pullWrite: operation = "write"
+        case .primaryFlush, .standaloneFlush, .secondaryFlush, .secondaryDigestFlush, .activityLogFlush, .pullFlush:
+            operation = "flush"
         }
         trace("\(node.name) \(operation) \(DiskTimeout.message(ageNs: ageNs, timeoutNs: timeoutNs))")
         if node.secondary != nil {

@@ -96,6 +96,18 @@ extension Simulation {
             handleStaging(stagingEvent, node: node)
         case let .splitBrain(step):
             handleSplitBrain(step)
+        case .appRead:
+            issueRead()
+        case let .readDone(_, _, read):
+            localReadDone(read)
+        case let .peerReadDone(index, incarnation, linkID, request):
+            let node = nodes[index]
+            guard node.alive, incarnation == node.incarnation else { return }
+            peerReadDone(node, linkID: linkID, request: request)
+        case let .diskReplaced(index, incarnation):
+            let node = nodes[index]
+            guard incarnation == node.incarnation else { return }
+            replaceDisk(node)
         }
     }
 
@@ -120,6 +132,8 @@ extension Simulation {
             driveSecondary(node, .flushCompleted(errno: result))
         case .secondaryDigestFlush:
             driveSecondary(node, .digestFlushCompleted(errno: result))
+        case .pullWrite, .pullFlush:
+            disklessIOCompleted(node, io, result: result)
         case let .activityLogFlush(transaction):
             guard node.primary?.node.activityLog?.isInFlight(transaction.transaction) == true else { return }
             if result != 0 { return drivePrimary(node, .activityLogWritten(transaction: transaction.transaction, errno: result)) }

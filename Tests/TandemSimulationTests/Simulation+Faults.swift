@@ -35,6 +35,8 @@ extension Simulation {
             guard let node = livePrimary, let primary = node.primary, !primary.standalone, !primary.handingOver,
                 !primary.node.stopping
             else { return }
+            // A diskless primary is stopped only once that loses nothing (Simulation+Diskless).
+            guard !lacksWrites(node) || disklessStopIsSafe(primary) else { return trace("clean restart skipped: diskless") }
             primary.restartWhenStopped = true
             issueFlushBeforeStop(node)
             drivePrimary(node, .stop)
@@ -80,6 +82,7 @@ extension Simulation {
         node.pageWritesInFlight.removeAll()
         crashJournal(node, powerLoss: powerLoss)
         node.io.removeAll()
+        node.peerReadsInFlight = 0
         node.timedOutWrites.removeAll()
         node.ioSubmittedNs.removeAll()
         if node.isPrimary {
@@ -92,7 +95,8 @@ extension Simulation {
             requests = requests.filter { far.contains($0.key) ? !ownsFar : !servesWorkload }
             if ownsFar { splitBrain?.farRequests.removeAll() }
 
-            if powerLoss && node.lineage == checker.lineage {
+            // (Diskless: what this disk lacks is on the peer; its power loss lowers nothing.)
+            if powerLoss && node.lineage == checker.lineage && !node.localLacksWrites {
                 checker.primaryLostItsCache(content: node.disk.cache)
                 if let problem = checker.checkPrimary(node.disk, name: node.name) { return fail("after power loss: \(problem)") }
             }

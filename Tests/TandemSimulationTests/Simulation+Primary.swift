@@ -20,6 +20,7 @@ extension Simulation {
             requestsQueuedMax: 64, backoffInitialNs: 100_000, backoffMaxNs: 2_000_000,
             syncTracksWithoutPeer: scenario.fencingDontCare, activityLog: activityLog)
         config.adaptive = scenario.adaptive
+        config.readBalancing = scenario.reads?.policy ?? .preferLocal
         config.periodNs = scenario.periodNs
         if scenario.checksumCheckpointBytes > 0 { config.checksumCheckpointBytes = scenario.checksumCheckpointBytes }
         config.copyCheckpointBytes = scenario.copyCheckpointBytes  // SimulationTests+CopyResume
@@ -31,7 +32,9 @@ extension Simulation {
     /// the durable pages do not mark are compared by digest first (ChecksumResync.plan).
     private func trackedAfterCrash(_ node: SimNode, peerLacksWrites: Bool)
         -> (bitmap: DirtyBitmap, bases: [CatchUpBase], checksumRegions: [ChecksumRegion])? {
-        guard let log = scenario.activityLog, node.crashedPrimary, !peerLacksWrites, node.record.cleanStop == 0,
+        // Diskless: the record's flag makes the start resync this disk from the peer instead.
+        guard let log = scenario.activityLog, node.crashedPrimary, !peerLacksWrites, !node.localLacksWrites,
+            node.record.cleanStop == 0,
             let transaction = node.activityLogDurable, !transaction.bases.isEmpty
         else { return nil }
         let volumeSizeBytes = UInt64(scenario.blockCount) * SimulationScenario.blockSizeBytes
@@ -143,10 +146,11 @@ extension Simulation {
             catchUpsFromActivityLog += 1
             if node.activityLogDurable?.bitmapPagesCount == true { catchUpsFromBitmapPages += 1 }
         }
-        let start = PrimaryStart(PrimaryStartFacts(record: node.record, initialSync: scenario.initialSync,
-                                                   handedOver: handedOver, peerLacksWrites: peerLacksWrites,
-                                                   tracked: tracked?.bases, trackedAfterCrash: crashed != nil),
-                                 fault: fault)
+        var facts = PrimaryStartFacts(record: node.record, initialSync: scenario.initialSync, handedOver: handedOver,
+                                      peerLacksWrites: peerLacksWrites, tracked: tracked?.bases,
+                                      trackedAfterCrash: crashed != nil)
+        facts.localLacksWrites = node.localLacksWrites  // diskless (Simulation+Diskless)
+        let start = PrimaryStart(facts, fault: fault)
         let (lastTransaction, trackedPagesDurable) = openActivityLog(node, basis: start.basis,
                                                                      tracked: start.basis.isCatchUp ? tracked?.bitmap : nil)
         let checksumRegions = compareRegionsForStart(node, tracked: tracked?.bitmap, crashed: crashed?.checksumRegions,
@@ -165,7 +169,9 @@ extension Simulation {
         node.lastPrimarySession = session
         node.lineage = checker.lineage
         node.historySession = session
-        if let problem = checker.startSession(session, base: node.disk.cache) { fail(problem) }
+        // Diskless: the peer's copy is the session's base (this disk lacks writes it holds).
+        let base = node.localLacksWrites ? nodes[1 - node.index].disk.cache : node.disk.cache
+        if let problem = checker.startSession(session, base: base) { fail(problem) }
         noteCopySession(session, basis: start.basis)
         generationsAtPrimaryStart(node)
         var config = primaryConfig(lastTransaction: lastTransaction)
@@ -173,7 +179,10 @@ extension Simulation {
         node.primary = PrimarySide(node: PrimaryNode(config: config,
                                                      session: session, basis: start.basis,
                                                      trackedBitmap: tracked?.bitmap,
-                                                     checksumRegions: checksumRegions))
+                                                     checksumRegions: checksumRegions,
+                                                     localLacksWrites: node.localLacksWrites))
+        node.primary?.rebaseAtAccept = node.localLacksWrites
+        node.primary?.startedLacking = node.localLacksWrites
         trace("\(node.name) starts primary session \(session) (\(start.basis), \(start.reason))")
         if let prepare, let primary = node.primary { prepare(&primary.node) }
         drivePrimary(node, .enable)
@@ -218,6 +227,7 @@ extension Simulation {
     private func perform(_ action: PrimaryNodeAction, node: SimNode, primary: PrimarySide) {
         switch action {
         case let .answer(request, errno):
+            if primary.answeredEarly.remove(request) != nil { return }  // the seeded fault answered it already
             answer(request, errno: errno)
         case .writeLocal(let write), .holdLocalWrite(let write):
             let range = blocks(offsetBytes: write.offsetBytes, lengthBytes: write.lengthBytes)
@@ -258,7 +268,10 @@ extension Simulation {
             }
             // A copy chunk was just read from this disk: nothing is written locally.
             guard write.source != .copyChunk else { return }
-            if case .holdLocalWrite = action { return primary.heldWrites[write.sequence] = (extent, write.fua) }
+            if case .holdLocalWrite = action {
+                answerThroughPeerEarlyIfFaulty(node, primary, write)
+                return primary.heldWrites[write.sequence] = (extent, write.fua)
+            }
             submitWrite(node, extent, fua: write.fua, io: .primaryWrite(write.sequence, session: primary.session))
         case let .issueLocalWrite(sequence):
             guard let held = primary.heldWrites.removeValue(forKey: sequence) else {
@@ -323,6 +336,10 @@ extension Simulation {
             node.record = node.record.afterFirstWrite()
             node.record.generation += 1
             node.sealedBitmap = nil  // the daemon clears the seal in the same record write
+        case let .persistBitmap(bases) where node.localLacksWrites:
+            // Resource.persistTrackedBitmap: the next start resyncs this disk from the peer
+            // whatever a seal says: nothing is sealed.
+            node.trackedInMemory = (primary.node.bitmap, bases)
         case let .persistBitmap(bases):
             // Sealed after the stop's flush, in one durable metadata write (crash-atomic here).
             node.sealedBitmap = (primary.node.bitmap, bases)
@@ -331,12 +348,8 @@ extension Simulation {
             keepUnionLeft(node, primary)
         case .groupEpochClosed:
             break  // groups (docs/groups.md): the simulator models one resource, in no group
-        case let .recordLocalLacksWrites(set):
-            // Diskless (PrimaryNode+Diskless) is not modelled yet: its record cannot be written,
-            // so a failed disk's writes are refused with EIO, as before it existed.
-            drivePrimary(node, .localLacksWritesRecorded(set: set, errno: 5, reason: "not modelled by the simulator"))
-        case .pullRegion:
-            return fail("\(node.name) pulls from its peer, which only a recorded diskless primary does")
+        case .recordLocalLacksWrites, .pullRegion, .notice(.localDisk):
+            _ = performDiskless(action, node: node, primary: primary)
         case .persistLackingRegions:
             return fail("\(node.name) keeps diskless regions, which the simulator's config never asks for")
         case .drained:
@@ -355,6 +368,7 @@ extension Simulation {
             if let problem = checker.startSession(primary.session, base: node.disk.cache) { return fail(problem) }
             noteCopySession(primary.session, basis: primary.node.basis)
         case .stopped:
+            giveBackRemoteReads(node, primary)
             if primary.restartWhenStopped {
                 // The daemon exits once its resources stopped; it is started again.
                 crash(node, powerLoss: false)
@@ -372,6 +386,7 @@ extension Simulation {
             switch notice {
             case .diskFailed:
                 node.diskFailed = true
+                scheduleDiskReplacement(node)
             case let .peerDiskFailed(reason):
                 trace("\(node.name): the peer's disk failed (\(reason)): replication stops")
                 primary.peerDiskFailed = true
@@ -418,7 +433,7 @@ extension Simulation {
             case .cycleCompleted:
                 periodicCycleCompleted(node, primary)
             case .localDisk:
-                break  // diskless: not modelled (its record is refused above)
+                break  // Simulation+Diskless (matched above)
             }
         }
     }

@@ -21,7 +21,8 @@ extension Simulation {
     func submitToPrimary(_ node: SimNode, _ request: RequestID) {
         guard let primary = node.primary else { return }
         if primary.standalone {
-            if node.diskFailed { return answer(request, errno: EIO) }
+            // (Resource.refuseLackingDiskWhileStopped: a disk that lacks writes serves nothing alone.)
+            if node.diskFailed || node.localLacksWrites { return answer(request, errno: EIO) }
             switch requests[request] {
             case let .write(blocks, fua, nil):
                 trackStandalone(node, blocks)
@@ -92,6 +93,7 @@ extension Simulation {
 
     func primaryLinkDown(_ node: SimNode, _ primary: PrimarySide, reason: String, refusal: WireRefusal? = nil) {
         primary.peerAccepted = false
+        giveBackRemoteReads(node, primary)
         if primary.node.copyWanted && primary.node.copyCursor > 0 { copiesInterrupted += 1 }
         drivePrimary(node, .linkDown(reason: reason, refusal: refusal))
         detachIfPeerFailed(node)
@@ -110,12 +112,18 @@ extension Simulation {
         switch message {
         case .accepted:
             primary.peerAccepted = true
+            if primary.rebaseAtAccept, let link, link.primary == node.index {
+                primary.rebaseAtAccept = false  // diskless (Simulation+Diskless)
+                if let problem = checker.rebase(primary.session, base: nodes[link.secondary].disk.cache) { return fail(problem) }
+            }
             drivePrimary(node, .peerVersion(WireFormat.helloVersion))  // the peer's Hello named it
             drivePrimary(node, .linkUp)
         case let .digests(offset, length, digest):
             drivePrimary(node, .peerDigest(offsetBytes: offset, lengthBytes: length, digest: digest))
         case let .caughtUp(session):
             drivePrimary(node, .peerCaughtUp(session: session))
+        case let .readReply(tag, errno, values):
+            primaryReadReply(node, primary, tag: tag, errno: errno, values: values)
         case let .message(message):
             drivePrimary(node, .peer(message))
         case .failoverRequest:

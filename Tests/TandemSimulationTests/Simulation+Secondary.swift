@@ -168,7 +168,7 @@ extension Simulation {
     func secondaryReceived(_ message: ToSecondary, node: SimNode) {
         guard node.alive, !node.isPrimary, node.secondary != nil else { return }
         switch message {
-        case .hello, .garbage, .message(.data):
+        case .hello, .garbage, .message(.data), .readRequest:
             fail("\(message) reaches the secondary only through Simulation+Wire")
         case let .digestRequest(offset, length):
             driveSecondary(node, .digestRequested(offsetBytes: offset, lengthBytes: length))

@@ -98,6 +98,7 @@ extension Simulation {
         case let .digestRequest(offset, length): wire = .digestRequest(offsetBytes: offset, lengthBytes: length)
         case .verifyEnd: wire = .verifyEnd
         case .garbage: return (Self.garbageBytes, false)
+        case let .readRequest(request): wire = .readRequest(request)
         }
         return (Self.encode(wire), false)
     }
@@ -143,6 +144,11 @@ extension Simulation {
         case .failoverRequest: wire = .failoverRequest(promotion: 0)
         case let .digests(offset, length, digest): wire = .digests(offsetBytes: offset, lengthBytes: length, digest: digest)
         case let .caughtUp(session): wire = .caughtUp(session: session)
+        case let .readReply(tag, errno, values):
+            // A read's payload is whole 4 KiB blocks on the wire (its CRC32C checked on decode).
+            let payload = values.isEmpty ? [] : Self.readPayload(values)
+            wire = .readReply(WireReadReply(tag: tag, errno: errno, crc32c: payload.isEmpty ? 0 : CRC32C.checksum(payload),
+                                            payload: payload[...]))
         }
         return Self.encode(wire)
     }
@@ -244,6 +250,7 @@ extension Simulation {
         case .failoverRequest: .failoverRequest
         case let .digests(offset, length, digest): .digests(offsetBytes: offset, lengthBytes: length, digest: digest)
         case let .caughtUp(session): .caughtUp(session: session)
+        case let .readReply(reply): .readReply(tag: reply.tag, errno: reply.errno, values: readValues(reply.payload))
         default: nil
         }
     }
@@ -263,6 +270,7 @@ extension Simulation {
         case .demoted: secondaryReceived(.demoted, node: node)
         case let .digestRequest(offset, length): secondaryReceived(.digestRequest(offsetBytes: offset, lengthBytes: length), node: node)
         case .verifyEnd: secondaryReceived(.verifyEnd, node: node)
+        case let .readRequest(request): secondaryReadRequest(request, node: node)
         default: refuse(chunk, by: node, reason: "protocol violation: a primary sent \(message.type)")
         }
     }
@@ -300,6 +308,23 @@ extension Simulation {
         let extent = FakeDisk.Extent(firstBlock: Int(message.offsetBytes / SimulationScenario.blockSizeBytes), values: values)
         received[PayloadKey(session: node.secondary!.session, sequence: message.sequence)] = (extent, block)
         driveSecondary(node, .data(message))
+    }
+
+    /// A ReadReply's payload: each block's value, repeated over its 4 KiB.
+    static func readPayload(_ values: [UInt64]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(values.count * Int(SimulationScenario.blockSizeBytes))
+        for value in values {
+            for _ in 0..<(Int(SimulationScenario.blockSizeBytes) / 8) {
+                withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+            }
+        }
+        return bytes
+    }
+
+    static func readValues(_ payload: ArraySlice<UInt8>) -> [UInt64] {
+        let block = Array(payload)
+        return stride(from: 0, to: block.count, by: Int(SimulationScenario.blockSizeBytes)).map { value(block, at: $0) }
     }
 
     private static func value(_ block: [UInt8], at offset: Int) -> UInt64 {

@@ -35,6 +35,9 @@ final class Simulation {
         case verifyEnd
         /// Bytes that decode to nothing valid (an impostor's).
         case garbage
+        /// A read of the secondary's volume (an application read routed to the peer, or a
+        /// diskless pull: Simulation+Reads, Simulation+Diskless).
+        case readRequest(WireReadRequest)
     }
 
     /// Secondary → primary.
@@ -46,6 +49,8 @@ final class Simulation {
         case failoverRequest
         case digests(offsetBytes: UInt64, lengthBytes: UInt64, digest: RegionDigest)
         case caughtUp(session: UInt64)
+        /// The answer to a ReadRequest: the blocks' values (errno 0) or why not.
+        case readReply(tag: UInt64, errno: Int32, values: [UInt64])
     }
 
     enum Event {
@@ -76,6 +81,13 @@ final class Simulation {
         case staging(StagingEvent, node: Int, incarnation: Int)
         /// A split brain run for real (Simulation+SplitBrain).
         case splitBrain(SplitBrainStep)
+        /// The application reads (Simulation+Reads); a read of this node's disk ends; a read
+        /// the secondary serves for its primary ends.
+        case appRead
+        case readDone(node: Int, incarnation: Int, read: Int)
+        case peerReadDone(node: Int, incarnation: Int, link: Int, request: WireReadRequest)
+        /// The operator replaces the primary's failed disk: disable, then enable (Simulation+Diskless).
+        case diskReplaced(node: Int, incarnation: Int)
     }
 
     enum AppRequest {
@@ -286,6 +298,7 @@ final class Simulation {
         partitionRandom = SimRandom(seed: scenario.seed ^ 0xA5E4_C0A7_0000_0000)
         stagingRandom = SimRandom(seed: scenario.seed ^ 0x57A6_1D0C_0000_0000)
         splitBrainRandom = SimRandom(seed: scenario.seed ^ 0x5B1D_B4A1_0000_0000)
+        readRandom = SimRandom(seed: scenario.seed ^ 0x7EAD_5EED_0000_0000)
         let blockCount = scenario.blockCount
         // initial_sync full: A's volume holds data B lacks; none: both are equal (zeros).
         var initial = Array(repeating: UInt64(0), count: blockCount)
@@ -321,6 +334,7 @@ final class Simulation {
         startPrimary(nodes[0])
         events.schedule(.appIssue, atNs: 1000)
         events.schedule(.tick, atNs: 100_000)
+        if scenario.reads != nil { events.schedule(.appRead, atNs: 2000) }
         for (atNs, fault) in scenario.faults { events.schedule(.fault(fault), atNs: atNs) }
         while failure == nil, let (timeNs, event) = events.popFirst() {
             precondition(timeNs >= nowNs, "simulated time went backwards")
@@ -365,4 +379,26 @@ final class Simulation {
     /// Answered WRITEs of the primary's session whose epoch is not yet durable on the peer.
     var answeredUnconfirmed: [(session: UInt64, epoch: Epoch, blocks: Range<Int>, answeredNs: UInt64)] = []
     var operatorCheckPending = false
+
+    /// Application reads (Simulation+Reads): a generator of their own, the reads in flight by
+    /// id, and what they did.
+    var readRandom: SimRandom
+    var appReads: [Int: AppRead] = [:]
+    var nextRead = 0
+    var readsIssued = 0
+    var readsChecked = 0
+    var readsServedByPeer = 0
+    var readsRefused = 0
+    var readsFellBack = 0
+    /// Diskless (Simulation+Diskless): primaries that wrote through their peer, their disks
+    /// replaced, the resyncs from the peer started and finished, and the bytes they pulled.
+    var disklessEntered = 0
+    var disksReplaced = 0
+    /// Looks of the operator at a failed disk that found the peer lacking acknowledged writes.
+    var replacementsWaited = 0
+    /// Peer points a lacking primary's start named while the peer cached unflushed writes.
+    var peerPointsOfLackingStarts = 0
+    var localResyncsStarted = 0
+    var localResyncsDone = 0
+    var pulledBytes: UInt64 = 0
 }

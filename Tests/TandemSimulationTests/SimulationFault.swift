@@ -82,6 +82,12 @@ enum SimulationFault: Hashable, CustomStringConvertible {
     /// A stop answers a sync FLUSH still waiting for the peer from its local flush alone
     /// (PrimaryStreamTestingFault.stopAnswersFlushFromLocalFlush; Simulation+StopFlush).
     case stopAnswersFlushFromLocalFlush
+    /// A diskless primary's driver acknowledges a write through the peer when the node holds
+    /// it for the stream, before the peer applied it (Simulation+Diskless).
+    case disklessAnswersBeforePeerApplied
+    /// A diskless primary's driver reads its own disk when the node routes a read to the peer
+    /// (this disk lacks the region: Simulation+Reads).
+    case disklessReadsLackingDisk
 
     static let writeTimeoutNs: UInt64 = 50_000_000
 
@@ -111,6 +117,8 @@ enum SimulationFault: Hashable, CustomStringConvertible {
         case .changedBytesLeaveOutWritesInFlightAtTheCut: "changed bytes leave out the writes in flight at the link's loss"
         case .unionResumesWithoutActivityLogExtents: "a union resync resumes after a crash without the activity log's extents"
         case .stopAnswersFlushFromLocalFlush: "a stop answers a FLUSH waiting for the peer from the local flush alone"
+        case .disklessAnswersBeforePeerApplied: "a diskless primary acknowledges a write before the peer applied it"
+        case .disklessReadsLackingDisk: "a diskless primary serves a read from the disk that lacks it"
         }
     }
 }

@@ -148,6 +148,12 @@ struct SimulationScenario: CustomStringConvertible {
     /// running and writing behind a partition, both primaries side by side, until the two meet
     /// as a split brain (Simulation+SplitBrain); nil: it is fenced at once, as before.
     let splitBrainPolicy: AfterSplitBrain?
+    /// Application reads (Simulation+Reads) and their `read_balancing`, in 40 % of the seeds;
+    /// nil: the workload only writes.
+    var reads: ReadWorkload?
+    /// The operator replaces a failed primary disk this long after it failed (disable, a new
+    /// disk, enable: Simulation+Diskless), in 70 % of the seeds; nil: the disk stays failed.
+    var diskReplacedAfterNs: UInt64?
 
     /// Overlapping writes need the core's overlap rule (PrimaryNode serialises them).
     static let overlapSupported = true
@@ -388,6 +394,7 @@ struct SimulationScenario: CustomStringConvertible {
             faults.append((atNs, .whileComparing(CompareFault(role: role, powerLoss: compareDraws.chance(perMille: 300)))))
         }
         self.faults = faults
+        drawReadsAndDiskReplacement()
     }
 
     var description: String {
@@ -404,6 +411,7 @@ struct SimulationScenario: CustomStringConvertible {
             + (adaptive.map { ", adaptive (\($0.latencyBoundNs / 1000) µs, switch after \($0.switchAfterNs / 1000) µs)" } ?? "")
             + (periodNs.map { ", periodic every \($0 / 1000) µs" } ?? "")
             + (splitBrainPolicy.map { ", after_split_brain \($0.rawValue)" } ?? "")
+            + (reads.map { ", \($0)" } ?? "") + (diskReplacedAfterNs.map { ", a failed primary disk replaced after \($0 / 1000) µs" } ?? "")
             + (testingFault.map { ", seeded fault: \($0)" } ?? "")
     }
 }

@@ -154,7 +154,8 @@ extension Simulation {
         if failure != nil { return }
         for node in nodes where node.alive && !isFarPrimary(node) {
             if node.isPrimary, let primary = node.primary {
-                if !node.diskFailed && node.lineage == checker.lineage {
+                // (Diskless: the acknowledged writes this disk lacks are on the peer.)
+                if !lacksWrites(node) && node.lineage == checker.lineage {
                     if let problem = checker.checkPrimary(node.disk, name: node.name) { return fail(problem) }
                 }
                 guard !primary.standalone else { continue }
@@ -221,7 +222,7 @@ extension Simulation {
                 default: false
                 }
             }
-            let inSync = !admittedUnanswered && secondaryNode.alive && !primaryNode.diskFailed
+            let inSync = !admittedUnanswered && secondaryNode.alive && !lacksWrites(primaryNode)
                 && peerDiskState(primaryNode) == .upToDate && secondaryDiskState(secondaryNode) == .upToDate
             if inSync { stepsInSync += 1 }
             if inSync, primaryNode.disk.cache != secondaryNode.disk.cache {
@@ -240,6 +241,9 @@ extension Simulation {
             return fail("\(outstanding.count) requests still unanswered after the pair settled: \(outstanding.map(\.request))")
         }
         if nodes.contains(where: { $0.diskFailed || $0.secondary?.diskFault != nil }) { return }
+        if primaryNode.localLacksWrites {
+            return fail("primary \(primaryNode.name)'s disk works again but still lacks writes its peer holds after the pair settled")
+        }
         if scenario.periodNs != nil { return checkSettledPeriodic(primaryNode, primary) }
         guard let link, link.primary == primaryNode.index else { return fail("the pair did not reconnect") }
         let secondaryNode = nodes[link.secondary]

@@ -1,0 +1,78 @@
+import Testing
+import TandemCore
+
+// The diskless primary in the node simulator (Simulation+Diskless, Simulation+Reads): the
+// guarantees under its shaped scenario (SeededFaultShape.disklessPrimary), what the runs
+// exercised, and the seeded faults its checkers catch.
+
+extension SeededFaultCheck {
+    static let disklessAnswersEarly = SeededFaultCheck(
+        name: "checkerCatchesADisklessPrimaryAcknowledgingBeforeThePeerApplied",
+        fault: .disklessAnswersBeforePeerApplied, overlapping: nil, shape: .disklessPrimary, matches: { _ in true })
+
+    static let disklessReadsLackingDisk = SeededFaultCheck(
+        name: "checkerCatchesADisklessPrimaryReadingTheDiskThatLacksTheWrites",
+        fault: .disklessReadsLackingDisk, overlapping: nil, shape: .disklessPrimary,
+        matches: { $0.message.contains("a read of blocks") })
+}
+
+@Suite struct DisklessSimulationTests {
+    /// TANDEM_SIM_SEED=<n> (with TANDEM_SIM_TRACE=1) replays one shaped seed.
+    static let seeds: ClosedRange<UInt64> = SimulationSeeds.single.map { $0...$0 } ?? 1...100
+
+    static func shaped(_ seed: UInt64) -> SimulationScenario {
+        var scenario = SimulationScenario(seed: seed)
+        scenario.shape(.disklessPrimary)
+        return scenario
+    }
+
+    /// A sync primary whose disk fails writes through its peer, serves every read with the
+    /// newest acknowledged data, and is resynced from the peer once its disk is replaced; the
+    /// pair then settles with both volumes equal.
+    @Test func aDisklessPrimaryServesThroughItsPeerAndIsResyncedFromIt() {
+        var entered = 0, replaced = 0, resynced = 0, peerReads = 0, checked = 0, settledInSync = 0
+        for seed in Self.seeds {
+            let simulation = Simulation(scenario: Self.shaped(seed))
+            let failure = simulation.run()
+            #expect(failure == nil, "\(failure!)")
+            if failure != nil { return }
+            entered += simulation.disklessEntered > 0 ? 1 : 0
+            replaced += simulation.disksReplaced
+            resynced += simulation.localResyncsDone
+            peerReads += simulation.readsServedByPeer
+            checked += simulation.readsChecked
+            if simulation.localResyncsDone > 0 && simulation.stepsInSync > 0 { settledInSync += 1 }
+        }
+        print("diskless: \(Self.seeds.count) seeds, \(entered) wrote through their peer, \(replaced) disks replaced, "
+              + "\(resynced) resyncs from the peer done (\(settledInSync) seeds in sync after one), \(peerReads) reads "
+              + "served by the peer, \(checked) reads checked")
+        guard SimulationSeeds.single == nil else { return }
+        #expect(entered >= Self.seeds.count / 2, "only \(entered) of \(Self.seeds.count) seeds wrote through the peer")
+        #expect(resynced >= Self.seeds.count / 4, "only \(resynced) resyncs from the peer completed")
+        #expect(peerReads > 0 && checked > peerReads)
+        #expect(settledInSync > 0)
+    }
+
+    @Test func aDisklessSeedReplaysExactly() {
+        for seed in UInt64(1)...8 {
+            let first = Simulation(scenario: Self.shaped(seed))
+            let second = Simulation(scenario: Self.shaped(seed))
+            #expect(first.run() == nil)
+            #expect(second.run() == nil)
+            #expect(first.step == second.step)
+            #expect(first.nowNs == second.nowNs)
+            #expect(first.readsChecked == second.readsChecked)
+            #expect(first.nodes.map(\.disk.durable) == second.nodes.map(\.disk.durable))
+            #expect(first.nodes.map(\.record) == second.nodes.map(\.record))
+            #expect(first.nodes.map(\.localLacksWrites) == second.nodes.map(\.localLacksWrites))
+        }
+    }
+
+    @Test func checkerCatchesADisklessPrimaryAcknowledgingBeforeThePeerApplied() {
+        _ = SimulationTests().firstFailure(.disklessAnswersEarly)
+    }
+
+    @Test func checkerCatchesADisklessPrimaryReadingTheDiskThatLacksTheWrites() {
+        _ = SimulationTests().firstFailure(.disklessReadsLackingDisk)
+    }
+}
