@@ -27,7 +27,8 @@
 #
 # Each part's log goes to .build/test-logs/ (and to the terminal: the foreground part as it
 # runs, the background part when it ends); the closing lines of every `swift test` and the
-# simulator's step count are repeated in the summary. The script exits non-zero if any part
+# simulator's step count are repeated in the summary, and each part's line there gives its
+# wall seconds and the CPU seconds its processes used. The script exits non-zero if any part
 # failed.
 #
 # Environment: TANDEM_SIM_SEEDS (default 3800, or 300 with --quick) sets the simulator's
@@ -80,7 +81,7 @@ fi
 
 logs=.build/test-logs
 mkdir -p "$logs"
-rm -f "$logs"/*.log "$logs/list" "$logs/list.err" "$logs/plan" "$logs/integration-suite-seconds"
+rm -f "$logs"/*.log "$logs"/*.cpu "$logs/list" "$logs/list.err" "$logs/plan" "$logs/integration-suite-seconds"
 
 # Runs one `swift test` into $logs/<name>.log (and the terminal when $SHOW_OUTPUT is set);
 # the outcome is the test run's exit status. --no-parallel keeps each reported test time the
@@ -90,29 +91,75 @@ run_tests() {
     local name=$1
     shift
     local start=$SECONDS status=0
-    if [[ -n ${SHOW_OUTPUT:-} ]]; then
-        swift test --skip-build --ignore-lock --no-parallel "$@" 2>&1 | tee -a "$logs/$name.log" || status=$?
-    else
-        swift test --skip-build --ignore-lock --no-parallel "$@" >>"$logs/$name.log" 2>&1 || status=$?
-    fi
-    echo "$name: exit $status after $((SECONDS - start)) s" >>"$logs/parts"
+    with_cpu "$logs/$name.cpu" swift_test "$name" "$@" || status=$?
+    echo "$name: exit $status after $((SECONDS - start)) s, $(cat "$logs/$name.cpu") CPU s" >>"$logs/parts"
     return "$status"
+}
+
+swift_test() {
+    local name=$1
+    shift
+    if [[ -n ${SHOW_OUTPUT:-} ]]; then
+        swift test --skip-build --ignore-lock --no-parallel "$@" 2>&1 | tee -a "$logs/$name.log"
+    else
+        swift test --skip-build --ignore-lock --no-parallel "$@" >>"$logs/$name.log" 2>&1
+    fi
+}
+
+# Runs "$@" in a subshell and writes to $1 the CPU seconds (user + system) it used: bash's
+# `times` there counts every process the subshell waited for and those they waited for (the
+# test runner and the daemons it started). The run is CPU-bound on two cores, so each part's
+# CPU seconds, not its wall time, say what it costs.
+with_cpu() {
+    local file=$1
+    shift
+    (
+        status=0
+        "$@" || status=$?
+        # `times` itself, not in a pipeline: a pipeline's forked copy has waited for no one.
+        times >"$file.times"
+        awk 'function seconds(t) { split(t, p, "m"); return p[1] * 60 + p[2] }
+             NR == 2 { printf "%.0f\n", seconds($1) + seconds($2) }' "$file.times" >"$file"
+        rm -f "$file.times"
+        exit "$status"
+    )
 }
 
 # The decoders' garbage and mutation tests again under AddressSanitizer: an overrun of a
 # buffer is invisible to their assertions without it. Leak checking is off: the test runner
 # leaks a few objects at exit, which would fail the run; this run is for out-of-bounds accesses.
 # TANDEM_DECODER_TESTS_ONLY makes the package declare only those suites' targets (TandemCore,
-# TandemIO and their C modules, TandemCoreTests, TandemTLSTests; Package.swift), so the ASan
-# build skips the daemon, the integration suite and the tools.
+# TandemIO and their C modules, TandemCoreTests, TandemTLSTests; Package.swift), and of the two
+# test targets only the decoders' files (`decoderTestSources`), so the ASan build skips the
+# daemon, the integration suite, the tools and the other unit suites. The run then checks that
+# it ran every decoder test the debug build lists: a decoder suite's file missing from that
+# list would otherwise drop out of this run unnoticed.
 run_asan() {
     local start=$SECONDS status=0
-    TANDEM_DECODER_TESTS_ONLY=1 swift build --build-tests --sanitize=address --scratch-path .build-asan \
-        >"$logs/asan.log" 2>&1 || status=$?
-    echo "asan-build: exit $status after $((SECONDS - start)) s" >>"$logs/parts"
+    TANDEM_DECODER_TESTS_ONLY=1 with_cpu "$logs/asan-build.cpu" swift build --build-tests --sanitize=address \
+        --scratch-path .build-asan >"$logs/asan.log" 2>&1 || status=$?
+    echo "asan-build: exit $status after $((SECONDS - start)) s, $(cat "$logs/asan-build.cpu") CPU s" >>"$logs/parts"
     ((status == 0)) || return "$status"
     TANDEM_DECODER_TESTS_ONLY=1 ASAN_OPTIONS=detect_leaks=0 run_tests asan --sanitize=address \
-        --scratch-path .build-asan --filter "$asan_filter"
+        --scratch-path .build-asan --filter "$asan_filter" || status=$?
+    local missing
+    missing=$(asan_missing_tests) || true
+    if [[ -n $missing ]]; then
+        echo "asan: the ASan build lacks decoder tests the debug build lists (Package.swift's" \
+            "decoderTestSources):" $missing | tee -a "$logs/asan.log" >>"$logs/parts"
+        status=1
+    fi
+    return "$status"
+}
+
+# The decoder tests (suites named in $asan_filter) that `swift test list` names in the debug
+# build and the ASan run did not start, one per line.
+asan_missing_tests() {
+    [[ -s $logs/list ]] || return 0
+    grep -E "^(TandemCoreTests|TandemTLSTests)\.[^/]*($asan_filter)[^/]*/" "$logs/list" | sed 's#^[^/]*/##' | sort -u |
+        while IFS= read -r test; do
+            grep -qF "◇ Test $test started." "$logs/asan.log" || echo "$test"
+        done
 }
 
 # The decoders under libFuzzer (scripts/fuzz.sh, docs/fuzzing.md), a bounded run: TANDEM_FUZZ_S
@@ -125,8 +172,8 @@ run_asan() {
 run_fuzz() {
     local start=$SECONDS status=0 seconds="${TANDEM_FUZZ_S:-30}"
     ((seconds > 0)) || return 0
-    scripts/fuzz.sh "$seconds" >"$logs/fuzz.log" 2>&1 || status=$?
-    echo "fuzz: exit $status after $((SECONDS - start)) s ($seconds s per target)" >>"$logs/parts"
+    with_cpu "$logs/fuzz.cpu" scripts/fuzz.sh "$seconds" >"$logs/fuzz.log" 2>&1 || status=$?
+    echo "fuzz: exit $status after $((SECONDS - start)) s, $(cat "$logs/fuzz.cpu") CPU s ($seconds s per target)" >>"$logs/parts"
     return "$status"
 }
 

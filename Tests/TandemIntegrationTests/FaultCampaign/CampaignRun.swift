@@ -206,19 +206,20 @@ final class CampaignRun {
         }
     }
 
-    /// Both stopped cleanly; the volumes byte-identical (sha256) and every block the writer
-    /// saw acknowledged holds its pattern. Prints the trail (the campaign's record).
-    /// `writerSurvives` false: the writer's acknowledged writes need not all be there (an
-    /// async primary's, after a forced failover to its secondary).
+    /// Both stopped cleanly; the volumes byte-identical (read whole and compared) and every
+    /// block the writer saw acknowledged holds its pattern. Prints the trail (the campaign's
+    /// record). `writerSurvives` false: the writer's acknowledged writes need not all be there
+    /// (an async primary's, after a forced failover to its secondary).
     func expectIdenticalWithEveryAcknowledgedWrite(_ name: String, writerSurvives: Bool = true) throws {
         let acknowledged = (writerSurvives ? joinWriter() : []) + acknowledgedElsewhere
         try pair.alpha.stop()
         try pair.beta.stop()
-        let alpha = try VolumeFiles.sha256(pair.volume(pair.alpha))
-        if alpha != (try VolumeFiles.sha256(betaVolume)) {
+        let alpha = try Data(contentsOf: URL(fileURLWithPath: pair.volume(pair.alpha)))
+        let beta = try Data(contentsOf: URL(fileURLWithPath: betaVolume))
+        if !alpha.withUnsafeBytes({ one in beta.withUnsafeBytes { BlockBytes.equal(one, $0) } }) {
             Issue.record("volumes differ in blocks \(try differingBlocks(pair.volume(pair.alpha), betaVolume))\n\(trailText)")
         }
-        let missing = try missingBlocks(acknowledged, in: pair.volume(pair.alpha))
+        let missing = Self.missingBlocks(acknowledged, in: alpha)
         #expect(missing.isEmpty, "acknowledged writes missing: \(missing.prefix(20))\n\(trailText)")
         FileHandle.standardError.write(Data("fault-campaign \(name): \(acknowledged.count) acknowledged\n\(trailText)\n".utf8))
     }
@@ -250,12 +251,12 @@ final class CampaignRun {
 
     /// The blocks of `indices` whose content in `path` is not their pattern.
     func missingBlocks(_ indices: [Int], in path: String) throws -> [Int] {
-        let volume = try Data(contentsOf: URL(fileURLWithPath: path))
-        return indices.filter { index in
-            let start = index * Self.blockBytes
-            return volume.count < start + Self.blockBytes
-                || !volume[start..<start + Self.blockBytes].elementsEqual(AcknowledgedWriter.pattern(index))
-        }
+        Self.missingBlocks(indices, in: try Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+
+    /// The blocks of `indices` whose content in `volume` is not their pattern.
+    static func missingBlocks(_ indices: [Int], in volume: Data) -> [Int] {
+        volume.withUnsafeBytes { bytes in indices.filter { !BlockBytes.holdsPattern(bytes, block: $0) } }
     }
 
     /// The dependent-write chain on `path`: blocks 0..<prefix hold their pattern, every later
@@ -263,10 +264,14 @@ final class CampaignRun {
     /// prefix is at most one past what was acknowledged (QD1: one write in flight).
     func expectConsistentPrefix(_ path: String, acknowledged: Int, written: Int) throws {
         let volume = try Data(contentsOf: URL(fileURLWithPath: path))
-        let block = { (index: Int) in volume[index * Self.blockBytes..<(index + 1) * Self.blockBytes] }
-        var prefix = 0
-        while prefix < written, block(prefix).elementsEqual(AcknowledgedWriter.pattern(prefix)) { prefix += 1 }
-        let gaps = (prefix..<written).filter { index in block(index).contains { $0 != 0 } }
+        let (prefix, gaps) = volume.withUnsafeBytes { bytes in
+            var prefix = 0
+            while prefix < written, BlockBytes.holdsPattern(bytes, block: prefix) { prefix += 1 }
+            let gaps = (prefix..<written).filter { index in
+                BlockBytes.block(index, of: bytes).map { !BlockBytes.all($0, are: 0) } ?? true  // past the end: not zero
+            }
+            return (prefix, gaps)
+        }
         #expect(gaps.isEmpty, "writes after the prefix end \(prefix) are present: \(gaps.prefix(20))\n\(trailText)")
         #expect(prefix <= acknowledged + 1, "prefix \(prefix) beyond \(acknowledged) acknowledged")
         trail.append("secondary holds a prefix of \(prefix) of \(acknowledged) acknowledged writes")

@@ -212,7 +212,7 @@ extension Replication {
     static func record(_ index: Int) -> [UInt8] {
         var bytes = recordMagic
         withUnsafeBytes(of: UInt64(index).littleEndian) { bytes += $0 }
-        bytes += (0..<(4096 - bytes.count)).map { UInt8(truncatingIfNeeded: index &* 31 &+ $0) }
+        bytes += BlockBytes.counting(from: index &* 31, count: 4096 - bytes.count)
         return bytes
     }
 

@@ -89,7 +89,7 @@ extension Replication {
         try pair.beta.stop()
         let alphaData = try dataArea(pair.volume(pair.alpha))
         let betaData = try dataArea(pair.volume(pair.beta))
-        let firstDifference = (0..<min(alphaData.count, betaData.count)).first { alphaData[$0] != betaData[$0] }
+        let firstDifference = BlockBytes.firstDifference(alphaData, betaData)
         #expect(alphaData.count == Self.dataBytes && betaData.count == Self.dataBytes)
         #expect(firstDifference == nil, "the data areas differ first at byte \(firstDifference ?? -1)")
         // Each node's metadata area is its own (its UUID, its record): never compared.
@@ -127,7 +127,7 @@ extension Replication {
         #expect(try VolumeFiles.sizeBytes(pair.volume(pair.beta)) == UInt64(Self.dataBytes))
         let alphaData = try dataArea(pair.volume(pair.alpha))
         let betaData = try dataArea(pair.volume(pair.beta))
-        let firstDifference = (0..<min(alphaData.count, betaData.count)).first { alphaData[$0] != betaData[$0] }
+        let firstDifference = BlockBytes.firstDifference(alphaData, betaData)
         #expect(firstDifference == nil, "the data areas differ first at byte \(firstDifference ?? -1)")
     }
 

@@ -121,7 +121,8 @@ extension Replication {
         #expect(restarted["disk_error"] == nil, "\(restarted)")
         for write in acknowledged {
             let bytes = try VolumeFiles.bytes(pair.volume(pair.alpha), offset: UInt64(write.offsetMiB << 20), count: 1 << 20)
-            #expect(bytes.allSatisfy { $0 == write.pattern }, "an acknowledged write at \(write.offsetMiB) MiB was lost")
+            #expect(bytes.withUnsafeBytes { BlockBytes.all($0, are: write.pattern) },
+                    "an acknowledged write at \(write.offsetMiB) MiB was lost")
         }
         // Replicating again from what the record says: beta ends with alpha's exact volume.
         if restarted["enabled"] as? Bool != true { try request("enable") }
@@ -131,7 +132,7 @@ extension Replication {
         // The data areas (alpha's internal metadata behind its data is its own).
         let alphaData = try VolumeFiles.bytes(pair.volume(pair.alpha), offset: 0, count: Self.sizeBytes)
         let betaData = try VolumeFiles.bytes(pair.volume(pair.beta), offset: 0, count: Self.sizeBytes)
-        let firstDifference = (0..<min(alphaData.count, betaData.count)).first { alphaData[$0] != betaData[$0] }
+        let firstDifference = BlockBytes.firstDifference(alphaData, betaData)
         #expect(alphaData.count == Self.sizeBytes && betaData.count == Self.sizeBytes)
         #expect(firstDifference == nil, "the data areas differ first at byte \(firstDifference ?? -1)")
     }

@@ -355,13 +355,8 @@ final class AcknowledgedWriter: @unchecked Sendable {
         self.blocks = blocks
     }
 
-    /// Block `index`'s content: its index, then bytes derived from it.
-    static func pattern(_ index: Int) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: 4096)
-        for position in 0..<4096 { bytes[position] = UInt8(truncatingIfNeeded: index &* 31 &+ position &* 7) }
-        withUnsafeBytes(of: UInt64(index).littleEndian) { for (offset, byte) in $0.enumerated() { bytes[offset] = byte } }
-        return bytes
-    }
+    /// Block `index`'s content: its index, then bytes derived from it (`BlockBytes.pattern`).
+    static func pattern(_ index: Int) -> [UInt8] { BlockBytes.pattern(index) }
 
     var acknowledged: [Int] { lock.withLock { done } }
 

@@ -1,5 +1,6 @@
 // ReplicatedPair: two real tandemd processes ("alpha" primary, "beta" secondary) on loopback,
-// with certificates from scripts/make-certs.sh and file-backed volumes under /var/tmp, and
+// with certificates from scripts/make-certs.sh (made once per test process: CertificateCache)
+// and file-backed volumes under /var/tmp, and
 // one resource "r0" between them. With `throughProxy`, alpha dials beta through a LinkProxy
 // in the test process, so a test can cut, stall or cap the link and count its bytes.
 import Foundation
@@ -27,7 +28,8 @@ final class ReplicatedPair {
          throughProxy: Bool = false) throws {
         self.sizeBytes = sizeBytes
         certs = try TempDirectory("certs")
-        try Self.makeCertificates(into: certs.path, nodes: ["alpha", "beta"] + [betaCertificateNode, alphaCertificateNode].compactMap { $0 })
+        try CertificateCache.shared.copy(
+            into: certs.path, nodes: ["alpha", "beta"] + [betaCertificateNode, alphaCertificateNode].compactMap { $0 })
         alphaAddress = "127.0.0.1:\(try Self.freePort())"
         betaAddress = "127.0.0.1:\(try Self.freePort())"
         proxy = throughProxy ? try LinkProxy(target: betaAddress) : nil
