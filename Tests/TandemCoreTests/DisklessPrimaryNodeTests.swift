@@ -81,6 +81,39 @@ private func failedNode() -> PrimaryNode {
         #expect(node.mutationPath == .throughPeer)
     }
 
+    /// Found by the node simulator (seed 2 of the diskless class): the peer applied write 2 and
+    /// lost power before its flush; this disk failed. The write is in no durable copy, only in
+    /// this node's retained payload, which a stop drops, and the next start takes the peer as
+    /// in sync. `disable` is refused until the peer confirmed it durable.
+    @Test func disableIsRefusedWhileAWriteThroughThePeerIsNotDurableThere() {
+        var node = failedNode()
+        _ = disklessHandle(&node, .request(id: 2, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)))
+        _ = disklessHandle(&node, .localLacksWritesRecorded(set: true, errno: 0, reason: nil))
+        #expect(disklessHandle(&node, .peer(.dataAck(sequence: 2))).contains(.answer(2, errno: 0)))
+        #expect(node.acknowledgedOnlyInMemoryBytes == 2 * 4096, "writes 1 and 2, applied, not durable on the peer")
+        func facts(_ node: PrimaryNode) -> ResourceRoleFacts {
+            ResourceRoleFacts(name: "r0", role: .primary, enabled: true, transitioning: false,
+                              acknowledgedOnlyInMemoryBytes: node.acknowledgedOnlyInMemoryBytes)
+        }
+        let refusal = ResourceRoles.checkDisable(facts(node))
+        #expect(refusal?.code == .wrongState && refusal?.message.contains("8192 bytes") == true, "\(String(describing: refusal))")
+        // The peer lost: the writes stay unconfirmed, and so does the refusal.
+        _ = disklessHandle(&node, .linkDown(reason: "the peer lost power", refusal: nil))
+        #expect(ResourceRoles.checkDisable(facts(node)) != nil)
+        // Back, the writes re-sent and durable there: the disable may go ahead.
+        _ = disklessHandle(&node, .linkUp)
+        _ = disklessHandle(&node, .peer(.hello(durableThroughEpoch: 0, copy: .upToDate)))
+        _ = disklessHandle(&node, .peer(.durableThroughEpoch(node.primary.openEpoch)))
+        #expect(node.acknowledgedOnlyInMemoryBytes == 0)
+        #expect(ResourceRoles.checkDisable(facts(node)) == nil)
+        // A primary whose own disk works holds its writes there: never refused for them.
+        var healthy = disklessConnectedNode()
+        _ = disklessHandle(&healthy, .request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
+        _ = disklessHandle(&healthy, .localWriteDone(sequence: 1, errno: 0))
+        _ = disklessHandle(&healthy, .peer(.dataAck(sequence: 1)))
+        #expect(healthy.primary.lagBytes > 0 && healthy.acknowledgedOnlyInMemoryBytes == 0)
+    }
+
     @Test func aWriteInFlightWhenTheDiskFailsFailsIfThePeerGoesAwayBeforeApplyingIt() {
         var node = disklessConnectedNode()
         _ = disklessHandle(&node, .request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))

@@ -110,12 +110,15 @@ extension Simulation {
         guard node.alive, node.diskFailed, let primary = node.primary, !primary.standalone, !primary.handingOver,
             !primary.restartWhenStopped
         else { return }
-        // The operator waits until the peer holds every acknowledged write durably and nothing
-        // is in flight: the writes it has not confirmed exist nowhere else than in this
-        // process's memory (this disk failed), and a stop now drops them while the next start
+        // The daemon's `disable` refuses while writes acknowledged through the peer are not
+        // durable there (ResourceRoles.checkDisable): they exist nowhere else than in this
+        // process's memory (this disk failed), and a stop would drop them while the next start
         // takes the peer as in sync (seed 2 of the diskless class: the peer's power loss, then
-        // the disable before the re-send; docs/replication.md, *The diskless primary*).
-        guard disklessStopIsSafe(primary) else {
+        // the disable before the re-send; docs/replication.md, *The diskless primary*). The
+        // operator asks again later, as one told `wrong-state` would.
+        let facts = ResourceRoleFacts(name: "r0", role: .primary, enabled: true, transitioning: false,
+                                      acknowledgedOnlyInMemoryBytes: primary.node.acknowledgedOnlyInMemoryBytes)
+        guard ResourceRoles.checkDisable(facts) == nil else {
             replacementsWaited += 1
             return events.schedule(.diskReplaced(node: node.index, incarnation: node.incarnation), atNs: nowNs + 500_000)
         }
@@ -137,7 +140,8 @@ extension Simulation {
     }
 
     /// The peer holds every acknowledged write durably and nothing is in flight: a stop of a
-    /// diskless primary loses nothing (the operator's rule until the daemon keeps it itself).
+    /// diskless primary loses nothing. A clean restart (SIGTERM) waits for it: the daemon's
+    /// shutdown does not (only `disable` refuses), the operator's rule until it does.
     func disklessStopIsSafe(_ primary: PrimarySide) -> Bool {
         primary.node.isPeerReady && primary.machine.lagBytes == 0 && primary.node.isDrained
     }

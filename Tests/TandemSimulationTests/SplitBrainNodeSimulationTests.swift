@@ -157,12 +157,12 @@ import TandemCore
     /// without them.
     @Test func checkerCatchesAUnionResumedWithoutTheActivityLogsExtents() {
         // Every union resync's survivor crashes in these runs (fault and control alike).
-        let caught = firstFailure(with: .unionResumesWithoutActivityLogExtents, seeds: 1...600,
+        let caught = firstFailure(with: .unionResumesWithoutActivityLogExtents, seeds: 1...1500,
                                   configure: { $0.unionCrashPerMille = 1000 }) {
             $0.message.contains("says UpToDate") || $0.message.contains("settled volumes differ")
                 || $0.message.contains("both nodes say UpToDate with nothing unanswered")
         }
-        #expect(caught != nil, "the checker never noticed a union resumed without the activity log's extents in 600 seeds")
+        #expect(caught != nil, "the checker never noticed a union resumed without the activity log's extents in 1,500 seeds")
         if let caught { print("caught: seed \(caught.seed): \(caught.message.prefix(200))") }
     }
 

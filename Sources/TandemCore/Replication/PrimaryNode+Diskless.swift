@@ -51,6 +51,12 @@ extension PrimaryNode {
     /// no write until it is resynced.
     public var localLacksWrites: Bool { localDisk.recorded }
 
+    /// With this disk failed, the bytes of writes acknowledged through the peer that it has
+    /// not confirmed durable: no durable copy holds them (the peer applied them, but a power
+    /// loss there drops them), only this node's retained payloads, which a stop discards.
+    /// `ResourceRoles.checkDisable` refuses a `disable` while it is not 0.
+    public var acknowledgedOnlyInMemoryBytes: UInt64 { diskFailed ? primary.lagBytes : 0 }
+
     /// A write (or flush) that met this disk's failure: its region is unknown here.
     mutating func noteLocalLoss(offsetBytes: UInt64, lengthBytes: UInt64) {
         ensureLackingBitmap()

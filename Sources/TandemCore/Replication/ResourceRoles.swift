@@ -32,12 +32,18 @@ public struct ResourceRoleFacts: Equatable, Sendable {
     public var enabled: Bool
     /// A failover, demote, enable or disable is under way.
     public var transitioning: Bool
+    /// A primary whose own disk failed: bytes of writes it acknowledged through its peer that
+    /// the peer has not confirmed durable (`PrimaryNode.acknowledgedOnlyInMemoryBytes`). They
+    /// are in no durable copy: only this process's memory can send them again.
+    public var acknowledgedOnlyInMemoryBytes: UInt64
 
-    public init(name: String, role: ResourceRole, enabled: Bool, transitioning: Bool) {
+    public init(name: String, role: ResourceRole, enabled: Bool, transitioning: Bool,
+                acknowledgedOnlyInMemoryBytes: UInt64 = 0) {
         self.name = name
         self.role = role
         self.enabled = enabled
         self.transitioning = transitioning
+        self.acknowledgedOnlyInMemoryBytes = acknowledgedOnlyInMemoryBytes
     }
 
     var busy: RoleRefusal { RoleRefusal(.busy, "resource '\(name)' is changing state") }
@@ -355,6 +361,15 @@ public enum ResourceRoles {
     public static func checkDisable(_ facts: ResourceRoleFacts) -> RoleRefusal? {
         guard facts.enabled else { return RoleRefusal(.wrongState, "resource '\(facts.name)' is not enabled") }
         guard !facts.transitioning else { return facts.busy }
+        // A diskless primary's stop drops the writes its peer holds only in a cache (the peer
+        // lost power before its flush): no durable copy has them, and the next start would
+        // take the peer as in sync. The node re-sends them once the peer is back.
+        if facts.acknowledgedOnlyInMemoryBytes > 0 {
+            return RoleRefusal(.wrongState, "resource '\(facts.name)': this node's disk failed and "
+                + "\(facts.acknowledgedOnlyInMemoryBytes) bytes of acknowledged writes are not yet durable on the peer, "
+                + "held only in this process's memory: disabling would lose them. Wait until the peer is connected "
+                + "and lag_bytes is 0")
+        }
         return nil
     }
 

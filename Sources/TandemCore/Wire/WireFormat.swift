@@ -33,7 +33,7 @@ public enum WireFormat {
     /// ended, so the secondary leaves `VerifyT` at once; sent only to a peer whose Hello names
     /// 10 or more (`verifyEndVersion`; an older primary's end is inferred two seconds after its
     /// last DigestRequest).
-    public static let helloVersion: UInt16 = 9
+    public static let helloVersion: UInt16 = 10
     /// The first version whose Hello carries the generation tail.
     public static let generationsVersion: UInt16 = 4
     /// The first version whose secondary reads a catch-up's bases (older ones take the
@@ -64,8 +64,7 @@ public enum WireFormat {
     public static let caughtUpVersion: UInt16 = 7
     /// EpochTime (type 40) is sent to a peer whose Hello names this or more.
     public static let wallClockVersion: UInt16 = 9
-    /// VerifyEnd (type 41) is sent to a peer whose Hello names this or more. Above
-    /// `helloVersion` until the version that carries it is released: nothing sends it yet.
+    /// VerifyEnd (type 41) is sent to a peer whose Hello names this or more.
     public static let verifyEndVersion: UInt16 = 10
     /// The largest region one DigestRequest names.
     public static let digestRegionBytesMax: UInt64 = 1 << 20

@@ -26,7 +26,8 @@ extension Resource {
     private var ownDiskState: DiskState { reportedDiskStates.diskState }
 
     var roleFacts: ResourceRoleFacts {
-        ResourceRoleFacts(name: spec.name, role: spec.role, enabled: enabled, transitioning: transitioning)
+        ResourceRoleFacts(name: spec.name, role: spec.role, enabled: enabled, transitioning: transitioning,
+                          acknowledgedOnlyInMemoryBytes: primary?.peekNode { $0.acknowledgedOnlyInMemoryBytes } ?? 0)
     }
 
     /// `handedOver`: set only by a planned failover (the old primary handed over every
