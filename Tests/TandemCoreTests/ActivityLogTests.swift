@@ -141,6 +141,22 @@ import Testing
         return al.endTurn()
     }
 
+    /// Extents 0 and 1 in the durable set, both released; a write to extent 2 evicts one of them:
+    /// transaction 2 is formed and needs a volume flush first.
+    private func evictingTransactionFormed(inFlight: Int, countsFlushWhenAsked: Bool = false) -> ActivityLog {
+        var al = log(capacity: 2, extentsPerWrite: 1, inFlight: inFlight)
+        al.testingCountsFlushWhenAsked = countsFlushWhenAsked
+        _ = write(&al, 0)
+        _ = write(&al, 1)
+        #expect(al.endTurn() == 1)
+        al.transactionDurable(1)
+        complete(&al, 0)
+        complete(&al, 1)
+        #expect(evictOne(&al, 2) == 2)
+        #expect(al.transactionNeedsVolumeFlush)
+        return al
+    }
+
     @Test func anEvictionFlushesTheVolumeOnlyWhenALeavingExtentWasWrittenSinceTheLastFlush() {
         var al = log(capacity: 2, extentsPerWrite: 1)
         _ = write(&al, 0)
@@ -166,15 +182,7 @@ import Testing
     }
 
     @Test func aMissDuringAnEvictingTransactionCountsOnItsFlushOnceItIsDurable() {
-        var al = log(capacity: 2, extentsPerWrite: 1)
-        _ = write(&al, 0)
-        _ = write(&al, 1)
-        #expect(al.endTurn() == 1)
-        al.transactionDurable(1)
-        complete(&al, 0)
-        complete(&al, 1)
-        #expect(evictOne(&al, 2) == 2)
-        #expect(al.transactionNeedsVolumeFlush)
+        var al = evictingTransactionFormed(inFlight: 1)
         // A miss while transaction 2 (and its flush) is in flight joins transaction 3, formed
         // only once 2 is durable: by then extent 1's release is covered by 2's flush.
         #expect(write(&al, 5) == .awaitTransaction(3))
@@ -213,16 +221,7 @@ import Testing
     /// too, unless (the seeded fault) 2's flush was counted done when asked for.
     @Test(arguments: [false, true])
     func aTransactionFormedWhileAnEarlierOnesFlushIsPendingFlushesToo(countsFlushWhenAsked: Bool) {
-        var al = log(capacity: 2, extentsPerWrite: 1, inFlight: 2)
-        al.testingCountsFlushWhenAsked = countsFlushWhenAsked
-        _ = write(&al, 0)
-        _ = write(&al, 1)
-        #expect(al.endTurn() == 1)
-        al.transactionDurable(1)
-        complete(&al, 0)
-        complete(&al, 1)
-        #expect(evictOne(&al, 2) == 2)
-        #expect(al.transactionNeedsVolumeFlush)
+        var al = evictingTransactionFormed(inFlight: 2, countsFlushWhenAsked: countsFlushWhenAsked)
         al.requestTransaction()
         #expect(al.endTurn() == 3)
         #expect(Array(al.transactionExtents) == [1, 2])
@@ -385,3 +384,4 @@ import Testing
         return (transactions, evictions)
     }
 }
+

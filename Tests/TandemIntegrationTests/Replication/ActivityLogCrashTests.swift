@@ -90,13 +90,7 @@ extension Replication {
     /// flight): the ring proves nothing, alpha says so and copies the whole volume, and nothing
     /// is lost.
     @Test func aCorruptedActivityLogSlotIsNotBelievedAndTheVolumeIsCopied() throws {
-        let pair = try ReplicatedPair(sizeBytes: Self.volumeBytes)
-        try pair.createAndEnable(mode: "sync", initialSync: "none")
-        try pair.waitInSync()
-        let (acknowledged, _) = try Self.writeThenKill(pair)
-        let path = "\(pair.alpha.stateDir)/\(ReplicatedPair.resource).md"
-        let slots = try Self.ringTransactions(path)
-        let newest = try #require(slots.compactMap { $0 }.max(), "a ring with transactions: \(slots)")
+        let (pair, acknowledged, path, slots, newest) = try Self.killedPairWithItsRing()
         #expect(newest >= 3, "the session's start and the two extents' transactions at least: \(slots)")
         let victim = try #require(slots.firstIndex(of: newest - 2))
         try Self.flipByte(path, slot: victim)
@@ -118,13 +112,7 @@ extension Replication {
     /// transaction — so a second kill -9 right after, when the proof judges that slot, still
     /// finds a proven ring. (Before: the first restart copied the volume.)
     @Test func aSlotTornBeforeTheNewestIsWrittenAgainAndCrashRestartsStillCatchUp() throws {
-        let pair = try ReplicatedPair(sizeBytes: Self.volumeBytes)
-        try pair.createAndEnable(mode: "sync", initialSync: "none")
-        try pair.waitInSync()
-        let (acknowledged, _) = try Self.writeThenKill(pair)
-        let path = "\(pair.alpha.stateDir)/\(ReplicatedPair.resource).md"
-        let slots = try Self.ringTransactions(path)
-        let newest = try #require(slots.compactMap { $0 }.max(), "a ring with transactions: \(slots)")
+        let (pair, acknowledged, path, slots, newest) = try Self.killedPairWithItsRing()
         let victim = try #require(slots.firstIndex(of: newest - 1), "\(slots)")
         try Self.flipByte(path, slot: victim)
 
@@ -265,6 +253,20 @@ extension Replication {
 
     /// Distinct blocks from block 0 at QD1 until `acknowledgedBeforeKill` are acknowledged,
     /// then alpha is killed (-9) with more in flight. Returns how many were acknowledged.
+    /// A sync pair in sync, writes then alpha killed: its metadata file's path, the ring's
+    /// transaction numbers by slot, and the newest.
+    static func killedPairWithItsRing() throws
+        -> (pair: ReplicatedPair, acknowledged: Int, path: String, slots: [UInt64?], newest: UInt64) {
+        let pair = try ReplicatedPair(sizeBytes: volumeBytes)
+        try pair.createAndEnable(mode: "sync", initialSync: "none")
+        try pair.waitInSync()
+        let (acknowledged, _) = try writeThenKill(pair)
+        let path = "\(pair.alpha.stateDir)/\(ReplicatedPair.resource).md"
+        let slots = try ringTransactions(path)
+        let newest = try #require(slots.compactMap { $0 }.max(), "a ring with transactions: \(slots)")
+        return (pair, acknowledged, path, slots, newest)
+    }
+
     static func writeThenKill(_ pair: ReplicatedPair) throws -> (Int, AcknowledgedWriter) {
         let writer = AcknowledgedWriter(socket: pair.nbdSocket(pair.alpha), blocks: 3 * blocksPerExtent)
         writer.start()
