@@ -96,14 +96,31 @@ run_tests() {
     return "$status"
 }
 
+# Several `swift test` processes share .build (the parts run beside each other): one that
+# starts while another holds the build database open can fail before running anything
+# ("unable to attach DB: ... database is locked", then "no tests found"; the fresh-clone CI
+# of 2026-12-07's sixth session lost its unit part so). Such an attempt is tried again, up to
+# five times; a run that started its tests is never repeated.
 swift_test() {
-    local name=$1
+    local name=$1 attempt offset status attempted
     shift
-    if [[ -n ${SHOW_OUTPUT:-} ]]; then
-        swift test --skip-build --ignore-lock --no-parallel "$@" 2>&1 | tee -a "$logs/$name.log"
-    else
-        swift test --skip-build --ignore-lock --no-parallel "$@" >>"$logs/$name.log" 2>&1
-    fi
+    for attempt in 1 2 3 4 5; do
+        offset=$(stat -c %s "$logs/$name.log" 2>/dev/null || echo 0)
+        status=0
+        if [[ -n ${SHOW_OUTPUT:-} ]]; then
+            swift test --skip-build --ignore-lock --no-parallel "$@" 2>&1 | tee -a "$logs/$name.log" || status=$?
+        else
+            swift test --skip-build --ignore-lock --no-parallel "$@" >>"$logs/$name.log" 2>&1 || status=$?
+        fi
+        ((status == 0)) && return 0
+        attempted=$(tail -c +$((offset + 1)) "$logs/$name.log")
+        grep -q "unable to attach DB" <<<"$attempted" || return "$status"
+        grep -q "Test run started" <<<"$attempted" && return "$status"
+        echo "test.sh: $name: the build database was locked before any test ran; again (attempt $((attempt + 1)))" |
+            tee -a "$logs/$name.log" >&2
+        sleep 2
+    done
+    return "$status"
 }
 
 # Runs "$@" in a subshell and writes to $1 the CPU seconds (user + system) it used: bash's
