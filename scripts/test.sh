@@ -267,6 +267,13 @@ measured_suite_seconds() {
         }' "$@" | sort -k2,2nr -k1,1
 }
 
+# Process INDEX's ports for its daemons (TANDEM_TEST_PORTS, ReplicatedPair.freePort): a slice
+# of 20000–32767 of its own, so that no two processes hand out the same port.
+integration_ports() {
+    local slice=$((12768 / integration_processes))
+    echo "$((20000 + $1 * slice))-$((20000 + ($1 + 1) * slice - 1))"
+}
+
 # The integration part: in --quick the one pair in the foreground; in a full run the planned
 # processes, the first in the foreground (shown as it runs), the others beside it (normal
 # priority: their daemons answer to timeouts too), shown when they end. Each process is
@@ -287,11 +294,13 @@ else
         ((index == 0)) || integration_names+=("integration-$((index + 1))")
         echo "${integration_names[index]}: planned ${plan[index]%% *} s: ${plan[index]#* }" >>"$logs/plan"
         ((index == 0)) && continue
-        run_tests "${integration_names[index]}" --filter "^$integration\.(.*/)?(${plan[index]#* })/" &
+        TANDEM_TEST_PORTS="$(integration_ports "$index")" \
+            run_tests "${integration_names[index]}" --filter "^$integration\.(.*/)?(${plan[index]#* })/" &
         pids+=($!)
     done
     if ((${#plan[@]} > 0)); then
-        SHOW_OUTPUT=1 run_tests integration --filter "^$integration\.(.*/)?(${plan[0]#* })/" || integration_status=$?
+        TANDEM_TEST_PORTS="$(integration_ports 0)" SHOW_OUTPUT=1 \
+            run_tests integration --filter "^$integration\.(.*/)?(${plan[0]#* })/" || integration_status=$?
     fi
     for pid in "${pids[@]}"; do
         wait "$pid" || integration_status=$?

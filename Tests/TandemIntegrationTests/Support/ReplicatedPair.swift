@@ -85,16 +85,32 @@ final class ReplicatedPair {
         throw HarnessError("cannot find a free port below the ephemeral range")
     }
 
-    /// The next port to try, 20000–32767 in turn from a random start (thread-safe).
+    /// The next port to try, in turn from a random start (thread-safe): 20000–32767, or the
+    /// range `TANDEM_TEST_PORTS` names ("FIRST-LAST"; scripts/test.sh gives each integration
+    /// process its own). Processes sharing one range can each find a port free and hand it
+    /// out in turn: a daemon restarted after a kill -9 then finds its port taken by the other
+    /// process's daemon ("Address already in use"; the fresh-clone CI of 2026-12-07's sixth
+    /// session lost eleven tests so).
     private final class PortCursor: @unchecked Sendable {
         static let shared = PortCursor()
         private let lock = NSLock()
-        private var port = Int.random(in: 20_000..<32_768)
+        private let range: Range<Int>
+        private var port: Int
+
+        init() {
+            let named = ProcessInfo.processInfo.environment["TANDEM_TEST_PORTS"].flatMap { text -> Range<Int>? in
+                let bounds = text.split(separator: "-").compactMap { Int($0) }
+                guard bounds.count == 2, bounds[0] >= 1024, bounds[0] < bounds[1], bounds[1] < 32_768 else { return nil }
+                return bounds[0]..<(bounds[1] + 1)
+            }
+            range = named ?? 20_000..<32_768
+            port = Int.random(in: range)
+        }
 
         func next() -> Int {
             lock.lock()
             defer { lock.unlock() }
-            port = port + 1 < 32_768 ? port + 1 : 20_000
+            port = port + 1 < range.upperBound ? port + 1 : range.lowerBound
             return port
         }
     }
