@@ -116,9 +116,10 @@ extension Simulation {
         // takes the peer as in sync (seed 2 of the diskless class: the peer's power loss, then
         // the disable before the re-send; docs/replication.md, *The diskless primary*). The
         // operator asks again later, as one told `wrong-state` would.
+        // It waits longer than that rule: until the peer is back and nothing is in flight.
         let facts = ResourceRoleFacts(name: "r0", role: .primary, enabled: true, transitioning: false,
                                       acknowledgedOnlyInMemoryBytes: primary.node.acknowledgedOnlyInMemoryBytes)
-        guard ResourceRoles.checkDisable(facts) == nil else {
+        guard ResourceRoles.checkDisable(facts) == nil, disklessStopIsSafe(primary) else {
             replacementsWaited += 1
             return events.schedule(.diskReplaced(node: node.index, incarnation: node.incarnation), atNs: nowNs + 500_000)
         }
