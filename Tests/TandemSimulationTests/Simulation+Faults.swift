@@ -95,12 +95,29 @@ extension Simulation {
             requests = requests.filter { far.contains($0.key) ? !ownsFar : !servesWorkload }
             if ownsFar { splitBrain?.farRequests.removeAll() }
 
-            // (Diskless: what this disk lacks is on the peer; its power loss lowers nothing.)
             if powerLoss && node.lineage == checker.lineage && !node.localLacksWrites {
                 checker.primaryLostItsCache(content: node.disk.cache)
                 if let problem = checker.checkPrimary(node.disk, name: node.name) { return fail("after power loss: \(problem)") }
+            } else if powerLoss && node.lineage == checker.lineage,
+                let peer = nodes.first(where: { $0 !== node && $0.lineage == checker.lineage }) {
+                // Diskless: what this disk lacks is on the peer, in its cache (a write through
+                // the peer is acknowledged once applied there). Unless the peer lost its cache
+                // since, before this node re-sent them: then they were in this node's memory
+                // only, and with its power loss they may be gone, as a primary's unflushed
+                // writes are with its cache.
+                checker.primaryLostItsCache(content: peer.disk.cache)
             }
             node.historySession = nil
+        } else if powerLoss && node.lineage == checker.lineage,
+            let primary = nodes.first(where: { $0 !== node && $0.isPrimary && $0.lineage == checker.lineage }),
+            !primary.alive && lacksWrites(primary) {
+            // The diskless primary is dead: the writes it acknowledged through this node and this
+            // node never flushed were in this cache only (the primary's memory died with it), as
+            // a primary's own unflushed writes are in its cache. They may be gone, as those are
+            // after its power loss; its next start resyncs its disk from what this one kept.
+            // (A live primary still holds them and re-sends them: nothing is lowered then.)
+            checker.primaryLostItsCache(content: node.disk.cache)
+            trace("\(node.name) held the dead diskless primary's unflushed writes: they may be gone")
         }
         node.primary = nil
         node.secondary = nil

@@ -135,6 +135,11 @@ extension Replication {
         let replies = try stuck.readReplies(1)
         #expect(replies.keys.first == 41, "\(replies)")
         #expect(pair.alpha.pid == alphaPID && pair.alpha.isRunning)
+        // A diskless primary refuses `disable` while writes it acknowledged through beta are
+        // not yet durable there (ResourceRoles.checkDisable): beta's group commit flushes them.
+        try pair.waitFor(pair.alpha, timeoutSeconds: 30, "beta's flush of the writes alpha acknowledged through it") {
+            $0["lag_bytes"] as? Int == 0
+        }
         try pair.expectOK(try pair.alpha.control().request("disable", ["name": ReplicatedPair.resource]))
         let log = try String(contentsOfFile: pair.alpha.logPath, encoding: .utf8)
         #expect(log.contains("a volume I/O reported overdue completed late"), "no late completion in alpha's log")

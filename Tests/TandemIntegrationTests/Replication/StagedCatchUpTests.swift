@@ -61,8 +61,17 @@ extension Replication {
         _ = try fio.finish()
         let alphaLogStart = Self.logBytes(pair.alpha)
         let betaLogStart = Self.logBytes(pair.beta)
+        let alphaEvents = try EventWatch(pair.alpha)
+        defer { alphaEvents.stop() }
         try pair.expectOK(try pair.beta.control().request("enable", ["name": ReplicatedPair.resource]))
         try CatchUpTests.waitCaughtUp(pair)
+        // A change between Consistent and UpToDate is announced at most once a second
+        // (`DiskState.publishesNow`), so the UpToDate event may follow the status by up to a
+        // second: await it (the log line is written before the event is published).
+        let announcedUpToDate = alphaEvents.waitUntil(timeoutSeconds: 5) { events in
+            events.last { $0["event"] as? String == "peer-disk-state" }?["peer_disk_state"] as? String == "UpToDate"
+        }
+        #expect(announcedUpToDate, "alpha did not announce its peer UpToDate: \(alphaEvents.names)")
         let alphaAnnounced = Self.diskStateEvents(pair.alpha, from: alphaLogStart, event: "peer-disk-state", field: "peer_disk_state")
         #expect(!alphaAnnounced.contains("Inconsistent"), "alpha announced its staging peer Inconsistent: \(alphaAnnounced)")
         #expect(alphaAnnounced.contains("Consistent") && alphaAnnounced.last == "UpToDate", "\(alphaAnnounced)")

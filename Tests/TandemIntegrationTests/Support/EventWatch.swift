@@ -69,6 +69,12 @@ final class EventWatch: @unchecked Sendable {
         }
     }
 
+    /// Waits up to `timeoutSeconds` until the events recorded so far, in order, satisfy
+    /// `condition` (true at once if they already do).
+    func waitUntil(timeoutSeconds: Double, _ condition: ([JSONObject]) -> Bool) -> Bool {
+        waitFor(timeoutSeconds) { condition($0.recordedEvents) }
+    }
+
     private func waitFor(_ timeoutSeconds: Double, _ found: (EventWatch) -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(timeoutSeconds)
         condition.lock()
