@@ -21,8 +21,8 @@ import TandemCore
 //    restart or a flush at the head exempt the write: the node says pacing holds the head only
 //    through `profileWakeAtNs`).
 // 2. **Said, never silent.** The stream's RPO age (what the pacer holds: `ReplicationPrimary.
-//    rpoAgeNs`) is never above the target for longer than `rpo_pacing_max_ms` + 2 ms (a look a
-//    millisecond, the ticks) without a `rpoTargetMissed`; a miss comes only once the age has
+//    rpoAgeNs`) is never above the target for longer than `rpo_pacing_max_ms` + 3 ms (a look at
+//    most 1.5 ms apart, at both ends) without a `rpoTargetMissed`; a miss comes only once the age has
 //    been above the target for `rpo_pacing_max_ms` (dips shorter than 2 ms, which the pacer may
 //    not see, do not end that time); and with the miss the node is Ahead in the same batch
 //    (the application is not stalled), unless it is stopping, its disk failed or it is not
@@ -275,8 +275,10 @@ extension Simulation {
         let ageNs = streaming ? primary.machine.rpoAgeNs(nowNs: nowNs) : 0
         run.maxStreamAgeNs = max(run.maxStreamAgeNs, ageNs)
         run.track(over: ageNs > pacingTargetNs, nowNs: nowNs)
-        // (Past the scenario's end the ticks come every 1–5 ms: the node looks less often.)
-        let lookNs: UInt64 = nowNs > scenario.runEndNs ? 6_000_000 : 2_000_000
+        // The pacer looks at an event at least 1 ms after its last look: with ticks at most
+        // 0.5 ms apart, 1.5 ms apart at most, at the start of the time and at its end (past
+        // the scenario's end the ticks come every 1–5 ms).
+        let lookNs: UInt64 = nowNs > scenario.runEndNs ? 12_000_000 : 3_000_000
         if let since = run.strictOverSinceNs, !run.missSaid, nowNs - since > pacingDelayMaxNs + lookNs {
             return fail("the stream's RPO age (\(ageNs / 1_000_000) ms) has been above rpo_target_ms "
                 + "\(pacingTargetNs / 1_000_000) for \((nowNs - since) / 1_000) µs and primary \(node.name) has not said "

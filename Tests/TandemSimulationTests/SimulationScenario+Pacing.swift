@@ -72,7 +72,8 @@ extension SimulationScenario {
         reads = nil
         diskReplacedAfterNs = nil
         if kind != .stressed { diskStalls = nil }
-        initialSync = kind == .holdable ? .none : initialSync
+        // (A full copy at the start would hold the writes that overlap it, and share the link.)
+        initialSync = kind == .stressed ? initialSync : .none
         blockCount = Int(draws.between(16, 32))
         workloadEndNs = draws.between(1_000, 2_000) * 1_000_000
         runEndNs = workloadEndNs + 1_500_000_000
@@ -82,15 +83,25 @@ extension SimulationScenario {
         let targetNs = plan.settings.targetNs
         let slowest = plan.phases.map(\.bytesPerSecond).filter { $0 > 0 }.min()!
         let fastest = plan.phases.map(\.bytesPerSecond).max()!
+        // The drawn activity log holds a few blocks' worth of extents: once each holds a write
+        // the peer has not confirmed, later writes wait (production's rule), which bounds the
+        // lag to those blocks whatever pacing does. Outside the stressed class it covers the
+        // volume, so that pacing is what holds the lag.
+        if kind != .stressed { activityLog?.extents = blockCount }
+        // cannotHold: a queue deep enough that pacing, not the writer, sets the pace.
+        if kind == .cannotHold { requestsOutstandingMax = 8 }
         if kind == .holdable {
             // The writer's queue: at most a quarter of the target's worth of the slowest link
             // (writes of up to 8 blocks).
             let bound = slowest * targetNs / 1_000_000_000 / 4 / (8 * Self.blockSizeBytes)
             requestsOutstandingMax = max(1, min(requestsOutstandingMax, Int(bound)))
         }
-        // Room for several targets' worth of the fastest link, so that pacing, not a full
-        // buffer, decides when the node goes Ahead.
-        let bufferBlocks = max(64, 3 * fastest * targetNs / 1_000_000_000 / Self.blockSizeBytes)
+        // Room for several targets' worth of the fastest link, and for what the writer offers
+        // in the 300 ms before pacing has measured the link (a fresh stream's pacer admits
+        // unpaced until its first 100 ms window), so that pacing, not a full buffer, decides
+        // when the node goes Ahead.
+        let bufferBlocks = max(64, 3 * fastest * targetNs / 1_000_000_000 / Self.blockSizeBytes,
+                               plan.burstBytesPerSecond * 3 / 10 / Self.blockSizeBytes)
         primaryConfig.bufferBytesMax = bufferBlocks * Self.blockSizeBytes
         primaryConfig.writesInFlightMax = Int(bufferBlocks)
         secondaryConfig.queuedBytesMax = bufferBlocks * Self.blockSizeBytes
@@ -127,8 +138,8 @@ extension SimulationScenario {
         }
         phases.append(LinkRatePhase(untilNs: .max, bytesPerSecond: rate))
         let periodNs = draws.between(100, 500) * 1_000_000
-        let onNs = periodNs * draws.between(20, 50) / 100
-        let average = slowest * 100 / draws.between(130, 300)
+        let onNs = periodNs * draws.between(15, 40) / 100
+        let average = slowest * 100 / draws.between(110, 200)
         let burst = kind == .stressed ? fastest * draws.between(150, 400) / 100 : average * periodNs / onNs
         // Paced at the maximum delay, writes of up to 8 blocks fit the slowest link (≤ 0.7 ×).
         let delayMinMs = (8 * blockSizeBytes * 10_000 + slowest * 7 - 1) / (slowest * 7)
@@ -137,15 +148,16 @@ extension SimulationScenario {
                           burstPeriodNs: periodNs, burstOnNs: onNs, burstBytesPerSecond: burst)
     }
 
-    /// The cannotHold class: the link carries a fifth to a half of what writes paced at the
-    /// maximum delay offer (one request every `rpo_pacing_max_ms`), and the writer offers 2–4 ×
-    /// that, all the time.
+    /// The cannotHold class: the link carries a quarter to a half of what writes paced at the
+    /// maximum delay carry (one write, of a block at least, every `rpo_pacing_max_ms`), and the
+    /// writer offers 2–4 × that, all the time, with 8 requests queued at most.
     private static func cannotHoldPlan(_ draws: inout SimRandom) -> PacingPlan {
-        let delayMaxNs = draws.between(10, 30) * 1_000_000
-        let paced = PacingPlan.offeredBytesPerIssue * 1_000_000_000 / delayMaxNs
+        let delayMaxNs = draws.between(5, 12) * 1_000_000
+        let pacedSmallest = blockSizeBytes * 1_000_000_000 / delayMaxNs
         let first = LinkRatePhase(untilNs: draws.between(300, 800) * 1_000_000,
-                                  bytesPerSecond: max(150_000, paced * draws.between(20, 50) / 100))
-        let then = LinkRatePhase(untilNs: .max, bytesPerSecond: max(150_000, paced * draws.between(20, 50) / 100))
+                                  bytesPerSecond: max(150_000, pacedSmallest * draws.between(25, 50) / 100))
+        let then = LinkRatePhase(untilNs: .max, bytesPerSecond: max(150_000, pacedSmallest * draws.between(25, 50) / 100))
+        let paced = PacingPlan.offeredBytesPerIssue * 1_000_000_000 / delayMaxNs
         let periodNs: UInt64 = 100_000_000
         return PacingPlan(kind: .cannotHold, settings: .init(targetNs: draws.between(100, 300) * 1_000_000, delayMaxNs: delayMaxNs),
                           phases: [first, then], burstPeriodNs: periodNs, burstOnNs: periodNs,
