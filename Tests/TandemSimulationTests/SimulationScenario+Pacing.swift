@@ -139,7 +139,7 @@ extension SimulationScenario {
         phases.append(LinkRatePhase(untilNs: .max, bytesPerSecond: rate))
         let periodNs = draws.between(100, 500) * 1_000_000
         let onNs = periodNs * draws.between(15, 40) / 100
-        let average = slowest * 100 / draws.between(110, 200)
+        let average = slowest * 100 / draws.between(105, 150)
         let burst = kind == .stressed ? fastest * draws.between(150, 400) / 100 : average * periodNs / onNs
         // Paced at the maximum delay, writes of up to 8 blocks fit the slowest link (≤ 0.7 ×).
         let delayMinMs = (8 * blockSizeBytes * 10_000 + slowest * 7 - 1) / (slowest * 7)
