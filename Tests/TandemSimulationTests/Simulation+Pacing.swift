@@ -62,18 +62,14 @@ final class PacingRun {
     var answered: [(value: UInt64, blocks: Range<Int>, answeredNs: UInt64)] = []
     var answeredHead = 0
 
-    // What the run did.
-    var admissionsChecked = 0
-    var admissionsExempt = 0
-    var admissionsHeldByPacing = 0
-    var longestWaitNs: UInt64 = 0
-    var misses = 0
-    var aheadAfterMiss = 0
-    var maxStreamAgeNs: UInt64 = 0
-    var truthChecks = 0
-    var maxTrueAgeNs: UInt64 = 0
-    var wakes = 0
-    var stalledFrames = 0
+    // What the run did: admissions checked against the maximum delay, exempt (held by
+    // something else, or Ahead), held by pacing, and the longest wait of those checked;
+    var admissionsChecked = 0, admissionsExempt = 0, admissionsHeldByPacing = 0, longestWaitNs: UInt64 = 0
+    // misses said, and followed by Ahead; the stream's highest RPO age;
+    var misses = 0, aheadAfterMiss = 0, maxStreamAgeNs: UInt64 = 0
+    // steps the truth was checked, and the oldest write the peer lacked then; the pacer's
+    // timer's wake-ups; frames sent into a stall.
+    var truthChecks = 0, maxTrueAgeNs: UInt64 = 0, wakes = 0, stalledFrames = 0
 
     init(plan: PacingPlan) { self.plan = plan }
 

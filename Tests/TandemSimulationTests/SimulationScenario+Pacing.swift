@@ -13,8 +13,8 @@ import TandemCore
 //
 // Three classes:
 // - holdable: no fault but the link's; each rate step is at most 1.5 × down, a stall lasts at
-//   most a fifth of the target, the writer's average is at most the slowest rate / 1.3 (bursts
-//   are 2–5 × the average, often above the link) and its queue holds at most a quarter of the
+//   most a fifth of the target, the writer's average is at most the slowest rate / 1.05 (bursts
+//   are 2.5–6.7 × the average, mostly above the link) and its queue holds at most a quarter of the
 //   target's worth of the slowest link (PacingScenario's rule). The target must hold: the
 //   stream's RPO age stays at or under it and no miss is said.
 // - stressed: a steep drop (3–8 ×), stalls up to 1.5 × the target, bursts above the fastest
