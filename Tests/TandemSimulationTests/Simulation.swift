@@ -88,6 +88,8 @@ final class Simulation {
         case peerReadDone(node: Int, incarnation: Int, link: Int, request: WireReadRequest)
         /// The operator replaces the primary's failed disk: disable, then enable (Simulation+Diskless).
         case diskReplaced(node: Int, incarnation: Int)
+        /// The primary's pacer timer fires at the instant it was armed for (Simulation+Pacing).
+        case pacerWake(node: Int, incarnation: Int, atNs: UInt64)
     }
 
     enum AppRequest {
@@ -343,12 +345,14 @@ final class Simulation {
             step += 1
             if tracing { print("\(nowNs / 1000)µs #\(step) \(event)") }
             handle(event)
+            if failure == nil, pacingRun != nil { checkPacingStep() }
             if failure == nil { checkInvariants() }
             if failure == nil, armedStagingFault != nil { fireArmedStagingFault() }
             if failure == nil, armedCompareFault != nil { fireArmedCompareFault() }
             if step > 2_000_000 { fail("the run did not settle") }
         }
         if failure == nil { checkSettled() }
+        if failure == nil, pacingRun != nil { checkSettledPacing() }
         guard let failure else { return nil }
         return SimulationFailure(
             seed: scenario.seed, scenario: scenario.description, step: step, timeNs: nowNs,
@@ -401,4 +405,6 @@ final class Simulation {
     var localResyncsStarted = 0
     var localResyncsDone = 0
     var pulledBytes: UInt64 = 0
+    /// RPO-target pacing on a link with a rate (Simulation+Pacing); nil outside its seeds.
+    lazy var pacingRun: PacingRun? = scenario.pacing.map { PacingRun(plan: $0) }
 }
