@@ -42,6 +42,25 @@ import Testing
         #expect(back.bitmap.isSet(block: back.bitmap.blockCount - 1))
         // The defined flag (bit 0) is taken.
         #expect(Self.refusal(Self.resealed(bytes) { $0[24] = 1 }) == nil)
+        #expect(!back.peerSetPending && !back.returnedPrimary && bytes[24] == 0)
+    }
+
+    /// A union resync's file written before the peer's set came says so (bit 1), and whether
+    /// the resync is a returned primary's (bit 2, only with bit 1); an older build refuses
+    /// such a file as of unknown flags, and copies the whole volume.
+    @Test func aFileWaitingForThePeersSetSaysSo() throws {
+        var parted = Self.parted()
+        parted.peerSetPending = true
+        let pending = try PartedBitmapCodec.encode(parted)
+        #expect(pending[24] == 2)
+        let back = try PartedBitmapCodec.decode(pending, volumeSizeBytes: Self.volumeBytes)
+        #expect(back.peerSetPending && !back.returnedPrimary && back.bitmap.setBlockCount == 6)
+        parted.returnedPrimary = true
+        let returned = try PartedBitmapCodec.decode(try PartedBitmapCodec.encode(parted), volumeSizeBytes: Self.volumeBytes)
+        #expect(returned.peerSetPending && returned.returnedPrimary)
+        // Without the pending set, the returned primary's flag is not written.
+        parted.peerSetPending = false
+        #expect(try PartedBitmapCodec.encode(parted)[24] == 0)
     }
 
     @Test func aFileThatCannotBeProvenIsRefusedWithItsReason() throws {
@@ -52,7 +71,9 @@ import Testing
             ("magic", Self.resealed(bytes) { $0[0] = UInt8(ascii: "X") }, "not a parted-bitmap file"),
             ("checksum", Array(bytes.dropLast()) + [bytes.last! ^ 1], "checksum mismatch"),
             ("torn", Array(bytes.dropLast(7)), "checksum mismatch"),
-            ("unknown flag", Self.resealed(bytes) { $0[24] = 2 }, "unknown flags 0x2"),
+            ("unknown flag", Self.resealed(bytes) { $0[24] = 8 }, "unknown flags 0x8"),
+            ("returned without pending", Self.resealed(bytes) { $0[24] = 4 },
+             "a returned primary's flag without the pending peer set's"),
             ("generation 0", Self.resealed(bytes) { $0.replaceSubrange(8..<16, with: [UInt8](repeating: 0, count: 8)) },
              "parting generation 0"),
             ("frames length", Self.resealed(bytes) { $0[28] &+= 1 }, "frames of the wrong length"),

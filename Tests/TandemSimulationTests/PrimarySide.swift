@@ -36,6 +36,9 @@ final class PrimarySide {
     var unacknowledgedAtLossBytes: UInt64 = 0
     /// A split brain's union resync keeps checkpoints on this session (Simulation+UnionCheckpoint).
     var unionCheckpoints: UnionCheckpoints?
+    /// The survivor's session waits for the victim's set (its BitmapDone, at the victim's
+    /// accept): this side's changes to unite it with (Simulation+UnionCheckpoint).
+    var awaitsVictimSet: DirtyBitmap?
 
     /// Application reads sent to the peer, by tag (Simulation+Reads), and the diskless pulls
     /// awaiting their ReadReply, by tag (Simulation+Diskless).

@@ -98,8 +98,12 @@ final class SimNode {
     /// transaction its plan came from and its regions; survives every crash.
     var compareRecord: (transaction: UInt64, regions: DirtyBitmap)?
     /// `<name>.union-resync` (Simulation+UnionCheckpoint): the parting generation and what is
-    /// left of a split brain's union resync; survives every crash.
-    var unionLeft: (partingGeneration: UInt64, bitmap: DirtyBitmap)?
+    /// left of a split brain's union resync (and whether the victim's set had come); survives
+    /// every crash.
+    var unionLeft: PartedBitmap?
+    /// A split brain's loser: its set since parting, kept for the survivor (the daemon's
+    /// parted-bitmap file: survives every crash) until the union ends or it is primary again.
+    var keptVictimSet: DirtyBitmap?
 
     init(index: Int, content: [UInt64], isPrimary: Bool, seed: UInt64) {
         self.index = index

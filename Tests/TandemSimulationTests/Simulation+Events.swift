@@ -119,6 +119,7 @@ extension Simulation {
         case let .primaryWrite(sequence, session):
             guard node.primary?.session == session else { return }
             drivePrimary(node, .localWriteDone(sequence: sequence, errno: result))
+            if result == 0 { crashAfterUnionWrite(node) }  // the union checker's shape
         case let .primaryFlush(session):
             guard node.primary?.session == session else { return }
             drivePrimary(node, .localFlushDone(errno: result))

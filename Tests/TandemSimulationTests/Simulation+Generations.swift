@@ -66,6 +66,7 @@ extension Simulation {
         else { return }
         secondary.generations.resyncDoneAsTarget(sourceCurrent: primary.generations.current)
         secondary.parted = nil
+        secondary.keptVictimSet = nil  // a split brain's loser drops its set once UpToDate
         secondary.partedLost = false
         secondary.generations.sawPromotion(primary.generations.promotion)
     }
@@ -77,6 +78,7 @@ extension Simulation {
         let fresh = newGeneration(for: node)
         let tracking = node.generations.bitmap != 0
         node.changedBytes = 0
+        node.keptVictimSet = nil
         node.generations.promote(newGeneration: fresh, peerPromotion: node.generations.promotion)
         if !tracking && node.generations.bitmap != 0 { startParted(node) }
         if planned {

@@ -116,6 +116,9 @@ extension Simulation {
                 primary.rebaseAtAccept = false  // diskless (Simulation+Diskless)
                 if let problem = checker.rebase(primary.session, base: nodes[link.secondary].disk.cache) { return fail(problem) }
             }
+            if primary.awaitsVictimSet != nil, let link, link.primary == node.index {
+                receiveVictimSet(node, primary, from: nodes[link.secondary])  // Simulation+UnionCheckpoint
+            }
             drivePrimary(node, .peerVersion(WireFormat.helloVersion))  // the peer's Hello named it
             drivePrimary(node, .linkUp)
         case let .digests(offset, length, digest):

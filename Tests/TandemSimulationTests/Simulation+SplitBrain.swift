@@ -365,16 +365,19 @@ extension Simulation {
         if getenv("TANDEM_SIM_VERBOSE") != nil {
             print("split brain seed \(scenario.seed): \(plan) survivor \(survivor.name) (\(survivor.index == run.old ? "old" : "promoted")) parted \(survivorParted.outOfSyncBytes) victim \(victimChanges.outOfSyncBytes) of \(volumeSizeBytes)")
         }
+        // The loser keeps its set for the survivor's Hello (its parted-bitmap file), which gets
+        // it as BitmapChunk / BitmapDone after the loser accepted it (Simulation+UnionCheckpoint).
+        if plan == .union { loser.keptVictimSet = unitesVictim ? victimChanges : empty }
         startPrimary(survivor, peerLacksWrites: true) { node in
             guard plan == .union else { return }
             node.restrictCopy(to: survivorParted)
-            if unitesVictim { _ = node.unitePeerBitmap(victimChanges, survivorChanges: survivorParted) }
         }
-        if let copy = survivor.primary?.node.bitmap { unionBytesCopied += copy.outOfSyncBytes }
         if plan == .union {
+            survivor.primary?.awaitsVictimSet = survivorParted
             startUnionCheckpoints(survivor)
             armUnionCrash()
         } else {
+            if let copy = survivor.primary?.node.bitmap { unionBytesCopied += copy.outOfSyncBytes }
             survivor.unionLeft = nil
         }
     }

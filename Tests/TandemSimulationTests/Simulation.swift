@@ -270,6 +270,16 @@ final class Simulation {
     var unionCheckpointsTaken = 0
     var unionsResumed = 0
     var unionsResumedAfterCrash = 0
+    /// Checkpoints taken before the victim's set came, and unions resumed that asked it again.
+    var pendingUnionCheckpoints = 0
+    var unionsResumedAskingVictim = 0
+    /// The union checker's shape (Simulation+UnionCheckpoint): kill the survivor right after its
+    /// writes during the union, and how often it did.
+    var unionCrashAfterWrite = false
+    var unionCrashesAfterWrite = 0
+    /// Crash the survivor (power loss or kill -9) before the victim's set came, and how often.
+    var unionCrashBeforeVictimSet: Bool?
+    var unionCrashesBeforeVictimSet = 0
     /// How many of the union resyncs arm a crash of their survivor (‰; a test may raise it).
     var unionCrashPerMille: UInt64 = 500
     /// Meetings that were no split brain although the old primary had admitted a write after

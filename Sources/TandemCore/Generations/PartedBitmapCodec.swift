@@ -5,7 +5,9 @@
 // is read from disk, where a torn write, another build or a hand may have left anything.
 //
 // Layout: magic "TNDPRTB1" (8), parting generation (u64), volume bytes (u64), flags (u32: bit 0
-// the node's tracked bitmap counts too; no other bit is defined), frames bytes (u32), the frames
+// the node's tracked bitmap counts too; bit 1, a union resync's file only: the peer's set had
+// not come, so a resumed union asks for it again; bit 2, with bit 1: the resync is a returned
+// primary's; no other bit is defined), frames bytes (u32), the frames
 // (the BitmapChunk and BitmapDone frames the peer would receive, PeerBitmapReceiver's rules,
 // and nothing after the BitmapDone), CRC32C of everything before (u32). Integers little-endian.
 // Pure: no I/O.
@@ -15,10 +17,20 @@ public struct PartedBitmap: Sendable {
     /// The generation both nodes shared when this one began to track (its B).
     public var partingGeneration: UInt64
     public var bitmap: DirtyBitmap
+    /// A survivor's union resync (`<name>.union-resync`) stopped or crashed before the peer's
+    /// set came (its BitmapDone): `bitmap` holds this node's side only, and a resumed union
+    /// asks the peer for its set again (flag bit 1).
+    public var peerSetPending: Bool
+    /// With `peerSetPending`: the resync is a returned primary's (its set is compared by
+    /// digest when it comes; flag bit 2).
+    public var returnedPrimary: Bool
 
-    public init(partingGeneration: UInt64, bitmap: DirtyBitmap) {
+    public init(partingGeneration: UInt64, bitmap: DirtyBitmap, peerSetPending: Bool = false,
+                returnedPrimary: Bool = false) {
         self.partingGeneration = partingGeneration
         self.bitmap = bitmap
+        self.peerSetPending = peerSetPending
+        self.returnedPrimary = returnedPrimary
     }
 }
 
@@ -28,7 +40,9 @@ public enum PartedBitmapCodec {
     public static let headerBytes = 8 + 8 + 8 + 4 + 4
     /// Bound on the file: the frames of the densest bitmap of the largest volume stay far below.
     public static let bytesMax = 256 << 20
-    static let knownFlags: UInt32 = 1
+    static let knownFlags: UInt32 = 0b111
+    static let peerSetPendingFlag: UInt32 = 1 << 1
+    static let returnedPrimaryFlag: UInt32 = 1 << 2
 
     public static func encode(_ parted: PartedBitmap) throws(WireEncodeError) -> [UInt8] {
         var frames: [UInt8] = []
@@ -38,7 +52,10 @@ public enum PartedBitmapCodec {
         var bytes = magic
         append(&bytes, parted.partingGeneration)
         append(&bytes, parted.bitmap.volumeSizeBytes)
-        append(&bytes, UInt32(0))
+        var flags: UInt32 = 0
+        if parted.peerSetPending { flags |= peerSetPendingFlag }
+        if parted.peerSetPending && parted.returnedPrimary { flags |= returnedPrimaryFlag }
+        append(&bytes, flags)
         append(&bytes, UInt32(frames.count))
         bytes += frames
         append(&bytes, CRC32C.checksum(bytes))
@@ -68,11 +85,15 @@ public enum PartedBitmapCodec {
             throw PartedBitmapError("written for a volume of \(volumeBytes) bytes, the volume has \(volumeSizeBytes)")
         }
         guard flags & ~knownFlags == 0 else { throw PartedBitmapError("unknown flags 0x\(String(flags, radix: 16))") }
+        guard flags & returnedPrimaryFlag == 0 || flags & peerSetPendingFlag != 0 else {
+            throw PartedBitmapError("a returned primary's flag without the pending peer set's")
+        }
         guard headerBytes + framesBytes + 4 == bytes.count else { throw PartedBitmapError("frames of the wrong length") }
         guard generation != 0 else { throw PartedBitmapError("parting generation 0") }
         let bitmap = try decodeFrames(bytes[headerBytes..<(headerBytes + framesBytes)], volumeSizeBytes: volumeSizeBytes,
                                       blocksMax: blocksMax)
-        return PartedBitmap(partingGeneration: generation, bitmap: bitmap)
+        return PartedBitmap(partingGeneration: generation, bitmap: bitmap, peerSetPending: flags & peerSetPendingFlag != 0,
+                            returnedPrimary: flags & returnedPrimaryFlag != 0)
     }
 
     /// The frames: chunks then one BitmapDone that ends the bytes.

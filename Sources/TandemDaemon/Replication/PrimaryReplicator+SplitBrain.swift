@@ -11,6 +11,8 @@ import TandemCore
 struct CopyProgress: Equatable {
     var copiedBytes: UInt64
     var unconfirmedBytes: UInt64
+    /// A write marked in the copy (the peer not ready yet) moves neither figure above.
+    var outOfSyncBytes: UInt64
 }
 
 extension PrimaryReplicator {
@@ -20,7 +22,10 @@ extension PrimaryReplicator {
     /// What the peer may still lack of the copy (PrimaryNode.copyLeftWithHeld), and what
     /// tells cheaply whether it may have changed (the copy's bytes, the unconfirmed bytes).
     var copyLeftWithHeld: DirtyBitmap { node.copyLeftWithHeld }
-    var copyProgress: CopyProgress { CopyProgress(copiedBytes: node.copiedBytes, unconfirmedBytes: node.primary.unconfirmedBytes) }
+    var copyProgress: CopyProgress {
+        CopyProgress(copiedBytes: node.copiedBytes, unconfirmedBytes: node.primary.unconfirmedBytes,
+                     outOfSyncBytes: node.outOfSyncBytes)
+    }
 
     /// The session keeps an activity log: a crash's writes are named by its extents.
     var hasActivityLog: Bool { node.config.activityLog != nil }

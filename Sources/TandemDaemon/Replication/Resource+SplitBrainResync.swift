@@ -33,6 +33,11 @@ struct SurvivorResync {
     /// A returned primary's regions the union compares (kept in `<name>.returned-compare`
     /// until the resync ends): a resumed resync compares those still owed again.
     var compareSet: DirtyBitmap?
+    /// A resumed resync (after a stop or a crash): what it resumed with, and whether it asks
+    /// the peer's set again (the stop or crash came before the set did: UnionResume).
+    var resumedLeftBytes: UInt64?
+    var resumedAfterCrash = false
+    var asksPeerSetAgain = false
 }
 
 /// Everything this file keeps (one stored property of Resource).
@@ -66,6 +71,10 @@ struct SplitBrainResyncState {
     var checkpointLeftBytes: UInt64?
     /// The resumed set came from a checkpoint after a crash (with the activity log's extents).
     var resumedAfterCrash = false
+    /// The resumed set is this node's side only: the peer's set never came, so it is asked
+    /// again (and, for a returned primary's resync, compared when it comes).
+    var resumedAsksPeerSet = false
+    var resumedReturnedPrimary = false
     /// The resumed resync is a returned primary's: the regions its union compared, read at
     /// open (Resource+ReturnedPrimaryResume).
     var resumedCompareSet: DirtyBitmap?

@@ -77,6 +77,9 @@ extension Resource {
         }
         replicator.beginSplitBrainResync(own: own, partingGeneration: survivor.partingGeneration,
                                          comparePeerSet: survivor.returnedPrimary)
+        // Checkpointed from here, before the loser's set comes (the file says it is still to
+        // come): a crash in between resumes this side and asks the loser again (UnionResume).
+        startUnionCheckpoints(replicator)
     }
 
     private func listenForResyncPlan(_ replicator: PrimaryReplicator) {
@@ -85,8 +88,17 @@ extension Resource {
             survivorResyncDecided(plan, set: set, exchangeBytes: exchangeBytes)
             guard plan == .union else { return removeUnionLeftFile() }
             if let set, splitBrainResync.survivor?.returnedPrimary == true { keepReturnedCompareSet(set) }
-            startUnionCheckpoints(replicator)
+            // The union is known: checkpointed now with it, before a chunk is read.
+            splitBrainResync.checkpointProgress = nil
+            checkpointUnionResync(replicator)
         }
+    }
+
+    /// The union is decided, or still waits for the loser's set (checkpoints say so).
+    private var survivorUnionPending: Bool? {
+        guard let survivor = splitBrainResync.survivor else { return nil }
+        if survivor.plan == .union { return false }
+        return survivor.plan == nil && survivor.own != nil ? true : nil
     }
 
     // MARK: the survivor's resync across a stop or a crash
@@ -100,20 +112,24 @@ extension Resource {
     /// layout). A stop that could not seal one leaves the last checkpoint (below), which a
     /// restart reads as after a crash.
     func keepUnionLeft(_ left: DirtyBitmap) {
-        guard let survivor = splitBrainResync.survivor, survivor.plan == .union else { return }
+        guard let pending = survivorUnionPending else { return }
         logger.notice("the split-brain resync stopped: the next session copies what is left of it",
-                      metadata: ["left_bytes": "\(left.outOfSyncBytes)"])
+                      metadata: ["left_bytes": "\(left.outOfSyncBytes)", "peer_set_pending": "\(pending)"])
         splitBrainResync.resumed = left
+        splitBrainResync.resumedAsksPeerSet = pending
+        splitBrainResync.resumedReturnedPrimary = pending && splitBrainResync.survivor?.returnedPrimary == true
         splitBrainResync.resumedAtMutation = mutationCount
         splitBrainResync.checkpointProgress = nil
         persistUnionLeft()
     }
 
     /// A union resync under way keeps a checkpoint of what is left of it in the same file, so
-    /// that a crash (kill -9, power loss) resumes it: taken when the union is known (before a
-    /// chunk is read) or resumed, then at each tick the copy moved (at most once a second: a
-    /// durable write of the set's runs). What a checkpoint holds is the copy's blocks not yet
-    /// admitted and every write and chunk the peer had not confirmed; anything the peer lacks
+    /// that a crash (kill -9, power loss) resumes it: taken when its session starts (before the
+    /// loser's set came: then the file says the set is still to come, and holds this side's
+    /// changes and writes), again when the union is known (before a chunk is read), then at each
+    /// tick the copy moved (at most once a second: a durable write of the set's runs). What a
+    /// checkpoint holds is the copy's blocks not yet admitted and every write and chunk the
+    /// peer had not confirmed; anything the peer lacks
     /// at a crash beyond it was written after it, and the activity log names its extents. So
     /// only a session with a log keeps one; without, a crash copies the whole volume (said
     /// here). Any checkpoint of the session is a superset: a failed write keeps the last.
@@ -141,14 +157,16 @@ extension Resource {
     }
 
     private func checkpointUnionResync(_ replicator: PrimaryReplicator) {
-        guard let survivor = splitBrainResync.survivor, survivor.plan == .union, splitBrainResync.resumed == nil,
-            replicator.session == splitBrainResync.lastSession, generations.bitmap != 0
+        guard let pending = survivorUnionPending, splitBrainResync.resumed == nil,
+            replicator.session == splitBrainResync.lastSession, generations.bitmap != 0, replicator.hasActivityLog
         else { return }
         let progress = replicator.copyProgress
         guard progress != splitBrainResync.checkpointProgress else { return }
         let left = replicator.copyLeftWithHeld
+        let returned = pending && splitBrainResync.survivor?.returnedPrimary == true
         do throws(ResourceStoreError) {
-            try PartedBitmapFile.write(PartedBitmap(partingGeneration: generations.bitmap, bitmap: left), to: unionResyncPath)
+            try PartedBitmapFile.write(PartedBitmap(partingGeneration: generations.bitmap, bitmap: left,
+                                                    peerSetPending: pending, returnedPrimary: returned), to: unionResyncPath)
             splitBrainResync.checkpointProgress = progress
             splitBrainResync.checkpointLeftBytes = left.outOfSyncBytes
         } catch {
@@ -167,7 +185,10 @@ extension Resource {
             return removeUnionLeftFile()
         }
         do throws(ResourceStoreError) {
-            try PartedBitmapFile.write(PartedBitmap(partingGeneration: generations.bitmap, bitmap: left), to: unionResyncPath)
+            try PartedBitmapFile.write(PartedBitmap(partingGeneration: generations.bitmap, bitmap: left,
+                                                    peerSetPending: splitBrainResync.resumedAsksPeerSet,
+                                                    returnedPrimary: splitBrainResync.resumedReturnedPrimary),
+                                       to: unionResyncPath)
         } catch {
             logger.warning("what is left of the split-brain resync could not be kept: a restart copies the whole volume",
                            metadata: ["error": "\(error)"])
@@ -183,87 +204,98 @@ extension Resource {
     }
 
     /// At open: a survivor whose union resync stopped (in order, or by a crash: the record's
-    /// `crashed-primary`) takes up what was left, if nothing was written since (its generation
-    /// still the parting one, the peer still lacking writes, no write while disabled). After a
-    /// crash the activity log's extents join it (the writes after the last checkpoint), and
-    /// the file is rewritten with them before anything else: the next session's first
-    /// transaction no longer names them. The file stays until the resync ends.
+    /// `crashed-primary`) takes up what was left, as UnionResume decides: if nothing was
+    /// written since (its generation still the parting one, the peer still lacking writes, no
+    /// write while disabled); after a crash with the activity log's extents (the writes after
+    /// the last checkpoint), the file rewritten with them before anything else (the next
+    /// session's first transaction no longer names them); a file whose loser's set never came
+    /// asks the loser for it again. The file stays until the resync ends.
     func loadUnionLeftAtOpen() {
         guard access(unionResyncPath, F_OK) == 0 else { return }
-        let loaded: PartedBitmap?
+        var file: PartedBitmap?
+        var fileProblem = ""
         do throws(ResourceStoreError) {
-            loaded = try PartedBitmapFile.load(from: unionResyncPath, volumeSizeBytes: volume.sizeBytes,
-                                              localBlockBytes: UInt64(metadata.latest.bitmapBlockBytes))
+            file = try PartedBitmapFile.load(from: unionResyncPath, volumeSizeBytes: volume.sizeBytes,
+                                            localBlockBytes: UInt64(metadata.latest.bitmapBlockBytes))
+            if file == nil { fileProblem = "it is gone" }
         } catch {
-            logger.error("what is left of the split-brain resync cannot be proven: the whole volume is copied",
-                         metadata: ["error": "\(error)"])
-            loaded = nil
+            fileProblem = "\(error)"
         }
         let node = metadata.latest
-        guard var left = loaded?.bitmap, spec.role == .primary, node.peerLacksWrites, !node.writtenWhileDisabled,
-            loaded?.partingGeneration == generations.bitmap
-        else {
-            removeUnionLeftFile()
-            return logger.notice("what is left of the split-brain resync no longer applies: the whole volume is copied")
-        }
         let crashed = node.flags.contains(.crashedPrimary)
-        if crashed {
-            guard addActivityLogExtents(to: &left) else { return removeUnionLeftFile() }
+        let log: (regions: [ActivityLog.Region]?, problem: String) = crashed && file != nil
+            ? activityLogRegionsAfterCrash() : (nil, "")
+        let plan = UnionResume.decide(UnionResumeFacts(
+            file: file, fileProblem: fileProblem, isPrimary: spec.role == .primary, peerLacksWrites: node.peerLacksWrites,
+            writtenWhileDisabled: node.writtenWhileDisabled, partingGeneration: generations.bitmap, crashed: crashed,
+            activityLogRegions: log.regions, activityLogProblem: log.problem))
+        guard case let .resume(left, afterCrash, asksPeerSet, returnedPrimary) = plan else {
+            if case let .fullCopy(reason) = plan { logger.error("\(reason)") }
+            return removeUnionLeftFile()
+        }
+        if afterCrash {
             do throws(ResourceStoreError) {
-                try PartedBitmapFile.write(PartedBitmap(partingGeneration: generations.bitmap, bitmap: left), to: unionResyncPath)
+                try PartedBitmapFile.write(PartedBitmap(partingGeneration: generations.bitmap, bitmap: left,
+                                                        peerSetPending: asksPeerSet, returnedPrimary: returnedPrimary),
+                                           to: unionResyncPath)
             } catch {
                 logger.error("what is left of the split-brain resync could not be kept with the activity log's extents: the whole volume is copied",
                              metadata: ["error": "\(error)"])
                 return removeUnionLeftFile()
             }
+            logger.notice("the union resync resumes after a crash: what its last checkpoint left and the activity log's extents",
+                          metadata: ["left_bytes": "\(left.outOfSyncBytes)", "peer_set_pending": "\(asksPeerSet)"])
         }
         splitBrainResync.resumed = left
         splitBrainResync.resumedAtMutation = mutationCount
-        splitBrainResync.resumedAfterCrash = crashed
-        splitBrainResync.resumedCompareSet = loadReturnedCompareSetAtOpen()
+        splitBrainResync.resumedAfterCrash = afterCrash
+        splitBrainResync.resumedAsksPeerSet = asksPeerSet
+        splitBrainResync.resumedReturnedPrimary = returnedPrimary
+        // A compare set is written once the union is known: none is owed while the set is not.
+        if asksPeerSet { removeReturnedCompareSetFile() }
+        splitBrainResync.resumedCompareSet = asksPeerSet ? nil : loadReturnedCompareSetAtOpen()
         resolvingAsSurvivor = true
     }
 
     /// After a crash: the regions of the activity log's newest transaction (every extent a
-    /// write the peer may lack could be in). False when the ring proves none (said, and the
-    /// whole volume is copied).
-    private func addActivityLogExtents(to left: inout DirtyBitmap) -> Bool {
+    /// write the peer may lack could be in), or why the ring proves none.
+    private func activityLogRegionsAfterCrash() -> (regions: [ActivityLog.Region]?, problem: String) {
         let proven: Result<ActivityLogTransaction?, ActivityLogRing.ProofError>
         do throws(IOError) { proven = try metadata.readActivityLog() } catch {
-            logger.error("the union resync's activity log cannot be read after a crash: the whole volume is copied",
-                         metadata: ["error": "\(error)"])
-            return false
+            return (nil, "it cannot be read: \(error)")
         }
-        guard case .success(let transaction?) = proven else {
-            logger.error("the union resync's activity log proves nothing after a crash: the whole volume is copied")
-            return false
-        }
+        guard case .success(let transaction?) = proven else { return (nil, "no transaction is proven") }
         let node = metadata.latest
-        let regions = ActivityLog.dirtyRegions(afterCrash: transaction.extents, extentBytes: UInt64(node.alExtentBytes),
-                                               volumeSizeBytes: volume.sizeBytes)
-        for region in regions { _ = left.setRange(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes) }
-        logger.notice("the union resync resumes after a crash: what its last checkpoint left and the activity log's extents",
-                      metadata: ["extents": "\(transaction.extents.count)", "left_bytes": "\(left.outOfSyncBytes)"])
-        return true
+        return (ActivityLog.dirtyRegions(afterCrash: transaction.extents, extentBytes: UInt64(node.alExtentBytes),
+                                         volumeSizeBytes: volume.sizeBytes), "")
     }
 
     /// The session after a stop or a crash: the copy covers what was left (the peer is not
-    /// asked again: its changes are in it), and checkpoints go on; after a write since, or for
-    /// a session that is no full copy, the plan says why the whole volume is copied.
+    /// asked again when its changes are in it; it is when its set never came), and checkpoints
+    /// go on; after a write since, or for a session that is no full copy, the plan says why
+    /// the whole volume is copied.
     private func resumeSurvivorResync(_ replicator: PrimaryReplicator, basis: SessionBasis, left: DirtyBitmap) {
         let unchanged = mutationCount == splitBrainResync.resumedAtMutation && generations.bitmap != 0
         let afterCrash = splitBrainResync.resumedAfterCrash
+        let asksPeerSet = splitBrainResync.resumedAsksPeerSet
         // A returned primary's resync stays one, with its compare (Resource+ReturnedPrimaryResume).
         let compareSet = splitBrainResync.survivor?.compareSet ?? splitBrainResync.resumedCompareSet
-        let returnedPrimary = splitBrainResync.survivor?.returnedPrimary ?? (compareSet != nil)
+        let returnedPrimary = splitBrainResync.survivor?.returnedPrimary
+            ?? (compareSet != nil || splitBrainResync.resumedReturnedPrimary)
         splitBrainResync.resumed = nil
         splitBrainResync.resumedAfterCrash = false
+        splitBrainResync.resumedAsksPeerSet = false
+        splitBrainResync.resumedReturnedPrimary = false
         splitBrainResync.resumedCompareSet = nil
         splitBrainResync.lastReport = nil
-        splitBrainResync.survivor = SurvivorResync(partingGeneration: generations.bitmap, own: nil,
-                                                   lostReason: afterCrash ? "resumed after a crash" : "resumed after a stop")
-        splitBrainResync.survivor!.returnedPrimary = returnedPrimary
-        splitBrainResync.survivor!.compareSet = compareSet
+        var survivor = SurvivorResync(partingGeneration: generations.bitmap, own: asksPeerSet ? left : nil,
+                                      lostReason: afterCrash ? "resumed after a crash" : "resumed after a stop")
+        survivor.returnedPrimary = returnedPrimary
+        survivor.compareSet = compareSet
+        survivor.resumedLeftBytes = left.outOfSyncBytes
+        survivor.resumedAfterCrash = afterCrash
+        survivor.asksPeerSetAgain = asksPeerSet
+        splitBrainResync.survivor = survivor
         listenForResyncPlan(replicator)
         guard basis == .fullCopy, unchanged else {
             removeUnionLeftFile()
@@ -271,8 +303,13 @@ extension Resource {
             return survivorResyncDecided(.fullCopy(reason: "the union resync stopped, and this node wrote before it "
                 + "resumed: the whole volume is copied"), set: nil, exchangeBytes: 0)
         }
-        replicator.resumeSplitBrainResync(remaining: left, compareSet: compareSet)
-        survivorResyncDecided(.union, set: nil, exchangeBytes: 0, resumedLeftBytes: left.outOfSyncBytes, afterCrash: afterCrash)
+        if asksPeerSet {
+            // Decided when the loser's set comes (or cannot: then a full copy, said then).
+            replicator.beginSplitBrainResync(own: left, partingGeneration: generations.bitmap, comparePeerSet: returnedPrimary)
+        } else {
+            replicator.resumeSplitBrainResync(remaining: left, compareSet: compareSet)
+            survivorResyncDecided(.union, set: nil, exchangeBytes: 0)
+        }
         startUnionCheckpoints(replicator)
     }
 
@@ -282,8 +319,7 @@ extension Resource {
         return survivor.plan == nil && survivor.own != nil
     }
 
-    private func survivorResyncDecided(_ plan: SplitBrainResyncPlan, set: SplitBrainResyncSet?, exchangeBytes: UInt64,
-                                       resumedLeftBytes: UInt64? = nil, afterCrash: Bool = false) {
+    private func survivorResyncDecided(_ plan: SplitBrainResyncPlan, set: SplitBrainResyncSet?, exchangeBytes: UInt64) {
         guard var survivor = splitBrainResync.survivor else { return }
         survivor.plan = plan
         survivor.set = set
@@ -292,14 +328,12 @@ extension Resource {
         let names = SurvivorResyncNames(returnedPrimary: survivor.returnedPrimary)
         var fields: [String: JSONValue] = ["plan": .string(names.word(plan))]
         switch plan {
-        case .union where resumedLeftBytes != nil && afterCrash:
-            fields["reason"] = .string("the union resync resumes after a crash: only what its last checkpoint left "
-                + "and the activity log's extents are copied")
-            fields["resumed_left_bytes"] = .int(Int64(clamping: resumedLeftBytes!))
-            fields["after_crash"] = .bool(true)
-        case .union where resumedLeftBytes != nil:
-            fields["reason"] = .string("the union resync resumes after a stop: only what was left of it is copied")
-            fields["resumed_left_bytes"] = .int(Int64(clamping: resumedLeftBytes!))
+        case .union where survivor.resumedLeftBytes != nil:
+            fields["reason"] = .string(UnionResume.reason(afterCrash: survivor.resumedAfterCrash,
+                                                          askedPeerSet: survivor.asksPeerSetAgain))
+            fields["resumed_left_bytes"] = .int(Int64(clamping: survivor.resumedLeftBytes!))
+            if survivor.resumedAfterCrash { fields["after_crash"] = .bool(true) }
+            if survivor.asksPeerSetAgain { fields["peer_set_asked_again"] = .bool(true) }
         case .union:
             fields["reason"] = .string("both bitmaps since parting are known: only their union is copied")
         case .fullCopy(let reason):

@@ -42,13 +42,7 @@ extension Replication {
 
     static func expectResumed(_ p: SplitBrainTests.PartitionedPair, movedBefore: Int, survivorRestarted: Bool = false) throws {
         try p.pair.expectOK(try p.pair.alpha.control().request("set", ["name": ReplicatedPair.resource, "resync_rate": 0]))
-        try p.pair.waitFor(p.pair.beta, "the loser secondary and UpToDate") {
-            $0["role"] as? String == "secondary" && $0["disk_state"] as? String == "UpToDate"
-        }
-        let settled = try p.pair.waitFor(p.pair.alpha, "the survivor's peer UpToDate") {
-            $0["connection_state"] as? String == "Connected" && $0["peer_disk_state"] as? String == "UpToDate"
-                && $0["out_of_sync_bytes"] as? Int == 0 && $0["unconfirmed_bytes"] as? Int == 0
-        }
+        let settled = try Resync.settled(p, survivor: p.pair.alpha, loser: p.pair.beta)
         let unionBytes = Resync.unionBlocks * Resync.blockBytes
         let left = unionBytes - movedBefore
         let moved = Resync.forwardedBytes(p)
@@ -136,25 +130,12 @@ extension Replication {
         let extentBytes = 4 << 20
         #expect(resumedLeft <= checkpointLeft + extentBytes, "checkpoint \(checkpointLeft): \(String(describing: report))")
         try p.pair.expectOK(try p.pair.alpha.control().request("set", ["name": ReplicatedPair.resource, "resync_rate": 0]))
-        try p.pair.waitFor(p.pair.beta, "the loser secondary and UpToDate") {
-            $0["role"] as? String == "secondary" && $0["disk_state"] as? String == "UpToDate"
-        }
-        try p.pair.waitFor(p.pair.alpha, "the survivor's peer UpToDate") {
-            $0["connection_state"] as? String == "Connected" && $0["peer_disk_state"] as? String == "UpToDate"
-                && $0["out_of_sync_bytes"] as? Int == 0 && $0["unconfirmed_bytes"] as? Int == 0
-        }
+        try Resync.settled(p, survivor: p.pair.alpha, loser: p.pair.beta)
         let moved = Resync.forwardedBytes(p)
         let resumable = min(resumedLeft, checkpointLeft + extentBytes)
         #expect(Double(moved) <= 1.1 * Double(resumable) + Double(Resync.overheadBytesMax),
                 "\(moved) bytes crossed the proxies after the kill, with \(resumedLeft) to resume")
-        try p.pair.alpha.stop()
-        try p.pair.beta.stop()
-        for daemon in [p.pair.alpha, p.pair.beta] {
-            let bytes = try VolumeFiles.bytes(p.pair.volume(daemon), offset: UInt64(written.lowerBound * Resync.blockBytes),
-                                              count: written.count * Resync.blockBytes)
-            #expect(bytes == written.flatMap { Resync.pattern(0xC3, $0) }, "the acknowledged write on \(daemon === p.pair.alpha ? "alpha" : "beta")")
-        }
-        #expect(try VolumeFiles.sha256(p.pair.volume(p.pair.alpha)) == VolumeFiles.sha256(p.pair.volume(p.pair.beta)))
+        try Resync.expectOnBothAndIdentical(p, written: written, side: 0xC3)
     }
 
     @Test func aSurvivorRestartedInTheMiddleOfTheUnionResyncResumesIt() throws {

@@ -63,6 +63,31 @@ extension Replication {
         return p
     }
 
+    /// The loser secondary and `UpToDate`, then the survivor connected with nothing owed: its status.
+    @discardableResult
+    static func settled(_ p: PartitionedPair, survivor: DaemonProcess, loser: DaemonProcess) throws -> JSONObject {
+        try p.pair.waitFor(loser, "the loser secondary and UpToDate") {
+            $0["role"] as? String == "secondary" && $0["disk_state"] as? String == "UpToDate"
+        }
+        return try p.pair.waitFor(survivor, "the survivor connected, its peer UpToDate, nothing out of sync") {
+            $0["connection_state"] as? String == "Connected" && $0["peer_disk_state"] as? String == "UpToDate"
+                && $0["out_of_sync_bytes"] as? Int == 0 && $0["unconfirmed_bytes"] as? Int == 0
+        }
+    }
+
+    /// Both daemons stopped: `written` (each block `pattern(side, index)`) is on both volumes,
+    /// which end byte-identical.
+    static func expectOnBothAndIdentical(_ p: PartitionedPair, written: Range<Int>, side: UInt8) throws {
+        try p.pair.alpha.stop()
+        try p.pair.beta.stop()
+        for daemon in [p.pair.alpha, p.pair.beta] {
+            let bytes = try VolumeFiles.bytes(p.pair.volume(daemon), offset: UInt64(written.lowerBound * blockBytes),
+                                              count: written.count * blockBytes)
+            #expect(bytes == written.flatMap { pattern(side, $0) }, "the acknowledged write on \(daemon === p.pair.alpha ? "alpha" : "beta")")
+        }
+        #expect(try VolumeFiles.sha256(p.pair.volume(p.pair.alpha)) == VolumeFiles.sha256(p.pair.volume(p.pair.beta)))
+    }
+
     static func forwardedBytes(_ p: PartitionedPair) -> Int {
         [p.toBeta, p.toAlpha].reduce(0) { $0 + $1.forwardedBytes(.toTarget) + $1.forwardedBytes(.fromTarget) }
     }
@@ -72,13 +97,7 @@ extension Replication {
     static func expectUnionResync(_ p: PartitionedPair, survivor: DaemonProcess, loser: DaemonProcess,
                                   survivorPattern: @escaping (Int) -> [UInt8], survivorOnly: Range<Int>,
                                   loserOnly: Range<Int>) throws {
-        try p.pair.waitFor(loser, "the loser secondary and UpToDate") {
-            $0["role"] as? String == "secondary" && $0["disk_state"] as? String == "UpToDate"
-        }
-        let settled = try p.pair.waitFor(survivor, "the survivor connected, its peer UpToDate, nothing out of sync") {
-            $0["connection_state"] as? String == "Connected" && $0["peer_disk_state"] as? String == "UpToDate"
-                && $0["out_of_sync_bytes"] as? Int == 0 && $0["unconfirmed_bytes"] as? Int == 0
-        }
+        let settled = try Self.settled(p, survivor: survivor, loser: loser)
         let moved = forwardedBytes(p)
         let unionBytes = unionBlocks * blockBytes
         #expect(settled["session_start"] as? String == "split-brain-union", "\(settled)")
@@ -145,13 +164,7 @@ extension Replication {
         p.toAlpha.resetCounters()
         try p.pair.expectOK(try p.pair.beta.control().request("resolve", ["name": ReplicatedPair.resource, "discard": "local"]))
         try p.pair.expectOK(try p.pair.alpha.control().request("resolve", ["name": ReplicatedPair.resource, "discard": "peer"]))
-        try p.pair.waitFor(p.pair.beta, "the loser secondary and UpToDate") {
-            $0["role"] as? String == "secondary" && $0["disk_state"] as? String == "UpToDate"
-        }
-        let settled = try p.pair.waitFor(p.pair.alpha, "the survivor connected, its peer UpToDate") {
-            $0["connection_state"] as? String == "Connected" && $0["peer_disk_state"] as? String == "UpToDate"
-                && $0["out_of_sync_bytes"] as? Int == 0 && $0["unconfirmed_bytes"] as? Int == 0
-        }
+        let settled = try Self.settled(p, survivor: p.pair.alpha, loser: p.pair.beta)
         let report = settled["split_brain_resync"] as? JSONObject
         #expect(report?["plan"] as? String == "split-brain-full-copy", "\(settled)")
         #expect((report?["reason"] as? String)?.contains("keeps no bitmap") == true, "\(settled)")
