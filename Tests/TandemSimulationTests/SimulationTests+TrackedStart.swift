@@ -7,7 +7,7 @@ import TandemCore
 // `Resource.trackedForStart` does, and PrimaryStart decides what it is worth.
 
 extension SimulationScenario {
-    /// 16–24 blocks with a small activity log (as `shapeForCopyResume`), and two primary
+    /// 16–24 blocks with a small activity log (`smallActivityLog`), and two primary
     /// crashes: one while the workload runs (its restart catches up extents the application
     /// keeps writing) and one just after it (its restart's session writes nothing, so its
     /// catch-up's end leaves a transaction with bases and no extent).
@@ -15,12 +15,7 @@ extension SimulationScenario {
         var draws = SimRandom(seed: seed ^ 0x7EAC_E4D0_0000_0000)
         initialSync = draws.chance(perMille: 500) ? .full : .none
         blockCount = Int(draws.between(16, 24))
-        let writeBytesMax = 8 * Self.blockSizeBytes
-        let extentBytes = Self.blockSizeBytes << draws.between(0, 1)
-        activityLog = ActivityLogSettings(
-            extents: ActivityLogSettings.extentsPerWrite(writeBytesMax: writeBytesMax, extentBytes: extentBytes)
-                + Int(draws.between(0, 3)),
-            extentBytes: extentBytes, writeBytesMax: writeBytesMax, lastTransaction: 0, batching: Self.activityLogBatching)
+        activityLog = Self.smallActivityLog(&draws)
         faults = [
             (draws.below(workloadEndNs), .crash(.primary, powerLoss: draws.chance(perMille: 300))),
             (workloadEndNs + draws.below(5_000_000), .crash(.primary, powerLoss: false)),
