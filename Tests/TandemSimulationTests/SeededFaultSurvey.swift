@@ -48,6 +48,9 @@ enum SeededFaultShape: Sendable {
     /// A diskless primary (SimulationScenario.shapeDiskless): its disk fails early in a sync
     /// pair with many reads, the peer goes away once or twice, and the disk is replaced.
     case disklessPrimary
+    /// RPO-target pacing on a link whose rate changes (SimulationScenario.shapePacing), of
+    /// one class.
+    case pacing(PacingPlan.Kind)
 }
 
 extension SimulationScenario {
@@ -109,6 +112,8 @@ extension SimulationScenario {
             shapeForStopFlush(&draws)
         case .disklessPrimary:
             shapeDiskless(&draws)
+        case let .pacing(kind):
+            shapePacing(kind, &draws)
         }
     }
 }
@@ -121,6 +126,8 @@ struct SeededFaultCheck: Sendable, CustomStringConvertible {
     let overlapping: Bool?
     let shape: SeededFaultShape
     let matches: @Sendable (SimulationFailure) -> Bool
+    /// The seeds it runs instead of `seeds` (nil: those), for shapes whose runs are long.
+    var seedRange: ClosedRange<UInt64>? = nil
 
     var description: String { name }
 
@@ -131,7 +138,7 @@ struct SeededFaultCheck: Sendable, CustomStringConvertible {
     static let catchesMin = 5
 
     /// The seeds under the rule this process runs (the same under both).
-    var seedsNow: ClosedRange<UInt64> { Self.seeds }
+    var seedsNow: ClosedRange<UInt64> { seedRange ?? Self.seeds }
 
     static let syncWriteAppliedAhead = SeededFaultCheck(
         name: "checkerCatchesASyncWriteAppliedAheadOverAnOutstandingOne",
@@ -166,6 +173,7 @@ struct SeededFaultCheck: Sendable, CustomStringConvertible {
     static let all = [syncWriteAppliedAhead, overlappingWritesOutOfOrder, releasesAtLocalCompletion, evictsWithoutFlushing,
                       countsFlushWhenAsked, formsFromDurableSetOnly,
                       flushFromLocalFlushAtStop, disklessAnswersEarly, disklessReadsLackingDisk]
+                      + pacingChecks
 
     /// What one seed shows: the fault caught (its control run passing), the fault run failing
     /// otherwise, the control run failing, or nothing.

@@ -108,6 +108,8 @@ extension Simulation {
             let node = nodes[index]
             guard incarnation == node.incarnation else { return }
             replaceDisk(node)
+        case let .pacerWake(index, incarnation, atNs):
+            pacerWake(nodes[index], incarnation: incarnation, atNs: atNs)
         }
     }
 

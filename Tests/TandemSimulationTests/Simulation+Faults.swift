@@ -110,12 +110,14 @@ extension Simulation {
             node.historySession = nil
         } else if powerLoss && node.lineage == checker.lineage,
             let primary = nodes.first(where: { $0 !== node && $0.isPrimary && $0.lineage == checker.lineage }),
-            !primary.alive && lacksWrites(primary) {
+            !primary.alive && primary.diskFailed {
             // The diskless primary is dead: the writes it acknowledged through this node and this
-            // node never flushed were in this cache only (the primary's memory died with it), as
-            // a primary's own unflushed writes are in its cache. They may be gone, as those are
-            // after its power loss; its next start resyncs its disk from what this one kept.
-            // (A live primary still holds them and re-sends them: nothing is lowered then.)
+            // node never flushed were in this cache only (the primary's memory died with it, its
+            // failed disk never had them), as a primary's own unflushed writes are in its cache.
+            // They may be gone, as those are after its power loss; its next start resyncs its
+            // disk from what this one kept. (A live primary still holds them and re-sends them,
+            // and a primary whose working disk is being resynced holds its own writes: nothing
+            // is lowered then.)
             checker.primaryLostItsCache(content: node.disk.cache)
             trace("\(node.name) held the dead diskless primary's unflushed writes: they may be gone")
         }

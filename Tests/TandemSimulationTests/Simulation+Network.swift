@@ -15,7 +15,8 @@ extension Simulation {
         if case .message(.epochBarrier) = message { isBarrier = true }
         let chunk = tamper(bytes, isData: isData, isBarrier: isBarrier, &link.toSecondary)
             ?? WireChunk(bytes: bytes, tamper: nil)
-        link.lastToSecondaryNs = max(link.lastToSecondaryNs, nowNs + networkDelayNs())
+        // (With a rate, Simulation+Pacing: after the frames before it have left the pipe.)
+        link.lastToSecondaryNs = max(link.lastToSecondaryNs, linkDepartureNs(message, linkID: link.id) + networkDelayNs())
         self.link = link
         events.schedule(.toSecondary(chunk, link: link.id), atNs: link.lastToSecondaryNs)
     }

@@ -20,6 +20,7 @@ extension Simulation {
             requestsQueuedMax: 64, backoffInitialNs: 100_000, backoffMaxNs: 2_000_000,
             syncTracksWithoutPeer: scenario.fencingDontCare, activityLog: activityLog)
         config.adaptive = scenario.adaptive
+        config.rpoTarget = scenario.pacing?.settings  // Simulation+Pacing
         config.readBalancing = scenario.reads?.policy ?? .preferLocal
         config.periodNs = scenario.periodNs
         if scenario.checksumCheckpointBytes > 0 { config.checksumCheckpointBytes = scenario.checksumCheckpointBytes }
@@ -216,6 +217,7 @@ extension Simulation {
         primary.batchAhead = wasAhead || primary.node.isAhead
         primary.batchInCycle = cycleWasRunning || primary.node.periodic.running
         defer { primary.batchAhead = false }
+        if pacingRun != nil { observePacing(node, primary, event, actions) }
         for action in actions {
             trace("\(node.name) primary: \(action)")
             perform(action, node: node, primary: primary)

@@ -88,6 +88,8 @@ final class Simulation {
         case peerReadDone(node: Int, incarnation: Int, link: Int, request: WireReadRequest)
         /// The operator replaces the primary's failed disk: disable, then enable (Simulation+Diskless).
         case diskReplaced(node: Int, incarnation: Int)
+        /// The primary's pacer timer fires at the instant it was armed for (Simulation+Pacing).
+        case pacerWake(node: Int, incarnation: Int, atNs: UInt64)
     }
 
     enum AppRequest {
@@ -343,6 +345,7 @@ final class Simulation {
             step += 1
             if tracing { print("\(nowNs / 1000)µs #\(step) \(event)") }
             handle(event)
+            if failure == nil, pacingRun != nil { checkPacingStep() }
             if failure == nil { checkInvariants() }
             if failure == nil, armedStagingFault != nil { fireArmedStagingFault() }
             if failure == nil, armedCompareFault != nil { fireArmedCompareFault() }
@@ -350,6 +353,7 @@ final class Simulation {
             if step > 2_000_000 { fail("the run did not settle") }
         }
         if failure == nil { checkSettled() }
+        if failure == nil, pacingRun != nil { checkSettledPacing() }
         guard let failure else { return nil }
         return SimulationFailure(
             seed: scenario.seed, scenario: scenario.description, step: step, timeNs: nowNs,
@@ -406,4 +410,6 @@ final class Simulation {
     /// crash restarts whose activity log proved nothing dirty (a catch-up of nothing).
     var catchUpEndCrash: CatchUpEndCrash?
     var catchUpsOfNothingAfterCrash = 0
+    /// RPO-target pacing on a link with a rate (Simulation+Pacing); nil outside its seeds.
+    lazy var pacingRun: PacingRun? = scenario.pacing.map { PacingRun(plan: $0) }
 }

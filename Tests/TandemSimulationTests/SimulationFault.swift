@@ -88,6 +88,13 @@ enum SimulationFault: Hashable, CustomStringConvertible {
     /// A diskless primary's driver reads its own disk when the node routes a read to the peer
     /// (this disk lacks the region: Simulation+Reads).
     case disklessReadsLackingDisk
+    /// The primary's RPO pacer misbehaves (RPOPacingController.Settings.testingFault;
+    /// Simulation+Pacing).
+    case pacing(RPOPacingTestingFault)
+    /// The primary's stream reports the RPO age of its newest unconfirmed acknowledged write,
+    /// not its oldest (PrimaryStreamTestingFault.rpoAgeFromNewestWrite): `rpo_ms` says less
+    /// than the peer lacks.
+    case rpoAgeFromNewestWrite
 
     static let writeTimeoutNs: UInt64 = 50_000_000
 
@@ -119,6 +126,8 @@ enum SimulationFault: Hashable, CustomStringConvertible {
         case .stopAnswersFlushFromLocalFlush: "a stop answers a FLUSH waiting for the peer from the local flush alone"
         case .disklessAnswersBeforePeerApplied: "a diskless primary acknowledges a write before the peer applied it"
         case .disklessReadsLackingDisk: "a diskless primary serves a read from the disk that lacks it"
+        case let .pacing(fault): "the RPO pacer's testing fault \(fault)"
+        case .rpoAgeFromNewestWrite: "the RPO age counts from the newest unconfirmed write"
         }
     }
 }

@@ -121,7 +121,7 @@ struct SimulationScenario: CustomStringConvertible {
     /// Multi-block writes may land in part (FakeDisk.tornWrites), in every seed.
     let tornWrites: Bool
     /// Slow and stuck I/O, in some seeds.
-    let diskStalls: DiskStalls?
+    var diskStalls: DiskStalls?
     /// Sync with `fencing: dont-care`: the primary goes Ahead while its peer is away.
     var fencingDontCare: Bool
     /// The primary's activity log (its `lastTransaction` is set at each start), in most seeds.
@@ -195,6 +195,9 @@ struct SimulationScenario: CustomStringConvertible {
     /// The chance (‰) that the application sends a FLUSH right before a clean restart's stop
     /// (Simulation+StopFlush).
     var stopFlushPerMille: UInt64 = 500
+    /// `rpo_target_ms` on a link whose rate changes, and a writer in bursts (SimulationScenario+
+    /// Pacing, Simulation+Pacing), in the seeds SeededFaultShape.pacing shapes; nil: no pacing.
+    var pacing: PacingPlan? = nil
 
     /// `primaryRestart`: add a primary kill -9 (the restart-fault test needs one in every run;
     /// its control run has it too). Default: when `testingFault` is the restart fault.
@@ -413,5 +416,6 @@ struct SimulationScenario: CustomStringConvertible {
             + (splitBrainPolicy.map { ", after_split_brain \($0.rawValue)" } ?? "")
             + (reads.map { ", \($0)" } ?? "") + (diskReplacedAfterNs.map { ", a failed primary disk replaced after \($0 / 1000) µs" } ?? "")
             + (testingFault.map { ", seeded fault: \($0)" } ?? "")
+            + (pacing.map { ", \($0)" } ?? "")
     }
 }

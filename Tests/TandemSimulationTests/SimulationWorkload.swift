@@ -11,7 +11,7 @@ extension Simulation {
         guard nowNs <= scenario.workloadEndNs else { return }
         if !dependent {
             guard requestsIssued < scenario.operationCount else { return }
-            events.schedule(.appIssue, atNs: nowNs + random.between(1_000, 120_000))
+            events.schedule(.appIssue, atNs: nowNs + nextIssueGapNs())
         }
         guard !splitBrainHoldsApplication, let node = livePrimary, outstanding.count < scenario.requestsOutstandingMax
         else { return }

@@ -23,6 +23,9 @@ public struct RPOPacingController: Sendable {
         public var startFraction: Double
         /// The drain rate is measured over windows of at least this long.
         public var sampleWindowNs: UInt64
+        /// Only for the simulator's seeded-fault tests (nil in production): the controller
+        /// starts with it.
+        public var testingFault: RPOPacingTestingFault?
 
         public init(targetNs: UInt64, delayMaxNs: UInt64, startFraction: Double = 0.5, sampleWindowNs: UInt64 = 100_000_000) {
             precondition(targetNs > 0 && delayMaxNs > 0, "RPO target or pacing maximum 0")
@@ -56,7 +59,10 @@ public struct RPOPacingController: Sendable {
     /// Only for the simulator's seeded-fault tests (nil in production).
     public var testingFault: RPOPacingTestingFault?
 
-    public init(settings: Settings) { self.settings = settings }
+    public init(settings: Settings) {
+        self.settings = settings
+        testingFault = settings.testingFault
+    }
 
     /// One look: the RPO age, the lag bytes and the peer's durable byte count so far.
     /// True when pacing has just found it cannot hold the target.

@@ -52,6 +52,9 @@ public enum PrimaryStreamTestingFault: Sendable, Hashable {
     /// local flush alone (0), as the daemon did before PrimaryNode+Stop answered it as a held
     /// write: a both-copies promise the peer never confirmed.
     case stopAnswersFlushFromLocalFlush
+    /// The RPO age counts from the newest acknowledged write the peer has not confirmed
+    /// durable instead of the oldest: `rpo_ms` says less than the peer lacks.
+    case rpoAgeFromNewestWrite
 }
 
 /// Deliberately wrong behaviours, only for proving that the simulator's checker can fail.

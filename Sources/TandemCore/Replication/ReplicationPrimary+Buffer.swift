@@ -58,7 +58,9 @@ extension ReplicationPrimary {
         for index in 0..<writes.count {
             let write = writes[index]
             guard write.acknowledged, write.epoch > peerDurableEpoch else { continue }
-            oldestNs = min(oldestNs ?? write.acknowledgedAtNs, write.acknowledgedAtNs)
+            oldestNs = config.testingFault == .rpoAgeFromNewestWrite
+                ? max(oldestNs ?? write.acknowledgedAtNs, write.acknowledgedAtNs)
+                : min(oldestNs ?? write.acknowledgedAtNs, write.acknowledgedAtNs)
         }
         guard let oldestNs else { return 0 }
         return nowNs >= oldestNs ? nowNs - oldestNs : 0
