@@ -49,7 +49,7 @@ extension Simulation {
         for region in extents {
             _ = bitmap.setRange(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes)
         }
-        return bitmap.outOfSyncBytes > 0 ? (bitmap, transaction.bases, checksumRegions) : nil
+        return (bitmap, transaction.bases, checksumRegions)  // empty too: PrimaryStart decides
     }
 
     /// Resource.openActivityLog: the session's first transaction (no extent), durable before
@@ -139,8 +139,9 @@ extension Simulation {
                       prepare: ((inout PrimaryNode) -> Void)? = nil) {
         let fault: PrimaryStartFault? = scenario.testingFault == .restartForgetsUnconfirmedWrites
             ? .restartForgetsUnconfirmedWrites : nil
-        // Resource.trackedForStart: what this process tracked, else the seal loaded at open.
-        var tracked = (node.trackedInMemory ?? node.sealedBitmap).flatMap { $0.bitmap.outOfSyncBytes > 0 ? $0 : nil }
+        // Resource.trackedForStart: what this process tracked, else the seal loaded at open
+        // (with bases; an empty bitmap too: PrimaryStart decides what it is worth).
+        var tracked = (node.trackedInMemory ?? node.sealedBitmap).flatMap { $0.bases.isEmpty ? nil : $0 }
         let crashed = tracked == nil ? trackedAfterCrash(node, peerLacksWrites: peerLacksWrites) : nil
         if let crashed {
             tracked = (crashed.bitmap, crashed.bases)
@@ -150,8 +151,10 @@ extension Simulation {
         var facts = PrimaryStartFacts(record: node.record, initialSync: scenario.initialSync, handedOver: handedOver,
                                       peerLacksWrites: peerLacksWrites, tracked: tracked?.bases,
                                       trackedAfterCrash: crashed != nil)
+        facts.trackedIsEmpty = tracked?.bitmap.outOfSyncBytes == 0
         facts.localLacksWrites = node.localLacksWrites  // diskless (Simulation+Diskless)
         let start = PrimaryStart(facts, fault: fault)
+        if start.reason == .crashRecoveryNothingDirty { catchUpsOfNothingAfterCrash += 1 }  // +TrackedStart
         let (lastTransaction, trackedPagesDurable) = openActivityLog(node, basis: start.basis,
                                                                      tracked: start.basis.isCatchUp ? tracked?.bitmap : nil)
         let checksumRegions = compareRegionsForStart(node, tracked: tracked?.bitmap, crashed: crashed?.checksumRegions,

@@ -359,6 +359,7 @@ final class Simulation {
             if failure == nil { checkInvariants() }
             if failure == nil, armedStagingFault != nil { fireArmedStagingFault() }
             if failure == nil, armedCompareFault != nil { fireArmedCompareFault() }
+            if failure == nil, catchUpEndCrash != nil { fireCatchUpEndCrash() }  // Simulation+TrackedStart
             if step > 2_000_000 { fail("the run did not settle") }
         }
         if failure == nil { checkSettled() }
@@ -415,6 +416,10 @@ final class Simulation {
     var localResyncsStarted = 0
     var localResyncsDone = 0
     var pulledBytes: UInt64 = 0
+    /// A primary kill -9 armed for the end of each catch-up (Simulation+TrackedStart), and the
+    /// crash restarts whose activity log proved nothing dirty (a catch-up of nothing).
+    var catchUpEndCrash: CatchUpEndCrash?
+    var catchUpsOfNothingAfterCrash = 0
     /// RPO-target pacing on a link with a rate (Simulation+Pacing); nil outside its seeds.
     lazy var pacingRun: PacingRun? = scenario.pacing.map { PacingRun(plan: $0) }
 }

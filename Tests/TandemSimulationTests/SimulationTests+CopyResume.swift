@@ -17,6 +17,17 @@ extension SimulationScenario {
         return draws.between(1, 4) * Self.blockSizeBytes
     }
 
+    /// A log of 1- or 2-block extents with the fewest extents 8-block writes allow, plus 0–3.
+    static func smallActivityLog(_ draws: inout SimRandom, fault: ActivityLogTestingFault? = nil) -> ActivityLogSettings {
+        let writeBytesMax = 8 * blockSizeBytes
+        let extentBytes = blockSizeBytes << draws.between(0, 1)
+        return ActivityLogSettings(
+            extents: ActivityLogSettings.extentsPerWrite(writeBytesMax: writeBytesMax, extentBytes: extentBytes)
+                + Int(draws.between(0, 3)),
+            extentBytes: extentBytes, writeBytesMax: writeBytesMax, lastTransaction: 0, testingFault: fault,
+            batching: activityLogBatching)
+    }
+
     /// A full copy (`initial_sync: full`) of 16–24 blocks with an activity log, and 2–5 times in the
     /// first half of the workload, when the copy runs, a secondary power loss (it loses the
     /// chunks it applied and had not made durable) followed within 100 µs by a primary kill -9
@@ -25,13 +36,7 @@ extension SimulationScenario {
         var draws = SimRandom(seed: seed ^ 0xC0B7_5A9E_0000_0000)
         initialSync = .full
         blockCount = Int(draws.between(16, 24))
-        let writeBytesMax = 8 * Self.blockSizeBytes
-        let extentBytes = Self.blockSizeBytes << draws.between(0, 1)
-        activityLog = ActivityLogSettings(
-            extents: ActivityLogSettings.extentsPerWrite(writeBytesMax: writeBytesMax, extentBytes: extentBytes)
-                + Int(draws.between(0, 3)),
-            extentBytes: extentBytes, writeBytesMax: writeBytesMax, lastTransaction: 0, testingFault: fault,
-            batching: Self.activityLogBatching)
+        activityLog = Self.smallActivityLog(&draws, fault: fault)
         faults = []
         for _ in 0..<draws.between(2, 5) {
             let atNs = draws.below(workloadEndNs / 2)

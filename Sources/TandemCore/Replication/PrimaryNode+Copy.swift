@@ -36,6 +36,15 @@ extension PrimaryNode {
         activityLogBitsWithoutWrite()  // every page is written, all set, before pages count
     }
 
+    /// A catch-up of nothing (PrimaryStart: an empty tracked bitmap with bases, as a crash right
+    /// after a catch-up ended leaves) still copies one block, so that it ends as every catch-up
+    /// does (Data, then SyncComplete naming it): a SyncComplete before any Data of a session is
+    /// a violation to the peer. The block is the same on both copies; the pages need not mark it.
+    mutating func markOneBlockIfNothingTracked() {
+        guard bitmap.outOfSyncBytes == 0, bitmap.blockCount > 0 else { return }
+        _ = bitmap.setBlocks(BlockRun(first: 0, count: 1))
+    }
+
     /// The copy (re)starts at the beginning of the bitmap.
     mutating func startCopy() {
         copyWanted = true

@@ -277,6 +277,7 @@ public struct PrimaryNode: Sendable {
             if let trackedBitmap, trackedBitmap.blockBytes == bitmap.blockBytes,
                 trackedBitmap.volumeSizeBytes == bitmap.volumeSizeBytes {
                 bitmap = trackedBitmap
+                markOneBlockIfNothingTracked()
                 activityLogTrackedBitmapTaken()
                 startCopy()
                 startChecksumResync(checksumRegions)

@@ -32,6 +32,10 @@ public struct PrimaryStartFacts: Equatable, Sendable {
     public var tracked: [CatchUpBase]?
     /// `tracked` comes from the activity log of a primary that did not stop (a crash).
     public var trackedAfterCrash: Bool
+    /// The bitmap behind `tracked` sets no bit: the peer lacks nothing relative to its bases
+    /// (after a crash: the newest transaction names no extent and its pages, if they count,
+    /// mark nothing — the pair was in sync and idle when it was written).
+    public var trackedIsEmpty = false
     /// Diskless (issue 16 §4): this disk lacks writes the peer holds (the record's flag). The
     /// peer holds every acknowledged write; this disk is resynced from it, never copied to it.
     public var localLacksWrites = false
@@ -65,6 +69,9 @@ public enum PrimaryStartReason: Equatable, Sendable, CustomStringConvertible {
     /// The primary did not stop (kill -9, power loss): its activity log names the regions its
     /// last moments touched, and only those are copied.
     case crashRecovery
+    /// The primary did not stop, and its activity log proves the peer held everything: bases,
+    /// no extent, no page marked. A catch-up of nothing (never a full copy).
+    case crashRecoveryNothingDirty
     /// `PrimaryStartFault.restartForgetsUnconfirmedWrites` (testing only).
     case uncleanStopTreatedAsClean
     /// Diskless: this disk lacks writes the peer holds; the peer is taken as it is.
@@ -97,6 +104,10 @@ public enum PrimaryStartReason: Equatable, Sendable, CustomStringConvertible {
         case .crashRecovery:
             return "crash-recovery: the primary did not stop cleanly; its activity log names the extents its last "
                 + "writes touched, and only those are copied"
+        case .crashRecoveryNothingDirty:
+            return "crash-recovery: the primary did not stop cleanly; its activity log names no extent and marks no "
+                + "region, and its bases prove what the peer holds: nothing differs (a catch-up of one block, so that "
+                + "the session ends as every catch-up does)"
         case .uncleanStopTreatedAsClean:
             return "testing fault: an unclean stop treated as clean"
         case .localLacksWrites:
@@ -117,10 +128,11 @@ public struct PrimaryStart: Equatable, Sendable {
     public var record: ReplicationRecord
 
     /// Precedence: a peer that lacks writes is copied whatever else holds; a planned
-    /// failover's hand-over is in sync; otherwise the record decides
-    /// (`SessionBasis.forPrimaryStart`), after writes made while replication was off have
-    /// cancelled its clean stop, and `initial_sync: none` ("identical at creation") with them
-    /// on the first run.
+    /// failover's hand-over is in sync; a tracked bitmap that sets bits is caught up;
+    /// otherwise the record decides (`SessionBasis.forPrimaryStart`), after writes made while
+    /// replication was off have cancelled its clean stop, and `initial_sync: none`
+    /// ("identical at creation") with them on the first run — and where the record would copy
+    /// the volume, an empty tracked bitmap with bases is a catch-up of nothing instead.
     public init(_ facts: PrimaryStartFacts, fault: PrimaryStartFault? = nil) {
         var record = facts.record
         if facts.writtenWhileDisabled { record.cleanStop = 0 }
@@ -135,7 +147,8 @@ public struct PrimaryStart: Equatable, Sendable {
         if facts.localLacksWrites { return (.assumeInSync, .localLacksWrites) }
         if facts.peerLacksWrites { return (.fullCopy, .peerLacksWrites) }
         if facts.handedOver { return (.assumeInSync, .handedOver) }
-        if let bases = facts.tracked, !bases.isEmpty {
+        let tracked = facts.tracked.flatMap { $0.isEmpty ? nil : $0 }
+        if let bases = tracked, !facts.trackedIsEmpty {
             return (.catchUp(bases), facts.trackedAfterCrash ? .crashRecovery : .trackedSinceStop)
         }
         let firstRun = !record.primaryStarted
@@ -151,6 +164,13 @@ public struct PrimaryStart: Equatable, Sendable {
             return (basis, record.cleanStop != 0 ? .cleanStopBeforeAnyWrite : .identicalAtCreation)
         case .fullCopy, .catchUp:  // forPrimaryStart never answers a catch-up
             if firstRun { return (basis, .initialCopy) }
+            // An empty tracked bitmap with bases proves the peer lacks nothing relative to them.
+            // A clean stop (above) says as much and keeps the peer UpToDate, so it goes first;
+            // without one — a crash right after a catch-up ended, a request while disabled that
+            // wrote nothing — a catch-up of nothing from those bases, never a whole copy.
+            if let bases = tracked {
+                return (.catchUp(bases), facts.trackedAfterCrash ? .crashRecoveryNothingDirty : .trackedSinceStop)
+            }
             if fault == .restartForgetsUnconfirmedWrites { return (.assumeInSync, .uncleanStopTreatedAsClean) }
             return (basis, .uncleanStop)
         }

@@ -45,10 +45,11 @@ extension Resource {
         dropTrackedBitmap()
     }
 
-    /// What the next primary session may catch up from: tracked regions, or nil (an empty
-    /// bitmap leaves the decision to the record: a clean stop needs no copy at all).
+    /// What the next primary session may catch up from: tracked regions with their bases, or
+    /// nil. An empty bitmap is kept: PrimaryStart lets a clean stop's record go first and
+    /// otherwise catches up nothing from its bases (a crash right after a catch-up ended).
     func trackedForStart() -> TrackedBitmap? {
-        guard let tracked = trackedSinceStop, tracked.bitmap.outOfSyncBytes > 0, !tracked.bases.isEmpty else { return nil }
+        guard let tracked = trackedSinceStop, !tracked.bases.isEmpty else { return nil }
         return tracked
     }
 

@@ -90,6 +90,7 @@ extension Resource {
             writtenWhileDisabled: node.writtenWhileDisabled || mutationsAtCleanStop.map { $0 != mutationCount } ?? false,
             tracked: tracked?.bases, trackedAfterCrash: tracked?.fromCrash ?? false)
         var startFacts = facts
+        startFacts.trackedIsEmpty = tracked?.bitmap.outOfSyncBytes == 0
         startFacts.localLacksWrites = node.flags.contains(.localLacksWrites)  // diskless (Resource+Diskless)
         let lackingRecord = startFacts.localLacksWrites ? lackingRecordAtStart() : .flagOnly  // Resource+DisklessRegions
         var lackingRegionsProven = false
