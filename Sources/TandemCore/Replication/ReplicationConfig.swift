@@ -52,6 +52,10 @@ public enum PrimaryStreamTestingFault: Sendable, Hashable {
     /// local flush alone (0), as the daemon did before PrimaryNode+Stop answered it as a held
     /// write: a both-copies promise the peer never confirmed.
     case stopAnswersFlushFromLocalFlush
+    /// A diskless primary's stop hangs up at once, without asking its peer to make durable
+    /// the writes acknowledged through it (PrimaryNode+PeerDrain) and without saying it drops
+    /// them: the daemon's rule before the drain; a power loss of the peer then loses them.
+    case disklessStopSkipsPeerDrain
 }
 
 /// Deliberately wrong behaviours, only for proving that the simulator's checker can fail.
