@@ -48,6 +48,9 @@ enum SeededFaultShape: Sendable {
     /// A diskless primary (SimulationScenario.shapeDiskless): its disk fails early in a sync
     /// pair with many reads, the peer goes away once or twice, and the disk is replaced.
     case disklessPrimary
+    /// `disklessPrimary` with clean restarts, each followed by the peer's power loss, and a
+    /// peer that flushes late (SimulationTests+Diskless: `shapeDisklessStop`).
+    case disklessStop
 }
 
 extension SimulationScenario {
@@ -109,6 +112,8 @@ extension SimulationScenario {
             shapeForStopFlush(&draws)
         case .disklessPrimary:
             shapeDiskless(&draws)
+        case .disklessStop:
+            shapeDisklessStop(&draws)
         }
     }
 }
@@ -165,7 +170,8 @@ struct SeededFaultCheck: Sendable, CustomStringConvertible {
 
     static let all = [syncWriteAppliedAhead, overlappingWritesOutOfOrder, releasesAtLocalCompletion, evictsWithoutFlushing,
                       countsFlushWhenAsked, formsFromDurableSetOnly,
-                      flushFromLocalFlushAtStop, disklessAnswersEarly, disklessReadsLackingDisk]
+                      flushFromLocalFlushAtStop, disklessAnswersEarly, disklessReadsLackingDisk,
+                      disklessStopSkipsDrain]
 
     /// What one seed shows: the fault caught (its control run passing), the fault run failing
     /// otherwise, the control run failing, or nothing.

@@ -100,6 +100,12 @@ final class SimNode {
     /// `<name>.union-resync` (Simulation+UnionCheckpoint): the parting generation and what is
     /// left of a split brain's union resync; survives every crash.
     var unionLeft: (partingGeneration: UInt64, bitmap: DirtyBitmap)?
+    /// Its last exit was a clean stop (the daemon's shutdown), not a kill: a diskless primary's
+    /// stop drained its peer first (PrimaryNode+PeerDrain; Simulation+Diskless).
+    var stoppedCleanly = false
+    /// A diskless primary's stop could not drain its peer and said so: writes it acknowledged
+    /// may be in the peer's cache only, until this disk is resynced (Simulation+Diskless).
+    var acknowledgedOnlyInPeerCache = false
 
     init(index: Int, content: [UInt64], isPrimary: Bool, seed: UInt64) {
         self.index = index

@@ -401,4 +401,9 @@ final class Simulation {
     var localResyncsStarted = 0
     var localResyncsDone = 0
     var pulledBytes: UInt64 = 0
+    /// Diskless stops' (and disables') drains of the peer (PrimaryNode+PeerDrain): started,
+    /// done, and those that could not drain (Simulation+Diskless).
+    var peerDrainsStarted = 0
+    var peerDrainsDone = 0
+    var peerDrainsFailed = 0
 }

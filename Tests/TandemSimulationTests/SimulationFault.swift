@@ -88,6 +88,9 @@ enum SimulationFault: Hashable, CustomStringConvertible {
     /// A diskless primary's driver reads its own disk when the node routes a read to the peer
     /// (this disk lacks the region: Simulation+Reads).
     case disklessReadsLackingDisk
+    /// A diskless primary's stop hangs up without draining its peer and without saying so
+    /// (PrimaryStreamTestingFault.disklessStopSkipsPeerDrain; SimulationTests+Diskless).
+    case disklessStopSkipsPeerDrain
 
     static let writeTimeoutNs: UInt64 = 50_000_000
 
@@ -119,6 +122,7 @@ enum SimulationFault: Hashable, CustomStringConvertible {
         case .stopAnswersFlushFromLocalFlush: "a stop answers a FLUSH waiting for the peer from the local flush alone"
         case .disklessAnswersBeforePeerApplied: "a diskless primary acknowledges a write before the peer applied it"
         case .disklessReadsLackingDisk: "a diskless primary serves a read from the disk that lacks it"
+        case .disklessStopSkipsPeerDrain: "a diskless primary's stop hangs up without draining its peer"
         }
     }
 }
