@@ -67,7 +67,8 @@ public final class Daemon {
     }
 
     /// How long shutdown waits for the resources to stop (their local I/O, a primary's stop
-    /// flush); beyond it the process exits and the next start treats the stop as unclean.
+    /// flush), beside a diskless primary's drain of its peer (up to `ping_timeout_ms`:
+    /// PrimaryNode+PeerDrain); beyond it the process exits and the next start treats the stop as unclean.
     static let shutdownTimeoutNs: UInt64 = 20_000_000_000
 
     /// Stops every resource with the loop still turning: a primary's stop flushes its disk
@@ -75,10 +76,11 @@ public final class Daemon {
     private func stopResources(_ registry: ResourceRegistry, loop: EventLoop) {
         var stopped = false
         registry.stopAll { stopped = true }
-        loop.runWhile(deadlineNs: MonotonicClock.nowNs() + Self.shutdownTimeoutNs) { !stopped }
+        let timeoutNs = Self.shutdownTimeoutNs + UInt64(config.pingTimeoutMs) * 1_000_000
+        loop.runWhile(deadlineNs: MonotonicClock.nowNs() + timeoutNs) { !stopped }
         if !stopped {
             logger.warning("shutdown: resources still stopping after the timeout; their next start copies",
-                           metadata: ["timeout_s": "\(Self.shutdownTimeoutNs / 1_000_000_000)"])
+                           metadata: ["timeout_s": "\(timeoutNs / 1_000_000_000)"])
         }
     }
 

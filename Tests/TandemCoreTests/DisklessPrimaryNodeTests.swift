@@ -18,21 +18,9 @@ private func answered(_ actions: [PrimaryNodeAction], _ request: RequestID) -> I
     return nil
 }
 
-/// A node whose disk failed under write 1, which the peer applied: the write waits for the
-/// record of the lack, which it asked for (DRBD's `on-io-error detach` completes it too).
-private func failedNode() -> PrimaryNode {
-    var node = disklessConnectedNode()
-    _ = disklessHandle(&node, .request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
-    _ = disklessHandle(&node, .localWriteDone(sequence: 1, errno: 5))
-    let acked = disklessHandle(&node, .peer(.dataAck(sequence: 1)))
-    #expect(answered(acked, 1) == nil, "not answered before the record names its region: \(acked)")
-    #expect(acked.contains(.recordLocalLacksWrites(true)), "the write the peer applied asks for the record: \(acked)")
-    return node
-}
-
 @Suite struct DisklessPrimaryNodeTests {
     @Test func writesAfterTheFailureWaitForTheRecordThenGoToThePeerOnly() {
-        var node = failedNode()
+        var node = disklessFailedNode()
         let asked = disklessHandle(&node, .request(id: 2, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)))
         #expect(asked.isEmpty, "nothing goes through the peer before the record (asked for already): \(asked)")
         #expect(node.mutationPath == .awaitingRecord)
@@ -54,7 +42,7 @@ private func failedNode() -> PrimaryNode {
     }
 
     @Test func aRecordThatCannotBeWrittenKeepsRefusingWithEIO() {
-        var node = failedNode()
+        var node = disklessFailedNode()
         _ = disklessHandle(&node, .request(id: 2, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)))
         let refused = disklessHandle(&node, .localLacksWritesRecorded(set: true, errno: 5, reason: "the metadata is internal"))
         #expect(refused.contains(.answer(2, errno: 5)), "\(refused)")
@@ -65,7 +53,7 @@ private func failedNode() -> PrimaryNode {
     }
 
     @Test func aPeerLostFailsWhatNeededItAndRefusesReadsOfTheLackingDisk() {
-        var node = failedNode()
+        var node = disklessFailedNode()
         _ = disklessHandle(&node, .request(id: 2, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)))
         _ = disklessHandle(&node, .localLacksWritesRecorded(set: true, errno: 0, reason: nil))
         let down = disklessHandle(&node, .linkDown(reason: "cut", refusal: nil))
@@ -84,28 +72,30 @@ private func failedNode() -> PrimaryNode {
     /// Found by the node simulator (seed 2 of the diskless class): the peer applied write 2 and
     /// lost power before its flush; this disk failed. The write is in no durable copy, only in
     /// this node's retained payload, which a stop drops, and the next start takes the peer as
-    /// in sync. `disable` is refused until the peer confirmed it durable.
-    @Test func disableIsRefusedWhileAWriteThroughThePeerIsNotDurableThere() {
-        var node = failedNode()
-        _ = disklessHandle(&node, .request(id: 2, .write(offsetBytes: 8192, lengthBytes: 4096, fua: false)))
-        _ = disklessHandle(&node, .localLacksWritesRecorded(set: true, errno: 0, reason: nil))
-        #expect(disklessHandle(&node, .peer(.dataAck(sequence: 2))).contains(.answer(2, errno: 0)))
+    /// in sync. `disable` has the peer drain it first (PrimaryNode+PeerDrain), and is refused
+    /// while the peer is not connected.
+    @Test func disableDrainsThePeerFirstAndIsRefusedWhileThePeerIsAway() {
+        var node = disklessWrittenThroughPeer()
         #expect(node.acknowledgedOnlyInMemoryBytes == 2 * 4096, "writes 1 and 2, applied, not durable on the peer")
         func facts(_ node: PrimaryNode) -> ResourceRoleFacts {
             ResourceRoleFacts(name: "r0", role: .primary, enabled: true, transitioning: false,
                               acknowledgedOnlyInMemoryBytes: node.acknowledgedOnlyInMemoryBytes)
         }
-        let refusal = ResourceRoles.checkDisable(facts(node))
-        #expect(refusal?.code == .wrongState && refusal?.message.contains("8192 bytes") == true, "\(String(describing: refusal))")
-        // The peer lost: the writes stay unconfirmed, and so does the refusal.
+        #expect(ResourceRoles.disable(facts(node), peerConnected: node.isPeerReady) == .success(.drainPeerThenStop))
+        // The peer lost: the writes stay unconfirmed, and the disable is refused.
         _ = disklessHandle(&node, .linkDown(reason: "the peer lost power", refusal: nil))
-        #expect(ResourceRoles.checkDisable(facts(node)) != nil)
-        // Back, the writes re-sent and durable there: the disable may go ahead.
+        guard case let .failure(refusal) = ResourceRoles.disable(facts(node), peerConnected: node.isPeerReady) else {
+            Issue.record("a disable without the peer went ahead")
+            return
+        }
+        #expect(refusal.code == .wrongState && refusal.message.contains("8192 bytes")
+            && refusal.message.contains("the peer is not connected"), "\(refusal)")
+        // Back, the writes re-sent and durable there: the disable stops at once.
         _ = disklessHandle(&node, .linkUp)
         _ = disklessHandle(&node, .peer(.hello(durableThroughEpoch: 0, copy: .upToDate)))
         _ = disklessHandle(&node, .peer(.durableThroughEpoch(node.primary.openEpoch)))
         #expect(node.acknowledgedOnlyInMemoryBytes == 0)
-        #expect(ResourceRoles.checkDisable(facts(node)) == nil)
+        #expect(ResourceRoles.disable(facts(node), peerConnected: node.isPeerReady) == .success(.stopNow))
         // A primary whose own disk works holds its writes there: never refused for them.
         var healthy = disklessConnectedNode()
         _ = disklessHandle(&healthy, .request(id: 1, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
@@ -149,7 +139,7 @@ private func failedNode() -> PrimaryNode {
     }
 
     @Test func aFailedWriteStillWaitingForTheRecordFailsAtAStop() {
-        var node = failedNode()
+        var node = disklessFailedNode()
         var stopped = disklessHandle(&node, .stop)
         stopped += disklessHandle(&node, .linkDown(reason: "resource stopping", refusal: nil))
         #expect(answered(stopped, 1) == 5 && stopped.contains(.stopped), "never recorded: \(stopped)")

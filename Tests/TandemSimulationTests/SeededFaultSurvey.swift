@@ -51,6 +51,9 @@ enum SeededFaultShape: Sendable {
     /// RPO-target pacing on a link whose rate changes (SimulationScenario.shapePacing), of
     /// one class.
     case pacing(PacingPlan.Kind)
+    /// `disklessPrimary` with clean restarts, each followed by the peer's power loss, and a
+    /// peer that flushes late (SimulationTests+Diskless: `shapeDisklessStop`).
+    case disklessStop
 }
 
 extension SimulationScenario {
@@ -114,6 +117,8 @@ extension SimulationScenario {
             shapeDiskless(&draws)
         case let .pacing(kind):
             shapePacing(kind, &draws)
+        case .disklessStop:
+            shapeDisklessStop(&draws)
         }
     }
 }
@@ -172,7 +177,8 @@ struct SeededFaultCheck: Sendable, CustomStringConvertible {
 
     static let all = [syncWriteAppliedAhead, overlappingWritesOutOfOrder, releasesAtLocalCompletion, evictsWithoutFlushing,
                       countsFlushWhenAsked, formsFromDurableSetOnly,
-                      flushFromLocalFlushAtStop, disklessAnswersEarly, disklessReadsLackingDisk]
+                      flushFromLocalFlushAtStop, disklessAnswersEarly, disklessReadsLackingDisk,
+                      disklessStopSkipsDrain]
                       + pacingChecks
 
     /// What one seed shows: the fault caught (its control run passing), the fault run failing

@@ -104,6 +104,12 @@ final class SimNode {
     /// A split brain's loser: its set since parting, kept for the survivor (the daemon's
     /// parted-bitmap file: survives every crash) until the union ends or it is primary again.
     var keptVictimSet: DirtyBitmap?
+    /// Its last exit was a clean stop (the daemon's shutdown), not a kill: a diskless primary's
+    /// stop drained its peer first (PrimaryNode+PeerDrain; Simulation+Diskless).
+    var stoppedCleanly = false
+    /// A diskless primary's stop could not drain its peer and said so: writes it acknowledged
+    /// may be in the peer's cache only, until this disk is resynced (Simulation+Diskless).
+    var acknowledgedOnlyInPeerCache = false
 
     init(index: Int, content: [UInt64], isPrimary: Bool, seed: UInt64) {
         self.index = index

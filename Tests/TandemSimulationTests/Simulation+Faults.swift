@@ -35,8 +35,7 @@ extension Simulation {
             guard let node = livePrimary, let primary = node.primary, !primary.standalone, !primary.handingOver,
                 !primary.node.stopping
             else { return }
-            // A diskless primary is stopped only once that loses nothing (Simulation+Diskless).
-            guard !lacksWrites(node) || disklessStopIsSafe(primary) else { return trace("clean restart skipped: diskless") }
+            // A diskless primary's stop drains its peer first (Simulation+Diskless).
             primary.restartWhenStopped = true
             issueFlushBeforeStop(node)
             drivePrimary(node, .stop)
@@ -60,6 +59,7 @@ extension Simulation {
 
     func crash(_ node: SimNode, powerLoss: Bool) {
         guard node.alive else { return }
+        node.stoppedCleanly = false  // a clean stop's exit says so after this
         if isAwareSideOfCut(node) {
             // Across the partition nobody learns of it: the other side still waits for its timeout.
         } else if link?.primary == node.index || link?.secondary == node.index {
@@ -110,14 +110,16 @@ extension Simulation {
             node.historySession = nil
         } else if powerLoss && node.lineage == checker.lineage,
             let primary = nodes.first(where: { $0 !== node && $0.isPrimary && $0.lineage == checker.lineage }),
-            !primary.alive && primary.diskFailed {
-            // The diskless primary is dead: the writes it acknowledged through this node and this
-            // node never flushed were in this cache only (the primary's memory died with it, its
-            // failed disk never had them), as a primary's own unflushed writes are in its cache.
-            // They may be gone, as those are after its power loss; its next start resyncs its
-            // disk from what this one kept. (A live primary still holds them and re-sends them,
-            // and a primary whose working disk is being resynced holds its own writes: nothing
-            // is lowered then.)
+            !primary.alive && !primary.stoppedCleanly && primary.diskFailed
+                || primary.acknowledgedOnlyInPeerCache && lacksWrites(primary) {
+            // The diskless primary was killed: the writes it acknowledged through this node and
+            // this node never flushed were in this cache only (the primary's memory died with it,
+            // its failed disk never had them), as a primary's own unflushed writes are in its
+            // cache. They may be gone, as those are after its power loss; its next start resyncs
+            // its disk from what this one kept. So too after a stop that said it could not drain
+            // this node. (A live primary still holds them and re-sends them, a clean stop drained
+            // them, and a primary whose working disk is being resynced holds its own writes:
+            // nothing is lowered then.)
             checker.primaryLostItsCache(content: node.disk.cache)
             trace("\(node.name) held the dead diskless primary's unflushed writes: they may be gone")
         }

@@ -25,6 +25,7 @@ extension Simulation {
         config.periodNs = scenario.periodNs
         if scenario.checksumCheckpointBytes > 0 { config.checksumCheckpointBytes = scenario.checksumCheckpointBytes }
         config.copyCheckpointBytes = scenario.copyCheckpointBytes  // SimulationTests+CopyResume
+        config.peerDrainTimeoutNs = scenario.liveness?.timeoutNs ?? Self.peerDrainTimeoutNs  // Simulation+Diskless
         return config
     }
 
@@ -353,7 +354,7 @@ extension Simulation {
             keepUnionLeft(node, primary)
         case .groupEpochClosed:
             break  // groups (docs/groups.md): the simulator models one resource, in no group
-        case .recordLocalLacksWrites, .pullRegion, .notice(.localDisk):
+        case .recordLocalLacksWrites, .pullRegion, .notice(.localDisk), .peerDrainedBeforeStop:
             _ = performDiskless(action, node: node, primary: primary)
         case .persistLackingRegions:
             return fail("\(node.name) keeps diskless regions, which the simulator's config never asks for")
@@ -377,6 +378,7 @@ extension Simulation {
             if primary.restartWhenStopped {
                 // The daemon exits once its resources stopped; it is started again.
                 crash(node, powerLoss: false)
+                node.stoppedCleanly = true
                 events.schedule(.restart(node: node.index), atNs: nowNs + random.between(100_000, 2_000_000))
             } else if primary.handingOver {
                 node.primary = nil

@@ -422,4 +422,9 @@ final class Simulation {
     var catchUpsOfNothingAfterCrash = 0
     /// RPO-target pacing on a link with a rate (Simulation+Pacing); nil outside its seeds.
     lazy var pacingRun: PacingRun? = scenario.pacing.map { PacingRun(plan: $0) }
+    /// Diskless stops' (and disables') drains of the peer (PrimaryNode+PeerDrain): started,
+    /// done, and those that could not drain (Simulation+Diskless).
+    var peerDrainsStarted = 0
+    var peerDrainsDone = 0
+    var peerDrainsFailed = 0
 }

@@ -95,6 +95,9 @@ enum SimulationFault: Hashable, CustomStringConvertible {
     /// not its oldest (PrimaryStreamTestingFault.rpoAgeFromNewestWrite): `rpo_ms` says less
     /// than the peer lacks.
     case rpoAgeFromNewestWrite
+    /// A diskless primary's stop hangs up without draining its peer and without saying so
+    /// (PrimaryStreamTestingFault.disklessStopSkipsPeerDrain; SimulationTests+Diskless).
+    case disklessStopSkipsPeerDrain
 
     static let writeTimeoutNs: UInt64 = 50_000_000
 
@@ -128,6 +131,7 @@ enum SimulationFault: Hashable, CustomStringConvertible {
         case .disklessReadsLackingDisk: "a diskless primary serves a read from the disk that lacks it"
         case let .pacing(fault): "the RPO pacer's testing fault \(fault)"
         case .rpoAgeFromNewestWrite: "the RPO age counts from the newest unconfirmed write"
+        case .disklessStopSkipsPeerDrain: "a diskless primary's stop hangs up without draining its peer"
         }
     }
 }

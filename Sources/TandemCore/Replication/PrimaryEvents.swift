@@ -14,6 +14,9 @@ public enum PrimaryEvent: Sendable, Hashable {
     /// are acknowledged once local and released at once. The stream never reconnects: the
     /// next session starts a new one.
     case trackingStarted
+    /// The owner asks the peer to make every admitted write durable now (a diskless primary's
+    /// stop: PrimaryNode+PeerDrain): the open epoch is closed and a FlushRequest names it.
+    case peerFlushWanted
     case tick
 }
 

@@ -46,7 +46,7 @@ extension PrimaryNode {
     mutating func admitQueued(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
         isBlocked = false
         pacingHoldsHead = false
-        while !stopping {
+        while !stopping && !admissionHeldForStop {  // a disable's drain holds it (+PeerDrain)
             let path = mutationPath
             if !mutationsAdmitted {
                 // The failed request and every later mutation (and flush) fail; while the

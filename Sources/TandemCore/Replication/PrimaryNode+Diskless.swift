@@ -54,7 +54,8 @@ extension PrimaryNode {
     /// With this disk failed, the bytes of writes acknowledged through the peer that it has
     /// not confirmed durable: no durable copy holds them (the peer applied them, but a power
     /// loss there drops them), only this node's retained payloads, which a stop discards.
-    /// `ResourceRoles.checkDisable` refuses a `disable` while it is not 0.
+    /// A stop asks the peer to make them durable first (+PeerDrain); `ResourceRoles.disable`
+    /// is refused while it is not 0 and the peer is not connected.
     public var acknowledgedOnlyInMemoryBytes: UInt64 { diskFailed ? primary.lagBytes : 0 }
 
     /// A write (or flush) that met this disk's failure: its region is unknown here.

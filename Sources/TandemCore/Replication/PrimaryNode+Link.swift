@@ -19,6 +19,8 @@ extension PrimaryNode {
     mutating func disable(into actions: inout [PrimaryNodeAction]) {
         // The stop is recorded by `.stop`, after the local flush (checkStopped).
         enabled = false
+        // Diskless: the stop that follows drains the peer over this link first (+PeerDrain).
+        if stopDrainsPeer { return }
         hangUp("disabled by the operator", into: &actions)
         setConnectionState(.standAlone, into: &actions)
     }

@@ -1,4 +1,5 @@
-// PrimaryNode's end: a stop (disable, shutdown, demotion) hangs up, waits for local I/O,
+// PrimaryNode's end: a stop (disable, shutdown, demotion) hangs up (a diskless node once its
+// peer holds what it acknowledged durably: +PeerDrain), waits for local I/O,
 // flushes the local disk, records the stop (clean only after that flush), answers everything
 // held (a write, or a sync FLUSH, still waiting for its peer fails under `fencing:
 // suspend-io` unless the node goes on serving alone) and says `.stopped`. A planned failover's hand-over keeps the link through the flush
@@ -8,13 +9,15 @@
 extension PrimaryNode {
     // MARK: Stop
 
-    mutating func beginStop(servingAlone: Bool = false, into actions: inout [PrimaryNodeAction]) {
+    mutating func beginStop(servingAlone: Bool = false, nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
         stopServesAlone = servingAlone
         // A hand-over whose demotion is not asked for yet is called off: this node stays
         // primary and the peer, never told, stays secondary.
         if handingOver && !demotionRequested { handingOver = false }
         stopping = true
         enabled = false
+        // Diskless: the peer makes the writes acknowledged through it durable first (+PeerDrain).
+        if drainPeerAtStop(nowNs: nowNs, into: &actions) { return }
         hangUp("resource stopping", into: &actions)
         setConnectionState(.standAlone, into: &actions)
     }

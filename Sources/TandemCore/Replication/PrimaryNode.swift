@@ -225,6 +225,11 @@ public struct PrimaryNode: Sendable {
 
     // Diskless (+Diskless): what this disk lacks that the peer holds, and its resync.
     public internal(set) var localDisk = LocalDiskResync()
+    /// Diskless (+PeerDrain): the peer's drain before this node hangs up, and admission held
+    /// after a disable's drain until its stop.
+    var peerDrain: PeerDrain?
+    var admissionHeldForStop = false
+    public var isDrainingPeer: Bool { peerDrain != nil }
 
     // Failure, drain, stop.
     public internal(set) var diskFailed = false
@@ -358,7 +363,9 @@ public struct PrimaryNode: Sendable {
         case .drain:
             draining = true
         case .stop, .stopToServeAlone:
-            beginStop(servingAlone: event == .stopToServeAlone, into: &actions)
+            beginStop(servingAlone: event == .stopToServeAlone, nowNs: nowNs, into: &actions)
+        case .drainPeerBeforeStop:
+            drainPeerBeforeStop(nowNs: nowNs, into: &actions)
         case .handOver:
             beginHandOver()
         case .demotionRecorded:
@@ -435,6 +442,7 @@ public struct PrimaryNode: Sendable {
     /// finish a drain or a stop.
     private mutating func settle(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
         updateReplicationProfile(nowNs: nowNs, into: &actions)
+        continuePeerDrain(nowNs: nowNs, into: &actions)  // diskless: before admission, which it may hold
         failThroughPeerIfPeerGone(into: &actions)  // diskless: before admission refuses the rest
         admitQueued(nowNs: nowNs, into: &actions)
         if enterAheadIfDue(nowNs: nowNs, into: &actions) { admitQueued(nowNs: nowNs, into: &actions) }

@@ -177,6 +177,12 @@ public struct PrimaryNodeConfig: Sendable, Hashable {
     /// confirmed since the last such write: a crash restart then copies only what the pages
     /// still mark (PrimaryNode+CopyCheckpoint). Default `copyCheckpointBytes(volumeSizeBytes:)`.
     public var copyCheckpointBytes: UInt64
+    /// Diskless (PrimaryNode+PeerDrain): how long a stop (or a disable's drain) waits for the
+    /// peer to confirm durable the writes acknowledged through it, from the FlushRequest on.
+    /// The daemon passes `ping_timeout_ms`: a peer that does not answer within it is gone.
+    public var peerDrainTimeoutNs: UInt64 = PrimaryNodeConfig.peerDrainTimeoutDefaultNs
+    /// `ping_timeout_ms`'s default.
+    public static let peerDrainTimeoutDefaultNs: UInt64 = 6_000_000_000
 
     public init(
         primary: ReplicationPrimaryConfig, volumeSizeBytes: UInt64, hasPeer: Bool = true,
@@ -308,6 +314,10 @@ public enum PrimaryNodeEvent: Sendable, Hashable {
     /// Diskless regions (+DisklessRegions): the page write asked by `.persistLackingRegions`
     /// with this ticket is durable (0), or failed (the errno, and why).
     case lackingRegionsPersisted(ticket: UInt64, errno: Int32, reason: String?)
+    /// Diskless, a `disable` (PrimaryNode+PeerDrain): before the stop, the peer is to make
+    /// durable every write acknowledged through it. Admission holds meanwhile; answered with
+    /// `.peerDrainedBeforeStop` (a stop follows a success; after a failure the node goes on).
+    case drainPeerBeforeStop
 }
 
 public enum PrimaryNotice: Sendable, Hashable {
@@ -368,6 +378,16 @@ public enum LocalDiskNotice: Sendable, Hashable {
     case resyncStarted(bytes: UInt64, wholeVolume: Bool)
     /// This disk holds every write again; the record says so.
     case resynced(pulledBytes: UInt64)
+    /// A stop (or a disable's drain) waits for the peer to make durable `bytes` of writes
+    /// acknowledged through it, which no durable copy holds yet (PrimaryNode+PeerDrain).
+    case peerDrainStarted(bytes: UInt64)
+    /// The peer confirmed them durable: the stop loses nothing.
+    case peerDrained(bytes: UInt64)
+    /// The peer did not confirm `bytes` of them durable (`reason`: it is not connected, the
+    /// link went down, the deadline passed). `stopping`: the stop goes on and they are
+    /// dropped from this process's memory — they are then only in the peer's cache, lost if it
+    /// loses power before its next flush; otherwise a disable is refused and nothing changed.
+    case peerDrainFailed(bytes: UInt64, reason: String, stopping: Bool)
 }
 
 public enum PrimaryNodeAction: Sendable, Hashable {
@@ -461,4 +481,7 @@ public enum PrimaryNodeAction: Sendable, Hashable {
     /// (`fresh`: every page is written anew with only these, then the mark; otherwise these are
     /// added to the pages written before). Answer `.lackingRegionsPersisted(ticket)`.
     case persistLackingRegions(ticket: UInt64, runs: [BlockRun], blockBytes: UInt64, fresh: Bool)
+    /// `.drainPeerBeforeStop` ended: nil, the peer holds every acknowledged write durably (the
+    /// stop may follow; admission holds until it does); else why not (the node goes on).
+    case peerDrainedBeforeStop(failure: String?)
 }

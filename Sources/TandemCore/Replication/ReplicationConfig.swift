@@ -55,6 +55,10 @@ public enum PrimaryStreamTestingFault: Sendable, Hashable {
     /// The RPO age counts from the newest acknowledged write the peer has not confirmed
     /// durable instead of the oldest: `rpo_ms` says less than the peer lacks.
     case rpoAgeFromNewestWrite
+    /// A diskless primary's stop hangs up at once, without asking its peer to make durable
+    /// the writes acknowledged through it (PrimaryNode+PeerDrain) and without saying it drops
+    /// them: the daemon's rule before the drain; a power loss of the peer then loses them.
+    case disklessStopSkipsPeerDrain
 }
 
 /// Deliberately wrong behaviours, only for proving that the simulator's checker can fail.

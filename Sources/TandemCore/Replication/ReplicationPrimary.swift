@@ -194,6 +194,9 @@ public struct ReplicationPrimary: Sendable {
             isPeerReady = false
         case .trackingStarted:
             startTracking(nowNs: nowNs, into: &actions)
+        case .peerFlushWanted:
+            if !startsNewEpoch { closeOpenEpoch(into: &actions) }
+            requestPeerFlush(through: openEpoch, into: &actions)
         case .tick:
             break
         }

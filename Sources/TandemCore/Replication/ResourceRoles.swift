@@ -172,6 +172,15 @@ public enum FailoverStep: Equatable, Sendable {
     case askPeerToDemote
 }
 
+/// What `disable` does.
+public enum DisableStep: Equatable, Sendable {
+    /// Stop replication now.
+    case stopNow
+    /// Diskless: the peer makes the writes acknowledged through it durable first
+    /// (`.drainPeerBeforeStop`); a drain that fails refuses the disable (`disklessDrainRefusal`).
+    case drainPeerThenStop
+}
+
 /// What `demote` does.
 public enum DemoteStep: Equatable, Sendable {
     /// Not replicating: become secondary at once.
@@ -193,16 +202,28 @@ public enum ResourceRoles {
     public static func checkDisable(_ facts: ResourceRoleFacts) -> RoleRefusal? {
         guard facts.enabled else { return RoleRefusal(.wrongState, "resource '\(facts.name)' is not enabled") }
         guard !facts.transitioning else { return facts.busy }
-        // A diskless primary's stop drops the writes its peer holds only in a cache (the peer
-        // lost power before its flush): no durable copy has them, and the next start would
-        // take the peer as in sync. The node re-sends them once the peer is back.
-        if facts.acknowledgedOnlyInMemoryBytes > 0 {
-            return RoleRefusal(.wrongState, "resource '\(facts.name)': this node's disk failed and "
-                + "\(facts.acknowledgedOnlyInMemoryBytes) bytes of acknowledged writes are not yet durable on the peer, "
-                + "held only in this process's memory: disabling would lose them. Wait until the peer is connected "
-                + "and lag_bytes is 0")
-        }
         return nil
+    }
+
+    /// `disable`: refused as `checkDisable` says; a diskless primary with writes acknowledged
+    /// through the peer and not yet durable there (they exist only in the peer's cache and this
+    /// process's memory: a stop drops them, and the next start takes the peer as in sync) has
+    /// the peer make them durable first (`.drainPeerBeforeStop`), and is refused when it
+    /// cannot: the peer not connected (`peerConnected`: the link is up and the peer's Hello
+    /// accepted). The node re-sends them once the peer is back.
+    public static func disable(_ facts: ResourceRoleFacts, peerConnected: Bool) -> Result<DisableStep, RoleRefusal> {
+        if let refusal = checkDisable(facts) { return .failure(refusal) }
+        guard facts.acknowledgedOnlyInMemoryBytes > 0 else { return .success(.stopNow) }
+        guard peerConnected else { return .failure(disklessDrainRefusal(facts, "the peer is not connected")) }
+        return .success(.drainPeerThenStop)
+    }
+
+    /// A diskless primary's `disable` that the peer's drain could not make safe (`reason`).
+    public static func disklessDrainRefusal(_ facts: ResourceRoleFacts, _ reason: String) -> RoleRefusal {
+        RoleRefusal(.wrongState, "resource '\(facts.name)': this node's disk failed and "
+            + "\(facts.acknowledgedOnlyInMemoryBytes) bytes of acknowledged writes are not yet durable on the peer, "
+            + "held only in its cache and this process's memory: disabling would lose them, and \(reason). "
+            + "Retry once the peer is connected")
     }
 
     /// - `diskFailure`: this node's disk failed ("operation: message"): its copy lacks writes,

@@ -15,6 +15,14 @@ extension PrimaryReplicator {
         feed(.drain)
     }
 
+    /// Diskless, before a disable's stop: calls `done` once the peer holds every write
+    /// acknowledged through it durably (nil), or could not (why); admission holds meanwhile and,
+    /// after a success, until the stop (PrimaryNode+PeerDrain).
+    func drainPeerBeforeStop(_ done: @escaping (String?) -> Void) {
+        onPeerDrained = done
+        feed(.drainPeerBeforeStop)
+    }
+
     /// After a drain for a planned failover: stops with the link kept, flushes, runs
     /// `recordDemotion` (which must make the demotion durable before it returns), then tells
     /// the peer it may promote, hangs up and calls `done` (PrimaryNode's `.handOver`).

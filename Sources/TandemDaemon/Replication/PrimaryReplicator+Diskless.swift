@@ -25,6 +25,14 @@ extension PrimaryReplicator {
     /// The volume flush before the record says this disk lacks nothing.
     static let pullFlushTag: UInt32 = 0xFFFF_0005
 
+    /// The node's diskless settings: whether the record keeps the regions written through the
+    /// peer (Resource+DisklessRegions), and how long a stop waits for the peer's drain
+    /// (`ping_timeout_ms`: a peer that does not answer within it is gone; PrimaryNode+PeerDrain).
+    static func applyDiskless(to config: inout PrimaryNodeConfig, keepsLackingRegions: Bool, context: ReplicationContext) {
+        config.keepsLackingRegions = keepsLackingRegions
+        config.peerDrainTimeoutNs = context.liveness.timeoutNs
+    }
+
     /// `.recordLocalLacksWrites(set)`: the record's flag; before clearing it, flush the volume.
     func recordLocalLacksWrites(_ set: Bool) {
         guard !set else { return answerLocalLacksRecord(set: true) }
@@ -137,7 +145,45 @@ extension PrimaryReplicator {
             logger.notice("diskless: this disk holds every write again; it serves locally", metadata: ["pulled_bytes": "\(pulled)"])
             setLastError(nil)
             context.events.publish(resource: resource, "local-resync-done", ["pulled_bytes": .int(Int64(clamping: pulled))])
+        case .peerDrainStarted, .peerDrained, .peerDrainFailed:
+            noticedPeerDrain(notice)
         }
+    }
+
+    /// PrimaryNode+PeerDrain: the peer's drain before a stop, and what a stop that could not
+    /// drain drops (an error: those acknowledged writes are then in the peer's cache only).
+    private func noticedPeerDrain(_ notice: LocalDiskNotice) {
+        switch notice {
+        case let .peerDrainStarted(bytes):
+            logger.notice("diskless: before stopping, the peer is asked to make the writes acknowledged through it durable",
+                          metadata: ["bytes": "\(bytes)"])
+            context.events.publish(resource: resource, "peer-drain-started", ["bytes": .int(Int64(clamping: bytes))])
+        case let .peerDrained(bytes):
+            logger.notice("diskless: the peer holds every write acknowledged through it durably", metadata: ["bytes": "\(bytes)"])
+            context.events.publish(resource: resource, "peer-drained", ["bytes": .int(Int64(clamping: bytes))])
+        case let .peerDrainFailed(bytes, reason, stopping):
+            let fields: [String: JSONValue] = [
+                "bytes": .int(Int64(clamping: bytes)), "reason": .string(reason), "stopping": .bool(stopping),
+            ]
+            if stopping {
+                logger.error("diskless: stopping with acknowledged writes durable nowhere: only in the peer's cache, lost if it loses power before its next flush",
+                             metadata: ["bytes_only_in_memory": "\(bytes)", "reason": "\(reason)"])
+                setLastError("diskless: stopped with \(bytes) bytes of acknowledged writes not durable on the peer: \(reason)")
+            } else {
+                logger.warning("diskless: the peer could not make the writes acknowledged through it durable; disable refused",
+                               metadata: ["bytes": "\(bytes)", "reason": "\(reason)"])
+            }
+            context.events.publish(resource: resource, "peer-drain-failed", fields)
+        default:
+            break
+        }
+    }
+
+    /// `.peerDrainedBeforeStop`: a disable's drain ended (nil, or why it failed).
+    func peerDrainedBeforeStop(_ failure: String?) {
+        guard let done = onPeerDrained else { return }
+        onPeerDrained = nil
+        done(failure)
     }
 
     /// Status `diskless` (while this disk lacks writes or failed) and `serving_from`.

@@ -7,9 +7,11 @@ import TandemCore
 extension PrimaryReplicator {
     /// After every event: arms the timer for the node's retry time unless one fires by then.
     func armResyncPacer() {
-        // Also the replication profile's wake-ups (write pacing, adaptive mode's decisions).
-        // Compared without an array: this runs after every event, so once or more per write.
-        guard let retryNs = peekNode({ Self.earlier($0.resyncRetryAtNs, $0.profileWakeAtNs) }) else { return }
+        // Also the replication profile's wake-ups (write pacing, adaptive mode's decisions) and
+        // a diskless stop's drain deadline (PrimaryNode+PeerDrain: a stopping replicator gets no
+        // loop ticks). Compared without an array: this runs after every event, so once or more per write.
+        guard let retryNs = peekNode({ Self.earlier(Self.earlier($0.resyncRetryAtNs, $0.profileWakeAtNs), $0.peerDrainDeadlineNs) })
+        else { return }
         guard pacerArmedNs == 0 || retryNs < pacerArmedNs else { return }
         pacerArmedNs = retryNs
         context.loop.runAt(deadlineNs: retryNs) { [weak self] in

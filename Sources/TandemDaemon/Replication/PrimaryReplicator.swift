@@ -113,6 +113,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
     var isStopped = false
     var onRecordDemotion: (() -> Void)?
     var onDrained: (() -> Void)?
+    var onPeerDrained: ((String?) -> Void)?  // a disable's drain of a diskless node's peer
     var peerStateAnnouncer = DiskStateAnnouncer(event: "peer-disk-state", field: "peer_disk_state")
 
     /// Runs once, before the first write of the session is submitted: the record must no
@@ -221,7 +222,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         Self.applyProfile(spec, to: &config)
         config.readBalancing = spec.readBalancing
         config.primary.groupID = spec.groupID  // consistency group (docs/groups.md)
-        config.keepsLackingRegions = keepsLackingRegions  // diskless regions (Resource+DisklessRegions)
+        Self.applyDiskless(to: &config, keepsLackingRegions: keepsLackingRegions, context: context)
         node = PrimaryNode(config: config, session: UInt64.random(in: 1...UInt64.max), basis: basis,
                            trackedBitmap: trackedBitmap, checksumRegions: checksumRegions, localLacksWrites: localLacksWrites,
                            localLacking: localLacking, localLackingRecord: localLackingRecord)
@@ -418,6 +419,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         case let .notice(notice): noticed(notice)
         case let .groupEpochClosed(epoch): context.groups.primaryClosed(epoch, by: self)
         case let .recordLocalLacksWrites(set): recordLocalLacksWrites(set)
+        case let .peerDrainedBeforeStop(failure): peerDrainedBeforeStop(failure)
         case let .pullRegion(offset, length): pullRegion(offset: offset, length: length)
         case let .persistLackingRegions(ticket, runs, blockBytes, fresh):
             persistLackingRegions(ticket: ticket, runs: runs, blockBytes: blockBytes, fresh: fresh)

@@ -225,18 +225,6 @@ extension Resource {
         }
     }
 
-    func disable(_ done: @escaping (ControlError?) -> Void) {
-        if let refusal = ResourceRoles.checkDisable(roleFacts) { return done(ControlError(refusal)) }
-        enabled = false
-        writeEnabled(false)
-        transitioning = true
-        stopReplication(servingAlone: true) { [self] in
-            transitioning = false
-            context.events.publish(resource: spec.name, "disabled", [:])
-            done(nil)
-        }
-    }
-
     /// Stops the replicator; a primary keeps serving its volume locally.
     /// `servingAlone`: a stop after which the primary goes on serving its volume alone
     /// (`disable`, a peer's failed disk or lost record): `.stopToServeAlone`.

@@ -5,6 +5,7 @@
 // group-commit timer. Loop thread only.
 import CURing
 import Glibc
+import Logging
 import TandemCore
 import TandemIO
 
@@ -138,7 +139,22 @@ extension SecondaryReplicator {
 
     func submitFlush() {
         ioInFlight += 1
+        if let hold = Self.flushHoldFile, access(hold, F_OK) == 0 { return holdFlush(hold) }
         context.loop.prepareFlush(volume: volume, handler: handlerID, tag: Self.flushTag)
+    }
+
+    /// Test only: with `TANDEM_TEST_HOLD_FLUSH_FILE` set, the volume flushes (group commit,
+    /// FlushRequest) wait while that file exists, looked at every 10 ms; writes go on. A
+    /// diskless primary's stop must wait for them (DisklessStopTests).
+    static let flushHoldFile: String? = getenv("TANDEM_TEST_HOLD_FLUSH_FILE").map { String(cString: $0) }
+
+    private func holdFlush(_ hold: String) {
+        context.loop.runAt(deadlineNs: ReplicationContext.nowNs() + 10_000_000) { [weak self] in
+            guard let self else { return }
+            guard access(hold, F_OK) != 0 else { return self.holdFlush(hold) }
+            self.logger.notice("test hook: a held volume flush is submitted", metadata: ["hold": "\(hold)"])
+            self.context.loop.prepareFlush(volume: self.volume, handler: self.handlerID, tag: Self.flushTag)
+        }
     }
 
     /// The group-commit deadline, as an io_uring timeout.

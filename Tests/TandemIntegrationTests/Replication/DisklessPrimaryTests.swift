@@ -15,6 +15,12 @@ extension Replication {
 
     static func makePair(alphaVolume: String) throws -> ReplicatedPair {
         let pair = try ReplicatedPair(sizeBytes: volumeBytes)
+        try createAndEnable(pair, alphaVolume: alphaVolume)
+        return pair
+    }
+
+    /// A sync pair in sync from the start on `pair`'s daemons, alpha's volume `alphaVolume`.
+    static func createAndEnable(_ pair: ReplicatedPair, alphaVolume: String) throws {
         try pair.useAsVolume(alphaVolume, of: pair.alpha)
         try pair.create(on: pair.beta, role: "secondary", peer: ("alpha", pair.alphaAddress), mode: "sync",
                         initialSync: "none", compression: "none")
@@ -23,7 +29,6 @@ extension Replication {
         try pair.expectOK(try pair.beta.control().request("enable", ["name": ReplicatedPair.resource]))
         try pair.expectOK(try pair.alpha.control().request("enable", ["name": ReplicatedPair.resource]))
         try pair.waitInSync()
-        return pair
     }
 
     static func uri(_ pair: ReplicatedPair) -> String { "nbd+unix:///\(ReplicatedPair.resource)?socket=\(pair.nbdSocket(pair.alpha))" }
