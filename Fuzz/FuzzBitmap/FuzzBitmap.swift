@@ -141,7 +141,8 @@ enum BitmapFuzz {
     }
 
     /// The parted-bitmap file around `frames`; the seed may spoil the magic, the size, the
-    /// flags, the generation, the length or the checksum, one at a time (4: the defined flag).
+    /// flags (an undefined bit), the generation, the length or the checksum, one at a time (4: a
+    /// defined flag).
     static func checkFile(_ input: FuzzInput, frames: [UInt8], volume: UInt64, blocksMax: UInt64) {
         let spoil = input.choice(0x7370_6F69, below: 8)
         var file = PartedBitmapCodec.magic
@@ -150,7 +151,7 @@ enum BitmapFuzz {
         }
         put(spoil == 1 ? UInt64(0) : UInt64(0x5EED))
         put(spoil == 2 ? volume + 1 : volume)
-        put(spoil == 3 ? UInt32(2) : UInt32(spoil == 4 ? 1 : 0))
+        put(spoil == 3 ? UInt32(8) : UInt32(spoil == 4 ? 1 : 0))  // 8: no flag bit 3 is defined
         put(UInt32(spoil == 5 ? frames.count + 1 : frames.count))
         file += frames
         put(CRC32C.checksum(file) ^ (spoil == 6 ? 1 : 0))
