@@ -63,9 +63,9 @@ final class PacingSimulation {
     }
 
     private static func freshPacer(_ scenario: PacingScenario) -> RPOPacingController {
-        var pacer = RPOPacingController(settings: .init(targetNs: scenario.targetMs * 1_000_000, delayMaxNs: scenario.delayMaxMs * 1_000_000))
-        pacer.testingFault = scenario.fault
-        return pacer
+        var settings = RPOPacingController.Settings(targetNs: scenario.targetMs * 1_000_000, delayMaxNs: scenario.delayMaxMs * 1_000_000)
+        settings.testingFault = scenario.fault
+        return RPOPacingController(settings: settings)
     }
 
     /// Runs the seed; nil when every check held.

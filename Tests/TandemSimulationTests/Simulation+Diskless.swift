@@ -195,6 +195,31 @@ extension Simulation {
         answer(request, errno: 0)
     }
 
+    /// A power loss where a diskless primary's unflushed writes lived: a write acknowledged
+    /// through the peer and never flushed there is in the peer's cache and in the primary's
+    /// memory only, so when both are gone it may be gone, as a primary's own unflushed writes
+    /// may be after its power loss (the checker lowers what must be readable to what survived;
+    /// FLUSH/FUA promises stay). Both are gone when the diskless primary loses power itself
+    /// (what the peer's cache holds is then all there is: the peer may have lost power before
+    /// it re-sent them), and when the peer loses power while the primary, its disk failed, is
+    /// dead — or after its stop said it could not drain the peer. A live primary still holds
+    /// them and re-sends them, a clean stop drained them, and a primary whose working disk is
+    /// being resynced holds its own writes: nothing is lowered then.
+    func disklessCacheLost(_ node: SimNode) {
+        guard node.lineage == checker.lineage,
+            let other = nodes.first(where: { $0 !== node && $0.lineage == checker.lineage })
+        else { return }
+        if node.isPrimary {
+            guard node.localLacksWrites else { return }
+            checker.primaryLostItsCache(content: other.disk.cache)
+        } else if other.isPrimary,
+            !other.alive && !other.stoppedCleanly && other.diskFailed
+                || other.acknowledgedOnlyInPeerCache && lacksWrites(other) {
+            checker.primaryLostItsCache(content: node.disk.cache)
+            trace("\(node.name) held the diskless primary's unflushed writes: they may be gone")
+        }
+    }
+
     /// Whether this node's disk may lack acknowledged writes the peer holds: failed, or its
     /// record says so (until the resync from the peer clears it).
     func lacksWrites(_ node: SimNode) -> Bool { node.diskFailed || node.localLacksWrites }

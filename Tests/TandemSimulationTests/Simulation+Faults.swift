@@ -98,31 +98,10 @@ extension Simulation {
             if powerLoss && node.lineage == checker.lineage && !node.localLacksWrites {
                 checker.primaryLostItsCache(content: node.disk.cache)
                 if let problem = checker.checkPrimary(node.disk, name: node.name) { return fail("after power loss: \(problem)") }
-            } else if powerLoss && node.lineage == checker.lineage,
-                let peer = nodes.first(where: { $0 !== node && $0.lineage == checker.lineage }) {
-                // Diskless: what this disk lacks is on the peer, in its cache (a write through
-                // the peer is acknowledged once applied there). Unless the peer lost its cache
-                // since, before this node re-sent them: then they were in this node's memory
-                // only, and with its power loss they may be gone, as a primary's unflushed
-                // writes are with its cache.
-                checker.primaryLostItsCache(content: peer.disk.cache)
             }
             node.historySession = nil
-        } else if powerLoss && node.lineage == checker.lineage,
-            let primary = nodes.first(where: { $0 !== node && $0.isPrimary && $0.lineage == checker.lineage }),
-            !primary.alive && !primary.stoppedCleanly && primary.diskFailed
-                || primary.acknowledgedOnlyInPeerCache && lacksWrites(primary) {
-            // The diskless primary was killed: the writes it acknowledged through this node and
-            // this node never flushed were in this cache only (the primary's memory died with it,
-            // its failed disk never had them), as a primary's own unflushed writes are in its
-            // cache. They may be gone, as those are after its power loss; its next start resyncs
-            // its disk from what this one kept. So too after a stop that said it could not drain
-            // this node. (A live primary still holds them and re-sends them, a clean stop drained
-            // them, and a primary whose working disk is being resynced holds its own writes:
-            // nothing is lowered then.)
-            checker.primaryLostItsCache(content: node.disk.cache)
-            trace("\(node.name) held the dead diskless primary's unflushed writes: they may be gone")
         }
+        if powerLoss { disklessCacheLost(node) }
         node.primary = nil
         node.secondary = nil
         node.trackedInMemory = nil

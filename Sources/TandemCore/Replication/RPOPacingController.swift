@@ -56,13 +56,10 @@ public struct RPOPacingController: Sendable {
     private var windowStartNs: UInt64?
     private var windowStartBytes: UInt64 = 0
     private var overSinceNs: UInt64?
-    /// Only for the simulator's seeded-fault tests (nil in production).
-    public var testingFault: RPOPacingTestingFault?
+    /// Only for the simulator's seeded-fault tests (nil in production): `settings`' own.
+    var testingFault: RPOPacingTestingFault? { settings.testingFault }
 
-    public init(settings: Settings) {
-        self.settings = settings
-        testingFault = settings.testingFault
-    }
+    public init(settings: Settings) { self.settings = settings }
 
     /// One look: the RPO age, the lag bytes and the peer's durable byte count so far.
     /// True when pacing has just found it cannot hold the target.

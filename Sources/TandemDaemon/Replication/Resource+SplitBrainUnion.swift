@@ -94,11 +94,11 @@ extension Resource {
         }
     }
 
-    /// The union is decided, or still waits for the loser's set (checkpoints say so).
+    /// A union to checkpoint: false once decided, true while it waits for the loser's set
+    /// (`asksForPeerBitmap`; the file then says so); nil when there is none.
     private var survivorUnionPending: Bool? {
-        guard let survivor = splitBrainResync.survivor else { return nil }
-        if survivor.plan == .union { return false }
-        return survivor.plan == nil && survivor.own != nil ? true : nil
+        if splitBrainResync.survivor?.plan == .union { return false }
+        return asksForPeerBitmap ? true : nil
     }
 
     // MARK: the survivor's resync across a stop or a crash
