@@ -66,6 +66,19 @@ public final class Daemon {
         logger.info("tandemd stopped")
     }
 
+    /// How long a start tries again an address that is in use (`Sockets.listenTCP`'s
+    /// patience): a restart right after a kill -9 can find the dead daemon's listener not yet
+    /// released by the kernel. A port some other process holds fails the start after it.
+    static let bindPatienceNs: UInt64 = 5_000_000_000
+
+    /// The start's line for an address in use that it tries again.
+    static func logBindWait(_ logger: Logger, _ setting: String, _ address: String, _ error: IOError) {
+        logger.notice("address in use; trying again", metadata: [
+            "setting": "\(setting)", "address": "\(address)", "error": "\(error)",
+            "patience_s": "\(bindPatienceNs / 1_000_000_000)",
+        ])
+    }
+
     /// How long shutdown waits for the resources to stop (their local I/O, a primary's stop
     /// flush), beside a diskless primary's drain of its peer (up to `ping_timeout_ms`:
     /// PrimaryNode+PeerDrain); beyond it the process exits and the next start treats the stop as unclean.

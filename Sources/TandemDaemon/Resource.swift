@@ -178,7 +178,9 @@ final class Resource {
         // can read a volume that may be between two consistent states.
         guard spec.role != .secondary else { return }
         do {
-            try listen()
+            // A restore may find the export's TCP port still held by this daemon's killed
+            // predecessor for a moment (Daemon.bindPatienceNs); a create answers at once.
+            try listen(bindPatienceNs: creatingVolume ? 0 : Daemon.bindPatienceNs)
         } catch {
             // A refused create leaves nothing behind: the metadata file it made goes too.
             metadata.close()
@@ -273,7 +275,7 @@ final class Resource {
     }
 
     /// Binds the export's sockets and starts accepting; on failure nothing stays open.
-    private func listen() throws(ControlError) {
+    private func listen(bindPatienceNs: UInt64 = 0) throws(ControlError) {
         let perConnection = Int(config.maxRequestsPerConnection)
         var opened: [(fd: Int32, description: String)] = []
         do {
@@ -281,7 +283,9 @@ final class Resource {
             let group = config.controlGroup.flatMap { ControlAccessPolicy.groupID(named: $0) }
             opened.append((try Sockets.listenUnix(path: spec.nbd.socket, groupID: group), spec.nbd.socket))
             if let tcp = spec.nbd.tcp {
-                opened.append((try Sockets.listenTCP(address: tcp), tcp))
+                opened.append((try Sockets.listenTCP(address: tcp, patienceNs: bindPatienceNs, waiting: { [logger] error in
+                    Daemon.logBindWait(logger, "nbd.tcp", tcp, error)
+                }), tcp))
             }
         } catch {
             for socket in opened { close(socket.fd) }

@@ -39,7 +39,7 @@ enum SocketPath {
     /// True when something accepts connections at `path`.
     static func isLive(_ path: String) -> Bool {
         guard let address = UnixSocketAddress.make(path) else { return false }
-        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else { return false }
         defer { close(descriptor) }
         return UnixSocketAddress.withSockaddr(address) { connect(descriptor, $0, $1) } == 0

@@ -13,10 +13,12 @@ public final class PeerSocketListener: IOHandler {
     private static let acceptTag: UInt32 = 1
     private static let cancelTag: UInt32 = 2
 
-    public init(loop: EventLoop, address: String, onAccept: @escaping (Int32) -> Void,
-                onError: @escaping (String) -> Void) throws(IOError) {
+    /// `bindPatienceNs`, `waiting`: how long an address in use is tried again, and what says so
+    /// (`Sockets.listenTCP(address:backlog:patienceNs:waiting:)`).
+    public init(loop: EventLoop, address: String, bindPatienceNs: UInt64 = 0, waiting: (IOError) -> Void = { _ in },
+                onAccept: @escaping (Int32) -> Void, onError: @escaping (String) -> Void) throws(IOError) {
         self.loop = loop
-        fd = try Sockets.listenTCP(address: address)
+        fd = try Sockets.listenTCP(address: address, patienceNs: bindPatienceNs, waiting: waiting)
         self.onAccept = onAccept
         self.onError = onError
         handlerID = loop.register(self)

@@ -63,6 +63,26 @@ public enum Sockets {
         return fd
     }
 
+    /// `listenTCP`, tried again every 50 ms while the address is in use, for up to `patienceNs`
+    /// (0: once). A daemon restarted at once after a kill -9 can find its own dead listener
+    /// still bound: the kernel cancels the io_uring accept that holds it in a worker after the
+    /// process is gone, so the port is free a moment later. `waiting` is called once, before the
+    /// first retry, so the start says why it pauses; a port a live process holds still fails,
+    /// after the wait, with the bind's error.
+    public static func listenTCP(address text: String, backlog: Int32 = 128, patienceNs: UInt64,
+                                 waiting: (IOError) -> Void) throws(IOError) -> Int32 {
+        let deadlineNs = MonotonicClock.nowNs() + patienceNs
+        var announced = false
+        while true {
+            do throws(IOError) { return try listenTCP(address: text, backlog: backlog) } catch {
+                guard error.errno == EADDRINUSE, MonotonicClock.nowNs() < deadlineNs else { throw error }
+                if !announced { waiting(error) }
+                announced = true
+                usleep(50_000)
+            }
+        }
+    }
+
     /// Socket buffers large enough for a few maximum-size replies, so that a 1 MiB read
     /// reply goes out in one send instead of several partial ones. SO_*BUFFORCE passes
     /// net.core.[rw]mem_max when the daemon has CAP_NET_ADMIN; otherwise the capped value.

@@ -39,7 +39,9 @@ public final class MetricsServer: @unchecked Sendable {
     public func start() throws(IOError) {
         let descriptor: Int32
         do {
-            descriptor = try Sockets.listenTCP(address: address, backlog: Int32(Self.connectionsMax))
+            descriptor = try Sockets.listenTCP(
+                address: address, backlog: Int32(Self.connectionsMax), patienceNs: Daemon.bindPatienceNs,
+                waiting: { [logger, address] error in Daemon.logBindWait(logger, "metrics_listen", address, error) })
         } catch {
             throw IOError(errno: error.errno, "metrics_listen \(address): \(error.operation)")
         }

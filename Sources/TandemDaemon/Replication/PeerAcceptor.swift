@@ -64,7 +64,8 @@ final class PeerAcceptor: PeerLinkDelegate, IOHandler {
     func start() throws(IOError) {
         handlerID = context.loop.register(self)
         listener = try PeerSocketListener(
-            loop: context.loop, address: context.config.listen,
+            loop: context.loop, address: context.config.listen, bindPatienceNs: Daemon.bindPatienceNs,
+            waiting: { [context] error in Daemon.logBindWait(context.logger, "listen", context.config.listen, error) },
             onAccept: { [unowned self] fd in self.accepted(fd) },
             onError: { [unowned self] message in self.context.logger.warning("peer listener", metadata: ["error": "\(message)"]) })
         context.logger.info("replication listener", metadata: ["listen": "\(context.config.listen)"])

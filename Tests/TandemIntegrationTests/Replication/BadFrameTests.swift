@@ -159,7 +159,7 @@ extension Replication {
 
 func connectTo(_ address: String) throws -> Int32 {
     let port = UInt16(address.split(separator: ":").last!)!
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     var sin = sockaddr_in()
     sin.sin_family = sa_family_t(AF_INET)
     sin.sin_addr.s_addr = inet_addr("127.0.0.1")

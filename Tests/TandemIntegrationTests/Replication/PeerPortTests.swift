@@ -207,7 +207,7 @@ final class PeerPortFlood: @unchecked Sendable {
     /// primary's own address.
     private func open(index: Int) throws -> Int32 {
         let halfTLS = index >= idle
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw HarnessError("socket: errno \(errno)") }
         var local = sockaddr_in()
         local.sin_family = sa_family_t(AF_INET)

@@ -65,11 +65,13 @@ final class ReplicatedPair {
     /// a daemon restarted on it later must not find it taken by some outgoing connection's
     /// ephemeral port, as a port the kernel picks with bind(0) can be. Ports are handed out in
     /// turn from a random start, never twice in one test run: two random picks could be the
-    /// same port, and the second daemon to bind it would fail.
+    /// same port, and the second daemon to bind it would fail. The probe is close-on-exec: a
+    /// child a concurrent test spawns while it is bound would otherwise keep the port bound for
+    /// its whole life (posix_spawn passes on every descriptor that is not).
     static func freePort() throws -> Int {
         for _ in 0..<200 {
             let port = PortCursor.shared.next()
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             defer { close(fd) }
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
