@@ -98,7 +98,10 @@ extension Resource {
     private func publishActivityLogRecovered(_ transaction: ActivityLogTransaction, bitmap: DirtyBitmap,
                                              checksumRegions: [ChecksumRegion], resumedBytes: UInt64) {
         let checksumBytes = ChecksumResync.bytes(of: checksumRegions)
-        logger.notice("the primary did not stop cleanly: the next session catches up the activity log's extents",
+        let message = transaction.extents.isEmpty
+            ? "the primary did not stop cleanly: its activity log names no extent; the next session catches up what its bitmap marks"
+            : "the primary did not stop cleanly: the next session catches up the activity log's extents"
+        logger.notice("\(message)",
                       metadata: ["transaction": "\(transaction.transaction)", "extents": "\(transaction.extents.count)",
                                  "bitmap_pages": "\(transaction.bitmapPagesCount)",
                                  "out_of_sync_bytes": "\(bitmap.outOfSyncBytes)", "checksum_bytes": "\(checksumBytes)",
