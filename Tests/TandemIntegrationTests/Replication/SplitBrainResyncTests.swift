@@ -147,9 +147,10 @@ extension Replication {
         }
     }
 
-    /// A loser that wrote after the detection and then crashed has no proven bitmap (the write
-    /// removed its file, the crash lost the memory): it refuses to send one, the survivor
-    /// copies every block, and the event and status say why. The volumes still end equal.
+    /// A loser that wrote after the detection and crashed keeps its set (its write went into
+    /// the file first: SplitBrainStandAloneCrashTests); one whose file was then spoilt by hand
+    /// has no proven bitmap: it refuses to send one, the survivor copies every block, and the
+    /// event and status say why. The volumes still end equal.
     @Test func aLoserWhoseBitmapWasLostIsCopiedWholeAndStatusSaysWhy() throws {
         let p = try Self.splitBrainWithWritesOnBoth()
         p.heal()
@@ -158,6 +159,11 @@ extension Replication {
         }
         try Self.write(p.pair.nbdSocket(p.pair.beta), 60_000..<60_001, Self.betaPattern)
         p.pair.beta.crash()
+        // One byte of the file's frames flipped: its CRC32C no longer proves it.
+        let file = "\(p.pair.beta.stateDir)/\(ReplicatedPair.resource).parted-bitmap"
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: file)))
+        bytes[40] ^= 0xFF
+        try Data(bytes).write(to: URL(fileURLWithPath: file))
         try p.pair.beta.start()
         #expect(try p.pair.status(p.pair.beta)["parted_bytes"] == nil)
         p.toBeta.resetCounters()
