@@ -3,9 +3,9 @@
 // get, or a forced promotion) tracks the regions it writes from then on (`parted`), beside the
 // byte count the split-brain report carries; the old primary's own tracked bitmap (the writes
 // its peer had not confirmed when the link went) is folded in once its replicator stopped.
-// The set is kept across restarts (PartedBitmapFile): written at stops, and kept covering every
-// write made with no replicator (StandAlone, disabled) before it goes to the volume, so a crash
-// before the resolve keeps it. At a resolve (operator or policy):
+// The set is kept across restarts (PartedBitmapFile): written at stops, and, in a split brain,
+// kept covering every write (StandAlone, disabled or not) before it goes to the volume, so a
+// crash before the resolve keeps it. At a resolve (operator or policy):
 // - the loser keeps its set (the file), takes C := 0 with B the parting generation, and becomes
 //   secondary; to a survivor's Hello that asks (`split-brain-resync`, same B) it sends the set
 //   as BitmapChunk / BitmapDone before its ReplicaHello, else it refuses `unrelated-data`;
@@ -126,14 +126,18 @@ extension Resource {
         _ = splitBrainResync.parted!.setRange(offsetBytes: offsetBytes, lengthBytes: lengthBytes)
     }
 
-    /// A write with no replicator (StandAlone after a split brain, or disabled) on a primary
-    /// that parted: no activity log names it after a crash, so the file covers it, durably,
-    /// before it goes to the volume (PartedCover: the write's extents, once per extent). A set
-    /// not known as a whole, or a file that cannot be written, falls back to removing the file
-    /// (a resolve then copies the whole volume, and says why).
+    /// A write with no replicator (StandAlone, or disabled) on a primary in a split brain: no
+    /// activity log names it after a crash, so the file covers it, durably, before it goes to
+    /// the volume (PartedCover: the write's extents, once per extent). A set not known as a
+    /// whole, or a file that cannot be written, falls back to removing the file (a resolve then
+    /// copies the whole volume, and says why). Outside a split brain (an ordinary `disable`)
+    /// the file is removed as before: a synchronous rewrite per new extent would slow every
+    /// write while disabled, for a set only a later split brain needs.
     func notePartedWriteAlone(offsetBytes: UInt64, lengthBytes: UInt64) {
         guard spec.role == .primary, metadata.latest.bitmapGeneration != 0, lengthBytes > 0 else { return }
-        guard splitBrainResync.parted != nil else { return notePartedWrite(offsetBytes: offsetBytes, lengthBytes: lengthBytes) }
+        guard splitBrain != nil, splitBrainResync.parted != nil else {
+            return notePartedWrite(offsetBytes: offsetBytes, lengthBytes: lengthBytes)
+        }
         _ = splitBrainResync.parted!.setRange(offsetBytes: offsetBytes, lengthBytes: lengthBytes)
         let (known, _) = ownChangesSinceParting()
         guard let known else { return notePartedWrite(offsetBytes: offsetBytes, lengthBytes: lengthBytes) }

@@ -75,6 +75,17 @@ extension Replication {
         }
     }
 
+    /// The proxies' counters reset, beta discards and alpha survives (`enableAlpha`: a disabled
+    /// alpha resyncs once enabled): alpha's status once settled.
+    static func resolvedWithAlphaSurviving(_ p: PartitionedPair, enableAlpha: Bool = false) throws -> JSONObject {
+        p.toBeta.resetCounters()
+        p.toAlpha.resetCounters()
+        try p.pair.expectOK(try p.pair.beta.control().request("resolve", ["name": ReplicatedPair.resource, "discard": "local"]))
+        try p.pair.expectOK(try p.pair.alpha.control().request("resolve", ["name": ReplicatedPair.resource, "discard": "peer"]))
+        if enableAlpha { try p.pair.expectOK(try p.pair.alpha.control().request("enable", ["name": ReplicatedPair.resource])) }
+        return try settled(p, survivor: p.pair.alpha, loser: p.pair.beta)
+    }
+
     /// Both daemons stopped: `written` (each block `pattern(side, index)`) is on both volumes,
     /// which end byte-identical.
     static func expectOnBothAndIdentical(_ p: PartitionedPair, written: Range<Int>, side: UInt8) throws {
@@ -166,11 +177,7 @@ extension Replication {
         try Data(bytes).write(to: URL(fileURLWithPath: file))
         try p.pair.beta.start()
         #expect(try p.pair.status(p.pair.beta)["parted_bytes"] == nil)
-        p.toBeta.resetCounters()
-        p.toAlpha.resetCounters()
-        try p.pair.expectOK(try p.pair.beta.control().request("resolve", ["name": ReplicatedPair.resource, "discard": "local"]))
-        try p.pair.expectOK(try p.pair.alpha.control().request("resolve", ["name": ReplicatedPair.resource, "discard": "peer"]))
-        let settled = try Self.settled(p, survivor: p.pair.alpha, loser: p.pair.beta)
+        let settled = try Self.resolvedWithAlphaSurviving(p)
         let report = settled["split_brain_resync"] as? JSONObject
         #expect(report?["plan"] as? String == "split-brain-full-copy", "\(settled)")
         #expect((report?["reason"] as? String)?.contains("keeps no bitmap") == true, "\(settled)")

@@ -17,9 +17,14 @@ extension Replication {
     static let side: UInt8 = 0xD4
 
     /// The split brain found on both; `writer` writes `written` while StandAlone, is killed and
-    /// restarted: still in the split brain, with its set and the write's extent.
-    static func writeAloneAndKill(_ p: Resync.PartitionedPair, writer: DaemonProcess, sideBytes: Int) throws {
+    /// restarted: still in the split brain, with its set and the write's extent. `disabled`:
+    /// the writer is disabled first (replication off by the operator too).
+    static func writeAloneAndKill(_ p: Resync.PartitionedPair, writer: DaemonProcess, sideBytes: Int,
+                                  disabled: Bool = false) throws {
         try healIntoStandAlone(p)
+        if disabled {
+            try p.pair.expectOK(try writer.control().request("disable", ["name": ReplicatedPair.resource]))
+        }
         try Resync.write(p.pair.nbdSocket(writer), written) { Resync.pattern(side, $0) }
         writer.crash()
         try writer.start()
@@ -42,29 +47,16 @@ extension Replication {
     static let betaSide = (Resync.betaOnly.count + Resync.overlap.count) * Resync.blockBytes
 
     /// alpha survives; the writer is beta (the loser) or alpha, StandAlone after the split brain
-    /// was found, or disabled before the two met again (then enabled: they meet in a split brain).
+    /// was found, or alpha disabled then (StandAlone and disabled).
     @Test(arguments: ["loser", "survivor", "disabled survivor"])
     func aPrimaryKilledAfterWritingWhileStandAloneIsResolvedByTheUnion(writerIs: String) throws {
         let p = try Resync.splitBrainWithWritesOnBoth()
         switch writerIs {
         case "loser": try Self.writeAloneAndKill(p, writer: p.pair.beta, sideBytes: Self.betaSide)
         case "survivor": try Self.writeAloneAndKill(p, writer: p.pair.alpha, sideBytes: Self.alphaSide)
-        default:
-            try p.pair.expectOK(try p.pair.alpha.control().request("disable", ["name": ReplicatedPair.resource]))
-            try Resync.write(p.pair.nbdSocket(p.pair.alpha), Self.written) { Resync.pattern(Self.side, $0) }
-            p.pair.alpha.crash()
-            try p.pair.alpha.start()
-            let status = try p.pair.status(p.pair.alpha)
-            #expect(status["parted_bytes"] as? Int == Self.alphaSide + Self.extentBytes, "\(status)")
-            try p.pair.expectOK(try p.pair.alpha.control().request("enable", ["name": ReplicatedPair.resource]))
-            try Self.healIntoStandAlone(p)
+        default: try Self.writeAloneAndKill(p, writer: p.pair.alpha, sideBytes: Self.alphaSide, disabled: true)
         }
-        p.toBeta.resetCounters()
-        p.toAlpha.resetCounters()
-        try p.pair.expectOK(try p.pair.beta.control().request("resolve", ["name": ReplicatedPair.resource, "discard": "local"]))
-        try p.pair.expectOK(try p.pair.alpha.control().request("resolve", ["name": ReplicatedPair.resource, "discard": "peer"]))
-
-        let settled = try Resync.settled(p, survivor: p.pair.alpha, loser: p.pair.beta)
+        let settled = try Resync.resolvedWithAlphaSurviving(p, enableAlpha: writerIs == "disabled survivor")
         let report = settled["split_brain_resync"] as? JSONObject
         let unionBytes = Resync.unionBlocks * Resync.blockBytes + Self.extentBytes
         #expect(settled["session_start"] as? String == "split-brain-union", "\(settled)")
