@@ -157,7 +157,7 @@ final class Resource {
             if self.spec.role == .primary {
                 self.startTrackingGeneration()
                 self.changedBytesWhileParted += length
-                self.notePartedWrite(offsetBytes: offset, lengthBytes: length)
+                self.notePartedWriteAlone(offsetBytes: offset, lengthBytes: length)
             }
             self.trackUnreplicated(offset, length)
         }

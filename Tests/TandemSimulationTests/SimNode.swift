@@ -104,6 +104,10 @@ final class SimNode {
     /// A split brain's loser: its set since parting, kept for the survivor (the daemon's
     /// parted-bitmap file: survives every crash) until the union ends or it is primary again.
     var keptVictimSet: DirtyBitmap?
+    /// `<name>.parted-bitmap` of a primary in a split brain (Simulation+SplitBrainStandAlone):
+    /// written at the detection's stop and extended before each write while StandAlone;
+    /// survives every crash.
+    var partedFile: PartedBitmap?
     /// Its last exit was a clean stop (the daemon's shutdown), not a kill: a diskless primary's
     /// stop drained its peer first (PrimaryNode+PeerDrain; Simulation+Diskless).
     var stoppedCleanly = false

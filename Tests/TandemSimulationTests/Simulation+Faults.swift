@@ -105,10 +105,12 @@ extension Simulation {
         node.primary = nil
         node.secondary = nil
         node.trackedInMemory = nil
-        // The parted set lives in memory between stops (its file is removed before the first
-        // write it would not cover): a crash loses it (taken whenever B is set: at most a
-        // full copy more than the daemon's, which keeps the file of a stop with no write since).
-        if node.generations.bitmap != 0 { node.partedLost = true }
+        // The parted set lives in memory (its file is removed before the first write through a
+        // replicator it would not cover): a crash loses it, unless a split brain's StandAlone
+        // primary kept its file (Simulation+SplitBrainStandAlone). Otherwise taken whenever B
+        // is set: at most a full copy more than the daemon's, which keeps the file of any stop
+        // with no write since.
+        partedAfterCrash(node)
         trace("\(node.name) \(powerLoss ? "lost power" : "was killed")")
     }
 

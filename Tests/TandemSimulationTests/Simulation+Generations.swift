@@ -42,6 +42,7 @@ extension Simulation {
         guard node.generations.bitmap != 0 else { return }
         node.generations.resyncDoneAsSource()
         node.parted = nil
+        node.partedFile = nil
         node.partedLost = false
         node.partedNeedsTracked = false
     }
@@ -94,6 +95,7 @@ extension Simulation {
         node.changedBytes = 0
         node.partedLost = false
         node.partedNeedsTracked = false
+        node.partedFile = nil
     }
 
     /// The partition heals: the old primary (its generations as they were when the operator

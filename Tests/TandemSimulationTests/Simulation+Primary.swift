@@ -387,6 +387,7 @@ extension Simulation {
                 // Replication stopped after the peer's disk failed: the resource writes alone.
                 primary.standalone = true
                 trace("\(node.name) detached: writes go to the local disk only")
+                persistPartedAtStandAlone(node)
                 reenableIfPeerRecovered(node)
             }
         case let .notice(notice):

@@ -101,6 +101,9 @@ enum SplitBrainStep {
     case farWrite
     case heal
     case operatorResolves
+    /// Simulation+SplitBrainStandAlone: a write of a StandAlone primary, and its crash.
+    case standAloneWrite(node: Int)
+    case standAloneCrash(node: Int, powerLoss: Bool, restartInNs: UInt64)
 }
 
 extension Simulation {
@@ -146,6 +149,8 @@ extension Simulation {
             run.authorised = true
             run.phase = .resolving(survivor: survivor, byOperator: true)
             tryCarryOutSplitBrain()
+        case let .standAloneWrite(node): standAloneWrite(run, nodes[node])
+        case let .standAloneCrash(node, powerLoss, restartInNs): standAloneCrash(nodes[node], powerLoss: powerLoss, restartInNs: restartInNs)
         }
     }
 
@@ -187,6 +192,7 @@ extension Simulation {
         if node.parted != nil {
             _ = node.parted!.setRange(offsetBytes: UInt64(blocks.lowerBound) * size, lengthBytes: UInt64(blocks.count) * size)
         }
+        notePartedFileWrite(node, blocks: blocks)
         guard let run = splitBrain, run.phase != .carriedOut else { return }
         run.written[node.index].insert(value)
     }
@@ -198,7 +204,7 @@ extension Simulation {
     /// tracked, or a stop that sealed none (a failed disk's: the unconfirmed writes are not
     /// known, so the plan copies the whole volume; seed 3216 found the model joining the
     /// node's bitmap there, which lacked the writes its stop then answered).
-    private func partedSet(_ node: SimNode) -> DirtyBitmap? {
+    func partedSet(_ node: SimNode) -> DirtyBitmap? {
         guard !node.partedLost, let set = node.parted else { return nil }
         guard node.partedNeedsTracked else { return set }
         guard let tracked = node.trackedInMemory, !tracked.bases.isEmpty else { return nil }
@@ -295,14 +301,16 @@ extension Simulation {
         } else {
             run.phase = .awaitingOperator
             trace("split brain verdict (\(policy.rawValue)): disconnect, the operator resolves")
-            events.schedule(.splitBrain(.operatorResolves), atNs: nowNs + splitBrainRandom.between(500_000, 5_000_000))
+            let resolveInNs = splitBrainRandom.between(500_000, 5_000_000)
+            events.schedule(.splitBrain(.operatorResolves), atNs: nowNs + resolveInNs)
+            scheduleStandAloneSteps(run, resolveInNs: resolveInNs)
         }
     }
 
     /// StandAlone: the replicator stops (its stop seals the bitmap the old primary's set
     /// folds in, `partedSet`); the promoted node's set is what it wrote since its promotion
     /// (its session's copy bitmap is not a change of its own).
-    private func stopForSplitBrain(_ node: SimNode) {
+    func stopForSplitBrain(_ node: SimNode) {
         guard let primary = node.primary else { return }
         if !primary.standalone && !primary.node.stopping { drivePrimary(node, .stop) }
     }
@@ -358,6 +366,7 @@ extension Simulation {
         let unitesVictim = scenario.testingFault != .splitBrainUnionOmitsVictimChanges
         trace("split brain carried out: \(loser.name) discarded, \(survivor.name) resyncs it (\(plan.word))")
         if plan == .union { unionResyncs += 1 } else { splitBrainFullCopies += 1 }
+        if plan == .union && standAloneSetsRestored > 0 { standAloneUnionsAfterCrash += 1 }
         if plan == .union, SplitBrainResync.union(survivor: survivorParted, victim: victimChanges).unionBytes
             > survivorParted.outOfSyncBytes {
             unionsWithVictimOnlyBlocks += 1

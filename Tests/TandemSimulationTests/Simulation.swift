@@ -285,6 +285,14 @@ final class Simulation {
     /// Meetings that were no split brain although the old primary had admitted a write after
     /// the cut (one submitted before it): Simulation+SplitBrain's `heal`.
     var writtenAfterCutWithoutSplitBrain = 0
+    /// Writes and crashes of split-brain primaries while StandAlone, before the resolve
+    /// (Simulation+SplitBrainStandAlone), the sets a restart took from the parted file, and
+    /// how many of the split brains waiting for the operator get them (‰; a test may change it).
+    var standAloneWrites = 0
+    var standAloneCrashes = 0
+    var standAloneSetsRestored = 0
+    var standAloneUnionsAfterCrash = 0
+    var standAlonePerMille: UInt64 = 600
 
     var checker: GuaranteeChecker
     var requests: [RequestID: AppRequest] = [:]

@@ -98,6 +98,9 @@ enum SimulationFault: Hashable, CustomStringConvertible {
     /// A diskless primary's stop hangs up without draining its peer and without saying so
     /// (PrimaryStreamTestingFault.disklessStopSkipsPeerDrain; SimulationTests+Diskless).
     case disklessStopSkipsPeerDrain
+    /// A split-brain primary's write while StandAlone neither extends nor removes its parted
+    /// file: a crash then restores a set without it (Simulation+SplitBrainStandAlone).
+    case standAloneWriteSkipsPartedFile
 
     static let writeTimeoutNs: UInt64 = 50_000_000
 
@@ -132,6 +135,7 @@ enum SimulationFault: Hashable, CustomStringConvertible {
         case let .pacing(fault): "the RPO pacer's testing fault \(fault)"
         case .rpoAgeFromNewestWrite: "the RPO age counts from the newest unconfirmed write"
         case .disklessStopSkipsPeerDrain: "a diskless primary's stop hangs up without draining its peer"
+        case .standAloneWriteSkipsPartedFile: "a StandAlone write leaves the parted file without it"
         }
     }
 }

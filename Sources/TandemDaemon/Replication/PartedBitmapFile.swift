@@ -3,9 +3,11 @@
 // their own, `<state_dir>/<name>.parted-bitmap` (docs/metadata.md, *Parted bitmap*), so that a
 // split brain found or resolved after a restart is still resynced by the union of both
 // bitmaps. The file is written whole and durably (temporary file, fsync, rename, directory
-// fsync) at a stop, at a split brain's detection and at a discard, and removed durably before
-// the first write it would not cover: a crash therefore never finds a file that misses a
-// write; without one the resolve copies the whole volume and says why. The layout and its
+// fsync) at a stop, at a split brain's detection and at a discard; before a write it would
+// not cover it is removed durably (a write through a replicator, or while disabled outside a
+// split brain) or rewritten with the write's extents (in a split brain:
+// Resource.notePartedWriteAlone). A crash therefore never finds a
+// file that misses a write; without one the resolve copies the whole volume and says why. The layout and its
 // proof are TandemCore's PartedBitmapCodec (fuzzed: FuzzBitmap); this file does the I/O.
 #if canImport(Glibc)
 import Glibc

@@ -3,7 +3,9 @@
 // get, or a forced promotion) tracks the regions it writes from then on (`parted`), beside the
 // byte count the split-brain report carries; the old primary's own tracked bitmap (the writes
 // its peer had not confirmed when the link went) is folded in once its replicator stopped.
-// The set is kept across restarts (PartedBitmapFile). At a resolve (operator or policy):
+// The set is kept across restarts (PartedBitmapFile): written at stops, and, in a split brain,
+// kept covering every write (StandAlone, disabled or not) before it goes to the volume, so a
+// crash before the resolve keeps it. At a resolve (operator or policy):
 // - the loser keeps its set (the file), takes C := 0 with B the parting generation, and becomes
 //   secondary; to a survivor's Hello that asks (`split-brain-resync`, same B) it sends the set
 //   as BitmapChunk / BitmapDone before its ReplicaHello, else it refuses `unrelated-data`;
@@ -48,8 +50,10 @@ struct SplitBrainResyncState {
     var lostReason = ""
     /// The node's tracked bitmap (writes in flight at the link loss) still has to be folded in.
     var needsTracked = false
-    /// The file holds `parted` as it is now (the next write removes it first).
-    var persisted = false
+    /// What the file holds (a superset of `parted`: PartedCover), nil when there is none. A
+    /// write it does not cover removes it first, or (with no replicator) extends it first.
+    var fileCover: DirtyBitmap?
+    var persisted: Bool { fileCover != nil }
     /// The loser's parting generation while it waits to send its set.
     var victimPartingGeneration: UInt64 = 0
     var survivor: SurvivorResync?
@@ -122,6 +126,39 @@ extension Resource {
         _ = splitBrainResync.parted!.setRange(offsetBytes: offsetBytes, lengthBytes: lengthBytes)
     }
 
+    /// A write with no replicator (StandAlone, or disabled) on a primary in a split brain: no
+    /// activity log names it after a crash, so the file covers it, durably, before it goes to
+    /// the volume (PartedCover: the write's extents, once per extent). A set not known as a
+    /// whole, or a file that cannot be written, falls back to removing the file (a resolve then
+    /// copies the whole volume, and says why). Outside a split brain (an ordinary `disable`)
+    /// the file is removed as before: a synchronous rewrite per new extent would slow every
+    /// write while disabled, for a set only a later split brain needs.
+    func notePartedWriteAlone(offsetBytes: UInt64, lengthBytes: UInt64) {
+        guard spec.role == .primary, metadata.latest.bitmapGeneration != 0, lengthBytes > 0 else { return }
+        guard splitBrain != nil, splitBrainResync.parted != nil else {
+            return notePartedWrite(offsetBytes: offsetBytes, lengthBytes: lengthBytes)
+        }
+        _ = splitBrainResync.parted!.setRange(offsetBytes: offsetBytes, lengthBytes: lengthBytes)
+        let (known, _) = ownChangesSinceParting()
+        guard let known else { return notePartedWrite(offsetBytes: offsetBytes, lengthBytes: lengthBytes) }
+        let extentBytes = max(UInt64(metadata.latest.alExtentBytes), known.blockBytes)
+        guard let cover = PartedCover.recordBefore(writeOffsetBytes: offsetBytes, lengthBytes: lengthBytes,
+                                                   cover: splitBrainResync.fileCover, known: known,
+                                                   extentBytes: extentBytes)
+        else { return }
+        do throws(ResourceStoreError) {
+            try PartedBitmapFile.write(PartedBitmap(partingGeneration: metadata.latest.bitmapGeneration, bitmap: cover),
+                                      to: partedBitmapPath)
+            splitBrainResync.fileCover = cover
+        } catch {
+            logger.warning("the bitmap since parting could not be extended before a write: a resolve copies the whole volume",
+                           metadata: ["error": "\(error)"])
+            removePartedFile()
+            splitBrainResync.parted = nil
+            splitBrainResync.lostReason = "its file could not be extended before a write (\(error))"
+        }
+    }
+
     /// This node's changes since parting as a whole, or nil (and why) when not known.
     func ownChangesSinceParting() -> (bitmap: DirtyBitmap?, lostReason: String) {
         foldTrackedIntoParted()
@@ -155,7 +192,7 @@ extension Resource {
         guard let bitmap, generation != 0 else { return }
         do throws(ResourceStoreError) {
             try PartedBitmapFile.write(PartedBitmap(partingGeneration: generation, bitmap: bitmap), to: partedBitmapPath)
-            splitBrainResync.persisted = true
+            splitBrainResync.fileCover = bitmap
         } catch {
             logger.warning("the bitmap since parting could not be kept: a restart resolves with a full copy",
                            metadata: ["error": "\(error)"])
@@ -163,7 +200,7 @@ extension Resource {
     }
 
     func removePartedFile() {
-        splitBrainResync.persisted = false
+        splitBrainResync.fileCover = nil
         do throws(ResourceStoreError) { try PartedBitmapFile.remove(partedBitmapPath) } catch {
             // The file would then claim less than this node wrote: not a set to trust.
             logger.error("removing the bitmap since parting failed", metadata: ["error": "\(error)"])
@@ -197,7 +234,7 @@ extension Resource {
             return
         }
         splitBrainResync.parted = loaded.bitmap
-        splitBrainResync.persisted = true
+        splitBrainResync.fileCover = loaded.bitmap
         if spec.role == .secondary { splitBrainResync.victimPartingGeneration = loaded.partingGeneration }
     }
 
