@@ -25,7 +25,7 @@ private func drainFailure(_ actions: [PrimaryNodeAction]) -> (bytes: UInt64, rea
         #expect(!hangsUp(disklessHandle(&node, .disable)))
         let stop = disklessHandle(&node, .stop)
         #expect(stop.contains(.send(.flushRequest(throughEpoch: epoch))), "a FlushRequest through the newest epoch: \(stop)")
-        #expect(stop.contains(.notice(.localDisk(.peerDrainStarted(bytes: 8192)))), "\(stop)")
+        #expect(stop.contains(.notice(.localDisk(.peerDrainStarted(bytes: 8192, inFlightBytes: 0)))), "\(stop)")
         #expect(!hangsUp(stop) && !stop.contains(.stopped), "the link stays until the peer confirms: \(stop)")
         // New writes fail as at any stop; nothing else is admitted meanwhile.
         #expect(disklessHandle(&node, .request(id: 9, .write(offsetBytes: 0, lengthBytes: 4096, fua: false)))
