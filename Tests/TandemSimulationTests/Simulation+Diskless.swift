@@ -138,10 +138,6 @@ extension Simulation {
         else { return }
         let facts = ResourceRoleFacts(name: "r0", role: .primary, enabled: true, transitioning: false,
                                       acknowledgedOnlyInMemoryBytes: primary.node.acknowledgedOnlyInMemoryBytes)
-        // Stricter than production, for now: with the production rule alone seed 89 of the
-        // diskless class never ends and seed 72 ends UpToDate with the volumes apart (not yet
-        // diagnosed; docs/replication.md *The diskless primary*).
-        guard primary.node.isPeerReady, primary.node.isDrained else { return replacementWaits(node) }
         switch ResourceRoles.disable(facts, peerConnected: primary.node.isPeerReady) {
         case .failure:
             replacementWaits(node)
