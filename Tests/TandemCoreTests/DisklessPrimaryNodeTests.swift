@@ -174,11 +174,59 @@ private func answered(_ actions: [PrimaryNodeAction], _ request: RequestID) -> I
         #expect(node.routeRead(offsetBytes: 0, lengthBytes: 4096) == .local)
     }
 
+    /// Found by the node simulator (seed 72 of the diskless class, with production's disable
+    /// rule alone): a write admitted while this disk is resynced goes to both disks; the peer
+    /// went away before applying it, so it was answered EIO, but it stays in the stream (it may
+    /// already be on either disk) and is re-sent at the reconnect, and this disk's write lands
+    /// when it lands. A SyncComplete sent before it is on both disks made both copies say
+    /// UpToDate while they differed. It waits until the stream is done with every such write.
+    @Test func aWriteAnsweredEIOAtAPeerLossIsOnBothDisksBeforeThePeerIsToldItIsInSync() {
+        var node = disklessConnectedNode(volumeBytes: 1 << 20, localLacksWrites: true)
+        let admitted = disklessHandle(&node, .request(id: 1, .write(offsetBytes: 768 << 10, lengthBytes: 4096, fua: false)))
+        #expect(writesLocally(admitted), "a write elsewhere than the pulls goes to both disks: \(admitted)")
+        let down = disklessHandle(&node, .linkDown(reason: "cut", refusal: nil))
+        #expect(answered(down, 1) == 5, "the peer it needed went away: \(down)")
+        _ = disklessHandle(&node, .linkUp)
+        let back = disklessHandle(&node, .peer(.hello(durableThroughEpoch: 0, copy: .upToDate)))
+        #expect(back.contains { if case let .send(.data(data)) = $0 { return data.sequence == 1 } else { return false } },
+                "re-sent: \(back)")
+        func syncCompleted(_ actions: [PrimaryNodeAction]) -> Bool {
+            actions.contains { if case .sendSyncComplete = $0 { return true } else { return false } }
+        }
+        #expect(!syncCompleted(back), "not in sync while the write it re-sends is on neither disk for sure: \(back)")
+        let local = disklessHandle(&node, .localWriteDone(sequence: 1, errno: 0))
+        #expect(!syncCompleted(local), "on this disk, not yet on the peer's: \(local)")
+        let applied = disklessHandle(&node, .peer(.dataAck(sequence: 1)))
+        #expect(syncCompleted(applied), "on both disks: the peer holds what this one does: \(applied)")
+        #expect(answered(local + applied, 1) == nil, "answered once only")
+    }
+
+    /// Found by the node simulator (seed 89 of the diskless class, with production's disable
+    /// rule alone): at a link's loss the driver gives the pulls back before it reports the loss,
+    /// and a pull asked for without a link fails at once. The node, still taking the link for
+    /// up, asked again in the same event, which failed again: the event loop never ended.
+    @Test func aPullGivenBackAtALinksLossIsNotAskedAgainBeforeTheLossIsKnown() {
+        var node = disklessConnectedNode(volumeBytes: 1 << 20, localLacksWrites: true)
+        var asked: [PulledRegion] = []
+        for region in node.localDisk.pulls {
+            let given = disklessHandle(&node, .regionPulled(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes,
+                                                            errno: 104, local: false))
+            asked += pulls(given)
+        }
+        #expect(asked.isEmpty, "a driver without a link fails these at once, and so on without end: \(asked)")
+        let down = disklessHandle(&node, .linkDown(reason: "cut", refusal: nil))
+        #expect(pulls(down).isEmpty && node.localDisk.pulls.isEmpty, "no link, no pull: \(down)")
+        _ = disklessHandle(&node, .linkUp)
+        let back = disklessHandle(&node, .peer(.hello(durableThroughEpoch: 0, copy: .upToDate)))
+        #expect(pulls(back).count == LocalDiskResync.pullsInFlightMax, "pulled again on the next link: \(back)")
+    }
+
     @Test func aFailedPullIsPulledAgain() {
         var node = disklessConnectedNode(volumeBytes: 256 << 10, localLacksWrites: true)
         let region = node.localDisk.pulls[0]
-        _ = disklessHandle(&node, .regionPulled(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes, errno: 16, local: false))
-        #expect(node.localDisk.pulls.contains(region), "asked again: \(node.localDisk.pulls)")
+        let busy = disklessHandle(&node, .regionPulled(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes, errno: 16, local: false))
+        #expect(pulls(busy).isEmpty, "not in the same event: \(busy)")
+        #expect(pulls(disklessHandle(&node, .tick)) == [region], "asked again at the next one: \(node.localDisk.pulls)")
         let failed = disklessHandle(&node, .regionPulled(offsetBytes: region.offsetBytes, lengthBytes: region.lengthBytes, errno: 5, local: true))
         #expect(node.diskFailed && failed.contains(.notice(.diskFailed(operation: "write", errno: 5))))
         #expect(node.mutationPath == .throughPeer, "the flag stays; writes go through the peer")

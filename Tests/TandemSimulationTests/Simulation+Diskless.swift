@@ -138,10 +138,6 @@ extension Simulation {
         else { return }
         let facts = ResourceRoleFacts(name: "r0", role: .primary, enabled: true, transitioning: false,
                                       acknowledgedOnlyInMemoryBytes: primary.node.acknowledgedOnlyInMemoryBytes)
-        // Stricter than production, for now: with the production rule alone seed 89 of the
-        // diskless class never ends and seed 72 ends UpToDate with the volumes apart (not yet
-        // diagnosed; docs/replication.md *The diskless primary*).
-        guard primary.node.isPeerReady, primary.node.isDrained else { return replacementWaits(node) }
         switch ResourceRoles.disable(facts, peerConnected: primary.node.isPeerReady) {
         case .failure:
             replacementWaits(node)
@@ -217,7 +213,21 @@ extension Simulation {
                 || other.acknowledgedOnlyInPeerCache && lacksWrites(other) {
             checker.primaryLostItsCache(content: node.disk.cache)
             trace("\(node.name) held the diskless primary's unflushed writes: they may be gone")
+            rebaseLackingSession(other, on: node.disk.cache)
         }
+    }
+
+    /// The primary's running session took this peer's copy as its base (its own disk lacks
+    /// writes) while the peer's cache still held writes of an earlier session that a stop could
+    /// not drain (it said so): what the peer's power loss kept of them is the base now, as long
+    /// as the session admitted nothing (seed 41 of the disklessStop shape's control run: the
+    /// peer, killed mid-drain, came back with them in its cache and lost one at a power loss).
+    private func rebaseLackingSession(_ primaryNode: SimNode, on content: [UInt64]) {
+        guard primaryNode.alive, primaryNode.localLacksWrites, let primary = primaryNode.primary,
+            checker.histories[primary.session]?.lastSequence == 0
+        else { return }
+        trace("\(primaryNode.name)'s session \(primary.session) takes what the peer kept as its base")
+        if let problem = checker.rebase(primary.session, base: content) { fail(problem) }
     }
 
     /// Whether this node's disk may lack acknowledged writes the peer holds: failed, or its

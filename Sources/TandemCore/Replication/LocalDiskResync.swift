@@ -64,6 +64,9 @@ public struct LocalDiskResync: Sendable {
     var clearing = false
     var cursorBlock: UInt64 = 0
     public internal(set) var pulls: [PulledRegion] = []
+    /// A pull failed without this disk's fault (the peer's read, the link) in the event being
+    /// handled: nothing is pulled again before the next event (+Diskless, `regionPulled`).
+    var pullFailedThisEvent = false
     /// The resync from the peer: running, what it had to pull when it began, pulled so far.
     public internal(set) var resyncing = false
     public internal(set) var resyncTotalBytes: UInt64 = 0

@@ -169,6 +169,9 @@ extension PrimaryNode {
         // SyncComplete. Sync: every write is acknowledged only after the peer applied it.
         let through = sync ? primary.lastSequence : primary.acknowledgedThroughSequence
         if confirmedOnLink == nil || (!sync && confirmedOnLink != through) {
+            // Diskless: a write answered EIO when the peer went away is still carried and may
+            // be on one disk only until the stream is done with it (+Diskless).
+            guard !carriesWritesAnsweredEarly else { return }
             confirmedOnLink = through
             actions.append(.sendSyncComplete(throughSequence: through))
         }

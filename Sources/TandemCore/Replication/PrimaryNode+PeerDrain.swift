@@ -83,7 +83,10 @@ extension PrimaryNode {
         drive(.peerFlushWanted, nowNs: nowNs, into: &actions)
         peerDrain = PeerDrain(throughEpoch: primary.openEpoch, deadlineNs: nowNs + config.peerDrainTimeoutNs,
                               bytes: acknowledgedOnlyInMemoryBytes, beforeStop: beforeStop)
-        actions.append(.notice(.localDisk(.peerDrainStarted(bytes: acknowledgedOnlyInMemoryBytes))))
+        // It waits for the writes admitted and not yet acknowledged too (answered as the peer
+        // confirms them): named apart, since they promise nothing yet.
+        let inFlight = primary.unconfirmedBytes - primary.lagBytes
+        actions.append(.notice(.localDisk(.peerDrainStarted(bytes: acknowledgedOnlyInMemoryBytes, inFlightBytes: inFlight))))
     }
 
     /// After every event, before the stop's check: the drain ends once the peer confirmed its

@@ -379,8 +379,9 @@ public enum LocalDiskNotice: Sendable, Hashable {
     /// This disk holds every write again; the record says so.
     case resynced(pulledBytes: UInt64)
     /// A stop (or a disable's drain) waits for the peer to make durable `bytes` of writes
-    /// acknowledged through it, which no durable copy holds yet (PrimaryNode+PeerDrain).
-    case peerDrainStarted(bytes: UInt64)
+    /// acknowledged through it, which no durable copy holds yet (PrimaryNode+PeerDrain), and
+    /// `inFlightBytes` of writes admitted and not yet acknowledged, answered as it confirms them.
+    case peerDrainStarted(bytes: UInt64, inFlightBytes: UInt64)
     /// The peer confirmed them durable: the stop loses nothing.
     case peerDrained(bytes: UInt64)
     /// The peer did not confirm `bytes` of them durable (`reason`: it is not connected, the

@@ -154,10 +154,11 @@ extension PrimaryReplicator {
     /// drain drops (an error: those acknowledged writes are then in the peer's cache only).
     private func noticedPeerDrain(_ notice: LocalDiskNotice) {
         switch notice {
-        case let .peerDrainStarted(bytes):
+        case let .peerDrainStarted(bytes, inFlight):
             logger.notice("diskless: before stopping, the peer is asked to make the writes acknowledged through it durable",
-                          metadata: ["bytes": "\(bytes)"])
-            context.events.publish(resource: resource, "peer-drain-started", ["bytes": .int(Int64(clamping: bytes))])
+                          metadata: ["bytes": "\(bytes)", "in_flight_bytes": "\(inFlight)"])
+            context.events.publish(resource: resource, "peer-drain-started",
+                                   ["bytes": .int(Int64(clamping: bytes)), "in_flight_bytes": .int(Int64(clamping: inFlight))])
         case let .peerDrained(bytes):
             logger.notice("diskless: the peer holds every write acknowledged through it durably", metadata: ["bytes": "\(bytes)"])
             context.events.publish(resource: resource, "peer-drained", ["bytes": .int(Int64(clamping: bytes))])
