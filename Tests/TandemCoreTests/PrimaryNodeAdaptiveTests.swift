@@ -11,16 +11,21 @@ private struct ProfileHarness {
     var nowNs: UInt64 = 1_000_000_000
     static let ms: UInt64 = 1_000_000
 
+    /// `logExtents`: an activity log of that many 8 KiB extents (writes and chunks of a block).
     init(adaptive: Bool = true, tracksWithoutPeer: Bool = false, rpoTargetMs: UInt64? = nil, pacingMaxMs: UInt64 = 50,
-         bufferBytes: UInt64 = 4 << 20) {
+         bufferBytes: UInt64 = 4 << 20, basis: SessionBasis = .continues(from: 5), logExtents: Int? = nil) {
+        let log = logExtents.map {
+            ActivityLogSettings(extents: $0, extentBytes: 8192, writeBytesMax: 4096, lastTransaction: 10, testingFault: nil)
+        }
         var config = PrimaryNodeConfig(
             primary: ReplicationPrimaryConfig(mode: .async, bufferBytesMax: bufferBytes),
-            volumeSizeBytes: 64 << 20, syncTracksWithoutPeer: tracksWithoutPeer)
+            volumeSizeBytes: 64 << 20, chunkBytes: log == nil ? 1 << 20 : 4096, syncTracksWithoutPeer: tracksWithoutPeer,
+            activityLog: log)
         if adaptive { config.adaptive = .init(latencyBoundNs: 10 * Self.ms, switchAfterNs: 100 * Self.ms) }
         if let rpoTargetMs {
             config.rpoTarget = .init(targetNs: rpoTargetMs * Self.ms, delayMaxNs: pacingMaxMs * Self.ms)
         }
-        node = PrimaryNode(config: config, session: 77, basis: .continues(from: 5))
+        node = PrimaryNode(config: config, session: 77, basis: basis)
     }
 
     @discardableResult
@@ -34,6 +39,16 @@ private struct ProfileHarness {
         send(.enable)
         send(.linkUp)
         send(.peer(.hello(durableThroughEpoch: 0, copy: .consistent)))
+    }
+
+    var copyReads: [(offset: UInt64, length: UInt32)] {
+        actions.compactMap { if case let .readCopyChunk(offset, length) = $0 { return (offset, length) } else { return nil } }
+    }
+
+    /// The activity log transaction asked for, if any.
+    var logTransaction: UInt64? {
+        for case let .writeActivityLog(number, _, _, _, _) in actions { return number }
+        return nil
     }
 
     var localWrites: [LocalWrite] {
@@ -212,5 +227,73 @@ private struct ProfileHarness {
         // Ahead, nothing is paced.
         h.send(.request(id: 9, .write(offsetBytes: 20 * 4096, lengthBytes: 4096, fua: false)))
         #expect(h.localWrites.count == 1 && h.node.pacingDelayActiveNs == 0)
+    }
+
+    /// A copy's chunks (a full copy's here, a catch-up's alike) are read from this disk and
+    /// "acknowledged" at once, then wait on the link like any write; they are not application
+    /// writes. Nothing the peer confirms for twice the target: the RPO age pacing holds stays
+    /// 0 and the node does not go Ahead (counted, a catch-up on a slow link missed the target
+    /// and went Ahead, and the next catch-up again). `lag_bytes` still counts the chunk.
+    @Test func aCopysChunksStayOutOfTheRPOAgeAndNeverSendItAhead() {
+        var h = ProfileHarness(adaptive: false, rpoTargetMs: 100, pacingMaxMs: 20, basis: .fullCopy)
+        h.send(.enable)
+        h.send(.linkUp)
+        h.send(.peer(.hello(durableThroughEpoch: 0, copy: .inconsistent)))
+        var pending = h.copyReads
+        var chunks = 0
+        for _ in 0..<40 {
+            var next: [(offset: UInt64, length: UInt32)] = []
+            for read in pending {
+                h.send(.copyChunkRead(offsetBytes: read.offset, lengthBytes: read.length, errno: 0))
+                chunks += 1
+                next += h.copyReads
+            }
+            h.advance(ms: 5)
+            pending = next + h.copyReads
+        }
+        #expect(chunks >= 1)
+        #expect(h.node.primary.lagBytes > 0 && h.node.primary.applicationLagBytes == 0)
+        #expect(h.node.primary.rpoAgeNs(nowNs: h.nowNs) == 0)
+        #expect(!h.node.isAhead && h.node.rpoPacer?.misses == 0)
+        // An application write beside the copy counts from its acknowledgement.
+        h.write(1, block: 10_000)
+        h.advance(ms: 10)
+        #expect(h.node.primary.applicationLagBytes == 4096)
+        #expect(h.node.primary.rpoAgeNs(nowNs: h.nowNs) == 10 * ProfileHarness.ms)
+    }
+
+    /// A write pacing let through, then held by the activity log (each of its extents holds a
+    /// write the peer has not confirmed), goes the moment the log frees one: pacing charged
+    /// it once. Charged again, it waited a second delay and took a second share of the budget.
+    @Test func aWriteHeldByTheActivityLogAfterPacingIsNotPacedTwice() {
+        var h = ProfileHarness(adaptive: false, rpoTargetMs: 100, pacingMaxMs: 20, logExtents: 2)
+        h.send(.enable)
+        if let number = h.logTransaction { h.send(.activityLogWritten(transaction: number, errno: 0)) }
+        h.send(.linkUp)
+        h.send(.peer(.hello(durableThroughEpoch: 0, copy: .consistent)))
+        for (id, block) in [(RequestID(1), UInt64(0)), (2, 2)] {  // one write in each extent
+            h.send(.request(id: id, .write(offsetBytes: block * 4096, lengthBytes: 4096, fua: false)))
+            if let number = h.logTransaction { h.send(.activityLogWritten(transaction: number, errno: 0)) }
+            h.send(.localWriteDone(sequence: WriteSequence(id), errno: 0))
+            #expect(h.answered(id) == 0)
+        }
+        h.advance(ms: 60)  // nothing confirmed: past half the target, the pacer holds writes 20 ms apart
+        #expect(h.node.rpoPacer?.admitBytesPerSecond != nil)
+        // Pacing lets write 3 through (its first admission since the onset); both extents hold
+        // a write the peer has not confirmed: write 3 waits for the log.
+        h.send(.request(id: 3, .write(offsetBytes: 4 * 4096, lengthBytes: 4096, fua: false)))
+        #expect(h.localWrites.isEmpty && h.actions.allSatisfy { if case .holdLocalWrite = $0 { false } else { true } })
+        #expect(h.node.profileWakeAtNs == nil, "the log holds the write, not pacing")
+        // The peer confirms both at once: the extents are free, and write 3 goes now.
+        h.send(.peer(.dataAck(sequence: 1)))
+        h.send(.peer(.dataAck(sequence: 2)))
+        h.send(.peer(.durableThroughEpoch(2)))
+        let admitted = h.actions.contains { action in
+            switch action {
+            case let .writeLocal(write), let .holdLocalWrite(write): write.sequence == 3
+            default: false
+            }
+        }
+        #expect(admitted, "write 3 waited for pacing a second time: \(h.actions)")
     }
 }

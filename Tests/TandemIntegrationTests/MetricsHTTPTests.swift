@@ -70,13 +70,8 @@ extension Integration {
         let (daemon, address) = try Self.startDaemon()
         defer { try? daemon.stop() }
         let partial = Array("GET /metrics HTTP/1.1\r\n".utf8)
-        var holders: [Int32] = []
+        let holders = try Self.holdEveryConnectionSlot(address)
         defer { holders.forEach { close($0) } }
-        for _ in 0..<16 {
-            let fd = try HTTPProbe.connect(address, timeoutSeconds: 20)
-            holders.append(fd)
-            _ = partial.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        }
         for attempt in 0..<5 {
             let fd = try HTTPProbe.connect(address, timeoutSeconds: 10)
             defer { close(fd) }
@@ -93,14 +88,83 @@ extension Integration {
                 if sent < 0 { sendErrno = errno }
             }
             #expect(sendErrno == 0, "attempt \(attempt): the request was cut off with errno \(sendErrno)")
-            let (raw, readErrno) = HTTPProbe.readToEndOrError(fd)
-            let answer = HTTPProbe.parse(raw)
-            #expect(readErrno == 0, "attempt \(attempt): read failed with errno \(readErrno) after \(raw.count) bytes")
-            #expect(answer?.status == 503, "attempt \(attempt): \(String(decoding: raw.prefix(200), as: UTF8.self))")
-            #expect(answer.map { $0.body.utf8.count == Int($0.headers["content-length"] ?? "") } == true,
-                    "attempt \(attempt): body cut short: \(String(decoding: raw, as: UTF8.self))")
+            try Self.expectWholeAnswer(fd, 503, "attempt \(attempt)")
         }
         #expect(daemon.isRunning)
+    }
+
+    /// A refused client that sent its whole request at once, 32 KiB of headers, before it
+    /// reads: those bytes sit unread in the endpoint's receive queue when it is done with the
+    /// 503. Closed like that, the kernel resets the connection and the client's read fails
+    /// with ECONNRESET (or the answer is lost); the endpoint must end its side and read the
+    /// rest first, so the client reads the whole 503 and then a clean end of stream.
+    @Test func aRefusedClientWithUnreadRequestBytesGetsThe503AndNoReset() throws {
+        let (daemon, address) = try Self.startDaemon()
+        defer { try? daemon.stop() }
+        let holders = try Self.holdEveryConnectionSlot(address)
+        defer { holders.forEach { close($0) } }
+        var request = Array("GET /metrics HTTP/1.1\r\nHost: x\r\n".utf8)
+        for line in 0..<256 { request += Array("X-Filler-\(line): \(String(repeating: "f", count: 110))\r\n".utf8) }
+        request += Array("\r\n".utf8)
+        for attempt in 0..<8 {
+            let fd = try HTTPProbe.connect(address, timeoutSeconds: 10)
+            defer { close(fd) }
+            let sent = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            #expect(sent == request.count, "attempt \(attempt): sent \(sent) of \(request.count) bytes, errno \(errno)")
+            try Self.expectWholeAnswer(fd, 503, "attempt \(attempt)")
+        }
+        #expect(daemon.isRunning)
+    }
+
+    /// A served client that sends a body with its GET, or pipelines a second request behind
+    /// the first, has bytes the endpoint never parses: the answer to the first still arrives
+    /// whole, followed by a clean end of stream, not a reset.
+    @Test(arguments: [("a 48 KiB body with the GET", 0), ("a second request pipelined", 1), ("both", 2)])
+    func aServedClientWithBytesPastItsRequestGetsTheWholeAnswer(_ label: String, _ shape: Int) throws {
+        let (daemon, address) = try Self.startDaemon()
+        defer { try? daemon.stop() }
+        let bodyBytes = 48 << 10
+        var request = Array("GET /metrics HTTP/1.1\r\nHost: x\r\n".utf8)
+        request += shape == 1 ? [] : Array("Content-Length: \(bodyBytes)\r\n".utf8)
+        request += Array("\r\n".utf8)
+        if shape != 1 { request += [UInt8](repeating: 0x62, count: bodyBytes) }
+        if shape != 0 { request += Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8) }
+        for attempt in 0..<4 {
+            let fd = try HTTPProbe.connect(address, timeoutSeconds: 10)
+            defer { close(fd) }
+            let sent = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            #expect(sent == request.count, "\(label), attempt \(attempt): sent \(sent) of \(request.count), errno \(errno)")
+            let answer = try Self.expectWholeAnswer(fd, 200, "\(label), attempt \(attempt)")
+            #expect(try MetricsScrape(text: answer.body).value("tandem_resources") == 0)
+        }
+        #expect(daemon.isRunning)
+    }
+
+    /// Every connection slot held by a client that sent half a request line.
+    static func holdEveryConnectionSlot(_ address: String) throws -> [Int32] {
+        let partial = Array("GET /metrics HTTP/1.1\r\n".utf8)
+        var holders: [Int32] = []
+        for _ in 0..<16 {
+            let fd = try HTTPProbe.connect(address, timeoutSeconds: 20)
+            holders.append(fd)
+            _ = partial.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        }
+        return holders
+    }
+
+    /// Reads to the end: a clean end of stream (no reset), an answer of `status` whose body
+    /// is as long as its Content-Length says.
+    @discardableResult
+    static func expectWholeAnswer(_ fd: Int32, _ status: Int, _ label: String) throws -> HTTPAnswer {
+        let (raw, readErrno) = HTTPProbe.readToEndOrError(fd)
+        #expect(readErrno == 0, "\(label): the read ended with errno \(readErrno) after \(raw.count) bytes")
+        guard let answer = HTTPProbe.parse(raw) else {
+            throw HarnessError("\(label): not an HTTP answer (\(raw.count) bytes): \(String(decoding: raw.prefix(200), as: UTF8.self))")
+        }
+        #expect(answer.status == status, "\(label): \(String(decoding: raw.prefix(200), as: UTF8.self))")
+        #expect(answer.body.utf8.count == Int(answer.headers["content-length"] ?? ""),
+                "\(label): body of \(answer.body.utf8.count) bytes, Content-Length \(answer.headers["content-length"] ?? "none")")
+        return answer
     }
 
     @Test func headRequestGetsHeadersOnly() throws {

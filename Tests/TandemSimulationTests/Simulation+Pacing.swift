@@ -36,6 +36,9 @@ import TandemCore
 //    gap, *RPO accounting*).
 // 5. **cannotHold** seeds: by the end the node said so and went Ahead; every request was
 //    answered (the settled checks).
+// 6. **catchUp** seeds: the stall's miss is the only one, and the catch-up after it ends (its
+//    copy done), once: a copy's chunks neither count as application writes nor hold them past
+//    the target (the descending class is holdable: check 3).
 
 /// What one pacing run keeps beside the nodes (one primary side at a time).
 final class PacingRun {
@@ -70,6 +73,9 @@ final class PacingRun {
     // steps the truth was checked, and the oldest write the peer lacked then; the pacer's
     // timer's wake-ups; frames sent into a stall.
     var truthChecks = 0, maxTrueAgeNs: UInt64 = 0, wakes = 0, stalledFrames = 0
+    // Catch-ups started and copies done, and the largest catch-up in link time (ns at the
+    // link's rate when it started).
+    var catchUpsStarted = 0, copiesDone = 0, longestCatchUpLinkNs: UInt64 = 0
 
     init(plan: PacingPlan) { self.plan = plan }
 
@@ -192,6 +198,12 @@ extension Simulation {
                 rememberAnswered(run, primary, request: id)
             case .notice(.rpoTargetMissed):
                 checkMiss(run, node, primary)
+            case let .notice(.catchUpStarted(bytes)):
+                run.catchUpsStarted += 1
+                let rate = max(1, run.plan.bytesPerSecond(atNs: nowNs))
+                run.longestCatchUpLinkNs = max(run.longestCatchUpLinkNs, bytes * 1_000_000_000 / rate)
+            case .notice(.copyDone):
+                run.copiesDone += 1
             default:
                 break
             }
@@ -249,8 +261,13 @@ extension Simulation {
             return fail("primary \(node.name) said the RPO target cannot be held with the stream's RPO age \(over), "
                 + "before rpo_pacing_max_ms \(pacingDelayMaxNs / 1_000_000) of pacing at its maximum")
         }
-        if scenario.pacing!.kind == .holdable {
+        if scenario.pacing!.holdsTarget {
             return fail("the link carries the writes' average, but primary \(node.name) said the RPO target cannot be held")
+        }
+        if scenario.pacing!.kind == .catchUp, run.misses > 1 {
+            return fail("primary \(node.name) said the RPO target cannot be held a second time on a link that carries the "
+                + "writes since its stall ended (\(run.catchUpsStarted) catch-ups started, \(run.copiesDone) done): the "
+                + "catch-up's copy counted as application writes or held them past the target")
         }
         run.missSaid = true
         let mayStay = primary.node.stopping || primary.node.diskFailed || !primary.node.enabled || node.localLacksWrites
@@ -280,7 +297,7 @@ extension Simulation {
                 + "\(pacingTargetNs / 1_000_000) for \((nowNs - since) / 1_000) µs and primary \(node.name) has not said "
                 + "the target cannot be held")
         }
-        if scenario.pacing!.kind == .holdable, ageNs > pacingTargetNs {
+        if scenario.pacing!.holdsTarget, ageNs > pacingTargetNs {
             return fail("the link carries the writes' average, but the stream's RPO age reached \(ageNs / 1_000) µs, above "
                 + "rpo_target_ms \(pacingTargetNs / 1_000_000) (lag \(primary.machine.lagBytes) bytes, drain measured "
                 + "\(UInt64(primary.node.rpoPacer?.drainBytesPerSecond ?? 0)) B/s, link "
@@ -316,9 +333,15 @@ extension Simulation {
         }
     }
 
-    /// At the end: a cannotHold seed said so and went Ahead.
+    /// At the end: a cannotHold seed said so and went Ahead; a catchUp seed's one catch-up ended.
     func checkSettledPacing() {
-        guard let run = pacingRun, run.plan.kind == .cannotHold else { return }
+        guard let run = pacingRun else { return }
+        if run.plan.kind == .catchUp, run.misses != 1 || run.catchUpsStarted != 1 || run.copiesDone != 1 {
+            fail("after the stall the link carries the writes, but the primary said the RPO target cannot be held "
+                + "\(run.misses) times, started \(run.catchUpsStarted) catch-ups and finished \(run.copiesDone) copies "
+                + "(one of each expected)")
+        }
+        guard run.plan.kind == .cannotHold else { return }
         if run.misses == 0 || run.aheadAfterMiss == 0 {
             fail("the link carries less than writes paced at rpo_pacing_max_ms, but the primary never said the RPO target "
                 + "cannot be held and went Ahead (\(run.misses) misses)")

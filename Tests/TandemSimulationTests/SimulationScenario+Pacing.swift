@@ -22,6 +22,15 @@ import TandemCore
 //   failovers, disk stalls): the target may be missed, but only as documented.
 // - cannotHold: the link carries less than the writes paced at the maximum delay: the node
 //   must say so and go Ahead, and the application is never stalled.
+// - descending: holdable, on a link that slows in 4–5 steps of 1.4–1.5 × (4–7.6 × in all),
+//   each a step pacing can follow, under long bursts above the first rate (the pacer measures
+//   every rate while a burst fills the link). The target must hold. A pacer that keeps the
+//   faster rate it measured lets a burst in at it, and the lag outgrows the target.
+// - catchUp: a link that carries the writer's average before and after one stall long enough
+//   (2–3.5 × the target plus the maximum delay) that the node must say the target cannot be
+//   held and go Ahead; the catch-up that follows copies more than the target's worth of the
+//   link with large copy buffers while the application writes on. It must end, once: no
+//   second miss, no second Ahead (a copy's chunks are not application writes).
 
 /// One phase of the link's rate primary → secondary: until `untilNs`, `bytesPerSecond` (0: a
 /// stall, nothing moves).
@@ -31,7 +40,10 @@ struct LinkRatePhase {
 }
 
 struct PacingPlan: CustomStringConvertible {
-    enum Kind: String, CaseIterable { case holdable, stressed, cannotHold }
+    enum Kind: String, CaseIterable { case holdable, stressed, cannotHold, descending, catchUp }
+
+    /// The classes where the link carries the writes' average all the time: the target holds.
+    var holdsTarget: Bool { kind == .holdable || kind == .descending }
 
     var kind: Kind
     /// `rpo_target_ms`, `rpo_pacing_max_ms` (as the daemon configures the node).
@@ -78,7 +90,13 @@ extension SimulationScenario {
         workloadEndNs = draws.between(1_000, 2_000) * 1_000_000
         runEndNs = workloadEndNs + 1_500_000_000
         operationCount = 1_000_000  // the workload ends by time (workloadEndNs)
-        var plan = kind == .cannotHold ? Self.cannotHoldPlan(&draws) : Self.linkPlan(kind, &draws)
+        var plan = switch kind {
+        case .cannotHold: Self.cannotHoldPlan(&draws)
+        case .descending: Self.descendingPlan(&draws)
+        case .catchUp: Self.catchUpPlan(&draws)
+        case .holdable, .stressed: Self.linkPlan(kind, &draws)
+        }
+        if kind == .descending || kind == .catchUp { shapeLongerRun(plan, &draws) }
         if case let .pacing(fault) = testingFault { plan.settings.testingFault = fault }
         let targetNs = plan.settings.targetNs
         let slowest = plan.phases.map(\.bytesPerSecond).filter { $0 > 0 }.min()!
@@ -90,7 +108,7 @@ extension SimulationScenario {
         if kind != .stressed { activityLog?.extents = blockCount }
         // cannotHold: a queue deep enough that pacing, not the writer, sets the pace.
         if kind == .cannotHold { requestsOutstandingMax = 8 }
-        if kind == .holdable {
+        if kind != .stressed && kind != .cannotHold {
             // The writer's queue: at most a quarter of the target's worth of the slowest link
             // (writes of up to 8 blocks).
             let bound = slowest * targetNs / 1_000_000_000 / 4 / (8 * Self.blockSizeBytes)
@@ -141,10 +159,7 @@ extension SimulationScenario {
         let onNs = periodNs * draws.between(15, 40) / 100
         let average = slowest * 100 / draws.between(105, 150)
         let burst = kind == .stressed ? fastest * draws.between(150, 400) / 100 : average * periodNs / onNs
-        // Paced at the maximum delay, writes of up to 8 blocks fit the slowest link (≤ 0.7 ×).
-        let delayMinMs = (8 * blockSizeBytes * 10_000 + slowest * 7 - 1) / (slowest * 7)
-        let delayMaxNs = max(draws.between(30, 100), delayMinMs) * 1_000_000
-        return PacingPlan(kind: kind, settings: .init(targetNs: targetNs, delayMaxNs: delayMaxNs), phases: phases,
+        return PacingPlan(kind: kind, settings: .init(targetNs: targetNs, delayMaxNs: delayMaxNs(slowest, &draws)), phases: phases,
                           burstPeriodNs: periodNs, burstOnNs: onNs, burstBytesPerSecond: burst)
     }
 
@@ -162,6 +177,65 @@ extension SimulationScenario {
         return PacingPlan(kind: .cannotHold, settings: .init(targetNs: draws.between(100, 300) * 1_000_000, delayMaxNs: delayMaxNs),
                           phases: [first, then], burstPeriodNs: periodNs, burstOnNs: periodNs,
                           burstBytesPerSecond: paced * draws.between(2, 4))
+    }
+
+    /// The descending class's link and writer (see the file's header).
+    private static func descendingPlan(_ draws: inout SimRandom) -> PacingPlan {
+        let targetNs = draws.between(300, 500) * 1_000_000
+        let periodNs = draws.between(700, 1_000) * 1_000_000
+        var rate = draws.between(6_000, 10_000) * 1_000
+        let fastest = rate
+        var phases: [LinkRatePhase] = []
+        var atNs: UInt64 = 0
+        for _ in 0..<draws.between(4, 5) {
+            atNs += periodNs * draws.between(100, 150) / 100  // a burst or more in every phase
+            phases.append(LinkRatePhase(untilNs: atNs, bytesPerSecond: rate))
+            rate = rate * 100 / draws.between(140, 150)
+        }
+        phases.append(LinkRatePhase(untilNs: .max, bytesPerSecond: rate))
+        let average = rate * 100 / draws.between(105, 130)
+        let burst = fastest * draws.between(110, 140) / 100
+        return PacingPlan(kind: .descending, settings: .init(targetNs: targetNs, delayMaxNs: delayMaxNs(rate, &draws)),
+                          phases: phases, burstPeriodNs: periodNs, burstOnNs: periodNs * average / burst,
+                          burstBytesPerSecond: burst)
+    }
+
+    /// The catchUp class's link and writer (see the file's header).
+    private static func catchUpPlan(_ draws: inout SimRandom) -> PacingPlan {
+        let targetNs = draws.between(200, 400) * 1_000_000
+        let before = draws.between(1_500, 3_000) * 1_000
+        let after = max(1_200_000, before * draws.between(50, 100) / 100)
+        let delayMaxNs = delayMaxNs(min(before, after), &draws)
+        let stallFromNs = draws.between(300, 600) * 1_000_000
+        let stallUntilNs = stallFromNs + (targetNs + delayMaxNs) * draws.between(200, 350) / 100
+        let phases = [LinkRatePhase(untilNs: stallFromNs, bytesPerSecond: before),
+                      LinkRatePhase(untilNs: stallUntilNs, bytesPerSecond: 0),
+                      LinkRatePhase(untilNs: .max, bytesPerSecond: after)]
+        let periodNs = draws.between(100, 300) * 1_000_000
+        let onNs = periodNs * draws.between(30, 60) / 100
+        let average = min(before, after) * 100 / draws.between(110, 130)
+        return PacingPlan(kind: .catchUp, settings: .init(targetNs: targetNs, delayMaxNs: delayMaxNs), phases: phases,
+                          burstPeriodNs: periodNs, burstOnNs: onNs, burstBytesPerSecond: average * periodNs / onNs)
+    }
+
+    /// `rpo_pacing_max_ms` of 30–100 ms, and at least what lets writes of up to 8 blocks paced
+    /// at it fit the slowest link (≤ 0.7 ×).
+    private static func delayMaxNs(_ slowest: UInt64, _ draws: inout SimRandom) -> UInt64 {
+        let delayMinMs = (8 * blockSizeBytes * 10_000 + slowest * 7 - 1) / (slowest * 7)
+        return max(draws.between(30, 100), delayMinMs) * 1_000_000
+    }
+
+    /// The descending and catchUp classes run longer: every phase of the link and two more
+    /// burst periods (descending); the stall, then 1.5 s for the catch-up and writes after it, on a
+    /// volume of 256–512 blocks copied 8 blocks a chunk, 32–64 chunks at once (catchUp).
+    private mutating func shapeLongerRun(_ plan: PacingPlan, _ draws: inout SimRandom) {
+        let lastChangeNs = plan.phases[plan.phases.count - 2].untilNs
+        workloadEndNs = lastChangeNs + (plan.kind == .descending ? 2 * plan.burstPeriodNs : 1_500_000_000)
+        runEndNs = workloadEndNs + 1_500_000_000
+        guard plan.kind == .catchUp else { return }
+        blockCount = Int(draws.between(256, 512))
+        copyChunkBlocks = 8
+        copyBuffers = Int(draws.between(32, 64))
     }
 
     /// The stressed class's faults: 1–4 of a disconnect, a crash of either node (kill -9 or

@@ -102,9 +102,9 @@ struct SimulationScenario: CustomStringConvertible {
     var diskDrain: DiskDrain
     var initialSync: InitialSync
     var blockCount: Int
-    let copyChunkBlocks: Int
+    var copyChunkBlocks: Int
     /// Copy chunks the primary holds at once (reads in flight and chunks not yet released).
-    let copyBuffers: Int
+    var copyBuffers: Int
     var operationCount: Int
     var requestsOutstandingMax: Int
     /// Application writes may overlap writes still in flight (the core serialises them).

@@ -11,9 +11,17 @@ import TandemCore
 extension SeededFaultCheck {
     /// The pacing checks run 8–48 seeds, not 100: a pacing run is seconds of simulated time
     /// (seeds 1–24 each caught the early miss and the understated age: 8 suffice).
-    /// (`RPOPacingTestingFault.ignoresSlowerWindows`, which the controller's own model catches,
-    /// is not caught here: in 8 holdable seeds the stream's RPO age never neared the target.)
     static let pacingSeeds: ClosedRange<UInt64> = 1...8
+
+    /// The holdable classes' link steps are ones a pacer that follows the drain can hold; the
+    /// descending class's steps add up to 4–7.6 ×, so a pacer that keeps the first rate it
+    /// measured lets a burst in at it and the lag outgrows the target. (The holdable class
+    /// alone never brought the stream's age near the target with this fault: its steps down
+    /// are 1.5 × at most in all but few seeds.)
+    static let pacingIgnoresSlowerWindows = SeededFaultCheck(
+        name: "checkerCatchesAPacerThatKeepsTheRateOfALinkThatSlowed",
+        fault: .pacing(.ignoresSlowerWindows), overlapping: nil, shape: .pacing(.descending),
+        matches: { $0.message.contains("the link carries the writes' average") }, seedRange: pacingSeeds)
 
     static let pacingDelayUncapped = SeededFaultCheck(
         name: "checkerCatchesANodeHoldingAWritePastTheMaximumPacingDelay",
@@ -30,7 +38,14 @@ extension SeededFaultCheck {
         fault: .rpoAgeFromNewestWrite, overlapping: nil, shape: .pacing(.holdable),
         matches: { $0.message.contains("reports an RPO age") }, seedRange: pacingSeeds)
 
-    static let pacingChecks = [pacingDelayUncapped, pacingMissesEarly, rpoAgeUnderstated]
+    /// The catchUp class: a catch-up longer than the target on the link it runs on.
+    static let pacingCopyCountsAsApplication = SeededFaultCheck(
+        name: "checkerCatchesACatchUpThatMissesTheTargetAgainAndAgain",
+        fault: .pacing(.copyCountsAsApplication), overlapping: nil, shape: .pacing(.catchUp),
+        matches: { $0.message.contains("cannot be held") }, seedRange: pacingSeeds)
+
+    static let pacingChecks = [pacingDelayUncapped, pacingMissesEarly, rpoAgeUnderstated, pacingIgnoresSlowerWindows,
+                               pacingCopyCountsAsApplication]
 }
 
 @Suite struct PacingNodeSimulationTests {
@@ -78,7 +93,16 @@ extension SeededFaultCheck {
             + "\(runs.map(\.stalledFrames).reduce(0, +)) frames behind a stall")
         guard SimulationSeeds.single == nil else { return }
         #expect(paced >= runs.count / 2, "pacing held writes in only \(paced) of \(runs.count) seeds: the class does not exercise it")
-        if kind == .holdable { #expect(worst > 0.25, "the holdable seeds never came near the target: \(worst)") }
+        if kind == .holdable || kind == .descending {
+            #expect(worst > 0.25, "the \(kind.rawValue) seeds never came near the target: \(worst)")
+        }
+        if kind == .catchUp {
+            // The class is about catch-ups longer than the target on the link they run on.
+            let long = runs.filter { $0.longestCatchUpLinkNs > $0.plan.settings.targetNs }.count
+            print("pacing in the node simulator, catchUp: \(long) of \(runs.count) seeds caught up more than the target's "
+                + "worth of the link")
+            #expect(long >= runs.count / 2, "only \(long) of \(runs.count) catch-ups outlasted the target on their link")
+        }
     }
 
     @Test func aPacingSeedReplaysExactly() {
@@ -106,5 +130,13 @@ extension SeededFaultCheck {
 
     @Test func checkerCatchesAnRPOAgeBelowTheTruth() {
         _ = SimulationTests().firstFailure(.rpoAgeUnderstated)
+    }
+
+    @Test func checkerCatchesAPacerThatKeepsTheRateOfALinkThatSlowed() {
+        _ = SimulationTests().firstFailure(.pacingIgnoresSlowerWindows)
+    }
+
+    @Test func checkerCatchesACatchUpThatMissesTheTargetAgainAndAgain() {
+        _ = SimulationTests().firstFailure(.pacingCopyCountsAsApplication)
     }
 }

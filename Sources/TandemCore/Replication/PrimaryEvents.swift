@@ -2,6 +2,10 @@
 
 public enum PrimaryEvent: Sendable, Hashable {
     case writeSubmitted(request: RequestID, offsetBytes: UInt64, lengthBytes: UInt32, fua: Bool)
+    /// A copy chunk (a full copy's or a catch-up's read of this disk) goes into the stream as
+    /// a write. It is not an application write: it stays out of the RPO age and
+    /// `applicationLagBytes` (what pacing holds), and counts in `lagBytes`.
+    case copyChunkSubmitted(request: RequestID, offsetBytes: UInt64, lengthBytes: UInt32)
     case flushSubmitted(request: RequestID)
     /// The local write submitted for `sequence` completed (durably, if it was FUA).
     case localWriteCompleted(sequence: WriteSequence)

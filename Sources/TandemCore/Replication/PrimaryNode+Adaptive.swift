@@ -13,6 +13,12 @@
 // much later, and the application's write rate follows the link's). When even the maximum
 // delay cannot hold the target, the node reports it and goes Ahead (+Ahead's `aheadReason`).
 
+/// A write (or a WRITE_ZEROES chunk) at the head of the queue, as pacing knows it.
+struct PacedHead: Sendable, Equatable {
+    var request: RequestID
+    var offsetBytes: UInt64
+}
+
 extension PrimaryNode {
     /// Pacing looks at the lag at most this often (the lag's age is a scan of the buffer).
     static let pacingUpdateIntervalNs: UInt64 = 1_000_000
@@ -84,11 +90,15 @@ extension PrimaryNode {
         }
         guard nowNs >= pacingUpdatedNs + Self.pacingUpdateIntervalNs || pacingUpdatedNs == 0 else { return }
         pacingUpdatedNs = nowNs
-        // The stream's own lag: a catch-up's regions are what the peer lacked from before, and
-        // pacing the application cannot make them arrive sooner.
-        let age = primary.rpoAgeNs(nowNs: nowNs)
-        guard pacer.update(ageNs: age, lagBytes: primary.lagBytes, peerDurableBytes: primary.peerDurableBytesTotal,
-                           nowNs: nowNs) else { return }
+        // The stream's application writes: a copy's chunks (a catch-up's regions, which the
+        // peer lacked from before) are not, and pacing the application cannot make them arrive
+        // sooner; counted, a catch-up on a slow link said the target missed and went Ahead
+        // again and again. The drain is the link's: every byte the peer confirmed.
+        let copyCounts = pacer.settings.testingFault == .copyCountsAsApplication
+        let age = primary.rpoAgeNs(nowNs: nowNs, countingCopies: copyCounts)
+        let lag = copyCounts ? primary.lagBytes : primary.applicationLagBytes
+        guard pacer.update(ageNs: age, lagBytes: lag, peerDurableBytes: primary.peerDurableBytesTotal, nowNs: nowNs)
+        else { return }
         let reason = "rpo_ms \(age / 1_000_000) is above rpo_target_ms \(pacer.settings.targetNs / 1_000_000) with "
             + "writes paced at rpo_pacing_max_ms \(pacer.settings.delayMaxNs / 1_000_000): the link carries "
             + "\(UInt64(pacer.drainBytesPerSecond)) bytes/s, less than the writes"
@@ -98,17 +108,33 @@ extension PrimaryNode {
 
     /// Whether the async write at the head of the queue may be admitted now (pacing). On
     /// admission the next write's earliest time is set by this one's delay.
-    mutating func pacingAdmits(_ lengthBytes: UInt64, nowNs: UInt64) -> Bool {
-        guard rpoPacer != nil, !isAhead, !primary.admitsSync else { return true }
+    /// `head` names the write (or zero chunk) at the head of the queue: one that passed and
+    /// was then held by a later gate goes without a second charge (the caller forgets it once
+    /// admitted). Charged twice, it waited two delays and took two shares of the pacer's budget.
+    mutating func pacingAdmits(_ head: PacedHead, _ lengthBytes: UInt64, nowNs: UInt64) -> Bool {
+        guard rpoPacer != nil, !isAhead, !primary.admitsSync, pacingPassedHead != head else { return true }
         if nowNs < pacedUntilNs {
             pacingHoldsHead = true
             return false
         }
         pacingHoldsHead = false
+        pacingPassedHead = head
         let delay = rpoPacer!.admit(lengthBytes: lengthBytes)
         pacingDelayNs = delay
         pacedUntilNs = delay == 0 ? 0 : nowNs + delay
         return true
+    }
+
+    /// With `rpo_target_ms`, the copy (a catch-up's, a full copy's) keeps at most the pacer's
+    /// `copyInFlightBytesMax` in flight (read or not yet durable on the peer), one chunk at
+    /// least: an application write sent behind the copy's chunks waits for them on the link. A
+    /// copy that filled its half of the buffer on a slow link put every such write's RPO age
+    /// past the target whatever pacing did, and the node went Ahead and started over.
+    func pacingLeavesRoomForCopy(_ lengthBytes: UInt64) -> Bool {
+        guard let pacer = rpoPacer, !isAhead, pacer.settings.testingFault != .copyCountsAsApplication else { return true }
+        var inFlight = copyReadBytes
+        for index in 0..<copyChunksHeld.count { inFlight += UInt64(copyChunksHeld[index].lengthBytes) }
+        return inFlight == 0 || inFlight + lengthBytes <= pacer.copyInFlightBytesMax
     }
 
     /// Why Ahead is due for the RPO target (nil: it is not).

@@ -91,12 +91,14 @@ extension PrimaryNode {
                 let end = offset + UInt64(length)
                 if mutationWaitsForRegion(start: offset, end: end, into: &actions) { return }
                 guard hasRoomBesideCopyReads(length) else { isBlocked = true; return }
-                guard pacingAdmits(UInt64(length), nowNs: nowNs) else { return }
+                guard pacingAdmits(PacedHead(request: head.request, offsetBytes: offset), UInt64(length), nowNs: nowNs)
+                else { return }
                 // A write that skips this disk needs no activity log: a crash restart pulls it all.
                 guard path == .throughPeer || activityLogAdmits(offset, UInt64(length)) else { return }
                 // Through the peer: its region durable in the record first (+DisklessRegions).
                 guard path != .throughPeer || lackingRegionsAdmit(start: offset, end: end, into: &actions) else { return }
                 queue.removeFirst()
+                pacingPassedHead = nil
                 trackIfAhead(offset, UInt64(length), nowNs: nowNs)
                 let ticket = allocateTicket(.write, request: head.request, start: offset, end: offset + UInt64(length))
                 admitOnPath(ticket, path)
@@ -144,7 +146,8 @@ extension PrimaryNode {
                 return false
             }
             let offset = zeroes.cursor
-            guard pacingAdmits(UInt64(length), nowNs: nowNs) else {
+            guard pacingAdmits(PacedHead(request: tickets[zeroes.ticket].request, offsetBytes: offset), UInt64(length), nowNs: nowNs)
+            else {
                 zeroing = zeroes
                 return false
             }
@@ -152,6 +155,7 @@ extension PrimaryNode {
                 zeroing = zeroes
                 return false
             }
+            pacingPassedHead = nil
             trackIfAhead(offset, UInt64(length), nowNs: nowNs)
             zeroes.cursor += UInt64(length)
             let last = zeroes.cursor == zeroes.end

@@ -79,7 +79,7 @@ extension PrimaryNode {
                 copyWaitsForRegion = true
                 return
             }
-            guard resyncAdmits(length, nowNs: nowNs) else { return }
+            guard pacingLeavesRoomForCopy(UInt64(length)), resyncAdmits(length, nowNs: nowNs) else { return }
             copyRun = nil
             copyCursor = run.end * bitmap.blockBytes
             copyReads.append(CopyRead(run: run, generation: copyGeneration))
@@ -172,7 +172,7 @@ extension PrimaryNode {
         copyChunksOutstanding += 1
         let ticket = allocateTicket(.copyChunk, request: 0, start: offset, end: offset + UInt64(length))
         tickets[ticket].writesOutstanding = 1
-        drive(.writeSubmitted(request: RequestID(ticket), offsetBytes: offset, lengthBytes: length, fua: false),
+        drive(.copyChunkSubmitted(request: RequestID(ticket), offsetBytes: offset, lengthBytes: length),
               nowNs: nowNs, into: &actions)
         if copyLastSequence > releasedThrough {
             copyChunksHeld.append(CopyChunkHeld(sequence: copyLastSequence, lengthBytes: length))

@@ -217,6 +217,9 @@ public struct PrimaryNode: Sendable {
     var pacedUntilNs: UInt64 = 0
     public internal(set) var pacingDelayNs: UInt64 = 0
     var pacingHoldsHead = false
+    /// The queue's head that pacing let through and something after it (the activity log, a
+    /// diskless region record) held: it is not charged a second delay when it goes.
+    var pacingPassedHead: PacedHead?
     var pacingUpdatedNs: UInt64 = 0
     public internal(set) var lastRPOMissReason: String?
 

@@ -114,6 +114,14 @@ public struct RPOPacingController: Sendable {
         return delayNs(lengthBytes: lengthBytes, atBytesPerSecond: 1.5 * drainBytesPerSecond)
     }
 
+    /// What a copy sharing the stream may hold in flight: the drain rate over the part of the
+    /// target pacing leaves free, half of what lies above `startFraction` (a quarter of the
+    /// target by default), so that an application write sent behind the copy still meets the
+    /// target where pacing holds it. 0 while the drain is not measured.
+    public var copyInFlightBytesMax: UInt64 {
+        UInt64(drainBytesPerSecond * Double(settings.targetNs) / 1e9 * (1 - settings.startFraction) / 2)
+    }
+
     /// Pacing is at its maximum delay for a write of this length.
     public func atMaximum(lengthBytes: UInt64) -> Bool { delayNs(lengthBytes: lengthBytes) >= settings.delayMaxNs }
 
@@ -183,4 +191,8 @@ public enum RPOPacingTestingFault: Sendable, Hashable {
     /// Below where pacing begins every write is admitted at once, however many the pacer had
     /// held: the queue goes in together (the controller before its unpaced budget).
     case releasesQueueAtOnce
+    /// The node feeds the pacer a copy's chunks as application writes and lets the copy fill
+    /// its half of the buffer (PrimaryNode+Adaptive before 2026-12-07): a catch-up on a slow
+    /// link says the target missed and goes Ahead again and again.
+    case copyCountsAsApplication
 }

@@ -52,12 +52,16 @@ extension ReplicationPrimary {
         return false
     }
 
-    /// Age of the oldest acknowledged write the secondary has not confirmed durable; 0 if none.
-    public func rpoAgeNs(nowNs: UInt64) -> UInt64 {
+    /// Age of the oldest acknowledged application write the secondary has not confirmed
+    /// durable; 0 if none. Copy chunks are not counted: a chunk is "acknowledged" when it is
+    /// read, which says nothing of when the writes it carries were made (the owner counts a
+    /// catch-up's regions from when the peer began to lack them: PrimaryNode+Loss).
+    /// `countingCopies` only for the pacer's seeded fault (`copyCountsAsApplication`).
+    public func rpoAgeNs(nowNs: UInt64, countingCopies: Bool = false) -> UInt64 {
         var oldestNs: UInt64? = nil
         for index in 0..<writes.count {
             let write = writes[index]
-            guard write.acknowledged, write.epoch > peerDurableEpoch else { continue }
+            guard write.acknowledged, countingCopies || !write.copy, write.epoch > peerDurableEpoch else { continue }
             oldestNs = config.testingFault == .rpoAgeFromNewestWrite
                 ? max(oldestNs ?? write.acknowledgedAtNs, write.acknowledgedAtNs)
                 : min(oldestNs ?? write.acknowledgedAtNs, write.acknowledgedAtNs)

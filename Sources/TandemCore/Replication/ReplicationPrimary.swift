@@ -21,10 +21,12 @@ public struct ReplicationPrimary: Sendable {
         /// its turn comes: `admitsSync` when it was admitted (adaptive mode switches).
         var sync: Bool
         var admittedAtNs: UInt64
+        /// A copy chunk, not an application write (`.copyChunkSubmitted`).
+        var copy = false
     }
 
     enum WaitingRequest: Sendable {
-        case write(request: RequestID, offsetBytes: UInt64, lengthBytes: UInt32, fua: Bool)
+        case write(request: RequestID, offsetBytes: UInt64, lengthBytes: UInt32, fua: Bool, copy: Bool)
         case flush(request: RequestID)
     }
 
@@ -74,8 +76,14 @@ public struct ReplicationPrimary: Sendable {
 
     /// Payload bytes of admitted writes whose epoch the peer has not confirmed durable.
     public private(set) var unconfirmedBytes: UInt64 = 0
-    /// Acknowledged to the application, not yet confirmed durable by the secondary.
+    /// Acknowledged to the application, not yet confirmed durable by the secondary (copy
+    /// chunks too: their regions are as missing on the peer as a write's).
     public private(set) var lagBytes: UInt64 = 0
+    /// The copy chunks' share of `lagBytes`.
+    public private(set) var copyLagBytes: UInt64 = 0
+    /// `lagBytes` without the copy chunks: the application writes the peer has not confirmed
+    /// durable (what RPO pacing holds; a copy's regions were lacking from before).
+    public var applicationLagBytes: UInt64 { lagBytes - copyLagBytes }
     /// Payload bytes of every write still held (admitted, not yet released): what the
     /// driver keeps in its retained store. Admission keeps it ≤ `bufferBytesMax`, so a
     /// store of that size can never refuse an admitted write.
@@ -122,7 +130,7 @@ public struct ReplicationPrimary: Sendable {
 
     /// Whether a write of `lengthBytes` submitted now would be admitted at once.
     public func canAdmitWrite(lengthBytes: UInt32) -> Bool {
-        waiting.isEmpty && canAdmit(.write(request: 0, offsetBytes: 0, lengthBytes: lengthBytes, fua: false))
+        waiting.isEmpty && canAdmit(.write(request: 0, offsetBytes: 0, lengthBytes: lengthBytes, fua: false, copy: false))
     }
 
     /// Whether `writes` more writes of `bytes` in all would be admitted at once (room that a
@@ -163,7 +171,12 @@ public struct ReplicationPrimary: Sendable {
             precondition(lengthBytes > 0, "zero-length write")
             precondition(UInt64(lengthBytes) <= config.bufferBytesMax, "write larger than the buffer")
             enqueueOrAdmit(
-                .write(request: request, offsetBytes: offsetBytes, lengthBytes: lengthBytes, fua: fua),
+                .write(request: request, offsetBytes: offsetBytes, lengthBytes: lengthBytes, fua: fua, copy: false),
+                nowNs: nowNs, into: &actions)
+        case let .copyChunkSubmitted(request, offsetBytes, lengthBytes):
+            precondition(lengthBytes > 0 && UInt64(lengthBytes) <= config.bufferBytesMax, "copy chunk of \(lengthBytes) bytes")
+            enqueueOrAdmit(
+                .write(request: request, offsetBytes: offsetBytes, lengthBytes: lengthBytes, fua: false, copy: true),
                 nowNs: nowNs, into: &actions)
         case let .flushSubmitted(request):
             enqueueOrAdmit(.flush(request: request), nowNs: nowNs, into: &actions)
@@ -208,6 +221,7 @@ public struct ReplicationPrimary: Sendable {
     private func checkInvariants() {
         precondition(unconfirmedBytes <= config.bufferBytesMax, "replication buffer overflow")
         precondition(lagBytes <= unconfirmedBytes, "lag exceeds the unconfirmed bytes")
+        precondition(copyLagBytes <= lagBytes, "the copy's lag exceeds the lag")
         precondition(unconfirmedBytes <= retainedBytes && retainedBytes <= config.bufferBytesMax,
                      "retained bytes out of bounds")
         precondition(peerDurableEpoch <= openEpoch && localDurableEpoch <= openEpoch)
@@ -242,7 +256,7 @@ public struct ReplicationPrimary: Sendable {
 
     private func canAdmit(_ request: WaitingRequest) -> Bool {
         switch request {
-        case let .write(_, _, lengthBytes, _):
+        case let .write(_, _, lengthBytes, _, _):
             return !writes.isFull && retainedBytes + UInt64(lengthBytes) <= config.bufferBytesMax
         case .flush:
             return !flushes.isFull
@@ -262,15 +276,15 @@ public struct ReplicationPrimary: Sendable {
         _ request: WaitingRequest, nowNs: UInt64, into actions: inout [PrimaryAction]
     ) {
         switch request {
-        case let .write(request, offsetBytes, lengthBytes, fua):
-            admitWrite(request, offsetBytes, lengthBytes, fua, nowNs: nowNs, into: &actions)
+        case let .write(request, offsetBytes, lengthBytes, fua, copy):
+            admitWrite(request, offsetBytes, lengthBytes, fua, copy: copy, nowNs: nowNs, into: &actions)
         case let .flush(request):
             admitFlush(request, into: &actions)
         }
     }
 
     private mutating func admitWrite(
-        _ request: RequestID, _ offsetBytes: UInt64, _ lengthBytes: UInt32, _ fua: Bool,
+        _ request: RequestID, _ offsetBytes: UInt64, _ lengthBytes: UInt32, _ fua: Bool, copy: Bool,
         nowNs: UInt64, into actions: inout [PrimaryAction]
     ) {
         // The epoch rule: a write that arrives after any write of the open epoch was
@@ -281,7 +295,7 @@ public struct ReplicationPrimary: Sendable {
         }
         var write = Write(
             request: request, sequence: nextSequence, epoch: openEpoch, offsetBytes: offsetBytes,
-            lengthBytes: lengthBytes, fua: fua, sync: admitsSync, admittedAtNs: nowNs)
+            lengthBytes: lengthBytes, fua: fua, sync: admitsSync, admittedAtNs: nowNs, copy: copy)
         // Tracking: the bitmap stands for the peer, which will get this region by a catch-up.
         write.peerApplied = isTracking
         nextSequence += 1
@@ -336,9 +350,16 @@ public struct ReplicationPrimary: Sendable {
         }
         writes[index].acknowledged = true
         writes[index].acknowledgedAtNs = nowNs
-        if write.epoch > peerDurableEpoch && !isTracking { lagBytes += UInt64(write.lengthBytes) }
+        if write.epoch > peerDurableEpoch && !isTracking { moveLag(write, entering: true) }
         actions.append(.acknowledgeWrite(request: write.request))
         if write.epoch == openEpoch && !startsNewEpoch { closeOpenEpoch(into: &actions) }
+    }
+
+    /// `write` enters the lag or leaves it (and the copy's share, if a chunk).
+    private mutating func moveLag(_ write: Write, entering: Bool) {
+        let bytes = UInt64(write.lengthBytes)
+        lagBytes = entering ? lagBytes + bytes : lagBytes - bytes
+        if write.copy { copyLagBytes = entering ? copyLagBytes + bytes : copyLagBytes - bytes }
     }
 
     private mutating func acknowledgeFlushes(into actions: inout [PrimaryAction]) {
@@ -429,7 +450,7 @@ public struct ReplicationPrimary: Sendable {
             guard write.epoch > previous, write.epoch <= epoch else { continue }
             unconfirmedBytes -= UInt64(write.lengthBytes)
             peerDurableBytesTotal &+= UInt64(write.lengthBytes)
-            if write.acknowledged { lagBytes -= UInt64(write.lengthBytes) }
+            if write.acknowledged { moveLag(write, entering: false) }
             // Durable on the secondary implies applied there.
             writes[index].peerApplied = true
             acknowledgeIfDone(index, nowNs: nowNs, into: &actions)
@@ -445,7 +466,7 @@ public struct ReplicationPrimary: Sendable {
         isTracking = true
         for index in 0..<writes.count where writes[index].epoch > peerDurableEpoch {
             unconfirmedBytes -= UInt64(writes[index].lengthBytes)
-            if writes[index].acknowledged { lagBytes -= UInt64(writes[index].lengthBytes) }
+            if writes[index].acknowledged { moveLag(writes[index], entering: false) }
             writes[index].peerApplied = true
             acknowledgeIfDone(index, nowNs: nowNs, into: &actions)
         }

@@ -192,6 +192,38 @@ extension Replication {
         try pair.waitInSync()
     }
 
+    /// A stall longer than the target sends alpha Ahead (one miss); the catch-up that follows
+    /// moves far more than the target's worth of the capped link while fio writes on at a
+    /// third of it. It ends, once: a copy's chunks are not application writes, and the copy
+    /// leaves the link to the writes pacing holds (counted, every catch-up missed the target
+    /// again and went Ahead: the node simulator's catchUp class).
+    @Test func aCatchUpLongerThanTheTargetOnACappedLinkEndsOnce() throws {
+        let (pair, proxy) = try Self.makePair(mode: "async", settings: ["rpo_target_ms": 500, "rpo_pacing_max_ms": 50],
+                                              primaryBufferBytes: 64 << 20, alphaArguments: ["--max-request-bytes", "1MiB"])
+        let events = try EventWatch(pair.alpha)
+        defer { events.stop() }
+        proxy.capBytesPerSecond(4 << 20, [.toTarget])
+        proxy.stall([.toTarget])
+        let stalled = try FioJob(socket: pair.nbdSocket(pair.alpha), regionBytes: 32 << 20, runtimeSeconds: 3,
+                                 rateIOPS: 128, iodepth: 4, blockBytes: 64 << 10)
+        #expect(events.saw("ahead", timeoutSeconds: 15), "no ahead: \(events.names)")
+        _ = try stalled.finish()
+        proxy.resume([.toTarget])
+        #expect(events.saw("catch-up-started", timeoutSeconds: 15), "no catch-up: \(events.names)")
+        let writer = try FioJob(socket: pair.nbdSocket(pair.alpha), regionBytes: 32 << 20, runtimeSeconds: 6,
+                                rateIOPS: 20, iodepth: 2, blockBytes: 64 << 10)
+        _ = try writer.finish()
+        #expect(events.saw("catch-up-done", timeoutSeconds: 30), "the catch-up did not end: \(events.names)")
+        proxy.capBytesPerSecond(nil, [.toTarget])
+        try pair.waitInSync()
+        let names = events.names
+        let status = try pair.status(pair.alpha)
+        print("catch-up on a capped link: events \(names.filter { $0 != "connection-state" })")
+        #expect(names.filter { $0 == "rpo-target-missed" }.count == 1, "\(names); \(status["rpo_target"] ?? "none")")
+        #expect(names.filter { $0 == "ahead" }.count == 1 && names.filter { $0 == "catch-up-started" }.count == 1, "\(names)")
+        #expect((status["rpo_target"] as? JSONObject)?["misses"] as? Int == 1, "\(status)")
+    }
+
     @Test func settingsThatWouldDoNothingAreRefused() throws {
         let daemon = try DaemonProcess.started()
         let directory = try TempDirectory("profile")
