@@ -7,10 +7,9 @@
 #   Benchmarks/flush-beside.sh OUT_DIR [ENV=VALUE ...]   (the settings are passed to pair.sh)
 # Writes OUT_DIR/fio.json, OUT_DIR/pair.md, OUT_DIR/pair.log and prints one summary line.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-(($# >= 1)) || { sed -n '2,8p' "$0" >&2; exit 2; }
-out="$1"
+out="${1:?usage: Benchmarks/flush-beside.sh OUT_DIR [ENV=VALUE ...]}"
 shift
+cd "$(dirname "$0")/.."
 dir="${BENCH_DIR:-$PWD/.bench}"
 mkdir -p "$dir" "$out"
 fio --name=flusher --filename="$dir/flusher.img" --size=64M --rw=randwrite --bs=4k --direct=1 \
