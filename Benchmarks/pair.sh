@@ -88,10 +88,22 @@
 #                  min(primary disk, secondary device, link). Needs root (losetup).
 #   BENCH_SPARSE   1: the backing files are sparse (truncate, both all zeros, so identical)
 #                  instead of filled, for volumes larger than the disk's room (the activity
-#                  log's cost over a 64 GiB volume: docs/benchmarks.md). Default 0.
+#                  log's cost over a 64 GiB volume: docs/benchmarks.md); with BENCH_LAYOUT=
+#                  separate the secondary's loop device is over a sparse /dev/shm file (RAM
+#                  holds only what the run writes). Default 0.
 #   BENCH_WORKLOADS  comma-separated subset of seqwrite,randwrite_qd1,randwrite_qd32
 #                  (default all)
 #   BENCH_RESULTS  markdown output (default Benchmarks/results/pair-<UTC timestamp>.md)
+#   BENCH_SECONDARY_ARGS  extra words for the secondary's `tandemctl create` (e.g.
+#                  `--group-commit-us 50000`: how the secondary's flushes on the same disk
+#                  weigh on the primary's activity-log transactions)
+#   BENCH_SECONDARY_STATE  a directory for the secondary's state directory (its metadata file,
+#                  whose record a group commit writes durably) instead of WORK: with
+#                  BENCH_LAYOUT=separate and a tmpfs here, nothing of the secondary's touches
+#                  the primary's disk
+#   BENCH_BIN      a directory holding tandemd and tandemctl built elsewhere (e.g. a release
+#                  build of another commit, for an interleaved A/B); default: this tree's
+#                  release build (`swift build -c release`)
 # Rerun: Benchmarks/pair.sh   (prints the table and writes it to the results file)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -117,8 +129,13 @@ done
 
 bench_prepare pair "$results"
 if [[ " $targets " =~ \ (standalone|sync|async)\  ]]; then
-    swift build -c release
-    bin="$(swift build -c release --show-bin-path)"
+    if [[ -n "${BENCH_BIN:-}" ]]; then
+        bin="$BENCH_BIN"  # another build's tandemd and tandemctl (an A/B)
+        [[ -x "$bin/tandemd" && -x "$bin/tandemctl" ]] || { echo "pair: no tandemd/tandemctl in $bin" >&2; exit 2; }
+    else
+        swift build -c release
+        bin="$(swift build -c release --show-bin-path)"
+    fi
 fi
 
 work="$(mktemp -d "$bench_dir/pair.XXXXXX")"
@@ -141,10 +158,12 @@ trap cleanup EXIT
 
 sparse="${BENCH_SPARSE:-0}"
 if [[ "$sparse" == 1 ]]; then
-    [[ "$layout" == shared ]] || { echo "pair: BENCH_SPARSE=1 needs BENCH_LAYOUT=shared" >&2; exit 2; }
     echo "pair: sparse $size backing files in $work" >&2
     rm -f "$src" "$tgt"
-    truncate -s "$size" "$src" "$tgt"
+    truncate -s "$size" "$src"
+    # Separate: the secondary's copy a loop device over a sparse file in /dev/shm (all zeros
+    # like SRC, so identical without a copy; RAM holds only what the run writes).
+    if [[ "$layout" == separate ]]; then tgt_device_make "$size" tandem-pair-tgt; else truncate -s "$size" "$tgt"; fi
 else
 echo "pair: filling $size backing files in $work" >&2
 fio --name=fill --filename="$src" --size="$size" --rw=write --bs=1m --iodepth=16 \
@@ -275,7 +294,9 @@ start_pair() { # mode
     fi
     port_a="$("${helper[@]}" free-port)"
     port_b="$("${helper[@]}" free-port)"
-    pid_b="$(start_tandemd_node beta "$work/$mode-beta" "$work/$mode-beta.ctl" \
+    local beta_state="$work/$mode-beta"
+    [[ -n "${BENCH_SECONDARY_STATE:-}" ]] && beta_state="$BENCH_SECONDARY_STATE/$mode-beta"
+    pid_b="$(start_tandemd_node beta "$beta_state" "$work/$mode-beta.ctl" \
         --listen "127.0.0.1:$port_b" --tls-ca "$certs/ca.crt" \
         --tls-cert "$certs/beta.crt" --tls-key "$certs/beta.key")" ||
         { unavailable "$mode" "tandemd beta did not start; see $work/beta.log"; return 1; }
@@ -285,9 +306,11 @@ start_pair() { # mode
         --tls-cert "$certs/alpha.crt" --tls-key "$certs/alpha.key")" ||
         { unavailable "$mode" "tandemd alpha did not start; see $work/alpha.log"; return 1; }
     procs+=("tandemd alpha (primary)=$pid_a")
+    local beta_args=()
+    [[ -n "${BENCH_SECONDARY_ARGS:-}" ]] && read -r -a beta_args <<<"$BENCH_SECONDARY_ARGS"
     if ! out="$(ctl "$work/$mode-beta.ctl" create r0 --volume "$tgt" --role secondary \
         --peer-name alpha --peer-address "127.0.0.1:$port_a" --mode "$mode" \
-        --initial-sync none --nbd-socket "$work/$mode-beta-r0.sock" 2>&1)"; then
+        --initial-sync none --nbd-socket "$work/$mode-beta-r0.sock" "${beta_args[@]}" 2>&1)"; then
         if [[ "$out" == *unsupported* ]]; then
             unavailable "$mode" "not available in this build: \`tandemctl create --role secondary\` answered: $out"
         else
@@ -413,8 +436,8 @@ done
 {
     echo "## Pair benchmark $stamp"
     echo
-    echo "Command: \`BENCH_SIZE=$size BENCH_RUNTIME=$runtime BENCH_RAMP=$ramp BENCH_REPEAT=$repeat BENCH_TARGETS=\"$targets\" BENCH_QEMU_AIO=$qemu_aio BENCH_LAYOUT=$layout BENCH_SPARSE=$sparse BENCH_WORKLOADS=${BENCH_WORKLOADS:-all} BENCH_AL_EXTENTS=${BENCH_AL_EXTENTS:-default} Benchmarks/pair.sh\`"
-    echo "Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown); kernel $(uname -r);" \
+    echo "Command: \`BENCH_SIZE=$size BENCH_RUNTIME=$runtime BENCH_RAMP=$ramp BENCH_REPEAT=$repeat BENCH_TARGETS=\"$targets\" BENCH_QEMU_AIO=$qemu_aio BENCH_LAYOUT=$layout BENCH_SPARSE=$sparse BENCH_WORKLOADS=${BENCH_WORKLOADS:-all} BENCH_AL_EXTENTS=${BENCH_AL_EXTENTS:-default}${BENCH_SECONDARY_STATE:+ BENCH_SECONDARY_STATE=$BENCH_SECONDARY_STATE}${BENCH_SECONDARY_ARGS:+ BENCH_SECONDARY_ARGS=\"$BENCH_SECONDARY_ARGS\"} Benchmarks/pair.sh\`"
+    echo "Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)${BENCH_BIN:+ (tandemd from $BENCH_BIN)}; kernel $(uname -r);" \
         "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs));" \
         "$(fio --version); $(qemu-storage-daemon --version | head -1);" \
         "filesystem $(stat -f -c %T "$bench_dir") at $bench_dir;" \

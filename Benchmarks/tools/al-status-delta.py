@@ -3,7 +3,9 @@
 cost*): from the primary's status saved before and after each run (JSON_DIR/sync.NAME.ROUND.
 status-{before,after}.json, written by pair.sh), per run: fio's writes, transactions, writes
 held per transaction, eviction volume flushes, and the transactions' latency p50/p90 (the
-upper bound of the LatencyHistogram bucket holding it).
+upper bound of the LatencyHistogram bucket holding it) and mean; where the build reports them,
+each held write's wait from hold to issue (mean and p50/p90), the transactions written while
+another was in flight, and the admissions the log refused for want of an extent.
 
 usage: al-status-delta.py JSON_DIR
 """
@@ -55,15 +57,30 @@ def main(directory):
         flushes = None
         if "activity_log_volume_flushes" in after:
             flushes = after["activity_log_volume_flushes"] - before.get("activity_log_volume_flushes", 0)
-        buckets = {}
-        after_buckets = after.get("activity_log_write_latency", {}).get("buckets_us", {})
-        before_buckets = before.get("activity_log_write_latency", {}).get("buckets_us", {})
-        for bound, count in after_buckets.items():
-            buckets[bound] = count - before_buckets.get(bound, 0)
+        buckets, mean = histogram(before, after, "activity_log_write_latency")
         per = f"{held / transactions:.1f}" if held is not None and transactions else "-"
-        print(f"{os.path.basename(stem)}: {writes} writes, {transactions} transactions, held {held if held is not None else '-'}"
-              f" ({per} per transaction), volume flushes {flushes if flushes is not None else '-'},"
-              f" latency p50 <= {percentile(buckets, 0.5)} us, p90 <= {percentile(buckets, 0.9)} us")
+        line = (f"{os.path.basename(stem)}: {writes} writes, {transactions} transactions, held {held if held is not None else '-'}"
+                f" ({per} per transaction), volume flushes {flushes if flushes is not None else '-'},"
+                f" latency p50 <= {percentile(buckets, 0.5)} us, p90 <= {percentile(buckets, 0.9)} us, mean {mean} us")
+        if "activity_log_hold_latency" in after:
+            hold, hold_mean = histogram(before, after, "activity_log_hold_latency")
+            line += (f"; hold mean {hold_mean} us, p50 <= {percentile(hold, 0.5)} us, p90 <= {percentile(hold, 0.9)} us"
+                     f", overlapping {delta(before, after, 'activity_log_overlapping_writes')}"
+                     f", blocked admissions {delta(before, after, 'activity_log_blocked_admissions')}")
+        print(line)
+
+
+def delta(before, after, key):
+    return after.get(key, 0) - before.get(key, 0)
+
+
+def histogram(before, after, key):
+    """Per-bucket counts of a run (after - before) and the mean in µs (None: no sample)."""
+    a, b = after.get(key, {}), before.get(key, {})
+    buckets = {bound: count - b.get("buckets_us", {}).get(bound, 0) for bound, count in a.get("buckets_us", {}).items()}
+    count = a.get("count", 0) - b.get("count", 0)
+    mean = round((a.get("sum_us", 0) - b.get("sum_us", 0)) / count) if count else None
+    return buckets, mean
 
 
 if __name__ == "__main__":

@@ -84,10 +84,15 @@ extension PrimaryNode {
         /// Writes held for a transaction so far (misses, and hits on an extent still joining):
         /// over `activity_log_writes`, the writes one transaction releases.
         var heldWritesTotal: UInt64 = 0
+        /// Times the head of the queue found no extent it could take (`retryLater`).
+        var blockedTotal: UInt64 = 0
     }
 
     /// Writes that waited for an activity-log transaction, since the node started.
     public var activityLogHeldWrites: UInt64 { gate.heldWritesTotal }
+
+    /// Times an admission waited because the log had no extent to give (`retryLater`).
+    public var activityLogBlockedAdmissions: UInt64 { gate.blockedTotal }
 
     /// A `.persistBitmapPages` in flight: the eviction pages it answers, and for a write of
     /// every page the `bitsWithoutWrite` value it covers.
@@ -168,6 +173,7 @@ extension PrimaryNode {
         case .awaitTransaction(let transaction):
             gate.pendingTransaction = transaction
         case .retryLater:
+            if !gate.blocked { gate.blockedTotal &+= 1 }
             gate.blocked = true
             return false
         }

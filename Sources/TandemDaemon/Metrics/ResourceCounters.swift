@@ -33,6 +33,11 @@ final class ResourceCounters {
     /// flush included): the activity log's cost under a working set larger than the log.
     var activityLogVolumeFlushes: UInt64 = 0
     let activityLogLatency = LatencyHistogram()
+    /// Primary: each held write's wait for its transaction (held → issued), and the
+    /// transactions written while another was still in flight (docs/benchmarks.md, *The
+    /// activity log at QD32*).
+    let activityLogHoldLatency = LatencyHistogram()
+    var activityLogOverlappingWrites: UInt64 = 0
     /// Secondary: payload bytes of Data frames received from the primary.
     var receivedBytes: UInt64 = 0
     var protocolErrors: UInt64 = 0

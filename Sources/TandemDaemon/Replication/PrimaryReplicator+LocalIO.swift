@@ -47,7 +47,15 @@ extension PrimaryReplicator {
         retained[slot: slot].offset = write.offsetBytes
         retained[slot: slot].fua = write.fua
         retained[slot: slot].doneBytes = 0
-        if issue { submitLocalIO(slot) }
+        // A held write's wait starts now (`issueHeld` records it; `submitLocalIO` restamps).
+        if issue { submitLocalIO(slot) } else { retained[slot: slot].localSubmittedNs = MonotonicClock.nowNs() }
+    }
+
+    /// A held write's transaction is durable: its wait is counted and its local write issued.
+    func issueHeld(_ sequence: WriteSequence) {
+        let slot = retained.slot(sequence)
+        counters.activityLogHoldLatency.record(since: retained[slot: slot].localSubmittedNs)
+        submitLocalIO(slot)
     }
 
     /// Writes activity-log transaction `number` through the resource's metadata file, durable
@@ -63,6 +71,7 @@ extension PrimaryReplicator {
             preconditionFailure("more activity-log transactions in flight than \(activityLogWrites.count)")
         }
         counters.activityLogWrites += 1
+        if activityLogWrites.contains(where: { $0 != nil }) { counters.activityLogOverlappingWrites += 1 }
         activityLogWrites[index] = ActivityLogWrite(
             transaction: number, extents: extents, bases: bases, bitmapPagesCount: bitmapPagesCount,
             startedNs: MonotonicClock.nowNs(), flushing: flushVolumeFirst)

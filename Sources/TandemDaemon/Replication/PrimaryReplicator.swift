@@ -361,7 +361,7 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         case let .holdLocalWrite(write):
             noteAdmissionMode(write)
             writeLocal(write, issue: false)
-        case let .issueLocalWrite(sequence): submitLocalIO(retained.slot(sequence))
+        case let .issueLocalWrite(sequence): issueHeld(sequence)
         case let .writeActivityLog(number, extents, bases, flushVolumeFirst, bitmapPagesCount):
             writeActivityLog(number, extents: extents, bases: bases, flushVolumeFirst: flushVolumeFirst,
                              bitmapPagesCount: bitmapPagesCount)

@@ -1,7 +1,8 @@
 // The activity log's counters in a real primary's `status` (docs/control-protocol.md:
-// `activity_log_writes`, `activity_log_held_writes`, `activity_log_write_latency`): what
-// docs/benchmarks.md reads to say how many writes one transaction releases and how long a
-// transaction takes. Writes at QD1, each to an extent of its own, miss one by one: each is
+// `activity_log_writes`, `activity_log_held_writes`, `activity_log_write_latency`,
+// `activity_log_hold_latency`, `activity_log_overlapping_writes`,
+// `activity_log_blocked_admissions`): what docs/benchmarks.md reads to say how many writes one
+// transaction releases, how long a transaction takes and how long a held write waits. Writes at QD1, each to an extent of its own, miss one by one: each is
 // held for a transaction of its own; a write to an extent already logged is held by none.
 import Foundation
 import Testing
@@ -32,6 +33,15 @@ extension Replication {
         #expect(latency["count"] as? Int == after["activity_log_writes"] as? Int, "every transaction timed: \(latency)")
         #expect(bucketed == latency["count"] as? Int, "the buckets hold every one: \(latency)")
         #expect(after["activity_log_volume_flushes"] as? Int == 0, "nothing left the log: \(after)")
+        // Each held write's wait is timed once; one at a time, no transaction overlaps another
+        // and the log never runs out of extents to give.
+        let hold = try #require(after["activity_log_hold_latency"] as? [String: Any], "\(after)")
+        let holdBefore = before["activity_log_hold_latency"] as? [String: Any]
+        #expect((hold["count"] as? Int ?? -1) - (holdBefore?["count"] as? Int ?? 0) == 3, "three waits timed: \(hold)")
+        let overlapping = (after["activity_log_overlapping_writes"] as? Int ?? -1)
+            - (before["activity_log_overlapping_writes"] as? Int ?? 0)
+        #expect(overlapping == 0, "QD1: no transaction written beside another: \(after)")
+        #expect(after["activity_log_blocked_admissions"] as? Int == 0, "512 extents for four writes: \(after)")
     }
 }
 }
