@@ -6,46 +6,23 @@ import Foundation
 import Testing
 
 @Suite struct ListenerBindTests {
-    /// A socket bound to `port` without SO_REUSEADDR, as a listener of another process: a
-    /// daemon's bind (with SO_REUSEADDR) finds the address in use while it is open.
-    private final class PortHolder: @unchecked Sendable {
-        private var fd: Int32
-
-        init(port: Int) throws {
-            fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            var address = LinkProxy.Engine.loopback(port: port)
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard bound == 0, listen(fd, 1) == 0 else {
-                close(fd)
-                throw HarnessError("holding port \(port): errno \(errno)")
-            }
-        }
-
-        deinit { release() }
-
-        func release() {
-            if fd >= 0 { close(fd) }
-            fd = -1
-        }
-    }
-
     private static let waitLine = "address in use; trying again"
 
-    /// True once the daemon's current log holds `line` (polled; false after the timeout).
-    private static func logShows(_ daemon: DaemonProcess, _ line: String, timeoutSeconds: Double) -> Bool {
+    /// True once the log at `path` holds `line` (polled; false after the timeout).
+    private static func logShows(_ path: String, _ line: String, timeoutSeconds: Double) -> Bool {
         let deadline = Date().addingTimeInterval(timeoutSeconds)
         while Date() < deadline {
-            if let text = try? String(contentsOfFile: daemon.logPath, encoding: .utf8), text.contains(line) { return true }
+            if let text = try? String(contentsOfFile: path, encoding: .utf8), text.contains(line) { return true }
             usleep(20_000)
         }
         return false
     }
 
     @Test func aStartWaitsForItsAddressAndServesOnceItIsFree() throws {
-        let address = "127.0.0.1:\(try ReplicatedPair.freePort())"
-        let holder = try PortHolder(port: Int(address.split(separator: ":").last!)!)
+        // A listener of the test's own, bound without SO_REUSEADDR: the daemon's bind finds
+        // the address in use while it is open.
+        var holder: TCPEnd? = try TCPEnd.listening()
+        let address = holder!.address
         let daemon = try DaemonProcess(extraArguments: ["--metrics-listen", address])
         defer { try? daemon.stop() }
         // The start blocks until READY=1; this thread only reads the log until it returns.
@@ -55,8 +32,10 @@ import Testing
             return [:]
         }
         // The start says it waits for the address before the holder lets it go.
-        #expect(Self.logShows(daemon, Self.waitLine, timeoutSeconds: 30), "\(daemon.logTail())")
-        holder.release()
+        // The first start's log (DaemonProcess.logPath once `start` has begun).
+        let log = daemon.directory.file("tandemd.1.log")
+        #expect(Self.logShows(log, Self.waitLine, timeoutSeconds: 30), "\(daemon.logTail())")
+        holder = nil  // closes it
         _ = try started.wait(timeoutSeconds: 30)
         let answer = HTTPProbe.parse(try HTTPProbe.exchange(address, Array("GET /metrics HTTP/1.0\r\n\r\n".utf8)))
         #expect(answer?.status == 200)
