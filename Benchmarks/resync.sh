@@ -100,6 +100,9 @@ daemon_cpu_ticks() { # pids...: utime+stime of the processes, in clock ticks
     done
     echo "$total"
 }
+# The whole machine's CPU time so far, in ticks: "total idle iowait" (every process and kernel
+# thread: the loop worker's copy into tmpfs, softirqs, the daemons, the benchmark itself).
+machine_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $5, $6 }' /proc/stat; }
 seconds_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
 
 echo "resync: $volume_size volumes in $work (layout $layout)" >&2
@@ -146,11 +149,17 @@ ctl alpha create r0 --volume "$src" --role primary --peer-name beta --peer-addre
 ctl beta enable r0 >/dev/null 2>&1 || true
 echo "load average before the resync: $(load)" >>"$work/loads"
 ticks0="$(daemon_cpu_ticks "$pid_alpha" "$pid_beta")"
+machine0="$(machine_ticks)"
 t0="$(date +%s.%N)"
 ctl alpha enable r0 >/dev/null 2>&1 || true
 "${helper[@]}" wait "$work/alpha.ctl" r0 3600 peer_disk_state=UpToDate out_of_sync_bytes=0 >/dev/null
 resync_s="$(seconds_since "$t0")"
 ticks1="$(daemon_cpu_ticks "$pid_alpha" "$pid_beta")"
+machine1="$(machine_ticks)"
+# CPUs busy and CPUs waiting for I/O (idle with I/O outstanding) over the resync, of nproc.
+machine_busy="$(awk -v a="$machine0" -v b="$machine1" -v n="$(nproc)" 'BEGIN {
+    split(a, x, " "); split(b, y, " "); t = y[1] - x[1]; i = y[2] - x[2]; w = y[3] - x[3]
+    printf "%.2f busy, %.2f waiting for I/O", (t - i - w) / t * n, w / t * n }')"
 resync_cpu="$(awk -v t="$((ticks1 - ticks0))" -v hz="$(getconf CLK_TCK)" -v b="$volume_bytes" \
     'BEGIN { printf "%.3f", t / hz / (b / 1073741824) }')"
 resync_mib="$(awk -v b="$volume_bytes" -v s="$resync_s" 'BEGIN { printf "%.1f", b / 1048576 / s }')"
@@ -208,6 +217,7 @@ if cmp -s "$src" "$tgt"; then same="identical"; else same="**DIFFERENT**"; fi
     echo "| the limits together on $(nproc) CPUs: min(limit, $(nproc) / $limits_cpu GiB/s) | $shared_mib MiB/s |"
     echo "| resync / the limits together | $shared_ratio |"
     echo "| the resync's CPU per GiB, both daemons | $resync_cpu s |"
+    echo "| the whole machine during the resync, of $(nproc) CPUs | $machine_busy |"
     if [[ "$catchup" != 0 ]]; then
         echo "| catch-up of $dirty_percent % dirty ($marked bytes marked) under $load_iops IOPS of 4 KiB writes, resync_rate 0 | $catchup_s s = $rate_mib MiB/s |"
         echo "| time to redundancy, 100 GiB with $dirty_percent % dirty, at that rate | $hours_100g h |"
