@@ -74,16 +74,17 @@ extension Replication {
             ("SyncComplete before any Data", try WireEncoder.encode(.syncComplete(throughSequence: 1), promotionNumber: 0)),
         ]
         var cut = Date()
+        // alpha is held (SIGSTOP) through all the fake sessions: its redial would otherwise
+        // replace a fake session mid-handshake (a race that failed this test under load,
+        // "beta closed the connection"), and the fake must be the session beta judges. It
+        // stays held until beta's status and record were read after the last one: a redial
+        // between two fakes (a new session after its link was replaced: dont-care goes
+        // Ahead) would be the session the status shows (CI, 2026-12-07, twice:
+        // durable_through_epoch 0, when alpha was let go between the fakes).
+        kill(pair.alpha.pid, SIGSTOP)
+        defer { kill(pair.alpha.pid, SIGCONT) }
+        try pair.alpha.waitUntilStopped()
         for (name, bytes) in violations {
-            // alpha is held (SIGSTOP) while the fake session runs: its redial would otherwise
-            // replace the fake session mid-handshake (a race that failed this test under load,
-            // "beta closed the connection"), and the fake must be the session beta judges.
-            // It stays held until beta's status and record are read: its own redial (a new
-            // session after its link was replaced: dont-care goes Ahead) would otherwise be
-            // the session the status shows (CI, 2026-12-07: durable_through_epoch 0 read
-            // while alpha's new session was being established).
-            kill(pair.alpha.pid, SIGSTOP)
-            defer { kill(pair.alpha.pid, SIGCONT) }
             let fake = try BadFrameTests.FakePrimary(pair: pair)
             #expect(fake.refusal == nil, "beta refused the fake session before \(name)")
             try fake.sendRaw(bytes)
@@ -96,6 +97,7 @@ extension Replication {
             #expect(unchanged,
                     "\(name) changed beta's record on disk: \(String(describing: recordAfter.record)), was \(recorded)")
         }
+        kill(pair.alpha.pid, SIGCONT)
         // Once alpha is back on its own session, which beta recorded, the file is still the
         // same: a record write of the fake sessions that was still in flight at the check
         // above would have landed by now.

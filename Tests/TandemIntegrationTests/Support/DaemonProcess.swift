@@ -88,6 +88,27 @@ final class DaemonProcess {
 
     var isRunning: Bool { child?.isRunning ?? false }
 
+    /// After a SIGSTOP: waits until every thread of the daemon is stopped (`T` in
+    /// /proc/PID/task/*/stat). The signal is delivered asynchronously; a thread running on
+    /// the other CPU may still finish a step after `kill` returned.
+    func waitUntilStopped(timeoutSeconds: Double = 10) throws {
+        let tasks = "/proc/\(pid)/task"
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        while true {
+            let threads = (try? FileManager.default.contentsOfDirectory(atPath: tasks)) ?? []
+            let states = threads.map { thread -> Character? in
+                guard let stat = try? String(contentsOfFile: "\(tasks)/\(thread)/stat", encoding: .utf8),
+                      let close = stat.lastIndex(of: ")") else { return nil }
+                return stat[stat.index(after: close)...].first { $0 != " " }
+            }
+            if !states.isEmpty && states.allSatisfy({ $0 == "T" || $0 == "t" }) { return }
+            guard Date() < deadline else {
+                throw HarnessError("pid \(pid) not stopped after \(timeoutSeconds) s: thread states \(states)")
+            }
+            usleep(1_000)
+        }
+    }
+
     /// SIGTERM and wait for the exit; returns the exit status (0 for a clean shutdown).
     @discardableResult
     func stop() throws -> Int32 {
