@@ -131,6 +131,23 @@ final class CampaignRun {
         }
     }
 
+    /// Writes 1 MiB batches past the writer's blocks through alpha until it is Ahead (its
+    /// async buffer overflowed), then waits for Ahead as `PairState.waitAhead` does. The
+    /// running writer alone cannot be relied on to overflow it: on a loaded machine it may
+    /// have written most of its 8 MiB before the fault came (CI, 2026-12-07 and -08: all 2048
+    /// acknowledged, the rest drained through a capped link or held for a gone peer, never
+    /// Ahead). A 1 MiB batch outpaces a 512 KiB/s link unless a 4 KiB write takes longer
+    /// than 8 ms; the volume past the writer's blocks is the bound.
+    func writeUntilAhead() throws {
+        let batch = 256
+        let end = setup.sizeBytes / Self.blockBytes
+        for start in stride(from: PairState.writerBlocks, to: end, by: batch) {
+            try writeBlocks(on: pair.alpha, start..<min(start + batch, end))
+            if try pair.status(pair.alpha)["replication_state"] as? String == "Ahead" { break }
+        }
+        try PairState.waitAhead(self)
+    }
+
     // MARK: What the nodes say
 
     /// Both nodes' status (nil for a node that is not running), recorded in the trail.

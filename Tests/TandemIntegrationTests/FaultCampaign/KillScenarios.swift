@@ -105,9 +105,15 @@ extension Integration.FaultCampaign {
         }
         run.expectAlone(alpha, "alpha")
         switch state {
-        case .streamingSync, .aheadSyncCut, .aheadAsyncOverflow:
-            // dont-care and async: the writer goes on, tracked in the bitmap.
+        case .streamingSync, .aheadSyncCut:
+            // dont-care: the writer goes on, tracked in the bitmap.
             try PairState.waitAhead(run)
+            try run.waitForAcknowledged(PairState.writerBlocks)
+        case .aheadAsyncOverflow:
+            // async: the writer goes on; once the 4 MiB buffer is full again, tracked in the
+            // bitmap. The writer may have ended before the kill (CI, 2026-12-08: 3.5 MB
+            // buffered for the gone peer, rightly not Ahead), so more writes fill it.
+            try run.writeUntilAhead()
             try run.waitForAcknowledged(PairState.writerBlocks)
         case .suspended:
             let held = run.writer!.acknowledged.count

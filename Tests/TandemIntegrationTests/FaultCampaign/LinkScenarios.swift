@@ -164,30 +164,12 @@ extension Integration.FaultCampaign {
             #expect(alpha["connection_state"] as? String == "Connected" && run.proxy.connectionsAccepted == 0,
                     "a slow link was dropped: \(alpha)\n\(run.trailText)")
         case .streamingAsync:
-            try overflowTheBuffer(run)
+            try run.writeUntilAhead()
         case .initialSync:
             try capACopy(run)
         default:
             preconditionFailure("no cap row for \(state)")
         }
-    }
-
-    /// Writes past the running writer's blocks, after the cap is in place, until alpha's
-    /// 4 MiB buffer overflowed and it went Ahead. The running writer alone cannot be relied
-    /// on: on a loaded machine it may have written most of its 8 MiB before the cap came
-    /// (CI, twice: all 2048 acknowledged, the rest drained through the capped link, never
-    /// Ahead). Each 1 MiB batch outpaces the 512 KiB/s link unless a 4 KiB write takes
-    /// longer than 8 ms; the volume's 24 MiB past the writer are the bound.
-    private func overflowTheBuffer(_ run: CampaignRun) throws {
-        let batch = 256
-        let first = PairState.writerBlocks
-        let end = run.setup.sizeBytes / CampaignRun.blockBytes
-        for start in stride(from: first, to: end, by: batch) {
-            try run.writeBlocks(on: run.pair.alpha, start..<min(start + batch, end))
-            let alpha = try run.pair.status(run.pair.alpha)
-            if alpha["replication_state"] as? String == "Ahead" { break }
-        }
-        try PairState.waitAhead(run)
     }
 
     /// The copy's own cap off and the link capped at 256 KiB/s: a 1 MiB chunk then takes 4 s

@@ -33,10 +33,13 @@ final class EventRecorder: @unchecked Sendable {
         events.filter { $0["event"] as? String == kind }.compactMap { $0[field] as? String }
     }
 
-    func waitFor(_ what: String, timeoutSeconds: Double = 60, _ condition: (JSONObject) -> Bool) throws -> JSONObject {
+    /// The first event (from the `after`-th on: `events.count` read before an action) that
+    /// meets `condition`.
+    func waitFor(_ what: String, timeoutSeconds: Double = 60, after: Int = 0,
+                 _ condition: (JSONObject) -> Bool) throws -> JSONObject {
         let deadline = Date().addingTimeInterval(timeoutSeconds)
         while Date() < deadline {
-            if let found = events.first(where: condition) { return found }
+            if let found = events.dropFirst(after).first(where: condition) { return found }
             usleep(20_000)
         }
         throw HarnessError("no event \(what) within \(timeoutSeconds) s; seen \(events)")

@@ -85,10 +85,18 @@ extension Replication {
         let reenabled = try pair.expectOK(try pair.beta.control().request("enable", ["name": ReplicatedPair.resource]))
         #expect(reenabled["disk_state"] as? String != "Failed", "\(reenabled)")
         try pair.expectOK(try pair.alpha.control().request("disable", ["name": ReplicatedPair.resource]))
+        let eventsBefore = alphaEvents.events.count
         let enabled = try pair.expectOK(try pair.alpha.control().request("enable", ["name": ReplicatedPair.resource]))
         #expect(enabled["session_start"] as? String == "catch-up", "\(enabled)")
-        let lacking = enabled["out_of_sync_bytes"] as? Int ?? 0
-        #expect(lacking >= 64 * 4096 && lacking < Self.sizeBytes / 2, "a catch-up, not a copy of the volume: \(enabled)")
+        // What the catch-up set out to move: the session-start event's, not the enable
+        // reply's (on a loaded machine the 256 KiB catch-up was done before the reply was
+        // composed, which then said 0 out of sync: CI, 2026-12-08).
+        let start = try alphaEvents.waitFor("alpha's session-start after the enable", after: eventsBefore) {
+            $0["event"] as? String == "session-start"
+        }
+        #expect(start["session_start"] as? String == "catch-up", "\(start)")
+        let lacking = start["out_of_sync_bytes"] as? Int ?? 0
+        #expect(lacking >= 64 * 4096 && lacking < Self.sizeBytes / 2, "a catch-up, not a copy of the volume: \(start)")
         try pair.waitInSync()
         try pair.alpha.stop()
         try pair.beta.stop()

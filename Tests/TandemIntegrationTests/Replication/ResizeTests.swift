@@ -172,10 +172,11 @@ extension Replication {
         defer { kill(pair.beta.pid, SIGCONT) }
         #expect(stopped)
         let requests = (0..<2).map { _ in
-            AsyncReply {
-                defer { anyAnswered.signal() }
-                return try ControlClient(path: control).request("resize", ["name": ReplicatedPair.resource,
-                                                                           "size_bytes": Self.newBytes])
+            // Signalled once the reply is stored (a signal from inside the call came before
+            // it, and the check below then found no reply: CI, 2026-12-08).
+            AsyncReply(signalling: anyAnswered) {
+                try ControlClient(path: control).request("resize", ["name": ReplicatedPair.resource,
+                                                                    "size_bytes": Self.newBytes])
             }
         }
         #expect(anyAnswered.wait(timeout: .now() + 60) == .success)

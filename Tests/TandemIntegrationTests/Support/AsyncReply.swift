@@ -7,10 +7,13 @@ final class AsyncReply: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private var result: Result<JSONObject, any Error>?
 
-    init(_ call: @escaping @Sendable () throws -> JSONObject) {
+    /// Runs `call` on a thread of its own; `finished`, if given, is signalled once the reply
+    /// is stored (so a `wait(timeoutSeconds: 0)` after it finds it).
+    init(signalling finished: DispatchSemaphore? = nil, _ call: @escaping @Sendable () throws -> JSONObject) {
         Thread.detachNewThread { [self] in
             result = Result { try call() }
             done.signal()
+            finished?.signal()
         }
     }
 
