@@ -62,13 +62,7 @@ case "$layout" in separate | shared) ;;
 esac
 
 bench_prepare resync "$results"
-if [[ -n "${BENCH_BIN:-}" ]]; then
-    bin="$BENCH_BIN"  # another build's tandemd and tandemctl (an A/B)
-    [[ -x "$bin/tandemd" && -x "$bin/tandemctl" ]] || { echo "resync: no tandemd/tandemctl in $bin" >&2; exit 2; }
-else
-    swift build -c release
-    bin="$(swift build -c release --show-bin-path)"
-fi
+bench_bin resync
 
 work="$(mktemp -d "$bench_dir/resync.XXXXXX")"
 src="$work/src.img"

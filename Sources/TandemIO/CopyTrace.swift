@@ -124,7 +124,7 @@ public final class CopyTrace {
             held += depths[index]
         }
         heldNs[min(held, Self.slotsMax)] &+= elapsed
-        lastChangeNs = nowNs
+        lastChangeNs = max(lastChangeNs, nowNs)
     }
 
     private func sample(nowNs: UInt64) {
@@ -201,13 +201,24 @@ extension RequestTrace {
         copy.move(chunk, to: .reading, nowNs: now.ns)
     }
 
+    /// The chunk of `slot`, if it is in `stage`: `phase` counts since its last hop, and it
+    /// moves on to `next` (nil: it stays).
+    @inline(__always)
+    @discardableResult
+    func copyHop(_ slot: Int, from stage: CopyStage, _ phase: TracePhase, to next: CopyStage?, at now: TraceStamp)
+        -> UnsafeMutablePointer<CopyTrace.Chunk>?
+    {
+        guard enabled, let chunk = copy.chunk(slot), chunk.pointee.stage == stage else { return nil }
+        record(.copy, phase, from: chunk.pointee.last, to: now)
+        chunk.pointee.last = now
+        if let next { copy.move(chunk, to: next, nowNs: now.ns) }
+        return chunk
+    }
+
     /// The read of `slot` completed.
     @inline(__always)
     public func copyReadCompleted(slot: Int, at now: TraceStamp) {
-        guard enabled, let chunk = copy.chunk(slot), chunk.pointee.stage == .reading else { return }
-        record(.copy, .copyRead, from: chunk.pointee.last, to: now)
-        chunk.pointee.last = now
-        copy.move(chunk, to: .admitting, nowNs: now.ns)
+        copyHop(slot, from: .reading, .copyRead, to: .admitting, at: now)
     }
 
     /// The node admitted the chunk of `slot` under `sequence`.
@@ -220,18 +231,15 @@ extension RequestTrace {
     /// The chunk's Data frame is about to be prepared and encrypted (its first send only).
     @inline(__always)
     public func copyHanded(slot: Int, at now: TraceStamp) {
-        guard enabled, let chunk = copy.chunk(slot), chunk.pointee.stage == .admitting else { return }
-        record(.copy, .copyAdmit, from: chunk.pointee.last, to: now)
-        chunk.pointee.last = now
-        copy.move(chunk, to: .unsent, nowNs: now.ns)
+        copyHop(slot, from: .admitting, .copyAdmit, to: .unsent, at: now)
     }
 
     /// The chunk's frame is encrypted; its ciphertext ends at `mark` (the channel's total).
     @inline(__always)
     public func copyEncrypted(slot: Int, mark: UInt64, at now: TraceStamp) {
-        guard enabled, let chunk = copy.chunk(slot), chunk.pointee.stage == .unsent, chunk.pointee.mark == 0 else { return }
-        record(.copy, .copyEncrypt, from: chunk.pointee.last, to: now)
-        chunk.pointee.last = now
+        guard enabled, copy.chunk(slot)?.pointee.mark == 0,
+            let chunk = copyHop(slot, from: .unsent, .copyEncrypt, to: nil, at: now)
+        else { return }
         chunk.pointee.mark = mark
         copy.pushUnsent(slot)
     }
@@ -244,11 +252,7 @@ extension RequestTrace {
         while true {
             guard let chunk = copy.chunk(slot), chunk.pointee.mark <= sentBytes else { return }
             copy.popUnsent()
-            if chunk.pointee.stage == .unsent {
-                record(.copy, .copySocket, from: chunk.pointee.last, to: stamp)
-                chunk.pointee.last = stamp
-                copy.move(chunk, to: .unacknowledged, nowNs: stamp.ns)
-            }
+            copyHop(slot, from: .unsent, .copySocket, to: .unacknowledged, at: stamp)
             guard let next = copy.oldestUnsent else { return }
             slot = next
         }
@@ -257,10 +261,7 @@ extension RequestTrace {
     /// The peer's DataAck for the chunk of `slot`.
     @inline(__always)
     public func copyAcknowledged(slot: Int, at now: TraceStamp) {
-        guard enabled, let chunk = copy.chunk(slot), chunk.pointee.stage == .unacknowledged else { return }
-        record(.copy, .copyApplied, from: chunk.pointee.last, to: now)
-        chunk.pointee.last = now
-        copy.move(chunk, to: .undurable, nowNs: now.ns)
+        copyHop(slot, from: .unacknowledged, .copyApplied, to: .undurable, at: now)
     }
 
     /// The chunk of `slot` was released (or discarded): its buffer is free.

@@ -10,8 +10,10 @@ import Testing
 
 private struct SyncCopy {
     var node = PrimaryNode(
-        config: PrimaryNodeConfig(primary: ReplicationPrimaryConfig(mode: .sync), volumeSizeBytes: 256 << 20),
+        config: PrimaryNodeConfig(primary: ReplicationPrimaryConfig(mode: .sync), volumeSizeBytes: 256 << 20,
+                                  resyncRateBytesPerSecond: 1 << 40),  // unthrottled, as the benchmark runs it
         session: 5, basis: .fullCopy)
+    var nowNs: UInt64 = 1_000_000_000
     var reads: [(offset: UInt64, length: UInt32)] = []
     var data: [(sequence: WriteSequence, epoch: Epoch)] = []
     var barriers: [Epoch] = []
@@ -19,7 +21,8 @@ private struct SyncCopy {
 
     mutating func handle(_ event: PrimaryNodeEvent) {
         var actions: [PrimaryNodeAction] = []
-        node.handle(event, nowNs: 1_000_000_000, into: &actions)
+        nowNs += 1_000_000
+        node.handle(event, nowNs: nowNs, into: &actions)
         for action in actions {
             switch action {
             case let .readCopyChunk(offset, length): reads.append((offset, length))

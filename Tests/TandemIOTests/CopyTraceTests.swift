@@ -46,8 +46,10 @@ struct CopyTraceTests {
         trace.enable()
         // Two chunks: both read for 100 µs, then unsent until 500, unacknowledged to 900,
         // undurable to 2,900 (both released together, as a DurableAck releases an epoch).
-        pass(trace, slot: 0, start: 0, mark: 10)
-        pass(trace, slot: 1, start: 0, mark: 20)
+        for slot in [0, 1] { trace.copyReadSubmitted(slot: slot, at: stamp(0)) }
+        for slot in [0, 1] { trace.copyReadCompleted(slot: slot, at: stamp(100)) }
+        for slot in [0, 1] { trace.copyHanded(slot: slot, at: stamp(110)) }
+        for (slot, mark) in [(0, 10), (1, 20)] as [(Int, UInt64)] { trace.copyEncrypted(slot: slot, mark: mark, at: stamp(400)) }
         trace.copyCiphertextSent(through: 20, at: stamp(500))  // both marks passed at once
         trace.copyAcknowledged(slot: 0, at: stamp(900))
         trace.copyAcknowledged(slot: 1, at: stamp(900))
