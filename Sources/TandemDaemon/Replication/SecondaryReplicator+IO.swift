@@ -182,7 +182,7 @@ extension SecondaryReplicator {
                 if forDigests { flushForDigests() } else { submitFlush() }
             } else {
                 let errno = result < 0 ? -result : 0
-                if !forDigests, counters.trace.enabled {
+                if !forDigests, counters.trace.enabled, traceFlushStamp.ns >= counters.trace.sinceNs {
                     counters.trace.record(.write, .secondaryFlush, from: traceFlushStamp, to: context.loop.traceStamp())
                 }
                 traceFlushStamp = .none

@@ -451,7 +451,8 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
             link.send(.replicaHello(WireReplicaHello(durableThroughEpoch: epoch, diskState: copy.wire)))
         case .durableThroughEpoch(let epoch):
             link.send(.durableAck(epoch: epoch))
-            if counters.trace.enabled {
+            // A stamp from before the trace was last turned on belongs to an earlier count.
+            if counters.trace.enabled, traceUndurableStamp.ns >= counters.trace.sinceNs {
                 counters.trace.record(.write, .secondaryDurable, from: traceUndurableStamp, to: context.loop.traceStamp())
             }
             traceUndurableStamp = .none
