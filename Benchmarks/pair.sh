@@ -129,13 +129,7 @@ done
 
 bench_prepare pair "$results"
 if [[ " $targets " =~ \ (standalone|sync|async)\  ]]; then
-    if [[ -n "${BENCH_BIN:-}" ]]; then
-        bin="$BENCH_BIN"  # another build's tandemd and tandemctl (an A/B)
-        [[ -x "$bin/tandemd" && -x "$bin/tandemctl" ]] || { echo "pair: no tandemd/tandemctl in $bin" >&2; exit 2; }
-    else
-        swift build -c release
-        bin="$(swift build -c release --show-bin-path)"
-    fi
+    bench_bin pair
 fi
 
 work="$(mktemp -d "$bench_dir/pair.XXXXXX")"

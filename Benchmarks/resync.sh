@@ -37,7 +37,11 @@
 # BENCH_LAYOUT (separate | shared, default separate; separate needs root for losetup and
 # RESYNC_VOLUME of RAM), BENCH_RUNTIME (tls seconds, default 10), RESYNC_DIRTY_PERCENT,
 # RESYNC_LOAD_IOPS, BENCH_RESULTS (markdown output, default
-# Benchmarks/results/resync-<UTC timestamp>.md).
+# Benchmarks/results/resync-<UTC timestamp>.md), BENCH_BIN (a directory holding tandemd and
+# tandemctl built elsewhere, e.g. another commit's release build for an interleaved A/B;
+# default: this tree's release build), RESYNC_TRACE=1 (the request trace on both nodes during
+# the resync, `tandemctl trace r0` of both appended to the results and alpha's reply with the
+# copy's depth samples saved beside them as `.trace.json`; docs/metrics.md, *Copy trace*).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
@@ -49,6 +53,7 @@ layout="${BENCH_LAYOUT:-separate}"
 dirty_percent="${RESYNC_DIRTY_PERCENT:-10}"
 load_iops="${RESYNC_LOAD_IOPS:-1000}"
 catchup="${RESYNC_CATCHUP:-1}"
+trace="${RESYNC_TRACE:-0}"
 results="${BENCH_RESULTS:-$repo/Benchmarks/results/resync-$stamp.md}"
 helper=(python3 "$repo/Benchmarks/catchup.py")
 free_port=(python3 "$repo/Benchmarks/pair.py" free-port)
@@ -57,8 +62,7 @@ case "$layout" in separate | shared) ;;
 esac
 
 bench_prepare resync "$results"
-swift build -c release
-bin="$(swift build -c release --show-bin-path)"
+bench_bin resync
 
 work="$(mktemp -d "$bench_dir/resync.XXXXXX")"
 src="$work/src.img"
@@ -147,6 +151,10 @@ ctl beta create r0 --volume "$tgt" --role secondary --peer-name alpha --peer-add
 ctl alpha create r0 --volume "$src" --role primary --peer-name beta --peer-address "127.0.0.1:$port_b" \
     --mode sync --initial-sync full --resync-rate 1099511627776 --nbd-socket "$work/alpha-r0.sock" >/dev/null
 ctl beta enable r0 >/dev/null 2>&1 || true
+if [[ "$trace" != 0 ]]; then
+    ctl alpha trace r0 --on >/dev/null
+    ctl beta trace r0 --on >/dev/null
+fi
 echo "load average before the resync: $(load)" >>"$work/loads"
 ticks0="$(daemon_cpu_ticks "$pid_alpha" "$pid_beta")"
 machine0="$(machine_ticks)"
@@ -156,6 +164,10 @@ ctl alpha enable r0 >/dev/null 2>&1 || true
 resync_s="$(seconds_since "$t0")"
 ticks1="$(daemon_cpu_ticks "$pid_alpha" "$pid_beta")"
 machine1="$(machine_ticks)"
+if [[ "$trace" != 0 ]]; then
+    { echo "alpha:"; ctl alpha trace r0 --off; echo; echo "beta:"; ctl beta trace r0 --off; } >"$work/trace.txt"
+    ctl alpha trace r0 --json >"${results%.md}.trace.json"
+fi
 # CPUs busy and CPUs waiting for I/O (idle with I/O outstanding) over the resync, of nproc.
 machine_busy="$(awk -v a="$machine0" -v b="$machine1" -v n="$(nproc)" 'BEGIN {
     split(a, x, " "); split(b, y, " "); t = y[1] - x[1]; i = y[2] - x[2]; w = y[3] - x[3]
@@ -201,8 +213,8 @@ if cmp -s "$src" "$tgt"; then same="identical"; else same="**DIFFERENT**"; fi
 {
     echo "## Resync benchmark $stamp"
     echo
-    echo "Command: \`RESYNC_VOLUME=$volume_size BENCH_LAYOUT=$layout BENCH_RUNTIME=$runtime RESYNC_DIRTY_PERCENT=$dirty_percent RESYNC_LOAD_IOPS=$load_iops RESYNC_CATCHUP=$catchup Benchmarks/resync.sh\`"
-    echo "Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown); kernel $(uname -r); $(nproc) CPUs;" \
+    echo "Command: \`RESYNC_VOLUME=$volume_size BENCH_LAYOUT=$layout BENCH_RUNTIME=$runtime RESYNC_DIRTY_PERCENT=$dirty_percent RESYNC_LOAD_IOPS=$load_iops RESYNC_CATCHUP=$catchup RESYNC_TRACE=$trace${BENCH_BIN:+ BENCH_BIN=$BENCH_BIN} Benchmarks/resync.sh\`"
+    echo "Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)${BENCH_BIN:+ (tandemd from $BENCH_BIN)}; kernel $(uname -r); $(nproc) CPUs;" \
         "SRC on $(stat -f -c %T "$bench_dir") at $bench_dir; TGT $([[ $layout == separate ]] && echo "on $tgt over $tgt_backing (tmpfs)" || echo "beside SRC")"
     sed 's/^/- /' "$work/loads"
     echo
@@ -224,6 +236,14 @@ if cmp -s "$src" "$tgt"; then same="identical"; else same="**DIFFERENT**"; fi
         echo "| the same at DRBD's default floor (c-min-rate 250 KiB/s) | $hours_drbd h |"
     fi
     echo "| cmp SRC TGT after both stopped | $same |"
+    if [[ "$trace" != 0 ]]; then
+        echo
+        echo "Request trace of the resync (RESYNC_TRACE=1; alpha's reply in $(basename "${results%.md}.trace.json")):"
+        echo
+        echo '```'
+        cat "$work/trace.txt"
+        echo '```'
+    fi
 } | tee "$results"
 echo "resync: results in $results (daemon logs in $work)" >&2
 [[ "$same" == identical ]]

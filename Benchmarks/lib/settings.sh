@@ -18,3 +18,15 @@ bench_prepare() {
         exit 1
     fi
 }
+
+# bench_bin NAME: sets `bin` to BENCH_BIN (another build's tandemd and tandemctl, for an A/B)
+# or to this tree's release build, built now.
+bench_bin() {
+    if [[ -n "${BENCH_BIN:-}" ]]; then
+        bin="$BENCH_BIN"
+        [[ -x "$bin/tandemd" && -x "$bin/tandemctl" ]] || { echo "$1: no tandemd/tandemctl in $bin" >&2; exit 2; }
+    else
+        swift build -c release
+        bin="$(swift build -c release --show-bin-path)"
+    fi
+}

@@ -26,7 +26,36 @@ public enum TraceReport {
         lines.append(contentsOf: table(rows))
         lines.append("times in µs; p50/p90/p99 interpolated inside histogram buckets (steps of 20-33 %);")
         lines.append("the pair's peer_round_trip is on this node's clock, secondary_* on the secondary's (run trace there)")
+        if let copy = fields["copy_depths"]?.objectValue { lines.append(contentsOf: copyDepths(copy)) }
         return lines.joined(separator: "\n")
+    }
+
+    /// The copy's depths: each stage's mean number of chunks, and the chunks held (all
+    /// stages) at the 10th, 50th and 90th percentile of the time.
+    static func copyDepths(_ copy: [String: JSONValue]) -> [String] {
+        let spanMs = copy["span_ms"]?.intValue ?? 0
+        let means = copy["mean"]?.objectValue ?? [:]
+        let stages = ["reading", "admitting", "unsent", "unacknowledged", "undurable"]
+        var lines = ["copy chunks by stage over \(HumanUnits.duration(milliseconds: UInt64(max(spanMs, 0)))), mean: "
+            + stages.map { "\($0) \(number(means[$0]))" }.joined(separator: ", ")]
+        let shares = (copy["held_share"]?.arrayValue ?? []).compactMap { pair -> (Int64, Double)? in
+            guard let values = pair.arrayValue, values.count == 2, let held = values[0].intValue,
+                let share = double(values[1]) else { return nil }
+            return (held, share)
+        }
+        let total = shares.reduce(0) { $0 + $1.1 }
+        if total > 0 {
+            func held(at quantile: Double) -> Int64 {
+                var seen = 0.0
+                for (held, share) in shares {
+                    seen += share
+                    if seen >= quantile * total { return held }
+                }
+                return shares.last!.0
+            }
+            lines.append("chunks held (all stages), share of the time: p10 \(held(at: 0.1)), p50 \(held(at: 0.5)), p90 \(held(at: 0.9))")
+        }
+        return lines
     }
 
     /// Microseconds; "≤1" inside the first bucket, where interpolation from zero says nothing.

@@ -52,9 +52,27 @@ extension DaemonControl {
                 "turns_p50": .int(Int64(phase.quantileTurns(0.5))), "turns_p99": .int(Int64(phase.quantileTurns(0.99))),
             ])
         }
-        return [
+        var reply: [String: JSONValue] = [
             "name": .string(name), "enabled": .bool(snapshot.enabled),
             "age_ms": .int(Int64(snapshot.ageNs / 1_000_000)), "phases": .array(phases),
         ]
+        if let copy = snapshot.copy { reply["copy_depths"] = copyDepths(copy) }
+        return reply
+    }
+
+    /// The copy's depths (CopyTrace): each stage's mean, the window's occupancy over time and
+    /// the samples, each `[ms, reading, admitting, unsent, unacknowledged, undurable]`.
+    static func copyDepths(_ copy: CopyTraceSnapshot) -> JSONValue {
+        func rounded(_ value: Double) -> JSONValue { .double((value * 100).rounded() / 100) }
+        var means: [String: JSONValue] = [:]
+        for stage in CopyStage.allCases { means[stage.label] = rounded(copy.meanDepths[stage.rawValue]) }
+        return .object([
+            "span_ms": .int(Int64(copy.spanNs / 1_000_000)),
+            "mean": .object(means),
+            "held_share": .array(copy.heldShares.map { .array([.int(Int64($0[0])), rounded($0[1])]) }),
+            "samples": .array(copy.samples.map { sample in
+                .array([.int(Int64(sample.ms))] + sample.depths.map { .int(Int64($0)) })
+            }),
+        ])
     }
 }

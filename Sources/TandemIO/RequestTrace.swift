@@ -27,10 +27,17 @@ public struct TraceStamp: Sendable, Equatable {
 
 /// What a traced request is: phases of reads and writes are kept apart (a read's local I/O
 /// and a write's differ by an order of magnitude). Flushes, trims and zeroes are not traced.
+/// `copy`: a resync's copy chunk on the primary, from its read to its release (CopyTrace).
 public enum TraceOperation: Int, CaseIterable, Sendable {
-    case read, write
+    case read, write, copy
 
-    public var label: String { self == .read ? "read" : "write" }
+    public var label: String {
+        switch self {
+        case .read: "read"
+        case .write: "write"
+        case .copy: "copy"
+        }
+    }
 }
 
 /// The phases, in the order a request meets them. The label is the metrics' `phase` value.
@@ -66,6 +73,29 @@ public enum TracePhase: Int, CaseIterable, Sendable {
     case secondaryAck
     /// Secondary: the frame handed over → its DataAck staged.
     case secondaryTotal
+    /// Secondary: a group-commit flush of the volume submitted → completed.
+    case secondaryFlush
+    /// Secondary: the first write completed after the last DurableAck → the next DurableAck
+    /// staged (the group commit's wait, its flush and the record of the durable epoch).
+    case secondaryDurable
+    /// Copy, primary: the chunk's read submitted → completed.
+    case copyRead
+    /// Copy: read completed → its Data frame handed to the link (the node's admission, the
+    /// bandwidth cap, the turn's other work before it).
+    case copyAdmit
+    /// Copy: handed to the link → encrypted (the payload's CRC32C and the TLS encryption,
+    /// done at once for a chunk, after what the turn staged before it).
+    case copyEncrypt
+    /// Copy: encrypted → the last byte of its ciphertext taken by the socket (the bytes queued
+    /// before it, the turn's end, TCP's window).
+    case copySocket
+    /// Copy: on the socket → the peer's DataAck handled (the wire, the secondary's receive,
+    /// decryption, write and ack, the ack's way back).
+    case copyApplied
+    /// Copy: DataAck → released (the peer's DurableAck of its epoch: its group commit).
+    case copyDurable
+    /// Copy: read submitted → released (the chunk's buffer free again).
+    case copyTotal
 
     public var label: String {
         switch self {
@@ -81,6 +111,15 @@ public enum TracePhase: Int, CaseIterable, Sendable {
         case .secondaryApply: "secondary_apply"
         case .secondaryAck: "secondary_ack"
         case .secondaryTotal: "secondary_total"
+        case .secondaryFlush: "secondary_flush"
+        case .secondaryDurable: "secondary_durable"
+        case .copyRead: "copy_read"
+        case .copyAdmit: "copy_admit"
+        case .copyEncrypt: "copy_encrypt"
+        case .copySocket: "copy_socket"
+        case .copyApplied: "copy_peer_applied"
+        case .copyDurable: "copy_durable"
+        case .copyTotal: "copy_total"
         }
     }
 }
@@ -129,6 +168,8 @@ public final class RequestTrace {
     private var sequences: UnsafeMutableBufferPointer<SequenceStamps>?
     /// MonotonicClock time of the last reset (enable), 0 before.
     public private(set) var sinceNs: UInt64 = 0
+    /// The resync copy's hops and depths (CopyTrace), reset with the rest.
+    public let copy = CopyTrace()
 
     public init() {}
 
@@ -146,6 +187,7 @@ public final class RequestTrace {
         counts!.initialize(repeating: 0)
         sequences!.initialize(repeating: SequenceStamps())
         sinceNs = MonotonicClock.nowNs()
+        copy.reset(nowNs: sinceNs)
         enabled = true
     }
 
@@ -232,8 +274,11 @@ public final class RequestTrace {
                 }
             }
         }
-        let age = sinceNs == 0 ? 0 : MonotonicClock.nowNs() - sinceNs
-        return RequestTraceSnapshot(enabled: enabled, everEnabled: counts != nil, ageNs: age, phases: phases)
+        let now = MonotonicClock.nowNs()
+        let age = sinceNs == 0 ? 0 : now - sinceNs
+        let copyDepths = copy.snapshot(nowNs: now)
+        return RequestTraceSnapshot(enabled: enabled, everEnabled: counts != nil, ageNs: age, phases: phases,
+                                    copy: copyDepths.spanNs > 0 ? copyDepths : nil)
     }
 }
 
@@ -302,12 +347,15 @@ public struct RequestTraceSnapshot: Sendable, Equatable {
     /// Time since the counts were last reset (the last `enable`).
     public var ageNs: UInt64
     public var phases: [PhaseSnapshot]
+    /// The copy's depths, once a copy chunk was traced (CopyTrace).
+    public var copy: CopyTraceSnapshot?
 
-    public init(enabled: Bool, everEnabled: Bool, ageNs: UInt64, phases: [PhaseSnapshot]) {
+    public init(enabled: Bool, everEnabled: Bool, ageNs: UInt64, phases: [PhaseSnapshot], copy: CopyTraceSnapshot? = nil) {
         self.enabled = enabled
         self.everEnabled = everEnabled
         self.ageNs = ageNs
         self.phases = phases
+        self.copy = copy
     }
 
     public static let off = RequestTraceSnapshot(enabled: false, everEnabled: false, ageNs: 0, phases: [])

@@ -12,7 +12,10 @@ struct Trace: ParsableCommand {
             through admission, local I/O, the hand-over to the peer and its acknowledgement to \
             the reply, with its count, mean, p50/p90/p99 and the event-loop turns it spans. \
             On a secondary the phases are its own receive, write and acknowledgement of each \
-            replicated write. The same figures are published as histograms in the metrics \
+            replicated write and of its group commit (flush, DurableAck). On a primary that \
+            copies (a resync, a catch-up) each copy chunk's hops from its read to its release \
+            are phases of op "copy", and under the table the mean number of chunks in each \
+            stage of the copy (reading, admitting, unsent, unacknowledged, undurable). The same figures are published as histograms in the metrics \
             (tandem_trace_phase_seconds, tandem_trace_phase_loop_turns; docs/metrics.md). \
             Off, each hop costs one branch; on, a clock read and a few additions.
             """)

@@ -66,13 +66,16 @@ private struct CopyHarness {
 
 extension CopyHarness {
     /// The first two chunks read, admitted and acknowledged by the peer (not yet durable), then
-    /// the chunks at `offsets` read: admitted after an acknowledgement, they fall in the next
-    /// epoch, so the peer can confirm the first two alone.
+    /// the chunks at `offsets` read: admitted after an acknowledgement, they fall in a later
+    /// epoch, so the peer can confirm the first two alone (through `firstTwoEpoch`: with four
+    /// copy buffers the copy closes its epoch at every chunk, PrimaryNode+Copy).
     mutating func admitTwoAcknowledgedThen(_ offsets: [UInt64]) {
         for offset in [0, 1 << 20] as [UInt64] { send(.copyChunkRead(offsetBytes: offset, lengthBytes: 1 << 20, errno: 0)) }
         for sequence in [1, 2] as [WriteSequence] { send(.peer(.dataAck(sequence: sequence))) }
         for offset in offsets { send(.copyChunkRead(offsetBytes: offset, lengthBytes: 1 << 20, errno: 0)) }
     }
+
+    static let firstTwoEpoch: Epoch = 2
 }
 
 @Suite struct PrimaryNodeCopyResumeTests {
@@ -81,7 +84,7 @@ extension CopyHarness {
         h.startCopy()
         h.admitTwoAcknowledgedThen([2 << 20, 3 << 20])
         #expect(h.pageWrite == nil, "nothing confirmed yet: no checkpoint")
-        h.send(.peer(.durableThroughEpoch(1)))
+        h.send(.peer(.durableThroughEpoch(CopyHarness.firstTwoEpoch)))
         let checkpoint = h.pageWrite
         #expect(checkpoint?.pages == [0], "the page of the confirmed chunks: \(h.actions)")
         // Chunks 3 and 4 (blocks 512–1023) are read, so their bits are clear in the bitmap, but
@@ -101,7 +104,7 @@ extension CopyHarness {
         var h = CopyHarness(fault: .copyCheckpointClearsUnconfirmedChunks)
         h.startCopy()
         h.admitTwoAcknowledgedThen([2 << 20])
-        h.send(.peer(.durableThroughEpoch(1)))
+        h.send(.peer(.durableThroughEpoch(CopyHarness.firstTwoEpoch)))
         #expect(h.pageWrite?.pages == [0] && h.pageWrite?.alsoSet == [])
     }
 

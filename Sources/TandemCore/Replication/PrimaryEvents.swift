@@ -21,6 +21,10 @@ public enum PrimaryEvent: Sendable, Hashable {
     /// The owner asks the peer to make every admitted write durable now (a diskless primary's
     /// stop: PrimaryNode+PeerDrain): the open epoch is closed and a FlushRequest names it.
     case peerFlushWanted
+    /// The owner closes the open epoch (if it is open): writes admitted from now on fall in
+    /// the next one, and the peer may make this one durable as soon as it has applied it
+    /// (PrimaryNode+Copy: the copy's chunks are released an epoch at a time).
+    case epochCloseWanted
     case tick
 }
 

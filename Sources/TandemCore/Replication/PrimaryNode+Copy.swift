@@ -174,11 +174,31 @@ extension PrimaryNode {
         tickets[ticket].writesOutstanding = 1
         drive(.copyChunkSubmitted(request: RequestID(ticket), offsetBytes: offset, lengthBytes: length),
               nowNs: nowNs, into: &actions)
+        closeCopyEpochIfFull(nowNs: nowNs, into: &actions)
         if copyLastSequence > releasedThrough {
             copyChunksHeld.append(CopyChunkHeld(sequence: copyLastSequence, lengthBytes: length))
         }
         noteCopyChunkForCheckpoint(read.run)
         noteCopySent(into: &actions)
+    }
+
+    /// A chunk's buffer comes back only when the peer has confirmed its epoch durable, and an
+    /// epoch of a sync stream closes only when one of its writes is acknowledged — by then
+    /// every read that completed meanwhile has joined it. Left alone, the copy's epochs grow
+    /// to the whole window: the peer confirms it all at once, after its last chunk, and the
+    /// window refills only then (stop and go; docs/benchmarks.md, ninth session: 64 chunks per
+    /// DurableAck, the window full of chunks waiting for it). Closing the epoch every
+    /// `copyEpochChunksMax` chunks lets the peer confirm the window an eighth at a time while
+    /// the rest moves. Splitting an epoch is always allowed: it only orders more.
+    var copyEpochChunksMax: Int { max(1, config.copyBuffersMax / 8) }
+
+    private mutating func closeCopyEpochIfFull(nowNs: UInt64, into actions: inout [PrimaryNodeAction]) {
+        let epoch = primary.openEpoch
+        if epoch != copyEpoch { (copyEpoch, copyChunksInEpoch) = (epoch, 0) }
+        copyChunksInEpoch += 1
+        guard copyChunksInEpoch >= copyEpochChunksMax else { return }
+        drive(.epochCloseWanted, nowNs: nowNs, into: &actions)
+        copyChunksInEpoch = 0
     }
 
     /// Once the last chunk is released (durable on the peer), the peer holds the volume.

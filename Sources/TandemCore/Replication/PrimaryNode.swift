@@ -183,6 +183,10 @@ public struct PrimaryNode: Sendable {
     /// it is read, so that a hot region cannot starve the copy.
     var copyWaitsForRegion = false
     var copyChunksOutstanding = 0
+    /// The stream's open epoch as the copy last admitted a chunk into it, and how many it
+    /// admitted there (PrimaryNode+Copy closes it at `copyEpochChunksMax`).
+    var copyEpoch: Epoch = 0
+    var copyChunksInEpoch = 0
     var copyLastSequence: WriteSequence = 0
     var copySampleNs: UInt64 = 0
     var copySampleCursor: UInt64 = 0

@@ -210,6 +210,8 @@ public struct ReplicationPrimary: Sendable {
         case .peerFlushWanted:
             if !startsNewEpoch { closeOpenEpoch(into: &actions) }
             requestPeerFlush(through: openEpoch, into: &actions)
+        case .epochCloseWanted:
+            if !startsNewEpoch { closeOpenEpoch(into: &actions) }
         case .tick:
             break
         }

@@ -98,6 +98,7 @@ extension PrimaryReplicator: PeerLinkDelegate {
         setLastError(nil)
         barrierEpoch = 0
         barrierCount = 0
+        link.channel.sendObserver = self  // the copy trace (ciphertextSent)
         feed(.peerVersion(peerHelloVersion))
         feed(.linkUp)
     }
@@ -119,6 +120,9 @@ extension PrimaryReplicator: PeerLinkDelegate {
             if trace.enabled, let stamps = trace.existingStamps(sequence), stamps.pointee.link.isSet {
                 trace.record(.write, .peer, from: stamps.pointee.link, to: context.loop.traceStamp())
                 stamps.pointee.link = .none  // a re-acknowledgement counts once
+            }
+            if trace.enabled, let slot = retained.copySlot(sequence: sequence) {
+                trace.copyAcknowledged(slot: slot, at: context.loop.traceStamp())
             }
             feed(.peer(.dataAck(sequence: sequence)))
         case .ping(let nonce):
@@ -148,6 +152,7 @@ extension PrimaryReplicator: PeerLinkDelegate {
     func peerLinkClosed(_ link: PeerLink, reason: String) {
         guard link === self.link else { return }
         self.link = nil
+        if trace.enabled { trace.copyLinkLost(at: context.loop.traceStamp()) }
         dropWaitingFrames()
         readRemoteReadsLocally()
         if let failure = link.failure { counters.count(failure) }
@@ -196,12 +201,17 @@ extension PrimaryReplicator: PeerLinkDelegate {
             barrierCount = 0
         }
         barrierCount += 1
+        let copySlot = trace.enabled ? retained.copySlot(sequence: data.sequence) : nil
+        if let copySlot { trace.copyHanded(slot: copySlot, at: context.loop.traceStamp()) }
         let (header, compressed) = WirePayload.prepare(
             block: block, epoch: data.epoch, sequence: data.sequence, offsetBytes: data.offsetBytes,
             fua: data.flags.contains(.fua), acknowledgedAfterApply: data.flags.contains(.acknowledgedAfterApply),
             compress: spec.compression == .lz4, scratch: scratch)
         let payload = compressed.map { UnsafeRawBufferPointer(rebasing: scratch[0..<$0]) } ?? block
         if link.sendData(header, payload: payload) {
+            if let copySlot {
+                trace.copyEncrypted(slot: copySlot, mark: link.channel.ciphertextQueuedBytes, at: context.loop.traceStamp())
+            }
             if trace.enabled, let stamps = trace.existingStamps(data.sequence), !stamps.pointee.link.isSet {
                 let now = context.loop.traceStamp()
                 trace.record(.write, .send, from: stamps.pointee.start, to: now)
@@ -213,5 +223,13 @@ extension PrimaryReplicator: PeerLinkDelegate {
                 counters.replicatedBytes += UInt64(block.count)
             }
         }
+    }
+}
+
+extension PrimaryReplicator: CiphertextSendObserver {
+    /// The socket took ciphertext: copy chunks whose last byte it reached are on the wire.
+    func ciphertextSent(through totalBytes: UInt64) {
+        guard trace.enabled else { return }
+        trace.copyCiphertextSent(through: totalBytes, at: context.loop.traceStamp())
     }
 }

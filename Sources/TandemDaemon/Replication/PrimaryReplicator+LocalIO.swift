@@ -40,7 +40,8 @@ extension PrimaryReplicator {
             retained.retainShared(zeros, length: length, sequence: write.sequence)
         case .copyChunk:
             // Just read from this volume: nothing to write locally.
-            retained.retainCopyChunk(offset: write.offsetBytes, length: length, sequence: write.sequence)
+            let slot = retained.retainCopyChunk(offset: write.offsetBytes, length: length, sequence: write.sequence)
+            trace.copyAdmitted(slot: slot, sequence: write.sequence)
             return
         }
         let slot = retained.slot(write.sequence)
@@ -137,6 +138,7 @@ extension PrimaryReplicator {
     func readCopyChunk(offset: UInt64, length: UInt32) {
         let (slot, pointer) = retained.copies.reserve(offset: offset)
         copyReads[slot] = (offset, length)
+        if trace.enabled { trace.copyReadSubmitted(slot: slot, at: context.loop.traceStamp()) }
         context.loop.prepareVolumeIO(write: false, volume: volume, buffer: pointer, length: Int(length),
                                      offset: offset, dsync: false, handler: handlerID, tag: Self.copyReadTagBase | UInt32(slot))
     }
@@ -157,6 +159,7 @@ extension PrimaryReplicator {
             let slot = Int(tag & 0xFFFF)
             guard let (offset, length) = copyReads[slot] else { preconditionFailure("a copy read nobody asked for") }
             copyReads[slot] = nil
+            if trace.enabled { trace.copyReadCompleted(slot: slot, at: context.loop.traceStamp()) }
             let errno = result == Int32(length) ? 0 : (result < 0 ? -result : EIO)
             feed(.copyChunkRead(offsetBytes: offset, lengthBytes: length, errno: errno))
         case let tag where tag & Self.fuaFlushBit != 0:

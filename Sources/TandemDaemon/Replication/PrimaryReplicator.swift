@@ -368,11 +368,18 @@ final class PrimaryReplicator: IOHandler, NBDWriteSink {
         case let .persistBitmapPages(ticket, pages, alsoSet): persistBitmapPages(ticket, pages: pages, alsoSet: alsoSet)
         case .flushLocal: context.loop.prepareFlush(volume: volume, handler: handlerID, tag: Self.flushTag)
         case let .readCopyChunk(offset, length): readCopyChunk(offset: offset, length: length)
-        case let .discardCopyChunk(offset): retained.copies.release(offset: offset)
+        case let .discardCopyChunk(offset):
+            if trace.enabled { trace.copyReleased(slot: retained.copies.buffer(offset: offset).slot, at: context.loop.traceStamp()) }
+            retained.copies.release(offset: offset)
         case let .readVerifyRegion(offset, length): readVerifyRegion(offset: offset, length: length)
         case let .sendDigestRequest(offset, length): transmit(.control(.digestRequest(offsetBytes: offset, lengthBytes: length)))
         case .sendVerifyEnd: transmit(.control(.verifyEnd))  // behind the DigestRequests
-        case let .release(through): retained.release(through: through)
+        case let .release(through):
+            if trace.enabled {
+                let now = context.loop.traceStamp()
+                retained.forEachCopySlot(through: through) { trace.copyReleased(slot: $0, at: now) }
+            }
+            retained.release(through: through)
         case let .send(message): transmit(.stream(message))
         // SyncComplete and Demoted name writes the peer confirmed (so sent already): they may
         // pass frames the bandwidth cap holds, and go around it (a few bytes each).

@@ -100,9 +100,30 @@ final class RetainedWrites {
     }
 
     /// The chunk read at `offset`, admitted under `sequence`: its buffer is the payload.
-    func retainCopyChunk(offset: UInt64, length: Int, sequence: WriteSequence) {
+    /// Returns the chunk's buffer slot.
+    @discardableResult
+    func retainCopyChunk(offset: UInt64, length: Int, sequence: WriteSequence) -> Int {
         let (slot, pointer) = copies.buffer(offset: offset)
         add(Entry(pointer: pointer, length: length, sequence: sequence, storage: .copyChunk(slot: slot), initialCopy: true))
+        return slot
+    }
+
+    /// The copy buffer slot of the held write `sequence`, if it is a copy chunk (the trace).
+    func copySlot(sequence: WriteSequence) -> Int? {
+        guard count > 0, sequence >= first, sequence - first < UInt64(count),
+            case .copyChunk(let slot) = entries[slot(sequence)]!.storage
+        else { return nil }
+        return slot
+    }
+
+    /// Calls `body` with the copy buffer slot of every held copy chunk through `sequence`
+    /// (what `release(through:)` is about to free; the trace).
+    func forEachCopySlot(through sequence: WriteSequence, _ body: (Int) -> Void) {
+        var next = first
+        while next < first + UInt64(count), next <= sequence {
+            if case .copyChunk(let slot) = entries[slot(next)]!.storage { body(slot) }
+            next += 1
+        }
     }
 
     /// The entry of a held sequence (its slot must hold it).

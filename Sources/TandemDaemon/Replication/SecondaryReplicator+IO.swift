@@ -139,6 +139,7 @@ extension SecondaryReplicator {
 
     func submitFlush() {
         ioInFlight += 1
+        if counters.trace.enabled { traceFlushStamp = context.loop.traceStamp() }
         if let hold = Self.flushHoldFile, access(hold, F_OK) == 0 { return holdFlush(hold) }
         context.loop.prepareFlush(volume: volume, handler: handlerID, tag: Self.flushTag)
     }
@@ -181,6 +182,10 @@ extension SecondaryReplicator {
                 if forDigests { flushForDigests() } else { submitFlush() }
             } else {
                 let errno = result < 0 ? -result : 0
+                if !forDigests, counters.trace.enabled, traceFlushStamp.ns >= counters.trace.sinceNs {
+                    counters.trace.record(.write, .secondaryFlush, from: traceFlushStamp, to: context.loop.traceStamp())
+                }
+                traceFlushStamp = .none
                 feed(forDigests ? .digestFlushCompleted(errno: errno) : .flushCompleted(errno: errno))
             }
         case Self.stagingFlushTag:
@@ -236,6 +241,7 @@ extension SecondaryReplicator {
             counters.trace.record(.write, .secondaryApply, from: stamps.pointee.local, to: now)
             stamps.pointee.local = now
             stamps.pointee.link = now  // completed: the ack may follow
+            if !traceUndurableStamp.isSet { traceUndurableStamp = now }
         }
         feed(.writeCompleted(sequence: entry.sequence, errno: result > 0 ? 0 : (result == 0 ? EIO : -result)))
     }

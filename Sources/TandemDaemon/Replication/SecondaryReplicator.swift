@@ -56,6 +56,10 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
     /// Writes and flushes submitted and not completed.
     var ioInFlight = 0
     var timerArmed = false
+    /// The request trace's group-commit stamps: the flush submitted, and the first write
+    /// completed since the last DurableAck (TracePhase.secondaryFlush, .secondaryDurable).
+    var traceFlushStamp = TraceStamp.none
+    var traceUndurableStamp = TraceStamp.none
     let timeout = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
     let metadata: ReplicationMetadata
     var link: PeerLink?
@@ -445,7 +449,13 @@ final class SecondaryReplicator: IOHandler, PeerLinkDelegate {
         switch message {
         case .hello(let epoch, let copy):
             link.send(.replicaHello(WireReplicaHello(durableThroughEpoch: epoch, diskState: copy.wire)))
-        case .durableThroughEpoch(let epoch): link.send(.durableAck(epoch: epoch))
+        case .durableThroughEpoch(let epoch):
+            link.send(.durableAck(epoch: epoch))
+            // A stamp from before the trace was last turned on belongs to an earlier count.
+            if counters.trace.enabled, traceUndurableStamp.ns >= counters.trace.sinceNs {
+                counters.trace.record(.write, .secondaryDurable, from: traceUndurableStamp, to: context.loop.traceStamp())
+            }
+            traceUndurableStamp = .none
         case .dataAck(let sequence):
             link.send(.dataAck(epoch: 0, sequence: sequence))
             traceAcknowledged(sequence)

@@ -27,6 +27,11 @@ public enum PeerChannelError: Error, Equatable, Sendable, CustomStringConvertibl
     }
 }
 
+/// Told when the socket has taken ciphertext (the copy trace, CopyTrace).
+public protocol CiphertextSendObserver: AnyObject {
+    func ciphertextSent(through totalBytes: UInt64)
+}
+
 /// Confined to one thread (the event loop that owns the connection).
 public final class TLSWireChannel: PeerSocketOutput, @unchecked Sendable {
     /// Plaintext is decrypted in pieces of up to this size straight into the decoder's buffer.
@@ -330,7 +335,19 @@ public final class TLSWireChannel: PeerSocketOutput, @unchecked Sendable {
     /// (TLSConnection.nextCiphertextToSend): the channel is its socket's output.
     public func nextBytesToSend() -> UnsafeRawBufferPointer { connection.nextCiphertextToSend() }
 
-    public func sent(_ count: Int) { connection.ciphertextSent(count) }
+    public func sent(_ count: Int) {
+        connection.ciphertextSent(count)
+        ciphertextSentBytes &+= UInt64(count)
+        sendObserver?.ciphertextSent(through: ciphertextSentBytes)
+    }
+
+    /// Ciphertext bytes the socket has taken over the channel's life.
+    public private(set) var ciphertextSentBytes: UInt64 = 0
+    /// Ciphertext bytes produced over the channel's life: what is sent and what waits. The
+    /// last byte of what was encrypted so far is this far into the stream.
+    public var ciphertextQueuedBytes: UInt64 { ciphertextSentBytes &+ UInt64(connection.pendingCiphertextBytes) }
+    /// Told after each send (the copy trace: when a chunk's last byte left).
+    public weak var sendObserver: CiphertextSendObserver?
 
     /// Encrypts what is staged (best effort) and queues close_notify; send `takeCiphertext`
     /// afterwards.
