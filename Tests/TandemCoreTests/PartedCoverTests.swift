@@ -95,4 +95,21 @@ import Testing
         #expect(record.nextDirtyRun(from: 0) == BlockRun(first: 0, count: 1_024))
         #expect(record.nextDirtyRun(from: 1_024) == BlockRun(first: 16_384, count: 1))
     }
+
+    /// The cover unit is the activity log's extent up to 1,024 of them per volume, then the
+    /// smallest doubling of it that keeps the count at 1,024 or fewer: the file is rewritten
+    /// before writes at most about that often, however randomly they scatter.
+    @Test func theCoverUnitKeepsAVolumeToAtMostAThousandAndTwentyFourUnits() {
+        let mib: UInt64 = 1 << 20
+        #expect(PartedCover.unitBytes(volumeSizeBytes: 256 * mib, extentBytes: 4 * mib, blockBytes: 4096) == 4 * mib)
+        #expect(PartedCover.unitBytes(volumeSizeBytes: 4096 * mib, extentBytes: 4 * mib, blockBytes: 4096) == 4 * mib)
+        #expect(PartedCover.unitBytes(volumeSizeBytes: 4096 * mib + 1, extentBytes: 4 * mib, blockBytes: 4096) == 8 * mib)
+        #expect(PartedCover.unitBytes(volumeSizeBytes: 64 << 30, extentBytes: 4 * mib, blockBytes: 4096) == 64 * mib)
+        #expect(PartedCover.unitBytes(volumeSizeBytes: 1 << 40, extentBytes: 4 * mib, blockBytes: 4096) == 1 << 30)
+        #expect(PartedCover.unitBytes(volumeSizeBytes: 16 * mib, extentBytes: 4096, blockBytes: 64 << 10) == 64 << 10)
+        for size: UInt64 in [1, 4095, 64 << 30, (1 << 40) + 12_345] {
+            let unit = PartedCover.unitBytes(volumeSizeBytes: size, extentBytes: 4 * mib, blockBytes: 4096)
+            #expect((size + unit - 1) / unit <= PartedCover.unitsPerVolumeMax, "\(size)")
+        }
+    }
 }

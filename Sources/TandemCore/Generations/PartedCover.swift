@@ -7,8 +7,8 @@
 //
 // The file holds a superset of the node's set (its *cover*): when a write falls outside it,
 // the file is rewritten durably with the set known in memory, the old cover and the write's
-// extents whole (the activity log's extent size), so the writes that follow nearby cost
-// nothing more. A restart takes the cover as its set: every region written since parting, and
+// cover units whole (`unitBytes`: the activity log's extent, coarser on a large volume), so
+// the writes that follow nearby cost nothing more. A restart takes the cover as its set: every region written since parting, and
 // at most the rest of the extents written — more than written, never less. Pure: no I/O.
 //
 // Batched (`hold` / `record`), as the activity log's transactions are: every write of one
@@ -17,6 +17,23 @@
 // new extents, not one per write.
 
 public enum PartedCover {
+    /// At most this many cover units span a volume (`unitBytes`): a parting rewrites its file
+    /// before writes at most about this many times, however the writes scatter.
+    public static let unitsPerVolumeMax: UInt64 = 1024
+
+    /// The unit a write's cover is rounded out to: the activity log's extent (4 MiB by
+    /// default), doubled until `unitsPerVolumeMax` units span the volume. Random writes over a
+    /// large volume otherwise find a new extent at nearly every write, each costing a durable
+    /// rewrite before it (measured: a 64 GiB volume's 4 KiB random writes at QD1 went from
+    /// 1,755 to 63 IOPS with 4 MiB units). Coarser units cost precision only after a crash:
+    /// a restart's set is rounded out to them (a union resync copies whole units).
+    public static func unitBytes(volumeSizeBytes: UInt64, extentBytes: UInt64, blockBytes: UInt64) -> UInt64 {
+        precondition(extentBytes > 0 && blockBytes > 0, "an extent or block of 0 bytes")
+        var unit = max(extentBytes, blockBytes)
+        while (volumeSizeBytes + unit - 1) / unit > unitsPerVolumeMax { unit *= 2 }
+        return unit
+    }
+
     /// nil when `cover` (the set the file holds) has every block the write touches: nothing to
     /// record first. Otherwise the set the file must hold, durably, before the write goes to
     /// disk: `cover` ∪ `known` (the node's set in memory) ∪ the write's extents.

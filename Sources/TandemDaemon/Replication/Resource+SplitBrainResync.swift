@@ -136,7 +136,8 @@ extension Resource {
 
     /// A write with no replicator (StandAlone after a split brain, or disabled) on a primary
     /// that parted: no activity log names it after a crash, so the file covers it, durably,
-    /// before it goes to the volume (PartedCover: the write's extents whole). True when the
+    /// before it goes to the volume (PartedCover: the write's cover units whole, the activity
+    /// log's extents on a volume of up to 1,024 of them, coarser above). True when the
     /// write must wait: its extents join the turn's pending set, and one durable rewrite at
     /// the turn's end (`recordPendingCover`) releases every write held in the turn — one file
     /// write per turn that brings new extents, not one per write. A set not known as a whole
@@ -154,7 +155,8 @@ extension Resource {
             notePartedWrite(offsetBytes: offsetBytes, lengthBytes: lengthBytes)
             return false
         }
-        let extentBytes = max(UInt64(metadata.latest.alExtentBytes), known.blockBytes)
+        let extentBytes = PartedCover.unitBytes(volumeSizeBytes: volume.sizeBytes,
+                                                extentBytes: UInt64(metadata.latest.alExtentBytes), blockBytes: known.blockBytes)
         guard PartedCover.hold(writeOffsetBytes: offsetBytes, lengthBytes: lengthBytes, cover: splitBrainResync.fileCover,
                                pending: &splitBrainResync.coverPending, geometry: known, extentBytes: extentBytes)
         else { return false }
