@@ -46,6 +46,21 @@ extension Replication {
         try expectApart(p, writer, sideBytes + extentBytes, "the other restarted after kill -9")
     }
 
+    /// The survivor's settled status: a union resync of `unionBytes`, all of it moved, and
+    /// no more than 1.1 × that (and the bitmap exchange, the links' overhead) on the proxies.
+    static func expectUnionMoved(_ p: Resync.PartitionedPair, _ settled: JSONObject, unionBytes: Int, _ what: String) {
+        let report = settled["split_brain_resync"] as? JSONObject
+        #expect(settled["session_start"] as? String == "split-brain-union", "\(settled)")
+        #expect(report?["plan"] as? String == "split-brain-union", "\(settled)")
+        #expect(report?["union_bytes"] as? Int == unionBytes && report?["moved_bytes"] as? Int == unionBytes, "\(settled)")
+        let exchange = report?["bitmap_exchange_bytes"] as? Int ?? 0
+        let moved = Resync.forwardedBytes(p)
+        print("\(what): union_bytes \(report?["union_bytes"] as? Int ?? -1), \(moved) bytes on the proxies "
+            + "(the volume: \(Resync.sizeBytes))")
+        #expect(Double(moved) <= 1.1 * Double(unionBytes) + Double(exchange + Resync.overheadBytesMax),
+                "\(moved) bytes crossed the proxies for a union of \(unionBytes) (the volume: \(Resync.sizeBytes))")
+    }
+
     /// `daemon` in the split brain, no session running: its changes since parting are
     /// `parted_bytes`, and what its peer lacks from it (`out_of_sync_bytes`, `lag_bytes`).
     static func expectApart(_ p: Resync.PartitionedPair, _ daemon: DaemonProcess, _ partedBytes: Int,
@@ -83,18 +98,8 @@ extension Replication {
         default: try Self.writeAloneAndKill(p, writer: p.pair.alpha, sideBytes: Self.alphaSide, disabled: true)
         }
         let settled = try Resync.resolvedWithAlphaSurviving(p, enableAlpha: writerIs == "disabled survivor")
-        let report = settled["split_brain_resync"] as? JSONObject
-        let unionBytes = Resync.unionBlocks * Resync.blockBytes + Self.extentBytes
-        #expect(settled["session_start"] as? String == "split-brain-union", "\(settled)")
-        #expect(report?["plan"] as? String == "split-brain-union", "\(settled)")
-        #expect(report?["union_bytes"] as? Int == unionBytes, "\(settled)")
-        #expect(report?["moved_bytes"] as? Int == unionBytes, "\(settled)")
-        let exchange = report?["bitmap_exchange_bytes"] as? Int ?? 0
-        let moved = Resync.forwardedBytes(p)
-        print("\(writerIs) killed after a StandAlone write: union_bytes \(report?["union_bytes"] as? Int ?? -1), "
-            + "\(moved) bytes on the proxies (the volume: \(Resync.sizeBytes))")
-        #expect(Double(moved) <= 1.1 * Double(unionBytes) + Double(exchange + Resync.overheadBytesMax),
-                "\(moved) bytes crossed the proxies for a union of \(unionBytes) (the volume: \(Resync.sizeBytes))")
+        Self.expectUnionMoved(p, settled, unionBytes: Resync.unionBlocks * Resync.blockBytes + Self.extentBytes,
+                              "\(writerIs) killed after a StandAlone write")
         if writerIs != "loser" {
             // The survivor's acknowledged write is on both copies.
             try Resync.expectOnBothAndIdentical(p, written: Self.written, side: Self.side)
@@ -143,17 +148,8 @@ extension Replication {
         try Self.expectApart(p, p.pair.beta, Self.betaSide, "met as a split brain")
 
         let settled = try Resync.resolvedWithAlphaSurviving(p)
-        let report = settled["split_brain_resync"] as? JSONObject
-        let unionBytes = Self.extentBytes + Self.betaSide
-        #expect(settled["session_start"] as? String == "split-brain-union", "\(settled)")
-        #expect(report?["plan"] as? String == "split-brain-union", "\(settled)")
-        #expect(report?["union_bytes"] as? Int == unionBytes && report?["moved_bytes"] as? Int == unionBytes, "\(settled)")
-        let exchange = report?["bitmap_exchange_bytes"] as? Int ?? 0
-        let moved = Resync.forwardedBytes(p)
-        print("disabled primary killed after writing alone: union_bytes \(report?["union_bytes"] as? Int ?? -1), "
-            + "\(moved) bytes on the proxies (the volume: \(Resync.sizeBytes))")
-        #expect(Double(moved) <= 1.1 * Double(unionBytes) + Double(exchange + Resync.overheadBytesMax),
-                "\(moved) bytes crossed the proxies for a union of \(unionBytes) (the volume: \(Resync.sizeBytes))")
+        Self.expectUnionMoved(p, settled, unionBytes: Self.extentBytes + Self.betaSide,
+                              "disabled primary killed after writing alone")
         try Resync.expectOnBothAndIdentical(p, written: Self.written, side: Self.side)
     }
 }
