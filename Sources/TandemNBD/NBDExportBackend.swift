@@ -192,9 +192,6 @@ public final class NBDExportBackend: TurnEndHandler {
         recordReleasing.removeAll(keepingCapacity: true)
     }
 
-    /// Mutations waiting for the owner's record.
-    public var recordHeldCount: Int { recordHeld.count }
-
     private func unlinkActive(_ request: NBDRequest) {
         let index = request.activeIndex
         let last = active.removeLast()

@@ -8,13 +8,14 @@
 // The file holds a superset of the node's set (its *cover*): when a write falls outside it,
 // the file is rewritten durably with the set known in memory, the old cover and the write's
 // cover units whole (`unitBytes`: the activity log's extent, coarser on a large volume), so
-// the writes that follow nearby cost nothing more. A restart takes the cover as its set: every region written since parting, and
-// at most the rest of the extents written — more than written, never less. Pure: no I/O.
+// the writes that follow nearby cost nothing more. A restart takes the cover as its set: every
+// region written since parting, and at most the rest of the units written — more than
+// written, never less. Pure: no I/O.
 //
 // Batched (`hold` / `record`), as the activity log's transactions are: every write of one
-// loop turn that the file does not cover waits, its extents gathered in `pending`, and one
+// loop turn that the file does not cover waits, its units gathered in `pending`, and one
 // durable rewrite at the turn's end releases them all — one file write per turn that brings
-// new extents, not one per write.
+// new units, not one per write.
 
 public enum PartedCover {
     /// At most this many cover units span a volume (`unitBytes`): a parting rewrites its file
