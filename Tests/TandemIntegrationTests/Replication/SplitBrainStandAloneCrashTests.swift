@@ -49,6 +49,11 @@ extension Replication {
     /// The survivor's settled status: a union resync of `unionBytes`, all of it moved, and
     /// no more than 1.1 × that (and the bitmap exchange, the links' overhead) on the proxies.
     static func expectUnionMoved(_ p: Resync.PartitionedPair, _ settled: JSONObject, unionBytes: Int, _ what: String) {
+        // Resolved and in sync: nothing apart any more on either node.
+        #expect(settled["split_brain"] as? Bool == false && settled["parted_bytes"] == nil, "\(settled)")
+        let loser = try? p.pair.status(p.pair.beta)
+        #expect(loser?["split_brain"] as? Bool == false && loser?["parted_bytes"] == nil
+                    && loser?["out_of_sync_bytes"] as? Int == 0, "\(loser ?? [:])")
         let report = settled["split_brain_resync"] as? JSONObject
         #expect(settled["session_start"] as? String == "split-brain-union", "\(settled)")
         #expect(report?["plan"] as? String == "split-brain-union", "\(settled)")
