@@ -153,13 +153,16 @@ final class Resource {
         let health = self.health
         backend.onDiskError = { operation, errno in health.record(operation, errno: errno) }
         backend.onUnreplicatedMutation = { [unowned self] offset, length in
-            // A primary writing without replication: the peer will not get it.
+            // A primary writing without replication: the peer will not get it. It may have to
+            // wait for the parted-bitmap file (write-ahead, once per turn).
+            var held = false
             if self.spec.role == .primary {
                 self.startTrackingGeneration()
                 self.changedBytesWhileParted += length
-                self.notePartedWriteAlone(offsetBytes: offset, lengthBytes: length)
+                held = self.notePartedWriteAlone(offsetBytes: offset, lengthBytes: length)
             }
             self.trackUnreplicated(offset, length)
+            return held
         }
         health.onFailed = { [unowned self] in self.diskFailed() }
         applyDiskTimeout()

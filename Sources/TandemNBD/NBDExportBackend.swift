@@ -30,8 +30,14 @@ public final class NBDExportBackend: TurnEndHandler {
     /// failed disk); it is set and cleared with the sink.
     public var readRouter: NBDReadRouter?
     /// Told of every mutation (offset, length in bytes) before it goes to the volume without
-    /// a sink: the owner tracks what replication will have to catch up.
-    public var onUnreplicatedMutation: ((UInt64, UInt64) -> Void)?
+    /// a sink: the owner tracks what replication will have to catch up. It answers true when
+    /// the mutation must wait for a record the owner writes first (a write-ahead record, once
+    /// for all the turn's such mutations): it is then held until `releaseRecordHeld()`.
+    public var onUnreplicatedMutation: ((UInt64, UInt64) -> Bool)?
+    /// Mutations held for the owner's record (`onUnreplicatedMutation` answered true), in
+    /// admission order; each counts as an operation in flight of its connection meanwhile.
+    private var recordHeld: [NBDRequest] = []
+    private var recordReleasing: [NBDRequest] = []
     let logger: Logger
     /// The mutations on the disk (or with the sink), dense: the conflict scan reads one
     /// contiguous array. A request knows its index (`activeIndex`); removal moves the last
@@ -156,15 +162,34 @@ public final class NBDExportBackend: TurnEndHandler {
 
     /// A read, write, flush or fallocate on the volume failed (counted once per failure).
     private func start(_ request: NBDRequest) {
+        var held = false
         if request.isMutation, sink == nil, request.lockEnd > request.lockStart, let track = onUnreplicatedMutation {
-            track(request.lockStart, request.lockEnd - request.lockStart)
+            held = track(request.lockStart, request.lockEnd - request.lockStart)
         }
         if request.isMutation {
             request.activeIndex = active.count
             active.append(ActiveMutation(start: request.lockStart, end: request.lockEnd,
                                          isReadModifyWrite: request.isReadModifyWrite, request: request))
         }
-        request.connection.issue(request)
+        guard held else { return request.connection.issue(request) }
+        // Its connection does not finish closing under it: the release issues it (or, closed,
+        // ends it) and then lets the close go on.
+        request.connection.operationsInFlight += 1
+        recordHeld.append(request)
+    }
+
+    /// The owner's record is durable (or given up, said by the owner): the held mutations go
+    /// to the disk in admission order. Loop thread only.
+    public func releaseRecordHeld() {
+        guard !recordHeld.isEmpty else { return }
+        swap(&recordHeld, &recordReleasing)  // both keep their capacity: no allocation per turn
+        for request in recordReleasing {
+            let connection = request.connection
+            connection.operationsInFlight -= 1
+            connection.issue(request)
+            connection.finishCloseIfIdle()
+        }
+        recordReleasing.removeAll(keepingCapacity: true)
     }
 
     private func unlinkActive(_ request: NBDRequest) {

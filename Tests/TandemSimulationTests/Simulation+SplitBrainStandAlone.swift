@@ -40,11 +40,14 @@ extension Simulation {
         node.partedFile = partedSet(node).map { PartedBitmap(partingGeneration: node.generations.bitmap, bitmap: $0) }
     }
 
-    /// A write of a parted primary (after noteSplitBrainWrite marked it): StandAlone, the file
-    /// is extended first (PartedCover); through a replicator, it is removed first.
+    /// A write of a parted primary (after noteSplitBrainWrite marked it): with no replicator
+    /// (StandAlone in a split brain, or replication stopped otherwise) the file is extended
+    /// first (PartedCover), made if there is none, as the daemon does for every write with no
+    /// replicator (Resource.notePartedWriteAlone; its batching per loop turn changes nothing
+    /// here: the file covers the write before the write is submitted); through a
+    /// replicator, it is removed first.
     func notePartedFileWrite(_ node: SimNode, blocks: Range<Int>) {
-        guard node.partedFile != nil else { return }
-        guard node.primary?.standalone == true, let known = partedSet(node) else {
+        guard node.primary?.standalone == true, node.generations.bitmap != 0, let known = partedSet(node) else {
             node.partedFile = nil
             return
         }

@@ -4,9 +4,10 @@
 // split brain found or resolved after a restart is still resynced by the union of both
 // bitmaps. The file is written whole and durably (temporary file, fsync, rename, directory
 // fsync) at a stop, at a split brain's detection and at a discard; before a write it would
-// not cover it is removed durably (a write through a replicator, or while disabled outside a
-// split brain) or rewritten with the write's extents (in a split brain:
-// Resource.notePartedWriteAlone). A crash therefore never finds a
+// not cover it is removed durably (a write through a replicator, whose activity log names it)
+// or rewritten with the write's extents (a write with no replicator: StandAlone in a split
+// brain, or disabled; once per loop turn for all such writes, Resource.notePartedWriteAlone).
+// A crash therefore never finds a
 // file that misses a write; without one the resolve copies the whole volume and says why. The layout and its
 // proof are TandemCore's PartedBitmapCodec (fuzzed: FuzzBitmap); this file does the I/O.
 #if canImport(Glibc)

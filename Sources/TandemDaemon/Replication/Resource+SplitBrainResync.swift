@@ -3,9 +3,9 @@
 // get, or a forced promotion) tracks the regions it writes from then on (`parted`), beside the
 // byte count the split-brain report carries; the old primary's own tracked bitmap (the writes
 // its peer had not confirmed when the link went) is folded in once its replicator stopped.
-// The set is kept across restarts (PartedBitmapFile): written at stops, and, in a split brain,
-// kept covering every write (StandAlone, disabled or not) before it goes to the volume, so a
-// crash before the resolve keeps it. At a resolve (operator or policy):
+// The set is kept across restarts (PartedBitmapFile): written at stops, and kept covering
+// every write made with no replicator (StandAlone in a split brain, or disabled) before it goes
+// to the volume, batched per loop turn, so a crash before the resolve keeps it. At a resolve (operator or policy):
 // - the loser keeps its set (the file), takes C := 0 with B the parting generation, and becomes
 //   secondary; to a survivor's Hello that asks (`split-brain-resync`, same B) it sends the set
 //   as BitmapChunk / BitmapDone before its ReplicaHello, else it refuses `unrelated-data`;
@@ -54,6 +54,14 @@ struct SplitBrainResyncState {
     /// write it does not cover removes it first, or (with no replicator) extends it first.
     var fileCover: DirtyBitmap?
     var persisted: Bool { fileCover != nil }
+    /// The extents the writes held in this turn need (PartedCover.hold), nil when none waits;
+    /// written with the file at the turn's end (`recordPendingCover`, scheduled once).
+    var coverPending: DirtyBitmap?
+    var recordScheduled = false
+    /// Since the resource opened: the file's rewrites before writes (status
+    /// `parted_file_writes`) and the writes that waited for one (`parted_held_writes`).
+    var fileWrites: UInt64 = 0
+    var heldWrites: UInt64 = 0
     /// The loser's parting generation while it waits to send its set.
     var victimPartingGeneration: UInt64 = 0
     var survivor: SurvivorResync?
@@ -126,30 +134,62 @@ extension Resource {
         _ = splitBrainResync.parted!.setRange(offsetBytes: offsetBytes, lengthBytes: lengthBytes)
     }
 
-    /// A write with no replicator (StandAlone, or disabled) on a primary in a split brain: no
-    /// activity log names it after a crash, so the file covers it, durably, before it goes to
-    /// the volume (PartedCover: the write's extents, once per extent). A set not known as a
-    /// whole, or a file that cannot be written, falls back to removing the file (a resolve then
-    /// copies the whole volume, and says why). Outside a split brain (an ordinary `disable`)
-    /// the file is removed as before: a synchronous rewrite per new extent would slow every
-    /// write while disabled, for a set only a later split brain needs.
-    func notePartedWriteAlone(offsetBytes: UInt64, lengthBytes: UInt64) {
-        guard spec.role == .primary, metadata.latest.bitmapGeneration != 0, lengthBytes > 0 else { return }
-        guard splitBrain != nil, splitBrainResync.parted != nil else {
-            return notePartedWrite(offsetBytes: offsetBytes, lengthBytes: lengthBytes)
+    /// A write with no replicator (StandAlone after a split brain, or disabled) on a primary
+    /// that parted: no activity log names it after a crash, so the file covers it, durably,
+    /// before it goes to the volume (PartedCover: the write's cover units whole, the activity
+    /// log's extents on a volume of up to 1,024 of them, coarser above). True when the
+    /// write must wait: its extents join the turn's pending set, and one durable rewrite at
+    /// the turn's end (`recordPendingCover`) releases every write held in the turn — one file
+    /// write per turn that brings new extents, not one per write. A set not known as a whole
+    /// (the writes unconfirmed at the link loss not folded in) falls back to removing the file
+    /// (a resolve then copies the whole volume, and says why).
+    func notePartedWriteAlone(offsetBytes: UInt64, lengthBytes: UInt64) -> Bool {
+        guard spec.role == .primary, metadata.latest.bitmapGeneration != 0, lengthBytes > 0 else { return false }
+        guard splitBrainResync.parted != nil else {
+            notePartedWrite(offsetBytes: offsetBytes, lengthBytes: lengthBytes)
+            return false
         }
         _ = splitBrainResync.parted!.setRange(offsetBytes: offsetBytes, lengthBytes: lengthBytes)
         let (known, _) = ownChangesSinceParting()
-        guard let known else { return notePartedWrite(offsetBytes: offsetBytes, lengthBytes: lengthBytes) }
-        let extentBytes = max(UInt64(metadata.latest.alExtentBytes), known.blockBytes)
-        guard let cover = PartedCover.recordBefore(writeOffsetBytes: offsetBytes, lengthBytes: lengthBytes,
-                                                   cover: splitBrainResync.fileCover, known: known,
-                                                   extentBytes: extentBytes)
-        else { return }
+        guard let known else {
+            notePartedWrite(offsetBytes: offsetBytes, lengthBytes: lengthBytes)
+            return false
+        }
+        let extentBytes = PartedCover.unitBytes(volumeSizeBytes: volume.sizeBytes,
+                                                extentBytes: UInt64(metadata.latest.alExtentBytes), blockBytes: known.blockBytes)
+        guard PartedCover.hold(writeOffsetBytes: offsetBytes, lengthBytes: lengthBytes, cover: splitBrainResync.fileCover,
+                               pending: &splitBrainResync.coverPending, geometry: known, extentBytes: extentBytes)
+        else { return false }
+        splitBrainResync.heldWrites &+= 1
+        if !splitBrainResync.recordScheduled {
+            splitBrainResync.recordScheduled = true
+            context.loop.atTurnEnd(TurnEndAction { [weak self] in self?.recordPendingCover() })
+        }
+        return true
+    }
+
+    /// The turn's end: the file is rewritten once, durably, with the set it must hold for the
+    /// writes held in the turn (PartedCover.record), and then they go to the volume. A file
+    /// that cannot be written is removed (the set is lost: a resolve copies the whole volume,
+    /// and says why); the writes go on either way, as they would with no file at all.
+    func recordPendingCover() {
+        splitBrainResync.recordScheduled = false
+        defer { backend.releaseRecordHeld() }
+        guard let pending = splitBrainResync.coverPending else { return }
+        splitBrainResync.coverPending = nil
+        let (known, _) = ownChangesSinceParting()
+        guard let known, spec.role == .primary, metadata.latest.bitmapGeneration != 0 else {
+            // The set was lost (or tracking ended) since the writes were held: no file may
+            // claim to cover them.
+            if splitBrainResync.persisted { removePartedFile() }
+            return
+        }
+        let cover = PartedCover.record(cover: splitBrainResync.fileCover, known: known, pending: pending)
         do throws(ResourceStoreError) {
             try PartedBitmapFile.write(PartedBitmap(partingGeneration: metadata.latest.bitmapGeneration, bitmap: cover),
                                       to: partedBitmapPath)
             splitBrainResync.fileCover = cover
+            splitBrainResync.fileWrites &+= 1
         } catch {
             logger.warning("the bitmap since parting could not be extended before a write: a resolve copies the whole volume",
                            metadata: ["error": "\(error)"])

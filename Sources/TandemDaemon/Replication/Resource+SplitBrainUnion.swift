@@ -364,8 +364,8 @@ extension Resource {
         splitBrainResync.lastReport?["done"] = .bool(true)
     }
 
-    /// Status: `split_brain_resync` (the running or last resync) and, on a primary that
-    /// parted, `parted_bytes` (the regions written since parting, by block).
+    /// Status: `split_brain_resync` (the running or last resync), the set since parting
+    /// (`mergePartedStatus`) and, in a split brain, `out_of_sync_bytes`.
     func mergeSplitBrainResyncStatus(into fields: inout [String: JSONValue]) {
         if var report = splitBrainResync.lastReport {
             if report["done"] == nil, let primary { report["moved_bytes"] = .int(Int64(clamping: primary.copiedBytes)) }
@@ -381,6 +381,32 @@ extension Resource {
                 fields["session_start_reason"] = .string(names.sessionStartReason)
             }
         }
-        if let parted = splitBrainResync.parted { fields["parted_bytes"] = .int(Int64(clamping: parted.outOfSyncBytes)) }
+        mergePartedStatus(into: &fields)
+    }
+
+    /// `parted_bytes` (the regions written since parting, by block: exactly those while the
+    /// node has run since; after a restart the file's cover), or `parted_lost_reason` when a
+    /// parted primary keeps no set; the parted-bitmap file's write-ahead counters. And, on a
+    /// primary in a split brain with no session running (StandAlone, disabled, restarted),
+    /// `out_of_sync_bytes` and `lag_bytes`: what this node has that its peer lacks — its
+    /// changes since parting, the same set as `parted_bytes`; the whole volume when that set is lost (a
+    /// resolve that keeps this side then copies every block). Not the tracked bitmap of the
+    /// session the detection stopped: no session catches up from it in a split brain (the
+    /// resolve decides), and a crash does not keep it. docs/control-protocol.md.
+    private func mergePartedStatus(into fields: inout [String: JSONValue]) {
+        let parted = splitBrainResync.parted
+        if let parted {
+            fields["parted_bytes"] = .int(Int64(clamping: parted.outOfSyncBytes))
+        } else if spec.role == .primary, metadata.latest.bitmapGeneration != 0, !splitBrainResync.lostReason.isEmpty {
+            fields["parted_lost_reason"] = .string(splitBrainResync.lostReason)
+        }
+        if spec.role == .primary {
+            fields["parted_file_writes"] = .int(Int64(clamping: splitBrainResync.fileWrites))
+            fields["parted_held_writes"] = .int(Int64(clamping: splitBrainResync.heldWrites))
+        }
+        guard splitBrain != nil, spec.role == .primary, primary == nil else { return }
+        let apartBytes = Int64(clamping: parted?.outOfSyncBytes ?? volume.sizeBytes)
+        fields["out_of_sync_bytes"] = .int(apartBytes)
+        fields["lag_bytes"] = .int(apartBytes)  // what a failover to the peer would lose: the same set
     }
 }

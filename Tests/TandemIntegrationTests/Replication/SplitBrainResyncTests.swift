@@ -176,7 +176,12 @@ extension Replication {
         bytes[40] ^= 0xFF
         try Data(bytes).write(to: URL(fileURLWithPath: file))
         try p.pair.beta.start()
-        #expect(try p.pair.status(p.pair.beta)["parted_bytes"] == nil)
+        // No set: status says why, and what it lacks from the peer's view is the whole volume.
+        let restarted = try p.pair.status(p.pair.beta)
+        #expect(restarted["parted_bytes"] == nil, "\(restarted)")
+        #expect((restarted["parted_lost_reason"] as? String)?.contains("cannot be proven") == true, "\(restarted)")
+        #expect(restarted["out_of_sync_bytes"] as? Int == Self.sizeBytes && restarted["lag_bytes"] as? Int == Self.sizeBytes,
+                "\(restarted)")
         let settled = try Self.resolvedWithAlphaSurviving(p)
         let report = settled["split_brain_resync"] as? JSONObject
         #expect(report?["plan"] as? String == "split-brain-full-copy", "\(settled)")
