@@ -87,6 +87,7 @@ extension Replication {
     @discardableResult
     static func write(from old: [UInt8], to new: [UInt8], _ pair: ReplicatedPair) throws -> Int {
         precondition(old.count == new.count && new.count % blockBytes == 0)
+        let differing = differingBlocks(old, new)
         let client = try RawNBDClient.transmitting(socketPath: pair.nbdSocket(pair.alpha), exportName: ReplicatedPair.resource)
         defer { client.disconnect() }
         var written = 0
@@ -98,8 +99,7 @@ extension Replication {
             runStart = nil
         }
         for offset in stride(from: 0, to: new.count, by: blockBytes) {
-            let differs = old[offset..<(offset + blockBytes)] != new[offset..<(offset + blockBytes)]
-            if !differs {
+            if !differing[offset / blockBytes] {
                 try flush(offset)
             } else if let start = runStart, offset - start >= runBytesMax {
                 try flush(offset)
@@ -110,6 +110,21 @@ extension Replication {
         }
         try flush(new.count)
         return written
+    }
+
+    /// For each 4 KiB block, whether `old` and `new` differ in it: one memcmp a block. (A
+    /// generic `ArraySlice` compare, unoptimised in the debug build, was 78% of this test's CPU
+    /// time: 16 of 20 CPU-seconds over the two 128 MiB images.)
+    static func differingBlocks(_ old: [UInt8], _ new: [UInt8]) -> [Bool] {
+        old.withUnsafeBytes { one in
+            new.withUnsafeBytes { other in
+                stride(from: 0, to: other.count, by: blockBytes).map { offset in
+                    let range = offset..<(offset + blockBytes)
+                    return !BlockBytes.equal(UnsafeRawBufferPointer(rebasing: one[range]),
+                                             UnsafeRawBufferPointer(rebasing: other[range]))
+                }
+            }
+        }
     }
 }
 }
