@@ -97,6 +97,9 @@
 #   BENCH_SECONDARY_ARGS  extra words for the secondary's `tandemctl create` (e.g.
 #                  `--group-commit-us 50000`: how the secondary's flushes on the same disk
 #                  weigh on the primary's activity-log transactions)
+#   BENCH_PRIMARY_ARGS  extra words for the primary's `tandemctl create` (e.g.
+#                  `--metadata-path /dev/shm/x.md`: the metadata file, and so the activity
+#                  log's transactions and their flushes, on another device than the volume)
 #   BENCH_SECONDARY_STATE  a directory for the secondary's state directory (its metadata file,
 #                  whose record a group commit writes durably) instead of WORK: with
 #                  BENCH_LAYOUT=separate and a tmpfs here, nothing of the secondary's touches
@@ -314,6 +317,9 @@ start_pair() { # mode
     fi
     local al_args=()
     [[ -n "${BENCH_AL_EXTENTS:-}" ]] && al_args=(--al-extents "$BENCH_AL_EXTENTS")
+    local primary_args=()
+    [[ -n "${BENCH_PRIMARY_ARGS:-}" ]] && read -r -a primary_args <<<"$BENCH_PRIMARY_ARGS"
+    al_args+=("${primary_args[@]}")
     if ! out="$(ctl "$work/$mode-alpha.ctl" create r0 --volume "$src" --role primary \
         --peer-name beta --peer-address "127.0.0.1:$port_b" --mode "$mode" \
         --initial-sync none --nbd-socket "$work/$mode-alpha-r0.sock" "${al_args[@]}" 2>&1)"; then
@@ -430,7 +436,7 @@ done
 {
     echo "## Pair benchmark $stamp"
     echo
-    echo "Command: \`BENCH_SIZE=$size BENCH_RUNTIME=$runtime BENCH_RAMP=$ramp BENCH_REPEAT=$repeat BENCH_TARGETS=\"$targets\" BENCH_QEMU_AIO=$qemu_aio BENCH_LAYOUT=$layout BENCH_SPARSE=$sparse BENCH_WORKLOADS=${BENCH_WORKLOADS:-all} BENCH_AL_EXTENTS=${BENCH_AL_EXTENTS:-default}${BENCH_SECONDARY_STATE:+ BENCH_SECONDARY_STATE=$BENCH_SECONDARY_STATE}${BENCH_SECONDARY_ARGS:+ BENCH_SECONDARY_ARGS=\"$BENCH_SECONDARY_ARGS\"} Benchmarks/pair.sh\`"
+    echo "Command: \`BENCH_SIZE=$size BENCH_RUNTIME=$runtime BENCH_RAMP=$ramp BENCH_REPEAT=$repeat BENCH_TARGETS=\"$targets\" BENCH_QEMU_AIO=$qemu_aio BENCH_LAYOUT=$layout BENCH_SPARSE=$sparse BENCH_WORKLOADS=${BENCH_WORKLOADS:-all} BENCH_AL_EXTENTS=${BENCH_AL_EXTENTS:-default}${BENCH_SECONDARY_STATE:+ BENCH_SECONDARY_STATE=$BENCH_SECONDARY_STATE}${BENCH_SECONDARY_ARGS:+ BENCH_SECONDARY_ARGS=\"$BENCH_SECONDARY_ARGS\"}${BENCH_PRIMARY_ARGS:+ BENCH_PRIMARY_ARGS=\"$BENCH_PRIMARY_ARGS\"} Benchmarks/pair.sh\`"
     echo "Commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)${BENCH_BIN:+ (tandemd from $BENCH_BIN)}; kernel $(uname -r);" \
         "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs));" \
         "$(fio --version); $(qemu-storage-daemon --version | head -1);" \
