@@ -95,8 +95,12 @@ extension ResourceSpec {
                 """),
             entry("metadata_path", "path", "absolute path", nil, "`<state_dir>/<name>.md`", """
                 The metadata file: put it on another disk than the volume, or on storage \
-                with a faster flush. Fixed at `create` (the default is resolved then and \
-                persisted); the file is created there, replacing any file of that name.
+                with a faster flush. Every activity-log transaction is a durable write here, \
+                and a write to an extent the log does not hold waits for one: on a device with \
+                power-loss protection or FUA that wait shrinks to the record's write \
+                (docs/tracking.md, *What a miss's wait protects*; docs/benchmarks.md, ninth \
+                session). Fixed at `create` (the default is resolved then and persisted); the \
+                file is created there, replacing any file of that name.
                 """),
             // stage (issue 13 §3)
             entry("staging_path", "path", "absolute path", nil, "`<state_dir>/<name>.staging`", """
